@@ -1,0 +1,1 @@
+"""kvsim simulation library: config, hardware, caches, simulators, reports."""

@@ -1,0 +1,316 @@
+"""Config schema and loading: file -> preset -> profile -> --set overrides.
+
+Every section is a pydantic model with ``extra="forbid"`` so an unknown key is
+an error, never silently ignored. Errors are raised as InputError naming the
+key path and the source (file, profile or ``--set``) that supplied the value.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.errors import InputError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int4"]
+PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelCfg(_Section):
+    name: str = "llama-3-8b"
+    kv_dtype: Dtype = "fp16"
+    weight_dtype: Dtype = "fp16"
+    tp: int = Field(1, ge=1)
+    pp: int = Field(1, ge=1)
+
+
+class TierCfg(_Section):
+    capacity_gb: float = Field(0.0, ge=0)
+    bandwidth_gb_s: float = Field(1.0, gt=0)
+    latency_us: float = Field(0.0, ge=0)
+
+
+class HardwareCfg(_Section):
+    gpu: str = "h100-sxm"
+    gpus_per_node: int = Field(8, ge=1)
+    runtime_reserve_gb: float = Field(4.0, ge=0)
+    hbm: TierCfg = TierCfg(capacity_gb=0.5, bandwidth_gb_s=3350)
+    dram: TierCfg = TierCfg(capacity_gb=8, bandwidth_gb_s=25, latency_us=10)
+    ssd: TierCfg = TierCfg(capacity_gb=64, bandwidth_gb_s=6, latency_us=100)
+    eic: TierCfg = TierCfg(capacity_gb=512, bandwidth_gb_s=50, latency_us=3)
+
+
+class ComputeCfg(_Section):
+    mfu: float = Field(0.5, gt=0, le=1)
+    decode_overhead_ms: float = Field(2.0, ge=0)
+    max_batch_size: int = Field(128, ge=1)
+
+
+class CacheCfg(_Section):
+    block_tokens: int = Field(0, ge=0)
+    write_policy: Literal["write_back", "write_through"] = "write_back"
+    async_backup: bool = False
+    prefetch_lookahead: int = Field(1, ge=1)
+    selective_depth: int = Field(8, ge=0)
+
+
+class PoliciesCfg(_Section):
+    eviction: str = "lru"
+    compare: list[str] = ["lru", "lfu", "fifo", "arc", "s3fifo", "selective_write", "session_prefetch", "belady"]
+    learned_model: str = ""
+
+
+class ClusterCfg(_Section):
+    racks: int = Field(160, ge=1)
+    gpus_per_rack: int = Field(64, ge=1)
+    eic_nodes_per_rack: int = Field(4, ge=0)
+    cross_rack_lookup: bool = False
+    remote_ssd_capacity_gb: float = Field(1048576, ge=0)
+    router: str = "prefix_aware"
+    evict_to_eic: bool = True
+
+
+class NetworkCfg(_Section):
+    nvlink_bandwidth_gb_s: float = Field(900, gt=0)
+    nvlink_latency_us: float = Field(1, ge=0)
+    nic_bandwidth_gb_s: float = Field(50, gt=0)
+    rack_latency_us: float = Field(3, ge=0)
+    cross_rack_latency_us: float = Field(15, ge=0)
+    spine_bandwidth_gb_s: float = Field(400, gt=0)
+    remote_ssd_latency_us: float = Field(200, ge=0)
+    remote_ssd_bandwidth_gb_s: float = Field(100, gt=0)
+    jitter_cv: float = Field(0.0, ge=0)
+    tail_prob: float = Field(0.0, ge=0, le=1)
+    tail_multiplier: float = Field(10.0, ge=1)
+    contention: bool = True
+
+
+class PdCfg(_Section):
+    prefill_ratio: int = Field(1, ge=1)
+    decode_ratio: int = Field(3, ge=1)
+    chunk_size_tokens: int = Field(8192, ge=1)
+    prefill_token_budget: int = Field(16384, ge=1)
+    transfer: Literal["push", "pull", "pull_on_demand"] = "push"
+    layerwise: bool = True
+    preemption: Literal["recompute", "swap"] = "recompute"
+
+
+class SloCfg(_Section):
+    ttft_ms: float = Field(2000, gt=0)
+    tpot_ms: float = Field(100, gt=0)
+
+
+class TraceCfg(_Section):
+    path: str = ""
+    format: Literal["auto", "mooncake", "azure", "burstgpt", "splitwise", "bailian"] = "auto"
+    limit: int = Field(0, ge=0)
+    strict: bool = False
+
+
+class SyntheticCfg(_Section):
+    kind: Literal["multi_turn", "system_prompt", "rag", "multi_agent", "mixed"] = "multi_turn"
+    requests: int = Field(3000, ge=1)
+    arrival: Literal["poisson", "gamma"] = "poisson"
+    rate_per_s: float = Field(10.0, gt=0)
+    burstiness_cv: float = Field(2.0, gt=0)
+    sessions: int = Field(300, ge=1)
+    turns_mean: float = Field(5.0, ge=1)
+    turn_interval_s: float = Field(30.0, ge=0)
+    system_prompt_tokens: int = Field(1024, ge=0)
+    system_prompts: int = Field(4, ge=1)
+    new_tokens_mean: int = Field(400, ge=1)
+    output_tokens_mean: int = Field(200, ge=1)
+    documents: int = Field(200, ge=1)
+    document_tokens: int = Field(4096, ge=1)
+    zipf_s: float = Field(1.1, gt=0)
+    agents: int = Field(8, ge=1)
+    shared_prefix_tokens: int = Field(8192, ge=0)
+    block_tokens: int = Field(16, ge=1)
+
+
+class ExperimentsCfg(_Section):
+    out_dir: str = "results"
+    workers: int = Field(0, ge=0)
+
+
+class Config(_Section):
+    seed: int = 42
+    model: ModelCfg = ModelCfg()
+    hardware: HardwareCfg = HardwareCfg()
+    compute: ComputeCfg = ComputeCfg()
+    cache: CacheCfg = CacheCfg()
+    policies: PoliciesCfg = PoliciesCfg()
+    cluster: ClusterCfg = ClusterCfg()
+    network: NetworkCfg = NetworkCfg()
+    pd: PdCfg = PdCfg()
+    slo: SloCfg = SloCfg()
+    trace: TraceCfg = TraceCfg()
+    synthetic: SyntheticCfg = SyntheticCfg()
+    experiments: ExperimentsCfg = ExperimentsCfg()
+
+    @model_validator(mode="after")
+    def _cluster_divides(self) -> "Config":
+        per_node = self.hardware.gpus_per_node
+        if self.cluster.gpus_per_rack % per_node:
+            raise ValueError(
+                f"cluster.gpus_per_rack={self.cluster.gpus_per_rack} does not divide into nodes of "
+                f"hardware.gpus_per_node={per_node}"
+            )
+        if self.model.tp * self.model.pp > per_node * self.cluster.gpus_per_rack:
+            raise ValueError("model.tp x model.pp exceeds the GPUs of a rack")
+        return self
+
+    def hash(self) -> str:
+        return config_hash(self)
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable 12-hex-digit hash of the resolved config (key order independent)."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- loading
+
+def _read_yaml(path: Path, what: str) -> dict:
+    if not path.exists():
+        raise InputError(f"{what} not found", where=str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise InputError(f"not valid YAML ({getattr(e, 'problem', e)})", where=f"{path}{line}") from None
+    if not isinstance(data, dict):
+        raise InputError("top level must be a mapping of sections", where=str(path))
+    return data
+
+
+def _merge(base: dict, over: dict, sources: dict, source: str, prefix: str = "") -> None:
+    """Deep-merge `over` into `base`, remembering which source set each key."""
+    for k, v in over.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v, sources, source, path + ".")
+        else:
+            base[k] = copy.deepcopy(v)
+            sources[path] = source
+
+
+def _source_for(loc: str, sources: dict, default: str) -> str:
+    # The most specific recorded key that is a prefix of the error location.
+    best, best_len = default, -1
+    for key, src in sources.items():
+        if (loc == key or loc.startswith(key + ".")) and len(key) > best_len:
+            best, best_len = src, len(key)
+    return best
+
+
+def _validate(data: dict, sources: dict, default_source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and not isinstance(err["input"], (dict, list)):
+            msg = f"{msg} (got {err['input']!r})"
+        where = _source_for(loc, sources, default_source)
+        if not loc:  # model-level validator: blame the latest source of a key it names
+            msg = msg.removeprefix("Value error, ")
+            named = [k for k in sources if k in msg]
+            if named:
+                where = sources[named[-1]]
+            raise InputError(msg, where=where) from None
+        raise InputError(f"{loc}: {msg}", where=where) from None
+
+
+def parse_override(text: str, cfg_dict: dict) -> tuple[list[str], Any]:
+    """Parse ``a.b=c``; the value is YAML (so 3, 0.5, true, [lru, arc] work)."""
+    if "=" not in text:
+        raise InputError(f"expected KEY=VALUE, got {text!r}", where="--set")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    node: Any = cfg_dict
+    for i, p in enumerate(parts):
+        if not isinstance(node, dict) or p not in node:
+            raise InputError(f"unknown key {'.'.join(parts[: i + 1])!r}", where=f"--set {text}")
+        node = node[p]
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(node, str) and not isinstance(value, str):
+        value = raw.strip()  # e.g. model.name=7 stays a string
+    return parts, value
+
+
+def load_config(
+    path: str | Path | None = None,
+    preset: str | None = None,
+    profile: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Resolve a Config from file, preset, profile and ``--set`` overrides."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    raw = _read_yaml(path, "config file")
+    presets = raw.pop("presets", {}) or {}
+    sources: dict[str, str] = {}
+    data = Config().model_dump(mode="python")
+    _merge(data, raw, sources, str(path))
+    # Validate the file on its own first so errors name the file, not a later layer.
+    _validate(data, sources, str(path))
+    if preset:
+        if preset not in presets:
+            known = ", ".join(sorted(presets)) or "none"
+            raise InputError(f"unknown preset {preset!r} (known: {known})", where=f"{path}: presets")
+        _merge(data, presets[preset], sources, f"{path}: presets.{preset}")
+    if profile:
+        ppath = Path(profile)
+        prof = _read_yaml(ppath, "profile")
+        for section in prof:
+            if section not in PROFILE_SECTIONS:
+                raise InputError(
+                    f"unknown section {section!r} (allowed: {', '.join(PROFILE_SECTIONS)})", where=str(ppath)
+                )
+        _merge(data, prof, sources, str(ppath))
+    for text in overrides or []:
+        parts, value = parse_override(text, data)
+        node = data
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+        sources[".".join(parts)] = f"--set {text}"
+    return _validate(data, sources, str(path))
+
+
+def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of `cfg` with dotted-key overrides applied and re-validated."""
+    data = cfg.model_dump(mode="python")
+    sources: dict[str, str] = {}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = data
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise InputError(f"unknown key {key!r}", where="override")
+            node = node[p]
+        if parts[-1] not in node:
+            raise InputError(f"unknown key {key!r}", where="override")
+        node[parts[-1]] = value
+        sources[key] = f"override {key}"
+    return _validate(data, sources, "override")

@@ -1,0 +1,104 @@
+"""Processor sharing without per-byte or per-token events.
+
+Jobs share a server whose per-job service rate depends on the set of active
+jobs (a link's bandwidth split n ways; a decode batch whose iteration time
+grows with its size). All active jobs advance equally, so one *virtual clock*
+V (service per job so far) describes them all: a job of size s that starts at
+V0 finishes when V reaches V0 + s. Between arrivals and departures the rate
+is constant, so the only events are one per arrival and one per departure -
+the classic virtual-time trick of fair-queueing schedulers.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Callable
+
+import simpy
+
+
+class FluidShare:
+    """A processor-sharing server on a SimPy environment.
+
+    ``rate_fn(n_active, load)`` returns the service rate *per job* (units of
+    size per second) when `n_active` jobs with summed `load` are active.
+    ``serve(size, load)`` returns an event that fires when the job is done.
+    """
+
+    def __init__(self, env: simpy.Environment, rate_fn: Callable[[int, float], float]) -> None:
+        self.env = env
+        self.rate_fn = rate_fn
+        self._v = 0.0  # virtual clock: service per job delivered so far
+        self._t = env.now  # real time of the last virtual-clock update
+        self._heap: list[tuple[float, int, simpy.Event, float]] = []  # (finish V, seq, event, load)
+        self._load = 0.0
+        self._seq = itertools.count()
+        self._gen = 0  # invalidates stale wake-up timers
+        self.busy_time = 0.0  # seconds with at least one active job
+        self.served = 0.0  # total size served
+
+    @property
+    def active(self) -> int:
+        return len(self._heap)
+
+    def _rate(self) -> float:
+        return self.rate_fn(len(self._heap), self._load) if self._heap else 0.0
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._t
+        if dt > 0 and self._heap:
+            r = self._rate()
+            self._v += r * dt
+            self.served += r * dt * len(self._heap)
+            self.busy_time += dt
+        self._t = now
+
+    def serve(self, size: float, load: float = 0.0) -> simpy.Event:
+        done = self.env.event()
+        if size <= 0:
+            done.succeed()
+            return done
+        self._advance()
+        heapq.heappush(self._heap, (self._v + size, next(self._seq), done, load))
+        self._load += load
+        self._reschedule()
+        return done
+
+    def _reschedule(self) -> None:
+        self._gen += 1
+        if not self._heap:
+            return
+        rate = self._rate()
+        if rate <= 0:
+            raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
+        delay = max(0.0, (self._heap[0][0] - self._v) / rate)
+        gen = self._gen
+        self.env.timeout(delay).callbacks.append(lambda _e, g=gen: self._wake(g))
+
+    def _wake(self, gen: int) -> None:
+        if gen != self._gen:
+            return  # a newer arrival/departure rescheduled us
+        self._advance()
+        # Float slack: finish every job whose virtual finish is (almost) reached.
+        eps = 1e-9 * max(1.0, abs(self._v))
+        while self._heap and self._heap[0][0] <= self._v + eps:
+            _, _, ev, load = heapq.heappop(self._heap)
+            self._load -= load
+            ev.succeed()
+        if not self._heap:
+            self._load = 0.0
+        self._reschedule()
+
+
+def link_share(env: simpy.Environment, bandwidth_bytes_s: float, contention: bool = True) -> FluidShare:
+    """A link whose bandwidth is split equally among concurrent transfers.
+
+    With ``contention=False`` every transfer gets the full bandwidth (an
+    uncontended what-if), which is also what a single transfer sees.
+    """
+    if bandwidth_bytes_s <= 0:
+        raise ValueError("bandwidth must be positive")
+    if contention:
+        return FluidShare(env, lambda n, _load: bandwidth_bytes_s / n)
+    return FluidShare(env, lambda _n, _load: bandwidth_bytes_s)

@@ -1,0 +1,599 @@
+"""Model and hardware specs: presets, HuggingFace config.json loading, KV sizes.
+
+Units used throughout (the same as config.yaml):
+
+* sizes in bytes unless a name says otherwise; ``_gb`` / ``_gib`` memory
+  figures are GiB (1024**3 bytes);
+* bandwidths ``_gb_s`` are GB/s (10**9 bytes/s);
+* compute ``_tflops`` are 10**12 FLOP/s, dense (no 2:4 sparsity).
+
+KV bytes per token (per GPU, one replica = one TP x PP group)::
+
+    MHA/GQA: 2 (K and V) x layers_per_stage x kv_heads_per_gpu x head_dim x dtype_bytes
+    MLA:     (kv_lora_rank + qk_rope_head_dim) x layers_per_stage x dtype_bytes
+
+* ``layers_per_stage = ceil(kv_cache_layer_count / pp)``: the busiest pipeline
+  stage (the one that runs out of memory first).
+* ``kv_heads_per_gpu = ceil(n_kv_heads / tp)`` when ``tp <= n_kv_heads``
+  (equal to ``n_kv_heads / tp`` whenever tp divides the heads, as vLLM and
+  SGLang require; ceil is the busiest rank otherwise). When ``tp > n_kv_heads``
+  the KV heads are *replicated*: every rank keeps one whole KV head (this is
+  what vLLM/SGLang do, e.g. Llama-3-70B's 8 KV heads at TP 16), so the
+  per-GPU size stops shrinking at 1 head and the replica as a whole stores
+  ``tp / n_kv_heads`` copies.
+* MLA (DeepSeek-V2/V3): the compressed latent ``c_kv`` plus the shared RoPE
+  key is one vector per token per layer, shared by all heads, so it cannot be
+  split across TP ranks: with plain TP attention every rank holds the full
+  latent (no division by tp).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sim.config import Config
+
+GIB = 1024**3
+
+# Bytes per element of each supported dtype (int4 packs two values per byte).
+DTYPE_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int4": 0.5}
+
+
+def dtype_bytes(dtype: str, where: str = "dtype") -> float:
+    """Bytes per element of `dtype`; InputError naming `where` if unknown."""
+    try:
+        return DTYPE_BYTES[str(dtype).lower()]
+    except KeyError:
+        raise InputError(
+            f"unknown dtype {dtype!r} (known: {', '.join(DTYPE_BYTES)})", where=where
+        ) from None
+
+
+# ====================================================================== models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture figures that decide KV size, weight size and FLOPs.
+
+    ``head_dim`` is the per-head dimension of K and V (for MLA: the V / no-RoPE
+    head dim, 128 for DeepSeek-V3; it is only used by the attention FLOPs
+    term). ``params`` counts every weight including embeddings;
+    ``active_params`` is what one token touches (MoE: shared parts + top-k
+    experts; dense: = params). ``kv_cache_layer_count`` is how many layers keep
+    a per-token KV cache (= n_layers except in hybrid models whose other layers
+    are linear attention / SSM / sliding-window).
+    """
+
+    name: str
+    n_layers: int
+    hidden_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    params: int
+    active_params: int = 0          # 0 = dense: same as params
+    attention: str = ""             # "mha" | "gqa" | "mla"; "" = mha if kv heads == heads else gqa
+    kv_lora_rank: int = 0           # MLA latent dimension (0 unless mla)
+    qk_rope_head_dim: int = 0       # MLA decoupled RoPE key dimension (0 unless mla)
+    kv_cache_layer_count: int = 0   # 0 = n_layers
+    max_context: int = 4096         # tokens (max_position_embeddings of config.json)
+    n_experts: int = 0              # routed experts per MoE layer (0 = dense)
+    experts_per_token: int = 0      # routed experts used per token
+
+    def __post_init__(self) -> None:
+        fill = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
+        if not self.active_params:
+            fill("active_params", self.params)
+        if not self.kv_cache_layer_count:
+            fill("kv_cache_layer_count", self.n_layers)
+        if not self.attention:
+            fill("attention", "mha" if self.n_kv_heads == self.n_heads else "gqa")
+        if self.attention not in ("mha", "gqa", "mla"):
+            raise ValueError(f"{self.name}: attention must be mha|gqa|mla, got {self.attention!r}")
+        if self.attention == "mla" and self.kv_lora_rank <= 0:
+            raise ValueError(f"{self.name}: mla needs kv_lora_rank > 0")
+        for k in ("n_layers", "hidden_size", "n_heads", "n_kv_heads", "head_dim", "params", "max_context"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"{self.name}: {k} must be > 0")
+        if not 0 < self.kv_cache_layer_count <= self.n_layers:
+            raise ValueError(f"{self.name}: kv_cache_layer_count must be in 1..n_layers")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 0
+
+    @property
+    def attn_hidden(self) -> int:
+        """n_heads x head_dim: the width of the attention score/value products."""
+        return self.n_heads * self.head_dim
+
+
+# ---------------------------------------------------------- parameter counts
+
+
+def _pos_int(d: dict, key: str, where: str, default: Any = None) -> int:
+    v = d.get(key, default)
+    if v is None:
+        v = default
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v <= 0:
+        raise InputError(f"key {key!r} must be a positive integer (got {v!r})", where=where)
+    return int(v)
+
+
+def _estimate_params(d: dict, n_layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int,
+                     inter: int, vocab: int, where: str) -> tuple[int, int, int, int]:
+    """(params, active_params, n_experts, experts_per_token) from an HF-style dict.
+
+    Counts: token embedding (+ untied lm_head), per layer the attention
+    projections (+ q/k/v bias for Qwen2-style models, + q/k norms for Qwen3),
+    a gated (SwiGLU: gate, up, down) MLP or MoE block, two RMSNorms, and the
+    final norm. Reproduces the published counts of Llama-2/3, Mistral, Mixtral,
+    Qwen2.5 exactly and DeepSeek-V3 to 0.01%. Layers of other kinds in hybrid
+    models (mamba, linear attention) are counted as if they were attention
+    layers (an approximation; those layers hold no KV either way).
+    """
+    mtype = str(d.get("model_type", "")).lower()
+    tied = bool(d.get("tie_word_embeddings", False))
+    embed = vocab * hidden * (1 if tied else 2)
+
+    # ---- attention
+    if d.get("kv_lora_rank"):
+        q_lora = int(d.get("q_lora_rank") or 0)
+        nope = int(d.get("qk_nope_head_dim") or head_dim)
+        rope = int(d.get("qk_rope_head_dim") or 0)
+        v_dim = int(d.get("v_head_dim") or head_dim)
+        r = int(d["kv_lora_rank"])
+        q = (hidden * q_lora + q_lora + q_lora * heads * (nope + rope)) if q_lora else hidden * heads * (nope + rope)
+        attn = q + hidden * (r + rope) + r + r * heads * (nope + v_dim) + heads * v_dim * hidden
+    else:
+        q_out, kv_out = heads * head_dim, kv_heads * head_dim
+        attn = hidden * q_out + 2 * hidden * kv_out + q_out * hidden
+        if mtype in ("qwen", "qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl") or d.get("qkv_bias"):
+            attn += q_out + 2 * kv_out                     # q/k/v bias
+        elif d.get("attention_bias"):
+            attn += q_out + 2 * kv_out + hidden            # q/k/v/o bias (Llama-style flag)
+        if mtype.startswith("qwen3") or d.get("qk_norm") or d.get("use_qk_norm"):
+            attn += 2 * head_dim                           # q_norm, k_norm
+    norms = 2 * hidden
+
+    # ---- MLP / MoE
+    n_exp = int(d.get("num_local_experts") or d.get("n_routed_experts") or d.get("num_experts") or 0)
+    dense_mlp = 3 * hidden * inter
+    if n_exp:
+        top_k = d.get("num_experts_per_tok") or d.get("num_experts_per_token") or d.get("moe_topk")
+        if not top_k:
+            raise InputError("MoE config (experts given) is missing key 'num_experts_per_tok'", where=where)
+        top_k = int(top_k)
+        moe_inter = int(d.get("moe_intermediate_size") or inter)
+        expert = 3 * hidden * moe_inter
+        shared = int(d.get("n_shared_experts") or 0) * expert
+        if d.get("shared_expert_intermediate_size"):
+            shared += 3 * hidden * int(d["shared_expert_intermediate_size"]) + hidden  # + shared gate
+        router = hidden * n_exp
+        dense_layers = int(d.get("first_k_dense_replace") or 0) + len(d.get("mlp_only_layers") or [])
+        dense_layers = min(dense_layers, n_layers)
+        moe_layers = n_layers - dense_layers
+        total_mlp = dense_layers * dense_mlp + moe_layers * (n_exp * expert + shared + router)
+        active_mlp = dense_layers * dense_mlp + moe_layers * (top_k * expert + shared + router)
+    else:
+        top_k = 0
+        total_mlp = active_mlp = n_layers * dense_mlp
+
+    base = embed + n_layers * (attn + norms) + hidden
+    return base + total_mlp, base + active_mlp, n_exp, top_k
+
+
+def _kv_layers(d: dict, n_layers: int, where: str) -> int:
+    """Layers holding a per-token KV cache, from explicit or hybrid-layout keys.
+
+    Accepted (first match wins): ``kv_cache_layer_count``; ``layer_types``
+    (entries "full_attention"/"attention"/"global" count; "sliding_attention"
+    layers are excluded because their KV is bounded by the window, a constant
+    per request rather than per token; "linear_attention"/"mamba" hold none);
+    ``layers_block_type`` (entries "attention"); Jamba's ``attn_layer_period``
+    + ``attn_layer_offset``; Qwen3-Next's ``full_attention_interval``.
+    """
+    if d.get("kv_cache_layer_count") is not None:
+        n = _pos_int(d, "kv_cache_layer_count", where)
+        if n > n_layers:
+            raise InputError(f"kv_cache_layer_count={n} exceeds num_hidden_layers={n_layers}", where=where)
+        return n
+    for key, kinds in (("layer_types", {"full_attention", "attention", "global", "global_attention"}),
+                       ("layers_block_type", {"attention", "full_attention"})):
+        types = d.get(key)
+        if isinstance(types, list) and types:
+            n = sum(1 for t in types if str(t).lower() in kinds)
+            if n == 0:
+                raise InputError(f"{key!r} lists no full-attention layer, so no layer holds a KV cache", where=where)
+            return n
+    if d.get("attn_layer_period") and d.get("attn_layer_offset") is not None:
+        period, offset = int(d["attn_layer_period"]), int(d["attn_layer_offset"])
+        return sum(1 for i in range(n_layers) if i % period == offset) or n_layers
+    if d.get("full_attention_interval"):
+        k = int(d["full_attention_interval"])
+        return sum(1 for i in range(n_layers) if (i + 1) % k == 0) or n_layers
+    return n_layers
+
+
+_REQUIRED_ALIASES = {
+    "num_hidden_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "hidden_size": ("hidden_size", "n_embd", "d_model"),
+    "num_attention_heads": ("num_attention_heads", "n_head"),
+    "intermediate_size": ("intermediate_size", "ffn_hidden_size"),
+    "vocab_size": ("vocab_size", "padded_vocab_size"),
+    "max_position_embeddings": ("max_position_embeddings", "seq_length", "max_sequence_length", "n_positions"),
+}
+
+
+def _spec_from_hf(d: dict, name: str, where: str) -> ModelSpec:
+    """Build a ModelSpec from a HuggingFace config.json dict."""
+    if not isinstance(d, dict):
+        raise InputError("config.json must be a JSON object", where=where)
+    if "text_config" in d and "num_hidden_layers" not in d and isinstance(d["text_config"], dict):
+        d = {**d, **d["text_config"]}  # multimodal wrappers keep the LM under text_config
+
+    def req(key: str) -> int:
+        for alias in _REQUIRED_ALIASES[key]:
+            if d.get(alias) is not None:
+                return _pos_int(d, alias, where)
+        raise InputError(f"missing required key {key!r}", where=where)
+
+    n_layers = req("num_hidden_layers")
+    hidden = req("hidden_size")
+    heads = req("num_attention_heads")
+    inter = req("intermediate_size")
+    vocab = req("vocab_size")
+    max_ctx = req("max_position_embeddings")
+    if str(d.get("model_type", "")).lower() == "qwen":
+        inter //= 2  # Qwen(1) config.json lists 2x the per-projection FFN width
+    kv_heads = _pos_int(d, "num_key_value_heads", where, default=heads)
+    if heads % kv_heads:
+        raise InputError(f"num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads}",
+                         where=where)
+    kv_lora = d.get("kv_lora_rank")
+    if kv_lora:
+        kv_lora = _pos_int(d, "kv_lora_rank", where)
+        if d.get("qk_rope_head_dim") is None:
+            raise InputError("missing required key 'qk_rope_head_dim' (MLA config has kv_lora_rank)", where=where)
+        rope = _pos_int(d, "qk_rope_head_dim", where)
+        head_dim = int(d.get("v_head_dim") or d.get("qk_nope_head_dim") or d.get("head_dim") or hidden // heads)
+        attention, kv_heads = "mla", heads
+    else:
+        kv_lora, rope = 0, 0
+        head_dim = _pos_int(d, "head_dim", where, default=d.get("kv_channels") or hidden // heads)
+        attention = "mha" if kv_heads == heads else "gqa"
+    kv_layers = _kv_layers(d, n_layers, where)
+    params, active, n_exp, top_k = _estimate_params(d, n_layers, hidden, heads, kv_heads, head_dim,
+                                                    inter, vocab, where)
+    # Presets may pin the published counts (a config.json never carries them).
+    params = int(d.get("_params") or params)
+    active = int(d.get("_active_params") or (active if n_exp else params))
+    return ModelSpec(
+        name=name, n_layers=n_layers, hidden_size=hidden, n_heads=heads, n_kv_heads=kv_heads,
+        head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, params=params,
+        active_params=active, attention=attention, kv_lora_rank=kv_lora, qk_rope_head_dim=rope,
+        kv_cache_layer_count=kv_layers, max_context=max_ctx, n_experts=n_exp, experts_per_token=top_k,
+    )
+
+
+def load_hf_config(path: str | Path) -> ModelSpec:
+    """ModelSpec from a local HuggingFace ``config.json`` (or a directory holding one).
+
+    Reads num_hidden_layers, hidden_size, num_attention_heads,
+    num_key_value_heads (default: = heads), head_dim (default hidden/heads),
+    intermediate_size, vocab_size, max_position_embeddings; MLA keys
+    kv_lora_rank/qk_rope_head_dim; MoE keys num_local_experts / num_experts /
+    n_routed_experts, num_experts_per_tok, moe_intermediate_size,
+    n_shared_experts, first_k_dense_replace; hybrid layouts (see _kv_layers).
+    Parameter counts are estimated from the architecture. A missing required
+    key raises InputError naming the file and the key.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    if not p.is_file():
+        raise InputError("model config not found (expected a HuggingFace config.json)", where=str(p))
+    try:
+        d = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise InputError(f"not valid JSON ({e})", where=f"{p}{line}") from None
+    name = None
+    if isinstance(d, dict):
+        name = d.get("_name_or_path")
+    if not name:
+        name = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
+    return _spec_from_hf(d, str(name), str(p))
+
+
+# Real architecture values, copied from each model's HuggingFace config.json
+# (repository in the comment). Parameter counts are computed by
+# _estimate_params from these, which matches the safetensors totals
+# (e.g. Llama-3-70B 70,553,706,496; Llama-3.1-405B 405,853,388,800;
+# Mixtral 46,702,792,704 total / 12,879,925,248 active; Qwen2.5-72B
+# 72,706,203,648), unless pinned with _params/_active_params.
+_LLAMA3_VOCAB = 128256
+_PRESET_CONFIGS: dict[str, dict] = {
+    # meta-llama/Llama-2-7b-hf
+    "llama-2-7b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=32,
+                       intermediate_size=11008, vocab_size=32000, max_position_embeddings=4096),
+    # meta-llama/Llama-2-13b-hf
+    "llama-2-13b": dict(num_hidden_layers=40, hidden_size=5120, num_attention_heads=40, num_key_value_heads=40,
+                        intermediate_size=13824, vocab_size=32000, max_position_embeddings=4096),
+    # meta-llama/Llama-2-70b-hf
+    "llama-2-70b": dict(num_hidden_layers=80, hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                        intermediate_size=28672, vocab_size=32000, max_position_embeddings=4096),
+    # meta-llama/Meta-Llama-3-8B
+    "llama-3-8b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                       intermediate_size=14336, vocab_size=_LLAMA3_VOCAB, max_position_embeddings=8192),
+    # meta-llama/Meta-Llama-3-70B
+    "llama-3-70b": dict(num_hidden_layers=80, hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                        intermediate_size=28672, vocab_size=_LLAMA3_VOCAB, max_position_embeddings=8192),
+    # meta-llama/Llama-3.1-8B (same layers as Llama-3-8B, 128K context)
+    "llama-3.1-8b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                         intermediate_size=14336, vocab_size=_LLAMA3_VOCAB, max_position_embeddings=131072),
+    # meta-llama/Llama-3.1-70B (same layers as Llama-3-70B, 128K context)
+    "llama-3.1-70b": dict(num_hidden_layers=80, hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                          intermediate_size=28672, vocab_size=_LLAMA3_VOCAB, max_position_embeddings=131072),
+    # meta-llama/Llama-3.1-405B
+    "llama-3.1-405b": dict(num_hidden_layers=126, hidden_size=16384, num_attention_heads=128, num_key_value_heads=8,
+                           intermediate_size=53248, vocab_size=_LLAMA3_VOCAB, max_position_embeddings=131072),
+    # mistralai/Mistral-7B-v0.3 (v0.3: 32768 vocab, no sliding window; v0.1's
+    # 4096-token sliding window would bound its KV, which this model ignores)
+    "mistral-7b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                       intermediate_size=14336, vocab_size=32768, max_position_embeddings=32768),
+    # mistralai/Mixtral-8x7B-v0.1
+    "mixtral-8x7b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                         intermediate_size=14336, vocab_size=32000, max_position_embeddings=32768,
+                         num_local_experts=8, num_experts_per_tok=2),
+    # Qwen/Qwen-72B (Qwen 1: full MHA, kv_channels 128; config.json says
+    # intermediate_size 49152 = 2 x the 24576 per projection; seq_length 32768)
+    "qwen-72b": dict(model_type="qwen", num_hidden_layers=80, hidden_size=8192, num_attention_heads=64,
+                     kv_channels=128, intermediate_size=49152, vocab_size=152064, seq_length=32768),
+    # Qwen/Qwen2.5-7B
+    "qwen2.5-7b": dict(model_type="qwen2", num_hidden_layers=28, hidden_size=3584, num_attention_heads=28,
+                       num_key_value_heads=4, intermediate_size=18944, vocab_size=152064,
+                       max_position_embeddings=131072),
+    # Qwen/Qwen2.5-32B
+    "qwen2.5-32b": dict(model_type="qwen2", num_hidden_layers=64, hidden_size=5120, num_attention_heads=40,
+                        num_key_value_heads=8, intermediate_size=27648, vocab_size=152064,
+                        max_position_embeddings=131072),
+    # Qwen/Qwen2.5-72B
+    "qwen2.5-72b": dict(model_type="qwen2", num_hidden_layers=80, hidden_size=8192, num_attention_heads=64,
+                        num_key_value_heads=8, intermediate_size=29568, vocab_size=152064,
+                        max_position_embeddings=131072),
+    # Qwen/Qwen3-32B (head_dim 128 explicit: 64 x 128 = 8192 != hidden 5120;
+    # 40960 native context, 131072 with YaRN)
+    "qwen3-32b": dict(model_type="qwen3", num_hidden_layers=64, hidden_size=5120, num_attention_heads=64,
+                      num_key_value_heads=8, head_dim=128, intermediate_size=25600, vocab_size=151936,
+                      max_position_embeddings=40960),
+    # deepseek-ai/deepseek-llm-67b-base (GQA 8 KV heads, 95 layers)
+    "deepseek-67b": dict(num_hidden_layers=95, hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                         intermediate_size=22016, vocab_size=102400, max_position_embeddings=4096),
+    # deepseek-ai/DeepSeek-V3 (MLA; 3 dense layers then 58 MoE layers of 256
+    # routed + 1 shared expert, top-8). 671B / 37B are the published counts
+    # without the 14B multi-token-prediction module (HF's 685B includes it).
+    "deepseek-v3": dict(model_type="deepseek_v3", num_hidden_layers=61, hidden_size=7168, num_attention_heads=128,
+                        num_key_value_heads=128, intermediate_size=18432, vocab_size=129280,
+                        max_position_embeddings=163840, q_lora_rank=1536, kv_lora_rank=512,
+                        qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128,
+                        n_routed_experts=256, n_shared_experts=1, num_experts_per_tok=8,
+                        moe_intermediate_size=2048, first_k_dense_replace=3,
+                        _params=671_000_000_000, _active_params=37_000_000_000),
+}
+
+PRESETS: dict[str, ModelSpec] = {
+    name: _spec_from_hf(cfg, name, f"preset {name}") for name, cfg in _PRESET_CONFIGS.items()
+}
+
+
+def model_spec(name_or_path: str) -> ModelSpec:
+    """A preset by name (case-insensitive) or a HuggingFace config.json / its directory."""
+    key = str(name_or_path).strip()
+    if key.lower() in PRESETS:
+        return PRESETS[key.lower()]
+    p = Path(key).expanduser()
+    if p.exists():
+        return load_hf_config(p)
+    looks_like_path = "/" in key or "\\" in key or key.endswith(".json")
+    hint = "no such file" if looks_like_path else "unknown model"
+    raise InputError(
+        f"{hint} {key!r} (known presets: {', '.join(PRESETS)}; or give a path to a HuggingFace config.json)",
+        where="model.name",
+    )
+
+
+# ================================================================ KV and weights
+
+
+def _check_parallel(tp: int, pp: int) -> None:
+    if int(tp) != tp or tp < 1:
+        raise InputError(f"tp must be an integer >= 1 (got {tp!r})", where="model.tp")
+    if int(pp) != pp or pp < 1:
+        raise InputError(f"pp must be an integer >= 1 (got {pp!r})", where="model.pp")
+
+
+def kv_heads_per_gpu(spec: ModelSpec, tp: int = 1) -> float:
+    """KV heads each TP rank stores (MHA/GQA): ceil(kv/tp), at least 1 (replicated beyond)."""
+    _check_parallel(tp, 1)
+    return float(max(1, math.ceil(spec.n_kv_heads / tp)))
+
+
+def kv_layers_per_gpu(spec: ModelSpec, pp: int = 1) -> int:
+    """KV-holding layers on the busiest pipeline stage: ceil(kv_cache_layer_count / pp)."""
+    _check_parallel(1, pp)
+    return math.ceil(spec.kv_cache_layer_count / pp)
+
+
+def kv_bytes_per_token(spec: ModelSpec, dtype: str = "fp16", tp: int = 1, pp: int = 1) -> float:
+    """KV-cache bytes one token occupies on one GPU of a tp x pp replica (module doc)."""
+    _check_parallel(tp, pp)
+    b = dtype_bytes(dtype, where="model.kv_dtype")
+    layers = kv_layers_per_gpu(spec, pp)
+    if spec.attention == "mla":
+        return float((spec.kv_lora_rank + spec.qk_rope_head_dim) * layers * b)
+    return float(2 * layers * kv_heads_per_gpu(spec, tp) * spec.head_dim * b)
+
+
+def kv_bytes_per_token_total(spec: ModelSpec, dtype: str = "fp16") -> float:
+    """KV-cache bytes of one token for the whole model (one unsharded copy)."""
+    return kv_bytes_per_token(spec, dtype, tp=1, pp=1)
+
+
+def weights_bytes(spec: ModelSpec, dtype: str = "fp16") -> float:
+    """Bytes of all weights: params x dtype bytes (norms/scales not kept apart)."""
+    return spec.params * dtype_bytes(dtype, where="model.weight_dtype")
+
+
+def weights_bytes_per_gpu(spec: ModelSpec, dtype: str = "fp16", tp: int = 1, pp: int = 1) -> float:
+    """Weights per GPU: an even split over tp x pp (embeddings/norms not replicated)."""
+    _check_parallel(tp, pp)
+    return weights_bytes(spec, dtype) / (tp * pp)
+
+
+# ==================================================================== hardware
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """One accelerator. memory_gb is the marketed capacity, used as GiB
+    (nvidia-smi reports within ~1-2% of it); bandwidths GB/s (1e9 B/s);
+    TFLOPS dense (no sparsity); nvlink_gb_s is the total bidirectional
+    GPU-to-GPU bandwidth per GPU as datasheets quote it (0 = none)."""
+
+    name: str
+    memory_gb: float
+    hbm_bandwidth_gb_s: float
+    fp16_tflops: float
+    fp8_tflops: float = 0.0
+    nvlink_gb_s: float = 0.0
+
+
+GPUS: dict[str, GpuSpec] = {
+    # NVIDIA H100 Tensor Core GPU datasheet, SXM5 column: 80 GB HBM3, 3.35 TB/s,
+    # BF16/FP16 1,979 TFLOPS *with sparsity* -> 989 dense; FP8 3,958 sparse ->
+    # 1,979 dense; NVLink 900 GB/s.
+    "h100-sxm": GpuSpec("h100-sxm", 80, 3350, 989, 1979, 900),
+    # NVIDIA H200 datasheet (SXM): 141 GB HBM3e, 4.8 TB/s, same Hopper compute
+    # as H100 SXM (989 dense BF16, 1,979 dense FP8), NVLink 900 GB/s.
+    "h200": GpuSpec("h200", 141, 4800, 989, 1979, 900),
+    # NVIDIA HGX H20 product brief (China export SKU): 96 GB HBM3, 4.0 TB/s,
+    # FP16/BF16 148 TFLOPS, FP8 296 TFLOPS (dense), NVLink 900 GB/s.
+    "h20": GpuSpec("h20", 96, 4000, 148, 296, 900),
+    # NVIDIA A100 datasheet, 80GB SXM: HBM2e 2,039 GB/s, BF16 312 TFLOPS
+    # dense (624 sparse), no FP8, NVLink 600 GB/s.
+    "a100-80g": GpuSpec("a100-80g", 80, 2039, 312, 0, 600),
+    # NVIDIA A100 datasheet, 40GB SXM: HBM2 1,555 GB/s, BF16 312 dense, NVLink 600 GB/s.
+    "a100-40g": GpuSpec("a100-40g", 40, 1555, 312, 0, 600),
+    # NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, BF16 362.05 dense
+    # (733 sparse), FP8 733 dense (1,466 sparse), no NVLink (PCIe Gen4 x16).
+    "l40s": GpuSpec("l40s", 48, 864, 362, 733, 0),
+    # NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090: 24 GB
+    # GDDR6X, 1,008 GB/s; FP16 tensor with FP32 accumulate (what BF16/FP16
+    # inference kernels use) 165.2 dense; FP8 with FP32 accumulate 330.3
+    # dense (GeForce runs FP32-accumulate at half the FP16-accumulate rate);
+    # no NVLink.
+    "rtx-4090": GpuSpec("rtx-4090", 24, 1008, 165, 330, 0),
+    # NVIDIA DGX B200 / HGX B200 datasheets: 1,440 GB for 8 GPUs = 180 GB per
+    # GPU *as shipped* (the 192 GB figure from the GTC 2024 announcement is the
+    # full HBM3e stack count; we use the 180 GB that systems expose), 8 TB/s,
+    # FP16/BF16 2.25 PFLOPS dense (4.5 sparse), FP8 4.5 dense, NVLink 5 1.8 TB/s.
+    "b200": GpuSpec("b200", 180, 8000, 2250, 4500, 1800),
+    # AMD Instinct MI300X datasheet: 192 GB HBM3, 5.3 TB/s, FP16/BF16 1,307.4
+    # TFLOPS dense, FP8 2,614.9 dense, Infinity Fabric 896 GB/s aggregate
+    # (7 links x 128 GB/s bidirectional).
+    "mi300x": GpuSpec("mi300x", 192, 5300, 1307, 2615, 896),
+}
+
+_GPU_ALIASES = {
+    "h100": "h100-sxm", "h100-80g": "h100-sxm", "h100-sxm5": "h100-sxm", "h200-sxm": "h200",
+    "a100": "a100-80g", "a100-80gb": "a100-80g", "a100-40gb": "a100-40g", "4090": "rtx-4090",
+    "rtx4090": "rtx-4090", "b200-sxm": "b200",
+}
+
+
+def gpu_spec(name: str) -> GpuSpec:
+    """A GPU preset by name (case-insensitive, a few aliases such as "h100")."""
+    key = str(name).strip().lower()
+    key = _GPU_ALIASES.get(key, key)
+    if key not in GPUS:
+        raise InputError(f"unknown GPU {name!r} (known: {', '.join(GPUS)})", where="hardware.gpu")
+    return GPUS[key]
+
+
+# Host-side tiers of a DGX H100-class node (NVIDIA DGX H100 datasheet / user
+# guide): 2 TB DDR5 system memory, PCIe Gen5 to each GPU, internal storage
+# 8 x 3.84 TB U.2 NVMe (PCIe Gen4). Bandwidths are effective, not raw.
+HOST_DEFAULTS: dict[str, dict[str, float]] = {
+    "dram": {
+        "capacity_gb": 2048,        # GiB per node: DGX H100 "2TB" system memory (32 x 64 GiB DIMMs)
+        "pcie_bandwidth_gb_s": 50,  # GB/s host->GPU per GPU: PCIe Gen5 x16 is 64 GB/s raw per
+                                    # direction; pinned cudaMemcpy reaches ~50-55 in practice
+        "latency_us": 10,           # us per transfer: DMA setup + launch of a host->device copy
+    },
+    "nvme": {
+        "capacity_gb": 28610,       # GiB per node: 8 x 3.84 TB = 30.72e12 B = 28,610 GiB
+        "bandwidth_gb_s": 40,       # GB/s per node read: 8 Gen4 drives x ~6.8 GB/s raw = ~55;
+                                    # ~70% after RAID-0/filesystem overhead
+        "latency_us": 100,          # us: NVMe 4K random read ~80-90 us + I/O stack
+    },
+}
+
+
+# ================================================================= KV budget
+
+
+def _not_fit_message(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str, tp: int, pp: int,
+                     reserve_gib: float) -> str:
+    w = weights_bytes_per_gpu(spec, weight_dtype, tp, pp) / GIB
+    return (
+        f"model weights of {spec.name} ({weight_dtype}, {weights_bytes(spec, weight_dtype) / GIB:.1f} GiB"
+        f" / (tp {tp} x pp {pp}) = {w:.1f} GiB per GPU) plus runtime reserve {reserve_gib:g} GiB do not fit"
+        f" in {gpu.name} memory ({gpu.memory_gb:g} GiB); raise tp/pp, quantize the weights or pick a larger GPU"
+    )
+
+
+def free_kv_bytes_per_gpu(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str = "fp16", tp: int = 1,
+                          pp: int = 1, reserve_gb: float = 4.0) -> float:
+    """GPU memory left for KV: memory - weights per GPU - reserve (bytes; may be <= 0)."""
+    return gpu.memory_gb * GIB - weights_bytes_per_gpu(spec, weight_dtype, tp, pp) - reserve_gb * GIB
+
+
+def kv_budget_bytes_per_gpu(cfg: "Config") -> int:
+    """KV-cache bytes per GPU for a resolved config.
+
+    ``hardware.hbm.capacity_gb`` GiB when > 0 (taken as given: small budgets
+    are how scaled-down simulations run); otherwise derived as GPU memory -
+    weights/(tp x pp) - ``hardware.runtime_reserve_gb``. A derived budget <= 0
+    is an InputError ("model weights ... do not fit").
+    """
+    hbm = cfg.hardware.hbm.capacity_gb
+    if hbm > 0:
+        return int(hbm * GIB)
+    spec = model_spec(cfg.model.name)
+    gpu = gpu_spec(cfg.hardware.gpu)
+    m = cfg.model
+    free = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gb)
+    if free <= 0:
+        raise InputError(
+            _not_fit_message(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gb),
+            where="hardware.hbm.capacity_gb",
+        )
+    return int(free)
+
+
+__all__ = [
+    "DTYPE_BYTES", "GIB", "GPUS", "HOST_DEFAULTS", "PRESETS", "GpuSpec", "ModelSpec", "dtype_bytes",
+    "free_kv_bytes_per_gpu", "gpu_spec", "kv_budget_bytes_per_gpu", "kv_bytes_per_token",
+    "kv_bytes_per_token_total", "kv_heads_per_gpu", "kv_layers_per_gpu", "load_hf_config", "model_spec",
+    "weights_bytes", "weights_bytes_per_gpu",
+]

@@ -1,0 +1,126 @@
+"""Request routers: pick the worker (GPU or TP group) that serves a request.
+
+Routers are small classes found by name in ``ROUTERS``. Each gets a
+``RouteState`` it may read: per-worker outstanding load and a function that
+tells how many leading blocks of a request a worker holds in HBM. Routers
+never scan caches: prefix scoring walks only the request's own blocks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class RouteState:
+    n_workers: int
+    load: np.ndarray  # outstanding requests per worker (int64)
+    hbm_prefix: Callable[[int, object], int]  # (worker, blocks) -> cached leading blocks
+    seed: int = 0
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+
+class Router:
+    name: ClassVar[str] = "base"
+
+    def __init__(self, state: RouteState, **params) -> None:
+        self.s = state
+
+    def choose(self, req: int, blocks, session: int) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+ROUTERS: dict[str, type[Router]] = {}
+
+
+def register(cls: type[Router]) -> type[Router]:
+    ROUTERS[cls.name] = cls
+    return cls
+
+
+def make_router(name: str, state: RouteState, **params) -> Router:
+    try:
+        return ROUTERS[name](state, **params)
+    except KeyError:
+        raise KeyError(f"unknown router {name!r} (known: {', '.join(sorted(ROUTERS))})") from None
+
+
+@register
+class RandomRouter(Router):
+    name = "random"
+
+    def choose(self, req, blocks, session):
+        return int(self.s.rng.integers(self.s.n_workers))
+
+
+@register
+class RoundRobin(Router):
+    name = "round_robin"
+
+    def __init__(self, state, **params):
+        super().__init__(state)
+        self._next = 0
+
+    def choose(self, req, blocks, session):
+        w = self._next
+        self._next = (w + 1) % self.s.n_workers
+        return w
+
+
+@register
+class LeastLoaded(Router):
+    name = "least_loaded"
+
+    def choose(self, req, blocks, session):
+        return int(np.argmin(self.s.load))
+
+
+@register
+class SessionAffinity(Router):
+    """Same session -> same worker, unless that worker carries `overload` x the mean load."""
+
+    name = "session_affinity"
+
+    def __init__(self, state, overload: float = 2.0, **params):
+        super().__init__(state)
+        self.overload = overload
+        self.home: dict[int, int] = {}
+
+    def choose(self, req, blocks, session):
+        load = self.s.load
+        if session >= 0:
+            w = self.home.get(session)
+            if w is not None and load[w] <= self.overload * max(1.0, float(load.mean())):
+                return w
+        w = int(np.argmin(load))
+        if session >= 0:
+            self.home[session] = w
+        return w
+
+
+@register
+class PrefixAware(Router):
+    """Longest HBM-cached prefix minus a load penalty (blocks per queued request)."""
+
+    name = "prefix_aware"
+
+    def __init__(self, state, load_penalty_blocks: float = 4.0, **params):
+        super().__init__(state)
+        self.penalty = load_penalty_blocks
+
+    def choose(self, req, blocks, session):
+        s = self.s
+        load = s.load
+        best, best_score = 0, None
+        if len(blocks):
+            for w in range(s.n_workers):
+                score = s.hbm_prefix(w, blocks) - self.penalty * load[w]
+                if best_score is None or score > best_score:
+                    best, best_score = w, score
+            return best
+        return int(np.argmin(load))

@@ -1,0 +1,66 @@
+"""Run a simulation mode on a config and return its report (one call per CLI command)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from sim.config import Config
+from sim.errors import InputError
+from sim.report import build_report, single_metrics
+from trace.workload import LoadStats, Workload
+
+Progress = Callable[[str, int, int], None]  # (label, done, total)
+
+
+def check_policies(names: list[str]) -> None:
+    import sim.policies  # noqa: F401  (registers every policy)
+    from sim.policies.base import REGISTRY
+
+    for n in names:
+        if n not in REGISTRY:
+            raise InputError(f"unknown policy {n!r} (known: {', '.join(sorted(REGISTRY))})", where="--policy")
+
+
+def run_single_mode(
+    cfg: Config,
+    workload: Workload,
+    policies: list[str],
+    *,
+    timing: bool = True,
+    load_stats: LoadStats | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Replay `workload` once per policy on one node; the first policy is the headline."""
+    from sim.router import ROUTERS
+    from sim.single_node import prepare_workload, run_single
+
+    check_policies(policies)
+    if cfg.cluster.router not in ROUTERS:
+        raise InputError(
+            f"unknown router {cfg.cluster.router!r} (known: {', '.join(sorted(ROUTERS))})", where="cluster.router"
+        )
+    t0 = time.perf_counter()
+    try:
+        w, ctx = prepare_workload(cfg, workload)
+    except ValueError as e:
+        raise InputError(str(e), where="cache.block_tokens") from None
+    runs = []
+    sim_time = 0.0
+    per_policy = {}
+    for name in policies:
+        cb = (lambda i, _n=name: progress(_n, i, len(w))) if progress else None
+        res = run_single(cfg, w, name, ctx=ctx, timing=timing, progress=cb)
+        if progress:
+            progress(name, len(w), len(w))
+        m = single_metrics(res, cfg)
+        m["wall_s"] = res.wall_s
+        m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
+        runs.append((name, m))
+        per_policy[name] = res
+        sim_time = max(sim_time, res.sim_time_s)
+    return build_report(
+        "single", cfg, w, runs,
+        wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
+        load_stats=load_stats.to_dict() if load_stats else None,
+        extra={"timing": timing},
+    )

@@ -1,0 +1,410 @@
+"""Single-node simulator: N GPU workers, shared host DRAM and local NVMe SSD.
+
+Two replay paths share the cache hierarchy (``NodeCache``) and routers:
+
+* ``timing=True``: a SimPy process per request - arrival -> worker choice ->
+  longest cached prefix (HBM, DRAM, SSD) -> load of the DRAM/SSD part over
+  processor-shared links -> FIFO prefill on the worker -> decode in the
+  worker's continuous batch (fluid model: events only when a request joins
+  or leaves, never per token) -> new blocks written to HBM (victims demoted).
+* ``timing=False``: the hit-rate-only replay, no SimPy: requests are handled
+  in arrival order and written to the cache at once. Sweeps and oracle
+  comparisons use it.
+"""
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from sim import compute
+from sim.config import Config
+from sim.fluid import FluidShare, link_share
+from sim.hardware import (
+    gpu_spec,
+    kv_budget_bytes_per_gpu,
+    kv_bytes_per_token_total,
+    model_spec,
+)
+from sim.node_cache import NodeCache, Traffic
+from sim.policies.base import AccessContext, make_policy
+from sim.router import RouteState, make_router
+from sim.tiers import Tier
+from trace.workload import Workload
+
+GiB = 1024**3
+OCCUPANCY_SAMPLES = 200
+PREFETCH_GAP_FRACTION = 0.8  # prefetch a session at 80% of its expected think time
+
+
+@dataclass
+class NodeSetup:
+    """Sizes and speeds derived once from config + workload."""
+
+    n_workers: int
+    gpus_per_worker: int
+    block_tokens: int
+    block_bytes: int
+    hbm_blocks: int  # per worker
+    dram_blocks: int  # per node
+    ssd_blocks: int  # per node
+    kv_bytes_per_token: float  # one model replica
+    spec: object
+    gpu: object
+
+    @classmethod
+    def from_config(cls, cfg: Config, block_tokens: int) -> "NodeSetup":
+        spec = model_spec(cfg.model.name)
+        gpu = gpu_spec(cfg.hardware.gpu)
+        per_worker = cfg.model.tp * cfg.model.pp
+        if per_worker > cfg.hardware.gpus_per_node:
+            from sim.errors import InputError
+
+            raise InputError(
+                f"model.tp x model.pp = {per_worker} exceeds hardware.gpus_per_node={cfg.hardware.gpus_per_node}",
+                where="model.tp",
+            )
+        kvpt = kv_bytes_per_token_total(spec, cfg.model.kv_dtype)
+        block_bytes = int(round(block_tokens * kvpt))
+        hbm_bytes = kv_budget_bytes_per_gpu(cfg) * per_worker
+        h = cfg.hardware
+        return cls(
+            n_workers=h.gpus_per_node // per_worker,
+            gpus_per_worker=per_worker,
+            block_tokens=block_tokens,
+            block_bytes=block_bytes,
+            hbm_blocks=int(hbm_bytes // block_bytes),
+            dram_blocks=int(h.dram.capacity_gb * GiB // block_bytes),
+            ssd_blocks=int(h.ssd.capacity_gb * GiB // block_bytes),
+            kv_bytes_per_token=kvpt,
+            spec=spec,
+            gpu=gpu,
+        )
+
+
+def sim_block_tokens(cfg: Config, workload: Workload) -> int:
+    return cfg.cache.block_tokens or workload.block_tokens
+
+
+def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessContext]:
+    """Re-block to the simulated page size and build the per-access arrays once."""
+    w = workload.reblock(sim_block_tokens(cfg, workload))
+    return w, AccessContext.from_workload(w)
+
+
+def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache:
+    params = {"depth_threshold": cfg.cache.selective_depth}
+    bb = setup.block_bytes
+    hbm = [
+        Tier("hbm", setup.hbm_blocks, bb, make_policy(policy, setup.hbm_blocks, ctx, **params))
+        for _ in range(setup.n_workers)
+    ]
+    dram = Tier("dram", setup.dram_blocks, bb, make_policy(policy, setup.dram_blocks, ctx, **params))
+    ssd = Tier("ssd", setup.ssd_blocks, bb, make_policy(policy, setup.ssd_blocks, ctx, **params))
+    return NodeCache(hbm, dram, ssd, write_through=cfg.cache.write_policy == "write_through")
+
+
+@dataclass
+class RunResult:
+    """Everything one replay measured; sim.report turns it into the report schema."""
+
+    policy: str
+    timing: bool
+    setup: NodeSetup
+    cache: NodeCache
+    workload: Workload
+    hit_blocks: np.ndarray  # (n, 3) blocks served from hbm, dram, ssd
+    hit_tokens: np.ndarray  # (n, 3) tokens served from hbm, dram, ssd
+    worker: np.ndarray
+    queue_s: np.ndarray
+    load_s: np.ndarray
+    prefill_s: np.ndarray
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    sim_time_s: float = 0.0
+    wall_s: float = 0.0
+    prefetch_traffic: Traffic = field(default_factory=Traffic)
+    busy_s: dict = field(default_factory=dict)
+
+
+def _hit_tokens(nh: int, nd: int, ns: int, bt: int, input_tokens: int) -> tuple[int, int, int]:
+    """Tokens per tier; the last (partial) block of a prompt is trimmed from the deepest tier."""
+    th, td, ts = nh * bt, nd * bt, ns * bt
+    excess = th + td + ts - input_tokens
+    if excess > 0:
+        cut = min(excess, ts); ts -= cut; excess -= cut
+        cut = min(excess, td); td -= cut; excess -= cut
+        th -= excess
+    return th, td, ts
+
+
+class _SessionPrefetch:
+    """Predicts a session's next turn from observed turn gaps (no look-ahead)."""
+
+    def __init__(self) -> None:
+        self.last_arrival: dict[int, float] = {}
+        self.last_req: dict[int, int] = {}
+        self.gap_sum = 0.0
+        self.gap_n = 0
+
+    def observe(self, session: int, req: int, t: float) -> float | None:
+        """Record turn `req` at time t; return when to prefetch its context, or None."""
+        prev = self.last_arrival.get(session)
+        if prev is not None:
+            self.gap_sum += t - prev
+            self.gap_n += 1
+        self.last_arrival[session] = t
+        self.last_req[session] = req
+        if self.gap_n == 0:
+            return None
+        return t + PREFETCH_GAP_FRACTION * self.gap_sum / self.gap_n
+
+    def still_latest(self, session: int, req: int) -> bool:
+        return self.last_req.get(session) == req
+
+
+def run_single(
+    cfg: Config,
+    workload: Workload,
+    policy: str,
+    *,
+    ctx: AccessContext | None = None,
+    timing: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Replay `workload` (already re-blocked, see prepare_workload) with `policy` in every tier."""
+    t_wall = time.perf_counter()
+    if ctx is None:
+        ctx = AccessContext.from_workload(workload)
+    setup = NodeSetup.from_config(cfg, workload.block_tokens)
+    cache = build_cache(cfg, setup, policy, ctx)
+    n = len(workload)
+    nan = np.full(n, np.nan)
+    res = RunResult(
+        policy=policy, timing=timing, setup=setup, cache=cache, workload=workload,
+        hit_blocks=np.zeros((n, 3), dtype=np.int64), hit_tokens=np.zeros((n, 3), dtype=np.int64),
+        worker=np.zeros(n, dtype=np.int64), queue_s=nan.copy(), load_s=nan.copy(),
+        prefill_s=nan.copy(), ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(),
+    )
+    load = np.zeros(setup.n_workers, dtype=np.int64)
+    router = make_router(
+        cfg.cluster.router, RouteState(setup.n_workers, load, cache.hbm_prefix, seed=cfg.seed)
+    )
+    prefetcher = _SessionPrefetch() if cache.hbm[0].policy.prefetch else None
+    if timing:
+        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
+    else:
+        _run_fast(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
+    res.wall_s = time.perf_counter() - t_wall
+    return res
+
+
+def _sample_every(n: int) -> int:
+    return max(1, n // OCCUPANCY_SAMPLES)
+
+
+def _sample(cache: NodeCache, t: float) -> None:
+    hbm_used = sum(len(h) for h in cache.hbm)
+    cache.hbm[0].stats.occupancy.append((t, hbm_used))
+    cache.dram.sample(t)
+    cache.ssd.sample(t)
+
+
+def _service_estimate_s(cfg: Config, setup: NodeSetup, inp: int, out: int) -> float:
+    """Uncontended service time of a request, used as the load signal of the fast path."""
+    c = cfg.compute
+    pre = compute.prefill_time_s(setup.spec, setup.gpu, inp, 0, tp=setup.gpus_per_worker, mfu=c.mfu)
+    it = compute.decode_iteration_time_s(
+        setup.spec, setup.gpu, 1, inp, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
+        tp=setup.gpus_per_worker, overhead_s=c.decode_overhead_ms / 1000,
+    )
+    return pre + it * max(0, out - 1)
+
+
+def _run_fast(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
+    arr_s = w.arrival_ms / 1000.0
+    offs, ids = w.block_offsets, w.block_ids
+    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    bt = setup.block_tokens
+    departures: list[tuple[float, int]] = []  # (estimated finish, worker) - the load signal
+    prefetches: list[tuple[float, int, int, int]] = []  # (time, session, req, worker)
+    every = _sample_every(len(w))
+    for i in range(len(w)):
+        t = float(arr_s[i])
+        while departures and departures[0][0] <= t:
+            load[heapq.heappop(departures)[1]] -= 1
+        while prefetches and prefetches[0][0] <= t:
+            _, s, r, pw = heapq.heappop(prefetches)
+            if prefetcher.still_latest(s, r):
+                cache.prefetch(pw, ids[offs[r]:offs[r + 1]], int(offs[r]))
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        blocks = ids[lo:hi]
+        s = int(sess[i])
+        wk = router.choose(i, blocks, s)
+        nh, nd, ns = cache.lookup(wk, blocks)
+        npre = nh + nd + ns
+        cache.fetch(wk, blocks, lo, npre)
+        cache.store(wk, blocks, lo, npre)
+        res.worker[i] = wk
+        res.hit_blocks[i] = (nh, nd, ns)
+        res.hit_tokens[i] = _hit_tokens(nh, nd, ns, bt, int(inp[i]))
+        load[wk] += 1
+        heapq.heappush(departures, (t + _service_estimate_s(cfg, setup, int(inp[i]), int(out[i])), wk))
+        if prefetcher is not None and s >= 0:
+            when = prefetcher.observe(s, i, t)
+            if when is not None:
+                heapq.heappush(prefetches, (when, s, i, wk))
+        if i % every == 0:
+            _sample(cache, t)
+            if progress:
+                progress(i)
+    res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
+
+
+def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
+    env = simpy.Environment()
+    h, c = cfg.hardware, cfg.compute
+    nw = setup.n_workers
+    gpw = setup.gpus_per_worker
+    contention = cfg.network.contention
+    # Each worker reaches host DRAM over its GPUs' own PCIe links; the SSD is one per node.
+    pcie = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
+    nvme = link_share(env, h.ssd.bandwidth_gb_s * 1e9, contention)
+    prefill_gpu = [simpy.Resource(env, capacity=1) for _ in range(nw)]
+    batch_slots = [simpy.Resource(env, capacity=c.max_batch_size) for _ in range(nw)]
+    spec, gpu, kv_dtype, wdt = setup.spec, setup.gpu, cfg.model.kv_dtype, cfg.model.weight_dtype
+    overhead = c.decode_overhead_ms / 1000.0
+
+    def iteration_rate(n_active: int, kv_tokens: float) -> float:
+        # tokens per second per request in a batch of n_active requests
+        return 1.0 / compute.decode_iteration_time_s(
+            spec, gpu, n_active, kv_tokens, kv_dtype=kv_dtype, weight_dtype=wdt, tp=gpw, overhead_s=overhead
+        )
+
+    decoders = [FluidShare(env, iteration_rate) for _ in range(nw)]
+    bb = setup.block_bytes
+    dram_lat, ssd_lat = h.dram.latency_us * 1e-6, h.ssd.latency_us * 1e-6
+    sync_backup = cache.write_through and not cfg.cache.async_backup
+    arr_s = w.arrival_ms / 1000.0
+    offs, ids = w.block_offsets, w.block_ids
+    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    bt = setup.block_tokens
+    every = _sample_every(len(w))
+    done = [0]
+
+    def background(traffic: Traffic, wk: int):
+        evs = []
+        if traffic.hbm_to_dram:
+            evs.append(pcie[wk].serve(traffic.hbm_to_dram * bb))
+        if traffic.dram_to_ssd:
+            evs.append(nvme.serve(traffic.dram_to_ssd * bb))
+        return evs
+
+    def load_events(traffic: Traffic, wk: int):
+        evs = []
+        if traffic.dram_to_hbm:
+            evs.append(_after(env, dram_lat, pcie[wk], traffic.dram_to_hbm * bb))
+        if traffic.ssd_to_hbm:
+            evs.append(_after(env, ssd_lat, nvme, traffic.ssd_to_hbm * bb))
+        return evs
+
+    def prefetch_proc(delay: float, s: int, r: int, wk: int):
+        yield env.timeout(delay)
+        if prefetcher.still_latest(s, r):
+            t = cache.prefetch(wk, ids[offs[r]:offs[r + 1]], int(offs[r]))
+            res.prefetch_traffic.add(t)
+            evs = load_events(t, wk) + background(t, wk)
+            if evs:
+                yield env.all_of(evs)
+
+    def request(i: int):
+        t0 = env.now
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        blocks = ids[lo:hi]
+        s = int(sess[i])
+        wk = router.choose(i, blocks, s)
+        load[wk] += 1
+        res.worker[i] = wk
+        nh, nd, ns = cache.lookup(wk, blocks)
+        npre = nh + nd + ns
+        traffic = cache.fetch(wk, blocks, lo, npre)
+        res.hit_blocks[i] = (nh, nd, ns)
+        th, td, ts = _hit_tokens(nh, nd, ns, bt, int(inp[i]))
+        res.hit_tokens[i] = (th, td, ts)
+        if prefetcher is not None and s >= 0:
+            when = prefetcher.observe(s, i, t0)
+            if when is not None:
+                env.process(prefetch_proc(when - t0, s, i, wk))
+        evs = load_events(traffic, wk)
+        background(traffic, wk)
+        if evs:
+            yield env.all_of(evs)
+        t_loaded = env.now
+        cached = th + td + ts
+        with prefill_gpu[wk].request() as slot:
+            yield slot
+            t_start = env.now
+            yield env.timeout(
+                compute.prefill_time_s(spec, gpu, int(inp[i]) - cached, cached, tp=gpw, mfu=c.mfu)
+            )
+        t_first = env.now
+        st = cache.store(wk, blocks, lo, npre)
+        bg = background(st, wk)
+        if sync_backup and st.hbm_to_dram:
+            yield bg[0]
+            t_first = env.now
+        res.load_s[i] = t_loaded - t0
+        res.queue_s[i] = t_start - t_loaded
+        res.prefill_s[i] = t_first - t_start
+        res.ttft_s[i] = t_first - t0
+        n_out = int(out[i])
+        if n_out > 1:
+            with batch_slots[wk].request() as slot:
+                yield slot
+                # KV read per iteration ~ prompt + half the output, averaged over the decode.
+                yield decoders[wk].serve(n_out - 1, load=float(inp[i]) + n_out / 2.0)
+            res.tpot_s[i] = (env.now - t_first) / (n_out - 1)
+        else:
+            res.tpot_s[i] = 0.0
+        res.e2e_s[i] = env.now - t0
+        load[wk] -= 1
+        done[0] += 1
+
+    def arrivals():
+        for i in range(len(w)):
+            dt = float(arr_s[i]) - env.now
+            if dt > 0:
+                yield env.timeout(dt)
+            env.process(request(i))
+            if i % every == 0:
+                _sample(cache, env.now)
+                if progress:
+                    progress(i)
+
+    env.process(arrivals())
+    env.run()
+    res.sim_time_s = float(env.now)
+    res.busy_s = {
+        "decode": [d.busy_time for d in decoders],
+        "pcie": [p.busy_time for p in pcie],
+        "nvme": nvme.busy_time,
+    }
+
+
+def _after(env: simpy.Environment, latency_s: float, link: FluidShare, nbytes: float) -> simpy.Event:
+    """A transfer: fixed latency, then `nbytes` over the processor-shared link."""
+    done = env.event()
+
+    def proc():
+        if latency_s > 0:
+            yield env.timeout(latency_s)
+        yield link.serve(nbytes)
+        done.succeed()
+
+    env.process(proc())
+    return done

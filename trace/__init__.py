@@ -1,0 +1,8 @@
+"""Traces: the columnar Workload, loaders, the synthetic generator, stats.
+
+Note: this package shadows the standard library's `trace` module; run
+everything from the repository root.
+"""
+from trace.workload import LoadStats, Workload
+
+__all__ = ["Workload", "LoadStats"]

@@ -1,0 +1,102 @@
+"""Write a Workload back out (``python main.py trace convert``).
+
+fmt "mooncake": JSONL, one request per line with ``timestamp`` (ms),
+``input_length``, ``output_length``, ``hash_ids``, plus ``session_id`` and
+``turn`` when known (>= 0), ``block_tokens`` when it is not 512 and
+``synthetic_blocks: true`` when the ids were synthesized - the Mooncake loader
+reads all of these back. A ``.gz`` path is gzip-compressed.
+
+fmt "npz": numpy ``savez_compressed`` of the Workload arrays and metadata,
+read back by ``load_trace(path, "npz")`` (auto-detected by suffix).
+
+fmt "auto": "npz" for a ``.npz`` path, "mooncake" otherwise.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sim.errors import InputError
+from trace.loaders.npz import NPZ_VERSION
+from trace.workload import Workload
+
+WRITE_FORMATS = ("mooncake", "npz")
+
+
+def _ts(v: float):
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def write_workload(w: Workload, path: str | Path, fmt: str = "auto") -> Path:
+    """Write `w` to `path` in `fmt`; returns the path. InputError on a bad
+    format or an unwritable path."""
+    p = Path(path)
+    if fmt == "auto":
+        fmt = "npz" if p.suffix.lower() == ".npz" else "mooncake"
+    if fmt not in WRITE_FORMATS:
+        raise InputError(f"cannot write trace format {fmt!r} (supported: {', '.join(WRITE_FORMATS)})",
+                         where=str(p))
+    try:
+        if fmt == "npz":
+            _write_npz(w, p)
+        else:
+            _write_mooncake(w, p)
+    except OSError as e:
+        raise InputError(f"cannot write trace: {e.strerror or e}", where=str(p)) from None
+    return p
+
+
+def _write_npz(w: Workload, p: Path) -> None:
+    # A file object, so numpy does not append ".npz" to the name.
+    with open(p, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            arrival_ms=w.arrival_ms,
+            input_tokens=w.input_tokens,
+            output_tokens=w.output_tokens,
+            session_id=w.session_id,
+            turn=w.turn,
+            block_offsets=w.block_offsets,
+            block_ids=w.block_ids,
+            block_tokens=np.int64(w.block_tokens),
+            synthetic_blocks=np.bool_(w.synthetic_blocks),
+            name=np.str_(w.name),
+            kvsim_npz_version=np.int64(NPZ_VERSION),
+        )
+
+
+def _write_mooncake(w: Workload, p: Path) -> None:
+    arrival = w.arrival_ms.tolist()
+    inp = w.input_tokens.tolist()
+    out = w.output_tokens.tolist()
+    sess = w.session_id.tolist()
+    turn = w.turn.tolist()
+    offs = w.block_offsets.tolist()
+    ids = w.block_ids.tolist()
+    extra = {}
+    if w.block_tokens != 512:
+        extra["block_tokens"] = int(w.block_tokens)
+    if w.synthetic_blocks:
+        extra["synthetic_blocks"] = True
+    dumps = json.dumps
+    opener = gzip.open if p.suffix.lower() == ".gz" else open
+    with opener(p, "wt", encoding="utf-8", newline="\n") as fh:
+        write = fh.write
+        for i in range(len(inp)):
+            row = {
+                "timestamp": _ts(arrival[i]),
+                "input_length": inp[i],
+                "output_length": out[i],
+                "hash_ids": ids[offs[i] : offs[i + 1]],
+            }
+            if sess[i] >= 0:
+                row["session_id"] = sess[i]
+            if turn[i] >= 0:
+                row["turn"] = turn[i]
+            if extra:
+                row.update(extra)
+            write(dumps(row))
+            write("\n")

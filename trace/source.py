@@ -1,0 +1,18 @@
+"""Where a run's requests come from: a trace file or the synthetic generator."""
+from __future__ import annotations
+
+from sim.config import Config
+from trace.workload import LoadStats, Workload
+
+
+def workload_from_config(cfg: Config) -> tuple[Workload, LoadStats | None]:
+    """The trace at ``trace.path`` (first ``trace.limit`` requests), or a synthetic workload."""
+    limit = cfg.trace.limit or None
+    if cfg.trace.path:
+        from trace.loaders import load_trace
+
+        return load_trace(cfg.trace.path, cfg.trace.format, strict=cfg.trace.strict, limit=limit)
+    from trace.synthetic import generate
+
+    w = generate(cfg.synthetic, cfg.seed)
+    return w.head(limit), None

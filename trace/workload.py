@@ -1,0 +1,184 @@
+"""The columnar request stream every simulator, oracle and calculator reads.
+
+Arrays, not lists of dicts, so that million-request traces fit in memory.
+Block hashes are stored in CSR form: request i owns
+``block_ids[block_offsets[i]:block_offsets[i+1]]``. A block id names a whole
+prefix (as Mooncake's hash_ids do): two requests share block k only if they
+share every block before it too, so a prefix cache can key on the id alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LoadStats:
+    """What a loader did with a file: rows read, loaded, rejected by reason."""
+
+    source: str = ""
+    rows_read: int = 0
+    loaded: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    # (line number, reason) of the first few rejected rows, for the user.
+    examples: list[tuple[int, str]] = field(default_factory=list)
+    # Free-form remarks, e.g. "block ids synthesized per session".
+    notes: list[str] = field(default_factory=list)
+
+    MAX_EXAMPLES = 20
+
+    def reject(self, line: int, reason: str, detail: str = "") -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if len(self.examples) < self.MAX_EXAMPLES:
+            self.examples.append((line, f"{reason}: {detail}" if detail else reason))
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "loaded": self.loaded,
+            "rejected": dict(self.rejected),
+            "rejected_total": self.rejected_total,
+            "examples": [{"line": ln, "reason": r} for ln, r in self.examples],
+            "notes": list(self.notes),
+        }
+
+
+def _as(a, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=dtype))
+
+
+@dataclass
+class Workload:
+    """A validated request stream, sorted by arrival time."""
+
+    name: str
+    arrival_ms: np.ndarray  # float64, non-decreasing
+    input_tokens: np.ndarray  # int64 >= 0
+    output_tokens: np.ndarray  # int64 >= 0
+    session_id: np.ndarray  # int64, -1 = unknown
+    block_offsets: np.ndarray  # int64, len n+1, block_offsets[0] == 0
+    block_ids: np.ndarray  # int64
+    block_tokens: int  # tokens per hash block of the source
+    # Turn number within the session (0 = first), -1 unknown.
+    turn: np.ndarray | None = None
+    # True when block ids were made up from token counts (Azure, BurstGPT...).
+    synthetic_blocks: bool = False
+
+    def __post_init__(self) -> None:
+        self.arrival_ms = _as(self.arrival_ms, np.float64)
+        self.input_tokens = _as(self.input_tokens, np.int64)
+        self.output_tokens = _as(self.output_tokens, np.int64)
+        self.session_id = _as(self.session_id, np.int64)
+        self.block_offsets = _as(self.block_offsets, np.int64)
+        self.block_ids = _as(self.block_ids, np.int64)
+        n = len(self.arrival_ms)
+        if self.turn is None:
+            self.turn = np.full(n, -1, dtype=np.int64)
+        self.turn = _as(self.turn, np.int64)
+        for name in ("input_tokens", "output_tokens", "session_id", "turn"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"Workload.{name} has {len(getattr(self, name))} rows, expected {n}")
+        if len(self.block_offsets) != n + 1 or (n >= 0 and self.block_offsets[0] != 0):
+            raise ValueError("Workload.block_offsets must have n+1 entries starting at 0")
+        if self.block_offsets[-1] != len(self.block_ids):
+            raise ValueError("Workload.block_offsets[-1] must equal len(block_ids)")
+        if self.block_tokens <= 0:
+            raise ValueError("Workload.block_tokens must be positive")
+
+    def __len__(self) -> int:
+        return len(self.arrival_ms)
+
+    @property
+    def n_requests(self) -> int:
+        return len(self.arrival_ms)
+
+    def blocks(self, i: int) -> np.ndarray:
+        """Block ids of request i (a view, not a copy)."""
+        return self.block_ids[self.block_offsets[i] : self.block_offsets[i + 1]]
+
+    def n_blocks(self) -> np.ndarray:
+        return np.diff(self.block_offsets)
+
+    def head(self, limit: int | None) -> "Workload":
+        """The first `limit` requests (all of them when limit is None)."""
+        if limit is None or limit >= len(self):
+            return self
+        return self.select(np.arange(limit))
+
+    def select(self, idx: np.ndarray) -> "Workload":
+        """A new Workload holding requests `idx` (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        counts = self.n_blocks()[idx]
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if len(idx):
+            starts = self.block_offsets[idx]
+            # Gather each request's block slice without a Python loop.
+            rel = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], counts)
+            ids = self.block_ids[np.repeat(starts, counts) + rel]
+        else:
+            ids = np.zeros(0, dtype=np.int64)
+        return Workload(
+            name=self.name,
+            arrival_ms=self.arrival_ms[idx],
+            input_tokens=self.input_tokens[idx],
+            output_tokens=self.output_tokens[idx],
+            session_id=self.session_id[idx],
+            block_offsets=offsets,
+            block_ids=ids,
+            block_tokens=self.block_tokens,
+            turn=self.turn[idx],
+            synthetic_blocks=self.synthetic_blocks,
+        )
+
+    def reblock(self, page_tokens: int) -> "Workload":
+        """Re-express block ids at a finer page size.
+
+        `page_tokens` must divide `block_tokens`. Each source block becomes
+        block_tokens/page_tokens pages with ids ``id * factor + k``; the pages
+        past a request's input length are dropped, so a request's page count is
+        ceil(input_tokens / page_tokens) capped by its source blocks. Coarser
+        re-blocking would merge hashes of different prefixes, so it is refused.
+        """
+        if page_tokens == self.block_tokens:
+            return self
+        if page_tokens <= 0 or self.block_tokens % page_tokens != 0:
+            raise ValueError(
+                f"cache.block_tokens={page_tokens} must divide the trace's block size {self.block_tokens}"
+            )
+        factor = self.block_tokens // page_tokens
+        nb = self.n_blocks()
+        pages = np.minimum(-(-self.input_tokens // page_tokens), nb * factor)
+        pages = np.maximum(pages, 0)
+        offsets = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(pages, out=offsets[1:])
+        rel = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], pages)
+        src = np.repeat(self.block_offsets[:-1], pages) + rel // factor
+        ids = self.block_ids[src] * factor + rel % factor
+        return Workload(
+            name=self.name,
+            arrival_ms=self.arrival_ms,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            session_id=self.session_id,
+            block_offsets=offsets,
+            block_ids=ids,
+            block_tokens=page_tokens,
+            turn=self.turn,
+            synthetic_blocks=self.synthetic_blocks,
+        )
+
+    def nbytes(self) -> int:
+        return sum(
+            a.nbytes
+            for a in (
+                self.arrival_ms, self.input_tokens, self.output_tokens, self.session_id,
+                self.block_offsets, self.block_ids, self.turn,
+            )
+        )
