@@ -41,7 +41,8 @@ def _parse_size(text: str) -> int:
 def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(quiet=quiet)
+    # Piped output keeps full tables instead of wrapping at 80 columns.
+    return Console(quiet=quiet, width=None if sys.stdout.isatty() else 200)
 
 
 def _progress_cb(enabled: bool):

@@ -106,8 +106,8 @@ def recompute_vs_load_breakeven_gb_s(spec: ModelSpec, gpu: GpuSpec, prefix_token
     = (prefix_tokens x KV bytes per token per GPU) / prefill_time(prefix, tp)
     / 1e9. Each of the tp GPUs loads its own shard in parallel while the
     recompute uses all tp GPUs. A link faster than this makes loading the
-    better choice (latency ignored). Grows with the prefix length, because
-    recompute cost is superlinear (attention) while the KV size is linear.
+    better choice (latency ignored). Falls as the prefix grows: the KV size is
+    linear in the prefix, the recompute cost superlinear (attention term).
     """
     if prefix_tokens <= 0:
         raise InputError(f"prefix tokens must be > 0 (got {prefix_tokens})", where="prefix_tokens")

@@ -41,17 +41,24 @@ class TierCfg(_Section):
     latency_us: float = Field(0.0, ge=0)
 
 
+class HbmCfg(_Section):
+    capacity_gb: float = Field(0.0, ge=0)
+    bandwidth_gb_s: float = Field(0.0, ge=0)  # 0 = the GPU preset's datasheet figure
+    latency_us: float = Field(0.0, ge=0)
+
+
 class HardwareCfg(_Section):
     gpu: str = "h100-sxm"
     gpus_per_node: int = Field(8, ge=1)
     runtime_reserve_gb: float = Field(4.0, ge=0)
-    hbm: TierCfg = TierCfg(capacity_gb=0.5, bandwidth_gb_s=3350)
+    hbm: HbmCfg = HbmCfg(capacity_gb=0.5)
     dram: TierCfg = TierCfg(capacity_gb=8, bandwidth_gb_s=25, latency_us=10)
     ssd: TierCfg = TierCfg(capacity_gb=64, bandwidth_gb_s=6, latency_us=100)
     eic: TierCfg = TierCfg(capacity_gb=512, bandwidth_gb_s=50, latency_us=3)
 
 
 class ComputeCfg(_Section):
+    dtype: Literal["fp16", "fp8"] = "fp16"
     mfu: float = Field(0.5, gt=0, le=1)
     decode_overhead_ms: float = Field(2.0, ge=0)
     max_batch_size: int = Field(128, ge=1)

@@ -394,6 +394,7 @@ _PRESET_CONFIGS: dict[str, dict] = {
 PRESETS: dict[str, ModelSpec] = {
     name: _spec_from_hf(cfg, name, f"preset {name}") for name, cfg in _PRESET_CONFIGS.items()
 }
+MODEL_PRESETS = PRESETS  # the name main.py's `calc kv --list` imports
 
 
 def model_spec(name_or_path: str) -> ModelSpec:
@@ -514,6 +515,8 @@ GPUS: dict[str, GpuSpec] = {
     "mi300x": GpuSpec("mi300x", 192, 5300, 1307, 2615, 896),
 }
 
+GPU_PRESETS = GPUS  # the name main.py's `calc kv --list` imports
+
 _GPU_ALIASES = {
     "h100": "h100-sxm", "h100-80g": "h100-sxm", "h100-sxm5": "h100-sxm", "h200-sxm": "h200",
     "a100": "a100-80g", "a100-80gb": "a100-80g", "a100-40gb": "a100-40g", "4090": "rtx-4090",
@@ -592,7 +595,7 @@ def kv_budget_bytes_per_gpu(cfg: "Config") -> int:
 
 
 __all__ = [
-    "DTYPE_BYTES", "GIB", "GPUS", "HOST_DEFAULTS", "PRESETS", "GpuSpec", "ModelSpec", "dtype_bytes",
+    "DTYPE_BYTES", "GIB", "GPUS", "GPU_PRESETS", "HOST_DEFAULTS", "MODEL_PRESETS", "PRESETS", "GpuSpec", "ModelSpec", "dtype_bytes",
     "free_kv_bytes_per_gpu", "gpu_spec", "kv_budget_bytes_per_gpu", "kv_bytes_per_token",
     "kv_bytes_per_token_total", "kv_heads_per_gpu", "kv_layers_per_gpu", "load_hf_config", "model_spec",
     "weights_bytes", "weights_bytes_per_gpu",

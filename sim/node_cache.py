@@ -116,7 +116,6 @@ class NodeCache:
             if count_hits:
                 src.stats.hits += 1
             src.stats.promotions_out += 1
-            src.stats.bytes_read += src.block_bytes
             hbm.put(b, pos, evicted)
         if evicted:
             self._demote(w, evicted, t)

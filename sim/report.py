@@ -53,9 +53,11 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
         st = [t.stats for t in group]
         agg = {
             key: int(sum(getattr(s, key) for s in st))
-            for key in ("hits", "inserts", "demotions_in", "promotions_out", "evictions", "dropped",
-                        "rejected", "bytes_read", "bytes_written")
+            for key in ("hits", "inserts", "demotions_in", "promotions_out", "taken", "evictions", "dropped",
+                        "rejected")
         }
+        agg["bytes_read"] = int(sum(t.bytes_read for t in group))
+        agg["bytes_written"] = int(sum(t.bytes_written for t in group))
         evictions += agg["evictions"]
         tiers[name] = {
             "hit_rate": float(res.hit_tokens[:, k].sum() / total_in),

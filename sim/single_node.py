@@ -13,6 +13,7 @@ Two replay paths share the cache hierarchy (``NodeCache``) and routers:
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import simpy
 
 from sim import compute
 from sim.config import Config
+from sim.errors import InputError
 from sim.fluid import FluidShare, link_share
 from sim.hardware import (
     gpu_spec,
@@ -60,10 +62,10 @@ class NodeSetup:
     def from_config(cls, cfg: Config, block_tokens: int) -> "NodeSetup":
         spec = model_spec(cfg.model.name)
         gpu = gpu_spec(cfg.hardware.gpu)
+        if cfg.hardware.hbm.bandwidth_gb_s > 0:
+            gpu = dataclasses.replace(gpu, hbm_bandwidth_gb_s=cfg.hardware.hbm.bandwidth_gb_s)
         per_worker = cfg.model.tp * cfg.model.pp
         if per_worker > cfg.hardware.gpus_per_node:
-            from sim.errors import InputError
-
             raise InputError(
                 f"model.tp x model.pp = {per_worker} exceeds hardware.gpus_per_node={cfg.hardware.gpus_per_node}",
                 where="model.tp",
@@ -72,6 +74,12 @@ class NodeSetup:
         block_bytes = int(round(block_tokens * kvpt))
         hbm_bytes = kv_budget_bytes_per_gpu(cfg) * per_worker
         h = cfg.hardware
+        if hbm_bytes < block_bytes:
+            raise InputError(
+                f"the HBM KV budget per worker ({hbm_bytes / GiB:.3f} GiB) holds no {block_tokens}-token block "
+                f"of {block_bytes / GiB:.3f} GiB; raise the capacity or lower cache.block_tokens",
+                where="hardware.hbm.capacity_gb",
+            )
         return cls(
             n_workers=h.gpus_per_node // per_worker,
             gpus_per_worker=per_worker,
@@ -218,10 +226,10 @@ def _sample(cache: NodeCache, t: float) -> None:
 def _service_estimate_s(cfg: Config, setup: NodeSetup, inp: int, out: int) -> float:
     """Uncontended service time of a request, used as the load signal of the fast path."""
     c = cfg.compute
-    pre = compute.prefill_time_s(setup.spec, setup.gpu, inp, 0, tp=setup.gpus_per_worker, mfu=c.mfu)
+    pre = compute.prefill_time_s(setup.spec, setup.gpu, inp, 0, tp=cfg.model.tp, mfu=c.mfu, compute_dtype=c.dtype)
     it = compute.decode_iteration_time_s(
         setup.spec, setup.gpu, 1, inp, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
-        tp=setup.gpus_per_worker, overhead_s=c.decode_overhead_ms / 1000,
+        tp=cfg.model.tp, overhead_s=c.decode_overhead_ms / 1000,
     )
     return pre + it * max(0, out - 1)
 
@@ -271,9 +279,13 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     h, c = cfg.hardware, cfg.compute
     nw = setup.n_workers
     gpw = setup.gpus_per_worker
+    tp = cfg.model.tp
     contention = cfg.network.contention
-    # Each worker reaches host DRAM over its GPUs' own PCIe links; the SSD is one per node.
+    # Each worker reaches host DRAM over its GPUs' own PCIe links, which are full
+    # duplex: loads (host -> GPU) and demotions (GPU -> host) do not contend.
+    # The NVMe drive is one per node; reads and writes share it.
     pcie = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
+    pcie_out = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
     nvme = link_share(env, h.ssd.bandwidth_gb_s * 1e9, contention)
     prefill_gpu = [simpy.Resource(env, capacity=1) for _ in range(nw)]
     batch_slots = [simpy.Resource(env, capacity=c.max_batch_size) for _ in range(nw)]
@@ -283,7 +295,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def iteration_rate(n_active: int, kv_tokens: float) -> float:
         # tokens per second per request in a batch of n_active requests
         return 1.0 / compute.decode_iteration_time_s(
-            spec, gpu, n_active, kv_tokens, kv_dtype=kv_dtype, weight_dtype=wdt, tp=gpw, overhead_s=overhead
+            spec, gpu, n_active, kv_tokens, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp, overhead_s=overhead
         )
 
     decoders = [FluidShare(env, iteration_rate) for _ in range(nw)]
@@ -300,7 +312,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def background(traffic: Traffic, wk: int):
         evs = []
         if traffic.hbm_to_dram:
-            evs.append(pcie[wk].serve(traffic.hbm_to_dram * bb))
+            evs.append(pcie_out[wk].serve(traffic.hbm_to_dram * bb))
         if traffic.dram_to_ssd:
             evs.append(nvme.serve(traffic.dram_to_ssd * bb))
         return evs
@@ -350,7 +362,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             yield slot
             t_start = env.now
             yield env.timeout(
-                compute.prefill_time_s(spec, gpu, int(inp[i]) - cached, cached, tp=gpw, mfu=c.mfu)
+                compute.prefill_time_s(spec, gpu, int(inp[i]) - cached, cached, tp=tp, mfu=c.mfu,
+                                       compute_dtype=c.dtype)
             )
         t_first = env.now
         st = cache.store(wk, blocks, lo, npre)
@@ -391,7 +404,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     res.sim_time_s = float(env.now)
     res.busy_s = {
         "decode": [d.busy_time for d in decoders],
-        "pcie": [p.busy_time for p in pcie],
+        "pcie_in": [p.busy_time for p in pcie],
+        "pcie_out": [p.busy_time for p in pcie_out],
         "nvme": nvme.busy_time,
     }
 

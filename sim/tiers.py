@@ -21,8 +21,6 @@ class TierStats:
     taken: int = 0  # blocks removed to move elsewhere (promotion, superseded copy)
     dropped: int = 0  # victims (or demotions) that no lower tier took
     rejected: int = 0  # blocks the admission filter refused
-    bytes_read: int = 0  # bytes read out of this tier (loads to HBM)
-    bytes_written: int = 0  # bytes written into this tier
     occupancy: list[tuple[float, int]] = field(default_factory=list)  # (sim time s, blocks)
 
     def to_dict(self) -> dict:
@@ -42,6 +40,9 @@ class Tier:
         self.policy = policy
         self.pos: dict[int, int] = {}  # block id -> workload position of its latest access
         self.stats = TierStats()
+        # Skip calls that cannot change anything for this policy (hot path).
+        self._filters = type(policy).admit is not Policy.admit
+        self._announce = policy.wants_incoming
 
     def __contains__(self, key: int) -> bool:
         return key in self.pos
@@ -61,31 +62,48 @@ class Tier:
         self.pos[key] = pos
         self.policy.touch(key, pos)
 
+    @property
+    def bytes_written(self) -> int:
+        return self.stats.inserts * self.block_bytes
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read out of this tier to serve hits and prefetches in upper tiers."""
+        return self.stats.promotions_out * self.block_bytes
+
     def admits(self, key: int, pos: int) -> bool:
         if self.capacity == 0:
             return False
-        if self.policy.admit(key, pos):
+        if not self._filters or self.policy.admit(key, pos):
             return True
         self.stats.rejected += 1
         return False
 
     def put(self, key: int, pos: int, evicted: list[tuple[int, int]]) -> None:
         """Make `key` resident (touch it if it already is); append victims to `evicted`."""
-        if key in self.pos:
-            self.touch(key, pos)
+        where = self.pos
+        if key in where:
+            where[key] = pos
+            self.policy.touch(key, pos)
             return
-        if self.capacity == 0:
+        cap = self.capacity
+        if cap == 0:
             evicted.append((key, pos))
             return
-        policy, where = self.policy, self.pos
-        while len(where) >= self.capacity:
-            v = policy.victim()
-            evicted.append((v, where.pop(v)))
-            self.stats.evictions += 1
+        policy = self.policy
+        if len(where) >= cap:
+            if self._announce:
+                policy.admit(key, pos)  # ARC's REPLACE depends on the incoming key
+            victim = policy.victim
+            n = 0
+            while len(where) >= cap:
+                v = victim()
+                evicted.append((v, where.pop(v)))
+                n += 1
+            self.stats.evictions += n
         where[key] = pos
         policy.insert(key, pos)
         self.stats.inserts += 1
-        self.stats.bytes_written += self.block_bytes
 
     def take(self, key: int) -> int:
         """Remove a resident block (it moves elsewhere); return its last position."""

@@ -52,7 +52,7 @@ def _replay(cache, w, workers, choose):
 
 @settings(max_examples=60, deadline=None)
 @given(reqs=prefix_requests, policy=st.sampled_from(POLICIES), caps=st.tuples(
-    st.integers(0, 4), st.integers(0, 5), st.integers(0, 6)), workers=st.integers(1, 3),
+    st.integers(1, 4), st.integers(0, 5), st.integers(0, 6)), workers=st.integers(1, 3),
     write_through=st.booleans(), seed=st.integers(0, 5))
 def test_hierarchy_invariants(reqs, policy, caps, workers, write_through, seed):
     w = _workload(reqs)
@@ -92,7 +92,7 @@ def test_hand_checked_demotion_and_promotion():
     t = c.fetch(0, w.blocks(2), 4, 2)  # promote 1,2; 3,4 demoted to DRAM
     assert t.dram_to_hbm == 2 and t.hbm_to_dram == 2
     assert set(c.hbm[0].pos) == {1, 2} and set(c.dram.pos) == {3, 4}
-    assert c.dram.stats.hits == 2 and c.dram.stats.bytes_read == 20
+    assert c.dram.stats.hits == 2 and c.dram.bytes_read == 20
 
 
 def test_prefix_stops_at_first_missing_block():

@@ -36,6 +36,7 @@ from sim.policies.base import AccessContext, Policy, register
 @register
 class ARC(Policy):
     name = "arc"
+    wants_incoming = True
 
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
         super().__init__(capacity, ctx, **params)

@@ -67,6 +67,8 @@ class Policy(ABC):
     name: ClassVar[str] = "base"
     # True when the simulator should run session prefetch with this policy.
     prefetch: ClassVar[bool] = False
+    # True when victim() needs admit(key) first to know the incoming key (ARC).
+    wants_incoming: ClassVar[bool] = False
 
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
         if capacity < 0:

@@ -1,0 +1,127 @@
+"""Single-node simulator: hand-computed micro-scenarios, determinism, bounds."""
+import numpy as np
+import pytest
+
+from sim.config import load_config
+from sim.hardware import gpu_spec, model_spec
+from sim.runner import run_single_mode
+from sim.single_node import prepare_workload, run_single
+from trace.workload import Workload
+
+BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16: 2 x 32 layers x 8 kv heads x 128 x 2 B = 128 KiB/token
+GiB = 1024**3
+
+
+def _workload(reqs, arrivals_s, outputs=None):
+    offs = np.zeros(len(reqs) + 1, dtype=np.int64)
+    offs[1:] = np.cumsum([len(r) for r in reqs])
+    n = len(reqs)
+    return Workload(
+        "micro", np.array(arrivals_s, dtype=float) * 1000, [16 * len(r) for r in reqs],
+        outputs or [1] * n, [-1] * n, offs, np.array([b for r in reqs for b in r]), 16,
+    )
+
+
+def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):
+    sets = [
+        "model.name=llama-3-8b", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
+        "cluster.gpus_per_rack=64", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.ssd.capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
+        "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "compute.mfu=0.5",
+        "cluster.router=round_robin",
+    ] + [f"{k}={v}" for k, v in extra.items()]
+    return load_config(overrides=sets)
+
+
+def _prefill_s(new, cached):
+    # 2 x params x new + 4 x layers x (heads x head_dim) x new x (cached + new/2), over 989 TFLOPS x 0.5
+    spec, gpu = model_spec("llama-3-8b"), gpu_spec("h100-sxm")
+    flops = 2 * spec.active_params * new + 4 * 32 * (32 * 128) * new * (cached + new / 2)
+    return flops / (gpu.fp16_tflops * 1e12 * 0.5)
+
+
+def test_three_requests_with_shared_prefix_exact_hits_and_ttft():
+    w = _workload([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3, 6]], [0, 10, 20])
+    cfg = _cfg(hbm_blocks=64)
+    res = run_single(cfg, w, "lru", timing=True)
+    assert res.hit_tokens[:, 0].tolist() == [0, 32, 48]
+    assert res.hit_tokens[:, 1:].sum() == 0
+    expect = [_prefill_s(64, 0), _prefill_s(16, 32), _prefill_s(16, 48)]
+    assert res.ttft_s == pytest.approx(expect, rel=1e-9)
+    assert res.load_s.tolist() == [0, 0, 0]
+
+
+def test_dram_hit_pays_the_load_time():
+    # HBM holds 4 blocks: request 1 pushes request 0's blocks to DRAM; request 2 loads them back.
+    w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4, 9]], [0, 10, 20])
+    res = run_single(_cfg(hbm_blocks=4), w, "lru", timing=True)
+    assert res.hit_tokens[2].tolist() == [0, 64, 0]
+    load = 10e-6 + 4 * BLOCK_BYTES / 25e9
+    assert res.load_s[2] == pytest.approx(load, rel=1e-9)
+    assert res.ttft_s[2] == pytest.approx(load + _prefill_s(16, 64), rel=1e-9)
+    assert res.cache.dram.stats.hits == 4
+
+
+def test_decode_tpot_of_a_lone_request():
+    w = _workload([[1, 2]], [0], outputs=[11])
+    res = run_single(_cfg(hbm_blocks=8), w, "lru", timing=True)
+    spec, gpu = model_spec("llama-3-8b"), gpu_spec("h100-sxm")
+    # one request in the batch: weights + (32 + 11/2) tokens of KV read per iteration
+    it = (spec.params * 2 + (32 + 5.5) * 131072) / (gpu.hbm_bandwidth_gb_s * 1e9) + 0.002
+    assert res.tpot_s[0] == pytest.approx(it, rel=1e-9)
+    assert res.e2e_s[0] == pytest.approx(res.ttft_s[0] + 10 * it, rel=1e-9)
+
+
+def test_same_seed_same_report_and_policies_bounded_by_belady():
+    cfg = load_config(preset="smoke", overrides=["hardware.hbm.capacity_gb=0.05"])
+    from trace.source import workload_from_config
+
+    w, _ = workload_from_config(cfg)
+    a = run_single_mode(cfg, w, ["lru", "belady"], timing=False)
+    b = run_single_mode(cfg, w, ["lru", "belady"], timing=False)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("wall_s",)}  # noqa: E731
+    for ra, rb in zip(a["policies"], b["policies"]):
+        ma = {k: v for k, v in ra["metrics"].items() if k not in ("wall_s", "requests_per_s")}
+        mb = {k: v for k, v in rb["metrics"].items() if k not in ("wall_s", "requests_per_s")}
+        assert ma == mb
+    assert strip(a)["config_hash"] == strip(b)["config_hash"]
+    lru, bel = (p["metrics"] for p in a["policies"])
+    assert lru["hit_rate"] <= bel["hit_rate"] + 1e-12
+
+
+def test_hit_rate_only_and_timed_paths_agree_when_nothing_overlaps():
+    # Requests far apart in time: the timed replay writes blocks before the next arrival.
+    reqs = [[1, 2, 3], [1, 2, 4], [5, 6], [1, 2, 3, 7], [5, 6, 8]]
+    w = _workload(reqs, [0, 100, 200, 300, 400])
+    cfg = _cfg(hbm_blocks=4, dram_blocks=2)
+    fast = run_single(cfg, w, "lru", timing=False)
+    timed = run_single(cfg, w, "lru", timing=True)
+    assert fast.hit_tokens.tolist() == timed.hit_tokens.tolist()
+
+
+def test_session_prefetch_changes_outcomes_on_multi_turn():
+    from trace.synthetic import generate
+    from sim.config import SyntheticCfg
+
+    cfg = load_config(overrides=["hardware.hbm.capacity_gb=0.25", "synthetic.requests=600",
+                                 "synthetic.sessions=60", "synthetic.turn_interval_s=20"])
+    w = generate(cfg.synthetic, cfg.seed)
+    w, ctx = prepare_workload(cfg, w)
+    lru = run_single(cfg, w, "lru", ctx=ctx, timing=False)
+    pre = run_single(cfg, w, "session_prefetch", ctx=ctx, timing=False)
+    assert pre.cache.prefetched_blocks > 0
+    # prefetched context is served from HBM instead of DRAM/SSD
+    assert pre.hit_tokens[:, 0].sum() > lru.hit_tokens[:, 0].sum()
+    del SyntheticCfg
+
+
+def test_bad_block_size_is_input_error():
+    from sim.errors import InputError
+
+    w = _workload([[1, 2]], [0])
+    cfg = _cfg(hbm_blocks=8, **{"cache.block_tokens": 5})
+    with pytest.raises(InputError, match="cache.block_tokens"):
+        run_single_mode(cfg, w, ["lru"], timing=False)
+    with pytest.raises(InputError, match="unknown policy 'nope'"):
+        run_single_mode(_cfg(hbm_blocks=8), w, ["nope"], timing=False)
