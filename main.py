@@ -101,6 +101,8 @@ def _load_cfg(args):
         overrides.append(f"trace.limit={args.limit}")
     if getattr(args, "strict", False):
         overrides.append("trace.strict=true")
+    if getattr(args, "model", None):
+        overrides.append(f"policies.learned_model={json.dumps(args.model)}")
     if getattr(args, "router", None) and len(_split_list(args.router)) == 1:
         overrides.append(f"cluster.router={args.router}")
     return load_config(args.config, args.preset, args.profile, overrides)
@@ -154,24 +156,22 @@ def _policy_table(report: dict):
 
 def cmd_run(args) -> int:
     from sim.report import write_csv, write_json
-    from sim.runner import run_single_mode
+    from sim.runner import run_mode
     from trace.source import workload_from_config
 
     cfg = _load_cfg(args)
     console = _console(args.quiet)
-    if args.mode != "single":
-        print(f"error: --mode {args.mode} is not available yet (single only in this version)", file=sys.stderr)
-        return EXIT_BAD_INPUT
     policies = _split_list(args.policy) or (list(cfg.policies.compare) if args.compare else [cfg.policies.eviction])
+    if getattr(args, "model", None) and "learned" not in policies:
+        from sim.errors import InputError
+
+        raise InputError("the model file is used only by the `learned` policy; add --policy learned", where="--model")
     workload, load_stats = workload_from_config(cfg)
     _print_load_stats(console, load_stats)
-    if len(workload) == 0:
-        print("error: the workload has no requests", file=sys.stderr)
-        return EXIT_BAD_INPUT
     cb, prog = _progress_cb(not args.quiet)
     with prog:
-        report = run_single_mode(cfg, workload, policies, timing=not args.hit_rate_only,
-                                 load_stats=load_stats, progress=cb)
+        report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
+                          timing=not args.hit_rate_only, progress=cb)
     console.print(_policy_table(report))
     out_dir = Path(cfg.experiments.out_dir)
     if args.report_json:
@@ -255,16 +255,264 @@ def cmd_trace(args) -> int:
     return EXIT_OK
 
 
+def _tp_arg(text: str) -> int | str:
+    """--tp: a positive integer or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer or 'auto': {text!r}") from None
+
+
+def _analytic_inputs(args) -> dict:
+    """The calc hit-rate flags the user gave (the rest default in sim.analytic.inputs)."""
+    from sim.analytic.inputs import HitRateInputs
+
+    vals = {k: getattr(args, k) for k in HitRateInputs.model_fields if getattr(args, k, None) is not None}
+    if args.tp == "auto":
+        vals.pop("tp")
+    return vals
+
+
+def _reraise_with_flag(e):
+    """An InputError naming an input field, re-raised naming the flag the user typed."""
+    from sim.analytic.inputs import cli_flag
+    from sim.errors import InputError
+
+    if e.where and e.where.isidentifier():
+        msg = str(e).removeprefix(f"{e.where}: ")
+        return InputError(msg, where=cli_flag(e.where))
+    return e
+
+
+def cmd_calc_hit_rate(args) -> int:
+    from sim.analytic import calc_hit_rate
+    from sim.analytic.render import plot_sensitivity, render_hit_rate
+    from sim.errors import InputError
+
+    try:
+        values = [float(v) for v in _split_list(args.values)] if args.values else None
+    except ValueError:
+        print(f"error: --values: not a comma-separated list of numbers: {args.values!r}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    vary = args.vary or ("kv_budget_gb" if args.plot else None)
+    try:
+        rep = calc_hit_rate(_analytic_inputs(args), target_hit_rate=args.target_hit_rate, vary=vary,
+                            values=values, points=args.points)
+    except InputError as e:
+        raise _reraise_with_flag(e) from None
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        console = _console()
+        for t in render_hit_rate(rep):
+            console.print(t)
+    if args.plot:
+        png = plot_sensitivity(rep, args.plot)
+        print(f"plot: {png}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_calc_reuse(args) -> int:
+    from sim.analytic import reuse_breakeven
+    from sim.analytic.render import render_reuse
+    from sim.errors import InputError
+
+    try:
+        rep = reuse_breakeven(args.model, args.gpu, gpus=args.gpus, prefix_tokens=args.prefix_tokens, tp=args.tp,
+                              mfu=args.mfu, kv_dtype=args.dtype, link_gb_s=args.link_gb_s)
+    except InputError as e:
+        raise _reraise_with_flag(e) from None
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        _console().print(render_reuse(rep))
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from web.app import serve
+
+    return serve(args.host, args.port, args.results_dir)
+
+
+def cmd_learned(args) -> int:
+    """`learned train`: label a trace's accesses, train the LightGBM reuse model, save it."""
+    from learned.train import TrainParams, train_from_config
+    from sim.errors import InputError
+
+    for flag, v in (("--rounds", args.rounds), ("--horizon", args.horizon), ("--max-rows", args.max_rows)):
+        if v is not None and v < 1:
+            raise InputError(f"must be >= 1, got {v}", where=flag)
+    cfg = _load_cfg(args)
+    params = TrainParams(seed=cfg.seed, horizon=args.horizon)
+    if args.rounds is not None:
+        params.rounds = args.rounds
+    if args.max_rows is not None:
+        params.max_rows = args.max_rows
+    summary = train_from_config(cfg, args.out, params)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=float))
+        return EXIT_OK
+    console = _console()
+    rejected = summary.get("load", {}).get("rejected_total", 0)
+    if rejected:
+        console.print(f"[yellow]trace: {rejected} rows rejected ({summary['load']['rejected']})[/]")
+    auc = summary.get("validation_auc")
+    console.print(
+        f"trained on {summary['workload']}: {summary['requests']:,} requests, {summary['accesses']:,} block accesses "
+        f"of {summary['block_tokens']} tokens\n"
+        f"label: reused within {summary['horizon']:,} block accesses; {summary['rows']:,} rows, "
+        f"{100 * summary['positive_rate']:.1f}% reused\n"
+        f"time-split validation AUC (last 20% of requests, model trained on the first 80%): "
+        f"{'-' if auc is None else f'{auc:.3f}'}\n"
+        f"training {summary['train_s']:.2f} s (total with features and validation {summary['total_s']:.2f} s)\n"
+        f"model: {summary['out']}  ->  python main.py run --policy learned --model {summary['out']} --trace ..."
+    )
+    return EXIT_OK
+
+
+def _oracle_table(report: dict):
+    from rich.table import Table
+
+    from sim.oracle.outputs import hit_rows
+
+    w = report["workload"]
+    t = Table(title=f"oracle - {w['name']}: {w['requests']:,} requests, {w['block_tokens']}-token blocks, "
+                    f"token-weighted hit rates at the HBM capacity")
+    for col in ("bucket", "requests", "GiB", "blocks", "content", "relaxed", "strict-prefix opt", "LRU",
+                "bottleneck", "proven"):
+        t.add_column(col, justify="left" if col in ("bucket", "bottleneck") else "right")
+    for r in hit_rows(report):
+        if "capacity_blocks" not in r:
+            t.add_row(r["bucket"], "0", *["-"] * 8)
+            continue
+        t.add_row(r["bucket"], f"{r['requests']:,}", f"{r['capacity_gb']:,.1f}", f"{r['capacity_blocks']:,}",
+                  *[f"{100 * r[c]:.2f}%" for c in ("content_hit_rate", "relaxed_hit_rate",
+                                                    "strict-prefix_opt_hit_rate", "LRU_hit_rate")],
+                  r["bottleneck"], "yes" if r["strict-prefix_proven_optimal"] else "no")
+    return t
+
+
+def cmd_oracle(args) -> int:
+    from sim.oracle.commands import oracle_command
+
+    cfg = _load_cfg(args)
+    console = _console(args.quiet)
+    cb, prog = _progress_cb(not args.quiet)
+    with prog:
+        res = oracle_command(cfg, args, progress=cb)
+    _print_load_stats(console, _load_stats_obj(res["report"].get("load_stats")))
+    console.print(_oracle_table(res["report"]))
+    console.print(f"wrote {', '.join(Path(p).name for p in res['paths'].values())} to {args.output_dir}")
+    return EXIT_OK
+
+
+def _load_stats_obj(d):
+    if not d:
+        return None
+    from trace.workload import LoadStats
+
+    return LoadStats(source=d["source"], rows_read=d["rows_read"], loaded=d["loaded"], rejected=d["rejected"],
+                     notes=d["notes"])
+
+
+def _plan_table(title: str, rows: list[dict]):
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("bucket", "bound", "cards", "machines", "KV GiB", "hit rate", "per-card TPS", "total TPS",
+                "cards w/o cache"):
+        t.add_column(col, justify="left" if col in ("bucket", "bound") else "right")
+    for r in rows:
+        t.add_row(r["bucket"], r["bound"], f"{r['cards']:,}", f"{r['machines']:,}", f"{r['capacity_gb']:,.1f}",
+                  f"{100 * r['hit_rate']:.2f}%", f"{r['effective_per_card_tps']:,.1f}", f"{r['total_tps']:,.0f}",
+                  f"{r['cards_without_cache']:,}")
+    return t
+
+
+def cmd_plan(args) -> int:
+    from sim.oracle.commands import plan_command
+
+    cfg = _load_cfg(args)
+    console = _console(args.quiet)
+    cb, prog = _progress_cb(not args.quiet)
+    with prog:
+        res = plan_command(cfg, args, progress=cb)
+    console.print(_plan_table(f"cards for {args.target_tps:,.0f} TPS (alpha {args.alpha}, baseline "
+                              f"{args.baseline_per_card_tps:,.0f} TPS/card)",
+                              res["rows"]["strict_prefix"] + res["rows"]["lru"]))
+    console.print(f"wrote {', '.join(res['paths'].values())}")
+    return EXIT_OK
+
+
+def cmd_estimate(args) -> int:
+    from sim.oracle.commands import estimate_command
+
+    cfg = _load_cfg(args)
+    res = estimate_command(cfg, args)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return EXIT_OK
+    from rich.table import Table
+
+    console = _console()
+    d = res["derived"]
+    console.print(f"workload: mean input {d['input_tokens_mean']:,.0f} tokens, content hit rate "
+                  f"{100 * d['content_hit_rate']:.1f}%, working set {d['working_set_tokens']:,.0f} tokens "
+                  f"(curve {res['params']['curve']})")
+    t = Table(title="estimated token hit rate per tier")
+    for col in ("tier", "capacity GiB", "capacity tokens", "optimum", "policy"):
+        t.add_column(col, justify="left" if col == "tier" else "right")
+    for r in res["tiers"]:
+        t.add_row(r["tier"], f"{r['capacity_gb']:,.1f}", f"{r['capacity_tokens']:,}",
+                  f"{100 * r['hit_rate_optimum']:.2f}%", f"{100 * r['hit_rate_policy']:.2f}%")
+    console.print(t)
+    if res["planning"]:
+        console.print(_plan_table("planning (estimated)", res["planning"]))
+    return EXIT_OK
+
+
+def cmd_calibrate(args) -> int:
+    from sim.oracle.commands import calibrate_command
+
+    cfg = _load_cfg(args)
+    console = _console(args.quiet)
+    cb, prog = _progress_cb(not args.quiet)
+    with prog:
+        res = calibrate_command(cfg, args, progress=cb)
+    from rich.table import Table
+
+    t = Table(title="calibration residuals (hit-rate points)")
+    for col in ("bucket", "curve", "sessions", "efficiency", "opt RMSE", "opt max", "LRU RMSE", "LRU max"):
+        t.add_column(col, justify="left" if col in ("bucket", "curve") else "right")
+    for r in res["residual_rows"]:
+        t.add_row(r["bucket"], r["curve"], f"{r['concurrent_sessions']:,.0f}", f"{r['policy_efficiency']:.3f}",
+                  *[f"{100 * r[k]:.2f}" for k in ("optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs")])
+    console.print(t)
+    console.print(f"wrote {', '.join(res['paths'].values())}")
+    return EXIT_OK
+
+
+def cmd_audit(args) -> int:
+    from sim.oracle.commands import audit_command
+
+    cfg = _load_cfg(args)
+    console = _console(args.quiet)
+    cb, prog = _progress_cb(not args.quiet)
+    with prog:
+        rep = audit_command(cfg, args, progress=cb)
+    console.print(f"audit: {rep['checks']} checks, {rep['failed_checks']} failed "
+                  f"({rep['wall_s']:.1f} s); report {rep['paths']['markdown']}")
+    for d in rep["disagreements"][:20]:
+        print(f"disagreement: {d}", file=sys.stderr)
+    return EXIT_OK if rep["ok"] else EXIT_CHECK_FAILED
+
+
 PLANNED = {
     "sweep": ("grid of config overrides, local or on Ray", 9),
-    "oracle": ("offline hit-rate bounds of a trace", 7),
-    "plan": ("cards and machines needed for a target throughput", 7),
-    "estimate": ("heuristic hit-rate estimate without a trace", 7),
-    "calibrate": ("fit the heuristic estimator to oracle results", 7),
-    "audit": ("recheck the oracle bounds with a naive implementation", 7),
-    "serve": ("web UI for the calculators and results", 8),
     "plot": ("PNG plots of a sweep's results", 9),
-    "learned": ("train the LightGBM eviction policy", 10),
     "experiment": ("standard studies (pd-ratio, ...)", 6),
 }
 
@@ -291,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, help="PNG path (default: <experiments.out_dir>/policies.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    p.add_argument("--model", default=None,
+                   help="model file for the learned policy (sets policies.learned_model; default: retrain online)")
     p.set_defaults(func=cmd_run, default_outputs=False)
 
     p = sub.add_parser("calc", help="closed-form calculators (kv memory, hit rate, reuse break-even)")
@@ -322,6 +572,161 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             t.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_trace)
+
+    # calc hit-rate / calc reuse (issue 8); defaults live in sim.analytic.inputs, so None = not given.
+    h = csub.add_parser("hit-rate", help="Little's-law hit-rate estimate of a multi-turn chat workload")
+    h.add_argument("--model", default=None, help="model preset or path to a HuggingFace config.json (llama-3-70b)")
+    h.add_argument("--gpu", default=None, help="GPU preset (h100-sxm)")
+    h.add_argument("--gpus", type=int, default=None, help="GPUs serving the workload (8)")
+    h.add_argument("--tp", default=None, type=_tp_arg,
+                   help="tensor-parallel degree or auto (default auto: smallest power of two leaving half the "
+                        "memory to KV)")
+    h.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree (1)")
+    h.add_argument("--dtype", dest="kv_dtype", default=None, choices=["fp32", "fp16", "bf16", "fp8", "int4"],
+                   help="KV dtype (fp16)")
+    h.add_argument("--weight-dtype", default=None, choices=["fp32", "fp16", "bf16", "fp8", "int4"])
+    h.add_argument("--arrival-rate", type=float, default=None, help="new conversations per second (2)")
+    h.add_argument("--turns", type=float, default=None, help="turns per conversation (5)")
+    h.add_argument("--turns-dist", default=None, choices=["fixed", "geometric"],
+                   help="conversation lengths: all = --turns (fixed), or geometric with that mean")
+    h.add_argument("--interval-s", type=float, default=None, help="seconds between turns (60)")
+    h.add_argument("--prompt-tokens", type=int, default=None, help="new user tokens per turn (400)")
+    h.add_argument("--response-tokens", type=int, default=None, help="generated tokens per turn (200)")
+    h.add_argument("--system-prompt-tokens", type=int, default=None, help="shared system prompt tokens (0)")
+    h.add_argument("--system-prompts", type=int, default=None, help="distinct system prompts (1)")
+    h.add_argument("--weight-overhead", type=float, default=None, help="memory per weight byte (1.2)")
+    h.add_argument("--memory-gb", type=float, default=None, help="GPU memory per GPU, GiB (default: the preset)")
+    h.add_argument("--kv-budget-gb", type=float, default=None,
+                   help="KV-cache memory per GPU, GiB (default: memory - weights x overhead)")
+    h.add_argument("--cache-outputs", action="store_const", const=True, default=None,
+                   help="generated tokens are cached too (default: prompt blocks only, like the simulator)")
+    h.add_argument("--target-hit-rate", type=float, default=None,
+                   help="0-1: memory needed and the smallest change (GPUs, memory, fp8 KV) that reaches it")
+    h.add_argument("--vary", default=None, help="sensitivity: input to vary (arrival_rate, turns, interval_s, "
+                                                 "prompt_tokens, response_tokens, system_prompt_tokens, gpus, "
+                                                 "kv_budget_gb, memory_gb)")
+    h.add_argument("--values", default=None, help="sensitivity values, comma-separated (default: a range)")
+    h.add_argument("--points", type=int, default=13, help="points of the default sensitivity range")
+    h.add_argument("--plot", default=None, help="PNG of the sensitivity curve (default --vary kv_budget_gb)")
+    h.add_argument("--json", action="store_true", help="JSON instead of tables")
+    h.set_defaults(func=cmd_calc_hit_rate)
+    r = csub.add_parser("reuse", help="KV load bandwidth at which reusing a cached prefix beats recomputing it")
+    r.add_argument("--model", default="llama-3-70b", help="model preset or path to a HuggingFace config.json")
+    r.add_argument("--gpu", default="h100-sxm", help="GPU preset")
+    r.add_argument("--gpus", type=int, default=8, help="GPUs of the tensor-parallel group serving a request")
+    r.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: --gpus)")
+    r.add_argument("--prefix-tokens", type=int, default=8192, help="cached prefix length, tokens")
+    r.add_argument("--mfu", type=float, default=0.5, help="prefill MFU (0-1]")
+    r.add_argument("--dtype", default="fp16", choices=["fp32", "fp16", "bf16", "fp8", "int4"], help="KV dtype")
+    r.add_argument("--link-gb-s", type=float, default=None, help="your load bandwidth per GPU, GB/s: compare")
+    r.add_argument("--json", action="store_true", help="JSON instead of a table")
+    r.set_defaults(func=cmd_calc_reuse)
+
+    p = sub.add_parser("serve", help="web UI: calculators and the reports under results/")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--results-dir", default="results", help="directory of JSON reports and sweeps to show")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("learned", help="the LightGBM eviction policy: train a model file")
+    lsub = p.add_subparsers(dest="learned_cmd", metavar="ACTION", required=True)
+    t = lsub.add_parser("train", help="train the reuse model on a trace (or the synthetic workload) and save it")
+    _add_config_args(t)
+    _add_trace_args(t)
+    t.add_argument("--out", required=True, help="model file to write (LightGBM text format)")
+    t.add_argument("--rounds", type=int, default=None, help="boosting rounds (default 30)")
+    t.add_argument("--horizon", type=int, default=None,
+                   help="label horizon in block accesses (default: 1.5 x the 90th percentile reuse distance)")
+    t.add_argument("--max-rows", type=int, default=300_000,
+                   help="train on at most this many of the latest labelled accesses (default 300000)")
+    t.add_argument("--json", action="store_true", help="print the training summary as JSON")
+    t.set_defaults(func=cmd_learned)
+
+    def _deployment_args(sp, budget=True):
+        g = sp.add_argument_group("deployment (defaults: config model/hardware sections)")
+        g.add_argument("--model", default=None, help="model preset or HuggingFace config.json")
+        g.add_argument("--gpu", default=None, help="GPU preset (with --cards)")
+        if budget:
+            g.add_argument("--cards", default=None,
+                           help="GPU cards of the pool (or one value per bucket; `all` gets their sum)")
+            g.add_argument("--kv-budget-gb", default=None,
+                           help="KV pool size in GiB instead of cards (or one value per bucket)")
+        g.add_argument("--tp", type=int, default=None, help="tensor-parallel degree")
+        g.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree")
+        g.add_argument("--kv-dtype", default=None, help="KV element type (fp16, fp8, ...)")
+        g.add_argument("--weight-dtype", default=None, help="weight element type")
+        g.add_argument("--reserve-gb", type=float, default=None, help="GiB per card kept for activations")
+        g.add_argument("--gpus-per-node", type=int, default=None, help="cards per machine")
+        g.add_argument("--machines", type=int, default=None, help="machines for per-machine tiers (default: cards/node)")
+        g.add_argument("--tiers", default="1T,10T", help="extra per-machine tiers added to HBM, e.g. 1T,10T ('' = none)")
+
+    def _oracle_common(sp, budget=True):
+        _add_config_args(sp)
+        _add_trace_args(sp)
+        _deployment_args(sp, budget)
+        sp.add_argument("--buckets", default=None,
+                        help="prompt-length bucket edges, e.g. 32K,64K,128K (default) or 'none'")
+        sp.add_argument("--scope", choices=["global", "session"], default="global",
+                        help="prefix namespace: global (shared) or session (reuse within a session only)")
+        sp.add_argument("--method", choices=["exact", "belady"], default="exact",
+                        help="exact: min-cost-flow optimum with certificate; belady: fast block-optimal bound")
+        sp.add_argument("--block-tokens", type=int, default=None, help="re-block the trace to this page size")
+        sp.add_argument("--output-dir", default="results/oracle", help="where the files go")
+        sp.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+
+    p = sub.add_parser("oracle", help="offline hit-rate bounds of a trace (content, relaxed, strict-prefix, LRU)")
+    _oracle_common(p)
+    p.add_argument("--tolerance", type=float, default=0.005,
+                   help="hit-rate gap under which two bounds meet (bottleneck 'none')")
+    p.set_defaults(func=cmd_oracle)
+
+    p = sub.add_parser("plan", help="cards and machines needed for a target throughput")
+    _oracle_common(p, budget=False)
+    p.add_argument("--target-tps", type=float, required=True, help="target total tokens/s")
+    p.add_argument("--baseline-per-card-tps", type=float, required=True, help="tokens/s per card without cache hits")
+    p.add_argument("--alpha", type=float, default=0.8, help="prefill_savings_alpha: share of cost saved per hit token")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("estimate", help="heuristic hit-rate estimate without a trace")
+    _add_config_args(p)
+    _deployment_args(p)
+    p.add_argument("--from-json", default=None, help="recommended_heuristic_config.json from calibrate")
+    p.add_argument("--bucket", default=None, help="with --from-json: use this bucket's parameters")
+    p.add_argument("--sessions", type=float, default=None, help="concurrent agents/sessions")
+    p.add_argument("--shared-prefix-tokens", type=float, default=None, help="prefix shared by all requests, tokens")
+    p.add_argument("--new-tokens-per-turn", type=float, default=None, help="average new tokens per turn")
+    p.add_argument("--turns", type=float, default=None, help="turns per session")
+    p.add_argument("--private-window-tokens", type=float, default=None, help="cap on private history (0 = none)")
+    p.add_argument("--curve", default=None, help="linear | power_law_fit | zipf_harmonic")
+    p.add_argument("--power-beta", type=float, default=None, help="power_law_fit exponent")
+    p.add_argument("--zipf-s", type=float, default=None, help="zipf_harmonic exponent")
+    p.add_argument("--population", type=float, default=None, help="zipf_harmonic session population")
+    p.add_argument("--policy-efficiency", default=None, help="number in [0,1] or lru_like (0.6)")
+    p.add_argument("--block-tokens", type=int, default=16, help="tokens per KV block")
+    p.add_argument("--target-tps", type=float, default=None, help="target total tokens/s (adds planning)")
+    p.add_argument("--baseline-per-card-tps", type=float, default=None, help="tokens/s per card without hits")
+    p.add_argument("--alpha", type=float, default=0.8, help="prefill_savings_alpha")
+    p.add_argument("--output-dir", default=None, help="also write estimate.json (+ planning CSV) here")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("calibrate", help="fit the heuristic estimator to the oracle on a trace")
+    _oracle_common(p)
+    p.add_argument("--points", type=int, default=6, help="capacities per pool on the oracle curve")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("audit", help="recheck every oracle bound with naive reference implementations")
+    _add_config_args(p)
+    _add_trace_args(p)
+    p.add_argument("--buckets", default=None, help="bucket edges as for oracle")
+    p.add_argument("--scope", choices=["global", "session"], default="global", help="prefix namespace")
+    p.add_argument("--sample", type=int, default=120, help="requests sampled per pool")
+    p.add_argument("--small", type=int, default=10, help="small exhaustive instances per pool")
+    p.add_argument("--capacities", default=None, help="capacities in blocks (default: 3 from the sample)")
+    p.add_argument("--block-tokens", type=int, default=None, help="re-block the trace to this page size")
+    p.add_argument("--output-dir", default="results/audit", help="where audit_report.json/.md go")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_audit)
 
     for name, (hlp, issue) in PLANNED.items():
         sp = sub.add_parser(name, help=f"{hlp} [not available yet]", add_help=True)

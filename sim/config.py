@@ -76,6 +76,7 @@ class PoliciesCfg(_Section):
     eviction: str = "lru"
     compare: list[str] = ["lru", "lfu", "fifo", "arc", "s3fifo", "selective_write", "session_prefetch", "belady"]
     learned_model: str = ""
+    learned_retrain_every: int = Field(2000, ge=1)
 
 
 class ClusterCfg(_Section):

@@ -53,6 +53,8 @@ class NodeCache:
         self.write_through = write_through
         self.traffic = Traffic()  # totals over the run
         self.prefetched_blocks = 0
+        # (sim time s, resident blocks) per tier name, all workers' HBM summed
+        self.occupancy: dict[str, list[tuple[float, int]]] = {"hbm": [], "dram": [], "ssd": []}
 
     # ------------------------------------------------------------- lookup
     def lookup(self, w: int, blocks) -> tuple[int, int, int]:

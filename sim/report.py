@@ -65,7 +65,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
             "used_bytes": int(sum(len(t) for t in group) * bb),
             "capacity_bytes": int(sum(t.capacity for t in group) * bb),
             **agg,
-            "occupancy": [[round(t, 6), int(b) * bb] for t, b in group[0].stats.occupancy],
+            "occupancy": [[round(t, 6), int(b) * bb] for t, b in cache.occupancy[name]],
         }
     tr = cache.traffic
     links = {

@@ -64,3 +64,35 @@ def run_single_mode(
         load_stats=load_stats.to_dict() if load_stats else None,
         extra={"timing": timing},
     )
+
+
+def run_mode(
+    cfg: Config,
+    mode: str,
+    *,
+    workload: Workload | None = None,
+    load_stats: LoadStats | None = None,
+    policies: list[str] | None = None,
+    timing: bool = True,
+    progress: Progress | None = None,
+) -> dict:
+    """Run one simulation mode on `cfg` and return its report.
+
+    The workload comes from ``cfg.trace``/``cfg.synthetic`` unless given.
+    ``policies`` defaults to ``[cfg.policies.eviction]``.
+    """
+    if workload is None:
+        from trace.source import workload_from_config
+
+        workload, load_stats = workload_from_config(cfg)
+    if len(workload) == 0:
+        raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
+    policies = policies or [cfg.policies.eviction]
+    runner = MODES.get(mode)
+    if runner is None:
+        raise InputError(f"unknown or unavailable mode {mode!r} (available: {', '.join(MODES)})", where="--mode")
+    return runner(cfg, workload, policies, timing=timing, load_stats=load_stats, progress=progress)
+
+
+# mode name -> function(cfg, workload, policies, *, timing, load_stats, progress) -> report
+MODES: dict[str, Callable[..., dict]] = {"single": run_single_mode}

@@ -105,7 +105,11 @@ def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessC
 
 
 def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache:
-    params = {"depth_threshold": cfg.cache.selective_depth}
+    params = {
+        "depth_threshold": cfg.cache.selective_depth,
+        "learned_model": cfg.policies.learned_model,
+        "learned_retrain_every": cfg.policies.learned_retrain_every,
+    }
     bb = setup.block_bytes
     hbm = [
         Tier("hbm", setup.hbm_blocks, bb, make_policy(policy, setup.hbm_blocks, ctx, **params))
@@ -217,10 +221,10 @@ def _sample_every(n: int) -> int:
 
 
 def _sample(cache: NodeCache, t: float) -> None:
-    hbm_used = sum(len(h) for h in cache.hbm)
-    cache.hbm[0].stats.occupancy.append((t, hbm_used))
-    cache.dram.sample(t)
-    cache.ssd.sample(t)
+    occ = cache.occupancy
+    occ["hbm"].append((t, sum(len(h) for h in cache.hbm)))
+    occ["dram"].append((t, len(cache.dram)))
+    occ["ssd"].append((t, len(cache.ssd)))
 
 
 def _service_estimate_s(cfg: Config, setup: NodeSetup, inp: int, out: int) -> float:

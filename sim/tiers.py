@@ -6,7 +6,7 @@ The tier owns capacity; the policy only picks victims.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sim.policies.base import Policy
 
@@ -21,11 +21,9 @@ class TierStats:
     taken: int = 0  # blocks removed to move elsewhere (promotion, superseded copy)
     dropped: int = 0  # victims (or demotions) that no lower tier took
     rejected: int = 0  # blocks the admission filter refused
-    occupancy: list[tuple[float, int]] = field(default_factory=list)  # (sim time s, blocks)
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "occupancy"}
-        return d
+        return dict(self.__dict__)
 
 
 class Tier:
@@ -110,6 +108,3 @@ class Tier:
         self.policy.remove(key)
         self.stats.taken += 1
         return self.pos.pop(key)
-
-    def sample(self, t: float) -> None:
-        self.stats.occupancy.append((t, len(self.pos)))

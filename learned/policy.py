@@ -1,0 +1,259 @@
+"""The ``learned`` eviction policy: evict the block with the lowest predicted reuse value.
+
+Each access ``pos`` gets one score, P(reuse within H accesses), from the
+LightGBM model (``learned.train``) on its features (``learned.features``),
+and the block's eviction priority becomes
+
+    priority = pos + bonus x H x P(reuse within H)
+
+i.e. its last access position pushed into the future by the reuse it is
+expected to have. ``victim()`` evicts the lowest priority: a block the
+model gives up on ages out like in LRU, from the moment of its access; a
+block the model believes in stays up to ``bonus x H`` accesses longer. With
+no model yet (online mode before its first training) every P is 0 and the
+policy is exactly LRU. The priority of a block does not change until the
+block is accessed again, so one min-heap with lazy invalidation (stale
+entries skipped when they surface, rebuilt when they outnumber live ones)
+gives O(log n) touch/insert/victim.
+
+Inference never runs per eviction. Scores are computed ahead in chunks of
+consecutive access positions, one LightGBM call per chunk (features of an
+access depend only on the past, so scoring a chunk early changes nothing),
+and shared by every tier of the run (each worker's HBM, DRAM, SSD: the
+score is a property of the access, not of the tier).
+
+Where the model comes from (params, from config ``policies.*``):
+
+* ``learned_model`` (``policies.learned_model``, ``run --model FILE``): a model
+  file from ``python main.py learned train``; scores use it throughout.
+* otherwise online: the model is retrained every ``retrain_every`` requests
+  (``policies.learned_retrain_every``) on the accesses whose labels are
+  settled by then, skipping a retraining point when fewer than
+  ``retrain_min_accesses`` (default 20,000) block accesses passed since the
+  previous one; chunks never straddle a retraining point, so every score
+  comes from a model trained on the past of its access only.
+
+Other params: ``bonus`` (default 1.0), ``model`` (a ``LearnedModel`` object,
+for programmatic use), ``train_params`` (a ``TrainParams``). Without an
+AccessContext the policy is LRU.
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from array import array
+from heapq import heapify, heappop, heappush
+from pathlib import Path
+
+import numpy as np
+
+from learned.features import access_features
+from learned.train import LearnedModel, OnlineTrainer, TrainParams
+from sim.errors import InputError
+from sim.policies.base import AccessContext, Policy, register
+
+CHUNK = 16384  # access positions scored per LightGBM call
+DEFAULT_RETRAIN_EVERY = 2000  # requests
+# ... and at least this many block accesses since the previous training, so that a stream
+# of one-block requests (a bare key sequence) is not retrained every few thousand accesses.
+DEFAULT_RETRAIN_MIN_ACCESSES = 20_000
+
+
+class Scorer:
+    """Eviction priorities of a workload's accesses, computed chunk by chunk on demand."""
+
+    def __init__(
+        self,
+        ctx: AccessContext,
+        model: LearnedModel | None = None,
+        *,
+        retrain_every: int = DEFAULT_RETRAIN_EVERY,
+        retrain_min_accesses: int = DEFAULT_RETRAIN_MIN_ACCESSES,
+        bonus: float = 1.0,
+        params: TrainParams | None = None,
+        chunk: int = CHUNK,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.ctx = ctx
+        self.X = access_features(ctx)
+        self.features_s = time.perf_counter() - t0
+        self.n = len(ctx.next_use)
+        self.bonus = float(bonus)
+        self.chunk = int(chunk)
+        self.model = model
+        self.trainer = None if model is not None else OnlineTrainer(ctx, self.X, retrain_every, params)
+        self.retrain_min_accesses = int(retrain_min_accesses)
+        self._last_train = 0  # position of the previous (attempted) training
+        n_req = int(ctx.request[-1]) + 1 if self.n else 0
+        # first access position of each request (and n at the end)
+        self._starts = np.searchsorted(ctx.request, np.arange(n_req + 1))
+        self._next_retrain = self.n if self.trainer is None else self._pos_of_request(self.trainer.every)
+        self.prio = array("d")  # priority of each scored position (8 bytes each, not a float object)
+        self.scored = 0  # positions [0, scored) have a priority
+        self.predict_s = 0.0
+        self.predict_calls = 0
+
+    def _pos_of_request(self, r: int) -> int:
+        return int(self._starts[r]) if r < len(self._starts) - 1 else self.n
+
+    def ensure(self, pos: int) -> None:
+        """Score every position up to `pos` (retraining first when a retraining point is passed)."""
+        if pos >= self.n or pos < 0:
+            raise ValueError(f"learned: access position {pos} outside the AccessContext (0..{self.n - 1})")
+        while self.scored <= pos:
+            start = self.scored
+            if self.trainer is not None and start >= self._next_retrain:
+                req = int(self.ctx.request[start])
+                if start - self._last_train >= self.retrain_min_accesses:
+                    self.model = self.trainer.retrain(start, req)
+                    self._last_train = start
+                self._next_retrain = self._pos_of_request(self.trainer.boundary(req))
+            hi = min(start + self.chunk, self._next_retrain if start < self._next_retrain else self.n, self.n)
+            pos_arr = np.arange(start, hi, dtype=np.float64)
+            if self.model is None:
+                pri = pos_arr  # no model yet: LRU order
+            else:
+                t0 = time.perf_counter()
+                p = self.model.predict(self.X[start:hi])
+                self.predict_s += time.perf_counter() - t0
+                self.predict_calls += 1
+                pri = pos_arr + (self.bonus * self.model.horizon) * p
+            self.prio.frombytes(np.ascontiguousarray(pri, dtype=np.float64).tobytes())
+            self.scored = hi
+
+    def stats(self) -> dict:
+        t = self.trainer
+        return {
+            "mode": "online" if t is not None else "model",
+            "features_s": self.features_s,
+            "predict_s": self.predict_s,
+            "predict_calls": self.predict_calls,
+            "scored": self.scored,
+            "train_s": t.train_s if t else 0.0,
+            "trainings": t.trainings if t else 0,
+            "horizon": self.model.horizon if self.model is not None else None,
+        }
+
+
+# ---------------------------------------------------------------- sharing
+
+_SCORERS: dict[tuple, tuple[weakref.ref, Scorer]] = {}
+_MODELS: dict[tuple, LearnedModel] = {}
+
+
+def load_model(path: str | Path) -> LearnedModel:
+    """Load a model file once per (path, mtime, size); every tier of a run shares it."""
+    p = Path(path).expanduser()
+    try:
+        st = p.stat()
+    except OSError:
+        raise InputError("model file not found (train one with `python main.py learned train`)",
+                         where=str(path)) from None
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    m = _MODELS.get(key)
+    if m is None:
+        m = LearnedModel.load(p)
+        _MODELS.clear()  # keep one: a run uses one model
+        _MODELS[key] = m
+    return m
+
+
+def shared_scorer(ctx: AccessContext, model: LearnedModel | None, retrain_every: int, bonus: float,
+                  params: TrainParams | None, retrain_min_accesses: int = DEFAULT_RETRAIN_MIN_ACCESSES) -> Scorer:
+    """The Scorer of (ctx, model, settings), created once and shared by every tier using them."""
+    key = (id(ctx), id(model), int(retrain_every), int(retrain_min_accesses), float(bonus), repr(params))
+    hit = _SCORERS.get(key)
+    if hit is not None and hit[0]() is ctx:
+        return hit[1]
+    sc = Scorer(ctx, model, retrain_every=retrain_every, retrain_min_accesses=retrain_min_accesses, bonus=bonus,
+                params=params)
+    _SCORERS[key] = (weakref.ref(ctx), sc)
+    weakref.finalize(ctx, _SCORERS.pop, key, None)
+    return sc
+
+
+# ---------------------------------------------------------------- policy
+
+@register
+class Learned(Policy):
+    name = "learned"
+
+    def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
+        super().__init__(capacity, ctx, **params)
+        model = params.get("model")
+        path = params.get("learned_model") or ""
+        if model is None and path:
+            model = load_model(path)
+        every = params.get("retrain_every", params.get("learned_retrain_every")) or DEFAULT_RETRAIN_EVERY
+        if int(every) < 1:
+            raise ValueError("learned: retrain_every must be >= 1 request")
+        min_acc = int(params.get("retrain_min_accesses", DEFAULT_RETRAIN_MIN_ACCESSES))
+        if min_acc < 0:
+            raise ValueError("learned: retrain_min_accesses must be >= 0")
+        bonus = float(params.get("bonus", 1.0))
+        if bonus < 0:
+            raise ValueError("learned: bonus must be >= 0")
+        self.scorer: Scorer | None = None
+        if ctx is not None and len(ctx.next_use):
+            self.scorer = shared_scorer(ctx, model, int(every), bonus, params.get("train_params"), min_acc)
+        self._prio = self.scorer.prio if self.scorer is not None else None
+        self._scored = 0  # this policy's view of scorer.scored (refreshed when it falls behind)
+        # Residents never exceed the capacity, so a heap longer than this is mostly stale entries.
+        self._heap_limit = 2 * capacity + 1024
+        self._pos: dict[int, int] = {}  # resident key -> position of its latest access
+        self._heap: list[tuple[float, int, int]] = []  # (priority, pos, key), lazily invalidated
+        self._clock = 0  # LRU order when there is no context
+        self.evictions = 0
+
+    def _set(self, key: int, pos: int) -> None:
+        sc = self.scorer
+        if sc is None:
+            self._clock += 1
+            pos = self._clock  # no context: positions are not meaningful, keep LRU order
+            prio = float(pos)
+        else:
+            if pos >= self._scored:
+                sc.ensure(pos)
+                self._scored = sc.scored
+            prio = self._prio[pos]
+        self._pos[key] = pos
+        heap = self._heap
+        heappush(heap, (prio, pos, key))
+        if len(heap) > self._heap_limit:
+            self._compact()
+
+    touch = _set
+    insert = _set
+
+    def _compact(self) -> None:
+        live = {}
+        for prio, pos, key in self._heap:
+            if self._pos.get(key) == pos:
+                live[key] = (prio, pos, key)
+        self._heap = list(live.values())
+        heapify(self._heap)
+
+    def victim(self) -> int:
+        cur, heap = self._pos, self._heap
+        if not cur:
+            raise IndexError(f"{self.name}: victim() on an empty policy")
+        while True:
+            _, pos, key = heappop(heap)
+            if cur.get(key) == pos:
+                del cur[key]
+                self.evictions += 1
+                return key
+
+    def remove(self, key: int) -> None:
+        self._pos.pop(key, None)
+
+    def priority(self, key: int) -> float:
+        """Current eviction priority of resident `key` (lower leaves first)."""
+        pos = self._pos[key]
+        return self._prio[pos] if self._prio is not None else float("nan")
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._pos
+
+    def __len__(self) -> int:
+        return len(self._pos)

@@ -1,0 +1,296 @@
+"""LightGBM training of the reuse model: offline from a trace, or online on the past.
+
+The model is a binary classifier: P(block accessed again within ``horizon``
+block accesses | features of this access) (see ``learned.labels`` and
+``learned.features``). The policy turns it into an eviction priority.
+
+* Offline (``train_offline``, ``python main.py learned train``): every access
+  of a training trace is labelled (the trace is the past of the runs the
+  model will serve) and the model is saved as a LightGBM text model file.
+* Online (``OnlineTrainer``): during a replay, every ``retrain_every``
+  requests the model is retrained on the accesses whose label is settled
+  by then (``reuse_labels(ctx, H, upto=now)``), so it never sees the future
+  of the replay.
+
+Model file: LightGBM's own text format (loadable by LightGBM as is) with one
+extra trailing line ``kvsim_learned={json}`` holding the horizon, the feature
+names and how the model was trained.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from learned.features import FEATURES, access_features
+from learned.labels import horizon_from_past, reuse_labels
+from sim.errors import InputError
+from sim.policies.base import AccessContext
+
+META_KEY = "kvsim_learned="
+MIN_ROWS = 500  # fewer settled labels than this: not worth a model yet
+
+
+@dataclass
+class TrainParams:
+    """LightGBM and labelling knobs (defaults: about 0.1 s per training of 50k rows)."""
+
+    rounds: int = 30  # boosting rounds (trees)
+    num_leaves: int = 15
+    learning_rate: float = 0.1
+    min_data_in_leaf: int = 50
+    max_bin: int = 63  # feature histogram bins (LightGBM's 255 costs more and gained nothing here)
+    max_rows: int = 50_000  # train on at most this many of the most recent settled rows (online)
+    horizon: int | None = None  # label horizon in block accesses (None: from reuse distances)
+    horizon_quantile: float = 0.9
+    horizon_factor: float = 1.5
+    # One thread: measured faster and steadier than two on a shared 2-core machine
+    # (OpenMP spin-waits badly when the other core is busy).
+    threads: int = 1
+    seed: int = 0
+
+    def lgb_params(self) -> dict:
+        return {
+            "objective": "binary",
+            "num_leaves": self.num_leaves,
+            "learning_rate": self.learning_rate,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "max_bin": self.max_bin,
+            "num_threads": self.threads,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+
+
+@dataclass
+class LearnedModel:
+    """A trained booster plus what the policy needs to use it."""
+
+    booster: object  # lightgbm.Booster
+    horizon: int
+    meta: dict = field(default_factory=dict)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """P(reuse within horizon) for feature rows X (float64)."""
+        if len(X) == 0:
+            return np.zeros(0)
+        return self.booster.predict(X, num_threads=1)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {**self.meta, "horizon": self.horizon, "features": list(FEATURES)}
+        text = self.booster.model_to_string()
+        path.write_text(text.rstrip("\n") + "\n" + META_KEY + json.dumps(meta, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LearnedModel":
+        """Read a model written by ``save``; InputError naming the file if it is not one."""
+        import lightgbm as lgb
+
+        path = Path(path)
+        where = str(path)
+        if not path.is_file():
+            raise InputError("model file not found (train one with `python main.py learned train`)", where=where)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read model file: {e}", where=where) from None
+        meta_line = next((ln for ln in reversed(text.splitlines()) if ln.startswith(META_KEY)), None)
+        if meta_line is None:
+            raise InputError(
+                f"no `{META_KEY}` line: not a model written by `python main.py learned train`", where=where
+            )
+        try:
+            meta = json.loads(meta_line[len(META_KEY):])
+            horizon = int(meta["horizon"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"bad `{META_KEY}` line: {e}", where=where) from None
+        if meta.get("features") != list(FEATURES):
+            raise InputError(
+                f"model features {meta.get('features')} differ from this version's {list(FEATURES)}; retrain it",
+                where=where,
+            )
+        try:
+            booster = lgb.Booster(model_str=text)
+        except Exception as e:  # LightGBM raises its own error type with a C message
+            raise InputError(f"LightGBM cannot parse the model: {e}", where=where) from None
+        if booster.num_feature() != len(FEATURES):
+            raise InputError(f"model has {booster.num_feature()} features, expected {len(FEATURES)}", where=where)
+        return cls(booster=booster, horizon=horizon, meta=meta)
+
+
+def fit(X: np.ndarray, y: np.ndarray, horizon: int, params: TrainParams, **meta) -> LearnedModel:
+    """Train the classifier on rows X with 0/1 labels y."""
+    import lightgbm as lgb
+
+    t0 = time.perf_counter()
+    ds = lgb.Dataset(X, y, feature_name=list(FEATURES), free_raw_data=True,
+                     params={"max_bin": params.max_bin, "verbose": -1})
+    booster = lgb.train(params.lgb_params(), ds, num_boost_round=params.rounds)
+    train_s = time.perf_counter() - t0
+    info = {
+        "rows": int(len(y)),
+        "positive_rate": float(y.mean()) if len(y) else 0.0,
+        "train_s": train_s,
+        "params": asdict(params),
+        **meta,
+    }
+    return LearnedModel(booster=booster, horizon=int(horizon), meta=info)
+
+
+def _recent(pos: np.ndarray, y: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(pos) > max_rows:
+        return pos[-max_rows:], y[-max_rows:]
+    return pos, y
+
+
+def train_on_past(
+    ctx: AccessContext, X: np.ndarray, upto: int, params: TrainParams, **meta
+) -> LearnedModel | None:
+    """Train on the accesses before ``upto`` whose labels are settled; None if too few.
+
+    ``X`` is ``access_features(ctx)``.
+    """
+    horizon = params.horizon or horizon_from_past(
+        ctx, upto, quantile=params.horizon_quantile, factor=params.horizon_factor
+    )
+    if horizon is None:
+        return None
+    pos, y = reuse_labels(ctx, horizon, upto)
+    pos, y = _recent(pos, y, params.max_rows)
+    if len(y) < MIN_ROWS or y.min() == y.max():
+        return None
+    return fit(X[pos], y, horizon, params, **meta)
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the ROC curve (rank statistic, ties averaged); None if one class only."""
+    y = np.asarray(y) > 0.5
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score)[order]
+    ranks = np.empty(len(s))
+    # average ranks over ties
+    bounds = np.flatnonzero(np.diff(s)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(s)]))
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def train_offline(workload, params: TrainParams | None = None, *, validation: float = 0.2) -> tuple[LearnedModel, dict]:
+    """Train on the accesses of `workload` (a re-blocked trace.Workload) labelled within it.
+
+    The last ``validation`` fraction of requests is held out first to report
+    a time-split AUC (model trained on the earlier part only), then the
+    saved model is trained on the whole workload. Returns (model, summary).
+    """
+    params = params or TrainParams()
+    t0 = time.perf_counter()
+    ctx = AccessContext.from_workload(workload)
+    X = access_features(ctx)
+    feat_s = time.perf_counter() - t0
+    n = len(ctx.next_use)
+    summary: dict = {"requests": len(workload), "accesses": n, "block_tokens": workload.block_tokens,
+                     "features_s": feat_s}
+    if 0 < validation < 1 and len(workload) > 1:
+        cut_req = int(len(workload) * (1 - validation))
+        cut = int(workload.block_offsets[cut_req])
+        # The validation model sees only accesses before the cut (labels settled by then).
+        early = train_on_past(ctx, X, cut, params)
+        if early is not None:
+            hpos, hy = reuse_labels(ctx, early.horizon)
+            held = hpos >= cut
+            summary["validation_auc"] = auc(hy[held], early.predict(X[hpos[held]]))
+            summary["validation_rows"] = int(held.sum())
+    # upto=n: only accesses whose horizon ends inside the trace are labelled (the last
+    # ones might be reused after the trace ends, so their "not reused" is not known).
+    model = train_on_past(ctx, X, n, params, trained_on=workload.name, block_tokens=workload.block_tokens)
+    if model is None:
+        raise InputError(
+            f"too little reuse to learn from: {n} block accesses, need at least {MIN_ROWS} labelled "
+            "accesses with both reused and not-reused blocks",
+            where=workload.name,
+        )
+    summary.update(
+        horizon=model.horizon, rows=model.meta["rows"], positive_rate=model.meta["positive_rate"],
+        train_s=model.meta["train_s"], total_s=time.perf_counter() - t0,
+    )
+    model.meta["summary"] = {k: v for k, v in summary.items() if k != "features_s"}
+    return model, summary
+
+
+def train_from_config(cfg, out: str | Path, params: TrainParams | None = None, *, workload=None) -> dict:
+    """`python main.py learned train`: the configured workload (trace or synthetic) -> model file.
+
+    The workload is re-blocked to ``cache.block_tokens`` like a run would,
+    so the model's distances are in the blocks the run will use.
+    """
+    from sim.single_node import sim_block_tokens
+    from trace.source import workload_from_config
+
+    load_stats = None
+    if workload is None:
+        try:
+            workload, load_stats = workload_from_config(cfg)
+        except ModuleNotFoundError as e:
+            if e.name != "trace.synthetic":
+                raise
+            raise InputError("no trace given and the synthetic generator is not available", where="--trace") from None
+    if len(workload) == 0:
+        raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
+    try:
+        w = workload.reblock(sim_block_tokens(cfg, workload))
+    except ValueError as e:
+        raise InputError(str(e), where="cache.block_tokens") from None
+    params = params or TrainParams(seed=cfg.seed)
+    model, summary = train_offline(w, params)
+    path = model.save(out)
+    summary["out"] = str(path)
+    summary["workload"] = w.name
+    if load_stats is not None:
+        summary["load"] = load_stats.to_dict()
+    return summary
+
+
+class OnlineTrainer:
+    """Retrain every ``retrain_every`` requests on what the replay has seen so far."""
+
+    def __init__(self, ctx: AccessContext, X: np.ndarray, retrain_every: int, params: TrainParams | None = None):
+        if retrain_every < 1:
+            raise ValueError("retrain_every must be >= 1 request")
+        self.ctx = ctx
+        self.X = X
+        self.every = int(retrain_every)
+        self.params = params or TrainParams()
+        self.model: LearnedModel | None = None
+        self.trainings = 0
+        self.train_s = 0.0
+        self.log: list[dict] = []  # one entry per (re)training: request, rows, horizon, seconds
+
+    def boundary(self, request: int) -> int:
+        """First request index at which the next retraining is due after `request`."""
+        return (request // self.every + 1) * self.every
+
+    def retrain(self, upto: int, request: int) -> LearnedModel | None:
+        """Retrain on accesses before position ``upto`` (the first access of request `request`)."""
+        t0 = time.perf_counter()
+        m = train_on_past(self.ctx, self.X, upto, self.params, trained_upto=int(upto))
+        dt = time.perf_counter() - t0
+        self.train_s += dt
+        if m is not None:
+            self.model = m
+            self.trainings += 1
+            self.log.append({"request": int(request), "rows": m.meta["rows"], "horizon": m.horizon, "s": dt})
+        return self.model

@@ -1,0 +1,134 @@
+"""Memory side of the analytic model: how many KV tokens a deployment can cache.
+
+Per GPU: KV budget = GPU memory - weights per GPU x weight_overhead (the
+overhead factor, 1.2 by default, stands for activations, CUDA graphs and
+allocator slack), or the explicit ``kv_budget_gb``. A replica is tp x pp GPUs;
+each of its GPUs keeps a shard of every cached token (``kv_bytes_per_token``
+per GPU, busiest pipeline stage), so one replica caches budget / per-GPU bytes
+tokens and the fleet ``gpus / (tp x pp)`` times that (data parallelism: the
+replicas hold different conversations).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sim.analytic.inputs import HitRateInputs
+from sim.errors import InputError
+from sim.hardware import (
+    GIB,
+    GpuSpec,
+    ModelSpec,
+    gpu_spec,
+    kv_bytes_per_token,
+    kv_bytes_per_token_total,
+    model_spec,
+    weights_bytes_per_gpu,
+)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    spec: ModelSpec
+    gpu: GpuSpec
+    tp: int
+    pp: int
+    tp_auto: bool
+    replicas: int
+    memory_gib: float            # per GPU
+    weights_bytes_per_gpu: float
+    kv_budget_bytes_per_gpu: float
+    kv_bytes_per_token_per_gpu: float
+    kv_bytes_per_token: float    # whole model, one copy
+
+    @property
+    def tokens_per_replica(self) -> int:
+        return int(self.kv_budget_bytes_per_gpu // self.kv_bytes_per_token_per_gpu)
+
+    @property
+    def cacheable_tokens(self) -> int:
+        return self.replicas * self.tokens_per_replica
+
+
+def _budget(spec: ModelSpec, memory_gib: float, inp: HitRateInputs, tp: int, pp: int) -> tuple[float, float]:
+    """(weights bytes per GPU, KV budget bytes per GPU) for one tp x pp layout."""
+    w = weights_bytes_per_gpu(spec, inp.weight_dtype, tp, pp)
+    if inp.kv_budget_gb is not None:
+        return w, inp.kv_budget_gb * GIB
+    return w, memory_gib * GIB - inp.weight_overhead * w
+
+
+# Auto TP leaves at least this share of each GPU's memory to the KV cache when it can:
+# "the smallest TP at which the weights fit" would leave a useless sliver of KV
+# memory (Llama-3-70B at TP 2 on 80 GiB: ~1 GiB), which is not how anyone deploys.
+AUTO_TP_KV_SHARE = 0.5
+
+
+def _auto_tp(spec: ModelSpec, memory_gib: float, inp: HitRateInputs) -> int:
+    """Smallest power-of-two TP dividing gpus/pp whose weights x overhead take at most half of
+    the GPU memory; else the smallest at which they fit at all."""
+    per_pp = inp.gpus // inp.pp if inp.gpus % inp.pp == 0 else 0
+    cands = sorted({t for t in (2**k for k in range(11)) if per_pp and per_pp % t == 0} | ({per_pp} if per_pp else set()))
+    mem = memory_gib * GIB
+    need = [inp.weight_overhead * weights_bytes_per_gpu(spec, inp.weight_dtype, t, inp.pp) for t in cands]
+    for share in (1 - AUTO_TP_KV_SHARE, 1.0):
+        for t, w in zip(cands, need):
+            if w < mem * share:
+                return t
+    raise InputError(
+        f"the weights of {spec.name} x overhead {inp.weight_overhead:g} do not fit in {inp.gpus} x "
+        f"{memory_gib:g} GiB at any tensor-parallel degree; add GPUs, quantize the weights or pick a larger GPU",
+        where="gpus",
+    )
+
+
+def resolve(inp: HitRateInputs) -> Deployment:
+    """Model, GPU, parallel layout and KV budget of `inp`; InputError naming the field when it cannot work."""
+    try:
+        spec = model_spec(inp.model)
+    except InputError as e:
+        raise InputError(str(e).removeprefix(f"{e.where}: "), where="model") from None
+    try:
+        gpu = gpu_spec(inp.gpu)
+    except InputError as e:
+        raise InputError(str(e).removeprefix(f"{e.where}: "), where="gpu") from None
+    memory = inp.memory_gb if inp.memory_gb is not None else float(gpu.memory_gb)
+    tp_auto = inp.tp is None
+    tp = _auto_tp(spec, memory, inp) if tp_auto else int(inp.tp)
+    pp = inp.pp
+    if inp.gpus % (tp * pp):
+        raise InputError(f"{inp.gpus} GPUs do not split into replicas of tp {tp} x pp {pp} = {tp * pp} GPUs",
+                         where="gpus")
+    w, budget = _budget(spec, memory, inp, tp, pp)
+    if budget <= 0:
+        raise InputError(
+            f"weights of {spec.name} ({inp.weight_dtype}) = {w / GIB:.1f} GiB per GPU at tp {tp} x pp {pp}, times "
+            f"overhead {inp.weight_overhead:g}, leave no KV memory in {memory:g} GiB; raise tp, quantize the "
+            f"weights or pick a larger GPU", where="tp",
+        )
+    per_gpu = kv_bytes_per_token(spec, inp.kv_dtype, tp, pp)
+    if budget < per_gpu:
+        raise InputError(f"the KV budget of {budget / GIB:.3g} GiB per GPU holds no token", where="kv_budget_gb")
+    return Deployment(
+        spec=spec, gpu=gpu, tp=tp, pp=pp, tp_auto=tp_auto, replicas=inp.gpus // (tp * pp), memory_gib=memory,
+        weights_bytes_per_gpu=w, kv_budget_bytes_per_gpu=budget, kv_bytes_per_token_per_gpu=per_gpu,
+        kv_bytes_per_token=kv_bytes_per_token_total(spec, inp.kv_dtype),
+    )
+
+
+def gpu_memory_for_kv(dep: Deployment, inp: HitRateInputs, kv_bytes_per_gpu: float) -> float:
+    """GiB of GPU memory one GPU needs to hold `kv_bytes_per_gpu` of KV next to its weights."""
+    if inp.kv_budget_gb is not None:  # explicit budget: memory beyond it is not modelled
+        return kv_bytes_per_gpu / GIB
+    return (kv_bytes_per_gpu + inp.weight_overhead * dep.weights_bytes_per_gpu) / GIB
+
+
+def replicas_for_tokens(dep: Deployment, tokens_needed: float, tokens_per_replica_overhead: float) -> int | None:
+    """Replicas whose cacheable tokens (less a per-replica overhead) reach `tokens_needed`; None if never."""
+    usable = dep.tokens_per_replica - tokens_per_replica_overhead
+    if usable <= 0:
+        return None
+    return max(1, math.ceil(tokens_needed / usable - 1e-12))
+
+
+__all__ = ["Deployment", "gpu_memory_for_kv", "replicas_for_tokens", "resolve"]

@@ -1,0 +1,61 @@
+"""Reuse vs recompute: the KV loading bandwidth at which a cached prefix pays.
+
+Built on sim.compute.recompute_vs_load_breakeven_gb_s (the same compute model
+the simulators use): loading the prefix's KV over a link of B GB/s per GPU
+takes prefix x KV bytes per token per GPU / B; recomputing it takes the
+prefill time on the tp GPUs of a replica. Above the break-even bandwidth
+loading is faster.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sim.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
+from sim.errors import InputError
+from sim.hardware import GIB, dtype_bytes, gpu_spec, kv_bytes_per_token, model_spec
+
+
+def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 8192, tp: int | None = None,
+                    mfu: float = 0.5, kv_dtype: str = "fp16", link_gb_s: float | None = None) -> dict[str, Any]:
+    """Break-even KV loading bandwidth for one prefix length.
+
+    ``gpus`` is the tensor-parallel group that serves the request (tp = gpus
+    unless ``tp`` is given, which must divide it). Bandwidths are GB/s
+    (1e9 B/s) per GPU; ``_replica`` figures are tp times that (every GPU
+    loads its own shard in parallel). With ``link_gb_s`` (per GPU) the load
+    time over that link is compared with the recompute time.
+    """
+    spec, g = model_spec(model), gpu_spec(gpu)
+    dtype_bytes(kv_dtype, where="kv_dtype")
+    if not isinstance(gpus, int) or gpus < 1:
+        raise InputError(f"must be an integer >= 1 (got {gpus!r})", where="gpus")
+    tp = gpus if tp is None else tp
+    if tp < 1 or gpus % tp:
+        raise InputError(f"tp {tp} must be >= 1 and divide the {gpus} GPUs", where="tp")
+    if not 0 < mfu <= 1:
+        raise InputError(f"must be in (0, 1] (got {mfu!r})", where="mfu")
+    if prefix_tokens <= 0:
+        raise InputError(f"must be > 0 (got {prefix_tokens!r})", where="prefix_tokens")
+    if link_gb_s is not None and link_gb_s <= 0:
+        raise InputError(f"must be > 0 GB/s (got {link_gb_s!r})", where="link_gb_s")
+    be = recompute_vs_load_breakeven_gb_s(spec, g, prefix_tokens, tp=tp, mfu=mfu, kv_dtype=kv_dtype)
+    per_gpu_bytes = prefix_tokens * kv_bytes_per_token(spec, kv_dtype, tp, 1)
+    recompute_s = prefill_time_s(spec, g, prefix_tokens, 0, tp=tp, mfu=mfu)
+    out: dict[str, Any] = {
+        "model": spec.name, "gpu": g.name, "gpus": gpus, "tp": tp, "mfu": mfu, "kv_dtype": kv_dtype,
+        "prefix_tokens": prefix_tokens,
+        "breakeven_gb_s": be,
+        "breakeven_gb_s_replica": be * tp,
+        "kv_bytes_per_gpu": per_gpu_bytes,
+        "kv_gib_replica": per_gpu_bytes * tp / GIB,
+        "recompute_ms": recompute_s * 1000,
+        "notes": ["breakeven_gb_s is per GPU (each GPU loads its own KV shard); latency ignored"],
+    }
+    if link_gb_s is not None:
+        load_s = per_gpu_bytes / (link_gb_s * 1e9)
+        out.update(link_gb_s=link_gb_s, load_ms=load_s * 1000, loading_pays=load_s < recompute_s,
+                   speedup=recompute_s / load_s)
+    return out
+
+
+__all__ = ["reuse_breakeven"]

@@ -1,0 +1,257 @@
+"""One library entry point per CLI subcommand (oracle, plan, estimate,
+calibrate, audit): resolve flags against the config, load the workload, run,
+write the outputs, return a result dict for main.py to print."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sim.config import Config
+from sim.errors import InputError
+from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
+from sim.oracle.buckets import apply_scope, parse_buckets
+from sim.oracle.capacity import Deployment, parse_tiers
+from sim.oracle.outputs import write_csv, write_json, write_oracle_outputs
+from trace.workload import Workload
+
+
+def _floats(text, where: str) -> list[float]:
+    if text is None or text == "":
+        return []
+    vals = []
+    for part in str(text).split(","):
+        try:
+            vals.append(float(part))
+        except ValueError:
+            raise InputError(f"not a number: {part!r}", where=where) from None
+        if vals[-1] < 0:
+            raise InputError(f"must be >= 0: {part!r}", where=where)
+    return vals
+
+
+def base_deployment(cfg: Config, a: Any) -> Deployment:
+    """Deployment fields from flags, defaulting to the config's model/hardware sections."""
+    return Deployment(
+        model=getattr(a, "model", None) or cfg.model.name,
+        gpu=getattr(a, "gpu", None) or cfg.hardware.gpu,
+        tp=getattr(a, "tp", None) or cfg.model.tp,
+        pp=getattr(a, "pp", None) or cfg.model.pp,
+        kv_dtype=getattr(a, "kv_dtype", None) or cfg.model.kv_dtype,
+        weight_dtype=getattr(a, "weight_dtype", None) or cfg.model.weight_dtype,
+        reserve_gb=cfg.hardware.runtime_reserve_gb if getattr(a, "reserve_gb", None) is None else a.reserve_gb,
+        gpus_per_node=getattr(a, "gpus_per_node", None) or cfg.hardware.gpus_per_node,
+        machines=getattr(a, "machines", None) or 0,
+    )
+
+
+def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployment, dict[str, Deployment]]:
+    """The `all` pool's deployment and per-bucket ones.
+
+    ``--kv-budget-gb`` / ``--cards`` take one value (every pool) or one per
+    bucket (then the `all` pool gets their sum).
+    """
+    base = base_deployment(cfg, a)
+    budgets = _floats(getattr(a, "kv_budget_gb", None), "--kv-budget-gb")
+    cards = _floats(getattr(a, "cards", None), "--cards")
+    if budgets and cards:
+        raise InputError("give either --kv-budget-gb or --cards, not both", where="--kv-budget-gb")
+    vals, key = (budgets, "kv_budget_gb") if budgets else (cards, "cards")
+    if not vals:
+        raise InputError("give --kv-budget-gb GiB (KV pool size) or --gpu G --cards N", where="--kv-budget-gb")
+    if key == "cards" and any(v != int(v) or v < 1 for v in vals):
+        raise InputError(f"card counts must be whole numbers >= 1: {vals}", where="--cards")
+    if key == "kv_budget_gb" and any(v <= 0 for v in vals):
+        raise InputError(f"budgets must be > 0 GiB: {vals}", where="--kv-budget-gb")
+    conv = (lambda v: int(v)) if key == "cards" else float  # noqa: E731
+    if len(vals) == 1:
+        return replace(base, **{key: conv(vals[0])}), {}
+    if len(vals) != len(bucket_labels):
+        raise InputError(f"{len(vals)} values for {len(bucket_labels)} buckets ({', '.join(bucket_labels)})",
+                         where=f"--{key.replace('_', '-')}")
+    per = {lab: replace(base, **{key: conv(v)}) for lab, v in zip(bucket_labels, vals)}
+    return replace(base, **{key: conv(sum(vals))}), per
+
+
+def load_workload(cfg: Config, a: Any) -> tuple[Workload, Any]:
+    from trace.source import workload_from_config
+
+    w, ls = workload_from_config(cfg)
+    bt = getattr(a, "block_tokens", None)
+    if bt:
+        try:
+            w = w.reblock(int(bt))
+        except ValueError as e:
+            raise InputError(str(e), where="--block-tokens") from None
+    if len(w) == 0:
+        raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
+    return w, ls
+
+
+def _inputs(cfg: Config, a: Any, w: Workload) -> dict:
+    keys = ("trace", "trace_format", "limit", "model", "gpu", "cards", "kv_budget_gb", "tp", "pp", "kv_dtype",
+            "weight_dtype", "reserve_gb", "gpus_per_node", "machines", "tiers", "buckets", "scope", "method",
+            "block_tokens", "target_tps", "baseline_per_card_tps", "alpha")
+    d = {k: getattr(a, k) for k in keys if getattr(a, k, None) is not None}
+    d.update(trace_path=cfg.trace.path or "(synthetic)", block_tokens_used=w.block_tokens,
+             config_hash=cfg.hash())
+    return d
+
+
+def oracle_command(cfg: Config, a: Any, progress=None) -> dict:
+    """`oracle`: bounds per pool and tier -> files in --output-dir; returns report + paths."""
+    buckets = parse_buckets(getattr(a, "buckets", None))
+    dep, per = deployments(cfg, a, [b.label for b in buckets])
+    spec = OracleSpec(deployment=dep, tiers=parse_tiers(getattr(a, "tiers", None)), buckets=buckets,
+                      scope=a.scope, method=a.method, tolerance=a.tolerance, bucket_deployments=per)
+    w, ls = load_workload(cfg, a)
+    rep = run_oracle(w, spec, config_hash=cfg.hash(), seed=cfg.seed, load_stats=ls.to_dict() if ls else None,
+                     inputs=_inputs(cfg, a, w), progress=progress)
+    paths = write_oracle_outputs(rep, a.output_dir)
+    return {"report": rep, "paths": {k: str(v) for k, v in paths.items()}}
+
+
+def plan_command(cfg: Config, a: Any, progress=None) -> dict:
+    """`plan`: minimum cards for --target-tps under the strict-prefix optimum and under LRU."""
+    from sim.oracle.access import accesses
+    from sim.oracle.bounds import single_bound_tokens
+    from sim.oracle.capacity import hbm_capacity
+    from sim.oracle.planning import PLAN_COLUMNS, check_plan_inputs, plan_cards
+
+    check_plan_inputs(a.target_tps, a.baseline_per_card_tps, a.alpha)
+    buckets = parse_buckets(getattr(a, "buckets", None))
+    dep = base_deployment(cfg, a)
+    hbm_capacity(dep.with_cards(dep.tp * dep.pp), 16)  # the model must fit one replica
+    w, ls = load_workload(cfg, a)
+    ws = apply_scope(w, a.scope)
+    rows: dict[str, list[dict]] = {"strict_prefix": [], "lru": []}
+    plist = [(lab, pw) for lab, pw in pools(ws, buckets) if len(pw)]
+    for i, (label, pw) in enumerate(plist):
+        acc = accesses(pw)
+        tot = max(1, acc.total_tokens())
+        content = single_bound_tokens(acc, 0, "content") / tot
+        for bound, name in (("strict_prefix", "strict-prefix_opt"), ("lru", "LRU")):
+            row = plan_cards(label, name, dep, acc.block_tokens,
+                             lambda k, b=bound, ac=acc: single_bound_tokens(ac, k, b, a.method) / tot,
+                             target_tps=a.target_tps, baseline=a.baseline_per_card_tps, alpha=a.alpha,
+                             max_hit_rate=content)
+            rows[bound].append(row.to_dict())
+        if progress:
+            progress("plan", i + 1, len(plist))
+    out = Path(a.output_dir)
+    paths = {
+        "planning_strict_prefix": str(write_csv(rows["strict_prefix"], PLAN_COLUMNS, out / "planning_strict_prefix.csv")),
+        "planning_lru": str(write_csv(rows["lru"], PLAN_COLUMNS, out / "planning_lru.csv")),
+    }
+    meta = {"mode": "plan", "inputs": _inputs(cfg, a, w), "load": ls.to_dict() if ls else None, "rows": rows}
+    paths["metadata"] = str(write_json(meta, out / "planning.json"))
+    return {"rows": rows, "paths": paths}
+
+
+def estimate_command(cfg: Config, a: Any) -> dict:
+    """`estimate`: heuristic hit rates per tier (+ planning) from a workload description."""
+    from sim.oracle.capacity import parse_tiers as _tiers
+    from sim.oracle.estimator import POLICY_EFFICIENCY, HeuristicParams, estimate
+
+    params: dict = {}
+    if a.from_json:
+        p = Path(a.from_json)
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"cannot read heuristic JSON ({e})", where=str(p)) from None
+        section = doc.get("recommended", doc)
+        if a.bucket and a.bucket != ALL:
+            bks = section.get("buckets", {})
+            if a.bucket not in bks:
+                raise InputError(f"no bucket {a.bucket!r} (have: {', '.join(bks) or 'none'})", where=str(p))
+            params = dict(bks[a.bucket])
+        else:
+            params = dict(section.get("heuristic", section))
+        HeuristicParams.from_dict(params, where=str(p))
+    flag_map = {"sessions": "concurrent_sessions", "shared_prefix_tokens": "shared_prefix_tokens",
+                "new_tokens_per_turn": "new_tokens_per_turn", "turns": "turns_per_session",
+                "private_window_tokens": "private_window_tokens", "curve": "curve", "zipf_s": "zipf_s",
+                "population": "population", "power_beta": "power_beta"}
+    for flag, key in flag_map.items():
+        v = getattr(a, flag, None)
+        if v is not None:
+            params[key] = v
+    if a.policy_efficiency is not None:
+        eff = a.policy_efficiency
+        if isinstance(eff, str):
+            if eff in POLICY_EFFICIENCY:
+                eff = POLICY_EFFICIENCY[eff]
+            else:
+                try:
+                    eff = float(eff)
+                except ValueError:
+                    raise InputError(f"{eff!r}: a number in [0, 1] or one of {', '.join(POLICY_EFFICIENCY)}",
+                                     where="--policy-efficiency") from None
+        params["policy_efficiency"] = float(eff)
+    hp = HeuristicParams.from_dict(params, where="estimate flags")
+    base = base_deployment(cfg, a)
+    budgets = _floats(a.kv_budget_gb, "--kv-budget-gb")
+    cards = _floats(a.cards, "--cards")
+    if len(budgets) > 1 or len(cards) > 1:
+        raise InputError("estimate takes one deployment", where="--cards")
+    if budgets:
+        dep = replace(base, kv_budget_gb=budgets[0], cards=int(cards[0]) if cards else 0)
+    elif cards:
+        dep = replace(base, cards=int(cards[0]))
+    else:
+        raise InputError("give --kv-budget-gb GiB or --gpu G --cards N", where="--cards")
+    res = estimate(hp, dep, _tiers(a.tiers), block_tokens=a.block_tokens or 16,
+                   target_tps=a.target_tps or 0.0, baseline=a.baseline_per_card_tps or 0.0, alpha=a.alpha)
+    if a.output_dir:
+        from sim.oracle.planning import PLAN_COLUMNS
+
+        out = Path(a.output_dir)
+        res["paths"] = {"estimate": str(write_json(res, out / "estimate.json"))}
+        if res["planning"]:
+            res["paths"]["planning"] = str(write_csv(res["planning"], PLAN_COLUMNS, out / "planning_estimate.csv"))
+    return res
+
+
+def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
+    """`calibrate`: fit the heuristic to the oracle on a trace; writes the two JSON files."""
+    from sim.oracle.calibrate import calibrate
+
+    buckets = parse_buckets(getattr(a, "buckets", None))
+    dep, _ = deployments(cfg, a, [b.label for b in buckets])
+    w, ls = load_workload(cfg, a)
+    res = calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points, progress=progress)
+    res["inputs"] = _inputs(cfg, a, w)
+    res["load"] = ls.to_dict() if ls else None
+    out = Path(a.output_dir)
+    rows = [{"bucket": k, **v["residual"], "curve": v["params"]["curve"],
+             "concurrent_sessions": v["params"]["concurrent_sessions"],
+             "policy_efficiency": v["params"]["policy_efficiency"]} for k, v in res["pools"].items()]
+    res["paths"] = {
+        "calibrated_config": str(write_json(res, out / "calibrated_config.json")),
+        "recommended_heuristic_config": str(write_json(res["recommended"], out / "recommended_heuristic_config.json")),
+        "residuals": str(write_csv(rows, ["bucket", "optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs",
+                                          "curve", "concurrent_sessions", "policy_efficiency"],
+                                   out / "calibration_residuals.csv")),
+    }
+    res["residual_rows"] = rows
+    return res
+
+
+def audit_command(cfg: Config, a: Any, progress=None) -> dict:
+    """`audit`: naive recomputation on samples; writes audit_report.json/.md."""
+    from sim.oracle.audit import audit_markdown, run_audit
+
+    buckets = parse_buckets(getattr(a, "buckets", None))
+    w, ls = load_workload(cfg, a)
+    caps = [int(v) for v in _floats(a.capacities, "--capacities")] or None
+    rep = run_audit(w, buckets, scope=a.scope, sample=a.sample, capacities=caps, small=a.small,
+                    seed=cfg.seed, progress=progress)
+    rep["inputs"] = _inputs(cfg, a, w)
+    out = Path(a.output_dir)
+    rep["paths"] = {"json": str(write_json(rep, out / "audit_report.json"))}
+    p = out / "audit_report.md"
+    p.write_text(audit_markdown(rep), encoding="utf-8")
+    rep["paths"]["markdown"] = str(p)
+    return rep

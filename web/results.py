@@ -1,0 +1,166 @@
+"""What the results page shows: JSON reports and sweep tables under a results directory.
+
+Pure functions over files (the FastAPI app only routes to them). Paths given
+by the browser are resolved inside the results directory; anything outside it
+is refused.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from sim.errors import InputError
+from sim.report import policy_rows
+
+MAX_FILES = 2000            # files looked at per listing
+MAX_REPORT_BYTES = 200 << 20  # a JSON larger than this is listed as too large, not parsed
+MAX_SWEEP_ROWS = 100_000
+SWEEP_TABLE = "points.csv"  # one row per sweep point (experiments/ sweep engine)
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """`rel` resolved under `root`; InputError (field "path") if it escapes or does not exist."""
+    base = root.resolve()
+    p = (base / rel).resolve()
+    if p != base and base not in p.parents:
+        raise InputError("path is outside the results directory", where="path")
+    if not p.exists():
+        raise InputError(f"no such file {rel!r}", where="path")
+    return p
+
+
+def _load_json(p: Path) -> Any:
+    if p.stat().st_size > MAX_REPORT_BYTES:
+        raise ValueError(f"larger than {MAX_REPORT_BYTES >> 20} MiB")
+    return json.loads(p.read_text())
+
+
+def is_report(d: Any) -> bool:
+    """A kvsim report: a dict with a "policies" list of {"name", "metrics"} (DESIGN.md schema)."""
+    return (isinstance(d, dict) and isinstance(d.get("policies"), list)
+            and all(isinstance(p, dict) and "name" in p and isinstance(p.get("metrics"), dict)
+                    for p in d["policies"]))
+
+
+def list_results(root: str | Path) -> dict[str, Any]:
+    """Reports (JSON, recursively) and sweeps (directories holding points.csv) under `root`."""
+    base = Path(root)
+    out: dict[str, Any] = {"dir": str(base), "exists": base.is_dir(), "reports": [], "sweeps": [], "skipped": []}
+    if not base.is_dir():
+        return out
+    files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".json", ".csv"))[:MAX_FILES]
+    for p in files:
+        rel = p.relative_to(base).as_posix()
+        if p.name == SWEEP_TABLE:
+            try:
+                table = read_sweep_table(p)
+                out["sweeps"].append({"path": rel, "dir": p.parent.relative_to(base).as_posix() or ".",
+                                      "points": len(table["rows"]), "failed": table["failed"],
+                                      "columns": table["columns"], "mtime": p.stat().st_mtime})
+            except (OSError, ValueError, csv.Error) as e:
+                out["skipped"].append({"path": rel, "reason": str(e)})
+            continue
+        if p.suffix != ".json":
+            continue
+        try:
+            d = _load_json(p)
+        except (OSError, ValueError) as e:
+            out["skipped"].append({"path": rel, "reason": f"not readable JSON: {e}"})
+            continue
+        if not is_report(d):
+            out["skipped"].append({"path": rel, "reason": "not a kvsim report (no policies list)"})
+            continue
+        w = d.get("workload") or {}
+        out["reports"].append({
+            "path": rel, "mode": d.get("mode"), "workload": w.get("name"), "requests": w.get("requests"),
+            "policies": [x["name"] for x in d["policies"]], "config_hash": d.get("config_hash"),
+            "mtime": p.stat().st_mtime,
+        })
+    return out
+
+
+def report_summary(root: str | Path, rel: str) -> dict[str, Any]:
+    """The policy comparison of one report: one flat row per policy (sim.report.policy_rows)."""
+    p = _inside(Path(root), rel)
+    try:
+        d = _load_json(p)
+    except (OSError, ValueError) as e:
+        raise InputError(f"not readable JSON: {e}", where="path") from None
+    if not is_report(d):
+        raise InputError("not a kvsim report (no policies list)", where="path")
+    w = d.get("workload") or {}
+    return {"path": rel, "mode": d.get("mode"), "workload": w, "config_hash": d.get("config_hash"),
+            "seed": d.get("seed"), "rows": _clean(policy_rows(d))}
+
+
+def _num(v: str) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _clean(rows: list[dict]) -> list[dict]:
+    """NaN/inf -> None so the JSON stays valid."""
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
+
+
+def read_sweep_table(p: Path) -> dict[str, Any]:
+    """points.csv -> columns, rows (numbers parsed), numeric columns and a guess of x / y / series."""
+    with p.open(newline="") as f:
+        rd = csv.DictReader(f)
+        if not rd.fieldnames:
+            raise ValueError("empty CSV (no header)")
+        cols = list(rd.fieldnames)
+        raw = [r for _, r in zip(range(MAX_SWEEP_ROWS), rd)]
+    failed = 0
+    rows = []
+    for r in raw:
+        if (r.get("error") or "").strip():  # the sweep records a failing point and goes on
+            failed += 1
+            continue
+        rows.append(r)
+    numeric = [c for c in cols if any((r.get(c) or "").strip() for r in rows)
+               and all(_num(r[c]) is not None for r in rows if (r.get(c) or "").strip())]
+    parsed = [{c: (_num(r[c]) if c in numeric else r.get(c)) if (r.get(c) or "").strip() else None for c in cols}
+              for r in rows]
+    return {"columns": cols, "numeric": numeric, "rows": parsed, "failed": failed,
+            "guess": guess_axes(cols, numeric, parsed)}
+
+
+def guess_axes(cols: list[str], numeric: list[str], rows: list[dict]) -> dict[str, str | None]:
+    """Default chart axes: x = a varying numeric config key (dotted name), y = hit_rate, series = a
+    varying text column (e.g. policies.eviction)."""
+    def distinct(c):
+        return len({r.get(c) for r in rows if r.get(c) is not None})
+
+    metric_like = ("hit_rate", "ttft", "tpot", "e2e", "throughput", "slo", "wall", "evictions", "bytes", "seed")
+    varying = [c for c in numeric if distinct(c) > 1]
+    axes = [c for c in varying if "." in c] or [c for c in varying if not any(m in c for m in metric_like)]
+    x = axes[0] if axes else (varying[0] if varying else None)
+    ys = [c for c in numeric if c == "hit_rate"] or [c for c in numeric if "hit_rate" in c and c != x]
+    y = ys[0] if ys else next((c for c in reversed(numeric) if c != x), None)
+    texts = [c for c in cols if c not in numeric and 1 < distinct(c) <= 12 and c not in ("error", "config_hash")]
+    return {"x": x, "y": y, "series": texts[0] if texts else None}
+
+
+def sweep_table(root: str | Path, rel: str) -> dict[str, Any]:
+    """The sweep chart's data: `rel` is the sweep directory or its points.csv."""
+    p = _inside(Path(root), rel)
+    if p.is_dir():
+        p = p / SWEEP_TABLE
+        if not p.exists():
+            raise InputError(f"no {SWEEP_TABLE} in {rel!r} (not a sweep directory, or the sweep has not run)",
+                             where="path")
+    try:
+        t = read_sweep_table(p)
+    except (OSError, ValueError, csv.Error) as e:
+        raise InputError(f"cannot read {SWEEP_TABLE}: {e}", where="path") from None
+    return {"path": rel, **t}
+
+
+__all__ = ["guess_axes", "is_report", "list_results", "read_sweep_table", "report_summary", "sweep_table"]
