@@ -173,6 +173,12 @@ def cmd_run(args) -> int:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           timing=not args.hit_rate_only, progress=cb)
     console.print(_policy_table(report))
+    for p in report.get("policies", []):
+        u = p["metrics"].get("prefill_utilization")
+        if u is not None and u > 0.9:
+            console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
+                          f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
+            break
     out_dir = Path(cfg.experiments.out_dir)
     if args.report_json:
         write_json(report, args.report_json)

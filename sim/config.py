@@ -69,7 +69,7 @@ class CacheCfg(_Section):
     write_policy: Literal["write_back", "write_through"] = "write_back"
     async_backup: bool = False
     prefetch_lookahead: int = Field(1, ge=1)
-    selective_depth: int = Field(8, ge=0)
+    selective_depth_tokens: int = Field(4096, ge=0)
 
 
 class PoliciesCfg(_Section):

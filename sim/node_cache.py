@@ -93,23 +93,26 @@ class NodeCache:
         """
         t = Traffic()
         hbm, dram, ssd = self.hbm[w], self.dram, self.ssd
+        hpos, dpos, spos = hbm.pos, dram.pos, ssd.pos
+        htouch = hbm.policy.touch
         evicted: list[tuple[int, int]] = []
+        n_hbm = 0
         for j in range(n_prefix):
             b = int(blocks[j])
             pos = pos0 + j
-            if b in hbm.pos:
-                hbm.touch(b, pos)
-                if count_hits:
-                    hbm.stats.hits += 1
+            if b in hpos:  # the common case, kept lean
+                hpos[b] = pos
+                htouch(b, pos)
+                n_hbm += 1
                 continue
-            if b in dram.pos:
+            if b in dpos:
                 src = dram
                 t.dram_to_hbm += 1
                 if self.write_through:
                     dram.touch(b, pos)
                 else:
                     dram.take(b)
-            elif b in ssd.pos:
+            elif b in spos:
                 src = ssd
                 t.ssd_to_hbm += 1
                 ssd.take(b)
@@ -119,6 +122,8 @@ class NodeCache:
                 src.stats.hits += 1
             src.stats.promotions_out += 1
             hbm.put(b, pos, evicted)
+        if count_hits:
+            hbm.stats.hits += n_hbm
         if evicted:
             self._demote(w, evicted, t)
         self.traffic.add(t)

@@ -37,7 +37,10 @@ def plot_policy_comparison(report: dict, path: str | Path) -> Path:
         width = 0.4
         ax.bar([i - width / 2 for i in x], p50, width, label="p50")
         ax.bar([i + width / 2 for i in x], p99, width, label="p99")
-        ax.set_ylabel("TTFT (ms)")
+        # p50 and p99 differ by orders of magnitude under load: log scale keeps both readable
+        if min(v for v in p50 + p99) > 0:
+            ax.set_yscale("log")
+        ax.set_ylabel("TTFT (ms, log scale)")
         ax.set_title("Time to first token")
         ax.legend(fontsize=8)
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -104,12 +105,20 @@ def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessC
     return w, AccessContext.from_workload(w)
 
 
-def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache:
-    params = {
-        "depth_threshold": cfg.cache.selective_depth,
+def policy_params(cfg: Config, block_tokens: int) -> dict:
+    """Per-run parameters every policy receives (each ignores those it does not use)."""
+    return {
+        # depth index of the deepest admitted block: tokens -> blocks
+        "depth_threshold": max(0, cfg.cache.selective_depth_tokens // block_tokens - 1),
+        # one reuse history for all tiers of a node (selective_write)
+        "seen": OrderedDict(),
         "learned_model": cfg.policies.learned_model,
         "learned_retrain_every": cfg.policies.learned_retrain_every,
     }
+
+
+def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache:
+    params = policy_params(cfg, setup.block_tokens)
     bb = setup.block_bytes
     hbm = [
         Tier("hbm", setup.hbm_blocks, bb, make_policy(policy, setup.hbm_blocks, ctx, **params))
@@ -141,6 +150,7 @@ class RunResult:
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     prefetch_traffic: Traffic = field(default_factory=Traffic)
+    prefetch_skipped: int = 0
     busy_s: dict = field(default_factory=dict)
 
 
@@ -163,6 +173,7 @@ class _SessionPrefetch:
         self.last_req: dict[int, int] = {}
         self.gap_sum = 0.0
         self.gap_n = 0
+        self.skipped = 0  # prefetches dropped because the link was busy (timed replay)
 
     def observe(self, session: int, req: int, t: float) -> float | None:
         """Record turn `req` at time t; return when to prefetch its context, or None."""
@@ -212,6 +223,8 @@ def run_single(
         _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
     else:
         _run_fast(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
+    if prefetcher is not None:
+        res.prefetch_skipped = prefetcher.skipped
     res.wall_s = time.perf_counter() - t_wall
     return res
 
@@ -332,7 +345,14 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def prefetch_proc(delay: float, s: int, r: int, wk: int):
         yield env.timeout(delay)
         if prefetcher.still_latest(s, r):
-            t = cache.prefetch(wk, ids[offs[r]:offs[r + 1]], int(offs[r]))
+            blocks = ids[offs[r]:offs[r + 1]]
+            _, nd, ns = cache.lookup(wk, blocks)
+            # Prefetch is background work: it yields to demand loads instead of
+            # queueing in front of them on a busy link.
+            if (nd and pcie[wk].active) or (ns and nvme.active):
+                prefetcher.skipped += 1
+                return
+            t = cache.prefetch(wk, blocks, int(offs[r]))
             res.prefetch_traffic.add(t)
             evs = load_events(t, wk) + background(t, wk)
             if evs:

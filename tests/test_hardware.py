@@ -275,8 +275,7 @@ def test_host_defaults():
 # ------------------------------------------------------------------ KV budget
 
 def test_kv_budget_explicit_capacity():
-    cfg = load_config()
-    assert cfg.hardware.hbm.capacity_gb == 0.5
+    cfg = config_with(load_config(), {"hardware.hbm.capacity_gb": 0.5})
     assert kv_budget_bytes_per_gpu(cfg) == GIB // 2
 
 

@@ -52,7 +52,7 @@ def test_oracle_writes_every_output(tmp_path, capsys):
 
 def test_oracle_bailian_cards_and_session_scope(tmp_path):
     out = tmp_path / "b"
-    rc = cli.main(["oracle", "--trace", BAIL, "--model", "llama-3-8b", "--gpu", "h100-sxm", "--cards", "1",
+    rc = cli.main(["oracle", "--trace", BAIL, "--model", "llama-3-8b", "--gpu", "h100-sxm", "--cards", "1", "--tp", "1",
                    "--buckets", "1K", "--scope", "session", "--tiers", "", "--output-dir", str(out), "--quiet"])
     assert rc == 0
     hs = rows(out / "hit_summary.csv")

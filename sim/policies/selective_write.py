@@ -8,7 +8,10 @@ again moves to the young end). The current admit call counts only after its
 decision, so a deep block's first sighting is refused and its second admitted.
 
 Params: ``depth_threshold`` (default 8; ``selective_depth``, the config's
-name, is accepted as an alias), ``history`` (default 2 * capacity).
+name, is accepted as an alias), ``history`` (default 2 * capacity), and
+``seen`` - an OrderedDict the tiers of one node share, so a hit in HBM
+counts as reuse evidence when the block is later demoted to DRAM/SSD.
+Insertion alone is not evidence (every block is inserted once).
 Without an AccessContext the depth is unknown and every key is admitted
 (the filter degrades to plain LRU).
 """
@@ -32,7 +35,8 @@ class SelectiveWrite(LRU):
         self.history = int(hist) if hist is not None else 2 * capacity
         if self.history < 0:
             raise ValueError("selective_write: history must be >= 0")
-        self._seen: OrderedDict[int, None] = OrderedDict()
+        shared = params.get("seen")
+        self._seen: OrderedDict[int, None] = shared if shared is not None else OrderedDict()
         self._depth = ctx.depth if ctx is not None else None
 
     def _see(self, key: int) -> bool:
@@ -59,4 +63,3 @@ class SelectiveWrite(LRU):
 
     def insert(self, key: int, pos: int) -> None:
         self._od[key] = None
-        self._see(key)
