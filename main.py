@@ -21,23 +21,6 @@ def _split_list(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
-def _parse_size(text: str) -> int:
-    """'4K' -> 4096, '128k' -> 131072, '1000' -> 1000."""
-    t = text.strip().upper()
-    mult = 1
-    if t.endswith("K"):
-        mult, t = 1024, t[:-1]
-    elif t.endswith("M"):
-        mult, t = 1024 * 1024, t[:-1]
-    try:
-        v = int(float(t) * mult)
-    except ValueError:
-        raise ValueError(f"not a token count: {text!r}") from None
-    if v <= 0:
-        raise ValueError(f"must be positive: {text!r}")
-    return v
-
-
 def _console(quiet: bool = False):
     from rich.console import Console
 
@@ -218,11 +201,9 @@ def cmd_calc(args) -> int:
             console.print("models: " + ", ".join(sorted(MODEL_PRESETS)))
             console.print("gpus:   " + ", ".join(sorted(GPU_PRESETS)))
             return EXIT_OK
-        try:
-            contexts = [_parse_size(c) for c in _split_list(args.contexts)] if args.contexts else None
-        except ValueError as e:
-            print(f"error: --contexts: {e}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+        from sim.kv_calc import parse_contexts
+
+        contexts = list(parse_contexts(args.contexts)) if args.contexts else None
         kw = {} if contexts is None else {"contexts": contexts}
         rep = kv_report(args.model, args.gpu, kv_dtype=args.dtype, weight_dtype=args.weight_dtype,
                         tp=args.tp, pp=args.pp, block_tokens=args.block_tokens, reserve_gb=args.reserve_gb, **kw)

@@ -11,10 +11,10 @@ requests one replica (= one GPU when tp = pp = 1) can keep resident at once.
 from __future__ import annotations
 
 import math
-import re
 from typing import Iterable
 
 from sim.errors import InputError
+from sim.units import parse_tokens
 from sim.hardware import (
     GIB,
     _not_fit_message,
@@ -33,21 +33,10 @@ DEFAULT_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 def parse_contexts(text: str, where: str = "--contexts") -> tuple[int, ...]:
     """"1K,8K,128K" / "4096,1M" -> token counts (K = 1024, M = 1024**2)."""
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmM]?)", part)
-        if not m:
-            raise InputError(f"bad context length {part!r} (use e.g. 4096, 8K, 128K, 1M)", where=where)
-        n = float(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[m.group(2).lower()]
-        if n < 1 or n != int(n):
-            raise InputError(f"context length {part!r} must be a positive whole number of tokens", where=where)
-        out.append(int(n))
+    out = tuple(parse_tokens(p, where) for p in str(text).split(",") if p.strip())
     if not out:
         raise InputError("no context lengths given", where=where)
-    return tuple(out)
+    return out
 
 
 def _num(x: float) -> float | int:

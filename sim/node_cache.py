@@ -168,39 +168,37 @@ class NodeCache:
         return t
 
     def _demote(self, w: int, evicted: list[tuple[int, int]], t: Traffic) -> None:
-        """HBM victims go down to DRAM (unless a copy is there), DRAM victims to SSD.
-
-        A victim no lower tier takes is counted as dropped by the tier it left.
-        """
-        dram = self.dram
-        spill: list[tuple[int, int]] = []
-        for b, pos in evicted:
-            if b in dram.pos:  # write-through copy or demoted by another worker
-                dram.touch(b, pos)
-                continue
-            if dram.admits(b, pos):
-                dram.put(b, pos, spill)
-                dram.stats.demotions_in += 1
-                t.hbm_to_dram += 1
-            else:
-                self.hbm[w].stats.dropped += 1
+        """HBM victims go down to DRAM (unless a copy is there), DRAM victims to SSD."""
+        moved, spill = self._push_down(evicted, self.hbm[w], self.dram)
+        t.hbm_to_dram += moved
         if spill:
             self._to_ssd(spill, t)
 
     def _to_ssd(self, spill: list[tuple[int, int]], t: Traffic) -> None:
-        ssd = self.ssd
-        gone: list[tuple[int, int]] = []
-        for b, pos in spill:
-            if b in ssd.pos:
-                ssd.touch(b, pos)
-                continue
-            if ssd.admits(b, pos):
-                ssd.put(b, pos, gone)
-                ssd.stats.demotions_in += 1
-                t.dram_to_ssd += 1
+        moved, gone = self._push_down(spill, self.dram, self.ssd)
+        t.dram_to_ssd += moved
+        self.ssd.stats.dropped += len(gone)  # SSD victims leave the node
+
+    @staticmethod
+    def _push_down(victims: list[tuple[int, int]], src: Tier, dst: Tier) -> tuple[int, list[tuple[int, int]]]:
+        """Move `src`'s victims into `dst`; return (blocks moved, `dst`'s own victims).
+
+        A victim `dst` refuses is counted as dropped by `src`; one already in
+        `dst` (a write-through copy, or demoted by another worker) is touched.
+        """
+        spill: list[tuple[int, int]] = []
+        moved = 0
+        dpos = dst.pos
+        for b, pos in victims:
+            if b in dpos:
+                dst.touch(b, pos)
+            elif dst.admits(b, pos):
+                dst.put(b, pos, spill)
+                moved += 1
             else:
-                self.dram.stats.dropped += 1
-        ssd.stats.dropped += len(gone)
+                src.stats.dropped += 1
+        dst.stats.demotions_in += moved
+        return moved, spill
 
     def tiers(self) -> dict[str, list[Tier]]:
         return {"hbm": self.hbm, "dram": [self.dram], "ssd": [self.ssd]}

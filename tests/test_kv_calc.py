@@ -90,7 +90,7 @@ def test_bad_inputs():
 def test_parse_contexts():
     assert parse_contexts("1K,8K,128K") == (1024, 8192, 131072)
     assert parse_contexts("4096, 1m") == (4096, 1024**2)
-    with pytest.raises(InputError, match="bad context"):
+    with pytest.raises(InputError, match="not a token count"):
         parse_contexts("8KB")
     with pytest.raises(InputError):
         parse_contexts("")

@@ -17,27 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.errors import InputError
+from sim.units import parse_tokens  # noqa: F401  (re-exported: --buckets edges)
 from trace.workload import Workload
 
 DEFAULT_EDGES = (32 * 1024, 64 * 1024, 128 * 1024)
 SCOPES = ("global", "session")
-
-
-def parse_tokens(text: str, where: str = "--buckets") -> int:
-    """'32K' -> 32768, '1.5M' -> 1572864, '4000' -> 4000 (K = 1024 tokens)."""
-    t = str(text).strip().upper()
-    mult = 1
-    if t.endswith("K"):
-        mult, t = 1024, t[:-1]
-    elif t.endswith("M"):
-        mult, t = 1024 * 1024, t[:-1]
-    try:
-        v = float(t) * mult
-    except ValueError:
-        raise InputError(f"not a token count: {text!r} (e.g. 32K, 131072)", where=where) from None
-    if v <= 0 or v != int(v):
-        raise InputError(f"bucket edge must be a positive whole number of tokens: {text!r}", where=where)
-    return int(v)
 
 
 def fmt_tokens(v: int) -> str:
