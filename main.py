@@ -87,7 +87,8 @@ def _load_cfg(args):
     if getattr(args, "model", None):
         overrides.append(f"policies.learned_model={json.dumps(args.model)}")
     if getattr(args, "router", None) and len(_split_list(args.router)) == 1:
-        overrides.append(f"cluster.router={args.router}")
+        key = "pd.router" if getattr(args, "mode", None) == "pd" else "cluster.router"  # pd: the prefill router
+        overrides.append(f"{key}={args.router}")
     return load_config(args.config, args.preset, args.profile, overrides)
 
 
@@ -135,6 +136,40 @@ def _policy_table(report: dict):
     return t
 
 
+def _router_table(report: dict):
+    """Cluster mode: one row per router (hit rate by location, TTFT, skew, speed)."""
+    from rich.table import Table
+
+    from sim.cluster_report import router_rows
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    def ms(v):
+        return "-" if v is None else f"{v:,.1f}"
+
+    def x(v):
+        return "-" if v is None else f"{v:.1f}"
+
+    w, topo = report["workload"], report.get("topology", {})
+    t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
+                    f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})")
+    cols = ("router", "hit rate", "HBM", "peer HBM", "DRAM", "EIC", "remote EIC", "SSD", "TTFT p50 ms",
+            "TTFT p99 ms", "net % TTFT", "GPU skew req/load", "rack skew req/load", "req/s (wall)")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "router" else "right")
+    for r in router_rows(report):
+        t.add_row(
+            r["router"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["peer_hbm_hit_rate"]),
+            pct(r["dram_hit_rate"]), pct(r["local_eic_hit_rate"]), pct(r["remote_eic_hit_rate"]),
+            pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), pct(r["net_share"]),
+            f"{x(r['worker_req_skew'])} / {x(r['worker_load_skew'])}",
+            f"{x(r['rack_req_skew'])} / {x(r['rack_load_skew'])}",
+            "-" if r["requests_per_s"] is None else f"{r['requests_per_s']:,.0f}",
+        )
+    return t
+
+
 # ---------------------------------------------------------------- commands
 
 def cmd_run(args) -> int:
@@ -154,8 +189,14 @@ def cmd_run(args) -> int:
     cb, prog = _progress_cb(not args.quiet)
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
+                          routers=_split_list(getattr(args, "router", None)) or None,
                           timing=not args.hit_rate_only, progress=cb)
-    console.print(_policy_table(report))
+    if report["mode"] == "pd":
+        return _pd_outputs(args, cfg, console, report)
+    if report.get("routers"):
+        console.print(_router_table(report))
+    if not report.get("routers") or len(report.get("policies", [])) > 1:
+        console.print(_policy_table(report))
     for p in report.get("policies", []):
         u = p["metrics"].get("prefill_utilization")
         if u is not None and u > 0.9:
@@ -171,7 +212,12 @@ def cmd_run(args) -> int:
         write_json(report, out_dir / "report.json")
         write_csv(report, out_dir / "report.csv")
         console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
-    if not args.no_plot:
+    if not args.no_plot and report.get("routers"):
+        from sim.cluster_report import plot_router_comparison
+
+        png = plot_router_comparison(report, Path(args.plot or out_dir / "routers.png"))
+        console.print(f"plot: {png}")
+    elif not args.no_plot:
         from sim.plots import plot_policy_comparison
 
         png = plot_policy_comparison(report, Path(args.plot or out_dir / "policies.png"))
@@ -497,10 +543,165 @@ def cmd_audit(args) -> int:
     return EXIT_OK if rep["ok"] else EXIT_CHECK_FAILED
 
 
+def cmd_sweep(args) -> int:
+    """`sweep SPEC.yaml`: run every point of a spec (local pool or Ray), then plot it."""
+    from experiments.console import sweep_progress, sweep_summary
+    from experiments.engine import run_sweep
+    from experiments.spec import load_spec
+
+    sweep = load_spec(args.spec, args.preset)
+    cb, prog = sweep_progress(sweep, args.quiet)
+    with prog:
+        out = run_sweep(sweep, out_dir=args.out, workers=args.workers, backend=args.backend, address=args.address,
+                        resume=args.resume, overwrite=args.overwrite, progress=cb)
+    console = _console(args.quiet)
+    for item in sweep_summary(sweep, out):
+        console.print(item)
+    if not args.no_plot and out.failed < out.total:
+        from experiments.plots import plot_sweep
+
+        paths, notes = plot_sweep(out.out_dir)
+        for n in notes:
+            console.print(f"[yellow]plot skipped: {n}[/]")
+        console.print("plots: " + ", ".join(str(p) for p in paths))
+    if out.failed:
+        print(f"error: {out.failed} of {out.total} points failed (errors in {out.paths['csv']})", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def cmd_plot(args) -> int:
+    """`plot DIR`: PNGs of a sweep directory (points.csv + sweep.json)."""
+    from experiments.plots import plot_sweep
+
+    paths, notes = plot_sweep(args.dir)
+    for n in notes:
+        print(f"plot skipped: {n}", file=sys.stderr)
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def _pd_table(report: dict):
+    """PD mode: one row per deployment (PD, colocated) on the same GPUs and trace."""
+    from rich.table import Table
+
+    w, lay = report["workload"], report["pd_layout"]
+    t = Table(title=f"pd mode - {w['name']}: {w['requests']:,} requests; {lay['gpus']} x {lay['gpu']} "
+                    f"({lay['racks']} racks), {lay['model']} tp {lay['tp']}; SLO TTFT "
+                    f"{report['config']['slo']['ttft_ms']:g} ms, TPOT {report['config']['slo']['tpot_ms']:g} ms")
+    cols = ("deployment", "replicas", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "TTFT SLO", "TPOT SLO",
+            "both SLOs", "goodput req/s", "hit rate", "GPU busy", "preempt", "KV moved GiB", "hidden")
+    for c in cols:
+        t.add_column(c, justify="left" if c == "deployment" else "right")
+    for p in report["policies"]:
+        m = p["metrics"]
+        kt = m.get("kv_transfer") or {}
+        pools = m["pools"]
+        reps = " + ".join(f"{v['replicas']}{k[0].upper()}" for k, v in pools.items()) if p["name"] == "pd" \
+            else str(sum(v["replicas"] for v in pools.values()))
+        busy = " / ".join(_pct(v) for v in m["gpu_utilization"].values())
+        t.add_row(p["name"], reps, _ms(m["ttft_ms"]["p50"]), _ms(m["ttft_ms"]["p99"]), _ms(m["tpot_ms"]["p50"]),
+                  _ms(m["tpot_ms"]["p99"]), _pct(m["slo"]["ttft_attainment"]), _pct(m["slo"]["tpot_attainment"]),
+                  _pct(m["slo_attainment"]), f"{m['goodput_req_s']:.3f}", _pct(m["hit_rate"]), busy,
+                  f"{m['preemptions']['count']:,}", f"{(kt.get('bytes') or 0) / 1024**3:,.1f}",
+                  _pct(kt.get("hidden_share")))
+    return t
+
+
+def _pd_outputs(args, cfg, console, report: dict) -> int:
+    """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
+    from sim.report import write_csv, write_json
+
+    console.print(_pd_table(report))
+    lay = report["pd_layout"]
+    for p in report["policies"]:
+        sh = p["metrics"]["ttft_breakdown_ms"]["mean_share"]
+        parts = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sh.items())
+        console.print(f"{p['name']}: mean TTFT {_ms(p['metrics']['ttft_ms']['mean'])} ms = {parts}")
+    kt = report["metrics"].get("kv_transfer") or {}
+    if kt:
+        loc = ", ".join(f"{k.replace('_', ' ')} {v['requests']:,}" for k, v in kt["by_locality"].items())
+        console.print(f"KV transfer {kt['strategy']}{' (layer-wise)' if kt['layerwise'] else ''}: "
+                      f"{kt['requests']:,} requests ({loc}), exposed mean {_ms(kt['exposed_ms']['mean'])} ms")
+    console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gb_per_gpu']:.1f} GiB "
+                  f"per GPU ({lay['kv_tokens_per_replica']:,} tokens per replica)[/]")
+    rej = report.get("rejected") or {}
+    if rej.get("count"):
+        console.print(f"[yellow]warning: {rej['count']:,} requests ({100 * rej['share']:.1f}%) rejected: "
+                      f"{rej['reason']}; they count as SLO misses[/]")
+    out_dir = Path(cfg.experiments.out_dir)
+    if args.report_json:
+        write_json(report, args.report_json)
+    if args.report_csv:
+        write_csv(report, args.report_csv)
+    if not args.no_plot:
+        from sim.pd_plots import plot_pd_comparison
+
+        console.print(f"plot: {plot_pd_comparison(report, Path(args.plot or out_dir / 'pd.png'))}")
+    return EXIT_OK
+
+
+def _pd_ratio_table(res: dict):
+    from rich.table import Table
+
+    w = res["workload"]
+    t = Table(title=f"experiment pd-ratio - {w['name']}: {w['requests']:,} requests, {res['gpus']} GPUs; "
+                    f"SLO TTFT {res['slo']['ttft_ms']:g} ms, TPOT {res['slo']['tpot_ms']:g} ms")
+    for c in ("P:D", "replicas", "goodput req/s", "both SLOs", "TTFT SLO", "TPOT SLO", "TTFT p50", "TTFT p99",
+              "TPOT p50", "TPOT p99", "prefill busy", "decode busy", "preempt"):
+        t.add_column(c, justify="left" if c == "P:D" else "right")
+    for r in res["rows"] + ([res["colocated"]] if res.get("colocated") else []):
+        reps = f"{r['prefill_replicas']}P+{r['decode_replicas']}D" if r["ratio"] != "colocated" \
+            else f"{r['prefill_replicas']}"
+        t.add_row(r["ratio"] + (" *" if r["ratio"] == res.get("best_ratio") else ""), reps,
+                  f"{r['goodput_req_s']:.3f}", _pct(r["slo_attainment"]), _pct(r["ttft_attainment"]),
+                  _pct(r["tpot_attainment"]), _ms(r["ttft_p50_ms"]), _ms(r["ttft_p99_ms"]), _ms(r["tpot_p50_ms"]),
+                  _ms(r["tpot_p99_ms"]), _pct(r["prefill_utilization"]), _pct(r["decode_utilization"]),
+                  f"{r['preemptions']:,}")
+    return t
+
+
+def cmd_experiment(args) -> int:
+    """`experiment pd-ratio`: PD at P:D 1:1..1:7 (or --ratios) + colocated on the same GPUs."""
+    from experiments.pd_ratio import parse_ratios, run_pd_ratio, write_pd_ratio
+    from trace.source import workload_from_config
+
+    cfg = _load_cfg(args)
+    console = _console(args.quiet or args.json)
+    ratios = parse_ratios(args.ratios)
+    if args.workers is not None and args.workers < 1:
+        from sim.errors import InputError
+
+        raise InputError(f"must be >= 1, got {args.workers}", where="--workers")
+    workload, load_stats = workload_from_config(cfg)
+    _print_load_stats(console, load_stats)
+    cb, prog = _progress_cb(not (args.quiet or args.json))
+    with prog:
+        res = run_pd_ratio(cfg, workload, ratios=ratios, policy=args.policy, baseline=not args.no_baseline,
+                           workers=args.workers or 0, progress=cb)
+    paths = write_pd_ratio(res, Path(args.out or Path(cfg.experiments.out_dir) / "pd_ratio"), plot=not args.no_plot)
+    if args.json:
+        print(json.dumps(res, indent=1, default=float))
+        return EXIT_OK
+    console.print(_pd_ratio_table(res))
+    rej = res.get("rejected") or {}
+    if rej.get("count"):
+        console.print(f"[yellow]warning: {rej['count']:,} requests rejected ({rej['reason']}); "
+                      f"counted as SLO misses[/]")
+    console.print(f"best goodput: P:D {res['best_ratio']} (marked *); wrote {', '.join(str(p) for p in paths.values())}")
+    return EXIT_OK
+
+
 PLANNED = {
-    "sweep": ("grid of config overrides, local or on Ray", 9),
-    "plot": ("PNG plots of a sweep's results", 9),
-    "experiment": ("standard studies (pd-ratio, ...)", 6),
 }
 
 
@@ -519,7 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=None,
                    help="eviction policy, or several comma-separated to compare (default: policies.eviction)")
     p.add_argument("--compare", action="store_true", help="compare every policy in policies.compare")
-    p.add_argument("--router", default=None, help="worker/GPU router (default: cluster.router)")
+    p.add_argument("--router", default=None,
+                   help="worker/GPU router, or several comma-separated to compare in cluster mode "
+                        "(default: cluster.router)")
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
     p.add_argument("--report-json", default=None, help="write the report as JSON here")
     p.add_argument("--report-csv", default=None, help="write one CSV row per policy here")
@@ -714,6 +917,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="results/audit", help="where audit_report.json/.md go")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("sweep", help="run a sweep spec: a grid of config overrides, local processes or Ray")
+    p.add_argument("spec", help="sweep spec YAML, e.g. experiments/specs/policies.yaml")
+    p.add_argument("--preset", default=None,
+                   help="the spec's preset overlay (smoke: few points, small workloads), else the config's preset")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (local) or CPUs of the local Ray instance (default: experiments.workers, "
+                        "0 = all cores)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local", help="where points run")
+    p.add_argument("--address", default=None,
+                   help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance")
+    p.add_argument("--out", default=None, help="sweep directory (default: results/<name>[-<preset>])")
+    p.add_argument("--resume", action="store_true", help="continue a sweep: skip the points already done")
+    p.add_argument("--overwrite", action="store_true", help="start over in a directory that holds a sweep")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNGs at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress, no table")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="PNG plots of a sweep directory (results/<sweep>)")
+    p.add_argument("dir", help="sweep directory holding points.csv and sweep.json")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("experiment", help="standard studies: pd-ratio (P:D 1:1..1:7 vs colocated)")
+    esub = p.add_subparsers(dest="experiment", metavar="STUDY", required=True)
+    e = esub.add_parser("pd-ratio", help="goodput and SLO attainment of PD per P:D ratio, colocated as baseline")
+    _add_config_args(e)
+    _add_trace_args(e)
+    e.add_argument("--ratios", default=None, help="P:D ratios per rack, e.g. 1:1,1:3,2:5 (default 1:1..1:7)")
+    e.add_argument("--policy", default=None, help="eviction order of the radix trees (default: policies.eviction)")
+    e.add_argument("--workers", type=int, default=None,
+                   help="processes running the ratios (default: experiments.workers, 0 there = every core)")
+    e.add_argument("--no-baseline", action="store_true", help="skip the colocated run")
+    e.add_argument("--out", default=None, help="output directory (default: <experiments.out_dir>/pd_ratio)")
+    e.add_argument("--no-plot", action="store_true", help="do not write pd_ratio.png")
+    e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    e.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    e.set_defaults(func=cmd_experiment)
 
     for name, (hlp, issue) in PLANNED.items():
         sp = sub.add_parser(name, help=f"{hlp} [not available yet]", add_help=True)

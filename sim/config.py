@@ -112,6 +112,14 @@ class PdCfg(_Section):
     transfer: Literal["push", "pull", "pull_on_demand"] = "push"
     layerwise: bool = True
     preemption: Literal["recompute", "swap"] = "recompute"
+    racks: int = Field(2, ge=0)  # 0 = cluster.racks
+    gpus_per_rack: int = Field(0, ge=0)  # 0 = cluster.gpus_per_rack
+    kv_capacity_gb: float = Field(0.0, ge=0)  # 0 = derive from GPU memory
+    router: str = "cache_aware"
+    load_penalty: float = Field(1.0, ge=0)
+    decode_router: str = "rack_local"
+    layer_groups: int = Field(4, ge=1)
+    coalesce_decode: bool = True
 
 
 class SloCfg(_Section):

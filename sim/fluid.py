@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from typing import Callable
 
 import simpy
@@ -80,8 +81,12 @@ class FluidShare:
         if gen != self._gen:
             return  # a newer arrival/departure rescheduled us
         self._advance()
-        # Float slack: finish every job whose virtual finish is (almost) reached.
+        # Float slack: finish every job whose virtual finish is (almost) reached. The slack also
+        # covers what the server delivers in a few ulps of the clock: a smaller remainder would
+        # give a wake-up delay that does not advance env.now, and the timer would refire forever.
         eps = 1e-9 * max(1.0, abs(self._v))
+        if self._heap:
+            eps = max(eps, 4.0 * math.ulp(self.env.now) * self._rate())
         while self._heap and self._heap[0][0] <= self._v + eps:
             _, _, ev, load = heapq.heappop(self._heap)
             self._load -= load

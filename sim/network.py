@@ -5,6 +5,8 @@ Public API (stable: the PD simulator builds on it; extend, do not rename)::
     net = Network.from_config(cfg, topo)             # or Network(topo, jitter_cv=..., seed=...)
     t = net.transfer_time(src, dst, nbytes, lanes=1)  # seconds; no SimPy (hit-rate-only path)
     ev = net.transfer(env, src, dst, nbytes, lanes=1) # simpy event that fires when the bytes arrived
+    net.account(src, dst, nbytes, lanes=1)            # count the bytes only (traffic that costs no modelled time)
+    net.send(env, src, dst, nbytes, lanes=1)          # background traffic: loads the links, nobody waits for it
     net.bytes_by_class      {"nvlink": bytes, "pcie": ..., "nic", "eic", "spine", "ssd"}
     net.transfers_by_class  {class: count}
     net.stats() -> dict     bytes/transfers by class, link busy seconds (contention), tail count
@@ -138,6 +140,11 @@ class Network:
             self.transfers_by_class[a.cls] += 1
 
     # ------------------------------------------------------------ transfers
+    def account(self, src: Endpoint, dst: Endpoint, nbytes: float, lanes: int = 1) -> None:
+        """Count the bytes on the path's link classes without modelling time (no random draw)."""
+        if nbytes > 0 and src != dst:
+            self._account(self._route(src, dst, lanes)[3], nbytes)
+
     def transfer_time(self, src: Endpoint, dst: Endpoint, nbytes: float, lanes: int = 1) -> float:
         """Seconds to move `nbytes` (jitter and tail drawn, no contention); accounts the bytes."""
         if nbytes <= 0 or src == dst:
@@ -146,6 +153,26 @@ class Network:
         self._account(edges, nbytes)
         lf, bf = self._factors()
         return lat * lf + nbytes / bott * bf
+
+    def send(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float, lanes: int = 1) -> None:
+        """Background traffic (write-backs, demotions): accounts the bytes and, with contention,
+        occupies the path's links so that concurrent transfers slow down. Nobody waits for it,
+        so its latency and jitter are irrelevant and not drawn."""
+        if nbytes <= 0 or src == dst:
+            return
+        edges = self._route(src, dst, lanes)[3]
+        self._account(edges, nbytes)
+        if not self.contention:
+            return
+        if env is not self._env:
+            self._env = env
+            self._links = {}
+        links = self._links
+        for e, a, share in edges:
+            link = links.get(e)
+            if link is None:
+                link = links[e] = link_share(env, a.bytes_s, True)
+            link.serve(nbytes * share)
 
     def transfer(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
                  lanes: int = 1) -> simpy.Event:

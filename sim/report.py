@@ -192,6 +192,15 @@ def policy_rows(report: dict) -> list[dict[str, Any]]:
 def write_csv(report: dict, path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    if report.get("routers"):  # cluster mode: one row per router
+        from sim.cluster_report import ROUTER_COLUMNS, router_rows
+
+        with p.open("w", newline="") as f:
+            wr = csv.DictWriter(f, fieldnames=ROUTER_COLUMNS)
+            wr.writeheader()
+            for row in router_rows(report):
+                wr.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        return
     with p.open("w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         wr.writeheader()

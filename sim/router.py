@@ -124,3 +124,31 @@ class PrefixAware(Router):
                     best, best_score = w, score
             return best
         return int(np.argmin(load))
+
+
+@register
+class CacheLoadBalanced(Router):
+    """Minimum estimated TTFT, in blocks of prefill work: blocks to compute + queued work.
+
+    On one node every cached block outside HBM is close (DRAM/SSD of the same
+    node), so the estimate counts the blocks the worker must prefill (those
+    not in its HBM) plus `blocks_per_request` for each request already queued
+    on it. The cluster version (sim.cluster_router) uses a full TTFT model.
+    """
+
+    name = "cache_load_balanced"
+
+    def __init__(self, state, blocks_per_request: float = 16.0, **params):
+        super().__init__(state)
+        self.per_request = blocks_per_request
+
+    def choose(self, req, blocks, session):
+        s = self.s
+        load = s.load
+        n = len(blocks)
+        best, best_cost = 0, None
+        for w in range(s.n_workers):
+            cost = (n - s.hbm_prefix(w, blocks)) + self.per_request * load[w]
+            if best_cost is None or cost < best_cost:
+                best, best_cost = w, cost
+        return best

@@ -66,6 +66,68 @@ def run_single_mode(
     )
 
 
+def run_cluster_mode(
+    cfg: Config,
+    workload: Workload,
+    policies: list[str],
+    *,
+    routers: list[str] | None = None,
+    timing: bool = True,
+    load_stats: LoadStats | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Replay `workload` on the cluster once per router (first policy) and once per extra policy
+    (first router). The first router x first policy is the headline; ``report["routers"]`` holds
+    the router comparison, ``report["policies"]`` the policy comparison."""
+    from sim.cluster import run_cluster
+    from sim.cluster_report import cluster_metrics
+    from sim.cluster_router import CLUSTER_ROUTERS
+    from sim.single_node import prepare_workload
+    from sim.topology import Topology
+
+    check_policies(policies)
+    routers = routers or [cfg.cluster.router]
+    for r in routers:
+        if r not in CLUSTER_ROUTERS:
+            raise InputError(f"unknown router {r!r} (known: {', '.join(sorted(CLUSTER_ROUTERS))})",
+                             where="--router" if len(routers) > 1 else "cluster.router")
+    t0 = time.perf_counter()
+    try:
+        w, ctx = prepare_workload(cfg, workload)
+    except ValueError as e:
+        raise InputError(str(e), where="cache.block_tokens") from None
+    topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
+
+    def one(policy: str, router: str) -> tuple[dict, float]:
+        label = f"{router}/{policy}"
+        cb = (lambda i, _l=label: progress(_l, i, len(w))) if progress else None
+        res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
+        if progress:
+            progress(label, len(w), len(w))
+        m = cluster_metrics(res, cfg)
+        m["wall_s"] = res.wall_s
+        m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
+        return m, res.sim_time_s
+
+    by_router = []
+    sim_time = 0.0
+    for r in routers:
+        m, st = one(policies[0], r)
+        by_router.append({"name": r, "policy": policies[0], "metrics": m})
+        sim_time = max(sim_time, st)
+    runs = [(policies[0], by_router[0]["metrics"])]
+    for p in policies[1:]:
+        m, st = one(p, routers[0])
+        runs.append((p, m))
+        sim_time = max(sim_time, st)
+    return build_report(
+        "cluster", cfg, w, runs,
+        wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
+        load_stats=load_stats.to_dict() if load_stats else None,
+        extra={"timing": timing, "router": routers[0], "routers": by_router, "topology": topo.summary()},
+    )
+
+
 def run_mode(
     cfg: Config,
     mode: str,
@@ -73,13 +135,16 @@ def run_mode(
     workload: Workload | None = None,
     load_stats: LoadStats | None = None,
     policies: list[str] | None = None,
+    routers: list[str] | None = None,
     timing: bool = True,
     progress: Progress | None = None,
 ) -> dict:
     """Run one simulation mode on `cfg` and return its report.
 
     The workload comes from ``cfg.trace``/``cfg.synthetic`` unless given.
-    ``policies`` defaults to ``[cfg.policies.eviction]``.
+    ``policies`` defaults to ``[cfg.policies.eviction]``; ``routers`` (several
+    names -> a router comparison) defaults to ``[cfg.cluster.router]`` and is
+    passed only to modes that take it (cluster).
     """
     if workload is None:
         from trace.source import workload_from_config
@@ -91,8 +156,28 @@ def run_mode(
     runner = MODES.get(mode)
     if runner is None:
         raise InputError(f"unknown or unavailable mode {mode!r} (available: {', '.join(MODES)})", where="--mode")
-    return runner(cfg, workload, policies, timing=timing, load_stats=load_stats, progress=progress)
+    extra = {}
+    if routers and len(routers) > 1:
+        if mode not in ROUTER_MODES:
+            raise InputError(f"several routers are compared in {', '.join(sorted(ROUTER_MODES))} mode only",
+                             where="--router")
+        extra["routers"] = routers
+    elif routers and mode in ROUTER_MODES:
+        extra["routers"] = routers
+    return runner(cfg, workload, policies, timing=timing, load_stats=load_stats, progress=progress, **extra)
 
 
 # mode name -> function(cfg, workload, policies, *, timing, load_stats, progress) -> report
 MODES: dict[str, Callable[..., dict]] = {"single": run_single_mode}
+MODES["cluster"] = run_cluster_mode
+ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
+
+
+def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> dict:
+    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.pd, sim.pd_metrics)."""
+    from sim.pd_metrics import run_pd_mode as _run
+
+    return _run(cfg, workload, policies, **kw)
+
+
+MODES["pd"] = run_pd_mode

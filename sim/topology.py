@@ -23,11 +23,15 @@ Graph nodes (tuples, so names never collide)::
     ("spine",)      the spine joining the racks' ToR uplinks
     ("ssd",)        the disaggregated remote SSD pool - absent with 0 capacity
 
+Every other pair routes up to the ToR (GPU NIC, host NIC or EIC link), and
+across the spine when the racks differ.
+
 Edges and their link class (``cls``)::
 
     gpu - nvsw   "nvlink"  network.nvlink_bandwidth_gb_s          per GPU
     gpu - dram   "pcie"    hardware.dram.bandwidth_gb_s           per GPU
     gpu - tor    "nic"     network.nic_bandwidth_gb_s             per GPU
+    dram - tor   "host_nic" network.nic_bandwidth_gb_s            per node (host memory <-> rack)
     tor - eic    "eic"     eic_nodes_per_rack x hardware.eic.bandwidth_gb_s  (pool side)
     tor - spine  "spine"   network.spine_bandwidth_gb_s           per rack uplink
     spine - ssd  "ssd"     network.remote_ssd_bandwidth_gb_s      aggregate
@@ -42,6 +46,7 @@ derived so that paths reproduce them exactly:
     GPU <-> GPU, other rack       network.cross_rack_latency_us (nic + 2 spine + nic)
     GPU <-> other rack's EIC      cross_rack - rack + eic latency
     GPU <-> remote SSD            network.remote_ssd_latency_us (nic + spine + ssd)
+    host DRAM <-> ToR             network.rack_latency_us / 2   (like a GPU's NIC hop)
 
 A transfer's uncontended time is ``path latency + bytes / bottleneck
 bandwidth``. ``lanes`` models a tensor-parallel worker whose k GPUs move
@@ -66,7 +71,7 @@ US = 1e-6
 Endpoint = tuple
 Edge = tuple  # (u, v) directed in traversal order
 
-LINK_CLASSES = ("nvlink", "pcie", "nic", "eic", "spine", "ssd")
+LINK_CLASSES = ("nvlink", "pcie", "nic", "host_nic", "eic", "spine", "ssd")
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,7 @@ class Topology:
             "nvlink": EdgeAttrs("nvlink", s.nvlink_latency_s / 2, s.nvlink_bytes_s, True),
             "pcie": EdgeAttrs("pcie", s.pcie_latency_s, s.pcie_bytes_s, True),
             "nic": EdgeAttrs("nic", half_rack, s.nic_bytes_s, True),
+            "host_nic": EdgeAttrs("host_nic", half_rack, s.nic_bytes_s, False),
             "eic": EdgeAttrs("eic", s.eic_latency_s - half_rack,
                              max(1, s.eic_nodes_per_rack) * s.eic_node_bytes_s, False),
             "spine": EdgeAttrs("spine", up, s.spine_bytes_s, False),
@@ -221,6 +227,7 @@ class Topology:
             r = n // self.nodes_per_rack
             G.add_node(("nvsw", n), kind="nvsw", node=n, rack=r)
             G.add_node(("dram", n), kind="dram", node=n, rack=r)
+            G.add_edge(("dram", n), ("tor", r), attrs=cl["host_nic"])
         gpn = self.gpus_per_node
         G.add_edges_from((("gpu", g), ("nvsw", g // gpn), {"attrs": cl["nvlink"]}) for g in range(self.n_gpus))
         G.add_edges_from((("gpu", g), ("dram", g // gpn), {"attrs": cl["pcie"]}) for g in range(self.n_gpus))
@@ -243,6 +250,9 @@ class Topology:
             return [(x, ("tor", r))], r
         if kind == "eic":
             return [(x, ("tor", x[1]))], x[1]
+        if kind == "dram":
+            r = x[1] // self.nodes_per_rack
+            return [(x, ("tor", r))], r
         if kind == "tor":
             return [], x[1]
         raise InputError(f"no network route from {x!r}", where="topology")
@@ -258,11 +268,9 @@ class Topology:
         if ks == "gpu" and kd == "gpu" and self.node_of(src[1]) == self.node_of(dst[1]):
             sw = ("nvsw", self.node_of(src[1]))
             return ((src, sw), (sw, dst))
-        if "dram" in (ks, kd):
-            g, d = (src, dst) if kd == "dram" else (dst, src)
-            if g[0] != "gpu" or self.node_of(g[1]) != d[1]:
-                raise InputError(f"host DRAM {d!r} is reached only from its own node's GPUs, not {g!r}",
-                                 where="topology")
+        if ks == "gpu" and kd == "dram" and self.node_of(src[1]) == dst[1]:
+            return ((src, dst),)  # PCIe to the GPU's own host
+        if ks == "dram" and kd == "gpu" and self.node_of(dst[1]) == src[1]:
             return ((src, dst),)
         if ks == "ssd" or kd == "ssd":
             if ks == "ssd":

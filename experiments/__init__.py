@@ -1,0 +1,13 @@
+"""Experiment sweeps: a YAML spec -> a grid of config overrides -> one report per point.
+
+* ``spec``: the spec schema (pydantic, unknown keys rejected) and loading.
+* ``axes``: axis values (lists, ranges), config-key validation, derived keys.
+* ``engine``: point expansion, deterministic point ids, local process pool,
+  resume, failure recording, progress.
+* ``worker``: what one process does for one point (workload cache per process).
+* ``modes``: point evaluators (the ``sim.runner`` modes + the ``oracle`` bounds).
+* ``results``: points.csv / parquet / per-point JSON.
+* ``ray_backend``: the same points on a Ray cluster (optional extra).
+* ``plots``: PNGs of a finished sweep.
+* ``specs/``: the standard studies.
+"""

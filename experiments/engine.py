@@ -1,0 +1,340 @@
+"""Sweep engine: spec -> points -> reports, on a local process pool (or Ray), resumable.
+
+* Points are the product (or zip) of the axes, times the seeds. A point's id
+  is a hash of what defines it (axis values, seed, mode, workload, timing,
+  mode options), so the same spec always yields the same ids and a resumed
+  or extended sweep recognises the points it already has.
+* Each point runs in a worker process (``concurrent.futures`` pool of
+  ``--workers`` processes, default: the config's ``experiments.workers``, 0 =
+  cores). Workers cache workloads (``experiments.worker``).
+* Every finished point is written at once: ``points/<id>.json`` (full report,
+  or the error and traceback) and the whole ``points.csv``. ``resume=True``
+  reuses rows whose status is ok, whose config hash is unchanged and whose JSON
+  exists; failed points run again.
+* A failing point is recorded with its error and the sweep goes on; a worker
+  process that dies is replaced and its points retried once.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from experiments import results as R
+from experiments.axes import DERIVED
+from experiments.spec import Sweep, apply_overrides
+from sim.config import Config
+from sim.errors import InputError
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class Point:
+    index: int
+    point_id: str
+    axes: dict[str, Any]  # axis name -> value as shown in points.csv
+    seed: int
+    mode: str
+    workload: str
+    config: Config
+    config_hash: str
+
+    def task(self, sweep: Sweep, cwd: str) -> dict:
+        """What a worker needs (plain data: it crosses process and machine boundaries)."""
+        return {"point_id": self.point_id, "config": self.config.model_dump(mode="json"), "mode": self.mode,
+                "timing": sweep.spec.timing, "options": sweep.options[self.mode].model_dump(), "cwd": cwd}
+
+    def describe(self) -> dict:
+        return {"point_id": self.point_id, "index": self.index, "axes": self.axes, "seed": self.seed,
+                "mode": self.mode, "workload": self.workload, "config_hash": self.config_hash}
+
+
+def point_id(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def expand(sweep: Sweep) -> list[Point]:
+    """All points of the sweep, in spec order (first axis outermost, seeds innermost)."""
+    axes = sweep.axes
+    if not axes:
+        combos: list[tuple[int, ...]] = [()]
+    elif sweep.spec.combine == "zip":
+        combos = [tuple([i] * len(axes)) for i in range(len(axes[0].values))]
+    else:
+        combos = list(itertools.product(*[range(len(a.values)) for a in axes]))
+    default_workload = next(iter(sweep.workloads))
+    axes_where = sweep.where("axes")
+    points: list[Point] = []
+    for combo in combos:
+        shown = {a.name: a.values[i] for a, i in zip(axes, combo)}
+        assign: dict[str, Any] = {}
+        for a, i in zip(axes, combo):
+            assign.update(a.assigns[i])
+        mode = str(assign.pop("mode", sweep.spec.mode))
+        workload = str(assign.pop("workload", default_workload))
+        profile = assign.pop("profile", None)
+        derived = {k: assign.pop(k) for k in list(assign) if k in DERIVED}
+        where = f"{axes_where} (point {json.dumps(shown, default=str)})"
+        base = sweep.base_config(None if profile is None else str(profile))
+        overrides = {**sweep.workloads[workload].overrides(), **assign}
+        for k, v in derived.items():  # derived keys read the rest of the point's config
+            cfg = apply_overrides(base, overrides, where)
+            try:
+                overrides.update(DERIVED[k].apply(cfg, v))
+            except InputError as e:
+                raise InputError(str(e), where=where) from None
+        for seed in sweep.seeds:
+            c = apply_overrides(base, {**overrides, "seed": seed}, where)
+            ident = {"axes": shown, "seed": seed, "mode": mode, "workload": workload, "timing": sweep.spec.timing,
+                     "options": sweep.options[mode].model_dump()}
+            points.append(Point(len(points), point_id(ident), shown, seed, mode, workload, c, c.hash()))
+    return points
+
+
+def default_out_dir(sweep: Sweep) -> Path:
+    root = Path(sweep.base_config().experiments.out_dir)
+    return root / (f"{sweep.name}-{sweep.preset}" if sweep.preset else sweep.name)
+
+
+def axis_columns(sweep: Sweep) -> list[str]:
+    cols: list[str] = []
+    for a in sweep.axes:
+        cols.append(a.name)
+        cols.extend(k for k in a.keys if k not in ("mode", "workload") and k != a.name)
+    return list(dict.fromkeys(cols))
+
+
+def make_row(sweep: Sweep, p: Point, res: dict) -> dict:
+    row: dict[str, Any] = {"point_id": p.point_id, "index": p.index, "status": res["status"],
+                           "error": res.get("error", "")}
+    row.update(p.axes)
+    for a in sweep.axes:  # composite axes: also the keys they set
+        for k in a.keys:
+            if k not in row and k not in ("mode", "workload"):
+                i = a.values.index(p.axes[a.name])
+                row[k] = a.assigns[i][k]
+    row.update(seed=p.seed, mode=p.mode, workload=p.workload, config_hash=p.config_hash)
+    rep = res.get("report")
+    if rep:
+        row.update(R.flatten_metrics(rep.get("metrics", {})))
+    row["wall_s"] = res.get("wall_s")
+    return row
+
+
+@dataclass
+class SweepProgress:
+    total: int
+    done: int = 0  # finished points, including reused ones
+    reused: int = 0  # taken over from a previous run (--resume)
+    failed: int = 0
+    last: dict | None = None  # the row just written
+
+
+@dataclass
+class SweepOutcome:
+    out_dir: Path
+    total: int
+    ran: int
+    reused: int
+    failed: int
+    wall_s: float
+    rows: list[dict]
+    paths: dict[str, str]
+    workload_loads: dict[int, int] = field(default_factory=dict)  # worker pid -> workloads it built
+    notes: list[str] = field(default_factory=list)
+
+
+OnResult = Callable[[dict], None]
+
+
+def _mp_context():
+    """Workers fork from a clean single-threaded server, not from this process: the CLI runs
+    rich's refresh thread here, and forking a threaded process can copy a held lock into the
+    child. The simulator is preloaded in the server, so a worker starts in milliseconds."""
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["experiments.worker", "experiments.modes", "sim.runner", "sim.single_node"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def run_local(tasks: list[dict], workers: int, on_result: OnResult) -> None:
+    """Run tasks on a process pool, calling on_result(result) in this thread as each finishes.
+
+    A worker that dies breaks the pool: a new pool retries the unfinished
+    points, and a point caught in two such crashes is recorded as failed.
+    """
+    from experiments.worker import run_point
+
+    remaining = {t["point_id"]: t for t in tasks}
+    crashes: dict[str, int] = {}
+    while remaining:
+        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(remaining))), mp_context=_mp_context())
+        try:
+            futs = {ex.submit(run_point, t): pid for pid, t in remaining.items()}
+            pending = set(futs)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    pid = futs[f]
+                    try:
+                        res = f.result()
+                    except BrokenProcessPool:
+                        crashes[pid] = crashes.get(pid, 0) + 1
+                        if crashes[pid] < 2:
+                            continue
+                        res = {"point_id": pid, "status": "failed", "error": "worker process died twice "
+                               "(killed, out of memory or crashed) while this point was queued or running"}
+                    except Exception as e:  # noqa: BLE001 - e.g. a result that cannot be pickled
+                        res = {"point_id": pid, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                    remaining.pop(pid, None)
+                    on_result(res)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, a progress callback): stop now rather than wait for
+            # the points in flight, which can take minutes; they run again on --resume.
+            procs = list((getattr(ex, "_processes", None) or {}).values())
+            ex.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            raise
+        ex.shutdown(wait=True)
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM ends a sweep like Ctrl-C (workers stopped, points.csv complete); returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def _clear(out: Path) -> None:
+    for name in (R.POINTS_CSV, R.POINTS_PARQUET, R.SWEEP_JSON):
+        (out / name).unlink(missing_ok=True)
+    for d in (R.POINTS_DIR, "plots"):
+        if (out / d).is_dir():
+            shutil.rmtree(out / d)
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    out_dir: str | Path | None = None,
+    workers: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[SweepProgress], None] | None = None,
+) -> SweepOutcome:
+    """Run every point of `sweep` not already done; return what happened and where it is."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})", where="--backend")
+    if workers is not None and workers < 1:
+        raise InputError(f"must be >= 1, got {workers}", where="--workers")
+    if address and backend != "ray":
+        raise InputError("--address goes with --backend ray", where="--address")
+    t0 = time.perf_counter()
+    points = expand(sweep)
+    by_id = {p.point_id: p for p in points}
+    out = Path(out_dir) if out_dir else default_out_dir(sweep)
+    csv_path = out / R.POINTS_CSV
+    notes: list[str] = []
+    if csv_path.exists() and not resume:
+        if not overwrite:
+            raise InputError(f"{out} already holds a sweep: pass --resume to continue it or --overwrite to start over",
+                             where="--out")
+        _clear(out)
+    (out / R.POINTS_DIR).mkdir(parents=True, exist_ok=True)
+
+    rows: dict[str, dict] = {}
+    if resume and csv_path.exists():
+        dropped = 0
+        for r in R.read_points_csv(csv_path):
+            p = by_id.get(r.get("point_id", ""))
+            if (p and r.get("status") == "ok" and r.get("config_hash") == p.config_hash
+                    and (out / R.POINTS_DIR / f"{p.point_id}.json").exists()):
+                r["index"] = p.index  # the spec may have grown: keep the current order
+                rows[p.point_id] = r
+            elif not p or r.get("config_hash") != p.config_hash:
+                dropped += 1
+        if dropped:
+            notes.append(f"{dropped} row(s) of the previous points.csv are not points of this spec (or their "
+                         f"config changed) and were dropped; their JSON files are kept")
+    reused = len(rows)
+    cols = axis_columns(sweep)
+    meta = {**sweep.to_dict(), "backend": backend, "points": [p.describe() for p in points],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    R.write_json(out / R.SWEEP_JSON, meta)
+    R.write_points_csv(csv_path, list(rows.values()), cols)
+
+    todo = [p for p in points if p.point_id not in rows]
+    state = SweepProgress(total=len(points), done=reused, reused=reused)
+    loads: dict[int, int] = {}
+    if progress:
+        progress(state)
+
+    def on_result(res: dict) -> None:
+        p = by_id[res["point_id"]]
+        row = make_row(sweep, p, res)
+        rows[p.point_id] = row
+        if "pid" in res:
+            loads[res["pid"]] = res.get("workload_loads", 0)
+        doc = res.get("report") or {"status": res["status"], "error": res.get("error"),
+                                    "traceback": res.get("traceback"), "config": p.config.model_dump(mode="json"),
+                                    "config_hash": p.config_hash}
+        doc["sweep"] = {"name": sweep.name, **p.describe(), "status": res["status"], "wall_s": res.get("wall_s")}
+        R.write_json(out / R.POINTS_DIR / f"{p.point_id}.json", doc)
+        R.write_points_csv(csv_path, list(rows.values()), cols)
+        state.done += 1
+        state.failed += res["status"] != "ok"
+        state.last = row
+        if progress:
+            progress(state)
+
+    n_workers = workers or sweep.base_config().experiments.workers or os.cpu_count() or 1
+    tasks = [p.task(sweep, os.getcwd()) for p in todo]
+    restore = _sigterm_as_interrupt()
+    try:
+        if tasks and backend == "local":
+            run_local(tasks, n_workers, on_result)
+        elif tasks:
+            from experiments.ray_backend import run_ray
+
+            run_ray(tasks, workers=workers, address=address, on_result=on_result)
+        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    except BaseException:
+        meta["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        raise
+    finally:
+        restore()
+        all_rows = sorted(rows.values(), key=lambda r: int(r["index"]))
+        paths = {"csv": str(csv_path), "json_dir": str(out / R.POINTS_DIR), "sweep": str(out / R.SWEEP_JSON)}
+        if all_rows:
+            pq = R.write_parquet(out / R.POINTS_PARQUET, R.read_points_csv(csv_path))
+            if pq:
+                paths["parquet"] = str(pq)
+        meta["done"] = len(all_rows)
+        R.write_json(out / R.SWEEP_JSON, meta)
+    return SweepOutcome(out_dir=out, total=len(points), ran=len(todo), reused=reused, failed=state.failed,
+                        wall_s=time.perf_counter() - t0, rows=all_rows, paths=paths, workload_loads=loads,
+                        notes=notes)

@@ -1,0 +1,307 @@
+"""PNGs of a finished (or partial) sweep: `python main.py plot results/<sweep>`.
+
+One PNG per entry of the spec's ``plots`` (default: one per selected metric):
+
+* a numeric x axis -> lines (log x when the axis is log-spaced), one colour
+  per value of the series axis, one line style per metric;
+* no numeric axis -> grouped bars: groups along the first categorical axis,
+  one bar colour per series value;
+* every other axis with several values -> one panel per value combination
+  (nothing is averaged away silently); repeats (seeds) are averaged, with
+  min-max error bars.
+
+Axis labels carry units (metric registry, config key suffixes); a footnote
+names the sweep, the spec, the base config hash and how many points failed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+
+from experiments import results as R  # noqa: E402
+from experiments.metrics import METRICS, Metric  # noqa: E402
+from sim.errors import InputError  # noqa: E402
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"] + ["#393b79", "#8c6d31", "#843c39", "#7b4173"]
+STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
+PANEL_W, PANEL_H = 6.0, 4.2
+
+
+def _human(v: float, binary: bool = False) -> str:
+    """10000 -> 10k, 3162277.7 -> 3.16M, 0.25 -> 0.25 (tick labels of large token counts);
+    binary: 4096 -> 4K, 131072 -> 128K (context lengths are powers of two)."""
+    a = abs(v)
+    if binary and a >= 1024:
+        for div, suf in ((1024**3, "G"), (1024**2, "M"), (1024, "K")):
+            if a >= div:
+                return f"{v / div:.4g}{suf}"
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{v / div:.3g}{suf}"
+    return f"{v:.3g}"
+
+
+def _metric(name: str) -> Metric:
+    if name in METRICS:
+        return METRICS[name]
+    return Metric(name, "as reported")
+
+
+def _key(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def load_sweep(sweep_dir: str | Path) -> tuple[dict, list[dict]]:
+    d = Path(sweep_dir)
+    meta_p, csv_p = d / R.SWEEP_JSON, d / R.POINTS_CSV
+    if not meta_p.exists() or not csv_p.exists():
+        raise InputError(f"not a sweep directory (needs {R.SWEEP_JSON} and {R.POINTS_CSV}; "
+                         f"run `python main.py sweep SPEC.yaml` first)", where=str(d))
+    meta = json.loads(meta_p.read_text())
+    rows = [{k: R.typed(v) for k, v in r.items()} for r in R.read_points_csv(csv_p)]
+    # axis columns keep their spec types (e.g. a policy named "1" stays a string)
+    for a in meta["axes"]:
+        by_text = {str(R.cell(v)): v for v in a["values"]}
+        for r in rows:
+            raw = r.get(a["name"])
+            r[a["name"]] = by_text.get(str(R.cell(raw)) if raw is not None else "", raw)
+    return meta, rows
+
+
+def default_plots(meta: dict) -> list[dict]:
+    varying = [a for a in meta["axes"] if len(a["values"]) > 1]
+    numeric = [a["name"] for a in varying if a["numeric"]]
+    cats = [a["name"] for a in varying if not a["numeric"]]
+    x = numeric[0] if numeric else (cats[0] if cats else None)
+    rest = [n for n in cats + numeric if n != x]
+    series = rest[0] if rest else None
+    return [{"name": m, "y": [m], "x": x, "series": series, "facet": None, "title": None, "logy": False}
+            for m in meta["metrics"]]
+
+
+def _agg(vals: list[float]) -> tuple[float, float, float]:
+    return sum(vals) / len(vals), min(vals), max(vals)
+
+
+def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path | None, str | None]:
+    axes = {a["name"]: a for a in meta["axes"]}
+    varying = [a["name"] for a in meta["axes"] if len(a["values"]) > 1]
+    ys = spec["y"]
+    x = spec.get("x")
+    if x is None:
+        nums = [n for n in varying if axes[n]["numeric"]]
+        cats = [n for n in varying if not axes[n]["numeric"]]
+        x = nums[0] if nums else (cats[0] if cats else None)
+    series = spec.get("series")
+    if series is None:
+        series = next((n for n in varying if n != x), None)
+    facet_axes = [spec["facet"]] if spec.get("facet") else []
+    facet_axes += [n for n in varying if n not in (x, series) and n not in facet_axes]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not any(r.get(y) is not None for r in ok for y in ys):
+        return None, f"{', '.join(ys)}: no finished point reports it (modes: {', '.join(meta.get('modes', []))})"
+
+    def values(name):
+        return axes[name]["values"] if name else [None]
+
+    facets = list(product(*[values(n) for n in facet_axes])) if facet_axes else [()]
+    facets = [f for f in facets if any(all(r.get(n) == v for n, v in zip(facet_axes, f)) and
+                                       any(r.get(y) is not None for y in ys) for r in ok)]
+    ncols = min(len(facets), 3)
+    nrows = math.ceil(len(facets) / ncols)
+    line = x is not None and axes[x]["numeric"]
+    fig, grid = plt.subplots(nrows, ncols, figsize=(PANEL_W * max(ncols, 1) + 0.4, PANEL_H * nrows + 0.9),
+                             squeeze=False)
+    m0 = _metric(ys[0])
+    same_unit = all(_metric(y).unit == m0.unit for y in ys)
+    ylabel = m0.axis_label() if len(ys) == 1 else (f"{'; '.join(_metric(y).label for y in ys)} ({m0.unit})"
+                                                    if same_unit else ", ".join(_metric(y).axis_label() for y in ys))
+    if len(ys) > 1 and same_unit:
+        ylabel = f"{'hit rate' if m0.unit == '%' and all('hit_rate' in y for y in ys) else 'value'} ({m0.unit})"
+    all_y: list[float] = []
+    handles: dict[str, Any] = {}
+    svals = values(series)
+    for fi, fv in enumerate(facets):
+        ax = grid[fi // ncols][fi % ncols]
+        frows = [r for r in ok if all(r.get(n) == v for n, v in zip(facet_axes, fv))]
+        xs_all = values(x) if x else [None]
+        nser = sum(1 for sv in svals for y in ys
+                   if any((series is None or r.get(series) == sv) and r.get(y) is not None for r in frows))
+        bar_i = 0
+        for si, sv in enumerate(svals):
+            for yi, y in enumerate(ys):
+                met = _metric(y)
+                pts = []
+                for xv in xs_all:
+                    vals = [float(r[y]) * met.scale for r in frows
+                            if (series is None or r.get(series) == sv) and (x is None or r.get(x) == xv)
+                            and isinstance(r.get(y), (int, float)) and not isinstance(r.get(y), bool)]
+                    if vals:
+                        pts.append((xv, *_agg(vals)))
+                if not pts:
+                    continue
+                label = _line_label(sv if series else None, y, ys, met, ok, series)
+                color = COLORS[si % len(COLORS)] if series else COLORS[yi % len(COLORS)]
+                all_y += [p[1] for p in pts]
+                if line:
+                    px = [p[0] for p in pts]
+                    py = [p[1] for p in pts]
+                    # later series slightly thinner: identical curves stay visible as a line on a line
+                    h = ax.plot(px, py, STYLES[yi % len(STYLES)], marker=MARKERS[si % len(MARKERS)], color=color,
+                                label=label, linewidth=max(1.2, 2.6 - 0.45 * si),
+                                markersize=max(4.0, 8.0 - 1.3 * si))[0]
+                    if len(meta.get("seeds", [])) > 1:
+                        ax.fill_between(px, [p[2] for p in pts], [p[3] for p in pts], color=color, alpha=0.15,
+                                        linewidth=0)
+                else:
+                    width = 0.8 / max(1, nser)
+                    idx = {_key(v): i for i, v in enumerate(xs_all)}
+                    bx = [idx[_key(p[0])] - 0.4 + width * (bar_i + 0.5) for p in pts]
+                    err = None
+                    if len(meta.get("seeds", [])) > 1:
+                        err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
+                    h = ax.bar(bx, [p[1] for p in pts], width * 0.95, color=color, label=label, yerr=err,
+                               capsize=2 if err else 0, hatch=None if yi == 0 else "//", edgecolor="white")
+                    if len(pts) * max(1, nser) <= 24:
+                        for bxi, p in zip(bx, pts):
+                            ax.text(bxi, p[3] if err else p[1], _fmt_val(p[1], met), ha="center", va="bottom",
+                                    fontsize=7, rotation=90 if nser > 2 else 0)
+                    bar_i += 1
+                handles.setdefault(label, h)
+        _style_axes(ax, axes, x, line, xs_all)
+        if facet_axes:
+            ax.set_title(", ".join(f"{_short(axes[n])} = {v}" for n, v in zip(facet_axes, fv)), fontsize=10)
+        if fi % ncols == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_axisbelow(True)
+    for fi in range(len(facets), nrows * ncols):
+        grid[fi // ncols][fi % ncols].set_visible(False)
+    logy = spec.get("logy") or (m0.unit == "ms" and all_y and min(all_y) > 0 and max(all_y) / min(all_y) >= 50)
+    for axrow in grid:
+        for ax in axrow:
+            if logy and ax.get_visible():
+                ax.set_yscale("log")
+            elif ax.get_visible() and m0.unit == "%":
+                ax.set_ylim(0, max(1.0, ax.dataLim.y1 * 1.08))
+    if logy:
+        for axrow in grid:
+            axrow[0].set_ylabel(ylabel + ", log scale")
+    # footnote wrapped to the figure width (about 17 characters per inch at 7 pt)
+    note = textwrap.fill(_footnote(meta, rows), width=max(60, int(fig.get_figwidth() * 17)))
+    foot_h = 0.14 * (note.count("\n") + 1) + 0.08
+    extra_h = foot_h
+    leg_h = 0.0
+    if handles and (series or len(ys) > 1):
+        # below the panels: long series names never cover data
+        ncol = max(1, min(len(handles), 4 if fig.get_figwidth() > 9 else 2))
+        leg_h = 0.28 * math.ceil(len(handles) / ncol) + (0.3 if series else 0.05)
+        extra_h += leg_h
+    fig.set_figheight(fig.get_figheight() + extra_h)
+    h = fig.get_figheight()
+    if leg_h:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=ncol, fontsize=9,
+                   bbox_to_anchor=(0.5, foot_h / h), title=_short(axes[series]) if series else None,
+                   title_fontsize=9, frameon=False)
+    title = spec.get("title") or (f"{meta['name']}: {' / '.join(_metric(y).label for y in ys)}"
+                                  + (f" vs {_short(axes[x])}" if x else ""))
+    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 10))), fontsize=12, y=1 - 0.1 / h,
+                 va="top")
+    fig.text(0.01, 0.04 / h, note, fontsize=7, color="gray", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, (foot_h + leg_h) / h, 1, 1))  # tight_layout leaves room for the suptitle
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path, None
+
+
+def _line_label(sv: Any, y: str, ys: list[str], met: Metric, ok: list[dict], series: str | None) -> str:
+    """Legend text: the series value for the first metric; other metrics add their name
+    (alone when a single series reports them, e.g. the oracle's content bound)."""
+    if series is None:
+        return met.label
+    if y == ys[0]:
+        return str(sv)
+    owners = {_key(r.get(series)) for r in ok if r.get(y) is not None}
+    return met.label if len(owners) == 1 else f"{sv}: {met.label}"
+
+
+def _fmt_val(v: float, met: Metric) -> str:
+    if met.unit == "%":
+        return f"{v:.1f}"
+    return _human(v)
+
+
+def _short(axis: dict) -> str:
+    return axis.get("label") or axis["name"]
+
+
+def _style_axes(ax, axes: dict, x: str | None, line: bool, xs_all: list) -> None:
+    if x is None:
+        ax.set_xticks([])
+        return
+    a = axes[x]
+    ax.set_xlabel(_short(a))
+    if line:
+        if a.get("log"):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if len(xs_all) <= 10:
+            ax.set_xticks([float(v) for v in xs_all])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        binary = all(isinstance(v, int) and v >= 1024 and v & (v - 1) == 0 for v in xs_all)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _human(v, binary)))
+    else:
+        labels = [str(v) for v in xs_all]
+        ax.set_xticks(range(len(xs_all)), labels, rotation=30 if max(len(s) for s in labels) > 6 else 0,
+                      ha="right" if max(len(s) for s in labels) > 6 else "center")
+
+
+def _footnote(meta: dict, rows: list[dict]) -> str:
+    failed = sum(1 for r in rows if r.get("status") != "ok")
+    hashes = {r.get("config_hash") for r in rows}
+    parts = [f"sweep {meta['name']}" + (f" (preset {meta['preset']})" if meta.get("preset") else ""),
+             f"spec {meta.get('spec')}", f"base config {meta.get('base_config_hash')}",
+             f"{len(rows)} points, {len(hashes)} configs (hash per point in points.csv)"]
+    if failed:
+        parts.append(f"{failed} failed point(s) not shown")
+    seeds = meta.get("seeds") or []
+    if len(seeds) > 1:
+        parts.append(f"mean of {len(seeds)} seeds, band/bars = min-max")
+    else:
+        parts.append(f"seed {seeds[0] if seeds else '-'}")
+    return " · ".join(parts)
+
+
+def plot_sweep(sweep_dir: str | Path) -> tuple[list[Path], list[str]]:
+    """Write the sweep's PNGs under <dir>/plots/; returns (paths, notes about skipped plots)."""
+    meta, rows = load_sweep(sweep_dir)
+    if not any(r.get("status") == "ok" for r in rows):
+        raise InputError("no finished point to plot (every point failed or none ran yet)", where=str(sweep_dir))
+    specs = meta.get("plots") or default_plots(meta)
+    out = Path(sweep_dir) / "plots"
+    paths: list[Path] = []
+    notes: list[str] = []
+    used: set[str] = set()
+    for i, spec in enumerate(specs):
+        stem = spec.get("name") or "_".join(spec["y"])
+        if stem in used:
+            stem = f"{stem}_{i}"
+        used.add(stem)
+        p, note = plot_one(meta, rows, spec, out / f"{stem}.png")
+        if p:
+            paths.append(p)
+        if note:
+            notes.append(note)
+    return paths, notes

@@ -1,0 +1,150 @@
+"""A sweep's files: points.csv (+ points.parquet), points/<point_id>.json, sweep.json.
+
+points.csv has one row per point: point_id, index, status, error, one column
+per axis, seed, mode, workload, config_hash, the standard report metrics
+(always present, empty when a mode does not measure them), wall_s, then every
+other scalar metric the reports carry, sorted by name. It is rewritten whole
+(atomically) after each point, so an interrupted sweep leaves a complete,
+readable file that ``--resume`` continues from.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+LEAD_COLUMNS = ["point_id", "index", "status", "error"]
+POINT_COLUMNS = ["seed", "mode", "workload", "config_hash"]
+STANDARD_METRICS = [
+    "hit_rate", "block_hit_rate", "hbm_hit_rate", "dram_hit_rate", "ssd_hit_rate",
+    "ttft_p50_ms", "ttft_p99_ms", "tpot_mean_ms", "slo_attainment", "throughput_tokens_s", "evictions",
+]
+DIST_KEYS = {"mean", "p50", "p90", "p99"}
+
+POINTS_CSV = "points.csv"
+POINTS_PARQUET = "points.parquet"
+SWEEP_JSON = "sweep.json"
+POINTS_DIR = "points"
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def flatten_metrics(m: dict) -> dict[str, Any]:
+    """Report metrics -> flat columns.
+
+    ``tiers.hbm.hit_rate`` -> ``hbm_hit_rate``; ``ttft_ms.p99`` -> ``ttft_p99_ms``;
+    ``transfers.bytes`` -> ``transfer_bytes``; other dicts of scalars ->
+    ``key.sub``; scalars keep their name; lists (occupancy curves) are left to
+    the JSON report.
+    """
+    out: dict[str, Any] = {}
+    for k, v in m.items():
+        if k == "tiers" and isinstance(v, dict):
+            for tier, tv in v.items():
+                if isinstance(tv, dict):
+                    for sub in ("hit_rate", "block_hit_rate"):
+                        if sub in tv and _scalar(tv[sub]):
+                            out[f"{tier}_{sub}"] = tv[sub]
+        elif k == "transfers" and isinstance(v, dict):
+            out["transfer_bytes"] = v.get("bytes")
+            out["transfer_count"] = v.get("count")
+        elif isinstance(v, dict) and k.endswith("_ms") and v and set(v) <= DIST_KEYS:
+            for s, x in v.items():
+                out[f"{k[:-3]}_{s}_ms"] = x
+        elif isinstance(v, dict):
+            for sub, x in v.items():
+                if _scalar(x):
+                    out[f"{k}.{sub}"] = x
+        elif _scalar(v):
+            out[k] = v
+    return out
+
+
+def cell(v: Any) -> Any:
+    """How a value is written into the CSV (lists as JSON, None as empty)."""
+    if v is None:
+        return ""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return v
+
+
+def typed(v: Any) -> Any:
+    """A CSV string back to None / bool / int / float / str."""
+    if not isinstance(v, str):
+        return v
+    if v == "":
+        return None
+    if v in ("True", "False"):
+        return v == "True"
+    try:
+        return int(v)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def columns(rows: Iterable[dict], axis_columns: list[str]) -> list[str]:
+    rows = list(rows)
+    fixed = list(dict.fromkeys(LEAD_COLUMNS + axis_columns + POINT_COLUMNS + STANDARD_METRICS + ["wall_s"]))
+    extra = sorted({k for r in rows for k in r} - set(fixed))
+    return fixed + extra
+
+
+def write_points_csv(path: Path, rows: list[dict], axis_columns: list[str]) -> Path:
+    """Write all rows (ordered by index) atomically: a crash never leaves half a file."""
+    rows = sorted(rows, key=lambda r: int(r["index"]))
+    cols = columns(rows, axis_columns)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=cols)
+        wr.writeheader()
+        for r in rows:
+            wr.writerow({c: cell(r.get(c)) for c in cols})
+    os.replace(tmp, path)
+    return path
+
+
+def read_points_csv(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_parquet(path: Path, rows: list[dict]) -> Path | None:
+    """points.parquet with one typed column per CSV column; None when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    trows = [{k: typed(v) for k, v in r.items()} for r in rows]
+    cols = list(trows[0]) if trows else []
+    data = {}
+    for c in cols:
+        vals = [r.get(c) for r in trows]
+        present = [v for v in vals if v is not None]
+        if present and all(isinstance(v, bool) for v in present):
+            data[c] = pa.array(vals, pa.bool_())
+        elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            data[c] = pa.array(vals, pa.int64())
+        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            data[c] = pa.array([None if v is None else float(v) for v in vals], pa.float64())
+        else:
+            data[c] = pa.array([None if v is None else str(v) for v in vals], pa.string())
+    pq.write_table(pa.table(data), path)
+    return path
+
+
+def write_json(path: Path, doc: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return path

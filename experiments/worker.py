@@ -1,0 +1,76 @@
+"""What a worker process does for one sweep point (shared by the local pool and Ray).
+
+The workload is cached per process, keyed by what defines it (the trace
+section, or the synthetic section + seed), so a worker that evaluates many
+points of the same workload loads or generates it once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from sim.config import Config, config_with
+from sim.errors import InputError
+from trace.workload import Workload
+
+MAX_CACHED_WORKLOADS = 6  # a sweep over a workload axis keeps a few; bounded so RSS stays flat
+_WORKLOADS: OrderedDict[str, Workload] = OrderedDict()
+STATS = {"workload_loads": 0}  # per process: how many times a workload was actually built
+
+
+def workload_key(cfg: Config) -> str:
+    """What determines the workload of a config (and nothing else)."""
+    if cfg.trace.path:
+        d: dict[str, Any] = {"trace": cfg.trace.model_dump(mode="json")}
+    else:
+        d = {"synthetic": cfg.synthetic.model_dump(mode="json"), "seed": cfg.seed, "limit": cfg.trace.limit}
+    return json.dumps(d, sort_keys=True)
+
+
+def load_workload(cfg: Config, cwd: str | None = None) -> Workload:
+    """The point's workload, from this process's cache when an earlier point built it."""
+    from trace.source import workload_from_config
+
+    key = workload_key(cfg)
+    if key in _WORKLOADS:
+        _WORKLOADS.move_to_end(key)
+        return _WORKLOADS[key]
+    load_cfg = cfg
+    p = cfg.trace.path
+    # A Ray worker may run elsewhere than the driver's directory: relative
+    # trace paths are the driver's (the repository root).
+    if p and cwd and not Path(p).is_absolute() and not Path(p).exists() and (Path(cwd) / p).exists():
+        load_cfg = config_with(cfg, {"trace.path": str(Path(cwd) / p)})
+    w, _ = workload_from_config(load_cfg)
+    STATS["workload_loads"] += 1
+    _WORKLOADS[key] = w
+    while len(_WORKLOADS) > MAX_CACHED_WORKLOADS:
+        _WORKLOADS.popitem(last=False)
+    return w
+
+
+def run_point(task: dict) -> dict:
+    """Evaluate one point; never raises for a failing point (the error is the result)."""
+    from experiments.modes import evaluate, parse_options
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"point_id": task["point_id"], "pid": os.getpid()}
+    try:
+        cfg = Config.model_validate(task["config"])
+        mode = task["mode"]
+        w = load_workload(cfg, task.get("cwd"))
+        opts = parse_options(mode, task.get("options"), where="options")
+        out["report"] = evaluate(cfg, mode, w, bool(task.get("timing", True)), opts)
+        out["status"] = "ok"
+    except Exception as e:  # noqa: BLE001 - a failing point is recorded and the sweep goes on
+        out["status"] = "failed"
+        out["error"] = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+        out["traceback"] = traceback.format_exc()
+    out["wall_s"] = time.perf_counter() - t0
+    out["workload_loads"] = STATS["workload_loads"]
+    return out

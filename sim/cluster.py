@@ -1,0 +1,415 @@
+"""Cluster simulator: racks of GPU nodes, an EIC pool per rack, remote SSD, a network, a router.
+
+Two replay paths share the cache hierarchy (``ClusterCache``), the network
+(``Network``: bytes per link class) and the routers (``sim.cluster_router``):
+
+* ``timing=True``: SimPy, callback-driven (no process per request): arrival
+  -> router -> cached prefix served into the worker's HBM from wherever it
+  lives (peer HBM over NVLink, host DRAM over PCIe, the rack's EIC pool or
+  another rack's over RDMA, remote SSD), one network transfer per source,
+  in parallel, with jitter/tail/contention -> FIFO prefill on the worker ->
+  new blocks written to HBM (victims demoted in the background, their
+  transfers contend too) -> decode in the worker's continuous batch
+  (processor-sharing fluid model, at most compute.max_batch_size requests;
+  the rest wait).
+* ``timing=False``: the hit-rate-only replay, no SimPy: requests in arrival
+  order, stored at once; load is tracked with estimated service times.
+
+Everything per worker (HBM tier, decode batch, prefill queue, load index of
+a rack) is created on first use; idle GPUs cost an array slot.
+
+A worker is one model replica of tp x pp GPUs inside a node (hardware,
+compute and tier sizes come from ``sim.single_node.NodeSetup``); its lead
+GPU is its network endpoint and its shards move over its GPUs' links in
+parallel (``lanes``).
+"""
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from sim import compute
+from sim.cluster_cache import LOC_NAMES, ClusterCache, Layout, Unbounded
+from sim.cluster_router import ClusterLoad, ClusterRouteState, make_cluster_router
+from sim.config import Config
+from sim.errors import InputError
+from sim.fluid import FluidShare
+from sim.network import Network
+import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
+from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
+from sim.single_node import NodeSetup, _service_estimate_s, policy_params
+from sim.topology import Topology
+from trace.workload import Workload
+
+GiB = 1024**3
+NLOC = len(LOC_NAMES)
+
+
+@dataclass
+class ClusterSetup:
+    """Sizes derived once from config + workload."""
+
+    node: NodeSetup  # per-worker HBM, per-node DRAM, block bytes, model/GPU specs
+    topo: Topology
+    layout: Layout
+    eic_blocks: int  # per rack
+    ssd_blocks: int  # remote pool
+
+    @classmethod
+    def from_config(cls, cfg: Config, block_tokens: int, topo: Topology | None = None) -> "ClusterSetup":
+        node = NodeSetup.from_config(cfg, block_tokens)
+        topo = topo if topo is not None else Topology.from_config(cfg)
+        layout = Layout(topo, node.gpus_per_worker)
+        bb = node.block_bytes
+        eic = int(cfg.hardware.eic.capacity_gb * GiB // bb) if topo.has_eic else 0
+        ssd = int(cfg.cluster.remote_ssd_capacity_gb * GiB // bb) if topo.has_remote_ssd else 0
+        return cls(node=node, topo=topo, layout=layout, eic_blocks=eic, ssd_blocks=ssd)
+
+
+@dataclass
+class ClusterResult:
+    """Everything one cluster replay measured; sim.cluster_report turns it into the report schema."""
+
+    policy: str
+    router: str
+    timing: bool
+    setup: ClusterSetup
+    cache: ClusterCache
+    network: Network
+    workload: Workload
+    hit_blocks: np.ndarray  # (n, 6) blocks per location (LOC_NAMES)
+    hit_tokens: np.ndarray  # (n, 6) tokens per location
+    worker: np.ndarray
+    net_s: np.ndarray  # waiting for the cached prefix to arrive
+    queue_s: np.ndarray  # prefill queue
+    prefill_s: np.ndarray
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    busy_s: np.ndarray  # per request: time it occupied its worker (e2e, or the estimate without timing)
+    sim_time_s: float = 0.0
+    wall_s: float = 0.0
+    decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
+
+
+def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
+    """Tokens per location; a prompt's last partial block is trimmed from the deepest locations first."""
+    tok = [c * bt for c in counts]
+    excess = sum(tok) - input_tokens
+    k = len(tok) - 1
+    while excess > 0 and k >= 0:
+        cut = min(excess, tok[k])
+        tok[k] -= cut
+        excess -= cut
+        k -= 1
+    return tok
+
+
+def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[float, float], float]:
+    """(new tokens, cached tokens) -> prefill seconds on one worker."""
+    c = cfg.compute
+    spec, gpu, tp = setup.node.spec, setup.node.gpu, cfg.model.tp
+    return lambda new, cached: compute.prefill_time_s(spec, gpu, new, cached, tp=tp, mfu=c.mfu,
+                                                      compute_dtype=c.dtype)
+
+
+class CostEstimator:
+    """TTFT estimate on a worker (cache_load_balanced): queue wait + prefix transfer + prefill."""
+
+    def __init__(self, cfg: Config, setup: ClusterSetup, prefill_free: dict[int, float],
+                 now: Callable[[], float]) -> None:
+        topo, lay = setup.topo, setup.layout
+        self.bt = setup.node.block_tokens
+        self.bb = setup.node.block_bytes
+        self.prefill_free = prefill_free
+        self.now = now
+        lanes = lay.gpus_per_worker
+        # Latency and bottleneck per location: uniform across workers (a regular topology),
+        # taken from worker 0 and, for the remote pools, the next rack.
+        me = topo.gpu(lay.gpu(0))
+        srcs = [None, topo.gpu(lay.gpu(1)) if lay.workers_per_node > 1 else None, topo.dram(0),
+                topo.eic(0) if topo.has_eic else None,
+                topo.eic(1 % topo.n_racks) if topo.has_eic and topo.n_racks > 1 else None,
+                topo.ssd() if topo.has_remote_ssd else None]
+        self.paths = [
+            (topo.path_latency_s(s, me), topo.bottleneck_bytes_s(s, me, lanes)) if s is not None else (0.0, 1.0)
+            for s in srcs
+        ]
+        self.prefill = prefill_fn(cfg, setup)
+
+    def transfer_s(self, counts: list[int]) -> float:
+        t = 0.0
+        bb = self.bb
+        for k in range(1, NLOC):
+            n = counts[k]
+            if n:
+                lat, bw = self.paths[k]
+                t = max(t, lat + n * bb / bw)
+        return t
+
+    def queue_s(self, w: int) -> float:
+        """Wait before w's prefill engine is free (FIFO)."""
+        return max(0.0, self.prefill_free.get(w, 0.0) - self.now())
+
+    def ttft_estimate_s(self, w: int, counts: list[int], input_tokens: int) -> float:
+        cached = min(sum(counts) * self.bt, input_tokens)
+        return self.queue_s(w) + self.transfer_s(counts) + self.prefill(input_tokens - cached, cached)
+
+
+def build_cluster_cache(cfg: Config, setup: ClusterSetup, policy: str, ctx: AccessContext,
+                        distinct_blocks: int) -> ClusterCache:
+    """Lazy tiers with `policy`; a tier that can hold all `distinct_blocks` of the run gets `Unbounded`."""
+    # One parameter set (and one reuse history for selective_write) for every tier of the run.
+    params = policy_params(cfg, setup.node.block_tokens)
+    distinct = distinct_blocks
+
+    def make(cap: int):
+        p = make_policy(policy, cap, ctx, **params)
+        if cap >= distinct and type(p).admit is Policy.admit:
+            return Unbounded(cap)  # never fills up: same behaviour, no recency bookkeeping
+        return p
+
+    return ClusterCache(
+        setup.layout,
+        hbm_blocks=setup.node.hbm_blocks, dram_blocks=setup.node.dram_blocks,
+        eic_blocks=setup.eic_blocks, ssd_blocks=setup.ssd_blocks, block_bytes=setup.node.block_bytes,
+        policy=make,
+        admission_filter=REGISTRY[policy].admit is not Policy.admit,
+        evict_to_eic=cfg.cluster.evict_to_eic, cross_rack_lookup=cfg.cluster.cross_rack_lookup,
+        write_through=cfg.cache.write_policy == "write_through",
+    )
+
+
+def run_cluster(
+    cfg: Config,
+    workload: Workload,
+    policy: str,
+    router: str | None = None,
+    *,
+    ctx: AccessContext | None = None,
+    timing: bool = True,
+    topo: Topology | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ClusterResult:
+    """Replay `workload` (already re-blocked, see sim.single_node.prepare_workload) on the cluster."""
+    t_wall = time.perf_counter()
+    router = router or cfg.cluster.router
+    if ctx is None:
+        ctx = AccessContext.from_workload(workload)
+    setup = ClusterSetup.from_config(cfg, workload.block_tokens, topo)
+    cache = build_cluster_cache(cfg, setup, policy, ctx, int(np.unique(workload.block_ids).size))
+    net = Network.from_config(cfg, setup.topo)
+    n = len(workload)
+    nan = np.full(n, np.nan)
+    res = ClusterResult(
+        policy=policy, router=router, timing=timing, setup=setup, cache=cache, network=net, workload=workload,
+        hit_blocks=np.zeros((n, NLOC), dtype=np.int64), hit_tokens=np.zeros((n, NLOC), dtype=np.int64),
+        worker=np.zeros(n, dtype=np.int64), net_s=nan.copy(), queue_s=nan.copy(), prefill_s=nan.copy(),
+        ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(), busy_s=np.zeros(n),
+    )
+    loads = ClusterLoad(setup.layout)
+    prefill_free: dict[int, float] = {}
+    clock = [0.0]
+    cost = CostEstimator(cfg, setup, prefill_free, lambda: clock[0])
+    state = ClusterRouteState(setup.layout, cache, loads, workload.input_tokens, cost, seed=cfg.seed)
+    try:
+        rt = make_cluster_router(router, state)
+    except KeyError as e:
+        raise InputError(str(e.args[0]), where="cluster.router") from None
+    run = _run_timed if timing else _run_fast
+    run(cfg, workload, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
+    res.wall_s = time.perf_counter() - t_wall
+    return res
+
+
+def _every(n: int) -> int:
+    return max(1, n // 200)
+
+
+def _run_fast(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+              progress) -> None:
+    arr_s = w.arrival_ms / 1000.0
+    offs = w.block_offsets
+    ids = w.block_ids.tolist()
+    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    bt, bb = setup.node.block_tokens, setup.node.block_bytes
+    lanes = setup.layout.gpus_per_worker
+    prefill = prefill_fn(cfg, setup)
+    departures: list[tuple[float, int, int]] = []  # (estimated finish, seq, worker): the load signal
+    every = _every(len(w))
+    account = net.account
+    for i in range(len(w)):
+        t = float(arr_s[i])
+        clock[0] = t
+        while departures and departures[0][0] <= t:
+            loads.dec(heapq.heappop(departures)[2])
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        blocks = ids[lo:hi]
+        wk = router.choose(i, blocks, int(sess[i]))
+        c, crit, bg = cache.acquire(wk, blocks, lo)
+        npre = sum(c)
+        bg2 = cache.store(wk, blocks, lo, npre)
+        for moves in (crit, bg, bg2):
+            for (src, dst), nb in moves.items():
+                account(src, dst, nb * bb, lanes)
+        n_in = int(inp[i])
+        tok = trim_tokens(c, bt, n_in)
+        res.worker[i] = wk
+        res.hit_blocks[i] = c
+        res.hit_tokens[i] = tok
+        cached = sum(tok)
+        start = max(t, prefill_free.get(wk, 0.0))
+        prefill_free[wk] = start + prefill(n_in - cached, cached)
+        svc = _service_estimate_s(cfg, setup.node, n_in, int(out[i]))
+        res.busy_s[i] = svc
+        loads.inc(wk)
+        heapq.heappush(departures, (t + svc, i, wk))
+        if progress and i % every == 0:
+            progress(i)
+    res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
+
+
+def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+               progress) -> None:
+    env = simpy.Environment()
+    c = cfg.compute
+    node = setup.node
+    spec, gpu, tp = node.spec, node.gpu, cfg.model.tp
+    kv_dtype, wdt = cfg.model.kv_dtype, cfg.model.weight_dtype
+    overhead = c.decode_overhead_ms / 1000.0
+    max_batch = c.max_batch_size
+    bt, bb = node.block_tokens, node.block_bytes
+    lanes = setup.layout.gpus_per_worker
+    arr_s = w.arrival_ms / 1000.0
+    offs = w.block_offsets
+    ids = w.block_ids.tolist()
+    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    every = _every(len(w))
+    n = len(w)
+    prefill = prefill_fn(cfg, setup)
+
+    def it_time(n_active: int, kv_tokens: float) -> float:
+        return compute.decode_iteration_time_s(
+            spec, gpu, n_active, kv_tokens, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp, overhead_s=overhead)
+
+    # The decode rate is evaluated on every batch change; the compute model's iteration time is
+    # affine in the batch's KV tokens (weights + KV read at HBM bandwidth, plus overhead), so take
+    # its two coefficients once - checked against a third point, else call it every time.
+    t0 = it_time(1, 0.0)
+    slope = (it_time(1, 1e6) - t0) / 1e6
+    if abs(it_time(7, 3.5e5) - (t0 + slope * 3.5e5)) <= 1e-9 * it_time(7, 3.5e5):
+        def iteration_rate(n_active: int, kv_tokens: float) -> float:
+            return 1.0 / (t0 + slope * kv_tokens)
+    else:  # pragma: no cover - a non-affine compute model
+        def iteration_rate(n_active: int, kv_tokens: float) -> float:
+            return 1.0 / it_time(n_active, kv_tokens)
+
+    decoders: dict[int, FluidShare] = {}
+    active: dict[int, int] = {}
+    waiting: dict[int, deque] = {}
+    t_arrive = np.zeros(n)
+    t_first = np.zeros(n)
+    cached_tok = np.zeros(n, dtype=np.int64)
+    res_worker, net_s, queue_s, prefill_s = res.worker, res.net_s, res.queue_s, res.prefill_s
+    ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
+
+    def background(moves) -> None:
+        # Links are full duplex and requests only ever wait for reads towards a GPU, so a
+        # write-back moving *towards* EIC/DRAM (GPU -> EIC, GPU -> DRAM, DRAM -> EIC) crosses
+        # only link directions no awaited transfer uses: it cannot delay anyone and its bytes
+        # are just counted. EIC -> SSD spills leave the pool through the same ToR port and rack
+        # uplink that EIC reads (local and cross-rack) use, so they load those links.
+        for (src, dst), nb in moves.items():
+            if src[0] == "eic":
+                net.send(env, src, dst, nb * bb, lanes)
+            else:
+                net.account(src, dst, nb * bb, lanes)
+
+    def arrive(i: int) -> None:
+        now = env.now
+        clock[0] = now
+        if i + 1 < n:
+            env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e, j=i + 1: arrive(j))
+        if progress and i % every == 0:
+            progress(i)
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        blocks = ids[lo:hi]
+        wk = router.choose(i, blocks, int(sess[i]))
+        loads.inc(wk)
+        res_worker[i] = wk
+        t_arrive[i] = now
+        cnt, crit, bg = cache.acquire(wk, blocks, lo)
+        tok = trim_tokens(cnt, bt, int(inp[i]))
+        res.hit_blocks[i] = cnt
+        res.hit_tokens[i] = tok
+        cached_tok[i] = sum(tok)
+        background(bg)
+        if not crit:
+            loaded(i)
+            return
+        evs = [net.transfer(env, src, dst, nb * bb, lanes) for (src, dst), nb in crit.items()]
+        ev = evs[0] if len(evs) == 1 else env.all_of(evs)
+        ev.callbacks.append(lambda _e: loaded(i))
+
+    def loaded(i: int) -> None:
+        now = env.now
+        wk = int(res_worker[i])
+        net_s[i] = now - t_arrive[i]
+        start = max(now, prefill_free.get(wk, 0.0))
+        cached = int(cached_tok[i])
+        pre = prefill(int(inp[i]) - cached, cached)
+        prefill_free[wk] = start + pre
+        queue_s[i] = start - now
+        prefill_s[i] = pre
+        env.timeout(start + pre - now).callbacks.append(lambda _e: first_token(i))
+
+    def first_token(i: int) -> None:
+        now = env.now
+        clock[0] = now
+        wk = int(res_worker[i])
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        background(cache.store(wk, ids[lo:hi], lo, int(res.hit_blocks[i].sum())))
+        t_first[i] = now
+        ttft_s[i] = now - t_arrive[i]
+        if int(out[i]) > 1:
+            if active.get(wk, 0) < max_batch:
+                decode(i, wk)
+            else:
+                waiting.setdefault(wk, deque()).append(i)
+        else:
+            tpot_s[i] = 0.0
+            finish(i, wk)
+
+    def decode(i: int, wk: int) -> None:
+        d = decoders.get(wk)
+        if d is None:
+            d = decoders[wk] = FluidShare(env, iteration_rate)
+        active[wk] = active.get(wk, 0) + 1
+        n_out = int(out[i])
+        # KV read per iteration ~ prompt + half the output, averaged over the decode (as on one node).
+        d.serve(n_out - 1, load=float(inp[i]) + n_out / 2.0).callbacks.append(lambda _e: decoded(i, wk))
+
+    def decoded(i: int, wk: int) -> None:
+        tpot_s[i] = (env.now - t_first[i]) / (int(out[i]) - 1)
+        active[wk] -= 1
+        q = waiting.get(wk)
+        if q:
+            decode(q.popleft(), wk)
+        finish(i, wk)
+
+    def finish(i: int, wk: int) -> None:
+        e2e_s[i] = env.now - t_arrive[i]
+        res.busy_s[i] = e2e_s[i]
+        loads.dec(wk)
+
+    if n:
+        env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
+    env.run()
+    res.sim_time_s = float(env.now)
+    res.decode_busy_s = {wk: d.busy_time for wk, d in decoders.items()}

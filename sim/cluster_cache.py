@@ -1,0 +1,548 @@
+"""The KV-cache hierarchy of a cluster: HBM per worker, DRAM per node, an EIC pool per rack, remote SSD.
+
+Tiers are ``sim.tiers.Tier`` objects with the configured eviction policy,
+created lazily on first use, so 10,000 idle GPUs cost nothing. A *worker*
+is one model replica (tp x pp GPUs of one node); its lead GPU is its network
+endpoint.
+
+Lookup order for a request on worker w (node n, rack r), block by block,
+stopping at the first block found nowhere (strict prefix):
+
+    w's HBM -> HBM of the other workers of node n (NVLink) -> n's host DRAM
+    -> r's EIC pool -> other racks' EIC pools (``cross_rack_lookup``)
+    -> remote SSD -> (miss: recompute)
+
+Moves:
+
+* a hit outside w's HBM is copied into w's HBM (peer HBM, EIC pools and the
+  remote SSD keep their copy: they are shared); a DRAM hit *moves* up under
+  write-back (DRAM and HBM of a node stay exclusive, as on one node) and is
+  copied under write-through.
+* an HBM victim goes to the node's DRAM; with ``evict_to_eic`` it is also
+  written to the rack's EIC pool at once, where every GPU of the rack can
+  find it. A DRAM victim goes to the EIC pool (unless already there), an
+  EIC victim to the remote SSD, an SSD victim is dropped. Without an EIC
+  pool DRAM victims go to the remote SSD.
+* new blocks computed by prefill go to w's HBM (write-through also copies
+  them to DRAM).
+
+A block may have copies in several places; a request counts it once, at the
+first location in lookup order.
+
+Indexes kept for routers (never scans over workers):
+
+* ``hbm_holders``: block id -> {worker: None} (insertion-ordered, most recent last)
+* ``eic_racks``:   block id -> bitmask of racks whose EIC pool holds it
+
+Every operation returns the transfers it implies as ``{(src, dst): blocks}``
+with Topology endpoint names; the simulator turns them into network time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sim.policies.base import Policy
+from sim.tiers import Tier
+from sim.topology import Topology
+
+class Unbounded(Policy):
+    """Stands in for a policy in a tier that can never fill up during the run.
+
+    A tier whose capacity is at least the number of distinct blocks of the
+    workload never needs a victim, so its eviction order is irrelevant: this
+    keeps only membership (no recency bookkeeping). Used only for policies
+    without an admission filter, so the tier behaves exactly as with them.
+    """
+
+    name = "unbounded"
+
+    def __init__(self, capacity: int, ctx=None, **params) -> None:
+        super().__init__(capacity, ctx)
+        self._keys: set[int] = set()
+
+    def touch(self, key: int, pos: int) -> None:
+        pass
+
+    def insert(self, key: int, pos: int) -> None:
+        self._keys.add(key)
+
+    def victim(self) -> int:
+        raise RuntimeError("an unbounded tier was asked for a victim: its capacity was underestimated")
+
+    def remove(self, key: int) -> None:
+        self._keys.discard(key)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+LOC_NAMES = ("hbm", "peer_hbm", "dram", "local_eic", "remote_eic", "ssd")
+HBM, PEER, DRAM, EIC, REIC, SSD = range(6)
+_EMPTY: dict = {}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Worker <-> GPU / node / rack arithmetic (workers never straddle a node)."""
+
+    topo: Topology
+    gpus_per_worker: int
+
+    def __post_init__(self) -> None:
+        t = self.topo
+        object.__setattr__(self, "workers_per_node", t.gpus_per_node // self.gpus_per_worker)
+        object.__setattr__(self, "workers_per_rack", self.workers_per_node * t.nodes_per_rack)
+        object.__setattr__(self, "n_workers", self.workers_per_node * t.n_nodes)
+
+    workers_per_node: int = 0
+    workers_per_rack: int = 0
+    n_workers: int = 0
+
+    def node(self, w: int) -> int:
+        return w // self.workers_per_node
+
+    def rack(self, w: int) -> int:
+        return w // self.workers_per_rack
+
+    def gpu(self, w: int) -> int:
+        """The worker's lead GPU (its network endpoint)."""
+        return (w // self.workers_per_node) * self.topo.gpus_per_node + (w % self.workers_per_node) * self.gpus_per_worker
+
+
+Moves = dict  # {(src endpoint, dst endpoint): blocks}
+
+
+class ClusterCache:
+    """Lazy tiers + the lookup/fetch/store/demote rules above + router indexes."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        hbm_blocks: int,
+        dram_blocks: int,
+        eic_blocks: int,
+        ssd_blocks: int,
+        block_bytes: int,
+        policy: Callable[[int], Policy],
+        evict_to_eic: bool = True,
+        cross_rack_lookup: bool = False,
+        write_through: bool = False,
+        admission_filter: bool = True,
+    ) -> None:
+        self.layout = layout
+        self.topo = layout.topo
+        self.hbm_blocks = hbm_blocks
+        self.dram_blocks = dram_blocks
+        self.eic_blocks = eic_blocks if self.topo.has_eic else 0
+        self.ssd_blocks = ssd_blocks if self.topo.has_remote_ssd else 0
+        self.block_bytes = block_bytes
+        self._policy = policy
+        self.evict_to_eic = evict_to_eic
+        self.cross_rack = cross_rack_lookup
+        self.write_through = write_through
+        self.hbm: dict[int, Tier] = {}
+        self.dram: dict[int, Tier] = {}
+        self.eic: dict[int, Tier] = {}
+        self.ssd: Tier | None = Tier("ssd", self.ssd_blocks, block_bytes, policy(self.ssd_blocks)) \
+            if self.ssd_blocks > 0 else None
+        self.hbm_holders: dict[int, dict[int, None]] = {}
+        self.eic_racks: dict[int, int] = {}
+        self.hits = [0] * 6  # blocks served per location
+        self.moved: dict[str, int] = {}  # blocks per move kind (fetch_*, demote_*, spill_*)
+        wpn = layout.workers_per_node
+        self._gpu_ep = {}  # worker -> endpoint, filled lazily
+        self._wpn = wpn
+        # Every tier of a run has the same policy class (Unbounded stands in only for filter-free
+        # ones): without an admission filter a tier with capacity admits everything, skip the call.
+        self._filtering = admission_filter
+
+    # ------------------------------------------------------------ lazy tiers
+    def hbm_tier(self, w: int) -> Tier:
+        t = self.hbm.get(w)
+        if t is None:
+            t = self.hbm[w] = Tier("hbm", self.hbm_blocks, self.block_bytes, self._policy(self.hbm_blocks))
+        return t
+
+    def dram_tier(self, node: int) -> Tier | None:
+        if self.dram_blocks <= 0:
+            return None
+        t = self.dram.get(node)
+        if t is None:
+            t = self.dram[node] = Tier("dram", self.dram_blocks, self.block_bytes, self._policy(self.dram_blocks))
+        return t
+
+    def eic_tier(self, rack: int) -> Tier | None:
+        if self.eic_blocks <= 0:
+            return None
+        t = self.eic.get(rack)
+        if t is None:
+            t = self.eic[rack] = Tier("eic", self.eic_blocks, self.block_bytes, self._policy(self.eic_blocks))
+        return t
+
+    def gpu_ep(self, w: int) -> tuple:
+        ep = self._gpu_ep.get(w)
+        if ep is None:
+            ep = self._gpu_ep[w] = self.topo.gpu(self.layout.gpu(w))
+        return ep
+
+    def _peers(self, w: int) -> list[tuple[int, Tier]]:
+        base = w - w % self._wpn
+        hbm = self.hbm
+        return [(p, hbm[p]) for p in range(base, base + self._wpn) if p != w and p in hbm]
+
+    # ------------------------------------------------------------ read-only
+    def probe(self, w: int, blocks: list[int], in_rack: bool = False) -> list[int]:
+        """Blocks of the cached prefix per location (LOC_NAMES order) for worker w; nothing moves.
+
+        ``in_rack=True`` stops at the first block not cached inside w's rack.
+        """
+        lay = self.layout
+        h = self.hbm.get(w)
+        hpos = h.pos if h is not None else _EMPTY
+        peers = [t.pos for _p, t in self._peers(w)]
+        d = self.dram.get(lay.node(w))
+        dpos = d.pos if d is not None else _EMPTY
+        e = self.eic.get(lay.rack(w))
+        epos = e.pos if e is not None else _EMPTY
+        racks = self.eic_racks if (self.cross_rack and not in_rack) else _EMPTY
+        spos = self.ssd.pos if (self.ssd is not None and not in_rack) else _EMPTY
+        n0 = n1 = n2 = n3 = n4 = n5 = 0
+        for b in blocks:
+            if b in hpos:
+                n0 += 1
+                continue
+            hit = False
+            for p in peers:
+                if b in p:
+                    hit = True
+                    break
+            if hit:
+                n1 += 1
+            elif b in dpos:
+                n2 += 1
+            elif b in epos:
+                n3 += 1
+            elif b in racks:
+                n4 += 1
+            elif b in spos:
+                n5 += 1
+            else:
+                break
+        return [n0, n1, n2, n3, n4, n5]
+
+    def hbm_prefix(self, w: int, blocks: list[int]) -> int:
+        h = self.hbm.get(w)
+        if h is None:
+            return 0
+        pos = h.pos
+        n = 0
+        for b in blocks:
+            if b not in pos:
+                break
+            n += 1
+        return n
+
+    # ------------------------------------------------------------ moves
+    def _add(self, moves: Moves, src, dst, n: int = 1) -> None:
+        k = (src, dst)
+        moves[k] = moves.get(k, 0) + n
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.moved[kind] = self.moved.get(kind, 0) + n
+
+    def acquire(self, w: int, blocks: list[int], pos0: int) -> tuple[list[int], Moves, Moves]:
+        """Serve the cached prefix of `blocks` into w's HBM.
+
+        Returns (blocks per location, critical transfers {(src, dst): blocks}
+        the request waits for, background transfers it does not).
+        """
+        lay = self.layout
+        node, rack = lay.node(w), lay.rack(w)
+        hbm = self.hbm_tier(w)
+        hpos = hbm.pos
+        peers = self._peers(w)
+        dram = self.dram.get(node)
+        eic = self.eic.get(rack)
+        racks = self.eic_racks if self.cross_rack else _EMPTY
+        ssd = self.ssd
+        me = self.gpu_ep(w)
+        topo = self.topo
+        crit_src: dict = {}
+        crit = crit_src
+        holders = self.hbm_holders
+        bg: Moves = {}
+        ev: list[tuple[int, int]] = []
+        c = [0, 0, 0, 0, 0, 0]
+        for j, b in enumerate(blocks):
+            pos = pos0 + j
+            if b in hpos:
+                hbm.touch(b, pos)
+                c[0] += 1
+                continue
+            src = None
+            for p, pt in peers:
+                if b in pt.pos:
+                    pt.touch(b, pos)
+                    src = self.gpu_ep(p)
+                    c[1] += 1
+                    break
+            if src is None:
+                if dram is not None and b in dram.pos:
+                    if self.write_through:
+                        dram.touch(b, pos)
+                    else:
+                        dram.take(b)
+                    dram.stats.hits += 1
+                    dram.stats.promotions_out += 1
+                    src = topo.dram(node)
+                    c[2] += 1
+                elif eic is not None and b in eic.pos:
+                    eic.touch(b, pos)
+                    eic.stats.hits += 1
+                    eic.stats.promotions_out += 1
+                    src = topo.eic(rack)
+                    c[3] += 1
+                elif b in racks:
+                    m = racks[b]
+                    r2 = (m & -m).bit_length() - 1
+                    t2 = self.eic[r2]
+                    t2.touch(b, pos)
+                    t2.stats.hits += 1
+                    t2.stats.promotions_out += 1
+                    src = topo.eic(r2)
+                    c[4] += 1
+                elif ssd is not None and b in ssd.pos:
+                    ssd.touch(b, pos)
+                    ssd.stats.hits += 1
+                    ssd.stats.promotions_out += 1
+                    src = topo.ssd()
+                    c[5] += 1
+                else:
+                    break
+            crit[src] = crit.get(src, 0) + 1
+            hbm.put(b, pos, ev)
+            if b in hpos:
+                hd = holders.get(b)
+                if hd is None:
+                    holders[b] = {w: None}
+                else:
+                    hd[w] = None
+            if ev:
+                # Demote at once: a victim that is a later block of this very prefix
+                # is then still found in DRAM/EIC by this walk.
+                self._demote(w, ev, bg)
+                ev.clear()
+        hbm.stats.hits += c[0]
+        hits = self.hits
+        for k in range(6):
+            hits[k] += c[k]
+        return c, {(src, me): n for src, n in crit_src.items()}, bg
+
+    def store(self, w: int, blocks: list[int], pos0: int, start: int) -> Moves:
+        """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
+        hbm = self.hbm_tier(w)
+        node = self.layout.node(w)
+        dram = self.dram_tier(node) if self.write_through else self.dram.get(node)
+        bg: Moves = {}
+        ev: list[tuple[int, int]] = []
+        me = self.gpu_ep(w)
+        hpos = hbm.pos
+        holders = self.hbm_holders
+        wt = self.write_through
+        for j in range(start, len(blocks)):
+            b = blocks[j]
+            pos = pos0 + j
+            if b in hpos:
+                hbm.touch(b, pos)
+                continue
+            if dram is not None:
+                if not wt:
+                    if b in dram.pos:  # keep HBM/DRAM of a node exclusive: the DRAM copy is superseded
+                        dram.take(b)
+                elif b not in dram.pos and dram.admits(b, pos):
+                    spill: list[tuple[int, int]] = []
+                    dram.put(b, pos, spill)
+                    self._add(bg, me, self.topo.dram(node))
+                    self._count("write_through_dram")
+                    if spill:
+                        self._below_dram(node, spill, bg, self.topo.dram(node), "dram")
+            hbm.put(b, pos, ev)
+            if b in hpos:
+                hd = holders.get(b)
+                if hd is None:
+                    holders[b] = {w: None}
+                else:
+                    hd[w] = None
+        if ev:  # the blocks just written are distinct, so victims can wait until the end
+            self._demote(w, ev, bg)
+        return bg
+
+    # ------------------------------------------------------------ demotion chain
+    def _demote(self, w: int, evicted: list[tuple[int, int]], bg: Moves) -> None:
+        lay = self.layout
+        node, rack = lay.node(w), lay.rack(w)
+        holders = self.hbm_holders
+        dram = self.dram_tier(node)
+        eic = self.eic_tier(rack) if self.evict_to_eic else None
+        to_eic = to_dram = dropped = 0
+        spill: list[tuple[int, int]] = []
+        rest: list[tuple[int, int]] = []
+        gone: list[tuple[int, int]] = []  # EIC victims
+        epos = eic.pos if eic is not None else _EMPTY
+        racks = self.eic_racks
+        bit = 1 << rack
+        filtering = self._filtering
+        dpos = dram.pos if dram is not None else _EMPTY
+        for b, pos in evicted:
+            hd = holders.get(b)
+            if hd is not None:
+                hd.pop(w, None)
+                if not hd:
+                    del holders[b]
+            kept = False
+            if eic is not None:  # evict_to_eic: publish the victim to the rack's pool
+                if b in epos:
+                    kept = True
+                elif not filtering or eic.admits(b, pos):
+                    eic.put(b, pos, gone)
+                    if b in epos:
+                        racks[b] = racks.get(b, 0) | bit
+                    to_eic += 1
+                    kept = True
+            if dram is not None:
+                if b in dpos:  # write-through copy already there
+                    dram.touch(b, pos)
+                    continue
+                if not filtering or dram.admits(b, pos):
+                    dram.put(b, pos, spill)
+                    to_dram += 1
+                    continue
+            if not kept:
+                rest.append((b, pos))
+        me = self.gpu_ep(w)
+        moved = self.moved
+        if to_eic:
+            eic.stats.demotions_in += to_eic
+            self._add(bg, me, self.topo.eic(rack), to_eic)
+            moved["hbm_to_eic"] = moved.get("hbm_to_eic", 0) + to_eic
+        if to_dram:
+            dram.stats.demotions_in += to_dram
+            self._add(bg, me, self.topo.dram(node), to_dram)
+            moved["hbm_to_dram"] = moved.get("hbm_to_dram", 0) + to_dram
+        if gone:
+            self._eic_gone(rack, eic, gone, bg)
+        if spill:
+            self._below_dram(node, spill, bg, self.topo.dram(node), "dram")
+        if rest:
+            dropped = len(rest) - self._below_dram(node, rest, bg, me, "hbm")
+            self.hbm[w].stats.dropped += dropped
+
+    def _below_dram(self, node: int, blocks: list[tuple[int, int]], bg: Moves, src, frm: str) -> int:
+        """Push blocks leaving DRAM (or HBM with no DRAM) to the rack's EIC pool, else the remote SSD.
+
+        Returns how many found a place (already there counts); the others are dropped."""
+        rack = node // self.topo.nodes_per_rack
+        eic = self.eic_tier(rack)
+        ssd = self.ssd
+        placed = sent = 0
+        for b, pos in blocks:
+            if eic is not None:
+                if b in eic.pos:
+                    placed += 1
+                elif not self._filtering or eic.admits(b, pos):
+                    self._eic_put(rack, eic, b, pos, bg)
+                    placed += 1
+                    sent += 1
+            elif ssd is not None:
+                if b in ssd.pos:
+                    placed += 1
+                elif self._ssd_put(b, pos):
+                    placed += 1
+                    sent += 1
+        if sent:
+            dst, kind = (self.topo.eic(rack), "eic") if eic is not None else (self.topo.ssd(), "ssd")
+            if eic is not None:
+                eic.stats.demotions_in += sent
+            self._add(bg, src, dst, sent)
+            self._count(f"{frm}_to_{kind}", sent)
+        if frm == "dram" and placed < len(blocks):
+            self.dram[node].stats.dropped += len(blocks) - placed
+        return placed
+
+    def _eic_put(self, rack: int, eic: Tier, b: int, pos: int, bg: Moves) -> None:
+        gone: list[tuple[int, int]] = []
+        eic.put(b, pos, gone)
+        if b in eic.pos:
+            self.eic_racks[b] = self.eic_racks.get(b, 0) | (1 << rack)
+        if gone:
+            self._eic_gone(rack, eic, gone, bg)
+
+    def _eic_gone(self, rack: int, eic: Tier, gone: list[tuple[int, int]], bg: Moves) -> None:
+        """EIC victims: leave the rack index, go to the remote SSD (unless already there)."""
+        racks = self.eic_racks
+        keep = ~(1 << rack)
+        ssd = self.ssd
+        spos = ssd.pos if ssd is not None else None
+        filtering = self._filtering
+        sent = dropped = 0
+        lost: list[tuple[int, int]] = []  # SSD victims (a bounded remote pool)
+        epos = eic.pos
+        for v, vpos in gone:
+            if v in epos:  # evicted and written back within one batch: still there
+                continue
+            m = racks.get(v, 0) & keep
+            if m:
+                racks[v] = m
+            else:
+                racks.pop(v, None)
+            if spos is not None:
+                if v in spos:
+                    continue
+                if not filtering or ssd.admits(v, vpos):
+                    ssd.put(v, vpos, lost)
+                    if v in spos:
+                        sent += 1
+                        continue
+            dropped += 1
+        eic.stats.dropped += dropped
+        if sent:
+            ssd.stats.demotions_in += sent
+            self._add(bg, self.topo.eic(rack), self.topo.ssd(), sent)
+            self._count("eic_to_ssd", sent)
+        if lost:
+            ssd.stats.dropped += len(lost)
+
+    def _ssd_put(self, b: int, pos: int) -> bool:
+        """Write a block that is not in the remote SSD yet; False when refused."""
+        ssd = self.ssd
+        if not ssd.admits(b, pos):
+            return False
+        gone: list[tuple[int, int]] = []
+        ssd.put(b, pos, gone)
+        ssd.stats.demotions_in += 1
+        ssd.stats.dropped += len(gone)
+        return b in ssd.pos
+
+    # ------------------------------------------------------------ report
+    def tier_groups(self) -> dict[str, list[Tier]]:
+        return {
+            "hbm": list(self.hbm.values()),
+            "dram": list(self.dram.values()),
+            "eic": list(self.eic.values()),
+            "ssd": [self.ssd] if self.ssd is not None else [],
+        }
+
+    def capacity_blocks(self) -> dict[str, int]:
+        """Capacity of the whole cluster per tier kind (instantiated or not)."""
+        t, lay = self.topo, self.layout
+        return {
+            "hbm": self.hbm_blocks * lay.n_workers,
+            "dram": self.dram_blocks * t.n_nodes,
+            "eic": self.eic_blocks * t.n_racks,
+            "ssd": self.ssd_blocks,
+        }

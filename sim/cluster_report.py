@@ -1,0 +1,218 @@
+"""Cluster-mode metrics in the common report schema (mode "cluster"), router table rows, plot.
+
+``cluster_metrics(res, cfg)`` returns every key ``sim.report.single_metrics``
+has (hit_rate, block_hit_rate, tiers, ttft_ms, tpot_ms, e2e_ms,
+throughput_tokens_s, slo_attainment, evictions, transfers) plus:
+
+* ``hit_rate_by_location``: token-weighted hit rate per location
+  (hbm, peer_hbm, dram, local_eic, remote_eic, ssd; they sum to hit_rate);
+* ``network``: bytes and transfers per link class, link busy seconds,
+  tail events, and ``ttft_network_share`` = summed time requests waited for
+  their cached prefix to arrive / summed TTFT (timed runs);
+* ``skew``: per worker (GPU / TP group) and per rack, requests and load
+  (request-seconds of occupancy) as max/mean over *all* workers/racks of
+  the cluster, with the number that received any request.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.cluster_cache import LOC_NAMES
+from sim.config import Config
+from sim.report import dist_ms
+
+
+def _skew(values: np.ndarray) -> dict[str, float | int | None]:
+    mean = float(values.mean()) if len(values) else 0.0
+    return {
+        "max_mean": float(values.max() / mean) if mean > 0 else None,
+        "max": float(values.max()) if len(values) else 0.0,
+        "mean": mean,
+        "cv": float(values.std() / mean) if mean > 0 else None,
+    }
+
+
+def skew_metrics(res) -> dict[str, Any]:
+    lay = res.setup.layout
+    nw, nr = lay.n_workers, lay.topo.n_racks
+    req_w = np.bincount(res.worker, minlength=nw).astype(float)
+    load_w = np.bincount(res.worker, weights=res.busy_s, minlength=nw)
+    racks = res.worker // lay.workers_per_rack
+    req_r = np.bincount(racks, minlength=nr).astype(float)
+    load_r = np.bincount(racks, weights=res.busy_s, minlength=nr)
+    return {
+        "worker": {"requests": _skew(req_w), "load": _skew(load_w), "used": int((req_w > 0).sum()),
+                   "count": int(nw), "gpus_per_worker": int(lay.gpus_per_worker)},
+        "rack": {"requests": _skew(req_r), "load": _skew(load_r), "used": int((req_r > 0).sum()), "count": int(nr)},
+    }
+
+
+def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
+    """Metrics of one cluster replay (a sim.cluster.ClusterResult)."""
+    w = res.workload
+    total_in = max(1, int(w.input_tokens.sum()))
+    total_blocks = max(1, len(w.block_ids))
+    cache = res.cache
+    bb = res.setup.node.block_bytes
+    by_loc_tok = res.hit_tokens.sum(axis=0)
+    by_loc_blk = res.hit_blocks.sum(axis=0)
+    loc_rate = {name: float(by_loc_tok[k] / total_in) for k, name in enumerate(LOC_NAMES)}
+    # tier view (the single-node keys): which tier kind served the tokens
+    served = {"hbm": (0, 1), "dram": (2,), "eic": (3, 4), "ssd": (5,)}
+    caps = cache.capacity_blocks()
+    tiers: dict[str, Any] = {}
+    evictions = 0
+    for name, group in cache.tier_groups().items():
+        st = [t.stats for t in group]
+        agg = {
+            key: int(sum(getattr(s, key) for s in st))
+            for key in ("hits", "inserts", "demotions_in", "promotions_out", "taken", "evictions", "dropped",
+                        "rejected")
+        }
+        evictions += agg["evictions"]
+        ks = served[name]
+        tiers[name] = {
+            "hit_rate": float(sum(by_loc_tok[k] for k in ks) / total_in),
+            "block_hit_rate": float(sum(by_loc_blk[k] for k in ks) / total_blocks),
+            "used_bytes": int(sum(len(t) for t in group) * bb),
+            "capacity_bytes": int(caps[name] * bb),
+            "instances_used": len(group),
+            **agg,
+        }
+    ns = res.network.stats()
+    moved = int(sum(ns["bytes_by_class"].values()))
+    m: dict[str, Any] = {
+        "hit_rate": float(res.hit_tokens.sum() / total_in),
+        "block_hit_rate": float(res.hit_blocks.sum() / total_blocks),
+        "hit_rate_by_location": loc_rate,
+        "tiers": tiers,
+        "evictions": int(evictions),
+        "transfers": {
+            "bytes": moved,  # summed over the link classes a transfer crosses
+            "count": int(ns["transfers"]),
+            "by_link_bytes": ns["bytes_by_class"],
+            "by_move_blocks": dict(sorted(cache.moved.items())),
+        },
+        "network": {
+            "bytes_by_class": ns["bytes_by_class"],
+            "transfers_by_class": ns["transfers_by_class"],
+            "link_busy_s": ns["link_busy_s"],
+            "links_instantiated": ns["links_instantiated"],
+            "tail_events": ns["tail_events"],
+            "ttft_network_share": None,
+        },
+        "skew": skew_metrics(res),
+        "router": res.router,
+        "policy": res.policy,
+        "block_bytes": int(bb),
+        "workers": int(res.setup.layout.n_workers),
+        "gpus": int(res.setup.topo.n_gpus),
+        "racks": int(res.setup.topo.n_racks),
+        "capacity_blocks": {"hbm_per_worker": res.setup.node.hbm_blocks, "dram_per_node": res.setup.node.dram_blocks,
+                            "eic_per_rack": cache.eic_blocks, "remote_ssd": cache.ssd_blocks},
+    }
+    if res.timing:
+        ttft, tpot = res.ttft_s, res.tpot_s
+        ok = (ttft * 1000 <= cfg.slo.ttft_ms) & (tpot * 1000 <= cfg.slo.tpot_ms)
+        sim_t = max(res.sim_time_s, 1e-9)
+        tt = float(np.nansum(ttft))
+        m.update(
+            ttft_ms=dist_ms(ttft), tpot_ms=dist_ms(tpot), e2e_ms=dist_ms(res.e2e_s),
+            load_ms=dist_ms(res.net_s), queue_ms=dist_ms(res.queue_s), prefill_ms=dist_ms(res.prefill_s),
+            throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
+            slo_attainment=float(ok.mean()) if len(ok) else None,
+        )
+        m["network"]["ttft_network_share"] = float(np.nansum(res.net_s) / tt) if tt > 0 else None
+    else:
+        for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
+            m[key] = dist_ms(np.array([]))
+        m.update(throughput_tokens_s=None, slo_attainment=None)
+    return m
+
+
+ROUTER_COLUMNS = [
+    "router", "policy", "hit_rate", "hbm_hit_rate", "peer_hbm_hit_rate", "dram_hit_rate", "local_eic_hit_rate",
+    "remote_eic_hit_rate", "ssd_hit_rate", "ttft_p50_ms", "ttft_p99_ms", "tpot_mean_ms", "net_share",
+    "worker_req_skew", "worker_load_skew", "rack_req_skew", "rack_load_skew", "moved_bytes", "slo_attainment",
+    "requests_per_s", "config_hash",
+]
+
+
+def router_rows(report: dict) -> list[dict[str, Any]]:
+    """One flat row per router run (the CSV and the on-screen table use these)."""
+    rows = []
+    for r in report.get("routers") or []:
+        m = r["metrics"]
+        loc = m.get("hit_rate_by_location", {})
+        sk = m.get("skew", {})
+        rows.append({
+            "router": r["name"],
+            "policy": m.get("policy"),
+            "hit_rate": m.get("hit_rate"),
+            **{f"{k}_hit_rate": loc.get(k) for k in LOC_NAMES},
+            "ttft_p50_ms": (m.get("ttft_ms") or {}).get("p50"),
+            "ttft_p99_ms": (m.get("ttft_ms") or {}).get("p99"),
+            "tpot_mean_ms": (m.get("tpot_ms") or {}).get("mean"),
+            "net_share": (m.get("network") or {}).get("ttft_network_share"),
+            "worker_req_skew": sk.get("worker", {}).get("requests", {}).get("max_mean"),
+            "worker_load_skew": sk.get("worker", {}).get("load", {}).get("max_mean"),
+            "rack_req_skew": sk.get("rack", {}).get("requests", {}).get("max_mean"),
+            "rack_load_skew": sk.get("rack", {}).get("load", {}).get("max_mean"),
+            "moved_bytes": (m.get("transfers") or {}).get("bytes"),
+            "slo_attainment": m.get("slo_attainment"),
+            "requests_per_s": m.get("requests_per_s"),
+            "config_hash": report.get("config_hash"),
+        })
+    return rows
+
+
+def plot_router_comparison(report: dict, path: str | Path) -> Path:
+    """Hit rate by location (stacked) and TTFT p50/p99 per router."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = router_rows(report)
+    names = [r["router"] for r in rows]
+    x = list(range(len(rows)))
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.4 * len(rows) + 4), 4.5))
+    ax = axes[0]
+    bottom = [0.0] * len(rows)
+    for loc in LOC_NAMES:
+        vals = [100 * (r[f"{loc}_hit_rate"] or 0) for r in rows]
+        ax.bar(x, vals, bottom=bottom, label=loc)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("token hit rate (%)")
+    ax.set_title("Prefix hit rate by location")
+    ax.set_ylim(0, max(bottom + [1]) * 1.15)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    p50 = [r["ttft_p50_ms"] for r in rows]
+    if rows and all(v is not None for v in p50):
+        p99 = [r["ttft_p99_ms"] for r in rows]
+        ax.bar([i - 0.2 for i in x], p50, 0.4, label="p50")
+        ax.bar([i + 0.2 for i in x], p99, 0.4, label="p99")
+        if min(p50 + p99) > 0:
+            ax.set_yscale("log")
+        ax.set_ylabel("TTFT (ms, log scale)")
+        ax.set_title("Time to first token")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "hit-rate-only run:\nno timing", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    w = report.get("workload", {})
+    topo = report.get("topology", {})
+    fig.suptitle(f"cluster mode ({topo.get('gpus')} GPUs, {topo.get('racks')} racks), "
+                 f"{w.get('name')} ({w.get('requests')} requests)")
+    fig.text(0.01, 0.01, f"config {report.get('config_hash')}  seed {report.get('seed')}", fontsize=7, color="gray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

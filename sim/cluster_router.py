@@ -1,0 +1,327 @@
+"""Cluster-scale routers: pick the worker (GPU / TP group) for a request among 10,000+ GPUs.
+
+Same names as the single-node registry (``sim.router.ROUTERS``), different
+machinery: no router ever loops over all workers. They read
+
+* ``ClusterLoad``: outstanding requests per worker and per rack (arrays)
+  plus bucket indexes giving the least-loaded worker, globally or within a
+  rack, in O(1);
+* the cache's prefix indexes (``ClusterCache.hbm_holders``: block -> workers
+  holding it in HBM, ``eic_racks``: block -> bitmask of racks whose EIC pool
+  holds it), walking only the request's own blocks;
+* for ``cache_load_balanced``, a ``CostModel`` that estimates TTFT on a
+  candidate (queue wait + transfer of the cached prefix from where it lives
+  + prefill of the rest).
+
+Cache-aware routers score a bounded candidate set: the most recent HBM
+holders of the deepest cached blocks, the least-loaded worker of the racks
+whose EIC pool holds the longest prefix, and the globally least-loaded
+worker. Each candidate's true cached prefix comes from ``ClusterCache.probe``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from sim.cluster_cache import ClusterCache, Layout
+
+
+class LoadIndex:
+    """Workers bucketed by integer load: least-loaded in O(1), load changes in O(1).
+
+    Ties go to the worker that reached the lowest level first (FIFO order of
+    each bucket), which spreads work over idle workers instead of piling it
+    on the lowest id.
+    """
+
+    def __init__(self, workers) -> None:
+        self.buckets: list[OrderedDict[int, None]] = [OrderedDict.fromkeys(workers)]
+        self.min = 0
+
+    def move(self, w: int, old: int, new: int) -> None:
+        b = self.buckets
+        del b[old][w]
+        while len(b) <= new:
+            b.append(OrderedDict())
+        b[new][w] = None
+        if new < self.min:
+            self.min = new
+        elif old == self.min and not b[old]:
+            m = old
+            while not b[m]:
+                m += 1
+            self.min = m
+
+    def least(self) -> int:
+        return next(iter(self.buckets[self.min]))
+
+
+class ClusterLoad:
+    """Outstanding requests per worker and rack, with least-loaded indexes (per-rack ones lazy)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.n = layout.n_workers
+        self.load = np.zeros(self.n, dtype=np.int64)
+        self.rack_load = np.zeros(layout.topo.n_racks, dtype=np.int64)
+        self.total = 0
+        self._global = LoadIndex(range(self.n))
+        self._racks: dict[int, LoadIndex] = {}
+
+    def _change(self, w: int, d: int) -> None:
+        old = int(self.load[w])
+        new = old + d
+        self.load[w] = new
+        r = w // self.layout.workers_per_rack
+        self.rack_load[r] += d
+        self.total += d
+        self._global.move(w, old, new)
+        ri = self._racks.get(r)
+        if ri is not None:
+            ri.move(w, old, new)
+
+    def inc(self, w: int) -> None:
+        self._change(w, 1)
+
+    def dec(self, w: int) -> None:
+        self._change(w, -1)
+
+    def least(self) -> int:
+        return self._global.least()
+
+    def least_in_rack(self, r: int) -> int:
+        ri = self._racks.get(r)
+        if ri is None:
+            wpr = self.layout.workers_per_rack
+            lo = r * wpr
+            ri = LoadIndex([])
+            for w in range(lo, lo + wpr):
+                lv = int(self.load[w])
+                while len(ri.buckets) <= lv:
+                    ri.buckets.append(OrderedDict())
+                ri.buckets[lv][w] = None
+            ri.min = next(i for i, b in enumerate(ri.buckets) if b)
+            self._racks[r] = ri
+        return ri.least()
+
+    def mean(self) -> float:
+        return self.total / self.n
+
+
+class CostModel(Protocol):
+    """What cache_load_balanced needs from the simulator."""
+
+    def ttft_estimate_s(self, w: int, counts: list[int], input_tokens: int) -> float: ...
+
+    def queue_s(self, w: int) -> float: ...
+
+
+@dataclass
+class ClusterRouteState:
+    layout: Layout
+    cache: ClusterCache
+    loads: ClusterLoad
+    input_tokens: np.ndarray  # per request (for cost estimates)
+    cost: CostModel | None = None
+    seed: int = 0
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng([self.seed, 0x726F7574])
+
+
+class ClusterRouter:
+    name: ClassVar[str] = "base"
+
+    def __init__(self, state: ClusterRouteState, **params) -> None:
+        self.s = state
+
+    def choose(self, req: int, blocks: list[int], session: int) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+CLUSTER_ROUTERS: dict[str, type[ClusterRouter]] = {}
+
+
+def register(cls: type[ClusterRouter]) -> type[ClusterRouter]:
+    CLUSTER_ROUTERS[cls.name] = cls
+    return cls
+
+
+def make_cluster_router(name: str, state: ClusterRouteState, **params) -> ClusterRouter:
+    try:
+        return CLUSTER_ROUTERS[name](state, **params)
+    except KeyError:
+        raise KeyError(f"unknown router {name!r} (known: {', '.join(sorted(CLUSTER_ROUTERS))})") from None
+
+
+@register
+class RandomRouter(ClusterRouter):
+    name = "random"
+
+    def __init__(self, state, **params):
+        super().__init__(state)
+        self._draws = np.empty(0, dtype=np.int64)
+        self._i = 0
+
+    def choose(self, req, blocks, session):
+        if self._i >= len(self._draws):
+            self._draws = self.s.rng.integers(self.s.layout.n_workers, size=4096)
+            self._i = 0
+        self._i += 1
+        return int(self._draws[self._i - 1])
+
+
+@register
+class RoundRobin(ClusterRouter):
+    name = "round_robin"
+
+    def __init__(self, state, **params):
+        super().__init__(state)
+        self._next = 0
+
+    def choose(self, req, blocks, session):
+        w = self._next
+        self._next = (w + 1) % self.s.layout.n_workers
+        return w
+
+
+@register
+class LeastLoaded(ClusterRouter):
+    name = "least_loaded"
+
+    def choose(self, req, blocks, session):
+        return self.s.loads.least()
+
+
+@register
+class SessionAffinity(ClusterRouter):
+    """Same session -> same worker unless it carries more than `overload` x max(1, mean load)."""
+
+    name = "session_affinity"
+
+    def __init__(self, state, overload: float = 2.0, **params):
+        super().__init__(state)
+        self.overload = overload
+        self.home: dict[int, int] = {}
+
+    def choose(self, req, blocks, session):
+        loads = self.s.loads
+        if session >= 0:
+            w = self.home.get(session)
+            if w is not None and loads.load[w] <= self.overload * max(1.0, loads.mean()):
+                return w
+        w = loads.least()
+        if session >= 0:
+            self.home[session] = w
+        return w
+
+
+class _CacheAware(ClusterRouter):
+    """Candidate generation shared by the cache-aware routers."""
+
+    hbm_candidates = 4  # most recent HBM holders of the deepest cached blocks
+    rack_candidates = 2  # racks whose EIC pool holds the longest prefix
+    rack_scan = 8  # racks looked at (from a rotating start) to pick those
+
+    def candidates(self, req: int, blocks: list[int]) -> list[int]:
+        s = self.s
+        cache = s.cache
+        out: list[int] = []
+        seen: set[int] = set()
+        holders = cache.hbm_holders
+        if holders:
+            k = self.hbm_candidates
+            for j in range(len(blocks) - 1, -1, -1):
+                hd = holders.get(blocks[j])
+                if hd:
+                    for w in reversed(hd):
+                        if w not in seen:
+                            seen.add(w)
+                            out.append(w)
+                            if len(out) >= k:
+                                break
+                    if len(out) >= k:
+                        break
+        racks = cache.eic_racks
+        if racks and blocks:
+            m = racks.get(blocks[0], 0)
+            for b in blocks[1:]:
+                if not m:
+                    break
+                m2 = m & racks.get(b, 0)
+                if not m2:
+                    break
+                m = m2
+            if m:
+                loads = s.loads
+                nr = s.layout.topo.n_racks
+                off = req % nr
+                found: list[int] = []
+                for part, base in ((m >> off, off), (m & ((1 << off) - 1), 0)):
+                    while part and len(found) < self.rack_scan:
+                        low = part & -part
+                        found.append(base + low.bit_length() - 1)
+                        part ^= low
+                found.sort(key=lambda r: loads.rack_load[r])
+                for r in found[: self.rack_candidates]:
+                    w = loads.least_in_rack(r)
+                    if w not in seen:
+                        seen.add(w)
+                        out.append(w)
+        w = s.loads.least()
+        if w not in seen:
+            out.append(w)
+        return out
+
+
+@register
+class PrefixAware(_CacheAware):
+    """Longest prefix cached inside the candidate's rack (HBM, peer HBM, DRAM, EIC) minus a load penalty."""
+
+    name = "prefix_aware"
+
+    def __init__(self, state, load_penalty_blocks: float = 4.0, **params):
+        super().__init__(state)
+        self.penalty = load_penalty_blocks
+
+    def choose(self, req, blocks, session):
+        s = self.s
+        load = s.loads.load
+        best, best_key = -1, None
+        n = len(blocks)
+        for w in self.candidates(req, blocks):
+            lw = int(load[w])
+            if best_key is not None and (n - self.penalty * lw, -lw, n) <= best_key:
+                continue  # even a full prefix could not beat the best: skip the probe
+            c = s.cache.probe(w, blocks, in_rack=True)
+            key = (c[0] + c[1] + c[2] + c[3] - self.penalty * lw, -lw, c[0])
+            if best_key is None or key > best_key:
+                best, best_key = w, key
+        return best
+
+
+@register
+class CacheLoadBalanced(_CacheAware):
+    """Minimum estimated TTFT: queue wait + transfer of the cached prefix from where it lives + prefill of the rest."""
+
+    name = "cache_load_balanced"
+    rack_candidates = 3
+
+    def choose(self, req, blocks, session):
+        s = self.s
+        if s.cost is None:
+            raise RuntimeError("cache_load_balanced needs a cost model")
+        inp = int(s.input_tokens[req])
+        cost = s.cost
+        best, best_t = -1, float("inf")
+        for w in self.candidates(req, blocks):
+            if cost.queue_s(w) >= best_t:
+                continue  # its queue alone is longer than the best estimate: skip the probe
+            t = cost.ttft_estimate_s(w, s.cache.probe(w, blocks), inp)
+            if t < best_t:
+                best, best_t = w, t
+        return best
