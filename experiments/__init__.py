@@ -9,5 +9,7 @@
 * ``results``: points.csv / parquet / per-point JSON.
 * ``ray_backend``: the same points on a Ray cluster (optional extra).
 * ``plots``: PNGs of a finished sweep.
+* ``console``: what ``python main.py sweep`` prints (progress bar, summary table).
 * ``specs/``: the standard studies.
+* ``pd_ratio``: ``python main.py experiment pd-ratio`` (PD mode, issue 6; separate from sweeps).
 """

@@ -13,6 +13,9 @@
   exists; failed points run again.
 * A failing point is recorded with its error and the sweep goes on; a worker
   process that dies is replaced and its points retried once.
+
+Workers start from a fork server (see ``_mp_context``), so a script that
+calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard.
 """
 from __future__ import annotations
 

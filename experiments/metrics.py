@@ -36,6 +36,10 @@ METRICS: dict[str, Metric] = {
     "gpu_decode_busy_share": Metric("decode busy share of the GPUs", "%", PCT),
     "requests_per_s": Metric("simulation speed", "requests per wall second"),
     "wall_s": Metric("wall time of the point", "s"),
+    # cluster / pd modes
+    "network.ttft_network_share": Metric("share of TTFT spent on the network", "%", PCT),
+    "network.tail_events": Metric("transfers hit by a tail slowdown", "count"),
+    "throughput_req_s": Metric("throughput", "requests/s"),
     # oracle mode (sim.oracle.bounds at the node's HBM capacity)
     "content_hit_rate": Metric("content bound (unlimited capacity)", "%", PCT),
     "relaxed_hit_rate": Metric("relaxed optimum (prefix order ignored)", "%", PCT),

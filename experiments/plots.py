@@ -195,6 +195,9 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
                 ax.set_yscale("log")
             elif ax.get_visible() and m0.unit == "%":
                 ax.set_ylim(0, max(1.0, ax.dataLim.y1 * 1.08))
+            elif ax.get_visible() and all_y and min(all_y) >= 0 and max(all_y) - min(all_y) < 0.25 * max(all_y):
+                # differences of a few percent: a zero-based axis keeps noise from looking like a trend
+                ax.set_ylim(0, ax.dataLim.y1 * 1.08)
     if logy:
         for axrow in grid:
             axrow[0].set_ylabel(ylabel + ", log scale")

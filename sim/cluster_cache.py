@@ -18,11 +18,14 @@ Moves:
   remote SSD keep their copy: they are shared); a DRAM hit *moves* up under
   write-back (DRAM and HBM of a node stay exclusive, as on one node) and is
   copied under write-through.
-* an HBM victim goes to the node's DRAM; with ``evict_to_eic`` it is also
-  written to the rack's EIC pool at once, where every GPU of the rack can
-  find it. A DRAM victim goes to the EIC pool (unless already there), an
-  EIC victim to the remote SSD, an SSD victim is dropped. Without an EIC
-  pool DRAM victims go to the remote SSD.
+* an HBM victim goes to the node's DRAM (a node-local copy) and, with
+  ``evict_to_eic`` (default), is also written to the rack's EIC pool at
+  once, where every GPU of the rack can find it. DRAM victims are then
+  dropped: the pool got them already (if it has evicted them since, it
+  judged them colder than what it keeps). Without ``evict_to_eic`` the
+  chain is strict: HBM -> DRAM -> EIC. An EIC victim goes to the remote
+  SSD, an SSD victim is dropped. Without an EIC pool DRAM victims go to the
+  remote SSD.
 * new blocks computed by prefill go to w's HBM (write-through also copies
   them to DRAM).
 
@@ -370,7 +373,7 @@ class ClusterCache:
                     self._add(bg, me, self.topo.dram(node))
                     self._count("write_through_dram")
                     if spill:
-                        self._below_dram(node, spill, bg, self.topo.dram(node), "dram")
+                        self._dram_spill(node, spill, bg)
             hbm.put(b, pos, ev)
             if b in hpos:
                 hd = holders.get(b)
@@ -437,10 +440,19 @@ class ClusterCache:
         if gone:
             self._eic_gone(rack, eic, gone, bg)
         if spill:
-            self._below_dram(node, spill, bg, self.topo.dram(node), "dram")
+            self._dram_spill(node, spill, bg)
         if rest:
             dropped = len(rest) - self._below_dram(node, rest, bg, me, "hbm")
             self.hbm[w].stats.dropped += dropped
+
+    def _dram_spill(self, node: int, spill: list[tuple[int, int]], bg: Moves) -> None:
+        """DRAM victims. With evict_to_eic the pool already received each block when it left HBM
+        (if the pool has since evicted it, it judged it colder than what it keeps): they are
+        dropped. Otherwise DRAM is the step above the pool: they move down to EIC (or SSD)."""
+        if self.evict_to_eic and self.eic_blocks > 0:
+            self.dram[node].stats.dropped += len(spill)
+        else:
+            self._below_dram(node, spill, bg, self.topo.dram(node), "dram")
 
     def _below_dram(self, node: int, blocks: list[tuple[int, int]], bg: Moves, src, frm: str) -> int:
         """Push blocks leaving DRAM (or HBM with no DRAM) to the rack's EIC pool, else the remote SSD.

@@ -263,25 +263,20 @@ class _Stream:
     no visible difference.
     """
 
-    __slots__ = ("tr", "r", "head", "n", "end", "wait")
+    __slots__ = ("tr", "r", "head", "n", "end")
 
     def __init__(self, tr: Push, r: Req, head: int, n: int, t0: float, dur: float) -> None:
         self.tr, self.r, self.head, self.n, self.end = tr, r, head, n, t0 + dur
         tr.env.timeout(dur / tr.layers).callbacks.append(self._layer0)
 
     def _layer0(self, _e) -> None:  # layer 0 is done
-        tr, env = self.tr, self.tr.env
-        L = tr.layers
-        self.wait = 2
-        tr.flow(self.r, self.head + self.n * (L - 1) / L, self._joined)
-        env.timeout(max(0.0, self.end - env.now)).callbacks.append(lambda _e: self._joined(None))
+        L = self.tr.layers
+        self.tr.flow(self.r, self.head + self.n * (L - 1) / L, self._first_in)
 
-    def _joined(self, _r) -> None:  # the chunk ended / the first flow arrived
-        self.wait -= 1
-        if self.wait:
-            return
-        tr, r = self.tr, self.r
-        sim = tr.sim
+    def _first_in(self, r: Req) -> None:
+        """The first L-1 layers arrived; the last one leaves when the chunk ends (or now, if it has)."""
+        tr = self.tr
+        sim, env = tr.sim, tr.env
         last = self.n / tr.layers * sim.kv_bytes_per_token
         tail = sim.net.transfer_time(sim.prefill_ep[r.pre], sim.decode_ep[r.dec], last, sim.lanes)
         tr.stats.bytes += last
@@ -289,7 +284,7 @@ class _Stream:
         # the stream's flow time: its first flow (counted in flow()) plus the tail beyond it
         r.xfer_s += tail
         tr.stats.flow_s += tail
-        tr.env.timeout(tail).callbacks.append(self._done)
+        env.timeout(max(self.end, env.now) + tail - env.now).callbacks.append(self._done)
 
     def _done(self, _e) -> None:
         self.r.flows -= 1

@@ -292,3 +292,18 @@ def test_mooncake_cache_aware_routers_beat_blind_ones():
           for r in ("round_robin", "prefix_aware", "cache_load_balanced")}
     assert hr["prefix_aware"] > 2 * hr["round_robin"]
     assert hr["cache_load_balanced"] > 2 * hr["round_robin"]
+
+
+def test_single_node_cache_load_balanced_router():
+    from sim.single_node import run_single
+
+    cfg = load_config(overrides=[
+        "model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=4", "cluster.gpus_per_rack=64",
+        f"hardware.hbm.capacity_gb={64 * BLOCK_BYTES / GiB}", "cluster.router=cache_load_balanced",
+    ])
+    apart = _shared_prefix_workload(n=6, gap_s=100.0)
+    res = run_single(cfg, apart, "lru", timing=False)
+    assert res.worker.tolist() == [0] * 6  # idle node: follow the cached prefix
+    burst = _workload([[1, 2, 3, 4, 100 + i] for i in range(8)], [0.0] * 8, outputs=[500] * 8)
+    res = run_single(cfg, burst, "lru", timing=False)
+    assert sorted(set(res.worker.tolist())) == [0, 1, 2, 3]  # queued work outweighs a 4-block prefix
