@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--no-reference", action="store_true", help="skip the single-node reference measurement")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one router, print JSON
     args = ap.parse_args()
     if not os.path.exists(args.trace):
@@ -126,6 +127,17 @@ def main() -> None:
     if rows:
         print(f"trace load {rows[0]['load_s']:.2f} s, topology ({rows[0]['gpus']:,} GPUs) "
               f"{rows[0]['topology_s']:.2f} s per process; hit rates in % of input tokens (timed run)")
+    if not args.no_reference:
+        # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
+        from sim.single_node import prepare_workload, run_single
+        from trace.loaders import load_trace
+
+        ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
+        w, _ = load_trace(args.trace, limit=args.limit)
+        w, ctx = prepare_workload(ref_cfg, w)
+        res = run_single(ref_cfg, w, "lru", ctx=ctx, timing=False)
+        print(f"machine reference: single-node lru hit-rate-only replay of the same requests "
+              f"(benchmarks/bench_single_node.py, HBM 8 GiB) ran at {len(w) / res.wall_s:,.0f} req/s now")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -8,8 +8,10 @@ Two replay paths share the cache hierarchy (``ClusterCache``), the network
   lives (peer HBM over NVLink, host DRAM over PCIe, the rack's EIC pool or
   another rack's over RDMA, remote SSD), one network transfer per source,
   in parallel, with jitter/tail/contention -> FIFO prefill on the worker ->
-  new blocks written to HBM (victims demoted in the background, their
-  transfers contend too) -> decode in the worker's continuous batch
+  new blocks written to HBM (victims demoted in the background; the EIC ->
+  SSD spills load the links that reads use, the other write-backs only
+  travel link directions no request waits on, so their bytes are counted
+  but cost no events) -> decode in the worker's continuous batch
   (processor-sharing fluid model, at most compute.max_batch_size requests;
   the rest wait).
 * ``timing=False``: the hit-rate-only replay, no SimPy: requests in arrival
@@ -234,13 +236,17 @@ def _every(n: int) -> int:
 
 def _run_fast(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
               progress) -> None:
-    arr_s = w.arrival_ms / 1000.0
-    offs = w.block_offsets
+    # Python lists: per-request scalar reads from numpy arrays are slow in this loop.
+    arr_s = (w.arrival_ms / 1000.0).tolist()
+    offs = w.block_offsets.tolist()
     ids = w.block_ids.tolist()
-    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
     bt, bb = setup.node.block_tokens, setup.node.block_bytes
     lanes = setup.layout.gpus_per_worker
     prefill = prefill_fn(cfg, setup)
+    workers: list[int] = []
+    hb: list[list[int]] = []
+    ht: list[list[int]] = []
     departures: list[tuple[float, int, int]] = []  # (estimated finish, seq, worker): the load signal
     every = _every(len(w))
     account = net.account
@@ -260,9 +266,9 @@ def _run_fast(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, 
                 account(src, dst, nb * bb, lanes)
         n_in = int(inp[i])
         tok = trim_tokens(c, bt, n_in)
-        res.worker[i] = wk
-        res.hit_blocks[i] = c
-        res.hit_tokens[i] = tok
+        workers.append(wk)
+        hb.append(c)
+        ht.append(tok)
         cached = sum(tok)
         start = max(t, prefill_free.get(wk, 0.0))
         prefill_free[wk] = start + prefill(n_in - cached, cached)
@@ -272,6 +278,10 @@ def _run_fast(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, 
         heapq.heappush(departures, (t + svc, i, wk))
         if progress and i % every == 0:
             progress(i)
+    if len(w):
+        res.worker[:] = workers
+        res.hit_blocks[:] = hb
+        res.hit_tokens[:] = ht
     res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
 
 
@@ -286,12 +296,15 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
     max_batch = c.max_batch_size
     bt, bb = node.block_tokens, node.block_bytes
     lanes = setup.layout.gpus_per_worker
-    arr_s = w.arrival_ms / 1000.0
-    offs = w.block_offsets
+    arr_s = (w.arrival_ms / 1000.0).tolist()
+    offs = w.block_offsets.tolist()
     ids = w.block_ids.tolist()
-    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
     every = _every(len(w))
     n = len(w)
+    wk_of = [0] * n
+    hb: list = [None] * n
+    ht: list = [None] * n
     prefill = prefill_fn(cfg, setup)
 
     def it_time(n_active: int, kv_tokens: float) -> float:
@@ -316,7 +329,7 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
     t_arrive = np.zeros(n)
     t_first = np.zeros(n)
     cached_tok = np.zeros(n, dtype=np.int64)
-    res_worker, net_s, queue_s, prefill_s = res.worker, res.net_s, res.queue_s, res.prefill_s
+    net_s, queue_s, prefill_s = res.net_s, res.queue_s, res.prefill_s
     ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
 
     def background(moves) -> None:
@@ -342,12 +355,12 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
         blocks = ids[lo:hi]
         wk = router.choose(i, blocks, int(sess[i]))
         loads.inc(wk)
-        res_worker[i] = wk
+        wk_of[i] = wk
         t_arrive[i] = now
         cnt, crit, bg = cache.acquire(wk, blocks, lo)
         tok = trim_tokens(cnt, bt, int(inp[i]))
-        res.hit_blocks[i] = cnt
-        res.hit_tokens[i] = tok
+        hb[i] = cnt
+        ht[i] = tok
         cached_tok[i] = sum(tok)
         background(bg)
         if not crit:
@@ -359,7 +372,7 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
 
     def loaded(i: int) -> None:
         now = env.now
-        wk = int(res_worker[i])
+        wk = wk_of[i]
         net_s[i] = now - t_arrive[i]
         start = max(now, prefill_free.get(wk, 0.0))
         cached = int(cached_tok[i])
@@ -372,9 +385,9 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
     def first_token(i: int) -> None:
         now = env.now
         clock[0] = now
-        wk = int(res_worker[i])
-        lo, hi = int(offs[i]), int(offs[i + 1])
-        background(cache.store(wk, ids[lo:hi], lo, int(res.hit_blocks[i].sum())))
+        wk = wk_of[i]
+        lo, hi = offs[i], offs[i + 1]
+        background(cache.store(wk, ids[lo:hi], lo, sum(hb[i])))
         t_first[i] = now
         ttft_s[i] = now - t_arrive[i]
         if int(out[i]) > 1:
@@ -411,5 +424,9 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
     if n:
         env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
     env.run()
+    if n:
+        res.worker[:] = wk_of
+        res.hit_blocks[:] = hb
+        res.hit_tokens[:] = ht
     res.sim_time_s = float(env.now)
     res.decode_busy_s = {wk: d.busy_time for wk, d in decoders.items()}

@@ -42,7 +42,7 @@ with Topology endpoint names; the simulator turns them into network time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from sim.policies.base import Policy
@@ -101,9 +101,9 @@ class Layout:
         object.__setattr__(self, "workers_per_rack", self.workers_per_node * t.nodes_per_rack)
         object.__setattr__(self, "n_workers", self.workers_per_node * t.n_nodes)
 
-    workers_per_node: int = 0
-    workers_per_rack: int = 0
-    n_workers: int = 0
+    workers_per_node: int = field(init=False, default=0)
+    workers_per_rack: int = field(init=False, default=0)
+    n_workers: int = field(init=False, default=0)
 
     def node(self, w: int) -> int:
         return w // self.workers_per_node
@@ -113,7 +113,8 @@ class Layout:
 
     def gpu(self, w: int) -> int:
         """The worker's lead GPU (its network endpoint)."""
-        return (w // self.workers_per_node) * self.topo.gpus_per_node + (w % self.workers_per_node) * self.gpus_per_worker
+        wpn = self.workers_per_node
+        return (w // wpn) * self.topo.gpus_per_node + (w % wpn) * self.gpus_per_worker
 
 
 Moves = dict  # {(src endpoint, dst endpoint): blocks}

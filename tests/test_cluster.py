@@ -307,3 +307,22 @@ def test_single_node_cache_load_balanced_router():
     burst = _workload([[1, 2, 3, 4, 100 + i] for i in range(8)], [0.0] * 8, outputs=[500] * 8)
     res = run_single(cfg, burst, "lru", timing=False)
     assert sorted(set(res.worker.tolist())) == [0, 1, 2, 3]  # queued work outweighs a 4-block prefix
+
+
+def test_unbounded_stand_in_changes_nothing(monkeypatch, fixed_router):
+    """A tier that can hold every distinct block gets `Unbounded` instead of the policy: same results."""
+    import sim.cluster as cl
+
+    # on w0: [1..4] -> EIC; [5..8] -> EIC; [11..14] pushes [1..4] out of the 4-block EIC to the SSD
+    w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [11, 12, 13, 14], [1, 2, 3, 4, 9]] * 3, list(range(0, 120, 10)))
+    fixed_router.plan = [0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16]
+    cfg = _cfg(hbm_blocks=4, dram_blocks=2, eic_blocks=4, ssd_blocks=1000)
+    fast = run_cluster(cfg, w, "lru", "fixed", timing=True)
+    assert type(fast.cache.ssd.policy).__name__ == "Unbounded"
+    real = cl.build_cluster_cache
+    monkeypatch.setattr(cl, "build_cluster_cache", lambda c, s, p, x, d: real(c, s, p, x, 10**18))
+    slow = run_cluster(cfg, w, "lru", "fixed", timing=True)
+    assert type(slow.cache.ssd.policy).__name__ == "LRU"
+    assert fast.hit_tokens[:, LOC_NAMES.index("ssd")].sum() > 0
+    for k in ("worker", "hit_tokens", "ttft_s"):
+        assert np.array_equal(getattr(fast, k), getattr(slow, k)), k
