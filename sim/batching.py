@@ -64,8 +64,9 @@ class TokenPool:
     def headroom(self) -> int:
         return self.capacity - self.used
 
-    def take(self, n: int) -> None:
-        if n > self.capacity - self.used:
+    def take(self, n: int, force: bool = False) -> None:
+        """Use n tokens; ``force`` may overcommit for a moment (see Engine.grant)."""
+        if n > self.capacity - self.used and not force:
             raise RuntimeError(f"TokenPool.take({n}) with {self.capacity - self.used} free")
         self.used += n
         if self.used > self.peak:
@@ -219,10 +220,15 @@ class Engine:
         self.running: list[Req] = []
         self.K = 0  # KV tokens the running batch reads per iteration (sum of contexts)
         self.incoming = 0  # granted (memory reserved) but not joined yet
+        # Prompt tokens of the requests this replica holds (granted, running or preempted): the decode
+        # routers' load signal. It changes only at grants and finishes, so it reads the same whether
+        # decode stretches are coalesced or not (mem.used includes a stretch's tokens claimed ahead).
+        self.prompt_kv = 0
         self._extra = 0.0  # seconds owed by the next iteration: recompute / swap-in of rejoining requests
         self._debt = 0.0  # seconds owed by the next iteration: blocking swap-outs
         self._pending_kv: list[Req] = []  # joined while their last layer groups are still arriving
         self._wake: simpy.Event | None = None
+        self._stretch: tuple | None = None  # (t0, k, B, K) of the decode stretch in flight
         self.stats = EngineStats()
         self.proc = env.process(self._run())
 
@@ -237,6 +243,33 @@ class Engine:
         elif (self.sched is not None and self.sched.waiting and not self.resume_q) or (
                 self.decode_q and len(self.running) < self.max_batch):
             w.succeed()  # cut the decode stretch at the iteration in flight
+
+    # ---------------------------------------------------------- memory grants from outside
+    def _claimed_ahead(self) -> int:
+        """Tokens a coalesced stretch took for iterations that have not started yet."""
+        st = self._stretch
+        if st is None:
+            return 0
+        t0, k, B, K = st
+        started = min(k, self.timing.done_by(self.env.now - t0, B, K) + 1)  # the one in flight has its tokens
+        return (k - started) * B
+
+    def grant_room(self) -> int:
+        """Tokens a KV reservation may take now: what a per-iteration loop would have free at this instant."""
+        return self.mem.headroom() + self._claimed_ahead()
+
+    def grant(self, n: int) -> None:
+        """Reserve n tokens for incoming KV. If that needs tokens the stretch in flight claimed ahead,
+        the stretch is cut at the iteration in flight (it gives the claim back and re-plans), so the
+        timeline is the per-iteration one."""
+        self.prompt_kv += n
+        if n > self.mem.headroom():
+            self.mem.take(n, force=True)
+            w = self._wake
+            if w is not None and not w.triggered and self.running:
+                w.succeed()
+        else:
+            self.mem.take(n)
 
     # ---------------------------------------------------------- batch changes
     def _join(self) -> None:
@@ -304,6 +337,8 @@ class Engine:
                 if r.left <= 0:
                     self.K -= r.ctx
                     self.mem.give(r.mem)
+                    if r.dec_reserved:
+                        self.prompt_kv -= r.inp
                     r.mem = 0
                     self.hooks.decode_done(self, r)
                 else:
@@ -371,8 +406,10 @@ class Engine:
             T = timing.span(k, B, K)
             t0 = env.now
             self._wake = wake = env.event()
+            self._stretch = (t0, k, B, K)
             yield env.timeout(T) | wake
             self._wake = None
+            self._stretch = None
             dt = env.now - t0
             if dt < T * (1 - 1e-12):
                 j = timing.done_by(dt, B, K)

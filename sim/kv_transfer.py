@@ -110,17 +110,16 @@ class KVTransfer:
     def _grant(self, d: int) -> None:
         eng = self.sim.decode[d]
         q = self.pending[d]
-        mem = eng.mem
         while q:
             if eng.resume_q:
                 return  # preempted requests of this replica get memory back first
             r = q[0]
-            if mem.headroom() < r.inp:
+            if eng.grant_room() < r.inp:
                 return
             if self.needs_slot and len(eng.running) + eng.incoming >= eng.max_batch:
                 return
             q.popleft()
-            mem.take(r.inp)
+            eng.grant(r.inp)
             r.mem = r.inp
             r.ctx = r.inp
             r.dec_reserved = True

@@ -192,12 +192,16 @@ def check_names(cfg: Config, policy: str) -> None:
 
 
 def _least_used(dec: list, cands, need: int) -> int:
-    """Among `cands`, the decode replica with the least KV in use that has `need` tokens free; -1 if none."""
-    best, best_used = -1, None
+    """Among `cands`, the decode replica holding the fewest prompt tokens that can grant `need` tokens now.
+
+    -1 if none can. (The free-memory check runs only for a candidate that would become the best.)
+    """
+    best, best_load = -1, None
     for d in cands:
-        m = dec[d].mem
-        if m.capacity - m.used >= need and (best_used is None or m.used < best_used):
-            best, best_used = d, m.used
+        e = dec[d]
+        load = e.prompt_kv
+        if (best_load is None or load < best_load) and (need <= 0 or e.grant_room() >= need):
+            best, best_load = d, load
     return best
 
 
@@ -213,7 +217,9 @@ def _rack_local(sim: "PDSim", r: Req) -> int:
 
 
 def _least_loaded(sim: "PDSim", r: Req) -> int:
-    return _least_used(sim.decode, range(len(sim.decode)), 0)
+    every = range(len(sim.decode))
+    d = _least_used(sim.decode, every, r.inp)
+    return d if d >= 0 else _least_used(sim.decode, every, 0)
 
 
 DECODE_ROUTERS: dict[str, Callable[["PDSim", Req], int]] = {

@@ -280,6 +280,29 @@ def test_determinism_per_seed():
     assert not np.array_equal(r1, r3)
 
 
+@pytest.mark.parametrize("kind, transfer, preemption", [
+    ("pd", "push", "recompute"), ("pd", "pull", "swap"), ("pd", "pull_on_demand", "recompute"),
+    ("colocated", "push", "recompute"), ("colocated", "push", "swap"),
+])
+def test_coalesced_decode_gives_the_per_iteration_timeline(kind, transfer, preemption):
+    # 60 random requests on small KV memories (preemptions happen) and few batch slots
+    rng = np.random.default_rng(7)
+    n = 60
+    w = workload(list(rng.integers(32, 1500, n)), list(rng.integers(1, 120, n)), list(np.sort(rng.random(n) * 3)))
+    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gb": 0.6, "pd.transfer": transfer, "compute.max_batch_size": 8,
+            "pd.preemption": preemption, "pd.layerwise": True}
+    a = run(kind, cfg(**{"pd.coalesce_decode": True, **sets}), w)
+    b = run(kind, cfg(**{"pd.coalesce_decode": False, **sets}), w)
+    ta, tb = _summary(a), _summary(b)
+    assert np.allclose(ta, tb, rtol=1e-9, atol=1e-12)
+    ea = sum(e.stats.stretches for p in a.pools.values() for e in p)
+    eb = sum(e.stats.stretches for p in b.pools.values() for e in p)
+    assert sum(e.stats.iterations for p in a.pools.values() for e in p) == eb  # per-iteration: one wait each
+    assert ea < eb / 3
+    if transfer != "pull_on_demand":  # the scenario does exercise preemption
+        assert sum(e.stats.preemptions for p in a.pools.values() for e in p) > 0
+
+
 TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
 
 
