@@ -701,10 +701,6 @@ def cmd_experiment(args) -> int:
     return EXIT_OK
 
 
-PLANNED = {
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python main.py",
@@ -955,16 +951,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     e.set_defaults(func=cmd_experiment)
 
-    for name, (hlp, issue) in PLANNED.items():
-        sp = sub.add_parser(name, help=f"{hlp} [not available yet]", add_help=True)
-        sp.add_argument("rest", nargs=argparse.REMAINDER)
-        sp.set_defaults(func=lambda a, _n=name, _i=issue: _planned(_n, _i))
     return ap
-
-
-def _planned(name: str, issue: int) -> int:
-    print(f"error: `{name}` is not available in this version yet (tracked as issue {issue})", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def main(argv: list[str] | None = None) -> int:

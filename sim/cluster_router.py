@@ -26,6 +26,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from sim.registry import Registry
+
 from sim.cluster_cache import ClusterCache, Layout
 
 
@@ -143,19 +145,12 @@ class ClusterRouter:
         raise NotImplementedError
 
 
-CLUSTER_ROUTERS: dict[str, type[ClusterRouter]] = {}
-
-
-def register(cls: type[ClusterRouter]) -> type[ClusterRouter]:
-    CLUSTER_ROUTERS[cls.name] = cls
-    return cls
+CLUSTER_ROUTERS = Registry("router")
+register = CLUSTER_ROUTERS.register
 
 
 def make_cluster_router(name: str, state: ClusterRouteState, **params) -> ClusterRouter:
-    try:
-        return CLUSTER_ROUTERS[name](state, **params)
-    except KeyError:
-        raise KeyError(f"unknown router {name!r} (known: {', '.join(sorted(CLUSTER_ROUTERS))})") from None
+    return CLUSTER_ROUTERS.make(name, state, **params)
 
 
 @register

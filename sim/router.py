@@ -12,6 +12,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from sim.registry import Registry
+
 
 @dataclass
 class RouteState:
@@ -35,19 +37,12 @@ class Router:
         raise NotImplementedError
 
 
-ROUTERS: dict[str, type[Router]] = {}
-
-
-def register(cls: type[Router]) -> type[Router]:
-    ROUTERS[cls.name] = cls
-    return cls
+ROUTERS = Registry("router")
+register = ROUTERS.register
 
 
 def make_router(name: str, state: RouteState, **params) -> Router:
-    try:
-        return ROUTERS[name](state, **params)
-    except KeyError:
-        raise KeyError(f"unknown router {name!r} (known: {', '.join(sorted(ROUTERS))})") from None
+    return ROUTERS.make(name, state, **params)
 
 
 @register

@@ -26,6 +26,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from sim.registry import Registry
+
 NEVER = np.iinfo(np.int64).max  # next_use of a block that is not accessed again
 
 
@@ -98,24 +100,15 @@ class Policy(ABC):
     def __len__(self) -> int: ...
 
 
-REGISTRY: dict[str, type[Policy]] = {}
-
-
-def register(cls: type[Policy]) -> type[Policy]:
-    """Class decorator: make a policy available by its ``name``."""
-    REGISTRY[cls.name] = cls
-    return cls
+REGISTRY = Registry("policy")
+register = REGISTRY.register  # class decorator: make a policy available by its ``name``
 
 
 def make_policy(name: str, capacity: int, ctx: AccessContext | None = None, **params) -> Policy:
     """Instantiate a registered policy by name (raises KeyError listing the known names)."""
     import sim.policies  # noqa: F401  (imports every policy module so they register)
 
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown policy {name!r} (known: {', '.join(sorted(REGISTRY))})") from None
-    return cls(capacity, ctx, **params)
+    return REGISTRY.make(name, capacity, ctx, **params)
 
 
 PolicyFactory = Callable[[int], Policy]
