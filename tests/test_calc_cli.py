@@ -91,7 +91,6 @@ def test_reuse_table_and_errors(capsys):
 
 
 def test_serve_is_a_real_command():
-    assert "serve" not in main.PLANNED
     ns = main.build_parser().parse_args(["serve", "--host", "127.0.0.1", "--port", "8123", "--results-dir", "r"])
     assert ns.func is main.cmd_serve and (ns.host, ns.port, ns.results_dir) == ("127.0.0.1", 8123, "r")
     p = run("serve", "--port", "0")
