@@ -166,27 +166,23 @@ class ClusterCache:
         self._filtering = admission_filter
 
     # ------------------------------------------------------------ lazy tiers
-    def hbm_tier(self, w: int) -> Tier:
-        t = self.hbm.get(w)
+    def _lazy(self, store: dict, key: int, name: str, blocks: int) -> Tier | None:
+        """The tier `store[key]`, created on first use; None when the tier has no capacity."""
+        if blocks <= 0:
+            return None
+        t = store.get(key)
         if t is None:
-            t = self.hbm[w] = Tier("hbm", self.hbm_blocks, self.block_bytes, self._policy(self.hbm_blocks))
+            t = store[key] = Tier(name, blocks, self.block_bytes, self._policy(blocks))
         return t
+
+    def hbm_tier(self, w: int) -> Tier:
+        return self._lazy(self.hbm, w, "hbm", self.hbm_blocks)
 
     def dram_tier(self, node: int) -> Tier | None:
-        if self.dram_blocks <= 0:
-            return None
-        t = self.dram.get(node)
-        if t is None:
-            t = self.dram[node] = Tier("dram", self.dram_blocks, self.block_bytes, self._policy(self.dram_blocks))
-        return t
+        return self._lazy(self.dram, node, "dram", self.dram_blocks)
 
     def eic_tier(self, rack: int) -> Tier | None:
-        if self.eic_blocks <= 0:
-            return None
-        t = self.eic.get(rack)
-        if t is None:
-            t = self.eic[rack] = Tier("eic", self.eic_blocks, self.block_bytes, self._policy(self.eic_blocks))
-        return t
+        return self._lazy(self.eic, rack, "eic", self.eic_blocks)
 
     def gpu_ep(self, w: int) -> tuple:
         ep = self._gpu_ep.get(w)

@@ -171,48 +171,17 @@ def router_rows(report: dict) -> list[dict[str, Any]]:
 
 def plot_router_comparison(report: dict, path: str | Path) -> Path:
     """Hit rate by location (stacked) and TTFT p50/p99 per router."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sim.plots import comparison_plot
 
     rows = router_rows(report)
-    names = [r["router"] for r in rows]
-    x = list(range(len(rows)))
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.4 * len(rows) + 4), 4.5))
-    ax = axes[0]
-    bottom = [0.0] * len(rows)
-    for loc in LOC_NAMES:
-        vals = [100 * (r[f"{loc}_hit_rate"] or 0) for r in rows]
-        ax.bar(x, vals, bottom=bottom, label=loc)
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel("token hit rate (%)")
-    ax.set_title("Prefix hit rate by location")
-    ax.set_ylim(0, max(bottom + [1]) * 1.15)
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    p50 = [r["ttft_p50_ms"] for r in rows]
-    if rows and all(v is not None for v in p50):
-        p99 = [r["ttft_p99_ms"] for r in rows]
-        ax.bar([i - 0.2 for i in x], p50, 0.4, label="p50")
-        ax.bar([i + 0.2 for i in x], p99, 0.4, label="p99")
-        if min(p50 + p99) > 0:
-            ax.set_yscale("log")
-        ax.set_ylabel("TTFT (ms, log scale)")
-        ax.set_title("Time to first token")
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "hit-rate-only run:\nno timing", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xticks(x, names, rotation=30, ha="right")
     w = report.get("workload", {})
     topo = report.get("topology", {})
-    fig.suptitle(f"cluster mode ({topo.get('gpus')} GPUs, {topo.get('racks')} racks), "
-                 f"{w.get('name')} ({w.get('requests')} requests)")
-    fig.text(0.01, 0.01, f"config {report.get('config_hash')}  seed {report.get('seed')}", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return comparison_plot(
+        report, [r["router"] for r in rows],
+        [(loc, [r[f"{loc}_hit_rate"] for r in rows], None) for loc in LOC_NAMES],
+        [r["ttft_p50_ms"] for r in rows], [r["ttft_p99_ms"] for r in rows],
+        hit_title="Prefix hit rate by location",
+        suptitle=f"cluster mode ({topo.get('gpus')} GPUs, {topo.get('racks')} racks), "
+                 f"{w.get('name')} ({w.get('requests')} requests)",
+        path=path,
+    )

@@ -8,17 +8,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def _footer(fig, report: dict) -> None:
-    fig.text(0.01, 0.01, f"config {report.get('config_hash')}  seed {report.get('seed')}", fontsize=7, color="gray")
+from sim.plots import save_with_footer  # noqa: E402
 
 
-def _save(fig, path: str | Path) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
 
 
 def plot_pd_comparison(report: dict, path: str | Path) -> Path:
@@ -55,9 +47,8 @@ def plot_pd_comparison(report: dict, path: str | Path) -> Path:
     fig.suptitle(f"PD {lay.get('actual_ratio')} per rack ({lay.get('prefill_replicas')} prefill + "
                  f"{lay.get('decode_replicas')} decode replicas, {lay.get('gpus')} GPUs) vs colocated - "
                  f"{w.get('name')}, {w.get('requests')} requests")
-    _footer(fig, report)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, path)
+    return save_with_footer(fig, report, path)
 
 
 def plot_pd_ratio(result: dict, path: str | Path) -> Path:
@@ -88,6 +79,5 @@ def plot_pd_ratio(result: dict, path: str | Path) -> Path:
     ax.legend(fontsize=8)
     w = result.get("workload", {})
     fig.suptitle(f"P:D ratio sweep - {w.get('name')}, {w.get('requests')} requests, {result.get('gpus')} GPUs")
-    _footer(fig, result)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, path)
+    return save_with_footer(fig, result, path)
