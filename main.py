@@ -102,19 +102,26 @@ def _print_load_stats(console, ls) -> None:
         console.print(f"[dim]trace: {note}[/]")
 
 
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def _gib(v) -> str:
+    return "-" if v is None else f"{v / 1024**3:,.1f}"
+
+
+def _x(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
 def _policy_table(report: dict):
     from rich.table import Table
 
     from sim.report import policy_rows
-
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}%"
-
-    def ms(v):
-        return "-" if v is None else f"{v:,.1f}"
-
-    def gib(v):
-        return "-" if v is None else f"{v / 1024**3:,.1f}"
 
     w = report["workload"]
     t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
@@ -128,9 +135,9 @@ def _policy_table(report: dict):
     for r in policy_rows(report):
         rps = rates.get(r["policy"])
         t.add_row(
-            r["policy"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["dram_hit_rate"]),
-            pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), ms(r["tpot_mean_ms"]),
-            ms(r["load_mean_ms"]), f"{r['evictions']:,}", gib(r["transfer_bytes"]), pct(r["slo_attainment"]),
+            r["policy"], _pct(r["hit_rate"]), _pct(r["hbm_hit_rate"]), _pct(r["dram_hit_rate"]),
+            _pct(r["ssd_hit_rate"]), _ms(r["ttft_p50_ms"]), _ms(r["ttft_p99_ms"]), _ms(r["tpot_mean_ms"]),
+            _ms(r["load_mean_ms"]), f"{r['evictions']:,}", _gib(r["transfer_bytes"]), _pct(r["slo_attainment"]),
             "-" if rps is None else f"{rps:,.0f}",
         )
     return t
@@ -142,15 +149,6 @@ def _router_table(report: dict):
 
     from sim.cluster_report import router_rows
 
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}%"
-
-    def ms(v):
-        return "-" if v is None else f"{v:,.1f}"
-
-    def x(v):
-        return "-" if v is None else f"{v:.1f}"
-
     w, topo = report["workload"], report.get("topology", {})
     t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
                     f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})")
@@ -160,11 +158,11 @@ def _router_table(report: dict):
         t.add_column(col, justify="left" if col == "router" else "right")
     for r in router_rows(report):
         t.add_row(
-            r["router"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["peer_hbm_hit_rate"]),
-            pct(r["dram_hit_rate"]), pct(r["local_eic_hit_rate"]), pct(r["remote_eic_hit_rate"]),
-            pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), pct(r["net_share"]),
-            f"{x(r['worker_req_skew'])} / {x(r['worker_load_skew'])}",
-            f"{x(r['rack_req_skew'])} / {x(r['rack_load_skew'])}",
+            r["router"], _pct(r["hit_rate"]), _pct(r["hbm_hit_rate"]), _pct(r["peer_hbm_hit_rate"]),
+            _pct(r["dram_hit_rate"]), _pct(r["local_eic_hit_rate"]), _pct(r["remote_eic_hit_rate"]),
+            _pct(r["ssd_hit_rate"]), _ms(r["ttft_p50_ms"]), _ms(r["ttft_p99_ms"]), _pct(r["net_share"]),
+            f"{_x(r['worker_req_skew'])} / {_x(r['worker_load_skew'])}",
+            f"{_x(r['rack_req_skew'])} / {_x(r['rack_load_skew'])}",
             "-" if r["requests_per_s"] is None else f"{r['requests_per_s']:,.0f}",
         )
     return t
@@ -580,14 +578,6 @@ def cmd_plot(args) -> int:
     for p in paths:
         print(p)
     return EXIT_OK
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
-
-
-def _ms(v) -> str:
-    return "-" if v is None else f"{v:,.1f}"
 
 
 def _pd_table(report: dict):
