@@ -62,15 +62,12 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     from sim.oracle.bounds import BOUND_NAMES, compute_bounds
     from sim.oracle.buckets import apply_scope
     from sim.report import build_report
-    from sim.single_node import NodeSetup, sim_block_tokens
+    from sim.single_node import NodeSetup, simulated_workload
 
     opt = options if isinstance(options, OracleOptions) else OracleOptions()
     t0 = time.perf_counter()
-    bt = sim_block_tokens(cfg, workload)
-    try:
-        w = workload.reblock(bt)
-    except ValueError as e:
-        raise InputError(str(e), where="cache.block_tokens") from None
+    w = simulated_workload(cfg, workload)
+    bt = w.block_tokens
     setup = NodeSetup.from_config(cfg, bt)
     cap = setup.hbm_blocks * setup.n_workers
     b = compute_bounds(accesses(apply_scope(w, opt.scope)), cap, opt.method)

@@ -237,7 +237,7 @@ def train_from_config(cfg, out: str | Path, params: TrainParams | None = None, *
     The workload is re-blocked to ``cache.block_tokens`` like a run would,
     so the model's distances are in the blocks the run will use.
     """
-    from sim.single_node import sim_block_tokens
+    from sim.single_node import simulated_workload
     from trace.source import workload_from_config
 
     load_stats = None
@@ -250,10 +250,7 @@ def train_from_config(cfg, out: str | Path, params: TrainParams | None = None, *
             raise InputError("no trace given and the synthetic generator is not available", where="--trace") from None
     if len(workload) == 0:
         raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
-    try:
-        w = workload.reblock(sim_block_tokens(cfg, workload))
-    except ValueError as e:
-        raise InputError(str(e), where="cache.block_tokens") from None
+    w = simulated_workload(cfg, workload)
     params = params or TrainParams(seed=cfg.seed)
     model, summary = train_offline(w, params)
     path = model.save(out)

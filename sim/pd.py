@@ -588,14 +588,11 @@ class Prepared:
 
 def prepare(cfg: Config, workload: Workload, policy: str) -> Prepared:
     """Validate names, re-block the workload, derive the setup, set aside requests no replica can hold."""
-    from sim.single_node import sim_block_tokens
+    from sim.single_node import simulated_workload
 
     check_names(cfg, policy)
-    bt = sim_block_tokens(cfg, workload)
-    try:
-        w = workload.reblock(bt)
-    except ValueError as e:
-        raise InputError(str(e), where="cache.block_tokens") from None
+    w = simulated_workload(cfg, workload)
+    bt = w.block_tokens
     setup = PDSetup.from_config(cfg, bt)
     ok = fits(setup, w)
     rejected = np.flatnonzero(~ok)

@@ -40,10 +40,7 @@ def run_single_mode(
             f"unknown router {cfg.cluster.router!r} (known: {', '.join(sorted(ROUTERS))})", where="cluster.router"
         )
     t0 = time.perf_counter()
-    try:
-        w, ctx = prepare_workload(cfg, workload)
-    except ValueError as e:
-        raise InputError(str(e), where="cache.block_tokens") from None
+    w, ctx = prepare_workload(cfg, workload)
     runs = []
     sim_time = 0.0
     per_policy = {}
@@ -92,10 +89,7 @@ def run_cluster_mode(
             raise InputError(f"unknown router {r!r} (known: {', '.join(sorted(CLUSTER_ROUTERS))})",
                              where="--router" if len(routers) > 1 else "cluster.router")
     t0 = time.perf_counter()
-    try:
-        w, ctx = prepare_workload(cfg, workload)
-    except ValueError as e:
-        raise InputError(str(e), where="cache.block_tokens") from None
+    w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
 
     def one(policy: str, router: str) -> tuple[dict, float]:

@@ -99,9 +99,17 @@ def sim_block_tokens(cfg: Config, workload: Workload) -> int:
     return cfg.cache.block_tokens or workload.block_tokens
 
 
+def simulated_workload(cfg: Config, workload: Workload) -> Workload:
+    """`workload` re-blocked to the simulated page size (an InputError if it does not divide)."""
+    try:
+        return workload.reblock(sim_block_tokens(cfg, workload))
+    except ValueError as e:
+        raise InputError(str(e), where="cache.block_tokens") from None
+
+
 def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessContext]:
     """Re-block to the simulated page size and build the per-access arrays once."""
-    w = workload.reblock(sim_block_tokens(cfg, workload))
+    w = simulated_workload(cfg, workload)
     return w, AccessContext.from_workload(w)
 
 
