@@ -1,15 +1,23 @@
 """Fast single-tier replays on the access arrays: content, Belady, LRU.
 
 Each returns a boolean hit mask over accesses, so token- and block-weighted
-figures come from the same run. They are plain Python loops over dicts and a
-heap (O(log n) per access), tuned for the oracle: no policy objects.
+figures come from the same run. Belady and LRU are compiled loops (numba)
+over flat arrays, tuned for the oracle: no policy objects, no dicts. They
+key blocks by access positions, which the access arrays already provide:
+
+* Belady keeps "the block whose next use is at position p" as ``p`` itself
+  (next uses are distinct positions), so residency is a flag per position
+  and the farthest-next-use victim is the top of a max-heap of positions.
+* LRU keys a block by the position of its first access (``prev`` chains
+  lead there), a dense key for an intrusive recency list.
+
+``tests/test_oracle_bounds.py`` checks both against the plain Python loops
+they replaced (a dict + heap, an OrderedDict) on random sequences.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-from heapq import heappop, heappush
-
 import numpy as np
+from numba import njit
 
 from sim.oracle.access import NEVER, Accesses
 
@@ -17,6 +25,59 @@ from sim.oracle.access import NEVER, Accesses
 def content_hits(acc: Accesses) -> np.ndarray:
     """Unlimited capacity: an access hits when its id appeared before."""
     return acc.prev >= 0
+
+
+@njit(cache=True)
+def _belady(nxt, capacity, never):
+    n = len(nxt)
+    hit = np.zeros(n, np.bool_)
+    kept = np.zeros(n, np.bool_)  # kept[p]: some resident block's next use is p
+    heap = np.empty(n, np.int64)  # max-heap of next uses, stale entries dropped lazily
+    size = 0
+    count = 0
+    for pos in range(n):
+        nu = nxt[pos]
+        if kept[pos]:
+            hit[pos] = True
+            kept[pos] = False
+            count -= 1
+            if nu == never:
+                continue  # never used again: free the slot now (same hits)
+        elif nu == never:
+            continue
+        elif count >= capacity:
+            while not kept[heap[0]]:  # drop stale entries
+                size -= 1
+                last = heap[size]
+                i = 0
+                while True:
+                    c = 2 * i + 1
+                    if c >= size:
+                        break
+                    if c + 1 < size and heap[c + 1] > heap[c]:
+                        c += 1
+                    if heap[c] <= last:
+                        break
+                    heap[i] = heap[c]
+                    i = c
+                heap[i] = last
+            top = heap[0]
+            if top < nu:
+                continue  # the incoming block is the farthest: bypass it
+            kept[top] = False  # evict the farthest (stays in the heap, now stale)
+            count -= 1
+        kept[nu] = True
+        count += 1
+        i = size
+        size += 1
+        while i > 0:
+            par = (i - 1) // 2
+            if heap[par] >= nu:
+                break
+            heap[i] = heap[par]
+            i = par
+        heap[i] = nu
+    return hit
 
 
 def belady_hits(acc: Accesses, capacity: int) -> np.ndarray:
@@ -30,46 +91,57 @@ def belady_hits(acc: Accesses, capacity: int) -> np.ndarray:
     e.g. Brehob et al.). Prefix order is ignored here; see bounds.py for why
     on prefix-consistent traces the hits nonetheless form prefixes.
     """
-    n = acc.n
-    hit = np.zeros(n, dtype=bool)
-    if capacity <= 0 or n == 0:
-        return hit
-    ids = acc.ids.tolist()
-    nxt = acc.next.tolist()
-    res: dict[int, int] = {}
-    heap: list[tuple[int, int]] = []  # (-next use, key), lazily invalidated
-    hits: list[int] = []
+    if capacity <= 0 or acc.n == 0:
+        return np.zeros(acc.n, dtype=bool)
+    return _belady(acc.next, int(capacity), NEVER)
+
+
+@njit(cache=True)
+def _lru_prefix(prev, offsets, capacity):
+    n = len(prev)
+    hit = np.zeros(n, np.bool_)
+    key = np.empty(n, np.int64)  # position of the block's first access
+    older = np.full(n, -1, np.int64)
+    newer = np.full(n, -1, np.int64)
+    inside = np.zeros(n, np.bool_)
     for pos in range(n):
-        k = ids[pos]
-        nu = nxt[pos]
-        if k in res:
-            hits.append(pos)
-            if nu == NEVER:
-                del res[k]  # never used again: free the slot now (same hits)
+        key[pos] = pos if prev[pos] < 0 else key[prev[pos]]
+    lru = -1  # least recently used end
+    mru = -1
+    size = 0
+    for i in range(len(offsets) - 1):
+        lo, hi = offsets[i], offsets[i + 1]
+        h = lo
+        while h < hi and inside[key[h]]:
+            hit[h] = True
+            h += 1
+        for pos in range(lo, hi):
+            k = key[pos]
+            if inside[k]:
+                if k == mru:
+                    continue
+                a, b = older[k], newer[k]  # unlink
+                if a != -1:
+                    newer[a] = b
+                else:
+                    lru = b
+                older[b] = a
             else:
-                res[k] = nu
-                heappush(heap, (-nu, k))
-            continue
-        if nu == NEVER:
-            continue
-        if len(res) < capacity:
-            res[k] = nu
-            heappush(heap, (-nu, k))
-            continue
-        while True:  # drop stale heap entries
-            neg, kk = heap[0]
-            if res.get(kk) == -neg:
-                break
-            heappop(heap)
-        if -neg > nu:
-            heappop(heap)
-            del res[kk]
-            res[k] = nu
-            heappush(heap, (-nu, k))
-        if len(heap) > 4 * len(res) + 1024:
-            heap = [(-v, kk) for kk, v in res.items()]
-            heap.sort()
-    hit[hits] = True
+                inside[k] = True
+                size += 1
+            older[k] = mru  # append as most recent
+            newer[k] = -1
+            if mru != -1:
+                newer[mru] = k
+            else:
+                lru = k
+            mru = k
+            if size > capacity:
+                v = lru
+                lru = newer[v]
+                older[lru] = -1
+                inside[v] = False
+                size -= 1
     return hit
 
 
@@ -80,29 +152,6 @@ def lru_prefix_hits(acc: Accesses, capacity: int) -> np.ndarray:
     then every block of the request is touched (resident) or inserted
     (missing), evicting the least recently used block while full.
     """
-    n = acc.n
-    hit = np.zeros(n, dtype=bool)
-    if capacity <= 0 or n == 0:
-        return hit
-    ids = acc.ids.tolist()
-    offs = acc.offsets.tolist()
-    od: OrderedDict[int, None] = OrderedDict()
-    move, pop = od.move_to_end, od.popitem
-    hits: list[int] = []
-    for i in range(len(offs) - 1):
-        lo, hi = offs[i], offs[i + 1]
-        h = lo
-        while h < hi and ids[h] in od:
-            h += 1
-        if h > lo:
-            hits.extend(range(lo, h))
-        for pos in range(lo, hi):
-            k = ids[pos]
-            if k in od:
-                move(k)
-            else:
-                od[k] = None
-                if len(od) > capacity:
-                    pop(last=False)
-    hit[hits] = True
-    return hit
+    if capacity <= 0 or acc.n == 0:
+        return np.zeros(acc.n, dtype=bool)
+    return _lru_prefix(acc.prev, acc.offsets, int(capacity))
