@@ -30,6 +30,10 @@ batch's tokens all advance by one per iteration.
 """
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
+
 from sim.errors import InputError
 from sim.hardware import GpuSpec, ModelSpec, kv_bytes_per_token, weights_bytes_per_gpu
 
@@ -40,9 +44,33 @@ def prefill_flops(spec: ModelSpec, new_tokens: float, cached_tokens: float = 0) 
         raise ValueError(f"token counts must be >= 0 (new={new_tokens}, cached={cached_tokens})")
     if new_tokens == 0:
         return 0.0
+    return _prefill_flops_terms(spec, new_tokens, cached_tokens)
+
+
+def _prefill_flops_terms(spec: ModelSpec, new_tokens, cached_tokens):
+    """Linear + attention FLOPs; works element-wise on numpy arrays too."""
     linear = 2.0 * spec.active_params * new_tokens
     attn = 4.0 * spec.n_layers * spec.attn_hidden * new_tokens * (cached_tokens + new_tokens / 2.0)
     return linear + attn
+
+
+def service_time_s(spec: ModelSpec, gpu: GpuSpec, input_tokens: np.ndarray, output_tokens: np.ndarray, *,
+                   tp: int, mfu: float, compute_dtype: str, kv_dtype: str, weight_dtype: str,
+                   overhead_s: float) -> np.ndarray:
+    """Uncontended service time per request, vectorised: cold prefill + decode at batch size 1.
+
+    Element for element the same arithmetic as ``prefill_time_s(spec, gpu, inp)``
+    + ``decode_iteration_time_s(spec, gpu, 1, inp) x (out - 1)``.
+    """
+    inp = np.asarray(input_tokens, dtype=np.float64)
+    out = np.asarray(output_tokens, dtype=np.int64)
+    if not 0 < mfu <= 1:
+        raise ValueError(f"mfu must be in (0, 1], got {mfu}")
+    pre = _prefill_flops_terms(spec, inp, 0) / (tp * peak_flops(gpu, compute_dtype) * mfu)
+    pre[inp == 0] = 0.0
+    read = weights_bytes_per_gpu(spec, weight_dtype, tp, 1) + inp * kv_bytes_per_token(spec, kv_dtype, tp, 1)
+    it = read / (gpu.hbm_bandwidth_gb_s * 1e9) + overhead_s
+    return pre + it * np.maximum(0, out - 1)
 
 
 def peak_flops(gpu: GpuSpec, dtype: str = "fp16") -> float:
@@ -87,6 +115,20 @@ def decode_iteration_time_s(spec: ModelSpec, gpu: GpuSpec, batch_size: int, batc
         spec, kv_dtype, tp, 1
     )
     return read / (gpu.hbm_bandwidth_gb_s * 1e9) + overhead_s
+
+
+def decode_iteration_time_fn(spec: ModelSpec, gpu: GpuSpec, kv_dtype: str = "fp16", weight_dtype: str = "fp16",
+                            tp: int = 1, overhead_s: float = 0.002) -> Callable[[float], float]:
+    """``decode_iteration_time_s`` of a non-empty batch as a function of its KV tokens.
+
+    The per-model constants are computed once; the arithmetic per call is
+    the same, so results are bit-identical (the SimPy decode model calls
+    this on every batch change).
+    """
+    weights = weights_bytes_per_gpu(spec, weight_dtype, tp, 1)
+    per_token = kv_bytes_per_token(spec, kv_dtype, tp, 1)
+    bandwidth = gpu.hbm_bandwidth_gb_s * 1e9
+    return lambda kv_tokens: (weights + kv_tokens * per_token) / bandwidth + overhead_s
 
 
 def load_time_s(nbytes: float, bandwidth_gb_s: float, latency_us: float = 0.0) -> float:

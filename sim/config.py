@@ -70,6 +70,7 @@ class CacheCfg(_Section):
     async_backup: bool = False
     prefetch_lookahead: int = Field(1, ge=1)
     selective_depth_tokens: int = Field(4096, ge=0)
+    engine: Literal["auto", "compiled", "python"] = "auto"
 
 
 class PoliciesCfg(_Section):

@@ -35,6 +35,7 @@ class FluidShare:
         self._load = 0.0
         self._seq = itertools.count()
         self._gen = 0  # invalidates stale wake-up timers
+        self._r = 0.0  # rate_fn at the current active set (cached: it changes only with the set)
         self.busy_time = 0.0  # seconds with at least one active job
         self.served = 0.0  # total size served
 
@@ -43,13 +44,17 @@ class FluidShare:
         return len(self._heap)
 
     def _rate(self) -> float:
-        return self.rate_fn(len(self._heap), self._load) if self._heap else 0.0
+        return self._r
+
+    def _set_changed(self) -> None:
+        """The active set changed: recompute the per-job rate."""
+        self._r = self.rate_fn(len(self._heap), self._load) if self._heap else 0.0
 
     def _advance(self) -> None:
         now = self.env.now
         dt = now - self._t
         if dt > 0 and self._heap:
-            r = self._rate()
+            r = self._r
             self._v += r * dt
             self.served += r * dt * len(self._heap)
             self.busy_time += dt
@@ -63,6 +68,7 @@ class FluidShare:
         self._advance()
         heapq.heappush(self._heap, (self._v + size, next(self._seq), done, load))
         self._load += load
+        self._set_changed()
         self._reschedule()
         return done
 
@@ -70,7 +76,7 @@ class FluidShare:
         self._gen += 1
         if not self._heap:
             return
-        rate = self._rate()
+        rate = self._r
         if rate <= 0:
             raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
         delay = max(0.0, (self._heap[0][0] - self._v) / rate)
@@ -86,13 +92,17 @@ class FluidShare:
         # give a wake-up delay that does not advance env.now, and the timer would refire forever.
         eps = 1e-9 * max(1.0, abs(self._v))
         if self._heap:
-            eps = max(eps, 4.0 * math.ulp(self.env.now) * self._rate())
+            eps = max(eps, 4.0 * math.ulp(self.env.now) * self._r)
+        popped = False
         while self._heap and self._heap[0][0] <= self._v + eps:
             _, _, ev, load = heapq.heappop(self._heap)
             self._load -= load
             ev.succeed()
+            popped = True
         if not self._heap:
             self._load = 0.0
+        if popped:
+            self._set_changed()
         self._reschedule()
 
 

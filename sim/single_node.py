@@ -33,7 +33,12 @@ from sim.hardware import (
     kv_bytes_per_token_total,
     model_spec,
 )
+from sim.engine.cache import CompiledNodeCache
+from sim.engine.dispatch import KERNELS
+from sim.engine.replay import run_fast as run_fast_compiled
+from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
 from sim.node_cache import NodeCache, Traffic
+from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext, make_policy
 from sim.router import RouteState, make_router
 from sim.tiers import Tier
@@ -125,16 +130,37 @@ def policy_params(cfg: Config, block_tokens: int) -> dict:
     }
 
 
-def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache:
+def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache | CompiledNodeCache:
+    """The node's tier hierarchy: compiled when the policy has a kernel (cache.engine)."""
     params = policy_params(cfg, setup.block_tokens)
     bb = setup.block_bytes
+    write_through = cfg.cache.write_policy == "write_through"
+    if use_engine(cfg, policy):
+        return CompiledNodeCache(policy, setup.hbm_blocks, setup.n_workers, setup.dram_blocks, setup.ssd_blocks,
+                                 bb, ctx, params, write_through=write_through)
     hbm = [
         Tier("hbm", setup.hbm_blocks, bb, make_policy(policy, setup.hbm_blocks, ctx, **params))
         for _ in range(setup.n_workers)
     ]
     dram = Tier("dram", setup.dram_blocks, bb, make_policy(policy, setup.dram_blocks, ctx, **params))
     ssd = Tier("ssd", setup.ssd_blocks, bb, make_policy(policy, setup.ssd_blocks, ctx, **params))
-    return NodeCache(hbm, dram, ssd, write_through=cfg.cache.write_policy == "write_through")
+    return NodeCache(hbm, dram, ssd, write_through=write_through)
+
+
+def use_engine(cfg: Config, policy: str) -> bool:
+    """Run `policy` on the compiled engine? (cache.engine: auto | compiled | python)"""
+    mode = cfg.cache.engine
+    if mode == "python":
+        return False
+    if policy in KERNELS:
+        return True
+    if mode == "compiled":
+        raise InputError(
+            f"policy {policy!r} has no compiled kernel (compiled: {', '.join(sorted(KERNELS))}); "
+            "use cache.engine=auto or python",
+            where="cache.engine",
+        )
+    return False
 
 
 @dataclass
@@ -226,11 +252,26 @@ def run_single(
     router = make_router(
         cfg.cluster.router, RouteState(setup.n_workers, load, cache.hbm_prefix, seed=cfg.seed)
     )
-    prefetcher = _SessionPrefetch() if cache.hbm[0].policy.prefetch else None
+    do_prefetch = POLICIES[policy].prefetch
+    prefetcher = _SessionPrefetch() if do_prefetch else None
+    service = compute.service_time_s(
+        setup.spec, setup.gpu, workload.input_tokens, workload.output_tokens, tp=cfg.model.tp, mfu=cfg.compute.mfu,
+        compute_dtype=cfg.compute.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
+        overhead_s=cfg.compute.decode_overhead_ms / 1000,
+    )
+    compiled = isinstance(cache, CompiledNodeCache) and cfg.cluster.router in ROUTER_KERNELS
+    if compiled:
+        sess = session_index(workload.session_id)
+        R = router_state(cfg.cluster.router, router, n, int(sess.max()) + 1 if n else 0)
+        router = CompiledRouter(cache.M, R, load, sess)
     if timing:
         _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
+    elif compiled:
+        out = run_fast_compiled(cache, R, workload, sess, service, load, _sample_every(n), do_prefetch, progress)
+        res.worker, res.hit_blocks, res.hit_tokens = out["worker"], out["hit_blocks"], out["hit_tokens"]
+        res.sim_time_s = float(workload.arrival_ms[-1] / 1000.0) if n else 0.0
     else:
-        _run_fast(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
+        _run_fast(workload, setup, cache, router, load, prefetcher, service, res, progress)
     if prefetcher is not None:
         res.prefetch_skipped = prefetcher.skipped
     res.wall_s = time.perf_counter() - t_wall
@@ -249,7 +290,7 @@ def _sample(cache: NodeCache, t: float) -> None:
 
 
 def _service_estimate_s(cfg: Config, setup: NodeSetup, inp: int, out: int) -> float:
-    """Uncontended service time of a request, used as the load signal of the fast path."""
+    """Uncontended service time of one request (scalar twin of compute.service_time_s)."""
     c = cfg.compute
     pre = compute.prefill_time_s(setup.spec, setup.gpu, inp, 0, tp=cfg.model.tp, mfu=c.mfu, compute_dtype=c.dtype)
     it = compute.decode_iteration_time_s(
@@ -259,7 +300,7 @@ def _service_estimate_s(cfg: Config, setup: NodeSetup, inp: int, out: int) -> fl
     return pre + it * max(0, out - 1)
 
 
-def _run_fast(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
+def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress) -> None:
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
     inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
@@ -287,7 +328,7 @@ def _run_fast(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pro
         res.hit_blocks[i] = (nh, nd, ns)
         res.hit_tokens[i] = _hit_tokens(nh, nd, ns, bt, int(inp[i]))
         load[wk] += 1
-        heapq.heappush(departures, (t + _service_estimate_s(cfg, setup, int(inp[i]), int(out[i])), wk))
+        heapq.heappush(departures, (t + float(service[i]), wk))
         if prefetcher is not None and s >= 0:
             when = prefetcher.observe(s, i, t)
             if when is not None:
@@ -317,11 +358,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     spec, gpu, kv_dtype, wdt = setup.spec, setup.gpu, cfg.model.kv_dtype, cfg.model.weight_dtype
     overhead = c.decode_overhead_ms / 1000.0
 
+    step_s = compute.decode_iteration_time_fn(spec, gpu, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp, overhead_s=overhead)
+
     def iteration_rate(n_active: int, kv_tokens: float) -> float:
         # tokens per second per request in a batch of n_active requests
-        return 1.0 / compute.decode_iteration_time_s(
-            spec, gpu, n_active, kv_tokens, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp, overhead_s=overhead
-        )
+        return 1.0 / step_s(kv_tokens)
 
     decoders = [FluidShare(env, iteration_rate) for _ in range(nw)]
     bb = setup.block_bytes

@@ -40,6 +40,7 @@ class AccessContext:
     request: np.ndarray  # int64: request index of the access
     session: np.ndarray  # int64: session id of the access's request (-1 unknown)
     arrival_ms: np.ndarray  # float64: arrival time of the access's request
+    n_unique: int = 0  # distinct block ids (bounds the slots a compiled tier can ever use)
 
     @classmethod
     def from_workload(cls, w) -> "AccessContext":
@@ -50,16 +51,19 @@ class AccessContext:
         request = np.repeat(np.arange(len(w), dtype=np.int64), counts)
         depth = np.arange(n, dtype=np.int64) - np.repeat(w.block_offsets[:-1], counts)
         next_use = np.full(n, NEVER, dtype=np.int64)
+        n_unique = 0
         if n:
             order = np.lexsort((np.arange(n), ids))  # by id, then by position
             same = ids[order[1:]] == ids[order[:-1]]
             next_use[order[:-1][same]] = order[1:][same]
+            n_unique = n - int(same.sum())
         return cls(
             next_use=next_use,
             depth=depth,
             request=request,
             session=w.session_id[request],
             arrival_ms=w.arrival_ms[request],
+            n_unique=n_unique,
         )
 
 

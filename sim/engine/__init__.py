@@ -1,0 +1,56 @@
+"""Compiled (numba) cache engine for the single-node simulator.
+
+The Python classes in ``sim.tiers``, ``sim.node_cache`` and ``sim.policies``
+are the readable reference: any policy, including the learned one and a
+user's own, runs there. This package re-implements the built-in policies and
+the node hierarchy over flat arrays so that a replay spends nanoseconds, not
+microseconds, per block; ``tests/test_engine_equivalence.py`` replays random
+and real access sequences through both and requires identical decisions,
+counters and hit rates.
+
+Modules, one job each:
+
+* ``layout``      - field indices of the packed arrays and their allocation.
+* ``hashtab``     - open-addressing hash table: block id -> slot, per tier.
+* ``slots``       - slot free lists, intrusive doubly-linked lists, indexed heap.
+* ``*_kernel``    - one eviction policy family per file (lru/fifo/selective
+  write/session prefetch, arc, s3fifo, lfu/belady as priorities).
+* ``dispatch``    - the policy-code table and the five calls a tier makes.
+* ``tier_ops``    - Tier.put/take/admits over the arrays.
+* ``node_ops``    - NodeCache.lookup/fetch/store/prefetch/demote.
+* ``routing``     - the single-node routers.
+* ``replay``      - the whole hit-rate-only replay loop.
+* ``cache``       - ``CompiledNodeCache``: the NodeCache API for Python callers.
+
+Numba caches compiled code per function and only notices edits to that
+function's own file, not to the kernels it calls; so the cache lives in a
+folder named after a digest of this package's sources, and any edit here
+starts a fresh cache (old folders are removed).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import shutil
+
+import numba
+
+_HERE = pathlib.Path(__file__).resolve().parent
+
+
+def _use_source_keyed_cache() -> None:
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return  # the user chose a cache folder
+    digest = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(_HERE.glob("*.py")))).hexdigest()[:12]
+    root = _HERE / "__pycache__"
+    numba.config.CACHE_DIR = str(root / f"numba-{digest}")
+    try:
+        for old in root.glob("numba-*"):
+            if old.name != f"numba-{digest}":
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        pass  # a read-only install: numba falls back to its own cache folder
+
+
+_use_source_keyed_cache()

@@ -1,0 +1,135 @@
+"""The engine's memory: one int64 array ``M`` holds a whole node.
+
+Why one array: every compiled call that takes an array pays reference
+counting on it, and the tier calls run several times per block; passing one
+array instead of eight made the replay about twice as fast.
+
+Layout of ``M`` (all offsets are absolute indices into ``M``):
+
+* node header ``M[0:N_NODE_FIELDS]``: workers, policy code, write-through,
+  link traffic totals, and where the per-access arrays start;
+* one record of ``N_TIER_FIELDS`` per tier at ``tier_at(t)``: workers' HBM
+  0..NW-1, DRAM = NW, SSD = NW + 1, and the selective-write reuse history as
+  the pseudo-tier NW + 2;
+* slots, ``N_SLOT_FIELDS`` words each; a slot is named by its address ``s``
+  and its fields are ``M[s + KEY]`` etc. A slot is a resident block or a
+  ghost key;
+* each tier's hash table (slot addresses, -1 empty) and auxiliary region
+  (LFU's frequency buckets, Belady's heap);
+* the workload's ``next_use`` and ``depth`` per access (Belady and
+  selective_write read them by access position).
+
+Floats (ARC's adaptive target p) are stored in tier fields through a
+float64 view of the same memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# --- slot fields
+KEY, POS, PREV, NEXT, LIST, FREQ, HIDX = range(7)
+N_SLOT_FIELDS = 7
+
+# --- node header
+NW = 0  # workers
+POLICY = 1
+WRITE_THROUGH = 2
+TR_DRAM_TO_HBM = 3
+TR_SSD_TO_HBM = 4
+TR_HBM_TO_DRAM = 5
+TR_DRAM_TO_SSD = 6
+PREFETCHED = 7
+NU_BASE = 8  # next_use[pos] is M[M[NU_BASE] + pos]
+DP_BASE = 9  # depth[pos] is M[M[DP_BASE] + pos]
+N_NODE_FIELDS = 10
+
+# --- tier fields
+CAP = 0  # capacity in blocks
+NSLOTS = 1
+HBASE = 2  # first hash-table entry
+HMASK = 3  # hash-table size - 1 (a power of two minus one)
+FREE = 4  # first free slot (linked through NEXT), -1 none
+LEN = 5  # resident blocks
+HEAPBASE = 6  # the tier's auxiliary region (LFU buckets, Belady heap)
+HEAPLEN = 7
+HEAD = 8  # HEAD + l, l in 0..3: oldest slot of list l
+TAIL = 12
+SIZE = 16
+PENDING_SLOT = 20  # ARC: the pending key's ghost slot, -1 none
+PENDING = 21  # ARC: key announced by admit
+HAS_PENDING = 22
+PARAM_A = 23  # s3fifo small target | selective_write history
+PARAM_B = 24  # s3fifo ghost size
+PARAM_C = 25  # s3fifo move-to-main threshold | selective_write depth threshold
+ARC_P = 26  # float64 bits
+ARC_PENDING_P = 27  # float64 bits
+ST_HITS = 28  # TierStats, same names and order as STAT_FIELDS
+N_STATS = 8
+N_TIER_FIELDS = ST_HITS + N_STATS
+STAT_FIELDS = ("hits", "inserts", "demotions_in", "promotions_out", "evictions", "taken", "dropped", "rejected")
+ST_INSERTS, ST_DEMOTIONS_IN, ST_PROMOTIONS_OUT, ST_EVICTIONS, ST_TAKEN, ST_DROPPED, ST_REJECTED = range(
+    ST_HITS + 1, ST_HITS + N_STATS
+)
+
+# --- lists: 0 and 1 hold resident blocks, 2 and 3 ghosts (keys only)
+RESIDENT_LISTS = 2
+
+
+@njit(cache=True)
+def tier_at(t):
+    return N_NODE_FIELDS + t * N_TIER_FIELDS
+
+
+def _table_size(nslots: int) -> int:
+    """A power of two at least twice the slots (load factor <= 0.5)."""
+    size = 4
+    while size < 2 * max(1, nslots):
+        size *= 2
+    return size
+
+
+def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_code: int, n_workers: int,
+             write_through: bool, params: list[tuple[int, int, int]], next_use: np.ndarray,
+             depth: np.ndarray) -> np.ndarray:
+    """``M`` for tiers with `capacities` (blocks), `nslots` slots and `aux` words of policy
+    structures (LFU buckets, Belady's heap) each; `params[t]` = PARAM_A..C."""
+    n_t = len(capacities)
+    sizes = [_table_size(n) for n in nslots]
+    total_slots = int(sum(nslots))
+    slots0 = N_NODE_FIELDS + n_t * N_TIER_FIELDS
+    ht0 = slots0 + total_slots * N_SLOT_FIELDS
+    hp0 = ht0 + sum(sizes)
+    nu0 = hp0 + int(sum(aux))
+    dp0 = nu0 + len(next_use)
+    M = np.empty(dp0 + len(depth), dtype=np.int64)
+    M[:N_NODE_FIELDS] = 0
+    M[NW], M[POLICY], M[WRITE_THROUGH] = n_workers, policy_code, int(write_through)
+    M[NU_BASE], M[DP_BASE] = nu0, dp0
+    M[slots0:hp0] = -1  # slot fields and hash tables
+    M[hp0:nu0] = -1
+    M[nu0:dp0] = next_use
+    M[dp0:] = depth
+    F = M.view(np.float64)
+    s, h, p = slots0, ht0, hp0
+    for t in range(n_t):
+        a = N_NODE_FIELDS + t * N_TIER_FIELDS
+        n = int(nslots[t])
+        M[a:a + N_TIER_FIELDS] = 0
+        M[a + CAP], M[a + NSLOTS] = capacities[t], n
+        M[a + HBASE], M[a + HMASK] = h, sizes[t] - 1
+        M[a + HEAPBASE] = p
+        M[a + HEAD:a + SIZE] = -1  # heads and tails
+        M[a + PENDING] = -1
+        M[a + PARAM_A], M[a + PARAM_B], M[a + PARAM_C] = params[t]
+        F[a + ARC_P] = F[a + ARC_PENDING_P] = 0.0
+        if n:
+            addrs = s + N_SLOT_FIELDS * np.arange(n, dtype=np.int64)
+            M[addrs[:-1] + NEXT] = addrs[1:]  # free list in address order
+            M[a + FREE] = s
+        else:
+            M[a + FREE] = -1
+        s += n * N_SLOT_FIELDS
+        h += sizes[t]
+        p += int(aux[t])
+    return M

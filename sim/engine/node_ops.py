@@ -1,0 +1,195 @@
+"""sim.node_cache.NodeCache over the arrays: the same moves in the same order.
+
+Tiers: worker w's HBM is tier w, DRAM is NW, SSD is NW + 1. Traffic comes
+back as (dram_to_hbm, ssd_to_hbm, hbm_to_dram, dram_to_ssd) blocks and is
+added to the node totals in the header of ``M``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.engine.layout import (
+    NW, PREFETCHED, ST_DEMOTIONS_IN, ST_DROPPED, ST_HITS, ST_PROMOTIONS_OUT, TR_DRAM_TO_HBM,
+    TR_DRAM_TO_SSD, TR_HBM_TO_DRAM, TR_SSD_TO_HBM, WRITE_THROUGH, tier_at,
+)
+from sim.engine.tier_ops import resident, tier_admits, tier_put_absent, tier_take, tier_touch
+
+
+@njit(cache=True)
+def lookup(M, w, blocks):
+    """Longest cached prefix of `blocks` for worker w: (in HBM, in DRAM, in SSD)."""
+    dram = M[NW]
+    ssd = dram + 1
+    nh = nd_ = ns = 0
+    for j in range(len(blocks)):
+        b = blocks[j]
+        if resident(M, w, b) >= 0:
+            nh += 1
+        elif resident(M, dram, b) >= 0:
+            nd_ += 1
+        elif resident(M, ssd, b) >= 0:
+            ns += 1
+        else:
+            break
+    return nh, nd_, ns
+
+
+@njit(cache=True)
+def hbm_prefix(M, w, blocks):
+    n = 0
+    for j in range(len(blocks)):
+        if resident(M, w, blocks[j]) < 0:
+            break
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _push_down(M, vk, vp, nv, src, dst, outk, outp):
+    """Move src's victims into dst; returns (moved, dst's own victim count in outk/outp)."""
+    nout = 0
+    moved = 0
+    for i in range(nv):
+        b, pos = vk[i], vp[i]
+        s = resident(M, dst, b)
+        if s >= 0:
+            tier_touch(M, dst, s, pos)
+        elif tier_admits(M, dst, b, pos):
+            nout = tier_put_absent(M, dst, b, pos, outk, outp, nout)
+            moved += 1
+        else:
+            M[tier_at(src) + ST_DROPPED] += 1
+    M[tier_at(dst) + ST_DEMOTIONS_IN] += moved
+    return moved, nout
+
+
+@njit(cache=True)
+def _to_ssd(M, spk, spp, nsp):
+    """DRAM victims down to SSD; SSD victims leave the node. Returns blocks moved."""
+    dram = M[NW]
+    gk = np.empty(nsp, dtype=np.int64)
+    gp = np.empty(nsp, dtype=np.int64)
+    moved, ngone = _push_down(M, spk, spp, nsp, dram, dram + 1, gk, gp)
+    M[tier_at(dram + 1) + ST_DROPPED] += ngone
+    return moved
+
+
+@njit(cache=True)
+def _demote(M, w, evk, evp, nev):
+    """HBM victims down to DRAM, DRAM victims to SSD. Returns (hbm_to_dram, dram_to_ssd)."""
+    dram = M[NW]
+    spk = np.empty(nev, dtype=np.int64)
+    spp = np.empty(nev, dtype=np.int64)
+    moved, nsp = _push_down(M, evk, evp, nev, w, dram, spk, spp)
+    d2s = _to_ssd(M, spk, spp, nsp) if nsp else 0
+    return moved, d2s
+
+
+@njit(cache=True)
+def _account(M, d2h, s2h, h2d, d2s):
+    M[TR_DRAM_TO_HBM] += d2h
+    M[TR_SSD_TO_HBM] += s2h
+    M[TR_HBM_TO_DRAM] += h2d
+    M[TR_DRAM_TO_SSD] += d2s
+    return d2h, s2h, h2d, d2s
+
+
+@njit(cache=True)
+def fetch(M, w, blocks, pos0, n_prefix, count_hits):
+    """Bring the first n_prefix of `blocks` (accesses pos0, pos0+1, ...) into w's HBM."""
+    dram = M[NW]
+    ssd = dram + 1
+    wt = M[WRITE_THROUGH] == 1
+    n = max(1, n_prefix)
+    evk = np.empty(n, dtype=np.int64)
+    evp = np.empty(n, dtype=np.int64)
+    nev = 0
+    d2h = s2h = 0
+    n_hbm = 0
+    for j in range(n_prefix):
+        b = blocks[j]
+        pos = pos0 + j
+        s = resident(M, w, b)
+        if s >= 0:
+            tier_touch(M, w, s, pos)
+            n_hbm += 1
+            continue
+        s = resident(M, dram, b)
+        if s >= 0:
+            src = dram
+            d2h += 1
+            if wt:
+                tier_touch(M, dram, s, pos)
+            else:
+                tier_take(M, dram, s)
+        else:
+            s = resident(M, ssd, b)
+            if s < 0:  # evicted since lookup (by this very fetch): the rest recomputes
+                break
+            src = ssd
+            s2h += 1
+            tier_take(M, ssd, s)
+        if count_hits:
+            M[tier_at(src) + ST_HITS] += 1
+        M[tier_at(src) + ST_PROMOTIONS_OUT] += 1
+        nev = tier_put_absent(M, w, b, pos, evk, evp, nev)
+    if count_hits:
+        M[tier_at(w) + ST_HITS] += n_hbm
+    h2d = d2s = 0
+    if nev:
+        h2d, d2s = _demote(M, w, evk, evp, nev)
+    return _account(M, d2h, s2h, h2d, d2s)
+
+
+@njit(cache=True)
+def store(M, w, blocks, pos0, start):
+    """Write blocks[start:] (computed by prefill) into w's HBM."""
+    dram = M[NW]
+    ssd = dram + 1
+    wt = M[WRITE_THROUGH] == 1
+    n = max(1, len(blocks) - start)
+    evk = np.empty(n, dtype=np.int64)
+    evp = np.empty(n, dtype=np.int64)
+    spk = np.empty(1, dtype=np.int64)
+    spp = np.empty(1, dtype=np.int64)
+    nev = 0
+    h2d = d2s = 0
+    for j in range(start, len(blocks)):
+        b = blocks[j]
+        pos = pos0 + j
+        s = resident(M, w, b)
+        if s >= 0:
+            tier_touch(M, w, s, pos)
+            continue
+        if not wt:
+            # keep exclusivity: a copy that reached a lower tier meanwhile is superseded
+            s = resident(M, dram, b)
+            if s >= 0:
+                tier_take(M, dram, s)
+            else:
+                s = resident(M, ssd, b)
+                if s >= 0:
+                    tier_take(M, ssd, s)
+        nev = tier_put_absent(M, w, b, pos, evk, evp, nev)
+        if wt and resident(M, dram, b) < 0 and tier_admits(M, dram, b, pos):
+            nsp = tier_put_absent(M, dram, b, pos, spk, spp, 0)
+            h2d += 1
+            if nsp:
+                d2s += _to_ssd(M, spk, spp, nsp)
+    if nev:
+        m, d = _demote(M, w, evk, evp, nev)
+        h2d += m
+        d2s += d
+    return _account(M, 0, 0, h2d, d2s)
+
+
+@njit(cache=True)
+def prefetch(M, w, blocks, pos0):
+    """Promote the cached prefix of `blocks` into w's HBM ahead of use (no hits counted)."""
+    nh, nd_, ns = lookup(M, w, blocks)
+    if nd_ + ns == 0:
+        return 0, 0, 0, 0
+    tr = fetch(M, w, blocks, pos0, nh + nd_ + ns, False)
+    M[PREFETCHED] += tr[0] + tr[1]
+    return tr

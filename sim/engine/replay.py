@@ -1,0 +1,209 @@
+"""The hit-rate-only replay (sim.single_node._run_fast) as one compiled loop.
+
+Same order of operations as the Python loop, request by request: retire
+departed requests from the load signal, run due session prefetches, route,
+look up, fetch, store, record, sample occupancy. Runs over [i0, i1) so the
+caller can report progress between chunks; all state lives in arrays.
+
+Arguments are grouped in tuples:
+``W = (arrival_s, block_offsets, block_ids, input_tokens, session_index, service_s)``,
+``Q = (dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arrival, last_req, gaps)``
+(the departure and prefetch heaps and the session-gap predictor; ``gaps`` =
+[sum, count]), ``O = (worker, hit_blocks, hit_tokens, occ_t, occ)``;
+``st`` = [departures, prefetches, occupancy samples] counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.engine.layout import LEN, NW, tier_at
+from sim.engine.node_ops import fetch, lookup, prefetch, store
+from sim.engine.routing import route
+
+PREFETCH_GAP_FRACTION = 0.8  # as sim.single_node: prefetch at 80% of the mean think time
+
+
+@njit(cache=True)
+def hit_tokens(nh, nd, ns, bt, input_tokens):
+    """Tokens per tier; the last (partial) block of a prompt is trimmed from the deepest tier."""
+    th, td, ts = nh * bt, nd * bt, ns * bt
+    excess = th + td + ts - input_tokens
+    if excess > 0:
+        cut = min(excess, ts)
+        ts -= cut
+        excess -= cut
+        cut = min(excess, td)
+        td -= cut
+        excess -= cut
+        th -= excess
+    return th, td, ts
+
+
+# ------------------------------------------------------------- heaps
+@njit(cache=True)
+def _dep_push(dt, dw, n, t, w):
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if dt[p] <= t:
+            break
+        dt[i], dw[i] = dt[p], dw[p]
+        i = p
+    dt[i], dw[i] = t, w
+    return n + 1
+
+
+@njit(cache=True)
+def _dep_pop(dt, dw, n):
+    """Remove the root; returns (its worker, new size)."""
+    w0 = dw[0]
+    n -= 1
+    t, w = dt[n], dw[n]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and dt[c + 1] < dt[c]:
+            c += 1
+        if dt[c] >= t:
+            break
+        dt[i], dw[i] = dt[c], dw[c]
+        i = c
+    if n > 0:
+        dt[i], dw[i] = t, w
+    return w0, n
+
+
+@njit(cache=True, inline="always")
+def _pf_less(pt, ps, pr, a, b):
+    if pt[a] != pt[b]:
+        return pt[a] < pt[b]
+    if ps[a] != ps[b]:
+        return ps[a] < ps[b]
+    return pr[a] < pr[b]
+
+
+@njit(cache=True)
+def _pf_swap(pt, ps, pr, pw, a, b):
+    pt[a], pt[b] = pt[b], pt[a]
+    ps[a], ps[b] = ps[b], ps[a]
+    pr[a], pr[b] = pr[b], pr[a]
+    pw[a], pw[b] = pw[b], pw[a]
+
+
+@njit(cache=True)
+def _pf_push(pt, ps, pr, pw, n, t, s, r, w):
+    pt[n], ps[n], pr[n], pw[n] = t, s, r, w
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if not _pf_less(pt, ps, pr, i, p):
+            break
+        _pf_swap(pt, ps, pr, pw, i, p)
+        i = p
+    return n + 1
+
+
+@njit(cache=True)
+def _pf_pop(pt, ps, pr, pw, n):
+    """Move the root to index n - 1 and restore the heap on [0, n - 1); returns n - 1."""
+    n -= 1
+    _pf_swap(pt, ps, pr, pw, 0, n)
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _pf_less(pt, ps, pr, c + 1, c):
+            c += 1
+        if not _pf_less(pt, ps, pr, c, i):
+            break
+        _pf_swap(pt, ps, pr, pw, i, c)
+        i = c
+    return n
+
+
+# ------------------------------------------------------------- the loop
+@njit(cache=True)
+def replay(M, R, W, Q, O, st, load, i0, i1, every, bt, do_prefetch):
+    arr_s, offs, ids, inp, sess, svc = W
+    dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arr, last_req, gaps = Q
+    worker, hit_blocks, hit_tok, occ_t, occ = O
+    nw = M[NW]
+    for i in range(i0, i1):
+        t = arr_s[i]
+        while st[0] > 0 and dep_t[0] <= t:
+            w0, st[0] = _dep_pop(dep_t, dep_w, st[0])
+            load[w0] -= 1
+        while st[1] > 0 and pf_t[0] <= t:
+            st[1] = _pf_pop(pf_t, pf_s, pf_r, pf_w, st[1])
+            k = st[1]
+            r = pf_r[k]
+            if last_req[pf_s[k]] == r:
+                prefetch(M, pf_w[k], ids[offs[r]:offs[r + 1]], offs[r])
+        lo, hi = offs[i], offs[i + 1]
+        blocks = ids[lo:hi]
+        s = sess[i]
+        wk = route(M, R, load, i, blocks, s)
+        nh, n_dram, ns = lookup(M, wk, blocks)
+        npre = nh + n_dram + ns
+        fetch(M, wk, blocks, lo, npre, True)
+        store(M, wk, blocks, lo, npre)
+        worker[i] = wk
+        hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, n_dram, ns
+        th, td, ts = hit_tokens(nh, n_dram, ns, bt, inp[i])
+        hit_tok[i, 0], hit_tok[i, 1], hit_tok[i, 2] = th, td, ts
+        load[wk] += 1
+        st[0] = _dep_push(dep_t, dep_w, st[0], t + svc[i], wk)
+        if do_prefetch and s >= 0:
+            prev = last_arr[s]
+            if prev == prev:  # not NaN: the session was seen before
+                gaps[0] += t - prev
+                gaps[1] += 1.0
+            last_arr[s] = t
+            last_req[s] = i
+            if gaps[1] > 0:
+                when = t + PREFETCH_GAP_FRACTION * gaps[0] / gaps[1]
+                st[1] = _pf_push(pf_t, pf_s, pf_r, pf_w, st[1], when, s, i, wk)
+        if i % every == 0:
+            k = st[2]
+            occ_t[k] = t
+            h = 0
+            for w in range(nw):
+                h += M[tier_at(w) + LEN]
+            occ[k, 0], occ[k, 1], occ[k, 2] = h, M[tier_at(nw) + LEN], M[tier_at(nw + 1) + LEN]
+            st[2] = k + 1
+
+
+def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarray, load: np.ndarray,
+             every: int, do_prefetch: bool, progress=None, chunk: int = 4096) -> dict:
+    """Drive ``replay`` over the whole workload `w`; returns the per-request arrays.
+
+    `cache` is a CompiledNodeCache (its occupancy lists are filled here).
+    """
+    n = len(w)
+    n_sess = int(session_index.max()) + 1 if n else 0
+    W = (w.arrival_ms / 1000.0, w.block_offsets, w.block_ids, w.input_tokens, session_index, service_s)
+    Q = (
+        np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64),
+        np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64), np.zeros(max(1, n), dtype=np.int64),
+        np.zeros(max(1, n), dtype=np.int64),
+        np.full(max(1, n_sess), np.nan), np.full(max(1, n_sess), -1, dtype=np.int64), np.zeros(2),
+    )
+    m = n // every + 2
+    O = (np.zeros(n, dtype=np.int64), np.zeros((n, 3), dtype=np.int64), np.zeros((n, 3), dtype=np.int64),
+         np.zeros(m), np.zeros((m, 3), dtype=np.int64))
+    st = np.zeros(3, dtype=np.int64)
+    bt = w.block_tokens
+    for i0 in range(0, n, chunk):
+        i1 = min(n, i0 + chunk)
+        replay(cache.M, R, W, Q, O, st, load, i0, i1, every, bt, do_prefetch)
+        if progress:
+            progress(i1 - 1)
+    k = int(st[2])
+    occ_t, occ = O[3][:k].tolist(), O[4][:k].tolist()
+    for name, col in (("hbm", 0), ("dram", 1), ("ssd", 2)):
+        cache.occupancy[name] = [(t, row[col]) for t, row in zip(occ_t, occ)]
+    return {"worker": O[0], "hit_blocks": O[1], "hit_tokens": O[2]}

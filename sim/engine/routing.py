@@ -1,0 +1,122 @@
+"""The single-node routers of sim/router.py, compiled, for the engine's replays.
+
+Router state lives in two small arrays so both replays (the compiled
+hit-rate-only loop and the SimPy one, through ``CompiledRouter``) share it:
+``ri`` = [code, round-robin next], ``rp`` = [load penalty (prefix_aware),
+blocks per request (cache_load_balanced), overload (session_affinity)];
+``draws`` holds the random router's choices, drawn up front from the same
+numpy generator and seed as ``RandomRouter`` (one draw per request, so the
+sequence is identical); ``home`` is session_affinity's worker per session
+(dense session index, -1 none).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.engine.node_ops import hbm_prefix
+
+RANDOM, ROUND_ROBIN, LEAST_LOADED, SESSION_AFFINITY, PREFIX_AWARE, CACHE_LOAD_BALANCED = range(6)
+ROUTER_KERNELS: dict[str, int] = {
+    "random": RANDOM,
+    "round_robin": ROUND_ROBIN,
+    "least_loaded": LEAST_LOADED,
+    "session_affinity": SESSION_AFFINITY,
+    "prefix_aware": PREFIX_AWARE,
+    "cache_load_balanced": CACHE_LOAD_BALANCED,
+}
+
+
+def router_state(name: str, router, n_requests: int, n_sessions: int) -> tuple:
+    """(ri, rp, draws, home) for the Python router object `router` (sim.router)."""
+    code = ROUTER_KERNELS[name]
+    ri = np.array([code, 0], dtype=np.int64)
+    rp = np.array([
+        float(getattr(router, "penalty", 0.0)),
+        float(getattr(router, "per_request", 0.0)),
+        float(getattr(router, "overload", 0.0)),
+    ])
+    if code == RANDOM:
+        draws = router.s.rng.integers(router.s.n_workers, size=n_requests).astype(np.int64)
+    else:
+        draws = np.zeros(1, dtype=np.int64)
+    home = np.full(max(1, n_sessions), -1, dtype=np.int64)
+    return ri, rp, draws, home
+
+
+@njit(cache=True)
+def _argmin(load):
+    best = 0
+    for w in range(1, len(load)):
+        if load[w] < load[best]:
+            best = w
+    return best
+
+
+@njit(cache=True)
+def route(M, R, load, i, blocks, sess):
+    """Worker for request i (its `blocks`, dense session index `sess` or -1)."""
+    ri, rp, draws, home = R
+    code = ri[0]
+    nw = len(load)
+    if code == RANDOM:
+        return draws[i]
+    if code == ROUND_ROBIN:
+        w = ri[1]
+        ri[1] = (w + 1) % nw
+        return w
+    if code == LEAST_LOADED:
+        return _argmin(load)
+    if code == SESSION_AFFINITY:
+        if sess >= 0:
+            w = home[sess]
+            if w >= 0:
+                mean = 0.0
+                for k in range(nw):
+                    mean += load[k]
+                mean /= nw
+                if load[w] <= rp[2] * max(1.0, mean):
+                    return w
+        w = _argmin(load)
+        if sess >= 0:
+            home[sess] = w
+        return w
+    if code == PREFIX_AWARE:
+        if len(blocks) == 0:
+            return _argmin(load)
+        best = 0
+        best_score = 0.0
+        for w in range(nw):
+            score = hbm_prefix(M, w, blocks) - rp[0] * load[w]
+            if w == 0 or score > best_score:
+                best, best_score = w, score
+        return best
+    # CACHE_LOAD_BALANCED
+    n = len(blocks)
+    best = 0
+    best_cost = 0.0
+    for w in range(nw):
+        cost = (n - hbm_prefix(M, w, blocks)) + rp[1] * load[w]
+        if w == 0 or cost < best_cost:
+            best, best_cost = w, cost
+    return best
+
+
+class CompiledRouter:
+    """A sim.router-style ``choose`` backed by ``route`` (for the SimPy replay)."""
+
+    def __init__(self, M: np.ndarray, R: tuple, load: np.ndarray, session_index: np.ndarray) -> None:
+        self.M, self.R, self.load, self.sess = M, R, load, session_index
+
+    def choose(self, req: int, blocks: np.ndarray, session: int) -> int:
+        return int(route(self.M, self.R, self.load, req, blocks, self.sess[req]))
+
+
+def session_index(session_id: np.ndarray) -> np.ndarray:
+    """Dense session numbers in id order (-1 stays -1), so per-session state fits in arrays."""
+    out = np.full(len(session_id), -1, dtype=np.int64)
+    known = session_id >= 0
+    if known.any():
+        _, inv = np.unique(session_id[known], return_inverse=True)
+        out[known] = inv
+    return out
