@@ -1,19 +1,22 @@
 """Belady's MIN: evict the resident key used farthest in the future.
 
-Mirrors sim/policies/belady.py: priority (-next use, key), smallest first,
-so ties (e.g. keys never used again) go to the smaller key. An indexed
-4-ary heap in the tier's auxiliary region; entries are 3 words
-[-next_use, key, slot] so sifting reads the heap alone; a slot's HIDX is
-its entry index. Resident slots carry LIST = 0 as a flag.
+Mirrors sim/policies/belady.py: keys never used again (next use NEVER) sit
+on the dead list (list 0, the one that became dead earliest leaves first);
+live keys sit in a 4-ary heap ordered by (-next use, key) in the tier's
+auxiliary region, entries of 3 words [-next_use, key, slot] so sifting reads
+the heap alone; a live slot has LIST = 1 and HIDX = its entry index.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
-from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, KEY, LEN, LIST, NU_BASE, POS, tier_at
-from sim.engine.slots import drop_slot, new_slot
+from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, KEY, LEN, LIST, NU_BASE, POS, SIZE, tier_at
+from sim.engine.slots import drop_slot, new_slot, pop_front, push_back, unlink
 
 E_WORDS = 3
+DEAD, LIVE = 0, 1
+NEVER = np.iinfo(np.int64).max
 
 
 def aux_words(nslots: int) -> int:
@@ -38,9 +41,8 @@ def _place(M, base, i, p1, p2, s):
 def _sift(M, base, n, i, p1, p2, s):
     """Put entry (p1, p2, s) into the hole at index i of a heap of n entries.
 
-    A 4-ary heap: half the depth of a binary one, and a node's children
-    share two cache lines, which matters for the SSD tier's thousands of
-    entries (every new block pops a victim there).
+    4-ary: half the depth of a binary heap, and a node's children share two
+    cache lines.
     """
     while i > 0:  # up
         parent = (i - 1) >> 2
@@ -67,20 +69,12 @@ def _sift(M, base, n, i, p1, p2, s):
 
 
 @njit(cache=True)
-def belady_insert(M, t, key, pos):
+def _heap_add(M, t, s, nu):
     a = tier_at(t)
-    s = new_slot(M, t, key, pos)
-    M[s + LIST] = 0
     n = M[a + HEAPLEN] + 1
     M[a + HEAPLEN] = n
-    _sift(M, M[a + HEAPBASE], n, n - 1, -M[M[NU_BASE] + pos], key, s)
-    M[a + LEN] += 1
-
-
-@njit(cache=True)
-def belady_touch(M, t, s, pos):
-    a = tier_at(t)
-    _sift(M, M[a + HEAPBASE], M[a + HEAPLEN], M[s + HIDX], -M[M[NU_BASE] + pos], M[s + KEY], s)
+    M[s + LIST] = LIVE
+    _sift(M, M[a + HEAPBASE], n, n - 1, -nu, M[s + KEY], s)
 
 
 @njit(cache=True)
@@ -93,20 +87,58 @@ def _heap_delete(M, t, s):
     if i != n:
         e = base + E_WORDS * n
         _sift(M, base, n, i, M[e], M[e + 1], M[e + 2])
+    M[s + LIST] = -1
+
+
+@njit(cache=True)
+def _leave(M, t, s):
+    if M[s + LIST] == DEAD:
+        unlink(M, t, s)
+    else:
+        _heap_delete(M, t, s)
+
+
+@njit(cache=True)
+def belady_insert(M, t, key, pos):
+    s = new_slot(M, t, key, pos)
+    nu = M[M[NU_BASE] + pos]
+    if nu == NEVER:
+        push_back(M, t, DEAD, s)
+    else:
+        _heap_add(M, t, s, nu)
+    M[tier_at(t) + LEN] += 1
+
+
+@njit(cache=True)
+def belady_touch(M, t, s, pos):
+    nu = M[M[NU_BASE] + pos]
+    if M[s + LIST] == LIVE and nu != NEVER:
+        a = tier_at(t)
+        _sift(M, M[a + HEAPBASE], M[a + HEAPLEN], M[s + HIDX], -nu, M[s + KEY], s)
+        return
+    _leave(M, t, s)
+    if nu == NEVER:
+        push_back(M, t, DEAD, s)  # (again) the youngest dead key
+    else:
+        _heap_add(M, t, s, nu)
 
 
 @njit(cache=True)
 def belady_victim(M, t):
-    s = M[M[tier_at(t) + HEAPBASE] + 2]
-    _heap_delete(M, t, s)
+    a = tier_at(t)
+    if M[a + SIZE + DEAD] > 0:
+        s = pop_front(M, t, DEAD)
+    else:
+        s = M[M[a + HEAPBASE] + 2]
+        _heap_delete(M, t, s)
     key, pos = M[s + KEY], M[s + POS]
     drop_slot(M, t, s)
-    M[tier_at(t) + LEN] -= 1
+    M[a + LEN] -= 1
     return key, pos
 
 
 @njit(cache=True)
 def belady_remove(M, t, s):
-    _heap_delete(M, t, s)
+    _leave(M, t, s)
     drop_slot(M, t, s)
     M[tier_at(t) + LEN] -= 1

@@ -17,7 +17,9 @@ Layout of ``M`` (all offsets are absolute indices into ``M``):
 * each tier's hash table (slot addresses, -1 empty) and auxiliary region
   (LFU's frequency buckets, Belady's heap);
 * the workload's ``next_use`` and ``depth`` per access (Belady and
-  selective_write read them by access position).
+  selective_write read them by access position);
+* scratch buffers for the victims a call evicts at each level (HBM -> DRAM
+  -> SSD -> out), so the hot path never allocates.
 
 Floats (ARC's adaptive target p) are stored in tier fields through a
 float64 view of the same memory.
@@ -42,7 +44,9 @@ TR_DRAM_TO_SSD = 6
 PREFETCHED = 7
 NU_BASE = 8  # next_use[pos] is M[M[NU_BASE] + pos]
 DP_BASE = 9  # depth[pos] is M[M[DP_BASE] + pos]
-N_NODE_FIELDS = 10
+SCRATCH = 10  # victim buffers: 3 levels x (keys, positions), SCRATCH_N words each
+SCRATCH_N = 11  # the most blocks one request has
+N_NODE_FIELDS = 12
 
 # --- tier fields
 CAP = 0  # capacity in blocks
@@ -102,14 +106,17 @@ def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_co
     hp0 = ht0 + sum(sizes)
     nu0 = hp0 + int(sum(aux))
     dp0 = nu0 + len(next_use)
-    M = np.empty(dp0 + len(depth), dtype=np.int64)
+    sc0 = dp0 + len(depth)
+    scratch_n = int(depth.max()) + 1 if len(depth) else 1
+    M = np.empty(sc0 + 6 * scratch_n, dtype=np.int64)
     M[:N_NODE_FIELDS] = 0
     M[NW], M[POLICY], M[WRITE_THROUGH] = n_workers, policy_code, int(write_through)
     M[NU_BASE], M[DP_BASE] = nu0, dp0
+    M[SCRATCH], M[SCRATCH_N] = sc0, scratch_n
     M[slots0:hp0] = -1  # slot fields and hash tables
     M[hp0:nu0] = -1
     M[nu0:dp0] = next_use
-    M[dp0:] = depth
+    M[dp0:sc0] = depth
     F = M.view(np.float64)
     s, h, p = slots0, ht0, hp0
     for t in range(n_t):

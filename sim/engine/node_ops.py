@@ -6,11 +6,11 @@ added to the node totals in the header of ``M``.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from sim.engine.layout import (
-    NW, PREFETCHED, ST_DEMOTIONS_IN, ST_DROPPED, ST_HITS, ST_PROMOTIONS_OUT, TR_DRAM_TO_HBM,
+    NW, PREFETCHED, SCRATCH, SCRATCH_N, ST_DEMOTIONS_IN, ST_DROPPED, ST_HITS, ST_PROMOTIONS_OUT,
+    TR_DRAM_TO_HBM,
     TR_DRAM_TO_SSD, TR_HBM_TO_DRAM, TR_SSD_TO_HBM, WRITE_THROUGH, tier_at,
 )
 from sim.engine.tier_ops import resident, tier_admits, tier_put_absent, tier_take, tier_touch
@@ -45,18 +45,27 @@ def hbm_prefix(M, w, blocks):
     return n
 
 
+@njit(cache=True, inline="always")
+def _levels(M):
+    """Scratch buffers: HBM victims, DRAM victims, SSD victims (keys, then positions)."""
+    a = M[SCRATCH]
+    width = M[SCRATCH_N]
+    return a, a + 2 * width, a + 4 * width
+
+
 @njit(cache=True)
-def _push_down(M, vk, vp, nv, src, dst, outk, outp):
-    """Move src's victims into dst; returns (moved, dst's own victim count in outk/outp)."""
+def _push_down(M, vbuf, nv, src, dst, obuf):
+    """Move src's victims (at vbuf) into dst; returns (moved, dst's own victims put at obuf)."""
+    width = M[SCRATCH_N]
     nout = 0
     moved = 0
     for i in range(nv):
-        b, pos = vk[i], vp[i]
+        b, pos = M[vbuf + i], M[vbuf + width + i]
         s = resident(M, dst, b)
         if s >= 0:
             tier_touch(M, dst, s, pos)
         elif tier_admits(M, dst, b, pos):
-            nout = tier_put_absent(M, dst, b, pos, outk, outp, nout)
+            nout = tier_put_absent(M, dst, b, pos, obuf, nout)
             moved += 1
         else:
             M[tier_at(src) + ST_DROPPED] += 1
@@ -65,25 +74,31 @@ def _push_down(M, vk, vp, nv, src, dst, outk, outp):
 
 
 @njit(cache=True)
-def _to_ssd(M, spk, spp, nsp):
-    """DRAM victims down to SSD; SSD victims leave the node. Returns blocks moved."""
+def _to_ssd(M, nsp):
+    """The nsp DRAM victims in the second buffer go down to SSD; SSD victims leave. Returns moved."""
     dram = M[NW]
-    gk = np.empty(nsp, dtype=np.int64)
-    gp = np.empty(nsp, dtype=np.int64)
-    moved, ngone = _push_down(M, spk, spp, nsp, dram, dram + 1, gk, gp)
+    _, dram_buf, ssd_buf = _levels(M)
+    moved, ngone = _push_down(M, dram_buf, nsp, dram, dram + 1, ssd_buf)
     M[tier_at(dram + 1) + ST_DROPPED] += ngone
     return moved
 
 
 @njit(cache=True)
-def _demote(M, w, evk, evp, nev):
-    """HBM victims down to DRAM, DRAM victims to SSD. Returns (hbm_to_dram, dram_to_ssd)."""
-    dram = M[NW]
-    spk = np.empty(nev, dtype=np.int64)
-    spp = np.empty(nev, dtype=np.int64)
-    moved, nsp = _push_down(M, evk, evp, nev, w, dram, spk, spp)
-    d2s = _to_ssd(M, spk, spp, nsp) if nsp else 0
+def _demote(M, w, nev):
+    """The nev HBM victims in the first buffer go down to DRAM, DRAM's to SSD.
+
+    Returns (hbm_to_dram, dram_to_ssd).
+    """
+    hbm_buf, dram_buf, _ = _levels(M)
+    moved, nsp = _push_down(M, hbm_buf, nev, w, M[NW], dram_buf)
+    d2s = _to_ssd(M, nsp) if nsp else 0
     return moved, d2s
+
+
+@njit(cache=True)
+def _check_width(M, blocks):
+    if len(blocks) > M[SCRATCH_N]:
+        raise ValueError("kvsim engine: a request longer than any in the workload the cache was built for")
 
 
 @njit(cache=True)
@@ -101,9 +116,8 @@ def fetch(M, w, blocks, pos0, n_prefix, count_hits):
     dram = M[NW]
     ssd = dram + 1
     wt = M[WRITE_THROUGH] == 1
-    n = max(1, n_prefix)
-    evk = np.empty(n, dtype=np.int64)
-    evp = np.empty(n, dtype=np.int64)
+    _check_width(M, blocks)
+    hbm_buf = M[SCRATCH]
     nev = 0
     d2h = s2h = 0
     n_hbm = 0
@@ -133,12 +147,12 @@ def fetch(M, w, blocks, pos0, n_prefix, count_hits):
         if count_hits:
             M[tier_at(src) + ST_HITS] += 1
         M[tier_at(src) + ST_PROMOTIONS_OUT] += 1
-        nev = tier_put_absent(M, w, b, pos, evk, evp, nev)
+        nev = tier_put_absent(M, w, b, pos, hbm_buf, nev)
     if count_hits:
         M[tier_at(w) + ST_HITS] += n_hbm
     h2d = d2s = 0
     if nev:
-        h2d, d2s = _demote(M, w, evk, evp, nev)
+        h2d, d2s = _demote(M, w, nev)
     return _account(M, d2h, s2h, h2d, d2s)
 
 
@@ -148,11 +162,8 @@ def store(M, w, blocks, pos0, start):
     dram = M[NW]
     ssd = dram + 1
     wt = M[WRITE_THROUGH] == 1
-    n = max(1, len(blocks) - start)
-    evk = np.empty(n, dtype=np.int64)
-    evp = np.empty(n, dtype=np.int64)
-    spk = np.empty(1, dtype=np.int64)
-    spp = np.empty(1, dtype=np.int64)
+    _check_width(M, blocks)
+    hbm_buf, dram_buf, _ = _levels(M)
     nev = 0
     h2d = d2s = 0
     for j in range(start, len(blocks)):
@@ -171,14 +182,14 @@ def store(M, w, blocks, pos0, start):
                 s = resident(M, ssd, b)
                 if s >= 0:
                     tier_take(M, ssd, s)
-        nev = tier_put_absent(M, w, b, pos, evk, evp, nev)
+        nev = tier_put_absent(M, w, b, pos, hbm_buf, nev)
         if wt and resident(M, dram, b) < 0 and tier_admits(M, dram, b, pos):
-            nsp = tier_put_absent(M, dram, b, pos, spk, spp, 0)
+            nsp = tier_put_absent(M, dram, b, pos, dram_buf, 0)
             h2d += 1
             if nsp:
-                d2s += _to_ssd(M, spk, spp, nsp)
+                d2s += _to_ssd(M, nsp)
     if nev:
-        m, d = _demote(M, w, evk, evp, nev)
+        m, d = _demote(M, w, nev)
         h2d += m
         d2s += d
     return _account(M, 0, 0, h2d, d2s)

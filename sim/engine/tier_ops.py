@@ -6,7 +6,8 @@ from numba import njit
 from sim.engine import hashtab
 from sim.engine.dispatch import ARC, pol_admit, pol_filters, pol_insert, pol_remove, pol_touch, pol_victim
 from sim.engine.layout import (
-    CAP, LEN, LIST, POLICY, POS, RESIDENT_LISTS, ST_EVICTIONS, ST_INSERTS, ST_REJECTED, ST_TAKEN, tier_at,
+    CAP, LEN, LIST, POLICY, POS, RESIDENT_LISTS, SCRATCH_N, ST_EVICTIONS, ST_INSERTS, ST_REJECTED, ST_TAKEN,
+    tier_at,
 )
 
 
@@ -37,8 +38,9 @@ def tier_admits(M, t, key, pos):
 
 
 @njit(cache=True)
-def tier_put(M, t, key, pos, evk, evp, nev):
-    """Make `key` resident in tier t (touch it if it is); victims go to evk/evp[nev:].
+def tier_put(M, t, key, pos, buf, nev):
+    """Make `key` resident in tier t (touch it if it is); victims go to the scratch
+    buffer at `buf` from index nev (keys at buf + i, positions at buf + SCRATCH_N + i).
 
     Returns the new victim count.
     """
@@ -46,17 +48,18 @@ def tier_put(M, t, key, pos, evk, evp, nev):
     if s >= 0:
         tier_touch(M, t, s, pos)
         return nev
-    return tier_put_absent(M, t, key, pos, evk, evp, nev)
+    return tier_put_absent(M, t, key, pos, buf, nev)
 
 
 @njit(cache=True)
-def tier_put_absent(M, t, key, pos, evk, evp, nev):
+def tier_put_absent(M, t, key, pos, buf, nev):
     """tier_put for a key the caller has just found not resident (saves the lookup)."""
     a = tier_at(t)
     cap = M[a + CAP]
+    width = M[SCRATCH_N]
     if cap == 0:
-        evk[nev] = key
-        evp[nev] = pos
+        M[buf + nev] = key
+        M[buf + width + nev] = pos
         return nev + 1
     if M[a + LEN] >= cap:
         if M[POLICY] == ARC:
@@ -64,8 +67,8 @@ def tier_put_absent(M, t, key, pos, evk, evp, nev):
         n = 0
         while M[a + LEN] >= cap:
             vk, vp = pol_victim(M, t)
-            evk[nev] = vk
-            evp[nev] = vp
+            M[buf + nev] = vk
+            M[buf + width + nev] = vp
             nev += 1
             n += 1
         M[a + ST_EVICTIONS] += n
