@@ -21,6 +21,24 @@ def check_policies(names: list[str]) -> None:
             raise InputError(f"unknown policy {n!r} (known: {', '.join(sorted(REGISTRY))})", where="--policy")
 
 
+def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: bool,
+                         progress: Progress | None) -> None:
+    """On a machine's first run, build the compiled engine up front, saying so."""
+    from sim.engine import is_compiled
+    from sim.single_node import prepare_workload, run_single, use_engine
+
+    compiled = [p for p in policies if use_engine(cfg, p)]
+    if not compiled or is_compiled():
+        return
+    label = "compiling the cache engine (first run on this machine, ~20 s)"
+    if progress:
+        progress(label, 0, 1)
+    tiny, ctx = prepare_workload(cfg, w.head(8))
+    run_single(cfg, tiny, compiled[0], ctx=ctx, timing=timing)
+    if progress:
+        progress(label, 1, 1)
+
+
 def run_single_mode(
     cfg: Config,
     workload: Workload,
@@ -41,6 +59,7 @@ def run_single_mode(
         )
     t0 = time.perf_counter()
     w, ctx = prepare_workload(cfg, workload)
+    _compile_engine_once(cfg, w, policies, timing, progress)
     runs = []
     sim_time = 0.0
     per_policy = {}

@@ -39,6 +39,12 @@ import numba
 _HERE = pathlib.Path(__file__).resolve().parent
 
 
+def is_compiled() -> bool:
+    """Has this machine compiled the engine already? (The first replay compiles it, ~20 s.)"""
+    folder = pathlib.Path(numba.config.CACHE_DIR or _HERE / "__pycache__")
+    return folder.is_dir() and any(folder.rglob("node_ops.*.nbi"))
+
+
 def _use_source_keyed_cache() -> None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return  # the user chose a cache folder
