@@ -22,41 +22,15 @@ Modules, one job each:
 * ``replay``      - the whole hit-rate-only replay loop.
 * ``cache``       - ``CompiledNodeCache``: the NodeCache API for Python callers.
 
-Numba caches compiled code per function and only notices edits to that
-function's own file, not to the kernels it calls; so the cache lives in a
-folder named after a digest of this package's sources, and any edit here
-starts a fresh cache (old folders are removed).
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import pathlib
-import shutil
 
-import numba
-
-_HERE = pathlib.Path(__file__).resolve().parent
+from sim.jit_cache import cache_dir
 
 
 def is_compiled() -> bool:
     """Has this machine compiled the engine already? (The first replay compiles it, ~20 s.)"""
-    folder = pathlib.Path(numba.config.CACHE_DIR or _HERE / "__pycache__")
+    folder = cache_dir() or pathlib.Path(__file__).resolve().parent / "__pycache__"
     return folder.is_dir() and any(folder.rglob("node_ops.*.nbi"))
-
-
-def _use_source_keyed_cache() -> None:
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return  # the user chose a cache folder
-    digest = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(_HERE.glob("*.py")))).hexdigest()[:12]
-    root = _HERE / "__pycache__"
-    numba.config.CACHE_DIR = str(root / f"numba-{digest}")
-    try:
-        for old in root.glob("numba-*"):
-            if old.name != f"numba-{digest}":
-                shutil.rmtree(old, ignore_errors=True)
-    except OSError:
-        pass  # a read-only install: numba falls back to its own cache folder
-
-
-_use_source_keyed_cache()

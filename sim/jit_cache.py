@@ -1,0 +1,56 @@
+"""Where numba keeps compiled code, keyed by the sources that compile.
+
+Numba's on-disk cache notices edits to a function's own file only, not to
+the kernels it calls in other files, so after an edit it could run stale
+machine code. kvsim therefore points ``NUMBA_CACHE_DIR`` at
+``sim/__pycache__/numba-<digest>``, the digest taken over every file under
+``sim/`` that uses numba: any edit to compiled code starts a fresh cache
+(older folders are removed). It only sets the environment variable, so it
+costs a few milliseconds and imports nothing; numba reads it when first
+imported. A user's own NUMBA_CACHE_DIR wins; a read-only checkout leaves
+numba's default behaviour.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import shutil
+
+SIM = pathlib.Path(__file__).resolve().parent
+ROOT = SIM / "__pycache__"
+
+
+def _digest() -> str:
+    h = hashlib.sha1()
+    for p in sorted(SIM.rglob("*.py")):
+        text = p.read_bytes()
+        if b"numba" in text:
+            h.update(p.relative_to(SIM).as_posix().encode())
+            h.update(text)
+    return h.hexdigest()[:12]
+
+
+def cache_dir() -> pathlib.Path | None:
+    """The folder numba caches into for this process (None: numba's default)."""
+    d = os.environ.get("NUMBA_CACHE_DIR")
+    return pathlib.Path(d) if d else None
+
+
+def configure() -> None:
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    try:
+        ROOT.mkdir(exist_ok=True)
+        if not os.access(ROOT, os.W_OK):
+            return
+        name = f"numba-{_digest()}"
+        for old in ROOT.glob("numba-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(ROOT / name)
+
+
+configure()
