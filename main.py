@@ -948,7 +948,13 @@ def main(argv: list[str] | None = None) -> int:
     from sim.errors import InputError
 
     ap = build_parser()
-    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        # `python main.py --quiet` etc.: the main job with run's options
+        args = ap.parse_args(["run", "--compare", *argv])
+        args.default_outputs = True
+    else:
+        args = ap.parse_args(argv)
     try:
         if args.cmd is None:
             return cmd_default(args)

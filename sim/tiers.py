@@ -26,7 +26,32 @@ class TierStats:
         return dict(self.__dict__)
 
 
-class Tier:
+class TierBytes:
+    """Byte figures of a tier from its block counts (shared by Tier and the engine's TierView)."""
+
+    capacity: int
+    block_bytes: int
+    stats: TierStats
+
+    @property
+    def used_bytes(self) -> int:
+        return len(self) * self.block_bytes
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.capacity * self.block_bytes
+
+    @property
+    def bytes_written(self) -> int:
+        return self.stats.inserts * self.block_bytes
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read out of this tier to serve hits and prefetches in upper tiers."""
+        return self.stats.promotions_out * self.block_bytes
+
+
+class Tier(TierBytes):
     """A set of resident blocks with a capacity and an eviction policy."""
 
     def __init__(self, name: str, capacity_blocks: int, block_bytes: int, policy: Policy) -> None:
@@ -48,26 +73,11 @@ class Tier:
     def __len__(self) -> int:
         return len(self.pos)
 
-    @property
-    def used_bytes(self) -> int:
-        return len(self.pos) * self.block_bytes
-
-    @property
-    def capacity_bytes(self) -> int:
-        return self.capacity * self.block_bytes
 
     def touch(self, key: int, pos: int) -> None:
         self.pos[key] = pos
         self.policy.touch(key, pos)
 
-    @property
-    def bytes_written(self) -> int:
-        return self.stats.inserts * self.block_bytes
-
-    @property
-    def bytes_read(self) -> int:
-        """Bytes read out of this tier to serve hits and prefetches in upper tiers."""
-        return self.stats.promotions_out * self.block_bytes
 
     def admits(self, key: int, pos: int) -> bool:
         if self.capacity == 0:

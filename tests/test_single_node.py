@@ -145,3 +145,15 @@ def test_bad_block_size_is_input_error():
         run_single_mode(cfg, w, ["lru"], timing=False)
     with pytest.raises(InputError, match="unknown policy 'nope'"):
         run_single_mode(_cfg(hbm_blocks=8), w, ["nope"], timing=False)
+
+
+def test_main_job_takes_run_options(tmp_path):
+    """`python main.py --quiet ...` is the main job (every policy, default outputs) with run's flags."""
+    import json
+
+    from main import main
+
+    rc = main(["--quiet", "--no-plot", "--preset", "smoke", "--set", f"experiments.out_dir={tmp_path}"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert [p["name"] for p in rep["policies"]] == list(load_config(preset="smoke").policies.compare)

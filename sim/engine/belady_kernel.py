@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, KEY, LEN, LIST, NU_BASE, POS, SIZE, tier_at
-from sim.engine.slots import drop_slot, new_slot, pop_front, push_back, unlink
+from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, KEY, LEN, LIST, NU_BASE, SIZE, tier_at
+from sim.engine.slots import new_slot, pop_front, push_back, retire, unlink
 
 E_WORDS = 3
 DEAD, LIVE = 0, 1
@@ -131,14 +131,10 @@ def belady_victim(M, t):
     else:
         s = M[M[a + HEAPBASE] + 2]
         _heap_delete(M, t, s)
-    key, pos = M[s + KEY], M[s + POS]
-    drop_slot(M, t, s)
-    M[a + LEN] -= 1
-    return key, pos
+    return retire(M, t, s)
 
 
 @njit(cache=True)
 def belady_remove(M, t, s):
     _leave(M, t, s)
-    drop_slot(M, t, s)
-    M[tier_at(t) + LEN] -= 1
+    retire(M, t, s)

@@ -18,10 +18,10 @@ from sim.engine.layout import (
 from sim.engine.tier_ops import resident
 from sim.node_cache import Traffic
 from sim.policies.base import AccessContext, make_policy
-from sim.tiers import TierStats
+from sim.tiers import TierBytes, TierStats
 
 
-class TierView:
+class TierView(TierBytes):
     """One tier of the compiled cache, read like a sim.tiers.Tier."""
 
     def __init__(self, cache: "CompiledNodeCache", t: int, name: str, block_bytes: int) -> None:
@@ -42,22 +42,6 @@ class TierView:
 
     def __contains__(self, key: int) -> bool:
         return resident(self._c.M, self._t, int(key)) >= 0
-
-    @property
-    def used_bytes(self) -> int:
-        return len(self) * self.block_bytes
-
-    @property
-    def capacity_bytes(self) -> int:
-        return self.capacity * self.block_bytes
-
-    @property
-    def bytes_written(self) -> int:
-        return self.stats.inserts * self.block_bytes
-
-    @property
-    def bytes_read(self) -> int:
-        return self.stats.promotions_out * self.block_bytes
 
 
 def _slots(code: int, cap: int, policy, n_unique: int) -> int:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import FREQ, HEAD, HEAPBASE, HIDX, KEY, LEN, LIST, NEXT, NSLOTS, POS, PREV, tier_at
-from sim.engine.slots import drop_slot, new_slot
+from sim.engine.layout import FREQ, HEAD, HEAPBASE, HIDX, LEN, LIST, NEXT, NSLOTS, PREV, tier_at
+from sim.engine.slots import new_slot, retire
 
 B_FREQ, B_HEAD, B_TAIL, B_PREV, B_NEXT = range(5)
 B_WORDS = 5
@@ -127,17 +127,12 @@ def lfu_touch(M, t, s):
 
 @njit(cache=True)
 def lfu_victim(M, t):
-    a = tier_at(t)
-    s = M[M[a + LOW] + B_HEAD]
+    s = M[M[tier_at(t) + LOW] + B_HEAD]
     _leave(M, t, s)
-    key, pos = M[s + KEY], M[s + POS]
-    drop_slot(M, t, s)
-    M[a + LEN] -= 1
-    return key, pos
+    return retire(M, t, s)
 
 
 @njit(cache=True)
 def lfu_remove(M, t, s):
     _leave(M, t, s)
-    drop_slot(M, t, s)
-    M[tier_at(t) + LEN] -= 1
+    retire(M, t, s)

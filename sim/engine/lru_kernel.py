@@ -11,8 +11,8 @@ from __future__ import annotations
 from numba import njit
 
 from sim.engine import hashtab
-from sim.engine.layout import DP_BASE, KEY, LEN, NW, PARAM_A, PARAM_C, POS, SIZE, tier_at
-from sim.engine.slots import drop_slot, move_to_back, new_slot, pop_front, push_back, unlink
+from sim.engine.layout import DP_BASE, KEY, LEN, NW, PARAM_A, PARAM_C, SIZE, tier_at
+from sim.engine.slots import drop_slot, move_to_back, new_slot, pop_front, push_back, retire, unlink
 
 
 @njit(cache=True)
@@ -23,19 +23,14 @@ def lru_insert(M, t, key, pos):
 
 @njit(cache=True)
 def lru_victim(M, t):
-    s = pop_front(M, t, 0)
-    key, pos = M[s + KEY], M[s + POS]
-    drop_slot(M, t, s)
-    M[tier_at(t) + LEN] -= 1
-    return key, pos
+    return retire(M, t, pop_front(M, t, 0))
 
 
 @njit(cache=True)
 def list_remove(M, t, s):
     """Remove a resident slot kept on a list (LRU family, ARC, S3-FIFO)."""
     unlink(M, t, s)
-    drop_slot(M, t, s)
-    M[tier_at(t) + LEN] -= 1
+    retire(M, t, s)
 
 
 @njit(cache=True)

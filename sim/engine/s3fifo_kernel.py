@@ -11,7 +11,7 @@ from numba import njit
 
 from sim.engine import hashtab
 from sim.engine.layout import FREQ, KEY, LEN, PARAM_A, PARAM_B, PARAM_C, POS, SIZE, tier_at
-from sim.engine.slots import drop_slot, new_slot, pop_front, push_back, unlink
+from sim.engine.slots import drop_slot, new_slot, pop_front, push_back, retire, unlink
 
 SMALL, MAIN, GHOST = 0, 1, 2
 MAX_FREQ = 3
@@ -66,7 +66,4 @@ def s3_victim(M, t):
             M[s + FREQ] = f - 1
             push_back(M, t, MAIN, s)
         else:
-            key, pos = M[s + KEY], M[s + POS]
-            drop_slot(M, t, s)
-            M[a + LEN] -= 1
-            return key, pos
+            return retire(M, t, s)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from numba import njit
 
 from sim.engine import hashtab
-from sim.engine.layout import FREE, HEAD, KEY, LIST, NEXT, POS, PREV, SIZE, TAIL, tier_at
+from sim.engine.layout import FREE, HEAD, KEY, LEN, LIST, NEXT, POS, PREV, SIZE, TAIL, tier_at
 
 
 @njit(cache=True)
@@ -34,6 +34,15 @@ def drop_slot(M, t, s):
     M[s + LIST] = -1
     M[s + NEXT] = M[a + FREE]
     M[a + FREE] = s
+
+
+@njit(cache=True)
+def retire(M, t, s):
+    """Resident slot s leaves tier t (a victim or a removal); returns its (key, pos)."""
+    key, pos = M[s + KEY], M[s + POS]
+    drop_slot(M, t, s)
+    M[tier_at(t) + LEN] -= 1
+    return key, pos
 
 
 @njit(cache=True)
