@@ -169,3 +169,29 @@ def test_engine_choice():
         use_engine(cfg, "learned")
     assert not use_engine(load_config(), "learned")  # auto: the Python path
     assert not use_engine(load_config(overrides=["cache.engine=python"]), "lru")
+
+
+def test_a_router_without_kernel_drives_the_compiled_cache_from_python():
+    """A user's router (no compiled twin) still runs, on the compiled cache, with the same results."""
+    from sim.router import ROUTERS, Router, register
+    from trace.synthetic import generate
+
+    @register
+    class EvenOdd(Router):
+        name = "test_even_odd"
+
+        def choose(self, req, blocks, session):
+            return (req % 2) * (self.s.n_workers - 1)
+
+    try:
+        base = ["hardware.hbm.capacity_gb=0.02", "synthetic.requests=200", "cluster.router=test_even_odd"]
+        cfg = load_config(preset="smoke", overrides=base)
+        ref = load_config(preset="smoke", overrides=base + ["cache.engine=python"])
+        w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+        for timing in (False, True):
+            a, b = run_single(ref, w, "lru", ctx=ctx, timing=timing), run_single(cfg, w, "lru", ctx=ctx, timing=timing)
+            assert isinstance(b.cache, CompiledNodeCache)
+            _same_run(a, b)
+            assert set(np.unique(b.worker)) == {0, b.setup.n_workers - 1}
+    finally:
+        ROUTERS.pop("test_even_odd", None)
