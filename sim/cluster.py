@@ -38,6 +38,7 @@ import simpy
 
 from sim import compute
 from sim.cluster_cache import LOC_NAMES, ClusterCache, Layout, Unbounded
+from sim.cluster_compiled import CompiledClusterCache
 from sim.cluster_router import ClusterLoad, ClusterRouteState, make_cluster_router
 from sim.config import Config
 from sim.errors import InputError
@@ -45,6 +46,8 @@ from sim.fluid import FluidShare
 from sim.network import Network
 import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
 from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
+from sim.policies.fifo import FIFO
+from sim.policies.lru import LRU
 from sim.single_node import NodeSetup, _service_estimate_s, policy_params
 from sim.topology import Topology
 from trace.workload import Workload
@@ -82,7 +85,7 @@ class ClusterResult:
     router: str
     timing: bool
     setup: ClusterSetup
-    cache: ClusterCache
+    cache: ClusterCache | CompiledClusterCache
     network: Network
     workload: Workload
     hit_blocks: np.ndarray  # (n, 6) blocks per location (LOC_NAMES)
@@ -144,6 +147,10 @@ class CostEstimator:
             for s in srcs
         ]
         self.prefill = prefill_fn(cfg, setup)
+        # Prefill seconds by cached tokens for the request being routed: its candidates
+        # often share a cached prefix length (0 on the idle ones).
+        self._pre_inp = -1
+        self._pre: dict[int, float] = {}
 
     def transfer_s(self, counts: list[int]) -> float:
         t = 0.0
@@ -159,9 +166,15 @@ class CostEstimator:
         """Wait before w's prefill engine is free (FIFO)."""
         return max(0.0, self.prefill_free.get(w, 0.0) - self.now())
 
-    def ttft_estimate_s(self, w: int, counts: list[int], input_tokens: int) -> float:
+    def ttft_after_queue_s(self, queue_s: float, counts: list[int], input_tokens: int) -> float:
         cached = min(sum(counts) * self.bt, input_tokens)
-        return self.queue_s(w) + self.transfer_s(counts) + self.prefill(input_tokens - cached, cached)
+        if input_tokens != self._pre_inp:
+            self._pre_inp = input_tokens
+            self._pre.clear()
+        pre = self._pre.get(cached)
+        if pre is None:
+            pre = self._pre[cached] = self.prefill(input_tokens - cached, cached)
+        return queue_s + self.transfer_s(counts) + pre
 
 
 def build_cluster_cache(cfg: Config, setup: ClusterSetup, policy: str, ctx: AccessContext,
@@ -188,6 +201,33 @@ def build_cluster_cache(cfg: Config, setup: ClusterSetup, policy: str, ctx: Acce
     )
 
 
+def queue_recency(policy: str) -> bool | None:
+    """How the compiled cache can run `policy` exactly: True (LRU order: a hit moves the block to
+    the back), False (FIFO order), None (it cannot: own victim choice or an admission filter)."""
+    cls = REGISTRY.get(policy)
+    if cls is None or not issubclass(cls, LRU) or cls.wants_incoming:
+        return None
+    if any(getattr(cls, m) is not getattr(LRU, m) for m in ("insert", "victim", "remove", "admit")):
+        return None
+    if cls.touch is LRU.touch:
+        return True
+    return False if cls.touch is FIFO.touch else None
+
+
+ENGINES = ("auto", "compiled", "python")
+
+
+def build_compiled_cache(cfg: Config, setup: ClusterSetup, recency: bool, distinct_blocks: int) -> CompiledClusterCache:
+    return CompiledClusterCache(
+        setup.layout,
+        hbm_blocks=setup.node.hbm_blocks, dram_blocks=setup.node.dram_blocks,
+        eic_blocks=setup.eic_blocks, ssd_blocks=setup.ssd_blocks, block_bytes=setup.node.block_bytes,
+        n_blocks=distinct_blocks, recency=recency,
+        evict_to_eic=cfg.cluster.evict_to_eic, cross_rack_lookup=cfg.cluster.cross_rack_lookup,
+        write_through=cfg.cache.write_policy == "write_through",
+    )
+
+
 def run_cluster(
     cfg: Config,
     workload: Workload,
@@ -198,14 +238,33 @@ def run_cluster(
     timing: bool = True,
     topo: Topology | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str | None = None,
 ) -> ClusterResult:
-    """Replay `workload` (already re-blocked, see sim.single_node.prepare_workload) on the cluster."""
+    """Replay `workload` (already re-blocked, see sim.single_node.prepare_workload) on the cluster.
+
+    `engine` (default ``cache.engine``): "python" runs the reference ``ClusterCache``;
+    "compiled" the numba twin (``sim.cluster_compiled``; queue-ordered policies only);
+    "auto" the compiled one when it can. Both give identical results."""
     t_wall = time.perf_counter()
     router = router or cfg.cluster.router
+    engine = engine or cfg.cache.engine
+    if engine not in ENGINES:
+        raise InputError(f"unknown cache engine {engine!r} (known: {', '.join(ENGINES)})", where="cache.engine")
     if ctx is None:
         ctx = AccessContext.from_workload(workload)
     setup = ClusterSetup.from_config(cfg, workload.block_tokens, topo)
-    cache = build_cluster_cache(cfg, setup, policy, ctx, int(np.unique(workload.block_ids).size))
+    recency = queue_recency(policy) if engine != "python" else None
+    if engine == "compiled" and recency is None:
+        raise InputError(f"policy {policy!r} has no compiled cluster cache (compiled: LRU and FIFO order: "
+                         "lru, fifo, session_prefetch); use cache.engine=auto or python", where="cache.engine")
+    if recency is not None and setup.node.hbm_blocks > 0:
+        # Dense block ids 0..U-1 index the compiled cache's per-block arrays.
+        uniq, dense = np.unique(workload.block_ids, return_inverse=True)
+        blocks = np.ascontiguousarray(dense, dtype=np.int64)
+        cache = build_compiled_cache(cfg, setup, recency, int(uniq.size))
+    else:
+        blocks = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
+        cache = build_cluster_cache(cfg, setup, policy, ctx, int(np.unique(workload.block_ids).size))
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)
     nan = np.full(n, np.nan)
@@ -225,7 +284,7 @@ def run_cluster(
     except KeyError as e:
         raise InputError(str(e.args[0]), where="cluster.router") from None
     run = _run_timed if timing else _run_fast
-    run(cfg, workload, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
+    run(cfg, workload, blocks, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
     res.wall_s = time.perf_counter() - t_wall
     return res
 
@@ -234,12 +293,11 @@ def _every(n: int) -> int:
     return max(1, n // 200)
 
 
-def _run_fast(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
               progress) -> None:
     # Python lists: per-request scalar reads from numpy arrays are slow in this loop.
     arr_s = (w.arrival_ms / 1000.0).tolist()
     offs = w.block_offsets.tolist()
-    ids = w.block_ids.tolist()
     inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
     bt, bb = setup.node.block_tokens, setup.node.block_bytes
     lanes = setup.layout.gpus_per_worker
@@ -285,7 +343,7 @@ def _run_fast(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, 
     res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
 
 
-def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
                progress) -> None:
     env = simpy.Environment()
     c = cfg.compute
@@ -298,7 +356,6 @@ def _run_timed(cfg, w: Workload, setup: ClusterSetup, cache, net, router, loads,
     lanes = setup.layout.gpus_per_worker
     arr_s = (w.arrival_ms / 1000.0).tolist()
     offs = w.block_offsets.tolist()
-    ids = w.block_ids.tolist()
     inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
     every = _every(len(w))
     n = len(w)

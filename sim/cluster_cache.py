@@ -32,7 +32,8 @@ Moves:
 A block may have copies in several places; a request counts it once, at the
 first location in lookup order.
 
-Indexes kept for routers (never scans over workers):
+Indexes kept for routers (never scans over workers), queried through
+``hbm_candidates`` and ``eic_prefix_racks``:
 
 * ``hbm_holders``: block id -> {worker: None} (insertion-ordered, most recent last)
 * ``eic_racks``:   block id -> bitmask of racks whose EIC pool holds it
@@ -235,6 +236,10 @@ class ClusterCache:
                 break
         return [n0, n1, n2, n3, n4, n5]
 
+    def probe_many(self, ws: list[int], blocks: list[int], in_rack: bool = False) -> list[list[int]]:
+        """``probe`` for each of `ws`."""
+        return [self.probe(w, blocks, in_rack) for w in ws]
+
     def hbm_prefix(self, w: int, blocks: list[int]) -> int:
         h = self.hbm.get(w)
         if h is None:
@@ -246,6 +251,46 @@ class ClusterCache:
                 break
             n += 1
         return n
+
+    def hbm_candidates(self, blocks: list[int], k: int) -> list[int]:
+        """Up to k workers holding the deepest of `blocks` in HBM, most recent holder first."""
+        out: list[int] = []
+        holders = self.hbm_holders
+        if not holders:
+            return out
+        seen: set[int] = set()
+        for j in range(len(blocks) - 1, -1, -1):
+            hd = holders.get(blocks[j])
+            if hd:
+                for w in reversed(hd):
+                    if w not in seen:
+                        seen.add(w)
+                        out.append(w)
+                        if len(out) >= k:
+                            return out
+        return out
+
+    def eic_prefix_racks(self, blocks: list[int], off: int, scan: int) -> list[int]:
+        """Racks whose EIC pool holds the longest prefix of `blocks` (the last non-empty
+        intersection), in rack order starting at `off` and wrapping round, at most `scan`."""
+        racks = self.eic_racks
+        found: list[int] = []
+        if not racks or not len(blocks):
+            return found
+        m = racks.get(blocks[0], 0)
+        for b in blocks[1:]:
+            if not m:
+                break
+            m2 = m & racks.get(b, 0)
+            if not m2:
+                break
+            m = m2
+        for part, base in ((m >> off, off), (m & ((1 << off) - 1), 0)):
+            while part and len(found) < scan:
+                low = part & -part
+                found.append(base + low.bit_length() - 1)
+                part ^= low
+        return found
 
     # ------------------------------------------------------------ moves
     def _add(self, moves: Moves, src, dst, n: int = 1) -> None:

@@ -6,9 +6,10 @@ machinery: no router ever loops over all workers. They read
 * ``ClusterLoad``: outstanding requests per worker and per rack (arrays)
   plus bucket indexes giving the least-loaded worker, globally or within a
   rack, in O(1);
-* the cache's prefix indexes (``ClusterCache.hbm_holders``: block -> workers
-  holding it in HBM, ``eic_racks``: block -> bitmask of racks whose EIC pool
-  holds it), walking only the request's own blocks;
+* the cache's prefix indexes (``hbm_candidates``: the workers holding the
+  deepest of the request's blocks in HBM; ``eic_prefix_racks``: the racks
+  whose EIC pool holds its longest prefix), walking only the request's own
+  blocks (Python dicts in ``ClusterCache``, arrays in the compiled twin);
 * for ``cache_load_balanced``, a ``CostModel`` that estimates TTFT on a
   candidate (queue wait + transfer of the cached prefix from where it lives
   + prefill of the rest).
@@ -16,7 +17,8 @@ machinery: no router ever loops over all workers. They read
 Cache-aware routers score a bounded candidate set: the most recent HBM
 holders of the deepest cached blocks, the least-loaded worker of the racks
 whose EIC pool holds the longest prefix, and the globally least-loaded
-worker. Each candidate's true cached prefix comes from ``ClusterCache.probe``.
+worker. The candidates' true cached prefixes come from one
+``ClusterCache.probe_many`` call.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import numpy as np
 from sim.registry import Registry
 
 from sim.cluster_cache import ClusterCache, Layout
+from sim.cluster_compiled import CompiledClusterCache
 
 
 class LoadIndex:
@@ -116,15 +119,17 @@ class ClusterLoad:
 class CostModel(Protocol):
     """What cache_load_balanced needs from the simulator."""
 
-    def ttft_estimate_s(self, w: int, counts: list[int], input_tokens: int) -> float: ...
-
     def queue_s(self, w: int) -> float: ...
+
+    def ttft_after_queue_s(self, queue_s: float, counts: list[int], input_tokens: int) -> float:
+        """TTFT estimate on a worker whose queue wait is `queue_s`, with `counts` blocks cached per location."""
+        ...
 
 
 @dataclass
 class ClusterRouteState:
     layout: Layout
-    cache: ClusterCache
+    cache: ClusterCache | CompiledClusterCache
     loads: ClusterLoad
     input_tokens: np.ndarray  # per request (for cost estimates)
     cost: CostModel | None = None
@@ -222,51 +227,20 @@ class _CacheAware(ClusterRouter):
     rack_candidates = 2  # racks whose EIC pool holds the longest prefix
     rack_scan = 8  # racks looked at (from a rotating start) to pick those
 
-    def candidates(self, req: int, blocks: list[int]) -> list[int]:
+    def candidates(self, req: int, blocks) -> list[int]:
         s = self.s
         cache = s.cache
-        out: list[int] = []
-        seen: set[int] = set()
-        holders = cache.hbm_holders
-        if holders:
-            k = self.hbm_candidates
-            for j in range(len(blocks) - 1, -1, -1):
-                hd = holders.get(blocks[j])
-                if hd:
-                    for w in reversed(hd):
-                        if w not in seen:
-                            seen.add(w)
-                            out.append(w)
-                            if len(out) >= k:
-                                break
-                    if len(out) >= k:
-                        break
-        racks = cache.eic_racks
-        if racks and blocks:
-            m = racks.get(blocks[0], 0)
-            for b in blocks[1:]:
-                if not m:
-                    break
-                m2 = m & racks.get(b, 0)
-                if not m2:
-                    break
-                m = m2
-            if m:
-                loads = s.loads
-                nr = s.layout.topo.n_racks
-                off = req % nr
-                found: list[int] = []
-                for part, base in ((m >> off, off), (m & ((1 << off) - 1), 0)):
-                    while part and len(found) < self.rack_scan:
-                        low = part & -part
-                        found.append(base + low.bit_length() - 1)
-                        part ^= low
-                found.sort(key=lambda r: loads.rack_load[r])
-                for r in found[: self.rack_candidates]:
-                    w = loads.least_in_rack(r)
-                    if w not in seen:
-                        seen.add(w)
-                        out.append(w)
+        out = cache.hbm_candidates(blocks, self.hbm_candidates)
+        seen = set(out)
+        found = cache.eic_prefix_racks(blocks, req % s.layout.topo.n_racks, self.rack_scan)
+        if found:
+            loads = s.loads
+            found.sort(key=lambda r: loads.rack_load[r])
+            for r in found[: self.rack_candidates]:
+                w = loads.least_in_rack(r)
+                if w not in seen:
+                    seen.add(w)
+                    out.append(w)
         w = s.loads.least()
         if w not in seen:
             out.append(w)
@@ -287,13 +261,11 @@ class PrefixAware(_CacheAware):
         s = self.s
         load = s.loads.load
         best, best_key = -1, None
-        n = len(blocks)
-        for w in self.candidates(req, blocks):
+        pen = self.penalty
+        cands = self.candidates(req, blocks)
+        for w, c in zip(cands, s.cache.probe_many(cands, blocks, in_rack=True)):
             lw = int(load[w])
-            if best_key is not None and (n - self.penalty * lw, -lw, n) <= best_key:
-                continue  # even a full prefix could not beat the best: skip the probe
-            c = s.cache.probe(w, blocks, in_rack=True)
-            key = (c[0] + c[1] + c[2] + c[3] - self.penalty * lw, -lw, c[0])
+            key = (c[0] + c[1] + c[2] + c[3] - pen * lw, -lw, c[0])
             if best_key is None or key > best_key:
                 best, best_key = w, key
         return best
@@ -313,10 +285,12 @@ class CacheLoadBalanced(_CacheAware):
         inp = int(s.input_tokens[req])
         cost = s.cost
         best, best_t = -1, float("inf")
-        for w in self.candidates(req, blocks):
-            if cost.queue_s(w) >= best_t:
-                continue  # its queue alone is longer than the best estimate: skip the probe
-            t = cost.ttft_estimate_s(w, s.cache.probe(w, blocks), inp)
+        cands = self.candidates(req, blocks)
+        for w, c in zip(cands, s.cache.probe_many(cands, blocks)):
+            q = cost.queue_s(w)
+            if q >= best_t:
+                continue  # its queue alone is longer than the best estimate
+            t = cost.ttft_after_queue_s(q, c, inp)
             if t < best_t:
                 best, best_t = w, t
         return best

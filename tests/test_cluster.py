@@ -317,11 +317,11 @@ def test_unbounded_stand_in_changes_nothing(monkeypatch, fixed_router):
     w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [11, 12, 13, 14], [1, 2, 3, 4, 9]] * 3, list(range(0, 120, 10)))
     fixed_router.plan = [0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16]
     cfg = _cfg(hbm_blocks=4, dram_blocks=2, eic_blocks=4, ssd_blocks=1000)
-    fast = run_cluster(cfg, w, "lru", "fixed", timing=True)
+    fast = run_cluster(cfg, w, "lru", "fixed", timing=True, engine="python")
     assert type(fast.cache.ssd.policy).__name__ == "Unbounded"
     real = cl.build_cluster_cache
     monkeypatch.setattr(cl, "build_cluster_cache", lambda c, s, p, x, d: real(c, s, p, x, 10**18))
-    slow = run_cluster(cfg, w, "lru", "fixed", timing=True)
+    slow = run_cluster(cfg, w, "lru", "fixed", timing=True, engine="python")
     assert type(slow.cache.ssd.policy).__name__ == "LRU"
     assert fast.hit_tokens[:, LOC_NAMES.index("ssd")].sum() > 0
     for k in ("worker", "hit_tokens", "ttft_s"):

@@ -1,0 +1,234 @@
+"""``ClusterCache``'s interface on the compiled kernels (``sim.cluster_kernels``), for LRU and FIFO.
+
+Same lookup/fetch/store/demote rules, counters, lazily created tiers and
+transfers as the Python ``sim.cluster_cache.ClusterCache`` (the reference,
+used for every other policy and with ``engine="python"``). Blocks are dense
+ids 0..n_blocks-1 in int64 arrays (``sim.cluster`` maps the trace's ids
+once). The slot pool and its index grow on demand, so memory follows what
+the run keeps resident, not the cluster's size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sim import cluster_kernels as K
+from sim.cluster_cache import Layout, Moves
+from sim.tiers import TierStats
+
+_POOL0 = 1 << 15  # initial slots
+
+
+class TierView:
+    """A tier's counters and occupancy for the report (``tier_groups``)."""
+
+    __slots__ = ("name", "capacity", "stats", "_n")
+
+    def __init__(self, name: str, capacity: int, row: np.ndarray) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.stats = TierStats(**{k: int(row[K.HITS + i]) for i, k in enumerate(K.STAT_NAMES)})
+        self._n = int(row[K.SIZE])
+
+    def __len__(self) -> int:
+        return self._n
+
+
+class CompiledClusterCache:
+    """Lazy tiers + the ClusterCache rules + router queries, state in numpy arrays."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        hbm_blocks: int,
+        dram_blocks: int,
+        eic_blocks: int,
+        ssd_blocks: int,
+        block_bytes: int,
+        n_blocks: int,
+        recency: bool,
+        evict_to_eic: bool = True,
+        cross_rack_lookup: bool = False,
+        write_through: bool = False,
+    ) -> None:
+        """`recency`: a hit moves a block to the back of its tier's queue (LRU) or not (FIFO).
+        A tier kind whose capacity covers all `n_blocks` never evicts: its order is irrelevant."""
+        self.layout = layout
+        topo = self.topo = layout.topo
+        self.hbm_blocks = hbm_blocks
+        self.dram_blocks = dram_blocks
+        self.eic_blocks = eic_blocks if topo.has_eic else 0
+        self.ssd_blocks = ssd_blocks if topo.has_remote_ssd else 0
+        self.block_bytes = block_bytes
+        self.evict_to_eic = evict_to_eic
+        self.cross_rack = cross_rack_lookup
+        self.write_through = write_through
+        nw, nn, nr = layout.n_workers, topo.n_nodes, topo.n_racks
+        self._base = {"hbm": 0, "dram": nw, "eic": nw + nn, "ssd": nw + nn + nr}
+        n_inst = nw + nn + nr + 1
+        T = np.zeros((n_inst, K.T_COLS), np.int64)
+        T[:, K.HEAD] = T[:, K.TAIL] = -1
+        for kind, cap, count in (("hbm", hbm_blocks, nw), ("dram", dram_blocks, nn), ("eic", self.eic_blocks, nr),
+                                 ("ssd", self.ssd_blocks, 1)):
+            b = self._base[kind]
+            T[b:b + count, K.CAP] = max(0, cap)
+            T[b:b + count, K.REC] = int(recency and cap < n_blocks)
+        G = np.zeros(K.G_LEN, np.int64)
+        G[K.U_] = max(1, n_blocks)
+        G[K.NW], G[K.NN], G[K.NR] = nw, nn, nr
+        G[K.WPN], G[K.WPR], G[K.NPR] = layout.workers_per_node, layout.workers_per_rack, topo.nodes_per_rack
+        G[K.DBASE], G[K.EBASE] = self._base["dram"], self._base["eic"]
+        G[K.HOLD_BASE] = n_inst
+        G[K.EVICT_TO_EIC], G[K.CROSS], G[K.WT] = evict_to_eic, cross_rack_lookup, write_through
+        G[K.EIC_CAP_POS] = self.eic_blocks > 0
+        G[K.SSD_T] = -1
+        if self.ssd_blocks > 0:
+            G[K.SSD_T] = self._base["ssd"]
+            T[self._base["ssd"], K.CREATED] = 1
+        G[K.FREE] = -1
+        self.T, self.G = T, G
+        self.S = np.empty((0, K.S_COLS), np.int64)
+        self.B = np.full((max(1, n_blocks), 3), -1, np.int64)
+        self._grow(_POOL0)
+        self._cnt = np.zeros(6, np.int64)
+        self._cr = np.zeros((64, 3), np.int64)
+        self._mv = np.zeros((64, 5), np.int64)  # one operation's rows involve one worker, node and rack: < 10
+        self._out = np.zeros(64, np.int64)
+        self._mark = np.zeros(nr, np.int64)
+        self._pw = np.zeros(16, np.int64)
+        self._pc = np.zeros((16, 6), np.int64)
+        self._gpu_ep: dict[int, tuple] = {}
+
+    # ------------------------------------------------------------ storage
+    def _grow(self, need: int) -> None:
+        """At least `need` more free slots; the index is rebuilt at twice the pool size."""
+        S, G = self.S, self.G
+        old = S.shape[0]
+        cap = max(2 * old, old + need, _POOL0)
+        S2 = np.empty((cap, K.S_COLS), np.int64)
+        S2[:old] = S
+        S2[old:, K.INST] = -1
+        S2[old:cap - 1, K.NEXT] = np.arange(old + 1, cap)
+        S2[cap - 1, K.NEXT] = G[K.FREE]
+        G[K.FREE] = old
+        G[K.NFREE] += cap - old
+        size = 1 << int(2 * cap - 1).bit_length()
+        self.H = np.full((size, 2), -1, np.int64)  # (key, slot) rows: one cache line per probe
+        G[K.MASK] = size - 1
+        self.S = S2
+        K.rehash(S2, G, self.H)
+
+    def _reserve(self, n: int) -> None:
+        # A block allocates at most a handful of slots per operation (HBM, holder, DRAM, EIC, SSD).
+        need = 16 * n + 64
+        if self.G[K.NFREE] < need:
+            self._grow(need)
+        if self._cr.shape[0] < n + self.layout.workers_per_node + 8:
+            self._cr = np.zeros((2 * n + 64, 3), np.int64)
+
+    # ------------------------------------------------------------ endpoints
+    def gpu_ep(self, w: int) -> tuple:
+        ep = self._gpu_ep.get(w)
+        if ep is None:
+            ep = self._gpu_ep[w] = self.topo.gpu(self.layout.gpu(w))
+        return ep
+
+    def _ep(self, kind: int, i: int) -> tuple:
+        if kind == K.EP_GPU:
+            return self.gpu_ep(i)
+        if kind == K.EP_DRAM:
+            return self.topo.dram(i)
+        if kind == K.EP_EIC:
+            return self.topo.eic(i)
+        return self.topo.ssd()
+
+    def _moves(self) -> Moves:
+        n = int(self.G[K.NMV])
+        if not n:
+            return {}
+        ep = self._ep
+        return {(ep(sk, si), ep(dk, di)): nb for sk, si, dk, di, nb in self._mv[:n].tolist()}
+
+    # ------------------------------------------------------------ operations
+    def acquire(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
+        """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background)."""
+        self._reserve(len(blocks))
+        K.acquire(self.S, self.T, self.G, self.H, self.B, blocks, w, pos0, self._cnt, self._cr, self._mv)
+        me = self.gpu_ep(w)
+        ep = self._ep
+        crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
+        return self._cnt.tolist(), crit, self._moves()
+
+    def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
+        """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
+        self._reserve(len(blocks))
+        K.store(self.S, self.T, self.G, self.H, self.B, blocks, w, pos0, start, self._mv)
+        return self._moves()
+
+    # ------------------------------------------------------------ read-only (routers)
+    def probe(self, w: int, blocks: np.ndarray, in_rack: bool = False) -> list[int]:
+        return self.probe_many([w], blocks, in_rack)[0]
+
+    def probe_many(self, ws: list[int], blocks: np.ndarray, in_rack: bool = False) -> list[list[int]]:
+        """``probe`` for each of `ws` (one call for a router's candidates)."""
+        n = len(ws)
+        if self._pw.shape[0] < n:
+            self._pw = np.zeros(2 * n, np.int64)
+            self._pc = np.zeros((2 * n, 6), np.int64)
+        self._pw[:n] = ws
+        K.probe(self.S, self.T, self.G, self.H, self.B, blocks, self._pw, n, bool(in_rack), self._pc)
+        return self._pc[:n].tolist()
+
+    def hbm_candidates(self, blocks: np.ndarray, k: int) -> list[int]:
+        if self._out.shape[0] < k:
+            self._out = np.zeros(k, np.int64)
+        m = K.hbm_candidates(self.S, self.G, self.B, blocks, k, self._out)
+        return self._out[:m].tolist()
+
+    def eic_prefix_racks(self, blocks: np.ndarray, off: int, scan: int) -> list[int]:
+        if self._out.shape[0] < scan:
+            self._out = np.zeros(scan, np.int64)
+        m = K.eic_prefix_racks(self.S, self.G, self.B, blocks, off, scan, self._mark, self._out)
+        return self._out[:m].tolist()
+
+    # ------------------------------------------------------------ report
+    @property
+    def hits(self) -> list[int]:
+        return self.G[K.HITS0:K.HITS0 + 6].tolist()
+
+    @property
+    def moved(self) -> dict[str, int]:
+        vals = self.G[K.MOVED0:K.MOVED0 + len(K.MOVE_NAMES)].tolist()
+        return {k: v for k, v in zip(K.MOVE_NAMES, vals) if v}
+
+    def _views(self, kind: str, count: int, cap: int) -> dict[int, TierView]:
+        b = self._base[kind]
+        rows = self.T[b:b + count]
+        return {int(i): TierView(kind, cap, rows[i]) for i in np.flatnonzero(rows[:, K.CREATED])}
+
+    @property
+    def hbm(self) -> dict[int, TierView]:
+        return self._views("hbm", self.layout.n_workers, self.hbm_blocks)
+
+    @property
+    def dram(self) -> dict[int, TierView]:
+        return self._views("dram", self.topo.n_nodes, self.dram_blocks)
+
+    @property
+    def eic(self) -> dict[int, TierView]:
+        return self._views("eic", self.topo.n_racks, self.eic_blocks)
+
+    @property
+    def ssd(self) -> TierView | None:
+        return self._views("ssd", 1, self.ssd_blocks).get(0)
+
+    def tier_groups(self) -> dict[str, list[TierView]]:
+        ssd = self.ssd
+        return {"hbm": list(self.hbm.values()), "dram": list(self.dram.values()), "eic": list(self.eic.values()),
+                "ssd": [ssd] if ssd is not None else []}
+
+    def capacity_blocks(self) -> dict[str, int]:
+        """Capacity of the whole cluster per tier kind (instantiated or not)."""
+        t, lay = self.topo, self.layout
+        return {"hbm": self.hbm_blocks * lay.n_workers, "dram": self.dram_blocks * t.n_nodes,
+                "eic": self.eic_blocks * t.n_racks, "ssd": self.ssd_blocks}
