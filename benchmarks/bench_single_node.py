@@ -74,8 +74,7 @@ def main() -> None:
           f"router {cfg.cluster.router}, engine {args.engine}")
     print(f"trace load: {load_s:.2f} s; RSS after load {rss_mb():.0f} MB")
     t = time.perf_counter()
-    warm = w.head(64) if hasattr(w, "head") else w
-    _, wctx = prepare_workload(cfg, warm)
+    warm, wctx = prepare_workload(cfg, w.head(64))
     for timing in (False, True):
         run_single(cfg, warm, "lru", ctx=wctx, timing=timing)
     print(f"warm-up (JIT compile or cache load): {time.perf_counter() - t:.1f} s")

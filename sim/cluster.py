@@ -48,7 +48,7 @@ import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
 from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
-from sim.single_node import NodeSetup, _service_estimate_s, policy_params
+from sim.single_node import NodeSetup, policy_params, service_times, trim_tokens
 from sim.topology import Topology
 from trace.workload import Workload
 
@@ -101,19 +101,6 @@ class ClusterResult:
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
-
-
-def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
-    """Tokens per location; a prompt's last partial block is trimmed from the deepest locations first."""
-    tok = [c * bt for c in counts]
-    excess = sum(tok) - input_tokens
-    k = len(tok) - 1
-    while excess > 0 and k >= 0:
-        cut = min(excess, tok[k])
-        tok[k] -= cut
-        excess -= cut
-        k -= 1
-    return tok
 
 
 def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[float, float], float]:
@@ -298,7 +285,8 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
     # Python lists: per-request scalar reads from numpy arrays are slow in this loop.
     arr_s = (w.arrival_ms / 1000.0).tolist()
     offs = w.block_offsets.tolist()
-    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
+    inp, sess = w.input_tokens.tolist(), w.session_id.tolist()
+    service = service_times(cfg, setup.node, w).tolist()
     bt, bb = setup.node.block_tokens, setup.node.block_bytes
     lanes = setup.layout.gpus_per_worker
     prefill = prefill_fn(cfg, setup)
@@ -330,7 +318,7 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
         cached = sum(tok)
         start = max(t, prefill_free.get(wk, 0.0))
         prefill_free[wk] = start + prefill(n_in - cached, cached)
-        svc = _service_estimate_s(cfg, setup.node, n_in, int(out[i]))
+        svc = service[i]
         res.busy_s[i] = svc
         loads.inc(wk)
         heapq.heappush(departures, (t + svc, i, wk))

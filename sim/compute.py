@@ -111,19 +111,16 @@ def decode_iteration_time_s(spec: ModelSpec, gpu: GpuSpec, batch_size: int, batc
         return 0.0
     if batch_kv_tokens < 0:
         raise ValueError(f"batch_kv_tokens must be >= 0, got {batch_kv_tokens}")
-    read = weights_bytes_per_gpu(spec, weight_dtype, tp, 1) + batch_kv_tokens * kv_bytes_per_token(
-        spec, kv_dtype, tp, 1
-    )
-    return read / (gpu.hbm_bandwidth_gb_s * 1e9) + overhead_s
+    return decode_iteration_time_fn(spec, gpu, kv_dtype, weight_dtype, tp, overhead_s)(batch_kv_tokens)
 
 
 def decode_iteration_time_fn(spec: ModelSpec, gpu: GpuSpec, kv_dtype: str = "fp16", weight_dtype: str = "fp16",
                             tp: int = 1, overhead_s: float = 0.002) -> Callable[[float], float]:
-    """``decode_iteration_time_s`` of a non-empty batch as a function of its KV tokens.
+    """One decode step of a non-empty batch as a function of its KV tokens.
 
-    The per-model constants are computed once; the arithmetic per call is
-    the same, so results are bit-identical (the SimPy decode model calls
-    this on every batch change).
+    (weights per GPU + kv_tokens x KV bytes per token per GPU) / HBM
+    bandwidth + overhead. The per-model constants are computed once, which
+    matters where it is called on every batch change (the SimPy decode model).
     """
     weights = weights_bytes_per_gpu(spec, weight_dtype, tp, 1)
     per_token = kv_bytes_per_token(spec, kv_dtype, tp, 1)

@@ -43,9 +43,6 @@ class FluidShare:
     def active(self) -> int:
         return len(self._heap)
 
-    def _rate(self) -> float:
-        return self._r
-
     def _set_changed(self) -> None:
         """The active set changed: recompute the per-job rate."""
         self._r = self.rate_fn(len(self._heap), self._load) if self._heap else 0.0

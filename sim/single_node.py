@@ -189,15 +189,18 @@ class RunResult:
     busy_s: dict = field(default_factory=dict)
 
 
-def _hit_tokens(nh: int, nd: int, ns: int, bt: int, input_tokens: int) -> tuple[int, int, int]:
-    """Tokens per tier; the last (partial) block of a prompt is trimmed from the deepest tier."""
-    th, td, ts = nh * bt, nd * bt, ns * bt
-    excess = th + td + ts - input_tokens
-    if excess > 0:
-        cut = min(excess, ts); ts -= cut; excess -= cut
-        cut = min(excess, td); td -= cut; excess -= cut
-        th -= excess
-    return th, td, ts
+def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
+    """Tokens per location (tier) from block counts in lookup order; a prompt's last
+    partial block is trimmed from the deepest locations first."""
+    tok = [c * bt for c in counts]
+    excess = sum(tok) - input_tokens
+    k = len(tok) - 1
+    while excess > 0 and k >= 0:
+        cut = min(excess, tok[k])
+        tok[k] -= cut
+        excess -= cut
+        k -= 1
+    return tok
 
 
 class _SessionPrefetch:
@@ -255,11 +258,7 @@ def run_single(
     )
     do_prefetch = POLICIES[policy].prefetch
     prefetcher = _SessionPrefetch() if do_prefetch else None
-    service = compute.service_time_s(
-        setup.spec, setup.gpu, workload.input_tokens, workload.output_tokens, tp=cfg.model.tp, mfu=cfg.compute.mfu,
-        compute_dtype=cfg.compute.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
-        overhead_s=cfg.compute.decode_overhead_ms / 1000,
-    )
+    service = service_times(cfg, setup, workload)
     compiled = isinstance(cache, CompiledNodeCache) and cfg.cluster.router in ROUTER_KERNELS
     if compiled:
         sess = session_index(workload.session_id)
@@ -290,21 +289,20 @@ def _sample(cache: NodeCache, t: float) -> None:
     occ["ssd"].append((t, len(cache.ssd)))
 
 
-def _service_estimate_s(cfg: Config, setup: NodeSetup, inp: int, out: int) -> float:
-    """Uncontended service time of one request (scalar twin of compute.service_time_s)."""
+def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
+    """Uncontended service time per request: the load signal of the hit-rate-only replays."""
     c = cfg.compute
-    pre = compute.prefill_time_s(setup.spec, setup.gpu, inp, 0, tp=cfg.model.tp, mfu=c.mfu, compute_dtype=c.dtype)
-    it = compute.decode_iteration_time_s(
-        setup.spec, setup.gpu, 1, inp, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
-        tp=cfg.model.tp, overhead_s=c.decode_overhead_ms / 1000,
+    return compute.service_time_s(
+        setup.spec, setup.gpu, w.input_tokens, w.output_tokens, tp=cfg.model.tp, mfu=c.mfu,
+        compute_dtype=c.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
+        overhead_s=c.decode_overhead_ms / 1000,
     )
-    return pre + it * max(0, out - 1)
 
 
 def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress) -> None:
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
-    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    inp, sess = w.input_tokens, w.session_id
     bt = setup.block_tokens
     departures: list[tuple[float, int]] = []  # (estimated finish, worker) - the load signal
     prefetches: list[tuple[float, int, int, int]] = []  # (time, session, req, worker)
@@ -327,7 +325,7 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
         cache.store(wk, blocks, lo, npre)
         res.worker[i] = wk
         res.hit_blocks[i] = (nh, nd, ns)
-        res.hit_tokens[i] = _hit_tokens(nh, nd, ns, bt, int(inp[i]))
+        res.hit_tokens[i] = trim_tokens([nh, nd, ns], bt, int(inp[i]))
         load[wk] += 1
         heapq.heappush(departures, (t + float(service[i]), wk))
         if prefetcher is not None and s >= 0:
@@ -420,7 +418,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         npre = nh + nd + ns
         traffic = cache.fetch(wk, blocks, lo, npre)
         res.hit_blocks[i] = (nh, nd, ns)
-        th, td, ts = _hit_tokens(nh, nd, ns, bt, int(inp[i]))
+        th, td, ts = trim_tokens([nh, nd, ns], bt, int(inp[i]))
         res.hit_tokens[i] = (th, td, ts)
         if prefetcher is not None and s >= 0:
             when = prefetcher.observe(s, i, t0)

@@ -26,7 +26,7 @@ PREFETCH_GAP_FRACTION = 0.8  # as sim.single_node: prefetch at 80% of the mean t
 
 @njit(cache=True)
 def hit_tokens(nh, nd, ns, bt, input_tokens):
-    """Tokens per tier; the last (partial) block of a prompt is trimmed from the deepest tier."""
+    """sim.single_node.trim_tokens for three tiers, compiled."""
     th, td, ts = nh * bt, nd * bt, ns * bt
     excess = th + td + ts - input_tokens
     if excess > 0:

@@ -69,9 +69,10 @@ class Belady(Policy):
                 return key
 
     def remove(self, key: int) -> None:
-        if self._dead.pop(key, 0) is None:
-            return
-        self._next.pop(key, None)
+        if key in self._dead:
+            del self._dead[key]
+        else:
+            self._next.pop(key, None)
 
     def next_use(self, key: int) -> int:
         """Position of the next access of resident `key` (NEVER if none)."""
