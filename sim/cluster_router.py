@@ -1,7 +1,9 @@
 """Cluster-scale routers: pick the worker (GPU / TP group) for a request among 10,000+ GPUs.
 
-Same names as the single-node registry (``sim.router.ROUTERS``), different
-machinery: no router ever loops over all workers. They read
+Same names as the single-node registry (``sim.router.ROUTERS``); the blind
+routers (random, round_robin, least_loaded, session_affinity) are the very
+same classes, reading ``ClusterRouteState``'s load view. No router ever
+loops over all workers. They read
 
 * ``ClusterLoad``: outstanding requests per worker and per rack (arrays)
   plus bucket indexes giving the least-loaded worker, globally or within a
@@ -24,11 +26,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from sim.registry import Registry
+from sim.router import BLIND_ROUTERS, Router
 
 from sim.cluster_cache import ClusterCache, Layout
 from sim.cluster_compiled import CompiledClusterCache
@@ -139,15 +142,25 @@ class ClusterRouteState:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.seed, 0x726F7574])
 
+    # the load view the blind routers of sim.router read
+    @property
+    def n_workers(self) -> int:
+        return self.layout.n_workers
 
-class ClusterRouter:
-    name: ClassVar[str] = "base"
+    @property
+    def load(self) -> np.ndarray:
+        return self.loads.load
 
-    def __init__(self, state: ClusterRouteState, **params) -> None:
-        self.s = state
+    def least(self) -> int:
+        """The least-loaded worker (ties: the one that reached that load first)."""
+        return self.loads.least()
 
-    def choose(self, req: int, blocks: list[int], session: int) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
+    def mean(self) -> float:
+        return self.loads.mean()
+
+
+class ClusterRouter(Router):
+    """A router over a ClusterRouteState (``self.s``)."""
 
 
 CLUSTER_ROUTERS = Registry("router")
@@ -158,66 +171,8 @@ def make_cluster_router(name: str, state: ClusterRouteState, **params) -> Cluste
     return CLUSTER_ROUTERS.make(name, state, **params)
 
 
-@register
-class RandomRouter(ClusterRouter):
-    name = "random"
-
-    def __init__(self, state, **params):
-        super().__init__(state)
-        self._draws = np.empty(0, dtype=np.int64)
-        self._i = 0
-
-    def choose(self, req, blocks, session):
-        if self._i >= len(self._draws):
-            self._draws = self.s.rng.integers(self.s.layout.n_workers, size=4096)
-            self._i = 0
-        self._i += 1
-        return int(self._draws[self._i - 1])
-
-
-@register
-class RoundRobin(ClusterRouter):
-    name = "round_robin"
-
-    def __init__(self, state, **params):
-        super().__init__(state)
-        self._next = 0
-
-    def choose(self, req, blocks, session):
-        w = self._next
-        self._next = (w + 1) % self.s.layout.n_workers
-        return w
-
-
-@register
-class LeastLoaded(ClusterRouter):
-    name = "least_loaded"
-
-    def choose(self, req, blocks, session):
-        return self.s.loads.least()
-
-
-@register
-class SessionAffinity(ClusterRouter):
-    """Same session -> same worker unless it carries more than `overload` x max(1, mean load)."""
-
-    name = "session_affinity"
-
-    def __init__(self, state, overload: float = 2.0, **params):
-        super().__init__(state)
-        self.overload = overload
-        self.home: dict[int, int] = {}
-
-    def choose(self, req, blocks, session):
-        loads = self.s.loads
-        if session >= 0:
-            w = self.home.get(session)
-            if w is not None and loads.load[w] <= self.overload * max(1.0, loads.mean()):
-                return w
-        w = loads.least()
-        if session >= 0:
-            self.home[session] = w
-        return w
+for _cls in BLIND_ROUTERS:
+    register(_cls)
 
 
 class _CacheAware(ClusterRouter):

@@ -1,9 +1,15 @@
 """Request routers: pick the worker (GPU or TP group) that serves a request.
 
 Routers are small classes found by name in ``ROUTERS``. Each gets a
-``RouteState`` it may read: per-worker outstanding load and a function that
-tells how many leading blocks of a request a worker holds in HBM. Routers
-never scan caches: prefix scoring walks only the request's own blocks.
+``RouteState`` it may read: per-worker outstanding load, the least-loaded
+worker and the mean load, and a function that tells how many leading blocks
+of a request a worker holds in HBM. Routers never scan caches: prefix
+scoring walks only the request's own blocks.
+
+The four blind routers (random, round_robin, least_loaded,
+session_affinity) read only ``n_workers``, ``load``, ``least()``,
+``mean()`` and ``rng``, which ``sim.cluster_router.ClusterRouteState`` also
+offers, so cluster mode registers these same classes.
 """
 from __future__ import annotations
 
@@ -25,6 +31,13 @@ class RouteState:
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+
+    def least(self) -> int:
+        """The least-loaded worker (ties: the lowest id)."""
+        return int(np.argmin(self.load))
+
+    def mean(self) -> float:
+        return float(self.load.mean())
 
 
 class Router:
@@ -49,8 +62,18 @@ def make_router(name: str, state: RouteState, **params) -> Router:
 class RandomRouter(Router):
     name = "random"
 
+    def __init__(self, state, **params):
+        super().__init__(state)
+        # Drawn 4,096 at a time: the same sequence as one integers() call per request, far cheaper.
+        self._draws = np.empty(0, dtype=np.int64)
+        self._i = 0
+
     def choose(self, req, blocks, session):
-        return int(self.s.rng.integers(self.s.n_workers))
+        if self._i >= len(self._draws):
+            self._draws = self.s.rng.integers(self.s.n_workers, size=4096)
+            self._i = 0
+        self._i += 1
+        return int(self._draws[self._i - 1])
 
 
 @register
@@ -72,12 +95,12 @@ class LeastLoaded(Router):
     name = "least_loaded"
 
     def choose(self, req, blocks, session):
-        return int(np.argmin(self.s.load))
+        return self.s.least()
 
 
 @register
 class SessionAffinity(Router):
-    """Same session -> same worker, unless that worker carries `overload` x the mean load."""
+    """Same session -> same worker, unless that worker carries `overload` x max(1, mean load)."""
 
     name = "session_affinity"
 
@@ -87,15 +110,18 @@ class SessionAffinity(Router):
         self.home: dict[int, int] = {}
 
     def choose(self, req, blocks, session):
-        load = self.s.load
+        s = self.s
         if session >= 0:
             w = self.home.get(session)
-            if w is not None and load[w] <= self.overload * max(1.0, float(load.mean())):
+            if w is not None and s.load[w] <= self.overload * max(1.0, s.mean()):
                 return w
-        w = int(np.argmin(load))
+        w = s.least()
         if session >= 0:
             self.home[session] = w
         return w
+
+
+BLIND_ROUTERS = (RandomRouter, RoundRobin, LeastLoaded, SessionAffinity)
 
 
 @register
@@ -118,7 +144,7 @@ class PrefixAware(Router):
                 if best_score is None or score > best_score:
                     best, best_score = w, score
             return best
-        return int(np.argmin(load))
+        return s.least()
 
 
 @register
