@@ -140,6 +140,14 @@ def _subsets(universe: list[int], cap: int):
         yield from itertools.combinations(universe, r)
 
 
+def _keep_any(nxt: dict, universe: list, capacity: int, value: float) -> None:
+    """Every next state that keeps a subset of `universe` (at most `capacity` keys) is worth at least `value`."""
+    for T in _subsets(universe, capacity):
+        key = frozenset(T)
+        if nxt.get(key, -1.0) < value:
+            nxt[key] = value
+
+
 def exhaustive_strict(w: Workload, capacity: int, unit: bool = False) -> float:
     """Best strict-prefix hits over every schedule S_0..S_n (S_{i+1} within S_i + r_i, |S| <= C)."""
     fut = _future(w)
@@ -151,11 +159,7 @@ def exhaustive_strict(w: Workload, capacity: int, unit: bool = False) -> float:
             while h < len(ids) and ids[h] in S:
                 h += 1
             v2 = v + (h if unit else sum(weights[:h]))
-            universe = sorted((S | set(ids)) & fut[i + 1])
-            for T in _subsets(universe, capacity):
-                key = frozenset(T)
-                if nxt.get(key, -1.0) < v2:
-                    nxt[key] = v2
+            _keep_any(nxt, sorted((S | set(ids)) & fut[i + 1]), capacity, v2)
         states = nxt
     return max(states.values()) if states else 0.0
 
@@ -172,11 +176,7 @@ def exhaustive_relaxed(w: Workload, capacity: int, unit: bool = False) -> float:
         nxt: dict[frozenset, float] = {}
         for S, v in states.items():
             v2 = v + (wt if k in S else 0)
-            universe = sorted((S | {k}) & later[t + 1])
-            for T in _subsets(universe, capacity):
-                key = frozenset(T)
-                if nxt.get(key, -1.0) < v2:
-                    nxt[key] = v2
+            _keep_any(nxt, sorted((S | {k}) & later[t + 1]), capacity, v2)
         states = nxt
     return max(states.values()) if states else 0.0
 
