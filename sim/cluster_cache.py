@@ -338,37 +338,27 @@ class ClusterCache:
                     break
             if src is None:
                 if dram is not None and b in dram.pos:
+                    tier, src, loc = dram, topo.dram(node), 2
                     if self.write_through:
                         dram.touch(b, pos)
                     else:
                         dram.take(b)
-                    dram.stats.hits += 1
-                    dram.stats.promotions_out += 1
-                    src = topo.dram(node)
-                    c[2] += 1
                 elif eic is not None and b in eic.pos:
+                    tier, src, loc = eic, topo.eic(rack), 3
                     eic.touch(b, pos)
-                    eic.stats.hits += 1
-                    eic.stats.promotions_out += 1
-                    src = topo.eic(rack)
-                    c[3] += 1
                 elif b in racks:
                     m = racks[b]
                     r2 = (m & -m).bit_length() - 1
-                    t2 = self.eic[r2]
-                    t2.touch(b, pos)
-                    t2.stats.hits += 1
-                    t2.stats.promotions_out += 1
-                    src = topo.eic(r2)
-                    c[4] += 1
+                    tier, src, loc = self.eic[r2], topo.eic(r2), 4
+                    tier.touch(b, pos)
                 elif ssd is not None and b in ssd.pos:
+                    tier, src, loc = ssd, topo.ssd(), 5
                     ssd.touch(b, pos)
-                    ssd.stats.hits += 1
-                    ssd.stats.promotions_out += 1
-                    src = topo.ssd()
-                    c[5] += 1
                 else:
                     break
+                tier.stats.hits += 1
+                tier.stats.promotions_out += 1
+                c[loc] += 1
             crit[src] = crit.get(src, 0) + 1
             hbm.put(b, pos, ev)
             if b in hpos:
