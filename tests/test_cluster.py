@@ -28,14 +28,8 @@ EIC, REIC = LOC_NAMES.index("local_eic"), LOC_NAMES.index("remote_eic")
 
 
 def _workload(reqs, arrivals_s, sessions=None, outputs=None):
-    offs = np.zeros(len(reqs) + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(r) for r in reqs])
-    n = len(reqs)
-    return Workload(
-        "micro", np.array(arrivals_s, dtype=float) * 1000, [16 * len(r) for r in reqs],
-        outputs or [1] * n, sessions if sessions is not None else [-1] * n, offs,
-        np.array([b for r in reqs for b in r], dtype=np.int64), 16,
-    )
+    return Workload.from_requests(reqs, arrival_ms=np.array(arrivals_s, dtype=float) * 1000,
+                                  output_tokens=outputs, session_id=sessions, name="micro")
 
 
 def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):

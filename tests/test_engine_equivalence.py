@@ -31,12 +31,7 @@ POLICIES = sorted(KERNELS)
 
 
 def _workload(reqs, sessions=None):
-    offs = np.zeros(len(reqs) + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(r) for r in reqs])
-    ids = np.array([b for r in reqs for b in r], dtype=np.int64)
-    n = len(reqs)
-    sess = sessions if sessions is not None else [-1] * n
-    return Workload("t", np.arange(n, dtype=float), [16 * len(r) for r in reqs], [1] * n, sess, offs, ids, 16)
+    return Workload.from_requests(reqs, session_id=sessions)
 
 
 def _pair(policy, ctx, hbm, dram, ssd, workers, write_through, depth=2):

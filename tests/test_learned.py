@@ -27,11 +27,7 @@ F = {name: j for j, name in enumerate(FEATURES)}
 
 
 def _workload(reqs, arrivals_ms, sessions=None, name="hand"):
-    offs = np.zeros(len(reqs) + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(r) for r in reqs])
-    n = len(reqs)
-    return Workload(name, np.asarray(arrivals_ms, dtype=float), [16 * len(r) for r in reqs], [1] * n,
-                    sessions if sessions is not None else [-1] * n, offs, [b for r in reqs for b in r], 16)
+    return Workload.from_requests(reqs, arrival_ms=arrivals_ms, session_id=sessions, name=name)
 
 
 def conversations(seed, n_conv=40, turns=8, n_oneshot=120, oneshot_blocks=24, gap_ms=20_000.0, span_ms=600_000.0):

@@ -1,6 +1,5 @@
 """Multi-tier cache invariants (hypothesis) and hand-checked moves."""
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,11 +14,7 @@ POLICIES = sorted(n for n in REGISTRY if n != "learned")
 
 
 def _workload(reqs):
-    offs = np.zeros(len(reqs) + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(r) for r in reqs])
-    ids = np.array([b for r in reqs for b in r], dtype=np.int64)
-    n = len(reqs)
-    return Workload("t", np.arange(n, dtype=float), [16 * len(r) for r in reqs], [1] * n, [-1] * n, offs, ids, 16)
+    return Workload.from_requests(reqs)
 
 
 def _cache(policy, ctx, hbm, dram, ssd, workers=1, write_through=False):

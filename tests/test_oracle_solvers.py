@@ -34,13 +34,7 @@ TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_co
 
 
 def wl(paths, inputs, bt=4) -> Workload:
-    n = len(paths)
-    offs = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in paths], out=offs[1:])
-    return Workload(name="t", arrival_ms=np.arange(n, dtype=float), input_tokens=np.array(inputs),
-                    output_tokens=np.ones(n, dtype=np.int64), session_id=np.full(n, -1),
-                    block_offsets=offs, block_ids=np.array([b for p in paths for b in p], dtype=np.int64),
-                    block_tokens=bt)
+    return Workload.from_requests(paths, input_tokens=np.array(inputs), block_tokens=bt)
 
 
 @st.composite

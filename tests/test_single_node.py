@@ -13,13 +13,8 @@ GiB = 1024**3
 
 
 def _workload(reqs, arrivals_s, outputs=None):
-    offs = np.zeros(len(reqs) + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(r) for r in reqs])
-    n = len(reqs)
-    return Workload(
-        "micro", np.array(arrivals_s, dtype=float) * 1000, [16 * len(r) for r in reqs],
-        outputs or [1] * n, [-1] * n, offs, np.array([b for r in reqs for b in r]), 16,
-    )
+    return Workload.from_requests(reqs, arrival_ms=np.array(arrivals_s, dtype=float) * 1000, output_tokens=outputs,
+                                  name="micro")
 
 
 def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):

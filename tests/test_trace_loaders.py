@@ -386,3 +386,12 @@ def test_real_mooncake_trace_loads_fast_and_clean():
     assert w.output_tokens.mean() == pytest.approx(343, rel=0.01)
     assert w.block_tokens == 512 and not w.synthetic_blocks
     assert not any("prefix-identifying" in n for n in st.notes)
+
+
+def test_workload_from_requests_defaults():
+    from trace.workload import Workload
+
+    w = Workload.from_requests([[1, 2], [1, 2, 3]], block_tokens=4)
+    assert w.block_offsets.tolist() == [0, 2, 5] and w.block_ids.tolist() == [1, 2, 1, 2, 3]
+    assert w.arrival_ms.tolist() == [0.0, 1.0] and w.input_tokens.tolist() == [8, 12]
+    assert w.output_tokens.tolist() == [1, 1] and w.session_id.tolist() == [-1, -1]

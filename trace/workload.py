@@ -91,6 +91,28 @@ class Workload:
         if self.block_tokens <= 0:
             raise ValueError("Workload.block_tokens must be positive")
 
+    @classmethod
+    def from_requests(cls, requests, *, arrival_ms=None, input_tokens=None, output_tokens=None,
+                      session_id=None, block_tokens: int = 16, name: str = "t") -> "Workload":
+        """A workload from each request's list of block ids (hand-made cases, tests, notebooks).
+
+        Defaults: arrivals 0, 1, 2... ms; prompts of whole blocks; one output
+        token; no sessions.
+        """
+        n = len(requests)
+        offs = np.zeros(n + 1, dtype=np.int64)
+        offs[1:] = np.cumsum([len(r) for r in requests])
+        return cls(
+            name=name,
+            arrival_ms=np.arange(n, dtype=float) if arrival_ms is None else arrival_ms,
+            input_tokens=[block_tokens * len(r) for r in requests] if input_tokens is None else input_tokens,
+            output_tokens=[1] * n if output_tokens is None else output_tokens,
+            session_id=[-1] * n if session_id is None else session_id,
+            block_offsets=offs,
+            block_ids=np.array([b for r in requests for b in r], dtype=np.int64),
+            block_tokens=block_tokens,
+        )
+
     def __len__(self) -> int:
         return len(self.arrival_ms)
 
