@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine import node_ops
-from sim.engine import belady_kernel, lfu_kernel
+from sim.engine import belady_kernel, lfu_kernel, node_ops
 from sim.engine.dispatch import ARC, BELADY, KERNELS, LFU, S3FIFO, SELECTIVE_WRITE
 from sim.engine.layout import (
     CAP, LEN, PREFETCHED, STAT_FIELDS, ST_HITS, TR_DRAM_TO_HBM, TR_DRAM_TO_SSD, TR_HBM_TO_DRAM,
@@ -94,7 +93,6 @@ class CompiledNodeCache:
         if code == LFU:
             for t in range(len(caps)):
                 lfu_kernel.init_buckets(self.M, t)
-        self.policy = policy
         self.write_through = write_through
         self.hbm = [TierView(self, w, "hbm", block_bytes) for w in range(n_workers)]
         self.dram = TierView(self, n_workers, "dram", block_bytes)
