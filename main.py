@@ -121,7 +121,7 @@ def _x(v) -> str:
 def _policy_table(report: dict):
     from rich.table import Table
 
-    from sim.report import policy_rows
+    from sim.report.schema import policy_rows
 
     w = report["workload"]
     t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
@@ -147,7 +147,7 @@ def _router_table(report: dict):
     """Cluster mode: one row per router (hit rate by location, TTFT, skew, speed)."""
     from rich.table import Table
 
-    from sim.cluster_report import router_rows
+    from sim.report.cluster import router_rows
 
     w, topo = report["workload"], report.get("topology", {})
     t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
@@ -171,8 +171,8 @@ def _router_table(report: dict):
 # ---------------------------------------------------------------- commands
 
 def cmd_run(args) -> int:
-    from sim.report import write_csv, write_json
-    from sim.runner import run_mode
+    from sim.report.schema import write_csv, write_json
+    from sim.modes.runner import run_mode
     from trace.source import workload_from_config
 
     cfg = _load_cfg(args)
@@ -211,12 +211,12 @@ def cmd_run(args) -> int:
         write_csv(report, out_dir / "report.csv")
         console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
     if not args.no_plot and report.get("routers"):
-        from sim.cluster_report import plot_router_comparison
+        from sim.report.cluster import plot_router_comparison
 
         png = plot_router_comparison(report, Path(args.plot or out_dir / "routers.png"))
         console.print(f"plot: {png}")
     elif not args.no_plot:
-        from sim.plots import plot_policy_comparison
+        from sim.report.plots import plot_policy_comparison
 
         png = plot_policy_comparison(report, Path(args.plot or out_dir / "policies.png"))
         console.print(f"plot: {png}")
@@ -237,15 +237,15 @@ def cmd_default(args) -> int:
 def cmd_calc(args) -> int:
     console = _console()
     if args.calc_cmd == "kv":
-        from sim.kv_calc import kv_report, render_kv
+        from sim.analytic.kv_memory import kv_report, render_kv
 
         if args.list:
-            from sim.hardware import GPU_PRESETS, MODEL_PRESETS
+            from sim.config.hardware import GPU_PRESETS, MODEL_PRESETS
 
             console.print("models: " + ", ".join(sorted(MODEL_PRESETS)))
             console.print("gpus:   " + ", ".join(sorted(GPU_PRESETS)))
             return EXIT_OK
-        from sim.kv_calc import parse_contexts
+        from sim.analytic.kv_memory import parse_contexts
 
         contexts = list(parse_contexts(args.contexts)) if args.contexts else None
         kw = {} if contexts is None else {"contexts": contexts}
@@ -609,7 +609,7 @@ def _pd_table(report: dict):
 
 def _pd_outputs(args, cfg, console, report: dict) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
-    from sim.report import write_csv, write_json
+    from sim.report.schema import write_csv, write_json
 
     console.print(_pd_table(report))
     lay = report["pd_layout"]
@@ -634,7 +634,7 @@ def _pd_outputs(args, cfg, console, report: dict) -> int:
     if args.report_csv:
         write_csv(report, args.report_csv)
     if not args.no_plot:
-        from sim.pd_plots import plot_pd_comparison
+        from sim.report.pd_plots import plot_pd_comparison
 
         console.print(f"plot: {plot_pd_comparison(report, Path(args.plot or out_dir / 'pd.png'))}")
     return EXIT_OK

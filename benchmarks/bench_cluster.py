@@ -43,11 +43,11 @@ def one_router(args) -> dict:
     """Child process: replay the trace with one router, timed then hit-rate-only."""
     import numpy as np
 
-    from sim.cluster import run_cluster
-    from sim.cluster_report import cluster_metrics
+    from sim.modes.cluster import run_cluster
+    from sim.report.cluster import cluster_metrics
     from sim.config import load_config
-    from sim.single_node import prepare_workload
-    from sim.topology import Topology
+    from sim.modes.single import prepare_workload
+    from sim.timing.topology import Topology
     from trace.loaders import load_trace
 
     cfg = load_config(overrides=args.set)
@@ -142,7 +142,7 @@ def main() -> None:
               f"hit rates in % of input tokens (timed run)")
     if not args.no_reference:
         # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
-        from sim.single_node import prepare_workload, run_single
+        from sim.modes.single import prepare_workload, run_single
         from trace.loaders import load_trace
 
         ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])

@@ -2,7 +2,7 @@
 
 Workload: ../shared/traces/mooncake_conversation.jsonl (12,031 requests, 288,500
 accesses of 512-token blocks), replayed by the single-node hit-rate-only path
-(``sim.single_node.run_single(..., timing=False)``) on one worker with one HBM
+(``sim.modes.single.run_single(..., timing=False)``) on one worker with one HBM
 tier of C blocks and no DRAM/SSD, so C is the whole cache (llama-3-8b fp16:
 64 MiB per block). Hit rate = prefix-hit tokens / input tokens.
 
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import learned.policy as learned_policy  # noqa: E402
 from learned.train import TrainParams, train_offline  # noqa: E402
 from sim.config import load_config  # noqa: E402
-from sim.single_node import prepare_workload, run_single  # noqa: E402
+from sim.modes.single import prepare_workload, run_single  # noqa: E402
 from trace.loaders import load_trace  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")

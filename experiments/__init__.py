@@ -5,7 +5,7 @@
 * ``engine``: point expansion, deterministic point ids, local process pool,
   resume, failure recording, progress.
 * ``worker``: what one process does for one point (workload cache per process).
-* ``modes``: point evaluators (the ``sim.runner`` modes + the ``oracle`` bounds).
+* ``modes``: point evaluators (the ``sim.modes.runner`` modes + the ``oracle`` bounds).
 * ``results``: points.csv / parquet / per-point JSON.
 * ``ray_backend``: the same points on a Ray cluster (optional extra).
 * ``plots``: PNGs of a finished sweep.

@@ -45,7 +45,7 @@ class DerivedKey:
 
 
 def _kv_capacity_tokens(cfg: Config, value: Any) -> dict[str, Any]:
-    from sim.hardware import GIB, kv_bytes_per_token_total, model_spec
+    from sim.config.hardware import GIB, kv_bytes_per_token_total, model_spec
 
     tokens = float(value)
     if not math.isfinite(tokens) or tokens <= 0:

@@ -167,7 +167,7 @@ def _mp_context():
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["experiments.worker", "experiments.modes", "sim.runner", "sim.single_node"])
+        ctx.set_forkserver_preload(["experiments.worker", "experiments.modes", "sim.modes.runner", "sim.modes.single"])
         return ctx
     return mp.get_context("spawn")
 

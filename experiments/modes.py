@@ -1,7 +1,7 @@
 """How one sweep point is evaluated: a registry of modes.
 
-Every mode registered in ``sim.runner.MODES`` (single, and cluster / pd once
-they register) runs through ``sim.runner.run_mode`` with the point's
+Every mode registered in ``sim.modes.runner.MODES`` (single, and cluster / pd once
+they register) runs through ``sim.modes.runner.run_mode`` with the point's
 ``policies.eviction``. On top of those the sweep engine knows ``oracle``: the
 offline bounds of ``sim.oracle.bounds`` at the point's HBM capacity, reported
 in the common report schema so they land on the same plots as the policies.
@@ -18,7 +18,7 @@ from sim.config import Config
 from sim.errors import InputError
 from trace.workload import Workload
 
-# (config, workload, timing, options) -> report dict (sim.report schema)
+# (config, workload, timing, options) -> report dict (sim.report.schema schema)
 Evaluator = Callable[[Config, Workload, bool, BaseModel | None], dict]
 
 
@@ -35,7 +35,7 @@ class OracleOptions(BaseModel):
 
 
 def _bound_metrics(b, name: str, cap_bytes: int) -> dict[str, Any]:
-    from sim.report import dist_ms
+    from sim.report.schema import dist_ms
 
     empty = dist_ms(np.array([]))
     hr, bhr = b.hit_rate(name), b.block_hit_rate(name)
@@ -61,8 +61,8 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     from sim.oracle.access import accesses
     from sim.oracle.bounds import BOUND_NAMES, compute_bounds
     from sim.oracle.buckets import apply_scope
-    from sim.report import build_report
-    from sim.single_node import NodeSetup, simulated_workload
+    from sim.report.schema import build_report
+    from sim.modes.single import NodeSetup, simulated_workload
 
     opt = options if isinstance(options, OracleOptions) else OracleOptions()
     t0 = time.perf_counter()
@@ -86,13 +86,13 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     )
 
 
-# mode name -> (evaluator, options model); sim.runner.MODES are added at lookup time
+# mode name -> (evaluator, options model); sim.modes.runner.MODES are added at lookup time
 EVALUATORS: dict[str, tuple[Evaluator, type[BaseModel]]] = {"oracle": (oracle_point, OracleOptions)}
 
 
 def _runner_evaluator(mode: str) -> Evaluator:
     def run(cfg: Config, workload: Workload, timing: bool, options: BaseModel | None) -> dict:
-        from sim.runner import run_mode
+        from sim.modes.runner import run_mode
 
         return run_mode(cfg, mode, workload=workload, policies=[cfg.policies.eviction], timing=timing)
 
@@ -100,7 +100,7 @@ def _runner_evaluator(mode: str) -> Evaluator:
 
 
 def available_modes() -> list[str]:
-    from sim.runner import MODES
+    from sim.modes.runner import MODES
 
     return sorted(set(MODES) | set(EVALUATORS))
 
@@ -109,7 +109,7 @@ def lookup(mode: str, where: str = "mode") -> tuple[Evaluator, type[BaseModel]]:
     """The evaluator of `mode`; an InputError naming the mode when it is not available."""
     if mode in EVALUATORS:
         return EVALUATORS[mode]
-    from sim.runner import MODES
+    from sim.modes.runner import MODES
 
     if mode in MODES:
         return _runner_evaluator(mode), NoOptions

@@ -66,8 +66,8 @@ def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
 
 
 def _point(kind: str, cfg: Config, workload: Workload, policy: str) -> tuple[dict, dict, dict]:
-    from sim.pd import prepare, simulate
-    from sim.pd_metrics import deployment_metrics
+    from sim.modes.pd.simulator import prepare, simulate
+    from sim.modes.pd.run import deployment_metrics
 
     prep = prepare(cfg, workload, policy)
     res = simulate(kind, cfg, prep, policy)
@@ -78,7 +78,7 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
                  policy: str | None = None, baseline: bool = True, workers: int = 0,
                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """One PD run per ratio (+ the colocated baseline); see the module docstring."""
-    from sim.report import workload_summary
+    from sim.report.schema import workload_summary
 
     ratios = ratios or list(DEFAULT_RATIOS)
     policy = policy or cfg.policies.eviction
@@ -126,7 +126,7 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
 
 def write_pd_ratio(result: dict, out_dir: str | Path, plot: bool = True) -> dict[str, Path]:
     """pd_ratio.json, pd_ratio.csv (one row per ratio, then colocated) and pd_ratio.png in out_dir."""
-    from sim.report import write_json
+    from sim.report.schema import write_json
 
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ def write_pd_ratio(result: dict, out_dir: str | Path, plot: bool = True) -> dict
             w.writerow({**{k: ("" if row.get(k) is None else row.get(k)) for k in ROW_COLUMNS},
                         "config_hash": result["config_hash"]})
     if plot:
-        from sim.pd_plots import plot_pd_ratio
+        from sim.report.pd_plots import plot_pd_ratio
 
         paths["png"] = plot_pd_ratio(result, d / "pd_ratio.png")
     return paths

@@ -11,7 +11,7 @@ base:                             # the config every point starts from
 workloads:                        # named workloads (or `workload:` for one)
   mooncake: {trace: ../shared/traces/mooncake_conversation.jsonl, format: mooncake, limit: 0}
   chat: {synthetic: {kind: multi_turn, requests: 3000}}   # synthetic-section overrides
-mode: single                      # single | oracle | any mode registered in sim.runner.MODES
+mode: single                      # single | oracle | any mode registered in sim.modes.runner.MODES
 timing: true                      # false: hit-rate-only replay (no TTFT)
 options: {oracle: {method: exact}}   # per-mode options
 metrics: [hit_rate, ttft_p99_ms]  # what plots and the summary show (experiments.metrics registry)

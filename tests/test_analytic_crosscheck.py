@@ -35,7 +35,7 @@ import pytest
 
 from sim.analytic import hit_rate
 from sim.config import load_config
-from sim.single_node import prepare_workload, run_single
+from sim.modes.single import prepare_workload, run_single
 
 synthetic = pytest.importorskip("trace.synthetic", reason="trace/synthetic.py (the generator) is not there yet")
 

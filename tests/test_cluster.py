@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import compute
-from sim.cluster import run_cluster
-from sim.cluster_cache import LOC_NAMES
-from sim.cluster_report import cluster_metrics
-from sim.cluster_router import CLUSTER_ROUTERS, ClusterRouter, LoadIndex
+from sim.timing import compute
+from sim.modes.cluster import run_cluster
+from sim.cache.cluster import LOC_NAMES
+from sim.report.cluster import cluster_metrics
+from sim.routing.cluster import CLUSTER_ROUTERS, ClusterRouter, LoadIndex
 from sim.config import load_config
-from sim.hardware import gpu_spec, model_spec
-from sim.router import ROUTERS
-from sim.runner import run_mode
+from sim.config.hardware import gpu_spec, model_spec
+from sim.routing.node import ROUTERS
+from sim.modes.runner import run_mode
 from trace.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,7 +276,7 @@ def test_cli_router_comparison(tmp_path):
 
 @pytest.mark.skipif(not TRACE.exists(), reason="real trace not present (../shared/traces)")
 def test_mooncake_cache_aware_routers_beat_blind_ones():
-    from sim.single_node import prepare_workload
+    from sim.modes.single import prepare_workload
     from trace.loaders import load_trace
 
     cfg = load_config(overrides=["cluster.racks=8"])
@@ -289,7 +289,7 @@ def test_mooncake_cache_aware_routers_beat_blind_ones():
 
 
 def test_single_node_cache_load_balanced_router():
-    from sim.single_node import run_single
+    from sim.modes.single import run_single
 
     cfg = load_config(overrides=[
         "model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=4", "cluster.gpus_per_rack=64",
@@ -305,7 +305,7 @@ def test_single_node_cache_load_balanced_router():
 
 def test_unbounded_stand_in_changes_nothing(monkeypatch, fixed_router):
     """A tier that can hold every distinct block gets `Unbounded` instead of the policy: same results."""
-    import sim.cluster as cl
+    import sim.modes.cluster as cl
 
     # on w0: [1..4] -> EIC; [5..8] -> EIC; [11..14] pushes [1..4] out of the 4-block EIC to the SSD
     w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [11, 12, 13, 14], [1, 2, 3, 4, 9]] * 3, list(range(0, 120, 10)))

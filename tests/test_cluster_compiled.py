@@ -1,4 +1,4 @@
-"""The compiled cluster cache (sim.cluster_kernels) against the Python reference (sim.cluster_cache).
+"""The compiled cluster cache (sim.engine.cluster_kernels) against the Python reference (sim.cache.cluster).
 
 Both engines replay the same workloads; every per-request figure and every
 report number must be identical. Small tiers force every path of the
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.cluster import queue_recency, run_cluster
-from sim.cluster_compiled import CompiledClusterCache
-from sim.cluster_cache import ClusterCache
-from sim.cluster_report import cluster_metrics
+from sim.modes.cluster import queue_recency, run_cluster
+from sim.engine.cluster_cache import CompiledClusterCache
+from sim.cache.cluster import ClusterCache
+from sim.report.cluster import cluster_metrics
 from sim.config import load_config
 from sim.errors import InputError
 from trace.workload import Workload
@@ -119,7 +119,7 @@ def test_small_tiers_reach_every_part_of_the_chain():
 @pytest.mark.parametrize("sets", [[], ["cache.write_policy=write_through", "cluster.cross_rack_lookup=true"],
                                   ["cluster.evict_to_eic=false", "model.tp=8", "hardware.hbm.capacity_gb=20"]])
 def test_compiled_matches_python_on_mooncake(sets):
-    from sim.single_node import prepare_workload
+    from sim.modes.single import prepare_workload
     from trace.loaders import load_trace
 
     cfg = load_config(overrides=["cluster.racks=4"] + sets)

@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 import sim.policies  # noqa: F401  (registers the policies)
 from sim.config import load_config
-from sim.engine.cache import CompiledNodeCache
+from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
 from sim.engine.routing import ROUTER_KERNELS
 from sim.errors import InputError
-from sim.node_cache import NodeCache
+from sim.cache.node import NodeCache
 from sim.policies.base import AccessContext, make_policy
-from sim.single_node import prepare_workload, run_single
-from sim.tiers import Tier
+from sim.modes.single import prepare_workload, run_single
+from sim.cache.tier import Tier
 from trace.workload import Workload
 
 MOONCAKE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces", "mooncake_conversation.jsonl")
@@ -157,7 +157,7 @@ def test_mooncake_hit_rate_only_matches():
 
 def test_engine_choice():
     cfg = load_config(overrides=["cache.engine=compiled"])
-    from sim.single_node import use_engine
+    from sim.modes.single import use_engine
 
     assert use_engine(cfg, "lru")
     with pytest.raises(InputError, match="cache.engine"):
@@ -168,7 +168,7 @@ def test_engine_choice():
 
 def test_a_router_without_kernel_drives_the_compiled_cache_from_python():
     """A user's router (no compiled twin) still runs, on the compiled cache, with the same results."""
-    from sim.router import ROUTERS, Router, register
+    from sim.routing.node import ROUTERS, Router, register
     from trace.synthetic import generate
 
     @register

@@ -11,7 +11,7 @@ from experiments.engine import expand, run_sweep
 from experiments.metrics import WALL_CLOCK_COLUMNS
 from experiments.spec import load_spec
 from sim.errors import InputError
-from sim.runner import run_mode
+from sim.modes.runner import run_mode
 from trace.source import workload_from_config
 
 # one worker, HBM only: a single LRU cache, so hit rate cannot drop as it grows

@@ -121,7 +121,7 @@ def test_product_zip_seeds_and_stable_ids(tmp_path):
 
 
 def test_derived_capacity_gives_floor_tokens_over_block(tmp_path):
-    from sim.single_node import NodeSetup
+    from sim.modes.single import NodeSetup
 
     body = {"base": BASE, "axes": {"kv_capacity_tokens": [1000, 16000, 100_000_000]}}
     for p, tokens in zip(expand(load_spec(_spec(tmp_path, body))), [1000, 16000, 100_000_000]):
@@ -151,7 +151,7 @@ def test_several_workloads_need_a_workload_axis(tmp_path):
 
 
 def test_standard_specs_load_with_and_without_smoke():
-    from sim.runner import MODES
+    from sim.modes.runner import MODES
 
     names = sorted(p.stem for p in SPECS.glob("*.yaml"))
     assert names == ["capacity_curve", "context", "network_variance", "pd_ratio", "policies", "profiles"]

@@ -2,7 +2,7 @@
 import pytest
 import simpy
 
-from sim.fluid import FluidShare, link_share
+from sim.timing.fluid import FluidShare, link_share
 
 
 def _run(server_factory, jobs):

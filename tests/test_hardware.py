@@ -6,7 +6,7 @@ import pytest
 
 from sim.config import config_with, load_config
 from sim.errors import InputError
-from sim.hardware import (
+from sim.config.hardware import (
     DTYPE_BYTES,
     GIB,
     GPUS,

@@ -5,7 +5,7 @@ import pytest
 from rich.console import Console
 
 from sim.errors import InputError
-from sim.kv_calc import DEFAULT_CONTEXTS, kv_report, parse_contexts, render_kv
+from sim.analytic.kv_memory import DEFAULT_CONTEXTS, kv_report, parse_contexts, render_kv
 
 GIB = 1024**3
 

@@ -3,9 +3,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.node_cache import NodeCache
+from sim.cache.node import NodeCache
 from sim.policies.base import AccessContext, REGISTRY, make_policy
-from sim.tiers import Tier
+from sim.cache.tier import Tier
 from trace.workload import Workload
 
 import sim.policies  # noqa: F401  (registers the policies)

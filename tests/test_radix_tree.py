@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.radix_tree import LEAF_ORDERS, RadixTree, make_order
+from sim.cache.radix_tree import LEAF_ORDERS, RadixTree, make_order
 
 # ------------------------------------------------------------------ helpers
 

@@ -6,8 +6,8 @@ import simpy
 
 from sim.config import load_config
 from sim.errors import InputError
-from sim.network import Network
-from sim.topology import Topology, TopologySpec
+from sim.timing.network import Network
+from sim.timing.topology import Topology, TopologySpec
 
 MB = 1e6
 

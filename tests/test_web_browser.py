@@ -28,8 +28,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 from sim.analytic import calc_hit_rate  # noqa: E402
 from sim.config import load_config  # noqa: E402
-from sim.report import write_json  # noqa: E402
-from sim.runner import run_mode  # noqa: E402
+from sim.report.schema import write_json  # noqa: E402
+from sim.modes.runner import run_mode  # noqa: E402
 from trace.loaders import load_trace  # noqa: E402
 from web.app import create_app  # noqa: E402
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.analytic import SENSITIVITY_PARAMS, HitRateInputs, calc_hit_rate, reuse_breakeven
 from sim.errors import InputError
-from sim.hardware import GPUS, PRESETS
+from sim.config.hardware import GPUS, PRESETS
 from web import results
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sim.analytic.inputs import HitRateInputs
 from sim.errors import InputError
-from sim.hardware import (
+from sim.config.hardware import (
     GIB,
     GpuSpec,
     ModelSpec,

@@ -1,6 +1,6 @@
 """Reuse vs recompute: the KV loading bandwidth at which a cached prefix pays.
 
-Built on sim.compute.recompute_vs_load_breakeven_gb_s (the same compute model
+Built on sim.timing.compute.recompute_vs_load_breakeven_gb_s (the same compute model
 the simulators use): loading the prefix's KV over a link of B GB/s per GPU
 takes prefix x KV bytes per token per GPU / B; recomputing it takes the
 prefill time on the tp GPUs of a replica. Above the break-even bandwidth
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
+from sim.timing.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
 from sim.errors import InputError
-from sim.hardware import GIB, dtype_bytes, gpu_spec, kv_bytes_per_token, model_spec
+from sim.config.hardware import GIB, dtype_bytes, gpu_spec, kv_bytes_per_token, model_spec
 
 
 def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 8192, tp: int | None = None,

@@ -1,6 +1,6 @@
 """Compiled (numba) cache engine for the single-node simulator.
 
-The Python classes in ``sim.tiers``, ``sim.node_cache`` and ``sim.policies``
+The Python classes in ``sim.cache.tier``, ``sim.cache.node`` and ``sim.policies``
 are the readable reference: any policy, including the learned one and a
 user's own, runs there. This package re-implements the built-in policies and
 the node hierarchy over flat arrays so that a replay spends nanoseconds, not

@@ -1,4 +1,4 @@
-"""sim.node_cache.NodeCache over the arrays: the same moves in the same order.
+"""sim.cache.node.NodeCache over the arrays: the same moves in the same order.
 
 Tiers: worker w's HBM is tier w, DRAM is NW, SSD is NW + 1. Traffic comes
 back as (dram_to_hbm, ssd_to_hbm, hbm_to_dram, dram_to_ssd) blocks and is

@@ -1,4 +1,4 @@
-"""The hit-rate-only replay (sim.single_node._run_fast) as one compiled loop.
+"""The hit-rate-only replay (sim.modes.single._run_fast) as one compiled loop.
 
 Same order of operations as the Python loop, request by request: retire
 departed requests from the load signal, run due session prefetches, route,
@@ -21,12 +21,12 @@ from sim.engine.layout import LEN, NW, tier_at
 from sim.engine.node_ops import fetch, lookup, prefetch, store
 from sim.engine.routing import route
 
-PREFETCH_GAP_FRACTION = 0.8  # as sim.single_node: prefetch at 80% of the mean think time
+PREFETCH_GAP_FRACTION = 0.8  # as sim.modes.single: prefetch at 80% of the mean think time
 
 
 @njit(cache=True)
 def hit_tokens(nh, nd, ns, bt, input_tokens):
-    """sim.single_node.trim_tokens for three tiers, compiled."""
+    """sim.modes.single.trim_tokens for three tiers, compiled."""
     th, td, ts = nh * bt, nd * bt, ns * bt
     excess = th + td + ts - input_tokens
     if excess > 0:

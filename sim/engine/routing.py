@@ -1,4 +1,4 @@
-"""The single-node routers of sim/router.py, compiled, for the engine's replays.
+"""The single-node routers of sim/routing/node.py, compiled, for the engine's replays.
 
 Router state lives in two small arrays so both replays (the compiled
 hit-rate-only loop and the SimPy one, through ``CompiledRouter``) share it:
@@ -28,7 +28,7 @@ ROUTER_KERNELS: dict[str, int] = {
 
 
 def router_state(name: str, router, n_requests: int, n_sessions: int) -> tuple:
-    """(ri, rp, draws, home) for the Python router object `router` (sim.router)."""
+    """(ri, rp, draws, home) for the Python router object `router` (sim.routing.node)."""
     code = ROUTER_KERNELS[name]
     ri = np.array([code, 0], dtype=np.int64)
     rp = np.array([
@@ -103,7 +103,7 @@ def route(M, R, load, i, blocks, sess):
 
 
 class CompiledRouter:
-    """A sim.router-style ``choose`` backed by ``route`` (for the SimPy replay)."""
+    """A sim.routing.node-style ``choose`` backed by ``route`` (for the SimPy replay)."""
 
     def __init__(self, M: np.ndarray, R: tuple, load: np.ndarray, session_index: np.ndarray) -> None:
         self.M, self.R, self.load, self.sess = M, R, load, session_index

@@ -1,4 +1,4 @@
-"""sim.tiers.Tier's calls over the engine memory: resident lookup, touch, admits, put, take."""
+"""sim.cache.tier.Tier's calls over the engine memory: resident lookup, touch, admits, put, take."""
 from __future__ import annotations
 
 from numba import njit

@@ -3,7 +3,7 @@
 Each pool (the ``all`` row = the whole trace, then every length bucket) is
 analysed on its own requests alone against its own deployment's capacity,
 as separate serving pools would be. The report follows the common schema of
-``sim.report`` (mode ``"oracle"``) with the per-pool detail under
+``sim.report.schema`` (mode ``"oracle"``) with the per-pool detail under
 ``"oracle"``.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def analyze_pool(acc: Accesses, dep: Deployment, tiers: list[Tier], method: str,
 def run_oracle(w: Workload, spec: OracleSpec, *, config_hash: str = "", seed: int = 0,
                load_stats: dict | None = None, inputs: dict | None = None, progress=None) -> dict:
     """Every bound for every pool and tier; returns the report dict."""
-    from sim.report import REPORT_VERSION, workload_summary
+    from sim.report.schema import REPORT_VERSION, workload_summary
 
     t0 = time.perf_counter()
     ws = apply_scope(w, spec.scope)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.errors import InputError
-from sim.units import parse_tokens  # noqa: F401  (re-exported: --buckets edges)
+from sim.config.units import parse_tokens  # noqa: F401  (re-exported: --buckets edges)
 from trace.workload import Workload
 
 DEFAULT_EDGES = (32 * 1024, 64 * 1024, 128 * 1024)

@@ -17,7 +17,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from sim.errors import InputError
-from sim.hardware import (
+from sim.config.hardware import (
     GIB, free_kv_bytes_per_gpu, gpu_spec, kv_bytes_per_token, kv_bytes_per_token_total, model_spec,
     weights_bytes_per_gpu,
 )

@@ -35,7 +35,7 @@ from functools import lru_cache
 from dataclasses import asdict, dataclass, fields
 
 from sim.errors import InputError
-from sim.hardware import kv_bytes_per_token_total, model_spec
+from sim.config.hardware import kv_bytes_per_token_total, model_spec
 from sim.oracle.capacity import Deployment, Tier, hbm_capacity, tier_capacities
 from sim.oracle.planning import plan_cards
 

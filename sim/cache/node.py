@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.tiers import Tier
+from sim.cache.tier import Tier
 
 HBM, DRAM, SSD, MISS = 0, 1, 2, 3
 TIER_NAMES = ("hbm", "dram", "ssd")

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from sim.errors import InputError
-from sim.hardware import GpuSpec, ModelSpec, kv_bytes_per_token, weights_bytes_per_gpu
+from sim.config.hardware import GpuSpec, ModelSpec, kv_bytes_per_token, weights_bytes_per_gpu
 
 
 def prefill_flops(spec: ModelSpec, new_tokens: float, cached_tokens: float = 0) -> float:

@@ -1,18 +1,18 @@
 """Prefill/decode disaggregation, and the colocated deployment of the same GPUs.
 
 Deployment: ``pd.racks`` racks of ``pd.gpus_per_rack`` GPUs (0 = the
-cluster section's figures) on the cluster topology (``sim.topology``,
-``sim.network``). A replica is ``model.tp x model.pp`` GPUs of one node.
+cluster section's figures) on the cluster topology (``sim.timing.topology``,
+``sim.timing.network``). A replica is ``model.tp x model.pp`` GPUs of one node.
 In every rack the replicas are split ``pd.prefill_ratio : pd.decode_ratio``
 (rounded, at least one of each); the prefill replicas are the rack's first
 ones in GPU order.
 
 * **PD** (``PDSim``): a request is routed to a prefill replica
   (``pd.router``), loads whatever continues its HBM prefix from the node's
-  DRAM / the rack's EIC (``sim.spill``), waits in the replica's queue,
-  is prefilled in chunks (``sim.prefill``), has its KV moved to a decode
-  replica (``pd.transfer``, ``sim.kv_transfer``) and decodes there in a
-  continuous batch (``sim.batching``). TTFT ends when the KV is at the
+  DRAM / the rack's EIC (``sim.cache.spill``), waits in the replica's queue,
+  is prefilled in chunks (``sim.modes.pd.prefill``), has its KV moved to a decode
+  replica (``pd.transfer``, ``sim.modes.pd.transfer``) and decodes there in a
+  continuous batch (``sim.modes.pd.batching``). TTFT ends when the KV is at the
   decode replica (the first token leaves with it).
 * **colocated** (``ColocatedSim``): the same GPUs, every replica both
   prefills (chunked, mixed into the decode iterations) and decodes; the
@@ -36,11 +36,11 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from sim import compute
-from sim.batching import DecodeTiming, Engine, TokenPool, TreePool
+from sim.timing import compute
+from sim.modes.pd.batching import DecodeTiming, Engine, TokenPool, TreePool
 from sim.config import Config, config_with
 from sim.errors import InputError
-from sim.hardware import (
+from sim.config.hardware import (
     GIB,
     free_kv_bytes_per_gpu,
     gpu_spec,
@@ -48,15 +48,15 @@ from sim.hardware import (
     kv_bytes_per_token_total,
     model_spec,
 )
-from sim.kv_transfer import make_transfer
-from sim.network import Network
-from sim.pd_request import Req
+from sim.modes.pd.transfer import make_transfer
+from sim.timing.network import Network
+from sim.modes.pd.request import Req
 from sim.policies.base import AccessContext
-from sim.prefill import PrefillScheduler, make_prefill_router, prefill_router_names
-from sim.radix_tree import RadixTree, make_order
-from sim.spill import LowerTiers
-from sim.single_node import policy_params
-from sim.topology import Topology
+from sim.modes.pd.prefill import PrefillScheduler, make_prefill_router, prefill_router_names
+from sim.cache.radix_tree import RadixTree, make_order
+from sim.cache.spill import LowerTiers
+from sim.modes.single import policy_params
+from sim.timing.topology import Topology
 from trace.workload import Workload
 
 Progress = Callable[[str, int, int], None]
@@ -259,7 +259,7 @@ PREEMPTION: dict[str, Callable[["_Deployment", Engine, Req], tuple[float, float]
 
 @dataclass
 class DeploymentResult:
-    """What one deployment measured; sim.pd_metrics turns it into report metrics."""
+    """What one deployment measured; sim.modes.pd.run turns it into report metrics."""
 
     kind: str  # "pd" | "colocated"
     workload: Workload
@@ -588,7 +588,7 @@ class Prepared:
 
 def prepare(cfg: Config, workload: Workload, policy: str) -> Prepared:
     """Validate names, re-block the workload, derive the setup, set aside requests no replica can hold."""
-    from sim.single_node import simulated_workload
+    from sim.modes.single import simulated_workload
 
     check_names(cfg, policy)
     w = simulated_workload(cfg, workload)

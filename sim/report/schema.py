@@ -41,7 +41,7 @@ def workload_summary(w: Workload) -> dict[str, Any]:
 
 
 def single_metrics(res, cfg: Config) -> dict[str, Any]:
-    """Metrics of one single-node replay (a sim.single_node.RunResult)."""
+    """Metrics of one single-node replay (a sim.modes.single.RunResult)."""
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
     total_blocks = max(1, len(w.block_ids))
@@ -193,7 +193,7 @@ def write_csv(report: dict, path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     if report.get("routers"):  # cluster mode: one row per router
-        from sim.cluster_report import ROUTER_COLUMNS, router_rows
+        from sim.report.cluster import ROUTER_COLUMNS, router_rows
 
         with p.open("w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=ROUTER_COLUMNS)

@@ -8,7 +8,7 @@ scoring walks only the request's own blocks.
 
 The four blind routers (random, round_robin, least_loaded,
 session_affinity) read only ``n_workers``, ``load``, ``least()``,
-``mean()`` and ``rng``, which ``sim.cluster_router.ClusterRouteState`` also
+``mean()`` and ``rng``, which ``sim.routing.cluster.ClusterRouteState`` also
 offers, so cluster mode registers these same classes.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ class CacheLoadBalanced(Router):
     On one node every cached block outside HBM is close (DRAM/SSD of the same
     node), so the estimate counts the blocks the worker must prefill (those
     not in its HBM) plus `blocks_per_request` for each request already queued
-    on it. The cluster version (sim.cluster_router) uses a full TTFT model.
+    on it. The cluster version (sim.routing.cluster) uses a full TTFT model.
     """
 
     name = "cache_load_balanced"

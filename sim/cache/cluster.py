@@ -1,6 +1,6 @@
 """The KV-cache hierarchy of a cluster: HBM per worker, DRAM per node, an EIC pool per rack, remote SSD.
 
-Tiers are ``sim.tiers.Tier`` objects with the configured eviction policy,
+Tiers are ``sim.cache.tier.Tier`` objects with the configured eviction policy,
 created lazily on first use, so 10,000 idle GPUs cost nothing. A *worker*
 is one model replica (tp x pp GPUs of one node); its lead GPU is its network
 endpoint.
@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from sim.policies.base import Policy
-from sim.tiers import Tier
-from sim.topology import Topology
+from sim.cache.tier import Tier
+from sim.timing.topology import Topology
 
 class Unbounded(Policy):
     """Stands in for a policy in a tier that can never fill up during the run.

@@ -1,7 +1,7 @@
 """Cluster simulator: racks of GPU nodes, an EIC pool per rack, remote SSD, a network, a router.
 
 Two replay paths share the cache hierarchy (``ClusterCache``), the network
-(``Network``: bytes per link class) and the routers (``sim.cluster_router``):
+(``Network``: bytes per link class) and the routers (``sim.routing.cluster``):
 
 * ``timing=True``: SimPy, callback-driven (no process per request): arrival
   -> router -> cached prefix served into the worker's HBM from wherever it
@@ -21,7 +21,7 @@ Everything per worker (HBM tier, decode batch, prefill queue, load index of
 a rack) is created on first use; idle GPUs cost an array slot.
 
 A worker is one model replica of tp x pp GPUs inside a node (hardware,
-compute and tier sizes come from ``sim.single_node.NodeSetup``); its lead
+compute and tier sizes come from ``sim.modes.single.NodeSetup``); its lead
 GPU is its network endpoint and its shards move over its GPUs' links in
 parallel (``lanes``).
 """
@@ -36,20 +36,20 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from sim import compute
-from sim.cluster_cache import LOC_NAMES, ClusterCache, Layout, Unbounded
-from sim.cluster_compiled import CompiledClusterCache
-from sim.cluster_router import ClusterLoad, ClusterRouteState, make_cluster_router
+from sim.timing import compute
+from sim.cache.cluster import LOC_NAMES, ClusterCache, Layout, Unbounded
+from sim.engine.cluster_cache import CompiledClusterCache
+from sim.routing.cluster import ClusterLoad, ClusterRouteState, make_cluster_router
 from sim.config import Config
 from sim.errors import InputError
-from sim.fluid import FluidShare
-from sim.network import Network
+from sim.timing.fluid import FluidShare
+from sim.timing.network import Network
 import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
 from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
-from sim.single_node import NodeSetup, policy_params, service_times, trim_tokens
-from sim.topology import Topology
+from sim.modes.single import NodeSetup, policy_params, service_times, trim_tokens
+from sim.timing.topology import Topology
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -79,7 +79,7 @@ class ClusterSetup:
 
 @dataclass
 class ClusterResult:
-    """Everything one cluster replay measured; sim.cluster_report turns it into the report schema."""
+    """Everything one cluster replay measured; sim.report.cluster turns it into the report schema."""
 
     policy: str
     router: str
@@ -227,10 +227,10 @@ def run_cluster(
     progress: Callable[[int], None] | None = None,
     engine: str | None = None,
 ) -> ClusterResult:
-    """Replay `workload` (already re-blocked, see sim.single_node.prepare_workload) on the cluster.
+    """Replay `workload` (already re-blocked, see sim.modes.single.prepare_workload) on the cluster.
 
     `engine` (default ``cache.engine``): "python" runs the reference ``ClusterCache``;
-    "compiled" the numba twin (``sim.cluster_compiled``; queue-ordered policies only);
+    "compiled" the numba twin (``sim.engine.cluster_cache``; queue-ordered policies only);
     "auto" the compiled one when it can. Both give identical results."""
     t_wall = time.perf_counter()
     router = router or cfg.cluster.router

@@ -6,7 +6,7 @@ from typing import Callable
 
 from sim.config import Config
 from sim.errors import InputError
-from sim.report import build_report, single_metrics
+from sim.report.schema import build_report, single_metrics
 from trace.workload import LoadStats, Workload
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -25,7 +25,7 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
                          progress: Progress | None) -> None:
     """On a machine's first run, build the compiled engine up front, saying so."""
     from sim.engine import is_compiled
-    from sim.single_node import prepare_workload, run_single, use_engine
+    from sim.modes.single import prepare_workload, run_single, use_engine
 
     compiled = [p for p in policies if use_engine(cfg, p)]
     if not compiled or is_compiled():
@@ -49,8 +49,8 @@ def run_single_mode(
     progress: Progress | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
-    from sim.router import ROUTERS
-    from sim.single_node import prepare_workload, run_single
+    from sim.routing.node import ROUTERS
+    from sim.modes.single import prepare_workload, run_single
 
     check_policies(policies)
     if cfg.cluster.router not in ROUTERS:
@@ -95,11 +95,11 @@ def run_cluster_mode(
     """Replay `workload` on the cluster once per router (first policy) and once per extra policy
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
     the router comparison, ``report["policies"]`` the policy comparison."""
-    from sim.cluster import run_cluster
-    from sim.cluster_report import cluster_metrics
-    from sim.cluster_router import CLUSTER_ROUTERS
-    from sim.single_node import prepare_workload
-    from sim.topology import Topology
+    from sim.modes.cluster import run_cluster
+    from sim.report.cluster import cluster_metrics
+    from sim.routing.cluster import CLUSTER_ROUTERS
+    from sim.modes.single import prepare_workload
+    from sim.timing.topology import Topology
 
     check_policies(policies)
     routers = routers or [cfg.cluster.router]
@@ -187,8 +187,8 @@ ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
 
 
 def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> dict:
-    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.pd, sim.pd_metrics)."""
-    from sim.pd_metrics import run_pd_mode as _run
+    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.modes.pd.simulator, sim.modes.pd.run)."""
+    from sim.modes.pd.run import run_pd_mode as _run
 
     return _run(cfg, workload, policies, **kw)
 

@@ -1,9 +1,9 @@
-"""``ClusterCache``'s interface on the compiled kernels (``sim.cluster_kernels``), for LRU and FIFO.
+"""``ClusterCache``'s interface on the compiled kernels (``sim.engine.cluster_kernels``), for LRU and FIFO.
 
 Same lookup/fetch/store/demote rules, counters, lazily created tiers and
-transfers as the Python ``sim.cluster_cache.ClusterCache`` (the reference,
+transfers as the Python ``sim.cache.cluster.ClusterCache`` (the reference,
 used for every other policy and with ``engine="python"``). Blocks are dense
-ids 0..n_blocks-1 in int64 arrays (``sim.cluster`` maps the trace's ids
+ids 0..n_blocks-1 in int64 arrays (``sim.modes.cluster`` maps the trace's ids
 once). The slot pool and its index grow on demand, so memory follows what
 the run keeps resident, not the cluster's size.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim import cluster_kernels as K
-from sim.cluster_cache import Layout, Moves
-from sim.tiers import TierStats
+from sim.engine import cluster_kernels as K
+from sim.cache.cluster import Layout, Moves
+from sim.cache.tier import TierStats
 
 _POOL0 = 1 << 15  # initial slots
 

@@ -23,26 +23,26 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from sim import compute
+from sim.timing import compute
 from sim.config import Config
 from sim.errors import InputError
-from sim.fluid import FluidShare, link_share
-from sim.hardware import (
+from sim.timing.fluid import FluidShare, link_share
+from sim.config.hardware import (
     gpu_spec,
     kv_budget_bytes_per_gpu,
     kv_bytes_per_token_total,
     model_spec,
 )
-from sim.engine.cache import CompiledNodeCache
+from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
-from sim.node_cache import NodeCache, Traffic
+from sim.cache.node import NodeCache, Traffic
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext, make_policy
-from sim.router import RouteState, make_router
-from sim.slots_server import SlotServer
-from sim.tiers import Tier
+from sim.routing.node import RouteState, make_router
+from sim.timing.slots import SlotServer
+from sim.cache.tier import Tier
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -166,7 +166,7 @@ def use_engine(cfg: Config, policy: str) -> bool:
 
 @dataclass
 class RunResult:
-    """Everything one replay measured; sim.report turns it into the report schema."""
+    """Everything one replay measured; sim.report.schema turns it into the report schema."""
 
     policy: str
     timing: bool

@@ -1,6 +1,6 @@
 """Cluster-scale routers: pick the worker (GPU / TP group) for a request among 10,000+ GPUs.
 
-Same names as the single-node registry (``sim.router.ROUTERS``); the blind
+Same names as the single-node registry (``sim.routing.node.ROUTERS``); the blind
 routers (random, round_robin, least_loaded, session_affinity) are the very
 same classes, reading ``ClusterRouteState``'s load view. No router ever
 loops over all workers. They read
@@ -31,10 +31,10 @@ from typing import Protocol
 import numpy as np
 
 from sim.registry import Registry
-from sim.router import BLIND_ROUTERS, Router
+from sim.routing.node import BLIND_ROUTERS, Router
 
-from sim.cluster_cache import ClusterCache, Layout
-from sim.cluster_compiled import CompiledClusterCache
+from sim.cache.cluster import ClusterCache, Layout
+from sim.engine.cluster_cache import CompiledClusterCache
 
 
 class LoadIndex:
@@ -142,7 +142,7 @@ class ClusterRouteState:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.seed, 0x726F7574])
 
-    # the load view the blind routers of sim.router read
+    # the load view the blind routers of sim.routing.node read
     @property
     def n_workers(self) -> int:
         return self.layout.n_workers

@@ -29,7 +29,7 @@ import numpy as np
 
 from sim.config import Config
 from sim.errors import InputError
-from sim.report import build_report, dist_ms
+from sim.report.schema import build_report, dist_ms
 
 
 def _arr(reqs, name: str, dtype=float) -> np.ndarray:
@@ -37,7 +37,7 @@ def _arr(reqs, name: str, dtype=float) -> np.ndarray:
 
 
 def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
-    """Report metrics of one sim.pd.DeploymentResult.
+    """Report metrics of one sim.modes.pd.simulator.DeploymentResult.
 
     ``rejected`` requests (no replica could hold them) count as SLO misses:
     they are in the denominators of the attainments, not in the latencies.
@@ -193,7 +193,7 @@ def comparison(pd: dict, col: dict) -> dict[str, dict]:
 def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = True, load_stats=None,
                 progress=None, baseline: bool = True) -> dict:
     """`run --mode pd`: the PD deployment and (by default) the colocated one on the same GPUs and trace."""
-    from sim.pd import prepare, simulate
+    from sim.modes.pd.simulator import prepare, simulate
 
     if not timing:
         raise InputError("--hit-rate-only does not apply to --mode pd: it is a timing simulation "

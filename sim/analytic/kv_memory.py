@@ -14,8 +14,8 @@ import math
 from typing import Iterable
 
 from sim.errors import InputError
-from sim.units import parse_tokens
-from sim.hardware import (
+from sim.config.units import parse_tokens
+from sim.config.hardware import (
     GIB,
     _not_fit_message,
     dtype_bytes,

@@ -1,6 +1,6 @@
 """Cluster-mode metrics in the common report schema (mode "cluster"), router table rows, plot.
 
-``cluster_metrics(res, cfg)`` returns every key ``sim.report.single_metrics``
+``cluster_metrics(res, cfg)`` returns every key ``sim.report.schema.single_metrics``
 has (hit_rate, block_hit_rate, tiers, ttft_ms, tpot_ms, e2e_ms,
 throughput_tokens_s, slo_attainment, evictions, transfers) plus:
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.cluster_cache import LOC_NAMES
+from sim.cache.cluster import LOC_NAMES
 from sim.config import Config
-from sim.report import dist_ms
+from sim.report.schema import dist_ms
 
 
 def _skew(values: np.ndarray) -> dict[str, float | int | None]:
@@ -51,7 +51,7 @@ def skew_metrics(res) -> dict[str, Any]:
 
 
 def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
-    """Metrics of one cluster replay (a sim.cluster.ClusterResult)."""
+    """Metrics of one cluster replay (a sim.modes.cluster.ClusterResult)."""
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
     total_blocks = max(1, len(w.block_ids))
@@ -171,7 +171,7 @@ def router_rows(report: dict) -> list[dict[str, Any]]:
 
 def plot_router_comparison(report: dict, path: str | Path) -> Path:
     """Hit rate by location (stacked) and TTFT p50/p99 per router."""
-    from sim.plots import comparison_plot
+    from sim.report.plots import comparison_plot
 
     rows = router_rows(report)
     w = report.get("workload", {})

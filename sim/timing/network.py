@@ -17,7 +17,7 @@ Model of one transfer of ``nbytes`` from src to dst:
 
 * uncontended: ``latency * L + nbytes / bottleneck * B`` where L and B are
   jitter factors and the bottleneck is the slowest edge of the path
-  (per-GPU edges carry bytes / lanes, see sim.topology).
+  (per-GPU edges carry bytes / lanes, see sim.timing.topology).
 * jitter: L and B are drawn independently from a lognormal with mean 1 and
   coefficient of variation ``jitter_cv``; with cv == 0 nothing is drawn and
   both are exactly 1.
@@ -25,7 +25,7 @@ Model of one transfer of ``nbytes`` from src to dst:
   ``tail_multiplier`` times slower (a retransmit, a congested queue).
 * contention (``transfer`` with ``contention=True``): after the latency,
   the bytes are served on every edge of the path at once; each directed
-  edge is a processor-sharing link (sim.fluid.FluidShare), so concurrent
+  edge is a processor-sharing link (sim.timing.fluid.FluidShare), so concurrent
   transfers split its bandwidth, and the transfer ends when its slowest
   edge has delivered. Links are full duplex (one FluidShare per direction)
   and created lazily, so 10,000 idle GPUs cost nothing. ``transfer_time``
@@ -41,8 +41,8 @@ import math
 import numpy as np
 import simpy
 
-from sim.fluid import FluidShare, link_share
-from sim.topology import LINK_CLASSES, Endpoint, Topology
+from sim.timing.fluid import FluidShare, link_share
+from sim.timing.topology import LINK_CLASSES, Endpoint, Topology
 
 _BATCH = 4096
 

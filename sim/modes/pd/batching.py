@@ -4,7 +4,7 @@ An ``Engine`` runs iterations back to back while it has work. Each
 iteration advances every running (decoding) request by one token and, if
 the replica prefills, runs one prefill batch from its ``PrefillScheduler``
 (chunks under the token budget, of which each decoding request takes one
-token). Iteration times come from ``sim.compute``:
+token). Iteration times come from ``sim.timing.compute``:
 
 * decode only: ``decode_iteration_time_s(batch, KV tokens read)``
   = (weights + batch KV) / HBM bandwidth + fixed overhead;
@@ -43,10 +43,10 @@ from typing import Callable, Protocol
 
 import simpy
 
-from sim import compute
-from sim.pd_request import Req
-from sim.prefill import PrefillScheduler
-from sim.radix_tree import RadixTree
+from sim.timing import compute
+from sim.modes.pd.request import Req
+from sim.modes.pd.prefill import PrefillScheduler
+from sim.cache.radix_tree import RadixTree
 
 # ------------------------------------------------------------------ memory pools
 

@@ -1,4 +1,4 @@
-"""Compiled (numba) twin of ``sim.cluster_cache.ClusterCache`` for queue-ordered policies (LRU, FIFO).
+"""Compiled (numba) twin of ``sim.cache.cluster.ClusterCache`` for queue-ordered policies (LRU, FIFO).
 
 The Python cluster cache spends its time in per-block tier work when tiers
 are full: ~55 tier operations per request on the Mooncake trace (an HBM
@@ -35,7 +35,7 @@ from numba import njit
 # S columns
 KEY, INST, POS, PREV, NEXT, BPREV, BNEXT = range(7)
 S_COLS = 7
-# T columns: queue, then TierStats in sim.tiers field order
+# T columns: queue, then TierStats in sim.cache.tier field order
 HEAD, TAIL, SIZE, CAP, CREATED, REC = range(6)
 HITS, INSERTS, DEM_IN, PROM_OUT, EVICTIONS, TAKEN, DROPPED, REJECTED = range(6, 14)
 T_COLS = 14

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sim.report import policy_rows  # noqa: E402
+from sim.report.schema import policy_rows  # noqa: E402
 
 
 def save_with_footer(fig, report: dict, path: str | Path) -> Path:

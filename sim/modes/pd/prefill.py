@@ -15,7 +15,7 @@ request finished decoding in the colocated setup).
 
 Prefill routers choose the replica of a request: ``cache_aware`` scores
 each replica by its longest radix match minus a load penalty, both in
-tokens; every router of ``sim.router`` works too (it sees the radix match
+tokens; every router of ``sim.routing.node`` works too (it sees the radix match
 as ``hbm_prefix`` and the outstanding prefill requests as load).
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from sim.pd_request import Req
-from sim.radix_tree import RadixTree
+from sim.modes.pd.request import Req
+from sim.cache.radix_tree import RadixTree
 
 
 class PrefillScheduler:
@@ -183,12 +183,12 @@ class CacheAware(PrefillRouter):
 
 
 class ClusterRouter(PrefillRouter):
-    """A ``sim.router`` router: radix match as ``hbm_prefix``, outstanding prefill requests as load."""
+    """A ``sim.routing.node`` router: radix match as ``hbm_prefix``, outstanding prefill requests as load."""
 
     name = "cluster"
 
     def __init__(self, scheds, block_tokens, seed=0, router: str = "prefix_aware", **params) -> None:
-        from sim.router import RouteState, make_router
+        from sim.routing.node import RouteState, make_router
 
         super().__init__(scheds, block_tokens, seed)
         self.load = np.zeros(len(self.scheds), dtype=np.int64)
@@ -203,17 +203,17 @@ class ClusterRouter(PrefillRouter):
 
 
 def prefill_router_names() -> list[str]:
-    from sim.router import ROUTERS
+    from sim.routing.node import ROUTERS
 
     return sorted(set(PREFILL_ROUTERS) | set(ROUTERS))
 
 
 def make_prefill_router(name: str, scheds: Sequence[PrefillScheduler], block_tokens: int, seed: int = 0,
                         **params) -> PrefillRouter:
-    """A prefill router by name: a native one, else a ``sim.router`` router through ClusterRouter."""
+    """A prefill router by name: a native one, else a ``sim.routing.node`` router through ClusterRouter."""
     if name in PREFILL_ROUTERS:
         return PREFILL_ROUTERS[name](scheds, block_tokens, seed, **params)
-    from sim.router import ROUTERS
+    from sim.routing.node import ROUTERS
 
     if name in ROUTERS:
         return ClusterRouter(scheds, block_tokens, seed, router=name)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sim.errors import InputError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int4"]
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")

@@ -1,9 +1,9 @@
 """KV transfer from a prefill replica to a decode replica: push, pull, pull_on_demand.
 
 Bytes of a request = prompt tokens x KV bytes per token of the whole model
-(``sim.hardware.kv_bytes_per_token_total``; each of the replica's GPUs
-sends its own shard in parallel, ``lanes`` in ``sim.network``). Times come
-from ``sim.network.Network.transfer``: path latency + bytes over the
+(``sim.config.hardware.kv_bytes_per_token_total``; each of the replica's GPUs
+sends its own shard in parallel, ``lanes`` in ``sim.timing.network``). Times come
+from ``sim.timing.network.Network.transfer``: path latency + bytes over the
 bottleneck of the path (NVLink inside a node, the GPUs' RDMA NICs inside a
 rack, NIC + spine across racks), with jitter and link contention.
 
@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import simpy
 
-from sim.pd_request import Req
+from sim.modes.pd.request import Req
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sim.pd import PDSim
+    from sim.modes.pd.simulator import PDSim
 
 LOCALITY = ("same_node", "same_rack", "cross_rack")
 

@@ -1,12 +1,12 @@
 """Lower KV tiers behind the replicas' radix trees: host DRAM per node, EIC pool per rack.
 
-As in cluster mode (``sim.cluster_cache``): a block evicted from a radix
+As in cluster mode (``sim.cache.cluster``): a block evicted from a radix
 tree is written to its node's DRAM tier (``hardware.dram.capacity_gb`` per
 node) and, when ``cluster.evict_to_eic`` is on and the rack has a pool
 (``hardware.eic.capacity_gb``, ``cluster.eic_nodes_per_rack`` > 0), to the
 rack's EIC pool at once, where every replica of the rack finds it; a DRAM
 victim goes to the EIC pool unless it is there; an EIC victim is dropped
-(PD runs keep no remote-SSD tier). Tiers are ``sim.tiers.Tier`` with the run's eviction
+(PD runs keep no remote-SSD tier). Tiers are ``sim.cache.tier.Tier`` with the run's eviction
 policy. The tiers keep their copy when a block is loaded back into HBM
 (inclusive caching: a block re-evicted later costs no second write).
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import simpy
 
 from sim.policies.base import AccessContext, make_policy
-from sim.tiers import Tier
-from sim.topology import Topology
+from sim.cache.tier import Tier
+from sim.timing.topology import Topology
 
 
 class LowerTiers:

@@ -1,6 +1,6 @@
 """``CompiledNodeCache``: the NodeCache API over the engine's arrays.
 
-The simulators and reports use it exactly like ``sim.node_cache.NodeCache``
+The simulators and reports use it exactly like ``sim.cache.node.NodeCache``
 (lookup, fetch, store, prefetch, hbm_prefix, per-tier stats and lengths,
 traffic, occupancy); each call is one compiled function call.
 """
@@ -15,13 +15,13 @@ from sim.engine.layout import (
     TR_SSD_TO_HBM, allocate, tier_at,
 )
 from sim.engine.tier_ops import resident
-from sim.node_cache import Traffic
+from sim.cache.node import Traffic
 from sim.policies.base import AccessContext, make_policy
-from sim.tiers import TierBytes, TierStats
+from sim.cache.tier import TierBytes, TierStats
 
 
 class TierView(TierBytes):
-    """One tier of the compiled cache, read like a sim.tiers.Tier."""
+    """One tier of the compiled cache, read like a sim.cache.tier.Tier."""
 
     def __init__(self, cache: "CompiledNodeCache", t: int, name: str, block_bytes: int) -> None:
         self._c = cache

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sim.plots import save_with_footer  # noqa: E402
+from sim.report.plots import save_with_footer  # noqa: E402
 
 
 

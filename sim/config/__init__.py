@@ -1,0 +1,7 @@
+"""Configuration layer: the pydantic schema (``schema``), model and GPU specs (``hardware``), units.
+
+The package re-exports the schema's public names, so ``from sim.config import load_config`` works.
+"""
+from sim.config.schema import DEFAULT_CONFIG, Config, SyntheticCfg, config_hash, config_with, load_config
+
+__all__ = ["DEFAULT_CONFIG", "Config", "SyntheticCfg", "config_hash", "config_with", "load_config"]

@@ -1,0 +1,1 @@
+"""Simulation modes: single node, cluster, prefill/decode disaggregation; ``runner`` dispatches by name."""

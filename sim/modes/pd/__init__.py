@@ -1,0 +1,1 @@
+"""Prefill/decode disaggregation: setup, simulator, batching, prefill scheduling, KV transfer, request state."""

@@ -1,0 +1,1 @@
+"""Reports: the schema, flat rows (CSV and tables), per-mode metrics and plots."""
