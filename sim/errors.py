@@ -1,6 +1,6 @@
 """The one exception type for bad user input.
 
-main.py turns it into a single line on stderr and exit code 2, so every
+sim.cli turns it into a single line on stderr and exit code 2, so every
 message must name where the bad input came from (file and line, or key path).
 """
 from __future__ import annotations

@@ -8,6 +8,8 @@ import pytest
 
 import main
 from sim.analytic import calc_hit_rate, reuse_breakeven
+from sim.cli import build_parser
+from sim.cli.serve import cmd_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +93,7 @@ def test_reuse_table_and_errors(capsys):
 
 
 def test_serve_is_a_real_command():
-    ns = main.build_parser().parse_args(["serve", "--host", "127.0.0.1", "--port", "8123", "--results-dir", "r"])
-    assert ns.func is main.cmd_serve and (ns.host, ns.port, ns.results_dir) == ("127.0.0.1", 8123, "r")
+    ns = build_parser().parse_args(["serve", "--host", "127.0.0.1", "--port", "8123", "--results-dir", "r"])
+    assert ns.func is cmd_serve and (ns.host, ns.port, ns.results_dir) == ("127.0.0.1", 8123, "r")
     p = run("serve", "--port", "0")
     assert p.returncode == 2 and p.stderr.startswith("error: --port:")

@@ -394,7 +394,7 @@ _PRESET_CONFIGS: dict[str, dict] = {
 PRESETS: dict[str, ModelSpec] = {
     name: _spec_from_hf(cfg, name, f"preset {name}") for name, cfg in _PRESET_CONFIGS.items()
 }
-MODEL_PRESETS = PRESETS  # the name main.py's `calc kv --list` imports
+MODEL_PRESETS = PRESETS  # the name sim.cli's `calc kv --list` imports
 
 
 def model_spec(name_or_path: str) -> ModelSpec:
@@ -515,7 +515,7 @@ GPUS: dict[str, GpuSpec] = {
     "mi300x": GpuSpec("mi300x", 192, 5300, 1307, 2615, 896),
 }
 
-GPU_PRESETS = GPUS  # the name main.py's `calc kv --list` imports
+GPU_PRESETS = GPUS  # the name sim.cli's `calc kv --list` imports
 
 _GPU_ALIASES = {
     "h100": "h100-sxm", "h100-80g": "h100-sxm", "h100-sxm5": "h100-sxm", "h200-sxm": "h200",

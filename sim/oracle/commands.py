@@ -1,6 +1,6 @@
 """One library entry point per CLI subcommand (oracle, plan, estimate,
 calibrate, audit): resolve flags against the config, load the workload, run,
-write the outputs, return a result dict for main.py to print."""
+write the outputs, return a result dict for sim.cli to print."""
 from __future__ import annotations
 
 import json

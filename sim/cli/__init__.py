@@ -1,0 +1,53 @@
+"""kvsim command line: parse, load config, call one library function, print/write.
+
+Each command module registers its subparsers with ``add_parser(sub)`` and keeps
+its heavy imports inside the command functions, so ``--help`` stays fast.
+With no command, ``main`` runs the main job: the single-node policy comparison
+on the built-in synthetic workload of config.yaml.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sim.cli import calc, learned, oracle, run, serve, sweep, trace_cmd
+from sim.cli.common import EXIT_BAD_INPUT
+
+# Registration order is the order of `python main.py --help`.
+COMMANDS = (run, calc, trace_cmd, serve, learned, oracle, sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python main.py",
+        description="kvsim: discrete-event simulator of the KV cache of LLM inference. "
+                    "With no subcommand: the single-node policy comparison on the default workload.",
+    )
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code: 0 ok, 1 a check failed, 2 bad input (one `error: ...` line), 130 ^C."""
+    from sim.errors import InputError
+
+    ap = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        # `python main.py --quiet` etc.: the main job with run's options
+        args = ap.parse_args(["run", "--compare", *argv])
+        args.default_outputs = True
+    else:
+        args = ap.parse_args(argv)
+    try:
+        if args.cmd is None:
+            return run.cmd_default(args)
+        return args.func(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

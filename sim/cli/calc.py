@@ -1,0 +1,181 @@
+"""`calc kv | hit-rate | reuse`: the closed-form calculators."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sim.cli.common import EXIT_BAD_INPUT, EXIT_OK, make_console, split_list
+
+DTYPES = ["fp32", "fp16", "bf16", "fp8", "int4"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("calc", help="closed-form calculators (kv memory, hit rate, reuse break-even)")
+    csub = p.add_subparsers(dest="calc_cmd", metavar="CALC", required=True)
+    k = csub.add_parser("kv", help="KV bytes per token/block/request, memory budget, max concurrency")
+    k.add_argument("--model", default="llama-3-70b", help="model preset or path to a HuggingFace config.json")
+    k.add_argument("--gpu", default="h100-sxm", help="GPU preset")
+    k.add_argument("--dtype", default="fp16", choices=DTYPES, help="KV dtype")
+    k.add_argument("--weight-dtype", default="fp16", choices=DTYPES)
+    k.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+    k.add_argument("--pp", type=int, default=1, help="pipeline-parallel degree")
+    k.add_argument("--contexts", default=None, help="context lengths, e.g. 1K,8K,32K,128K (default 1K..128K)")
+    k.add_argument("--block-tokens", type=int, default=16, help="tokens per KV block (paged allocation)")
+    k.add_argument("--reserve-gb", type=float, default=4.0, help="GiB per GPU kept for activations")
+    k.add_argument("--json", action="store_true", help="JSON instead of tables")
+    k.add_argument("--list", action="store_true", help="list model and GPU presets")
+    p.set_defaults(func=cmd_calc)
+
+    # Defaults live in sim.analytic.inputs, so None = not given.
+    h = csub.add_parser("hit-rate", help="Little's-law hit-rate estimate of a multi-turn chat workload")
+    h.add_argument("--model", default=None, help="model preset or path to a HuggingFace config.json (llama-3-70b)")
+    h.add_argument("--gpu", default=None, help="GPU preset (h100-sxm)")
+    h.add_argument("--gpus", type=int, default=None, help="GPUs serving the workload (8)")
+    h.add_argument("--tp", default=None, type=_tp_arg,
+                   help="tensor-parallel degree or auto (default auto: smallest power of two leaving half the "
+                        "memory to KV)")
+    h.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree (1)")
+    h.add_argument("--dtype", dest="kv_dtype", default=None, choices=DTYPES, help="KV dtype (fp16)")
+    h.add_argument("--weight-dtype", default=None, choices=DTYPES)
+    h.add_argument("--arrival-rate", type=float, default=None, help="new conversations per second (2)")
+    h.add_argument("--turns", type=float, default=None, help="turns per conversation (5)")
+    h.add_argument("--turns-dist", default=None, choices=["fixed", "geometric"],
+                   help="conversation lengths: all = --turns (fixed), or geometric with that mean")
+    h.add_argument("--interval-s", type=float, default=None, help="seconds between turns (60)")
+    h.add_argument("--prompt-tokens", type=int, default=None, help="new user tokens per turn (400)")
+    h.add_argument("--response-tokens", type=int, default=None, help="generated tokens per turn (200)")
+    h.add_argument("--system-prompt-tokens", type=int, default=None, help="shared system prompt tokens (0)")
+    h.add_argument("--system-prompts", type=int, default=None, help="distinct system prompts (1)")
+    h.add_argument("--weight-overhead", type=float, default=None, help="memory per weight byte (1.2)")
+    h.add_argument("--memory-gb", type=float, default=None, help="GPU memory per GPU, GiB (default: the preset)")
+    h.add_argument("--kv-budget-gb", type=float, default=None,
+                   help="KV-cache memory per GPU, GiB (default: memory - weights x overhead)")
+    h.add_argument("--cache-outputs", action="store_const", const=True, default=None,
+                   help="generated tokens are cached too (default: prompt blocks only, like the simulator)")
+    h.add_argument("--target-hit-rate", type=float, default=None,
+                   help="0-1: memory needed and the smallest change (GPUs, memory, fp8 KV) that reaches it")
+    h.add_argument("--vary", default=None, help="sensitivity: input to vary (arrival_rate, turns, interval_s, "
+                                                 "prompt_tokens, response_tokens, system_prompt_tokens, gpus, "
+                                                 "kv_budget_gb, memory_gb)")
+    h.add_argument("--values", default=None, help="sensitivity values, comma-separated (default: a range)")
+    h.add_argument("--points", type=int, default=13, help="points of the default sensitivity range")
+    h.add_argument("--plot", default=None, help="PNG of the sensitivity curve (default --vary kv_budget_gb)")
+    h.add_argument("--json", action="store_true", help="JSON instead of tables")
+    h.set_defaults(func=cmd_calc_hit_rate)
+
+    r = csub.add_parser("reuse", help="KV load bandwidth at which reusing a cached prefix beats recomputing it")
+    r.add_argument("--model", default="llama-3-70b", help="model preset or path to a HuggingFace config.json")
+    r.add_argument("--gpu", default="h100-sxm", help="GPU preset")
+    r.add_argument("--gpus", type=int, default=8, help="GPUs of the tensor-parallel group serving a request")
+    r.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: --gpus)")
+    r.add_argument("--prefix-tokens", type=int, default=8192, help="cached prefix length, tokens")
+    r.add_argument("--mfu", type=float, default=0.5, help="prefill MFU (0-1]")
+    r.add_argument("--dtype", default="fp16", choices=DTYPES, help="KV dtype")
+    r.add_argument("--link-gb-s", type=float, default=None, help="your load bandwidth per GPU, GB/s: compare")
+    r.add_argument("--json", action="store_true", help="JSON instead of a table")
+    r.set_defaults(func=cmd_calc_reuse)
+
+
+def cmd_calc(args: argparse.Namespace) -> int:
+    console = make_console()
+    if args.calc_cmd == "kv":
+        from sim.analytic.kv_memory import kv_report, render_kv
+
+        if args.list:
+            from sim.config.hardware import GPU_PRESETS, MODEL_PRESETS
+
+            console.print("models: " + ", ".join(sorted(MODEL_PRESETS)))
+            console.print("gpus:   " + ", ".join(sorted(GPU_PRESETS)))
+            return EXIT_OK
+        from sim.analytic.kv_memory import parse_contexts
+
+        contexts = list(parse_contexts(args.contexts)) if args.contexts else None
+        kw = {} if contexts is None else {"contexts": contexts}
+        rep = kv_report(args.model, args.gpu, kv_dtype=args.dtype, weight_dtype=args.weight_dtype,
+                        tp=args.tp, pp=args.pp, block_tokens=args.block_tokens, reserve_gb=args.reserve_gb, **kw)
+        if args.json:
+            print(json.dumps(rep, indent=1))
+        else:
+            tables = render_kv(rep)
+            for t in tables if isinstance(tables, list) else [tables]:
+                console.print(t)
+        return EXIT_OK
+    print(f"error: calc {args.calc_cmd} is not available yet", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _tp_arg(text: str) -> int | str:
+    """--tp: a positive integer or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer or 'auto': {text!r}") from None
+
+
+def _analytic_inputs(args: argparse.Namespace) -> dict:
+    """The calc hit-rate flags the user gave (the rest default in sim.analytic.inputs)."""
+    from sim.analytic.inputs import HitRateInputs
+
+    vals = {k: getattr(args, k) for k in HitRateInputs.model_fields if getattr(args, k, None) is not None}
+    if args.tp == "auto":
+        vals.pop("tp")
+    return vals
+
+
+def _reraise_with_flag(e):
+    """An InputError naming an input field, re-raised naming the flag the user typed."""
+    from sim.analytic.inputs import cli_flag
+    from sim.errors import InputError
+
+    if e.where and e.where.isidentifier():
+        msg = str(e).removeprefix(f"{e.where}: ")
+        return InputError(msg, where=cli_flag(e.where))
+    return e
+
+
+def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
+    from sim.analytic import calc_hit_rate
+    from sim.analytic.render import plot_sensitivity, render_hit_rate
+    from sim.errors import InputError
+
+    try:
+        values = [float(v) for v in split_list(args.values)] if args.values else None
+    except ValueError:
+        print(f"error: --values: not a comma-separated list of numbers: {args.values!r}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    vary = args.vary or ("kv_budget_gb" if args.plot else None)
+    try:
+        rep = calc_hit_rate(_analytic_inputs(args), target_hit_rate=args.target_hit_rate, vary=vary,
+                            values=values, points=args.points)
+    except InputError as e:
+        raise _reraise_with_flag(e) from None
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        console = make_console()
+        for t in render_hit_rate(rep):
+            console.print(t)
+    if args.plot:
+        png = plot_sensitivity(rep, args.plot)
+        print(f"plot: {png}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_calc_reuse(args: argparse.Namespace) -> int:
+    from sim.analytic import reuse_breakeven
+    from sim.analytic.render import render_reuse
+    from sim.errors import InputError
+
+    try:
+        rep = reuse_breakeven(args.model, args.gpu, gpus=args.gpus, prefix_tokens=args.prefix_tokens, tp=args.tp,
+                              mfu=args.mfu, kv_dtype=args.dtype, link_gb_s=args.link_gb_s)
+    except InputError as e:
+        raise _reraise_with_flag(e) from None
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        make_console().print(render_reuse(rep))
+    return EXIT_OK

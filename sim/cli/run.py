@@ -1,0 +1,137 @@
+"""`run` (one simulation in single, cluster or PD mode) and the main job (`python main.py` with no command)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sim.cli.common import (
+    EXIT_OK,
+    add_config_args,
+    add_trace_args,
+    load_cfg,
+    make_console,
+    print_load_stats,
+    progress_cb,
+    split_list,
+)
+from sim.cli.tables import ms, pd_table, policy_table, router_table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="one simulation (policy comparison with several --policy names)")
+    p.add_argument("--mode", choices=["single", "cluster", "pd"], default="single", help="what to simulate")
+    add_config_args(p)
+    add_trace_args(p)
+    p.add_argument("--policy", default=None,
+                   help="eviction policy, or several comma-separated to compare (default: policies.eviction)")
+    p.add_argument("--compare", action="store_true", help="compare every policy in policies.compare")
+    p.add_argument("--router", default=None,
+                   help="worker/GPU router, or several comma-separated to compare in cluster mode "
+                        "(default: cluster.router)")
+    p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
+    p.add_argument("--report-json", default=None, help="write the report as JSON here")
+    p.add_argument("--report-csv", default=None, help="write one CSV row per policy here")
+    p.add_argument("--plot", default=None, help="PNG path (default: <experiments.out_dir>/policies.png)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    p.add_argument("--model", default=None,
+                   help="model file for the learned policy (sets policies.learned_model; default: retrain online)")
+    p.set_defaults(func=cmd_run, default_outputs=False)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from trace.source import workload_from_config
+
+    from sim.modes.runner import run_mode
+    from sim.report.schema import write_csv, write_json
+
+    cfg = load_cfg(args)
+    console = make_console(args.quiet)
+    policies = split_list(args.policy) or (list(cfg.policies.compare) if args.compare else [cfg.policies.eviction])
+    if getattr(args, "model", None) and "learned" not in policies:
+        from sim.errors import InputError
+
+        raise InputError("the model file is used only by the `learned` policy; add --policy learned", where="--model")
+    workload, load_stats = workload_from_config(cfg)
+    print_load_stats(console, load_stats)
+    cb, prog = progress_cb(not args.quiet)
+    with prog:
+        report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
+                          routers=split_list(getattr(args, "router", None)) or None,
+                          timing=not args.hit_rate_only, progress=cb)
+    if report["mode"] == "pd":
+        return _pd_outputs(args, cfg, console, report)
+    if report.get("routers"):
+        console.print(router_table(report))
+    if not report.get("routers") or len(report.get("policies", [])) > 1:
+        console.print(policy_table(report))
+    for p in report.get("policies", []):
+        u = p["metrics"].get("prefill_utilization")
+        if u is not None and u > 0.9:
+            console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
+                          f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
+            break
+    out_dir = Path(cfg.experiments.out_dir)
+    if args.report_json:
+        write_json(report, args.report_json)
+    if args.report_csv:
+        write_csv(report, args.report_csv)
+    if args.default_outputs:
+        write_json(report, out_dir / "report.json")
+        write_csv(report, out_dir / "report.csv")
+        console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
+    if not args.no_plot and report.get("routers"):
+        from sim.report.cluster import plot_router_comparison
+
+        png = plot_router_comparison(report, Path(args.plot or out_dir / "routers.png"))
+        console.print(f"plot: {png}")
+    elif not args.no_plot:
+        from sim.report.plots import plot_policy_comparison
+
+        png = plot_policy_comparison(report, Path(args.plot or out_dir / "policies.png"))
+        console.print(f"plot: {png}")
+    return EXIT_OK
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    """The main job: single-node policy comparison on the default workload."""
+    ns = argparse.Namespace(
+        mode="single", config=None, preset=None, profile=None, overrides=[], seed=None, trace=None,
+        trace_format=None, limit=None, strict=False, policy=None, compare=True, hit_rate_only=False,
+        report_json=None, report_csv=None, no_plot=False, plot=None, quiet=False, default_outputs=True,
+        router=None,
+    )
+    return cmd_run(ns)
+
+
+def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
+    """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
+    from sim.report.schema import write_csv, write_json
+
+    console.print(pd_table(report))
+    lay = report["pd_layout"]
+    for p in report["policies"]:
+        sh = p["metrics"]["ttft_breakdown_ms"]["mean_share"]
+        parts = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sh.items())
+        console.print(f"{p['name']}: mean TTFT {ms(p['metrics']['ttft_ms']['mean'])} ms = {parts}")
+    kt = report["metrics"].get("kv_transfer") or {}
+    if kt:
+        loc = ", ".join(f"{k.replace('_', ' ')} {v['requests']:,}" for k, v in kt["by_locality"].items())
+        console.print(f"KV transfer {kt['strategy']}{' (layer-wise)' if kt['layerwise'] else ''}: "
+                      f"{kt['requests']:,} requests ({loc}), exposed mean {ms(kt['exposed_ms']['mean'])} ms")
+    console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gb_per_gpu']:.1f} GiB "
+                  f"per GPU ({lay['kv_tokens_per_replica']:,} tokens per replica)[/]")
+    rej = report.get("rejected") or {}
+    if rej.get("count"):
+        console.print(f"[yellow]warning: {rej['count']:,} requests ({100 * rej['share']:.1f}%) rejected: "
+                      f"{rej['reason']}; they count as SLO misses[/]")
+    out_dir = Path(cfg.experiments.out_dir)
+    if args.report_json:
+        write_json(report, args.report_json)
+    if args.report_csv:
+        write_csv(report, args.report_csv)
+    if not args.no_plot:
+        from sim.report.pd_plots import plot_pd_comparison
+
+        console.print(f"plot: {plot_pd_comparison(report, Path(args.plot or out_dir / 'pd.png'))}")
+    return EXIT_OK

@@ -1,0 +1,50 @@
+"""`trace stats | validate | convert`: look at a trace before simulating it.
+
+Not named trace.py: the repository's top-level `trace` package is what the commands import.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from sim.cli.common import EXIT_CHECK_FAILED, EXIT_OK, add_trace_args, make_console, print_load_stats
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("trace", help="look at a trace before simulating it: stats | validate | convert")
+    tsub = p.add_subparsers(dest="trace_cmd", metavar="ACTION", required=True)
+    for name, hlp in (("stats", "request count, token distributions, arrival rate, prefix reuse"),
+                      ("validate", "like stats; exit code 1 if any row was rejected"),
+                      ("convert", "write the loaded trace as mooncake JSONL or npz")):
+        t = tsub.add_parser(name, help=hlp)
+        add_trace_args(t, required=True)
+        if name == "convert":
+            t.add_argument("--out", required=True, help="output file")
+            t.add_argument("--to", default="mooncake", choices=["mooncake", "npz"], help="output format")
+        else:
+            t.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_trace)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from trace.loaders import load_trace
+    from trace.stats import render_stats, workload_stats
+
+    console = make_console()
+    strict = args.strict or args.trace_cmd == "validate" and args.strict
+    w, ls = load_trace(args.trace, args.trace_format or "auto", strict=strict, limit=args.limit)
+    if args.trace_cmd == "convert":
+        from trace.convert import write_workload
+
+        write_workload(w, args.out, args.to)
+        console.print(f"wrote {len(w):,} requests to {args.out} ({args.to})")
+        print_load_stats(console, ls)
+        return EXIT_OK
+    st = workload_stats(w)
+    if args.json:
+        print(json.dumps({"stats": st, "load": ls.to_dict()}, indent=1, default=float))
+    else:
+        console.print(render_stats(st, ls))
+    if args.trace_cmd == "validate" and ls.rejected_total:
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
