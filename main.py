@@ -62,10 +62,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_trace_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    from trace.formats import choices
+
     g = p.add_argument_group("workload")
     g.add_argument("--trace", required=required, default=None, help="trace file (.jsonl/.csv/.npz, .gz ok)")
     g.add_argument("--trace-format", default=None,
-                   help="auto|mooncake|azure|burstgpt|splitwise|bailian|npz (default: auto)")
+                   help=f"{'|'.join(choices())} (default: auto)")
     g.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
     g.add_argument("--strict", action="store_true", help="any malformed trace row is an error")
 
@@ -263,7 +265,7 @@ def cmd_calc(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
     from trace.stats import render_stats, workload_stats
 
     console = _console()
