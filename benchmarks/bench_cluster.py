@@ -48,7 +48,7 @@ def one_router(args) -> dict:
     from sim.config import load_config
     from sim.modes.single import prepare_workload
     from sim.timing.topology import Topology
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
 
     cfg = load_config(overrides=args.set)
     t = time.perf_counter()
@@ -143,7 +143,7 @@ def main() -> None:
     if not args.no_reference:
         # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
         from sim.modes.single import prepare_workload, run_single
-        from trace.loaders import load_trace
+        from trace.formats import load_trace
 
         ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
         w, _ = load_trace(args.trace, limit=args.limit)

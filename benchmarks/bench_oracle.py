@@ -45,7 +45,7 @@ def main() -> int:
     from sim.oracle.bounds import compute_bounds
     from sim.oracle.buckets import parse_buckets
     from sim.oracle.flow import interval_loads
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace", default=DEFAULT_TRACE)

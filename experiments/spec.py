@@ -46,9 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from experiments.axes import Axis, check_config_key, parse_axis
 from experiments.metrics import METRICS
 from sim.config import Config, SyntheticCfg, config_with, load_config
+from sim.config.schema import TraceFormatName
 from sim.errors import InputError
-
-TRACE_FORMATS = ("auto", "mooncake", "azure", "burstgpt", "splitwise", "bailian", "npz")
 
 
 class _Strict(BaseModel):
@@ -64,7 +63,7 @@ class BaseSpec(_Strict):
 
 class WorkloadSpec(_Strict):
     trace: str | None = None
-    format: Literal[TRACE_FORMATS] = "auto"  # type: ignore[valid-type]
+    format: TraceFormatName = "auto"
     limit: int = Field(0, ge=0)
     strict: bool = False
     synthetic: dict[str, Any] = {}

@@ -145,7 +145,7 @@ def test_whole_replays_match_for_every_router(router):
 
 @pytest.mark.skipif(not os.path.exists(MOONCAKE), reason="../shared/traces not present")
 def test_mooncake_hit_rate_only_matches():
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
 
     cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
     ref = load_config(overrides=["hardware.hbm.capacity_gb=8", "cache.engine=python"])

@@ -163,7 +163,7 @@ def test_invariant_and_references(w, C):
 def mooncake():
     if not TRACE.exists():
         pytest.skip(f"real trace not found at {TRACE} (../shared absent)")
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
 
     return load_trace(TRACE, "mooncake")[0]
 

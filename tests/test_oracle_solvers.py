@@ -178,7 +178,7 @@ def test_schedule_falls_back_to_highs(monkeypatch, fake):
 def mooncake():
     if not TRACE.exists():
         pytest.skip(f"real trace not found at {TRACE} (../shared absent)")
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
 
     return load_trace(TRACE, "mooncake")[0]
 

@@ -310,7 +310,7 @@ def test_pd_mode_report_on_mooncake_head():
     if not TRACE.exists():
         pytest.skip(f"real trace not found at {TRACE}")
     from sim.modes.runner import run_mode
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
 
     w, _ = load_trace(TRACE, limit=400)
     rep = run_mode(load_config(), "pd", workload=w)

@@ -8,7 +8,7 @@ import main
 from experiments.pd_ratio import parse_ratios, run_pd_ratio
 from sim.config import load_config
 from sim.errors import InputError
-from trace.loaders import load_trace
+from trace.formats import load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "tests" / "data" / "mooncake_small.jsonl"

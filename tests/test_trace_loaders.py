@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from sim.errors import InputError
+from trace.blockids import ensure_prefix_ids, synthetic_block_ids
 from trace.convert import write_workload
-from trace.loaders import FORMATS, LOADERS, load_trace, sniff_format
-from trace.loaders.rows import REASONS, ensure_prefix_ids, synthetic_block_ids
+from trace.formats import choices, load_trace, names, sniff_format
+from trace.rowio import REASONS
 from trace.workload import Workload
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -221,8 +222,8 @@ def test_truncated_gzip_is_input_error(tmp_path):
 
 
 def test_formats_registry():
-    assert set(LOADERS) == {"mooncake", "azure", "burstgpt", "splitwise", "bailian", "npz"}
-    assert FORMATS[0] == "auto"
+    assert set(names()) == {"mooncake", "azure", "burstgpt", "splitwise", "bailian", "npz"}
+    assert choices()[0] == "auto"
     assert "failed_request" in REASONS and "timestamp_out_of_order" in REASONS
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from trace.loaders import load_trace
+from trace.formats import load_trace
 from trace.stats import prefix_reuse, render_stats, workload_stats
 from trace.workload import Workload
 

@@ -1,4 +1,4 @@
-"""Traces: the columnar Workload, loaders, the synthetic generator, stats.
+"""Traces: the columnar Workload, the formats (trace.formats), the synthetic generator, stats.
 
 Note: this package shadows the standard library's `trace` module; run
 everything from the repository root.

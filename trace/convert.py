@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import InputError
-from trace.loaders.npz import NPZ_VERSION
+from trace.formats.npz import NPZ_VERSION
 from trace.workload import Workload
 
 WRITE_FORMATS = ("mooncake", "npz")

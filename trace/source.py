@@ -9,7 +9,7 @@ def workload_from_config(cfg: Config) -> tuple[Workload, LoadStats | None]:
     """The trace at ``trace.path`` (first ``trace.limit`` requests), or a synthetic workload."""
     limit = cfg.trace.limit or None
     if cfg.trace.path:
-        from trace.loaders import load_trace
+        from trace.formats import load_trace
 
         return load_trace(cfg.trace.path, cfg.trace.format, strict=cfg.trace.strict, limit=limit)
     from trace.synthetic import generate

@@ -53,10 +53,12 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_trace_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    from trace.formats import choices
+
     g = p.add_argument_group("workload")
     g.add_argument("--trace", required=required, default=None, help="trace file (.jsonl/.csv/.npz, .gz ok)")
     g.add_argument("--trace-format", default=None,
-                   help="auto|mooncake|azure|burstgpt|splitwise|bailian|npz (default: auto)")
+                   help=f"{'|'.join(choices())} (default: auto)")
     g.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
     g.add_argument("--strict", action="store_true", help="any malformed trace row is an error")
 

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from trace.loaders import load_trace
+    from trace.formats import load_trace
     from trace.stats import render_stats, workload_stats
 
     console = make_console()

@@ -10,10 +10,11 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from sim.errors import InputError
 
@@ -21,6 +22,22 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int4"]
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
+
+
+def _known_trace_format(v: str) -> str:
+    if v == "auto":  # the default needs no registry (keeps `import sim.config` free of numpy)
+        return v
+    from trace.formats import choices  # imported here: the trace package pulls in numpy
+
+    allowed = choices()
+    if v not in allowed:
+        expected = ", ".join(repr(c) for c in allowed[:-1]) + f" or {allowed[-1]!r}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return v
+
+
+# "auto" or a name registered in trace.formats (checked at validation time, so a format registered later counts).
+TraceFormatName = Annotated[str, AfterValidator(_known_trace_format)]
 
 
 class _Section(BaseModel):
@@ -130,7 +147,7 @@ class SloCfg(_Section):
 
 class TraceCfg(_Section):
     path: str = ""
-    format: Literal["auto", "mooncake", "azure", "burstgpt", "splitwise", "bailian"] = "auto"
+    format: TraceFormatName = "auto"
     limit: int = Field(0, ge=0)
     strict: bool = False
 

@@ -12,14 +12,24 @@ not 512 tokens; must be the same on every row) and ``synthetic_blocks``.
 from __future__ import annotations
 
 from pathlib import Path
-
-from trace.loaders.rows import BadRow, Collector, as_float, as_int, check_hash_ids, run_jsonl, trace_name
+from trace.collector import Collector
+from trace.formats.bailian import CHAT_FIELDS
+from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, run_jsonl, trace_name
 from trace.workload import LoadStats, Workload
 
+NAME = "mooncake"
+ORDER = 10
+SUFFIXES: tuple[str, ...] = ()
 BLOCK_TOKENS = 512
 
 
-def load_mooncake(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
+def sniff(head: Head) -> bool:
+    """A JSON row with input_length and hash_ids; Bailian rows have both too, plus chat fields."""
+    keys = head.json_keys
+    return {"input_length", "hash_ids"} <= keys and not keys & CHAT_FIELDS
+
+
+def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "mooncake", strict=strict, limit=limit, block_tokens=BLOCK_TOKENS)
     state = {"bt": None, "synthetic": False}
     add = coll.add

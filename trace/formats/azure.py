@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-
-from trace.loaders.rows import BadRow, Collector, run_csv, str_int, trace_name
+from trace.collector import Collector
+from trace.rowio import BadRow, Head, run_csv, str_int, trace_name
 from trace.workload import LoadStats, Workload
 
+NAME = "azure"
+ORDER = 20
+SUFFIXES: tuple[str, ...] = ()
 BLOCK_TOKENS = 16
 _EPOCH_ORD = _dt.date(1970, 1, 1).toordinal()
 _day_cache: dict[str, int] = {}
@@ -72,7 +75,11 @@ def parse_datetime(s: str) -> tuple[int, float]:
     return days, hh * 3600 + mm * 60 + ss - offset
 
 
-def load_azure(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
+def sniff(head: Head) -> bool:
+    return {"timestamp", "contexttokens", "generatedtokens"} <= head.csv_columns
+
+
+def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "azure", strict=strict, limit=limit)
     ref: list = []  # (day, seconds) of the first valid timestamp
     add = coll.add

@@ -11,14 +11,21 @@ within a session and unique per request otherwise.
 from __future__ import annotations
 
 from pathlib import Path
-
-from trace.loaders.rows import Collector, run_csv, str_float, str_int, trace_name
+from trace.collector import Collector
+from trace.rowio import Head, run_csv, str_float, str_int, trace_name
 from trace.workload import LoadStats, Workload
 
+NAME = "splitwise"
+ORDER = 40
+SUFFIXES: tuple[str, ...] = ()
 BLOCK_TOKENS = 16
 
 
-def load_splitwise(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
+def sniff(head: Head) -> bool:
+    return {"arrival_timestamp", "prompt_size", "token_size"} <= head.csv_columns
+
+
+def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "splitwise", strict=strict, limit=limit)
     sessions: dict[str, int] = {}
     turns: dict[int, int] = {}

@@ -22,16 +22,23 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-
-from trace.loaders.rows import (
-    BadRow, Collector, as_float, as_int, check_hash_ids, first_key, run_jsonl, trace_name,
-)
+from trace.collector import Collector
+from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, first_key, run_jsonl, trace_name
 from trace.workload import LoadStats, Workload
 
+NAME = "bailian"
+ORDER = 50
+SUFFIXES: tuple[str, ...] = ()
 BLOCK_TOKENS = 16
+# Fields only Bailian rows carry (Mooncake rows share input_length and hash_ids).
+CHAT_FIELDS = frozenset({"chat_id", "parent_chat_id", "prompt_length", "completion_length", "timestamp_ms"})
 
 
-def load_bailian(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
+def sniff(head: Head) -> bool:
+    return bool(head.json_keys & CHAT_FIELDS)
+
+
+def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "bailian", strict=strict, limit=limit, block_tokens=BLOCK_TOKENS)
     chains: dict[int, tuple[int, int]] = {}  # chat_id -> (root, depth)
     raw_turns: list[int | None] = []
@@ -85,7 +92,7 @@ def load_bailian(path: Path, *, strict: bool = False, limit: int | None = None) 
     run_jsonl(path, coll, row)
 
     # Turn numbers: the file's `turn` shifted to 0-based, else chain depth.
-    root_turns = [t for t, d in zip(raw_turns, depths) if d == 0 and t is not None]
+    root_turns = [t for t, d in zip(raw_turns, depths, strict=True) if d == 0 and t is not None]
     present = [t for t in raw_turns if t is not None]
     if root_turns:
         base = min(root_turns)
@@ -94,7 +101,7 @@ def load_bailian(path: Path, *, strict: bool = False, limit: int | None = None) 
     else:
         base = 0
     coll.turn = [
-        (t - base if t - base >= 0 else -1) if t is not None else d for t, d in zip(raw_turns, depths)
+        (t - base if t - base >= 0 else -1) if t is not None else d for t, d in zip(raw_turns, depths, strict=True)
     ]
     w, st = coll.build(trace_name(path))
     if present and base:

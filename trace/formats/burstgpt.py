@@ -11,14 +11,21 @@ appearance) and unique per request otherwise.
 from __future__ import annotations
 
 from pathlib import Path
-
-from trace.loaders.rows import BadRow, Collector, run_csv, str_float, str_int, trace_name
+from trace.collector import Collector
+from trace.rowio import BadRow, Head, run_csv, str_float, str_int, trace_name
 from trace.workload import LoadStats, Workload
 
+NAME = "burstgpt"
+ORDER = 30
+SUFFIXES: tuple[str, ...] = ()
 BLOCK_TOKENS = 16
 
 
-def load_burstgpt(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
+def sniff(head: Head) -> bool:
+    return {"timestamp", "request tokens", "response tokens"} <= head.csv_columns
+
+
+def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "burstgpt", strict=strict, limit=limit)
     sessions: dict[str, int] = {}
     turns: dict[int, int] = {}

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from trace.rowio import ZIP_MAGIC, Head
+from trace.workload import LoadStats, Workload
 
 import numpy as np
 
 from sim.errors import InputError
-from trace.workload import LoadStats, Workload
 
+NAME = "npz"
+ORDER = 60
+SUFFIXES = (".npz",)
 NPZ_VERSION = 1
 ARRAY_KEYS = (
     "arrival_ms", "input_tokens", "output_tokens", "session_id", "turn", "block_offsets", "block_ids",
@@ -23,7 +27,11 @@ ARRAY_KEYS = (
 META_KEYS = ("block_tokens", "synthetic_blocks", "name", "kvsim_npz_version")
 
 
-def load_npz(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
+def sniff(head: Head) -> bool:
+    return head.magic == ZIP_MAGIC
+
+
+def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     where = str(path)
     if limit is not None and (type(limit) is not int or limit < 1):
         raise InputError(f"limit must be a positive integer, got {limit!r}", where=where)
