@@ -240,7 +240,8 @@ def cmd_calc(args) -> int:
         from sim.analytic.kv_memory import kv_report, render_kv
 
         if args.list:
-            from sim.config.hardware import GPU_PRESETS, MODEL_PRESETS
+            from sim.config.gpus import GPU_PRESETS
+            from sim.config.models import MODEL_PRESETS
 
             console.print("models: " + ", ".join(sorted(MODEL_PRESETS)))
             console.print("gpus:   " + ", ".join(sorted(GPU_PRESETS)))
