@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sim.timing import compute
 from sim.modes.cluster import run_cluster
-from sim.cache.cluster import LOC_NAMES
+from sim.cache.layout import LOC_NAMES
 from sim.report.cluster import cluster_metrics
 from sim.routing.cluster import CLUSTER_ROUTERS, ClusterRouter, LoadIndex
 from sim.config import load_config
