@@ -45,7 +45,8 @@ class DerivedKey:
 
 
 def _kv_capacity_tokens(cfg: Config, value: Any) -> dict[str, Any]:
-    from sim.config.hardware import GIB, kv_bytes_per_token_total, model_spec
+    from sim.config.kv_sizes import GIB, kv_bytes_per_token_total
+    from sim.config.models import model_spec
 
     tokens = float(value)
     if not math.isfinite(tokens) or tokens <= 0:

@@ -2,11 +2,18 @@
 
 A dict, so callers can list and test membership; ``register`` is the class
 decorator (keyed by the class's ``name``) and ``make`` builds one by name with
-an error that lists the known names.
+an error that lists the known names. ``lazy`` lists a name whose module is
+imported only when the name is first looked up (a plug-in living outside the
+package, or one that is costly to import).
 """
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, NamedTuple
+
+
+class _Deferred(NamedTuple):
+    module: str  # importing it registers the name
 
 
 class Registry(dict):
@@ -17,6 +24,28 @@ class Registry(dict):
     def register(self, cls: type) -> type:
         self[cls.name] = cls
         return cls
+
+    def lazy(self, name: str, module: str) -> None:
+        """List `name` now; import `module` (which registers it) on the first lookup."""
+        self.setdefault(name, _Deferred(module))
+
+    def __getitem__(self, name: str) -> Any:
+        cls = super().__getitem__(name)
+        if isinstance(cls, _Deferred):
+            importlib.import_module(cls.module)
+            cls = super().__getitem__(name)
+            if isinstance(cls, _Deferred):
+                raise RuntimeError(f"{cls.module} did not register the {self.kind} {name!r}")
+        return cls
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def values(self) -> list:  # type: ignore[override]
+        return [self[k] for k in self]
+
+    def items(self) -> list:  # type: ignore[override]
+        return [(k, self[k]) for k in self]
 
     def make(self, name: str, *args: Any, **params: Any) -> Any:
         try:

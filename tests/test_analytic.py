@@ -19,7 +19,8 @@ from sim.analytic.inputs import HitRateInputs
 from sim.analytic.lru import lru_conversation_hits
 from sim.timing.compute import recompute_vs_load_breakeven_gb_s
 from sim.errors import InputError
-from sim.config.hardware import gpu_spec, model_spec
+from sim.config.gpus import gpu_spec
+from sim.config.models import model_spec
 
 GIB = 1024**3
 KVPT_8B = 131_072                      # llama-3-8b fp16: 2 x 32 layers x 8 KV heads x 128 x 2 B

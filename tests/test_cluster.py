@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 
 from sim.timing import compute
 from sim.modes.cluster import run_cluster
-from sim.cache.cluster import LOC_NAMES
+from sim.cache.layout import LOC_NAMES
 from sim.report.cluster import cluster_metrics
 from sim.routing.cluster import CLUSTER_ROUTERS, ClusterRouter, LoadIndex
 from sim.config import load_config
-from sim.config.hardware import gpu_spec, model_spec
+from sim.config.gpus import gpu_spec
+from sim.config.models import model_spec
 from sim.routing.node import ROUTERS
 from sim.modes.runner import run_mode
 from trace.workload import Workload

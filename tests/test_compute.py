@@ -10,7 +10,8 @@ from sim.timing.compute import (
     recompute_vs_load_breakeven_gb_s,
 )
 from sim.errors import InputError
-from sim.config.hardware import GpuSpec, ModelSpec, gpu_spec, model_spec
+from sim.config.gpus import GpuSpec, gpu_spec
+from sim.config.models import ModelSpec, model_spec
 
 # 2 layers, 4 heads x 16 (attn width 64), 2 KV heads, 1e6 params.
 TOY = ModelSpec(name="toy", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2, head_dim=16,

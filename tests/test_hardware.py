@@ -6,23 +6,17 @@ import pytest
 
 from sim.config import config_with, load_config
 from sim.errors import InputError
-from sim.config.hardware import (
+from sim.config.gpus import GPUS, HOST_DEFAULTS, GpuSpec, gpu_spec
+from sim.config.kv_sizes import (
     DTYPE_BYTES,
     GIB,
-    GPUS,
-    HOST_DEFAULTS,
-    PRESETS,
-    GpuSpec,
-    ModelSpec,
-    gpu_spec,
     kv_budget_bytes_per_gpu,
     kv_bytes_per_token,
     kv_bytes_per_token_total,
-    load_hf_config,
-    model_spec,
     weights_bytes,
     weights_bytes_per_gpu,
 )
+from sim.config.models import PRESETS, ModelSpec, load_hf_config, model_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

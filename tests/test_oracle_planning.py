@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.errors import InputError
-from sim.config.hardware import GIB
+from sim.config.kv_sizes import GIB
 from sim.oracle.buckets import apply_scope, parse_buckets, parse_tokens
 from sim.oracle.calibrate import fit
 from sim.oracle.capacity import Deployment, hbm_capacity, parse_bytes, parse_tiers, tier_capacities

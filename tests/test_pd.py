@@ -7,7 +7,8 @@ import pytest
 from sim.modes.pd.batching import DecodeTiming
 from sim.config import load_config
 from sim.errors import InputError
-from sim.config.hardware import gpu_spec, model_spec
+from sim.config.gpus import gpu_spec
+from sim.config.models import model_spec
 from sim.modes.pd.simulator import prepare, simulate, split_replicas
 from trace.workload import Workload
 

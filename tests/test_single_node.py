@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from sim.config import load_config
-from sim.config.hardware import gpu_spec, model_spec
+from sim.config.gpus import gpu_spec
+from sim.config.models import model_spec
 from sim.modes.runner import run_single_mode
 from sim.modes.single import prepare_workload, run_single
 from trace.workload import Workload

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.analytic import SENSITIVITY_PARAMS, HitRateInputs, calc_hit_rate, reuse_breakeven
 from sim.errors import InputError
-from sim.config.hardware import GPUS, PRESETS
+from sim.config.gpus import GPUS
+from sim.config.models import PRESETS
 from web import results
 
 STATIC = Path(__file__).resolve().parent / "static"

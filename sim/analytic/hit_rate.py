@@ -56,7 +56,7 @@ from sim.analytic.deployment import Deployment, gpu_memory_for_kv, resolve
 from sim.analytic.inputs import HitRateInputs, parse_inputs
 from sim.analytic.lru import lru_conversation_hits
 from sim.analytic.turns import turn_lengths
-from sim.config.hardware import GIB
+from sim.config.kv_sizes import GIB
 
 
 def _mix(inp: HitRateInputs, fn) -> float:

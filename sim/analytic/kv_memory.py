@@ -15,18 +15,18 @@ from typing import Iterable
 
 from sim.errors import InputError
 from sim.config.units import parse_tokens
-from sim.config.hardware import (
+from sim.config.gpus import gpu_spec
+from sim.config.kv_sizes import (
     GIB,
     _not_fit_message,
     dtype_bytes,
     free_kv_bytes_per_gpu,
-    gpu_spec,
     kv_bytes_per_token,
     kv_bytes_per_token_total,
-    model_spec,
     weights_bytes,
     weights_bytes_per_gpu,
 )
+from sim.config.models import model_spec
 
 DEFAULT_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from sim.timing.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
 from sim.errors import InputError
-from sim.config.hardware import GIB, dtype_bytes, gpu_spec, kv_bytes_per_token, model_spec
+from sim.config.gpus import gpu_spec
+from sim.config.kv_sizes import GIB, dtype_bytes, kv_bytes_per_token
+from sim.config.models import model_spec
 
 
 def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 8192, tp: int | None = None,

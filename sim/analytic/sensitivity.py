@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 from sim.analytic.hit_rate import hit_rate
 from sim.analytic.inputs import HitRateInputs, parse_inputs
 from sim.errors import InputError
-from sim.config.hardware import GIB
+from sim.config.kv_sizes import GIB
 
 
 def _geometric(lo: float, hi: float, n: int) -> list[float]:

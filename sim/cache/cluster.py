@@ -25,7 +25,8 @@ Moves:
   judged them colder than what it keeps). Without ``evict_to_eic`` the
   chain is strict: HBM -> DRAM -> EIC. An EIC victim goes to the remote
   SSD, an SSD victim is dropped. Without an EIC pool DRAM victims go to the
-  remote SSD.
+  remote SSD. These victim rules are declared in ``sim.cache.chain``
+  (``TierChain.cluster``) and carried out by ``sim.cache.cluster_lower``.
 * new blocks computed by prefill go to w's HBM (write-through also copies
   them to DRAM).
 
@@ -43,82 +44,15 @@ with Topology endpoint names; the simulator turns them into network time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
-from sim.policies.base import Policy
+from sim.cache.chain import TierChain
+from sim.cache.cluster_lower import count_move, demote, dram_spill
+from sim.cache.layout import Layout, Moves, add_move
 from sim.cache.tier import Tier
-from sim.timing.topology import Topology
+from sim.policies.base import Policy
 
-class Unbounded(Policy):
-    """Stands in for a policy in a tier that can never fill up during the run.
-
-    A tier whose capacity is at least the number of distinct blocks of the
-    workload never needs a victim, so its eviction order is irrelevant: this
-    keeps only membership (no recency bookkeeping). Used only for policies
-    without an admission filter, so the tier behaves exactly as with them.
-    """
-
-    name = "unbounded"
-
-    def __init__(self, capacity: int, ctx=None, **params) -> None:
-        super().__init__(capacity, ctx)
-        self._keys: set[int] = set()
-
-    def touch(self, key: int, pos: int) -> None:
-        pass
-
-    def insert(self, key: int, pos: int) -> None:
-        self._keys.add(key)
-
-    def victim(self) -> int:
-        raise RuntimeError("an unbounded tier was asked for a victim: its capacity was underestimated")
-
-    def remove(self, key: int) -> None:
-        self._keys.discard(key)
-
-    def __contains__(self, key: int) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-LOC_NAMES = ("hbm", "peer_hbm", "dram", "local_eic", "remote_eic", "ssd")
-HBM, PEER, DRAM, EIC, REIC, SSD = range(6)
 _EMPTY: dict = {}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Worker <-> GPU / node / rack arithmetic (workers never straddle a node)."""
-
-    topo: Topology
-    gpus_per_worker: int
-
-    def __post_init__(self) -> None:
-        t = self.topo
-        object.__setattr__(self, "workers_per_node", t.gpus_per_node // self.gpus_per_worker)
-        object.__setattr__(self, "workers_per_rack", self.workers_per_node * t.nodes_per_rack)
-        object.__setattr__(self, "n_workers", self.workers_per_node * t.n_nodes)
-
-    workers_per_node: int = field(init=False, default=0)
-    workers_per_rack: int = field(init=False, default=0)
-    n_workers: int = field(init=False, default=0)
-
-    def node(self, w: int) -> int:
-        return w // self.workers_per_node
-
-    def rack(self, w: int) -> int:
-        return w // self.workers_per_rack
-
-    def gpu(self, w: int) -> int:
-        """The worker's lead GPU (its network endpoint)."""
-        wpn = self.workers_per_node
-        return (w // wpn) * self.topo.gpus_per_node + (w % wpn) * self.gpus_per_worker
-
-
-Moves = dict  # {(src endpoint, dst endpoint): blocks}
 
 
 class ClusterCache:
@@ -164,7 +98,9 @@ class ClusterCache:
         self._wpn = wpn
         # Every tier of a run has the same policy class (Unbounded stands in only for filter-free
         # ones): without an admission filter a tier with capacity admits everything, skip the call.
-        self._filtering = admission_filter
+        self.admission_filter = admission_filter
+        self.chain = TierChain.cluster(dram=dram_blocks > 0, eic=self.eic_blocks > 0, ssd=self.ssd_blocks > 0,
+                                       evict_to_eic=evict_to_eic)
 
     # ------------------------------------------------------------ lazy tiers
     def _lazy(self, store: dict, key: int, name: str, blocks: int) -> Tier | None:
@@ -293,13 +229,6 @@ class ClusterCache:
         return found
 
     # ------------------------------------------------------------ moves
-    def _add(self, moves: Moves, src, dst, n: int = 1) -> None:
-        k = (src, dst)
-        moves[k] = moves.get(k, 0) + n
-
-    def _count(self, kind: str, n: int = 1) -> None:
-        self.moved[kind] = self.moved.get(kind, 0) + n
-
     def acquire(self, w: int, blocks: list[int], pos0: int) -> tuple[list[int], Moves, Moves]:
         """Serve the cached prefix of `blocks` into w's HBM.
 
@@ -370,7 +299,7 @@ class ClusterCache:
             if ev:
                 # Demote at once: a victim that is a later block of this very prefix
                 # is then still found in DRAM/EIC by this walk.
-                self._demote(w, ev, bg)
+                demote(self, w, ev, bg)
                 ev.clear()
         hbm.stats.hits += c[0]
         hits = self.hits
@@ -402,10 +331,10 @@ class ClusterCache:
                 elif b not in dram.pos and dram.admits(b, pos):
                     spill: list[tuple[int, int]] = []
                     dram.put(b, pos, spill)
-                    self._add(bg, me, self.topo.dram(node))
-                    self._count("write_through_dram")
+                    add_move(bg, me, self.topo.dram(node))
+                    count_move(self, "write_through_dram")
                     if spill:
-                        self._dram_spill(node, spill, bg)
+                        dram_spill(self, node, spill, bg)
             hbm.put(b, pos, ev)
             if b in hpos:
                 hd = holders.get(b)
@@ -414,163 +343,8 @@ class ClusterCache:
                 else:
                     hd[w] = None
         if ev:  # the blocks just written are distinct, so victims can wait until the end
-            self._demote(w, ev, bg)
+            demote(self, w, ev, bg)
         return bg
-
-    # ------------------------------------------------------------ demotion chain
-    def _demote(self, w: int, evicted: list[tuple[int, int]], bg: Moves) -> None:
-        lay = self.layout
-        node, rack = lay.node(w), lay.rack(w)
-        holders = self.hbm_holders
-        dram = self.dram_tier(node)
-        eic = self.eic_tier(rack) if self.evict_to_eic else None
-        to_eic = to_dram = dropped = 0
-        spill: list[tuple[int, int]] = []
-        rest: list[tuple[int, int]] = []
-        gone: list[tuple[int, int]] = []  # EIC victims
-        epos = eic.pos if eic is not None else _EMPTY
-        racks = self.eic_racks
-        bit = 1 << rack
-        filtering = self._filtering
-        dpos = dram.pos if dram is not None else _EMPTY
-        for b, pos in evicted:
-            hd = holders.get(b)
-            if hd is not None:
-                hd.pop(w, None)
-                if not hd:
-                    del holders[b]
-            kept = False
-            if eic is not None:  # evict_to_eic: publish the victim to the rack's pool
-                if b in epos:
-                    kept = True
-                elif not filtering or eic.admits(b, pos):
-                    eic.put(b, pos, gone)
-                    if b in epos:
-                        racks[b] = racks.get(b, 0) | bit
-                    to_eic += 1
-                    kept = True
-            if dram is not None:
-                if b in dpos:  # write-through copy already there
-                    dram.touch(b, pos)
-                    continue
-                if not filtering or dram.admits(b, pos):
-                    dram.put(b, pos, spill)
-                    to_dram += 1
-                    continue
-            if not kept:
-                rest.append((b, pos))
-        me = self.gpu_ep(w)
-        moved = self.moved
-        if to_eic:
-            eic.stats.demotions_in += to_eic
-            self._add(bg, me, self.topo.eic(rack), to_eic)
-            moved["hbm_to_eic"] = moved.get("hbm_to_eic", 0) + to_eic
-        if to_dram:
-            dram.stats.demotions_in += to_dram
-            self._add(bg, me, self.topo.dram(node), to_dram)
-            moved["hbm_to_dram"] = moved.get("hbm_to_dram", 0) + to_dram
-        if gone:
-            self._eic_gone(rack, eic, gone, bg)
-        if spill:
-            self._dram_spill(node, spill, bg)
-        if rest:
-            dropped = len(rest) - self._below_dram(node, rest, bg, me, "hbm")
-            self.hbm[w].stats.dropped += dropped
-
-    def _dram_spill(self, node: int, spill: list[tuple[int, int]], bg: Moves) -> None:
-        """DRAM victims. With evict_to_eic the pool already received each block when it left HBM
-        (if the pool has since evicted it, it judged it colder than what it keeps): they are
-        dropped. Otherwise DRAM is the step above the pool: they move down to EIC (or SSD)."""
-        if self.evict_to_eic and self.eic_blocks > 0:
-            self.dram[node].stats.dropped += len(spill)
-        else:
-            self._below_dram(node, spill, bg, self.topo.dram(node), "dram")
-
-    def _below_dram(self, node: int, blocks: list[tuple[int, int]], bg: Moves, src, frm: str) -> int:
-        """Push blocks leaving DRAM (or HBM with no DRAM) to the rack's EIC pool, else the remote SSD.
-
-        Returns how many found a place (already there counts); the others are dropped."""
-        rack = node // self.topo.nodes_per_rack
-        eic = self.eic_tier(rack)
-        ssd = self.ssd
-        placed = sent = 0
-        for b, pos in blocks:
-            if eic is not None:
-                if b in eic.pos:
-                    placed += 1
-                elif not self._filtering or eic.admits(b, pos):
-                    self._eic_put(rack, eic, b, pos, bg)
-                    placed += 1
-                    sent += 1
-            elif ssd is not None:
-                if b in ssd.pos:
-                    placed += 1
-                elif self._ssd_put(b, pos):
-                    placed += 1
-                    sent += 1
-        if sent:
-            dst, kind = (self.topo.eic(rack), "eic") if eic is not None else (self.topo.ssd(), "ssd")
-            if eic is not None:
-                eic.stats.demotions_in += sent
-            self._add(bg, src, dst, sent)
-            self._count(f"{frm}_to_{kind}", sent)
-        if frm == "dram" and placed < len(blocks):
-            self.dram[node].stats.dropped += len(blocks) - placed
-        return placed
-
-    def _eic_put(self, rack: int, eic: Tier, b: int, pos: int, bg: Moves) -> None:
-        gone: list[tuple[int, int]] = []
-        eic.put(b, pos, gone)
-        if b in eic.pos:
-            self.eic_racks[b] = self.eic_racks.get(b, 0) | (1 << rack)
-        if gone:
-            self._eic_gone(rack, eic, gone, bg)
-
-    def _eic_gone(self, rack: int, eic: Tier, gone: list[tuple[int, int]], bg: Moves) -> None:
-        """EIC victims: leave the rack index, go to the remote SSD (unless already there)."""
-        racks = self.eic_racks
-        keep = ~(1 << rack)
-        ssd = self.ssd
-        spos = ssd.pos if ssd is not None else None
-        filtering = self._filtering
-        sent = dropped = 0
-        lost: list[tuple[int, int]] = []  # SSD victims (a bounded remote pool)
-        epos = eic.pos
-        for v, vpos in gone:
-            if v in epos:  # evicted and written back within one batch: still there
-                continue
-            m = racks.get(v, 0) & keep
-            if m:
-                racks[v] = m
-            else:
-                racks.pop(v, None)
-            if spos is not None:
-                if v in spos:
-                    continue
-                if not filtering or ssd.admits(v, vpos):
-                    ssd.put(v, vpos, lost)
-                    if v in spos:
-                        sent += 1
-                        continue
-            dropped += 1
-        eic.stats.dropped += dropped
-        if sent:
-            ssd.stats.demotions_in += sent
-            self._add(bg, self.topo.eic(rack), self.topo.ssd(), sent)
-            self._count("eic_to_ssd", sent)
-        if lost:
-            ssd.stats.dropped += len(lost)
-
-    def _ssd_put(self, b: int, pos: int) -> bool:
-        """Write a block that is not in the remote SSD yet; False when refused."""
-        ssd = self.ssd
-        if not ssd.admits(b, pos):
-            return False
-        gone: list[tuple[int, int]] = []
-        ssd.put(b, pos, gone)
-        ssd.stats.demotions_in += 1
-        ssd.stats.dropped += len(gone)
-        return b in ssd.pos
 
     # ------------------------------------------------------------ report
     def tier_groups(self) -> dict[str, list[Tier]]:

@@ -1,12 +1,14 @@
 """Lower KV tiers behind the replicas' radix trees: host DRAM per node, EIC pool per rack.
 
-As in cluster mode (``sim.cache.cluster``): a block evicted from a radix
-tree is written to its node's DRAM tier (``hardware.dram.capacity_gb`` per
-node) and, when ``cluster.evict_to_eic`` is on and the rack has a pool
-(``hardware.eic.capacity_gb``, ``cluster.eic_nodes_per_rack`` > 0), to the
-rack's EIC pool at once, where every replica of the rack finds it; a DRAM
-victim goes to the EIC pool unless it is there; an EIC victim is dropped
-(PD runs keep no remote-SSD tier). Tiers are ``sim.cache.tier.Tier`` with the run's eviction
+A block evicted from a radix tree goes down the tier chain declared in
+``sim.cache.chain`` (``TierChain.pd``): to its node's DRAM tier
+(``hardware.dram.capacity_gb`` per node) and, when ``cluster.evict_to_eic``
+is on and the rack has a pool (``hardware.eic.capacity_gb``,
+``cluster.eic_nodes_per_rack`` > 0), to the rack's EIC pool at once, where
+every replica of the rack finds it; a DRAM victim goes to the EIC pool
+unless it is there; an EIC victim is dropped (PD runs keep no remote-SSD
+tier). Unlike cluster mode, the lower tiers' admission filters are not
+consulted. Tiers are ``sim.cache.tier.Tier`` with the run's eviction
 policy. The tiers keep their copy when a block is loaded back into HBM
 (inclusive caching: a block re-evicted later costs no second write).
 
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import simpy
 
-from sim.policies.base import AccessContext, make_policy
+from sim.cache.chain import TierChain
 from sim.cache.tier import Tier
+from sim.policies.base import AccessContext, make_policy
 from sim.timing.topology import Topology
 
 
@@ -41,18 +44,18 @@ class LowerTiers:
         self.eic = [Tier("eic", eic_blocks if has_eic else 0, block_bytes,
                          make_policy(policy, eic_blocks if has_eic else 0, ctx, **params))
                     for _ in range(topo.n_racks)]
-        self.to_eic = evict_to_eic and has_eic
+        self.chain = TierChain.pd(dram=dram_blocks > 0, eic=has_eic, evict_to_eic=evict_to_eic)
         self.spilled_blocks = 0
         self.dropped_blocks = 0
 
     def spill(self, gpu: int, lanes: int, evicted: list[tuple[int, int]]) -> None:
-        """Blocks evicted from the HBM of the replica whose first GPU is `gpu` (cluster-mode rules).
+        """Blocks evicted from the HBM of the replica whose first GPU is `gpu`, down the tier chain.
 
         An HBM victim goes to the node's DRAM and, with ``evict_to_eic``, is
         also written to the rack's EIC pool at once; a DRAM victim goes to the
         EIC pool unless it is there already; an EIC victim is dropped.
         """
-        topo = self.topo
+        topo, chain = self.topo, self.chain
         node, rack = topo.node_of(gpu), topo.rack_of(gpu)
         dram, eic = self.dram[node], self.eic[rack]
         env, net, bb = self.env, self.net, self.bb
@@ -60,7 +63,7 @@ class LowerTiers:
         self.spilled_blocks += len(evicted)
         victims: list[tuple[int, int]] = []
         gone: list[tuple[int, int]] = []
-        if dram.capacity:
+        if chain.dram:
             put = dram.put
             for key, pos in evicted:
                 put(key, pos, victims)
@@ -70,23 +73,24 @@ class LowerTiers:
         else:
             victims = evicted
         to_eic = 0
-        if self.to_eic:
-            epos, put = eic.pos, eic.put
-            if dram.capacity:
-                for key, pos in evicted:
-                    if key not in epos:
-                        put(key, pos, gone)
-                        to_eic += 1
+        epos, put = eic.pos, eic.put
+        if chain.publish_to_eic and chain.dram:
+            for key, pos in evicted:
+                if key not in epos:
+                    put(key, pos, gone)
+                    to_eic += 1
+        # What DRAM evicted, or with no DRAM the HBM victims themselves, goes on down the chain.
+        if chain.victim_goes("dram" if chain.dram else "hbm") == "eic":
             for key, pos in victims:
                 if key not in epos:
                     put(key, pos, gone)
                     to_eic += 1
-            if to_eic:
-                # DRAM is reached only from its own GPUs: EIC writes leave through the GPU's NIC.
-                net.transfer(env, me, topo.eic(rack), to_eic * bb, lanes)
-            self.dropped_blocks += len(gone)
         else:
             self.dropped_blocks += len(victims)
+        if to_eic:
+            # DRAM is reached only from its own GPUs: EIC writes leave through the GPU's NIC.
+            net.transfer(env, me, topo.eic(rack), to_eic * bb, lanes)
+        self.dropped_blocks += len(gone)
 
     def lookup(self, gpu: int, blocks: list[int], start: int, pos0: int) -> tuple[int, int]:
         """Blocks from `start` on found in this node's DRAM / this rack's EIC: (n_dram, n_eic).

@@ -83,10 +83,11 @@ def cmd_calc(args: argparse.Namespace) -> int:
         from sim.analytic.kv_memory import kv_report, render_kv
 
         if args.list:
-            from sim.config.hardware import GPU_PRESETS, MODEL_PRESETS
+            from sim.config.gpus import GPUS
+            from sim.config.models import PRESETS
 
-            console.print("models: " + ", ".join(sorted(MODEL_PRESETS)))
-            console.print("gpus:   " + ", ".join(sorted(GPU_PRESETS)))
+            console.print("models: " + ", ".join(sorted(PRESETS)))
+            console.print("gpus:   " + ", ".join(sorted(GPUS)))
             return EXIT_OK
         from sim.analytic.kv_memory import parse_contexts
 

@@ -1,4 +1,5 @@
-"""Configuration layer: the pydantic schema (``schema``), model and GPU specs (``hardware``), units.
+"""Configuration layer: the pydantic schema (``schema``), model specs (``models``), GPU specs (``gpus``),
+KV sizes (``kv_sizes``), units.
 
 The package re-exports the schema's public names, so ``from sim.config import load_config`` works.
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine import cluster_kernels as K
-from sim.cache.cluster import Layout, Moves
+from sim.cache.layout import Layout, Moves
 from sim.cache.tier import TierStats
 
 _POOL0 = 1 << 15  # initial slots

@@ -37,7 +37,9 @@ import numpy as np
 import simpy
 
 from sim.timing import compute
-from sim.cache.cluster import LOC_NAMES, ClusterCache, Layout, Unbounded
+from sim.cache.cluster import ClusterCache
+from sim.cache.layout import LOC_NAMES, Layout
+from sim.cache.unbounded import Unbounded
 from sim.engine.cluster_cache import CompiledClusterCache
 from sim.routing.cluster import ClusterLoad, ClusterRouteState, make_cluster_router
 from sim.config import Config

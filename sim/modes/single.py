@@ -27,12 +27,9 @@ from sim.timing import compute
 from sim.config import Config
 from sim.errors import InputError
 from sim.timing.fluid import FluidShare, link_share
-from sim.config.hardware import (
-    gpu_spec,
-    kv_budget_bytes_per_gpu,
-    kv_bytes_per_token_total,
-    model_spec,
-)
+from sim.config.gpus import gpu_spec
+from sim.config.kv_sizes import kv_budget_bytes_per_gpu, kv_bytes_per_token_total
+from sim.config.models import model_spec
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
 from sim.engine.replay import run_fast as run_fast_compiled

@@ -17,10 +17,15 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from sim.errors import InputError
-from sim.config.hardware import (
-    GIB, free_kv_bytes_per_gpu, gpu_spec, kv_bytes_per_token, kv_bytes_per_token_total, model_spec,
+from sim.config.gpus import gpu_spec
+from sim.config.kv_sizes import (
+    GIB,
+    free_kv_bytes_per_gpu,
+    kv_bytes_per_token,
+    kv_bytes_per_token_total,
     weights_bytes_per_gpu,
 )
+from sim.config.models import model_spec
 
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 

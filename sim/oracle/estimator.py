@@ -35,7 +35,8 @@ from functools import lru_cache
 from dataclasses import asdict, dataclass, fields
 
 from sim.errors import InputError
-from sim.config.hardware import kv_bytes_per_token_total, model_spec
+from sim.config.kv_sizes import kv_bytes_per_token_total
+from sim.config.models import model_spec
 from sim.oracle.capacity import Deployment, Tier, hbm_capacity, tier_capacities
 from sim.oracle.planning import plan_cards
 

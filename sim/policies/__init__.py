@@ -1,17 +1,24 @@
 """Eviction/admission policies, found by name in ``REGISTRY``.
 
-Importing this package imports every policy module below, so each registers
-itself. ``make_policy(name, capacity, ctx, **params)`` builds one by name.
-(The ``learned`` policy lives in the ``learned`` package; it is imported at
-the end of this file so that it registers too.)
+Every public module of this package (all but ``base`` and ``replay``, the
+interface and the reference replays) is imported here, and each registers
+its policies with ``@register``: adding a policy is adding one file.
+``make_policy(name, capacity, ctx, **params)`` builds one by name. The
+``learned`` policy lives in the ``learned`` package; it is listed now and
+imported on its first lookup.
 """
+import importlib
+import pkgutil
+
 from sim.policies.base import NEVER, REGISTRY, AccessContext, Policy, make_policy, register
-from sim.policies import arc, belady, fifo, lfu, lru, s3fifo, selective_write, session_prefetch  # noqa: F401
 
 __all__ = ["NEVER", "REGISTRY", "AccessContext", "Policy", "make_policy", "register"]
 
-try:  # the LightGBM policy (learned/) registers itself as "learned"
-    from learned import policy as _learned_policy  # noqa: F401,E402
-except ModuleNotFoundError as e:  # only a missing learned package is tolerated, not a broken one
-    if e.name not in ("learned", "learned.policy"):
-        raise
+_NOT_POLICIES = {"base", "replay"}
+
+# Sorted by module name, so the registry's order does not depend on the file system.
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if not _mod.startswith("_") and _mod not in _NOT_POLICIES:
+        importlib.import_module(f"{__name__}.{_mod}")
+
+REGISTRY.lazy("learned", "learned.policy")  # the LightGBM policy (learned/)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.cache.cluster import LOC_NAMES
+from sim.cache.layout import LOC_NAMES
 from sim.config import Config
 from sim.report.schema import dist_ms
 

@@ -33,7 +33,8 @@ import numpy as np
 from sim.registry import Registry
 from sim.routing.node import BLIND_ROUTERS, Router
 
-from sim.cache.cluster import ClusterCache, Layout
+from sim.cache.cluster import ClusterCache
+from sim.cache.layout import Layout
 from sim.engine.cluster_cache import CompiledClusterCache
 
 

@@ -35,7 +35,9 @@ from typing import Callable
 import numpy as np
 
 from sim.errors import InputError
-from sim.config.hardware import GpuSpec, ModelSpec, kv_bytes_per_token, weights_bytes_per_gpu
+from sim.config.gpus import GpuSpec
+from sim.config.kv_sizes import kv_bytes_per_token, weights_bytes_per_gpu
+from sim.config.models import ModelSpec
 
 
 def prefill_flops(spec: ModelSpec, new_tokens: float, cached_tokens: float = 0) -> float:

@@ -40,14 +40,9 @@ from sim.timing import compute
 from sim.modes.pd.batching import DecodeTiming, Engine, TokenPool, TreePool
 from sim.config import Config, config_with
 from sim.errors import InputError
-from sim.config.hardware import (
-    GIB,
-    free_kv_bytes_per_gpu,
-    gpu_spec,
-    kv_bytes_per_token,
-    kv_bytes_per_token_total,
-    model_spec,
-)
+from sim.config.gpus import gpu_spec
+from sim.config.kv_sizes import GIB, free_kv_bytes_per_gpu, kv_bytes_per_token, kv_bytes_per_token_total
+from sim.config.models import model_spec
 from sim.modes.pd.transfer import make_transfer
 from sim.timing.network import Network
 from sim.modes.pd.request import Req

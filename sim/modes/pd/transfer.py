@@ -1,7 +1,7 @@
 """KV transfer from a prefill replica to a decode replica: push, pull, pull_on_demand.
 
 Bytes of a request = prompt tokens x KV bytes per token of the whole model
-(``sim.config.hardware.kv_bytes_per_token_total``; each of the replica's GPUs
+(``sim.config.kv_sizes.kv_bytes_per_token_total``; each of the replica's GPUs
 sends its own shard in parallel, ``lanes`` in ``sim.timing.network``). Times come
 from ``sim.timing.network.Network.transfer``: path latency + bytes over the
 bottleneck of the path (NVLink inside a node, the GPUs' RDMA NICs inside a

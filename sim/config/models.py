@@ -1,61 +1,18 @@
-"""Model and hardware specs: presets, HuggingFace config.json loading, KV sizes.
+"""Model architectures: ``ModelSpec``, the presets, HuggingFace ``config.json`` loading.
 
-Units used throughout (the same as config.yaml):
-
-* sizes in bytes unless a name says otherwise; ``_gb`` / ``_gib`` memory
-  figures are GiB (1024**3 bytes);
-* bandwidths ``_gb_s`` are GB/s (10**9 bytes/s);
-* compute ``_tflops`` are 10**12 FLOP/s, dense (no 2:4 sparsity).
-
-KV bytes per token (per GPU, one replica = one TP x PP group)::
-
-    MHA/GQA: 2 (K and V) x layers_per_stage x kv_heads_per_gpu x head_dim x dtype_bytes
-    MLA:     (kv_lora_rank + qk_rope_head_dim) x layers_per_stage x dtype_bytes
-
-* ``layers_per_stage = ceil(kv_cache_layer_count / pp)``: the busiest pipeline
-  stage (the one that runs out of memory first).
-* ``kv_heads_per_gpu = ceil(n_kv_heads / tp)`` when ``tp <= n_kv_heads``
-  (equal to ``n_kv_heads / tp`` whenever tp divides the heads, as vLLM and
-  SGLang require; ceil is the busiest rank otherwise). When ``tp > n_kv_heads``
-  the KV heads are *replicated*: every rank keeps one whole KV head (this is
-  what vLLM/SGLang do, e.g. Llama-3-70B's 8 KV heads at TP 16), so the
-  per-GPU size stops shrinking at 1 head and the replica as a whole stores
-  ``tp / n_kv_heads`` copies.
-* MLA (DeepSeek-V2/V3): the compressed latent ``c_kv`` plus the shared RoPE
-  key is one vector per token per layer, shared by all heads, so it cannot be
-  split across TP ranks: with plain TP attention every rank holds the full
-  latent (no division by tp).
+A spec holds the figures that decide KV size, weight size and FLOPs; the
+sizes themselves are computed in ``sim.config.kv_sizes``. Parameter counts are
+estimated from the architecture (``_estimate_params``) unless a preset pins
+the published ones.
 """
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sim.errors import InputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sim.config import Config
-
-GIB = 1024**3
-
-# Bytes per element of each supported dtype (int4 packs two values per byte).
-DTYPE_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int4": 0.5}
-
-
-def dtype_bytes(dtype: str, where: str = "dtype") -> float:
-    """Bytes per element of `dtype`; InputError naming `where` if unknown."""
-    try:
-        return DTYPE_BYTES[str(dtype).lower()]
-    except KeyError:
-        raise InputError(
-            f"unknown dtype {dtype!r} (known: {', '.join(DTYPE_BYTES)})", where=where
-        ) from None
-
-
-# ====================================================================== models
 
 
 @dataclass(frozen=True)
@@ -394,7 +351,6 @@ _PRESET_CONFIGS: dict[str, dict] = {
 PRESETS: dict[str, ModelSpec] = {
     name: _spec_from_hf(cfg, name, f"preset {name}") for name, cfg in _PRESET_CONFIGS.items()
 }
-MODEL_PRESETS = PRESETS  # the name sim.cli's `calc kv --list` imports
 
 
 def model_spec(name_or_path: str) -> ModelSpec:
@@ -411,192 +367,3 @@ def model_spec(name_or_path: str) -> ModelSpec:
         f"{hint} {key!r} (known presets: {', '.join(PRESETS)}; or give a path to a HuggingFace config.json)",
         where="model.name",
     )
-
-
-# ================================================================ KV and weights
-
-
-def _check_parallel(tp: int, pp: int) -> None:
-    if int(tp) != tp or tp < 1:
-        raise InputError(f"tp must be an integer >= 1 (got {tp!r})", where="model.tp")
-    if int(pp) != pp or pp < 1:
-        raise InputError(f"pp must be an integer >= 1 (got {pp!r})", where="model.pp")
-
-
-def kv_heads_per_gpu(spec: ModelSpec, tp: int = 1) -> float:
-    """KV heads each TP rank stores (MHA/GQA): ceil(kv/tp), at least 1 (replicated beyond)."""
-    _check_parallel(tp, 1)
-    return float(max(1, math.ceil(spec.n_kv_heads / tp)))
-
-
-def kv_layers_per_gpu(spec: ModelSpec, pp: int = 1) -> int:
-    """KV-holding layers on the busiest pipeline stage: ceil(kv_cache_layer_count / pp)."""
-    _check_parallel(1, pp)
-    return math.ceil(spec.kv_cache_layer_count / pp)
-
-
-def kv_bytes_per_token(spec: ModelSpec, dtype: str = "fp16", tp: int = 1, pp: int = 1) -> float:
-    """KV-cache bytes one token occupies on one GPU of a tp x pp replica (module doc)."""
-    _check_parallel(tp, pp)
-    b = dtype_bytes(dtype, where="model.kv_dtype")
-    layers = kv_layers_per_gpu(spec, pp)
-    if spec.attention == "mla":
-        return float((spec.kv_lora_rank + spec.qk_rope_head_dim) * layers * b)
-    return float(2 * layers * kv_heads_per_gpu(spec, tp) * spec.head_dim * b)
-
-
-def kv_bytes_per_token_total(spec: ModelSpec, dtype: str = "fp16") -> float:
-    """KV-cache bytes of one token for the whole model (one unsharded copy)."""
-    return kv_bytes_per_token(spec, dtype, tp=1, pp=1)
-
-
-def weights_bytes(spec: ModelSpec, dtype: str = "fp16") -> float:
-    """Bytes of all weights: params x dtype bytes (norms/scales not kept apart)."""
-    return spec.params * dtype_bytes(dtype, where="model.weight_dtype")
-
-
-def weights_bytes_per_gpu(spec: ModelSpec, dtype: str = "fp16", tp: int = 1, pp: int = 1) -> float:
-    """Weights per GPU: an even split over tp x pp (embeddings/norms not replicated)."""
-    _check_parallel(tp, pp)
-    return weights_bytes(spec, dtype) / (tp * pp)
-
-
-# ==================================================================== hardware
-
-
-@dataclass(frozen=True)
-class GpuSpec:
-    """One accelerator. memory_gb is the marketed capacity, used as GiB
-    (nvidia-smi reports within ~1-2% of it); bandwidths GB/s (1e9 B/s);
-    TFLOPS dense (no sparsity); nvlink_gb_s is the total bidirectional
-    GPU-to-GPU bandwidth per GPU as datasheets quote it (0 = none)."""
-
-    name: str
-    memory_gb: float
-    hbm_bandwidth_gb_s: float
-    fp16_tflops: float
-    fp8_tflops: float = 0.0
-    nvlink_gb_s: float = 0.0
-
-
-GPUS: dict[str, GpuSpec] = {
-    # NVIDIA H100 Tensor Core GPU datasheet, SXM5 column: 80 GB HBM3, 3.35 TB/s,
-    # BF16/FP16 1,979 TFLOPS *with sparsity* -> 989 dense; FP8 3,958 sparse ->
-    # 1,979 dense; NVLink 900 GB/s.
-    "h100-sxm": GpuSpec("h100-sxm", 80, 3350, 989, 1979, 900),
-    # NVIDIA H200 datasheet (SXM): 141 GB HBM3e, 4.8 TB/s, same Hopper compute
-    # as H100 SXM (989 dense BF16, 1,979 dense FP8), NVLink 900 GB/s.
-    "h200": GpuSpec("h200", 141, 4800, 989, 1979, 900),
-    # NVIDIA HGX H20 product brief (China export SKU): 96 GB HBM3, 4.0 TB/s,
-    # FP16/BF16 148 TFLOPS, FP8 296 TFLOPS (dense), NVLink 900 GB/s.
-    "h20": GpuSpec("h20", 96, 4000, 148, 296, 900),
-    # NVIDIA A100 datasheet, 80GB SXM: HBM2e 2,039 GB/s, BF16 312 TFLOPS
-    # dense (624 sparse), no FP8, NVLink 600 GB/s.
-    "a100-80g": GpuSpec("a100-80g", 80, 2039, 312, 0, 600),
-    # NVIDIA A100 datasheet, 40GB SXM: HBM2 1,555 GB/s, BF16 312 dense, NVLink 600 GB/s.
-    "a100-40g": GpuSpec("a100-40g", 40, 1555, 312, 0, 600),
-    # NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, BF16 362.05 dense
-    # (733 sparse), FP8 733 dense (1,466 sparse), no NVLink (PCIe Gen4 x16).
-    "l40s": GpuSpec("l40s", 48, 864, 362, 733, 0),
-    # NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090: 24 GB
-    # GDDR6X, 1,008 GB/s; FP16 tensor with FP32 accumulate (what BF16/FP16
-    # inference kernels use) 165.2 dense; FP8 with FP32 accumulate 330.3
-    # dense (GeForce runs FP32-accumulate at half the FP16-accumulate rate);
-    # no NVLink.
-    "rtx-4090": GpuSpec("rtx-4090", 24, 1008, 165, 330, 0),
-    # NVIDIA DGX B200 / HGX B200 datasheets: 1,440 GB for 8 GPUs = 180 GB per
-    # GPU *as shipped* (the 192 GB figure from the GTC 2024 announcement is the
-    # full HBM3e stack count; we use the 180 GB that systems expose), 8 TB/s,
-    # FP16/BF16 2.25 PFLOPS dense (4.5 sparse), FP8 4.5 dense, NVLink 5 1.8 TB/s.
-    "b200": GpuSpec("b200", 180, 8000, 2250, 4500, 1800),
-    # AMD Instinct MI300X datasheet: 192 GB HBM3, 5.3 TB/s, FP16/BF16 1,307.4
-    # TFLOPS dense, FP8 2,614.9 dense, Infinity Fabric 896 GB/s aggregate
-    # (7 links x 128 GB/s bidirectional).
-    "mi300x": GpuSpec("mi300x", 192, 5300, 1307, 2615, 896),
-}
-
-GPU_PRESETS = GPUS  # the name sim.cli's `calc kv --list` imports
-
-_GPU_ALIASES = {
-    "h100": "h100-sxm", "h100-80g": "h100-sxm", "h100-sxm5": "h100-sxm", "h200-sxm": "h200",
-    "a100": "a100-80g", "a100-80gb": "a100-80g", "a100-40gb": "a100-40g", "4090": "rtx-4090",
-    "rtx4090": "rtx-4090", "b200-sxm": "b200",
-}
-
-
-def gpu_spec(name: str) -> GpuSpec:
-    """A GPU preset by name (case-insensitive, a few aliases such as "h100")."""
-    key = str(name).strip().lower()
-    key = _GPU_ALIASES.get(key, key)
-    if key not in GPUS:
-        raise InputError(f"unknown GPU {name!r} (known: {', '.join(GPUS)})", where="hardware.gpu")
-    return GPUS[key]
-
-
-# Host-side tiers of a DGX H100-class node (NVIDIA DGX H100 datasheet / user
-# guide): 2 TB DDR5 system memory, PCIe Gen5 to each GPU, internal storage
-# 8 x 3.84 TB U.2 NVMe (PCIe Gen4). Bandwidths are effective, not raw.
-HOST_DEFAULTS: dict[str, dict[str, float]] = {
-    "dram": {
-        "capacity_gb": 2048,        # GiB per node: DGX H100 "2TB" system memory (32 x 64 GiB DIMMs)
-        "pcie_bandwidth_gb_s": 50,  # GB/s host->GPU per GPU: PCIe Gen5 x16 is 64 GB/s raw per
-                                    # direction; pinned cudaMemcpy reaches ~50-55 in practice
-        "latency_us": 10,           # us per transfer: DMA setup + launch of a host->device copy
-    },
-    "nvme": {
-        "capacity_gb": 28610,       # GiB per node: 8 x 3.84 TB = 30.72e12 B = 28,610 GiB
-        "bandwidth_gb_s": 40,       # GB/s per node read: 8 Gen4 drives x ~6.8 GB/s raw = ~55;
-                                    # ~70% after RAID-0/filesystem overhead
-        "latency_us": 100,          # us: NVMe 4K random read ~80-90 us + I/O stack
-    },
-}
-
-
-# ================================================================= KV budget
-
-
-def _not_fit_message(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str, tp: int, pp: int,
-                     reserve_gib: float) -> str:
-    w = weights_bytes_per_gpu(spec, weight_dtype, tp, pp) / GIB
-    return (
-        f"model weights of {spec.name} ({weight_dtype}, {weights_bytes(spec, weight_dtype) / GIB:.1f} GiB"
-        f" / (tp {tp} x pp {pp}) = {w:.1f} GiB per GPU) plus runtime reserve {reserve_gib:g} GiB do not fit"
-        f" in {gpu.name} memory ({gpu.memory_gb:g} GiB); raise tp/pp, quantize the weights or pick a larger GPU"
-    )
-
-
-def free_kv_bytes_per_gpu(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str = "fp16", tp: int = 1,
-                          pp: int = 1, reserve_gb: float = 4.0) -> float:
-    """GPU memory left for KV: memory - weights per GPU - reserve (bytes; may be <= 0)."""
-    return gpu.memory_gb * GIB - weights_bytes_per_gpu(spec, weight_dtype, tp, pp) - reserve_gb * GIB
-
-
-def kv_budget_bytes_per_gpu(cfg: "Config") -> int:
-    """KV-cache bytes per GPU for a resolved config.
-
-    ``hardware.hbm.capacity_gb`` GiB when > 0 (taken as given: small budgets
-    are how scaled-down simulations run); otherwise derived as GPU memory -
-    weights/(tp x pp) - ``hardware.runtime_reserve_gb``. A derived budget <= 0
-    is an InputError ("model weights ... do not fit").
-    """
-    hbm = cfg.hardware.hbm.capacity_gb
-    if hbm > 0:
-        return int(hbm * GIB)
-    spec = model_spec(cfg.model.name)
-    gpu = gpu_spec(cfg.hardware.gpu)
-    m = cfg.model
-    free = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gb)
-    if free <= 0:
-        raise InputError(
-            _not_fit_message(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gb),
-            where="hardware.hbm.capacity_gb",
-        )
-    return int(free)
-
-
-__all__ = [
-    "DTYPE_BYTES", "GIB", "GPUS", "GPU_PRESETS", "HOST_DEFAULTS", "MODEL_PRESETS", "PRESETS", "GpuSpec", "ModelSpec", "dtype_bytes",
-    "free_kv_bytes_per_gpu", "gpu_spec", "kv_budget_bytes_per_gpu", "kv_bytes_per_token",
-    "kv_bytes_per_token_total", "kv_heads_per_gpu", "kv_layers_per_gpu", "load_hf_config", "model_spec",
-    "weights_bytes", "weights_bytes_per_gpu",
-]
