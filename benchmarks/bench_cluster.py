@@ -41,14 +41,15 @@ def rss_mb() -> float:
 
 def one_router(args) -> dict:
     """Child process: replay the trace with one router, timed then hit-rate-only."""
+    from trace.loaders import load_trace
+
     import numpy as np
 
-    from sim.modes.cluster import run_cluster
-    from sim.report.cluster import cluster_metrics
     from sim.config import load_config
+    from sim.modes.cluster import run_cluster
     from sim.modes.single import prepare_workload
+    from sim.report.cluster import cluster_metrics
     from sim.timing.topology import Topology
-    from trace.loaders import load_trace
 
     cfg = load_config(overrides=args.set)
     t = time.perf_counter()
@@ -142,8 +143,9 @@ def main() -> None:
               f"hit rates in % of input tokens (timed run)")
     if not args.no_reference:
         # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
-        from sim.modes.single import prepare_workload, run_single
         from trace.loaders import load_trace
+
+        from sim.modes.single import prepare_workload, run_single
 
         ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
         w, _ = load_trace(args.trace, limit=args.limit)

@@ -28,10 +28,11 @@ import os
 import resource
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from trace.loaders import load_trace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -39,7 +40,6 @@ import learned.policy as learned_policy  # noqa: E402
 from learned.train import TrainParams, train_offline  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.modes.single import prepare_workload, run_single  # noqa: E402
-from trace.loaders import load_trace  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 GiB = 1024**3

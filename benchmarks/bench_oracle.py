@@ -40,12 +40,13 @@ def rss_mib() -> float:
 
 
 def main() -> int:
+    from trace.loaders import load_trace
+
     from sim.oracle.access import accesses
     from sim.oracle.analysis import pools
     from sim.oracle.bounds import compute_bounds
     from sim.oracle.buckets import parse_buckets
     from sim.oracle.flow import interval_loads
-    from trace.loaders import load_trace
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace", default=DEFAULT_TRACE)
@@ -81,7 +82,7 @@ def main() -> int:
             t0, c0 = time.perf_counter(), time.process_time()
             parts: dict[str, float] = {}
             proven = True
-            for lab, pw, acc in plist:
+            for _lab, _pw, acc in plist:
                 b = compute_bounds(acc, cap, method)
                 proven &= b.proven_optimal
                 for k, v in b.timings_s.items():

@@ -11,10 +11,8 @@ requests one replica (= one GPU when tp = pp = 1) can keep resident at once.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
-from sim.errors import InputError
-from sim.config.units import parse_tokens
 from sim.config.hardware import (
     GIB,
     _not_fit_message,
@@ -27,6 +25,8 @@ from sim.config.hardware import (
     weights_bytes,
     weights_bytes_per_gpu,
 )
+from sim.config.units import parse_tokens
+from sim.errors import InputError
 
 DEFAULT_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 

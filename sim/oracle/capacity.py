@@ -16,11 +16,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-from sim.errors import InputError
 from sim.config.hardware import (
-    GIB, free_kv_bytes_per_gpu, gpu_spec, kv_bytes_per_token, kv_bytes_per_token_total, model_spec,
+    GIB,
+    free_kv_bytes_per_gpu,
+    gpu_spec,
+    kv_bytes_per_token,
+    kv_bytes_per_token_total,
+    model_spec,
     weights_bytes_per_gpu,
 )
+from sim.errors import InputError
 
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 
@@ -73,7 +78,7 @@ class Deployment:
     gpus_per_node: int = 8
     machines: int = 0  # 0 = ceil(cards / gpus_per_node), or 1 with a budget
 
-    def with_cards(self, cards: int) -> "Deployment":
+    def with_cards(self, cards: int) -> Deployment:
         return replace(self, cards=int(cards), kv_budget_gb=0.0, machines=0)
 
 

@@ -30,12 +30,12 @@ batch's tokens all advance by one per iteration.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from sim.errors import InputError
 from sim.config.hardware import GpuSpec, ModelSpec, kv_bytes_per_token, weights_bytes_per_gpu
+from sim.errors import InputError
 
 
 def prefill_flops(spec: ModelSpec, new_tokens: float, cached_tokens: float = 0) -> float:
