@@ -41,12 +41,13 @@ def rss_mb() -> float:
 
 def one_router(args) -> dict:
     """Child process: replay the trace with one router, timed then hit-rate-only."""
+
     import numpy as np
 
-    from sim.modes.cluster import run_cluster
-    from sim.report.cluster import cluster_metrics
     from sim.config import load_config
+    from sim.modes.cluster import run_cluster
     from sim.modes.single import prepare_workload
+    from sim.report.cluster import cluster_metrics
     from sim.timing.topology import Topology
     from trace.formats import load_trace
 
@@ -144,6 +145,7 @@ def main() -> None:
         # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
         from sim.modes.single import prepare_workload, run_single
         from trace.formats import load_trace
+
 
         ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
         w, _ = load_trace(args.trace, limit=args.limit)

@@ -28,10 +28,10 @@ import os
 import resource
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
 
 import numpy as np  # noqa: E402
 

@@ -40,6 +40,7 @@ def rss_mib() -> float:
 
 
 def main() -> int:
+
     from sim.oracle.access import accesses
     from sim.oracle.analysis import pools
     from sim.oracle.bounds import compute_bounds
@@ -81,7 +82,7 @@ def main() -> int:
             t0, c0 = time.perf_counter(), time.process_time()
             parts: dict[str, float] = {}
             proven = True
-            for lab, pw, acc in plist:
+            for _lab, _pw, acc in plist:
                 b = compute_bounds(acc, cap, method)
                 proven &= b.proven_optimal
                 for k, v in b.timings_s.items():
@@ -100,13 +101,13 @@ def main() -> int:
     caps = sorted({max(1, int(round(x))) for x in np.geomspace(max(1, peak / 100), peak, a.points)})
     for method in ("exact", "belady"):
         t0, c0 = time.perf_counter(), time.process_time()
-        proven = 0
+        n_proven = 0
         for c in caps:
-            proven += compute_bounds(acc, c, method).proven_optimal
+            n_proven += compute_bounds(acc, c, method).proven_optimal
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"[curve, all requests] method={method} {len(caps)} capacities {caps[0]}..{caps[-1]} blocks: "
               f"{dt:.2f} s wall, {cpu:.2f} s CPU ({len(caps) * acc.n / dt:,.0f} accesses/s), "
-              f"proven {proven}/{len(caps)}, peak RSS {rss_mib():.0f} MiB")
+              f"proven {n_proven}/{len(caps)}, peak RSS {rss_mib():.0f} MiB")
     return 0
 
 

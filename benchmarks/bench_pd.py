@@ -29,6 +29,7 @@ from sim.modes.pd.simulator import prepare, simulate  # noqa: E402
 from sim.modes.pd.run import deployment_metrics  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
 
+
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 TARGET_REQ_S = 2000
 TARGET_RSS_MB = 2048

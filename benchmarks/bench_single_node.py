@@ -29,6 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+
 from sim.config import load_config  # noqa: E402
 from sim.modes.single import prepare_workload, run_single  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
@@ -70,7 +71,8 @@ def main() -> None:
     w, ctx = prepare_workload(cfg, w)
     print(f"workload: {w.name}, {len(w):,} requests, {len(w.block_ids):,} block accesses of "
           f"{w.block_tokens} tokens; model {cfg.model.name}, {cfg.hardware.gpus_per_node} x {cfg.hardware.gpu}, "
-          f"HBM {args.hbm_gb} GiB/GPU, DRAM {cfg.hardware.dram.capacity_gb} GiB, SSD {cfg.hardware.ssd.capacity_gb} GiB, "
+          f"HBM {args.hbm_gb} GiB/GPU, DRAM {cfg.hardware.dram.capacity_gb} GiB, "
+          f"SSD {cfg.hardware.ssd.capacity_gb} GiB, "
           f"router {cfg.cluster.router}, engine {args.engine}")
     print(f"trace load: {load_s:.2f} s; RSS after load {rss_mb():.0f} MB")
     t = time.perf_counter()
@@ -79,10 +81,11 @@ def main() -> None:
         run_single(cfg, warm, "lru", ctx=wctx, timing=timing)
     print(f"warm-up (JIT compile or cache load): {time.perf_counter() - t:.1f} s")
     n = len(w)
-    print(f"{'policy':<18}{'timed req/s':>12}{'(CPU)':>10}{'fast req/s':>12}{'(CPU)':>10}{'hit rate':>10}{'fast hit':>10}")
+    print(f"{'policy':<18}{'timed req/s':>12}{'(CPU)':>10}{'fast req/s':>12}{'(CPU)':>10}"
+          f"{'hit rate':>10}{'fast hit':>10}")
     for name in args.policies.split(","):
-        timed, tw, tc = best_of(args.repeat, lambda: run_single(cfg, w, name, ctx=ctx, timing=True))
-        fast, fw, fc = best_of(args.repeat, lambda: run_single(cfg, w, name, ctx=ctx, timing=False))
+        timed, tw, tc = best_of(args.repeat, lambda name=name: run_single(cfg, w, name, ctx=ctx, timing=True))
+        fast, fw, fc = best_of(args.repeat, lambda name=name: run_single(cfg, w, name, ctx=ctx, timing=False))
         hr = timed.hit_tokens.sum() / w.input_tokens.sum()
         hf = fast.hit_tokens.sum() / w.input_tokens.sum()
         print(f"{name:<18}{n / tw:>12,.0f}{n / tc:>10,.0f}{n / fw:>12,.0f}{n / fc:>10,.0f}{hr:>10.3f}{hf:>10.3f}",

@@ -21,8 +21,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -135,7 +136,7 @@ def _range_values(raw: dict, where: str) -> list[Any]:
     raw = {k: _yaml11_number(v) for k, v in raw.items()}
     for k in ("start", "stop"):
         if k not in raw:
-            raise InputError(f"a range needs `start` and `stop` (and `num` or `step`)", where=where)
+            raise InputError("a range needs `start` and `stop` (and `num` or `step`)", where=where)
         if isinstance(raw[k], bool) or not isinstance(raw[k], (int, float)):
             raise InputError(f"range {k} must be a number, got {raw[k]!r}", where=where)
     start, stop = float(raw["start"]), float(raw["stop"])
@@ -186,7 +187,7 @@ def looks_log_spaced(values: list[Any]) -> bool:
     nums = sorted(float(v) for v in values if _is_number(v))
     if len(nums) < 3 or len(nums) != len(values) or nums[0] <= 0 or nums[-1] / nums[0] < 20:
         return False
-    ratios = [b / a for a, b in zip(nums, nums[1:])]
+    ratios = [b / a for a, b in zip(nums, nums[1:], strict=False)]
     return max(ratios) / min(ratios) < 3.0
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from experiments.engine import SweepOutcome, SweepProgress
 from experiments.metrics import METRICS
@@ -52,15 +53,22 @@ def sweep_progress(sweep: Sweep, quiet: bool) -> tuple[Callable[[SweepProgress],
 
         return line, contextlib.nullcontext()
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     prog = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("[red]{task.fields[failed]} failed"), TextColumn("elapsed"), TimeElapsedColumn(),
         TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
     )
-    task: dict[str, int] = {}
+    task: dict[str, TaskID] = {}
 
     def bar(st: SweepProgress) -> None:
         if "id" not in task:

@@ -25,11 +25,12 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from experiments import results as R
 from experiments.axes import DERIVED
@@ -78,9 +79,9 @@ def expand(sweep: Sweep) -> list[Point]:
     axes_where = sweep.where("axes")
     points: list[Point] = []
     for combo in combos:
-        shown = {a.name: a.values[i] for a, i in zip(axes, combo)}
+        shown = {a.name: a.values[i] for a, i in zip(axes, combo, strict=True)}
         assign: dict[str, Any] = {}
-        for a, i in zip(axes, combo):
+        for a, i in zip(axes, combo, strict=True):
             assign.update(a.assigns[i])
         mode = str(assign.pop("mode", sweep.spec.mode))
         workload = str(assign.pop("workload", default_workload))
@@ -227,7 +228,11 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, old)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, old)
+
+    return restore
 
 
 def _clear(out: Path) -> None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from trace.workload import Workload
+from typing import Any
 
 from sim.config import Config, config_with
 from sim.errors import InputError
-from trace.workload import Workload
 
 DEFAULT_RATIOS = [(1, d) for d in range(1, 8)]
 ROW_COLUMNS = [
@@ -66,8 +67,8 @@ def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
 
 
 def _point(kind: str, cfg: Config, workload: Workload, policy: str) -> tuple[dict, dict, dict]:
-    from sim.modes.pd.simulator import prepare, simulate
     from sim.modes.pd.run import deployment_metrics
+    from sim.modes.pd.simulator import prepare, simulate
 
     prep = prepare(cfg, workload, policy)
     res = simulate(kind, cfg, prep, policy)

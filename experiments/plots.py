@@ -46,9 +46,9 @@ def _human(v: float, binary: bool = False) -> str:
         for div, suf in ((1024**3, "G"), (1024**2, "M"), (1024, "K")):
             if a >= div:
                 return f"{v / div:.4g}{suf}"
-    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"{v / div:.3g}{suf}"
+    for scale, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= scale:
+            return f"{v / scale:.3g}{suf}"
     return f"{v:.3g}"
 
 
@@ -116,7 +116,7 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
         return axes[name]["values"] if name else [None]
 
     facets = list(product(*[values(n) for n in facet_axes])) if facet_axes else [()]
-    facets = [f for f in facets if any(all(r.get(n) == v for n, v in zip(facet_axes, f)) and
+    facets = [f for f in facets if any(all(r.get(n) == v for n, v in zip(facet_axes, f, strict=True)) and
                                        any(r.get(y) is not None for y in ys) for r in ok)]
     ncols = min(len(facets), 3)
     nrows = math.ceil(len(facets) / ncols)
@@ -134,7 +134,7 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     svals = values(series)
     for fi, fv in enumerate(facets):
         ax = grid[fi // ncols][fi % ncols]
-        frows = [r for r in ok if all(r.get(n) == v for n, v in zip(facet_axes, fv))]
+        frows = [r for r in ok if all(r.get(n) == v for n, v in zip(facet_axes, fv, strict=True))]
         xs_all = values(x) if x else [None]
         nser = sum(1 for sv in svals for y in ys
                    if any((series is None or r.get(series) == sv) and r.get(y) is not None for r in frows))
@@ -174,14 +174,15 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
                     h = ax.bar(bx, [p[1] for p in pts], width * 0.95, color=color, label=label, yerr=err,
                                capsize=2 if err else 0, hatch=None if yi == 0 else "//", edgecolor="white")
                     if len(pts) * max(1, nser) <= 24:
-                        for bxi, p in zip(bx, pts):
+                        for bxi, p in zip(bx, pts, strict=True):
                             ax.text(bxi, p[3] if err else p[1], _fmt_val(p[1], met), ha="center", va="bottom",
                                     fontsize=7, rotation=90 if nser > 2 else 0)
                     bar_i += 1
                 handles.setdefault(label, h)
         _style_axes(ax, axes, x, line, xs_all)
         if facet_axes:
-            ax.set_title(", ".join(f"{_short(axes[n])} = {v}" for n, v in zip(facet_axes, fv)), fontsize=10)
+            ax.set_title(", ".join(f"{_short(axes[n])} = {v}" for n, v in zip(facet_axes, fv, strict=True)),
+                         fontsize=10)
         if fi % ncols == 0:
             ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)

@@ -14,8 +14,8 @@ at the same path on every node (or under the repository, which is shipped).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sim.errors import InputError
 

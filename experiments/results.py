@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 LEAD_COLUMNS = ["point_id", "index", "status", "error"]
 POINT_COLUMNS = ["seed", "mode", "workload", "config_hash"]
@@ -112,7 +113,8 @@ def write_points_csv(path: Path, rows: list[dict], axis_columns: list[str]) -> P
     return path
 
 
-def read_points_csv(path: Path) -> list[dict[str, str]]:
+def read_points_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows as CSV strings; dict[str, Any] because callers write typed values back in."""
     with Path(path).open(newline="") as f:
         return list(csv.DictReader(f))
 

@@ -64,12 +64,12 @@ class BaseSpec(_Strict):
 class WorkloadSpec(_Strict):
     trace: str | None = None
     format: TraceFormatName = "auto"
-    limit: int = Field(0, ge=0)
+    limit: int = Field(default=0, ge=0)
     strict: bool = False
     synthetic: dict[str, Any] = {}
 
     @model_validator(mode="after")
-    def _one_source(self) -> "WorkloadSpec":
+    def _one_source(self) -> WorkloadSpec:
         if self.trace and self.synthetic:
             raise ValueError("a workload is either `trace` or `synthetic`, not both")
         return self
@@ -111,13 +111,13 @@ class SpecModel(_Strict):
     metrics: list[str] = ["hit_rate"]
     axes: dict[str, Any] = {}
     combine: Literal["product", "zip"] = "product"
-    repeats: int = Field(1, ge=1)
+    repeats: int = Field(default=1, ge=1)
     seeds: list[int] | None = None
     presets: dict[str, dict[str, Any]] = {}
     plots: list[PlotSpec] = []
 
     @model_validator(mode="after")
-    def _checks(self) -> "SpecModel":
+    def _checks(self) -> SpecModel:
         if self.workload is not None and self.workloads is not None:
             raise ValueError("give `workload` (one) or `workloads` (named), not both")
         if self.workloads is not None and not self.workloads:
@@ -319,7 +319,8 @@ def load_spec(path: str | Path, preset: str | None = None) -> Sweep:
             keys_seen[k] = ax.name
     if spec.combine == "zip" and len({len(a.values) for a in axes}) > 1:
         raise InputError(f"combine: zip needs axes of equal length, got "
-                         f"{', '.join(f'{a.name}={len(a.values)}' for a in axes)}", where=_where(path, text, ("combine",)))
+                         f"{', '.join(f'{a.name}={len(a.values)}' for a in axes)}",
+                         where=_where(path, text, ("combine",)))
 
     # workload axis values must name workloads; several workloads need the axis
     wl_values = [a[k] for ax in axes for a in ax.assigns for k in a if k == "workload"]

@@ -28,22 +28,22 @@ STATIC = Path(__file__).resolve().parent / "static"
 class CalcRequest(HitRateInputs):
     """Calculator form: the model inputs plus the target box and the sensitivity chart."""
 
-    target_hit_rate: float | None = Field(None, gt=0, le=1, description="0-1; None = no suggestion")
-    vary: str | None = Field("kv_budget_gb", description="input of the sensitivity chart (None = no chart)")
-    points: int = Field(25, ge=2, le=200, description="points of the sensitivity chart")
+    target_hit_rate: float | None = Field(default=None, gt=0, le=1, description="0-1; None = no suggestion")
+    vary: str | None = Field(default="kv_budget_gb", description="input of the sensitivity chart (None = no chart)")
+    points: int = Field(default=25, ge=2, le=200, description="points of the sensitivity chart")
 
 
 class ReuseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("llama-3-70b", min_length=1)
-    gpu: str = Field("h100-sxm", min_length=1)
-    gpus: int = Field(8, ge=1, le=1024)
-    tp: int | None = Field(None, ge=1, le=1024)
-    prefix_tokens: int = Field(8192, ge=1, le=10_000_000)
-    mfu: float = Field(0.5, gt=0, le=1)
+    model: str = Field(default="llama-3-70b", min_length=1)
+    gpu: str = Field(default="h100-sxm", min_length=1)
+    gpus: int = Field(default=8, ge=1, le=1024)
+    tp: int | None = Field(default=None, ge=1, le=1024)
+    prefix_tokens: int = Field(default=8192, ge=1, le=10_000_000)
+    mfu: float = Field(default=0.5, gt=0, le=1)
     kv_dtype: Literal["fp32", "fp16", "bf16", "fp8", "int4"] = "fp16"
-    link_gb_s: float | None = Field(None, gt=0, le=100_000)
+    link_gb_s: float | None = Field(default=None, gt=0, le=100_000)
 
 
 def _field_error(where: str | None, msg: str, section: str = "body") -> JSONResponse:

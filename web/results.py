@@ -116,7 +116,7 @@ def read_sweep_table(p: Path) -> dict[str, Any]:
         if not rd.fieldnames:
             raise ValueError("empty CSV (no header)")
         cols = list(rd.fieldnames)
-        raw = [r for _, r in zip(range(MAX_SWEEP_ROWS), rd)]
+        raw = [r for _, r in zip(range(MAX_SWEEP_ROWS), rd, strict=False)]
     failed = 0
     rows = []
     for r in raw:

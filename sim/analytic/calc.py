@@ -2,7 +2,8 @@
 target-hit-rate suggestion and a sensitivity curve when asked for."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sim.analytic.hit_rate import hit_rate
 from sim.analytic.inputs import HitRateInputs, parse_inputs

@@ -61,11 +61,12 @@ def _auto_tp(spec: ModelSpec, memory_gib: float, inp: HitRateInputs) -> int:
     """Smallest power-of-two TP dividing gpus/pp whose weights x overhead take at most half of
     the GPU memory; else the smallest at which they fit at all."""
     per_pp = inp.gpus // inp.pp if inp.gpus % inp.pp == 0 else 0
-    cands = sorted({t for t in (2**k for k in range(11)) if per_pp and per_pp % t == 0} | ({per_pp} if per_pp else set()))
+    cands = sorted({t for t in (2**k for k in range(11)) if per_pp and per_pp % t == 0}
+                   | ({per_pp} if per_pp else set()))
     mem = memory_gib * GIB
     need = [inp.weight_overhead * weights_bytes_per_gpu(spec, inp.weight_dtype, t, inp.pp) for t in cands]
     for share in (1 - AUTO_TP_KV_SHARE, 1.0):
-        for t, w in zip(cands, need):
+        for t, w in zip(cands, need, strict=True):
             if w < mem * share:
                 return t
     raise InputError(
@@ -87,7 +88,7 @@ def resolve(inp: HitRateInputs) -> Deployment:
         raise InputError(str(e).removeprefix(f"{e.where}: "), where="gpu") from None
     memory = inp.memory_gb if inp.memory_gb is not None else float(gpu.memory_gb)
     tp_auto = inp.tp is None
-    tp = _auto_tp(spec, memory, inp) if tp_auto else int(inp.tp)
+    tp = _auto_tp(spec, memory, inp) if inp.tp is None else int(inp.tp)
     pp = inp.pp
     if inp.gpus % (tp * pp):
         raise InputError(f"{inp.gpus} GPUs do not split into replicas of tp {tp} x pp {pp} = {tp * pp} GPUs",

@@ -26,28 +26,35 @@ class HitRateInputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("llama-3-70b", min_length=1, description="model preset or path to a HuggingFace config.json")
-    gpu: str = Field("h100-sxm", min_length=1, description="GPU preset")
-    gpus: int = Field(8, ge=1, le=MAX_GPUS, description="GPUs serving the workload (count)")
-    tp: int | None = Field(None, ge=1, le=1024, description="tensor-parallel degree (None = smallest that fits)")
-    pp: int = Field(1, ge=1, le=1024, description="pipeline-parallel degree")
-    kv_dtype: Dtype = Field("fp16", description="KV-cache element type")
-    weight_dtype: Dtype = Field("fp16", description="weight element type")
-    arrival_rate: float = Field(2.0, gt=0, le=100_000, description="new conversations per second")
-    turns: float = Field(5.0, ge=1, le=1000, description="turns (requests) per conversation (mean)")
+    model: str = Field(default="llama-3-70b", min_length=1,
+                       description="model preset or path to a HuggingFace config.json")
+    gpu: str = Field(default="h100-sxm", min_length=1, description="GPU preset")
+    gpus: int = Field(default=8, ge=1, le=MAX_GPUS, description="GPUs serving the workload (count)")
+    tp: int | None = Field(default=None, ge=1, le=1024,
+                           description="tensor-parallel degree (None = smallest that fits)")
+    pp: int = Field(default=1, ge=1, le=1024, description="pipeline-parallel degree")
+    kv_dtype: Dtype = Field(default="fp16", description="KV-cache element type")
+    weight_dtype: Dtype = Field(default="fp16", description="weight element type")
+    arrival_rate: float = Field(default=2.0, gt=0, le=100_000, description="new conversations per second")
+    turns: float = Field(default=5.0, ge=1, le=1000, description="turns (requests) per conversation (mean)")
     turns_dist: Literal["fixed", "geometric"] = Field(
-        "fixed", description="conversation lengths: all equal to turns (a floor/ceil mix if fractional), or "
-                             "geometric with mean turns (as the synthetic generator draws them)")
-    interval_s: float = Field(60.0, gt=0, le=7 * 86400, description="seconds between two turns of a conversation")
-    prompt_tokens: int = Field(400, ge=1, le=MAX_TOKENS, description="new user tokens per turn")
-    response_tokens: int = Field(200, ge=0, le=MAX_TOKENS, description="generated tokens per turn")
-    system_prompt_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="shared system prompt, tokens")
-    system_prompts: int = Field(1, ge=1, le=100_000, description="distinct system prompts (count)")
-    weight_overhead: float = Field(1.2, ge=1, le=10, description="GPU memory per weight byte (activations, graphs)")
-    memory_gb: float | None = Field(None, gt=0, le=100_000, description="GPU memory per GPU, GiB (None = preset)")
-    kv_budget_gb: float | None = Field(None, gt=0, le=100_000,
+        default="fixed",
+        description="conversation lengths: all equal to turns (a floor/ceil mix if fractional), or "
+                    "geometric with mean turns (as the synthetic generator draws them)")
+    interval_s: float = Field(default=60.0, gt=0, le=7 * 86400,
+                              description="seconds between two turns of a conversation")
+    prompt_tokens: int = Field(default=400, ge=1, le=MAX_TOKENS, description="new user tokens per turn")
+    response_tokens: int = Field(default=200, ge=0, le=MAX_TOKENS, description="generated tokens per turn")
+    system_prompt_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, description="shared system prompt, tokens")
+    system_prompts: int = Field(default=1, ge=1, le=100_000, description="distinct system prompts (count)")
+    weight_overhead: float = Field(default=1.2, ge=1, le=10,
+                                   description="GPU memory per weight byte (activations, graphs)")
+    memory_gb: float | None = Field(default=None, gt=0, le=100_000,
+                                    description="GPU memory per GPU, GiB (None = preset)")
+    kv_budget_gb: float | None = Field(default=None, gt=0, le=100_000,
                                        description="KV-cache budget per GPU, GiB (None = memory - weights x overhead)")
-    cache_outputs: bool = Field(False, description="generated tokens are cached too (the simulator caches prompts only)")
+    cache_outputs: bool = Field(default=False,
+                                description="generated tokens are cached too (the simulator caches prompts only)")
 
 
 def cli_flag(field: str) -> str:

@@ -11,7 +11,7 @@ requests one replica (= one GPU when tp = pp = 1) can keep resident at once.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from sim.errors import InputError
 from sim.config.units import parse_tokens

@@ -45,7 +45,7 @@ def render_hit_rate(r: dict[str, Any]) -> list:
     ]
     for row in rows:
         t.add_row(*row)
-    out = [t]
+    out: list[Table | str] = [t]
     for w in r.get("warnings", []):
         out.append(f"[yellow]warning: {w}[/]")
     tg = r.get("target")

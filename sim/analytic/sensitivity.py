@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sim.analytic.hit_rate import hit_rate
 from sim.analytic.inputs import HitRateInputs, parse_inputs
@@ -74,7 +75,7 @@ def sensitivity(inputs: dict[str, Any] | HitRateInputs, param: str, values: Iter
     cur = hit_rate(inp)
     default_fn, cast = PARAMS[param]
     given = values is not None
-    vals = list(values) if given else default_fn(inp, cur, max(2, int(n)))
+    vals = list(values) if values is not None else default_fn(inp, cur, max(2, int(n)))
     if given and not vals:
         raise InputError("no values given", where="values")
     fixed = {"tp": cur["tp"]}  # keep the layout: an auto TP must not change along the curve

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from trace.workload import Workload
+from typing import Any
 
 from sim.oracle.access import Accesses, accesses
 from sim.oracle.bounds import BOUND_NAMES, Bounds, compute_bounds
 from sim.oracle.buckets import Bucket, apply_scope, bucket_index
 from sim.oracle.capacity import Deployment, Tier, tier_capacities
-from trace.workload import Workload
 
 ALL = "all"
 # Display names of the bounds (CSV columns use these words).
@@ -80,7 +81,7 @@ def run_oracle(w: Workload, spec: OracleSpec, *, config_hash: str = "", seed: in
     ws = apply_scope(w, spec.scope)
     out_pools = []
     for label, pw in pools(ws, spec.buckets):
-        entry = {"bucket": label, "requests": len(pw), "input_tokens": int(pw.input_tokens.sum()),
+        entry: dict[str, Any] = {"bucket": label, "requests": len(pw), "input_tokens": int(pw.input_tokens.sum()),
                  "blocks": int(len(pw.block_ids)), "deployment": asdict(spec.deployment_for(label))}
         if len(pw):
             acc = accesses(pw)

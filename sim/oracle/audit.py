@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from trace.workload import Workload
 
 import numpy as np
 
@@ -31,7 +32,6 @@ from sim.oracle.access import accesses
 from sim.oracle.analysis import pools
 from sim.oracle.bounds import BOUND_NAMES, compute_bounds
 from sim.oracle.buckets import Bucket, apply_scope
-from trace.workload import Workload
 
 
 def _requests(w: Workload):
@@ -48,7 +48,7 @@ def naive_content(w: Workload) -> tuple[int, int]:
     seen: set[int] = set()
     tok = blk = 0
     for ids, weights in _requests(w):
-        for k, wt in zip(ids, weights):
+        for k, wt in zip(ids, weights, strict=True):
             if k in seen:
                 tok += wt
                 blk += 1
@@ -82,11 +82,14 @@ def milp_optimum(w: Workload, capacity: int, *, strict: bool, unit: bool = False
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix
 
-    val, parent_var, start, end = [], [], [], []
+    val: list[float] = []
+    parent_var: list[int] = []
+    start: list[int] = []
+    end: list[int] = []
     last: dict[int, int] = {}
     for i, (ids, weights) in enumerate(_requests(w)):
         prev_var = -1
-        for d, (k, wt) in enumerate(zip(ids, weights)):
+        for d, (k, wt) in enumerate(zip(ids, weights, strict=True)):
             v = -1
             if k in last and (wt > 0 or unit):
                 v = len(val)
@@ -109,7 +112,9 @@ def milp_optimum(w: Workload, capacity: int, *, strict: bool, unit: bool = False
     cons = [LinearConstraint(A, -np.inf, capacity)]
     ub = np.ones(m)
     if strict:
-        pr, pc, pv = [], [], []
+        pr: list[int] = []
+        pc: list[int] = []
+        pv: list[float] = []
         for j in range(m):
             if parent_var[j] == -1:
                 ub[j] = 0.0
@@ -129,7 +134,7 @@ def milp_optimum(w: Workload, capacity: int, *, strict: bool, unit: bool = False
 
 def _future(w: Workload) -> list[set[int]]:
     """fut[i] = ids accessed by requests i.. (for pruning useless cache states)."""
-    fut = [set() for _ in range(len(w) + 1)]
+    fut: list[set[int]] = [set() for _ in range(len(w) + 1)]
     for i in range(len(w) - 1, -1, -1):
         fut[i] = fut[i + 1] | set(w.blocks(i).tolist())
     return fut
@@ -151,7 +156,7 @@ def _keep_any(nxt: dict, universe: list, capacity: int, value: float) -> None:
 def exhaustive_strict(w: Workload, capacity: int, unit: bool = False) -> float:
     """Best strict-prefix hits over every schedule S_0..S_n (S_{i+1} within S_i + r_i, |S| <= C)."""
     fut = _future(w)
-    states = {frozenset(): 0.0}
+    states: dict[frozenset[int], float] = {frozenset(): 0.0}
     for i, (ids, weights) in enumerate(_requests(w)):
         nxt: dict[frozenset, float] = {}
         for S, v in states.items():
@@ -167,11 +172,11 @@ def exhaustive_strict(w: Workload, capacity: int, unit: bool = False) -> float:
 def exhaustive_relaxed(w: Workload, capacity: int, unit: bool = False) -> float:
     """Best hits on the flattened access sequence, prefix order ignored, any
     voluntary eviction / bypass (state after each access within state + key)."""
-    seq = [(k, (1 if unit else wt)) for ids, weights in _requests(w) for k, wt in zip(ids, weights)]
-    later = [set() for _ in range(len(seq) + 1)]
+    seq = [(k, (1 if unit else wt)) for ids, weights in _requests(w) for k, wt in zip(ids, weights, strict=True)]
+    later: list[set[int]] = [set() for _ in range(len(seq) + 1)]
     for t in range(len(seq) - 1, -1, -1):
         later[t] = later[t + 1] | {seq[t][0]}
-    states = {frozenset(): 0.0}
+    states: dict[frozenset[int], float] = {frozenset(): 0.0}
     for t, (k, wt) in enumerate(seq):
         nxt: dict[frozenset, float] = {}
         for S, v in states.items():
@@ -193,7 +198,7 @@ def _sample(w: Workload, n: int, rng: np.random.Generator) -> Workload:
 def _small_instances(w: Workload, k: int, rng: np.random.Generator) -> list[Workload]:
     """Windows of 4-7 consecutive requests cut to their first <= 3 blocks; the
     input length keeps a partial last block when the source had one."""
-    out = []
+    out: list[Workload] = []
     if len(w) == 0:
         return out
     bt = w.block_tokens
@@ -235,7 +240,7 @@ def audit_pool(w: Workload, capacities: list[int], where: str, issues: list, che
         _check(issues, checks, tag, "strict-prefix blocks", b.block_hits["strict_prefix"],
                milp_optimum(w, C, strict=True, unit=True))
         order = [b.tokens[k] for k in BOUND_NAMES]
-        inv = all(x >= y - 1e-9 for x, y in zip(order, order[1:]))
+        inv = all(x >= y - 1e-9 for x, y in zip(order, order[1:], strict=False))
         checks.append({"where": tag, "check": "content >= relaxed >= strict >= LRU", "ok": inv,
                        "fast": order, "reference": None})
         if not inv:

@@ -100,7 +100,7 @@ def compute_bounds(acc: Accesses, capacity: int, method: str = "exact") -> Bound
     t0 = time.perf_counter()
     notes: list[str] = []
     cont = content_hits(acc)
-    tokens = {"content": int(acc.weight[cont].sum())}
+    tokens: dict[str, float] = {"content": int(acc.weight[cont].sum())}
     blocks = {"content": int(cont.sum())}
     t["content"] = time.perf_counter() - t0
 

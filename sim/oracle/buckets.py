@@ -13,12 +13,12 @@ reuse nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from trace.workload import Workload
 
 import numpy as np
 
-from sim.errors import InputError
 from sim.config.units import parse_tokens  # noqa: F401  (re-exported: --buckets edges)
-from trace.workload import Workload
+from sim.errors import InputError
 
 DEFAULT_EDGES = (32 * 1024, 64 * 1024, 128 * 1024)
 SCOPES = ("global", "session")
@@ -40,7 +40,7 @@ def make_buckets(edges: list[int] | tuple[int, ...] | None = None) -> list[Bucke
     edges = list(DEFAULT_EDGES if edges is None else edges)
     if not edges:
         return []  # only the `all` row
-    if any(b <= a for a, b in zip(edges, edges[1:])):
+    if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
         raise InputError(f"bucket edges must increase strictly: {edges}", where="--buckets")
     out, lo = [], 0
     for e in edges:

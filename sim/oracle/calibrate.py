@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from trace.workload import Workload
 
 import numpy as np
 
@@ -33,7 +34,6 @@ from sim.oracle.buckets import Bucket, apply_scope
 from sim.oracle.capacity import Deployment, hbm_capacity
 from sim.oracle.estimator import HeuristicParams, hit_rates
 from sim.oracle.flow import interval_loads
-from trace.workload import Workload
 
 BETAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 ZIPF_S = (0.6, 0.8, 1.0, 1.2, 1.5)
@@ -129,7 +129,7 @@ def fit(desc: dict, curve: list[dict], block_tokens: int) -> dict:
                      "lru_rmse": float(np.sqrt(np.mean((est_pol - lru) ** 2))),
                      "lru_max_abs": float(np.max(np.abs(est_pol - lru)))},
         "points": [{**pt, "estimate_optimum": float(a), "estimate_policy": float(b)}
-                   for pt, a, b in zip(curve, est_opt, est_pol)],
+                   for pt, a, b in zip(curve, est_opt, est_pol, strict=True)],
     }
 
 

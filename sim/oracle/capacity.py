@@ -78,7 +78,7 @@ class Deployment:
     gpus_per_node: int = 8
     machines: int = 0  # 0 = ceil(cards / gpus_per_node), or 1 with a budget
 
-    def with_cards(self, cards: int) -> "Deployment":
+    def with_cards(self, cards: int) -> Deployment:
         return replace(self, cards=int(cards), kv_budget_gb=0.0, machines=0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from trace.workload import Workload
 from typing import Any
 
 from sim.config import Config
@@ -14,7 +15,6 @@ from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
 from sim.oracle.outputs import write_csv, write_json, write_oracle_outputs
-from trace.workload import Workload
 
 
 def _floats(text, where: str) -> list[float]:
@@ -64,14 +64,17 @@ def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployme
         raise InputError(f"card counts must be whole numbers >= 1: {vals}", where="--cards")
     if key == "kv_budget_gb" and any(v <= 0 for v in vals):
         raise InputError(f"budgets must be > 0 GiB: {vals}", where="--kv-budget-gb")
-    conv = (lambda v: int(v)) if key == "cards" else float  # noqa: E731
+
+    def with_value(v: float) -> Deployment:
+        return replace(base, cards=int(v)) if key == "cards" else replace(base, kv_budget_gb=float(v))
+
     if len(vals) == 1:
-        return replace(base, **{key: conv(vals[0])}), {}
+        return with_value(vals[0]), {}
     if len(vals) != len(bucket_labels):
         raise InputError(f"{len(vals)} values for {len(bucket_labels)} buckets ({', '.join(bucket_labels)})",
                          where=f"--{key.replace('_', '-')}")
-    per = {lab: replace(base, **{key: conv(v)}) for lab, v in zip(bucket_labels, vals)}
-    return replace(base, **{key: conv(sum(vals))}), per
+    per = {lab: with_value(v) for lab, v in zip(bucket_labels, vals, strict=True)}
+    return with_value(sum(vals)), per
 
 
 def load_workload(cfg: Config, a: Any) -> tuple[Workload, Any]:
@@ -114,7 +117,7 @@ def oracle_command(cfg: Config, a: Any, progress=None) -> dict:
 
 def plan_command(cfg: Config, a: Any, progress=None) -> dict:
     """`plan`: minimum cards for --target-tps under the strict-prefix optimum and under LRU."""
-    from sim.oracle.access import accesses
+    from sim.oracle.access import Accesses, accesses
     from sim.oracle.bounds import single_bound_tokens
     from sim.oracle.capacity import hbm_capacity
     from sim.oracle.planning import PLAN_COLUMNS, check_plan_inputs, plan_cards
@@ -132,8 +135,10 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
         tot = max(1, acc.total_tokens())
         content = single_bound_tokens(acc, 0, "content") / tot
         for bound, name in (("strict_prefix", "strict-prefix_opt"), ("lru", "LRU")):
-            row = plan_cards(label, name, dep, acc.block_tokens,
-                             lambda k, b=bound, ac=acc: single_bound_tokens(ac, k, b, a.method) / tot,
+            def hit_rate_at(k: int, b: str = bound, ac: Accesses = acc, t: int = tot) -> float:
+                return single_bound_tokens(ac, k, b, a.method) / t
+
+            row = plan_cards(label, name, dep, acc.block_tokens, hit_rate_at,
                              target_tps=a.target_tps, baseline=a.baseline_per_card_tps, alpha=a.alpha,
                              max_hit_rate=content)
             rows[bound].append(row.to_dict())
@@ -141,7 +146,8 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
             progress("plan", i + 1, len(plist))
     out = Path(a.output_dir)
     paths = {
-        "planning_strict_prefix": str(write_csv(rows["strict_prefix"], PLAN_COLUMNS, out / "planning_strict_prefix.csv")),
+        "planning_strict_prefix": str(write_csv(rows["strict_prefix"], PLAN_COLUMNS,
+                                                out / "planning_strict_prefix.csv")),
         "planning_lru": str(write_csv(rows["lru"], PLAN_COLUMNS, out / "planning_lru.csv")),
     }
     meta = {"mode": "plan", "inputs": _inputs(cfg, a, w), "load": ls.to_dict() if ls else None, "rows": rows}

@@ -31,8 +31,9 @@ per tier comes from the deployment as in capacity.py.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Any
 
 from sim.errors import InputError
 from sim.config.kv_sizes import kv_bytes_per_token_total
@@ -57,7 +58,7 @@ class HeuristicParams:
     population: float = 0.0  # sessions in the Zipf population (0 = concurrent_sessions)
     policy_efficiency: float = 0.6  # share of optimal private reuse the policy keeps (lru_like 0.6)
 
-    def validate(self) -> "HeuristicParams":
+    def validate(self) -> HeuristicParams:
         if self.curve not in CURVES:
             raise InputError(f"unknown curve {self.curve!r} (known: {', '.join(CURVES)})", where="--curve")
         for k in ("concurrent_sessions", "turns_per_session"):
@@ -75,7 +76,7 @@ class HeuristicParams:
         return self
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "heuristic") -> "HeuristicParams":
+    def from_dict(cls, d: dict, where: str = "heuristic") -> HeuristicParams:
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
@@ -166,15 +167,17 @@ def estimate(p: HeuristicParams, dep: Deployment, tiers: list[Tier], *, block_to
         opt, pol = hit_rates(p, tokens)
         rows.append({"tier": cap.tier, "capacity_gb": cap.gb, "capacity_tokens": tokens,
                      "hit_rate_optimum": opt, "hit_rate_policy": pol})
-    out = {"params": p.to_dict(), "derived": describe(p), "kv_bytes_per_token": per_token, "tiers": rows,
-           "deployment": asdict(dep), "planning": []}
+    out: dict[str, Any] = {"params": p.to_dict(), "derived": describe(p), "kv_bytes_per_token": per_token,
+                           "tiers": rows, "deployment": asdict(dep), "planning": []}
     if target_tps > 0:
         if dep.cards <= 0:
             raise InputError("planning needs a GPU deployment: give --gpu and --cards", where="--cards")
         hbm_capacity(dep, block_tokens)  # validates the deployment
         for which, idx in (("strict-prefix_opt", 0), ("LRU", 1)):
-            row = plan_cards("all", which, dep, block_tokens,
-                             lambda blocks, i=idx: hit_rates(p, blocks * block_tokens)[i],
+            def hit_rate_at(blocks: int, i: int = idx) -> float:
+                return hit_rates(p, blocks * block_tokens)[i]
+
+            row = plan_cards("all", which, dep, block_tokens, hit_rate_at,
                              target_tps=target_tps, baseline=baseline, alpha=alpha)
             out["planning"].append(row.to_dict())
     return out

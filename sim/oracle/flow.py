@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -195,7 +196,7 @@ def _schedule(acc: Accesses, capacity: int, solver: str) -> FlowResult:
     P = np.searchsorted(nodes, gp)
     Q = np.searchsorted(nodes, gq)
     K, m = len(nodes), len(gp)
-    stats = {"intervals": int(len(pos)), "arcs": int(m), "nodes": int(K), "peak_load": peak,
+    stats: dict[str, Any] = {"intervals": int(len(pos)), "arcs": int(m), "nodes": int(K), "peak_load": peak,
              "fixed_intervals": int(free_access.sum())}
     if solver == "network-simplex":
         solved, solver_stats = _solve_netsimplex(P, Q, gw, mult, K, capacity)

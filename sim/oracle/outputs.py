@@ -83,7 +83,7 @@ def _pct(v) -> str:
     return "-" if v is None or v == "" else f"{100 * float(v):.2f}%"
 
 
-_TEXT = {
+_TEXT: dict[str, dict[str, Any]] = {
     "en": {
         "title": "KV-cache oracle report",
         "trace": "Trace", "requests": "requests", "scope": "Prefix scope", "method": "Optimum method",

@@ -15,8 +15,8 @@ monotone in the card count and a bisection finds the minimum.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from sim.errors import InputError
 from sim.oracle.capacity import Deployment, hbm_capacity, machines_of

@@ -21,12 +21,16 @@ or O(log n) per call, never a scan of the cache.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from sim.registry import Registry
+
+if TYPE_CHECKING:
+    from trace.workload import Workload
 
 NEVER = np.iinfo(np.int64).max  # next_use of a block that is not accessed again
 
@@ -43,7 +47,7 @@ class AccessContext:
     n_unique: int = 0  # distinct block ids (bounds the slots a compiled tier can ever use)
 
     @classmethod
-    def from_workload(cls, w) -> "AccessContext":
+    def from_workload(cls, w: Workload) -> AccessContext:
         """Build the arrays for `w` (a trace.Workload) in O(total blocks)."""
         ids = w.block_ids
         n = len(ids)
@@ -76,7 +80,7 @@ class Policy(ABC):
     # True when victim() needs admit(key) first to know the incoming key (ARC).
     wants_incoming: ClassVar[bool] = False
 
-    def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
+    def __init__(self, capacity: int, ctx: AccessContext | None = None, **params: Any) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
@@ -108,11 +112,12 @@ REGISTRY = Registry("policy")
 register = REGISTRY.register  # class decorator: make a policy available by its ``name``
 
 
-def make_policy(name: str, capacity: int, ctx: AccessContext | None = None, **params) -> Policy:
+def make_policy(name: str, capacity: int, ctx: AccessContext | None = None, **params: Any) -> Policy:
     """Instantiate a registered policy by name (raises KeyError listing the known names)."""
     import sim.policies  # noqa: F401  (imports every policy module so they register)
 
-    return REGISTRY.make(name, capacity, ctx, **params)
+    policy: Policy = REGISTRY.make(name, capacity, ctx, **params)
+    return policy
 
 
 PolicyFactory = Callable[[int], Policy]

@@ -30,7 +30,7 @@ batch's tokens all advance by one per iteration.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import simpy
 
@@ -78,7 +78,11 @@ class FluidShare:
             raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
         delay = max(0.0, (self._heap[0][0] - self._v) / rate)
         gen = self._gen
-        self.env.timeout(delay).callbacks.append(lambda _e, g=gen: self._wake(g))
+
+        def wake(_e: simpy.Event) -> None:
+            self._wake(gen)
+
+        self.env.timeout(delay).callbacks.append(wake)
 
     def _wake(self, gen: int) -> None:
         if gen != self._gen:

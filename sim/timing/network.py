@@ -82,7 +82,7 @@ class Network:
         self.transfers = 0
 
     @classmethod
-    def from_config(cls, cfg, topo: Topology | None = None) -> "Network":
+    def from_config(cls, cfg, topo: Topology | None = None) -> Network:
         n = cfg.network
         return cls(
             topo if topo is not None else Topology.from_config(cfg),
@@ -191,7 +191,10 @@ class Network:
         links = self._links
         size = nbytes * bf
 
-        def start(_ev=None):
+        def finish(_e: simpy.Event) -> None:
+            done.succeed()
+
+        def start(_ev: simpy.Event | None = None) -> None:
             evs = []
             for e, a, share in edges:
                 link = links.get(e)
@@ -199,9 +202,9 @@ class Network:
                     link = links[e] = link_share(env, a.bytes_s, True)
                 evs.append(link.serve(size * share))
             if len(evs) == 1:
-                evs[0].callbacks.append(lambda _e: done.succeed())
+                evs[0].callbacks.append(finish)
             else:
-                env.all_of(evs).callbacks.append(lambda _e: done.succeed())
+                env.all_of(evs).callbacks.append(finish)
 
         d = lat * lf
         if d > 0:

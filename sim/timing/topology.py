@@ -106,7 +106,7 @@ class TopologySpec:
     remote_ssd_bytes_s: float = 100 * GB
 
     @classmethod
-    def from_config(cls, cfg) -> "TopologySpec":
+    def from_config(cls, cfg) -> TopologySpec:
         c, n, h = cfg.cluster, cfg.network, cfg.hardware
         return cls(
             racks=c.racks,
@@ -185,7 +185,7 @@ class Topology:
         self.graph = self._build()
 
     @classmethod
-    def from_config(cls, cfg) -> "Topology":
+    def from_config(cls, cfg) -> Topology:
         return cls(TopologySpec.from_config(cfg))
 
     # ------------------------------------------------------------ names
