@@ -10,7 +10,8 @@ every router is written once and serves every scope whose view it can read.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 

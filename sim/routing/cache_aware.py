@@ -31,7 +31,7 @@ class PrefixAware(Router):
         pen = self.penalty
         best, best_key = -1, None
         cands = s.candidates(req, blocks, self.rack_candidates)
-        for w, (near, hbm) in zip(cands, s.near_prefixes(cands, blocks)):
+        for w, (near, hbm) in zip(cands, s.near_prefixes(cands, blocks), strict=True):
             lw = int(load[w])
             key = (near - pen * lw, *s.tie_break(lw, hbm))
             if best_key is None or key > best_key:
@@ -61,7 +61,7 @@ class CacheLoadBalanced(Router):
         s = self.s
         best, best_t = -1, float("inf")
         cands = s.candidates(req, blocks, self.rack_candidates)
-        for w, c in zip(cands, s.located_prefixes(cands, blocks)):
+        for w, c in zip(cands, s.located_prefixes(cands, blocks), strict=True):
             q = s.queue_cost(w, self.per_request)
             if q >= best_t:
                 continue  # its queue alone is longer than the best estimate

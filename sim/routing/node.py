@@ -9,8 +9,8 @@ compiled twin (sim.engine.routing) does.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -14,7 +14,8 @@ for the request. A PD view is a snapshot taken when a request is routed
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sim.errors import InputError
 from sim.registry import Registry
-from sim.routing.base import SCOPES, RouteView, Router
+from sim.routing.base import SCOPES, Router, RouteView
 
 ROUTERS = Registry("router")
 
