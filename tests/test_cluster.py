@@ -13,13 +13,16 @@ from sim.timing import compute
 from sim.modes.cluster import run_cluster
 from sim.cache.layout import LOC_NAMES
 from sim.report.cluster import cluster_metrics
-from sim.routing.cluster import CLUSTER_ROUTERS, ClusterRouter, LoadIndex
+from sim.routing.base import Router as ClusterRouter
+from sim.routing.cluster import LoadIndex
 from sim.config import load_config
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
-from sim.routing.node import ROUTERS
+from sim.routing.registry import scope
 from sim.modes.runner import run_mode
 from trace.workload import Workload
+
+CLUSTER_ROUTERS, ROUTERS = scope("cluster"), scope("node")  # the one registry, seen per scope
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"

@@ -168,7 +168,8 @@ def test_engine_choice():
 
 def test_a_router_without_kernel_drives_the_compiled_cache_from_python():
     """A user's router (no compiled twin) still runs, on the compiled cache, with the same results."""
-    from sim.routing.node import ROUTERS, Router, register
+    from sim.routing.base import Router
+    from sim.routing.registry import ROUTERS, register
     from trace.synthetic import generate
 
     @register

@@ -1,5 +1,8 @@
-"""The single-node routers of sim/routing/node.py, compiled, for the engine's replays.
+"""The single-node routers (sim.routing.blind, sim.routing.cache_aware), compiled, for the engine's replays.
 
+A router has a compiled twin when its class sets ``compiled_code``; the
+codes below are read from those classes and ``ROUTER_KERNELS`` (name ->
+code) from the registry, so names and codes live only with the routers.
 Router state lives in two small arrays so both replays (the compiled
 hit-rate-only loop and the SimPy one, through ``CompiledRouter``) share it:
 ``ri`` = [code, round-robin next], ``rp`` = [load penalty (prefix_aware),
@@ -15,20 +18,25 @@ import numpy as np
 from numba import njit
 
 from sim.engine.node_ops import hbm_prefix
+from sim.routing.blind import LeastLoaded, RandomRouter, RoundRobin, SessionAffinity
+from sim.routing.cache_aware import CacheLoadBalanced, PrefixAware
+from sim.routing.registry import scope
 
-RANDOM, ROUND_ROBIN, LEAST_LOADED, SESSION_AFFINITY, PREFIX_AWARE, CACHE_LOAD_BALANCED = range(6)
+RANDOM = RandomRouter.compiled_code
+ROUND_ROBIN = RoundRobin.compiled_code
+LEAST_LOADED = LeastLoaded.compiled_code
+SESSION_AFFINITY = SessionAffinity.compiled_code
+PREFIX_AWARE = PrefixAware.compiled_code
+CACHE_LOAD_BALANCED = CacheLoadBalanced.compiled_code
+
+# Only a class that sets compiled_code itself has a twin (a subclass may choose differently).
 ROUTER_KERNELS: dict[str, int] = {
-    "random": RANDOM,
-    "round_robin": ROUND_ROBIN,
-    "least_loaded": LEAST_LOADED,
-    "session_affinity": SESSION_AFFINITY,
-    "prefix_aware": PREFIX_AWARE,
-    "cache_load_balanced": CACHE_LOAD_BALANCED,
+    name: vars(cls)["compiled_code"] for name, cls in scope("node").items() if "compiled_code" in vars(cls)
 }
 
 
 def router_state(name: str, router, n_requests: int, n_sessions: int) -> tuple:
-    """(ri, rp, draws, home) for the Python router object `router` (sim.routing.node)."""
+    """(ri, rp, draws, home) for the Python router object `router` (registered as `name`)."""
     code = ROUTER_KERNELS[name]
     ri = np.array([code, 0], dtype=np.int64)
     rp = np.array([
@@ -103,7 +111,7 @@ def route(M, R, load, i, blocks, sess):
 
 
 class CompiledRouter:
-    """A sim.routing.node-style ``choose`` backed by ``route`` (for the SimPy replay)."""
+    """A router's ``choose`` backed by ``route`` (for the SimPy replay)."""
 
     def __init__(self, M: np.ndarray, R: tuple, load: np.ndarray, session_index: np.ndarray) -> None:
         self.M, self.R, self.load, self.sess = M, R, load, session_index

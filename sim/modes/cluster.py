@@ -1,7 +1,7 @@
 """Cluster simulator: racks of GPU nodes, an EIC pool per rack, remote SSD, a network, a router.
 
 Two replay paths share the cache hierarchy (``ClusterCache``), the network
-(``Network``: bytes per link class) and the routers (``sim.routing.cluster``):
+(``Network``: bytes per link class) and the routers (``sim.routing``):
 
 * ``timing=True``: SimPy, callback-driven (no process per request): arrival
   -> router -> cached prefix served into the worker's HBM from wherever it
@@ -41,7 +41,8 @@ from sim.cache.cluster import ClusterCache
 from sim.cache.layout import LOC_NAMES, Layout
 from sim.cache.unbounded import Unbounded
 from sim.engine.cluster_cache import CompiledClusterCache
-from sim.routing.cluster import ClusterLoad, ClusterRouteState, make_cluster_router
+from sim.routing.cluster import ClusterLoad, ClusterRouteState
+from sim.routing.registry import make as make_router
 from sim.config import Config
 from sim.errors import InputError
 from sim.timing.fluid import FluidShare
@@ -268,10 +269,7 @@ def run_cluster(
     clock = [0.0]
     cost = CostEstimator(cfg, setup, prefill_free, lambda: clock[0])
     state = ClusterRouteState(setup.layout, cache, loads, workload.input_tokens, cost, seed=cfg.seed)
-    try:
-        rt = make_cluster_router(router, state)
-    except KeyError as e:
-        raise InputError(str(e.args[0]), where="cluster.router") from None
+    rt = make_router(router, "cluster", state, where="cluster.router")
     run = _run_timed if timing else _run_fast
     run(cfg, workload, blocks, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
     res.wall_s = time.perf_counter() - t_wall

@@ -49,14 +49,11 @@ def run_single_mode(
     progress: Progress | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
-    from sim.routing.node import ROUTERS
     from sim.modes.single import prepare_workload, run_single
+    from sim.routing.registry import router_class
 
     check_policies(policies)
-    if cfg.cluster.router not in ROUTERS:
-        raise InputError(
-            f"unknown router {cfg.cluster.router!r} (known: {', '.join(sorted(ROUTERS))})", where="cluster.router"
-        )
+    router_class(cfg.cluster.router, "node", where="cluster.router")
     t0 = time.perf_counter()
     w, ctx = prepare_workload(cfg, workload)
     _compile_engine_once(cfg, w, policies, timing, progress)
@@ -97,16 +94,14 @@ def run_cluster_mode(
     the router comparison, ``report["policies"]`` the policy comparison."""
     from sim.modes.cluster import run_cluster
     from sim.report.cluster import cluster_metrics
-    from sim.routing.cluster import CLUSTER_ROUTERS
+    from sim.routing.registry import router_class
     from sim.modes.single import prepare_workload
     from sim.timing.topology import Topology
 
     check_policies(policies)
     routers = routers or [cfg.cluster.router]
     for r in routers:
-        if r not in CLUSTER_ROUTERS:
-            raise InputError(f"unknown router {r!r} (known: {', '.join(sorted(CLUSTER_ROUTERS))})",
-                             where="--router" if len(routers) > 1 else "cluster.router")
+        router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
     t0 = time.perf_counter()
     w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)

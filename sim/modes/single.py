@@ -37,7 +37,8 @@ from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, ses
 from sim.cache.node import NodeCache, Traffic
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext, make_policy
-from sim.routing.node import RouteState, make_router
+from sim.routing.node import RouteState
+from sim.routing.registry import make as make_router
 from sim.timing.slots import SlotServer
 from sim.cache.tier import Tier
 from trace.workload import Workload
@@ -251,7 +252,7 @@ def run_single(
     )
     load = np.zeros(setup.n_workers, dtype=np.int64)
     router = make_router(
-        cfg.cluster.router, RouteState(setup.n_workers, load, cache.hbm_prefix, seed=cfg.seed)
+        cfg.cluster.router, "node", RouteState(setup.n_workers, load, cache.hbm_prefix, seed=cfg.seed)
     )
     do_prefetch = POLICIES[policy].prefetch
     prefetcher = _SessionPrefetch() if do_prefetch else None

@@ -1,9 +1,8 @@
-"""Cluster-scale routers: pick the worker (GPU / TP group) for a request among 10,000+ GPUs.
+"""The cluster routing view: pick the worker (GPU / TP group) for a request among 10,000+ GPUs.
 
-Same names as the single-node registry (``sim.routing.node.ROUTERS``); the blind
-routers (random, round_robin, least_loaded, session_affinity) are the very
-same classes, reading ``ClusterRouteState``'s load view. No router ever
-loops over all workers. They read
+``ClusterRouteState`` is the cluster's ``CacheView`` (sim.routing.base);
+the routers themselves (blind.py, cache_aware.py) are the same classes as
+on one node. No router ever loops over all workers. They read
 
 * ``ClusterLoad``: outstanding requests per worker and per rack (arrays)
   plus bucket indexes giving the least-loaded worker, globally or within a
@@ -20,22 +19,21 @@ Cache-aware routers score a bounded candidate set: the most recent HBM
 holders of the deepest cached blocks, the least-loaded worker of the racks
 whose EIC pool holds the longest prefix, and the globally least-loaded
 worker. The candidates' true cached prefixes come from one
-``ClusterCache.probe_many`` call.
+``ClusterCache.probe_many`` call; equal prefix scores go to the lighter
+worker, then to the one holding more in its own HBM.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from sim.registry import Registry
-from sim.routing.node import BLIND_ROUTERS, Router
-
-from sim.cache.cluster import ClusterCache
-from sim.cache.layout import Layout
-from sim.engine.cluster_cache import CompiledClusterCache
+if TYPE_CHECKING:  # types only: the routing layer reads whichever cache it is handed
+    from sim.cache.cluster import ClusterCache
+    from sim.cache.layout import Layout
+    from sim.engine.cluster_cache import CompiledClusterCache
 
 
 class LoadIndex:
@@ -143,7 +141,7 @@ class ClusterRouteState:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.seed, 0x726F7574])
 
-    # the load view the blind routers of sim.routing.node read
+    # ------------------------------------------------------------ RouteView
     @property
     def n_workers(self) -> int:
         return self.layout.n_workers
@@ -159,94 +157,44 @@ class ClusterRouteState:
     def mean(self) -> float:
         return self.loads.mean()
 
+    # ------------------------------------------------------------ CacheView
 
-class ClusterRouter(Router):
-    """A router over a ClusterRouteState (``self.s``)."""
+    hbm_scored = 4  # most recent HBM holders of the deepest cached blocks
+    rack_scan = 8  # racks looked at (from a rotating start) to pick the EIC holders
 
-
-CLUSTER_ROUTERS = Registry("router")
-register = CLUSTER_ROUTERS.register
-
-
-def make_cluster_router(name: str, state: ClusterRouteState, **params) -> ClusterRouter:
-    return CLUSTER_ROUTERS.make(name, state, **params)
-
-
-for _cls in BLIND_ROUTERS:
-    register(_cls)
-
-
-class _CacheAware(ClusterRouter):
-    """Candidate generation shared by the cache-aware routers."""
-
-    hbm_candidates = 4  # most recent HBM holders of the deepest cached blocks
-    rack_candidates = 2  # racks whose EIC pool holds the longest prefix
-    rack_scan = 8  # racks looked at (from a rotating start) to pick those
-
-    def candidates(self, req: int, blocks) -> list[int]:
-        s = self.s
-        cache = s.cache
-        out = cache.hbm_candidates(blocks, self.hbm_candidates)
+    def candidates(self, req: int, blocks, racks: int) -> list[int]:
+        """HBM holders of the deepest blocks, the least-loaded worker of `racks` EIC holders, the least-loaded."""
+        cache = self.cache
+        out = cache.hbm_candidates(blocks, self.hbm_scored)
         seen = set(out)
-        found = cache.eic_prefix_racks(blocks, req % s.layout.topo.n_racks, self.rack_scan)
+        found = cache.eic_prefix_racks(blocks, req % self.layout.topo.n_racks, self.rack_scan)
         if found:
-            loads = s.loads
+            loads = self.loads
             found.sort(key=lambda r: loads.rack_load[r])
-            for r in found[: self.rack_candidates]:
+            for r in found[:racks]:
                 w = loads.least_in_rack(r)
                 if w not in seen:
                     seen.add(w)
                     out.append(w)
-        w = s.loads.least()
+        w = self.loads.least()
         if w not in seen:
             out.append(w)
         return out
 
+    def near_prefixes(self, cands, blocks) -> list[tuple[int, int]]:
+        """(blocks in HBM, peer HBM, DRAM or EIC of the candidate's rack; of which in its HBM)."""
+        return [(c[0] + c[1] + c[2] + c[3], c[0]) for c in self.cache.probe_many(cands, blocks, in_rack=True)]
 
-@register
-class PrefixAware(_CacheAware):
-    """Longest prefix cached inside the candidate's rack (HBM, peer HBM, DRAM, EIC) minus a load penalty."""
+    def tie_break(self, load: int, hbm: int) -> tuple:
+        return (-load, hbm)
 
-    name = "prefix_aware"
+    def located_prefixes(self, cands, blocks) -> list[list[int]]:
+        return self.cache.probe_many(cands, blocks)
 
-    def __init__(self, state, load_penalty_blocks: float = 4.0, **params):
-        super().__init__(state)
-        self.penalty = load_penalty_blocks
-
-    def choose(self, req, blocks, session):
-        s = self.s
-        load = s.loads.load
-        best, best_key = -1, None
-        pen = self.penalty
-        cands = self.candidates(req, blocks)
-        for w, c in zip(cands, s.cache.probe_many(cands, blocks, in_rack=True)):
-            lw = int(load[w])
-            key = (c[0] + c[1] + c[2] + c[3] - pen * lw, -lw, c[0])
-            if best_key is None or key > best_key:
-                best, best_key = w, key
-        return best
-
-
-@register
-class CacheLoadBalanced(_CacheAware):
-    """Minimum estimated TTFT: queue wait + transfer of the cached prefix from where it lives + prefill of the rest."""
-
-    name = "cache_load_balanced"
-    rack_candidates = 3
-
-    def choose(self, req, blocks, session):
-        s = self.s
-        if s.cost is None:
+    def queue_cost(self, w: int, per_request: float) -> float:
+        if self.cost is None:
             raise RuntimeError("cache_load_balanced needs a cost model")
-        inp = int(s.input_tokens[req])
-        cost = s.cost
-        best, best_t = -1, float("inf")
-        cands = self.candidates(req, blocks)
-        for w, c in zip(cands, s.cache.probe_many(cands, blocks)):
-            q = cost.queue_s(w)
-            if q >= best_t:
-                continue  # its queue alone is longer than the best estimate
-            t = cost.ttft_after_queue_s(q, c, inp)
-            if t < best_t:
-                best, best_t = w, t
-        return best
+        return self.cost.queue_s(w)
+
+    def cost_after_queue(self, queue: float, counts: list[int], req: int, blocks) -> float:
+        return self.cost.ttft_after_queue_s(queue, counts, int(self.input_tokens[req]))

@@ -1,4 +1,4 @@
-"""Prefill scheduling: waiting queue, token-budget batches, chunked prefill, prefill routers.
+"""Prefill scheduling: waiting queue, token-budget batches, chunked prefill.
 
 ``PrefillScheduler`` is the pure bookkeeping of one replica's prefill side
 (no SimPy): requests wait in FIFO order; at every iteration the scheduler
@@ -13,17 +13,11 @@ When a request's last chunk is done its blocks enter the tree, still
 referenced until the KV is no longer needed (transferred to decode, or the
 request finished decoding in the colocated setup).
 
-Prefill routers choose the replica of a request: ``cache_aware`` scores
-each replica by its longest radix match minus a load penalty, both in
-tokens; every router of ``sim.routing.node`` works too (it sees the radix match
-as ``hbm_prefix`` and the outstanding prefill requests as load).
+The prefill routers (which replica serves a request) are in sim.routing.pd.
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import ClassVar, Sequence
-
-import numpy as np
 
 from sim.modes.pd.request import Req
 from sim.cache.radix_tree import RadixTree
@@ -126,101 +120,4 @@ class PrefillScheduler:
         return finished
 
 
-# ------------------------------------------------------------------ routers
-
-
-class PrefillRouter:
-    """Chooses the prefill replica of each request."""
-
-    name: ClassVar[str] = "base"
-
-    def __init__(self, scheds: Sequence[PrefillScheduler], block_tokens: int, seed: int = 0, **params) -> None:
-        self.scheds = list(scheds)
-        self.bt = block_tokens
-
-    def choose(self, r: Req) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-PREFILL_ROUTERS: dict[str, type[PrefillRouter]] = {}
-
-
-def register_prefill_router(cls: type[PrefillRouter]) -> type[PrefillRouter]:
-    PREFILL_ROUTERS[cls.name] = cls
-    return cls
-
-
-@register_prefill_router
-class CacheAware(PrefillRouter):
-    """argmax over replicas of (radix-matched tokens - load_penalty x queued prefill tokens).
-
-    A matched token saves about one token of prefill compute and a queued
-    token delays the request by about one token of compute, so a penalty
-    of 1 weighs both alike; ties go to the lighter, then the least recently
-    chosen replica (idle replicas take turns instead of the first one
-    taking everything).
-    """
-
-    name = "cache_aware"
-
-    def __init__(self, scheds, block_tokens, seed=0, load_penalty: float = 1.0, **params) -> None:
-        super().__init__(scheds, block_tokens, seed)
-        self.penalty = float(load_penalty)
-        self.last = [0] * len(self.scheds)  # when each replica was last chosen (ties: least recent wins)
-        self.n = 0
-
-    def choose(self, r: Req) -> int:
-        best, best_key = 0, None
-        bt, pen, blocks, last = self.bt, self.penalty, r.blocks, self.last
-        for w, s in enumerate(self.scheds):
-            hit = min(s.tree.match(blocks) * bt, r.inp)
-            key = (hit - pen * s.load_tokens, -s.load_tokens, -last[w])
-            if best_key is None or key > best_key:
-                best, best_key = w, key
-        self.n += 1
-        last[best] = self.n
-        return best
-
-
-class ClusterRouter(PrefillRouter):
-    """A ``sim.routing.node`` router: radix match as ``hbm_prefix``, outstanding prefill requests as load."""
-
-    name = "cluster"
-
-    def __init__(self, scheds, block_tokens, seed=0, router: str = "prefix_aware", **params) -> None:
-        from sim.routing.node import RouteState, make_router
-
-        super().__init__(scheds, block_tokens, seed)
-        self.load = np.zeros(len(self.scheds), dtype=np.int64)
-        state = RouteState(len(self.scheds), self.load, lambda w, blocks: self.scheds[w].tree.match(blocks),
-                           seed=seed)
-        self.router = make_router(router, state)
-
-    def choose(self, r: Req) -> int:
-        for w, s in enumerate(self.scheds):  # refresh the load view (P is small)
-            self.load[w] = s.outstanding
-        return int(self.router.choose(r.i, r.blocks, r.sess))
-
-
-def prefill_router_names() -> list[str]:
-    from sim.routing.node import ROUTERS
-
-    return sorted(set(PREFILL_ROUTERS) | set(ROUTERS))
-
-
-def make_prefill_router(name: str, scheds: Sequence[PrefillScheduler], block_tokens: int, seed: int = 0,
-                        **params) -> PrefillRouter:
-    """A prefill router by name: a native one, else a ``sim.routing.node`` router through ClusterRouter."""
-    if name in PREFILL_ROUTERS:
-        return PREFILL_ROUTERS[name](scheds, block_tokens, seed, **params)
-    from sim.routing.node import ROUTERS
-
-    if name in ROUTERS:
-        return ClusterRouter(scheds, block_tokens, seed, router=name)
-    raise KeyError(f"unknown prefill router {name!r} (known: {', '.join(prefill_router_names())})")
-
-
-__all__ = [
-    "CacheAware", "ClusterRouter", "PREFILL_ROUTERS", "PrefillRouter", "PrefillScheduler", "make_prefill_router",
-    "prefill_router_names", "register_prefill_router",
-]
+__all__ = ["PrefillScheduler"]

@@ -47,7 +47,9 @@ from sim.modes.pd.transfer import make_transfer
 from sim.timing.network import Network
 from sim.modes.pd.request import Req
 from sim.policies.base import AccessContext
-from sim.modes.pd.prefill import PrefillScheduler, make_prefill_router, prefill_router_names
+from sim.modes.pd.prefill import PrefillScheduler
+from sim.routing.pd import DecodeView, PrefillView, make_replica_router
+from sim.routing.registry import router_class
 from sim.cache.radix_tree import RadixTree, make_order
 from sim.cache.spill import LowerTiers
 from sim.modes.single import policy_params
@@ -169,58 +171,14 @@ def fits(setup: PDSetup, w: Workload) -> np.ndarray:
 
 
 def check_names(cfg: Config, policy: str) -> None:
-    if cfg.pd.router not in prefill_router_names():
-        raise InputError(f"unknown prefill router {cfg.pd.router!r} (known: {', '.join(prefill_router_names())})",
-                         where="pd.router")
-    if cfg.pd.decode_router not in DECODE_ROUTERS:
-        raise InputError(f"unknown decode router {cfg.pd.decode_router!r} (known: {', '.join(DECODE_ROUTERS)})",
-                         where="pd.decode_router")
+    router_class(cfg.pd.router, "prefill", where="pd.router")
+    router_class(cfg.pd.decode_router, "decode", where="pd.decode_router")
     try:
         make_order(policy, 1, None)
     except KeyError as e:
         raise InputError(str(e).strip('"'), where="--policy") from None
     except ValueError:
         pass  # belady needs the context; it exists at run time
-
-
-# ------------------------------------------------------------------ decode routers
-
-
-def _least_used(dec: list, cands, need: int) -> int:
-    """Among `cands`, the decode replica holding the fewest prompt tokens that can grant `need` tokens now.
-
-    -1 if none can. (The free-memory check runs only for a candidate that would become the best.)
-    """
-    best, best_load = -1, None
-    for d in cands:
-        e = dec[d]
-        load = e.prompt_kv
-        if (best_load is None or load < best_load) and (need <= 0 or e.grant_room() >= need):
-            best, best_load = d, load
-    return best
-
-
-def _rack_local(sim: "PDSim", r: Req) -> int:
-    dec = sim.decode
-    local = sim.decode_by_rack[sim.topo.rack_of(sim.prefill_gpu[r.pre])]
-    d = _least_used(dec, local, r.inp)
-    if d < 0:
-        d = _least_used(dec, range(len(dec)), r.inp)
-    if d < 0:  # nobody has room now: wait in the own rack
-        d = _least_used(dec, local, 0)
-    return d
-
-
-def _least_loaded(sim: "PDSim", r: Req) -> int:
-    every = range(len(sim.decode))
-    d = _least_used(sim.decode, every, r.inp)
-    return d if d >= 0 else _least_used(sim.decode, every, 0)
-
-
-DECODE_ROUTERS: dict[str, Callable[["PDSim", Req], int]] = {
-    "least_loaded": _least_loaded,
-    "rack_local": _rack_local,
-}
 
 
 # ------------------------------------------------------------------ preemption costs
@@ -433,9 +391,9 @@ class PDSim(_Deployment):
             self.engine_gpu[e] = g
         self.prefill_ep = [topo.gpu(g) for g in self.prefill_gpu]
         self.decode_ep = [topo.gpu(g) for g in self.decode_gpu]
-        self.router = make_prefill_router(pd.router, self.scheds, setup.block_tokens, cfg.seed,
+        self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
                                           load_penalty=pd.load_penalty)
-        self.choose_decode = lambda r: DECODE_ROUTERS[pd.decode_router](self, r)
+        self.choose_decode = make_replica_router(pd.decode_router, "decode", DecodeView(self, cfg.seed)).choose
         self.transfer = make_transfer(pd.transfer, self, pd.layerwise, pd.layer_groups)
 
     def locality(self, p: int, d: int) -> int:
@@ -526,7 +484,7 @@ class ColocatedSim(_Deployment):
                        coalesce=pd.coalesce_decode)
             self.prefill_engines.append(e)
             self.engine_gpu[e] = g
-        self.router = make_prefill_router(pd.router, self.scheds, setup.block_tokens, cfg.seed,
+        self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
                                           load_penalty=pd.load_penalty)
 
     def prefill_done(self, eng: Engine, r: Req) -> None:
@@ -606,6 +564,6 @@ def simulate(kind: str, cfg: Config, prep: Prepared, policy: str, *,
 
 
 __all__ = [
-    "DECODE_ROUTERS", "DEPLOYMENTS", "ColocatedSim", "DeploymentResult", "PDSetup", "PDSim", "PREEMPTION",
+    "DEPLOYMENTS", "ColocatedSim", "DeploymentResult", "PDSetup", "PDSim", "PREEMPTION",
     "Prepared", "fits", "prepare", "simulate", "split_replicas",
 ]

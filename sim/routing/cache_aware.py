@@ -1,0 +1,71 @@
+"""Cache-aware routers: score candidate targets by the prefix they hold and their load.
+
+Written once over ``CacheView``: the node view (sim.routing.node) scores
+every worker by its HBM prefix and keeps the lowest id on ties; the cluster
+view (sim.routing.cluster) scores a bounded candidate set by what is cached
+inside each candidate's rack, estimates TTFT with a cost model, and breaks
+ties toward the lighter worker. Neither walks more than the request's own
+blocks.
+"""
+from __future__ import annotations
+
+from sim.routing.base import Router
+from sim.routing.registry import register
+
+
+@register
+class PrefixAware(Router):
+    """Longest prefix cached close to the target minus a load penalty (blocks per queued request)."""
+
+    name = "prefix_aware"
+    compiled_code = 4
+    rack_candidates = 2  # cluster: racks whose EIC pool holds the longest prefix
+
+    def __init__(self, state, load_penalty_blocks: float = 4.0, **params):
+        super().__init__(state)
+        self.penalty = load_penalty_blocks
+
+    def choose(self, req, blocks, session):
+        s = self.s
+        load = s.load
+        pen = self.penalty
+        best, best_key = -1, None
+        cands = s.candidates(req, blocks, self.rack_candidates)
+        for w, (near, hbm) in zip(cands, s.near_prefixes(cands, blocks), strict=True):
+            lw = int(load[w])
+            key = (near - pen * lw, *s.tie_break(lw, hbm))
+            if best_key is None or key > best_key:
+                best, best_key = w, key
+        return best
+
+
+@register
+class CacheLoadBalanced(Router):
+    """Minimum estimated TTFT: queue wait + loading the cached prefix from where it lives + prefill of the rest.
+
+    The node view counts in blocks of prefill work (every cached block outside
+    HBM is close: DRAM/SSD of the same node): the blocks not in the worker's
+    HBM plus `blocks_per_request` per request queued on it. The cluster view
+    uses its cost model's seconds.
+    """
+
+    name = "cache_load_balanced"
+    compiled_code = 5
+    rack_candidates = 3
+
+    def __init__(self, state, blocks_per_request: float = 16.0, **params):
+        super().__init__(state)
+        self.per_request = blocks_per_request
+
+    def choose(self, req, blocks, session):
+        s = self.s
+        best, best_t = -1, float("inf")
+        cands = s.candidates(req, blocks, self.rack_candidates)
+        for w, c in zip(cands, s.located_prefixes(cands, blocks), strict=True):
+            q = s.queue_cost(w, self.per_request)
+            if q >= best_t:
+                continue  # its queue alone is longer than the best estimate
+            t = s.cost_after_queue(q, c, req, blocks)
+            if t < best_t:
+                best, best_t = w, t
+        return best
