@@ -46,7 +46,7 @@ def one_router(args) -> dict:
     from sim.modes.cluster import run_cluster
     from sim.report.cluster import cluster_metrics
     from sim.config import load_config
-    from sim.modes.single import prepare_workload
+    from sim.modes.common import prepare_workload
     from sim.timing.topology import Topology
     from trace.loaders import load_trace
 
@@ -142,7 +142,8 @@ def main() -> None:
               f"hit rates in % of input tokens (timed run)")
     if not args.no_reference:
         # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
-        from sim.modes.single import prepare_workload, run_single
+        from sim.modes.common import prepare_workload
+        from sim.modes.single import run_single
         from trace.loaders import load_trace
 
         ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])

@@ -30,7 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sim.config import load_config  # noqa: E402
-from sim.modes.single import prepare_workload, run_single  # noqa: E402
+from sim.modes.common import prepare_workload  # noqa: E402
+from sim.modes.single import run_single  # noqa: E402
 from trace.loaders import load_trace  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")

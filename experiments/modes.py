@@ -62,7 +62,7 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     from sim.oracle.bounds import BOUND_NAMES, compute_bounds
     from sim.oracle.buckets import apply_scope
     from sim.report.schema import build_report
-    from sim.modes.single import NodeSetup, simulated_workload
+    from sim.modes.common import NodeSetup, simulated_workload
 
     opt = options if isinstance(options, OracleOptions) else OracleOptions()
     t0 = time.perf_counter()

@@ -25,7 +25,8 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
                          progress: Progress | None) -> None:
     """On a machine's first run, build the compiled engine up front, saying so."""
     from sim.engine import is_compiled
-    from sim.modes.single import prepare_workload, run_single, use_engine
+    from sim.modes.common import prepare_workload
+    from sim.modes.single import run_single, use_engine
 
     compiled = [p for p in policies if use_engine(cfg, p)]
     if not compiled or is_compiled():
@@ -50,7 +51,8 @@ def run_single_mode(
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
     from sim.routing.node import ROUTERS
-    from sim.modes.single import prepare_workload, run_single
+    from sim.modes.common import prepare_workload
+    from sim.modes.single import run_single
 
     check_policies(policies)
     if cfg.cluster.router not in ROUTERS:
@@ -98,7 +100,7 @@ def run_cluster_mode(
     from sim.modes.cluster import run_cluster
     from sim.report.cluster import cluster_metrics
     from sim.routing.cluster import CLUSTER_ROUTERS
-    from sim.modes.single import prepare_workload
+    from sim.modes.common import prepare_workload
     from sim.timing.topology import Topology
 
     check_policies(policies)

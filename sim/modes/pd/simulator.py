@@ -55,7 +55,7 @@ from sim.policies.base import AccessContext
 from sim.modes.pd.prefill import PrefillScheduler, make_prefill_router, prefill_router_names
 from sim.cache.radix_tree import RadixTree, make_order
 from sim.cache.spill import LowerTiers
-from sim.modes.single import policy_params
+from sim.modes.common import policy_params
 from sim.timing.topology import Topology
 from trace.workload import Workload
 
@@ -588,7 +588,7 @@ class Prepared:
 
 def prepare(cfg: Config, workload: Workload, policy: str) -> Prepared:
     """Validate names, re-block the workload, derive the setup, set aside requests no replica can hold."""
-    from sim.modes.single import simulated_workload
+    from sim.modes.common import simulated_workload
 
     check_names(cfg, policy)
     w = simulated_workload(cfg, workload)
