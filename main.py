@@ -121,7 +121,7 @@ def _x(v) -> str:
 def _policy_table(report: dict):
     from rich.table import Table
 
-    from sim.report.schema import policy_rows
+    from sim.report.rows import policy_rows
 
     w = report["workload"]
     t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
@@ -147,7 +147,7 @@ def _router_table(report: dict):
     """Cluster mode: one row per router (hit rate by location, TTFT, skew, speed)."""
     from rich.table import Table
 
-    from sim.report.cluster import router_rows
+    from sim.report.rows import router_rows
 
     w, topo = report["workload"], report.get("topology", {})
     t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
@@ -171,7 +171,8 @@ def _router_table(report: dict):
 # ---------------------------------------------------------------- commands
 
 def cmd_run(args) -> int:
-    from sim.report.schema import write_csv, write_json
+    from sim.report.rows import write_csv
+    from sim.report.schema import write_json
     from sim.modes.runner import run_mode
     from trace.source import workload_from_config
 
@@ -211,7 +212,7 @@ def cmd_run(args) -> int:
         write_csv(report, out_dir / "report.csv")
         console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
     if not args.no_plot and report.get("routers"):
-        from sim.report.cluster import plot_router_comparison
+        from sim.report.plots import plot_router_comparison
 
         png = plot_router_comparison(report, Path(args.plot or out_dir / "routers.png"))
         console.print(f"plot: {png}")
@@ -609,7 +610,8 @@ def _pd_table(report: dict):
 
 def _pd_outputs(args, cfg, console, report: dict) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
-    from sim.report.schema import write_csv, write_json
+    from sim.report.rows import write_csv
+    from sim.report.schema import write_json
 
     console.print(_pd_table(report))
     lay = report["pd_layout"]

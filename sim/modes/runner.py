@@ -6,7 +6,8 @@ from typing import Callable
 
 from sim.config import Config
 from sim.errors import InputError
-from sim.report.schema import build_report, single_metrics
+from sim.report.schema import build_report
+from sim.report.single import single_metrics
 from trace.workload import LoadStats, Workload
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)

@@ -80,7 +80,7 @@ def use_engine(cfg: Config, policy: str) -> bool:
 
 @dataclass
 class RunResult:
-    """Everything one replay measured; sim.report.schema turns it into the report schema."""
+    """Everything one replay measured; sim.report.single turns it into report metrics."""
 
     policy: str
     timing: bool
