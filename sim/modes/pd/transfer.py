@@ -59,12 +59,24 @@ class TransferHost(Protocol):
 
     env: simpy.Environment
     net: Network
-    decode: Sequence[BatchingReplica]  # the decode replicas, by index
-    prefill_ep: Sequence[Endpoint]  # network endpoint of every prefill replica
-    decode_ep: Sequence[Endpoint]  # ... and of every decode replica
     lanes: int  # GPUs per replica: each sends its own shard
     kv_bytes_per_token: float
     n_layers: int
+
+    @property
+    def decode(self) -> Sequence[BatchingReplica]:
+        """The decode replicas, by index."""
+        ...
+
+    @property
+    def prefill_ep(self) -> Sequence[Endpoint]:
+        """Network endpoint of every prefill replica."""
+        ...
+
+    @property
+    def decode_ep(self) -> Sequence[Endpoint]:
+        """Network endpoint of every decode replica."""
+        ...
 
     def choose_decode(self, r: Req) -> int:
         """The decode replica for r (the decode router)."""
