@@ -59,11 +59,12 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     ``hit_rate`` is the strict-prefix optimum: the best any eviction policy can
     reach under the prefix rule.
     """
-    from sim.modes.single import NodeSetup, simulated_workload
+    from sim.modes.common import NodeSetup
     from sim.oracle.access import accesses
     from sim.oracle.bounds import BOUND_NAMES, compute_bounds
     from sim.oracle.buckets import apply_scope
     from sim.report.schema import build_report
+    from sim.modes.common import simulated_workload
 
     opt = options if isinstance(options, OracleOptions) else OracleOptions()
     t0 = time.perf_counter()

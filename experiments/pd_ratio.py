@@ -67,8 +67,9 @@ def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
 
 
 def _point(kind: str, cfg: Config, workload: Workload, policy: str) -> tuple[dict, dict, dict]:
-    from sim.modes.pd.run import deployment_metrics
-    from sim.modes.pd.simulator import prepare, simulate
+    from sim.report.pd import deployment_metrics
+    from sim.modes.pd.simulator import simulate
+    from sim.modes.pd.setup import prepare
 
     prep = prepare(cfg, workload, policy)
     res = simulate(kind, cfg, prep, policy)

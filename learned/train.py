@@ -237,7 +237,7 @@ def train_from_config(cfg, out: str | Path, params: TrainParams | None = None, *
     The workload is re-blocked to ``cache.block_tokens`` like a run would,
     so the model's distances are in the blocks the run will use.
     """
-    from sim.modes.single import simulated_workload
+    from sim.modes.common import simulated_workload
     from trace.source import workload_from_config
 
     load_stats = None

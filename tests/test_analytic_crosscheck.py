@@ -35,7 +35,8 @@ import pytest
 
 from sim.analytic import hit_rate
 from sim.config import load_config
-from sim.modes.single import prepare_workload, run_single
+from sim.modes.common import prepare_workload
+from sim.modes.single import run_single
 
 synthetic = pytest.importorskip("trace.synthetic", reason="trace/synthetic.py (the generator) is not there yet")
 

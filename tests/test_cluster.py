@@ -280,8 +280,8 @@ def test_cli_router_comparison(tmp_path):
 
 @pytest.mark.skipif(not TRACE.exists(), reason="real trace not present (../shared/traces)")
 def test_mooncake_cache_aware_routers_beat_blind_ones():
-    from sim.modes.single import prepare_workload
     from trace.formats import load_trace
+    from sim.modes.common import prepare_workload
 
     cfg = load_config(overrides=["cluster.racks=8"])
     w, _ = load_trace(str(TRACE), limit=3000)

@@ -119,8 +119,8 @@ def test_small_tiers_reach_every_part_of_the_chain():
 @pytest.mark.parametrize("sets", [[], ["cache.write_policy=write_through", "cluster.cross_rack_lookup=true"],
                                   ["cluster.evict_to_eic=false", "model.tp=8", "hardware.hbm.capacity_gb=20"]])
 def test_compiled_matches_python_on_mooncake(sets):
-    from sim.modes.single import prepare_workload
     from trace.formats import load_trace
+    from sim.modes.common import prepare_workload
 
     cfg = load_config(overrides=["cluster.racks=4"] + sets)
     w, _ = load_trace(str(TRACE), limit=1500)

@@ -22,7 +22,8 @@ from sim.engine.routing import ROUTER_KERNELS
 from sim.errors import InputError
 from sim.cache.node import NodeCache
 from sim.policies.base import AccessContext, make_policy
-from sim.modes.single import prepare_workload, run_single
+from sim.modes.common import prepare_workload
+from sim.modes.single import run_single
 from sim.cache.tier import Tier
 from trace.workload import Workload
 

@@ -121,7 +121,7 @@ def test_product_zip_seeds_and_stable_ids(tmp_path):
 
 
 def test_derived_capacity_gives_floor_tokens_over_block(tmp_path):
-    from sim.modes.single import NodeSetup
+    from sim.modes.common import NodeSetup
 
     body = {"base": BASE, "axes": {"kv_capacity_tokens": [1000, 16000, 100_000_000]}}
     for p, tokens in zip(expand(load_spec(_spec(tmp_path, body))), [1000, 16000, 100_000_000]):

@@ -9,7 +9,8 @@ import pytest
 
 from sim.errors import InputError
 from sim.config.kv_sizes import GIB
-from sim.oracle.buckets import apply_scope, parse_buckets, parse_tokens
+from sim.config.units import parse_tokens
+from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.calibrate import fit
 from sim.oracle.capacity import Deployment, hbm_capacity, parse_bytes, parse_tiers, tier_capacities
 from sim.oracle.estimator import HeuristicParams, _harmonic, describe, hit_rates

@@ -9,7 +9,8 @@ from sim.config import load_config
 from sim.errors import InputError
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
-from sim.modes.pd.simulator import prepare, simulate, split_replicas
+from sim.modes.pd.setup import prepare, split_replicas
+from sim.modes.pd.simulator import simulate
 from trace.workload import Workload
 
 # Llama-3-8B on one H100 (tp 1), the figures every expectation below is built from:
@@ -189,7 +190,7 @@ def test_push_moves_kv_while_the_decode_batch_is_full_pull_waits_for_a_slot():
 
 
 def test_ttft_breakdown_adds_up():
-    from sim.modes.pd.run import deployment_metrics
+    from sim.report.pd import deployment_metrics
 
     # pull with a one-slot decode replica and 3 prefill-queued requests: queueing, decode waits, transfers
     w = workload([256, 512, 128, 1024], [30, 3, 3, 5], [0.0, 0.001, 0.002, 0.003])
@@ -203,7 +204,7 @@ def test_ttft_breakdown_adds_up():
 
 
 def test_transfer_report_hidden_share():
-    from sim.modes.pd.run import deployment_metrics
+    from sim.report.pd import deployment_metrics
 
     w = workload([2048, 1024, 4096], [8, 8, 8], [0.0, 0.5, 1.0])
     on = deployment_metrics(run("pd", cfg(**{"pd.layerwise": True}), w), cfg())

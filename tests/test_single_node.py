@@ -6,7 +6,8 @@ from sim.config import load_config
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
 from sim.modes.runner import run_single_mode
-from sim.modes.single import prepare_workload, run_single
+from sim.modes.common import prepare_workload
+from sim.modes.single import run_single
 from trace.workload import Workload
 
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16: 2 x 32 layers x 8 kv heads x 128 x 2 B = 128 KiB/token

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
-from sim.report.schema import policy_rows
+from sim.report.rows import policy_rows
 
 MAX_FILES = 2000            # files looked at per listing
 MAX_REPORT_BYTES = 200 << 20  # a JSON larger than this is listed as too large, not parsed
@@ -83,7 +83,7 @@ def list_results(root: str | Path) -> dict[str, Any]:
 
 
 def report_summary(root: str | Path, rel: str) -> dict[str, Any]:
-    """The policy comparison of one report: one flat row per policy (sim.report.schema.policy_rows)."""
+    """The policy comparison of one report: one flat row per policy (sim.report.rows.policy_rows)."""
     p = _inside(Path(root), rel)
     try:
         d = _load_json(p)

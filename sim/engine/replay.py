@@ -26,7 +26,7 @@ PREFETCH_GAP_FRACTION = 0.8  # as sim.modes.single: prefetch at 80% of the mean 
 
 @njit(cache=True)
 def hit_tokens(nh, nd, ns, bt, input_tokens):
-    """sim.modes.single.trim_tokens for three tiers, compiled."""
+    """sim.modes.common.trim_tokens for three tiers, compiled."""
     th, td, ts = nh * bt, nd * bt, ns * bt
     excess = th + td + ts - input_tokens
     if excess > 0:

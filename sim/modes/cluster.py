@@ -21,7 +21,7 @@ Everything per worker (HBM tier, decode batch, prefill queue, load index of
 a rack) is created on first use; idle GPUs cost an array slot.
 
 A worker is one model replica of tp x pp GPUs inside a node (hardware,
-compute and tier sizes come from ``sim.modes.single.NodeSetup``); its lead
+compute and tier sizes come from ``sim.modes.common.NodeSetup``); its lead
 GPU is its network endpoint and its shards move over its GPUs' links in
 parallel (``lanes``).
 """
@@ -51,7 +51,7 @@ import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
 from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
-from sim.modes.single import NodeSetup, policy_params, service_times, trim_tokens
+from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
 from sim.timing.topology import Topology
 from trace.workload import Workload
 
@@ -230,7 +230,7 @@ def run_cluster(
     progress: Callable[[int], None] | None = None,
     engine: str | None = None,
 ) -> ClusterResult:
-    """Replay `workload` (already re-blocked, see sim.modes.single.prepare_workload) on the cluster.
+    """Replay `workload` (already re-blocked, see sim.modes.common.prepare_workload) on the cluster.
 
     `engine` (default ``cache.engine``): "python" runs the reference ``ClusterCache``;
     "compiled" the numba twin (``sim.engine.cluster_cache``; queue-ordered policies only);

@@ -6,7 +6,8 @@ from typing import Callable
 
 from sim.config import Config
 from sim.errors import InputError
-from sim.report.schema import build_report, single_metrics
+from sim.report.schema import build_report
+from sim.report.single import single_metrics
 from trace.workload import LoadStats, Workload
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -25,7 +26,8 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
                          progress: Progress | None) -> None:
     """On a machine's first run, build the compiled engine up front, saying so."""
     from sim.engine import is_compiled
-    from sim.modes.single import prepare_workload, run_single, use_engine
+    from sim.modes.common import prepare_workload
+    from sim.modes.single import run_single, use_engine
 
     compiled = [p for p in policies if use_engine(cfg, p)]
     if not compiled or is_compiled():
@@ -49,8 +51,9 @@ def run_single_mode(
     progress: Progress | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
-    from sim.modes.single import prepare_workload, run_single
+    from sim.modes.single import run_single
     from sim.routing.registry import router_class
+    from sim.modes.common import prepare_workload
 
     check_policies(policies)
     router_class(cfg.cluster.router, "node", where="cluster.router")
@@ -95,7 +98,7 @@ def run_cluster_mode(
     from sim.modes.cluster import run_cluster
     from sim.report.cluster import cluster_metrics
     from sim.routing.registry import router_class
-    from sim.modes.single import prepare_workload
+    from sim.modes.common import prepare_workload
     from sim.timing.topology import Topology
 
     check_policies(policies)

@@ -10,123 +10,40 @@ Two replay paths share the cache hierarchy (``NodeCache``) and routers:
 * ``timing=False``: the hit-rate-only replay, no SimPy: requests are handled
   in arrival order and written to the cache at once. Sweeps and oracle
   comparisons use it.
+
+Sizes, workload preparation and the helpers the other modes share live in
+``sim.modes.common``.
 """
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from trace.workload import Workload
 
 import numpy as np
 import simpy
 
-from sim.timing import compute
+from sim.cache.node import NodeCache, Traffic
+from sim.cache.tier import Tier
 from sim.config import Config
 from sim.errors import InputError
 from sim.timing.fluid import FluidShare, link_share
-from sim.config.gpus import gpu_spec
-from sim.config.kv_sizes import kv_budget_bytes_per_gpu, kv_bytes_per_token_total
-from sim.config.models import model_spec
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
-from sim.cache.node import NodeCache, Traffic
+from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext, make_policy
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
+from sim.timing import compute
 from sim.timing.slots import SlotServer
-from sim.cache.tier import Tier
-from trace.workload import Workload
 
-GiB = 1024**3
 OCCUPANCY_SAMPLES = 200
 PREFETCH_GAP_FRACTION = 0.8  # prefetch a session at 80% of its expected think time
-
-
-@dataclass
-class NodeSetup:
-    """Sizes and speeds derived once from config + workload."""
-
-    n_workers: int
-    gpus_per_worker: int
-    block_tokens: int
-    block_bytes: int
-    hbm_blocks: int  # per worker
-    dram_blocks: int  # per node
-    ssd_blocks: int  # per node
-    kv_bytes_per_token: float  # one model replica
-    spec: object
-    gpu: object
-
-    @classmethod
-    def from_config(cls, cfg: Config, block_tokens: int) -> "NodeSetup":
-        spec = model_spec(cfg.model.name)
-        gpu = gpu_spec(cfg.hardware.gpu)
-        if cfg.hardware.hbm.bandwidth_gb_s > 0:
-            gpu = dataclasses.replace(gpu, hbm_bandwidth_gb_s=cfg.hardware.hbm.bandwidth_gb_s)
-        per_worker = cfg.model.tp * cfg.model.pp
-        if per_worker > cfg.hardware.gpus_per_node:
-            raise InputError(
-                f"model.tp x model.pp = {per_worker} exceeds hardware.gpus_per_node={cfg.hardware.gpus_per_node}",
-                where="model.tp",
-            )
-        kvpt = kv_bytes_per_token_total(spec, cfg.model.kv_dtype)
-        block_bytes = int(round(block_tokens * kvpt))
-        hbm_bytes = kv_budget_bytes_per_gpu(cfg) * per_worker
-        h = cfg.hardware
-        if hbm_bytes < block_bytes:
-            raise InputError(
-                f"the HBM KV budget per worker ({hbm_bytes / GiB:.3f} GiB) holds no {block_tokens}-token block "
-                f"of {block_bytes / GiB:.3f} GiB; raise the capacity or lower cache.block_tokens",
-                where="hardware.hbm.capacity_gb",
-            )
-        return cls(
-            n_workers=h.gpus_per_node // per_worker,
-            gpus_per_worker=per_worker,
-            block_tokens=block_tokens,
-            block_bytes=block_bytes,
-            hbm_blocks=int(hbm_bytes // block_bytes),
-            dram_blocks=int(h.dram.capacity_gb * GiB // block_bytes),
-            ssd_blocks=int(h.ssd.capacity_gb * GiB // block_bytes),
-            kv_bytes_per_token=kvpt,
-            spec=spec,
-            gpu=gpu,
-        )
-
-
-def sim_block_tokens(cfg: Config, workload: Workload) -> int:
-    return cfg.cache.block_tokens or workload.block_tokens
-
-
-def simulated_workload(cfg: Config, workload: Workload) -> Workload:
-    """`workload` re-blocked to the simulated page size (an InputError if it does not divide)."""
-    try:
-        return workload.reblock(sim_block_tokens(cfg, workload))
-    except ValueError as e:
-        raise InputError(str(e), where="cache.block_tokens") from None
-
-
-def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessContext]:
-    """Re-block to the simulated page size and build the per-access arrays once."""
-    w = simulated_workload(cfg, workload)
-    return w, AccessContext.from_workload(w)
-
-
-def policy_params(cfg: Config, block_tokens: int) -> dict:
-    """Per-run parameters every policy receives (each ignores those it does not use)."""
-    return {
-        # depth index of the deepest admitted block: tokens -> blocks
-        "depth_threshold": max(0, cfg.cache.selective_depth_tokens // block_tokens - 1),
-        # one reuse history for all tiers of a node (selective_write)
-        "seen": OrderedDict(),
-        "learned_model": cfg.policies.learned_model,
-        "learned_retrain_every": cfg.policies.learned_retrain_every,
-    }
 
 
 def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache | CompiledNodeCache:
@@ -164,7 +81,7 @@ def use_engine(cfg: Config, policy: str) -> bool:
 
 @dataclass
 class RunResult:
-    """Everything one replay measured; sim.report.schema turns it into the report schema."""
+    """Everything one replay measured; sim.report.single turns it into report metrics."""
 
     policy: str
     timing: bool
@@ -185,20 +102,6 @@ class RunResult:
     prefetch_traffic: Traffic = field(default_factory=Traffic)
     prefetch_skipped: int = 0
     busy_s: dict = field(default_factory=dict)
-
-
-def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
-    """Tokens per location (tier) from block counts in lookup order; a prompt's last
-    partial block is trimmed from the deepest locations first."""
-    tok = [c * bt for c in counts]
-    excess = sum(tok) - input_tokens
-    k = len(tok) - 1
-    while excess > 0 and k >= 0:
-        cut = min(excess, tok[k])
-        tok[k] -= cut
-        excess -= cut
-        k -= 1
-    return tok
 
 
 class _SessionPrefetch:
@@ -287,16 +190,6 @@ def _sample(cache: NodeCache, t: float) -> None:
     occ["ssd"].append((t, len(cache.ssd)))
 
 
-def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
-    """Uncontended service time per request: the load signal of the hit-rate-only replays."""
-    c = cfg.compute
-    return compute.service_time_s(
-        setup.spec, setup.gpu, w.input_tokens, w.output_tokens, tp=cfg.model.tp, mfu=c.mfu,
-        compute_dtype=c.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
-        overhead_s=c.decode_overhead_ms / 1000,
-    )
-
-
 def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress) -> None:
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
@@ -355,7 +248,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     spec, gpu, kv_dtype, wdt = setup.spec, setup.gpu, cfg.model.kv_dtype, cfg.model.weight_dtype
     overhead = c.decode_overhead_ms / 1000.0
 
-    step_s = compute.decode_iteration_time_fn(spec, gpu, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp, overhead_s=overhead)
+    step_s = compute.decode_iteration_time_fn(spec, gpu, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp,
+                                              overhead_s=overhead)
 
     def iteration_rate(n_active: int, kv_tokens: float) -> float:
         # tokens per second per request in a batch of n_active requests

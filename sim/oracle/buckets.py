@@ -17,7 +17,7 @@ from trace.workload import Workload
 
 import numpy as np
 
-from sim.config.units import parse_tokens  # noqa: F401  (re-exported: --buckets edges)
+from sim.config.units import parse_tokens
 from sim.errors import InputError
 
 DEFAULT_EDGES = (32 * 1024, 64 * 1024, 128 * 1024)

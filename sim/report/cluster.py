@@ -1,6 +1,6 @@
-"""Cluster-mode metrics in the common report schema (mode "cluster"), router table rows, plot.
+"""Cluster-mode metrics in the common report schema (mode "cluster").
 
-``cluster_metrics(res, cfg)`` returns every key ``sim.report.schema.single_metrics``
+``cluster_metrics(res, cfg)`` returns every key ``sim.report.single.single_metrics``
 has (hit_rate, block_hit_rate, tiers, ttft_ms, tpot_ms, e2e_ms,
 throughput_tokens_s, slo_attainment, evictions, transfers) plus:
 
@@ -15,7 +15,6 @@ throughput_tokens_s, slo_attainment, evictions, transfers) plus:
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,57 +130,3 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
             m[key] = dist_ms(np.array([]))
         m.update(throughput_tokens_s=None, slo_attainment=None)
     return m
-
-
-ROUTER_COLUMNS = [
-    "router", "policy", "hit_rate", "hbm_hit_rate", "peer_hbm_hit_rate", "dram_hit_rate", "local_eic_hit_rate",
-    "remote_eic_hit_rate", "ssd_hit_rate", "ttft_p50_ms", "ttft_p99_ms", "tpot_mean_ms", "net_share",
-    "worker_req_skew", "worker_load_skew", "rack_req_skew", "rack_load_skew", "moved_bytes", "slo_attainment",
-    "requests_per_s", "config_hash",
-]
-
-
-def router_rows(report: dict) -> list[dict[str, Any]]:
-    """One flat row per router run (the CSV and the on-screen table use these)."""
-    rows = []
-    for r in report.get("routers") or []:
-        m = r["metrics"]
-        loc = m.get("hit_rate_by_location", {})
-        sk = m.get("skew", {})
-        rows.append({
-            "router": r["name"],
-            "policy": m.get("policy"),
-            "hit_rate": m.get("hit_rate"),
-            **{f"{k}_hit_rate": loc.get(k) for k in LOC_NAMES},
-            "ttft_p50_ms": (m.get("ttft_ms") or {}).get("p50"),
-            "ttft_p99_ms": (m.get("ttft_ms") or {}).get("p99"),
-            "tpot_mean_ms": (m.get("tpot_ms") or {}).get("mean"),
-            "net_share": (m.get("network") or {}).get("ttft_network_share"),
-            "worker_req_skew": sk.get("worker", {}).get("requests", {}).get("max_mean"),
-            "worker_load_skew": sk.get("worker", {}).get("load", {}).get("max_mean"),
-            "rack_req_skew": sk.get("rack", {}).get("requests", {}).get("max_mean"),
-            "rack_load_skew": sk.get("rack", {}).get("load", {}).get("max_mean"),
-            "moved_bytes": (m.get("transfers") or {}).get("bytes"),
-            "slo_attainment": m.get("slo_attainment"),
-            "requests_per_s": m.get("requests_per_s"),
-            "config_hash": report.get("config_hash"),
-        })
-    return rows
-
-
-def plot_router_comparison(report: dict, path: str | Path) -> Path:
-    """Hit rate by location (stacked) and TTFT p50/p99 per router."""
-    from sim.report.plots import comparison_plot
-
-    rows = router_rows(report)
-    w = report.get("workload", {})
-    topo = report.get("topology", {})
-    return comparison_plot(
-        report, [r["router"] for r in rows],
-        [(loc, [r[f"{loc}_hit_rate"] for r in rows], None) for loc in LOC_NAMES],
-        [r["ttft_p50_ms"] for r in rows], [r["ttft_p99_ms"] for r in rows],
-        hit_title="Prefix hit rate by location",
-        suptitle=f"cluster mode ({topo.get('gpus')} GPUs, {topo.get('racks')} racks), "
-                 f"{w.get('name')} ({w.get('requests')} requests)",
-        path=path,
-    )

@@ -11,8 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sim.report.plots import save_with_footer  # noqa: E402
 
 
-
-
 def plot_pd_comparison(report: dict, path: str | Path) -> Path:
     """TTFT and TPOT p50/p99 with the SLO lines, SLO attainment and goodput: PD vs colocated."""
     runs = [(p["name"], p["metrics"]) for p in report["policies"]]
@@ -37,7 +35,7 @@ def plot_pd_comparison(report: dict, path: str | Path) -> Path:
     ax = axes[2]
     att = [100 * (m["slo_attainment"] or 0) for _, m in runs]
     ax.bar(x, att, 0.5, color="#2ca02c")
-    for i, (a, (_, m)) in enumerate(zip(att, runs)):
+    for i, (a, (_, m)) in enumerate(zip(att, runs, strict=True)):
         ax.text(i, a + 1, f"{a:.1f}%\n{m['goodput_req_s']:.2f} req/s", ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, 119)
     ax.set_xticks(x, names)

@@ -8,7 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sim.report.schema import policy_rows  # noqa: E402
+from sim.cache.layout import LOC_NAMES  # noqa: E402
+from sim.report.rows import policy_rows, router_rows  # noqa: E402
 
 
 def save_with_footer(fig, report: dict, path: str | Path) -> Path:
@@ -40,7 +41,7 @@ def comparison_plot(
     for label, rates, color in segments:
         vals = [100 * (v or 0) for v in rates]
         ax.bar(x, vals, bottom=bottom, label=label, color=color)
-        bottom = [b + v for b, v in zip(bottom, vals)]
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     for i, b in enumerate(bottom):
         ax.text(i, b + 0.5, f"{b:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, names, rotation=30, ha="right")
@@ -78,5 +79,21 @@ def plot_policy_comparison(report: dict, path: str | Path) -> Path:
         [r["ttft_p50_ms"] for r in rows], [r["ttft_p99_ms"] for r in rows],
         hit_title="Prefix hit rate by tier",
         suptitle=f"{report.get('mode')} mode, {w.get('name')} ({w.get('requests')} requests)",
+        path=path,
+    )
+
+
+def plot_router_comparison(report: dict, path: str | Path) -> Path:
+    """Hit rate by location (stacked) and TTFT p50/p99 per router."""
+    rows = router_rows(report)
+    w = report.get("workload", {})
+    topo = report.get("topology", {})
+    return comparison_plot(
+        report, [r["router"] for r in rows],
+        [(loc, [r[f"{loc}_hit_rate"] for r in rows], None) for loc in LOC_NAMES],
+        [r["ttft_p50_ms"] for r in rows], [r["ttft_p99_ms"] for r in rows],
+        hit_title="Prefix hit rate by location",
+        suptitle=f"cluster mode ({topo.get('gpus')} GPUs, {topo.get('racks')} racks), "
+                 f"{w.get('name')} ({w.get('requests')} requests)",
         path=path,
     )

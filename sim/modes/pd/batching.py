@@ -1,6 +1,6 @@
 """Continuous batching: one model replica as a SimPy process, iteration by iteration.
 
-An ``Engine`` runs iterations back to back while it has work. Each
+A ``BatchingReplica`` runs iterations back to back while it has work. Each
 iteration advances every running (decoding) request by one token and, if
 the replica prefills, runs one prefill batch from its ``PrefillScheduler``
 (chunks under the token budget, of which each decoding request takes one
@@ -27,7 +27,7 @@ Events: decode-only stretches are *coalesced*. Between two batch changes
 closed form - the batch is fixed and its KV grows by one token per request
 per iteration, so iteration j lasts ``a + b x (K + j x B)`` with a, b from
 ``decode_iteration_time_s`` - so one SimPy timeout covers the whole
-stretch. A request that becomes ready mid-stretch wakes the engine, which
+stretch. A request that becomes ready mid-stretch wakes the replica, which
 finishes the iteration in flight (its end is computed exactly) and lets the
 request join at that boundary, as a per-iteration loop would. The timeline
 is iteration-exact; ``coalesce=False`` runs one SimPy event per iteration
@@ -65,7 +65,7 @@ class TokenPool:
         return self.capacity - self.used
 
     def take(self, n: int, force: bool = False) -> None:
-        """Use n tokens; ``force`` may overcommit for a moment (see Engine.grant)."""
+        """Use n tokens; ``force`` may overcommit for a moment (see BatchingReplica.grant)."""
         if n > self.capacity - self.used and not force:
             raise RuntimeError(f"TokenPool.take({n}) with {self.capacity - self.used} free")
         self.used += n
@@ -165,20 +165,20 @@ class DecodeTiming:
         return j
 
 
-# ------------------------------------------------------------------ the engine
+# ------------------------------------------------------------------ the replica
 
 
 class Hooks(Protocol):
-    """What an engine tells its simulator."""
+    """What a replica tells its simulator."""
 
-    def chunk_start(self, eng: "Engine", batch: list, t0: float, dur: float) -> None: ...
-    def prefill_done(self, eng: "Engine", r: Req) -> None: ...
-    def decode_done(self, eng: "Engine", r: Req) -> None: ...
-    def preempted(self, eng: "Engine", r: Req) -> tuple[float, float]: ...  # (blocking now, extra on rejoin)
-    def memory_freed(self, eng: "Engine") -> None: ...
+    def chunk_start(self, eng: "BatchingReplica", batch: list, t0: float, dur: float) -> None: ...
+    def prefill_done(self, eng: "BatchingReplica", r: Req) -> None: ...
+    def decode_done(self, eng: "BatchingReplica", r: Req) -> None: ...
+    def preempted(self, eng: "BatchingReplica", r: Req) -> tuple[float, float]: ...  # (blocking now, extra on rejoin)
+    def memory_freed(self, eng: "BatchingReplica") -> None: ...
 
 
-class EngineStats:
+class ReplicaStats:
     __slots__ = ("busy_s", "iterations", "stretches", "decode_tokens", "prefill_tokens", "preemptions",
                  "recompute_tokens", "swap_bytes", "max_batch_seen")
 
@@ -194,7 +194,7 @@ class EngineStats:
         self.max_batch_seen = 0
 
 
-class Engine:
+class BatchingReplica:
     """One replica: its prefill scheduler (optional), decode batch (optional) and memory pool."""
 
     def __init__(self, env: simpy.Environment, idx: int, hooks: Hooks, *,
@@ -229,7 +229,7 @@ class Engine:
         self._pending_kv: list[Req] = []  # joined while their last layer groups are still arriving
         self._wake: simpy.Event | None = None
         self._stretch: tuple | None = None  # (t0, k, B, K) of the decode stretch in flight
-        self.stats = EngineStats()
+        self.stats = ReplicaStats()
         self.proc = env.process(self._run())
 
     # ---------------------------------------------------------- signals
@@ -441,4 +441,4 @@ class Engine:
             yield env.timeout(end - env.now)
 
 
-__all__ = ["DecodeTiming", "Engine", "EngineStats", "Hooks", "TokenPool", "TreePool"]
+__all__ = ["BatchingReplica", "DecodeTiming", "Hooks", "ReplicaStats", "TokenPool", "TreePool"]

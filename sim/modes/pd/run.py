@@ -1,200 +1,23 @@
-"""Metrics of a PD or colocated run, and the `run --mode pd` report.
+"""`run --mode pd`: the PD deployment and the colocated one on the same GPUs and trace, as one report.
 
-Definitions (per request, seconds in the simulation, reported in ms):
-
-* TTFT = KV usable for decoding - arrival. PD: the transfer to the decode
-  replica is done; colocated: the prefill is done. Breakdown: ``load``
-  (DRAM/EIC prefix load before queueing), ``queue`` (waiting for the first
-  prefill chunk), ``prefill`` (first chunk start to last chunk end,
-  including other requests' chunks interleaved), ``decode_wait`` (prefill
-  end to the decode replica granting memory - and, for pull, a batch slot)
-  and ``transfer`` (the rest of prefill end -> KV at decode: the transfer
-  time the overlap did not hide). The five add up to TTFT.
-* TPOT = (finish - TTFT) / (output tokens - 1): every token after the first,
-  including any wait for a batch slot and preemptions. Requests with one
-  output token have no TPOT (they meet the TPOT SLO by definition).
-* SLO attainment: share of requests with TTFT <= ``slo.ttft_ms`` and TPOT
-  <= ``slo.tpot_ms``; goodput = requests meeting both / the trace's arrival
-  window (first to last arrival; the same denominator for every deployment
-  of a trace, so goodputs compare directly).
-* GPU utilization of a pool: busy seconds of its replicas / (replicas x
-  span), span = first arrival to last finish; throughputs use the span too.
+The metrics of each deployment are defined in ``sim.report.pd``.
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import numpy as np
-
 from sim.config import Config
 from sim.errors import InputError
-from sim.report.schema import build_report, dist_ms
-
-
-def _arr(reqs, name: str, dtype=float) -> np.ndarray:
-    return np.fromiter((getattr(r, name) for r in reqs), dtype=dtype, count=len(reqs))
-
-
-def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
-    """Report metrics of one sim.modes.pd.simulator.DeploymentResult.
-
-    ``rejected`` requests (no replica could hold them) count as SLO misses:
-    they are in the denominators of the attainments, not in the latencies.
-    """
-    reqs = res.reqs
-    setup = res.setup
-    bt = setup.block_tokens
-    bb = int(round(bt * setup.kv_bytes_per_token))
-    n = len(reqs)
-    n_all = max(1, n + rejected)
-    inp = _arr(reqs, "inp", np.int64)
-    out = _arr(reqs, "out", np.int64)
-    t_arr, t_ready, t_pstart = _arr(reqs, "t_arr"), _arr(reqs, "t_ready"), _arr(reqs, "t_pstart")
-    t_pend, t_grant, t_kv, t_done = _arr(reqs, "t_pend"), _arr(reqs, "t_grant"), _arr(reqs, "t_kv"), _arr(reqs, "t_done")
-    ttft = t_kv - t_arr
-    dec = out > 1
-    tpot = np.full(n, np.nan)
-    tpot[dec] = (t_done[dec] - t_kv[dec]) / (out[dec] - 1)
-    e2e = t_done - t_arr
-    slo = cfg.slo
-    ok_ttft = ttft * 1000.0 <= slo.ttft_ms
-    ok_tpot = ~dec | (tpot * 1000.0 <= slo.tpot_ms)
-    ok = ok_ttft & ok_tpot
-    span = float(t_done.max() - t_arr.min()) if n else 0.0
-    span_d = max(span, 1e-9)
-    window = float(t_arr.max() - t_arr.min()) if n else 0.0
-    window_d = window if window > 0 else span_d
-
-    after = t_kv - t_pend  # prefill end -> KV at decode
-    decode_wait = np.where(np.isfinite(t_grant), np.minimum(after, np.maximum(0.0, t_grant - t_pend)), 0.0)
-    exposed = after - decode_wait
-    # additive: load + queue + prefill + decode_wait + transfer = TTFT
-    parts = {"load": t_ready - t_arr, "queue": t_pstart - t_ready, "prefill": t_pend - t_pstart,
-             "decode_wait": decode_wait, "transfer": exposed}
-    mean_ttft = float(np.mean(ttft)) if n else 0.0
-    breakdown = {k: dist_ms(v) for k, v in parts.items()}
-    breakdown["mean_share"] = {k: (float(np.mean(v)) / mean_ttft if mean_ttft > 0 else 0.0)
-                               for k, v in parts.items()}
-
-    hit_hbm = _arr(reqs, "hit_hbm", np.int64)
-    hit_low = _arr(reqs, "hit_low", np.int64)
-    n_dram = _arr(reqs, "n_dram", np.int64)
-    hit_dram = np.minimum(hit_low, n_dram * bt)
-    hit_eic = hit_low - hit_dram
-    total_in = max(1, int(inp.sum()))
-    nblocks = res.workload.n_blocks()
-    cached_blocks = np.minimum(-(-(hit_hbm + hit_low) // bt), nblocks)
-    low = res.lower.summary()
-    trees = res.trees
-    tiers = {
-        "hbm": {"hit_rate": float(hit_hbm.sum() / total_in),
-                "used_bytes": int(sum(len(t) for t in trees) * bb),
-                "capacity_bytes": int(sum(t.capacity for t in trees) * bb)},
-        "dram": {"hit_rate": float(hit_dram.sum() / total_in), **{k: low["dram"][k] for k in ("used_bytes", "capacity_bytes")}},
-        "eic": {"hit_rate": float(hit_eic.sum() / total_in), **{k: low["eic"][k] for k in ("used_bytes", "capacity_bytes")}},
-    }
-
-    pools = {}
-    all_engines = []
-    for name, engines in res.pools.items():
-        all_engines += engines
-        busy = sum(e.stats.busy_s for e in engines)
-        it = sum(e.stats.iterations for e in engines)
-        dtok = sum(e.stats.decode_tokens for e in engines)
-        pools[name] = {
-            "replicas": len(engines),
-            "utilization": busy / (len(engines) * span_d) if engines else 0.0,
-            "iterations": int(it),
-            "events": int(sum(e.stats.stretches for e in engines)),
-            "prefill_tokens": int(sum(e.stats.prefill_tokens for e in engines)),
-            "decode_tokens": int(dtok),
-            "mean_decode_batch": (dtok / it) if it and dtok else 0.0,
-            "max_decode_batch": int(max((e.stats.max_batch_seen for e in engines), default=0)),
-            "decode_kv_peak_tokens": int(max((getattr(e.mem, "peak", 0) for e in engines), default=0)),
-        }
-    preempted = _arr(reqs, "preempted", np.int64)
-    m: dict[str, Any] = {
-        "hit_rate": float((hit_hbm.sum() + hit_low.sum()) / total_in),
-        "block_hit_rate": float(cached_blocks.sum() / max(1, int(nblocks.sum()))),
-        "tiers": tiers,
-        "ttft_ms": dist_ms(ttft),
-        "tpot_ms": dist_ms(tpot),
-        "e2e_ms": dist_ms(e2e),
-        "ttft_breakdown_ms": breakdown,
-        "throughput_tokens_s": float((inp.sum() + out.sum()) / span_d),
-        "throughput_req_s": float(n / span_d),
-        "slo_attainment": float(ok.sum() / n_all),
-        "slo": {"ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms,
-                "ttft_attainment": float(ok_ttft.sum() / n_all),
-                "tpot_attainment": float(ok_tpot.sum() / n_all),
-                "attainment": float(ok.sum() / n_all)},
-        "requests_served": n,
-        "requests_rejected": int(rejected),
-        "goodput_req_s": float(ok.sum() / window_d),
-        "arrival_window_s": window,
-        "gpu_utilization": {k: v["utilization"] for k, v in pools.items()},
-        "pools": pools,
-        "evictions": int(sum(t.evictions for t in trees)),
-        "preemptions": {"mode": cfg.pd.preemption, "count": int(sum(e.stats.preemptions for e in all_engines)),
-                        "requests": int((preempted > 0).sum()),
-                        "recompute_tokens": int(sum(e.stats.recompute_tokens for e in all_engines)),
-                        "swap_bytes": int(sum(e.stats.swap_bytes for e in all_engines))},
-        "lower_tiers": low,
-        "network": res.net.stats(),
-        "span_s": span,
-        "sim_time_s": float(res.sim_time_s),
-        "wall_s": float(res.wall_s),
-        "requests_per_s": float(n / res.wall_s) if res.wall_s > 0 else None,
-    }
-    tr = res.transfer
-    if tr is not None:
-        xs = _arr(reqs, "xfer_s")
-        moved = dec & (xs > 0)
-        flow_s = float(xs[moved].sum())
-        st = tr.stats.to_dict()
-        m["kv_transfer"] = {
-            "strategy": tr.name, "layerwise": bool(tr.layerwise and tr.name == "push"),
-            **st,
-            "time_ms": dist_ms(xs[moved]),
-            "exposed_ms": dist_ms(exposed[moved]),
-            "hidden_share": float(max(0.0, 1.0 - exposed[moved].sum() / flow_s)) if flow_s > 0 else None,
-        }
-        m["transfers"] = {"bytes": st["bytes"], "count": st["requests"], "flows": st["flows"]}
-    else:
-        m["kv_transfer"] = None
-        m["transfers"] = {"bytes": 0, "count": 0, "flows": 0}
-    return m
-
-
-COMPARE_KEYS = (
-    ("ttft_p50_ms", ("ttft_ms", "p50")), ("ttft_p99_ms", ("ttft_ms", "p99")),
-    ("tpot_p50_ms", ("tpot_ms", "p50")), ("tpot_p99_ms", ("tpot_ms", "p99")),
-    ("e2e_p50_ms", ("e2e_ms", "p50")), ("slo_attainment", ("slo_attainment",)),
-    ("ttft_attainment", ("slo", "ttft_attainment")), ("tpot_attainment", ("slo", "tpot_attainment")),
-    ("goodput_req_s", ("goodput_req_s",)), ("hit_rate", ("hit_rate",)),
-    ("preemptions", ("preemptions", "count")),
-)
-
-
-def _get(m: dict, path: tuple) -> Any:
-    for k in path:
-        if m is None:
-            return None
-        m = m.get(k)
-    return m
-
-
-def comparison(pd: dict, col: dict) -> dict[str, dict]:
-    """{metric: {"pd", "colocated"}} for the headline figures."""
-    return {name: {"pd": _get(pd, path), "colocated": _get(col, path)} for name, path in COMPARE_KEYS}
+from sim.modes.pd.setup import prepare
+from sim.modes.pd.simulator import simulate
+from sim.report.pd import comparison, deployment_metrics
+from sim.report.schema import build_report
 
 
 def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = True, load_stats=None,
                 progress=None, baseline: bool = True) -> dict:
     """`run --mode pd`: the PD deployment and (by default) the colocated one on the same GPUs and trace."""
-    from sim.modes.pd.simulator import prepare, simulate
-
     if not timing:
         raise InputError("--hit-rate-only does not apply to --mode pd: it is a timing simulation "
                          "(use --mode single for hit rates only)", where="--hit-rate-only")

@@ -5,7 +5,8 @@ cluster section's figures) on the cluster topology (``sim.timing.topology``,
 ``sim.timing.network``). A replica is ``model.tp x model.pp`` GPUs of one node.
 In every rack the replicas are split ``pd.prefill_ratio : pd.decode_ratio``
 (rounded, at least one of each); the prefill replicas are the rack's first
-ones in GPU order.
+ones in GPU order. The sizes, the layout and the workload both deployments
+run come from ``sim.modes.pd.setup``.
 
 * **PD** (``PDSim``): a request is routed to a prefill replica
   (``pd.router``), loads whatever continues its HBM prefix from the node's
@@ -27,171 +28,43 @@ and running requests.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
-import simpy
-
-from sim.timing import compute
-from sim.modes.pd.batching import DecodeTiming, Engine, TokenPool, TreePool
-from sim.config import Config, config_with
-from sim.errors import InputError
-from sim.config.gpus import gpu_spec
-from sim.config.kv_sizes import GIB, free_kv_bytes_per_gpu, kv_bytes_per_token, kv_bytes_per_token_total
-from sim.config.models import model_spec
-from sim.modes.pd.transfer import make_transfer
-from sim.timing.network import Network
-from sim.modes.pd.request import Req
-from sim.policies.base import AccessContext
-from sim.modes.pd.prefill import PrefillScheduler
-from sim.routing.pd import DecodeView, PrefillView, make_replica_router
-from sim.routing.registry import router_class
-from sim.cache.radix_tree import RadixTree, make_order
-from sim.cache.spill import LowerTiers
-from sim.modes.single import policy_params
-from sim.timing.topology import Topology
 from trace.workload import Workload
 
+import simpy
+
+from sim.cache.radix_tree import RadixTree
+from sim.cache.spill import LowerTiers
+from sim.config import Config
+from sim.config.kv_sizes import GIB
+from sim.modes.common import policy_params
+from sim.modes.pd.batching import BatchingReplica, DecodeTiming, TokenPool, TreePool
+from sim.modes.pd.prefill import PrefillScheduler
+from sim.modes.pd.request import Req
+from sim.modes.pd.setup import PDSetup, Prepared
+from sim.modes.pd.transfer import KVTransfer, make_transfer
+from sim.routing.pd import DecodeView, PrefillView, make_replica_router
+from sim.policies.base import AccessContext
+from sim.timing import compute
+from sim.timing.network import Network
+from sim.timing.topology import Topology
+
 Progress = Callable[[str, int, int], None]
-
-
-# ------------------------------------------------------------------ setup
-
-
-def split_replicas(n: int, p: int, d: int) -> tuple[int, int]:
-    """(prefill, decode) replicas of a rack of n for ratio p:d: round half up, at least one of each."""
-    if n < 2:
-        raise InputError(f"a rack of {n} replica(s) cannot hold both a prefill and a decode replica; "
-                         "raise pd.gpus_per_rack or lower model.tp", where="pd.gpus_per_rack")
-    P = int(math.floor(n * p / (p + d) + 0.5))
-    P = min(max(P, 1), n - 1)
-    return P, n - P
-
-
-@dataclass
-class PDSetup:
-    """Sizes, speeds and layout derived once from config + workload."""
-
-    cfg: Config
-    topo_cfg: Config
-    spec: object
-    gpu: object
-    block_tokens: int
-    kv_bytes_per_token: float  # whole model (what a transfer moves per token)
-    kv_gb_per_gpu: float
-    kv_tokens: int  # per replica
-    tree_blocks: int  # per replica
-    gpus_per_replica: int
-    replica_gpus: list[int]  # first GPU of every replica, in GPU order
-    replicas_per_rack: int
-    prefill_per_rack: int
-    decode_per_rack: int
-    derived_kv: bool = False
-
-    @classmethod
-    def from_config(cls, cfg: Config, block_tokens: int) -> "PDSetup":
-        pd, h, m = cfg.pd, cfg.hardware, cfg.model
-        racks = pd.racks or cfg.cluster.racks
-        gpr = pd.gpus_per_rack or cfg.cluster.gpus_per_rack
-        gpn = h.gpus_per_node
-        if gpr % gpn:
-            raise InputError(f"{gpr} GPUs per rack do not divide into nodes of hardware.gpus_per_node={gpn}",
-                             where="pd.gpus_per_rack")
-        per = m.tp * m.pp
-        if per > gpn:
-            raise InputError(f"model.tp x model.pp = {per} exceeds hardware.gpus_per_node={gpn} "
-                             "(a replica lives in one node)", where="model.tp")
-        topo_cfg = config_with(cfg, {"cluster.racks": racks, "cluster.gpus_per_rack": gpr})
-        spec = model_spec(m.name)
-        gpu = gpu_spec(h.gpu)
-        if h.hbm.bandwidth_gb_s > 0:
-            gpu = dataclasses.replace(gpu, hbm_bandwidth_gb_s=h.hbm.bandwidth_gb_s)
-        if pd.kv_capacity_gb > 0:
-            kv_bytes = pd.kv_capacity_gb * GIB
-            derived = False
-        else:
-            kv_bytes = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, h.runtime_reserve_gb)
-            derived = True
-            if kv_bytes <= 0:
-                raise InputError(f"weights of {spec.name} ({m.weight_dtype}) / (tp {m.tp} x pp {m.pp}) plus "
-                                 f"{h.runtime_reserve_gb:g} GiB reserve leave no KV memory on {gpu.name}; "
-                                 "raise model.tp or set pd.kv_capacity_gb", where="pd.kv_capacity_gb")
-        per_gpu_token = kv_bytes_per_token(spec, m.kv_dtype, m.tp, m.pp)
-        kv_tokens = int(kv_bytes // per_gpu_token)
-        tree_blocks = kv_tokens // block_tokens
-        if tree_blocks < 1:
-            raise InputError(f"{kv_bytes / GIB:.3f} GiB of KV per GPU holds no {block_tokens}-token block",
-                             where="pd.kv_capacity_gb")
-        per_node = gpn // per
-        replica_gpus = [n * gpn + k * per for n in range(racks * gpr // gpn) for k in range(per_node)]
-        rpr = (gpr // gpn) * per_node
-        P, D = split_replicas(rpr, pd.prefill_ratio, pd.decode_ratio)
-        return cls(cfg=cfg, topo_cfg=topo_cfg, spec=spec, gpu=gpu, block_tokens=block_tokens,
-                   kv_bytes_per_token=kv_bytes_per_token_total(spec, m.kv_dtype), kv_gb_per_gpu=kv_bytes / GIB,
-                   kv_tokens=kv_tokens, tree_blocks=tree_blocks, gpus_per_replica=per, replica_gpus=replica_gpus,
-                   replicas_per_rack=rpr, prefill_per_rack=P, decode_per_rack=D, derived_kv=derived)
-
-    @property
-    def racks(self) -> int:
-        return self.topo_cfg.cluster.racks
-
-    def layout(self) -> dict:
-        c = self.cfg
-        return {
-            "racks": self.racks, "gpus_per_rack": self.topo_cfg.cluster.gpus_per_rack,
-            "gpus": self.racks * self.topo_cfg.cluster.gpus_per_rack, "gpus_per_replica": self.gpus_per_replica,
-            "replicas": len(self.replica_gpus), "replicas_per_rack": self.replicas_per_rack,
-            "prefill_replicas": self.prefill_per_rack * self.racks,
-            "decode_replicas": self.decode_per_rack * self.racks,
-            "ratio": f"{c.pd.prefill_ratio}:{c.pd.decode_ratio}",
-            "actual_ratio": f"{self.prefill_per_rack}:{self.decode_per_rack}",
-            "kv_gb_per_gpu": self.kv_gb_per_gpu, "kv_derived": self.derived_kv,
-            "kv_tokens_per_replica": self.kv_tokens, "block_tokens": self.block_tokens,
-            "tree_blocks_per_replica": self.tree_blocks, "model": self.spec.name, "gpu": self.gpu.name,
-            "tp": c.model.tp, "pp": c.model.pp,
-        }
-
-
-def fits(setup: PDSetup, w: Workload) -> np.ndarray:
-    """Requests one replica can serve: the prompt's blocks in a radix tree and prompt + output in KV memory.
-
-    A replica with less memory than a request needs cannot run it at all
-    (vLLM and SGLang reject such a prompt); ``prepare`` leaves these
-    requests out and the report counts them as rejected SLO misses.
-    """
-    nb = w.n_blocks()
-    bt = setup.block_tokens
-    # The strictest replica is a colocated one: prompt blocks in the tree, output rounded up to blocks.
-    need = np.maximum(w.input_tokens, nb * bt) + np.maximum(w.output_tokens, 1) + 1
-    return need <= setup.tree_blocks * bt - bt
-
-
-def check_names(cfg: Config, policy: str) -> None:
-    router_class(cfg.pd.router, "prefill", where="pd.router")
-    router_class(cfg.pd.decode_router, "decode", where="pd.decode_router")
-    try:
-        make_order(policy, 1, None)
-    except KeyError as e:
-        raise InputError(str(e).strip('"'), where="--policy") from None
-    except ValueError:
-        pass  # belady needs the context; it exists at run time
 
 
 # ------------------------------------------------------------------ preemption costs
 
 
-def _recompute(dep: "_Deployment", eng: Engine, r: Req) -> tuple[float, float]:
+def _recompute(dep: _Deployment, eng: BatchingReplica, r: Req) -> tuple[float, float]:
     eng.stats.recompute_tokens += r.ctx
     return 0.0, dep.prefill_one(r.ctx, 0)
 
 
-def _swap(dep: "_Deployment", eng: Engine, r: Req) -> tuple[float, float]:
+def _swap(dep: _Deployment, eng: BatchingReplica, r: Req) -> tuple[float, float]:
     nbytes = r.ctx * dep.kv_bytes_per_token
-    g = dep.engine_gpu[eng]
+    g = dep.replica_gpu[eng]
     topo = dep.topo
     gpu_ep, dram_ep = topo.gpu(g), topo.dram(topo.node_of(g))
     out = dep.net.transfer_time(gpu_ep, dram_ep, nbytes, dep.lanes)
@@ -201,7 +74,7 @@ def _swap(dep: "_Deployment", eng: Engine, r: Req) -> tuple[float, float]:
     return out, back
 
 
-PREEMPTION: dict[str, Callable[["_Deployment", Engine, Req], tuple[float, float]]] = {
+PREEMPTION: dict[str, Callable[[_Deployment, BatchingReplica, Req], tuple[float, float]]] = {
     "recompute": _recompute,
     "swap": _swap,
 }
@@ -212,19 +85,19 @@ PREEMPTION: dict[str, Callable[["_Deployment", Engine, Req], tuple[float, float]
 
 @dataclass
 class DeploymentResult:
-    """What one deployment measured; sim.modes.pd.run turns it into report metrics."""
+    """What one deployment measured; sim.report.pd turns it into report metrics."""
 
     kind: str  # "pd" | "colocated"
     workload: Workload
     reqs: list[Req]
     sim_time_s: float
     wall_s: float
-    pools: dict[str, list]  # pool name -> engines
+    pools: dict[str, list[BatchingReplica]]  # pool name -> replicas
     trees: list[RadixTree]
     lower: LowerTiers
     net: Network
     setup: PDSetup
-    transfer: object | None = None  # the KVTransfer strategy (PD only)
+    transfer: KVTransfer | None = None  # PD only
 
 
 # ------------------------------------------------------------------ deployments
@@ -256,7 +129,7 @@ class _Deployment:
         self.timing = DecodeTiming(setup.spec, setup.gpu, m.kv_dtype, m.weight_dtype, m.tp,
                                    c.decode_overhead_ms / 1000.0)
         self.preempt_cost = PREEMPTION[cfg.pd.preemption]
-        self.engine_gpu: dict[Engine, int] = {}
+        self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
         self.reqs: list[Req] = []
         self.finished = 0
@@ -321,18 +194,18 @@ class _Deployment:
     def _ready(self, r: Req) -> None:
         r.t_ready = self.env.now
         self.scheds[r.pre].add(r)
-        self.prefill_engines[r.pre].notify()
+        self.prefill_replicas[r.pre].notify()
 
     # ---------------------------------------------------------- hooks shared by the engines
-    def chunk_start(self, eng: Engine, batch: list, t0: float, dur: float) -> None:
+    def chunk_start(self, eng: BatchingReplica, batch: list, t0: float, dur: float) -> None:
         for r, _n, _b in batch:
             if r.t_pstart != r.t_pstart:
                 r.t_pstart = t0
 
-    def preempted(self, eng: Engine, r: Req) -> tuple[float, float]:
+    def preempted(self, eng: BatchingReplica, r: Req) -> tuple[float, float]:
         return self.preempt_cost(self, eng, r)
 
-    def memory_freed(self, eng: Engine) -> None:
+    def memory_freed(self, eng: BatchingReplica) -> None:
         pass
 
     def _done(self, r: Req) -> None:
@@ -376,25 +249,29 @@ class PDSim(_Deployment):
                 self.decode_by_rack[topo.rack_of(g)].append(len(self.decode_gpu))
                 self.decode_gpu.append(g)
         self.scheds = [self._sched(g) for g in self.prefill_gpu]
-        self.prefill_engines = []
-        for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds)):
-            e = Engine(env, k, self, sched=s, prefill_time=self.batch_time, mem=None, timing=None,
-                       max_batch=c.max_batch_size, coalesce=pd.coalesce_decode, decode=False)
-            self.prefill_engines.append(e)
-            self.engine_gpu[e] = g
+        self.prefill_replicas = []
+        for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
+            e = BatchingReplica(env, k, self, sched=s, prefill_time=self.batch_time, mem=None, timing=None,
+                                max_batch=c.max_batch_size, coalesce=pd.coalesce_decode, decode=False)
+            self.prefill_replicas.append(e)
+            self.replica_gpu[e] = g
         self.decode = []
         for k, g in enumerate(self.decode_gpu):
-            e = Engine(env, k, _DecodeHooks(self), sched=None, prefill_time=None, mem=TokenPool(setup.kv_tokens),
-                       timing=self.timing, max_batch=c.max_batch_size, coalesce=pd.coalesce_decode,
-                       layer_groups=pd.layer_groups)
+            e = BatchingReplica(env, k, _DecodeHooks(self), sched=None, prefill_time=None,
+                                mem=TokenPool(setup.kv_tokens), timing=self.timing, max_batch=c.max_batch_size,
+                                coalesce=pd.coalesce_decode, layer_groups=pd.layer_groups)
             self.decode.append(e)
-            self.engine_gpu[e] = g
+            self.replica_gpu[e] = g
         self.prefill_ep = [topo.gpu(g) for g in self.prefill_gpu]
         self.decode_ep = [topo.gpu(g) for g in self.decode_gpu]
         self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
                                           load_penalty=pd.load_penalty)
-        self.choose_decode = make_replica_router(pd.decode_router, "decode", DecodeView(self, cfg.seed)).choose
+        self._decode_router = make_replica_router(pd.decode_router, "decode", DecodeView(self, cfg.seed))
         self.transfer = make_transfer(pd.transfer, self, pd.layerwise, pd.layer_groups)
+
+    # the TransferHost interface (sim.modes.pd.transfer)
+    def choose_decode(self, r: Req) -> int:
+        return self._decode_router.choose(r)
 
     def locality(self, p: int, d: int) -> int:
         gp, gd = self.prefill_gpu[p], self.decode_gpu[d]
@@ -411,7 +288,7 @@ class PDSim(_Deployment):
                 tr.on_prefill_start(r)
             tr.on_chunk(r, n, t0, dur)
 
-    def prefill_done(self, eng: Engine, r: Req) -> None:
+    def prefill_done(self, eng: BatchingReplica, r: Req) -> None:
         r.t_pend = self.env.now
         self.transfer.on_prefill_done(r)
 
@@ -431,7 +308,7 @@ class PDSim(_Deployment):
 
     def release_prefill(self, r: Req) -> None:
         self.scheds[r.pre].tree.unlock(r.blocks, r.locked)
-        self.prefill_engines[r.pre].notify()
+        self.prefill_replicas[r.pre].notify()
 
     def finish_at_prefill(self, r: Req) -> None:
         r.t_kv = self.env.now
@@ -440,7 +317,7 @@ class PDSim(_Deployment):
 
     def _result(self, wall: float) -> DeploymentResult:
         return DeploymentResult("pd", self.w, self.reqs, self.env.now, wall,
-                                {"prefill": self.prefill_engines, "decode": self.decode}, self.trees, self.lower,
+                                {"prefill": self.prefill_replicas, "decode": self.decode}, self.trees, self.lower,
                                 self.net, self.setup, transfer=self.transfer)
 
 
@@ -456,13 +333,13 @@ class _DecodeHooks:
     def prefill_done(self, eng, r):  # pragma: no cover
         raise RuntimeError("a decode replica prefilled")
 
-    def decode_done(self, eng: Engine, r: Req) -> None:
+    def decode_done(self, eng: BatchingReplica, r: Req) -> None:
         self.sim._done(r)
 
-    def preempted(self, eng: Engine, r: Req) -> tuple[float, float]:
+    def preempted(self, eng: BatchingReplica, r: Req) -> tuple[float, float]:
         return self.sim.preempt_cost(self.sim, eng, r)
 
-    def memory_freed(self, eng: Engine) -> None:
+    def memory_freed(self, eng: BatchingReplica) -> None:
         self.sim.transfer.on_memory_freed(eng.idx)
 
 
@@ -477,17 +354,17 @@ class ColocatedSim(_Deployment):
         pd, c = cfg.pd, cfg.compute
         self.prefill_gpu = list(setup.replica_gpus)
         self.scheds = [self._sched(g) for g in self.prefill_gpu]
-        self.prefill_engines = []
-        for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds)):
-            e = Engine(self.env, k, self, sched=s, prefill_time=self.batch_time,
-                       mem=TreePool(s.tree, setup.block_tokens), timing=self.timing, max_batch=c.max_batch_size,
-                       coalesce=pd.coalesce_decode)
-            self.prefill_engines.append(e)
-            self.engine_gpu[e] = g
+        self.prefill_replicas = []
+        for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
+            e = BatchingReplica(self.env, k, self, sched=s, prefill_time=self.batch_time,
+                                mem=TreePool(s.tree, setup.block_tokens), timing=self.timing,
+                                max_batch=c.max_batch_size, coalesce=pd.coalesce_decode)
+            self.prefill_replicas.append(e)
+            self.replica_gpu[e] = g
         self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
                                           load_penalty=pd.load_penalty)
 
-    def prefill_done(self, eng: Engine, r: Req) -> None:
+    def prefill_done(self, eng: BatchingReplica, r: Req) -> None:
         now = self.env.now
         r.t_pend = r.t_kv = now
         if r.out <= 1:
@@ -501,60 +378,25 @@ class ColocatedSim(_Deployment):
         eng.incoming += 1
         eng.decode_q.append(r)
 
-    def _release(self, eng: Engine, r: Req) -> None:
+    def _release(self, eng: BatchingReplica, r: Req) -> None:
         if r.in_tree:
             self.scheds[eng.idx].tree.unlock(r.blocks, r.locked)
             r.in_tree = False
 
-    def decode_done(self, eng: Engine, r: Req) -> None:
+    def decode_done(self, eng: BatchingReplica, r: Req) -> None:
         self._release(eng, r)
         self._done(r)
 
-    def preempted(self, eng: Engine, r: Req) -> tuple[float, float]:
+    def preempted(self, eng: BatchingReplica, r: Req) -> tuple[float, float]:
         self._release(eng, r)
         return self.preempt_cost(self, eng, r)
 
     def _result(self, wall: float) -> DeploymentResult:
         return DeploymentResult("colocated", self.w, self.reqs, self.env.now, wall,
-                                {"colocated": self.prefill_engines}, self.trees, self.lower, self.net, self.setup)
+                                {"colocated": self.prefill_replicas}, self.trees, self.lower, self.net, self.setup)
 
 
 DEPLOYMENTS: dict[str, type[_Deployment]] = {"pd": PDSim, "colocated": ColocatedSim}
-
-
-@dataclass
-class Prepared:
-    """A workload ready for both deployments."""
-
-    setup: PDSetup
-    workload: Workload  # re-blocked; only the requests a replica can hold
-    ctx: AccessContext
-    rejected: np.ndarray  # indexes (in the re-blocked input workload) of requests no replica can hold
-    total: int  # requests before rejection
-
-    def rejected_info(self) -> dict:
-        return {"count": int(len(self.rejected)), "share": float(len(self.rejected) / max(1, self.total)),
-                "first": [int(i) for i in self.rejected[:10]],
-                "reason": f"prompt + output exceed one replica's KV memory "
-                          f"({self.setup.kv_tokens:,} tokens, {self.setup.kv_gb_per_gpu:.2f} GiB per GPU)"}
-
-
-def prepare(cfg: Config, workload: Workload, policy: str) -> Prepared:
-    """Validate names, re-block the workload, derive the setup, set aside requests no replica can hold."""
-    from sim.modes.single import simulated_workload
-
-    check_names(cfg, policy)
-    w = simulated_workload(cfg, workload)
-    bt = w.block_tokens
-    setup = PDSetup.from_config(cfg, bt)
-    ok = fits(setup, w)
-    rejected = np.flatnonzero(~ok)
-    if len(rejected) == len(w):
-        raise InputError(f"no request fits one replica's KV memory ({setup.kv_tokens:,} tokens, "
-                         f"{setup.kv_gb_per_gpu:.2f} GiB per GPU)", where="pd.kv_capacity_gb")
-    if len(rejected):
-        w = w.select(np.flatnonzero(ok))
-    return Prepared(setup, w, AccessContext.from_workload(w), rejected, len(ok))
 
 
 def simulate(kind: str, cfg: Config, prep: Prepared, policy: str, *,
@@ -563,7 +405,4 @@ def simulate(kind: str, cfg: Config, prep: Prepared, policy: str, *,
     return DEPLOYMENTS[kind](cfg, prep.setup, prep.workload, policy, prep.ctx).run(progress)
 
 
-__all__ = [
-    "DEPLOYMENTS", "ColocatedSim", "DeploymentResult", "PDSetup", "PDSim", "PREEMPTION",
-    "Prepared", "fits", "prepare", "simulate", "split_replicas",
-]
+__all__ = ["DEPLOYMENTS", "PREEMPTION", "ColocatedSim", "DeploymentResult", "PDSim", "simulate"]

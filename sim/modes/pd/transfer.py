@@ -41,16 +41,62 @@ rack, cross rack).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, Protocol
 
 import simpy
 
+from sim.modes.pd.batching import BatchingReplica
 from sim.modes.pd.request import Req
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sim.modes.pd.simulator import PDSim
+from sim.timing.network import Network
+from sim.timing.topology import Endpoint
 
 LOCALITY = ("same_node", "same_rack", "cross_rack")
+
+
+class TransferHost(Protocol):
+    """What a transfer strategy needs from the deployment it moves KV for (``PDSim``)."""
+
+    env: simpy.Environment
+    net: Network
+    lanes: int  # GPUs per replica: each sends its own shard
+    kv_bytes_per_token: float
+    n_layers: int
+
+    @property
+    def decode(self) -> Sequence[BatchingReplica]:
+        """The decode replicas, by index."""
+        ...
+
+    @property
+    def prefill_ep(self) -> Sequence[Endpoint]:
+        """Network endpoint of every prefill replica."""
+        ...
+
+    @property
+    def decode_ep(self) -> Sequence[Endpoint]:
+        """Network endpoint of every decode replica."""
+        ...
+
+    def choose_decode(self, r: Req) -> int:
+        """The decode replica for r (the decode router)."""
+        ...
+
+    def locality(self, p: int, d: int) -> int:
+        """0 same node, 1 same rack, 2 cross rack: prefill replica p vs decode replica d."""
+        ...
+
+    def deliver(self, r: Req, release: bool) -> None:
+        """r's KV is usable at its decode replica; ``release`` frees the prefill replica's copy."""
+        ...
+
+    def release_prefill(self, r: Req) -> None:
+        """The whole KV has left: the prefill replica's copy becomes ordinary prefix cache."""
+        ...
+
+    def finish_at_prefill(self, r: Req) -> None:
+        """r needs no decode (one output token): done when its prefill is."""
+        ...
 
 
 class TransferStats:
@@ -65,7 +111,8 @@ class TransferStats:
         return {
             "bytes": int(self.bytes), "flows": self.flows, "requests": self.requests,
             "flow_s": self.flow_s,
-            "by_locality": {k: {"requests": v["requests"], "bytes": int(v["bytes"])} for k, v in self.by_locality.items()},
+            "by_locality": {k: {"requests": v["requests"], "bytes": int(v["bytes"])}
+                            for k, v in self.by_locality.items()},
         }
 
 
@@ -75,7 +122,7 @@ class KVTransfer:
     name: ClassVar[str] = "base"
     needs_slot: ClassVar[bool] = False  # a grant also needs a free batch slot (pull)
 
-    def __init__(self, sim: "PDSim", layerwise: bool = False, layer_groups: int = 4) -> None:
+    def __init__(self, sim: TransferHost, layerwise: bool = False, layer_groups: int = 4) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
         self.layerwise = layerwise
@@ -293,7 +340,7 @@ class _Stream:
 TRANSFERS: dict[str, type[KVTransfer]] = {c.name: c for c in (Push, Pull, PullOnDemand)}
 
 
-def make_transfer(name: str, sim: "PDSim", layerwise: bool, layer_groups: int) -> KVTransfer:
+def make_transfer(name: str, sim: TransferHost, layerwise: bool, layer_groups: int) -> KVTransfer:
     try:
         cls = TRANSFERS[name]
     except KeyError:
@@ -301,4 +348,7 @@ def make_transfer(name: str, sim: "PDSim", layerwise: bool, layer_groups: int) -
     return cls(sim, layerwise=layerwise, layer_groups=layer_groups)
 
 
-__all__ = ["KVTransfer", "LOCALITY", "Pull", "PullOnDemand", "Push", "TRANSFERS", "TransferStats", "make_transfer"]
+__all__ = [
+    "LOCALITY", "TRANSFERS", "KVTransfer", "Pull", "PullOnDemand", "Push", "TransferHost", "TransferStats",
+    "make_transfer",
+]

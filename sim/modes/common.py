@@ -1,0 +1,132 @@
+"""What every simulation mode derives from config + workload the same way.
+
+Node sizes (``NodeSetup``: workers, blocks per tier, model/GPU specs), the
+workload re-blocked to the simulated page size, the per-run policy
+parameters, the token split of a cached prefix and the uncontended service
+time that drives the hit-rate-only replays' load signal. The single-node,
+cluster and PD simulators, the experiments and the learned policy's
+training use them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+from trace.workload import Workload
+
+import numpy as np
+
+from sim.config import Config
+from sim.config.gpus import gpu_spec
+from sim.config.kv_sizes import kv_budget_bytes_per_gpu, kv_bytes_per_token_total
+from sim.config.models import model_spec
+from sim.errors import InputError
+from sim.policies.base import AccessContext
+from sim.timing import compute
+
+GiB = 1024**3
+
+
+@dataclass
+class NodeSetup:
+    """Sizes and speeds derived once from config + workload."""
+
+    n_workers: int
+    gpus_per_worker: int
+    block_tokens: int
+    block_bytes: int
+    hbm_blocks: int  # per worker
+    dram_blocks: int  # per node
+    ssd_blocks: int  # per node
+    kv_bytes_per_token: float  # one model replica
+    spec: object
+    gpu: object
+
+    @classmethod
+    def from_config(cls, cfg: Config, block_tokens: int) -> NodeSetup:
+        spec = model_spec(cfg.model.name)
+        gpu = gpu_spec(cfg.hardware.gpu)
+        if cfg.hardware.hbm.bandwidth_gb_s > 0:
+            gpu = dataclasses.replace(gpu, hbm_bandwidth_gb_s=cfg.hardware.hbm.bandwidth_gb_s)
+        per_worker = cfg.model.tp * cfg.model.pp
+        if per_worker > cfg.hardware.gpus_per_node:
+            raise InputError(
+                f"model.tp x model.pp = {per_worker} exceeds hardware.gpus_per_node={cfg.hardware.gpus_per_node}",
+                where="model.tp",
+            )
+        kvpt = kv_bytes_per_token_total(spec, cfg.model.kv_dtype)
+        block_bytes = int(round(block_tokens * kvpt))
+        hbm_bytes = kv_budget_bytes_per_gpu(cfg) * per_worker
+        h = cfg.hardware
+        if hbm_bytes < block_bytes:
+            raise InputError(
+                f"the HBM KV budget per worker ({hbm_bytes / GiB:.3f} GiB) holds no {block_tokens}-token block "
+                f"of {block_bytes / GiB:.3f} GiB; raise the capacity or lower cache.block_tokens",
+                where="hardware.hbm.capacity_gb",
+            )
+        return cls(
+            n_workers=h.gpus_per_node // per_worker,
+            gpus_per_worker=per_worker,
+            block_tokens=block_tokens,
+            block_bytes=block_bytes,
+            hbm_blocks=int(hbm_bytes // block_bytes),
+            dram_blocks=int(h.dram.capacity_gb * GiB // block_bytes),
+            ssd_blocks=int(h.ssd.capacity_gb * GiB // block_bytes),
+            kv_bytes_per_token=kvpt,
+            spec=spec,
+            gpu=gpu,
+        )
+
+
+def sim_block_tokens(cfg: Config, workload: Workload) -> int:
+    return cfg.cache.block_tokens or workload.block_tokens
+
+
+def simulated_workload(cfg: Config, workload: Workload) -> Workload:
+    """`workload` re-blocked to the simulated page size (an InputError if it does not divide)."""
+    try:
+        return workload.reblock(sim_block_tokens(cfg, workload))
+    except ValueError as e:
+        raise InputError(str(e), where="cache.block_tokens") from None
+
+
+def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessContext]:
+    """Re-block to the simulated page size and build the per-access arrays once."""
+    w = simulated_workload(cfg, workload)
+    return w, AccessContext.from_workload(w)
+
+
+def policy_params(cfg: Config, block_tokens: int) -> dict:
+    """Per-run parameters every policy receives (each ignores those it does not use)."""
+    return {
+        # depth index of the deepest admitted block: tokens -> blocks
+        "depth_threshold": max(0, cfg.cache.selective_depth_tokens // block_tokens - 1),
+        # one reuse history for all tiers of a node (selective_write)
+        "seen": OrderedDict(),
+        "learned_model": cfg.policies.learned_model,
+        "learned_retrain_every": cfg.policies.learned_retrain_every,
+    }
+
+
+def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
+    """Tokens per location (tier) from block counts in lookup order; a prompt's last
+    partial block is trimmed from the deepest locations first."""
+    tok = [c * bt for c in counts]
+    excess = sum(tok) - input_tokens
+    k = len(tok) - 1
+    while excess > 0 and k >= 0:
+        cut = min(excess, tok[k])
+        tok[k] -= cut
+        excess -= cut
+        k -= 1
+    return tok
+
+
+def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
+    """Uncontended service time per request: the load signal of the hit-rate-only replays."""
+    c = cfg.compute
+    return compute.service_time_s(
+        setup.spec, setup.gpu, w.input_tokens, w.output_tokens, tp=cfg.model.tp, mfu=c.mfu,
+        compute_dtype=c.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
+        overhead_s=c.decode_overhead_ms / 1000,
+    )
