@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from trace.source import workload_from_config
 
     from sim.modes.runner import run_mode
-    from sim.report.schema import write_csv, write_json
+    from sim.report.rows import write_csv
+    from sim.report.schema import write_json
 
     cfg = load_cfg(args)
     console = make_console(args.quiet)
@@ -81,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_csv(report, out_dir / "report.csv")
         console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
     if not args.no_plot and report.get("routers"):
-        from sim.report.cluster import plot_router_comparison
+        from sim.report.plots import plot_router_comparison
 
         png = plot_router_comparison(report, Path(args.plot or out_dir / "routers.png"))
         console.print(f"plot: {png}")
@@ -106,7 +107,8 @@ def cmd_default(args: argparse.Namespace) -> int:
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
-    from sim.report.schema import write_csv, write_json
+    from sim.report.rows import write_csv
+    from sim.report.schema import write_json
 
     console.print(pd_table(report))
     lay = report["pd_layout"]

@@ -22,7 +22,7 @@ def policy_table(report: dict):
     """Single (and cluster with several policies): one row per eviction policy."""
     from rich.table import Table
 
-    from sim.report.schema import policy_rows
+    from sim.report.rows import policy_rows
 
     w = report["workload"]
     t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
@@ -48,7 +48,7 @@ def router_table(report: dict):
     """Cluster mode: one row per router (hit rate by location, TTFT, skew, speed)."""
     from rich.table import Table
 
-    from sim.report.cluster import router_rows
+    from sim.report.rows import router_rows
 
     w, topo = report["workload"], report.get("topology", {})
     t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
