@@ -1,28 +1,48 @@
 """The cluster cache below HBM: where HBM, DRAM and EIC victims go (``sim.cache.chain`` rules).
 
-Plain functions over a ``ClusterCache`` ``c``: they place victims in the
+Plain functions over the cluster cache's state ``c`` (a ``LowerHost``;
+``sim.cache.cluster.ClusterCache`` is one): they place victims in the
 lazily created DRAM / EIC / SSD tiers, keep the EIC rack index
 (``c.eic_racks``) and the per-kind move counters (``c.moved``) up to date,
 and add the background transfers they imply to ``bg``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from sim.cache.layout import Moves, add_move
+from sim.cache.chain import TierChain
+from sim.cache.layout import Layout, Moves, add_move
 from sim.cache.tier import Tier
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sim.cache.cluster import ClusterCache
+
+class LowerHost(Protocol):
+    """What these functions read and update of the cluster cache (so this module needs no import of it)."""
+
+    layout: Layout
+    topo: Any
+    chain: TierChain
+    admission_filter: bool
+    hbm: dict[int, Tier]
+    dram: dict[int, Tier]
+    ssd: Tier | None
+    hbm_holders: dict[int, dict[int, None]]
+    eic_racks: dict[int, int]
+    moved: dict[str, int]
+
+    def dram_tier(self, node: int) -> Tier | None: ...
+
+    def eic_tier(self, rack: int) -> Tier | None: ...
+
+    def gpu_ep(self, w: int) -> tuple: ...
 
 _EMPTY: dict = {}
 
 
-def count_move(c: ClusterCache, kind: str, n: int = 1) -> None:
+def count_move(c: LowerHost, kind: str, n: int = 1) -> None:
     c.moved[kind] = c.moved.get(kind, 0) + n
 
 
-def demote(c: ClusterCache, w: int, evicted: list[tuple[int, int]], bg: Moves) -> None:
+def demote(c: LowerHost, w: int, evicted: list[tuple[int, int]], bg: Moves) -> None:
     """Victims of worker w's HBM: to the node's DRAM and, when the chain publishes, the rack's EIC
     pool at once; a victim neither takes goes on down the chain (EIC, else the remote SSD)."""
     lay = c.layout
@@ -84,7 +104,7 @@ def demote(c: ClusterCache, w: int, evicted: list[tuple[int, int]], bg: Moves) -
         c.hbm[w].stats.dropped += dropped
 
 
-def dram_spill(c: ClusterCache, node: int, spill: list[tuple[int, int]], bg: Moves) -> None:
+def dram_spill(c: LowerHost, node: int, spill: list[tuple[int, int]], bg: Moves) -> None:
     """Victims of a node's DRAM: on down the chain, or dropped where the chain says so."""
     if c.chain.victim_goes("dram") is None:
         c.dram[node].stats.dropped += len(spill)
@@ -92,7 +112,7 @@ def dram_spill(c: ClusterCache, node: int, spill: list[tuple[int, int]], bg: Mov
         _below_dram(c, node, spill, bg, c.topo.dram(node), "dram")
 
 
-def _below_dram(c: ClusterCache, node: int, blocks: list[tuple[int, int]], bg: Moves, src, frm: str) -> int:
+def _below_dram(c: LowerHost, node: int, blocks: list[tuple[int, int]], bg: Moves, src, frm: str) -> int:
     """Push blocks leaving DRAM (or HBM victims DRAM did not take) to the next tier under DRAM.
 
     Returns how many found a place (already there counts); the others are dropped."""
@@ -126,7 +146,7 @@ def _below_dram(c: ClusterCache, node: int, blocks: list[tuple[int, int]], bg: M
     return placed
 
 
-def _eic_put(c: ClusterCache, rack: int, eic: Tier, b: int, pos: int, bg: Moves) -> None:
+def _eic_put(c: LowerHost, rack: int, eic: Tier, b: int, pos: int, bg: Moves) -> None:
     gone: list[tuple[int, int]] = []
     eic.put(b, pos, gone)
     if b in eic.pos:
@@ -135,7 +155,7 @@ def _eic_put(c: ClusterCache, rack: int, eic: Tier, b: int, pos: int, bg: Moves)
         _eic_gone(c, rack, eic, gone, bg)
 
 
-def _eic_gone(c: ClusterCache, rack: int, eic: Tier, gone: list[tuple[int, int]], bg: Moves) -> None:
+def _eic_gone(c: LowerHost, rack: int, eic: Tier, gone: list[tuple[int, int]], bg: Moves) -> None:
     """EIC victims: leave the rack index, go on down the chain (the remote SSD) unless already there."""
     racks = c.eic_racks
     keep = ~(1 << rack)
