@@ -33,6 +33,7 @@ from sim.config.hardware import (
     kv_bytes_per_token_total,
     model_spec,
 )
+from sim.engine.choice import resolve_engine
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
 from sim.engine.replay import run_fast as run_fast_compiled
@@ -150,18 +151,7 @@ def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) 
 
 def use_engine(cfg: Config, policy: str) -> bool:
     """Run `policy` on the compiled engine? (cache.engine: auto | compiled | python)"""
-    mode = cfg.cache.engine
-    if mode == "python":
-        return False
-    if policy in KERNELS:
-        return True
-    if mode == "compiled":
-        raise InputError(
-            f"policy {policy!r} has no compiled kernel (compiled: {', '.join(sorted(KERNELS))}); "
-            "use cache.engine=auto or python",
-            where="cache.engine",
-        )
-    return False
+    return resolve_engine(cfg.cache.engine, policy, policy in KERNELS, compiled=", ".join(sorted(KERNELS)))
 
 
 @dataclass
