@@ -90,12 +90,14 @@ def one_router(args) -> dict:
 
 
 def main() -> None:
+    from sim.engine.choice import ENGINES
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", default=DEFAULT_TRACE)
     ap.add_argument("--routers", default=ROUTERS)
     ap.add_argument("--policy", default="lru")
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--engine", default="auto", choices=["auto", "compiled", "python"], help="cache engine")
+    ap.add_argument("--engine", default="auto", choices=ENGINES, help="cache engine")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--no-reference", action="store_true", help="skip the single-node reference measurement")

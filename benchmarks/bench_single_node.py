@@ -55,12 +55,14 @@ def best_of(repeat: int, fn):
 
 
 def main() -> None:
+    from sim.engine.choice import ENGINES
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", default=DEFAULT_TRACE)
     ap.add_argument("--policies", default="lru,lfu,fifo,arc,s3fifo,selective_write,session_prefetch,belady")
     ap.add_argument("--hbm-gb", type=float, default=8.0)
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--engine", default="auto", choices=["auto", "compiled", "python"])
+    ap.add_argument("--engine", default="auto", choices=ENGINES)
     ap.add_argument("--repeat", type=int, default=3, help="replays per measurement; the best is kept")
     args = ap.parse_args()
     if not os.path.exists(args.trace):

@@ -11,11 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine import hashtab
-from sim.engine.layout import (
-    ARC_P, ARC_PENDING_P, CAP, HAS_PENDING, KEY, LEN, LIST, PENDING, PENDING_SLOT, POS, SIZE, tier_at,
-)
-from sim.engine.slots import drop_slot, move_to_back, new_slot, pop_front, push_back, unlink
+from sim.engine.layout import ARC_P, ARC_PENDING_P, CAP, HAS_PENDING, LEN, LIST, PENDING, PENDING_SLOT, SIZE, tier_at
+from sim.engine.slots import KEY, POS
+from sim.engine.tier_slots import drop_slot, find, move_to_back, new_slot, pop_front, push_back, unlink
 
 T1, T2, B1, B2 = 0, 1, 2, 3
 
@@ -38,7 +36,7 @@ def arc_admit(M, t, key, pos):
     a = tier_at(t)
     if M[a + HAS_PENDING] == 1 and M[a + PENDING] == key:
         return True  # announced just before (tier_admits, then put): nothing changed since
-    s = hashtab.find(M, t, key)
+    s = find(M, t, key)
     lst = M[s + LIST] if s >= 0 else -1
     if lst != T1 and lst != T2:
         M[a + PENDING] = key
@@ -84,7 +82,7 @@ def arc_insert(M, t, key, pos):
     a = tier_at(t)
     c = M[a + CAP]
     pending = M[a + HAS_PENDING] == 1 and M[a + PENDING] == key
-    s = M[a + PENDING_SLOT] if pending else hashtab.find(M, t, key)
+    s = M[a + PENDING_SLOT] if pending else find(M, t, key)
     if s >= 0:  # a ghost hit (resident keys are touched, not inserted)
         F = M.view(np.float64)
         if pending:

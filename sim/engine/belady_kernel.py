@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, KEY, LEN, LIST, NU_BASE, SIZE, tier_at
-from sim.engine.slots import new_slot, pop_front, push_back, retire, unlink
+from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, LEN, LIST, NU_BASE, SIZE, tier_at
+from sim.engine.slots import KEY
+from sim.engine.tier_slots import new_slot, pop_front, push_back, retire, unlink
 
 E_WORDS = 3
 DEAD, LIVE = 0, 1

@@ -1,4 +1,7 @@
-"""``ClusterCache``'s interface on the compiled kernels (``sim.engine.cluster_kernels``), for LRU and FIFO.
+"""``ClusterCache``'s interface on the compiled kernels, for LRU and FIFO.
+
+State layout: ``sim.engine.cluster_state``; the rules: ``sim.engine.cluster_kernels``;
+the routers' queries: ``sim.engine.cluster_queries``.
 
 Same lookup/fetch/store/demote rules, counters, lazily created tiers and
 transfers as the Python ``sim.cache.cluster.ClusterCache`` (the reference,
@@ -14,6 +17,10 @@ import numpy as np
 from sim.engine import cluster_kernels as K
 from sim.cache.layout import Layout, Moves
 from sim.cache.tier import TierStats
+from sim.engine import cluster_kernels, cluster_queries
+from sim.engine import cluster_state as K
+from sim.engine.hashtab import table_size
+from sim.engine.slots import NEXT
 
 _POOL0 = 1 << 15  # initial slots
 
@@ -87,8 +94,9 @@ class CompiledClusterCache:
             T[self._base["ssd"], K.CREATED] = 1
         G[K.FREE] = -1
         self.T, self.G = T, G
-        self.S = np.empty((0, K.S_COLS), np.int64)
-        self.B = np.full((max(1, n_blocks), 3), -1, np.int64)
+        self._t = T.reshape(-1)  # the kernels' flat view of the instance records
+        self.S = np.empty(0, np.int64)
+        self.B = np.full(max(1, n_blocks) * K.B_COLS, -1, np.int64)
         self._grow(_POOL0)
         self._cnt = np.zeros(6, np.int64)
         self._cr = np.zeros((64, 3), np.int64)
@@ -103,17 +111,18 @@ class CompiledClusterCache:
     def _grow(self, need: int) -> None:
         """At least `need` more free slots; the index is rebuilt at twice the pool size."""
         S, G = self.S, self.G
-        old = S.shape[0]
+        old = S.shape[0] // K.S_COLS
         cap = max(2 * old, old + need, _POOL0)
-        S2 = np.empty((cap, K.S_COLS), np.int64)
-        S2[:old] = S
-        S2[old:, K.INST] = -1
-        S2[old:cap - 1, K.NEXT] = np.arange(old + 1, cap)
-        S2[cap - 1, K.NEXT] = G[K.FREE]
-        G[K.FREE] = old
+        S2 = np.empty(cap * K.S_COLS, np.int64)
+        S2[:S.shape[0]] = S
+        rows = S2.reshape(cap, K.S_COLS)
+        rows[old:, K.INST] = -1
+        rows[old:cap - 1, NEXT] = K.S_COLS * np.arange(old + 1, cap)  # slot addresses
+        rows[cap - 1, NEXT] = G[K.FREE]
+        G[K.FREE] = K.S_COLS * old
         G[K.NFREE] += cap - old
-        size = 1 << int(2 * cap - 1).bit_length()
-        self.H = np.full((size, 2), -1, np.int64)  # (key, slot) rows: one cache line per probe
+        size = table_size(cap)
+        self.H = np.full(2 * size, -1, np.int64)
         G[K.MASK] = size - 1
         self.S = S2
         K.rehash(S2, G, self.H)
@@ -153,7 +162,7 @@ class CompiledClusterCache:
     def acquire(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
         """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background)."""
         self._reserve(len(blocks))
-        K.acquire(self.S, self.T, self.G, self.H, self.B, blocks, w, pos0, self._cnt, self._cr, self._mv)
+        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, pos0, self._cnt, self._cr, self._mv)
         me = self.gpu_ep(w)
         ep = self._ep
         crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
@@ -162,7 +171,7 @@ class CompiledClusterCache:
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         self._reserve(len(blocks))
-        K.store(self.S, self.T, self.G, self.H, self.B, blocks, w, pos0, start, self._mv)
+        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, pos0, start, self._mv)
         return self._moves()
 
     # ------------------------------------------------------------ read-only (routers)
@@ -176,19 +185,19 @@ class CompiledClusterCache:
             self._pw = np.zeros(2 * n, np.int64)
             self._pc = np.zeros((2 * n, 6), np.int64)
         self._pw[:n] = ws
-        K.probe(self.S, self.T, self.G, self.H, self.B, blocks, self._pw, n, bool(in_rack), self._pc)
+        cluster_queries.probe(self.S, self._t, self.G, self.H, self.B, blocks, self._pw, n, bool(in_rack), self._pc)
         return self._pc[:n].tolist()
 
     def hbm_candidates(self, blocks: np.ndarray, k: int) -> list[int]:
         if self._out.shape[0] < k:
             self._out = np.zeros(k, np.int64)
-        m = K.hbm_candidates(self.S, self.G, self.B, blocks, k, self._out)
+        m = cluster_queries.hbm_candidates(self.S, self.G, self.B, blocks, k, self._out)
         return self._out[:m].tolist()
 
     def eic_prefix_racks(self, blocks: np.ndarray, off: int, scan: int) -> list[int]:
         if self._out.shape[0] < scan:
             self._out = np.zeros(scan, np.int64)
-        m = K.eic_prefix_racks(self.S, self.G, self.B, blocks, off, scan, self._mark, self._out)
+        m = cluster_queries.eic_prefix_racks(self.S, self.G, self.B, blocks, off, scan, self._mark, self._out)
         return self._out[:m].tolist()
 
     # ------------------------------------------------------------ report

@@ -15,7 +15,7 @@ from sim.engine.lru_kernel import list_remove, lru_insert, lru_victim, sw_admit,
 from sim.engine.belady_kernel import belady_insert, belady_remove, belady_touch, belady_victim
 from sim.engine.lfu_kernel import lfu_insert, lfu_remove, lfu_touch, lfu_victim
 from sim.engine.s3fifo_kernel import s3_insert, s3_touch, s3_victim
-from sim.engine.slots import move_to_back
+from sim.engine.tier_slots import move_to_back
 
 LRU, FIFO, SESSION_PREFETCH, SELECTIVE_WRITE, ARC, S3FIFO, LFU, BELADY = range(8)
 

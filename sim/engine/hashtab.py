@@ -1,72 +1,81 @@
-"""Open addressing with linear probing, one table per tier: block id -> slot.
+"""Open addressing with linear probing: int64 key -> slot address, for both engines.
 
-Entries hold slot addresses (-1 empty); the key is read from the slot.
+The node engine keeps one table per tier inside its array ``M`` (key = block
+id); the cluster engine one table for all tier instances (key = instance x
+distinct blocks + block). A table of ``size`` entries (a power of two) is
+``2 * size`` words of an int64 array from ``base``: entry i is (key, value)
+at ``base + 2i``, value -1 when empty, so every int64 is a valid key. The key
+sits next to its value, so a probe reads one cache line and never the slot.
 Deletion shifts later entries back (no tombstones), so lookups stay short
 however long the replay runs.
+
+Nothing iterates over a table: a lookup is exact, so the layout and the hash
+decide speed only, never a result.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import HBASE, HMASK, KEY, tier_at
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def table_size(n_keys: int) -> int:
+    """Entries for at most `n_keys` keys: a power of two at least twice that (load factor <= 0.5)."""
+    size = 4
+    while size < 2 * max(1, n_keys):
+        size *= 2
+    return size
 
 
 @njit(cache=True, inline="always")
 def _home(key, mask):
-    h = np.uint64(key) * _GOLDEN
-    return np.int64(h >> np.uint64(32)) & mask
+    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(32)) & mask
 
 
 @njit(cache=True)
-def find(M, t, key):
-    """Slot holding `key` in tier t (resident or ghost), or -1."""
-    a = tier_at(t)
-    base, mask = M[a + HBASE], M[a + HMASK]
+def find(H, base, mask, key):
+    """The value stored for `key`, or -1."""
     i = _home(key, mask)
     while True:
-        s = M[base + i]
-        if s < 0:
-            return -1
-        if M[s + KEY] == key:
-            return s
+        e = base + 2 * i
+        v = H[e + 1]
+        if v < 0 or H[e] == key:
+            return v
         i = (i + 1) & mask
 
 
 @njit(cache=True)
-def insert(M, t, s):
-    """Index slot s (its KEY must be set and absent from the table)."""
-    a = tier_at(t)
-    base, mask = M[a + HBASE], M[a + HMASK]
-    i = _home(M[s + KEY], mask)
-    while M[base + i] >= 0:
-        i = (i + 1) & mask
-    M[base + i] = s
-
-
-@njit(cache=True)
-def delete(M, t, key):
-    """Remove `key` from tier t's table (it must be present)."""
-    a = tier_at(t)
-    base, mask = M[a + HBASE], M[a + HMASK]
+def insert(H, base, mask, key, val):
+    """Store `key` -> `val` (val >= 0; `key` must be absent)."""
     i = _home(key, mask)
-    while M[M[base + i] + KEY] != key:
+    while H[base + 2 * i + 1] >= 0:
+        i = (i + 1) & mask
+    e = base + 2 * i
+    H[e] = key
+    H[e + 1] = val
+
+
+@njit(cache=True)
+def delete(H, base, mask, key):
+    """Remove `key` (it must be present)."""
+    i = _home(key, mask)
+    while H[base + 2 * i] != key:  # no empty entry lies between a key's home and the key
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        s = M[base + j]
-        if s < 0:
+        e = base + 2 * j
+        if H[e + 1] < 0:
             break
-        k = _home(M[s + KEY], mask)
-        # s may move back to the hole at i unless its home lies cyclically in (i, j]
+        k = _home(H[e], mask)
+        # the entry at j may fill the hole at i unless its home lies cyclically in (i, j]
         if i <= j:
             if i < k <= j:
                 continue
         elif k > i or k <= j:
             continue
-        M[base + i] = s
+        H[base + 2 * i] = H[e]
+        H[base + 2 * i + 1] = H[e + 1]
         i = j
-    M[base + i] = -1
+    H[base + 2 * i + 1] = -1

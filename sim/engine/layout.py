@@ -11,10 +11,11 @@ Layout of ``M`` (all offsets are absolute indices into ``M``):
 * one record of ``N_TIER_FIELDS`` per tier at ``tier_at(t)``: workers' HBM
   0..NW-1, DRAM = NW, SSD = NW + 1, and the selective-write reuse history as
   the pseudo-tier NW + 2;
-* slots, ``N_SLOT_FIELDS`` words each; a slot is named by its address ``s``
+* slots, ``N_SLOT_FIELDS`` words each (the shared header of ``sim.engine.slots``,
+  then LIST, FREQ, HIDX); a slot is named by its address ``s``
   and its fields are ``M[s + KEY]`` etc. A slot is a resident block or a
   ghost key;
-* each tier's hash table (slot addresses, -1 empty) and auxiliary region
+* each tier's hash table (``sim.engine.hashtab``: key, slot pairs) and auxiliary region
   (LFU's frequency buckets, Belady's heap);
 * the workload's ``next_use`` and ``depth`` per access (Belady and
   selective_write read them by access position);
@@ -29,9 +30,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# --- slot fields
-KEY, POS, PREV, NEXT, LIST, FREQ, HIDX = range(7)
-N_SLOT_FIELDS = 7
+from sim.engine.hashtab import table_size
+from sim.engine.slots import N_HEADER, NEXT
+
+# --- slot fields after the shared header (sim.engine.slots: KEY, POS, PREV, NEXT)
+LIST, FREQ, HIDX = range(N_HEADER, N_HEADER + 3)
+N_SLOT_FIELDS = N_HEADER + 3
 
 # --- node header
 NW = 0  # workers
@@ -57,9 +61,8 @@ FREE = 4  # first free slot (linked through NEXT), -1 none
 LEN = 5  # resident blocks
 HEAPBASE = 6  # the tier's auxiliary region (LFU buckets, Belady heap)
 HEAPLEN = 7
-HEAD = 8  # HEAD + l, l in 0..3: oldest slot of list l
-TAIL = 12
-SIZE = 16
+HEAD = 8  # list l, l in 0..3: anchor (oldest, youngest slot) at HEAD + 2l
+SIZE = 16  # SIZE + l: length of list l
 PENDING_SLOT = 20  # ARC: the pending key's ghost slot, -1 none
 PENDING = 21  # ARC: key announced by admit
 HAS_PENDING = 22
@@ -85,25 +88,17 @@ def tier_at(t):
     return N_NODE_FIELDS + t * N_TIER_FIELDS
 
 
-def _table_size(nslots: int) -> int:
-    """A power of two at least twice the slots (load factor <= 0.5)."""
-    size = 4
-    while size < 2 * max(1, nslots):
-        size *= 2
-    return size
-
-
 def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_code: int, n_workers: int,
              write_through: bool, params: list[tuple[int, int, int]], next_use: np.ndarray,
              depth: np.ndarray) -> np.ndarray:
     """``M`` for tiers with `capacities` (blocks), `nslots` slots and `aux` words of policy
     structures (LFU buckets, Belady's heap) each; `params[t]` = PARAM_A..C."""
     n_t = len(capacities)
-    sizes = [_table_size(n) for n in nslots]
+    sizes = [table_size(n) for n in nslots]
     total_slots = int(sum(nslots))
     slots0 = N_NODE_FIELDS + n_t * N_TIER_FIELDS
     ht0 = slots0 + total_slots * N_SLOT_FIELDS
-    hp0 = ht0 + sum(sizes)
+    hp0 = ht0 + 2 * sum(sizes)
     nu0 = hp0 + int(sum(aux))
     dp0 = nu0 + len(next_use)
     sc0 = dp0 + len(depth)
@@ -113,7 +108,7 @@ def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_co
     M[NW], M[POLICY], M[WRITE_THROUGH] = n_workers, policy_code, int(write_through)
     M[NU_BASE], M[DP_BASE] = nu0, dp0
     M[SCRATCH], M[SCRATCH_N] = sc0, scratch_n
-    M[slots0:hp0] = -1  # slot fields and hash tables
+    M[slots0:hp0] = -1  # slot fields and hash tables (empty entries)
     M[hp0:nu0] = -1
     M[nu0:dp0] = next_use
     M[dp0:sc0] = depth
@@ -137,6 +132,6 @@ def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_co
         else:
             M[a + FREE] = -1
         s += n * N_SLOT_FIELDS
-        h += sizes[t]
+        h += 2 * sizes[t]
         p += int(aux[t])
     return M

@@ -13,10 +13,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import FREQ, HEAD, HEAPBASE, HIDX, LEN, LIST, NEXT, NSLOTS, PREV, tier_at
-from sim.engine.slots import new_slot, retire
+from sim.engine import slots
+from sim.engine.layout import FREQ, HEAD, HEAPBASE, HIDX, LEN, LIST, NSLOTS, tier_at
+from sim.engine.slots import PREV
+from sim.engine.tier_slots import new_slot, retire
 
-B_FREQ, B_HEAD, B_TAIL, B_PREV, B_NEXT = range(5)
+B_FREQ, B_HEAD, B_TAIL, B_PREV, B_NEXT = range(5)  # B_HEAD, B_TAIL: the bucket's slot list anchor
 B_WORDS = 5
 LOW = HEAD  # tier field: the lowest-frequency bucket, -1 none
 BFREE = HEAD + 1  # tier field: first free bucket record
@@ -63,14 +65,7 @@ def _bucket_new(M, t, f, after):
 
 @njit(cache=True)
 def _join(M, b, s):
-    tail = M[b + B_TAIL]
-    M[s + PREV] = tail
-    M[s + NEXT] = -1
-    if tail >= 0:
-        M[tail + NEXT] = s
-    else:
-        M[b + B_HEAD] = s
-    M[b + B_TAIL] = s
+    slots.link_back(M, s, M, b + B_HEAD, PREV)
     M[s + HIDX] = b
 
 
@@ -78,15 +73,7 @@ def _join(M, b, s):
 def _leave(M, t, s):
     """Unlink s from its bucket; an emptied bucket goes back to the free list."""
     b = M[s + HIDX]
-    p, n = M[s + PREV], M[s + NEXT]
-    if p >= 0:
-        M[p + NEXT] = n
-    else:
-        M[b + B_HEAD] = n
-    if n >= 0:
-        M[n + PREV] = p
-    else:
-        M[b + B_TAIL] = p
+    slots.unlink(M, s, M, b + B_HEAD, PREV)
     if M[b + B_HEAD] < 0:
         a = tier_at(t)
         bp, bn = M[b + B_PREV], M[b + B_NEXT]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim.engine import hashtab
-from sim.engine.layout import DP_BASE, KEY, LEN, NW, PARAM_A, PARAM_C, SIZE, tier_at
-from sim.engine.slots import drop_slot, move_to_back, new_slot, pop_front, push_back, retire, unlink
+from sim.engine.layout import DP_BASE, LEN, NW, PARAM_A, PARAM_C, SIZE, tier_at
+from sim.engine.slots import KEY
+from sim.engine.tier_slots import drop_slot, find, move_to_back, new_slot, pop_front, push_back, retire, unlink
 
 
 @njit(cache=True)
@@ -37,7 +37,7 @@ def list_remove(M, t, s):
 def sw_see(M, t, key):
     """Record a sighting of `key` in the node's reuse history; True if seen before."""
     h = M[NW] + 2
-    s = hashtab.find(M, h, key)
+    s = find(M, h, key)
     if s >= 0:
         move_to_back(M, h, s)
         return True

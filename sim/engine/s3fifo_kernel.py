@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim.engine import hashtab
-from sim.engine.layout import FREQ, KEY, LEN, PARAM_A, PARAM_B, PARAM_C, POS, SIZE, tier_at
-from sim.engine.slots import drop_slot, new_slot, pop_front, push_back, retire, unlink
+from sim.engine.layout import FREQ, LEN, PARAM_A, PARAM_B, PARAM_C, SIZE, tier_at
+from sim.engine.slots import KEY, POS
+from sim.engine.tier_slots import drop_slot, find, new_slot, pop_front, push_back, retire, unlink
 
 SMALL, MAIN, GHOST = 0, 1, 2
 MAX_FREQ = 3
@@ -25,7 +25,7 @@ def s3_touch(M, t, s):
 
 @njit(cache=True)
 def s3_insert(M, t, key, pos):
-    s = hashtab.find(M, t, key)
+    s = find(M, t, key)
     if s >= 0:  # in the ghost list: straight to main
         unlink(M, t, s)
         M[s + POS] = pos

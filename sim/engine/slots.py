@@ -1,94 +1,72 @@
-"""Slot bookkeeping of one tier: the free list and the linked lists.
+"""Slots and intrusive lists, shared by the node engine and the cluster engine.
 
-Lists are intrusive (PREV/NEXT; LIST = list id, -1 on none) with head,
-tail and size per (tier, list) in the tier record.
+A slot is a record of int64 fields at address ``s`` of a flat array. Every
+slot starts with the header KEY, POS, PREV, NEXT; each engine adds its own
+fields after ``N_HEADER``. Free slots chain through NEXT from a head word.
+
+Lists are intrusive and doubly linked through a pair of link fields at
+``s + lk`` (previous) and ``s + lk + 1`` (next): PREV/NEXT, or a second pair
+when a slot sits on two lists at once. A list's anchor is two words, head
+(oldest) and tail (youngest), at ``anc`` of an array that may be the slot
+array itself; callers that need a length keep it themselves. Every
+function takes the arrays explicitly, so the same compiled code serves the
+node engine's single array and the cluster engine's separate ones.
 """
 from __future__ import annotations
 
 from numba import njit
 
-from sim.engine import hashtab
-from sim.engine.layout import FREE, HEAD, KEY, LEN, LIST, NEXT, POS, PREV, SIZE, TAIL, tier_at
+KEY, POS, PREV, NEXT = range(4)
+N_HEADER = 4
 
 
-@njit(cache=True)
-def new_slot(M, t, key, pos):
-    """Take a free slot of tier t for `key` and index it."""
-    a = tier_at(t)
-    s = M[a + FREE]
+@njit(cache=True, inline="always")
+def take_free(S, A, at):
+    """Pop the first free slot of the free list whose head word is A[at]."""
+    s = A[at]
     if s < 0:
-        raise RuntimeError("kvsim engine: a tier ran out of slots (sizing bug)")
-    M[a + FREE] = M[s + NEXT]
-    M[s + KEY] = key
-    M[s + POS] = pos
-    M[s + LIST] = -1
-    hashtab.insert(M, t, s)
+        raise RuntimeError("kvsim engine: slot pool exhausted (sizing bug)")
+    A[at] = S[s + NEXT]
     return s
 
 
-@njit(cache=True)
-def drop_slot(M, t, s):
-    """Forget slot s (unindex it, return it to the free list); it must be on no list."""
-    a = tier_at(t)
-    hashtab.delete(M, t, M[s + KEY])
-    M[s + LIST] = -1
-    M[s + NEXT] = M[a + FREE]
-    M[a + FREE] = s
+@njit(cache=True, inline="always")
+def give_free(S, s, A, at):
+    """Push slot s onto the free list whose head word is A[at]."""
+    S[s + NEXT] = A[at]
+    A[at] = s
 
 
-@njit(cache=True)
-def retire(M, t, s):
-    """Resident slot s leaves tier t (a victim or a removal); returns its (key, pos)."""
-    key, pos = M[s + KEY], M[s + POS]
-    drop_slot(M, t, s)
-    M[tier_at(t) + LEN] -= 1
-    return key, pos
-
-
-@njit(cache=True)
-def push_back(M, t, lst, s):
-    """Append s at the young end of list `lst`."""
-    a = tier_at(t)
-    tail = M[a + TAIL + lst]
-    M[s + LIST] = lst
-    M[s + NEXT] = -1
-    M[s + PREV] = tail
+@njit(cache=True, inline="always")
+def link_back(S, s, A, anc, lk):
+    """Append s at the young end of the list anchored at A[anc]."""
+    tail = A[anc + 1]
+    S[s + lk] = tail
+    S[s + lk + 1] = -1
     if tail >= 0:
-        M[tail + NEXT] = s
+        S[tail + lk + 1] = s
     else:
-        M[a + HEAD + lst] = s
-    M[a + TAIL + lst] = s
-    M[a + SIZE + lst] += 1
+        A[anc] = s
+    A[anc + 1] = s
 
 
-@njit(cache=True)
-def unlink(M, t, s):
-    a = tier_at(t)
-    lst = M[s + LIST]
-    p, n = M[s + PREV], M[s + NEXT]
+@njit(cache=True, inline="always")
+def unlink(S, s, A, anc, lk):
+    """Take s off the list anchored at A[anc]."""
+    p, n = S[s + lk], S[s + lk + 1]
     if p >= 0:
-        M[p + NEXT] = n
+        S[p + lk + 1] = n
     else:
-        M[a + HEAD + lst] = n
+        A[anc] = n
     if n >= 0:
-        M[n + PREV] = p
+        S[n + lk] = p
     else:
-        M[a + TAIL + lst] = p
-    M[a + SIZE + lst] -= 1
-    M[s + LIST] = -1
+        A[anc + 1] = p
 
 
-@njit(cache=True)
-def pop_front(M, t, lst):
-    """Unlink and return the oldest slot of list `lst` (it must be non-empty)."""
-    s = M[tier_at(t) + HEAD + lst]
-    unlink(M, t, s)
-    return s
-
-
-@njit(cache=True)
-def move_to_back(M, t, s):
-    lst = M[s + LIST]
-    if M[tier_at(t) + TAIL + lst] != s:
-        unlink(M, t, s)
-        push_back(M, t, lst, s)
+@njit(cache=True, inline="always")
+def to_back(S, s, A, anc, lk):
+    """Move s to the young end of its list (a recency touch)."""
+    if A[anc + 1] != s:
+        unlink(S, s, A, anc, lk)
+        link_back(S, s, A, anc, lk)

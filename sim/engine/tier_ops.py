@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim.engine import hashtab
 from sim.engine.dispatch import ARC, pol_admit, pol_filters, pol_insert, pol_remove, pol_touch, pol_victim
 from sim.engine.layout import (
-    CAP, LEN, LIST, POLICY, POS, RESIDENT_LISTS, SCRATCH_N, ST_EVICTIONS, ST_INSERTS, ST_REJECTED, ST_TAKEN,
-    tier_at,
+    CAP, LEN, LIST, POLICY, RESIDENT_LISTS, SCRATCH_N, ST_EVICTIONS, ST_INSERTS, ST_REJECTED, ST_TAKEN, tier_at,
 )
+from sim.engine.slots import POS
+from sim.engine.tier_slots import find
 
 
 @njit(cache=True)
 def resident(M, t, key):
     """Slot of `key` if it is resident in tier t (not a ghost), else -1."""
-    s = hashtab.find(M, t, key)
+    s = find(M, t, key)
     if s >= 0 and 0 <= M[s + LIST] < RESIDENT_LISTS:
         return s
     return -1

@@ -40,11 +40,11 @@ from sim.timing import compute
 from sim.cache.cluster import ClusterCache
 from sim.cache.layout import LOC_NAMES, Layout
 from sim.cache.unbounded import Unbounded
+from sim.engine.choice import resolve_engine
 from sim.engine.cluster_cache import CompiledClusterCache
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
 from sim.config import Config
-from sim.errors import InputError
 from sim.timing.fluid import FluidShare
 from sim.timing.network import Network
 import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
@@ -204,9 +204,6 @@ def queue_recency(policy: str) -> bool | None:
     return False if cls.touch is FIFO.touch else None
 
 
-ENGINES = ("auto", "compiled", "python")
-
-
 def build_compiled_cache(cfg: Config, setup: ClusterSetup, recency: bool, distinct_blocks: int) -> CompiledClusterCache:
     return CompiledClusterCache(
         setup.layout,
@@ -237,17 +234,13 @@ def run_cluster(
     "auto" the compiled one when it can. Both give identical results."""
     t_wall = time.perf_counter()
     router = router or cfg.cluster.router
-    engine = engine or cfg.cache.engine
-    if engine not in ENGINES:
-        raise InputError(f"unknown cache engine {engine!r} (known: {', '.join(ENGINES)})", where="cache.engine")
+    recency = queue_recency(policy)
+    compiled = resolve_engine(engine or cfg.cache.engine, policy, recency is not None, kernel="compiled cluster cache",
+                              compiled="LRU and FIFO order: lru, fifo, session_prefetch")
     if ctx is None:
         ctx = AccessContext.from_workload(workload)
     setup = ClusterSetup.from_config(cfg, workload.block_tokens, topo)
-    recency = queue_recency(policy) if engine != "python" else None
-    if engine == "compiled" and recency is None:
-        raise InputError(f"policy {policy!r} has no compiled cluster cache (compiled: LRU and FIFO order: "
-                         "lru, fifo, session_prefetch); use cache.engine=auto or python", where="cache.engine")
-    if recency is not None and setup.node.hbm_blocks > 0:
+    if compiled and setup.node.hbm_blocks > 0:
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays.
         uniq, dense = np.unique(workload.block_ids, return_inverse=True)
         blocks = np.ascontiguousarray(dense, dtype=np.int64)

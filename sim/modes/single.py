@@ -28,8 +28,8 @@ import simpy
 from sim.cache.node import NodeCache, Traffic
 from sim.cache.tier import Tier
 from sim.config import Config
-from sim.errors import InputError
 from sim.timing.fluid import FluidShare, link_share
+from sim.engine.choice import resolve_engine
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
 from sim.engine.replay import run_fast as run_fast_compiled
@@ -65,18 +65,7 @@ def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) 
 
 def use_engine(cfg: Config, policy: str) -> bool:
     """Run `policy` on the compiled engine? (cache.engine: auto | compiled | python)"""
-    mode = cfg.cache.engine
-    if mode == "python":
-        return False
-    if policy in KERNELS:
-        return True
-    if mode == "compiled":
-        raise InputError(
-            f"policy {policy!r} has no compiled kernel (compiled: {', '.join(sorted(KERNELS))}); "
-            "use cache.engine=auto or python",
-            where="cache.engine",
-        )
-    return False
+    return resolve_engine(cfg.cache.engine, policy, policy in KERNELS, compiled=", ".join(sorted(KERNELS)))
 
 
 @dataclass

@@ -9,7 +9,11 @@ key blocks by access positions, which the access arrays already provide:
   (next uses are distinct positions), so residency is a flag per position
   and the farthest-next-use victim is the top of a max-heap of positions.
 * LRU keys a block by the position of its first access (``prev`` chains
-  lead there), a dense key for an intrusive recency list.
+  lead there), a dense key for an intrusive recency list. The list is
+  written out in the loop rather than taken from the engines' core
+  (``sim.engine.slots``): through those calls numba keeps reference
+  counting inside this loop, which made it about 5x slower (Mooncake, five
+  capacities: 7 ms vs 35-44 ms).
 
 ``tests/test_oracle_bounds.py`` checks both against the plain Python loops
 they replaced (a dict + heap, an OrderedDict) on random sequences.

@@ -1,0 +1,151 @@
+"""Read-only queries of the compiled cluster cache for the routers (``sim.routing.cluster``).
+
+``probe`` counts where each candidate worker would find a request's cached
+prefix; ``hbm_candidates`` and ``eic_prefix_racks`` read the per-block
+holder and EIC-copy lists (``sim.engine.cluster_state``) so no router scans
+the workers or racks.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from sim.engine.cluster_state import (
+    B_COLS,
+    BNEXT,
+    CREATED,
+    CROSS,
+    DBASE,
+    EBASE,
+    EHEAD,
+    HOLD_BASE,
+    HTAIL,
+    INST,
+    NEIC,
+    NHOLD,
+    NR,
+    SSD_T,
+    T_COLS,
+    WPN,
+    WPR,
+    existing,
+    find_in,
+)
+from sim.engine.slots import PREV
+
+
+@njit(cache=True)
+def probe(S, T, G, H, B, blocks, ws, nw, in_rack, cnt):
+    """ClusterCache.probe for workers ws[:nw] -> cnt[i] (blocks of the cached prefix per location)."""
+    for i in range(nw):
+        _probe1(S, T, G, H, B, blocks, ws[i], in_rack, cnt[i])
+
+
+@njit(cache=True)
+def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
+    hbm = existing(T, w)
+    base = w - w % G[WPN]
+    dram = existing(T, G[DBASE] + w // G[WPN])
+    eic = existing(T, G[EBASE] + w // G[WPR])
+    racks = G[CROSS] != 0 and not in_rack
+    ssd = G[SSD_T] if not in_rack else -1
+    n0 = n1 = n2 = n3 = n4 = n5 = 0
+    for j in range(blocks.shape[0]):
+        b = blocks[j]
+        if hbm >= 0 and find_in(G, H, hbm, b) >= 0:
+            n0 += 1
+            continue
+        hit = False
+        for p in range(base, base + G[WPN]):
+            if p != w and T[p * T_COLS + CREATED] and find_in(G, H, p, b) >= 0:
+                hit = True
+                break
+        if hit:
+            n1 += 1
+        elif dram >= 0 and find_in(G, H, dram, b) >= 0:
+            n2 += 1
+        elif eic >= 0 and find_in(G, H, eic, b) >= 0:
+            n3 += 1
+        elif racks and B[b * B_COLS + EHEAD] >= 0:
+            n4 += 1
+        elif ssd >= 0 and find_in(G, H, ssd, b) >= 0:
+            n5 += 1
+        else:
+            break
+    cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5] = n0, n1, n2, n3, n4, n5
+
+
+@njit(cache=True)
+def hbm_candidates(S, G, B, blocks, k, out):
+    """Up to k workers holding the deepest blocks in HBM, most recent holder first -> out; returns how many."""
+    m = 0
+    if G[NHOLD] == 0:
+        return 0
+    for j in range(blocks.shape[0] - 1, -1, -1):
+        s = B[blocks[j] * B_COLS + HTAIL]
+        while s >= 0:
+            w = S[s + INST] - G[HOLD_BASE]
+            new = True
+            for i in range(m):
+                if out[i] == w:
+                    new = False
+                    break
+            if new:
+                out[m] = w
+                m += 1
+                if m >= k:
+                    return m
+            s = S[s + PREV]
+    return m
+
+
+@njit(cache=True)
+def eic_prefix_racks(S, G, B, blocks, off, scan, mark, out):
+    """Racks whose EIC pool holds the longest prefix of blocks (the last non-empty intersection),
+    in rack order from `off` round (at most `scan`) -> out; returns how many. `mark` is scratch (n racks)."""
+    n = blocks.shape[0]
+    if G[NEIC] == 0 or n == 0:
+        return 0
+    ebase = G[EBASE]
+    nr = G[NR]
+    for r in range(nr):
+        mark[r] = 0
+    e = B[blocks[0] * B_COLS + EHEAD]
+    cnt = 0
+    while e >= 0:
+        mark[S[e + INST] - ebase] = 1
+        cnt += 1
+        e = S[e + BNEXT]
+    if cnt == 0:
+        return 0
+    level = 1
+    for j in range(1, n):
+        both = 0
+        e = B[blocks[j] * B_COLS + EHEAD]
+        while e >= 0:
+            r = S[e + INST] - ebase
+            if mark[r] == level:
+                both += 1
+            e = S[e + BNEXT]
+        if both == 0:
+            break
+        e = B[blocks[j] * B_COLS + EHEAD]
+        while e >= 0:
+            r = S[e + INST] - ebase
+            if mark[r] == level:
+                mark[r] = level + 1
+            e = S[e + BNEXT]
+        level += 1
+    m = 0
+    for r in range(off, nr):
+        if m >= scan:
+            break
+        if mark[r] == level:
+            out[m] = r
+            m += 1
+    for r in range(0, off):
+        if m >= scan:
+            break
+        if mark[r] == level:
+            out[m] = r
+            m += 1
+    return m

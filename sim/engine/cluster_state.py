@@ -1,0 +1,202 @@
+"""State of the compiled cluster cache and its bookkeeping, on the shared core.
+
+The compiled twin of ``sim.cache.cluster.ClusterCache`` (``sim.engine.cluster_kernels``
+runs its rules, ``sim.engine.cluster_queries`` answers the routers) keeps
+its state in flat int64 arrays (``U`` distinct blocks, dense ids 0..U-1):
+
+* ``S``: slots of ``S_COLS`` words (address ``s``), one per resident (tier
+  instance, block): the shared header of ``sim.engine.slots`` (KEY = block,
+  POS = workload position of the latest access, PREV/NEXT = the instance's
+  queue, oldest first; for holder entries the block's holder list), then
+  INST and BPREV/BNEXT (the block's list of EIC-pool copies). Free slots
+  chain through NEXT.
+* ``T``: a record of ``T_COLS`` per instance: the queue anchor HEAD/TAIL,
+  SIZE, CAP, CREATED, REC (a hit moves the block to the back: LRU) and the
+  ``TierStats`` counters. Instances: HBM per worker, DRAM per node, EIC per
+  rack, the remote SSD.
+* ``H``: the shared hash table (``sim.engine.hashtab``) with key = instance
+  x U + block. Holder entries (``hbm_holders``: block -> workers,
+  insertion-ordered) are slots of pseudo-instances after the SSD.
+* ``B``: a record of ``B_COLS`` per block: the anchors of its holder list
+  and of its EIC-copy list (the racks whose pool holds it: ``eic_racks``).
+* ``G``: sizes, flags, free-list head, counters (hits per location, moves).
+
+Transfers are recorded as (src kind, src index, dst kind, dst index, blocks)
+rows aggregated per (src, dst) in first-recorded order (dict order in Python).
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from sim.engine import hashtab, slots
+from sim.engine.slots import KEY, N_HEADER, POS, PREV
+
+# S fields after the shared header
+INST, BPREV, BNEXT = range(N_HEADER, N_HEADER + 3)
+S_COLS = N_HEADER + 3
+# T fields: the queue, then TierStats in sim.cache.tier field order
+HEAD, TAIL, SIZE, CAP, CREATED, REC = range(6)
+HITS, INSERTS, DEM_IN, PROM_OUT, EVICTIONS, TAKEN, DROPPED, REJECTED = range(6, 14)
+T_COLS = 14
+STAT_NAMES = ("hits", "inserts", "demotions_in", "promotions_out", "evictions", "taken", "dropped", "rejected")
+# B fields: anchors of the block's holder list (through PREV/NEXT) and EIC-copy list (through BPREV/BNEXT)
+HHEAD, HTAIL, EHEAD, ETAIL = range(4)
+B_COLS = 4
+# G entries
+(U_, NW, NN, NR, WPN, WPR, NPR, DBASE, EBASE, SSD_T, HOLD_BASE, EVICT_TO_EIC, CROSS, WT, EIC_CAP_POS,
+ FREE, NFREE, MASK, NHOLD, NEIC, NCR, NMV, HITS0) = range(23)
+MOVED0 = HITS0 + 6
+G_LEN = MOVED0 + 7
+MOVE_NAMES = ("hbm_to_eic", "hbm_to_dram", "eic_to_ssd", "write_through_dram", "dram_to_eic", "dram_to_ssd",
+              "hbm_to_ssd")
+M_HBM_EIC, M_HBM_DRAM, M_EIC_SSD, M_WT_DRAM, M_DRAM_EIC, M_DRAM_SSD, M_HBM_SSD = range(7)
+# endpoint kinds of transfer rows
+EP_GPU, EP_DRAM, EP_EIC, EP_SSD = range(4)
+
+
+# ----------------------------------------------------------------- index
+@njit(cache=True)
+def rehash(S, G, H):
+    """Index every live slot into the (new, empty) table H."""
+    mask = G[MASK]
+    u = G[U_]
+    for s in range(0, S.shape[0], S_COLS):
+        if S[s + INST] >= 0:
+            hashtab.insert(H, 0, mask, S[s + INST] * u + S[s + KEY], s)
+
+
+@njit(cache=True, inline="always")
+def find_in(G, H, t, b):
+    """Slot of block b in instance t, or -1."""
+    return hashtab.find(H, 0, G[MASK], t * G[U_] + b)
+
+
+@njit(cache=True)
+def alloc(S, G, H, inst, b, pos):
+    s = slots.take_free(S, G, FREE)
+    G[NFREE] -= 1
+    S[s + KEY] = b
+    S[s + INST] = inst
+    S[s + POS] = pos
+    hashtab.insert(H, 0, G[MASK], inst * G[U_] + b, s)
+    return s
+
+
+@njit(cache=True)
+def release(S, G, H, s):
+    hashtab.delete(H, 0, G[MASK], S[s + INST] * G[U_] + S[s + KEY])
+    S[s + INST] = -1
+    slots.give_free(S, s, G, FREE)
+    G[NFREE] += 1
+
+
+# ----------------------------------------------------------------- tier instances
+@njit(cache=True)
+def touch(S, T, t, s, pos):
+    S[s + POS] = pos
+    a = t * T_COLS
+    if T[a + REC]:
+        slots.to_back(S, s, T, a + HEAD, PREV)
+
+
+@njit(cache=True)
+def is_eic(G, t):
+    return G[EBASE] <= t < G[EBASE] + G[NR]
+
+
+@njit(cache=True)
+def remove(S, T, G, H, B, t, s):
+    """Slot s leaves instance t (victim or taken): off its queue, its block's EIC list, the index."""
+    a = t * T_COLS
+    slots.unlink(S, s, T, a + HEAD, PREV)
+    T[a + SIZE] -= 1
+    if is_eic(G, t):
+        slots.unlink(S, s, B, S[s + KEY] * B_COLS + EHEAD, BPREV)
+        G[NEIC] -= 1
+    release(S, G, H, s)
+
+
+@njit(cache=True)
+def put_new(S, T, G, H, B, t, b, pos, out, k):
+    """Insert b (not resident) into t; a victim (block, pos) goes to out[k]. Returns 1 on a victim."""
+    a = t * T_COLS
+    vict = 0
+    if T[a + SIZE] >= T[a + CAP]:
+        h = T[a + HEAD]
+        out[k, 0] = S[h + KEY]
+        out[k, 1] = S[h + POS]
+        remove(S, T, G, H, B, t, h)
+        T[a + EVICTIONS] += 1
+        vict = 1
+    s = alloc(S, G, H, t, b, pos)
+    slots.link_back(S, s, T, a + HEAD, PREV)
+    T[a + SIZE] += 1
+    T[a + INSERTS] += 1
+    if is_eic(G, t):
+        slots.link_back(S, s, B, b * B_COLS + EHEAD, BPREV)
+        G[NEIC] += 1
+    return vict
+
+
+@njit(cache=True)
+def ensure(T, t):
+    """The lazily created instance t, or -1 when its kind has no capacity."""
+    if T[t * T_COLS + CAP] <= 0:
+        return -1
+    T[t * T_COLS + CREATED] = 1
+    return t
+
+
+@njit(cache=True)
+def existing(T, t):
+    return t if T[t * T_COLS + CREATED] else -1
+
+
+# ----------------------------------------------------------------- holders (hbm_holders)
+@njit(cache=True)
+def holder_add(S, G, H, B, b, w):
+    h = G[HOLD_BASE] + w
+    if find_in(G, H, h, b) >= 0:
+        return  # dict semantics: an existing key keeps its place
+    s = alloc(S, G, H, h, b, 0)
+    slots.link_back(S, s, B, b * B_COLS + HHEAD, PREV)
+    G[NHOLD] += 1
+
+
+@njit(cache=True)
+def holder_remove(S, G, H, B, b, w):
+    s = find_in(G, H, G[HOLD_BASE] + w, b)
+    if s < 0:
+        return
+    slots.unlink(S, s, B, b * B_COLS + HHEAD, PREV)
+    release(S, G, H, s)
+    G[NHOLD] -= 1
+
+
+# ----------------------------------------------------------------- transfer rows
+@njit(cache=True)
+def record_move(G, MV, sk, si, dk, di, n):
+    m = G[NMV]
+    for i in range(m):
+        if MV[i, 0] == sk and MV[i, 1] == si and MV[i, 2] == dk and MV[i, 3] == di:
+            MV[i, 4] += n
+            return
+    MV[m, 0] = sk
+    MV[m, 1] = si
+    MV[m, 2] = dk
+    MV[m, 3] = di
+    MV[m, 4] = n
+    G[NMV] = m + 1
+
+
+@njit(cache=True)
+def record_critical(G, CR, sk, si):
+    m = G[NCR]
+    for i in range(m):
+        if CR[i, 0] == sk and CR[i, 1] == si:
+            CR[i, 2] += 1
+            return
+    CR[m, 0] = sk
+    CR[m, 1] = si
+    CR[m, 2] = 1
+    G[NCR] = m + 1
