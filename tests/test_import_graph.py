@@ -5,7 +5,7 @@ import ast
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 PACKAGES = ("sim", "trace", "learned", "experiments", "web")
 
 # Known cycles, owned by the policy registry rework: sim.policies registers the

@@ -18,7 +18,7 @@ import main as cli
 from sim.config import load_config
 from sim.errors import InputError
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.conftest import DATA
 
 # What auto-detection chose for each fixture before formats became a registry.
 DETECTED = {

@@ -3,7 +3,6 @@
 content >= relaxed >= strict-prefix >= LRU, and the real trace."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from sim.oracle.replays import belady_hits
 from sim.policies.replay import prefix_replay
 from trace.workload import Workload
 
-TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
+from tests.conftest import MOONCAKE as TRACE
 
 
 def wl(paths, inputs=None, bt=4) -> Workload:

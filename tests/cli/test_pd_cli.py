@@ -1,6 +1,5 @@
 """`python main.py run --mode pd` and `experiment pd-ratio`: outputs, bad input, parallel = sequential."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +9,7 @@ from sim.config import load_config
 from sim.errors import InputError
 from trace.formats import load_trace
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 SMALL = ROOT / "tests" / "data" / "mooncake_small.jsonl"
 # a small PD deployment so the CLI runs stay fast: 2 racks x 8 GPUs of Llama-3-8B
 SMALL_PD = ["--set", "model.name=llama-3-8b", "--set", "model.tp=1", "--set", "pd.gpus_per_rack=8"]

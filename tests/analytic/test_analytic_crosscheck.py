@@ -64,6 +64,7 @@ def simulate(kv_gib: float) -> float:
     return float(res.hit_tokens.sum(axis=1)[steady].sum() / w.input_tokens[steady].sum())
 
 
+@pytest.mark.slow
 def test_analytic_matches_simulated_single_node_hit_rate():
     ref = hit_rate({**ANALYTIC, "kv_budget_gb": 1000})
     need_gib = ref["tokens_needed"] * ref["kv_bytes_per_token_per_gpu"] / 1024**3

@@ -32,6 +32,7 @@ from sim.report.schema import write_json  # noqa: E402
 from sim.modes.runner import run_mode  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
 from web.app import create_app  # noqa: E402
+from tests.conftest import DATA  # noqa: E402
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
                  if p and os.path.exists(p)), None)
@@ -40,7 +41,8 @@ if CHROMIUM is None:
 
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--no-first-run"]
-FIXTURE = Path(__file__).resolve().parent / "data" / "mooncake_small.jsonl"
+
+FIXTURE = DATA / "mooncake_small.jsonl"
 TIMEOUT_MS = 20_000
 
 

@@ -9,7 +9,7 @@ from experiments.engine import expand
 from experiments.spec import load_spec
 from sim.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT as REPO
 SPECS = REPO / "experiments" / "specs"
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 1,
                 "hardware.dram.capacity_gb": 0, "hardware.ssd.capacity_gb": 0}}

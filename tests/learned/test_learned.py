@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from sim.policies import NEVER, REGISTRY, AccessContext, make_policy
 from sim.policies.replay import context_for_keys, prefix_replay, replay_hits
 from trace.workload import Workload
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 FIXTURE = ROOT / "tests" / "data" / "mooncake_small.jsonl"
 F = {name: j for j, name in enumerate(FEATURES)}
 

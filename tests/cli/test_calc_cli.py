@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ from sim.analytic import calc_hit_rate, reuse_breakeven
 from sim.cli import build_parser
 from sim.cli.serve import cmd_serve
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def run(*args):

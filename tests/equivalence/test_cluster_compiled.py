@@ -5,7 +5,6 @@ report number must be identical. Small tiers force every path of the
 demotion chain (HBM -> DRAM / EIC -> SSD, write-through spills, bounded SSD
 victims, cross-rack hits, duplicate blocks inside one request).
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from sim.config import load_config
 from sim.errors import InputError
 from trace.workload import Workload
 
-TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
+from tests.conftest import MOONCAKE as TRACE
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks: 2 MiB
 GiB = 1024**3
 ARRAYS = ("hit_blocks", "hit_tokens", "worker", "net_s", "queue_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from trace.formats import load_trace
 from trace.stats import prefix_reuse, render_stats, workload_stats
 from trace.workload import Workload
 
-DATA = Path(__file__).resolve().parent / "data"
-REAL_MOONCAKE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
+from tests.conftest import DATA
+from tests.conftest import MOONCAKE as REAL_MOONCAKE
 
 
 def make(blocks: list[list[int]], inp: list[int], *, sess=None, arrival=None, bt=16) -> Workload:

@@ -137,6 +137,7 @@ def test_resume_from_a_partial_points_csv_and_rerun_failures(tmp_path):
     assert (res.reused, res.ran) == (0, 4) and any("dropped" in n for n in res.notes)
 
 
+@pytest.mark.slow
 def test_single_lru_matches_the_oracle_lru_bound(tmp_path):
     # same capacity arithmetic in both modes: the single-node LRU replay of one HBM pool is the oracle's LRU
     spec = _write(tmp_path, {"base": BASE, "workload": TINY, "timing": False,

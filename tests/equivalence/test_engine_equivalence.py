@@ -27,7 +27,7 @@ from sim.modes.single import run_single
 from sim.cache.tier import Tier
 from trace.workload import Workload
 
-MOONCAKE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces", "mooncake_conversation.jsonl")
+from tests.conftest import MOONCAKE
 POLICIES = sorted(KERNELS)
 
 

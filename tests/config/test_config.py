@@ -2,14 +2,13 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from sim.config import DEFAULT_CONFIG, Config, config_with, load_config
 from sim.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def test_default_config_loads_and_hash_is_stable():

@@ -9,7 +9,7 @@ import pytest
 
 import main as cli
 
-DATA = Path(__file__).parent / "data"
+from tests.conftest import DATA
 MOON = str(DATA / "mooncake_small.jsonl")
 BAIL = str(DATA / "bailian_synth.jsonl")
 

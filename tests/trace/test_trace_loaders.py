@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,10 @@ from trace.formats import choices, load_trace, names, sniff_format
 from trace.rowio import REASONS
 from trace.workload import Workload
 
-DATA = Path(__file__).resolve().parent / "data"
-SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+from tests.conftest import DATA
+from tests.conftest import MOONCAKE
+
+SHARED_TRACES = MOONCAKE.parent
 REAL_MOONCAKE = SHARED_TRACES / "mooncake_conversation.jsonl"
 
 FIXTURES = {

@@ -1,6 +1,5 @@
 """Model/GPU specs, KV bytes per token, HF config.json loading, KV budget."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from sim.config.kv_sizes import (
 )
 from sim.config.models import PRESETS, ModelSpec, load_hf_config, model_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 # Llama-3-8B's real config.json (meta-llama/Meta-Llama-3-8B), trimmed to the keys that matter.
 LLAMA3_8B = {

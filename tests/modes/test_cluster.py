@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +20,11 @@ from sim.config.models import model_spec
 from sim.routing.registry import scope
 from sim.modes.runner import run_mode
 from trace.workload import Workload
+from tests.conftest import ROOT
+from tests.conftest import MOONCAKE as TRACE
 
 CLUSTER_ROUTERS, ROUTERS = scope("cluster"), scope("node")  # the one registry, seen per scope
 
-ROOT = Path(__file__).resolve().parents[1]
-TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks: 2 MiB
 GiB = 1024**3
 EIC, REIC = LOC_NAMES.index("local_eic"), LOC_NAMES.index("remote_eic")
@@ -69,6 +68,7 @@ def fixed_router(monkeypatch):
     return Fixed
 
 
+@pytest.mark.slow
 def test_prefix_only_in_rack_eic_hits_there_and_pays_eic_latency(fixed_router):
     # w0 computes [1..4]; w0's next request evicts them (HBM = 4 blocks, no DRAM) into rack 0's EIC;
     # then w8 (other node, same rack) asks for [1..4, 9]: 4 blocks from the local EIC pool.

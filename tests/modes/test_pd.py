@@ -1,5 +1,4 @@
 """PD disaggregation: hand-computed timelines, transfer strategies, preemption, determinism."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from sim.config.models import model_spec
 from sim.modes.pd.setup import prepare, split_replicas
 from sim.modes.pd.simulator import simulate
 from trace.workload import Workload
+from tests.conftest import MOONCAKE as TRACE
 
 # Llama-3-8B on one H100 (tp 1), the figures every expectation below is built from:
 PARAMS = 8_030_261_248  # weights (HF config, exact)
@@ -305,7 +305,6 @@ def test_coalesced_decode_gives_the_per_iteration_timeline(kind, transfer, preem
         assert sum(e.stats.preemptions for p in a.pools.values() for e in p) > 0
 
 
-TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
 
 
 def test_pd_mode_report_on_mooncake_head():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from heapq import heappop, heappush
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +29,7 @@ from sim.oracle.netsimplex import INFEASIBLE, OPTIMAL, min_cost_flow
 from sim.oracle.replays import belady_hits, lru_prefix_hits
 from trace.workload import Workload
 
-TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
+from tests.conftest import MOONCAKE as TRACE
 
 
 def wl(paths, inputs, bt=4) -> Workload:
