@@ -20,6 +20,7 @@ from sim.config.models import model_spec
 from sim.routing.registry import scope
 from sim.modes.runner import run_mode
 from trace.workload import Workload
+from tests.conftest import micro_workload as _workload
 from tests.conftest import ROOT
 from tests.conftest import MOONCAKE as TRACE
 
@@ -28,11 +29,6 @@ CLUSTER_ROUTERS, ROUTERS = scope("cluster"), scope("node")  # the one registry, 
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks: 2 MiB
 GiB = 1024**3
 EIC, REIC = LOC_NAMES.index("local_eic"), LOC_NAMES.index("remote_eic")
-
-
-def _workload(reqs, arrivals_s, sessions=None, outputs=None):
-    return Workload.from_requests(reqs, arrival_ms=np.array(arrivals_s, dtype=float) * 1000,
-                                  output_tokens=outputs, session_id=sessions, name="micro")
 
 
 def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):

@@ -1,5 +1,4 @@
 """Single-node simulator: hand-computed micro-scenarios, determinism, bounds."""
-import numpy as np
 import pytest
 
 from sim.config import load_config
@@ -8,15 +7,10 @@ from sim.config.models import model_spec
 from sim.modes.runner import run_single_mode
 from sim.modes.common import prepare_workload
 from sim.modes.single import run_single
-from trace.workload import Workload
+from tests.conftest import micro_workload as _workload
 
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16: 2 x 32 layers x 8 kv heads x 128 x 2 B = 128 KiB/token
 GiB = 1024**3
-
-
-def _workload(reqs, arrivals_s, outputs=None):
-    return Workload.from_requests(reqs, arrival_ms=np.array(arrivals_s, dtype=float) * 1000, output_tokens=outputs,
-                                  name="micro")
 
 
 def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):
