@@ -39,7 +39,7 @@ def _load_json(p: Path) -> Any:
 
 
 def is_report(d: Any) -> bool:
-    """A kvsim report: a dict with a "policies" list of {"name", "metrics"} (DESIGN.md schema)."""
+    """A kvsim report: a dict with a "policies" list of {"name", "metrics"} (docs/REPORT_SCHEMA.md)."""
     return (isinstance(d, dict) and isinstance(d.get("policies"), list)
             and all(isinstance(p, dict) and "name" in p and isinstance(p.get("metrics"), dict)
                     for p in d["policies"]))

@@ -1,9 +1,9 @@
-"""The report schema every mode shares (see DESIGN.md): envelope, distributions, workload summary, JSON writer.
+"""The report schema every mode shares: envelope, distributions, workload summary, JSON writer.
 
 Per-mode metrics: ``sim.report.single``, ``sim.report.cluster``, ``sim.report.pd``; flat rows and the
 CSV writer: ``sim.report.rows``; PNGs: ``sim.report.plots``, ``sim.report.pd_plots``.
 
-Keys listed in DESIGN.md are stable: tools and tests rely on them. Extra
+docs/REPORT_SCHEMA.md lists every key; those it marks stable are relied on by tools and tests. Extra
 keys may be added, never renamed.
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ def run(*args):
 
 
 def test_design_flags_give_json_with_hit_rate():
-    # the exact command of DESIGN.md
+    # the exact command of the design contract (the README quick reference)
     p = run("calc", "hit-rate", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--gpus", "8", "--arrival-rate", "2",
             "--turns", "5", "--interval-s", "60", "--json")
     assert p.returncode == 0, p.stderr
