@@ -90,7 +90,7 @@ class LearnedModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "LearnedModel":
+    def load(cls, path: str | Path) -> LearnedModel:
         """Read a model written by ``save``; InputError naming the file if it is not one."""
         import lightgbm as lgb
 

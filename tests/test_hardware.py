@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from sim.config import config_with, load_config
-from sim.errors import InputError
 from sim.config.gpus import GPUS, HOST_DEFAULTS, GpuSpec, gpu_spec
 from sim.config.kv_sizes import (
     DTYPE_BYTES,
@@ -17,6 +16,7 @@ from sim.config.kv_sizes import (
     weights_bytes_per_gpu,
 )
 from sim.config.models import PRESETS, ModelSpec, load_hf_config, model_spec
+from sim.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from array import array
 from pathlib import Path
-from trace.blockids import ensure_prefix_ids, synthetic_block_ids
-from trace.workload import LoadStats, Workload
 
 import numpy as np
 
 from sim.errors import InputError
+from trace.blockids import ensure_prefix_ids, synthetic_block_ids
+from trace.workload import LoadStats, Workload
 
 
 class Collector:

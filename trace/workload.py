@@ -93,7 +93,7 @@ class Workload:
 
     @classmethod
     def from_requests(cls, requests, *, arrival_ms=None, input_tokens=None, output_tokens=None,
-                      session_id=None, block_tokens: int = 16, name: str = "t") -> "Workload":
+                      session_id=None, block_tokens: int = 16, name: str = "t") -> Workload:
         """A workload from each request's list of block ids (hand-made cases, tests, notebooks).
 
         Defaults: arrivals 0, 1, 2... ms; prompts of whole blocks; one output
@@ -127,13 +127,13 @@ class Workload:
     def n_blocks(self) -> np.ndarray:
         return np.diff(self.block_offsets)
 
-    def head(self, limit: int | None) -> "Workload":
+    def head(self, limit: int | None) -> Workload:
         """The first `limit` requests (all of them when limit is None)."""
         if limit is None or limit >= len(self):
             return self
         return self.select(np.arange(limit))
 
-    def select(self, idx: np.ndarray) -> "Workload":
+    def select(self, idx: np.ndarray) -> Workload:
         """A new Workload holding requests `idx` (in that order)."""
         idx = np.asarray(idx, dtype=np.int64)
         counts = self.n_blocks()[idx]
@@ -159,7 +159,7 @@ class Workload:
             synthetic_blocks=self.synthetic_blocks,
         )
 
-    def reblock(self, page_tokens: int) -> "Workload":
+    def reblock(self, page_tokens: int) -> Workload:
         """Re-express block ids at a finer page size.
 
         `page_tokens` must divide `block_tokens`. Each source block becomes

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+
 from trace.collector import Collector
 from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, first_key, run_jsonl, trace_name
 from trace.workload import LoadStats, Workload

@@ -12,6 +12,7 @@ not 512 tokens; must be the same on every row) and ``synthetic_blocks``.
 from __future__ import annotations
 
 from pathlib import Path
+
 from trace.collector import Collector
 from trace.formats.bailian import CHAT_FIELDS
 from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, run_jsonl, trace_name
