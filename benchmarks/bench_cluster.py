@@ -46,8 +46,8 @@ def one_router(args) -> dict:
 
     from sim.config import load_config
     from sim.modes.cluster import run_cluster
-    from sim.report.cluster import cluster_metrics
     from sim.modes.common import prepare_workload
+    from sim.report.cluster import cluster_metrics
     from sim.timing.topology import Topology
     from trace.formats import load_trace
 
@@ -145,10 +145,9 @@ def main() -> None:
               f"hit rates in % of input tokens (timed run)")
     if not args.no_reference:
         # The same machine's speed on a fixed job, so figures from shared or throttled machines compare.
+        from sim.modes.common import prepare_workload
         from sim.modes.single import run_single
         from trace.formats import load_trace
-
-        from sim.modes.common import prepare_workload
 
         ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
         w, _ = load_trace(args.trace, limit=args.limit)

@@ -38,9 +38,9 @@ import numpy as np  # noqa: E402
 import learned.policy as learned_policy  # noqa: E402
 from learned.train import TrainParams, train_offline  # noqa: E402
 from sim.config import load_config  # noqa: E402
+from sim.modes.common import prepare_workload  # noqa: E402
 from sim.modes.single import run_single  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
-from sim.modes.common import prepare_workload  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 GiB = 1024**3

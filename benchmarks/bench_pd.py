@@ -25,11 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sim.config import load_config  # noqa: E402
+from sim.modes.pd.setup import prepare  # noqa: E402
 from sim.modes.pd.simulator import simulate  # noqa: E402
 from sim.report.pd import deployment_metrics  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
-
-from sim.modes.pd.setup import prepare  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 TARGET_REQ_S = 2000

@@ -31,9 +31,9 @@ sys.path.insert(0, ROOT)
 
 
 from sim.config import load_config  # noqa: E402
+from sim.modes.common import prepare_workload  # noqa: E402
 from sim.modes.single import run_single  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
-from sim.modes.common import prepare_workload  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from trace.workload import Workload
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sim.config import Config
 from sim.errors import InputError
+from trace.workload import Workload
 
 # (config, workload, timing, options) -> report dict (sim.report.schema schema)
 Evaluator = Callable[[Config, Workload, bool, BaseModel | None], dict]
@@ -59,12 +59,11 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     ``hit_rate`` is the strict-prefix optimum: the best any eviction policy can
     reach under the prefix rule.
     """
-    from sim.modes.common import NodeSetup
+    from sim.modes.common import NodeSetup, simulated_workload
     from sim.oracle.access import accesses
     from sim.oracle.bounds import BOUND_NAMES, compute_bounds
     from sim.oracle.buckets import apply_scope
     from sim.report.schema import build_report
-    from sim.modes.common import simulated_workload
 
     opt = options if isinstance(options, OracleOptions) else OracleOptions()
     t0 = time.perf_counter()

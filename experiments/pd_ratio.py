@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from trace.workload import Workload
 from typing import Any
 
 from sim.config import Config, config_with
 from sim.errors import InputError
+from trace.workload import Workload
 
 DEFAULT_RATIOS = [(1, d) for d in range(1, 8)]
 ROW_COLUMNS = [
@@ -67,9 +67,9 @@ def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
 
 
 def _point(kind: str, cfg: Config, workload: Workload, policy: str) -> tuple[dict, dict, dict]:
-    from sim.report.pd import deployment_metrics
-    from sim.modes.pd.simulator import simulate
     from sim.modes.pd.setup import prepare
+    from sim.modes.pd.simulator import simulate
+    from sim.report.pd import deployment_metrics
 
     prep = prepare(cfg, workload, policy)
     res = simulate(kind, cfg, prep, policy)

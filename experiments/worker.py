@@ -12,11 +12,11 @@ import time
 import traceback
 from collections import OrderedDict
 from pathlib import Path
-from trace.workload import Workload
 from typing import Any
 
 from sim.config import Config, config_with
 from sim.errors import InputError
+from trace.workload import Workload
 
 MAX_CACHED_WORKLOADS = 6  # a sweep over a workload axis keeps a few; bounded so RSS stays flat
 _WORKLOADS: OrderedDict[str, Workload] = OrderedDict()

@@ -215,7 +215,7 @@ class Learned(Policy):
             if pos >= self._scored:
                 sc.ensure(pos)
                 self._scored = sc.scored
-            prio = self._prio[pos]
+            prio = sc.prio[pos]
         self._pos[key] = pos
         heap = self._heap
         heappush(heap, (prio, pos, key))

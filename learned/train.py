@@ -22,6 +22,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from learned.features import FEATURES, access_features
 from learned.labels import horizon_from_past, reuse_labels
 from sim.errors import InputError
 from sim.policies.base import AccessContext
+
+if TYPE_CHECKING:  # lightgbm is imported where a model is trained or loaded: it is slow to import
+    import lightgbm as lgb
 
 META_KEY = "kvsim_learned="
 MIN_ROWS = 500  # fewer settled labels than this: not worth a model yet
@@ -71,7 +75,7 @@ class TrainParams:
 class LearnedModel:
     """A trained booster plus what the policy needs to use it."""
 
-    booster: object  # lightgbm.Booster
+    booster: lgb.Booster
     horizon: int
     meta: dict = field(default_factory=dict)
 
@@ -79,7 +83,8 @@ class LearnedModel:
         """P(reuse within horizon) for feature rows X (float64)."""
         if len(X) == 0:
             return np.zeros(0)
-        return self.booster.predict(X, num_threads=1)
+        # Dense rows give a dense array (the stubs also allow sparse and list results).
+        return np.asarray(self.booster.predict(X, num_threads=1))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -90,7 +95,7 @@ class LearnedModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "LearnedModel":
+    def load(cls, path: str | Path) -> LearnedModel:
         """Read a model written by ``save``; InputError naming the file if it is not one."""
         import lightgbm as lgb
 

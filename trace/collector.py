@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from array import array
 from pathlib import Path
-from trace.blockids import ensure_prefix_ids, synthetic_block_ids
-from trace.workload import LoadStats, Workload
 
 import numpy as np
 
 from sim.errors import InputError
+from trace.blockids import ensure_prefix_ids, synthetic_block_ids
+from trace.workload import LoadStats, Workload
 
 
 class Collector:
@@ -89,6 +89,7 @@ class Collector:
             return False
         if hashes is not None:
             bt = block_tokens or self.block_tokens
+            assert bt is not None, "rows with hash ids need a block size (Collector or add block_tokens)"
             want = -(-inp // bt)
             if len(hashes) != want:
                 self.reject(
@@ -152,6 +153,7 @@ class Collector:
             offsets = np.zeros(n + 1, dtype=np.int64)
             np.cumsum(_np(self.counts, np.int64), out=offsets[1:])
             ids = _np(self.ids, np.int64)
+            assert self.block_tokens is not None, "rows without hash ids need synthetic_block_tokens"
             bt = self.block_tokens
             synthetic = synthetic_flag
             ids, n_conflicts = ensure_prefix_ids(offsets, ids)

@@ -27,8 +27,9 @@ import math
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
+from io import BufferedReader
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from sim.errors import InputError
 
@@ -83,7 +84,7 @@ def read_magic(path: Path, n: int = 4) -> bytes:
         raise InputError(f"cannot read trace file: {e.strerror or e}", where=str(path)) from None
 
 
-def open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> gzip.GzipFile | BufferedReader:
     """Open a trace for binary line reading; gzip is detected by magic bytes."""
     magic = read_magic(path, 2)
     try:

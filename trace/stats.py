@@ -55,9 +55,10 @@ def workload_stats(w: Workload) -> dict:
     n = len(w)
     sess = w.session_id
     known = sess[sess >= 0]
-    sessions = int(len(np.unique(known))) if len(known) else None
+    sessions: int | None = None
     session_reuse = None
     if len(known):
+        sessions = int(len(np.unique(known)))
         # Requests that are not the first of their session, over all requests.
         session_reuse = float((len(known) - sessions) / n)
     if n:

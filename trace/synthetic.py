@@ -275,7 +275,7 @@ def _chunks(counts: np.ndarray, target: int) -> list[tuple[int, int]]:
         return [(0, n)]
     cuts = np.searchsorted(incl, np.arange(target, total, target), side="left") + 1
     edges = np.unique(np.concatenate(([0], np.minimum(cuts, n), [n])))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 # ---------------------------------------------------------------- generate

@@ -53,6 +53,12 @@ def _as(a, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=dtype))
 
 
+# The default `turn`: every turn unknown. A shared sentinel recognised by
+# identity, because the default cannot know the row count; __post_init__
+# replaces it, so `Workload.turn` is always an array of n rows.
+_TURNS_UNKNOWN = np.zeros(0, dtype=np.int64)
+
+
 @dataclass
 class Workload:
     """A validated request stream, sorted by arrival time."""
@@ -66,7 +72,7 @@ class Workload:
     block_ids: np.ndarray  # int64
     block_tokens: int  # tokens per hash block of the source
     # Turn number within the session (0 = first), -1 unknown.
-    turn: np.ndarray | None = None
+    turn: np.ndarray = field(default_factory=lambda: _TURNS_UNKNOWN)
     # True when block ids were made up from token counts (Azure, BurstGPT...).
     synthetic_blocks: bool = False
 
@@ -78,7 +84,7 @@ class Workload:
         self.block_offsets = _as(self.block_offsets, np.int64)
         self.block_ids = _as(self.block_ids, np.int64)
         n = len(self.arrival_ms)
-        if self.turn is None:
+        if self.turn is None or self.turn is _TURNS_UNKNOWN:
             self.turn = np.full(n, -1, dtype=np.int64)
         self.turn = _as(self.turn, np.int64)
         for name in ("input_tokens", "output_tokens", "session_id", "turn"):
@@ -93,7 +99,7 @@ class Workload:
 
     @classmethod
     def from_requests(cls, requests, *, arrival_ms=None, input_tokens=None, output_tokens=None,
-                      session_id=None, block_tokens: int = 16, name: str = "t") -> "Workload":
+                      session_id=None, block_tokens: int = 16, name: str = "t") -> Workload:
         """A workload from each request's list of block ids (hand-made cases, tests, notebooks).
 
         Defaults: arrivals 0, 1, 2... ms; prompts of whole blocks; one output
@@ -105,9 +111,10 @@ class Workload:
         return cls(
             name=name,
             arrival_ms=np.arange(n, dtype=float) if arrival_ms is None else arrival_ms,
-            input_tokens=[block_tokens * len(r) for r in requests] if input_tokens is None else input_tokens,
-            output_tokens=[1] * n if output_tokens is None else output_tokens,
-            session_id=[-1] * n if session_id is None else session_id,
+            input_tokens=np.array([block_tokens * len(r) for r in requests], dtype=np.int64)
+            if input_tokens is None else input_tokens,
+            output_tokens=np.ones(n, dtype=np.int64) if output_tokens is None else output_tokens,
+            session_id=np.full(n, -1, dtype=np.int64) if session_id is None else session_id,
             block_offsets=offs,
             block_ids=np.array([b for r in requests for b in r], dtype=np.int64),
             block_tokens=block_tokens,
@@ -127,13 +134,13 @@ class Workload:
     def n_blocks(self) -> np.ndarray:
         return np.diff(self.block_offsets)
 
-    def head(self, limit: int | None) -> "Workload":
+    def head(self, limit: int | None) -> Workload:
         """The first `limit` requests (all of them when limit is None)."""
         if limit is None or limit >= len(self):
             return self
         return self.select(np.arange(limit))
 
-    def select(self, idx: np.ndarray) -> "Workload":
+    def select(self, idx: np.ndarray) -> Workload:
         """A new Workload holding requests `idx` (in that order)."""
         idx = np.asarray(idx, dtype=np.int64)
         counts = self.n_blocks()[idx]
@@ -159,7 +166,7 @@ class Workload:
             synthetic_blocks=self.synthetic_blocks,
         )
 
-    def reblock(self, page_tokens: int) -> "Workload":
+    def reblock(self, page_tokens: int) -> Workload:
         """Re-express block ids at a finer page size.
 
         `page_tokens` must divide `block_tokens`. Each source block becomes

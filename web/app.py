@@ -17,9 +17,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.analytic import SENSITIVITY_PARAMS, HitRateInputs, calc_hit_rate, reuse_breakeven
-from sim.errors import InputError
 from sim.config.gpus import GPUS
 from sim.config.models import PRESETS
+from sim.errors import InputError
 from web import results
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass
 
 from sim.analytic.inputs import HitRateInputs
-from sim.errors import InputError
 from sim.config.gpus import GpuSpec, gpu_spec
 from sim.config.kv_sizes import GIB, kv_bytes_per_token, kv_bytes_per_token_total, weights_bytes_per_gpu
 from sim.config.models import ModelSpec, model_spec
+from sim.errors import InputError
 
 
 @dataclass(frozen=True)

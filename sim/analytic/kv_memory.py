@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from sim.errors import InputError
-from sim.config.units import parse_tokens
 from sim.config.gpus import gpu_spec
 from sim.config.kv_sizes import (
     GIB,
@@ -27,6 +25,8 @@ from sim.config.kv_sizes import (
     weights_bytes_per_gpu,
 )
 from sim.config.models import model_spec
+from sim.config.units import parse_tokens
+from sim.errors import InputError
 
 DEFAULT_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 

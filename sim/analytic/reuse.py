@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.timing.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
-from sim.errors import InputError
 from sim.config.gpus import gpu_spec
 from sim.config.kv_sizes import GIB, dtype_bytes, kv_bytes_per_token
 from sim.config.models import model_spec
+from sim.errors import InputError
+from sim.timing.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
 
 
 def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 8192, tp: int | None = None,

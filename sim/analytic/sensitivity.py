@@ -7,8 +7,8 @@ from typing import Any
 
 from sim.analytic.hit_rate import hit_rate
 from sim.analytic.inputs import HitRateInputs, parse_inputs
-from sim.errors import InputError
 from sim.config.kv_sizes import GIB
+from sim.errors import InputError
 
 
 def _geometric(lo: float, hi: float, n: int) -> list[float]:

@@ -19,8 +19,8 @@ from typing import Any
 from sim.analytic.deployment import replicas_for_tokens, resolve
 from sim.analytic.hit_rate import hit_rate, memory_for_hit_rate
 from sim.analytic.inputs import HitRateInputs, parse_inputs
-from sim.errors import InputError
 from sim.config.gpus import GPUS
+from sim.errors import InputError
 
 _SMALLER_KV = {"fp32": "fp8", "fp16": "fp8", "bf16": "fp8"}
 

@@ -22,9 +22,10 @@ bounds without it, they only lose the optimality proof.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from trace.workload import Workload
 
 import numpy as np
+
+from trace.workload import Workload
 
 NEVER = np.iinfo(np.int64).max
 

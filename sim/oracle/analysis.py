@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from trace.workload import Workload
 from typing import Any
 
 from sim.oracle.access import Accesses, accesses
 from sim.oracle.bounds import BOUND_NAMES, Bounds, compute_bounds
 from sim.oracle.buckets import Bucket, apply_scope, bucket_index
 from sim.oracle.capacity import Deployment, Tier, tier_capacities
+from trace.workload import Workload
 
 ALL = "all"
 # Display names of the bounds (CSV columns use these words).

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from trace.workload import Workload
 
 import numpy as np
 
@@ -32,6 +31,7 @@ from sim.oracle.access import accesses
 from sim.oracle.analysis import pools
 from sim.oracle.bounds import BOUND_NAMES, compute_bounds
 from sim.oracle.buckets import Bucket, apply_scope
+from trace.workload import Workload
 
 
 def _requests(w: Workload):

@@ -13,12 +13,12 @@ reuse nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from trace.workload import Workload
 
 import numpy as np
 
 from sim.config.units import parse_tokens
 from sim.errors import InputError
+from trace.workload import Workload
 
 DEFAULT_EDGES = (32 * 1024, 64 * 1024, 128 * 1024)
 SCOPES = ("global", "session")

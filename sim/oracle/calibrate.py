@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from trace.workload import Workload
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from sim.oracle.buckets import Bucket, apply_scope
 from sim.oracle.capacity import Deployment, hbm_capacity
 from sim.oracle.estimator import HeuristicParams, hit_rates
 from sim.oracle.flow import interval_loads
+from trace.workload import Workload
 
 BETAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 ZIPF_S = (0.6, 0.8, 1.0, 1.2, 1.5)

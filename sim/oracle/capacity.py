@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-from sim.errors import InputError
 from sim.config.gpus import gpu_spec
 from sim.config.kv_sizes import (
     GIB,
@@ -26,6 +25,7 @@ from sim.config.kv_sizes import (
     weights_bytes_per_gpu,
 )
 from sim.config.models import model_spec
+from sim.errors import InputError
 
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 

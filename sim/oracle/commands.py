@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from trace.workload import Workload
 from typing import Any
 
 from sim.config import Config
@@ -15,6 +14,7 @@ from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
 from sim.oracle.outputs import write_csv, write_json, write_oracle_outputs
+from trace.workload import Workload
 
 
 def _floats(text, where: str) -> list[float]:

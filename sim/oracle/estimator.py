@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any
 
-from sim.errors import InputError
 from sim.config.kv_sizes import kv_bytes_per_token_total
 from sim.config.models import model_spec
+from sim.errors import InputError
 from sim.oracle.capacity import Deployment, Tier, hbm_capacity, tier_capacities
 from sim.oracle.planning import plan_cards
 

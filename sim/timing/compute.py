@@ -34,10 +34,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.errors import InputError
 from sim.config.gpus import GpuSpec
 from sim.config.kv_sizes import kv_bytes_per_token, weights_bytes_per_gpu
 from sim.config.models import ModelSpec
+from sim.errors import InputError
 
 
 def prefill_flops(spec: ModelSpec, new_tokens: float, cached_tokens: float = 0) -> float:

@@ -17,10 +17,10 @@ from sim.analytic import (
 )
 from sim.analytic.inputs import HitRateInputs
 from sim.analytic.lru import lru_conversation_hits
-from sim.timing.compute import recompute_vs_load_breakeven_gb_s
-from sim.errors import InputError
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
+from sim.errors import InputError
+from sim.timing.compute import recompute_vs_load_breakeven_gb_s
 
 GIB = 1024**3
 KVPT_8B = 131_072                      # llama-3-8b fp16: 2 x 32 layers x 8 KV heads x 128 x 2 B
@@ -88,8 +88,8 @@ def test_fractional_and_geometric_turns():
     # geometric mean 3: E over P(T=t) = (1/3)(2/3)^(t-1), summed directly
     g = conversation_tokens(HitRateInputs(**{**BASE, "turns": 3, "turns_dist": "geometric"}))
     pmf = [(1 / 3) * (2 / 3) ** (t - 1) for t in range(1, 400)]
-    prompt = sum(p * (t * 500 + 750 * t * (t - 1) / 2) for t, p in zip(range(1, 400), pmf))
-    hits = sum(p * ((t - 1) * 500 + 750 * (t - 1) * (t - 2) / 2) for t, p in zip(range(1, 400), pmf))
+    prompt = sum(p * (t * 500 + 750 * t * (t - 1) / 2) for t, p in zip(range(1, 400), pmf, strict=True))
+    hits = sum(p * ((t - 1) * 500 + 750 * (t - 1) * (t - 2) / 2) for t, p in zip(range(1, 400), pmf, strict=True))
     assert g["prompt_tokens"] == pytest.approx(prompt, rel=1e-9)
     assert g["conversation_hit_tokens"] == pytest.approx(hits, rel=1e-9)
     # E[T(T-1)] = 2 m (m-1) for the geometric: 3 x 500 + 750 x 6 = 6000

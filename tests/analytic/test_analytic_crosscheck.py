@@ -79,7 +79,7 @@ def test_analytic_matches_simulated_single_node_hit_rate():
     print(report)
     sims = [r[3] for r in rows]
     assert sims == sorted(sims), report                      # more memory, more hits
-    for frac, headline, lru, sim in rows:
+    for _frac, headline, lru, sim in rows:
         assert abs(sim - lru) <= TOL_LRU, report
         assert sim <= headline + TOL_FULL, report
     frac, headline, lru, sim = rows[-1]

@@ -4,8 +4,8 @@ import json
 import pytest
 from rich.console import Console
 
-from sim.errors import InputError
 from sim.analytic.kv_memory import DEFAULT_CONTEXTS, kv_report, parse_contexts, render_kv
+from sim.errors import InputError
 
 GIB = 1024**3
 

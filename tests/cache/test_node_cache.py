@@ -3,12 +3,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.cache.node import NodeCache
-from sim.policies.base import AccessContext, REGISTRY, make_policy
-from sim.cache.tier import Tier
-from trace.workload import Workload
-
 import sim.policies  # noqa: F401  (registers the policies)
+from sim.cache.node import NodeCache
+from sim.cache.tier import Tier
+from sim.policies.base import REGISTRY, AccessContext, make_policy
+from trace.workload import Workload
 
 POLICIES = sorted(n for n in REGISTRY if n != "learned")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import OrderedDict
-from trace.workload import Workload
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from sim.config import load_config
 from sim.modes.single import run_single
 from sim.policies.base import REGISTRY, Policy, make_policy, register
 from sim.timing.topology import Topology
+from trace.workload import Workload
 
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks
 GiB = 1024**3

@@ -28,7 +28,7 @@ class Ids:
 
 def lcp(a, b) -> int:
     k = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         k += 1

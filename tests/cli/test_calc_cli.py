@@ -33,14 +33,16 @@ def test_every_flag_reaches_the_library(capsys, tmp_path):
     png = tmp_path / "sens.png"
     rc = main.main(["calc", "hit-rate", "--model", "llama-3-8b", "--gpu", "a100-80g", "--gpus", "4", "--tp", "2",
                     "--pp", "1", "--dtype", "fp8", "--weight-dtype", "bf16", "--arrival-rate", "3", "--turns", "6",
-                    "--turns-dist", "geometric", "--interval-s", "40", "--prompt-tokens", "300", "--response-tokens", "150",
+                    "--turns-dist", "geometric", "--interval-s", "40", "--prompt-tokens", "300",
+                    "--response-tokens", "150",
                     "--system-prompt-tokens", "512", "--system-prompts", "2", "--weight-overhead", "1.3",
                     "--cache-outputs", "--target-hit-rate", "0.7", "--vary", "turns", "--values", "2,4,8",
                     "--plot", str(png), "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     inputs = dict(model="llama-3-8b", gpu="a100-80g", gpus=4, tp=2, pp=1, kv_dtype="fp8", weight_dtype="bf16",
-                  arrival_rate=3, turns=6, turns_dist="geometric", interval_s=40, prompt_tokens=300, response_tokens=150,
+                  arrival_rate=3, turns=6, turns_dist="geometric", interval_s=40, prompt_tokens=300,
+                  response_tokens=150,
                   system_prompt_tokens=512, system_prompts=2, weight_overhead=1.3, cache_outputs=True)
     want = calc_hit_rate(inputs, target_hit_rate=0.7, vary="turns", values=[2, 4, 8])
     assert out == json.loads(json.dumps(want))

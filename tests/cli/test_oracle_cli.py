@@ -79,8 +79,8 @@ def test_plan_writes_both_tables(tmp_path):
                    "50000", "--baseline-per-card-tps", "4000", "--buckets", "none", "--output-dir", str(out),
                    "--quiet"])
     assert rc == 0
-    s, l = rows(out / "planning_strict_prefix.csv"), rows(out / "planning_lru.csv")
-    assert s[0]["bucket"] == "all" and int(s[0]["cards"]) <= int(l[0]["cards"]) <= 13
+    s, lru = rows(out / "planning_strict_prefix.csv"), rows(out / "planning_lru.csv")
+    assert s[0]["bucket"] == "all" and int(s[0]["cards"]) <= int(lru[0]["cards"]) <= 13
     assert float(s[0]["total_tps"]) >= 50000
 
 

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from sim.config import config_with, load_config
-from sim.errors import InputError
 from sim.config.gpus import GPUS, HOST_DEFAULTS, GpuSpec, gpu_spec
 from sim.config.kv_sizes import (
     DTYPE_BYTES,
@@ -16,6 +15,7 @@ from sim.config.kv_sizes import (
     weights_bytes_per_gpu,
 )
 from sim.config.models import PRESETS, ModelSpec, load_hf_config, model_spec
+from sim.errors import InputError
 
 from tests.conftest import ROOT
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 BT = 16
+OUT = Path(__file__).with_name("bailian_synth.jsonl")
 
 
-def main(path: Path = Path(__file__).with_name("bailian_synth.jsonl"), seed: int = 7) -> None:
+def main(path: Path = OUT, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
     next_id = [1]
 
@@ -28,7 +29,7 @@ def main(path: Path = Path(__file__).with_name("bailian_synth.jsonl"), seed: int
     pop = 1.0 / np.arange(1, 7) ** 1.2
     pop /= pop.sum()
     rows, chat = [], 0
-    for s in range(120):
+    for _ in range(120):
         t = float(rng.uniform(0, 600))
         history = list(prompts[int(rng.choice(6, p=pop))])
         parent = -1

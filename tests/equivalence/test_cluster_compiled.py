@@ -9,12 +9,12 @@ victims, cross-rack hits, duplicate blocks inside one request).
 import numpy as np
 import pytest
 
-from sim.modes.cluster import queue_recency, run_cluster
-from sim.engine.cluster_cache import CompiledClusterCache
 from sim.cache.cluster import ClusterCache
-from sim.report.cluster import cluster_metrics
 from sim.config import load_config
+from sim.engine.cluster_cache import CompiledClusterCache
 from sim.errors import InputError
+from sim.modes.cluster import queue_recency, run_cluster
+from sim.report.cluster import cluster_metrics
 from trace.workload import Workload
 
 from tests.conftest import MOONCAKE as TRACE
@@ -118,8 +118,8 @@ def test_small_tiers_reach_every_part_of_the_chain():
 @pytest.mark.parametrize("sets", [[], ["cache.write_policy=write_through", "cluster.cross_rack_lookup=true"],
                                   ["cluster.evict_to_eic=false", "model.tp=8", "hardware.hbm.capacity_gb=20"]])
 def test_compiled_matches_python_on_mooncake(sets):
-    from trace.formats import load_trace
     from sim.modes.common import prepare_workload
+    from trace.formats import load_trace
 
     cfg = load_config(overrides=["cluster.racks=4"] + sets)
     w, _ = load_trace(str(TRACE), limit=1500)

@@ -6,8 +6,8 @@ call the prefix found, the traffic, every tier's counters and occupancy
 must agree. Whole replays (timed and hit-rate-only, every router) must give
 identical per-request arrays, and so must the real Mooncake trace.
 """
-from collections import OrderedDict
 import os
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -15,16 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.policies  # noqa: F401  (registers the policies)
+from sim.cache.node import NodeCache
+from sim.cache.tier import Tier
 from sim.config import load_config
-from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
+from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.routing import ROUTER_KERNELS
 from sim.errors import InputError
-from sim.cache.node import NodeCache
-from sim.policies.base import AccessContext, make_policy
 from sim.modes.common import prepare_workload
 from sim.modes.single import run_single
-from sim.cache.tier import Tier
+from sim.policies.base import AccessContext, make_policy
 from trace.workload import Workload
 
 from tests.conftest import MOONCAKE
@@ -118,7 +118,7 @@ def _arrays(res):
 
 
 def _same_run(a, b):
-    for x, y in zip(_arrays(a), _arrays(b)):
+    for x, y in zip(_arrays(a), _arrays(b), strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.cache.traffic == b.cache.traffic
     assert a.cache.occupancy == b.cache.occupancy

@@ -124,7 +124,7 @@ def test_derived_capacity_gives_floor_tokens_over_block(tmp_path):
     from sim.modes.common import NodeSetup
 
     body = {"base": BASE, "axes": {"kv_capacity_tokens": [1000, 16000, 100_000_000]}}
-    for p, tokens in zip(expand(load_spec(_spec(tmp_path, body))), [1000, 16000, 100_000_000]):
+    for p, tokens in zip(expand(load_spec(_spec(tmp_path, body))), [1000, 16000, 100_000_000], strict=True):
         setup = NodeSetup.from_config(p.config, 16)
         assert setup.hbm_blocks == tokens // 16  # 62, 1000 (exact multiple), 6.25M
 

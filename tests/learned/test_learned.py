@@ -287,7 +287,7 @@ def test_learned_changes_decisions_vs_lru(trained):
             last[key] = p
         victims[name] = seq
         dead[name] = n_dead / len(seq)
-    differ = sum(a != b for a, b in zip(victims["lru"], victims["learned"]))
+    differ = sum(a != b for a, b in zip(victims["lru"], victims["learned"], strict=False))
     assert differ > len(victims["lru"]) // 4
     # the model evicts the one-shot requests' blocks; LRU evicts chat blocks that come back
     assert dead["learned"] > dead["lru"] + 0.05

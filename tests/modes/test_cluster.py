@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.timing import compute
-from sim.modes.cluster import run_cluster
 from sim.cache.layout import LOC_NAMES
-from sim.report.cluster import cluster_metrics
-from sim.routing.base import Router as ClusterRouter
-from sim.routing.cluster import LoadIndex
 from sim.config import load_config
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
-from sim.routing.registry import scope
+from sim.modes.cluster import run_cluster
 from sim.modes.runner import run_mode
+from sim.report.cluster import cluster_metrics
+from sim.routing.base import Router as ClusterRouter
+from sim.routing.cluster import LoadIndex
+from sim.routing.registry import scope
+from sim.timing import compute
 from trace.workload import Workload
 from tests.conftest import micro_workload as _workload
 from tests.conftest import ROOT
@@ -276,8 +276,8 @@ def test_cli_router_comparison(tmp_path):
 
 @pytest.mark.skipif(not TRACE.exists(), reason="real trace not present (../shared/traces)")
 def test_mooncake_cache_aware_routers_beat_blind_ones():
-    from trace.formats import load_trace
     from sim.modes.common import prepare_workload
+    from trace.formats import load_trace
 
     cfg = load_config(overrides=["cluster.racks=8"])
     w, _ = load_trace(str(TRACE), limit=3000)

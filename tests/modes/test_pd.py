@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from sim.modes.pd.batching import DecodeTiming
 from sim.config import load_config
-from sim.errors import InputError
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
+from sim.errors import InputError
+from sim.modes.pd.batching import DecodeTiming
 from sim.modes.pd.setup import prepare, split_replicas
 from sim.modes.pd.simulator import simulate
 from trace.workload import Workload

@@ -4,8 +4,8 @@ import pytest
 from sim.config import load_config
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
-from sim.modes.runner import run_single_mode
 from sim.modes.common import prepare_workload
+from sim.modes.runner import run_single_mode
 from sim.modes.single import run_single
 from tests.conftest import micro_workload as _workload
 
@@ -72,7 +72,7 @@ def test_same_seed_same_report():
     a = run_single_mode(cfg, w, ["lru", "arc"], timing=True)
     b = run_single_mode(cfg, w, ["lru", "arc"], timing=True)
     volatile = ("wall_s", "requests_per_s")
-    for ra, rb in zip(a["policies"], b["policies"]):
+    for ra, rb in zip(a["policies"], b["policies"], strict=True):
         ma = {k: v for k, v in ra["metrics"].items() if k not in volatile}
         mb = {k: v for k, v in rb["metrics"].items() if k not in volatile}
         assert ma == mb
@@ -112,8 +112,8 @@ def test_hit_rate_only_and_timed_paths_agree_when_nothing_overlaps():
 
 
 def test_session_prefetch_changes_outcomes_on_multi_turn():
-    from trace.synthetic import generate
     from sim.config import SyntheticCfg
+    from trace.synthetic import generate
 
     cfg = load_config(overrides=["hardware.hbm.capacity_gb=0.25", "synthetic.requests=600",
                                  "synthetic.sessions=60", "synthetic.turn_interval_s=20"])

@@ -144,9 +144,9 @@ def test_invariant_and_references(w, C):
     for method in ("exact", "belady"):
         b = compute_bounds(acc, C, method)
         t = [b.tokens[k] for k in BOUND_NAMES]
-        assert all(x >= y for x, y in zip(t, t[1:])), (method, t)
+        assert all(x >= y for x, y in zip(t, t[1:], strict=False)), (method, t)
         bl = [b.block_hits[k] for k in BOUND_NAMES]
-        assert all(x >= y for x, y in zip(bl, bl[1:])), (method, bl)
+        assert all(x >= y for x, y in zip(bl, bl[1:], strict=False)), (method, bl)
     b = compute_bounds(acc, C, "exact")
     assert (b.tokens["content"], b.block_hits["content"]) == naive_content(w)
     assert (b.tokens["lru"], b.block_hits["lru"]) == naive_lru(w, C)
@@ -177,7 +177,7 @@ def test_real_trace_invariant_every_bucket(mooncake, capacity):
         assert acc.prefix_consistent
         b = compute_bounds(acc, capacity)
         r = [b.hit_rate(k) for k in BOUND_NAMES]
-        assert all(x >= y - 1e-12 for x, y in zip(r, r[1:])), (label, r)
+        assert all(x >= y - 1e-12 for x, y in zip(r, r[1:], strict=False)), (label, r)
         assert b.proven_optimal, (label, b.notes)
         assert b.tokens["relaxed"] == b.tokens["strict_prefix"]
         if label == "all":

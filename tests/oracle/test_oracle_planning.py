@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sim.errors import InputError
 from sim.config.kv_sizes import GIB
 from sim.config.units import parse_tokens
+from sim.errors import InputError
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.calibrate import fit
 from sim.oracle.capacity import Deployment, hbm_capacity, parse_bytes, parse_tiers, tier_capacities

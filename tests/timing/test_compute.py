@@ -1,6 +1,9 @@
 """Compute-time model: hand-checked prefill/decode/load times."""
 import pytest
 
+from sim.config.gpus import GpuSpec, gpu_spec
+from sim.config.models import ModelSpec, model_spec
+from sim.errors import InputError
 from sim.timing.compute import (
     decode_iteration_time_s,
     load_time_s,
@@ -9,9 +12,6 @@ from sim.timing.compute import (
     prefill_time_s,
     recompute_vs_load_breakeven_gb_s,
 )
-from sim.errors import InputError
-from sim.config.gpus import GpuSpec, gpu_spec
-from sim.config.models import ModelSpec, model_spec
 
 # 2 layers, 4 heads x 16 (attn width 64), 2 KV heads, 1e6 params.
 TOY = ModelSpec(name="toy", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2, head_dim=16,

@@ -6,10 +6,6 @@ import gzip
 import json
 import shutil
 from pathlib import Path
-from trace import formats
-from trace.convert import write_workload
-from trace.source import workload_from_config
-from trace.workload import LoadStats, Workload
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +13,10 @@ import pytest
 import main as cli
 from sim.config import load_config
 from sim.errors import InputError
+from trace import formats
+from trace.convert import write_workload
+from trace.source import workload_from_config
+from trace.workload import LoadStats, Workload
 
 from tests.conftest import DATA
 

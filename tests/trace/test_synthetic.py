@@ -80,7 +80,7 @@ def test_each_kind_counts_and_invariants(kind, arrival):
     # turn k's prompt + output and shares exactly its full blocks.
     for idx in session_turns(w).values():
         assert w.turn[idx].tolist() == list(range(len(idx)))
-        for p, q in zip(idx, idx[1:]):
+        for p, q in zip(idx, idx[1:], strict=False):
             assert w.input_tokens[q] > w.input_tokens[p] + w.output_tokens[p]
             assert common_blocks(w.blocks(p), w.blocks(q)) == w.input_tokens[p] // B
     if kind in ("system_prompt", "rag"):
@@ -98,7 +98,7 @@ def test_multi_turn_sessions_share_only_full_system_prompt_blocks():
     first = np.flatnonzero(w.turn == 0)
     assert len(first) > 10
     shared = 1000 // B  # 62 full blocks; block 62 straddles the prompt's end
-    for i, j in zip(first[:-1], first[1:]):
+    for i, j in zip(first[:-1], first[1:], strict=True):
         assert common_blocks(w.blocks(i), w.blocks(j)) == shared
     # Exact content model: block ids equal iff token prefixes equal.
     sp = 1000
@@ -110,7 +110,7 @@ def test_multi_turn_turn_k_plus_1_starts_with_turn_k_blocks():
     w = generate(small(kind="multi_turn", new_tokens_mean=5, output_tokens_mean=3), 9)
     checked = 0
     for idx in session_turns(w).values():
-        for p, q in zip(idx, idx[1:]):
+        for p, q in zip(idx, idx[1:], strict=False):
             full = int(w.input_tokens[p] // B)
             np.testing.assert_array_equal(w.blocks(q)[:full], w.blocks(p)[:full])
             if w.input_tokens[p] % B:  # the partial last block is not reused
@@ -150,7 +150,7 @@ def test_rag_same_document_shares_document_blocks():
     assert 0.2 < counts.max() / len(w) < 0.4
     by_doc = {d: np.flatnonzero(doc_of == d) for d in docs}
     top = by_doc[docs[np.argmax(counts)]]
-    for i, j in zip(top[:20], top[1:21]):
+    for i, j in zip(top[:20], top[1:21], strict=False):
         assert common_blocks(w.blocks(i), w.blocks(j)) == (sp + doc) // B  # 187
     other = by_doc[docs[np.argmin(counts)]][0]
     assert common_blocks(w.blocks(top[0]), w.blocks(other)) == sp // B  # 62
@@ -171,7 +171,7 @@ def test_multi_agent_group_shares_the_long_prefix():
     sizes = [len(g) for g in groups.values()]
     assert max(sizes) == 4 and sum(s == 4 for s in sizes) >= len(sizes) - 1
     g0, g1 = list(groups.values())[:2]
-    for i, j in zip(g0, g0[1:]):
+    for i, j in zip(g0, g0[1:], strict=False):
         assert common_blocks(w.blocks(i), w.blocks(j)) == shared // B  # 62
     assert common_blocks(w.blocks(g0[0]), w.blocks(g1[0])) == 0
     # The agents of a group fan out on consecutive arrivals.
@@ -195,7 +195,7 @@ def test_mixed_blends_sessions_and_single_turns():
 def test_zero_length_shared_prefix_means_no_sharing():
     w = generate(small(kind="multi_turn", system_prompt_tokens=0), 3)
     first = np.flatnonzero(w.turn == 0)
-    assert all(common_blocks(w.blocks(i), w.blocks(j)) == 0 for i, j in zip(first[:-1], first[1:]))
+    assert all(common_blocks(w.blocks(i), w.blocks(j)) == 0 for i, j in zip(first[:-1], first[1:], strict=True))
 
 
 # ---------------------------------------------------------------- arrivals and sessions

@@ -161,10 +161,14 @@ def test_bailian_fixture_sessions_and_turns():
 def test_bailian_turn_from_chain_depth_without_turn_field(tmp_path):
     p = tmp_path / "b.jsonl"
     p.write_text(
-        '{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0, "input_length": 16, "output_length": 1, "hash_ids": [1]}\n'
-        '{"chat_id": 2, "parent_chat_id": 1, "timestamp": 1, "input_length": 32, "output_length": 1, "hash_ids": [1, 2]}\n'
-        '{"chat_id": 3, "parent_chat_id": 7, "timestamp": 2, "input_length": 16, "output_length": 1, "hash_ids": [3]}\n'
-        '{"chat_id": 4, "parent_chat_id": 3, "timestamp": 3, "input_length": 16, "output_length": 1, "hash_ids": [4]}\n'
+        '{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0, "input_length": 16, "output_length": 1'
+        ', "hash_ids": [1]}\n'
+        '{"chat_id": 2, "parent_chat_id": 1, "timestamp": 1, "input_length": 32, "output_length": 1'
+        ', "hash_ids": [1, 2]}\n'
+        '{"chat_id": 3, "parent_chat_id": 7, "timestamp": 2, "input_length": 16, "output_length": 1'
+        ', "hash_ids": [3]}\n'
+        '{"chat_id": 4, "parent_chat_id": 3, "timestamp": 3, "input_length": 16, "output_length": 1'
+        ', "hash_ids": [4]}\n'
     )
     w, _ = load_trace(p)
     assert list(w.session_id) == [1, 1, 7, 7]
@@ -175,9 +179,12 @@ def test_per_block_hashes_are_rekeyed_by_prefix(tmp_path):
     # Content-only hashes: id 5 follows 1 in one request and 2 in another.
     p = tmp_path / "b.jsonl"
     p.write_text(
-        '{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0, "input_length": 32, "output_length": 1, "hash_ids": [1, 5]}\n'
-        '{"chat_id": 2, "parent_chat_id": -1, "timestamp": 1, "input_length": 32, "output_length": 1, "hash_ids": [2, 5]}\n'
-        '{"chat_id": 3, "parent_chat_id": -1, "timestamp": 2, "input_length": 48, "output_length": 1, "hash_ids": [1, 5, 6]}\n'
+        '{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0, "input_length": 32, "output_length": 1'
+        ', "hash_ids": [1, 5]}\n'
+        '{"chat_id": 2, "parent_chat_id": -1, "timestamp": 1, "input_length": 32, "output_length": 1'
+        ', "hash_ids": [2, 5]}\n'
+        '{"chat_id": 3, "parent_chat_id": -1, "timestamp": 2, "input_length": 48, "output_length": 1'
+        ', "hash_ids": [1, 5, 6]}\n'
     )
     w, st = load_trace(p)
     assert any("prefix-identifying" in n for n in st.notes)

@@ -14,8 +14,8 @@ with warnings.catch_warnings():
 
 from sim.analytic import calc_hit_rate, reuse_breakeven  # noqa: E402
 from sim.config import load_config  # noqa: E402
-from sim.report.schema import write_json  # noqa: E402
 from sim.modes.runner import run_mode  # noqa: E402
+from sim.report.schema import write_json  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
 from web.app import create_app  # noqa: E402
 from web.results import guess_axes, list_results  # noqa: E402
@@ -107,7 +107,7 @@ def test_report_summary_is_policy_rows(client, results_dir):
     rep = json.loads((results_dir / "run1" / "report.json").read_text())
     d = client.get("/api/results/report", params={"path": "run1/report.json"}).json()
     assert [r["policy"] for r in d["rows"]] == ["lru", "belady"]
-    for row, p in zip(d["rows"], rep["policies"]):
+    for row, p in zip(d["rows"], rep["policies"], strict=True):
         assert row["hit_rate"] == p["metrics"]["hit_rate"]
         assert row["ttft_p50_ms"] == p["metrics"]["ttft_ms"]["p50"]
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from pathlib import Path
-from trace.rowio import Head, check_file
 from typing import TYPE_CHECKING, Protocol
 
 from sim.errors import InputError
+from trace.rowio import Head, check_file
 
 if TYPE_CHECKING:
     from trace.workload import LoadStats, Workload

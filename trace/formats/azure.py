@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+
 from trace.collector import Collector
 from trace.rowio import BadRow, Head, run_csv, str_int, trace_name
 from trace.workload import LoadStats, Workload

@@ -20,8 +20,10 @@ whole prefix when it does not (a note in LoadStats says so).
 """
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from pathlib import Path
+
 from trace.collector import Collector
 from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, first_key, run_jsonl, trace_name
 from trace.workload import LoadStats, Workload
@@ -100,9 +102,9 @@ def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple
         base = 1 if min(present) >= 1 else 0
     else:
         base = 0
-    coll.turn = [
+    coll.turn = array("q", [
         (t - base if t - base >= 0 else -1) if t is not None else d for t, d in zip(raw_turns, depths, strict=True)
-    ]
+    ])
     w, st = coll.build(trace_name(path))
     if present and base:
         st.notes.append(f"turn numbers in the file start at {base}; stored 0-based")

@@ -12,6 +12,8 @@ not 512 tokens; must be the same on every row) and ``synthetic_blocks``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
+
 from trace.collector import Collector
 from trace.formats.bailian import CHAT_FIELDS
 from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, run_jsonl, trace_name
@@ -29,9 +31,16 @@ def sniff(head: Head) -> bool:
     return {"input_length", "hash_ids"} <= keys and not keys & CHAT_FIELDS
 
 
+class _State(TypedDict):
+    """What the rows said about the file as a whole: its block size, whether its ids are synthetic."""
+
+    bt: int | None
+    synthetic: bool
+
+
 def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "mooncake", strict=strict, limit=limit, block_tokens=BLOCK_TOKENS)
-    state = {"bt": None, "synthetic": False}
+    state: _State = {"bt": None, "synthetic": False}
     add = coll.add
 
     def row(obj: dict, line: int) -> None:

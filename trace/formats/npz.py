@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from trace.rowio import ZIP_MAGIC, Head
-from trace.workload import LoadStats, Workload
 
 import numpy as np
 
 from sim.errors import InputError
+from trace.rowio import ZIP_MAGIC, Head
+from trace.workload import LoadStats, Workload
 
 NAME = "npz"
 ORDER = 60

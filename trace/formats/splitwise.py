@@ -11,6 +11,7 @@ within a session and unique per request otherwise.
 from __future__ import annotations
 
 from pathlib import Path
+
 from trace.collector import Collector
 from trace.rowio import Head, run_csv, str_float, str_int, trace_name
 from trace.workload import LoadStats, Workload
