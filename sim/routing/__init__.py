@@ -1,5 +1,13 @@
 """Routing layer: routers that pick a worker, GPU or replica for a request.
 
-Importing the package registers the built-in routers (sim.routing.registry).
+Every public module of this package is imported here, so the routers each
+defines register themselves (``sim.routing.registry``): adding a router is
+adding one file.
 """
-from sim.routing import blind, cache_aware, pd  # noqa: F401  (registers the built-in routers)
+import importlib
+import pkgutil
+
+# Sorted by module name, so the registry's order does not depend on the file system.
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if not _mod.startswith("_"):
+        importlib.import_module(f"{__name__}.{_mod}")
