@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine import cluster_kernels as K
 from sim.cache.layout import Layout, Moves
 from sim.cache.tier import TierStats
 from sim.engine import cluster_kernels, cluster_queries
@@ -208,7 +207,7 @@ class CompiledClusterCache:
     @property
     def moved(self) -> dict[str, int]:
         vals = self.G[K.MOVED0:K.MOVED0 + len(K.MOVE_NAMES)].tolist()
-        return {k: v for k, v in zip(K.MOVE_NAMES, vals) if v}
+        return {k: v for k, v in zip(K.MOVE_NAMES, vals, strict=True) if v}
 
     def _views(self, kind: str, count: int, cap: int) -> dict[int, TierView]:
         b = self._base[kind]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from numba import njit
 
 from sim.engine.arc_kernel import arc_admit, arc_insert, arc_touch, arc_victim
-from sim.engine.layout import POLICY
-from sim.engine.lru_kernel import list_remove, lru_insert, lru_victim, sw_admit, sw_touch
 from sim.engine.belady_kernel import belady_insert, belady_remove, belady_touch, belady_victim
+from sim.engine.layout import POLICY
 from sim.engine.lfu_kernel import lfu_insert, lfu_remove, lfu_touch, lfu_victim
+from sim.engine.lru_kernel import list_remove, lru_insert, lru_victim, sw_admit, sw_touch
 from sim.engine.s3fifo_kernel import s3_insert, s3_touch, s3_victim
 from sim.engine.tier_slots import move_to_back
 

@@ -8,22 +8,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.cache.node import Traffic
+from sim.cache.tier import TierBytes, TierStats
 from sim.engine import belady_kernel, lfu_kernel, node_ops
 from sim.engine.dispatch import ARC, BELADY, KERNELS, LFU, S3FIFO, SELECTIVE_WRITE
 from sim.engine.layout import (
-    CAP, LEN, PREFETCHED, STAT_FIELDS, ST_HITS, TR_DRAM_TO_HBM, TR_DRAM_TO_SSD, TR_HBM_TO_DRAM,
-    TR_SSD_TO_HBM, allocate, tier_at,
+    CAP,
+    LEN,
+    PREFETCHED,
+    ST_HITS,
+    STAT_FIELDS,
+    TR_DRAM_TO_HBM,
+    TR_DRAM_TO_SSD,
+    TR_HBM_TO_DRAM,
+    TR_SSD_TO_HBM,
+    allocate,
+    tier_at,
 )
 from sim.engine.tier_ops import resident
-from sim.cache.node import Traffic
 from sim.policies.base import AccessContext, make_policy
-from sim.cache.tier import TierBytes, TierStats
 
 
 class TierView(TierBytes):
     """One tier of the compiled cache, read like a sim.cache.tier.Tier."""
 
-    def __init__(self, cache: "CompiledNodeCache", t: int, name: str, block_bytes: int) -> None:
+    def __init__(self, cache: CompiledNodeCache, t: int, name: str, block_bytes: int) -> None:
         self._c = cache
         self._t = t
         self.name = name
@@ -80,7 +89,7 @@ class CompiledNodeCache:
         # small target and ghost size, selective_write's history and depth).
         refs = [make_policy(policy, c, ctx, **params) for c in (hbm_blocks, dram_blocks, ssd_blocks)]
         refs = [refs[0]] * n_workers + refs[1:]
-        nslots = [_slots(code, c, p, ctx.n_unique) for c, p in zip(caps, refs)]
+        nslots = [_slots(code, c, p, ctx.n_unique) for c, p in zip(caps, refs, strict=True)]
         prm = [_params(code, p) for p in refs]
         # the reuse history of selective_write, shared by the node's tiers
         hist = max((p[0] for p in prm), default=0) if code == SELECTIVE_WRITE else 0

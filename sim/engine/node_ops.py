@@ -9,9 +9,20 @@ from __future__ import annotations
 from numba import njit
 
 from sim.engine.layout import (
-    NW, PREFETCHED, SCRATCH, SCRATCH_N, ST_DEMOTIONS_IN, ST_DROPPED, ST_HITS, ST_PROMOTIONS_OUT,
+    NW,
+    PREFETCHED,
+    SCRATCH,
+    SCRATCH_N,
+    ST_DEMOTIONS_IN,
+    ST_DROPPED,
+    ST_HITS,
+    ST_PROMOTIONS_OUT,
     TR_DRAM_TO_HBM,
-    TR_DRAM_TO_SSD, TR_HBM_TO_DRAM, TR_SSD_TO_HBM, WRITE_THROUGH, tier_at,
+    TR_DRAM_TO_SSD,
+    TR_HBM_TO_DRAM,
+    TR_SSD_TO_HBM,
+    WRITE_THROUGH,
+    tier_at,
 )
 from sim.engine.tier_ops import resident, tier_admits, tier_put_absent, tier_take, tier_touch
 

@@ -9,7 +9,7 @@ Arguments are grouped in tuples:
 ``W = (arrival_s, block_offsets, block_ids, input_tokens, session_index, service_s)``,
 ``Q = (dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arrival, last_req, gaps)``
 (the departure and prefetch heaps and the session-gap predictor; ``gaps`` =
-[sum, count]), ``O = (worker, hit_blocks, hit_tokens, occ_t, occ)``;
+[sum, count]), ``out = (worker, hit_blocks, hit_tokens, occ_t, occ)``;
 ``st`` = [departures, prefetches, occupancy samples] counts.
 """
 from __future__ import annotations
@@ -127,10 +127,10 @@ def _pf_pop(pt, ps, pr, pw, n):
 
 # ------------------------------------------------------------- the loop
 @njit(cache=True)
-def replay(M, R, W, Q, O, st, load, i0, i1, every, bt, do_prefetch):
+def replay(M, R, W, Q, out, st, load, i0, i1, every, bt, do_prefetch):
     arr_s, offs, ids, inp, sess, svc = W
     dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arr, last_req, gaps = Q
-    worker, hit_blocks, hit_tok, occ_t, occ = O
+    worker, hit_blocks, hit_tok, occ_t, occ = out
     nw = M[NW]
     for i in range(i0, i1):
         t = arr_s[i]
@@ -193,17 +193,17 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
         np.full(max(1, n_sess), np.nan), np.full(max(1, n_sess), -1, dtype=np.int64), np.zeros(2),
     )
     m = n // every + 2
-    O = (np.zeros(n, dtype=np.int64), np.zeros((n, 3), dtype=np.int64), np.zeros((n, 3), dtype=np.int64),
+    out = (np.zeros(n, dtype=np.int64), np.zeros((n, 3), dtype=np.int64), np.zeros((n, 3), dtype=np.int64),
          np.zeros(m), np.zeros((m, 3), dtype=np.int64))
     st = np.zeros(3, dtype=np.int64)
     bt = w.block_tokens
     for i0 in range(0, n, chunk):
         i1 = min(n, i0 + chunk)
-        replay(cache.M, R, W, Q, O, st, load, i0, i1, every, bt, do_prefetch)
+        replay(cache.M, R, W, Q, out, st, load, i0, i1, every, bt, do_prefetch)
         if progress:
             progress(i1 - 1)
     k = int(st[2])
-    occ_t, occ = O[3][:k].tolist(), O[4][:k].tolist()
+    occ_t, occ = out[3][:k].tolist(), out[4][:k].tolist()
     for name, col in (("hbm", 0), ("dram", 1), ("ssd", 2)):
-        cache.occupancy[name] = [(t, row[col]) for t, row in zip(occ_t, occ)]
-    return {"worker": O[0], "hit_blocks": O[1], "hit_tokens": O[2]}
+        cache.occupancy[name] = [(t, row[col]) for t, row in zip(occ_t, occ, strict=True)]
+    return {"worker": out[0], "hit_blocks": out[1], "hit_tokens": out[2]}

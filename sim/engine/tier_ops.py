@@ -5,7 +5,17 @@ from numba import njit
 
 from sim.engine.dispatch import ARC, pol_admit, pol_filters, pol_insert, pol_remove, pol_touch, pol_victim
 from sim.engine.layout import (
-    CAP, LEN, LIST, POLICY, RESIDENT_LISTS, SCRATCH_N, ST_EVICTIONS, ST_INSERTS, ST_REJECTED, ST_TAKEN, tier_at,
+    CAP,
+    LEN,
+    LIST,
+    POLICY,
+    RESIDENT_LISTS,
+    SCRATCH_N,
+    ST_EVICTIONS,
+    ST_INSERTS,
+    ST_REJECTED,
+    ST_TAKEN,
+    tier_at,
 )
 from sim.engine.slots import POS
 from sim.engine.tier_slots import find
