@@ -47,7 +47,9 @@ class ModelSpec:
     experts_per_token: int = 0      # routed experts used per token
 
     def __post_init__(self) -> None:
-        fill = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
+        def fill(k: str, v: object) -> None:
+            object.__setattr__(self, k, v)  # frozen
+
         if not self.active_params:
             fill("active_params", self.params)
         if not self.kv_cache_layer_count:
@@ -77,7 +79,7 @@ class ModelSpec:
 # ---------------------------------------------------------- parameter counts
 
 
-def _pos_int(d: dict, key: str, where: str, default: Any = None) -> int:
+def _pos_int(d: dict[str, Any], key: str, where: str, default: Any = None) -> int:
     v = d.get(key, default)
     if v is None:
         v = default
@@ -86,7 +88,7 @@ def _pos_int(d: dict, key: str, where: str, default: Any = None) -> int:
     return int(v)
 
 
-def _estimate_params(d: dict, n_layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int,
+def _estimate_params(d: dict[str, Any], n_layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int,
                      inter: int, vocab: int, where: str) -> tuple[int, int, int, int]:
     """(params, active_params, n_experts, experts_per_token) from an HF-style dict.
 
@@ -149,7 +151,7 @@ def _estimate_params(d: dict, n_layers: int, hidden: int, heads: int, kv_heads: 
     return base + total_mlp, base + active_mlp, n_exp, top_k
 
 
-def _kv_layers(d: dict, n_layers: int, where: str) -> int:
+def _kv_layers(d: dict[str, Any], n_layers: int, where: str) -> int:
     """Layers holding a per-token KV cache, from explicit or hybrid-layout keys.
 
     Accepted (first match wins): ``kv_cache_layer_count``; ``layer_types``
@@ -191,7 +193,7 @@ _REQUIRED_ALIASES = {
 }
 
 
-def _spec_from_hf(d: dict, name: str, where: str) -> ModelSpec:
+def _spec_from_hf(d: object, name: str, where: str) -> ModelSpec:
     """Build a ModelSpec from a HuggingFace config.json dict."""
     if not isinstance(d, dict):
         raise InputError("config.json must be a JSON object", where=where)
@@ -279,7 +281,7 @@ def load_hf_config(path: str | Path) -> ModelSpec:
 # Mixtral 46,702,792,704 total / 12,879,925,248 active; Qwen2.5-72B
 # 72,706,203,648), unless pinned with _params/_active_params.
 _LLAMA3_VOCAB = 128256
-_PRESET_CONFIGS: dict[str, dict] = {
+_PRESET_CONFIGS: dict[str, dict[str, Any]] = {
     # meta-llama/Llama-2-7b-hf
     "llama-2-7b": dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=32,
                        intermediate_size=11008, vocab_size=32000, max_position_embeddings=4096),

@@ -194,7 +194,7 @@ class Config(_Section):
     experiments: ExperimentsCfg = ExperimentsCfg()
 
     @model_validator(mode="after")
-    def _cluster_divides(self) -> "Config":
+    def _cluster_divides(self) -> Config:
         per_node = self.hardware.gpus_per_node
         if self.cluster.gpus_per_rack % per_node:
             raise ValueError(
@@ -217,7 +217,7 @@ def config_hash(cfg: Config) -> str:
 
 # ---------------------------------------------------------------- loading
 
-def _read_yaml(path: Path, what: str) -> dict:
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     if not path.exists():
         raise InputError(f"{what} not found", where=str(path))
     try:
@@ -231,7 +231,7 @@ def _read_yaml(path: Path, what: str) -> dict:
     return data
 
 
-def _merge(base: dict, over: dict, sources: dict, source: str, prefix: str = "") -> None:
+def _merge(base: dict[str, Any], over: dict[str, Any], sources: dict[str, str], source: str, prefix: str = "") -> None:
     """Deep-merge `over` into `base`, remembering which source set each key."""
     for k, v in over.items():
         path = f"{prefix}{k}"
@@ -242,7 +242,7 @@ def _merge(base: dict, over: dict, sources: dict, source: str, prefix: str = "")
             sources[path] = source
 
 
-def _source_for(loc: str, sources: dict, default: str) -> str:
+def _source_for(loc: str, sources: dict[str, str], default: str) -> str:
     # The most specific recorded key that is a prefix of the error location.
     best, best_len = default, -1
     for key, src in sources.items():
@@ -251,7 +251,7 @@ def _source_for(loc: str, sources: dict, default: str) -> str:
     return best
 
 
-def _validate(data: dict, sources: dict, default_source: str) -> Config:
+def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
@@ -272,7 +272,7 @@ def _validate(data: dict, sources: dict, default_source: str) -> Config:
         raise InputError(f"{loc}: {msg}", where=where) from None
 
 
-def parse_override(text: str, cfg_dict: dict) -> tuple[list[str], Any]:
+def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]:
     """Parse ``a.b=c``; the value is YAML (so 3, 0.5, true, [lru, arc] work)."""
     if "=" not in text:
         raise InputError(f"expected KEY=VALUE, got {text!r}", where="--set")

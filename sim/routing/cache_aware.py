@@ -9,27 +9,30 @@ blocks.
 """
 from __future__ import annotations
 
-from sim.routing.base import Router
+from typing import Any
+
+from sim.routing.base import Blocks, CacheView, Router
 from sim.routing.registry import register
 
 
 @register
-class PrefixAware(Router):
+class PrefixAware(Router[CacheView]):
     """Longest prefix cached close to the target minus a load penalty (blocks per queued request)."""
 
     name = "prefix_aware"
     compiled_code = 4
     rack_candidates = 2  # cluster: racks whose EIC pool holds the longest prefix
 
-    def __init__(self, state, load_penalty_blocks: float = 4.0, **params):
+    def __init__(self, state: CacheView, load_penalty_blocks: float = 4.0, **params: Any) -> None:
         super().__init__(state)
         self.penalty = load_penalty_blocks
 
-    def choose(self, req, blocks, session):
+    def choose(self, req: int, blocks: Blocks, session: int) -> int:
         s = self.s
         load = s.load
         pen = self.penalty
-        best, best_key = -1, None
+        best = -1
+        best_key: tuple[float, ...] | None = None
         cands = s.candidates(req, blocks, self.rack_candidates)
         for w, (near, hbm) in zip(cands, s.near_prefixes(cands, blocks), strict=True):
             lw = int(load[w])
@@ -40,7 +43,7 @@ class PrefixAware(Router):
 
 
 @register
-class CacheLoadBalanced(Router):
+class CacheLoadBalanced(Router[CacheView]):
     """Minimum estimated TTFT: queue wait + loading the cached prefix from where it lives + prefill of the rest.
 
     The node view counts in blocks of prefill work (every cached block outside
@@ -53,11 +56,11 @@ class CacheLoadBalanced(Router):
     compiled_code = 5
     rack_candidates = 3
 
-    def __init__(self, state, blocks_per_request: float = 16.0, **params):
+    def __init__(self, state: CacheView, blocks_per_request: float = 16.0, **params: Any) -> None:
         super().__init__(state)
         self.per_request = blocks_per_request
 
-    def choose(self, req, blocks, session):
+    def choose(self, req: int, blocks: Blocks, session: int) -> int:
         s = self.s
         best, best_t = -1, float("inf")
         cands = s.candidates(req, blocks, self.rack_candidates)

@@ -25,10 +25,14 @@ worker, then to the one holding more in its own HBM.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import numpy.typing as npt
+
+from sim.routing.base import Blocks
 
 if TYPE_CHECKING:  # types only: the routing layer reads whichever cache it is handed
     from sim.cache.cluster import ClusterCache
@@ -44,7 +48,7 @@ class LoadIndex:
     on the lowest id.
     """
 
-    def __init__(self, workers) -> None:
+    def __init__(self, workers: Iterable[int]) -> None:
         self.buckets: list[OrderedDict[int, None]] = [OrderedDict.fromkeys(workers)]
         self.min = 0
 
@@ -118,6 +122,11 @@ class ClusterLoad:
         return self.total / self.n
 
 
+def _as_list(cands: Sequence[int]) -> list[int]:
+    """The candidates as the caches take them (``candidates`` already returns a list: no copy)."""
+    return cands if isinstance(cands, list) else list(cands)
+
+
 class CostModel(Protocol):
     """What cache_load_balanced needs from the simulator."""
 
@@ -133,7 +142,7 @@ class ClusterRouteState:
     layout: Layout
     cache: ClusterCache | CompiledClusterCache
     loads: ClusterLoad
-    input_tokens: np.ndarray  # per request (for cost estimates)
+    input_tokens: npt.NDArray[np.int64]  # per request (for cost estimates)
     cost: CostModel | None = None
     seed: int = 0
     rng: np.random.Generator = field(init=False)
@@ -147,7 +156,7 @@ class ClusterRouteState:
         return self.layout.n_workers
 
     @property
-    def load(self) -> np.ndarray:
+    def load(self) -> npt.NDArray[np.int64]:
         return self.loads.load
 
     def least(self) -> int:
@@ -162,7 +171,7 @@ class ClusterRouteState:
     hbm_scored = 4  # most recent HBM holders of the deepest cached blocks
     rack_scan = 8  # racks looked at (from a rotating start) to pick the EIC holders
 
-    def candidates(self, req: int, blocks, racks: int) -> list[int]:
+    def candidates(self, req: int, blocks: Blocks, racks: int) -> list[int]:
         """HBM holders of the deepest blocks, the least-loaded worker of `racks` EIC holders, the least-loaded."""
         cache = self.cache
         out = cache.hbm_candidates(blocks, self.hbm_scored)
@@ -181,20 +190,23 @@ class ClusterRouteState:
             out.append(w)
         return out
 
-    def near_prefixes(self, cands, blocks) -> list[tuple[int, int]]:
+    def near_prefixes(self, cands: Sequence[int], blocks: Blocks) -> list[tuple[int, int]]:
         """(blocks in HBM, peer HBM, DRAM or EIC of the candidate's rack; of which in its HBM)."""
-        return [(c[0] + c[1] + c[2] + c[3], c[0]) for c in self.cache.probe_many(cands, blocks, in_rack=True)]
+        return [(c[0] + c[1] + c[2] + c[3], c[0]) for c in self.cache.probe_many(_as_list(cands), blocks, in_rack=True)]
 
-    def tie_break(self, load: int, hbm: int) -> tuple:
+    def tie_break(self, load: int, hbm: int) -> tuple[int, int]:
         return (-load, hbm)
 
-    def located_prefixes(self, cands, blocks) -> list[list[int]]:
-        return self.cache.probe_many(cands, blocks)
+    def located_prefixes(self, cands: Sequence[int], blocks: Blocks) -> list[list[int]]:
+        return self.cache.probe_many(_as_list(cands), blocks)
 
-    def queue_cost(self, w: int, per_request: float) -> float:
+    def _cost(self) -> CostModel:
         if self.cost is None:
             raise RuntimeError("cache_load_balanced needs a cost model")
-        return self.cost.queue_s(w)
+        return self.cost
 
-    def cost_after_queue(self, queue: float, counts: list[int], req: int, blocks) -> float:
-        return self.cost.ttft_after_queue_s(queue, counts, int(self.input_tokens[req]))
+    def queue_cost(self, w: int, per_request: float) -> float:
+        return self._cost().queue_s(w)
+
+    def cost_after_queue(self, queue: float, counts: list[int], req: int, blocks: Blocks) -> float:
+        return self._cost().ttft_after_queue_s(queue, counts, int(self.input_tokens[req]))

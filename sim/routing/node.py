@@ -9,17 +9,20 @@ compiled twin (sim.engine.routing) does.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
+
+from sim.routing.base import Blocks
 
 
 @dataclass
 class RouteState:
     n_workers: int
-    load: np.ndarray  # outstanding requests per worker (int64)
-    hbm_prefix: Callable[[int, object], int]  # (worker, blocks) -> cached leading blocks
+    load: npt.NDArray[np.int64]  # outstanding requests per worker
+    hbm_prefix: Callable[[int, Blocks], int]  # (worker, blocks) -> cached leading blocks
     seed: int = 0
     rng: np.random.Generator = field(init=False)
 
@@ -35,25 +38,25 @@ class RouteState:
 
     # ------------------------------------------------------------ CacheView
 
-    def candidates(self, req: int, blocks, racks: int) -> range | tuple[int]:
+    def candidates(self, req: int, blocks: Blocks, racks: int) -> range | tuple[int]:
         # Without blocks nothing is cached anywhere: the least-loaded worker wins every score.
         return range(self.n_workers) if len(blocks) else (self.least(),)
 
-    def near_prefixes(self, cands, blocks) -> list[tuple[int, int]]:
-        out = []
+    def near_prefixes(self, cands: Sequence[int], blocks: Blocks) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
         for w in cands:
             h = self.hbm_prefix(w, blocks)
             out.append((h, h))
         return out
 
-    def tie_break(self, load: int, hbm: int) -> tuple:
+    def tie_break(self, load: int, hbm: int) -> tuple[()]:
         return ()  # the first (lowest id) of equal scores
 
-    def located_prefixes(self, cands, blocks) -> list[int]:
+    def located_prefixes(self, cands: Sequence[int], blocks: Blocks) -> list[int]:
         return [self.hbm_prefix(w, blocks) for w in cands]
 
     def queue_cost(self, w: int, per_request: float) -> float:
-        return per_request * self.load[w]  # blocks of prefill work queued ahead
+        return per_request * float(self.load[w])  # blocks of prefill work queued ahead
 
-    def cost_after_queue(self, queue: float, counts: int, req: int, blocks) -> float:
+    def cost_after_queue(self, queue: float, counts: int, req: int, blocks: Blocks) -> float:
         return queue + (len(blocks) - counts)  # + the blocks not in this worker's HBM

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from sim.routing.base import Router
+from sim.routing.base import Blocks, Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make, register
 
@@ -32,8 +33,16 @@ class RoutedRequest(Protocol):
     pre: int  # prefill replica (decode routing only)
 
 
+class PrefixTree(Protocol):
+    def match(self, blocks: Sequence[int]) -> int:
+        """Cached leading blocks of `blocks`."""
+        ...
+
+
 class PrefillReplica(Protocol):
-    tree: Any  # radix tree: ``match(blocks)`` -> cached leading blocks
+    @property
+    def tree(self) -> PrefixTree: ...
+
     outstanding: int  # requests routed here, prefill not finished
     load_tokens: int  # prefill tokens queued or in progress
 
@@ -47,7 +56,7 @@ class PrefillView(RouteState):
         self._inp = 0
         super().__init__(len(self.replicas), np.zeros(len(self.replicas), dtype=np.int64), self._match, seed=seed)
 
-    def _match(self, w: int, blocks) -> int:
+    def _match(self, w: int, blocks: Blocks) -> int:
         return self.replicas[w].tree.match(blocks)
 
     def snapshot(self, r: RoutedRequest) -> None:
@@ -68,13 +77,26 @@ class DecodeReplica(Protocol):
     def grant_room(self) -> int: ...
 
 
+class RackMap(Protocol):
+    def rack_of(self, g: int) -> int: ...
+
+
 class DecodeSide(Protocol):
     """What the decode view reads from the PD simulator."""
 
-    decode: list  # of DecodeReplica
-    decode_by_rack: Any  # rack -> decode replica numbers
-    prefill_gpu: list[int]
-    topo: Any  # ``rack_of(gpu)``
+    @property
+    def decode(self) -> Sequence[DecodeReplica]: ...
+
+    @property
+    def decode_by_rack(self) -> Sequence[Sequence[int]]:
+        """Rack -> decode replica numbers."""
+        ...
+
+    @property
+    def prefill_gpu(self) -> Sequence[int]: ...
+
+    @property
+    def topo(self) -> RackMap: ...
 
 
 class DecodeView:
@@ -88,12 +110,17 @@ class DecodeView:
     def snapshot(self, r: RoutedRequest) -> None:
         self._r = r
 
+    def _request(self) -> RoutedRequest:
+        if self._r is None:
+            raise RuntimeError("the decode view is read before a request is routed (snapshot)")
+        return self._r
+
     @property
     def n_workers(self) -> int:
         return len(self.side.decode)
 
     @property
-    def load(self) -> np.ndarray:
+    def load(self) -> npt.NDArray[np.int64]:
         return np.array([e.prompt_kv for e in self.side.decode], dtype=np.int64)
 
     def mean(self) -> float:
@@ -101,12 +128,12 @@ class DecodeView:
 
     def need(self) -> int:
         """Tokens the request's KV takes on its decode replica."""
-        return self._r.inp
+        return self._request().inp
 
     def local(self) -> Sequence[int]:
         """The decode replicas in the rack of the request's prefill replica."""
         s = self.side
-        return s.decode_by_rack[s.topo.rack_of(s.prefill_gpu[self._r.pre])]
+        return s.decode_by_rack[s.topo.rack_of(s.prefill_gpu[self._request().pre])]
 
     def least_used(self, cands: Sequence[int], need: int) -> int:
         """Among `cands`, the replica holding the fewest prompt tokens that can grant `need` tokens now.
@@ -114,7 +141,8 @@ class DecodeView:
         -1 if none can. (The free-memory check runs only for a candidate that would become the best.)
         """
         dec = self.side.decode
-        best, best_load = -1, None
+        best = -1
+        best_load: int | None = None
         for d in cands:
             e = dec[d]
             load = e.prompt_kv
@@ -129,7 +157,7 @@ class DecodeView:
 
 
 @register
-class CacheAware(Router):
+class CacheAware(Router[PrefillView]):
     """argmax over prefill replicas of (radix-matched tokens - load_penalty x queued prefill tokens).
 
     A matched token saves about one token of prefill compute and a queued
@@ -142,16 +170,17 @@ class CacheAware(Router):
     name = "cache_aware"
     scopes = frozenset({"prefill"})
 
-    def __init__(self, view: PrefillView, load_penalty: float = 1.0, **params) -> None:
+    def __init__(self, view: PrefillView, load_penalty: float = 1.0, **params: Any) -> None:
         super().__init__(view)
         self.penalty = float(load_penalty)
         self.last = [0] * view.n_workers  # when each replica was last chosen (ties: least recent wins)
         self.n = 0
 
-    def choose(self, req, blocks, session):
+    def choose(self, req: int, blocks: Blocks, session: int) -> int:
         s = self.s
         bt, pen, last, inp = s.block_tokens, self.penalty, self.last, s.input_tokens(req)
-        best, best_key = 0, None
+        best = 0
+        best_key: tuple[float, int, int] | None = None
         for w in range(s.n_workers):
             q = s.queued_tokens(w)
             hit = min(s.hbm_prefix(w, blocks) * bt, inp)
@@ -164,13 +193,13 @@ class CacheAware(Router):
 
 
 @register
-class RackLocal(Router):
+class RackLocal(Router[DecodeView]):
     """The lightest decode replica with room in the prefill's rack; other racks only when it has none."""
 
     name = "rack_local"
     scopes = frozenset({"decode"})
 
-    def choose(self, req, blocks, session):
+    def choose(self, req: int, blocks: Blocks, session: int) -> int:
         s = self.s
         local = s.local()
         need = s.need()
@@ -185,7 +214,7 @@ class RackLocal(Router):
 class ReplicaRouter:
     """A registered router choosing PD replicas: snapshot the view for the request, then choose."""
 
-    def __init__(self, router: Router, view: PrefillView | DecodeView) -> None:
+    def __init__(self, router: Router[Any], view: PrefillView | DecodeView) -> None:
         self.router = router
         self.view = view
 
@@ -194,6 +223,6 @@ class ReplicaRouter:
         return int(self.router.choose(r.i, r.blocks, r.sess))
 
 
-def make_replica_router(name: str, scope: str, view: PrefillView | DecodeView, **params) -> ReplicaRouter:
+def make_replica_router(name: str, scope: str, view: PrefillView | DecodeView, **params: Any) -> ReplicaRouter:
     """Router `name` of scope ``prefill`` or ``decode`` over `view` (an InputError names the config key)."""
     return ReplicaRouter(make(name, scope, view, **params), view)

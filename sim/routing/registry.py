@@ -9,13 +9,13 @@ built-in routers register themselves when ``sim.routing`` is imported
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 from sim.errors import InputError
 from sim.registry import Registry
 from sim.routing.base import SCOPES, Router, RouteView
 
-ROUTERS = Registry("router")
+ROUTERS: Registry[Router[Any]] = Registry("router")
 
 # The config key naming each scope's router (where an error points) and the word used in messages.
 CONFIG_KEYS = {"node": "cluster.router", "cluster": "cluster.router", "prefill": "pd.router",
@@ -23,7 +23,10 @@ CONFIG_KEYS = {"node": "cluster.router", "cluster": "cluster.router", "prefill":
 _LABELS = {"node": "router", "cluster": "router", "prefill": "prefill router", "decode": "decode router"}
 
 
-def register(cls: type[Router]) -> type[Router]:
+R = TypeVar("R", bound="type[Router[Any]]")
+
+
+def register(cls: R) -> R:
     """Class decorator: add a router under its ``name`` (a name is defined once)."""
     bad = set(cls.scopes) - set(SCOPES)
     if bad or not cls.scopes:
@@ -31,10 +34,11 @@ def register(cls: type[Router]) -> type[Router]:
     old = ROUTERS.get(cls.name)
     if old is not None and old is not cls:
         raise ValueError(f"router {cls.name!r} is already defined by {old.__module__}.{old.__qualname__}")
-    return ROUTERS.register(cls)
+    ROUTERS.register(cls)
+    return cls
 
 
-class ScopeView(MutableMapping):
+class ScopeView(MutableMapping[str, "type[Router[Any]]"]):
     """The routers serving one scope, read live from ``ROUTERS``; writes go to ``ROUTERS``."""
 
     def __init__(self, scope: str) -> None:
@@ -42,13 +46,13 @@ class ScopeView(MutableMapping):
             raise ValueError(f"unknown routing scope {scope!r} (known: {', '.join(SCOPES)})")
         self.scope = scope
 
-    def __getitem__(self, name: str) -> type[Router]:
+    def __getitem__(self, name: str) -> type[Router[Any]]:
         cls = ROUTERS[name]
         if self.scope not in cls.scopes:
             raise KeyError(name)
         return cls
 
-    def __setitem__(self, name: str, cls: type[Router]) -> None:
+    def __setitem__(self, name: str, cls: type[Router[Any]]) -> None:
         ROUTERS[name] = cls
 
     def __delitem__(self, name: str) -> None:
@@ -71,7 +75,7 @@ def names(scope_name: str) -> list[str]:
     return sorted(ScopeView(scope_name))
 
 
-def router_class(name: str, scope_name: str, where: str | None = None) -> type[Router]:
+def router_class(name: str, scope_name: str, where: str | None = None) -> type[Router[Any]]:
     """The class of router `name` in a scope; an InputError at `where` (default: the scope's config key) if none."""
     try:
         return ScopeView(scope_name)[name]
@@ -80,6 +84,6 @@ def router_class(name: str, scope_name: str, where: str | None = None) -> type[R
                          where=where or CONFIG_KEYS[scope_name]) from None
 
 
-def make(name: str, scope_name: str, view: RouteView, *, where: str | None = None, **params: Any) -> Router:
+def make(name: str, scope_name: str, view: RouteView, *, where: str | None = None, **params: Any) -> Router[Any]:
     """Router `name` for a scope, reading `view`; unknown or mis-scoped names are an InputError."""
     return router_class(name, scope_name, where)(view, **params)
