@@ -33,6 +33,10 @@ class TierBytes:
     block_bytes: int
     stats: TierStats
 
+    def __len__(self) -> int:
+        """Resident blocks (each subclass counts its own store)."""
+        raise NotImplementedError
+
     @property
     def used_bytes(self) -> int:
         return len(self) * self.block_bytes

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sim.config import Config
 from sim.errors import InputError
@@ -51,9 +51,9 @@ def run_single_mode(
     progress: Progress | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
+    from sim.modes.common import prepare_workload
     from sim.modes.single import run_single
     from sim.routing.registry import router_class
-    from sim.modes.common import prepare_workload
 
     check_policies(policies)
     router_class(cfg.cluster.router, "node", where="cluster.router")
@@ -96,9 +96,9 @@ def run_cluster_mode(
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
     the router comparison, ``report["policies"]`` the policy comparison."""
     from sim.modes.cluster import run_cluster
+    from sim.modes.common import prepare_workload
     from sim.report.cluster import cluster_metrics
     from sim.routing.registry import router_class
-    from sim.modes.common import prepare_workload
     from sim.timing.topology import Topology
 
     check_policies(policies)

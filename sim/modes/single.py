@@ -20,7 +20,6 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from trace.workload import Workload
 
 import numpy as np
 import simpy
@@ -28,19 +27,20 @@ import simpy
 from sim.cache.node import NodeCache, Traffic
 from sim.cache.tier import Tier
 from sim.config import Config
-from sim.errors import InputError
-from sim.timing.fluid import FluidShare, link_share
-from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
+from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
+from sim.errors import InputError
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext, make_policy
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing import compute
+from sim.timing.fluid import FluidShare, link_share
 from sim.timing.slots import SlotServer
+from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
 PREFETCH_GAP_FRACTION = 0.8  # prefetch a session at 80% of its expected think time

@@ -38,15 +38,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, Protocol
+from typing import Protocol
 
 import simpy
 
-from sim.timing import compute
-from sim.modes.pd.request import Req
-from sim.modes.pd.prefill import PrefillScheduler
 from sim.cache.radix_tree import RadixTree
+from sim.modes.pd.prefill import PrefillScheduler
+from sim.modes.pd.request import Req
+from sim.timing import compute
 
 # ------------------------------------------------------------------ memory pools
 
@@ -171,11 +172,11 @@ class DecodeTiming:
 class Hooks(Protocol):
     """What a replica tells its simulator."""
 
-    def chunk_start(self, eng: "BatchingReplica", batch: list, t0: float, dur: float) -> None: ...
-    def prefill_done(self, eng: "BatchingReplica", r: Req) -> None: ...
-    def decode_done(self, eng: "BatchingReplica", r: Req) -> None: ...
-    def preempted(self, eng: "BatchingReplica", r: Req) -> tuple[float, float]: ...  # (blocking now, extra on rejoin)
-    def memory_freed(self, eng: "BatchingReplica") -> None: ...
+    def chunk_start(self, eng: BatchingReplica, batch: list, t0: float, dur: float) -> None: ...
+    def prefill_done(self, eng: BatchingReplica, r: Req) -> None: ...
+    def decode_done(self, eng: BatchingReplica, r: Req) -> None: ...
+    def preempted(self, eng: BatchingReplica, r: Req) -> tuple[float, float]: ...  # (blocking now, extra on rejoin)
+    def memory_freed(self, eng: BatchingReplica) -> None: ...
 
 
 class ReplicaStats:

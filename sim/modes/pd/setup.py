@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from trace.workload import Workload
 
 import numpy as np
 
@@ -23,8 +22,9 @@ from sim.config.kv_sizes import GIB, free_kv_bytes_per_gpu, kv_bytes_per_token, 
 from sim.config.models import model_spec
 from sim.errors import InputError
 from sim.modes.common import simulated_workload
-from sim.routing.registry import router_class
 from sim.policies.base import AccessContext
+from sim.routing.registry import router_class
+from trace.workload import Workload
 
 
 def split_replicas(n: int, p: int, d: int) -> tuple[int, int]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from trace.workload import Workload
 
 import simpy
 
@@ -45,11 +44,12 @@ from sim.modes.pd.prefill import PrefillScheduler
 from sim.modes.pd.request import Req
 from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
-from sim.routing.pd import DecodeView, PrefillView, make_replica_router
 from sim.policies.base import AccessContext
+from sim.routing.pd import DecodeView, PrefillView, make_replica_router
 from sim.timing import compute
 from sim.timing.network import Network
 from sim.timing.topology import Topology
+from trace.workload import Workload
 
 Progress = Callable[[str, int, int], None]
 
