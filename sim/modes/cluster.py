@@ -247,6 +247,7 @@ def run_cluster(
     if engine == "compiled" and recency is None:
         raise InputError(f"policy {policy!r} has no compiled cluster cache (compiled: LRU and FIFO order: "
                          "lru, fifo, session_prefetch); use cache.engine=auto or python", where="cache.engine")
+    cache: ClusterCache | CompiledClusterCache
     if recency is not None and setup.node.hbm_blocks > 0:
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays.
         uniq, dense = np.unique(workload.block_ids, return_inverse=True)
@@ -393,7 +394,7 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         now = env.now
         clock[0] = now
         if i + 1 < n:
-            env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e, j=i + 1: arrive(j))
+            env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
         lo, hi = int(offs[i]), int(offs[i + 1])

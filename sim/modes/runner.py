@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError
@@ -120,7 +121,7 @@ def run_cluster_mode(
         m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
 
-    by_router = []
+    by_router: list[dict[str, Any]] = []
     sim_time = 0.0
     for r in routers:
         m, st = one(policies[0], r)
