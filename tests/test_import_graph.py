@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
+
 PACKAGES = ("sim", "trace", "learned", "experiments", "web")
 
 # Known cycles, owned by the policy registry rework: sim.policies registers the

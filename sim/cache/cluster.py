@@ -51,6 +51,7 @@ from sim.cache.cluster_lower import count_move, demote, dram_spill
 from sim.cache.layout import Layout, Moves, add_move
 from sim.cache.tier import Tier
 from sim.policies.base import Policy
+from sim.timing.topology import Endpoint
 
 _EMPTY: dict = {}
 
@@ -94,7 +95,7 @@ class ClusterCache:
         self.hits = [0] * 6  # blocks served per location
         self.moved: dict[str, int] = {}  # blocks per move kind (fetch_*, demote_*, spill_*)
         wpn = layout.workers_per_node
-        self._gpu_ep = {}  # worker -> endpoint, filled lazily
+        self._gpu_ep: dict[int, Endpoint] = {}  # worker -> endpoint, filled lazily
         self._wpn = wpn
         # Every tier of a run has the same policy class (Unbounded stands in only for filter-free
         # ones): without an admission filter a tier with capacity admits everything, skip the call.
@@ -113,7 +114,9 @@ class ClusterCache:
         return t
 
     def hbm_tier(self, w: int) -> Tier:
-        return self._lazy(self.hbm, w, "hbm", self.hbm_blocks)
+        t = self._lazy(self.hbm, w, "hbm", self.hbm_blocks)
+        assert t is not None, "HBM has capacity (NodeSetup rejects a budget under one block)"
+        return t
 
     def dram_tier(self, node: int) -> Tier | None:
         return self._lazy(self.dram, node, "dram", self.dram_blocks)
@@ -121,7 +124,7 @@ class ClusterCache:
     def eic_tier(self, rack: int) -> Tier | None:
         return self._lazy(self.eic, rack, "eic", self.eic_blocks)
 
-    def gpu_ep(self, w: int) -> tuple:
+    def gpu_ep(self, w: int) -> Endpoint:
         ep = self._gpu_ep.get(w)
         if ep is None:
             ep = self._gpu_ep[w] = self.topo.gpu(self.layout.gpu(w))

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sim.cache.chain import TierChain
 from sim.cache.layout import Layout, Moves, add_move
 from sim.cache.tier import Tier
+from sim.timing.topology import Endpoint
 
 
 class LowerHost(Protocol):
@@ -33,7 +34,7 @@ class LowerHost(Protocol):
 
     def eic_tier(self, rack: int) -> Tier | None: ...
 
-    def gpu_ep(self, w: int) -> tuple: ...
+    def gpu_ep(self, w: int) -> Endpoint: ...
 
 _EMPTY: dict = {}
 
@@ -88,14 +89,17 @@ def demote(c: LowerHost, w: int, evicted: list[tuple[int, int]], bg: Moves) -> N
     me = c.gpu_ep(w)
     moved = c.moved
     if to_eic:
+        assert eic is not None  # only counted when there is an EIC pool
         eic.stats.demotions_in += to_eic
         add_move(bg, me, c.topo.eic(rack), to_eic)
         moved["hbm_to_eic"] = moved.get("hbm_to_eic", 0) + to_eic
     if to_dram:
+        assert dram is not None  # only counted when there is a DRAM tier
         dram.stats.demotions_in += to_dram
         add_move(bg, me, c.topo.dram(node), to_dram)
         moved["hbm_to_dram"] = moved.get("hbm_to_dram", 0) + to_dram
     if gone:
+        assert eic is not None  # only EIC puts fill `gone`
         _eic_gone(c, rack, eic, gone, bg)
     if spill:
         dram_spill(c, node, spill, bg)
@@ -160,7 +164,7 @@ def _eic_gone(c: LowerHost, rack: int, eic: Tier, gone: list[tuple[int, int]], b
     racks = c.eic_racks
     keep = ~(1 << rack)
     ssd = c.ssd if c.chain.victim_goes("eic") == "ssd" else None
-    spos = ssd.pos if ssd is not None else None
+    spos = ssd.pos if ssd is not None else _EMPTY
     filtering = c.admission_filter
     sent = dropped = 0
     lost: list[tuple[int, int]] = []  # SSD victims (a bounded remote pool)
@@ -173,7 +177,7 @@ def _eic_gone(c: LowerHost, rack: int, eic: Tier, gone: list[tuple[int, int]], b
             racks[v] = m
         else:
             racks.pop(v, None)
-        if spos is not None:
+        if ssd is not None:
             if v in spos:
                 continue
             if not filtering or ssd.admits(v, vpos):
@@ -183,6 +187,8 @@ def _eic_gone(c: LowerHost, rack: int, eic: Tier, gone: list[tuple[int, int]], b
                     continue
         dropped += 1
     eic.stats.dropped += dropped
+    if ssd is None:  # nothing was sent or lost
+        return
     if sent:
         ssd.stats.demotions_in += sent
         add_move(bg, c.topo.eic(rack), c.topo.ssd(), sent)

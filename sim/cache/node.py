@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from sim.cache.tier import Tier
 
 HBM, DRAM, SSD, MISS = 0, 1, 2, 3
@@ -35,7 +34,7 @@ class Traffic:
     hbm_to_dram: int = 0  # demotions and write-through copies
     dram_to_ssd: int = 0
 
-    def add(self, other: "Traffic") -> None:
+    def add(self, other: Traffic) -> None:
         self.dram_to_hbm += other.dram_to_hbm
         self.ssd_to_hbm += other.ssd_to_hbm
         self.hbm_to_dram += other.hbm_to_dram

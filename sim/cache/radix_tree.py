@@ -29,9 +29,10 @@ from __future__ import annotations
 import heapq
 import itertools
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
-from sim.policies.base import AccessContext, NEVER
+from sim.policies.base import NEVER, AccessContext
 
 
 class Node:
@@ -39,7 +40,7 @@ class Node:
 
     __slots__ = ("key", "parent", "children", "ref", "tick", "depth", "pos", "hits", "born", "ver")
 
-    def __init__(self, key: int, parent: "Node | None", depth: int, tick: int, pos: int) -> None:
+    def __init__(self, key: int, parent: Node | None, depth: int, tick: int, pos: int) -> None:
         self.key = key
         self.parent = parent
         self.children = 0  # number of child nodes (ids are global, so a count is enough)
@@ -165,6 +166,7 @@ class BeladyOrder(_HeapOrder):
     """Furthest next use first (offline bound: reads ``ctx.next_use`` at the node's last access)."""
 
     name = "belady"
+    ctx: AccessContext  # required here (checked in __init__)
 
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
         if ctx is None:

@@ -31,7 +31,15 @@ class TierBytes:
 
     capacity: int
     block_bytes: int
-    stats: TierStats
+
+    @property
+    def stats(self) -> TierStats:
+        """The tier's counters (the Python tier keeps them; the engine's view reads them from its array)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """Resident blocks (each subclass counts its own store)."""
+        raise NotImplementedError
 
     @property
     def used_bytes(self) -> int:
@@ -62,10 +70,14 @@ class Tier(TierBytes):
         self.block_bytes = block_bytes
         self.policy = policy
         self.pos: dict[int, int] = {}  # block id -> workload position of its latest access
-        self.stats = TierStats()
+        self._stats = TierStats()
         # Skip calls that cannot change anything for this policy (hot path).
         self._filters = type(policy).admit is not Policy.admit
         self._announce = policy.wants_incoming
+
+    @property
+    def stats(self) -> TierStats:
+        return self._stats
 
     def __contains__(self, key: int) -> bool:
         return key in self.pos

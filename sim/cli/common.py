@@ -26,13 +26,13 @@ def progress_cb(enabled: bool):
     if not enabled or not sys.stderr.isatty():
         return None, contextlib.nullcontext()
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
     prog = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=Console(stderr=True), transient=True,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def cb(label: str, done: int, total: int) -> None:
         if label not in tasks:

@@ -40,11 +40,10 @@ def add_parser(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trace.source import workload_from_config
-
     from sim.modes.runner import run_mode
     from sim.report.rows import write_csv
     from sim.report.schema import write_json
+    from trace.source import workload_from_config
 
     cfg = load_cfg(args)
     console = make_console(args.quiet)

@@ -99,9 +99,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """`experiment pd-ratio`: PD at P:D 1:1..1:7 (or --ratios) + colocated on the same GPUs."""
-    from trace.source import workload_from_config
-
     from experiments.pd_ratio import parse_ratios, run_pd_ratio, write_pd_ratio
+    from trace.source import workload_from_config
 
     cfg = load_cfg(args)
     console = make_console(args.quiet or args.json)

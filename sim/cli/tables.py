@@ -1,6 +1,11 @@
 """The rich tables the commands print, and their cell formatters ("-" for a missing value)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
 
 def pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
@@ -27,10 +32,12 @@ def policy_table(report: dict):
     w = report["workload"]
     t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
                     f"{w['block_tokens']}-token blocks (config {report['config_hash']})")
-    for col, just in (("policy", "left"), ("hit rate", "right"), ("HBM", "right"), ("DRAM", "right"),
-                      ("SSD", "right"), ("TTFT p50 ms", "right"), ("TTFT p99 ms", "right"),
-                      ("TPOT ms", "right"), ("load ms", "right"), ("evictions", "right"),
-                      ("moved GiB", "right"), ("SLO", "right"), ("req/s (wall)", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("policy", "left"), ("hit rate", "right"), ("HBM", "right"), ("DRAM", "right"), ("SSD", "right"),
+        ("TTFT p50 ms", "right"), ("TTFT p99 ms", "right"), ("TPOT ms", "right"), ("load ms", "right"),
+        ("evictions", "right"), ("moved GiB", "right"), ("SLO", "right"), ("req/s (wall)", "right"),
+    )
+    for col, just in columns:
         t.add_column(col, justify=just)
     rates = {p["name"]: p["metrics"].get("requests_per_s") for p in report["policies"]}
     for r in policy_rows(report):

@@ -30,28 +30,28 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import simpy
 
-from sim.timing import compute
+import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
 from sim.cache.cluster import ClusterCache
 from sim.cache.layout import LOC_NAMES, Layout
 from sim.cache.unbounded import Unbounded
+from sim.config import Config
 from sim.engine.choice import resolve_engine
 from sim.engine.cluster_cache import CompiledClusterCache
-from sim.routing.cluster import ClusterLoad, ClusterRouteState
-from sim.routing.registry import make as make_router
-from sim.config import Config
-from sim.timing.fluid import FluidShare
-from sim.timing.network import Network
-import sim.policies  # noqa: F401  (registers every policy in REGISTRY)
+from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
 from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
-from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
+from sim.routing.cluster import ClusterLoad, ClusterRouteState
+from sim.routing.registry import make as make_router
+from sim.timing import compute
+from sim.timing.fluid import FluidShare
+from sim.timing.network import Network
 from sim.timing.topology import Topology
 from trace.workload import Workload
 
@@ -70,7 +70,7 @@ class ClusterSetup:
     ssd_blocks: int  # remote pool
 
     @classmethod
-    def from_config(cls, cfg: Config, block_tokens: int, topo: Topology | None = None) -> "ClusterSetup":
+    def from_config(cls, cfg: Config, block_tokens: int, topo: Topology | None = None) -> ClusterSetup:
         node = NodeSetup.from_config(cfg, block_tokens)
         topo = topo if topo is not None else Topology.from_config(cfg)
         layout = Layout(topo, node.gpus_per_worker)
@@ -240,7 +240,8 @@ def run_cluster(
     if ctx is None:
         ctx = AccessContext.from_workload(workload)
     setup = ClusterSetup.from_config(cfg, workload.block_tokens, topo)
-    if compiled and setup.node.hbm_blocks > 0:
+    cache: ClusterCache | CompiledClusterCache
+    if compiled and recency is not None and setup.node.hbm_blocks > 0:  # recency: the compiled queue order
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays.
         uniq, dense = np.unique(workload.block_ids, return_inverse=True)
         blocks = np.ascontiguousarray(dense, dtype=np.int64)
@@ -386,7 +387,7 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         now = env.now
         clock[0] = now
         if i + 1 < n:
-            env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e, j=i + 1: arrive(j))
+            env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
         lo, hi = int(offs[i]), int(offs[i + 1])

@@ -12,17 +12,17 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
-from trace.workload import Workload
 
 import numpy as np
 
 from sim.config import Config
-from sim.config.gpus import gpu_spec
+from sim.config.gpus import GpuSpec, gpu_spec
 from sim.config.kv_sizes import kv_budget_bytes_per_gpu, kv_bytes_per_token_total
-from sim.config.models import model_spec
+from sim.config.models import ModelSpec, model_spec
 from sim.errors import InputError
 from sim.policies.base import AccessContext
 from sim.timing import compute
+from trace.workload import Workload
 
 GiB = 1024**3
 
@@ -39,8 +39,8 @@ class NodeSetup:
     dram_blocks: int  # per node
     ssd_blocks: int  # per node
     kv_bytes_per_token: float  # one model replica
-    spec: object
-    gpu: object
+    spec: ModelSpec
+    gpu: GpuSpec
 
     @classmethod
     def from_config(cls, cfg: Config, block_tokens: int) -> NodeSetup:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError
@@ -51,9 +52,9 @@ def run_single_mode(
     progress: Progress | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
+    from sim.modes.common import prepare_workload
     from sim.modes.single import run_single
     from sim.routing.registry import router_class
-    from sim.modes.common import prepare_workload
 
     check_policies(policies)
     router_class(cfg.cluster.router, "node", where="cluster.router")
@@ -96,9 +97,9 @@ def run_cluster_mode(
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
     the router comparison, ``report["policies"]`` the policy comparison."""
     from sim.modes.cluster import run_cluster
+    from sim.modes.common import prepare_workload
     from sim.report.cluster import cluster_metrics
     from sim.routing.registry import router_class
-    from sim.modes.common import prepare_workload
     from sim.timing.topology import Topology
 
     check_policies(policies)
@@ -120,7 +121,7 @@ def run_cluster_mode(
         m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
 
-    by_router = []
+    by_router: list[dict[str, Any]] = []
     sim_time = 0.0
     for r in routers:
         m, st = one(policies[0], r)

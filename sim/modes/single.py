@@ -20,7 +20,7 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from trace.workload import Workload
+from typing import Any
 
 import numpy as np
 import simpy
@@ -28,19 +28,21 @@ import simpy
 from sim.cache.node import NodeCache, Traffic
 from sim.cache.tier import Tier
 from sim.config import Config
-from sim.timing.fluid import FluidShare, link_share
 from sim.engine.choice import resolve_engine
-from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.dispatch import KERNELS
+from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext, make_policy
+from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing import compute
+from sim.timing.fluid import FluidShare, link_share
 from sim.timing.slots import SlotServer
+from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
 PREFETCH_GAP_FRACTION = 0.8  # prefetch a session at 80% of its expected think time
@@ -75,7 +77,7 @@ class RunResult:
     policy: str
     timing: bool
     setup: NodeSetup
-    cache: NodeCache
+    cache: NodeCache | CompiledNodeCache
     workload: Workload
     hit_blocks: np.ndarray  # (n, 3) blocks served from hbm, dram, ssd
     hit_tokens: np.ndarray  # (n, 3) tokens served from hbm, dram, ssd
@@ -143,14 +145,17 @@ def run_single(
         prefill_s=nan.copy(), ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(),
     )
     load = np.zeros(setup.n_workers, dtype=np.int64)
-    router = make_router(
-        cfg.cluster.router, "node", RouteState(setup.n_workers, load, cache.hbm_prefix, seed=cfg.seed)
+    # blocks: a list (Python cache) or an int64 array (compiled cache)
+    hbm_prefix: Callable[[int, Any], int] = cache.hbm_prefix
+    router: Router | CompiledRouter = make_router(
+        cfg.cluster.router, "node", RouteState(setup.n_workers, load, hbm_prefix, seed=cfg.seed)
     )
     do_prefetch = POLICIES[policy].prefetch
     prefetcher = _SessionPrefetch() if do_prefetch else None
     service = service_times(cfg, setup, workload)
     compiled = isinstance(cache, CompiledNodeCache) and cfg.cluster.router in ROUTER_KERNELS
     if compiled:
+        assert isinstance(cache, CompiledNodeCache)  # part of `compiled`
         sess = session_index(workload.session_id)
         R = router_state(cfg.cluster.router, router, n, int(sess.max()) + 1 if n else 0)
         router = CompiledRouter(cache.M, R, load, sess)
@@ -376,8 +381,11 @@ def _after(env: simpy.Environment, latency_s: float, link: FluidShare, nbytes: f
         return link.serve(nbytes)
     done = env.event()
 
-    def start(_timer) -> None:
-        link.serve(nbytes).callbacks.append(lambda _e: done.succeed())
+    def finish(_e: simpy.Event) -> None:
+        done.succeed()
+
+    def start(_timer: simpy.Event) -> None:
+        link.serve(nbytes).callbacks.append(finish)
 
     env.timeout(latency_s).callbacks.append(start)
     return done

@@ -177,7 +177,7 @@ COMPARE_KEYS = (
 )
 
 
-def _get(m: dict, path: tuple) -> Any:
+def _get(m: dict | None, path: tuple) -> Any:
     for k in path:
         if m is None:
             return None

@@ -1,6 +1,7 @@
 """PNG plots of reports (matplotlib, headless)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +26,7 @@ def save_with_footer(fig, report: dict, path: str | Path) -> Path:
 def comparison_plot(
     report: dict,
     names: list[str],
-    segments: list[tuple[str, list[float], str | None]],
+    segments: Sequence[tuple[str, Sequence[float | None], str | None]],
     ttft_p50: list[float | None],
     ttft_p99: list[float | None],
     *,
@@ -55,7 +56,7 @@ def comparison_plot(
         ax.bar([i - width / 2 for i in x], ttft_p50, width, label="p50")
         ax.bar([i + width / 2 for i in x], ttft_p99, width, label="p99")
         # p50 and p99 differ by orders of magnitude under load: log scale keeps both readable
-        if min(ttft_p50 + ttft_p99) > 0:
+        if min(v for v in ttft_p50 + ttft_p99 if v is not None) > 0:  # all set (checked above)
             ax.set_yscale("log")
         ax.set_ylabel("TTFT (ms, log scale)")
         ax.set_title("Time to first token")

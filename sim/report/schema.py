@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from trace.workload import Workload
 from typing import Any
 
 import numpy as np
 
 from sim.config import Config
+from trace.workload import Workload
 
 REPORT_VERSION = 1
 

@@ -9,7 +9,6 @@ import main
 from sim.analytic import calc_hit_rate, reuse_breakeven
 from sim.cli import build_parser
 from sim.cli.serve import cmd_serve
-
 from tests.conftest import ROOT
 
 

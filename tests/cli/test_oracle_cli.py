@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import main as cli
-
 from tests.conftest import DATA
+
 MOON = str(DATA / "mooncake_small.jsonl")
 BAIL = str(DATA / "bailian_synth.jsonl")
 

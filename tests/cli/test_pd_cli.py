@@ -7,9 +7,9 @@ import main
 from experiments.pd_ratio import parse_ratios, run_pd_ratio
 from sim.config import load_config
 from sim.errors import InputError
+from tests.conftest import ROOT
 from trace.formats import load_trace
 
-from tests.conftest import ROOT
 SMALL = ROOT / "tests" / "data" / "mooncake_small.jsonl"
 # a small PD deployment so the CLI runs stay fast: 2 racks x 8 GPUs of Llama-3-8B
 SMALL_PD = ["--set", "model.name=llama-3-8b", "--set", "model.tp=1", "--set", "pd.gpus_per_rack=8"]

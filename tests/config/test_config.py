@@ -7,7 +7,6 @@ import pytest
 
 from sim.config import DEFAULT_CONFIG, Config, config_with, load_config
 from sim.errors import InputError
-
 from tests.conftest import ROOT
 
 

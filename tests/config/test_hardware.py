@@ -16,7 +16,6 @@ from sim.config.kv_sizes import (
 )
 from sim.config.models import PRESETS, ModelSpec, load_hf_config, model_spec
 from sim.errors import InputError
-
 from tests.conftest import ROOT
 
 # Llama-3-8B's real config.json (meta-llama/Meta-Llama-3-8B), trimmed to the keys that matter.

@@ -10,9 +10,6 @@ import re
 import sys
 import types
 from pathlib import Path
-from trace import formats
-from trace.source import workload_from_config
-from trace.workload import Workload
 
 import numpy as np
 import pytest
@@ -23,6 +20,9 @@ from sim.errors import InputError
 from sim.modes.single import run_single
 from sim.policies.base import REGISTRY
 from sim.routing.registry import ROUTERS, names
+from trace import formats
+from trace.source import workload_from_config
+from trace.workload import Workload
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "EXTENDING.md"
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks

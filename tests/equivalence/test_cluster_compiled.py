@@ -15,9 +15,9 @@ from sim.engine.cluster_cache import CompiledClusterCache
 from sim.errors import InputError
 from sim.modes.cluster import queue_recency, run_cluster
 from sim.report.cluster import cluster_metrics
+from tests.conftest import MOONCAKE as TRACE
 from trace.workload import Workload
 
-from tests.conftest import MOONCAKE as TRACE
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks: 2 MiB
 GiB = 1024**3
 ARRAYS = ("hit_blocks", "hit_tokens", "worker", "net_s", "queue_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s",

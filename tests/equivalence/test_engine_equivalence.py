@@ -25,9 +25,9 @@ from sim.errors import InputError
 from sim.modes.common import prepare_workload
 from sim.modes.single import run_single
 from sim.policies.base import AccessContext, make_policy
+from tests.conftest import MOONCAKE
 from trace.workload import Workload
 
-from tests.conftest import MOONCAKE
 POLICIES = sorted(KERNELS)
 
 

@@ -8,8 +8,8 @@ from experiments.axes import parse_axis
 from experiments.engine import expand
 from experiments.spec import load_spec
 from sim.errors import InputError
-
 from tests.conftest import ROOT as REPO
+
 SPECS = REPO / "experiments" / "specs"
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 1,
                 "hardware.dram.capacity_gb": 0, "hardware.ssd.capacity_gb": 0}}

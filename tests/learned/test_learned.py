@@ -18,9 +18,9 @@ from learned.train import LearnedModel, OnlineTrainer, TrainParams, auc, fit, tr
 from sim.errors import InputError
 from sim.policies import NEVER, REGISTRY, AccessContext, make_policy
 from sim.policies.replay import context_for_keys, prefix_replay, replay_hits
+from tests.conftest import ROOT
 from trace.workload import Workload
 
-from tests.conftest import ROOT
 FIXTURE = ROOT / "tests" / "data" / "mooncake_small.jsonl"
 F = {name: j for j, name in enumerate(FEATURES)}
 

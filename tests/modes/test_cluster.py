@@ -19,10 +19,10 @@ from sim.routing.base import Router as ClusterRouter
 from sim.routing.cluster import LoadIndex
 from sim.routing.registry import scope
 from sim.timing import compute
-from trace.workload import Workload
-from tests.conftest import micro_workload as _workload
-from tests.conftest import ROOT
 from tests.conftest import MOONCAKE as TRACE
+from tests.conftest import ROOT
+from tests.conftest import micro_workload as _workload
+from trace.workload import Workload
 
 CLUSTER_ROUTERS, ROUTERS = scope("cluster"), scope("node")  # the one registry, seen per scope
 

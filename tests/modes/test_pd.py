@@ -10,8 +10,8 @@ from sim.errors import InputError
 from sim.modes.pd.batching import DecodeTiming
 from sim.modes.pd.setup import prepare, split_replicas
 from sim.modes.pd.simulator import simulate
-from trace.workload import Workload
 from tests.conftest import MOONCAKE as TRACE
+from trace.workload import Workload
 
 # Llama-3-8B on one H100 (tp 1), the figures every expectation below is built from:
 PARAMS = 8_030_261_248  # weights (HF config, exact)

@@ -3,7 +3,6 @@
 content >= relaxed >= strict-prefix >= LRU, and the real trace."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,9 +15,8 @@ from sim.oracle.buckets import bucket_index, parse_buckets
 from sim.oracle.flow import interval_loads, max_weight_schedule, prefix_close
 from sim.oracle.replays import belady_hits
 from sim.policies.replay import prefix_replay
-from trace.workload import Workload
-
 from tests.conftest import MOONCAKE as TRACE
+from trace.workload import Workload
 
 
 def wl(paths, inputs=None, bt=4) -> Workload:

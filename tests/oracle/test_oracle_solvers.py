@@ -27,9 +27,8 @@ from sim.oracle.bounds import compute_bounds
 from sim.oracle.buckets import bucket_index, parse_buckets
 from sim.oracle.netsimplex import INFEASIBLE, OPTIMAL, min_cost_flow
 from sim.oracle.replays import belady_hits, lru_prefix_hits
-from trace.workload import Workload
-
 from tests.conftest import MOONCAKE as TRACE
+from trace.workload import Workload
 
 
 def wl(paths, inputs, bt=4) -> Workload:

@@ -13,12 +13,11 @@ import pytest
 import main as cli
 from sim.config import load_config
 from sim.errors import InputError
+from tests.conftest import DATA
 from trace import formats
 from trace.convert import write_workload
 from trace.source import workload_from_config
 from trace.workload import LoadStats, Workload
-
-from tests.conftest import DATA
 
 # What auto-detection chose for each fixture before formats became a registry.
 DETECTED = {

@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 
 from sim.errors import InputError
+from tests.conftest import DATA, MOONCAKE
 from trace.blockids import ensure_prefix_ids, synthetic_block_ids
 from trace.convert import write_workload
 from trace.formats import choices, load_trace, names, sniff_format
 from trace.rowio import REASONS
 from trace.workload import Workload
-
-from tests.conftest import DATA
-from tests.conftest import MOONCAKE
 
 SHARED_TRACES = MOONCAKE.parent
 REAL_MOONCAKE = SHARED_TRACES / "mooncake_conversation.jsonl"

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from tests.conftest import DATA
+from tests.conftest import MOONCAKE as REAL_MOONCAKE
 from trace.formats import load_trace
 from trace.stats import prefix_reuse, render_stats, workload_stats
 from trace.workload import Workload
-
-from tests.conftest import DATA
-from tests.conftest import MOONCAKE as REAL_MOONCAKE
 
 
 def make(blocks: list[list[int]], inp: list[int], *, sess=None, arrival=None, bt=16) -> Workload:

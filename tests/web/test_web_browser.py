@@ -30,9 +30,9 @@ from sim.analytic import calc_hit_rate  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.modes.runner import run_mode  # noqa: E402
 from sim.report.schema import write_json  # noqa: E402
+from tests.conftest import DATA  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
 from web.app import create_app  # noqa: E402
-from tests.conftest import DATA  # noqa: E402
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "",
                              shutil.which("chromium-browser") or "")

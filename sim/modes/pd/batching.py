@@ -38,15 +38,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, Protocol
+from typing import Protocol
 
 import simpy
 
-from sim.timing import compute
-from sim.modes.pd.request import Req
-from sim.modes.pd.prefill import PrefillScheduler
 from sim.cache.radix_tree import RadixTree
+from sim.modes.pd.prefill import PrefillScheduler
+from sim.modes.pd.request import Req
+from sim.timing import compute
 
 # ------------------------------------------------------------------ memory pools
 
@@ -171,11 +172,11 @@ class DecodeTiming:
 class Hooks(Protocol):
     """What a replica tells its simulator."""
 
-    def chunk_start(self, eng: "BatchingReplica", batch: list, t0: float, dur: float) -> None: ...
-    def prefill_done(self, eng: "BatchingReplica", r: Req) -> None: ...
-    def decode_done(self, eng: "BatchingReplica", r: Req) -> None: ...
-    def preempted(self, eng: "BatchingReplica", r: Req) -> tuple[float, float]: ...  # (blocking now, extra on rejoin)
-    def memory_freed(self, eng: "BatchingReplica") -> None: ...
+    def chunk_start(self, eng: BatchingReplica, batch: list, t0: float, dur: float) -> None: ...
+    def prefill_done(self, eng: BatchingReplica, r: Req) -> None: ...
+    def decode_done(self, eng: BatchingReplica, r: Req) -> None: ...
+    def preempted(self, eng: BatchingReplica, r: Req) -> tuple[float, float]: ...  # (blocking now, extra on rejoin)
+    def memory_freed(self, eng: BatchingReplica) -> None: ...
 
 
 class ReplicaStats:
@@ -251,6 +252,7 @@ class BatchingReplica:
         if st is None:
             return 0
         t0, k, B, K = st
+        assert self.timing is not None  # a stretch is a decode stretch
         started = min(k, self.timing.done_by(self.env.now - t0, B, K) + 1)  # the one in flight has its tokens
         return (k - started) * B
 
@@ -348,10 +350,15 @@ class BatchingReplica:
 
     # ---------------------------------------------------------- the loop
     def _iteration_time(self, batch: list, B: int) -> float:
-        P = self.prefill_time(batch) if batch else 0.0
+        P = 0.0
+        if batch:
+            assert self.prefill_time is not None  # batches come from the prefill scheduler
+            P = self.prefill_time(batch)
         if B:
-            D = self.timing.one(B, self.K)
-            dur = max(P, D - self.timing.overhead) + self.timing.overhead if batch else D
+            timing = self.timing
+            assert timing is not None  # only a decoding replica runs requests
+            D = timing.one(B, self.K)
+            dur = max(P, D - timing.overhead) + timing.overhead if batch else D
         else:
             dur = P
         dur += self._extra + self._debt
@@ -393,6 +400,7 @@ class BatchingReplica:
                 st.iterations += 1
                 st.stretches += 1
                 if batch:
+                    assert self.sched is not None  # it formed the batch
                     for r in self.sched.complete(batch):
                         self.hooks.prefill_done(self, r)
                 if B:
@@ -403,6 +411,7 @@ class BatchingReplica:
             if k > 1:
                 self.mem.take((k - 1) * B)
             K, timing = self.K, self.timing
+            assert timing is not None  # only a decoding replica runs requests
             T = timing.span(k, B, K)
             t0 = env.now
             self._wake = wake = env.event()
@@ -433,6 +442,7 @@ class BatchingReplica:
         env = self.env
         end = t0 + dur
         for r in self._pending_kv:
+            assert r.kv_full is not None  # pending requests are pull_on_demand's
             if not r.kv_full.triggered:
                 yield r.kv_full
             end = max(end, r.t_full + dur / self.groups)

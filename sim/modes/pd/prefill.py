@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from sim.modes.pd.request import Req
 from sim.cache.radix_tree import RadixTree
+from sim.modes.pd.request import Req
 
 
 class PrefillScheduler:

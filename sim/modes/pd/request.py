@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import simpy
 
 NAN = math.nan
 
@@ -54,7 +58,7 @@ class Req:
         self.flows = 0  # transfer flows in flight
         self.xfer_s = 0.0  # summed duration of the transfer flows
         self.xfer_bytes = 0.0
-        self.kv_full = None  # pull_on_demand: event when the last layer group arrived
+        self.kv_full: simpy.Event | None = None  # pull_on_demand: event when the last layer group arrived
         self.t_full = NAN
         self.t_flow0 = NAN  # start of the first transfer flow
         self.prefill_done = False

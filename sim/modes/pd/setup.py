@@ -12,19 +12,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from trace.workload import Workload
 
 import numpy as np
 
 from sim.cache.radix_tree import make_order
 from sim.config import Config, config_with
-from sim.config.gpus import gpu_spec
+from sim.config.gpus import GpuSpec, gpu_spec
 from sim.config.kv_sizes import GIB, free_kv_bytes_per_gpu, kv_bytes_per_token, kv_bytes_per_token_total
-from sim.config.models import model_spec
+from sim.config.models import ModelSpec, model_spec
 from sim.errors import InputError
 from sim.modes.common import simulated_workload
-from sim.routing.registry import router_class
 from sim.policies.base import AccessContext
+from sim.routing.registry import router_class
+from trace.workload import Workload
 
 
 def split_replicas(n: int, p: int, d: int) -> tuple[int, int]:
@@ -43,8 +43,8 @@ class PDSetup:
 
     cfg: Config
     topo_cfg: Config
-    spec: object
-    gpu: object
+    spec: ModelSpec
+    gpu: GpuSpec
     block_tokens: int
     kv_bytes_per_token: float  # whole model (what a transfer moves per token)
     kv_gb_per_gpu: float

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from trace.workload import Workload
+from typing import TypedDict
 
 import simpy
 
@@ -45,11 +45,12 @@ from sim.modes.pd.prefill import PrefillScheduler
 from sim.modes.pd.request import Req
 from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
-from sim.routing.pd import DecodeView, PrefillView, make_replica_router
 from sim.policies.base import AccessContext
+from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_router
 from sim.timing import compute
 from sim.timing.network import Network
 from sim.timing.topology import Topology
+from trace.workload import Workload
 
 Progress = Callable[[str, int, int], None]
 
@@ -103,8 +104,21 @@ class DeploymentResult:
 # ------------------------------------------------------------------ deployments
 
 
+class _PrefillKw(TypedDict):
+    """compute.prefill_time_s's keyword arguments fixed by the config."""
+
+    tp: int
+    mfu: float
+    compute_dtype: str
+
+
 class _Deployment:
     kind = "base"
+    # set by each deployment's __init__: the prefill side that _route and _ready use
+    router: ReplicaRouter
+    scheds: list[PrefillScheduler]
+    prefill_gpu: list[int]
+    prefill_replicas: list[BatchingReplica]
 
     def __init__(self, cfg: Config, setup: PDSetup, w: Workload, policy: str, ctx: AccessContext | None) -> None:
         self.cfg = cfg
@@ -125,7 +139,7 @@ class _Deployment:
         self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gb * GIB // bb),
                                 eic_blocks=int(h.eic.capacity_gb * GIB // bb), block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
-        self._pf = dict(tp=m.tp, mfu=c.mfu, compute_dtype=c.dtype)
+        self._pf = _PrefillKw(tp=m.tp, mfu=c.mfu, compute_dtype=c.dtype)
         self.timing = DecodeTiming(setup.spec, setup.gpu, m.kv_dtype, m.weight_dtype, m.tp,
                                    c.decode_overhead_ms / 1000.0)
         self.preempt_cost = PREEMPTION[cfg.pd.preemption]
@@ -145,7 +159,7 @@ class _Deployment:
     def _tree(self, gpu: int) -> RadixTree:
         lanes, lower = self.lanes, self.lower
         tree = RadixTree(self.setup.tree_blocks, self.policy, self.ctx,
-                         on_evict=lambda ev, g=gpu: lower.spill(g, lanes, ev), **self.policy_params)
+                         on_evict=lambda ev: lower.spill(gpu, lanes, ev), **self.policy_params)
         self.trees.append(tree)
         return tree
 
@@ -187,7 +201,7 @@ class _Deployment:
             r.lower_upto = m + nd + ne
             evs = self.lower.load(g, self.lanes, nd, ne)
             ev = evs[0] if len(evs) == 1 else self.env.all_of(evs)
-            ev.callbacks.append(lambda _e, r=r: self._ready(r))
+            ev.callbacks.append(lambda _e: self._ready(r))
         else:
             self._ready(r)
 
@@ -240,7 +254,8 @@ class PDSim(_Deployment):
         pd, c = cfg.pd, cfg.compute
         env, topo = self.env, self.topo
         rpr = setup.replicas_per_rack
-        self.prefill_gpu, self.decode_gpu = [], []
+        self.prefill_gpu = []
+        self.decode_gpu: list[int] = []
         self.decode_by_rack: list[list[int]] = [[] for _ in range(topo.n_racks)]
         for k, g in enumerate(setup.replica_gpus):
             if k % rpr < setup.prefill_per_rack:

@@ -294,6 +294,7 @@ class PullOnDemand(Pull):
 
     def _last_group(self, r: Req) -> None:
         r.t_full = self.env.now
+        assert r.kv_full is not None  # set in granted()
         r.kv_full.succeed()
         self.sim.release_prefill(r)
 
