@@ -9,11 +9,6 @@ from tests.conftest import ROOT
 
 PACKAGES = ("sim", "trace", "learned", "experiments", "web")
 
-# Known cycles, owned by the policy registry rework: sim.policies registers the
-# learned policy by importing it (learned imports sim.policies back), and
-# sim.policies.base.make_policy imports the package that imports base.
-# Delete these edges from the list once that seam is fixed.
-KNOWN_EDGES = {("sim.policies", "learned"), ("sim.policies", "learned.policy"), ("sim.policies.base", "sim.policies")}
 
 
 def _modules() -> dict[str, Path]:
@@ -95,10 +90,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles():
-    graph = import_graph()
-    for a, b in KNOWN_EDGES:
-        graph.get(a, set()).discard(b)
-    assert cycles(graph) == []
+    assert cycles(import_graph()) == []
 
 
 def test_cycle_detection_sees_function_level_imports():

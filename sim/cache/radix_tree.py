@@ -192,7 +192,7 @@ class PolicyOrder(LeafOrder):
     name = "policy"
 
     def __init__(self, capacity: int, ctx: AccessContext | None = None, policy: str = "lru", **params) -> None:
-        from sim.policies.base import make_policy
+        from sim.policies import make_policy
 
         super().__init__(capacity, ctx)
         self.policy = make_policy(policy, max(1, capacity), ctx, **params)

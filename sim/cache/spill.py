@@ -25,7 +25,8 @@ import simpy
 
 from sim.cache.chain import TierChain
 from sim.cache.tier import Tier
-from sim.policies.base import AccessContext, make_policy
+from sim.policies import make_policy
+from sim.policies.base import AccessContext
 from sim.timing.topology import Topology
 
 

@@ -26,7 +26,8 @@ from sim.engine.layout import (
     tier_at,
 )
 from sim.engine.tier_ops import resident
-from sim.policies.base import AccessContext, make_policy
+from sim.policies import make_policy
+from sim.policies.base import AccessContext
 
 
 class TierView(TierBytes):

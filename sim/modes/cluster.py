@@ -44,7 +44,8 @@ from sim.config import Config
 from sim.engine.choice import resolve_engine
 from sim.engine.cluster_cache import CompiledClusterCache
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
-from sim.policies.base import REGISTRY, AccessContext, Policy, make_policy
+from sim.policies import make_policy
+from sim.policies.base import REGISTRY, AccessContext, Policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
 from sim.routing.cluster import ClusterLoad, ClusterRouteState

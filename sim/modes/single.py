@@ -34,8 +34,9 @@ from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
+from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
-from sim.policies.base import AccessContext, make_policy
+from sim.policies.base import AccessContext
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router

@@ -9,8 +9,9 @@ imported on its first lookup.
 """
 import importlib
 import pkgutil
+from typing import Any
 
-from sim.policies.base import NEVER, REGISTRY, AccessContext, Policy, make_policy, register
+from sim.policies.base import NEVER, REGISTRY, AccessContext, Policy, register
 
 __all__ = ["NEVER", "REGISTRY", "AccessContext", "Policy", "make_policy", "register"]
 
@@ -22,3 +23,12 @@ for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
         importlib.import_module(f"{__name__}.{_mod}")
 
 REGISTRY.lazy("learned", "learned.policy")  # the LightGBM policy (learned/)
+
+
+def make_policy(name: str, capacity: int, ctx: AccessContext | None = None, **params: Any) -> Policy:
+    """Instantiate a registered policy by name (raises KeyError listing the known names).
+
+    It lives in the package, not in ``base``, because only the package has imported every policy.
+    """
+    policy: Policy = REGISTRY.make(name, capacity, ctx, **params)
+    return policy

@@ -112,12 +112,4 @@ REGISTRY = Registry("policy")
 register = REGISTRY.register  # class decorator: make a policy available by its ``name``
 
 
-def make_policy(name: str, capacity: int, ctx: AccessContext | None = None, **params: Any) -> Policy:
-    """Instantiate a registered policy by name (raises KeyError listing the known names)."""
-    import sim.policies  # noqa: F401  (imports every policy module so they register)
-
-    policy: Policy = REGISTRY.make(name, capacity, ctx, **params)
-    return policy
-
-
 PolicyFactory = Callable[[int], Policy]

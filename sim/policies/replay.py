@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.policies.base import AccessContext, make_policy
+from sim.policies import make_policy
+from sim.policies.base import AccessContext
 
 
 @dataclass

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 import sim.policies  # noqa: F401  (registers the policies)
 from sim.cache.node import NodeCache
 from sim.cache.tier import Tier
-from sim.policies.base import REGISTRY, AccessContext, make_policy
+from sim.policies import make_policy
+from sim.policies.base import REGISTRY, AccessContext
 from trace.workload import Workload
 
 POLICIES = sorted(n for n in REGISTRY if n != "learned")

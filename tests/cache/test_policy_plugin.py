@@ -15,7 +15,8 @@ from sim.cache.chain import TIERS, TierChain
 from sim.cache.spill import LowerTiers
 from sim.config import load_config
 from sim.modes.single import run_single
-from sim.policies.base import REGISTRY, Policy, make_policy, register
+from sim.policies import make_policy
+from sim.policies.base import REGISTRY, Policy, register
 from sim.timing.topology import Topology
 from trace.workload import Workload
 

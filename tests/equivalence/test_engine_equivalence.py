@@ -24,7 +24,8 @@ from sim.engine.routing import ROUTER_KERNELS
 from sim.errors import InputError
 from sim.modes.common import prepare_workload
 from sim.modes.single import run_single
-from sim.policies.base import AccessContext, make_policy
+from sim.policies import make_policy
+from sim.policies.base import AccessContext
 from tests.conftest import MOONCAKE
 from trace.workload import Workload
 
