@@ -21,6 +21,12 @@ from sim.errors import InputError
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int4"]
+# Keys that were replaced: using one is an error naming its successor, never a silent alias.
+RENAMED: dict[str, str] = {
+    "compute.mfu": "compute.gemm_efficiency",
+    "compute.decode_overhead_ms": "compute.iteration_overhead_ms",
+    "compute.max_batch_size": "compute.max_num_seqs",
+}
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
 
 
@@ -75,10 +81,19 @@ class HardwareCfg(_Section):
 
 
 class ComputeCfg(_Section):
+    """The step-cost model's figures (sim.timing.step_cost; sources in config.yaml)."""
+
     dtype: Literal["fp16", "fp8"] = "fp16"
-    mfu: float = Field(0.5, gt=0, le=1)
-    decode_overhead_ms: float = Field(2.0, ge=0)
-    max_batch_size: int = Field(128, ge=1)
+    gemm_efficiency: float = Field(0.7, gt=0, le=1)
+    gemm_half_tokens: float = Field(64.0, ge=0)
+    attn_efficiency: float = Field(0.5, gt=0, le=1)
+    hbm_efficiency: float = Field(0.8, gt=0, le=1)
+    comm_efficiency: float = Field(0.7, gt=0, le=1)
+    comm_latency_us: float = Field(10.0, ge=0)
+    iteration_overhead_ms: float = Field(1.0, ge=0)
+    max_num_seqs: int = Field(256, ge=1)
+    max_num_batched_tokens: int = Field(8192, ge=1)
+    calibration: str = ""
 
 
 class CacheCfg(_Section):
@@ -108,7 +123,7 @@ class ClusterCfg(_Section):
 
 
 class NetworkCfg(_Section):
-    nvlink_bandwidth_gb_s: float = Field(900, gt=0)
+    nvlink_bandwidth_gb_s: float = Field(450, gt=0)  # per direction
     nvlink_latency_us: float = Field(1, ge=0)
     nic_bandwidth_gb_s: float = Field(50, gt=0)
     rack_latency_us: float = Field(3, ge=0)
@@ -251,6 +266,11 @@ def _source_for(loc: str, sources: dict[str, str], default: str) -> str:
     return best
 
 
+def _check_renamed(key: str, where: str) -> None:
+    if key in RENAMED:
+        raise InputError(f"{key} was replaced by {RENAMED[key]} (see README 'Step-cost model')", where=where)
+
+
 def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str) -> Config:
     try:
         return Config.model_validate(data)
@@ -259,6 +279,7 @@ def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
+            _check_renamed(loc, _source_for(loc, sources, default_source))
             msg = "unknown key"
         elif "input" in err and not isinstance(err["input"], (dict, list)):
             msg = f"{msg} (got {err['input']!r})"
@@ -282,6 +303,7 @@ def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]
     node: Any = cfg_dict
     for i, p in enumerate(parts):
         if not isinstance(node, dict) or p not in node:
+            _check_renamed(key, f"--set {text}")
             raise InputError(f"unknown key {'.'.join(parts[: i + 1])!r}", where=f"--set {text}")
         node = node[p]
     try:
@@ -344,6 +366,7 @@ def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
                 raise InputError(f"unknown key {key!r}", where="override")
             node = node[p]
         if parts[-1] not in node:
+            _check_renamed(key, "override")
             raise InputError(f"unknown key {key!r}", where="override")
         node[parts[-1]] = value
         sources[key] = f"override {key}"
