@@ -29,7 +29,7 @@ def test_transfer_times_by_hand(topo):
     t = topo
     nb = 100 * MB
     cases = [
-        (t.gpu(0), t.gpu(1), 1e-6 + nb / 900e9),  # same node: NVLink
+        (t.gpu(0), t.gpu(1), 1e-6 + nb / 450e9),  # same node: NVLink, 450 GB/s each way
         (t.gpu(0), t.gpu(9), 3e-6 + nb / 50e9),  # other node, same rack: NIC -> ToR -> NIC
         (t.gpu(0), t.gpu(17), 15e-6 + nb / 50e9),  # other rack: NIC, 2 spine hops, NIC
         (t.gpu(0), t.dram(0), 10e-6 + nb / 25e9),  # own host over PCIe
