@@ -24,7 +24,7 @@ from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
 from sim.errors import InputError
 from sim.timing.points import Deployment, TimingPoint
-from sim.timing.step_cost import ACT_BYTES, StepModel, StepParams
+from sim.timing.step_cost import ACT_BYTES, StepModel, StepParams, linear_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.config import Config
@@ -80,7 +80,8 @@ def _step(m: StepModel, p: TimingPoint) -> float:
 
 
 def _linear(m: StepModel, p: TimingPoint) -> float:
-    return m.iteration(decode_batch=p.tokens).linear_s * p.scale
+    # Every layer of a dense model has the same shape, so one layer's GEMMs are its share of the linear weights.
+    return m.iteration(decode_batch=p.tokens).linear_s * p.layer_params / linear_params(m.spec)[0]
 
 
 def _allreduce(m: StepModel, p: TimingPoint) -> float:
@@ -182,6 +183,19 @@ class FitResult:
                 "median_abs_err_after_pct": float(np.median(a)), "max_abs_err_after_pct": float(a.max())}
 
 
+def check_shapes(points: Sequence[TimingPoint]) -> None:
+    """A per-layer measurement only scales to a dense model of the same width."""
+    for p in points:
+        if p.kind != "linear":
+            continue
+        spec = model_spec(p.dep.model)
+        if spec.is_moe:
+            raise InputError(f"per-layer GEMM times cannot calibrate the MoE model {spec.name}", where=p.where)
+        if p.hidden != spec.hidden_size:
+            raise InputError(f"the profiled layer has n_embd {p.hidden} but {spec.name} has hidden size "
+                             f"{spec.hidden_size}: pass the --model it was profiled for", where=p.where)
+
+
 def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None = None) -> FitResult:
     """Fit ``names`` (default: the identifiable parameters) to the points, the rest at their config values."""
     from scipy.optimize import least_squares
@@ -189,6 +203,7 @@ def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None 
     pts = list(points)
     if not pts:
         raise InputError("no points to fit", where="--points")
+    check_shapes(pts)
     basis = basis_of(cfg, pts[0].dep.gpu)
     start = step_params(cfg)
     if names is None:

@@ -9,7 +9,8 @@ compared with (``sim.timing.calibrate.predict``):
 * ``step``: a decode-only iteration of ``batch`` requests reading ``batch x
   context`` KV tokens (``StepModel.iteration_s(decode_batch, decode_kv_tokens)``);
 * ``linear``: the linear layers (GEMMs) of one transformer layer for ``tokens``
-  tokens (Vidur ``mlp.csv``), a ``scale`` share of the model's linear time;
+  tokens (Vidur ``mlp.csv``): the model's linear time scaled by the layer's
+  share ``layer_params`` of the model's linear weights;
 * ``allreduce``: one TP all-reduce of ``message_bytes`` over ``tp`` GPUs
   (Vidur ``all_reduce.csv``).
 
@@ -57,7 +58,8 @@ class TimingPoint:
     batch: int = 0            # prefill: chunks in the iteration; step: decode batch
     context: float = 0.0      # step: mean KV tokens per request
     tokens: int = 0           # linear: tokens through the layer
-    scale: float = 1.0        # linear: measured ops' share of the model's linear parameters
+    layer_params: float = 0.0  # linear: weights of the measured GEMMs (one layer, all TP shards)
+    hidden: int = 0           # linear: the measured layer's width (checked against the model)
     message_bytes: float = 0.0  # allreduce
 
     def describe(self) -> str:
@@ -256,11 +258,50 @@ def _vllm_run(run: dict, where: str) -> list[TimingPoint]:
 
 # ---------------------------------------------------------------- Vidur profiling CSVs
 
-def read_vidur(path: Path) -> list[TimingPoint]:
-    """Vidur mlp.csv -> linear points, all_reduce.csv -> allreduce points (parsing: sim.timing.vidur_profiles)."""
-    from sim.timing import vidur_profiles
+def _names_from_path(path: Path) -> tuple[str, str]:
+    """(gpu, model) from Vidur's layout <gpu>/<model>/mlp.csv or network/<gpu>_<box>/all_reduce.csv; "" if unknown."""
+    def known(fn: Callable[[str], object], name: str) -> str:
+        try:
+            fn(name)
+            return name
+        except InputError:
+            return ""
 
-    return vidur_profiles.timing_points(path)
+    parent, grand = path.parent.name, path.parent.parent.name
+    if grand == "network":
+        return known(gpu_spec, parent.split("_")[0]), ""
+    return known(gpu_spec, grand), known(model_spec, parent)
+
+
+def read_vidur(path: Path) -> list[TimingPoint]:
+    """Vidur mlp.csv -> one linear point per row (the four GEMMs' median ms); all_reduce.csv -> one
+    allreduce point per row with >= 2 workers (median ms). Parsing: sim.timing.vidur_profiles."""
+    from sim.timing import vidur_profiles as vp
+
+    gpu, model = _names_from_path(path)
+    kind = vp.profile_kind(path)
+    points = []
+    if kind == "mlp":
+        for r in vp.read_mlp(path):
+            where = f"{path}:{r.line}"
+            if r.linear_ms <= 0:
+                raise InputError("the linear ops' times sum to 0 ms", where=where)
+            points.append(TimingPoint("linear", where, Deployment(gpu, model, r.tp, 1, "fp16"), r.linear_ms / 1e3,
+                                      tokens=r.num_tokens, layer_params=r.layer_linear_params, hidden=r.n_embd))
+    elif kind == "all_reduce":
+        for a in vp.read_all_reduce(path):
+            if a.num_workers < 2:
+                continue
+            where = f"{path}:{a.line}"
+            if a.ms <= 0:
+                raise InputError("time_stats.all_reduce: must be > 0 ms", where=where)
+            points.append(TimingPoint("allreduce", where, Deployment(gpu, "", a.num_workers, 1), a.ms / 1e3,
+                                      message_bytes=float(a.size_bytes)))
+    else:
+        raise InputError("not a Vidur mlp.csv or all_reduce.csv (attention.csv is not used)", where=str(path))
+    if not points:
+        raise InputError("no usable rows", where=str(path))
+    return points
 
 
 # ---------------------------------------------------------------- detection and the registry
@@ -295,6 +336,11 @@ def read_points(path: str | Path, fmt: str | None = None) -> list[TimingPoint]:
 def resolve(points: list[TimingPoint], gpu: str | None, model: str | None, tp: int | None,
             pp: int | None = None) -> list[TimingPoint]:
     """Fill what the files left out from the flags, keep the points the flags select, demand one gpu and model."""
+    def only(key: str) -> str:  # the one value the points that name it agree on, else ""
+        seen = {getattr(p.dep, key) for p in points if getattr(p.dep, key)}
+        return seen.pop() if len(seen) == 1 else ""
+
+    gpu, model = gpu or only("gpu"), model or only("model")
     want = {"gpu": gpu_spec(gpu).name if gpu else "", "model": (model or "").lower(), "tp": tp or 0, "pp": pp or 0}
     out = []
     for p in points:
