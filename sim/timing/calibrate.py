@@ -13,6 +13,7 @@ order. The rest keep their config values; ``--fit`` overrides the choice.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -233,3 +234,47 @@ def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None 
     after = _with(start, names, res.x)
     return FitResult(pts, basis, names, [n for n in PARAMS if n not in names], start, after, meas, before,
                      predict(pts, after, basis), bool(res.success))
+
+
+# ---------------------------------------------------------------- the profile overlay
+
+def overlay_text(res: FitResult, label: str, sources: Sequence[str]) -> str:
+    """A `--profile` overlay: the hardware/model keys the points were measured on, the bandwidths the
+    efficiencies are fractions of, all seven StepParams (fitted or kept) and compute.calibrated_for."""
+    deps = {p.dep for p in res.points}
+    gpu = next(iter(deps)).gpu
+    model = next(iter(deps)).model
+    tps = sorted({d.tp for d in deps})
+    tp = tps[0] if len(tps) == 1 else 0
+    s = res.summary()
+    q = json.dumps  # a JSON string is a valid YAML scalar
+    lines = [
+        "# Step-cost calibration written by `python main.py calibrate timing`.",
+        f"# Points: {', '.join(sources)}",
+        f"# Fitted: {', '.join(res.fitted) or 'nothing'}; kept (not identified by these points): "
+        f"{', '.join(res.kept) or 'none'}.",
+        f"# |predicted / measured - 1| over {len(res.points)} points: median {s['median_abs_err_before_pct']:.1f}% -> "
+        f"{s['median_abs_err_after_pct']:.1f}%, max {s['max_abs_err_before_pct']:.1f}% -> "
+        f"{s['max_abs_err_after_pct']:.1f}%.",
+        "# Valid only for the gpu/model/tp below: the config loader rejects it under another one.",
+        "model:",
+        f"  name: {q(model)}",
+    ]
+    if tp:
+        lines.append(f"  tp: {tp}")
+    lines += [
+        "hardware:",
+        f"  gpu: {q(gpu)}",
+        "  hbm:",
+        f"    bandwidth_gb_s: {res.basis.hbm_bandwidth_gb_s:g}   # GB/s hbm_efficiency is a fraction of (0 = datasheet)",
+        "network:",
+        f"  nvlink_bandwidth_gb_s: {res.basis.link_bandwidth_gb_s:g}   # GB/s per direction comm_efficiency is a "
+        "fraction of",
+        "compute:",
+    ]
+    for n in PARAMS:
+        how = "fitted" if n in res.fitted else "kept: the config value"
+        lines.append(f"  {n}: {getattr(res.after, n):.6g}   # {how}")
+    lines += [f"  calibration: {q(label)}",
+              f"  calibrated_for: {{gpu: {q(gpu)}, model: {q(model)}, tp: {tp}}}   # tp 0 = fitted on several"]
+    return "\n".join(lines) + "\n"
