@@ -95,13 +95,14 @@ def _num(raw: object, col: str, where: str, *, integer: bool = False, minimum: f
 
 
 def _check_names(dep: Deployment, where: str) -> None:
-    try:
-        if dep.gpu:
-            gpu_spec(dep.gpu)
-        if dep.model:
-            model_spec(dep.model)
-    except InputError as e:
-        raise InputError(str(e), where=where) from None
+    for col, name, lookup in (("gpu", dep.gpu, gpu_spec), ("model", dep.model, model_spec)):
+        if not name:
+            continue
+        try:
+            lookup(name)
+        except InputError as e:
+            msg = str(e).removeprefix(f"{e.where}: ") if e.where else str(e)
+            raise InputError(f"{col}: {msg}", where=where) from None
 
 
 # ---------------------------------------------------------------- points CSV
