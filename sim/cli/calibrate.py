@@ -8,7 +8,8 @@ lines written before `calibrate timing` existed run unchanged.
 """
 from __future__ import annotations
 
-from sim.cli import calibrate_timing, oracle
+from sim.cli.calibrate_timing import add_parser as add_timing_parser
+from sim.cli.oracle import add_calibrate_parser as add_estimator_parser
 
 WHATS = ("estimator", "timing")
 
@@ -18,5 +19,5 @@ def add_parser(sub) -> None:
                                          "or `timing` (step-cost efficiencies)",
                        description="Fit a model to measurements. Without WHAT: `estimator`.")
     what = p.add_subparsers(dest="calibrate_what", metavar="WHAT", required=True)
-    oracle.add_calibrate_parser(what)
-    calibrate_timing.add_parser(what)
+    add_estimator_parser(what)
+    add_timing_parser(what)

@@ -1,4 +1,4 @@
-"""`oracle`, `plan`, `estimate`, `calibrate estimator`, `audit`: offline hit-rate bounds and what they imply for sizing."""
+"""`oracle`, `plan`, `estimate`, `calibrate estimator`, `audit`: offline hit-rate bounds and what they imply."""
 from __future__ import annotations
 
 import argparse

@@ -115,7 +115,7 @@ def predict(points: Sequence[TimingPoint], params: StepParams, basis: Basis) -> 
 
 # ---------------------------------------------------------------- identifiability and the fit
 
-def _with(params: StepParams, names: Sequence[str], x: Sequence[float]) -> StepParams:
+def _with(params: StepParams, names: Sequence[str], x: Sequence[float] | np.ndarray) -> StepParams:
     return replace(params, **{n: float(v) for n, v in zip(names, x, strict=True)})
 
 
@@ -266,7 +266,8 @@ def overlay_text(res: FitResult, label: str, sources: Sequence[str]) -> str:
         "hardware:",
         f"  gpu: {q(gpu)}",
         "  hbm:",
-        f"    bandwidth_gb_s: {res.basis.hbm_bandwidth_gb_s:g}   # GB/s hbm_efficiency is a fraction of (0 = datasheet)",
+        f"    bandwidth_gb_s: {res.basis.hbm_bandwidth_gb_s:g}   # GB/s hbm_efficiency is a fraction of "
+        "(0 = datasheet)",
         "network:",
         f"  nvlink_bandwidth_gb_s: {res.basis.link_bandwidth_gb_s:g}   # GB/s per direction comm_efficiency is a "
         "fraction of",

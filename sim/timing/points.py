@@ -66,7 +66,8 @@ class TimingPoint:
         d = self.dep
         on = f"tp{d.tp}" + (f" pp{d.pp}" if d.pp > 1 else "")
         if self.kind == "prefill":
-            what = f"prefill {self.prompt_tokens} tok" + (f" ({self.cached_tokens} cached)" if self.cached_tokens else "")
+            cached = f" ({self.cached_tokens} cached)" if self.cached_tokens else ""
+            what = f"prefill {self.prompt_tokens} tok{cached}"
             return f"{what} x{self.batch} {on}"
         if self.kind == "step":
             return f"step batch {self.batch} ctx {self.context:,.0f} {on}"
