@@ -26,9 +26,11 @@ Point files (--format, default: detected):
               the smallest TTFT (the request that queued least), each as a batch-1 prefill of its input
               length. Step point: the median of all inter-token latencies, at batch = max_concurrency (or
               Little's law: sum of request latencies / duration) and context = mean(input + output/2).
-  vidur       Vidur profiling mlp.csv (the four GEMMs of one layer: gemm_efficiency, gemm_half_tokens,
-              hbm_efficiency) and all_reduce.csv (comm_efficiency, comm_latency_us); GPU and model come
-              from the <gpu>/<model>/ directories when they name presets.
+  vidur       Vidur profiling files in Vidur's data/profiling layout: <gpu>/<model>/mlp.csv (per layer,
+              the non-attention ops: GEMMs + element-wise, which the step-cost linear term stands for;
+              fits gemm_efficiency, gemm_half_tokens, hbm_efficiency) and network/<gpu>_<box>/all_reduce.csv
+              (comm_efficiency, comm_latency_us). GPU and model come from the directory names when they
+              name presets (else --gpu / --model).
 """
 
 

@@ -107,7 +107,7 @@ class ClusterResult:
     decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
 
 
-def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[float, float], float]:
+def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[int, int], float]:
     """(new tokens, cached tokens) -> prefill seconds on one worker."""
     return StepModel.from_config(cfg).prefill_s
 

@@ -229,8 +229,12 @@ def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None 
     def residuals(x: np.ndarray) -> np.ndarray:
         return np.log(predict(pts, _with(start, names, x), basis) / meas)
 
-    res = least_squares(residuals, x0, bounds=(lo, hi), x_scale=scale, method="trf",
-                        xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=200 * (len(names) + 1))
+    # The max(compute, weight read) of the linear term makes local minima possible: two fixed starts,
+    # the config's values and mid-range ones, keep the lower cost (deterministic).
+    mid = np.clip([0.5 if e else TYPICAL.get(n, 1.0) for n, e in zip(names, eff, strict=True)], lo, hi)
+    res = min((least_squares(residuals, x, bounds=(lo, hi), x_scale=scale, method="trf", xtol=1e-12, ftol=1e-12,
+                             gtol=1e-12, max_nfev=200 * (len(names) + 1)) for x in (x0, mid)),
+              key=lambda r: r.cost)
     after = _with(start, names, res.x)
     return FitResult(pts, basis, names, [n for n in PARAMS if n not in names], start, after, meas, before,
                      predict(pts, after, basis), bool(res.success))

@@ -8,9 +8,9 @@ compared with (``sim.timing.calibrate.predict``):
   ``StepModel.prefill_s``);
 * ``step``: a decode-only iteration of ``batch`` requests reading ``batch x
   context`` KV tokens (``StepModel.iteration_s(decode_batch, decode_kv_tokens)``);
-* ``linear``: the linear layers (GEMMs) of one transformer layer for ``tokens``
-  tokens (Vidur ``mlp.csv``): the model's linear time scaled by the layer's
-  share ``layer_params`` of the model's linear weights;
+* ``linear``: the non-attention operators (GEMMs + element-wise) of one
+  transformer layer for ``tokens`` tokens (Vidur ``mlp.csv``): the model's
+  linear term scaled by the layer's share ``layer_params`` of its linear weights;
 * ``allreduce``: one TP all-reduce of ``message_bytes`` over ``tp`` GPUs
   (Vidur ``all_reduce.csv``).
 
@@ -260,50 +260,52 @@ def _vllm_run(run: dict, where: str) -> list[TimingPoint]:
 
 # ---------------------------------------------------------------- Vidur profiling CSVs
 
-def _names_from_path(path: Path) -> tuple[str, str]:
-    """(gpu, model) from Vidur's layout <gpu>/<model>/mlp.csv or network/<gpu>_<box>/all_reduce.csv; "" if unknown."""
-    def known(fn: Callable[[str], object], name: str) -> str:
-        try:
-            fn(name)
-            return name
-        except InputError:
-            return ""
-
-    parent, grand = path.parent.name, path.parent.parent.name
-    if grand == "network":
-        return known(gpu_spec, parent.split("_")[0]), ""
-    return known(gpu_spec, grand), known(model_spec, parent)
-
-
 def read_vidur(path: Path) -> list[TimingPoint]:
-    """Vidur mlp.csv -> one linear point per row (the four GEMMs' median ms); all_reduce.csv -> one
-    allreduce point per row with >= 2 workers (median ms). Parsing: sim.timing.vidur_profiles."""
+    """Vidur profiles in its data/profiling layout, parsed by sim.timing.vidur_profiles:
+    ``<root>/<gpu>/<model>/mlp.csv`` -> one linear point per row (median ms of the layer's non-attention ops,
+    vidur_profiles.LAYER_OPS: GEMMs and element-wise, which the step-cost linear term stands for; the GPU from
+    the directory, the model too when it names a preset) and ``<root>/network/<gpu>_<system>/all_reduce.csv``
+    -> one allreduce point per row with >= 2 workers (median ms)."""
     from sim.timing import vidur_profiles as vp
 
-    gpu, model = _names_from_path(path)
-    kind = vp.profile_kind(path)
+    with path.open(errors="replace") as f:
+        header = f.readline()
+    parent, root = path.parent, path.parent.parent.parent
     points = []
-    if kind == "mlp":
-        for r in vp.read_mlp(path):
-            where = f"{path}:{r.line}"
-            if r.linear_ms <= 0:
-                raise InputError("the linear ops' times sum to 0 ms", where=where)
-            points.append(TimingPoint("linear", where, Deployment(gpu, model, r.tp, 1, "fp16"), r.linear_ms / 1e3,
-                                      tokens=r.num_tokens, layer_params=r.layer_linear_params, hidden=r.n_embd))
-    elif kind == "all_reduce":
-        for a in vp.read_all_reduce(path):
-            if a.num_workers < 2:
+    if "time_stats.all_reduce." in header:
+        gpu = _known(gpu_spec, parent.name.split("_")[0])
+        for i, a in enumerate(vp.all_reduce_points(parent.name, root=root)):
+            if a.workers < 2:
                 continue
-            where = f"{path}:{a.line}"
-            if a.ms <= 0:
-                raise InputError("time_stats.all_reduce: must be > 0 ms", where=where)
-            points.append(TimingPoint("allreduce", where, Deployment(gpu, "", a.num_workers, 1), a.ms / 1e3,
-                                      message_bytes=float(a.size_bytes)))
+            where = f"{path}: row {i + 1}"
+            if not a.ms > 0 or not a.nbytes > 0:
+                raise InputError("all-reduce time and size must be > 0", where=where)
+            points.append(TimingPoint("allreduce", where, Deployment(gpu, "", a.workers, 1), a.ms / 1e3,
+                                      message_bytes=float(a.nbytes)))
+    elif "num_tensor_parallel_workers" in header:
+        model = _known(model_spec, parent.name)
+        for i, lp in enumerate(vp.layer_points(parent.parent.name, parent.name, root=root),
+                               start=2):
+            where = f"{path}:{i}"
+            if not lp.ms > 0:
+                raise InputError("the layer's op times must sum to > 0 ms", where=where)
+            points.append(TimingPoint("linear", where, Deployment(_known(gpu_spec, lp.gpu), model, lp.tp, 1, "fp16"),
+                                      lp.ms / 1e3, tokens=lp.tokens, layer_params=float(lp.shape.linear_params),
+                                      hidden=lp.shape.hidden))
     else:
         raise InputError("not a Vidur mlp.csv or all_reduce.csv (attention.csv is not used)", where=str(path))
     if not points:
         raise InputError("no usable rows", where=str(path))
     return points
+
+
+def _known(lookup: Callable[[str], object], name: str) -> str:
+    """`name` if it is a preset `lookup` knows, else "" (then a flag must say)."""
+    try:
+        lookup(name)
+        return name
+    except InputError:
+        return ""
 
 
 # ---------------------------------------------------------------- detection and the registry

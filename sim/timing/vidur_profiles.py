@@ -1,152 +1,124 @@
-"""Reader of Vidur's operator profiling CSVs (microsoft/vidur ``data/profiling/``, MIT licence).
+"""Reader of measured operator times in Vidur's profiling format (no fitting here).
 
-``mlp.csv``: per-layer times of one transformer layer's operators by
-``num_tokens`` and ``num_tensor_parallel_workers``; columns
-``time_stats.<op>.{min,max,mean,median,std}`` in milliseconds plus the layer
-shape (``n_head, n_kv_head, n_embd, n_expanded_embd, vocab_size,
-use_gated_mlp``). ``all_reduce.csv``: NCCL all-reduce times by ``num_workers``
-and ``size``, which is in bytes: the profiler records ``self._size * 2  #
-bytes`` for its FP16 tensor of ``size`` elements
-(https://github.com/microsoft/vidur/blob/main/vidur/profiling/collectives/collectives_wrapper.py).
-Examples and their README: ``../shared/profiling/vidur/``.
+The data: ``../shared/profiling/vidur/`` next to the repository (copied from
+github.com/microsoft/vidur ``data/profiling/``, MIT licence; its README
+describes the files). Two kinds of points:
 
-API: ``read_mlp(path) -> list[MlpRow]``, ``read_all_reduce(path) ->
-list[AllReduceRow]``, ``profile_kind(path)``; ``MlpRow.linear_ms`` and
-``MlpRow.layer_linear_params`` give the four GEMMs of a layer.
+* ``layer_points``: per-layer milliseconds of a chosen set of operators of one
+  transformer layer (``mlp.csv``), by ``num_tokens`` in the batch and TP degree.
+* ``all_reduce_points``: NCCL all-reduce milliseconds by message size and
+  number of GPUs (``network/<system>/all_reduce.csv``). ``size`` is in
+  **bytes**: Vidur's profiler allocates ``size`` fp16 elements and records
+  ``size * 2`` ("# bytes", vidur/profiling/collectives/collectives_wrapper.py);
+  checked against a known layer: Llama-2-7B's 4096 tokens x 4096 hidden x 2 B
+  = 33,554,432, which is a listed size.
+
+Callers check ``available()`` first (the directory is not part of the
+repository); reading a missing file is an InputError naming it.
 """
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from sim.errors import InputError
 
-# The linear layers (GEMMs) of one layer: QKV projection, output projection, gate+up, down.
-LINEAR_OPS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
-MLP_SHAPE = ("n_head", "n_kv_head", "n_embd", "n_expanded_embd", "vocab_size", "use_gated_mlp",
-             "num_tokens", "num_tensor_parallel_workers")
-ALL_REDUCE_COLS = ("num_workers", "size", "devices_per_node")
+VIDUR_DIR = Path(__file__).resolve().parents[3] / "shared" / "profiling" / "vidur"
+
+# Operators of one layer in mlp.csv (columns time_stats.<op>.<stat>, ms per layer).
+GEMM_OPS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
+ELEMENTWISE_OPS = ("input_layernorm", "attn_rope", "post_attention_layernorm", "mlp_act", "add")
+LAYER_OPS = GEMM_OPS + ELEMENTWISE_OPS  # everything per layer except attention (not in mlp.csv) and emb
+
+# (GPU directory, model directory) of the mlp.csv files, with our GPU preset for each directory.
+MLP_FILES = (("h100", "llama-2-7b"), ("h100", "codellama-34b"), ("a100", "llama-3-70b"))
+GPU_PRESET = {"h100": "h100-sxm", "a100": "a100-80g"}
 
 
 @dataclass(frozen=True)
-class MlpRow:
-    line: int
-    num_tokens: int
-    tp: int
-    op_ms: dict[str, float]   # op -> the chosen statistic, ms per layer
+class LayerShape:
+    """The transformer layer a point was measured on (columns of mlp.csv)."""
+
     n_head: int
     n_kv_head: int
-    n_embd: int
-    n_expanded_embd: int
-    vocab_size: int
-    use_gated_mlp: bool
+    hidden: int
+    intermediate: int
+    vocab: int
+    gated: bool
 
     @property
-    def linear_ms(self) -> float:
-        return sum(self.op_ms[o] for o in LINEAR_OPS)
-
-    @property
-    def layer_linear_params(self) -> float:
-        """Weights of the layer's four GEMMs (whole layer, all TP shards)."""
-        h, head = self.n_embd, self.n_embd // self.n_head
-        qkv = h * (self.n_head + 2 * self.n_kv_head) * head
-        mlp = (3 if self.use_gated_mlp else 2) * h * self.n_expanded_embd
-        return float(qkv + h * h + mlp)
+    def linear_params(self) -> int:
+        """Weights of the four projections: QKV, output, gate+up (or up), down."""
+        head_dim = self.hidden // self.n_head
+        qkv = self.hidden * (self.n_head + 2 * self.n_kv_head) * head_dim
+        out = self.n_head * head_dim * self.hidden
+        up = (2 if self.gated else 1) * self.hidden * self.intermediate
+        return qkv + out + up + self.intermediate * self.hidden
 
 
 @dataclass(frozen=True)
-class AllReduceRow:
-    line: int
-    num_workers: int
-    size_bytes: int
-    devices_per_node: int
+class LayerPoint:
+    gpu: str          # our GPU preset name
+    model: str        # Vidur's model directory
+    shape: LayerShape
+    tokens: int       # num_tokens of the batch
+    tp: int           # num_tensor_parallel_workers
+    ms: float         # per layer, the sum of the chosen ops' statistic
+
+
+@dataclass(frozen=True)
+class CommPoint:
+    workers: int
+    nbytes: int
     ms: float
 
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def available(root: Path | None = None) -> bool:
+    """True when the profiling directory with every file the readers use is present."""
+    root = root or VIDUR_DIR
+    files = [root / g / m / "mlp.csv" for g, m in MLP_FILES] + [root / "network" / "h100_dgx" / "all_reduce.csv"]
+    return all(f.is_file() for f in files)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        raise InputError("Vidur profile not found", where=str(path))
+        raise InputError("Vidur profiling file not found", where=str(path))
     with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        return header, [(i, row) for i, row in enumerate(reader, start=2)]
+        return list(csv.DictReader(f))
 
 
-def _float(row: dict[str, str], col: str, where: str) -> float:
-    raw = (row.get(col) or "").strip()
-    try:
-        v = float(raw)
-    except ValueError:
-        raise InputError(f"{col}: expected a number, got {raw!r}", where=where) from None
-    if not math.isfinite(v) or v < 0:
-        raise InputError(f"{col}: must be a finite number >= 0, got {raw!r}", where=where)
-    return v
-
-
-def _int(row: dict[str, str], col: str, where: str, minimum: int = 0) -> int:
-    v = _float(row, col, where)
-    if v != int(v) or v < minimum:
-        raise InputError(f"{col}: expected a whole number >= {minimum}, got {row.get(col)!r}", where=where)
-    return int(v)
-
-
-def profile_kind(path: Path) -> str:
-    """mlp | all_reduce | other, from the header."""
-    header, _ = _rows(path) if path.is_file() else ([], [])
-    if "time_stats.all_reduce.median" in header:
-        return "all_reduce"
-    if "num_tensor_parallel_workers" in header and any(h.startswith("time_stats.mlp_up_proj.") for h in header):
-        return "mlp"
-    return "other"
-
-
-def read_mlp(path: str | Path, stat: str = "median") -> list[MlpRow]:
-    p = Path(path)
-    header, rows = _rows(p)
-    need = [f"time_stats.{o}.{stat}" for o in LINEAR_OPS] + list(MLP_SHAPE)
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}", where=f"{p}:1")
-    ops = sorted({h.split(".")[1] for h in header if h.startswith("time_stats.") and h.endswith(f".{stat}")})
+def layer_points(gpu_dir: str, model_dir: str, ops: tuple[str, ...] = LAYER_OPS, stat: str = "median",
+                 root: Path | None = None) -> list[LayerPoint]:
+    """Per-layer ms of ``ops`` summed, one point per (num_tokens, TP) row of ``<gpu>/<model>/mlp.csv``."""
+    path = (root or VIDUR_DIR) / gpu_dir / model_dir / "mlp.csv"
+    rows = _rows(path)
     out = []
-    for line, row in rows:
-        where = f"{p}:{line}"
-        gated = (row.get("use_gated_mlp") or "").strip().lower()
-        if gated not in ("true", "false", "1", "0"):
-            raise InputError(f"use_gated_mlp: expected True/False, got {gated!r}", where=where)
-        out.append(MlpRow(
-            line=line, num_tokens=_int(row, "num_tokens", where, 1),
-            tp=_int(row, "num_tensor_parallel_workers", where, 1),
-            op_ms={o: _float(row, f"time_stats.{o}.{stat}", where) for o in ops
-                   if (row.get(f"time_stats.{o}.{stat}") or "").strip()},
-            n_head=_int(row, "n_head", where, 1), n_kv_head=_int(row, "n_kv_head", where, 1),
-            n_embd=_int(row, "n_embd", where, 1), n_expanded_embd=_int(row, "n_expanded_embd", where, 1),
-            vocab_size=_int(row, "vocab_size", where, 1), use_gated_mlp=gated in ("true", "1"),
-        ))
-        missing_ops = [o for o in LINEAR_OPS if o not in out[-1].op_ms]
-        if missing_ops:
-            raise InputError(f"empty time_stats of {', '.join(missing_ops)}", where=where)
-    if not out:
-        raise InputError("no rows", where=str(p))
+    for i, r in enumerate(rows, start=2):
+        try:
+            shape = LayerShape(int(r["n_head"]), int(r["n_kv_head"]), int(r["n_embd"]),
+                               int(r["n_expanded_embd"]), int(r["vocab_size"]), r["use_gated_mlp"] == "True")
+            ms = sum(float(r[f"time_stats.{op}.{stat}"]) for op in ops)
+            out.append(LayerPoint(GPU_PRESET.get(gpu_dir, gpu_dir), model_dir, shape, int(r["num_tokens"]),
+                                  int(r["num_tensor_parallel_workers"]), ms))
+        except (KeyError, ValueError) as e:
+            raise InputError(f"bad or missing column ({e})", where=f"{path}:{i}") from None
     return out
 
 
-def read_all_reduce(path: str | Path, stat: str = "median") -> list[AllReduceRow]:
-    p = Path(path)
-    header, rows = _rows(p)
-    need = [f"time_stats.all_reduce.{stat}", *ALL_REDUCE_COLS]
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}", where=f"{p}:1")
+def all_reduce_points(system: str = "h100_dgx", stat: str = "median", root: Path | None = None) -> list[CommPoint]:
+    """NCCL all-reduce ms by (GPUs, message bytes), rank 0's rows of ``network/<system>/all_reduce.csv``."""
+    path = (root or VIDUR_DIR) / "network" / system / "all_reduce.csv"
     out = []
-    for line, row in rows:
-        where = f"{p}:{line}"
-        out.append(AllReduceRow(line=line, num_workers=_int(row, "num_workers", where, 1),
-                                size_bytes=_int(row, "size", where, 1),
-                                devices_per_node=_int(row, "devices_per_node", where, 1),
-                                ms=_float(row, f"time_stats.all_reduce.{stat}", where)))
-    if not out:
-        raise InputError("no rows", where=str(p))
+    for i, r in enumerate(_rows(path), start=2):
+        try:
+            if r.get("rank", "0") != "0":
+                continue
+            out.append(CommPoint(int(r["num_workers"]), int(r["size"]), float(r[f"time_stats.all_reduce.{stat}"])))
+        except (KeyError, ValueError) as e:
+            raise InputError(f"bad or missing column ({e})", where=f"{path}:{i}") from None
     return out
+
+
+__all__ = ["ELEMENTWISE_OPS", "GEMM_OPS", "LAYER_OPS", "MLP_FILES", "VIDUR_DIR", "CommPoint", "LayerPoint",
+           "LayerShape", "all_reduce_points", "available", "layer_points"]

@@ -22,6 +22,11 @@ HEADER = ["gpu", "model", "tp", "prompt_tokens", "cached_tokens", "batch", "cont
           "measured_step_ms"]
 
 
+def rms_log(pred, meas) -> float:
+    """What the fit minimises (it need not lower the median of every start)."""
+    return float(np.sqrt(np.mean(np.log(pred / meas) ** 2)))
+
+
 def synthetic_csv(path, params: StepParams = TRUTH, tps=(1, 2, 4)) -> None:
     """A points CSV whose times are the step-cost model's own under `params`, on H100 / Llama-2-7B."""
     cfg = load_config()
@@ -185,10 +190,16 @@ def test_vidur_h100_llama2_7b_mlp_fit():
     res = fit(pts, load_config())
     s = res.summary()
     assert sorted(res.fitted) == ["gemm_efficiency", "gemm_half_tokens", "hbm_efficiency"]
-    # measured when written (README "Calibrating the step model"): median |err| 13.9% -> 9.9%
-    assert s["median_abs_err_after_pct"] < 11.0
-    assert s["median_abs_err_after_pct"] < s["median_abs_err_before_pct"]
-    assert 0.5 < res.after.gemm_efficiency <= 1 and 0.5 < res.after.hbm_efficiency <= 1
+    # measured when written (README "Calibrating the step model"): median |err| 16.5% -> 18.2%, RMS of the
+    # log error 0.32 -> 0.22 (the fit minimises the latter; one hbm_efficiency cannot serve TP 1 and TP 8)
+    assert s["median_abs_err_after_pct"] < 20.0
+    assert rms_log(res.after_s, res.measured_s) <= rms_log(res.before_s, res.measured_s)
+    # the same optimum as the independent per-layer formula of sim.timing.step_fit (which set the defaults)
+    from sim.timing import step_fit, vidur_profiles
+
+    ref = step_fit.fit_linear(vidur_profiles.layer_points("h100", "llama-2-7b", root=VIDUR)).params
+    for name, value in ref.items():
+        assert getattr(res.after, name) == pytest.approx(value, rel=1e-6), name
     # a profile of another width is refused, not silently rescaled
     with pytest.raises(InputError, match="n_embd 4096 but llama-3-70b has hidden size 8192"):
         fit([replace(p, dep=replace(p.dep, model="llama-3-70b")) for p in pts[:3]], load_config())
@@ -200,5 +211,5 @@ def test_vidur_all_reduce_points_fit_comm_parameters_only():
     assert {p.kind for p in pts} == {"allreduce"} and {p.dep.tp for p in pts} == {2, 4, 8}
     res = fit(pts, load_config())
     assert sorted(res.fitted) == ["comm_efficiency", "comm_latency_us"]
-    assert res.summary()["median_abs_err_after_pct"] < res.summary()["median_abs_err_before_pct"]
+    assert rms_log(res.after_s, res.measured_s) <= rms_log(res.before_s, res.measured_s)
     assert np.isfinite(res.after_s).all()
