@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sim.cli import calc, learned, oracle, run, serve, sweep, trace_cmd
+from sim.cli import calc, calibrate, learned, oracle, run, serve, sweep, trace_cmd
 from sim.cli.common import EXIT_BAD_INPUT
 
 # Registration order is the order of `python main.py --help`.
-COMMANDS = (run, calc, trace_cmd, serve, learned, oracle, sweep)
+COMMANDS = (run, calc, trace_cmd, serve, learned, oracle, calibrate, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    # `calibrate --trace ...` (no WHAT) is `calibrate estimator --trace ...`, as before `calibrate timing` existed.
+    if argv[:1] == ["calibrate"] and (argv[1:2] or [""])[0] not in (*calibrate.WHATS, "-h", "--help"):
+        argv.insert(1, "estimator")
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         # `python main.py --quiet` etc.: the main job with run's options
         args = ap.parse_args(["run", "--compare", *argv])

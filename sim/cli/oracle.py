@@ -1,4 +1,4 @@
-"""`oracle`, `plan`, `estimate`, `calibrate`, `audit`: offline hit-rate bounds and what they imply for sizing."""
+"""`oracle`, `plan`, `estimate`, `calibrate estimator`, `audit`: offline hit-rate bounds and what they imply."""
 from __future__ import annotations
 
 import argparse
@@ -91,11 +91,6 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_estimate)
 
-    p = sub.add_parser("calibrate", help="fit the heuristic estimator to the oracle on a trace")
-    _oracle_common(p)
-    p.add_argument("--points", type=int, default=6, help="capacities per pool on the oracle curve")
-    p.set_defaults(func=cmd_calibrate)
-
     p = sub.add_parser("audit", help="recheck every oracle bound with naive reference implementations")
     add_config_args(p)
     add_trace_args(p)
@@ -108,6 +103,14 @@ def add_parser(sub) -> None:
     p.add_argument("--output-dir", default="results/audit", help="where audit_report.json/.md go")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_audit)
+
+
+def add_calibrate_parser(sub) -> None:
+    """`calibrate estimator` (also what a bare `calibrate --trace ...` means: sim.cli.calibrate)."""
+    p = sub.add_parser("estimator", help="fit the heuristic hit-rate estimator to the oracle on a trace (default)")
+    _oracle_common(p)
+    p.add_argument("--points", type=int, default=6, help="capacities per pool on the oracle curve")
+    p.set_defaults(func=cmd_calibrate)
 
 
 def cmd_oracle(args: argparse.Namespace) -> int:

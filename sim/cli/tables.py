@@ -186,3 +186,43 @@ def calibrate_table(rows: list[dict]):
         t.add_row(r["bucket"], r["curve"], f"{r['concurrent_sessions']:,.0f}", f"{r['policy_efficiency']:.3f}",
                   *[f"{100 * r[k]:.2f}" for k in ("optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs")])
     return t
+
+
+def calibration_tables(res, show: int = 50) -> list:
+    """`calibrate timing`: per-point residuals (the `show` worst after the fit when there are more), the
+    fitted parameters, and the median/max |error| per point kind and TP degree."""
+    import numpy as np
+    from rich.table import Table
+
+    from sim.timing.calibrate import PARAMS
+
+    meas, eb, ea = res.measured_s, res.err_before_pct, res.err_after_pct
+    idx = list(range(len(res.points)))
+    title = f"timing residuals ({len(idx)} points)"
+    if len(idx) > show:
+        idx = sorted(np.argsort(-np.abs(ea), kind="stable")[:show].tolist())
+        title = f"timing residuals: the {show} worst of {len(res.points)} points after the fit"
+    t = Table(title=title)
+    for col in ("point", "source", "measured ms", "before ms", "after ms", "err before", "err after"):
+        t.add_column(col, justify="left" if col in ("point", "source") else "right")
+    for i in idx:
+        p = res.points[i]
+        t.add_row(p.describe(), p.where, f"{1e3 * meas[i]:,.4g}", f"{1e3 * res.before_s[i]:,.4g}",
+                  f"{1e3 * res.after_s[i]:,.4g}", f"{eb[i]:+.1f}%", f"{ea[i]:+.1f}%")
+    pt = Table(title="step-cost parameters")
+    for col in ("key", "before", "after", ""):
+        pt.add_column(col, justify="left" if col in ("key", "") else "right")
+    for n in PARAMS:
+        pt.add_row(n, f"{getattr(res.before, n):.4g}", f"{getattr(res.after, n):.4g}",
+                   "fitted" if n in res.fitted else "kept")
+    gt = Table(title="|error| by point kind and TP")
+    for col in ("kind", "tp", "points", "median before", "max before", "median after", "max after"):
+        gt.add_column(col, justify="left" if col == "kind" else "right")
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, p in enumerate(res.points):
+        groups.setdefault((p.kind, p.dep.tp), []).append(i)
+    for (kind, tp), ii in sorted(groups.items()):
+        b, a = np.abs(eb[ii]), np.abs(ea[ii])
+        gt.add_row(kind, str(tp), str(len(ii)), f"{np.median(b):.1f}%", f"{b.max():.1f}%",
+                   f"{np.median(a):.1f}%", f"{a.max():.1f}%")
+    return [t, pt, gt]

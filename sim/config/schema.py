@@ -80,6 +80,14 @@ class HardwareCfg(_Section):
     eic: TierCfg = TierCfg(capacity_gb=512, bandwidth_gb_s=50, latency_us=3)
 
 
+class CalibratedForCfg(_Section):
+    """What a calibrated compute section was fitted on; the loader rejects a config that runs it elsewhere."""
+
+    gpu: str = ""      # "" = not a calibration (no check)
+    model: str = ""    # "" = any model
+    tp: int = Field(0, ge=0)  # 0 = any tensor-parallel degree
+
+
 class ComputeCfg(_Section):
     """The step-cost model's figures (sim.timing.step_cost; sources in config.yaml)."""
 
@@ -94,6 +102,7 @@ class ComputeCfg(_Section):
     max_num_seqs: int = Field(256, ge=1)
     max_num_batched_tokens: int = Field(8192, ge=1)
     calibration: str = ""
+    calibrated_for: CalibratedForCfg = CalibratedForCfg()
 
 
 class CacheCfg(_Section):
@@ -271,9 +280,32 @@ def _check_renamed(key: str, where: str) -> None:
         raise InputError(f"{key} was replaced by {RENAMED[key]} (see README 'Step-cost model')", where=where)
 
 
+def _check_calibrated_for(cfg: Config, sources: dict[str, str], default_source: str) -> None:
+    """Efficiencies fitted on one GPU/model/TP are not valid for another: one line naming both sources."""
+    cal = cfg.compute.calibrated_for
+    if not cal.gpu:
+        return
+    from sim.config.gpus import gpu_spec
+
+    m = cfg.model
+    wrong = [(key, want, have) for key, want, have in (
+        ("hardware.gpu", gpu_spec(cal.gpu).name, gpu_spec(cfg.hardware.gpu).name),
+        ("model.name", cal.model.lower(), m.name.lower()),
+        ("model.tp", cal.tp, m.tp),
+    ) if want and want != have]
+    if wrong:
+        key, want, have = wrong[0]
+        where = _source_for("compute.calibrated_for.gpu", sources, default_source)
+        raise InputError(f"compute.calibrated_for: the step-cost efficiencies were fitted for {key}={want} but "
+                         f"{key} is {have} (from {_source_for(key, sources, default_source)}); "
+                         "recalibrate (calibrate timing) or use a profile fitted for it", where=where)
+
+
 def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str) -> Config:
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
+        _check_calibrated_for(cfg, sources, default_source)
+        return cfg
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
