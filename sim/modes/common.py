@@ -21,7 +21,7 @@ from sim.config.kv_sizes import kv_budget_bytes_per_gpu, kv_bytes_per_token_tota
 from sim.config.models import ModelSpec, model_spec
 from sim.errors import InputError
 from sim.policies.base import AccessContext
-from sim.timing import compute
+from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -124,9 +124,4 @@ def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
 
 def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
     """Uncontended service time per request: the load signal of the hit-rate-only replays."""
-    c = cfg.compute
-    return compute.service_time_s(
-        setup.spec, setup.gpu, w.input_tokens, w.output_tokens, tp=cfg.model.tp, mfu=c.mfu,
-        compute_dtype=c.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
-        overhead_s=c.decode_overhead_ms / 1000,
-    )
+    return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)

@@ -40,9 +40,9 @@ from sim.policies.base import AccessContext
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing import compute
 from sim.timing.fluid import FluidShare, link_share
 from sim.timing.slots import SlotServer
+from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -230,7 +230,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     h, c = cfg.hardware, cfg.compute
     nw = setup.n_workers
     gpw = setup.gpus_per_worker
-    tp = cfg.model.tp
     contention = cfg.network.contention
     # Each worker reaches host DRAM over its GPUs' own PCIe links, which are full
     # duplex: loads (host -> GPU) and demotions (GPU -> host) do not contend.
@@ -239,16 +238,16 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     pcie_out = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
     nvme = link_share(env, h.ssd.bandwidth_gb_s * 1e9, contention)
     prefill_gpu = [SlotServer(env, 1) for _ in range(nw)]
-    batch_slots = [SlotServer(env, c.max_batch_size) for _ in range(nw)]
-    spec, gpu, kv_dtype, wdt = setup.spec, setup.gpu, cfg.model.kv_dtype, cfg.model.weight_dtype
-    overhead = c.decode_overhead_ms / 1000.0
-
-    step_s = compute.decode_iteration_time_fn(spec, gpu, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp,
-                                              overhead_s=overhead)
+    batch_slots = [SlotServer(env, c.max_num_seqs) for _ in range(nw)]
+    step = StepModel.from_config(cfg)
+    lines: dict[int, tuple[float, float]] = {}
 
     def iteration_rate(n_active: int, kv_tokens: float) -> float:
-        # tokens per second per request in a batch of n_active requests
-        return 1.0 / step_s(kv_tokens)
+        # tokens per second per request in a batch of n_active requests: one iteration is a(B) + b x KV
+        ab = lines.get(n_active)
+        if ab is None:
+            ab = lines[n_active] = step.decode_line(max(1, n_active))
+        return 1.0 / (ab[0] + ab[1] * kv_tokens)
 
     decoders = [FluidShare(env, iteration_rate) for _ in range(nw)]
     bb = setup.block_bytes
@@ -322,8 +321,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             yield wait
         t_start = env.now
         yield env.timeout(
-            compute.prefill_time_s(spec, gpu, int(inp[i]) - cached, cached, tp=tp, mfu=c.mfu,
-                                   compute_dtype=c.dtype)
+            step.prefill_s(int(inp[i]) - cached, cached)
         )
         prefill_gpu[wk].release()
         t_first = env.now

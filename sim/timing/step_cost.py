@@ -65,6 +65,7 @@ from sim.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.config import Config
+    from sim.config.schema import ComputeCfg
 
 ACT_BYTES = 2.0  # BF16 activations on the wire (TP all-reduce, PP hand-off), also under FP8 GEMMs
 
@@ -91,6 +92,15 @@ class StepParams:
                     raise InputError(f"must be in (0, 1] (got {v!r})", where=f"compute.{f.name}")
             elif v < 0:
                 raise InputError(f"must be >= 0 (got {v!r})", where=f"compute.{f.name}")
+
+
+def step_params(compute: ComputeCfg | None = None) -> StepParams:
+    """The StepParams of a config's ``compute:`` section (None: the shipped defaults)."""
+    if compute is None:
+        from sim.config.schema import ComputeCfg
+
+        compute = ComputeCfg()
+    return StepParams(**{f.name: getattr(compute, f.name) for f in fields(StepParams)})
 
 
 @dataclass(frozen=True)
@@ -171,13 +181,7 @@ class StepModel:
     @classmethod
     def from_config(cls, cfg: Config) -> StepModel:
         c, m = cfg.compute, cfg.model
-        params = StepParams(
-            gemm_efficiency=c.gemm_efficiency, gemm_half_tokens=c.gemm_half_tokens,
-            attn_efficiency=c.attn_efficiency, hbm_efficiency=c.hbm_efficiency,
-            comm_efficiency=c.comm_efficiency, comm_latency_us=c.comm_latency_us,
-            iteration_overhead_ms=c.iteration_overhead_ms,
-        )
-        return cls(model_spec(m.name), gpu_spec(cfg.hardware.gpu), params, tp=m.tp, pp=m.pp,
+        return cls(model_spec(m.name), gpu_spec(cfg.hardware.gpu), step_params(c), tp=m.tp, pp=m.pp,
                    compute_dtype=c.dtype, weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype,
                    hbm_bandwidth_gb_s=cfg.hardware.hbm.bandwidth_gb_s,
                    link_bandwidth_gb_s=cfg.network.nvlink_bandwidth_gb_s)
@@ -244,4 +248,5 @@ class StepModel:
         return pre + steps * (a + b * inp) + b * steps * (steps + 1) / 2.0
 
 
-__all__ = ["StepBreakdown", "StepModel", "StepParams", "distinct_experts", "linear_params", "peak_flops"]
+__all__ = ["StepBreakdown", "StepModel", "StepParams", "distinct_experts", "linear_params", "peak_flops",
+           "step_params"]

@@ -4,15 +4,13 @@ A ``BatchingReplica`` runs iterations back to back while it has work. Each
 iteration advances every running (decoding) request by one token and, if
 the replica prefills, runs one prefill batch from its ``PrefillScheduler``
 (chunks under the token budget, of which each decoding request takes one
-token). Iteration times come from ``sim.timing.compute``:
+token). Iteration times come from the step-cost model
+(``sim.timing.step_cost.StepModel``):
 
-* decode only: ``decode_iteration_time_s(batch, KV tokens read)``
-  = (weights + batch KV) / HBM bandwidth + fixed overhead;
-* prefill only: the sum of ``prefill_time_s`` over the batch's chunks
-  (FLOPs with the attention term, TP, MFU);
-* mixed (colocated chunked prefill): the roofline of the two - the chunks'
-  compute time or the decode's HBM time, whichever is longer, plus the
-  fixed overhead - since one forward pass reads the weights once.
+* decode only: ``decode_line(batch)`` -> a + b x KV tokens read;
+* prefill only: one iteration of the batch's chunks (``prefill_time`` hook);
+* mixed (colocated chunked prefill): one iteration of the chunks and the
+  decode batch together (the weights are read once per forward pass).
 
 Requests join the running batch only at iteration boundaries, when their
 KV is present, a batch slot is free (``max_batch``) and memory allows.
@@ -39,7 +37,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Protocol
 
 import simpy
@@ -47,7 +44,7 @@ import simpy
 from sim.cache.radix_tree import RadixTree
 from sim.modes.pd.prefill import PrefillScheduler
 from sim.modes.pd.request import Req
-from sim.timing import compute
+from sim.timing.step_cost import StepModel
 
 # ------------------------------------------------------------------ memory pools
 
@@ -126,34 +123,43 @@ class TreePool:
 
 
 class DecodeTiming:
-    """Decode iteration times from ``compute.decode_iteration_time_s`` (never a copy of its formula).
+    """Decode iteration times from ``StepModel.decode_line`` (never a copy of its formula).
 
-    ``one(B, K)`` calls the compute model; the closed forms use its
-    linearity in the KV tokens read, ``t = a + b x K`` (a, b measured from it
-    once), to sum a stretch of iterations in O(1).
+    A decode-only iteration of B requests lasts ``a(B) + b x K`` exactly; the
+    closed forms use that linearity in the KV tokens read to sum a stretch of
+    iterations (constant B) in O(1).
     """
 
-    def __init__(self, spec, gpu, kv_dtype: str, weight_dtype: str, tp: int, overhead_s: float) -> None:
-        self._f = partial(compute.decode_iteration_time_s, spec, gpu, kv_dtype=kv_dtype, weight_dtype=weight_dtype,
-                          tp=tp, overhead_s=overhead_s)
-        self.a = self._f(1, 0.0)
-        probe = 1e6
-        self.b = (self._f(1, probe) - self.a) / probe
-        self.overhead = overhead_s
+    def __init__(self, step: StepModel) -> None:
+        self.step = step
+        self._lines: dict[int, tuple[float, float]] = {}
+
+    def line(self, batch: int) -> tuple[float, float]:
+        ab = self._lines.get(batch)
+        if ab is None:
+            ab = self._lines[batch] = self.step.decode_line(batch)
+        return ab
 
     def one(self, batch: int, kv_tokens: float) -> float:
-        return self._f(batch, kv_tokens)
+        a, b = self.line(batch)
+        return a + b * kv_tokens if batch > 0 else 0.0
+
+    def mixed(self, chunks: list[tuple[int, int]], batch: int, kv_tokens: float) -> float:
+        """One iteration running prefill chunks [(new, before)] and a decode batch together."""
+        return self.step.iteration_s(chunks, batch, kv_tokens)
 
     def span(self, k: int, batch: int, kv_tokens: float) -> float:
         """Seconds of k iterations starting with `kv_tokens` read and growing by `batch` per iteration."""
-        return k * self.a + self.b * (k * kv_tokens + batch * k * (k - 1) / 2.0)
+        a, b = self.line(batch)
+        return k * a + b * (k * kv_tokens + batch * k * (k - 1) / 2.0)
 
     def done_by(self, dt: float, batch: int, kv_tokens: float) -> int:
         """Largest j with span(j) <= dt (iterations completed after dt seconds)."""
         if dt <= 0:
             return 0
-        qa = self.b * batch / 2.0
-        qb = self.a + self.b * kv_tokens - qa
+        a, b = self.line(batch)
+        qa = b * batch / 2.0
+        qb = a + b * kv_tokens - qa
         if qa > 0:
             j = int((-qb + math.sqrt(qb * qb + 4 * qa * dt)) / (2 * qa))
         else:
@@ -351,14 +357,16 @@ class BatchingReplica:
     # ---------------------------------------------------------- the loop
     def _iteration_time(self, batch: list, B: int) -> float:
         P = 0.0
-        if batch:
+        if batch and not B:
             assert self.prefill_time is not None  # batches come from the prefill scheduler
             P = self.prefill_time(batch)
         if B:
             timing = self.timing
             assert timing is not None  # only a decoding replica runs requests
-            D = timing.one(B, self.K)
-            dur = max(P, D - timing.overhead) + timing.overhead if batch else D
+            if batch:
+                dur = timing.mixed([(n, before) for _r, n, before in batch], B, self.K)
+            else:
+                dur = timing.one(B, self.K)
         else:
             dur = P
         dur += self._extra + self._debt

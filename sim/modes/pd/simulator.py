@@ -31,7 +31,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
 
 import simpy
 
@@ -47,8 +46,8 @@ from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
 from sim.policies.base import AccessContext
 from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_router
-from sim.timing import compute
 from sim.timing.network import Network
+from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
 from trace.workload import Workload
 
@@ -104,14 +103,6 @@ class DeploymentResult:
 # ------------------------------------------------------------------ deployments
 
 
-class _PrefillKw(TypedDict):
-    """compute.prefill_time_s's keyword arguments fixed by the config."""
-
-    tp: int
-    mfu: float
-    compute_dtype: str
-
-
 class _Deployment:
     kind = "base"
     # set by each deployment's __init__: the prefill side that _route and _ready use
@@ -132,16 +123,15 @@ class _Deployment:
         self.kv_bytes_per_token = setup.kv_bytes_per_token
         self.lanes = setup.gpus_per_replica
         self.n_layers = setup.spec.kv_cache_layer_count
-        h, c, m = cfg.hardware, cfg.compute, cfg.model
+        h = cfg.hardware
         bb = int(round(setup.block_tokens * setup.kv_bytes_per_token))
         params = policy_params(cfg, setup.block_tokens)
         self.policy_params = params
         self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gb * GIB // bb),
                                 eic_blocks=int(h.eic.capacity_gb * GIB // bb), block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
-        self._pf = _PrefillKw(tp=m.tp, mfu=c.mfu, compute_dtype=c.dtype)
-        self.timing = DecodeTiming(setup.spec, setup.gpu, m.kv_dtype, m.weight_dtype, m.tp,
-                                   c.decode_overhead_ms / 1000.0)
+        self.step = StepModel.from_config(cfg)
+        self.timing = DecodeTiming(self.step)
         self.preempt_cost = PREEMPTION[cfg.pd.preemption]
         self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
@@ -150,11 +140,11 @@ class _Deployment:
 
     # ---------------------------------------------------------- compute
     def prefill_one(self, new: int, cached: int) -> float:
-        return compute.prefill_time_s(self.setup.spec, self.setup.gpu, new, cached, **self._pf)
+        return self.step.prefill_s(new, cached)
 
     def batch_time(self, batch: list) -> float:
-        spec, gpu, pf = self.setup.spec, self.setup.gpu, self._pf
-        return sum(compute.prefill_time_s(spec, gpu, n, before, **pf) for _r, n, before in batch)
+        """One prefill iteration of the batch's chunks [(req, new, before)]."""
+        return self.step.iteration_s([(n, before) for _r, n, before in batch])
 
     def _tree(self, gpu: int) -> RadixTree:
         lanes, lower = self.lanes, self.lower
@@ -267,13 +257,13 @@ class PDSim(_Deployment):
         self.prefill_replicas = []
         for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
             e = BatchingReplica(env, k, self, sched=s, prefill_time=self.batch_time, mem=None, timing=None,
-                                max_batch=c.max_batch_size, coalesce=pd.coalesce_decode, decode=False)
+                                max_batch=c.max_num_seqs, coalesce=pd.coalesce_decode, decode=False)
             self.prefill_replicas.append(e)
             self.replica_gpu[e] = g
         self.decode = []
         for k, g in enumerate(self.decode_gpu):
             e = BatchingReplica(env, k, _DecodeHooks(self), sched=None, prefill_time=None,
-                                mem=TokenPool(setup.kv_tokens), timing=self.timing, max_batch=c.max_batch_size,
+                                mem=TokenPool(setup.kv_tokens), timing=self.timing, max_batch=c.max_num_seqs,
                                 coalesce=pd.coalesce_decode, layer_groups=pd.layer_groups)
             self.decode.append(e)
             self.replica_gpu[e] = g
@@ -373,7 +363,7 @@ class ColocatedSim(_Deployment):
         for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
             e = BatchingReplica(self.env, k, self, sched=s, prefill_time=self.batch_time,
                                 mem=TreePool(s.tree, setup.block_tokens), timing=self.timing,
-                                max_batch=c.max_batch_size, coalesce=pd.coalesce_decode)
+                                max_batch=c.max_num_seqs, coalesce=pd.coalesce_decode)
             self.prefill_replicas.append(e)
             self.replica_gpu[e] = g
         self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
