@@ -79,6 +79,8 @@ class ComputeCfg(_Section):
     mfu: float = Field(0.5, gt=0, le=1)
     decode_overhead_ms: float = Field(2.0, ge=0)
     max_batch_size: int = Field(128, ge=1)
+    max_num_batched_tokens: int = Field(8192, ge=1)
+    preemption: Literal["recompute", "swap"] = "recompute"
 
 
 class CacheCfg(_Section):
@@ -129,7 +131,6 @@ class PdCfg(_Section):
     prefill_token_budget: int = Field(16384, ge=1)
     transfer: Literal["push", "pull", "pull_on_demand"] = "push"
     layerwise: bool = True
-    preemption: Literal["recompute", "swap"] = "recompute"
     racks: int = Field(2, ge=0)  # 0 = cluster.racks
     gpus_per_rack: int = Field(0, ge=0)  # 0 = cluster.gpus_per_rack
     kv_capacity_gb: float = Field(0.0, ge=0)  # 0 = derive from GPU memory
@@ -251,6 +252,15 @@ def _source_for(loc: str, sources: dict[str, str], default: str) -> str:
     return best
 
 
+# Keys that moved: an old name is an error that names the new one.
+RENAMED: dict[str, str] = {"pd.preemption": "compute.preemption"}
+
+
+def _unknown(key: str) -> str:
+    new = RENAMED.get(key)
+    return f"unknown key {key!r} (renamed to {new!r})" if new else f"unknown key {key!r}"
+
+
 def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str) -> Config:
     try:
         return Config.model_validate(data)
@@ -259,7 +269,7 @@ def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = f"unknown key (renamed to {RENAMED[loc]!r})" if loc in RENAMED else "unknown key"
         elif "input" in err and not isinstance(err["input"], (dict, list)):
             msg = f"{msg} (got {err['input']!r})"
         where = _source_for(loc, sources, default_source)
@@ -282,7 +292,7 @@ def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]
     node: Any = cfg_dict
     for i, p in enumerate(parts):
         if not isinstance(node, dict) or p not in node:
-            raise InputError(f"unknown key {'.'.join(parts[: i + 1])!r}", where=f"--set {text}")
+            raise InputError(_unknown(".".join(parts[: i + 1])), where=f"--set {text}")
         node = node[p]
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
@@ -341,10 +351,10 @@ def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
         node = data
         for p in parts[:-1]:
             if p not in node or not isinstance(node[p], dict):
-                raise InputError(f"unknown key {key!r}", where="override")
+                raise InputError(_unknown(key), where="override")
             node = node[p]
         if parts[-1] not in node:
-            raise InputError(f"unknown key {key!r}", where="override")
+            raise InputError(_unknown(key), where="override")
         node[parts[-1]] = value
         sources[key] = f"override {key}"
     return _validate(data, sources, "override")
