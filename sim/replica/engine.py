@@ -61,11 +61,14 @@ class Hooks(Protocol):
 
 
 class ReplicaStats:
-    __slots__ = ("busy_s", "iterations", "stretches", "decode_tokens", "prefill_tokens", "preemptions",
+    __slots__ = ("busy_s", "prefill_busy_s", "decode_busy_s", "iterations", "stretches", "decode_tokens",
+                 "prefill_tokens", "preemptions",
                  "recompute_tokens", "swap_bytes", "max_batch_seen")
 
     def __init__(self) -> None:
         self.busy_s = 0.0
+        self.prefill_busy_s = 0.0  # in iterations that ran prefill chunks (mixed ones included)
+        self.decode_busy_s = 0.0  # in iterations that advanced a decode batch (mixed ones included)
         self.iterations = 0  # model forward passes
         self.stretches = 0  # SimPy waits that covered them (one per iteration with coalesce=False)
         self.decode_tokens = 0
@@ -294,7 +297,10 @@ class BatchingReplica:
                 st.iterations += 1
                 st.stretches += 1
                 hist.add(took)
+                if B:
+                    st.decode_busy_s += took
                 if batch:
+                    st.prefill_busy_s += took
                     assert sched is not None  # it formed the batch
                     for r in sched.complete(batch):
                         self.hooks.prefill_done(self, r)
@@ -325,7 +331,9 @@ class BatchingReplica:
                 end = t0 + ln.span(k, B, K)
                 if end > env.now:
                     yield env.timeout(end - env.now)
-            st.busy_s += ln.span(k, B, K)
+            took = ln.span(k, B, K)
+            st.busy_s += took
+            st.decode_busy_s += took
             st.iterations += k
             st.stretches += 1
             if k:
