@@ -45,11 +45,11 @@ from sim.modes.common import NodeSetup, policy_params, service_times, trim_token
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
+from sim.replica.engine import BatchingReplica
+from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.replica.engine import BatchingReplica
-from sim.replica.request import Req
 from sim.timing.fluid import FluidShare, link_share
 from trace.workload import Workload
 
