@@ -9,6 +9,7 @@ every message next to its field.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,7 @@ from sim.analytic import SENSITIVITY_PARAMS, HitRateInputs, calc_hit_rate, reuse
 from sim.config.gpus import GPUS
 from sim.config.models import PRESETS
 from sim.errors import InputError
+from sim.timing.step_cost import StepParams, step_params
 from web import results
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -41,9 +43,15 @@ class ReuseRequest(BaseModel):
     gpus: int = Field(default=8, ge=1, le=1024)
     tp: int | None = Field(default=None, ge=1, le=1024)
     prefix_tokens: int = Field(default=8192, ge=1, le=10_000_000)
-    mfu: float = Field(default=0.5, gt=0, le=1)
+    gemm_efficiency: float | None = Field(default=None, gt=0, le=1)  # None: config.yaml's step-cost default
     kv_dtype: Literal["fp32", "fp16", "bf16", "fp8", "int4"] = "fp16"
     link_gb_s: float | None = Field(default=None, gt=0, le=100_000)
+
+
+def _step_params(gemm_efficiency: float | None) -> StepParams:
+    """The shipped step-cost figures, with the GEMM efficiency the page asked for."""
+    params = step_params()
+    return params if gemm_efficiency is None else replace(params, gemm_efficiency=gemm_efficiency)
 
 
 def _field_error(where: str | None, msg: str, section: str = "body") -> JSONResponse:
@@ -87,7 +95,8 @@ def create_app(results_dir: str | Path = "results") -> FastAPI:
     @app.post("/api/reuse")
     def reuse(req: ReuseRequest) -> dict:
         return reuse_breakeven(req.model, req.gpu, gpus=req.gpus, prefix_tokens=req.prefix_tokens, tp=req.tp,
-                               mfu=req.mfu, kv_dtype=req.kv_dtype, link_gb_s=req.link_gb_s)
+                               params=_step_params(req.gemm_efficiency), kv_dtype=req.kv_dtype,
+                               link_gb_s=req.link_gb_s)
 
     @app.get("/api/results")
     def list_results() -> dict:

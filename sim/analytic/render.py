@@ -118,7 +118,7 @@ def render_reuse(r: dict[str, Any]):
     from rich.table import Table
 
     t = Table(title=f"Reuse vs recompute: {r['model']} on {r['gpus']} x {r['gpu']} (tp {r['tp']}, "
-                    f"MFU {r['mfu']:g}, KV {r['kv_dtype']})")
+                    f"GEMM efficiency {r['gemm_efficiency']:g}, KV {r['kv_dtype']})")
     t.add_column("quantity")
     t.add_column("value", justify="right")
     rows = [

@@ -1,10 +1,11 @@
 """Reuse vs recompute: the KV loading bandwidth at which a cached prefix pays.
 
-Built on sim.timing.compute.recompute_vs_load_breakeven_gb_s (the same compute model
-the simulators use): loading the prefix's KV over a link of B GB/s per GPU
-takes prefix x KV bytes per token per GPU / B; recomputing it takes the
-prefill time on the tp GPUs of a replica. Above the break-even bandwidth
-loading is faster.
+Built on the step-cost model the simulators use (sim.timing.step_cost):
+loading the prefix's KV over a link of B GB/s per GPU takes prefix x KV bytes
+per token per GPU / B; recomputing it takes one prefill iteration on the tp
+GPUs of a replica. Above the break-even bandwidth loading is faster. The
+break-even falls as the prefix grows: the KV size is linear in the prefix,
+the recompute cost superlinear (attention term).
 """
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ from sim.config.gpus import gpu_spec
 from sim.config.kv_sizes import GIB, dtype_bytes, kv_bytes_per_token
 from sim.config.models import model_spec
 from sim.errors import InputError
-from sim.timing.compute import prefill_time_s, recompute_vs_load_breakeven_gb_s
+from sim.timing.step_cost import StepModel, StepParams, step_params
 
 
 def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 8192, tp: int | None = None,
-                    mfu: float = 0.5, kv_dtype: str = "fp16", link_gb_s: float | None = None) -> dict[str, Any]:
+                    params: StepParams | None = None, kv_dtype: str = "fp16",
+                    link_gb_s: float | None = None) -> dict[str, Any]:
     """Break-even KV loading bandwidth for one prefix length.
 
     ``gpus`` is the tensor-parallel group that serves the request (tp = gpus
     unless ``tp`` is given, which must divide it). Bandwidths are GB/s
     (1e9 B/s) per GPU; ``_replica`` figures are tp times that (every GPU
     loads its own shard in parallel). With ``link_gb_s`` (per GPU) the load
-    time over that link is compared with the recompute time.
+    time over that link is compared with the recompute time. ``params``: the
+    step-cost efficiencies (default: config.yaml's shipped ``compute:`` defaults).
     """
     spec, g = model_spec(model), gpu_spec(gpu)
     dtype_bytes(kv_dtype, where="kv_dtype")
@@ -34,17 +37,17 @@ def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 81
     tp = gpus if tp is None else tp
     if tp < 1 or gpus % tp:
         raise InputError(f"tp {tp} must be >= 1 and divide the {gpus} GPUs", where="tp")
-    if not 0 < mfu <= 1:
-        raise InputError(f"must be in (0, 1] (got {mfu!r})", where="mfu")
     if prefix_tokens <= 0:
         raise InputError(f"must be > 0 (got {prefix_tokens!r})", where="prefix_tokens")
     if link_gb_s is not None and link_gb_s <= 0:
         raise InputError(f"must be > 0 GB/s (got {link_gb_s!r})", where="link_gb_s")
-    be = recompute_vs_load_breakeven_gb_s(spec, g, prefix_tokens, tp=tp, mfu=mfu, kv_dtype=kv_dtype)
+    params = params or step_params()
+    recompute_s = StepModel(spec, g, params, tp=tp, kv_dtype=kv_dtype).prefill_s(prefix_tokens)
     per_gpu_bytes = prefix_tokens * kv_bytes_per_token(spec, kv_dtype, tp, 1)
-    recompute_s = prefill_time_s(spec, g, prefix_tokens, 0, tp=tp, mfu=mfu)
+    be = per_gpu_bytes / recompute_s / 1e9
     out: dict[str, Any] = {
-        "model": spec.name, "gpu": g.name, "gpus": gpus, "tp": tp, "mfu": mfu, "kv_dtype": kv_dtype,
+        "model": spec.name, "gpu": g.name, "gpus": gpus, "tp": tp, "gemm_efficiency": params.gemm_efficiency,
+        "kv_dtype": kv_dtype,
         "prefix_tokens": prefix_tokens,
         "breakeven_gb_s": be,
         "breakeven_gb_s_replica": be * tp,

@@ -70,7 +70,9 @@ def add_parser(sub) -> None:
     r.add_argument("--gpus", type=int, default=8, help="GPUs of the tensor-parallel group serving a request")
     r.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: --gpus)")
     r.add_argument("--prefix-tokens", type=int, default=8192, help="cached prefix length, tokens")
-    r.add_argument("--mfu", type=float, default=0.5, help="prefill MFU (0-1]")
+    r.add_argument("--profile", default=None,
+                   help="config overlay whose compute: keys set the step-cost model of the recompute time "
+                        "(default: config.yaml's; this replaced --mfu)")
     r.add_argument("--dtype", default="fp16", choices=DTYPES, help="KV dtype")
     r.add_argument("--link-gb-s", type=float, default=None, help="your load bandwidth per GPU, GB/s: compare")
     r.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -168,11 +170,14 @@ def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
 def cmd_calc_reuse(args: argparse.Namespace) -> int:
     from sim.analytic import reuse_breakeven
     from sim.analytic.render import render_reuse
+    from sim.config import load_config
     from sim.errors import InputError
+    from sim.timing.step_cost import step_params
 
     try:
+        params = step_params(load_config(profile=args.profile).compute) if args.profile else None
         rep = reuse_breakeven(args.model, args.gpu, gpus=args.gpus, prefix_tokens=args.prefix_tokens, tp=args.tp,
-                              mfu=args.mfu, kv_dtype=args.dtype, link_gb_s=args.link_gb_s)
+                              params=params, kv_dtype=args.dtype, link_gb_s=args.link_gb_s)
     except InputError as e:
         raise _reraise_with_flag(e) from None
     if args.json:

@@ -21,6 +21,13 @@ from sim.errors import InputError
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int4"]
+# Keys that were replaced: using one is an error naming its successor, never a silent alias.
+RENAMED: dict[str, str] = {
+    "compute.mfu": "compute.gemm_efficiency",
+    "compute.decode_overhead_ms": "compute.iteration_overhead_ms",
+    "compute.max_batch_size": "compute.max_num_seqs",
+    "pd.preemption": "compute.preemption",
+}
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
 
 
@@ -75,12 +82,20 @@ class HardwareCfg(_Section):
 
 
 class ComputeCfg(_Section):
+    """The step-cost model's figures (sim.timing.step_cost; sources in config.yaml)."""
+
     dtype: Literal["fp16", "fp8"] = "fp16"
-    mfu: float = Field(0.5, gt=0, le=1)
-    decode_overhead_ms: float = Field(2.0, ge=0)
-    max_batch_size: int = Field(128, ge=1)
+    gemm_efficiency: float = Field(0.7, gt=0, le=1)
+    gemm_half_tokens: float = Field(64.0, ge=0)
+    attn_efficiency: float = Field(0.5, gt=0, le=1)
+    hbm_efficiency: float = Field(0.8, gt=0, le=1)
+    comm_efficiency: float = Field(0.7, gt=0, le=1)
+    comm_latency_us: float = Field(10.0, ge=0)
+    iteration_overhead_ms: float = Field(1.0, ge=0)
+    max_num_seqs: int = Field(256, ge=1)
     max_num_batched_tokens: int = Field(8192, ge=1)
     preemption: Literal["recompute", "swap"] = "recompute"
+    calibration: str = ""
 
 
 class CacheCfg(_Section):
@@ -110,7 +125,7 @@ class ClusterCfg(_Section):
 
 
 class NetworkCfg(_Section):
-    nvlink_bandwidth_gb_s: float = Field(900, gt=0)
+    nvlink_bandwidth_gb_s: float = Field(450, gt=0)  # per direction
     nvlink_latency_us: float = Field(1, ge=0)
     nic_bandwidth_gb_s: float = Field(50, gt=0)
     rack_latency_us: float = Field(3, ge=0)
@@ -252,13 +267,9 @@ def _source_for(loc: str, sources: dict[str, str], default: str) -> str:
     return best
 
 
-# Keys that moved: an old name is an error that names the new one.
-RENAMED: dict[str, str] = {"pd.preemption": "compute.preemption"}
-
-
-def _unknown(key: str) -> str:
-    new = RENAMED.get(key)
-    return f"unknown key {key!r} (renamed to {new!r})" if new else f"unknown key {key!r}"
+def _check_renamed(key: str, where: str) -> None:
+    if key in RENAMED:
+        raise InputError(f"{key} was replaced by {RENAMED[key]} (see README 'Step-cost model')", where=where)
 
 
 def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str) -> Config:
@@ -269,7 +280,8 @@ def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = f"unknown key (renamed to {RENAMED[loc]!r})" if loc in RENAMED else "unknown key"
+            _check_renamed(loc, _source_for(loc, sources, default_source))
+            msg = "unknown key"
         elif "input" in err and not isinstance(err["input"], (dict, list)):
             msg = f"{msg} (got {err['input']!r})"
         where = _source_for(loc, sources, default_source)
@@ -292,7 +304,8 @@ def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]
     node: Any = cfg_dict
     for i, p in enumerate(parts):
         if not isinstance(node, dict) or p not in node:
-            raise InputError(_unknown(".".join(parts[: i + 1])), where=f"--set {text}")
+            _check_renamed(key, f"--set {text}")
+            raise InputError(f"unknown key {'.'.join(parts[: i + 1])!r}", where=f"--set {text}")
         node = node[p]
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
@@ -351,10 +364,11 @@ def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
         node = data
         for p in parts[:-1]:
             if p not in node or not isinstance(node[p], dict):
-                raise InputError(_unknown(key), where="override")
+                raise InputError(f"unknown key {key!r}", where="override")
             node = node[p]
         if parts[-1] not in node:
-            raise InputError(_unknown(key), where="override")
+            _check_renamed(key, "override")
+            raise InputError(f"unknown key {key!r}", where="override")
         node[parts[-1]] = value
         sources[key] = f"override {key}"
     return _validate(data, sources, "override")

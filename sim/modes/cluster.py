@@ -12,7 +12,7 @@ Two replay paths share the cache hierarchy (``ClusterCache``), the network
   SSD spills load the links that reads use, the other write-backs only
   travel link directions no request waits on, so their bytes are counted
   but cost no events) -> decode in the worker's continuous batch
-  (processor-sharing fluid model, at most compute.max_batch_size requests;
+  (processor-sharing fluid model, at most compute.max_num_seqs requests;
   the rest wait).
 * ``timing=False``: the hit-rate-only replay, no SimPy: requests in arrival
   order, stored at once; load is tracked with estimated service times.
@@ -50,9 +50,9 @@ from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
-from sim.timing import compute
 from sim.timing.fluid import FluidShare
 from sim.timing.network import Network
+from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
 from trace.workload import Workload
 
@@ -109,10 +109,7 @@ class ClusterResult:
 
 def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[float, float], float]:
     """(new tokens, cached tokens) -> prefill seconds on one worker."""
-    c = cfg.compute
-    spec, gpu, tp = setup.node.spec, setup.node.gpu, cfg.model.tp
-    return lambda new, cached: compute.prefill_time_s(spec, gpu, new, cached, tp=tp, mfu=c.mfu,
-                                                      compute_dtype=c.dtype)
+    return StepModel.from_config(cfg).prefill_s
 
 
 class CostEstimator:
@@ -331,10 +328,8 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     env = simpy.Environment()
     c = cfg.compute
     node = setup.node
-    spec, gpu, tp = node.spec, node.gpu, cfg.model.tp
-    kv_dtype, wdt = cfg.model.kv_dtype, cfg.model.weight_dtype
-    overhead = c.decode_overhead_ms / 1000.0
-    max_batch = c.max_batch_size
+    step = StepModel.from_config(cfg)
+    max_batch = c.max_num_seqs
     bt, bb = node.block_tokens, node.block_bytes
     lanes = setup.layout.gpus_per_worker
     arr_s = (w.arrival_ms / 1000.0).tolist()
@@ -347,21 +342,15 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     ht: list = [None] * n
     prefill = prefill_fn(cfg, setup)
 
-    def it_time(n_active: int, kv_tokens: float) -> float:
-        return compute.decode_iteration_time_s(
-            spec, gpu, n_active, kv_tokens, kv_dtype=kv_dtype, weight_dtype=wdt, tp=tp, overhead_s=overhead)
+    # The decode rate is evaluated on every batch change; a decode iteration lasts a(B) + b x KV tokens
+    # exactly (StepModel.decode_line), so keep the lines per batch size.
+    lines: dict[int, tuple[float, float]] = {}
 
-    # The decode rate is evaluated on every batch change; the compute model's iteration time is
-    # affine in the batch's KV tokens (weights + KV read at HBM bandwidth, plus overhead), so take
-    # its two coefficients once - checked against a third point, else call it every time.
-    t0 = it_time(1, 0.0)
-    slope = (it_time(1, 1e6) - t0) / 1e6
-    if abs(it_time(7, 3.5e5) - (t0 + slope * 3.5e5)) <= 1e-9 * it_time(7, 3.5e5):
-        def iteration_rate(n_active: int, kv_tokens: float) -> float:
-            return 1.0 / (t0 + slope * kv_tokens)
-    else:  # pragma: no cover - a non-affine compute model
-        def iteration_rate(n_active: int, kv_tokens: float) -> float:
-            return 1.0 / it_time(n_active, kv_tokens)
+    def iteration_rate(n_active: int, kv_tokens: float) -> float:
+        ab = lines.get(n_active)
+        if ab is None:
+            ab = lines[n_active] = step.decode_line(max(1, n_active))
+        return 1.0 / (ab[0] + ab[1] * kv_tokens)
 
     decoders: dict[int, FluidShare] = {}
     active: dict[int, int] = {}

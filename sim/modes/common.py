@@ -24,9 +24,8 @@ from sim.errors import InputError
 from sim.policies.base import AccessContext
 from sim.replica.engine import BatchingReplica
 from sim.replica.request import Req
-from sim.replica.roofline_adapter import RooflineStep
 from sim.replica.workers import Workers
-from sim.timing import compute
+from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -129,12 +128,7 @@ def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
 
 def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
     """Uncontended service time per request: the load signal of the hit-rate-only replays."""
-    c = cfg.compute
-    return compute.service_time_s(
-        setup.spec, setup.gpu, w.input_tokens, w.output_tokens, tp=cfg.model.tp, mfu=c.mfu,
-        compute_dtype=c.dtype, kv_dtype=cfg.model.kv_dtype, weight_dtype=cfg.model.weight_dtype,
-        overhead_s=c.decode_overhead_ms / 1000,
-    )
+    return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)
 
 
 def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
@@ -146,8 +140,8 @@ def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
     """
     c = cfg.compute
     biggest = int((w.input_tokens + w.output_tokens).max()) if len(w) else 1
-    return Workers(env, RooflineStep.from_config(cfg, setup.spec, setup.gpu),
-                   pool_tokens=max(setup.hbm_blocks * setup.block_tokens, biggest), max_seqs=c.max_batch_size,
+    return Workers(env, StepModel.from_config(cfg),
+                   pool_tokens=max(setup.hbm_blocks * setup.block_tokens, biggest), max_seqs=c.max_num_seqs,
                    token_budget=c.max_num_batched_tokens, preemption=c.preemption,
                    kv_bytes_per_token=setup.kv_bytes_per_token,
                    swap_bytes_s=cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker,

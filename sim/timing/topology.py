@@ -92,7 +92,7 @@ class TopologySpec:
     eic_nodes_per_rack: int = 4
     eic_capacity_bytes: float = 512 * 1024**3  # per rack pool
     remote_ssd_capacity_bytes: float = 1024**5
-    nvlink_bytes_s: float = 900 * GB
+    nvlink_bytes_s: float = 450 * GB  # per direction (H100 NVLink 4: 900 GB/s total)
     nvlink_latency_s: float = 1 * US
     pcie_bytes_s: float = 25 * GB
     pcie_latency_s: float = 10 * US

@@ -20,7 +20,7 @@ from sim.analytic.lru import lru_conversation_hits
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
 from sim.errors import InputError
-from sim.timing.compute import recompute_vs_load_breakeven_gb_s
+from sim.timing.step_cost import StepModel, step_params
 
 GIB = 1024**3
 KVPT_8B = 131_072                      # llama-3-8b fp16: 2 x 32 layers x 8 KV heads x 128 x 2 B
@@ -205,10 +205,13 @@ def test_bad_inputs_name_the_field():
     assert e.value.where == "target_hit_rate"
 
 
-def test_reuse_breakeven_is_the_compute_model():
+def test_reuse_breakeven_is_the_step_model():
     r = reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, prefix_tokens=8192)
-    want = recompute_vs_load_breakeven_gb_s(model_spec("llama-3-70b"), gpu_spec("h100-sxm"), 8192, tp=8)
-    assert r["breakeven_gb_s"] == want and r["tp"] == 8
+    recompute_s = StepModel(model_spec("llama-3-70b"), gpu_spec("h100-sxm"), step_params(), tp=8).prefill_s(8192)
+    want = 8192 * 40_960 / recompute_s / 1e9
+    assert r["breakeven_gb_s"] == pytest.approx(want) and r["tp"] == 8
+    # a longer prefix: KV grows linearly, recompute superlinearly -> the break-even falls
+    assert reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, prefix_tokens=65536)["breakeven_gb_s"] < want
     # per GPU: 8192 x 40,960 B (8 KV heads / tp 8 x 128 x 2 x 80 layers x 2 B)
     assert r["kv_bytes_per_gpu"] == 8192 * 40_960
     assert r["breakeven_gb_s"] == pytest.approx(8192 * 40_960 / (r["recompute_ms"] / 1000) / 1e9)
@@ -216,7 +219,7 @@ def test_reuse_breakeven_is_the_compute_model():
     assert fast["loading_pays"] and fast["speedup"] == pytest.approx(2.0)
     slow = reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, prefix_tokens=8192, link_gb_s=want / 2)
     assert not slow["loading_pays"]
-    for kw, field in (({"prefix_tokens": 0}, "prefix_tokens"), ({"tp": 3}, "tp"), ({"mfu": 2}, "mfu")):
+    for kw, field in (({"prefix_tokens": 0}, "prefix_tokens"), ({"tp": 3}, "tp"), ({"gpus": 0}, "gpus")):
         with pytest.raises(InputError) as e:
             reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, **kw)
         assert e.value.where == field

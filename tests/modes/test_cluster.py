@@ -10,15 +10,13 @@ from hypothesis import strategies as st
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import load_config
-from sim.config.gpus import gpu_spec
-from sim.config.models import model_spec
 from sim.modes.cluster import run_cluster
 from sim.modes.runner import run_mode
 from sim.report.cluster import cluster_metrics
 from sim.routing.base import Router as ClusterRouter
 from sim.routing.cluster import LoadIndex
 from sim.routing.registry import scope
-from sim.timing import compute
+from sim.timing.step_cost import StepModel
 from tests.conftest import MOONCAKE as TRACE
 from tests.conftest import ROOT
 from tests.conftest import micro_workload as _workload
@@ -40,13 +38,14 @@ def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):
         f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
         f"hardware.eic.capacity_gb={eic_blocks * BLOCK_BYTES / GiB}",
         f"cluster.remote_ssd_capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
-        "compute.mfu=0.5", "cache.block_tokens=16", "cluster.router=round_robin",
+        "compute.gemm_efficiency=0.5", "compute.gemm_half_tokens=0", "cache.block_tokens=16",
+        "cluster.router=round_robin",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_config(overrides=sets)
 
 
 def _prefill_s(new, cached):
-    return compute.prefill_time_s(model_spec("llama-3-8b"), gpu_spec("h100-sxm"), new, cached, tp=1, mfu=0.5)
+    return StepModel.from_config(_cfg()).prefill_s(new, cached)
 
 
 @pytest.fixture

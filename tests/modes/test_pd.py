@@ -7,27 +7,36 @@ from sim.config import load_config
 from sim.errors import InputError
 from sim.modes.pd.setup import prepare, split_replicas
 from sim.modes.pd.simulator import simulate
+from sim.timing.step_cost import StepModel
 from tests.conftest import MOONCAKE as TRACE
 from trace.workload import Workload
 
 # Llama-3-8B on one H100 (tp 1), the figures every expectation below is built from:
+# (step-cost model with gemm_half_tokens 0, GEMM and attention at 50% of peak, full HBM bandwidth, TP 1 = no
+# communication; see cfg below)
 PARAMS = 8_030_261_248  # weights (HF config, exact)
+PLIN = PARAMS - 128_256 * 4096  # linear-layer weights: all but the input embedding table
 KV = 2 * 32 * 8 * 128 * 2  # bytes per token: K and V x 32 layers x 8 KV heads x 128 x fp16 = 131072
-FLOPS = 989e12 * 0.5  # dense fp16 peak x mfu
+FLOPS = 989e12 * 0.5  # dense fp16 peak x gemm_efficiency (= attn_efficiency)
 HBM = 3350e9  # bytes/s
-OVERHEAD = 0.002  # s per decode iteration
+OVERHEAD = 0.002  # s per iteration
 NIC = 50e9  # bytes/s, GPU RDMA NIC
 RACK_LAT = 3e-6  # s, GPU -> GPU in a rack
 
 
+def linear(tokens):
+    """Linear layers of one iteration: GEMM compute or the fp16 weight read, whichever is longer."""
+    return max(2 * PLIN * tokens / FLOPS, 2 * PLIN / HBM)
+
+
 def pre(n, c=0):
-    """Prefill seconds: 2 x params x n + 4 x layers x (heads x head_dim) x n x (c + n/2), over FLOPS."""
-    return (2 * PARAMS * n + 4 * 32 * 4096 * n * (c + n / 2)) / FLOPS
+    """One prefill iteration: linear + attention 4 x layers x (heads x head_dim) x n x (c + n/2) / FLOPS + overhead."""
+    return linear(n) + 4 * 32 * 4096 * n * (c + n / 2) / FLOPS + OVERHEAD
 
 
-def dec(k):
-    """Decode iteration seconds reading k KV tokens: (weights + k x KV) / HBM + overhead."""
-    return (2 * PARAMS + k * KV) / HBM + OVERHEAD
+def dec(k, batch=1):
+    """One decode iteration of `batch` requests reading k KV tokens: linear + k x KV / HBM + overhead."""
+    return linear(batch) + k * KV / HBM + OVERHEAD
 
 
 def xfer(tokens):
@@ -59,8 +68,9 @@ def cfg(**sets):
         "pd.racks": 1, "pd.gpus_per_rack": 2, "pd.prefill_ratio": 1, "pd.decode_ratio": 1,
         "pd.kv_capacity_gb": 1, "cache.block_tokens": 16, "hardware.dram.capacity_gb": 0,
         "hardware.eic.capacity_gb": 0, "network.contention": False, "network.jitter_cv": 0,
-        "pd.transfer": "push", "pd.layerwise": False, "compute.mfu": 0.5, "compute.decode_overhead_ms": 2,
-        "hardware.hbm.bandwidth_gb_s": 0, "compute.max_batch_size": 128,
+        "pd.transfer": "push", "pd.layerwise": False, "compute.gemm_efficiency": 0.5,
+        "compute.gemm_half_tokens": 0, "compute.attn_efficiency": 0.5, "compute.hbm_efficiency": 1,
+        "compute.iteration_overhead_ms": 2, "hardware.hbm.bandwidth_gb_s": 0, "compute.max_num_seqs": 128,
     }
     base.update(sets)
     return load_config(overrides=[f"{k}={v}" for k, v in base.items()])
@@ -105,13 +115,13 @@ def test_pd_two_request_timeline(coalesce):
 def test_colocated_two_request_timeline():
     # Same GPUs, colocated. B extends A's 256-token prompt by 128 tokens, so the cache-aware router
     # sends it to A's replica, where A decodes; B arrives in A's second decode iteration and its
-    # prefill (128 new tokens on 256 cached) is mixed into A's third iteration: roofline, the longer of
-    # the chunk's compute and the decode's HBM time, plus the overhead.
+    # prefill (128 new tokens on 256 cached) is mixed into A's third iteration: one forward pass of 129
+    # tokens (linear), the chunk's attention FLOPs, A's KV read, one overhead.
     pA = pre(256)
     d1, d2 = dec(256), dec(257)
     tB = pA + d1 + 0.5 * d2
     t2 = pA + d1 + d2
-    t3 = t2 + max(pre(128, 256), dec(258) - OVERHEAD) + OVERHEAD
+    t3 = t2 + linear(129) + 4 * 32 * 4096 * 128 * (256 + 64) / FLOPS + 258 * KV / HBM + OVERHEAD
     t4 = t3 + dec(384) + dec(385)
     res = run("colocated", cfg(), workload([256, 384], [4, 3], [0.0, tB], shared=True))
     a, b = res.reqs
@@ -162,8 +172,8 @@ def test_push_pull_ordering_single_request():
 def test_push_moves_kv_while_the_decode_batch_is_full_pull_waits_for_a_slot():
     # One batch slot on the decode replica; A decodes 40 tokens; B's prefill ends while A decodes.
     w = workload([256, 128], [40, 3], [0.0, pre(256) + 0.01])
-    push = run("pd", cfg(**{"compute.max_batch_size": 1, "pd.transfer": "push"}), w).reqs
-    pull = run("pd", cfg(**{"compute.max_batch_size": 1, "pd.transfer": "pull"}), w).reqs
+    push = run("pd", cfg(**{"compute.max_num_seqs": 1, "pd.transfer": "push"}), w).reqs
+    pull = run("pd", cfg(**{"compute.max_num_seqs": 1, "pd.transfer": "pull"}), w).reqs
     a, b = push
     assert b.t_kv < a.t_done  # pushed while A still decodes (memory was reserved at B's prefill start)
     assert b.t_join == pytest.approx(a.t_done)  # ... but joins only when A frees the slot
@@ -179,7 +189,7 @@ def test_ttft_breakdown_adds_up():
 
     # pull with a one-slot decode replica and 3 prefill-queued requests: queueing, decode waits, transfers
     w = workload([256, 512, 128, 1024], [30, 3, 3, 5], [0.0, 0.001, 0.002, 0.003])
-    c = cfg(**{"compute.max_batch_size": 1, "pd.transfer": "pull"})
+    c = cfg(**{"compute.max_num_seqs": 1, "pd.transfer": "pull"})
     m = deployment_metrics(run("pd", c, w), c)
     b = m["ttft_breakdown_ms"]
     assert sum(b["mean_share"].values()) == pytest.approx(1.0)
@@ -272,11 +282,11 @@ def test_determinism_per_seed():
     ("colocated", "push", "recompute"), ("colocated", "push", "swap"),
 ])
 def test_coalesced_decode_gives_the_per_iteration_timeline(kind, transfer, preemption):
-    # 60 random requests on small KV memories (preemptions happen) and few batch slots
+    # 60 random requests in 2 s on small KV memories (preemptions happen) and few batch slots
     rng = np.random.default_rng(7)
     n = 60
-    w = workload(list(rng.integers(32, 1500, n)), list(rng.integers(1, 120, n)), list(np.sort(rng.random(n) * 3)))
-    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gb": 0.6, "pd.transfer": transfer, "compute.max_batch_size": 8,
+    w = workload(list(rng.integers(32, 1500, n)), list(rng.integers(1, 120, n)), list(np.sort(rng.random(n) * 2)))
+    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gb": 0.6, "pd.transfer": transfer, "compute.max_num_seqs": 8,
             "compute.preemption": preemption, "pd.layerwise": True}
     a = run(kind, cfg(**{"pd.coalesce_decode": True, **sets}), w)
     b = run(kind, cfg(**{"pd.coalesce_decode": False, **sets}), w)

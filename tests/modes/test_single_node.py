@@ -19,17 +19,24 @@ def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):
         "cluster.gpus_per_rack=64", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
         f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
         f"hardware.ssd.capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
-        "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "compute.mfu=0.5",
+        "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10",
+        "compute.gemm_efficiency=0.5", "compute.attn_efficiency=0.5",
+        "compute.gemm_half_tokens=0", "compute.iteration_overhead_ms=1", "compute.hbm_efficiency=1",
         "cluster.router=round_robin",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_config(overrides=sets)
 
 
 def _prefill_s(new, cached):
-    # 2 x params x new + 4 x layers x (heads x head_dim) x new x (cached + new/2), over 989 TFLOPS x 0.5
+    # one iteration: linear = the longer of 2 x linear params x new / (989 TFLOPS x 0.5) and the fp16 weight
+    # read / HBM (hbm_efficiency 1), + attention 4 x layers x (heads x head_dim) x new x (cached + new/2) at
+    # 989 TFLOPS x 0.5, + 1 ms overhead (TP 1: no communication)
     spec, gpu = model_spec("llama-3-8b"), gpu_spec("h100-sxm")
-    flops = 2 * spec.active_params * new + 4 * 32 * (32 * 128) * new * (cached + new / 2)
-    return flops / (gpu.fp16_tflops * 1e12 * 0.5)
+    lin = spec.params - spec.vocab_size * spec.hidden_size
+    peak = gpu.fp16_tflops * 1e12 * 0.5
+    hbm = gpu.hbm_bandwidth_gb_s * 1e9
+    attn = 4 * 32 * (32 * 128) * new * (cached + new / 2)
+    return max(2 * lin * new / peak, 2 * lin / hbm) + attn / peak + 1e-3
 
 
 def test_three_requests_with_shared_prefix_exact_hits_and_ttft():
@@ -58,8 +65,10 @@ def test_decode_tpot_of_a_lone_request():
     w = _workload([[1, 2]], [0], outputs=[11])
     res = run_single(_cfg(hbm_blocks=8), w, "lru", timing=True)
     spec, gpu = model_spec("llama-3-8b"), gpu_spec("h100-sxm")
-    # one request in the batch: 10 decode iterations, the j-th reads weights + (32 + j) tokens of KV
-    it = (spec.params * 2 + (32 + 4.5) * 131072) / (gpu.hbm_bandwidth_gb_s * 1e9) + 0.002
+    # one request in the batch: 10 decode iterations, the j-th reads the linear weights (all but the
+    # embedding table) + (32 + j) tokens of KV (memory bound at one token), + 1 ms overhead
+    lin = spec.params - spec.vocab_size * spec.hidden_size
+    it = (lin * 2 + (32 + 4.5) * 131072) / (gpu.hbm_bandwidth_gb_s * 1e9) + 0.001
     assert res.tpot_s[0] == pytest.approx(it, rel=1e-9)
     assert res.e2e_s[0] == pytest.approx(res.ttft_s[0] + 10 * it, rel=1e-9)
 

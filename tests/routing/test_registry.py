@@ -119,7 +119,9 @@ def test_a_router_registered_outside_drives_a_single_node_replay(last_worker):
     assert "test_last_worker" in names("node") and "test_last_worker" not in names("cluster")
     with pytest.raises(InputError, match="unknown router 'test_last_worker'"):
         make("test_last_worker", "cluster", _node_view())
-    w = Workload.from_requests([[1, 2, 3], [4, 5], [1, 2, 6], [7], [8, 9]], name="toy")
+    # 100 ms apart: each prefill (a few ms) is done and stored before the next request arrives
+    w = Workload.from_requests([[1, 2, 3], [4, 5], [1, 2, 6], [7], [8, 9]], name="toy",
+                               arrival_ms=np.arange(5) * 100.0)
     base = ["model.name=llama-3-8b", "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=4"]
     for timing in (False, True):
         rr = run_single(load_config(overrides=base + ["cluster.router=round_robin"]), w, "lru", timing=timing)

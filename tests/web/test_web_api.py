@@ -2,6 +2,7 @@
 import csv
 import json
 import warnings
+from dataclasses import replace
 
 import pytest
 
@@ -16,6 +17,7 @@ from sim.analytic import calc_hit_rate, reuse_breakeven  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.modes.runner import run_mode  # noqa: E402
 from sim.report.schema import write_json  # noqa: E402
+from sim.timing.step_cost import step_params  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
 from web.app import create_app  # noqa: E402
 from web.results import guess_axes, list_results  # noqa: E402
@@ -89,6 +91,13 @@ def test_reuse_endpoint(client):
     assert r.status_code == 200
     assert r.json() == json.loads(json.dumps(reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, prefix_tokens=4096,
                                                              link_gb_s=10)))
+    r = client.post("/api/reuse", json={"prefix_tokens": 4096, "gemm_efficiency": 1.0})
+    full = reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, prefix_tokens=4096,
+                           params=replace(step_params(), gemm_efficiency=1.0))
+    assert r.json()["recompute_ms"] == pytest.approx(full["recompute_ms"]) and full["gemm_efficiency"] == 1.0
+    assert r.json()["recompute_ms"] < client.post("/api/reuse", json={"prefix_tokens": 4096}).json()["recompute_ms"]
+    r = client.post("/api/reuse", json={"mfu": 0.5})  # the old field is gone
+    assert r.status_code == 422
     r = client.post("/api/reuse", json={"prefix_tokens": -5})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "prefix_tokens"]
 

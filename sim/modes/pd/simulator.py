@@ -52,10 +52,10 @@ from sim.replica.engine import BatchingReplica
 from sim.replica.pools import TokenPool, TreePool
 from sim.replica.preemption import PREEMPTION
 from sim.replica.request import Req
-from sim.replica.roofline_adapter import RooflineStep
 from sim.replica.scheduler import PrefillScheduler, TreeAdmission
 from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_router
 from sim.timing.network import Network
+from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
 from trace.workload import Workload
 
@@ -112,7 +112,7 @@ class _Deployment:
         self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gb * GIB // bb),
                                 eic_blocks=int(h.eic.capacity_gb * GIB // bb), block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
-        self.step = RooflineStep.from_config(cfg, setup.spec, setup.gpu)
+        self.step = StepModel.from_config(cfg)
         self.preempt_cost = PREEMPTION[c.preemption]
         self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
@@ -236,14 +236,14 @@ class PDSim(_Deployment):
         self.scheds = [self._sched(g, pd.chunk_size_tokens, pd.prefill_token_budget) for g in self.prefill_gpu]
         self.prefill_replicas = []
         for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
-            e = BatchingReplica(env, k, self, sched=s, step=self.step, mem=None, max_seqs=c.max_batch_size,
+            e = BatchingReplica(env, k, self, sched=s, step=self.step, mem=None, max_seqs=c.max_num_seqs,
                                 coalesce=pd.coalesce_decode, decode=False)
             self.prefill_replicas.append(e)
             self.replica_gpu[e] = g
         self.decode = []
         for k, g in enumerate(self.decode_gpu):
             e = BatchingReplica(env, k, _DecodeHooks(self), sched=None, step=self.step,
-                                mem=TokenPool(setup.kv_tokens), max_seqs=c.max_batch_size,
+                                mem=TokenPool(setup.kv_tokens), max_seqs=c.max_num_seqs,
                                 coalesce=pd.coalesce_decode, layer_groups=pd.layer_groups)
             self.decode.append(e)
             self.replica_gpu[e] = g
@@ -343,7 +343,7 @@ class ColocatedSim(_Deployment):
         self.prefill_replicas = []
         for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
             e = BatchingReplica(self.env, k, self, sched=s, step=self.step,
-                                mem=TreePool(self.trees[k], setup.block_tokens), max_seqs=c.max_batch_size,
+                                mem=TreePool(self.trees[k], setup.block_tokens), max_seqs=c.max_num_seqs,
                                 coalesce=pd.coalesce_decode)
             self.prefill_replicas.append(e)
             self.replica_gpu[e] = g

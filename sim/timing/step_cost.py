@@ -1,0 +1,252 @@
+"""The step-cost model: how long one iteration of one model replica takes.
+
+A replica is ``tp x pp`` GPUs. One iteration runs prefill chunks
+``[(n_i, c_i)]`` (``n_i`` new tokens on top of ``c_i`` already in the KV
+cache) and a decode batch of ``B`` requests (one token each) that reads ``K``
+KV tokens in total; ``T = sum n_i + B`` tokens go through the linear layers.
+The time is the sum of four terms (README "Step-cost model"):
+
+* **linear**: per GPU, the larger of the GEMM compute and the weight read::
+
+      compute = 2 x P_active_lin x T / tp / (peak x eff(T)),  eff(T) = gemm_efficiency x T / (T + gemm_half_tokens)
+      memory  = weight bytes read(T) / tp / (HBM bw x hbm_efficiency)
+
+  ``eff(T)`` is the small-GEMM roll-off: at ``gemm_half_tokens`` tokens the
+  GEMMs reach half of ``gemm_efficiency``. Equivalently compute =
+  ``2 P (T + gemm_half_tokens) / (tp peak gemm_efficiency)``. Every layer of a
+  model has the same shape, so the sum over layers of the per-layer maximum is
+  the maximum of the sums (DeepSeek-V3's 3 dense layers in front of 58 MoE
+  layers are averaged in; a <1% effect).
+* **attention**: prefill ``4 x n_layers x attn_hidden x n x (c + n/2) / tp``
+  FLOPs at ``peak x attn_efficiency`` (QK^T and AV, 2 FLOPs per multiply-add;
+  a new token sees the ``c`` cached tokens and on average half of the ``n``
+  new ones); decode reads the batch's KV: ``K x KV bytes per token per GPU /
+  (HBM bw x hbm_efficiency)``, linear in ``K``.
+* **communication**: two ring all-reduces per layer when ``tp > 1``, each
+  ``comm_latency_us + 2 (tp-1)/tp x T x hidden x 2 bytes / (link x
+  comm_efficiency)``; with ``pp > 1``, ``pp - 1`` hand-offs of ``T x hidden x
+  2`` bytes (activations are BF16 even with FP8 GEMMs). The link is
+  ``network.nvlink_bandwidth_gb_s``, the per-direction figure.
+* **overhead**: ``iteration_overhead_ms`` per iteration (scheduling,
+  sampling, kernel launches).
+
+Pipeline stages run one after another for one batch, so an iteration crosses
+every layer; pp only adds hand-offs (no micro-batch overlap is modelled).
+
+Linear parameters are ``params - vocab x hidden``: the input embedding is a
+table lookup, not a GEMM; the LM head is counted as a GEMM over all ``T``
+tokens (vLLM computes logits only for the last token of a prefill chunk, so
+prefill FLOPs are over-counted by the LM head's share: ~1.5% for Llama-3-70B).
+
+MoE (``n_experts = E > 0``, top-``k``): FLOPs use the active parameters; the
+weight read is the non-expert part plus the experts the ``T`` tokens touch.
+With independent uniform routing a given expert is missed by one token with
+probability ``1 - k/E``, so ``T`` tokens touch ``E (1 - (1 - k/E)^T)`` distinct
+experts per layer on average. One expert's parameters summed over the MoE
+layers follow from the published totals: ``params - active_params`` is the
+``E - k`` routed experts a token does not use, so one expert (all layers) =
+``(params - active_params) / (E - k)``, and the non-expert part =
+``params - E x that``. At T = 1 the read equals the active weights, for large
+T every expert.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.config.gpus import GpuSpec, gpu_spec
+from sim.config.kv_sizes import dtype_bytes, kv_bytes_per_token
+from sim.config.models import ModelSpec, model_spec
+from sim.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sim.config import Config
+    from sim.config.schema import ComputeCfg
+
+ACT_BYTES = 2.0  # BF16 activations on the wire (TP all-reduce, PP hand-off), also under FP8 GEMMs
+
+
+@dataclass(frozen=True)
+class StepParams:
+    """Efficiencies of the step-cost model (config ``compute:`` keys of the same names)."""
+
+    gemm_efficiency: float        # (0,1] fraction of dense peak FLOP/s large linear layers reach
+    gemm_half_tokens: float       # >= 0: tokens per iteration at which linear efficiency is half of gemm_efficiency
+    attn_efficiency: float        # (0,1] fraction of peak FLOP/s prefill attention reaches
+    hbm_efficiency: float         # (0,1] fraction of datasheet HBM bandwidth weight and KV reads reach
+    comm_efficiency: float        # (0,1] fraction of intra-node link bandwidth a TP all-reduce reaches
+    comm_latency_us: float        # >= 0, fixed cost per all-reduce / PP hand-off
+    iteration_overhead_ms: float  # >= 0, per iteration: scheduling, sampling, kernel launches
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise InputError(f"must be a finite number (got {v!r})", where=f"compute.{f.name}")
+            if f.name.endswith("_efficiency"):
+                if not 0 < v <= 1:
+                    raise InputError(f"must be in (0, 1] (got {v!r})", where=f"compute.{f.name}")
+            elif v < 0:
+                raise InputError(f"must be >= 0 (got {v!r})", where=f"compute.{f.name}")
+
+
+def step_params(compute: ComputeCfg | None = None) -> StepParams:
+    """The StepParams of a config's ``compute:`` section (None: the shipped defaults)."""
+    if compute is None:
+        from sim.config.schema import ComputeCfg
+
+        compute = ComputeCfg()
+    return StepParams(**{f.name: getattr(compute, f.name) for f in fields(StepParams)})
+
+
+@dataclass(frozen=True)
+class StepBreakdown:
+    """Seconds of one iteration by term."""
+
+    linear_s: float
+    attention_s: float
+    communication_s: float
+    overhead_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.linear_s + self.attention_s + self.communication_s + self.overhead_s
+
+
+def peak_flops(gpu: GpuSpec, dtype: str = "fp16") -> float:
+    """Dense peak FLOP/s of one GPU for a compute dtype (fp8 falls back to fp16 if absent)."""
+    if dtype == "fp8" and gpu.fp8_tflops > 0:
+        return gpu.fp8_tflops * 1e12
+    return gpu.fp16_tflops * 1e12
+
+
+def linear_params(spec: ModelSpec) -> tuple[float, float, float, float]:
+    """(active linear params, non-expert linear params, one routed expert's params over all MoE layers, E).
+
+    Dense models: (P - V*H, P - V*H, 0, 0). See the module doc for the MoE derivation.
+    """
+    embed = float(spec.vocab_size * spec.hidden_size)
+    active = spec.active_params - embed
+    total = spec.params - embed
+    E, k = spec.n_experts, spec.experts_per_token
+    if E <= 0 or E <= k:
+        return active, total, 0.0, 0.0
+    expert = (spec.params - spec.active_params) / (E - k)
+    return active, total - E * expert, expert, float(E)
+
+
+def distinct_experts(n_experts: float, top_k: float, tokens):
+    """Expected distinct experts ``T`` tokens touch: E (1 - (1 - k/E)^T); element-wise on arrays."""
+    return n_experts * (1.0 - (1.0 - top_k / n_experts) ** tokens)
+
+
+class StepModel:
+    """Iteration times of one model replica (tp x pp GPUs of one GPU type)."""
+
+    def __init__(self, spec: ModelSpec, gpu: GpuSpec, params: StepParams, *, tp: int = 1, pp: int = 1,
+                 compute_dtype: str = "fp16", weight_dtype: str = "fp16", kv_dtype: str = "fp16",
+                 hbm_bandwidth_gb_s: float = 0.0, link_bandwidth_gb_s: float = 450.0) -> None:
+        if int(tp) != tp or tp < 1:
+            raise InputError(f"tp must be an integer >= 1 (got {tp!r})", where="model.tp")
+        if int(pp) != pp or pp < 1:
+            raise InputError(f"pp must be an integer >= 1 (got {pp!r})", where="model.pp")
+        if link_bandwidth_gb_s <= 0:
+            raise InputError(f"must be > 0 (got {link_bandwidth_gb_s!r})", where="network.nvlink_bandwidth_gb_s")
+        self.spec, self.gpu, self.params = spec, gpu, params
+        self.tp, self.pp = int(tp), int(pp)
+        self.compute_dtype, self.weight_dtype, self.kv_dtype = compute_dtype, weight_dtype, kv_dtype
+        p = params
+        self._peak = peak_flops(gpu, compute_dtype)
+        hbm = (hbm_bandwidth_gb_s or gpu.hbm_bandwidth_gb_s) * 1e9 * p.hbm_efficiency
+        wb = dtype_bytes(weight_dtype, where="model.weight_dtype")
+        active, nonexpert, expert, E = linear_params(spec)
+        self._E, self._k = E, float(spec.experts_per_token)
+        # seconds per token of GEMM compute, and its fixed part (the half-efficiency tokens)
+        self._flop_s = 2.0 * active / (self.tp * self._peak * p.gemm_efficiency)
+        self._w_fixed_s = nonexpert * wb / self.tp / hbm        # weight read that every iteration pays
+        self._w_expert_s = expert * wb / self.tp / hbm           # per distinct routed expert touched
+        self._kv_s = kv_bytes_per_token(spec, kv_dtype, self.tp, 1) / hbm  # per KV token read (all layers)
+        self._attn_flop_s = 4.0 * spec.n_layers * spec.attn_hidden / (self.tp * self._peak * p.attn_efficiency)
+        link = link_bandwidth_gb_s * 1e9 * p.comm_efficiency
+        lat = p.comm_latency_us * 1e-6
+        n_ar = 2 * spec.n_layers if self.tp > 1 else 0
+        self._comm_fixed_s = n_ar * lat + (self.pp - 1) * lat
+        self._comm_tok_s = (n_ar * 2.0 * (self.tp - 1) / self.tp + (self.pp - 1)) * spec.hidden_size * ACT_BYTES / link
+        self._overhead_s = p.iteration_overhead_ms * 1e-3
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> StepModel:
+        c, m = cfg.compute, cfg.model
+        return cls(model_spec(m.name), gpu_spec(cfg.hardware.gpu), step_params(c), tp=m.tp, pp=m.pp,
+                   compute_dtype=c.dtype, weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype,
+                   hbm_bandwidth_gb_s=cfg.hardware.hbm.bandwidth_gb_s,
+                   link_bandwidth_gb_s=cfg.network.nvlink_bandwidth_gb_s)
+
+    # ------------------------------------------------------------ terms (element-wise on arrays)
+
+    def _linear(self, T):
+        read = self._w_fixed_s + (self._w_expert_s * distinct_experts(self._E, self._k, T) if self._E else 0.0)
+        return np.where(T > 0, np.maximum(self._flop_s * (T + self.params.gemm_half_tokens), read), 0.0)
+
+    def _comm(self, T):
+        return np.where(T > 0, self._comm_fixed_s + self._comm_tok_s * T, 0.0)
+
+    # ------------------------------------------------------------ API
+
+    def iteration(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
+                  decode_kv_tokens: float = 0.0) -> StepBreakdown:
+        """One iteration: prefill chunks [(new tokens, tokens already in KV)] + a decode batch.
+
+        ``decode_batch`` requests each add one token, reading ``decode_kv_tokens``
+        KV tokens in total. Nothing to do takes 0 s (no overhead either).
+        """
+        if decode_batch < 0 or decode_kv_tokens < 0:
+            raise ValueError(f"decode batch and KV tokens must be >= 0 (got {decode_batch}, {decode_kv_tokens})")
+        T = decode_batch
+        attn_flops = 0.0
+        for n, c in prefill:
+            if n < 0 or c < 0:
+                raise ValueError(f"prefill chunk token counts must be >= 0 (got new={n}, cached={c})")
+            T += n
+            attn_flops += n * (c + n / 2.0)
+        if T == 0:
+            return StepBreakdown(0.0, 0.0, 0.0, 0.0)
+        attention = attn_flops * self._attn_flop_s + (decode_kv_tokens * self._kv_s if decode_batch else 0.0)
+        return StepBreakdown(float(self._linear(T)), attention, float(self._comm(T)), self._overhead_s)
+
+    def iteration_s(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
+                    decode_kv_tokens: float = 0.0) -> float:
+        return self.iteration(prefill, decode_batch, decode_kv_tokens).total_s
+
+    def decode_line(self, decode_batch: int) -> tuple[float, float]:
+        """(a, b): a decode-only iteration of ``decode_batch`` requests lasts a + b x KV tokens, exactly."""
+        if decode_batch <= 0:
+            return 0.0, 0.0
+        B = decode_batch
+        return float(self._linear(B) + self._comm(B)) + self._overhead_s, self._kv_s
+
+    def prefill_s(self, new_tokens: int, cached_tokens: int = 0) -> float:
+        """One request's prefill alone in one iteration; 0 new tokens -> 0."""
+        return self.iteration_s([(new_tokens, cached_tokens)])
+
+    def service_s(self, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """Uncontended service per request, vectorised: cold prefill + (out - 1) decode steps at batch 1.
+
+        Decode step j (j = 1 .. out-1) reads the prompt plus j generated tokens,
+        so the steps sum to (out-1)(a + b x in) + b (out-1) out / 2 with (a, b)
+        = decode_line(1).
+        """
+        inp = np.asarray(input_tokens, dtype=np.float64)
+        steps = np.maximum(0, np.asarray(output_tokens, dtype=np.int64) - 1).astype(np.float64)
+        pre = self._linear(inp) + inp * (inp / 2.0) * self._attn_flop_s + self._comm(inp)
+        pre = np.where(inp > 0, pre + self._overhead_s, 0.0)
+        a, b = self.decode_line(1)
+        return pre + steps * (a + b * inp) + b * steps * (steps + 1) / 2.0
+
+
+__all__ = ["StepBreakdown", "StepModel", "StepParams", "distinct_experts", "linear_params", "peak_flops",
+           "step_params"]
