@@ -111,7 +111,7 @@ class ClusterResult:
     preemptions: int = 0
 
 
-def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[float, float], float]:
+def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[int, int], float]:
     """(new tokens, cached tokens) -> prefill seconds on one worker."""
     return StepModel.from_config(cfg).prefill_s
 

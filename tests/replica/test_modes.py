@@ -23,7 +23,8 @@ def test_concurrent_prefills_raise_the_decoders_tpot_on_one_node():
     alone = run_single(cfg, _workload(0), "lru", timing=True)
     busy = run_single(cfg, _workload(10), "lru", timing=True)
     assert busy.tpot_s[0] > alone.tpot_s[0] * 1.2
-    assert busy.iteration_ms["p99"] > alone.iteration_ms["p99"] and busy.iteration_ms["mean"] > alone.iteration_ms["mean"]
+    for q in ("p99", "mean"):
+        assert busy.iteration_ms[q] > alone.iteration_ms[q]
     # the TTFT split adds up: load + queue + prefill
     tt = busy.load_s + busy.queue_s + busy.prefill_s
     assert np.allclose(tt, busy.ttft_s, rtol=1e-9)
