@@ -139,3 +139,33 @@ def render_reuse(r: dict[str, Any]):
 
 
 __all__ = ["plot_sensitivity", "render_hit_rate", "render_reuse"]
+
+
+def render_latency(r: dict[str, Any]) -> list:
+    """The `calc latency` tables: times by term, then the step-cost figures used."""
+    from rich.table import Table
+
+    b = r["batch"]
+    t = Table(title=f"Step latency: {r['model']} on {r['gpu']} (tp {r['tp']}, pp {r['pp']}, {r['dtype']} weights, "
+                    f"KV {r['kv_dtype']})")
+    t.add_column("ms")
+    cols = [(f"prefill {r['prompt_tokens']:,} tokens" + (f" after {r['cached_tokens']:,} cached" if r["cached_tokens"]
+                                                         else ""), r["prefill"])]
+    if "prefill_batch" in r:
+        cols.append((f"prefill {b} such prompts, one iteration", r["prefill_batch"]))
+    cols.append((f"decode step, batch {b} x context {r['context']:,}", r["decode"]))
+    for name, _ in cols:
+        t.add_column(name, justify="right")
+    for key in ("linear_ms", "attention_ms", "communication_ms", "overhead_ms", "total_ms"):
+        label = key.removesuffix("_ms")
+        cells = [f"{c[key]:,.3f}" for _, c in cols]
+        t.add_row(f"[bold]{label}[/]" if key == "total_ms" else label,
+                  *([f"[bold]{c}[/]" for c in cells] if key == "total_ms" else cells))
+    p = Table(title="step-cost figures (config compute:)" + (f", calibration {r['calibration']!r}"
+                                                              if r["calibration"] else ", shipped defaults"))
+    p.add_column("key")
+    p.add_column("value", justify="right")
+    for k, v in r["params"].items():
+        p.add_row(k, f"{v:g}")
+    p.add_row("decode tokens/s (batch)", f"{r['decode']['tokens_per_s']:,.1f}")
+    return [t, p]

@@ -1,4 +1,4 @@
-"""`calc kv | hit-rate | reuse`: the closed-form calculators."""
+"""`calc kv | hit-rate | reuse | latency`: the closed-form calculators."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ DTYPES = ["fp32", "fp16", "bf16", "fp8", "int4"]
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("calc", help="closed-form calculators (kv memory, hit rate, reuse break-even)")
+    p = sub.add_parser("calc", help="closed-form calculators (kv memory, hit rate, reuse break-even, step latency)")
     csub = p.add_subparsers(dest="calc_cmd", metavar="CALC", required=True)
     k = csub.add_parser("kv", help="KV bytes per token/block/request, memory budget, max concurrency")
     k.add_argument("--model", default="llama-3-70b", help="model preset or path to a HuggingFace config.json")
@@ -77,6 +77,22 @@ def add_parser(sub) -> None:
     r.add_argument("--link-gb-s", type=float, default=None, help="your load bandwidth per GPU, GB/s: compare")
     r.add_argument("--json", action="store_true", help="JSON instead of a table")
     r.set_defaults(func=cmd_calc_reuse)
+
+    t = csub.add_parser("latency", help="prefill and decode-step times of one replica from the step-cost model")
+    t.add_argument("--model", required=True, help="model preset or path to a HuggingFace config.json")
+    t.add_argument("--gpu", required=True, help="GPU preset")
+    t.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+    t.add_argument("--pp", type=int, default=1, help="pipeline-parallel degree")
+    t.add_argument("--prompt-tokens", type=int, required=True, help="new prompt tokens to prefill")
+    t.add_argument("--cached-tokens", type=int, default=0, help="prompt tokens already in the KV cache")
+    t.add_argument("--batch", type=int, default=1, help="decode batch (and prompts prefilled in one iteration)")
+    t.add_argument("--context", type=int, default=None,
+                   help="KV tokens each decoding request reads (default: prompt + cached tokens)")
+    t.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp8"],
+                   help="weight dtype; fp8 also uses the GPU's FP8 peak")
+    t.add_argument("--profile", default=None, help="config overlay whose compute: keys set the step-cost model")
+    t.add_argument("--json", action="store_true", help="JSON instead of a table")
+    t.set_defaults(func=cmd_calc_latency)
 
 
 def cmd_calc(args: argparse.Namespace) -> int:
@@ -184,4 +200,29 @@ def cmd_calc_reuse(args: argparse.Namespace) -> int:
         print(json.dumps(rep, indent=1))
     else:
         make_console().print(render_reuse(rep))
+    return EXIT_OK
+
+
+def cmd_calc_latency(args: argparse.Namespace) -> int:
+    from sim.analytic.latency import latency_report
+    from sim.analytic.render import render_latency
+    from sim.errors import InputError
+
+    try:
+        rep = latency_report(args.model, args.gpu, tp=args.tp, pp=args.pp, prompt_tokens=args.prompt_tokens,
+                             cached_tokens=args.cached_tokens, batch=args.batch, context=args.context,
+                             dtype=args.dtype, profile=args.profile)
+    except InputError as e:
+        if e.where in ("model.name", "hardware.gpu"):
+            raise InputError(str(e).removeprefix(f"{e.where}: "), where="--" + e.where.split(".")[0].replace(
+                "hardware", "gpu")) from None
+        if e.where and e.where.isidentifier():
+            raise InputError(str(e).removeprefix(f"{e.where}: "), where="--" + e.where.replace("_", "-")) from None
+        raise
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        console = make_console()
+        for t in render_latency(rep):
+            console.print(t)
     return EXIT_OK

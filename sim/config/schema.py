@@ -85,12 +85,12 @@ class ComputeCfg(_Section):
     """The step-cost model's figures (sim.timing.step_cost; sources in config.yaml)."""
 
     dtype: Literal["fp16", "fp8"] = "fp16"
-    gemm_efficiency: float = Field(0.7, gt=0, le=1)
-    gemm_half_tokens: float = Field(64.0, ge=0)
-    attn_efficiency: float = Field(0.5, gt=0, le=1)
-    hbm_efficiency: float = Field(0.8, gt=0, le=1)
-    comm_efficiency: float = Field(0.7, gt=0, le=1)
-    comm_latency_us: float = Field(10.0, ge=0)
+    gemm_efficiency: float = Field(0.64, gt=0, le=1)
+    gemm_half_tokens: float = Field(156.0, ge=0)
+    attn_efficiency: float = Field(0.45, gt=0, le=1)
+    hbm_efficiency: float = Field(0.52, gt=0, le=1)
+    comm_efficiency: float = Field(0.72, gt=0, le=1)
+    comm_latency_us: float = Field(23.0, ge=0)
     iteration_overhead_ms: float = Field(1.0, ge=0)
     max_num_seqs: int = Field(256, ge=1)
     max_num_batched_tokens: int = Field(8192, ge=1)

@@ -219,7 +219,7 @@ def test_reuse_breakeven_is_the_step_model():
     assert fast["loading_pays"] and fast["speedup"] == pytest.approx(2.0)
     slow = reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, prefix_tokens=8192, link_gb_s=want / 2)
     assert not slow["loading_pays"]
-    for kw, field in (({"prefix_tokens": 0}, "prefix_tokens"), ({"tp": 3}, "tp"), ({"gpus": 0}, "gpus")):
+    for kw, field in (({"prefix_tokens": 0}, "prefix_tokens"), ({"tp": 3}, "tp"), ({"link_gb_s": 0}, "link_gb_s")):
         with pytest.raises(InputError) as e:
             reuse_breakeven("llama-3-70b", "h100-sxm", gpus=8, **kw)
         assert e.value.where == field

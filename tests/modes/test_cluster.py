@@ -104,7 +104,7 @@ def test_lookup_order_peer_hbm_then_dram(fixed_router):
     res = run_cluster(cfg, w, "lru", "fixed", timing=True)
     loc = {n: k for k, n in enumerate(LOC_NAMES)}
     assert res.hit_tokens[1, loc["peer_hbm"]] == 64
-    assert res.net_s[1] == pytest.approx(1e-6 + 4 * BLOCK_BYTES / 900e9, rel=1e-9)
+    assert res.net_s[1] == pytest.approx(1e-6 + 4 * BLOCK_BYTES / 450e9, rel=1e-9)  # NVLink, one direction
     # w1 evicted block 1 when it stored 5 (into the node's DRAM); w2 finds 1 in DRAM and 2 in w1's HBM
     assert res.hit_tokens[3, loc["dram"]] + res.hit_tokens[3, loc["peer_hbm"]] == 32
 

@@ -124,8 +124,10 @@ def test_session_prefetch_changes_outcomes_on_multi_turn():
     from sim.config import SyntheticCfg
     from trace.synthetic import generate
 
+    # Turns 10 s apart: prefetching pays when the next turn comes soon. (The hit-rate-only replay routes on
+    # the step-cost service times, so the scenario's outcome depends on them; at 20-40 s LRU and prefetch tie.)
     cfg = load_config(overrides=["hardware.hbm.capacity_gb=0.25", "synthetic.requests=600",
-                                 "synthetic.sessions=60", "synthetic.turn_interval_s=20"])
+                                 "synthetic.sessions=60", "synthetic.turn_interval_s=10"])
     w = generate(cfg.synthetic, cfg.seed)
     w, ctx = prepare_workload(cfg, w)
     lru = run_single(cfg, w, "lru", ctx=ctx, timing=False)

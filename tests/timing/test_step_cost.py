@@ -1,0 +1,179 @@
+"""Step-cost model: every term by hand on a tiny made-up model, MoE experts, decode lines, properties."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.config import load_config
+from sim.config.gpus import GpuSpec, gpu_spec
+from sim.config.kv_sizes import kv_bytes_per_token, weights_bytes_per_gpu
+from sim.config.models import ModelSpec, model_spec
+from sim.errors import InputError
+from sim.timing.step_cost import StepBreakdown, StepModel, StepParams, distinct_experts, peak_flops, step_params
+
+# 2 layers, 4 heads x 16 (attention width 64), 2 KV heads x 16; 100 x 64 embedding + 1,000,000 linear weights.
+TOY = ModelSpec(name="toy", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2, head_dim=16,
+                intermediate_size=128, vocab_size=100, params=1_006_400)
+# MoE twin: 200,000 non-expert linear weights + 8 routed experts of 100,000 (all layers), top-2.
+TOY_MOE = ModelSpec(name="toy-moe", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2, head_dim=16,
+                    intermediate_size=128, vocab_size=100, params=1_006_400, active_params=406_400,
+                    n_experts=8, experts_per_token=2)
+GPU = GpuSpec("toy", memory_gb=1, hbm_bandwidth_gb_s=100, fp16_tflops=1.0, fp8_tflops=2.0)
+P = StepParams(gemm_efficiency=0.5, gemm_half_tokens=10, attn_efficiency=0.25, hbm_efficiency=0.1,
+               comm_efficiency=0.5, comm_latency_us=2, iteration_overhead_ms=1)
+
+
+def model(spec=TOY, params=P, **kw):
+    return StepModel(spec, GPU, params, link_bandwidth_gb_s=100, **kw)
+
+
+def test_prefill_every_term_by_hand():
+    b = model().iteration([(1000, 0)])
+    # linear: compute 2 x 1e6 x (1000 + 10) / (1e12 x 0.5) = 4.04 ms > weights 2e6 B / (100e9 x 0.1) = 0.2 ms
+    assert b.linear_s == pytest.approx(4.04e-3, rel=1e-12)
+    # attention: 4 x 2 layers x 64 x 1000 x (0 + 500) = 2.56e8 FLOPs / (1e12 x 0.25) = 1.024 ms
+    assert b.attention_s == pytest.approx(1.024e-3, rel=1e-12)
+    assert b.communication_s == 0.0 and b.overhead_s == 1e-3  # TP 1, PP 1
+    assert b.total_s == pytest.approx(6.064e-3, rel=1e-12)
+    # 1000 new tokens after 1000 cached: attention 4 x 2 x 64 x 1000 x 1500 / 2.5e11 = 3.072 ms
+    assert model().iteration([(1000, 1000)]).attention_s == pytest.approx(3.072e-3, rel=1e-12)
+    assert model().prefill_s(0, 500) == 0.0 and model().iteration() == StepBreakdown(0, 0, 0, 0)
+
+
+def test_decode_every_term_by_hand():
+    b = model().iteration(decode_batch=4, decode_kv_tokens=1000)
+    # linear: compute 2e6 x 14 / 5e11 = 56 us < weight read 2e6 / 1e10 = 200 us
+    assert b.linear_s == pytest.approx(2e-4, rel=1e-12)
+    # KV: 2 x 2 layers x 2 heads x 16 x 2 B = 256 B per token x 1000 / 1e10 B/s = 25.6 us
+    assert b.attention_s == pytest.approx(2.56e-5, rel=1e-12)
+    assert b.total_s == pytest.approx(2e-4 + 2.56e-5 + 1e-3, rel=1e-12)
+
+
+def test_tp_and_pp_communication_by_hand():
+    b = model(tp=2).iteration([(1000, 0)])
+    # linear halves: 2e6 x 1010 / (2 x 5e11) = 2.02 ms
+    assert b.linear_s == pytest.approx(2.02e-3, rel=1e-12)
+    # 2 all-reduces x 2 layers, each 2 us + 2 x 1/2 x 1000 x 64 x 2 B / (100e9 x 0.5) = 2 + 2.56 us
+    assert b.communication_s == pytest.approx(4 * 4.56e-6, rel=1e-12)
+    # PP 2: one hand-off of 1000 x 64 x 2 B: 2 us + 2.56 us; pipeline stages run one after another
+    b = model(pp=2).iteration([(1000, 0)])
+    assert b.communication_s == pytest.approx(4.56e-6, rel=1e-12)
+    assert b.linear_s == pytest.approx(4.04e-3, rel=1e-12)
+    # TP 2 decode reads half the KV per GPU (1 KV head of 2): 128 B per token
+    assert model(tp=2).decode_line(1)[1] == pytest.approx(128 / 1e10, rel=1e-12)
+
+
+def test_moe_reads_only_the_experts_its_tokens_touch():
+    # T tokens touch 8 (1 - (6/8)^T) distinct experts: 2 at T = 1, 5.46875 at T = 4, ~8 at T = 100
+    assert distinct_experts(8, 2, 1) == pytest.approx(2.0)
+    assert distinct_experts(8, 2, 4) == pytest.approx(5.46875)
+    m = model(TOY_MOE)
+    # batch 1 reads the active weights: (200,000 + 2 x 100,000) x 2 B / 1e10 = 80 us
+    assert m.iteration(decode_batch=1).linear_s == pytest.approx(8e-5, rel=1e-12)
+    # batch 4: (200,000 + 5.46875 x 100,000) x 2 B / 1e10 = 149.375 us (compute 2 x 4e5 x 14 / 5e11 = 22.4 us)
+    assert m.iteration(decode_batch=4).linear_s == pytest.approx(1.49375e-4, rel=1e-12)
+    # a large batch reads every expert, as the dense twin does: 2e6 B / 1e10 (compute 2 x 4e5 x 110 / 5e11 = 176 us)
+    assert m.iteration(decode_batch=100).linear_s == pytest.approx(2e-4, rel=1e-6)
+    # FLOPs count the active weights only: prefill 1000 tokens = 2 x 4e5 x 1010 / 5e11 = 1.616 ms
+    assert m.iteration([(1000, 0)]).linear_s == pytest.approx(1.616e-3, rel=1e-12)
+
+
+def test_deepseek_v3_decode_reads_less_than_every_expert_at_small_batches():
+    s, g = model_spec("deepseek-v3"), gpu_spec("h200")
+    m = StepModel(s, g, step_params(), tp=8, compute_dtype="fp8", weight_dtype="fp8")
+    every = weights_bytes_per_gpu(s, "fp8", 8) / (g.hbm_bandwidth_gb_s * 1e9 * m.params.hbm_efficiency)
+    assert m.iteration(decode_batch=1).linear_s < 0.1 * every
+    assert m.iteration(decode_batch=8).linear_s < m.iteration(decode_batch=64).linear_s < every
+
+
+@pytest.mark.parametrize("spec", [TOY, TOY_MOE, model_spec("llama-3-70b")])
+@pytest.mark.parametrize("batch", [1, 7, 256])
+def test_decode_line_is_exact(spec, batch):
+    m = StepModel(spec, GPU, P, tp=2, link_bandwidth_gb_s=100)
+    a, b = m.decode_line(batch)
+    for k in (0.0, 1.0, 12_345.0, 3e6):
+        assert m.iteration_s(decode_batch=batch, decode_kv_tokens=k) == pytest.approx(a + b * k, rel=1e-14, abs=0)
+    assert m.decode_line(0) == (0.0, 0.0)
+
+
+def test_tp4_to_tp8_speeds_prefill_up_by_less_than_2x():
+    cfg = load_config(overrides=["model.name=llama-3-70b", "model.tp=4"])
+    t4 = StepModel.from_config(cfg).prefill_s(2048)
+    t8 = StepModel.from_config(load_config(overrides=["model.name=llama-3-70b", "model.tp=8"])).prefill_s(2048)
+    assert 1.0 < t4 / t8 < 2.0
+
+
+def test_one_token_prefill_is_no_cheaper_than_reading_the_weights():
+    s, g = model_spec("llama-3-70b"), gpu_spec("h100-sxm")
+    m = StepModel(s, g, step_params(), tp=8)
+    lin_bytes = (s.params - s.vocab_size * s.hidden_size) * 2 / 8
+    assert m.prefill_s(1) >= lin_bytes / (g.hbm_bandwidth_gb_s * 1e9 * m.params.hbm_efficiency)
+
+
+def test_fp8_uses_the_fp8_peak_where_the_gpu_has_one():
+    b16, b8 = model().iteration([(1000, 0)]), model(compute_dtype="fp8").iteration([(1000, 0)])
+    assert b8.linear_s == pytest.approx(b16.linear_s / 2) and b8.attention_s == pytest.approx(b16.attention_s / 2)
+    # fp8 weights halve the read: 1e6 B / 1e10 = 100 us at batch 1
+    assert model(weight_dtype="fp8").iteration(decode_batch=1).linear_s == pytest.approx(1e-4, rel=1e-12)
+    assert peak_flops(gpu_spec("h100-sxm"), "fp8") == 1979e12
+    assert peak_flops(gpu_spec("a100-80g"), "fp8") == 312e12  # no FP8 units: the FP16 peak
+
+
+@pytest.mark.parametrize("field, value", [("gemm_efficiency", 0), ("attn_efficiency", 1.5),
+                                          ("hbm_efficiency", -0.1), ("comm_efficiency", float("nan")),
+                                          ("gemm_half_tokens", -1), ("iteration_overhead_ms", -0.5)])
+def test_bad_params_name_their_key(field, value):
+    kw = {**P.__dict__, field: value}
+    with pytest.raises(InputError) as e:
+        StepParams(**kw)
+    assert e.value.where == f"compute.{field}"
+
+
+def test_bad_config_values_and_renamed_keys():
+    with pytest.raises(InputError, match="compute.hbm_efficiency"):
+        load_config(overrides=["compute.hbm_efficiency=1.2"])
+    for old, new in (("mfu", "gemm_efficiency"), ("decode_overhead_ms", "iteration_overhead_ms"),
+                     ("max_batch_size", "max_num_seqs")):
+        with pytest.raises(InputError, match=f"compute.{old} was replaced by compute.{new}"):
+            load_config(overrides=[f"compute.{old}=1"])
+
+
+def test_renamed_key_in_a_profile_file(tmp_path):
+    prof = tmp_path / "p.yaml"
+    prof.write_text("compute:\n  mfu: 0.4\n")
+    with pytest.raises(InputError) as e:
+        load_config(profile=prof)
+    assert "compute.mfu was replaced by compute.gemm_efficiency" in str(e.value) and e.value.where == str(prof)
+
+
+def test_service_is_prefill_plus_decode_steps():
+    m = StepModel(model_spec("llama-3-8b"), gpu_spec("h100-sxm"), step_params())
+    inp, out = np.array([0, 100, 3000]), np.array([1, 5, 20])
+    want = [m.prefill_s(int(i)) + sum(m.iteration_s(decode_batch=1, decode_kv_tokens=int(i) + j)
+                                      for j in range(1, int(o))) for i, o in zip(inp, out, strict=True)]
+    assert m.service_s(inp, out) == pytest.approx(want, rel=1e-12)
+
+
+def test_kv_read_uses_the_kv_size_module():
+    s = model_spec("llama-3-70b")
+    m = StepModel(s, gpu_spec("h100-sxm"), P, tp=8)
+    assert m.decode_line(1)[1] == pytest.approx(kv_bytes_per_token(s, "fp16", 8) / (3350e9 * 0.1))
+
+
+tokens = st.integers(0, 20_000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=tokens, c=tokens, extra=st.integers(1, 5000), B=st.integers(0, 512), K=st.floats(0, 1e7))
+def test_properties(n, c, extra, B, K):
+    m = StepModel(model_spec("mixtral-8x7b"), gpu_spec("h100-sxm"), step_params(), tp=2)
+    b = m.iteration([(n, c)], B, K)
+    assert m.iteration_s([(n, c)], B, K) == b.total_s
+    assert math.isclose(b.total_s, b.linear_s + b.attention_s + b.communication_s + b.overhead_s)
+    assert m.iteration_s([(n + extra, c)], B, K) >= b.total_s  # more new tokens
+    assert m.iteration_s([(n, c + extra)], B, K) >= b.total_s  # longer context
+    assert m.iteration_s([(n, c)], B + 1, K) >= b.total_s  # a larger batch
+    if B:
+        assert m.iteration_s([(n, c)], B, K + extra) >= b.total_s  # more KV read
