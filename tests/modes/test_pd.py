@@ -7,7 +7,6 @@ from sim.config import load_config
 from sim.errors import InputError
 from sim.modes.pd.setup import prepare, split_replicas
 from sim.modes.pd.simulator import simulate
-from sim.timing.step_cost import StepModel
 from tests.conftest import MOONCAKE as TRACE
 from trace.workload import Workload
 
