@@ -26,6 +26,7 @@ RENAMED: dict[str, str] = {
     "compute.mfu": "compute.gemm_efficiency",
     "compute.decode_overhead_ms": "compute.iteration_overhead_ms",
     "compute.max_batch_size": "compute.max_num_seqs",
+    "pd.preemption": "compute.preemption",
 }
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
 
@@ -101,6 +102,7 @@ class ComputeCfg(_Section):
     iteration_overhead_ms: float = Field(1.0, ge=0)
     max_num_seqs: int = Field(256, ge=1)
     max_num_batched_tokens: int = Field(8192, ge=1)
+    preemption: Literal["recompute", "swap"] = "recompute"
     calibration: str = ""
     calibrated_for: CalibratedForCfg = CalibratedForCfg()
 
@@ -153,7 +155,6 @@ class PdCfg(_Section):
     prefill_token_budget: int = Field(16384, ge=1)
     transfer: Literal["push", "pull", "pull_on_demand"] = "push"
     layerwise: bool = True
-    preemption: Literal["recompute", "swap"] = "recompute"
     racks: int = Field(2, ge=0)  # 0 = cluster.racks
     gpus_per_rack: int = Field(0, ge=0)  # 0 = cluster.gpus_per_rack
     kv_capacity_gb: float = Field(0.0, ge=0)  # 0 = derive from GPU memory

@@ -7,18 +7,20 @@ Two replay paths share the cache hierarchy (``ClusterCache``), the network
   -> router -> cached prefix served into the worker's HBM from wherever it
   lives (peer HBM over NVLink, host DRAM over PCIe, the rack's EIC pool or
   another rack's over RDMA, remote SSD), one network transfer per source,
-  in parallel, with jitter/tail/contention -> FIFO prefill on the worker ->
-  new blocks written to HBM (victims demoted in the background; the EIC ->
-  SSD spills load the links that reads use, the other write-backs only
-  travel link directions no request waits on, so their bytes are counted
-  but cost no events) -> decode in the worker's continuous batch
-  (processor-sharing fluid model, at most compute.max_num_seqs requests;
-  the rest wait).
+  in parallel, with jitter/tail/contention -> the worker's replica
+  (``sim.replica``, as on one node: chunked prefill sharing iterations with
+  the decode batch, at most compute.max_num_seqs requests, a KV token pool,
+  compute.preemption) -> first token when the last chunk is done -> new
+  blocks written to HBM (victims demoted in the background; the EIC -> SSD
+  spills load the links that reads use, the other write-backs only travel
+  link directions no request waits on, so their bytes are counted but cost
+  no events) -> decode in the same replica's continuous batch.
 * ``timing=False``: the hit-rate-only replay, no SimPy: requests in arrival
   order, stored at once; load is tracked with estimated service times.
 
-Everything per worker (HBM tier, decode batch, prefill queue, load index of
-a rack) is created on first use; idle GPUs cost an array slot.
+Everything per worker (HBM tier, replica - the one SimPy process per used
+worker -, load index of a rack) is created on first use; idle GPUs cost an
+array slot. Requests are callbacks, never processes.
 
 A worker is one model replica of tp x pp GPUs inside a node (hardware,
 compute and tier sizes come from ``sim.modes.common.NodeSetup``); its lead
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,14 +44,15 @@ from sim.cache.unbounded import Unbounded
 from sim.config import Config
 from sim.engine.choice import resolve_engine
 from sim.engine.cluster_cache import CompiledClusterCache
-from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
+from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY, AccessContext, Policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
+from sim.replica.engine import BatchingReplica
+from sim.replica.request import Req
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
-from sim.timing.fluid import FluidShare
 from sim.timing.network import Network
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
@@ -105,6 +107,8 @@ class ClusterResult:
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
+    iteration_ms: dict | None = None  # p50/p90/p99/mean of the replicas' iteration times (timed)
+    preemptions: int = 0
 
 
 def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[int, int], float]:
@@ -326,10 +330,7 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
 def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
                progress) -> None:
     env = simpy.Environment()
-    c = cfg.compute
     node = setup.node
-    step = StepModel.from_config(cfg)
-    max_batch = c.max_num_seqs
     bt, bb = node.block_tokens, node.block_bytes
     lanes = setup.layout.gpus_per_worker
     arr_s = (w.arrival_ms / 1000.0).tolist()
@@ -341,25 +342,12 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     hb: list = [None] * n
     ht: list = [None] * n
     prefill = prefill_fn(cfg, setup)
-
-    # The decode rate is evaluated on every batch change; a decode iteration lasts a(B) + b x KV tokens
-    # exactly (StepModel.decode_line), so keep the lines per batch size.
-    lines: dict[int, tuple[float, float]] = {}
-
-    def iteration_rate(n_active: int, kv_tokens: float) -> float:
-        ab = lines.get(n_active)
-        if ab is None:
-            ab = lines[n_active] = step.decode_line(max(1, n_active))
-        return 1.0 / (ab[0] + ab[1] * kv_tokens)
-
-    decoders: dict[int, FluidShare] = {}
-    active: dict[int, int] = {}
-    waiting: dict[int, deque] = {}
-    t_arrive = np.zeros(n)
-    t_first = np.zeros(n)
-    cached_tok = np.zeros(n, dtype=np.int64)
+    t_arrive = [0.0] * n
+    t_first = [0.0] * n
+    cached_tok = [0] * n
     net_s, queue_s, prefill_s = res.net_s, res.queue_s, res.prefill_s
     ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
+    no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
 
     def background(moves) -> None:
         # Links are full duplex and requests only ever wait for reads towards a GPU, so a
@@ -403,52 +391,36 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         now = env.now
         wk = wk_of[i]
         net_s[i] = now - t_arrive[i]
-        start = max(now, prefill_free.get(wk, 0.0))
-        cached = int(cached_tok[i])
-        pre = prefill(int(inp[i]) - cached, cached)
-        prefill_free[wk] = start + pre
-        queue_s[i] = start - now
-        prefill_s[i] = pre
-        env.timeout(start + pre - now).callbacks.append(lambda _e: first_token(i))
+        cached = cached_tok[i]
+        n_in = inp[i]
+        # The cost-aware router's queue estimate: when this worker's prefill queue would drain if
+        # prefills ran back to back (its signal only; the replica decides the real timeline).
+        prefill_free[wk] = max(now, prefill_free.get(wk, 0.0)) + prefill(n_in - cached, cached)
+        r = Req(i, n_in, out[i], no_blocks, offs[i], t_arrive[i], sess[i])
+        # At least one token is always computed: it yields the first output token's logits.
+        r.cached = max(0, min(cached, n_in - 1))
+        workers.submit(wk, r)
 
-    def first_token(i: int) -> None:
-        now = env.now
+    def first_token(eng: BatchingReplica, r: Req) -> None:
+        i, now = r.i, env.now
         clock[0] = now
-        wk = wk_of[i]
+        wk = eng.idx
         lo, hi = offs[i], offs[i + 1]
         background(cache.store(wk, ids[lo:hi], lo, sum(hb[i])))
         t_first[i] = now
-        ttft_s[i] = now - t_arrive[i]
-        if int(out[i]) > 1:
-            if active.get(wk, 0) < max_batch:
-                decode(i, wk)
-            else:
-                waiting.setdefault(wk, deque()).append(i)
-        else:
-            tpot_s[i] = 0.0
-            finish(i, wk)
+        queue_s[i] = r.t_pstart - r.t_ready
+        prefill_s[i] = now - r.t_pstart
+        ttft_s[i] = now - r.t_arr
+        workers.start_decode(eng, r)
 
-    def decode(i: int, wk: int) -> None:
-        d = decoders.get(wk)
-        if d is None:
-            d = decoders[wk] = FluidShare(env, iteration_rate)
-        active[wk] = active.get(wk, 0) + 1
-        n_out = int(out[i])
-        # KV read per iteration ~ prompt + half the output, averaged over the decode (as on one node).
-        d.serve(n_out - 1, load=float(inp[i]) + n_out / 2.0).callbacks.append(lambda _e: decoded(i, wk))
-
-    def decoded(i: int, wk: int) -> None:
-        tpot_s[i] = (env.now - t_first[i]) / (int(out[i]) - 1)
-        active[wk] -= 1
-        q = waiting.get(wk)
-        if q:
-            decode(q.popleft(), wk)
-        finish(i, wk)
-
-    def finish(i: int, wk: int) -> None:
-        e2e_s[i] = env.now - t_arrive[i]
+    def done(r: Req) -> None:
+        i, now = r.i, env.now
+        tpot_s[i] = (now - t_first[i]) / (r.out - 1) if r.out > 1 else 0.0
+        e2e_s[i] = now - r.t_arr
         res.busy_s[i] = e2e_s[i]
-        loads.dec(wk)
+        loads.dec(wk_of[i])
+
+    workers = worker_replicas(cfg, node, env, w, first_token=first_token, done=done)
 
     if n:
         env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
@@ -458,4 +430,6 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         res.hit_blocks[:] = hb
         res.hit_tokens[:] = ht
     res.sim_time_s = float(env.now)
-    res.decode_busy_s = {wk: d.busy_time for wk, d in decoders.items()}
+    res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
+    res.iteration_ms = workers.hist.summary_ms()
+    res.preemptions = workers.preemptions()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,9 @@ from sim.config.kv_sizes import kv_budget_bytes_per_gpu, kv_bytes_per_token_tota
 from sim.config.models import ModelSpec, model_spec
 from sim.errors import InputError
 from sim.policies.base import AccessContext
+from sim.replica.engine import BatchingReplica
+from sim.replica.request import Req
+from sim.replica.workers import Workers
 from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
@@ -125,3 +129,20 @@ def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
 def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
     """Uncontended service time per request: the load signal of the hit-rate-only replays."""
     return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)
+
+
+def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
+                    first_token: Callable[[BatchingReplica, Req], None], done: Callable[[Req], None]) -> Workers:
+    """The single-node / cluster workers as replicas (``sim.replica.workers``).
+
+    Running requests' KV: a token pool of the worker's HBM KV budget, at least the largest request
+    (prompt + output); preemptions swap over the worker's GPUs' PCIe links to host DRAM.
+    """
+    c = cfg.compute
+    biggest = int((w.input_tokens + w.output_tokens).max()) if len(w) else 1
+    return Workers(env, StepModel.from_config(cfg),
+                   pool_tokens=max(setup.hbm_blocks * setup.block_tokens, biggest), max_seqs=c.max_num_seqs,
+                   token_budget=c.max_num_batched_tokens, preemption=c.preemption,
+                   kv_bytes_per_token=setup.kv_bytes_per_token,
+                   swap_bytes_s=cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker,
+                   first_token=first_token, done=done)

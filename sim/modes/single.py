@@ -4,9 +4,17 @@ Two replay paths share the cache hierarchy (``NodeCache``) and routers:
 
 * ``timing=True``: a SimPy process per request - arrival -> worker choice ->
   longest cached prefix (HBM, DRAM, SSD) -> load of the DRAM/SSD part over
-  processor-shared links -> FIFO prefill on the worker -> decode in the
-  worker's continuous batch (fluid model: events only when a request joins
-  or leaves, never per token) -> new blocks written to HBM (victims demoted).
+  processor-shared links -> the worker's replica (``sim.replica``): its
+  prefill queue with the cached tokens, chunked prefill in iterations shared
+  with the decode batch, first token when the last chunk is done -> new
+  blocks written to HBM (victims demoted) -> decode in the same replica's
+  continuous batch (coalesced decode stretches: no event per token). TTFT =
+  load (links) + queue (at the replica until its first chunk starts) +
+  prefill (first chunk start -> first token); TPOT includes the iterations
+  other requests' prefill chunks lengthen. The running requests' KV is a
+  token pool of the HBM KV budget per worker, accounted apart from the
+  prefix cache's HBM tier (``sim.replica.workers``); ``compute.preemption``
+  when it runs out.
 * ``timing=False``: the hit-rate-only replay, no SimPy: requests are handled
   in arrival order and written to the cache at once. Sweeps and oracle
   comparisons use it.
@@ -33,16 +41,16 @@ from sim.engine.dispatch import KERNELS
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
-from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens
+from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
+from sim.replica.engine import BatchingReplica
+from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing.fluid import FluidShare, link_share
-from sim.timing.slots import SlotServer
-from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -94,6 +102,8 @@ class RunResult:
     prefetch_traffic: Traffic = field(default_factory=Traffic)
     prefetch_skipped: int = 0
     busy_s: dict = field(default_factory=dict)
+    iteration_ms: dict | None = None  # p50/p90/p99/mean of the replicas' iteration times (timed)
+    preemptions: int = 0
 
 
 class _SessionPrefetch:
@@ -227,7 +237,7 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
 
 def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
     env = simpy.Environment()
-    h, c = cfg.hardware, cfg.compute
+    h = cfg.hardware
     nw = setup.n_workers
     gpw = setup.gpus_per_worker
     contention = cfg.network.contention
@@ -237,28 +247,17 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     pcie = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
     pcie_out = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
     nvme = link_share(env, h.ssd.bandwidth_gb_s * 1e9, contention)
-    prefill_gpu = [SlotServer(env, 1) for _ in range(nw)]
-    batch_slots = [SlotServer(env, c.max_num_seqs) for _ in range(nw)]
-    step = StepModel.from_config(cfg)
-    lines: dict[int, tuple[float, float]] = {}
-
-    def iteration_rate(n_active: int, kv_tokens: float) -> float:
-        # tokens per second per request in a batch of n_active requests: one iteration is a(B) + b x KV
-        ab = lines.get(n_active)
-        if ab is None:
-            ab = lines[n_active] = step.decode_line(max(1, n_active))
-        return 1.0 / (ab[0] + ab[1] * kv_tokens)
-
-    decoders = [FluidShare(env, iteration_rate) for _ in range(nw)]
     bb = setup.block_bytes
     dram_lat, ssd_lat = h.dram.latency_us * 1e-6, h.ssd.latency_us * 1e-6
     sync_backup = cache.write_through and not cfg.cache.async_backup
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
-    inp, out, sess = w.input_tokens, w.output_tokens, w.session_id
+    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id
     bt = setup.block_tokens
     every = _sample_every(len(w))
-    done = [0]
+    npre_of = [0] * len(w)
+    t_first = [0.0] * len(w)
+    no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
 
     def background(traffic: Traffic, wk: int):
         evs = []
@@ -292,6 +291,33 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             if evs:
                 yield env.all_of(evs)
 
+    def first_token(eng: BatchingReplica, r: Req) -> None:
+        i, wk = r.i, eng.idx
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        st = cache.store(wk, ids[lo:hi], lo, npre_of[i])
+        bg = background(st, wk)
+        if sync_backup and st.hbm_to_dram:
+            bg[0].callbacks.append(lambda _e: first_out(eng, r))
+        else:
+            first_out(eng, r)
+
+    def first_out(eng: BatchingReplica, r: Req) -> None:
+        i, now = r.i, env.now
+        t_first[i] = now
+        res.queue_s[i] = r.t_pstart - r.t_ready
+        res.prefill_s[i] = now - r.t_pstart
+        res.ttft_s[i] = now - r.t_arr
+        workers.start_decode(eng, r)
+
+    def done(r: Req) -> None:
+        i, now = r.i, env.now
+        n_out = r.out
+        res.tpot_s[i] = (now - t_first[i]) / (n_out - 1) if n_out > 1 else 0.0
+        res.e2e_s[i] = now - r.t_arr
+        load[res.worker[i]] -= 1
+
+    workers = worker_replicas(cfg, setup, env, w, first_token=first_token, done=done)
+
     def request(i: int):
         t0 = env.now
         lo, hi = int(offs[i]), int(offs[i + 1])
@@ -302,9 +328,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         res.worker[i] = wk
         nh, nd, ns = cache.lookup(wk, blocks)
         npre = nh + nd + ns
+        npre_of[i] = npre
         traffic = cache.fetch(wk, blocks, lo, npre)
         res.hit_blocks[i] = (nh, nd, ns)
-        th, td, ts = trim_tokens([nh, nd, ns], bt, int(inp[i]))
+        n_in = inp[i]
+        th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
         res.hit_tokens[i] = (th, td, ts)
         if prefetcher is not None and s >= 0:
             when = prefetcher.observe(s, i, t0)
@@ -314,40 +342,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         background(traffic, wk)
         if evs:
             yield env.all_of(evs)
-        t_loaded = env.now
-        cached = th + td + ts
-        wait = prefill_gpu[wk].acquire()
-        if wait is not None:
-            yield wait
-        t_start = env.now
-        yield env.timeout(
-            step.prefill_s(int(inp[i]) - cached, cached)
-        )
-        prefill_gpu[wk].release()
-        t_first = env.now
-        st = cache.store(wk, blocks, lo, npre)
-        bg = background(st, wk)
-        if sync_backup and st.hbm_to_dram:
-            yield bg[0]
-            t_first = env.now
-        res.load_s[i] = t_loaded - t0
-        res.queue_s[i] = t_start - t_loaded
-        res.prefill_s[i] = t_first - t_start
-        res.ttft_s[i] = t_first - t0
-        n_out = int(out[i])
-        if n_out > 1:
-            wait = batch_slots[wk].acquire()
-            if wait is not None:
-                yield wait
-            # KV read per iteration ~ prompt + half the output, averaged over the decode.
-            yield decoders[wk].serve(n_out - 1, load=float(inp[i]) + n_out / 2.0)
-            batch_slots[wk].release()
-            res.tpot_s[i] = (env.now - t_first) / (n_out - 1)
-        else:
-            res.tpot_s[i] = 0.0
-        res.e2e_s[i] = env.now - t0
-        load[wk] -= 1
-        done[0] += 1
+        res.load_s[i] = env.now - t0
+        r = Req(i, n_in, out[i], no_blocks, lo, t0, s)
+        # At least one token is always computed: it yields the first output token's logits.
+        r.cached = max(0, min(th + td + ts, n_in - 1))
+        workers.submit(wk, r)
 
     def arrivals():
         for i in range(len(w)):
@@ -363,12 +362,16 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     env.process(arrivals())
     env.run()
     res.sim_time_s = float(env.now)
+    busy = [workers.busy(k) for k in range(nw)]
     res.busy_s = {
-        "decode": [d.busy_time for d in decoders],
+        "decode": [b[2] for b in busy],
+        "prefill": [b[1] for b in busy],
         "pcie_in": [p.busy_time for p in pcie],
         "pcie_out": [p.busy_time for p in pcie_out],
         "nvme": nvme.busy_time,
     }
+    res.iteration_ms = workers.hist.summary_ms()
+    res.preemptions = workers.preemptions()
 
 
 def _after(env: simpy.Environment, latency_s: float, link: FluidShare, nbytes: float) -> simpy.Event:

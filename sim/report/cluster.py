@@ -123,6 +123,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
             load_ms=dist_ms(res.net_s), queue_ms=dist_ms(res.queue_s), prefill_ms=dist_ms(res.prefill_s),
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
+            iteration_ms=res.iteration_ms, preemptions=int(res.preemptions),
         )
         m["network"]["ttft_network_share"] = float(np.nansum(res.net_s) / tt) if tt > 0 else None
     else:

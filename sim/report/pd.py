@@ -136,7 +136,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "gpu_utilization": {k: v["utilization"] for k, v in pools.items()},
         "pools": pools,
         "evictions": int(sum(t.evictions for t in trees)),
-        "preemptions": {"mode": cfg.pd.preemption, "count": int(sum(e.stats.preemptions for e in all_replicas)),
+        "preemptions": {"mode": cfg.compute.preemption, "count": int(sum(e.stats.preemptions for e in all_replicas)),
                         "requests": int((preempted > 0).sum()),
                         "recompute_tokens": int(sum(e.stats.recompute_tokens for e in all_replicas)),
                         "swap_bytes": int(sum(e.stats.swap_bytes for e in all_replicas))},

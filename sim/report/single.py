@@ -77,9 +77,11 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
             gpu_decode_busy_share=float(np.mean(res.busy_s.get("decode", [0.0])) / sim_t),
-            # share of the workers' time spent in prefill; near 1 means the node is
-            # overloaded and TTFT is dominated by queueing
-            prefill_utilization=float(np.nansum(res.prefill_s) / (sim_t * res.setup.n_workers)),
+            # share of the workers' time in iterations that prefill (mixed ones included); near 1
+            # means the node is overloaded and TTFT is dominated by queueing
+            prefill_utilization=float(np.sum(res.busy_s.get("prefill", [0.0])) / (sim_t * res.setup.n_workers)),
+            iteration_ms=res.iteration_ms,
+            preemptions=int(res.preemptions),
         )
     else:
         for key in ("ttft_ms", "tpot_ms", "e2e_ms"):

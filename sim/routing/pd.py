@@ -40,9 +40,6 @@ class PrefixTree(Protocol):
 
 
 class PrefillReplica(Protocol):
-    @property
-    def tree(self) -> PrefixTree: ...
-
     outstanding: int  # requests routed here, prefill not finished
     load_tokens: int  # prefill tokens queued or in progress
 
@@ -50,14 +47,16 @@ class PrefillReplica(Protocol):
 class PrefillView(RouteState):
     """Prefill replicas as a node view, plus their queued prefill tokens."""
 
-    def __init__(self, replicas: Sequence[PrefillReplica], block_tokens: int, seed: int = 0) -> None:
+    def __init__(self, replicas: Sequence[PrefillReplica], trees: Sequence[PrefixTree], block_tokens: int,
+                 seed: int = 0) -> None:
         self.replicas = list(replicas)
+        self.trees = list(trees)  # replica w's prefix cache
         self.block_tokens = block_tokens
         self._inp = 0
         super().__init__(len(self.replicas), np.zeros(len(self.replicas), dtype=np.int64), self._match, seed=seed)
 
     def _match(self, w: int, blocks: Blocks) -> int:
-        return self.replicas[w].tree.match(blocks)
+        return self.trees[w].match(blocks)
 
     def snapshot(self, r: RoutedRequest) -> None:
         for w, s in enumerate(self.replicas):  # P is small

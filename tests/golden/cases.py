@@ -54,7 +54,7 @@ CASES: dict[str, dict] = {
                           "files": ["report.json"]},
     "pd_small": {"argv": _run("pd", SMALL), "files": ["report.json"]},
     "pd_pull_small": {"argv": _run("pd", SMALL, "--set", "pd.transfer=pull_on_demand", "--set",
-                                   "pd.preemption=swap", "--router", "least_loaded"), "files": ["report.json"]},
+                                   "compute.preemption=swap", "--router", "least_loaded"), "files": ["report.json"]},
     "oracle_small": {"argv": ["oracle", "--trace", SMALL, "--model", "llama-3-70b", "--kv-budget-gb", "2",
                               "--output-dir", "{out}/oracle", "--quiet"], "files": "oracle"},
     "calc_kv": {"argv": ["calc", "kv", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--tp", "8",

@@ -5,10 +5,8 @@ import pytest
 
 from sim.config import load_config
 from sim.errors import InputError
-from sim.modes.pd.batching import DecodeTiming
 from sim.modes.pd.setup import prepare, split_replicas
 from sim.modes.pd.simulator import simulate
-from sim.timing.step_cost import StepModel
 from tests.conftest import MOONCAKE as TRACE
 from trace.workload import Workload
 
@@ -141,18 +139,6 @@ def test_colocated_two_request_timeline():
     assert a.t_done == pytest.approx(pA + d1 + d2 + dec(258), rel=1e-9)
 
 
-def test_decode_timing_closed_form_matches_the_compute_model():
-    t = DecodeTiming(StepModel.from_config(cfg()))
-    B, K = 5, 1000
-    durs = [t.one(B, K + j * B) for j in range(50)]
-    assert durs[0] == pytest.approx(dec(K, B), rel=1e-12)
-    assert t.span(50, B, K) == pytest.approx(sum(durs), rel=1e-12)
-    for j in (0, 1, 7, 49):
-        s = sum(durs[:j])
-        assert t.done_by(s + 1e-9, B, K) == j
-        assert t.done_by(s + durs[j] * 0.5, B, K) == j
-
-
 # ------------------------------------------------------------------ transfer strategies
 
 
@@ -230,7 +216,7 @@ def test_transfer_report_hidden_share():
 @pytest.mark.parametrize("mode", ["recompute", "swap"])
 def test_preemption_when_decode_memory_runs_out(mode):
     # 0.03 GiB of KV = 245 tokens: two requests of 100-token prompts and 100 outputs cannot both finish.
-    c = cfg(**{"pd.kv_capacity_gb": 0.03, "pd.preemption": mode})
+    c = cfg(**{"pd.kv_capacity_gb": 0.03, "compute.preemption": mode})
     res = run("pd", c, workload([96, 96], [100, 100], [0.0, 0.0]))
     a, b = res.reqs
     assert all(r.t_done == r.t_done for r in res.reqs)  # both finish
@@ -300,7 +286,7 @@ def test_coalesced_decode_gives_the_per_iteration_timeline(kind, transfer, preem
     n = 60
     w = workload(list(rng.integers(32, 1500, n)), list(rng.integers(1, 120, n)), list(np.sort(rng.random(n) * 2)))
     sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gb": 0.6, "pd.transfer": transfer, "compute.max_num_seqs": 8,
-            "pd.preemption": preemption, "pd.layerwise": True}
+            "compute.preemption": preemption, "pd.layerwise": True}
     a = run(kind, cfg(**{"pd.coalesce_decode": True, **sets}), w)
     b = run(kind, cfg(**{"pd.coalesce_decode": False, **sets}), w)
     ta, tb = _summary(a), _summary(b)

@@ -32,9 +32,8 @@ def _node_view(n=4):
 
 
 def _prefill_view():
-    reps = [SimpleNamespace(tree=_Tree(set()), outstanding=1, load_tokens=10),
-            SimpleNamespace(tree=_Tree({1, 2}), outstanding=0, load_tokens=0)]
-    return PrefillView(reps, block_tokens=16, seed=1)
+    reps = [SimpleNamespace(outstanding=1, load_tokens=10), SimpleNamespace(outstanding=0, load_tokens=0)]
+    return PrefillView(reps, [_Tree(set()), _Tree({1, 2})], block_tokens=16, seed=1)
 
 
 def _decode_view():

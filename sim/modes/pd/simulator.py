@@ -11,14 +11,20 @@ run come from ``sim.modes.pd.setup``.
 * **PD** (``PDSim``): a request is routed to a prefill replica
   (``pd.router``), loads whatever continues its HBM prefix from the node's
   DRAM / the rack's EIC (``sim.cache.spill``), waits in the replica's queue,
-  is prefilled in chunks (``sim.modes.pd.prefill``), has its KV moved to a decode
+  is prefilled in chunks (``sim.replica.scheduler``), has its KV moved to a decode
   replica (``pd.transfer``, ``sim.modes.pd.transfer``) and decodes there in a
-  continuous batch (``sim.modes.pd.batching``). TTFT ends when the KV is at the
+  continuous batch (``sim.replica.engine``). TTFT ends when the KV is at the
   decode replica (the first token leaves with it).
 * **colocated** (``ColocatedSim``): the same GPUs, every replica both
   prefills (chunked, mixed into the decode iterations) and decodes; the
   prompt's KV stays where it was computed; TTFT ends when the prefill is
   done. Same router, radix trees, lower tiers, memory budget.
+
+Every replica is a ``sim.replica.engine.BatchingReplica`` with the same step
+cost and ``compute.max_num_seqs``; colocated replicas use
+``compute.max_num_batched_tokens`` as their iteration token budget, PD
+prefill replicas ``pd.prefill_token_budget`` (and ``pd.chunk_size_tokens``
+per request), their own override: a prefill node runs no decode tokens.
 
 KV memory per GPU is ``pd.kv_capacity_gb`` (0 = GPU memory - weights per
 GPU - ``hardware.runtime_reserve_gb``). A prefill replica's radix tree has
@@ -39,12 +45,14 @@ from sim.cache.spill import LowerTiers
 from sim.config import Config
 from sim.config.kv_sizes import GIB
 from sim.modes.common import policy_params
-from sim.modes.pd.batching import BatchingReplica, DecodeTiming, TokenPool, TreePool
-from sim.modes.pd.prefill import PrefillScheduler
-from sim.modes.pd.request import Req
 from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
 from sim.policies.base import AccessContext
+from sim.replica.engine import BatchingReplica
+from sim.replica.pools import TokenPool, TreePool
+from sim.replica.preemption import PREEMPTION
+from sim.replica.request import Req
+from sim.replica.scheduler import PrefillScheduler, TreeAdmission
 from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_router
 from sim.timing.network import Network
 from sim.timing.step_cost import StepModel
@@ -52,32 +60,6 @@ from sim.timing.topology import Topology
 from trace.workload import Workload
 
 Progress = Callable[[str, int, int], None]
-
-
-# ------------------------------------------------------------------ preemption costs
-
-
-def _recompute(dep: _Deployment, eng: BatchingReplica, r: Req) -> tuple[float, float]:
-    eng.stats.recompute_tokens += r.ctx
-    return 0.0, dep.prefill_one(r.ctx, 0)
-
-
-def _swap(dep: _Deployment, eng: BatchingReplica, r: Req) -> tuple[float, float]:
-    nbytes = r.ctx * dep.kv_bytes_per_token
-    g = dep.replica_gpu[eng]
-    topo = dep.topo
-    gpu_ep, dram_ep = topo.gpu(g), topo.dram(topo.node_of(g))
-    out = dep.net.transfer_time(gpu_ep, dram_ep, nbytes, dep.lanes)
-    back = dep.net.transfer_time(dram_ep, gpu_ep, nbytes, dep.lanes)
-    eng.stats.swap_bytes += 2 * nbytes
-    r.swapped = True
-    return out, back
-
-
-PREEMPTION: dict[str, Callable[[_Deployment, BatchingReplica, Req], tuple[float, float]]] = {
-    "recompute": _recompute,
-    "swap": _swap,
-}
 
 
 # ------------------------------------------------------------------ results
@@ -123,7 +105,7 @@ class _Deployment:
         self.kv_bytes_per_token = setup.kv_bytes_per_token
         self.lanes = setup.gpus_per_replica
         self.n_layers = setup.spec.kv_cache_layer_count
-        h = cfg.hardware
+        h, c = cfg.hardware, cfg.compute
         bb = int(round(setup.block_tokens * setup.kv_bytes_per_token))
         params = policy_params(cfg, setup.block_tokens)
         self.policy_params = params
@@ -131,20 +113,20 @@ class _Deployment:
                                 eic_blocks=int(h.eic.capacity_gb * GIB // bb), block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
         self.step = StepModel.from_config(cfg)
-        self.timing = DecodeTiming(self.step)
-        self.preempt_cost = PREEMPTION[cfg.pd.preemption]
+        self.preempt_cost = PREEMPTION[c.preemption]
         self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
         self.reqs: list[Req] = []
         self.finished = 0
 
-    # ---------------------------------------------------------- compute
-    def prefill_one(self, new: int, cached: int) -> float:
-        return self.step.prefill_s(new, cached)
-
-    def batch_time(self, batch: list) -> float:
-        """One prefill iteration of the batch's chunks [(req, new, before)]."""
-        return self.step.iteration_s([(n, before) for _r, n, before in batch])
+    # ---------------------------------------------------------- memory
+    def swap_s(self, eng: BatchingReplica, nbytes: float) -> tuple[float, float]:
+        """A preempted request's KV to its node's DRAM and back, over the network model."""
+        g = self.replica_gpu[eng]
+        topo = self.topo
+        gpu_ep, dram_ep = topo.gpu(g), topo.dram(topo.node_of(g))
+        return (self.net.transfer_time(gpu_ep, dram_ep, nbytes, self.lanes),
+                self.net.transfer_time(dram_ep, gpu_ep, nbytes, self.lanes))
 
     def _tree(self, gpu: int) -> RadixTree:
         lanes, lower = self.lanes, self.lower
@@ -153,10 +135,9 @@ class _Deployment:
         self.trees.append(tree)
         return tree
 
-    def _sched(self, gpu: int) -> PrefillScheduler:
-        pd = self.cfg.pd
-        return PrefillScheduler(self._tree(gpu), self.setup.block_tokens, pd.chunk_size_tokens,
-                                pd.prefill_token_budget)
+    def _sched(self, gpu: int, chunk_tokens: int, token_budget: int) -> PrefillScheduler:
+        """A prefill scheduler over a new radix tree (self.trees[k] is the k-th scheduler's tree)."""
+        return PrefillScheduler(TreeAdmission(self._tree(gpu), self.setup.block_tokens), chunk_tokens, token_budget)
 
     # ---------------------------------------------------------- arrivals
     def _arrivals(self, progress: Progress | None):
@@ -181,8 +162,7 @@ class _Deployment:
     def _route(self, r: Req) -> None:
         w = self.router.choose(r)
         r.pre = w
-        sched = self.scheds[w]
-        m = sched.tree.match(r.blocks)
+        m = self.trees[w].match(r.blocks)
         r.route_hbm = m
         g = self.prefill_gpu[w]
         nd, ne = self.lower.lookup(g, r.blocks, m, r.pos0)
@@ -253,24 +233,24 @@ class PDSim(_Deployment):
             else:
                 self.decode_by_rack[topo.rack_of(g)].append(len(self.decode_gpu))
                 self.decode_gpu.append(g)
-        self.scheds = [self._sched(g) for g in self.prefill_gpu]
+        self.scheds = [self._sched(g, pd.chunk_size_tokens, pd.prefill_token_budget) for g in self.prefill_gpu]
         self.prefill_replicas = []
         for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
-            e = BatchingReplica(env, k, self, sched=s, prefill_time=self.batch_time, mem=None, timing=None,
-                                max_batch=c.max_num_seqs, coalesce=pd.coalesce_decode, decode=False)
+            e = BatchingReplica(env, k, self, sched=s, step=self.step, mem=None, max_seqs=c.max_num_seqs,
+                                coalesce=pd.coalesce_decode, decode=False)
             self.prefill_replicas.append(e)
             self.replica_gpu[e] = g
         self.decode = []
         for k, g in enumerate(self.decode_gpu):
-            e = BatchingReplica(env, k, _DecodeHooks(self), sched=None, prefill_time=None,
-                                mem=TokenPool(setup.kv_tokens), timing=self.timing, max_batch=c.max_num_seqs,
+            e = BatchingReplica(env, k, _DecodeHooks(self), sched=None, step=self.step,
+                                mem=TokenPool(setup.kv_tokens), max_seqs=c.max_num_seqs,
                                 coalesce=pd.coalesce_decode, layer_groups=pd.layer_groups)
             self.decode.append(e)
             self.replica_gpu[e] = g
         self.prefill_ep = [topo.gpu(g) for g in self.prefill_gpu]
         self.decode_ep = [topo.gpu(g) for g in self.decode_gpu]
-        self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
-                                          load_penalty=pd.load_penalty)
+        view = PrefillView(self.scheds, self.trees, setup.block_tokens, cfg.seed)
+        self.router = make_replica_router(pd.router, "prefill", view, load_penalty=pd.load_penalty)
         self._decode_router = make_replica_router(pd.decode_router, "decode", DecodeView(self, cfg.seed))
         self.transfer = make_transfer(pd.transfer, self, pd.layerwise, pd.layer_groups)
 
@@ -312,7 +292,7 @@ class PDSim(_Deployment):
         eng.notify()
 
     def release_prefill(self, r: Req) -> None:
-        self.scheds[r.pre].tree.unlock(r.blocks, r.locked)
+        self.trees[r.pre].unlock(r.blocks, r.locked)
         self.prefill_replicas[r.pre].notify()
 
     def finish_at_prefill(self, r: Req) -> None:
@@ -358,22 +338,23 @@ class ColocatedSim(_Deployment):
         super().__init__(cfg, setup, w, policy, ctx)
         pd, c = cfg.pd, cfg.compute
         self.prefill_gpu = list(setup.replica_gpus)
-        self.scheds = [self._sched(g) for g in self.prefill_gpu]
+        budget = c.max_num_batched_tokens
+        self.scheds = [self._sched(g, budget, budget) for g in self.prefill_gpu]
         self.prefill_replicas = []
         for k, (g, s) in enumerate(zip(self.prefill_gpu, self.scheds, strict=True)):
-            e = BatchingReplica(self.env, k, self, sched=s, prefill_time=self.batch_time,
-                                mem=TreePool(s.tree, setup.block_tokens), timing=self.timing,
-                                max_batch=c.max_num_seqs, coalesce=pd.coalesce_decode)
+            e = BatchingReplica(self.env, k, self, sched=s, step=self.step,
+                                mem=TreePool(self.trees[k], setup.block_tokens), max_seqs=c.max_num_seqs,
+                                coalesce=pd.coalesce_decode)
             self.prefill_replicas.append(e)
             self.replica_gpu[e] = g
-        self.router = make_replica_router(pd.router, "prefill", PrefillView(self.scheds, setup.block_tokens, cfg.seed),
-                                          load_penalty=pd.load_penalty)
+        view = PrefillView(self.scheds, self.trees, setup.block_tokens, cfg.seed)
+        self.router = make_replica_router(pd.router, "prefill", view, load_penalty=pd.load_penalty)
 
     def prefill_done(self, eng: BatchingReplica, r: Req) -> None:
         now = self.env.now
         r.t_pend = r.t_kv = now
         if r.out <= 1:
-            self.scheds[eng.idx].tree.unlock(r.blocks, r.locked)
+            self.trees[eng.idx].unlock(r.blocks, r.locked)
             self._done(r)
             return
         r.ctx = r.inp
@@ -385,7 +366,7 @@ class ColocatedSim(_Deployment):
 
     def _release(self, eng: BatchingReplica, r: Req) -> None:
         if r.in_tree:
-            self.scheds[eng.idx].tree.unlock(r.blocks, r.locked)
+            self.trees[eng.idx].unlock(r.blocks, r.locked)
             r.in_tree = False
 
     def decode_done(self, eng: BatchingReplica, r: Req) -> None:
@@ -410,4 +391,4 @@ def simulate(kind: str, cfg: Config, prep: Prepared, policy: str, *,
     return DEPLOYMENTS[kind](cfg, prep.setup, prep.workload, policy, prep.ctx).run(progress)
 
 
-__all__ = ["DEPLOYMENTS", "PREEMPTION", "ColocatedSim", "DeploymentResult", "PDSim", "simulate"]
+__all__ = ["DEPLOYMENTS", "ColocatedSim", "DeploymentResult", "PDSim", "simulate"]

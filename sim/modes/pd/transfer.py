@@ -23,7 +23,7 @@ memory; preempted requests of that replica come first).
   means one transfer of everything.
 * ``pull``: when the prefill is done the decode replica is chosen; it pulls
   the KV when it has memory *and* a batch slot (granted-but-unjoined
-  requests count against ``max_batch``), so nothing overlaps the prefill.
+  requests count against ``max_seqs``), so nothing overlaps the prefill.
 * ``pull_on_demand``: like pull, but the KV is pulled in ``layer_groups``
   groups in layer order; the request joins the batch when the first group
   is in, and its first decode iteration cannot finish before
@@ -46,8 +46,8 @@ from typing import ClassVar, Protocol
 
 import simpy
 
-from sim.modes.pd.batching import BatchingReplica
-from sim.modes.pd.request import Req
+from sim.replica.engine import BatchingReplica
+from sim.replica.request import Req
 from sim.timing.network import Network
 from sim.timing.topology import Endpoint
 
@@ -163,7 +163,7 @@ class KVTransfer:
             r = q[0]
             if eng.grant_room() < r.inp:
                 return
-            if self.needs_slot and len(eng.running) + eng.incoming >= eng.max_batch:
+            if self.needs_slot and len(eng.running) + eng.incoming >= eng.max_seqs:
                 return
             q.popleft()
             eng.grant(r.inp)

@@ -1,4 +1,11 @@
-"""The state of one request as it moves through prefill, KV transfer and decode."""
+"""The state of one request in a replica: prefill, (PD) KV transfer, decode.
+
+Every mode's requests use it while they are inside a replica; the transfer
+fields are PD's and stay at their defaults elsewhere. The single-node and
+cluster modes set ``cached`` themselves (their prefix cache is not a radix
+tree) and read ``t_ready`` (joined the prefill queue), ``t_pstart`` (first
+chunk started) and ``t_pend`` (last chunk done).
+"""
 from __future__ import annotations
 
 import math

@@ -1,19 +1,21 @@
 """Continuous batching: one model replica as a SimPy process, iteration by iteration.
 
-A ``BatchingReplica`` runs iterations back to back while it has work. Each
-iteration advances every running (decoding) request by one token and, if
-the replica prefills, runs one prefill batch from its ``PrefillScheduler``
-(chunks under the token budget, of which each decoding request takes one
-token). Iteration times come from the step-cost model
-(``sim.timing.step_cost.StepModel``):
-
-* decode only: ``decode_line(batch)`` -> a + b x KV tokens read;
-* prefill only: one iteration of the batch's chunks (``prefill_time`` hook);
-* mixed (colocated chunked prefill): one iteration of the chunks and the
-  decode batch together (the weights are read once per forward pass).
+Every mode runs its replicas on this engine: single-node and cluster
+workers and PD's colocated replicas prefill and decode, PD prefill replicas
+only prefill, PD decode replicas only decode. A ``BatchingReplica`` runs
+iterations back to back while it has work. Each iteration advances every
+running (decoding) request by one token and, if the replica prefills, runs
+one prefill batch from its ``PrefillScheduler`` (chunks under the token
+budget ``max_num_batched_tokens``, of which each decoding request takes one
+token; vLLM's sense). The iteration's duration is the ``StepCost``'s
+(``sim.replica.step``) for that composition - prefill chunks and decode
+batch together in one forward pass - so a prefill arriving lengthens the
+inter-token latency of every request decoding beside it.
 
 Requests join the running batch only at iteration boundaries, when their
-KV is present, a batch slot is free (``max_batch``) and memory allows.
+KV is present, a batch slot is free (``max_seqs`` = ``max_num_seqs``
+counts running, waiting-to-join, preempted and prefilling requests; new
+prefills are admitted only into free slots) and memory allows.
 Before every iteration the batch needs one token of KV per request; when
 the memory pool cannot give it the most recently joined request is
 preempted (vLLM's policy) with ``recompute`` (its KV is dropped and
@@ -22,155 +24,28 @@ back), counted in ``stats``.
 
 Events: decode-only stretches are *coalesced*. Between two batch changes
 (a join, a finish, a preemption) every iteration's duration is known in
-closed form - the batch is fixed and its KV grows by one token per request
-per iteration, so iteration j lasts ``a + b x (K + j x B)`` with a, b from
-``decode_iteration_time_s`` - so one SimPy timeout covers the whole
-stretch. A request that becomes ready mid-stretch wakes the replica, which
+closed form - the batch B is fixed and its KV grows by one token per
+request per iteration, so iteration j lasts ``a(B) + b(B) x (K + j x B)``
+with ``StepCost.decode_line(B)`` (cached per B) - so one SimPy timeout
+covers the whole stretch. A request that becomes ready mid-stretch wakes the replica, which
 finishes the iteration in flight (its end is computed exactly) and lets the
 request join at that boundary, as a per-iteration loop would. The timeline
 is iteration-exact; ``coalesce=False`` runs one SimPy event per iteration
 instead (the tests check both give the same times). There is never an
-event per token.
+event per token. Iteration times go into an ``IterationHistogram`` (a
+stretch as one arithmetic progression).
 """
 from __future__ import annotations
 
-import math
 from collections import deque
-from collections.abc import Callable
 from typing import Protocol
 
 import simpy
 
-from sim.cache.radix_tree import RadixTree
-from sim.modes.pd.prefill import PrefillScheduler
-from sim.modes.pd.request import Req
-from sim.timing.step_cost import StepModel
-
-# ------------------------------------------------------------------ memory pools
-
-
-class TokenPool:
-    """Decode KV memory counted in tokens (a PD decode replica keeps no prefix cache)."""
-
-    def __init__(self, capacity_tokens: int) -> None:
-        if capacity_tokens < 1:
-            raise ValueError("capacity must be >= 1 token")
-        self.capacity = int(capacity_tokens)
-        self.used = 0
-        self.peak = 0
-
-    def headroom(self) -> int:
-        return self.capacity - self.used
-
-    def take(self, n: int, force: bool = False) -> None:
-        """Use n tokens; ``force`` may overcommit for a moment (see BatchingReplica.grant)."""
-        if n > self.capacity - self.used and not force:
-            raise RuntimeError(f"TokenPool.take({n}) with {self.capacity - self.used} free")
-        self.used += n
-        if self.used > self.peak:
-            self.peak = self.used
-
-    def give(self, n: int) -> None:
-        self.used -= n
-        if self.used < 0:
-            raise RuntimeError("TokenPool gave back more than it lent")
-
-
-class TreePool:
-    """Decode growth carved out of a radix tree's memory (colocated replicas).
-
-    Prompts stay in the tree (referenced while their request decodes); the
-    tokens generated on top are counted here and rounded up to whole blocks
-    over the pool (one partial block for the whole batch, not one per
-    request). Taking memory evicts unreferenced cache leaves.
-    """
-
-    def __init__(self, tree: RadixTree, block_tokens: int) -> None:
-        self.tree = tree
-        self.bt = block_tokens
-        self.g = 0  # tokens held
-        self.blocks = 0  # blocks reserved in the tree for them
-        self.peak = 0
-
-    @property
-    def used(self) -> int:
-        return self.g
-
-    def headroom(self) -> int:
-        return self.tree.available() * self.bt + self.blocks * self.bt - self.g
-
-    def take(self, n: int) -> None:
-        self.g += n
-        need = -(-self.g // self.bt) - self.blocks
-        if need > 0:
-            if not self.tree.reserve(need):
-                raise RuntimeError(f"TreePool.take({n}): the tree cannot free {need} blocks")
-            self.blocks += need
-        if self.g > self.peak:
-            self.peak = self.g
-
-    def give(self, n: int) -> None:
-        self.g -= n
-        if self.g < 0:
-            raise RuntimeError("TreePool gave back more than it lent")
-        surplus = self.blocks - -(-self.g // self.bt)
-        if surplus > 0:
-            self.tree.unreserve(surplus)
-            self.blocks -= surplus
-
-
-# ------------------------------------------------------------------ decode timing
-
-
-class DecodeTiming:
-    """Decode iteration times from ``StepModel.decode_line`` (never a copy of its formula).
-
-    A decode-only iteration of B requests lasts ``a(B) + b x K`` exactly; the
-    closed forms use that linearity in the KV tokens read to sum a stretch of
-    iterations (constant B) in O(1).
-    """
-
-    def __init__(self, step: StepModel) -> None:
-        self.step = step
-        self._lines: dict[int, tuple[float, float]] = {}
-
-    def line(self, batch: int) -> tuple[float, float]:
-        ab = self._lines.get(batch)
-        if ab is None:
-            ab = self._lines[batch] = self.step.decode_line(batch)
-        return ab
-
-    def one(self, batch: int, kv_tokens: float) -> float:
-        a, b = self.line(batch)
-        return a + b * kv_tokens if batch > 0 else 0.0
-
-    def mixed(self, chunks: list[tuple[int, int]], batch: int, kv_tokens: float) -> float:
-        """One iteration running prefill chunks [(new, before)] and a decode batch together."""
-        return self.step.iteration_s(chunks, batch, kv_tokens)
-
-    def span(self, k: int, batch: int, kv_tokens: float) -> float:
-        """Seconds of k iterations starting with `kv_tokens` read and growing by `batch` per iteration."""
-        a, b = self.line(batch)
-        return k * a + b * (k * kv_tokens + batch * k * (k - 1) / 2.0)
-
-    def done_by(self, dt: float, batch: int, kv_tokens: float) -> int:
-        """Largest j with span(j) <= dt (iterations completed after dt seconds)."""
-        if dt <= 0:
-            return 0
-        a, b = self.line(batch)
-        qa = b * batch / 2.0
-        qb = a + b * kv_tokens - qa
-        if qa > 0:
-            j = int((-qb + math.sqrt(qb * qb + 4 * qa * dt)) / (2 * qa))
-        else:
-            j = int(dt / qb)
-        tol = 1e-12 * max(1.0, dt)
-        while self.span(j + 1, batch, kv_tokens) <= dt + tol:
-            j += 1
-        while j > 0 and self.span(j, batch, kv_tokens) > dt + tol:
-            j -= 1
-        return j
-
+from sim.replica.histogram import IterationHistogram
+from sim.replica.request import Req
+from sim.replica.scheduler import PrefillScheduler
+from sim.replica.step import DecodeLine, StepCost
 
 # ------------------------------------------------------------------ the replica
 
@@ -186,11 +61,14 @@ class Hooks(Protocol):
 
 
 class ReplicaStats:
-    __slots__ = ("busy_s", "iterations", "stretches", "decode_tokens", "prefill_tokens", "preemptions",
+    __slots__ = ("busy_s", "prefill_busy_s", "decode_busy_s", "iterations", "stretches", "decode_tokens",
+                 "prefill_tokens", "preemptions",
                  "recompute_tokens", "swap_bytes", "max_batch_seen")
 
     def __init__(self) -> None:
         self.busy_s = 0.0
+        self.prefill_busy_s = 0.0  # in iterations that ran prefill chunks (mixed ones included)
+        self.decode_busy_s = 0.0  # in iterations that advanced a decode batch (mixed ones included)
         self.iterations = 0  # model forward passes
         self.stretches = 0  # SimPy waits that covered them (one per iteration with coalesce=False)
         self.decode_tokens = 0
@@ -205,17 +83,19 @@ class BatchingReplica:
     """One replica: its prefill scheduler (optional), decode batch (optional) and memory pool."""
 
     def __init__(self, env: simpy.Environment, idx: int, hooks: Hooks, *,
-                 sched: PrefillScheduler | None, prefill_time: Callable[[list], float] | None,
-                 mem, timing: DecodeTiming | None, max_batch: int, coalesce: bool = True,
-                 layer_groups: int = 1, decode: bool = True) -> None:
+                 sched: PrefillScheduler | None, step: StepCost, mem, max_seqs: int, coalesce: bool = True,
+                 layer_groups: int = 1, decode: bool = True, hist: IterationHistogram | None = None) -> None:
+        if max_seqs < 1:
+            raise ValueError("max_seqs must be >= 1")
         self.env = env
         self.idx = idx
         self.hooks = hooks
         self.sched = sched
-        self.prefill_time = prefill_time
+        self.step = step
         self.mem = mem
-        self.timing = timing
-        self.max_batch = max_batch
+        self.max_seqs = max_seqs
+        self.hist = hist if hist is not None else IterationHistogram()
+        self._lines: dict[int, DecodeLine] = {}
         self.coalesce = coalesce
         self.groups = max(1, layer_groups)
         self.decodes = decode
@@ -239,6 +119,21 @@ class BatchingReplica:
         self.stats = ReplicaStats()
         self.proc = env.process(self._run())
 
+    def line(self, batch: int) -> DecodeLine:
+        """Decode-only iteration time of this batch size as a line in the KV tokens read (cached)."""
+        ln = self._lines.get(batch)
+        if ln is None:
+            ln = self._lines[batch] = DecodeLine(*self.step.decode_line(batch))
+        return ln
+
+    def _seq_room(self) -> int:
+        """Requests that may start prefilling now under max_num_seqs."""
+        sched = self.sched
+        held = len(sched.active) if sched is not None else 0
+        if self.decodes:
+            held += len(self.running) + len(self.decode_q) + len(self.resume_q)
+        return self.max_seqs - held
+
     # ---------------------------------------------------------- signals
     def notify(self) -> None:
         """New work arrived (a prefill request, a decode-ready request, freed memory)."""
@@ -247,8 +142,8 @@ class BatchingReplica:
             return
         if not self.running:
             w.succeed()  # idle
-        elif (self.sched is not None and self.sched.waiting and not self.resume_q) or (
-                self.decode_q and len(self.running) < self.max_batch):
+        elif (self.sched is not None and self.sched.waiting and not self.resume_q and self._seq_room() > 0) or (
+                self.decode_q and len(self.running) < self.max_seqs):
             w.succeed()  # cut the decode stretch at the iteration in flight
 
     # ---------------------------------------------------------- memory grants from outside
@@ -258,8 +153,7 @@ class BatchingReplica:
         if st is None:
             return 0
         t0, k, B, K = st
-        assert self.timing is not None  # a stretch is a decode stretch
-        started = min(k, self.timing.done_by(self.env.now - t0, B, K) + 1)  # the one in flight has its tokens
+        started = min(k, self.line(B).done_by(self.env.now - t0, B, K) + 1)  # the one in flight has its tokens
         return (k - started) * B
 
     def grant_room(self) -> int:
@@ -281,7 +175,7 @@ class BatchingReplica:
 
     # ---------------------------------------------------------- batch changes
     def _join(self) -> None:
-        running, mem, cap = self.running, self.mem, self.max_batch
+        running, mem, cap = self.running, self.mem, self.max_seqs
         rq = self.resume_q
         while rq and len(running) < cap:
             r = rq[0]
@@ -356,25 +250,16 @@ class BatchingReplica:
 
     # ---------------------------------------------------------- the loop
     def _iteration_time(self, batch: list, B: int) -> float:
-        P = 0.0
-        if batch and not B:
-            assert self.prefill_time is not None  # batches come from the prefill scheduler
-            P = self.prefill_time(batch)
-        if B:
-            timing = self.timing
-            assert timing is not None  # only a decoding replica runs requests
-            if batch:
-                dur = timing.mixed([(n, before) for _r, n, before in batch], B, self.K)
-            else:
-                dur = timing.one(B, self.K)
+        if batch:
+            dur = self.step.iteration_s([(n, before) for _r, n, before in batch], B, self.K)
         else:
-            dur = P
+            dur = self.line(B).span(1, B, self.K)
         dur += self._extra + self._debt
         self._extra = self._debt = 0.0
         return dur
 
     def _run(self):
-        env, st = self.env, self.stats
+        env, st, hist = self.env, self.stats, self.hist
         while True:
             if self.decodes:
                 self._join()
@@ -383,8 +268,11 @@ class BatchingReplica:
                 self.mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
             # The decode tokens of a mixed iteration count against the prefill token budget (vLLM's
             # max_num_batched_tokens); no new admissions while a preempted request waits to resume.
-            batch = (self.sched.form_batch(self.sched.budget - B, admit=not self.resume_q)
-                     if self.sched is not None and self.sched.has_work() else [])
+            sched = self.sched
+            if sched is not None and (sched.active or sched.waiting):
+                batch = sched.form_batch(sched.budget - B, 0 if self.resume_q else self._seq_room())
+            else:
+                batch = []
             if not batch and not B:
                 if self._debt:  # swap-outs of a batch that emptied still occupy the GPU
                     d, self._debt = self._debt, 0.0
@@ -404,12 +292,17 @@ class BatchingReplica:
                 yield env.timeout(dur)
                 if self._pending_kv:
                     yield from self._await_layers(t0, dur)
-                st.busy_s += env.now - t0
+                took = env.now - t0
+                st.busy_s += took
                 st.iterations += 1
                 st.stretches += 1
+                hist.add(took)
+                if B:
+                    st.decode_busy_s += took
                 if batch:
-                    assert self.sched is not None  # it formed the batch
-                    for r in self.sched.complete(batch):
+                    st.prefill_busy_s += took
+                    assert sched is not None  # it formed the batch
+                    for r in sched.complete(batch):
                         self.hooks.prefill_done(self, r)
                 if B:
                     self._advance(1)
@@ -418,9 +311,8 @@ class BatchingReplica:
             k = min(min(r.left for r in self.running), 1 + self.mem.headroom() // B)
             if k > 1:
                 self.mem.take((k - 1) * B)
-            K, timing = self.K, self.timing
-            assert timing is not None  # only a decoding replica runs requests
-            T = timing.span(k, B, K)
+            K, ln = self.K, self.line(B)
+            T = ln.span(k, B, K)
             t0 = env.now
             self._wake = wake = env.event()
             self._stretch = (t0, k, B, K)
@@ -429,20 +321,23 @@ class BatchingReplica:
             self._stretch = None
             dt = env.now - t0
             if dt < T * (1 - 1e-12):
-                j = timing.done_by(dt, B, K)
-                if timing.span(j, B, K) < dt - 1e-12 * max(1.0, dt):
+                j = ln.done_by(dt, B, K)
+                if ln.span(j, B, K) < dt - 1e-12 * max(1.0, dt):
                     j += 1  # the iteration in flight finishes first
                 j = min(j, k)
                 if j < k:
                     self.mem.give((k - j) * B)
                     k = j
-                end = t0 + timing.span(k, B, K)
+                end = t0 + ln.span(k, B, K)
                 if end > env.now:
                     yield env.timeout(end - env.now)
-            st.busy_s += timing.span(k, B, K)
+            took = ln.span(k, B, K)
+            st.busy_s += took
+            st.decode_busy_s += took
             st.iterations += k
             st.stretches += 1
             if k:
+                hist.add_progression(ln.a + ln.b * K, ln.b * B, k)
                 self._advance(k)
 
     def _await_layers(self, t0: float, dur: float):
@@ -459,4 +354,4 @@ class BatchingReplica:
             yield env.timeout(end - env.now)
 
 
-__all__ = ["BatchingReplica", "DecodeTiming", "Hooks", "ReplicaStats", "TokenPool", "TreePool"]
+__all__ = ["BatchingReplica", "Hooks", "ReplicaStats"]
