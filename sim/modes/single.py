@@ -3,8 +3,9 @@
 Two replay paths share the cache hierarchy (``NodeCache``) and routers:
 
 * ``timing=True``: a SimPy process per request - arrival -> worker choice ->
-  longest cached prefix (HBM, DRAM, SSD) -> load of the DRAM/SSD part over
-  processor-shared links -> FIFO prefill on the worker -> decode in the
+  longest cached prefix (HBM, DRAM, SSD) -> load of the DRAM/SSD part, or
+  its recompute when that is faster, over read-first links, layer-wise
+  overlapped with the prefill (``sim.timing.node_io``) -> FIFO prefill on the worker -> decode in the
   worker's continuous batch (fluid model: events only when a request joins
   or leaves, never per token) -> new blocks written to HBM (victims demoted).
 * ``timing=False``: the hit-rate-only replay, no SimPy: requests are handled
@@ -41,7 +42,8 @@ from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing import compute
-from sim.timing.fluid import FluidShare, link_share
+from sim.timing.fluid import FluidShare
+from sim.timing.node_io import NodeIO
 from sim.timing.slots import SlotServer
 from trace.workload import Workload
 
@@ -94,6 +96,7 @@ class RunResult:
     prefetch_traffic: Traffic = field(default_factory=Traffic)
     prefetch_skipped: int = 0
     busy_s: dict = field(default_factory=dict)
+    io: dict = field(default_factory=dict)  # NodeIO.summary(): tier_io bytes, recomputed prefixes (timed runs)
 
 
 class _SessionPrefetch:
@@ -227,17 +230,12 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
 
 def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
     env = simpy.Environment()
-    h, c = cfg.hardware, cfg.compute
+    c = cfg.compute
     nw = setup.n_workers
     gpw = setup.gpus_per_worker
     tp = cfg.model.tp
-    contention = cfg.network.contention
-    # Each worker reaches host DRAM over its GPUs' own PCIe links, which are full
-    # duplex: loads (host -> GPU) and demotions (GPU -> host) do not contend.
-    # The NVMe drive is one per node; reads and writes share it.
-    pcie = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
-    pcie_out = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
-    nvme = link_share(env, h.ssd.bandwidth_gb_s * 1e9, contention)
+    # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap
+    io = NodeIO(env, cfg, nw, gpw, setup.block_bytes, setup.spec.n_layers)
     prefill_gpu = [SlotServer(env, 1) for _ in range(nw)]
     batch_slots = [SlotServer(env, c.max_batch_size) for _ in range(nw)]
     spec, gpu, kv_dtype, wdt = setup.spec, setup.gpu, cfg.model.kv_dtype, cfg.model.weight_dtype
@@ -251,8 +249,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         return 1.0 / step_s(kv_tokens)
 
     decoders = [FluidShare(env, iteration_rate) for _ in range(nw)]
-    bb = setup.block_bytes
-    dram_lat, ssd_lat = h.dram.latency_us * 1e-6, h.ssd.latency_us * 1e-6
     sync_backup = cache.write_through and not cfg.cache.async_backup
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
@@ -262,20 +258,10 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     done = [0]
 
     def background(traffic: Traffic, wk: int):
-        evs = []
-        if traffic.hbm_to_dram:
-            evs.append(pcie_out[wk].serve(traffic.hbm_to_dram * bb))
-        if traffic.dram_to_ssd:
-            evs.append(nvme.serve(traffic.dram_to_ssd * bb))
-        return evs
+        return io.write_back(wk, traffic.hbm_to_dram, traffic.dram_to_ssd)
 
-    def load_events(traffic: Traffic, wk: int):
-        evs = []
-        if traffic.dram_to_hbm:
-            evs.append(_after(env, dram_lat, pcie[wk], traffic.dram_to_hbm * bb))
-        if traffic.ssd_to_hbm:
-            evs.append(_after(env, ssd_lat, nvme, traffic.ssd_to_hbm * bb))
-        return evs
+    def prefill_cost(new: int, cached: int) -> float:
+        return compute.prefill_time_s(spec, gpu, new, cached, tp=tp, mfu=c.mfu, compute_dtype=c.dtype)
 
     def prefetch_proc(delay: float, s: int, r: int, wk: int):
         yield env.timeout(delay)
@@ -284,12 +270,12 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             _, nd, ns = cache.lookup(wk, blocks)
             # Prefetch is background work: it yields to demand loads instead of
             # queueing in front of them on a busy link.
-            if (nd and pcie[wk].active) or (ns and nvme.active):
+            if io.reads_busy(wk, bool(nd), bool(ns)):
                 prefetcher.skipped += 1
                 return
             t = cache.prefetch(wk, blocks, int(offs[r]))
             res.prefetch_traffic.add(t)
-            evs = load_events(t, wk) + background(t, wk)
+            evs = io.load(wk, t.dram_to_hbm, t.ssd_to_hbm) + background(t, wk)
             if evs:
                 yield env.all_of(evs)
 
@@ -311,20 +297,19 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             when = prefetcher.observe(s, i, t0)
             if when is not None:
                 env.process(prefetch_proc(when - t0, s, i, wk))
-        evs = load_events(traffic, wk)
+        # Load the cached DRAM/SSD part or recompute it (cache.load_policy); queue for the GPU when
+        # the load is in, or layer-wise as soon as the prefill would not stall on it.
+        ld = io.start_load(wk, (th, td, ts), (traffic.dram_to_hbm, traffic.ssd_to_hbm), int(inp[i]), prefill_cost)
         background(traffic, wk)
-        if evs:
-            yield env.all_of(evs)
+        ready = ld.ready()
+        if ready is not None:
+            yield ready
         t_loaded = env.now
-        cached = th + td + ts
         wait = prefill_gpu[wk].acquire()
         if wait is not None:
             yield wait
         t_start = env.now
-        yield env.timeout(
-            compute.prefill_time_s(spec, gpu, int(inp[i]) - cached, cached, tp=tp, mfu=c.mfu,
-                                   compute_dtype=c.dtype)
-        )
+        yield from ld.prefill(ld.choice.prefill_s)
         prefill_gpu[wk].release()
         t_first = env.now
         st = cache.store(wk, blocks, lo, npre)
@@ -332,7 +317,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         if sync_backup and st.hbm_to_dram:
             yield bg[0]
             t_first = env.now
-        res.load_s[i] = t_loaded - t0
+        res.load_s[i] = ld.load_s
         res.queue_s[i] = t_start - t_loaded
         res.prefill_s[i] = t_first - t_start
         res.ttft_s[i] = t_first - t0
@@ -365,28 +350,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     env.process(arrivals())
     env.run()
     res.sim_time_s = float(env.now)
-    res.busy_s = {
-        "decode": [d.busy_time for d in decoders],
-        "pcie_in": [p.busy_time for p in pcie],
-        "pcie_out": [p.busy_time for p in pcie_out],
-        "nvme": nvme.busy_time,
-    }
+    res.busy_s = {"decode": [d.busy_time for d in decoders], **io.busy_s()}
+    res.io = io.summary()
 
-
-def _after(env: simpy.Environment, latency_s: float, link: FluidShare, nbytes: float) -> simpy.Event:
-    """A transfer: fixed latency, then `nbytes` over the processor-shared link.
-
-    Callbacks instead of a process per transfer: same times, fewer events.
-    """
-    if latency_s <= 0:
-        return link.serve(nbytes)
-    done = env.event()
-
-    def finish(_e: simpy.Event) -> None:
-        done.succeed()
-
-    def start(_timer: simpy.Event) -> None:
-        link.serve(nbytes).callbacks.append(finish)
-
-    env.timeout(latency_s).callbacks.append(start)
-    return done

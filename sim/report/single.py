@@ -80,6 +80,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
             # share of the workers' time spent in prefill; near 1 means the node is
             # overloaded and TTFT is dominated by queueing
             prefill_utilization=float(np.nansum(res.prefill_s) / (sim_t * res.setup.n_workers)),
+            **res.io,  # tier_io (bytes actually moved per tier), recomputed_prefixes, recomputed_tokens
         )
     else:
         for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
