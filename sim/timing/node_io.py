@@ -34,7 +34,7 @@ from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
 
 
-def _all(env: simpy.Environment, evs: list[simpy.Event]) -> simpy.Event | None:
+def all_done(env: simpy.Environment, evs: list[simpy.Event]) -> simpy.Event | None:
     """A plain event that fires when every one of `evs` has (None for none).
 
     Not ``env.all_of``: a Condition nested in another (``PrefixLoad.ready``'s any_of) loses its
@@ -195,7 +195,7 @@ class NodeIO:
             self.recomputed_tokens += choice.recomputed_tokens
         k = choice.parts_used
         evs = self.load(wk, nd if k >= 2 else 0, ns if k >= 3 else 0)
-        return PrefixLoad(self.env, choice, _all(self.env, evs), self.layers, self.overlap)
+        return PrefixLoad(self.env, choice, all_done(self.env, evs), self.layers, self.overlap)
 
     # ------------------------------------------------------------ report
     def summary(self) -> dict:
@@ -219,4 +219,4 @@ class NodeIO:
         }
 
 
-__all__ = ["NodeIO", "PrefillCost", "PrefixLoad"]
+__all__ = ["NodeIO", "PrefillCost", "PrefixLoad", "all_done"]
