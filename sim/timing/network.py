@@ -53,7 +53,7 @@ import simpy
 
 from sim.timing.fluid import FluidShare, link_share
 from sim.timing.priority_link import PriorityLink
-from sim.timing.topology import LINK_CLASSES, Endpoint, Topology
+from sim.timing.topology import LINK_CLASSES, EdgeAttrs, Endpoint, Topology
 
 _BATCH = 4096
 
@@ -144,13 +144,13 @@ class Network:
                 share = 1.0 / lanes if a.per_gpu else 1.0  # fraction of the bytes this edge carries
                 bott = min(bott, a.bytes_s / share)
                 edges.append(((u, v), a, share))
-            served = list(edges)
+            served: list[tuple[tuple, EdgeAttrs | _Bridge, float]] = list(edges)
             if self.host_bridge_bytes_s > 0:
                 for (u, v), a, _s in edges:
                     if a.cls == "pcie":  # GPU <-> host DRAM: the node's bridge carries all the bytes
                         dram = u if u[0] == "dram" else v
-                        key = ("bridge", dram[1], "in" if u[0] == "dram" else "out")
-                        served.append((key, _Bridge(self.host_bridge_bytes_s), 1.0))
+                        bridge = ("bridge", dram[1], "in" if u[0] == "dram" else "out")
+                        served.append((bridge, _Bridge(self.host_bridge_bytes_s), 1.0))
                         bott = min(bott, self.host_bridge_bytes_s)
             r = (path, lat, bott, tuple(edges), tuple(served))
             self._routes[key] = r
