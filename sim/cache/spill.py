@@ -13,11 +13,14 @@ policy. The tiers keep their copy when a block is loaded back into HBM
 (inclusive caching: a block re-evicted later costs no second write).
 
 The writes are background transfers nobody waits for. GPU -> EIC writes
-leave through the GPU's NIC and compete there with the KV transfers (a
-contended network flow); GPU -> host DRAM writes use a PCIe direction that
+leave through the GPU's NIC (``Network.send``: the links' write-back class,
+which yields to foreground traffic such as KV transfers, see
+``cache.writeback_share``); GPU -> host DRAM writes use a PCIe direction that
 nothing else contends for, so their bytes are accounted without simulating
 the flow. Loads (``lookup`` + ``load``) are foreground: the
-request waits for them before it can be prefilled.
+request waits for them before it can be prefilled. ``io`` counts the bytes
+actually read from and written to each tier (a part the request chose to
+recompute is not read).
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ class LowerTiers:
         self.chain = TierChain.pd(dram=dram_blocks > 0, eic=has_eic, evict_to_eic=evict_to_eic)
         self.spilled_blocks = 0
         self.dropped_blocks = 0
+        self.io = {t: {"read_bytes": 0, "write_bytes": 0} for t in ("dram", "eic")}
 
     def spill(self, gpu: int, lanes: int, evicted: list[tuple[int, int]]) -> None:
         """Blocks evicted from the HBM of the replica whose first GPU is `gpu`, down the tier chain.
@@ -71,6 +75,7 @@ class LowerTiers:
             # GPU -> host is a direction of the PCIe link only these writes (and swap-outs) use, and
             # nobody waits for them: account the bytes without simulating the flow.
             net.transfer_time(me, topo.dram(node), len(evicted) * bb, lanes)
+            self.io["dram"]["write_bytes"] += len(evicted) * bb
         else:
             victims = evicted
         to_eic = 0
@@ -90,7 +95,8 @@ class LowerTiers:
             self.dropped_blocks += len(victims)
         if to_eic:
             # DRAM is reached only from its own GPUs: EIC writes leave through the GPU's NIC.
-            net.transfer(env, me, topo.eic(rack), to_eic * bb, lanes)
+            net.send(env, me, topo.eic(rack), to_eic * bb, lanes)
+            self.io["eic"]["write_bytes"] += to_eic * bb
         self.dropped_blocks += len(gone)
 
     def lookup(self, gpu: int, blocks: list[int], start: int, pos0: int) -> tuple[int, int]:
@@ -122,11 +128,20 @@ class LowerTiers:
         """Transfers that bring the hits into the replica's HBM (empty when there is nothing to load)."""
         env, net, topo = self.env, self.net, self.topo
         evs = []
+        self.io["dram"]["read_bytes"] += n_dram * self.bb
+        self.io["eic"]["read_bytes"] += n_eic * self.bb
         if n_dram:
             evs.append(net.transfer(env, topo.dram(topo.node_of(gpu)), topo.gpu(gpu), n_dram * self.bb, lanes))
         if n_eic:
             evs.append(net.transfer(env, topo.eic(topo.rack_of(gpu)), topo.gpu(gpu), n_eic * self.bb, lanes))
         return evs
+
+    def load_estimates_s(self, gpu: int, lanes: int, n_dram: int, n_eic: int) -> tuple[float, float]:
+        """Seconds loading n_dram / n_eic blocks would take if started now (links as they are)."""
+        env, net, topo, bb = self.env, self.net, self.topo, self.bb
+        me = topo.gpu(gpu)
+        return (net.estimate_s(env, topo.dram(topo.node_of(gpu)), me, n_dram * bb, lanes),
+                net.estimate_s(env, topo.eic(topo.rack_of(gpu)), me, n_eic * bb, lanes))
 
     def summary(self) -> dict:
         def agg(tiers):

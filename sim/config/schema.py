@@ -61,8 +61,13 @@ class ModelCfg(_Section):
 
 class TierCfg(_Section):
     capacity_gb: float = Field(0.0, ge=0)
-    bandwidth_gb_s: float = Field(1.0, gt=0)
+    bandwidth_gb_s: float = Field(1.0, gt=0)  # read: tier -> GPU
+    write_bandwidth_gb_s: float = Field(0.0, ge=0)  # GPU/upper tier -> tier; 0 = bandwidth_gb_s
     latency_us: float = Field(0.0, ge=0)
+
+    @property
+    def write_gb_s(self) -> float:
+        return self.write_bandwidth_gb_s or self.bandwidth_gb_s
 
 
 class HbmCfg(_Section):
@@ -75,6 +80,7 @@ class HardwareCfg(_Section):
     gpu: str = "h100-sxm"
     gpus_per_node: int = Field(8, ge=1)
     runtime_reserve_gb: float = Field(4.0, ge=0)
+    host_bridge_gb_s: float = Field(0.0, ge=0)  # per node, shared by its GPUs' PCIe links; 0 = no limit
     hbm: HbmCfg = HbmCfg(capacity_gb=0.5)
     dram: TierCfg = TierCfg(capacity_gb=8, bandwidth_gb_s=25, latency_us=10)
     ssd: TierCfg = TierCfg(capacity_gb=64, bandwidth_gb_s=6, latency_us=100)
@@ -114,6 +120,9 @@ class CacheCfg(_Section):
     prefetch_lookahead: int = Field(1, ge=1)
     selective_depth_tokens: int = Field(4096, ge=0)
     engine: Literal["auto", "compiled", "python"] = "auto"
+    writeback_share: float = Field(0.1, gt=0, lt=1)
+    load_overlap: Literal["layerwise", "none"] = "layerwise"
+    load_policy: Literal["always", "faster"] = "faster"
 
 
 class PoliciesCfg(_Section):

@@ -3,8 +3,9 @@
 Two replay paths share the cache hierarchy (``NodeCache``) and routers:
 
 * ``timing=True``: a SimPy process per request - arrival -> worker choice ->
-  longest cached prefix (HBM, DRAM, SSD) -> load of the DRAM/SSD part over
-  processor-shared links -> the worker's replica (``sim.replica``): its
+  longest cached prefix (HBM, DRAM, SSD) -> load of the DRAM/SSD part, or
+  its recompute when that is faster, over read-first links, layer-wise
+  overlapped with the prefill (``sim.timing.node_io``) -> the worker's replica (``sim.replica``): its
   prefill queue with the cached tokens, chunked prefill in iterations shared
   with the decode batch, first token when the last chunk is done -> new
   blocks written to HBM (victims demoted) -> decode in the same replica's
@@ -50,7 +51,8 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.fluid import FluidShare, link_share
+from sim.timing.node_io import NodeIO
+from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -104,6 +106,7 @@ class RunResult:
     busy_s: dict = field(default_factory=dict)
     iteration_ms: dict | None = None  # p50/p90/p99/mean of the replicas' iteration times (timed)
     preemptions: int = 0
+    io: dict = field(default_factory=dict)  # NodeIO.summary(): tier_io bytes, recomputed prefixes (timed runs)
 
 
 class _SessionPrefetch:
@@ -237,18 +240,10 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
 
 def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
     env = simpy.Environment()
-    h = cfg.hardware
     nw = setup.n_workers
-    gpw = setup.gpus_per_worker
-    contention = cfg.network.contention
-    # Each worker reaches host DRAM over its GPUs' own PCIe links, which are full
-    # duplex: loads (host -> GPU) and demotions (GPU -> host) do not contend.
-    # The NVMe drive is one per node; reads and writes share it.
-    pcie = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
-    pcie_out = [link_share(env, h.dram.bandwidth_gb_s * 1e9 * gpw, contention) for _ in range(nw)]
-    nvme = link_share(env, h.ssd.bandwidth_gb_s * 1e9, contention)
-    bb = setup.block_bytes
-    dram_lat, ssd_lat = h.dram.latency_us * 1e-6, h.ssd.latency_us * 1e-6
+    # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap
+    io = NodeIO(env, cfg, nw, setup.gpus_per_worker, setup.block_bytes, setup.spec.n_layers)
+    prefill_cost = StepModel.from_config(cfg).prefill_s
     sync_backup = cache.write_through and not cfg.cache.async_backup
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
@@ -260,20 +255,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
 
     def background(traffic: Traffic, wk: int):
-        evs = []
-        if traffic.hbm_to_dram:
-            evs.append(pcie_out[wk].serve(traffic.hbm_to_dram * bb))
-        if traffic.dram_to_ssd:
-            evs.append(nvme.serve(traffic.dram_to_ssd * bb))
-        return evs
-
-    def load_events(traffic: Traffic, wk: int):
-        evs = []
-        if traffic.dram_to_hbm:
-            evs.append(_after(env, dram_lat, pcie[wk], traffic.dram_to_hbm * bb))
-        if traffic.ssd_to_hbm:
-            evs.append(_after(env, ssd_lat, nvme, traffic.ssd_to_hbm * bb))
-        return evs
+        return io.write_back(wk, traffic.hbm_to_dram, traffic.dram_to_ssd)
 
     def prefetch_proc(delay: float, s: int, r: int, wk: int):
         yield env.timeout(delay)
@@ -282,12 +264,12 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             _, nd, ns = cache.lookup(wk, blocks)
             # Prefetch is background work: it yields to demand loads instead of
             # queueing in front of them on a busy link.
-            if (nd and pcie[wk].active) or (ns and nvme.active):
+            if io.reads_busy(wk, bool(nd), bool(ns)):
                 prefetcher.skipped += 1
                 return
             t = cache.prefetch(wk, blocks, int(offs[r]))
             res.prefetch_traffic.add(t)
-            evs = load_events(t, wk) + background(t, wk)
+            evs = io.load(wk, t.dram_to_hbm, t.ssd_to_hbm) + background(t, wk)
             if evs:
                 yield env.all_of(evs)
 
@@ -338,14 +320,18 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             when = prefetcher.observe(s, i, t0)
             if when is not None:
                 env.process(prefetch_proc(when - t0, s, i, wk))
-        evs = load_events(traffic, wk)
+        # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
+        # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
+        # a load slower than estimated does not hold the chunked prefill back).
+        ld = io.start_load(wk, (th, td, ts), (traffic.dram_to_hbm, traffic.ssd_to_hbm), n_in, prefill_cost)
         background(traffic, wk)
-        if evs:
-            yield env.all_of(evs)
+        ready = ld.ready()
+        if ready is not None:
+            yield ready
         res.load_s[i] = env.now - t0
         r = Req(i, n_in, out[i], no_blocks, lo, t0, s)
         # At least one token is always computed: it yields the first output token's logits.
-        r.cached = max(0, min(th + td + ts, n_in - 1))
+        r.cached = max(0, min(ld.choice.tokens_used, n_in - 1))
         workers.submit(wk, r)
 
     def arrivals():
@@ -366,28 +352,9 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     res.busy_s = {
         "decode": [b[2] for b in busy],
         "prefill": [b[1] for b in busy],
-        "pcie_in": [p.busy_time for p in pcie],
-        "pcie_out": [p.busy_time for p in pcie_out],
-        "nvme": nvme.busy_time,
+        **io.busy_s(),
     }
+    res.io = io.summary()
     res.iteration_ms = workers.hist.summary_ms()
     res.preemptions = workers.preemptions()
 
-
-def _after(env: simpy.Environment, latency_s: float, link: FluidShare, nbytes: float) -> simpy.Event:
-    """A transfer: fixed latency, then `nbytes` over the processor-shared link.
-
-    Callbacks instead of a process per transfer: same times, fewer events.
-    """
-    if latency_s <= 0:
-        return link.serve(nbytes)
-    done = env.event()
-
-    def finish(_e: simpy.Event) -> None:
-        done.succeed()
-
-    def start(_timer: simpy.Event) -> None:
-        link.serve(nbytes).callbacks.append(finish)
-
-    env.timeout(latency_s).callbacks.append(start)
-    return done

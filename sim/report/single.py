@@ -82,6 +82,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
             prefill_utilization=float(np.sum(res.busy_s.get("prefill", [0.0])) / (sim_t * res.setup.n_workers)),
             iteration_ms=res.iteration_ms,
             preemptions=int(res.preemptions),
+            **res.io,  # tier_io (bytes actually moved per tier), recomputed_prefixes, recomputed_tokens
         )
     else:
         for key in ("ttft_ms", "tpot_ms", "e2e_ms"):

@@ -38,6 +38,9 @@ class FluidShare:
         self._r = 0.0  # rate_fn at the current active set (cached: it changes only with the set)
         self.busy_time = 0.0  # seconds with at least one active job
         self.served = 0.0  # total size served
+        # Called after every change of the active set (a server whose rate depends on another
+        # server's set, e.g. the two classes of sim.timing.priority_link, re-times itself here).
+        self.on_change: Callable[[], None] | None = None
 
     @property
     def active(self) -> int:
@@ -46,6 +49,17 @@ class FluidShare:
     def _set_changed(self) -> None:
         """The active set changed: recompute the per-job rate."""
         self._r = self.rate_fn(len(self._heap), self._load) if self._heap else 0.0
+
+    def retime(self) -> None:
+        """rate_fn's answer changed for a reason outside this server: serve at the old rate up to
+        now, then continue at the new one."""
+        self._advance()
+        self._set_changed()
+        self._reschedule()
+
+    def rate_if_joined(self, load: float = 0.0) -> float:
+        """The per-job rate a job arriving now would get (its share of the server at this moment)."""
+        return self.rate_fn(len(self._heap) + 1, self._load + load)
 
     def _advance(self) -> None:
         now = self.env.now
@@ -67,6 +81,8 @@ class FluidShare:
         self._load += load
         self._set_changed()
         self._reschedule()
+        if self.on_change is not None:
+            self.on_change()
         return done
 
     def _reschedule(self) -> None:
@@ -105,6 +121,8 @@ class FluidShare:
         if popped:
             self._set_changed()
         self._reschedule()
+        if popped and self.on_change is not None:
+            self.on_change()
 
 
 def link_share(env: simpy.Environment, bandwidth_bytes_s: float, contention: bool = True) -> FluidShare:

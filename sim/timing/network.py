@@ -30,6 +30,16 @@ Model of one transfer of ``nbytes`` from src to dst:
   edge has delivered. Links are full duplex (one FluidShare per direction)
   and created lazily, so 10,000 idle GPUs cost nothing. ``transfer_time``
   never models contention (it has no clock).
+* read-first links (``writeback_share`` set, ``cache.writeback_share`` in
+  ``from_config``): every directed edge is a
+  ``sim.timing.priority_link.PriorityLink``; ``transfer`` (someone waits:
+  loads, KV transfers) is the read class, ``send`` (background write-backs)
+  the write class, which gets only ``writeback_share`` of a link while
+  foreground traffic is on it. ``None``: one class, plain processor sharing.
+* host bridge (``host_bridge_bytes_s`` > 0, ``hardware.host_bridge_gb_s``):
+  a path over a GPU <-> host-DRAM PCIe edge also crosses its node's bridge
+  (one per direction, shared by all the node's GPUs, carrying all the bytes;
+  not a topology edge, so its bytes are not counted in a link class).
 
 Randomness comes from one generator seeded by ``seed``, drawn in batches in
 call order, so a run is reproducible per seed.
@@ -42,7 +52,8 @@ import numpy as np
 import simpy
 
 from sim.timing.fluid import FluidShare, link_share
-from sim.timing.topology import LINK_CLASSES, Endpoint, Topology
+from sim.timing.priority_link import PriorityLink
+from sim.timing.topology import LINK_CLASSES, EdgeAttrs, Endpoint, Topology
 
 _BATCH = 4096
 
@@ -59,6 +70,8 @@ class Network:
         tail_multiplier: float = 10.0,
         contention: bool = True,
         seed: int = 0,
+        writeback_share: float | None = None,
+        host_bridge_bytes_s: float = 0.0,
     ) -> None:
         if jitter_cv < 0 or not 0 <= tail_prob <= 1 or tail_multiplier < 1:
             raise ValueError("jitter_cv >= 0, 0 <= tail_prob <= 1 and tail_multiplier >= 1 required")
@@ -67,6 +80,8 @@ class Network:
         self.tail_prob = float(tail_prob)
         self.tail_multiplier = float(tail_multiplier)
         self.contention = bool(contention)
+        self.writeback_share = writeback_share
+        self.host_bridge_bytes_s = float(host_bridge_bytes_s)
         self._rng = np.random.default_rng([int(seed), 0x6E6574])  # own stream: routing RNG stays independent
         self._sigma = math.sqrt(math.log1p(self.jitter_cv**2)) if self.jitter_cv > 0 else 0.0
         self._jit: np.ndarray = np.empty(0)
@@ -75,7 +90,7 @@ class Network:
         self._tail_i = 0
         self._routes: dict[tuple, tuple] = {}  # (src, dst, lanes) -> (path, latency_s, bottleneck, per-edge info)
         self._env: simpy.Environment | None = None
-        self._links: dict[tuple, FluidShare] = {}
+        self._links: dict[tuple, FluidShare | PriorityLink] = {}
         self.bytes_by_class: dict[str, int] = {c: 0 for c in LINK_CLASSES}
         self.transfers_by_class: dict[str, int] = {c: 0 for c in LINK_CLASSES}
         self.tail_events = 0
@@ -87,7 +102,8 @@ class Network:
         return cls(
             topo if topo is not None else Topology.from_config(cfg),
             jitter_cv=n.jitter_cv, tail_prob=n.tail_prob, tail_multiplier=n.tail_multiplier,
-            contention=n.contention, seed=cfg.seed,
+            contention=n.contention, seed=cfg.seed, writeback_share=cfg.cache.writeback_share,
+            host_bridge_bytes_s=cfg.hardware.host_bridge_gb_s * 1e9,
         )
 
     # ------------------------------------------------------------ randomness
@@ -128,9 +144,58 @@ class Network:
                 share = 1.0 / lanes if a.per_gpu else 1.0  # fraction of the bytes this edge carries
                 bott = min(bott, a.bytes_s / share)
                 edges.append(((u, v), a, share))
-            r = (path, lat, bott, tuple(edges))
+            served: list[tuple[tuple, EdgeAttrs | _Bridge, float]] = list(edges)
+            if self.host_bridge_bytes_s > 0:
+                for (u, v), a, _s in edges:
+                    if a.cls == "pcie":  # GPU <-> host DRAM: the node's bridge carries all the bytes
+                        dram = u if u[0] == "dram" else v
+                        bridge = ("bridge", dram[1], "in" if u[0] == "dram" else "out")
+                        served.append((bridge, _Bridge(self.host_bridge_bytes_s), 1.0))
+                        bott = min(bott, self.host_bridge_bytes_s)
+            r = (path, lat, bott, tuple(edges), tuple(served))
             self._routes[key] = r
         return r
+
+    def _link(self, env: simpy.Environment, e: tuple, bytes_s: float) -> FluidShare | PriorityLink:
+        if env is not self._env:  # links belong to one simulation clock
+            self._env = env
+            self._links = {}
+        link = self._links.get(e)
+        if link is None:
+            if self.writeback_share is None:
+                link = link_share(env, bytes_s, True)
+            else:
+                link = PriorityLink(env, bytes_s, writeback_share=self.writeback_share)
+            self._links[e] = link
+        return link
+
+    def _serve(self, env: simpy.Environment, e: tuple, bytes_s: float, nbytes: float, write: bool) -> simpy.Event:
+        link = self._link(env, e, bytes_s)
+        if isinstance(link, PriorityLink):
+            return link.serve(nbytes, "write" if write else "read")
+        return link.serve(nbytes)
+
+    def estimate_s(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
+                   lanes: int = 1) -> float:
+        """Seconds a foreground transfer starting now would take if the links kept their current
+        state: path latency + bytes / the smallest share it would get (no jitter drawn, nothing
+        accounted). The load-or-recompute choice uses it."""
+        if nbytes <= 0 or src == dst:
+            return 0.0
+        _p, lat, bott, _edges, served = self._route(src, dst, lanes)
+        if not self.contention:
+            return lat + nbytes / bott
+        worst = 0.0
+        for e, a, share in served:
+            link = self._links.get(e) if env is self._env else None
+            if link is None:
+                rate = a.bytes_s
+            elif isinstance(link, PriorityLink):
+                rate = link.rate_now("read")
+            else:
+                rate = link.rate_if_joined()
+            worst = max(worst, nbytes * share / rate)
+        return lat + worst
 
     def _account(self, edges, nbytes: float) -> None:
         self.transfers += 1
@@ -149,7 +214,7 @@ class Network:
         """Seconds to move `nbytes` (jitter and tail drawn, no contention); accounts the bytes."""
         if nbytes <= 0 or src == dst:
             return 0.0
-        _p, lat, bott, edges = self._route(src, dst, lanes)
+        _p, lat, bott, edges, _served = self._route(src, dst, lanes)
         self._account(edges, nbytes)
         lf, bf = self._factors()
         return lat * lf + nbytes / bott * bf
@@ -160,47 +225,31 @@ class Network:
         so its latency and jitter are irrelevant and not drawn."""
         if nbytes <= 0 or src == dst:
             return
-        edges = self._route(src, dst, lanes)[3]
-        self._account(edges, nbytes)
+        route = self._route(src, dst, lanes)
+        self._account(route[3], nbytes)
         if not self.contention:
             return
-        if env is not self._env:
-            self._env = env
-            self._links = {}
-        links = self._links
-        for e, a, share in edges:
-            link = links.get(e)
-            if link is None:
-                link = links[e] = link_share(env, a.bytes_s, True)
-            link.serve(nbytes * share)
+        for e, a, share in route[4]:
+            self._serve(env, e, a.bytes_s, nbytes * share, True)
 
     def transfer(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
                  lanes: int = 1) -> simpy.Event:
         """An event that fires when `nbytes` sent now from src have arrived at dst."""
         if nbytes <= 0 or src == dst:
             return env.timeout(0)
-        _p, lat, bott, edges = self._route(src, dst, lanes)
+        _p, lat, bott, edges, served = self._route(src, dst, lanes)
         self._account(edges, nbytes)
         lf, bf = self._factors()
         if not self.contention:
             return env.timeout(lat * lf + nbytes / bott * bf)
-        if env is not self._env:  # links belong to one simulation clock
-            self._env = env
-            self._links = {}
         done = env.event()
-        links = self._links
         size = nbytes * bf
 
         def finish(_e: simpy.Event) -> None:
             done.succeed()
 
         def start(_ev: simpy.Event | None = None) -> None:
-            evs = []
-            for e, a, share in edges:
-                link = links.get(e)
-                if link is None:
-                    link = links[e] = link_share(env, a.bytes_s, True)
-                evs.append(link.serve(size * share))
+            evs = [self._serve(env, e, a.bytes_s, size * share, False) for e, a, share in served]
             if len(evs) == 1:
                 evs[0].callbacks.append(finish)
             else:
@@ -217,8 +266,10 @@ class Network:
     def link_busy_s(self) -> dict[str, float]:
         """Summed busy seconds of the contended links, per class (0 without contention)."""
         out = {c: 0.0 for c in LINK_CLASSES}
-        for (u, v), link in self._links.items():
-            out[self.topo.edge(u, v).cls] += link.busy_time
+        for e, link in self._links.items():
+            if e[0] == "bridge":
+                continue
+            out[self.topo.edge(*e).cls] += link.busy_time
         return out
 
     def stats(self) -> dict:
@@ -230,3 +281,13 @@ class Network:
             "links_instantiated": len(self._links),
             "link_busy_s": self.link_busy_s(),
         }
+
+
+class _Bridge:
+    """Edge attributes of a node's host bridge (not a topology edge)."""
+
+    __slots__ = ("bytes_s",)
+    cls = "host_bridge"
+
+    def __init__(self, bytes_s: float) -> None:
+        self.bytes_s = bytes_s

@@ -135,6 +135,9 @@ class _Net:
     def transfer(self, env, src, dst, nbytes, lanes):
         return env.event()
 
+    def send(self, env, src, dst, nbytes, lanes):
+        pass
+
 
 @settings(max_examples=60, deadline=None)
 @given(

@@ -53,12 +53,30 @@ def test_three_requests_with_shared_prefix_exact_hits_and_ttft():
 def test_dram_hit_pays_the_load_time():
     # HBM holds 4 blocks: request 1 pushes request 0's blocks to DRAM; request 2 loads them back.
     w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4, 9]], [0, 10, 20])
-    res = run_single(_cfg(hbm_blocks=4), w, "lru", timing=True)
+    res = run_single(_cfg(hbm_blocks=4, **{"cache.load_overlap": "none"}), w, "lru", timing=True)
     assert res.hit_tokens[2].tolist() == [0, 64, 0]
     load = 10e-6 + 4 * BLOCK_BYTES / 25e9
     assert res.load_s[2] == pytest.approx(load, rel=1e-9)
     assert res.ttft_s[2] == pytest.approx(load + _prefill_s(16, 64), rel=1e-9)
     assert res.cache.dram.stats.hits == 4
+    assert res.io["tier_io"]["dram"]["read_bytes"] == 4 * BLOCK_BYTES
+    # layer-wise (32 layers): the prefill (longer than the load) waits only for the first layer
+    res = run_single(_cfg(hbm_blocks=4), w, "lru", timing=True)
+    assert res.ttft_s[2] == pytest.approx(load / 32 + _prefill_s(16, 64), rel=1e-9)
+    assert res.io["recomputed_prefixes"] == 0
+
+
+def test_slow_ssd_prefix_is_recomputed_not_loaded():
+    # HBM and DRAM hold 4 blocks each: request 0's blocks end on an SSD of 1 MB/s; loading 8 MiB would
+    # take ~8 s, recomputing 64 tokens well under a millisecond, so request 3 recomputes them.
+    w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [10, 11, 12, 13], [1, 2, 3, 4, 9]], [0, 10, 20, 30])
+    cfg = _cfg(hbm_blocks=4, dram_blocks=4, ssd_blocks=64, **{"hardware.ssd.bandwidth_gb_s": 0.001})
+    res = run_single(cfg, w, "lru", timing=True)
+    assert res.hit_tokens[3].tolist() == [0, 0, 64]  # the cache found them ...
+    assert res.io["recomputed_prefixes"] == 1 and res.io["recomputed_tokens"] == 64  # ... but they were recomputed
+    assert res.io["tier_io"]["ssd"]["read_bytes"] == 0
+    assert res.load_s[3] == 0
+    assert res.ttft_s[3] == pytest.approx(_prefill_s(80, 0), rel=1e-9)
 
 
 def test_decode_tpot_of_a_lone_request():

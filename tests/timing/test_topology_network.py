@@ -161,3 +161,40 @@ def test_background_send_slows_a_concurrent_transfer(topo):
     # ends at 2 s - 3 us; a's last 150 kB take 3 us alone: a ends at exactly 2 s after it started
     assert got["a"] == pytest.approx(2.0, rel=1e-9)
     assert net.stats()["link_busy_s"]["nic"] == pytest.approx(2.0, rel=1e-9)
+
+
+def test_write_back_yields_to_a_transfer_on_read_first_links(topo):
+    # As above, but the links give write-backs 10%: during a's 3 us latency the write-back has the NIC
+    # (150 kB done); then a gets 45 GB/s and finishes its 50 GB at 3e-6 + 50e9/45e9 after it started.
+    t = topo
+    env = simpy.Environment()
+    net = Network(t, contention=True, writeback_share=0.1)
+    net.send(env, t.gpu(0), t.eic(0), 50e9)
+    got = _timed(net, env, [("a", t.gpu(0), t.eic(0), 50e9, 0)])
+    assert got["a"] == pytest.approx(3e-6 + 50e9 / 45e9, rel=1e-9)
+
+
+def test_host_bridge_binds_concurrent_dram_loads(topo):
+    # Two GPUs of node 0 load 25 GB each from host DRAM (PCIe 25 GB/s each, 10 us). Bridge 30 GB/s:
+    # 15 GB/s each on the bridge -> 10 us + 25/15 s. Without a bridge: 10 us + 1 s.
+    t = topo
+    for bridge, want in ((30e9, 10e-6 + 25 / 15), (0.0, 10e-6 + 1.0)):
+        env = simpy.Environment()
+        net = Network(t, contention=True, host_bridge_bytes_s=bridge)
+        got = _timed(net, env, [(g, t.dram(0), t.gpu(g), 25e9, 0) for g in (0, 1)])
+        assert got[0] == pytest.approx(want, rel=1e-9) and got[1] == pytest.approx(want, rel=1e-9)
+        assert net.bytes_by_class["pcie"] == 50e9  # the bridge is not a link class: bytes counted once
+    # a GPU of node 1 does not cross node 0's bridge; an uncontended estimate sees the bridge as bottleneck
+    net = Network(t, contention=True, host_bridge_bytes_s=10e9)
+    assert net.estimate_s(simpy.Environment(), t.dram(1), t.gpu(8), 10e9) == pytest.approx(10e-6 + 1.0)
+
+
+def test_estimate_reflects_the_current_share(topo):
+    t = topo
+    env = simpy.Environment()
+    net = Network(t, contention=True, writeback_share=0.1)
+    assert net.estimate_s(env, t.eic(0), t.gpu(0), 50e9) == pytest.approx(3e-6 + 1.0)
+    net.transfer(env, t.eic(0), t.gpu(0), 500e9)  # a load in flight (still in its latency: not on the links)
+    env.run(until=1e-3)
+    # now on the path: a second load would get half of the GPU's 50 GB/s NIC
+    assert net.estimate_s(env, t.eic(0), t.gpu(0), 50e9) == pytest.approx(3e-6 + 2.0)

@@ -10,7 +10,12 @@ run come from ``sim.modes.pd.setup``.
 
 * **PD** (``PDSim``): a request is routed to a prefill replica
   (``pd.router``), loads whatever continues its HBM prefix from the node's
-  DRAM / the rack's EIC (``sim.cache.spill``), waits in the replica's queue,
+  DRAM / the rack's EIC (``sim.cache.spill``) - or recomputes it when that is
+  faster (``cache.load_policy``, ``sim.timing.load_policy``) - and waits in the
+  replica's queue from when the load is in, or with ``cache.load_overlap:
+  layerwise`` from when its prefill would no longer stall on it (estimated
+  when the load starts; a load slower than estimated does not hold the
+  prefill back),
   is prefilled in chunks (``sim.replica.scheduler``), has its KV moved to a decode
   replica (``pd.transfer``, ``sim.modes.pd.transfer``) and decodes there in a
   continuous batch (``sim.replica.engine``). TTFT ends when the KV is at the
@@ -54,7 +59,9 @@ from sim.replica.preemption import PREEMPTION
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler, TreeAdmission
 from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_router
+from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix
 from sim.timing.network import Network
+from sim.timing.node_io import PrefixLoad, all_done
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
 from trace.workload import Workload
@@ -80,6 +87,7 @@ class DeploymentResult:
     net: Network
     setup: PDSetup
     transfer: KVTransfer | None = None  # PD only
+    recomputed: tuple[int, int] = (0, 0)  # (prefixes, tokens) of cached parts recomputed, not loaded
 
 
 # ------------------------------------------------------------------ deployments
@@ -118,6 +126,9 @@ class _Deployment:
         self.trees: list[RadixTree] = []
         self.reqs: list[Req] = []
         self.finished = 0
+        self.layers = setup.spec.n_layers  # the prefill computes layer by layer (load overlap)
+        self.recomputed_prefixes = 0
+        self.recomputed_tokens = 0
 
     # ---------------------------------------------------------- memory
     def swap_s(self, eng: BatchingReplica, nbytes: float) -> tuple[float, float]:
@@ -166,14 +177,35 @@ class _Deployment:
         r.route_hbm = m
         g = self.prefill_gpu[w]
         nd, ne = self.lower.lookup(g, r.blocks, m, r.pos0)
-        if nd + ne:
+        choice = self._load_or_recompute(r, g, m, nd, ne) if nd + ne else None
+        if choice is not None and choice.parts_used > 1:
+            ne = ne if choice.parts_used > 2 else 0
             r.n_dram, r.n_eic = nd, ne
             r.lower_upto = m + nd + ne
             evs = self.lower.load(g, self.lanes, nd, ne)
-            ev = evs[0] if len(evs) == 1 else self.env.all_of(evs)
-            ev.callbacks.append(lambda _e: self._ready(r))
+            ld = PrefixLoad(self.env, choice, all_done(self.env, evs), self.layers, self.cfg.cache.load_overlap)
+            ready = ld.ready()
+            assert ready is not None
+            ready.callbacks.append(lambda _e: self._ready(r))
         else:
             self._ready(r)
+
+    def _load_or_recompute(self, r: Req, g: int, m: int, nd: int, ne: int) -> LoadChoice:
+        """How much of the cached prefix to use (cache.load_policy): parts_used 1 = HBM only,
+        2 = + the DRAM blocks, 3 = + the EIC blocks; the rest is recomputed."""
+        bt, cap = self.setup.block_tokens, r.inp - 1  # one token is always computed (PrefillScheduler)
+        th = min(m * bt, cap)
+        td = min((m + nd) * bt, cap) - th
+        te = min((m + nd + ne) * bt, cap) - th - td
+        est_d, est_e = self.lower.load_estimates_s(g, self.lanes, nd, ne)
+        parts = [PrefixPart(max(0, th)), PrefixPart(max(0, td), est_d), PrefixPart(max(0, te), est_e)]
+        c = self.cfg.cache
+        choice = choose_prefix(parts, r.inp, self.step.prefill_s, layers=self.layers, overlap=c.load_overlap,
+                               policy=c.load_policy)
+        if choice.recomputed:
+            self.recomputed_prefixes += 1
+            self.recomputed_tokens += choice.recomputed_tokens
+        return choice
 
     def _ready(self, r: Req) -> None:
         r.t_ready = self.env.now
@@ -303,7 +335,8 @@ class PDSim(_Deployment):
     def _result(self, wall: float) -> DeploymentResult:
         return DeploymentResult("pd", self.w, self.reqs, self.env.now, wall,
                                 {"prefill": self.prefill_replicas, "decode": self.decode}, self.trees, self.lower,
-                                self.net, self.setup, transfer=self.transfer)
+                                self.net, self.setup, transfer=self.transfer,
+                                recomputed=(self.recomputed_prefixes, self.recomputed_tokens))
 
 
 class _DecodeHooks:
@@ -379,7 +412,8 @@ class ColocatedSim(_Deployment):
 
     def _result(self, wall: float) -> DeploymentResult:
         return DeploymentResult("colocated", self.w, self.reqs, self.env.now, wall,
-                                {"colocated": self.prefill_replicas}, self.trees, self.lower, self.net, self.setup)
+                                {"colocated": self.prefill_replicas}, self.trees, self.lower, self.net, self.setup,
+                                recomputed=(self.recomputed_prefixes, self.recomputed_tokens))
 
 
 DEPLOYMENTS: dict[str, type[_Deployment]] = {"pd": PDSim, "colocated": ColocatedSim}

@@ -1,0 +1,90 @@
+"""Load a cached prefix from a lower tier, or recompute it: whichever gives the earlier first token.
+
+A request's cached prefix is split by where its blocks are, in lookup order:
+HBM first (already on the GPU, always used), then the lower tiers (host
+DRAM, SSD, EIC, remote...). A prefix must be contiguous, so the only
+choices are cut points at those boundaries: use the HBM part and the first
+``k`` lower parts, recompute the rest with the new tokens.
+
+``cache.load_policy``:
+
+* ``always``: use every cached part (load all of it).
+* ``faster``: for every cut estimate the time from now to "prefill done"
+  (``sim.timing.overlap.prefill_done_s`` with ``cache.load_overlap``) and
+  take the smallest; ties go to loading (the later cut: loading spends no
+  GPU time). The load time of a cut is the largest of its parts' estimates:
+  the parts come from different tiers over different links and load
+  concurrently. A part's estimate is made by the mode from the link's
+  current state (bytes / the share a transfer would get now + latency,
+  ``sim.timing.priority_link.estimate_s``), so a congested SSD link makes
+  its part look slow; later arrivals are not foreseen.
+
+The prefill cost is a callable ``prefill_s(new_tokens, cached_tokens)`` -
+the step model's ``StepModel.prefill_s`` or ``sim.timing.compute.prefill_time_s``
+bound to a deployment.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sim.timing.overlap import prefill_done_s
+
+LoadPolicy = Literal["always", "faster"]
+LOAD_POLICIES: tuple[LoadPolicy, ...] = ("always", "faster")
+
+
+@dataclass(frozen=True)
+class PrefixPart:
+    """Cached prefix tokens held by one tier and the estimated seconds to bring them to HBM."""
+
+    tokens: int
+    load_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadChoice:
+    parts_used: int  # leading parts used, the HBM part included (>= 1)
+    tokens_used: int  # cached tokens used
+    recomputed_tokens: int  # cached tokens of the parts not used (recomputed with the new ones)
+    load_s: float  # estimated load time of the parts used (0 when only HBM is used)
+    prefill_s: float  # estimated prefill of the tokens not used
+    done_s: float  # estimated seconds from now to "prefill done"
+
+    @property
+    def recomputed(self) -> bool:
+        """A cached prefix part was recomputed instead of loaded."""
+        return self.recomputed_tokens > 0
+
+
+def choose_prefix(parts: Sequence[PrefixPart], input_tokens: int, prefill_s: Callable[[int, int], float], *,
+                  layers: int, overlap: str = "layerwise", policy: str = "faster",
+                  start_s: float = 0.0) -> LoadChoice:
+    """How many leading cached tokens to use (see the module docstring).
+
+    ``parts[0]`` is the HBM part (its load_s is ignored: it is on the GPU).
+    ``start_s``: seconds from now before the GPU could start the prefill
+    (0 = at once). Parts' tokens must sum to at most ``input_tokens``.
+    """
+    if not parts:
+        raise ValueError("parts must contain at least the HBM part (tokens may be 0)")
+    if policy not in LOAD_POLICIES:
+        raise ValueError(f"unknown load policy {policy!r} (known: {', '.join(LOAD_POLICIES)})")
+    total = sum(p.tokens for p in parts)
+    if total > input_tokens or any(p.tokens < 0 or p.load_s < 0 for p in parts):
+        raise ValueError(f"cached parts ({total} tokens) must be >= 0 and within the input ({input_tokens})")
+    best: LoadChoice | None = None
+    cuts = range(len(parts), 0, -1) if policy == "faster" else (len(parts),)
+    for k in cuts:  # from "load everything" down: on a tie the earlier (more loading) cut stays
+        used = sum(p.tokens for p in parts[:k])
+        load = max((p.load_s for p in parts[1:k] if p.tokens > 0), default=0.0)
+        pre = prefill_s(input_tokens - used, used)
+        done = prefill_done_s(load, pre, layers, overlap, start_s)
+        if best is None or done < best.done_s:
+            best = LoadChoice(k, used, total - used, load, pre, done)
+    assert best is not None
+    return best
+
+
+__all__ = ["LOAD_POLICIES", "LoadChoice", "LoadPolicy", "PrefixPart", "choose_prefix"]

@@ -1,0 +1,130 @@
+"""A storage or PCIe link with two traffic classes: foreground reads and background write-backs.
+
+Both classes are processor-sharing servers (``sim.timing.fluid.FluidShare``):
+no per-byte events, one event per arrival and per departure. Within a class
+the active transfers split the class's bandwidth equally. Between the
+classes the split is a fixed priority share, ``cache.writeback_share`` = w:
+
+* reads active and writes active: reads share ``(1 - w) x read bandwidth``,
+  writes share ``w x write bandwidth``;
+* only one class active: it has the link to itself (its full bandwidth).
+
+Read and write bandwidth differ on real devices (an NVMe drive writes at
+about half its read rate), so each class has its own figure. A change in one
+class (an arrival, a departure) re-times the other at the same instant.
+
+The share models a device or driver that favours reads (NVMe weighted
+round-robin arbitration, an I/O scheduler's read priority) while write-backs
+still progress, so they never starve - which is why w must lie strictly
+between 0 and 1. With ``contention=False`` every transfer gets its class's
+full bandwidth (the uncontended what-if).
+
+``through(...)``: a transfer that crosses several links (a GPU's PCIe link
+and then the node's host bridge) is served on all of them at once and ends
+when the last one has delivered it - the same approximation as
+``sim.timing.network.Network.transfer``. It is not max-min fair: a transfer
+held back by one link still takes its equal share of the others, so
+contention on the non-binding link is slightly overstated.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import simpy
+
+from sim.timing.fluid import FluidShare
+
+Direction = Literal["read", "write"]
+
+
+class PriorityLink:
+    """One link: ``read`` and ``write`` processor-sharing classes with a write-back share."""
+
+    def __init__(self, env: simpy.Environment, read_bytes_s: float, write_bytes_s: float = 0.0, *,
+                 writeback_share: float = 0.1, contention: bool = True) -> None:
+        if read_bytes_s <= 0:
+            raise ValueError(f"read bandwidth must be positive, got {read_bytes_s}")
+        if not 0.0 < writeback_share < 1.0:
+            raise ValueError(f"writeback_share must be in (0, 1), got {writeback_share}")
+        self.env = env
+        self.read_bytes_s = float(read_bytes_s)
+        self.write_bytes_s = float(write_bytes_s) if write_bytes_s > 0 else float(read_bytes_s)
+        self.share = float(writeback_share)
+        self.contention = contention
+        self.read = FluidShare(env, self._read_rate)
+        self.write = FluidShare(env, self._write_rate)
+        self.read.on_change = self.write.retime
+        self.write.on_change = self.read.retime
+        self.bytes = {"read": 0.0, "write": 0.0}
+
+    def _read_rate(self, n: int, _load: float) -> float:
+        bw = self.read_bytes_s * (1.0 - self.share) if self.write.active else self.read_bytes_s
+        return bw / n if self.contention else self.read_bytes_s
+
+    def _write_rate(self, n: int, _load: float) -> float:
+        bw = self.write_bytes_s * self.share if self.read.active else self.write_bytes_s
+        return bw / n if self.contention else self.write_bytes_s
+
+    def cls(self, direction: Direction) -> FluidShare:
+        return self.read if direction == "read" else self.write
+
+    def serve(self, nbytes: float, direction: Direction = "read") -> simpy.Event:
+        """An event that fires when `nbytes` of this class have crossed the link."""
+        self.bytes[direction] += max(0.0, nbytes)
+        return self.cls(direction).serve(nbytes)
+
+    def rate_now(self, direction: Direction = "read") -> float:
+        """Bytes/s a transfer of this class starting now would get (the share it would have now)."""
+        if not self.contention:
+            return self.read_bytes_s if direction == "read" else self.write_bytes_s
+        if direction == "read":
+            bw = self.read_bytes_s * (1.0 - self.share) if self.write.active else self.read_bytes_s
+            return bw / (self.read.active + 1)
+        bw = self.write_bytes_s * self.share if self.read.active else self.write_bytes_s
+        return bw / (self.write.active + 1)
+
+    @property
+    def active(self) -> int:
+        return self.read.active + self.write.active
+
+    @property
+    def busy_time(self) -> float:
+        """Seconds at least one class was active (an upper bound on the union: the classes
+        overlap, so this is the larger of the two)."""
+        return max(self.read.busy_time, self.write.busy_time)
+
+
+Hop = tuple[PriorityLink, Direction]
+
+
+def through(env: simpy.Environment, hops: Sequence[Hop], nbytes: float, latency_s: float = 0.0) -> simpy.Event:
+    """A transfer of `nbytes` over every hop at once after `latency_s`; fires when all have served it."""
+    done = env.event()
+    if nbytes <= 0 or not hops:
+        done.succeed()
+        return done
+
+    def finish(_e: simpy.Event) -> None:
+        done.succeed()
+
+    def start(_e: simpy.Event | None = None) -> None:
+        evs = [link.serve(nbytes, d) for link, d in hops]
+        (evs[0] if len(evs) == 1 else env.all_of(evs)).callbacks.append(finish)
+
+    if latency_s > 0:
+        env.timeout(latency_s).callbacks.append(start)
+    else:
+        start()
+    return done
+
+
+def estimate_s(hops: Sequence[Hop], nbytes: float, latency_s: float = 0.0) -> float:
+    """Time a transfer starting now would take if every hop kept its current state:
+    latency + bytes / the smallest share it would get on any hop. 0 bytes -> 0."""
+    if nbytes <= 0 or not hops:
+        return 0.0
+    return latency_s + nbytes / min(link.rate_now(d) for link, d in hops)
+
+
+__all__ = ["Direction", "Hop", "PriorityLink", "estimate_s", "through"]
