@@ -35,6 +35,7 @@ ALIASES = {"policies[].metrics": "metrics", "routers[].metrics": "metrics", "col
 _BOUNDS = "oracle.pools[].tiers[].bounds"
 NAMED = {
     "metrics.tiers": "<tier>",
+    "metrics.tier_io": "<tier>",
     "metrics.transfers.by_link_bytes": "<link>",
     "metrics.transfers.by_move_blocks": "<move>",
     "metrics.hit_rate_by_location": "<location>",
