@@ -124,6 +124,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
             iteration_ms=res.iteration_ms, preemptions=int(res.preemptions),
+            **res.io,  # tier_io (bytes actually moved per tier), recomputed_prefixes, recomputed_tokens
         )
         m["network"]["ttft_network_share"] = float(np.nansum(res.net_s) / tt) if tt > 0 else None
     else:
