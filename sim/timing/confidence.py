@@ -62,14 +62,20 @@ MATCHES = ("gpu+model+tp", "gpu+model", "gpu", "model")
 _OWN = MATCHES[:2]
 
 
-@lru_cache(maxsize=4)
 def _points(path: str) -> tuple[tuple[Point, ...], str]:
-    """The table's rows and "" - or no rows and why (absent or unreadable file)."""
+    """The table's rows and "" - or no rows and why (absent or unreadable file). Read once per version."""
     p = Path(path)
-    if not p.is_file():
-        return (), f"no published points available ({p.name} not found)"
     try:
-        return tuple(load_points(p)), ""
+        st = p.stat()
+    except OSError:
+        return (), f"no published points available ({p.name} not found)"
+    return _read(str(p), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _read(path: str, _mtime_ns: int, _size: int) -> tuple[tuple[Point, ...], str]:
+    try:
+        return tuple(load_points(path)), ""
     except InputError as e:
         return (), f"no published points available ({e})"
 
