@@ -14,7 +14,7 @@ from sim.cli.common import (
     progress_cb,
     split_list,
 )
-from sim.cli.tables import ms, pd_table, policy_table, router_table
+from sim.cli.tables import ms, pd_table, policy_table, router_table, run_notes
 
 
 def add_parser(sub) -> None:
@@ -65,6 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(router_table(report))
     if not report.get("routers") or len(report.get("policies", [])) > 1:
         console.print(policy_table(report))
+    for line in run_notes(report):
+        console.print(line, highlight=False)
     for p in report.get("policies", []):
         u = p["metrics"].get("prefill_utilization")
         if u is not None and u > 0.9:
@@ -115,6 +117,8 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
         sh = p["metrics"]["ttft_breakdown_ms"]["mean_share"]
         parts = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sh.items())
         console.print(f"{p['name']}: mean TTFT {ms(p['metrics']['ttft_ms']['mean'])} ms = {parts}")
+    for line in run_notes(report):
+        console.print(line, highlight=False)
     kt = report["metrics"].get("kv_transfer") or {}
     if kt:
         loc = ", ".join(f"{k.replace('_', ' ')} {v['requests']:,}" for k, v in kt["by_locality"].items())

@@ -51,6 +51,36 @@ def policy_table(report: dict):
     return t
 
 
+def run_notes(report: dict) -> list[str]:
+    """The lines under a run's main table: per headline run (each PD deployment) the iteration time, the
+    recomputed prefixes and the TTFT split queue vs service; then the latency confidence."""
+    lines = []
+    runs = report.get("policies", [])
+    if report.get("mode") != "pd":
+        runs = runs[:1]
+    for p in runs:
+        m = p["metrics"]
+        it = m.get("iteration_ms")
+        if not it:
+            continue
+        pools = {k: v["iteration_ms"] for k, v in (m.get("pools") or {}).items() if v.get("iteration_ms")}
+        if len(pools) > 1:
+            its = ", ".join(f"{k} {ms(v['p50'])}" for k, v in pools.items())
+            it_s = f"iteration p50 {its} ms"
+        else:
+            it_s = f"iteration p50 {ms(it['p50'])} ms (p99 {ms(it['p99'])})"
+        rec = m.get("recomputed_prefixes")
+        rec_s = f"; recomputed prefixes {rec:,} ({m.get('recomputed_tokens', 0):,} tokens)" if rec is not None else ""
+        bd = m.get("ttft_breakdown_ms") or {}
+        q = bd.get("queue_share")
+        split = f"; TTFT {100 * q:.0f}% queue / {100 * bd['service_share']:.0f}% service" if q is not None else ""
+        lines.append(f"{p['name']}: {it_s}{rec_s}{split}")
+    conf = report.get("confidence")
+    if conf:
+        lines.append(f"Latency confidence: {conf['summary']}")
+    return lines
+
+
 def router_table(report: dict):
     """Cluster mode: one row per router (hit rate by location, TTFT, skew, speed)."""
     from rich.table import Table

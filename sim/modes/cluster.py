@@ -7,7 +7,9 @@ Two replay paths share the cache hierarchy (``ClusterCache``), the network
   -> router -> cached prefix served into the worker's HBM from wherever it
   lives (peer HBM over NVLink, host DRAM over PCIe, the rack's EIC pool or
   another rack's over RDMA, remote SSD), one network transfer per source,
-  in parallel, with jitter/tail/contention -> the worker's replica
+  in parallel, with jitter/tail/contention - or, part by part, recomputed
+  when that gives the earlier first token (``sim.modes.cluster_io``:
+  cache.load_policy, cache.load_overlap) -> the worker's replica
   (``sim.replica``, as on one node: chunked prefill sharing iterations with
   the decode batch, at most compute.max_num_seqs requests, a KV token pool,
   compute.preemption) -> first token when the last chunk is done -> new
@@ -44,6 +46,7 @@ from sim.cache.unbounded import Unbounded
 from sim.config import Config
 from sim.engine.choice import resolve_engine
 from sim.engine.cluster_cache import CompiledClusterCache
+from sim.modes.cluster_io import ClusterIO
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY, AccessContext, Policy
@@ -109,6 +112,7 @@ class ClusterResult:
     decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
     iteration_ms: dict | None = None  # p50/p90/p99/mean of the replicas' iteration times (timed)
     preemptions: int = 0
+    io: dict = field(default_factory=dict)  # ClusterIO.summary(): tier_io bytes, recomputed prefixes (timed runs)
 
 
 def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[int, int], float]:
@@ -349,12 +353,17 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
 
+    layout = setup.layout
+    io = ClusterIO(env, net, block_bytes=bb, lanes=lanes, layers=node.spec.n_layers, policy=cfg.cache.load_policy,
+                   overlap=cfg.cache.load_overlap, prefill_s=prefill)
+
     def background(moves) -> None:
         # Links are full duplex and requests only ever wait for reads towards a GPU, so a
         # write-back moving *towards* EIC/DRAM (GPU -> EIC, GPU -> DRAM, DRAM -> EIC) crosses
         # only link directions no awaited transfer uses: it cannot delay anyone and its bytes
         # are just counted. EIC -> SSD spills leave the pool through the same ToR port and rack
         # uplink that EIC reads (local and cross-rack) use, so they load those links.
+        io.count_background(moves)
         for (src, dst), nb in moves.items():
             if src[0] == "eic":
                 net.send(env, src, dst, nb * bb, lanes)
@@ -378,14 +387,20 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         tok = trim_tokens(cnt, bt, int(inp[i]))
         hb[i] = cnt
         ht[i] = tok
-        cached_tok[i] = sum(tok)
         background(bg)
         if not crit:
+            cached_tok[i] = sum(tok)
             loaded(i)
             return
-        evs = [net.transfer(env, src, dst, nb * bb, lanes) for (src, dst), nb in crit.items()]
-        ev = evs[0] if len(evs) == 1 else env.all_of(evs)
-        ev.callbacks.append(lambda _e: loaded(i))
+        # Load each lower part or recompute it (cache.load_policy); join the replica when the load is
+        # in, or layer-wise as soon as the prefill would no longer stall on it (cache.load_overlap).
+        ld = io.start_load(layout.rack(wk), tok, crit, int(inp[i]))
+        cached_tok[i] = ld.choice.tokens_used
+        ready = ld.ready()
+        if ready is None:
+            loaded(i)
+        else:
+            ready.callbacks.append(lambda _e: loaded(i))
 
     def loaded(i: int) -> None:
         now = env.now
@@ -433,3 +448,4 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
     res.iteration_ms = workers.hist.summary_ms()
     res.preemptions = workers.preemptions()
+    res.io = io.summary()

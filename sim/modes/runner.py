@@ -9,6 +9,7 @@ from sim.config import Config
 from sim.errors import InputError
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
+from sim.timing.confidence import for_run
 from trace.workload import LoadStats, Workload
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -79,7 +80,7 @@ def run_single_mode(
         "single", cfg, w, runs,
         wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
         load_stats=load_stats.to_dict() if load_stats else None,
-        extra={"timing": timing},
+        extra={"timing": timing, "confidence": for_run(cfg, timing)},
     )
 
 
@@ -136,7 +137,8 @@ def run_cluster_mode(
         "cluster", cfg, w, runs,
         wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
         load_stats=load_stats.to_dict() if load_stats else None,
-        extra={"timing": timing, "router": routers[0], "routers": by_router, "topology": topo.summary()},
+        extra={"timing": timing, "router": routers[0], "routers": by_router, "topology": topo.summary(),
+               "confidence": for_run(cfg, timing)},
     )
 
 

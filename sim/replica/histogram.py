@@ -11,6 +11,7 @@ by one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -85,4 +86,12 @@ class IterationHistogram:
                 "p99": self.quantile(0.99) * 1e3, "mean": self.sum_s / self.total * 1e3}
 
 
-__all__ = ["IterationHistogram"]
+def merged_summary_ms(hists: Iterable[IterationHistogram]) -> dict[str, float]:
+    """``summary_ms`` of several replicas' iterations together (a PD pool, a deployment)."""
+    total = IterationHistogram()
+    for h in hists:
+        total.merge(h)
+    return total.summary_ms()
+
+
+__all__ = ["IterationHistogram", "merged_summary_ms"]

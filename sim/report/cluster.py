@@ -21,7 +21,7 @@ import numpy as np
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import Config
-from sim.report.schema import dist_ms
+from sim.report.schema import dist_ms, ttft_breakdown
 
 
 def _skew(values: np.ndarray) -> dict[str, float | int | None]:
@@ -121,9 +121,12 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
         m.update(
             ttft_ms=dist_ms(ttft), tpot_ms=dist_ms(tpot), e2e_ms=dist_ms(res.e2e_s),
             load_ms=dist_ms(res.net_s), queue_ms=dist_ms(res.queue_s), prefill_ms=dist_ms(res.prefill_s),
+            ttft_breakdown_ms=ttft_breakdown({"load": res.net_s, "queue": res.queue_s, "prefill": res.prefill_s},
+                                             ttft),
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
             iteration_ms=res.iteration_ms, preemptions=int(res.preemptions),
+            **res.io,  # tier_io (bytes actually moved per tier), recomputed_prefixes, recomputed_tokens
         )
         m["network"]["ttft_network_share"] = float(np.nansum(res.net_s) / tt) if tt > 0 else None
     else:

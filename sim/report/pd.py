@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from sim.config import Config
-from sim.report.schema import dist_ms
+from sim.replica.histogram import merged_summary_ms
+from sim.report.schema import dist_ms, ttft_breakdown
 
 
 def _arr(reqs, name: str, dtype=float) -> np.ndarray:
@@ -71,10 +72,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
     # additive: load + queue + prefill + decode_wait + transfer = TTFT
     parts = {"load": t_ready - t_arr, "queue": t_pstart - t_ready, "prefill": t_pend - t_pstart,
              "decode_wait": decode_wait, "transfer": exposed}
-    mean_ttft = float(np.mean(ttft)) if n else 0.0
-    breakdown = {k: dist_ms(v) for k, v in parts.items()}
-    breakdown["mean_share"] = {k: (float(np.mean(v)) / mean_ttft if mean_ttft > 0 else 0.0)
-                               for k, v in parts.items()}
+    breakdown = ttft_breakdown(parts, ttft)
 
     hit_hbm = _arr(reqs, "hit_hbm", np.int64)
     hit_low = _arr(reqs, "hit_low", np.int64)
@@ -112,6 +110,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
             "mean_decode_batch": (dtok / it) if it and dtok else 0.0,
             "max_decode_batch": int(max((e.stats.max_batch_seen for e in replicas), default=0)),
             "decode_kv_peak_tokens": int(max((getattr(e.mem, "peak", 0) for e in replicas), default=0)),
+            "iteration_ms": merged_summary_ms(e.hist for e in replicas),
         }
     preempted = _arr(reqs, "preempted", np.int64)
     m: dict[str, Any] = {
@@ -122,6 +121,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "tpot_ms": dist_ms(tpot),
         "e2e_ms": dist_ms(e2e),
         "ttft_breakdown_ms": breakdown,
+        "iteration_ms": merged_summary_ms(e.hist for e in all_replicas),
         "throughput_tokens_s": float((inp.sum() + out.sum()) / span_d),
         "throughput_req_s": float(n / span_d),
         "slo_attainment": float(ok.sum() / n_all),

@@ -30,6 +30,27 @@ def dist_ms(seconds: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
+# TTFT parts spent waiting for a GPU (the rest is service: loading, computing, transferring)
+WAITING_PARTS = ("queue", "decode_wait")
+
+
+def ttft_breakdown(parts: dict[str, np.ndarray], ttft: np.ndarray) -> dict[str, Any]:
+    """The additive parts of TTFT (seconds per request, summing to `ttft`) as dists in ms, each part's share
+    of the mean TTFT, and the two shares every mode reports alike: ``queue_share`` (waiting for a GPU:
+    the ``WAITING_PARTS``) and ``service_share`` (the rest)."""
+    t = np.asarray(ttft, dtype=float)
+    ok = np.isfinite(t)
+    mean_ttft = float(t[ok].mean()) if ok.any() else 0.0
+    out: dict[str, Any] = {k: dist_ms(v) for k, v in parts.items()}
+    share = {k: (float(np.mean(np.asarray(v, dtype=float)[ok])) / mean_ttft if mean_ttft > 0 else 0.0)
+             for k, v in parts.items()}
+    out["mean_share"] = share
+    queue = sum(v for k, v in share.items() if k in WAITING_PARTS)
+    out["queue_share"] = queue if mean_ttft > 0 else None
+    out["service_share"] = 1.0 - queue if mean_ttft > 0 else None
+    return out
+
+
 def workload_summary(w: Workload) -> dict[str, Any]:
     return {
         "name": w.name,

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import Config
-from sim.report.schema import dist_ms
+from sim.report.schema import dist_ms, ttft_breakdown
 
 
 def single_metrics(res, cfg: Config) -> dict[str, Any]:
@@ -74,6 +74,8 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
             load_ms=dist_ms(res.load_s),
             queue_ms=dist_ms(res.queue_s),
             prefill_ms=dist_ms(res.prefill_s),
+            ttft_breakdown_ms=ttft_breakdown({"load": res.load_s, "queue": res.queue_s, "prefill": res.prefill_s},
+                                             ttft),
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
             gpu_decode_busy_share=float(np.mean(res.busy_s.get("decode", [0.0])) / sim_t),

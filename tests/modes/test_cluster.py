@@ -13,7 +13,6 @@ from sim.config import load_config
 from sim.modes.cluster import run_cluster
 from sim.modes.runner import run_mode
 from sim.report.cluster import cluster_metrics
-from sim.routing.base import Router as ClusterRouter
 from sim.routing.cluster import LoadIndex
 from sim.routing.registry import scope
 from sim.timing.step_cost import StepModel
@@ -27,6 +26,10 @@ CLUSTER_ROUTERS, ROUTERS = scope("cluster"), scope("node")  # the one registry, 
 BLOCK_BYTES = 16 * 131072  # llama-3-8b fp16, 16-token blocks: 2 MiB
 GiB = 1024**3
 EIC, REIC = LOC_NAMES.index("local_eic"), LOC_NAMES.index("remote_eic")
+# Tests of transfer times load every cached part and wait for it whole (under the step model recomputing
+# a few blocks costs no more than the weight read the new tokens pay anyway; the load step's own tests
+# are in test_cluster_io.py).
+LOAD_ALL = {"cache.load_policy": "always", "cache.load_overlap": "none"}
 
 
 def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):
@@ -48,35 +51,20 @@ def _prefill_s(new, cached):
     return StepModel.from_config(_cfg()).prefill_s(new, cached)
 
 
-@pytest.fixture
-def fixed_router(monkeypatch):
-    """A test router sending request i to FIXED[i]."""
-
-    class Fixed(ClusterRouter):
-        name = "fixed"
-        plan: list[int] = []
-
-        def choose(self, req, blocks, session):
-            return self.plan[req]
-
-    monkeypatch.setitem(CLUSTER_ROUTERS, "fixed", Fixed)
-    return Fixed
-
-
 @pytest.mark.slow
 def test_prefix_only_in_rack_eic_hits_there_and_pays_eic_latency(fixed_router):
     # w0 computes [1..4]; w0's next request evicts them (HBM = 4 blocks, no DRAM) into rack 0's EIC;
     # then w8 (other node, same rack) asks for [1..4, 9]: 4 blocks from the local EIC pool.
     w = _workload([[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4, 9]], [0, 10, 20])
     fixed_router.plan = [0, 0, 8]
-    res = run_cluster(_cfg(), w, "lru", "fixed", timing=True)
+    res = run_cluster(_cfg(**LOAD_ALL), w, "lru", "fixed", timing=True)
     assert res.hit_tokens[2].tolist() == [0, 0, 0, 64, 0, 0]
     assert res.hit_tokens[:2].sum() == 0
     net = 3e-6 + 4 * BLOCK_BYTES / 50e9  # EIC latency + 4 blocks over the 50 GB/s NIC
     assert res.net_s[2] == pytest.approx(net, rel=1e-9)
     assert res.ttft_s[2] == pytest.approx(net + _prefill_s(16, 64), rel=1e-9)
     assert res.net_s[:2].tolist() == [0, 0]
-    m = cluster_metrics(res, _cfg())
+    m = cluster_metrics(res, _cfg(**LOAD_ALL))
     assert m["hit_rate_by_location"]["local_eic"] == pytest.approx(64 / (64 + 64 + 80))
     assert sum(m["hit_rate_by_location"].values()) == pytest.approx(m["hit_rate"])
     # bytes: 4 victims written GPU0 -> EIC, 4 blocks read EIC -> GPU8, 1 victim of w8 already in EIC
@@ -90,7 +78,7 @@ def test_other_racks_eic_only_with_cross_rack_lookup(fixed_router):
     fixed_router.plan = [0, 0, 16]  # the third request lands in rack 1
     off = run_cluster(_cfg(), w, "lru", "fixed", timing=True)
     assert off.hit_tokens[2].sum() == 0
-    on = run_cluster(_cfg(**{"cluster.cross_rack_lookup": "true"}), w, "lru", "fixed", timing=True)
+    on = run_cluster(_cfg(**{"cluster.cross_rack_lookup": "true"}, **LOAD_ALL), w, "lru", "fixed", timing=True)
     assert on.hit_tokens[2, REIC] == 64
     assert on.net_s[2] == pytest.approx(15e-6 + 4 * BLOCK_BYTES / 50e9, rel=1e-9)
     assert on.network.bytes_by_class["spine"] == 2 * 4 * BLOCK_BYTES  # up rack 1's uplink, down rack 0's
@@ -100,7 +88,7 @@ def test_lookup_order_peer_hbm_then_dram(fixed_router):
     # w1 is w0's NVLink peer: it reads [1..4] from w0's HBM. Later w0 evicts them to DRAM (write-back)
     w = _workload([[1, 2, 3, 4], [1, 2, 3, 4, 5], [6, 7, 8, 9], [1, 2, 10]], [0, 10, 20, 30])
     fixed_router.plan = [0, 1, 0, 2]
-    cfg = _cfg(hbm_blocks=4, dram_blocks=16, eic_blocks=0)
+    cfg = _cfg(hbm_blocks=4, dram_blocks=16, eic_blocks=0, **LOAD_ALL)
     res = run_cluster(cfg, w, "lru", "fixed", timing=True)
     loc = {n: k for k, n in enumerate(LOC_NAMES)}
     assert res.hit_tokens[1, loc["peer_hbm"]] == 64

@@ -13,12 +13,11 @@ import statistics
 import pytest
 
 from sim.config.models import model_spec
+from sim.timing.confidence import MAX_TARGET_PCT, MEDIAN_TARGET_PCT
 from sim.timing.validation import Point, error_pct, load_points, predict_ms
 from tests.conftest import ROOT
 
 TABLE = ROOT / "tests" / "validation" / "published.csv"
-MEDIAN_TARGET_PCT = 15.0
-MAX_TARGET_PCT = 35.0
 
 
 @pytest.fixture(scope="module")

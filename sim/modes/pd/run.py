@@ -13,6 +13,7 @@ from sim.modes.pd.setup import prepare
 from sim.modes.pd.simulator import simulate
 from sim.report.pd import comparison, deployment_metrics
 from sim.report.schema import build_report
+from sim.timing.confidence import confidence
 
 
 def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = True, load_stats=None,
@@ -32,7 +33,7 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
     m_pd = deployment_metrics(res, cfg, rejected)
     runs = [("pd", m_pd)]
     extra: dict[str, Any] = {"pd_layout": prep.setup.layout(), "eviction_policy": policy,
-                             "rejected": prep.rejected_info()}
+                             "rejected": prep.rejected_info(), "confidence": confidence(cfg)}
     sim_time = res.sim_time_s
     if baseline:
         col = simulate("colocated", cfg, prep, policy, progress=progress)
