@@ -10,9 +10,10 @@ from pathlib import Path
 from sim.cli.common import EXIT_OK, add_config_args, load_cfg, make_console, split_list
 
 DESCRIPTION = """\
-Fit the step-cost model's efficiencies (compute: gemm_efficiency, gemm_half_tokens, attn_efficiency,
-hbm_efficiency, comm_efficiency, comm_latency_us, iteration_overhead_ms) to measured points by least
-squares on log(predicted / measured), print the residuals and write a profile overlay for `run --profile`.
+Fit the step-cost model's figures (compute: gemm_efficiency, gemm_efficiency_fp8, ridge_softness,
+attn_efficiency, hbm_efficiency, comm_efficiency, comm_latency_us, layer_overhead_us,
+iteration_overhead_ms) to measured points by least squares on log(predicted / measured), print the
+residuals and write a profile overlay for `run --profile`.
 Only the parameters the points identify are fitted (--fit to choose); the rest keep the config's values.
 
 Point files (--format, default: detected):
@@ -27,10 +28,10 @@ Point files (--format, default: detected):
               length. Step point: the median of all inter-token latencies, at batch = max_concurrency (or
               Little's law: sum of request latencies / duration) and context = mean(input + output/2).
   vidur       Vidur profiling files in Vidur's data/profiling layout: <gpu>/<model>/mlp.csv (per layer,
-              the non-attention ops: GEMMs + element-wise, which the step-cost linear term stands for;
-              fits gemm_efficiency, gemm_half_tokens, hbm_efficiency) and network/<gpu>_<box>/all_reduce.csv
-              (comm_efficiency, comm_latency_us). GPU and model come from the directory names when they
-              name presets (else --gpu / --model).
+              the four projection GEMMs, which the step-cost linear term stands for; fits
+              gemm_efficiency, ridge_softness, hbm_efficiency, layer_overhead_us) and
+              network/<gpu>_<box>/all_reduce.csv (comm_efficiency, comm_latency_us). GPU and model come
+              from the directory names when they name presets (else --gpu / --model).
 """
 
 

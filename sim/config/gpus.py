@@ -25,6 +25,18 @@ class GpuSpec:
     nvlink_gb_s: float = 0.0
 
 
+
+def intra_node_link_gb_s(configured: float, gpu: GpuSpec, pcie_gb_s: float = 0.0) -> float:
+    """GPU <-> GPU bandwidth inside a node, GB/s per direction.
+
+    ``configured`` (``network.nvlink_bandwidth_gb_s``) when > 0; else the GPU's
+    own NVLink figure, which datasheets quote as the bidirectional total (H100
+    900 -> 450 each way, A100 600 -> 300); else, for GPUs without NVLink
+    (L40S, RTX 4090), ``pcie_gb_s``, the PCIe link figure (0 = unknown).
+    """
+    return configured if configured > 0 else (gpu.nvlink_gb_s / 2.0 if gpu.nvlink_gb_s > 0 else pcie_gb_s)
+
+
 GPUS: dict[str, GpuSpec] = {
     # NVIDIA H100 Tensor Core GPU datasheet, SXM5 column: 80 GB HBM3, 3.35 TB/s,
     # BF16/FP16 1,979 TFLOPS *with sparsity* -> 989 dense; FP8 3,958 sparse ->

@@ -288,6 +288,10 @@ _PRESET_CONFIGS: dict[str, dict[str, Any]] = {
     # meta-llama/Llama-2-13b-hf
     "llama-2-13b": dict(num_hidden_layers=40, hidden_size=5120, num_attention_heads=40, num_key_value_heads=40,
                         intermediate_size=13824, vocab_size=32000, max_position_embeddings=4096),
+    # codellama/CodeLlama-34b-hf config.json (vocab 32000; Vidur's profile pads it to 32768, which only
+    # its embedding sees)
+    "codellama-34b": dict(num_hidden_layers=48, hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                          intermediate_size=22016, vocab_size=32000, max_position_embeddings=16384),
     # meta-llama/Llama-2-70b-hf
     "llama-2-70b": dict(num_hidden_layers=80, hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
                         intermediate_size=28672, vocab_size=32000, max_position_embeddings=4096),

@@ -26,6 +26,7 @@ RENAMED: dict[str, str] = {
     "compute.mfu": "compute.gemm_efficiency",
     "compute.decode_overhead_ms": "compute.iteration_overhead_ms",
     "compute.max_batch_size": "compute.max_num_seqs",
+    "compute.gemm_half_tokens": "compute.ridge_softness",
     "pd.preemption": "compute.preemption",
 }
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
@@ -99,13 +100,15 @@ class ComputeCfg(_Section):
     """The step-cost model's figures (sim.timing.step_cost; sources in config.yaml)."""
 
     dtype: Literal["fp16", "fp8"] = "fp16"
-    gemm_efficiency: float = Field(0.64, gt=0, le=1)
-    gemm_half_tokens: float = Field(156.0, ge=0)
+    gemm_efficiency: float = Field(0.74, gt=0, le=1)
+    gemm_efficiency_fp8: float = Field(0.60, gt=0, le=1)
+    ridge_softness: float = Field(0.84, ge=0, le=1)
     attn_efficiency: float = Field(0.45, gt=0, le=1)
-    hbm_efficiency: float = Field(0.52, gt=0, le=1)
-    comm_efficiency: float = Field(0.72, gt=0, le=1)
-    comm_latency_us: float = Field(23.0, ge=0)
-    iteration_overhead_ms: float = Field(1.0, ge=0)
+    hbm_efficiency: float = Field(0.82, gt=0, le=1)
+    comm_efficiency: float = Field(0.78, gt=0, le=1)
+    comm_latency_us: float = Field(29.0, ge=0)
+    layer_overhead_us: float = Field(112.0, ge=0)
+    iteration_overhead_ms: float = Field(0.0, ge=0)
     max_num_seqs: int = Field(256, ge=1)
     max_num_batched_tokens: int = Field(8192, ge=1)
     preemption: Literal["recompute", "swap"] = "recompute"
@@ -143,7 +146,7 @@ class ClusterCfg(_Section):
 
 
 class NetworkCfg(_Section):
-    nvlink_bandwidth_gb_s: float = Field(450, gt=0)  # per direction
+    nvlink_bandwidth_gb_s: float = Field(0, ge=0)  # per direction; 0 = the GPU's NVLink total / 2
     nvlink_latency_us: float = Field(1, ge=0)
     nic_bandwidth_gb_s: float = Field(50, gt=0)
     rack_latency_us: float = Field(3, ge=0)

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.config.gpus import gpu_spec
+from sim.config.gpus import gpu_spec, intra_node_link_gb_s
 from sim.config.models import model_spec
 from sim.errors import InputError
 from sim.timing.points import Deployment, TimingPoint
-from sim.timing.step_cost import ACT_BYTES, StepModel, StepParams, linear_params
+from sim.timing.step_cost import ACT_BYTES, BOUNDED_0_1, StepModel, StepParams, is_efficiency, linear_params
+from sim.timing.validation import itl_s
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.config import Config
@@ -33,10 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
 PARAMS = tuple(f.name for f in fields(StepParams))
 # Efficiencies first (the figures a profile is about), fixed costs after: when two parameters explain
 # the same residuals, the earlier one is fitted and the later one keeps its value.
-PRIORITY = ("gemm_efficiency", "hbm_efficiency", "attn_efficiency", "comm_efficiency",
-            "iteration_overhead_ms", "gemm_half_tokens", "comm_latency_us")
-# Perturbation size of the >= 0 parameters whose value may be 0 (their units: tokens, us, ms).
-TYPICAL = {"gemm_half_tokens": 64.0, "comm_latency_us": 10.0, "iteration_overhead_ms": 1.0}
+PRIORITY = ("gemm_efficiency", "gemm_efficiency_fp8", "hbm_efficiency", "attn_efficiency", "comm_efficiency",
+            "iteration_overhead_ms", "ridge_softness", "layer_overhead_us", "comm_latency_us")
+# Perturbation size of the parameters whose value may be 0 (their units: -, us, us, ms).
+TYPICAL = {"ridge_softness": 0.5, "comm_latency_us": 10.0, "layer_overhead_us": 10.0, "iteration_overhead_ms": 1.0}
 MIN_SENSITIVITY = 1e-3   # RMS d log(time) / d log(param) under which the points do not see a parameter
 MIN_INDEPENDENCE = 0.05  # share of a sensitivity vector not explained by the ones picked before
 
@@ -50,7 +51,7 @@ class Basis:
     """The figures efficiencies are fractions of; the overlay records them so it stays self-consistent."""
 
     hbm_bandwidth_gb_s: float   # 0 = the GPU's datasheet figure
-    link_bandwidth_gb_s: float  # per direction (network.nvlink_bandwidth_gb_s)
+    link_bandwidth_gb_s: float  # per direction (network.nvlink_bandwidth_gb_s; 0 = each GPU's NVLink / 2)
     compute_dtype: str
     weight_dtype: str
     kv_dtype: str
@@ -58,15 +59,17 @@ class Basis:
 
 def basis_of(cfg: Config, gpu: str) -> Basis:
     same_gpu = gpu_spec(cfg.hardware.gpu).name == gpu_spec(gpu).name
-    return Basis(cfg.hardware.hbm.bandwidth_gb_s if same_gpu else 0.0, cfg.network.nvlink_bandwidth_gb_s,
-                 cfg.compute.dtype, cfg.model.weight_dtype, cfg.model.kv_dtype)
+    link = intra_node_link_gb_s(cfg.network.nvlink_bandwidth_gb_s, gpu_spec(gpu),
+                                cfg.hardware.dram.bandwidth_gb_s)
+    return Basis(cfg.hardware.hbm.bandwidth_gb_s if same_gpu else 0.0, link if same_gpu else
+                 cfg.network.nvlink_bandwidth_gb_s, cfg.compute.dtype, cfg.model.weight_dtype, cfg.model.kv_dtype)
 
 
 def model_for(dep: Deployment, basis: Basis, params: StepParams) -> StepModel:
     wdt = dep.dtype or basis.weight_dtype
-    cdt = ("fp8" if wdt == "fp8" else "fp16") if dep.dtype else basis.compute_dtype
+    cdt = dep.compute_dtype or (("fp8" if wdt == "fp8" else "fp16") if dep.dtype else basis.compute_dtype)
     return StepModel(model_spec(dep.model), gpu_spec(dep.gpu), params, tp=dep.tp, pp=dep.pp or 1,
-                     compute_dtype=cdt, weight_dtype=wdt, kv_dtype=basis.kv_dtype,
+                     compute_dtype=cdt, weight_dtype=wdt, kv_dtype=dep.kv_dtype or basis.kv_dtype,
                      hbm_bandwidth_gb_s=basis.hbm_bandwidth_gb_s, link_bandwidth_gb_s=basis.link_bandwidth_gb_s)
 
 
@@ -81,8 +84,11 @@ def _step(m: StepModel, p: TimingPoint) -> float:
 
 
 def _linear(m: StepModel, p: TimingPoint) -> float:
-    # Every layer of a dense model has the same shape, so one layer's GEMMs are its share of the linear weights.
-    return m.iteration(decode_batch=p.tokens).linear_s * p.layer_params / linear_params(m.spec)[0]
+    # Every layer of a dense model has the same shape, so one layer's GEMMs are its share of the linear weights;
+    # the per-layer fixed cost is one layer's.
+    fixed = m.spec.n_layers * m.params.layer_overhead_us * 1e-6
+    lin = m.iteration(decode_batch=p.tokens).linear_s - fixed
+    return lin * p.layer_params / linear_params(m.spec)[0] + fixed / m.spec.n_layers
 
 
 def _allreduce(m: StepModel, p: TimingPoint) -> float:
@@ -96,8 +102,12 @@ def _allreduce(m: StepModel, p: TimingPoint) -> float:
     return c1 + (c2 - c1) * (p.message_bytes / token_bytes - 1.0)
 
 
+def _itl(m: StepModel, p: TimingPoint) -> float:
+    return itl_s(m, p.prompt_tokens, p.cached_tokens, p.batch, p.context, p.output_tokens)
+
+
 PREDICT: dict[str, Callable[[StepModel, TimingPoint], float]] = {
-    "prefill": _prefill, "step": _step, "linear": _linear, "allreduce": _allreduce,
+    "prefill": _prefill, "step": _step, "itl": _itl, "linear": _linear, "allreduce": _allreduce,
 }
 
 
@@ -126,7 +136,7 @@ def sensitivities(points: Sequence[TimingPoint], params: StepParams, basis: Basi
     for n in PARAMS:
         v = getattr(params, n)
         step = max(abs(v), TYPICAL.get(n, 0.0)) * 0.01
-        up = v + step if not n.endswith("_efficiency") or v + step <= 1 else v - step
+        up = v + step if not (is_efficiency(n) or n in BOUNDED_0_1) or v + step <= 1 else v - step
         moved = np.log(predict(points, _with(params, [n], [up]), basis))
         out[n] = (moved - base) / ((up - v) / max(abs(v), TYPICAL.get(n, 0.0)))
     return out
@@ -220,9 +230,9 @@ def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None 
     before = predict(pts, start, basis)
     if not names:
         return FitResult(pts, basis, [], list(PARAMS), start, start, meas, before, before, True)
-    eff = [n.endswith("_efficiency") for n in names]
+    eff = [is_efficiency(n) for n in names]
     lo = np.array([1e-6 if e else 0.0 for e in eff])
-    hi = np.array([1.0 if e else np.inf for e in eff])
+    hi = np.array([1.0 if e or n in BOUNDED_0_1 else np.inf for n, e in zip(names, eff, strict=True)])
     x0 = np.clip([getattr(start, n) for n in names], lo, hi)
     scale = np.array([max(abs(v), TYPICAL.get(n, 0.1)) for n, v in zip(names, x0, strict=True)])
 

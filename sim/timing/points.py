@@ -8,8 +8,9 @@ compared with (``sim.timing.calibrate.predict``):
   ``StepModel.prefill_s``);
 * ``step``: a decode-only iteration of ``batch`` requests reading ``batch x
   context`` KV tokens (``StepModel.iteration_s(decode_batch, decode_kv_tokens)``);
-* ``linear``: the non-attention operators (GEMMs + element-wise) of one
-  transformer layer for ``tokens`` tokens (Vidur ``mlp.csv``): the model's
+* ``itl``: the mean inter-token latency of ``batch`` concurrent requests of
+  ``prompt_tokens`` in / ``output_tokens`` out (``sim.timing.validation.itl_s``);
+* ``linear``: the projection GEMMs of one transformer layer for ``tokens`` tokens (Vidur ``mlp.csv``): the model's
   linear term scaled by the layer's share ``layer_params`` of its linear weights;
 * ``allreduce``: one TP all-reduce of ``message_bytes`` over ``tp`` GPUs
   (Vidur ``all_reduce.csv``).
@@ -33,7 +34,7 @@ from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
 from sim.errors import InputError
 
-KINDS = ("prefill", "step", "linear", "allreduce")
+KINDS = ("prefill", "step", "itl", "linear", "allreduce")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Deployment:
     tp: int = 0
     pp: int = 0
     dtype: str = ""   # weight dtype; "" = the config's model.weight_dtype
+    kv_dtype: str = ""       # "" = the config's model.kv_dtype
+    compute_dtype: str = ""  # GEMM dtype; "" = fp8 with fp8 weights, else fp16 (the config's when dtype is "")
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,9 @@ class TimingPoint:
     measured_s: float
     prompt_tokens: int = 0    # prefill
     cached_tokens: int = 0    # prefill
-    batch: int = 0            # prefill: chunks in the iteration; step: decode batch
-    context: float = 0.0      # step: mean KV tokens per request
+    batch: int = 0            # prefill: chunks in the iteration; step: decode batch; itl: concurrent requests
+    context: float = 0.0      # step, itl: mean KV tokens per request
+    output_tokens: int = 0    # itl: output tokens per request
     tokens: int = 0           # linear: tokens through the layer
     layer_params: float = 0.0  # linear: weights of the measured GEMMs (one layer, all TP shards)
     hidden: int = 0           # linear: the measured layer's width (checked against the model)
@@ -71,6 +75,8 @@ class TimingPoint:
             return f"{what} x{self.batch} {on}"
         if self.kind == "step":
             return f"step batch {self.batch} ctx {self.context:,.0f} {on}"
+        if self.kind == "itl":
+            return f"itl C={self.batch} {self.prompt_tokens}/{self.output_tokens} {on}"
         if self.kind == "linear":
             return f"linear {self.tokens} tok {on}"
         return f"all-reduce {self.message_bytes / 2**20:,.3g} MiB {on}"
@@ -262,8 +268,8 @@ def _vllm_run(run: dict, where: str) -> list[TimingPoint]:
 
 def read_vidur(path: Path) -> list[TimingPoint]:
     """Vidur profiles in its data/profiling layout, parsed by sim.timing.vidur_profiles:
-    ``<root>/<gpu>/<model>/mlp.csv`` -> one linear point per row (median ms of the layer's non-attention ops,
-    vidur_profiles.LAYER_OPS: GEMMs and element-wise, which the step-cost linear term stands for; the GPU from
+    ``<root>/<gpu>/<model>/mlp.csv`` -> one linear point per row (median ms of the layer's
+    projection GEMMs, vidur_profiles.LAYER_OPS, which the step-cost linear term stands for; the GPU from
     the directory, the model too when it names a preset) and ``<root>/network/<gpu>_<system>/all_reduce.csv``
     -> one allreduce point per row with >= 2 workers (median ms)."""
     from sim.timing import vidur_profiles as vp

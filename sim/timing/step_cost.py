@@ -6,29 +6,39 @@ cache) and a decode batch of ``B`` requests (one token each) that reads ``K``
 KV tokens in total; ``T = sum n_i + B`` tokens go through the linear layers.
 The time is the sum of four terms (README "Step-cost model"):
 
-* **linear**: per GPU, the larger of the GEMM compute and the weight read::
+* **linear**: per GPU, the GEMM compute and the weight read, combined by a
+  softened roofline, plus a fixed cost per layer::
 
-      compute = 2 x P_active_lin x T / tp / (peak x eff(T)),  eff(T) = gemm_efficiency x T / (T + gemm_half_tokens)
+      compute = 2 x P_active_lin x T / tp / (peak x eff)     eff = gemm_efficiency (gemm_efficiency_fp8 for FP8 GEMMs)
       memory  = weight bytes read(T) / tp / (HBM bw x hbm_efficiency)
+      linear  = (compute^(1/s) + memory^(1/s))^s + n_layers x layer_overhead_us,   s = ridge_softness
 
-  ``eff(T)`` is the small-GEMM roll-off: at ``gemm_half_tokens`` tokens the
-  GEMMs reach half of ``gemm_efficiency``. Equivalently compute =
-  ``2 P (T + gemm_half_tokens) / (tp peak gemm_efficiency)``. Every layer of a
-  model has the same shape, so the sum over layers of the per-layer maximum is
-  the maximum of the sums (DeepSeek-V3's 3 dense layers in front of 58 MoE
-  layers are averaged in; a <1% effect).
+  ``s = 0`` is the plain roofline ``max(compute, memory)``, ``s = 1`` their
+  sum. Near the ridge point (T of a few hundred tokens) measured GEMMs are
+  slower than the max: weight streaming and tensor-core work do not overlap
+  fully (Vidur's mlp.csv: Llama-2-7B on H100 at 256 tokens takes 0.26 ms per
+  layer where the max of the ideal times is 0.12). Far from the ridge either
+  term dominates and the rest vanishes, so decode at small batches is the
+  weight read and big prefills the compute. ``layer_overhead_us`` is what a
+  layer costs with (almost) no work: kernel launches and small-kernel ramp,
+  separate from the bandwidth so ``hbm_efficiency`` is a bandwidth. Every
+  layer of a model has the same shape, so per-layer sums equal the sum of
+  the whole model (DeepSeek-V3's 3 dense layers in front of 58 MoE layers are
+  averaged in; a <1% effect).
 * **attention**: prefill ``4 x n_layers x attn_hidden x n x (c + n/2) / tp``
-  FLOPs at ``peak x attn_efficiency`` (QK^T and AV, 2 FLOPs per multiply-add;
-  a new token sees the ``c`` cached tokens and on average half of the ``n``
-  new ones); decode reads the batch's KV: ``K x KV bytes per token per GPU /
+  FLOPs at the BF16/FP16 peak x ``attn_efficiency`` (QK^T and AV, 2 FLOPs per
+  multiply-add; a new token sees the ``c`` cached tokens and on average half
+  of the ``n`` new ones; attention kernels run in BF16 also when the GEMMs
+  are FP8); decode reads the batch's KV: ``K x KV bytes per token per GPU /
   (HBM bw x hbm_efficiency)``, linear in ``K``.
 * **communication**: two ring all-reduces per layer when ``tp > 1``, each
   ``comm_latency_us + 2 (tp-1)/tp x T x hidden x 2 bytes / (link x
   comm_efficiency)``; with ``pp > 1``, ``pp - 1`` hand-offs of ``T x hidden x
-  2`` bytes (activations are BF16 even with FP8 GEMMs). The link is
-  ``network.nvlink_bandwidth_gb_s``, the per-direction figure.
+  2`` bytes (activations are BF16 even with FP8 GEMMs). The link is the
+  per-direction intra-node bandwidth (``sim.config.gpus.intra_node_link_gb_s``:
+  ``network.nvlink_bandwidth_gb_s``, 0 = the GPU's own NVLink figure / 2).
 * **overhead**: ``iteration_overhead_ms`` per iteration (scheduling,
-  sampling, kernel launches).
+  sampling, the CPU side of an engine step).
 
 Pipeline stages run one after another for one batch, so an iteration crosses
 every layer; pp only adds hand-offs (no micro-batch overlap is modelled).
@@ -58,7 +68,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.config.gpus import GpuSpec, gpu_spec
+from sim.config.gpus import GpuSpec, gpu_spec, intra_node_link_gb_s
 from sim.config.kv_sizes import dtype_bytes, kv_bytes_per_token
 from sim.config.models import ModelSpec, model_spec
 from sim.errors import InputError
@@ -68,26 +78,37 @@ if TYPE_CHECKING:  # pragma: no cover
     from sim.config.schema import ComputeCfg
 
 ACT_BYTES = 2.0  # BF16 activations on the wire (TP all-reduce, PP hand-off), also under FP8 GEMMs
+BOUNDED_0_1 = ("ridge_softness",)  # StepParams fields in [0, 1] that are not efficiencies
+
+
+def is_efficiency(name: str) -> bool:
+    """A StepParams field that is a fraction in (0, 1] of a datasheet figure."""
+    return "_efficiency" in name
 
 
 @dataclass(frozen=True)
 class StepParams:
     """Efficiencies of the step-cost model (config ``compute:`` keys of the same names)."""
 
-    gemm_efficiency: float        # (0,1] fraction of dense peak FLOP/s large linear layers reach
-    gemm_half_tokens: float       # >= 0: tokens per iteration at which linear efficiency is half of gemm_efficiency
-    attn_efficiency: float        # (0,1] fraction of peak FLOP/s prefill attention reaches
+    gemm_efficiency: float        # (0,1] fraction of dense BF16/FP16 peak FLOP/s large linear layers reach
+    gemm_efficiency_fp8: float    # (0,1] the same for FP8 GEMMs, a fraction of the FP8 peak
+    ridge_softness: float         # [0,1] how compute and weight read combine: 0 = max (roofline), 1 = sum
+    attn_efficiency: float        # (0,1] fraction of BF16/FP16 peak FLOP/s prefill attention reaches
     hbm_efficiency: float         # (0,1] fraction of datasheet HBM bandwidth weight and KV reads reach
     comm_efficiency: float        # (0,1] fraction of intra-node link bandwidth a TP all-reduce reaches
-    comm_latency_us: float        # >= 0, fixed cost per all-reduce / PP hand-off
-    iteration_overhead_ms: float  # >= 0, per iteration: scheduling, sampling, kernel launches
+    comm_latency_us: float        # >= 0 us, fixed cost per all-reduce / PP hand-off
+    layer_overhead_us: float      # >= 0 us per layer per iteration: launches and small-kernel time not hidden
+    iteration_overhead_ms: float  # >= 0 ms per iteration: scheduling, sampling, the engine's CPU side
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise InputError(f"must be a finite number (got {v!r})", where=f"compute.{f.name}")
-            if f.name.endswith("_efficiency"):
+            if f.name in BOUNDED_0_1:
+                if not 0 <= v <= 1:
+                    raise InputError(f"must be in [0, 1] (got {v!r})", where=f"compute.{f.name}")
+            elif is_efficiency(f.name):
                 if not 0 < v <= 1:
                     raise InputError(f"must be in (0, 1] (got {v!r})", where=f"compute.{f.name}")
             elif v < 0:
@@ -124,6 +145,18 @@ def peak_flops(gpu: GpuSpec, dtype: str = "fp16") -> float:
     return gpu.fp16_tflops * 1e12
 
 
+def soft_max(a, b, softness: float):
+    """(a^(1/s) + b^(1/s))^s element-wise for a, b >= 0: s = 0 is max(a, b), s = 1 is a + b.
+
+    Written as hi x (1 + (lo/hi)^(1/s))^s so no power of a time in seconds under- or overflows.
+    """
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    if softness <= 0:
+        return hi
+    ratio = np.divide(lo, hi, out=np.zeros_like(hi, dtype=np.float64), where=hi > 0)
+    return hi * (1.0 + ratio ** (1.0 / softness)) ** softness
+
+
 def linear_params(spec: ModelSpec) -> tuple[float, float, float, float]:
     """(active linear params, non-expert linear params, one routed expert's params over all MoE layers, E).
 
@@ -149,29 +182,35 @@ class StepModel:
 
     def __init__(self, spec: ModelSpec, gpu: GpuSpec, params: StepParams, *, tp: int = 1, pp: int = 1,
                  compute_dtype: str = "fp16", weight_dtype: str = "fp16", kv_dtype: str = "fp16",
-                 hbm_bandwidth_gb_s: float = 0.0, link_bandwidth_gb_s: float = 450.0) -> None:
+                 hbm_bandwidth_gb_s: float = 0.0, link_bandwidth_gb_s: float = 0.0) -> None:
         if int(tp) != tp or tp < 1:
             raise InputError(f"tp must be an integer >= 1 (got {tp!r})", where="model.tp")
         if int(pp) != pp or pp < 1:
             raise InputError(f"pp must be an integer >= 1 (got {pp!r})", where="model.pp")
-        if link_bandwidth_gb_s <= 0:
-            raise InputError(f"must be > 0 (got {link_bandwidth_gb_s!r})", where="network.nvlink_bandwidth_gb_s")
+        if link_bandwidth_gb_s < 0:
+            raise InputError(f"must be >= 0 (got {link_bandwidth_gb_s!r})", where="network.nvlink_bandwidth_gb_s")
         self.spec, self.gpu, self.params = spec, gpu, params
         self.tp, self.pp = int(tp), int(pp)
         self.compute_dtype, self.weight_dtype, self.kv_dtype = compute_dtype, weight_dtype, kv_dtype
         p = params
         self._peak = peak_flops(gpu, compute_dtype)
+        fp8 = self._peak != peak_flops(gpu, "fp16")
+        gemm_eff = p.gemm_efficiency_fp8 if fp8 else p.gemm_efficiency
         hbm = (hbm_bandwidth_gb_s or gpu.hbm_bandwidth_gb_s) * 1e9 * p.hbm_efficiency
         wb = dtype_bytes(weight_dtype, where="model.weight_dtype")
         active, nonexpert, expert, E = linear_params(spec)
         self._E, self._k = E, float(spec.experts_per_token)
-        # seconds per token of GEMM compute, and its fixed part (the half-efficiency tokens)
-        self._flop_s = 2.0 * active / (self.tp * self._peak * p.gemm_efficiency)
+        self._flop_s = 2.0 * active / (self.tp * self._peak * gemm_eff)  # seconds of GEMM compute per token
         self._w_fixed_s = nonexpert * wb / self.tp / hbm        # weight read that every iteration pays
         self._w_expert_s = expert * wb / self.tp / hbm           # per distinct routed expert touched
         self._kv_s = kv_bytes_per_token(spec, kv_dtype, self.tp, 1) / hbm  # per KV token read (all layers)
-        self._attn_flop_s = 4.0 * spec.n_layers * spec.attn_hidden / (self.tp * self._peak * p.attn_efficiency)
-        link = link_bandwidth_gb_s * 1e9 * p.comm_efficiency
+        self._attn_flop_s = 4.0 * spec.n_layers * spec.attn_hidden / (self.tp * peak_flops(gpu) * p.attn_efficiency)
+        self._layers_s = spec.n_layers * p.layer_overhead_us * 1e-6
+        link_gb_s = intra_node_link_gb_s(link_bandwidth_gb_s, gpu)
+        if link_gb_s <= 0 and (self.tp > 1 or self.pp > 1):
+            raise InputError(f"{gpu.name} has no NVLink figure: set the GPU-to-GPU link bandwidth",
+                             where="network.nvlink_bandwidth_gb_s")
+        link = (link_gb_s or 1.0) * 1e9 * p.comm_efficiency  # (unused at tp = pp = 1)
         lat = p.comm_latency_us * 1e-6
         n_ar = 2 * spec.n_layers if self.tp > 1 else 0
         self._comm_fixed_s = n_ar * lat + (self.pp - 1) * lat
@@ -181,16 +220,19 @@ class StepModel:
     @classmethod
     def from_config(cls, cfg: Config) -> StepModel:
         c, m = cfg.compute, cfg.model
-        return cls(model_spec(m.name), gpu_spec(cfg.hardware.gpu), step_params(c), tp=m.tp, pp=m.pp,
+        gpu = gpu_spec(cfg.hardware.gpu)
+        return cls(model_spec(m.name), gpu, step_params(c), tp=m.tp, pp=m.pp,
                    compute_dtype=c.dtype, weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype,
                    hbm_bandwidth_gb_s=cfg.hardware.hbm.bandwidth_gb_s,
-                   link_bandwidth_gb_s=cfg.network.nvlink_bandwidth_gb_s)
+                   link_bandwidth_gb_s=intra_node_link_gb_s(cfg.network.nvlink_bandwidth_gb_s, gpu,
+                                                            cfg.hardware.dram.bandwidth_gb_s))
 
     # ------------------------------------------------------------ terms (element-wise on arrays)
 
     def _linear(self, T):
         read = self._w_fixed_s + (self._w_expert_s * distinct_experts(self._E, self._k, T) if self._E else 0.0)
-        return np.where(T > 0, np.maximum(self._flop_s * (T + self.params.gemm_half_tokens), read), 0.0)
+        both = soft_max(self._flop_s * np.asarray(T, dtype=np.float64), read, self.params.ridge_softness)
+        return np.where(T > 0, both + self._layers_s, 0.0)
 
     def _comm(self, T):
         return np.where(T > 0, self._comm_fixed_s + self._comm_tok_s * T, 0.0)
@@ -248,5 +290,5 @@ class StepModel:
         return pre + steps * (a + b * inp) + b * steps * (steps + 1) / 2.0
 
 
-__all__ = ["StepBreakdown", "StepModel", "StepParams", "distinct_experts", "linear_params", "peak_flops",
-           "step_params"]
+__all__ = ["StepBreakdown", "StepModel", "StepParams", "distinct_experts", "is_efficiency", "linear_params",
+           "peak_flops", "soft_max", "step_params"]

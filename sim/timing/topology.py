@@ -28,7 +28,7 @@ across the spine when the racks differ.
 
 Edges and their link class (``cls``)::
 
-    gpu - nvsw   "nvlink"  network.nvlink_bandwidth_gb_s          per GPU
+    gpu - nvsw   "nvlink"  network.nvlink_bandwidth_gb_s (0 = GPU's) per GPU
     gpu - dram   "pcie"    hardware.dram.bandwidth_gb_s           per GPU
     gpu - tor    "nic"     network.nic_bandwidth_gb_s             per GPU
     dram - tor   "host_nic" network.nic_bandwidth_gb_s            per node (host memory <-> rack)
@@ -63,6 +63,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from sim.config.gpus import gpu_spec, intra_node_link_gb_s
 from sim.errors import InputError
 
 GB = 1e9  # bandwidths in config are GB/s (10^9 bytes/s)
@@ -115,7 +116,7 @@ class TopologySpec:
             eic_nodes_per_rack=c.eic_nodes_per_rack,
             eic_capacity_bytes=h.eic.capacity_gb * 1024**3,
             remote_ssd_capacity_bytes=c.remote_ssd_capacity_gb * 1024**3,
-            nvlink_bytes_s=n.nvlink_bandwidth_gb_s * GB,
+            nvlink_bytes_s=intra_node_link_gb_s(n.nvlink_bandwidth_gb_s, gpu_spec(h.gpu), h.dram.bandwidth_gb_s) * GB,
             nvlink_latency_s=n.nvlink_latency_us * US,
             pcie_bytes_s=h.dram.bandwidth_gb_s * GB,
             pcie_latency_s=h.dram.latency_us * US,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sim.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sim.timing.points import TimingPoint
     from sim.timing.step_cost import StepModel
 
 COLUMNS = ("id", "source_url", "source_table", "engine", "gpu", "model", "weight_dtype", "kv_dtype",
@@ -73,8 +74,8 @@ def _step_ms(p: Point, m: StepModel) -> float:
     return m.iteration_s(decode_batch=p.batch, decode_kv_tokens=float(p.batch * p.context)) * 1e3
 
 
-def _itl_ms(p: Point, m: StepModel) -> float:
-    """Steady-state inter-token latency of a continuous-batching engine under ``C`` concurrent requests.
+def itl_s(m: StepModel, prompt: int, cached: int, concurrency: int, context: float, output: int) -> float:
+    """Steady-state inter-token latency (s) of a continuous-batching engine under ``C`` concurrent requests.
 
     C requests decode, each holding ``context`` (= I + O/2 on average) KV
     tokens. While one request produces its O tokens, every other request
@@ -85,12 +86,30 @@ def _itl_ms(p: Point, m: StepModel) -> float:
 
         itl = (O x decode(C) + (C - 1) x [iteration(prefill I + decode C) - decode(C)]) / O
     """
-    c, o = p.concurrency, p.output_tokens
-    kv = float(c * p.context)
+    c, o = concurrency, output
+    kv = float(c * context)
     decode = m.iteration_s(decode_batch=c, decode_kv_tokens=kv)
-    mixed = m.iteration_s([(p.prompt_tokens - p.cached_tokens, p.cached_tokens)], decode_batch=c,
-                          decode_kv_tokens=kv)
-    return (o * decode + (c - 1) * (mixed - decode)) / o * 1e3
+    mixed = m.iteration_s([(prompt - cached, cached)], decode_batch=c, decode_kv_tokens=kv)
+    return (o * decode + (c - 1) * (mixed - decode)) / o
+
+
+def _itl_ms(p: Point, m: StepModel) -> float:
+    return itl_s(m, p.prompt_tokens, p.cached_tokens, p.concurrency, p.context, p.output_tokens) * 1e3
+
+
+def timing_points(points: Sequence[Point]) -> list[TimingPoint]:
+    """The rows as `calibrate timing` points (kinds prefill / step / itl), each on its own deployment."""
+    from sim.timing.points import Deployment, TimingPoint
+
+    kind = {"prefill_ms": "prefill", "step_ms": "step", "itl_ms": "itl"}
+    out = []
+    for p in points:
+        dep = Deployment(p.gpu, p.model, p.tp, p.pp, p.weight_dtype, p.kv_dtype, p.compute_dtype)
+        batch = p.concurrency if p.metric == "itl_ms" else p.batch
+        out.append(TimingPoint(kind[p.metric], f"published.csv: {p.id}", dep, p.measured_ms / 1e3,
+                               prompt_tokens=p.prompt_tokens, cached_tokens=p.cached_tokens, batch=batch,
+                               context=float(p.context), output_tokens=p.output_tokens))
+    return out
 
 
 METRICS: dict[str, Callable[[Point, StepModel], float]] = {
@@ -180,4 +199,5 @@ def error_pct(predicted_ms: float, measured_ms: float) -> float:
     return (predicted_ms - measured_ms) / measured_ms * 100.0
 
 
-__all__ = ["COLUMNS", "METRICS", "Point", "SPLITS", "config_step_model", "error_pct", "load_points", "predict_ms"]
+__all__ = ["COLUMNS", "METRICS", "Point", "SPLITS", "config_step_model", "error_pct", "itl_s", "load_points",
+           "predict_ms", "timing_points"]

@@ -41,7 +41,8 @@ def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):
         f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
         f"hardware.eic.capacity_gb={eic_blocks * BLOCK_BYTES / GiB}",
         f"cluster.remote_ssd_capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
-        "compute.gemm_efficiency=0.5", "compute.gemm_half_tokens=0", "cache.block_tokens=16",
+        "compute.gemm_efficiency=0.5", "compute.ridge_softness=0", "compute.layer_overhead_us=0",
+        "cache.block_tokens=16",
         "cluster.router=round_robin",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_config(overrides=sets)

@@ -11,8 +11,8 @@ from tests.conftest import MOONCAKE as TRACE
 from trace.workload import Workload
 
 # Llama-3-8B on one H100 (tp 1), the figures every expectation below is built from:
-# (step-cost model with gemm_half_tokens 0, GEMM and attention at 50% of peak, full HBM bandwidth, TP 1 = no
-# communication; see cfg below)
+# (step-cost model with ridge_softness 0, no layer cost, GEMM and attention at 50% of peak, full HBM bandwidth,
+# TP 1 = no communication; see cfg below)
 PARAMS = 8_030_261_248  # weights (HF config, exact)
 PLIN = PARAMS - 128_256 * 4096  # linear-layer weights: all but the input embedding table
 KV = 2 * 32 * 8 * 128 * 2  # bytes per token: K and V x 32 layers x 8 KV heads x 128 x fp16 = 131072
@@ -68,7 +68,8 @@ def cfg(**sets):
         "pd.kv_capacity_gb": 1, "cache.block_tokens": 16, "hardware.dram.capacity_gb": 0,
         "hardware.eic.capacity_gb": 0, "network.contention": False, "network.jitter_cv": 0,
         "pd.transfer": "push", "pd.layerwise": False, "compute.gemm_efficiency": 0.5,
-        "compute.gemm_half_tokens": 0, "compute.attn_efficiency": 0.5, "compute.hbm_efficiency": 1,
+        "compute.ridge_softness": 0, "compute.layer_overhead_us": 0, "compute.attn_efficiency": 0.5,
+        "compute.hbm_efficiency": 1,
         "compute.iteration_overhead_ms": 2, "hardware.hbm.bandwidth_gb_s": 0, "compute.max_num_seqs": 128,
     }
     base.update(sets)

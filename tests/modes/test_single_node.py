@@ -21,7 +21,8 @@ def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):
         f"hardware.ssd.capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
         "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10",
         "compute.gemm_efficiency=0.5", "compute.attn_efficiency=0.5",
-        "compute.gemm_half_tokens=0", "compute.iteration_overhead_ms=1", "compute.hbm_efficiency=1",
+        "compute.ridge_softness=0", "compute.layer_overhead_us=0", "compute.iteration_overhead_ms=1",
+        "compute.hbm_efficiency=1",
         "cluster.router=round_robin",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_config(overrides=sets)

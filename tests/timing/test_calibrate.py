@@ -16,8 +16,13 @@ from sim.timing.step_cost import StepModel, StepParams
 from tests.conftest import DATA, ROOT
 
 VIDUR = ROOT.parent / "shared" / "profiling" / "vidur"
-TRUTH = StepParams(gemm_efficiency=0.62, gemm_half_tokens=180.0, attn_efficiency=0.41, hbm_efficiency=0.87,
-                   comm_efficiency=0.55, comm_latency_us=22.0, iteration_overhead_ms=2.3)
+_SHIPPED = step_params(load_config())
+# gemm_efficiency_fp8 (no FP8 points) and layer_overhead_us (one model: collinear with iteration_overhead_ms,
+# which PRIORITY fits) are not identified by the synthetic points, so they keep the shipped values
+TRUTH = StepParams(gemm_efficiency=0.62, gemm_efficiency_fp8=_SHIPPED.gemm_efficiency_fp8, ridge_softness=0.6,
+                   attn_efficiency=0.41, hbm_efficiency=0.87, comm_efficiency=0.55, comm_latency_us=22.0,
+                   layer_overhead_us=_SHIPPED.layer_overhead_us, iteration_overhead_ms=2.3)
+NOT_IDENTIFIED = {"gemm_efficiency_fp8", "layer_overhead_us"}
 HEADER = ["gpu", "model", "tp", "prompt_tokens", "cached_tokens", "batch", "context", "measured_prefill_ms",
           "measured_step_ms"]
 
@@ -52,7 +57,7 @@ def test_synthetic_points_fit_back_to_the_efficiencies_they_came_from(tmp_path):
     pts = resolve(read_points(tmp_path / "p.csv"), None, None, None)
     assert len(pts) == 39 and {p.kind for p in pts} == {"prefill", "step"}
     res = fit(pts, load_config())
-    assert res.converged and sorted(res.fitted) == sorted(StepParams.__dataclass_fields__)
+    assert res.converged and set(res.fitted) == set(StepParams.__dataclass_fields__) - NOT_IDENTIFIED
     for name in res.fitted:
         assert getattr(res.after, name) == pytest.approx(getattr(TRUTH, name), rel=1e-3), name
     assert res.summary()["max_abs_err_after_pct"] < 1e-3
@@ -65,8 +70,11 @@ def test_step_points_alone_do_not_fit_prefill_or_comm_parameters(tmp_path):
     res = fit(pts, load_config())
     # tp 1 decode of <= 8 requests: linear layers are weight-read bound, no all-reduce, no prefill attention
     # (from batch ~32 up the GEMMs of TRUTH are compute bound and gemm_efficiency would be identified)
-    assert set(res.fitted) <= {"hbm_efficiency", "iteration_overhead_ms"} and "hbm_efficiency" in res.fitted
-    assert res.after.hbm_efficiency == pytest.approx(TRUTH.hbm_efficiency, rel=1e-3)
+    assert set(res.fitted) <= {"hbm_efficiency", "iteration_overhead_ms", "ridge_softness", "gemm_efficiency"}
+    assert "hbm_efficiency" in res.fitted
+    # within 0.5%: the GEMM compute of <= 8 tokens (~5% of the weight read) still enters through the softened
+    # roofline with the kept gemm_efficiency / ridge_softness, which differ from TRUTH's
+    assert res.after.hbm_efficiency == pytest.approx(TRUTH.hbm_efficiency, rel=5e-3)
     assert {"comm_efficiency", "comm_latency_us", "attn_efficiency"} <= set(res.kept)
     assert res.after.comm_efficiency == load_config().compute.comm_efficiency
 
@@ -88,10 +96,12 @@ def test_allreduce_prediction_is_the_step_models_communication_term():
     p = TimingPoint("allreduce", "x", dep, 1.0, message_bytes=T * 4096 * 2.0)
     comm = m.iteration(decode_batch=T).communication_s
     assert PREDICT["allreduce"](m, p) * 2 * 32 == pytest.approx(comm, rel=1e-12)
-    # hand-computed: 10 us + 2 (3/4) x 300 x 4096 x 2 B / (450 GB/s x 0.7)
+    # hand-computed: latency + 2 (3/4) x 300 x 4096 x 2 B / (450 GB/s x comm_efficiency); network 0 = the
+    # H100's own NVLink: 900 GB/s both ways -> 450 per direction
     c = cfg.compute
+    assert cfg.network.nvlink_bandwidth_gb_s == 0
     assert PREDICT["allreduce"](m, p) == pytest.approx(
-        c.comm_latency_us * 1e-6 + 1.5 * T * 4096 * 2 / (cfg.network.nvlink_bandwidth_gb_s * 1e9 * c.comm_efficiency))
+        c.comm_latency_us * 1e-6 + 1.5 * T * 4096 * 2 / (450e9 * c.comm_efficiency))
 
 
 def test_vllm_bench_json_converts_to_the_expected_points():
@@ -189,17 +199,11 @@ def test_vidur_h100_llama2_7b_mlp_fit():
     assert len(pts) == 1044 and {p.dep.gpu for p in pts} == {"h100-sxm"} and {p.dep.tp for p in pts} == {1, 2, 4, 8}
     res = fit(pts, load_config())
     s = res.summary()
-    assert sorted(res.fitted) == ["gemm_efficiency", "gemm_half_tokens", "hbm_efficiency"]
-    # measured when written (README "Calibrating the step model"): median |err| 16.5% -> 18.2%, RMS of the
-    # log error 0.32 -> 0.22 (the fit minimises the latter; one hbm_efficiency cannot serve TP 1 and TP 8)
-    assert s["median_abs_err_after_pct"] < 20.0
+    assert sorted(res.fitted) == ["gemm_efficiency", "hbm_efficiency", "layer_overhead_us", "ridge_softness"]
+    # one GPU and model: the fit is tighter than the shipped three-file fit (benchmarks/fit_step_cost.py stage
+    # "gemm", median |err| 3.2%), and it lowers what it minimises
+    assert s["median_abs_err_after_pct"] < 5.0
     assert rms_log(res.after_s, res.measured_s) <= rms_log(res.before_s, res.measured_s)
-    # the same optimum as the independent per-layer formula of sim.timing.step_fit (which set the defaults)
-    from sim.timing import step_fit, vidur_profiles
-
-    ref = step_fit.fit_linear(vidur_profiles.layer_points("h100", "llama-2-7b", root=VIDUR)).params
-    for name, value in ref.items():
-        assert getattr(res.after, name) == pytest.approx(value, rel=1e-6), name
     # a profile of another width is refused, not silently rescaled
     with pytest.raises(InputError, match="n_embd 4096 but llama-3-70b has hidden size 8192"):
         fit([replace(p, dep=replace(p.dep, model="llama-3-70b")) for p in pts[:3]], load_config())

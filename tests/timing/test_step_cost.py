@@ -21,8 +21,9 @@ TOY_MOE = ModelSpec(name="toy-moe", n_layers=2, hidden_size=64, n_heads=4, n_kv_
                     intermediate_size=128, vocab_size=100, params=1_006_400, active_params=406_400,
                     n_experts=8, experts_per_token=2)
 GPU = GpuSpec("toy", memory_gb=1, hbm_bandwidth_gb_s=100, fp16_tflops=1.0, fp8_tflops=2.0)
-P = StepParams(gemm_efficiency=0.5, gemm_half_tokens=10, attn_efficiency=0.25, hbm_efficiency=0.1,
-               comm_efficiency=0.5, comm_latency_us=2, iteration_overhead_ms=1)
+P = StepParams(gemm_efficiency=0.5, gemm_efficiency_fp8=0.25, ridge_softness=0.0, attn_efficiency=0.25,
+               hbm_efficiency=0.1, comm_efficiency=0.5, comm_latency_us=2, layer_overhead_us=0.0,
+               iteration_overhead_ms=1)
 
 
 def model(spec=TOY, params=P, **kw):
@@ -31,12 +32,12 @@ def model(spec=TOY, params=P, **kw):
 
 def test_prefill_every_term_by_hand():
     b = model().iteration([(1000, 0)])
-    # linear: compute 2 x 1e6 x (1000 + 10) / (1e12 x 0.5) = 4.04 ms > weights 2e6 B / (100e9 x 0.1) = 0.2 ms
-    assert b.linear_s == pytest.approx(4.04e-3, rel=1e-12)
+    # linear: compute 2 x 1e6 x 1000 / (1e12 x 0.5) = 4 ms > weights 2e6 B / (100e9 x 0.1) = 0.2 ms
+    assert b.linear_s == pytest.approx(4e-3, rel=1e-12)
     # attention: 4 x 2 layers x 64 x 1000 x (0 + 500) = 2.56e8 FLOPs / (1e12 x 0.25) = 1.024 ms
     assert b.attention_s == pytest.approx(1.024e-3, rel=1e-12)
     assert b.communication_s == 0.0 and b.overhead_s == 1e-3  # TP 1, PP 1
-    assert b.total_s == pytest.approx(6.064e-3, rel=1e-12)
+    assert b.total_s == pytest.approx(6.024e-3, rel=1e-12)
     # 1000 new tokens after 1000 cached: attention 4 x 2 x 64 x 1000 x 1500 / 2.5e11 = 3.072 ms
     assert model().iteration([(1000, 1000)]).attention_s == pytest.approx(3.072e-3, rel=1e-12)
     assert model().prefill_s(0, 500) == 0.0 and model().iteration() == StepBreakdown(0, 0, 0, 0)
@@ -44,7 +45,7 @@ def test_prefill_every_term_by_hand():
 
 def test_decode_every_term_by_hand():
     b = model().iteration(decode_batch=4, decode_kv_tokens=1000)
-    # linear: compute 2e6 x 14 / 5e11 = 56 us < weight read 2e6 / 1e10 = 200 us
+    # linear: compute 2e6 x 4 / 5e11 = 16 us < weight read 2e6 / 1e10 = 200 us
     assert b.linear_s == pytest.approx(2e-4, rel=1e-12)
     # KV: 2 x 2 layers x 2 heads x 16 x 2 B = 256 B per token x 1000 / 1e10 B/s = 25.6 us
     assert b.attention_s == pytest.approx(2.56e-5, rel=1e-12)
@@ -53,14 +54,14 @@ def test_decode_every_term_by_hand():
 
 def test_tp_and_pp_communication_by_hand():
     b = model(tp=2).iteration([(1000, 0)])
-    # linear halves: 2e6 x 1010 / (2 x 5e11) = 2.02 ms
-    assert b.linear_s == pytest.approx(2.02e-3, rel=1e-12)
+    # linear halves: 2e6 x 1000 / (2 x 5e11) = 2 ms
+    assert b.linear_s == pytest.approx(2e-3, rel=1e-12)
     # 2 all-reduces x 2 layers, each 2 us + 2 x 1/2 x 1000 x 64 x 2 B / (100e9 x 0.5) = 2 + 2.56 us
     assert b.communication_s == pytest.approx(4 * 4.56e-6, rel=1e-12)
     # PP 2: one hand-off of 1000 x 64 x 2 B: 2 us + 2.56 us; pipeline stages run one after another
     b = model(pp=2).iteration([(1000, 0)])
     assert b.communication_s == pytest.approx(4.56e-6, rel=1e-12)
-    assert b.linear_s == pytest.approx(4.04e-3, rel=1e-12)
+    assert b.linear_s == pytest.approx(4e-3, rel=1e-12)
     # TP 2 decode reads half the KV per GPU (1 KV head of 2): 128 B per token
     assert model(tp=2).decode_line(1)[1] == pytest.approx(128 / 1e10, rel=1e-12)
 
@@ -72,17 +73,19 @@ def test_moe_reads_only_the_experts_its_tokens_touch():
     m = model(TOY_MOE)
     # batch 1 reads the active weights: (200,000 + 2 x 100,000) x 2 B / 1e10 = 80 us
     assert m.iteration(decode_batch=1).linear_s == pytest.approx(8e-5, rel=1e-12)
-    # batch 4: (200,000 + 5.46875 x 100,000) x 2 B / 1e10 = 149.375 us (compute 2 x 4e5 x 14 / 5e11 = 22.4 us)
+    # batch 4: (200,000 + 5.46875 x 100,000) x 2 B / 1e10 = 149.375 us (compute 2 x 4e5 x 4 / 5e11 = 6.4 us)
     assert m.iteration(decode_batch=4).linear_s == pytest.approx(1.49375e-4, rel=1e-12)
-    # a large batch reads every expert, as the dense twin does: 2e6 B / 1e10 (compute 2 x 4e5 x 110 / 5e11 = 176 us)
+    # a large batch reads every expert, as the dense twin does: 2e6 B / 1e10 (compute 2 x 4e5 x 100 / 5e11 = 160 us)
     assert m.iteration(decode_batch=100).linear_s == pytest.approx(2e-4, rel=1e-6)
-    # FLOPs count the active weights only: prefill 1000 tokens = 2 x 4e5 x 1010 / 5e11 = 1.616 ms
-    assert m.iteration([(1000, 0)]).linear_s == pytest.approx(1.616e-3, rel=1e-12)
+    # FLOPs count the active weights only: prefill 1000 tokens = 2 x 4e5 x 1000 / 5e11 = 1.6 ms
+    assert m.iteration([(1000, 0)]).linear_s == pytest.approx(1.6e-3, rel=1e-12)
 
 
 def test_deepseek_v3_decode_reads_less_than_every_expert_at_small_batches():
     s, g = model_spec("deepseek-v3"), gpu_spec("h200")
-    m = StepModel(s, g, step_params(), tp=8, compute_dtype="fp8", weight_dtype="fp8")
+    # the weight-read part of the linear term (no per-layer fixed cost)
+    m = StepModel(s, g, StepParams(**{**step_params().__dict__, "layer_overhead_us": 0.0}), tp=8,
+                  compute_dtype="fp8", weight_dtype="fp8")
     every = weights_bytes_per_gpu(s, "fp8", 8) / (g.hbm_bandwidth_gb_s * 1e9 * m.params.hbm_efficiency)
     assert m.iteration(decode_batch=1).linear_s < 0.1 * every
     assert m.iteration(decode_batch=8).linear_s < m.iteration(decode_batch=64).linear_s < every
@@ -96,6 +99,38 @@ def test_decode_line_is_exact(spec, batch):
     for k in (0.0, 1.0, 12_345.0, 3e6):
         assert m.iteration_s(decode_batch=batch, decode_kv_tokens=k) == pytest.approx(a + b * k, rel=1e-14, abs=0)
     assert m.decode_line(0) == (0.0, 0.0)
+
+
+def test_ridge_softness_and_layer_overhead_by_hand():
+    # 125 tokens: compute 2e6 x 125 / 5e11 = 0.5 ms, weight read 0.2 ms
+    soft = StepParams(**{**P.__dict__, "ridge_softness": 0.5, "layer_overhead_us": 30.0})
+    b = model(params=soft).iteration(decode_batch=125)
+    # (0.5^2 + 0.2^2)^(1/2) ms = sqrt(0.29) ms, + 2 layers x 30 us
+    assert b.linear_s == pytest.approx(math.sqrt(0.29) * 1e-3 + 60e-6, rel=1e-12)
+    summed = StepParams(**{**P.__dict__, "ridge_softness": 1.0})
+    assert model(params=summed).iteration(decode_batch=125).linear_s == pytest.approx(0.7e-3, rel=1e-12)
+    assert model().iteration(decode_batch=125).linear_s == pytest.approx(0.5e-3, rel=1e-12)  # 0 = the max
+    # the decode line stays exact under both: a + b x K for any K
+    a, k = model(params=soft).decode_line(125)
+    for K in (0.0, 1e4, 3.3e6):
+        assert model(params=soft).iteration_s(decode_batch=125, decode_kv_tokens=K) == pytest.approx(a + k * K,
+                                                                                                     rel=1e-12)
+
+
+def test_link_defaults_to_the_gpus_own_nvlink_per_direction():
+    from sim.config.gpus import intra_node_link_gb_s
+
+    assert intra_node_link_gb_s(0, gpu_spec("a100-80g")) == 300  # 600 GB/s total, both directions
+    assert intra_node_link_gb_s(0, gpu_spec("h100-sxm")) == 450
+    assert intra_node_link_gb_s(200, gpu_spec("h100-sxm")) == 200
+    assert intra_node_link_gb_s(0, gpu_spec("l40s"), 25) == 25  # no NVLink: the PCIe figure
+    a100 = StepModel.from_config(load_config(overrides=["hardware.gpu=a100-80g", "model.name=llama-2-7b",
+                                                         "model.tp=2", "compute.comm_latency_us=0"]))
+    # 2 all-reduces x 32 layers of 2 x 1/2 x 4096 x 2 B per token over 300 GB/s x comm_efficiency
+    per_token = 64 * 4096 * 2 / (300e9 * a100.params.comm_efficiency)
+    assert a100.iteration(decode_batch=10).communication_s == pytest.approx(10 * per_token, rel=1e-12)
+    with pytest.raises(InputError, match="no NVLink"):
+        StepModel(TOY, gpu_spec("l40s"), P, tp=2)
 
 
 def test_tp4_to_tp8_speeds_prefill_up_by_less_than_2x():
@@ -112,9 +147,15 @@ def test_one_token_prefill_is_no_cheaper_than_reading_the_weights():
     assert m.prefill_s(1) >= lin_bytes / (g.hbm_bandwidth_gb_s * 1e9 * m.params.hbm_efficiency)
 
 
-def test_fp8_uses_the_fp8_peak_where_the_gpu_has_one():
+def test_fp8_uses_the_fp8_peak_and_efficiency_where_the_gpu_has_one():
     b16, b8 = model().iteration([(1000, 0)]), model(compute_dtype="fp8").iteration([(1000, 0)])
-    assert b8.linear_s == pytest.approx(b16.linear_s / 2) and b8.attention_s == pytest.approx(b16.attention_s / 2)
+    # FP8 GEMMs: 2e6 x 1000 / (2e12 x 0.25) = 4 ms, the same as BF16 at (1e12 x 0.5); attention stays BF16
+    assert b8.linear_s == pytest.approx(4e-3, rel=1e-12) and b8.attention_s == b16.attention_s
+    half = StepParams(**{**P.__dict__, "gemm_efficiency_fp8": 0.5})
+    assert model(params=half, compute_dtype="fp8").iteration([(1000, 0)]).linear_s == pytest.approx(2e-3)
+    # a GPU without FP8 units runs fp8 compute at the FP16 peak with the FP16 efficiency
+    no_fp8 = StepModel(TOY, GpuSpec("old", 1, 100, 1.0), P, compute_dtype="fp8", link_bandwidth_gb_s=100)
+    assert no_fp8.iteration([(1000, 0)]).linear_s == pytest.approx(4e-3, rel=1e-12)
     # fp8 weights halve the read: 1e6 B / 1e10 = 100 us at batch 1
     assert model(weight_dtype="fp8").iteration(decode_batch=1).linear_s == pytest.approx(1e-4, rel=1e-12)
     assert peak_flops(gpu_spec("h100-sxm"), "fp8") == 1979e12
@@ -123,7 +164,9 @@ def test_fp8_uses_the_fp8_peak_where_the_gpu_has_one():
 
 @pytest.mark.parametrize("field, value", [("gemm_efficiency", 0), ("attn_efficiency", 1.5),
                                           ("hbm_efficiency", -0.1), ("comm_efficiency", float("nan")),
-                                          ("gemm_half_tokens", -1), ("iteration_overhead_ms", -0.5)])
+                                          ("ridge_softness", 1.5), ("ridge_softness", -0.1),
+                                          ("gemm_efficiency_fp8", 0), ("layer_overhead_us", -1),
+                                          ("iteration_overhead_ms", -0.5)])
 def test_bad_params_name_their_key(field, value):
     kw = {**P.__dict__, field: value}
     with pytest.raises(InputError) as e:
@@ -135,7 +178,7 @@ def test_bad_config_values_and_renamed_keys():
     with pytest.raises(InputError, match="compute.hbm_efficiency"):
         load_config(overrides=["compute.hbm_efficiency=1.2"])
     for old, new in (("mfu", "gemm_efficiency"), ("decode_overhead_ms", "iteration_overhead_ms"),
-                     ("max_batch_size", "max_num_seqs")):
+                     ("max_batch_size", "max_num_seqs"), ("gemm_half_tokens", "ridge_softness")):
         with pytest.raises(InputError, match=f"compute.{old} was replaced by compute.{new}"):
             load_config(overrides=[f"compute.{old}=1"])
 

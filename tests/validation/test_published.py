@@ -53,13 +53,13 @@ def _validation_errors(points: list[Point]) -> list[float]:
     return [abs(error_pct(predict_ms(p), p.measured_ms)) for p in points if p.split == "validation"]
 
 
-# Measured with the shipped defaults when this test was written (see README "Validation against published
-# measurements"): median 24.7%, max 62.3% over 34 validation rows. The misses are structural (dense decode
-# predicted slow: hbm_efficiency also carries eager-PyTorch launch costs that CUDA-graph engines do not pay;
-# MoE decode at batch 1 predicted fast: per-layer routing / small-kernel cost not modelled), not noise;
-# the defaults are not tuned to this table.
-@pytest.mark.xfail(strict=True, reason="shipped defaults miss the issue's targets on published data: "
-                                       "median |err| 24.7%, max 62.3% (DeepSeek-R1 AWQ decode on 8xH100)")
+# Measured with the shipped defaults (fitted on calibration data only, benchmarks/fit_step_cost.py; README
+# "Validation against published measurements"): median 9.8% (target met), max 47.3% over 34 validation rows
+# (target missed). Rows beyond 35%: DeepSeek-R1 AWQ (int4, vLLM) TTFT at 2048 tokens -47% (TTFT not monotonic
+# in ISL in the source); TensorRT-LLM Llama-2-70B FP8 TP4 batch 480 step -44%; NIM Llama-3.3-70B FP8 TP2 ITL
+# +33..+43% (the constant all-reduce latency fitted at 2-8 GPUs overstates 2 GPUs, where NCCL takes ~7 us).
+@pytest.mark.xfail(strict=True, reason="shipped defaults miss the max target on published data: "
+                                       "median |err| 9.8% (met), max 47.3% (DeepSeek-R1 AWQ TTFT on 8xH100)")
 def test_validation_rows_meet_the_targets(points):
     errors = _validation_errors(points)
     median, worst = statistics.median(errors), max(errors)
