@@ -36,6 +36,7 @@ _BOUNDS = "oracle.pools[].tiers[].bounds"
 NAMED = {
     "metrics.tiers": "<tier>",
     "metrics.tier_io": "<tier>",
+    "confidence.params": "<param>",
     "metrics.transfers.by_link_bytes": "<link>",
     "metrics.transfers.by_move_blocks": "<move>",
     "metrics.hit_rate_by_location": "<location>",

@@ -57,10 +57,12 @@ def test_nearest_points_are_ranked_and_predicted_with_the_runs_parameters(tmp_pa
         want = _prefill_ms(cfg, r["gpu"], r["model"], r["tp"], 512)
         assert r["predicted_ms"] == pytest.approx(want, rel=1e-12)
         assert r["error_pct"] == pytest.approx(error_pct(want, r["measured_ms"]), rel=1e-12)
-    # the run's overhead (2 ms, not the default 1 ms) is in every prediction: one iteration each
-    base = confidence(load_config(overrides=RUN), _write(tmp_path / "t.csv", rows))
+    # the run's overhead (2 ms, not the default) is in every prediction: one iteration each
+    base_cfg = load_config(overrides=RUN)
+    base = confidence(base_cfg, _write(tmp_path / "t.csv", rows))
+    extra = 2.0 - base_cfg.compute.iteration_overhead_ms
     for a, b in zip(c["nearest_points"], base["nearest_points"], strict=True):
-        assert a["predicted_ms"] - b["predicted_ms"] == pytest.approx(1.0, rel=1e-9)
+        assert a["predicted_ms"] - b["predicted_ms"] == pytest.approx(extra, rel=1e-9)
     assert c["params"]["iteration_overhead_ms"] == 2.0
     assert c["calibration"]["source"] == "set in the config (not a calibration)"
     assert base["calibration"]["source"] == "shipped defaults"
