@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import main
+from sim.config import load_config
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
 from sim.timing.step_cost import StepModel, step_params
@@ -21,7 +22,8 @@ def test_json_is_the_step_model():
             "--batch", "128", "--context", "2048", "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    m = StepModel(model_spec("llama-3-70b"), gpu_spec("h100-sxm"), step_params(), tp=8)
+    m = StepModel(model_spec("llama-3-70b"), gpu_spec("h100-sxm"), step_params(), tp=8,
+                  kv_dtype=load_config().model.kv_dtype)  # calc latency reads the KV dtype from the config
     pre, dec = m.iteration([(2048, 0)]), m.iteration(decode_batch=128, decode_kv_tokens=128 * 2048)
     assert out["prefill"]["total_ms"] == pytest.approx(pre.total_s * 1e3, rel=1e-12)
     assert out["prefill"]["communication_ms"] == pytest.approx(pre.communication_s * 1e3, rel=1e-12)

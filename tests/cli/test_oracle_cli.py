@@ -22,7 +22,7 @@ def rows(path: Path) -> list[dict]:
 def test_oracle_writes_every_output(tmp_path, capsys):
     out = tmp_path / "o"
     rc = cli.main(["oracle", "--trace", MOON, "--trace-format", "mooncake", "--model", "llama-3-8b",
-                   "--kv-budget-gb", "2", "--output-dir", str(out), "--quiet"])
+                   "--kv-budget-gb", "2", "--output-dir", str(out), "--quiet", "--set", "model.kv_dtype=fp16"])
     assert rc == 0
     for name in ("hit_summary.csv", "tier_summary.csv", "metadata.json", "details.json", "report.md",
                  "report.zh.md"):
