@@ -5,6 +5,8 @@ Real-trace tests check ``MOONCAKE.exists()`` and skip where ``../shared`` is abs
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +15,12 @@ import numpy as np
 from trace.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python main.py ARGS` from the repository root, as a user runs it (output captured)."""
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 DATA = ROOT / "tests" / "data"
 MOONCAKE = ROOT.parent / "shared" / "traces" / "mooncake_conversation.jsonl"
 

@@ -1,7 +1,5 @@
 """`python main.py calc hit-rate|reuse` and `serve` argument handling: the CLI prints the library's numbers."""
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -9,11 +7,9 @@ import main
 from sim.analytic import calc_hit_rate, reuse_breakeven
 from sim.cli import build_parser
 from sim.cli.serve import cmd_serve
-from tests.conftest import ROOT
+from tests.conftest import run_main
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+run = run_main
 
 
 def test_design_flags_give_json_with_hit_rate():

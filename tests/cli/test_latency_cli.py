@@ -1,7 +1,5 @@
 """`python main.py calc latency`: the step-cost model's numbers through the CLI, and its errors."""
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -10,11 +8,9 @@ from sim.config import load_config
 from sim.config.gpus import gpu_spec
 from sim.config.models import model_spec
 from sim.timing.step_cost import StepModel, step_params
-from tests.conftest import ROOT
+from tests.conftest import run_main
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+run = run_main
 
 
 def test_json_is_the_step_model():
