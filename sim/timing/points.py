@@ -116,6 +116,9 @@ def _check_names(dep: Deployment, where: str) -> None:
 
 CSV_COLUMNS = ("gpu", "model", "tp", "prompt_tokens", "cached_tokens", "batch", "context",
                "measured_prefill_ms", "measured_step_ms")
+# What a file must have: the deployment and batch, and at least one measured column with the shape it needs
+# (prefill: prompt tokens; step: context). cached_tokens, pp and dtype are optional.
+_NEEDS = {"measured_prefill_ms": ("prompt_tokens",), "measured_step_ms": ("context",)}
 
 
 def read_points_csv(path: Path) -> list[TimingPoint]:
@@ -123,10 +126,14 @@ def read_points_csv(path: Path) -> list[TimingPoint]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in CSV_COLUMNS if c not in header]
+        measured = [c for c in _NEEDS if c in header]
+        missing = [c for c in ("gpu", "model", "tp", "batch") if c not in header]
+        missing += [c for m in measured for c in _NEEDS[m] if c not in header]
+        if not measured:
+            missing.append("measured_prefill_ms or measured_step_ms")
         if missing:
-            raise InputError(f"missing column(s) {', '.join(missing)} (need {', '.join(CSV_COLUMNS)}; "
-                             "optional pp, dtype)", where=f"{path}:1")
+            raise InputError(f"missing column(s) {', '.join(missing)} (columns: {', '.join(CSV_COLUMNS)}; "
+                             "cached_tokens, pp, dtype optional)", where=f"{path}:1")
         points: list[TimingPoint] = []
         for i, raw in enumerate(reader, start=2):
             row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
@@ -145,11 +152,11 @@ def _csv_row(row: dict[str, str], where: str) -> list[TimingPoint]:
     if not dep.gpu or not dep.model:
         raise InputError("gpu and model must not be empty", where=where)
     _check_names(dep, where)
-    prompt = int(_num(row["prompt_tokens"], "prompt_tokens", where, integer=True))
-    cached = int(_num(row["cached_tokens"] or 0, "cached_tokens", where, integer=True))
     batch = int(_num(row["batch"], "batch", where, integer=True, minimum=1))
     out: list[TimingPoint] = []
-    if row["measured_prefill_ms"]:
+    if row.get("measured_prefill_ms"):
+        prompt = int(_num(row["prompt_tokens"], "prompt_tokens", where, integer=True))
+        cached = int(_num(row.get("cached_tokens") or 0, "cached_tokens", where, integer=True))
         ms = _num(row["measured_prefill_ms"], "measured_prefill_ms", where)
         if ms <= 0:
             raise InputError(f"measured_prefill_ms: must be > 0, got {ms:g}", where=where)
@@ -158,7 +165,7 @@ def _csv_row(row: dict[str, str], where: str) -> list[TimingPoint]:
                              "for a prefill measurement", where=where)
         out.append(TimingPoint("prefill", where, dep, ms / 1e3, prompt_tokens=prompt, cached_tokens=cached,
                                batch=batch))
-    if row["measured_step_ms"]:
+    if row.get("measured_step_ms"):
         ms = _num(row["measured_step_ms"], "measured_step_ms", where)
         if ms <= 0:
             raise InputError(f"measured_step_ms: must be > 0, got {ms:g}", where=where)

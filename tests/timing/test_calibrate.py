@@ -153,8 +153,14 @@ def test_readers_reject_bad_input(tmp_path):
     for rows, msg in cases:
         with pytest.raises(InputError, match=msg.replace("(", r"\(")):
             read_points(write(rows))
-    with pytest.raises(InputError, match="bad.csv:1: missing column.*measured_step_ms"):
-        read_points(write([good[:-1]], HEADER[:-1]))
+    # a prefill-only file needs no step column; a file with neither measured column, or a prefill
+    # column without prompt_tokens, is refused naming what is missing
+    assert [p.kind for p in read_points(write([good[:-1]], HEADER[:-1]))] == ["prefill"]
+    with pytest.raises(InputError, match="bad.csv:1: missing column.*measured_prefill_ms or measured_step_ms"):
+        read_points(write([good[:-2]], HEADER[:-2]))
+    no_prompt = [h for h in HEADER[:-1] if h != "prompt_tokens"]
+    with pytest.raises(InputError, match="bad.csv:1: missing column.s. prompt_tokens"):
+        read_points(write([[v for h, v in zip(HEADER, good, strict=True) if h in no_prompt]], no_prompt))
     f = tmp_path / "v.json"
     f.write_text(json.dumps({"date": "x", "model_id": "m", "max_concurrency": 1, "median_ttft_ms": 3.0}))
     with pytest.raises(InputError, match="v.json: no per-request fields input_lens.*--save-detailed"):
