@@ -202,6 +202,13 @@ class BatchingReplica:
         if len(running) > self.stats.max_batch_seen:
             self.stats.max_batch_seen = len(running)
 
+    def _resumes_next(self, B: int) -> bool:
+        """The head of resume_q would rejoin at the next boundary (as _join tests it then): a stretch
+        must stop after one iteration. Within a stretch the headroom only shrinks, so if it does not fit
+        after this iteration it does not fit before the stretch ends (e.g. a request preempted at this
+        boundary whose freed memory lets it rejoin at the next one)."""
+        return B < self.max_seqs and self.mem.headroom() >= self.resume_q[0].ctx + B + 1
+
     def _make_room(self) -> int:
         """Preempt the latest joined requests until the next iteration's tokens fit; returns the batch size."""
         running, mem = self.running, self.mem
@@ -283,7 +290,8 @@ class BatchingReplica:
                 yield self._wake
                 self._wake = None
                 continue
-            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv:
+            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or (
+                    self.resume_q and self._resumes_next(B)):
                 dur = self._iteration_time(batch, B)
                 t0 = env.now
                 if batch:
@@ -308,7 +316,7 @@ class BatchingReplica:
                     self._advance(1)
                 continue
             # decode-only stretch up to the next finish or memory limit, in one event
-            k = min(min(r.left for r in self.running), 1 + self.mem.headroom() // B)
+            k = min(min(r.left for r in self.running), 1 + self.mem.claimable() // B)
             if k > 1:
                 self.mem.take((k - 1) * B)
             K, ln = self.K, self.line(B)
