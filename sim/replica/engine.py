@@ -50,6 +50,14 @@ from sim.replica.step import DecodeLine, StepCost
 # ------------------------------------------------------------------ the replica
 
 
+class _First(simpy.Event):
+    """Succeeds (scheduled now) when the first of the events it is a callback of is processed."""
+
+    def fire(self, _event: simpy.Event) -> None:
+        if not self.triggered:
+            self.succeed()
+
+
 class Hooks(Protocol):
     """What a replica tells its simulator."""
 
@@ -230,14 +238,15 @@ class BatchingReplica:
 
     def _advance(self, k: int) -> None:
         """Every running request gained k tokens (their memory was taken already)."""
-        B = len(self.running)
+        running = self.running
+        B = len(running)
         self.K += k * B
         self.stats.decode_tokens += k * B
         finished = False
-        for r in self.running:
+        for r in running:
             r.ctx += k
-            r.left -= k
             r.mem += k
+            r.left -= k
             if r.left <= 0:
                 finished = True
         if finished:
@@ -268,11 +277,14 @@ class BatchingReplica:
     def _run(self):
         env, st, hist = self.env, self.stats, self.hist
         while True:
-            if self.decodes:
+            if self.decodes and (self.resume_q or self.decode_q):
                 self._join()
-            B = self._make_room() if self.running else 0
+            B = len(self.running)
             if B:
-                self.mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
+                if self.mem.headroom() < B:
+                    B = self._make_room()
+                if B:
+                    self.mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
             # The decode tokens of a mixed iteration count against the prefill token budget (vLLM's
             # max_num_batched_tokens); no new admissions while a preempted request waits to resume.
             sched = self.sched
@@ -324,7 +336,12 @@ class BatchingReplica:
             t0 = env.now
             self._wake = wake = env.event()
             self._stretch = (t0, k, B, K)
-            yield env.timeout(T) | wake
+            # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
+            # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
+            first = _First(env)
+            env.timeout(T).callbacks.append(first.fire)
+            wake.callbacks.append(first.fire)
+            yield first
             self._wake = None
             self._stretch = None
             dt = env.now - t0

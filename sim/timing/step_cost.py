@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sim.config.schema import ComputeCfg
 
 ACT_BYTES = 2.0  # BF16 activations on the wire (TP all-reduce, PP hand-off), also under FP8 GEMMs
+_MEMO_MAX_TOKENS = 1 << 16  # iteration sizes whose linear/communication terms StepModel memoises (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,9 @@ class StepModel:
         self._comm_fixed_s = n_ar * lat + (self.pp - 1) * lat
         self._comm_tok_s = (n_ar * 2.0 * (self.tp - 1) / self.tp + (self.pp - 1)) * spec.hidden_size * ACT_BYTES / link
         self._overhead_s = p.iteration_overhead_ms * 1e-3
+        # (linear, communication) seconds by tokens per iteration: both depend on T alone and the engine
+        # asks for the same T over and over (a memo of the exact values, not an approximation)
+        self._by_tokens: dict[int, tuple[float, float]] = {}
 
     @classmethod
     def from_config(cls, cfg: Config) -> StepModel:
@@ -216,7 +220,12 @@ class StepModel:
         if T == 0:
             return StepBreakdown(0.0, 0.0, 0.0, 0.0)
         attention = attn_flops * self._attn_flop_s + (decode_kv_tokens * self._kv_s if decode_batch else 0.0)
-        return StepBreakdown(float(self._linear(T)), attention, float(self._comm(T)), self._overhead_s)
+        lc = self._by_tokens.get(T)
+        if lc is None:
+            lc = (float(self._linear(T)), float(self._comm(T)))
+            if T <= _MEMO_MAX_TOKENS:
+                self._by_tokens[T] = lc
+        return StepBreakdown(lc[0], attention, lc[1], self._overhead_s)
 
     def iteration_s(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
                     decode_kv_tokens: float = 0.0) -> float:
