@@ -265,15 +265,6 @@ class BatchingReplica:
             self.hooks.memory_freed(self)
 
     # ---------------------------------------------------------- the loop
-    def _iteration_time(self, batch: list, B: int) -> float:
-        if batch:
-            dur = self.step.iteration_s([(n, before) for _r, n, before in batch], B, self.K)
-        else:
-            dur = self.line(B).span(1, B, self.K)
-        dur += self._extra + self._debt
-        self._extra = self._debt = 0.0
-        return dur
-
     def _run(self):
         env, st, hist = self.env, self.stats, self.hist
         while True:
@@ -304,11 +295,20 @@ class BatchingReplica:
                 continue
             if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or (
                     self.resume_q and self._resumes_next(B)):
-                dur = self._iteration_time(batch, B)
+                if batch:
+                    chunks = [(n, before) for _r, n, before in batch]
+                    dur = self.step.iteration_s(chunks, B, self.K)
+                else:
+                    dur = self.line(B).span(1, B, self.K)
+                owed = self._extra + self._debt
+                if owed:  # recompute / swap-in of rejoining requests, blocking swap-outs
+                    dur += owed
+                    self._extra = self._debt = 0.0
                 t0 = env.now
                 if batch:
                     self.hooks.chunk_start(self, batch, t0, dur)
-                    st.prefill_tokens += sum(n for _r, n, _b in batch)
+                    for n, _b in chunks:
+                        st.prefill_tokens += n
                 yield env.timeout(dur)
                 if self._pending_kv:
                     yield from self._await_layers(t0, dur)
@@ -328,7 +328,7 @@ class BatchingReplica:
                     self._advance(1)
                 continue
             # decode-only stretch up to the next finish or memory limit, in one event
-            k = min(min(r.left for r in self.running), 1 + self.mem.claimable() // B)
+            k = min(min([r.left for r in self.running]), 1 + self.mem.claimable() // B)
             if k > 1:
                 self.mem.take((k - 1) * B)
             K, ln = self.K, self.line(B)
