@@ -27,7 +27,10 @@ Events: decode-only stretches are *coalesced*. Between two batch changes
 closed form - the batch B is fixed and its KV grows by one token per
 request per iteration, so iteration j lasts ``a(B) + b(B) x (K + j x B)``
 with ``StepCost.decode_line(B)`` (cached per B) - so one SimPy timeout
-covers the whole stretch. A request that becomes ready mid-stretch wakes the replica, which
+covers the whole stretch. It claims the memory of its iterations up front, but only what the pool
+can lend without side effects (``claimable()``: a ``TreePool`` evicts cached prefixes, and an
+eviction must happen at the iteration that needs the block), and it lasts one iteration when a
+preempted request would rejoin at the next boundary. A request that becomes ready mid-stretch wakes the replica, which
 finishes the iteration in flight (its end is computed exactly) and lets the
 request join at that boundary, as a per-iteration loop would. The timeline
 is iteration-exact; ``coalesce=False`` runs one SimPy event per iteration
