@@ -208,6 +208,17 @@ class StepModel:
         ``decode_batch`` requests each add one token, reading ``decode_kv_tokens``
         KV tokens in total. Nothing to do takes 0 s (no overhead either).
         """
+        return StepBreakdown(*self._terms(prefill, decode_batch, decode_kv_tokens))
+
+    def iteration_s(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
+                    decode_kv_tokens: float = 0.0) -> float:
+        # StepBreakdown.total_s's sum, in its order, without building the breakdown (the engine's hot path)
+        linear, attention, communication, overhead = self._terms(prefill, decode_batch, decode_kv_tokens)
+        return linear + attention + communication + overhead
+
+    def _terms(self, prefill: Sequence[tuple[int, int]], decode_batch: int,
+               decode_kv_tokens: float) -> tuple[float, float, float, float]:
+        """The StepBreakdown fields of one iteration, in order."""
         if decode_batch < 0 or decode_kv_tokens < 0:
             raise ValueError(f"decode batch and KV tokens must be >= 0 (got {decode_batch}, {decode_kv_tokens})")
         T = decode_batch
@@ -218,18 +229,14 @@ class StepModel:
             T += n
             attn_flops += n * (c + n / 2.0)
         if T == 0:
-            return StepBreakdown(0.0, 0.0, 0.0, 0.0)
+            return 0.0, 0.0, 0.0, 0.0
         attention = attn_flops * self._attn_flop_s + (decode_kv_tokens * self._kv_s if decode_batch else 0.0)
         lc = self._by_tokens.get(T)
         if lc is None:
             lc = (float(self._linear(T)), float(self._comm(T)))
             if T <= _MEMO_MAX_TOKENS:
                 self._by_tokens[T] = lc
-        return StepBreakdown(lc[0], attention, lc[1], self._overhead_s)
-
-    def iteration_s(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
-                    decode_kv_tokens: float = 0.0) -> float:
-        return self.iteration(prefill, decode_batch, decode_kv_tokens).total_s
+        return lc[0], attention, lc[1], self._overhead_s
 
     def decode_line(self, decode_batch: int) -> tuple[float, float]:
         """(a, b): a decode-only iteration of ``decode_batch`` requests lasts a + b x KV tokens, exactly."""
