@@ -179,7 +179,10 @@ class StepModel:
         self._comm_tok_s = (n_ar * 2.0 * (self.tp - 1) / self.tp + (self.pp - 1)) * spec.hidden_size * ACT_BYTES / link
         self._overhead_s = p.iteration_overhead_ms * 1e-3
         # (linear, communication) seconds by tokens per iteration: both depend on T alone and the engine
-        # asks for the same T over and over (a memo of the exact values, not an approximation)
+        # asks for the same T over and over (a memo of the exact values, not an approximation). Only
+        # iterations with a decode batch are memoised: a prefill alone (a request's load-or-recompute
+        # estimate) rarely repeats its size, and thousands of small entries fragment the heap (+57 MB
+        # peak RSS on the cluster benchmark).
         self._by_tokens: dict[int, tuple[float, float]] = {}
 
     @classmethod
@@ -234,7 +237,7 @@ class StepModel:
         lc = self._by_tokens.get(T)
         if lc is None:
             lc = (float(self._linear(T)), float(self._comm(T)))
-            if T <= _MEMO_MAX_TOKENS:
+            if decode_batch and T <= _MEMO_MAX_TOKENS:
                 self._by_tokens[T] = lc
         return lc[0], attention, lc[1], self._overhead_s
 
