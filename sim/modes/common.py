@@ -137,6 +137,7 @@ def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
 
     Running requests' KV: a token pool of the worker's HBM KV budget, at least the largest request
     (prompt + output); preemptions swap over the worker's GPUs' PCIe links to host DRAM.
+    ``pd.coalesce_decode`` applies here too (it switches every mode's replica engine).
     """
     c = cfg.compute
     biggest = int((w.input_tokens + w.output_tokens).max()) if len(w) else 1
@@ -145,4 +146,4 @@ def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
                    token_budget=c.max_num_batched_tokens, preemption=c.preemption,
                    kv_bytes_per_token=setup.kv_bytes_per_token,
                    swap_bytes_s=cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker,
-                   first_token=first_token, done=done)
+                   first_token=first_token, done=done, coalesce=cfg.pd.coalesce_decode)

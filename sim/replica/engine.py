@@ -27,7 +27,10 @@ Events: decode-only stretches are *coalesced*. Between two batch changes
 closed form - the batch B is fixed and its KV grows by one token per
 request per iteration, so iteration j lasts ``a(B) + b(B) x (K + j x B)``
 with ``StepCost.decode_line(B)`` (cached per B) - so one SimPy timeout
-covers the whole stretch. A request that becomes ready mid-stretch wakes the replica, which
+covers the whole stretch. It claims the memory of its iterations up front, but only what the pool
+can lend without side effects (``claimable()``: a ``TreePool`` evicts cached prefixes, and an
+eviction must happen at the iteration that needs the block), and it lasts one iteration when a
+preempted request would rejoin at the next boundary. A request that becomes ready mid-stretch wakes the replica, which
 finishes the iteration in flight (its end is computed exactly) and lets the
 request join at that boundary, as a per-iteration loop would. The timeline
 is iteration-exact; ``coalesce=False`` runs one SimPy event per iteration
@@ -48,6 +51,14 @@ from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
 
 # ------------------------------------------------------------------ the replica
+
+
+class _First(simpy.Event):
+    """Succeeds (scheduled now) when the first of the events it is a callback of is processed."""
+
+    def fire(self, _event: simpy.Event) -> None:
+        if not self.triggered:
+            self.succeed()
 
 
 class Hooks(Protocol):
@@ -202,6 +213,13 @@ class BatchingReplica:
         if len(running) > self.stats.max_batch_seen:
             self.stats.max_batch_seen = len(running)
 
+    def _resumes_next(self, B: int) -> bool:
+        """The head of resume_q would rejoin at the next boundary (as _join tests it then): a stretch
+        must stop after one iteration. Within a stretch the headroom only shrinks, so if it does not fit
+        after this iteration it does not fit before the stretch ends (e.g. a request preempted at this
+        boundary whose freed memory lets it rejoin at the next one)."""
+        return B < self.max_seqs and self.mem.headroom() >= self.resume_q[0].ctx + B + 1
+
     def _make_room(self) -> int:
         """Preempt the latest joined requests until the next iteration's tokens fit; returns the batch size."""
         running, mem = self.running, self.mem
@@ -223,14 +241,15 @@ class BatchingReplica:
 
     def _advance(self, k: int) -> None:
         """Every running request gained k tokens (their memory was taken already)."""
-        B = len(self.running)
+        running = self.running
+        B = len(running)
         self.K += k * B
         self.stats.decode_tokens += k * B
         finished = False
-        for r in self.running:
+        for r in running:
             r.ctx += k
-            r.left -= k
             r.mem += k
+            r.left -= k
             if r.left <= 0:
                 finished = True
         if finished:
@@ -249,23 +268,17 @@ class BatchingReplica:
             self.hooks.memory_freed(self)
 
     # ---------------------------------------------------------- the loop
-    def _iteration_time(self, batch: list, B: int) -> float:
-        if batch:
-            dur = self.step.iteration_s([(n, before) for _r, n, before in batch], B, self.K)
-        else:
-            dur = self.line(B).span(1, B, self.K)
-        dur += self._extra + self._debt
-        self._extra = self._debt = 0.0
-        return dur
-
     def _run(self):
         env, st, hist = self.env, self.stats, self.hist
         while True:
-            if self.decodes:
+            if self.decodes and (self.resume_q or self.decode_q):
                 self._join()
-            B = self._make_room() if self.running else 0
+            B = len(self.running)
             if B:
-                self.mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
+                if self.mem.headroom() < B:
+                    B = self._make_room()
+                if B:
+                    self.mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
             # The decode tokens of a mixed iteration count against the prefill token budget (vLLM's
             # max_num_batched_tokens); no new admissions while a preempted request waits to resume.
             sched = self.sched
@@ -283,12 +296,22 @@ class BatchingReplica:
                 yield self._wake
                 self._wake = None
                 continue
-            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv:
-                dur = self._iteration_time(batch, B)
+            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or (
+                    self.resume_q and self._resumes_next(B)):
+                if batch:
+                    chunks = [(n, before) for _r, n, before in batch]
+                    dur = self.step.iteration_s(chunks, B, self.K)
+                else:
+                    dur = self.line(B).span(1, B, self.K)
+                owed = self._extra + self._debt
+                if owed:  # recompute / swap-in of rejoining requests, blocking swap-outs
+                    dur += owed
+                    self._extra = self._debt = 0.0
                 t0 = env.now
                 if batch:
                     self.hooks.chunk_start(self, batch, t0, dur)
-                    st.prefill_tokens += sum(n for _r, n, _b in batch)
+                    for n, _b in chunks:
+                        st.prefill_tokens += n
                 yield env.timeout(dur)
                 if self._pending_kv:
                     yield from self._await_layers(t0, dur)
@@ -308,7 +331,7 @@ class BatchingReplica:
                     self._advance(1)
                 continue
             # decode-only stretch up to the next finish or memory limit, in one event
-            k = min(min(r.left for r in self.running), 1 + self.mem.headroom() // B)
+            k = min(min([r.left for r in self.running]), 1 + self.mem.claimable() // B)
             if k > 1:
                 self.mem.take((k - 1) * B)
             K, ln = self.K, self.line(B)
@@ -316,7 +339,12 @@ class BatchingReplica:
             t0 = env.now
             self._wake = wake = env.event()
             self._stretch = (t0, k, B, K)
-            yield env.timeout(T) | wake
+            # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
+            # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
+            first = _First(env)
+            env.timeout(T).callbacks.append(first.fire)
+            wake.callbacks.append(first.fire)
+            yield first
             self._wake = None
             self._stretch = None
             dt = env.now - t0

@@ -5,7 +5,7 @@
 * ``TreePool``: decode growth carved out of a radix tree's memory (colocated
   PD replicas, whose prompts stay in the tree).
 
-Both offer ``headroom()``, ``take(n)``, ``give(n)``, ``used`` and ``peak``.
+Both offer ``headroom()``, ``claimable()``, ``take(n)``, ``give(n)``, ``used`` and ``peak``.
 """
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class TokenPool:
         self.peak = 0
 
     def headroom(self) -> int:
+        return self.capacity - self.used
+
+    def claimable(self) -> int:
+        """Tokens a take can have without side effects (a decode stretch claims these ahead)."""
         return self.capacity - self.used
 
     def take(self, n: int, force: bool = False) -> None:
@@ -61,6 +65,12 @@ class TreePool:
 
     def headroom(self) -> int:
         return self.tree.available() * self.bt + self.blocks * self.bt - self.g
+
+    def claimable(self) -> int:
+        """Tokens a take can have without evicting: the reserved blocks' slack and the tree's free slots.
+        A decode stretch claims only these ahead: an eviction spills to the shared lower tiers and
+        changes what later requests match, so it must happen at the iteration that needs it."""
+        return (self.tree.free() + self.blocks) * self.bt - self.g
 
     def take(self, n: int) -> None:
         self.g += n

@@ -77,6 +77,8 @@ def choose_prefix(parts: Sequence[PrefixPart], input_tokens: int, prefill_s: Cal
     best: LoadChoice | None = None
     cuts = range(len(parts), 0, -1) if policy == "faster" else (len(parts),)
     for k in cuts:  # from "load everything" down: on a tie the earlier (more loading) cut stays
+        if k < len(parts) and parts[k].tokens == 0:
+            continue  # dropping an empty part changes nothing: a tie with cut k + 1, which stays
         used = sum(p.tokens for p in parts[:k])
         load = max((p.load_s for p in parts[1:k] if p.tokens > 0), default=0.0)
         pre = prefill_s(input_tokens - used, used)

@@ -84,6 +84,7 @@ BOUNDED_0_1 = ("ridge_softness",)  # StepParams fields in [0, 1] that are not ef
 def is_efficiency(name: str) -> bool:
     """A StepParams field that is a fraction in (0, 1] of a datasheet figure."""
     return "_efficiency" in name
+_MEMO_MAX_TOKENS = 1 << 16  # iteration sizes whose linear/communication terms StepModel memoises (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,12 @@ class StepModel:
         self._comm_fixed_s = n_ar * lat + (self.pp - 1) * lat
         self._comm_tok_s = (n_ar * 2.0 * (self.tp - 1) / self.tp + (self.pp - 1)) * spec.hidden_size * ACT_BYTES / link
         self._overhead_s = p.iteration_overhead_ms * 1e-3
+        # (linear, communication) seconds by tokens per iteration: both depend on T alone and the engine
+        # asks for the same T over and over (a memo of the exact values, not an approximation). Only
+        # iterations with a decode batch are memoised: a prefill alone (a request's load-or-recompute
+        # estimate) rarely repeats its size, and thousands of small entries fragment the heap (+57 MB
+        # peak RSS on the cluster benchmark).
+        self._by_tokens: dict[int, tuple[float, float]] = {}
 
     @classmethod
     def from_config(cls, cfg: Config) -> StepModel:
@@ -246,6 +253,17 @@ class StepModel:
         ``decode_batch`` requests each add one token, reading ``decode_kv_tokens``
         KV tokens in total. Nothing to do takes 0 s (no overhead either).
         """
+        return StepBreakdown(*self._terms(prefill, decode_batch, decode_kv_tokens))
+
+    def iteration_s(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
+                    decode_kv_tokens: float = 0.0) -> float:
+        # StepBreakdown.total_s's sum, in its order, without building the breakdown (the engine's hot path)
+        linear, attention, communication, overhead = self._terms(prefill, decode_batch, decode_kv_tokens)
+        return linear + attention + communication + overhead
+
+    def _terms(self, prefill: Sequence[tuple[int, int]], decode_batch: int,
+               decode_kv_tokens: float) -> tuple[float, float, float, float]:
+        """The StepBreakdown fields of one iteration, in order."""
         if decode_batch < 0 or decode_kv_tokens < 0:
             raise ValueError(f"decode batch and KV tokens must be >= 0 (got {decode_batch}, {decode_kv_tokens})")
         T = decode_batch
@@ -256,13 +274,14 @@ class StepModel:
             T += n
             attn_flops += n * (c + n / 2.0)
         if T == 0:
-            return StepBreakdown(0.0, 0.0, 0.0, 0.0)
+            return 0.0, 0.0, 0.0, 0.0
         attention = attn_flops * self._attn_flop_s + (decode_kv_tokens * self._kv_s if decode_batch else 0.0)
-        return StepBreakdown(float(self._linear(T)), attention, float(self._comm(T)), self._overhead_s)
-
-    def iteration_s(self, prefill: Sequence[tuple[int, int]] = (), decode_batch: int = 0,
-                    decode_kv_tokens: float = 0.0) -> float:
-        return self.iteration(prefill, decode_batch, decode_kv_tokens).total_s
+        lc = self._by_tokens.get(T)
+        if lc is None:
+            lc = (float(self._linear(T)), float(self._comm(T)))
+            if decode_batch and T <= _MEMO_MAX_TOKENS:
+                self._by_tokens[T] = lc
+        return lc[0], attention, lc[1], self._overhead_s
 
     def decode_line(self, decode_batch: int) -> tuple[float, float]:
         """(a, b): a decode-only iteration of ``decode_batch`` requests lasts a + b x KV tokens, exactly."""
