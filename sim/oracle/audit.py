@@ -129,7 +129,9 @@ def milp_optimum(w: Workload, capacity: int, *, strict: bool, unit: bool = False
     res = milp(-np.asarray(val), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, ub))
     if res.status != 0:
         raise RuntimeError(f"MILP failed: {res.message}")
-    return float(-res.fun)
+    # every coefficient is an integer (tokens, or 1 per block): HiGHS returns the optimum with float
+    # noise (52.00000000000001), which must not read as a mismatch against the exact bounds
+    return float(round(-res.fun))
 
 
 def _future(w: Workload) -> list[set[int]]:
