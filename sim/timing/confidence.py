@@ -116,6 +116,11 @@ def _level(cfg: Config, rows: list[dict]) -> str:
 def _summary(level: str, rows: list[dict], median: float | None, note: str) -> str:
     if not rows:
         return f"{level} - {note or 'no published points for this GPU or model'}; see {README_SECTION}"
+    own = [abs(r["error_pct"]) for r in rows if r["match"] in _OWN]
+    if own:  # the points the level is decided on, not the farther ones listed after them
+        return (f"{level} - {len(own)} published point(s) of this GPU and model: median error "
+                f"{statistics.median(own):.0f}%, max {max(own):.0f}% (targets {MEDIAN_TARGET_PCT:.0f}% / "
+                f"{MAX_TARGET_PCT:.0f}%); see {README_SECTION}")
     gpus = ", ".join(dict.fromkeys(gpu_spec(r["gpu"]).name for r in rows))
     models = ", ".join(dict.fromkeys(r["model"] for r in rows))
     tps = sorted({r["tp"] for r in rows})

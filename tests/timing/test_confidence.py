@@ -82,7 +82,9 @@ def test_levels(tmp_path):
     assert c["level"] == "validated"
     # errors (p - 1.1 p) / 1.1 p = -9.09% and (p - 0.9 p) / 0.9 p = +11.11%: median of the two |errors|
     assert c["median_abs_error_pct"] == pytest.approx((100 * 0.1 / 1.1 + 100 * 0.1 / 0.9) / 2, rel=1e-9)
-    assert "validated - nearest published points (h100-sxm, llama-3-70b, TP2-4) median error" in c["summary"]
+    # the summary quotes the points the level was decided on: median 10.1%, max 11.1%
+    assert c["summary"].startswith("validated - 2 published point(s) of this GPU and model: median error 10%, "
+                                   "max 11% (targets 15% / 35%)")
     # one point 50% off: over the 35% bound -> extrapolated
     assert confidence(cfg, _own_points(cfg, tmp_path, 1.1, 2.0))["level"] == "extrapolated"
     # a calibration made for this GPU outranks the points
