@@ -49,7 +49,8 @@ ANALYTIC = dict(model="llama-3-8b", gpu="h100-sxm", gpus=1, tp=1, arrival_rate=R
 
 def simulate(kv_gib: float) -> float:
     cfg = load_config(overrides=[
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
+        "model.name=llama-3-8b", "model.kv_dtype=fp16",
+        "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
         "cluster.gpus_per_rack=64",
         f"hardware.hbm.capacity_gb={kv_gib}", "hardware.dram.capacity_gb=0", "hardware.ssd.capacity_gb=0",
         "synthetic.kind=multi_turn", f"synthetic.requests={REQUESTS}", f"synthetic.rate_per_s={RATE}",

@@ -64,7 +64,8 @@ def toy():
 
 def _cfg(hbm_blocks: int, *sets: str):
     return load_config(overrides=[
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
+        "model.name=llama-3-8b", "model.kv_dtype=fp16",
+        "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
         "cluster.gpus_per_rack=64", "cluster.router=round_robin",
         f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}", "hardware.dram.capacity_gb=0",
         "hardware.ssd.capacity_gb=0", *sets,

@@ -44,7 +44,8 @@ def recipe(heading: str, name: str) -> types.ModuleType:
 
 
 def _node_cfg(*sets: str):
-    return load_config(overrides=["model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm", *sets])
+    return load_config(overrides=["model.name=llama-3-8b", "model.kv_dtype=fp16",
+                                  "model.tp=1", "hardware.gpu=h100-sxm", *sets])
 
 
 # ------------------------------------------------------------------ an eviction policy

@@ -35,7 +35,8 @@ LOAD_ALL = {"cache.load_policy": "always", "cache.load_overlap": "none"}
 def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):
     """2 racks x 16 GPUs (2 nodes of 8), llama-3-8b TP1, tiers sized in 16-token blocks."""
     sets = [
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=8",
+        "model.name=llama-3-8b", "model.kv_dtype=fp16",
+        "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=8",
         "cluster.racks=2", "cluster.gpus_per_rack=16",
         f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
         f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
@@ -280,7 +281,8 @@ def test_single_node_cache_load_balanced_router():
     from sim.modes.single import run_single
 
     cfg = load_config(overrides=[
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpus_per_node=4", "cluster.gpus_per_rack=64",
+        "model.name=llama-3-8b", "model.kv_dtype=fp16",
+        "model.tp=1", "hardware.gpus_per_node=4", "cluster.gpus_per_rack=64",
         f"hardware.hbm.capacity_gb={64 * BLOCK_BYTES / GiB}", "cluster.router=cache_load_balanced",
     ])
     apart = _shared_prefix_workload(n=6, gap_s=100.0)

@@ -63,7 +63,8 @@ def workload(inputs, outputs, arrivals_s, shared=False):
 
 def cfg(**sets):
     base = {
-        "model.name": "llama-3-8b", "model.kv_dtype": "fp16", "model.tp": 1, "hardware.gpu": "h100-sxm", "hardware.gpus_per_node": 1,
+        "model.name": "llama-3-8b", "model.kv_dtype": "fp16",
+        "model.tp": 1, "hardware.gpu": "h100-sxm", "hardware.gpus_per_node": 1,
         "pd.racks": 1, "pd.gpus_per_rack": 2, "pd.prefill_ratio": 1, "pd.decode_ratio": 1,
         "pd.kv_capacity_gb": 1, "cache.block_tokens": 16, "hardware.dram.capacity_gb": 0,
         "hardware.eic.capacity_gb": 0, "network.contention": False, "network.jitter_cv": 0,

@@ -15,7 +15,8 @@ GiB = 1024**3
 
 def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):
     sets = [
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
+        "model.name=llama-3-8b", "model.kv_dtype=fp16",
+        "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
         "cluster.gpus_per_rack=64", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
         f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
         f"hardware.ssd.capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
