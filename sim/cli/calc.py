@@ -113,12 +113,7 @@ def cmd_calc(args: argparse.Namespace) -> int:
         kw = {} if contexts is None else {"contexts": contexts}
         rep = kv_report(args.model, args.gpu, kv_dtype=args.dtype, weight_dtype=args.weight_dtype,
                         tp=args.tp, pp=args.pp, block_tokens=args.block_tokens, reserve_gb=args.reserve_gb, **kw)
-        if args.json:
-            print(json.dumps(rep, indent=1))
-        else:
-            tables = render_kv(rep)
-            for t in tables if isinstance(tables, list) else [tables]:
-                console.print(t)
+        _emit(rep, args.json, render_kv)
         return EXIT_OK
     print(f"error: calc {args.calc_cmd} is not available yet", file=sys.stderr)
     return EXIT_BAD_INPUT
@@ -171,12 +166,7 @@ def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
                             values=values, points=args.points)
     except InputError as e:
         raise _reraise_with_flag(e) from None
-    if args.json:
-        print(json.dumps(rep, indent=1))
-    else:
-        console = make_console()
-        for t in render_hit_rate(rep):
-            console.print(t)
+    _emit(rep, args.json, render_hit_rate)
     if args.plot:
         png = plot_sensitivity(rep, args.plot)
         print(f"plot: {png}", file=sys.stderr if args.json else sys.stdout)
@@ -196,10 +186,7 @@ def cmd_calc_reuse(args: argparse.Namespace) -> int:
                               params=params, kv_dtype=args.dtype, link_gb_s=args.link_gb_s)
     except InputError as e:
         raise _reraise_with_flag(e) from None
-    if args.json:
-        print(json.dumps(rep, indent=1))
-    else:
-        make_console().print(render_reuse(rep))
+    _emit(rep, args.json, render_reuse)
     return EXIT_OK
 
 
@@ -219,10 +206,16 @@ def cmd_calc_latency(args: argparse.Namespace) -> int:
         if e.where and e.where.isidentifier():
             raise InputError(str(e).removeprefix(f"{e.where}: "), where="--" + e.where.replace("_", "-")) from None
         raise
-    if args.json:
-        print(json.dumps(rep, indent=1))
-    else:
-        console = make_console()
-        for t in render_latency(rep):
-            console.print(t)
+    _emit(rep, args.json, render_latency)
     return EXIT_OK
+
+
+def _emit(rep: dict, as_json: bool, render) -> None:
+    """A calculator's report: JSON on stdout, or its rendered table(s) (one or a list) on the console."""
+    if as_json:
+        print(json.dumps(rep, indent=1))
+        return
+    console = make_console()
+    tables = render(rep)
+    for t in tables if isinstance(tables, list) else [tables]:
+        console.print(t)
