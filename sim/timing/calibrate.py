@@ -40,6 +40,7 @@ PRIORITY = ("gemm_efficiency", "gemm_efficiency_fp8", "hbm_efficiency", "attn_ef
 TYPICAL = {"ridge_softness": 0.5, "comm_latency_us": 10.0, "layer_overhead_us": 10.0, "iteration_overhead_ms": 1.0}
 MIN_SENSITIVITY = 1e-3   # RMS d log(time) / d log(param) under which the points do not see a parameter
 MIN_INDEPENDENCE = 0.05  # share of a sensitivity vector not explained by the ones picked before
+AUTO_ROUNDS = 3  # re-judgings of what the points identify, at the fit (`fit` without names)
 
 
 def step_params(cfg: Config) -> StepParams:
@@ -209,14 +210,13 @@ def check_shapes(points: Sequence[TimingPoint]) -> None:
 
 def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None = None) -> FitResult:
     """Fit ``names`` (default: the identifiable parameters) to the points, the rest at their config values."""
-    from scipy.optimize import least_squares
-
     pts = list(points)
     if not pts:
         raise InputError("no points to fit", where="--points")
     check_shapes(pts)
     basis = basis_of(cfg, pts[0].dep.gpu)
     start = step_params(cfg)
+    auto = names is None
     if names is None:
         names = identifiable(pts, start, basis)
     else:
@@ -230,24 +230,44 @@ def fit(points: Sequence[TimingPoint], cfg: Config, names: Sequence[str] | None 
     before = predict(pts, start, basis)
     if not names:
         return FitResult(pts, basis, [], list(PARAMS), start, start, meas, before, before, True)
+    after, cost, ok = _least_squares(pts, basis, meas, start, names)
+    # What the points identify is judged locally (at the config's values): a term that dominates there
+    # can mask one that matters at the fit (e.g. a per-layer cost set for another engine). Re-judge at
+    # the fit and refit with what became identifiable, keeping the better fit; a few rounds at most.
+    for _ in range(AUTO_ROUNDS if auto else 0):
+        more = [n for n in identifiable(pts, after, basis) if n not in names]
+        if not more:
+            break
+        wider = [n for n in PRIORITY if n in names or n in more][:len(pts)]
+        after2, cost2, ok2 = _least_squares(pts, basis, meas, after, wider)
+        if cost2 >= cost:
+            break
+        names, after, cost, ok = wider, after2, cost2, ok2
+    return FitResult(pts, basis, names, [n for n in PARAMS if n not in names], start, after, meas, before,
+                     predict(pts, after, basis), ok)
+
+
+def _least_squares(pts: list[TimingPoint], basis: Basis, meas: np.ndarray, base: StepParams,
+                   names: list[str]) -> tuple[StepParams, float, bool]:
+    """``names`` fitted from ``base`` (the rest at base's values): (parameters, cost, converged)."""
+    from scipy.optimize import least_squares
+
     eff = [is_efficiency(n) for n in names]
     lo = np.array([1e-6 if e else 0.0 for e in eff])
     hi = np.array([1.0 if e or n in BOUNDED_0_1 else np.inf for n, e in zip(names, eff, strict=True)])
-    x0 = np.clip([getattr(start, n) for n in names], lo, hi)
+    x0 = np.clip([getattr(base, n) for n in names], lo, hi)
     scale = np.array([max(abs(v), TYPICAL.get(n, 0.1)) for n, v in zip(names, x0, strict=True)])
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        return np.log(predict(pts, _with(start, names, x), basis) / meas)
+        return np.log(predict(pts, _with(base, names, x), basis) / meas)
 
     # The max(compute, weight read) of the linear term makes local minima possible: two fixed starts,
-    # the config's values and mid-range ones, keep the lower cost (deterministic).
+    # the base values and mid-range ones, keep the lower cost (deterministic).
     mid = np.clip([0.5 if e else TYPICAL.get(n, 1.0) for n, e in zip(names, eff, strict=True)], lo, hi)
     res = min((least_squares(residuals, x, bounds=(lo, hi), x_scale=scale, method="trf", xtol=1e-12, ftol=1e-12,
                              gtol=1e-12, max_nfev=200 * (len(names) + 1)) for x in (x0, mid)),
               key=lambda r: r.cost)
-    after = _with(start, names, res.x)
-    return FitResult(pts, basis, names, [n for n in PARAMS if n not in names], start, after, meas, before,
-                     predict(pts, after, basis), bool(res.success))
+    return _with(base, names, res.x), float(res.cost), bool(res.success)
 
 
 # ---------------------------------------------------------------- the profile overlay
