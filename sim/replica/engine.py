@@ -297,7 +297,8 @@ class BatchingReplica:
                 self._wake = None
                 continue
             if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or (
-                    self.resume_q and self._resumes_next(B)):
+                    self.resume_q and self._resumes_next(B)) or (self.decode_q and B < self.max_seqs):
+                # (the last: a preemption just freed a slot a waiting request takes at the next boundary)
                 if batch:
                     chunks = [(n, before) for _r, n, before in batch]
                     dur = self.step.iteration_s(chunks, B, self.K)

@@ -148,3 +148,17 @@ def test_a_stretch_does_not_evict_cached_prefixes_ahead():
         res = simulate("colocated", cfg, prepare(cfg, w, "lru"), "lru")
         assert res.reqs[9].pre == res.reqs[4].pre and res.reqs[9].cached == 21 * BT - 1
     _pd_times("colocated", over, w)
+
+
+def test_a_slot_freed_by_a_preemption_is_taken_at_the_next_boundary():
+    # Found by hypothesis 6.170: request 10 is preempted while request 11 waits in decode_q for a batch
+    # slot (max_num_seqs); per iteration, 11 joins one iteration later; a coalesced stretch planned at
+    # that boundary must stop there too, not run on to the next finish.
+    offs = np.array([0, 3, 38, 75, 76, 93, 126, 148, 169, 170, 171, 172, 207, 208, 209, 210, 211, 212, 213, 214])
+    w = Workload(name="prop", arrival_ms=np.array([0., 0., 1., 1., 1., 1., 1., 20., 20., 20., 40.] + [58.] * 8),
+                 input_tokens=np.array([48, 560, 592, 16, 272, 528, 352, 336, 16, 16, 16, 560] + [16] * 7),
+                 output_tokens=np.array([25, 9, 21, 21, 21, 6, 21, 4, 1, 1, 17, 2] + [1] * 7),
+                 session_id=np.full(19, -1), block_offsets=offs, block_ids=np.arange(214), block_tokens=16,
+                 turn=np.full(19, -1), synthetic_blocks=False)
+    _, preemptions = _pd_times("pd", PD + ["compute.preemption=recompute"], w)
+    assert preemptions >= 1
