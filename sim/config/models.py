@@ -8,6 +8,7 @@ the published ones.
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,42 @@ def model_spec(name_or_path: str) -> ModelSpec:
         f"{hint} {key!r} (known presets: {', '.join(PRESETS)}; or give a path to a HuggingFace config.json)",
         where="model.name",
     )
+
+
+# ------------------------------------------------------------- parallelism
+
+# The largest tensor x pipeline group one replica may span. Real deployments
+# stop at a few hundred GPUs per replica (DeepSeek-V3 serving: 32-320); the
+# bound keeps a typo (``--pp 1000``) from modelling a meaningless replica.
+MAX_REPLICA_GPUS = 1024
+
+
+def check_parallelism(spec: ModelSpec, tp: object, pp: object = 1, *,
+                      where_tp: str = "model.tp", where_pp: str = "model.pp") -> None:
+    """Refuse a tp x pp layout the model cannot be split into (InputError naming the flag/key).
+
+    The one place for the rule, shared by the config loader and the
+    calculators. tp and pp are integers >= 1 with tp x pp <= MAX_REPLICA_GPUS;
+    pp <= the model's layers (a stage holds at least one layer); tp divides the
+    attention heads, and the KV heads follow vLLM's rule: kv_heads % tp == 0
+    (each rank holds a share) or tp % kv_heads == 0 (each KV head replicated on
+    tp / kv_heads ranks). MLA keeps one latent per token that every rank
+    replicates, so only the attention heads constrain tp there.
+    """
+    for val, where in ((tp, where_tp), (pp, where_pp)):
+        if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 1:
+            raise InputError(f"must be an integer >= 1 (got {val!r})", where=where)
+    tp, pp = int(tp), int(pp)  # type: ignore[call-overload]
+    if tp * pp > MAX_REPLICA_GPUS:
+        where = where_tp if pp == 1 else where_pp if tp == 1 else f"{where_tp} x {where_pp}"
+        raise InputError(f"tp x pp = {tp * pp} GPUs per replica is above the limit of {MAX_REPLICA_GPUS}",
+                         where=where)
+    if pp > spec.n_layers:
+        raise InputError(f"pp {pp} is more pipeline stages than {spec.name}'s {spec.n_layers} layers",
+                         where=where_pp)
+    if spec.n_heads % tp:
+        raise InputError(f"tp {tp} does not divide {spec.name}'s {spec.n_heads} attention heads", where=where_tp)
+    kv = spec.n_kv_heads
+    if spec.attention != "mla" and kv % tp and tp % kv:
+        raise InputError(f"tp {tp} and {spec.name}'s {kv} KV heads: one must be a multiple of the other",
+                         where=where_tp)
