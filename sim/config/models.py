@@ -399,17 +399,17 @@ def check_parallelism(spec: ModelSpec, tp: object, pp: object = 1, *,
     for val, where in ((tp, where_tp), (pp, where_pp)):
         if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 1:
             raise InputError(f"must be an integer >= 1 (got {val!r})", where=where)
-    tp, pp = int(tp), int(pp)  # type: ignore[call-overload]
-    if tp * pp > MAX_REPLICA_GPUS:
-        where = where_tp if pp == 1 else where_pp if tp == 1 else f"{where_tp} x {where_pp}"
-        raise InputError(f"tp x pp = {tp * pp} GPUs per replica is above the limit of {MAX_REPLICA_GPUS}",
+    t, p = int(tp), int(pp)  # type: ignore[call-overload]
+    if t * p > MAX_REPLICA_GPUS:
+        where = where_tp if p == 1 else where_pp if t == 1 else f"{where_tp} x {where_pp}"
+        raise InputError(f"tp x pp = {t * p} GPUs per replica is above the limit of {MAX_REPLICA_GPUS}",
                          where=where)
-    if pp > spec.n_layers:
-        raise InputError(f"pp {pp} is more pipeline stages than {spec.name}'s {spec.n_layers} layers",
+    if p > spec.n_layers:
+        raise InputError(f"pp {p} is more pipeline stages than {spec.name}'s {spec.n_layers} layers",
                          where=where_pp)
-    if spec.n_heads % tp:
-        raise InputError(f"tp {tp} does not divide {spec.name}'s {spec.n_heads} attention heads", where=where_tp)
+    if spec.n_heads % t:
+        raise InputError(f"tp {t} does not divide {spec.name}'s {spec.n_heads} attention heads", where=where_tp)
     kv = spec.n_kv_heads
-    if spec.attention != "mla" and kv % tp and tp % kv:
-        raise InputError(f"tp {tp} and {spec.name}'s {kv} KV heads: one must be a multiple of the other",
+    if spec.attention != "mla" and kv % t and t % kv:
+        raise InputError(f"tp {t} and {spec.name}'s {kv} KV heads: one must be a multiple of the other",
                          where=where_tp)
