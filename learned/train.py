@@ -87,12 +87,12 @@ class LearnedModel:
         return np.asarray(self.booster.predict(X, num_threads=1))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from sim.io_safe import atomic_write_text
+
         meta = {**self.meta, "horizon": self.horizon, "features": list(FEATURES)}
         text = self.booster.model_to_string()
-        path.write_text(text.rstrip("\n") + "\n" + META_KEY + json.dumps(meta, sort_keys=True) + "\n")
-        return path
+        # Atomic: a failed or interrupted save never leaves a truncated model that loads.
+        return atomic_write_text(path, text.rstrip("\n") + "\n" + META_KEY + json.dumps(meta, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> LearnedModel:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sim.analytic.inputs import HitRateInputs
 from sim.config.gpus import GpuSpec, gpu_spec
 from sim.config.kv_sizes import GIB, kv_bytes_per_token, kv_bytes_per_token_total, weights_bytes_per_gpu
-from sim.config.models import ModelSpec, model_spec
+from sim.config.models import ModelSpec, check_parallelism, model_spec
 from sim.errors import InputError
 
 
@@ -88,6 +88,10 @@ def resolve(inp: HitRateInputs) -> Deployment:
         raise InputError(str(e).removeprefix(f"{e.where}: "), where="gpu") from None
     memory = inp.memory_gb if inp.memory_gb is not None else float(gpu.memory_gb)
     tp_auto = inp.tp is None
+    if inp.tp is not None:  # an explicit layout must be one the model splits into (auto picks fitting ones)
+        check_parallelism(spec, int(inp.tp), inp.pp, where_tp="tp", where_pp="pp")
+    else:
+        check_parallelism(spec, 1, inp.pp, where_tp="tp", where_pp="pp")
     tp = _auto_tp(spec, memory, inp) if inp.tp is None else int(inp.tp)
     pp = inp.pp
     if inp.gpus % (tp * pp):

@@ -24,10 +24,12 @@ from sim.config.kv_sizes import (
     weights_bytes,
     weights_bytes_per_gpu,
 )
-from sim.config.models import model_spec
+from sim.config.models import check_parallelism, model_spec
 from sim.config.units import parse_tokens
-from sim.errors import InputError
+from sim.errors import InputError, check_number
 
+MAX_BLOCK_TOKENS = 1 << 20
+MAX_CONTEXT_TOKENS = 1 << 30  # 1G tokens: far above any model's context window
 DEFAULT_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
@@ -55,13 +57,12 @@ def kv_report(model: str, gpu: str, kv_dtype: str = "fp16", weight_dtype: str = 
     g = gpu_spec(gpu)
     dtype_bytes(kv_dtype, where="--dtype")
     dtype_bytes(weight_dtype, where="--weight-dtype")
-    if block_tokens < 1:
-        raise InputError(f"block size must be >= 1 token (got {block_tokens})", where="block_tokens")
-    if reserve_gb < 0:
-        raise InputError(f"reserve must be >= 0 GiB (got {reserve_gb})", where="reserve_gb")
+    check_parallelism(spec, tp, pp, where_tp="--tp", where_pp="--pp")
+    check_number(block_tokens, "--block-tokens", lo=1, hi=MAX_BLOCK_TOKENS, integer=True)
+    check_number(reserve_gb, "--reserve-gb", lo=0, hi=g.memory_gb)
     contexts = [int(c) for c in contexts]
-    if not contexts or min(contexts) < 1:
-        raise InputError("context lengths must be >= 1 token", where="--contexts")
+    if not contexts or min(contexts) < 1 or max(contexts) > MAX_CONTEXT_TOKENS:
+        raise InputError(f"context lengths must be 1..{MAX_CONTEXT_TOKENS:,} tokens", where="--contexts")
 
     per_gpu = kv_bytes_per_token(spec, kv_dtype, tp, pp)
     logical = kv_bytes_per_token_total(spec, kv_dtype)

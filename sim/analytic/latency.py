@@ -12,7 +12,7 @@ from typing import Any
 
 from sim.config import load_config
 from sim.config.gpus import gpu_spec
-from sim.config.models import model_spec
+from sim.config.models import check_parallelism, model_spec
 from sim.errors import InputError
 from sim.timing.step_cost import StepBreakdown, StepModel
 
@@ -38,6 +38,7 @@ def latency_report(model: str, gpu: str, tp: int = 1, pp: int = 1, prompt_tokens
     if dtype not in DTYPES:
         raise InputError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})", where="dtype")
     spec, g = model_spec(model), gpu_spec(gpu)  # unknown names: one line naming the model/GPU
+    check_parallelism(spec, tp, pp, where_tp="tp", where_pp="pp")
     cfg = load_config(profile=profile)
     m = cfg.model.model_copy(update={"name": model, "tp": tp, "pp": pp, "weight_dtype": dtype})
     cfg = cfg.model_copy(update={

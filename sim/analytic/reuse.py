@@ -13,9 +13,13 @@ from typing import Any
 
 from sim.config.gpus import gpu_spec
 from sim.config.kv_sizes import GIB, dtype_bytes, kv_bytes_per_token
-from sim.config.models import model_spec
-from sim.errors import InputError
+from sim.config.models import MAX_REPLICA_GPUS, check_parallelism, model_spec
+from sim.errors import InputError, check_number
 from sim.timing.step_cost import StepModel, StepParams, step_params
+
+# A link faster than 1 PB/s per GPU, or a prefix above 100M tokens, is a typo.
+MAX_LINK_GB_S = 1e6
+MAX_PREFIX_TOKENS = 100_000_000
 
 
 def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 8192, tp: int | None = None,
@@ -35,12 +39,18 @@ def reuse_breakeven(model: str, gpu: str, gpus: int = 8, prefix_tokens: int = 81
     if not isinstance(gpus, int) or gpus < 1:
         raise InputError(f"must be an integer >= 1 (got {gpus!r})", where="gpus")
     tp = gpus if tp is None else tp
-    if tp < 1 or gpus % tp:
-        raise InputError(f"tp {tp} must be >= 1 and divide the {gpus} GPUs", where="tp")
+    if gpus > MAX_REPLICA_GPUS:
+        raise InputError(f"must be <= {MAX_REPLICA_GPUS} (one tensor-parallel group; got {gpus})", where="gpus")
+    check_parallelism(spec, tp, 1, where_tp="tp")
+    if gpus % tp:
+        raise InputError(f"tp {tp} must divide the {gpus} GPUs", where="tp")
+    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens > MAX_PREFIX_TOKENS:
+        raise InputError(f"must be an integer <= {MAX_PREFIX_TOKENS:,} (got {prefix_tokens!r})",
+                         where="prefix_tokens")
     if prefix_tokens <= 0:
         raise InputError(f"must be > 0 (got {prefix_tokens!r})", where="prefix_tokens")
-    if link_gb_s is not None and link_gb_s <= 0:
-        raise InputError(f"must be > 0 GB/s (got {link_gb_s!r})", where="link_gb_s")
+    if link_gb_s is not None:  # finite: NaN or infinity would print "nan ms" / "0 ms"
+        check_number(link_gb_s, "link_gb_s", lo=0, lo_open=True, hi=MAX_LINK_GB_S)
     params = params or step_params()
     recompute_s = StepModel(spec, g, params, tp=tp, kv_dtype=kv_dtype).prefill_s(prefix_tokens)
     per_gpu_bytes = prefix_tokens * kv_bytes_per_token(spec, kv_dtype, tp, 1)

@@ -8,6 +8,7 @@ import sys
 from sim.cli.common import EXIT_BAD_INPUT, EXIT_OK, make_console, split_list
 
 DTYPES = ["fp32", "fp16", "bf16", "fp8", "int4"]
+MAX_POINTS = 1000  # sensitivity points (each one a full hit-rate evaluation)
 
 
 def add_parser(sub) -> None:
@@ -108,11 +109,16 @@ def cmd_calc(args: argparse.Namespace) -> int:
             console.print("gpus:   " + ", ".join(sorted(GPUS)))
             return EXIT_OK
         from sim.analytic.kv_memory import parse_contexts
+        from sim.errors import InputError
 
         contexts = list(parse_contexts(args.contexts)) if args.contexts else None
         kw = {} if contexts is None else {"contexts": contexts}
-        rep = kv_report(args.model, args.gpu, kv_dtype=args.dtype, weight_dtype=args.weight_dtype,
-                        tp=args.tp, pp=args.pp, block_tokens=args.block_tokens, reserve_gb=args.reserve_gb, **kw)
+        try:
+            rep = kv_report(args.model, args.gpu, kv_dtype=args.dtype, weight_dtype=args.weight_dtype,
+                            tp=args.tp, pp=args.pp, block_tokens=args.block_tokens, reserve_gb=args.reserve_gb,
+                            **kw)
+        except InputError as e:
+            raise _reraise_with_flag(e) from None
         _emit(rep, args.json, render_kv)
         return EXIT_OK
     print(f"error: calc {args.calc_cmd} is not available yet", file=sys.stderr)
@@ -139,27 +145,57 @@ def _analytic_inputs(args: argparse.Namespace) -> dict:
     return vals
 
 
+# Config keys the calculators' library code names, and the flag each one is.
+_KEY_FLAGS = {"model.name": "--model", "hardware.gpu": "--gpu", "model.tp": "--tp", "model.pp": "--pp",
+              "model.kv_dtype": "--dtype", "model.weight_dtype": "--weight-dtype"}
+
+
 def _reraise_with_flag(e):
-    """An InputError naming an input field, re-raised naming the flag the user typed."""
+    """An InputError naming an input field or config key, re-raised naming the flag the user typed."""
     from sim.analytic.inputs import cli_flag
     from sim.errors import InputError
 
+    msg = str(e).removeprefix(f"{e.where}: ")
+    if e.where in _KEY_FLAGS:
+        return InputError(msg, where=_KEY_FLAGS[e.where])
     if e.where and e.where.isidentifier():
-        msg = str(e).removeprefix(f"{e.where}: ")
         return InputError(msg, where=cli_flag(e.where))
     return e
 
 
+def _check_finite(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """NaN and infinity in float flags: refused as such (NaN fails every range check silently)."""
+    import math
+
+    from sim.analytic.inputs import cli_flag
+    from sim.errors import InputError
+
+    for k in names:
+        v = getattr(args, k, None)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"must be a finite number (got {v})", where=cli_flag(k))
+
+
 def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
+    import math
+
     from sim.analytic import calc_hit_rate
     from sim.analytic.render import plot_sensitivity, render_hit_rate
     from sim.errors import InputError
 
+    _check_finite(args, ("arrival_rate", "turns", "interval_s", "weight_overhead", "memory_gb", "kv_budget_gb",
+                         "target_hit_rate"))
+    if args.target_hit_rate is not None and not 0 < args.target_hit_rate <= 1:
+        raise InputError(f"must be in (0, 1] (got {args.target_hit_rate})", where="--target-hit-rate")
+    if not 2 <= args.points <= MAX_POINTS:
+        raise InputError(f"must be 2..{MAX_POINTS} (got {args.points})", where="--points")
     try:
         values = [float(v) for v in split_list(args.values)] if args.values else None
     except ValueError:
-        print(f"error: --values: not a comma-separated list of numbers: {args.values!r}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError(f"not a comma-separated list of numbers: {args.values[:80]!r}", where="--values") from None
+    if values is not None and (len(values) > MAX_POINTS or not all(math.isfinite(v) for v in values)):
+        raise InputError(f"at most {MAX_POINTS} finite numbers", where="--values")
+    png = _plot_path(args.plot) if args.plot else None
     vary = args.vary or ("kv_budget_gb" if args.plot else None)
     try:
         rep = calc_hit_rate(_analytic_inputs(args), target_hit_rate=args.target_hit_rate, vary=vary,
@@ -167,10 +203,26 @@ def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
     except InputError as e:
         raise _reraise_with_flag(e) from None
     _emit(rep, args.json, render_hit_rate)
-    if args.plot:
-        png = plot_sensitivity(rep, args.plot)
+    if png is not None:
+        png = plot_sensitivity(rep, png)
         print(f"plot: {png}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
+
+
+def _plot_path(text: str):
+    """--plot: the PNG file to write (".png" added when there is no suffix, as matplotlib would)."""
+    from pathlib import Path
+
+    from sim.errors import InputError
+    from sim.io_safe import output_file
+
+    p = Path(text)
+    if p.is_dir():
+        raise InputError(f"{text[:200]!r} is a directory; give a file name such as {str(p / 'curve.png')!r}",
+                         where="--plot")
+    if p.suffix.lower() != ".png":
+        p = p.with_name(p.name + ".png")
+    return output_file(p, "--plot")
 
 
 def cmd_calc_reuse(args: argparse.Namespace) -> int:
@@ -200,12 +252,7 @@ def cmd_calc_latency(args: argparse.Namespace) -> int:
                              cached_tokens=args.cached_tokens, batch=args.batch, context=args.context,
                              dtype=args.dtype, profile=args.profile)
     except InputError as e:
-        if e.where in ("model.name", "hardware.gpu"):
-            raise InputError(str(e).removeprefix(f"{e.where}: "), where="--" + e.where.split(".")[0].replace(
-                "hardware", "gpu")) from None
-        if e.where and e.where.isidentifier():
-            raise InputError(str(e).removeprefix(f"{e.where}: "), where="--" + e.where.replace("_", "-")) from None
-        raise
+        raise _reraise_with_flag(e) from None
     _emit(rep, args.json, render_latency)
     return EXIT_OK
 

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import tempfile
 from pathlib import Path
 
 from sim.cli.common import EXIT_OK, add_config_args, load_cfg, make_console, split_list
+from sim.io_safe import atomic_write_text
 
 DESCRIPTION = """\
 Fit the step-cost model's figures (compute: gemm_efficiency, gemm_efficiency_fp8, ridge_softness,
@@ -56,17 +55,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_calibrate_timing)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cmd_calibrate_timing(args: argparse.Namespace) -> int:
     from sim.cli.tables import calibration_tables
     from sim.errors import InputError
@@ -98,6 +86,6 @@ def cmd_calibrate_timing(args: argparse.Namespace) -> int:
                   + ("" if res.converged else " [yellow](least squares did not converge)[/]"))
     console.print(f"median |err| {s['median_abs_err_before_pct']:.2f}% -> {s['median_abs_err_after_pct']:.2f}%, "
                   f"max {s['max_abs_err_before_pct']:.2f}% -> {s['max_abs_err_after_pct']:.2f}%")
-    write_atomic(out, text)
+    atomic_write_text(out, text)
     console.print(f"wrote {out}")
     return EXIT_OK

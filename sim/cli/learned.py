@@ -29,8 +29,11 @@ def cmd_learned(args: argparse.Namespace) -> int:
     from sim.errors import InputError
 
     for flag, v in (("--rounds", args.rounds), ("--horizon", args.horizon), ("--max-rows", args.max_rows)):
-        if v is not None and v < 1:
-            raise InputError(f"must be >= 1, got {v}", where=flag)
+        if v is not None and not 1 <= v <= 10_000_000:
+            raise InputError(f"must be in 1..10000000, got {v}", where=flag)
+    from sim.io_safe import output_file
+
+    output_file(args.out, "--out")
     cfg = load_cfg(args)
     params = TrainParams(seed=cfg.seed, horizon=args.horizon)
     if args.rounds is not None:

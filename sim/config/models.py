@@ -360,18 +360,30 @@ PRESETS: dict[str, ModelSpec] = {
 }
 
 
+# A model name or path longer than this is refused before touching the file system.
+MAX_MODEL_NAME = 4096
+
+
 def model_spec(name_or_path: str) -> ModelSpec:
     """A preset by name (case-insensitive) or a HuggingFace config.json / its directory."""
     key = str(name_or_path).strip()
     if key.lower() in PRESETS:
         return PRESETS[key.lower()]
+    shown = key if len(key) <= 80 else key[:77] + "..."  # never echo a huge input back whole
+    if len(key) > MAX_MODEL_NAME or "\0" in key:
+        raise InputError(f"not a preset or a usable path: {shown!r} (longer than {MAX_MODEL_NAME} characters or "
+                         f"holds a NUL byte)", where="model.name")
     p = Path(key).expanduser()
-    if p.exists():
+    try:
+        exists = p.exists()
+    except OSError as e:  # e.g. a path component longer than the file system allows
+        raise InputError(f"not a usable path: {shown!r} ({e.strerror})", where="model.name") from None
+    if exists:
         return load_hf_config(p)
     looks_like_path = "/" in key or "\\" in key or key.endswith(".json")
     hint = "no such file" if looks_like_path else "unknown model"
     raise InputError(
-        f"{hint} {key!r} (known presets: {', '.join(PRESETS)}; or give a path to a HuggingFace config.json)",
+        f"{hint} {shown!r} (known presets: {', '.join(PRESETS)}; or give a path to a HuggingFace config.json)",
         where="model.name",
     )
 

@@ -191,6 +191,10 @@ def exhaustive_relaxed(w: Workload, capacity: int, unit: bool = False) -> float:
 # ------------------------------------------------------------------ the audit
 
 
+# Requests sampled per pool: the naive references are quadratic or worse in it.
+MAX_SAMPLE = 10_000
+
+
 def _sample(w: Workload, n: int, rng: np.random.Generator) -> Workload:
     if len(w) <= n:
         return w

@@ -64,6 +64,11 @@ def oracle_curve(acc: Accesses, capacities: list[int], method: str) -> list[dict
              "lru": single_bound_tokens(acc, k, "lru", method) / tot} for k in capacities]
 
 
+# Capacities per pool: each is one oracle run, and fewer than 3 cannot tell the
+# curve's shape from its scale.
+MIN_POINTS, MAX_POINTS = 3, 200
+
+
 def curve_capacities(acc: Accesses, extra: int | None, points: int) -> list[int]:
     has = acc.prev >= 0
     peak = int(interval_loads(acc, has).max()) if acc.n and has.any() else 1

@@ -9,26 +9,49 @@ from pathlib import Path
 from typing import Any
 
 from sim.config import Config
-from sim.errors import InputError
+from sim.errors import InputError, check_number
+from sim.io_safe import atomic_write_text, output_dir
 from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
 from sim.oracle.outputs import write_csv, write_json, write_oracle_outputs
 from trace.workload import Workload
 
+# Upper bounds of the pool flags (1 PiB of KV, a million cards): far above
+# real pools, and refused before any work instead of overflowing it.
+MAX_KV_BUDGET_GB = 1_048_576
+MAX_CARDS = 1_000_000
+MAX_CAPACITY_BLOCKS = 1e12
+MAX_HEURISTIC_JSON_BYTES = 10 << 20
 
-def _floats(text, where: str) -> list[float]:
+
+def _floats(text, where: str, hi: float = 1e12) -> list[float]:
     if text is None or text == "":
         return []
     vals = []
     for part in str(text).split(","):
         try:
-            vals.append(float(part))
+            v = float(part)
         except ValueError:
-            raise InputError(f"not a number: {part!r}", where=where) from None
-        if vals[-1] < 0:
-            raise InputError(f"must be >= 0: {part!r}", where=where)
+            raise InputError(f"not a number: {part.strip()[:40]!r}", where=where) from None
+        vals.append(check_number(v, where, lo=0, hi=hi))
     return vals
+
+
+def _check_flags(a: Any) -> None:
+    """The numeric flags every oracle command shares, refused before any work (one line each)."""
+    for flag in ("tp", "pp", "gpus_per_node", "machines", "block_tokens"):
+        v = getattr(a, flag, None)
+        if v is not None:
+            check_number(v, "--" + flag.replace("_", "-"), lo=1, hi=MAX_CARDS if flag != "block_tokens" else 1 << 20)
+    if getattr(a, "reserve_gb", None) is not None:
+        check_number(a.reserve_gb, "--reserve-gb", lo=0, hi=MAX_KV_BUDGET_GB)
+
+
+def _check_parallelism(dep: Deployment) -> None:
+    from sim.config.models import check_parallelism, model_spec
+
+    check_parallelism(model_spec(dep.model), dep.tp, dep.pp, where_tp="--tp", where_pp="--pp")
 
 
 def base_deployment(cfg: Config, a: Any) -> Deployment:
@@ -53,8 +76,9 @@ def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployme
     bucket (then the `all` pool gets their sum).
     """
     base = base_deployment(cfg, a)
-    budgets = _floats(getattr(a, "kv_budget_gb", None), "--kv-budget-gb")
-    cards = _floats(getattr(a, "cards", None), "--cards")
+    _check_parallelism(base)
+    budgets = _floats(getattr(a, "kv_budget_gb", None), "--kv-budget-gb", MAX_KV_BUDGET_GB)
+    cards = _floats(getattr(a, "cards", None), "--cards", MAX_CARDS)
     if budgets and cards:
         raise InputError("give either --kv-budget-gb or --cards, not both", where="--kv-budget-gb")
     vals, key = (budgets, "kv_budget_gb") if budgets else (cards, "cards")
@@ -104,6 +128,9 @@ def _inputs(cfg: Config, a: Any, w: Workload) -> dict:
 
 def oracle_command(cfg: Config, a: Any, progress=None) -> dict:
     """`oracle`: bounds per pool and tier -> files in --output-dir; returns report + paths."""
+    _check_flags(a)
+    check_number(a.tolerance, "--tolerance", lo=0, hi=1)
+    output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     dep, per = deployments(cfg, a, [b.label for b in buckets])
     spec = OracleSpec(deployment=dep, tiers=parse_tiers(getattr(a, "tiers", None)), buckets=buckets,
@@ -122,9 +149,12 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
     from sim.oracle.capacity import hbm_capacity
     from sim.oracle.planning import PLAN_COLUMNS, check_plan_inputs, plan_cards
 
+    _check_flags(a)
     check_plan_inputs(a.target_tps, a.baseline_per_card_tps, a.alpha)
+    output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     dep = base_deployment(cfg, a)
+    _check_parallelism(dep)
     hbm_capacity(dep.with_cards(dep.tp * dep.pp), 16)  # the model must fit one replica
     w, ls = load_workload(cfg, a)
     ws = apply_scope(w, a.scope)
@@ -160,21 +190,36 @@ def estimate_command(cfg: Config, a: Any) -> dict:
     from sim.oracle.capacity import parse_tiers as _tiers
     from sim.oracle.estimator import POLICY_EFFICIENCY, HeuristicParams, estimate
 
+    _check_flags(a)
+    if a.output_dir:
+        output_dir(a.output_dir, "--output-dir")
+    for flag in ("target_tps", "baseline_per_card_tps"):
+        if getattr(a, flag, None) is not None:
+            check_number(getattr(a, flag), "--" + flag.replace("_", "-"), lo=0, hi=1e12)
     params: dict = {}
     if a.from_json:
         p = Path(a.from_json)
         try:
-            doc = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(f"cannot read heuristic JSON ({e})", where=str(p)) from None
-        section = doc.get("recommended", doc)
+            if p.stat().st_size > MAX_HEURISTIC_JSON_BYTES:
+                raise InputError(f"larger than {MAX_HEURISTIC_JSON_BYTES:,} bytes; not a heuristic JSON", where=str(p))
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # ValueError: JSON and UTF-8 decoding errors
+            reason = e.strerror if isinstance(e, OSError) else "not valid UTF-8 JSON"
+            raise InputError(f"cannot read heuristic JSON ({reason})", where=str(p)) from None
+        section = doc.get("recommended", doc) if isinstance(doc, dict) else doc
+        if not isinstance(section, dict):
+            raise InputError("not a heuristic JSON (expected an object, as calibrate writes)", where=str(p))
         if a.bucket and a.bucket != ALL:
             bks = section.get("buckets", {})
-            if a.bucket not in bks:
-                raise InputError(f"no bucket {a.bucket!r} (have: {', '.join(bks) or 'none'})", where=str(p))
-            params = dict(bks[a.bucket])
+            if not isinstance(bks, dict) or a.bucket not in bks:
+                have = ", ".join(bks) if isinstance(bks, dict) else ""
+                raise InputError(f"no bucket {a.bucket[:40]!r} (have: {have or 'none'})", where=str(p))
+            params = bks[a.bucket]
         else:
-            params = dict(section.get("heuristic", section))
+            params = section.get("heuristic", section)
+        if not isinstance(params, dict):
+            raise InputError("heuristic parameters must be a JSON object", where=str(p))
+        params = dict(params)
         HeuristicParams.from_dict(params, where=str(p))
     flag_map = {"sessions": "concurrent_sessions", "shared_prefix_tokens": "shared_prefix_tokens",
                 "new_tokens_per_turn": "new_tokens_per_turn", "turns": "turns_per_session",
@@ -198,8 +243,9 @@ def estimate_command(cfg: Config, a: Any) -> dict:
         params["policy_efficiency"] = float(eff)
     hp = HeuristicParams.from_dict(params, where="estimate flags")
     base = base_deployment(cfg, a)
-    budgets = _floats(a.kv_budget_gb, "--kv-budget-gb")
-    cards = _floats(a.cards, "--cards")
+    _check_parallelism(base)
+    budgets = _floats(a.kv_budget_gb, "--kv-budget-gb", MAX_KV_BUDGET_GB)
+    cards = _floats(a.cards, "--cards", MAX_CARDS)
     if len(budgets) > 1 or len(cards) > 1:
         raise InputError("estimate takes one deployment", where="--cards")
     if budgets:
@@ -222,8 +268,11 @@ def estimate_command(cfg: Config, a: Any) -> dict:
 
 def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
     """`calibrate`: fit the heuristic to the oracle on a trace; writes the two JSON files."""
-    from sim.oracle.calibrate import calibrate
+    from sim.oracle.calibrate import MAX_POINTS, MIN_POINTS, calibrate
 
+    _check_flags(a)
+    check_number(a.points, "--points", lo=MIN_POINTS, hi=MAX_POINTS, integer=True)
+    output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     dep, _ = deployments(cfg, a, [b.label for b in buckets])
     w, ls = load_workload(cfg, a)
@@ -247,17 +296,20 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
 
 def audit_command(cfg: Config, a: Any, progress=None) -> dict:
     """`audit`: naive recomputation on samples; writes audit_report.json/.md."""
-    from sim.oracle.audit import audit_markdown, run_audit
+    from sim.oracle.audit import MAX_SAMPLE, audit_markdown, run_audit
 
+    check_number(a.sample, "--sample", lo=1, hi=MAX_SAMPLE, integer=True)
+    check_number(a.small, "--small", lo=0, hi=MAX_SAMPLE, integer=True)
+    if getattr(a, "block_tokens", None) is not None:
+        check_number(a.block_tokens, "--block-tokens", lo=1, hi=1 << 20, integer=True)
+    output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     w, ls = load_workload(cfg, a)
-    caps = [int(v) for v in _floats(a.capacities, "--capacities")] or None
+    caps = [int(v) for v in _floats(a.capacities, "--capacities", MAX_CAPACITY_BLOCKS)] or None
     rep = run_audit(w, buckets, scope=a.scope, sample=a.sample, capacities=caps, small=a.small,
                     seed=cfg.seed, progress=progress)
     rep["inputs"] = _inputs(cfg, a, w)
     out = Path(a.output_dir)
     rep["paths"] = {"json": str(write_json(rep, out / "audit_report.json"))}
-    p = out / "audit_report.md"
-    p.write_text(audit_markdown(rep), encoding="utf-8")
-    rep["paths"]["markdown"] = str(p)
+    rep["paths"]["markdown"] = str(atomic_write_text(out / "audit_report.md", audit_markdown(rep)))
     return rep

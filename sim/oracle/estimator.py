@@ -37,12 +37,23 @@ from typing import Any
 
 from sim.config.kv_sizes import kv_bytes_per_token_total
 from sim.config.models import model_spec
-from sim.errors import InputError
+from sim.errors import InputError, check_number
 from sim.oracle.capacity import Deployment, Tier, hbm_capacity, tier_capacities
 from sim.oracle.planning import plan_cards
 
 CURVES = ("linear", "power_law_fit", "zipf_harmonic")
 POLICY_EFFICIENCY = {"lru_like": 0.6, "optimal": 1.0}
+
+
+# Bounds of the heuristic's inputs. turns_per_session is averaged turn by turn
+# (a million turns is ~0.1 s); the rest are far above real workloads.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "concurrent_sessions": (1, 1e9), "turns_per_session": (1, 1e6),
+    "shared_prefix_tokens": (0, 1e9), "new_tokens_per_turn": (0, 1e9), "private_window_tokens": (0, 1e12),
+    "population": (0, 1e12), "power_beta": (0, 100), "zipf_s": (0, 100), "policy_efficiency": (0, 1),
+}
+# The `estimate` flag of each parameter, for messages.
+FLAGS = {"concurrent_sessions": "--sessions", "turns_per_session": "--turns"}
 
 
 @dataclass
@@ -58,21 +69,18 @@ class HeuristicParams:
     population: float = 0.0  # sessions in the Zipf population (0 = concurrent_sessions)
     policy_efficiency: float = 0.6  # share of optimal private reuse the policy keeps (lru_like 0.6)
 
-    def validate(self) -> HeuristicParams:
+    def validate(self, where: str | None = None) -> HeuristicParams:
+        """Refuse values outside BOUNDS (naming the `estimate` flag, or `where`: key for a JSON file)."""
+        def name(k: str) -> str:
+            return f"{where}: {k}" if where else FLAGS.get(k, "--" + k.replace("_", "-"))
+
         if self.curve not in CURVES:
-            raise InputError(f"unknown curve {self.curve!r} (known: {', '.join(CURVES)})", where="--curve")
-        for k in ("concurrent_sessions", "turns_per_session"):
-            if not getattr(self, k) >= 1:
-                raise InputError(f"must be >= 1 (got {getattr(self, k)})", where=f"--{k.replace('_', '-')}")
-        for k in ("shared_prefix_tokens", "new_tokens_per_turn", "private_window_tokens", "population"):
-            if getattr(self, k) < 0:
-                raise InputError(f"must be >= 0 (got {getattr(self, k)})", where=f"--{k.replace('_', '-')}")
+            raise InputError(f"unknown curve {str(self.curve)[:40]!r} (known: {', '.join(CURVES)})",
+                             where=name("curve"))
+        for k, (lo, hi) in BOUNDS.items():
+            check_number(getattr(self, k), name(k), lo=lo, hi=hi, lo_open=k == "power_beta")
         if self.new_tokens_per_turn <= 0 and self.shared_prefix_tokens <= 0:
-            raise InputError("a request needs new or shared tokens", where="--new-tokens-per-turn")
-        if not 0 <= self.policy_efficiency <= 1:
-            raise InputError(f"must be in [0, 1] (got {self.policy_efficiency})", where="--policy-efficiency")
-        if self.power_beta <= 0 or self.zipf_s < 0:
-            raise InputError("power_beta must be > 0 and zipf_s >= 0", where="--power-beta/--zipf-s")
+            raise InputError("a request needs new or shared tokens", where=name("new_tokens_per_turn"))
         return self
 
     @classmethod
@@ -81,7 +89,7 @@ class HeuristicParams:
         bad = sorted(set(d) - known)
         if bad:
             raise InputError(f"unknown heuristic keys {bad} (known: {sorted(known)})", where=where)
-        return cls(**d).validate()
+        return cls(**d).validate(None if where == "estimate flags" else where)
 
     def to_dict(self) -> dict:
         return asdict(self)

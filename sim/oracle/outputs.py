@@ -6,10 +6,12 @@ Hit rates are token-weighted fractions (0-1) unless the column says block.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+from sim.io_safe import atomic_write_text
 from sim.oracle.analysis import BOUND_LABELS
 from sim.oracle.bounds import BOUND_NAMES
 
@@ -51,20 +53,25 @@ def tier_rows(report: dict) -> list[dict]:
     return [_row(pool, t) for pool in report["oracle"]["pools"] for t in pool["tiers"]]
 
 
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO(newline="")
+    wr = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    wr.writeheader()
+    for r in rows:
+        wr.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=_json_default) + "\n"
+
+
 def write_csv(rows: list[dict], columns: list[str], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        wr.writeheader()
-        for r in rows:
-            wr.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    return path
+    return atomic_write_text(path, csv_text(rows, columns))
 
 
 def write_json(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-    return path
+    return atomic_write_text(path, json_text(obj))
 
 
 def _json_default(o):
@@ -175,17 +182,14 @@ def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
         "units": {"hit_rate": "token-weighted fraction 0-1 (hit blocks x block_tokens capped at input tokens)",
                   "block_hit_rate": "fraction of block accesses", "capacity_gb": "GiB (1024^3 bytes)"},
     }
-    return {
-        "hit_summary": write_csv(hit_rows(report), HIT_COLUMNS, d / "hit_summary.csv"),
-        "tier_summary": write_csv(tier_rows(report), TIER_COLUMNS, d / "tier_summary.csv"),
-        "metadata": write_json(meta, d / "metadata.json"),
-        "details": write_json(report, d / "details.json"),
-        "report_en": _write_text(markdown(report, "en"), d / "report.md"),
-        "report_zh": _write_text(markdown(report, "zh"), d / "report.zh.md"),
+    # Every text is rendered before the first file is written, so a failure
+    # while rendering leaves no partial set; each file is then written atomically.
+    texts = {
+        "hit_summary": (csv_text(hit_rows(report), HIT_COLUMNS), d / "hit_summary.csv"),
+        "tier_summary": (csv_text(tier_rows(report), TIER_COLUMNS), d / "tier_summary.csv"),
+        "metadata": (json_text(meta), d / "metadata.json"),
+        "details": (json_text(report), d / "details.json"),
+        "report_en": (markdown(report, "en"), d / "report.md"),
+        "report_zh": (markdown(report, "zh"), d / "report.zh.md"),
     }
-
-
-def _write_text(text: str, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return {k: atomic_write_text(path, text) for k, (text, path) in texts.items()}

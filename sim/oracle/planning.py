@@ -18,8 +18,14 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from sim.errors import InputError
+from sim.errors import InputError, check_number
 from sim.oracle.capacity import Deployment, hbm_capacity, machines_of
+
+# Bounds of the planning inputs: far above any real fleet, low enough that the
+# card search stays a few dozen steps of exact integers.
+MAX_TPS = 1e12
+MIN_BASELINE_TPS = 1e-3
+MAX_PLAN_CARDS = 10_000_000
 
 PLAN_COLUMNS = ["bucket", "bound", "target_tps", "baseline_per_card_tps", "alpha", "cards", "machines",
                 "capacity_gb", "capacity_blocks", "hit_rate", "effective_per_card_tps", "total_tps",
@@ -54,12 +60,15 @@ def effective_tps(baseline: float, alpha: float, hit_rate: float) -> float:
 
 
 def check_plan_inputs(target_tps: float, baseline: float, alpha: float) -> None:
-    if not target_tps > 0:
-        raise InputError(f"must be > 0 (got {target_tps})", where="--target-tps")
-    if not baseline > 0:
-        raise InputError(f"must be > 0 (got {baseline})", where="--baseline-per-card-tps")
-    if not 0 <= alpha < 1:
+    """Finite, positive inputs whose card count without cache stays <= MAX_PLAN_CARDS."""
+    check_number(target_tps, "--target-tps", lo=0, lo_open=True, hi=MAX_TPS)
+    check_number(baseline, "--baseline-per-card-tps", lo=MIN_BASELINE_TPS, hi=MAX_TPS)
+    check_number(alpha, "--alpha", lo=0, hi=1)
+    if not alpha < 1:
         raise InputError(f"must be in [0, 1) (got {alpha})", where="--alpha")
+    if target_tps / baseline > MAX_PLAN_CARDS:
+        raise InputError(f"{target_tps:g} / {baseline:g} TPS per card needs more than {MAX_PLAN_CARDS:,} cards "
+                         f"without cache; above the planning limit", where="--target-tps")
 
 
 def plan_cards(bucket: str, bound: str, dep: Deployment, block_tokens: int,
