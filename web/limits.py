@@ -105,7 +105,7 @@ class WorkerPool:
         fut.add_done_callback(lambda _: self._slots.release())  # the slot frees when the work ends
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), self.limits.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             fut.cancel()  # drops it if still queued; a running thread finishes in the background
             raise TooSlow from None
 

@@ -140,7 +140,7 @@ REUSE_NUMERIC = ["gpus", "tp", "prefix_tokens", "gemm_efficiency", "link_gb_s"]
                          + [("/api/reuse", f) for f in REUSE_NUMERIC])
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_422_naming_the_field(client, url, field, value):
-    r = _post(client, url, '{"%s": %s}' % (field, value))
+    r = _post(client, url, f'{{"{field}": {value}}}')
     assert r.status_code == 422, r.text
     assert ["body", field] in [d["loc"] for d in r.json()["detail"]]
 
