@@ -32,10 +32,12 @@ from sim.errors import InputError
 from sim.timing.step_cost import StepParams, step_params
 from web import results
 from web.limits import BodyCap, Busy, TooSlow, WebLimits, WorkerPool
-from web.model_input import MAX_CONFIG_BYTES, ModelField, resolve_model, short
+from web.model_input import MAX_CONFIG_BYTES, ModelField, resolve_model, short, tidy
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_PATH = 1024  # characters of a results path
+MAX_NAME_FIELD = 64  # characters of a GPU preset or sensitivity input name (messages quote them)
+_WHERE = {"model.name": "model", "hardware.gpu": "gpu"}  # library key -> the request field
 # NaN/Infinity are refused in every numeric field (JSON has no such numbers; the library would
 # compute nonsense from them), and `model` is a preset name or config contents, never a path.
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -47,8 +49,10 @@ class CalcRequest(HitRateInputs):
     model_config = _STRICT
 
     model: ModelField = Field(default="llama-3-70b")  # type: ignore[assignment]
+    gpu: str = Field(default="h100-sxm", min_length=1, max_length=MAX_NAME_FIELD, description="GPU preset")
     target_hit_rate: float | None = Field(default=None, gt=0, le=1, description="0-1; None = no suggestion")
-    vary: str | None = Field(default="kv_budget_gb", description="input of the sensitivity chart (None = no chart)")
+    vary: str | None = Field(default="kv_budget_gb", max_length=MAX_NAME_FIELD,
+                             description="input of the sensitivity chart (None = no chart)")
     points: int = Field(default=25, ge=2, le=200, description="points of the sensitivity chart")
 
 
@@ -56,7 +60,7 @@ class ReuseRequest(BaseModel):
     model_config = _STRICT
 
     model: ModelField = Field(default="llama-3-70b")
-    gpu: str = Field(default="h100-sxm", min_length=1, max_length=255)
+    gpu: str = Field(default="h100-sxm", min_length=1, max_length=MAX_NAME_FIELD)
     gpus: int = Field(default=8, ge=1, le=1024)
     tp: int | None = Field(default=None, ge=1, le=1024)
     prefix_tokens: int = Field(default=8192, ge=1, le=10_000_000)
@@ -73,7 +77,7 @@ def _step_params(gemm_efficiency: float | None) -> StepParams:
 
 def _field_error(where: str | None, msg: str, section: str = "body", status: int = 422) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": [
-        {"type": "value_error", "loc": [section, short(where or "input", 80)], "msg": short(msg, 300)}]})
+        {"type": "value_error", "loc": [section, short(where or "input", 80)], "msg": tidy(msg)}]})
 
 
 def _json(out: Any) -> Response:
@@ -104,7 +108,7 @@ def _install_error_handlers(app: FastAPI, limits: WebLimits) -> None:
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
         msg = str(exc).removeprefix(f"{exc.where}: ") if exc.where else str(exc)
-        where = "model" if exc.where == "model.name" else exc.where
+        where = _WHERE.get(exc.where or "", exc.where)
         section = "query" if request.url.path.startswith("/api/results") else "body"
         return _field_error(where, msg, section)
 
@@ -114,7 +118,7 @@ def _install_error_handlers(app: FastAPI, limits: WebLimits) -> None:
         # hold NaN, which JSON cannot carry)
         detail = [{"type": e.get("type", "value_error"),
                    "loc": [short(p, 80) for p in e.get("loc", ())][:4],
-                   "msg": short(str(e.get("msg", "")).removeprefix("Value error, "), 300)}
+                   "msg": tidy(str(e.get("msg", "")).removeprefix("Value error, "))}
                   for e in exc.errors()[:20]]
         return JSONResponse(status_code=422, content={"detail": detail})
 

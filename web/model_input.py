@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import PlainValidator, WithJsonSchema
@@ -29,6 +30,16 @@ def short(v: object, n: int = 80) -> str:
     """`v` as text, cut to `n` characters: error messages never echo input in full."""
     s = str(v)
     return s if len(s) <= n else s[: n - 3] + "..."
+
+
+_LONG_RUN = re.compile(r"[^\s'\",;:()]{81,}")
+
+
+def tidy(msg: str, n: int = 300) -> str:
+    """An error message for the browser: one line, every long run of characters (a quoted value) cut to
+    80, the whole cut to `n`."""
+    one = " ".join(str(msg).split())
+    return short(_LONG_RUN.sub(lambda m: short(m.group(0)), one), n)
 
 
 def _model_value(v: Any) -> str | dict[str, Any]:
@@ -96,4 +107,4 @@ def resolve_model(model: str | dict[str, Any]) -> tuple[str, dict[str, ModelSpec
     return model, {}
 
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_NAME", "ModelField", "POSTED_KEY", "posted_spec", "resolve_model", "short"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_NAME", "ModelField", "POSTED_KEY", "posted_spec", "resolve_model", "short", "tidy"]

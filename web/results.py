@@ -17,7 +17,7 @@ from sim.report.rows import policy_rows
 from web.model_input import short
 
 MAX_FILES = 2000            # files looked at per listing
-MAX_REPORT_BYTES = 200 << 20  # a JSON larger than this is listed as too large, not parsed
+MAX_REPORT_BYTES = 64 << 20  # a JSON larger than this is listed as too large, not parsed (~5x in memory)
 MAX_SWEEP_ROWS = 100_000
 SWEEP_TABLE = "points.csv"  # one row per sweep point (experiments/ sweep engine)
 

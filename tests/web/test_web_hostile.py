@@ -166,16 +166,19 @@ def test_default_cap_is_one_mib(client):
     assert r.status_code == 413
 
 
-@pytest.mark.parametrize("body", [
-    {"k" * 50_000: 1},                       # an unknown key, huge
-    {"gpus": "9" * 50_000},                  # a huge bad value
-    {"model": "llama-3-8b", "vary": "v" * 50_000},
-    {"gpu": "g" * 50_000},
+@pytest.mark.parametrize("body, char", [
+    ({"k" * 50_000: 1}, "k"),                # an unknown key, huge
+    ({"gpus": "9" * 50_000}, "9"),           # a huge bad value
+    ({"model": "llama-3-8b", "vary": "v" * 50_000}, "v"),
+    ({"gpu": "g" * 50_000}, "g"),
+    ({"gpu": "g" * 64}, "g"),                # at the cap: quoted in "unknown GPU", whole
+    ({"model": {**LLAMA3_8B, "z" * 5000: "bad", "hidden_size": "z" * 5000}}, "z"),
 ])
-def test_errors_never_echo_the_input_in_full(client, body):
+def test_errors_never_echo_the_input_in_full(client, body, char):
     for url in ENDPOINTS:
         r = client.post(url, json=body)
         assert r.status_code == 422 and len(r.text) < 1000, (url, len(r.text))
+        assert char * 81 not in r.text and "\n" not in r.json()["detail"][0]["msg"]
 
 
 def test_invalid_json_and_deep_nesting_are_client_errors(client):
