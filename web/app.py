@@ -13,6 +13,7 @@ The server opens no file a request names except under the results directory:
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -194,6 +195,21 @@ def create_app(results_dir: str | Path = "results", limits: WebLimits | None = N
     return app
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """Bind once before uvicorn does, so a busy port or an unknown host is one line, exit 2."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as e:
+        raise InputError(f"cannot resolve {short(host)!r} ({short(e, 120)})", where="--host") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise InputError(f"cannot listen on {short(host)}:{port} ({e.strerror or e})", where="--port") from None
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, results_dir: str | Path = "results") -> int:
     """Run the UI until interrupted (uvicorn); returns the exit code."""
     if not 0 < port < 65536:
@@ -203,6 +219,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, results_dir: str | Path = "
     rd = Path(results_dir)
     if rd.exists() and not rd.is_dir():
         raise InputError("not a directory", where=str(rd))
+    _check_can_listen(host, port)
     print(f"kvsim UI on http://{host}:{port}/  (results from {rd.resolve()}; Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(create_app(rd), host=host, port=port, log_level="warning")
     return 0

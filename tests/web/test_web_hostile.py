@@ -260,3 +260,28 @@ def test_results_listing_does_not_follow_symlinks_out(escaping_results):
             assert r.json()["detail"][0]["loc"] == ["query", "path"]
         r = c.get("/api/results/report", params={"path": "p" * 5000})
         assert r.status_code == 422 and len(r.text) < 1000
+
+
+# ------------------------------------------------------------------ the library side and `serve`
+@pytest.mark.parametrize("name", PATHS)
+def test_presets_only_makes_model_spec_refuse_paths(fs_calls, name):
+    from sim.config.models import model_spec, presets_only
+    from sim.errors import InputError
+
+    with presets_only(), pytest.raises(InputError, match=r"unknown model preset \(or paste a config.json\)") as e:
+        model_spec(name)
+    assert fs_calls == [] and name not in str(e.value)
+    assert model_spec("llama-3-8b").name == "llama-3-8b"
+
+
+def test_serve_on_a_busy_port_is_one_line_exit_2(capsys):
+    import socket
+
+    from sim.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        rc = main(["serve", "--port", str(s.getsockname()[1]), "--results-dir", "nowhere"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: --port: cannot listen") and "\n" not in err
