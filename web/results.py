@@ -14,21 +14,31 @@ from typing import Any
 
 from sim.errors import InputError
 from sim.report.rows import policy_rows
+from web.model_input import short
 
 MAX_FILES = 2000            # files looked at per listing
-MAX_REPORT_BYTES = 200 << 20  # a JSON larger than this is listed as too large, not parsed
+MAX_REPORT_BYTES = 64 << 20  # a JSON larger than this is listed as too large, not parsed (~5x in memory)
 MAX_SWEEP_ROWS = 100_000
 SWEEP_TABLE = "points.csv"  # one row per sweep point (experiments/ sweep engine)
+
+
+def _within(base: Path, p: Path) -> bool:
+    """`p`, symlinks followed, is `base` (resolved) or under it."""
+    try:
+        r = p.resolve()
+    except (OSError, ValueError, RuntimeError):  # NUL byte, symlink loop
+        return False
+    return r == base or base in r.parents
 
 
 def _inside(root: Path, rel: str) -> Path:
     """`rel` resolved under `root`; InputError (field "path") if it escapes or does not exist."""
     base = root.resolve()
-    p = (base / rel).resolve()
-    if p != base and base not in p.parents:
+    if "\x00" in rel or not _within(base, base / rel):
         raise InputError("path is outside the results directory", where="path")
+    p = (base / rel).resolve()
     if not p.exists():
-        raise InputError(f"no such file {rel!r}", where="path")
+        raise InputError(f"no such file {short(rel)!r}", where="path")
     return p
 
 
@@ -51,9 +61,13 @@ def list_results(root: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {"dir": str(base), "exists": base.is_dir(), "reports": [], "sweeps": [], "skipped": []}
     if not base.is_dir():
         return out
+    real = base.resolve()
     files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".json", ".csv"))[:MAX_FILES]
     for p in files:
         rel = p.relative_to(base).as_posix()
+        if not _within(real, p):  # a symlink out of the results directory is not followed
+            out["skipped"].append({"path": rel, "reason": "outside the results directory (symlink)"})
+            continue
         if p.name == SWEEP_TABLE:
             try:
                 table = read_sweep_table(p)
@@ -61,14 +75,14 @@ def list_results(root: str | Path) -> dict[str, Any]:
                                       "points": len(table["rows"]), "failed": table["failed"],
                                       "columns": table["columns"], "mtime": p.stat().st_mtime})
             except (OSError, ValueError, csv.Error) as e:
-                out["skipped"].append({"path": rel, "reason": str(e)})
+                out["skipped"].append({"path": rel, "reason": short(e, 120)})
             continue
         if p.suffix != ".json":
             continue
         try:
             d = _load_json(p)
         except (OSError, ValueError) as e:
-            out["skipped"].append({"path": rel, "reason": f"not readable JSON: {e}"})
+            out["skipped"].append({"path": rel, "reason": f"not readable JSON: {short(e, 120)}"})
             continue
         if not is_report(d):
             out["skipped"].append({"path": rel, "reason": "not a kvsim report (no policies list)"})
@@ -88,7 +102,7 @@ def report_summary(root: str | Path, rel: str) -> dict[str, Any]:
     try:
         d = _load_json(p)
     except (OSError, ValueError) as e:
-        raise InputError(f"not readable JSON: {e}", where="path") from None
+        raise InputError(f"not readable JSON: {short(e, 120)}", where="path") from None
     if not is_report(d):
         raise InputError("not a kvsim report (no policies list)", where="path")
     w = d.get("workload") or {}
@@ -154,12 +168,14 @@ def sweep_table(root: str | Path, rel: str) -> dict[str, Any]:
     if p.is_dir():
         p = p / SWEEP_TABLE
         if not p.exists():
-            raise InputError(f"no {SWEEP_TABLE} in {rel!r} (not a sweep directory, or the sweep has not run)",
+            raise InputError(f"no {SWEEP_TABLE} in {short(rel)!r} (not a sweep directory, or the sweep has not run)",
                              where="path")
+        if not _within(Path(root).resolve(), p):
+            raise InputError("path is outside the results directory", where="path")
     try:
         t = read_sweep_table(p)
     except (OSError, ValueError, csv.Error) as e:
-        raise InputError(f"cannot read {SWEEP_TABLE}: {e}", where="path") from None
+        raise InputError(f"cannot read {SWEEP_TABLE}: {short(e, 120)}", where="path") from None
     return {"path": rel, **t}
 
 

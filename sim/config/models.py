@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +248,12 @@ def _spec_from_hf(d: object, name: str, where: str) -> ModelSpec:
     )
 
 
+def spec_from_dict(d: object, name: str, where: str) -> ModelSpec:
+    """ModelSpec from the contents of a HuggingFace config.json already in memory (the web UI's
+    pasted or uploaded config); InputError naming `where` and the key on bad contents."""
+    return _spec_from_hf(d, name, where)
+
+
 def load_hf_config(path: str | Path) -> ModelSpec:
     """ModelSpec from a local HuggingFace ``config.json`` (or a directory holding one).
 
@@ -363,12 +372,34 @@ PRESETS: dict[str, ModelSpec] = {
 # A model name or path longer than this is refused before touching the file system.
 MAX_MODEL_NAME = 4096
 
+# Set by presets_only(): the models a caller registered for the current context (the web UI's
+# posted config.json). While set, model_spec never opens a path: a browser must not make the
+# server read (or probe) its files.
+_SCOPED: ContextVar[dict[str, ModelSpec] | None] = ContextVar("kvsim_scoped_models", default=None)
+
+UNKNOWN_PRESET = "unknown model preset (or paste a config.json)"
+
+
+@contextmanager
+def presets_only(extra: Mapping[str, ModelSpec] | None = None) -> Iterator[None]:
+    """Within the block model_spec resolves presets and `extra` (exact keys) only, never a path."""
+    token = _SCOPED.set(dict(extra or {}))
+    try:
+        yield
+    finally:
+        _SCOPED.reset(token)
+
 
 def model_spec(name_or_path: str) -> ModelSpec:
     """A preset by name (case-insensitive) or a HuggingFace config.json / its directory."""
     key = str(name_or_path).strip()
+    scoped = _SCOPED.get()
+    if scoped is not None and key in scoped:
+        return scoped[key]
     if key.lower() in PRESETS:
         return PRESETS[key.lower()]
+    if scoped is not None:  # same answer whatever the text: no file is looked at, nothing echoed
+        raise InputError(f"{UNKNOWN_PRESET}; known presets: {', '.join(PRESETS)}", where="model.name")
     shown = key if len(key) <= 80 else key[:77] + "..."  # never echo a huge input back whole
     if len(key) > MAX_MODEL_NAME or "\0" in key:
         raise InputError(f"not a preset or a usable path: {shown!r} (longer than {MAX_MODEL_NAME} characters or "

@@ -183,6 +183,39 @@ def test_bad_input_shows_a_message_next_to_the_field(page, tmp_path):
     assert page.inner_text("#e-gpus") == ""
 
 
+LLAMA3_8B_CONFIG = {"_name_or_path": "pasted-llama", "num_hidden_layers": 32, "hidden_size": 4096,
+                    "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+                    "vocab_size": 128256, "max_position_embeddings": 8192}
+
+
+def test_model_is_a_preset_or_a_pasted_config_never_a_path(page, tmp_path):
+    page.fill("#f-model", "/etc/passwd")
+    _settle(page, "error")
+    assert "unknown model preset (or paste a config.json)" in page.inner_text("#e-model")
+    page.fill("#f-model", "llama-3-8b")
+    _settle(page)
+    preset_kv = page.get_attribute("#o-kv_bytes_per_token", "data-value")
+    page.fill("#f-model", "not-a-preset")  # the pasted config replaces the preset field
+    page.fill("#f-model_config", json.dumps(LLAMA3_8B_CONFIG))
+    _settle(page)
+    assert "pasted-llama" in page.inner_text("#o-layout")
+    assert page.get_attribute("#o-kv_bytes_per_token", "data-value") == preset_kv
+    page.fill("#f-model_config", "{not json")
+    _settle(page, "error")
+    assert "not valid JSON" in page.inner_text("#e-model_config")
+    page.fill("#f-model_config", json.dumps({**LLAMA3_8B_CONFIG, "hidden_size": None}))
+    _settle(page, "error")
+    assert "hidden_size" in page.inner_text("#e-model_config")
+    upload = tmp_path / "config.json"
+    upload.write_text(json.dumps({**LLAMA3_8B_CONFIG, "_name_or_path": "uploaded-llama"}))
+    page.set_input_files("#f-model_file", str(upload))
+    _settle(page)
+    assert "uploaded-llama" in page.inner_text("#o-layout")
+    page.fill("#f-model_config", "")
+    page.fill("#f-model", "llama-3-70b")
+    _settle(page)
+
+
 def test_results_page_draws_the_charts(page, results_dir, tmp_path):
     page.click("#tab-results")
     page.wait_for_function("document.body.dataset.results === 'ok'")

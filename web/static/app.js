@@ -188,7 +188,26 @@ function collect() {
     body[f] = v;  // as typed: the server validates and names the field
   }
   body.vary = $("f-vary").value;
+  body.model = modelValue();
   return body;
+}
+
+// The model: a preset name, or the pasted/uploaded config.json sent as a JSON object (the server
+// never opens a file named here). Throws with a message for the model field.
+function modelValue() {
+  const text = $("f-model_config").value.trim();
+  if (!text) return $("f-model").value.trim();
+  const cap = presets && presets.limits ? presets.limits.config_bytes : 262144;
+  if (text.length > cap) throw new Error(`config.json larger than ${Math.round(cap / 1024)} KiB`);
+  let v;
+  try { v = JSON.parse(text); } catch (e) { throw new Error("config.json is not valid JSON: " + e.message); }
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("config.json must be a JSON object");
+  return v;
+}
+
+function showModelError(msg) {
+  $("e-model_config").textContent = msg;
+  $("f-model_config").classList.add("bad");
 }
 
 function clearErrors(prefix) {
@@ -224,10 +243,17 @@ async function postJSON(url, body) {
 
 async function recalc() {
   const my = ++seq;
+  let body;
+  $("f-model_config").classList.remove("bad");
+  $("e-model_config").textContent = "";
+  try { body = collect(); } catch (e) {
+    clearErrors("e-"); showModelError(e.message); $("results-card").classList.add("stale"); setState("error");
+    return;
+  }
   pending++; setState("pending");
   let r;
   try {
-    r = await postJSON("/api/hit-rate", collect());
+    r = await postJSON("/api/hit-rate", body);
   } catch (e) {
     pending--; if (my === seq) { $("form-error").textContent = "server unreachable: " + e; setState("error"); }
     return;
@@ -237,7 +263,10 @@ async function recalc() {
   clearErrors("e-");
   $("form-error").textContent = "";
   if (r.status !== 200) {
-    showErrors(r.data.detail, "e-", "f-", $("form-error"));
+    const pasted = !!$("f-model_config").value.trim();  // then "model" errors are about the pasted config
+    const detail = (r.data.detail || []).map((d) => (pasted && (d.loc || [])[1] === "model"
+      ? { ...d, loc: ["body", "model_config"] } : d));
+    showErrors(detail, "e-", "f-", $("form-error"));
     $("results-card").classList.add("stale");
     setState("error");
     return;
@@ -327,7 +356,9 @@ function renderTarget(d) {
 let reuseSeq = 0;
 async function recalcReuse() {
   const my = ++reuseSeq;
-  const body = { model: $("f-model").value.trim(), gpu: $("f-gpu").value, gpus: $("r-gpus").value.trim(),
+  let model;
+  try { model = modelValue(); } catch (e) { return; }  // the calculator shows the message
+  const body = { model, gpu: $("f-gpu").value, gpus: $("r-gpus").value.trim(),
     prefix_tokens: $("r-prefix_tokens").value.trim(), kv_dtype: $("f-kv_dtype").value };
   const link = $("r-link_gb_s").value.trim();
   if (link) body.link_gb_s = link;
@@ -380,6 +411,13 @@ async function initCalc() {
   $("f-vary").addEventListener("change", () => schedule(recalc, 10));
   $("f-target_hit_rate").addEventListener("input", () => schedule(recalc, 200));
   for (const id of ["r-gpus", "r-prefix_tokens", "r-link_gb_s"]) $(id).addEventListener("input", () => recalcReuse());
+  $("f-model_file").addEventListener("change", () => {
+    const f = $("f-model_file").files[0];
+    if (!f) return;
+    const cap = presets.limits.config_bytes;
+    if (f.size > cap) { showModelError(`${f.name}: larger than ${Math.round(cap / 1024)} KiB`); return; }
+    f.text().then((t) => { $("f-model_config").value = t; schedule(recalc, 10); });
+  });
   await recalc();
 }
 
