@@ -85,6 +85,12 @@ def read_text_file(path: str | Path, where: str, max_bytes: int) -> str:
         raise InputError(f"not UTF-8 text (byte {e.start}) ({where})", where=str(p)) from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class OutputSet:
     """Result files of one command, staged beside their targets and moved into place together.
 
@@ -105,6 +111,7 @@ class OutputSet:
         except OSError as e:
             raise InputError(f"cannot write in {str(p.parent)!r}: {e.strerror}", where=where) from None
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result file gets the usual permissions
         self._staged.append((Path(tmp), p, where))
         return Path(tmp)
 

@@ -154,7 +154,8 @@ class CacheCfg(_Section):
 
 class PoliciesCfg(_Section):
     eviction: str = "lru"
-    compare: list[str] = Field(min_length=1, default=["lru", "lfu", "fifo", "arc", "s3fifo", "selective_write", "session_prefetch", "belady"])
+    compare: list[str] = Field(min_length=1, default=["lru", "lfu", "fifo", "arc", "s3fifo", "selective_write",
+                                                       "session_prefetch", "belady"])
     learned_model: str = ""
     learned_retrain_every: int = Field(2000, ge=1, le=MAX_REQUESTS)
 
@@ -270,8 +271,8 @@ class Config(_Section):
             if racks * per_rack > MAX_GPUS:
                 raise ValueError(
                     f"{sec}.racks x {sec}.gpus_per_rack = {racks:,} x {per_rack:,} = {racks * per_rack:,} GPUs "
-                    f"exceeds the limit of {MAX_GPUS:,} (its topology alone would take ~{racks * per_rack * 2e3 / 1e9:,.1f} "
-                    "GB of memory)")
+                    f"exceeds the limit of {MAX_GPUS:,} (its topology alone would take "
+                    f"~{racks * per_rack * 2e3 / 1e9:,.1f} GB of memory)")
         return self
 
     def hash(self) -> str:
