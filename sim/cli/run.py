@@ -157,6 +157,7 @@ def _check_output_flags(args: argparse.Namespace) -> None:
         if value is not None:
             check_output_path(value, flag)
     if args.plot is not None and not args.no_plot:
+        check_output_path(args.plot, "--plot")  # a directory is refused before ".png" would be appended
         check_output_path(_plot_path(args.plot), "--plot")
 
 
