@@ -1,18 +1,166 @@
-"""Writing result files so a failure never leaves one looking complete.
+"""Safe file input/output for user-given paths: checked up front, bounded reads, atomic outputs.
 
-Each file is written under a temporary name in its own folder and renamed
-into place (os.replace is atomic on POSIX), so a reader sees the old file,
-the new file, or none, never half of one.
+A command's result files are staged under temporary names beside their
+targets and moved into place only when every one of them was written, so a
+failure (a bad --report-csv path, a full disk, a plot error) never leaves a
+report that looks complete. A single file is written under a temporary name
+in its own folder and renamed into place (``atomic_write``): a reader sees
+the old file, the new one, or none, never half of one. Every failure is an
+InputError naming the flag.
 """
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from sim.errors import InputError
 
+# Virtual filesystems: a result written there is lost or does something else entirely.
+_VIRTUAL_ROOTS = ("/proc", "/sys")
+
+
+def check_output_path(path: str | Path, where: str) -> Path:
+    """The path as a Path, or InputError: NUL byte, a directory, a device/FIFO, under /proc or /sys."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise InputError("path contains a NUL byte", where=where)
+    if not text.strip():
+        raise InputError("empty path", where=where)
+    p = Path(text)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise InputError(f"cannot use {text!r}: {e.strerror}", where=where) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{text!r} is a directory; give a file name", where=where)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{text!r} is not a regular file (device, FIFO or socket)", where=where)
+    resolved = str(p.resolve())
+    if any(resolved == r or resolved.startswith(r + "/") for r in _VIRTUAL_ROOTS):
+        raise InputError(f"{text!r} is on a virtual filesystem ({resolved.split('/')[1]}); give a real file",
+                         where=where)
+    parent = p.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{str(parent)!r} is not a directory", where=where)
+    return p
+
+
+def check_input_file(path: str | Path, where: str, max_bytes: int) -> Path:
+    """A regular, readable file of at most max_bytes, or InputError (directories, devices, huge files)."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise InputError("path contains a NUL byte", where=where)
+    p = Path(text)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError("file not found", where=text) from None
+    except OSError as e:
+        raise InputError(f"cannot open: {e.strerror}", where=text) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"is a directory, not a file ({where})", where=text)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"not a regular file (device, FIFO or socket) ({where})", where=text)
+    if st.st_size > max_bytes:
+        raise InputError(f"file is {st.st_size:,} bytes; the limit is {max_bytes:,} ({where})", where=text)
+    return p
+
+
+def read_text_file(path: str | Path, where: str, max_bytes: int) -> str:
+    """The UTF-8 text of a checked input file; binary content is one InputError, not a traceback."""
+    p = check_input_file(path, where, max_bytes)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", where=str(p)) from None
+    if b"\0" in data:
+        raise InputError(f"binary file, expected text ({where})", where=str(p))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start}) ({where})", where=str(p)) from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class OutputSet:
+    """Result files of one command, staged beside their targets and moved into place together.
+
+    ``stage(final, where)`` checks the target and returns a temporary path in
+    the same folder (same suffix, so matplotlib picks the format). ``commit()``
+    renames all of them; ``discard()`` (also on an exception inside ``with``)
+    removes every temporary and anything already moved by a failed commit.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path, str]] = []
+
+    def stage(self, final: str | Path, where: str) -> Path:
+        p = check_output_path(final, where)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=f".tmp{p.suffix}")
+        except OSError as e:
+            raise InputError(f"cannot write in {str(p.parent)!r}: {e.strerror}", where=where) from None
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result file gets the usual permissions
+        self._staged.append((Path(tmp), p, where))
+        return Path(tmp)
+
+    def write(self, final: str | Path, where: str, writer: Callable[[Path], object]) -> Path:
+        """Stage `final` and let `writer` fill the temporary; a write error is an InputError naming `where`."""
+        tmp = self.stage(final, where)
+        try:
+            writer(tmp)
+        except OSError as e:
+            raise InputError(f"cannot write {os.fspath(final)!r}: {e.strerror or e}", where=where) from None
+        return Path(final)
+
+    def commit(self) -> None:
+        moved: list[Path] = []
+        for tmp, final, where in self._staged:
+            try:
+                if not tmp.exists() or tmp.stat().st_size == 0:
+                    raise InputError("nothing was written", where=where)
+                os.replace(tmp, final)
+            except OSError as e:
+                for m in moved:
+                    m.unlink(missing_ok=True)
+                self.discard()
+                raise InputError(f"cannot write {str(final)!r}: {e.strerror}", where=where) from None
+            except InputError:
+                for m in moved:
+                    m.unlink(missing_ok=True)
+                self.discard()
+                raise
+            moved.append(final)
+        self._staged.clear()
+
+    def discard(self) -> None:
+        for tmp, _, _ in self._staged:
+            tmp.unlink(missing_ok=True)
+        self._staged.clear()
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
+# ---------------------------------------------------------------- single files and output folders
 
 def output_dir(path: str | Path, where: str) -> Path:
     """`path` as an output folder (created if missing); InputError naming `where` if it cannot be one."""
@@ -54,11 +202,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 
 def output_file(path: str | Path, where: str) -> Path:
-    """`path` as a file to (over)write, checked before any work: not a folder, its folder creatable."""
-    p = Path(path)
-    if "\0" in str(path):
-        raise InputError("contains a NUL byte", where=where)
-    if p.is_dir():
-        raise InputError(f"{str(p)[:200]!r} is a directory, not a file", where=where)
+    """`path` as a file to (over)write, checked before any work (check_output_path), its folder created."""
+    p = check_output_path(path, where)
     output_dir(p.parent, where)
     return p

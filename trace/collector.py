@@ -18,6 +18,10 @@ from sim.errors import InputError
 from trace.blockids import ensure_prefix_ids, synthetic_block_ids
 from trace.workload import LoadStats, Workload
 
+# Latest accepted arrival (ms after the trace's time origin): ~317 years, above epoch-ms timestamps
+# (1.7e12) and low enough that float64 keeps sub-millisecond steps; 1e300 would make every TTFT 0.
+MAX_ARRIVAL_MS = 1e13
+
 
 class Collector:
     """Accumulates validated rows in typed arrays; builds the Workload."""
@@ -80,6 +84,10 @@ class Collector:
             return False
         if arrival_ms < 0:
             self.reject(line, "negative_timestamp", f"arrival {arrival_ms:g} ms")
+            return False
+        if arrival_ms > MAX_ARRIVAL_MS:
+            self.reject(line, "timestamp_out_of_range",
+                        f"arrival {arrival_ms:g} ms is beyond the limit of {MAX_ARRIVAL_MS:g} ms (~317 years)")
             return False
         if arrival_ms < self.last_ms:
             self.reject(

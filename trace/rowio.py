@@ -17,6 +17,11 @@ Rejection reasons (the keys of ``LoadStats.rejected``):
 ``timestamp_out_of_order``  arrival earlier than the previous loaded row
 ``hash_ids_count_mismatch`` len(hash_ids) != ceil(input_length / block_tokens)
 ``failed_request``          BurstGPT row with 0 response tokens (a failure)
+``timestamp_out_of_range``  arrival beyond MAX_ARRIVAL_MS (trace.collector)
+
+A line longer than MAX_LINE_BYTES stops the load with an InputError naming the
+file and line (a file without newlines, e.g. /dev/zero or a binary, must not be
+read whole into memory); so does a path that is not a regular file.
 """
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ import csv
 import gzip
 import json
 import math
+import stat
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from io import BufferedReader
 from pathlib import Path
@@ -48,7 +54,10 @@ REASONS = (
     "timestamp_out_of_order",
     "hash_ids_count_mismatch",
     "failed_request",
+    "timestamp_out_of_range",
 )
+# The longest trace line read (a 1M-token Mooncake row's hash_ids take < 1 MB).
+MAX_LINE_BYTES = 4 << 20
 
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
@@ -69,11 +78,33 @@ class BadRow(Exception):
 def check_file(path: str | Path) -> Path:
     """The path as a Path, or InputError when it is not a readable file."""
     p = Path(path)
-    if not p.exists():
-        raise InputError("trace file not found", where=str(p))
-    if p.is_dir():
+    if "\0" in str(path):
+        raise InputError("path contains a NUL byte", where="--trace")
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError("trace file not found", where=str(p)) from None
+    except OSError as e:
+        raise InputError(f"cannot open trace file: {e.strerror or e}", where=str(p)) from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError("is a directory, expected a trace file", where=str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("not a regular file (device, FIFO or socket), expected a trace file", where=str(p))
     return p
+
+
+def bounded_lines(fh, path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary stream, each at most max_bytes (else InputError naming file and line)."""
+    n = 0
+    while True:
+        raw = fh.readline(max_bytes + 1)
+        if not raw:
+            return
+        n += 1
+        if len(raw) > max_bytes:
+            raise InputError(f"line {n}: longer than {max_bytes:,} bytes (the limit of a trace line; "
+                             "is this a line-oriented trace?)", where=str(path))
+        yield raw
 
 
 def read_magic(path: Path, n: int = 4) -> bytes:
@@ -106,7 +137,7 @@ def head_lines(path: Path, max_lines: int = 20, max_bytes: int = 1 << 20) -> lis
     read = 0
     try:
         with open_binary(path) as fh:
-            for raw in fh:
+            for raw in bounded_lines(fh, path):
                 read += len(raw)
                 line = raw.decode("utf-8", "replace").lstrip("\ufeff").strip()
                 if line:
@@ -264,7 +295,7 @@ def run_jsonl(path: Path, coll: Collector, parse_row) -> None:
     line = 0
     try:
         with open_binary(path) as fh:
-            for raw in fh:
+            for raw in bounded_lines(fh, path):
                 line += 1
                 if not raw.strip():
                     continue
@@ -286,9 +317,9 @@ def run_jsonl(path: Path, coll: Collector, parse_row) -> None:
         raise InputError(f"line {line + 1}: cannot read file ({_short(e)})", where=str(path)) from None
 
 
-def _decoded(fh: Iterable[bytes]) -> Iterator[str]:
+def _decoded(fh, path: Path) -> Iterator[str]:
     first = True
-    for raw in fh:
+    for raw in bounded_lines(fh, path):
         s = raw.decode("utf-8", "replace")
         if first:
             s = s.lstrip("\ufeff")
@@ -305,7 +336,7 @@ def open_csv(path: Path, fmt: str, required: dict[str, Sequence[str]], optional:
     """
     fh = open_binary(path)
     try:
-        reader = csv.reader(_decoded(fh))
+        reader = csv.reader(_decoded(fh, path))
         header = None
         for row in reader:
             if row and any(c.strip() for c in row):

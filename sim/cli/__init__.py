@@ -13,6 +13,8 @@ import sys
 from sim.cli import calc, calibrate, learned, oracle, run, serve, sweep, trace_cmd
 from sim.cli.common import EXIT_BAD_INPUT
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
+
 # Registration order is the order of `python main.py --help`.
 COMMANDS = (run, calc, trace_cmd, serve, learned, oracle, calibrate, sweep)
 
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; the exit code: 0 ok, 1 a check failed, 2 bad input (one `error: ...` line), 130 ^C."""
+    """Run one command; the exit code: 0 ok, 1 a check failed, 2 bad input (one `error: ...` line), 130 ^C,
+    141 the output pipe was closed."""
     from sim.errors import InputError
 
     ap = build_parser()
@@ -54,3 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, like a command killed by SIGPIPE. Pointing
+        # stdout at /dev/null keeps the interpreter's final flush from printing a second error.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

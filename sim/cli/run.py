@@ -41,13 +41,12 @@ def add_parser(sub) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.modes.runner import run_mode
-    from sim.report.rows import write_csv
-    from sim.report.schema import write_json
     from trace.source import workload_from_config
 
     cfg = load_cfg(args)
+    _check_output_flags(args)
     console = make_console(args.quiet)
-    policies = split_list(args.policy) or (list(cfg.policies.compare) if args.compare else [cfg.policies.eviction])
+    policies = _policies(args, cfg)
     if getattr(args, "model", None) and "learned" not in policies:
         from sim.errors import InputError
 
@@ -73,25 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
                           f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
             break
-    out_dir = Path(cfg.experiments.out_dir)
-    if args.report_json:
-        write_json(report, args.report_json)
-    if args.report_csv:
-        write_csv(report, args.report_csv)
-    if args.default_outputs:
-        write_json(report, out_dir / "report.json")
-        write_csv(report, out_dir / "report.csv")
-        console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
-    if not args.no_plot and report.get("routers"):
-        from sim.report.plots import plot_router_comparison
-
-        png = plot_router_comparison(report, Path(args.plot or out_dir / "routers.png"))
-        console.print(f"plot: {png}")
-    elif not args.no_plot:
-        from sim.report.plots import plot_policy_comparison
-
-        png = plot_policy_comparison(report, Path(args.plot or out_dir / "policies.png"))
-        console.print(f"plot: {png}")
+    if report.get("routers"):
+        from sim.report.plots import plot_router_comparison as plot_fn
+    else:
+        from sim.report.plots import plot_policy_comparison as plot_fn
+    _write_outputs(args, cfg, console, report, plot_fn, "routers.png" if report.get("routers") else "policies.png")
     return EXIT_OK
 
 
@@ -108,9 +93,6 @@ def cmd_default(args: argparse.Namespace) -> int:
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
-    from sim.report.rows import write_csv
-    from sim.report.schema import write_json
-
     console.print(pd_table(report))
     lay = report["pd_layout"]
     for p in report["policies"]:
@@ -130,13 +112,77 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
     if rej.get("count"):
         console.print(f"[yellow]warning: {rej['count']:,} requests ({100 * rej['share']:.1f}%) rejected: "
                       f"{rej['reason']}; they count as SLO misses[/]")
-    out_dir = Path(cfg.experiments.out_dir)
-    if args.report_json:
-        write_json(report, args.report_json)
-    if args.report_csv:
-        write_csv(report, args.report_csv)
-    if not args.no_plot:
-        from sim.report.pd_plots import plot_pd_comparison
+    from sim.report.pd_plots import plot_pd_comparison
 
-        console.print(f"plot: {plot_pd_comparison(report, Path(args.plot or out_dir / 'pd.png'))}")
+    _write_outputs(args, cfg, console, report, plot_pd_comparison, "pd.png")
     return EXIT_OK
+
+
+def _policies(args: argparse.Namespace, cfg) -> list[str]:
+    """--policy names, or policies.compare with --compare, or policies.eviction; an empty list is refused."""
+    from sim.errors import InputError
+
+    if args.policy is not None:
+        names = split_list(args.policy)
+        if not names:
+            raise InputError(f"no policy name in {args.policy!r}", where="--policy")
+        return names
+    if args.compare:
+        if not cfg.policies.compare:
+            raise InputError("policies.compare is empty; list at least one policy", where="--compare")
+        return list(cfg.policies.compare)
+    return [cfg.policies.eviction]
+
+
+def _plot_path(text: str) -> Path:
+    """--plot as given; no suffix means PNG (as matplotlib did); an image type it cannot write is refused."""
+    from sim.errors import InputError
+
+    p = Path(text)
+    if not p.suffix:
+        return p.with_suffix(".png")
+    if p.suffix.lower().lstrip(".") not in PLOT_TYPES:
+        raise InputError(f"unsupported image type {p.suffix!r} (use .png, .svg or .pdf)", where="--plot")
+    return p
+
+
+PLOT_TYPES = ("png", "svg", "svgz", "pdf", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
+
+
+def _check_output_flags(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before the simulation runs (a directory, /proc, a device, a NUL byte)."""
+    from sim.io_safe import check_output_path
+
+    for flag, value in (("--report-json", args.report_json), ("--report-csv", args.report_csv)):
+        if value is not None:
+            check_output_path(value, flag)
+    if args.plot is not None and not args.no_plot:
+        check_output_path(args.plot, "--plot")  # a directory is refused before ".png" would be appended
+        check_output_path(_plot_path(args.plot), "--plot")
+
+
+def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, plot_fn, plot_name: str) -> None:
+    """Report JSON/CSV and the plot as one set: all are written to temporaries and renamed only if all succeed."""
+    from sim.io_safe import OutputSet
+    from sim.report.rows import write_csv
+    from sim.report.schema import write_json
+
+    out_dir = Path(cfg.experiments.out_dir)
+    where_dir = "experiments.out_dir"
+    with OutputSet() as outs:
+        if args.report_json:
+            outs.write(args.report_json, "--report-json", lambda t: write_json(report, t))
+        if args.report_csv:
+            outs.write(args.report_csv, "--report-csv", lambda t: write_csv(report, t))
+        if getattr(args, "default_outputs", False):
+            outs.write(out_dir / "report.json", where_dir, lambda t: write_json(report, t))
+            outs.write(out_dir / "report.csv", where_dir, lambda t: write_csv(report, t))
+        png = None
+        if not args.no_plot:
+            png = _plot_path(args.plot) if args.plot else out_dir / plot_name
+            outs.write(png, "--plot" if args.plot else where_dir, lambda t: plot_fn(report, t))
+        outs.commit()
+    if getattr(args, "default_outputs", False):
+        console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
+    if png is not None:
+        console.print(f"plot: {png}")

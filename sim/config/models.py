@@ -8,6 +8,7 @@ the published ones.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -83,13 +84,33 @@ class ModelSpec:
 # ---------------------------------------------------------- parameter counts
 
 
+# Upper bounds of config.json sizes: far above any real model, low enough that the sizes stay exact
+# and loops over layers stay short (README "Limits").
+MAX_HF_INT = 1 << 31
+MAX_HF_LAYERS = 10_000
+MAX_HF_CONFIG_BYTES = 16 << 20
+MAX_NAME_CHARS = 255
+
+
 def _pos_int(d: dict[str, Any], key: str, where: str, default: Any = None) -> int:
     v = d.get(key, default)
     if v is None:
         v = default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v <= 0:
-        raise InputError(f"key {key!r} must be a positive integer (got {v!r})", where=where)
+    bad = isinstance(v, bool) or not isinstance(v, (int, float))
+    if not bad:
+        bad = not math.isfinite(v) or v != int(v) or v <= 0
+    if bad:
+        got = repr(v)
+        raise InputError(f"key {key!r} must be a positive integer (got {got[:40]})", where=where)
+    hi = MAX_HF_LAYERS if "layer" in key else MAX_HF_INT
+    if v > hi:
+        raise InputError(f"key {key!r} is {int(v):,}; the limit is {hi:,}", where=where)
     return int(v)
+
+
+def _opt_int(d: dict[str, Any], key: str, where: str) -> int:
+    """An optional positive integer key: 0 when absent/null/0, else checked like the required ones."""
+    return _pos_int(d, key, where) if d.get(key) not in (None, 0, False) else 0
 
 
 def _estimate_params(d: dict[str, Any], n_layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int,
@@ -110,11 +131,11 @@ def _estimate_params(d: dict[str, Any], n_layers: int, hidden: int, heads: int, 
 
     # ---- attention
     if d.get("kv_lora_rank"):
-        q_lora = int(d.get("q_lora_rank") or 0)
-        nope = int(d.get("qk_nope_head_dim") or head_dim)
-        rope = int(d.get("qk_rope_head_dim") or 0)
-        v_dim = int(d.get("v_head_dim") or head_dim)
-        r = int(d["kv_lora_rank"])
+        q_lora = _opt_int(d, "q_lora_rank", where)
+        nope = _opt_int(d, "qk_nope_head_dim", where) or head_dim
+        rope = _opt_int(d, "qk_rope_head_dim", where)
+        v_dim = _opt_int(d, "v_head_dim", where) or head_dim
+        r = _pos_int(d, "kv_lora_rank", where)
         q = (hidden * q_lora + q_lora + q_lora * heads * (nope + rope)) if q_lora else hidden * heads * (nope + rope)
         attn = q + hidden * (r + rope) + r + r * heads * (nope + v_dim) + heads * v_dim * hidden
     else:
@@ -129,20 +150,23 @@ def _estimate_params(d: dict[str, Any], n_layers: int, hidden: int, heads: int, 
     norms = 2 * hidden
 
     # ---- MLP / MoE
-    n_exp = int(d.get("num_local_experts") or d.get("n_routed_experts") or d.get("num_experts") or 0)
+    n_exp = (_opt_int(d, "num_local_experts", where) or _opt_int(d, "n_routed_experts", where)
+             or _opt_int(d, "num_experts", where))
     dense_mlp = 3 * hidden * inter
     if n_exp:
-        top_k = d.get("num_experts_per_tok") or d.get("num_experts_per_token") or d.get("moe_topk")
+        top_k = (_opt_int(d, "num_experts_per_tok", where) or _opt_int(d, "num_experts_per_token", where)
+                 or _opt_int(d, "moe_topk", where))
         if not top_k:
             raise InputError("MoE config (experts given) is missing key 'num_experts_per_tok'", where=where)
-        top_k = int(top_k)
-        moe_inter = int(d.get("moe_intermediate_size") or inter)
+        moe_inter = _opt_int(d, "moe_intermediate_size", where) or inter
         expert = 3 * hidden * moe_inter
-        shared = int(d.get("n_shared_experts") or 0) * expert
+        shared = _opt_int(d, "n_shared_experts", where) * expert
         if d.get("shared_expert_intermediate_size"):
-            shared += 3 * hidden * int(d["shared_expert_intermediate_size"]) + hidden  # + shared gate
+            shared += 3 * hidden * _pos_int(d, "shared_expert_intermediate_size", where) + hidden  # + shared gate
         router = hidden * n_exp
-        dense_layers = int(d.get("first_k_dense_replace") or 0) + len(d.get("mlp_only_layers") or [])
+        mlp_only = d.get("mlp_only_layers")
+        dense_layers = _opt_int(d, "first_k_dense_replace", where) + (len(mlp_only) if isinstance(mlp_only, list)
+                                                                       else 0)
         dense_layers = min(dense_layers, n_layers)
         moe_layers = n_layers - dense_layers
         total_mlp = dense_layers * dense_mlp + moe_layers * (n_exp * expert + shared + router)
@@ -179,10 +203,11 @@ def _kv_layers(d: dict[str, Any], n_layers: int, where: str) -> int:
                 raise InputError(f"{key!r} lists no full-attention layer, so no layer holds a KV cache", where=where)
             return n
     if d.get("attn_layer_period") and d.get("attn_layer_offset") is not None:
-        period, offset = int(d["attn_layer_period"]), int(d["attn_layer_offset"])
+        period = _pos_int(d, "attn_layer_period", where)
+        offset = _opt_int(d, "attn_layer_offset", where)
         return sum(1 for i in range(n_layers) if i % period == offset) or n_layers
     if d.get("full_attention_interval"):
-        k = int(d["full_attention_interval"])
+        k = _pos_int(d, "full_attention_interval", where)
         return sum(1 for i in range(n_layers) if (i + 1) % k == 0) or n_layers
     return n_layers
 
@@ -228,7 +253,8 @@ def _spec_from_hf(d: object, name: str, where: str) -> ModelSpec:
         if d.get("qk_rope_head_dim") is None:
             raise InputError("missing required key 'qk_rope_head_dim' (MLA config has kv_lora_rank)", where=where)
         rope = _pos_int(d, "qk_rope_head_dim", where)
-        head_dim = int(d.get("v_head_dim") or d.get("qk_nope_head_dim") or d.get("head_dim") or hidden // heads)
+        head_dim = (_opt_int(d, "v_head_dim", where) or _opt_int(d, "qk_nope_head_dim", where)
+                    or _opt_int(d, "head_dim", where) or hidden // heads)
         attention, kv_heads = "mla", heads
     else:
         kv_lora, rope = 0, 0
@@ -238,7 +264,7 @@ def _spec_from_hf(d: object, name: str, where: str) -> ModelSpec:
     params, active, n_exp, top_k = _estimate_params(d, n_layers, hidden, heads, kv_heads, head_dim,
                                                     inter, vocab, where)
     # Presets may pin the published counts (a config.json never carries them).
-    params = int(d.get("_params") or params)
+    params = int(d.get("_params") or params)  # presets only (a config.json has no such keys)
     active = int(d.get("_active_params") or (active if n_exp else params))
     return ModelSpec(
         name=name, n_layers=n_layers, hidden_size=hidden, n_heads=heads, n_kv_heads=kv_heads,
@@ -266,20 +292,23 @@ def load_hf_config(path: str | Path) -> ModelSpec:
     Parameter counts are estimated from the architecture. A missing required
     key raises InputError naming the file and the key.
     """
+    from sim.io_safe import read_text_file
+
     p = Path(path)
     if p.is_dir():
         p = p / "config.json"
     if not p.is_file():
         raise InputError("model config not found (expected a HuggingFace config.json)", where=str(p))
+    text = read_text_file(p, "model config", MAX_HF_CONFIG_BYTES)
     try:
-        d = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        d = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
         line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise InputError(f"not valid JSON ({e})", where=f"{p}{line}") from None
+        raise InputError(f"not valid JSON ({str(e)[:120]})", where=f"{p}{line}") from None
     name = None
     if isinstance(d, dict):
         name = d.get("_name_or_path")
-    if not name:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
         name = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
     return _spec_from_hf(d, str(name), str(p))
 
@@ -369,9 +398,6 @@ PRESETS: dict[str, ModelSpec] = {
 }
 
 
-# A model name or path longer than this is refused before touching the file system.
-MAX_MODEL_NAME = 4096
-
 # Set by presets_only(): the models a caller registered for the current context (the web UI's
 # posted config.json). While set, model_spec never opens a path: a browser must not make the
 # server read (or probe) its files.
@@ -396,14 +422,14 @@ def model_spec(name_or_path: str) -> ModelSpec:
     scoped = _SCOPED.get()
     if scoped is not None and key in scoped:
         return scoped[key]
+    if len(key) > MAX_NAME_CHARS or "\0" in key:
+        raise InputError(f"model name or path must be 1..{MAX_NAME_CHARS} characters without NUL bytes "
+                         f"(got {len(key):,} characters)", where="model.name")
     if key.lower() in PRESETS:
         return PRESETS[key.lower()]
     if scoped is not None:  # same answer whatever the text: no file is looked at, nothing echoed
         raise InputError(f"{UNKNOWN_PRESET}; known presets: {', '.join(PRESETS)}", where="model.name")
     shown = key if len(key) <= 80 else key[:77] + "..."  # never echo a huge input back whole
-    if len(key) > MAX_MODEL_NAME or "\0" in key:
-        raise InputError(f"not a preset or a usable path: {shown!r} (longer than {MAX_MODEL_NAME} characters or "
-                         f"holds a NUL byte)", where="model.name")
     p = Path(key).expanduser()
     try:
         exists = p.exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from sim.errors import InputError
@@ -30,6 +30,19 @@ RENAMED: dict[str, str] = {
     "pd.preemption": "compute.preemption",
 }
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
+
+# Bounds that keep a run inside memory and every figure finite (README "Limits"). Every float must be
+# finite and at most MAX_FLOAT (capacities are GiB: 1e9 GiB = 1 EiB, still exact as int64 bytes).
+MAX_FLOAT = 1e9
+MAX_RACKS = 4096
+MAX_GPUS_PER_RACK = 4096
+MAX_GPUS = 131_072           # racks x gpus_per_rack of cluster and PD topologies (~2 KB per GPU measured)
+MAX_REQUESTS = 2_000_000     # synthetic.requests
+MAX_COUNT = 1_000_000        # sessions, documents, agents, system prompts
+MAX_TOKENS = 1 << 24         # token counts and budgets (16M)
+MAX_PARALLEL = 1024          # model.tp, model.pp
+MAX_CONFIG_BYTES = 16 << 20  # config and profile files
+MAX_STR = 4096               # any string value (model.name: 255)
 
 
 def _known_trace_format(v: str) -> str:
@@ -49,15 +62,26 @@ TraceFormatName = Annotated[str, AfterValidator(_known_trace_format)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: NaN and +-inf are refused for every float key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, v: Any) -> Any:
+        if isinstance(v, float) and abs(v) > MAX_FLOAT:
+            raise PydanticCustomError("too_large", f"Input should be a finite number of at most {MAX_FLOAT:g}")
+        if isinstance(v, str) and ("\0" in v or len(v) > MAX_STR):
+            raise PydanticCustomError("bad_string", f"Input should be a string of at most {MAX_STR} characters "
+                                      "without NUL bytes")
+        return v
 
 
 class ModelCfg(_Section):
-    name: str = "llama-3-8b"
+    name: str = Field("llama-3-8b", min_length=1, max_length=255)
     kv_dtype: Dtype = "fp16"
     weight_dtype: Dtype = "fp16"
-    tp: int = Field(1, ge=1)
-    pp: int = Field(1, ge=1)
+    tp: int = Field(1, ge=1, le=MAX_PARALLEL)
+    pp: int = Field(1, ge=1, le=MAX_PARALLEL)
 
 
 class TierCfg(_Section):
@@ -79,7 +103,7 @@ class HbmCfg(_Section):
 
 class HardwareCfg(_Section):
     gpu: str = "h100-sxm"
-    gpus_per_node: int = Field(8, ge=1)
+    gpus_per_node: int = Field(8, ge=1, le=1024)
     runtime_reserve_gb: float = Field(4.0, ge=0)
     host_bridge_gb_s: float = Field(0.0, ge=0)  # per node, shared by its GPUs' PCIe links; 0 = no limit
     hbm: HbmCfg = HbmCfg(capacity_gb=0.5)
@@ -109,19 +133,19 @@ class ComputeCfg(_Section):
     comm_latency_us: float = Field(29.0, ge=0)
     layer_overhead_us: float = Field(112.0, ge=0)
     iteration_overhead_ms: float = Field(0.0, ge=0)
-    max_num_seqs: int = Field(256, ge=1)
-    max_num_batched_tokens: int = Field(8192, ge=1)
+    max_num_seqs: int = Field(256, ge=1, le=MAX_COUNT)
+    max_num_batched_tokens: int = Field(8192, ge=1, le=MAX_TOKENS)
     preemption: Literal["recompute", "swap"] = "recompute"
     calibration: str = ""
     calibrated_for: CalibratedForCfg = CalibratedForCfg()
 
 
 class CacheCfg(_Section):
-    block_tokens: int = Field(0, ge=0)
+    block_tokens: int = Field(0, ge=0, le=MAX_TOKENS)
     write_policy: Literal["write_back", "write_through"] = "write_back"
     async_backup: bool = False
-    prefetch_lookahead: int = Field(1, ge=1)
-    selective_depth_tokens: int = Field(4096, ge=0)
+    prefetch_lookahead: int = Field(1, ge=1, le=MAX_COUNT)
+    selective_depth_tokens: int = Field(4096, ge=0, le=MAX_TOKENS)
     engine: Literal["auto", "compiled", "python"] = "auto"
     writeback_share: float = Field(0.1, gt=0, lt=1)
     load_overlap: Literal["layerwise", "none"] = "layerwise"
@@ -130,15 +154,16 @@ class CacheCfg(_Section):
 
 class PoliciesCfg(_Section):
     eviction: str = "lru"
-    compare: list[str] = ["lru", "lfu", "fifo", "arc", "s3fifo", "selective_write", "session_prefetch", "belady"]
+    compare: list[str] = Field(min_length=1, default=["lru", "lfu", "fifo", "arc", "s3fifo", "selective_write",
+                                                       "session_prefetch", "belady"])
     learned_model: str = ""
-    learned_retrain_every: int = Field(2000, ge=1)
+    learned_retrain_every: int = Field(2000, ge=1, le=MAX_REQUESTS)
 
 
 class ClusterCfg(_Section):
-    racks: int = Field(160, ge=1)
-    gpus_per_rack: int = Field(64, ge=1)
-    eic_nodes_per_rack: int = Field(4, ge=0)
+    racks: int = Field(160, ge=1, le=MAX_RACKS)
+    gpus_per_rack: int = Field(64, ge=1, le=MAX_GPUS_PER_RACK)
+    eic_nodes_per_rack: int = Field(4, ge=0, le=1024)
     cross_rack_lookup: bool = False
     remote_ssd_capacity_gb: float = Field(1048576, ge=0)
     router: str = "prefix_aware"
@@ -161,19 +186,19 @@ class NetworkCfg(_Section):
 
 
 class PdCfg(_Section):
-    prefill_ratio: int = Field(1, ge=1)
-    decode_ratio: int = Field(3, ge=1)
-    chunk_size_tokens: int = Field(8192, ge=1)
-    prefill_token_budget: int = Field(16384, ge=1)
+    prefill_ratio: int = Field(1, ge=1, le=MAX_GPUS)
+    decode_ratio: int = Field(3, ge=1, le=MAX_GPUS)
+    chunk_size_tokens: int = Field(8192, ge=1, le=MAX_TOKENS)
+    prefill_token_budget: int = Field(16384, ge=1, le=MAX_TOKENS)
     transfer: Literal["push", "pull", "pull_on_demand"] = "push"
     layerwise: bool = True
-    racks: int = Field(2, ge=0)  # 0 = cluster.racks
-    gpus_per_rack: int = Field(0, ge=0)  # 0 = cluster.gpus_per_rack
+    racks: int = Field(2, ge=0, le=MAX_RACKS)  # 0 = cluster.racks
+    gpus_per_rack: int = Field(0, ge=0, le=MAX_GPUS_PER_RACK)  # 0 = cluster.gpus_per_rack
     kv_capacity_gb: float = Field(0.0, ge=0)  # 0 = derive from GPU memory
     router: str = "cache_aware"
     load_penalty: float = Field(1.0, ge=0)
     decode_router: str = "rack_local"
-    layer_groups: int = Field(4, ge=1)
+    layer_groups: int = Field(4, ge=1, le=1024)
     coalesce_decode: bool = True
 
 
@@ -185,38 +210,38 @@ class SloCfg(_Section):
 class TraceCfg(_Section):
     path: str = ""
     format: TraceFormatName = "auto"
-    limit: int = Field(0, ge=0)
+    limit: int = Field(0, ge=0, le=1 << 40)
     strict: bool = False
 
 
 class SyntheticCfg(_Section):
     kind: Literal["multi_turn", "system_prompt", "rag", "multi_agent", "mixed"] = "multi_turn"
-    requests: int = Field(3000, ge=1)
+    requests: int = Field(3000, ge=1, le=MAX_REQUESTS)
     arrival: Literal["poisson", "gamma"] = "poisson"
     rate_per_s: float = Field(10.0, gt=0)
     burstiness_cv: float = Field(2.0, gt=0)
-    sessions: int = Field(300, ge=1)
-    turns_mean: float = Field(5.0, ge=1)
+    sessions: int = Field(300, ge=1, le=MAX_COUNT)
+    turns_mean: float = Field(5.0, ge=1, le=MAX_COUNT)
     turn_interval_s: float = Field(30.0, ge=0)
-    system_prompt_tokens: int = Field(1024, ge=0)
-    system_prompts: int = Field(4, ge=1)
-    new_tokens_mean: int = Field(400, ge=1)
-    output_tokens_mean: int = Field(200, ge=1)
-    documents: int = Field(200, ge=1)
-    document_tokens: int = Field(4096, ge=1)
+    system_prompt_tokens: int = Field(1024, ge=0, le=MAX_TOKENS)
+    system_prompts: int = Field(4, ge=1, le=MAX_COUNT)
+    new_tokens_mean: int = Field(400, ge=1, le=MAX_TOKENS)
+    output_tokens_mean: int = Field(200, ge=1, le=MAX_TOKENS)
+    documents: int = Field(200, ge=1, le=MAX_COUNT)
+    document_tokens: int = Field(4096, ge=1, le=MAX_TOKENS)
     zipf_s: float = Field(1.1, gt=0)
-    agents: int = Field(8, ge=1)
-    shared_prefix_tokens: int = Field(8192, ge=0)
-    block_tokens: int = Field(16, ge=1)
+    agents: int = Field(8, ge=1, le=MAX_COUNT)
+    shared_prefix_tokens: int = Field(8192, ge=0, le=MAX_TOKENS)
+    block_tokens: int = Field(16, ge=1, le=MAX_TOKENS)
 
 
 class ExperimentsCfg(_Section):
     out_dir: str = "results"
-    workers: int = Field(0, ge=0)
+    workers: int = Field(0, ge=0, le=1024)
 
 
 class Config(_Section):
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**63 - 1)
     model: ModelCfg = ModelCfg()
     hardware: HardwareCfg = HardwareCfg()
     compute: ComputeCfg = ComputeCfg()
@@ -240,6 +265,14 @@ class Config(_Section):
             )
         if self.model.tp * self.model.pp > per_node * self.cluster.gpus_per_rack:
             raise ValueError("model.tp x model.pp exceeds the GPUs of a rack")
+        for sec, racks, per_rack in (("cluster", self.cluster.racks, self.cluster.gpus_per_rack),
+                                     ("pd", self.pd.racks or self.cluster.racks,
+                                      self.pd.gpus_per_rack or self.cluster.gpus_per_rack)):
+            if racks * per_rack > MAX_GPUS:
+                raise ValueError(
+                    f"{sec}.racks x {sec}.gpus_per_rack = {racks:,} x {per_rack:,} = {racks * per_rack:,} GPUs "
+                    f"exceeds the limit of {MAX_GPUS:,} (its topology alone would take "
+                    f"~{racks * per_rack * 2e3 / 1e9:,.1f} GB of memory)")
         return self
 
     def hash(self) -> str:
@@ -255,10 +288,11 @@ def config_hash(cfg: Config) -> str:
 # ---------------------------------------------------------------- loading
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    if not path.exists():
-        raise InputError(f"{what} not found", where=str(path))
+    from sim.io_safe import read_text_file
+
+    text = read_text_file(path, what, MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -314,10 +348,23 @@ def _check_calibrated_for(cfg: Config, sources: dict[str, str], default_source: 
                          "recalibrate (calibrate timing) or use a profile fitted for it", where=where)
 
 
+def _check_parallelism(cfg: Config, sources: dict[str, str], default_source: str) -> None:
+    """model.tp / model.pp the model can be split into (the one rule: sim.config.models.check_parallelism)."""
+    from sim.config.models import check_parallelism, model_spec
+
+    try:
+        spec = model_spec(cfg.model.name)
+    except InputError:
+        return  # an unknown model is reported where the model is used
+    check_parallelism(spec, cfg.model.tp, cfg.model.pp, where_tp=_source_for("model.tp", sources, default_source),
+                      where_pp=_source_for("model.pp", sources, default_source))
+
+
 def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str) -> Config:
     try:
         cfg = Config.model_validate(data)
         _check_calibrated_for(cfg, sources, default_source)
+        _check_parallelism(cfg, sources, default_source)
         return cfg
     except ValidationError as e:
         err = e.errors()[0]
@@ -327,7 +374,8 @@ def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str
             _check_renamed(loc, _source_for(loc, sources, default_source))
             msg = "unknown key"
         elif "input" in err and not isinstance(err["input"], (dict, list)):
-            msg = f"{msg} (got {err['input']!r})"
+            got = repr(err["input"])
+            msg = f"{msg} (got {got if len(got) <= 80 else got[:60] + '...'})"
         where = _source_for(loc, sources, default_source)
         if not loc:  # model-level validator: blame the latest source of a key it names
             msg = msg.removeprefix("Value error, ")
@@ -338,18 +386,23 @@ def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str
         raise InputError(f"{loc}: {msg}", where=where) from None
 
 
+def _clip(text: str, n: int = 80) -> str:
+    """A user string shortened for an error line (a 100 MB --set value must not be echoed whole)."""
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]:
     """Parse ``a.b=c``; the value is YAML (so 3, 0.5, true, [lru, arc] work)."""
     if "=" not in text:
-        raise InputError(f"expected KEY=VALUE, got {text!r}", where="--set")
+        raise InputError(f"expected KEY=VALUE, got {_clip(text)!r}", where="--set")
     key, _, raw = text.partition("=")
     key = key.strip()
     parts = key.split(".")
     node: Any = cfg_dict
     for i, p in enumerate(parts):
         if not isinstance(node, dict) or p not in node:
-            _check_renamed(key, f"--set {text}")
-            raise InputError(f"unknown key {'.'.join(parts[: i + 1])!r}", where=f"--set {text}")
+            _check_renamed(key, f"--set {_clip(text)}")
+            raise InputError(f"unknown key {_clip('.'.join(parts[: i + 1]))!r}", where=f"--set {_clip(text)}")
         node = node[p]
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
@@ -395,7 +448,7 @@ def load_config(
         for p in parts[:-1]:
             node = node[p]
         node[parts[-1]] = value
-        sources[".".join(parts)] = f"--set {text}"
+        sources[".".join(parts)] = f"--set {_clip(text)}"
     return _validate(data, sources, str(path))
 
 

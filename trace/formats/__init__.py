@@ -89,6 +89,12 @@ def get(name: str) -> TraceFormat | None:
     return _registry().get(name)
 
 
+def _printable(value: object, n: int = 120) -> str:
+    """Input for an error line: ASCII only (binary bytes and control characters escaped), at most n characters."""
+    text = ascii(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def sniff_format(path: str | Path) -> str:
     """The format name of a trace file: a suffix a format claims decides, else the
     first format (in :func:`names` order) whose sniffer accepts the first bytes/lines.
@@ -109,12 +115,13 @@ def sniff_format(path: str | Path) -> str:
         if head.json_row is None:
             raise InputError("cannot detect the trace format: the first lines are not valid JSON", where=where)
         raise InputError(
-            f"unrecognized JSON trace: fields {sorted(head.json_row)} match no known format "
+            f"unrecognized JSON trace: fields {_printable(sorted(head.json_row))} match no known format "
             f"(pass --trace-format: {known})",
             where=where,
         )
     raise InputError(
-        f"cannot detect the trace format from the first line {head.lines[0][:120]!r}; pass --trace-format ({known})",
+        f"cannot detect the trace format from the first line {_printable(head.lines[0])}; "
+        f"pass --trace-format ({known})",
         where=where,
     )
 
