@@ -13,8 +13,6 @@ import sys
 from sim.cli import calc, calibrate, learned, oracle, run, serve, sweep, trace_cmd
 from sim.cli.common import EXIT_BAD_INPUT
 
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
-
 # Registration order is the order of `python main.py --help`.
 COMMANDS = (run, calc, trace_cmd, serve, learned, oracle, calibrate, sweep)
 
@@ -32,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; the exit code: 0 ok, 1 a check failed, 2 bad input (one `error: ...` line), 130 ^C,
-    141 the output pipe was closed."""
+    """Run one command; the exit code: 0 ok, 1 a check failed, 2 bad input or a closed output pipe (one
+    `error: ...` line), 130 ^C."""
     from sim.errors import InputError
 
     ap = build_parser()
@@ -58,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, like a command killed by SIGPIPE. Pointing
-        # stdout at /dev/null keeps the interpreter's final flush from printing a second error.
+        # The reader went away (`... | head`): one line instead of a traceback, as for any other input the
+        # command cannot serve. Pointing stdout at /dev/null keeps the interpreter's final flush from
+        # printing a second error.
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        print("error: stdout: the reader closed the pipe (e.g. `| head`); the output was cut short", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -162,15 +162,15 @@ def test_outputs_written_together_on_success(tmp_path, capsys):
     assert f"plot: {tmp_path / 'p.png'}" in capsys.readouterr().out
 
 
-def test_closed_pipe_is_quiet():
-    """`calc kv --json | head`: the reader is gone before the first write; no traceback."""
+def test_closed_pipe_is_one_line():
+    """`calc kv --json | head`: the reader is gone before the first write; one line, exit 2, no traceback."""
     p = subprocess.Popen([sys.executable, "main.py", "calc", "kv", "--model", "llama-3-8b", "--json"], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.stdout is not None and p.stderr is not None
     p.stdout.close()
     err = p.stderr.read().decode()
-    assert p.wait(timeout=120) == 141
-    assert err == "", err
+    assert p.wait(timeout=120) == 2
+    assert err.startswith("error: stdout:") and err.count("\n") == 1, err
 
 
 # ----------------------------------------------------------------- traces
