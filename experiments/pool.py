@@ -1,12 +1,14 @@
 """Worker pools that die with the process that started them.
 
 ``kill -9`` of a sweep cannot run any cleanup, so the workers watch for it
-themselves: on Linux each worker asks the kernel for SIGKILL when its parent
-(the fork server) exits (``prctl(PR_SET_PDEATHSIG)``), and the fork server
-exits when the sweep process is gone (multiprocessing closes its pipe). A
-watchdog thread in every worker also waits on a pipe whose only write end the
-sweep process holds: end of file there means the sweep is gone, on every
-platform and start method.
+themselves: on Linux the fork server (a child of the sweep process) and each
+worker (a child of the fork server) ask the kernel for SIGKILL when their
+parent exits (``prctl(PR_SET_PDEATHSIG)``), which works even while a worker
+is inside compiled code. A watchdog thread in every worker also waits on a
+pipe whose only write end the sweep process holds: end of file there means the
+sweep is gone, on every platform and start method. (Caveat of PDEATHSIG: it
+fires when the *thread* that started the fork server ends; a library caller
+that runs sweeps from a short-lived thread gets a new fork server next time.)
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -41,6 +44,17 @@ def _die_with_parent_linux() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux / no prctl: the watchdog thread remains
         pass
+
+
+def _in_forkserver() -> bool:
+    """True while multiprocessing's fork server imports its preload list (this module is on it)."""
+    f = sys._getframe()
+    while f is not None:
+        code = f.f_code
+        if code.co_name == "main" and code.co_filename.endswith(os.path.join("multiprocessing", "forkserver.py")):
+            return True
+        f = f.f_back  # type: ignore[assignment]
+    return False
 
 
 def _watch(conn: Any) -> None:
@@ -72,3 +86,11 @@ class Pool(ProcessPoolExecutor):
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
         self._watch_w.close()  # any worker still running (wait=False: interrupted) exits now
         self._watch_r.close()
+
+
+if _in_forkserver():
+    # The fork server is a child of the sweep process: it gets SIGKILL when the sweep dies, and its
+    # workers (PR_SET_PDEATHSIG in init_worker) follow it, even inside compiled code holding the GIL.
+    _die_with_parent_linux()
+    if os.getppid() == 1:  # the sweep died before that took effect
+        os._exit(1)
