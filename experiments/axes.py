@@ -31,6 +31,7 @@ from sim.config import Config
 from sim.errors import InputError
 
 SPECIAL_KEYS = ("mode", "workload", "profile")
+MAX_AXIS_VALUES = 10_000  # one axis; the whole sweep is bounded by experiments.spec.MAX_POINTS
 RANGE_KEYS = {"start", "stop", "num", "step", "log", "integer", "label"}
 LIST_KEYS = {"values", "log", "label"}
 ZIP_KEYS = {"zip", "labels", "label"}
@@ -140,6 +141,8 @@ def _range_values(raw: dict, where: str) -> list[Any]:
         if isinstance(raw[k], bool) or not isinstance(raw[k], (int, float)):
             raise InputError(f"range {k} must be a number, got {raw[k]!r}", where=where)
     start, stop = float(raw["start"]), float(raw["stop"])
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise InputError(f"range start and stop must be finite numbers, got {start!r}, {stop!r}", where=where)
     log = bool(raw.get("log", False))
     if ("num" in raw) == ("step" in raw):
         raise InputError("a range takes exactly one of `num` or `step`", where=where)
@@ -147,6 +150,8 @@ def _range_values(raw: dict, where: str) -> list[Any]:
         num = raw["num"]
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise InputError(f"range num must be an integer >= 1, got {num!r}", where=where)
+        if num > MAX_AXIS_VALUES:
+            raise InputError(f"range num is {num:,} (max {MAX_AXIS_VALUES:,} values per axis)", where=where)
         if log:
             if start <= 0 or stop <= 0:
                 raise InputError("a log range needs start > 0 and stop > 0", where=where)
@@ -161,9 +166,10 @@ def _range_values(raw: dict, where: str) -> list[Any]:
         if isinstance(step, bool) or not isinstance(step, (int, float)) or step == 0 or (stop - start) * step < 0:
             raise InputError(f"range step must be a non-zero number going from start to stop, got {step!r}",
                              where=where)
-        n = int(math.floor((stop - start) / step + 1e-9)) + 1
-        if n > 100_000:
-            raise InputError(f"range has {n} values (max 100000)", where=where)
+        span = (stop - start) / step + 1e-9
+        if not math.isfinite(span) or span + 1 > MAX_AXIS_VALUES:
+            raise InputError(f"range has {span + 1:,.0f} values (max {MAX_AXIS_VALUES:,} per axis)", where=where)
+        n = int(math.floor(span)) + 1
         vals = [start + i * step for i in range(n)]
     integer = raw.get("integer")
     if integer is None:  # integral start/stop/step -> integers, as the user wrote them
@@ -271,6 +277,8 @@ def parse_axis(name: str, raw: Any, where: str) -> Axis:
                          where=where)
     if not values:
         raise InputError(f"axes.{name} has no values", where=where)
+    if len(values) > MAX_AXIS_VALUES:
+        raise InputError(f"axes.{name} has {len(values):,} values (max {MAX_AXIS_VALUES:,} per axis)", where=where)
     values = [_yaml11_number(v) for v in values]
     for v in values:
         _check_value(v, f"{where}: axes.{name}")

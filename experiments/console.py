@@ -109,7 +109,8 @@ def sweep_summary(sweep: Sweep, out: SweepOutcome) -> list:
                       for i in range(len(metrics))]
         cells.append(str(r.get("config_hash")))
         t.add_row(*cells)
-    tally = (f"{out.total} points: {out.ran} run, {out.reused} reused, {out.failed} failed "
+    rerun = f" (damaged: {out.damaged} re-run)" if out.damaged else ""
+    tally = (f"{out.total} points: {out.reused} reused, {out.ran} run{rerun}, {out.failed} failed "
              f"({out.wall_s:.1f} s); results in {out.out_dir}/ (points.csv"
              + (", points.parquet" if "parquet" in out.paths else "") + ", points/<point_id>.json)")
     return [t, *[f"[yellow]{n}[/]" for n in out.notes], tally]

@@ -8,13 +8,14 @@
   ``--workers`` processes, default: the config's ``experiments.workers``, 0 =
   cores). Workers cache workloads (``experiments.worker``).
 * Every finished point is written at once: ``points/<id>.json`` (full report,
-  or the error and traceback) and the whole ``points.csv``. ``resume=True``
-  reuses rows whose status is ok, whose config hash is unchanged and whose JSON
-  exists; failed points run again.
+  or the error and traceback, written atomically), its checksum in
+  ``checksums.json``, and the whole ``points.csv``. ``resume=True`` reuses the
+  points whose file passes ``experiments.resume`` (checksum, parse, status ok,
+  same config hash) and rebuilds points.csv from them; the rest run again.
 * A failing point is recorded with its error and the sweep goes on; a worker
   process that dies is replaced and its points retried once.
 
-Workers start from a fork server (see ``_mp_context``), so a script that
+Workers start from a fork server and die with the sweep (see ``experiments.pool``), so a script that
 calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,21 @@ def default_out_dir(sweep: Sweep) -> Path:
     return root / (f"{sweep.name}-{sweep.preset}" if sweep.preset else sweep.name)
 
 
+def _out_dir(sweep: Sweep, out_dir: str | Path | None) -> Path:
+    """The sweep folder: --out as given, else results/<name>[-<preset>], which must stay inside results/."""
+    where = "--out" if out_dir else sweep.where("name")
+    if out_dir and "\x00" in str(out_dir):
+        raise InputError("a path cannot hold a NUL byte", where=where)
+    out = Path(out_dir) if out_dir else default_out_dir(sweep)
+    if not out_dir:  # the spec's name and preset are checked plain names; this is the backstop
+        root = Path(sweep.base_config().experiments.out_dir).resolve()
+        if root not in out.resolve().parents:
+            raise InputError(f"the sweep folder {out} is outside {root}", where=where)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder", where=where)
+    return out
+
+
 def axis_columns(sweep: Sweep) -> list[str]:
     cols: list[str] = []
     for a in sweep.axes:
@@ -155,22 +171,10 @@ class SweepOutcome:
     paths: dict[str, str]
     workload_loads: dict[int, int] = field(default_factory=dict)  # worker pid -> workloads it built
     notes: list[str] = field(default_factory=list)
+    damaged: int = 0  # point files --resume found damaged and ran again
 
 
 OnResult = Callable[[dict], None]
-
-
-def _mp_context():
-    """Workers fork from a clean single-threaded server, not from this process: the CLI runs
-    rich's refresh thread here, and forking a threaded process can copy a held lock into the
-    child. The simulator is preloaded in the server, so a worker starts in milliseconds."""
-    import multiprocessing as mp
-
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["experiments.worker", "experiments.modes", "sim.modes.runner", "sim.modes.single"])
-        return ctx
-    return mp.get_context("spawn")
 
 
 def run_local(tasks: list[dict], workers: int, on_result: OnResult) -> None:
@@ -179,12 +183,13 @@ def run_local(tasks: list[dict], workers: int, on_result: OnResult) -> None:
     A worker that dies breaks the pool: a new pool retries the unfinished
     points, and a point caught in two such crashes is recorded as failed.
     """
+    from experiments.pool import Pool
     from experiments.worker import run_point
 
     remaining = {t["point_id"]: t for t in tasks}
     crashes: dict[str, int] = {}
     while remaining:
-        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(remaining))), mp_context=_mp_context())
+        ex = Pool(max_workers=max(1, min(workers, len(remaining))))
         try:
             futs = {ex.submit(run_point, t): pid for pid, t in remaining.items()}
             pending = set(futs)
@@ -236,7 +241,7 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
 
 
 def _clear(out: Path) -> None:
-    for name in (R.POINTS_CSV, R.POINTS_PARQUET, R.SWEEP_JSON):
+    for name in (R.POINTS_CSV, R.POINTS_PARQUET, R.SWEEP_JSON, R.CHECKSUMS_JSON):
         (out / name).unlink(missing_ok=True)
     for d in (R.POINTS_DIR, "plots"):
         if (out / d).is_dir():
@@ -264,7 +269,7 @@ def run_sweep(
     t0 = time.perf_counter()
     points = expand(sweep)
     by_id = {p.point_id: p for p in points}
-    out = Path(out_dir) if out_dir else default_out_dir(sweep)
+    out = _out_dir(sweep, out_dir)
     csv_path = out / R.POINTS_CSV
     notes: list[str] = []
     if csv_path.exists() and not resume:
@@ -272,27 +277,29 @@ def run_sweep(
             raise InputError(f"{out} already holds a sweep: pass --resume to continue it or --overwrite to start over",
                              where="--out")
         _clear(out)
-    (out / R.POINTS_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        (out / R.POINTS_DIR).mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot create the sweep folder {out}: {getattr(e, 'strerror', None) or e}",
+                         where="--out") from None
 
     rows: dict[str, dict] = {}
-    if resume and csv_path.exists():
-        dropped = 0
-        for r in R.read_points_csv(csv_path):
-            p = by_id.get(r.get("point_id", ""))
-            if (p and r.get("status") == "ok" and r.get("config_hash") == p.config_hash
-                    and (out / R.POINTS_DIR / f"{p.point_id}.json").exists()):
-                r["index"] = p.index  # the spec may have grown: keep the current order
-                rows[p.point_id] = r
-            elif not p or r.get("config_hash") != p.config_hash:
-                dropped += 1
-        if dropped:
-            notes.append(f"{dropped} row(s) of the previous points.csv are not points of this spec (or their "
-                         f"config changed) and were dropped; their JSON files are kept")
+    checksums: dict[str, str] = {}
+    damaged = 0
+    if resume:
+        from experiments.resume import find_reusable
+
+        reuse = find_reusable(points, out, lambda p, res: make_row(sweep, p, res))
+        for pid, r in reuse.rows.items():
+            r["index"] = by_id[pid].index  # the spec may have grown: keep the current order
+        rows, checksums, damaged = reuse.rows, reuse.checksums, len(reuse.damaged)
+        notes += reuse.notes
     reused = len(rows)
     cols = axis_columns(sweep)
     meta = {**sweep.to_dict(), "backend": backend, "points": [p.describe() for p in points],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     R.write_json(out / R.SWEEP_JSON, meta)
+    R.write_json(out / R.CHECKSUMS_JSON, {"points": checksums})
     R.write_points_csv(csv_path, list(rows.values()), cols)
 
     todo = [p for p in points if p.point_id not in rows]
@@ -311,7 +318,10 @@ def run_sweep(
                                     "traceback": res.get("traceback"), "config": p.config.model_dump(mode="json"),
                                     "config_hash": p.config_hash}
         doc["sweep"] = {"name": sweep.name, **p.describe(), "status": res["status"], "wall_s": res.get("wall_s")}
-        R.write_json(out / R.POINTS_DIR / f"{p.point_id}.json", doc)
+        data = R.json_bytes(doc)
+        R.write_bytes_atomic(out / R.POINTS_DIR / f"{p.point_id}.json", data)
+        checksums[p.point_id] = R.sha256(data)  # recorded after the file: a kill in between re-runs the point
+        R.write_json(out / R.CHECKSUMS_JSON, {"points": checksums})
         R.write_points_csv(csv_path, list(rows.values()), cols)
         state.done += 1
         state.failed += res["status"] != "ok"
@@ -342,7 +352,8 @@ def run_sweep(
             if pq:
                 paths["parquet"] = str(pq)
         meta["done"] = len(all_rows)
+        meta["resume"] = {"reused": reused, "damaged": damaged}
         R.write_json(out / R.SWEEP_JSON, meta)
     return SweepOutcome(out_dir=out, total=len(points), ran=len(todo), reused=reused, failed=state.failed,
                         wall_s=time.perf_counter() - t0, rows=all_rows, paths=paths, workload_loads=loads,
-                        notes=notes)
+                        notes=notes, damaged=damaged)

@@ -15,20 +15,24 @@ not depend on the number of workers.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from experiments import results as R
+from experiments.pool import Pool
 from sim.config import Config, config_with
 from sim.errors import InputError
 from trace.workload import Workload
 
 DEFAULT_RATIOS = [(1, d) for d in range(1, 8)]
+MAX_RATIOS = 64
 ROW_COLUMNS = [
-    "ratio", "prefill_replicas", "decode_replicas", "goodput_req_s", "slo_attainment", "ttft_attainment",
+    "ratio", "requested", "prefill_replicas", "decode_replicas", "goodput_req_s", "slo_attainment", "ttft_attainment",
     "tpot_attainment", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "prefill_utilization",
     "decode_utilization", "preemptions", "kv_transfer_gib", "hit_rate", "wall_s",
 ]
@@ -39,7 +43,10 @@ def parse_ratios(text: str | None) -> list[tuple[int, int]]:
     if not text:
         return list(DEFAULT_RATIOS)
     out = []
-    for part in text.split(","):
+    parts = text.split(",")
+    if len(parts) > MAX_RATIOS:
+        raise InputError(f"{len(parts)} ratios (max {MAX_RATIOS})", where="--ratios")
+    for part in parts:
         p, sep, d = part.strip().partition(":")
         try:
             pi, di = int(p), int(d)
@@ -49,6 +56,39 @@ def parse_ratios(text: str | None) -> list[tuple[int, int]]:
             raise InputError(f"not a ratio P:D of positive integers: {part.strip()!r}", where="--ratios")
         out.append((pi, di))
     return out
+
+
+def replicas_per_rack(cfg: Config) -> int | None:
+    """Replicas in one rack of the PD deployment; None when the config is invalid (the run says why)."""
+    gpr = cfg.pd.gpus_per_rack or cfg.cluster.gpus_per_rack
+    gpn, per = cfg.hardware.gpus_per_node, cfg.model.tp * cfg.model.pp
+    if gpn < 1 or per < 1 or gpr % gpn or per > gpn:
+        return None
+    return (gpr // gpn) * (gpn // per)
+
+
+def resolve_ratios(cfg: Config, ratios: list[tuple[int, int]], explicit: bool) -> list[tuple[int, int, str]]:
+    """Requested P:D ratios -> the distinct splits a rack can hold: (P, D, the requested ratios).
+
+    A rack of n replicas holds P prefill + D decode replicas with P + D = n, so a request is
+    rounded to the nearest split; rows are labelled with the split that ran (reduced, e.g. 2:6 ->
+    1:3), never with a ratio that did not. An explicit ratio one side of which exceeds n - 1 is
+    refused (it cannot be approached); requests that round to the same split run once.
+    """
+    from sim.modes.pd.setup import split_replicas
+
+    n = replicas_per_rack(cfg)
+    if n is None or n < 2:
+        return [(p, d, f"{p}:{d}") for p, d in ratios]  # the run reports what is wrong with the deployment
+    out: dict[tuple[int, int], list[str]] = {}
+    for p, d in ratios:
+        if explicit and max(p, d) > n - 1:
+            raise InputError(f"ratio {p}:{d} cannot be built from {n} replicas per rack (pd.gpus_per_rack / "
+                             f"(model.tp x model.pp)); each side must be 1..{n - 1}", where="--ratios")
+        P, D = split_replicas(n, p, d)
+        g = math.gcd(P, D)
+        out.setdefault((P // g, D // g), []).append(f"{p}:{d}")
+    return [(P, D, ",".join(req)) for (P, D), req in out.items()]
 
 
 def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
@@ -82,11 +122,12 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
     """One PD run per ratio (+ the colocated baseline); see the module docstring."""
     from sim.report.schema import workload_summary
 
-    ratios = ratios or list(DEFAULT_RATIOS)
+    resolved = resolve_ratios(cfg, ratios or list(DEFAULT_RATIOS), explicit=bool(ratios))
+    requested = {f"{p}:{d}": req for p, d, req in resolved}
     policy = policy or cfg.policies.eviction
     t0 = time.perf_counter()
     jobs: list[tuple[str, str, Config]] = [
-        (f"{p}:{d}", "pd", config_with(cfg, {"pd.prefill_ratio": p, "pd.decode_ratio": d})) for p, d in ratios
+        (f"{p}:{d}", "pd", config_with(cfg, {"pd.prefill_ratio": p, "pd.decode_ratio": d})) for p, d, _r in resolved
     ]
     if baseline:
         jobs.append(("colocated", "colocated", cfg))
@@ -99,7 +140,7 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
             if progress:
                 progress("pd-ratio", k + 1, len(jobs))
     else:
-        with ProcessPoolExecutor(max_workers=n_workers) as ex:
+        with Pool(max_workers=n_workers) as ex:
             futs = {label: ex.submit(_point, kind, c, workload, policy) for label, kind, c in jobs}
             for k, (label, f) in enumerate(futs.items()):
                 results[label] = f.result()
@@ -109,7 +150,10 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
     for label, kind, _c in jobs:
         if kind == "pd":
             m, layout, _rej = results[label]
-            rows.append(_row(label, m, layout))
+            P, D = (int(x) for x in layout["actual_ratio"].split(":"))
+            if P * int(label.split(":")[1]) != D * int(label.split(":")[0]):  # resolve_ratios' promise
+                raise AssertionError(f"ratio {label} ran as {P}:{D}")
+            rows.append({**_row(label, m, layout), "requested": requested[label]})
     first = results[jobs[0][0]]
     out: dict[str, Any] = {
         "experiment": "pd-ratio", "config_hash": cfg.hash(), "seed": cfg.seed, "policy": policy,
@@ -128,20 +172,42 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
 
 def write_pd_ratio(result: dict, out_dir: str | Path, plot: bool = True) -> dict[str, Path]:
     """pd_ratio.json, pd_ratio.csv (one row per ratio, then colocated) and pd_ratio.png in out_dir."""
-    from sim.report.schema import write_json
-
     d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
     paths = {"json": d / "pd_ratio.json", "csv": d / "pd_ratio.csv"}
-    write_json(result, paths["json"])
-    with paths["csv"].open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=ROW_COLUMNS + ["config_hash"])
-        w.writeheader()
-        for row in result["rows"] + ([result["colocated"]] if result.get("colocated") else []):
-            w.writerow({**{k: ("" if row.get(k) is None else row.get(k)) for k in ROW_COLUMNS},
-                        "config_hash": result["config_hash"]})
-    if plot:
-        from sim.report.pd_plots import plot_pd_ratio
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=ROW_COLUMNS + ["config_hash"])
+    w.writeheader()
+    for row in result["rows"] + ([result["colocated"]] if result.get("colocated") else []):
+        w.writerow({**{k: ("" if row.get(k) is None else row.get(k)) for k in ROW_COLUMNS},
+                    "config_hash": result["config_hash"]})
+    # each file atomically, the JSON last: a failure leaves no pd_ratio.json that looks complete
+    written: list[Path] = []
+    try:
+        R.write_bytes_atomic(paths["csv"], buf.getvalue().encode())
+        written.append(paths["csv"])
+        if plot:
+            from sim.report.pd_plots import plot_pd_ratio
 
-        paths["png"] = plot_pd_ratio(result, d / "pd_ratio.png")
+            with R.atomic_path(d / "pd_ratio.png") as tmp:
+                plot_pd_ratio(result, tmp)
+            paths["png"] = d / "pd_ratio.png"
+            written.append(paths["png"])
+        R.write_json(paths["json"], result)
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     return paths
+
+
+def check_out_dir(out: Path, where: str = "--out") -> Path:
+    """An output folder: absent (created) or a folder; never a file, never a NUL byte."""
+    if "\x00" in str(out):
+        raise InputError("a path cannot hold a NUL byte", where=where)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder", where=where)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create {out}: {e.strerror or e}", where=where) from None
+    return out

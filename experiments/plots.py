@@ -30,6 +30,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from experiments import results as R  # noqa: E402
 from experiments.metrics import METRICS, Metric  # noqa: E402
+from experiments.spec import SAFE_NAME  # noqa: E402
 from sim.errors import InputError  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"] + ["#393b79", "#8c6d31", "#843c39", "#7b4173"]
@@ -68,8 +69,17 @@ def load_sweep(sweep_dir: str | Path) -> tuple[dict, list[dict]]:
     if not meta_p.exists() or not csv_p.exists():
         raise InputError(f"not a sweep directory (needs {R.SWEEP_JSON} and {R.POINTS_CSV}; "
                          f"run `python main.py sweep SPEC.yaml` first)", where=str(d))
-    meta = json.loads(meta_p.read_text())
+    try:
+        meta = json.loads(R.read_text_file(meta_p, R.SWEEP_JSON))
+    except ValueError as e:
+        raise InputError(f"{R.SWEEP_JSON} is not valid JSON ({e})", where=str(meta_p)) from None
+    _check_meta(meta, str(meta_p))
     rows = [{k: R.typed(v) for k, v in r.items()} for r in R.read_points_csv(csv_p)]
+    for i, r in enumerate(rows, start=2):
+        for m in meta["metrics"]:
+            v = r.get(m)
+            if v is not None and (isinstance(v, (str, bool)) or not math.isfinite(v)) and r.get("status") == "ok":
+                raise InputError(f"points.csv line {i}: {m} is {str(v)[:40]!r}, not a finite number", where=str(csv_p))
     # axis columns keep their spec types (e.g. a policy named "1" stays a string)
     for a in meta["axes"]:
         by_text = {str(R.cell(v)): v for v in a["values"]}
@@ -77,6 +87,34 @@ def load_sweep(sweep_dir: str | Path) -> tuple[dict, list[dict]]:
             raw = r.get(a["name"])
             r[a["name"]] = by_text.get(str(R.cell(raw)) if raw is not None else "", raw)
     return meta, rows
+
+
+def _check_meta(meta: Any, where: str) -> None:
+    """sweep.json has the keys plotting reads, with the right types (a hand-edited or foreign file is refused)."""
+    if not isinstance(meta, dict):
+        raise InputError(f"{R.SWEEP_JSON} is not a JSON object", where=where)
+    for key, typ in (("name", str), ("axes", list), ("metrics", list)):
+        if not isinstance(meta.get(key), typ):
+            raise InputError(f"{R.SWEEP_JSON} lacks {key!r} (a {typ.__name__}): not a sweep's {R.SWEEP_JSON}",
+                             where=where)
+    for i, a in enumerate(meta["axes"]):
+        if not (isinstance(a, dict) and isinstance(a.get("name"), str) and isinstance(a.get("values"), list)
+                and isinstance(a.get("numeric"), bool)):
+            raise InputError(f"{R.SWEEP_JSON}: axes[{i}] needs name, values and numeric", where=where)
+    if not all(isinstance(m, str) for m in meta["metrics"]):
+        raise InputError(f"{R.SWEEP_JSON}: metrics must be names", where=where)
+    plots = meta.get("plots") or []
+    if not isinstance(plots, list) or not all(isinstance(p, dict) and isinstance(p.get("y"), list) for p in plots):
+        raise InputError(f"{R.SWEEP_JSON}: plots must be a list of {{y: [...], ...}}", where=where)
+    axis_names = {a["name"] for a in meta["axes"]}
+    for i, p in enumerate(plots):
+        stem = p.get("name")
+        if stem is not None and not (isinstance(stem, str) and SAFE_NAME.fullmatch(stem) and stem.strip(".")):
+            raise InputError(f"{R.SWEEP_JSON}: plots[{i}].name {str(stem)[:40]!r} is not a plain file name",
+                             where=where)
+        for role in ("x", "series", "facet"):
+            if p.get(role) is not None and p.get(role) not in axis_names:
+                raise InputError(f"{R.SWEEP_JSON}: plots[{i}].{role} is not an axis", where=where)
 
 
 def default_plots(meta: dict) -> list[dict]:
@@ -224,9 +262,11 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
                  va="top")
     fig.text(0.01, 0.04 / h, note, fontsize=7, color="gray", ha="left", va="bottom")
     fig.tight_layout(rect=(0, (foot_h + leg_h) / h, 1, 1))  # tight_layout leaves room for the suptitle
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with R.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path, None
 
 
@@ -299,7 +339,9 @@ def plot_sweep(sweep_dir: str | Path) -> tuple[list[Path], list[str]]:
     notes: list[str] = []
     used: set[str] = set()
     for i, spec in enumerate(specs):
-        stem = spec.get("name") or "_".join(spec["y"])
+        stem = spec.get("name") or "_".join(str(y) for y in spec["y"])
+        if not SAFE_NAME.fullmatch(stem):  # metric names from a hand-edited sweep.json: keep the file in plots/
+            stem = f"plot_{i}"
         if stem in used:
             stem = f"{stem}_{i}"
         used.add(stem)

@@ -9,12 +9,18 @@ readable file that ``--resume`` continues from.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import io
 import json
 import os
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from sim.errors import InputError
 
 LEAD_COLUMNS = ["point_id", "index", "status", "error"]
 POINT_COLUMNS = ["seed", "mode", "workload", "config_hash"]
@@ -28,6 +34,44 @@ POINTS_CSV = "points.csv"
 POINTS_PARQUET = "points.parquet"
 SWEEP_JSON = "sweep.json"
 POINTS_DIR = "points"
+CHECKSUMS_JSON = "checksums.json"  # point_id -> sha256 of points/<id>.json, checked by --resume
+MAX_READ_BYTES = 64 * 1024 * 1024  # a sweep file larger than this is not one we wrote
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name in `path`'s folder, renamed onto `path` when the block ends without error.
+
+    The temporary name keeps the suffix (``.name.XXXX.tmp.png``) so writers that pick the format
+    from it (matplotlib) write the same bytes.
+
+    Every sweep output (point JSON, points.csv, sweep.json, parquet, PNGs) goes through here, so a
+    crash or kill -9 leaves either the previous file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:  # O_EXCL with mode 0o666 (not mkstemp's 0o600): the file gets the umask's usual permissions
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _scalar(v: Any) -> bool:
@@ -103,20 +147,60 @@ def write_points_csv(path: Path, rows: list[dict], axis_columns: list[str]) -> P
     """Write all rows (ordered by index) atomically: a crash never leaves half a file."""
     rows = sorted(rows, key=lambda r: int(r["index"]))
     cols = columns(rows, axis_columns)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=cols)
-        wr.writeheader()
-        for r in rows:
-            wr.writerow({c: cell(r.get(c)) for c in cols})
-    os.replace(tmp, path)
-    return path
+    buf = io.StringIO(newline="")
+    wr = csv.DictWriter(buf, fieldnames=cols)
+    wr.writeheader()
+    for r in rows:
+        wr.writerow({c: cell(r.get(c)) for c in cols})
+    return write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A sweep file as text, or InputError naming the file and what is wrong (binary, too big, a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} is a directory, expected a file", where=str(path))
+    try:
+        size = path.stat().st_size
+        if size > MAX_READ_BYTES:
+            raise InputError(f"{what} is {size:,} bytes (max {MAX_READ_BYTES:,})", where=str(path))
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read {what}: {e.strerror or e}", where=str(path)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text (binary or damaged)", where=str(path)) from None
+    if "\x00" in text:
+        raise InputError(f"{what} holds NUL bytes (binary or damaged)", where=str(path))
+    return text
+
+
+def parse_points_csv(text: str, where: str) -> list[dict[str, Any]]:
+    """points.csv text -> rows; InputError when it is not the CSV a sweep writes."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise InputError(f"points.csv is not a valid CSV ({e})", where=where) from None
+    header = next(csv.reader(io.StringIO(text, newline="")), [])
+    missing = [c for c in LEAD_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"points.csv lacks the column(s) {', '.join(missing)}: not a sweep's points.csv",
+                         where=where)
+    for i, r in enumerate(rows, start=2):
+        if None in r or any(v is None for v in r.values()):  # too many / too few cells: a cut or edited row
+            raise InputError(f"points.csv line {i} does not have the header's {len(header)} cells "
+                             "(cut short or edited)", where=where)
+        try:
+            int(r["index"])
+        except ValueError:
+            raise InputError(f"points.csv line {i}: index {r['index']!r} is not an integer", where=where) from None
+    return rows
 
 
 def read_points_csv(path: Path) -> list[dict[str, Any]]:
     """Rows as CSV strings; dict[str, Any] because callers write typed values back in."""
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
+    return parse_points_csv(read_text_file(path, "points.csv"), str(path))
 
 
 def write_parquet(path: Path, rows: list[dict]) -> Path | None:
@@ -140,13 +224,14 @@ def write_parquet(path: Path, rows: list[dict]) -> Path | None:
             data[c] = pa.array([None if v is None else float(v) for v in vals], pa.float64())
         else:
             data[c] = pa.array([None if v is None else str(v) for v in vals], pa.string())
-    pq.write_table(pa.table(data), path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(data), tmp)
     return path
+
+
+def json_bytes(doc: dict) -> bytes:
+    return (json.dumps(doc, indent=1, default=str) + "\n").encode()
 
 
 def write_json(path: Path, doc: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, json_bytes(doc))

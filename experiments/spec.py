@@ -36,6 +36,8 @@ import copy
 import functools
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,11 +45,24 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from experiments import results as R
 from experiments.axes import Axis, check_config_key, parse_axis
 from experiments.metrics import METRICS
 from sim.config import Config, SyntheticCfg, config_with, load_config
 from sim.config.schema import TraceFormatName
 from sim.errors import InputError
+
+MAX_POINTS = 10_000  # points of one sweep (axis values x seeds); each is a simulation and a file
+MAX_SPEC_BYTES = 1024 * 1024
+# a sweep's name, a preset's and a plot's become file names under the output folder: one plain component
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+SAFE_NAME_RULE = "letters, digits, '.', '_' and '-' (at most 100, starting with a letter or digit), no '/'"
+
+
+def check_safe_name(v: str) -> str:
+    if not isinstance(v, str) or not SAFE_NAME.fullmatch(v) or v.strip(".") == "":
+        raise ValueError(f"must be a plain file name: {SAFE_NAME_RULE}")
+    return v
 
 
 class _Strict(BaseModel):
@@ -93,6 +108,11 @@ class PlotSpec(_Strict):
     title: str | None = None
     logy: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _safe(cls, v):
+        return None if v is None else check_safe_name(v)
+
     @field_validator("y", mode="before")
     @classmethod
     def _one_or_many(cls, v):
@@ -111,10 +131,25 @@ class SpecModel(_Strict):
     metrics: list[str] = ["hit_rate"]
     axes: dict[str, Any] = {}
     combine: Literal["product", "zip"] = "product"
-    repeats: int = Field(default=1, ge=1)
-    seeds: list[int] | None = None
+    repeats: int = Field(default=1, ge=1, le=MAX_POINTS)
+    seeds: list[int] | None = Field(default=None, max_length=MAX_POINTS)
     presets: dict[str, dict[str, Any]] = {}
-    plots: list[PlotSpec] = []
+    plots: list[PlotSpec] = Field(default=[], max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _safe(cls, v):
+        return None if v is None else check_safe_name(v)
+
+    @field_validator("presets")
+    @classmethod
+    def _safe_presets(cls, v):
+        for k in v:
+            try:
+                check_safe_name(k)
+            except ValueError as e:
+                raise ValueError(f"preset name {k!r} {e}") from None
+        return v
 
     @model_validator(mode="after")
     def _checks(self) -> SpecModel:
@@ -267,7 +302,9 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Confi
 def _read(path: Path) -> tuple[str, dict]:
     if not path.exists():
         raise InputError("sweep spec not found", where=str(path))
-    text = path.read_text()
+    if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+        raise InputError(f"sweep spec is {path.stat().st_size:,} bytes (max {MAX_SPEC_BYTES:,})", where=str(path))
+    text = R.read_text_file(path, "sweep spec")
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
@@ -276,7 +313,19 @@ def _read(path: Path) -> tuple[str, dict]:
                          where=f"{path}:{mark.line + 1}" if mark else str(path)) from None
     if not isinstance(raw, dict):
         raise InputError("a sweep spec is a mapping (name, base, workloads, mode, axes, ...)", where=str(path))
+    if not raw:
+        raise InputError("the sweep spec is empty: give at least `axes` (or `name` and a workload)",
+                         where=str(path))
     return text, raw
+
+
+def count_points(axes: list[Axis], combine: str, seeds: int) -> int:
+    """Points of a sweep, computed before any is built (a product of lengths, no list)."""
+    if not axes:
+        return seeds
+    if combine == "zip":
+        return len(axes[0].values) * seeds
+    return math.prod(len(a.values) for a in axes) * seeds
 
 
 def load_spec(path: str | Path, preset: str | None = None) -> Sweep:
@@ -364,7 +413,23 @@ def load_spec(path: str | Path, preset: str | None = None) -> Sweep:
                 raise InputError(f"plots[{i}].{role}: {v!r} is not an axis (axes: {', '.join(axis_names) or 'none'})",
                                  where=_where(path, text, ("plots", i, role)))
 
-    sweep = Sweep(path=path, text=text, spec=spec, name=spec.name or path.stem, preset=preset, axes=axes,
+    n_seeds = len(spec.seeds) if spec.seeds is not None else spec.repeats
+    n_points = count_points(axes, spec.combine, n_seeds)
+    if n_points > MAX_POINTS:
+        sizes = " x ".join(str(len(a.values)) for a in axes) or "1"
+        raise InputError(f"the sweep has {n_points:,} points ({sizes} axis values x {n_seeds:,} seed(s); "
+                         f"max {MAX_POINTS:,})", where=_where(path, text, ("axes",) if axes else ("repeats",)))
+    name = spec.name or path.stem
+    try:
+        check_safe_name(name)
+    except ValueError as e:
+        raise InputError(f"the sweep name {name!r} (from the file name) {e}; set `name:`", where=str(path)) from None
+    if preset:
+        try:
+            check_safe_name(preset)
+        except ValueError as e:
+            raise InputError(f"{preset!r} {e}", where="--preset") from None
+    sweep = Sweep(path=path, text=text, spec=spec, name=name, preset=preset, axes=axes,
                   workloads=workloads, seeds=[], modes=[str(m) for m in modes], options=options, base_set=base_set)
     try:
         base = sweep.base_config()

@@ -99,7 +99,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """`experiment pd-ratio`: PD at P:D 1:1..1:7 (or --ratios) + colocated on the same GPUs."""
-    from experiments.pd_ratio import parse_ratios, run_pd_ratio, write_pd_ratio
+    from experiments.pd_ratio import check_out_dir, parse_ratios, run_pd_ratio, write_pd_ratio
     from trace.source import workload_from_config
 
     cfg = load_cfg(args)
@@ -109,13 +109,15 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         from sim.errors import InputError
 
         raise InputError(f"must be >= 1, got {args.workers}", where="--workers")
+    out_dir = check_out_dir(Path(args.out or Path(cfg.experiments.out_dir) / "pd_ratio"),
+                            "--out" if args.out else "experiments.out_dir")
     workload, load_stats = workload_from_config(cfg)
     print_load_stats(console, load_stats)
     cb, prog = progress_cb(not (args.quiet or args.json))
     with prog:
         res = run_pd_ratio(cfg, workload, ratios=ratios, policy=args.policy, baseline=not args.no_baseline,
                            workers=args.workers or 0, progress=cb)
-    paths = write_pd_ratio(res, Path(args.out or Path(cfg.experiments.out_dir) / "pd_ratio"), plot=not args.no_plot)
+    paths = write_pd_ratio(res, out_dir, plot=not args.no_plot)
     if args.json:
         print(json.dumps(res, indent=1, default=float))
         return EXIT_OK

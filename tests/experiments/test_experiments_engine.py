@@ -121,15 +121,28 @@ def test_resume_from_a_partial_points_csv_and_rerun_failures(tmp_path):
     spec = _four_point(tmp_path)
     run_sweep(load_spec(spec), out_dir=out, workers=2)
     rows = _rows(out)
-    # keep one finished row, mark another failed: resume reuses 1 and runs 3
+    # points.csv cut to two rows, one of them edited to "failed": it is not trusted; the four
+    # verified point files are reused and points.csv is rebuilt from them
     rows[1]["status"], rows[1]["error"] = "failed", "simulated"
     with (out / "points.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows[:2])
     res = run_sweep(load_spec(spec), out_dir=out, workers=2, resume=True)
-    assert (res.reused, res.ran, res.failed) == (1, 3, 0)
+    assert (res.reused, res.ran, res.failed) == (4, 0, 0)
+    assert any("disagreed" in n for n in res.notes)
     assert [r["status"] for r in _rows(out)] == ["ok"] * 4
+    # a failed point's file is not reused: it runs again
+    pid = rows[2]["point_id"]
+    doc = json.loads((out / "points" / f"{pid}.json").read_text())
+    doc["sweep"]["status"] = "failed"
+    data = (json.dumps(doc) + "\n").encode()
+    (out / "points" / f"{pid}.json").write_bytes(data)
+    sums = json.loads((out / "checksums.json").read_text())
+    sums["points"][pid] = __import__("hashlib").sha256(data).hexdigest()
+    (out / "checksums.json").write_text(json.dumps(sums))
+    res = run_sweep(load_spec(spec), out_dir=out, workers=2, resume=True)
+    assert (res.reused, res.ran, res.failed, res.damaged) == (3, 1, 0, 0)
     # a changed base config invalidates finished points (their config hash no longer matches)
     body = yaml.safe_load(spec.read_text())
     body["base"]["set"]["hardware.ssd.capacity_gb"] = 1
