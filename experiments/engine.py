@@ -38,6 +38,7 @@ from experiments.axes import DERIVED
 from experiments.spec import Sweep, apply_overrides
 from sim.config import Config
 from sim.errors import InputError
+from sim.io_safe import write_bytes_atomic
 
 BACKENDS = ("local", "ray")
 
@@ -319,7 +320,7 @@ def run_sweep(
                                     "config_hash": p.config_hash}
         doc["sweep"] = {"name": sweep.name, **p.describe(), "status": res["status"], "wall_s": res.get("wall_s")}
         data = R.json_bytes(doc)
-        R.write_bytes_atomic(out / R.POINTS_DIR / f"{p.point_id}.json", data)
+        write_bytes_atomic(out / R.POINTS_DIR / f"{p.point_id}.json", data)
         checksums[p.point_id] = R.sha256(data)  # recorded after the file: a kill in between re-runs the point
         R.write_json(out / R.CHECKSUMS_JSON, {"points": checksums})
         R.write_points_csv(csv_path, list(rows.values()), cols)

@@ -27,6 +27,7 @@ from experiments import results as R
 from experiments.pool import Pool
 from sim.config import Config, config_with
 from sim.errors import InputError
+from sim.io_safe import atomic_path, write_bytes_atomic
 from trace.workload import Workload
 
 DEFAULT_RATIOS = [(1, d) for d in range(1, 8)]
@@ -183,12 +184,12 @@ def write_pd_ratio(result: dict, out_dir: str | Path, plot: bool = True) -> dict
     # each file atomically, the JSON last: a failure leaves no pd_ratio.json that looks complete
     written: list[Path] = []
     try:
-        R.write_bytes_atomic(paths["csv"], buf.getvalue().encode())
+        write_bytes_atomic(paths["csv"], buf.getvalue().encode())
         written.append(paths["csv"])
         if plot:
             from sim.report.pd_plots import plot_pd_ratio
 
-            with R.atomic_path(d / "pd_ratio.png") as tmp:
+            with atomic_path(d / "pd_ratio.png") as tmp:
                 plot_pd_ratio(result, tmp)
             paths["png"] = d / "pd_ratio.png"
             written.append(paths["png"])

@@ -32,6 +32,7 @@ from experiments import results as R  # noqa: E402
 from experiments.metrics import METRICS, Metric  # noqa: E402
 from experiments.spec import SAFE_NAME  # noqa: E402
 from sim.errors import InputError  # noqa: E402
+from sim.io_safe import atomic_path
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"] + ["#393b79", "#8c6d31", "#843c39", "#7b4173"]
 STYLES = ["-", "--", ":", "-."]
@@ -263,7 +264,7 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     fig.text(0.01, 0.04 / h, note, fontsize=7, color="gray", ha="left", va="bottom")
     fig.tight_layout(rect=(0, (foot_h + leg_h) / h, 1, 1))  # tight_layout leaves room for the suptitle
     try:
-        with R.atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)

@@ -9,18 +9,17 @@ readable file that ``--resume`` continues from.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import json
-import os
-import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sim import io_safe
 from sim.errors import InputError
+from sim.io_safe import atomic_path, write_bytes_atomic
 
 LEAD_COLUMNS = ["point_id", "index", "status", "error"]
 POINT_COLUMNS = ["seed", "mode", "workload", "config_hash"]
@@ -36,38 +35,6 @@ SWEEP_JSON = "sweep.json"
 POINTS_DIR = "points"
 CHECKSUMS_JSON = "checksums.json"  # point_id -> sha256 of points/<id>.json, checked by --resume
 MAX_READ_BYTES = 64 * 1024 * 1024  # a sweep file larger than this is not one we wrote
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name in `path`'s folder, renamed onto `path` when the block ends without error.
-
-    The temporary name keeps the suffix (``.name.XXXX.tmp.png``) so writers that pick the format
-    from it (matplotlib) write the same bytes.
-
-    Every sweep output (point JSON, points.csv, sweep.json, parquet, PNGs) goes through here, so a
-    crash or kill -9 leaves either the previous file or the new one, never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:  # O_EXCL with mode 0o666 (not mkstemp's 0o600): the file gets the umask's usual permissions
-        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            break
-        except FileExistsError:
-            continue
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return path
 
 
 def sha256(data: bytes) -> str:
@@ -156,24 +123,8 @@ def write_points_csv(path: Path, rows: list[dict], axis_columns: list[str]) -> P
 
 
 def read_text_file(path: Path, what: str) -> str:
-    """A sweep file as text, or InputError naming the file and what is wrong (binary, too big, a folder)."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{what} is a directory, expected a file", where=str(path))
-    try:
-        size = path.stat().st_size
-        if size > MAX_READ_BYTES:
-            raise InputError(f"{what} is {size:,} bytes (max {MAX_READ_BYTES:,})", where=str(path))
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read {what}: {e.strerror or e}", where=str(path)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{what} is not UTF-8 text (binary or damaged)", where=str(path)) from None
-    if "\x00" in text:
-        raise InputError(f"{what} holds NUL bytes (binary or damaged)", where=str(path))
-    return text
+    """A sweep file as text (at most MAX_READ_BYTES), or InputError naming the file and what is wrong."""
+    return io_safe.read_text_file(path, what, MAX_READ_BYTES)
 
 
 def parse_points_csv(text: str, where: str) -> list[dict[str, Any]]:

@@ -10,10 +10,12 @@ InputError naming the flag.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sim.errors import InputError
@@ -182,23 +184,41 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
     return atomic_write(p, lambda tmp: tmp.write_text(text, encoding=encoding))
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call `write(tmp)` on a temporary path in `path`'s folder, then rename it to `path`.
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name in `path`'s folder, renamed onto `path` when the block ends without error.
 
-    On any failure the temporary file is removed and `path` is left as it was.
+    The temporary name keeps the suffix (``.name.XXXX.tmp.png``) so writers that pick the format
+    from it (matplotlib) write the same bytes; it is created with mode 0o666 (not mkstemp's 0o600),
+    so the result gets the umask's usual permissions. A crash or kill -9 leaves the previous file or
+    the new one, never half of one; on an error the temporary is removed.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
-        write(tmp)
-        os.replace(tmp, p)
+        yield tmp
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return p
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` on a temporary path in `path`'s folder, then rename it to `path` (atomic_path)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def output_file(path: str | Path, where: str) -> Path:
