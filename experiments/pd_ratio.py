@@ -199,16 +199,3 @@ def write_pd_ratio(result: dict, out_dir: str | Path, plot: bool = True) -> dict
             p.unlink(missing_ok=True)
         raise
     return paths
-
-
-def check_out_dir(out: Path, where: str = "--out") -> Path:
-    """An output folder: absent (created) or a folder; never a file, never a NUL byte."""
-    if "\x00" in str(out):
-        raise InputError("a path cannot hold a NUL byte", where=where)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a folder", where=where)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot create {out}: {e.strerror or e}", where=where) from None
-    return out

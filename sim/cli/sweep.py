@@ -99,7 +99,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """`experiment pd-ratio`: PD at P:D 1:1..1:7 (or --ratios) + colocated on the same GPUs."""
-    from experiments.pd_ratio import check_out_dir, parse_ratios, run_pd_ratio, write_pd_ratio
+    from experiments.pd_ratio import parse_ratios, run_pd_ratio, write_pd_ratio
+    from sim.io_safe import output_dir
     from trace.source import workload_from_config
 
     cfg = load_cfg(args)
@@ -109,7 +110,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         from sim.errors import InputError
 
         raise InputError(f"must be >= 1, got {args.workers}", where="--workers")
-    out_dir = check_out_dir(Path(args.out or Path(cfg.experiments.out_dir) / "pd_ratio"),
+    out_dir = output_dir(Path(args.out or Path(cfg.experiments.out_dir) / "pd_ratio"),
                             "--out" if args.out else "experiments.out_dir")
     workload, load_stats = workload_from_config(cfg)
     print_load_stats(console, load_stats)

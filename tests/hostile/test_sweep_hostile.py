@@ -230,7 +230,7 @@ def test_pd_ratio_out_is_a_file(tmp_path, capsys):
     f = tmp_path / "afile"
     f.write_text("x")
     assert main.main(["experiment", "pd-ratio", "--trace", str(SMALL), *SMALL_PD, "--out", str(f), "--quiet"]) == 2
-    _one_line_error(capsys, "--out", "not a folder")
+    _one_line_error(capsys, "--out", "not a directory")
 
 
 def test_pd_ratio_labels_what_ran(tmp_path):
