@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sim.cli.common import (
     EXIT_CHECK_FAILED,
@@ -113,14 +115,19 @@ def add_calibrate_parser(sub) -> None:
     p.set_defaults(func=cmd_calibrate)
 
 
-def cmd_oracle(args: argparse.Namespace) -> int:
-    from sim.oracle.commands import oracle_command
-
+def _with_progress(args: argparse.Namespace, command: Callable[..., Any]) -> tuple[Any, Any]:
+    """The config from the flags, then `command(cfg, args, progress=...)` under a progress line: (console, result)."""
     cfg = load_cfg(args)
     console = make_console(args.quiet)
     cb, prog = progress_cb(not args.quiet)
     with prog:
-        res = oracle_command(cfg, args, progress=cb)
+        return console, command(cfg, args, progress=cb)
+
+
+def cmd_oracle(args: argparse.Namespace) -> int:
+    from sim.oracle.commands import oracle_command
+
+    console, res = _with_progress(args, oracle_command)
     print_load_stats(console, load_stats_obj(res["report"].get("load_stats")))
     console.print(oracle_table(res["report"]))
     console.print(f"wrote {', '.join(Path(p).name for p in res['paths'].values())} to {args.output_dir}")
@@ -130,11 +137,7 @@ def cmd_oracle(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from sim.oracle.commands import plan_command
 
-    cfg = load_cfg(args)
-    console = make_console(args.quiet)
-    cb, prog = progress_cb(not args.quiet)
-    with prog:
-        res = plan_command(cfg, args, progress=cb)
+    console, res = _with_progress(args, plan_command)
     console.print(plan_table(f"cards for {args.target_tps:,.0f} TPS (alpha {args.alpha}, baseline "
                              f"{args.baseline_per_card_tps:,.0f} TPS/card)",
                              res["rows"]["strict_prefix"] + res["rows"]["lru"]))
@@ -164,11 +167,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from sim.oracle.commands import calibrate_command
 
-    cfg = load_cfg(args)
-    console = make_console(args.quiet)
-    cb, prog = progress_cb(not args.quiet)
-    with prog:
-        res = calibrate_command(cfg, args, progress=cb)
+    console, res = _with_progress(args, calibrate_command)
     console.print(calibrate_table(res["residual_rows"]))
     console.print(f"wrote {', '.join(res['paths'].values())}")
     return EXIT_OK
@@ -177,11 +176,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from sim.oracle.commands import audit_command
 
-    cfg = load_cfg(args)
-    console = make_console(args.quiet)
-    cb, prog = progress_cb(not args.quiet)
-    with prog:
-        rep = audit_command(cfg, args, progress=cb)
+    console, rep = _with_progress(args, audit_command)
     console.print(f"audit: {rep['checks']} checks, {rep['failed_checks']} failed "
                   f"({rep['wall_s']:.1f} s); report {rep['paths']['markdown']}")
     for d in rep["disagreements"][:20]:
