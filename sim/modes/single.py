@@ -52,7 +52,6 @@ from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing.node_io import NodeIO
-from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -243,7 +242,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     nw = setup.n_workers
     # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap
     io = NodeIO(env, cfg, nw, setup.gpus_per_worker, setup.block_bytes, setup.spec.n_layers)
-    prefill_cost = StepModel.from_config(cfg).prefill_s
     sync_backup = cache.write_through and not cfg.cache.async_backup
     arr_s = w.arrival_ms / 1000.0
     offs, ids = w.block_offsets, w.block_ids
@@ -299,6 +297,10 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         load[res.worker[i]] -= 1
 
     workers = worker_replicas(cfg, setup, env, w, first_token=first_token, done=done)
+
+    def prefill_cost(new: int, cached: int) -> float:
+        # the load-or-recompute choice prices a prefill with the workers' own step model
+        return workers.step.iteration_s([(new, cached)], 0, 0.0)
 
     def request(i: int):
         t0 = env.now
