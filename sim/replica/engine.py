@@ -213,12 +213,16 @@ class BatchingReplica:
         if len(running) > self.stats.max_batch_seen:
             self.stats.max_batch_seen = len(running)
 
-    def _resumes_next(self, B: int) -> bool:
-        """The head of resume_q would rejoin at the next boundary (as _join tests it then): a stretch
-        must stop after one iteration. Within a stretch the headroom only shrinks, so if it does not fit
-        after this iteration it does not fit before the stretch ends (e.g. a request preempted at this
-        boundary whose freed memory lets it rejoin at the next one)."""
-        return B < self.max_seqs and self.mem.headroom() >= self.resume_q[0].ctx + B + 1
+    def _joins_next(self, B: int) -> bool:
+        """A request would join at the next boundary (as _join tests it then), so a stretch must stop after
+        one iteration: a waiting decode_q request with a slot free (e.g. a slot a preemption just freed),
+        or the head of resume_q with its memory back. Within a stretch the headroom only shrinks and the
+        batch only changes at its end, so if neither holds now it holds at no boundary before the end."""
+        if B >= self.max_seqs:
+            return False
+        if self.decode_q:
+            return True
+        return bool(self.resume_q) and self.mem.headroom() >= self.resume_q[0].ctx + B + 1
 
     def _make_room(self) -> int:
         """Preempt the latest joined requests until the next iteration's tokens fit; returns the batch size."""
@@ -296,9 +300,7 @@ class BatchingReplica:
                 yield self._wake
                 self._wake = None
                 continue
-            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or (
-                    self.resume_q and self._resumes_next(B)) or (self.decode_q and B < self.max_seqs):
-                # (the last: a preemption just freed a slot a waiting request takes at the next boundary)
+            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or self._joins_next(B):
                 if batch:
                     chunks = [(n, before) for _r, n, before in batch]
                     dur = self.step.iteration_s(chunks, B, self.K)
