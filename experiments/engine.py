@@ -38,7 +38,7 @@ from experiments.axes import DERIVED
 from experiments.spec import Sweep, apply_overrides
 from sim.config import Config
 from sim.errors import InputError
-from sim.io_safe import write_bytes_atomic
+from sim.io_safe import check_output_dir, write_bytes_atomic
 
 BACKENDS = ("local", "ray")
 
@@ -114,15 +114,11 @@ def default_out_dir(sweep: Sweep) -> Path:
 def _out_dir(sweep: Sweep, out_dir: str | Path | None) -> Path:
     """The sweep folder: --out as given, else results/<name>[-<preset>], which must stay inside results/."""
     where = "--out" if out_dir else sweep.where("name")
-    if out_dir and "\x00" in str(out_dir):
-        raise InputError("a path cannot hold a NUL byte", where=where)
-    out = Path(out_dir) if out_dir else default_out_dir(sweep)
+    out = check_output_dir(out_dir if out_dir else default_out_dir(sweep), where)
     if not out_dir:  # the spec's name and preset are checked plain names; this is the backstop
         root = Path(sweep.base_config().experiments.out_dir).resolve()
         if root not in out.resolve().parents:
             raise InputError(f"the sweep folder {out} is outside {root}", where=where)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a folder", where=where)
     return out
 
 
@@ -288,8 +284,9 @@ def run_sweep(
     checksums: dict[str, str] = {}
     damaged = 0
     if resume:
-        from experiments.resume import find_reusable
+        from experiments.resume import find_reusable, remove_stale_temporaries
 
+        notes += remove_stale_temporaries(out)
         reuse = find_reusable(points, out, lambda p, res: make_row(sweep, p, res))
         for pid, r in reuse.rows.items():
             r["index"] = by_id[pid].index  # the spec may have grown: keep the current order

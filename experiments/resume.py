@@ -85,6 +85,14 @@ def _csv_rows(out: Path) -> tuple[list[dict[str, Any]] | None, str | None]:
         return None, str(e).removeprefix(f"{e.where}: ") if e.where else str(e)
 
 
+def remove_stale_temporaries(out: Path) -> list[str]:
+    """Delete temporaries a killed run left (atomic writes name them `.<name>.<random>.tmp<suffix>`)."""
+    stale = [f for d in (out, out / R.POINTS_DIR) if d.is_dir() for f in d.glob(".*.tmp*") if f.is_file()]
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return [f"removed {len(stale)} unfinished temporary file(s) left by an interrupted run"] if stale else []
+
+
 def find_reusable(points: list, out: Path, make_row: Callable[[Any, dict], dict]) -> Reuse:
     """Check every point of the spec against its file; `make_row(point, result)` builds its CSV row."""
     res = Reuse()

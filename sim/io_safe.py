@@ -107,11 +107,14 @@ class OutputSet:
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path, str]] = []
+        self._made_dirs: list[Path] = []  # folders this set created; removed again if it fails
 
     def stage(self, final: str | Path, where: str) -> Path:
         p = check_output_path(final, where)
         try:
+            missing = [d for d in (p.parent, *p.parent.parents) if not d.exists()]
             p.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.extend(missing)  # deepest first, so removal can go in this order
             fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=f".tmp{p.suffix}")
         except OSError as e:
             raise InputError(f"cannot write in {str(p.parent)!r}: {e.strerror}", where=where) from None
@@ -148,11 +151,16 @@ class OutputSet:
                 raise
             moved.append(final)
         self._staged.clear()
+        self._made_dirs.clear()
 
     def discard(self) -> None:
         for tmp, _, _ in self._staged:
             tmp.unlink(missing_ok=True)
         self._staged.clear()
+        for d in self._made_dirs:
+            with contextlib.suppress(OSError):  # not empty (someone else wrote there): keep it
+                d.rmdir()
+        self._made_dirs.clear()
 
     def __enter__(self) -> OutputSet:
         return self
@@ -176,6 +184,42 @@ def output_dir(path: str | Path, where: str) -> Path:
     except OSError as e:
         raise InputError(f"cannot create the output folder ({e.strerror})", where=where) from None
     return p
+
+
+def check_output_dir(path: str | Path, where: str) -> Path:
+    """`path` as a future output folder, checked before any work but not created.
+
+    The folder is made when the results are committed (OutputSet), so a run
+    that fails leaves no empty folder behind.
+    """
+    text = os.fspath(path)
+    if "\0" in text:
+        raise InputError("contains a NUL byte", where=where)
+    if not text.strip():
+        raise InputError("empty path", where=where)
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{text[:200]!r} exists and is not a directory", where=where)
+    resolved = str(p.resolve())
+    if any(resolved == r or resolved.startswith(r + "/") for r in _VIRTUAL_ROOTS):
+        raise InputError(f"{text[:200]!r} is on a virtual filesystem; give a real folder", where=where)
+    anchor = p.resolve()
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise InputError(f"{str(anchor)[:200]!r} is not a directory", where=where)
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write in {str(anchor)[:200]!r} (permission denied)", where=where)
+    return p
+
+
+def write_text_set(files: dict[str, tuple[str, Path]], where: str) -> dict[str, Path]:
+    """Write every {key: (text, path)} as one set: all files appear, or none (OutputSet)."""
+    with OutputSet() as outs:
+        for text, path in files.values():
+            outs.write(path, where, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"))
+        outs.commit()
+    return {k: Path(path) for k, (_, path) in files.items()}
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:

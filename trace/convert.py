@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import InputError
+from sim.io_safe import atomic_path
 from trace.formats.npz import NPZ_VERSION
 from trace.workload import Workload
 
@@ -40,10 +41,11 @@ def write_workload(w: Workload, path: str | Path, fmt: str = "auto") -> Path:
         raise InputError(f"cannot write trace format {fmt!r} (supported: {', '.join(WRITE_FORMATS)})",
                          where=str(p))
     try:
-        if fmt == "npz":
-            _write_npz(w, p)
-        else:
-            _write_mooncake(w, p)
+        with atomic_path(p) as tmp:  # a half-written trace would load as a shorter, valid one
+            if fmt == "npz":
+                _write_npz(w, tmp)
+            else:
+                _write_mooncake(w, tmp)
     except OSError as e:
         raise InputError(f"cannot write trace: {e.strerror or e}", where=str(p)) from None
     return p

@@ -31,6 +31,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from trace.stats import render_stats, workload_stats
 
     console = make_console()
+    if args.trace_cmd == "convert":
+        from sim.io_safe import check_output_path
+
+        check_output_path(args.out, "--out")  # before reading a possibly large trace
     strict = args.strict or args.trace_cmd == "validate" and args.strict
     w, ls = load_trace(args.trace, args.trace_format or "auto", strict=strict, limit=args.limit)
     if args.trace_cmd == "convert":

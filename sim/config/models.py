@@ -104,7 +104,8 @@ def _pos_int(d: dict[str, Any], key: str, where: str, default: Any = None) -> in
         raise InputError(f"key {key!r} must be a positive integer (got {got[:40]})", where=where)
     hi = MAX_HF_LAYERS if "layer" in key else MAX_HF_INT
     if v > hi:
-        raise InputError(f"key {key!r} is {int(v):,}; the limit is {hi:,}", where=where)
+        shown = f"{int(v):,}" if v < 1e15 else f"{v:.3g}"
+        raise InputError(f"key {key!r} is {shown}; the limit is {hi:,}", where=where)
     return int(v)
 
 

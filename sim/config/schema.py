@@ -354,8 +354,9 @@ def _check_parallelism(cfg: Config, sources: dict[str, str], default_source: str
 
     try:
         spec = model_spec(cfg.model.name)
-    except InputError:
-        return  # an unknown model is reported where the model is used
+    except InputError as e:  # reported by the loader, before any work (and before a sweep starts its points)
+        src = _source_for("model.name", sources, default_source)
+        raise InputError(str(e), where=src if src != str(e.where) else None) from None
     check_parallelism(spec, cfg.model.tp, cfg.model.pp, where_tp=_source_for("model.tp", sources, default_source),
                       where_pp=_source_for("model.pp", sources, default_source))
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError, check_number
-from sim.io_safe import atomic_write_text, output_dir
+from sim.io_safe import check_output_dir, write_text_set
 from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
-from sim.oracle.outputs import write_csv, write_json, write_oracle_outputs
+from sim.oracle.outputs import csv_text, json_text, write_oracle_outputs
 from trace.workload import Workload
 
 # Upper bounds of the pool flags (1 PiB of KV, a million cards): far above
@@ -130,7 +130,7 @@ def oracle_command(cfg: Config, a: Any, progress=None) -> dict:
     """`oracle`: bounds per pool and tier -> files in --output-dir; returns report + paths."""
     _check_flags(a)
     check_number(a.tolerance, "--tolerance", lo=0, hi=1)
-    output_dir(a.output_dir, "--output-dir")
+    check_output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     dep, per = deployments(cfg, a, [b.label for b in buckets])
     spec = OracleSpec(deployment=dep, tiers=parse_tiers(getattr(a, "tiers", None)), buckets=buckets,
@@ -151,7 +151,7 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
 
     _check_flags(a)
     check_plan_inputs(a.target_tps, a.baseline_per_card_tps, a.alpha)
-    output_dir(a.output_dir, "--output-dir")
+    check_output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     dep = base_deployment(cfg, a)
     _check_parallelism(dep)
@@ -175,14 +175,13 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
         if progress:
             progress("plan", i + 1, len(plist))
     out = Path(a.output_dir)
-    paths = {
-        "planning_strict_prefix": str(write_csv(rows["strict_prefix"], PLAN_COLUMNS,
-                                                out / "planning_strict_prefix.csv")),
-        "planning_lru": str(write_csv(rows["lru"], PLAN_COLUMNS, out / "planning_lru.csv")),
-    }
     meta = {"mode": "plan", "inputs": _inputs(cfg, a, w), "load": ls.to_dict() if ls else None, "rows": rows}
-    paths["metadata"] = str(write_json(meta, out / "planning.json"))
-    return {"rows": rows, "paths": paths}
+    paths = write_text_set({
+        "planning_strict_prefix": (csv_text(rows["strict_prefix"], PLAN_COLUMNS), out / "planning_strict_prefix.csv"),
+        "planning_lru": (csv_text(rows["lru"], PLAN_COLUMNS), out / "planning_lru.csv"),
+        "metadata": (json_text(meta), out / "planning.json"),
+    }, "--output-dir")
+    return {"rows": rows, "paths": {k: str(v) for k, v in paths.items()}}
 
 
 def estimate_command(cfg: Config, a: Any) -> dict:
@@ -192,7 +191,7 @@ def estimate_command(cfg: Config, a: Any) -> dict:
 
     _check_flags(a)
     if a.output_dir:
-        output_dir(a.output_dir, "--output-dir")
+        check_output_dir(a.output_dir, "--output-dir")
     for flag in ("target_tps", "baseline_per_card_tps"):
         if getattr(a, flag, None) is not None:
             check_number(getattr(a, flag), "--" + flag.replace("_", "-"), lo=0, hi=1e12)
@@ -260,9 +259,10 @@ def estimate_command(cfg: Config, a: Any) -> dict:
         from sim.oracle.planning import PLAN_COLUMNS
 
         out = Path(a.output_dir)
-        res["paths"] = {"estimate": str(write_json(res, out / "estimate.json"))}
+        files = {"estimate": (json_text(res), out / "estimate.json")}
         if res["planning"]:
-            res["paths"]["planning"] = str(write_csv(res["planning"], PLAN_COLUMNS, out / "planning_estimate.csv"))
+            files["planning"] = (csv_text(res["planning"], PLAN_COLUMNS), out / "planning_estimate.csv")
+        res["paths"] = {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
     return res
 
 
@@ -272,7 +272,7 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
 
     _check_flags(a)
     check_number(a.points, "--points", lo=MIN_POINTS, hi=MAX_POINTS, integer=True)
-    output_dir(a.output_dir, "--output-dir")
+    check_output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     dep, _ = deployments(cfg, a, [b.label for b in buckets])
     w, ls = load_workload(cfg, a)
@@ -283,13 +283,14 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
     rows = [{"bucket": k, **v["residual"], "curve": v["params"]["curve"],
              "concurrent_sessions": v["params"]["concurrent_sessions"],
              "policy_efficiency": v["params"]["policy_efficiency"]} for k, v in res["pools"].items()]
-    res["paths"] = {
-        "calibrated_config": str(write_json(res, out / "calibrated_config.json")),
-        "recommended_heuristic_config": str(write_json(res["recommended"], out / "recommended_heuristic_config.json")),
-        "residuals": str(write_csv(rows, ["bucket", "optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs",
-                                          "curve", "concurrent_sessions", "policy_efficiency"],
-                                   out / "calibration_residuals.csv")),
+    files = {
+        "calibrated_config": (json_text(res), out / "calibrated_config.json"),
+        "recommended_heuristic_config": (json_text(res["recommended"]), out / "recommended_heuristic_config.json"),
+        "residuals": (csv_text(rows, ["bucket", "optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs",
+                                      "curve", "concurrent_sessions", "policy_efficiency"]),
+                      out / "calibration_residuals.csv"),
     }
+    res["paths"] = {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
     res["residual_rows"] = rows
     return res
 
@@ -302,7 +303,7 @@ def audit_command(cfg: Config, a: Any, progress=None) -> dict:
     check_number(a.small, "--small", lo=0, hi=MAX_SAMPLE, integer=True)
     if getattr(a, "block_tokens", None) is not None:
         check_number(a.block_tokens, "--block-tokens", lo=1, hi=1 << 20, integer=True)
-    output_dir(a.output_dir, "--output-dir")
+    check_output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
     w, ls = load_workload(cfg, a)
     caps = [int(v) for v in _floats(a.capacities, "--capacities", MAX_CAPACITY_BLOCKS)] or None
@@ -310,6 +311,7 @@ def audit_command(cfg: Config, a: Any, progress=None) -> dict:
                     seed=cfg.seed, progress=progress)
     rep["inputs"] = _inputs(cfg, a, w)
     out = Path(a.output_dir)
-    rep["paths"] = {"json": str(write_json(rep, out / "audit_report.json"))}
-    rep["paths"]["markdown"] = str(atomic_write_text(out / "audit_report.md", audit_markdown(rep)))
+    files = {"json": (json_text(rep), out / "audit_report.json"),
+             "markdown": (audit_markdown(rep), out / "audit_report.md")}
+    rep["paths"] = {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
     return rep

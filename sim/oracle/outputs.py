@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sim.io_safe import atomic_write_text
+from sim.io_safe import write_text_set
 from sim.oracle.analysis import BOUND_LABELS
 from sim.oracle.bounds import BOUND_NAMES
 
@@ -64,14 +64,6 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
 
 def json_text(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=_json_default) + "\n"
-
-
-def write_csv(rows: list[dict], columns: list[str], path: Path) -> Path:
-    return atomic_write_text(path, csv_text(rows, columns))
-
-
-def write_json(obj: Any, path: Path) -> Path:
-    return atomic_write_text(path, json_text(obj))
 
 
 def _json_default(o):
@@ -183,7 +175,7 @@ def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
                   "block_hit_rate": "fraction of block accesses", "capacity_gb": "GiB (1024^3 bytes)"},
     }
     # Every text is rendered before the first file is written, so a failure
-    # while rendering leaves no partial set; each file is then written atomically.
+    # while rendering leaves no partial set; the files are then written as one set.
     texts = {
         "hit_summary": (csv_text(hit_rows(report), HIT_COLUMNS), d / "hit_summary.csv"),
         "tier_summary": (csv_text(tier_rows(report), TIER_COLUMNS), d / "tier_summary.csv"),
@@ -192,4 +184,4 @@ def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
         "report_en": (markdown(report, "en"), d / "report.md"),
         "report_zh": (markdown(report, "zh"), d / "report.zh.md"),
     }
-    return {k: atomic_write_text(path, text) for k, (text, path) in texts.items()}
+    return write_text_set(texts, "--output-dir")

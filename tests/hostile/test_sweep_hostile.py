@@ -75,7 +75,7 @@ def test_out_is_a_file_and_bad_preset(tmp_path, capsys):
     f = tmp_path / "afile"
     f.write_text("x")
     assert main.main(["sweep", str(spec), "--out", str(f), "--quiet"]) == 2
-    _one_line_error(capsys, "--out", "not a folder")
+    _one_line_error(capsys, "--out", "not a directory")
     assert main.main(["sweep", str(spec), "--preset", "../../x", "--quiet"]) == 2
     _one_line_error(capsys, "--preset")
 
@@ -240,3 +240,26 @@ def test_pd_ratio_labels_what_ran(tmp_path):
     rows = json.loads((out / "pd_ratio.json").read_text())["rows"]
     # 8 replicas per rack: 1:4 and 1:3 both run 2P+6D (labelled 1:3), 2:5 runs 2P+6D too -> one row
     assert [(r["ratio"], r["requested"]) for r in rows] == [("1:3", "1:4,1:3,2:5")]
+
+
+def test_resume_removes_temporaries_of_a_killed_run(done_sweep, tmp_path):
+    spec, src = done_sweep
+    d = _copy(src, tmp_path / "c")
+    # what a kill -9 during an atomic write leaves: a temporary that never got its rename
+    stray = [d / ".points.ab12cd34.tmp.csv", d / "points" / ".0123abcd.9f9f9f9f.tmp.json"]
+    for f in stray:
+        f.write_bytes(b'{"half": ')
+    res = run_sweep(load_spec(spec), out_dir=d, workers=1, resume=True)
+    assert (res.reused, res.ran) == (4, 0)
+    assert not any(f.exists() for f in stray)
+    assert any("removed 2 unfinished temporary" in n for n in res.notes)
+
+
+def test_unknown_model_in_an_axis_is_refused_before_any_point(tmp_path, capsys):
+    body = {**FOUR, "axes": {"model.name": ["llama-3-8b", "no-such-model"]}}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(body))
+    out = tmp_path / "out"
+    assert main.main(["sweep", str(spec), "--out", str(out)]) == 2
+    _one_line_error(capsys, "no-such-model", "model.name")
+    assert not out.exists()

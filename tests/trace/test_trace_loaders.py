@@ -371,8 +371,11 @@ def test_convert_errors(tmp_path):
     w, _ = load_trace(FIXTURES["mooncake"])
     with pytest.raises(InputError, match="cannot write trace format 'csv'"):
         write_workload(w, tmp_path / "x.csv", "csv")
+    (tmp_path / "afile").write_text("x")
     with pytest.raises(InputError, match="cannot write"):
-        write_workload(w, tmp_path / "no" / "such" / "dir.npz", "npz")
+        write_workload(w, tmp_path / "afile" / "dir.npz", "npz")
+    made = write_workload(w, tmp_path / "new" / "dir" / "t.npz", "npz")  # missing folders are created
+    assert made.exists() and [p.name for p in made.parent.iterdir()] == ["t.npz"]
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(InputError, match="bad.npz"):
