@@ -215,9 +215,12 @@ def check_output_dir(path: str | Path, where: str) -> Path:
 
 def write_text_set(files: dict[str, tuple[str, Path]], where: str) -> dict[str, Path]:
     """Write every {key: (text, path)} as one set: all files appear, or none (OutputSet)."""
+    def writer(text: str) -> Callable[[Path], object]:
+        return lambda tmp: tmp.write_text(text, encoding="utf-8")
+
     with OutputSet() as outs:
         for text, path in files.values():
-            outs.write(path, where, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"))
+            outs.write(path, where, writer(text))
         outs.commit()
     return {k: Path(path) for k, (_, path) in files.items()}
 
