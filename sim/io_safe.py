@@ -24,14 +24,24 @@ from sim.errors import InputError
 _VIRTUAL_ROOTS = ("/proc", "/sys")
 
 
-def check_output_path(path: str | Path, where: str) -> Path:
-    """The path as a Path, or InputError: NUL byte, a directory, a device/FIFO, under /proc or /sys."""
+def _plain_path(path: str | Path, where: str) -> tuple[str, Path]:
+    """The path's text and Path; InputError for a NUL byte, an empty path or one on /proc or /sys."""
     text = os.fspath(path)
     if "\0" in text:
         raise InputError("path contains a NUL byte", where=where)
     if not text.strip():
         raise InputError("empty path", where=where)
     p = Path(text)
+    resolved = str(p.resolve())
+    if any(resolved == r or resolved.startswith(r + "/") for r in _VIRTUAL_ROOTS):
+        raise InputError(f"{text[:200]!r} is on a virtual filesystem ({resolved.split('/')[1]}); give a real path",
+                         where=where)
+    return text, p
+
+
+def check_output_path(path: str | Path, where: str) -> Path:
+    """The path as a Path, or InputError: NUL byte, a directory, a device/FIFO, under /proc or /sys."""
+    text, p = _plain_path(path, where)
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -42,10 +52,6 @@ def check_output_path(path: str | Path, where: str) -> Path:
         raise InputError(f"{text!r} is a directory; give a file name", where=where)
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise InputError(f"{text!r} is not a regular file (device, FIFO or socket)", where=where)
-    resolved = str(p.resolve())
-    if any(resolved == r or resolved.startswith(r + "/") for r in _VIRTUAL_ROOTS):
-        raise InputError(f"{text!r} is on a virtual filesystem ({resolved.split('/')[1]}); give a real file",
-                         where=where)
     parent = p.resolve().parent
     while not parent.exists():
         parent = parent.parent
@@ -192,17 +198,9 @@ def check_output_dir(path: str | Path, where: str) -> Path:
     The folder is made when the results are committed (OutputSet), so a run
     that fails leaves no empty folder behind.
     """
-    text = os.fspath(path)
-    if "\0" in text:
-        raise InputError("contains a NUL byte", where=where)
-    if not text.strip():
-        raise InputError("empty path", where=where)
-    p = Path(text)
+    text, p = _plain_path(path, where)
     if p.exists() and not p.is_dir():
         raise InputError(f"{text[:200]!r} exists and is not a directory", where=where)
-    resolved = str(p.resolve())
-    if any(resolved == r or resolved.startswith(r + "/") for r in _VIRTUAL_ROOTS):
-        raise InputError(f"{text[:200]!r} is on a virtual filesystem; give a real folder", where=where)
     anchor = p.resolve()
     while not anchor.exists():
         anchor = anchor.parent
