@@ -114,7 +114,7 @@ def main() -> None:
     c = cfg.cluster
     print(f"workload: {os.path.basename(args.trace)}{'' if args.limit is None else f' (first {args.limit})'}; "
           f"cluster {c.racks} racks x {c.gpus_per_rack} GPUs = {c.racks * c.gpus_per_rack:,} x {cfg.hardware.gpu}, "
-          f"model {cfg.model.name} TP{cfg.model.tp}, EIC {cfg.hardware.eic.capacity_gb:g} GiB/rack "
+          f"model {cfg.model.name} TP{cfg.model.tp}, EIC {cfg.hardware.eic.capacity_gib:g} GiB/rack "
           f"({c.eic_nodes_per_rack} nodes), policy {args.policy}, contention {cfg.network.contention}, "
           f"engine {args.engine}")
     print(f"{'router':<20}{'timed req/s':>12}{'(CPU)':>8}{'fast req/s':>11}{'(CPU)':>8}{'hit':>7}"
@@ -149,7 +149,7 @@ def main() -> None:
         from sim.modes.single import run_single
         from trace.formats import load_trace
 
-        ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
+        ref_cfg = load_config(overrides=["hardware.hbm.capacity_gib=8"])
         w, _ = load_trace(args.trace, limit=args.limit)
         w, ctx = prepare_workload(ref_cfg, w)
         run_single(ref_cfg, w.head(64), "lru", timing=False)  # load the compiled engine first

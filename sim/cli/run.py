@@ -106,7 +106,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
         loc = ", ".join(f"{k.replace('_', ' ')} {v['requests']:,}" for k, v in kt["by_locality"].items())
         console.print(f"KV transfer {kt['strategy']}{' (layer-wise)' if kt['layerwise'] else ''}: "
                       f"{kt['requests']:,} requests ({loc}), exposed mean {ms(kt['exposed_ms']['mean'])} ms")
-    console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gb_per_gpu']:.1f} GiB "
+    console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gib_per_gpu']:.1f} GiB "
                   f"per GPU ({lay['kv_tokens_per_replica']:,} tokens per replica)[/]")
     rej = report.get("rejected") or {}
     if rej.get("count"):

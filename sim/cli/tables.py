@@ -170,7 +170,7 @@ def oracle_table(report: dict):
         if "capacity_blocks" not in r:
             t.add_row(r["bucket"], "0", *["-"] * 8)
             continue
-        t.add_row(r["bucket"], f"{r['requests']:,}", f"{r['capacity_gb']:,.1f}", f"{r['capacity_blocks']:,}",
+        t.add_row(r["bucket"], f"{r['requests']:,}", f"{r['capacity_gib']:,.1f}", f"{r['capacity_blocks']:,}",
                   *[f"{100 * r[c]:.2f}%" for c in ("content_hit_rate", "relaxed_hit_rate",
                                                     "strict-prefix_opt_hit_rate", "LRU_hit_rate")],
                   r["bottleneck"], "yes" if r["strict-prefix_proven_optimal"] else "no")
@@ -186,7 +186,7 @@ def plan_table(title: str, rows: list[dict]):
                 "cards w/o cache"):
         t.add_column(col, justify="left" if col in ("bucket", "bound") else "right")
     for r in rows:
-        t.add_row(r["bucket"], r["bound"], f"{r['cards']:,}", f"{r['machines']:,}", f"{r['capacity_gb']:,.1f}",
+        t.add_row(r["bucket"], r["bound"], f"{r['cards']:,}", f"{r['machines']:,}", f"{r['capacity_gib']:,.1f}",
                   f"{100 * r['hit_rate']:.2f}%", f"{r['effective_per_card_tps']:,.1f}", f"{r['total_tps']:,.0f}",
                   f"{r['cards_without_cache']:,}")
     return t
@@ -200,7 +200,7 @@ def estimate_table(tiers: list[dict]):
     for col in ("tier", "capacity GiB", "capacity tokens", "optimum", "policy"):
         t.add_column(col, justify="left" if col == "tier" else "right")
     for r in tiers:
-        t.add_row(r["tier"], f"{r['capacity_gb']:,.1f}", f"{r['capacity_tokens']:,}",
+        t.add_row(r["tier"], f"{r['capacity_gib']:,.1f}", f"{r['capacity_tokens']:,}",
                   f"{100 * r['hit_rate_optimum']:.2f}%", f"{100 * r['hit_rate_policy']:.2f}%")
     return t
 

@@ -63,7 +63,7 @@ def base_deployment(cfg: Config, a: Any) -> Deployment:
         pp=getattr(a, "pp", None) or cfg.model.pp,
         kv_dtype=getattr(a, "kv_dtype", None) or cfg.model.kv_dtype,
         weight_dtype=getattr(a, "weight_dtype", None) or cfg.model.weight_dtype,
-        reserve_gb=cfg.hardware.runtime_reserve_gb if getattr(a, "reserve_gb", None) is None else a.reserve_gb,
+        reserve_gb=cfg.hardware.runtime_reserve_gib if getattr(a, "reserve_gb", None) is None else a.reserve_gb,
         gpus_per_node=getattr(a, "gpus_per_node", None) or cfg.hardware.gpus_per_node,
         machines=getattr(a, "machines", None) or 0,
     )

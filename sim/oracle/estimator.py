@@ -173,7 +173,7 @@ def estimate(p: HeuristicParams, dep: Deployment, tiers: list[Tier], *, block_to
     for cap in tier_capacities(dep, block_tokens, tiers):
         tokens = cap.blocks * block_tokens
         opt, pol = hit_rates(p, tokens)
-        rows.append({"tier": cap.tier, "capacity_gb": cap.gb, "capacity_tokens": tokens,
+        rows.append({"tier": cap.tier, "capacity_gib": cap.gb, "capacity_tokens": tokens,
                      "hit_rate_optimum": opt, "hit_rate_policy": pol})
     out: dict[str, Any] = {"params": p.to_dict(), "derived": describe(p), "kv_bytes_per_token": per_token,
                            "tiers": rows, "deployment": asdict(dep), "planning": []}

@@ -52,7 +52,7 @@ def simulate(kv_gib: float) -> float:
         "model.name=llama-3-8b", "model.kv_dtype=fp16",
         "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
         "cluster.gpus_per_rack=64",
-        f"hardware.hbm.capacity_gb={kv_gib}", "hardware.dram.capacity_gb=0", "hardware.ssd.capacity_gb=0",
+        f"hardware.hbm.capacity_gib={kv_gib}", "hardware.dram.capacity_gib=0", "hardware.ssd.capacity_gib=0",
         "synthetic.kind=multi_turn", f"synthetic.requests={REQUESTS}", f"synthetic.rate_per_s={RATE}",
         f"synthetic.turns_mean={TURNS}", f"synthetic.turn_interval_s={INTERVAL_S}", "synthetic.sessions=1000000",
         f"synthetic.new_tokens_mean={NEW}", f"synthetic.output_tokens_mean={OUT}",

@@ -38,7 +38,7 @@ def test_oracle_writes_every_output(tmp_path, capsys):
                                   "LRU_hit_rate")]
     assert vals == sorted(vals, reverse=True)
     # llama-3-8b fp16: 131,072 B/token -> 512-token blocks of 64 MiB: 2 GiB = 32 blocks.
-    assert a["capacity_blocks"] == "32" and float(a["capacity_gb"]) == 2.0
+    assert a["capacity_blocks"] == "32" and float(a["capacity_gib"]) == 2.0
     assert a["bottleneck"] in ("capacity", "policy", "none")
     ts = rows(out / "tier_summary.csv")
     assert list(ts[0])[:2] == ["bucket", "tier"] and {r["tier"] for r in ts} >= {"HBM", "HBM+1T per machine"}

@@ -42,7 +42,7 @@ def test_run_mode_pd_writes_report_csv_and_plot(tmp_path, capsys):
     (["--set", "pd.router=nope"], "pd.router"),
     (["--set", "pd.decode_router=nope"], "pd.decode_router"),
     (["--set", "pd.gpus_per_rack=12"], "pd.gpus_per_rack"),
-    (["--set", "pd.kv_capacity_gb=0.001"], "pd.kv_capacity_gb"),
+    (["--set", "pd.kv_capacity_gib=0.001"], "pd.kv_capacity_gib"),
     (["--set", "pd.transfer=teleport"], "pd.transfer"),
 ])
 def test_bad_input_is_one_line_exit_2(args, where, capsys):
