@@ -76,7 +76,7 @@ def one_router(args) -> dict:
             "req_s": len(w) / res.wall_s, "cpu_req_s": len(w) / cpu, "wall_s": res.wall_s,
             "hit_rate": m["hit_rate"], "by_location": m["hit_rate_by_location"],
             "ttft_p50_ms": m["ttft_ms"]["p50"], "ttft_p99_ms": m["ttft_ms"]["p99"],
-            "net_share": m["network"]["ttft_network_share"],
+            "ttft_network_share": m["network"]["ttft_network_share"],
             "worker_req_skew": m["skew"]["worker"]["requests"]["max_mean"],
             "rack_req_skew": m["skew"]["rack"]["requests"]["max_mean"],
             "rack_load_skew": m["skew"]["rack"]["load"]["max_mean"],
@@ -136,7 +136,7 @@ def main() -> None:
         loc = t["by_location"]
         print(f"{r:<20}{t['req_s']:>12,.0f}{t['cpu_req_s']:>8,.0f}{f['req_s']:>11,.0f}{f['cpu_req_s']:>8,.0f}"
               f"{100 * t['hit_rate']:>6.1f}%" + "".join(f"{100 * loc[k]:>6.1f}" for k in loc)
-              + f"{t['ttft_p50_ms']:>10,.0f}{t['ttft_p99_ms']:>9,.0f}{100 * t['net_share']:>6.2f}"
+              + f"{t['ttft_p50_ms']:>10,.0f}{t['ttft_p99_ms']:>9,.0f}{100 * t['ttft_network_share']:>6.2f}"
               f"{t['worker_req_skew']:>9.1f}{t['rack_req_skew']:>10.1f}{d['peak_rss_mb']:>8.0f}", flush=True)
     if rows:
         print(f"trace load {rows[0]['load_s']:.2f} s, topology ({rows[0]['gpus']:,} GPUs) "

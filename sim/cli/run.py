@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in run_notes(report):
         console.print(line, highlight=False)
     for p in report.get("policies", []):
-        u = p["metrics"].get("prefill_utilization")
+        u = p["metrics"].get("prefill_utilization_share")
         if u is not None and u > 0.9:
             console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
                           f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")

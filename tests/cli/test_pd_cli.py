@@ -26,7 +26,7 @@ def test_run_mode_pd_writes_report_csv_and_plot(tmp_path, capsys):
     assert rep["mode"] == "pd" and rep["config"]["pd"]["router"] == "least_loaded"
     assert rep["pd_layout"]["gpus"] == 16 and rep["pd_layout"]["prefill_replicas"] == 4
     m = rep["metrics"]
-    for key in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_breakdown_ms", "slo", "goodput_req_s", "gpu_utilization",
+    for key in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_breakdown_ms", "slo", "goodput_req_s", "gpu_utilization_share",
                 "kv_transfer", "preemptions", "hit_rate", "tiers", "transfers"):
         assert key in m, key
     assert set(m["ttft_breakdown_ms"]) >= {"queue", "prefill", "transfer", "load"}

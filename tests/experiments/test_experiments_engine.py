@@ -163,7 +163,7 @@ def test_single_lru_matches_the_oracle_lru_bound(tmp_path):
         lru, orc = rows[("lru", cap)], rows[("oracle", cap)]
         assert float(orc["lru_hit_rate"]) == pytest.approx(float(lru["hit_rate"]), abs=1e-12)
         assert float(lru["hit_rate"]) <= float(orc["hit_rate"]) <= float(orc["content_hit_rate"])
-        assert orc["mode"] == "oracle" and orc["capacity_blocks.pool"] == str(int(cap) // 16)
+        assert orc["mode"] == "oracle" and orc["capacity_pool_blocks"] == str(int(cap) // 16)
 
 
 def test_cli_sweep_plot_and_errors(tmp_path, capsys):

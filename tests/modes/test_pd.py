@@ -318,5 +318,6 @@ def test_pd_mode_report_on_mooncake_head():
         assert 0 <= mm["slo_attainment"] <= 1 and mm["goodput_req_s"] > 0
         assert mm["ttft_ms"]["p50"] <= mm["ttft_ms"]["p99"]
     assert m["kv_transfer"]["bytes"] > 0 and col["transfers"]["bytes"] == 0
-    assert set(m["gpu_utilization"]) == {"prefill", "decode"} and set(col["gpu_utilization"]) == {"colocated"}
+    assert set(m["gpu_utilization_share"]) == {"prefill", "decode"}
+    assert set(col["gpu_utilization_share"]) == {"colocated"}
     assert rep["comparison"]["ttft_p99_ms"]["pd"] == m["ttft_ms"]["p99"]

@@ -121,7 +121,7 @@ def _fmt(kind: str, v: float) -> str:
     return {"pct": f"{100 * v:.2f}%", "int": f"{round(v):,}", "gib": f"{v:,.2f}", "dec1": f"{v:,.1f}"}[kind]
 
 
-SHOWN = {"hit_rate": "pct", "hit_rate_lru": "pct", "coverage": "pct", "max_hit_rate": "pct",
+SHOWN = {"hit_rate": "pct", "lru_hit_rate": "pct", "coverage": "pct", "max_hit_rate": "pct",
          "kv_bytes_per_token": "int", "kv_bytes_per_token_per_gpu": "int", "kv_budget_gib_per_gpu": "gib",
          "kv_budget_gib_total": "gib", "weights_gib_per_gpu": "gib", "cacheable_tokens": "int",
          "max_concurrency": "int", "active_conversations": "dec1", "tokens_per_conversation": "int",
