@@ -1,4 +1,5 @@
 """`python main.py run --mode pd` and `experiment pd-ratio`: outputs, bad input, parallel = sequential."""
+import csv
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import main
 from experiments.pd_ratio import parse_ratios, run_pd_ratio
 from sim.config import load_config
 from sim.errors import InputError
+from sim.report.rows import PD_COLUMNS
 from tests.conftest import ROOT
 from trace.formats import load_trace
 
@@ -31,8 +33,14 @@ def test_run_mode_pd_writes_report_csv_and_plot(tmp_path, capsys):
         assert key in m, key
     assert set(m["ttft_breakdown_ms"]) >= {"queue", "prefill", "transfer", "load"}
     assert rep["colocated"]["kv_transfer"] is None and "comparison" in rep
-    rows = rc.read_text().splitlines()
-    assert rows[0].startswith("policy,") and [r.split(",")[0] for r in rows[1:]] == ["pd", "colocated"]
+    with rc.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == PD_COLUMNS and [r["deployment"] for r in rows] == ["pd", "colocated"]
+    # PD's headline numbers, as in the report; no column is empty
+    assert float(rows[0]["goodput_req_s"]) == m["goodput_req_s"]
+    assert float(rows[0]["tpot_p99_ms"]) == m["tpot_ms"]["p99"]
+    assert float(rows[0]["prefill_utilization_share"]) == m["gpu_utilization_share"]["prefill"]
+    assert all(v != "" for r in rows for v in r.values())
     assert png.stat().st_size > 10_000
 
 
