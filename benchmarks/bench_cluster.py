@@ -76,7 +76,7 @@ def one_router(args) -> dict:
             "req_s": len(w) / res.wall_s, "cpu_req_s": len(w) / cpu, "wall_s": res.wall_s,
             "hit_rate": m["hit_rate"], "by_location": m["hit_rate_by_location"],
             "ttft_p50_ms": m["ttft_ms"]["p50"], "ttft_p99_ms": m["ttft_ms"]["p99"],
-            "net_share": m["network"]["ttft_network_share"],
+            "ttft_network_share": m["network"]["ttft_network_share"],
             "worker_req_skew": m["skew"]["worker"]["requests"]["max_mean"],
             "rack_req_skew": m["skew"]["rack"]["requests"]["max_mean"],
             "rack_load_skew": m["skew"]["rack"]["load"]["max_mean"],
@@ -114,7 +114,7 @@ def main() -> None:
     c = cfg.cluster
     print(f"workload: {os.path.basename(args.trace)}{'' if args.limit is None else f' (first {args.limit})'}; "
           f"cluster {c.racks} racks x {c.gpus_per_rack} GPUs = {c.racks * c.gpus_per_rack:,} x {cfg.hardware.gpu}, "
-          f"model {cfg.model.name} TP{cfg.model.tp}, EIC {cfg.hardware.eic.capacity_gb:g} GiB/rack "
+          f"model {cfg.model.name} TP{cfg.model.tp}, EIC {cfg.hardware.eic.capacity_gib:g} GiB/rack "
           f"({c.eic_nodes_per_rack} nodes), policy {args.policy}, contention {cfg.network.contention}, "
           f"engine {args.engine}")
     print(f"{'router':<20}{'timed req/s':>12}{'(CPU)':>8}{'fast req/s':>11}{'(CPU)':>8}{'hit':>7}"
@@ -136,7 +136,7 @@ def main() -> None:
         loc = t["by_location"]
         print(f"{r:<20}{t['req_s']:>12,.0f}{t['cpu_req_s']:>8,.0f}{f['req_s']:>11,.0f}{f['cpu_req_s']:>8,.0f}"
               f"{100 * t['hit_rate']:>6.1f}%" + "".join(f"{100 * loc[k]:>6.1f}" for k in loc)
-              + f"{t['ttft_p50_ms']:>10,.0f}{t['ttft_p99_ms']:>9,.0f}{100 * t['net_share']:>6.2f}"
+              + f"{t['ttft_p50_ms']:>10,.0f}{t['ttft_p99_ms']:>9,.0f}{100 * t['ttft_network_share']:>6.2f}"
               f"{t['worker_req_skew']:>9.1f}{t['rack_req_skew']:>10.1f}{d['peak_rss_mb']:>8.0f}", flush=True)
     if rows:
         print(f"trace load {rows[0]['load_s']:.2f} s, topology ({rows[0]['gpus']:,} GPUs) "
@@ -149,7 +149,7 @@ def main() -> None:
         from sim.modes.single import run_single
         from trace.formats import load_trace
 
-        ref_cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
+        ref_cfg = load_config(overrides=["hardware.hbm.capacity_gib=8"])
         w, _ = load_trace(args.trace, limit=args.limit)
         w, ctx = prepare_workload(ref_cfg, w)
         run_single(ref_cfg, w.head(64), "lru", timing=False)  # load the compiled engine first

@@ -56,8 +56,8 @@ def single_tier_cfg(cap_blocks: int, block_tokens: int, model_path: str = "", re
     block_bytes = block_tokens * 131072
     return load_config(overrides=[
         "model.name=llama-3-8b", "hardware.gpus_per_node=1", "cluster.router=round_robin",
-        f"hardware.hbm.capacity_gb={cap_blocks * block_bytes / GiB!r}",
-        "hardware.dram.capacity_gb=0", "hardware.ssd.capacity_gb=0",
+        f"hardware.hbm.capacity_gib={cap_blocks * block_bytes / GiB!r}",
+        "hardware.dram.capacity_gib=0", "hardware.ssd.capacity_gib=0",
         f"policies.learned_model={model_path}", f"policies.learned_retrain_every={retrain_every}",
     ])
 

@@ -62,7 +62,7 @@ def main() -> None:
     print(f"cluster: {lay['gpus']} x {lay['gpu']} in {lay['racks']} racks, {lay['model']} tp {lay['tp']}, "
           f"{lay['replicas']} replicas, P:D {lay['ratio']} -> {lay['prefill_replicas']}P + {lay['decode_replicas']}D; "
           f"transfer {cfg.pd.transfer}{' layer-wise' if cfg.pd.layerwise else ''}, "
-          f"KV {lay['kv_gb_per_gpu']:.1f} GiB/GPU")
+          f"KV {lay['kv_gib_per_gpu']:.1f} GiB/GPU")
     print(f"trace load {load_s:.2f} s, prepare {prep_s:.2f} s; RSS after load {rss_mb():.0f} MB")
     print(f"{'deployment':<12}{'wall s':>8}{'req/s':>9}{'CPU s':>8}{'CPU req/s':>11}{'iterations':>12}"
           f"{'events':>9}{'TTFT p50':>10}{'TPOT p50':>10}{'SLO':>7}")

@@ -67,15 +67,15 @@ def main() -> None:
     args = ap.parse_args()
     if not os.path.exists(args.trace):
         sys.exit(f"trace not found: {args.trace}")
-    cfg = load_config(overrides=[f"hardware.hbm.capacity_gb={args.hbm_gb}", f"cache.engine={args.engine}"])
+    cfg = load_config(overrides=[f"hardware.hbm.capacity_gib={args.hbm_gb}", f"cache.engine={args.engine}"])
     t = time.perf_counter()
     w, stats = load_trace(args.trace, limit=args.limit)
     load_s = time.perf_counter() - t
     w, ctx = prepare_workload(cfg, w)
     print(f"workload: {w.name}, {len(w):,} requests, {len(w.block_ids):,} block accesses of "
           f"{w.block_tokens} tokens; model {cfg.model.name}, {cfg.hardware.gpus_per_node} x {cfg.hardware.gpu}, "
-          f"HBM {args.hbm_gb} GiB/GPU, DRAM {cfg.hardware.dram.capacity_gb} GiB, "
-          f"SSD {cfg.hardware.ssd.capacity_gb} GiB, "
+          f"HBM {args.hbm_gb} GiB/GPU, DRAM {cfg.hardware.dram.capacity_gib} GiB, "
+          f"SSD {cfg.hardware.ssd.capacity_gib} GiB, "
           f"router {cfg.cluster.router}, engine {args.engine}")
     print(f"trace load: {load_s:.2f} s; RSS after load {rss_mb():.0f} MB")
     t = time.perf_counter()

@@ -2,7 +2,7 @@
 
 An axis of a spec is ``NAME: VALUES``. NAME is one of
 
-* a dotted key of the Config schema (``hardware.hbm.capacity_gb``), checked
+* a dotted key of the Config schema (``hardware.hbm.capacity_gib``), checked
   against the schema: a typo is an error, never an ignored override;
 * a special key: ``mode`` (simulation mode), ``workload`` (a name from the
   spec's ``workloads``), ``profile`` (a calibration overlay file, or ``none``);
@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sim.config import Config
+from sim.config import Config, current_key
 from sim.errors import InputError
 
 SPECIAL_KEYS = ("mode", "workload", "profile")
@@ -56,10 +56,10 @@ def _kv_capacity_tokens(cfg: Config, value: Any) -> dict[str, Any]:
     kvpt = kv_bytes_per_token_total(model_spec(cfg.model.name), cfg.model.kv_dtype)
     gpus = cfg.model.tp * cfg.model.pp
     # Bytes per GPU rounded up to a whole byte, so that the simulator's
-    # int(capacity_gb * GiB) x GPUs holds floor(tokens / block) blocks exactly
+    # int(capacity_gib * GiB) x GPUs holds floor(tokens / block) blocks exactly
     # (x / 2**30 and back is exact in binary floating point).
     per_gpu = math.ceil(tokens * kvpt / gpus)
-    return {"hardware.hbm.capacity_gb": per_gpu / GIB}
+    return {"hardware.hbm.capacity_gib": per_gpu / GIB}
 
 
 DERIVED: dict[str, DerivedKey] = {
@@ -67,7 +67,7 @@ DERIVED: dict[str, DerivedKey] = {
         label="KV capacity of one model replica's HBM (tokens)",
         apply=_kv_capacity_tokens,
         doc="HBM KV capacity of one worker (tp x pp GPUs) in tokens of the configured model and KV dtype; "
-            "sets hardware.hbm.capacity_gb",
+            "sets hardware.hbm.capacity_gib",
     ),
 }
 
@@ -235,6 +235,7 @@ def parse_axis(name: str, raw: Any, where: str) -> Axis:
         z = raw["zip"]
         if not isinstance(z, dict) or not z:
             raise InputError(f"axes.{name}.zip must map keys to lists of values", where=where)
+        z = {current_key(str(k)): v for k, v in z.items()}
         lengths = set()
         for k, vals in z.items():
             check_axis_key(str(k), where=f"{where}: axes.{name}.zip")
@@ -256,6 +257,7 @@ def parse_axis(name: str, raw: Any, where: str) -> Axis:
         if len(set(labels)) != n:
             raise InputError(f"axes.{name}.labels must be distinct", where=where)
         return Axis(name, labels, assigns, label=raw.get("label"), keys=list(z))
+    name = current_key(name)
     check_axis_key(name, where=f"{where}: axes")
     label = None
     log = None
@@ -304,9 +306,9 @@ KEY_LABELS = {
     "mode": "simulation mode",
     "workload": "workload",
     "profile": "calibration profile",
-    "hardware.hbm.capacity_gb": "HBM KV budget per GPU (GiB)",
-    "hardware.dram.capacity_gb": "host DRAM for KV per node (GiB)",
-    "hardware.ssd.capacity_gb": "local SSD for KV per node (GiB)",
+    "hardware.hbm.capacity_gib": "HBM KV budget per GPU (GiB)",
+    "hardware.dram.capacity_gib": "host DRAM for KV per node (GiB)",
+    "hardware.ssd.capacity_gib": "local SSD for KV per node (GiB)",
     "pd.decode_ratio": "decode instances per prefill instance",
     "network.jitter_cv": "network jitter (coefficient of variation)",
     "network.tail_prob": "tail-slowdown probability per transfer",

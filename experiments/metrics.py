@@ -32,18 +32,18 @@ METRICS: dict[str, Metric] = {
     "evictions": Metric("evictions", "blocks"),
     "transfer_bytes": Metric("KV moved between tiers", "GiB", 1 / GIB),
     "transfer_count": Metric("KV blocks moved between tiers", "blocks"),
-    "prefill_utilization": Metric("prefill busy share of the workers", "%", PCT),
+    "prefill_utilization_share": Metric("prefill busy share of the workers", "%", PCT),
     "gpu_decode_busy_share": Metric("decode busy share of the GPUs", "%", PCT),
-    "requests_per_s": Metric("simulation speed", "requests per wall second"),
+    "sim_speed_req_s": Metric("simulation speed", "requests per wall second"),
     "wall_s": Metric("wall time of the point", "s"),
     # cluster / pd modes
-    "network.ttft_network_share": Metric("share of TTFT spent on the network", "%", PCT),
-    "network.tail_events": Metric("transfers hit by a tail slowdown", "count"),
+    "ttft_network_share": Metric("share of TTFT spent on the network", "%", PCT),
+    "network_tail_events": Metric("transfers hit by a tail slowdown", "count"),
     "throughput_req_s": Metric("throughput", "requests/s"),
     # oracle mode (sim.oracle.bounds at the node's HBM capacity)
     "content_hit_rate": Metric("content bound (unlimited capacity)", "%", PCT),
     "relaxed_hit_rate": Metric("relaxed optimum (prefix order ignored)", "%", PCT),
-    "strict_prefix_hit_rate": Metric("strict-prefix optimum", "%", PCT),
+    "strict_prefix_opt_hit_rate": Metric("strict-prefix optimum", "%", PCT),
     "lru_hit_rate": Metric("LRU (oracle replay)", "%", PCT),
 }
 for _tier in ("hbm", "dram", "ssd", "eic"):
@@ -55,7 +55,7 @@ for _d, _name in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "end-to-end latenc
 
 # Columns that measure the machine, not the simulation: they differ between
 # runs and backends and are left out of determinism checks.
-WALL_CLOCK_COLUMNS = ("wall_s", "requests_per_s")
+WALL_CLOCK_COLUMNS = ("wall_s", "sim_speed_req_s")
 
 
 def metric(name: str) -> Metric:

@@ -61,7 +61,7 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     """
     from sim.modes.common import NodeSetup, simulated_workload
     from sim.oracle.access import accesses
-    from sim.oracle.bounds import BOUND_NAMES, compute_bounds
+    from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES, compute_bounds
     from sim.oracle.buckets import apply_scope
     from sim.report.schema import build_report
 
@@ -74,12 +74,14 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     b = compute_bounds(accesses(apply_scope(w, opt.scope)), cap, opt.method)
     cap_bytes = cap * setup.block_bytes
     head = _bound_metrics(b, "strict_prefix", cap_bytes)
-    head.update({f"{k}_hit_rate": b.hit_rate(k) for k in BOUND_NAMES})
-    head.update({f"{k}_block_hit_rate": b.block_hit_rate(k) for k in BOUND_NAMES})
+    head.update({f"{BOUND_LABELS[k]}_hit_rate": b.hit_rate(k) for k in BOUND_NAMES})
+    head.update({f"{BOUND_LABELS[k]}_block_hit_rate": b.block_hit_rate(k) for k in BOUND_NAMES})
     head["proven_optimal"] = b.proven_optimal
-    head["capacity_blocks"] = {"hbm_per_worker": setup.hbm_blocks, "workers": setup.n_workers, "pool": cap}
+    head["capacity_blocks"] = {"hbm_per_worker": setup.hbm_blocks, "pool": cap}
+    head["workers"] = setup.n_workers
     head["block_bytes"] = int(setup.block_bytes)
-    runs = [("strict_prefix_opt", head)] + [(k, _bound_metrics(b, k, cap_bytes)) for k in ("relaxed", "content", "lru")]
+    runs = [(BOUND_LABELS["strict_prefix"], head)] + [(BOUND_LABELS[k], _bound_metrics(b, k, cap_bytes))
+                                                      for k in ("relaxed", "content", "lru")]
     return build_report(
         "oracle", cfg, w, runs, wall_s=time.perf_counter() - t0, sim_time_s=0.0,
         extra={"oracle": {"method": b.method, "scope": opt.scope, "notes": b.notes, "timings_s": b.timings_s,

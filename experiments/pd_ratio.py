@@ -34,8 +34,8 @@ DEFAULT_RATIOS = [(1, d) for d in range(1, 8)]
 MAX_RATIOS = 64
 ROW_COLUMNS = [
     "ratio", "requested", "prefill_replicas", "decode_replicas", "goodput_req_s", "slo_attainment", "ttft_attainment",
-    "tpot_attainment", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "prefill_utilization",
-    "decode_utilization", "preemptions", "kv_transfer_gib", "hit_rate", "wall_s",
+    "tpot_attainment", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "prefill_utilization_share",
+    "decode_utilization_share", "preemptions", "kv_transfer_gib", "hit_rate", "wall_s",
 ]
 
 
@@ -93,7 +93,7 @@ def resolve_ratios(cfg: Config, ratios: list[tuple[int, int]], explicit: bool) -
 
 
 def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
-    g = m["gpu_utilization"]
+    g = m["gpu_utilization_share"]
     kt = m.get("kv_transfer") or {}
     return {
         "ratio": ratio, "prefill_replicas": layout.get("prefill_replicas"),
@@ -101,8 +101,8 @@ def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
         "slo_attainment": m["slo_attainment"], "ttft_attainment": m["slo"]["ttft_attainment"],
         "tpot_attainment": m["slo"]["tpot_attainment"], "ttft_p50_ms": m["ttft_ms"]["p50"],
         "ttft_p99_ms": m["ttft_ms"]["p99"], "tpot_p50_ms": m["tpot_ms"]["p50"], "tpot_p99_ms": m["tpot_ms"]["p99"],
-        "prefill_utilization": g.get("prefill", g.get("colocated")),
-        "decode_utilization": g.get("decode", g.get("colocated")), "preemptions": m["preemptions"]["count"],
+        "prefill_utilization_share": g.get("prefill", g.get("colocated")),
+        "decode_utilization_share": g.get("decode", g.get("colocated")), "preemptions": m["preemptions"]["count"],
         "kv_transfer_gib": (kt.get("bytes") or 0) / 1024**3, "hit_rate": m["hit_rate"], "wall_s": m["wall_s"],
     }
 

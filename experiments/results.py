@@ -45,15 +45,43 @@ def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
 
 
+# Unit suffixes of the naming scheme (docs/REPORT_SCHEMA.md), longest first.
+UNIT_SUFFIXES = ("_hit_rate", "_attainment", "_blocks", "_tokens", "_bytes", "_share", "_req_s", "_gib", "_ms", "_s")
+# Flat names of dict entries whose generic name would hide that they are the same quantity as a column
+# of another output (pd-ratio CSV, router CSV).
+FLAT_NAMES = {
+    ("slo", "attainment"): "slo_attainment",
+    ("slo", "ttft_attainment"): "ttft_attainment",
+    ("slo", "tpot_attainment"): "tpot_attainment",
+    ("network", "ttft_network_share"): "ttft_network_share",
+}
+
+
+def flat_name(key: str, sub: str) -> str:
+    """Column of ``key.sub``: snake_case, the unit last (``capacity_blocks.dram`` -> ``capacity_dram_blocks``,
+    ``gpu_utilization_share.prefill`` -> ``prefill_utilization_share``, ``prefetch.blocks`` ->
+    ``prefetch_blocks``)."""
+    if (key, sub) in FLAT_NAMES:
+        return FLAT_NAMES[key, sub]
+    if key == "gpu_utilization_share":  # pd's pools: the same name as the pd-ratio CSV
+        return f"{sub}_utilization_share"
+    unit = next((u for u in UNIT_SUFFIXES if key.endswith(u)), "")
+    if unit and not any(sub.endswith(u) for u in UNIT_SUFFIXES):
+        return f"{key[: -len(unit)]}_{sub}{unit}"
+    return f"{key.removesuffix(unit)}_{sub}" if unit else f"{key}_{sub}"
+
+
 def flatten_metrics(m: dict) -> dict[str, Any]:
-    """Report metrics -> flat columns.
+    """Report metrics -> flat columns (no dots: every column is a snake_case name with its unit).
 
     ``tiers.hbm.hit_rate`` -> ``hbm_hit_rate``; ``ttft_ms.p99`` -> ``ttft_p99_ms``;
     ``transfers.bytes`` -> ``transfer_bytes``; other dicts of scalars ->
-    ``key.sub``; scalars keep their name; lists (occupancy curves) are left to
-    the JSON report.
+    ``flat_name(key, sub)``; scalars keep their name; lists (occupancy curves) are left to
+    the JSON report. A top-level scalar wins over a flattened entry of the same name (they hold
+    the same value, e.g. pd's ``slo.attainment`` and ``slo_attainment``).
     """
     out: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
     for k, v in m.items():
         if k == "tiers" and isinstance(v, dict):
             for tier, tv in v.items():
@@ -70,9 +98,11 @@ def flatten_metrics(m: dict) -> dict[str, Any]:
         elif isinstance(v, dict):
             for sub, x in v.items():
                 if _scalar(x):
-                    out[f"{k}.{sub}"] = x
+                    nested[flat_name(k, str(sub))] = x
         elif _scalar(v):
             out[k] = v
+    for name, x in nested.items():
+        out.setdefault(name, x)
     return out
 
 

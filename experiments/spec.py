@@ -17,14 +17,14 @@ options: {oracle: {method: exact}}   # per-mode options
 metrics: [hit_rate, ttft_p99_ms]  # what plots and the summary show (experiments.metrics registry)
 axes:                             # see experiments.axes
   policies.eviction: [lru, arc]
-  hardware.hbm.capacity_gb: {start: 1, stop: 16, num: 5, log: true}
+  hardware.hbm.capacity_gib: {start: 1, stop: 16, num: 5, log: true}
   workload: [mooncake, chat]
 combine: product                  # product | zip
 repeats: 1                        # seeds base seed, base seed + 1, ... (or `seeds: [..]`)
 presets:                          # `--preset NAME` overlays; null deletes a key
-  smoke: {workloads: {mooncake: {limit: 300}}, axes: {hardware.hbm.capacity_gb: [2, 8]}}
+  smoke: {workloads: {mooncake: {limit: 300}}, axes: {hardware.hbm.capacity_gib: [2, 8]}}
 plots:                            # optional; default: one PNG per metric
-  - {y: [hit_rate], x: hardware.hbm.capacity_gb, series: policies.eviction, facet: workload}
+  - {y: [hit_rate], x: hardware.hbm.capacity_gib, series: policies.eviction, facet: workload}
 ```
 
 Relative paths (config, profile, trace) are read from the current directory,
@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from experiments import results as R
 from experiments.axes import Axis, check_config_key, parse_axis
 from experiments.metrics import METRICS
-from sim.config import Config, SyntheticCfg, config_with, load_config
+from sim.config import Config, SyntheticCfg, config_with, current_key, load_config
 from sim.config.schema import TraceFormatName
 from sim.errors import InputError
 
@@ -346,7 +346,7 @@ def load_spec(path: str | Path, preset: str | None = None) -> Sweep:
     if base_preset_from_flag:
         spec.base.preset = base_preset_from_flag
 
-    base_set = dict(spec.base.set)
+    base_set = {current_key(k): v for k, v in spec.base.set.items()}
     for k in base_set:
         check_config_key(k, where=_where(path, text, ("base", "set", k)))
 
@@ -409,6 +409,9 @@ def load_spec(path: str | Path, preset: str | None = None) -> Sweep:
                                  where=_where(path, text, ("plots", i, "y")))
         for role in ("x", "series", "facet"):
             v = getattr(p, role)
+            if v is not None:  # a plot may name an axis by its deprecated key
+                v = current_key(v)
+                setattr(p, role, v)
             if v is not None and v not in axis_names:
                 raise InputError(f"plots[{i}].{role}: {v!r} is not an axis (axes: {', '.join(axis_names) or 'none'})",
                                  where=_where(path, text, ("plots", i, role)))

@@ -73,7 +73,7 @@ def workload_stats(w: Workload) -> dict:
         "requests": n,
         "sessions": sessions,
         "duration_s": duration_s,
-        "arrival_rate_per_s": rate,
+        "arrival_rate_req_s": rate,
         "input_tokens": _dist(w.input_tokens),
         "output_tokens": _dist(w.output_tokens),
         "input_tokens_total": total_in,
@@ -126,7 +126,7 @@ def render_stats(stats: dict, load: LoadStats | None = None) -> Table:
     t.add_row("requests", _fmt(stats.get("requests")))
     t.add_row("sessions", _fmt(stats.get("sessions")))
     t.add_row("duration (s)", _fmt(stats.get("duration_s")))
-    t.add_row("arrival rate (req/s)", _fmt(stats.get("arrival_rate_per_s")))
+    t.add_row("arrival rate (req/s)", _fmt(stats.get("arrival_rate_req_s")))
     for key, label in (("input_tokens", "input tokens"), ("output_tokens", "output tokens")):
         d = stats.get(key)
         if d:

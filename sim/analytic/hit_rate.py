@@ -28,7 +28,7 @@ gap shorter than the cache's characteristic time). So::
 
     hit_rate = (system hits x [system prompts fit] + conversation hits x coverage) / prompt tokens
 
-``hit_rate_lru`` next to it estimates what an LRU cache keeps of the same
+``lru_hit_rate`` next to it estimates what an LRU cache keeps of the same
 reuse when think times are exponential (sim.analytic.lru): less, because
 contexts that wait longest are lost first even when memory = need. The
 cross-check test compares both with the simulator.
@@ -121,7 +121,7 @@ def _evaluate(inp: HitRateInputs, dep: Deployment) -> dict[str, Any]:
         "max_hit_rate": system_share + reuse_share,
         "hit_rate": hit,
         "coverage_lru": lru["coverage"],
-        "hit_rate_lru": system_share * system_cov + reuse_share * lru["coverage"],
+        "lru_hit_rate": system_share * system_cov + reuse_share * lru["coverage"],
         "prompt_tokens_per_turn": prompt / t,
         "mean_request_tokens": mean_request,
         "max_concurrency": int(dep.cacheable_tokens // mean_request),

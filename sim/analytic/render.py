@@ -40,7 +40,7 @@ def render_hit_rate(r: dict[str, Any]) -> list:
          "prompt tokens in an earlier turn; 1 - 1/turns"),
         ("system-prompt share", _pct(r["system_share"]), ""),
         ("hit rate", f"[bold]{_pct(r['hit_rate'])}[/]", "system + reusable x coverage"),
-        ("hit rate under LRU", _pct(r["hit_rate_lru"]), "exponential think times (Che's approximation)"),
+        ("hit rate under LRU", _pct(r["lru_hit_rate"]), "exponential think times (Che's approximation)"),
         ("hit rate, unlimited memory", _pct(r["max_hit_rate"]), ""),
     ]
     for row in rows:
@@ -77,7 +77,7 @@ def render_hit_rate(r: dict[str, Any]) -> list:
         st.add_column("hit rate (LRU)", justify="right")
         for row in sens["rows"]:
             st.add_row(f"{row[sens['param']]:,.4g}", _pct(row["hit_rate"]), _pct(row["coverage"]),
-                       _pct(row["hit_rate_lru"]))
+                       _pct(row["lru_hit_rate"]))
         out.append(st)
     return out
 
@@ -95,7 +95,7 @@ def plot_sensitivity(r: dict[str, Any], path: str | Path) -> Path:
     ys = [100 * row["hit_rate"] for row in sens["rows"]]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(xs, ys, marker="o", ms=3, label="hit rate (Little's law)")
-    ax.plot(xs, [100 * row["hit_rate_lru"] for row in sens["rows"]], marker="o", ms=3, label="under LRU")
+    ax.plot(xs, [100 * row["lru_hit_rate"] for row in sens["rows"]], marker="o", ms=3, label="under LRU")
     ax.axvline(sens["current"], color="gray", ls="--", lw=1)
     ax.plot([sens["current"]], [100 * sens["current_hit_rate"]], "o", color="crimson", label="current")
     if xs and min(xs) > 0 and max(xs) / min(xs) > 20:

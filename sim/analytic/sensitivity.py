@@ -88,7 +88,7 @@ def sensitivity(inputs: dict[str, Any] | HitRateInputs, param: str, values: Iter
                 raise InputError(f"{param}={v}: {e}", where="values") from None
             continue
         rows.append({param: cast(v), "hit_rate": r["hit_rate"], "coverage": r["coverage"],
-                     "hit_rate_lru": r["hit_rate_lru"],
+                     "lru_hit_rate": r["lru_hit_rate"],
                      "tokens_needed": r["tokens_needed"], "cacheable_tokens": r["cacheable_tokens"]})
     current = cur["inputs"][param]
     if current is None:  # memory_gb / kv_budget_gb left to the preset: report the derived value

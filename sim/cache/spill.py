@@ -2,8 +2,8 @@
 
 A block evicted from a radix tree goes down the tier chain declared in
 ``sim.cache.chain`` (``TierChain.pd``): to its node's DRAM tier
-(``hardware.dram.capacity_gb`` per node) and, when ``cluster.evict_to_eic``
-is on and the rack has a pool (``hardware.eic.capacity_gb``,
+(``hardware.dram.capacity_gib`` per node) and, when ``cluster.evict_to_eic``
+is on and the rack has a pool (``hardware.eic.capacity_gib``,
 ``cluster.eic_nodes_per_rack`` > 0), to the rack's EIC pool at once, where
 every replica of the rack finds it; a DRAM victim goes to the EIC pool
 unless it is there; an EIC victim is dropped (PD runs keep no remote-SSD

@@ -48,7 +48,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", default=None, help="named overlay from the config's presets: smoke|dev|prod-eval")
     g.add_argument("--profile", default=None, help="calibration overlay, e.g. profiles/h100_llama3_70b.yaml")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set hardware.hbm.capacity_gb=40 (repeatable)")
+                   help="override one config key, e.g. --set hardware.hbm.capacity_gib=40 (repeatable)")
     g.add_argument("--seed", type=int, default=None, help="RNG seed (overrides config seed)")
 
 

@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in run_notes(report):
         console.print(line, highlight=False)
     for p in report.get("policies", []):
-        u = p["metrics"].get("prefill_utilization")
+        u = p["metrics"].get("prefill_utilization_share")
         if u is not None and u > 0.9:
             console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
                           f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
@@ -106,7 +106,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
         loc = ", ".join(f"{k.replace('_', ' ')} {v['requests']:,}" for k, v in kt["by_locality"].items())
         console.print(f"KV transfer {kt['strategy']}{' (layer-wise)' if kt['layerwise'] else ''}: "
                       f"{kt['requests']:,} requests ({loc}), exposed mean {ms(kt['exposed_ms']['mean'])} ms")
-    console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gb_per_gpu']:.1f} GiB "
+    console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gib_per_gpu']:.1f} GiB "
                   f"per GPU ({lay['kv_tokens_per_replica']:,} tokens per replica)[/]")
     rej = report.get("rejected") or {}
     if rej.get("count"):

@@ -39,7 +39,7 @@ def policy_table(report: dict):
     )
     for col, just in columns:
         t.add_column(col, justify=just)
-    rates = {p["name"]: p["metrics"].get("requests_per_s") for p in report["policies"]}
+    rates = {p["name"]: p["metrics"].get("sim_speed_req_s") for p in report["policies"]}
     for r in policy_rows(report):
         rps = rates.get(r["policy"])
         t.add_row(
@@ -98,10 +98,10 @@ def router_table(report: dict):
         t.add_row(
             r["router"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["peer_hbm_hit_rate"]),
             pct(r["dram_hit_rate"]), pct(r["local_eic_hit_rate"]), pct(r["remote_eic_hit_rate"]),
-            pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), pct(r["net_share"]),
+            pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), pct(r["ttft_network_share"]),
             f"{x(r['worker_req_skew'])} / {x(r['worker_load_skew'])}",
             f"{x(r['rack_req_skew'])} / {x(r['rack_load_skew'])}",
-            "-" if r["requests_per_s"] is None else f"{r['requests_per_s']:,.0f}",
+            "-" if r["sim_speed_req_s"] is None else f"{r['sim_speed_req_s']:,.0f}",
         )
     return t
 
@@ -124,7 +124,7 @@ def pd_table(report: dict):
         pools = m["pools"]
         reps = " + ".join(f"{v['replicas']}{k[0].upper()}" for k, v in pools.items()) if p["name"] == "pd" \
             else str(sum(v["replicas"] for v in pools.values()))
-        busy = " / ".join(pct(v) for v in m["gpu_utilization"].values())
+        busy = " / ".join(pct(v) for v in m["gpu_utilization_share"].values())
         t.add_row(p["name"], reps, ms(m["ttft_ms"]["p50"]), ms(m["ttft_ms"]["p99"]), ms(m["tpot_ms"]["p50"]),
                   ms(m["tpot_ms"]["p99"]), pct(m["slo"]["ttft_attainment"]), pct(m["slo"]["tpot_attainment"]),
                   pct(m["slo_attainment"]), f"{m['goodput_req_s']:.3f}", pct(m["hit_rate"]), busy,
@@ -149,7 +149,7 @@ def pd_ratio_table(res: dict):
         t.add_row(r["ratio"] + (" *" if r["ratio"] == res.get("best_ratio") else ""), reps,
                   f"{r['goodput_req_s']:.3f}", pct(r["slo_attainment"]), pct(r["ttft_attainment"]),
                   pct(r["tpot_attainment"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), ms(r["tpot_p50_ms"]),
-                  ms(r["tpot_p99_ms"]), pct(r["prefill_utilization"]), pct(r["decode_utilization"]),
+                  ms(r["tpot_p99_ms"]), pct(r["prefill_utilization_share"]), pct(r["decode_utilization_share"]),
                   f"{r['preemptions']:,}")
     return t
 
@@ -170,10 +170,10 @@ def oracle_table(report: dict):
         if "capacity_blocks" not in r:
             t.add_row(r["bucket"], "0", *["-"] * 8)
             continue
-        t.add_row(r["bucket"], f"{r['requests']:,}", f"{r['capacity_gb']:,.1f}", f"{r['capacity_blocks']:,}",
+        t.add_row(r["bucket"], f"{r['requests']:,}", f"{r['capacity_gib']:,.1f}", f"{r['capacity_blocks']:,}",
                   *[f"{100 * r[c]:.2f}%" for c in ("content_hit_rate", "relaxed_hit_rate",
-                                                    "strict-prefix_opt_hit_rate", "LRU_hit_rate")],
-                  r["bottleneck"], "yes" if r["strict-prefix_proven_optimal"] else "no")
+                                                    "strict_prefix_opt_hit_rate", "lru_hit_rate")],
+                  r["bottleneck"], "yes" if r["strict_prefix_proven_optimal"] else "no")
     return t
 
 
@@ -186,7 +186,7 @@ def plan_table(title: str, rows: list[dict]):
                 "cards w/o cache"):
         t.add_column(col, justify="left" if col in ("bucket", "bound") else "right")
     for r in rows:
-        t.add_row(r["bucket"], r["bound"], f"{r['cards']:,}", f"{r['machines']:,}", f"{r['capacity_gb']:,.1f}",
+        t.add_row(r["bucket"], r["bound"], f"{r['cards']:,}", f"{r['machines']:,}", f"{r['capacity_gib']:,.1f}",
                   f"{100 * r['hit_rate']:.2f}%", f"{r['effective_per_card_tps']:,.1f}", f"{r['total_tps']:,.0f}",
                   f"{r['cards_without_cache']:,}")
     return t
@@ -200,7 +200,7 @@ def estimate_table(tiers: list[dict]):
     for col in ("tier", "capacity GiB", "capacity tokens", "optimum", "policy"):
         t.add_column(col, justify="left" if col == "tier" else "right")
     for r in tiers:
-        t.add_row(r["tier"], f"{r['capacity_gb']:,.1f}", f"{r['capacity_tokens']:,}",
+        t.add_row(r["tier"], f"{r['capacity_gib']:,.1f}", f"{r['capacity_tokens']:,}",
                   f"{100 * r['hit_rate_optimum']:.2f}%", f"{100 * r['hit_rate_policy']:.2f}%")
     return t
 

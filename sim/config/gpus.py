@@ -95,13 +95,13 @@ def gpu_spec(name: str) -> GpuSpec:
 # 8 x 3.84 TB U.2 NVMe (PCIe Gen4). Bandwidths are effective, not raw.
 HOST_DEFAULTS: dict[str, dict[str, float]] = {
     "dram": {
-        "capacity_gb": 2048,        # GiB per node: DGX H100 "2TB" system memory (32 x 64 GiB DIMMs)
+        "capacity_gib": 2048,        # GiB per node: DGX H100 "2TB" system memory (32 x 64 GiB DIMMs)
         "pcie_bandwidth_gb_s": 50,  # GB/s host->GPU per GPU: PCIe Gen5 x16 is 64 GB/s raw per
                                     # direction; pinned cudaMemcpy reaches ~50-55 in practice
         "latency_us": 10,           # us per transfer: DMA setup + launch of a host->device copy
     },
     "nvme": {
-        "capacity_gb": 28610,       # GiB per node: 8 x 3.84 TB = 30.72e12 B = 28,610 GiB
+        "capacity_gib": 28610,       # GiB per node: 8 x 3.84 TB = 30.72e12 B = 28,610 GiB
         "bandwidth_gb_s": 40,       # GB/s per node read: 8 Gen4 drives x ~6.8 GB/s raw = ~55;
                                     # ~70% after RAID-0/filesystem overhead
         "latency_us": 100,          # us: NVMe 4K random read ~80-90 us + I/O stack

@@ -127,21 +127,21 @@ def free_kv_bytes_per_gpu(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str = "fp
 def kv_budget_bytes_per_gpu(cfg: Config) -> int:
     """KV-cache bytes per GPU for a resolved config.
 
-    ``hardware.hbm.capacity_gb`` GiB when > 0 (taken as given: small budgets
+    ``hardware.hbm.capacity_gib`` GiB when > 0 (taken as given: small budgets
     are how scaled-down simulations run); otherwise derived as GPU memory -
-    weights/(tp x pp) - ``hardware.runtime_reserve_gb``. A derived budget <= 0
+    weights/(tp x pp) - ``hardware.runtime_reserve_gib``. A derived budget <= 0
     is an InputError ("model weights ... do not fit").
     """
-    hbm = cfg.hardware.hbm.capacity_gb
+    hbm = cfg.hardware.hbm.capacity_gib
     if hbm > 0:
         return int(hbm * GIB)
     spec = model_spec(cfg.model.name)
     gpu = gpu_spec(cfg.hardware.gpu)
     m = cfg.model
-    free = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gb)
+    free = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gib)
     if free <= 0:
         raise InputError(
-            _not_fit_message(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gb),
-            where="hardware.hbm.capacity_gb",
+            _not_fit_message(spec, gpu, m.weight_dtype, m.tp, m.pp, cfg.hardware.runtime_reserve_gib),
+            where="hardware.hbm.capacity_gib",
         )
     return int(free)

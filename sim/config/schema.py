@@ -29,6 +29,15 @@ RENAMED: dict[str, str] = {
     "compute.gemm_half_tokens": "compute.ridge_softness",
     "pd.preemption": "compute.preemption",
 }
+# Keys renamed to the naming scheme (docs/REPORT_SCHEMA.md): still accepted, with one stderr notice per
+# key per run. Only the last part of a key changes, so a nested YAML mapping is renamed in place.
+DEPRECATED: dict[str, str] = {
+    **{f"hardware.{t}.capacity_gb": f"hardware.{t}.capacity_gib" for t in ("hbm", "dram", "ssd", "eic")},
+    "hardware.runtime_reserve_gb": "hardware.runtime_reserve_gib",
+    "cluster.remote_ssd_capacity_gb": "cluster.remote_ssd_capacity_gib",
+    "pd.kv_capacity_gb": "pd.kv_capacity_gib",
+}
+_warned: set[str] = set()  # deprecated keys already reported in this process
 PROFILE_SECTIONS = ("hardware", "cache", "cluster", "pd", "model", "compute", "network")
 
 # Bounds that keep a run inside memory and every figure finite (README "Limits"). Every float must be
@@ -85,7 +94,7 @@ class ModelCfg(_Section):
 
 
 class TierCfg(_Section):
-    capacity_gb: float = Field(0.0, ge=0)
+    capacity_gib: float = Field(0.0, ge=0)
     bandwidth_gb_s: float = Field(1.0, gt=0)  # read: tier -> GPU
     write_bandwidth_gb_s: float = Field(0.0, ge=0)  # GPU/upper tier -> tier; 0 = bandwidth_gb_s
     latency_us: float = Field(0.0, ge=0)
@@ -96,7 +105,7 @@ class TierCfg(_Section):
 
 
 class HbmCfg(_Section):
-    capacity_gb: float = Field(0.0, ge=0)
+    capacity_gib: float = Field(0.0, ge=0)
     bandwidth_gb_s: float = Field(0.0, ge=0)  # 0 = the GPU preset's datasheet figure
     latency_us: float = Field(0.0, ge=0)
 
@@ -104,12 +113,12 @@ class HbmCfg(_Section):
 class HardwareCfg(_Section):
     gpu: str = "h100-sxm"
     gpus_per_node: int = Field(8, ge=1, le=1024)
-    runtime_reserve_gb: float = Field(4.0, ge=0)
+    runtime_reserve_gib: float = Field(4.0, ge=0)
     host_bridge_gb_s: float = Field(0.0, ge=0)  # per node, shared by its GPUs' PCIe links; 0 = no limit
-    hbm: HbmCfg = HbmCfg(capacity_gb=0.5)
-    dram: TierCfg = TierCfg(capacity_gb=8, bandwidth_gb_s=25, latency_us=10)
-    ssd: TierCfg = TierCfg(capacity_gb=64, bandwidth_gb_s=6, latency_us=100)
-    eic: TierCfg = TierCfg(capacity_gb=512, bandwidth_gb_s=50, latency_us=3)
+    hbm: HbmCfg = HbmCfg(capacity_gib=0.5)
+    dram: TierCfg = TierCfg(capacity_gib=8, bandwidth_gb_s=25, latency_us=10)
+    ssd: TierCfg = TierCfg(capacity_gib=64, bandwidth_gb_s=6, latency_us=100)
+    eic: TierCfg = TierCfg(capacity_gib=512, bandwidth_gb_s=50, latency_us=3)
 
 
 class CalibratedForCfg(_Section):
@@ -165,7 +174,7 @@ class ClusterCfg(_Section):
     gpus_per_rack: int = Field(64, ge=1, le=MAX_GPUS_PER_RACK)
     eic_nodes_per_rack: int = Field(4, ge=0, le=1024)
     cross_rack_lookup: bool = False
-    remote_ssd_capacity_gb: float = Field(1048576, ge=0)
+    remote_ssd_capacity_gib: float = Field(1048576, ge=0)
     router: str = "prefix_aware"
     evict_to_eic: bool = True
 
@@ -194,7 +203,7 @@ class PdCfg(_Section):
     layerwise: bool = True
     racks: int = Field(2, ge=0, le=MAX_RACKS)  # 0 = cluster.racks
     gpus_per_rack: int = Field(0, ge=0, le=MAX_GPUS_PER_RACK)  # 0 = cluster.gpus_per_rack
-    kv_capacity_gb: float = Field(0.0, ge=0)  # 0 = derive from GPU memory
+    kv_capacity_gib: float = Field(0.0, ge=0)  # 0 = derive from GPU memory
     router: str = "cache_aware"
     load_penalty: float = Field(1.0, ge=0)
     decode_router: str = "rack_local"
@@ -302,10 +311,24 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def current_key(key: str) -> str:
+    """The key's current name: a deprecated name is mapped to its successor, with one notice per run."""
+    new = DEPRECATED.get(key)
+    if new is None:
+        return key
+    if key not in _warned:
+        import sys
+
+        _warned.add(key)
+        print(f"warning: {key} is deprecated; use {new} (same value, GiB)", file=sys.stderr)
+    return new
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any], sources: dict[str, str], source: str, prefix: str = "") -> None:
     """Deep-merge `over` into `base`, remembering which source set each key."""
     for k, v in over.items():
-        path = f"{prefix}{k}"
+        path = current_key(f"{prefix}{k}")
+        k = path.rsplit(".", 1)[-1]
         if isinstance(v, dict) and isinstance(base.get(k), dict):
             _merge(base[k], v, sources, source, path + ".")
         else:
@@ -397,7 +420,7 @@ def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]
     if "=" not in text:
         raise InputError(f"expected KEY=VALUE, got {_clip(text)!r}", where="--set")
     key, _, raw = text.partition("=")
-    key = key.strip()
+    key = current_key(key.strip())
     parts = key.split(".")
     node: Any = cfg_dict
     for i, p in enumerate(parts):
@@ -458,6 +481,7 @@ def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
     data = cfg.model_dump(mode="python")
     sources: dict[str, str] = {}
     for key, value in overrides.items():
+        key = current_key(key)
         parts = key.split(".")
         node = data
         for p in parts[:-1]:

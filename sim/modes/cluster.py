@@ -81,8 +81,8 @@ class ClusterSetup:
         topo = topo if topo is not None else Topology.from_config(cfg)
         layout = Layout(topo, node.gpus_per_worker)
         bb = node.block_bytes
-        eic = int(cfg.hardware.eic.capacity_gb * GiB // bb) if topo.has_eic else 0
-        ssd = int(cfg.cluster.remote_ssd_capacity_gb * GiB // bb) if topo.has_remote_ssd else 0
+        eic = int(cfg.hardware.eic.capacity_gib * GiB // bb) if topo.has_eic else 0
+        ssd = int(cfg.cluster.remote_ssd_capacity_gib * GiB // bb) if topo.has_remote_ssd else 0
         return cls(node=node, topo=topo, layout=layout, eic_blocks=eic, ssd_blocks=ssd)
 
 

@@ -66,7 +66,7 @@ class NodeSetup:
             raise InputError(
                 f"the HBM KV budget per worker ({hbm_bytes / GiB:.3f} GiB) holds no {block_tokens}-token block "
                 f"of {block_bytes / GiB:.3f} GiB; raise the capacity or lower cache.block_tokens",
-                where="hardware.hbm.capacity_gb",
+                where="hardware.hbm.capacity_gib",
             )
         return cls(
             n_workers=h.gpus_per_node // per_worker,
@@ -74,8 +74,8 @@ class NodeSetup:
             block_tokens=block_tokens,
             block_bytes=block_bytes,
             hbm_blocks=int(hbm_bytes // block_bytes),
-            dram_blocks=int(h.dram.capacity_gb * GiB // block_bytes),
-            ssd_blocks=int(h.ssd.capacity_gb * GiB // block_bytes),
+            dram_blocks=int(h.dram.capacity_gib * GiB // block_bytes),
+            ssd_blocks=int(h.ssd.capacity_gib * GiB // block_bytes),
             kv_bytes_per_token=kvpt,
             spec=spec,
             gpu=gpu,

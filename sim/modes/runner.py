@@ -72,7 +72,7 @@ def run_single_mode(
             progress(name, len(w), len(w))
         m = single_metrics(res, cfg)
         m["wall_s"] = res.wall_s
-        m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
+        m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         runs.append((name, m))
         per_policy[name] = res
         sim_time = max(sim_time, res.sim_time_s)
@@ -119,7 +119,7 @@ def run_cluster_mode(
             progress(label, len(w), len(w))
         m = cluster_metrics(res, cfg)
         m["wall_s"] = res.wall_s
-        m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
+        m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
 
     by_router: list[dict[str, Any]] = []

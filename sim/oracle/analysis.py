@@ -13,14 +13,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sim.oracle.access import Accesses, accesses
-from sim.oracle.bounds import BOUND_NAMES, Bounds, compute_bounds
+from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES, Bounds, compute_bounds
 from sim.oracle.buckets import Bucket, apply_scope, bucket_index
 from sim.oracle.capacity import Deployment, Tier, tier_capacities
 from trace.workload import Workload
 
 ALL = "all"
-# Display names of the bounds (CSV columns use these words).
-BOUND_LABELS = {"content": "content", "relaxed": "relaxed", "strict_prefix": "strict-prefix_opt", "lru": "LRU"}
 
 
 @dataclass
@@ -66,7 +64,7 @@ def analyze_pool(acc: Accesses, dep: Deployment, tiers: list[Tier], method: str,
         b = compute_bounds(acc, cap.blocks, method)
         neck, cg, pg = bottleneck(b, tol)
         rows.append({"tier": cap.tier, "capacity": cap.to_dict(), "bounds": b.to_dict(),
-                     "bottleneck": neck, "capacity_gap": cg, "policy_gap": pg})
+                     "bottleneck": neck, "capacity_gap_share": cg, "policy_gap_share": pg})
         if progress:
             progress(f"oracle {label}", len(rows), len(tiers))
     return rows

@@ -56,6 +56,8 @@ from sim.oracle.replays import belady_hits, content_hits, lru_prefix_hits
 
 METHODS = ("exact", "belady")
 BOUND_NAMES = ("content", "relaxed", "strict_prefix", "lru")
+# Output names of the bounds: policies[].name and the <bound>_hit_rate columns (the same in sweeps).
+BOUND_LABELS = {"content": "content", "relaxed": "relaxed", "strict_prefix": "strict_prefix_opt", "lru": "lru"}
 
 
 @dataclass

@@ -96,7 +96,7 @@ class Capacity:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["gb"] = self.gb
+        d["gib"] = self.gb
         return d
 
 

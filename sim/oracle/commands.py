@@ -12,6 +12,7 @@ from sim.config import Config
 from sim.errors import InputError, check_number
 from sim.io_safe import check_output_dir, write_text_set
 from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
+from sim.oracle.bounds import BOUND_LABELS
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
 from sim.oracle.outputs import csv_text, json_text, write_oracle_outputs
@@ -63,7 +64,7 @@ def base_deployment(cfg: Config, a: Any) -> Deployment:
         pp=getattr(a, "pp", None) or cfg.model.pp,
         kv_dtype=getattr(a, "kv_dtype", None) or cfg.model.kv_dtype,
         weight_dtype=getattr(a, "weight_dtype", None) or cfg.model.weight_dtype,
-        reserve_gb=cfg.hardware.runtime_reserve_gb if getattr(a, "reserve_gb", None) is None else a.reserve_gb,
+        reserve_gb=cfg.hardware.runtime_reserve_gib if getattr(a, "reserve_gb", None) is None else a.reserve_gb,
         gpus_per_node=getattr(a, "gpus_per_node", None) or cfg.hardware.gpus_per_node,
         machines=getattr(a, "machines", None) or 0,
     )
@@ -164,7 +165,7 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
         acc = accesses(pw)
         tot = max(1, acc.total_tokens())
         content = single_bound_tokens(acc, 0, "content") / tot
-        for bound, name in (("strict_prefix", "strict-prefix_opt"), ("lru", "LRU")):
+        for bound, name in (("strict_prefix", BOUND_LABELS["strict_prefix"]), ("lru", BOUND_LABELS["lru"])):
             def hit_rate_at(k: int, b: str = bound, ac: Accesses = acc, t: int = tot) -> float:
                 return single_bound_tokens(ac, k, b, a.method) / t
 

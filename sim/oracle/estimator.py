@@ -38,6 +38,7 @@ from typing import Any
 from sim.config.kv_sizes import kv_bytes_per_token_total
 from sim.config.models import model_spec
 from sim.errors import InputError, check_number
+from sim.oracle.bounds import BOUND_LABELS
 from sim.oracle.capacity import Deployment, Tier, hbm_capacity, tier_capacities
 from sim.oracle.planning import plan_cards
 
@@ -173,7 +174,7 @@ def estimate(p: HeuristicParams, dep: Deployment, tiers: list[Tier], *, block_to
     for cap in tier_capacities(dep, block_tokens, tiers):
         tokens = cap.blocks * block_tokens
         opt, pol = hit_rates(p, tokens)
-        rows.append({"tier": cap.tier, "capacity_gb": cap.gb, "capacity_tokens": tokens,
+        rows.append({"tier": cap.tier, "capacity_gib": cap.gb, "capacity_tokens": tokens,
                      "hit_rate_optimum": opt, "hit_rate_policy": pol})
     out: dict[str, Any] = {"params": p.to_dict(), "derived": describe(p), "kv_bytes_per_token": per_token,
                            "tiers": rows, "deployment": asdict(dep), "planning": []}
@@ -181,7 +182,7 @@ def estimate(p: HeuristicParams, dep: Deployment, tiers: list[Tier], *, block_to
         if dep.cards <= 0:
             raise InputError("planning needs a GPU deployment: give --gpu and --cards", where="--cards")
         hbm_capacity(dep, block_tokens)  # validates the deployment
-        for which, idx in (("strict-prefix_opt", 0), ("LRU", 1)):
+        for which, idx in ((BOUND_LABELS["strict_prefix"], 0), (BOUND_LABELS["lru"], 1)):
             def hit_rate_at(blocks: int, i: int = idx) -> float:
                 return hit_rates(p, blocks * block_tokens)[i]
 

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from sim.io_safe import write_text_set
-from sim.oracle.analysis import BOUND_LABELS
-from sim.oracle.bounds import BOUND_NAMES
+from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES
 
 HIT_COLUMNS = (
-    ["bucket", "requests", "input_tokens", "blocks", "capacity_gb", "capacity_blocks"]
+    ["bucket", "requests", "input_tokens", "blocks", "capacity_gib", "capacity_blocks"]
     + [f"{BOUND_LABELS[k]}_hit_rate" for k in BOUND_NAMES]
     + [f"{BOUND_LABELS[k]}_block_hit_rate" for k in BOUND_NAMES]
-    + ["capacity_gap", "policy_gap", "bottleneck", "strict-prefix_proven_optimal", "method"]
+    + ["capacity_gap_share", "policy_gap_share", "bottleneck", "strict_prefix_proven_optimal", "method"]
 )
 TIER_COLUMNS = ["bucket", "tier"] + HIT_COLUMNS[4:]
 
@@ -28,13 +27,13 @@ def _row(pool: dict, t: dict) -> dict[str, Any]:
     b = t["bounds"]
     r = {"bucket": pool["bucket"], "tier": t["tier"], "requests": pool["requests"],
          "input_tokens": pool["input_tokens"], "blocks": pool["blocks"],
-         "capacity_gb": round(t["capacity"]["gb"], 3), "capacity_blocks": t["capacity"]["blocks"]}
+         "capacity_gib": round(t["capacity"]["gib"], 3), "capacity_blocks": t["capacity"]["blocks"]}
     for k in BOUND_NAMES:
         r[f"{BOUND_LABELS[k]}_hit_rate"] = round(b["hit_rate"][k], 6)
         r[f"{BOUND_LABELS[k]}_block_hit_rate"] = round(b["block_hit_rate"][k], 6)
-    r.update(capacity_gap=round(t["capacity_gap"], 6), policy_gap=round(t["policy_gap"], 6),
+    r.update(capacity_gap_share=round(t["capacity_gap_share"], 6), policy_gap_share=round(t["policy_gap_share"], 6),
              bottleneck=t["bottleneck"], method=b["method"])
-    r["strict-prefix_proven_optimal"] = b["proven_optimal"]
+    r["strict_prefix_proven_optimal"] = b["proven_optimal"]
     return r
 
 
@@ -141,14 +140,14 @@ def markdown(report: dict, lang: str = "en") -> str:
             continue
         neck = r["bottleneck"] if lang == "en" else f"{_NECK_ZH[r['bottleneck']]} ({r['bottleneck']})"
         lines.append("| " + " | ".join([
-            r["bucket"], f"{r['capacity_gb']:,.1f}", f"{r['capacity_blocks']:,}",
+            r["bucket"], f"{r['capacity_gib']:,.1f}", f"{r['capacity_blocks']:,}",
             *[_pct(r[f"{BOUND_LABELS[k]}_hit_rate"]) for k in BOUND_NAMES], neck,
-            yes[0] if r["strict-prefix_proven_optimal"] else yes[1]]) + " |")
+            yes[0] if r["strict_prefix_proven_optimal"] else yes[1]]) + " |")
     lines += ["", f"## {tx['tiers']}", "", "| " + " | ".join(tx["tcols"]) + " |", "|" + "---|" * len(tx["tcols"])]
     for r in tier_rows(report):
         neck = r["bottleneck"] if lang == "en" else f"{_NECK_ZH[r['bottleneck']]} ({r['bottleneck']})"
         lines.append("| " + " | ".join([
-            r["bucket"], r["tier"], f"{r['capacity_gb']:,.1f}", f"{r['capacity_blocks']:,}",
+            r["bucket"], r["tier"], f"{r['capacity_gib']:,.1f}", f"{r['capacity_blocks']:,}",
             *[_pct(r[f"{BOUND_LABELS[k]}_hit_rate"]) for k in BOUND_NAMES], neck]) + " |")
     for pool in o["pools"]:
         for t in pool["tiers"]:
@@ -172,7 +171,7 @@ def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
         "buckets": report["oracle"]["buckets"],
         "tiers": report["oracle"]["tiers"],
         "units": {"hit_rate": "token-weighted fraction 0-1 (hit blocks x block_tokens capped at input tokens)",
-                  "block_hit_rate": "fraction of block accesses", "capacity_gb": "GiB (1024^3 bytes)"},
+                  "block_hit_rate": "fraction of block accesses", "capacity_gib": "GiB (1024^3 bytes)"},
     }
     # Every text is rendered before the first file is written, so a failure
     # while rendering leaves no partial set; the files are then written as one set.

@@ -28,7 +28,7 @@ MIN_BASELINE_TPS = 1e-3
 MAX_PLAN_CARDS = 10_000_000
 
 PLAN_COLUMNS = ["bucket", "bound", "target_tps", "baseline_per_card_tps", "alpha", "cards", "machines",
-                "capacity_gb", "capacity_blocks", "hit_rate", "effective_per_card_tps", "total_tps",
+                "capacity_gib", "capacity_blocks", "hit_rate", "effective_per_card_tps", "total_tps",
                 "cards_without_cache", "cards_saved", "feasible"]
 
 
@@ -41,7 +41,7 @@ class PlanRow:
     alpha: float
     cards: int
     machines: int
-    capacity_gb: float
+    capacity_gib: float
     capacity_blocks: int
     hit_rate: float
     effective_per_card_tps: float

@@ -102,7 +102,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         dtok = sum(e.stats.decode_tokens for e in replicas)
         pools[name] = {
             "replicas": len(replicas),
-            "utilization": busy / (len(replicas) * span_d) if replicas else 0.0,
+            "utilization_share": busy / (len(replicas) * span_d) if replicas else 0.0,
             "iterations": int(it),
             "events": int(sum(e.stats.stretches for e in replicas)),
             "prefill_tokens": int(sum(e.stats.prefill_tokens for e in replicas)),
@@ -133,7 +133,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "requests_rejected": int(rejected),
         "goodput_req_s": float(ok.sum() / window_d),
         "arrival_window_s": window,
-        "gpu_utilization": {k: v["utilization"] for k, v in pools.items()},
+        "gpu_utilization_share": {k: v["utilization_share"] for k, v in pools.items()},
         "pools": pools,
         "evictions": int(sum(t.evictions for t in trees)),
         "preemptions": {"mode": cfg.compute.preemption, "count": int(sum(e.stats.preemptions for e in all_replicas)),
@@ -148,7 +148,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "span_s": span,
         "sim_time_s": float(res.sim_time_s),
         "wall_s": float(res.wall_s),
-        "requests_per_s": float(n / res.wall_s) if res.wall_s > 0 else None,
+        "sim_speed_req_s": float(n / res.wall_s) if res.wall_s > 0 else None,
     }
     tr = res.transfer
     if tr is not None:

@@ -81,7 +81,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
             gpu_decode_busy_share=float(np.mean(res.busy_s.get("decode", [0.0])) / sim_t),
             # share of the workers' time in iterations that prefill (mixed ones included); near 1
             # means the node is overloaded and TTFT is dominated by queueing
-            prefill_utilization=float(np.sum(res.busy_s.get("prefill", [0.0])) / (sim_t * res.setup.n_workers)),
+            prefill_utilization_share=float(np.sum(res.busy_s.get("prefill", [0.0])) / (sim_t * res.setup.n_workers)),
             iteration_ms=res.iteration_ms,
             preemptions=int(res.preemptions),
             **res.io,  # tier_io (bytes actually moved per tier), recomputed_prefixes, recomputed_tokens

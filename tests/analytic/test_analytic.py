@@ -109,7 +109,7 @@ def test_memory_for_target_inverts_the_model():
     assert m["reachable"]
     at = hit_rate({**inp, "kv_budget_gb": m["kv_gib_per_gpu"]})["hit_rate"]
     assert 0.5 <= at < 0.5 + 1e-4
-    at_lru = hit_rate({**inp, "kv_budget_gb": m["kv_gib_per_gpu_lru"]})["hit_rate_lru"]
+    at_lru = hit_rate({**inp, "kv_budget_gb": m["kv_gib_per_gpu_lru"]})["lru_hit_rate"]
     assert 0.5 <= at_lru < 0.5 + 1e-4
     assert m["kv_gib_per_gpu_lru"] > m["kv_gib_per_gpu"]  # LRU needs more memory for the same rate
     # GPU memory = KV + weights x 1.2
@@ -182,12 +182,12 @@ def test_invariants(rate, turns, interval, u, o, budget, dist, outputs):
     inp = dict(model="llama-3-8b", gpus=1, tp=1, arrival_rate=rate, turns=turns, interval_s=interval,
                prompt_tokens=u, response_tokens=o, kv_budget_gb=budget, turns_dist=dist, cache_outputs=outputs)
     r = hit_rate(inp)
-    assert 0 <= r["hit_rate_lru"] <= r["hit_rate"] + 1e-12 <= r["max_hit_rate"] + 2e-12 <= 1 + 2e-12
+    assert 0 <= r["lru_hit_rate"] <= r["hit_rate"] + 1e-12 <= r["max_hit_rate"] + 2e-12 <= 1 + 2e-12
     assert 0 <= r["coverage"] <= 1 and 0 <= r["coverage_lru"] <= 1
     if r["reuse_share"] > 0:  # (with nothing reusable both coverages are vacuous)
         assert r["coverage_lru"] <= r["coverage"] + 1e-12
     more = hit_rate({**inp, "kv_budget_gb": budget * 2})
-    assert more["hit_rate"] >= r["hit_rate"] - 1e-12 and more["hit_rate_lru"] >= r["hit_rate_lru"] - 1e-9
+    assert more["hit_rate"] >= r["hit_rate"] - 1e-12 and more["lru_hit_rate"] >= r["lru_hit_rate"] - 1e-9
 
 
 def test_bad_inputs_name_the_field():

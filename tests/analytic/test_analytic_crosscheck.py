@@ -16,7 +16,7 @@ times; a conversation lasts (turns-1) x interval = 60 s on average).
 
 Tolerances, and why:
 
-* ``hit_rate_lru`` (LRU eviction, exponential think times, Che's
+* ``lru_hit_rate`` (LRU eviction, exponential think times, Che's
   approximation) vs the simulator's LRU: 0.04 absolute at every capacity.
   One trace is one random sample whose token-weighted hit rate is dominated
   by a few long conversations (geometric turns, lognormal lengths with
@@ -52,7 +52,7 @@ def simulate(kv_gib: float) -> float:
         "model.name=llama-3-8b", "model.kv_dtype=fp16",
         "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
         "cluster.gpus_per_rack=64",
-        f"hardware.hbm.capacity_gb={kv_gib}", "hardware.dram.capacity_gb=0", "hardware.ssd.capacity_gb=0",
+        f"hardware.hbm.capacity_gib={kv_gib}", "hardware.dram.capacity_gib=0", "hardware.ssd.capacity_gib=0",
         "synthetic.kind=multi_turn", f"synthetic.requests={REQUESTS}", f"synthetic.rate_per_s={RATE}",
         f"synthetic.turns_mean={TURNS}", f"synthetic.turn_interval_s={INTERVAL_S}", "synthetic.sessions=1000000",
         f"synthetic.new_tokens_mean={NEW}", f"synthetic.output_tokens_mean={OUT}",
@@ -74,7 +74,7 @@ def test_analytic_matches_simulated_single_node_hit_rate():
     for frac in (0.5, 1.0, 3.0):
         kv = need_gib * frac
         an = hit_rate({**ANALYTIC, "kv_budget_gb": kv})
-        rows.append((frac, an["hit_rate"], an["hit_rate_lru"], simulate(kv)))
+        rows.append((frac, an["hit_rate"], an["lru_hit_rate"], simulate(kv)))
     report = "\n".join(f"memory {f:.1f} x need: headline {h:.4f}  lru {lr:.4f}  simulated {s:.4f}"
                        for f, h, lr, s in rows)
     print(report)

@@ -67,8 +67,8 @@ def _cfg(hbm_blocks: int, *sets: str):
         "model.name=llama-3-8b", "model.kv_dtype=fp16",
         "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
         "cluster.gpus_per_rack=64", "cluster.router=round_robin",
-        f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}", "hardware.dram.capacity_gb=0",
-        "hardware.ssd.capacity_gb=0", *sets,
+        f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}", "hardware.dram.capacity_gib=0",
+        "hardware.ssd.capacity_gib=0", *sets,
     ])
 
 

@@ -30,15 +30,15 @@ def test_oracle_writes_every_output(tmp_path, capsys):
     hs = rows(out / "hit_summary.csv")
     header = list(hs[0])
     assert header[0] == "bucket" and hs[0]["bucket"] == "all"
-    for word in ("content", "relaxed", "strict-prefix", "LRU"):
+    for word in ("content", "relaxed", "strict_prefix_opt", "lru"):
         assert any(word in h and h.endswith("_hit_rate") for h in header), word
     assert [r["bucket"] for r in hs] == ["all", "0-32K", "32K-64K", "64K-128K", "128K+"]
     a = hs[0]
-    vals = [float(a[c]) for c in ("content_hit_rate", "relaxed_hit_rate", "strict-prefix_opt_hit_rate",
-                                  "LRU_hit_rate")]
+    vals = [float(a[c]) for c in ("content_hit_rate", "relaxed_hit_rate", "strict_prefix_opt_hit_rate",
+                                  "lru_hit_rate")]
     assert vals == sorted(vals, reverse=True)
     # llama-3-8b fp16: 131,072 B/token -> 512-token blocks of 64 MiB: 2 GiB = 32 blocks.
-    assert a["capacity_blocks"] == "32" and float(a["capacity_gb"]) == 2.0
+    assert a["capacity_blocks"] == "32" and float(a["capacity_gib"]) == 2.0
     assert a["bottleneck"] in ("capacity", "policy", "none")
     ts = rows(out / "tier_summary.csv")
     assert list(ts[0])[:2] == ["bucket", "tier"] and {r["tier"] for r in ts} >= {"HBM", "HBM+1T per machine"}
@@ -57,7 +57,7 @@ def test_oracle_bailian_cards_and_session_scope(tmp_path):
     assert rc == 0
     hs = rows(out / "hit_summary.csv")
     assert [r["bucket"] for r in hs] == ["all", "0-1K", "1K+"]
-    assert all(r["strict-prefix_proven_optimal"] == "True" for r in hs)
+    assert all(r["strict_prefix_proven_optimal"] == "True" for r in hs)
     assert len(rows(out / "tier_summary.csv")) == 3
 
 

@@ -1,4 +1,5 @@
 """`python main.py run --mode pd` and `experiment pd-ratio`: outputs, bad input, parallel = sequential."""
+import csv
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import main
 from experiments.pd_ratio import parse_ratios, run_pd_ratio
 from sim.config import load_config
 from sim.errors import InputError
+from sim.report.rows import PD_COLUMNS
 from tests.conftest import ROOT
 from trace.formats import load_trace
 
@@ -26,13 +28,19 @@ def test_run_mode_pd_writes_report_csv_and_plot(tmp_path, capsys):
     assert rep["mode"] == "pd" and rep["config"]["pd"]["router"] == "least_loaded"
     assert rep["pd_layout"]["gpus"] == 16 and rep["pd_layout"]["prefill_replicas"] == 4
     m = rep["metrics"]
-    for key in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_breakdown_ms", "slo", "goodput_req_s", "gpu_utilization",
+    for key in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_breakdown_ms", "slo", "goodput_req_s", "gpu_utilization_share",
                 "kv_transfer", "preemptions", "hit_rate", "tiers", "transfers"):
         assert key in m, key
     assert set(m["ttft_breakdown_ms"]) >= {"queue", "prefill", "transfer", "load"}
     assert rep["colocated"]["kv_transfer"] is None and "comparison" in rep
-    rows = rc.read_text().splitlines()
-    assert rows[0].startswith("policy,") and [r.split(",")[0] for r in rows[1:]] == ["pd", "colocated"]
+    with rc.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == PD_COLUMNS and [r["deployment"] for r in rows] == ["pd", "colocated"]
+    # PD's headline numbers, as in the report; no column is empty
+    assert float(rows[0]["goodput_req_s"]) == m["goodput_req_s"]
+    assert float(rows[0]["tpot_p99_ms"]) == m["tpot_ms"]["p99"]
+    assert float(rows[0]["prefill_utilization_share"]) == m["gpu_utilization_share"]["prefill"]
+    assert all(v != "" for r in rows for v in r.values())
     assert png.stat().st_size > 10_000
 
 
@@ -42,7 +50,7 @@ def test_run_mode_pd_writes_report_csv_and_plot(tmp_path, capsys):
     (["--set", "pd.router=nope"], "pd.router"),
     (["--set", "pd.decode_router=nope"], "pd.decode_router"),
     (["--set", "pd.gpus_per_rack=12"], "pd.gpus_per_rack"),
-    (["--set", "pd.kv_capacity_gb=0.001"], "pd.kv_capacity_gb"),
+    (["--set", "pd.kv_capacity_gib=0.001"], "pd.kv_capacity_gib"),
     (["--set", "pd.transfer=teleport"], "pd.transfer"),
 ])
 def test_bad_input_is_one_line_exit_2(args, where, capsys):

@@ -40,7 +40,7 @@ def _write(tmp_path, text, name="c.yaml"):
     "yaml_text, expect",
     [
         ("hardware:\n  hbm:\n    capcity_gb: 3\n", r"hardware\.hbm\.capcity_gb: unknown key"),
-        ("hardware:\n  hbm:\n    capacity_gb: -1\n", r"hardware\.hbm\.capacity_gb: .*greater than or equal to 0"),
+        ("hardware:\n  hbm:\n    capacity_gib: -1\n", r"hardware\.hbm\.capacity_gib: .*greater than or equal to 0"),
         ("hardware:\n  dram:\n    bandwidth_gb_s: 0\n", r"hardware\.dram\.bandwidth_gb_s: .*greater than 0"),
         ("model:\n  tp: two\n", r"model\.tp: .*integer"),
         ("cluster:\n  gpus_per_rack: 60\n", r"gpus_per_rack=60 does not divide"),
@@ -66,9 +66,9 @@ def test_override_errors_name_the_flag():
 
 
 def test_overrides_are_typed_by_schema():
-    c = load_config(overrides=["hardware.hbm.capacity_gb=40", "cache.async_backup=true",
+    c = load_config(overrides=["hardware.hbm.capacity_gib=40", "cache.async_backup=true",
                                "policies.compare=[lru, arc]", "model.name=qwen3-32b"])
-    assert c.hardware.hbm.capacity_gb == 40.0
+    assert c.hardware.hbm.capacity_gib == 40.0
     assert c.cache.async_backup is True
     assert c.policies.compare == ["lru", "arc"]
     assert c.model.name == "qwen3-32b"
@@ -105,10 +105,10 @@ def test_shipped_presets_and_profiles_load():
 
 
 def test_config_with_revalidates():
-    c = config_with(Config(), {"hardware.hbm.capacity_gb": 3})
-    assert c.hardware.hbm.capacity_gb == 3
+    c = config_with(Config(), {"hardware.hbm.capacity_gib": 3})
+    assert c.hardware.hbm.capacity_gib == 3
     with pytest.raises(InputError):
-        config_with(Config(), {"hardware.hbm.capacity_gb": -3})
+        config_with(Config(), {"hardware.hbm.capacity_gib": -3})
 
 
 def test_cli_bad_config_is_one_line_exit_2():

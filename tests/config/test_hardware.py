@@ -259,30 +259,30 @@ def test_unknown_gpu_lists_known():
 
 
 def test_host_defaults():
-    assert HOST_DEFAULTS["dram"]["capacity_gb"] == 2048
-    assert HOST_DEFAULTS["nvme"]["capacity_gb"] == 28610   # 8 x 3.84 TB in GiB
+    assert HOST_DEFAULTS["dram"]["capacity_gib"] == 2048
+    assert HOST_DEFAULTS["nvme"]["capacity_gib"] == 28610   # 8 x 3.84 TB in GiB
     assert all(v > 0 for tier in HOST_DEFAULTS.values() for v in tier.values())
 
 
 # ------------------------------------------------------------------ KV budget
 
 def test_kv_budget_explicit_capacity():
-    cfg = config_with(load_config(), {"hardware.hbm.capacity_gb": 0.5})
+    cfg = config_with(load_config(), {"hardware.hbm.capacity_gib": 0.5})
     assert kv_budget_bytes_per_gpu(cfg) == GIB // 2
 
 
 def test_kv_budget_derived():
-    cfg = config_with(load_config(), {"hardware.hbm.capacity_gb": 0, "model.name": "llama-3-70b", "model.tp": 8})
+    cfg = config_with(load_config(), {"hardware.hbm.capacity_gib": 0, "model.name": "llama-3-70b", "model.tp": 8})
     # 80 GiB - 141,107,412,992 / 8 - 4 GiB
     assert kv_budget_bytes_per_gpu(cfg) == 85_899_345_920 - 17_638_426_624 - 4_294_967_296 == 63_965_952_000
 
 
 def test_kv_budget_weights_do_not_fit():
-    cfg = config_with(load_config(), {"hardware.hbm.capacity_gb": 0, "model.name": "llama-3.1-405b",
+    cfg = config_with(load_config(), {"hardware.hbm.capacity_gib": 0, "model.name": "llama-3.1-405b",
                                       "hardware.gpu": "rtx-4090"})
     with pytest.raises(InputError) as e:
         kv_budget_bytes_per_gpu(cfg)
-    assert "do not fit" in str(e.value) and e.value.where == "hardware.hbm.capacity_gb"
+    assert "do not fit" in str(e.value) and e.value.where == "hardware.hbm.capacity_gib"
     assert "llama-3.1-405b" in str(e.value) and "rtx-4090" in str(e.value)
 
 
@@ -295,7 +295,7 @@ def test_kv_budget_weights_do_not_fit():
 ])
 def test_profiles_load(name, model, tp, budget_gib):
     cfg = load_config(profile=ROOT / "profiles" / name)
-    assert cfg.model.name == model and cfg.model.tp == tp and cfg.hardware.hbm.capacity_gb == 0
+    assert cfg.model.name == model and cfg.model.tp == tp and cfg.hardware.hbm.capacity_gib == 0
     assert cfg.hardware.hbm.bandwidth_gb_s == gpu_spec(cfg.hardware.gpu).hbm_bandwidth_gb_s
     assert kv_budget_bytes_per_gpu(cfg) / GIB == pytest.approx(budget_gib)
 

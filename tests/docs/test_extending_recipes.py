@@ -65,8 +65,8 @@ def test_policy_recipe_runs_on_the_python_reference_and_changes_decisions(doc_po
     assert REGISTRY[name] is doc_policy
     # HBM of 2 blocks, one worker, no lower tiers: [3] evicts 1 under LRU, 2 under MRU.
     cfg = _node_cfg("hardware.gpus_per_node=1", "cluster.router=round_robin", "cache.engine=auto",
-                    f"hardware.hbm.capacity_gb={2 * BLOCK_BYTES / GiB}", "hardware.dram.capacity_gb=0",
-                    "hardware.ssd.capacity_gb=0")
+                    f"hardware.hbm.capacity_gib={2 * BLOCK_BYTES / GiB}", "hardware.dram.capacity_gib=0",
+                    "hardware.ssd.capacity_gib=0")
     w = Workload.from_requests([[1], [2], [3], [1], [2]], arrival_ms=np.arange(5) * 1000.0, name="doc")
     lru = run_single(cfg, w, "lru", timing=False)
     mine = run_single(cfg, w, name, timing=False)

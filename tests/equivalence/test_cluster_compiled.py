@@ -28,9 +28,10 @@ def _cfg(hbm=4, dram=6, eic=10, ssd=40, **extra):
     """2 racks x 16 GPUs (2 nodes of 8 per rack), llama-3-8b TP1, tiers sized in 16-token blocks."""
     sets = [
         "model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=8", "cluster.racks=2",
-        "cluster.gpus_per_rack=16", f"hardware.hbm.capacity_gb={hbm * BLOCK_BYTES / GiB}",
-        f"hardware.dram.capacity_gb={dram * BLOCK_BYTES / GiB}", f"hardware.eic.capacity_gb={eic * BLOCK_BYTES / GiB}",
-        f"cluster.remote_ssd_capacity_gb={ssd * BLOCK_BYTES / GiB}", "cache.block_tokens=16",
+        "cluster.gpus_per_rack=16", f"hardware.hbm.capacity_gib={hbm * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gib={dram * BLOCK_BYTES / GiB}",
+        f"hardware.eic.capacity_gib={eic * BLOCK_BYTES / GiB}",
+        f"cluster.remote_ssd_capacity_gib={ssd * BLOCK_BYTES / GiB}", "cache.block_tokens=16",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_config(overrides=sets)
 
@@ -116,7 +117,7 @@ def test_small_tiers_reach_every_part_of_the_chain():
 
 @pytest.mark.skipif(not TRACE.exists(), reason="real trace not present (../shared/traces)")
 @pytest.mark.parametrize("sets", [[], ["cache.write_policy=write_through", "cluster.cross_rack_lookup=true"],
-                                  ["cluster.evict_to_eic=false", "model.tp=8", "hardware.hbm.capacity_gb=20"]])
+                                  ["cluster.evict_to_eic=false", "model.tp=8", "hardware.hbm.capacity_gib=20"]])
 def test_compiled_matches_python_on_mooncake(sets):
     from sim.modes.common import prepare_workload
     from trace.formats import load_trace

@@ -132,7 +132,7 @@ def _same_run(a, b):
 def test_whole_replays_match_for_every_router(router):
     from trace.synthetic import generate
 
-    base = ["hardware.hbm.capacity_gb=0.02", "hardware.dram.capacity_gb=0.05", "hardware.ssd.capacity_gb=0.2",
+    base = ["hardware.hbm.capacity_gib=0.02", "hardware.dram.capacity_gib=0.05", "hardware.ssd.capacity_gib=0.2",
             "synthetic.requests=300", f"cluster.router={router}", "seed=5"]
     cfg = load_config(preset="smoke", overrides=base)
     ref = load_config(preset="smoke", overrides=base + ["cache.engine=python"])
@@ -149,8 +149,8 @@ def test_whole_replays_match_for_every_router(router):
 def test_mooncake_hit_rate_only_matches():
     from trace.formats import load_trace
 
-    cfg = load_config(overrides=["hardware.hbm.capacity_gb=8"])
-    ref = load_config(overrides=["hardware.hbm.capacity_gb=8", "cache.engine=python"])
+    cfg = load_config(overrides=["hardware.hbm.capacity_gib=8"])
+    ref = load_config(overrides=["hardware.hbm.capacity_gib=8", "cache.engine=python"])
     w, _ = load_trace(MOONCAKE, limit=4000)
     w, ctx = prepare_workload(cfg, w)
     for policy in POLICIES:
@@ -182,7 +182,7 @@ def test_a_router_without_kernel_drives_the_compiled_cache_from_python():
             return (req % 2) * (self.s.n_workers - 1)
 
     try:
-        base = ["hardware.hbm.capacity_gb=0.02", "synthetic.requests=200", "cluster.router=test_even_odd"]
+        base = ["hardware.hbm.capacity_gib=0.02", "synthetic.requests=200", "cluster.router=test_even_odd"]
         cfg = load_config(preset="smoke", overrides=base)
         ref = load_config(preset="smoke", overrides=base + ["cache.engine=python"])
         w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))

@@ -16,7 +16,7 @@ from trace.source import workload_from_config
 
 # one worker, HBM only: a single LRU cache, so hit rate cannot drop as it grows
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 1,
-                "hardware.dram.capacity_gb": 0, "hardware.ssd.capacity_gb": 0}}
+                "hardware.dram.capacity_gib": 0, "hardware.ssd.capacity_gib": 0}}
 TINY = {"synthetic": {"kind": "multi_turn", "requests": 150, "sessions": 15}}
 
 
@@ -145,7 +145,7 @@ def test_resume_from_a_partial_points_csv_and_rerun_failures(tmp_path):
     assert (res.reused, res.ran, res.failed, res.damaged) == (3, 1, 0, 0)
     # a changed base config invalidates finished points (their config hash no longer matches)
     body = yaml.safe_load(spec.read_text())
-    body["base"]["set"]["hardware.ssd.capacity_gb"] = 1
+    body["base"]["set"]["hardware.ssd.capacity_gib"] = 1
     res = run_sweep(load_spec(_write(tmp_path, body, "changed.yaml")), out_dir=out, workers=2, resume=True)
     assert (res.reused, res.ran) == (0, 4) and any("dropped" in n for n in res.notes)
 
@@ -163,7 +163,7 @@ def test_single_lru_matches_the_oracle_lru_bound(tmp_path):
         lru, orc = rows[("lru", cap)], rows[("oracle", cap)]
         assert float(orc["lru_hit_rate"]) == pytest.approx(float(lru["hit_rate"]), abs=1e-12)
         assert float(lru["hit_rate"]) <= float(orc["hit_rate"]) <= float(orc["content_hit_rate"])
-        assert orc["mode"] == "oracle" and orc["capacity_blocks.pool"] == str(int(cap) // 16)
+        assert orc["mode"] == "oracle" and orc["capacity_pool_blocks"] == str(int(cap) // 16)
 
 
 def test_cli_sweep_plot_and_errors(tmp_path, capsys):

@@ -12,7 +12,7 @@ from experiments.spec import load_spec
 from sim.errors import InputError
 
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 2,
-                "hardware.dram.capacity_gb": 0.05, "hardware.ssd.capacity_gb": 0}}
+                "hardware.dram.capacity_gib": 0.05, "hardware.ssd.capacity_gib": 0}}
 TINY = {"synthetic": {"kind": "multi_turn", "requests": 120, "sessions": 12}}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -61,11 +61,11 @@ def test_plots_lines_bars_and_skips(tmp_path):
     spec = _write(tmp_path, {"name": "p", "base": BASE, "workload": TINY, "timing": True,
                              "metrics": ["hit_rate", "ttft_p99_ms", "goodput_req_s"],
                              "axes": {"policies.eviction": ["lru", "fifo"],
-                                      "hardware.hbm.capacity_gb": {"values": [0.05, 0.5], "log": True}},
-                             "plots": [{"y": ["hit_rate"], "x": "hardware.hbm.capacity_gb",
+                                      "hardware.hbm.capacity_gib": {"values": [0.05, 0.5], "log": True}},
+                             "plots": [{"y": ["hit_rate"], "x": "hardware.hbm.capacity_gib",
                                         "series": "policies.eviction"},
                                        {"name": "bars", "y": ["hit_rate", "hbm_hit_rate"],
-                                        "x": "policies.eviction", "series": "hardware.hbm.capacity_gb"},
+                                        "x": "policies.eviction", "series": "hardware.hbm.capacity_gib"},
                                        {"y": ["goodput_req_s"]}]})
     out = tmp_path / "r"
     run_sweep(load_spec(spec), out_dir=out, workers=2)

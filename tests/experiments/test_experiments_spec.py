@@ -12,7 +12,7 @@ from tests.conftest import ROOT as REPO
 
 SPECS = REPO / "experiments" / "specs"
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 1,
-                "hardware.dram.capacity_gb": 0, "hardware.ssd.capacity_gb": 0}}
+                "hardware.dram.capacity_gib": 0, "hardware.ssd.capacity_gib": 0}}
 
 
 def _spec(tmp_path, body: dict | str, name="s.yaml") -> Path:
@@ -45,10 +45,10 @@ def test_unknown_nested_keys_name_their_path(tmp_path):
 def test_unknown_axis_and_set_keys_are_errors_with_a_suggestion(tmp_path):
     msg = _err(_spec(tmp_path, {"axes": {"hardware.hbm.capacty_gb": [1, 2]}}))
     assert "unknown axis key 'hardware.hbm.capacty_gb'" in msg
-    assert "did you mean 'hardware.hbm.capacity_gb'" in msg and "s.yaml" in msg
+    assert "did you mean 'hardware.hbm.capacity_gib'" in msg and "s.yaml" in msg
     msg = _err(_spec(tmp_path, {"base": {"set": {"model.nam": "x"}}}))
     assert "unknown config key 'model.nam'" in msg
-    msg = _err(_spec(tmp_path, {"axes": {"hardware.hbm.capacity_gb": {"start": 1, "stop": 4, "nun": 3}}}))
+    msg = _err(_spec(tmp_path, {"axes": {"hardware.hbm.capacity_gib": {"start": 1, "stop": 4, "nun": 3}}}))
     assert "unknown range key 'nun'" in msg
 
 
@@ -73,11 +73,11 @@ def test_unregistered_mode_fails_naming_the_mode(tmp_path):
 
 
 def test_bad_axis_value_fails_before_running(tmp_path):
-    p = _spec(tmp_path, {"base": BASE, "axes": {"hardware.hbm.capacity_gb": [1, -2]}})
+    p = _spec(tmp_path, {"base": BASE, "axes": {"hardware.hbm.capacity_gib": [1, -2]}})
     s = load_spec(p)
     with pytest.raises(InputError) as ei:
         expand(s)
-    assert "hardware.hbm.capacity_gb" in str(ei.value) and "s.yaml" in str(ei.value)
+    assert "hardware.hbm.capacity_gib" in str(ei.value) and "s.yaml" in str(ei.value)
 
 
 def test_ranges_lists_and_zip_expand_as_written():
@@ -88,9 +88,9 @@ def test_ranges_lists_and_zip_expand_as_written():
     assert ax.values == [1, 3, 5, 7] and not ax.log
     ax = parse_axis("network.jitter_cv", {"start": 0.0, "stop": 0.5, "num": 6}, w)
     assert ax.values == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]  # no 0.30000000000000004
-    ax = parse_axis("hardware.hbm.capacity_gb", [1, 4, 16, 64], w)
+    ax = parse_axis("hardware.hbm.capacity_gib", [1, 4, 16, 64], w)
     assert ax.log  # a list written as a geometric grid is plotted on a log axis
-    assert not parse_axis("hardware.hbm.capacity_gb", [1, 2, 3], w).log
+    assert not parse_axis("hardware.hbm.capacity_gib", [1, 2, 3], w).log
     ax = parse_axis("method", {"zip": {"mode": ["single", "oracle"], "policies.eviction": ["lru", "lru"]},
                                "labels": ["LRU", "optimum"]}, w)
     assert ax.values == ["LRU", "optimum"] and ax.assigns[1] == {"mode": "oracle", "policies.eviction": "lru"}
@@ -104,19 +104,19 @@ def test_ranges_lists_and_zip_expand_as_written():
 
 def test_product_zip_seeds_and_stable_ids(tmp_path):
     body = {"base": BASE, "workload": {"synthetic": {"requests": 50}}, "repeats": 2,
-            "axes": {"policies.eviction": ["lru", "arc", "fifo"], "hardware.hbm.capacity_gb": [1, 2, 4]}}
+            "axes": {"policies.eviction": ["lru", "arc", "fifo"], "hardware.hbm.capacity_gib": [1, 2, 4]}}
     s = load_spec(_spec(tmp_path, body))
     pts = expand(s)
     assert len(pts) == 3 * 3 * 2
     assert [p.seed for p in pts[:2]] == [42, 43]  # base seed + repeat
     assert len({p.point_id for p in pts}) == len(pts)
     assert [p.point_id for p in pts] == [p.point_id for p in expand(load_spec(_spec(tmp_path, body, "t.yaml")))]
-    assert pts[0].config.policies.eviction == "lru" and pts[0].config.hardware.hbm.capacity_gb == 1
+    assert pts[0].config.policies.eviction == "lru" and pts[0].config.hardware.hbm.capacity_gib == 1
     body["combine"] = "zip"
     body["seeds"] = [7]
     del body["repeats"]
     pts = expand(load_spec(_spec(tmp_path, body, "z.yaml")))
-    assert [(p.axes["policies.eviction"], p.axes["hardware.hbm.capacity_gb"], p.seed) for p in pts] == \
+    assert [(p.axes["policies.eviction"], p.axes["hardware.hbm.capacity_gib"], p.seed) for p in pts] == \
         [("lru", 1, 7), ("arc", 2, 7), ("fifo", 4, 7)]
 
 
@@ -131,9 +131,9 @@ def test_derived_capacity_gives_floor_tokens_over_block(tmp_path):
 
 def test_preset_overlay_and_config_preset_fallback(tmp_path):
     body = {"base": BASE, "workload": {"synthetic": {"requests": 500}},
-            "axes": {"hardware.hbm.capacity_gb": [1, 2, 4]},
+            "axes": {"hardware.hbm.capacity_gib": [1, 2, 4]},
             "presets": {"smoke": {"workload": {"synthetic": {"requests": 50}},
-                                  "axes": {"hardware.hbm.capacity_gb": [1]}}}}
+                                  "axes": {"hardware.hbm.capacity_gib": [1]}}}}
     p = _spec(tmp_path, body)
     s = load_spec(p, "smoke")
     pts = expand(s)

@@ -18,7 +18,7 @@ SMOKE_CLUSTER = ["--set", "cluster.racks=2", "--set", "cluster.gpus_per_rack=16"
 ROUTERS = "prefix_aware,session_affinity,round_robin,least_loaded,random,cache_load_balanced"
 
 # Keys whose values are wall-clock measurements: never compared.
-WALL_KEYS = frozenset({"wall_s", "requests_per_s", "timings_s", "lp_s"})
+WALL_KEYS = frozenset({"wall_s", "sim_speed_req_s", "timings_s", "lp_s"})
 
 
 def _run(mode: str, trace: str, *extra: str) -> list[str]:

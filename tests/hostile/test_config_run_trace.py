@@ -32,8 +32,8 @@ def one_error_line(capsys, code: int, *names: str) -> str:
 # ----------------------------------------------------------------- config values
 
 @pytest.mark.parametrize("args, names", [
-    (["--set", "hardware.hbm.capacity_gb=.inf"], ["hardware.hbm.capacity_gb", "finite"]),
-    (["--set", "hardware.hbm.capacity_gb=1e300"], ["hardware.hbm.capacity_gb"]),
+    (["--set", "hardware.hbm.capacity_gib=.inf"], ["hardware.hbm.capacity_gib", "finite"]),
+    (["--set", "hardware.hbm.capacity_gib=1e300"], ["hardware.hbm.capacity_gib"]),
     (["--set", "hardware.dram.bandwidth_gb_s=.nan"], ["hardware.dram.bandwidth_gb_s"]),
     (["--set", "slo.ttft_ms=-.inf"], ["slo.ttft_ms"]),
     (["--set", "seed=-1"], ["seed"]),

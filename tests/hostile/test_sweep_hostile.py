@@ -18,7 +18,7 @@ from experiments.spec import load_spec
 from tests.conftest import ROOT
 
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 1,
-                "hardware.dram.capacity_gb": 0, "hardware.ssd.capacity_gb": 0}}
+                "hardware.dram.capacity_gib": 0, "hardware.ssd.capacity_gib": 0}}
 TINY = {"synthetic": {"kind": "multi_turn", "requests": 150, "sessions": 15}}
 FOUR = {"name": "four", "base": BASE, "workload": TINY, "timing": False, "metrics": ["hit_rate"],
         "axes": {"policies.eviction": ["lru", "fifo"], "kv_capacity_tokens": [2000, 8000]}}
@@ -37,12 +37,12 @@ SPECS = {
     "abs_name": ({"name": "/tmp/x", "axes": {"policies.eviction": ["lru"]}}, "name"),
     "dotdot_name": ({"name": "../../../../tmp/x", "axes": {"policies.eviction": ["lru"]}}, "name"),
     "plot_name": ({"plots": [{"name": "../x", "y": ["hit_rate"]}], "axes": {"policies.eviction": ["lru"]}}, "name"),
-    "num_1e12": ({"axes": {"hardware.hbm.capacity_gb": {**RANGE, "num": 10**12}}}, "max 10,000"),
+    "num_1e12": ({"axes": {"hardware.hbm.capacity_gib": {**RANGE, "num": 10**12}}}, "max 10,000"),
     "three_1000": ({"axes": {k: {**RANGE, "num": 1000} for k in
-                             ("hardware.hbm.capacity_gb", "hardware.dram.capacity_gb", "hardware.ssd.capacity_gb")}},
+                             ("hardware.hbm.capacity_gib", "hardware.dram.capacity_gib", "hardware.ssd.capacity_gib")}},
                    "1,000,000,000 points"),
     "repeats_1e12": ({"repeats": 10**12, "axes": {"policies.eviction": ["lru"]}}, "repeats"),
-    "inf_range": ({"axes": {"hardware.hbm.capacity_gb": {"start": 1, "stop": float("inf"), "num": 3}}}, "finite"),
+    "inf_range": ({"axes": {"hardware.hbm.capacity_gib": {"start": 1, "stop": float("inf"), "num": 3}}}, "finite"),
     "empty": ({}, "empty"),
 }
 

@@ -38,10 +38,10 @@ def _cfg(hbm_blocks=4, dram_blocks=0, eic_blocks=64, ssd_blocks=0, **extra):
         "model.name=llama-3-8b", "model.kv_dtype=fp16",
         "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=8",
         "cluster.racks=2", "cluster.gpus_per_rack=16",
-        f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.eic.capacity_gb={eic_blocks * BLOCK_BYTES / GiB}",
-        f"cluster.remote_ssd_capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gib={dram_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.eic.capacity_gib={eic_blocks * BLOCK_BYTES / GiB}",
+        f"cluster.remote_ssd_capacity_gib={ssd_blocks * BLOCK_BYTES / GiB}",
         "compute.gemm_efficiency=0.5", "compute.ridge_softness=0", "compute.layer_overhead_us=0",
         "cache.block_tokens=16",
         "cluster.router=round_robin",
@@ -283,7 +283,7 @@ def test_single_node_cache_load_balanced_router():
     cfg = load_config(overrides=[
         "model.name=llama-3-8b", "model.kv_dtype=fp16",
         "model.tp=1", "hardware.gpus_per_node=4", "cluster.gpus_per_rack=64",
-        f"hardware.hbm.capacity_gb={64 * BLOCK_BYTES / GiB}", "cluster.router=cache_load_balanced",
+        f"hardware.hbm.capacity_gib={64 * BLOCK_BYTES / GiB}", "cluster.router=cache_load_balanced",
     ])
     apart = _shared_prefix_workload(n=6, gap_s=100.0)
     res = run_single(cfg, apart, "lru", timing=False)

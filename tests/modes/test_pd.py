@@ -66,8 +66,8 @@ def cfg(**sets):
         "model.name": "llama-3-8b", "model.kv_dtype": "fp16",
         "model.tp": 1, "hardware.gpu": "h100-sxm", "hardware.gpus_per_node": 1,
         "pd.racks": 1, "pd.gpus_per_rack": 2, "pd.prefill_ratio": 1, "pd.decode_ratio": 1,
-        "pd.kv_capacity_gb": 1, "cache.block_tokens": 16, "hardware.dram.capacity_gb": 0,
-        "hardware.eic.capacity_gb": 0, "network.contention": False, "network.jitter_cv": 0,
+        "pd.kv_capacity_gib": 1, "cache.block_tokens": 16, "hardware.dram.capacity_gib": 0,
+        "hardware.eic.capacity_gib": 0, "network.contention": False, "network.jitter_cv": 0,
         "pd.transfer": "push", "pd.layerwise": False, "compute.gemm_efficiency": 0.5,
         "compute.ridge_softness": 0, "compute.layer_overhead_us": 0, "compute.attn_efficiency": 0.5,
         "compute.hbm_efficiency": 1,
@@ -218,7 +218,7 @@ def test_transfer_report_hidden_share():
 @pytest.mark.parametrize("mode", ["recompute", "swap"])
 def test_preemption_when_decode_memory_runs_out(mode):
     # 0.03 GiB of KV = 245 tokens: two requests of 100-token prompts and 100 outputs cannot both finish.
-    c = cfg(**{"pd.kv_capacity_gb": 0.03, "compute.preemption": mode})
+    c = cfg(**{"pd.kv_capacity_gib": 0.03, "compute.preemption": mode})
     res = run("pd", c, workload([96, 96], [100, 100], [0.0, 0.0]))
     a, b = res.reqs
     assert all(r.t_done == r.t_done for r in res.reqs)  # both finish
@@ -234,7 +234,7 @@ def test_preemption_when_decode_memory_runs_out(mode):
 
 
 def test_requests_larger_than_a_replica_are_rejected_and_counted():
-    c = cfg(**{"pd.kv_capacity_gb": 0.03})
+    c = cfg(**{"pd.kv_capacity_gib": 0.03})
     prep = prepare(c, workload([96, 400], [4, 4], [0.0, 0.1]), "lru")
     assert prep.rejected.tolist() == [1] and len(prep.workload) == 1
     with pytest.raises(InputError, match="no request fits"):
@@ -287,7 +287,7 @@ def test_coalesced_decode_gives_the_per_iteration_timeline(kind, transfer, preem
     rng = np.random.default_rng(7)
     n = 60
     w = workload(list(rng.integers(32, 1500, n)), list(rng.integers(1, 120, n)), list(np.sort(rng.random(n) * 2)))
-    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gb": 0.6, "pd.transfer": transfer, "compute.max_num_seqs": 8,
+    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gib": 0.6, "pd.transfer": transfer, "compute.max_num_seqs": 8,
             "compute.preemption": preemption, "pd.layerwise": True}
     a = run(kind, cfg(**{"pd.coalesce_decode": True, **sets}), w)
     b = run(kind, cfg(**{"pd.coalesce_decode": False, **sets}), w)
@@ -318,5 +318,6 @@ def test_pd_mode_report_on_mooncake_head():
         assert 0 <= mm["slo_attainment"] <= 1 and mm["goodput_req_s"] > 0
         assert mm["ttft_ms"]["p50"] <= mm["ttft_ms"]["p99"]
     assert m["kv_transfer"]["bytes"] > 0 and col["transfers"]["bytes"] == 0
-    assert set(m["gpu_utilization"]) == {"prefill", "decode"} and set(col["gpu_utilization"]) == {"colocated"}
+    assert set(m["gpu_utilization_share"]) == {"prefill", "decode"}
+    assert set(col["gpu_utilization_share"]) == {"colocated"}
     assert rep["comparison"]["ttft_p99_ms"]["pd"] == m["ttft_ms"]["p99"]

@@ -10,7 +10,7 @@ from sim.cli.tables import run_notes
 from sim.config import load_config
 from sim.modes.runner import run_mode
 
-SETS = ["synthetic.requests=120", "hardware.hbm.capacity_gb=0.3"]
+SETS = ["synthetic.requests=120", "hardware.hbm.capacity_gib=0.3"]
 
 
 @pytest.fixture(scope="module")

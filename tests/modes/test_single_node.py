@@ -17,9 +17,9 @@ def _cfg(hbm_blocks, dram_blocks=64, ssd_blocks=0, **extra):
     sets = [
         "model.name=llama-3-8b", "model.kv_dtype=fp16",
         "model.tp=1", "hardware.gpu=h100-sxm", "hardware.gpus_per_node=1",
-        "cluster.gpus_per_rack=64", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.ssd.capacity_gb={ssd_blocks * BLOCK_BYTES / GiB}",
+        "cluster.gpus_per_rack=64", f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gib={dram_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.ssd.capacity_gib={ssd_blocks * BLOCK_BYTES / GiB}",
         "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10",
         "compute.gemm_efficiency=0.5", "compute.attn_efficiency=0.5",
         "compute.ridge_softness=0", "compute.layer_overhead_us=0", "compute.iteration_overhead_ms=1",
@@ -97,19 +97,19 @@ def test_decode_tpot_of_a_lone_request():
 
 
 def test_same_seed_same_report():
-    cfg = load_config(preset="smoke", overrides=["hardware.hbm.capacity_gb=0.05"])
+    cfg = load_config(preset="smoke", overrides=["hardware.hbm.capacity_gib=0.05"])
     from trace.source import workload_from_config
 
     w, _ = workload_from_config(cfg)
     a = run_single_mode(cfg, w, ["lru", "arc"], timing=True)
     b = run_single_mode(cfg, w, ["lru", "arc"], timing=True)
-    volatile = ("wall_s", "requests_per_s")
+    volatile = ("wall_s", "sim_speed_req_s")
     for ra, rb in zip(a["policies"], b["policies"], strict=True):
         ma = {k: v for k, v in ra["metrics"].items() if k not in volatile}
         mb = {k: v for k, v in rb["metrics"].items() if k not in volatile}
         assert ma == mb
     assert a["config_hash"] == b["config_hash"]
-    c = run_single_mode(load_config(preset="smoke", overrides=["hardware.hbm.capacity_gb=0.05", "seed=7"]),
+    c = run_single_mode(load_config(preset="smoke", overrides=["hardware.hbm.capacity_gib=0.05", "seed=7"]),
                         *([workload_from_config(load_config(preset="smoke", overrides=["seed=7"]))[0]]),
                         ["lru"], timing=True)
     assert c["config_hash"] != a["config_hash"]
@@ -120,7 +120,7 @@ def test_same_seed_same_report():
 def test_no_policy_beats_belady_in_a_single_tier(hbm_gb):
     # One worker, no DRAM/SSD: Belady is the block-hit optimum of a single tier.
     cfg = load_config(preset="smoke", overrides=[
-        f"hardware.hbm.capacity_gb={hbm_gb}", "hardware.dram.capacity_gb=0", "hardware.ssd.capacity_gb=0",
+        f"hardware.hbm.capacity_gib={hbm_gb}", "hardware.dram.capacity_gib=0", "hardware.ssd.capacity_gib=0",
         "hardware.gpus_per_node=2", "cluster.gpus_per_rack=16"])
     from trace.source import workload_from_config
 
@@ -149,7 +149,7 @@ def test_session_prefetch_changes_outcomes_on_multi_turn():
 
     # Turns 10 s apart: prefetching pays when the next turn comes soon. (The hit-rate-only replay routes on
     # the step-cost service times, so the scenario's outcome depends on them; at 20-40 s LRU and prefetch tie.)
-    cfg = load_config(overrides=["hardware.hbm.capacity_gb=0.25", "synthetic.requests=600",
+    cfg = load_config(overrides=["hardware.hbm.capacity_gib=0.25", "synthetic.requests=600",
                                  "synthetic.sessions=60", "synthetic.turn_interval_s=10"])
     w = generate(cfg.synthetic, cfg.seed)
     w, ctx = prepare_workload(cfg, w)

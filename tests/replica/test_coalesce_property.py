@@ -20,13 +20,13 @@ from trace.workload import Workload
 
 BT = 16  # tokens per block
 MODEL = ["model.name=llama-3-8b", "model.tp=1", "hardware.gpu=h100-sxm", "cache.block_tokens=16",
-         "hardware.dram.capacity_gb=0", "hardware.eic.capacity_gb=0", "network.contention=false",
+         "hardware.dram.capacity_gib=0", "hardware.eic.capacity_gib=0", "network.contention=false",
          "network.jitter_cv=0", "compute.max_num_seqs=6", "compute.max_num_batched_tokens=2048"]
 # Llama-3-8B fp16 KV is 131,072 bytes/token: 0.05 GiB holds ~410 tokens per worker (0.12 GiB ~980 per
 # PD replica), fewer than a few running requests need, so batches preempt.
-NODE = MODEL + ["hardware.gpus_per_node=1", "hardware.hbm.capacity_gb=0.05"]
+NODE = MODEL + ["hardware.gpus_per_node=1", "hardware.hbm.capacity_gib=0.05"]
 CLUSTER = NODE + ["cluster.racks=1", "cluster.gpus_per_rack=2", "cluster.router=round_robin"]
-PD = MODEL + ["hardware.gpus_per_node=1", "pd.racks=1", "pd.gpus_per_rack=4", "pd.kv_capacity_gb=0.12",
+PD = MODEL + ["hardware.gpus_per_node=1", "pd.racks=1", "pd.gpus_per_rack=4", "pd.kv_capacity_gib=0.12",
               "pd.prefill_ratio=1", "pd.decode_ratio=1", "pd.transfer=push", "pd.layerwise=true"]
 
 
@@ -107,7 +107,7 @@ def test_pd(w, preemption):
 def test_colocated(w, preemption):
     # colocated replicas keep prompts in the radix tree: tighter memory, so decode growth evicts cached
     # prefixes (which later requests would match) and preempted requests' prompts are released
-    _pd_times("colocated", PD + [f"compute.preemption={preemption}", "pd.kv_capacity_gb=0.08"], w)
+    _pd_times("colocated", PD + [f"compute.preemption={preemption}", "pd.kv_capacity_gib=0.08"], w)
 
 
 def test_a_preempted_request_that_fits_at_once_rejoins_at_the_next_boundary():
@@ -117,7 +117,7 @@ def test_a_preempted_request_that_fits_at_once_rejoins_at_the_next_boundary():
     rng = np.random.default_rng(7)
     n = 60
     w = pd_workload(list(rng.integers(32, 1500, n)), list(rng.integers(1, 120, n)), list(np.sort(rng.random(n))))
-    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gb": 0.6, "compute.max_num_seqs": 8,
+    sets = {"pd.gpus_per_rack": 4, "pd.kv_capacity_gib": 0.6, "compute.max_num_seqs": 8,
             "compute.preemption": "recompute", "pd.layerwise": True}
     a = pd_run("colocated", pd_cfg(**{"pd.coalesce_decode": True, **sets}), w)
     b = pd_run("colocated", pd_cfg(**{"pd.coalesce_decode": False, **sets}), w)
@@ -142,7 +142,7 @@ def test_a_stretch_does_not_evict_cached_prefixes_ahead():
     out[6] = 34
     w = Workload.from_requests(reqs, arrival_ms=np.array([0.0] * 6 + [16.0] * 3 + [34.0] * 8),
                                output_tokens=np.array(out), block_tokens=BT, name="evict-ahead")
-    over = PD + ["compute.preemption=recompute", "pd.kv_capacity_gb=0.12"]
+    over = PD + ["compute.preemption=recompute", "pd.kv_capacity_gib=0.12"]
     for co in ("true", "false"):
         cfg = load_config(overrides=over + [f"pd.coalesce_decode={co}"])
         res = simulate("colocated", cfg, prepare(cfg, w, "lru"), "lru")

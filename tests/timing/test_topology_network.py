@@ -70,7 +70,7 @@ def test_structural_paths_match_networkx_shortest_paths(topo):
 def test_zero_eic_nodes_means_no_eic_endpoint():
     t = Topology.from_config(_two_racks(**{"cluster.eic_nodes_per_rack": 0}))
     assert not t.has_eic and ("eic", 0) not in t.graph
-    t2 = Topology.from_config(_two_racks(**{"hardware.eic.capacity_gb": 0}))
+    t2 = Topology.from_config(_two_racks(**{"hardware.eic.capacity_gib": 0}))
     assert not t2.has_eic
 
 

@@ -60,7 +60,7 @@ def test_basic_fields():
     json.dumps(s)  # plain values only
     assert s["requests"] == 4 and s["sessions"] == 2
     assert s["session_reuse"] == pytest.approx(1 / 4)
-    assert s["duration_s"] == 4.0 and s["arrival_rate_per_s"] == 1.0
+    assert s["duration_s"] == 4.0 and s["arrival_rate_req_s"] == 1.0
     assert s["input_tokens"] == {"mean": 41.0, "p50": 24.0, "p95": pytest.approx(89.8), "max": 100}
     assert s["output_tokens"]["max"] == 10
     assert s["blocks"] == 4 and s["block_tokens"] == 16 and s["synthetic_blocks"] is False
@@ -70,7 +70,7 @@ def test_basic_fields():
 def test_no_sessions_and_single_request():
     s = workload_stats(make([[1, 2]], [20]))
     assert s["sessions"] is None and s["session_reuse"] is None
-    assert s["duration_s"] == 0.0 and s["arrival_rate_per_s"] is None
+    assert s["duration_s"] == 0.0 and s["arrival_rate_req_s"] is None
     s0 = workload_stats(make([[]], [0]))
     assert s0["prefix_reuse_ratio"] is None and s0["blocks"] == 0
 

@@ -30,17 +30,17 @@ def results_dir(tmp_path_factory):
     """A results tree: one real report, one sweep table, one non-report JSON, one broken file."""
     root = tmp_path_factory.mktemp("results")
     w, _ = load_trace(FIXTURE)
-    cfg = load_config(overrides=["hardware.hbm.capacity_gb=0.25"])
+    cfg = load_config(overrides=["hardware.hbm.capacity_gib=0.25"])
     rep = run_mode(cfg, "single", workload=w, policies=["lru", "belady"], timing=True)
     write_json(rep, root / "run1" / "report.json")
     sweep = root / "sweeps" / "cap"
     sweep.mkdir(parents=True)
     with (sweep / "points.csv").open("w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["hardware.hbm.capacity_gb", "policies.eviction", "seed", "hit_rate", "error"])
+        wr.writerow(["hardware.hbm.capacity_gib", "policies.eviction", "seed", "hit_rate", "error"])
         for cap in (0.1, 0.2):
             for pol in ("lru", "belady"):
-                c = load_config(overrides=[f"hardware.hbm.capacity_gb={cap}"])
+                c = load_config(overrides=[f"hardware.hbm.capacity_gib={cap}"])
                 r = run_mode(c, "single", workload=w, policies=[pol], timing=False)
                 wr.writerow([cap, pol, c.seed, r["metrics"]["hit_rate"], ""])
         wr.writerow([0.4, "lru", 42, "", "InputError: boom"])
@@ -124,7 +124,7 @@ def test_report_summary_is_policy_rows(client, results_dir):
 def test_sweep_table_and_axis_guess(client):
     d = client.get("/api/results/sweep", params={"path": "sweeps/cap"}).json()
     assert len(d["rows"]) == 4 and d["failed"] == 1
-    assert d["guess"] == {"x": "hardware.hbm.capacity_gb", "y": "hit_rate", "series": "policies.eviction"}
+    assert d["guess"] == {"x": "hardware.hbm.capacity_gib", "y": "hit_rate", "series": "policies.eviction"}
     assert all(isinstance(r["hit_rate"], float) for r in d["rows"])
 
 

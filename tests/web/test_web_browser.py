@@ -57,17 +57,17 @@ def _free_port() -> int:
 def results_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     w, _ = load_trace(FIXTURE)
-    rep = run_mode(load_config(overrides=["hardware.hbm.capacity_gb=0.25"]), "single", workload=w,
+    rep = run_mode(load_config(overrides=["hardware.hbm.capacity_gib=0.25"]), "single", workload=w,
                    policies=["lru", "arc", "belady"], timing=True)
     write_json(rep, root / "policies" / "report.json")
     sweep = root / "sweep1"
     sweep.mkdir()
     with (sweep / "points.csv").open("w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["hardware.hbm.capacity_gb", "policies.eviction", "seed", "hit_rate", "error"])
+        wr.writerow(["hardware.hbm.capacity_gib", "policies.eviction", "seed", "hit_rate", "error"])
         for cap in (0.1, 0.25, 0.5):
             for pol in ("lru", "belady"):
-                r = run_mode(load_config(overrides=[f"hardware.hbm.capacity_gb={cap}"]), "single", workload=w,
+                r = run_mode(load_config(overrides=[f"hardware.hbm.capacity_gib={cap}"]), "single", workload=w,
                              policies=[pol], timing=False)
                 wr.writerow([cap, pol, 42, r["metrics"]["hit_rate"], ""])
     return root
@@ -121,7 +121,7 @@ def _fmt(kind: str, v: float) -> str:
     return {"pct": f"{100 * v:.2f}%", "int": f"{round(v):,}", "gib": f"{v:,.2f}", "dec1": f"{v:,.1f}"}[kind]
 
 
-SHOWN = {"hit_rate": "pct", "hit_rate_lru": "pct", "coverage": "pct", "max_hit_rate": "pct",
+SHOWN = {"hit_rate": "pct", "lru_hit_rate": "pct", "coverage": "pct", "max_hit_rate": "pct",
          "kv_bytes_per_token": "int", "kv_bytes_per_token_per_gpu": "int", "kv_budget_gib_per_gpu": "gib",
          "kv_budget_gib_total": "gib", "weights_gib_per_gpu": "gib", "cacheable_tokens": "int",
          "max_concurrency": "int", "active_conversations": "dec1", "tokens_per_conversation": "int",
@@ -225,7 +225,7 @@ def test_results_page_draws_the_charts(page, results_dir, tmp_path):
     assert totals == [f"{100 * p['metrics']['hit_rate']:.1f}%" for p in rep["policies"]]
     assert page.locator("#ttft-chart rect.bar").count() == 2 * len(rep["policies"])
     assert page.locator("#res-sweeps tbody tr").count() == 1
-    assert page.input_value("#sw-x") == "hardware.hbm.capacity_gb"
+    assert page.input_value("#sw-x") == "hardware.hbm.capacity_gib"
     assert page.input_value("#sw-series") == "policies.eviction"
     assert page.get_attribute("#sweep-chart", "data-series") == "2"
     assert page.locator("#sweep-chart path.series").count() == 2

@@ -96,7 +96,7 @@ def test_posted_config_gives_the_presets_numbers(client):
     assert mine.status_code == 200, mine.text
     a, b = mine.json(), preset.json()
     assert a["model"] == "my-llama"
-    for k in ("kv_bytes_per_token", "kv_bytes_per_token_per_gpu", "hit_rate", "hit_rate_lru", "tp"):
+    for k in ("kv_bytes_per_token", "kv_bytes_per_token_per_gpu", "hit_rate", "lru_hit_rate", "tp"):
         assert a[k] == pytest.approx(b[k], rel=1e-3), k
     r = client.post("/api/reuse", json={"model": LLAMA3_8B, "gpus": 1, "prefix_tokens": 4096})
     assert r.status_code == 200 and r.json()["model"] == "my-llama"

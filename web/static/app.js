@@ -24,7 +24,7 @@ const FMT = {
   dec1: (v) => groupDigits(v.toFixed(1)),
 };
 const OUTPUTS = {
-  hit_rate: "pct", hit_rate_lru: "pct", coverage: "pct", max_hit_rate: "pct",
+  hit_rate: "pct", lru_hit_rate: "pct", coverage: "pct", max_hit_rate: "pct",
   kv_bytes_per_token: "int", kv_bytes_per_token_per_gpu: "int", kv_budget_gib_per_gpu: "gib",
   kv_budget_gib_total: "gib", weights_gib_per_gpu: "gib", cacheable_tokens: "int", max_concurrency: "int",
   active_conversations: "dec1", tokens_per_conversation: "int", tokens_needed: "int", reuse_share: "pct",
@@ -300,7 +300,7 @@ function renderSensitivity(d) {
   lineChart(svg, {
     series: [
       { name: "hit rate (Little's law)", color: "#1f6feb", pts: s.rows.map((r) => [r[p], r.hit_rate]) },
-      { name: "under LRU", color: "#f28e2b", pts: s.rows.map((r) => [r[p], r.hit_rate_lru]) },
+      { name: "under LRU", color: "#f28e2b", pts: s.rows.map((r) => [r[p], r.lru_hit_rate]) },
     ],
     marker: [s.current, s.current_hit_rate], ymin: 0, ymax: 1, yfmt: (v) => Math.round(v * 100) + "%",
     xlabel: p, ylabel: "hit rate",

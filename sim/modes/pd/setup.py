@@ -47,7 +47,7 @@ class PDSetup:
     gpu: GpuSpec
     block_tokens: int
     kv_bytes_per_token: float  # whole model (what a transfer moves per token)
-    kv_gb_per_gpu: float
+    kv_gib_per_gpu: float
     kv_tokens: int  # per replica
     tree_blocks: int  # per replica
     gpus_per_replica: int
@@ -75,28 +75,28 @@ class PDSetup:
         gpu = gpu_spec(h.gpu)
         if h.hbm.bandwidth_gb_s > 0:
             gpu = dataclasses.replace(gpu, hbm_bandwidth_gb_s=h.hbm.bandwidth_gb_s)
-        if pd.kv_capacity_gb > 0:
-            kv_bytes = pd.kv_capacity_gb * GIB
+        if pd.kv_capacity_gib > 0:
+            kv_bytes = pd.kv_capacity_gib * GIB
             derived = False
         else:
-            kv_bytes = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, h.runtime_reserve_gb)
+            kv_bytes = free_kv_bytes_per_gpu(spec, gpu, m.weight_dtype, m.tp, m.pp, h.runtime_reserve_gib)
             derived = True
             if kv_bytes <= 0:
                 raise InputError(f"weights of {spec.name} ({m.weight_dtype}) / (tp {m.tp} x pp {m.pp}) plus "
-                                 f"{h.runtime_reserve_gb:g} GiB reserve leave no KV memory on {gpu.name}; "
-                                 "raise model.tp or set pd.kv_capacity_gb", where="pd.kv_capacity_gb")
+                                 f"{h.runtime_reserve_gib:g} GiB reserve leave no KV memory on {gpu.name}; "
+                                 "raise model.tp or set pd.kv_capacity_gib", where="pd.kv_capacity_gib")
         per_gpu_token = kv_bytes_per_token(spec, m.kv_dtype, m.tp, m.pp)
         kv_tokens = int(kv_bytes // per_gpu_token)
         tree_blocks = kv_tokens // block_tokens
         if tree_blocks < 1:
             raise InputError(f"{kv_bytes / GIB:.3f} GiB of KV per GPU holds no {block_tokens}-token block",
-                             where="pd.kv_capacity_gb")
+                             where="pd.kv_capacity_gib")
         per_node = gpn // per
         replica_gpus = [n * gpn + k * per for n in range(racks * gpr // gpn) for k in range(per_node)]
         rpr = (gpr // gpn) * per_node
         P, D = split_replicas(rpr, pd.prefill_ratio, pd.decode_ratio)
         return cls(cfg=cfg, topo_cfg=topo_cfg, spec=spec, gpu=gpu, block_tokens=block_tokens,
-                   kv_bytes_per_token=kv_bytes_per_token_total(spec, m.kv_dtype), kv_gb_per_gpu=kv_bytes / GIB,
+                   kv_bytes_per_token=kv_bytes_per_token_total(spec, m.kv_dtype), kv_gib_per_gpu=kv_bytes / GIB,
                    kv_tokens=kv_tokens, tree_blocks=tree_blocks, gpus_per_replica=per, replica_gpus=replica_gpus,
                    replicas_per_rack=rpr, prefill_per_rack=P, decode_per_rack=D, derived_kv=derived)
 
@@ -114,7 +114,7 @@ class PDSetup:
             "decode_replicas": self.decode_per_rack * self.racks,
             "ratio": f"{c.pd.prefill_ratio}:{c.pd.decode_ratio}",
             "actual_ratio": f"{self.prefill_per_rack}:{self.decode_per_rack}",
-            "kv_gb_per_gpu": self.kv_gb_per_gpu, "kv_derived": self.derived_kv,
+            "kv_gib_per_gpu": self.kv_gib_per_gpu, "kv_derived": self.derived_kv,
             "kv_tokens_per_replica": self.kv_tokens, "block_tokens": self.block_tokens,
             "tree_blocks_per_replica": self.tree_blocks, "model": self.spec.name, "gpu": self.gpu.name,
             "tp": c.model.tp, "pp": c.model.pp,
@@ -161,7 +161,7 @@ class Prepared:
         return {"count": int(len(self.rejected)), "share": float(len(self.rejected) / max(1, self.total)),
                 "first": [int(i) for i in self.rejected[:10]],
                 "reason": f"prompt + output exceed one replica's KV memory "
-                          f"({self.setup.kv_tokens:,} tokens, {self.setup.kv_gb_per_gpu:.2f} GiB per GPU)"}
+                          f"({self.setup.kv_tokens:,} tokens, {self.setup.kv_gib_per_gpu:.2f} GiB per GPU)"}
 
 
 def prepare(cfg: Config, workload: Workload, policy: str) -> Prepared:
@@ -174,7 +174,7 @@ def prepare(cfg: Config, workload: Workload, policy: str) -> Prepared:
     rejected = np.flatnonzero(~ok)
     if len(rejected) == len(w):
         raise InputError(f"no request fits one replica's KV memory ({setup.kv_tokens:,} tokens, "
-                         f"{setup.kv_gb_per_gpu:.2f} GiB per GPU)", where="pd.kv_capacity_gb")
+                         f"{setup.kv_gib_per_gpu:.2f} GiB per GPU)", where="pd.kv_capacity_gib")
     if len(rejected):
         w = w.select(np.flatnonzero(ok))
     return Prepared(setup, w, AccessContext.from_workload(w), rejected, len(ok))

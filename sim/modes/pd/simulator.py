@@ -31,8 +31,8 @@ cost and ``compute.max_num_seqs``; colocated replicas use
 prefill replicas ``pd.prefill_token_budget`` (and ``pd.chunk_size_tokens``
 per request), their own override: a prefill node runs no decode tokens.
 
-KV memory per GPU is ``pd.kv_capacity_gb`` (0 = GPU memory - weights per
-GPU - ``hardware.runtime_reserve_gb``). A prefill replica's radix tree has
+KV memory per GPU is ``pd.kv_capacity_gib`` (0 = GPU memory - weights per
+GPU - ``hardware.runtime_reserve_gib``). A prefill replica's radix tree has
 all of it; a decode replica holds the running requests' KV in a token
 pool of the same size; a colocated replica shares one tree between cache
 and running requests.
@@ -117,8 +117,8 @@ class _Deployment:
         bb = int(round(setup.block_tokens * setup.kv_bytes_per_token))
         params = policy_params(cfg, setup.block_tokens)
         self.policy_params = params
-        self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gb * GIB // bb),
-                                eic_blocks=int(h.eic.capacity_gb * GIB // bb), block_bytes=bb, policy=policy,
+        self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gib * GIB // bb),
+                                eic_blocks=int(h.eic.capacity_gib * GIB // bb), block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
         self.step = StepModel.from_config(cfg)
         self.preempt_cost = PREEMPTION[c.preemption]
