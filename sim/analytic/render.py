@@ -84,6 +84,9 @@ def render_hit_rate(r: dict[str, Any]) -> list:
 
 def sensitivity_figure(r: dict[str, Any]):
     """Hit rate vs the varied input, the current point marked; the title names model, GPU, deployment, workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless, before pyplot
     import matplotlib.pyplot as plt
 
     from sim.report import style
@@ -123,10 +126,10 @@ def sensitivity_title(r: dict[str, Any]) -> str:
 
 def plot_sensitivity(r: dict[str, Any], path: str | Path) -> Path:
     """PNG (or the suffix's type) of the sensitivity curve, written atomically."""
+    import matplotlib.pyplot as plt
+
     from sim.io_safe import atomic_write
     from sim.report import style
-
-    import matplotlib.pyplot as plt
 
     fig = sensitivity_figure(r)
     out = Path(path)

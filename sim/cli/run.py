@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from sim.cli.common import (
@@ -189,7 +190,7 @@ def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: l
                 png = given.with_name(given.stem + stem_suffix + given.suffix)
             else:
                 png = out_dir / plot_name
-            outs.write(png, "--plot" if args.plot else where_dir, lambda t, fn=plot_fn: fn(report, t))
+            outs.write(png, "--plot" if args.plot else where_dir, functools.partial(plot_fn, report))
             pngs.append(png)
         outs.commit()
     if getattr(args, "default_outputs", False):

@@ -55,8 +55,8 @@ def comparison_figure(
         unit = style.time_unit(list(ttft_p50) + list(ttft_p99) + ([slo_ms] if slo_ms else []))
         width = 0.4
         st = style.series_styles(["p50", "p99"])
-        ax.bar([i - width / 2 for i in x], [v * unit.scale for v in ttft_p50], width, label="p50", **st["p50"].bar_kw())
-        ax.bar([i + width / 2 for i in x], [v * unit.scale for v in ttft_p99], width, label="p99", **st["p99"].bar_kw())
+        for off, q, vals in ((-width / 2, "p50", ttft_p50), (width / 2, "p99", ttft_p99)):
+            ax.bar([i + off for i in x], [(v or 0) * unit.scale for v in vals], width, label=q, **st[q].bar_kw())
         if slo_ms:
             style.slo_line(ax, slo_ms, unit, "TTFT SLO")
         # p50 and p99 differ by orders of magnitude under load: log scale keeps both readable
