@@ -55,8 +55,8 @@ def comparison_figure(
         unit = style.time_unit(list(ttft_p50) + list(ttft_p99) + ([slo_ms] if slo_ms else []))
         width = 0.4
         st = style.series_styles(["p50", "p99"])
-        for off, q, vals in ((-width / 2, "p50", ttft_p50), (width / 2, "p99", ttft_p99)):
-            ax.bar([i + off for i in x], [(v or 0) * unit.scale for v in vals], width, label=q, **st[q].bar_kw())
+        for off, q, series in ((-width / 2, "p50", ttft_p50), (width / 2, "p99", ttft_p99)):
+            ax.bar([i + off for i in x], [(v or 0) * unit.scale for v in series], width, label=q, **st[q].bar_kw())
         if slo_ms:
             style.slo_line(ax, slo_ms, unit, "TTFT SLO")
         # p50 and p99 differ by orders of magnitude under load: log scale keeps both readable
