@@ -305,7 +305,7 @@ def _axis_label(met: Metric) -> str:
 SETUP_KEYS = {"model": ("model.name", "profile"), "gpu": ("hardware.gpu", "profile"),
               "deployment": ("model.tp", "model.pp", "hardware.gpus_per_node", "cluster.racks",
                              "cluster.gpus_per_rack", "pd.prefill_ratio", "pd.decode_ratio", "pd.racks", "profile"),
-              "trace": ("workload",)}
+              "trace": ()}  # every workload's trace is listed; the facet or series titles say which is which
 
 
 def setup_text(meta: dict) -> str:
@@ -328,7 +328,8 @@ def setup_text(meta: dict) -> str:
     elif mode == "pd":
         dep = f"PD {s.get('pd_ratio')}, {s.get('pd_racks')} racks, {par}"
     else:
-        dep = f"{s.get('gpus_per_node')} GPUs, {par}"
+        n = s.get("gpus_per_node")
+        dep = f"{n} GPU{'' if n == 1 else 's'}, {par}"
     traces = []
     for w in (meta.get("workloads") or {}).values():
         syn = w.get("synthetic") or {}

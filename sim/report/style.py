@@ -155,7 +155,8 @@ def deployment_text(report: dict) -> str:
         topo = report.get("topology") or {}
         workers = ((first.get("skew") or {}).get("worker") or {}).get("count")
         return f"{topo.get('gpus')} GPUs in {topo.get('racks')} racks, {par}, {workers} workers"
-    return f"{hw.get('gpus_per_node')} GPUs, {par}, {first.get('workers')} workers"
+    n, w = hw.get("gpus_per_node"), first.get("workers")
+    return f"{n} GPU{'' if n == 1 else 's'}, {par}, {w} worker{'' if w == 1 else 's'}"
 
 
 def run_title(report: dict) -> str:
