@@ -150,7 +150,7 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
         return None, f"{', '.join(ys)}: no finished point reports it (modes: {', '.join(meta.get('modes', []))})"
     mets = _metrics_for(ys, ok)
     if style.all_zero(r.get(y) for r in ok for y in ys if _is_num(r.get(y))):
-        return None, f"{', '.join(ys)}: 0 at every finished point - plot not drawn"
+        return None, f"{', '.join(ys)}: 0 at every finished point, nothing to draw"
 
     def values(name):
         return axes[name]["values"] if name else [None]
@@ -251,6 +251,7 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     if logy:
         for axrow in grid:
             axrow[0].set_ylabel(ylabel + ", log scale")
+    _slo_lines(meta, ys, mets, grid, all_y)
     # footnote wrapped to the figure width (about 17 characters per inch at 7 pt)
     note = textwrap.fill(_footnote(meta, rows), width=max(60, int(fig.get_figwidth() * 17)))
     foot_h = 0.14 * (note.count("\n") + 1) + 0.08
@@ -280,6 +281,29 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     finally:
         plt.close(fig)
     return path, None
+
+
+def _slo_lines(meta: dict, ys: list[str], mets: dict[str, Metric], grid, all_y: list[float]) -> None:
+    """The base config's TTFT or TPOT SLO on TTFT / TPOT plots, where it is within 3x of the data
+    (further out it would flatten the curves; a note on the axis says where it is)."""
+    kind = {y.split("_")[0] for y in ys}
+    if len(kind) != 1 or not kind <= {"ttft", "tpot"} or not all_y:
+        return
+    slo_ms = (meta.get("setup") or {}).get(f"slo_{kind.pop()}_ms")
+    if not slo_ms:
+        return
+    unit = style.TimeUnit(mets[ys[0]].unit, 1e-3 if mets[ys[0]].unit == "s" else 1.0)
+    what = f"{ys[0].split('_')[0].upper()} SLO"
+    for axrow in grid:
+        for ax in axrow:
+            if not ax.get_visible():
+                continue
+            if slo_ms * unit.scale <= 3 * max(all_y):
+                style.slo_line(ax, slo_ms, unit, what, annotate=True)
+            else:
+                own = style.time_unit([slo_ms])
+                ax.text(0.99, 0.98, f"{what} {slo_ms * own.scale:g} {own.name}: above the plotted range",
+                        transform=ax.transAxes, ha="right", va="top", fontsize=7, color=style.REF_COLOR)
 
 
 def _is_num(v: Any) -> bool:

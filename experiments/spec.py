@@ -295,7 +295,8 @@ class Sweep:
         return {"model": c.model.name, "gpu": c.hardware.gpu, "tp": c.model.tp, "pp": c.model.pp,
                 "gpus_per_node": c.hardware.gpus_per_node, "racks": c.cluster.racks,
                 "gpus_per_rack": c.cluster.gpus_per_rack,
-                "pd_ratio": f"{c.pd.prefill_ratio}:{c.pd.decode_ratio}", "pd_racks": c.pd.racks}
+                "pd_ratio": f"{c.pd.prefill_ratio}:{c.pd.decode_ratio}", "pd_racks": c.pd.racks,
+                "slo_ttft_ms": c.slo.ttft_ms, "slo_tpot_ms": c.slo.tpot_ms}
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Config:

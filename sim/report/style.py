@@ -110,10 +110,15 @@ def share_label(label: str, percent: bool) -> str:
     return f"{label} ({'%' if percent else '0-1'})"
 
 
-def slo_line(ax, value_ms: float, unit: TimeUnit, what: str = "SLO") -> None:
-    """A dashed reference line at the SLO, in the axis' time unit, labelled for the legend."""
+def slo_line(ax, value_ms: float, unit: TimeUnit, what: str = "SLO", annotate: bool = False) -> None:
+    """A dashed reference line at the SLO, in the axis' time unit, labelled for the legend
+    (annotate: also written on the line, for figures without a legend)."""
     v = value_ms * unit.scale
-    ax.axhline(v, color=REF_COLOR, ls="--", lw=1.2, label=f"{what} {v:g} {unit.name}", zorder=3)
+    text = f"{what} {v:g} {unit.name}"
+    ax.axhline(v, color=REF_COLOR, ls="--", lw=1.2, label=text, zorder=3)
+    if annotate:
+        ax.annotate(text, (1.0, v), xycoords=("axes fraction", "data"), xytext=(-3, 2), textcoords="offset points",
+                    ha="right", va="bottom", fontsize=7, color=REF_COLOR)
 
 
 def legend_outside(ax, **kw: Any):

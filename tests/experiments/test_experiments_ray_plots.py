@@ -85,7 +85,7 @@ def test_default_plots_one_per_metric(tmp_path):
     paths, notes = plot_sweep(tmp_path / "r")
     # the tiny workload evicts nothing: an all-zero plot is not drawn, a note says so
     assert [p.name for p in paths] == ["hit_rate.png"]
-    assert notes == ["evictions: 0 at every finished point - plot not drawn"]
+    assert notes == ["evictions: 0 at every finished point, nothing to draw"]
 
 
 def test_tick_labels_are_compact():

@@ -193,7 +193,8 @@ def _meta(metric: str) -> dict:
             "axes": [{"name": "network.jitter_cv", "values": [0.0, 0.5], "numeric": True,
                       "keys": ["network.jitter_cv"], "label": "jitter CV", "log": False}],
             "workloads": {"default": {"trace": "../shared/traces/mooncake_conversation.jsonl"}},
-            "setup": {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "pp": 1, "racks": 2, "gpus_per_rack": 16}}
+            "setup": {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "pp": 1, "racks": 2, "gpus_per_rack": 16,
+                      "slo_ttft_ms": 30000.0, "slo_tpot_ms": 100.0}}
 
 
 def test_sweep_plot_of_all_zeros_is_skipped_with_a_note(tmp_path):
@@ -219,6 +220,8 @@ def test_sweep_plot_title_units_and_percent(tmp_path, monkeypatch):
         fig.canvas.draw()
         seen["title"] = fig._suptitle.get_text()
         seen["ylabels"] = [ax.get_ylabel() for ax in fig.axes]
+        seen["refs"] = [ln.get_ydata()[0] for ln in fig.axes[0].get_lines() if "SLO" in ln.get_label()]
+        seen["texts"] = [t.get_text() for t in fig.axes[0].texts]
         seen["ticks"] = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
         real(fig)
 
@@ -229,6 +232,11 @@ def test_sweep_plot_title_units_and_percent(tmp_path, monkeypatch):
     assert "llama-3-70b on h100-sxm · 2 racks x 16 GPUs, TP2 · cluster mode · mooncake_conversation.jsonl" \
         in seen["title"].replace("\n", " ")
     assert seen["ylabels"][0] == "TTFT p99 (s)"
+    assert seen["refs"] == [30.0]  # the base config's 30,000 ms TTFT SLO, in seconds
+    rows = [{"status": "ok", "network.jitter_cv": v, "ttft_p99_ms": ms} for v, ms in ((0.0, 80.0), (0.5, 250.0))]
+    P.plot_one(meta, rows, {"y": ["ttft_p99_ms"]}, tmp_path / "a.png")
+    assert seen["ylabels"][0] == "TTFT p99 (ms)" and seen["refs"] == []  # 30 s would flatten 80-250 ms curves
+    assert any("TTFT SLO 30 s: above the plotted range" in t for t in seen["texts"])
     meta = _meta("network.ttft_network_share")
     rows = [{"status": "ok", "network.jitter_cv": v, "network.ttft_network_share": s} for v, s in ((0.0, 1e-4),
                                                                                                    (0.5, 2e-3))]
