@@ -24,7 +24,7 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # headless: before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
@@ -32,11 +32,9 @@ from experiments import results as R  # noqa: E402
 from experiments.metrics import METRICS, Metric  # noqa: E402
 from experiments.spec import SAFE_NAME  # noqa: E402
 from sim.errors import InputError  # noqa: E402
-from sim.io_safe import atomic_path
+from sim.io_safe import atomic_path  # noqa: E402
+from sim.report import style  # noqa: E402
 
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"] + ["#393b79", "#8c6d31", "#843c39", "#7b4173"]
-STYLES = ["-", "--", ":", "-."]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
 PANEL_W, PANEL_H = 6.0, 4.2
 
 
@@ -150,6 +148,9 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     ok = [r for r in rows if r.get("status") == "ok"]
     if not any(r.get(y) is not None for r in ok for y in ys):
         return None, f"{', '.join(ys)}: no finished point reports it (modes: {', '.join(meta.get('modes', []))})"
+    mets = _metrics_for(ys, ok)
+    if style.all_zero(r.get(y) for r in ok for y in ys if _is_num(r.get(y))):
+        return None, f"{', '.join(ys)}: 0 at every finished point, nothing to draw"
 
     def values(name):
         return axes[name]["values"] if name else [None]
@@ -162,15 +163,20 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     line = x is not None and axes[x]["numeric"]
     fig, grid = plt.subplots(nrows, ncols, figsize=(PANEL_W * max(ncols, 1) + 0.4, PANEL_H * nrows + 0.9),
                              squeeze=False)
-    m0 = _metric(ys[0])
-    same_unit = all(_metric(y).unit == m0.unit for y in ys)
-    ylabel = m0.axis_label() if len(ys) == 1 else (f"{'; '.join(_metric(y).label for y in ys)} ({m0.unit})"
-                                                    if same_unit else ", ".join(_metric(y).axis_label() for y in ys))
+    m0 = mets[ys[0]]
+    same_unit = all(mets[y].unit == m0.unit for y in ys)
+    ylabel = _axis_label(m0) if len(ys) == 1 else (_axis_label(Metric("; ".join(mets[y].label for y in ys), m0.unit))
+                                                   if same_unit else ", ".join(_axis_label(mets[y]) for y in ys))
     if len(ys) > 1 and same_unit:
-        ylabel = f"{'hit rate' if m0.unit == '%' and all('hit_rate' in y for y in ys) else 'value'} ({m0.unit})"
+        ylabel = _axis_label(Metric("hit rate" if m0.unit == "%" and all("hit_rate" in y for y in ys) else "value",
+                                    m0.unit))
     all_y: list[float] = []
     handles: dict[str, Any] = {}
     svals = values(series)
+    # one colour per legend entry (a second metric of a series, e.g. the content bound, gets its own),
+    # built-in policy / router names keep their colour across figures
+    st = style.series_styles(_line_label(sv if series else None, y, ys, mets[y], ok, series)
+                             for sv in svals for y in ys)
     for fi, fv in enumerate(facets):
         ax = grid[fi // ncols][fi % ncols]
         frows = [r for r in ok if all(r.get(n) == v for n, v in zip(facet_axes, fv, strict=True))]
@@ -180,7 +186,7 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
         bar_i = 0
         for si, sv in enumerate(svals):
             for yi, y in enumerate(ys):
-                met = _metric(y)
+                met = mets[y]
                 pts = []
                 for xv in xs_all:
                     vals = [float(r[y]) * met.scale for r in frows
@@ -191,13 +197,15 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
                 if not pts:
                     continue
                 label = _line_label(sv if series else None, y, ys, met, ok, series)
-                color = COLORS[si % len(COLORS)] if series else COLORS[yi % len(COLORS)]
+                sty = st[label]
+                color = sty.color
                 all_y += [p[1] for p in pts]
                 if line:
                     px = [p[0] for p in pts]
                     py = [p[1] for p in pts]
                     # later series slightly thinner: identical curves stay visible as a line on a line
-                    h = ax.plot(px, py, STYLES[yi % len(STYLES)], marker=MARKERS[si % len(MARKERS)], color=color,
+                    ls = style.LINESTYLES[yi % len(style.LINESTYLES)] if yi else sty.linestyle
+                    h = ax.plot(px, py, ls, marker=sty.marker, color=color,
                                 label=label, linewidth=max(1.2, 2.6 - 0.45 * si),
                                 markersize=max(4.0, 8.0 - 1.3 * si))[0]
                     if len(meta.get("seeds", [])) > 1:
@@ -211,7 +219,8 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
                     if len(meta.get("seeds", [])) > 1:
                         err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
                     h = ax.bar(bx, [p[1] for p in pts], width * 0.95, color=color, label=label, yerr=err,
-                               capsize=2 if err else 0, hatch=None if yi == 0 else "//", edgecolor="white")
+                               capsize=2 if err else 0, hatch=sty.hatch or (None if yi == 0 else "//"),
+                               edgecolor="white")
                     if len(pts) * max(1, nser) <= 24:
                         for bxi, p in zip(bx, pts, strict=True):
                             ax.text(bxi, p[3] if err else p[1], _fmt_val(p[1], met), ha="center", va="bottom",
@@ -228,19 +237,21 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
         ax.set_axisbelow(True)
     for fi in range(len(facets), nrows * ncols):
         grid[fi // ncols][fi % ncols].set_visible(False)
-    logy = spec.get("logy") or (m0.unit == "ms" and all_y and min(all_y) > 0 and max(all_y) / min(all_y) >= 50)
+    logy = spec.get("logy") or (m0.unit in ("ms", "s") and all_y and min(all_y) > 0 and max(all_y) / min(all_y) >= 50)
     for axrow in grid:
         for ax in axrow:
             if logy and ax.get_visible():
                 ax.set_yscale("log")
             elif ax.get_visible() and m0.unit == "%":
                 ax.set_ylim(0, max(1.0, ax.dataLim.y1 * 1.08))
+                style.percent_axis(ax, ax.get_ylabel())  # ticks read 0.5%: a 0-1 range is never a bare 0-1
             elif ax.get_visible() and all_y and min(all_y) >= 0 and max(all_y) - min(all_y) < 0.25 * max(all_y):
                 # differences of a few percent: a zero-based axis keeps noise from looking like a trend
                 ax.set_ylim(0, ax.dataLim.y1 * 1.08)
     if logy:
         for axrow in grid:
             axrow[0].set_ylabel(ylabel + ", log scale")
+    _slo_lines(meta, ys, mets, grid, all_y)
     # footnote wrapped to the figure width (about 17 characters per inch at 7 pt)
     note = textwrap.fill(_footnote(meta, rows), width=max(60, int(fig.get_figwidth() * 17)))
     foot_h = 0.14 * (note.count("\n") + 1) + 0.08
@@ -259,8 +270,9 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
                    title_fontsize=9, frameon=False)
     title = spec.get("title") or (f"{meta['name']}: {' / '.join(_metric(y).label for y in ys)}"
                                   + (f" vs {_short(axes[x])}" if x else ""))
-    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 10))), fontsize=12, y=1 - 0.1 / h,
-                 va="top")
+    title = textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 10)))
+    title += "\n" + textwrap.fill(setup_text(meta), width=max(50, int(fig.get_figwidth() * 13)))
+    fig.suptitle(title, fontsize=11, y=1 - 0.1 / h, va="top")
     fig.text(0.01, 0.04 / h, note, fontsize=7, color="gray", ha="left", va="bottom")
     fig.tight_layout(rect=(0, (foot_h + leg_h) / h, 1, 1))  # tight_layout leaves room for the suptitle
     try:
@@ -269,6 +281,88 @@ def plot_one(meta: dict, rows: list[dict], spec: dict, path: Path) -> tuple[Path
     finally:
         plt.close(fig)
     return path, None
+
+
+def _slo_lines(meta: dict, ys: list[str], mets: dict[str, Metric], grid, all_y: list[float]) -> None:
+    """The base config's TTFT or TPOT SLO on TTFT / TPOT plots, where it is within 3x of the data
+    (further out it would flatten the curves; a note on the axis says where it is)."""
+    kind = {y.split("_")[0] for y in ys}
+    if len(kind) != 1 or not kind <= {"ttft", "tpot"} or not all_y:
+        return
+    slo_ms = (meta.get("setup") or {}).get(f"slo_{kind.pop()}_ms")
+    if not slo_ms:
+        return
+    unit = style.TimeUnit(mets[ys[0]].unit, 1e-3 if mets[ys[0]].unit == "s" else 1.0)
+    what = f"{ys[0].split('_')[0].upper()} SLO"
+    for axrow in grid:
+        for ax in axrow:
+            if not ax.get_visible():
+                continue
+            if slo_ms * unit.scale <= 3 * max(all_y):
+                style.slo_line(ax, slo_ms, unit, what, annotate=True)
+            else:
+                own = style.time_unit([slo_ms])
+                ax.text(0.99, 0.98, f"{what} {slo_ms * own.scale:g} {own.name}: above the plotted range",
+                        transform=ax.transAxes, ha="right", va="top", fontsize=7, color=style.REF_COLOR)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _metrics_for(ys: list[str], ok: list[dict]) -> dict[str, Metric]:
+    """The plotted metrics; millisecond metrics read in seconds when their largest value reaches 10^4 ms."""
+    mets = {y: _metric(y) for y in ys}
+    ms = [y for y in ys if mets[y].unit == "ms"]
+    if ms:
+        tu = style.time_unit(float(r[y]) * mets[y].scale for r in ok for y in ms if _is_num(r.get(y)))
+        for y in ms:
+            mets[y] = Metric(mets[y].label, tu.name, mets[y].scale * tu.scale)
+    return mets
+
+
+def _axis_label(met: Metric) -> str:
+    """Percent axes carry the % on their ticks, not in the label; other units in parentheses."""
+    return met.label if met.unit == "%" else met.axis_label()
+
+
+SETUP_KEYS = {"model": ("model.name", "profile"), "gpu": ("hardware.gpu", "profile"),
+              "deployment": ("model.tp", "model.pp", "hardware.gpus_per_node", "cluster.racks",
+                             "cluster.gpus_per_rack", "pd.prefill_ratio", "pd.decode_ratio", "pd.racks", "profile"),
+              "trace": ()}  # every workload's trace is listed; the facet or series titles say which is which
+
+
+def setup_text(meta: dict) -> str:
+    """'<model> on <GPU> · <deployment> · <trace>' of the sweep's base config; a part an axis varies says so."""
+    s = meta.get("setup") or {}
+    varied: dict[str, str] = {}
+    for a in meta.get("axes", []):
+        if len(a.get("values") or []) > 1:
+            for k in [a["name"], *(a.get("keys") or [])]:
+                varied.setdefault(k, a.get("label") or a["name"])
+
+    def part(what: str, text: str) -> str:
+        hit = next((varied[k] for k in SETUP_KEYS[what] if k in varied), None)
+        return f"{what} per {hit}" if hit else text
+
+    mode = meta.get("mode")
+    par = f"TP{s.get('tp')}" + (f" PP{s.get('pp')}" if s.get("pp") not in (None, 1) else "")
+    if mode == "cluster":
+        dep = f"{s.get('racks')} racks x {s.get('gpus_per_rack')} GPUs, {par}"
+    elif mode == "pd":
+        dep = f"PD {s.get('pd_ratio')}, {s.get('pd_racks')} racks, {par}"
+    else:
+        n = s.get("gpus_per_node")
+        dep = f"{n} GPU{'' if n == 1 else 's'}, {par}"
+    traces = []
+    for w in (meta.get("workloads") or {}).values():
+        syn = w.get("synthetic") or {}
+        traces.append(Path(w["trace"]).name if w.get("trace")
+                      else f"synthetic {syn['kind']}" if syn.get("kind") else "synthetic workload")
+    trace = ", ".join(dict.fromkeys(traces)) or "workload of the base config"
+    model = part("model", str(s.get("model", "?")))
+    gpu = part("gpu", str(s.get("gpu", "?")))
+    return f"{model} on {gpu} · {part('deployment', dep)} · {mode} mode · {part('trace', trace)}"
 
 
 def _line_label(sv: Any, y: str, ys: list[str], met: Metric, ok: list[dict], series: str | None) -> str:

@@ -287,7 +287,16 @@ class Sweep:
                 "metrics": self.spec.metrics, "axes": [a.to_dict() for a in self.axes],
                 "workloads": {k: v.model_dump() for k, v in self.workloads.items()},
                 "plots": [p.model_dump() for p in self.spec.plots],
-                "base_config_hash": self.base_config().hash()}
+                "base_config_hash": self.base_config().hash(), "setup": self.setup()}
+
+    def setup(self) -> dict[str, Any]:
+        """Model, GPU and deployment of the base config, for plot titles (axes may vary them per point)."""
+        c = self.base_config()
+        return {"model": c.model.name, "gpu": c.hardware.gpu, "tp": c.model.tp, "pp": c.model.pp,
+                "gpus_per_node": c.hardware.gpus_per_node, "racks": c.cluster.racks,
+                "gpus_per_rack": c.cluster.gpus_per_rack,
+                "pd_ratio": f"{c.pd.prefill_ratio}:{c.pd.decode_ratio}", "pd_racks": c.pd.racks,
+                "slo_ttft_ms": c.slo.ttft_ms, "slo_tpot_ms": c.slo.tpot_ms}
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Config:

@@ -82,36 +82,59 @@ def render_hit_rate(r: dict[str, Any]) -> list:
     return out
 
 
-def plot_sensitivity(r: dict[str, Any], path: str | Path) -> Path:
-    """PNG of hit rate vs the varied input, the current point marked."""
+def sensitivity_figure(r: dict[str, Any]):
+    """Hit rate vs the varied input, the current point marked; the title names model, GPU, deployment, workload."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # headless, before pyplot
     import matplotlib.pyplot as plt
+
+    from sim.report import style
 
     sens = r["sensitivity"]
     p = sens["param"]
     xs = [row[p] for row in sens["rows"]]
-    ys = [100 * row["hit_rate"] for row in sens["rows"]]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(xs, ys, marker="o", ms=3, label="hit rate (Little's law)")
-    ax.plot(xs, [100 * row["lru_hit_rate"] for row in sens["rows"]], marker="o", ms=3, label="under LRU")
-    ax.axvline(sens["current"], color="gray", ls="--", lw=1)
-    ax.plot([sens["current"]], [100 * sens["current_hit_rate"]], "o", color="crimson", label="current")
+    st = style.series_styles(["hit rate (Little's law)", "under LRU", "current"])
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ax.plot(xs, [100 * row["hit_rate"] for row in sens["rows"]], ms=3, label="hit rate (Little's law)",
+            **st["hit rate (Little's law)"].line_kw())
+    ax.plot(xs, [100 * row["lru_hit_rate"] for row in sens["rows"]], ms=3, label="under LRU",
+            **st["under LRU"].line_kw())
+    ax.axvline(sens["current"], color=style.REF_COLOR, ls="--", lw=1)
+    ax.plot([sens["current"]], [100 * sens["current_hit_rate"]], "o", color=st["current"].color, label="current")
     if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
     ax.set_xlabel(p)
-    ax.set_ylabel("analytic hit rate (%)")
+    style.percent_axis(ax, "analytic hit rate")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{r['model']} on {r['gpus']} x {r['gpu']}: hit rate vs {p}")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{sensitivity_title(r)}\nhit rate vs {p}", fontsize=10)
+    style.legend_outside(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    from sim.io_safe import atomic_write
+    return fig
 
+
+def sensitivity_title(r: dict[str, Any]) -> str:
+    """Model on GPU, the deployment (GPUs, TP/PP, replicas) and the analytic workload."""
+    inp = r.get("inputs") or {}
+    par = f"TP{r.get('tp')}" + (f" PP{r.get('pp')}" if r.get("pp") not in (None, 1) else "")
+    work = ", ".join(f"{k.replace('_', ' ')} {inp[k]:g}" for k in ("arrival_rate", "turns", "interval_s")
+                     if isinstance(inp.get(k), (int, float)))
+    return (f"{r['model']} on {r['gpu']} · {r['gpus']} GPUs, {par}, {r.get('replicas')} replicas · "
+            f"analytic multi-turn workload ({work or 'inputs as given'})")
+
+
+def plot_sensitivity(r: dict[str, Any], path: str | Path) -> Path:
+    """PNG (or the suffix's type) of the sensitivity curve, written atomically."""
+    import matplotlib.pyplot as plt
+
+    from sim.io_safe import atomic_write
+    from sim.report import style
+
+    fig = sensitivity_figure(r)
     out = Path(path)
     try:  # format given: the temporary name has no .png suffix to infer it from
-        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png"))
+        atomic_write(out, lambda tmp: style.save_figure(fig, tmp, fmt=out.suffix.lstrip(".") or "png"))
     finally:
         plt.close(fig)
     return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from sim.cli.common import (
@@ -72,11 +73,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
                           f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
             break
-    if report.get("routers"):
-        from sim.report.plots import plot_router_comparison as plot_fn
-    else:
-        from sim.report.plots import plot_policy_comparison as plot_fn
-    _write_outputs(args, cfg, console, report, plot_fn, "routers.png" if report.get("routers") else "policies.png")
+    from sim.report import plots
+
+    figs = [(plots.plot_router_comparison, "routers.png", "")] if report.get("routers") else \
+        [(plots.plot_policy_comparison, "policies.png", "")]
+    if report.get("mode") == "cluster":
+        figs.append((plots.plot_cluster_skew, "skew.png", "_skew"))
+    _write_outputs(args, cfg, console, report, figs)
     return EXIT_OK
 
 
@@ -114,7 +117,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
                       f"{rej['reason']}; they count as SLO misses[/]")
     from sim.report.pd_plots import plot_pd_comparison
 
-    _write_outputs(args, cfg, console, report, plot_pd_comparison, "pd.png")
+    _write_outputs(args, cfg, console, report, [(plot_pd_comparison, "pd.png", "")])
     return EXIT_OK
 
 
@@ -161,8 +164,11 @@ def _check_output_flags(args: argparse.Namespace) -> None:
         check_output_path(_plot_path(args.plot), "--plot")
 
 
-def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, plot_fn, plot_name: str) -> None:
-    """Report JSON/CSV and the plot as one set: all are written to temporaries and renamed only if all succeed."""
+def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: list) -> None:
+    """Report JSON/CSV and the plots as one set: all are written to temporaries and renamed only if all succeed.
+
+    figs: (plot function, default file name, suffix added to the stem of --plot) per figure; the first
+    figure is --plot itself, the others sit next to it (--plot out.png -> out_skew.png)."""
     from sim.io_safe import OutputSet
     from sim.report.rows import write_csv
     from sim.report.schema import write_json
@@ -177,12 +183,17 @@ def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, plot_fn
         if getattr(args, "default_outputs", False):
             outs.write(out_dir / "report.json", where_dir, lambda t: write_json(report, t))
             outs.write(out_dir / "report.csv", where_dir, lambda t: write_csv(report, t))
-        png = None
-        if not args.no_plot:
-            png = _plot_path(args.plot) if args.plot else out_dir / plot_name
-            outs.write(png, "--plot" if args.plot else where_dir, lambda t: plot_fn(report, t))
+        pngs: list[Path] = []
+        for plot_fn, plot_name, stem_suffix in ([] if args.no_plot else figs):
+            if args.plot:
+                given = _plot_path(args.plot)
+                png = given.with_name(given.stem + stem_suffix + given.suffix)
+            else:
+                png = out_dir / plot_name
+            outs.write(png, "--plot" if args.plot else where_dir, functools.partial(plot_fn, report))
+            pngs.append(png)
         outs.commit()
     if getattr(args, "default_outputs", False):
         console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
-    if png is not None:
-        console.print(f"plot: {png}")
+    if pngs:
+        console.print(f"plot{'s' if len(pngs) > 1 else ''}: {', '.join(map(str, pngs))}")
