@@ -237,10 +237,10 @@ def test_sweep_plot_title_units_and_percent(tmp_path, monkeypatch):
     P.plot_one(meta, rows, {"y": ["ttft_p99_ms"]}, tmp_path / "a.png")
     assert seen["ylabels"][0] == "TTFT p99 (ms)" and seen["refs"] == []  # 30 s would flatten 80-250 ms curves
     assert any("TTFT SLO 30 s: above the plotted range" in t for t in seen["texts"])
-    meta = _meta("network.ttft_network_share")
-    rows = [{"status": "ok", "network.jitter_cv": v, "network.ttft_network_share": s} for v, s in ((0.0, 1e-4),
+    meta = _meta("ttft_network_share")
+    rows = [{"status": "ok", "network.jitter_cv": v, "ttft_network_share": s} for v, s in ((0.0, 1e-4),
                                                                                                    (0.5, 2e-3))]
-    P.plot_one(meta, rows, {"y": ["network.ttft_network_share"]}, tmp_path / "b.png")
+    P.plot_one(meta, rows, {"y": ["ttft_network_share"]}, tmp_path / "b.png")
     assert "(%)" not in seen["ylabels"][0] and all(t.endswith("%") for t in seen["ticks"])
 
 
