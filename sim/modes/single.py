@@ -328,7 +328,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         res.worker[i] = wk
         nh, nd, ns = cache.lookup(wk, blocks)
         if pf is not None:
-            pf.arrived(s, wk, blocks, nh + nd + ns)
+            pf.arrived(s, wk, blocks, nh, nh + nd + ns)
         npre = nh + nd + ns
         npre_of[i] = npre
         traffic = cache.fetch(wk, blocks, lo, npre)

@@ -7,9 +7,11 @@ One component for every timed mode; the mode supplies a ``PrefetchHost``
   next turn is predicted at ``now + think time``: the session's own last
   observed gap (first token -> next arrival); none after a session's first
   turn (a global mean would prefetch the many one-turn sessions for nothing). The prefetch is
-  issued ``LEAD_FACTOR`` idle-link transfer times before that moment (the
-  *horizon*: prefetched blocks are meant to be used within it, so they are
-  the most recently used blocks when the turn arrives and LRU keeps them).
+  issued ``HORIZON_SHARE`` of the worker's HBM *retention horizon* before
+  that moment - the time a block stays in an LRU HBM after its last use,
+  capacity / blocks entering per second (Little's law), measured over the
+  run so far - so a prefetched block is still there when the turn comes;
+  and never later than ``LEAD_FACTOR`` idle-link transfer times before it.
 * **Where.** The worker that served the turn: the session-affine and
   prefix-aware routers send the next turn back to the worker holding its
   prefix. A turn that lands elsewhere leaves the prefetch unused (counted
@@ -38,7 +40,8 @@ from typing import Any, Protocol
 
 import simpy
 
-LEAD_FACTOR = 2.0  # issue a prefetch this many idle-link transfer times before the predicted turn
+LEAD_FACTOR = 2.0  # issue a prefetch at least this many idle-link transfer times before the predicted turn
+HORIZON_SHARE = 0.5  # ... and at most this share of the HBM's retention horizon before it
 CAP_SHARE = 0.25  # at most this share of a worker's HBM per session prefetch
 
 
@@ -96,12 +99,21 @@ class SessionPrefetcher:
         self.sessions: dict[int, _Session] = {}
         self.cap_blocks = max(1, int(self.host.hbm_blocks * CAP_SHARE))
         self.pending: dict[int, dict[int, None]] = {}  # worker -> prefetched blocks not yet read
+        self.inflow: dict[int, int] = {}  # worker -> blocks that entered its HBM so far
+        self.awaited: dict[int, dict[int, _Session]] = {}  # worker -> sessions with a predicted next turn
+
+    def horizon_s(self, wk: int) -> float:
+        """How long a block stays in wk's HBM after its last use: capacity / inflow rate (inf: no inflow yet)."""
+        n = self.inflow.get(wk, 0)
+        now = self.env.now
+        return self.host.hbm_blocks * now / n if n > 0 and now > 0 else float("inf")
 
     # ------------------------------------------------------------ events from the mode
-    def arrived(self, s: int, wk: int, blocks: Sequence[int], n_prefix: int) -> None:
-        """A turn of session `s` arrived at worker `wk` with `n_prefix` cached prefix blocks (before any load).
-
-        Pending prefetched blocks of that prefix are used if they are in wk's HBM, wasted if not."""
+    def arrived(self, s: int, wk: int, blocks: Sequence[int], n_hbm: int, n_prefix: int) -> None:
+        """A turn of session `s` arrived at worker `wk`: `n_hbm` of its blocks in HBM, `n_prefix` cached anywhere
+        (before any load). Its pending prefetched blocks are used if in wk's HBM, wasted if not."""
+        # every block not yet in HBM enters it (loaded or computed): the horizon's inflow
+        self.inflow[wk] = self.inflow.get(wk, 0) + len(blocks) - n_hbm
         if s < 0:
             return
         ss = self.sessions.setdefault(s, _Session())
@@ -111,14 +123,16 @@ class SessionPrefetcher:
         ss.t_done = -1.0
         ss.due_s = float("inf")
         ss.req = -1
+        self.awaited.get(ss.worker, {}).pop(s, None)
         pend = self.pending.get(wk)
         if pend:
             st = self.stats
-            for j in range(n_prefix):
+            for j in range(len(blocks)):
                 b = int(blocks[j])
                 if b in pend:
                     del pend[b]
-                    if self.host.in_hbm(wk, b):
+                    # past the cached prefix it is in no tier (recomputed): evicted unread
+                    if j < n_prefix and self.host.in_hbm(wk, b):
                         st.prefetch_used_blocks += 1
                     else:
                         st.prefetch_wasted_blocks += 1
@@ -134,7 +148,9 @@ class SessionPrefetcher:
         if gap is None:  # a session's first turn: no think time of its own yet (one-turn sessions abound)
             return
         ss.due_s = now + gap
-        lead = LEAD_FACTOR * self.host.idle_s(wk, min(len(blocks), self.cap_blocks))
+        self.awaited.setdefault(wk, {})[s] = ss
+        lead = max(LEAD_FACTOR * self.host.idle_s(wk, min(len(blocks), self.cap_blocks)),
+                   HORIZON_SHARE * self.horizon_s(wk))
         delay = max(0.0, gap - lead)
         self.env.timeout(delay).callbacks.append(lambda _e: self._issue(s, req, wk, blocks, pos0))
 
@@ -149,8 +165,9 @@ class SessionPrefetcher:
         if n_lower <= 0:
             return
         # Room check: the contexts of the sessions due before this one on wk must keep their place.
-        earlier = sum(o.n_blocks for k, o in self.sessions.items()
-                      if k != s and o.worker == wk and o.req >= 0 and o.due_s <= ss.due_s)
+        now = self.env.now
+        earlier = sum(o.n_blocks for k, o in self.awaited.get(wk, {}).items()
+                      if k != s and now <= o.due_s <= ss.due_s)
         if earlier + n_hbm + n_lower > self.host.hbm_blocks:
             self.stats.no_room += 1
             return
@@ -211,4 +228,4 @@ def prefetch_untimed(blocks: int, block_bytes: int) -> dict[str, int | None]:
     }
 
 
-__all__ = ["prefetch_untimed", "CAP_SHARE", "LEAD_FACTOR", "PrefetchHost", "PrefetchStats", "SessionPrefetcher"]
+__all__ = ["prefetch_untimed", "CAP_SHARE", "HORIZON_SHARE", "LEAD_FACTOR", "PrefetchHost", "PrefetchStats", "SessionPrefetcher"]

@@ -12,7 +12,7 @@ GiB = 1024**3
 BW = 25e9
 
 
-def _cfg(hbm_blocks: int, dram_blocks: int = 64):
+def _cfg(hbm_blocks: int, dram_blocks: int = 1024):
     sets = [
         "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm",
         "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
@@ -24,11 +24,27 @@ def _cfg(hbm_blocks: int, dram_blocks: int = 64):
 
 
 def _two_turns():
-    # session 0: turns at 0, 10, 20 s, each extending the last; session 1 at 15 s fills the 12-block HBM
-    # with its own blocks, pushing session 0's context down to DRAM during session 0's think time.
-    # (A prefetch may take a quarter of the HBM: 3 blocks.)
-    reqs = [[1, 2], [1, 2, 3], list(range(10, 22)), [1, 2, 3, 4]]
-    return micro_workload(reqs, [0.0, 10.0, 15.0, 20.0], sessions=[0, 0, 1, 0], outputs=[1, 1, 1, 1])
+    # session 0: turns at 0, 10, 20 s, each extending the last. One-turn sessions 1.. arrive every second with
+    # 4 new blocks each: the 12-block HBM keeps a block about 3 s after its last use (the retention horizon:
+    # 12 blocks / 39 blocks in 10 s), so session 0's context is down in DRAM long before its next turn.
+    # The prefetch is issued half a horizon (1.5 s) before the predicted turn (at 20 s) and takes a quarter of
+    # the HBM at most (3 blocks: all of the context).
+    reqs, arr, sess = [[1, 2]], [0.0], [0]
+    for k, t in enumerate([*range(1, 10), *range(11, 20)]):
+        if t == 11:
+            reqs.append([1, 2, 3])
+            arr.append(10.0)
+            sess.append(0)
+        reqs.append([100 + 4 * k + j for j in range(4)])
+        arr.append(float(t))
+        sess.append(k + 1)
+    reqs.append([1, 2, 3, 4])
+    arr.append(20.0)
+    sess.append(0)
+    return micro_workload(reqs, arr, sessions=sess, outputs=[1] * len(reqs))
+
+
+LAST = 20  # session 0's third turn (the last request)
 
 
 def test_prefetch_turns_a_dram_load_into_hbm_hits():
@@ -36,17 +52,17 @@ def test_prefetch_turns_a_dram_load_into_hbm_hits():
     lru = run_single(_cfg(12), w, "lru", timing=True)
     pre = run_single(_cfg(12), w, "session_prefetch", timing=True)
     # without prefetch turn 3 finds its 3-block context in DRAM; with it, in HBM
-    assert lru.hit_blocks[3].tolist() == [0, 3, 0]
-    assert pre.hit_blocks[3].tolist() == [3, 0, 0]
+    assert lru.hit_blocks[LAST].tolist() == [0, 3, 0]
+    assert pre.hit_blocks[LAST].tolist() == [3, 0, 0]
     # ... and its TTFT drops by exactly the load: 10 us latency + 3 blocks over 25 GB/s
     load_s = 10e-6 + 3 * BLOCK_BYTES / BW
-    assert lru.ttft_s[3] - pre.ttft_s[3] == pytest.approx(load_s, rel=1e-6)
-    assert pre.load_s[3] == 0.0
+    assert lru.ttft_s[LAST] - pre.ttft_s[LAST] == pytest.approx(load_s, rel=1e-6)
+    assert pre.load_s[LAST] == 0.0
     p = pre.prefetch
     assert p["prefetched_blocks"] == 3 and p["prefetch_used_blocks"] == 3 and p["prefetch_wasted_blocks"] == 0
     assert p["prefetch_bytes"] == 3 * BLOCK_BYTES
     # the other requests are untouched
-    for i in range(3):
+    for i in range(LAST):
         assert lru.ttft_s[i] == pytest.approx(pre.ttft_s[i])
 
 
@@ -59,15 +75,25 @@ def test_prefetch_needs_room_and_a_prediction():
 
 
 def test_accounting_invariant_and_waste():
-    # session 0's prediction (10 s) is wrong: its third turn comes at 40 s; meanwhile session 1 and 2 turns
-    # evict what was prefetched -> wasted; prefetched = used + wasted + resident always.
-    reqs = [[1, 2], [1, 2, 3], list(range(10, 22)), list(range(30, 42)), [1, 2, 3, 4]]
-    w = micro_workload(reqs, [0.0, 10.0, 15.0, 25.0, 40.0], sessions=[0, 0, 1, 2, 0], outputs=[1] * 5)
-    p = run_single(_cfg(12), w, "session_prefetch", timing=True).prefetch
-    assert p["prefetched_blocks"] > 0
+    # as above, but session 0's third turn comes at 40 s, not at the predicted 20 s: one-turn sessions keep
+    # arriving every second and push the prefetched context out again -> wasted.
+    w = _two_turns()
+    reqs = [w.block_ids[w.block_offsets[i]:w.block_offsets[i + 1]].tolist() for i in range(LAST)]
+    arr = (w.arrival_ms[:LAST] / 1000).tolist()
+    sess = w.session_id[:LAST].tolist()
+    for k, t in enumerate(range(20, 40)):
+        reqs.append([1000 + 4 * k + j for j in range(4)])
+        arr.append(float(t))
+        sess.append(100 + k)
+    reqs.append([1, 2, 3, 4])
+    arr.append(40.0)
+    sess.append(0)
+    late = micro_workload(reqs, arr, sessions=sess, outputs=[1] * len(reqs))
+    p = run_single(_cfg(12), late, "session_prefetch", timing=True).prefetch
+    assert p["prefetched_blocks"] >= 3
+    assert p["prefetch_wasted_blocks"] >= 3 and p["prefetch_used_blocks"] == 0
     assert p["prefetched_blocks"] == p["prefetch_used_blocks"] + p["prefetch_wasted_blocks"] \
         + p["prefetch_resident_blocks"]
-    assert p["prefetch_wasted_blocks"] > 0
 
 
 def test_prefetch_is_deterministic():
@@ -117,3 +143,15 @@ def test_prefetch_waits_for_write_backs_too():
     env.run()
     assert t["w"] == pytest.approx(1.0)  # the write has the link to itself
     assert t["pf"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("mode", ["cluster", "pd"])
+def test_modes_without_prefetch_refuse_it(mode, capsys):
+    from sim.cli import main
+
+    rc = main(["run", "--mode", mode, "--trace", "tests/data/mooncake_small.jsonl", "--policy", "session_prefetch",
+               "--no-plot", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [f"error: --policy: session_prefetch prefetches in single mode only; {mode} mode would run it "
+                   f"as plain LRU (use lru, or --mode single)"]
