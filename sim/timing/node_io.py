@@ -175,7 +175,7 @@ class NodeIO:
         write-back uses a link (``PriorityLink``), so it never delays them."""
         evs = []
         if dram_blocks:
-            hops = [(link, "prefetch") for link, _ in self._dram_in(wk)]
+            hops: list[Hop] = [(link, "prefetch") for link, _ in self._dram_in(wk)]
             evs.append(through(self.env, hops, dram_blocks * self.bb, self.dram_lat))
         if ssd_blocks:
             evs.append(through(self.env, [(self.nvme, "prefetch")], ssd_blocks * self.bb, self.ssd_lat))

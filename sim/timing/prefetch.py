@@ -34,7 +34,6 @@ One component for every timed mode; the mode supplies a ``PrefetchHost``
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -109,7 +108,7 @@ class SessionPrefetcher:
         return self.host.hbm_blocks * now / n if n > 0 and now > 0 else float("inf")
 
     # ------------------------------------------------------------ events from the mode
-    def arrived(self, s: int, wk: int, blocks: Sequence[int], n_hbm: int, n_prefix: int) -> None:
+    def arrived(self, s: int, wk: int, blocks: Any, n_hbm: int, n_prefix: int) -> None:
         """A turn of session `s` arrived at worker `wk`: `n_hbm` of its blocks in HBM, `n_prefix` cached anywhere
         (before any load). Its pending prefetched blocks are used if in wk's HBM, wasted if not."""
         # every block not yet in HBM enters it (loaded or computed): the horizon's inflow
@@ -228,4 +227,5 @@ def prefetch_untimed(blocks: int, block_bytes: int) -> dict[str, int | None]:
     }
 
 
-__all__ = ["prefetch_untimed", "CAP_SHARE", "HORIZON_SHARE", "LEAD_FACTOR", "PrefetchHost", "PrefetchStats", "SessionPrefetcher"]
+__all__ = ["CAP_SHARE", "HORIZON_SHARE", "LEAD_FACTOR", "PrefetchHost", "PrefetchStats", "SessionPrefetcher",
+           "prefetch_untimed"]
