@@ -10,8 +10,9 @@ One component for every timed mode; the mode supplies a ``PrefetchHost``
   issued ``HORIZON_SHARE`` of the worker's HBM *retention horizon* before
   that moment - the time a block stays in an LRU HBM after its last use,
   capacity / blocks entering per second (Little's law), measured over the
-  run so far - so a prefetched block is still there when the turn comes;
-  and never later than ``LEAD_FACTOR`` idle-link transfer times before it.
+  run so far - so a prefetched block is still there when the turn comes.
+  When that is shorter than ``LEAD_FACTOR`` idle-link transfer times the
+  HBM turns over faster than the move and nothing is prefetched.
 * **Where.** The worker that served the turn: the session-affine and
   prefix-aware routers send the next turn back to the worker holding its
   prefix. A turn that lands elsewhere leaves the prefetch unused (counted
@@ -75,6 +76,7 @@ class PrefetchStats:
     issued: int = 0  # prefetches started on a link
     cancelled: int = 0  # the turn arrived before its prefetch was due
     no_room: int = 0  # refused: sessions due earlier on the worker need the HBM
+    beyond_horizon: int = 0  # not scheduled: HBM keeps a block for less than the move takes
 
 
 @dataclass
@@ -148,9 +150,12 @@ class SessionPrefetcher:
             return
         ss.due_s = now + gap
         self.awaited.setdefault(wk, {})[s] = ss
-        lead = max(LEAD_FACTOR * self.host.idle_s(wk, min(len(blocks), self.cap_blocks)),
-                   HORIZON_SHARE * self.horizon_s(wk))
-        delay = max(0.0, gap - lead)
+        move_s = LEAD_FACTOR * self.host.idle_s(wk, min(len(blocks), self.cap_blocks))
+        keep_s = HORIZON_SHARE * self.horizon_s(wk)
+        if keep_s < move_s:  # the HBM turns over faster than the move: the blocks would go unread
+            self.stats.beyond_horizon += 1
+            return
+        delay = max(0.0, gap - keep_s)
         self.env.timeout(delay).callbacks.append(lambda _e: self._issue(s, req, wk, blocks, pos0))
 
     # ------------------------------------------------------------ the prefetch
@@ -209,6 +214,7 @@ class SessionPrefetcher:
             "prefetches_issued": st.issued,
             "prefetches_cancelled": st.cancelled,
             "prefetches_no_room": st.no_room,
+            "prefetches_beyond_horizon": st.beyond_horizon,
         }
 
 
@@ -224,6 +230,7 @@ def prefetch_untimed(blocks: int, block_bytes: int) -> dict[str, int | None]:
         "prefetches_issued": None if blocks else 0,
         "prefetches_cancelled": None if blocks else 0,
         "prefetches_no_room": None if blocks else 0,
+        "prefetches_beyond_horizon": None if blocks else 0,
     }
 
 
