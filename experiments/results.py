@@ -65,6 +65,8 @@ def flat_name(key: str, sub: str) -> str:
         return FLAT_NAMES[key, sub]
     if key == "gpu_utilization_share":  # pd's pools: the same name as the pd-ratio CSV
         return f"{sub}_utilization_share"
+    if sub.startswith(key):  # already says what it is (prefetch.prefetched_blocks -> prefetched_blocks)
+        return sub
     unit = next((u for u in UNIT_SUFFIXES if key.endswith(u)), "")
     if unit and not any(sub.endswith(u) for u in UNIT_SUFFIXES):
         return f"{key[: -len(unit)]}_{sub}{unit}"

@@ -51,7 +51,8 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.node_io import NodeIO
+from sim.timing.node_io import NodeIO, all_done
+from sim.timing.prefetch import SessionPrefetcher
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -100,23 +101,51 @@ class RunResult:
     e2e_s: np.ndarray
     sim_time_s: float = 0.0
     wall_s: float = 0.0
-    prefetch_traffic: Traffic = field(default_factory=Traffic)
-    prefetch_skipped: int = 0
+    prefetch: dict | None = None  # SessionPrefetcher.report() (timed runs with a prefetching policy)
     busy_s: dict = field(default_factory=dict)
     iteration_ms: dict | None = None  # p50/p90/p99/mean of the replicas' iteration times (timed)
     preemptions: int = 0
     io: dict = field(default_factory=dict)  # NodeIO.summary(): tier_io bytes, recomputed prefixes (timed runs)
 
 
+class NodePrefetchHost:
+    """The node's cache and links as sim.timing.prefetch sees them (timed replay)."""
+
+    def __init__(self, cache: NodeCache | CompiledNodeCache, io: NodeIO, hbm_blocks: int) -> None:
+        self.cache, self.io, self.hbm_blocks = cache, io, hbm_blocks
+
+    def split(self, wk: int, blocks) -> tuple[int, int]:
+        nh, nd, ns = self.cache.lookup(wk, blocks)
+        return nh, nd + ns
+
+    def idle_s(self, wk: int, n_blocks: int) -> float:
+        return self.io.idle_load_s(wk, n_blocks)
+
+    def move(self, wk: int, blocks, n_hbm: int, n_lower: int) -> simpy.Event:
+        _, nd, _ = self.cache.lookup(wk, blocks)
+        d = min(nd, n_lower)  # the lookup order puts the prefix's DRAM blocks before its SSD ones
+        evs = self.io.prefetch(wk, d, n_lower - d)
+        return all_done(self.io.env, evs) or self.io.env.timeout(0)
+
+    def promote(self, wk: int, blocks, pos0: int, n: int) -> list[int]:
+        head = blocks[:n]
+        before = [int(b) for b in head if not self.in_hbm(wk, int(b))]
+        self.cache.prefetch(wk, head, pos0)
+        return [b for b in before if self.in_hbm(wk, b)]
+
+    def in_hbm(self, wk: int, block: int) -> bool:
+        return self.cache.hbm_prefix(wk, np.array([block], dtype=np.int64)) == 1
+
+
 class _SessionPrefetch:
-    """Predicts a session's next turn from observed turn gaps (no look-ahead)."""
+    """Hit-rate-only replay: predicts a session's next turn from observed arrival gaps (no links:
+    the move is instant, an upper bound on what idle links could bring)."""
 
     def __init__(self) -> None:
         self.last_arrival: dict[int, float] = {}
         self.last_req: dict[int, int] = {}
         self.gap_sum = 0.0
         self.gap_n = 0
-        self.skipped = 0  # prefetches dropped because the link was busy (timed replay)
 
     def observe(self, session: int, req: int, t: float) -> float | None:
         """Record turn `req` at time t; return when to prefetch its context, or None."""
@@ -180,8 +209,6 @@ def run_single(
         res.sim_time_s = float(workload.arrival_ms[-1] / 1000.0) if n else 0.0
     else:
         _run_fast(workload, setup, cache, router, load, prefetcher, service, res, progress)
-    if prefetcher is not None:
-        res.prefetch_skipped = prefetcher.skipped
     res.wall_s = time.perf_counter() - t_wall
     return res
 
@@ -255,27 +282,16 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def background(traffic: Traffic, wk: int):
         return io.write_back(wk, traffic.hbm_to_dram, traffic.dram_to_ssd)
 
-    def prefetch_proc(delay: float, s: int, r: int, wk: int):
-        yield env.timeout(delay)
-        if prefetcher.still_latest(s, r):
-            blocks = ids[offs[r]:offs[r + 1]]
-            _, nd, ns = cache.lookup(wk, blocks)
-            # Prefetch is background work: it yields to demand loads instead of
-            # queueing in front of them on a busy link.
-            if io.reads_busy(wk, bool(nd), bool(ns)):
-                prefetcher.skipped += 1
-                return
-            t = cache.prefetch(wk, blocks, int(offs[r]))
-            res.prefetch_traffic.add(t)
-            evs = io.load(wk, t.dram_to_hbm, t.ssd_to_hbm) + background(t, wk)
-            if evs:
-                yield env.all_of(evs)
+    pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \
+        if prefetcher is not None else None
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
         lo, hi = int(offs[i]), int(offs[i + 1])
         st = cache.store(wk, ids[lo:hi], lo, npre_of[i])
         bg = background(st, wk)
+        if pf is not None:
+            pf.turn_done(int(sess[i]), i, wk, ids[lo:hi], lo)
         if sync_backup and st.hbm_to_dram:
             bg[0].callbacks.append(lambda _e: first_out(eng, r))
         else:
@@ -311,6 +327,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         load[wk] += 1
         res.worker[i] = wk
         nh, nd, ns = cache.lookup(wk, blocks)
+        if pf is not None:
+            pf.arrived(s, wk, blocks, nh, nh + nd + ns)
         npre = nh + nd + ns
         npre_of[i] = npre
         traffic = cache.fetch(wk, blocks, lo, npre)
@@ -318,10 +336,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         n_in = inp[i]
         th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
         res.hit_tokens[i] = (th, td, ts)
-        if prefetcher is not None and s >= 0:
-            when = prefetcher.observe(s, i, t0)
-            if when is not None:
-                env.process(prefetch_proc(when - t0, s, i, wk))
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
@@ -357,6 +371,9 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         **io.busy_s(),
     }
     res.io = io.summary()
+    if pf is not None:
+        pf.finish()
+        res.prefetch = pf.report()
     res.iteration_ms = workers.hist.summary_ms()
     res.preemptions = workers.preemptions()
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from sim.config import Config
 from sim.report.schema import dist_ms, ttft_breakdown
+from sim.timing.prefetch import prefetch_untimed
 
 
 def single_metrics(res, cfg: Config) -> dict[str, Any]:
@@ -50,11 +51,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
         "tiers": tiers,
         "evictions": int(evictions),
         "transfers": {"bytes": int(moved_blocks * bb), "count": int(moved_blocks), "by_link_bytes": links},
-        "prefetch": {
-            "blocks": int(cache.prefetched_blocks),
-            "bytes": int(cache.prefetched_blocks * bb),
-            "skipped_busy_link": int(res.prefetch_skipped),
-        },
+        "prefetch": res.prefetch if res.prefetch is not None else prefetch_untimed(cache.prefetched_blocks, bb),
         "capacity_blocks": {
             "hbm_per_worker": res.setup.hbm_blocks,
             "dram": res.setup.dram_blocks,

@@ -26,8 +26,12 @@ class FluidShare:
     ``serve(size, load)`` returns an event that fires when the job is done.
     """
 
-    def __init__(self, env: simpy.Environment, rate_fn: Callable[[int, float], float]) -> None:
+    def __init__(self, env: simpy.Environment, rate_fn: Callable[[int, float], float], *,
+                 pausable: bool = False) -> None:
         self.env = env
+        # A pausable server may get rate 0 (an idle-priority class while others use its link):
+        # its jobs then wait, without a wake-up, until a retime gives it a positive rate.
+        self.pausable = pausable
         self.rate_fn = rate_fn
         self._v = 0.0  # virtual clock: service per job delivered so far
         self._t = env.now  # real time of the last virtual-clock update
@@ -64,7 +68,7 @@ class FluidShare:
     def _advance(self) -> None:
         now = self.env.now
         dt = now - self._t
-        if dt > 0 and self._heap:
+        if dt > 0 and self._heap and self._r > 0:
             r = self._r
             self._v += r * dt
             self.served += r * dt * len(self._heap)
@@ -90,6 +94,8 @@ class FluidShare:
         if not self._heap:
             return
         rate = self._r
+        if rate <= 0 and self.pausable:
+            return
         if rate <= 0:
             raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
         delay = max(0.0, (self._heap[0][0] - self._v) / rate)

@@ -170,9 +170,21 @@ class NodeIO:
             evs.append(through(self.env, self._ssd_in(), ssd_blocks * self.bb, self.ssd_lat))
         return evs
 
-    def reads_busy(self, wk: int, dram: bool, ssd: bool) -> bool:
-        """Is a read already using a link these loads would take? (prefetch yields to demand loads)"""
-        return (dram and self.pcie_in[wk].read.active > 0) or (ssd and self.nvme.read.active > 0)
+    def prefetch(self, wk: int, dram_blocks: int, ssd_blocks: int) -> list[simpy.Event]:
+        """Like ``load``, in the links' idle-priority class: served only while no demand read or
+        write-back uses a link (``PriorityLink``), so it never delays them."""
+        evs = []
+        if dram_blocks:
+            hops: list[Hop] = [(link, "prefetch") for link, _ in self._dram_in(wk)]
+            evs.append(through(self.env, hops, dram_blocks * self.bb, self.dram_lat))
+        if ssd_blocks:
+            evs.append(through(self.env, [(self.nvme, "prefetch")], ssd_blocks * self.bb, self.ssd_lat))
+        return evs
+
+    def idle_load_s(self, wk: int, dram_blocks: int) -> float:
+        """Seconds a DRAM -> HBM move of `dram_blocks` takes on idle links."""
+        bw = min(link.read_bytes_s for link, _ in self._dram_in(wk))
+        return self.dram_lat + dram_blocks * self.bb / bw
 
     def start_load(self, wk: int, tokens: Sequence[int], blocks: Sequence[int], input_tokens: int,
                    prefill_cost: PrefillCost) -> PrefixLoad:
@@ -200,12 +212,13 @@ class NodeIO:
     # ------------------------------------------------------------ report
     def summary(self) -> dict:
         """Bytes moved per tier (read = tier -> GPU, write = into the tier) and recompute counts."""
-        dram_r = sum(p.bytes["read"] for p in self.pcie_in)
+        dram_r = sum(p.bytes["read"] + p.bytes["prefetch"] for p in self.pcie_in)
         dram_w = sum(p.bytes["write"] for p in self.pcie_out)
         return {
             "tier_io": {
                 "dram": {"read_bytes": int(dram_r), "write_bytes": int(dram_w)},
-                "ssd": {"read_bytes": int(self.nvme.bytes["read"]), "write_bytes": int(self.nvme.bytes["write"])},
+                "ssd": {"read_bytes": int(self.nvme.bytes["read"] + self.nvme.bytes["prefetch"]),
+                        "write_bytes": int(self.nvme.bytes["write"])},
             },
             "recomputed_prefixes": self.recomputed_prefixes,
             "recomputed_tokens": self.recomputed_tokens,

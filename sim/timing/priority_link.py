@@ -19,6 +19,11 @@ still progress, so they never starve - which is why w must lie strictly
 between 0 and 1. With ``contention=False`` every transfer gets its class's
 full bandwidth (the uncontended what-if).
 
+A third class, ``prefetch``, is served only while the link is otherwise idle
+(no read and no write-back active; then at the read bandwidth, split among
+the prefetches) and paused the moment either class starts: background
+warm-up that demand reads and write-backs never wait behind.
+
 ``through(...)``: a transfer that crosses several links (a GPU's PCIe link
 and then the node's host bridge) is served on all of them at once and ends
 when the last one has delivered it - the same approximation as
@@ -35,7 +40,7 @@ import simpy
 
 from sim.timing.fluid import FluidShare
 
-Direction = Literal["read", "write"]
+Direction = Literal["read", "write", "prefetch"]
 
 
 class PriorityLink:
@@ -54,9 +59,19 @@ class PriorityLink:
         self.contention = contention
         self.read = FluidShare(env, self._read_rate)
         self.write = FluidShare(env, self._write_rate)
-        self.read.on_change = self.write.retime
-        self.write.on_change = self.read.retime
-        self.bytes = {"read": 0.0, "write": 0.0}
+        self.prefetch = FluidShare(env, self._prefetch_rate, pausable=True)
+
+        def read_changed() -> None:
+            self.write.retime()
+            self.prefetch.retime()
+
+        def write_changed() -> None:
+            self.read.retime()
+            self.prefetch.retime()
+
+        self.read.on_change = read_changed
+        self.write.on_change = write_changed
+        self.bytes = {"read": 0.0, "write": 0.0, "prefetch": 0.0}
 
     def _read_rate(self, n: int, _load: float) -> float:
         bw = self.read_bytes_s * (1.0 - self.share) if self.write.active else self.read_bytes_s
@@ -66,7 +81,14 @@ class PriorityLink:
         bw = self.write_bytes_s * self.share if self.read.active else self.write_bytes_s
         return bw / n if self.contention else self.write_bytes_s
 
+    def _prefetch_rate(self, n: int, _load: float) -> float:
+        if self.read.active or self.write.active:
+            return 0.0
+        return self.read_bytes_s / n if self.contention else self.read_bytes_s
+
     def cls(self, direction: Direction) -> FluidShare:
+        if direction == "prefetch":
+            return self.prefetch
         return self.read if direction == "read" else self.write
 
     def serve(self, nbytes: float, direction: Direction = "read") -> simpy.Event:

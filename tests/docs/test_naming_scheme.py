@@ -70,6 +70,8 @@ def test_no_golden_output_uses_a_renamed_name():
 def test_flat_names_put_the_unit_last_and_have_no_dots():
     cases = {("capacity_blocks", "dram"): "capacity_dram_blocks",
              ("prefetch", "blocks"): "prefetch_blocks",
+             ("prefetch", "prefetched_blocks"): "prefetched_blocks",
+             ("prefetch", "prefetch_used_blocks"): "prefetch_used_blocks",
              ("network", "ttft_network_share"): "ttft_network_share",
              ("gpu_utilization_share", "decode"): "decode_utilization_share",
              ("ttft_breakdown_ms", "queue_share"): "ttft_breakdown_queue_share",

@@ -25,7 +25,7 @@ def test_one_read_and_one_write_share_by_priority():
     env.run()
     assert out["r"] == pytest.approx(1.125)
     assert out["w"] == pytest.approx(1.5)
-    assert link.bytes == {"read": 90, "write": 30}
+    assert link.bytes == {"read": 90, "write": 30, "prefetch": 0}
 
 
 def test_read_arriving_mid_write_retimes_the_write():
