@@ -3,7 +3,9 @@
 Runs `python main.py run --trace T --mode M --no-plot --quiet` in this one process
 (the compiled engine loaded once by a warm-up run), best of `--repeat`, with no
 per-request file, with a .csv and (when pyarrow is installed) with a .parquet.
-Prints wall seconds per variant, the overhead over the plain run, and the file size.
+Prints wall seconds per variant, the overhead over the plain run, and the file size;
+then the writer alone on the same rows (the end-to-end difference is within the
+noise of a shared machine, the writer's time is what the option adds).
 
     python benchmarks/bench_requests_out.py [--trace PATH] [--mode single|cluster|pd] [--limit N]
                                             [--repeat 3] [--set k=v ...]
@@ -22,7 +24,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import main  # noqa: E402
-from sim.report.requests import _has_pyarrow  # noqa: E402
+from sim.config import load_config  # noqa: E402
+from sim.modes.runner import run_mode  # noqa: E402
+from sim.report.requests import _has_pyarrow, write_requests  # noqa: E402
+from trace.formats import load_trace  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 
@@ -65,6 +70,17 @@ def main_() -> None:
             print(f"  {s or 'no file':>9}: {best[s]:.2f} s{over}")
         if not _has_pyarrow():
             print("  .parquet: skipped (pyarrow not installed)")
+        cfg = load_config(overrides=a.overrides)
+        w, _ = load_trace(a.trace, limit=a.limit)
+        tables: list = []
+        run_mode(cfg, a.mode, workload=w, requests=tables)
+        rows = sum(len(t) for t in tables)
+        for s in suffixes[1:]:
+            path = os.path.join(d, "alone" + s)
+            t0 = time.perf_counter()
+            for _ in range(a.repeat):
+                write_requests(tables, path)
+            print(f"  writer alone {s}: {(time.perf_counter() - t0) / a.repeat:.3f} s for {rows:,} rows")
 
 
 if __name__ == "__main__":
