@@ -7,7 +7,7 @@ from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError
-from sim.report.requests import cluster_requests, single_requests
+from sim.report.requests import RequestTable, cluster_requests, single_requests
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
@@ -53,7 +53,7 @@ def run_single_mode(
     timing: bool = True,
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
-    requests: list | None = None,
+    requests: list[RequestTable] | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
     from sim.modes.common import prepare_workload
@@ -98,7 +98,7 @@ def run_cluster_mode(
     timing: bool = True,
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
-    requests: list | None = None,
+    requests: list[RequestTable] | None = None,
 ) -> dict:
     """Replay `workload` on the cluster once per router (first policy) and once per extra policy
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
@@ -160,7 +160,7 @@ def run_mode(
     routers: list[str] | None = None,
     timing: bool = True,
     progress: Progress | None = None,
-    requests: list | None = None,
+    requests: list[RequestTable] | None = None,
 ) -> dict:
     """Run one simulation mode on `cfg` and return its report.
 
