@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
     p.add_argument("--report-json", default=None, help="write the report as JSON here")
     p.add_argument("--report-csv", default=None, help="write one CSV row per policy here")
+    p.add_argument("--requests-out", default=None, metavar="FILE",
+                   help="write one row per request (and run) here: .csv, or .parquet with pyarrow installed")
     p.add_argument("--plot", default=None, help="PNG path (default: <experiments.out_dir>/policies.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
@@ -55,12 +57,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     workload, load_stats = workload_from_config(cfg)
     print_load_stats(console, load_stats)
     cb, prog = progress_cb(not args.quiet)
+    # one RequestTable per run, filled by the runners when --requests-out is given
+    tables: list | None = [] if getattr(args, "requests_out", None) else None
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,
-                          timing=not args.hit_rate_only, progress=cb)
+                          timing=not args.hit_rate_only, progress=cb, requests=tables)
     if report["mode"] == "pd":
-        return _pd_outputs(args, cfg, console, report)
+        return _pd_outputs(args, cfg, console, report, tables)
     if report.get("routers"):
         console.print(router_table(report))
     if not report.get("routers") or len(report.get("policies", [])) > 1:
@@ -79,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         [(plots.plot_policy_comparison, "policies.png", "")]
     if report.get("mode") == "cluster":
         figs.append((plots.plot_cluster_skew, "skew.png", "_skew"))
-    _write_outputs(args, cfg, console, report, figs)
+    _write_outputs(args, cfg, console, report, figs, tables)
     return EXIT_OK
 
 
@@ -88,13 +92,13 @@ def cmd_default(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         mode="single", config=None, preset=None, profile=None, overrides=[], seed=None, trace=None,
         trace_format=None, limit=None, strict=False, policy=None, compare=True, hit_rate_only=False,
-        report_json=None, report_csv=None, no_plot=False, plot=None, quiet=False, default_outputs=True,
-        router=None,
+        report_json=None, report_csv=None, requests_out=None, no_plot=False, plot=None, quiet=False,
+        default_outputs=True, router=None,
     )
     return cmd_run(ns)
 
 
-def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
+def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: list | None) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
     console.print(pd_table(report))
     lay = report["pd_layout"]
@@ -117,7 +121,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
                       f"{rej['reason']}; they count as SLO misses[/]")
     from sim.report.pd_plots import plot_pd_comparison
 
-    _write_outputs(args, cfg, console, report, [(plot_pd_comparison, "pd.png", "")])
+    _write_outputs(args, cfg, console, report, [(plot_pd_comparison, "pd.png", "")], tables)
     return EXIT_OK
 
 
@@ -159,13 +163,19 @@ def _check_output_flags(args: argparse.Namespace) -> None:
     for flag, value in (("--report-json", args.report_json), ("--report-csv", args.report_csv)):
         if value is not None:
             check_output_path(value, flag)
+    if getattr(args, "requests_out", None) is not None:
+        from sim.report.requests import check_requests_out
+
+        check_requests_out(args.requests_out)
     if args.plot is not None and not args.no_plot:
         check_output_path(args.plot, "--plot")  # a directory is refused before ".png" would be appended
         check_output_path(_plot_path(args.plot), "--plot")
 
 
-def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: list) -> None:
-    """Report JSON/CSV and the plots as one set: all are written to temporaries and renamed only if all succeed.
+def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: list,
+                   tables: list | None) -> None:
+    """Report JSON/CSV, the per-request file (`tables`, one per run) and the plots as one set: all are written
+    to temporaries and renamed only if all succeed.
 
     figs: (plot function, default file name, suffix added to the stem of --plot) per figure; the first
     figure is --plot itself, the others sit next to it (--plot out.png -> out_skew.png)."""
@@ -180,6 +190,10 @@ def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: l
             outs.write(args.report_json, "--report-json", lambda t: write_json(report, t))
         if args.report_csv:
             outs.write(args.report_csv, "--report-csv", lambda t: write_csv(report, t))
+        if tables is not None:
+            from sim.report.requests import write_requests
+
+            outs.write(args.requests_out, "--requests-out", lambda t: write_requests(tables, t))
         if getattr(args, "default_outputs", False):
             outs.write(out_dir / "report.json", where_dir, lambda t: write_json(report, t))
             outs.write(out_dir / "report.csv", where_dir, lambda t: write_csv(report, t))
@@ -195,5 +209,7 @@ def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: l
         outs.commit()
     if getattr(args, "default_outputs", False):
         console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
+    if tables is not None:
+        console.print(f"requests: {args.requests_out} ({sum(len(t) for t in tables):,} rows)", highlight=False)
     if pngs:
         console.print(f"plot{'s' if len(pngs) > 1 else ''}: {', '.join(map(str, pngs))}")

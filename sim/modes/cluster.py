@@ -107,6 +107,7 @@ class ClusterResult:
     tpot_s: np.ndarray
     e2e_s: np.ndarray
     busy_s: np.ndarray  # per request: time it occupied its worker (e2e, or the estimate without timing)
+    recomputed_tokens: np.ndarray  # cached tokens recomputed rather than loaded (cache.load_policy; timed)
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
@@ -263,6 +264,7 @@ def run_cluster(
         hit_blocks=np.zeros((n, NLOC), dtype=np.int64), hit_tokens=np.zeros((n, NLOC), dtype=np.int64),
         worker=np.zeros(n, dtype=np.int64), net_s=nan.copy(), queue_s=nan.copy(), prefill_s=nan.copy(),
         ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(), busy_s=np.zeros(n),
+        recomputed_tokens=np.zeros(n, dtype=np.int64),
     )
     loads = ClusterLoad(setup.layout)
     prefill_free: dict[int, float] = {}
@@ -396,6 +398,7 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         # in, or layer-wise as soon as the prefill would no longer stall on it (cache.load_overlap).
         ld = io.start_load(layout.rack(wk), tok, crit, int(inp[i]))
         cached_tok[i] = ld.choice.tokens_used
+        res.recomputed_tokens[i] = ld.choice.recomputed_tokens
         ready = ld.ready()
         if ready is None:
             loaded(i)

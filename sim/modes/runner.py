@@ -7,12 +7,14 @@ from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError
+from sim.report.requests import RequestTable, cluster_requests, single_requests
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
 from trace.workload import LoadStats, Workload
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
+# `requests`: a list every runner appends one sim.report.requests.RequestTable per run to (--requests-out)
 
 
 def check_policies(names: list[str]) -> None:
@@ -63,6 +65,7 @@ def run_single_mode(
     timing: bool = True,
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
+    requests: list[RequestTable] | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
     from sim.modes.common import prepare_workload
@@ -83,6 +86,8 @@ def run_single_mode(
         if progress:
             progress(name, len(w), len(w))
         m = single_metrics(res, cfg)
+        if requests is not None:
+            requests.append(single_requests(res, cfg))
         m["wall_s"] = res.wall_s
         m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         runs.append((name, m))
@@ -105,6 +110,7 @@ def run_cluster_mode(
     timing: bool = True,
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
+    requests: list[RequestTable] | None = None,
 ) -> dict:
     """Replay `workload` on the cluster once per router (first policy) and once per extra policy
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
@@ -131,6 +137,8 @@ def run_cluster_mode(
         if progress:
             progress(label, len(w), len(w))
         m = cluster_metrics(res, cfg)
+        if requests is not None:
+            requests.append(cluster_requests(res, cfg))
         m["wall_s"] = res.wall_s
         m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
@@ -165,13 +173,15 @@ def run_mode(
     routers: list[str] | None = None,
     timing: bool = True,
     progress: Progress | None = None,
+    requests: list[RequestTable] | None = None,
 ) -> dict:
     """Run one simulation mode on `cfg` and return its report.
 
     The workload comes from ``cfg.trace``/``cfg.synthetic`` unless given.
     ``policies`` defaults to ``[cfg.policies.eviction]``; ``routers`` (several
     names -> a router comparison) defaults to ``[cfg.cluster.router]`` and is
-    passed only to modes that take it (cluster).
+    passed only to modes that take it (cluster). ``requests``, when a list, receives one
+    ``sim.report.requests.RequestTable`` per run (policy, router or deployment).
     """
     if workload is None:
         from trace.source import workload_from_config
@@ -183,7 +193,9 @@ def run_mode(
     runner = MODES.get(mode)
     if runner is None:
         raise InputError(f"unknown or unavailable mode {mode!r} (available: {', '.join(MODES)})", where="--mode")
-    extra = {}
+    extra: dict[str, Any] = {}
+    if requests is not None:
+        extra["requests"] = requests
     if routers and len(routers) > 1:
         if mode not in ROUTER_MODES:
             raise InputError(f"several routers are compared in {', '.join(sorted(ROUTER_MODES))} mode only",

@@ -99,6 +99,7 @@ class RunResult:
     ttft_s: np.ndarray
     tpot_s: np.ndarray
     e2e_s: np.ndarray
+    recomputed_tokens: np.ndarray  # cached tokens recomputed rather than loaded (cache.load_policy; timed)
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     prefetch: dict | None = None  # SessionPrefetcher.report() (timed runs with a prefetching policy)
@@ -185,6 +186,7 @@ def run_single(
         hit_blocks=np.zeros((n, 3), dtype=np.int64), hit_tokens=np.zeros((n, 3), dtype=np.int64),
         worker=np.zeros(n, dtype=np.int64), queue_s=nan.copy(), load_s=nan.copy(),
         prefill_s=nan.copy(), ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(),
+        recomputed_tokens=np.zeros(n, dtype=np.int64),
     )
     load = np.zeros(setup.n_workers, dtype=np.int64)
     # blocks: a list (Python cache) or an int64 array (compiled cache)
@@ -340,6 +342,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
         ld = io.start_load(wk, (th, td, ts), (traffic.dram_to_hbm, traffic.ssd_to_hbm), n_in, prefill_cost)
+        res.recomputed_tokens[i] = ld.choice.recomputed_tokens
         background(traffic, wk)
         ready = ld.ready()
         if ready is not None:

@@ -28,7 +28,8 @@ class Req:
     __slots__ = (
         "i", "inp", "out", "blocks", "pos0", "sess",
         # prefill
-        "pre", "route_hbm", "lower_upto", "n_dram", "n_eic", "hit_hbm", "hit_low", "cached", "todo", "done",
+        "pre", "route_hbm", "lower_upto", "n_dram", "n_eic", "hit_hbm", "hit_low", "cached", "recomputed", "todo",
+        "done",
         "locked", "admitted",
         # transfer
         "dec", "dec_reserved", "sent_tokens", "flows", "xfer_s", "xfer_bytes", "kv_full", "t_full",
@@ -55,6 +56,7 @@ class Req:
         self.hit_hbm = 0  # tokens served from HBM / from DRAM+EIC at admission
         self.hit_low = 0
         self.cached = 0  # tokens not computed
+        self.recomputed = 0  # cached tokens recomputed rather than loaded (cache.load_policy; PD)
         self.todo = 0  # tokens still to prefill
         self.done = 0  # tokens prefilled so far
         self.locked = 0  # leading blocks referenced in the prefill tree

@@ -21,7 +21,7 @@ import numpy as np
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import Config
-from sim.report.schema import dist_ms, ttft_breakdown
+from sim.report.schema import dist_ms, slo_ok, ttft_breakdown
 
 
 def _skew(values: np.ndarray) -> dict[str, float | int | None]:
@@ -115,7 +115,8 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     }
     if res.timing:
         ttft, tpot = res.ttft_s, res.tpot_s
-        ok = (ttft * 1000 <= cfg.slo.ttft_ms) & (tpot * 1000 <= cfg.slo.tpot_ms)
+        ok_ttft, ok_tpot = slo_ok(ttft, tpot, cfg.slo.ttft_ms, cfg.slo.tpot_ms)
+        ok = ok_ttft & ok_tpot
         sim_t = max(res.sim_time_s, 1e-9)
         tt = float(np.nansum(ttft))
         m.update(

@@ -28,11 +28,43 @@ import numpy as np
 
 from sim.config import Config
 from sim.replica.histogram import merged_summary_ms
-from sim.report.schema import dist_ms, ttft_breakdown
+from sim.report.schema import dist_ms, slo_ok, ttft_breakdown
 
 
 def _arr(reqs, name: str, dtype=float) -> np.ndarray:
     return np.fromiter((getattr(r, name) for r in reqs), dtype=dtype, count=len(reqs))
+
+
+def per_request(res, cfg: Config) -> dict[str, np.ndarray]:
+    """Per served request (in arrival order, ``res.reqs``): the arrays the metrics and the per-request file
+    share. Times in seconds; TTFT parts load/queue/prefill/decode_wait/transfer add up to ``ttft``."""
+    reqs = res.reqs
+    bt = res.setup.block_tokens
+    n = len(reqs)
+    inp = _arr(reqs, "inp", np.int64)
+    out = _arr(reqs, "out", np.int64)
+    t_arr, t_ready, t_pstart = _arr(reqs, "t_arr"), _arr(reqs, "t_ready"), _arr(reqs, "t_pstart")
+    t_pend, t_grant = _arr(reqs, "t_pend"), _arr(reqs, "t_grant")
+    t_kv, t_done = _arr(reqs, "t_kv"), _arr(reqs, "t_done")
+    ttft = t_kv - t_arr
+    dec = out > 1
+    tpot = np.full(n, np.nan)
+    tpot[dec] = (t_done[dec] - t_kv[dec]) / (out[dec] - 1)
+    after = t_kv - t_pend  # prefill end -> KV at decode
+    decode_wait = np.where(np.isfinite(t_grant), np.minimum(after, np.maximum(0.0, t_grant - t_pend)), 0.0)
+    hit_hbm = _arr(reqs, "hit_hbm", np.int64)
+    hit_low = _arr(reqs, "hit_low", np.int64)
+    hit_dram = np.minimum(hit_low, _arr(reqs, "n_dram", np.int64) * bt)
+    ok_ttft, ok_tpot = slo_ok(ttft, tpot, cfg.slo.ttft_ms, cfg.slo.tpot_ms)
+    return {
+        "inp": inp, "out": out, "dec": dec, "t_arr": t_arr, "t_done": t_done,
+        "ttft": ttft, "tpot": tpot, "e2e": t_done - t_arr,
+        # additive: load + queue + prefill + decode_wait + transfer = TTFT
+        "load": t_ready - t_arr, "queue": t_pstart - t_ready, "prefill": t_pend - t_pstart,
+        "decode_wait": decode_wait, "transfer": after - decode_wait,
+        "hit_hbm": hit_hbm, "hit_low": hit_low, "hit_dram": hit_dram, "hit_eic": hit_low - hit_dram,
+        "ok_ttft": ok_ttft, "ok_tpot": ok_tpot,
+    }
 
 
 def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
@@ -47,38 +79,22 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
     bb = int(round(bt * setup.kv_bytes_per_token))
     n = len(reqs)
     n_all = max(1, n + rejected)
-    inp = _arr(reqs, "inp", np.int64)
-    out = _arr(reqs, "out", np.int64)
-    t_arr, t_ready, t_pstart = _arr(reqs, "t_arr"), _arr(reqs, "t_ready"), _arr(reqs, "t_pstart")
-    t_pend, t_grant = _arr(reqs, "t_pend"), _arr(reqs, "t_grant")
-    t_kv, t_done = _arr(reqs, "t_kv"), _arr(reqs, "t_done")
-    ttft = t_kv - t_arr
-    dec = out > 1
-    tpot = np.full(n, np.nan)
-    tpot[dec] = (t_done[dec] - t_kv[dec]) / (out[dec] - 1)
-    e2e = t_done - t_arr
+    a = per_request(res, cfg)
+    inp, out, dec, t_arr, t_done = a["inp"], a["out"], a["dec"], a["t_arr"], a["t_done"]
+    ttft, tpot, e2e = a["ttft"], a["tpot"], a["e2e"]
     slo = cfg.slo
-    ok_ttft = ttft * 1000.0 <= slo.ttft_ms
-    ok_tpot = ~dec | (tpot * 1000.0 <= slo.tpot_ms)
+    ok_ttft, ok_tpot = a["ok_ttft"], a["ok_tpot"]
     ok = ok_ttft & ok_tpot
     span = float(t_done.max() - t_arr.min()) if n else 0.0
     span_d = max(span, 1e-9)
     window = float(t_arr.max() - t_arr.min()) if n else 0.0
     window_d = window if window > 0 else span_d
 
-    after = t_kv - t_pend  # prefill end -> KV at decode
-    decode_wait = np.where(np.isfinite(t_grant), np.minimum(after, np.maximum(0.0, t_grant - t_pend)), 0.0)
-    exposed = after - decode_wait
-    # additive: load + queue + prefill + decode_wait + transfer = TTFT
-    parts = {"load": t_ready - t_arr, "queue": t_pstart - t_ready, "prefill": t_pend - t_pstart,
-             "decode_wait": decode_wait, "transfer": exposed}
+    exposed = a["transfer"]
+    parts = {k: a[k] for k in ("load", "queue", "prefill", "decode_wait", "transfer")}
     breakdown = ttft_breakdown(parts, ttft)
 
-    hit_hbm = _arr(reqs, "hit_hbm", np.int64)
-    hit_low = _arr(reqs, "hit_low", np.int64)
-    n_dram = _arr(reqs, "n_dram", np.int64)
-    hit_dram = np.minimum(hit_low, n_dram * bt)
-    hit_eic = hit_low - hit_dram
+    hit_hbm, hit_low, hit_dram, hit_eic = a["hit_hbm"], a["hit_low"], a["hit_dram"], a["hit_eic"]
     total_in = max(1, int(inp.sum()))
     nblocks = res.workload.n_blocks()
     cached_blocks = np.minimum(-(-(hit_hbm + hit_low) // bt), nblocks)

@@ -30,6 +30,14 @@ def dist_ms(seconds: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
+def slo_ok(ttft_s: np.ndarray, tpot_s: np.ndarray, ttft_ms: float, tpot_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per request: (TTFT target met, TPOT target met). A request without a TPOT (NaN: one output token)
+    meets the TPOT target by definition; one without a TTFT (never served) meets neither."""
+    ttft = np.asarray(ttft_s, dtype=float)
+    tpot = np.asarray(tpot_s, dtype=float)
+    return ttft * 1000.0 <= ttft_ms, ~np.isfinite(tpot) | (tpot * 1000.0 <= tpot_ms)
+
+
 # TTFT parts spent waiting for a GPU (the rest is service: loading, computing, transferring)
 WAITING_PARTS = ("queue", "decode_wait")
 

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import Config
-from sim.report.schema import dist_ms, ttft_breakdown
+from sim.report.schema import dist_ms, slo_ok, ttft_breakdown
 from sim.timing.prefetch import prefetch_untimed
 
 
@@ -62,7 +62,8 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
     }
     if res.timing:
         ttft, tpot = res.ttft_s, res.tpot_s
-        ok = (ttft * 1000 <= cfg.slo.ttft_ms) & (tpot * 1000 <= cfg.slo.tpot_ms)
+        ok_ttft, ok_tpot = slo_ok(ttft, tpot, cfg.slo.ttft_ms, cfg.slo.tpot_ms)
+        ok = ok_ttft & ok_tpot
         sim_t = max(res.sim_time_s, 1e-9)
         m.update(
             ttft_ms=dist_ms(ttft),

@@ -12,12 +12,13 @@ from sim.errors import InputError
 from sim.modes.pd.setup import prepare
 from sim.modes.pd.simulator import simulate
 from sim.report.pd import comparison, deployment_metrics
+from sim.report.requests import pd_requests
 from sim.report.schema import build_report
 from sim.timing.confidence import confidence
 
 
 def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = True, load_stats=None,
-                progress=None, baseline: bool = True) -> dict:
+                progress=None, baseline: bool = True, requests: list | None = None) -> dict:
     """`run --mode pd`: the PD deployment and (by default) the colocated one on the same GPUs and trace."""
     if not timing:
         raise InputError("--hit-rate-only does not apply to --mode pd: it is a timing simulation "
@@ -31,6 +32,8 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
     rejected = len(prep.rejected)
     res = simulate("pd", cfg, prep, policy, progress=progress)
     m_pd = deployment_metrics(res, cfg, rejected)
+    if requests is not None:
+        requests.append(pd_requests(res, cfg, workload, prep.rejected, policy))
     runs = [("pd", m_pd)]
     extra: dict[str, Any] = {"pd_layout": prep.setup.layout(), "eviction_policy": policy,
                              "rejected": prep.rejected_info(), "confidence": confidence(cfg)}
@@ -38,6 +41,8 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
     if baseline:
         col = simulate("colocated", cfg, prep, policy, progress=progress)
         m_col = deployment_metrics(col, cfg, rejected)
+        if requests is not None:
+            requests.append(pd_requests(col, cfg, workload, prep.rejected, policy))
         runs.append(("colocated", m_col))
         extra["colocated"] = m_col
         extra["comparison"] = comparison(m_pd, m_col)

@@ -202,6 +202,7 @@ class _Deployment:
         c = self.cfg.cache
         choice = choose_prefix(parts, r.inp, self.step.prefill_s, layers=self.layers, overlap=c.load_overlap,
                                policy=c.load_policy)
+        r.recomputed = choice.recomputed_tokens
         if choice.recomputed:
             self.recomputed_prefixes += 1
             self.recomputed_tokens += choice.recomputed_tokens
