@@ -13,6 +13,7 @@ from sim.cli.common import (
     print_load_stats,
     progress_cb,
     split_list,
+    warn,
 )
 from sim.cli.tables import ms, pd_table, policy_table, router_table, run_notes
 
@@ -66,12 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(policy_table(report))
     for line in run_notes(report):
         console.print(line, highlight=False)
-    for p in report.get("policies", []):
-        u = p["metrics"].get("prefill_utilization")
-        if u is not None and u > 0.9:
-            console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
-                          f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
-            break
+    _run_warnings(report)
     if report.get("routers"):
         from sim.report.plots import plot_router_comparison as plot_fn
     else:
@@ -108,6 +104,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
                       f"{kt['requests']:,} requests ({loc}), exposed mean {ms(kt['exposed_ms']['mean'])} ms")
     console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gb_per_gpu']:.1f} GiB "
                   f"per GPU ({lay['kv_tokens_per_replica']:,} tokens per replica)[/]")
+    _run_warnings(report)
     rej = report.get("rejected") or {}
     if rej.get("count"):
         console.print(f"[yellow]warning: {rej['count']:,} requests ({100 * rej['share']:.1f}%) rejected: "
@@ -116,6 +113,18 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
 
     _write_outputs(args, cfg, console, report, plot_pd_comparison, "pd.png")
     return EXIT_OK
+
+
+def _run_warnings(report: dict) -> None:
+    """One stderr line each: a run that is not stable (``load``), a cluster whose router skews the traffic."""
+    from sim.modes.load import warning_line
+
+    line = warning_line(report)
+    if line:
+        warn(line)
+    sk = (report.get("metrics") or {}).get("skew") or {}
+    if sk.get("warning"):
+        warn(f"cluster skew: {sk['warning']}")
 
 
 def _policies(args: argparse.Namespace, cfg) -> list[str]:
