@@ -16,7 +16,9 @@ linearly from empty. Here:
   workers that prefill (fewer are being served, not waiting: a growth from 1 to 3 on 16 workers is noise);
 * ``backlogged``: not overloaded, but the queue dominates TTFT (``queue_share`` >= 0.5 of mean TTFT) or
   one of the two growth signals fired while queueing is a material part of TTFT (>= 0.2);
-* ``stable`` otherwise.
+* ``stable`` otherwise, and always when the queueing adds less than ``WAIT_FLOOR_S`` (1 s): late
+  arrivals' median TTFT within 1 s of the early ones' (for the growth signals) and a mean wait under 1 s
+  (for the queue share).
 
 The thresholds are ours (BLIS's: |slope| < 0.1 req/s and a backlog ratio in [0.9, 1.1] for
 unsaturated, > 1.5 for saturated; its later SI critical values 1 and 2).
@@ -33,6 +35,9 @@ TTFT_TREND_RATIO = 2.0  # ttft_trend_ratio at or above: late arrivals wait at le
 QUEUE_DOMINATES = 0.5   # queue_share at or above: TTFT is mostly waiting for a GPU
 QUEUE_MATERIAL = 0.2
 MIN_REQUESTS = 20       # fewer: no trend, only the queue share
+# Absolute floor: queueing that adds less than this to TTFT (late arrivals over early ones; the mean wait) is
+# not a reason to distrust a KV-cache study's latencies, whatever the ratios say (a 40 -> 110 ms TTFT is x2.7).
+WAIT_FLOOR_S = 1.0
 LOAD_CLASSES = ("stable", "backlogged", "overloaded")
 
 
@@ -61,6 +66,9 @@ def classify(arrival_s: np.ndarray, ttft_s: np.ndarray, queue_share: float | Non
     arr = np.asarray(arrival_s, dtype=float)
     ttft = np.asarray(ttft_s, dtype=float)
     q = float(queue_share) if queue_share is not None else 0.0
+    fin = ttft[np.isfinite(ttft)]
+    mean_wait = float(fin.mean()) * q if len(fin) else 0.0
+    late_minus_early = 0.0
     out: dict[str, Any] = {"load_class": "stable", "backlog_growth_ratio": None, "ttft_trend_ratio": None,
                            "queue_share": queue_share, "backlog_mean_requests": None,
                            "backlog_end_requests": None}
@@ -82,12 +90,13 @@ def classify(arrival_s: np.ndarray, ttft_s: np.ndarray, queue_share: float | Non
         if e50 and l50 is not None and e50 > 0:
             out["ttft_trend_ratio"] = l50 / e50 if np.isfinite(l50) else None
             unserved_late = not np.isfinite(l50)  # most late arrivals never got a first token
+            late_minus_early = l50 - e50
     g, tr = out["backlog_growth_ratio"], out["ttft_trend_ratio"]
     grew = g is not None and g >= GROWTH_RATIO and out["backlog_end_requests"] > workers
-    slower = (tr is not None and tr >= TTFT_TREND_RATIO) or unserved_late
+    slower = (tr is not None and tr >= TTFT_TREND_RATIO and late_minus_early >= WAIT_FLOOR_S) or unserved_late
     if grew and slower:
         out["load_class"] = "overloaded"
-    elif q >= QUEUE_DOMINATES or ((grew or slower) and q >= QUEUE_MATERIAL):
+    elif mean_wait >= WAIT_FLOOR_S and (q >= QUEUE_DOMINATES or ((grew or slower) and q >= QUEUE_MATERIAL)):
         out["load_class"] = "backlogged"
     return out
 

@@ -70,10 +70,15 @@ def test_pd_pools_split_the_demand():
 def test_classify_stable_backlogged_overloaded():
     n = 400
     arr = np.linspace(0, 100, n)
-    flat = np.full(n, 0.5)
+    flat = np.full(n, 5.0)
     assert classify(arr, flat, 0.05, workers=4)["load_class"] == "stable"
     # the queue dominates TTFT but does not grow: backlogged
     assert classify(arr, flat, 0.7, workers=4)["load_class"] == "backlogged"
+    # ... unless the wait is under a second (70% of 0.5 s): not a trust problem
+    assert classify(arr, np.full(n, 0.5), 0.7, workers=4)["load_class"] == "stable"
+    # TTFT x3 from 40 ms to 120 ms on a growing backlog: ratios fire, the floor keeps it stable
+    small = np.linspace(0.04, 0.12, n)
+    assert classify(arr, small, 0.9, workers=0)["load_class"] == "stable"
     # service at half the arrival rate: request i starts at i x 0.5 s, so TTFT grows linearly
     served = np.arange(n) * 0.5 + 0.5
     grow = served - arr
