@@ -44,6 +44,7 @@ NAMED = {
     "metrics.network.transfers_by_class": "<class>",
     "metrics.network.link_busy_s": "<class>",
     "metrics.pools": "<pool>",
+    "load.pools": "<pool>",
     "metrics.gpu_utilization": "<pool>",
     "metrics.kv_transfer.by_locality": "<locality>",
     "topology.links": "<class>",
