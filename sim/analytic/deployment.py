@@ -1,8 +1,9 @@
 """Memory side of the analytic model: how many KV tokens a deployment can cache.
 
-Per GPU: KV budget = GPU memory - weights per GPU x weight_overhead (the
-overhead factor, 1.2 by default, stands for activations, CUDA graphs and
-allocator slack), or the explicit ``kv_budget_gb``. A replica is tp x pp GPUs;
+Per GPU: KV budget = GPU memory - weights per GPU x weight_overhead - reserve_gb
+(``sim.config.kv_sizes.free_kv_bytes_per_gpu``, the function `calc kv` and the
+simulator use too; weight_overhead 1 and a 4 GiB reserve by default), or the
+explicit ``kv_budget_gb``. A replica is tp x pp GPUs;
 each of its GPUs keeps a shard of every cached token (``kv_bytes_per_token``
 per GPU, busiest pipeline stage), so one replica caches budget / per-GPU bytes
 tokens and the fleet ``gpus / (tp x pp)`` times that (data parallelism: the
@@ -15,7 +16,13 @@ from dataclasses import dataclass
 
 from sim.analytic.inputs import HitRateInputs
 from sim.config.gpus import GpuSpec, gpu_spec
-from sim.config.kv_sizes import GIB, kv_bytes_per_token, kv_bytes_per_token_total, weights_bytes_per_gpu
+from sim.config.kv_sizes import (
+    GIB,
+    free_kv_bytes_per_gpu,
+    kv_bytes_per_token,
+    kv_bytes_per_token_total,
+    weights_bytes_per_gpu,
+)
 from sim.config.models import ModelSpec, check_parallelism, model_spec
 from sim.errors import InputError
 
@@ -43,12 +50,14 @@ class Deployment:
         return self.replicas * self.tokens_per_replica
 
 
-def _budget(spec: ModelSpec, memory_gib: float, inp: HitRateInputs, tp: int, pp: int) -> tuple[float, float]:
+def _budget(spec: ModelSpec, gpu: GpuSpec, memory_gib: float, inp: HitRateInputs, tp: int,
+            pp: int) -> tuple[float, float]:
     """(weights bytes per GPU, KV budget bytes per GPU) for one tp x pp layout."""
     w = weights_bytes_per_gpu(spec, inp.weight_dtype, tp, pp)
     if inp.kv_budget_gb is not None:
         return w, inp.kv_budget_gb * GIB
-    return w, memory_gib * GIB - inp.weight_overhead * w
+    return w, free_kv_bytes_per_gpu(spec, gpu, inp.weight_dtype, tp, pp, inp.reserve_gb, memory_gib=memory_gib,
+                                    weight_overhead=inp.weight_overhead)
 
 
 # Auto TP leaves at least this share of each GPU's memory to the KV cache when it can:
@@ -58,19 +67,21 @@ AUTO_TP_KV_SHARE = 0.5
 
 
 def _auto_tp(spec: ModelSpec, memory_gib: float, inp: HitRateInputs) -> int:
-    """Smallest power-of-two TP dividing gpus/pp whose weights x overhead take at most half of
+    """Smallest power-of-two TP dividing gpus/pp whose weights x overhead + reserve take at most half of
     the GPU memory; else the smallest at which they fit at all."""
     per_pp = inp.gpus // inp.pp if inp.gpus % inp.pp == 0 else 0
     cands = sorted({t for t in (2**k for k in range(11)) if per_pp and per_pp % t == 0}
                    | ({per_pp} if per_pp else set()))
     mem = memory_gib * GIB
-    need = [inp.weight_overhead * weights_bytes_per_gpu(spec, inp.weight_dtype, t, inp.pp) for t in cands]
+    need = [inp.weight_overhead * weights_bytes_per_gpu(spec, inp.weight_dtype, t, inp.pp) + inp.reserve_gb * GIB
+            for t in cands]
     for share in (1 - AUTO_TP_KV_SHARE, 1.0):
         for t, w in zip(cands, need, strict=True):
             if w < mem * share:
                 return t
     raise InputError(
-        f"the weights of {spec.name} x overhead {inp.weight_overhead:g} do not fit in {inp.gpus} x "
+        f"the weights of {spec.name} x overhead {inp.weight_overhead:g} + reserve {inp.reserve_gb:g} GiB do not "
+        f"fit in {inp.gpus} x "
         f"{memory_gib:g} GiB at any tensor-parallel degree; add GPUs, quantize the weights or pick a larger GPU",
         where="gpus",
     )
@@ -97,11 +108,12 @@ def resolve(inp: HitRateInputs) -> Deployment:
     if inp.gpus % (tp * pp):
         raise InputError(f"{inp.gpus} GPUs do not split into replicas of tp {tp} x pp {pp} = {tp * pp} GPUs",
                          where="gpus")
-    w, budget = _budget(spec, memory, inp, tp, pp)
+    w, budget = _budget(spec, gpu, memory, inp, tp, pp)
     if budget <= 0:
         raise InputError(
             f"weights of {spec.name} ({inp.weight_dtype}) = {w / GIB:.1f} GiB per GPU at tp {tp} x pp {pp}, times "
-            f"overhead {inp.weight_overhead:g}, leave no KV memory in {memory:g} GiB; raise tp, quantize the "
+            f"overhead {inp.weight_overhead:g}, plus the reserve of {inp.reserve_gb:g} GiB, leave no KV memory in "
+            f"{memory:g} GiB; raise tp, quantize the "
             f"weights or pick a larger GPU", where="tp",
         )
     per_gpu = kv_bytes_per_token(spec, inp.kv_dtype, tp, pp)
@@ -118,7 +130,7 @@ def gpu_memory_for_kv(dep: Deployment, inp: HitRateInputs, kv_bytes_per_gpu: flo
     """GiB of GPU memory one GPU needs to hold `kv_bytes_per_gpu` of KV next to its weights."""
     if inp.kv_budget_gb is not None:  # explicit budget: memory beyond it is not modelled
         return kv_bytes_per_gpu / GIB
-    return (kv_bytes_per_gpu + inp.weight_overhead * dep.weights_bytes_per_gpu) / GIB
+    return (kv_bytes_per_gpu + inp.weight_overhead * dep.weights_bytes_per_gpu) / GIB + inp.reserve_gb
 
 
 def replicas_for_tokens(dep: Deployment, tokens_needed: float, tokens_per_replica_overhead: float) -> int | None:

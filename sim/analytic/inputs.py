@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sim.config.kv_sizes import DEFAULT_RESERVE_GIB
 from sim.errors import InputError
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int4"]
@@ -47,12 +48,17 @@ class HitRateInputs(BaseModel):
     response_tokens: int = Field(default=200, ge=0, le=MAX_TOKENS, description="generated tokens per turn")
     system_prompt_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, description="shared system prompt, tokens")
     system_prompts: int = Field(default=1, ge=1, le=100_000, description="distinct system prompts (count)")
-    weight_overhead: float = Field(default=1.2, ge=1, le=10,
-                                   description="GPU memory per weight byte (activations, graphs)")
+    weight_overhead: float = Field(default=1.0, ge=1, le=10,
+                                   description="GPU memory per weight byte (1 = the weights once; the reserve "
+                                               "covers activations and graphs)")
+    reserve_gb: float = Field(default=DEFAULT_RESERVE_GIB, ge=0, le=100_000,
+                              description="GPU memory per GPU kept for activations, CUDA graphs and buffers, GiB "
+                                          "(the simulator's hardware.runtime_reserve_gb)")
     memory_gb: float | None = Field(default=None, gt=0, le=100_000,
                                     description="GPU memory per GPU, GiB (None = preset)")
     kv_budget_gb: float | None = Field(default=None, gt=0, le=100_000,
-                                       description="KV-cache budget per GPU, GiB (None = memory - weights x overhead)")
+                                       description="KV-cache budget per GPU, GiB "
+                                                   "(None = memory - weights x overhead - reserve)")
     cache_outputs: bool = Field(default=False,
                                 description="generated tokens are cached too (the simulator caches prompts only)")
 

@@ -21,6 +21,7 @@ from sim.config.kv_sizes import (
     free_kv_bytes_per_gpu,
     kv_bytes_per_token,
     kv_bytes_per_token_total,
+    smallest_fitting_layout,
     weights_bytes,
     weights_bytes_per_gpu,
 )
@@ -51,7 +52,8 @@ def kv_report(model: str, gpu: str, kv_dtype: str = "fp16", weight_dtype: str = 
               reserve_gb: float = 4.0) -> dict:
     """KV sizes of `model` on `gpu` and how many requests of each context fit.
 
-    Raises InputError when the weights plus reserve do not fit in the GPU.
+    When the weights plus reserve do not fit, ``fits`` is false, the free memory 0 and ``smallest_fit``
+    names the smallest tp (then pp) that fits (None if none does); the per-token sizes are there either way.
     """
     spec = model_spec(model)
     g = gpu_spec(gpu)
@@ -67,9 +69,19 @@ def kv_report(model: str, gpu: str, kv_dtype: str = "fp16", weight_dtype: str = 
     per_gpu = kv_bytes_per_token(spec, kv_dtype, tp, pp)
     logical = kv_bytes_per_token_total(spec, kv_dtype)
     free = free_kv_bytes_per_gpu(spec, g, weight_dtype, tp, pp, reserve_gb)
-    if free <= 0:
-        raise InputError(_not_fit_message(spec, g, weight_dtype, tp, pp, reserve_gb), where="calc kv")
     block_gpu = block_tokens * per_gpu
+    # A layout whose weights leave no KV memory still has per-token sizes worth printing; the report says it
+    # does not fit (free memory 0, no request resident) and names the smallest layout that fits (the
+    # simulator's rule, sim.config.kv_sizes.kv_budget_bytes_per_gpu: KV memory > 0).
+    fits = free > 0
+    fit_layout = None
+    if not fits:
+        found = smallest_fitting_layout(spec, g, weight_dtype, kv_dtype, pp, reserve_gb, min_free_bytes=1.0)
+        if found is not None:
+            ft, fp = found
+            fit_layout = {"tp": ft, "pp": fp, "free_kv_gib_per_gpu":
+                          free_kv_bytes_per_gpu(spec, g, weight_dtype, ft, fp, reserve_gb) / GIB}
+        free = 0
     max_ctx = spec.max_context
 
     per_gpu, logical, free = _num(per_gpu), _num(logical), _num(free)
@@ -115,6 +127,9 @@ def kv_report(model: str, gpu: str, kv_dtype: str = "fp16", weight_dtype: str = 
         "weights_bytes": _num(weights_bytes(spec, weight_dtype)),
         "weights_bytes_per_gpu": _num(weights_bytes_per_gpu(spec, weight_dtype, tp, pp)),
         "weights_gib_per_gpu": weights_bytes_per_gpu(spec, weight_dtype, tp, pp) / GIB,
+        "fits": fits,
+        "does_not_fit": None if fits else _not_fit_message(spec, g, weight_dtype, tp, pp, reserve_gb),
+        "smallest_fit": fit_layout,
         "free_kv_bytes_per_gpu": free,
         "free_kv_gib_per_gpu": free / GIB,
         "kv_blocks_per_gpu": int(free // block_gpu),
@@ -181,7 +196,13 @@ def render_kv(report: dict) -> list:
             f"{r['max_requests_paged']:,}", f"{r['paged_waste_share']:.1%}",
             f"{r['max_requests_contiguous']:,}", f"{r['contiguous_waste_share']:.1%}",
         )
-    return [summary, per_ctx]
+    if report["fits"]:
+        return [summary, per_ctx]
+    fit = report["smallest_fit"]
+    where = (f"smallest TP that fits: {fit['tp']}" + (f" (with pp {fit['pp']})" if fit["pp"] != report["pp"] else "")
+             + f" ({fit['free_kv_gib_per_gpu']:,.2f} GiB KV per GPU)") if fit else "no tp x pp layout fits"
+    return [summary, f"[yellow]does not fit at tp {report['tp']} x pp {report['pp']}: {report['does_not_fit']}[/]",
+            f"[bold]{where}[/]"]
 
 
 __all__ = ["DEFAULT_CONTEXTS", "kv_report", "parse_contexts", "render_kv"]

@@ -6,6 +6,7 @@ import json
 import sys
 
 from sim.cli.common import EXIT_BAD_INPUT, EXIT_OK, make_console, split_list
+from sim.config.kv_sizes import DEFAULT_RESERVE_GIB
 
 DTYPES = ["fp32", "fp16", "bf16", "fp8", "int4"]
 MAX_POINTS = 1000  # sensitivity points (each one a full hit-rate evaluation)
@@ -23,7 +24,8 @@ def add_parser(sub) -> None:
     k.add_argument("--pp", type=int, default=1, help="pipeline-parallel degree")
     k.add_argument("--contexts", default=None, help="context lengths, e.g. 1K,8K,32K,128K (default 1K..128K)")
     k.add_argument("--block-tokens", type=int, default=16, help="tokens per KV block (paged allocation)")
-    k.add_argument("--reserve-gb", type=float, default=4.0, help="GiB per GPU kept for activations")
+    k.add_argument("--reserve-gb", type=float, default=DEFAULT_RESERVE_GIB,
+                   help="GiB per GPU kept for activations and CUDA graphs (4)")
     k.add_argument("--json", action="store_true", help="JSON instead of tables")
     k.add_argument("--list", action="store_true", help="list model and GPU presets")
     p.set_defaults(func=cmd_calc)
@@ -48,10 +50,12 @@ def add_parser(sub) -> None:
     h.add_argument("--response-tokens", type=int, default=None, help="generated tokens per turn (200)")
     h.add_argument("--system-prompt-tokens", type=int, default=None, help="shared system prompt tokens (0)")
     h.add_argument("--system-prompts", type=int, default=None, help="distinct system prompts (1)")
-    h.add_argument("--weight-overhead", type=float, default=None, help="memory per weight byte (1.2)")
+    h.add_argument("--weight-overhead", type=float, default=None, help="memory per weight byte (1)")
+    h.add_argument("--reserve-gb", type=float, default=None,
+                   help="GiB per GPU kept for activations and CUDA graphs (4, as calc kv and the simulator)")
     h.add_argument("--memory-gb", type=float, default=None, help="GPU memory per GPU, GiB (default: the preset)")
     h.add_argument("--kv-budget-gb", type=float, default=None,
-                   help="KV-cache memory per GPU, GiB (default: memory - weights x overhead)")
+                   help="KV-cache memory per GPU, GiB (default: memory - weights x overhead - reserve)")
     h.add_argument("--cache-outputs", action="store_const", const=True, default=None,
                    help="generated tokens are cached too (default: prompt blocks only, like the simulator)")
     h.add_argument("--target-hit-rate", type=float, default=None,
@@ -183,7 +187,8 @@ def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
     from sim.analytic.render import plot_sensitivity, render_hit_rate
     from sim.errors import InputError
 
-    _check_finite(args, ("arrival_rate", "turns", "interval_s", "weight_overhead", "memory_gb", "kv_budget_gb",
+    _check_finite(args, ("arrival_rate", "turns", "interval_s", "weight_overhead", "reserve_gb", "memory_gb",
+                         "kv_budget_gb",
                          "target_hit_rate"))
     if args.target_hit_rate is not None and not 0 < args.target_hit_rate <= 1:
         raise InputError(f"must be in (0, 1] (got {args.target_hit_rate})", where="--target-hit-rate")

@@ -12,6 +12,11 @@ def split_list(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
+def warn(message: str) -> None:
+    """One ``warning: ...`` line on stderr (results the user should not take at face value)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def make_console(quiet: bool = False):
     from rich.console import Console
 

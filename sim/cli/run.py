@@ -14,6 +14,7 @@ from sim.cli.common import (
     print_load_stats,
     progress_cb,
     split_list,
+    warn,
 )
 from sim.cli.tables import ms, pd_table, policy_table, router_table, run_notes
 
@@ -71,12 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(policy_table(report))
     for line in run_notes(report):
         console.print(line, highlight=False)
-    for p in report.get("policies", []):
-        u = p["metrics"].get("prefill_utilization_share")
-        if u is not None and u > 0.9:
-            console.print(f"[yellow]warning: {p['name']}: prefill keeps the workers {100 * u:.0f}% busy - the node "
-                          f"is (nearly) overloaded and TTFT is mostly queueing; add workers or lower the rate[/]")
-            break
+    _run_warnings(report)
     from sim.report import plots
 
     figs = [(plots.plot_router_comparison, "routers.png", "")] if report.get("routers") else \
@@ -115,6 +111,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: li
                       f"{kt['requests']:,} requests ({loc}), exposed mean {ms(kt['exposed_ms']['mean'])} ms")
     console.print(f"[dim]P:D {lay['ratio']} -> {lay['actual_ratio']} per rack; KV {lay['kv_gib_per_gpu']:.1f} GiB "
                   f"per GPU ({lay['kv_tokens_per_replica']:,} tokens per replica)[/]")
+    _run_warnings(report)
     rej = report.get("rejected") or {}
     if rej.get("count"):
         console.print(f"[yellow]warning: {rej['count']:,} requests ({100 * rej['share']:.1f}%) rejected: "
@@ -123,6 +120,18 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: li
 
     _write_outputs(args, cfg, console, report, [(plot_pd_comparison, "pd.png", "")], tables)
     return EXIT_OK
+
+
+def _run_warnings(report: dict) -> None:
+    """One stderr line each: a run that is not stable (``load``), a cluster whose router skews the traffic."""
+    from sim.modes.load import warning_line
+
+    line = warning_line(report)
+    if line:
+        warn(line)
+    sk = (report.get("metrics") or {}).get("skew") or {}
+    if sk.get("warning"):
+        warn(f"cluster skew: {sk['warning']}")
 
 
 def _policies(args: argparse.Namespace, cfg) -> list[str]:

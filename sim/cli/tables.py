@@ -23,6 +23,18 @@ def x(v) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def load_title(report: dict) -> str:
+    """The table title's load part: "; load: overloaded, offered 2.44 (13 workers for 0.8)" (or "")."""
+    load = report.get("load") or {}
+    rho = load.get("offered_load_share")
+    if rho is None:
+        return ""
+    cls = load.get("load_class")
+    need = load.get("workers_for_0_8_load")
+    return (f"; load: {cls + ', ' if cls else ''}offered {rho:.2f}"
+            + (f" ({need:,} workers for 0.8)" if need is not None else ""))
+
+
 def policy_table(report: dict):
     """Single (and cluster with several policies): one row per eviction policy."""
     from rich.table import Table
@@ -31,7 +43,7 @@ def policy_table(report: dict):
 
     w = report["workload"]
     t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
-                    f"{w['block_tokens']}-token blocks (config {report['config_hash']})")
+                    f"{w['block_tokens']}-token blocks (config {report['config_hash']}){load_title(report)}")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("policy", "left"), ("hit rate", "right"), ("HBM", "right"), ("DRAM", "right"), ("SSD", "right"),
         ("TTFT p50 ms", "right"), ("TTFT p99 ms", "right"), ("TPOT ms", "right"), ("load ms", "right"),
@@ -89,7 +101,8 @@ def router_table(report: dict):
 
     w, topo = report["workload"], report.get("topology", {})
     t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
-                    f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})")
+                    f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})"
+                    f"{load_title(report)}")
     cols = ("router", "hit rate", "HBM", "peer HBM", "DRAM", "EIC", "remote EIC", "SSD", "TTFT p50 ms",
             "TTFT p99 ms", "net % TTFT", "GPU skew req/load", "rack skew req/load", "req/s (wall)")
     for col in cols:
@@ -113,7 +126,8 @@ def pd_table(report: dict):
     w, lay = report["workload"], report["pd_layout"]
     t = Table(title=f"pd mode - {w['name']}: {w['requests']:,} requests; {lay['gpus']} x {lay['gpu']} "
                     f"({lay['racks']} racks), {lay['model']} tp {lay['tp']}; SLO TTFT "
-                    f"{report['config']['slo']['ttft_ms']:g} ms, TPOT {report['config']['slo']['tpot_ms']:g} ms")
+                    f"{report['config']['slo']['ttft_ms']:g} ms, TPOT {report['config']['slo']['tpot_ms']:g} ms"
+                    f"{load_title(report)}")
     cols = ("deployment", "replicas", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "TTFT SLO", "TPOT SLO",
             "both SLOs", "goodput req/s", "hit rate", "GPU busy", "preempt", "KV moved GiB", "hidden")
     for c in cols:

@@ -118,10 +118,47 @@ def _not_fit_message(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str, tp: int, 
     )
 
 
+# GiB per GPU kept out of the KV budget for activations, CUDA graphs, NCCL buffers and allocator slack:
+# the default of `hardware.runtime_reserve_gb`, `calc kv --reserve-gb` and `calc hit-rate --reserve-gb`.
+DEFAULT_RESERVE_GIB = 4.0
+
+
 def free_kv_bytes_per_gpu(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str = "fp16", tp: int = 1,
-                          pp: int = 1, reserve_gb: float = 4.0) -> float:
-    """GPU memory left for KV: memory - weights per GPU - reserve (bytes; may be <= 0)."""
-    return gpu.memory_gb * GIB - weights_bytes_per_gpu(spec, weight_dtype, tp, pp) - reserve_gb * GIB
+                          pp: int = 1, reserve_gb: float = DEFAULT_RESERVE_GIB, *,
+                          memory_gib: float | None = None, weight_overhead: float = 1.0) -> float:
+    """The one KV budget of every command: GPU memory - weights per GPU x weight_overhead - reserve
+    (bytes; may be <= 0).
+
+    ``memory_gib`` None = the GPU preset's memory. ``weight_overhead`` 1 (the default everywhere) counts the
+    weights once; the reserve is a fixed amount per GPU because what it stands for (activations of one
+    ``max_num_batched_tokens`` iteration, CUDA graphs, NCCL buffers) does not grow with the weights.
+    """
+    memory = gpu.memory_gb if memory_gib is None else memory_gib
+    return memory * GIB - weight_overhead * weights_bytes_per_gpu(spec, weight_dtype, tp, pp) - reserve_gb * GIB
+
+
+def smallest_fitting_layout(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str = "fp16", kv_dtype: str = "fp16",
+                            pp: int = 1, reserve_gb: float = DEFAULT_RESERVE_GIB,
+                            min_free_bytes: float = 1.0) -> tuple[int, int] | None:
+    """The smallest (tp, pp) whose KV budget per GPU is at least ``min_free_bytes`` (and one token):
+    TP first at the given pp (tp must split the model: ``check_parallelism``), then more pipeline stages.
+    None when no layout up to the replica size limit fits."""
+    from sim.config.models import MAX_REPLICA_GPUS, check_parallelism
+
+    def fits(t: int, p: int) -> bool:
+        try:
+            check_parallelism(spec, t, p)
+        except InputError:
+            return False
+        free = free_kv_bytes_per_gpu(spec, gpu, weight_dtype, t, p, reserve_gb)
+        return free >= max(min_free_bytes, kv_bytes_per_token(spec, kv_dtype, t, p))
+
+    tps = [t for t in range(1, min(spec.n_heads, MAX_REPLICA_GPUS) + 1) if spec.n_heads % t == 0]
+    for p in range(pp, min(spec.n_layers, MAX_REPLICA_GPUS) + 1):
+        for t in tps:
+            if t * p <= MAX_REPLICA_GPUS and fits(t, p):
+                return t, p
+    return None
 
 
 def kv_budget_bytes_per_gpu(cfg: Config) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from sim.config import Config
 from sim.errors import InputError
 from sim.report.requests import RequestTable, cluster_requests, single_requests
+from sim.modes.load import finish, node_pools, pre_run, saturation
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
@@ -68,7 +69,7 @@ def run_single_mode(
     requests: list[RequestTable] | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
-    from sim.modes.common import prepare_workload
+    from sim.modes.common import NodeSetup, prepare_workload
     from sim.modes.single import run_single
     from sim.routing.registry import router_class
 
@@ -76,6 +77,9 @@ def run_single_mode(
     router_class(cfg.cluster.router, "node", where="cluster.router")
     t0 = time.perf_counter()
     w, ctx = prepare_workload(cfg, workload)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    pools = node_pools(node.n_workers, node.hbm_blocks * node.block_tokens)
+    offered = pre_run(cfg, w, pools)
     _compile_engine_once(cfg, w, policies, timing, progress)
     runs = []
     sim_time = 0.0
@@ -86,6 +90,8 @@ def run_single_mode(
         if progress:
             progress(name, len(w), len(w))
         m = single_metrics(res, cfg)
+        if res.timing:
+            m["saturation"] = saturation(w.arrival_ms / 1000.0, res.ttft_s, m, node.n_workers)
         if requests is not None:
             requests.append(single_requests(res, cfg))
         m["wall_s"] = res.wall_s
@@ -97,7 +103,8 @@ def run_single_mode(
         "single", cfg, w, runs,
         wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
         load_stats=load_stats.to_dict() if load_stats else None,
-        extra={"timing": timing, "confidence": for_run(cfg, timing)},
+        extra={"timing": timing, "confidence": for_run(cfg, timing),
+               "load": finish(offered, runs[0][1] if runs else None, [p.name for p in pools])},
     )
 
 
@@ -115,8 +122,9 @@ def run_cluster_mode(
     """Replay `workload` on the cluster once per router (first policy) and once per extra policy
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
     the router comparison, ``report["policies"]`` the policy comparison."""
+    from sim.cache.layout import Layout
     from sim.modes.cluster import run_cluster
-    from sim.modes.common import prepare_workload
+    from sim.modes.common import NodeSetup, prepare_workload
     from sim.report.cluster import cluster_metrics
     from sim.routing.registry import router_class
     from sim.timing.topology import Topology
@@ -129,6 +137,9 @@ def run_cluster_mode(
     t0 = time.perf_counter()
     w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
+    offered = pre_run(cfg, w, pools)
 
     def one(policy: str, router: str) -> tuple[dict, float]:
         label = f"{router}/{policy}"
@@ -137,6 +148,8 @@ def run_cluster_mode(
         if progress:
             progress(label, len(w), len(w))
         m = cluster_metrics(res, cfg)
+        if res.timing:
+            m["saturation"] = saturation(w.arrival_ms / 1000.0, res.ttft_s, m, pools[0].workers)
         if requests is not None:
             requests.append(cluster_requests(res, cfg))
         m["wall_s"] = res.wall_s
@@ -159,7 +172,8 @@ def run_cluster_mode(
         wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
         load_stats=load_stats.to_dict() if load_stats else None,
         extra={"timing": timing, "router": routers[0], "routers": by_router, "topology": topo.summary(),
-               "confidence": for_run(cfg, timing)},
+               "confidence": for_run(cfg, timing),
+               "load": finish(offered, runs[0][1], [p.name for p in pools])},
     )
 
 

@@ -11,7 +11,9 @@ throughput_tokens_s, slo_attainment, evictions, transfers) plus:
   their cached prefix to arrive / summed TTFT (timed runs);
 * ``skew``: per worker (GPU / TP group) and per rack, requests and load
   (request-seconds of occupancy) as max/mean over *all* workers/racks of
-  the cluster, with the number that received any request.
+  the cluster, with the number that received any request, and ``warning``
+  (null, or one sentence) when the busiest worker or rack took more than
+  ``SKEW_WARN_MAX_MEAN`` (2) x the mean requests.
 """
 from __future__ import annotations
 
@@ -34,6 +36,27 @@ def _skew(values: np.ndarray) -> dict[str, float | int | None]:
     }
 
 
+# The seed simulator (github.com/cklxx/kvcache-sim sim/diagnostics.py, summarize_cluster_health) warns when
+# the busiest GPU or rack handled >= 2x the mean requests over *all* GPUs/racks. With fewer requests than
+# workers a perfect spread still puts 1 request where the mean is below 1, so the bar is 2 x max(mean, 1):
+# 2,000 requests on 5,120 workers warn when a worker takes more than 2.
+SKEW_WARN_MAX_MEAN = 2.0
+
+
+def skew_warning(skew: dict[str, Any]) -> str | None:
+    """One sentence when the busiest worker or rack took more than SKEW_WARN_MAX_MEAN x max(mean, 1)
+    requests (the worker first), else None."""
+    for key, noun in (("worker", "worker"), ("rack", "rack")):
+        s = skew[key]
+        r = s["requests"]
+        if r["max"] > SKEW_WARN_MAX_MEAN * max(r["mean"], 1.0):
+            load = s["load"]["max_mean"]
+            load_s = f", {load:.1f}x the mean load" if load is not None else ""
+            return (f"the busiest {noun} took {r['max']:,.0f} requests = {r['max_mean']:.1f}x the mean over all "
+                    f"{s['count']:,} {noun}s ({s['used']:,} used){load_s}; the router concentrates the traffic")
+    return None
+
+
 def skew_metrics(res) -> dict[str, Any]:
     lay = res.setup.layout
     nw, nr = lay.n_workers, lay.topo.n_racks
@@ -42,11 +65,14 @@ def skew_metrics(res) -> dict[str, Any]:
     racks = res.worker // lay.workers_per_rack
     req_r = np.bincount(racks, minlength=nr).astype(float)
     load_r = np.bincount(racks, weights=res.busy_s, minlength=nr)
-    return {
+    out: dict[str, Any] = {
         "worker": {"requests": _skew(req_w), "load": _skew(load_w), "used": int((req_w > 0).sum()),
                    "count": int(nw), "gpus_per_worker": int(lay.gpus_per_worker)},
         "rack": {"requests": _skew(req_r), "load": _skew(load_r), "used": int((req_r > 0).sum()), "count": int(nr)},
+        "warn_max_mean": SKEW_WARN_MAX_MEAN,
     }
+    out["warning"] = skew_warning(out)
+    return out
 
 
 def cluster_metrics(res, cfg: Config) -> dict[str, Any]:

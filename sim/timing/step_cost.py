@@ -307,6 +307,21 @@ class StepModel:
         """One request's prefill alone in one iteration; 0 new tokens -> 0."""
         return self.iteration_s([(new_tokens, cached_tokens)])
 
+    def prefill_s_array(self, new_tokens: np.ndarray, cached_tokens: np.ndarray) -> np.ndarray:
+        """``prefill_s`` element-wise: each request's prefill alone in one iteration (0 new tokens -> 0)."""
+        n = np.asarray(new_tokens, dtype=np.float64)
+        c = np.asarray(cached_tokens, dtype=np.float64)
+        pre = self._linear(n) + n * (c + n / 2.0) * self._attn_flop_s + self._comm(n)
+        return np.where(n > 0, pre + self._overhead_s, 0.0)
+
+    def decode_share_s(self, input_tokens: np.ndarray, output_tokens: np.ndarray, batch: int) -> np.ndarray:
+        """Per request, its share of the decode iterations when it runs in a batch of ``batch`` requests:
+        (out - 1) steps, each a/B plus its own KV read b x (in + j), with (a, b) = decode_line(B)."""
+        inp = np.asarray(input_tokens, dtype=np.float64)
+        steps = np.maximum(0, np.asarray(output_tokens, dtype=np.int64) - 1).astype(np.float64)
+        a, b = self.decode_line(max(1, int(batch)))
+        return steps * (a / max(1, int(batch)) + b * inp) + b * steps * (steps + 1) / 2.0
+
     def service_s(self, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
         """Uncontended service per request, vectorised: cold prefill + (out - 1) decode steps at batch 1.
 

@@ -25,7 +25,7 @@ from sim.timing.step_cost import StepModel, step_params
 GIB = 1024**3
 KVPT_8B = 131_072                      # llama-3-8b fp16: 2 x 32 layers x 8 KV heads x 128 x 2 B
 WEIGHTS_8B = 8_030_261_248 * 2         # bytes, fp16
-BUDGET_8B_H100 = 80 * GIB - 1.2 * WEIGHTS_8B   # = 66,626,718,924.8 B per GPU
+BUDGET_8B_H100 = 80 * GIB - WEIGHTS_8B - 4 * GIB   # = 65,543,856,128 B per GPU (weights once + 4 GiB reserve)
 TOKENS_8B_H100 = math.floor(BUDGET_8B_H100 / KVPT_8B)
 
 BASE = dict(model="llama-3-8b", gpu="h100-sxm", gpus=2, tp=1, arrival_rate=1.0, turns=4, interval_s=100,
@@ -34,13 +34,13 @@ BASE = dict(model="llama-3-8b", gpu="h100-sxm", gpus=2, tp=1, arrival_rate=1.0, 
 
 def test_memory_side_by_hand():
     r = hit_rate(BASE)
-    assert TOKENS_8B_H100 == 508_321
+    assert TOKENS_8B_H100 == 500_059
     assert r["kv_bytes_per_token"] == r["kv_bytes_per_token_per_gpu"] == KVPT_8B
     assert r["weights_gib_per_gpu"] * GIB == pytest.approx(WEIGHTS_8B)
     assert r["kv_budget_gib_per_gpu"] * GIB == pytest.approx(BUDGET_8B_H100)
     assert r["kv_budget_gib_total"] * GIB == pytest.approx(2 * BUDGET_8B_H100)
     assert r["replicas"] == 2 and r["tp"] == 1 and not r["tp_auto"]
-    assert r["cacheable_tokens"] == 2 * 508_321
+    assert r["cacheable_tokens"] == 2 * 500_059
 
 
 def test_four_turn_conversation_by_hand():
@@ -52,7 +52,7 @@ def test_four_turn_conversation_by_hand():
     assert tok["footprint_token_turns"] == 6500   # cached after each turn = that turn's prompt
     assert tok["final_context_tokens"] == 3000
     r = hit_rate(BASE)
-    # Little: 1 conv/s x 4 turns x 100 s = 400 active, 1625 tokens each = 650,000 needed < 1,016,642
+    # Little: 1 conv/s x 4 turns x 100 s = 400 active, 1625 tokens each = 650,000 needed < 1,000,118
     assert r["active_conversations"] == 400
     assert r["tokens_per_conversation"] == 1625
     assert r["tokens_needed"] == 650_000
@@ -61,10 +61,10 @@ def test_four_turn_conversation_by_hand():
     assert r["turn_reuse_share"] == 0.75
     # twice the arrivals: 1.3 M tokens needed, memory covers 1,016,642 of them
     r2 = hit_rate({**BASE, "arrival_rate": 2.0})
-    assert r2["coverage"] == pytest.approx(1_016_642 / 1_300_000)
-    assert r2["hit_rate"] == pytest.approx(3750 / 6500 * 1_016_642 / 1_300_000)
+    assert r2["coverage"] == pytest.approx(1_000_118 / 1_300_000)
+    assert r2["hit_rate"] == pytest.approx(3750 / 6500 * 1_000_118 / 1_300_000)
     # max concurrency: 1,016,642 tokens / (6500/4 + 250) tokens per request
-    assert r["max_concurrency"] == 1_016_642 // 1875
+    assert r["max_concurrency"] == 1_000_118 // 1875
 
 
 def test_cached_outputs_and_system_prompt_by_hand():
@@ -98,7 +98,7 @@ def test_fractional_and_geometric_turns():
 
 def test_auto_tp_leaves_half_the_memory_to_kv():
     r = hit_rate({"model": "llama-3-70b", "gpu": "h100-sxm", "gpus": 8})
-    # 70.55 B params x 2 B / tp x 1.2 must be < 40 GiB: tp 2 gives 78.8 GiB, tp 4 39.4 GiB
+    # 70.55 B params x 2 B / tp + 4 GiB must be < 40 GiB: tp 2 gives 69.7 GiB, tp 4 36.9 GiB
     assert r["tp"] == 4 and r["tp_auto"] and r["replicas"] == 2
     assert hit_rate({"model": "llama-3-8b", "gpus": 8})["tp"] == 1
 
@@ -112,26 +112,26 @@ def test_memory_for_target_inverts_the_model():
     at_lru = hit_rate({**inp, "kv_budget_gb": m["kv_gib_per_gpu_lru"]})["lru_hit_rate"]
     assert 0.5 <= at_lru < 0.5 + 1e-4
     assert m["kv_gib_per_gpu_lru"] > m["kv_gib_per_gpu"]  # LRU needs more memory for the same rate
-    # GPU memory = KV + weights x 1.2
-    assert m["gpu_memory_gib_per_gpu"] * GIB == pytest.approx(m["kv_gib_per_gpu"] * GIB + 1.2 * WEIGHTS_8B)
+    # GPU memory = KV + weights + the 4 GiB reserve
+    assert m["gpu_memory_gib_per_gpu"] * GIB == pytest.approx(m["kv_gib_per_gpu"] * GIB + WEIGHTS_8B + 4 * GIB)
     bad = memory_for_hit_rate(inp, 0.9)
     assert not bad["reachable"] and "57.7%" in bad["reason"]
 
 
 def test_suggestion_picks_the_smallest_lever():
-    inp = {**BASE, "arrival_rate": 4.0}          # coverage 1,016,642 / 2.6 M = 39%
+    inp = {**BASE, "arrival_rate": 4.0}          # coverage 1,000,118 / 2.6 M = 38%
     s = suggest(inp, 0.5)
     assert not s["met"]
     by = {o["lever"]: o for o in s["options"]}
-    # fp8 halves the KV bytes: 2,033,284 / 2.6 M coverage -> 45% hit rate < 50%
-    assert by["kv_dtype"]["hit_rate"] == pytest.approx(3750 / 6500 * 2 * 508_321 * 2 / 2_600_000, rel=1e-5)
+    # fp8 halves the KV bytes: 2,000,236 / 2.6 M coverage -> 45% hit rate < 50%
+    assert by["kv_dtype"]["hit_rate"] == pytest.approx(3750 / 6500 * 2 * 500_059 * 2 / 2_600_000, rel=1e-5)
     assert not by["kv_dtype"]["reaches"]
-    # GPUs: need 0.5/0.5769 x 2.6 M = 2,253,333 tokens -> 5 replicas of 508,321
+    # GPUs: need 0.5/0.5769 x 2.6 M = 2,253,333 tokens -> 5 replicas of 500,059
     assert by["gpus"]["gpus"] == 5 and by["gpus"]["hit_rate"] >= 0.5
     assert by["gpus"]["relative_increase"] == pytest.approx(1.5)
     mem = by["memory"]
-    # per GPU: ceil(2,253,333.3 / 2) + 1 tokens x 128 KiB + 1.2 x weights = 155.5 GiB
-    assert mem["gib"] * GIB == pytest.approx((1_126_667 + 1) * KVPT_8B + 1.2 * WEIGHTS_8B)
+    # per GPU: ceil(2,253,333.3 / 2) + 1 tokens x 128 KiB + weights + 4 GiB reserve = 156.5 GiB
+    assert mem["gib"] * GIB == pytest.approx((1_126_667 + 1) * KVPT_8B + WEIGHTS_8B + 4 * GIB)
     assert mem["gib"] == pytest.approx(s["memory"]["gpu_memory_gib_per_gpu"])
     assert [p["gpu"] for p in mem["gpu_presets"]] == ["b200", "mi300x"]  # h200's 141 GiB is short
     assert s["suggestion"]["lever"] == "memory"                    # +94% memory beats +150% GPUs

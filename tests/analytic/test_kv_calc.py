@@ -67,9 +67,20 @@ def test_dtype_halves():
     assert b["contexts"][0]["max_requests_paged"] >= 2 * a["contexts"][0]["max_requests_paged"]
 
 
-def test_weights_do_not_fit():
-    with pytest.raises(InputError, match="do not fit"):
-        kv_report("llama-3.1-405b", "rtx-4090")
+def test_weights_do_not_fit_report_the_smallest_layout_that_does():
+    # llama-3.1-405b fp16 on a 24 GiB RTX 4090: the per-token sizes are there, nothing is resident, and the
+    # smallest fitting TP is the first divisor of the 128 heads whose weights/tp + 4 GiB reserve < 24 GiB
+    r = kv_report("llama-3.1-405b", "rtx-4090", contexts=(4096,))
+    assert not r["fits"] and "do not fit" in r["does_not_fit"]
+    assert r["kv_bytes_per_token"] == 2 * 126 * 8 * 128 * 2
+    assert r["free_kv_bytes_per_gpu"] == 0 and r["contexts"][0]["max_requests_paged"] == 0
+    w = r["weights_bytes"]
+    tp = r["smallest_fit"]["tp"]
+    assert r["smallest_fit"]["pp"] == 1
+    assert w / tp + 4 * GIB < 24 * GIB <= w / (tp // 2) + 4 * GIB
+    ok = kv_report("llama-3.1-405b", "rtx-4090", tp=tp, contexts=(4096,))
+    assert ok["fits"] and ok["smallest_fit"] is None
+    assert ok["free_kv_gib_per_gpu"] == pytest.approx(r["smallest_fit"]["free_kv_gib_per_gpu"])
 
 
 def test_bad_inputs():

@@ -93,3 +93,32 @@ def test_serve_is_a_real_command():
     assert ns.func is cmd_serve and (ns.host, ns.port, ns.results_dir) == ("127.0.0.1", 8123, "r")
     p = run("serve", "--port", "0")
     assert p.returncode == 2 and p.stderr.startswith("error: --port:")
+
+
+@pytest.mark.parametrize("model,gpu,tp,reserve", [("llama-3-70b", "h100-sxm", "4", None),
+                                                  ("llama-3-8b", "a100-80g", "1", "6.5")])
+def test_calc_kv_and_hit_rate_report_one_kv_budget(capsys, model, gpu, tp, reserve):
+    # the two calculators share sim.config.kv_sizes.free_kv_bytes_per_gpu: memory - weights/GPU - reserve
+    extra = ["--reserve-gb", reserve] if reserve else []
+    assert main.main(["calc", "kv", "--model", model, "--gpu", gpu, "--tp", tp, "--json", *extra]) == 0
+    kv = json.loads(capsys.readouterr().out)
+    assert main.main(["calc", "hit-rate", "--model", model, "--gpu", gpu, "--gpus", "8", "--tp", tp, "--json",
+                      *extra]) == 0
+    hr = json.loads(capsys.readouterr().out)
+    assert hr["kv_budget_gib_per_gpu"] == pytest.approx(kv["free_kv_gib_per_gpu"], rel=1e-12)
+    r = float(reserve or 4.0)
+    assert kv["free_kv_gib_per_gpu"] == pytest.approx(kv["gpu"]["memory_gib"] - kv["weights_gib_per_gpu"] - r)
+    if model == "llama-3-70b":  # the case: 80 - 131.42/4 - 4 = 43.15 GiB (no longer 40.58)
+        assert round(kv["free_kv_gib_per_gpu"], 2) == 43.15
+
+
+def test_calc_kv_that_does_not_fit_prints_sizes_and_the_smallest_tp(capsys):
+    # llama-3-70b fp16 at TP 1 on an 80 GiB H100: 131 GiB of weights; TP 2 leaves 80 - 65.7 - 4 = 10.29 GiB
+    assert main.main(["calc", "kv", "--model", "llama-3-70b", "--gpu", "h100-sxm"]) == 0
+    out = capsys.readouterr().out
+    assert "327,680 B" in out                       # KV bytes per token are printed
+    assert "does not fit at tp 1 x pp 1" in out
+    assert "smallest TP that fits: 2 (10.29 GiB KV per GPU)" in out
+    assert main.main(["calc", "kv", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["fits"] is False and rep["smallest_fit"]["tp"] == 2 and rep["kv_bytes_per_token"] == 327_680

@@ -45,6 +45,7 @@ NAMED = {
     "metrics.network.link_busy_s": "<class>",
     "metrics.pools": "<pool>",
     "metrics.gpu_utilization_share": "<pool>",
+    "load.pools": "<pool>",
     "metrics.kv_transfer.by_locality": "<locality>",
     "topology.links": "<class>",
     "load_stats.rejected": "<reason>",

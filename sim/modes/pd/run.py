@@ -7,8 +7,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from sim.config import Config
 from sim.errors import InputError
+from sim.modes.load import finish, pd_pools, pre_run, saturation
 from sim.modes.pd.setup import prepare
 from sim.modes.pd.simulator import simulate
 from sim.report.pd import comparison, deployment_metrics
@@ -29,9 +32,13 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
     policy = policies[0]
     t0 = time.perf_counter()
     prep = prepare(cfg, workload, policy)
+    lay = prep.setup.layout()
+    offered = pre_run(cfg, workload, pd_pools(lay["prefill_replicas"], lay["decode_replicas"],
+                                              lay["kv_tokens_per_replica"]))
     rejected = len(prep.rejected)
     res = simulate("pd", cfg, prep, policy, progress=progress)
     m_pd = deployment_metrics(res, cfg, rejected)
+    m_pd["saturation"] = _saturation(res, m_pd, lay["prefill_replicas"])
     if requests is not None:
         requests.append(pd_requests(res, cfg, workload, prep.rejected, policy))
     runs = [("pd", m_pd)]
@@ -41,12 +48,22 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
     if baseline:
         col = simulate("colocated", cfg, prep, policy, progress=progress)
         m_col = deployment_metrics(col, cfg, rejected)
+        m_col["saturation"] = _saturation(col, m_col, lay["replicas"])
         if requests is not None:
             requests.append(pd_requests(col, cfg, workload, prep.rejected, policy))
         runs.append(("colocated", m_col))
         extra["colocated"] = m_col
         extra["comparison"] = comparison(m_pd, m_col)
         sim_time = max(sim_time, col.sim_time_s)
+    extra["load"] = finish(offered, m_pd, ["prefill", "decode"])
     return build_report("pd", cfg, workload, runs, wall_s=time.perf_counter() - t0, sim_time_s=sim_time,
                         load_stats=load_stats.to_dict() if load_stats else None, extra=extra)
 
+
+
+def _saturation(res, metrics: dict, workers: int) -> dict:
+    """The run's load class from its served requests' arrivals and first-token times (sim.report.pd's TTFT)."""
+    t_arr = np.fromiter((r.t_arr for r in res.reqs), dtype=float, count=len(res.reqs))
+    t_kv = np.fromiter((r.t_kv for r in res.reqs), dtype=float, count=len(res.reqs))
+    order = np.argsort(t_arr, kind="stable")
+    return saturation(t_arr[order], (t_kv - t_arr)[order], metrics, workers)
