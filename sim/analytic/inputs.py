@@ -53,7 +53,7 @@ class HitRateInputs(BaseModel):
                                                "covers activations and graphs)")
     reserve_gb: float = Field(default=DEFAULT_RESERVE_GIB, ge=0, le=100_000,
                               description="GPU memory per GPU kept for activations, CUDA graphs and buffers, GiB "
-                                          "(the simulator's hardware.runtime_reserve_gb)")
+                                          "(the simulator's hardware.runtime_reserve_gib)")
     memory_gb: float | None = Field(default=None, gt=0, le=100_000,
                                     description="GPU memory per GPU, GiB (None = preset)")
     kv_budget_gb: float | None = Field(default=None, gt=0, le=100_000,

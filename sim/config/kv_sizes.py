@@ -119,7 +119,7 @@ def _not_fit_message(spec: ModelSpec, gpu: GpuSpec, weight_dtype: str, tp: int, 
 
 
 # GiB per GPU kept out of the KV budget for activations, CUDA graphs, NCCL buffers and allocator slack:
-# the default of `hardware.runtime_reserve_gb`, `calc kv --reserve-gb` and `calc hit-rate --reserve-gb`.
+# the default of `hardware.runtime_reserve_gib`, `calc kv --reserve-gb` and `calc hit-rate --reserve-gb`.
 DEFAULT_RESERVE_GIB = 4.0
 
 

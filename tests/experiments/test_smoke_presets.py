@@ -37,5 +37,5 @@ def test_smoke_network_variance_sweep_has_tail_events(capsys, tmp_path):
     rows = list(csv.DictReader((out / "points.csv").open()))
     assert len(rows) == 4
     for r in rows:
-        tail = float(r["network.tail_events"])
+        tail = float(r["network_tail_events"])
         assert (tail > 0) == (float(r["network.tail_prob"]) > 0), r

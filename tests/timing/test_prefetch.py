@@ -15,8 +15,8 @@ BW = 25e9
 def _cfg(hbm_blocks: int, dram_blocks: int = 1024):
     sets = [
         "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm",
-        "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}", "hardware.ssd.capacity_gb=0",
+        "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gib={dram_blocks * BLOCK_BYTES / GiB}", "hardware.ssd.capacity_gib=0",
         "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "hardware.host_bridge_gb_s=0",
         "cache.load_policy=always", "cache.load_overlap=none", "cluster.router=session_affinity",
     ]
