@@ -82,6 +82,15 @@ def _step_params(gemm_efficiency: float | None) -> StepParams:
     return params if gemm_efficiency is None else replace(params, gemm_efficiency=gemm_efficiency)
 
 
+def _preset_architectures() -> dict[str, dict[str, Any]]:
+    """The dense presets as custom-architecture fields (the page's "fill from the preset")."""
+    return {name: {"name": name, "layers": s.n_layers, "kv_heads": s.n_kv_heads, "head_dim": s.head_dim,
+                   "params_b": s.params / 1e9, "attention_heads": s.n_heads, "hidden_size": s.hidden_size,
+                   "vocab_size": s.vocab_size, "max_context": s.max_context}
+            for name, s in PRESETS.items()
+            if s.attention != "mla" and not s.is_moe and s.kv_cache_layer_count == s.n_layers}
+
+
 def _field_error(where: str | None, msg: str, section: str = "body", status: int = 422) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": [
         {"type": "value_error", "loc": [section, short(where or "input", 80)], "msg": tidy(msg)}]})
@@ -176,6 +185,7 @@ def create_app(results_dir: str | Path = "results", limits: WebLimits | None = N
             "dtypes": ["fp32", "fp16", "bf16", "fp8", "int4"],
             "sensitivity_params": list(SENSITIVITY_PARAMS),
             "defaults": CalcRequest().model_dump(),
+            "architectures": _preset_architectures(),
             "limits": {"body_bytes": lim.body_bytes, "config_bytes": MAX_CONFIG_BYTES},
         }
 
