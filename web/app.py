@@ -33,7 +33,8 @@ from sim.errors import InputError
 from sim.timing.step_cost import StepParams, step_params
 from web import results
 from web.limits import BodyCap, Busy, TooSlow, WebLimits, WorkerPool
-from web.model_input import MAX_CONFIG_BYTES, ModelField, resolve_model, short, tidy
+from web.messages import friendly
+from web.model_input import MAX_CONFIG_BYTES, CustomArchitecture, ModelField, resolve_model, short, tidy
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_PATH = 1024  # characters of a results path
@@ -50,6 +51,7 @@ class CalcRequest(HitRateInputs):
     model_config = _STRICT
 
     model: ModelField = Field(default="llama-3-70b")  # type: ignore[assignment]
+    architecture: CustomArchitecture | None = Field(default=None, description="typed architecture; replaces model")
     gpu: str = Field(default="h100-sxm", min_length=1, max_length=MAX_NAME_FIELD, description="GPU preset")
     target_hit_rate: float | None = Field(default=None, gt=0, le=1, description="0-1; None = no suggestion")
     vary: str | None = Field(default="kv_budget_gb", max_length=MAX_NAME_FIELD,
@@ -61,6 +63,7 @@ class ReuseRequest(BaseModel):
     model_config = _STRICT
 
     model: ModelField = Field(default="llama-3-70b")
+    architecture: CustomArchitecture | None = None  # replaces model when given
     gpu: str = Field(default="h100-sxm", min_length=1, max_length=MAX_NAME_FIELD)
     gpus: int = Field(default=8, ge=1, le=1024)
     tp: int | None = Field(default=None, ge=1, le=1024)
@@ -70,10 +73,22 @@ class ReuseRequest(BaseModel):
     link_gb_s: float | None = Field(default=None, gt=0, le=100_000)
 
 
+_REQUEST_MODELS: dict[str, type[BaseModel]] = {"/api/hit-rate": CalcRequest, "/api/reuse": ReuseRequest}
+
+
 def _step_params(gemm_efficiency: float | None) -> StepParams:
     """The shipped step-cost figures, with the GEMM efficiency the page asked for."""
     params = step_params()
     return params if gemm_efficiency is None else replace(params, gemm_efficiency=gemm_efficiency)
+
+
+def _preset_architectures() -> dict[str, dict[str, Any]]:
+    """The dense presets as custom-architecture fields (the page's "fill from the preset")."""
+    return {name: {"name": name, "layers": s.n_layers, "kv_heads": s.n_kv_heads, "head_dim": s.head_dim,
+                   "params_b": s.params / 1e9, "attention_heads": s.n_heads, "hidden_size": s.hidden_size,
+                   "vocab_size": s.vocab_size, "max_context": s.max_context}
+            for name, s in PRESETS.items()
+            if s.attention != "mla" and not s.is_moe and s.kv_cache_layer_count == s.n_layers}
 
 
 def _field_error(where: str | None, msg: str, section: str = "body", status: int = 422) -> JSONResponse:
@@ -91,14 +106,14 @@ def _json(out: Any) -> Response:
 
 
 def _calc(req: CalcRequest) -> Response:
-    key, posted = resolve_model(req.model)
-    inputs = {**req.model_dump(exclude={"model", "target_hit_rate", "vary", "points"}), "model": key}
+    key, posted = resolve_model(req.model, req.architecture)
+    inputs = {**req.model_dump(exclude={"model", "architecture", "target_hit_rate", "vary", "points"}), "model": key}
     with presets_only(posted):  # the library opens no path while serving the web
         return _json(calc_hit_rate(inputs, target_hit_rate=req.target_hit_rate, vary=req.vary, points=req.points))
 
 
 def _reuse(req: ReuseRequest) -> Response:
-    key, posted = resolve_model(req.model)
+    key, posted = resolve_model(req.model, req.architecture)
     with presets_only(posted):
         return _json(reuse_breakeven(key, req.gpu, gpus=req.gpus, prefix_tokens=req.prefix_tokens, tp=req.tp,
                                      params=_step_params(req.gemm_efficiency), kv_dtype=req.kv_dtype,
@@ -116,10 +131,11 @@ def _install_error_handlers(app: FastAPI, limits: WebLimits) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own format minus "input"/"ctx": never echo the request back (it may be huge or
-        # hold NaN, which JSON cannot carry)
+        # hold NaN, which JSON cannot carry); the message in the page's words (web.messages)
+        model = _REQUEST_MODELS.get(request.url.path, CalcRequest)
         detail = [{"type": e.get("type", "value_error"),
                    "loc": [short(p, 80) for p in e.get("loc", ())][:4],
-                   "msg": tidy(str(e.get("msg", "")).removeprefix("Value error, "))}
+                   "msg": tidy(friendly(model, dict(e)))}
                   for e in exc.errors()[:20]]
         return JSONResponse(status_code=422, content={"detail": detail})
 
@@ -169,6 +185,7 @@ def create_app(results_dir: str | Path = "results", limits: WebLimits | None = N
             "dtypes": ["fp32", "fp16", "bf16", "fp8", "int4"],
             "sensitivity_params": list(SENSITIVITY_PARAMS),
             "defaults": CalcRequest().model_dump(),
+            "architectures": _preset_architectures(),
             "limits": {"body_bytes": lim.body_bytes, "config_bytes": MAX_CONFIG_BYTES},
         }
 

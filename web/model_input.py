@@ -1,10 +1,13 @@
-"""The `model` field of a web request: a preset name or the contents of a config.json, never a path.
+"""The model of a web request: a preset name, the contents of a config.json, or a typed architecture;
+never a path.
 
 The browser posts either a preset name (a string) or a HuggingFace config.json
 as a JSON object (pasted or uploaded on the page). Nothing here touches the
 filesystem: any string that is not a preset gets the same answer, so the
 server's files can be neither read nor probed (sim.config.models.presets_only
-makes the library refuse paths too while a request runs).
+makes the library refuse paths too while a request runs). A request may
+instead carry ``architecture`` (CustomArchitecture: layers, heads, head dim,
+parameter count typed into the page's form), which then replaces ``model``.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from sim.config.models import PRESETS, UNKNOWN_PRESET, ModelSpec, spec_from_dict
 from sim.errors import InputError
@@ -23,6 +26,7 @@ MAX_CONFIG_BYTES = 256 << 10   # a posted config.json, as compact JSON (real one
 MAX_LAYERS = 10_000            # num_hidden_layers of a posted config (loops over layers stay short)
 MAX_VALUE = 1e12               # any number in a posted config
 POSTED_KEY = "<posted config.json>"  # the name the library sees for a posted config (no preset has it)
+CUSTOM_KEY = "<custom architecture>"  # ... and for a typed architecture
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 
 
@@ -98,8 +102,48 @@ def posted_spec(d: dict[str, Any]) -> ModelSpec:
         raise InputError("config.json has a value of the wrong type or out of range", where="model") from None
 
 
-def resolve_model(model: str | dict[str, Any]) -> tuple[str, dict[str, ModelSpec]]:
+class CustomArchitecture(BaseModel):
+    """A dense transformer typed into the form: what the KV size, the weights and the step cost need.
+
+    KV bytes per token = 2 x layers x KV heads x head dim x dtype bytes (as for a preset);
+    weights = parameters x dtype bytes. ``hidden_size`` defaults to attention heads x head dim,
+    ``attention_heads`` to the KV heads (multi-head attention).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    name: str = Field(default="custom", min_length=1, max_length=64)
+    layers: int = Field(ge=1, le=MAX_LAYERS)
+    attention_heads: int | None = Field(default=None, ge=1, le=100_000)
+    kv_heads: int = Field(ge=1, le=100_000)
+    head_dim: int = Field(ge=1, le=100_000)
+    hidden_size: int | None = Field(default=None, ge=1, le=10_000_000)
+    params_b: float = Field(gt=0, le=100_000, description="parameters, billions (embeddings included)")
+    vocab_size: int = Field(default=0, ge=0, le=10_000_000, description="0 = count every parameter as a GEMM's")
+    max_context: int | None = Field(default=None, ge=1, le=100_000_000, description="tokens; None = not checked")
+
+
+def custom_spec(a: CustomArchitecture) -> ModelSpec:
+    """ModelSpec of a typed architecture; InputError naming the field when its parts disagree."""
+    heads = a.attention_heads or a.kv_heads
+    if heads % a.kv_heads:
+        raise InputError(f"Attention heads ({heads:,}) must be a multiple of the KV heads ({a.kv_heads:,})",
+                         where="architecture.kv_heads")
+    hidden = a.hidden_size or heads * a.head_dim
+    params = round(a.params_b * 1e9)
+    if a.vocab_size * hidden >= params:
+        raise InputError(f"Parameters must exceed the embedding table (vocabulary x hidden size = "
+                         f"{a.vocab_size * hidden / 1e9:,.3g} billion)", where="architecture.params_b")
+    return ModelSpec(name=short(a.name.strip() or "custom", 64), n_layers=a.layers, hidden_size=hidden,
+                     n_heads=heads, n_kv_heads=a.kv_heads, head_dim=a.head_dim, intermediate_size=0,
+                     vocab_size=a.vocab_size, params=params, max_context=a.max_context or 10**9)
+
+
+def resolve_model(model: str | dict[str, Any],
+                  architecture: CustomArchitecture | None = None) -> tuple[str, dict[str, ModelSpec]]:
     """(the model name to give the library, the posted models to register with presets_only)."""
+    if architecture is not None:
+        return CUSTOM_KEY, {CUSTOM_KEY: custom_spec(architecture)}
     if isinstance(model, dict):
         return POSTED_KEY, {POSTED_KEY: posted_spec(model)}
     if model.lower() not in PRESETS:
@@ -107,4 +151,5 @@ def resolve_model(model: str | dict[str, Any]) -> tuple[str, dict[str, ModelSpec
     return model, {}
 
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_NAME", "ModelField", "POSTED_KEY", "posted_spec", "resolve_model", "short", "tidy"]
+__all__ = ["CUSTOM_KEY", "CustomArchitecture", "MAX_CONFIG_BYTES", "MAX_NAME", "ModelField", "POSTED_KEY",
+           "custom_spec", "posted_spec", "resolve_model", "short", "tidy"]

@@ -3,6 +3,12 @@
 Pure functions over files (the FastAPI app only routes to them). Paths given
 by the browser are resolved inside the results directory; anything outside it
 is refused.
+
+The listing groups files by run: a folder holding sweep.json or points.csv is
+one sweep run (its table first; the per-point reports under it collapsed into
+a count and a list), any other folder with reports is one run. This works for
+any layout (``results/<name>/``, ``results/<mode>-<timestamp>/``, nested
+sweeps); ``results/latest``, a link to the newest run, is named, not listed twice.
 """
 from __future__ import annotations
 
@@ -20,6 +26,10 @@ MAX_FILES = 2000            # files looked at per listing
 MAX_REPORT_BYTES = 64 << 20  # a JSON larger than this is listed as too large, not parsed (~5x in memory)
 MAX_SWEEP_ROWS = 100_000
 SWEEP_TABLE = "points.csv"  # one row per sweep point (experiments/ sweep engine)
+SWEEP_META = "sweep.json"   # the sweep's axes and metrics (experiments.results.SWEEP_JSON)
+SWEEP_AUX = {SWEEP_META, "checksums.json"}  # a sweep's own JSON files: known, not reports
+MAX_POINT_PATHS = 500       # point reports listed per sweep run (the count is always complete)
+LATEST = "latest"           # results/latest -> the newest run folder
 
 
 def _within(base: Path, p: Path) -> bool:
@@ -55,44 +65,104 @@ def is_report(d: Any) -> bool:
                     for p in d["policies"]))
 
 
+def _sweep_dirs(base: Path, files: list[Path]) -> list[Path]:
+    """Folders (relative) holding a sweep's points.csv or sweep.json, deepest first."""
+    dirs = {p.parent.relative_to(base) for p in files if p.name in (SWEEP_TABLE, SWEEP_META)}
+    return sorted(dirs, key=lambda d: -len(d.parts))
+
+
+def _run_of(rel: Path, sweeps: list[Path]) -> tuple[Path, bool]:
+    """(run folder, is a sweep) of a file: its innermost enclosing sweep folder, else its own folder."""
+    for d in sweeps:
+        if d == Path(".") or d in rel.parents:
+            return d, True
+    return rel.parent, False
+
+
+def _latest(base: Path) -> str | None:
+    link = base / LATEST
+    try:
+        if link.is_symlink() and _within(base.resolve(), link) and link.is_dir():
+            return link.resolve().relative_to(base.resolve()).as_posix() or "."
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def list_results(root: str | Path) -> dict[str, Any]:
-    """Reports (JSON, recursively) and sweeps (directories holding points.csv) under `root`."""
+    """Reports (JSON, recursively) and sweeps (folders holding points.csv), also grouped by run:
+    ``runs`` lists plain runs (newest first), then sweep runs (newest first)."""
     base = Path(root)
-    out: dict[str, Any] = {"dir": str(base), "exists": base.is_dir(), "reports": [], "sweeps": [], "skipped": []}
+    out: dict[str, Any] = {"dir": str(base), "exists": base.is_dir(), "reports": [], "sweeps": [], "skipped": [],
+                           "runs": [], "latest": None}
     if not base.is_dir():
         return out
     real = base.resolve()
+    out["latest"] = _latest(base)
     files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".json", ".csv"))[:MAX_FILES]
+    sweep_dirs = _sweep_dirs(base, files)
+    runs: dict[str, dict[str, Any]] = {}
+
+    def run(rel: Path) -> dict[str, Any]:
+        d, is_sweep = _run_of(rel, sweep_dirs)
+        key = d.as_posix()
+        if key not in runs:
+            runs[key] = {"dir": key, "kind": "sweep" if is_sweep else "run", "reports": [], "sweep": None,
+                         "point_reports": 0, "point_paths": [], "has_sweep_json": (base / d / SWEEP_META).is_file(),
+                         "mtime": 0.0, "latest": key == out["latest"]}
+        return runs[key]
+
     for p in files:
         rel = p.relative_to(base).as_posix()
         if not _within(real, p):  # a symlink out of the results directory is not followed
             out["skipped"].append({"path": rel, "reason": "outside the results directory (symlink)"})
             continue
+        r = run(Path(rel))
+        r["mtime"] = max(r["mtime"], p.stat().st_mtime)
         if p.name == SWEEP_TABLE:
             try:
                 table = read_sweep_table(p)
-                out["sweeps"].append({"path": rel, "dir": p.parent.relative_to(base).as_posix() or ".",
-                                      "points": len(table["rows"]), "failed": table["failed"],
-                                      "columns": table["columns"], "mtime": p.stat().st_mtime})
+                entry = {"path": rel, "dir": p.parent.relative_to(base).as_posix() or ".",
+                         "points": len(table["rows"]), "failed": table["failed"],
+                         "columns": table["columns"], "mtime": p.stat().st_mtime}
+                out["sweeps"].append(entry)
+                if r["kind"] == "sweep" and Path(rel).parent.as_posix() == r["dir"]:
+                    r["sweep"] = entry
             except (OSError, ValueError, csv.Error) as e:
                 out["skipped"].append({"path": rel, "reason": short(e, 120)})
             continue
         if p.suffix != ".json":
             continue
+        in_sweep_root = r["kind"] == "sweep" and Path(rel).parent.as_posix() == r["dir"]
+        if in_sweep_root and p.name in SWEEP_AUX:
+            continue  # the sweep's own metadata: recognised, not a report
         try:
             d = _load_json(p)
         except (OSError, ValueError) as e:
             out["skipped"].append({"path": rel, "reason": f"not readable JSON: {short(e, 120)}"})
             continue
         if not is_report(d):
+            if r["kind"] == "sweep" and not in_sweep_root:
+                r["point_reports"] += 1  # a failed point's record: counted with the points
+                continue
             out["skipped"].append({"path": rel, "reason": "not a kvsim report (no policies list)"})
             continue
+        if r["kind"] == "sweep" and not in_sweep_root:  # a point of the sweep: collapsed
+            r["point_reports"] += 1
+            if len(r["point_paths"]) < MAX_POINT_PATHS:
+                r["point_paths"].append(rel)
+            continue
         w = d.get("workload") or {}
-        out["reports"].append({
+        entry = {
             "path": rel, "mode": d.get("mode"), "workload": w.get("name"), "requests": w.get("requests"),
             "policies": [x["name"] for x in d["policies"]], "config_hash": d.get("config_hash"),
             "mtime": p.stat().st_mtime,
-        })
+        }
+        out["reports"].append(entry)
+        r["reports"].append(entry)
+    # reports first: plain runs, then sweeps; newest first within each
+    out["runs"] = sorted(runs.values(), key=lambda r: (r["kind"] == "sweep", -r["mtime"], r["dir"]))
+    out["runs"] = [r for r in out["runs"] if r["reports"] or r["sweep"] or r["point_reports"]]
     return out
 
 
@@ -176,7 +246,45 @@ def sweep_table(root: str | Path, rel: str) -> dict[str, Any]:
         t = read_sweep_table(p)
     except (OSError, ValueError, csv.Error) as e:
         raise InputError(f"cannot read {SWEEP_TABLE}: {short(e, 120)}", where="path") from None
-    return {"path": rel, **t}
+    meta = sweep_meta(p.parent / SWEEP_META)
+    if meta:
+        t["guess"] = axes_from_meta(meta, t)
+    return {"path": rel, "meta": meta, **t}
 
 
-__all__ = ["guess_axes", "is_report", "list_results", "read_sweep_table", "report_summary", "sweep_table"]
+def sweep_meta(p: Path) -> dict[str, Any] | None:
+    """name, axes (name, values, numeric) and metrics of a sweep.json; None if absent or not a sweep's."""
+    try:
+        d = _load_json(p)
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(d, dict) and isinstance(d.get("axes"), list) and isinstance(d.get("metrics"), list)):
+        return None
+    axes = [{"name": a["name"], "values": len(a["values"]) if isinstance(a.get("values"), list) else 0}
+            for a in d["axes"] if isinstance(a, dict) and isinstance(a.get("name"), str)]
+    return {"name": short(d.get("name", ""), 80), "axes": axes,
+            "metrics": [m for m in d["metrics"] if isinstance(m, str)]}
+
+
+def axes_from_meta(meta: dict[str, Any], table: dict[str, Any]) -> dict[str, str | None]:
+    """A sweep's default chart: its first (varying) axis against its first metric, the next varying
+    axis as the series; whatever sweep.json does not settle comes from guess_axes."""
+    guess = dict(table["guess"])
+    cols, numeric = table["columns"], table["numeric"]
+    axes = [a for a in meta["axes"] if a["name"] in cols]
+    varying = [a["name"] for a in axes if a["values"] > 1] or [a["name"] for a in axes]
+    metrics = [m for m in meta["metrics"] if m in numeric]
+    if varying:
+        guess["x"] = varying[0]
+    if metrics:
+        guess["y"] = metrics[0]
+    rest = [a for a in varying[1:] if a != guess["x"]]
+    if rest:
+        guess["series"] = rest[0]
+    elif guess.get("series") == guess["x"]:
+        guess["series"] = None
+    return guess
+
+
+__all__ = ["axes_from_meta", "guess_axes", "is_report", "list_results", "read_sweep_table", "report_summary",
+           "sweep_meta", "sweep_table"]

@@ -37,6 +37,13 @@ The issue's short form ``(1 - 1/T) x coverage`` counts turns; the hit rate here
 counts tokens (the simulator's definition), and ``turn_reuse_share`` reports
 ``1 - 1/T`` next to it.
 
+Throughput: ``request_rate_req_s = arrival_rate x turns`` (every turn is a
+request), ``prompt_tokens_s = arrival_rate x prompt tokens per
+conversation``, ``hit_tokens_s = hit_rate x prompt_tokens_s`` (prompt
+tokens served from the cache each second), and ``cache_utilization_share =
+min(1, (cached system prompts + tokens needed) / cacheable tokens)``, the
+share of the KV memory the workload fills.
+
 Conversation lengths (``turns_dist``): ``fixed`` - every conversation has
 ``turns`` turns (a fractional value is a mix of floor and ceil with that mean);
 ``geometric`` - lengths 1, 2, ... with mean ``turns`` (what the synthetic
@@ -106,6 +113,8 @@ def _evaluate(inp: HitRateInputs, dep: Deployment) -> dict[str, Any]:
     hit = system_share * system_cov + reuse_share * coverage
     lru = lru_conversation_hits(inp, dep.replicas, conv_capacity / dep.replicas)
     mean_request = prompt / t + inp.response_tokens               # a request's KV when its answer is complete
+    wanted = dep.replicas * system_tokens + needed                # tokens the workload would keep cached
+    prompt_rate = inp.arrival_rate * prompt                       # conversations/s x prompt tokens each
     return {
         "active_conversations": active,
         "tokens_per_conversation": per_conversation,
@@ -125,6 +134,11 @@ def _evaluate(inp: HitRateInputs, dep: Deployment) -> dict[str, Any]:
         "prompt_tokens_per_turn": prompt / t,
         "mean_request_tokens": mean_request,
         "max_concurrency": int(dep.cacheable_tokens // mean_request),
+        # Throughput figures (steady state): every turn is one request.
+        "request_rate_req_s": inp.arrival_rate * t,
+        "prompt_tokens_s": prompt_rate,
+        "hit_tokens_s": hit * prompt_rate,
+        "cache_utilization_share": min(1.0, wanted / dep.cacheable_tokens) if dep.cacheable_tokens else 1.0,
     }
 
 

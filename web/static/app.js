@@ -10,6 +10,9 @@ const FIELDS = ["model", "gpu", "gpus", "tp", "pp", "kv_dtype", "weight_dtype", 
   "system_prompt_tokens", "system_prompts", "cache_outputs", "target_hit_rate"];
 // Empty (or "auto") means "not given": the server then uses its default / derives the value.
 const OPTIONAL = new Set(["tp", "memory_gb", "kv_budget_gb", "target_hit_rate"]);
+// A typed architecture (model from "a custom architecture"): the request's `architecture` object.
+const ARCH = ["name", "layers", "kv_heads", "head_dim", "params_b", "attention_heads", "hidden_size", "vocab_size",
+  "max_context"];
 
 // ------------------------------------------------------------ formatting
 function groupDigits(s) {
@@ -28,7 +31,8 @@ const OUTPUTS = {
   kv_bytes_per_token: "int", kv_bytes_per_token_per_gpu: "int", kv_budget_gib_per_gpu: "gib",
   kv_budget_gib_total: "gib", weights_gib_per_gpu: "gib", cacheable_tokens: "int", max_concurrency: "int",
   active_conversations: "dec1", tokens_per_conversation: "int", tokens_needed: "int", reuse_share: "pct",
-  system_share: "pct",
+  system_share: "pct", cache_utilization_share: "pct", request_rate_req_s: "dec1", prompt_tokens_s: "int",
+  hit_tokens_s: "int",
 };
 
 // ------------------------------------------------------------ SVG charts
@@ -188,8 +192,34 @@ function collect() {
     body[f] = v;  // as typed: the server validates and names the field
   }
   body.vary = $("f-vary").value;
-  body.model = modelValue();
-  return body;
+  delete body.model;
+  return { ...body, ...modelBody() };
+}
+
+function customArch() { return $("f-model_source").value === "custom"; }
+
+// {model} (a preset name or the pasted config.json) or {architecture} (typed fields, empty ones left out).
+function modelBody() {
+  if (!customArch()) return { model: modelValue() };
+  const a = {};
+  for (const k of ARCH) {
+    const v = $("f-architecture-" + k).value.trim();
+    if (v !== "") a[k] = v;
+  }
+  return { architecture: a };
+}
+
+function showModelSource() {
+  const custom = customArch();
+  $("model-custom").classList.toggle("hidden", !custom);
+  $("model-preset").classList.toggle("hidden", custom);
+}
+
+function fillArchFromPreset() {
+  const a = (presets.architectures || {})[$("f-model").value.trim().toLowerCase()];
+  if (!a) { $("e-architecture-name").textContent = "no dense preset of that name to copy"; return; }
+  for (const k of ARCH) $("f-architecture-" + k).value = a[k] === null || a[k] === undefined ? "" : String(a[k]);
+  schedule(recalc, 10);
 }
 
 // The model: a preset name, or the pasted/uploaded config.json sent as a JSON object (the server
@@ -212,7 +242,7 @@ function showModelError(msg) {
 
 function clearErrors(prefix) {
   document.querySelectorAll(`.err[id^="${prefix}"]`).forEach((e) => { e.textContent = ""; });
-  document.querySelectorAll("input.bad").forEach((e) => {
+  document.querySelectorAll("input.bad, textarea.bad").forEach((e) => {
     if (e.id.startsWith(prefix === "e-" ? "f-" : "r-")) e.classList.remove("bad");
   });
 }
@@ -220,7 +250,8 @@ function clearErrors(prefix) {
 function showErrors(detail, errPrefix, fieldPrefix, fallback) {
   const rest = [];
   for (const d of detail || []) {
-    const field = (d.loc || []).filter((p) => p !== "body" && p !== "query").join(".");
+    // nested fields ("architecture", "layers") and library names ("architecture.layers") -> "architecture-layers"
+    const field = (d.loc || []).filter((p) => p !== "body" && p !== "query").join(".").replace(/\./g, "-");
     const span = $(errPrefix + field);
     if (span) {
       span.textContent = (span.textContent ? span.textContent + "; " : "") + d.msg;
@@ -267,14 +298,19 @@ async function recalc() {
     const detail = (r.data.detail || []).map((d) => (pasted && (d.loc || [])[1] === "model"
       ? { ...d, loc: ["body", "model_config"] } : d));
     showErrors(detail, "e-", "f-", $("form-error"));
-    $("results-card").classList.add("stale");
+    markStale(true);
     setState("error");
     return;
   }
-  $("results-card").classList.remove("stale");
+  markStale(false);
   render(r.data);
   setState("ok");
   recalcReuse();
+}
+
+// Figures of the last valid input stay visible but greyed while the form holds an error.
+function markStale(on) {
+  for (const e of document.querySelectorAll(".out")) e.classList.toggle("stale", on);
 }
 
 function render(d) {
@@ -312,11 +348,11 @@ function renderTarget(d) {
   const box = $("suggestion");
   const t = d.target;
   if (!t) {
-    box.className = "muted";
+    box.classList.add("muted");
     box.textContent = "Enter a target to see the memory it needs and the smallest change that reaches it.";
     return;
   }
-  box.className = "";
+  box.classList.remove("muted");
   clear(box);
   const msg = document.createElement("div");
   msg.className = "msg";
@@ -350,6 +386,7 @@ function renderTarget(d) {
     }
     tbl.appendChild(tb);
     box.appendChild(tbl);
+    labelCells(tbl);
   }
 }
 
@@ -357,8 +394,8 @@ let reuseSeq = 0;
 async function recalcReuse() {
   const my = ++reuseSeq;
   let model;
-  try { model = modelValue(); } catch (e) { return; }  // the calculator shows the message
-  const body = { model, gpu: $("f-gpu").value, gpus: $("r-gpus").value.trim(),
+  try { model = modelBody(); } catch (e) { return; }  // the calculator shows the message
+  const body = { ...model, gpu: $("f-gpu").value, gpus: $("r-gpus").value.trim(),
     prefix_tokens: $("r-prefix_tokens").value.trim(), kv_dtype: $("f-kv_dtype").value };
   const link = $("r-link_gb_s").value.trim();
   if (link) body.link_gb_s = link;
@@ -369,7 +406,7 @@ async function recalcReuse() {
   const out = $("reuse-out");
   if (r.status !== 200) { showErrors(r.data.detail, "re-", "r-", out); return; }
   const d = r.data;
-  out.className = "";
+  out.classList.remove("muted");
   out.innerHTML = "";
   const line = document.createElement("div");
   line.innerHTML = `break-even <strong id="o-breakeven">${d.breakeven_gb_s.toFixed(2)} GB/s</strong> per GPU`
@@ -411,6 +448,11 @@ async function initCalc() {
   $("f-vary").addEventListener("change", () => schedule(recalc, 10));
   $("f-target_hit_rate").addEventListener("input", () => schedule(recalc, 200));
   for (const id of ["r-gpus", "r-prefix_tokens", "r-link_gb_s"]) $(id).addEventListener("input", () => recalcReuse());
+  $("f-model_source").addEventListener("change", () => {
+    showModelSource();
+    if (customArch() && !$("f-architecture-layers").value.trim()) fillArchFromPreset();
+  });
+  $("arch-from-preset").addEventListener("click", (ev) => { ev.preventDefault(); fillArchFromPreset(); });
   $("f-model_file").addEventListener("change", () => {
     const f = $("f-model_file").files[0];
     if (!f) return;
@@ -433,47 +475,90 @@ async function getJSON(url) {
   return data;
 }
 
+// Narrow screens show a table row as a block of "column: value" lines (CSS); the labels come from here.
+function labelCells(tbl) {
+  const head = tbl.tHead && tbl.tHead.rows[0] ? [...tbl.tHead.rows[0].cells].map((c) => c.textContent) : [];
+  for (const tb of tbl.tBodies) {
+    for (const tr of tb.rows) [...tr.cells].forEach((td, i) => { if (head[i]) td.dataset.label = head[i]; });
+  }
+}
+
+function item(text, cls, onClick) {
+  const li = document.createElement("li");
+  li.className = cls + (onClick ? " click" : "");
+  li.textContent = text;
+  if (onClick) li.addEventListener("click", () => onClick(li));
+  return li;
+}
+
+function when(mtime) { return mtime ? new Date(mtime * 1000).toLocaleString() : ""; }
+
+// One block per run folder: its reports first, then its sweep table; a sweep's point reports folded.
+function renderRun(r) {
+  const div = document.createElement("div");
+  div.className = "run";
+  div.dataset.dir = r.dir;
+  const head = document.createElement("div");
+  head.className = "run-head";
+  const name = document.createElement("strong"); name.textContent = r.dir === "." ? "(top folder)" : r.dir + "/";
+  head.appendChild(name);
+  for (const [t, c] of [[r.kind, "badge"], ...(r.latest ? [["latest", "badge latest"]] : [])]) {
+    const b = document.createElement("span"); b.className = c; b.textContent = t; head.appendChild(b);
+  }
+  const t = document.createElement("span"); t.className = "muted"; t.textContent = when(r.mtime); head.appendChild(t);
+  div.appendChild(head);
+  const ul = document.createElement("ul");
+  for (const rep of r.reports) {
+    const desc = [rep.path.split("/").pop(), rep.mode, rep.workload,
+      rep.requests === undefined || rep.requests === null ? null : groupDigits(rep.requests) + " requests",
+      rep.policies.join(", ")].filter((v) => v !== null && v !== undefined && v !== "").join(" - ");
+    const li = item(desc, "item report", (el) => showReport(rep.path, el));
+    li.dataset.path = rep.path;
+    ul.appendChild(li);
+  }
+  if (r.sweep) {
+    const sw = r.sweep;
+    const li = item(`sweep table: ${groupDigits(sw.points)} points` + (sw.failed ? `, ${sw.failed} failed` : "")
+      + (r.has_sweep_json ? " (sweep.json)" : ""), "item sweep", (el) => showSweep(sw.path, el));
+    li.dataset.path = sw.path;
+    ul.appendChild(li);
+  }
+  div.appendChild(ul);
+  if (r.point_reports) {
+    const det = document.createElement("details");
+    const sum = document.createElement("summary");
+    sum.textContent = `${groupDigits(r.point_reports)} point report${r.point_reports === 1 ? "" : "s"}`;
+    det.appendChild(sum);
+    const pl = document.createElement("ul");
+    for (const p of r.point_paths) pl.appendChild(item(p.split("/").pop(), "item point", (el) => showReport(p, el)));
+    det.appendChild(pl);
+    div.appendChild(det);
+  }
+  return div;
+}
+
 async function loadResults() {
   setResultsState("pending");
   const d = await getJSON("/api/results");
   $("res-dir").textContent = d.dir;
-  const tb = $("res-reports").tBodies[0];
-  clear(tb);
+  const box = $("res-runs");
+  clear(box);
   $("res-empty").textContent = !d.exists ? `No directory ${d.dir} yet: run \`python main.py\` (or a sweep) to fill it.`
-    : d.reports.length ? "" : "No JSON reports found.";
-  for (const r of d.reports) {
-    const tr = document.createElement("tr");
-    tr.className = "click";
-    tr.dataset.path = r.path;
-    for (const v of [r.path, r.mode, r.workload, r.requests === undefined ? "" : groupDigits(r.requests), r.policies.join(", ")]) {
-      const td = document.createElement("td"); td.textContent = v === null ? "" : v; tr.appendChild(td);
-    }
-    tr.addEventListener("click", () => showReport(r.path, tr));
-    tb.appendChild(tr);
-  }
-  const sb = $("res-sweeps").tBodies[0];
-  clear(sb);
-  $("sweep-empty").textContent = d.sweeps.length ? "" : "No sweeps (directories with points.csv) found.";
-  for (const s of d.sweeps) {
-    const tr = document.createElement("tr");
-    tr.className = "click";
-    tr.dataset.path = s.path;
-    for (const v of [s.dir, s.points, s.failed, s.columns.length]) {
-      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
-    }
-    tr.addEventListener("click", () => showSweep(s.path, tr));
-    sb.appendChild(tr);
-  }
+    : d.runs.length ? "" : "No reports or sweeps found.";
+  for (const r of d.runs) box.appendChild(renderRun(r));
   $("res-skipped").textContent = d.skipped.length ? d.skipped.map((s) => `${s.path}: ${s.reason}`).join("\n") : "none";
-  if (d.reports.length) await showReport(d.reports[0].path, tb.rows[0]);
-  if (d.sweeps.length) await showSweep(d.sweeps[0].path, sb.rows[0]);
+  const firstReport = box.querySelector("li.report");
+  const firstSweep = box.querySelector("li.sweep");
+  if (firstReport) await showReport(firstReport.dataset.path, firstReport);
+  if (firstSweep) await showSweep(firstSweep.dataset.path, firstSweep);
   setResultsState("ok");
 }
 function setResultsState(s) { document.body.dataset.results = s; }
 
-function select(tr) {
-  for (const row of tr.parentNode.rows) row.classList.remove("sel");
-  tr.classList.add("sel");
+function select(node) {
+  const scope = node.tagName === "LI" ? $("res-runs").querySelectorAll("li") : node.parentNode.children;
+  for (const n of scope) if (n.tagName === node.tagName) n.classList.remove("sel");
+  node.classList.add("sel");
 }
 
 async function showReport(path, tr) {
@@ -519,14 +604,17 @@ async function showReport(path, tr) {
     }
     tb.appendChild(trr);
   }
+  labelCells($("policy-table"));
 }
 
 let sweepData = null;
 async function showSweep(path, tr) {
   if (tr) select(tr);
   sweepData = await getJSON("/api/results/sweep?path=" + encodeURIComponent(path));
+  $("sweep-card").classList.remove("hidden");
   $("sweep-box").classList.remove("hidden");
-  $("sweep-title").textContent = path;
+  const meta = sweepData.meta;
+  $("sweep-title").textContent = meta && meta.name ? `${meta.name} (${path})` : path;
   const fill = (id, opts, val, none) => {
     const s = $(id); clear(s);
     if (none) { const o = document.createElement("option"); o.value = ""; o.textContent = "(none)"; s.appendChild(o); }
