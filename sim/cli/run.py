@@ -8,6 +8,8 @@ from sim.cli.common import (
     EXIT_OK,
     add_config_args,
     add_trace_args,
+    add_wide_arg,
+    compile_notice,
     load_cfg,
     make_console,
     print_load_stats,
@@ -29,14 +31,18 @@ def add_parser(sub) -> None:
                    help="worker/GPU router, or several comma-separated to compare in cluster mode "
                         "(default: cluster.router)")
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
-    p.add_argument("--report-json", default=None, help="write the report as JSON here")
-    p.add_argument("--report-csv", default=None, help="write one CSV row per policy here")
-    p.add_argument("--plot", default=None, help="PNG path (default: <experiments.out_dir>/policies.png)")
+    p.add_argument("--out", default=None,
+                   help="folder for report.json, report.csv and the plot (default: a new "
+                        "<experiments.out_dir>/<mode>-<UTC time>/, with <experiments.out_dir>/latest pointing at it)")
+    p.add_argument("--report-json", default=None, help="write the report as JSON here (then only the files named)")
+    p.add_argument("--report-csv", default=None, help="write one CSV row per policy here (then only the files named)")
+    p.add_argument("--plot", default=None, help="write the plot here (then only the files named)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    add_wide_arg(p)
     p.add_argument("--model", default=None,
                    help="model file for the learned policy (sets policies.learned_model; default: retrain online)")
-    p.set_defaults(func=cmd_run, default_outputs=False)
+    p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -45,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(args)
     _check_output_flags(args)
-    console = make_console(args.quiet)
+    console = make_console(args.quiet, args.wide)
     policies = _policies(args, cfg)
     if getattr(args, "model", None) and "learned" not in policies:
         from sim.errors import InputError
@@ -54,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     workload, load_stats = workload_from_config(cfg)
     print_load_stats(console, load_stats)
     cb, prog = progress_cb(not args.quiet)
+    if args.mode != "single":  # single mode compiles up front under its own progress label (modes.runner)
+        compile_notice(not args.quiet)
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,
@@ -61,9 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if report["mode"] == "pd":
         return _pd_outputs(args, cfg, console, report)
     if report.get("routers"):
-        console.print(router_table(report))
+        console.print(router_table(report, args.wide))
     if not report.get("routers") or len(report.get("policies", [])) > 1:
-        console.print(policy_table(report))
+        console.print(policy_table(report, args.wide))
     for line in run_notes(report):
         console.print(line, highlight=False)
     for p in report.get("policies", []):
@@ -85,15 +93,15 @@ def cmd_default(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         mode="single", config=None, preset=None, profile=None, overrides=[], seed=None, trace=None,
         trace_format=None, limit=None, strict=False, policy=None, compare=True, hit_rate_only=False,
-        report_json=None, report_csv=None, no_plot=False, plot=None, quiet=False, default_outputs=True,
-        router=None,
+        report_json=None, report_csv=None, no_plot=False, plot=None, quiet=False, out=None,
+        router=None, wide=False,
     )
     return cmd_run(ns)
 
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
-    console.print(pd_table(report))
+    console.print(pd_table(report, args.wide))
     lay = report["pd_layout"]
     for p in report["policies"]:
         sh = p["metrics"]["ttft_breakdown_ms"]["mean_share"]
@@ -149,9 +157,14 @@ def _plot_path(text: str) -> Path:
 PLOT_TYPES = ("png", "svg", "svgz", "pdf", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
 
 
+def _explicit_outputs(args: argparse.Namespace) -> bool:
+    return any(getattr(args, f, None) for f in ("report_json", "report_csv", "plot"))
+
+
 def _check_output_flags(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before the simulation runs (a directory, /proc, a device, a NUL byte)."""
-    from sim.io_safe import check_output_path
+    from sim.errors import InputError
+    from sim.io_safe import check_output_dir, check_output_path
 
     for flag, value in (("--report-json", args.report_json), ("--report-csv", args.report_csv)):
         if value is not None:
@@ -159,30 +172,60 @@ def _check_output_flags(args: argparse.Namespace) -> None:
     if args.plot is not None and not args.no_plot:
         check_output_path(args.plot, "--plot")  # a directory is refused before ".png" would be appended
         check_output_path(_plot_path(args.plot), "--plot")
+    if getattr(args, "out", None) is not None:
+        if _explicit_outputs(args):
+            raise InputError("--out is the folder of the default files; with --report-json/--report-csv/--plot "
+                             "give each file's path instead", where="--out")
+        check_output_dir(args.out, "--out")
+
+
+def _run_folder(args: argparse.Namespace, cfg, report: dict) -> tuple[Path, bool]:
+    """The folder of this run's default files: --out, or a new <out_dir>/<mode>-<UTC time> (True: made here)."""
+    from sim.io_safe import new_run_dir
+
+    if getattr(args, "out", None):
+        return Path(args.out), False
+    stamp = report["started_utc"].replace("-", "").replace(":", "")  # 20261206T123456Z
+    return new_run_dir(cfg.experiments.out_dir, report["mode"], stamp, "experiments.out_dir"), True
 
 
 def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, plot_fn, plot_name: str) -> None:
-    """Report JSON/CSV and the plot as one set: all are written to temporaries and renamed only if all succeed."""
-    from sim.io_safe import OutputSet
+    """The run's files as one set (all written to temporaries and renamed only if all succeed), then one
+    line per file. With --report-json/--report-csv/--plot only those; otherwise report.json, report.csv and
+    the plot in the run's own folder (_run_folder), which `latest` then points at."""
+    from sim.io_safe import OutputSet, point_latest
     from sim.report.rows import write_csv
     from sim.report.schema import write_json
 
-    out_dir = Path(cfg.experiments.out_dir)
-    where_dir = "experiments.out_dir"
-    with OutputSet() as outs:
+    files: list[tuple[Path, str, object]] = []
+    folder, made = None, False
+    if _explicit_outputs(args):
         if args.report_json:
-            outs.write(args.report_json, "--report-json", lambda t: write_json(report, t))
+            files.append((Path(args.report_json), "--report-json", lambda t: write_json(report, t)))
         if args.report_csv:
-            outs.write(args.report_csv, "--report-csv", lambda t: write_csv(report, t))
-        if getattr(args, "default_outputs", False):
-            outs.write(out_dir / "report.json", where_dir, lambda t: write_json(report, t))
-            outs.write(out_dir / "report.csv", where_dir, lambda t: write_csv(report, t))
-        png = None
+            files.append((Path(args.report_csv), "--report-csv", lambda t: write_csv(report, t)))
+        if args.plot and not args.no_plot:
+            files.append((_plot_path(args.plot), "--plot", lambda t: plot_fn(report, t)))
+    else:
+        folder, made = _run_folder(args, cfg, report)
+        where = "--out" if getattr(args, "out", None) else "experiments.out_dir"
+        files += [(folder / "report.json", where, lambda t: write_json(report, t)),
+                  (folder / "report.csv", where, lambda t: write_csv(report, t))]
         if not args.no_plot:
-            png = _plot_path(args.plot) if args.plot else out_dir / plot_name
-            outs.write(png, "--plot" if args.plot else where_dir, lambda t: plot_fn(report, t))
-        outs.commit()
-    if getattr(args, "default_outputs", False):
-        console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
-    if png is not None:
-        console.print(f"plot: {png}")
+            files.append((folder / plot_name, where, lambda t: plot_fn(report, t)))
+    try:
+        with OutputSet() as outs:
+            for path, where, writer in files:
+                outs.write(path, where, writer)  # type: ignore[arg-type]
+            outs.commit()
+    except BaseException:
+        if made and folder is not None:
+            import contextlib
+
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # the reserved folder is still empty: the set wrote nothing
+        raise
+    if made and folder is not None:
+        point_latest(folder)
+    for path, _, _ in files:
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)

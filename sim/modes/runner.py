@@ -71,7 +71,6 @@ def run_single_mode(
         if progress:
             progress(name, len(w), len(w))
         m = single_metrics(res, cfg)
-        m["wall_s"] = res.wall_s
         m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         runs.append((name, m))
         per_policy[name] = res
@@ -118,7 +117,6 @@ def run_cluster_mode(
         if progress:
             progress(label, len(w), len(w))
         m = cluster_metrics(res, cfg)
-        m["wall_s"] = res.wall_s
         m["requests_per_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
 
