@@ -98,7 +98,7 @@ def router_table(report: dict, wide: bool = False):
     w, topo = report["workload"], report.get("topology", {})
     title = (f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
              f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})")
-    columns = ("router", "hit rate", "HBM", "peer HBM", "DRAM", "*EIC", "*remote EIC", "SSD", "TTFT p50 ms",
+    columns = ("router", "hit rate", "HBM", "peer HBM", "DRAM", "*EIC", "*remote EIC", "*SSD", "TTFT p50 ms",
                "TTFT p99 ms", "*net % TTFT", "GPU skew req/load", "*rack skew req/load", "*req/s (wall)")
     rows = [(
         r["router"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["peer_hbm_hit_rate"]),
@@ -117,7 +117,7 @@ def pd_table(report: dict, wide: bool = False):
     title = (f"pd mode - {w['name']}: {w['requests']:,} requests; {lay['gpus']} x {lay['gpu']} "
              f"({lay['racks']} racks), {lay['model']} tp {lay['tp']}; SLO TTFT "
              f"{report['config']['slo']['ttft_ms']:g} ms, TPOT {report['config']['slo']['tpot_ms']:g} ms")
-    columns = ("deployment", "replicas", "TTFT p50", "TTFT p99", "*TPOT p50", "TPOT p99", "*TTFT SLO",
+    columns = ("deployment", "replicas", "*TTFT p50", "TTFT p99", "*TPOT p50", "TPOT p99", "*TTFT SLO",
                "*TPOT SLO", "both SLOs", "goodput req/s", "hit rate", "GPU busy", "*preempt", "*KV moved GiB",
                "*hidden")
     rows = []
@@ -127,7 +127,7 @@ def pd_table(report: dict, wide: bool = False):
         pools = m["pools"]
         reps = " + ".join(f"{v['replicas']}{k[0].upper()}" for k, v in pools.items()) if p["name"] == "pd" \
             else str(sum(v["replicas"] for v in pools.values()))
-        busy = " / ".join(pct(v) for v in m["gpu_utilization"].values())
+        busy = "/".join(pct(v) for v in m["gpu_utilization"].values())
         rows.append((p["name"], reps, ms(m["ttft_ms"]["p50"]), ms(m["ttft_ms"]["p99"]), ms(m["tpot_ms"]["p50"]),
                      ms(m["tpot_ms"]["p99"]), pct(m["slo"]["ttft_attainment"]), pct(m["slo"]["tpot_attainment"]),
                      pct(m["slo_attainment"]), f"{m['goodput_req_s']:.3f}", pct(m["hit_rate"]), busy,
