@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from sim.config.suggest import closest_key
 from sim.errors import InputError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -333,24 +334,9 @@ def _source_for(loc: str, sources: dict[str, str], default: str) -> str:
     return best
 
 
-def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
-    """Every dotted key of the schema (sections and leaves), for "did you mean" suggestions."""
-    out: list[str] = []
-    for name, field in (model or Config).model_fields.items():
-        key = f"{prefix}{name}"
-        out.append(key)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out += config_keys(ann, key + ".")
-    return out
-
-
 def did_you_mean(key: str) -> str:
-    """' (did you mean a.b?)' for the closest schema key to a mistyped one, else ''."""
-    import difflib
-
-    close = difflib.get_close_matches(key, config_keys(), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]}?)" if close else ""
+    """' (did you mean a.b?)' for the schema key closest to a mistyped one, else ''."""
+    return closest_key(key, Config)
 
 
 def _check_renamed(key: str, where: str) -> None:
