@@ -79,7 +79,7 @@ def sweep_progress(sweep: Sweep, quiet: bool) -> tuple[Callable[[SweepProgress],
     return bar, prog
 
 
-def sweep_summary(sweep: Sweep, out: SweepOutcome) -> list:
+def sweep_summary(sweep: Sweep, out: SweepOutcome, wide: bool = False) -> list:
     """The rich renderables printed after a sweep: the point table and a one-line tally."""
     from rich.table import Table
 
@@ -94,7 +94,8 @@ def sweep_summary(sweep: Sweep, out: SweepOutcome) -> list:
     for m in metrics:
         met = METRICS[m]
         t.add_column(f"{m}\n({met.unit})" if met.unit != "%" else m, justify="right")
-    t.add_column("config")
+    if wide:  # the config hash is in points.csv; the terminal table keeps its width for the metrics
+        t.add_column("config")
     for r in out.rows:
         cells = [str(r.get(a.name)) for a in sweep.axes]
         if len(sweep.seeds) > 1:
@@ -107,7 +108,8 @@ def sweep_summary(sweep: Sweep, out: SweepOutcome) -> list:
             cells.append("[red]failed[/]")
             cells += [("[red]" + (err[:80] + ("..." if len(err) > 80 else "")) + "[/]") if i == 0 else ""
                       for i in range(len(metrics))]
-        cells.append(str(r.get("config_hash")))
+        if wide:
+            cells.append(str(r.get("config_hash")))
         t.add_row(*cells)
     rerun = f" (damaged: {out.damaged} re-run)" if out.damaged else ""
     tally = (f"{out.total} points: {out.reused} reused, {out.ran} run{rerun}, {out.failed} failed "

@@ -92,7 +92,7 @@ def resolve_ratios(cfg: Config, ratios: list[tuple[int, int]], explicit: bool) -
     return [(P, D, ",".join(req)) for (P, D), req in out.items()]
 
 
-def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
+def _row(ratio: str, m: dict, layout: dict, wall_s: float) -> dict[str, Any]:
     g = m["gpu_utilization_share"]
     kt = m.get("kv_transfer") or {}
     return {
@@ -103,18 +103,18 @@ def _row(ratio: str, m: dict, layout: dict) -> dict[str, Any]:
         "ttft_p99_ms": m["ttft_ms"]["p99"], "tpot_p50_ms": m["tpot_ms"]["p50"], "tpot_p99_ms": m["tpot_ms"]["p99"],
         "prefill_utilization_share": g.get("prefill", g.get("colocated")),
         "decode_utilization_share": g.get("decode", g.get("colocated")), "preemptions": m["preemptions"]["count"],
-        "kv_transfer_gib": (kt.get("bytes") or 0) / 1024**3, "hit_rate": m["hit_rate"], "wall_s": m["wall_s"],
+        "kv_transfer_gib": (kt.get("bytes") or 0) / 1024**3, "hit_rate": m["hit_rate"], "wall_s": wall_s,
     }
 
 
-def _point(kind: str, cfg: Config, workload: Workload, policy: str) -> tuple[dict, dict, dict]:
+def _point(kind: str, cfg: Config, workload: Workload, policy: str) -> tuple[dict, dict, dict, float]:
     from sim.modes.pd.setup import prepare
     from sim.modes.pd.simulator import simulate
     from sim.report.pd import deployment_metrics
 
     prep = prepare(cfg, workload, policy)
     res = simulate(kind, cfg, prep, policy)
-    return deployment_metrics(res, cfg, len(prep.rejected)), prep.setup.layout(), prep.rejected_info()
+    return deployment_metrics(res, cfg, len(prep.rejected)), prep.setup.layout(), prep.rejected_info(), res.wall_s
 
 
 def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int]] | None = None,
@@ -134,7 +134,7 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
         jobs.append(("colocated", "colocated", cfg))
     n_workers = workers or cfg.experiments.workers or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, len(jobs)))
-    results: dict[str, tuple[dict, dict, dict]] = {}
+    results: dict[str, tuple[dict, dict, dict, float]] = {}
     if n_workers == 1:
         for k, (label, kind, c) in enumerate(jobs):
             results[label] = _point(kind, c, workload, policy)
@@ -150,11 +150,11 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
     rows = []
     for label, kind, _c in jobs:
         if kind == "pd":
-            m, layout, _rej = results[label]
+            m, layout, _rej, wall = results[label]
             P, D = (int(x) for x in layout["actual_ratio"].split(":"))
             if P * int(label.split(":")[1]) != D * int(label.split(":")[0]):  # resolve_ratios' promise
                 raise AssertionError(f"ratio {label} ran as {P}:{D}")
-            rows.append({**_row(label, m, layout), "requested": requested[label]})
+            rows.append({**_row(label, m, layout, wall), "requested": requested[label]})
     first = results[jobs[0][0]]
     out: dict[str, Any] = {
         "experiment": "pd-ratio", "config_hash": cfg.hash(), "seed": cfg.seed, "policy": policy,
@@ -163,9 +163,9 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
         "rows": rows, "wall_s": time.perf_counter() - t0,
     }
     if baseline:
-        m, layout, _rej = results["colocated"]
+        m, layout, _rej, wall = results["colocated"]
         out["colocated"] = _row("colocated", m, {"prefill_replicas": layout["replicas"],
-                                                 "decode_replicas": layout["replicas"]})
+                                                 "decode_replicas": layout["replicas"]}, wall)
     best = max(rows, key=lambda r: (r["goodput_req_s"], r["slo_attainment"]))
     out["best_ratio"] = best["ratio"]
     return out

@@ -271,3 +271,41 @@ def output_file(path: str | Path, where: str) -> Path:
     p = check_output_path(path, where)
     output_dir(p.parent, where)
     return p
+
+
+# ---------------------------------------------------------------- per-run folders
+
+def new_run_dir(parent: str | Path, prefix: str, stamp: str, where: str) -> Path:
+    """Create and return `parent/<prefix>-<stamp>`, or `...-2`, `-3`... if that exists (two runs in the same
+    second never share a folder: mkdir is the reservation)."""
+    base = Path(parent)
+    output_dir(base, where)
+    for n in range(1, 10_000):
+        p = base / (f"{prefix}-{stamp}" if n == 1 else f"{prefix}-{stamp}-{n}")
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise InputError(f"cannot create {str(p)!r}: {e.strerror}", where=where) from None
+    raise InputError(f"no free folder name for {prefix}-{stamp} in {str(base)!r}", where=where)
+
+
+def point_latest(run_dir: str | Path) -> Path:
+    """Make `<parent>/latest` point at `run_dir`: a relative symlink, replaced atomically; where symlinks
+    cannot be made (some filesystems, Windows without privileges) a small text file holding the folder name.
+    Never fails the run: a `latest` that cannot be written is skipped (returns the path anyway)."""
+    d = Path(run_dir)
+    latest = d.parent / "latest"
+    tmp = d.parent / f".latest.{secrets.token_hex(4)}.tmp"
+    try:
+        os.symlink(d.name, tmp, target_is_directory=True)
+        os.replace(tmp, latest)
+        return latest
+    except (OSError, NotImplementedError):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    with contextlib.suppress(OSError):
+        atomic_write_text(latest, d.name + "\n")
+    return latest

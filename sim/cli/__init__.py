@@ -19,7 +19,7 @@ COMMANDS = (run, calc, trace_cmd, serve, learned, oracle, calibrate, sweep)
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python main.py",
+        prog="python main.py", epilog="--version prints the kvsim version and git commit.",
         description="kvsim: discrete-event simulator of the KV cache of LLM inference. "
                     "With no subcommand: the single-node policy comparison on the default workload.",
     )
@@ -27,6 +27,27 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         module.add_parser(sub)
     return ap
+
+
+def parse_args(ap: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """argparse, with "did you mean" for an unknown flag close to one the (sub)command knows."""
+    import difflib
+
+    args, extra = ap.parse_known_args(argv)
+    if not extra:
+        return args
+    parser = ap  # the innermost (sub)command named in argv: its flags are the candidates
+    for token in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and token in subs[0].choices:
+            parser = subs[0].choices[token]
+    known = [o for a in parser._actions for o in a.option_strings]
+    words = []
+    for token in extra:
+        close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.7) if token.startswith("-") else []
+        words.append(f"{token} (did you mean {close[0]}?)" if close else token)
+    parser.error(f"unrecognized arguments: {' '.join(words)}")
+    raise AssertionError("unreachable")  # parser.error exits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,12 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     # `calibrate --trace ...` (no WHAT) is `calibrate estimator --trace ...`, as before `calibrate timing` existed.
     if argv[:1] == ["calibrate"] and (argv[1:2] or [""])[0] not in (*calibrate.WHATS, "-h", "--help"):
         argv.insert(1, "estimator")
+    if argv[:1] == ["--version"]:
+        from sim.version import git_commit, version
+
+        print(f"kvsim {version()} (commit {git_commit() or 'unknown: not a git checkout'})")
+        return 0
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         # `python main.py --quiet` etc.: the main job with run's options
-        args = ap.parse_args(["run", "--compare", *argv])
-        args.default_outputs = True
-    else:
-        args = ap.parse_args(argv)
+        argv = ["run", "--compare", *argv]
+    args = parse_args(ap, argv)
     try:
         if args.cmd is None:
             return run.cmd_default(args)

@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
                    help="0-1: memory needed and the smallest change (GPUs, memory, fp8 KV) that reaches it")
     h.add_argument("--vary", default=None, help="sensitivity: input to vary (arrival_rate, turns, interval_s, "
                                                  "prompt_tokens, response_tokens, system_prompt_tokens, gpus, "
-                                                 "kv_budget_gb, memory_gb)")
+                                                 "kv_budget_gb, memory_gb; dashes work too: arrival-rate)")
     h.add_argument("--values", default=None, help="sensitivity values, comma-separated (default: a range)")
     h.add_argument("--points", type=int, default=13, help="points of the default sensitivity range")
     h.add_argument("--plot", default=None, help="PNG of the sensitivity curve (default --vary kv_budget_gb)")
@@ -201,7 +201,9 @@ def cmd_calc_hit_rate(args: argparse.Namespace) -> int:
     if values is not None and (len(values) > MAX_POINTS or not all(math.isfinite(v) for v in values)):
         raise InputError(f"at most {MAX_POINTS} finite numbers", where="--values")
     png = _plot_path(args.plot) if args.plot else None
-    vary = args.vary or ("kv_budget_gb" if args.plot else None)
+    # input names as flags spell them (arrival-rate) or as the JSON does (arrival_rate)
+    vary = args.vary.strip().removeprefix("--").replace("-", "_") if args.vary else None
+    vary = vary or ("kv_budget_gb" if args.plot else None)
     try:
         rep = calc_hit_rate(_analytic_inputs(args), target_hit_rate=args.target_hit_rate, vary=vary,
                             values=values, points=args.points)

@@ -17,19 +17,93 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def make_console(quiet: bool = False):
-    from rich.console import Console
+def console_width(wide: bool = False) -> int | None:
+    """The width tables are laid out for: $COLUMNS, else the terminal's, else 100 off a terminal (200 with
+    --wide, so piped output keeps every column unfolded). None lets rich ask the terminal."""
+    import os
 
-    # Piped output keeps full tables instead of wrapping at 80 columns.
-    return Console(quiet=quiet, width=None if sys.stdout.isatty() else 200)
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    if sys.stdout.isatty():
+        return None
+    return 200 if wide else 100
+
+
+def fold_table(table) -> None:
+    """Fold cells that do not fit instead of cutting them with an ellipsis."""
+    for col in table.columns:
+        col.overflow = "fold"
+
+
+def make_console(quiet: bool = False, wide: bool = False):
+    """The stdout console of a command; every table it prints folds instead of cutting (fold_table)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    class FoldingConsole(Console):
+        def print(self, *objects, **kwargs) -> None:  # type: ignore[override]
+            for o in objects:
+                if isinstance(o, Table):
+                    fold_table(o)
+            super().print(*objects, **kwargs)
+
+    return FoldingConsole(quiet=quiet, width=console_width(wide))
+
+
+PROGRESS_INTERVAL_S = 5.0  # seconds between plain progress lines off a terminal
+
+
+def _secs(v: float) -> str:
+    v = max(0.0, v)
+    return f"{v:.0f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+class LineProgress:
+    """Plain progress lines on a stream (stderr off a terminal, where a bar would be escape codes): a line
+    when a task starts, then at most one per `interval_s` with done/total, elapsed and ETA."""
+
+    def __init__(self, stream=None, interval_s: float = PROGRESS_INTERVAL_S, clock=None) -> None:
+        import time
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval_s = interval_s
+        self.clock = clock or time.monotonic
+        self._start: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = self.clock()
+        if label not in self._start:
+            self._start[label] = self._last[label] = now
+            self._line(f"{label}: started" + (f", {total:,} requests" if total > 1 else ""))
+            return
+        elapsed = now - self._start[label]
+        if done >= total:
+            if total == 1 or elapsed >= self.interval_s:  # quick tasks end without a line of their own
+                self._line(f"{label}: done in {_secs(elapsed)}")
+            self._last[label] = now
+            return
+        if now - self._last[label] < self.interval_s:
+            return
+        self._last[label] = now
+        eta = f", ETA {_secs(elapsed * (total - done) / done)}" if done > 0 else ""
+        self._line(f"{label}: {done:,}/{total:,} requests ({100 * done / max(total, 1):.0f}%), "
+                   f"{_secs(elapsed)} elapsed{eta}")
+
+    def _line(self, text: str) -> None:
+        print(f"progress: {text}", file=self.stream, flush=True)
 
 
 def progress_cb(enabled: bool):
-    """A rich progress bar on a TTY (off with --quiet); returns (callback, context)."""
+    """A rich progress bar on a terminal, plain lines on stderr otherwise (LineProgress); nothing with
+    --quiet. Returns (callback, context)."""
     import contextlib
 
-    if not enabled or not sys.stderr.isatty():
+    if not enabled:
         return None, contextlib.nullcontext()
+    if not sys.stderr.isatty():
+        return LineProgress(), contextlib.nullcontext()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
@@ -45,6 +119,22 @@ def progress_cb(enabled: bool):
         prog.update(tasks[label], completed=done)
 
     return cb, prog
+
+
+def compile_notice(enabled: bool) -> None:
+    """One stderr line before a run that will compile the cache engine first (a cold cache: ~20-40 s once)."""
+    if not enabled:
+        return
+    from sim.engine import is_compiled
+
+    if not is_compiled():
+        print("note: compiling the cache engine (first run on this machine or after an edit, "
+              "~20-40 s, once)", file=sys.stderr, flush=True)
+
+
+def add_wide_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wide", action="store_true", help="every table column (default: the headline columns, which "
+                                                        "fit in 100 terminal columns)")
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

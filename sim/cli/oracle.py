@@ -13,6 +13,7 @@ from sim.cli.common import (
     EXIT_OK,
     add_config_args,
     add_trace_args,
+    add_wide_arg,
     load_cfg,
     load_stats_obj,
     make_console,
@@ -54,6 +55,7 @@ def _oracle_common(sp: argparse.ArgumentParser, budget: bool = True) -> None:
     sp.add_argument("--block-tokens", type=int, default=None, help="re-block the trace to this page size")
     sp.add_argument("--output-dir", default="results/oracle", help="where the files go")
     sp.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    add_wide_arg(sp)
 
 
 def add_parser(sub) -> None:
@@ -118,7 +120,7 @@ def add_calibrate_parser(sub) -> None:
 def _with_progress(args: argparse.Namespace, command: Callable[..., Any]) -> tuple[Any, Any]:
     """The config from the flags, then `command(cfg, args, progress=...)` under a progress line: (console, result)."""
     cfg = load_cfg(args)
-    console = make_console(args.quiet)
+    console = make_console(args.quiet, getattr(args, "wide", False))
     cb, prog = progress_cb(not args.quiet)
     with prog:
         return console, command(cfg, args, progress=cb)
@@ -129,7 +131,7 @@ def cmd_oracle(args: argparse.Namespace) -> int:
 
     console, res = _with_progress(args, oracle_command)
     print_load_stats(console, load_stats_obj(res["report"].get("load_stats")))
-    console.print(oracle_table(res["report"]))
+    console.print(oracle_table(res["report"], args.wide))
     console.print(f"wrote {', '.join(Path(p).name for p in res['paths'].values())} to {args.output_dir}")
     return EXIT_OK
 

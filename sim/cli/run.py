@@ -9,6 +9,8 @@ from sim.cli.common import (
     EXIT_OK,
     add_config_args,
     add_trace_args,
+    add_wide_arg,
+    compile_notice,
     load_cfg,
     make_console,
     print_load_stats,
@@ -31,16 +33,20 @@ def add_parser(sub) -> None:
                    help="worker/GPU router, or several comma-separated to compare in cluster mode "
                         "(default: cluster.router)")
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
-    p.add_argument("--report-json", default=None, help="write the report as JSON here")
-    p.add_argument("--report-csv", default=None, help="write one CSV row per policy here")
+    p.add_argument("--out", default=None,
+                   help="folder for report.json, report.csv and the plot (default: a new "
+                        "<experiments.out_dir>/<mode>-<UTC time>/, with <experiments.out_dir>/latest pointing at it)")
+    p.add_argument("--report-json", default=None, help="write the report as JSON here (then only the files named)")
+    p.add_argument("--report-csv", default=None, help="write one CSV row per policy here (then only the files named)")
+    p.add_argument("--plot", default=None, help="write the plot here (then only the files named)")
     p.add_argument("--requests-out", default=None, metavar="FILE",
-                   help="write one row per request (and run) here: .csv, or .parquet with pyarrow installed")
-    p.add_argument("--plot", default=None, help="PNG path (default: <experiments.out_dir>/policies.png)")
+                   help="also write one row per request (and run) here: .csv or .parquet")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    add_wide_arg(p)
     p.add_argument("--model", default=None,
                    help="model file for the learned policy (sets policies.learned_model; default: retrain online)")
-    p.set_defaults(func=cmd_run, default_outputs=False)
+    p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -49,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(args)
     _check_output_flags(args)
-    console = make_console(args.quiet)
+    console = make_console(args.quiet, args.wide)
     policies = _policies(args, cfg)
     if getattr(args, "model", None) and "learned" not in policies:
         from sim.errors import InputError
@@ -60,6 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cb, prog = progress_cb(not args.quiet)
     # one RequestTable per run, filled by the runners when --requests-out is given
     tables: list | None = [] if getattr(args, "requests_out", None) else None
+    if args.mode != "single":  # single mode compiles up front under its own progress label (modes.runner)
+        compile_notice(not args.quiet)
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,
@@ -67,9 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if report["mode"] == "pd":
         return _pd_outputs(args, cfg, console, report, tables)
     if report.get("routers"):
-        console.print(router_table(report))
+        console.print(router_table(report, args.wide))
     if not report.get("routers") or len(report.get("policies", [])) > 1:
-        console.print(policy_table(report))
+        console.print(policy_table(report, args.wide))
     for line in run_notes(report):
         console.print(line, highlight=False)
     _run_warnings(report)
@@ -88,15 +96,15 @@ def cmd_default(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         mode="single", config=None, preset=None, profile=None, overrides=[], seed=None, trace=None,
         trace_format=None, limit=None, strict=False, policy=None, compare=True, hit_rate_only=False,
-        report_json=None, report_csv=None, requests_out=None, no_plot=False, plot=None, quiet=False,
-        default_outputs=True, router=None,
+        report_json=None, report_csv=None, requests_out=None, no_plot=False, plot=None, quiet=False, out=None,
+        router=None, wide=False,
     )
     return cmd_run(ns)
 
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: list | None) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
-    console.print(pd_table(report))
+    console.print(pd_table(report, args.wide))
     lay = report["pd_layout"]
     for p in report["policies"]:
         sh = p["metrics"]["ttft_breakdown_ms"]["mean_share"]
@@ -165,9 +173,14 @@ def _plot_path(text: str) -> Path:
 PLOT_TYPES = ("png", "svg", "svgz", "pdf", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
 
 
+def _explicit_outputs(args: argparse.Namespace) -> bool:
+    return any(getattr(args, f, None) for f in ("report_json", "report_csv", "plot"))
+
+
 def _check_output_flags(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before the simulation runs (a directory, /proc, a device, a NUL byte)."""
-    from sim.io_safe import check_output_path
+    from sim.errors import InputError
+    from sim.io_safe import check_output_dir, check_output_path
 
     for flag, value in (("--report-json", args.report_json), ("--report-csv", args.report_csv)):
         if value is not None:
@@ -179,46 +192,75 @@ def _check_output_flags(args: argparse.Namespace) -> None:
     if args.plot is not None and not args.no_plot:
         check_output_path(args.plot, "--plot")  # a directory is refused before ".png" would be appended
         check_output_path(_plot_path(args.plot), "--plot")
+    if getattr(args, "out", None) is not None:
+        if _explicit_outputs(args):
+            raise InputError("--out is the folder of the default files; with --report-json/--report-csv/--plot "
+                             "give each file's path instead", where="--out")
+        check_output_dir(args.out, "--out")
+
+
+def _run_folder(args: argparse.Namespace, cfg, report: dict) -> tuple[Path, bool]:
+    """The folder of this run's default files: --out, or a new <out_dir>/<mode>-<UTC time> (True: made here)."""
+    from sim.io_safe import new_run_dir
+
+    if getattr(args, "out", None):
+        return Path(args.out), False
+    stamp = report["started_utc"].replace("-", "").replace(":", "")  # 20261206T123456Z
+    return new_run_dir(cfg.experiments.out_dir, report["mode"], stamp, "experiments.out_dir"), True
 
 
 def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: list,
                    tables: list | None) -> None:
-    """Report JSON/CSV, the per-request file (`tables`, one per run) and the plots as one set: all are written
-    to temporaries and renamed only if all succeed.
+    """The run's files as one set (all written to temporaries and renamed only if all succeed), then one
+    line per file. With --report-json/--report-csv/--plot only those; otherwise report.json, report.csv and
+    the plots in the run's own folder (_run_folder), which `latest` then points at. The per-request file
+    (`tables`, one per run; --requests-out) joins either set.
 
     figs: (plot function, default file name, suffix added to the stem of --plot) per figure; the first
     figure is --plot itself, the others sit next to it (--plot out.png -> out_skew.png)."""
-    from sim.io_safe import OutputSet
+    from sim.io_safe import OutputSet, point_latest
     from sim.report.rows import write_csv
     from sim.report.schema import write_json
 
-    out_dir = Path(cfg.experiments.out_dir)
-    where_dir = "experiments.out_dir"
-    with OutputSet() as outs:
+    files: list[tuple[Path, str, object]] = []
+    folder, made = None, False
+    if _explicit_outputs(args):
         if args.report_json:
-            outs.write(args.report_json, "--report-json", lambda t: write_json(report, t))
+            files.append((Path(args.report_json), "--report-json", lambda t: write_json(report, t)))
         if args.report_csv:
-            outs.write(args.report_csv, "--report-csv", lambda t: write_csv(report, t))
-        if tables is not None:
-            from sim.report.requests import write_requests
-
-            outs.write(args.requests_out, "--requests-out", lambda t: write_requests(tables, t))
-        if getattr(args, "default_outputs", False):
-            outs.write(out_dir / "report.json", where_dir, lambda t: write_json(report, t))
-            outs.write(out_dir / "report.csv", where_dir, lambda t: write_csv(report, t))
-        pngs: list[Path] = []
-        for plot_fn, plot_name, stem_suffix in ([] if args.no_plot else figs):
-            if args.plot:
-                given = _plot_path(args.plot)
-                png = given.with_name(given.stem + stem_suffix + given.suffix)
-            else:
-                png = out_dir / plot_name
-            outs.write(png, "--plot" if args.plot else where_dir, functools.partial(plot_fn, report))
-            pngs.append(png)
-        outs.commit()
-    if getattr(args, "default_outputs", False):
-        console.print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.csv'}")
+            files.append((Path(args.report_csv), "--report-csv", lambda t: write_csv(report, t)))
+        if args.plot and not args.no_plot:
+            given = _plot_path(args.plot)
+            for plot_fn, _, stem_suffix in figs:
+                files.append((given.with_name(given.stem + stem_suffix + given.suffix), "--plot",
+                              functools.partial(plot_fn, report)))
+    else:
+        folder, made = _run_folder(args, cfg, report)
+        where = "--out" if getattr(args, "out", None) else "experiments.out_dir"
+        files += [(folder / "report.json", where, lambda t: write_json(report, t)),
+                  (folder / "report.csv", where, lambda t: write_csv(report, t))]
+        if not args.no_plot:
+            files += [(folder / plot_name, where, functools.partial(plot_fn, report)) for plot_fn, plot_name, _ in figs]
     if tables is not None:
-        console.print(f"requests: {args.requests_out} ({sum(len(t) for t in tables):,} rows)", highlight=False)
-    if pngs:
-        console.print(f"plot{'s' if len(pngs) > 1 else ''}: {', '.join(map(str, pngs))}")
+        from sim.report.requests import write_requests
+
+        files.append((Path(args.requests_out), "--requests-out", lambda t: write_requests(tables, t)))
+    try:
+        with OutputSet() as outs:
+            for path, where, writer in files:
+                outs.write(path, where, writer)  # type: ignore[arg-type]
+            outs.commit()
+    except BaseException:
+        if made and folder is not None:
+            import contextlib
+
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # the reserved folder is still empty: the set wrote nothing
+        raise
+    if made and folder is not None:
+        point_latest(folder)
+    for path, _, _ in files:
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    if tables is not None:
+        console.print(f"requests: {sum(len(t) for t in tables):,} rows in {args.requests_out}", highlight=False,
+                      soft_wrap=True)

@@ -11,6 +11,7 @@ from sim.cli.common import (
     EXIT_OK,
     add_config_args,
     add_trace_args,
+    add_wide_arg,
     load_cfg,
     make_console,
     print_load_stats,
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="start over in a directory that holds a sweep")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNGs at the end")
     p.add_argument("--quiet", action="store_true", help="no progress, no table")
+    add_wide_arg(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="PNG plots of a sweep directory (results/<sweep>)")
@@ -55,6 +57,7 @@ def add_parser(sub) -> None:
     e.add_argument("--no-plot", action="store_true", help="do not write pd_ratio.png")
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    add_wide_arg(e)
     e.set_defaults(func=cmd_experiment)
 
 
@@ -69,8 +72,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with prog:
         out = run_sweep(sweep, out_dir=args.out, workers=args.workers, backend=args.backend, address=args.address,
                         resume=args.resume, overwrite=args.overwrite, progress=cb)
-    console = make_console(args.quiet)
-    for item in sweep_summary(sweep, out):
+    console = make_console(args.quiet, args.wide)
+    for item in sweep_summary(sweep, out, args.wide):
         console.print(item)
     if not args.no_plot and out.failed < out.total:
         from experiments.plots import plot_sweep
@@ -104,7 +107,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from trace.source import workload_from_config
 
     cfg = load_cfg(args)
-    console = make_console(args.quiet or args.json)
+    console = make_console(args.quiet or args.json, args.wide)
     ratios = parse_ratios(args.ratios)
     if args.workers is not None and args.workers < 1:
         from sim.errors import InputError
@@ -122,7 +125,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=1, default=float))
         return EXIT_OK
-    console.print(pd_ratio_table(res))
+    console.print(pd_ratio_table(res, args.wide))
     rej = res.get("rejected") or {}
     if rej.get("count"):
         console.print(f"[yellow]warning: {rej['count']:,} requests rejected ({rej['reason']}); "

@@ -1,10 +1,26 @@
-"""The rich tables the commands print, and their cell formatters ("-" for a missing value)."""
+"""The rich tables the commands print, and their cell formatters ("-" for a missing value).
+
+Each main table has a headline set of columns that fits a 100-column terminal; the others are shown
+with ``--wide``. A column marked ``*`` below is wide-only. Cells fold instead of being cut with an
+ellipsis (every column is ``overflow="fold"``; make_console folds any other table it prints).
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-if TYPE_CHECKING:
-    from rich.console import JustifyMethod
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], wide: bool, left: tuple[str, ...] = ()):
+    """A rich Table of `columns` ("*name" = shown only with --wide; names in `left` are left-aligned)."""
+    from rich.table import Table
+
+    keep = [i for i, c in enumerate(columns) if wide or not c.startswith("*")]
+    t = Table(title=title)
+    for i in keep:
+        name = columns[i].lstrip("*")
+        t.add_column(name, justify="left" if name in left else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*[r[i] for i in keep])
+    return t
 
 
 def pct(v) -> str:
@@ -35,32 +51,26 @@ def load_title(report: dict) -> str:
             + (f" ({need:,} workers for 0.8)" if need is not None else ""))
 
 
-def policy_table(report: dict):
+def policy_table(report: dict, wide: bool = False):
     """Single (and cluster with several policies): one row per eviction policy."""
-    from rich.table import Table
-
     from sim.report.rows import policy_rows
 
     w = report["workload"]
-    t = Table(title=f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
-                    f"{w['block_tokens']}-token blocks (config {report['config_hash']}){load_title(report)}")
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("policy", "left"), ("hit rate", "right"), ("HBM", "right"), ("DRAM", "right"), ("SSD", "right"),
-        ("TTFT p50 ms", "right"), ("TTFT p99 ms", "right"), ("TPOT ms", "right"), ("load ms", "right"),
-        ("evictions", "right"), ("moved GiB", "right"), ("SLO", "right"), ("req/s (wall)", "right"),
-    )
-    for col, just in columns:
-        t.add_column(col, justify=just)
+    title = (f"{report['mode']} mode - {w['name']}: {w['requests']:,} requests, "
+             f"{w['block_tokens']}-token blocks (config {report['config_hash']}){load_title(report)}")
+    columns = ("policy", "hit rate", "HBM", "DRAM", "SSD", "TTFT p50 ms", "TTFT p99 ms", "TPOT ms", "SLO",
+               "*load ms", "*evictions", "*moved GiB", "*req/s (wall)")
     rates = {p["name"]: p["metrics"].get("sim_speed_req_s") for p in report["policies"]}
+    rows = []
     for r in policy_rows(report):
         rps = rates.get(r["policy"])
-        t.add_row(
+        rows.append((
             r["policy"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["dram_hit_rate"]),
             pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), ms(r["tpot_mean_ms"]),
-            ms(r["load_mean_ms"]), f"{r['evictions']:,}", gib(r["transfer_bytes"]), pct(r["slo_attainment"]),
+            pct(r["slo_attainment"]), ms(r["load_mean_ms"]), f"{r['evictions']:,}", gib(r["transfer_bytes"]),
             "-" if rps is None else f"{rps:,.0f}",
-        )
-    return t
+        ))
+    return _table(title, columns, rows, wide, left=("policy",))
 
 
 def run_notes(report: dict) -> list[str]:
@@ -93,102 +103,91 @@ def run_notes(report: dict) -> list[str]:
     return lines
 
 
-def router_table(report: dict):
+def router_table(report: dict, wide: bool = False):
     """Cluster mode: one row per router (hit rate by location, TTFT, skew, speed)."""
-    from rich.table import Table
-
     from sim.report.rows import router_rows
 
     w, topo = report["workload"], report.get("topology", {})
-    t = Table(title=f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
-                    f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})"
-                    f"{load_title(report)}")
-    cols = ("router", "hit rate", "HBM", "peer HBM", "DRAM", "EIC", "remote EIC", "SSD", "TTFT p50 ms",
-            "TTFT p99 ms", "net % TTFT", "GPU skew req/load", "rack skew req/load", "req/s (wall)")
-    for col in cols:
-        t.add_column(col, justify="left" if col == "router" else "right")
-    for r in router_rows(report):
-        t.add_row(
-            r["router"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["peer_hbm_hit_rate"]),
-            pct(r["dram_hit_rate"]), pct(r["local_eic_hit_rate"]), pct(r["remote_eic_hit_rate"]),
-            pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), pct(r["ttft_network_share"]),
-            f"{x(r['worker_req_skew'])} / {x(r['worker_load_skew'])}",
-            f"{x(r['rack_req_skew'])} / {x(r['rack_load_skew'])}",
-            "-" if r["sim_speed_req_s"] is None else f"{r['sim_speed_req_s']:,.0f}",
-        )
-    return t
+    title = (f"cluster mode - {w['name']}: {w['requests']:,} requests on {topo.get('gpus', 0):,} GPUs "
+             f"({topo.get('racks')} racks), {w['block_tokens']}-token blocks (config {report['config_hash']})"
+             f"{load_title(report)}")
+    columns = ("router", "hit rate", "HBM", "peer HBM", "DRAM", "*EIC", "*remote EIC", "*SSD", "TTFT p50 ms",
+               "TTFT p99 ms", "*net % TTFT", "GPU skew req/load", "*rack skew req/load", "*req/s (wall)")
+    rows = [(
+        r["router"], pct(r["hit_rate"]), pct(r["hbm_hit_rate"]), pct(r["peer_hbm_hit_rate"]),
+        pct(r["dram_hit_rate"]), pct(r["local_eic_hit_rate"]), pct(r["remote_eic_hit_rate"]),
+        pct(r["ssd_hit_rate"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), pct(r["ttft_network_share"]),
+        f"{x(r['worker_req_skew'])} / {x(r['worker_load_skew'])}",
+        f"{x(r['rack_req_skew'])} / {x(r['rack_load_skew'])}",
+        "-" if r["sim_speed_req_s"] is None else f"{r['sim_speed_req_s']:,.0f}",
+    ) for r in router_rows(report)]
+    return _table(title, columns, rows, wide, left=("router",))
 
 
-def pd_table(report: dict):
+def pd_table(report: dict, wide: bool = False):
     """PD mode: one row per deployment (PD, colocated) on the same GPUs and trace."""
-    from rich.table import Table
-
     w, lay = report["workload"], report["pd_layout"]
-    t = Table(title=f"pd mode - {w['name']}: {w['requests']:,} requests; {lay['gpus']} x {lay['gpu']} "
-                    f"({lay['racks']} racks), {lay['model']} tp {lay['tp']}; SLO TTFT "
-                    f"{report['config']['slo']['ttft_ms']:g} ms, TPOT {report['config']['slo']['tpot_ms']:g} ms"
-                    f"{load_title(report)}")
-    cols = ("deployment", "replicas", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "TTFT SLO", "TPOT SLO",
-            "both SLOs", "goodput req/s", "hit rate", "GPU busy", "preempt", "KV moved GiB", "hidden")
-    for c in cols:
-        t.add_column(c, justify="left" if c == "deployment" else "right")
+    title = (f"pd mode - {w['name']}: {w['requests']:,} requests; {lay['gpus']} x {lay['gpu']} "
+             f"({lay['racks']} racks), {lay['model']} tp {lay['tp']}; SLO TTFT "
+             f"{report['config']['slo']['ttft_ms']:g} ms, TPOT {report['config']['slo']['tpot_ms']:g} ms"
+             f"{load_title(report)}")
+    columns = ("deployment", "replicas", "*TTFT p50", "TTFT p99", "*TPOT p50", "TPOT p99", "*TTFT SLO",
+               "*TPOT SLO", "both SLOs", "goodput req/s", "hit rate", "GPU busy", "*preempt", "*KV moved GiB",
+               "*hidden")
+    rows = []
     for p in report["policies"]:
         m = p["metrics"]
         kt = m.get("kv_transfer") or {}
         pools = m["pools"]
         reps = " + ".join(f"{v['replicas']}{k[0].upper()}" for k, v in pools.items()) if p["name"] == "pd" \
             else str(sum(v["replicas"] for v in pools.values()))
-        busy = " / ".join(pct(v) for v in m["gpu_utilization_share"].values())
-        t.add_row(p["name"], reps, ms(m["ttft_ms"]["p50"]), ms(m["ttft_ms"]["p99"]), ms(m["tpot_ms"]["p50"]),
-                  ms(m["tpot_ms"]["p99"]), pct(m["slo"]["ttft_attainment"]), pct(m["slo"]["tpot_attainment"]),
-                  pct(m["slo_attainment"]), f"{m['goodput_req_s']:.3f}", pct(m["hit_rate"]), busy,
-                  f"{m['preemptions']['count']:,}", f"{(kt.get('bytes') or 0) / 1024**3:,.1f}",
-                  pct(kt.get("hidden_share")))
-    return t
+        busy = "/".join(pct(v) for v in m["gpu_utilization_share"].values())
+        rows.append((p["name"], reps, ms(m["ttft_ms"]["p50"]), ms(m["ttft_ms"]["p99"]), ms(m["tpot_ms"]["p50"]),
+                     ms(m["tpot_ms"]["p99"]), pct(m["slo"]["ttft_attainment"]), pct(m["slo"]["tpot_attainment"]),
+                     pct(m["slo_attainment"]), f"{m['goodput_req_s']:.3f}", pct(m["hit_rate"]), busy,
+                     f"{m['preemptions']['count']:,}", f"{(kt.get('bytes') or 0) / 1024**3:,.1f}",
+                     pct(kt.get("hidden_share"))))
+    return _table(title, columns, rows, wide, left=("deployment",))
 
 
-def pd_ratio_table(res: dict):
+def pd_ratio_table(res: dict, wide: bool = False):
     """`experiment pd-ratio`: one row per P:D ratio, the colocated baseline last, the best marked *."""
-    from rich.table import Table
-
     w = res["workload"]
-    t = Table(title=f"experiment pd-ratio - {w['name']}: {w['requests']:,} requests, {res['gpus']} GPUs; "
-                    f"SLO TTFT {res['slo']['ttft_ms']:g} ms, TPOT {res['slo']['tpot_ms']:g} ms")
-    for c in ("P:D", "replicas", "goodput req/s", "both SLOs", "TTFT SLO", "TPOT SLO", "TTFT p50", "TTFT p99",
-              "TPOT p50", "TPOT p99", "prefill busy", "decode busy", "preempt"):
-        t.add_column(c, justify="left" if c == "P:D" else "right")
+    title = (f"experiment pd-ratio - {w['name']}: {w['requests']:,} requests, {res['gpus']} GPUs; "
+             f"SLO TTFT {res['slo']['ttft_ms']:g} ms, TPOT {res['slo']['tpot_ms']:g} ms")
+    columns = ("P:D", "replicas", "goodput req/s", "both SLOs", "*TTFT SLO", "*TPOT SLO", "*TTFT p50", "TTFT p99",
+               "*TPOT p50", "TPOT p99", "prefill busy", "decode busy", "preempt")
+    rows = []
     for r in res["rows"] + ([res["colocated"]] if res.get("colocated") else []):
         reps = f"{r['prefill_replicas']}P+{r['decode_replicas']}D" if r["ratio"] != "colocated" \
             else f"{r['prefill_replicas']}"
-        t.add_row(r["ratio"] + (" *" if r["ratio"] == res.get("best_ratio") else ""), reps,
-                  f"{r['goodput_req_s']:.3f}", pct(r["slo_attainment"]), pct(r["ttft_attainment"]),
-                  pct(r["tpot_attainment"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), ms(r["tpot_p50_ms"]),
-                  ms(r["tpot_p99_ms"]), pct(r["prefill_utilization_share"]), pct(r["decode_utilization_share"]),
-                  f"{r['preemptions']:,}")
-    return t
+        rows.append((r["ratio"] + (" *" if r["ratio"] == res.get("best_ratio") else ""), reps,
+                     f"{r['goodput_req_s']:.3f}", pct(r["slo_attainment"]), pct(r["ttft_attainment"]),
+                     pct(r["tpot_attainment"]), ms(r["ttft_p50_ms"]), ms(r["ttft_p99_ms"]), ms(r["tpot_p50_ms"]),
+                     ms(r["tpot_p99_ms"]), pct(r["prefill_utilization_share"]), pct(r["decode_utilization_share"]),
+                     f"{r['preemptions']:,}"))
+    return _table(title, columns, rows, wide, left=("P:D",))
 
 
-def oracle_table(report: dict):
+def oracle_table(report: dict, wide: bool = False):
     """`oracle`: the bounds per prompt-length bucket at the HBM capacity."""
-    from rich.table import Table
-
     from sim.oracle.outputs import hit_rows
 
     w = report["workload"]
-    t = Table(title=f"oracle - {w['name']}: {w['requests']:,} requests, {w['block_tokens']}-token blocks, "
-                    f"token-weighted hit rates at the HBM capacity")
-    for col in ("bucket", "requests", "GiB", "blocks", "content", "relaxed", "strict-prefix opt", "LRU",
-                "bottleneck", "proven"):
-        t.add_column(col, justify="left" if col in ("bucket", "bottleneck") else "right")
+    title = (f"oracle - {w['name']}: {w['requests']:,} requests, {w['block_tokens']}-token blocks, "
+             f"token-weighted hit rates at the HBM capacity")
+    columns = ("bucket", "requests", "GiB", "*blocks", "content", "relaxed", "strict-prefix opt", "LRU",
+               "bottleneck", "*proven")
+    rows = []
     for r in hit_rows(report):
         if "capacity_blocks" not in r:
-            t.add_row(r["bucket"], "0", *["-"] * 8)
+            rows.append((r["bucket"], "0", *["-"] * 8))
             continue
-        t.add_row(r["bucket"], f"{r['requests']:,}", f"{r['capacity_gib']:,.1f}", f"{r['capacity_blocks']:,}",
-                  *[f"{100 * r[c]:.2f}%" for c in ("content_hit_rate", "relaxed_hit_rate",
-                                                    "strict_prefix_opt_hit_rate", "lru_hit_rate")],
-                  r["bottleneck"], "yes" if r["strict_prefix_proven_optimal"] else "no")
-    return t
+        rows.append((r["bucket"], f"{r['requests']:,}", f"{r['capacity_gib']:,.1f}", f"{r['capacity_blocks']:,}",
+                     *[f"{100 * r[c]:.2f}%" for c in ("content_hit_rate", "relaxed_hit_rate",
+                                                       "strict_prefix_opt_hit_rate", "lru_hit_rate")],
+                     r["bottleneck"], "yes" if r["strict_prefix_proven_optimal"] else "no"))
+    return _table(title, columns, rows, wide, left=("bucket", "bottleneck"))
 
 
 def plan_table(title: str, rows: list[dict]):

@@ -13,9 +13,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from sim.config.suggest import closest_key
 from sim.errors import InputError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -250,6 +260,8 @@ class ExperimentsCfg(_Section):
 
 
 class Config(_Section):
+    # Where this config came from (preset and profile names), for reports; not a key, not in the hash.
+    _origin: dict[str, str | None] = PrivateAttr(default_factory=dict)
     seed: int = Field(42, ge=0, le=2**63 - 1)
     model: ModelCfg = ModelCfg()
     hardware: HardwareCfg = HardwareCfg()
@@ -345,6 +357,11 @@ def _source_for(loc: str, sources: dict[str, str], default: str) -> str:
     return best
 
 
+def did_you_mean(key: str) -> str:
+    """' (did you mean a.b?)' for the schema key closest to a mistyped one, else ''."""
+    return closest_key(key, Config)
+
+
 def _check_renamed(key: str, where: str) -> None:
     if key in RENAMED:
         raise InputError(f"{key} was replaced by {RENAMED[key]} (see README 'Step-cost model')", where=where)
@@ -396,7 +413,7 @@ def _validate(data: dict[str, Any], sources: dict[str, str], default_source: str
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             _check_renamed(loc, _source_for(loc, sources, default_source))
-            msg = "unknown key"
+            msg = "unknown key" + did_you_mean(loc)
         elif "input" in err and not isinstance(err["input"], (dict, list)):
             got = repr(err["input"])
             msg = f"{msg} (got {got if len(got) <= 80 else got[:60] + '...'})"
@@ -426,7 +443,8 @@ def parse_override(text: str, cfg_dict: dict[str, Any]) -> tuple[list[str], Any]
     for i, p in enumerate(parts):
         if not isinstance(node, dict) or p not in node:
             _check_renamed(key, f"--set {_clip(text)}")
-            raise InputError(f"unknown key {_clip('.'.join(parts[: i + 1]))!r}", where=f"--set {_clip(text)}")
+            bad = ".".join(parts[: i + 1])
+            raise InputError("unknown key" + did_you_mean(bad), where=f"--set {_clip(bad)}")
         node = node[p]
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
@@ -473,7 +491,9 @@ def load_config(
             node = node[p]
         node[parts[-1]] = value
         sources[".".join(parts)] = f"--set {_clip(text)}"
-    return _validate(data, sources, str(path))
+    cfg = _validate(data, sources, str(path))
+    cfg._origin = {"preset": preset or None, "profile": str(profile) if profile else None}
+    return cfg
 
 
 def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
@@ -493,4 +513,6 @@ def config_with(cfg: Config, overrides: dict[str, Any]) -> Config:
             raise InputError(f"unknown key {key!r}", where="override")
         node[parts[-1]] = value
         sources[key] = f"override {key}"
-    return _validate(data, sources, "override")
+    out = _validate(data, sources, "override")
+    out._origin = dict(cfg._origin)
+    return out

@@ -7,8 +7,8 @@ from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError
-from sim.report.requests import RequestTable, cluster_requests, single_requests
 from sim.modes.load import finish, node_pools, pre_run, saturation
+from sim.report.requests import RequestTable, cluster_requests, single_requests
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
@@ -94,7 +94,6 @@ def run_single_mode(
             m["saturation"] = saturation(w.arrival_ms / 1000.0, res.ttft_s, m, node.n_workers)
         if requests is not None:
             requests.append(single_requests(res, cfg))
-        m["wall_s"] = res.wall_s
         m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         runs.append((name, m))
         per_policy[name] = res
@@ -152,7 +151,6 @@ def run_cluster_mode(
             m["saturation"] = saturation(w.arrival_ms / 1000.0, res.ttft_s, m, pools[0].workers)
         if requests is not None:
             requests.append(cluster_requests(res, cfg))
-        m["wall_s"] = res.wall_s
         m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
 

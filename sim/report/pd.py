@@ -163,7 +163,6 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "network": res.net.stats(),
         "span_s": span,
         "sim_time_s": float(res.sim_time_s),
-        "wall_s": float(res.wall_s),
         "sim_speed_req_s": float(n / res.wall_s) if res.wall_s > 0 else None,
     }
     tr = res.transfer

@@ -71,6 +71,24 @@ def workload_summary(w: Workload) -> dict[str, Any]:
     }
 
 
+def run_metadata(cfg: Config, wall_s: float) -> dict[str, Any]:
+    """Who made the report and when: kvsim version, git commit (None outside a checkout), the preset and
+    profile the config came from, and the UTC start time (now minus the run's wall time, to the second)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sim.version import git_commit, version
+
+    origin = getattr(cfg, "_origin", None) or {}
+    started = datetime.now(UTC) - timedelta(seconds=float(wall_s))
+    return {
+        "kvsim_version": version(),
+        "git_commit": git_commit(),
+        "preset": origin.get("preset"),
+        "profile": origin.get("profile"),
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 def build_report(
     mode: str,
     cfg: Config,
@@ -86,6 +104,7 @@ def build_report(
     rep: dict[str, Any] = {
         "mode": mode,
         "report_version": REPORT_VERSION,
+        **run_metadata(cfg, wall_s),
         "config_hash": cfg.hash(),
         "seed": cfg.seed,
         "workload": workload_summary(workload),

@@ -59,8 +59,10 @@ def test_bad_config_names_file_and_key(tmp_path, yaml_text, expect):
 def test_override_errors_name_the_flag():
     with pytest.raises(InputError, match=r"--set hardware.dram.bandwidth_gb_s=0"):
         load_config(overrides=["hardware.dram.bandwidth_gb_s=0"])
-    with pytest.raises(InputError, match=r"unknown key 'nope'"):
+    with pytest.raises(InputError, match=r"^--set nope: unknown key$"):
         load_config(overrides=["nope.x=1"])
+    with pytest.raises(InputError, match=r"^--set seeed: unknown key \(did you mean seed\?\)$"):
+        load_config(overrides=["seeed=1"])
     with pytest.raises(InputError, match="KEY=VALUE"):
         load_config(overrides=["seed"])
 

@@ -17,8 +17,9 @@ POLICIES = "lru,fifo,lfu,arc,s3fifo,selective_write,session_prefetch,belady"
 SMOKE_CLUSTER = ["--set", "cluster.racks=2", "--set", "cluster.gpus_per_rack=16"]
 ROUTERS = "prefix_aware,session_affinity,round_robin,least_loaded,random,cache_load_balanced"
 
-# Keys whose values are wall-clock measurements: never compared.
-WALL_KEYS = frozenset({"wall_s", "sim_speed_req_s", "timings_s", "lp_s"})
+# Keys never compared: wall-clock measurements, and the run's start time, git commit and kvsim version
+# (they differ run to run or commit to commit, never with the results).
+WALL_KEYS = frozenset({"wall_s", "sim_speed_req_s", "timings_s", "lp_s", "started_utc", "git_commit", "kvsim_version"})
 
 
 def _run(mode: str, trace: str, *extra: str) -> list[str]:

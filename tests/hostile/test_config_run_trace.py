@@ -159,7 +159,9 @@ def test_outputs_written_together_on_success(tmp_path, capsys):
                  "--plot", str(tmp_path / "p")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "r.csv", "r.json"]
     assert json.loads((tmp_path / "r.json").read_text())["policies"]
-    assert f"plot: {tmp_path / 'p.png'}" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    wrote = [ln for ln in out if ln.startswith("wrote")]
+    assert wrote == [f"wrote {tmp_path / n}" for n in ("r.json", "r.csv", "p.png")]
 
 
 def test_closed_pipe_is_one_line():

@@ -180,5 +180,7 @@ def test_main_job_takes_run_options(tmp_path):
 
     rc = main(["--quiet", "--no-plot", "--preset", "smoke", "--set", f"experiments.out_dir={tmp_path}"])
     assert rc == 0
-    rep = json.loads((tmp_path / "report.json").read_text())
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name != "latest"]  # its own folder, single-<UTC time>
+    assert run_dir.name.startswith("single-") and (tmp_path / "latest").resolve() == run_dir.resolve()
+    rep = json.loads((run_dir / "report.json").read_text())
     assert [p["name"] for p in rep["policies"]] == list(load_config(preset="smoke").policies.compare)
