@@ -265,5 +265,6 @@ def test_cli_cluster_run_writes_the_skew_plot(tmp_path, capsys):
     assert rc == 0
     skew = tmp_path / "c_skew.png"
     assert plot.exists() and skew.exists()
-    assert f"plots: {plot}, {skew}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {plot}\n" in out and f"wrote {skew}\n" in out
     assert Path(skew).read_bytes()[:4] == b"\x89PNG"
