@@ -14,7 +14,7 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], wi
     from rich.table import Table
 
     keep = [i for i, c in enumerate(columns) if wide or not c.startswith("*")]
-    t = Table(title=title)
+    t = Table(title=title, pad_edge=False)
     for i in keep:
         name = columns[i].lstrip("*")
         t.add_column(name, justify="left" if name in left else "right", overflow="fold")
