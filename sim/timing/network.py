@@ -7,8 +7,8 @@ Public API (stable: the PD simulator builds on it; extend, do not rename)::
     ev = net.transfer(env, src, dst, nbytes, lanes=1) # simpy event that fires when the bytes arrived
     net.account(src, dst, nbytes, lanes=1)            # count the bytes only (traffic that costs no modelled time)
     net.send(env, src, dst, nbytes, lanes=1)          # background traffic: loads the links, nobody waits for it
-    ev = net.prefetch(env, src, dst, nbytes, lanes=1) # idle-only traffic: moves only while no demand/write-back is on a link
-    t = net.idle_s(src, dst, nbytes, lanes=1)         # seconds an uncontended transfer takes (no draw, nothing counted)
+    ev = net.prefetch(env, src, dst, nbytes, lanes=1) # idle-only: moves only while no read/write-back uses a link
+    t = net.idle_s(src, dst, nbytes, lanes=1)         # seconds on an idle path (nothing drawn or counted)
     net.bytes_by_class      {"nvlink": bytes, "pcie": ..., "nic", "eic", "spine", "ssd"}
     net.transfers_by_class  {class: count}
     net.stats() -> dict     bytes/transfers by class, link busy seconds (contention), tail count

@@ -262,5 +262,5 @@ def prefetch_untimed(blocks: int, block_bytes: int) -> dict[str, int | None]:
     }
 
 
-__all__ = ["CAP_SHARE", "HORIZON_SHARE", "InstantPrefetch", "LEAD_FACTOR", "PREFETCH_GAP_FRACTION", "PrefetchHost", "PrefetchStats", "SessionPrefetcher",
-           "prefetch_untimed"]
+__all__ = ["CAP_SHARE", "HORIZON_SHARE", "LEAD_FACTOR", "PREFETCH_GAP_FRACTION", "InstantPrefetch", "PrefetchHost",
+           "PrefetchStats", "SessionPrefetcher", "prefetch_untimed"]
