@@ -19,20 +19,17 @@ use; this module is its ``PrefetchHost`` on a PD (or colocated) deployment:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import simpy
 
 from sim.timing.node_io import all_done
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sim.modes.pd.simulator import _Deployment
-
 
 class PDPrefetchHost:
     """``PrefetchHost`` over a deployment's prefill replicas (index = prefill replica)."""
 
-    def __init__(self, dep: _Deployment) -> None:
+    def __init__(self, dep: Any) -> None:  # a sim.modes.pd.simulator deployment (not imported: no cycle)
         self.dep = dep
         self.hbm_blocks = dep.setup.tree_blocks
         self.bb = dep.lower.bb
