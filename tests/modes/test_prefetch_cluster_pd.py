@@ -160,6 +160,8 @@ def test_pd_prefetch_turns_a_dram_load_into_hbm_hits():
     p = pre.prefetch
     assert p["prefetched_blocks"] == 3 and p["prefetch_used_blocks"] == 3 and p["prefetch_wasted_blocks"] == 0
     assert lru.prefetch["prefetched_blocks"] == 0
+    for i in range(LAST):  # the idle-only move delays no other request
+        assert lru.reqs[i].t_kv == pytest.approx(pre.reqs[i].t_kv)
 
 
 def test_pd_accounting_invariant_and_determinism():
