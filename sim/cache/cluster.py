@@ -310,6 +310,27 @@ class ClusterCache:
             hits[k] += c[k]
         return c, {(src, me): n for src, n in crit_src.items()}, bg
 
+    def prefetch(self, w: int, blocks: list[int], pos0: int) -> tuple[list[int], Moves, Moves]:
+        """``acquire`` without counting hits (a session prefetch, ``sim.modes.cluster_prefetch``): the
+        blocks move the same way; the hit counters it raised are taken back (promotions stay)."""
+        c, crit, bg = self.acquire(w, blocks, pos0)
+        self.hbm[w].stats.hits -= c[0]
+        for k in range(6):
+            self.hits[k] -= c[k]
+        for (src, _dst), n in crit.items():
+            kind = src[0]
+            tier = self.dram.get(src[1]) if kind == "dram" else self.eic.get(src[1]) if kind == "eic" \
+                else self.ssd if kind == "ssd" else None  # a peer's HBM counts no tier hit
+            if tier is not None:
+                tier.stats.hits -= n
+        return c, crit, bg
+
+    def hbm_has(self, w: int, blocks: list[int]) -> list[bool]:
+        """Which of `blocks` are in w's HBM."""
+        h = self.hbm.get(w)
+        pos = h.pos if h is not None else _EMPTY
+        return [b in pos for b in blocks]
+
     def store(self, w: int, blocks: list[int], pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         hbm = self.hbm_tier(w)

@@ -136,6 +136,44 @@ class LowerTiers:
             evs.append(net.transfer(env, topo.eic(topo.rack_of(gpu)), topo.gpu(gpu), n_eic * self.bb, lanes))
         return evs
 
+    def find(self, gpu: int, blocks: list[int], start: int) -> tuple[int, int]:
+        """``lookup`` without touching or counting anything (a session prefetch's look)."""
+        dpos = self.dram[self.topo.node_of(gpu)].pos
+        epos = self.eic[self.topo.rack_of(gpu)].pos
+        nd = ne = 0
+        for k in range(start, len(blocks)):
+            b = blocks[k]
+            if b in dpos:
+                nd += 1
+            elif b in epos:
+                ne += 1
+            else:
+                break
+        return nd, ne
+
+    def prefetch(self, gpu: int, lanes: int, n_dram: int, n_eic: int) -> list[simpy.Event]:
+        """``load`` on the links' idle-only class (``Network.prefetch``): a session prefetch's transfers."""
+        env, net, topo = self.env, self.net, self.topo
+        evs = []
+        self.io["dram"]["read_bytes"] += n_dram * self.bb
+        self.io["eic"]["read_bytes"] += n_eic * self.bb
+        if n_dram:
+            evs.append(net.prefetch(env, topo.dram(topo.node_of(gpu)), topo.gpu(gpu), n_dram * self.bb, lanes))
+        if n_eic:
+            evs.append(net.prefetch(env, topo.eic(topo.rack_of(gpu)), topo.gpu(gpu), n_eic * self.bb, lanes))
+        return evs
+
+    def promoted(self, gpu: int, blocks: list[int], start: int, n: int, pos0: int) -> None:
+        """blocks[start:start + n] were prefetched into HBM: touch their copies, count promotions (no hits)."""
+        dram = self.dram[self.topo.node_of(gpu)]
+        eic = self.eic[self.topo.rack_of(gpu)]
+        for k in range(start, start + n):
+            b = blocks[k]
+            tier = dram if b in dram.pos else eic if b in eic.pos else None
+            if tier is not None:
+                tier.touch(b, pos0 + k)
+                tier.stats.promotions_out += 1
+
     def load_estimates_s(self, gpu: int, lanes: int, n_dram: int, n_eic: int) -> tuple[float, float]:
         """Seconds loading n_dram / n_eic blocks would take if started now (links as they are)."""
         env, net, topo, bb = self.env, self.net, self.topo, self.bb

@@ -167,6 +167,26 @@ class CompiledClusterCache:
         crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
         return self._cnt.tolist(), crit, self._moves()
 
+    def prefetch(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
+        """``acquire`` without counting hits (a session prefetch, ``sim.modes.cluster_prefetch``): the
+        blocks move the same way; the hit counters it raised are taken back (promotions stay)."""
+        cnt, crit, bg = self.acquire(w, blocks, pos0)
+        T, G = self.T, self.G
+        T[w, K.HITS] -= cnt[0]
+        for k in range(6):
+            G[K.HITS0 + k] -= cnt[k]
+        base = {K.EP_DRAM: self._base["dram"], K.EP_EIC: self._base["eic"], K.EP_SSD: self._base["ssd"]}
+        for sk, si, nb in self._cr[:int(G[K.NCR])].tolist():
+            if sk != K.EP_GPU:  # a peer's HBM counts no tier hit
+                T[base[sk] + (si if sk != K.EP_SSD else 0), K.HITS] -= nb
+        return cnt, crit, bg
+
+    def hbm_has(self, w: int, blocks: np.ndarray) -> list[bool]:
+        """Which of `blocks` are in w's HBM."""
+        out = np.zeros(len(blocks), np.int64)
+        cluster_queries.hbm_has(self._t, self.G, self.H, np.asarray(blocks, dtype=np.int64), w, out)
+        return [bool(x) for x in out.tolist()]
+
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         self._reserve(len(blocks))

@@ -149,3 +149,11 @@ def eic_prefix_racks(S, G, B, blocks, off, scan, mark, out):
             out[m] = r
             m += 1
     return m
+
+
+@njit(cache=True)
+def hbm_has(T, G, H, blocks, w, out):
+    """out[j] = 1 if blocks[j] is in w's HBM (session prefetch's use/waste accounting)."""
+    created = T[w * T_COLS + CREATED]
+    for j in range(blocks.shape[0]):
+        out[j] = 1 if created and find_in(G, H, w, blocks[j]) >= 0 else 0

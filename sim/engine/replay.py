@@ -21,7 +21,7 @@ from sim.engine.layout import LEN, NW, tier_at
 from sim.engine.node_ops import fetch, lookup, prefetch, store
 from sim.engine.routing import route
 
-PREFETCH_GAP_FRACTION = 0.8  # as sim.modes.single: prefetch at 80% of the mean think time
+PREFETCH_GAP_FRACTION = 0.8  # as sim.timing.prefetch.InstantPrefetch: prefetch at 80% of the mean think time
 
 
 @njit(cache=True)

@@ -47,6 +47,7 @@ from sim.config import Config
 from sim.engine.choice import resolve_engine
 from sim.engine.cluster_cache import CompiledClusterCache
 from sim.modes.cluster_io import ClusterIO
+from sim.modes.cluster_prefetch import ClusterPrefetchHost, prefetch_instant
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY, AccessContext, Policy
@@ -57,6 +58,7 @@ from sim.replica.request import Req
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
 from sim.timing.network import Network
+from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
 from trace.workload import Workload
@@ -114,6 +116,7 @@ class ClusterResult:
     iteration_ms: dict | None = None  # p50/p90/p99/mean of the replicas' iteration times (timed)
     preemptions: int = 0
     io: dict = field(default_factory=dict)  # ClusterIO.summary(): tier_io bytes, recomputed prefixes (timed runs)
+    prefetch: dict = field(default_factory=dict)  # the report's prefetch block (sim.timing.prefetch)
 
 
 def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[int, int], float]:
@@ -298,11 +301,23 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
     departures: list[tuple[float, int, int]] = []  # (estimated finish, seq, worker): the load signal
     every = _every(len(w))
     account = net.account
+    pf = InstantPrefetch() if REGISTRY[res.policy].prefetch else None
+    prefetches: list[tuple[float, int, int, int]] = []  # (time, session, req, worker)
+    prefetched = 0
+
+    def account_moves(moves) -> None:
+        for (src, dst), nb in moves.items():
+            account(src, dst, nb * bb, lanes)
+
     for i in range(len(w)):
         t = float(arr_s[i])
         clock[0] = t
         while departures and departures[0][0] <= t:
             loads.dec(heapq.heappop(departures)[2])
+        while prefetches and prefetches[0][0] <= t:
+            _, s, r, pw = heapq.heappop(prefetches)
+            if pf is not None and pf.still_latest(s, r):
+                prefetched += prefetch_instant(cache, pw, ids[offs[r]:offs[r + 1]], int(offs[r]), account_moves)
         lo, hi = int(offs[i]), int(offs[i + 1])
         blocks = ids[lo:hi]
         wk = router.choose(i, blocks, int(sess[i]))
@@ -324,6 +339,11 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
         res.busy_s[i] = svc
         loads.inc(wk)
         heapq.heappush(departures, (t + svc, i, wk))
+        s = int(sess[i])
+        if pf is not None and s >= 0:
+            when = pf.observe(s, i, t)
+            if when is not None:
+                heapq.heappush(prefetches, (when, s, i, wk))
         if progress and i % every == 0:
             progress(i)
     if len(w):
@@ -331,6 +351,7 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
         res.hit_blocks[:] = hb
         res.hit_tokens[:] = ht
     res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
+    res.prefetch = prefetch_untimed(prefetched, bb)
 
 
 def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
@@ -372,6 +393,10 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
             else:
                 net.account(src, dst, nb * bb, lanes)
 
+    pf = SessionPrefetcher(env, ClusterPrefetchHost(env, cache, net, lanes=lanes, background=background,
+                                                    count_read=io.count_background), bb) \
+        if REGISTRY[res.policy].prefetch else None
+
     def arrive(i: int) -> None:
         now = env.now
         clock[0] = now
@@ -385,6 +410,9 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         loads.inc(wk)
         wk_of[i] = wk
         t_arrive[i] = now
+        if pf is not None:  # before the lookup moves anything: which pending prefetched blocks are still in HBM
+            c0 = cache.probe(wk, blocks)
+            pf.arrived(int(sess[i]), wk, blocks, c0[0], sum(c0))
         cnt, crit, bg = cache.acquire(wk, blocks, lo)
         tok = trim_tokens(cnt, bt, int(inp[i]))
         hb[i] = cnt
@@ -425,6 +453,8 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         wk = eng.idx
         lo, hi = offs[i], offs[i + 1]
         background(cache.store(wk, ids[lo:hi], lo, sum(hb[i])))
+        if pf is not None:
+            pf.turn_done(int(sess[i]), i, wk, ids[lo:hi], lo)
         t_first[i] = now
         queue_s[i] = r.t_pstart - r.t_ready
         prefill_s[i] = now - r.t_pstart
@@ -452,3 +482,8 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     res.iteration_ms = workers.hist.summary_ms()
     res.preemptions = workers.preemptions()
     res.io = io.summary()
+    if pf is not None:
+        pf.finish()
+        res.prefetch = pf.report()
+    else:
+        res.prefetch = prefetch_untimed(0, bb)

@@ -27,18 +27,6 @@ def check_policies(names: list[str]) -> None:
             raise InputError(f"unknown policy {n!r} (known: {', '.join(sorted(REGISTRY))})", where="--policy")
 
 
-def refuse_prefetch(policies: list[str], mode: str) -> None:
-    """Session prefetch runs in single mode only (sim.timing.prefetch): refuse it elsewhere, never ignore it."""
-    import sim.policies  # noqa: F401  (registers every policy)
-    from sim.policies.base import REGISTRY
-
-    for n in policies:
-        cls = REGISTRY.get(n)
-        if cls is not None and cls.prefetch:
-            raise InputError(f"{n} prefetches in single mode only; {mode} mode would run it as plain LRU "
-                             f"(use lru, or --mode single)", where="--policy")
-
-
 def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: bool,
                          progress: Progress | None) -> None:
     """On a machine's first run, build the compiled engine up front, saying so."""
@@ -129,7 +117,6 @@ def run_cluster_mode(
     from sim.timing.topology import Topology
 
     check_policies(policies)
-    refuse_prefetch(policies, "cluster")
     routers = routers or [cfg.cluster.router]
     for r in routers:
         router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
@@ -228,7 +215,6 @@ def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> d
     """Prefill/decode disaggregation vs colocated on the same GPUs (sim.modes.pd.simulator, sim.modes.pd.run)."""
     from sim.modes.pd.run import run_pd_mode as _run
 
-    refuse_prefetch(policies, "pd")
     return _run(cfg, workload, policies, **kw)
 
 

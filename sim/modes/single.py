@@ -52,11 +52,10 @@ from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing.node_io import NodeIO, all_done
-from sim.timing.prefetch import SessionPrefetcher
+from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
-PREFETCH_GAP_FRACTION = 0.8  # prefetch a session at 80% of its expected think time
 
 
 def build_cache(cfg: Config, setup: NodeSetup, policy: str, ctx: AccessContext) -> NodeCache | CompiledNodeCache:
@@ -138,32 +137,6 @@ class NodePrefetchHost:
         return self.cache.hbm_prefix(wk, np.array([block], dtype=np.int64)) == 1
 
 
-class _SessionPrefetch:
-    """Hit-rate-only replay: predicts a session's next turn from observed arrival gaps (no links:
-    the move is instant, an upper bound on what idle links could bring)."""
-
-    def __init__(self) -> None:
-        self.last_arrival: dict[int, float] = {}
-        self.last_req: dict[int, int] = {}
-        self.gap_sum = 0.0
-        self.gap_n = 0
-
-    def observe(self, session: int, req: int, t: float) -> float | None:
-        """Record turn `req` at time t; return when to prefetch its context, or None."""
-        prev = self.last_arrival.get(session)
-        if prev is not None:
-            self.gap_sum += t - prev
-            self.gap_n += 1
-        self.last_arrival[session] = t
-        self.last_req[session] = req
-        if self.gap_n == 0:
-            return None
-        return t + PREFETCH_GAP_FRACTION * self.gap_sum / self.gap_n
-
-    def still_latest(self, session: int, req: int) -> bool:
-        return self.last_req.get(session) == req
-
-
 def run_single(
     cfg: Config,
     workload: Workload,
@@ -195,7 +168,7 @@ def run_single(
         cfg.cluster.router, "node", RouteState(setup.n_workers, load, hbm_prefix, seed=cfg.seed)
     )
     do_prefetch = POLICIES[policy].prefetch
-    prefetcher = _SessionPrefetch() if do_prefetch else None
+    prefetcher = InstantPrefetch() if do_prefetch else None
     service = service_times(cfg, setup, workload)
     compiled = isinstance(cache, CompiledNodeCache) and cfg.cluster.router in ROUTER_KERNELS
     if compiled:

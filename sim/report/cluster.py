@@ -136,6 +136,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
         "workers": int(res.setup.layout.n_workers),
         "gpus": int(res.setup.topo.n_gpus),
         "racks": int(res.setup.topo.n_racks),
+        "prefetch": res.prefetch,
         "capacity_blocks": {"hbm_per_worker": res.setup.node.hbm_blocks, "dram_per_node": res.setup.node.dram_blocks,
                             "eic_per_rack": cache.eic_blocks, "remote_ssd": cache.ssd_blocks},
     }

@@ -160,6 +160,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "tier_io": {t: dict(v) for t, v in res.lower.io.items()},
         "recomputed_prefixes": int(res.recomputed[0]),
         "recomputed_tokens": int(res.recomputed[1]),
+        "prefetch": res.prefetch,
         "network": res.net.stats(),
         "span_s": span,
         "sim_time_s": float(res.sim_time_s),

@@ -7,6 +7,8 @@ Public API (stable: the PD simulator builds on it; extend, do not rename)::
     ev = net.transfer(env, src, dst, nbytes, lanes=1) # simpy event that fires when the bytes arrived
     net.account(src, dst, nbytes, lanes=1)            # count the bytes only (traffic that costs no modelled time)
     net.send(env, src, dst, nbytes, lanes=1)          # background traffic: loads the links, nobody waits for it
+    ev = net.prefetch(env, src, dst, nbytes, lanes=1) # idle-only: moves only while no read/write-back uses a link
+    t = net.idle_s(src, dst, nbytes, lanes=1)         # seconds on an idle path (nothing drawn or counted)
     net.bytes_by_class      {"nvlink": bytes, "pcie": ..., "nic", "eic", "spine", "ssd"}
     net.transfers_by_class  {class: count}
     net.stats() -> dict     bytes/transfers by class, link busy seconds (contention), tail count
@@ -258,6 +260,44 @@ class Network:
         d = lat * lf
         if d > 0:
             env.timeout(d).callbacks.append(start)
+        else:
+            start()
+        return done
+
+    def idle_s(self, src: Endpoint, dst: Endpoint, nbytes: float, lanes: int = 1) -> float:
+        """Seconds `nbytes` take on an otherwise idle path: latency + bytes / bottleneck (nothing drawn or counted)."""
+        if nbytes <= 0 or src == dst:
+            return 0.0
+        _p, lat, bott, _edges, _served = self._route(src, dst, lanes)
+        return lat + nbytes / bott
+
+    def prefetch(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
+                 lanes: int = 1) -> simpy.Event:
+        """Idle-only traffic (session prefetch): after the path latency the bytes are served on every
+        edge's ``prefetch`` class, which moves only while no read or write-back is on that link, so it
+        never slows a demand transfer. Bytes are counted; no jitter (nobody waits for it). Without
+        contention, or with one-class links, it takes the uncontended time."""
+        if nbytes <= 0 or src == dst:
+            return env.timeout(0)
+        _p, lat, bott, edges, served = self._route(src, dst, lanes)
+        self._account(edges, nbytes)
+        if not self.contention or self.writeback_share is None:
+            return env.timeout(lat + nbytes / bott)
+        done = env.event()
+
+        def finish(_e: simpy.Event) -> None:
+            done.succeed()
+
+        def start(_ev: simpy.Event | None = None) -> None:
+            evs = []
+            for e, a, share in served:
+                link = self._link(env, e, a.bytes_s)
+                assert isinstance(link, PriorityLink)  # writeback_share set: every link has the idle class
+                evs.append(link.serve(nbytes * share, "prefetch"))
+            (evs[0] if len(evs) == 1 else env.all_of(evs)).callbacks.append(finish)
+
+        if lat > 0:
+            env.timeout(lat).callbacks.append(start)
         else:
             start()
         return done

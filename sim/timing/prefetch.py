@@ -43,6 +43,7 @@ import simpy
 LEAD_FACTOR = 2.0  # issue a prefetch at least this many idle-link transfer times before the predicted turn
 HORIZON_SHARE = 0.5  # ... and at most this share of the HBM's retention horizon before it
 CAP_SHARE = 0.25  # at most this share of a worker's HBM per session prefetch
+PREFETCH_GAP_FRACTION = 0.8  # hit-rate-only: prefetch a session at 80% of the mean think time
 
 
 class PrefetchHost(Protocol):
@@ -218,6 +219,33 @@ class SessionPrefetcher:
         }
 
 
+class InstantPrefetch:
+    """Hit-rate-only replays (no links, no clock of their own): a session's next turn is predicted at
+    ``PREFETCH_GAP_FRACTION`` of the mean arrival gap between turns seen so far, and its context is
+    moved at once when that time comes - an upper bound on what idle links could bring."""
+
+    def __init__(self) -> None:
+        self.last_arrival: dict[int, float] = {}
+        self.last_req: dict[int, int] = {}
+        self.gap_sum = 0.0
+        self.gap_n = 0
+
+    def observe(self, session: int, req: int, t: float) -> float | None:
+        """Record turn `req` at time t; return when to prefetch its context, or None."""
+        prev = self.last_arrival.get(session)
+        if prev is not None:
+            self.gap_sum += t - prev
+            self.gap_n += 1
+        self.last_arrival[session] = t
+        self.last_req[session] = req
+        if self.gap_n == 0:
+            return None
+        return t + PREFETCH_GAP_FRACTION * self.gap_sum / self.gap_n
+
+    def still_latest(self, session: int, req: int) -> bool:
+        return self.last_req.get(session) == req
+
+
 def prefetch_untimed(blocks: int, block_bytes: int) -> dict[str, int | None]:
     """The ``prefetch`` block of a run without the timed prefetcher: a policy that does not prefetch
     (all zeros) or the hit-rate-only replay, which moves blocks at once and cannot tell use from waste."""
@@ -234,5 +262,5 @@ def prefetch_untimed(blocks: int, block_bytes: int) -> dict[str, int | None]:
     }
 
 
-__all__ = ["CAP_SHARE", "HORIZON_SHARE", "LEAD_FACTOR", "PrefetchHost", "PrefetchStats", "SessionPrefetcher",
-           "prefetch_untimed"]
+__all__ = ["CAP_SHARE", "HORIZON_SHARE", "LEAD_FACTOR", "PREFETCH_GAP_FRACTION", "InstantPrefetch", "PrefetchHost",
+           "PrefetchStats", "SessionPrefetcher", "prefetch_untimed"]

@@ -143,15 +143,3 @@ def test_prefetch_waits_for_write_backs_too():
     env.run()
     assert t["w"] == pytest.approx(1.0)  # the write has the link to itself
     assert t["pf"] == pytest.approx(2.0)
-
-
-@pytest.mark.parametrize("mode", ["cluster", "pd"])
-def test_modes_without_prefetch_refuse_it(mode, capsys):
-    from sim.cli import main
-
-    rc = main(["run", "--mode", mode, "--trace", "tests/data/mooncake_small.jsonl", "--policy", "session_prefetch",
-               "--no-plot", "--quiet"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2
-    assert err == [f"error: --policy: session_prefetch prefetches in single mode only; {mode} mode would run it "
-                   f"as plain LRU (use lru, or --mode single)"]

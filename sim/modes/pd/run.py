@@ -28,7 +28,8 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
                          "(use --mode single for hit rates only)", where="--hit-rate-only")
     if len(policies) != 1:
         raise InputError(f"--mode pd compares PD with colocated for one eviction policy; got {len(policies)} "
-                         f"({', '.join(policies)})", where="--policy")
+                         f"({', '.join(policies)}); run one pd run per policy, or compare policies with "
+                         "--mode single or cluster", where="--compare/--policy")
     policy = policies[0]
     t0 = time.perf_counter()
     prep = prepare(cfg, workload, policy)

@@ -50,8 +50,10 @@ from sim.cache.spill import LowerTiers
 from sim.config import Config
 from sim.config.kv_sizes import GIB
 from sim.modes.common import policy_params
+from sim.modes.pd.prefetch import PDPrefetchHost
 from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
+from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
 from sim.replica.engine import BatchingReplica
 from sim.replica.pools import TokenPool, TreePool
@@ -62,6 +64,7 @@ from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix
 from sim.timing.network import Network
 from sim.timing.node_io import PrefixLoad, all_done
+from sim.timing.prefetch import SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
 from trace.workload import Workload
@@ -88,6 +91,7 @@ class DeploymentResult:
     setup: PDSetup
     transfer: KVTransfer | None = None  # PD only
     recomputed: tuple[int, int] = (0, 0)  # (prefixes, tokens) of cached parts recomputed, not loaded
+    prefetch: dict | None = None  # the report's prefetch block (sim.timing.prefetch)
 
 
 # ------------------------------------------------------------------ deployments
@@ -129,6 +133,19 @@ class _Deployment:
         self.layers = setup.spec.n_layers  # the prefill computes layer by layer (load overlap)
         self.recomputed_prefixes = 0
         self.recomputed_tokens = 0
+        # session prefetch onto the prefill replicas (sim.modes.pd.prefetch); the subclass sets them up
+        self.pf = SessionPrefetcher(env, PDPrefetchHost(self), bb) if POLICIES[policy].prefetch else None
+
+    def _turn_done(self, r: Req) -> None:
+        """r's prefill is done and its blocks are in its replica's tree: schedule its session's prefetch."""
+        if self.pf is not None:
+            self.pf.turn_done(r.sess, r.i, r.pre, r.blocks, r.pos0)
+
+    def _prefetch_report(self) -> dict:
+        if self.pf is None:
+            return prefetch_untimed(0, self.lower.bb)
+        self.pf.finish()
+        return self.pf.report()
 
     # ---------------------------------------------------------- memory
     def swap_s(self, eng: BatchingReplica, nbytes: float) -> tuple[float, float]:
@@ -141,7 +158,9 @@ class _Deployment:
 
     def _tree(self, gpu: int) -> RadixTree:
         lanes, lower = self.lanes, self.lower
-        tree = RadixTree(self.setup.tree_blocks, self.policy, self.ctx,
+        # session_prefetch evicts as LRU: the tree's native LRU order is exact, the policy adapter is not
+        order = "lru" if POLICIES[self.policy].prefetch else self.policy
+        tree = RadixTree(self.setup.tree_blocks, order, self.ctx,
                          on_evict=lambda ev: lower.spill(gpu, lanes, ev), **self.policy_params)
         self.trees.append(tree)
         return tree
@@ -177,6 +196,8 @@ class _Deployment:
         r.route_hbm = m
         g = self.prefill_gpu[w]
         nd, ne = self.lower.lookup(g, r.blocks, m, r.pos0)
+        if self.pf is not None:
+            self.pf.arrived(r.sess, w, r.blocks, m, m + nd + ne)
         choice = self._load_or_recompute(r, g, m, nd, ne) if nd + ne else None
         if choice is not None and choice.parts_used > 1:
             ne = ne if choice.parts_used > 2 else 0
@@ -308,6 +329,7 @@ class PDSim(_Deployment):
 
     def prefill_done(self, eng: BatchingReplica, r: Req) -> None:
         r.t_pend = self.env.now
+        self._turn_done(r)
         self.transfer.on_prefill_done(r)
 
     def decode_done(self, eng, r):  # pragma: no cover - prefill engines do not decode
@@ -337,7 +359,8 @@ class PDSim(_Deployment):
         return DeploymentResult("pd", self.w, self.reqs, self.env.now, wall,
                                 {"prefill": self.prefill_replicas, "decode": self.decode}, self.trees, self.lower,
                                 self.net, self.setup, transfer=self.transfer,
-                                recomputed=(self.recomputed_prefixes, self.recomputed_tokens))
+                                recomputed=(self.recomputed_prefixes, self.recomputed_tokens),
+                                prefetch=self._prefetch_report())
 
 
 class _DecodeHooks:
@@ -387,6 +410,7 @@ class ColocatedSim(_Deployment):
     def prefill_done(self, eng: BatchingReplica, r: Req) -> None:
         now = self.env.now
         r.t_pend = r.t_kv = now
+        self._turn_done(r)
         if r.out <= 1:
             self.trees[eng.idx].unlock(r.blocks, r.locked)
             self._done(r)
@@ -414,7 +438,8 @@ class ColocatedSim(_Deployment):
     def _result(self, wall: float) -> DeploymentResult:
         return DeploymentResult("colocated", self.w, self.reqs, self.env.now, wall,
                                 {"colocated": self.prefill_replicas}, self.trees, self.lower, self.net, self.setup,
-                                recomputed=(self.recomputed_prefixes, self.recomputed_tokens))
+                                recomputed=(self.recomputed_prefixes, self.recomputed_tokens),
+                                prefetch=self._prefetch_report())
 
 
 DEPLOYMENTS: dict[str, type[_Deployment]] = {"pd": PDSim, "colocated": ColocatedSim}
