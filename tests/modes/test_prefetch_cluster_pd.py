@@ -10,7 +10,7 @@ from sim.modes.cluster import run_cluster
 from sim.modes.common import prepare_workload
 from sim.timing.network import Network
 from sim.timing.topology import Topology
-from tests.timing.test_prefetch import BLOCK_BYTES, LAST, GiB, _two_turns
+from tests.timing.test_prefetch import BLOCK_BYTES, LAST, GiB, _two_turns, late_turn_workload
 
 BW = 25e9  # hardware.dram.bandwidth_gb_s: the GPU <-> host DRAM (PCIe) edge
 LAT = 10e-6  # hardware.dram.latency_us
@@ -66,27 +66,8 @@ def test_cluster_prefetch_python_and_compiled_agree_and_repeat():
     assert a.cache.hits == b.cache.hits
 
 
-def _late():
-    # session 0's third turn comes at 40 s instead of the predicted 20 s: one-turn sessions keep arriving
-    # and push the prefetched context out again -> wasted
-    from tests.conftest import micro_workload
-
-    w = _two_turns()
-    reqs = [w.block_ids[w.block_offsets[i]:w.block_offsets[i + 1]].tolist() for i in range(LAST)]
-    arr = (w.arrival_ms[:LAST] / 1000).tolist()
-    sess = w.session_id[:LAST].tolist()
-    for k, t in enumerate(range(20, 40)):
-        reqs.append([1000 + 4 * k + j for j in range(4)])
-        arr.append(float(t))
-        sess.append(100 + k)
-    reqs.append([1, 2, 3, 4])
-    arr.append(40.0)
-    sess.append(0)
-    return micro_workload(reqs, arr, sessions=sess, outputs=[1] * len(reqs))
-
-
 def test_cluster_accounting_invariant_and_waste():
-    p = _run_cluster(_cluster_cfg(12), "session_prefetch", w=_late()).prefetch
+    p = _run_cluster(_cluster_cfg(12), "session_prefetch", w=late_turn_workload()).prefetch
     assert p["prefetched_blocks"] >= 3
     assert p["prefetch_wasted_blocks"] >= 3 and p["prefetch_used_blocks"] == 0
     assert p["prefetched_blocks"] == p["prefetch_used_blocks"] + p["prefetch_wasted_blocks"] \
@@ -166,8 +147,8 @@ def test_pd_prefetch_turns_a_dram_load_into_hbm_hits():
 
 def test_pd_accounting_invariant_and_determinism():
     cfg = _pd_cfg(12)
-    a = _pd(cfg, "session_prefetch", _late())
-    b = _pd(cfg, "session_prefetch", _late())
+    a = _pd(cfg, "session_prefetch", late_turn_workload())
+    b = _pd(cfg, "session_prefetch", late_turn_workload())
     p = a.prefetch
     assert p == b.prefetch
     assert [r.t_kv for r in a.reqs] == [r.t_kv for r in b.reqs]

@@ -74,9 +74,9 @@ def test_prefetch_needs_room_and_a_prediction():
     assert pre.prefetch["prefetched_blocks"] == 0 and pre.prefetch["prefetches_issued"] == 0
 
 
-def test_accounting_invariant_and_waste():
-    # as above, but session 0's third turn comes at 40 s, not at the predicted 20 s: one-turn sessions keep
-    # arriving every second and push the prefetched context out again -> wasted.
+def late_turn_workload():
+    """As _two_turns, but session 0's third turn comes at 40 s, not at the predicted 20 s: one-turn sessions
+    keep arriving every second and push the prefetched context out again -> wasted."""
     w = _two_turns()
     reqs = [w.block_ids[w.block_offsets[i]:w.block_offsets[i + 1]].tolist() for i in range(LAST)]
     arr = (w.arrival_ms[:LAST] / 1000).tolist()
@@ -88,7 +88,11 @@ def test_accounting_invariant_and_waste():
     reqs.append([1, 2, 3, 4])
     arr.append(40.0)
     sess.append(0)
-    late = micro_workload(reqs, arr, sessions=sess, outputs=[1] * len(reqs))
+    return micro_workload(reqs, arr, sessions=sess, outputs=[1] * len(reqs))
+
+
+def test_accounting_invariant_and_waste():
+    late = late_turn_workload()
     p = run_single(_cfg(12), late, "session_prefetch", timing=True).prefetch
     assert p["prefetched_blocks"] >= 3
     assert p["prefetch_wasted_blocks"] >= 3 and p["prefetch_used_blocks"] == 0
