@@ -419,7 +419,13 @@ async function recalcReuse() {
 }
 
 let timer = null;
-function schedule(fn, ms) { clearTimeout(timer); timer = setTimeout(fn, ms); }
+// An edit marks the page "scheduled" at once, so nothing (a user, a test) reads the previous answer as the
+// answer to the new input during the debounce.
+function schedule(fn, ms) {
+  clearTimeout(timer);
+  document.body.dataset.state = "scheduled";
+  timer = setTimeout(fn, ms);
+}
 
 async function initCalc() {
   presets = await (await fetch("/api/presets")).json();
