@@ -144,7 +144,7 @@ def _download(url: str, part: Path, shown: str, timeout_s: float, max_bytes: int
                 length = resp.headers.get("Content-Length")
                 total = have + int(length) if length and length.isdigit() else None
                 if total is not None and total > max_bytes:
-                    raise InputError(f"the file has {total:,} bytes, more than the limit of {max_bytes:,}",
+                    raise InputError(f"the file has {total:,} bytes, more than the limit of {max_bytes:,} bytes",
                                      where=shown)
                 if _copy(resp, part, have, total, shown, max_bytes, progress):
                     return headers
