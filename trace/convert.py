@@ -68,7 +68,7 @@ def _write_npz(w: Workload, p: Path) -> None:
             synthetic_blocks=np.bool_(w.synthetic_blocks),
             name=np.str_(w.name),
             kvsim_npz_version=np.int64(NPZ_VERSION),
-            **{f"{EXTRA_PREFIX}{k}": v for k, v in w.extra.items()},
+            **{f"{EXTRA_PREFIX}{k}": v for k, v in w.extra.items()},  # type: ignore[arg-type]
         )
 
 

@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sim.errors import InputError
@@ -85,7 +85,7 @@ def fetch(url: str, *, cache: Path | None = None, timeout_s: float = TIMEOUT_S, 
         raise InputError(f"sha256 mismatch: got {digest}, the URL says {want}", where=url)
     info = {"url": url, "bytes": part.stat().st_size, "sha256": digest, "etag": headers.get("ETag"),
             "last_modified": headers.get("Last-Modified"),
-            "downloaded_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "downloaded_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     atomic_write_text(meta, json.dumps(info, indent=1) + "\n")
     os.replace(part, final)
     return final
@@ -130,7 +130,8 @@ def _download(url: str, part: Path, shown: str, timeout_s: float, max_bytes: int
     last_error = ""
     for _ in range(max(1, attempts)):
         have = part.stat().st_size if part.exists() else 0
-        req = urllib.request.Request(url, headers={"User-Agent": "kvsim", **({"Range": f"bytes={have}-"} if have else {})})
+        hdrs = {"User-Agent": "kvsim", **({"Range": f"bytes={have}-"} if have else {})}
+        req = urllib.request.Request(url, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 headers = {k: v for k, v in resp.headers.items()}
@@ -161,7 +162,7 @@ def _download(url: str, part: Path, shown: str, timeout_s: float, max_bytes: int
                 last_error = f"timed out after {timeout_s:g} s"
                 continue
             raise InputError(f"download failed: {getattr(reason, 'strerror', None) or reason}", where=shown) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             last_error = f"timed out after {timeout_s:g} s"
         except (IncompleteRead, ConnectionError, HTTPException, OSError) as e:
             last_error = f"the connection broke ({type(e).__name__})"
@@ -177,7 +178,8 @@ def _copy(resp, part: Path, have: int, total: int | None, shown: str, max_bytes:
     start = last = time.monotonic()
     got = have
     if loud and progress:
-        progress(f"download: {shown} -> {part.parent} ({'size unknown' if total is None else f'{total / 2**20:,.1f} MiB'}"
+        size = "size unknown" if total is None else f"{total / 2**20:,.1f} MiB"
+        progress(f"download: {shown} -> {part.parent} ({size}"
                  + (f", resuming at {have / 2**20:,.1f} MiB" if have else "") + ")")
     with open(part, "ab" if have else "wb") as fh:
         while True:

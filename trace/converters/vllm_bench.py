@@ -70,7 +70,8 @@ def _arrivals(run: dict, reqs: list[BenchRequest], where: str) -> tuple[list[flo
     return [0.0] * len(reqs), "no start_times and request_rate inf: all sent at 0"
 
 
-def convert(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats, dict[str, Any]]:
+def convert(path: Path, *, strict: bool = False,
+            limit: int | None = None) -> tuple[Workload, LoadStats, dict[str, Any]]:
     """The trace of one vllm bench serve run (see the module doc); InputError on a file that is not one."""
     runs = vllm_runs(path)
     if len(runs) != 1:

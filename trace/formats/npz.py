@@ -2,7 +2,8 @@
 
 Written by :func:`trace.convert.write_workload` (fmt ``npz``). Keys: the
 Workload arrays plus ``block_tokens``, ``synthetic_blocks``, ``name`` and
-``kvsim_npz_version``, and ``extra_<name>`` per Workload.extra column. Loading checks the same invariants the text loaders
+``kvsim_npz_version``, and ``extra_<name>`` per Workload.extra column.
+Loading checks the same invariants the text loaders
 enforce (non-decreasing arrivals, non-negative lengths); a violation is an
 InputError, as there are no rows to reject one by one.
 """
