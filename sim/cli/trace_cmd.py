@@ -72,6 +72,7 @@ def _convert_from(args: argparse.Namespace, console) -> int:
     from trace.convert import write_workload
     from trace.converters import CONVERTERS, meta_path
     from trace.formats import local_path
+    from trace.remote import is_url
     from trace.rowio import check_file
 
     if args.trace_format:
@@ -79,7 +80,7 @@ def _convert_from(args: argparse.Namespace, console) -> int:
                          where="--trace-format")
     src = check_file(local_path(args.trace))
     w, ls, meta = CONVERTERS[args.from_fmt].convert(src, strict=args.strict, limit=args.limit)
-    if src != Path(args.trace):
+    if is_url(args.trace):
         meta["url"] = args.trace
     out = Path(args.out)
     fmt = "npz" if args.to == "npz" else "mooncake"
