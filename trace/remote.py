@@ -1,7 +1,7 @@
 """Traces by URL: `--trace https://...` is downloaded once into a cache folder and read from there.
 
 Cache folder: ``$KVSIM_CACHE/traces`` when KVSIM_CACHE is set, else ``~/.cache/kvsim/traces``. A URL's
-file is ``<sha256(url)[:16]>-<its file name>`` (the name keeps the suffix format detection looks at)
+file is ``<sha256(url without #fragment)[:16]>-<its file name>`` (the name keeps the suffix format detection looks at)
 with ``.meta.json`` beside it: url, bytes, sha256, ETag/Last-Modified, when. A cached file is used only
 when its meta exists and its sha256 still matches; otherwise it is fetched again.
 
@@ -10,10 +10,12 @@ keeps the part and the next attempt asks the server for the rest (HTTP Range); a
 Range sends the whole file again. Only a complete file (its Content-Length reached) is hashed, given its
 meta and renamed into place, so a partial download never looks complete. ``#sha256=<hex>`` at the end of
 the URL is checked. Failures (HTTP errors, refused connections, unknown hosts, timeouts, the size limit)
-are one InputError naming the URL. Standard library only (urllib).
+are one InputError naming the URL. A ``.lock`` file (flock) makes parallel runs wait for one download.
+Standard library only (urllib).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +24,7 @@ import socket
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,14 +73,39 @@ def fetch(url: str, *, cache: Path | None = None, timeout_s: float = TIMEOUT_S, 
     except OSError as e:
         raise InputError(f"cannot create the trace cache folder {str(folder)!r}: {e.strerror or e} "
                          "(set KVSIM_CACHE)", where=url) from None
-    final = folder / cached_name(url)
+    plain = urllib.parse.urlunsplit(parts._replace(fragment=""))
+    final = folder / cached_name(plain)
     meta = final.with_name(final.name + ".meta.json")
     if _cached_ok(final, meta, want):
         return final
+    with _locked(final.with_name(final.name + ".lock"), url):  # parallel runs (a sweep) download it once
+        if _cached_ok(final, meta, want):
+            return final
+        return _fetch_into(plain, url, final, meta, want, timeout_s, max_bytes, attempts, progress)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, url: str) -> Iterator[None]:
+    """An exclusive lock on `path` (POSIX flock; no locking where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        fh = open(path, "a")
+    except OSError as e:
+        raise InputError(f"cannot write in the trace cache: {e.strerror or e} (set KVSIM_CACHE)", where=url) from None
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _fetch_into(plain: str, url: str, final: Path, meta: Path, want: str, timeout_s: float, max_bytes: int,
+                attempts: int, progress: Callable[[str], None] | None) -> Path:
     final.unlink(missing_ok=True)
     part = final.with_name(final.name + ".part")
-    headers = _download(urllib.parse.urlunsplit(parts._replace(fragment="")), part, url, timeout_s, max_bytes,
-                        attempts, progress)
+    headers = _download(plain, part, url, timeout_s, max_bytes, attempts, progress)
     digest = _sha256(part)
     if want and digest != want:
         part.unlink(missing_ok=True)

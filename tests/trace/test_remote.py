@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,8 +26,8 @@ BODY = ROWS.encode()
 class Server:
     """Serves BODY at any path; options: honour Range, drop the connection halfway on the first GET, 404."""
 
-    def __init__(self, *, ranges: bool = True, drop_first: bool = False) -> None:
-        self.ranges, self.drop_first = ranges, drop_first
+    def __init__(self, *, ranges: bool = True, drop_first: bool = False, delay_s: float = 0.0) -> None:
+        self.ranges, self.drop_first, self.delay_s = ranges, drop_first, delay_s
         self.requests: list[dict[str, str]] = []
         outer = self
 
@@ -36,6 +37,7 @@ class Server:
 
             def do_GET(self) -> None:
                 outer.requests.append({"path": self.path, "range": self.headers.get("Range", "")})
+                time.sleep(outer.delay_s)
                 if self.path.startswith("/missing"):
                     self.send_error(404, "Not Found")
                     return
@@ -95,12 +97,12 @@ def test_dropped_connection_keeps_a_part_and_resumes_with_range(tmp_path: Path) 
                                              r"attempt.*bytes kept, the next run resumes"):
             fetch(srv.url(), cache=tmp_path, attempts=1, progress=None)
         name = cached_name(srv.url())
-        assert _files(tmp_path) == [name + ".part"]  # nothing looks complete
+        assert _files(tmp_path) == [name + ".lock", name + ".part"]  # nothing looks complete
         assert (tmp_path / (name + ".part")).read_bytes() == BODY[: len(BODY) // 2]
         p = fetch(srv.url(), cache=tmp_path, attempts=1, progress=None)
         assert srv.requests[1]["range"] == f"bytes={len(BODY) // 2}-"
         assert p.read_bytes() == BODY
-        assert _files(tmp_path) == sorted([name, name + ".meta.json"])
+        assert _files(tmp_path) == sorted([name, name + ".meta.json", name + ".lock"])
 
 
 def test_dropped_connection_resumes_within_one_call(tmp_path: Path) -> None:
@@ -129,7 +131,7 @@ def test_failures_are_one_line_naming_the_url(tmp_path: Path) -> None:
                      progress=None)
         port = srv.httpd.server_address[1]
     assert good.read_bytes() == BODY
-    assert [n for n in _files(tmp_path) if "ok.jsonl" not in n] == []  # no failed download left anything
+    assert [n for n in _files(tmp_path) if not n.endswith((".lock", "ok.jsonl", "ok.jsonl.meta.json"))] == []
     with pytest.raises(InputError, match=rf"^http://127\.0\.0\.1:{port}/t\.jsonl: download failed: .*refused"):
         fetch(f"http://127.0.0.1:{port}/t.jsonl", cache=tmp_path, progress=None)  # the server is gone
 
@@ -157,3 +159,16 @@ def test_large_downloads_print_a_progress_line(tmp_path: Path, monkeypatch) -> N
     with Server() as srv:
         fetch(srv.url(), cache=tmp_path, progress=lines.append)
     assert lines and lines[0].startswith(f"download: {srv.url()} -> {tmp_path}") and "MiB" in lines[0]
+
+
+def test_parallel_runs_download_once(tmp_path: Path) -> None:
+    with Server(delay_s=0.3) as srv:
+        got: list[Path] = []
+        threads = [threading.Thread(target=lambda: got.append(fetch(srv.url(), cache=tmp_path, progress=None)))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(got) == 2 and got[0] == got[1] and got[0].read_bytes() == BODY
+    assert len(srv.requests) == 1  # the second waited on the lock, then found the cached copy

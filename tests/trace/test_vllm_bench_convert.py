@@ -159,3 +159,19 @@ def test_compare_measured_in_cluster_and_pd(tmp_path: Path, mode: str, labels: s
         assert labels <= set(run) and run["ttft"]["requests"] == 3 and run["tpot"]["requests"] == 2
         assert run["ttft"]["measured_ms"]["p50"] == pytest.approx(50.0)
         assert run["ttft"]["predicted_ms"]["p50"] > 0
+
+
+def test_mooncake_rows_with_measured_columns(tmp_path: Path) -> None:
+    def row(ts: int, **m) -> str:
+        return json.dumps({"timestamp": ts, "input_length": 16, "output_length": 2, "hash_ids": [ts],
+                           "block_tokens": 16, **m}) + "\n"
+    p = tmp_path / "m.jsonl"
+    p.write_text(row(0, measured_ttft_ms=5.0, measured_tpot_ms=None) + row(1, measured_ttft_ms=7.5)
+                 + row(2, measured_ttft_ms=-1, measured_tpot_ms=1) + row(3, measured_ttft_ms=2, measured_tpot_ms=3))
+    w, st = load_trace(p)
+    assert st.rejected == {"missing_field": 1, "bad_value": 1}  # row 2 lacks tpot; row 3 has a negative ttft
+    assert w.extra["measured_ttft_ms"].tolist() == [5.0, 2.0]
+    assert math.isnan(w.extra["measured_tpot_ms"][0]) and w.extra["measured_tpot_ms"][1] == 3.0
+    plain = tmp_path / "p.jsonl"
+    plain.write_text(row(0) + row(1, measured_ttft_ms=1.0))  # the first row decides: no measured columns
+    assert load_trace(plain)[0].extra == {}
