@@ -3,8 +3,9 @@
 fmt "mooncake": JSONL, one request per line with ``timestamp`` (ms),
 ``input_length``, ``output_length``, ``hash_ids``, plus ``session_id`` and
 ``turn`` when known (>= 0), ``block_tokens`` when it is not 512 and
-``synthetic_blocks: true`` when the ids were synthesized - the Mooncake loader
-reads all of these back. A ``.gz`` path is gzip-compressed.
+``synthetic_blocks: true`` when the ids were synthesized, and the Workload's
+``extra`` columns (measured latencies, trace.workload.MEASURED_COLUMNS; NaN as
+null) - the Mooncake loader reads all of these back. A ``.gz`` path is gzip-compressed.
 
 fmt "npz": numpy ``savez_compressed`` of the Workload arrays and metadata,
 read back by ``load_trace(path, "npz")`` (auto-detected by suffix).
@@ -21,7 +22,7 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.io_safe import atomic_path
-from trace.formats.npz import NPZ_VERSION
+from trace.formats.npz import EXTRA_PREFIX, NPZ_VERSION
 from trace.workload import Workload
 
 WRITE_FORMATS = ("mooncake", "npz")
@@ -67,6 +68,7 @@ def _write_npz(w: Workload, p: Path) -> None:
             synthetic_blocks=np.bool_(w.synthetic_blocks),
             name=np.str_(w.name),
             kvsim_npz_version=np.int64(NPZ_VERSION),
+            **{f"{EXTRA_PREFIX}{k}": v for k, v in w.extra.items()},  # type: ignore[arg-type]
         )
 
 
@@ -83,6 +85,7 @@ def _write_mooncake(w: Workload, p: Path) -> None:
         extra["block_tokens"] = int(w.block_tokens)
     if w.synthetic_blocks:
         extra["synthetic_blocks"] = True
+    extra_cols = [(k, [None if x != x else x for x in v.tolist()]) for k, v in w.extra.items()]  # NaN -> null
     dumps = json.dumps
     opener = gzip.open if p.suffix.lower() == ".gz" else open
     with opener(p, "wt", encoding="utf-8", newline="\n") as fh:
@@ -100,5 +103,7 @@ def _write_mooncake(w: Workload, p: Path) -> None:
                 row["turn"] = turn[i]
             if extra:
                 row.update(extra)
+            for k, col in extra_cols:
+                row[k] = col[i]
             write(dumps(row))
             write("\n")

@@ -49,6 +49,11 @@ class LoadStats:
         }
 
 
+# What a benchmark measured per request (trace.converters.vllm_bench), kept as Workload.extra columns
+# through the trace formats that can hold them (mooncake JSONL, npz); NaN = not measured.
+MEASURED_COLUMNS = ("measured_ttft_ms", "measured_tpot_ms", "measured_itl_p50_ms", "measured_e2e_ms")
+
+
 def _as(a, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=dtype))
 
@@ -75,6 +80,9 @@ class Workload:
     turn: np.ndarray = field(default_factory=lambda: _TURNS_UNKNOWN)
     # True when block ids were made up from token counts (Azure, BurstGPT...).
     synthetic_blocks: bool = False
+    # Optional per-request float64 columns the simulation does not read but reports carry along, e.g. the
+    # latencies a benchmark measured (MEASURED_COLUMNS, `run --compare-measured`). Empty on the normal path.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.arrival_ms = _as(self.arrival_ms, np.float64)
@@ -96,6 +104,11 @@ class Workload:
             raise ValueError("Workload.block_offsets[-1] must equal len(block_ids)")
         if self.block_tokens <= 0:
             raise ValueError("Workload.block_tokens must be positive")
+        if self.extra:
+            self.extra = {k: _as(v, np.float64) for k, v in self.extra.items()}
+            for name, col in self.extra.items():
+                if len(col) != n:
+                    raise ValueError(f"Workload.extra[{name!r}] has {len(col)} rows, expected {n}")
 
     @classmethod
     def from_requests(cls, requests, *, arrival_ms=None, input_tokens=None, output_tokens=None,
@@ -164,6 +177,7 @@ class Workload:
             block_tokens=self.block_tokens,
             turn=self.turn[idx],
             synthetic_blocks=self.synthetic_blocks,
+            extra={k: v[idx] for k, v in self.extra.items()},
         )
 
     def reblock(self, page_tokens: int) -> Workload:
@@ -201,6 +215,7 @@ class Workload:
             block_tokens=page_tokens,
             turn=self.turn,
             synthetic_blocks=self.synthetic_blocks,
+            extra=self.extra,
         )
 
     def nbytes(self) -> int:
@@ -208,6 +223,6 @@ class Workload:
             a.nbytes
             for a in (
                 self.arrival_ms, self.input_tokens, self.output_tokens, self.session_id,
-                self.block_offsets, self.block_ids, self.turn,
+                self.block_offsets, self.block_ids, self.turn, *self.extra.values(),
             )
         )

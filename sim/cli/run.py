@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", default=None, help="write the plot here (then only the files named)")
     p.add_argument("--requests-out", default=None, metavar="FILE",
                    help="also write one row per request (and run) here: .csv or .parquet")
+    p.add_argument("--compare-measured", action="store_true",
+                   help="set the simulated TTFT/TPOT against the latencies the trace measured (a trace from "
+                        "`trace convert --from vllm-bench`): a `measured` report block and a table")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     add_wide_arg(p)
@@ -61,17 +64,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         from sim.errors import InputError
 
         raise InputError("the model file is used only by the `learned` policy; add --policy learned", where="--model")
+    compare_measured = getattr(args, "compare_measured", False)
+    if compare_measured and args.hit_rate_only:
+        from sim.errors import InputError
+
+        raise InputError("needs the timed simulation (TTFT/TPOT); drop --hit-rate-only", where="--compare-measured")
     workload, load_stats = workload_from_config(cfg)
+    if compare_measured:
+        from sim.report.measured import check_measured
+
+        check_measured(workload)
     print_load_stats(console, load_stats)
     cb, prog = progress_cb(not args.quiet)
-    # one RequestTable per run, filled by the runners when --requests-out is given
-    tables: list | None = [] if getattr(args, "requests_out", None) else None
+    # one RequestTable per run, filled by the runners for --requests-out and --compare-measured
+    tables: list | None = [] if getattr(args, "requests_out", None) or compare_measured else None
     if args.mode != "single":  # single mode compiles up front under its own progress label (modes.runner)
         compile_notice(not args.quiet)
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,
                           timing=not args.hit_rate_only, progress=cb, requests=tables)
+    if compare_measured and tables is not None:
+        from sim.report.measured import add_measured_columns, measured_block
+
+        report["measured"] = measured_block(tables, workload)
+        add_measured_columns(tables, workload)
+    if not getattr(args, "requests_out", None):
+        tables = None  # collected only for the comparison
     if report["mode"] == "pd":
         return _pd_outputs(args, cfg, console, report, tables)
     if report.get("routers"):
@@ -80,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(policy_table(report, args.wide))
     for line in run_notes(report):
         console.print(line, highlight=False)
+    _measured_outputs(args, console, report)
     _run_warnings(report)
     from sim.report import plots
 
@@ -97,7 +117,7 @@ def cmd_default(args: argparse.Namespace) -> int:
         mode="single", config=None, preset=None, profile=None, overrides=[], seed=None, trace=None,
         trace_format=None, limit=None, strict=False, policy=None, compare=True, hit_rate_only=False,
         report_json=None, report_csv=None, requests_out=None, no_plot=False, plot=None, quiet=False, out=None,
-        router=None, wide=False,
+        router=None, wide=False, compare_measured=False,
     )
     return cmd_run(ns)
 
@@ -112,6 +132,7 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: li
         console.print(f"{p['name']}: mean TTFT {ms(p['metrics']['ttft_ms']['mean'])} ms = {parts}")
     for line in run_notes(report):
         console.print(line, highlight=False)
+    _measured_outputs(args, console, report)
     kt = report["metrics"].get("kv_transfer") or {}
     if kt:
         loc = ", ".join(f"{k.replace('_', ' ')} {v['requests']:,}" for k, v in kt["by_locality"].items())
@@ -128,6 +149,13 @@ def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: li
 
     _write_outputs(args, cfg, console, report, [(plot_pd_comparison, "pd.png", "")], tables)
     return EXIT_OK
+
+
+def _measured_outputs(args: argparse.Namespace, console, report: dict) -> None:
+    if report.get("measured"):
+        from sim.cli.tables import measured_table
+
+        console.print(measured_table(report, args.wide))
 
 
 def _run_warnings(report: dict) -> None:

@@ -269,3 +269,14 @@ def calibration_tables(res, show: int = 50) -> list:
         gt.add_row(kind, str(tp), str(len(ii)), f"{np.median(b):.1f}%", f"{b.max():.1f}%",
                    f"{np.median(a):.1f}%", f"{a.max():.1f}%")
     return [t, pt, gt]
+
+
+def measured_table(report: dict, wide: bool = False):
+    """`run --compare-measured`: per run and metric, simulated / measured percentiles and the error."""
+    from sim.report.measured import measured_rows
+
+    cols = ["run", "metric", "p50 sim / meas ms", "p90 sim / meas ms", "p99 sim / meas ms", "|err| p50",
+            "*|err| p90", "bias"]
+    return _table(f"simulated vs measured ({report['measured']['requests']:,} measured requests; "
+                  "|err| = |sim - meas| / meas, bias = median (sim - meas) / meas)",
+                  cols, measured_rows(report), wide, left=("run", "metric"))

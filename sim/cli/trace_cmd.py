@@ -19,8 +19,14 @@ def add_parser(sub) -> None:
         t = tsub.add_parser(name, help=hlp)
         add_trace_args(t, required=True)
         if name == "convert":
+            from trace.converters import CONVERTERS
+
             t.add_argument("--out", required=True, help="output file")
             t.add_argument("--to", default="mooncake", choices=["mooncake", "npz"], help="output format")
+            t.add_argument("--from", dest="from_fmt", default=None, choices=sorted(CONVERTERS), metavar="FORMAT",
+                           help="convert a file that is not a trace: "
+                                + "; ".join(f"{c.name}: {c.help}" for c in CONVERTERS.values())
+                                + " (metadata in OUT.meta.json)")
         else:
             t.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_trace)
@@ -36,6 +42,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
         check_output_path(args.out, "--out")  # before reading a possibly large trace
     strict = args.strict or args.trace_cmd == "validate" and args.strict
+    if args.trace_cmd == "convert" and args.from_fmt:
+        return _convert_from(args, console)
     w, ls = load_trace(args.trace, args.trace_format or "auto", strict=strict, limit=args.limit)
     if args.trace_cmd == "convert":
         from trace.convert import write_workload
@@ -51,4 +59,38 @@ def cmd_trace(args: argparse.Namespace) -> int:
         console.print(render_stats(st, ls))
     if args.trace_cmd == "validate" and ls.rejected_total:
         return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def _convert_from(args: argparse.Namespace, console) -> int:
+    """`trace convert --from FORMAT`: the converter's trace and its OUT.meta.json, written as one set."""
+    import functools
+    from pathlib import Path
+
+    from sim.errors import InputError
+    from sim.io_safe import OutputSet
+    from trace.convert import write_workload
+    from trace.converters import CONVERTERS, meta_path
+    from trace.formats import local_path
+    from trace.remote import is_url
+    from trace.rowio import check_file
+
+    if args.trace_format:
+        raise InputError("--trace-format names a trace format; with --from the converter reads the file",
+                         where="--trace-format")
+    src = check_file(local_path(args.trace))
+    w, ls, meta = CONVERTERS[args.from_fmt].convert(src, strict=args.strict, limit=args.limit)
+    if is_url(args.trace):
+        meta["url"] = args.trace
+    out = Path(args.out)
+    fmt = "npz" if args.to == "npz" else "mooncake"
+    meta.update(trace=out.name, trace_format=fmt, notes=list(ls.notes))
+    with OutputSet() as outs:
+        # the trace goes last: until the set commits, neither file is in place
+        outs.write(meta_path(out), "--out", lambda t: t.write_text(json.dumps(meta, indent=1, default=str) + "\n"))
+        outs.write(out, "--out", functools.partial(write_workload, w, fmt=fmt))
+        outs.commit()
+    console.print(f"wrote {len(w):,} requests to {args.out} ({fmt}, from {args.from_fmt}); metadata in "
+                  f"{meta_path(out)}", highlight=False, soft_wrap=True)
+    print_load_stats(console, ls)
     return EXIT_OK

@@ -188,7 +188,8 @@ def _csv_row(row: dict[str, str], where: str) -> list[TimingPoint]:
 VLLM_DETAILED = ("input_lens", "output_lens", "ttfts", "itls")
 
 
-def _vllm_runs(path: Path) -> list[tuple[str, dict]]:
+def vllm_runs(path: Path) -> list[tuple[str, dict]]:
+    """The runs of a result file (one JSON object, or one per line after --append-result), with where each is."""
     text = path.read_text()
     try:
         obj = json.loads(text)
@@ -206,6 +207,16 @@ def _vllm_runs(path: Path) -> list[tuple[str, dict]]:
     return runs
 
 
+def check_vllm_run(run: object, where: str) -> None:
+    """InputError unless `run` is a result object with the per-request lists (--save-detailed)."""
+    if not isinstance(run, dict):
+        raise InputError("expected a JSON object (a vllm bench serve result)", where=where)
+    missing = [k for k in VLLM_DETAILED if k not in run]
+    if missing:
+        raise InputError(f"no per-request fields {', '.join(missing)}: rerun vllm bench serve with "
+                         "--save-result --save-detailed", where=where)
+
+
 def read_vllm_bench(path: Path) -> list[TimingPoint]:
     """Points from a vllm bench serve result (every run of an --append-result file).
 
@@ -218,36 +229,74 @@ def read_vllm_bench(path: Path) -> list[TimingPoint]:
       = the mean over requests of input + output/2 tokens.
     """
     points: list[TimingPoint] = []
-    for where, run in _vllm_runs(path):
-        if not isinstance(run, dict):
-            raise InputError("expected a JSON object (a vllm bench serve result)", where=where)
-        missing = [k for k in VLLM_DETAILED if k not in run]
-        if missing:
-            raise InputError(f"no per-request fields {', '.join(missing)}: rerun vllm bench serve with "
-                             "--save-result --save-detailed", where=where)
+    for where, run in vllm_runs(path):
+        check_vllm_run(run, where)
         points.extend(_vllm_run(run, where))
     if not points:
         raise InputError("no successful requests with a first token", where=str(path))
     return points
 
 
-def _vllm_run(run: dict, where: str) -> list[TimingPoint]:
+@dataclass(frozen=True)
+class BenchRequest:
+    """One successful request of a vllm bench serve run (read by vllm_requests)."""
+
+    index: int                # its position in the run's lists
+    input_tokens: int
+    output_tokens: int
+    ttft_s: float
+    itls_s: tuple[float, ...]  # inter-token gaps
+    start_s: float | None     # start_times entry (the client's perf_counter at sending), None when absent
+
+
+# skip(reason, where, detail) for a request vllm_requests leaves out: reason "failed_request" (an error text
+# or no first token) or "bad_value" (a field that is not a number of the right kind).
+SkipFn = Callable[[str, str, str], None]
+
+
+def _skip_failed_only(reason: str, where: str, detail: str) -> None:
+    """Calibration's rule: failed requests are left out silently, a bad value is an error."""
+    if reason != "failed_request":
+        raise InputError(detail, where=where)
+
+
+def vllm_requests(run: dict, where: str, skip: SkipFn | None = None) -> list[BenchRequest]:
+    """The successful requests of one run (its per-request lists); the one parser of this format.
+
+    skip (default: failed ones silently, a bad value raises) decides what a left-out request does.
+    """
+    skip = skip or _skip_failed_only
     cols = [run[k] for k in VLLM_DETAILED]
     if not all(isinstance(c, list) for c in cols) or len({len(c) for c in cols}) != 1:
         raise InputError(f"{', '.join(VLLM_DETAILED)} must be lists of equal length", where=where)
     errors = run.get("errors") or [""] * len(cols[0])
-    reqs = []  # (input, output, ttft_s, itls_s)
+    starts = run.get("start_times")
+    if starts is not None and (not isinstance(starts, list) or len(starts) != len(cols[0])):
+        raise InputError("start_times must be a list as long as input_lens", where=where)
+    reqs = []
     for i, (n_in, n_out, ttft, itl) in enumerate(zip(*cols, strict=True)):
         at = f"{where}: request {i}"
         if (errors[i] if i < len(errors) else "") or not ttft:
-            continue  # failed request (vllm records ttft 0.0 and an error text)
-        n_in = int(_num(n_in, "input_lens", at, integer=True, minimum=1))
-        n_out = int(_num(n_out, "output_lens", at, integer=True))
-        ttft = _num(ttft, "ttfts", at)
-        if not isinstance(itl, list):
-            raise InputError(f"itls: expected a list, got {itl!r}", where=at)
-        gaps = [_num(g, "itls", at) for g in itl]
-        reqs.append((n_in, n_out, ttft, gaps))
+            # vllm records ttft 0.0 and an error text
+            skip("failed_request", at, str(errors[i] if i < len(errors) else "") or "no first token")
+            continue
+        try:
+            n_in = int(_num(n_in, "input_lens", at, integer=True, minimum=1))
+            n_out = int(_num(n_out, "output_lens", at, integer=True))
+            ttft = _num(ttft, "ttfts", at)
+            if not isinstance(itl, list):
+                raise InputError(f"itls: expected a list, got {itl!r}", where=at)
+            gaps = tuple(_num(g, "itls", at) for g in itl)
+            start = _num(starts[i], "start_times", at, minimum=-math.inf) if starts is not None else None
+        except InputError as e:
+            skip("bad_value", at, str(e).removeprefix(f"{at}: "))
+            continue
+        reqs.append(BenchRequest(i, n_in, n_out, ttft, gaps, start))
+    return reqs
+
+
+def _vllm_run(run: dict, where: str) -> list[TimingPoint]:
+    reqs = [(r.input_tokens, r.output_tokens, r.ttft_s, list(r.itls_s)) for r in vllm_requests(run, where)]
     if not reqs:
         return []
     conc = run.get("max_concurrency")

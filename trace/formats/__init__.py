@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sim.errors import InputError
+from trace.remote import is_url
 from trace.rowio import Head, check_file
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def sniff_format(path: str | Path) -> str:
     """The format name of a trace file: a suffix a format claims decides, else the
     first format (in :func:`names` order) whose sniffer accepts the first bytes/lines.
     InputError when no format does."""
-    head = Head(check_file(path))
+    head = Head(check_file(local_path(path)))
     ordered = _ordered()
     for fmt in ordered:
         if head.suffix in fmt.SUFFIXES:
@@ -135,10 +136,30 @@ def load_trace(
     row raises InputError("line N: reason: detail", where=path). limit: keep
     the first N loaded requests and stop reading.
     """
-    p = check_file(path)
+    p = check_file(local_path(path))
     if fmt is None or fmt == "auto":
         fmt = sniff_format(p)
     loader = get(fmt)
     if loader is None:
         raise InputError(f"unknown trace format {fmt!r} (known: {', '.join(choices())})", where=str(p))
-    return loader.load(p, strict=strict, limit=limit)
+    w, st = loader.load(p, strict=strict, limit=limit)
+    if w.extra:
+        _measured_notes(w, st)
+    return w, st
+
+
+def local_path(path: str | Path) -> str | Path:
+    """`path` itself, or for an http(s) URL the cached download (trace.remote): the one place traces are opened."""
+    if is_url(path):
+        from trace.remote import fetch
+
+        return fetch(str(path))
+    return path
+
+
+def _measured_notes(w: Workload, st: LoadStats) -> None:
+    cols = ", ".join(w.extra)
+    st.notes.append(f"measured latencies kept per request ({cols}): compare with run --compare-measured")
+    if w.synthetic_blocks:
+        st.notes.append("block ids are synthetic (made from token counts when converted): prefix hit rates are 0 "
+                        "unless the source had a prefix structure the conversion could see")

@@ -7,17 +7,23 @@ conversation trace satisfies for all 12,031 rows).
 
 Optional fields written by :func:`trace.convert.write_workload` are read back:
 ``session_id``, ``turn`` (default -1), ``block_tokens`` (when the blocks are
-not 512 tokens; must be the same on every row) and ``synthetic_blocks``.
+not 512 tokens; must be the same on every row), ``synthetic_blocks`` and the
+measured latencies of a converted benchmark (trace.workload.MEASURED_COLUMNS,
+into Workload.extra; null = NaN). Which measured columns a file has is decided
+by its first loaded row, so traces without them pay one check per row.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TypedDict
+
+import numpy as np
 
 from trace.collector import Collector
 from trace.formats.bailian import CHAT_FIELDS
 from trace.rowio import BadRow, Head, as_float, as_int, check_hash_ids, run_jsonl, trace_name
-from trace.workload import LoadStats, Workload
+from trace.workload import MEASURED_COLUMNS, LoadStats, Workload
 
 NAME = "mooncake"
 ORDER = 10
@@ -36,12 +42,14 @@ class _State(TypedDict):
 
     bt: int | None
     synthetic: bool
+    measured: tuple[str, ...] | None  # the measured columns of the file (None: no row loaded yet)
 
 
 def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple[Workload, LoadStats]:
     coll = Collector(path, "mooncake", strict=strict, limit=limit, block_tokens=BLOCK_TOKENS)
-    state: _State = {"bt": None, "synthetic": False}
+    state: _State = {"bt": None, "synthetic": False, "measured": None}
     add = coll.add
+    measured: dict[str, list[float]] = {}
 
     def row(obj: dict, line: int) -> None:
         try:
@@ -66,10 +74,38 @@ def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple
             state["bt"] = bt
         elif bt != state["bt"]:
             raise BadRow("bad_value", f"block_tokens={bt} differs from earlier rows ({state['bt']})")
-        if add(line, ts, inp, out, sess, turn, h, bt) and obj.get("synthetic_blocks") is True:
+        cols = state["measured"]
+        if cols is None:
+            cols = tuple(k for k in MEASURED_COLUMNS if k in obj)
+        vals = [_measured(obj, k) for k in cols] if cols else None
+        if not add(line, ts, inp, out, sess, turn, h, bt):
+            return
+        if state["measured"] is None:
+            state["measured"] = cols
+            measured.update({k: [] for k in cols})
+        if obj.get("synthetic_blocks") is True:
             state["synthetic"] = True
+        if vals:
+            for k, v in zip(cols, vals, strict=True):
+                measured[k].append(v)
 
     run_jsonl(path, coll, row)
     if state["bt"] is not None:
         coll.block_tokens = state["bt"]
-    return coll.build(trace_name(path), synthetic_flag=state["synthetic"])
+    w, st = coll.build(trace_name(path), synthetic_flag=state["synthetic"])
+    if measured:
+        w.extra = {k: np.asarray(v, dtype=np.float64) for k, v in measured.items()}
+    return w, st
+
+
+def _measured(obj: dict, key: str) -> float:
+    """A measured latency of a row: a number >= 0, or null (not measured: NaN)."""
+    if key not in obj:
+        raise BadRow("missing_field", f"no {key} field (the first row has it)")
+    v = obj[key]
+    if v is None:
+        return math.nan
+    v = as_float(v, key)
+    if not v >= 0:
+        raise BadRow("bad_value", f"{key}={v!r} must be >= 0")
+    return v

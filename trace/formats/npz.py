@@ -2,7 +2,8 @@
 
 Written by :func:`trace.convert.write_workload` (fmt ``npz``). Keys: the
 Workload arrays plus ``block_tokens``, ``synthetic_blocks``, ``name`` and
-``kvsim_npz_version``. Loading checks the same invariants the text loaders
+``kvsim_npz_version``, and ``extra_<name>`` per Workload.extra column.
+Loading checks the same invariants the text loaders
 enforce (non-decreasing arrivals, non-negative lengths); a violation is an
 InputError, as there are no rows to reject one by one.
 """
@@ -25,6 +26,7 @@ ARRAY_KEYS = (
     "arrival_ms", "input_tokens", "output_tokens", "session_id", "turn", "block_offsets", "block_ids",
 )
 META_KEYS = ("block_tokens", "synthetic_blocks", "name", "kvsim_npz_version")
+EXTRA_PREFIX = "extra_"  # Workload.extra columns (measured latencies) are stored as extra_<name>
 
 
 def sniff(head: Head) -> bool:
@@ -48,12 +50,14 @@ def load(path: Path, *, strict: bool = False, limit: int | None = None) -> tuple
             block_tokens = int(z["block_tokens"])
             synthetic = bool(z["synthetic_blocks"])
             name = str(z["name"])
+            extra = {k.removeprefix(EXTRA_PREFIX): z[k] for k in z.files if k.startswith(EXTRA_PREFIX)}
     except InputError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
         raise InputError(f"cannot read .npz workload ({e})", where=where) from None
     try:
-        w = Workload(name=name, block_tokens=block_tokens, synthetic_blocks=synthetic, **arrays)
+        w = Workload(name=name, block_tokens=block_tokens, synthetic_blocks=synthetic, extra=extra,
+                     **arrays)
     except (ValueError, TypeError) as e:
         raise InputError(f"inconsistent workload arrays: {e}", where=where) from None
     n = len(w)
