@@ -10,8 +10,14 @@ What is learned, from the block ids and arrivals only (see README "Fit and scale
   session's previous request). Without, they are inferred from prefix
   chains: request i continues its source's session when it shares more than
   that session's shared root (``m_i > root depth``), i.e. it reuses the
-  session's own context; otherwise it starts a new session whose root is the
-  attach block (depth ``m_i``; none when ``m_i = 0``).
+  session's own context; otherwise it starts a new session whose root depth
+  is ``m_i``. A session whose first request shares nothing (``m_i = 0``)
+  takes as root depth the leading run of its blocks that later requests
+  branch off (a block followed by two or more distinct blocks in the trace),
+  so the session that introduces a shared prefix does not swallow every
+  later session on it. Sharing more than a session's root with it (a
+  shared document read in a new conversation, an edited history) cannot be
+  told apart from a branch of that session; it is counted as a branch.
 * **Roots** (shared prefixes: system prompts, documents) are the distinct
   attach blocks of session starts, each with its depth in blocks, its parent
   root (the deepest other root on its path) and its popularity (sessions
@@ -130,8 +136,8 @@ def _roots(w: Workload, depth0: list[int], firsts: list[int]) -> tuple[list[dict
         a, b = offs[f], offs[f + 1]
         best = -1
         for k in range(a, b):
-            d = node_depth.get(ids[k])
-            if d is not None and d == k - a + 1:
+            nd = node_depth.get(ids[k])
+            if nd is not None and nd == k - a + 1:
                 best = ids[k]
         s_root.append(best)
     used = sorted({r for r in s_root if r >= 0}, key=lambda r: (node_depth[r], r))

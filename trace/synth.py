@@ -41,7 +41,8 @@ class _Stream:
     """Draws from one table, refilled in batches from its own generator (so streams never interleave)."""
 
     def __init__(self, rng: np.random.Generator, fn) -> None:
-        self._rng, self._fn, self._buf, self._k = rng, fn, [], 0
+        self._rng, self._fn, self._k = rng, fn, 0
+        self._buf: list = []
 
     def __call__(self):
         if self._k >= len(self._buf):
