@@ -1,4 +1,4 @@
-"""`trace stats | validate | convert`: look at a trace before simulating it.
+"""`trace stats | validate | convert | fit | synth`: look at a trace before simulating it, fit it, scale it.
 
 Not named trace.py: the repository's top-level `trace` package is what the commands import.
 """
@@ -11,7 +11,7 @@ from sim.cli.common import EXIT_CHECK_FAILED, EXIT_OK, add_trace_args, make_cons
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("trace", help="look at a trace before simulating it: stats | validate | convert")
+    p = sub.add_parser("trace", help="look at a trace before simulating it: stats | validate | convert | fit | synth")
     tsub = p.add_subparsers(dest="trace_cmd", metavar="ACTION", required=True)
     for name, hlp in (("stats", "request count, token distributions, arrival rate, prefix reuse"),
                       ("validate", "like stats; exit code 1 if any row was rejected"),
@@ -29,6 +29,21 @@ def add_parser(sub) -> None:
                                 + " (metadata in OUT.meta.json)")
         else:
             t.add_argument("--json", action="store_true", help="JSON output")
+    t = tsub.add_parser("fit", help="learn sessions, prefix roots, lengths and arrivals of a trace into a YAML")
+    add_trace_args(t, required=True)
+    t.add_argument("--out", required=True, help="fit YAML to write")
+    t.add_argument("--check", action="store_true",
+                   help="also synthesize a trace of the same size and print the fidelity table")
+    t.add_argument("--seed", type=int, default=0, help="seed of the --check synthesis")
+    t = tsub.add_parser("synth", help="write a trace from a fit YAML at another scale (streamed)")
+    t.add_argument("--fit", required=True, help="fit YAML written by `trace fit`")
+    t.add_argument("--out", required=True, help="output trace (mooncake JSONL, .gz ok)")
+    t.add_argument("--requests", type=int, required=True, help="requests to write (at most)")
+    t.add_argument("--rate-scale", type=float, default=1.0, help="multiply the session start rate (default 1)")
+    t.add_argument("--session-scale", type=int, default=1,
+                   help="K independent copies of the shared roots and K x the sessions (default 1)")
+    t.add_argument("--duration", type=float, default=None, help="stop at this many seconds")
+    t.add_argument("--seed", type=int, default=0, help="RNG seed")
     p.set_defaults(func=cmd_trace)
 
 
@@ -37,6 +52,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from trace.stats import render_stats, workload_stats
 
     console = make_console()
+    if args.trace_cmd in ("fit", "synth"):
+        from sim.cli.trace_fit import cmd_fit, cmd_synth
+
+        return cmd_fit(args, console) if args.trace_cmd == "fit" else cmd_synth(args, console)
     if args.trace_cmd == "convert":
         from sim.io_safe import check_output_path
 
