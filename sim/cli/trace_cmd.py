@@ -20,10 +20,66 @@ def add_parser(sub) -> None:
         add_trace_args(t, required=True)
         if name == "convert":
             t.add_argument("--out", required=True, help="output file")
-            t.add_argument("--to", default="mooncake", choices=["mooncake", "npz"], help="output format")
+            t.add_argument("--to", default=None, choices=["mooncake", "npz"], help="output format (default mooncake)")
+            _add_from_args(t)
         else:
             t.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_trace)
+
+
+# The flags of `trace convert --from` (dataset converters); refused without --from.
+_FROM_FLAGS = (("tokenizer", "--tokenizer"), ("block_tokens", "--block-tokens"), ("session_rate", "--session-rate"),
+               ("think_time_s", "--think-time-s"), ("reply_tokens_s", "--reply-tokens-s"), ("seed", "--seed"))
+
+
+def _add_from_args(t: argparse.ArgumentParser) -> None:
+    g = t.add_argument_group("dataset conversion (--from)")
+    g.add_argument("--from", dest="from_format", default=None, metavar="FORMAT",
+                   help="convert a dataset instead of a trace: sharegpt | openai | lmsys | wildchat")
+    g.add_argument("--tokenizer", default=None, help="a HuggingFace tokenizer.json (default: ~4 bytes per token)")
+    g.add_argument("--block-tokens", type=int, default=None, help="tokens per hashed block (default 16)")
+    g.add_argument("--session-rate", type=float, default=None,
+                   help="sessions/s of a Poisson process (default: dataset times, else 1.0)")
+    g.add_argument("--think-time-s", type=float, default=None, help="mean think time between turns (default 30)")
+    g.add_argument("--reply-tokens-s", type=float, default=None,
+                   help="assumed decode speed placing the end of a reply (default 50 tokens/s)")
+    g.add_argument("--seed", type=int, default=None, help="seed of the arrival process (default 0)")
+
+
+def _convert_from(args: argparse.Namespace, console) -> int:
+    from pathlib import Path
+
+    from sim.errors import InputError, check_number
+    from sim.io_safe import check_output_path
+    from trace.converters import ConvertOptions, convert, get
+    from trace.converters.output import meta_notes
+
+    get(args.from_format)  # an unknown name fails before anything is read
+    if args.trace_format:
+        raise InputError("does not apply to a dataset conversion (--from names the input format)",
+                         where="--trace-format")
+    if args.to not in (None, "mooncake"):
+        raise InputError("a dataset conversion writes mooncake JSONL (convert that to npz afterwards)", where="--to")
+    bt = 16 if args.block_tokens is None else int(check_number(args.block_tokens, "--block-tokens", lo=1,
+                                                                     hi=1 << 20, integer=True))
+    for key, flag in (("session_rate", "--session-rate"), ("reply_tokens_s", "--reply-tokens-s")):
+        if getattr(args, key) is not None:
+            check_number(getattr(args, key), flag, lo=0, lo_open=True)
+    if args.think_time_s is not None:
+        check_number(args.think_time_s, "--think-time-s", lo=0)
+    if args.limit is not None:
+        check_number(args.limit, "--limit", lo=1, integer=True)
+    out = check_output_path(args.out, "--out")
+    opts = ConvertOptions(
+        src=Path(args.trace), out=out, tokenizer=Path(args.tokenizer) if args.tokenizer else None,
+        block_tokens=bt, session_rate=args.session_rate, think_time_s=args.think_time_s,
+        reply_tokens_s=args.reply_tokens_s, seed=args.seed or 0, strict=args.strict, limit=args.limit,
+    )
+    res = convert(args.from_format, opts)
+    console.print(f"wrote {res.requests:,} requests to {res.out} (mooncake JSONL; metadata in {res.meta_path})")
+    for note in meta_notes(res.meta):
+        console.print(f"[dim]convert: {note}[/]")
+    return EXIT_OK
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -32,21 +88,33 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     console = make_console()
     if args.trace_cmd == "convert":
+        from sim.errors import InputError
         from sim.io_safe import check_output_path
 
+        if args.from_format is not None:
+            return _convert_from(args, console)
+        for key, flag in _FROM_FLAGS:
+            if getattr(args, key) is not None:
+                raise InputError("applies to dataset conversions only (add --from FORMAT)", where=flag)
         check_output_path(args.out, "--out")  # before reading a possibly large trace
     strict = args.strict or args.trace_cmd == "validate" and args.strict
     w, ls = load_trace(args.trace, args.trace_format or "auto", strict=strict, limit=args.limit)
     if args.trace_cmd == "convert":
         from trace.convert import write_workload
 
-        write_workload(w, args.out, args.to)
-        console.print(f"wrote {len(w):,} requests to {args.out} ({args.to})")
+        to = args.to or "mooncake"
+        write_workload(w, args.out, to)
+        console.print(f"wrote {len(w):,} requests to {args.out} ({to})")
         print_load_stats(console, ls)
         return EXIT_OK
+    from trace.converters.output import meta_notes, read_meta
+
     st = workload_stats(w)
+    conv = read_meta(args.trace)
+    if conv is not None:
+        ls.notes.extend(meta_notes(conv))
     if args.json:
-        print(json.dumps({"stats": st, "load": ls.to_dict()}, indent=1, default=float))
+        print(json.dumps({"stats": st, "load": ls.to_dict(), "conversion": conv}, indent=1, default=float))
     else:
         console.print(render_stats(st, ls))
     if args.trace_cmd == "validate" and ls.rejected_total:
