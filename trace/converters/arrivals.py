@@ -37,7 +37,7 @@ class ArrivalModel:
                    "think_time_s": self.think_time_s,
                    "think_time_distribution": f"lognormal, mean {self.think_time_s:g} s, sigma {THINK_SIGMA:g}"}
         if source == "poisson":
-            d["session_rate_s"] = self.session_rate
+            d["session_rate_sessions_s"] = self.session_rate
         return d
 
 

@@ -13,7 +13,7 @@ count is implied by the row's ``input_length``); when a later turn fills it,
 the full block gets a new id, as in vLLM, where only full blocks are shared.
 
 Output ids are not the 64-bit hashes themselves but a dense counter in
-first-seen order (:class:`BlockIds`): equal hashes, equal ids; small numbers
+first-seen order (:func:`dense_ids`): equal hashes, equal ids; small numbers
 in the JSONL; no clash with the -1 sentinels or page re-blocking arithmetic.
 """
 from __future__ import annotations
@@ -42,22 +42,21 @@ def chain_hashes(tokens: np.ndarray, block_tokens: int, start_block: int, parent
     return out
 
 
-class BlockIds:
-    """64-bit block hashes -> dense ids (0, 1, 2... in first-seen order)."""
+def as_int64(hashes: list[bytes]) -> list[int]:
+    """8-byte hashes as signed 64-bit ints (what a CSR int64 array stores)."""
+    frm = int.from_bytes
+    return [frm(h, "little", signed=True) for h in hashes]
 
-    def __init__(self) -> None:
-        self._ids: dict[bytes, int] = {}
 
-    def __len__(self) -> int:
-        return len(self._ids)
+def dense_ids(hashes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Hash values -> ids 0, 1, 2... in first-seen order (equal hashes, equal ids); and the distinct count.
 
-    def id_of(self, h: bytes) -> int:
-        ids = self._ids
-        i = ids.get(h)
-        if i is None:
-            i = ids[h] = len(ids)
-        return i
-
-    def ids_of(self, hashes: list[bytes]) -> list[int]:
-        id_of = self.id_of
-        return [id_of(h) for h in hashes]
+    One sort over the block references instead of a dict of every distinct
+    hash: 8 bytes per reference rather than ~100 per distinct block.
+    """
+    if len(hashes) == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    _, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
+    return rank[inv.reshape(-1)], len(first)

@@ -79,8 +79,9 @@ def _json_array(p: Path) -> Iterator[tuple[int, object]]:
         data = data["data"]
     if not isinstance(data, list):
         raise InputError(f"expected a JSON list of conversations, got a JSON {type(data).__name__}", where=str(p))
-    for i, rec in enumerate(data, 1):
-        yield i, rec
+    for i in range(len(data)):
+        rec, data[i] = data[i], None  # drop each record once converted: the parsed file is the peak
+        yield i + 1, rec
 
 
 def _jsonl(p: Path) -> Iterator[tuple[int, object]]:

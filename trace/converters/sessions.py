@@ -34,7 +34,7 @@ from trace.converters.arrivals import (
     ArrivalModel,
     assign_arrivals,
 )
-from trace.converters.chain import HASH_NAME, ROOT_PARENT, BlockIds, chain_hashes
+from trace.converters.chain import HASH_NAME, ROOT_PARENT, as_int64, chain_hashes, dense_ids
 from trace.converters.output import write_converted
 from trace.converters.records import iter_records
 from trace.converters.tokenize import Tokenizer, load_tokenizer
@@ -87,15 +87,15 @@ class SessionBuilder:
     def __init__(self, tok: Tokenizer, block_tokens: int) -> None:
         self.tok = tok
         self.bt = block_tokens
-        self.blocks = BlockIds()
         self.req = Requests()
 
     def add(self, conv: Conversation) -> int:
         """Append the session of `conv`; the number of requests it made. Raises Skip (nothing appended)."""
-        bt, ids_of, tok = self.bt, self.blocks.ids_of, self.tok
+        bt, tok = self.bt, self.tok
         parent = ROOT_PARENT
-        full: list[int] = []  # ids of the context's full blocks
-        tail = np.zeros(0, dtype="<u4")  # context tokens past the last full block
+        full: list[int] = []  # hashes (as int64) of the context's full blocks
+        tail = np.zeros(0, dtype="<u4")  # hashed-so-far context tokens past the last full block
+        pieces: list[np.ndarray] = []  # context tokens not hashed yet (hashed when a request needs them)
         ctx = 0
         pending = False  # new input since the last reply
         any_text = False
@@ -108,8 +108,17 @@ class SessionBuilder:
             any_text = any_text or n > 0
             if m.role == "assistant":
                 if pending:
+                    if pieces:  # only the blocks new since the last request: O(tokens) per session
+                        tail = np.concatenate((tail, *pieces))
+                        pieces = []
+                        nfull = len(tail) // bt
+                        if nfull:
+                            hashes = chain_hashes(tail[: nfull * bt], bt, 0, parent)
+                            parent = hashes[-1]
+                            full.extend(as_int64(hashes))
+                            tail = tail[nfull * bt:]
                     part = chain_hashes(tail, bt, 0, parent) if len(tail) else []
-                    turns.append([ctx, full + ids_of(part), n, last_user_s])
+                    turns.append([ctx, full + as_int64(part), n, last_user_s])
                     pending = False
                 elif turns:
                     turns[-1][2] += n  # the same reply, split over messages
@@ -118,13 +127,7 @@ class SessionBuilder:
                 if m.time_s is not None:
                     last_user_s = m.time_s
             if n:
-                tail = np.concatenate((tail, toks)) if len(tail) else toks
-                nfull = len(tail) // bt
-                if nfull:
-                    hashes = chain_hashes(tail[: nfull * bt], bt, 0, parent)
-                    parent = hashes[-1]
-                    full.extend(ids_of(hashes))
-                    tail = tail[nfull * bt:]
+                pieces.append(toks)
                 ctx += n
         if not any_text:
             raise Skip("no_text", "every message is empty")
@@ -177,11 +180,13 @@ def build_sessions(
             break
 
 
-def to_workload(req: Requests, arrival_ms: np.ndarray, block_tokens: int, name: str) -> Workload:
-    """The requests as a Workload sorted by arrival (ties keep session, then turn order)."""
+def to_workload(req: Requests, arrival_ms: np.ndarray, block_tokens: int, name: str) -> tuple[Workload, int]:
+    """The requests as a Workload sorted by arrival (ties keep session, then turn order), block hashes
+    renumbered densely in first-seen order; and the number of distinct blocks."""
     counts = np.frombuffer(req.counts, dtype=np.int64) if len(req.counts) else np.zeros(0, np.int64)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
+    ids, n_unique = dense_ids(np.frombuffer(req.ids, dtype=np.int64) if len(req.ids) else np.zeros(0, np.int64))
     w = Workload(
         name=name,
         arrival_ms=arrival_ms,
@@ -189,11 +194,11 @@ def to_workload(req: Requests, arrival_ms: np.ndarray, block_tokens: int, name: 
         output_tokens=np.frombuffer(req.out, dtype=np.int64),
         session_id=np.frombuffer(req.sess, dtype=np.int64),
         block_offsets=offsets,
-        block_ids=np.frombuffer(req.ids, dtype=np.int64) if len(req.ids) else np.zeros(0, np.int64),
+        block_ids=ids,
         block_tokens=block_tokens,
         turn=np.frombuffer(req.turn, dtype=np.int64),
     )
-    return w.select(np.argsort(arrival_ms, kind="stable"))
+    return w.select(np.argsort(arrival_ms, kind="stable")), n_unique
 
 
 def convert_chat(opts: ConvertOptions, fmt: str, parse: Callable[[object], Conversation]) -> ConvertResult:
@@ -217,7 +222,7 @@ def convert_chat(opts: ConvertOptions, fmt: str, parse: Callable[[object], Conve
     )
     out_tokens = np.frombuffer(req.out, dtype=np.int64)
     arrival_ms, source = assign_arrivals(req.turn_counts, out_tokens, req.start_s, req.turn_s, model)
-    w = to_workload(req, np.round(arrival_ms, 3), opts.block_tokens, trace_name(opts.out))
+    w, n_unique = to_workload(req, np.round(arrival_ms, 3), opts.block_tokens, trace_name(opts.out))
     meta = {
         "from": fmt,
         "source": str(opts.src),
@@ -231,7 +236,7 @@ def convert_chat(opts: ConvertOptions, fmt: str, parse: Callable[[object], Conve
         "tokenizer": tok.describe(),
         "block_tokens": opts.block_tokens,
         "block_hash": HASH_NAME,
-        "unique_blocks": len(builder.blocks),
+        "unique_blocks": n_unique,
         "partial_last_block": "the last hash id of a row covers input_length - block_tokens * (len(hash_ids) - 1) "
                               "tokens",
         "arrivals": model.describe(source),
