@@ -81,3 +81,23 @@ def test_dataset_times_never_go_backwards_in_a_session():
     # One session without any time: the whole file falls back to the Poisson process.
     _, src = assign_arrivals([1, 1], np.array([1, 1]), [100.0, None], [100.0, None], model)
     assert src == "poisson"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.one_of(st.integers(-10**6, 10**6), st.text(max_size=12),
+                          st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=3)), max_size=8),
+       st.integers(1, 9), st.booleans())
+def test_streamed_json_list_equals_json_load(tmp_path_factory, items, chunk, pretty):
+    import json
+
+    from trace.converters import records
+
+    p = tmp_path_factory.mktemp("j") / "a.json"
+    p.write_text(json.dumps(items, indent=1 if pretty else None), encoding="utf-8")
+    old = records._CHUNK
+    records._CHUNK = chunk  # record boundaries fall inside chunks and numbers at a chunk's end
+    try:
+        got = [rec for _, rec in records.iter_records(p)]
+    finally:
+        records._CHUNK = old
+    assert got == items

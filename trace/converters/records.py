@@ -10,6 +10,7 @@ errors name.
 """
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from trace.rowio import bounded_lines, check_file, open_binary, read_magic, stre
 
 PARQUET_MAGIC = b"PAR1"
 _PARQUET_BATCH = 2048
+_CHUNK = 1 << 20  # characters read at a time from a JSON list
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, object]]:
@@ -30,7 +32,9 @@ def iter_records(path: Path) -> Iterator[tuple[int, object]]:
     first = _first_char(p)
     if first is None:
         raise InputError("empty dataset file", where=str(p))
-    if first == "[" or first == "{" and _is_single_json(p):
+    if first == "[":
+        yield from _json_array_stream(p)
+    elif first == "{" and _is_single_json(p):
         yield from _json_array(p)
     else:
         yield from _jsonl(p)
@@ -82,6 +86,74 @@ def _json_array(p: Path) -> Iterator[tuple[int, object]]:
     for i in range(len(data)):
         rec, data[i] = data[i], None  # drop each record once converted: the parsed file is the peak
         yield i + 1, rec
+
+
+def _json_array_stream(p: Path) -> Iterator[tuple[int, object]]:
+    """The items of a top-level JSON array, decoded one at a time from a growing text buffer.
+
+    json.load of a ShareGPT dump holds every record at once (~3.6x the file in
+    memory); this holds one record and a chunk. A record that does not decode
+    is retried with more text until the end of the file, where it is an error
+    naming the record.
+    """
+    dec = json.JSONDecoder()
+    n = 0
+    try:
+        with open_binary(p) as fh, io.TextIOWrapper(fh, encoding="utf-8-sig") as text:
+            buf, pos, eof = "", 0, False
+
+            def more(size: int) -> None:
+                nonlocal buf, pos, eof
+                chunk = text.read(size)
+                eof = not chunk
+                buf = buf[pos:] + chunk
+                pos = 0
+
+            def skip_ws() -> str:
+                """The next non-blank character ('' at the end of the file), buffered."""
+                nonlocal pos
+                while True:
+                    while pos < len(buf) and buf[pos] in " \t\r\n":
+                        pos += 1
+                    if pos < len(buf) or eof:
+                        return buf[pos] if pos < len(buf) else ""
+                    more(_CHUNK)
+
+            more(_CHUNK)
+            if skip_ws() != "[":
+                raise InputError("malformed JSON: expected a list", where=str(p))
+            pos += 1
+            while True:
+                c = skip_ws()
+                if c == "]":
+                    return
+                if n:
+                    if c != ",":
+                        raise InputError(f"record {n + 1}: malformed JSON (expected ',' or ']', got {c[:1]!r})"
+                                         if c else f"malformed JSON: the list ends after record {n} without ']'",
+                                         where=str(p))
+                    pos += 1
+                    c = skip_ws()
+                if not c:
+                    raise InputError(f"malformed JSON: the list ends after record {n} without ']'", where=str(p))
+                size = _CHUNK
+                while True:
+                    try:
+                        rec, end = dec.raw_decode(buf, pos)
+                        if end < len(buf) or eof:  # a value ending at the buffer's end may go on (a number)
+                            break
+                    except json.JSONDecodeError as e:
+                        if eof:
+                            raise InputError(f"record {n + 1}: malformed JSON ({e.msg})", where=str(p)) from None
+                    size = max(size, len(buf) - pos)  # double the record's text each retry: O(record) overall
+                    more(size)
+                n += 1
+                pos = end
+                yield n, rec
+    except UnicodeDecodeError as e:
+        raise InputError(f"record {n + 1}: not UTF-8 text (byte {e.start} of a chunk)", where=str(p)) from None
+    except stream_errors() as e:
+        raise InputError(f"record {n + 1}: cannot read the file ({e})", where=str(p)) from None
 
 
 def _jsonl(p: Path) -> Iterator[tuple[int, object]]:
