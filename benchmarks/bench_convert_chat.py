@@ -1,7 +1,7 @@
 """How fast `trace convert --from sharegpt` is: N ShareGPT-style conversations, approximation tokenizer.
 
 Writes a ShareGPT JSON list to a temporary folder (seeded): 1-6 human/gpt
-pairs per conversation (mean 2.5), 60% of conversations open with one of 20
+pairs per conversation (mean 2.1), 60% of conversations open with one of 20
 system prompts (~400 bytes), user messages lognormal around 250 bytes, replies
 around 800 bytes (ShareGPT's shape: replies several times longer than
 questions). Then runs `python main.py trace convert --from sharegpt` on it in a

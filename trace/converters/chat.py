@@ -16,9 +16,9 @@ times (see :mod:`trace.converters.arrivals`).
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from trace.converters import ConvertOptions, ConvertResult, register
+from trace.converters.base import Converter, ConvertOptions, ConvertResult
 from trace.converters.sessions import Conversation, Message, Skip, convert_chat
 
 ROLE_ALIASES = {
@@ -64,7 +64,7 @@ def parse_time(v: object) -> float | None:
     if v is None or v == "":
         return None
     if isinstance(v, datetime):
-        return (v if v.tzinfo else v.replace(tzinfo=timezone.utc)).timestamp()
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
     if isinstance(v, bool):
         raise Skip("bad_timestamp", f"timestamp {v!r}")
     if isinstance(v, int | float):
@@ -98,15 +98,14 @@ def parse_record(rec: object) -> Conversation:
     return Conversation(out, start)
 
 
-def _run(fmt: str):
+def _run(fmt: str) -> Converter:
     def run(opts: ConvertOptions) -> ConvertResult:
         return convert_chat(opts, fmt, parse_record)
     return run
 
 
-for _name, _help in (
-    ("openai", "OpenAI chat format: records with messages: [{role, content}] (JSON, JSONL, parquet)"),
-    ("lmsys", "LMSYS-Chat-1M: records with conversation: [{role, content}] (parquet, JSON, JSONL)"),
-    ("wildchat", "WildChat: like lmsys, with per-message timestamps used as arrival times"),
-):
-    register(_name, _help)(_run(_name))
+CONVERTERS: dict[str, tuple[Converter, str]] = {
+    "openai": (_run("openai"), "OpenAI chat format: records with messages: [{role, content}] (JSON, JSONL, parquet)"),
+    "lmsys": (_run("lmsys"), "LMSYS-Chat-1M: records with conversation: [{role, content}] (parquet, JSON, JSONL)"),
+    "wildchat": (_run("wildchat"), "WildChat: like lmsys, with per-message timestamps used as arrival times"),
+}

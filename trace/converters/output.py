@@ -60,8 +60,8 @@ def meta_notes(meta: dict) -> list[str]:
              else f"{tok.get('path')} (sha256 {str(tok.get('sha256', ''))[:12]})")
     arr = meta.get("arrivals", {})
     arr_s = ("dataset timestamps" if arr.get("source") == "dataset"
-             else f"Poisson sessions at {arr.get('session_rate_sessions_s')}/s, think time {arr.get('think_time_distribution')}, "
-                  f"seed {arr.get('seed')}")
+             else f"Poisson sessions at {arr.get('session_rate_sessions_s')}/s, think time "
+                  f"{arr.get('think_time_distribution')}, seed {arr.get('seed')}")
     skipped = meta.get("skipped", {})
     notes = [
         f"converted from {meta.get('from')} {meta.get('source')}: {meta.get('conversations_converted')} of "

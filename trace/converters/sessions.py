@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.errors import InputError
-from trace.converters import ConvertOptions, ConvertResult
 from trace.converters.arrivals import (
     DEFAULT_REPLY_TOKENS_S,
     DEFAULT_SESSION_RATE,
@@ -34,6 +33,7 @@ from trace.converters.arrivals import (
     ArrivalModel,
     assign_arrivals,
 )
+from trace.converters.base import ConvertOptions, ConvertResult
 from trace.converters.chain import HASH_NAME, ROOT_PARENT, as_int64, chain_hashes, dense_ids
 from trace.converters.output import write_converted
 from trace.converters.records import iter_records
@@ -222,6 +222,8 @@ def convert_chat(opts: ConvertOptions, fmt: str, parse: Callable[[object], Conve
     )
     out_tokens = np.frombuffer(req.out, dtype=np.int64)
     arrival_ms, source = assign_arrivals(req.turn_counts, out_tokens, req.start_s, req.turn_s, model)
+    if source == "dataset":
+        stats.notes.append("arrival times from the dataset; think times and --seed only place turns without a time")
     w, n_unique = to_workload(req, np.round(arrival_ms, 3), opts.block_tokens, trace_name(opts.out))
     meta = {
         "from": fmt,

@@ -7,8 +7,8 @@ arrive as a seeded Poisson process (:mod:`trace.converters.arrivals`).
 """
 from __future__ import annotations
 
-from trace.converters import ConvertOptions, ConvertResult, register
-from trace.converters.chat import parse_time, role_of, text_of
+from trace.converters.base import Converter, ConvertOptions, ConvertResult
+from trace.converters.chat import parse_time, role_of
 from trace.converters.sessions import Conversation, Message, Skip, convert_chat
 
 
@@ -28,11 +28,15 @@ def parse_record(rec: object) -> Conversation:
             raise Skip("missing_role", "a role/content message; use --from openai")
         value = m.get("value")
         if not isinstance(value, str):  # ShareGPT values are plain strings; anything else is not text
-            text_of(value if value is None else [value])
+            raise Skip("non_text_content", f"value is {'null' if value is None else type(value).__name__}")
         out.append(Message(role_of(m.get("from")), value))
     return Conversation(out, parse_time(rec.get("timestamp")))
 
 
-@register("sharegpt", "ShareGPT: [{id, conversations: [{from, value}]}] (JSON, JSONL, parquet)")
 def convert(opts: ConvertOptions) -> ConvertResult:
     return convert_chat(opts, "sharegpt", parse_record)
+
+
+CONVERTERS: dict[str, tuple[Converter, str]] = {
+    "sharegpt": (convert, "ShareGPT: [{id, conversations: [{from, value}]}] (JSON, JSONL, parquet)"),
+}

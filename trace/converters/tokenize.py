@@ -60,7 +60,7 @@ class HFTokenizer:
             self._tok = _Tok.from_str(data.decode("utf-8"))
         except OSError as e:
             raise InputError(f"cannot read the tokenizer file: {e.strerror or e}", where=str(p)) from None
-        except (UnicodeDecodeError, ValueError, Exception) as e:  # tokenizers raises plain Exception
+        except Exception as e:  # tokenizers raises a plain Exception; UnicodeDecodeError for binary files
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise InputError(f"not a HuggingFace tokenizer.json ({msg[:120]})", where=str(p)) from None
         self.path = p
