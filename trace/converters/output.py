@@ -72,4 +72,4 @@ def meta_notes(meta: dict) -> list[str]:
     ]
     if skipped:
         notes.append("skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
-    return notes
+    return notes + [str(n) for n in meta.get("notes", [])]
