@@ -240,3 +240,30 @@ def test_convert_without_from_still_converts_traces(sharegpt, tmp_path, capsys):
     assert _convert(capsys, "--trace", str(out), "--out", str(npz), "--to", "npz")[0] == 0
     w, _ = load_trace(npz)
     assert len(w) == 4
+
+
+def test_wildchat_parquet_timestamps_and_gzip_jsonl(tmp_path, capsys):
+    import datetime as dt
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t0 = dt.datetime(2024, 1, 1, 0, 0, 10)
+    conv = [[{"role": "user", "content": "abcd", "timestamp": t0},
+             {"role": "assistant", "content": "ok", "timestamp": t0 + dt.timedelta(seconds=2)},
+             {"role": "user", "content": "more", "timestamp": t0 + dt.timedelta(seconds=30)},
+             {"role": "assistant", "content": "fine", "timestamp": t0 + dt.timedelta(seconds=31)}]]
+    src = tmp_path / "wc.parquet"
+    pq.write_table(pa.table({"conversation_hash": ["h"], "timestamp": [t0], "conversation": conv}), src)
+    out = tmp_path / "wc.jsonl"
+    assert _convert(capsys, "--from", "wildchat", "--trace", str(src), "--out", str(out))[0] == 0
+    # "abcd" 1 token; then 1 + 1 ("ok") + 1 ("more") = 3, 30 s after the first turn
+    assert [(r["timestamp"], r["input_length"], r["output_length"]) for r in _rows(out)] == [(0, 1, 1), (30000, 3, 1)]
+    gz = tmp_path / "o.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        msgs = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "yo"}]
+        fh.write(json.dumps({"messages": msgs}))
+    out2 = tmp_path / "o.jsonl"
+    assert _convert(capsys, "--from", "openai", "--trace", str(gz), "--out", str(out2))[0] == 0
+    assert [(r["input_length"], r["output_length"]) for r in _rows(out2)] == [(2, 1)]
