@@ -114,7 +114,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if conv is not None:
         ls.notes.extend(meta_notes(conv))
     if args.json:
-        print(json.dumps({"stats": st, "load": ls.to_dict(), "conversion": conv}, indent=1, default=float))
+        out = {"stats": st, "load": ls.to_dict()}
+        if conv is not None:
+            out["conversion"] = conv
+        print(json.dumps(out, indent=1, default=float))
     else:
         console.print(render_stats(st, ls))
     if args.trace_cmd == "validate" and ls.rejected_total:
