@@ -46,7 +46,7 @@ def write_workload(w: Workload, path: str | Path, fmt: str = "auto") -> Path:
             if fmt == "npz":
                 _write_npz(w, tmp)
             else:
-                _write_mooncake(w, tmp)
+                write_mooncake(w, tmp)
     except OSError as e:
         raise InputError(f"cannot write trace: {e.strerror or e}", where=str(p)) from None
     return p
@@ -72,14 +72,15 @@ def _write_npz(w: Workload, p: Path) -> None:
         )
 
 
-def _write_mooncake(w: Workload, p: Path) -> None:
+def write_mooncake(w: Workload, p: Path) -> None:
+    """Write `w` as Mooncake-style JSONL to `p` as it is (no temporary name: callers stage `p`)."""
     arrival = w.arrival_ms.tolist()
     inp = w.input_tokens.tolist()
     out = w.output_tokens.tolist()
     sess = w.session_id.tolist()
     turn = w.turn.tolist()
     offs = w.block_offsets.tolist()
-    ids = w.block_ids.tolist()
+    ids = w.block_ids  # sliced per row: a list of every id at once would cost ~36 bytes per id
     extra = {}
     if w.block_tokens != 512:
         extra["block_tokens"] = int(w.block_tokens)
@@ -95,7 +96,7 @@ def _write_mooncake(w: Workload, p: Path) -> None:
                 "timestamp": _ts(arrival[i]),
                 "input_length": inp[i],
                 "output_length": out[i],
-                "hash_ids": ids[offs[i] : offs[i + 1]],
+                "hash_ids": ids[offs[i] : offs[i + 1]].tolist(),
             }
             if sess[i] >= 0:
                 row["session_id"] = sess[i]

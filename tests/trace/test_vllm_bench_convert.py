@@ -12,7 +12,7 @@ import pytest
 from sim.cli import main
 from sim.errors import InputError
 from sim.report.measured import compare
-from trace.converters import CONVERTERS
+from trace.converters.vllm_bench import convert as convert_vllm_bench
 from trace.formats import load_trace
 
 
@@ -66,10 +66,10 @@ def test_lengths_arrivals_and_measured_values_are_carried_through(tmp_path: Path
 
 
 def test_without_start_times_arrivals_follow_the_request_rate(tmp_path: Path) -> None:
-    w, st, meta = CONVERTERS["vllm-bench"].convert(bench(tmp_path, start_times=..., request_rate=4))
+    w, st, meta = convert_vllm_bench(bench(tmp_path, start_times=..., request_rate=4))
     assert w.arrival_ms.tolist() == [0.0, 250.0, 750.0]  # requests 0, 1, 3 at 1/4 s steps
     assert "request_rate 4" in meta["arrivals"]
-    w, _, meta = CONVERTERS["vllm-bench"].convert(bench(tmp_path, start_times=...))
+    w, _, meta = convert_vllm_bench(bench(tmp_path, start_times=...))
     assert w.arrival_ms.tolist() == [0.0, 0.0, 0.0] and "inf" in meta["arrivals"]
 
 
@@ -80,17 +80,17 @@ def test_strict_and_bad_files_are_one_line_and_leave_no_output(tmp_path: Path, c
     assert err == [f"error: {src}: request 2: failed_request: boom"]
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
     bad = bench(tmp_path, "bad.json", ttfts=[0.05, "x", 0.1, 0.1])
-    w, st, _ = CONVERTERS["vllm-bench"].convert(bad)
+    w, st, _ = convert_vllm_bench(bad)
     assert st.rejected == {"bad_value": 1, "failed_request": 1} and len(w) == 2
     with pytest.raises(InputError, match=r"bad\.json: request 1: bad_value: ttfts: expected a number"):
-        CONVERTERS["vllm-bench"].convert(bad, strict=True)
+        convert_vllm_bench(bad, strict=True)
     (tmp_path / "two.json").write_text(src.read_text() + "\n" + src.read_text() + "\n")
     with pytest.raises(InputError, match=r"two\.json: holds 2 runs"):
-        CONVERTERS["vllm-bench"].convert(tmp_path / "two.json")
+        convert_vllm_bench(tmp_path / "two.json")
     with pytest.raises(InputError, match=r"no per-request fields itls.*--save-detailed"):
-        CONVERTERS["vllm-bench"].convert(bench(tmp_path, "nod.json", itls=...))
+        convert_vllm_bench(bench(tmp_path, "nod.json", itls=...))
     with pytest.raises(InputError, match=r"no valid requests: all 4 rows rejected \(failed_request: 4\)"):
-        CONVERTERS["vllm-bench"].convert(bench(tmp_path, "fail.json", errors=["a", "b", "c", "d"]))
+        convert_vllm_bench(bench(tmp_path, "fail.json", errors=["a", "b", "c", "d"]))
 
 
 def test_compare_by_hand() -> None:

@@ -1,51 +1,55 @@
-"""Input converters (`python main.py trace convert --from NAME --trace IN --out OUT.jsonl`): one registry.
+"""Input converters: datasets that are not traces yet, turned into kvsim's Mooncake-style JSONL.
 
-A converter reads a file that is not a trace (a chat dataset, a benchmark result) and returns what a
-trace loader returns plus the facts to record beside the output: ``(Workload, LoadStats, metadata)``.
-The CLI (sim.cli.trace_cmd) writes the Workload as kvsim's mooncake JSONL (or npz) and the metadata as
-``OUT.meta.json``, both staged and renamed together (no half-written output looks complete).
+``python main.py trace convert --from NAME --trace IN --out OUT.jsonl`` looks
+NAME up in :data:`CONVERTERS`. Each format family is one module of this
+package with its own ``CONVERTERS`` (name -> (function, one line of help)),
+merged here: :mod:`trace.converters.sharegpt`, :mod:`trace.converters.chat`
+(the role/content family), :mod:`trace.converters.vllm_bench` (a `vllm bench
+serve --save-detailed` run, with the measured latencies). The conversation -> session -> request logic they
+share lives in :mod:`trace.converters.sessions`.
 
-Every converter counts the items it skips by reason in LoadStats and, with ``strict``, raises an
-InputError naming the file and record at the first bad one. One module per format family.
+A converter (:data:`trace.converters.base.Converter`) is a function
+``(ConvertOptions) -> ConvertResult``: it reads ``opts.src``, counts skipped
+items by reason (``strict``: the first one is an InputError naming the file
+and record), and writes ``opts.out`` plus its metadata side file atomically
+(all or nothing).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from sim.errors import InputError
+from trace.converters.base import Converter, ConvertOptions, ConvertResult
 
-if TYPE_CHECKING:
-    from trace.workload import LoadStats, Workload
+__all__ = ["CONVERTERS", "HELP", "Converter", "ConvertOptions", "ConvertResult", "names", "get", "convert"]
 
-ConvertFn = Callable[..., "tuple[Workload, LoadStats, dict[str, Any]]"]
-
-
-@dataclass(frozen=True)
-class Converter:
-    name: str
-    help: str
-    # convert(path, *, strict, limit) -> (Workload, LoadStats, metadata)
-    convert: ConvertFn
+# name -> converter and name -> one line of help; filled from the family modules on first use.
+CONVERTERS: dict[str, Converter] = {}
+HELP: dict[str, str] = {}
 
 
-def _vllm_bench(path: Path, *, strict: bool = False, limit: int | None = None):
-    from trace.converters.vllm_bench import convert
+def _registry() -> dict[str, Converter]:
+    if not CONVERTERS:
+        # Imported here, not at the top: numpy, pyarrow and the tokenizer stay out of `main.py --help`.
+        from trace.converters import chat, sharegpt, vllm_bench
 
-    return convert(path, strict=strict, limit=limit)
-
-
-CONVERTERS: dict[str, Converter] = {
-    "vllm-bench": Converter(
-        "vllm-bench",
-        "per-request JSON of `vllm bench serve --save-result --save-detailed`: token counts, arrivals and the "
-        "measured TTFT/TPOT/ITL/E2E as measured_* columns (for run --compare-measured)",
-        _vllm_bench,
-    ),
-}
+        for mod in (sharegpt, chat, vllm_bench):
+            for name, (fn, help_text) in mod.CONVERTERS.items():
+                if name in CONVERTERS:
+                    raise ValueError(f"converter name {name!r} is taken")
+                CONVERTERS[name] = fn
+                HELP[name] = help_text
+    return CONVERTERS
 
 
-def meta_path(out: str | Path) -> Path:
-    """Where the metadata of a converted trace goes: beside it, ``OUT.meta.json``."""
-    p = Path(out)
-    return p.with_name(p.name + ".meta.json")
+def names() -> tuple[str, ...]:
+    return tuple(sorted(_registry()))
+
+
+def get(name: str) -> Converter:
+    fn = _registry().get(name)
+    if fn is None:
+        raise InputError(f"unknown input format {name!r} (known: {', '.join(names())})", where="--from")
+    return fn
+
+
+def convert(name: str, opts: ConvertOptions) -> ConvertResult:
+    return get(name)(opts)

@@ -32,6 +32,8 @@ import numpy as np
 from sim.errors import InputError
 from sim.timing.points import BenchRequest, check_vllm_run, vllm_requests, vllm_runs
 from trace.collector import Collector
+from trace.converters.base import ConvertOptions, ConvertResult
+from trace.converters.output import write_converted
 from trace.rowio import trace_name
 from trace.workload import MEASURED_COLUMNS, LoadStats, Workload
 
@@ -113,3 +115,20 @@ def convert(path: Path, *, strict: bool = False,
         "benchmark": {k: run[k] for k in RUN_KEYS if k in run},
     }
     return w, st, meta
+
+
+def convert_options(opts: ConvertOptions) -> ConvertResult:
+    """The registry's entry: convert `opts.src` and write the trace and its metadata as one set."""
+    w, ls, meta = convert(opts.src, strict=opts.strict, limit=opts.limit)
+    meta.update(trace=opts.out.name, notes=list(ls.notes), skipped=dict(ls.rejected))
+    if opts.url:
+        meta["url"] = opts.url
+    mp = write_converted(w, meta, opts.out)
+    return ConvertResult(out=opts.out, meta_path=mp, requests=len(w), meta=meta)
+
+
+CONVERTERS = {
+    "vllm-bench": (convert_options,
+                   "per-request JSON of `vllm bench serve --save-result --save-detailed`: token counts, arrivals "
+                   "and the measured TTFT/TPOT/ITL/E2E as measured_* columns (for run --compare-measured)"),
+}
