@@ -71,7 +71,8 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("plan", help="cards and machines needed for a target throughput")
     _oracle_common(p, budget=False)
-    p.add_argument("--target-tps", type=float, default=None, help="target total tokens/s (required without --from-json)")
+    p.add_argument("--target-tps", type=float, default=None,
+                   help="target total tokens/s (required without --from-json)")
     p.add_argument("--baseline-per-card-tps", type=float, default=None, help="tokens/s per card without cache hits")
     p.add_argument("--alpha", type=float, default=None,
                    help="prefill_savings_alpha: share of cost saved per hit token (default 0.8)")

@@ -89,8 +89,10 @@ def summary_rows(report: dict, pools_meta: dict[str, dict], plans: dict[str, dic
                 "HBM Relaxed Upper Bound Hit Rate": h["relaxed_hit_rate"],
                 "HBM LRU Hit Rate": h[f"{lru}_hit_rate"],
                 "HBM Strict-Prefix Hit Rate": h[f"{sp}_hit_rate"],
-                "HBM Strict-Prefix Proof Source": f"{h['method']} ({'proven optimal' if h['strict_prefix_proven_optimal'] else 'bound'})",
-                "HBM Strict-Prefix Reaches Content Upper Bound": _flag(h[f"{sp}_hit_rate"] >= h["content_hit_rate"] - EPS),
+                "HBM Strict-Prefix Proof Source":
+                    f"{h['method']} ({'proven optimal' if h['strict_prefix_proven_optimal'] else 'bound'})",
+                "HBM Strict-Prefix Reaches Content Upper Bound":
+                    _flag(h[f"{sp}_hit_rate"] >= h["content_hit_rate"] - EPS),
                 "HBM LRU Reaches Strict-Prefix": _flag(h[f"{lru}_hit_rate"] >= h[f"{sp}_hit_rate"] - EPS),
                 "HBM Current Bottleneck": NECK[h["bottleneck"]],
             })

@@ -12,6 +12,7 @@ from sim.config import Config
 from sim.errors import InputError, check_number
 from sim.io_safe import check_output_dir, write_text_set
 from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
+from sim.oracle.anolis_cmd import anolis_config, anolis_targets, trial_rows, with_model, write_estimate
 from sim.oracle.bounds import BOUND_LABELS
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
@@ -53,50 +54,6 @@ def _check_parallelism(dep: Deployment) -> None:
     from sim.config.models import check_parallelism, model_spec
 
     check_parallelism(model_spec(dep.model), dep.tp, dep.pp, where_tp="--tp", where_pp="--pp")
-
-
-# Flags an openanolis config decides (refused next to --from-json rather than silently overridden).
-ANOLIS_FLAGS = ("model", "gpu", "cards", "kv_budget_gb", "tp", "pp", "kv_dtype", "weight_dtype", "reserve_gb",
-                "gpus_per_node", "machines", "tiers", "buckets", "scope", "block_tokens", "target_tps",
-                "baseline_per_card_tps", "alpha", "bucket", "sessions", "shared_prefix_tokens",
-                "new_tokens_per_turn", "turns", "private_window_tokens", "curve", "power_beta", "zipf_s", "population",
-                "policy_efficiency")
-DEFAULTS = {"tiers": "1T,10T", "scope": "global", "alpha": 0.8}
-
-
-def _fill_defaults(a: Any) -> None:
-    """Flags whose parser default is None so that --from-json can tell them given from defaulted."""
-    for k, v in DEFAULTS.items():
-        if hasattr(a, k) and getattr(a, k) is None:
-            setattr(a, k, v)
-
-
-def anolis_config(a: Any, kinds: tuple[str, ...]) -> Any:
-    """The mapped openanolis config of --from-json (None without one, or for kvsim's own JSON);
-    refuses a config of another kind and flags the config decides."""
-    from sim.oracle.anolis import detect, load_anolis, read_json
-
-    path = getattr(a, "from_json", None)
-    if not path:
-        _fill_defaults(a)
-        return None
-    doc = read_json(path)
-    kind = detect(doc)
-    if kind is None and "kvsim" in kinds:
-        _fill_defaults(a)
-        return None
-    if kind not in kinds:
-        want = " or ".join(k.replace("_", "-") for k in kinds if k != "kvsim")
-        raise InputError(f"not an openanolis {want} config (found: {kind or 'no model_profile'})", where=str(path))
-    for flag in ANOLIS_FLAGS:
-        if getattr(a, flag, None) is not None:
-            raise InputError(f"set by the openanolis config {Path(path).name}; drop the flag",
-                             where="--" + flag.replace("_", "-"))
-    acfg = load_anolis(path, doc)
-    a.scope = acfg.scope
-    a.alpha = acfg.alpha
-    a.block_tokens = acfg.block_tokens
-    return acfg
 
 
 def base_deployment(cfg: Config, a: Any) -> Deployment:
@@ -171,17 +128,6 @@ def _inputs(cfg: Config, a: Any, w: Workload) -> dict:
     return d
 
 
-def _with_model(acfg: Any, fn: Any) -> Any:
-    """Run fn() with the config's model_profile resolvable by name (no file is read for it)."""
-    if acfg is None:
-        return fn()
-    from sim.config.models import presets_only
-    from sim.oracle.anolis import MODEL_NAME
-
-    with presets_only({MODEL_NAME: acfg.model}):
-        return fn()
-
-
 def _pool_meta(label: str, dep: Deployment, bucket: Any, pool: Any = None) -> dict:
     from sim.oracle.capacity import machines_of
 
@@ -212,32 +158,10 @@ def _plan_pool(pw: Workload, label: str, dep: Deployment, method: str, target: f
     return out
 
 
-def _anolis_targets(acfg: Any, need: bool) -> dict[str, tuple[Deployment, float, float]]:
-    """label -> (deployment, target TPS, baseline TPS per card) of the pools the config plans;
-    `all` too when every bucket plans with one baseline and one per-card budget."""
-    from sim.oracle.anolis import all_pool
-
-    out = {}
-    for i, p in enumerate(acfg.pools):
-        if p.target_tps is None or p.baseline_per_card_tps is None:
-            if need:
-                raise InputError(f"bucket_deployments[{i}]: plan needs baseline_per_card_tps and "
-                                 "planning_target_total_tps (or total_tps)", where=acfg.path)
-            continue
-        out[p.label] = (p.deployment, p.target_tps, p.baseline_per_card_tps)
-    if len(out) == len(acfg.pools) and len({p.baseline_per_card_tps for p in acfg.pools}) == 1 \
-            and len({p.deployment.kv_gib_per_card for p in acfg.pools}) == 1:
-        out = {ALL: (all_pool(acfg), sum(t for _, t, _ in out.values()), acfg.pools[0].baseline_per_card_tps),
-               **out}
-    elif out:
-        acfg.notes.append("no `all` planning row: the buckets differ in baseline TPS or KV per card")
-    return out
-
-
 def oracle_command(cfg: Config, a: Any, progress=None) -> dict:
     """`oracle`: bounds per pool and tier -> files in --output-dir; returns report + paths."""
     acfg = anolis_config(a, ("bucket_analysis",))
-    return _with_model(acfg, lambda: _oracle(cfg, a, acfg, progress))
+    return with_model(acfg, lambda: _oracle(cfg, a, acfg, progress))
 
 
 def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
@@ -270,7 +194,7 @@ def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
         hbm = {pool["bucket"]: pool["tiers"][0]["bounds"]["hit_rate"] for pool in rep["oracle"]["pools"]
                if pool["tiers"]}
         for label, pw in pools(ws, buckets):
-            tgt = _anolis_targets(acfg, False).get(label)
+            tgt = anolis_targets(acfg, False).get(label)
             if tgt is None or not len(pw) or label not in hbm:
                 continue
             d, target, base = tgt
@@ -287,7 +211,7 @@ def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
 def plan_command(cfg: Config, a: Any, progress=None) -> dict:
     """`plan`: minimum cards for --target-tps under the strict-prefix optimum and under LRU."""
     acfg = anolis_config(a, ("bucket_analysis",))
-    return _with_model(acfg, lambda: _plan(cfg, a, acfg, progress))
+    return with_model(acfg, lambda: _plan(cfg, a, acfg, progress))
 
 
 def _plan(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
@@ -297,9 +221,9 @@ def _plan(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
     _check_flags(a)
     check_output_dir(a.output_dir, "--output-dir")
     if acfg:
-        targets = _anolis_targets(acfg, True)
+        targets = anolis_targets(acfg, True)
         buckets = [p.bucket for p in acfg.pools]
-        for d, t, b in targets.values():
+        for _d, t, b in targets.values():
             check_plan_inputs(t, b, a.alpha)
     else:
         if a.target_tps is None or a.baseline_per_card_tps is None:
@@ -343,7 +267,7 @@ def estimate_command(cfg: Config, a: Any) -> dict:
     acfg = anolis_config(a, ("multi_agent", "kvsim"))
     if acfg is None:
         return _estimate(cfg, a)
-    return _with_model(acfg, lambda: _estimate_anolis(a, acfg))
+    return with_model(acfg, lambda: _estimate_anolis(a, acfg))
 
 
 def _estimate_anolis(a: Any, acfg: Any) -> dict:
@@ -361,26 +285,8 @@ def _estimate_anolis(a: Any, acfg: Any) -> dict:
         results.append(res)
     out = {**results[0], "scenarios": results, "openanolis": acfg.metadata()}
     if a.output_dir:
-        out["paths"] = _write_estimate(results, a.output_dir, acfg.alpha, acfg.notes, out)
+        out["paths"] = write_estimate(results, a.output_dir, acfg.alpha, acfg.notes, out)
     return out
-
-
-def _write_estimate(results: list[dict], out_dir: str, alpha: float, notes: list[str], doc: dict) -> dict:
-    """estimate.json (+ planning_estimate.csv) and the openanolis heuristic files, as one set."""
-    from sim.oracle.anolis_outputs import H_COLUMNS, HT_COLUMNS, heuristic_report, heuristic_rows
-    from sim.oracle.planning import PLAN_COLUMNS
-
-    out = Path(out_dir)
-    summ, tiers = heuristic_rows(results, alpha)
-    files = {"estimate": (json_text(doc), out / "estimate.json"),
-             "heuristic_summary": (csv_text(summ, H_COLUMNS), out / "heuristic_summary.csv"),
-             "heuristic_tier_summary": (csv_text(tiers, HT_COLUMNS), out / "heuristic_tier_summary.csv"),
-             "heuristic_report_en": (heuristic_report(results, "en", alpha, notes), out / "heuristic_report.en.md"),
-             "heuristic_report_zh": (heuristic_report(results, "zh", alpha, notes), out / "heuristic_report.zh.md")}
-    planning = [r for res in results for r in res["planning"]]
-    if planning:
-        files["planning"] = (csv_text(planning, PLAN_COLUMNS), out / "planning_estimate.csv")
-    return {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
 
 
 def _estimate(cfg: Config, a: Any) -> dict:
@@ -458,7 +364,7 @@ def _estimate(cfg: Config, a: Any) -> dict:
 
         scenario = {"label": ALL, "machines": machines_of(dep), "cards": dep.cards or None,
                     "cards_per_machine": dep.gpus_per_node, "spec": dep.gpu if dep.cards else None}
-        res["paths"] = _write_estimate([{**res, "scenario": scenario}], a.output_dir, a.alpha, [], res)
+        res["paths"] = write_estimate([{**res, "scenario": scenario}], a.output_dir, a.alpha, [], res)
     return res
 
 
@@ -480,7 +386,7 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
         buckets = parse_buckets(getattr(a, "buckets", None))
         dep, per = deployments(cfg, a, [b.label for b in buckets])
     w, ls = load_workload(cfg, a)
-    res = _with_model(acfg, lambda: calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points,
+    res = with_model(acfg, lambda: calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points,
                                               progress=progress, bucket_deployments=per))
     trials = res.pop("trials", {})
     if acfg:
@@ -497,26 +403,11 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
         "residuals": (csv_text(rows, ["bucket", "optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs",
                                       "curve", "concurrent_sessions", "policy_efficiency"]),
                       out / "calibration_residuals.csv"),
-        "calibration_trials": (csv_text(_trial_rows(trials), TRIAL_COLUMNS), out / "calibration_trials.csv"),
+        "calibration_trials": (csv_text(trial_rows(trials), TRIAL_COLUMNS), out / "calibration_trials.csv"),
     }
     res["paths"] = {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
     res["residual_rows"] = rows
     return res
-
-
-def _trial_rows(trials: dict[str, list[dict]]) -> list[dict]:
-    """Every grid point of every pool; `best` marks the first minimum of each stage (what fit() keeps)."""
-    rows = []
-    for label, ts in trials.items():
-        for stage, err in (("curve", "rmse_strict"), ("policy_efficiency", "rmse_lru_like")):
-            st = [t for t in ts if t["stage"] == stage]
-            lo = min((t[err] for t in st), default=None)
-            first = True
-            for t in st:
-                best = first and lo is not None and t[err] <= lo + 1e-12
-                first = first and not best
-                rows.append({"bucket": label, **t, "best": best})
-    return rows
 
 
 def audit_command(cfg: Config, a: Any, progress=None) -> dict:

@@ -58,7 +58,8 @@ def tier_rows(report: dict) -> list[dict]:
             r = _row(pool, t)
             for k in ("strict_prefix", "lru"):
                 col = f"{BOUND_LABELS[k]}_hit_rate"
-                r[f"{BOUND_LABELS[k]}_gain_vs_previous_tier_share"] = None if prev is None else round(r[col] - prev[col], 6)
+                gain = None if prev is None else round(r[col] - prev[col], 6)
+                r[f"{BOUND_LABELS[k]}_gain_vs_previous_tier_share"] = gain
             rows.append(r)
             prev = r
     return rows
