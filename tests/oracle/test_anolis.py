@@ -67,7 +67,8 @@ def test_agent_config_mapping_gpu_memory():
 
 @pytest.mark.parametrize("edit, key", [
     (lambda d: d["model_profile"].update(foo=1), "model_profile.foo: unknown key"),
-    (lambda d: d["bucket_deployments"][1].update(hbm_kv_gb_per_machine=1), "bucket_deployments[1].hbm_kv_gb_per_machine"),
+    (lambda d: d["bucket_deployments"][1].update(hbm_kv_gb_per_machine=1),
+     "bucket_deployments[1].hbm_kv_gb_per_machine"),
     (lambda d: d["bucket_deployments"][0].pop("accelerator_count"), "bucket_deployments[0].accelerator_count: missing"),
     (lambda d: d["bucket_deployments"][0]["extra_capacity_tiers"][0].update(size=1),
      "bucket_deployments[0].extra_capacity_tiers[0].size: unknown key"),
