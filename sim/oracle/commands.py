@@ -193,8 +193,9 @@ def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
         ws = apply_scope(w, a.scope)
         hbm = {pool["bucket"]: pool["tiers"][0]["bounds"]["hit_rate"] for pool in rep["oracle"]["pools"]
                if pool["tiers"]}
+        targets = anolis_targets(acfg, False)
         for label, pw in pools(ws, buckets):
-            tgt = anolis_targets(acfg, False).get(label)
+            tgt = targets.get(label)
             if tgt is None or not len(pw) or label not in hbm:
                 continue
             d, target, base = tgt

@@ -106,6 +106,13 @@ def test_cli_refusal_exit_2(tmp_path, capsys):
     assert rc == 2 and "--cards" in capsys.readouterr().err
 
 
+def test_wrong_config_kind_refused(tmp_path, capsys):
+    rc = main(["estimate", "--from-json", str(BUCKET)])
+    assert rc == 2 and "not an openanolis multi-agent config" in capsys.readouterr().err
+    rc = main(["oracle", "--trace", str(TRACE), "--from-json", str(AGENT), "--output-dir", str(tmp_path / "o")])
+    assert rc == 2 and "not an openanolis bucket-analysis config" in capsys.readouterr().err
+
+
 def test_anolis_trace_rows():
     assert sniff_format(TRACE) == "anolis"
     w, st = load_trace(TRACE)
@@ -190,3 +197,15 @@ def test_estimate_from_json_files(tmp_path, capsys):
     zh = (out / "heuristic_report.zh.md").read_text()
     assert "## Formulas" in en and "## Uncertainty bounds" in en and "10^9" in en
     assert "## 公式" in zh and "## 不确定性边界" in zh
+
+
+def test_anolis_trace_bad_row(tmp_path):
+    lines = TRACE.read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["timestamp"] = "yesterday"
+    p = tmp_path / "t.jsonl"
+    p.write_text("\n".join([lines[0], json.dumps(bad), *lines[2:]]) + "\n")
+    w, st = load_trace(p, "anolis")
+    assert len(w) == 4 and sum(st.rejected.values()) == 1
+    with pytest.raises(InputError, match="line 2.*neither a number nor ISO-8601"):
+        load_trace(p, "anolis", strict=True)
