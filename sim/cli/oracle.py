@@ -39,7 +39,8 @@ def _deployment_args(sp: argparse.ArgumentParser, budget: bool = True) -> None:
     g.add_argument("--reserve-gb", type=float, default=None, help="GiB per card kept for activations")
     g.add_argument("--gpus-per-node", type=int, default=None, help="cards per machine")
     g.add_argument("--machines", type=int, default=None, help="machines for per-machine tiers (default: cards/node)")
-    g.add_argument("--tiers", default="1T,10T", help="extra per-machine tiers added to HBM, e.g. 1T,10T ('' = none)")
+    g.add_argument("--tiers", default=None,
+                   help="extra per-machine tiers added to HBM, e.g. 1T,10T (default; '' = none)")
 
 
 def _oracle_common(sp: argparse.ArgumentParser, budget: bool = True) -> None:
@@ -48,8 +49,11 @@ def _oracle_common(sp: argparse.ArgumentParser, budget: bool = True) -> None:
     _deployment_args(sp, budget)
     sp.add_argument("--buckets", default=None,
                     help="prompt-length bucket edges, e.g. 32K,64K,128K (default) or 'none'")
-    sp.add_argument("--scope", choices=["global", "session"], default="global",
-                    help="prefix namespace: global (shared) or session (reuse within a session only)")
+    sp.add_argument("--scope", choices=["global", "session"], default=None,
+                    help="prefix namespace: global (shared, default) or session (reuse within a session only)")
+    sp.add_argument("--from-json", default=None,
+                    help="openanolis bucket-analysis config (model_profile, bucket_deployments): sets the "
+                         "deployment, buckets, tiers, scope and planning anchors")
     sp.add_argument("--method", choices=["exact", "belady"], default="exact",
                     help="exact: min-cost-flow optimum with certificate; belady: fast block-optimal bound")
     sp.add_argument("--block-tokens", type=int, default=None, help="re-block the trace to this page size")
@@ -67,15 +71,18 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("plan", help="cards and machines needed for a target throughput")
     _oracle_common(p, budget=False)
-    p.add_argument("--target-tps", type=float, required=True, help="target total tokens/s")
-    p.add_argument("--baseline-per-card-tps", type=float, required=True, help="tokens/s per card without cache hits")
-    p.add_argument("--alpha", type=float, default=0.8, help="prefill_savings_alpha: share of cost saved per hit token")
+    p.add_argument("--target-tps", type=float, default=None,
+                   help="target total tokens/s (required without --from-json)")
+    p.add_argument("--baseline-per-card-tps", type=float, default=None, help="tokens/s per card without cache hits")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="prefill_savings_alpha: share of cost saved per hit token (default 0.8)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("estimate", help="heuristic hit-rate estimate without a trace")
     add_config_args(p)
     _deployment_args(p)
-    p.add_argument("--from-json", default=None, help="recommended_heuristic_config.json from calibrate")
+    p.add_argument("--from-json", default=None,
+                   help="recommended_heuristic_config.json from calibrate, or an openanolis multi-agent config")
     p.add_argument("--bucket", default=None, help="with --from-json: use this bucket's parameters")
     p.add_argument("--sessions", type=float, default=None, help="concurrent agents/sessions")
     p.add_argument("--shared-prefix-tokens", type=float, default=None, help="prefix shared by all requests, tokens")
@@ -87,10 +94,10 @@ def add_parser(sub) -> None:
     p.add_argument("--zipf-s", type=float, default=None, help="zipf_harmonic exponent")
     p.add_argument("--population", type=float, default=None, help="zipf_harmonic session population")
     p.add_argument("--policy-efficiency", default=None, help="number in [0,1] or lru_like (0.6)")
-    p.add_argument("--block-tokens", type=int, default=16, help="tokens per KV block")
+    p.add_argument("--block-tokens", type=int, default=None, help="tokens per KV block (default 16)")
     p.add_argument("--target-tps", type=float, default=None, help="target total tokens/s (adds planning)")
     p.add_argument("--baseline-per-card-tps", type=float, default=None, help="tokens/s per card without hits")
-    p.add_argument("--alpha", type=float, default=0.8, help="prefill_savings_alpha")
+    p.add_argument("--alpha", type=float, default=None, help="prefill_savings_alpha (default 0.8)")
     p.add_argument("--output-dir", default=None, help="also write estimate.json (+ planning CSV) here")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_estimate)
@@ -140,9 +147,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from sim.oracle.commands import plan_command
 
     console, res = _with_progress(args, plan_command)
-    console.print(plan_table(f"cards for {args.target_tps:,.0f} TPS (alpha {args.alpha}, baseline "
-                             f"{args.baseline_per_card_tps:,.0f} TPS/card)",
-                             res["rows"]["strict_prefix"] + res["rows"]["lru"]))
+    title = (f"cards for {args.target_tps:,.0f} TPS (alpha {args.alpha}, baseline "
+             f"{args.baseline_per_card_tps:,.0f} TPS/card)") if args.target_tps is not None else \
+        f"cards for each bucket's target TPS (alpha {args.alpha}, from {Path(args.from_json).name})"
+    console.print(plan_table(title, res["rows"]["strict_prefix"] + res["rows"]["lru"]))
     console.print(f"wrote {', '.join(res['paths'].values())}")
     return EXIT_OK
 

@@ -101,7 +101,7 @@ def _base(desc: dict, shared_share: float) -> HeuristicParams:
                            private_window_tokens=0.0)
 
 
-def fit(desc: dict, curve: list[dict], block_tokens: int) -> dict:
+def fit(desc: dict, curve: list[dict], block_tokens: int, trials: list[dict] | None = None) -> dict:
     """Grid search of the heuristic parameters against one pool's oracle curve.
 
     The measured shared prefix is ambiguous (a session's own history reused
@@ -111,9 +111,14 @@ def fit(desc: dict, curve: list[dict], block_tokens: int) -> dict:
     opt = np.array([pt["strict_prefix"] for pt in curve])
     lru = np.array([pt["lru"] for pt in curve])
     best, best_err = None, math.inf
-    for cand in (c for share in SHARED_SHARES for c in _candidates(_base(desc, share))):
+    for share, cand in ((sh, c) for sh in SHARED_SHARES for c in _candidates(_base(desc, sh))):
         est = np.array([hit_rates(cand, k)[0] for k in tokens])
         err = float(np.sqrt(np.mean((est - opt) ** 2)))
+        if trials is not None:  # every grid point, for calibration_trials.csv
+            trials.append({"stage": "curve", "shared_prefix_share": share, "curve": cand.curve,
+                           "concurrent_sessions": cand.concurrent_sessions, "power_beta": cand.power_beta,
+                           "zipf_s": cand.zipf_s, "population": cand.population,
+                           "policy_efficiency": cand.policy_efficiency, "rmse_strict": err})
         if err < best_err - 1e-12:
             best, best_err = cand, err
     assert best is not None
@@ -122,6 +127,11 @@ def fit(desc: dict, curve: list[dict], block_tokens: int) -> dict:
         cand = replace(best, policy_efficiency=float(eff))
         est = np.array([hit_rates(cand, k)[1] for k in tokens])
         err = float(np.sqrt(np.mean((est - lru) ** 2)))
+        if trials is not None:
+            trials.append({"stage": "policy_efficiency", "curve": cand.curve,
+                           "concurrent_sessions": cand.concurrent_sessions, "power_beta": cand.power_beta,
+                           "zipf_s": cand.zipf_s, "population": cand.population,
+                           "policy_efficiency": float(eff), "rmse_lru_like": err})
         if err < eff_err - 1e-12:
             best_eff, eff_err = float(eff), err
     best = replace(best, policy_efficiency=best_eff)
@@ -139,19 +149,22 @@ def fit(desc: dict, curve: list[dict], block_tokens: int) -> dict:
 
 
 def calibrate(w: Workload, dep: Deployment, buckets: list[Bucket], *, scope: str = "global",
-              method: str = "exact", points: int = 6, progress=None) -> dict:
+              method: str = "exact", points: int = 6, progress=None,
+              bucket_deployments: dict[str, Deployment] | None = None) -> dict:
     """Fit per pool; returns {"pools": {label: {...}}, "recommended": {...}}."""
     ws = apply_scope(w, scope)
     out: dict = {"scope": scope, "method": method, "block_tokens": w.block_tokens, "pools": {}}
     plist = [(label, pw) for label, pw in pools(ws, buckets) if len(pw)]
     for i, (label, pw) in enumerate(plist):
         acc = accesses(pw)
-        cap = hbm_capacity(dep, acc.block_tokens).blocks
+        cap = hbm_capacity((bucket_deployments or {}).get(label, dep), acc.block_tokens).blocks
         caps = curve_capacities(acc, cap, points)
         desc = describe_trace(acc)
         curve = oracle_curve(acc, caps, method)
-        res = fit(desc, curve, acc.block_tokens)
+        trials: list[dict] = []
+        res = fit(desc, curve, acc.block_tokens, trials)
         out["pools"][label] = {"requests": len(pw), "description": desc, "deployment_capacity_blocks": cap, **res}
+        out.setdefault("trials", {})[label] = trials
         if progress:
             progress("calibrate", i + 1, len(plist))
     out["recommended"] = {

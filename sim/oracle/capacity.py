@@ -77,6 +77,7 @@ class Deployment:
     reserve_gb: float = 4.0
     gpus_per_node: int = 8
     machines: int = 0  # 0 = ceil(cards / gpus_per_node), or 1 with a budget
+    kv_gib_per_card: float = 0.0  # >0: KV GiB per card given outright (openanolis configs), not from the GPU
 
     def with_cards(self, cards: int) -> Deployment:
         return replace(self, cards=int(cards), kv_budget_gb=0.0, machines=0)
@@ -110,6 +111,11 @@ def hbm_capacity(dep: Deployment, block_tokens: int) -> Capacity:
                         {"source": "kv_budget_gb", "kv_budget_gb": dep.kv_budget_gb})
     if dep.cards <= 0:
         raise InputError("give --kv-budget-gb or --cards (with --gpu)", where="--cards")
+    if dep.kv_gib_per_card > 0:
+        # A per-card budget of unsharded KV (openanolis's hbm_kv_gb_per_card): the pool is cards x budget.
+        b = int(dep.cards * dep.kv_gib_per_card * GIB)
+        return Capacity("HBM", b, int(b // block_bytes), block_bytes,
+                        {"source": "kv_gib_per_card", "cards": dep.cards, "kv_gib_per_card": dep.kv_gib_per_card})
     gpu = gpu_spec(dep.gpu)
     group = dep.tp * dep.pp
     replicas = dep.cards // group

@@ -12,6 +12,7 @@ from sim.config import Config
 from sim.errors import InputError, check_number
 from sim.io_safe import check_output_dir, write_text_set
 from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
+from sim.oracle.anolis_cmd import anolis_config, anolis_targets, trial_rows, with_model, write_estimate
 from sim.oracle.bounds import BOUND_LABELS
 from sim.oracle.buckets import apply_scope, parse_buckets
 from sim.oracle.capacity import Deployment, parse_tiers
@@ -120,63 +121,139 @@ def load_workload(cfg: Config, a: Any) -> tuple[Workload, Any]:
 def _inputs(cfg: Config, a: Any, w: Workload) -> dict:
     keys = ("trace", "trace_format", "limit", "model", "gpu", "cards", "kv_budget_gb", "tp", "pp", "kv_dtype",
             "weight_dtype", "reserve_gb", "gpus_per_node", "machines", "tiers", "buckets", "scope", "method",
-            "block_tokens", "target_tps", "baseline_per_card_tps", "alpha")
+            "block_tokens", "target_tps", "baseline_per_card_tps", "alpha", "from_json")
     d = {k: getattr(a, k) for k in keys if getattr(a, k, None) is not None}
     d.update(trace_path=cfg.trace.path or "(synthetic)", block_tokens_used=w.block_tokens,
              config_hash=cfg.hash())
     return d
 
 
+def _pool_meta(label: str, dep: Deployment, bucket: Any, pool: Any = None) -> dict:
+    from sim.oracle.capacity import machines_of
+
+    return {"machines": pool.machines if pool else machines_of(dep), "cards": dep.cards or None,
+            "cards_per_machine": pool.cards_per_machine if pool else dep.gpus_per_node,
+            "spec": pool.spec if pool else (dep.gpu if dep.cards else None),
+            "lo": bucket.lo if bucket else 0, "hi": bucket.hi if bucket else None,
+            "actual_hit_rate": pool.actual_hit_rate if pool else None}
+
+
+def _plan_pool(pw: Workload, label: str, dep: Deployment, method: str, target: float, baseline: float,
+               alpha: float) -> dict[str, dict]:
+    """Minimum cards for `target` under the strict-prefix optimum and under LRU, on one pool."""
+    from sim.oracle.access import Accesses, accesses
+    from sim.oracle.bounds import single_bound_tokens
+    from sim.oracle.planning import plan_cards
+
+    acc = accesses(pw)
+    tot = max(1, acc.total_tokens())
+    content = single_bound_tokens(acc, 0, "content") / tot
+    out = {}
+    for bound in ("strict_prefix", "lru"):
+        def hit_rate_at(k: int, b: str = bound, ac: Accesses = acc, t: int = tot) -> float:
+            return single_bound_tokens(ac, k, b, method) / t
+
+        out[bound] = plan_cards(label, BOUND_LABELS[bound], dep, acc.block_tokens, hit_rate_at, target_tps=target,
+                                baseline=baseline, alpha=alpha, max_hit_rate=content).to_dict()
+    return out
+
+
 def oracle_command(cfg: Config, a: Any, progress=None) -> dict:
     """`oracle`: bounds per pool and tier -> files in --output-dir; returns report + paths."""
+    acfg = anolis_config(a, ("bucket_analysis",))
+    return with_model(acfg, lambda: _oracle(cfg, a, acfg, progress))
+
+
+def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
+    from sim.oracle.anolis import all_pool
+    from sim.oracle.anolis_outputs import plan_extra, summary_rows
+
     _check_flags(a)
     check_number(a.tolerance, "--tolerance", lo=0, hi=1)
     check_output_dir(a.output_dir, "--output-dir")
-    buckets = parse_buckets(getattr(a, "buckets", None))
-    dep, per = deployments(cfg, a, [b.label for b in buckets])
-    spec = OracleSpec(deployment=dep, tiers=parse_tiers(getattr(a, "tiers", None)), buckets=buckets,
+    if acfg:
+        buckets = [p.bucket for p in acfg.pools]
+        dep, per, tiers = all_pool(acfg), {p.label: p.deployment for p in acfg.pools}, acfg.pools[0].tiers
+        _check_parallelism(dep)
+    else:
+        buckets = parse_buckets(getattr(a, "buckets", None))
+        dep, per = deployments(cfg, a, [b.label for b in buckets])
+        tiers = parse_tiers(getattr(a, "tiers", None))
+    spec = OracleSpec(deployment=dep, tiers=tiers, buckets=buckets,
                       scope=a.scope, method=a.method, tolerance=a.tolerance, bucket_deployments=per)
     w, ls = load_workload(cfg, a)
     rep = run_oracle(w, spec, config_hash=cfg.hash(), seed=cfg.seed, load_stats=ls.to_dict() if ls else None,
                      inputs=_inputs(cfg, a, w), progress=progress)
-    paths = write_oracle_outputs(rep, a.output_dir)
+    by_label = {p.label: p for p in acfg.pools} if acfg else {}
+    meta = {ALL: _pool_meta(ALL, dep, None)}
+    meta.update({b.label: _pool_meta(b.label, spec.deployment_for(b.label), b, by_label.get(b.label))
+                 for b in buckets})
+    plans: dict[str, dict] = {}
+    if acfg:
+        ws = apply_scope(w, a.scope)
+        hbm = {pool["bucket"]: pool["tiers"][0]["bounds"]["hit_rate"] for pool in rep["oracle"]["pools"]
+               if pool["tiers"]}
+        targets = anolis_targets(acfg, False)
+        for label, pw in pools(ws, buckets):
+            tgt = targets.get(label)
+            if tgt is None or not len(pw) or label not in hbm:
+                continue
+            d, target, base = tgt
+            pp = _plan_pool(pw, label, d, a.method, target, base, acfg.alpha)
+            plans[label] = {"target_tps": target, "baseline": base, "alpha": acfg.alpha,
+                            **{k: plan_extra(v, d.cards, hbm[label][k], base, acfg.alpha) for k, v in pp.items()}}
+        rep["oracle"]["openanolis"] = acfg.metadata()
+    rows, cols = summary_rows(rep, meta, plans)
+    paths = write_oracle_outputs(rep, a.output_dir,
+                                 extra={"summary": (csv_text(rows, cols), Path(a.output_dir) / "summary.csv")})
     return {"report": rep, "paths": {k: str(v) for k, v in paths.items()}}
 
 
 def plan_command(cfg: Config, a: Any, progress=None) -> dict:
     """`plan`: minimum cards for --target-tps under the strict-prefix optimum and under LRU."""
-    from sim.oracle.access import Accesses, accesses
-    from sim.oracle.bounds import single_bound_tokens
+    acfg = anolis_config(a, ("bucket_analysis",))
+    return with_model(acfg, lambda: _plan(cfg, a, acfg, progress))
+
+
+def _plan(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
     from sim.oracle.capacity import hbm_capacity
-    from sim.oracle.planning import PLAN_COLUMNS, check_plan_inputs, plan_cards
+    from sim.oracle.planning import PLAN_COLUMNS, check_plan_inputs
 
     _check_flags(a)
-    check_plan_inputs(a.target_tps, a.baseline_per_card_tps, a.alpha)
     check_output_dir(a.output_dir, "--output-dir")
-    buckets = parse_buckets(getattr(a, "buckets", None))
-    dep = base_deployment(cfg, a)
-    _check_parallelism(dep)
-    hbm_capacity(dep.with_cards(dep.tp * dep.pp), 16)  # the model must fit one replica
+    if acfg:
+        targets = anolis_targets(acfg, True)
+        buckets = [p.bucket for p in acfg.pools]
+        for _d, t, b in targets.values():
+            check_plan_inputs(t, b, a.alpha)
+    else:
+        if a.target_tps is None or a.baseline_per_card_tps is None:
+            raise InputError("plan needs --target-tps and --baseline-per-card-tps (or --from-json)",
+                             where="--target-tps")
+        check_plan_inputs(a.target_tps, a.baseline_per_card_tps, a.alpha)
+        buckets = parse_buckets(getattr(a, "buckets", None))
+        dep = base_deployment(cfg, a)
+        _check_parallelism(dep)
+        hbm_capacity(dep.with_cards(dep.tp * dep.pp), 16)  # the model must fit one replica
     w, ls = load_workload(cfg, a)
     ws = apply_scope(w, a.scope)
     rows: dict[str, list[dict]] = {"strict_prefix": [], "lru": []}
     plist = [(lab, pw) for lab, pw in pools(ws, buckets) if len(pw)]
     for i, (label, pw) in enumerate(plist):
-        acc = accesses(pw)
-        tot = max(1, acc.total_tokens())
-        content = single_bound_tokens(acc, 0, "content") / tot
-        for bound, name in (("strict_prefix", BOUND_LABELS["strict_prefix"]), ("lru", BOUND_LABELS["lru"])):
-            def hit_rate_at(k: int, b: str = bound, ac: Accesses = acc, t: int = tot) -> float:
-                return single_bound_tokens(ac, k, b, a.method) / t
-
-            row = plan_cards(label, name, dep, acc.block_tokens, hit_rate_at,
-                             target_tps=a.target_tps, baseline=a.baseline_per_card_tps, alpha=a.alpha,
-                             max_hit_rate=content)
-            rows[bound].append(row.to_dict())
+        if acfg:
+            if label not in targets:
+                continue
+            d, target, base = targets[label]
+        else:
+            d, target, base = dep, a.target_tps, a.baseline_per_card_tps
+        for bound, row in _plan_pool(pw, label, d, a.method, target, base, a.alpha).items():
+            rows[bound].append(row)
         if progress:
             progress("plan", i + 1, len(plist))
     out = Path(a.output_dir)
     meta = {"mode": "plan", "inputs": _inputs(cfg, a, w), "load": ls.to_dict() if ls else None, "rows": rows}
+    if acfg:
+        meta["openanolis"] = acfg.metadata()
     paths = write_text_set({
         "planning_strict_prefix": (csv_text(rows["strict_prefix"], PLAN_COLUMNS), out / "planning_strict_prefix.csv"),
         "planning_lru": (csv_text(rows["lru"], PLAN_COLUMNS), out / "planning_lru.csv"),
@@ -186,7 +263,34 @@ def plan_command(cfg: Config, a: Any, progress=None) -> dict:
 
 
 def estimate_command(cfg: Config, a: Any) -> dict:
-    """`estimate`: heuristic hit rates per tier (+ planning) from a workload description."""
+    """`estimate`: heuristic hit rates per tier (+ planning) from a workload description
+    (flags, kvsim's calibrated JSON, or an openanolis multi-agent config: one result per deployment)."""
+    acfg = anolis_config(a, ("multi_agent", "kvsim"))
+    if acfg is None:
+        return _estimate(cfg, a)
+    return with_model(acfg, lambda: _estimate_anolis(a, acfg))
+
+
+def _estimate_anolis(a: Any, acfg: Any) -> dict:
+    from sim.oracle.estimator import HeuristicParams, estimate
+
+    if a.output_dir:
+        check_output_dir(a.output_dir, "--output-dir")
+    hp = HeuristicParams.from_dict(dict(acfg.heuristic), where=acfg.path)
+    results = []
+    for p in acfg.pools:
+        res = estimate(hp, p.deployment, p.tiers, block_tokens=acfg.block_tokens, target_tps=p.target_tps or 0.0,
+                       baseline=p.baseline_per_card_tps or 0.0, alpha=acfg.alpha)
+        res["scenario"] = {"label": p.label, "machines": p.machines, "cards": p.deployment.cards,
+                           "cards_per_machine": p.cards_per_machine, "spec": p.spec}
+        results.append(res)
+    out = {**results[0], "scenarios": results, "openanolis": acfg.metadata()}
+    if a.output_dir:
+        out["paths"] = write_estimate(results, a.output_dir, acfg.alpha, acfg.notes, out)
+    return out
+
+
+def _estimate(cfg: Config, a: Any) -> dict:
     from sim.oracle.capacity import parse_tiers as _tiers
     from sim.oracle.estimator import POLICY_EFFICIENCY, HeuristicParams, estimate
 
@@ -257,27 +361,37 @@ def estimate_command(cfg: Config, a: Any) -> dict:
     res = estimate(hp, dep, _tiers(a.tiers), block_tokens=a.block_tokens or 16,
                    target_tps=a.target_tps or 0.0, baseline=a.baseline_per_card_tps or 0.0, alpha=a.alpha)
     if a.output_dir:
-        from sim.oracle.planning import PLAN_COLUMNS
+        from sim.oracle.capacity import machines_of
 
-        out = Path(a.output_dir)
-        files = {"estimate": (json_text(res), out / "estimate.json")}
-        if res["planning"]:
-            files["planning"] = (csv_text(res["planning"], PLAN_COLUMNS), out / "planning_estimate.csv")
-        res["paths"] = {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
+        scenario = {"label": ALL, "machines": machines_of(dep), "cards": dep.cards or None,
+                    "cards_per_machine": dep.gpus_per_node, "spec": dep.gpu if dep.cards else None}
+        res["paths"] = write_estimate([{**res, "scenario": scenario}], a.output_dir, a.alpha, [], res)
     return res
 
 
 def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
     """`calibrate`: fit the heuristic to the oracle on a trace; writes the two JSON files."""
+    from sim.oracle.anolis_outputs import TRIAL_COLUMNS
     from sim.oracle.calibrate import MAX_POINTS, MIN_POINTS, calibrate
 
+    acfg = anolis_config(a, ("bucket_analysis",))
     _check_flags(a)
     check_number(a.points, "--points", lo=MIN_POINTS, hi=MAX_POINTS, integer=True)
     check_output_dir(a.output_dir, "--output-dir")
-    buckets = parse_buckets(getattr(a, "buckets", None))
-    dep, _ = deployments(cfg, a, [b.label for b in buckets])
+    if acfg:
+        from sim.oracle.anolis import all_pool
+
+        buckets, dep = [p.bucket for p in acfg.pools], all_pool(acfg)
+        per = {p.label: p.deployment for p in acfg.pools}
+    else:
+        buckets = parse_buckets(getattr(a, "buckets", None))
+        dep, per = deployments(cfg, a, [b.label for b in buckets])
     w, ls = load_workload(cfg, a)
-    res = calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points, progress=progress)
+    res = with_model(acfg, lambda: calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points,
+                                              progress=progress, bucket_deployments=per))
+    trials = res.pop("trials", {})
+    if acfg:
+        res["openanolis"] = acfg.metadata()
     res["inputs"] = _inputs(cfg, a, w)
     res["load"] = ls.to_dict() if ls else None
     out = Path(a.output_dir)
@@ -290,6 +404,7 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
         "residuals": (csv_text(rows, ["bucket", "optimum_rmse", "optimum_max_abs", "lru_rmse", "lru_max_abs",
                                       "curve", "concurrent_sessions", "policy_efficiency"]),
                       out / "calibration_residuals.csv"),
+        "calibration_trials": (csv_text(trial_rows(trials), TRIAL_COLUMNS), out / "calibration_trials.csv"),
     }
     res["paths"] = {k: str(v) for k, v in write_text_set(files, "--output-dir").items()}
     res["residual_rows"] = rows

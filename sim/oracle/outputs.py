@@ -20,7 +20,8 @@ HIT_COLUMNS = (
     + [f"{BOUND_LABELS[k]}_block_hit_rate" for k in BOUND_NAMES]
     + ["capacity_gap_share", "policy_gap_share", "bottleneck", "strict_prefix_proven_optimal", "method"]
 )
-TIER_COLUMNS = ["bucket", "tier"] + HIT_COLUMNS[4:]
+TIER_COLUMNS = ["bucket", "tier"] + HIT_COLUMNS[4:] + ["strict_prefix_opt_gain_vs_previous_tier_share",
+                                                       "lru_gain_vs_previous_tier_share"]
 
 
 def _row(pool: dict, t: dict) -> dict[str, Any]:
@@ -49,7 +50,19 @@ def hit_rows(report: dict) -> list[dict]:
 
 
 def tier_rows(report: dict) -> list[dict]:
-    return [_row(pool, t) for pool in report["oracle"]["pools"] for t in pool["tiers"]]
+    """One row per pool and tier; the gain columns are the hit-rate rise over the pool's previous tier."""
+    rows = []
+    for pool in report["oracle"]["pools"]:
+        prev: dict | None = None
+        for t in pool["tiers"]:
+            r = _row(pool, t)
+            for k in ("strict_prefix", "lru"):
+                col = f"{BOUND_LABELS[k]}_hit_rate"
+                gain = None if prev is None else round(r[col] - prev[col], 6)
+                r[f"{BOUND_LABELS[k]}_gain_vs_previous_tier_share"] = gain
+            rows.append(r)
+            prev = r
+    return rows
 
 
 def csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -157,8 +170,10 @@ def markdown(report: dict, lang: str = "en") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
-    """hit_summary.csv, tier_summary.csv, metadata.json, details.json, report.md, report.zh.md."""
+def write_oracle_outputs(report: dict, out_dir: str | Path,
+                         extra: dict[str, tuple[str, Path]] | None = None) -> dict[str, Path]:
+    """hit_summary.csv, tier_summary.csv, metadata.json, details.json, report.md, report.zh.md
+    (+ `extra` texts, e.g. the openanolis summary.csv), written as one set."""
     d = Path(out_dir)
     meta = {
         "mode": "oracle",
@@ -173,6 +188,8 @@ def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
         "units": {"hit_rate": "token-weighted fraction 0-1 (hit blocks x block_tokens capped at input tokens)",
                   "block_hit_rate": "fraction of block accesses", "capacity_gib": "GiB (1024^3 bytes)"},
     }
+    if "openanolis" in report["oracle"]:
+        meta["openanolis"] = report["oracle"]["openanolis"]
     # Every text is rendered before the first file is written, so a failure
     # while rendering leaves no partial set; the files are then written as one set.
     texts = {
@@ -182,5 +199,6 @@ def write_oracle_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
         "details": (json_text(report), d / "details.json"),
         "report_en": (markdown(report, "en"), d / "report.md"),
         "report_zh": (markdown(report, "zh"), d / "report.zh.md"),
+        **(extra or {}),
     }
     return write_text_set(texts, "--output-dir")

@@ -56,7 +56,7 @@ NAMED = {
 STDOUT_SECTIONS = {"calc_kv": "calc kv", "calc_hit_rate": "calc hit-rate", "calc_reuse": "calc reuse",
                    "trace_stats": "trace stats"}
 FILE_SECTIONS = {"metadata.json": "metadata.json", "hit_summary.csv": "hit_summary.csv",
-                 "tier_summary.csv": "tier_summary.csv"}
+                 "tier_summary.csv": "tier_summary.csv", "summary.csv": "openanolis: summary.csv"}
 REPORT_CSV_SECTIONS = {"cluster": "one row per router"}  # other modes: one row per policy
 SKIPPED_FILES = {"exit_code", "report.md", "report.zh.md"}
 

@@ -21,6 +21,7 @@ from trace.workload import LoadStats, Workload
 
 # What auto-detection chose for each fixture before formats became a registry.
 DETECTED = {
+    "anolis_trace.jsonl": "anolis",
     "azure_conv_small.csv": "azure",
     "bailian_small.jsonl": "bailian",
     "bailian_synth.jsonl": "bailian",
@@ -35,7 +36,7 @@ def hit_rate(report: Path) -> float:
 
 
 def test_names_keep_their_order():
-    assert formats.names() == ("mooncake", "azure", "burstgpt", "splitwise", "bailian", "npz")
+    assert formats.names() == ("mooncake", "azure", "burstgpt", "splitwise", "anolis", "bailian", "npz")
     assert formats.choices() == ("auto", *formats.names())
 
 

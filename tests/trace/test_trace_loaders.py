@@ -228,7 +228,7 @@ def test_truncated_gzip_is_input_error(tmp_path):
 
 
 def test_formats_registry():
-    assert set(names()) == {"mooncake", "azure", "burstgpt", "splitwise", "bailian", "npz"}
+    assert set(names()) == {"mooncake", "azure", "burstgpt", "splitwise", "anolis", "bailian", "npz"}
     assert choices()[0] == "auto"
     assert "failed_request" in REASONS and "timestamp_out_of_order" in REASONS
 
