@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import functools
 from pathlib import Path
+from typing import Any
 
 from sim.cli.common import (
     EXIT_OK,
@@ -53,7 +54,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.modes.runner import run_mode
     from trace.source import workload_from_config
 
     cfg = load_cfg(args)
@@ -75,9 +75,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         check_measured(workload)
     print_load_stats(console, load_stats)
+    # one RequestTable per run, filled by the runners for --requests-out and --compare-measured; a run
+    # above report.exact_quantiles_max_requests streams them to the file instead (sim.report.request_stream)
+    tables: Any = [] if getattr(args, "requests_out", None) or compare_measured else None
+    if tables is not None and not compare_measured and len(workload) > cfg.report.exact_quantiles_max_requests:
+        from sim.report.request_stream import RequestStream
+
+        with RequestStream(args.requests_out) as stream:  # removed if anything below fails
+            return _run_and_write(args, cfg, console, workload, load_stats, policies, stream)
+    return _run_and_write(args, cfg, console, workload, load_stats, policies, tables)
+
+
+def _run_and_write(args: argparse.Namespace, cfg, console, workload, load_stats, policies: list[str],
+                   tables: Any) -> int:
+    """Simulate, print the tables and write the files; `tables` collects (a list) or streams (RequestStream)
+    the per-request rows, or is None."""
+    from sim.modes.runner import run_mode
+
+    compare_measured = getattr(args, "compare_measured", False)
     cb, prog = progress_cb(not args.quiet)
-    # one RequestTable per run, filled by the runners for --requests-out and --compare-measured
-    tables: list | None = [] if getattr(args, "requests_out", None) or compare_measured else None
     if args.mode != "single":  # single mode compiles up front under its own progress label (modes.runner)
         compile_notice(not args.quiet)
     with prog:
@@ -122,7 +138,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     return cmd_run(ns)
 
 
-def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: list | None) -> int:
+def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: Any) -> int:
     """`run --mode pd`: the table, the TTFT breakdown, warnings, report files and the plot."""
     console.print(pd_table(report, args.wide))
     lay = report["pd_layout"]
@@ -238,7 +254,7 @@ def _run_folder(args: argparse.Namespace, cfg, report: dict) -> tuple[Path, bool
 
 
 def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: list,
-                   tables: list | None) -> None:
+                   tables: Any) -> None:
     """The run's files as one set (all written to temporaries and renamed only if all succeed), then one
     line per file. With --report-json/--report-csv/--plot only those; otherwise report.json, report.csv and
     the plots in the run's own folder (_run_folder), which `latest` then points at. The per-request file
@@ -270,9 +286,11 @@ def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: l
         if not args.no_plot:
             files += [(folder / plot_name, where, functools.partial(plot_fn, report)) for plot_fn, plot_name, _ in figs]
     if tables is not None:
+        from sim.report.request_stream import RequestStream, request_rows
         from sim.report.requests import write_requests
 
-        files.append((Path(args.requests_out), "--requests-out", lambda t: write_requests(tables, t)))
+        write_rows = tables.finish if isinstance(tables, RequestStream) else (lambda t: write_requests(tables, t))
+        files.append((Path(args.requests_out), "--requests-out", write_rows))
     try:
         with OutputSet() as outs:
             for path, where, writer in files:
@@ -290,5 +308,5 @@ def _write_outputs(args: argparse.Namespace, cfg, console, report: dict, figs: l
     for path, _, _ in files:
         console.print(f"wrote {path}", highlight=False, soft_wrap=True)
     if tables is not None:
-        console.print(f"requests: {sum(len(t) for t in tables):,} rows in {args.requests_out}", highlight=False,
+        console.print(f"requests: {request_rows(tables):,} rows in {args.requests_out}", highlight=False,
                       soft_wrap=True)

@@ -259,6 +259,12 @@ class ExperimentsCfg(_Section):
     workers: int = Field(0, ge=0, le=1024)
 
 
+class ReportCfg(_Section):
+    # Up to this many requests per run the report's percentiles are numpy's on every value; above it the
+    # per-request values go through fixed-memory quantile sketches (1% relative error; sim.report.sink).
+    exact_quantiles_max_requests: int = Field(2_000_000, ge=0, le=1 << 40)
+
+
 class Config(_Section):
     # Where this config came from (preset and profile names), for reports; not a key, not in the hash.
     _origin: dict[str, str | None] = PrivateAttr(default_factory=dict)
@@ -275,6 +281,7 @@ class Config(_Section):
     trace: TraceCfg = TraceCfg()
     synthetic: SyntheticCfg = SyntheticCfg()
     experiments: ExperimentsCfg = ExperimentsCfg()
+    report: ReportCfg = ReportCfg()
 
     @model_validator(mode="after")
     def _cluster_divides(self) -> Config:

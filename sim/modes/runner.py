@@ -8,14 +8,16 @@ from typing import Any
 from sim.config import Config
 from sim.errors import InputError
 from sim.modes.load import finish, node_pools, pre_run, saturation
-from sim.report.requests import RequestTable, cluster_requests, single_requests
+from sim.report.request_stream import RequestSink
+from sim.report.requests import cluster_requests, single_requests
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
 from trace.workload import LoadStats, Workload
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
-# `requests`: a list every runner appends one sim.report.requests.RequestTable per run to (--requests-out)
+# `requests`: a list (or a sim.report.request_stream.RequestStream) every runner appends one
+# sim.report.requests.RequestTable per run to (--requests-out)
 
 
 def check_policies(names: list[str]) -> None:
@@ -54,7 +56,7 @@ def run_single_mode(
     timing: bool = True,
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
-    requests: list[RequestTable] | None = None,
+    requests: RequestSink | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
     from sim.modes.common import NodeSetup, prepare_workload
@@ -104,7 +106,7 @@ def run_cluster_mode(
     timing: bool = True,
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
-    requests: list[RequestTable] | None = None,
+    requests: RequestSink | None = None,
 ) -> dict:
     """Replay `workload` on the cluster once per router (first policy) and once per extra policy
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
@@ -172,15 +174,15 @@ def run_mode(
     routers: list[str] | None = None,
     timing: bool = True,
     progress: Progress | None = None,
-    requests: list[RequestTable] | None = None,
+    requests: RequestSink | None = None,
 ) -> dict:
     """Run one simulation mode on `cfg` and return its report.
 
     The workload comes from ``cfg.trace``/``cfg.synthetic`` unless given.
     ``policies`` defaults to ``[cfg.policies.eviction]``; ``routers`` (several
     names -> a router comparison) defaults to ``[cfg.cluster.router]`` and is
-    passed only to modes that take it (cluster). ``requests``, when a list, receives one
-    ``sim.report.requests.RequestTable`` per run (policy, router or deployment).
+    passed only to modes that take it (cluster). ``requests``, when a list or a ``RequestStream``
+    (a ``RequestSink``), receives one ``sim.report.requests.RequestTable`` per run (policy, router or deployment).
     """
     if workload is None:
         from trace.source import workload_from_config

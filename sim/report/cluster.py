@@ -23,7 +23,8 @@ import numpy as np
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import Config
-from sim.report.schema import dist_ms, slo_ok, ttft_breakdown
+from sim.report.schema import dist_ms, slo_ok
+from sim.report.sink import MetricsSink, latency_metrics, metrics_sink
 
 
 def _skew(values: np.ndarray) -> dict[str, float | int | None]:
@@ -73,6 +74,18 @@ def skew_metrics(res) -> dict[str, Any]:
     }
     out["warning"] = skew_warning(out)
     return out
+
+
+PARTS = ("load", "queue", "prefill")  # the TTFT parts of a cluster request (load = waiting for the network)
+
+
+def cluster_sink(res, cfg: Config) -> MetricsSink:
+    """The run's per-request latencies (seconds) in a sink: exact or sketched by the run's size. Pods
+    simulated apart merge their sinks (``MetricsSink.merge``) and pass the result to ``latency_metrics``."""
+    sink = metrics_sink(len(res.workload), cfg)
+    sink.add({"ttft": res.ttft_s, "tpot": res.tpot_s, "e2e": res.e2e_s,
+              "load": res.net_s, "queue": res.queue_s, "prefill": res.prefill_s})
+    return sink
 
 
 def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
@@ -147,10 +160,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
         sim_t = max(res.sim_time_s, 1e-9)
         tt = float(np.nansum(ttft))
         m.update(
-            ttft_ms=dist_ms(ttft), tpot_ms=dist_ms(tpot), e2e_ms=dist_ms(res.e2e_s),
-            load_ms=dist_ms(res.net_s), queue_ms=dist_ms(res.queue_s), prefill_ms=dist_ms(res.prefill_s),
-            ttft_breakdown_ms=ttft_breakdown({"load": res.net_s, "queue": res.queue_s, "prefill": res.prefill_s},
-                                             ttft),
+            **latency_metrics(cluster_sink(res, cfg), PARTS),
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
             iteration_ms=res.iteration_ms, preemptions=int(res.preemptions),

@@ -28,7 +28,8 @@ import numpy as np
 
 from sim.config import Config
 from sim.replica.histogram import merged_summary_ms
-from sim.report.schema import dist_ms, slo_ok, ttft_breakdown
+from sim.report.schema import slo_ok
+from sim.report.sink import latency_metrics, metrics_sink
 
 
 def _arr(reqs, name: str, dtype=float) -> np.ndarray:
@@ -91,8 +92,10 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
     window_d = window if window > 0 else span_d
 
     exposed = a["transfer"]
-    parts = {k: a[k] for k in ("load", "queue", "prefill", "decode_wait", "transfer")}
-    breakdown = ttft_breakdown(parts, ttft)
+    parts = ("load", "queue", "prefill", "decode_wait", "transfer")
+    sink = metrics_sink(n, cfg)
+    sink.add({"ttft": ttft, "tpot": tpot, "e2e": e2e, **{k: a[k] for k in parts}})
+    lat = latency_metrics(sink, parts, part_keys=False)
 
     hit_hbm, hit_low, hit_dram, hit_eic = a["hit_hbm"], a["hit_low"], a["hit_dram"], a["hit_eic"]
     total_in = max(1, int(inp.sum()))
@@ -133,10 +136,7 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         "hit_rate": float((hit_hbm.sum() + hit_low.sum()) / total_in),
         "block_hit_rate": float(cached_blocks.sum() / max(1, int(nblocks.sum()))),
         "tiers": tiers,
-        "ttft_ms": dist_ms(ttft),
-        "tpot_ms": dist_ms(tpot),
-        "e2e_ms": dist_ms(e2e),
-        "ttft_breakdown_ms": breakdown,
+        **lat,
         "iteration_ms": merged_summary_ms(e.hist for e in all_replicas),
         "throughput_tokens_s": float((inp.sum() + out.sum()) / span_d),
         "throughput_req_s": float(n / span_d),
@@ -171,12 +171,14 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
         xs = _arr(reqs, "xfer_s")
         moved = dec & (xs > 0)
         flow_s = float(xs[moved].sum())
+        # over the requests whose KV moved (NaN elsewhere: dists skip non-finite values)
+        sink.add({"kv_time": np.where(moved, xs, np.nan), "kv_exposed": np.where(moved, exposed, np.nan)})
         st = tr.stats.to_dict()
         m["kv_transfer"] = {
             "strategy": tr.name, "layerwise": bool(tr.layerwise and tr.name == "push"),
             **st,
-            "time_ms": dist_ms(xs[moved]),
-            "exposed_ms": dist_ms(exposed[moved]),
+            "time_ms": sink.dist_ms("kv_time"),
+            "exposed_ms": sink.dist_ms("kv_exposed"),
             "hidden_share": float(max(0.0, 1.0 - exposed[moved].sum() / flow_s)) if flow_s > 0 else None,
         }
         m["transfers"] = {"bytes": st["bytes"], "count": st["requests"], "flows": st["flows"]}

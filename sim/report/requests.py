@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,18 +154,36 @@ def _csv_cells(v: np.ndarray) -> list:
     return cells
 
 
+def csv_rows(t: RequestTable, lo: int = 0, hi: int | None = None) -> Iterator[list[tuple]]:
+    """Rows lo..hi of `t` as CSV cell tuples, CSV_CHUNK_ROWS at a time (the batch and the streamed writer)."""
+    hi = len(t) if hi is None else hi
+    for a in range(lo, hi, CSV_CHUNK_ROWS):
+        b = min(hi, a + CSV_CHUNK_ROWS)
+        cells = [[v] * (b - a) for v in t.labels.values()]
+        cells += [_csv_cells(np.asarray(v[a:b])) for v in t.columns.values()]
+        yield list(zip(*cells, strict=True))
+
+
 def write_csv(tables: list[RequestTable], path: Path) -> None:
     names = _columns_agree(tables)
     with open(path, "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(names)
         for t in tables:
-            n = len(t)
-            for lo in range(0, n, CSV_CHUNK_ROWS):
-                hi = min(n, lo + CSV_CHUNK_ROWS)
-                cells = [[v] * (hi - lo) for v in t.labels.values()]
-                cells += [_csv_cells(np.asarray(v[lo:hi])) for v in t.columns.values()]
-                wr.writerows(zip(*cells, strict=True))
+            for rows in csv_rows(t):
+                wr.writerows(rows)
+
+
+def arrow_table(t: RequestTable, lo: int = 0, hi: int | None = None):
+    """Rows lo..hi of `t` as a pyarrow Table: labels dictionary-encoded, NaN (a time the request does not
+    have) -> null."""
+    import pyarrow as pa
+
+    hi = len(t) if hi is None else hi
+    n = hi - lo
+    data = {k: pa.array([v] * n, type=pa.string()).dictionary_encode() for k, v in t.labels.items()}
+    data.update({k: pa.array(np.asarray(v[lo:hi]), from_pandas=True) for k, v in t.columns.items()})
+    return pa.table(data)
 
 
 def write_parquet(tables: list[RequestTable], path: Path) -> None:
@@ -172,14 +191,7 @@ def write_parquet(tables: list[RequestTable], path: Path) -> None:
     import pyarrow.parquet as pq
 
     _columns_agree(tables)
-    parts = []
-    for t in tables:
-        n = len(t)
-        data = {k: pa.array([v] * n, type=pa.string()).dictionary_encode() for k, v in t.labels.items()}
-        # NaN (a time the request does not have) -> null
-        data.update({k: pa.array(np.asarray(v), from_pandas=True) for k, v in t.columns.items()})
-        parts.append(pa.table(data))
-    pq.write_table(pa.concat_tables(parts), path)
+    pq.write_table(pa.concat_tables([arrow_table(t) for t in tables]), path)
 
 
 WRITERS = {".csv": write_csv, ".parquet": write_parquet}

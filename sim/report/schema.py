@@ -1,7 +1,9 @@
 """The report schema every mode shares: envelope, distributions, workload summary, JSON writer.
 
-Per-mode metrics: ``sim.report.single``, ``sim.report.cluster``, ``sim.report.pd``; flat rows and the
-CSV writer: ``sim.report.rows``; PNGs: ``sim.report.plots``, ``sim.report.pd_plots``.
+Per-request values reach the report through a ``sim.report.sink.MetricsSink`` (exact arrays, or
+quantile sketches above ``report.exact_quantiles_max_requests`` requests). Per-mode metrics:
+``sim.report.single``, ``sim.report.cluster``, ``sim.report.pd``; flat rows and the CSV writer:
+``sim.report.rows``; PNGs: ``sim.report.plots``, ``sim.report.pd_plots``.
 
 docs/REPORT_SCHEMA.md lists every key; those it marks stable are relied on by tools and tests. Extra
 keys may be added, never renamed.
@@ -36,27 +38,6 @@ def slo_ok(ttft_s: np.ndarray, tpot_s: np.ndarray, ttft_ms: float, tpot_ms: floa
     ttft = np.asarray(ttft_s, dtype=float)
     tpot = np.asarray(tpot_s, dtype=float)
     return ttft * 1000.0 <= ttft_ms, ~np.isfinite(tpot) | (tpot * 1000.0 <= tpot_ms)
-
-
-# TTFT parts spent waiting for a GPU (the rest is service: loading, computing, transferring)
-WAITING_PARTS = ("queue", "decode_wait")
-
-
-def ttft_breakdown(parts: dict[str, np.ndarray], ttft: np.ndarray) -> dict[str, Any]:
-    """The additive parts of TTFT (seconds per request, summing to `ttft`) as dists in ms, each part's share
-    of the mean TTFT, and the two shares every mode reports alike: ``queue_share`` (waiting for a GPU:
-    the ``WAITING_PARTS``) and ``service_share`` (the rest)."""
-    t = np.asarray(ttft, dtype=float)
-    ok = np.isfinite(t)
-    mean_ttft = float(t[ok].mean()) if ok.any() else 0.0
-    out: dict[str, Any] = {k: dist_ms(v) for k, v in parts.items()}
-    share = {k: (float(np.mean(np.asarray(v, dtype=float)[ok])) / mean_ttft if mean_ttft > 0 else 0.0)
-             for k, v in parts.items()}
-    out["mean_share"] = share
-    queue = sum(v for k, v in share.items() if k in WAITING_PARTS)
-    out["queue_share"] = queue if mean_ttft > 0 else None
-    out["service_share"] = 1.0 - queue if mean_ttft > 0 else None
-    return out
 
 
 def workload_summary(w: Workload) -> dict[str, Any]:

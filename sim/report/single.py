@@ -6,8 +6,19 @@ from typing import Any
 import numpy as np
 
 from sim.config import Config
-from sim.report.schema import dist_ms, slo_ok, ttft_breakdown
+from sim.report.schema import dist_ms, slo_ok
+from sim.report.sink import MetricsSink, latency_metrics, metrics_sink
 from sim.timing.prefetch import prefetch_untimed
+
+PARTS = ("load", "queue", "prefill")  # the TTFT parts of a single-node request
+
+
+def single_sink(res, cfg: Config) -> MetricsSink:
+    """The run's per-request latencies (seconds) in a sink: exact or sketched by the run's size."""
+    sink = metrics_sink(len(res.workload), cfg)
+    sink.add({"ttft": res.ttft_s, "tpot": res.tpot_s, "e2e": res.e2e_s,
+              "load": res.load_s, "queue": res.queue_s, "prefill": res.prefill_s})
+    return sink
 
 
 def single_metrics(res, cfg: Config) -> dict[str, Any]:
@@ -66,14 +77,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
         ok = ok_ttft & ok_tpot
         sim_t = max(res.sim_time_s, 1e-9)
         m.update(
-            ttft_ms=dist_ms(ttft),
-            tpot_ms=dist_ms(tpot),
-            e2e_ms=dist_ms(res.e2e_s),
-            load_ms=dist_ms(res.load_s),
-            queue_ms=dist_ms(res.queue_s),
-            prefill_ms=dist_ms(res.prefill_s),
-            ttft_breakdown_ms=ttft_breakdown({"load": res.load_s, "queue": res.queue_s, "prefill": res.prefill_s},
-                                             ttft),
+            **latency_metrics(single_sink(res, cfg), PARTS),
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
             slo_attainment=float(ok.mean()) if len(ok) else None,
             gpu_decode_busy_share=float(np.mean(res.busy_s.get("decode", [0.0])) / sim_t),
