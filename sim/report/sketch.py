@@ -49,8 +49,9 @@ class QuantileSketch:
     min: float = math.inf
     max: float = -math.inf
     zeros: int = 0
-    pos: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    neg: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    # bucket counts of the positive and negative values; empty = allocate the full fixed range
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    neg: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -58,9 +59,9 @@ class QuantileSketch:
         self._gamma = (1.0 + self.alpha) / (1.0 - self.alpha)
         self._log_gamma = math.log(self._gamma)
         n = _n_buckets(self.alpha)
-        if self.pos is None:
+        if not len(self.pos):
             self.pos = np.zeros(n, dtype=np.int64)
-        if self.neg is None:
+        if not len(self.neg):
             self.neg = np.zeros(n, dtype=np.int64)
 
     # ------------------------------------------------------------ updates
