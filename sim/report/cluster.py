@@ -79,10 +79,11 @@ def skew_metrics(res) -> dict[str, Any]:
 PARTS = ("load", "queue", "prefill")  # the TTFT parts of a cluster request (load = waiting for the network)
 
 
-def cluster_sink(res, cfg: Config) -> MetricsSink:
+def cluster_sink(res, cfg: Config, n_requests: int | None = None) -> MetricsSink:
     """The run's per-request latencies (seconds) in a sink: exact or sketched by the run's size. Pods
-    simulated apart merge their sinks (``MetricsSink.merge``) and pass the result to ``latency_metrics``."""
-    sink = metrics_sink(len(res.workload), cfg)
+    simulated apart pass the whole run's `n_requests`, merge their sinks (``MetricsSink.merge``) and give
+    the result to ``latency_metrics(sink, PARTS)``."""
+    sink = metrics_sink(len(res.workload) if n_requests is None else n_requests, cfg)
     sink.add({"ttft": res.ttft_s, "tpot": res.tpot_s, "e2e": res.e2e_s,
               "load": res.net_s, "queue": res.queue_s, "prefill": res.prefill_s})
     return sink

@@ -114,7 +114,11 @@ class SketchSink:
         s, n = self.served.get(name, (0.0, 0))
         return s / n if n else None
 
-    def merge(self, other: SketchSink) -> None:
+    def merge(self, other: SketchSink | ExactSink) -> None:
+        """Add another sink's requests; an ExactSink's values are sketched (its metrics of equal length)."""
+        if isinstance(other, ExactSink):
+            self.add({k: other.values(k) for k in other._chunks})
+            return
         for k, sk in other.sketches.items():
             self.sketches.setdefault(k, QuantileSketch(self.alpha)).merge(sk)
         for k, (s, n) in other.served.items():
@@ -135,7 +139,9 @@ class SketchSink:
 
 
 def metrics_sink(n_requests: int, cfg) -> ExactSink | SketchSink:
-    """Exact up to ``cfg.report.exact_quantiles_max_requests`` requests, a sketch sink above."""
+    """Exact up to ``cfg.report.exact_quantiles_max_requests`` requests, a sketch sink above. A run split
+    into pods passes the whole run's request count, so every pod's sink is of the kind the whole needs
+    (a SketchSink also merges an ExactSink)."""
     return ExactSink() if n_requests <= cfg.report.exact_quantiles_max_requests else SketchSink()
 
 

@@ -138,3 +138,15 @@ def test_sinks_merge_to_the_whole():
     sk.add(chunk)
     _close({"quantiles": EXACT, **{k: v for k, v in latency_metrics(ex, parts).items() if k != "quantiles"}},
            {"quantiles": SKETCH, **{k: v for k, v in latency_metrics(sk, parts).items() if k != "quantiles"}})
+
+
+def test_a_sketch_sink_merges_an_exact_one():
+    rng = np.random.default_rng(8)
+    chunk = {"ttft": rng.lognormal(-2, 1, 500), "tpot": rng.lognormal(-4, 1, 500), "e2e": rng.lognormal(0, 1, 500),
+             "queue": rng.lognormal(-3, 1, 500)}
+    ex, sk, whole = ExactSink(), SketchSink(), SketchSink()
+    ex.add(chunk)
+    sk.merge(ex)
+    whole.add(chunk)
+    assert latency_metrics(sk, ["queue"]) == latency_metrics(whole, ["queue"])
+    assert all(sk.sketches[k].same_buckets(whole.sketches[k]) for k in chunk)
