@@ -5,6 +5,8 @@
 * sink: a SketchSink fed the six per-request latency columns of a run (ttft, tpot, e2e, load, queue,
   prefill) for `--values` requests; requests/s.
 * merge: `--merges` sketches (one per pod, say) merged into one; merges/s and values/s represented.
+  Varies 2x from process to process (7-16 M/s here): glibc serves the 512 KB numpy temporaries by mmap
+  (a page fault per page) until its dynamic threshold rises, so run it more than once.
 * memory: the sketch's bucket arrays (fixed) and the process's peak RSS (ru_maxrss) after the updates,
   which never held more than one chunk - against the 8 bytes/value an exact array needs.
 * accuracy: p50/p90/p99 against numpy's exact percentiles on the first `--exact-check` values.
