@@ -154,6 +154,15 @@ class SweepProgress:
     reused: int = 0  # taken over from a previous run (--resume)
     failed: int = 0
     last: dict | None = None  # the row just written
+    requests_done: int = 0  # requests simulated by the points run in this session
+    started: float = field(default_factory=time.monotonic)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace of the points finished in this session (None before the first)."""
+        ran = self.done - self.reused
+        if ran <= 0:
+            return None
+        return (time.monotonic() - self.started) / ran * (self.total - self.done)
 
 
 @dataclass
@@ -335,6 +344,7 @@ def run_sweep(
         R.write_points_csv(csv_path, list(rows.values()), cols)
         state.done += 1
         state.failed += res["status"] != "ok"
+        state.requests_done += int(((res.get("report") or {}).get("workload") or {}).get("requests") or 0)
         state.last = row
         if progress:
             progress(state)

@@ -110,7 +110,7 @@ def run_ray(tasks: list, *, workers: int | None, address: str | None, on_result:
         refs = {}
         for t in tasks:
             p = (t["config"].get("trace") or {}).get("path") if blobs else None
-            ref = remote.remote(t, blobs.get(p)) if blobs else remote.remote(t)
+            ref = remote.remote(t, blobs.get(p or "")) if blobs else remote.remote(t)
             refs[ref] = task_id(t, id_key)
         pending = list(refs)
         while pending:

@@ -75,10 +75,12 @@ class PodStore:
                 "scalars": r.scalars, "io": r.io, "prefetch": r.prefetch,
                 "hist": None if r.hist is None else {"total": r.hist["total"], "sum_s": r.hist["sum_s"]}}
         arrays = {f"a_{k}": v for k, v in r.arrays.items()}
+        arrays["index"] = r.index
+        arrays["meta"] = np.array(json.dumps(meta))
         if r.hist is not None:
             arrays["hist_counts"] = r.hist["counts"]
         buf = io.BytesIO()
-        np.savez(buf, index=r.index, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
         self.folder.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(self.path(key), buf.getvalue())
 
