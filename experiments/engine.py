@@ -183,11 +183,6 @@ class SweepOutcome:
 OnResult = Callable[[dict], None]
 
 
-def task_id(task: Any, id_key: str = "point_id") -> str:
-    """A task's id: a sweep point's dict entry, or a pod task's attribute."""
-    return str(task[id_key] if isinstance(task, dict) else getattr(task, id_key))
-
-
 def run_local(tasks: list, workers: int, on_result: OnResult, fn: Callable[[Any], dict] | None = None,
               id_key: str = "point_id", what: str = "point") -> None:
     """Run tasks on a process pool, calling on_result(result) in this thread as each finishes.
@@ -196,7 +191,7 @@ def run_local(tasks: list, workers: int, on_result: OnResult, fn: Callable[[Any]
     under `id_key` and a status. A worker that dies breaks the pool: a new pool retries the unfinished
     tasks, and a task caught in two such crashes is recorded as failed, named by its id.
     """
-    from experiments.pool import Pool
+    from experiments.pool import Pool, task_id
     from experiments.worker import run_point
 
     run = fn or run_point

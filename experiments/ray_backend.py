@@ -80,7 +80,7 @@ def run_ray(tasks: list, *, workers: int | None, address: str | None, on_result:
     cannot finish (its worker or node died twice, out of memory) becomes a failed result naming
     it. `ship_traces`: sweep points read their trace files from the object store."""
     ray = _import_ray()
-    from experiments.engine import task_id
+    from experiments.pool import task_id
     from experiments.worker import run_point, run_point_shipped
 
     started_here = False

@@ -1,5 +1,7 @@
 """Cluster mode split into pods (--pods K): partition, independent pods, exact merge, kept pods, refusals."""
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -155,3 +157,20 @@ def test_cli_pods_keeps_pods_in_out_and_refuses_pod_flags_without_pods(tmp_path,
     assert rep["partition"]["pods"] == 2 and len(list((out / "pods").glob("pod-*.npz"))) == 2
     assert main(["run", "--mode", "cluster", *sets, "--workers", "2", "--quiet"]) == 2
     assert "--workers: runs the pods of a partitioned cluster: add --pods K" in capsys.readouterr().err
+
+
+def _die(task):
+    """A pod task whose worker process is killed (as by the kernel's OOM killer)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_pod_whose_worker_process_dies_is_named():
+    from experiments.engine import run_local
+
+    def crashing_pool(tasks, on_result):
+        run_local(tasks, 2, on_result, fn=_die, id_key="task_id", what="pod task")
+
+    with pytest.raises(InputError, match=r"pod 0 \(prefix_aware/lru/pod0, [\d,]+ requests\) failed: worker process "
+                                         r"died twice \(killed, out of memory or crashed\) while pod task "
+                                         r"prefix_aware/lru/pod0 was queued or running \(1 more pod\(s\) failed too\)"):
+        run_mode(_cfg(), "cluster", timing=False, partition=Partition(2), pod_runner=crashing_pool)
