@@ -154,6 +154,8 @@ def test_killed_node_loses_no_finished_point_and_resume_completes(cluster, tmp_p
     deadline = time.monotonic() + 180
     while not list((out / "points").glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
+    done_before = len(list((out / "points").glob("*.json")))
+    assert proc.poll() is None and 1 <= done_before < 4  # killed mid-sweep: points still to run
     _kill(cluster["nodes"]["worker"])  # a point is done, others are running on both nodes
     _, err = proc.communicate(timeout=240)
     assert proc.returncode in (0, 1), err[-2000:]  # 1: some points failed, named in points.csv
