@@ -136,15 +136,32 @@ def test_two_node_cluster_gives_the_local_results_from_a_path_or_the_object_stor
         r = _sweep(spec, tmp_path / name, *addr, *extra)
         assert r.returncode == 0, r.stderr[-2000:]
         assert _rows(tmp_path / name) == _rows(tmp_path / "local"), name
-    # both nodes took points: two worker processes built the workload
-    sweep = json.loads((tmp_path / "shared" / "points" / f"{_rows(tmp_path / 'shared')[0]['point_id']}.json")
-                       .read_text())
-    assert sweep["sweep"]["status"] == "ok"
     # the shipped run's workers read a local copy of the object-store bytes
     copies = list(Path(tempfile.gettempdir()).glob("kvsim-traces/*/conv.jsonl"))
     assert copies and copies[0].read_bytes() == trace.read_bytes()
 
 
+def test_pods_of_one_cluster_run_on_the_two_nodes_and_merge_to_the_in_process_result(cluster, tmp_path):
+    sets = ["model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=8", "cluster.racks=4",
+            "cluster.gpus_per_rack=16", "cluster.remote_ssd_capacity_gib=0", "hardware.hbm.capacity_gib=0.05",
+            "synthetic.requests=300", "synthetic.sessions=30", "cache.engine=python"]
+    args = [sys.executable, "main.py", "run", "--mode", "cluster", *[a for s in sets for a in ("--set", s)],
+            "--pods", "2", "--quiet", "--no-plot"]
+    env = {**os.environ, **AUTH}
+    ref = subprocess.run([*args, "--report-json", str(tmp_path / "ref.json")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=240)
+    par = subprocess.run([*args, "--backend", "ray", "--address", cluster["address"], "--out", str(tmp_path / "r")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert ref.returncode == par.returncode == 0, par.stderr[-2000:]
+    a = json.loads((tmp_path / "ref.json").read_text())
+    b = json.loads((tmp_path / "r" / "report.json").read_text())
+    from tests.golden.harness import diff
+
+    assert [d for d in diff(a, b) if not any(w in d for w in ("wall_s", "sim_speed_req_s", "started_utc"))] == []
+    assert len(list((tmp_path / "r" / "pods").glob("pod-*.npz"))) == 2
+
+
+# last: it kills the second node
 def test_killed_node_loses_no_finished_point_and_resume_completes(cluster, tmp_path):
     spec = _spec(tmp_path, {"synthetic": {"kind": "multi_turn", "requests": 3000, "sessions": 100}},
                  [0.01 * (i + 1) for i in range(4)])
