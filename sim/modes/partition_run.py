@@ -106,7 +106,7 @@ class PodStore:
 
 
 def _failure_message(failed: list[tuple[PodTask, dict]], kept: int, store: PodStore | None) -> str:
-    t, res = failed[0]
+    t, res = min(failed, key=lambda f: f[0].pod)  # the lowest pod: the same line whichever failed first
     more = f" ({len(failed) - 1} more pod(s) failed too)" if len(failed) > 1 else ""
     where = (f"; the {kept} finished pod(s) are kept in {store.folder} and a rerun with the same --out reuses them"
              if store is not None else "")
