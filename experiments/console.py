@@ -48,7 +48,9 @@ def sweep_progress(sweep: Sweep, quiet: bool) -> tuple[Callable[[SweepProgress],
             r = st.last
             metric = sweep.spec.metrics[0]
             tail = r.get("error") if r["status"] != "ok" else f"{metric}={_fmt(metric, r.get(metric))}"
-            print(f"[{st.done}/{st.total}] {r['status']} {r['point_id']} {_point_text(sweep, r)}: {tail}",
+            eta = st.eta_s()
+            pace = f" ({st.requests_done:,} requests simulated" + (f", ETA {eta:.0f} s)" if eta is not None else ")")
+            print(f"[{st.done}/{st.total}] {r['status']} {r['point_id']} {_point_text(sweep, r)}: {tail}{pace}",
                   file=sys.stderr)
 
         return line, contextlib.nullcontext()

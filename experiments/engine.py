@@ -154,6 +154,15 @@ class SweepProgress:
     reused: int = 0  # taken over from a previous run (--resume)
     failed: int = 0
     last: dict | None = None  # the row just written
+    requests_done: int = 0  # requests simulated by the points run in this session
+    started: float = field(default_factory=time.monotonic)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace of the points finished in this session (None before the first)."""
+        ran = self.done - self.reused
+        if ran <= 0:
+            return None
+        return (time.monotonic() - self.started) / ran * (self.total - self.done)
 
 
 @dataclass
@@ -174,21 +183,24 @@ class SweepOutcome:
 OnResult = Callable[[dict], None]
 
 
-def run_local(tasks: list[dict], workers: int, on_result: OnResult) -> None:
+def run_local(tasks: list, workers: int, on_result: OnResult, fn: Callable[[Any], dict] | None = None,
+              id_key: str = "point_id", what: str = "point") -> None:
     """Run tasks on a process pool, calling on_result(result) in this thread as each finishes.
 
-    A worker that dies breaks the pool: a new pool retries the unfinished
-    points, and a point caught in two such crashes is recorded as failed.
+    `fn` (default: a sweep point, ``experiments.worker.run_point``) returns a dict holding the task's id
+    under `id_key` and a status. A worker that dies breaks the pool: a new pool retries the unfinished
+    tasks, and a task caught in two such crashes is recorded as failed, named by its id.
     """
-    from experiments.pool import Pool
+    from experiments.pool import Pool, task_id
     from experiments.worker import run_point
 
-    remaining = {t["point_id"]: t for t in tasks}
+    run = fn or run_point
+    remaining = {task_id(t, id_key): t for t in tasks}
     crashes: dict[str, int] = {}
     while remaining:
         ex = Pool(max_workers=max(1, min(workers, len(remaining))))
         try:
-            futs = {ex.submit(run_point, t): pid for pid, t in remaining.items()}
+            futs = {ex.submit(run, t): pid for pid, t in remaining.items()}
             pending = set(futs)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -200,15 +212,15 @@ def run_local(tasks: list[dict], workers: int, on_result: OnResult) -> None:
                         crashes[pid] = crashes.get(pid, 0) + 1
                         if crashes[pid] < 2:
                             continue
-                        res = {"point_id": pid, "status": "failed", "error": "worker process died twice "
-                               "(killed, out of memory or crashed) while this point was queued or running"}
+                        res = {id_key: pid, "status": "failed", "error": f"worker process died twice (killed, out "
+                               f"of memory or crashed) while {what} {pid} was queued or running"}
                     except Exception as e:  # noqa: BLE001 - e.g. a result that cannot be pickled
-                        res = {"point_id": pid, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                        res = {id_key: pid, "status": "failed", "error": f"{type(e).__name__}: {e}"}
                     remaining.pop(pid, None)
                     on_result(res)
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM, a progress callback): stop now rather than wait for
-            # the points in flight, which can take minutes; they run again on --resume.
+            # the tasks in flight, which can take minutes; they run again on --resume.
             procs = list((getattr(ex, "_processes", None) or {}).values())
             ex.shutdown(wait=False, cancel_futures=True)
             for proc in procs:
@@ -255,6 +267,7 @@ def run_sweep(
     resume: bool = False,
     overwrite: bool = False,
     progress: Callable[[SweepProgress], None] | None = None,
+    ship_traces: bool = False,
 ) -> SweepOutcome:
     """Run every point of `sweep` not already done; return what happened and where it is."""
     if backend not in BACKENDS:
@@ -263,6 +276,9 @@ def run_sweep(
         raise InputError(f"must be >= 1, got {workers}", where="--workers")
     if address and backend != "ray":
         raise InputError("--address goes with --backend ray", where="--address")
+    if ship_traces and backend != "ray":
+        raise InputError("Ray's object store is there with --backend ray only (the local pool reads the files)",
+                         where="--ship-traces")
     t0 = time.perf_counter()
     points = expand(sweep)
     by_id = {p.point_id: p for p in points}
@@ -323,6 +339,7 @@ def run_sweep(
         R.write_points_csv(csv_path, list(rows.values()), cols)
         state.done += 1
         state.failed += res["status"] != "ok"
+        state.requests_done += int(((res.get("report") or {}).get("workload") or {}).get("requests") or 0)
         state.last = row
         if progress:
             progress(state)
@@ -336,7 +353,7 @@ def run_sweep(
         elif tasks:
             from experiments.ray_backend import run_ray
 
-            run_ray(tasks, workers=workers, address=address, on_result=on_result)
+            run_ray(tasks, workers=workers, address=address, on_result=on_result, ship_traces=ship_traces)
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     except BaseException:
         meta["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")

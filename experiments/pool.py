@@ -73,6 +73,11 @@ def init_worker(conn: Any) -> None:
     threading.Thread(target=_watch, args=(conn,), daemon=True, name="parent-watch").start()
 
 
+def task_id(task: Any, id_key: str = "point_id") -> str:
+    """A task's id (either backend): a sweep point's dict entry, or a pod task's attribute."""
+    return str(task[id_key] if isinstance(task, dict) else getattr(task, id_key))
+
+
 class Pool(ProcessPoolExecutor):
     """A ProcessPoolExecutor whose workers exit when this process exits, even by SIGKILL."""
 

@@ -9,7 +9,13 @@ backend, and Ray reuses its worker processes, so the per-process workload
 cache works the same way and the results are identical for the same seeds.
 
 Trace files are read by the workers: on a multi-node cluster they must be
-at the same path on every node (or under the repository, which is shipped).
+at the same path on every node (a shared file system, or under the
+repository, which is shipped), or, with ``ship_traces`` (``sweep
+--ship-traces``), the driver puts each trace file into Ray's object store
+once and the workers read a local copy of it.
+
+The same runner executes the pods of a partitioned cluster replay
+(``run --pods K --backend ray``, ``sim.modes.partition_run``).
 """
 from __future__ import annotations
 
@@ -33,11 +39,49 @@ def _import_ray():
     return ray
 
 
-def run_ray(tasks: list[dict], *, workers: int | None, address: str | None,
-            on_result: Callable[[dict], None]) -> None:
-    """Run `tasks` as Ray tasks; call on_result(result) in this thread as each finishes."""
+def _died(e: BaseException, what: str, tid: str) -> str:
+    """One clear line for a task Ray could not finish, naming it."""
+    name = type(e).__name__
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    if "OutOfMemory" in name:
+        why = "its Ray worker ran out of memory (killed by Ray's memory monitor)"
+    elif "NodeDied" in name or "node" in first.lower() and "died" in first.lower():
+        why = "the Ray node running it died or left the cluster"
+    elif "WorkerCrashed" in name or "ActorDied" in name or "died" in first.lower():
+        why = "its Ray worker process died (killed, out of memory or crashed), twice counting Ray's retry"
+    else:
+        why = "Ray could not run it"
+    return f"{what} {tid}: {why} ({name}: {first})"
+
+
+def ship_trace_files(tasks: list[dict], ray) -> dict[str, object]:
+    """Put each trace file the tasks read into Ray's object store once: path -> ObjectRef.
+
+    For clusters whose nodes do not see the driver's files: the workers get the bytes from the
+    object store and read them from a local copy (``experiments.worker.trace_copy``)."""
+    refs: dict[str, object] = {}
+    for t in tasks:
+        p = (t["config"].get("trace") or {}).get("path")
+        if p and p not in refs:
+            f = Path(p) if Path(p).is_absolute() else Path(t.get("cwd") or ".") / p
+            try:
+                refs[p] = ray.put(f.read_bytes())
+            except OSError as e:
+                raise InputError(f"cannot read the trace to ship it: {e.strerror or e}", where=str(f)) from None
+    return refs
+
+
+def run_ray(tasks: list, *, workers: int | None, address: str | None, on_result: Callable[[dict], None],
+            fn: Callable | None = None, id_key: str = "point_id", what: str = "point",
+            ship_traces: bool = False) -> None:
+    """Run `tasks` as Ray tasks; call on_result(result) in this thread as each finishes.
+
+    `fn` (default: a sweep point) returns a dict with the task's id under `id_key`; a task Ray
+    cannot finish (its worker or node died twice, out of memory) becomes a failed result naming
+    it. `ship_traces`: sweep points read their trace files from the object store."""
     ray = _import_ray()
-    from experiments.worker import run_point
+    from experiments.pool import task_id
+    from experiments.worker import run_point, run_point_shipped
 
     started_here = False
     if not ray.is_initialized():
@@ -58,10 +102,16 @@ def run_ray(tasks: list[dict], *, workers: int | None, address: str | None,
                 else:
                     os.environ["PYTHONPATH"] = old
         started_here = True
+    pending: list = []
     try:
         # max_retries: a worker process that dies is retried once by Ray, as the local pool does.
-        remote = ray.remote(num_cpus=1, max_retries=1)(run_point)
-        refs = {remote.remote(t): t["point_id"] for t in tasks}
+        blobs = ship_trace_files(tasks, ray) if ship_traces and fn is None else {}
+        remote = ray.remote(num_cpus=1, max_retries=1)(run_point_shipped if blobs else (fn or run_point))
+        refs = {}
+        for t in tasks:
+            p = (t["config"].get("trace") or {}).get("path") if blobs else None
+            ref = remote.remote(t, blobs.get(p or "")) if blobs else remote.remote(t)
+            refs[ref] = task_id(t, id_key)
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -69,10 +119,10 @@ def run_ray(tasks: list[dict], *, workers: int | None, address: str | None,
                 try:
                     res = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - worker died twice, or the task could not run
-                    res = {"point_id": refs[ref], "status": "failed", "error": f"ray: {type(e).__name__}: {e}"}
+                    res = {id_key: refs[ref], "status": "failed", "error": _died(e, what, refs[ref])}
                 on_result(res)
     except BaseException:
-        for ref in pending if "pending" in locals() else []:
+        for ref in pending:
             ray.cancel(ref, force=True)
         raise
     finally:

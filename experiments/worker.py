@@ -32,7 +32,23 @@ def workload_key(cfg: Config) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-def load_workload(cfg: Config, cwd: str | None = None) -> Workload:
+def trace_copy(data: bytes, name: str) -> Path:
+    """A local file holding `data` (a trace shipped through Ray's object store), written once per content."""
+    import hashlib
+    import tempfile
+
+    from sim.io_safe import write_bytes_atomic
+
+    # one folder per content, the file under its own name (the workload is named after its file)
+    d = Path(tempfile.gettempdir()) / "kvsim-traces" / hashlib.sha256(data).hexdigest()[:16]
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / Path(name).name
+    if not p.exists():
+        write_bytes_atomic(p, data)
+    return p
+
+
+def load_workload(cfg: Config, cwd: str | None = None, trace_file: str | None = None) -> Workload:
     """The point's workload, from this process's cache when an earlier point built it."""
     from trace.source import workload_from_config
 
@@ -44,7 +60,9 @@ def load_workload(cfg: Config, cwd: str | None = None) -> Workload:
     p = cfg.trace.path
     # A Ray worker may run elsewhere than the driver's directory: relative
     # trace paths are the driver's (the repository root).
-    if p and cwd and not Path(p).is_absolute() and not Path(p).exists() and (Path(cwd) / p).exists():
+    if p and trace_file:  # shipped through the object store: read the local copy, report the given path
+        load_cfg = config_with(cfg, {"trace.path": trace_file})
+    elif p and cwd and not Path(p).is_absolute() and not Path(p).exists() and (Path(cwd) / p).exists():
         load_cfg = config_with(cfg, {"trace.path": str(Path(cwd) / p)})
     w, _ = workload_from_config(load_cfg)
     STATS["workload_loads"] += 1
@@ -63,7 +81,7 @@ def run_point(task: dict) -> dict:
     try:
         cfg = Config.model_validate(task["config"])
         mode = task["mode"]
-        w = load_workload(cfg, task.get("cwd"))
+        w = load_workload(cfg, task.get("cwd"), task.get("trace_file"))
         opts = parse_options(mode, task.get("options"), where="options")
         out["report"] = evaluate(cfg, mode, w, bool(task.get("timing", True)), opts)
         out["status"] = "ok"
@@ -74,3 +92,10 @@ def run_point(task: dict) -> dict:
     out["wall_s"] = time.perf_counter() - t0
     out["workload_loads"] = STATS["workload_loads"]
     return out
+
+
+def run_point_shipped(task: dict, trace: bytes | None) -> dict:
+    """run_point with the trace file's bytes from Ray's object store (``sweep --ship-traces``)."""
+    if trace is not None:
+        task = {**task, "trace_file": str(trace_copy(trace, task["config"]["trace"]["path"]))}
+    return run_point(task)

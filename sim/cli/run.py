@@ -34,6 +34,16 @@ def add_parser(sub) -> None:
                    help="worker/GPU router, or several comma-separated to compare in cluster mode "
                         "(default: cluster.router)")
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
+    p.add_argument("--pods", type=int, default=None, metavar="K",
+                   help="cluster: the racks form K pods, each session (--partition-by) pinned to pod "
+                        "hash % K, each pod simulated on its own and the reports merged exactly")
+    p.add_argument("--partition-by", choices=["session", "prefix_root"], default="session",
+                   help="with --pods: what pins a request to its pod (default session)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --pods: pods run at once (local processes, or the CPUs of a local Ray); default 1")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="with --pods: where pods run (ray: a local Ray, or --address HOST:PORT)")
+    p.add_argument("--address", default=None, help="with --pods --backend ray: Ray cluster to join")
     p.add_argument("--out", default=None,
                    help="folder for report.json, report.csv and the plot (default: a new "
                         "<experiments.out_dir>/<mode>-<UTC time>/, with <experiments.out_dir>/latest pointing at it)")
@@ -99,7 +109,7 @@ def _run_and_write(args: argparse.Namespace, cfg, console, workload, load_stats,
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,
-                          timing=not args.hit_rate_only, progress=cb, requests=tables)
+                          timing=not args.hit_rate_only, progress=cb, requests=tables, **_partition(args))
     if compare_measured and tables is not None:
         from sim.report.measured import add_measured_columns, measured_block
 
@@ -133,9 +143,31 @@ def cmd_default(args: argparse.Namespace) -> int:
         mode="single", config=None, preset=None, profile=None, overrides=[], seed=None, trace=None,
         trace_format=None, limit=None, strict=False, policy=None, compare=True, hit_rate_only=False,
         report_json=None, report_csv=None, requests_out=None, no_plot=False, plot=None, quiet=False, out=None,
-        router=None, wide=False, compare_measured=False,
+        router=None, wide=False, compare_measured=False, pods=None,
     )
     return cmd_run(ns)
+
+
+def _partition(args: argparse.Namespace) -> dict:
+    """run_mode's partition arguments from --pods/--partition-by/--workers/--backend/--address; with --out DIR
+    finished pods are kept in DIR/pods (a rerun reuses them)."""
+    from sim.errors import InputError
+
+    pods = getattr(args, "pods", None)
+    if pods is None:
+        for flag, default in (("workers", None), ("backend", "local"), ("address", None)):
+            if getattr(args, flag, default) != default:
+                raise InputError("runs the pods of a partitioned cluster: add --pods K", where=f"--{flag}")
+        return {}
+    if pods < 1:
+        raise InputError(f"must be >= 1, got {pods}", where="--pods")
+    from experiments.pods import pod_runner
+    from sim.modes.partition import Partition
+    from sim.modes.partition_run import PodStore
+
+    runner = pod_runner(args.backend, args.workers, args.address)
+    store = PodStore(Path(args.out) / "pods") if getattr(args, "out", None) else None
+    return {"partition": Partition(pods, args.partition_by), "pod_runner": runner, "pod_store": store}
 
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: Any) -> int:

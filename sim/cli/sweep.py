@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", choices=["local", "ray"], default="local", help="where points run")
     p.add_argument("--address", default=None,
                    help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance")
+    p.add_argument("--ship-traces", action="store_true",
+                   help="ray: put the trace files into Ray's object store (for nodes that do not see the "
+                        "driver's paths); default: workers read them at the same path")
     p.add_argument("--out", default=None, help="sweep directory (default: results/<name>[-<preset>])")
     p.add_argument("--resume", action="store_true", help="continue a sweep: skip the points already done")
     p.add_argument("--overwrite", action="store_true", help="start over in a directory that holds a sweep")
@@ -71,7 +74,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cb, prog = sweep_progress(sweep, args.quiet)
     with prog:
         out = run_sweep(sweep, out_dir=args.out, workers=args.workers, backend=args.backend, address=args.address,
-                        resume=args.resume, overwrite=args.overwrite, progress=cb)
+                        resume=args.resume, overwrite=args.overwrite, progress=cb,
+                        ship_traces=args.ship_traces)
     console = make_console(args.quiet, args.wide)
     for item in sweep_summary(sweep, out, args.wide):
         console.print(item)

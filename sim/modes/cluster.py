@@ -54,6 +54,7 @@ from sim.policies.base import REGISTRY, AccessContext, Policy
 from sim.policies.fifo import FIFO
 from sim.policies.lru import LRU
 from sim.replica.engine import BatchingReplica
+from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
@@ -117,6 +118,29 @@ class ClusterResult:
     preemptions: int = 0
     io: dict = field(default_factory=dict)  # ClusterIO.summary(): tier_io bytes, recomputed prefixes (timed runs)
     prefetch: dict = field(default_factory=dict)  # the report's prefetch block (sim.timing.prefetch)
+    iteration_hist: IterationHistogram | None = None  # the replicas' iterations together (timed)
+
+    def cache_summary(self) -> dict:
+        """The cache's counters as plain data (what the report reads; summed over pods when partitioned)."""
+        return cache_summary(self.cache)
+
+    def network_stats(self) -> dict:
+        return self.network.stats()
+
+
+_TIER_COUNTERS = ("hits", "inserts", "demotions_in", "promotions_out", "taken", "evictions", "dropped", "rejected")
+
+
+def cache_summary(cache: ClusterCache | CompiledClusterCache) -> dict:
+    """Per tier kind: summed counters, blocks held, instances used; capacities; block moves."""
+    tiers = {}
+    for name, group in cache.tier_groups().items():
+        st = [t.stats for t in group]
+        agg = {key: int(sum(getattr(s, key) for s in st)) for key in _TIER_COUNTERS}
+        tiers[name] = {**agg, "used_blocks": int(sum(len(t) for t in group)), "instances_used": len(group)}
+    return {"tiers": tiers, "capacity_blocks": {k: int(v) for k, v in cache.capacity_blocks().items()},
+            "moved": {str(k): int(v) for k, v in cache.moved.items()},
+            "eic_blocks": int(cache.eic_blocks), "ssd_blocks": int(cache.ssd_blocks)}
 
 
 def prefill_fn(cfg: Config, setup: ClusterSetup) -> Callable[[int, int], float]:
@@ -480,6 +504,7 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
     res.sim_time_s = float(env.now)
     res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
     res.iteration_ms = workers.hist.summary_ms()
+    res.iteration_hist = workers.hist
     res.preemptions = workers.preemptions()
     res.io = io.summary()
     if pf is not None:

@@ -107,10 +107,17 @@ def run_cluster_mode(
     load_stats: LoadStats | None = None,
     progress: Progress | None = None,
     requests: RequestSink | None = None,
+    partition: Any = None,
+    pod_runner: Any = None,
+    pod_store: Any = None,
 ) -> dict:
     """Replay `workload` on the cluster once per router (first policy) and once per extra policy
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
-    the router comparison, ``report["policies"]`` the policy comparison."""
+    the router comparison, ``report["policies"]`` the policy comparison.
+
+    `partition` (a ``sim.modes.partition.Partition``): the deployment is pods of racks, each
+    replayed on its own (by `pod_runner`, default one after another here; finished pods kept in
+    `pod_store`) and merged exactly (``sim.modes.partition_run``)."""
     from sim.cache.layout import Layout
     from sim.modes.cluster import run_cluster
     from sim.modes.common import NodeSetup, prepare_workload
@@ -119,6 +126,10 @@ def run_cluster_mode(
     from sim.timing.topology import Topology
 
     check_policies(policies)
+    if partition:
+        from sim.modes.partition import check_partition
+
+        check_partition(cfg, partition, "cluster")
     routers = routers or [cfg.cluster.router]
     for r in routers:
         router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
@@ -130,9 +141,18 @@ def run_cluster_mode(
     offered = pre_run(cfg, w, pools)
 
     def one(policy: str, router: str) -> tuple[dict, float]:
-        label = f"{router}/{policy}"
+        label = f"{router}/{policy}" + (f" ({partition.pods} pods)" if partition else "")
         cb = (lambda i, _l=label: progress(_l, i, len(w))) if progress else None
-        res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
+        res: Any
+        if partition:
+            from sim.modes.cluster import ClusterSetup
+            from sim.modes.partition_run import run_partitioned
+
+            res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
+                                  setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
+                                  store=pod_store, progress=cb)
+        else:
+            res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
         if progress:
             progress(label, len(w), len(w))
         m = cluster_metrics(res, cfg)
@@ -160,7 +180,8 @@ def run_cluster_mode(
         load_stats=load_stats.to_dict() if load_stats else None,
         extra={"timing": timing, "router": routers[0], "routers": by_router, "topology": topo.summary(),
                "confidence": for_run(cfg, timing),
-               "load": finish(offered, runs[0][1], [p.name for p in pools])},
+               "load": finish(offered, runs[0][1], [p.name for p in pools]),
+               **({"partition": partition.describe(cfg)} if partition else {})},
     )
 
 
@@ -175,6 +196,9 @@ def run_mode(
     timing: bool = True,
     progress: Progress | None = None,
     requests: RequestSink | None = None,
+    partition: Any = None,
+    pod_runner: Any = None,
+    pod_store: Any = None,
 ) -> dict:
     """Run one simulation mode on `cfg` and return its report.
 
@@ -195,6 +219,11 @@ def run_mode(
     if runner is None:
         raise InputError(f"unknown or unavailable mode {mode!r} (available: {', '.join(MODES)})", where="--mode")
     extra: dict[str, Any] = {}
+    if partition:  # cluster mode only: refused by name for the others
+        from sim.modes.partition import check_partition
+
+        check_partition(cfg, partition, mode)
+        extra.update(partition=partition, pod_runner=pod_runner, pod_store=pod_store)
     if requests is not None:
         extra["requests"] = requests
     if routers and len(routers) > 1:

@@ -94,34 +94,29 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
     total_blocks = max(1, len(w.block_ids))
-    cache = res.cache
+    cs = res.cache_summary()  # plain counters: one cache, or the pods' summed (sim.modes.partition)
     bb = res.setup.node.block_bytes
     by_loc_tok = res.hit_tokens.sum(axis=0)
     by_loc_blk = res.hit_blocks.sum(axis=0)
     loc_rate = {name: float(by_loc_tok[k] / total_in) for k, name in enumerate(LOC_NAMES)}
     # tier view (the single-node keys): which tier kind served the tokens
     served = {"hbm": (0, 1), "dram": (2,), "eic": (3, 4), "ssd": (5,)}
-    caps = cache.capacity_blocks()
+    caps = cs["capacity_blocks"]
     tiers: dict[str, Any] = {}
     evictions = 0
-    for name, group in cache.tier_groups().items():
-        st = [t.stats for t in group]
-        agg = {
-            key: int(sum(getattr(s, key) for s in st))
-            for key in ("hits", "inserts", "demotions_in", "promotions_out", "taken", "evictions", "dropped",
-                        "rejected")
-        }
+    for name, t in cs["tiers"].items():
+        agg = {k: v for k, v in t.items() if k not in ("used_blocks", "instances_used")}
         evictions += agg["evictions"]
         ks = served[name]
         tiers[name] = {
             "hit_rate": float(sum(by_loc_tok[k] for k in ks) / total_in),
             "block_hit_rate": float(sum(by_loc_blk[k] for k in ks) / total_blocks),
-            "used_bytes": int(sum(len(t) for t in group) * bb),
+            "used_bytes": int(t["used_blocks"] * bb),
             "capacity_bytes": int(caps[name] * bb),
-            "instances_used": len(group),
+            "instances_used": t["instances_used"],
             **agg,
         }
-    ns = res.network.stats()
+    ns = res.network_stats()
     moved = int(sum(ns["bytes_by_class"].values()))
     m: dict[str, Any] = {
         "hit_rate": float(res.hit_tokens.sum() / total_in),
@@ -133,7 +128,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
             "bytes": moved,  # summed over the link classes a transfer crosses
             "count": int(ns["transfers"]),
             "by_link_bytes": ns["bytes_by_class"],
-            "by_move_blocks": dict(sorted(cache.moved.items())),
+            "by_move_blocks": dict(sorted(cs["moved"].items())),
         },
         "network": {
             "bytes_by_class": ns["bytes_by_class"],
@@ -152,7 +147,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
         "racks": int(res.setup.topo.n_racks),
         "prefetch": res.prefetch,
         "capacity_blocks": {"hbm_per_worker": res.setup.node.hbm_blocks, "dram_per_node": res.setup.node.dram_blocks,
-                            "eic_per_rack": cache.eic_blocks, "remote_ssd": cache.ssd_blocks},
+                            "eic_per_rack": cs["eic_blocks"], "remote_ssd": cs["ssd_blocks"]},
     }
     if res.timing:
         ttft, tpot = res.ttft_s, res.tpot_s

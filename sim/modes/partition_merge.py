@@ -1,0 +1,145 @@
+"""Merging pods exactly: what a pod returns, and the whole deployment's result built from them.
+
+A pod returns plain data (``PodResult``: numpy arrays and dicts of numbers,
+no cache or SimPy objects), so it can come from another process or machine
+or from a file. ``merge`` puts the per-request arrays back in request order
+(each request ran in exactly one pod), sums the counters (tier statistics,
+block moves, network bytes and busy seconds, I/O, prefetch counts; ``None``
+in any pod stays ``None``), merges the iteration histograms bin by bin, and
+offsets each pod's worker ids into the whole deployment's numbering (pod k
+holds racks k x racks/K ... (k+1) x racks/K - 1). The result has every field
+``sim.report.cluster.cluster_metrics`` and ``cluster_requests`` read, so the
+report's quantiles come from the full per-request arrays: exact, not
+approximated. (A run too large for arrays would merge quantile sketches
+instead; this module is where they would be summed.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sim.replica.histogram import IterationHistogram
+from trace.workload import Workload
+
+ARRAYS = ("hit_blocks", "hit_tokens", "worker", "net_s", "queue_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s",
+          "busy_s", "recomputed_tokens")
+
+
+@dataclass
+class PodResult:
+    pod: int
+    task_id: str
+    index: np.ndarray  # the pod's requests in the whole workload
+    arrays: dict[str, np.ndarray]  # ARRAYS, one row per request of the pod; worker ids local to the pod
+    cache: dict  # sim.modes.cluster.cache_summary
+    network: dict  # Network.stats()
+    scalars: dict  # sim_time_s, wall_s, preemptions, workers_per_pod
+    io: dict
+    prefetch: dict
+    hist: dict | None = None  # counts, total, sum_s of the iteration histogram (timed)
+
+
+def pod_result(task, res, wall_s: float) -> PodResult:
+    h = res.iteration_hist
+    return PodResult(
+        pod=task.pod, task_id=task.task_id, index=np.asarray(task.index, dtype=np.int64),
+        arrays={k: np.asarray(getattr(res, k)) for k in ARRAYS},
+        cache=res.cache_summary(), network=res.network_stats(),
+        scalars={"sim_time_s": float(res.sim_time_s), "wall_s": float(wall_s), "preemptions": int(res.preemptions),
+                 "workers_per_pod": int(res.setup.layout.n_workers)},
+        io=res.io, prefetch=res.prefetch,
+        hist=None if h is None else {"counts": h.counts.copy(), "total": int(h.total), "sum_s": float(h.sum_s)},
+    )
+
+
+def add_numbers(a: Any, b: Any) -> Any:
+    """Sum nested dicts of numbers key by key; None anywhere stays None."""
+    if isinstance(a, dict) and isinstance(b, dict):  # a key only one side has (a tier one pod never used) is kept
+        return {k: b[k] if k not in a else a[k] if k not in b else add_numbers(a[k], b[k])
+                for k in dict.fromkeys([*a, *b])}
+    if a is None or b is None:
+        return None
+    return a + b
+
+
+@dataclass
+class MergedClusterResult:
+    """The partitioned deployment's result: the fields of a ClusterResult the report reads."""
+
+    policy: str
+    router: str
+    timing: bool
+    setup: Any  # ClusterSetup of the whole deployment (all racks)
+    workload: Workload
+    hit_blocks: np.ndarray
+    hit_tokens: np.ndarray
+    worker: np.ndarray
+    net_s: np.ndarray
+    queue_s: np.ndarray
+    prefill_s: np.ndarray
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    busy_s: np.ndarray
+    recomputed_tokens: np.ndarray
+    cache: dict
+    network: dict
+    sim_time_s: float = 0.0
+    wall_s: float = 0.0
+    iteration_ms: dict | None = None
+    preemptions: int = 0
+    io: dict = field(default_factory=dict)
+    prefetch: dict = field(default_factory=dict)
+    pod_wall_s: list[float] = field(default_factory=list)
+
+    def cache_summary(self) -> dict:
+        return self.cache
+
+    def network_stats(self) -> dict:
+        return self.network
+
+
+def merge(pods: list[PodResult], *, policy: str, router: str, timing: bool, setup, workload: Workload,
+          wall_s: float) -> MergedClusterResult:
+    """The whole deployment from its pods (each request in exactly one pod)."""
+    n = len(workload)
+    pods = sorted(pods, key=lambda p: p.pod)
+    seen = np.zeros(n, dtype=np.int64)
+    for p in pods:
+        seen[p.index] += 1
+    if n and not (seen == 1).all():
+        raise ValueError(f"pods do not cover the workload once: {int((seen != 1).sum())} request(s) in 0 or 2+ pods")
+    arrays: dict[str, np.ndarray] = {}
+    for k in ARRAYS:
+        first = pods[0].arrays[k]
+        out = np.zeros((n, *first.shape[1:]), dtype=first.dtype)
+        for p in pods:
+            v = p.arrays[k]
+            out[p.index] = v + p.pod * p.scalars["workers_per_pod"] if k == "worker" else v
+        arrays[k] = out
+    cache, net, io, pf = pods[0].cache, pods[0].network, pods[0].io, pods[0].prefetch
+    for p in pods[1:]:
+        cache, net = add_numbers(cache, p.cache), add_numbers(net, p.network)
+        io, pf = add_numbers(io, p.io), add_numbers(pf, p.prefetch)
+    # per rack / per pool sizes are the same in every pod: not summed
+    cache = {**cache, "eic_blocks": pods[0].cache["eic_blocks"], "ssd_blocks": pods[0].cache["ssd_blocks"]}
+    iteration_ms = None
+    if timing:
+        h = IterationHistogram()
+        for p in pods:
+            if p.hist is not None:
+                h.counts += p.hist["counts"]
+                h.total += p.hist["total"]
+                h.sum_s += p.hist["sum_s"]
+        iteration_ms = h.summary_ms()
+    return MergedClusterResult(
+        policy=policy, router=router, timing=timing, setup=setup, workload=workload, **arrays,
+        cache=cache, network=net, sim_time_s=max(p.scalars["sim_time_s"] for p in pods), wall_s=wall_s,
+        iteration_ms=iteration_ms, preemptions=sum(p.scalars["preemptions"] for p in pods), io=io, prefetch=pf,
+        pod_wall_s=[p.scalars["wall_s"] for p in pods],
+    )
+
+
+__all__ = ["ARRAYS", "MergedClusterResult", "PodResult", "add_numbers", "merge", "pod_result"]

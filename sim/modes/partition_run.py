@@ -1,0 +1,158 @@
+"""Running a partitioned cluster replay: pods as tasks (in this process, a local pool or Ray), kept as
+they finish, merged when all are in.
+
+``run_partitioned`` builds the pod tasks (``sim.modes.partition``), reuses
+the pods a previous run already stored (``PodStore``: ``<dir>/<key>.npz``,
+written atomically, keyed by everything that defines the pod: its config,
+policy, router, timing and requests), hands the rest to a ``PodRunner`` and
+merges (``sim.modes.partition_merge``). Progress counts the requests of the
+finished pods. A pod whose worker failed, died or ran out of memory is named
+in the error; the pods that finished are stored first, so a rerun only
+simulates the missing ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from sim.config import Config
+from sim.errors import InputError
+from sim.io_safe import write_bytes_atomic
+from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
+from sim.modes.partition_merge import ARRAYS, MergedClusterResult, PodResult, merge
+from trace.workload import Workload
+
+# runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
+PodRunner = Callable[[list[PodTask], Callable[[dict], None]], None]
+STORE_VERSION = 1
+
+
+def run_pod_task(task: PodTask) -> dict:
+    """One pod, never raising: {"task_id", "status": "ok", "result": PodResult} or status "failed" + error."""
+    t0 = time.perf_counter()
+    try:
+        return {"task_id": task.task_id, "status": "ok", "result": run_pod(task), "wall_s": time.perf_counter() - t0}
+    except Exception as e:  # noqa: BLE001 - reported by the driver, naming the pod
+        return {"task_id": task.task_id, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
+
+
+def in_process(tasks: list[PodTask], on_result: Callable[[dict], None]) -> None:
+    """The reference runner: the pods one after another in this process."""
+    for t in tasks:
+        on_result(run_pod_task(t))
+
+
+def pod_key(task: PodTask) -> str:
+    """Everything that defines the pod's result (the workload by content), as a short hash."""
+    h = hashlib.sha256()
+    h.update(json.dumps([STORE_VERSION, task.config, task.policy, task.router, task.timing, task.pod],
+                        sort_keys=True).encode())
+    w = task.workload
+    for a in (task.index, w.arrival_ms, w.input_tokens, w.output_tokens, w.session_id, w.block_offsets, w.block_ids):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+class PodStore:
+    """Finished pods in a folder, one ``<key>.npz`` each (no pickles: arrays and one JSON string)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"pod-{key}.npz"
+
+    def save(self, key: str, r: PodResult) -> None:
+        meta = {"key": key, "pod": r.pod, "task_id": r.task_id, "cache": r.cache, "network": r.network,
+                "scalars": r.scalars, "io": r.io, "prefetch": r.prefetch,
+                "hist": None if r.hist is None else {"total": r.hist["total"], "sum_s": r.hist["sum_s"]}}
+        arrays = {f"a_{k}": v for k, v in r.arrays.items()}
+        arrays["index"] = r.index
+        arrays["meta"] = np.array(json.dumps(meta))
+        if r.hist is not None:
+            arrays["hist_counts"] = r.hist["counts"]
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(self.path(key), buf.getvalue())
+
+    def load(self, key: str) -> PodResult | None:
+        """The stored pod, or None when absent, unreadable or not this pod's (it then runs again)."""
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("key") != key:
+                    return None
+                arrays = {k: z[f"a_{k}"] for k in ARRAYS}
+                hist = None
+                if meta["hist"] is not None:
+                    hist = {"counts": z["hist_counts"], **meta["hist"]}
+                return PodResult(pod=meta["pod"], task_id=meta["task_id"], index=z["index"], arrays=arrays,
+                                 cache=meta["cache"], network=meta["network"], scalars=meta["scalars"], io=meta["io"],
+                                 prefetch=meta["prefetch"], hist=hist)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def _failure_message(failed: list[tuple[PodTask, dict]], kept: int, store: PodStore | None) -> str:
+    t, res = min(failed, key=lambda f: f[0].pod)  # the lowest pod: the same line whichever failed first
+    more = f" ({len(failed) - 1} more pod(s) failed too)" if len(failed) > 1 else ""
+    where = (f"; the {kept} finished pod(s) are kept in {store.folder} and a rerun with the same --out reuses them"
+             if store is not None else "")
+    return f"pod {t.pod} ({t.task_id}, {len(t.index):,} requests) failed: {res.get('error')}{more}{where}"
+
+
+def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Partition, *, timing: bool,
+                    setup, runner: PodRunner | None = None, store: PodStore | None = None,
+                    progress: Callable[[int], None] | None = None) -> MergedClusterResult:
+    """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one)."""
+    t0 = time.perf_counter()
+    tasks = pod_tasks(cfg, w, part, policy, router, timing)
+    results: dict[int, PodResult] = {}
+    todo = []
+    for t in tasks:
+        t.key = pod_key(t)
+        r = store.load(t.key) if store is not None else None
+        if r is not None:
+            results[t.pod] = r
+        else:
+            todo.append(t)
+    by_id = {t.task_id: t for t in tasks}
+    done_requests = [sum(len(tasks[k].index) for k in results)]
+    if progress:
+        progress(done_requests[0])
+    failed: list[tuple[PodTask, dict]] = []
+
+    def on_result(res: dict) -> None:
+        t = by_id[res["task_id"]]
+        if res.get("status") != "ok":
+            failed.append((t, res))
+            return
+        r = res["result"]
+        if store is not None:
+            store.save(t.key, r)  # kept at once: a later failure or kill loses nothing finished
+        results[t.pod] = r
+        done_requests[0] += len(t.index)
+        if progress and done_requests[0] < len(w):  # the caller reports the end (one "done" line)
+            progress(done_requests[0])
+
+    if todo:
+        (runner or in_process)(todo, on_result)
+    if failed:
+        raise InputError(_failure_message(failed, len(results), store), where="--pods")
+    return merge(list(results.values()), policy=policy, router=router, timing=timing, setup=setup, workload=w,
+                 wall_s=time.perf_counter() - t0)
+
+
+__all__ = ["PodRunner", "PodStore", "in_process", "pod_key", "run_partitioned", "run_pod_task"]

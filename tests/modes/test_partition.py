@@ -1,0 +1,176 @@
+"""Cluster mode split into pods (--pods K): partition, independent pods, exact merge, kept pods, refusals."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from sim.config import load_config
+from sim.errors import InputError
+from sim.modes.cluster import run_cluster
+from sim.modes.common import prepare_workload
+from sim.modes.partition import Partition, assign_pods, pod_config
+from sim.modes.partition_run import PodStore, in_process
+from sim.modes.runner import run_mode
+from tests.golden.harness import diff
+from trace.source import workload_from_config
+
+SETS = ["model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=8", "cluster.racks=4",
+        "cluster.gpus_per_rack=16", "cluster.remote_ssd_capacity_gib=0", "hardware.hbm.capacity_gib=0.05",
+        "hardware.eic.capacity_gib=0.2", "synthetic.requests=300", "synthetic.sessions=30", "cache.engine=python"]
+WALL = ("wall_s", "sim_speed_req_s", "started_utc")
+
+
+def _cfg(*extra):
+    return load_config(overrides=SETS + list(extra))
+
+
+def _same(a: dict, b: dict) -> list[str]:
+    """Field-by-field differences of two reports, wall-clock fields aside."""
+    a, b = json.loads(json.dumps(a, default=str)), json.loads(json.dumps(b, default=str))
+    return [d for d in diff(a, b) if not any(w in d for w in WALL)]
+
+
+@pytest.mark.parametrize("timing", [False, True])
+def test_one_pod_is_the_unpartitioned_run(timing):
+    # K = 1: the merge path (summaries, arrays put back in order, histogram) rebuilds the direct report
+    cfg = _cfg()
+    a = run_mode(cfg, "cluster", timing=timing)
+    b = run_mode(cfg, "cluster", timing=timing, partition=Partition(1))
+    b.pop("partition")
+    assert _same(a, b) == []
+
+
+def test_pods_are_independent_clusters_and_merge_by_sums():
+    cfg = _cfg()
+    part = Partition(2, "session")
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+    pods = assign_pods(w, part)
+    # a session never spans pods; both pods get traffic; the assignment is a fixed function
+    for s in np.unique(w.session_id):
+        assert len(np.unique(pods[w.session_id == s])) == 1
+    assert set(pods.tolist()) == {0, 1}
+    assert (assign_pods(w, part) == pods).all()
+    # each pod by hand: a 2-rack cluster of its own with only its requests
+    hits = np.zeros((len(w), 6), dtype=np.int64)
+    worker = np.zeros(len(w), dtype=np.int64)
+    evictions = 0
+    for k in range(2):
+        idx = np.flatnonzero(pods == k)
+        pc = pod_config(cfg, part, k)
+        assert pc.cluster.racks == 2 and pc.seed == cfg.seed + k
+        r = run_cluster(pc, w.select(idx), "lru", "prefix_aware", timing=False)
+        hits[idx] = r.hit_tokens
+        worker[idx] = r.worker + k * r.setup.layout.n_workers
+        evictions += sum(t["evictions"] for t in r.cache_summary()["tiers"].values())
+    rep = run_mode(cfg, "cluster", timing=False, partition=part)
+    m = rep["metrics"]
+    assert m["hit_rate"] == pytest.approx(hits.sum() / w.input_tokens.sum(), abs=0)
+    assert m["evictions"] == evictions
+    assert m["workers"] == 64 and m["racks"] == 4
+    assert m["skew"]["worker"]["requests"]["max"] == np.bincount(worker).max()
+    assert rep["partition"] == {"pods": 2, "by": "session", "racks_per_pod": 2}
+    # the per-request rows are the pods' rows in request order
+    tables: list = []
+    run_mode(cfg, "cluster", timing=False, partition=part, requests=tables)
+    assert (tables[0].columns["worker"] == worker).all()
+    assert (tables[0].columns["request_id"] == np.arange(len(w))).all()
+
+
+def test_pods_on_the_local_pool_equal_the_single_process_run():
+    from experiments.pods import pod_runner
+
+    cfg = _cfg()
+    part = Partition(2, "prefix_root")
+    ref = run_mode(cfg, "cluster", timing=True, partition=part, pod_runner=in_process)
+    par = run_mode(cfg, "cluster", timing=True, partition=part, pod_runner=pod_runner("local", 2))
+    assert _same(ref, par) == []
+    assert ref["metrics"]["ttft_ms"]["p99"] is not None
+
+
+def test_pods_on_ray_equal_the_single_process_run():
+    pytest.importorskip("ray", reason="ray is an optional extra (pip install 'ray>=2.9')")
+    from experiments.pods import pod_runner
+
+    cfg = _cfg()
+    part = Partition(2)
+    ref = run_mode(cfg, "cluster", timing=False, partition=part)
+    par = run_mode(cfg, "cluster", timing=False, partition=part, pod_runner=pod_runner("ray", 2))
+    assert _same(ref, par) == []
+
+
+def test_finished_pods_are_kept_and_reused_and_a_failed_pod_is_named(tmp_path):
+    cfg = _cfg()
+    part = Partition(2)
+    store = PodStore(tmp_path / "pods")
+    calls: list[str] = []
+
+    def pod1_dies(tasks, on_result):
+        for t in tasks:
+            calls.append(t.task_id)
+            if t.pod == 1:
+                on_result({"task_id": t.task_id, "status": "failed", "error": "worker process died twice"})
+            else:
+                in_process([t], on_result)
+
+    with pytest.raises(InputError, match=r"pod 1 \(prefix_aware/lru/pod1, [\d,]+ requests\) failed: worker process "
+                                         r"died twice; the 1 finished pod\(s\) are kept in"):
+        run_mode(cfg, "cluster", timing=False, partition=part, pod_runner=pod1_dies, pod_store=store)
+    assert len(list((tmp_path / "pods").glob("pod-*.npz"))) == 1
+    calls.clear()
+    rerun = run_mode(cfg, "cluster", timing=False, partition=part, pod_runner=_record(calls), pod_store=store)
+    assert calls == ["prefix_aware/lru/pod1"]  # pod 0 came from its file
+    assert _same(rerun, run_mode(cfg, "cluster", timing=False, partition=part)) == []
+    # a damaged pod file is not trusted: that pod runs again
+    for f in (tmp_path / "pods").glob("pod-*.npz"):
+        f.write_bytes(b"garbage")
+    calls.clear()
+    run_mode(cfg, "cluster", timing=False, partition=part, pod_runner=_record(calls), pod_store=store)
+    assert sorted(calls) == ["prefix_aware/lru/pod0", "prefix_aware/lru/pod1"]
+
+
+def _record(calls):
+    def run(tasks, on_result):
+        calls.extend(t.task_id for t in tasks)
+        in_process(tasks, on_result)
+    return run
+
+
+def test_partitions_that_would_share_state_are_refused():
+    with pytest.raises(InputError, match="3 pods cannot split cluster.racks = 4"):
+        run_mode(_cfg(), "cluster", partition=Partition(3))
+    with pytest.raises(InputError, match="remote_ssd_capacity_gib = 64 is one pool every rack shares"):
+        run_mode(_cfg("cluster.remote_ssd_capacity_gib=64"), "cluster", partition=Partition(2))
+    with pytest.raises(InputError, match="pods split cluster mode only"):
+        run_mode(_cfg(), "single", partition=Partition(2))
+
+
+def test_cli_pods_keeps_pods_in_out_and_refuses_pod_flags_without_pods(tmp_path, capsys):
+    from sim.cli import main
+
+    sets = [a for s in SETS for a in ("--set", s)]
+    out = tmp_path / "run"
+    assert main(["run", "--mode", "cluster", *sets, "--hit-rate-only", "--pods", "2", "--out", str(out),
+                 "--no-plot", "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["partition"]["pods"] == 2 and len(list((out / "pods").glob("pod-*.npz"))) == 2
+    assert main(["run", "--mode", "cluster", *sets, "--workers", "2", "--quiet"]) == 2
+    assert "--workers: runs the pods of a partitioned cluster: add --pods K" in capsys.readouterr().err
+
+
+def _die(task):
+    """A pod task whose worker process is killed (as by the kernel's OOM killer)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_pod_whose_worker_process_dies_is_named():
+    from experiments.engine import run_local
+
+    def crashing_pool(tasks, on_result):
+        run_local(tasks, 2, on_result, fn=_die, id_key="task_id", what="pod task")
+
+    with pytest.raises(InputError, match=r"pod 0 \(prefix_aware/lru/pod0, [\d,]+ requests\) failed: worker process "
+                                         r"died twice \(killed, out of memory or crashed\) while pod task "
+                                         r"prefix_aware/lru/pod0 was queued or running \(1 more pod\(s\) failed too\)"):
+        run_mode(_cfg(), "cluster", timing=False, partition=Partition(2), pod_runner=crashing_pool)
