@@ -84,8 +84,10 @@ shares with turn k exactly floor(input_k / block_tokens) blocks. A request has
 ceil(input_tokens / block_tokens) blocks.
 
 Because every turn of a session is a prefix of one "session stream", the full
-blocks are hashed once per stream and gathered per request; work and memory
-stay linear in the output (1M multi-turn requests in a few seconds).
+blocks are hashed once per stream, and a request is held in parent form
+(``trace.prefix``): the previous turn of its stream, the blocks shared with
+it, and its new blocks. Memory follows the unique blocks, not the block
+accesses; the CSR ``block_ids`` is expanded only if something reads it.
 ``synthetic_blocks`` is False: the ids are exact for this content model.
 """
 from __future__ import annotations
@@ -95,6 +97,7 @@ import heapq
 import numpy as np
 
 from sim.config import SyntheticCfg
+from trace.prefix import PrefixBlocks
 from trace.workload import Workload
 
 # Request shares of the `mixed` kind.
@@ -405,23 +408,34 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
         stream_blocks[lo:hi] = block_ids_ending_at(g)
         del k, g
 
-    # -- per request: its stream's first floor(I/B) blocks + a partial block
-    nb = -(-input_tokens // B)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(nb, out=offsets[1:])
-    block_ids = np.empty(int(offsets[-1]), dtype=np.int64)
-    if len(stream_blocks):
-        for a, b in _chunks(nb, _CHUNK_BLOCKS):
-            lo, hi = int(offsets[a]), int(offsets[b])
-            src = np.arange(lo, hi, dtype=np.int64)
-            src += np.repeat(sb_off[stream[a:b]] - offsets[a:b], nb[a:b])
-            np.take(stream_blocks, src, mode="clip", out=block_ids[lo:hi])
-            del src
+    # -- per request, in parent form (trace.prefix): turn k extends turn k-1 of its stream by the stream's
+    # full blocks [F_{k-1}, F_k) (F = floor(I/B)) and its own partial last block; the full CSR is never built.
+    full = input_tokens // B
+    prev_req = np.full(n, -1, dtype=np.int64)
+    same = st_sorted[1:] == st_sorted[:-1]
+    prev_req[order[1:][same]] = order[:-1][same]
+    shared = np.where(prev_req >= 0, full[np.maximum(prev_req, 0)], 0)
+    has_part = (input_tokens % B) > 0
+    own_len = full - shared + has_part
+    own_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(own_len, out=own_off[1:])
+    own_ids = np.empty(int(own_off[-1]), dtype=np.int64)
+    nfull = full - shared
+    for a, b in _chunks(own_len, _CHUNK_BLOCKS):
+        cnt = nfull[a:b]
+        rel = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        dst = np.repeat(own_off[a:b], cnt) + rel
+        own_ids[dst] = stream_blocks[np.repeat(sb_off[stream[a:b]] + shared[a:b], cnt) + rel]
+        del rel, dst
     del stream_blocks
-    part = np.flatnonzero(input_tokens % B)
+    part = np.flatnonzero(has_part)
     if len(part):
         g = tok_base[stream[part]] + input_tokens[part] - 1
-        block_ids[offsets[part + 1] - 1] = block_ids_ending_at(g)
+        own_ids[own_off[part + 1] - 1] = block_ids_ending_at(g)
+    nb = full + has_part
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(nb, out=offsets[1:])
+    prefix = PrefixBlocks(np.where(shared > 0, prev_req, -1), shared, own_off, own_ids)
 
     return Workload(
         name=name or f"synthetic-{cfg.kind}",
@@ -430,10 +444,11 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
         output_tokens=out_tok,
         session_id=stream,
         block_offsets=offsets,
-        block_ids=block_ids,
+        block_ids=None,  # type: ignore[arg-type]  # held by `prefix`
         block_tokens=B,
         turn=turn_of,
         synthetic_blocks=False,
+        prefix=prefix,
     )
 
 
