@@ -11,7 +11,8 @@ def workload_from_config(cfg: Config) -> tuple[Workload, LoadStats | None]:
     if cfg.trace.path:
         from trace.formats import load_trace
 
-        return load_trace(cfg.trace.path, cfg.trace.format, strict=cfg.trace.strict, limit=limit)
+        w, stats = load_trace(cfg.trace.path, cfg.trace.format, strict=cfg.trace.strict, limit=limit)
+        return w.compacted(), stats
     from trace.synthetic import generate
 
     w = generate(cfg.synthetic, cfg.seed)

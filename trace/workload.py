@@ -173,6 +173,21 @@ class Workload:
         """Block accesses of the whole trace."""
         return int(self.block_offsets[-1])
 
+    def compacted(self) -> Workload:
+        """The same workload in parent form (each request extends its session's previous one) when that
+        holds fewer than half the block ids; else itself. Block lists are unchanged."""
+        if self.prefix is not None or not len(self) or not np.any(self.session_id >= 0):
+            return self
+        pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
+        if 2 * len(pb.own_ids) > len(self.block_ids):
+            return self
+        return Workload(
+            name=self.name, arrival_ms=self.arrival_ms, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, session_id=self.session_id, block_offsets=self.block_offsets,
+            block_ids=None, block_tokens=self.block_tokens, turn=self.turn,  # type: ignore[arg-type]
+            synthetic_blocks=self.synthetic_blocks, extra=self.extra, prefix=pb,
+        )
+
     def expanded(self) -> Workload:
         """The same workload with its CSR rows in memory (the old path; small traces)."""
         if self.prefix is None:

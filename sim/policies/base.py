@@ -94,6 +94,14 @@ class AccessContext:
             next_use[order[:-1][same]] = order[1:][same]
         return next_use
 
+    @cached_property
+    def key_bound(self) -> int:
+        """An upper bound of ``n_unique`` known without sorting the ids (the blocks the trace introduces);
+        what the compiled tiers size their slots by, so that no per-id sort runs before a replay."""
+        if self._w is None:
+            return self.n_unique
+        return int(self._w.prefix_blocks().own_off[-1])
+
     def max_blocks(self) -> int:
         """The most blocks one request has (the engine's scratch width)."""
         assert self._w is not None
