@@ -79,6 +79,9 @@ class PrefixBlocks:
     shared: np.ndarray  # int64 [n], leading blocks taken from the parent's list
     own_off: np.ndarray  # int64 [n + 1]
     own_ids: np.ndarray  # int64
+    # True when no id occurs in two own slices (the synthetic generator's content model guarantees it):
+    # then every own block is new when its request arrives, and the ids need no sort to count.
+    distinct: bool = False
 
     def __post_init__(self) -> None:
         for name in ("parent", "shared", "own_off", "own_ids"):
@@ -149,21 +152,21 @@ class PrefixBlocks:
     def head(self, k: int) -> PrefixBlocks:
         """The first k requests (parents are earlier, so the prefix is closed)."""
         return PrefixBlocks(self.parent[:k], self.shared[:k], self.own_off[:k + 1],
-                            self.own_ids[:int(self.own_off[k])])
+                            self.own_ids[:int(self.own_off[k])], self.distinct)
 
     def first_seen(self) -> np.ndarray:
         """Per request, how many of its blocks an earlier request already had."""
         n = len(self)
         own_len = np.diff(self.own_off)
         seen = self.shared.copy()
-        if len(self.own_ids):
+        if len(self.own_ids) and not self.distinct:
             owner = np.repeat(np.arange(n, dtype=np.int64), own_len)
             _, first, inv = np.unique(self.own_ids, return_index=True, return_inverse=True)
             seen += np.bincount(owner, weights=owner[first[inv]] < owner, minlength=n).astype(np.int64)
         return seen
 
     def n_unique(self) -> int:
-        return int(np.unique(self.own_ids).size)
+        return len(self.own_ids) if self.distinct else int(np.unique(self.own_ids).size)
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.parent, self.shared, self.own_off, self.own_ids))

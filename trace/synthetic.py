@@ -408,20 +408,24 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
     same = st_sorted[1:] == st_sorted[:-1]
     prev_req[order[1:][same]] = order[:-1][same]
     shared = np.where(prev_req >= 0, full[np.maximum(prev_req, 0)], 0)
-    opening = np.flatnonzero(prev_req < 0)  # in arrival order
-    k_pre = pre_tokens[stream[opening]] // B
-    opening, k_pre = opening[k_pre > 0], k_pre[k_pre > 0]
-    if len(opening):
-        key0, key1 = pre_id[stream[opening], 0], pre_id[stream[opening], 1]
-        by_key = np.lexsort((opening, key1, key0))
+    # Openings (first turns, arrival order) share with an earlier opening: the blocks of its whole prefix
+    # (system prompt + document, or group prefix) when one had the same, else those of the first segment.
+    opening = np.flatnonzero(prev_req < 0)
+    so = stream[opening]
+    k0 = np.where(pre_len[so, 0] > 0, pre_id[so, 0], np.uint64(0))
+    k1 = np.where(pre_len[so, 1] > 0, pre_id[so, 1], np.uint64(0))
+    for key0, key1, kb in ((k0, np.zeros_like(k1), pre_len[so, 0] // B), (k0, k1, pre_tokens[so] // B)):
+        m = np.flatnonzero((kb > 0) & ((key1 != 0) | (kb == pre_len[so, 0] // B)))
+        if not len(m):
+            continue
+        by_key = m[np.lexsort((m, key1[m], key0[m]))]
         new_key = np.ones(len(by_key), dtype=bool)
         new_key[1:] = (key0[by_key[1:]] != key0[by_key[:-1]]) | (key1[by_key[1:]] != key1[by_key[:-1]])
-        root = opening[by_key][np.maximum.accumulate(np.where(new_key, np.arange(len(by_key)), 0))]
-        follower = ~new_key
-        prev_req[opening[by_key][follower]] = root[follower]
-        shared[opening[by_key][follower]] = k_pre[by_key][follower]
-        del key0, key1, by_key, new_key, root, follower
-    del opening, k_pre, order, st_sorted
+        root = by_key[np.maximum.accumulate(np.where(new_key, np.arange(len(by_key)), 0))]
+        follow = by_key[~new_key]  # the second level overrides the first where both apply
+        prev_req[opening[follow]] = opening[root[~new_key]]
+        shared[opening[follow]] = kb[follow]
+    del opening, so, k0, k1, order, st_sorted
     has_part = (input_tokens % B) > 0
     nfull = full - shared
     own_off = np.zeros(n + 1, dtype=np.int64)
@@ -441,7 +445,9 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
     nb = full + has_part
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nb, out=offsets[1:])
-    prefix = PrefixBlocks(np.where(shared > 0, prev_req, -1), shared, own_off, own_ids)
+    # Own blocks are distinct: a full block past the shared prefix holds per-request (salted) content and
+    # a partial block ends inside the request's own user text (up to 63-bit hash collisions).
+    prefix = PrefixBlocks(np.where(shared > 0, prev_req, -1), shared, own_off, own_ids, distinct=True)
 
     return Workload(
         name=name or f"synthetic-{cfg.kind}",

@@ -81,16 +81,20 @@ def _cfg(**synthetic) -> Config:
     return cfg
 
 
-@pytest.mark.parametrize("kind", ["multi_turn", "mixed"])
+@pytest.mark.parametrize("kind", ["multi_turn", "mixed", "rag", "system_prompt", "multi_agent"])
 def test_synthetic_is_compact_and_its_csr_matches(kind):
     w = generate(_cfg(kind=kind).synthetic, 3)
     assert w.compact
     # far fewer ids held than accesses: earlier turns and shared prefixes are referenced
-    assert len(w.prefix.own_ids) < 0.5 * w.total_blocks
+    assert len(w.prefix.own_ids) < 0.5 * w.total_blocks or kind == "system_prompt"
     full = w.expanded()
     assert not full.compact and len(full.block_ids) == w.total_blocks
     for i in (0, 1, len(w) // 2, len(w) - 1):
         assert np.array_equal(w.blocks(i), full.blocks(i))
+    # the generator's promise that lets it skip sorting: no id in two own slices
+    assert w.prefix.distinct and len(np.unique(w.prefix.own_ids)) == len(w.prefix.own_ids)
+    assert w.prefix.n_unique() == len(np.unique(full.block_ids))
+    assert np.array_equal(w.prefix.first_seen(), PrefixBlocks.from_csr(full.block_offsets, full.block_ids).first_seen())
     h = w.head(100)
     assert h.compact and np.array_equal(h.block_ids, full.block_ids[:full.block_offsets[100]])
 
