@@ -42,7 +42,8 @@ def rss_gib() -> float:
 def machine() -> str:
     from sim.modes.memory import machine_bytes
 
-    return f"{os.cpu_count()} cores, {machine_bytes() / 1024**3:.0f} GiB, {platform.processor() or platform.machine()}, " \
+    arch = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} cores, {machine_bytes() / 1024**3:.0f} GiB, {arch}, " \
            f"load {os.getloadavg()[0]:.1f}"
 
 

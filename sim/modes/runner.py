@@ -219,12 +219,7 @@ def run_mode(
     ``sim.report.requests.RequestTable`` per run (policy, router or deployment).
     """
     if workload is None:
-        from sim.modes.memory import check, synthetic_estimate
         from trace.source import workload_from_config
-
-        if not cfg.trace.path:
-            check(synthetic_estimate(cfg.synthetic), what=f"generating {cfg.synthetic.requests:,} synthetic requests",
-                  change="lower synthetic.requests", where="synthetic.requests")
 
         workload, load_stats = workload_from_config(cfg)
     if len(workload) == 0:

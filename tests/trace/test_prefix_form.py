@@ -149,8 +149,15 @@ def test_estimate_follows_unique_blocks():
 def test_impossible_size_refused_in_one_line(monkeypatch, capsys, tmp_path):
     import sim.cli as cli
 
+    import trace.synthetic
+
     monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "2")
     assert limit_bytes() == 2 * GiB
+
+    def must_not_run(*a, **k):
+        raise AssertionError("generated before the memory check")
+
+    monkeypatch.setattr(trace.synthetic, "generate", must_not_run)
     rc = cli.main(["run", "--mode", "single", "--hit-rate-only", "--quiet", "--no-plot",
                    "--set", "synthetic.requests=100000000", "--report-json", str(tmp_path / "r.json")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -168,11 +175,27 @@ def test_bad_limit_refused(monkeypatch):
 
 
 def test_run_refused_after_load_when_policy_needs_per_access_arrays(monkeypatch):
+    import sim.modes.memory as memory
+
     cfg = _cfg(requests=2000, sessions=200)
     w = generate(cfg.synthetic, cfg.seed)
-    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", str((400 * 1024**2 + w.nbytes() + 2000 * 300) / GiB))
+    seen: dict[str, float] = {}
+    real_check = memory.check
+
+    def record(est, **kw):
+        seen[kw["what"]] = est.total
+        real_check(est, **kw)
+
+    monkeypatch.setattr(memory, "check", record)
+    need = {}
+    for p in ("lru", "belady"):
+        run_mode(cfg, "single", workload=w, policies=[p], timing=False)
+        need[p] = seen.pop("replaying 2,000 requests on one node")
+    # Belady's per-access arrays (next_use over the expanded ids): 48 bytes per block access more
+    assert need["belady"] - need["lru"] >= w.total_blocks * 48
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", str((need["lru"] + need["belady"]) / 2 / GiB))
     run_mode(cfg, "single", workload=w, policies=["lru"], timing=False)  # fits
-    with pytest.raises(InputError, match="replaying 2,000 requests on one node"):
+    with pytest.raises(InputError, match="replaying 2,000 requests on one node needs an estimated"):
         run_mode(cfg, "single", workload=w, policies=["belady"], timing=False)
 
 
