@@ -148,7 +148,6 @@ def test_estimate_follows_unique_blocks():
 
 def test_impossible_size_refused_in_one_line(monkeypatch, capsys, tmp_path):
     import sim.cli as cli
-
     import trace.synthetic
 
     monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "2")
