@@ -151,8 +151,9 @@ class Workload:
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for block_ids of a prefix-form workload: expand it once (the old in-memory path).
-        if name == "block_ids" and self.__dict__.get("prefix") is not None:
-            ids = self.prefix.to_csr()[1]
+        prefix = self.__dict__.get("prefix")
+        if name == "block_ids" and prefix is not None:
+            ids = prefix.to_csr()[1]
             self.__dict__["block_ids"] = ids
             return ids
         raise AttributeError(name)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -252,6 +253,7 @@ def run_cluster(
         ctx = AccessContext.from_workload(workload)
     setup = ClusterSetup.from_config(cfg, workload.block_tokens, topo)
     cache: ClusterCache | CompiledClusterCache
+    rows: Callable[[int], Any]  # request i's blocks, as the cache takes them
     if compiled and recency is not None and setup.node.hbm_blocks > 0:  # recency: the compiled queue order
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays; renumbering the prefix
         # form's own blocks renumbers every request's (trace.prefix), without expanding the trace.
@@ -263,9 +265,10 @@ def run_cluster(
         ids = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
         offs = workload.block_offsets.tolist()
 
-        def rows(i: int) -> list[int]:
+        def python_rows(i: int) -> list[int]:
             return ids[offs[i]:offs[i + 1]]
 
+        rows = python_rows
         cache = build_cluster_cache(cfg, setup, policy, ctx, ctx.n_unique)
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)

@@ -70,17 +70,17 @@ class AccessContext:
     def depth(self) -> np.ndarray:
         assert self._w is not None
         w = self._w
-        return np.arange(w.total_blocks, dtype=np.int64) - np.repeat(w.block_offsets[:-1], w.n_blocks())
+        return np.asarray(np.arange(w.total_blocks, dtype=np.int64) - np.repeat(w.block_offsets[:-1], w.n_blocks()))
 
     @cached_property
     def session(self) -> np.ndarray:
         assert self._w is not None
-        return self._w.session_id[self.request]
+        return np.asarray(self._w.session_id[self.request])
 
     @cached_property
     def arrival_ms(self) -> np.ndarray:
         assert self._w is not None
-        return self._w.arrival_ms[self.request]
+        return np.asarray(self._w.arrival_ms[self.request])
 
     @cached_property
     def next_use(self) -> np.ndarray:
