@@ -34,8 +34,8 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import simpy
