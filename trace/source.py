@@ -11,8 +11,12 @@ def workload_from_config(cfg: Config) -> tuple[Workload, LoadStats | None]:
     if cfg.trace.path:
         from trace.formats import load_trace
 
-        return load_trace(cfg.trace.path, cfg.trace.format, strict=cfg.trace.strict, limit=limit)
+        w, stats = load_trace(cfg.trace.path, cfg.trace.format, strict=cfg.trace.strict, limit=limit)
+        return w.compacted(), stats
+    from sim.modes.memory import check, synthetic_estimate
     from trace.synthetic import generate
 
+    check(synthetic_estimate(cfg.synthetic), what=f"generating {cfg.synthetic.requests:,} synthetic requests",
+          change="lower synthetic.requests", where="synthetic.requests")
     w = generate(cfg.synthetic, cfg.seed)
     return w.head(limit), None

@@ -84,8 +84,10 @@ shares with turn k exactly floor(input_k / block_tokens) blocks. A request has
 ceil(input_tokens / block_tokens) blocks.
 
 Because every turn of a session is a prefix of one "session stream", the full
-blocks are hashed once per stream and gathered per request; work and memory
-stay linear in the output (1M multi-turn requests in a few seconds).
+blocks are hashed once per stream, and a request is held in parent form
+(``trace.prefix``): the previous turn of its stream, the blocks shared with
+it, and its new blocks. Memory follows the unique blocks, not the block
+accesses; the CSR ``block_ids`` is expanded only if something reads it.
 ``synthetic_blocks`` is False: the ids are exact for this content model.
 """
 from __future__ import annotations
@@ -95,6 +97,7 @@ import heapq
 import numpy as np
 
 from sim.config import SyntheticCfg
+from trace.prefix import PrefixBlocks
 from trace.workload import Workload
 
 # Request shares of the `mixed` kind.
@@ -119,7 +122,8 @@ _TAG_GRP = 3 << 56
 _TAG_USER = 4 << 56
 _TAG_OUT = 5 << 56
 
-_CHUNK_BLOCKS = 1 << 22  # blocks hashed/gathered per vectorized chunk
+_CHUNK_BLOCKS = 1 << 20  # blocks hashed/gathered per vectorized chunk
+_ASSIGN_CHUNK = 1 << 18  # arrivals converted to Python objects at a time in _assign
 
 
 # ---------------------------------------------------------------- hashing
@@ -201,12 +205,10 @@ def _assign(t_s, think_s, unit_kind, turns_pool, agents: int, cap: int):
     Returns per request (stream, turn) and per stream (kind, group).
     """
     n = len(t_s)
-    t = t_s.tolist()
-    think = think_s.tolist()
-    kinds = unit_kind.tolist()
     pool = turns_pool.tolist()
-    stream_of = [0] * n
-    turn_of = [0] * n
+    # per-arrival outputs in arrays, inputs read a chunk at a time: no Python object per arrival survives
+    stream_of = np.empty(n, dtype=np.int64)
+    turn_of = np.empty(n, dtype=np.int64)
     s_kind: list[int] = []
     s_group: list[int] = []
     s_turns: list[int] = []
@@ -215,50 +217,56 @@ def _assign(t_s, think_s, unit_kind, turns_pool, agents: int, cap: int):
     pop, push = heapq.heappop, heapq.heappush
     active = 0
     groups = 0
-    for i in range(n):
-        ti = t[i]
-        if heap and heap[0][0] <= ti:
-            s = pop(heap)[1]
-        else:
-            kind = kinds[i]
-            if kind == _SP or kind == _RAG:
-                s = len(s_kind)
-                s_kind.append(kind)
-                s_group.append(-1)
-                s_turns.append(1)
-                served.append(0)
-            elif active >= cap:
+    for c0 in range(0, n, _ASSIGN_CHUNK):
+        c1 = min(n, c0 + _ASSIGN_CHUNK)
+        t, think, kinds = t_s[c0:c1].tolist(), think_s[c0:c1].tolist(), unit_kind[c0:c1].tolist()
+        so, to = [0] * (c1 - c0), [0] * (c1 - c0)
+        for q in range(c1 - c0):
+            ti = t[q]
+            if heap and heap[0][0] <= ti:
                 s = pop(heap)[1]
-            elif kind == _MT:
-                s = len(s_kind)
-                s_kind.append(_MT)
-                s_group.append(-1)
-                s_turns.append(pool[s % len(pool)])
-                served.append(0)
-                active += 1
-            else:  # _MA: a whole group of agents starts now
-                s = len(s_kind)
-                for a in range(agents):
-                    sa = s + a
-                    s_kind.append(_MA)
-                    s_group.append(groups)
-                    s_turns.append(pool[sa % len(pool)])
+            else:
+                kind = kinds[q]
+                if kind == _SP or kind == _RAG:
+                    s = len(s_kind)
+                    s_kind.append(kind)
+                    s_group.append(-1)
+                    s_turns.append(1)
                     served.append(0)
-                    if a:
-                        push(heap, (ti, sa))
-                groups += 1
-                active += agents
-        k = served[s]
-        served[s] = k + 1
-        stream_of[i] = s
-        turn_of[i] = k
-        if k + 1 < s_turns[s]:
-            push(heap, (ti + think[i], s))
-        elif s_kind[s] == _MT or s_kind[s] == _MA:
-            active -= 1
+                elif active >= cap:
+                    s = pop(heap)[1]
+                elif kind == _MT:
+                    s = len(s_kind)
+                    s_kind.append(_MT)
+                    s_group.append(-1)
+                    s_turns.append(pool[s % len(pool)])
+                    served.append(0)
+                    active += 1
+                else:  # _MA: a whole group of agents starts now
+                    s = len(s_kind)
+                    for a in range(agents):
+                        sa = s + a
+                        s_kind.append(_MA)
+                        s_group.append(groups)
+                        s_turns.append(pool[sa % len(pool)])
+                        served.append(0)
+                        if a:
+                            push(heap, (ti, sa))
+                    groups += 1
+                    active += agents
+            k = served[s]
+            served[s] = k + 1
+            so[q] = s
+            to[q] = k
+            if k + 1 < s_turns[s]:
+                push(heap, (ti + think[q], s))
+            elif s_kind[s] == _MT or s_kind[s] == _MA:
+                active -= 1
+        stream_of[c0:c1] = so
+        turn_of[c0:c1] = to
     return (
-        np.array(stream_of, dtype=np.int64),
-        np.array(turn_of, dtype=np.int64),
+        stream_of,
+        turn_of,
         np.array(s_kind, dtype=np.int8),
         np.array(s_group, dtype=np.int64),
     )
@@ -342,7 +350,6 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
     inp_sorted = pre_tokens[st_sorted] + excl + user_tok[order]
     input_tokens = np.empty(n, dtype=np.int64)
     input_tokens[order] = inp_sorted
-    last_input = inp_sorted[first[1:] - 1]  # stream length any request needs
 
     # -- segments: per stream [pre0, pre1, u_0, o_0, u_1, o_1, ...], zero lengths dropped
     nseg = 2 + 2 * nturns
@@ -392,36 +399,55 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
         j = np.searchsorted(seg_end, g, side="right")
         return _to_id(_mix(chain_prev[j], seg_id[j], g + 1 - seg_start[j]))
 
-    # -- full blocks of every stream, hashed once
-    sb_count = last_input // B
-    sb_off = np.zeros(S + 1, dtype=np.int64)
-    np.cumsum(sb_count, out=sb_off[1:])
-    stream_blocks = np.empty(int(sb_off[-1]), dtype=np.int64)
-    for a, b in _chunks(sb_count, _CHUNK_BLOCKS):
-        cnt = sb_count[a:b]
-        lo, hi = int(sb_off[a]), int(sb_off[b])
-        k = np.arange(lo, hi, dtype=np.int64) - np.repeat(sb_off[a:b], cnt)
-        g = np.repeat(tok_base[a:b], cnt) + (k + 1) * B - 1
-        stream_blocks[lo:hi] = block_ids_ending_at(g)
-        del k, g
-
-    # -- per request: its stream's first floor(I/B) blocks + a partial block
-    nb = -(-input_tokens // B)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(nb, out=offsets[1:])
-    block_ids = np.empty(int(offsets[-1]), dtype=np.int64)
-    if len(stream_blocks):
-        for a, b in _chunks(nb, _CHUNK_BLOCKS):
-            lo, hi = int(offsets[a]), int(offsets[b])
-            src = np.arange(lo, hi, dtype=np.int64)
-            src += np.repeat(sb_off[stream[a:b]] - offsets[a:b], nb[a:b])
-            np.take(stream_blocks, src, mode="clip", out=block_ids[lo:hi])
-            del src
-    del stream_blocks
-    part = np.flatnonzero(input_tokens % B)
+    # -- per request, in parent form (trace.prefix): turn k extends turn k-1 of its stream by the stream's
+    # full blocks [F_{k-1}, F_k) (F = floor(I/B)) and its own partial last block. A stream's first turn
+    # extends the first earlier stream with the same shared prefix (system prompt [+ document], or group
+    # prefix) by the blocks past it. Only these new blocks are hashed; the full CSR is never built.
+    full = input_tokens // B
+    prev_req = np.full(n, -1, dtype=np.int64)
+    same = st_sorted[1:] == st_sorted[:-1]
+    prev_req[order[1:][same]] = order[:-1][same]
+    shared = np.where(prev_req >= 0, full[np.maximum(prev_req, 0)], 0)
+    # Openings (first turns, arrival order) share with an earlier opening: the blocks of its whole prefix
+    # (system prompt + document, or group prefix) when one had the same, else those of the first segment.
+    opening = np.flatnonzero(prev_req < 0)
+    so = stream[opening]
+    k0 = np.where(pre_len[so, 0] > 0, pre_id[so, 0], np.uint64(0))
+    k1 = np.where(pre_len[so, 1] > 0, pre_id[so, 1], np.uint64(0))
+    for key0, key1, kb in ((k0, np.zeros_like(k1), pre_len[so, 0] // B), (k0, k1, pre_tokens[so] // B)):
+        m = np.flatnonzero((kb > 0) & ((key1 != 0) | (kb == pre_len[so, 0] // B)))
+        if not len(m):
+            continue
+        by_key = m[np.lexsort((m, key1[m], key0[m]))]
+        new_key = np.ones(len(by_key), dtype=bool)
+        new_key[1:] = (key0[by_key[1:]] != key0[by_key[:-1]]) | (key1[by_key[1:]] != key1[by_key[:-1]])
+        root = by_key[np.maximum.accumulate(np.where(new_key, np.arange(len(by_key)), 0))]
+        follow = by_key[~new_key]  # the second level overrides the first where both apply
+        prev_req[opening[follow]] = opening[root[~new_key]]
+        shared[opening[follow]] = kb[follow]
+    del opening, so, k0, k1, order, st_sorted
+    has_part = (input_tokens % B) > 0
+    nfull = full - shared
+    own_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(nfull + has_part, out=own_off[1:])
+    own_ids = np.empty(int(own_off[-1]), dtype=np.int64)
+    for a, b in _chunks(nfull, _CHUNK_BLOCKS):
+        cnt = nfull[a:b]
+        rel = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        # block k of the stream (k = shared + rel) ends at stream token (k + 1) * B - 1
+        g = np.repeat(tok_base[stream[a:b]] + (shared[a:b] + 1) * B - 1, cnt) + rel * B
+        own_ids[np.repeat(own_off[a:b], cnt) + rel] = block_ids_ending_at(g)
+        del rel, g
+    part = np.flatnonzero(has_part)
     if len(part):
         g = tok_base[stream[part]] + input_tokens[part] - 1
-        block_ids[offsets[part + 1] - 1] = block_ids_ending_at(g)
+        own_ids[own_off[part + 1] - 1] = block_ids_ending_at(g)
+    nb = full + has_part
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(nb, out=offsets[1:])
+    # Own blocks are distinct: a full block past the shared prefix holds per-request (salted) content and
+    # a partial block ends inside the request's own user text (up to 63-bit hash collisions).
+    prefix = PrefixBlocks(np.where(shared > 0, prev_req, -1), shared, own_off, own_ids, distinct=True)
 
     return Workload(
         name=name or f"synthetic-{cfg.kind}",
@@ -430,10 +456,11 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
         output_tokens=out_tok,
         session_id=stream,
         block_offsets=offsets,
-        block_ids=block_ids,
+        block_ids=None,  # type: ignore[arg-type]  # held by `prefix`
         block_tokens=B,
         turn=turn_of,
         synthetic_blocks=False,
+        prefix=prefix,
     )
 
 

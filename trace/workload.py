@@ -9,8 +9,11 @@ share every block before it too, so a prefix cache can key on the id alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from trace.prefix import PrefixBlocks
 
 
 @dataclass
@@ -73,8 +76,10 @@ class Workload:
     input_tokens: np.ndarray  # int64 >= 0
     output_tokens: np.ndarray  # int64 >= 0
     session_id: np.ndarray  # int64, -1 = unknown
-    block_offsets: np.ndarray  # int64, len n+1, block_offsets[0] == 0
-    block_ids: np.ndarray  # int64
+    block_offsets: np.ndarray  # int64, len n+1, block_offsets[0] == 0: access positions of each request
+    # int64, the CSR rows. None when `prefix` holds the lists: then it is expanded on first read (small
+    # traces, tests); the simulators read `prefix_blocks()` and never expand it.
+    block_ids: np.ndarray
     block_tokens: int  # tokens per hash block of the source
     # Turn number within the session (0 = first), -1 unknown.
     turn: np.ndarray = field(default_factory=lambda: _TURNS_UNKNOWN)
@@ -83,6 +88,8 @@ class Workload:
     # Optional per-request float64 columns the simulation does not read but reports carry along, e.g. the
     # latencies a benchmark measured (MEASURED_COLUMNS, `run --compare-measured`). Empty on the normal path.
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    # The block lists in parent form (trace.prefix): memory follows the unique blocks, not the accesses.
+    prefix: PrefixBlocks | None = None
 
     def __post_init__(self) -> None:
         self.arrival_ms = _as(self.arrival_ms, np.float64)
@@ -90,8 +97,17 @@ class Workload:
         self.output_tokens = _as(self.output_tokens, np.int64)
         self.session_id = _as(self.session_id, np.int64)
         self.block_offsets = _as(self.block_offsets, np.int64)
-        self.block_ids = _as(self.block_ids, np.int64)
         n = len(self.arrival_ms)
+        if self.block_ids is None:
+            if self.prefix is None or len(self.prefix) != n:
+                raise ValueError("Workload needs block_ids or a PrefixBlocks of n requests")
+            if not np.array_equal(np.diff(self.block_offsets), self.prefix.counts()):
+                raise ValueError("Workload.block_offsets disagree with the prefix form's block counts")
+            del self.block_ids  # expanded on first read (__getattr__)
+        else:
+            self.block_ids = _as(self.block_ids, np.int64)
+            if self.prefix is not None:
+                raise ValueError("Workload takes block_ids or prefix, not both")
         if self.turn is None or self.turn is _TURNS_UNKNOWN:
             self.turn = np.full(n, -1, dtype=np.int64)
         self.turn = _as(self.turn, np.int64)
@@ -100,7 +116,7 @@ class Workload:
                 raise ValueError(f"Workload.{name} has {len(getattr(self, name))} rows, expected {n}")
         if len(self.block_offsets) != n + 1 or (n >= 0 and self.block_offsets[0] != 0):
             raise ValueError("Workload.block_offsets must have n+1 entries starting at 0")
-        if self.block_offsets[-1] != len(self.block_ids):
+        if self.prefix is None and self.block_offsets[-1] != len(self.block_ids):
             raise ValueError("Workload.block_offsets[-1] must equal len(block_ids)")
         if self.block_tokens <= 0:
             raise ValueError("Workload.block_tokens must be positive")
@@ -133,6 +149,57 @@ class Workload:
             block_tokens=block_tokens,
         )
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for block_ids of a prefix-form workload: expand it once (the old in-memory path).
+        prefix = self.__dict__.get("prefix")
+        if name == "block_ids" and prefix is not None:
+            ids = prefix.to_csr()[1]
+            self.__dict__["block_ids"] = ids
+            return ids
+        raise AttributeError(name)
+
+    @property
+    def compact(self) -> bool:
+        """True when the block lists are held in parent form and not expanded."""
+        return self.prefix is not None and "block_ids" not in self.__dict__
+
+    def prefix_blocks(self) -> PrefixBlocks:
+        """The block lists as the simulators read them (the CSR as a parent-less PrefixBlocks if need be)."""
+        if self.prefix is not None:
+            return self.prefix
+        return PrefixBlocks.from_csr(self.block_offsets, self.block_ids)
+
+    @property
+    def total_blocks(self) -> int:
+        """Block accesses of the whole trace."""
+        return int(self.block_offsets[-1])
+
+    def compacted(self) -> Workload:
+        """The same workload in parent form (each request extends its session's previous one) when that
+        holds fewer than half the block ids; else itself. Block lists are unchanged."""
+        if self.prefix is not None or not len(self) or not np.any(self.session_id >= 0):
+            return self
+        pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
+        if 2 * len(pb.own_ids) > len(self.block_ids):
+            return self
+        return Workload(
+            name=self.name, arrival_ms=self.arrival_ms, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, session_id=self.session_id, block_offsets=self.block_offsets,
+            block_ids=None, block_tokens=self.block_tokens, turn=self.turn,  # type: ignore[arg-type]
+            synthetic_blocks=self.synthetic_blocks, extra=self.extra, prefix=pb,
+        )
+
+    def expanded(self) -> Workload:
+        """The same workload with its CSR rows in memory (the old path; small traces)."""
+        if self.prefix is None:
+            return self
+        return Workload(
+            name=self.name, arrival_ms=self.arrival_ms, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, session_id=self.session_id, block_offsets=self.block_offsets,
+            block_ids=self.prefix.to_csr()[1], block_tokens=self.block_tokens, turn=self.turn,
+            synthetic_blocks=self.synthetic_blocks, extra=self.extra,
+        )
+
     def __len__(self) -> int:
         return len(self.arrival_ms)
 
@@ -141,7 +208,10 @@ class Workload:
         return len(self.arrival_ms)
 
     def blocks(self, i: int) -> np.ndarray:
-        """Block ids of request i (a view, not a copy)."""
+        """Block ids of request i (a view of the CSR, or a new array from the prefix form)."""
+        if self.compact:
+            assert self.prefix is not None
+            return self.prefix.row(i)
         return self.block_ids[self.block_offsets[i] : self.block_offsets[i + 1]]
 
     def n_blocks(self) -> np.ndarray:
@@ -151,6 +221,16 @@ class Workload:
         """The first `limit` requests (all of them when limit is None)."""
         if limit is None or limit >= len(self):
             return self
+        if self.compact:
+            assert self.prefix is not None
+            k = int(limit)
+            return Workload(
+                name=self.name, arrival_ms=self.arrival_ms[:k], input_tokens=self.input_tokens[:k],
+                output_tokens=self.output_tokens[:k], session_id=self.session_id[:k],
+                block_offsets=self.block_offsets[:k + 1], block_ids=None,  # type: ignore[arg-type]
+                block_tokens=self.block_tokens, turn=self.turn[:k], synthetic_blocks=self.synthetic_blocks,
+                extra={c: v[:k] for c, v in self.extra.items()}, prefix=self.prefix.head(k),
+            )
         return self.select(np.arange(limit))
 
     def select(self, idx: np.ndarray) -> Workload:
@@ -195,6 +275,8 @@ class Workload:
             raise ValueError(
                 f"cache.block_tokens={page_tokens} must divide the trace's block size {self.block_tokens}"
             )
+        if self.prefix is not None:  # finer pages of a parent-form trace: expanded (the estimate counts it)
+            return self.expanded().reblock(page_tokens)
         factor = self.block_tokens // page_tokens
         nb = self.n_blocks()
         pages = np.minimum(-(-self.input_tokens // page_tokens), nb * factor)
@@ -219,10 +301,13 @@ class Workload:
         )
 
     def nbytes(self) -> int:
-        return sum(
+        blocks = self.prefix.nbytes() if self.prefix is not None else 0
+        if "block_ids" in self.__dict__:
+            blocks += self.block_ids.nbytes
+        return blocks + sum(
             a.nbytes
             for a in (
                 self.arrival_ms, self.input_tokens, self.output_tokens, self.session_id,
-                self.block_offsets, self.block_ids, self.turn, *self.extra.values(),
+                self.block_offsets, self.turn, *self.extra.values(),
             )
         )

@@ -17,8 +17,8 @@ Layout of ``M`` (all offsets are absolute indices into ``M``):
   ghost key;
 * each tier's hash table (``sim.engine.hashtab``: key, slot pairs) and auxiliary region
   (LFU's frequency buckets, Belady's heap);
-* the workload's ``next_use`` and ``depth`` per access (Belady and
-  selective_write read them by access position);
+* the workload's ``next_use`` and ``depth`` per access, only for the policy
+  that reads them (Belady: next_use, selective_write: depth; empty otherwise);
 * scratch buffers for the victims a call evicts at each level (HBM -> DRAM
   -> SSD -> out), so the hot path never allocates.
 
@@ -90,9 +90,11 @@ def tier_at(t):
 
 def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_code: int, n_workers: int,
              write_through: bool, params: list[tuple[int, int, int]], next_use: np.ndarray,
-             depth: np.ndarray) -> np.ndarray:
+             depth: np.ndarray, max_blocks: int) -> np.ndarray:
     """``M`` for tiers with `capacities` (blocks), `nslots` slots and `aux` words of policy
-    structures (LFU buckets, Belady's heap) each; `params[t]` = PARAM_A..C."""
+    structures (LFU buckets, Belady's heap) each; `params[t]` = PARAM_A..C. `next_use` and `depth`
+    are empty unless the policy reads them (they are per block access); `max_blocks`: the most
+    blocks one request has."""
     n_t = len(capacities)
     sizes = [table_size(n) for n in nslots]
     total_slots = int(sum(nslots))
@@ -102,7 +104,7 @@ def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_co
     nu0 = hp0 + int(sum(aux))
     dp0 = nu0 + len(next_use)
     sc0 = dp0 + len(depth)
-    scratch_n = int(depth.max()) + 1 if len(depth) else 1
+    scratch_n = max(1, int(max_blocks))
     M = np.empty(sc0 + 6 * scratch_n, dtype=np.int64)
     M[:N_NODE_FIELDS] = 0
     M[NW], M[POLICY], M[WRITE_THROUGH] = n_workers, policy_code, int(write_through)

@@ -90,16 +90,18 @@ class CompiledNodeCache:
         # small target and ghost size, selective_write's history and depth).
         refs = [make_policy(policy, c, ctx, **params) for c in (hbm_blocks, dram_blocks, ssd_blocks)]
         refs = [refs[0]] * n_workers + refs[1:]
-        nslots = [_slots(code, c, p, ctx.n_unique) for c, p in zip(caps, refs, strict=True)]
+        nslots = [_slots(code, c, p, ctx.key_bound) for c, p in zip(caps, refs, strict=True)]
         prm = [_params(code, p) for p in refs]
         # the reuse history of selective_write, shared by the node's tiers
         hist = max((p[0] for p in prm), default=0) if code == SELECTIVE_WRITE else 0
         caps.append(0)
-        nslots.append(_bounded(hist + 2, ctx.n_unique) if hist else 0)
+        nslots.append(_bounded(hist + 2, ctx.key_bound) if hist else 0)
         prm.append((0, 0, 0))
         aux_words = {LFU: lfu_kernel.aux_words, BELADY: belady_kernel.aux_words}.get(code, lambda n: 0)
+        none = np.zeros(0, dtype=np.int64)  # per-access arrays only for the policy that reads them
         self.M = allocate(caps, nslots, [aux_words(n) for n in nslots], code, n_workers, write_through, prm,
-                          ctx.next_use, ctx.depth)
+                          ctx.next_use if code == BELADY else none, ctx.depth if code == SELECTIVE_WRITE else none,
+                          ctx.max_blocks())
         if code == LFU:
             for t in range(len(caps)):
                 lfu_kernel.init_buckets(self.M, t)

@@ -6,7 +6,9 @@ look up, fetch, store, record, sample occupancy. Runs over [i0, i1) so the
 caller can report progress between chunks; all state lives in arrays.
 
 Arguments are grouped in tuples:
-``W = (arrival_s, block_offsets, block_ids, input_tokens, session_index, service_s)``,
+``W = (arrival_s, block_offsets, input_tokens, session_index, service_s)`` (block_offsets: each
+request's first access position), ``P = (parent, shared, own_off, own_ids, buf, pbuf)`` the block lists in
+``trace.prefix`` form, materialised one request at a time into ``buf`` (``pbuf`` for a prefetched one),
 ``Q = (dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arrival, last_req, gaps)``
 (the departure and prefetch heaps and the session-gap predictor; ``gaps`` =
 [sum, count]), ``out = (worker, hit_blocks, hit_tokens, occ_t, occ)``;
@@ -20,6 +22,7 @@ from numba import njit
 from sim.engine.layout import LEN, NW, tier_at
 from sim.engine.node_ops import fetch, lookup, prefetch, store
 from sim.engine.routing import route
+from trace.prefix import fill
 
 PREFETCH_GAP_FRACTION = 0.8  # as sim.timing.prefetch.InstantPrefetch: prefetch at 80% of the mean think time
 
@@ -127,8 +130,9 @@ def _pf_pop(pt, ps, pr, pw, n):
 
 # ------------------------------------------------------------- the loop
 @njit(cache=True)
-def replay(M, R, W, Q, out, st, load, i0, i1, every, bt, do_prefetch):
-    arr_s, offs, ids, inp, sess, svc = W
+def replay(M, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
+    arr_s, offs, inp, sess, svc = W
+    parent, shared, own_off, own_ids, buf, pbuf = P
     dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arr, last_req, gaps = Q
     worker, hit_blocks, hit_tok, occ_t, occ = out
     nw = M[NW]
@@ -142,9 +146,10 @@ def replay(M, R, W, Q, out, st, load, i0, i1, every, bt, do_prefetch):
             k = st[1]
             r = pf_r[k]
             if last_req[pf_s[k]] == r:
-                prefetch(M, pf_w[k], ids[offs[r]:offs[r + 1]], offs[r])
-        lo, hi = offs[i], offs[i + 1]
-        blocks = ids[lo:hi]
+                nr = fill(parent, shared, own_off, own_ids, r, pbuf)
+                prefetch(M, pf_w[k], pbuf[:nr], offs[r])
+        lo = offs[i]
+        blocks = buf[:fill(parent, shared, own_off, own_ids, i, buf)]
         s = sess[i]
         wk = route(M, R, load, i, blocks, s)
         nh, n_dram, ns = lookup(M, wk, blocks)
@@ -185,7 +190,11 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
     """
     n = len(w)
     n_sess = int(session_index.max()) + 1 if n else 0
-    W = (w.arrival_ms / 1000.0, w.block_offsets, w.block_ids, w.input_tokens, session_index, service_s)
+    W = (w.arrival_ms / 1000.0, w.block_offsets, w.input_tokens, session_index, service_s)
+    pb = w.prefix_blocks()
+    width = max(1, int(w.n_blocks().max()) if n else 1)
+    P = (pb.parent, pb.shared, pb.own_off, pb.own_ids, np.empty(width, dtype=np.int64),
+         np.empty(width, dtype=np.int64))
     Q = (
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64),
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64), np.zeros(max(1, n), dtype=np.int64),
@@ -199,7 +208,7 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
     bt = w.block_tokens
     for i0 in range(0, n, chunk):
         i1 = min(n, i0 + chunk)
-        replay(cache.M, R, W, Q, out, st, load, i0, i1, every, bt, do_prefetch)
+        replay(cache.M, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch)
         if progress:
             progress(i1 - 1)
     k = int(st[2])

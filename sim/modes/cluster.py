@@ -35,6 +35,7 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import simpy
@@ -62,6 +63,7 @@ from sim.timing.network import Network
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
+from trace.prefix import PrefixBlocks
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -275,14 +277,23 @@ def run_cluster(
         ctx = AccessContext.from_workload(workload)
     setup = ClusterSetup.from_config(cfg, workload.block_tokens, topo)
     cache: ClusterCache | CompiledClusterCache
+    rows: Callable[[int], Any]  # request i's blocks, as the cache takes them
     if compiled and recency is not None and setup.node.hbm_blocks > 0:  # recency: the compiled queue order
-        # Dense block ids 0..U-1 index the compiled cache's per-block arrays.
-        uniq, dense = np.unique(workload.block_ids, return_inverse=True)
-        blocks = np.ascontiguousarray(dense, dtype=np.int64)
+        # Dense block ids 0..U-1 index the compiled cache's per-block arrays; renumbering the prefix
+        # form's own blocks renumbers every request's (trace.prefix), without expanding the trace.
+        pb = workload.prefix_blocks()
+        uniq, dense = np.unique(pb.own_ids, return_inverse=True)
+        rows = PrefixBlocks(pb.parent, pb.shared, pb.own_off, dense.reshape(-1)).row
         cache = build_compiled_cache(cfg, setup, recency, int(uniq.size))
     else:
-        blocks = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
-        cache = build_cluster_cache(cfg, setup, policy, ctx, int(np.unique(workload.block_ids).size))
+        ids = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
+        offs = workload.block_offsets.tolist()
+
+        def python_rows(i: int) -> list[int]:
+            return ids[offs[i]:offs[i + 1]]
+
+        rows = python_rows
+        cache = build_cluster_cache(cfg, setup, policy, ctx, ctx.n_unique)
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)
     nan = np.full(n, np.nan)
@@ -300,7 +311,7 @@ def run_cluster(
     state = ClusterRouteState(setup.layout, cache, loads, workload.input_tokens, cost, seed=cfg.seed)
     rt = make_router(router, "cluster", state, where="cluster.router")
     run = _run_timed if timing else _run_fast
-    run(cfg, workload, blocks, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
+    run(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
     res.wall_s = time.perf_counter() - t_wall
     return res
 
@@ -309,7 +320,7 @@ def _every(n: int) -> int:
     return max(1, n // 200)
 
 
-def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+def _run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
               progress) -> None:
     # Python lists: per-request scalar reads from numpy arrays are slow in this loop.
     arr_s = (w.arrival_ms / 1000.0).tolist()
@@ -341,9 +352,9 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
         while prefetches and prefetches[0][0] <= t:
             _, s, r, pw = heapq.heappop(prefetches)
             if pf is not None and pf.still_latest(s, r):
-                prefetched += prefetch_instant(cache, pw, ids[offs[r]:offs[r + 1]], int(offs[r]), account_moves)
-        lo, hi = int(offs[i]), int(offs[i + 1])
-        blocks = ids[lo:hi]
+                prefetched += prefetch_instant(cache, pw, rows(r), int(offs[r]), account_moves)
+        lo = int(offs[i])
+        blocks = rows(i)
         wk = router.choose(i, blocks, int(sess[i]))
         c, crit, bg = cache.acquire(wk, blocks, lo)
         npre = sum(c)
@@ -378,7 +389,7 @@ def _run_fast(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, lo
     res.prefetch = prefetch_untimed(prefetched, bb)
 
 
-def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+def _run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
                progress) -> None:
     env = simpy.Environment()
     node = setup.node
@@ -428,8 +439,8 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
             env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
-        lo, hi = int(offs[i]), int(offs[i + 1])
-        blocks = ids[lo:hi]
+        lo = int(offs[i])
+        blocks = rows(i)
         wk = router.choose(i, blocks, int(sess[i]))
         loads.inc(wk)
         wk_of[i] = wk
@@ -475,10 +486,11 @@ def _run_timed(cfg, w: Workload, ids, setup: ClusterSetup, cache, net, router, l
         i, now = r.i, env.now
         clock[0] = now
         wk = eng.idx
-        lo, hi = offs[i], offs[i + 1]
-        background(cache.store(wk, ids[lo:hi], lo, sum(hb[i])))
+        lo = offs[i]
+        blocks = rows(i)
+        background(cache.store(wk, blocks, lo, sum(hb[i])))
         if pf is not None:
-            pf.turn_done(int(sess[i]), i, wk, ids[lo:hi], lo)
+            pf.turn_done(int(sess[i]), i, wk, blocks, lo)
         t_first[i] = now
         queue_s[i] = r.t_pstart - r.t_ready
         prefill_s[i] = now - r.t_pstart

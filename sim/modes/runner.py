@@ -48,6 +48,40 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
         progress(label, 1, 1)
 
 
+# policies whose compiled kernels read per-access arrays (sim.engine.node_cache)
+PER_ACCESS_POLICIES = {"belady", "selective_write"}
+
+
+def _too_big(w: Workload) -> str:
+    return "lower synthetic.requests" if not w.extra and w.name.startswith("synthetic") else "set trace.limit"
+
+
+def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
+    from sim.modes.memory import check, run_estimate
+    from sim.modes.single import use_engine
+
+    per_access = any(p in PER_ACCESS_POLICIES or not use_engine(cfg, p) for p in policies)
+    slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
+    est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies))
+    check(est, what=f"replaying {len(w):,} requests on one node", change=_too_big(w), where="--mode single")
+
+
+def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
+                   timing: bool) -> None:
+    from sim.modes.cluster import ClusterSetup, queue_recency
+    from sim.modes.memory import check, run_estimate
+
+    setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
+    cap = (setup.layout.n_workers * setup.node.hbm_blocks + topo.n_nodes * setup.node.dram_blocks
+           + cfg.cluster.racks * setup.eic_blocks + setup.ssd_blocks)
+    compiled = all(queue_recency(p) is not None for p in policies)
+    est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
+                       slots=min(cap, ctx.key_bound), cluster_compiled=compiled,
+                       runs=len(policies) + len(routers) - 1)
+    check(est, what=f"replaying {len(w):,} requests on {setup.layout.n_workers * setup.node.gpus_per_worker:,} GPUs",
+          change=_too_big(w), where="--mode cluster")
+
+
 def run_single_mode(
     cfg: Config,
     workload: Workload,
@@ -68,6 +102,7 @@ def run_single_mode(
     t0 = time.perf_counter()
     w, ctx = prepare_workload(cfg, workload)
     node = NodeSetup.from_config(cfg, w.block_tokens)
+    _check_single(cfg, w, ctx, node, policies, timing)
     pools = node_pools(node.n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
     _compile_engine_once(cfg, w, policies, timing, progress)
@@ -137,6 +172,7 @@ def run_cluster_mode(
     w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
     node = NodeSetup.from_config(cfg, w.block_tokens)
+    _check_cluster(cfg, w, ctx, topo, policies, routers, timing)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
 

@@ -201,7 +201,7 @@ def _sample(cache: NodeCache, t: float) -> None:
 
 def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress) -> None:
     arr_s = w.arrival_ms / 1000.0
-    offs, ids = w.block_offsets, w.block_ids
+    offs, row = w.block_offsets, w.blocks
     inp, sess = w.input_tokens, w.session_id
     bt = setup.block_tokens
     departures: list[tuple[float, int]] = []  # (estimated finish, worker) - the load signal
@@ -214,9 +214,9 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
         while prefetches and prefetches[0][0] <= t:
             _, s, r, pw = heapq.heappop(prefetches)
             if prefetcher.still_latest(s, r):
-                cache.prefetch(pw, ids[offs[r]:offs[r + 1]], int(offs[r]))
-        lo, hi = int(offs[i]), int(offs[i + 1])
-        blocks = ids[lo:hi]
+                cache.prefetch(pw, row(r), int(offs[r]))
+        lo = int(offs[i])
+        blocks = row(i)
         s = int(sess[i])
         wk = router.choose(i, blocks, s)
         nh, nd, ns = cache.lookup(wk, blocks)
@@ -246,7 +246,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     io = NodeIO(env, cfg, nw, setup.gpus_per_worker, setup.block_bytes, setup.spec.n_layers)
     sync_backup = cache.write_through and not cfg.cache.async_backup
     arr_s = w.arrival_ms / 1000.0
-    offs, ids = w.block_offsets, w.block_ids
+    offs, row = w.block_offsets, w.blocks  # row(i): request i's blocks (a view, or built from the prefix form)
     inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id
     bt = setup.block_tokens
     every = _sample_every(len(w))
@@ -262,11 +262,12 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
-        lo, hi = int(offs[i]), int(offs[i + 1])
-        st = cache.store(wk, ids[lo:hi], lo, npre_of[i])
+        lo = int(offs[i])
+        blocks = row(i)
+        st = cache.store(wk, blocks, lo, npre_of[i])
         bg = background(st, wk)
         if pf is not None:
-            pf.turn_done(int(sess[i]), i, wk, ids[lo:hi], lo)
+            pf.turn_done(int(sess[i]), i, wk, blocks, lo)
         if sync_backup and st.hbm_to_dram:
             bg[0].callbacks.append(lambda _e: first_out(eng, r))
         else:
@@ -295,8 +296,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def request(i: int):
         t0 = env.now
-        lo, hi = int(offs[i]), int(offs[i + 1])
-        blocks = ids[lo:hi]
+        lo = int(offs[i])
+        blocks = row(i)
         s = int(sess[i])
         wk = router.choose(i, blocks, s)
         load[wk] += 1

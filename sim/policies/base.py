@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -35,40 +35,77 @@ if TYPE_CHECKING:
 NEVER = np.iinfo(np.int64).max  # next_use of a block that is not accessed again
 
 
-@dataclass
 class AccessContext:
-    """Per-access arrays of a workload, indexed by access position ``pos``."""
+    """Per-access arrays of a workload, indexed by access position ``pos``, built on first read.
 
-    next_use: np.ndarray  # int64: pos of the next access to the same block id, NEVER if none
-    depth: np.ndarray  # int64: index of the block within its request (0 = first block)
-    request: np.ndarray  # int64: request index of the access
-    session: np.ndarray  # int64: session id of the access's request (-1 unknown)
-    arrival_ms: np.ndarray  # float64: arrival time of the access's request
-    n_unique: int = 0  # distinct block ids (bounds the slots a compiled tier can ever use)
+    ``next_use`` (int64: pos of the next access to the same block id, NEVER if none), ``depth`` (index
+    of the block within its request), ``request``, ``session`` (-1 unknown) and ``arrival_ms`` of the
+    access's request are 8 bytes per block access each: only the policies that read them (Belady,
+    selective_write, the learned policy's features) pay for them. ``n_unique`` (distinct block ids,
+    which bounds the slots a compiled tier can ever use) comes from the workload's unique blocks.
+    Each may be assigned (hand-made contexts in tests and ``sim.policies.replay``).
+    """
+
+    def __init__(self, workload: Workload | None = None, **arrays: Any) -> None:
+        self._w = workload
+        for k, v in arrays.items():
+            setattr(self, k, v)
 
     @classmethod
     def from_workload(cls, w: Workload) -> AccessContext:
-        """Build the arrays for `w` (a trace.Workload) in O(total blocks)."""
-        ids = w.block_ids
+        """A context of `w` (a trace.Workload); each array is built in O(total blocks) when first read."""
+        return cls(w)
+
+    @cached_property
+    def n_unique(self) -> int:
+        assert self._w is not None
+        return self._w.prefix_blocks().n_unique() if self._w.total_blocks else 0
+
+    @cached_property
+    def request(self) -> np.ndarray:
+        assert self._w is not None
+        return np.repeat(np.arange(len(self._w), dtype=np.int64), self._w.n_blocks())
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        assert self._w is not None
+        w = self._w
+        return np.asarray(np.arange(w.total_blocks, dtype=np.int64) - np.repeat(w.block_offsets[:-1], w.n_blocks()))
+
+    @cached_property
+    def session(self) -> np.ndarray:
+        assert self._w is not None
+        return np.asarray(self._w.session_id[self.request])
+
+    @cached_property
+    def arrival_ms(self) -> np.ndarray:
+        assert self._w is not None
+        return np.asarray(self._w.arrival_ms[self.request])
+
+    @cached_property
+    def next_use(self) -> np.ndarray:
+        assert self._w is not None
+        ids = self._w.block_ids
         n = len(ids)
-        counts = w.n_blocks()
-        request = np.repeat(np.arange(len(w), dtype=np.int64), counts)
-        depth = np.arange(n, dtype=np.int64) - np.repeat(w.block_offsets[:-1], counts)
         next_use = np.full(n, NEVER, dtype=np.int64)
-        n_unique = 0
         if n:
             order = np.lexsort((np.arange(n), ids))  # by id, then by position
             same = ids[order[1:]] == ids[order[:-1]]
             next_use[order[:-1][same]] = order[1:][same]
-            n_unique = n - int(same.sum())
-        return cls(
-            next_use=next_use,
-            depth=depth,
-            request=request,
-            session=w.session_id[request],
-            arrival_ms=w.arrival_ms[request],
-            n_unique=n_unique,
-        )
+        return next_use
+
+    @cached_property
+    def key_bound(self) -> int:
+        """An upper bound of ``n_unique`` known without sorting the ids (the blocks the trace introduces);
+        what the compiled tiers size their slots by, so that no per-id sort runs before a replay."""
+        if self._w is None:
+            return self.n_unique
+        return int(self._w.prefix_blocks().own_off[-1])
+
+    def max_blocks(self) -> int:
+        """The most blocks one request has (the engine's scratch width)."""
+        assert self._w is not None
+        return int(self._w.n_blocks().max()) if len(self._w) else 0
 
 
 class Policy(ABC):

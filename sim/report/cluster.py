@@ -93,7 +93,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     """Metrics of one cluster replay (a sim.modes.cluster.ClusterResult)."""
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
-    total_blocks = max(1, len(w.block_ids))
+    total_blocks = max(1, w.total_blocks)
     cs = res.cache_summary()  # plain counters: one cache, or the pods' summed (sim.modes.partition)
     bb = res.setup.node.block_bytes
     by_loc_tok = res.hit_tokens.sum(axis=0)

@@ -47,7 +47,7 @@ def workload_summary(w: Workload) -> dict[str, Any]:
         "input_tokens": int(w.input_tokens.sum()),
         "output_tokens": int(w.output_tokens.sum()),
         "block_tokens": int(w.block_tokens),
-        "blocks": int(len(w.block_ids)),
+        "blocks": w.total_blocks,
         "synthetic_blocks": bool(w.synthetic_blocks),
     }
 

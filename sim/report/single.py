@@ -25,7 +25,7 @@ def single_metrics(res, cfg: Config) -> dict[str, Any]:
     """Metrics of one single-node replay (a sim.modes.single.RunResult)."""
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
-    total_blocks = max(1, len(w.block_ids))
+    total_blocks = max(1, w.total_blocks)
     cache = res.cache
     bb = res.setup.block_bytes
     tiers: dict[str, Any] = {}

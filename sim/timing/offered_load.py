@@ -45,14 +45,7 @@ class Pool:
 def reusable_prefix_tokens(w: Workload) -> np.ndarray:
     """Per request, prompt tokens in blocks that an earlier request already had (block ids chain their
     prefix, so a seen block means its whole prefix was seen): the hits of an infinite cache."""
-    n = len(w)
-    counts = np.diff(w.block_offsets)
-    if not len(w.block_ids):
-        return np.zeros(n, dtype=np.int64)
-    owner = np.repeat(np.arange(n), counts)
-    _, first, inv = np.unique(w.block_ids, return_index=True, return_inverse=True)
-    seen = (owner[first[inv]] < owner).astype(np.int64)
-    hit_blocks = np.bincount(owner, weights=seen, minlength=n).astype(np.int64)
+    hit_blocks = w.prefix_blocks().first_seen()  # from the unique blocks, without expanding the trace
     return np.minimum(hit_blocks * w.block_tokens, w.input_tokens)
 
 

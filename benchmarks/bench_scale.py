@@ -1,0 +1,126 @@
+"""Scale: millions of multi-turn requests in bounded memory (issue #19).
+
+Workload: the built-in synthetic ``multi_turn`` generator, 16-token blocks, `--requests` requests
+(default 10,000,000) and `--sessions` concurrent sessions (default requests / 10, as the issue's
+1M-request / 100k-session case; capped at 1,000,000); the default config otherwise (Llama-3-70B TP 2,
+8 x H100 per node). One run per process, so the peak RSS is this run's:
+
+* ``--run single``: single node, LRU, hit-rate-only (the compiled replay);
+* ``--run single_timed``: single node, LRU, timed (SimPy);
+* ``--run cluster``: cluster mode at ``--racks`` racks (default 1,600 = 102,400 GPUs), prefix_aware
+  router, LRU, timed unless ``--hit-rate-only``.
+
+Prints the generation time, the replay's requests/s (wall and CPU), and the peak RSS
+(resource.getrusage ru_maxrss) of the whole process, plus the memory estimate the run was checked
+against (sim.modes.memory). ``--identical N`` also replays the first N requests on the old in-memory
+path (the expanded CSR) and checks every per-request result is equal.
+
+    python benchmarks/bench_scale.py --run single [--requests 10000000] [--identical 1000000]
+    python benchmarks/bench_scale.py --run cluster --requests 1000000 --quick
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from sim.config import Config  # noqa: E402
+
+
+def rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def machine() -> str:
+    from sim.modes.memory import machine_bytes
+
+    arch = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} cores, {machine_bytes() / 1024**3:.0f} GiB, {arch}, " \
+           f"load {os.getloadavg()[0]:.1f}"
+
+
+def config(args) -> Config:
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={
+        "kind": "multi_turn", "requests": args.requests, "block_tokens": 16,
+        "sessions": args.sessions or min(1_000_000, max(1, args.requests // 10))})
+    cfg.cluster = cfg.cluster.model_copy(update={"racks": args.racks, "router": "prefix_aware"})
+    return cfg
+
+
+def replay(cfg: Config, w, run: str, timing: bool):
+    """One replay: (per-request results, wall s, CPU s)."""
+    from sim.modes.cluster import run_cluster
+    from sim.modes.common import prepare_workload
+    from sim.modes.single import run_single
+
+    pw, ctx = prepare_workload(cfg, w)
+    w0, c0 = time.perf_counter(), time.process_time()
+    if run == "cluster":
+        res = run_cluster(cfg, pw, "lru", "prefix_aware", ctx=ctx, timing=timing)
+    else:
+        res = run_single(cfg, pw, "lru", ctx=ctx, timing=timing)
+    return res, time.perf_counter() - w0, time.process_time() - c0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", choices=["single", "single_timed", "cluster"], default="single")
+    ap.add_argument("--requests", type=int, default=10_000_000)
+    ap.add_argument("--sessions", type=int, default=0)
+    ap.add_argument("--racks", type=int, default=1600)
+    ap.add_argument("--hit-rate-only", action="store_true", help="cluster: the untimed replay")
+    ap.add_argument("--quick", action="store_true", help="100,000 requests (a smoke run)")
+    ap.add_argument("--identical", type=int, default=0, metavar="N",
+                    help="also check the first N requests against the expanded in-memory path")
+    args = ap.parse_args()
+    if args.quick:
+        args.requests = 100_000
+    from sim.modes.memory import limit_bytes, run_estimate, synthetic_estimate
+    from trace.synthetic import generate
+
+    cfg = config(args)
+    timing = args.run == "single_timed" or (args.run == "cluster" and not args.hit_rate_only)
+    print(f"machine: {machine()}")
+    print(f"workload: synthetic multi_turn, {args.requests:,} requests, {cfg.synthetic.sessions:,} sessions; "
+          f"run: {args.run}{' timed' if timing else ' hit-rate-only'}"
+          + (f", {args.racks} racks" if args.run == "cluster" else ""))
+    print(f"estimate before generating: {synthetic_estimate(cfg.synthetic).total / 1024**3:.2f} GiB "
+          f"(limit {limit_bytes() / 1024**3:.1f} GiB)")
+    t0 = time.perf_counter()
+    w = generate(cfg.synthetic, cfg.seed)
+    print(f"generated in {time.perf_counter() - t0:.1f} s: {w.total_blocks:,} block accesses, "
+          f"{len(w.prefix_blocks().own_ids):,} ids held, workload {w.nbytes() / 1024**3:.2f} GiB "
+          f"(the CSR would hold {w.total_blocks * 8 / 1024**3:.2f} GiB of ids); peak RSS so far {rss_gib():.2f} GiB")
+    est = run_estimate(w, mode="cluster" if args.run == "cluster" else "single", timing=timing, per_access=False,
+                       slots=0, cluster_compiled=args.run == "cluster")
+    print(f"run estimate (without cache slots): {est.total / 1024**3:.2f} GiB")
+    replay(cfg, w.head(50), args.run, timing)  # compile outside the timing
+    res, wall, cpu = replay(cfg, w, args.run, timing)
+    hit = float(res.hit_tokens.sum() / max(1, w.input_tokens.sum()))
+    print(f"replay: {wall:.1f} s wall, {cpu:.1f} s CPU: {len(w) / wall:,.0f} requests/s wall, "
+          f"{len(w) / cpu:,.0f} requests/s CPU; token hit rate {hit:.4f}")
+    print(f"peak RSS: {rss_gib():.2f} GiB")
+    if args.identical:
+        k = min(args.identical, len(w))
+        head = w.head(k)
+        a, _, _ = replay(cfg, head, args.run, timing)
+        del res
+        b, _, _ = replay(cfg, head.expanded(), args.run, timing)
+        cols = ["hit_blocks", "hit_tokens", "worker"] + (["ttft_s"] if timing else [])
+        same = all(np.array_equal(getattr(a, c), getattr(b, c), equal_nan=c == "ttft_s") for c in cols)
+        print(f"first {k:,} requests identical to the in-memory path ({', '.join(cols)}): {same}")
+        if not same:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

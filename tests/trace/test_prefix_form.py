@@ -1,0 +1,204 @@
+"""The parent form of block lists (trace.prefix): same lists as the CSR, same simulation results, and
+runs too big for the memory bound refused up front."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.config import Config
+from sim.errors import InputError
+from sim.modes.memory import GiB, limit_bytes, run_estimate
+from sim.modes.runner import run_mode
+from trace.prefix import PrefixBlocks
+from trace.synthetic import generate
+from trace.workload import Workload
+
+
+@st.composite
+def multi_turn_csr(draw):
+    """Random multi-turn traffic: each turn extends its session's previous prompt (dropping a random
+    number of trailing blocks, as a partial last block is) and adds new blocks; ids from a small
+    alphabet so unrelated requests collide too."""
+    n = draw(st.integers(1, 40))
+    n_sess = draw(st.integers(1, 6))
+    last: dict[int, list[int]] = {}
+    rows, sess = [], []
+    for _ in range(n):
+        s = draw(st.integers(-1, n_sess - 1))
+        base = last.get(s, []) if s >= 0 else []
+        keep = draw(st.integers(0, len(base)))
+        new = draw(st.lists(st.integers(0, 30), max_size=6))
+        row = base[:keep] + new
+        rows.append(row)
+        sess.append(s)
+        if s >= 0:
+            last[s] = row
+    offs = np.zeros(n + 1, dtype=np.int64)
+    offs[1:] = np.cumsum([len(r) for r in rows])
+    ids = np.array([b for r in rows for b in r], dtype=np.int64)
+    return offs, ids, np.array(sess, dtype=np.int64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(multi_turn_csr())
+def test_materialised_rows_equal_the_csr(case):
+    offs, ids, sess = case
+    pb = PrefixBlocks.compress(offs, ids, sess)
+    for i in range(len(offs) - 1):
+        assert pb.row(i).tolist() == ids[offs[i]:offs[i + 1]].tolist()
+    o2, i2 = pb.to_csr()
+    assert np.array_equal(o2, offs) and np.array_equal(i2, ids)
+    assert pb.n_unique() == len(np.unique(ids))
+    # first_seen: blocks an earlier request had, by brute force
+    seen: set[int] = set()
+    for i in range(len(offs) - 1):
+        row = ids[offs[i]:offs[i + 1]].tolist()
+        assert pb.first_seen()[i] == sum(b in seen for b in row)
+        seen.update(row)
+    k = (len(offs) - 1) // 2
+    assert np.array_equal(pb.head(k).to_csr()[1], ids[:offs[k]])
+
+
+def test_parent_must_be_earlier():
+    with pytest.raises(ValueError, match="earlier"):
+        PrefixBlocks(np.array([1, -1]), np.array([1, 0]), np.array([0, 1, 2]), np.array([5, 6]))
+
+
+def test_hand_case():
+    # request 1 extends request 0 by two blocks; request 2 shares one block of request 1
+    pb = PrefixBlocks(np.array([-1, 0, 1]), np.array([0, 2, 1]), np.array([0, 3, 5, 6]),
+                      np.array([10, 11, 12, 20, 21, 30]))
+    assert [pb.row(i).tolist() for i in range(3)] == [[10, 11, 12], [10, 11, 20, 21], [10, 30]]
+    assert pb.counts().tolist() == [3, 4, 2]
+    assert pb.first_seen().tolist() == [0, 2, 1]
+
+
+def _cfg(**synthetic) -> Config:
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"requests": 5000, "sessions": 500, **synthetic})
+    return cfg
+
+
+@pytest.mark.parametrize("kind", ["multi_turn", "mixed", "rag", "system_prompt", "multi_agent"])
+def test_synthetic_is_compact_and_its_csr_matches(kind):
+    w = generate(_cfg(kind=kind).synthetic, 3)
+    assert w.compact
+    # far fewer ids held than accesses: earlier turns and shared prefixes are referenced
+    assert len(w.prefix.own_ids) < 0.5 * w.total_blocks or kind == "system_prompt"
+    full = w.expanded()
+    assert not full.compact and len(full.block_ids) == w.total_blocks
+    for i in (0, 1, len(w) // 2, len(w) - 1):
+        assert np.array_equal(w.blocks(i), full.blocks(i))
+    # the generator's promise that lets it skip sorting: no id in two own slices
+    assert w.prefix.distinct and len(np.unique(w.prefix.own_ids)) == len(w.prefix.own_ids)
+    assert w.prefix.n_unique() == len(np.unique(full.block_ids))
+    assert np.array_equal(w.prefix.first_seen(), PrefixBlocks.from_csr(full.block_offsets, full.block_ids).first_seen())
+    h = w.head(100)
+    assert h.compact and np.array_equal(h.block_ids, full.block_ids[:full.block_offsets[100]])
+
+
+def _metrics(report: dict) -> dict:
+    m = report["policies"][0]["metrics"]
+    return {k: v for k, v in m.items() if k not in ("sim_speed_req_s",)}
+
+
+@pytest.mark.parametrize("mode,timing,policy", [
+    ("single", False, "lru"), ("single", True, "lru"), ("single", False, "s3fifo"),
+    ("single", False, "belady"), ("cluster", False, "lru"), ("cluster", True, "lru"),
+])
+def test_same_results_as_the_in_memory_path(mode, timing, policy):
+    """The parent form (streamed per request) and the expanded CSR give identical reports."""
+    cfg = _cfg(requests=1500, sessions=150)
+    if mode == "cluster":
+        cfg.cluster.racks = 2
+    w = generate(cfg.synthetic, cfg.seed)
+    new = run_mode(cfg, mode, workload=w, policies=[policy], timing=timing)
+    old = run_mode(cfg, mode, workload=w.expanded(), policies=[policy], timing=timing)
+    assert _metrics(new) == _metrics(old)
+    assert new["policies"][0]["metrics"]["hit_rate"] > 0
+
+
+def test_per_request_results_identical():
+    from sim.modes.common import prepare_workload
+    from sim.modes.single import run_single
+
+    cfg = _cfg()
+    w = generate(cfg.synthetic, cfg.seed)
+    out = []
+    for ww in (w, w.expanded()):
+        pw, ctx = prepare_workload(cfg, ww)
+        res = run_single(cfg, pw, "lru", ctx=ctx, timing=False)
+        out.append((res.hit_blocks, res.hit_tokens, res.worker))
+    for a, b in zip(*out, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_estimate_follows_unique_blocks():
+    w = generate(_cfg().synthetic, 1)
+    compact = run_estimate(w, mode="single", timing=False, per_access=False, slots=0)
+    full = run_estimate(w.expanded(), mode="single", timing=False, per_access=False, slots=0)
+    assert compact.parts["workload"] < full.parts["workload"]
+    # per-access arrays only when a policy reads them
+    assert "per-access arrays" not in compact.parts
+    belady = run_estimate(w, mode="single", timing=False, per_access=True, slots=0)
+    assert belady.parts["per-access arrays"] == w.total_blocks * 48
+
+
+def test_impossible_size_refused_in_one_line(monkeypatch, capsys, tmp_path):
+    import sim.cli as cli
+    import trace.synthetic
+
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "2")
+    assert limit_bytes() == 2 * GiB
+
+    def must_not_run(*a, **k):
+        raise AssertionError("generated before the memory check")
+
+    monkeypatch.setattr(trace.synthetic, "generate", must_not_run)
+    rc = cli.main(["run", "--mode", "single", "--hit-rate-only", "--quiet", "--no-plot",
+                   "--set", "synthetic.requests=100000000", "--report-json", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1
+    assert err[0].startswith("error: synthetic.requests: generating 100,000,000 synthetic requests needs an estimated")
+    assert "lower synthetic.requests" in err[0] and "KVSIM_MEMORY_LIMIT_GIB" in err[0]
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_bad_limit_refused(monkeypatch):
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "lots")
+    with pytest.raises(InputError, match="not a number"):
+        limit_bytes()
+
+
+def test_run_refused_after_load_when_policy_needs_per_access_arrays(monkeypatch):
+    import sim.modes.memory as memory
+
+    cfg = _cfg(requests=2000, sessions=200)
+    w = generate(cfg.synthetic, cfg.seed)
+    seen: dict[str, float] = {}
+    real_check = memory.check
+
+    def record(est, **kw):
+        seen[kw["what"]] = est.total
+        real_check(est, **kw)
+
+    monkeypatch.setattr(memory, "check", record)
+    need = {}
+    for p in ("lru", "belady"):
+        run_mode(cfg, "single", workload=w, policies=[p], timing=False)
+        need[p] = seen.pop("replaying 2,000 requests on one node")
+    # Belady's per-access arrays (next_use over the expanded ids): 48 bytes per block access more
+    assert need["belady"] - need["lru"] >= w.total_blocks * 48
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", str((need["lru"] + need["belady"]) / 2 / GiB))
+    run_mode(cfg, "single", workload=w, policies=["lru"], timing=False)  # fits
+    with pytest.raises(InputError, match="replaying 2,000 requests on one node needs an estimated"):
+        run_mode(cfg, "single", workload=w, policies=["belady"], timing=False)
+
+
+def test_workload_needs_ids_or_prefix():
+    with pytest.raises(ValueError, match="block_ids or a PrefixBlocks"):
+        Workload(name="x", arrival_ms=[0.0], input_tokens=[16], output_tokens=[1], session_id=[0],
+                 block_offsets=[0, 1], block_ids=None, block_tokens=16)  # type: ignore[arg-type]

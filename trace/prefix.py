@@ -1,0 +1,172 @@
+"""Block lists held by what they add: a request = (the earlier request it extends, shared blocks, new blocks).
+
+Multi-turn traffic repeats its context: turn k's prompt is turn k-1's prompt plus a little. Holding every
+request's whole block list (the CSR ``Workload.block_ids``) costs 8 bytes per block *access*; holding
+only the blocks a request adds costs 8 bytes per block it introduces, i.e. it follows the unique blocks.
+
+``PrefixBlocks``: request i's block list is ``list(parent[i])[:shared[i]] + own_ids[own_off[i]:own_off[i+1]]``
+with ``parent[i] < i`` (or -1 and ``shared[i] == 0``). The CSR form is the special case parent = -1
+everywhere, own = the CSR itself (no copy), so the engines have one code path. Lists are materialised
+one request at a time (``fill``, compiled: a walk up the parent chain copying each ancestor's own slice
+that the request still needs) inside the simulators' loops; nothing expands the whole trace.
+
+Every id of any request is in the own slice of that request or of an ancestor, which is earlier; so the
+set of ids of the trace is the set of ``own_ids`` and the first request holding an id is the first
+request whose own slice holds it (``first_seen``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def fill(parent, shared, own_off, own_ids, i, buf):
+    """Write request i's block list into buf[0:n]; returns n."""
+    n = shared[i] + own_off[i + 1] - own_off[i]
+    need = n
+    cur = i
+    while need > 0 and cur >= 0:
+        s = shared[cur]
+        lo = own_off[cur]
+        hi = min(s + own_off[cur + 1] - lo, need)
+        for k in range(s, hi):
+            buf[k] = own_ids[lo + k - s]
+        if s < need:
+            need = s
+        cur = parent[cur]
+    return n
+
+
+@njit(cache=True)
+def _fill_range(parent, shared, own_off, own_ids, i0, i1, offs, out):
+    """CSR rows i0..i1-1 into out (offsets `offs` relative to row i0)."""
+    for i in range(i0, i1):
+        fill(parent, shared, own_off, own_ids, i, out[offs[i - i0]:])
+
+
+@njit(cache=True)
+def _compress_rows(offs, ids, prev_of, full):
+    """Parent = previous request of the same session when it shares a prefix; shared = the common
+    prefix capped at the parent's `full` blocks (a parent's last partial block never carries over)."""
+    n = len(offs) - 1
+    parent = np.full(n, -1, dtype=np.int64)
+    shared = np.zeros(n, dtype=np.int64)
+    own_len = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        lo, hi = offs[i], offs[i + 1]
+        p = prev_of[i]
+        m = 0
+        if p >= 0:
+            plo = offs[p]
+            cap = min(hi - lo, full[p], offs[p + 1] - plo)
+            while m < cap and ids[lo + m] == ids[plo + m]:
+                m += 1
+        if m > 0:
+            parent[i] = p
+            shared[i] = m
+        own_len[i] = hi - lo - m
+    return parent, shared, own_len
+
+
+@dataclass
+class PrefixBlocks:
+    """The block lists of n requests in parent form (module doc)."""
+
+    parent: np.ndarray  # int64 [n], -1 = none
+    shared: np.ndarray  # int64 [n], leading blocks taken from the parent's list
+    own_off: np.ndarray  # int64 [n + 1]
+    own_ids: np.ndarray  # int64
+    # True when no id occurs in two own slices (the synthetic generator's content model guarantees it):
+    # then every own block is new when its request arrives, and the ids need no sort to count.
+    distinct: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("parent", "shared", "own_off", "own_ids"):
+            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.int64))
+        n = len(self.parent)
+        if len(self.shared) != n or len(self.own_off) != n + 1 or self.own_off[-1] != len(self.own_ids):
+            raise ValueError("PrefixBlocks arrays disagree on the request count")
+        idx = np.arange(n)
+        if np.any(self.parent >= idx) or np.any((self.parent < 0) & (self.shared != 0)):
+            raise ValueError("PrefixBlocks: a parent must be an earlier request (or -1 with shared == 0)")
+
+    @classmethod
+    def from_csr(cls, offsets: np.ndarray, ids: np.ndarray) -> PrefixBlocks:
+        """The CSR form itself (no parents; own = the CSR arrays, not copied)."""
+        n = len(offsets) - 1
+        return cls(np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), offsets, ids)
+
+    @classmethod
+    def compress(cls, offsets: np.ndarray, ids: np.ndarray, session_id: np.ndarray,
+                 full_blocks: np.ndarray | None = None) -> PrefixBlocks:
+        """Parent form of a CSR trace: each request extends its session's previous request.
+
+        `full_blocks[i]`: how many of request i's blocks a later request may share (default all).
+        """
+        n = len(offsets) - 1
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        prev_of = np.full(n, -1, dtype=np.int64)
+        sess = np.asarray(session_id, dtype=np.int64)
+        known = np.flatnonzero(sess >= 0)
+        if len(known):
+            order = known[np.argsort(sess[known], kind="stable")]
+            same = sess[order[1:]] == sess[order[:-1]]
+            prev_of[order[1:][same]] = order[:-1][same]
+        full = np.diff(offsets) if full_blocks is None else np.asarray(full_blocks, dtype=np.int64)
+        parent, shared, own_len = _compress_rows(offsets, ids, prev_of, full)
+        own_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(own_len, out=own_off[1:])
+        # own slice of request i = its CSR row past the shared part
+        rel = np.arange(own_off[-1], dtype=np.int64) - np.repeat(own_off[:-1], own_len)
+        own_ids = ids[np.repeat(offsets[:-1] + shared, own_len) + rel]
+        return cls(parent, shared, own_off, own_ids)
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    def counts(self) -> np.ndarray:
+        """Blocks per request."""
+        return self.shared + np.diff(self.own_off)
+
+    def row(self, i: int, buf: np.ndarray | None = None) -> np.ndarray:
+        """Request i's block list (a new array unless `buf` is given)."""
+        n = int(self.shared[i] + self.own_off[i + 1] - self.own_off[i])
+        out = np.empty(n, dtype=np.int64) if buf is None else buf
+        fill(self.parent, self.shared, self.own_off, self.own_ids, i, out)
+        return out[:n]
+
+    def to_csr(self, i0: int = 0, i1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, ids) of requests i0..i1-1: the expanded form (tests, small traces, chunks)."""
+        i1 = len(self) if i1 is None else i1
+        offs = np.zeros(i1 - i0 + 1, dtype=np.int64)
+        np.cumsum(self.counts()[i0:i1], out=offs[1:])
+        out = np.empty(int(offs[-1]), dtype=np.int64)
+        if i1 > i0:
+            _fill_range(self.parent, self.shared, self.own_off, self.own_ids, i0, i1, offs, out)
+        return offs, out
+
+    def head(self, k: int) -> PrefixBlocks:
+        """The first k requests (parents are earlier, so the prefix is closed)."""
+        return PrefixBlocks(self.parent[:k], self.shared[:k], self.own_off[:k + 1],
+                            self.own_ids[:int(self.own_off[k])], self.distinct)
+
+    def first_seen(self) -> np.ndarray:
+        """Per request, how many of its blocks an earlier request already had."""
+        n = len(self)
+        own_len = np.diff(self.own_off)
+        seen = self.shared.copy()
+        if len(self.own_ids) and not self.distinct:
+            owner = np.repeat(np.arange(n, dtype=np.int64), own_len)
+            _, first, inv = np.unique(self.own_ids, return_index=True, return_inverse=True)
+            seen += np.bincount(owner, weights=owner[first[inv]] < owner, minlength=n).astype(np.int64)
+        return seen
+
+    def n_unique(self) -> int:
+        return len(self.own_ids) if self.distinct else int(np.unique(self.own_ids).size)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.parent, self.shared, self.own_off, self.own_ids))
