@@ -10,7 +10,7 @@ from sim.modes.cluster import run_cluster
 from sim.modes.common import prepare_workload
 from sim.timing.network import Network
 from sim.timing.topology import Topology
-from tests.timing.test_prefetch import BLOCK_BYTES, LAST, GiB, _two_turns, late_turn_workload
+from tests.timing.test_prefetch import BLOCK_BYTES, LAST, LINK_SETS, GiB, _two_turns, late_turn_workload
 
 BW = 25e9  # hardware.dram.bandwidth_gb_s: the GPU <-> host DRAM (PCIe) edge
 LAT = 10e-6  # hardware.dram.latency_us
@@ -19,11 +19,9 @@ LAT = 10e-6  # hardware.dram.latency_us
 def _cluster_cfg(hbm_blocks: int, dram_blocks: int = 1024, router: str = "session_affinity"):
     # one rack, one node, one GPU: HBM -> host DRAM only (no EIC pool, no remote SSD)
     sets = [
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm",
-        "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gb={hbm_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}", "hardware.ssd.capacity_gb=0",
-        "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "hardware.host_bridge_gb_s=0",
-        "cache.load_policy=always", "cache.load_overlap=none", f"cluster.router={router}",
+        *LINK_SETS, "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gib={dram_blocks * BLOCK_BYTES / GiB}", "hardware.ssd.capacity_gib=0",
+        f"cluster.router={router}",
         "cluster.racks=1", "cluster.gpus_per_rack=1", "cluster.eic_nodes_per_rack=0",
         "cluster.remote_ssd_capacity_gib=0",
     ]
@@ -106,11 +104,9 @@ def test_network_demand_transfer_never_waits_behind_prefetch():
 def _pd_cfg(tree_blocks: int, dram_blocks: int = 1024):
     # one rack of 2 GPUs: prefill replica on GPU 0, decode on GPU 1; colocated: two replicas
     sets = [
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm",
-        "hardware.gpus_per_node=2", f"pd.kv_capacity_gib={tree_blocks * BLOCK_BYTES / GiB}",
-        f"hardware.dram.capacity_gb={dram_blocks * BLOCK_BYTES / GiB}", "hardware.eic.capacity_gib=0",
-        "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "hardware.host_bridge_gb_s=0",
-        "cache.load_policy=always", "cache.load_overlap=none", "pd.racks=1", "pd.gpus_per_rack=2",
+        *LINK_SETS, "hardware.gpus_per_node=2", f"pd.kv_capacity_gib={tree_blocks * BLOCK_BYTES / GiB}",
+        f"hardware.dram.capacity_gib={dram_blocks * BLOCK_BYTES / GiB}", "hardware.eic.capacity_gib=0",
+        "pd.racks=1", "pd.gpus_per_rack=2",
         "cluster.eic_nodes_per_rack=0",
     ]
     return load_config(overrides=sets)

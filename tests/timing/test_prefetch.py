@@ -12,13 +12,20 @@ GiB = 1024**3
 BW = 25e9
 
 
+# The model and the one DRAM link every prefetch test prices by hand (25 GB/s, 10 us, no host bridge),
+# shared by the single, cluster and PD cases (tests/modes/test_prefetch_cluster_pd.py).
+LINK_SETS = [
+    "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm",
+    "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "hardware.host_bridge_gb_s=0",
+    "cache.load_policy=always", "cache.load_overlap=none",
+]
+
+
 def _cfg(hbm_blocks: int, dram_blocks: int = 1024):
     sets = [
-        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "hardware.gpu=h100-sxm",
-        "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}",
+        *LINK_SETS, "hardware.gpus_per_node=1", f"hardware.hbm.capacity_gib={hbm_blocks * BLOCK_BYTES / GiB}",
         f"hardware.dram.capacity_gib={dram_blocks * BLOCK_BYTES / GiB}", "hardware.ssd.capacity_gib=0",
-        "hardware.dram.bandwidth_gb_s=25", "hardware.dram.latency_us=10", "hardware.host_bridge_gb_s=0",
-        "cache.load_policy=always", "cache.load_overlap=none", "cluster.router=session_affinity",
+        "cluster.router=session_affinity",
     ]
     return load_config(overrides=sets)
 
