@@ -79,7 +79,10 @@ every token through the end of block k (up to 63-bit hash collisions). In
 particular a block that straddles the end of a shared system prompt is shared
 only by requests whose following text is the same, and the last (partial)
 block of turn k differs from block k of turn k+1. ``F`` is splitmix64-based;
-ids are the top 63 bits, so they are non-negative int64. Turn k+1 of a session
+ids are the top 63 bits, so they are non-negative int64. These hashes are computed only with
+``generate(..., hashed_ids=True)``: by default own block k of the parent form is simply called k
+(``trace.prefix`` dense ids), which names the same blocks equal and different, so every simulation
+is the same, and stores no id at all. Turn k+1 of a session
 shares with turn k exactly floor(input_k / block_tokens) blocks. A request has
 ceil(input_tokens / block_tokens) blocks.
 
@@ -288,8 +291,12 @@ def _chunks(counts: np.ndarray, target: int) -> list[tuple[int, int]]:
 
 # ---------------------------------------------------------------- generate
 
-def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
-    """A synthetic Workload of cfg.requests requests (see the module docstring)."""
+def generate(cfg: SyntheticCfg, seed: int, name: str | None = None, *, hashed_ids: bool = False) -> Workload:
+    """A synthetic Workload of cfg.requests requests (see the module docstring).
+
+    `hashed_ids`: hold the content-hash block ids; by default the ids are dense (``trace.prefix``), which
+    gives the same simulation (ids are only compared) and stores no id.
+    """
     rng = np.random.default_rng(seed)
     n = int(cfg.requests)
     B = int(cfg.block_tokens)
@@ -351,53 +358,54 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
     input_tokens = np.empty(n, dtype=np.int64)
     input_tokens[order] = inp_sorted
 
-    # -- segments: per stream [pre0, pre1, u_0, o_0, u_1, o_1, ...], zero lengths dropped
-    nseg = 2 + 2 * nturns
-    seg_off = np.zeros(S + 1, dtype=np.int64)
-    np.cumsum(nseg, out=seg_off[1:])
-    seg_id = np.empty(int(seg_off[-1]), dtype=np.uint64)
-    seg_len = np.empty(int(seg_off[-1]), dtype=np.int64)
-    seg_id[seg_off[:-1]] = pre_id[:, 0]
-    seg_len[seg_off[:-1]] = pre_len[:, 0]
-    seg_id[seg_off[:-1] + 1] = pre_id[:, 1]
-    seg_len[seg_off[:-1] + 1] = pre_len[:, 1]
-    upos = seg_off[st_sorted] + 2 + 2 * turn_of[order]
-    seg_id[upos] = _seg_ids(_TAG_USER, salt, order)
-    seg_len[upos] = user_tok[order]
-    seg_id[upos + 1] = _seg_ids(_TAG_OUT, salt, order)
-    seg_len[upos + 1] = out_tok[order]
-    live = seg_len > 0
-    seg_stream = np.repeat(np.arange(S, dtype=np.int64), nseg)[live]
-    seg_id, seg_len = seg_id[live], seg_len[live]
-    del upos, live
-    nseg = np.bincount(seg_stream, minlength=S)
-    seg_off = np.zeros(S + 1, dtype=np.int64)
-    np.cumsum(nseg, out=seg_off[1:])
-    pos = np.arange(len(seg_id), dtype=np.int64) - seg_off[seg_stream]
-    del seg_stream
+    if hashed_ids:  # the content hashes (module doc); dense ids need none of this
+        # -- segments: per stream [pre0, pre1, u_0, o_0, u_1, o_1, ...], zero lengths dropped
+        nseg = 2 + 2 * nturns
+        seg_off = np.zeros(S + 1, dtype=np.int64)
+        np.cumsum(nseg, out=seg_off[1:])
+        seg_id = np.empty(int(seg_off[-1]), dtype=np.uint64)
+        seg_len = np.empty(int(seg_off[-1]), dtype=np.int64)
+        seg_id[seg_off[:-1]] = pre_id[:, 0]
+        seg_len[seg_off[:-1]] = pre_len[:, 0]
+        seg_id[seg_off[:-1] + 1] = pre_id[:, 1]
+        seg_len[seg_off[:-1] + 1] = pre_len[:, 1]
+        upos = seg_off[st_sorted] + 2 + 2 * turn_of[order]
+        seg_id[upos] = _seg_ids(_TAG_USER, salt, order)
+        seg_len[upos] = user_tok[order]
+        seg_id[upos + 1] = _seg_ids(_TAG_OUT, salt, order)
+        seg_len[upos + 1] = out_tok[order]
+        live = seg_len > 0
+        seg_stream = np.repeat(np.arange(S, dtype=np.int64), nseg)[live]
+        seg_id, seg_len = seg_id[live], seg_len[live]
+        del upos, live
+        nseg = np.bincount(seg_stream, minlength=S)
+        seg_off = np.zeros(S + 1, dtype=np.int64)
+        np.cumsum(nseg, out=seg_off[1:])
+        pos = np.arange(len(seg_id), dtype=np.int64) - seg_off[seg_stream]
+        del seg_stream
 
-    # -- segment chain: C_j = F(C_{j-1}, seg_j, len_j), vectorized across streams
-    chain = np.empty(len(seg_id), dtype=np.uint64)
-    by_pos = np.argsort(pos, kind="stable")
-    bounds = np.zeros(int(pos.max()) + 2, dtype=np.int64)
-    np.cumsum(np.bincount(pos), out=bounds[1:])
-    for q in range(len(bounds) - 1):
-        idx = by_pos[bounds[q] : bounds[q + 1]]
-        prev = np.full(len(idx), _ROOT, dtype=np.uint64) if q == 0 else chain[idx - 1]
-        chain[idx] = _mix(prev, seg_id[idx], seg_len[idx])
-    del by_pos
-    chain_prev = np.empty_like(chain)
-    chain_prev[1:] = chain[:-1]
-    chain_prev[pos == 0] = np.uint64(_ROOT)
-    del chain, pos
-    seg_end = np.cumsum(seg_len)
-    seg_start = seg_end - seg_len
-    tok_base = seg_start[seg_off[:-1]]  # global token coordinate of each stream
+        # -- segment chain: C_j = F(C_{j-1}, seg_j, len_j), vectorized across streams
+        chain = np.empty(len(seg_id), dtype=np.uint64)
+        by_pos = np.argsort(pos, kind="stable")
+        bounds = np.zeros(int(pos.max()) + 2, dtype=np.int64)
+        np.cumsum(np.bincount(pos), out=bounds[1:])
+        for q in range(len(bounds) - 1):
+            idx = by_pos[bounds[q] : bounds[q + 1]]
+            prev = np.full(len(idx), _ROOT, dtype=np.uint64) if q == 0 else chain[idx - 1]
+            chain[idx] = _mix(prev, seg_id[idx], seg_len[idx])
+        del by_pos
+        chain_prev = np.empty_like(chain)
+        chain_prev[1:] = chain[:-1]
+        chain_prev[pos == 0] = np.uint64(_ROOT)
+        del chain, pos
+        seg_end = np.cumsum(seg_len)
+        seg_start = seg_end - seg_len
+        tok_base = seg_start[seg_off[:-1]]  # global token coordinate of each stream
 
-    def block_ids_ending_at(g: np.ndarray) -> np.ndarray:
-        """Ids of blocks whose last token has global coordinate g."""
-        j = np.searchsorted(seg_end, g, side="right")
-        return _to_id(_mix(chain_prev[j], seg_id[j], g + 1 - seg_start[j]))
+        def block_ids_ending_at(g: np.ndarray) -> np.ndarray:
+            """Ids of blocks whose last token has global coordinate g."""
+            j = np.searchsorted(seg_end, g, side="right")
+            return _to_id(_mix(chain_prev[j], seg_id[j], g + 1 - seg_start[j]))
 
     # -- per request, in parent form (trace.prefix): turn k extends turn k-1 of its stream by the stream's
     # full blocks [F_{k-1}, F_k) (F = floor(I/B)) and its own partial last block. A stream's first turn
@@ -430,18 +438,20 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None) -> Workload:
     nfull = full - shared
     own_off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nfull + has_part, out=own_off[1:])
-    own_ids = np.empty(int(own_off[-1]), dtype=np.int64)
-    for a, b in _chunks(nfull, _CHUNK_BLOCKS):
-        cnt = nfull[a:b]
-        rel = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        # block k of the stream (k = shared + rel) ends at stream token (k + 1) * B - 1
-        g = np.repeat(tok_base[stream[a:b]] + (shared[a:b] + 1) * B - 1, cnt) + rel * B
-        own_ids[np.repeat(own_off[a:b], cnt) + rel] = block_ids_ending_at(g)
-        del rel, g
-    part = np.flatnonzero(has_part)
-    if len(part):
-        g = tok_base[stream[part]] + input_tokens[part] - 1
-        own_ids[own_off[part + 1] - 1] = block_ids_ending_at(g)
+    own_ids = None  # dense ids (trace.prefix): own block k is block k
+    if hashed_ids:
+        own_ids = np.empty(int(own_off[-1]), dtype=np.int64)
+        for a, b in _chunks(nfull, _CHUNK_BLOCKS):
+            cnt = nfull[a:b]
+            rel = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            # block k of the stream (k = shared + rel) ends at stream token (k + 1) * B - 1
+            g = np.repeat(tok_base[stream[a:b]] + (shared[a:b] + 1) * B - 1, cnt) + rel * B
+            own_ids[np.repeat(own_off[a:b], cnt) + rel] = block_ids_ending_at(g)
+            del rel, g
+        part = np.flatnonzero(has_part)
+        if len(part):
+            g = tok_base[stream[part]] + input_tokens[part] - 1
+            own_ids[own_off[part + 1] - 1] = block_ids_ending_at(g)
     nb = full + has_part
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nb, out=offsets[1:])

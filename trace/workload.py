@@ -180,7 +180,7 @@ class Workload:
         if self.prefix is not None or not len(self) or not np.any(self.session_id >= 0):
             return self
         pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
-        if 2 * len(pb.own_ids) > len(self.block_ids):
+        if 2 * pb.n_own() > len(self.block_ids):
             return self
         return Workload(
             name=self.name, arrival_ms=self.arrival_ms, input_tokens=self.input_tokens,

@@ -193,7 +193,7 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
     W = (w.arrival_ms / 1000.0, w.block_offsets, w.input_tokens, session_index, service_s)
     pb = w.prefix_blocks()
     width = max(1, int(w.n_blocks().max()) if n else 1)
-    P = (pb.parent, pb.shared, pb.own_off, pb.own_ids, np.empty(width, dtype=np.int64),
+    P = (pb.parent, pb.shared, pb.own_off, pb.ids_stored(), np.empty(width, dtype=np.int64),
          np.empty(width, dtype=np.int64))
     Q = (
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64),

@@ -63,7 +63,6 @@ from sim.timing.network import Network
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
-from trace.prefix import PrefixBlocks
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -281,10 +280,9 @@ def run_cluster(
     if compiled and recency is not None and setup.node.hbm_blocks > 0:  # recency: the compiled queue order
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays; renumbering the prefix
         # form's own blocks renumbers every request's (trace.prefix), without expanding the trace.
-        pb = workload.prefix_blocks()
-        uniq, dense = np.unique(pb.own_ids, return_inverse=True)
-        rows = PrefixBlocks(pb.parent, pb.shared, pb.own_off, dense.reshape(-1)).row
-        cache = build_compiled_cache(cfg, setup, recency, int(uniq.size))
+        pb, n_unique = workload.prefix_blocks().densified()
+        rows = pb.row
+        cache = build_compiled_cache(cfg, setup, recency, n_unique)
     else:
         ids = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
         offs = workload.block_offsets.tolist()

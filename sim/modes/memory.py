@@ -26,15 +26,15 @@ ENV = "KVSIM_MEMORY_LIMIT_GIB"
 BASE_B = 400 * 1024**2  # interpreter, numpy, numba, SimPy and the compiled engine
 WORKLOAD_PER_REQ_B = 80  # arrival, tokens, session, turn, offsets + parent, shared, own offsets
 ID_B = 8  # one block id
-GEN_PER_REQ_B = 260  # synthetic generation: per-arrival draws, segments and chains (transient)
-GEN_CHUNK_B = 80 * 1024**2  # synthetic generation: one chunk of hashed blocks
+GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
 RUN_PER_REQ_B = {"single": 220, "single_timed": 420, "cluster": 620, "cluster_timed": 900}
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
 SLOT_B = 96  # one single-node engine slot: its fields and hash-table entries
 # one resident block of the cluster cache: slot, index, holder lists, the run's per-request Python lists
 # (measured: 1M requests, 35.8M blocks all resident at 102,400 GPUs, 11.2 GiB peak)
 CLUSTER_SLOT_B = 224
-CLUSTER_BLOCK_B = 32 + 40  # compiled cluster cache: record per distinct block + renumbering it
+CLUSTER_BLOCK_B = 32  # compiled cluster cache: record per distinct block
+RENUMBER_B = 40  # renumbering stored ids to dense ones (trace.prefix.PrefixBlocks.densified)
 
 
 @dataclass
@@ -98,13 +98,12 @@ def check(est: Estimate, *, what: str, change: str, where: str) -> None:
 
 
 def synthetic_estimate(scfg) -> Estimate:
-    """Generating the built-in synthetic workload (before it exists): blocks a request introduces are
-    about its new user and output tokens (shared prefixes and earlier turns are referenced)."""
+    """Generating the built-in synthetic workload (before it exists) with dense block ids: nothing is
+    stored per block (trace.prefix), so it follows the requests only."""
     n = int(scfg.requests)
-    own = (scfg.new_tokens_mean + scfg.output_tokens_mean) / scfg.block_tokens + 1.0
     e = Estimate()
-    e.add("workload", n * (WORKLOAD_PER_REQ_B + own * ID_B))
-    e.add("generation", n * GEN_PER_REQ_B + GEN_CHUNK_B)
+    e.add("workload", n * WORKLOAD_PER_REQ_B)
+    e.add("generation", n * GEN_PER_REQ_B)
     return e
 
 
@@ -122,6 +121,7 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     elif per_access:
         e.add("per-access arrays", w.total_blocks * PER_ACCESS_B)
     if cluster_compiled:
-        e.add("cluster block records", w.prefix_blocks().own_off[-1] * CLUSTER_BLOCK_B)
+        pb = w.prefix_blocks()
+        e.add("cluster block records", pb.n_own() * (CLUSTER_BLOCK_B + (0 if pb.dense else RENUMBER_B)))
     e.add("cache slots", slots * (CLUSTER_SLOT_B if mode == "cluster" else SLOT_B))
     return e

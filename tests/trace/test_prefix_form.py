@@ -86,17 +86,54 @@ def test_synthetic_is_compact_and_its_csr_matches(kind):
     w = generate(_cfg(kind=kind).synthetic, 3)
     assert w.compact
     # far fewer ids held than accesses: earlier turns and shared prefixes are referenced
-    assert len(w.prefix.own_ids) < 0.5 * w.total_blocks or kind == "system_prompt"
+    assert w.prefix.n_own() < 0.5 * w.total_blocks or kind == "system_prompt"
+    assert w.prefix.dense and len(w.prefix.ids_stored()) == 0  # dense ids: none stored
     full = w.expanded()
     assert not full.compact and len(full.block_ids) == w.total_blocks
     for i in (0, 1, len(w) // 2, len(w) - 1):
         assert np.array_equal(w.blocks(i), full.blocks(i))
     # the generator's promise that lets it skip sorting: no id in two own slices
-    assert w.prefix.distinct and len(np.unique(w.prefix.own_ids)) == len(w.prefix.own_ids)
+    assert w.prefix.distinct and len(np.unique(w.prefix.ids())) == w.prefix.n_own()
     assert w.prefix.n_unique() == len(np.unique(full.block_ids))
     assert np.array_equal(w.prefix.first_seen(), PrefixBlocks.from_csr(full.block_offsets, full.block_ids).first_seen())
     h = w.head(100)
     assert h.compact and np.array_equal(h.block_ids, full.block_ids[:full.block_offsets[100]])
+
+
+@pytest.mark.parametrize("kind", ["multi_turn", "mixed"])
+def test_dense_ids_name_the_same_blocks_as_the_content_hashes(kind):
+    """Dense ids are a renaming of the hashes: equal where the hashes are equal, nowhere else."""
+    cfg = _cfg(kind=kind, requests=3000)
+    dense = generate(cfg.synthetic, 5).expanded().block_ids
+    hashed = generate(cfg.synthetic, 5, hashed_ids=True).expanded().block_ids
+    assert len(dense) == len(hashed)
+    pairs = np.unique(np.stack([dense, hashed]), axis=1)  # distinct (dense, hash) pairs
+    assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+
+
+def test_dense_hand_case():
+    # the hand case above with own ids 0..5: [0,1,2], [0,1,3,4], [0,5]
+    pb = PrefixBlocks(np.array([-1, 0, 1]), np.array([0, 2, 1]), np.array([0, 3, 5, 6]))
+    assert pb.dense and pb.nbytes() == 3 * 8 * 3 + 8
+    assert [pb.row(i).tolist() for i in range(3)] == [[0, 1, 2], [0, 1, 3, 4], [0, 5]]
+    assert pb.first_seen().tolist() == [0, 2, 1] and pb.n_unique() == 6
+    assert pb.head(2).to_csr()[1].tolist() == [0, 1, 2, 0, 1, 3, 4]
+    assert pb.densified() == (pb, 6)
+
+
+@pytest.mark.parametrize("mode,timing,policy", [
+    ("single", False, "lru"), ("single", False, "arc"), ("single", False, "lfu"), ("single", False, "s3fifo"),
+    ("single", False, "belady"), ("single", False, "selective_write"), ("single", True, "lru"),
+    ("cluster", False, "lru"), ("cluster", True, "lru"), ("pd", True, "lru"),
+])
+def test_dense_ids_give_the_same_results_as_the_hashes(mode, timing, policy):
+    cfg = _cfg(requests=1200, sessions=120, kind="mixed")
+    if mode == "cluster":
+        cfg.cluster.racks = 2
+    dense = run_mode(cfg, mode, workload=generate(cfg.synthetic, cfg.seed), policies=[policy], timing=timing)
+    hashed = run_mode(cfg, mode, workload=generate(cfg.synthetic, cfg.seed, hashed_ids=True), policies=[policy],
+                      timing=timing)
+    assert _metrics(dense) == _metrics(hashed)
 
 
 def _metrics(report: dict) -> dict:

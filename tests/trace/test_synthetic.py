@@ -59,9 +59,11 @@ def test_same_seed_same_arrays_and_seeds_differ():
     assert not np.array_equal(a.arrival_ms, c.arrival_ms)
     assert not np.array_equal(a.input_tokens, c.input_tokens)
     # Per-request content is seed-specific; system prompts and RAG documents are
-    # corpus-wide, so across seeds only the system prompt's full blocks coincide.
+    # corpus-wide, so across seeds only the system prompt's full blocks coincide (content hashes; the
+    # default dense ids name blocks within one workload only).
     mt = small(kind="multi_turn")
-    assert len(np.intersect1d(generate(mt, 3).block_ids, generate(mt, 4).block_ids)) == 1000 // B
+    h3, h4 = generate(mt, 3, hashed_ids=True), generate(mt, 4, hashed_ids=True)
+    assert len(np.intersect1d(h3.block_ids, h4.block_ids)) == 1000 // B
 
 
 @pytest.mark.parametrize("arrival", ["poisson", "gamma"])
