@@ -6,11 +6,14 @@ added to the node totals in the header of ``M``.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from sim.engine.layout import (
+    LIST,
     NW,
     PREFETCHED,
+    RESIDENT_LISTS,
     SCRATCH,
     SCRATCH_N,
     ST_DEMOTIONS_IN,
@@ -24,36 +27,82 @@ from sim.engine.layout import (
     WRITE_THROUGH,
     tier_at,
 )
+from sim.engine.slots import KEY
 from sim.engine.tier_ops import resident, tier_admits, tier_put_absent, tier_take, tier_touch
+from sim.engine.unowned import unowned
+
+# The entry points called from Python (lookup, fetch, store, prefetch) work on ``unowned(M)``: their
+# nested calls then skip the atomic reference counts (sim.engine.unowned).
+
+# Where lookup found each block, for fetch: ``rec[j]`` its slot and ``rec[width + j]`` its tier, width =
+# the scratch width (SCRATCH_N). An empty ``rec`` records nothing. The compiled replay passes one so
+# fetch need not hash each block again; fetch trusts an entry only while its slot still holds the block
+# (``_still_at``), so results never depend on it.
 
 
 @njit(cache=True)
 def lookup(M, w, blocks):
     """Longest cached prefix of `blocks` for worker w: (in HBM, in DRAM, in SSD)."""
+    return lookup_from(unowned(M), w, blocks, 0, np.empty(0, dtype=np.int64))
+
+
+@njit(cache=True)
+def lookup_from(M, w, blocks, p0, rec):
+    """lookup knowing the first p0 blocks are in w's HBM (the router just found them; their slots are
+    already in rec), recording where each block was in `rec` when it is not empty."""
     dram = M[NW]
     ssd = dram + 1
-    nh = nd_ = ns = 0
-    for j in range(len(blocks)):
+    nh, nd_, ns = p0, 0, 0
+    keep = len(rec) > 0
+    width = M[SCRATCH_N]
+    for j in range(p0, len(blocks)):
         b = blocks[j]
-        if resident(M, w, b) >= 0:
+        t = w
+        s = resident(M, w, b)
+        if s >= 0:
             nh += 1
-        elif resident(M, dram, b) >= 0:
-            nd_ += 1
-        elif resident(M, ssd, b) >= 0:
-            ns += 1
         else:
-            break
+            t = dram
+            s = resident(M, dram, b)
+            if s >= 0:
+                nd_ += 1
+            else:
+                t = ssd
+                s = resident(M, ssd, b)
+                if s < 0:
+                    break
+                ns += 1
+        if keep:
+            rec[j] = s
+            rec[width + j] = t
     return nh, nd_, ns
 
 
 @njit(cache=True)
 def hbm_prefix(M, w, blocks):
+    return hbm_prefix_rec(unowned(M), w, blocks, np.empty((1, 0), dtype=np.int64), 0)
+
+
+@njit(cache=True)
+def hbm_prefix_rec(M, w, blocks, rec, row):
+    """How many leading blocks w's HBM holds; their slots go to rec[row, j] when rec is not empty."""
+    keep = rec.shape[1] >= len(blocks)
     n = 0
     for j in range(len(blocks)):
-        if resident(M, w, blocks[j]) < 0:
+        s = resident(M, w, blocks[j])
+        if s < 0:
             break
+        if keep:
+            rec[row, j] = s
         n += 1
     return n
+
+
+@njit(cache=True, inline="always")
+def _still_at(M, s, b):
+    """Slot s (recorded by lookup) still holds block b, resident: slots belong to one tier, and a slot
+    freed and reused since holds another key or sits on no list."""
+    return s >= 0 and M[s + KEY] == b and 0 <= M[s + LIST] < RESIDENT_LISTS
 
 
 @njit(cache=True, inline="always")
@@ -124,24 +173,44 @@ def _account(M, d2h, s2h, h2d, d2s):
 @njit(cache=True)
 def fetch(M, w, blocks, pos0, n_prefix, count_hits):
     """Bring the first n_prefix of `blocks` (accesses pos0, pos0+1, ...) into w's HBM."""
+    return fetch_rec(unowned(M), w, blocks, pos0, n_prefix, count_hits, np.empty(0, dtype=np.int64), False)
+
+
+@njit(cache=True)
+def fetch_rec(M, w, blocks, pos0, n_prefix, count_hits, rec, unique):
+    """fetch using lookup's record `rec` (empty: none). `unique`: no id occurs twice in `blocks`, so a
+    block lookup found below HBM cannot have reached w's HBM since (only this fetch inserts there)."""
     dram = M[NW]
     ssd = dram + 1
     wt = M[WRITE_THROUGH] == 1
     _check_width(M, blocks)
     hbm_buf = M[SCRATCH]
+    width = M[SCRATCH_N]
+    keep = len(rec) > 0
     nev = 0
     d2h = s2h = 0
     n_hbm = 0
     for j in range(n_prefix):
         b = blocks[j]
         pos = pos0 + j
-        s = resident(M, w, b)
-        if s >= 0:
-            tier_touch(M, w, s, pos)
-            n_hbm += 1
-            continue
-        s = resident(M, dram, b)
-        if s >= 0:
+        s = -1
+        if keep and _still_at(M, rec[j], b):
+            t = rec[width + j]
+            if t == w:
+                tier_touch(M, w, rec[j], pos)
+                n_hbm += 1
+                continue
+            if unique:
+                s = rec[j]
+        if s < 0:
+            s = resident(M, w, b)
+            if s >= 0:
+                tier_touch(M, w, s, pos)
+                n_hbm += 1
+                continue
+            s = resident(M, dram, b)
+            t = dram if s >= 0 else ssd
+        if t == dram:
             src = dram
             d2h += 1
             if wt:
@@ -149,7 +218,8 @@ def fetch(M, w, blocks, pos0, n_prefix, count_hits):
             else:
                 tier_take(M, dram, s)
         else:
-            s = resident(M, ssd, b)
+            if s < 0:
+                s = resident(M, ssd, b)
             if s < 0:  # evicted since lookup (by this very fetch): the rest recomputes
                 break
             src = ssd
@@ -170,6 +240,13 @@ def fetch(M, w, blocks, pos0, n_prefix, count_hits):
 @njit(cache=True)
 def store(M, w, blocks, pos0, start):
     """Write blocks[start:] (computed by prefill) into w's HBM."""
+    return store_fresh(unowned(M), w, blocks, pos0, start, len(blocks))
+
+
+@njit(cache=True)
+def store_fresh(M, w, blocks, pos0, start, fresh):
+    """store, knowing blocks[fresh:] were never seen before (a distinct workload's own blocks,
+    trace.prefix): no tier or ghost list can hold them, so they are put without looking."""
     dram = M[NW]
     ssd = dram + 1
     wt = M[WRITE_THROUGH] == 1
@@ -180,6 +257,14 @@ def store(M, w, blocks, pos0, start):
     for j in range(start, len(blocks)):
         b = blocks[j]
         pos = pos0 + j
+        if j >= fresh:
+            nev = tier_put_absent(M, w, b, pos, hbm_buf, nev)
+            if wt and tier_admits(M, dram, b, pos):
+                nsp = tier_put_absent(M, dram, b, pos, dram_buf, 0)
+                h2d += 1
+                if nsp:
+                    d2s += _to_ssd(M, nsp)
+            continue
         s = resident(M, w, b)
         if s >= 0:
             tier_touch(M, w, s, pos)
@@ -209,6 +294,7 @@ def store(M, w, blocks, pos0, start):
 @njit(cache=True)
 def prefetch(M, w, blocks, pos0):
     """Promote the cached prefix of `blocks` into w's HBM ahead of use (no hits counted)."""
+    M = unowned(M)
     nh, nd_, ns = lookup(M, w, blocks)
     if nd_ + ns == 0:
         return 0, 0, 0, 0

@@ -7,8 +7,11 @@ caller can report progress between chunks; all state lives in arrays.
 
 Arguments are grouped in tuples:
 ``W = (arrival_s, block_offsets, input_tokens, session_index, service_s)`` (block_offsets: each
-request's first access position), ``P = (parent, shared, own_off, own_ids, buf, pbuf)`` the block lists in
-``trace.prefix`` form, materialised one request at a time into ``buf`` (``pbuf`` for a prefetched one),
+request's first access position), ``P = (parent, shared, own_off, own_ids, buf, pbuf, rec, distinct)``
+the block lists in ``trace.prefix`` form, materialised one request at a time into ``buf`` (``pbuf``
+for a prefetched one);
+``rec`` where lookup found each block (node_ops) and ``distinct`` (as a 0/1 array of one) whether own
+blocks are new when their request arrives, so store puts them without looking,
 ``Q = (dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arrival, last_req, gaps)``
 (the departure and prefetch heaps and the session-gap predictor; ``gaps`` =
 [sum, count]), ``out = (worker, hit_blocks, hit_tokens, occ_t, occ)``;
@@ -19,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import LEN, NW, tier_at
-from sim.engine.node_ops import fetch, lookup, prefetch, store
+from sim.engine.layout import LEN, NW, SCRATCH_N, tier_at
+from sim.engine.node_ops import fetch_rec, lookup_from, prefetch, store_fresh
 from sim.engine.routing import route
+from sim.engine.unowned import unowned
 from trace.prefix import fill
 
 PREFETCH_GAP_FRACTION = 0.8  # as sim.timing.prefetch.InstantPrefetch: prefetch at 80% of the mean think time
@@ -130,9 +134,12 @@ def _pf_pop(pt, ps, pr, pw, n):
 
 # ------------------------------------------------------------- the loop
 @njit(cache=True)
-def replay(M, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
+def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
+    M = unowned(M_owned)  # no atomic reference counts on the kernels' calls (sim.engine.unowned)
     arr_s, offs, inp, sess, svc = W
-    parent, shared, own_off, own_ids, buf, pbuf = P
+    parent, shared, own_off, own_ids, buf, pbuf, rec, distinct = P
+    width = M[SCRATCH_N]
+    sb = R[4]
     dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arr, last_req, gaps = Q
     worker, hit_blocks, hit_tok, occ_t, occ = out
     nw = M[NW]
@@ -152,10 +159,15 @@ def replay(M, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
         blocks = buf[:fill(parent, shared, own_off, own_ids, i, buf)]
         s = sess[i]
         wk = route(M, R, load, i, blocks, s)
-        nh, n_dram, ns = lookup(M, wk, blocks)
+        p0 = R[0][2]  # leading blocks the router found in wk's HBM, their slots in sb
+        row = R[0][3]
+        for j in range(p0):
+            rec[j] = sb[row, j]
+            rec[width + j] = wk
+        nh, n_dram, ns = lookup_from(M, wk, blocks, p0, rec)
         npre = nh + n_dram + ns
-        fetch(M, wk, blocks, lo, npre, True)
-        store(M, wk, blocks, lo, npre)
+        fetch_rec(M, wk, blocks, lo, npre, True, rec, distinct[0] == 1)
+        store_fresh(M, wk, blocks, lo, npre, shared[i] if distinct[0] == 1 else len(blocks))
         worker[i] = wk
         hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, n_dram, ns
         th, td, ts = hit_tokens(nh, n_dram, ns, bt, inp[i])
@@ -194,7 +206,8 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
     pb = w.prefix_blocks()
     width = max(1, int(w.n_blocks().max()) if n else 1)
     P = (pb.parent, pb.shared, pb.own_off, pb.ids_stored(), np.empty(width, dtype=np.int64),
-         np.empty(width, dtype=np.int64))
+         np.empty(width, dtype=np.int64), np.empty(2 * max(1, int(cache.M[SCRATCH_N])), dtype=np.int64),
+         np.array([int(pb.distinct)], dtype=np.int64))
     Q = (
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64),
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64), np.zeros(max(1, n), dtype=np.int64),

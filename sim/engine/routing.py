@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.node_ops import hbm_prefix
+from sim.engine.node_ops import hbm_prefix_rec
+from sim.engine.unowned import unowned
 from sim.routing.blind import LeastLoaded, RandomRouter, RoundRobin, SessionAffinity
 from sim.routing.cache_aware import CacheLoadBalanced, PrefixAware
 from sim.routing.registry import scope
@@ -35,10 +36,13 @@ ROUTER_KERNELS: dict[str, int] = {
 }
 
 
-def router_state(name: str, router, n_requests: int, n_sessions: int) -> tuple:
-    """(ri, rp, draws, home) for the Python router object `router` (registered as `name`)."""
+def router_state(name: str, router, n_requests: int, n_sessions: int, width: int = 0) -> tuple:
+    """(ri, rp, draws, home, slots) for the Python router object `router` (registered as `name`).
+
+    `width`: the most blocks a request has; with it the cache-aware routers keep the HBM slots of the
+    chosen worker's cached prefix (``slots[ri[3], :ri[2]]``) for the replay's lookup."""
     code = ROUTER_KERNELS[name]
-    ri = np.array([code, 0], dtype=np.int64)
+    ri = np.array([code, 0, 0, 0], dtype=np.int64)
     rp = np.array([
         float(getattr(router, "penalty", 0.0)),
         float(getattr(router, "per_request", 0.0)),
@@ -49,7 +53,8 @@ def router_state(name: str, router, n_requests: int, n_sessions: int) -> tuple:
     else:
         draws = np.zeros(1, dtype=np.int64)
     home = np.full(max(1, n_sessions), -1, dtype=np.int64)
-    return ri, rp, draws, home
+    slots = np.zeros((2, width if code in (PREFIX_AWARE, CACHE_LOAD_BALANCED) else 0), dtype=np.int64)
+    return ri, rp, draws, home, slots
 
 
 @njit(cache=True)
@@ -63,10 +68,13 @@ def _argmin(load):
 
 @njit(cache=True)
 def route(M, R, load, i, blocks, sess):
-    """Worker for request i (its `blocks`, dense session index `sess` or -1)."""
-    ri, rp, draws, home = R
+    """Worker for request i (its `blocks`, dense session index `sess` or -1). Sets ri[2] to how many
+    leading blocks the chosen worker's HBM holds when the router found out (else 0)."""
+    ri, rp, draws, home, sb = R
+    M = unowned(M)  # sim.engine.unowned: no atomic reference counts in the prefix scans
     code = ri[0]
     nw = len(load)
+    ri[2] = 0
     if code == RANDOM:
         return draws[i]
     if code == ROUND_ROBIN:
@@ -92,21 +100,27 @@ def route(M, R, load, i, blocks, sess):
     if code == PREFIX_AWARE:
         if len(blocks) == 0:
             return _argmin(load)
-        best = 0
+        best = best_p = best_row = row = 0
         best_score = 0.0
         for w in range(nw):
-            score = hbm_prefix(M, w, blocks) - rp[0] * load[w]
+            p = hbm_prefix_rec(M, w, blocks, sb, row)
+            score = p - rp[0] * load[w]
             if w == 0 or score > best_score:
-                best, best_score = w, score
+                best, best_score, best_p, best_row = w, score, p, row
+                row ^= 1  # the next worker writes the other row: the best's slots stay
+        ri[2], ri[3] = (best_p if sb.shape[1] >= len(blocks) else 0), best_row
         return best
     # CACHE_LOAD_BALANCED
     n = len(blocks)
-    best = 0
+    best = best_p = best_row = row = 0
     best_cost = 0.0
     for w in range(nw):
-        cost = (n - hbm_prefix(M, w, blocks)) + rp[1] * load[w]
+        p = hbm_prefix_rec(M, w, blocks, sb, row)
+        cost = (n - p) + rp[1] * load[w]
         if w == 0 or cost < best_cost:
-            best, best_cost = w, cost
+            best, best_cost, best_p, best_row = w, cost, p, row
+            row ^= 1
+    ri[2], ri[3] = (best_p if sb.shape[1] >= len(blocks) else 0), best_row
     return best
 
 

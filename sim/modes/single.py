@@ -174,7 +174,8 @@ def run_single(
     if compiled:
         assert isinstance(cache, CompiledNodeCache)  # part of `compiled`
         sess = session_index(workload.session_id)
-        R = router_state(cfg.cluster.router, router, n, int(sess.max()) + 1 if n else 0)
+        R = router_state(cfg.cluster.router, router, n, int(sess.max()) + 1 if n else 0,
+                         width=int(workload.n_blocks().max()) if n and not timing else 0)
         router = CompiledRouter(cache.M, R, load, sess)
     if timing:
         _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
