@@ -89,4 +89,16 @@ def choose_prefix(parts: Sequence[PrefixPart], input_tokens: int, prefill_s: Cal
     return best
 
 
-__all__ = ["LOAD_POLICIES", "LoadChoice", "LoadPolicy", "PrefixPart", "choose_prefix"]
+def hbm_only(hbm_tokens: int, input_tokens: int, prefill_s: Callable[[int, int], float], n_parts: int) -> LoadChoice:
+    """``choose_prefix`` over `n_parts` parts of which only the HBM part holds tokens (nothing to
+    load), under either policy and overlap: every cut but "all parts" is skipped, so the answer is
+    that cut's, the same floats without the loop (the common case of a timed run, once per request)."""
+    if not 0 <= hbm_tokens <= input_tokens:
+        raise ValueError(f"cached parts ({hbm_tokens} tokens) must be >= 0 and within the input ({input_tokens})")
+    pre = prefill_s(input_tokens - hbm_tokens, hbm_tokens)
+    if pre < 0:
+        raise ValueError(f"times must be >= 0 (load 0.0, prefill {pre})")
+    return LoadChoice(n_parts, hbm_tokens, 0, 0.0, pre, 0.0 + pre)
+
+
+__all__ = ["LOAD_POLICIES", "LoadChoice", "LoadPolicy", "PrefixPart", "choose_prefix", "hbm_only"]

@@ -27,9 +27,9 @@ from typing import Any
 
 import simpy
 
-from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix
+from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
-from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through
+from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through, through_quiet
 
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
 
@@ -151,9 +151,16 @@ class NodeIO:
         return [(self.nvme, "read")]
 
     # ------------------------------------------------------------ traffic
-    def write_back(self, wk: int, hbm_to_dram: int, dram_to_ssd: int) -> list[simpy.Event]:
+    def write_back(self, wk: int, hbm_to_dram: int, dram_to_ssd: int, wait: bool = True) -> list[simpy.Event]:
         """Demotions HBM -> DRAM and DRAM -> SSD (blocks): background writes, nobody waits for them
-        unless the caller does (synchronous write-through)."""
+        unless the caller does (synchronous write-through). ``wait=False``: the caller will not
+        wait, so no completion events are made (returns [])."""
+        if not wait:
+            if hbm_to_dram:
+                through_quiet(self.env, self._dram_out(wk), hbm_to_dram * self.bb)
+            if dram_to_ssd:
+                self.nvme.serve_quiet(dram_to_ssd * self.bb, "write")
+            return []
         evs = []
         if hbm_to_dram:
             evs.append(through(self.env, self._dram_out(wk), hbm_to_dram * self.bb))
@@ -195,6 +202,8 @@ class NodeIO:
         """
         th, td, ts = tokens
         nd, ns = blocks
+        if td == 0 and ts == 0 and nd == 0 and ns == 0:
+            return PrefixLoad(self.env, hbm_only(th, input_tokens, prefill_cost, 3), None, self.layers, self.overlap)
         parts = [
             PrefixPart(th),
             PrefixPart(td, estimate_s(self._dram_in(wk), nd * self.bb, self.dram_lat)),
