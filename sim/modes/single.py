@@ -319,7 +319,10 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         traffic = cache.fetch(wk, blocks, lo, npre)
         res.hit_blocks[i] = (nh, nd, ns)
         n_in = inp[i]
-        th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
+        if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
+            th, td, ts = nh * bt, nd * bt, ns * bt
+        else:
+            th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
         res.hit_tokens[i] = (th, td, ts)
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;

@@ -1,4 +1,5 @@
-"""``run_to_end(env)``: ``env.run()`` (no ``until``) as one tight loop.
+"""SimPy, lean: ``run_to_end(env)`` is ``env.run()`` (no ``until``) as one tight loop;
+``first_of(env, events)`` is ``env.any_of(events)`` for callers that do not read its value.
 
 SimPy's ``run`` calls ``Environment.step`` once per event, inside a ``try``;
 a timed single-node replay processes about twenty events per request, so the
@@ -13,6 +14,24 @@ from __future__ import annotations
 from heapq import heappop
 
 import simpy
+
+
+class FirstOf(simpy.Event):
+    """Succeeds (scheduled now) when the first of the events it is a callback of is processed."""
+
+    def fire(self, _event: simpy.Event) -> None:
+        if not self.triggered:
+            self.succeed()
+
+
+def first_of(env: simpy.Environment, events: list[simpy.Event]) -> simpy.Event:
+    """``env.any_of(events)`` without a Condition's bookkeeping, for pending events whose values
+    nobody reads: the same events are scheduled in the same order (it fires one hop after the
+    first of them is processed), its value is None."""
+    first = FirstOf(env)
+    for ev in events:
+        ev.callbacks.append(first.fire)
+    return first
 
 
 def run_to_end(env: simpy.Environment) -> None:
@@ -30,4 +49,4 @@ def run_to_end(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["run_to_end"]
+__all__ = ["FirstOf", "first_of", "run_to_end"]

@@ -124,9 +124,12 @@ class FluidShare:
         # Float slack: finish every job whose virtual finish is (almost) reached. The slack also
         # covers what the server delivers in a few ulps of the clock: a smaller remainder would
         # give a wake-up delay that does not advance env.now, and the timer would refire forever.
-        eps = 1e-9 * max(1.0, abs(self._v))
+        v = abs(self._v)
+        eps = 1e-9 * (v if v > 1.0 else 1.0)  # max(1.0, |V|), without the call (a wake per job or two)
         if self._heap:
-            eps = max(eps, 4.0 * math.ulp(self.env.now) * self._r)
+            tick = 4.0 * math.ulp(self.env.now) * self._r
+            if tick > eps:
+                eps = tick
         popped = False
         while self._heap and self._heap[0][0] <= self._v + eps:
             _, _, ev, load = heapq.heappop(self._heap)

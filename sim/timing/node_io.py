@@ -27,6 +27,7 @@ from typing import Any
 
 import simpy
 
+from sim.timing.event_loop import first_of
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
 from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through, through_quiet
@@ -92,7 +93,7 @@ class PrefixLoad:
         if self.overlap == "none":
             return self.done
         early = ready_offset_s(self.choice.load_s, self.choice.prefill_s, self.layers, self.overlap)
-        return self.env.any_of([self.done, self.env.timeout(early)])
+        return first_of(self.env, [self.done, self.env.timeout(early)])  # any_of; nobody reads its value
 
     def prefill(self, prefill_s: float) -> Generator[simpy.Event, Any, None]:
         """The prefill, started now on the GPU: waits for the load where the layers need it.
