@@ -32,3 +32,4 @@ def test_timed_results_equal_the_pinned_ones(case):
         assert got.shape == exp.shape, f
         assert np.array_equal(got, exp, equal_nan=exp.dtype.kind == "f"), f"{case}: {f} differs at {_diff(got, exp)}"
     assert res.sim_time_s == want[f"{case}.sim_time_s"][0]
+    assert pin.io_figures(res).tolist() == want[f"{case}.io"].tolist()
