@@ -51,6 +51,7 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
+from sim.timing.event_loop import run_to_end
 from sim.timing.node_io import NodeIO, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
 from trace.workload import Workload
@@ -254,9 +255,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     npre_of = [0] * len(w)
     t_first = [0.0] * len(w)
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
+    in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
 
-    def background(traffic: Traffic, wk: int):
-        return io.write_back(wk, traffic.hbm_to_dram, traffic.dram_to_ssd)
+    def background(traffic: Traffic, wk: int, wait: bool = False):
+        # no completion events unless a synchronous write-through waits for the write-back
+        return io.write_back(wk, traffic.hbm_to_dram, traffic.dram_to_ssd, wait)
 
     pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \
         if prefetcher is not None else None
@@ -264,12 +267,13 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
         lo = int(offs[i])
-        blocks = row(i)
+        blocks = in_flight.pop(i)
         st = cache.store(wk, blocks, lo, npre_of[i])
-        bg = background(st, wk)
+        wait = sync_backup and st.hbm_to_dram > 0
+        bg = background(st, wk, wait)
         if pf is not None:
             pf.turn_done(int(sess[i]), i, wk, blocks, lo)
-        if sync_backup and st.hbm_to_dram:
+        if wait:
             bg[0].callbacks.append(lambda _e: first_out(eng, r))
         else:
             first_out(eng, r)
@@ -295,10 +299,15 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         # the load-or-recompute choice prices a prefill with the workers' own step model
         return workers.step.iteration_s([(new, cached)], 0, 0.0)
 
-    def request(i: int):
+    def request(i: int) -> None:
+        """Request i's arrival: route, look up, fetch, start the load; joins its worker when ready.
+
+        A plain call from ``arrivals`` (not a SimPy process: two events and a generator fewer per
+        request), made at the same point of the event order as the process's first step was."""
         t0 = env.now
         lo = int(offs[i])
         blocks = row(i)
+        in_flight[i] = blocks  # first_token stores them: built once per request
         s = int(sess[i])
         wk = router.choose(i, blocks, s)
         load[wk] += 1
@@ -311,7 +320,10 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         traffic = cache.fetch(wk, blocks, lo, npre)
         res.hit_blocks[i] = (nh, nd, ns)
         n_in = inp[i]
-        th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
+        if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
+            th, td, ts = nh * bt, nd * bt, ns * bt
+        else:
+            th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
         res.hit_tokens[i] = (th, td, ts)
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
@@ -320,8 +332,12 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         res.recomputed_tokens[i] = ld.choice.recomputed_tokens
         background(traffic, wk)
         ready = ld.ready()
-        if ready is not None:
-            yield ready
+        if ready is None:
+            join(i, wk, ld, t0, lo, s, n_in)
+        else:
+            ready.callbacks.append(lambda _e: join(i, wk, ld, t0, lo, s, n_in))
+
+    def join(i: int, wk: int, ld, t0: float, lo: int, s: int, n_in: int) -> None:
         res.load_s[i] = env.now - t0
         r = Req(i, n_in, out[i], no_blocks, lo, t0, s)
         # At least one token is always computed: it yields the first output token's logits.
@@ -329,18 +345,28 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         workers.submit(wk, r)
 
     def arrivals():
+        # Requests arriving at one instant are handled after arrivals' step, in order, before any
+        # other event of that instant - where their processes' (urgent) first steps ran before -
+        # and after the timeout to the next arrival is scheduled (the same event order).
+        due: list[int] = []
         for i in range(len(w)):
             dt = float(arr_s[i]) - env.now
             if dt > 0:
-                yield env.timeout(dt)
-            env.process(request(i))
+                nxt = env.timeout(dt)
+                for j in due:
+                    request(j)
+                due.clear()
+                yield nxt
+            due.append(i)
             if i % every == 0:
                 _sample(cache, env.now)
                 if progress:
                     progress(i)
+        for j in due:
+            request(j)
 
     env.process(arrivals())
-    env.run()
+    run_to_end(env)
     res.sim_time_s = float(env.now)
     busy = [workers.busy(k) for k in range(nw)]
     res.busy_s = {

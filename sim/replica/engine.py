@@ -49,16 +49,9 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
+from sim.timing.event_loop import FirstOf
 
 # ------------------------------------------------------------------ the replica
-
-
-class _First(simpy.Event):
-    """Succeeds (scheduled now) when the first of the events it is a callback of is processed."""
-
-    def fire(self, _event: simpy.Event) -> None:
-        if not self.triggered:
-            self.succeed()
 
 
 class Hooks(Protocol):
@@ -344,7 +337,7 @@ class BatchingReplica:
             self._stretch = (t0, k, B, K)
             # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
             # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
-            first = _First(env)
+            first = FirstOf(env)
             env.timeout(T).callbacks.append(first.fire)
             wake.callbacks.append(first.fire)
             yield first

@@ -35,10 +35,10 @@ class FluidShare:
         self.rate_fn = rate_fn
         self._v = 0.0  # virtual clock: service per job delivered so far
         self._t = env.now  # real time of the last virtual-clock update
-        self._heap: list[tuple[float, int, simpy.Event, float]] = []  # (finish V, seq, event, load)
+        self._heap: list[tuple[float, int, simpy.Event | None, float]] = []  # (finish V, seq, event, load)
         self._load = 0.0
         self._seq = itertools.count()
-        self._gen = 0  # invalidates stale wake-up timers
+        self._timer: simpy.Event | None = None  # the live wake-up timer (older ones are stale)
         self._r = 0.0  # rate_fn at the current active set (cached: it changes only with the set)
         self.busy_time = 0.0  # seconds with at least one active job
         self.served = 0.0  # total size served
@@ -57,6 +57,11 @@ class FluidShare:
     def retime(self) -> None:
         """rate_fn's answer changed for a reason outside this server: serve at the old rate up to
         now, then continue at the new one."""
+        if not self._heap:  # idle (a link's other class, mostly): the three steps reduce to this
+            self._t = self.env.now
+            self._r = 0.0
+            self._timer = None
+            return
         self._advance()
         self._set_changed()
         self._reschedule()
@@ -80,6 +85,16 @@ class FluidShare:
         if size <= 0:
             done.succeed()
             return done
+        self._join(size, load, done)
+        return done
+
+    def serve_quiet(self, size: float, load: float = 0.0) -> None:
+        """``serve`` for a job nobody waits for (a background write-back): no completion event.
+        The server's timeline is the same; only an event without callbacks is not scheduled."""
+        if size > 0:
+            self._join(size, load, None)
+
+    def _join(self, size: float, load: float, done: simpy.Event | None) -> None:
         self._advance()
         heapq.heappush(self._heap, (self._v + size, next(self._seq), done, load))
         self._load += load
@@ -87,10 +102,9 @@ class FluidShare:
         self._reschedule()
         if self.on_change is not None:
             self.on_change()
-        return done
 
     def _reschedule(self) -> None:
-        self._gen += 1
+        self._timer = None
         if not self._heap:
             return
         rate = self._r
@@ -98,29 +112,30 @@ class FluidShare:
             return
         if rate <= 0:
             raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
-        delay = max(0.0, (self._heap[0][0] - self._v) / rate)
-        gen = self._gen
+        delay = (self._heap[0][0] - self._v) / rate
+        timer = self.env.timeout(delay if delay > 0.0 else 0.0)  # max(0.0, delay), without the call
+        timer.callbacks.append(self._wake)
+        self._timer = timer
 
-        def wake(_e: simpy.Event) -> None:
-            self._wake(gen)
-
-        self.env.timeout(delay).callbacks.append(wake)
-
-    def _wake(self, gen: int) -> None:
-        if gen != self._gen:
+    def _wake(self, timer: simpy.Event) -> None:
+        if timer is not self._timer:
             return  # a newer arrival/departure rescheduled us
         self._advance()
         # Float slack: finish every job whose virtual finish is (almost) reached. The slack also
         # covers what the server delivers in a few ulps of the clock: a smaller remainder would
         # give a wake-up delay that does not advance env.now, and the timer would refire forever.
-        eps = 1e-9 * max(1.0, abs(self._v))
+        v = abs(self._v)
+        eps = 1e-9 * (v if v > 1.0 else 1.0)  # max(1.0, |V|), without the call (a wake per job or two)
         if self._heap:
-            eps = max(eps, 4.0 * math.ulp(self.env.now) * self._r)
+            tick = 4.0 * math.ulp(self.env.now) * self._r
+            if tick > eps:
+                eps = tick
         popped = False
         while self._heap and self._heap[0][0] <= self._v + eps:
             _, _, ev, load = heapq.heappop(self._heap)
             self._load -= load
-            ev.succeed()
+            if ev is not None:
+                ev.succeed()
             popped = True
         if not self._heap:
             self._load = 0.0

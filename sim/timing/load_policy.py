@@ -74,7 +74,7 @@ def choose_prefix(parts: Sequence[PrefixPart], input_tokens: int, prefill_s: Cal
     total = sum(p.tokens for p in parts)
     if total > input_tokens or any(p.tokens < 0 or p.load_s < 0 for p in parts):
         raise ValueError(f"cached parts ({total} tokens) must be >= 0 and within the input ({input_tokens})")
-    best: LoadChoice | None = None
+    best: tuple[int, int, float, float, float] | None = None  # the LoadChoice fields, built once at the end
     cuts = range(len(parts), 0, -1) if policy == "faster" else (len(parts),)
     for k in cuts:  # from "load everything" down: on a tie the earlier (more loading) cut stays
         if k < len(parts) and parts[k].tokens == 0:
@@ -83,10 +83,23 @@ def choose_prefix(parts: Sequence[PrefixPart], input_tokens: int, prefill_s: Cal
         load = max((p.load_s for p in parts[1:k] if p.tokens > 0), default=0.0)
         pre = prefill_s(input_tokens - used, used)
         done = prefill_done_s(load, pre, layers, overlap, start_s)
-        if best is None or done < best.done_s:
-            best = LoadChoice(k, used, total - used, load, pre, done)
+        if best is None or done < best[4]:
+            best = (k, used, load, pre, done)
     assert best is not None
-    return best
+    k, used, load, pre, done = best
+    return LoadChoice(k, used, total - used, load, pre, done)
 
 
-__all__ = ["LOAD_POLICIES", "LoadChoice", "LoadPolicy", "PrefixPart", "choose_prefix"]
+def hbm_only(hbm_tokens: int, input_tokens: int, prefill_s: Callable[[int, int], float], n_parts: int) -> LoadChoice:
+    """``choose_prefix`` over `n_parts` parts of which only the HBM part holds tokens (nothing to
+    load), under either policy and overlap: every cut but "all parts" is skipped, so the answer is
+    that cut's, the same floats without the loop (the common case of a timed run, once per request)."""
+    if not 0 <= hbm_tokens <= input_tokens:
+        raise ValueError(f"cached parts ({hbm_tokens} tokens) must be >= 0 and within the input ({input_tokens})")
+    pre = prefill_s(input_tokens - hbm_tokens, hbm_tokens)
+    if pre < 0:
+        raise ValueError(f"times must be >= 0 (load 0.0, prefill {pre})")
+    return LoadChoice(n_parts, hbm_tokens, 0, 0.0, pre, 0.0 + pre)
+
+
+__all__ = ["LOAD_POLICIES", "LoadChoice", "LoadPolicy", "PrefixPart", "choose_prefix", "hbm_only"]

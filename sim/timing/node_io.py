@@ -27,9 +27,10 @@ from typing import Any
 
 import simpy
 
-from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix
+from sim.timing.event_loop import first_of
+from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
-from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through
+from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through, through_quiet
 
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
 
@@ -92,7 +93,7 @@ class PrefixLoad:
         if self.overlap == "none":
             return self.done
         early = ready_offset_s(self.choice.load_s, self.choice.prefill_s, self.layers, self.overlap)
-        return self.env.any_of([self.done, self.env.timeout(early)])
+        return first_of(self.env, [self.done, self.env.timeout(early)])  # any_of; nobody reads its value
 
     def prefill(self, prefill_s: float) -> Generator[simpy.Event, Any, None]:
         """The prefill, started now on the GPU: waits for the load where the layers need it.
@@ -151,9 +152,16 @@ class NodeIO:
         return [(self.nvme, "read")]
 
     # ------------------------------------------------------------ traffic
-    def write_back(self, wk: int, hbm_to_dram: int, dram_to_ssd: int) -> list[simpy.Event]:
+    def write_back(self, wk: int, hbm_to_dram: int, dram_to_ssd: int, wait: bool = True) -> list[simpy.Event]:
         """Demotions HBM -> DRAM and DRAM -> SSD (blocks): background writes, nobody waits for them
-        unless the caller does (synchronous write-through)."""
+        unless the caller does (synchronous write-through). ``wait=False``: the caller will not
+        wait, so no completion events are made (returns [])."""
+        if not wait:
+            if hbm_to_dram:
+                through_quiet(self.env, self._dram_out(wk), hbm_to_dram * self.bb)
+            if dram_to_ssd:
+                self.nvme.serve_quiet(dram_to_ssd * self.bb, "write")
+            return []
         evs = []
         if hbm_to_dram:
             evs.append(through(self.env, self._dram_out(wk), hbm_to_dram * self.bb))
@@ -195,6 +203,8 @@ class NodeIO:
         """
         th, td, ts = tokens
         nd, ns = blocks
+        if td == 0 and ts == 0 and nd == 0 and ns == 0:
+            return PrefixLoad(self.env, hbm_only(th, input_tokens, prefill_cost, 3), None, self.layers, self.overlap)
         parts = [
             PrefixPart(th),
             PrefixPart(td, estimate_s(self._dram_in(wk), nd * self.bb, self.dram_lat)),

@@ -96,6 +96,11 @@ class PriorityLink:
         self.bytes[direction] += max(0.0, nbytes)
         return self.cls(direction).serve(nbytes)
 
+    def serve_quiet(self, nbytes: float, direction: Direction = "write") -> None:
+        """``serve`` without a completion event (nobody waits for this transfer)."""
+        self.bytes[direction] += max(0.0, nbytes)
+        self.cls(direction).serve_quiet(nbytes)
+
     def rate_now(self, direction: Direction = "read") -> float:
         """Bytes/s a transfer of this class starting now would get (the share it would have now)."""
         if not self.contention:
@@ -141,6 +146,15 @@ def through(env: simpy.Environment, hops: Sequence[Hop], nbytes: float, latency_
     return done
 
 
+def through_quiet(env: simpy.Environment, hops: Sequence[Hop], nbytes: float) -> None:
+    """``through`` without latency for a transfer nobody waits for (a background write-back): the
+    same service on every hop, without the completion events (they would have no callbacks)."""
+    if nbytes <= 0:
+        return
+    for link, d in hops:
+        link.serve_quiet(nbytes, d)
+
+
 def estimate_s(hops: Sequence[Hop], nbytes: float, latency_s: float = 0.0) -> float:
     """Time a transfer starting now would take if every hop kept its current state:
     latency + bytes / the smallest share it would get on any hop. 0 bytes -> 0."""
@@ -149,4 +163,4 @@ def estimate_s(hops: Sequence[Hop], nbytes: float, latency_s: float = 0.0) -> fl
     return latency_s + nbytes / min(link.rate_now(d) for link, d in hops)
 
 
-__all__ = ["Direction", "Hop", "PriorityLink", "estimate_s", "through"]
+__all__ = ["Direction", "Hop", "PriorityLink", "estimate_s", "through", "through_quiet"]

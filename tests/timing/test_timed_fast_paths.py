@@ -1,0 +1,107 @@
+"""The timed replay's shortcuts (issue #19 speed) against the general code they stand in for:
+``run_to_end`` vs ``env.run()``, ``serve_quiet`` vs ``serve``, ``hbm_only`` vs ``choose_prefix``."""
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from sim.timing.event_loop import run_to_end
+from sim.timing.fluid import FluidShare
+from sim.timing.load_policy import LOAD_POLICIES, PrefixPart, choose_prefix, hbm_only
+from sim.timing.overlap import OVERLAPS
+from sim.timing.priority_link import PriorityLink, through, through_quiet
+
+
+def _model(env: simpy.Environment, log: list) -> None:
+    """Processes, timeouts at equal times, conditions and callbacks: an event order to compare."""
+
+    def worker(k: int):
+        for j in range(3):
+            yield env.timeout(0.5 * ((k + j) % 3))
+            log.append((env.now, "w", k, j))
+        ev = env.event()
+        env.timeout(0.25).callbacks.append(lambda _e: ev.succeed(k))
+        v = yield ev | env.timeout(1.0)
+        log.append((env.now, "or", k, list(v.values())))
+
+    for k in range(4):
+        env.process(worker(k))
+
+
+def test_run_to_end_processes_events_as_env_run():
+    a, b = simpy.Environment(), simpy.Environment()
+    log_a: list = []
+    log_b: list = []
+    _model(a, log_a)
+    _model(b, log_b)
+    a.run()
+    run_to_end(b)
+    assert log_b == log_a and len(log_a) == 16
+    assert b.now == a.now == 2.5  # the losing 1 s timeouts still run out
+
+
+def test_run_to_end_crashes_on_a_failed_event_like_env_run():
+    def boom(env):
+        yield env.timeout(1.0)
+        raise KeyError("lost")
+
+    for run in (simpy.Environment.run, run_to_end):
+        env = simpy.Environment()
+        env.process(boom(env))
+        with pytest.raises(KeyError, match="lost"):
+            run(env)
+        assert env.now == 1.0
+
+
+def _link_timeline(quiet: bool) -> tuple[list, PriorityLink]:
+    """Reads waited for, write-backs (quiet or not) beside them: the reads' finish times."""
+    env = simpy.Environment()
+    link = PriorityLink(env, 10e9, 5e9, writeback_share=0.2)
+    other = PriorityLink(env, 8e9, 4e9, writeback_share=0.3)
+    done: list = []
+
+    def reads():
+        for k in range(6):
+            ev = through(env, [(link, "read"), (other, "read")], 3e8 * (k + 1), latency_s=1e-5)
+            ev.callbacks.append(lambda _e, k=k: done.append((k, env.now)))
+            if quiet:
+                through_quiet(env, [(link, "write"), (other, "write")], 2e8 * (6 - k))
+            else:
+                through(env, [(link, "write"), (other, "write")], 2e8 * (6 - k))
+            yield env.timeout(0.03)
+
+    env.process(reads())
+    env.run()
+    return done, link
+
+
+def test_quiet_write_backs_leave_the_timeline_unchanged():
+    loud, a = _link_timeline(quiet=False)
+    quiet, b = _link_timeline(quiet=True)
+    assert quiet == loud and len(loud) == 6  # bit for bit
+    assert b.bytes == a.bytes
+    assert (b.write.served, b.write.busy_time) == (a.write.served, a.write.busy_time)
+
+
+def test_fluid_serve_quiet_of_nothing_is_nothing():
+    env = simpy.Environment()
+    s = FluidShare(env, lambda n, _l: 1.0 / n)
+    s.serve_quiet(0.0)
+    assert s.active == 0 and not env._queue
+
+
+@pytest.mark.parametrize("policy", LOAD_POLICIES)
+@pytest.mark.parametrize("overlap", OVERLAPS)
+def test_hbm_only_is_choose_prefix_with_empty_lower_parts(policy, overlap):
+    def cost(new: int, cached: int) -> float:
+        return 1e-4 * new + 3e-9 * new * (cached + new / 2) + 1e-3
+
+    for th, n_in in ((0, 1), (0, 500), (160, 170), (4096, 4096), (512, 9000)):
+        want = choose_prefix([PrefixPart(th), PrefixPart(0), PrefixPart(0)], n_in, cost, layers=80,
+                             overlap=overlap, policy=policy)
+        assert hbm_only(th, n_in, cost, 3) == want
+
+
+def test_hbm_only_refuses_what_choose_prefix_refuses():
+    with pytest.raises(ValueError, match="within the input"):
+        hbm_only(200, 100, lambda n, c: 0.0, 3)
