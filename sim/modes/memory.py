@@ -29,6 +29,10 @@ ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
 RUN_PER_REQ_B = {"single": 220, "single_timed": 420, "cluster": 620, "cluster_timed": 900}
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
+# the oracle family (oracle, plan, calibrate, audit): the expanded ids, sim.oracle.access's six per-access
+# arrays, their sort and the bounds' passes (measured: 20k / 80k synthetic requests of ~238 blocks,
+# 0.93 / 2.89 GB peak: ~137 bytes per access)
+ORACLE_PER_ACCESS_B = 160
 SLOT_B = 96  # one single-node engine slot: its fields and hash-table entries
 # one resident block of the cluster cache: slot, index, holder lists, the run's per-request Python lists
 # (measured: 1M requests, 35.8M blocks all resident at 102,400 GPUs, 11.2 GiB peak)
@@ -104,6 +108,14 @@ def synthetic_estimate(scfg) -> Estimate:
     e = Estimate()
     e.add("workload", n * WORKLOAD_PER_REQ_B)
     e.add("generation", n * GEN_PER_REQ_B)
+    return e
+
+
+def oracle_estimate(w) -> Estimate:
+    """The oracle's bounds over workload `w` (sim.oracle reads per-access arrays: it follows accesses)."""
+    e = Estimate()
+    e.add("workload", w.nbytes())
+    e.add("per-access arrays", w.total_blocks * ORACLE_PER_ACCESS_B)
     return e
 
 

@@ -115,6 +115,11 @@ def load_workload(cfg: Config, a: Any) -> tuple[Workload, Any]:
             raise InputError(str(e), where="--block-tokens") from None
     if len(w) == 0:
         raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
+    from sim.modes.memory import check, oracle_estimate
+
+    check(oracle_estimate(w), what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
+          change="set --limit" if cfg.trace.path else "lower synthetic.requests",
+          where=cfg.trace.path or "synthetic.requests")
     return w, ls
 
 

@@ -239,3 +239,22 @@ def test_workload_needs_ids_or_prefix():
     with pytest.raises(ValueError, match="block_ids or a PrefixBlocks"):
         Workload(name="x", arrival_ms=[0.0], input_tokens=[16], output_tokens=[1], session_id=[0],
                  block_offsets=[0, 1], block_ids=None, block_tokens=16)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", [["oracle", "--kv-budget-gb", "40"], ["audit"]])
+def test_oracle_family_refused_up_front(monkeypatch, capsys, tmp_path, command):
+    """The bounds follow block accesses (~160 bytes each): 5,000 requests of ~230 blocks need ~0.6 GiB
+    over a 0.45 GiB limit, so the command stops after loading, before any bound, and writes nothing."""
+    import sim.cli as cli
+    import sim.oracle.analysis as analysis
+
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "0.45")
+    monkeypatch.setattr(analysis, "accesses", lambda *a, **k: pytest.fail("bounds computed before the check"))
+    out = tmp_path / "res"
+    rc = cli.main([*command, "--set", "synthetic.requests=5000", "--set", "synthetic.sessions=500",
+                   "--set", "synthetic.block_tokens=16", "--output-dir", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("error: synthetic.requests: bounding 5,000 requests (")
+    assert "lower synthetic.requests" in err[0]
+    assert not out.exists()
