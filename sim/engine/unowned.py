@@ -27,4 +27,4 @@ def _i64_ptr(typingctx, addr):
 @njit(cache=True, inline="always")
 def unowned(a):
     """The same int64 vector as `a`, without an owner (see module doc); `a` must outlive it."""
-    return carray(_i64_ptr(a.ctypes.data), a.shape[0])
+    return carray(_i64_ptr(a.ctypes.data), a.shape[0])  # type: ignore[call-arg]  # intrinsic: typingctx is implicit
