@@ -7,8 +7,9 @@ fmt "mooncake": JSONL, one request per line with ``timestamp`` (ms),
 ``extra`` columns (measured latencies, trace.workload.MEASURED_COLUMNS; NaN as
 null) - the Mooncake loader reads all of these back. A ``.gz`` path is gzip-compressed.
 
-fmt "npz": numpy ``savez_compressed`` of the Workload arrays and metadata,
-read back by ``load_trace(path, "npz")`` (auto-detected by suffix).
+fmt "npz" (trace.formats.npz): version 2, the parent form uncompressed (memory-mapped on load), when
+the workload is or compacts to parent form (``Workload.compacted``); else version 1, ``savez_compressed``
+of the CSR arrays. Read back by ``load_trace(path, "npz")`` (auto-detected by suffix).
 
 fmt "auto": "npz" for a ``.npz`` path, "mooncake" otherwise.
 """
@@ -22,7 +23,8 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.io_safe import atomic_path
-from trace.formats.npz import EXTRA_PREFIX, NPZ_VERSION
+from trace.formats.npz import EXTRA_PREFIX, meta_members, v2_members
+from trace.npzio import write_members
 from trace.workload import Workload
 
 WRITE_FORMATS = ("mooncake", "npz")
@@ -53,7 +55,11 @@ def write_workload(w: Workload, path: str | Path, fmt: str = "auto") -> Path:
 
 
 def _write_npz(w: Workload, p: Path) -> None:
-    # A file object, so numpy does not append ".npz" to the name.
+    c = w.compacted()
+    if c.prefix is not None:
+        write_members(p, v2_members(c, c.prefix))
+        return
+    # Version 1 (CSR, compressed). A file object, so numpy does not append ".npz" to the name.
     with open(p, "wb") as fh:
         np.savez_compressed(
             fh,
@@ -64,10 +70,7 @@ def _write_npz(w: Workload, p: Path) -> None:
             turn=w.turn,
             block_offsets=w.block_offsets,
             block_ids=w.block_ids,
-            block_tokens=np.int64(w.block_tokens),
-            synthetic_blocks=np.bool_(w.synthetic_blocks),
-            name=np.str_(w.name),
-            kvsim_npz_version=np.int64(NPZ_VERSION),
+            **meta_members(w.name, w.block_tokens, w.synthetic_blocks, version=1),
             **{f"{EXTRA_PREFIX}{k}": v for k, v in w.extra.items()},  # type: ignore[arg-type]
         )
 
