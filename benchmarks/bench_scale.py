@@ -98,7 +98,9 @@ def main() -> None:
     t0 = time.perf_counter()
     w = generate(cfg.synthetic, cfg.seed)
     print(f"generated in {time.perf_counter() - t0:.1f} s: {w.total_blocks:,} block accesses, "
-          f"{w.prefix_blocks().n_own():,} own blocks ({'dense ids, none stored' if w.prefix_blocks().dense else 'ids stored'}), workload {w.nbytes() / 1024**3:.2f} GiB "
+          f"{w.prefix_blocks().n_own():,} own blocks "
+          f"({'dense ids, none stored' if w.prefix_blocks().dense else 'ids stored'}), "
+          f"workload {w.nbytes() / 1024**3:.2f} GiB "
           f"(the CSR would hold {w.total_blocks * 8 / 1024**3:.2f} GiB of ids); peak RSS so far {rss_gib():.2f} GiB")
     est = run_estimate(w, mode="cluster" if args.run == "cluster" else "single", timing=timing, per_access=False,
                        slots=0, cluster_compiled=args.run == "cluster")

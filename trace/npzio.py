@@ -83,7 +83,7 @@ def write_members(path: Path, members: Mapping[str, np.ndarray | Spill]) -> None
                     with open(m.path, "rb") as src:
                         shutil.copyfileobj(src, out, 1 << 22)
                 else:
-                    out.write(memoryview(arr.reshape(-1).view(np.uint8)))
+                    out.write(arr.reshape(-1).view(np.uint8).data)
 
 
 def _member_array(mm: mmap.mmap, fh, info: zipfile.ZipInfo, where: str) -> np.ndarray:

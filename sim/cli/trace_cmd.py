@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
         add_trace_args(t, required=True)
         if name == "convert":
             t.add_argument("--out", required=True, help="output file")
-            t.add_argument("--to", default=None, choices=["mooncake", "npz"], help="output format (default: npz for a .npz name, else mooncake)")
+            t.add_argument("--to", default=None, choices=["mooncake", "npz"],
+                           help="output format (default: npz for a .npz name, else mooncake)")
             _add_from_args(t)
         else:
             t.add_argument("--json", action="store_true", help="JSON output")

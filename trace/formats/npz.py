@@ -158,14 +158,14 @@ def _load_v2(path: Path, limit: int | None) -> tuple[Workload, int]:
     if not dense and int(a["own_off"][-1]) != len(a["own_ids"]):
         raise InputError(f"own_off: ends at {int(a['own_off'][-1])}, not at len(own_ids) = {len(a['own_ids'])}",
                          where=where)
-    k = n if limit is None else min(n, limit)
-    offsets = _check_v2(a, k, where)
-    own_ids = None if dense else a["own_ids"][:int(a["own_off"][k])]
-    pb = PrefixBlocks(a["parent"][:k], a["shared"][:k], a["own_off"][:k + 1], own_ids, distinct=dense)
-    w = Workload(name=meta["name"], arrival_ms=a["arrival_ms"][:k], input_tokens=a["input_tokens"][:k],
-                 output_tokens=a["output_tokens"][:k], session_id=a["session_id"][:k], turn=a["turn"][:k],
+    keep = n if limit is None else min(n, limit)
+    offsets = _check_v2(a, keep, where)
+    own_ids = None if dense else a["own_ids"][:int(a["own_off"][keep])]
+    pb = PrefixBlocks(a["parent"][:keep], a["shared"][:keep], a["own_off"][:keep + 1], own_ids, distinct=dense)
+    w = Workload(name=meta["name"], arrival_ms=a["arrival_ms"][:keep], input_tokens=a["input_tokens"][:keep],
+                 output_tokens=a["output_tokens"][:keep], session_id=a["session_id"][:keep], turn=a["turn"][:keep],
                  block_offsets=offsets, block_ids=None, block_tokens=meta["block_tokens"],  # type: ignore[arg-type]
-                 synthetic_blocks=meta["synthetic_blocks"], extra={c: v[:k] for c, v in extra.items()}, prefix=pb)
+                 synthetic_blocks=meta["synthetic_blocks"], extra={c: v[:keep] for c, v in extra.items()}, prefix=pb)
     return w, n
 
 
