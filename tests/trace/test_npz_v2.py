@@ -64,6 +64,15 @@ def test_synth_npz_expands_to_the_jsonl_block_lists(fit, tmp_path: Path) -> None
     assert np.array_equal(pb.ids_stored()[dense], wj.block_ids)
 
 
+def test_trace_stats_of_the_npz_equal_the_jsonl_without_expanding(fit, tmp_path: Path) -> None:
+    from trace.stats import workload_stats
+
+    wj = _synth(fit, tmp_path / "s.jsonl")
+    wd = _synth(fit, tmp_path / "s.npz")
+    assert workload_stats(wd) == workload_stats(wj)
+    assert wd.compact  # block_ids never expanded
+
+
 def test_v2_is_stored_and_memory_mapped(fit, tmp_path: Path) -> None:
     out = tmp_path / "d.npz"
     w = _synth(fit, out)
