@@ -73,6 +73,16 @@ def test_trace_stats_of_the_npz_equal_the_jsonl_without_expanding(fit, tmp_path:
     assert wd.compact  # block_ids never expanded
 
 
+def test_npz_converted_back_to_jsonl_is_the_synth_jsonl_byte_for_byte(fit, tmp_path: Path, monkeypatch) -> None:
+    import trace.convert
+
+    monkeypatch.setattr(trace.convert, "_ROWS", 256)  # several chunks
+    _synth(fit, tmp_path / "s.jsonl")
+    _synth(fit, tmp_path / "s.npz", store_ids=True)
+    assert main(["trace", "convert", "--trace", str(tmp_path / "s.npz"), "--out", str(tmp_path / "back.jsonl")]) == 0
+    assert (tmp_path / "back.jsonl").read_bytes() == (tmp_path / "s.jsonl").read_bytes()
+
+
 def test_v2_is_stored_and_memory_mapped(fit, tmp_path: Path) -> None:
     out = tmp_path / "d.npz"
     w = _synth(fit, out)
