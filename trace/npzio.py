@@ -103,6 +103,8 @@ def _member_array(mm: mmap.mmap, fh, info: zipfile.ZipInfo, where: str) -> np.nd
         shape, fortran, dtype = read(fh)
     except (ValueError, SyntaxError, TypeError) as e:
         raise InputError(f"member {key!r}: bad .npy header ({e})", where=where) from None
+    if any(d < 0 for d in shape):
+        raise InputError(f"member {key!r}: negative shape {shape}", where=where)
     if dtype.hasobject or fortran or dtype.itemsize == 0:
         raise InputError(f"member {key!r}: unsupported array (object, Fortran order or empty dtype)", where=where)
     data = fh.tell()

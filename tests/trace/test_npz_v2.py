@@ -155,6 +155,8 @@ def _v2(tmp_path: Path, **change) -> Path:
       "own_off": np.array([0, 2, 1 << 25, 1 << 26, 1 << 27])}, "a request of more than"),
     ({"parent": np.array([-1.0, 0, 1, -1])}, "parent: expected a 1-d int64 array"),
     ({"kvsim_npz_version": np.int64(7)}, "unknown kvsim npz version 7"),
+    ({"block_tokens": np.int64(0)}, "block_tokens must be positive"),
+    ({"dense_ids": np.array([True, False])}, "dense_ids: not a flag"),
 ])
 def test_hostile_v2_is_one_line_naming_file_and_key(tmp_path: Path, change, message) -> None:
     p = _v2(tmp_path, **change)

@@ -132,7 +132,10 @@ def _load_v2(path: Path, limit: int | None) -> tuple[Workload, int]:
     missing = [k for k in V2_KEYS if k not in z]
     if missing:
         raise InputError(f"not a kvsim workload .npz: missing {', '.join(missing)}", where=where)
-    dense = bool(z["dense_ids"])
+    try:
+        dense = bool(z["dense_ids"])
+    except (TypeError, ValueError) as e:
+        raise InputError(f"dense_ids: not a flag ({e})", where=where) from None
     a = {k: z[k] for k in V2_KEYS if k != "dense_ids"}
     extra = {k.removeprefix(EXTRA_PREFIX): v for k, v in z.items() if k.startswith(EXTRA_PREFIX)}
     want = {**dict.fromkeys(("input_tokens", "output_tokens", "session_id", "turn", "parent", "shared"), np.int64),
@@ -161,11 +164,15 @@ def _load_v2(path: Path, limit: int | None) -> tuple[Workload, int]:
     keep = n if limit is None else min(n, limit)
     offsets = _check_v2(a, keep, where)
     own_ids = None if dense else a["own_ids"][:int(a["own_off"][keep])]
-    pb = PrefixBlocks(a["parent"][:keep], a["shared"][:keep], a["own_off"][:keep + 1], own_ids, distinct=dense)
-    w = Workload(name=meta["name"], arrival_ms=a["arrival_ms"][:keep], input_tokens=a["input_tokens"][:keep],
-                 output_tokens=a["output_tokens"][:keep], session_id=a["session_id"][:keep], turn=a["turn"][:keep],
-                 block_offsets=offsets, block_ids=None, block_tokens=meta["block_tokens"],  # type: ignore[arg-type]
-                 synthetic_blocks=meta["synthetic_blocks"], extra={c: v[:keep] for c, v in extra.items()}, prefix=pb)
+    try:
+        pb = PrefixBlocks(a["parent"][:keep], a["shared"][:keep], a["own_off"][:keep + 1], own_ids, distinct=dense)
+        w = Workload(name=meta["name"], arrival_ms=a["arrival_ms"][:keep], input_tokens=a["input_tokens"][:keep],
+                     output_tokens=a["output_tokens"][:keep], session_id=a["session_id"][:keep], turn=a["turn"][:keep],
+                     block_offsets=offsets, block_ids=None, block_tokens=meta["block_tokens"],  # type: ignore[arg-type]
+                     synthetic_blocks=meta["synthetic_blocks"], extra={c: v[:keep] for c, v in extra.items()},
+                     prefix=pb)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"inconsistent workload arrays: {e}", where=where) from None
     return w, n
 
 
