@@ -28,8 +28,13 @@ def prefix_reuse(w: Workload) -> tuple[int, int]:
     For each request in order: its leading blocks whose id appeared in any
     earlier request (stopping at the first unseen one) count as reused,
     times block_tokens, capped at the request's input tokens. One pass, one
-    Python set.
+    Python set; for a parent form with distinct own ids (trace synth's .npz,
+    the synthetic generator) no pass at all: a request's seen leading blocks
+    are exactly those it shares with its parent, as its own ones are new.
     """
+    if w.compact and w.prefix is not None and w.prefix.distinct:
+        return (int(np.minimum(w.prefix.shared * w.block_tokens, w.input_tokens).sum()),
+                int(w.input_tokens.sum()))
     ids = w.block_ids.tolist()
     offs = w.block_offsets.tolist()
     inp = w.input_tokens.tolist()
@@ -78,8 +83,9 @@ def workload_stats(w: Workload) -> dict:
         "output_tokens": _dist(w.output_tokens),
         "input_tokens_total": total_in,
         "output_tokens_total": int(w.output_tokens.sum()),
-        "blocks": int(len(w.block_ids)),
-        "unique_blocks": int(len(np.unique(w.block_ids))),
+        "blocks": w.total_blocks,
+        "unique_blocks": (w.prefix.n_unique() if w.compact and w.prefix is not None
+                          else int(len(np.unique(w.block_ids)))),
         "blocks_per_request_mean": float(nb.mean()) if n else None,
         "block_tokens": int(w.block_tokens),
         "synthetic_blocks": bool(w.synthetic_blocks),

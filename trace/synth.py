@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import heapq
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -60,8 +61,11 @@ def _table_stream(rng, table, integer: bool, lo: float = 0.0):
 
 
 def synthesize(fit: dict, out: str | Path, *, requests: int, seed: int, rate_scale: float = 1.0,
-               session_scale: int = 1, duration_s: float | None = None) -> dict:
-    """Write the synthetic trace to `out` (atomically); returns a summary dict."""
+               session_scale: int = 1, duration_s: float | None = None, store_ids: bool = False) -> dict:
+    """Write the synthetic trace to `out` (atomically); returns a summary dict.
+
+    A ``.npz`` name writes the parent form (trace.synth_npz; `store_ids`: keep the ids as in the JSONL
+    output, else dense ids), any other name Mooncake-style JSONL (``.gz``: compressed)."""
     f = fit["_"]
     B = int(f["block_tokens"])
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(9)]
@@ -70,6 +74,7 @@ def synthesize(fit: dict, out: str | Path, *, requests: int, seed: int, rate_sca
     next_id = 0
     root_blocks: list[list[int]] = []
     root_str: list[str] = []
+    root_parent: list[int] = []  # index of the parent root in root_blocks, -1 = none
     weights: list[float] = []
     for _copy in range(session_scale):
         base = len(root_blocks)
@@ -79,6 +84,7 @@ def synthesize(fit: dict, out: str | Path, *, requests: int, seed: int, rate_sca
             fresh = list(range(next_id, next_id + int(r["depth_blocks"]) - len(pb)))
             next_id += len(fresh)
             by_id[r["id"]] = len(root_blocks) - base
+            root_parent.append(base + by_id[r["parent"]] if r["parent"] is not None else -1)
             root_blocks.append(pb + fresh)
             root_str.append(", ".join(map(str, pb + fresh)))
             weights.append(float(r["sessions"]))
@@ -120,8 +126,6 @@ def synthesize(fit: dict, out: str | Path, *, requests: int, seed: int, rate_sca
     n_req = int(requests)
     t_end = float("inf") if duration_s is None else float(duration_s)
     p = Path(out)
-    opener = gzip.open if p.suffix.lower() == ".gz" else open
-    extra = "" if B == 512 else f', "block_tokens": {B}'
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     seq = 0
@@ -130,69 +134,127 @@ def synthesize(fit: dict, out: str | Path, *, requests: int, seed: int, rate_sca
     n_sid = 0
     t_next = next_start(-float(f["warmup_s"]))
     last_ms = 0
-    with atomic_path(p) as tmp, opener(tmp, "wt", encoding="utf-8", newline="\n") as fh:
-        lines: list[str] = []
-        while written < n_req:
-            if heap and heap[0][0] <= t_next:
-                t, _, st = pop(heap)
-            else:
-                t = t_next
-                t_next = next_start(t)
-                r = root_pick()
-                if r < len(root_blocks):
-                    st = [root_blocks[r], root_str[r], turns_pick(), 0, seq, True]
+    with atomic_path(p) as tmp:
+        if p.suffix.lower() == ".npz":
+            from trace.synth_npz import NpzSink
+
+            sink: _Sink = NpzSink(tmp, p, B, root_blocks, root_parent, store_ids)
+        else:
+            sink = _JsonlSink(tmp, B, root_str)
+        with sink:
+            while written < n_req:
+                if heap and heap[0][0] <= t_next:
+                    t, _, st = pop(heap)
                 else:
-                    st = [[], "", turns_pick(), 0, seq, True]
-                seq += 1
-            if t > t_end:
-                break
-            ctx, ctx_str, n_turns, k, sid, first = st
-            if first:
-                new = first_new()
-                kept, kept_str = ctx, ctx_str
-            else:
-                new = new_tok()
-                if uni() < extend_share:
-                    kept, kept_str = ctx, ctx_str
+                    t = t_next
+                    t_next = next_start(t)
+                    r = root_pick()
+                    if r < len(root_blocks):
+                        st = [root_blocks[r], sink.start(r), turns_pick(), 0, seq, r]
+                    else:
+                        st = [[], sink.start(-1), turns_pick(), 0, seq, -1]
+                    seq += 1
+                if t > t_end:
+                    break
+                ctx, aux, n_turns, k, sid, root = st
+                if k == 0:
+                    new = first_new()
+                    n_kept = len(ctx)
                 else:
-                    kept = ctx[: int(keep_share() * len(ctx))]
-                    kept_str = ", ".join(map(str, kept))
-            inp = len(kept) * B + new
-            n_full = inp // B - len(kept)
-            fresh = list(range(next_id, next_id + n_full))
-            next_id += n_full
-            if fresh:
-                add = ", ".join(map(str, fresh))
-                ctx_str = f"{kept_str}, {add}" if kept_str else add
-                ctx = kept + fresh
-            else:
-                ctx, ctx_str = kept, kept_str
-            if inp % B:
-                ids = f"{ctx_str}, {next_id}" if ctx_str else str(next_id)
-                next_id += 1
-            else:
-                ids = ctx_str
-            if t >= 0:
-                ms = max(last_ms, int(round(t * 1000.0)))
-                last_ms = ms
-                s_out = out_sid.get(sid, -1)
-                if s_out < 0:
-                    s_out = out_sid[sid] = n_sid
-                    n_sid += 1
-                lines.append(f'{{"timestamp": {ms}, "input_length": {inp}, "output_length": {out_tok()}, '
-                             f'"hash_ids": [{ids}], "session_id": {s_out}, "turn": {k}{extra}}}\n')
-                written += 1
-                if len(lines) >= 4096:
-                    fh.write("".join(lines))
-                    lines.clear()
-            else:
-                out_tok()  # the same draws whether or not the request is inside the window
-            if k + 1 < n_turns:
-                push(heap, (t + think(), seq, [ctx, ctx_str, n_turns, k + 1, sid, False]))
-                seq += 1
-            else:
-                out_sid.pop(sid, None)  # ended: the map holds live sessions only
-        fh.write("".join(lines))
-        if written == 0:
-            raise InputError("no request fell inside the window (is --duration too short?)", where="trace synth")
+                    new = new_tok()
+                    n_kept = len(ctx) if uni() < extend_share else int(keep_share() * len(ctx))
+                inp = n_kept * B + new
+                n_full = inp // B - n_kept
+                fresh_lo = next_id
+                next_id += n_full
+                partial = -1
+                if inp % B:
+                    partial = next_id
+                    next_id += 1
+                if t >= 0:
+                    ms = max(last_ms, int(round(t * 1000.0)))
+                    last_ms = ms
+                    s_out = out_sid.get(sid, -1)
+                    if s_out < 0:
+                        s_out = out_sid[sid] = n_sid
+                        n_sid += 1
+                    aux = sink.write(aux, ctx, n_kept, fresh_lo, n_full, partial, root,
+                                     (ms, inp, out_tok(), s_out, k))
+                    written += 1
+                else:
+                    out_tok()  # the same draws whether or not the request is inside the window
+                    aux = sink.skip(aux, ctx, n_kept, fresh_lo, n_full)
+                if k + 1 < n_turns:
+                    if n_kept < len(ctx) or n_full:
+                        ctx = ctx[:n_kept] + list(range(fresh_lo, fresh_lo + n_full))
+                    push(heap, (t + think(), seq, [ctx, aux, n_turns, k + 1, sid, root]))
+                    seq += 1
+                else:
+                    out_sid.pop(sid, None)  # ended: the map holds live sessions only
+            if written == 0:
+                raise InputError("no request fell inside the window (is --duration too short?)",
+                                 where="trace synth")
     return {"requests": written, "sessions": n_sid, "duration_s": last_ms / 1000.0, "out": str(p)}
+
+
+class _Sink(Protocol):
+    """Where synthesize's requests go: it calls ``start`` per session, ``write`` per request in the
+    window, ``skip`` per warm-up request; ``aux`` is the sink's own per-session state."""
+
+    def __enter__(self) -> _Sink: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def start(self, root: int) -> Any: ...
+
+    def write(self, aux: Any, ctx: list[int], n_kept: int, fresh_lo: int, n_full: int, partial: int, root: int,
+              row: tuple[int, int, int, int, int]) -> Any: ...
+
+    def skip(self, aux: Any, ctx: list[int], n_kept: int, fresh_lo: int, n_full: int) -> Any: ...
+
+
+class _JsonlSink:
+    """Mooncake-style JSONL; aux = the session context's ids as text (joined once, extended per turn)."""
+
+    def __init__(self, tmp: Path, block_tokens: int, root_str: list[str]) -> None:
+        self._tmp = tmp
+        self._root_str = root_str
+        self._extra = "" if block_tokens == 512 else f', "block_tokens": {block_tokens}'
+        self._lines: list[str] = []
+
+    def __enter__(self) -> _JsonlSink:
+        opener = gzip.open if self._tmp.suffix.lower() == ".gz" else open
+        self._fh = opener(self._tmp, "wt", encoding="utf-8", newline="\n")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self._fh.write("".join(self._lines))
+        finally:
+            self._fh.close()
+
+    def start(self, root: int) -> str:
+        return self._root_str[root] if root >= 0 else ""
+
+    def skip(self, aux: str, ctx: list[int], n_kept: int, fresh_lo: int, n_full: int) -> str:
+        kept_str = aux if n_kept == len(ctx) else ", ".join(map(str, ctx[:n_kept]))
+        if n_full:
+            add = ", ".join(map(str, range(fresh_lo, fresh_lo + n_full)))
+            return f"{kept_str}, {add}" if kept_str else add
+        return kept_str
+
+    def write(self, aux: str, ctx: list[int], n_kept: int, fresh_lo: int, n_full: int, partial: int, root: int,
+              row: tuple[int, int, int, int, int]) -> str:
+        ctx_str = self.skip(aux, ctx, n_kept, fresh_lo, n_full)
+        if partial >= 0:
+            ids = f"{ctx_str}, {partial}" if ctx_str else str(partial)
+        else:
+            ids = ctx_str
+        ms, inp, out, s_out, k = row
+        self._lines.append(f'{{"timestamp": {ms}, "input_length": {inp}, "output_length": {out}, '
+                           f'"hash_ids": [{ids}], "session_id": {s_out}, "turn": {k}{self._extra}}}\n')
+        if len(self._lines) >= 4096:
+            self._fh.write("".join(self._lines))
+            self._lines.clear()
+        return ctx_str

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
         add_trace_args(t, required=True)
         if name == "convert":
             t.add_argument("--out", required=True, help="output file")
-            t.add_argument("--to", default=None, choices=["mooncake", "npz"], help="output format (default mooncake)")
+            t.add_argument("--to", default=None, choices=["mooncake", "npz"],
+                           help="output format (default: npz for a .npz name, else mooncake)")
             _add_from_args(t)
         else:
             t.add_argument("--json", action="store_true", help="JSON output")
@@ -32,7 +33,10 @@ def add_parser(sub) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed of the --check synthesis")
     t = tsub.add_parser("synth", help="write a trace from a fit YAML at another scale (streamed)")
     t.add_argument("--fit", required=True, help="fit YAML written by `trace fit`")
-    t.add_argument("--out", required=True, help="output trace (mooncake JSONL, .gz ok)")
+    t.add_argument("--out", required=True,
+                   help="output trace: .npz = parent form, memory-mapped when loaded; else mooncake JSONL (.gz ok)")
+    t.add_argument("--store-ids", action="store_true",
+                   help=".npz only: store the block ids as the JSONL would have them (default: dense ids, none stored)")
     t.add_argument("--requests", type=int, required=True, help="requests to write (at most)")
     t.add_argument("--rate-scale", type=float, default=1.0, help="multiply the session start rate (default 1)")
     t.add_argument("--session-scale", type=int, default=1,
@@ -126,7 +130,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if args.trace_cmd == "convert":
         from trace.convert import write_workload
 
-        to = args.to or "mooncake"
+        to = args.to or ("npz" if str(args.out).lower().endswith(".npz") else "mooncake")
         write_workload(w, args.out, to)
         console.print(f"wrote {len(w):,} requests to {args.out} ({to})")
         print_load_stats(console, ls)

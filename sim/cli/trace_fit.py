@@ -57,9 +57,11 @@ def cmd_synth(args: argparse.Namespace, console) -> int:
     if args.duration is not None:
         check_number(args.duration, "--duration", lo=0, lo_open=True)
     check_output_path(args.out, "--out")
+    if args.store_ids and not str(args.out).lower().endswith(".npz"):
+        raise InputError("applies to .npz output only (JSONL always holds the ids)", where="--store-ids")
     fit = load_fit(args.fit)
     res = synthesize(fit, args.out, requests=args.requests, seed=args.seed, rate_scale=args.rate_scale,
-                     session_scale=args.session_scale, duration_s=args.duration)
+                     session_scale=args.session_scale, duration_s=args.duration, store_ids=args.store_ids)
     console.print(f"wrote {res['requests']:,} requests ({res['sessions']:,} sessions, "
                   f"{res['duration_s']:,.1f} s) to {args.out}")
     return EXIT_OK
