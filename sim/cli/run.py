@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
     p.add_argument("--pods", type=int, default=None, metavar="K",
                    help="cluster: the racks form K pods, each session (--partition-by) pinned to pod "
-                        "hash % K, each pod simulated on its own and the reports merged exactly")
+                        "hash %% K, each pod simulated on its own and the reports merged exactly")
     p.add_argument("--partition-by", choices=["session", "prefix_root"], default="session",
                    help="with --pods: what pins a request to its pod (default session)")
     p.add_argument("--workers", type=int, default=None,

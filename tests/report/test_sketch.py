@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sim.report.sketch import MAX_VALUE, MIN_VALUE, RELATIVE_ERROR, QuantileSketch
@@ -25,12 +25,16 @@ def _assert_within(s: QuantileSketch, x: np.ndarray) -> None:
     exact = np.percentile(x, [100 * q for q in QS])
     est = s.quantiles(QS)
     err = np.abs(est - exact) / np.abs(exact)
-    assert (err <= TOL).all(), list(zip(QS, exact, est, err, strict=True))
+    # the contract (sim.report.sketch): relative error <= 1% from MIN_VALUE up; below it values count as
+    # zero, so the error there is absolute, < MIN_VALUE
+    tiny = (np.abs(exact) < MIN_VALUE) & (np.abs(est - exact) < MIN_VALUE)
+    assert ((err <= TOL) | tiny).all(), list(zip(QS, exact, est, err, strict=True))
 
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5000), sigma=st.floats(0.1, 4.0),
        mu=st.floats(-5.0, 12.0), chunks=st.integers(1, 7))
+@example(seed=0, n=109, sigma=4.0, mu=-5.0, chunks=1)  # p1 interpolated below MIN_VALUE (hypothesis found it)
 def test_lognormal_quantiles_within_the_bound(seed, n, sigma, mu, chunks):
     x = np.random.default_rng(seed).lognormal(mu, sigma, n)
     _assert_within(_sketch(x, chunks), x)
