@@ -84,7 +84,6 @@ class CompiledClusterCache:
         G[K.NW], G[K.NN], G[K.NR] = nw, nn, nr
         G[K.WPN], G[K.WPR], G[K.NPR] = layout.workers_per_node, layout.workers_per_rack, topo.nodes_per_rack
         G[K.DBASE], G[K.EBASE] = self._base["dram"], self._base["eic"]
-        G[K.HOLD_BASE] = n_inst
         G[K.EVICT_TO_EIC], G[K.CROSS], G[K.WT] = evict_to_eic, cross_rack_lookup, write_through
         G[K.EIC_CAP_POS] = self.eic_blocks > 0
         G[K.SSD_T] = -1
@@ -127,7 +126,7 @@ class CompiledClusterCache:
         K.rehash(S2, G, self.H)
 
     def _reserve(self, n: int) -> None:
-        # A block allocates at most a handful of slots per operation (HBM, holder, DRAM, EIC, SSD).
+        # A block allocates at most a handful of slots per operation (HBM, DRAM, EIC, SSD).
         need = 16 * n + 64
         if self.G[K.NFREE] < need:
             self._grow(need)
@@ -159,9 +158,10 @@ class CompiledClusterCache:
 
     # ------------------------------------------------------------ operations
     def acquire(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
-        """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background)."""
+        """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background).
+        `pos0` (the workload position of blocks[0]) is ``ClusterCache``'s signature; LRU/FIFO never read it."""
         self._reserve(len(blocks))
-        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, pos0, self._cnt, self._cr, self._mv)
+        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr, self._mv)
         me = self.gpu_ep(w)
         ep = self._ep
         crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
@@ -190,7 +190,7 @@ class CompiledClusterCache:
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         self._reserve(len(blocks))
-        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, pos0, start, self._mv)
+        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, start, self._mv)
         return self._moves()
 
     # ------------------------------------------------------------ read-only (routers)

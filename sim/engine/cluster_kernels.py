@@ -58,8 +58,7 @@ from sim.engine.cluster_state import (
     ensure,
     existing,
     find_in,
-    holder_add,
-    holder_remove,
+    holder_drop,
     put_new,
     record_critical,
     record_move,
@@ -76,15 +75,15 @@ def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng):
     """EIC victims: leave the rack index, go to the remote SSD (unless already there)."""
     ssd = G[SSD_T]
     sent = dropped = lost = 0
-    scratch = np.empty((1, 2), np.int64)
+    scratch = np.empty(1, np.int64)
     for i in range(ng):
-        v, vpos = gone[i, 0], gone[i, 1]
+        v = gone[i]
         if find_in(G, H, eic, v) >= 0:  # evicted and written back within one batch
             continue
         if ssd >= 0:
             if find_in(G, H, ssd, v) >= 0:
                 continue
-            lost += put_new(S, T, G, H, B, ssd, v, vpos, scratch, 0)
+            lost += put_new(S, T, G, H, B, ssd, v, scratch, 0)
             sent += 1
             continue
         dropped += 1
@@ -105,14 +104,14 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
     eic = ensure(T, G[EBASE] + rack)
     ssd = G[SSD_T]
     placed = sent = 0
-    g1 = np.empty((1, 2), np.int64)
+    g1 = np.empty(1, np.int64)
     for i in range(n):
-        b, pos = blocks[i, 0], blocks[i, 1]
+        b = blocks[i]
         if eic >= 0:
             if find_in(G, H, eic, b) >= 0:
                 placed += 1
             else:
-                if put_new(S, T, G, H, B, eic, b, pos, g1, 0):
+                if put_new(S, T, G, H, B, eic, b, g1, 0):
                     _eic_gone(S, T, G, H, B, MV, rack, eic, g1, 1)
                 placed += 1
                 sent += 1
@@ -120,7 +119,7 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
             if find_in(G, H, ssd, b) >= 0:
                 placed += 1
             else:
-                T[ssd * T_COLS + DROPPED] += put_new(S, T, G, H, B, ssd, b, pos, g1, 0)
+                T[ssd * T_COLS + DROPPED] += put_new(S, T, G, H, B, ssd, b, g1, 0)
                 T[ssd * T_COLS + DEM_IN] += 1
                 placed += 1
                 sent += 1
@@ -150,32 +149,35 @@ def _dram_spill(S, T, G, H, B, MV, node, spill, n):
 def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev):
     dram = ensure(T, G[DBASE] + node)
     eic = ensure(T, G[EBASE] + rack) if G[EVICT_TO_EIC] else -1
-    gone = np.empty((nev, 2), np.int64)
-    spill = np.empty((nev, 2), np.int64)
-    rest = np.empty((nev, 2), np.int64)
+    gone = np.empty(nev, np.int64)
+    spill = np.empty(nev, np.int64)
+    rest = np.empty(nev, np.int64)
     ng = nsp = nrest = to_eic = to_dram = 0
     for i in range(nev):
-        b, pos = ev[i, 0], ev[i, 1]
-        holder_remove(S, G, H, B, b, w)
+        b = ev[i]  # its HBM slot (and holder entry) left in put_new
+        s = find_in(G, H, w, b)
+        if s >= 0:
+            # Evicted and written again by this very store (a block twice in a request): ClusterCache
+            # drops its holder entry here although the block is back in HBM; so do we.
+            holder_drop(S, G, B, s)
         kept = False
         if eic >= 0:  # evict_to_eic: publish the victim to the rack's pool
             if find_in(G, H, eic, b) >= 0:
                 kept = True
             else:
-                ng += put_new(S, T, G, H, B, eic, b, pos, gone, ng)
+                ng += put_new(S, T, G, H, B, eic, b, gone, ng)
                 to_eic += 1
                 kept = True
         if dram >= 0:
             s = find_in(G, H, dram, b)
             if s >= 0:  # write-through copy already there
-                touch(S, T, dram, s, pos)
+                touch(S, T, dram, s)
                 continue
-            nsp += put_new(S, T, G, H, B, dram, b, pos, spill, nsp)
+            nsp += put_new(S, T, G, H, B, dram, b, spill, nsp)
             to_dram += 1
             continue
         if not kept:
-            rest[nrest, 0] = b
-            rest[nrest, 1] = pos
+            rest[nrest] = b
             nrest += 1
     if to_eic:
         T[eic * T_COLS + DEM_IN] += to_eic
@@ -196,7 +198,7 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev):
 
 # ----------------------------------------------------------------- operations
 @njit(cache=True)
-def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
+def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
     """ClusterCache.acquire: counts per location -> cnt, critical rows -> CR, background rows -> MV."""
     G[NCR] = 0
     G[NMV] = 0
@@ -215,14 +217,13 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
     cross = G[CROSS]
     wt = G[WT]
     ebase = G[EBASE]
-    ev = np.empty((1, 2), np.int64)
+    ev = np.empty(1, np.int64)
     n0 = n1 = n2 = n3 = n4 = n5 = 0
     for j in range(blocks.shape[0]):
         b = blocks[j]
-        pos = pos0 + j
         s = find_in(G, H, hbm, b)
         if s >= 0:
-            touch(S, T, hbm, s, pos)
+            touch(S, T, hbm, s)
             n0 += 1
             continue
         sk = -1
@@ -231,7 +232,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
             p = peers[q]
             s = find_in(G, H, p, b)
             if s >= 0:
-                touch(S, T, p, s, pos)
+                touch(S, T, p, s)
                 sk, si = EP_GPU, p
                 n1 += 1
                 break
@@ -239,7 +240,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
             s = find_in(G, H, dram, b) if dram >= 0 else -1
             if s >= 0:
                 if wt:
-                    touch(S, T, dram, s, pos)
+                    touch(S, T, dram, s)
                 else:
                     remove(S, T, G, H, B, dram, s)
                     T[dram * T_COLS + TAKEN] += 1
@@ -250,7 +251,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
             else:
                 s = find_in(G, H, eic, b) if eic >= 0 else -1
                 if s >= 0:
-                    touch(S, T, eic, s, pos)
+                    touch(S, T, eic, s)
                     T[eic * T_COLS + HITS] += 1
                     T[eic * T_COLS + PROM_OUT] += 1
                     sk, si = EP_EIC, rack
@@ -263,7 +264,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
                             best = e
                         e = S[e + BNEXT]
                     t2 = S[best + INST]
-                    touch(S, T, t2, best, pos)
+                    touch(S, T, t2, best)
                     T[t2 * T_COLS + HITS] += 1
                     T[t2 * T_COLS + PROM_OUT] += 1
                     sk, si = EP_EIC, t2 - ebase
@@ -272,14 +273,13 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
                     s = find_in(G, H, ssd, b) if ssd >= 0 else -1
                     if s < 0:
                         break
-                    touch(S, T, ssd, s, pos)
+                    touch(S, T, ssd, s)
                     T[ssd * T_COLS + HITS] += 1
                     T[ssd * T_COLS + PROM_OUT] += 1
                     sk, si = EP_SSD, 0
                     n5 += 1
         record_critical(G, CR, sk, si)
-        v = put_new(S, T, G, H, B, hbm, b, pos, ev, 0)
-        holder_add(S, G, H, B, b, w)
+        v = put_new(S, T, G, H, B, hbm, b, ev, 0)
         if v:
             # Demote at once: a victim that is a later block of this very prefix
             # is then still found in DRAM/EIC by this walk.
@@ -291,7 +291,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
 
 
 @njit(cache=True)
-def store(S, T, G, H, B, blocks, w, pos0, start, MV):
+def store(S, T, G, H, B, blocks, w, start, MV):
     """ClusterCache.store: write blocks[start:] into w's HBM; background rows -> MV."""
     G[NMV] = 0
     hbm = ensure(T, w)
@@ -299,38 +299,35 @@ def store(S, T, G, H, B, blocks, w, pos0, start, MV):
     wt = G[WT]
     dram = ensure(T, G[DBASE] + node) if wt else existing(T, G[DBASE] + node)
     n = blocks.shape[0]
-    ev = np.empty((max(0, n - start), 2), np.int64)
+    ev = np.empty(max(0, n - start), np.int64)
     nev = 0
     if dram < 0 or not wt:
         for j in range(start, n):
             b = blocks[j]
             s = find_in(G, H, hbm, b)
             if s >= 0:
-                touch(S, T, hbm, s, pos0 + j)
+                touch(S, T, hbm, s)
                 continue
             if dram >= 0:
                 s = find_in(G, H, dram, b)
                 if s >= 0:  # keep HBM/DRAM of a node exclusive: the DRAM copy is superseded
                     remove(S, T, G, H, B, dram, s)
                     T[dram * T_COLS + TAKEN] += 1
-            nev += put_new(S, T, G, H, B, hbm, b, pos0 + j, ev, nev)
-            holder_add(S, G, H, B, b, w)
+            nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     else:
-        sp = np.empty((1, 2), np.int64)
+        sp = np.empty(1, np.int64)
         for j in range(start, n):
             b = blocks[j]
-            pos = pos0 + j
             s = find_in(G, H, hbm, b)
             if s >= 0:
-                touch(S, T, hbm, s, pos)
+                touch(S, T, hbm, s)
                 continue
             if find_in(G, H, dram, b) < 0:
-                v = put_new(S, T, G, H, B, dram, b, pos, sp, 0)
+                v = put_new(S, T, G, H, B, dram, b, sp, 0)
                 record_move(G, MV, EP_GPU, w, EP_DRAM, node, 1)
                 G[MOVED0 + M_WT_DRAM] += 1
                 if v:
                     _dram_spill(S, T, G, H, B, MV, node, sp, 1)
-            nev += put_new(S, T, G, H, B, hbm, b, pos, ev, nev)
-            holder_add(S, G, H, B, b, w)
+            nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     if nev:  # the blocks just written are distinct, so victims can wait until the end
         _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev)

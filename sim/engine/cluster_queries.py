@@ -12,12 +12,12 @@ from numba import njit
 from sim.engine.cluster_state import (
     B_COLS,
     BNEXT,
+    BPREV,
     CREATED,
     CROSS,
     DBASE,
     EBASE,
     EHEAD,
-    HOLD_BASE,
     HTAIL,
     INST,
     NEIC,
@@ -30,7 +30,6 @@ from sim.engine.cluster_state import (
     existing,
     find_in,
 )
-from sim.engine.slots import PREV
 
 
 @njit(cache=True)
@@ -83,7 +82,7 @@ def hbm_candidates(S, G, B, blocks, k, out):
     for j in range(blocks.shape[0] - 1, -1, -1):
         s = B[blocks[j] * B_COLS + HTAIL]
         while s >= 0:
-            w = S[s + INST] - G[HOLD_BASE]
+            w = S[s + INST]  # an HBM slot: its instance is its worker
             new = True
             for i in range(m):
                 if out[i] == w:
@@ -94,7 +93,7 @@ def hbm_candidates(S, G, B, blocks, k, out):
                 m += 1
                 if m >= k:
                     return m
-            s = S[s + PREV]
+            s = S[s + BPREV]
     return m
 
 
