@@ -251,6 +251,18 @@ def build_compiled_cache(cfg: Config, setup: ClusterSetup, recency: bool, distin
     )
 
 
+def first_use_ids(ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids 0..U-1 numbered in order of first appearance, and U. A request's new blocks get
+    consecutive ids, so the compiled cache's per-block records and index entries for them are neighbours
+    in memory; any numbering gives the same results (ids are only compared for equality)."""
+    if ids.size and ids[0] == 0 and bool((np.diff(ids) == 1).all()):
+        return ids, int(ids.size)  # already dense in first-use order (the synthetic generator's ids)
+    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(uniq.size, dtype=np.int64)
+    return rank[inv.reshape(-1)], int(uniq.size)
+
+
 def run_cluster(
     cfg: Config,
     workload: Workload,
@@ -282,9 +294,9 @@ def run_cluster(
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays; renumbering the prefix
         # form's own blocks renumbers every request's (trace.prefix), without expanding the trace.
         pb = workload.prefix_blocks()
-        uniq, dense = np.unique(pb.own_ids, return_inverse=True)
-        rows = PrefixBlocks(pb.parent, pb.shared, pb.own_off, dense.reshape(-1)).row
-        cache = build_compiled_cache(cfg, setup, recency, int(uniq.size))
+        dense, n_distinct = first_use_ids(pb.own_ids)
+        rows = PrefixBlocks(pb.parent, pb.shared, pb.own_off, dense).row
+        cache = build_compiled_cache(cfg, setup, recency, n_distinct)
     else:
         ids = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
         offs = workload.block_offsets.tolist()
