@@ -22,6 +22,7 @@ from sim.engine.hashtab import table_size
 from sim.engine.slots import NEXT
 
 _POOL0 = 1 << 15  # initial slots
+_INT32_MAX = 2**31 - 1
 
 
 class TierView:
@@ -93,8 +94,9 @@ class CompiledClusterCache:
         G[K.FREE] = -1
         self.T, self.G = T, G
         self._t = T.reshape(-1)  # the kernels' flat view of the instance records
-        self.S = np.empty(0, np.int64)
-        self.B = np.full(max(1, n_blocks) * K.B_COLS, -1, np.int64)
+        self.S = np.empty(0, np.int32)
+        self.B = np.full(max(1, n_blocks) * K.B_COLS, -1, np.int32)
+        self.H = np.empty(0, np.int64)
         self._grow(_POOL0)
         self._cnt = np.zeros(6, np.int64)
         self._cr = np.zeros((64, 3), np.int64)
@@ -107,12 +109,19 @@ class CompiledClusterCache:
 
     # ------------------------------------------------------------ storage
     def _grow(self, need: int) -> None:
-        """At least `need` more free slots; the index is rebuilt at twice the pool size."""
+        """At least `need` more free slots: the pool grows by half (a copy; slot addresses stay valid, so
+        the index is kept) and the index doubles whenever the pool outgrows half of its entries. Slot and
+        block records are int32 while every slot address fits, int64 beyond."""
         S, G = self.S, self.G
         old = S.shape[0] // K.S_COLS
-        cap = max(2 * old, old + need, _POOL0)
-        S2 = np.empty(cap * K.S_COLS, np.int64)
+        cap = max(old + old // 2, old + need, _POOL0)
+        dtype = np.int32 if cap * K.S_COLS <= _INT32_MAX else np.int64
+        if self.B.dtype != dtype:
+            self.B = self.B.astype(dtype)
+        S2 = np.empty(cap * K.S_COLS, dtype)
         S2[:S.shape[0]] = S
+        del S
+        self.S = S2
         rows = S2.reshape(cap, K.S_COLS)
         rows[old:, K.INST] = -1
         rows[old:cap - 1, NEXT] = K.S_COLS * np.arange(old + 1, cap)  # slot addresses
@@ -120,10 +129,11 @@ class CompiledClusterCache:
         G[K.FREE] = K.S_COLS * old
         G[K.NFREE] += cap - old
         size = table_size(cap)
-        self.H = np.full(2 * size, -1, np.int64)
-        G[K.MASK] = size - 1
-        self.S = S2
-        K.rehash(S2, G, self.H)
+        if size > G[K.MASK] + 1:
+            self.H = np.empty(0, np.int64)  # the old index goes before the new one is built
+            self.H = np.full(2 * size, -1, np.int64)
+            G[K.MASK] = size - 1
+            K.rehash(S2, G, self.H)
 
     def _reserve(self, n: int) -> None:
         # A block allocates at most a handful of slots per operation (HBM, DRAM, EIC, SSD).

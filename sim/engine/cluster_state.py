@@ -2,7 +2,8 @@
 
 The compiled twin of ``sim.cache.cluster.ClusterCache`` (``sim.engine.cluster_kernels``
 runs its rules, ``sim.engine.cluster_queries`` answers the routers) keeps
-its state in flat int64 arrays (``U`` distinct blocks, dense ids 0..U-1):
+its state in flat arrays (``U`` distinct blocks, dense ids 0..U-1; S and B int32
+while every slot address fits, int64 beyond; T, G, H int64):
 
 * ``S``: slots of ``S_COLS`` words (address ``s``), one per resident (tier
   instance, block): the shared header of ``sim.engine.slots`` (KEY = block,

@@ -44,3 +44,23 @@ def test_compiled_equals_python_on_synthetic_sessions(timing):
     assert py.cache.hits == co.cache.hits and py.cache.moved == co.cache.moved
     assert co.hit_tokens.sum() > 0 and co.cache.moved.get("hbm_to_eic", 0) > 0  # hits and evictions happened
     assert len(set(co.worker.tolist())) > 1
+
+
+def test_slot_records_widen_to_int64_mid_run(monkeypatch):
+    """Past the int32 address range the pool and block records turn int64; results do not change."""
+    import sim.engine.cluster_cache as cc
+
+    block_bytes = 16 * 131072
+    cfg = load_config(overrides=[
+        "model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=8", "cluster.racks=2",
+        "cluster.gpus_per_rack=16", "cache.block_tokens=16", f"hardware.hbm.capacity_gib={4000 * block_bytes / GiB}",
+        "synthetic.kind=multi_turn", "synthetic.requests=400", "synthetic.sessions=40", "synthetic.block_tokens=16"])
+    w, _ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    narrow = run_cluster(cfg, w, "lru", "prefix_aware", timing=False, engine="compiled")
+    assert narrow.cache.S.dtype == np.int32
+    monkeypatch.setattr(cc, "_INT32_MAX", 6 * 40_000)  # the pool (32,768 slots at first) grows past 40k
+    wide = run_cluster(cfg, w, "lru", "prefix_aware", timing=False, engine="compiled")
+    assert wide.cache.S.dtype == np.int64 and wide.cache.B.dtype == np.int64
+    for k in ("hit_blocks", "worker"):
+        assert np.array_equal(getattr(narrow, k), getattr(wide, k)), k
+    assert narrow.cache.hits == wide.cache.hits
