@@ -98,6 +98,7 @@ class CompiledClusterCache:
         self.B = np.full(max(1, n_blocks) * K.B_COLS, -1, np.int32)
         self.H = np.empty(0, np.int64)
         self._grow(_POOL0)
+        self._reindex(_POOL0)
         self._cnt = np.zeros(6, np.int64)
         self._cr = np.zeros((64, 3), np.int64)
         self._mv = np.zeros((64, 5), np.int64)  # one operation's rows involve one worker, node and rack: < 10
@@ -110,8 +111,7 @@ class CompiledClusterCache:
     # ------------------------------------------------------------ storage
     def _grow(self, need: int) -> None:
         """At least `need` more free slots: the pool grows by half (a copy; slot addresses stay valid, so
-        the index is kept) and the index doubles whenever the pool outgrows half of its entries. Slot and
-        block records are int32 while every slot address fits, int64 beyond."""
+        the index is kept). Slot and block records are int32 while every slot address fits, int64 beyond."""
         S, G = self.S, self.G
         old = S.shape[0] // K.S_COLS
         cap = max(old + old // 2, old + need, _POOL0)
@@ -128,18 +128,23 @@ class CompiledClusterCache:
         rows[cap - 1, NEXT] = G[K.FREE]
         G[K.FREE] = K.S_COLS * old
         G[K.NFREE] += cap - old
-        size = table_size(cap)
-        if size > G[K.MASK] + 1:
-            self.H = np.empty(0, np.int64)  # the old index goes before the new one is built
-            self.H = np.full(2 * size, -1, np.int64)
-            G[K.MASK] = size - 1
-            K.rehash(S2, G, self.H)
+
+    def _reindex(self, keys: int) -> None:
+        """A table for at least `keys` keys (twice that, so it is rebuilt rarely), every indexed slot in it."""
+        size = table_size(2 * keys)
+        self.H = np.empty(0, np.int64)  # the old index goes before the new one is built
+        self.H = np.full(2 * size, -1, np.int64)
+        self.G[K.MASK] = size - 1
+        K.rehash(self.S, self.G, self.H)
 
     def _reserve(self, n: int) -> None:
         # A block allocates at most a handful of slots per operation (HBM, DRAM, EIC, SSD).
         need = 16 * n + 64
-        if self.G[K.NFREE] < need:
+        G = self.G
+        if G[K.NFREE] < need:
             self._grow(need)
+        if 2 * (G[K.NKEYS] + need) > G[K.MASK] + 1:  # load factor <= 0.5 (sim.engine.hashtab)
+            self._reindex(int(G[K.NKEYS]) + need)
         if self._cr.shape[0] < n + self.layout.workers_per_node + 8:
             self._cr = np.zeros((2 * n + 64, 3), np.int64)
 

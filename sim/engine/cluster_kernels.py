@@ -58,6 +58,7 @@ from sim.engine.cluster_state import (
     ensure,
     existing,
     find_in,
+    find_ssd,
     holder_drop,
     put_new,
     record_critical,
@@ -81,7 +82,7 @@ def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng):
         if find_in(G, H, eic, v) >= 0:  # evicted and written back within one batch
             continue
         if ssd >= 0:
-            if find_in(G, H, ssd, v) >= 0:
+            if find_ssd(B, v) >= 0:
                 continue
             lost += put_new(S, T, G, H, B, ssd, v, scratch, 0)
             sent += 1
@@ -116,7 +117,7 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
                 placed += 1
                 sent += 1
         elif ssd >= 0:
-            if find_in(G, H, ssd, b) >= 0:
+            if find_ssd(B, b) >= 0:
                 placed += 1
             else:
                 T[ssd * T_COLS + DROPPED] += put_new(S, T, G, H, B, ssd, b, g1, 0)
@@ -270,7 +271,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
                     sk, si = EP_EIC, t2 - ebase
                     n4 += 1
                 else:
-                    s = find_in(G, H, ssd, b) if ssd >= 0 else -1
+                    s = find_ssd(B, b) if ssd >= 0 else -1
                     if s < 0:
                         break
                     touch(S, T, ssd, s)

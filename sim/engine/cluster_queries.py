@@ -29,6 +29,7 @@ from sim.engine.cluster_state import (
     WPR,
     existing,
     find_in,
+    find_ssd,
 )
 
 
@@ -66,7 +67,7 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
             n3 += 1
         elif racks and B[b * B_COLS + EHEAD] >= 0:
             n4 += 1
-        elif ssd >= 0 and find_in(G, H, ssd, b) >= 0:
+        elif ssd >= 0 and find_ssd(B, b) >= 0:
             n5 += 1
         else:
             break

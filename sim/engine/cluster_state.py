@@ -18,9 +18,12 @@ while every slot address fits, int64 beyond; T, G, H int64):
   rack, the remote SSD.
 * ``H``: the shared hash table (``sim.engine.hashtab``, the locality-keeping
   home ``find_near``: consecutive blocks of one instance share cache lines)
-  with key = instance x U + block.
+  with key = instance x U + block, for the HBM, DRAM and EIC slots: sized by
+  what those tiers hold (their capacity at most), not by the run's blocks.
+  The remote SSD pool's slots are found through their block's record.
 * ``B``: a record of ``B_COLS`` per block: the anchors of its holder list
-  and of its EIC-copy list (the racks whose pool holds it: ``eic_racks``).
+  and of its EIC-copy list (the racks whose pool holds it: ``eic_racks``),
+  and its slot in the remote SSD pool.
 * ``G``: sizes, flags, free-list head, counters (hits per location, moves).
 
 Transfers are recorded as (src kind, src index, dst kind, dst index, blocks)
@@ -44,10 +47,10 @@ HITS, INSERTS, DEM_IN, PROM_OUT, EVICTIONS, TAKEN, DROPPED, REJECTED = range(6, 
 T_COLS = 14
 STAT_NAMES = ("hits", "inserts", "demotions_in", "promotions_out", "evictions", "taken", "dropped", "rejected")
 # B fields: anchors of the block's holder list (its HBM slots) and EIC-copy list (its EIC slots), both through BPREV/BNEXT
-HHEAD, HTAIL, EHEAD, ETAIL = range(4)
-B_COLS = 4
+HHEAD, HTAIL, EHEAD, ETAIL, SSDS = range(5)  # SSDS: the block's slot in the remote SSD pool, or -1
+B_COLS = 5
 # G entries
-(U_, NW, NN, NR, WPN, WPR, NPR, DBASE, EBASE, SSD_T, _UNUSED, EVICT_TO_EIC, CROSS, WT, EIC_CAP_POS,
+(U_, NW, NN, NR, WPN, WPR, NPR, DBASE, EBASE, SSD_T, NKEYS, EVICT_TO_EIC, CROSS, WT, EIC_CAP_POS,
  FREE, NFREE, MASK, NHOLD, NEIC, NCR, NMV, HITS0) = range(23)
 MOVED0 = HITS0 + 6
 G_LEN = MOVED0 + 7
@@ -61,12 +64,14 @@ EP_GPU, EP_DRAM, EP_EIC, EP_SSD = range(4)
 # ----------------------------------------------------------------- index
 @njit(cache=True)
 def rehash(S, G, H):
-    """Index every live slot into the (new, empty) table H."""
+    """Index every live slot outside the SSD pool into the (new, empty) table H."""
     mask = G[MASK]
     u = G[U_]
+    ssd = G[SSD_T]
     for s in range(0, S.shape[0], S_COLS):
-        if S[s + INST] >= 0:
-            hashtab.insert_near(H, mask, S[s + INST] * u + S[s + KEY], s)
+        t = S[s + INST]
+        if t >= 0 and t != ssd:
+            hashtab.insert_near(H, mask, t * u + S[s + KEY], s)
 
 
 @njit(cache=True, inline="always")
@@ -75,19 +80,35 @@ def find_in(G, H, t, b):
     return hashtab.find_near(H, G[MASK], t * G[U_] + b)
 
 
+@njit(cache=True, inline="always")
+def find_ssd(B, b):
+    """Slot of block b in the remote SSD pool, or -1: read from the block's record, so the pool (which
+    may end up holding every distinct block of the run) costs no index entries."""
+    return B[b * B_COLS + SSDS]
+
+
 @njit(cache=True)
-def alloc(S, G, H, inst, b):
+def alloc(S, G, H, B, inst, b):
     s = slots.take_free(S, G, FREE)
     G[NFREE] -= 1
     S[s + KEY] = b
     S[s + INST] = inst
-    hashtab.insert_near(H, G[MASK], inst * G[U_] + b, s)
+    if inst == G[SSD_T]:
+        B[b * B_COLS + SSDS] = s
+    else:
+        hashtab.insert_near(H, G[MASK], inst * G[U_] + b, s)
+        G[NKEYS] += 1
     return s
 
 
 @njit(cache=True)
-def release(S, G, H, s):
-    hashtab.delete_near(H, G[MASK], S[s + INST] * G[U_] + S[s + KEY])
+def release(S, G, H, B, s):
+    t = S[s + INST]
+    if t == G[SSD_T]:
+        B[S[s + KEY] * B_COLS + SSDS] = -1
+    else:
+        hashtab.delete_near(H, G[MASK], t * G[U_] + S[s + KEY])
+        G[NKEYS] -= 1
     S[s + INST] = -1
     slots.give_free(S, s, G, FREE)
     G[NFREE] += 1
@@ -118,7 +139,7 @@ def remove(S, T, G, H, B, t, s):
     elif is_eic(G, t):
         slots.unlink(S, s, B, S[s + KEY] * B_COLS + EHEAD, BPREV)
         G[NEIC] -= 1
-    release(S, G, H, s)
+    release(S, G, H, B, s)
 
 
 @njit(cache=True)
@@ -143,7 +164,7 @@ def put_new(S, T, G, H, B, t, b, out, k):
         remove(S, T, G, H, B, t, h)
         T[a + EVICTIONS] += 1
         vict = 1
-    s = alloc(S, G, H, t, b)
+    s = alloc(S, G, H, B, t, b)
     slots.link_back(S, s, T, a + HEAD, PREV)
     T[a + SIZE] += 1
     T[a + INSERTS] += 1
