@@ -72,11 +72,11 @@ FROM_HBM, FROM_DRAM = 0, 1
 
 # ----------------------------------------------------------------- demotion chain
 @njit(cache=True)
-def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng):
+def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X):
     """EIC victims: leave the rack index, go to the remote SSD (unless already there)."""
     ssd = G[SSD_T]
     sent = dropped = lost = 0
-    scratch = np.empty(1, np.int64)
+    scratch = X[4]  # SSD victims are only counted
     for i in range(ng):
         v = gone[i]
         if find_in(G, H, eic, v) >= 0:  # evicted and written back within one batch
@@ -98,14 +98,14 @@ def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng):
 
 
 @njit(cache=True)
-def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
+def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm, X):
     """Blocks leaving DRAM (or HBM with no DRAM) -> the rack's EIC pool, else the remote SSD.
     Returns how many found a place (already there counts); the others are dropped."""
     rack = node // G[NPR]
     eic = ensure(T, G[EBASE] + rack)
     ssd = G[SSD_T]
     placed = sent = 0
-    g1 = np.empty(1, np.int64)
+    g1 = X[3]
     for i in range(n):
         b = blocks[i]
         if eic >= 0:
@@ -113,7 +113,7 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
                 placed += 1
             else:
                 if put_new(S, T, G, H, B, eic, b, g1, 0):
-                    _eic_gone(S, T, G, H, B, MV, rack, eic, g1, 1)
+                    _eic_gone(S, T, G, H, B, MV, rack, eic, g1, 1, X)
                 placed += 1
                 sent += 1
         elif ssd >= 0:
@@ -138,21 +138,26 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
 
 
 @njit(cache=True)
-def _dram_spill(S, T, G, H, B, MV, node, spill, n):
+def _dram_spill(S, T, G, H, B, MV, node, spill, n, X):
     """DRAM victims: dropped with evict_to_eic (the pool got them when they left HBM), else pushed down."""
     if G[EVICT_TO_EIC] and G[EIC_CAP_POS]:
         T[(G[DBASE] + node) * T_COLS + DROPPED] += n
     else:
-        _below_dram(S, T, G, H, B, MV, node, spill, n, EP_DRAM, node, FROM_DRAM)
+        _below_dram(S, T, G, H, B, MV, node, spill, n, EP_DRAM, node, FROM_DRAM, X)
 
 
 @njit(cache=True)
-def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev):
+def scratch(n):
+    """Victim buffers of the demotion chain for up to n victims: rows gone, spill, rest (n each), then
+    two one-block rows for the chain below DRAM; allocated once per operation, not per victim."""
+    return np.empty((5, max(1, n)), np.int64)
+
+
+@njit(cache=True)
+def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X):
     dram = ensure(T, G[DBASE] + node)
     eic = ensure(T, G[EBASE] + rack) if G[EVICT_TO_EIC] else -1
-    gone = np.empty(nev, np.int64)
-    spill = np.empty(nev, np.int64)
-    rest = np.empty(nev, np.int64)
+    gone, spill, rest = X[0], X[1], X[2]
     ng = nsp = nrest = to_eic = to_dram = 0
     for i in range(nev):
         b = ev[i]  # its HBM slot (and holder entry) left in put_new
@@ -189,11 +194,11 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev):
         record_move(G, MV, EP_GPU, w, EP_DRAM, node, to_dram)
         G[MOVED0 + M_HBM_DRAM] += to_dram
     if ng:
-        _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng)
+        _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X)
     if nsp:
-        _dram_spill(S, T, G, H, B, MV, node, spill, nsp)
+        _dram_spill(S, T, G, H, B, MV, node, spill, nsp, X)
     if nrest:
-        placed = _below_dram(S, T, G, H, B, MV, node, rest, nrest, EP_GPU, w, FROM_HBM)
+        placed = _below_dram(S, T, G, H, B, MV, node, rest, nrest, EP_GPU, w, FROM_HBM, X)
         T[w * T_COLS + DROPPED] += nrest - placed
 
 
@@ -219,6 +224,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
     wt = G[WT]
     ebase = G[EBASE]
     ev = np.empty(1, np.int64)
+    X = scratch(1)
     n0 = n1 = n2 = n3 = n4 = n5 = 0
     for j in range(blocks.shape[0]):
         b = blocks[j]
@@ -284,7 +290,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
         if v:
             # Demote at once: a victim that is a later block of this very prefix
             # is then still found in DRAM/EIC by this walk.
-            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1)
+            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1, X)
     T[hbm * T_COLS + HITS] += n0
     cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5] = n0, n1, n2, n3, n4, n5
     for k in range(6):
@@ -301,6 +307,7 @@ def store(S, T, G, H, B, blocks, w, start, MV):
     dram = ensure(T, G[DBASE] + node) if wt else existing(T, G[DBASE] + node)
     n = blocks.shape[0]
     ev = np.empty(max(0, n - start), np.int64)
+    X = scratch(n - start)
     nev = 0
     if dram < 0 or not wt:
         for j in range(start, n):
@@ -328,7 +335,7 @@ def store(S, T, G, H, B, blocks, w, start, MV):
                 record_move(G, MV, EP_GPU, w, EP_DRAM, node, 1)
                 G[MOVED0 + M_WT_DRAM] += 1
                 if v:
-                    _dram_spill(S, T, G, H, B, MV, node, sp, 1)
+                    _dram_spill(S, T, G, H, B, MV, node, sp, 1, X)
             nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     if nev:  # the blocks just written are distinct, so victims can wait until the end
-        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev)
+        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X)
