@@ -110,18 +110,19 @@ class CompiledClusterCache:
 
     # ------------------------------------------------------------ storage
     def _grow(self, need: int) -> None:
-        """At least `need` more free slots: the pool grows by half (a copy; slot addresses stay valid, so
-        the index is kept). Slot and block records are int32 while every slot address fits, int64 beyond."""
-        S, G = self.S, self.G
-        old = S.shape[0] // K.S_COLS
+        """At least `need` more free slots: the pool grows by half (slot addresses stay valid, so the
+        index is kept). Slot and block records are int32 while every slot address fits, int64 beyond."""
+        G = self.G
+        old = self.S.shape[0] // K.S_COLS
         cap = max(old + old // 2, old + need, _POOL0)
         dtype = np.int32 if cap * K.S_COLS <= _INT32_MAX else np.int64
         if self.B.dtype != dtype:
             self.B = self.B.astype(dtype)
-        S2 = np.empty(cap * K.S_COLS, dtype)
-        S2[:S.shape[0]] = S
-        del S
-        self.S = S2
+            self.S = self.S.astype(dtype)
+        # In place (realloc: a large block is remapped, not copied), so growing never holds two pools.
+        # Nothing else refers to the pool between operations (the kernels get it per call).
+        self.S.resize(cap * K.S_COLS, refcheck=False)
+        S2 = self.S
         rows = S2.reshape(cap, K.S_COLS)
         rows[old:, K.INST] = -1
         rows[old:cap - 1, NEXT] = K.S_COLS * np.arange(old + 1, cap)  # slot addresses
