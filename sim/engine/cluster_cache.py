@@ -6,7 +6,7 @@ the routers' queries: ``sim.engine.cluster_queries``.
 Same lookup/fetch/store/demote rules, counters, lazily created tiers and
 transfers as the Python ``sim.cache.cluster.ClusterCache`` (the reference,
 used for every other policy and with ``engine="python"``). Blocks are dense
-ids 0..n_blocks-1 in int64 arrays (``sim.modes.cluster`` maps the trace's ids
+ids 0..n_blocks-1 (``sim.modes.cluster`` maps the trace's ids
 once). The slot pool and its index grow on demand, so memory follows what
 the run keeps resident, not the cluster's size.
 """

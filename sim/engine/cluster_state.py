@@ -46,8 +46,9 @@ HEAD, TAIL, SIZE, CAP, CREATED, REC = range(6)
 HITS, INSERTS, DEM_IN, PROM_OUT, EVICTIONS, TAKEN, DROPPED, REJECTED = range(6, 14)
 T_COLS = 14
 STAT_NAMES = ("hits", "inserts", "demotions_in", "promotions_out", "evictions", "taken", "dropped", "rejected")
-# B fields: anchors of the block's holder list (its HBM slots) and EIC-copy list (its EIC slots), both through BPREV/BNEXT
-HHEAD, HTAIL, EHEAD, ETAIL, SSDS = range(5)  # SSDS: the block's slot in the remote SSD pool, or -1
+# B fields: anchors of the block's holder list (its HBM slots) and EIC-copy list (its EIC slots), both
+# through BPREV/BNEXT, and SSDS: the block's slot in the remote SSD pool, or -1
+HHEAD, HTAIL, EHEAD, ETAIL, SSDS = range(5)
 B_COLS = 5
 # G entries
 (U_, NW, NN, NR, WPN, WPR, NPR, DBASE, EBASE, SSD_T, NKEYS, EVICT_TO_EIC, CROSS, WT, EIC_CAP_POS,
