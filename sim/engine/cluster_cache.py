@@ -88,6 +88,7 @@ class CompiledClusterCache:
         G[K.EVICT_TO_EIC], G[K.CROSS], G[K.WT] = evict_to_eic, cross_rack_lookup, write_through
         G[K.EIC_CAP_POS] = self.eic_blocks > 0
         G[K.SSD_T] = -1
+        G[K.SSD_ALL] = self.ssd_blocks >= n_blocks
         if self.ssd_blocks > 0:
             G[K.SSD_T] = self._base["ssd"]
             T[self._base["ssd"], K.CREATED] = 1

@@ -23,7 +23,8 @@ while every slot address fits, int64 beyond; T, G, H int64):
   The remote SSD pool's slots are found through their block's record.
 * ``B``: a record of ``B_COLS`` per block: the anchors of its holder list
   and of its EIC-copy list (the racks whose pool holds it: ``eic_racks``),
-  and its slot in the remote SSD pool.
+  and its slot in the remote SSD pool (just a flag when the pool can hold
+  every distinct block: it never evicts, so it keeps no queue).
 * ``G``: sizes, flags, free-list head, counters (hits per location, moves).
 
 Transfers are recorded as (src kind, src index, dst kind, dst index, blocks)
@@ -41,6 +42,7 @@ from sim.engine.slots import POS as INST  # the header's position word holds the
 BPREV, BNEXT = range(N_HEADER, N_HEADER + 2)
 S_COLS = N_HEADER + 2
 UNLISTED = -2  # BPREV/BNEXT of an HBM slot that is on no holder list
+SSD_FLAG = 0  # B[SSDS] of a block in a remote SSD pool that never fills (G[SSD_ALL]): found, no slot
 # T fields: the queue, then TierStats in sim.cache.tier field order
 HEAD, TAIL, SIZE, CAP, CREATED, REC = range(6)
 HITS, INSERTS, DEM_IN, PROM_OUT, EVICTIONS, TAKEN, DROPPED, REJECTED = range(6, 14)
@@ -52,7 +54,7 @@ HHEAD, HTAIL, EHEAD, ETAIL, SSDS = range(5)
 B_COLS = 5
 # G entries
 (U_, NW, NN, NR, WPN, WPR, NPR, DBASE, EBASE, SSD_T, NKEYS, EVICT_TO_EIC, CROSS, WT, EIC_CAP_POS,
- FREE, NFREE, MASK, NHOLD, NEIC, NCR, NMV, HITS0) = range(23)
+ FREE, NFREE, MASK, NHOLD, NEIC, NCR, NMV, SSD_ALL, HITS0) = range(24)
 MOVED0 = HITS0 + 6
 G_LEN = MOVED0 + 7
 MOVE_NAMES = ("hbm_to_eic", "hbm_to_dram", "eic_to_ssd", "write_through_dram", "dram_to_eic", "dram_to_ssd",
@@ -158,6 +160,13 @@ def put_new(S, T, G, H, B, t, b, out, k):
     An HBM slot joins its block's holder list (``hbm_holders``) here and leaves it in ``remove``, so a
     victim's holder entry goes with it (nothing reads the holders while a victim waits for demotion)."""
     a = t * T_COLS
+    if t == G[SSD_T] and G[SSD_ALL]:
+        # A pool that can hold every distinct block never evicts and nothing takes from it, so its
+        # order is never read: a block's membership is its record's flag, with no slot at all.
+        B[b * B_COLS + SSDS] = SSD_FLAG
+        T[a + SIZE] += 1
+        T[a + INSERTS] += 1
+        return 0
     vict = 0
     if T[a + SIZE] >= T[a + CAP]:
         h = T[a + HEAD]
