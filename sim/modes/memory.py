@@ -31,10 +31,13 @@ GEN_CHUNK_B = 80 * 1024**2  # synthetic generation: one chunk of hashed blocks
 RUN_PER_REQ_B = {"single": 220, "single_timed": 420, "cluster": 620, "cluster_timed": 900}
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
 SLOT_B = 96  # one single-node engine slot: its fields and hash-table entries
-# one resident block of the cluster cache: slot, index, holder lists, the run's per-request Python lists
-# (measured: 1M requests, 35.8M blocks all resident at 102,400 GPUs, 11.2 GiB peak)
+# one resident block of the Python cluster cache (dict entries, holder lists); the compiled one keeps a
+# 6-word int32 slot (pool grown by half: up to 1.5x) and its index entries (load <= 0.5, doubling: 2-4x)
 CLUSTER_SLOT_B = 224
-CLUSTER_BLOCK_B = 32 + 40  # compiled cluster cache: record per distinct block + renumbering it
+CLUSTER_COMPILED_SLOT_B = 6 * 4 * 3 // 2 + 16 * 3
+# compiled cluster cache: record per distinct block (5 int32 words: holder and EIC-copy list anchors, SSD
+# slot or flag) + renumbering it (first-use order; transient)
+CLUSTER_BLOCK_B = 5 * 4 + 40
 
 
 @dataclass
@@ -123,5 +126,6 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
         e.add("per-access arrays", w.total_blocks * PER_ACCESS_B)
     if cluster_compiled:
         e.add("cluster block records", w.prefix_blocks().own_off[-1] * CLUSTER_BLOCK_B)
-    e.add("cache slots", slots * (CLUSTER_SLOT_B if mode == "cluster" else SLOT_B))
+    per_slot = SLOT_B if mode != "cluster" else CLUSTER_COMPILED_SLOT_B if cluster_compiled else CLUSTER_SLOT_B
+    e.add("cache slots", slots * per_slot)
     return e
