@@ -85,6 +85,18 @@ def _compress_rows(offs, ids, prev_of, full):
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
+def first_use_ids(ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids 0..U-1 numbered in order of first appearance, and U. A request's new blocks get
+    consecutive ids, so an engine's per-block records and index entries for them are neighbours
+    in memory; any numbering gives the same results (ids are only compared for equality)."""
+    if ids.size and ids[0] == 0 and bool((np.diff(ids) == 1).all()):
+        return ids, int(ids.size)  # already dense in first-use order
+    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(uniq.size, dtype=np.int64)
+    return rank[inv.reshape(-1)], int(uniq.size)
+
+
 @dataclass
 class PrefixBlocks:
     """The block lists of n requests in parent form (module doc)."""
@@ -163,12 +175,12 @@ class PrefixBlocks:
         return int(self.own_off[-1])
 
     def densified(self) -> tuple[PrefixBlocks, int]:
-        """(the same lists with ids renumbered 0..U-1 by a dense index, U): for engines that index
+        """(the same lists with ids renumbered 0..U-1 in first-use order, U): for engines that index
         per-block arrays by id. Equal ids stay equal, different stay different."""
-        if self.dense:
+        if self.dense:  # own block k is k: already dense, in first-use order
             return self, self.n_own()
-        uniq, dense = np.unique(self.ids_stored(), return_inverse=True)
-        return PrefixBlocks(self.parent, self.shared, self.own_off, dense.reshape(-1)), int(uniq.size)
+        ids, n = first_use_ids(self.ids_stored())
+        return PrefixBlocks(self.parent, self.shared, self.own_off, ids), n
 
     def counts(self) -> np.ndarray:
         """Blocks per request."""

@@ -6,7 +6,7 @@ the routers' queries: ``sim.engine.cluster_queries``.
 Same lookup/fetch/store/demote rules, counters, lazily created tiers and
 transfers as the Python ``sim.cache.cluster.ClusterCache`` (the reference,
 used for every other policy and with ``engine="python"``). Blocks are dense
-ids 0..n_blocks-1 in int64 arrays (``sim.modes.cluster`` maps the trace's ids
+ids 0..n_blocks-1 (``sim.modes.cluster`` maps the trace's ids
 once). The slot pool and its index grow on demand, so memory follows what
 the run keeps resident, not the cluster's size.
 """
@@ -22,6 +22,7 @@ from sim.engine.hashtab import table_size
 from sim.engine.slots import NEXT
 
 _POOL0 = 1 << 15  # initial slots
+_INT32_MAX = 2**31 - 1
 
 
 class TierView:
@@ -84,19 +85,21 @@ class CompiledClusterCache:
         G[K.NW], G[K.NN], G[K.NR] = nw, nn, nr
         G[K.WPN], G[K.WPR], G[K.NPR] = layout.workers_per_node, layout.workers_per_rack, topo.nodes_per_rack
         G[K.DBASE], G[K.EBASE] = self._base["dram"], self._base["eic"]
-        G[K.HOLD_BASE] = n_inst
         G[K.EVICT_TO_EIC], G[K.CROSS], G[K.WT] = evict_to_eic, cross_rack_lookup, write_through
         G[K.EIC_CAP_POS] = self.eic_blocks > 0
         G[K.SSD_T] = -1
+        G[K.SSD_ALL] = self.ssd_blocks >= n_blocks
         if self.ssd_blocks > 0:
             G[K.SSD_T] = self._base["ssd"]
             T[self._base["ssd"], K.CREATED] = 1
         G[K.FREE] = -1
         self.T, self.G = T, G
         self._t = T.reshape(-1)  # the kernels' flat view of the instance records
-        self.S = np.empty(0, np.int64)
-        self.B = np.full(max(1, n_blocks) * K.B_COLS, -1, np.int64)
+        self.S = np.empty(0, np.int32)
+        self.B = np.full(max(1, n_blocks) * K.B_COLS, -1, np.int32)
+        self.H = np.empty(0, np.int64)
         self._grow(_POOL0)
+        self._reindex(_POOL0)
         self._cnt = np.zeros(6, np.int64)
         self._cr = np.zeros((64, 3), np.int64)
         self._mv = np.zeros((64, 5), np.int64)  # one operation's rows involve one worker, node and rack: < 10
@@ -108,29 +111,42 @@ class CompiledClusterCache:
 
     # ------------------------------------------------------------ storage
     def _grow(self, need: int) -> None:
-        """At least `need` more free slots; the index is rebuilt at twice the pool size."""
-        S, G = self.S, self.G
-        old = S.shape[0] // K.S_COLS
-        cap = max(2 * old, old + need, _POOL0)
-        S2 = np.empty(cap * K.S_COLS, np.int64)
-        S2[:S.shape[0]] = S
+        """At least `need` more free slots: the pool grows by half (slot addresses stay valid, so the
+        index is kept). Slot and block records are int32 while every slot address fits, int64 beyond."""
+        G = self.G
+        old = self.S.shape[0] // K.S_COLS
+        cap = max(old + old // 2, old + need, _POOL0)
+        dtype = np.int32 if cap * K.S_COLS <= _INT32_MAX else np.int64
+        if self.B.dtype != dtype:
+            self.B = self.B.astype(dtype)
+            self.S = self.S.astype(dtype)
+        # In place (realloc: a large block is remapped, not copied), so growing never holds two pools.
+        # Nothing else refers to the pool between operations (the kernels get it per call).
+        self.S.resize(cap * K.S_COLS, refcheck=False)
+        S2 = self.S
         rows = S2.reshape(cap, K.S_COLS)
         rows[old:, K.INST] = -1
         rows[old:cap - 1, NEXT] = K.S_COLS * np.arange(old + 1, cap)  # slot addresses
         rows[cap - 1, NEXT] = G[K.FREE]
         G[K.FREE] = K.S_COLS * old
         G[K.NFREE] += cap - old
-        size = table_size(cap)
+
+    def _reindex(self, keys: int) -> None:
+        """A table for at least `keys` keys (twice that, so it is rebuilt rarely), every indexed slot in it."""
+        size = table_size(2 * keys)
+        self.H = np.empty(0, np.int64)  # the old index goes before the new one is built
         self.H = np.full(2 * size, -1, np.int64)
-        G[K.MASK] = size - 1
-        self.S = S2
-        K.rehash(S2, G, self.H)
+        self.G[K.MASK] = size - 1
+        K.rehash(self.S, self.G, self.H)
 
     def _reserve(self, n: int) -> None:
-        # A block allocates at most a handful of slots per operation (HBM, holder, DRAM, EIC, SSD).
+        # A block allocates at most a handful of slots per operation (HBM, DRAM, EIC, SSD).
         need = 16 * n + 64
-        if self.G[K.NFREE] < need:
+        G = self.G
+        if G[K.NFREE] < need:
             self._grow(need)
+        if 2 * (G[K.NKEYS] + need) > G[K.MASK] + 1:  # load factor <= 0.5 (sim.engine.hashtab)
+            self._reindex(int(G[K.NKEYS]) + need)
         if self._cr.shape[0] < n + self.layout.workers_per_node + 8:
             self._cr = np.zeros((2 * n + 64, 3), np.int64)
 
@@ -159,9 +175,10 @@ class CompiledClusterCache:
 
     # ------------------------------------------------------------ operations
     def acquire(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
-        """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background)."""
+        """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background).
+        `pos0` (the workload position of blocks[0]) is ``ClusterCache``'s signature; LRU/FIFO never read it."""
         self._reserve(len(blocks))
-        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, pos0, self._cnt, self._cr, self._mv)
+        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr, self._mv)
         me = self.gpu_ep(w)
         ep = self._ep
         crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
@@ -190,7 +207,7 @@ class CompiledClusterCache:
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         self._reserve(len(blocks))
-        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, pos0, start, self._mv)
+        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, start, self._mv)
         return self._moves()
 
     # ------------------------------------------------------------ read-only (routers)

@@ -58,8 +58,8 @@ from sim.engine.cluster_state import (
     ensure,
     existing,
     find_in,
-    holder_add,
-    holder_remove,
+    find_ssd,
+    holder_drop,
     put_new,
     record_critical,
     record_move,
@@ -72,19 +72,19 @@ FROM_HBM, FROM_DRAM = 0, 1
 
 # ----------------------------------------------------------------- demotion chain
 @njit(cache=True)
-def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng):
+def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X):
     """EIC victims: leave the rack index, go to the remote SSD (unless already there)."""
     ssd = G[SSD_T]
     sent = dropped = lost = 0
-    scratch = np.empty((1, 2), np.int64)
+    scratch = X[4]  # SSD victims are only counted
     for i in range(ng):
-        v, vpos = gone[i, 0], gone[i, 1]
+        v = gone[i]
         if find_in(G, H, eic, v) >= 0:  # evicted and written back within one batch
             continue
         if ssd >= 0:
-            if find_in(G, H, ssd, v) >= 0:
+            if find_ssd(B, v) >= 0:
                 continue
-            lost += put_new(S, T, G, H, B, ssd, v, vpos, scratch, 0)
+            lost += put_new(S, T, G, H, B, ssd, v, scratch, 0)
             sent += 1
             continue
         dropped += 1
@@ -98,29 +98,29 @@ def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng):
 
 
 @njit(cache=True)
-def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
+def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm, X):
     """Blocks leaving DRAM (or HBM with no DRAM) -> the rack's EIC pool, else the remote SSD.
     Returns how many found a place (already there counts); the others are dropped."""
     rack = node // G[NPR]
     eic = ensure(T, G[EBASE] + rack)
     ssd = G[SSD_T]
     placed = sent = 0
-    g1 = np.empty((1, 2), np.int64)
+    g1 = X[3]
     for i in range(n):
-        b, pos = blocks[i, 0], blocks[i, 1]
+        b = blocks[i]
         if eic >= 0:
             if find_in(G, H, eic, b) >= 0:
                 placed += 1
             else:
-                if put_new(S, T, G, H, B, eic, b, pos, g1, 0):
-                    _eic_gone(S, T, G, H, B, MV, rack, eic, g1, 1)
+                if put_new(S, T, G, H, B, eic, b, g1, 0):
+                    _eic_gone(S, T, G, H, B, MV, rack, eic, g1, 1, X)
                 placed += 1
                 sent += 1
         elif ssd >= 0:
-            if find_in(G, H, ssd, b) >= 0:
+            if find_ssd(B, b) >= 0:
                 placed += 1
             else:
-                T[ssd * T_COLS + DROPPED] += put_new(S, T, G, H, B, ssd, b, pos, g1, 0)
+                T[ssd * T_COLS + DROPPED] += put_new(S, T, G, H, B, ssd, b, g1, 0)
                 T[ssd * T_COLS + DEM_IN] += 1
                 placed += 1
                 sent += 1
@@ -138,44 +138,52 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm):
 
 
 @njit(cache=True)
-def _dram_spill(S, T, G, H, B, MV, node, spill, n):
+def _dram_spill(S, T, G, H, B, MV, node, spill, n, X):
     """DRAM victims: dropped with evict_to_eic (the pool got them when they left HBM), else pushed down."""
     if G[EVICT_TO_EIC] and G[EIC_CAP_POS]:
         T[(G[DBASE] + node) * T_COLS + DROPPED] += n
     else:
-        _below_dram(S, T, G, H, B, MV, node, spill, n, EP_DRAM, node, FROM_DRAM)
+        _below_dram(S, T, G, H, B, MV, node, spill, n, EP_DRAM, node, FROM_DRAM, X)
 
 
 @njit(cache=True)
-def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev):
+def scratch(n):
+    """Victim buffers of the demotion chain for up to n victims: rows gone, spill, rest (n each), then
+    two one-block rows for the chain below DRAM; allocated once per operation, not per victim."""
+    return np.empty((5, max(1, n)), np.int64)
+
+
+@njit(cache=True)
+def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X):
     dram = ensure(T, G[DBASE] + node)
     eic = ensure(T, G[EBASE] + rack) if G[EVICT_TO_EIC] else -1
-    gone = np.empty((nev, 2), np.int64)
-    spill = np.empty((nev, 2), np.int64)
-    rest = np.empty((nev, 2), np.int64)
+    gone, spill, rest = X[0], X[1], X[2]
     ng = nsp = nrest = to_eic = to_dram = 0
     for i in range(nev):
-        b, pos = ev[i, 0], ev[i, 1]
-        holder_remove(S, G, H, B, b, w)
+        b = ev[i]  # its HBM slot (and holder entry) left in put_new
+        s = find_in(G, H, w, b)
+        if s >= 0:
+            # Evicted and written again by this very store (a block twice in a request): ClusterCache
+            # drops its holder entry here although the block is back in HBM; so do we.
+            holder_drop(S, G, B, s)
         kept = False
         if eic >= 0:  # evict_to_eic: publish the victim to the rack's pool
             if find_in(G, H, eic, b) >= 0:
                 kept = True
             else:
-                ng += put_new(S, T, G, H, B, eic, b, pos, gone, ng)
+                ng += put_new(S, T, G, H, B, eic, b, gone, ng)
                 to_eic += 1
                 kept = True
         if dram >= 0:
             s = find_in(G, H, dram, b)
             if s >= 0:  # write-through copy already there
-                touch(S, T, dram, s, pos)
+                touch(S, T, dram, s)
                 continue
-            nsp += put_new(S, T, G, H, B, dram, b, pos, spill, nsp)
+            nsp += put_new(S, T, G, H, B, dram, b, spill, nsp)
             to_dram += 1
             continue
         if not kept:
-            rest[nrest, 0] = b
-            rest[nrest, 1] = pos
+            rest[nrest] = b
             nrest += 1
     if to_eic:
         T[eic * T_COLS + DEM_IN] += to_eic
@@ -186,17 +194,17 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev):
         record_move(G, MV, EP_GPU, w, EP_DRAM, node, to_dram)
         G[MOVED0 + M_HBM_DRAM] += to_dram
     if ng:
-        _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng)
+        _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X)
     if nsp:
-        _dram_spill(S, T, G, H, B, MV, node, spill, nsp)
+        _dram_spill(S, T, G, H, B, MV, node, spill, nsp, X)
     if nrest:
-        placed = _below_dram(S, T, G, H, B, MV, node, rest, nrest, EP_GPU, w, FROM_HBM)
+        placed = _below_dram(S, T, G, H, B, MV, node, rest, nrest, EP_GPU, w, FROM_HBM, X)
         T[w * T_COLS + DROPPED] += nrest - placed
 
 
 # ----------------------------------------------------------------- operations
 @njit(cache=True)
-def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
+def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
     """ClusterCache.acquire: counts per location -> cnt, critical rows -> CR, background rows -> MV."""
     G[NCR] = 0
     G[NMV] = 0
@@ -215,14 +223,14 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
     cross = G[CROSS]
     wt = G[WT]
     ebase = G[EBASE]
-    ev = np.empty((1, 2), np.int64)
+    ev = np.empty(1, np.int64)
+    X = scratch(1)
     n0 = n1 = n2 = n3 = n4 = n5 = 0
     for j in range(blocks.shape[0]):
         b = blocks[j]
-        pos = pos0 + j
         s = find_in(G, H, hbm, b)
         if s >= 0:
-            touch(S, T, hbm, s, pos)
+            touch(S, T, hbm, s)
             n0 += 1
             continue
         sk = -1
@@ -231,7 +239,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
             p = peers[q]
             s = find_in(G, H, p, b)
             if s >= 0:
-                touch(S, T, p, s, pos)
+                touch(S, T, p, s)
                 sk, si = EP_GPU, p
                 n1 += 1
                 break
@@ -239,7 +247,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
             s = find_in(G, H, dram, b) if dram >= 0 else -1
             if s >= 0:
                 if wt:
-                    touch(S, T, dram, s, pos)
+                    touch(S, T, dram, s)
                 else:
                     remove(S, T, G, H, B, dram, s)
                     T[dram * T_COLS + TAKEN] += 1
@@ -250,7 +258,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
             else:
                 s = find_in(G, H, eic, b) if eic >= 0 else -1
                 if s >= 0:
-                    touch(S, T, eic, s, pos)
+                    touch(S, T, eic, s)
                     T[eic * T_COLS + HITS] += 1
                     T[eic * T_COLS + PROM_OUT] += 1
                     sk, si = EP_EIC, rack
@@ -263,27 +271,26 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
                             best = e
                         e = S[e + BNEXT]
                     t2 = S[best + INST]
-                    touch(S, T, t2, best, pos)
+                    touch(S, T, t2, best)
                     T[t2 * T_COLS + HITS] += 1
                     T[t2 * T_COLS + PROM_OUT] += 1
                     sk, si = EP_EIC, t2 - ebase
                     n4 += 1
                 else:
-                    s = find_in(G, H, ssd, b) if ssd >= 0 else -1
+                    s = find_ssd(B, b) if ssd >= 0 else -1
                     if s < 0:
                         break
-                    touch(S, T, ssd, s, pos)
+                    touch(S, T, ssd, s)
                     T[ssd * T_COLS + HITS] += 1
                     T[ssd * T_COLS + PROM_OUT] += 1
                     sk, si = EP_SSD, 0
                     n5 += 1
         record_critical(G, CR, sk, si)
-        v = put_new(S, T, G, H, B, hbm, b, pos, ev, 0)
-        holder_add(S, G, H, B, b, w)
+        v = put_new(S, T, G, H, B, hbm, b, ev, 0)
         if v:
             # Demote at once: a victim that is a later block of this very prefix
             # is then still found in DRAM/EIC by this walk.
-            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1)
+            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1, X)
     T[hbm * T_COLS + HITS] += n0
     cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5] = n0, n1, n2, n3, n4, n5
     for k in range(6):
@@ -291,7 +298,7 @@ def acquire(S, T, G, H, B, blocks, w, pos0, cnt, CR, MV):
 
 
 @njit(cache=True)
-def store(S, T, G, H, B, blocks, w, pos0, start, MV):
+def store(S, T, G, H, B, blocks, w, start, MV):
     """ClusterCache.store: write blocks[start:] into w's HBM; background rows -> MV."""
     G[NMV] = 0
     hbm = ensure(T, w)
@@ -299,38 +306,36 @@ def store(S, T, G, H, B, blocks, w, pos0, start, MV):
     wt = G[WT]
     dram = ensure(T, G[DBASE] + node) if wt else existing(T, G[DBASE] + node)
     n = blocks.shape[0]
-    ev = np.empty((max(0, n - start), 2), np.int64)
+    ev = np.empty(max(0, n - start), np.int64)
+    X = scratch(n - start)
     nev = 0
     if dram < 0 or not wt:
         for j in range(start, n):
             b = blocks[j]
             s = find_in(G, H, hbm, b)
             if s >= 0:
-                touch(S, T, hbm, s, pos0 + j)
+                touch(S, T, hbm, s)
                 continue
             if dram >= 0:
                 s = find_in(G, H, dram, b)
                 if s >= 0:  # keep HBM/DRAM of a node exclusive: the DRAM copy is superseded
                     remove(S, T, G, H, B, dram, s)
                     T[dram * T_COLS + TAKEN] += 1
-            nev += put_new(S, T, G, H, B, hbm, b, pos0 + j, ev, nev)
-            holder_add(S, G, H, B, b, w)
+            nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     else:
-        sp = np.empty((1, 2), np.int64)
+        sp = np.empty(1, np.int64)
         for j in range(start, n):
             b = blocks[j]
-            pos = pos0 + j
             s = find_in(G, H, hbm, b)
             if s >= 0:
-                touch(S, T, hbm, s, pos)
+                touch(S, T, hbm, s)
                 continue
             if find_in(G, H, dram, b) < 0:
-                v = put_new(S, T, G, H, B, dram, b, pos, sp, 0)
+                v = put_new(S, T, G, H, B, dram, b, sp, 0)
                 record_move(G, MV, EP_GPU, w, EP_DRAM, node, 1)
                 G[MOVED0 + M_WT_DRAM] += 1
                 if v:
-                    _dram_spill(S, T, G, H, B, MV, node, sp, 1)
-            nev += put_new(S, T, G, H, B, hbm, b, pos, ev, nev)
-            holder_add(S, G, H, B, b, w)
+                    _dram_spill(S, T, G, H, B, MV, node, sp, 1, X)
+            nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     if nev:  # the blocks just written are distinct, so victims can wait until the end
-        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev)
+        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X)

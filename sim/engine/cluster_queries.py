@@ -12,12 +12,12 @@ from numba import njit
 from sim.engine.cluster_state import (
     B_COLS,
     BNEXT,
+    BPREV,
     CREATED,
     CROSS,
     DBASE,
     EBASE,
     EHEAD,
-    HOLD_BASE,
     HTAIL,
     INST,
     NEIC,
@@ -29,8 +29,8 @@ from sim.engine.cluster_state import (
     WPR,
     existing,
     find_in,
+    find_ssd,
 )
-from sim.engine.slots import PREV
 
 
 @njit(cache=True)
@@ -67,7 +67,7 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
             n3 += 1
         elif racks and B[b * B_COLS + EHEAD] >= 0:
             n4 += 1
-        elif ssd >= 0 and find_in(G, H, ssd, b) >= 0:
+        elif ssd >= 0 and find_ssd(B, b) >= 0:
             n5 += 1
         else:
             break
@@ -83,7 +83,7 @@ def hbm_candidates(S, G, B, blocks, k, out):
     for j in range(blocks.shape[0] - 1, -1, -1):
         s = B[blocks[j] * B_COLS + HTAIL]
         while s >= 0:
-            w = S[s + INST] - G[HOLD_BASE]
+            w = S[s + INST]  # an HBM slot: its instance is its worker
             new = True
             for i in range(m):
                 if out[i] == w:
@@ -94,7 +94,7 @@ def hbm_candidates(S, G, B, blocks, k, out):
                 m += 1
                 if m >= k:
                     return m
-            s = S[s + PREV]
+            s = S[s + BPREV]
     return m
 
 

@@ -79,3 +79,61 @@ def delete(H, base, mask, key):
         H[base + 2 * i + 1] = H[e + 1]
         i = j
     H[base + 2 * i + 1] = -1
+
+
+# ----------------------------------------------------------------- locality-keeping variant (cluster engine)
+# Keys k and k+1 with the same k >> _NEAR_BITS start at neighbouring entries, so a walk over consecutive
+# block ids of one tier instance (a request's blocks, numbered in first-use order) reads a few cache lines
+# instead of one per block. Same table layout and rules as above; one table never mixes the two homes.
+_NEAR_BITS = 3
+_NEAR_LOW = (1 << _NEAR_BITS) - 1
+
+
+@njit(cache=True, inline="always")
+def _home_near(key, mask):
+    hi = np.int64((np.uint64(key >> _NEAR_BITS) * _GOLDEN) >> np.uint64(32))
+    return ((hi << _NEAR_BITS) | (key & _NEAR_LOW)) & mask
+
+
+@njit(cache=True)
+def find_near(H, mask, key):
+    """``find`` on a table filled by ``insert_near`` (base 0)."""
+    i = _home_near(key, mask)
+    while True:
+        e = 2 * i
+        v = H[e + 1]
+        if v < 0 or H[e] == key:
+            return v
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def insert_near(H, mask, key, val):
+    i = _home_near(key, mask)
+    while H[2 * i + 1] >= 0:
+        i = (i + 1) & mask
+    H[2 * i] = key
+    H[2 * i + 1] = val
+
+
+@njit(cache=True)
+def delete_near(H, mask, key):
+    i = _home_near(key, mask)
+    while H[2 * i] != key:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        e = 2 * j
+        if H[e + 1] < 0:
+            break
+        k = _home_near(H[e], mask)
+        if i <= j:
+            if i < k <= j:
+                continue
+        elif k > i or k <= j:
+            continue
+        H[2 * i] = H[e]
+        H[2 * i + 1] = H[e + 1]
+        i = j
+    H[2 * i + 1] = -1

@@ -34,11 +34,14 @@ PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's
 # 0.93 / 2.89 GB peak: ~137 bytes per access)
 ORACLE_PER_ACCESS_B = 160
 SLOT_B = 96  # one single-node engine slot: its fields and hash-table entries
-# one resident block of the cluster cache: slot, index, holder lists, the run's per-request Python lists
-# (measured: 1M requests, 35.8M blocks all resident at 102,400 GPUs, 11.2 GiB peak)
+# one resident block of the Python cluster cache (dict entries, holder lists); the compiled one keeps a
+# 6-word int32 slot (pool grown by half: up to 1.5x) and its index entries (load <= 0.5, doubling: 2-4x)
 CLUSTER_SLOT_B = 224
-CLUSTER_BLOCK_B = 32  # compiled cluster cache: record per distinct block
-RENUMBER_B = 40  # renumbering stored ids to dense ones (trace.prefix.PrefixBlocks.densified)
+CLUSTER_COMPILED_SLOT_B = 6 * 4 * 3 // 2 + 16 * 3
+# compiled cluster cache: record per distinct block (5 int32 words: holder and EIC-copy list anchors, SSD
+# slot or flag)
+CLUSTER_BLOCK_B = 5 * 4
+RENUMBER_B = 40  # renumbering stored ids to first-use order (transient; none for dense ids: trace.prefix)
 
 
 @dataclass
@@ -135,5 +138,6 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     if cluster_compiled:
         pb = w.prefix_blocks()
         e.add("cluster block records", pb.n_own() * (CLUSTER_BLOCK_B + (0 if pb.dense else RENUMBER_B)))
-    e.add("cache slots", slots * (CLUSTER_SLOT_B if mode == "cluster" else SLOT_B))
+    per_slot = SLOT_B if mode != "cluster" else CLUSTER_COMPILED_SLOT_B if cluster_compiled else CLUSTER_SLOT_B
+    e.add("cache slots", slots * per_slot)
     return e

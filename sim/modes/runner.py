@@ -72,9 +72,11 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
     from sim.modes.memory import check, run_estimate
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
-    cap = (setup.layout.n_workers * setup.node.hbm_blocks + topo.n_nodes * setup.node.dram_blocks
-           + cfg.cluster.racks * setup.eic_blocks + setup.ssd_blocks)
     compiled = all(queue_recency(p) is not None for p in policies)
+    # The compiled cache keeps no slots for a remote SSD pool that can hold every distinct block.
+    ssd_slots = 0 if compiled and setup.ssd_blocks >= ctx.key_bound else setup.ssd_blocks
+    cap = (setup.layout.n_workers * setup.node.hbm_blocks + topo.n_nodes * setup.node.dram_blocks
+           + cfg.cluster.racks * setup.eic_blocks + ssd_slots)
     est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
                        slots=min(cap, ctx.key_bound), cluster_compiled=compiled,
                        runs=len(policies) + len(routers) - 1)
