@@ -4,7 +4,7 @@ Numba's on-disk cache notices edits to a function's own file only, not to
 the kernels it calls in other files, so after an edit it could run stale
 machine code. kvsim therefore points ``NUMBA_CACHE_DIR`` at
 ``sim/__pycache__/numba-<digest>``, the digest taken over every file under
-``sim/`` that uses numba: any edit to compiled code starts a fresh cache
+``sim/`` and ``trace/`` that uses numba: any edit to compiled code starts a fresh cache
 (older folders are removed). It only sets the environment variable, so it
 costs a few milliseconds and imports nothing; numba reads it when first
 imported. A user's own NUMBA_CACHE_DIR wins; a read-only checkout leaves
@@ -21,13 +21,18 @@ SIM = pathlib.Path(__file__).resolve().parent
 ROOT = SIM / "__pycache__"
 
 
+# the packages with compiled code (trace.prefix's fill runs inside the engines' loops)
+PACKAGES = (SIM, SIM.parent / "trace")
+
+
 def _digest() -> str:
     h = hashlib.sha1()
-    for p in sorted(SIM.rglob("*.py")):
-        text = p.read_bytes()
-        if b"numba" in text:
-            h.update(p.relative_to(SIM).as_posix().encode())
-            h.update(text)
+    for pkg in PACKAGES:
+        for p in sorted(pkg.rglob("*.py")):
+            text = p.read_bytes()
+            if b"numba" in text:
+                h.update(p.relative_to(SIM.parent).as_posix().encode())
+                h.update(text)
     return h.hexdigest()[:12]
 
 
