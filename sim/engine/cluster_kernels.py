@@ -66,6 +66,7 @@ from sim.engine.cluster_state import (
     remove,
     touch,
 )
+from sim.engine.unowned import unowned
 
 FROM_HBM, FROM_DRAM = 0, 1
 
@@ -206,6 +207,8 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X):
 @njit(cache=True)
 def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
     """ClusterCache.acquire: counts per location -> cnt, critical rows -> CR, background rows -> MV."""
+    S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
+    MV = unowned(MV)
     G[NCR] = 0
     G[NMV] = 0
     node, rack = w // G[WPN], w // G[WPR]
@@ -300,6 +303,8 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
 @njit(cache=True)
 def store(S, T, G, H, B, blocks, w, start, MV):
     """ClusterCache.store: write blocks[start:] into w's HBM; background rows -> MV."""
+    S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
+    MV = unowned(MV)
     G[NMV] = 0
     hbm = ensure(T, w)
     node = w // G[WPN]

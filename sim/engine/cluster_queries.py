@@ -31,11 +31,13 @@ from sim.engine.cluster_state import (
     find_in,
     find_ssd,
 )
+from sim.engine.unowned import unowned
 
 
 @njit(cache=True)
 def probe(S, T, G, H, B, blocks, ws, nw, in_rack, cnt):
     """ClusterCache.probe for workers ws[:nw] -> cnt[i] (blocks of the cached prefix per location)."""
+    S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
     for i in range(nw):
         _probe1(S, T, G, H, B, blocks, ws[i], in_rack, cnt[i])
 
@@ -77,6 +79,7 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
 @njit(cache=True)
 def hbm_candidates(S, G, B, blocks, k, out):
     """Up to k workers holding the deepest blocks in HBM, most recent holder first -> out; returns how many."""
+    S, G, B = unowned(S), unowned(G), unowned(B)
     m = 0
     if G[NHOLD] == 0:
         return 0
@@ -102,6 +105,7 @@ def hbm_candidates(S, G, B, blocks, k, out):
 def eic_prefix_racks(S, G, B, blocks, off, scan, mark, out):
     """Racks whose EIC pool holds the longest prefix of blocks (the last non-empty intersection),
     in rack order from `off` round (at most `scan`) -> out; returns how many. `mark` is scratch (n racks)."""
+    S, G, B = unowned(S), unowned(G), unowned(B)
     n = blocks.shape[0]
     if G[NEIC] == 0 or n == 0:
         return 0
@@ -154,6 +158,7 @@ def eic_prefix_racks(S, G, B, blocks, off, scan, mark, out):
 @njit(cache=True)
 def hbm_has(T, G, H, blocks, w, out):
     """out[j] = 1 if blocks[j] is in w's HBM (session prefetch's use/waste accounting)."""
+    T, G, H = unowned(T), unowned(G), unowned(H)
     created = T[w * T_COLS + CREATED]
     for j in range(blocks.shape[0]):
         out[j] = 1 if created and find_in(G, H, w, blocks[j]) >= 0 else 0
