@@ -33,54 +33,6 @@ def _home(key, mask):
     return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(32)) & mask
 
 
-@njit(cache=True)
-def find(H, base, mask, key):
-    """The value stored for `key`, or -1."""
-    i = _home(key, mask)
-    while True:
-        e = base + 2 * i
-        v = H[e + 1]
-        if v < 0 or H[e] == key:
-            return v
-        i = (i + 1) & mask
-
-
-@njit(cache=True)
-def insert(H, base, mask, key, val):
-    """Store `key` -> `val` (val >= 0; `key` must be absent)."""
-    i = _home(key, mask)
-    while H[base + 2 * i + 1] >= 0:
-        i = (i + 1) & mask
-    e = base + 2 * i
-    H[e] = key
-    H[e + 1] = val
-
-
-@njit(cache=True)
-def delete(H, base, mask, key):
-    """Remove `key` (it must be present)."""
-    i = _home(key, mask)
-    while H[base + 2 * i] != key:  # no empty entry lies between a key's home and the key
-        i = (i + 1) & mask
-    j = i
-    while True:
-        j = (j + 1) & mask
-        e = base + 2 * j
-        if H[e + 1] < 0:
-            break
-        k = _home(H[e], mask)
-        # the entry at j may fill the hole at i unless its home lies cyclically in (i, j]
-        if i <= j:
-            if i < k <= j:
-                continue
-        elif k > i or k <= j:
-            continue
-        H[base + 2 * i] = H[e]
-        H[base + 2 * i + 1] = H[e + 1]
-        i = j
-    H[base + 2 * i + 1] = -1
-
-
 # ----------------------------------------------------------------- locality-keeping variant (cluster engine)
 # Keys k and k+1 with the same k >> _NEAR_BITS start at neighbouring entries, so a walk over consecutive
 # block ids of one tier instance (a request's blocks, numbered in first-use order) reads a few cache lines
@@ -95,45 +47,85 @@ def _home_near(key, mask):
     return ((hi << _NEAR_BITS) | (key & _NEAR_LOW)) & mask
 
 
-@njit(cache=True)
-def find_near(H, mask, key):
-    """``find`` on a table filled by ``insert_near`` (base 0)."""
-    i = _home_near(key, mask)
+@njit(cache=True, inline="always")
+def _slot(key, mask, near):
+    return _home_near(key, mask) if near else _home(key, mask)
+
+
+@njit(cache=True, inline="always")
+def _find(H, base, mask, key, near):
+    i = _slot(key, mask, near)
     while True:
-        e = 2 * i
+        e = base + 2 * i
         v = H[e + 1]
         if v < 0 or H[e] == key:
             return v
         i = (i + 1) & mask
 
 
-@njit(cache=True)
-def insert_near(H, mask, key, val):
-    i = _home_near(key, mask)
-    while H[2 * i + 1] >= 0:
+@njit(cache=True, inline="always")
+def _insert(H, base, mask, key, val, near):
+    i = _slot(key, mask, near)
+    while H[base + 2 * i + 1] >= 0:
         i = (i + 1) & mask
-    H[2 * i] = key
-    H[2 * i + 1] = val
+    e = base + 2 * i
+    H[e] = key
+    H[e + 1] = val
 
 
-@njit(cache=True)
-def delete_near(H, mask, key):
-    i = _home_near(key, mask)
-    while H[2 * i] != key:
+@njit(cache=True, inline="always")
+def _delete(H, base, mask, key, near):
+    i = _slot(key, mask, near)
+    while H[base + 2 * i] != key:  # no empty entry lies between a key's home and the key
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        e = 2 * j
+        e = base + 2 * j
         if H[e + 1] < 0:
             break
-        k = _home_near(H[e], mask)
+        k = _slot(H[e], mask, near)
+        # the entry at j may fill the hole at i unless its home lies cyclically in (i, j]
         if i <= j:
             if i < k <= j:
                 continue
         elif k > i or k <= j:
             continue
-        H[2 * i] = H[e]
-        H[2 * i + 1] = H[e + 1]
+        H[base + 2 * i] = H[e]
+        H[base + 2 * i + 1] = H[e + 1]
         i = j
-    H[2 * i + 1] = -1
+    H[base + 2 * i + 1] = -1
+
+
+@njit(cache=True)
+def find(H, base, mask, key):
+    """The value stored for `key`, or -1."""
+    return _find(H, base, mask, key, False)
+
+
+@njit(cache=True)
+def insert(H, base, mask, key, val):
+    """Store `key` -> `val` (val >= 0; `key` must be absent)."""
+    _insert(H, base, mask, key, val, False)
+
+
+@njit(cache=True)
+def delete(H, base, mask, key):
+    """Remove `key` (it must be present)."""
+    _delete(H, base, mask, key, False)
+
+
+@njit(cache=True)
+def find_near(H, mask, key):
+    """``find`` on a table filled by ``insert_near`` (base 0)."""
+    return _find(H, 0, mask, key, True)
+
+
+@njit(cache=True)
+def insert_near(H, mask, key, val):
+    _insert(H, 0, mask, key, val, True)
+
+
+@njit(cache=True)
+def delete_near(H, mask, key):
+    _delete(H, 0, mask, key, True)
