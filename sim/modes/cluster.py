@@ -59,6 +59,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
+from sim.timing.event_loop import run_to_end
 from sim.timing.network import Network
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
@@ -506,7 +507,7 @@ def _run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, 
 
     if n:
         env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
-    env.run()
+    run_to_end(env)
     if n:
         res.worker[:] = wk_of
         res.hit_blocks[:] = hb
