@@ -27,7 +27,7 @@ BASE_B = 400 * 1024**2  # interpreter, numpy, numba, SimPy and the compiled engi
 WORKLOAD_PER_REQ_B = 80  # arrival, tokens, session, turn, offsets + parent, shared, own offsets
 ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
-# single_timed measured at 10M requests: 3.37 GiB peak = 0.4 base + 0.67 workload + ~250 B a request
+# single_timed measured at 10M requests: 2.95 GiB peak = 0.4 base + 0.67 workload + ~200 B a request
 RUN_PER_REQ_B = {"single": 220, "single_timed": 300, "cluster": 620, "cluster_timed": 900}
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
 # the oracle family (oracle, plan, calibrate, audit): the expanded ids, sim.oracle.access's six per-access
