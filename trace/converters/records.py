@@ -158,7 +158,6 @@ def _json_array_stream(p: Path) -> Iterator[tuple[int, object]]:
 
 def _jsonl(p: Path) -> Iterator[tuple[int, object]]:
     line = 0
-    n = 0
     try:
         with open_binary(p) as fh:
             for raw in bounded_lines(fh, p):
@@ -170,7 +169,6 @@ def _jsonl(p: Path) -> Iterator[tuple[int, object]]:
                 except ValueError as e:
                     why = f"{e.msg} at char {e.pos}" if isinstance(e, json.JSONDecodeError) else "not UTF-8"
                     raise InputError(f"line {line}: malformed JSON ({why})", where=str(p)) from None
-                n += 1
                 yield line, rec
     except stream_errors() as e:
         raise InputError(f"line {line + 1}: cannot read the file ({e})", where=str(p)) from None
