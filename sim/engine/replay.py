@@ -10,7 +10,7 @@ Arguments are grouped in tuples:
 request's first access position), ``P = (parent, shared, own_off, own_ids, buf, pbuf, rec, distinct)``
 the block lists in ``trace.prefix`` form, materialised one request at a time into ``buf`` (``pbuf``
 for a prefetched one);
-``rec`` where lookup found each block (node_ops) and ``distinct`` (as a 0/1 array of one) whether own
+``rec`` where lookup found each block (node_ops) and ``distinct`` whether own
 blocks are new when their request arrives, so store puts them without looking,
 ``Q = (dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arrival, last_req, gaps)``
 (the departure and prefetch heaps and the session-gap predictor; ``gaps`` =
@@ -166,8 +166,8 @@ def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
             rec[width + j] = wk
         nh, n_dram, ns = lookup_from(M, wk, blocks, p0, rec)
         npre = nh + n_dram + ns
-        fetch_rec(M, wk, blocks, lo, npre, True, rec, distinct[0] == 1)
-        store_fresh(M, wk, blocks, lo, npre, shared[i] if distinct[0] == 1 else len(blocks))
+        fetch_rec(M, wk, blocks, lo, npre, True, rec, distinct)
+        store_fresh(M, wk, blocks, lo, npre, shared[i] if distinct else len(blocks))
         worker[i] = wk
         hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, n_dram, ns
         th, td, ts = hit_tokens(nh, n_dram, ns, bt, inp[i])
@@ -207,7 +207,7 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
     width = max(1, int(w.n_blocks().max()) if n else 1)
     P = (pb.parent, pb.shared, pb.own_off, pb.ids_stored(), np.empty(width, dtype=np.int64),
          np.empty(width, dtype=np.int64), np.empty(2 * max(1, int(cache.M[SCRATCH_N])), dtype=np.int64),
-         np.array([int(pb.distinct)], dtype=np.int64))
+         bool(pb.distinct))
     Q = (
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64),
         np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64), np.zeros(max(1, n), dtype=np.int64),
