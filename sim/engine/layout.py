@@ -17,8 +17,10 @@ Layout of ``M`` (all offsets are absolute indices into ``M``):
   ghost key;
 * each tier's hash table (``sim.engine.hashtab``: key, slot pairs) and auxiliary region
   (LFU's frequency buckets, Belady's heap);
-* the workload's ``next_use`` and ``depth`` per access, only for the policy
-  that reads them (Belady: next_use, selective_write: depth; empty otherwise);
+* the workload's ``next_use`` per access for Belady, and for selective_write
+  each request's first access position (a block's depth is its position
+  minus its request's start: 8 bytes a request, not a block access) or a
+  given per-access ``depth``; empty for the other policies;
 * scratch buffers for the victims a call evicts at each level (HBM -> DRAM
   -> SSD -> out), so the hot path never allocates.
 
@@ -47,10 +49,11 @@ TR_HBM_TO_DRAM = 5
 TR_DRAM_TO_SSD = 6
 PREFETCHED = 7
 NU_BASE = 8  # next_use[pos] is M[M[NU_BASE] + pos]
-DP_BASE = 9  # depth[pos] is M[M[DP_BASE] + pos]
+DP_BASE = 9  # request starts (DP_STARTS of them, ascending), or depth[pos] at M[M[DP_BASE] + pos] if 0
 SCRATCH = 10  # victim buffers: 3 levels x (keys, positions), SCRATCH_N words each
 SCRATCH_N = 11  # the most blocks one request has
-N_NODE_FIELDS = 12
+DP_STARTS = 12
+N_NODE_FIELDS = 13
 
 # --- tier fields
 CAP = 0  # capacity in blocks
@@ -84,17 +87,34 @@ RESIDENT_LISTS = 2
 
 
 @njit(cache=True)
+def depth_at(M, pos):
+    """The depth of access `pos` within its request (selective_write)."""
+    n = M[DP_STARTS]
+    if n == 0:
+        return M[M[DP_BASE] + pos]
+    base = M[DP_BASE]
+    lo, hi = 0, n  # the last start <= pos (a start repeats for requests without blocks: same value)
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if M[base + mid] <= pos:
+            lo = mid
+        else:
+            hi = mid
+    return pos - M[base + lo]
+
+
+@njit(cache=True)
 def tier_at(t):
     return N_NODE_FIELDS + t * N_TIER_FIELDS
 
 
 def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_code: int, n_workers: int,
              write_through: bool, params: list[tuple[int, int, int]], next_use: np.ndarray,
-             depth: np.ndarray, max_blocks: int) -> np.ndarray:
+             depth: np.ndarray, max_blocks: int, starts: bool = False) -> np.ndarray:
     """``M`` for tiers with `capacities` (blocks), `nslots` slots and `aux` words of policy
     structures (LFU buckets, Belady's heap) each; `params[t]` = PARAM_A..C. `next_use` and `depth`
-    are empty unless the policy reads them (they are per block access); `max_blocks`: the most
-    blocks one request has."""
+    are empty unless the policy reads them; `depth` is per block access, or with `starts` each
+    request's first access position (ascending); `max_blocks`: the most blocks one request has."""
     n_t = len(capacities)
     sizes = [table_size(n) for n in nslots]
     total_slots = int(sum(nslots))
@@ -109,6 +129,7 @@ def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_co
     M[:N_NODE_FIELDS] = 0
     M[NW], M[POLICY], M[WRITE_THROUGH] = n_workers, policy_code, int(write_through)
     M[NU_BASE], M[DP_BASE] = nu0, dp0
+    M[DP_STARTS] = len(depth) if starts else 0
     M[SCRATCH], M[SCRATCH_N] = sc0, scratch_n
     M[slots0:hp0] = -1  # slot fields and hash tables (empty entries)
     M[hp0:nu0] = -1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from sim.engine.layout import DP_BASE, LEN, NW, PARAM_A, PARAM_C, SIZE, tier_at
+from sim.engine.layout import LEN, NW, PARAM_A, PARAM_C, SIZE, depth_at, tier_at
 from sim.engine.slots import KEY
 from sim.engine.tier_slots import drop_slot, find, move_to_back, new_slot, pop_front, push_back, retire, unlink
 
@@ -53,7 +53,7 @@ def sw_see(M, t, key):
 def sw_admit(M, t, key, pos):
     if sw_see(M, t, key):
         return True
-    return M[M[DP_BASE] + pos] <= M[tier_at(t) + PARAM_C]
+    return depth_at(M, pos) <= M[tier_at(t) + PARAM_C]
 
 
 @njit(cache=True)

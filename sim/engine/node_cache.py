@@ -99,9 +99,9 @@ class CompiledNodeCache:
         prm.append((0, 0, 0))
         aux_words = {LFU: lfu_kernel.aux_words, BELADY: belady_kernel.aux_words}.get(code, lambda n: 0)
         none = np.zeros(0, dtype=np.int64)  # per-access arrays only for the policy that reads them
+        depth, starts = ctx.depth_table() if code == SELECTIVE_WRITE else (none, False)
         self.M = allocate(caps, nslots, [aux_words(n) for n in nslots], code, n_workers, write_through, prm,
-                          ctx.next_use if code == BELADY else none, ctx.depth if code == SELECTIVE_WRITE else none,
-                          ctx.max_blocks())
+                          ctx.next_use if code == BELADY else none, depth, ctx.max_blocks(), starts)
         if code == LFU:
             for t in range(len(caps)):
                 lfu_kernel.init_buckets(self.M, t)

@@ -9,7 +9,7 @@ The model counts what grows with the run (measured on this code, see README "Sca
 the workload (per request, per block it introduces in ``trace.prefix`` form, or per block access
 when something expands the CSR), the replay's per-request arrays, the engine's slots (per cache slot,
 bounded by the distinct blocks), the compiled cluster cache's record per distinct block, and the
-per-access arrays of the policies that read them (Belady, selective_write, the Python engines).
+per-access arrays of the policies that read them (Belady, the Python engines).
 It is an estimate (about +-30 %), meant to refuse runs that cannot fit, not to plan to the megabyte.
 """
 from __future__ import annotations

@@ -48,8 +48,9 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
         progress(label, 1, 1)
 
 
-# policies whose compiled kernels read per-access arrays (sim.engine.node_cache)
-PER_ACCESS_POLICIES = {"belady", "selective_write"}
+# policies whose compiled kernels read per-access arrays (sim.engine.node_cache); selective_write
+# reads depths from the request starts (sim.engine.layout.depth_at)
+PER_ACCESS_POLICIES = {"belady"}
 
 
 def _too_big(w: Workload) -> str:

@@ -48,8 +48,21 @@ class AccessContext:
 
     def __init__(self, workload: Workload | None = None, **arrays: Any) -> None:
         self._w = workload
+        self._depth_given = "depth" in arrays
         for k, v in arrays.items():
             setattr(self, k, v)
+
+    def set_depth(self, depth: np.ndarray) -> None:
+        """Replace the depths the workload's layout gives (hand-made contexts)."""
+        self.depth = depth
+        self._depth_given = True
+
+    def depth_table(self) -> tuple[np.ndarray, bool]:
+        """What the compiled engine reads depths from: (each request's first access position, True), 8
+        bytes a request, or (``depth``, False) when it was given by hand."""
+        if self._depth_given or self._w is None:
+            return np.asarray(self.depth, dtype=np.int64), False
+        return np.ascontiguousarray(self._w.block_offsets[:-1], dtype=np.int64), True
 
     @classmethod
     def from_workload(cls, w: Workload) -> AccessContext:

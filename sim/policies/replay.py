@@ -48,7 +48,7 @@ def context_for_keys(keys, depth=None) -> AccessContext:
         depth = np.asarray(depth, dtype=np.int64)
         if depth.shape != keys.shape:
             raise ValueError("depth must have one entry per key")
-        ctx.depth = depth
+        ctx.set_depth(depth)
     return ctx
 
 

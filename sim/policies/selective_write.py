@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
+
 from sim.policies.base import AccessContext, register
 from sim.policies.lru import LRU
 
@@ -37,7 +39,8 @@ class SelectiveWrite(LRU):
             raise ValueError("selective_write: history must be >= 0")
         shared = params.get("seen")
         self._seen: OrderedDict[int, None] = shared if shared is not None else OrderedDict()
-        self._depth = ctx.depth if ctx is not None else None
+        self._ctx = ctx
+        self._depth: np.ndarray | None = None  # read on the first admission decision, not at construction
 
     def _see(self, key: int) -> bool:
         """Record a sighting of `key`; return whether it had been seen before."""
@@ -53,8 +56,10 @@ class SelectiveWrite(LRU):
 
     def admit(self, key: int, pos: int) -> bool:
         reused = self._see(key)
-        if reused or self._depth is None:
+        if reused or self._ctx is None:
             return True
+        if self._depth is None:
+            self._depth = self._ctx.depth
         return self._depth.item(pos) <= self.depth_threshold
 
     def touch(self, key: int, pos: int) -> None:
