@@ -8,16 +8,14 @@ the heap alone; a live slot has LIST = 1 and HIDX = its entry index.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
-from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, LEN, LIST, NU_BASE, SIZE, tier_at
+from sim.engine.layout import HEAPBASE, HEAPLEN, HIDX, LEN, LIST, NEVER, SIZE, next_use_at, tier_at
 from sim.engine.slots import KEY
 from sim.engine.tier_slots import new_slot, pop_front, push_back, retire, unlink
 
 E_WORDS = 3
 DEAD, LIVE = 0, 1
-NEVER = np.iinfo(np.int64).max
 
 
 def aux_words(nslots: int) -> int:
@@ -102,7 +100,7 @@ def _leave(M, t, s):
 @njit(cache=True)
 def belady_insert(M, t, key, pos):
     s = new_slot(M, t, key, pos)
-    nu = M[M[NU_BASE] + pos]
+    nu = next_use_at(M, pos)
     if nu == NEVER:
         push_back(M, t, DEAD, s)
     else:
@@ -112,7 +110,7 @@ def belady_insert(M, t, key, pos):
 
 @njit(cache=True)
 def belady_touch(M, t, s, pos):
-    nu = M[M[NU_BASE] + pos]
+    nu = next_use_at(M, pos)
     if M[s + LIST] == LIVE and nu != NEVER:
         a = tier_at(t)
         _sift(M, M[a + HEAPBASE], M[a + HEAPLEN], M[s + HIDX], -nu, M[s + KEY], s)

@@ -17,10 +17,12 @@ Layout of ``M`` (all offsets are absolute indices into ``M``):
   ghost key;
 * each tier's hash table (``sim.engine.hashtab``: key, slot pairs) and auxiliary region
   (LFU's frequency buckets, Belady's heap);
-* the workload's ``next_use`` per access for Belady, and for selective_write
-  each request's first access position (a block's depth is its position
-  minus its request's start: 8 bytes a request, not a block access) or a
-  given per-access ``depth``; empty for the other policies;
+* for Belady the workload's ``next_use`` per access, or in a distinct
+  workload its steps (``trace.next_use``: a few per request); for
+  selective_write and Belady's steps each request's first access position
+  (a block's depth is its position minus its request's start: 8 bytes a
+  request, not a block access), or a given per-access ``depth``; empty for
+  the other policies;
 * scratch buffers for the victims a call evicts at each level (HBM -> DRAM
   -> SSD -> out), so the hot path never allocates.
 
@@ -48,12 +50,16 @@ TR_SSD_TO_HBM = 4
 TR_HBM_TO_DRAM = 5
 TR_DRAM_TO_SSD = 6
 PREFETCHED = 7
-NU_BASE = 8  # next_use[pos] is M[M[NU_BASE] + pos]
+NU_BASE = 8  # next_use[pos] is M[M[NU_BASE] + pos], or NU_REQS > 0: next-use steps (trace.next_use)
 DP_BASE = 9  # request starts (DP_STARTS of them, ascending), or depth[pos] at M[M[DP_BASE] + pos] if 0
 SCRATCH = 10  # victim buffers: 3 levels x (keys, positions), SCRATCH_N words each
 SCRATCH_N = 11  # the most blocks one request has
 DP_STARTS = 12
-N_NODE_FIELDS = 13
+NU_REQS = 13  # requests of the next-use steps (NextUseSteps.packed at NU_BASE), 0: per-access next_use
+NU_STEPS = 14
+N_NODE_FIELDS = 15
+
+NEVER = np.iinfo(np.int64).max  # sim.policies.base.NEVER: not accessed again
 
 # --- tier fields
 CAP = 0  # capacity in blocks
@@ -87,20 +93,45 @@ RESIDENT_LISTS = 2
 
 
 @njit(cache=True)
-def depth_at(M, pos):
-    """The depth of access `pos` within its request (selective_write)."""
-    n = M[DP_STARTS]
-    if n == 0:
-        return M[M[DP_BASE] + pos]
+def _request_of(M, pos):
+    """The last request whose start is <= pos (a start repeats for requests without blocks)."""
     base = M[DP_BASE]
-    lo, hi = 0, n  # the last start <= pos (a start repeats for requests without blocks: same value)
+    lo, hi = 0, M[DP_STARTS]
     while hi - lo > 1:
         mid = (lo + hi) >> 1
         if M[base + mid] <= pos:
             lo = mid
         else:
             hi = mid
-    return pos - M[base + lo]
+    return lo
+
+
+@njit(cache=True)
+def depth_at(M, pos):
+    """The depth of access `pos` within its request (selective_write)."""
+    if M[DP_STARTS] == 0:
+        return M[M[DP_BASE] + pos]
+    return pos - M[M[DP_BASE] + _request_of(M, pos)]
+
+
+@njit(cache=True)
+def next_use_at(M, pos):
+    """The position of the next access to the block of access `pos`, NEVER if none (Belady)."""
+    n = M[NU_REQS]
+    if n == 0:
+        return M[M[NU_BASE] + pos]
+    r = _request_of(M, pos)
+    starts = M[DP_BASE]
+    d = pos - M[starts + r]
+    e = M[NU_BASE]
+    sd = e + n + 1
+    sk = sd + M[NU_STEPS]
+    j = M[e + r + 1]
+    hi = M[e + r]
+    while j + 1 < hi and M[sd + j + 1] <= d:  # a few steps a request: a scan
+        j += 1
+    k = M[sk + j]
+    return NEVER if k < 0 else M[starts + k] + d
 
 
 @njit(cache=True)
@@ -110,11 +141,14 @@ def tier_at(t):
 
 def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_code: int, n_workers: int,
              write_through: bool, params: list[tuple[int, int, int]], next_use: np.ndarray,
-             depth: np.ndarray, max_blocks: int, starts: bool = False) -> np.ndarray:
+             depth: np.ndarray, max_blocks: int, starts: bool = False, nu_steps: tuple[int, int] = (0, 0),
+             ) -> np.ndarray:
     """``M`` for tiers with `capacities` (blocks), `nslots` slots and `aux` words of policy
     structures (LFU buckets, Belady's heap) each; `params[t]` = PARAM_A..C. `next_use` and `depth`
     are empty unless the policy reads them; `depth` is per block access, or with `starts` each
-    request's first access position (ascending); `max_blocks`: the most blocks one request has."""
+    request's first access position (ascending); `next_use` is per block access, or with `nu_steps`
+    = (requests, steps) ``NextUseSteps.packed()`` (then `depth` must be the starts); `max_blocks`: the
+    most blocks one request has."""
     n_t = len(capacities)
     sizes = [table_size(n) for n in nslots]
     total_slots = int(sum(nslots))
@@ -130,6 +164,9 @@ def allocate(capacities: list[int], nslots: list[int], aux: list[int], policy_co
     M[NW], M[POLICY], M[WRITE_THROUGH] = n_workers, policy_code, int(write_through)
     M[NU_BASE], M[DP_BASE] = nu0, dp0
     M[DP_STARTS] = len(depth) if starts else 0
+    M[NU_REQS], M[NU_STEPS] = nu_steps
+    if nu_steps[0] and not starts:
+        raise ValueError("next-use steps need the request starts")
     M[SCRATCH], M[SCRATCH_N] = sc0, scratch_n
     M[slots0:hp0] = -1  # slot fields and hash tables (empty entries)
     M[hp0:nu0] = -1

@@ -100,8 +100,16 @@ class CompiledNodeCache:
         aux_words = {LFU: lfu_kernel.aux_words, BELADY: belady_kernel.aux_words}.get(code, lambda n: 0)
         none = np.zeros(0, dtype=np.int64)  # per-access arrays only for the policy that reads them
         depth, starts = ctx.depth_table() if code == SELECTIVE_WRITE else (none, False)
+        next_use, nu_steps = none, (0, 0)
+        if code == BELADY:
+            steps = ctx.next_use_steps()
+            if steps is None:
+                next_use = ctx.next_use
+            else:  # a few words a request instead of one per block access (trace.next_use)
+                next_use, nu_steps = steps.packed(), (len(steps.ends) - 1, len(steps.depth))
+                depth, starts = ctx.request_starts(), True
         self.M = allocate(caps, nslots, [aux_words(n) for n in nslots], code, n_workers, write_through, prm,
-                          ctx.next_use if code == BELADY else none, depth, ctx.max_blocks(), starts)
+                          next_use, depth, ctx.max_blocks(), starts, nu_steps)
         if code == LFU:
             for t in range(len(caps)):
                 lfu_kernel.init_buckets(self.M, t)

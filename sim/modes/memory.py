@@ -43,6 +43,10 @@ CLUSTER_COMPILED_SLOT_B = 6 * 4 * 3 // 2 + 16 * 3
 # slot or flag)
 CLUSTER_BLOCK_B = 5 * 4
 RENUMBER_B = 40  # renumbering stored ids to first-use order (transient; none for dense ids: trace.prefix)
+# Belady's next-use steps of a distinct workload (trace.next_use): the latest request per distinct block
+# while they are built, then per request its start, its steps' range and ~3 steps of 2 words
+NEXT_USE_BLOCK_B = 8
+NEXT_USE_PER_REQ_B = 64
 
 
 @dataclass
@@ -124,10 +128,10 @@ def oracle_estimate(w) -> Estimate:
 
 
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
-                 runs: int = 1) -> Estimate:
+                 runs: int = 1, next_use_steps: bool = False) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
-    may fill (capacity, bounded by the distinct blocks)."""
+    may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps."""
     n = len(w)
     e = Estimate()
     e.add("workload", w.nbytes())
@@ -136,6 +140,10 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
         e.add("per-access arrays", w.total_blocks * (PER_ACCESS_B + ID_B))
     elif per_access:
         e.add("per-access arrays", w.total_blocks * PER_ACCESS_B)
+    if next_use_steps:
+        pb = w.prefix_blocks()
+        e.add("next-use steps", pb.n_own() * (NEXT_USE_BLOCK_B + (0 if pb.dense else RENUMBER_B))
+              + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:
         pb = w.prefix_blocks()
         e.add("cluster block records", pb.n_own() * (CLUSTER_BLOCK_B + (0 if pb.dense else RENUMBER_B)))

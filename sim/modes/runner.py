@@ -48,9 +48,10 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
         progress(label, 1, 1)
 
 
-# policies whose compiled kernels read per-access arrays (sim.engine.node_cache); selective_write
-# reads depths from the request starts (sim.engine.layout.depth_at)
-PER_ACCESS_POLICIES = {"belady"}
+# policies whose compiled kernels read per-access arrays (sim.engine.node_cache) unless the workload is
+# distinct: then Belady reads next-use steps (trace.next_use); selective_write always reads depths from
+# the request starts (sim.engine.layout.depth_at)
+PER_ACCESS_UNLESS_DISTINCT = {"belady"}
 
 
 def _too_big(w: Workload) -> str:
@@ -61,9 +62,12 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
     from sim.modes.memory import check, run_estimate
     from sim.modes.single import use_engine
 
-    per_access = any(p in PER_ACCESS_POLICIES or not use_engine(cfg, p) for p in policies)
+    distinct = w.prefix_blocks().distinct
+    steps = any(p in PER_ACCESS_UNLESS_DISTINCT for p in policies) and distinct
+    per_access = any(not use_engine(cfg, p) or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct) for p in policies)
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
-    est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies))
+    est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
+                       next_use_steps=steps)
     check(est, what=f"replaying {len(w):,} requests on one node", change=_too_big(w), where="--mode single")
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from sim.registry import Registry
 
 if TYPE_CHECKING:
+    from trace.next_use import NextUseSteps
     from trace.workload import Workload
 
 NEVER = np.iinfo(np.int64).max  # next_use of a block that is not accessed again
@@ -49,6 +50,7 @@ class AccessContext:
     def __init__(self, workload: Workload | None = None, **arrays: Any) -> None:
         self._w = workload
         self._depth_given = "depth" in arrays
+        self._next_use_given = "next_use" in arrays
         for k, v in arrays.items():
             setattr(self, k, v)
 
@@ -62,7 +64,22 @@ class AccessContext:
         bytes a request, or (``depth``, False) when it was given by hand."""
         if self._depth_given or self._w is None:
             return np.asarray(self.depth, dtype=np.int64), False
-        return np.ascontiguousarray(self._w.block_offsets[:-1], dtype=np.int64), True
+        return self.request_starts(), True
+
+    def request_starts(self) -> np.ndarray:
+        """Each request's first access position (8 bytes a request)."""
+        assert self._w is not None
+        return np.ascontiguousarray(self._w.block_offsets[:-1], dtype=np.int64)
+
+    def next_use_steps(self) -> NextUseSteps | None:
+        """Belady's next uses as steps (``trace.next_use``: a few words a request) when the workload is
+        distinct and they were not given by hand; None: read ``next_use`` (8 bytes a block access)."""
+        from trace.next_use import next_use_steps
+
+        if self._next_use_given or self._w is None:
+            return None
+        pb = self._w.prefix_blocks()
+        return next_use_steps(pb) if pb.distinct else None
 
     @classmethod
     def from_workload(cls, w: Workload) -> AccessContext:

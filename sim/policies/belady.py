@@ -20,7 +20,10 @@ only the live minority.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import cached_property
 from heapq import heapify, heappop, heappush
+
+import numpy as np
 
 from sim.policies.base import NEVER, AccessContext, Policy, register
 
@@ -33,10 +36,14 @@ class Belady(Policy):
         if ctx is None:
             raise ValueError("belady needs an AccessContext (next_use) built from the workload")
         super().__init__(capacity, ctx, **params)
-        self._nu = ctx.next_use
+        self._nu_ctx = ctx  # next_use is read on the first access, not here (the compiled engine reads steps)
         self._next: dict[int, int] = {}  # live keys -> next use
         self._heap: list[tuple[int, int]] = []
         self._dead: OrderedDict[int, None] = OrderedDict()  # never used again, oldest first
+
+    @cached_property
+    def _nu(self) -> np.ndarray:
+        return self._nu_ctx.next_use
 
     def _set(self, key: int, pos: int) -> None:
         nu = self._nu.item(pos)
