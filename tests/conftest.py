@@ -32,3 +32,16 @@ def micro_workload(reqs: Sequence[Sequence[int]], arrivals_s: Sequence[float] | 
     arrivals = np.arange(len(reqs), dtype=float) if arrivals_s is None else np.asarray(arrivals_s, dtype=float)
     return Workload.from_requests(reqs, arrival_ms=arrivals * 1000, output_tokens=outputs, session_id=sessions,
                                   name=name)
+
+
+def multi_turn(requests: int, sessions: int, block_tokens: int = 16):
+    """(config, prepared workload, its AccessContext) of the built-in multi-turn generator."""
+    from sim.config import Config
+    from sim.modes.common import prepare_workload
+    from trace.synthetic import generate
+
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": requests,
+                                                     "sessions": sessions, "block_tokens": block_tokens})
+    pw, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    return cfg, pw, ctx

@@ -6,14 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.policies  # noqa: F401  (registers the policies)
-from sim.config import Config
 from sim.engine.layout import DP_STARTS, depth_at
 from sim.engine.node_cache import CompiledNodeCache
-from sim.modes.common import prepare_workload
 from sim.modes.single import run_single
 from sim.policies.base import AccessContext
 from sim.policies.replay import context_for_keys
-from trace.synthetic import generate
+from tests.conftest import multi_turn
 from trace.workload import Workload
 
 
@@ -38,10 +36,7 @@ def test_hand_given_depths_are_read_as_given():
 
 
 def test_a_replay_builds_no_per_access_depth():
-    cfg = Config()
-    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 300, "sessions": 30,
-                                                     "block_tokens": 16})
-    pw, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    cfg, pw, ctx = multi_turn(300, 30)
     res = run_single(cfg, pw, "selective_write", ctx=ctx, timing=False)
     assert "depth" not in vars(ctx)  # the cached_property was never read
     # the same decisions as the Python engine, which reads the per-access depths

@@ -7,15 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.policies  # noqa: F401  (registers the policies)
-from sim.config import Config
 from sim.engine.layout import NU_REQS, next_use_at
 from sim.engine.node_cache import CompiledNodeCache
-from sim.modes.common import prepare_workload
 from sim.modes.single import run_single
 from sim.policies.base import AccessContext
+from tests.conftest import multi_turn
 from trace.next_use import next_use_steps
 from trace.prefix import PrefixBlocks
-from trace.synthetic import generate
 from trace.workload import Workload
 
 
@@ -77,10 +75,7 @@ def test_a_workload_that_is_not_distinct_is_refused():
 
 
 def test_belady_replays_identically_without_the_per_access_array():
-    cfg = Config()
-    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 400, "sessions": 40,
-                                                     "block_tokens": 16})
-    pw, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    cfg, pw, ctx = multi_turn(400, 40)
     res = run_single(cfg, pw, "belady", ctx=ctx, timing=False)
     assert "next_use" not in vars(ctx)  # steps only
     given_ctx = AccessContext(pw, next_use=AccessContext.from_workload(pw).next_use)  # the per-access path
