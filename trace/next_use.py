@@ -12,7 +12,7 @@ branch point (a multi-turn chain: one or two). Then
 
 and the steps are all that is stored: per request the range of its steps, per step (first depth, N).
 They are found in one backward pass over the requests that keeps, per distinct block, the latest
-request seen (the only array of the size of the blocks, and only while it runs).
+request seen (the only array of the size of the blocks: 4 bytes each, and only while it runs).
 """
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ class NextUseSteps:
 
 
 @njit(cache=True)
-def _steps(parent, shared, own_off, own_ids, n_ids, width):
+def _steps(parent, shared, own_off, own_ids, latest, width):
+    """`latest` (-1 filled, one per distinct block): the earliest request after the current one holding it."""
     n = len(parent)
-    latest = np.full(n_ids, -1, np.int64)  # per block: the earliest request after the current one holding it
     cap = 2 * n + 16
     sd = np.empty(cap, np.int64)
     sk = np.empty(cap, np.int64)
@@ -78,5 +78,7 @@ def next_use_steps(pb: PrefixBlocks) -> NextUseSteps:
         raise ValueError("next_use_steps needs a distinct workload (no id in two own slices)")
     dense, n_ids = pb.densified()
     width = int(dense.counts().max()) if len(dense) else 0
-    ends, sd, sk = _steps(dense.parent, dense.shared, dense.own_off, dense.ids_stored(), n_ids, width)
+    # 4 bytes a distinct block while it runs (358M blocks at 10M requests: 1.3 GiB instead of 2.7)
+    latest = np.full(n_ids, -1, np.int32 if len(dense) < 2**31 else np.int64)
+    ends, sd, sk = _steps(dense.parent, dense.shared, dense.own_off, dense.ids_stored(), latest, width)
     return NextUseSteps(ends=ends, depth=sd, request=sk)

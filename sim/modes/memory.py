@@ -45,7 +45,7 @@ CLUSTER_BLOCK_B = 5 * 4
 RENUMBER_B = 40  # renumbering stored ids to first-use order (transient; none for dense ids: trace.prefix)
 # Belady's next-use steps of a distinct workload (trace.next_use): the latest request per distinct block
 # while they are built, then per request its start, its steps' range and ~3 steps of 2 words
-NEXT_USE_BLOCK_B = 8
+NEXT_USE_BLOCK_B = 4
 NEXT_USE_PER_REQ_B = 64
 
 
