@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from hypothesis import strategies as st
 
+from trace.prefix import PrefixBlocks
 from trace.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +47,34 @@ def multi_turn(requests: int, sessions: int, block_tokens: int = 16):
                                                      "sessions": sessions, "block_tokens": block_tokens})
     pw, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
     return cfg, pw, ctx
+
+
+@st.composite
+def distinct_parent_forms(draw):
+    """Random distinct parent forms: branching trees, partial shares, empty requests, stored or dense ids."""
+    n = draw(st.integers(1, 30))
+    parent, shared, own_len = [], [], []
+    for i in range(n):
+        p = draw(st.integers(-1, i - 1))
+        plen = shared[p] + own_len[p] if p >= 0 else 0
+        parent.append(p)
+        shared.append(draw(st.integers(0, plen)) if p >= 0 else 0)
+        own_len.append(draw(st.integers(0, 5)))
+    own_off = np.concatenate([[0], np.cumsum(own_len)]).astype(np.int64)
+    ids = None
+    if draw(st.booleans()):  # stored ids: any distinct values
+        ids = np.array(draw(st.permutations(range(1000, 1000 + int(own_off[-1])))), dtype=np.int64)
+    return PrefixBlocks(np.array(parent, dtype=np.int64), np.array(shared, dtype=np.int64), own_off, ids,
+                        distinct=True)
+
+
+def prefix_workload(pb: PrefixBlocks, short: Sequence[int] | None = None) -> Workload:
+    """A workload of 4-token blocks holding `pb`; request i's last block is `short[i]` tokens short (0-3)."""
+    n = len(pb)
+    offs = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(pb.counts(), out=offs[1:])
+    cut = np.zeros(n, dtype=np.int64) if short is None else np.asarray(short, dtype=np.int64) % 4
+    inp = np.where(pb.counts() > 0, pb.counts() * 4 - cut, 0)
+    return Workload(name="t", arrival_ms=np.arange(n, dtype=np.float64), input_tokens=inp,
+                    output_tokens=np.ones(n, dtype=np.int64), session_id=np.full(n, -1, dtype=np.int64),
+                    block_offsets=offs, block_ids=None, block_tokens=4, prefix=pb)  # type: ignore[arg-type]

@@ -180,7 +180,7 @@ class PrefixBlocks:
         if self.dense:  # own block k is k: already dense, in first-use order
             return self, self.n_own()
         ids, n = first_use_ids(self.ids_stored())
-        return PrefixBlocks(self.parent, self.shared, self.own_off, ids), n
+        return PrefixBlocks(self.parent, self.shared, self.own_off, ids, self.distinct), n
 
     def counts(self) -> np.ndarray:
         """Blocks per request."""

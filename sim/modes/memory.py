@@ -47,6 +47,9 @@ RENUMBER_B = 40  # renumbering stored ids to first-use order (transient; none fo
 # while they are built, then per request its start, its steps' range and ~3 steps of 2 words
 NEXT_USE_BLOCK_B = 4
 NEXT_USE_PER_REQ_B = 64
+# the oracle's Belady method on the parent form (sim.oracle.compact): per distinct block the heap index,
+# LRU's two links and flag, and the next-use build's latest request
+ORACLE_COMPACT_BLOCK_B = 8 + 17 + 4
 
 
 @dataclass
@@ -119,11 +122,17 @@ def synthetic_estimate(scfg) -> Estimate:
     return e
 
 
-def oracle_estimate(w) -> Estimate:
-    """The oracle's bounds over workload `w` (sim.oracle reads per-access arrays: it follows accesses)."""
+def oracle_estimate(w, compact: bool = False) -> Estimate:
+    """The oracle's bounds over workload `w`: per-access arrays (it follows accesses), or with `compact`
+    the Belady method on the parent form (sim.oracle.compact: per distinct block and per request)."""
     e = Estimate()
     e.add("workload", w.nbytes())
-    e.add("per-access arrays", w.total_blocks * ORACLE_PER_ACCESS_B)
+    if compact:
+        pb = w.prefix_blocks()
+        e.add("per-block arrays", pb.n_own() * (ORACLE_COMPACT_BLOCK_B + (0 if pb.dense else RENUMBER_B)))
+        e.add("next-use steps", len(w) * NEXT_USE_PER_REQ_B)
+    else:
+        e.add("per-access arrays", w.total_blocks * ORACLE_PER_ACCESS_B)
     return e
 
 

@@ -9,13 +9,15 @@ as separate serving pools would be. The report follows the common schema of
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sim.oracle.access import Accesses, accesses
+from sim.oracle.access import accesses
 from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES, Bounds, compute_bounds
 from sim.oracle.buckets import Bucket, apply_scope, bucket_index
 from sim.oracle.capacity import Deployment, Tier, tier_capacities
+from sim.oracle.compact import compact_accesses, compact_bounds, compact_ok
 from trace.workload import Workload
 
 ALL = "all"
@@ -53,15 +55,32 @@ def pools(w: Workload, buckets: list[Bucket]) -> list[tuple[str, Workload]]:
     out = [(ALL, w)]
     for b in buckets:
         idx = bucket_index(w, b)
-        out.append((b.label, w.select(idx)))
+        out.append((b.label, w if len(idx) == len(w) else w.select(idx)))  # a bucket of all: no copy
     return out
 
 
-def analyze_pool(acc: Accesses, dep: Deployment, tiers: list[Tier], method: str, tol: float,
-                 progress=None, label: str = "") -> list[dict]:
+def reads_parent_form(w: Workload, method: str, scope: str, buckets: list[Bucket]) -> bool:
+    """Are all of `w`'s pools bounded from the parent form (pool_bounds)? Global scope, the Belady method,
+    a distinct parent form, and every bucket empty or the whole trace."""
+    return method == "belady" and scope == "global" and compact_ok(w) and all(
+        len(bucket_index(w, b)) in (0, len(w)) for b in buckets)
+
+
+def pool_bounds(pw: Workload, method: str) -> tuple[Callable[[int], Bounds], bool]:
+    """(the bounds at a capacity, prefix-consistent?) of one pool: from the per-access arrays, or for the
+    Belady method on a distinct parent-form workload from the parent form (sim.oracle.compact)."""
+    if method == "belady" and compact_ok(pw):
+        c = compact_accesses(pw)
+        return (lambda cap: compact_bounds(c, cap)), c.prefix_consistent
+    acc = accesses(pw)
+    return (lambda cap: compute_bounds(acc, cap, method)), acc.prefix_consistent
+
+
+def analyze_pool(bounds_at: Callable[[int], Bounds], block_tokens: int, dep: Deployment, tiers: list[Tier],
+                 tol: float, progress=None, label: str = "") -> list[dict]:
     rows = []
-    for cap in tier_capacities(dep, acc.block_tokens, tiers):
-        b = compute_bounds(acc, cap.blocks, method)
+    for cap in tier_capacities(dep, block_tokens, tiers):
+        b = bounds_at(cap.blocks)
         neck, cg, pg = bottleneck(b, tol)
         rows.append({"tier": cap.tier, "capacity": cap.to_dict(), "bounds": b.to_dict(),
                      "bottleneck": neck, "capacity_gap_share": cg, "policy_gap_share": pg})
@@ -80,11 +99,10 @@ def run_oracle(w: Workload, spec: OracleSpec, *, config_hash: str = "", seed: in
     out_pools = []
     for label, pw in pools(ws, spec.buckets):
         entry: dict[str, Any] = {"bucket": label, "requests": len(pw), "input_tokens": int(pw.input_tokens.sum()),
-                 "blocks": int(len(pw.block_ids)), "deployment": asdict(spec.deployment_for(label))}
+                 "blocks": pw.total_blocks, "deployment": asdict(spec.deployment_for(label))}
         if len(pw):
-            acc = accesses(pw)
-            entry["prefix_consistent"] = acc.prefix_consistent
-            entry["tiers"] = analyze_pool(acc, spec.deployment_for(label), spec.tiers, spec.method,
+            bounds_at, entry["prefix_consistent"] = pool_bounds(pw, spec.method)
+            entry["tiers"] = analyze_pool(bounds_at, pw.block_tokens, spec.deployment_for(label), spec.tiers,
                                           spec.tolerance, progress, label)
         else:
             entry["tiers"] = []

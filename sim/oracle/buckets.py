@@ -70,7 +70,7 @@ def apply_scope(w: Workload, scope: str) -> Workload:
     """The workload with block ids re-keyed for `scope` (see module doc)."""
     if scope not in SCOPES:
         raise InputError(f"unknown prefix scope {scope!r} (known: {', '.join(SCOPES)})", where="--scope")
-    if scope == "global" or not len(w.block_ids):
+    if scope == "global" or not w.total_blocks:
         return w
     counts = w.n_blocks()
     sess = np.where(w.session_id >= 0, w.session_id, -1 - np.arange(len(w), dtype=np.int64))

@@ -4,6 +4,7 @@ write the outputs, return a result dict for sim.cli to print."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from sim.config import Config
 from sim.errors import InputError, check_number
 from sim.io_safe import check_output_dir, write_text_set
-from sim.oracle.analysis import ALL, OracleSpec, pools, run_oracle
+from sim.oracle.analysis import ALL, OracleSpec, pools, reads_parent_form, run_oracle
 from sim.oracle.anolis_cmd import anolis_config, anolis_targets, trial_rows, with_model, write_estimate
 from sim.oracle.bounds import BOUND_LABELS
 from sim.oracle.buckets import apply_scope, parse_buckets
@@ -103,7 +104,10 @@ def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployme
     return with_value(sum(vals)), per
 
 
-def load_workload(cfg: Config, a: Any) -> tuple[Workload, Any]:
+def load_workload(cfg: Config, a: Any, compact: Callable[[Workload], bool] | None = None,
+                  ) -> tuple[Workload, Any]:
+    """The workload, refused up front when its bounds cannot fit in memory; `compact(w)`: the bounds read
+    the parent form (analysis.reads_parent_form), not per-access arrays."""
     from trace.source import workload_from_config
 
     w, ls = workload_from_config(cfg)
@@ -116,10 +120,16 @@ def load_workload(cfg: Config, a: Any) -> tuple[Workload, Any]:
     if len(w) == 0:
         raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
     from sim.modes.memory import check, oracle_estimate
+    from sim.oracle.compact import compact_ok
 
-    check(oracle_estimate(w), what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
-          change="set --limit" if cfg.trace.path else "lower synthetic.requests",
-          where=cfg.trace.path or "synthetic.requests")
+    parent_form = compact is not None and compact(w)
+    change = "set --limit" if cfg.trace.path else "lower synthetic.requests"
+    if compact is not None and not parent_form and compact_ok(w):
+        # this workload's bounds could read the parent form: say which flags allow it
+        change = ("run `oracle --method belady --scope global --buckets none` (bounds from the parent form), "
+                  f"or {change}")
+    check(oracle_estimate(w, parent_form), what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
+          change=change, where=cfg.trace.path or "synthetic.requests")
     return w, ls
 
 
@@ -186,7 +196,7 @@ def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
         tiers = parse_tiers(getattr(a, "tiers", None))
     spec = OracleSpec(deployment=dep, tiers=tiers, buckets=buckets,
                       scope=a.scope, method=a.method, tolerance=a.tolerance, bucket_deployments=per)
-    w, ls = load_workload(cfg, a)
+    w, ls = load_workload(cfg, a, compact=lambda w: reads_parent_form(w, a.method, a.scope, buckets))
     rep = run_oracle(w, spec, config_hash=cfg.hash(), seed=cfg.seed, load_stats=ls.to_dict() if ls else None,
                      inputs=_inputs(cfg, a, w), progress=progress)
     by_label = {p.label: p for p in acfg.pools} if acfg else {}

@@ -4,51 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import sim.policies  # noqa: F401  (registers the policies)
 from sim.engine.layout import NU_REQS, next_use_at
 from sim.engine.node_cache import CompiledNodeCache
 from sim.modes.single import run_single
 from sim.policies.base import AccessContext
-from tests.conftest import multi_turn
+from tests.conftest import distinct_parent_forms, multi_turn, prefix_workload
 from trace.next_use import next_use_steps
 from trace.prefix import PrefixBlocks
-from trace.workload import Workload
-
-
-@st.composite
-def parent_forms(draw):
-    """Random distinct parent forms: branching trees, partial shares, empty requests, stored or dense ids."""
-    n = draw(st.integers(1, 30))
-    parent, shared, own_len = [], [], []
-    for i in range(n):
-        p = draw(st.integers(-1, i - 1))
-        plen = shared[p] + own_len[p] if p >= 0 else 0
-        parent.append(p)
-        shared.append(draw(st.integers(0, plen)) if p >= 0 else 0)
-        own_len.append(draw(st.integers(0, 5)))
-    own_off = np.concatenate([[0], np.cumsum(own_len)]).astype(np.int64)
-    ids = None
-    if draw(st.booleans()):  # stored ids: any distinct values
-        ids = np.array(draw(st.permutations(range(1000, 1000 + int(own_off[-1])))), dtype=np.int64)
-    return PrefixBlocks(np.array(parent, dtype=np.int64), np.array(shared, dtype=np.int64), own_off, ids,
-                        distinct=True)
-
-
-def _workload(pb: PrefixBlocks) -> Workload:
-    n = len(pb)
-    offs = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(pb.counts(), out=offs[1:])
-    return Workload(name="t", arrival_ms=np.arange(n, dtype=np.float64), input_tokens=pb.counts() * 4,
-                    output_tokens=np.ones(n, dtype=np.int64), session_id=np.full(n, -1, dtype=np.int64),
-                    block_offsets=offs, block_ids=None, block_tokens=4, prefix=pb)  # type: ignore[arg-type]
 
 
 @settings(max_examples=120, deadline=None)
-@given(pb=parent_forms())
+@given(pb=distinct_parent_forms())
 def test_steps_decode_to_the_per_access_next_use(pb):
-    w = _workload(pb)
+    w = prefix_workload(pb)
     ctx = AccessContext.from_workload(w)
     expected = ctx.next_use  # from the expanded ids (sort by id, then position)
     steps = next_use_steps(pb)

@@ -263,3 +263,22 @@ def test_oracle_family_refused_up_front(monkeypatch, capsys, tmp_path, command):
     assert err[0].startswith("error: synthetic.requests: bounding 5,000 requests (")
     assert "lower synthetic.requests" in err[0]
     assert not out.exists()
+
+
+def test_oracle_belady_reads_the_parent_form_under_a_limit_the_arrays_exceed(monkeypatch, capsys, tmp_path):
+    """The same 5,000 requests under the same 0.45 GiB limit: refused with the flags that read the parent
+    form named, then bounded with them (sim.oracle.compact), without per-access arrays."""
+    import sim.cli as cli
+    import sim.oracle.analysis as analysis
+
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "0.45")
+    base = ["oracle", "--kv-budget-gb", "40", "--set", "synthetic.requests=5000", "--set", "synthetic.sessions=500",
+            "--set", "synthetic.block_tokens=16", "--quiet"]
+    rc = cli.main([*base, "--output-dir", str(tmp_path / "a")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--method belady --scope global --buckets none" in err[0]
+    monkeypatch.setattr(analysis, "accesses", lambda *a, **k: pytest.fail("per-access arrays built"))
+    rc = cli.main([*base, "--method", "belady", "--buckets", "none", "--output-dir", str(tmp_path / "b")])
+    assert rc == 0
+    rows = (tmp_path / "b" / "summary.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("all,")

@@ -1,0 +1,39 @@
+"""The Belady-method bounds of a distinct parent form (sim.oracle.compact) equal those of the expanded arrays."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.oracle.access import accesses
+from sim.oracle.bounds import compute_bounds
+from sim.oracle.compact import compact_accesses, compact_bounds, compact_ok
+from tests.conftest import distinct_parent_forms, micro_workload, multi_turn, prefix_workload
+
+
+def _same(w, caps):
+    c = compact_accesses(w)
+    acc = accesses(w)
+    for cap in caps:
+        got, want = compact_bounds(c, cap), compute_bounds(acc, cap, "belady")
+        assert got.tokens == want.tokens, cap
+        assert got.block_hits == want.block_hits, cap
+        assert (got.proven_optimal, got.notes, got.certificate) == (want.proven_optimal, want.notes,
+                                                                    want.certificate), cap
+        assert (got.requests, got.blocks, got.input_tokens) == (want.requests, want.blocks, want.input_tokens)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pb=distinct_parent_forms(), data=st.data())
+def test_equal_to_the_per_access_bounds(pb, data):
+    short = data.draw(st.lists(st.integers(0, 3), min_size=len(pb), max_size=len(pb)))
+    _same(prefix_workload(pb, short), [0, 1, 2, 3, 5, 8, 1000])
+
+
+def test_equal_on_the_multi_turn_generator():
+    _, w, _ = multi_turn(600, 60)
+    assert compact_ok(w)
+    _same(w, [50, 2_000, 20_000])
+
+
+def test_only_distinct_parent_forms_qualify():
+    assert not compact_ok(micro_workload([[1, 2], [1, 3]]))
