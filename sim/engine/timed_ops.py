@@ -63,14 +63,21 @@ def first_token(M_owned, wk, i, P, pos0, start, state):
     M = unowned(M_owned)
     parent, shared, own_off, own_ids, buf, _pbuf, _rec, distinct = P
     n = fill(parent, shared, own_off, own_ids, i, buf)
-    fresh = shared[i] if distinct and state[i] != TAINTED else n
-    tr = store_fresh(M, wk, buf[:n], pos0, start, fresh)
+    tainted = mark_stored(parent, state, i)
+    return store_fresh(M, wk, buf[:n], pos0, start, shared[i] if distinct and not tainted else n)
+
+
+@njit(cache=True)
+def mark_stored(parent, state, i):
+    """Request i stores now: mark it STORED and its ancestors that have not stored TAINTED (module doc).
+    Returns whether a descendant stored before it."""
+    tainted = state[i] == TAINTED
     state[i] = STORED
     a = parent[i]
     while a >= 0 and state[a] == 0:
         state[a] = TAINTED
         a = parent[a]
-    return tr
+    return tainted
 
 
 def request_state(n: int) -> np.ndarray:
