@@ -25,6 +25,7 @@ from numba import njit
 
 from sim.engine.layout import SCRATCH_N
 from sim.engine.node_ops import fetch_rec, lookup_from, store_fresh
+from sim.engine.replay import hit_tokens
 from sim.engine.routing import route
 from sim.engine.unowned import unowned
 from trace.prefix import fill
@@ -34,11 +35,13 @@ TAINTED = 2
 
 
 @njit(cache=True)
-def arrive(M_owned, R, load, i, sess, P, pos0):
+def arrive(M_owned, R, load, i, sess, P, pos0, out, bt, input_tokens):
     """Request i arrives: route it, count it on its worker's load, look up and fetch its cached prefix.
 
-    Returns (worker, in HBM, in DRAM, in SSD, dram_to_hbm, ssd_to_hbm, hbm_to_dram, dram_to_ssd).
-    ``P`` as sim.engine.replay (``pbuf`` unused)."""
+    Writes ``out = (worker, hit_blocks, hit_tokens)`` at row i (hit tokens trimmed to the
+    `input_tokens`, sim.engine.replay.hit_tokens) and returns (worker, cached blocks, tokens in HBM, in DRAM,
+    in SSD, dram_to_hbm, ssd_to_hbm, hbm_to_dram, dram_to_ssd). ``P`` as sim.engine.replay (``pbuf``
+    unused)."""
     M = unowned(M_owned)
     parent, shared, own_off, own_ids, buf, _pbuf, rec, distinct = P
     blocks = buf[:fill(parent, shared, own_off, own_ids, i, buf)]
@@ -53,7 +56,12 @@ def arrive(M_owned, R, load, i, sess, P, pos0):
         rec[width + j] = wk
     nh, nd, ns = lookup_from(M, wk, blocks, p0, rec)
     d2h, s2h, h2d, d2s = fetch_rec(M, wk, blocks, pos0, nh + nd + ns, True, rec, distinct)
-    return wk, nh, nd, ns, d2h, s2h, h2d, d2s
+    worker, hit_blocks, hit_tok = out
+    worker[i] = wk
+    hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, nd, ns
+    th, td, ts = hit_tokens(nh, nd, ns, bt, input_tokens)
+    hit_tok[i, 0], hit_tok[i, 1], hit_tok[i, 2] = th, td, ts
+    return wk, nh + nd + ns, th, td, ts, d2h, s2h, h2d, d2s
 
 
 @njit(cache=True)

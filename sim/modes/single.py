@@ -283,6 +283,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     if fast is not None:
         M, (R, sess_idx) = cache.M, fast
         P = _timed_buffers(w, cache)
+        rows = (res.worker, res.hit_blocks, res.hit_tokens)
         state = timed_ops.request_state(len(w))
         arrive_c, first_token_c = timed_ops.arrive, timed_ops.first_token
 
@@ -340,9 +341,9 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         t0 = env.now
         lo = int(offs[i])
         s = int(sess[i])
+        n_in = inp[i]
         if fast is not None:
-            wk, nh, nd, ns, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo)
-            res.worker[i] = wk
+            wk, npre, th, td, ts, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo, rows, bt, n_in)
         else:
             blocks = row(i)
             in_flight[i] = blocks  # first_token stores them: built once per request
@@ -354,15 +355,14 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
                 pf.arrived(s, wk, blocks, nh, nh + nd + ns)
             tr = cache.fetch(wk, blocks, lo, nh + nd + ns)
             d2h, s2h, h2d, d2s = tr.dram_to_hbm, tr.ssd_to_hbm, tr.hbm_to_dram, tr.dram_to_ssd
-        npre = nh + nd + ns
+            npre = nh + nd + ns
+            res.hit_blocks[i] = (nh, nd, ns)
+            if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
+                th, td, ts = nh * bt, nd * bt, ns * bt
+            else:
+                th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
+            res.hit_tokens[i] = (th, td, ts)
         npre_of[i] = npre
-        res.hit_blocks[i] = (nh, nd, ns)
-        n_in = inp[i]
-        if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
-            th, td, ts = nh * bt, nd * bt, ns * bt
-        else:
-            th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
-        res.hit_tokens[i] = (th, td, ts)
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
