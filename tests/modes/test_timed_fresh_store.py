@@ -29,7 +29,7 @@ def _cfg(engine: str = "auto", **synth) -> Config:
     return cfg
 
 
-def _run(cfg: Config, distinct: bool = True, write_through: bool = False):
+def _run(cfg: Config, distinct: bool = True, write_through: bool = False, policy: str = "lru"):
     if write_through:
         cfg.cache = cfg.cache.model_copy(update={"write_policy": "write_through"})
     w = generate(cfg.synthetic, cfg.seed)
@@ -37,7 +37,7 @@ def _run(cfg: Config, distinct: bool = True, write_through: bool = False):
     assert pw.prefix_blocks().distinct  # the synthetic generator's ids are distinct: the shortcut applies
     if not distinct:
         pw.prefix_blocks().distinct = False  # no shortcut (fetch's nor store's)
-    return run_single(cfg, pw, "lru", ctx=ctx, timing=True), pw
+    return run_single(cfg, pw, policy, ctx=ctx, timing=True), pw
 
 
 def _same(a, b) -> None:
@@ -49,18 +49,21 @@ def _same(a, b) -> None:
     assert a.io == b.io
 
 
-@pytest.mark.parametrize("write_through", [False, True])
-def test_fresh_store_equals_plain_store_when_later_turns_store_first(write_through):
-    fast, pw = _run(_cfg(), write_through=write_through)
+@pytest.mark.parametrize(("policy", "write_through"), [
+    ("lru", False), ("lru", True), ("fifo", False), ("arc", False), ("s3fifo", False), ("selective_write", False),
+    ("lfu", False), ("belady", False),
+])
+def test_fresh_store_equals_plain_store_when_later_turns_store_first(policy, write_through):
+    fast, pw = _run(_cfg(), write_through=write_through, policy=policy)
     # the case the taint exists for happened: turns whose first token (their store) came before their parent's
     first = pw.arrival_ms / 1000.0 + fast.ttft_s
     parent = pw.prefix_blocks().parent
     has = parent >= 0
     assert np.count_nonzero(first[has] < first[parent[has]]) > 0
-    plain, _ = _run(_cfg(), distinct=False, write_through=write_through)
+    plain, _ = _run(_cfg(), distinct=False, write_through=write_through, policy=policy)
     _same(fast, plain)
     # and the readable reference engine (sim.cache.node, the Python per-request path) agrees
-    ref, _ = _run(_cfg("python"), write_through=write_through)
+    ref, _ = _run(_cfg("python"), write_through=write_through, policy=policy)
     _same(fast, ref)
 
 
