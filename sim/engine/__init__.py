@@ -26,6 +26,7 @@ Node engine:
 * ``node_ops``    - NodeCache.lookup/fetch/store/prefetch/demote.
 * ``routing``     - the single-node routers.
 * ``replay``      - the whole hit-rate-only replay loop.
+* ``timed_ops``   - the timed replay's per-request cache calls (arrival, first token).
 * ``node_cache``  - ``CompiledNodeCache``: the NodeCache API for Python callers.
 
 Cluster engine:

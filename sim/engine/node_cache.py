@@ -118,6 +118,8 @@ class CompiledNodeCache:
         self.dram = TierView(self, n_workers, "dram", block_bytes)
         self.ssd = TierView(self, n_workers + 1, "ssd", block_bytes)
         self.occupancy: dict[str, list[tuple[float, int]]] = {"hbm": [], "dram": [], "ssd": []}
+        self._none = np.empty(0, dtype=np.int64)  # "record nothing", for every call (node_ops)
+        self._none2 = np.empty((1, 0), dtype=np.int64)
 
     # ------------------------------------------------------------- counters
     @property
@@ -135,13 +137,13 @@ class CompiledNodeCache:
 
     # ------------------------------------------------------------- calls
     def lookup(self, w: int, blocks: np.ndarray) -> tuple[int, int, int]:
-        return node_ops.lookup(self.M, w, blocks)
+        return node_ops.lookup(self.M, w, blocks, self._none)
 
     def hbm_prefix(self, w: int, blocks: np.ndarray) -> int:
-        return node_ops.hbm_prefix(self.M, w, blocks)
+        return node_ops.hbm_prefix(self.M, w, blocks, self._none2)
 
     def fetch(self, w: int, blocks: np.ndarray, pos0: int, n_prefix: int, count_hits: bool = True) -> Traffic:
-        return Traffic(*node_ops.fetch(self.M, w, blocks, pos0, n_prefix, count_hits))
+        return Traffic(*node_ops.fetch(self.M, w, blocks, pos0, n_prefix, count_hits, self._none))
 
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Traffic:
         return Traffic(*node_ops.store(self.M, w, blocks, pos0, start))

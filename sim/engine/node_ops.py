@@ -41,9 +41,10 @@ from sim.engine.unowned import unowned
 
 
 @njit(cache=True)
-def lookup(M, w, blocks):
-    """Longest cached prefix of `blocks` for worker w: (in HBM, in DRAM, in SSD)."""
-    return lookup_from(unowned(M), w, blocks, 0, np.empty(0, dtype=np.int64))
+def lookup(M, w, blocks, rec):
+    """Longest cached prefix of `blocks` for worker w: (in HBM, in DRAM, in SSD). `rec` as lookup_from
+    (the Python callers pass one empty array they keep, so no call allocates)."""
+    return lookup_from(unowned(M), w, blocks, 0, rec)
 
 
 @njit(cache=True)
@@ -79,8 +80,9 @@ def lookup_from(M, w, blocks, p0, rec):
 
 
 @njit(cache=True)
-def hbm_prefix(M, w, blocks):
-    return hbm_prefix_rec(unowned(M), w, blocks, np.empty((1, 0), dtype=np.int64), 0)
+def hbm_prefix(M, w, blocks, rec):
+    """hbm_prefix_rec from Python (`rec`: a kept (1, 0) array, so no call allocates)."""
+    return hbm_prefix_rec(unowned(M), w, blocks, rec, 0)
 
 
 @njit(cache=True)
@@ -171,9 +173,10 @@ def _account(M, d2h, s2h, h2d, d2s):
 
 
 @njit(cache=True)
-def fetch(M, w, blocks, pos0, n_prefix, count_hits):
-    """Bring the first n_prefix of `blocks` (accesses pos0, pos0+1, ...) into w's HBM."""
-    return fetch_rec(unowned(M), w, blocks, pos0, n_prefix, count_hits, np.empty(0, dtype=np.int64), False)
+def fetch(M, w, blocks, pos0, n_prefix, count_hits, rec):
+    """Bring the first n_prefix of `blocks` (accesses pos0, pos0+1, ...) into w's HBM (`rec`: an empty
+    array the caller keeps: nothing recorded)."""
+    return fetch_rec(unowned(M), w, blocks, pos0, n_prefix, count_hits, rec, False)
 
 
 @njit(cache=True)
@@ -295,9 +298,10 @@ def store_fresh(M, w, blocks, pos0, start, fresh):
 def prefetch(M, w, blocks, pos0):
     """Promote the cached prefix of `blocks` into w's HBM ahead of use (no hits counted)."""
     M = unowned(M)
-    nh, nd_, ns = lookup(M, w, blocks)
+    none = np.empty(0, dtype=np.int64)
+    nh, nd_, ns = lookup_from(M, w, blocks, 0, none)
     if nd_ + ns == 0:
         return 0, 0, 0, 0
-    tr = fetch(M, w, blocks, pos0, nh + nd_ + ns, False)
+    tr = fetch_rec(M, w, blocks, pos0, nh + nd_ + ns, False, none, False)
     M[PREFETCHED] += tr[0] + tr[1]
     return tr

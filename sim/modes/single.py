@@ -37,8 +37,10 @@ import simpy
 from sim.cache.node import NodeCache, Traffic
 from sim.cache.tier import Tier
 from sim.config import Config
+from sim.engine import timed_ops
 from sim.engine.choice import resolve_engine
 from sim.engine.dispatch import KERNELS
+from sim.engine.layout import SCRATCH_N
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
@@ -175,11 +177,16 @@ def run_single(
     if compiled:
         assert isinstance(cache, CompiledNodeCache)  # part of `compiled`
         sess = session_index(workload.session_id)
+        # the compiled replays keep the router's prefix slots for their lookup (sim.engine.routing)
+        whole = not timing or prefetcher is None
         R = router_state(cfg.cluster.router, router, n, int(sess.max()) + 1 if n else 0,
-                         width=int(workload.n_blocks().max()) if n and not timing else 0)
+                         width=int(workload.n_blocks().max()) if n and whole else 0)
         router = CompiledRouter(cache.M, R, load, sess)
     if timing:
-        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress)
+        # compiled cache calls per request (sim.engine.timed_ops) unless a session prefetcher reads the
+        # cache between lookup and fetch
+        fast = (R, sess) if compiled and prefetcher is None else None
+        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress, fast)
     elif compiled:
         out = run_fast_compiled(cache, R, workload, sess, service, load, _sample_every(n), do_prefetch, progress)
         res.worker, res.hit_blocks, res.hit_tokens = out["worker"], out["hit_blocks"], out["hit_tokens"]
@@ -241,7 +248,16 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
     res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
 
 
-def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress) -> None:
+def _timed_buffers(w: Workload, cache: CompiledNodeCache) -> tuple:
+    """``P`` of sim.engine.timed_ops (the block lists in parent form and reusable buffers)."""
+    pb = w.prefix_blocks()
+    width = max(1, int(w.n_blocks().max()) if len(w) else 1)
+    return (pb.parent, pb.shared, pb.own_off, pb.ids_stored(), np.empty(width, dtype=np.int64),
+            np.empty(0, dtype=np.int64), np.empty(2 * max(1, int(cache.M[SCRATCH_N])), dtype=np.int64),
+            bool(pb.distinct))
+
+
+def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress, fast=None) -> None:
     env = simpy.Environment()
     nw = setup.n_workers
     # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap
@@ -263,6 +279,23 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \
         if prefetcher is not None else None
+
+    if fast is not None:
+        M, (R, sess_idx) = cache.M, fast
+        P = _timed_buffers(w, cache)
+        rows = (res.worker, res.hit_blocks, res.hit_tokens)
+        state = timed_ops.request_state(len(w))
+        arrive_c, first_token_c = timed_ops.arrive, timed_ops.first_token
+
+    def first_token_fast(eng: BatchingReplica, r: Req) -> None:
+        i, wk = r.i, eng.idx
+        _, _, h2d, d2s = first_token_c(M, wk, i, P, int(offs[i]), npre_of[i], state)
+        wait = sync_backup and h2d > 0
+        bg = io.write_back(wk, h2d, d2s, wait)
+        if wait:
+            bg[0].callbacks.append(lambda _e: first_out(eng, r))
+        else:
+            first_out(eng, r)
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
@@ -293,7 +326,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         res.e2e_s[i] = now - r.t_arr
         load[res.worker[i]] -= 1
 
-    workers = worker_replicas(cfg, setup, env, w, first_token=first_token, done=done)
+    workers = worker_replicas(cfg, setup, env, w, first_token=first_token if fast is None else first_token_fast,
+                              done=done)
 
     def prefill_cost(new: int, cached: int) -> float:
         # the load-or-recompute choice prices a prefill with the workers' own step model
@@ -306,31 +340,35 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         request), made at the same point of the event order as the process's first step was."""
         t0 = env.now
         lo = int(offs[i])
-        blocks = row(i)
-        in_flight[i] = blocks  # first_token stores them: built once per request
         s = int(sess[i])
-        wk = router.choose(i, blocks, s)
-        load[wk] += 1
-        res.worker[i] = wk
-        nh, nd, ns = cache.lookup(wk, blocks)
-        if pf is not None:
-            pf.arrived(s, wk, blocks, nh, nh + nd + ns)
-        npre = nh + nd + ns
-        npre_of[i] = npre
-        traffic = cache.fetch(wk, blocks, lo, npre)
-        res.hit_blocks[i] = (nh, nd, ns)
         n_in = inp[i]
-        if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
-            th, td, ts = nh * bt, nd * bt, ns * bt
+        if fast is not None:
+            wk, npre, th, td, ts, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo, rows, bt, n_in)
         else:
-            th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
-        res.hit_tokens[i] = (th, td, ts)
+            blocks = row(i)
+            in_flight[i] = blocks  # first_token stores them: built once per request
+            wk = router.choose(i, blocks, s)
+            load[wk] += 1
+            res.worker[i] = wk
+            nh, nd, ns = cache.lookup(wk, blocks)
+            if pf is not None:
+                pf.arrived(s, wk, blocks, nh, nh + nd + ns)
+            tr = cache.fetch(wk, blocks, lo, nh + nd + ns)
+            d2h, s2h, h2d, d2s = tr.dram_to_hbm, tr.ssd_to_hbm, tr.hbm_to_dram, tr.dram_to_ssd
+            npre = nh + nd + ns
+            res.hit_blocks[i] = (nh, nd, ns)
+            if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
+                th, td, ts = nh * bt, nd * bt, ns * bt
+            else:
+                th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
+            res.hit_tokens[i] = (th, td, ts)
+        npre_of[i] = npre
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
-        ld = io.start_load(wk, (th, td, ts), (traffic.dram_to_hbm, traffic.ssd_to_hbm), n_in, prefill_cost)
+        ld = io.start_load(wk, (th, td, ts), (d2h, s2h), n_in, prefill_cost)
         res.recomputed_tokens[i] = ld.choice.recomputed_tokens
-        background(traffic, wk)
+        io.write_back(wk, h2d, d2s, False)
         ready = ld.ready()
         if ready is None:
             join(i, wk, ld, t0, lo, s, n_in)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import simpy
 
+from sim.timing.event_loop import timer
+
 
 class FluidShare:
     """A processor-sharing server on a SimPy environment.
@@ -58,7 +60,7 @@ class FluidShare:
         """rate_fn's answer changed for a reason outside this server: serve at the old rate up to
         now, then continue at the new one."""
         if not self._heap:  # idle (a link's other class, mostly): the three steps reduce to this
-            self._t = self.env.now
+            self._t = self.env._now
             self._r = 0.0
             self._timer = None
             return
@@ -71,7 +73,7 @@ class FluidShare:
         return self.rate_fn(len(self._heap) + 1, self._load + load)
 
     def _advance(self) -> None:
-        now = self.env.now
+        now = self.env._now  # env.now without the property call
         dt = now - self._t
         if dt > 0 and self._heap and self._r > 0:
             r = self._r
@@ -96,26 +98,28 @@ class FluidShare:
 
     def _join(self, size: float, load: float, done: simpy.Event | None) -> None:
         self._advance()
-        heapq.heappush(self._heap, (self._v + size, next(self._seq), done, load))
+        heap = self._heap
+        heapq.heappush(heap, (self._v + size, next(self._seq), done, load))
         self._load += load
-        self._set_changed()
+        self._r = self.rate_fn(len(heap), self._load)  # _set_changed (the heap is not empty)
         self._reschedule()
         if self.on_change is not None:
             self.on_change()
 
     def _reschedule(self) -> None:
         self._timer = None
-        if not self._heap:
+        heap = self._heap
+        if not heap:
             return
         rate = self._r
-        if rate <= 0 and self.pausable:
-            return
         if rate <= 0:
+            if self.pausable:
+                return
             raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
-        delay = (self._heap[0][0] - self._v) / rate
-        timer = self.env.timeout(delay if delay > 0.0 else 0.0)  # max(0.0, delay), without the call
-        timer.callbacks.append(self._wake)
-        self._timer = timer
+        delay = (heap[0][0] - self._v) / rate
+        t = timer(self.env, delay if delay > 0.0 else 0.0)  # max(0.0, delay), without the call
+        t.callbacks.append(self._wake)
+        self._timer = t
 
     def _wake(self, timer: simpy.Event) -> None:
         if timer is not self._timer:
@@ -127,17 +131,19 @@ class FluidShare:
         v = abs(self._v)
         eps = 1e-9 * (v if v > 1.0 else 1.0)  # max(1.0, |V|), without the call (a wake per job or two)
         if self._heap:
-            tick = 4.0 * math.ulp(self.env.now) * self._r
+            tick = 4.0 * math.ulp(self.env._now) * self._r
             if tick > eps:
                 eps = tick
         popped = False
-        while self._heap and self._heap[0][0] <= self._v + eps:
-            _, _, ev, load = heapq.heappop(self._heap)
+        heap = self._heap
+        reached = self._v + eps
+        while heap and heap[0][0] <= reached:
+            _, _, ev, load = heapq.heappop(heap)
             self._load -= load
             if ev is not None:
                 ev.succeed()
             popped = True
-        if not self._heap:
+        if not heap:
             self._load = 0.0
         if popped:
             self._set_changed()

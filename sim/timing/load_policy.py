@@ -26,8 +26,7 @@ bound to a deployment.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sim.timing.overlap import prefill_done_s
 
@@ -35,16 +34,16 @@ LoadPolicy = Literal["always", "faster"]
 LOAD_POLICIES: tuple[LoadPolicy, ...] = ("always", "faster")
 
 
-@dataclass(frozen=True)
-class PrefixPart:
+# NamedTuples rather than frozen dataclasses: a timed replay makes four per request, and a frozen
+# dataclass sets each field through object.__setattr__.
+class PrefixPart(NamedTuple):
     """Cached prefix tokens held by one tier and the estimated seconds to bring them to HBM."""
 
     tokens: int
     load_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class LoadChoice:
+class LoadChoice(NamedTuple):
     parts_used: int  # leading parts used, the HBM part included (>= 1)
     tokens_used: int  # cached tokens used
     recomputed_tokens: int  # cached tokens of the parts not used (recomputed with the new ones)
@@ -71,16 +70,30 @@ def choose_prefix(parts: Sequence[PrefixPart], input_tokens: int, prefill_s: Cal
         raise ValueError("parts must contain at least the HBM part (tokens may be 0)")
     if policy not in LOAD_POLICIES:
         raise ValueError(f"unknown load policy {policy!r} (known: {', '.join(LOAD_POLICIES)})")
-    total = sum(p.tokens for p in parts)
-    if total > input_tokens or any(p.tokens < 0 or p.load_s < 0 for p in parts):
+    # plain loops, not generators: once per request with a lower-tier hit (same sums and maxima)
+    total = 0
+    bad = False
+    for p in parts:
+        total += p.tokens
+        if p.tokens < 0 or p.load_s < 0:
+            bad = True
+    if total > input_tokens or bad:
         raise ValueError(f"cached parts ({total} tokens) must be >= 0 and within the input ({input_tokens})")
     best: tuple[int, int, float, float, float] | None = None  # the LoadChoice fields, built once at the end
-    cuts = range(len(parts), 0, -1) if policy == "faster" else (len(parts),)
+    n_parts = len(parts)
+    cuts = range(n_parts, 0, -1) if policy == "faster" else (n_parts,)
     for k in cuts:  # from "load everything" down: on a tie the earlier (more loading) cut stays
-        if k < len(parts) and parts[k].tokens == 0:
+        if k < n_parts and parts[k].tokens == 0:
             continue  # dropping an empty part changes nothing: a tie with cut k + 1, which stays
-        used = sum(p.tokens for p in parts[:k])
-        load = max((p.load_s for p in parts[1:k] if p.tokens > 0), default=0.0)
+        used = parts[0].tokens
+        load: float | None = None  # max(... loads of the non-empty parts 1..k-1, default=0.0)
+        for j in range(1, k):
+            p = parts[j]
+            used += p.tokens
+            if p.tokens > 0 and (load is None or p.load_s > load):
+                load = p.load_s
+        if load is None:
+            load = 0.0
         pre = prefill_s(input_tokens - used, used)
         done = prefill_done_s(load, pre, layers, overlap, start_s)
         if best is None or done < best[4]:

@@ -30,7 +30,7 @@ import simpy
 from sim.timing.event_loop import first_of
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
-from sim.timing.priority_link import Hop, PriorityLink, estimate_s, through, through_quiet
+from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through, through_quiet
 
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
 
@@ -134,22 +134,24 @@ class NodeIO:
         self.ssd_lat = h.ssd.latency_us * 1e-6
         self.recomputed_prefixes = 0
         self.recomputed_tokens = 0
+        # each worker's paths, built once (nothing mutates them)
+        self._in = [self._path(self.pcie_in[k], self.bridge_in, "read") for k in range(n_workers)]
+        self._out = [self._path(self.pcie_out[k], self.bridge_out, "write") for k in range(n_workers)]
+        self._ssd: tuple[Hop, ...] = ((self.nvme, "read"),)
 
     # ------------------------------------------------------------ paths
-    def _dram_in(self, wk: int) -> list[Hop]:
-        hops: list[Hop] = [(self.pcie_in[wk], "read")]
-        if self.bridge_in is not None:
-            hops.append((self.bridge_in, "read"))
-        return hops
+    @staticmethod
+    def _path(pcie: PriorityLink, bridge: PriorityLink | None, d: Direction) -> tuple[Hop, ...]:
+        return ((pcie, d),) if bridge is None else ((pcie, d), (bridge, d))
 
-    def _dram_out(self, wk: int) -> list[Hop]:
-        hops: list[Hop] = [(self.pcie_out[wk], "write")]
-        if self.bridge_out is not None:
-            hops.append((self.bridge_out, "write"))
-        return hops
+    def _dram_in(self, wk: int) -> tuple[Hop, ...]:
+        return self._in[wk]
 
-    def _ssd_in(self) -> list[Hop]:
-        return [(self.nvme, "read")]
+    def _dram_out(self, wk: int) -> tuple[Hop, ...]:
+        return self._out[wk]
+
+    def _ssd_in(self) -> tuple[Hop, ...]:
+        return self._ssd
 
     # ------------------------------------------------------------ traffic
     def write_back(self, wk: int, hbm_to_dram: int, dram_to_ssd: int, wait: bool = True) -> list[simpy.Event]:

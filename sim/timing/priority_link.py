@@ -73,16 +73,17 @@ class PriorityLink:
         self.write.on_change = write_changed
         self.bytes = {"read": 0.0, "write": 0.0, "prefetch": 0.0}
 
+    # the rates read the other class's job heap (``active`` without the property call: a rate per change)
     def _read_rate(self, n: int, _load: float) -> float:
-        bw = self.read_bytes_s * (1.0 - self.share) if self.write.active else self.read_bytes_s
+        bw = self.read_bytes_s * (1.0 - self.share) if self.write._heap else self.read_bytes_s
         return bw / n if self.contention else self.read_bytes_s
 
     def _write_rate(self, n: int, _load: float) -> float:
-        bw = self.write_bytes_s * self.share if self.read.active else self.write_bytes_s
+        bw = self.write_bytes_s * self.share if self.read._heap else self.write_bytes_s
         return bw / n if self.contention else self.write_bytes_s
 
     def _prefetch_rate(self, n: int, _load: float) -> float:
-        if self.read.active or self.write.active:
+        if self.read._heap or self.write._heap:
             return 0.0
         return self.read_bytes_s / n if self.contention else self.read_bytes_s
 
@@ -98,8 +99,8 @@ class PriorityLink:
 
     def serve_quiet(self, nbytes: float, direction: Direction = "write") -> None:
         """``serve`` without a completion event (nobody waits for this transfer)."""
-        self.bytes[direction] += max(0.0, nbytes)
-        self.cls(direction).serve_quiet(nbytes)
+        self.bytes[direction] += nbytes if nbytes > 0.0 else 0.0  # max(0.0, nbytes) without the call
+        (self.write if direction == "write" else self.cls(direction)).serve_quiet(nbytes)
 
     def rate_now(self, direction: Direction = "read") -> float:
         """Bytes/s a transfer of this class starting now would get (the share it would have now)."""
