@@ -24,3 +24,19 @@ def test_collector_restored_after_a_run_and_after_a_crash():
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
     run_to_end(simpy.Environment())
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_timer_builds_what_timeout_does():
+    """timer writes SimPy's private fields; on a SimPy whose internals differ it falls back to env.timeout
+    (this test then flags that the faster path is off)."""
+    import simpy
+
+    from sim.timing import event_loop
+
+    assert event_loop._same_as_timeout()
+    env = simpy.Environment()
+    seen = []
+    for d in (0.3, 0.1, 0.2):
+        event_loop.timer(env, d).callbacks.append(lambda _e, d=d: seen.append((env.now, d)))
+    env.run()
+    assert seen == [(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)]
