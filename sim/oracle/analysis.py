@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sim.oracle.access import accesses
-from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES, Bounds, compute_bounds
+from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES, Bounds, compute_bounds, single_bound_tokens
 from sim.oracle.buckets import Bucket, apply_scope, bucket_index
 from sim.oracle.capacity import Deployment, Tier, tier_capacities
-from sim.oracle.compact import compact_accesses, compact_bounds, compact_ok
+from sim.oracle.compact import compact_accesses, compact_bound_tokens, compact_bounds, compact_ok
 from trace.workload import Workload
 
 ALL = "all"
@@ -74,6 +74,16 @@ def pool_bounds(pw: Workload, method: str) -> tuple[Callable[[int], Bounds], boo
         return (lambda cap: compact_bounds(c, cap)), c.prefix_consistent
     acc = accesses(pw)
     return (lambda cap: compute_bounds(acc, cap, method)), acc.prefix_consistent
+
+
+def pool_bound_tokens(pw: Workload, method: str) -> tuple[Callable[[int, str], float], int]:
+    """(hit tokens of one bound at a capacity, the pool's input tokens), as pool_bounds chooses its source
+    (planning evaluates many capacities of one bound)."""
+    if method == "belady" and compact_ok(pw):
+        c = compact_accesses(pw)
+        return (lambda cap, bound: compact_bound_tokens(c, cap, bound)), c.total_tokens()
+    acc = accesses(pw)
+    return (lambda cap, bound: single_bound_tokens(acc, cap, bound, method)), acc.total_tokens()
 
 
 def analyze_pool(bounds_at: Callable[[int], Bounds], block_tokens: int, dep: Deployment, tiers: list[Tier],

@@ -126,8 +126,7 @@ def load_workload(cfg: Config, a: Any, compact: Callable[[Workload], bool] | Non
     change = "set --limit" if cfg.trace.path else "lower synthetic.requests"
     if compact is not None and not parent_form and compact_ok(w):
         # this workload's bounds could read the parent form: say which flags allow it
-        change = ("run `oracle --method belady --scope global --buckets none` (bounds from the parent form), "
-                  f"or {change}")
+        change = f"use --method belady --scope global --buckets none (bounds from the parent form), or {change}"
     check(oracle_estimate(w, parent_form), what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
           change=change, where=cfg.trace.path or "synthetic.requests")
     return w, ls
@@ -156,19 +155,18 @@ def _pool_meta(label: str, dep: Deployment, bucket: Any, pool: Any = None) -> di
 def _plan_pool(pw: Workload, label: str, dep: Deployment, method: str, target: float, baseline: float,
                alpha: float) -> dict[str, dict]:
     """Minimum cards for `target` under the strict-prefix optimum and under LRU, on one pool."""
-    from sim.oracle.access import Accesses, accesses
-    from sim.oracle.bounds import single_bound_tokens
+    from sim.oracle.analysis import pool_bound_tokens
     from sim.oracle.planning import plan_cards
 
-    acc = accesses(pw)
-    tot = max(1, acc.total_tokens())
-    content = single_bound_tokens(acc, 0, "content") / tot
+    tokens_at, total = pool_bound_tokens(pw, method)
+    tot = max(1, total)
+    content = tokens_at(0, "content") / tot
     out = {}
     for bound in ("strict_prefix", "lru"):
-        def hit_rate_at(k: int, b: str = bound, ac: Accesses = acc, t: int = tot) -> float:
-            return single_bound_tokens(ac, k, b, method) / t
+        def hit_rate_at(k: int, b: str = bound) -> float:
+            return tokens_at(k, b) / tot
 
-        out[bound] = plan_cards(label, BOUND_LABELS[bound], dep, acc.block_tokens, hit_rate_at, target_tps=target,
+        out[bound] = plan_cards(label, BOUND_LABELS[bound], dep, pw.block_tokens, hit_rate_at, target_tps=target,
                                 baseline=baseline, alpha=alpha, max_hit_rate=content).to_dict()
     return out
 
@@ -250,7 +248,7 @@ def _plan(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
         dep = base_deployment(cfg, a)
         _check_parallelism(dep)
         hbm_capacity(dep.with_cards(dep.tp * dep.pp), 16)  # the model must fit one replica
-    w, ls = load_workload(cfg, a)
+    w, ls = load_workload(cfg, a, compact=lambda w: reads_parent_form(w, a.method, a.scope, buckets))
     ws = apply_scope(w, a.scope)
     rows: dict[str, list[dict]] = {"strict_prefix": [], "lru": []}
     plist = [(lab, pw) for lab, pw in pools(ws, buckets) if len(pw)]

@@ -222,27 +222,56 @@ def _lru_prefix(parent, shared, own_off, own_ids, n_ids, width, capacity, inp, b
     return tok, blocks
 
 
+def _content(c: CompactAccesses) -> tuple[int, int]:
+    """(tokens, blocks) of the content bound: the inherited blocks, a leading run of each request."""
+    pb = c.pb
+    return int(np.minimum(pb.shared * c.block_tokens, c.input_tokens).sum()), int(pb.shared.sum())
+
+
+def _belady_run(c: CompactAccesses, capacity: int) -> tuple[int, int, int]:
+    """(hit blocks, strict-run tokens, strict-run blocks) of Belady with bypass."""
+    if capacity <= 0 or not c.n:
+        return 0, 0, 0
+    pb = c.pb
+    return _belady(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), c.starts, c.steps.ends, c.steps.depth,
+                   c.steps.request, c.n_ids, c.width, int(capacity), c.input_tokens, c.block_tokens, NEVER)
+
+
+def _lru_run(c: CompactAccesses, capacity: int) -> tuple[int, int]:
+    """(hit tokens, hit blocks) of strict-prefix LRU."""
+    if capacity <= 0 or not c.n:
+        return 0, 0
+    pb = c.pb
+    return _lru_prefix(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), c.n_ids, c.width, int(capacity),
+                       c.input_tokens, c.block_tokens)
+
+
+def compact_bound_tokens(c: CompactAccesses, capacity: int, bound: str) -> float:
+    """``single_bound_tokens(accesses(w), capacity, bound, "belady")`` (planning evaluates many capacities)."""
+    if bound == "content":
+        return float(_content(c)[0])
+    if bound == "lru":
+        return float(_lru_run(c, capacity)[0])
+    if bound == "relaxed":
+        return float(min(_content(c)[0], c.block_tokens * _belady_run(c, capacity)[0]))
+    if bound == "strict_prefix":
+        return float(_belady_run(c, capacity)[1])
+    raise ValueError(f"unknown bound {bound!r}")
+
+
 def compact_bounds(c: CompactAccesses, capacity: int) -> Bounds:
     """``compute_bounds(accesses(w), capacity, "belady")`` of the workload `c` was made from."""
-    pb, bt, inp = c.pb, c.block_tokens, c.input_tokens
+    bt = c.block_tokens
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    # content: the inherited blocks, a leading run
-    cont_blocks = int(pb.shared.sum())
-    cont_tokens = int(np.minimum(pb.shared * bt, inp).sum())
+    cont_tokens, cont_blocks = _content(c)
     t["content"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    args = (pb.parent, pb.shared, pb.own_off, pb.ids_stored())
-    bel_blocks = strict_tok = strict_blocks = lru_tok = lru_blocks = 0
-    if capacity > 0 and c.n:
-        bel_blocks, strict_tok, strict_blocks = _belady(
-            *args, c.starts, c.steps.ends, c.steps.depth, c.steps.request, c.n_ids, c.width, int(capacity),
-            inp, bt, NEVER)
+    bel_blocks, strict_tok, strict_blocks = _belady_run(c, capacity)
     t["belady"] = time.perf_counter() - t0
     t["optimum"] = 0.0  # the Belady method has no LP
     t0 = time.perf_counter()
-    if capacity > 0 and c.n:
-        lru_tok, lru_blocks = _lru_prefix(*args, c.n_ids, c.width, int(capacity), inp, bt)
+    lru_tok, lru_blocks = _lru_run(c, capacity)
     t["lru"] = time.perf_counter() - t0
     notes = []
     if strict_blocks != bel_blocks:

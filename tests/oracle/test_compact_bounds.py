@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.oracle.access import accesses
-from sim.oracle.bounds import compute_bounds
-from sim.oracle.compact import compact_accesses, compact_bounds, compact_ok
+from sim.oracle.bounds import BOUND_NAMES, compute_bounds, single_bound_tokens
+from sim.oracle.compact import compact_accesses, compact_bound_tokens, compact_bounds, compact_ok
 from tests.conftest import distinct_parent_forms, micro_workload, multi_turn, prefix_workload
 
 
@@ -20,6 +20,8 @@ def _same(w, caps):
         assert (got.proven_optimal, got.notes, got.certificate) == (want.proven_optimal, want.notes,
                                                                     want.certificate), cap
         assert (got.requests, got.blocks, got.input_tokens) == (want.requests, want.blocks, want.input_tokens)
+        for bound in BOUND_NAMES:  # one bound at a time, as planning asks
+            assert compact_bound_tokens(c, cap, bound) == single_bound_tokens(acc, cap, bound, "belady"), bound
 
 
 @settings(max_examples=150, deadline=None)
@@ -37,3 +39,19 @@ def test_equal_on_the_multi_turn_generator():
 
 def test_only_distinct_parent_forms_qualify():
     assert not compact_ok(micro_workload([[1, 2], [1, 3]]))
+
+
+def test_plan_reads_the_parent_form_with_the_same_cards(monkeypatch, tmp_path):
+    import sim.cli as cli
+    import sim.oracle.analysis as analysis
+
+    args = ["plan", "--method", "belady", "--buckets", "none", "--target-tps", "2000", "--baseline-per-card-tps",
+            "100", "--set", "synthetic.requests=3000", "--set", "synthetic.sessions=300", "--set",
+            "synthetic.block_tokens=16", "--quiet"]
+    assert cli.main([*args, "--output-dir", str(tmp_path / "parent")]) == 0
+    monkeypatch.setattr(analysis, "compact_ok", lambda w: False)  # the per-access path
+    assert cli.main([*args, "--output-dir", str(tmp_path / "arrays")]) == 0
+    for name in ("planning_strict_prefix.csv", "planning_lru.csv"):
+        got = (tmp_path / "parent" / name).read_text()
+        assert got == (tmp_path / "arrays" / name).read_text()
+        assert len(got.splitlines()) == 2
