@@ -224,6 +224,17 @@ class CompiledClusterCache:
         cluster_queries.probe(self.S, self._t, self.G, self.H, self.B, blocks, self._pw, n, bool(in_rack), self._pc)
         return self._pc[:n].tolist()
 
+    def near_many(self, ws: list[int], blocks: np.ndarray) -> list[tuple[int, int]]:
+        """(blocks cached in w's rack per ``probe(in_rack=True)``: HBM + peer HBM + DRAM + EIC, of which in
+        w's HBM) for each of `ws`; one walk that needs no split of the rest."""
+        n = len(ws)
+        if self._pw.shape[0] < n:
+            self._pw = np.zeros(2 * n, np.int64)
+            self._pc = np.zeros((2 * n, 6), np.int64)
+        self._pw[:n] = ws
+        cluster_queries.near(self.S, self._t, self.G, self.H, self.B, blocks, self._pw, n, self._pc)
+        return [(a, b) for a, b in self._pc[:n, :2].tolist()]
+
     def hbm_candidates(self, blocks: np.ndarray, k: int) -> list[int]:
         if self._out.shape[0] < k:
             self._out = np.zeros(k, np.int64)

@@ -60,6 +60,7 @@ from sim.engine.cluster_state import (
     find_in,
     find_ssd,
     holder_drop,
+    node_copies,
     put_new,
     record_critical,
     record_move,
@@ -238,7 +239,8 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
             continue
         sk = -1
         si = 0
-        for q in range(npeer):
+        # b is not in w's HBM: any HBM copy on the node is a peer's; look for the first only if one exists
+        for q in range(npeer if node_copies(G, H, node, b) > 0 else 0):
             p = peers[q]
             s = find_in(G, H, p, b)
             if s >= 0:

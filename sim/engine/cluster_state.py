@@ -21,6 +21,9 @@ while every slot address fits, int64 beyond; T, G, H int64):
   with key = instance x U + block, for the HBM, DRAM and EIC slots: sized by
   what those tiers hold (their capacity at most), not by the run's blocks.
   The remote SSD pool's slots are found through their block's record.
+  The same table counts each node's HBM copies of a block (key = (instances
+  + node) x U + block, value = how many of the node's workers hold it), so
+  "does a peer on w's node hold b" is one probe, not one per peer.
 * ``B``: a record of ``B_COLS`` per block: the anchors of its holder list
   and of its EIC-copy list (the racks whose pool holds it: ``eic_racks``),
   and its slot in the remote SSD pool (just a flag when the pool can hold
@@ -75,6 +78,20 @@ def rehash(S, G, H):
         t = S[s + INST]
         if t >= 0 and t != ssd:
             hashtab.insert_near(H, mask, t * u + S[s + KEY], s)
+            if t < G[NW]:
+                hashtab.add_near(H, mask, node_key(G, t // G[WPN], S[s + KEY]), 1)
+
+
+@njit(cache=True, inline="always")
+def node_key(G, node, b):
+    """Key of the count of node's HBM copies of block b: past every instance key."""
+    return (G[NW] + G[NN] + G[NR] + 1 + node) * G[U_] + b
+
+
+@njit(cache=True, inline="always")
+def node_copies(G, H, node, b):
+    """How many HBM instances of `node` hold block b (0 when none)."""
+    return max(0, hashtab.find_near(H, G[MASK], node_key(G, node, b)))
 
 
 @njit(cache=True, inline="always")
@@ -101,6 +118,8 @@ def alloc(S, G, H, B, inst, b):
     else:
         hashtab.insert_near(H, G[MASK], inst * G[U_] + b, s)
         G[NKEYS] += 1
+        if inst < G[NW]:
+            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, inst // G[WPN], b), 1)
     return s
 
 
@@ -112,6 +131,8 @@ def release(S, G, H, B, s):
     else:
         hashtab.delete_near(H, G[MASK], t * G[U_] + S[s + KEY])
         G[NKEYS] -= 1
+        if t < G[NW]:
+            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, t // G[WPN], S[s + KEY]), -1)
     S[s + INST] = -1
     slots.give_free(S, s, G, FREE)
     G[NFREE] += 1
