@@ -208,6 +208,12 @@ def put_new(S, T, G, H, B, t, b, out, k):
     return vict
 
 
+# The per-block operations inlined where a request walks its blocks (acquire, store): a call passes
+# five state arrays, each costing a reference-count call (``sim.engine.unowned``) both ways.
+put_new_inline = njit(cache=True, inline="always")(put_new.py_func)
+remove_inline = njit(cache=True, inline="always")(remove.py_func)
+
+
 @njit(cache=True)
 def ensure(T, t):
     """The lazily created instance t, or -1 when its kind has no capacity."""
