@@ -62,11 +62,9 @@ from sim.engine.cluster_state import (
     holder_drop,
     node_copies,
     put_new,
-    put_new_inline,
     record_critical,
     record_move,
     remove,
-    remove_inline,
     touch,
 )
 from sim.engine.unowned import unowned
@@ -259,7 +257,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
                 if wt:
                     touch(S, T, dram, s)
                 else:
-                    remove_inline(S, T, G, H, B, dram, s)
+                    remove(S, T, G, H, B, dram, s)
                     T[dram * T_COLS + TAKEN] += 1
                 T[dram * T_COLS + HITS] += 1
                 T[dram * T_COLS + PROM_OUT] += 1
@@ -296,7 +294,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
                     sk, si = EP_SSD, 0
                     n5 += 1
         record_critical(G, CR, sk, si)
-        v = put_new_inline(S, T, G, H, B, hbm, b, ev, 0)
+        v = put_new(S, T, G, H, B, hbm, b, ev, 0)
         if v:
             # Demote at once: a victim that is a later block of this very prefix
             # is then still found in DRAM/EIC by this walk.
@@ -333,7 +331,7 @@ def store(S, T, G, H, B, blocks, w, start, MV, X):
                 if s >= 0:  # keep HBM/DRAM of a node exclusive: the DRAM copy is superseded
                     remove(S, T, G, H, B, dram, s)
                     T[dram * T_COLS + TAKEN] += 1
-            nev += put_new_inline(S, T, G, H, B, hbm, b, ev, nev)
+            nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     else:
         sp = X[6]
         for j in range(start, n):
@@ -348,6 +346,6 @@ def store(S, T, G, H, B, blocks, w, start, MV, X):
                 G[MOVED0 + M_WT_DRAM] += 1
                 if v:
                     _dram_spill(S, T, G, H, B, MV, node, sp, 1, X)
-            nev += put_new_inline(S, T, G, H, B, hbm, b, ev, nev)
+            nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     if nev:  # the blocks just written are distinct, so victims can wait until the end
         _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X)
