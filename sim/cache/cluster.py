@@ -179,6 +179,11 @@ class ClusterCache:
         """``probe`` for each of `ws`."""
         return [self.probe(w, blocks, in_rack) for w in ws]
 
+    def near_many(self, ws: list[int], blocks: list[int]) -> list[tuple[int, int]]:
+        """(blocks cached in w's rack: HBM + peer HBM + DRAM + EIC of ``probe(in_rack=True)``, of which in
+        w's HBM) for each of `ws`."""
+        return [(c[0] + c[1] + c[2] + c[3], c[0]) for c in self.probe_many(ws, blocks, in_rack=True)]
+
     def hbm_prefix(self, w: int, blocks: list[int]) -> int:
         h = self.hbm.get(w)
         if h is None:

@@ -102,6 +102,7 @@ class CompiledClusterCache:
         self._reindex(_POOL0)
         self._cnt = np.zeros(6, np.int64)
         self._cr = np.zeros((64, 3), np.int64)
+        self._x = cluster_kernels.scratch(max(64, layout.workers_per_node))
         self._mv = np.zeros((64, 5), np.int64)  # one operation's rows involve one worker, node and rack: < 10
         self._out = np.zeros(64, np.int64)
         self._mark = np.zeros(nr, np.int64)
@@ -149,6 +150,8 @@ class CompiledClusterCache:
             self._reindex(int(G[K.NKEYS]) + need)
         if self._cr.shape[0] < n + self.layout.workers_per_node + 8:
             self._cr = np.zeros((2 * n + 64, 3), np.int64)
+        if self._x.shape[1] < max(n, self.layout.workers_per_node):
+            self._x = cluster_kernels.scratch(2 * max(n, self.layout.workers_per_node))
 
     # ------------------------------------------------------------ endpoints
     def gpu_ep(self, w: int) -> tuple:
@@ -178,7 +181,8 @@ class CompiledClusterCache:
         """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background).
         `pos0` (the workload position of blocks[0]) is ``ClusterCache``'s signature; LRU/FIFO never read it."""
         self._reserve(len(blocks))
-        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr, self._mv)
+        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr, self._mv,
+                                self._x)
         me = self.gpu_ep(w)
         ep = self._ep
         crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
@@ -207,7 +211,7 @@ class CompiledClusterCache:
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         self._reserve(len(blocks))
-        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, start, self._mv)
+        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, start, self._mv, self._x)
         return self._moves()
 
     # ------------------------------------------------------------ read-only (routers)
@@ -223,6 +227,17 @@ class CompiledClusterCache:
         self._pw[:n] = ws
         cluster_queries.probe(self.S, self._t, self.G, self.H, self.B, blocks, self._pw, n, bool(in_rack), self._pc)
         return self._pc[:n].tolist()
+
+    def near_many(self, ws: list[int], blocks: np.ndarray) -> list[tuple[int, int]]:
+        """(blocks cached in w's rack per ``probe(in_rack=True)``: HBM + peer HBM + DRAM + EIC, of which in
+        w's HBM) for each of `ws`; one walk that needs no split of the rest."""
+        n = len(ws)
+        if self._pw.shape[0] < n:
+            self._pw = np.zeros(2 * n, np.int64)
+            self._pc = np.zeros((2 * n, 6), np.int64)
+        self._pw[:n] = ws
+        cluster_queries.near(self.S, self._t, self.G, self.H, self.B, blocks, self._pw, n, self._pc)
+        return [(a, b) for a, b in self._pc[:n, :2].tolist()]
 
     def hbm_candidates(self, blocks: np.ndarray, k: int) -> list[int]:
         if self._out.shape[0] < k:

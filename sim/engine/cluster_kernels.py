@@ -60,6 +60,7 @@ from sim.engine.cluster_state import (
     find_in,
     find_ssd,
     holder_drop,
+    node_copies,
     put_new,
     record_critical,
     record_move,
@@ -147,11 +148,15 @@ def _dram_spill(S, T, G, H, B, MV, node, spill, n, X):
         _below_dram(S, T, G, H, B, MV, node, spill, n, EP_DRAM, node, FROM_DRAM, X)
 
 
-@njit(cache=True)
-def scratch(n):
-    """Victim buffers of the demotion chain for up to n victims: rows gone, spill, rest (n each), then
-    two one-block rows for the chain below DRAM; allocated once per operation, not per victim."""
-    return np.empty((5, max(1, n)), np.int64)
+X_ROWS = 7
+
+
+def scratch(n: int) -> np.ndarray:
+    """Buffers of one operation on up to n blocks (and a node's workers), held by the caller across calls
+    so the kernels allocate nothing and pass no reference-counted array (``sim.engine.unowned``): rows
+    gone, spill, rest (victims of the demotion chain), two one-block rows for the chain below DRAM, the
+    HBM victims of the operation, then its peers (acquire) or one DRAM victim (write-through store)."""
+    return np.zeros((X_ROWS, max(1, n)), np.int64)
 
 
 @njit(cache=True)
@@ -205,17 +210,18 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X):
 
 # ----------------------------------------------------------------- operations
 @njit(cache=True)
-def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
-    """ClusterCache.acquire: counts per location -> cnt, critical rows -> CR, background rows -> MV."""
+def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
+    """ClusterCache.acquire: counts per location -> cnt, critical rows -> CR, background rows -> MV;
+    X: ``scratch`` for at least len(blocks) and the node's workers."""
     S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
-    MV = unowned(MV)
+    MV, CR, X = unowned(MV), unowned(CR), unowned(X)
     G[NCR] = 0
     G[NMV] = 0
     node, rack = w // G[WPN], w // G[WPR]
     hbm = ensure(T, w)
     base = w - w % G[WPN]
     npeer = 0
-    peers = np.empty(G[WPN], np.int64)
+    ev, peers = X[5], X[6]
     for p in range(base, base + G[WPN]):
         if p != w and T[p * T_COLS + CREATED]:
             peers[npeer] = p
@@ -226,8 +232,6 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
     cross = G[CROSS]
     wt = G[WT]
     ebase = G[EBASE]
-    ev = np.empty(1, np.int64)
-    X = scratch(1)
     n0 = n1 = n2 = n3 = n4 = n5 = 0
     for j in range(blocks.shape[0]):
         b = blocks[j]
@@ -238,7 +242,8 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
             continue
         sk = -1
         si = 0
-        for q in range(npeer):
+        # b is not in w's HBM: any HBM copy on the node is a peer's; look for the first only if one exists
+        for q in range(npeer if node_copies(G, H, node, b) > 0 else 0):
             p = peers[q]
             s = find_in(G, H, p, b)
             if s >= 0:
@@ -301,18 +306,18 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV):
 
 
 @njit(cache=True)
-def store(S, T, G, H, B, blocks, w, start, MV):
-    """ClusterCache.store: write blocks[start:] into w's HBM; background rows -> MV."""
+def store(S, T, G, H, B, blocks, w, start, MV, X):
+    """ClusterCache.store: write blocks[start:] into w's HBM; background rows -> MV; X: ``scratch`` for at
+    least len(blocks)."""
     S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
-    MV = unowned(MV)
+    MV, X = unowned(MV), unowned(X)
     G[NMV] = 0
     hbm = ensure(T, w)
     node = w // G[WPN]
     wt = G[WT]
     dram = ensure(T, G[DBASE] + node) if wt else existing(T, G[DBASE] + node)
     n = blocks.shape[0]
-    ev = np.empty(max(0, n - start), np.int64)
-    X = scratch(n - start)
+    ev = X[5]
     nev = 0
     if dram < 0 or not wt:
         for j in range(start, n):
@@ -328,7 +333,7 @@ def store(S, T, G, H, B, blocks, w, start, MV):
                     T[dram * T_COLS + TAKEN] += 1
             nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     else:
-        sp = np.empty(1, np.int64)
+        sp = X[6]
         for j in range(start, n):
             b = blocks[j]
             s = find_in(G, H, hbm, b)

@@ -30,6 +30,7 @@ from sim.engine.cluster_state import (
     existing,
     find_in,
     find_ssd,
+    node_copies,
 )
 from sim.engine.unowned import unowned
 
@@ -45,8 +46,8 @@ def probe(S, T, G, H, B, blocks, ws, nw, in_rack, cnt):
 @njit(cache=True)
 def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
     hbm = existing(T, w)
-    base = w - w % G[WPN]
-    dram = existing(T, G[DBASE] + w // G[WPN])
+    node = w // G[WPN]
+    dram = existing(T, G[DBASE] + node)
     eic = existing(T, G[EBASE] + w // G[WPR])
     racks = G[CROSS] != 0 and not in_rack
     ssd = G[SSD_T] if not in_rack else -1
@@ -56,12 +57,8 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
         if hbm >= 0 and find_in(G, H, hbm, b) >= 0:
             n0 += 1
             continue
-        hit = False
-        for p in range(base, base + G[WPN]):
-            if p != w and T[p * T_COLS + CREATED] and find_in(G, H, p, b) >= 0:
-                hit = True
-                break
-        if hit:
+        # w's HBM misses b, so every HBM copy on its node is a peer's (a holder is a created instance)
+        if node_copies(G, H, node, b) > 0:
             n1 += 1
         elif dram >= 0 and find_in(G, H, dram, b) >= 0:
             n2 += 1
@@ -74,6 +71,32 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
         else:
             break
     cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5] = n0, n1, n2, n3, n4, n5
+
+
+@njit(cache=True)
+def near(S, T, G, H, B, blocks, ws, nw, out):
+    """(near, hbm) of ``probe(in_rack=True)`` for workers ws[:nw] -> out[i]: near = blocks of the prefix
+    held in w's HBM, a peer's HBM, the node's DRAM or the rack's EIC pool; hbm = those in w's HBM.
+    The same walk as ``_probe1`` (it stops at the first block in none of them) with the one split the
+    routers read, so it looks in the rack's pool (where most of a moved session lives) before the node."""
+    S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
+    for i in range(nw):
+        w = ws[i]
+        hbm = existing(T, w)
+        node = w // G[WPN]
+        dram = existing(T, G[DBASE] + node)
+        eic = existing(T, G[EBASE] + w // G[WPR])
+        n0 = n = 0
+        for j in range(blocks.shape[0]):
+            b = blocks[j]
+            if hbm >= 0 and find_in(G, H, hbm, b) >= 0:
+                n0 += 1
+            elif not ((eic >= 0 and find_in(G, H, eic, b) >= 0) or (dram >= 0 and find_in(G, H, dram, b) >= 0)
+                      or node_copies(G, H, node, b) > 0):
+                break
+            n += 1
+        out[i, 0] = n
+        out[i, 1] = n0
 
 
 @njit(cache=True)

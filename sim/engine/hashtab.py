@@ -129,3 +129,24 @@ def insert_near(H, mask, key, val):
 @njit(cache=True)
 def delete_near(H, mask, key):
     _delete(H, 0, mask, key, True)
+
+
+@njit(cache=True)
+def add_near(H, mask, key, d):
+    """Add `d` to the count stored for `key` (a table of counts, base 0, near homes): an absent key starts
+    at `d` (> 0), a count reaching 0 is deleted. Returns the change in keys: +1, -1 or 0."""
+    i = _home_near(key, mask)
+    while True:
+        e = 2 * i
+        v = H[e + 1]
+        if v < 0:
+            H[e] = key
+            H[e + 1] = d
+            return 1
+        if H[e] == key:
+            if v + d == 0:
+                _delete(H, 0, mask, key, True)
+                return -1
+            H[e + 1] = v + d
+            return 0
+        i = (i + 1) & mask

@@ -19,8 +19,9 @@ Cache-aware routers score a bounded candidate set: the most recent HBM
 holders of the deepest cached blocks, the least-loaded worker of the racks
 whose EIC pool holds the longest prefix, and the globally least-loaded
 worker. The candidates' true cached prefixes come from one
-``ClusterCache.probe_many`` call; equal prefix scores go to the lighter
-worker, then to the one holding more in its own HBM.
+``ClusterCache.probe_many`` call (``near_many`` for the in-rack sums
+prefix_aware reads); equal prefix scores go to the lighter worker, then to
+the one holding more in its own HBM.
 """
 from __future__ import annotations
 
@@ -192,7 +193,7 @@ class ClusterRouteState:
 
     def near_prefixes(self, cands: Sequence[int], blocks: Blocks) -> list[tuple[int, int]]:
         """(blocks in HBM, peer HBM, DRAM or EIC of the candidate's rack; of which in its HBM)."""
-        return [(c[0] + c[1] + c[2] + c[3], c[0]) for c in self.cache.probe_many(_as_list(cands), blocks, in_rack=True)]
+        return self.cache.near_many(_as_list(cands), blocks)
 
     def tie_break(self, load: int, hbm: int) -> tuple[int, int]:
         return (-load, hbm)

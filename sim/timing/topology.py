@@ -11,7 +11,7 @@ Public API (stable: the PD simulator builds on it; extend, do not rename)::
     topo.path_latency_s(src, dst) -> float      # sum of edge latencies
     topo.bottleneck_bytes_s(src, dst, lanes=1) -> float
     topo.edge(u, v) -> EdgeAttrs                # latency_s, bytes_s, cls, per_gpu
-    topo.graph                                  # the networkx.Graph itself
+    topo.graph                                  # the networkx.Graph itself (built on first use)
 
 Graph nodes (tuples, so names never collide)::
 
@@ -55,11 +55,16 @@ all the bytes.
 
 Routing is structural (the graph is a tree above the GPUs), so ``path`` is
 O(1) and never runs a graph search; tests check it against
-``networkx.shortest_path`` weighted by latency.
+``networkx.shortest_path`` weighted by latency. ``edge``, endpoint checks and
+the summary's counts are structural too, so a simulation never builds the
+graph (3 edges per GPU: ~2 s and ~0.1 GB at 102,400 GPUs); tests check them
+against it.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -183,7 +188,11 @@ class Topology:
             "spine": EdgeAttrs("spine", up, s.spine_bytes_s, False),
             "ssd": EdgeAttrs("ssd", s.remote_ssd_latency_s - half_rack - up, s.remote_ssd_bytes_s, False),
         }
-        self.graph = self._build()
+        # the link class of each edge, by the kinds of its ends (either order)
+        self._cls_of = {frozenset(k): cl for k, cl in (
+            (("gpu", "nvsw"), "nvlink"), (("gpu", "dram"), "pcie"), (("gpu", "tor"), "nic"),
+            (("dram", "tor"), "host_nic"), (("tor", "eic"), "eic"), (("tor", "spine"), "spine"),
+            (("spine", "ssd"), "ssd"))}
 
     @classmethod
     def from_config(cls, cfg) -> Topology:
@@ -213,6 +222,57 @@ class Topology:
         return g // self.gpus_per_rack
 
     # ------------------------------------------------------------ graph
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """The networkx graph (built on first use; the simulation reads the structure below)."""
+        return self._build()
+
+    def has(self, x: Endpoint) -> bool:
+        """Whether x is a node of the graph."""
+        if not isinstance(x, tuple) or not x:
+            return False
+        kind = x[0]
+        if len(x) == 1:
+            return kind == "spine" or (kind == "ssd" and self.has_remote_ssd)
+        if len(x) != 2 or not isinstance(x[1], numbers.Integral) or x[1] < 0:
+            return False
+        i = x[1]
+        if kind == "gpu":
+            return i < self.n_gpus
+        if kind in ("nvsw", "dram"):
+            return i < self.n_nodes
+        if kind == "tor":
+            return i < self.n_racks
+        return kind == "eic" and self.has_eic and i < self.n_racks
+
+    def _rack(self, x: Endpoint) -> int:
+        """The rack of an endpoint below the spine."""
+        kind, i = x[0], x[1]
+        if kind == "gpu":
+            return self.rack_of(i)
+        if kind in ("nvsw", "dram"):
+            return i // self.nodes_per_rack
+        return i
+
+    def _adjacent(self, u: Endpoint, v: Endpoint) -> bool:
+        if not (self.has(u) and self.has(v)) or frozenset((u[0], v[0])) not in self._cls_of or u[0] == v[0]:
+            return False
+        if u[0] == "gpu" or v[0] == "gpu":
+            g, o = (u, v) if u[0] == "gpu" else (v, u)
+            return o[1] == (self.node_of(g[1]) if o[0] in ("nvsw", "dram") else self.rack_of(g[1]))
+        if len(u) == 1 or len(v) == 1:
+            return True  # spine - tor, spine - ssd
+        return self._rack(u) == self._rack(v)  # dram - tor, tor - eic
+
+    def number_of_nodes(self) -> int:
+        """``graph.number_of_nodes()`` without building it."""
+        return (1 + self.n_racks * (1 + self.has_eic) + 2 * self.n_nodes + self.n_gpus
+                + int(self.has_remote_ssd))
+
+    def number_of_edges(self) -> int:
+        """``graph.number_of_edges()`` without building it."""
+        return self.n_racks * (1 + self.has_eic) + self.n_nodes + 3 * self.n_gpus + int(self.has_remote_ssd)
+
     def _build(self) -> nx.Graph:
         G = nx.Graph()
         cl = self.classes
@@ -240,7 +300,10 @@ class Topology:
         return G
 
     def edge(self, u: Endpoint, v: Endpoint) -> EdgeAttrs:
-        return self.graph.edges[u, v]["attrs"]
+        """The attributes of edge u - v (KeyError when there is none, as in the graph)."""
+        if not self._adjacent(u, v):
+            raise KeyError(f"The edge {u}-{v} is not in the graph.")
+        return self.classes[self._cls_of[frozenset((u[0], v[0]))]]
 
     # ------------------------------------------------------------ routing
     def _up(self, x: Endpoint) -> tuple[list[Edge], int]:
@@ -263,7 +326,7 @@ class Topology:
         if src == dst:
             return ()
         for x in (src, dst):
-            if x not in self.graph:
+            if not self.has(x):
                 raise InputError(f"unknown endpoint {x!r}", where="topology")
         ks, kd = src[0], dst[0]
         if ks == "gpu" and kd == "gpu" and self.node_of(src[1]) == self.node_of(dst[1]):
@@ -307,7 +370,7 @@ class Topology:
         return {
             "racks": self.n_racks, "gpus_per_rack": self.gpus_per_rack, "gpus_per_node": self.gpus_per_node,
             "gpus": self.n_gpus, "nodes": self.n_nodes, "eic": self.has_eic, "remote_ssd": self.has_remote_ssd,
-            "graph_nodes": self.graph.number_of_nodes(), "graph_edges": self.graph.number_of_edges(),
+            "graph_nodes": self.number_of_nodes(), "graph_edges": self.number_of_edges(),
             "links": {k: {"latency_us": a.latency_s / US, "bandwidth_gb_s": a.bytes_s / GB, "per_gpu": a.per_gpu}
                       for k, a in self.classes.items()},
         }

@@ -198,3 +198,27 @@ def test_estimate_reflects_the_current_share(topo):
     env.run(until=1e-3)
     # now on the path: a second load would get half of the GPU's 50 GB/s NIC
     assert net.estimate_s(env, t.eic(0), t.gpu(0), 50e9) == pytest.approx(3e-6 + 2.0)
+
+
+@pytest.mark.parametrize("over", [{}, {"cluster.eic_nodes_per_rack": 0}, {"cluster.remote_ssd_capacity_gib": 0},
+                                  {"cluster.racks": 3, "cluster.gpus_per_rack": 8, "hardware.gpus_per_node": 4}])
+def test_structural_edges_nodes_and_counts_match_the_graph(over):
+    """``edge``, ``has`` and the summary's counts answer from the structure; the graph agrees on every
+    node, every pair of nodes (edge or KeyError) and a few names that are not nodes."""
+    t = Topology.from_config(_two_racks(**over))
+    g = t.graph
+    nodes = list(g)
+    assert t.summary()["graph_nodes"] == g.number_of_nodes() == t.number_of_nodes()
+    assert t.summary()["graph_edges"] == g.number_of_edges() == t.number_of_edges()
+    for u in nodes:
+        assert t.has(u) and t.has((u[0], np.int64(u[1])) if len(u) == 2 else u)
+        for v in nodes:
+            if g.has_edge(u, v):
+                assert t.edge(u, v) is g.edges[u, v]["attrs"]
+            else:
+                with pytest.raises(KeyError):
+                    t.edge(u, v)
+    outside = [("gpu", t.n_gpus), ("gpu", -1), ("nvsw", t.n_nodes), ("tor", t.n_racks), ("eic", t.n_racks),
+               ("dram", "0"), ("spine", 0), ("x", 0), (), "gpu", ("gpu", 0, 1)]
+    for x in outside + ([("eic", 0)] if not t.has_eic else []) + ([("ssd",)] if not t.has_remote_ssd else []):
+        assert not t.has(x) and x not in g, x
