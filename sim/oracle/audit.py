@@ -270,9 +270,9 @@ def run_audit(w: Workload, buckets: list[Bucket], *, scope: str = "global", samp
         if capacities:
             caps = list(capacities)
         else:
-            from sim.oracle.calibrate import curve_capacities
+            from sim.oracle.calibrate import curve_capacities, peak_load
 
-            caps = curve_capacities(acc, None, 3)
+            caps = curve_capacities(peak_load(acc), None, 3)
         audit_pool(sw, caps, f"{label} (sample of {len(sw)})", issues, checks)
         for j, tiny in enumerate(_small_instances(pw, small, rng)):
             tacc = accesses(tiny)

@@ -22,15 +22,16 @@ reads back.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from sim.oracle.access import Accesses, accesses, leading_run
-from sim.oracle.analysis import pools
-from sim.oracle.bounds import single_bound_tokens
+from sim.oracle.analysis import pool_bound_tokens, pools
 from sim.oracle.buckets import Bucket, apply_scope
 from sim.oracle.capacity import Deployment, hbm_capacity
+from sim.oracle.compact import compact_accesses, compact_ok, content_tokens, peak_reuse_load, popular_run_tokens
 from sim.oracle.estimator import HeuristicParams, hit_rates
 from sim.oracle.flow import interval_loads
 from trace.workload import Workload
@@ -45,11 +46,22 @@ EFFICIENCIES = tuple(round(x, 2) for x in np.arange(0.0, 1.0001, 0.025))
 def describe_trace(acc: Accesses) -> dict:
     """Mean input, content hit rate, shared prefix, derived turns/new tokens (module doc)."""
     n_req = acc.n_requests
-    L = acc.total_tokens() / max(1, n_req)
-    c = float(acc.weight[acc.prev >= 0].sum() / max(1, acc.total_tokens()))
     _, inv, cnt = np.unique(acc.ids, return_inverse=True, return_counts=True)
-    popular = cnt[inv.reshape(-1)] >= max(3, math.ceil(0.01 * n_req))
-    P = float(acc.weight[leading_run(popular, acc)].sum() / max(1, n_req))
+    popular = cnt[inv.reshape(-1)] >= popular_threshold(n_req)
+    return describe(n_req, acc.total_tokens(), int(acc.weight[acc.prev >= 0].sum()),
+                    int(acc.weight[leading_run(popular, acc)].sum()))
+
+
+def popular_threshold(n_req: int) -> int:
+    """Accesses that make a block part of the shared prefix: max(3, 1% of the pool's requests)."""
+    return max(3, math.ceil(0.01 * n_req))
+
+
+def describe(n_req: int, total_tokens: int, content_tokens: int, popular_run_tokens: int) -> dict:
+    """The description (module doc) from the pool's token sums."""
+    L = total_tokens / max(1, n_req)
+    c = float(content_tokens / max(1, total_tokens))
+    P = float(popular_run_tokens / max(1, n_req))
     P = min(P, c * L)
     n = max(1.0, L * (1 - c))
     T = max(1.0, 1 + 2 * (c * L - P) / n)
@@ -57,11 +69,13 @@ def describe_trace(acc: Accesses) -> dict:
             "new_tokens_per_turn": n, "turns_per_session": T}
 
 
-def oracle_curve(acc: Accesses, capacities: list[int], method: str) -> list[dict]:
-    tot = max(1, acc.total_tokens())
+def oracle_curve(tokens_at: Callable[[int, str], float], total_tokens: int, capacities: list[int]) -> list[dict]:
+    """The strict-prefix optimum and LRU hit rates at each capacity; `tokens_at(capacity, bound)` as
+    sim.oracle.analysis.pool_bound_tokens gives it."""
+    tot = max(1, total_tokens)
     return [{"capacity_blocks": int(k),
-             "strict_prefix": single_bound_tokens(acc, k, "strict_prefix", method) / tot,
-             "lru": single_bound_tokens(acc, k, "lru", method) / tot} for k in capacities]
+             "strict_prefix": tokens_at(k, "strict_prefix") / tot,
+             "lru": tokens_at(k, "lru") / tot} for k in capacities]
 
 
 # Capacities per pool: each is one oracle run, and fewer than 3 cannot tell the
@@ -69,9 +83,13 @@ def oracle_curve(acc: Accesses, capacities: list[int], method: str) -> list[dict
 MIN_POINTS, MAX_POINTS = 3, 200
 
 
-def curve_capacities(acc: Accesses, extra: int | None, points: int) -> list[int]:
+def peak_load(acc: Accesses) -> int:
+    """The most reuse intervals live at once (the capacity at which the content bound is reached)."""
     has = acc.prev >= 0
-    peak = int(interval_loads(acc, has).max()) if acc.n and has.any() else 1
+    return int(interval_loads(acc, has).max()) if acc.n and has.any() else 1
+
+
+def curve_capacities(peak: int, extra: int | None, points: int) -> list[int]:
     caps = {max(1, int(round(x))) for x in np.geomspace(max(1, peak / 100), max(1, peak), points)}
     if extra:
         caps.add(int(extra))
@@ -148,6 +166,17 @@ def fit(desc: dict, curve: list[dict], block_tokens: int, trials: list[dict] | N
     }
 
 
+def _peak_and_description(pw: Workload, method: str) -> tuple[int, dict]:
+    """The pool's peak reuse load and description, from the parent form where pool_bound_tokens reads it."""
+    if method == "belady" and compact_ok(pw):
+        c = compact_accesses(pw)
+        n = c.n_requests
+        desc = describe(n, c.total_tokens(), content_tokens(c), popular_run_tokens(c, popular_threshold(n)))
+        return max(1, peak_reuse_load(c)), desc
+    acc = accesses(pw)
+    return peak_load(acc), describe_trace(acc)
+
+
 def calibrate(w: Workload, dep: Deployment, buckets: list[Bucket], *, scope: str = "global",
               method: str = "exact", points: int = 6, progress=None,
               bucket_deployments: dict[str, Deployment] | None = None) -> dict:
@@ -156,13 +185,12 @@ def calibrate(w: Workload, dep: Deployment, buckets: list[Bucket], *, scope: str
     out: dict = {"scope": scope, "method": method, "block_tokens": w.block_tokens, "pools": {}}
     plist = [(label, pw) for label, pw in pools(ws, buckets) if len(pw)]
     for i, (label, pw) in enumerate(plist):
-        acc = accesses(pw)
-        cap = hbm_capacity((bucket_deployments or {}).get(label, dep), acc.block_tokens).blocks
-        caps = curve_capacities(acc, cap, points)
-        desc = describe_trace(acc)
-        curve = oracle_curve(acc, caps, method)
+        cap = hbm_capacity((bucket_deployments or {}).get(label, dep), pw.block_tokens).blocks
+        peak, desc = _peak_and_description(pw, method)
+        tokens_at, total = pool_bound_tokens(pw, method)
+        curve = oracle_curve(tokens_at, total, curve_capacities(peak, cap, points))
         trials: list[dict] = []
-        res = fit(desc, curve, acc.block_tokens, trials)
+        res = fit(desc, curve, pw.block_tokens, trials)
         out["pools"][label] = {"requests": len(pw), "description": desc, "deployment_capacity_blocks": cap, **res}
         out.setdefault("trials", {})[label] = trials
         if progress:

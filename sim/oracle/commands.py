@@ -399,7 +399,7 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
     else:
         buckets = parse_buckets(getattr(a, "buckets", None))
         dep, per = deployments(cfg, a, [b.label for b in buckets])
-    w, ls = load_workload(cfg, a)
+    w, ls = load_workload(cfg, a, compact=lambda w: reads_parent_form(w, a.method, a.scope, buckets))
     res = with_model(acfg, lambda: calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points,
                                               progress=progress, bucket_deployments=per))
     trials = res.pop("trials", {})

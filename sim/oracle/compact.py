@@ -291,3 +291,61 @@ def compact_bounds(c: CompactAccesses, capacity: int) -> Bounds:
         method="belady (block-optimal schedule; tokens are a lower bound, relaxed = block_tokens x hits bound)",
         notes=notes, timings_s=t, certificate={"lower_bound": int(strict_tok), "upper_bound": relaxed_ub},
     )
+
+
+# ----------------------------------------------------------------- calibration (sim.oracle.calibrate)
+@njit(cache=True)
+def _request_counts(parent, shared, own_off, own_ids, n_ids, width):
+    """Per block: how many requests hold it (its accesses: no request holds a block twice)."""
+    cnt = np.zeros(n_ids, np.int64)
+    buf = np.empty(max(1, width), np.int64)
+    for i in range(len(parent)):
+        nb = fill(parent, shared, own_off, own_ids, i, buf)
+        for d in range(nb):
+            cnt[buf[d]] += 1
+    return cnt
+
+
+@njit(cache=True)
+def _popular_run_tokens(parent, shared, own_off, own_ids, cnt, threshold, width, inp, bt):
+    """Tokens of each request's leading run of blocks held by >= threshold requests, summed."""
+    buf = np.empty(max(1, width), np.int64)
+    tot = 0
+    for i in range(len(parent)):
+        nb = fill(parent, shared, own_off, own_ids, i, buf)
+        h = 0
+        while h < nb and cnt[buf[h]] >= threshold:
+            h += 1
+        tot += _run_tokens(h, inp[i], bt)
+    return tot
+
+
+def popular_run_tokens(c: CompactAccesses, threshold: int) -> int:
+    """``acc.weight[leading_run(popular, acc)].sum()`` with popular = blocks of >= threshold accesses."""
+    pb = c.pb
+    args = (pb.parent, pb.shared, pb.own_off, pb.ids_stored())
+    cnt = _request_counts(*args, c.n_ids, c.width)
+    return int(_popular_run_tokens(*args, cnt, int(threshold), c.width, c.input_tokens, c.block_tokens))
+
+
+def content_tokens(c: CompactAccesses) -> int:
+    return _content(c)[0]
+
+
+def peak_reuse_load(c: CompactAccesses) -> int:
+    """``interval_loads(acc, acc.prev >= 0).max()``: the most reuse intervals (a block's access to its next,
+    counted in the states between their requests) live at once, from the next-use steps."""
+    s, n = c.steps, c.n_requests
+    per = s.ends[:-1] - s.ends[1:]  # steps of request i
+    req = np.repeat(np.arange(n - 1, -1, -1, dtype=np.int64), per[::-1])  # stored from the last request back
+    nxt = np.empty(len(s.depth), dtype=np.int64)  # the depth where each step ends
+    nxt[:-1] = s.depth[1:]
+    last = np.ones(len(s.depth), dtype=bool)
+    last[:-1] = req[1:] != req[:-1]
+    nxt[last] = c.pb.counts()[req[last]]
+    length = nxt - s.depth
+    has = s.request >= 0
+    diff = np.zeros(n + 2, dtype=np.int64)
+    np.add.at(diff, req[has] + 1, length[has])
+    np.add.at(diff, s.request[has] + 1, -length[has])
+    return int(np.cumsum(diff)[: n + 1].max()) if n else 0

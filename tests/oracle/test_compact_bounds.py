@@ -6,13 +6,29 @@ from hypothesis import strategies as st
 
 from sim.oracle.access import accesses
 from sim.oracle.bounds import BOUND_NAMES, compute_bounds, single_bound_tokens
-from sim.oracle.compact import compact_accesses, compact_bound_tokens, compact_bounds, compact_ok
+from sim.oracle.calibrate import describe_trace, peak_load, popular_threshold
+from sim.oracle.compact import (
+    compact_accesses,
+    compact_bound_tokens,
+    compact_bounds,
+    compact_ok,
+    content_tokens,
+    peak_reuse_load,
+    popular_run_tokens,
+)
 from tests.conftest import distinct_parent_forms, micro_workload, multi_turn, prefix_workload
 
 
 def _same(w, caps):
     c = compact_accesses(w)
     acc = accesses(w)
+    # calibration's inputs: peak reuse load, content and popular-run tokens (describe_trace's sums)
+    assert max(1, peak_reuse_load(c)) == peak_load(acc)
+    desc = describe_trace(acc)
+    n = acc.n_requests
+    assert content_tokens(c) / max(1, acc.total_tokens()) == desc["content_hit_rate"]
+    for thr in (1, 2, 3, popular_threshold(n)):
+        assert popular_run_tokens(c, thr) == _popular_run_reference(acc, thr)
     for cap in caps:
         got, want = compact_bounds(c, cap), compute_bounds(acc, cap, "belady")
         assert got.tokens == want.tokens, cap
@@ -22,6 +38,15 @@ def _same(w, caps):
         assert (got.requests, got.blocks, got.input_tokens) == (want.requests, want.blocks, want.input_tokens)
         for bound in BOUND_NAMES:  # one bound at a time, as planning asks
             assert compact_bound_tokens(c, cap, bound) == single_bound_tokens(acc, cap, bound, "belady"), bound
+
+
+def _popular_run_reference(acc, threshold):
+    import numpy as np
+
+    from sim.oracle.access import leading_run
+
+    _, inv, cnt = np.unique(acc.ids, return_inverse=True, return_counts=True)
+    return int(acc.weight[leading_run(cnt[inv.reshape(-1)] >= threshold, acc)].sum())
 
 
 @settings(max_examples=150, deadline=None)
@@ -55,3 +80,19 @@ def test_plan_reads_the_parent_form_with_the_same_cards(monkeypatch, tmp_path):
         got = (tmp_path / "parent" / name).read_text()
         assert got == (tmp_path / "arrays" / name).read_text()
         assert len(got.splitlines()) == 2
+
+
+def test_calibrate_reads_the_parent_form_with_the_same_fit(monkeypatch, tmp_path):
+    import sim.cli as cli
+    import sim.oracle.analysis as analysis
+    import sim.oracle.calibrate as calibrate
+
+    args = ["calibrate", "--method", "belady", "--buckets", "none", "--kv-budget-gb", "40", "--points", "4",
+            "--set", "synthetic.requests=2000", "--set", "synthetic.sessions=200", "--set",
+            "synthetic.block_tokens=16", "--quiet"]
+    assert cli.main([*args, "--output-dir", str(tmp_path / "parent")]) == 0
+    for mod in (analysis, calibrate):  # the per-access path
+        monkeypatch.setattr(mod, "compact_ok", lambda w: False)
+    assert cli.main([*args, "--output-dir", str(tmp_path / "arrays")]) == 0
+    for name in ("recommended_heuristic_config.json", "calibration_residuals.csv", "calibration_trials.csv"):
+        assert (tmp_path / "parent" / name).read_text() == (tmp_path / "arrays" / name).read_text(), name
