@@ -54,8 +54,9 @@ from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
 from sim.timing.event_loop import run_to_end
-from sim.timing.node_io import NodeIO, all_done
+from sim.timing.node_io import NodeIO, PrefillCost, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
+from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -329,9 +330,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     workers = worker_replicas(cfg, setup, env, w, first_token=first_token if fast is None else first_token_fast,
                               done=done)
 
-    def prefill_cost(new: int, cached: int) -> float:
-        # the load-or-recompute choice prices a prefill with the workers' own step model
-        return workers.step.iteration_s([(new, cached)], 0, 0.0)
+    # the load-or-recompute choice prices a prefill with the workers' own step model (StepModel.prefill_s:
+    # the same floats as iteration_s of the one chunk, unrolled)
+    step = workers.step
+    prefill_cost: PrefillCost = step.prefill_s if isinstance(step, StepModel) else (
+        lambda new, cached: step.iteration_s([(new, cached)], 0, 0.0))
 
     def request(i: int) -> None:
         """Request i's arrival: route, look up, fetch, start the load; joins its worker when ready.

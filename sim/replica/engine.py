@@ -49,7 +49,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
-from sim.timing.event_loop import FirstOf
+from sim.timing.event_loop import FirstOf, timer
 
 # ------------------------------------------------------------------ the replica
 
@@ -287,7 +287,7 @@ class BatchingReplica:
                 if self._debt:  # swap-outs of a batch that emptied still occupy the GPU
                     d, self._debt = self._debt, 0.0
                     st.busy_s += d
-                    yield env.timeout(d)
+                    yield timer(env, d)
                     continue
                 self._wake = env.event()
                 yield self._wake
@@ -308,7 +308,7 @@ class BatchingReplica:
                     self.hooks.chunk_start(self, batch, t0, dur)
                     for n, _b in chunks:
                         st.prefill_tokens += n
-                yield env.timeout(dur)
+                yield timer(env, dur)
                 if self._pending_kv:
                     yield from self._await_layers(t0, dur)
                 took = env.now - t0
@@ -338,7 +338,7 @@ class BatchingReplica:
             # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
             # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
             first = FirstOf(env)
-            env.timeout(T).callbacks.append(first.fire)
+            timer(env, T).callbacks.append(first.fire)
             wake.callbacks.append(first.fire)
             yield first
             self._wake = None
@@ -354,7 +354,7 @@ class BatchingReplica:
                     k = j
                 end = t0 + ln.span(k, B, K)
                 if end > env.now:
-                    yield env.timeout(end - env.now)
+                    yield timer(env, end - env.now)
             took = ln.span(k, B, K)
             st.busy_s += took
             st.decode_busy_s += took

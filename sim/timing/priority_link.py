@@ -61,13 +61,21 @@ class PriorityLink:
         self.write = FluidShare(env, self._write_rate)
         self.prefetch = FluidShare(env, self._prefetch_rate, pausable=True)
 
+        # An idle class's retime changes nothing (its rate is 0, it has no timer, and its clock is reset
+        # by the next join's advance), so only a busy one is called: a change per transfer start and end.
+        read, write, prefetch = self.read, self.write, self.prefetch
+
         def read_changed() -> None:
-            self.write.retime()
-            self.prefetch.retime()
+            if write._heap:
+                write.retime()
+            if prefetch._heap:
+                prefetch.retime()
 
         def write_changed() -> None:
-            self.read.retime()
-            self.prefetch.retime()
+            if read._heap:
+                read.retime()
+            if prefetch._heap:
+                prefetch.retime()
 
         self.read.on_change = read_changed
         self.write.on_change = write_changed
