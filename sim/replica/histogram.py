@@ -84,7 +84,7 @@ class IterationHistogram:
         c[b_last] += k - j
 
     def merge(self, other: IterationHistogram) -> None:
-        self._c = [a + b for a, b in zip(self._c, other._c)]
+        self._c = [a + b for a, b in zip(self._c, other._c, strict=True)]
         self.total += other.total
         self.sum_s += other.sum_s
 

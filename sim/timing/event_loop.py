@@ -46,6 +46,17 @@ def first_of(env: simpy.Environment, events: list[simpy.Event]) -> simpy.Event:
     return first
 
 
+def succeed(ev: simpy.Event) -> None:
+    """``ev.succeed()`` (value None) without its two Python calls (succeed, then schedule): the same
+    fields, the same (time, priority, id) queue entry. Raises as succeed does on a triggered event."""
+    if ev._value is not _PENDING:
+        raise RuntimeError(f"{ev} has already been triggered")
+    ev._ok = True
+    ev._value = None
+    env = ev.env
+    heappush(env._queue, (env._now, _NORMAL, next(env._eid), ev))
+
+
 def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
     """``env.timeout(delay)`` for a delay the caller knows is >= 0: the same Timeout, scheduled at the
     same (time, priority, id), without the two Python calls of its constructor and ``schedule``
@@ -87,9 +98,11 @@ def _same_as_succeed() -> bool:
         simpy.Event.succeed(ea)
         eb.fire(eb)
         eb.fire(eb)  # a second fire is a no-op, as ``if not triggered`` made it
-        return vars(ea).keys() == vars(eb).keys() and all(
-            getattr(ea, k) == getattr(eb, k) for k in vars(ea) if k not in ("env", "callbacks")) and \
-            a._queue[0][:3] == b._queue[0][:3] and len(b._queue) == 1
+        ec = simpy.Event(b)
+        succeed(ec)
+        return vars(ea).keys() == vars(eb).keys() == vars(ec).keys() and all(
+            getattr(ea, k) == getattr(eb, k) == getattr(ec, k) for k in vars(ea) if k not in ("env", "callbacks")) \
+            and a._queue[0][:3] == b._queue[0][:3] and len(b._queue) == 2 and b._queue[1][:2] == a._queue[0][:2]
     except Exception:  # noqa: BLE001  (any mismatch of internals: use the public calls)
         return False
 
@@ -104,6 +117,9 @@ if not _same_as_succeed():
             self.succeed()
 
     FirstOf.fire = _fire  # type: ignore[method-assign]
+
+    def succeed(ev: simpy.Event) -> None:  # noqa: F811
+        ev.succeed()
 
 GC_GEN0 = 50_000
 
@@ -134,4 +150,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "first_of", "run_to_end", "timer"]
+__all__ = ["FirstOf", "first_of", "run_to_end", "succeed", "timer"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.timing.event_loop import timer
+from sim.timing.event_loop import succeed, timer
 
 
 class FluidShare:
@@ -166,12 +166,14 @@ class FluidShare:
             _, _, ev, load = heapq.heappop(heap)
             self._load -= load
             if ev is not None:
-                ev.succeed()
+                succeed(ev)
             popped = True
         if not heap:
             self._load = 0.0
-        if popped:
-            self._set_changed()
+            if popped:
+                self._r = 0.0  # self._set_changed(), inlined
+        elif popped:
+            self._r = self.rate_fn(len(heap), self._load)
         self._reschedule()
         if popped and self.on_change is not None:
             self.on_change()
