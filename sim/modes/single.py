@@ -270,7 +270,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     bt = setup.block_tokens
     every = _sample_every(len(w))
     npre_of = [0] * len(w)
-    t_first = np.zeros(len(w))  # 8 bytes a request (a list held a float object each: 32)
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
 
@@ -314,7 +313,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def first_out(eng: BatchingReplica, r: Req) -> None:
         i, now = r.i, env.now
-        t_first[i] = now
+        r.t_kv = now  # first token out: TPOT runs from here (colocated: the KV is where decode reads it)
         res.queue_s[i] = r.t_pstart - r.t_ready
         res.prefill_s[i] = now - r.t_pstart
         res.ttft_s[i] = now - r.t_arr
@@ -323,7 +322,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def done(r: Req) -> None:
         i, now = r.i, env.now
         n_out = r.out
-        res.tpot_s[i] = (now - t_first[i]) / (n_out - 1) if n_out > 1 else 0.0
+        res.tpot_s[i] = (now - r.t_kv) / (n_out - 1) if n_out > 1 else 0.0
         res.e2e_s[i] = now - r.t_arr
         load[res.worker[i]] -= 1
 

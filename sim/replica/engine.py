@@ -44,6 +44,7 @@ from collections import deque
 from typing import Protocol
 
 import simpy
+from simpy.events import PENDING
 
 from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
@@ -144,7 +145,7 @@ class BatchingReplica:
     def notify(self) -> None:
         """New work arrived (a prefill request, a decode-ready request, freed memory)."""
         w = self._wake
-        if w is None or w.triggered:
+        if w is None or w._value is not PENDING:  # w.triggered without the property
             return
         if not self.running:
             succeed(w)  # idle

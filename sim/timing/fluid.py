@@ -124,6 +124,11 @@ class FluidShare:
             self.on_change()
 
     def _reschedule(self) -> None:
+        old = self._timer
+        if old is not None:
+            # superseded: it stays in the queue (no removal from a heap) but calls nobody when it comes
+            # up; the event order is unchanged (the wake-up it would call returns at once)
+            old.callbacks = []
         self._timer = None
         heap = self._heap
         if not heap:
