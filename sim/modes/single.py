@@ -53,7 +53,7 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.event_loop import run_to_end
+from sim.timing.event_loop import run_to_end, timer
 from sim.timing.node_io import NodeIO, PrefillCost, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
 from sim.timing.step_cost import StepModel
@@ -390,9 +390,9 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         # and after the timeout to the next arrival is scheduled (the same event order).
         due: list[int] = []
         for i in range(len(w)):
-            dt = float(arr_s[i]) - env.now
+            dt = float(arr_s[i]) - env._now  # env.now without the property call
             if dt > 0:
-                nxt = env.timeout(dt)
+                nxt = timer(env, dt)  # env.timeout's Timeout (dt > 0)
                 for j in due:
                     request(j)
                 due.clear()

@@ -103,8 +103,8 @@ class PriorityLink:
 
     def serve(self, nbytes: float, direction: Direction = "read") -> simpy.Event:
         """An event that fires when `nbytes` of this class have crossed the link."""
-        self.bytes[direction] += max(0.0, nbytes)
-        return self.cls(direction).serve(nbytes)
+        self.bytes[direction] += nbytes if nbytes > 0.0 else 0.0  # max(0.0, nbytes) without the call
+        return (self.read if direction == "read" else self.cls(direction)).serve(nbytes)
 
     def serve_quiet(self, nbytes: float, direction: Direction = "write") -> None:
         """``serve`` without a completion event (nobody waits for this transfer)."""
