@@ -53,9 +53,10 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.event_loop import run_to_end
-from sim.timing.node_io import NodeIO, all_done
+from sim.timing.event_loop import run_to_end, timer
+from sim.timing.node_io import NodeIO, PrefillCost, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
+from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 OCCUPANCY_SAMPLES = 200
@@ -269,7 +270,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     bt = setup.block_tokens
     every = _sample_every(len(w))
     npre_of = [0] * len(w)
-    t_first = np.zeros(len(w))  # 8 bytes a request (a list held a float object each: 32)
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
 
@@ -313,7 +313,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def first_out(eng: BatchingReplica, r: Req) -> None:
         i, now = r.i, env.now
-        t_first[i] = now
+        r.t_kv = now  # first token out: TPOT runs from here (colocated: the KV is where decode reads it)
         res.queue_s[i] = r.t_pstart - r.t_ready
         res.prefill_s[i] = now - r.t_pstart
         res.ttft_s[i] = now - r.t_arr
@@ -322,16 +322,18 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def done(r: Req) -> None:
         i, now = r.i, env.now
         n_out = r.out
-        res.tpot_s[i] = (now - t_first[i]) / (n_out - 1) if n_out > 1 else 0.0
+        res.tpot_s[i] = (now - r.t_kv) / (n_out - 1) if n_out > 1 else 0.0
         res.e2e_s[i] = now - r.t_arr
         load[res.worker[i]] -= 1
 
     workers = worker_replicas(cfg, setup, env, w, first_token=first_token if fast is None else first_token_fast,
                               done=done)
 
-    def prefill_cost(new: int, cached: int) -> float:
-        # the load-or-recompute choice prices a prefill with the workers' own step model
-        return workers.step.iteration_s([(new, cached)], 0, 0.0)
+    # the load-or-recompute choice prices a prefill with the workers' own step model (StepModel.prefill_s:
+    # the same floats as iteration_s of the one chunk, unrolled)
+    step = workers.step
+    prefill_cost: PrefillCost = step.prefill_s if isinstance(step, StepModel) else (
+        lambda new, cached: step.iteration_s([(new, cached)], 0, 0.0))
 
     def request(i: int) -> None:
         """Request i's arrival: route, look up, fetch, start the load; joins its worker when ready.
@@ -388,9 +390,9 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         # and after the timeout to the next arrival is scheduled (the same event order).
         due: list[int] = []
         for i in range(len(w)):
-            dt = float(arr_s[i]) - env.now
+            dt = float(arr_s[i]) - env._now  # env.now without the property call
             if dt > 0:
-                nxt = env.timeout(dt)
+                nxt = timer(env, dt)  # env.timeout's Timeout (dt > 0)
                 for j in due:
                     request(j)
                 due.clear()

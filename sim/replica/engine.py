@@ -44,14 +44,17 @@ from collections import deque
 from typing import Protocol
 
 import simpy
+from simpy.events import PENDING
 
 from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
-from sim.timing.event_loop import FirstOf
+from sim.timing.event_loop import FirstOf, succeed, timer
 
 # ------------------------------------------------------------------ the replica
+
+_NO_BATCH: list = []  # an empty batch (never appended to: form_batch builds a new list)
 
 
 class Hooks(Protocol):
@@ -142,13 +145,13 @@ class BatchingReplica:
     def notify(self) -> None:
         """New work arrived (a prefill request, a decode-ready request, freed memory)."""
         w = self._wake
-        if w is None or w.triggered:
+        if w is None or w._value is not PENDING:  # w.triggered without the property
             return
         if not self.running:
-            w.succeed()  # idle
+            succeed(w)  # idle
         elif (self.sched is not None and self.sched.waiting and not self.resume_q and self._seq_room() > 0) or (
                 self.decode_q and len(self.running) < self.max_seqs):
-            w.succeed()  # cut the decode stretch at the iteration in flight
+            succeed(w)  # cut the decode stretch at the iteration in flight
 
     # ---------------------------------------------------------- memory grants from outside
     def _claimed_ahead(self) -> int:
@@ -266,52 +269,63 @@ class BatchingReplica:
 
     # ---------------------------------------------------------- the loop
     def _run(self):
+        # What the loop reads every iteration, bound once (none of these is rebound after __init__;
+        # self.running is, by _advance, so it is read where used).
         env, st, hist = self.env, self.stats, self.hist
+        mem, sched, hooks, step = self.mem, self.sched, self.hooks, self.step
+        decode_q, resume_q, lines = self.decode_q, self.resume_q, self._lines
+        decodes, coalesce, max_seqs = self.decodes, self.coalesce, self.max_seqs
         while True:
-            if self.decodes and (self.resume_q or self.decode_q):
+            if decodes and (resume_q or decode_q):
                 self._join()
             B = len(self.running)
             if B:
-                if self.mem.headroom() < B:
+                if mem.headroom() < B:
                     B = self._make_room()
                 if B:
-                    self.mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
+                    mem.take(B)  # decode first: the next iteration's tokens, before prefill admission
             # The decode tokens of a mixed iteration count against the prefill token budget (vLLM's
             # max_num_batched_tokens); no new admissions while a preempted request waits to resume.
-            sched = self.sched
             if sched is not None and (sched.active or sched.waiting):
-                batch = sched.form_batch(sched.budget - B, 0 if self.resume_q else self._seq_room())
+                if resume_q:
+                    room = 0
+                else:  # self._seq_room(), inlined
+                    held = len(sched.active)
+                    if decodes:
+                        held += len(self.running) + len(decode_q)  # resume_q is empty here
+                    room = max_seqs - held
+                batch = sched.form_batch(sched.budget - B, room)
             else:
-                batch = []
+                batch = _NO_BATCH
             if not batch and not B:
                 if self._debt:  # swap-outs of a batch that emptied still occupy the GPU
                     d, self._debt = self._debt, 0.0
                     st.busy_s += d
-                    yield env.timeout(d)
+                    yield timer(env, d)
                     continue
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
                 continue
-            if batch or not self.coalesce or self._extra or self._debt or self._pending_kv or self._joins_next(B):
+            if batch or not coalesce or self._extra or self._debt or self._pending_kv or self._joins_next(B):
                 if batch:
                     chunks = [(n, before) for _r, n, before in batch]
-                    dur = self.step.iteration_s(chunks, B, self.K)
+                    dur = step.iteration_s(chunks, B, self.K)
                 else:
                     dur = self.line(B).span(1, B, self.K)
                 owed = self._extra + self._debt
                 if owed:  # recompute / swap-in of rejoining requests, blocking swap-outs
                     dur += owed
                     self._extra = self._debt = 0.0
-                t0 = env.now
+                t0 = env._now
                 if batch:
-                    self.hooks.chunk_start(self, batch, t0, dur)
+                    hooks.chunk_start(self, batch, t0, dur)
                     for n, _b in chunks:
                         st.prefill_tokens += n
-                yield env.timeout(dur)
+                yield timer(env, dur)
                 if self._pending_kv:
                     yield from self._await_layers(t0, dur)
-                took = env.now - t0
+                took = env._now - t0
                 st.busy_s += took
                 st.iterations += 1
                 st.stretches += 1
@@ -322,40 +336,44 @@ class BatchingReplica:
                     st.prefill_busy_s += took
                     assert sched is not None  # it formed the batch
                     for r in sched.complete(batch):
-                        self.hooks.prefill_done(self, r)
+                        hooks.prefill_done(self, r)
                 if B:
                     self._advance(1)
                 continue
             # decode-only stretch up to the next finish or memory limit, in one event
-            k = min(min([r.left for r in self.running]), 1 + self.mem.claimable() // B)
+            k = min(min([r.left for r in self.running]), 1 + mem.claimable() // B)
             if k > 1:
-                self.mem.take((k - 1) * B)
-            K, ln = self.K, self.line(B)
+                mem.take((k - 1) * B)
+            K = self.K
+            ln = lines.get(B)
+            if ln is None:
+                ln = self.line(B)
             T = ln.span(k, B, K)
-            t0 = env.now
+            t0 = env._now
             self._wake = wake = env.event()
             self._stretch = (t0, k, B, K)
             # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
             # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
             first = FirstOf(env)
-            env.timeout(T).callbacks.append(first.fire)
+            timer(env, T).callbacks.append(first.fire)
             wake.callbacks.append(first.fire)
             yield first
             self._wake = None
             self._stretch = None
-            dt = env.now - t0
+            dt = env._now - t0
+            took = T  # ln.span(k, B, K) while k stands
             if dt < T * (1 - 1e-12):
                 j = ln.done_by(dt, B, K)
                 if ln.span(j, B, K) < dt - 1e-12 * max(1.0, dt):
                     j += 1  # the iteration in flight finishes first
                 j = min(j, k)
                 if j < k:
-                    self.mem.give((k - j) * B)
+                    mem.give((k - j) * B)
                     k = j
-                end = t0 + ln.span(k, B, K)
-                if end > env.now:
-                    yield env.timeout(end - env.now)
-            took = ln.span(k, B, K)
+                    took = ln.span(k, B, K)
+                end = t0 + took
+                if end > env._now:
+                    yield timer(env, end - env._now)
             st.busy_s += took
             st.decode_busy_s += took
             st.iterations += k

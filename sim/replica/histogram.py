@@ -23,10 +23,24 @@ HI_S = 1e3
 class IterationHistogram:
     def __init__(self) -> None:
         self.n_bins = int(round(math.log10(HI_S / LO_S) * PER_DECADE))
-        self.counts = np.zeros(self.n_bins, dtype=np.int64)
+        # Counts in a plain list (``counts`` is its array view): the engine adds a stretch per decode
+        # wake-up, and a numpy element update costs several times a list's.
+        self._c = [0] * self.n_bins
         self.total = 0
         self.sum_s = 0.0
         self._log_lo = math.log10(LO_S)
+        self._edges = _edges(self)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Iterations per bin (a copy: write it back by assignment, e.g. ``h.counts += other``)."""
+        return np.array(self._c, dtype=np.int64)
+
+    @counts.setter
+    def counts(self, value: np.ndarray) -> None:
+        if len(value) != self.n_bins:
+            raise ValueError(f"{len(value)} counts for {self.n_bins} bins")
+        self._c = [int(x) for x in value]
 
     def _bin(self, x: float) -> int:
         if x <= LO_S:
@@ -39,7 +53,7 @@ class IterationHistogram:
         return 10.0 ** (self._log_lo + b / PER_DECADE)
 
     def add(self, x: float) -> None:
-        self.counts[self._bin(x)] += 1
+        self._c[self._bin(x)] += 1
         self.total += 1
         self.sum_s += x
 
@@ -49,22 +63,28 @@ class IterationHistogram:
             return
         self.total += k
         self.sum_s += k * first + step * k * (k - 1) / 2.0
+        c = self._c
         if step <= 0 or k == 1:
-            self.counts[self._bin(first)] += k
+            c[self._bin(first)] += k
             return
         last = first + step * (k - 1)
         b, b_last = self._bin(first), self._bin(last)
         j = 0  # iterations counted so far (the first j of the progression)
+        edges, ceil = self._edges, math.ceil
         while b < b_last:
             # iterations with first + i x step below the next edge: i < (edge - first) / step
-            upto = min(k, max(j, math.ceil((self._edge(b + 1) - first) / step)))
-            self.counts[b] += upto - j
+            upto = ceil((edges[b + 1] - first) / step)  # min(k, max(j, ...)) without the calls
+            if upto < j:
+                upto = j
+            if upto > k:
+                upto = k
+            c[b] += upto - j
             j = upto
             b += 1
-        self.counts[b_last] += k - j
+        c[b_last] += k - j
 
     def merge(self, other: IterationHistogram) -> None:
-        self.counts += other.counts
+        self._c = [a + b for a, b in zip(self._c, other._c, strict=True)]
         self.total += other.total
         self.sum_s += other.sum_s
 
@@ -84,6 +104,17 @@ class IterationHistogram:
             return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0}
         return {"p50": self.quantile(0.5) * 1e3, "p90": self.quantile(0.9) * 1e3,
                 "p99": self.quantile(0.99) * 1e3, "mean": self.sum_s / self.total * 1e3}
+
+
+_EDGES: list[float] = []
+
+
+def _edges(h: IterationHistogram) -> list[float]:
+    """Lower edges of the bins and of the bin past the last, as ``_edge`` computes them (one list for
+    every histogram: the bins are the module's constants)."""
+    if not _EDGES:
+        _EDGES.extend(h._edge(b) for b in range(h.n_bins + 1))
+    return _EDGES
 
 
 def merged_summary_ms(hists: Iterable[IterationHistogram]) -> dict[str, float]:

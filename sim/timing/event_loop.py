@@ -27,8 +27,13 @@ class FirstOf(simpy.Event):
     """Succeeds (scheduled now) when the first of the events it is a callback of is processed."""
 
     def fire(self, _event: simpy.Event) -> None:
-        if not self.triggered:
-            self.succeed()
+        # ``if not self.triggered: self.succeed()`` without the property and the two calls of succeed
+        # and schedule: the same fields, the same (time, priority, id) entry (a decode stretch ends here)
+        if self._value is _PENDING:
+            self._ok = True
+            self._value = None
+            env = self.env
+            heappush(env._queue, (env._now, _NORMAL, next(env._eid), self))
 
 
 def first_of(env: simpy.Environment, events: list[simpy.Event]) -> simpy.Event:
@@ -39,6 +44,17 @@ def first_of(env: simpy.Environment, events: list[simpy.Event]) -> simpy.Event:
     for ev in events:
         ev.callbacks.append(first.fire)
     return first
+
+
+def succeed(ev: simpy.Event) -> None:
+    """``ev.succeed()`` (value None) without its two Python calls (succeed, then schedule): the same
+    fields, the same (time, priority, id) queue entry. Raises as succeed does on a triggered event."""
+    if ev._value is not _PENDING:
+        raise RuntimeError(f"{ev} has already been triggered")
+    ev._ok = True
+    ev._value = None
+    env = ev.env
+    heappush(env._queue, (env._now, _NORMAL, next(env._eid), ev))
 
 
 def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
@@ -58,6 +74,7 @@ def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
 _new = object.__new__
 _Timeout = simpy.Timeout
 _NORMAL = simpy.events.NORMAL
+_PENDING = simpy.events.PENDING
 
 
 def _same_as_timeout() -> bool:
@@ -73,9 +90,36 @@ def _same_as_timeout() -> bool:
         return False
 
 
+def _same_as_succeed() -> bool:
+    """Does ``FirstOf.fire`` do exactly what ``succeed`` does (the same fields, the same queue entry)?"""
+    try:
+        a, b = simpy.Environment(), simpy.Environment()
+        ea, eb = FirstOf(a), FirstOf(b)
+        simpy.Event.succeed(ea)
+        eb.fire(eb)
+        eb.fire(eb)  # a second fire is a no-op, as ``if not triggered`` made it
+        ec = simpy.Event(b)
+        succeed(ec)
+        return vars(ea).keys() == vars(eb).keys() == vars(ec).keys() and all(
+            getattr(ea, k) == getattr(eb, k) == getattr(ec, k) for k in vars(ea) if k not in ("env", "callbacks")) \
+            and a._queue[0][:3] == b._queue[0][:3] and len(b._queue) == 2 and b._queue[1][:2] == a._queue[0][:2]
+    except Exception:  # noqa: BLE001  (any mismatch of internals: use the public calls)
+        return False
+
+
 if not _same_as_timeout():
     def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:  # noqa: F811
         return env.timeout(delay)
+
+if not _same_as_succeed():
+    def _fire(self: FirstOf, _event: simpy.Event) -> None:
+        if not self.triggered:
+            self.succeed()
+
+    FirstOf.fire = _fire  # type: ignore[method-assign]
+
+    def succeed(ev: simpy.Event) -> None:  # noqa: F811
+        ev.succeed()
 
 GC_GEN0 = 50_000
 
@@ -106,4 +150,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "first_of", "run_to_end", "timer"]
+__all__ = ["FirstOf", "first_of", "run_to_end", "succeed", "timer"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.timing.event_loop import timer
+from sim.timing.event_loop import succeed, timer
 
 
 class FluidShare:
@@ -64,8 +64,17 @@ class FluidShare:
             self._r = 0.0
             self._timer = None
             return
-        self._advance()
-        self._set_changed()
+        heap = self._heap
+        # self._advance() and self._set_changed() (the heap is not empty), inlined
+        now = self.env._now
+        dt = now - self._t
+        r = self._r
+        if dt > 0 and r > 0:
+            self._v += r * dt
+            self.served += r * dt * len(heap)
+            self.busy_time += dt
+        self._t = now
+        self._r = self.rate_fn(len(heap), self._load)
         self._reschedule()
 
     def rate_if_joined(self, load: float = 0.0) -> float:
@@ -97,8 +106,16 @@ class FluidShare:
             self._join(size, load, None)
 
     def _join(self, size: float, load: float, done: simpy.Event | None) -> None:
-        self._advance()
         heap = self._heap
+        # self._advance(), inlined (a join per transfer per hop)
+        now = self.env._now
+        dt = now - self._t
+        if dt > 0 and heap and self._r > 0:
+            r = self._r
+            self._v += r * dt
+            self.served += r * dt * len(heap)
+            self.busy_time += dt
+        self._t = now
         heapq.heappush(heap, (self._v + size, next(self._seq), done, load))
         self._load += load
         self._r = self.rate_fn(len(heap), self._load)  # _set_changed (the heap is not empty)
@@ -107,6 +124,11 @@ class FluidShare:
             self.on_change()
 
     def _reschedule(self) -> None:
+        old = self._timer
+        if old is not None:
+            # superseded: it stays in the queue (no removal from a heap) but calls nobody when it comes
+            # up; the event order is unchanged (the wake-up it would call returns at once)
+            old.callbacks = []
         self._timer = None
         heap = self._heap
         if not heap:
@@ -124,29 +146,39 @@ class FluidShare:
     def _wake(self, timer: simpy.Event) -> None:
         if timer is not self._timer:
             return  # a newer arrival/departure rescheduled us
-        self._advance()
+        heap = self._heap
+        # self._advance(), inlined
+        now = self.env._now
+        dt = now - self._t
+        if dt > 0 and heap and self._r > 0:
+            r = self._r
+            self._v += r * dt
+            self.served += r * dt * len(heap)
+            self.busy_time += dt
+        self._t = now
         # Float slack: finish every job whose virtual finish is (almost) reached. The slack also
         # covers what the server delivers in a few ulps of the clock: a smaller remainder would
         # give a wake-up delay that does not advance env.now, and the timer would refire forever.
         v = abs(self._v)
         eps = 1e-9 * (v if v > 1.0 else 1.0)  # max(1.0, |V|), without the call (a wake per job or two)
-        if self._heap:
-            tick = 4.0 * math.ulp(self.env._now) * self._r
+        if heap:
+            tick = 4.0 * math.ulp(now) * self._r
             if tick > eps:
                 eps = tick
         popped = False
-        heap = self._heap
         reached = self._v + eps
         while heap and heap[0][0] <= reached:
             _, _, ev, load = heapq.heappop(heap)
             self._load -= load
             if ev is not None:
-                ev.succeed()
+                succeed(ev)
             popped = True
         if not heap:
             self._load = 0.0
-        if popped:
-            self._set_changed()
+            if popped:
+                self._r = 0.0  # self._set_changed(), inlined
+        elif popped:
+            self._r = self.rate_fn(len(heap), self._load)
         self._reschedule()
         if popped and self.on_change is not None:
             self.on_change()

@@ -27,12 +27,13 @@ from typing import Any
 
 import simpy
 
-from sim.timing.event_loop import first_of
+from sim.timing.event_loop import first_of, timer
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
 from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through, through_quiet
 
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
+_NAN = float("nan")
 
 
 def all_done(env: simpy.Environment, evs: list[simpy.Event]) -> simpy.Event | None:
@@ -62,11 +63,11 @@ class PrefixLoad:
     def __init__(self, env: simpy.Environment, choice: LoadChoice, done: simpy.Event | None, layers: int,
                  overlap: str) -> None:
         self.env = env
-        self.t0 = env.now
+        self.t0 = now = env._now  # env.now without the property call (a load per request)
         self.choice = choice
         self.layers = layers
         self.overlap = overlap
-        self.t_done = env.now if done is None else float("nan")
+        self.t_done = now if done is None else _NAN
         self.done = done
         if done is not None:
             done.callbacks.append(self._finished)
@@ -93,7 +94,9 @@ class PrefixLoad:
         if self.overlap == "none":
             return self.done
         early = ready_offset_s(self.choice.load_s, self.choice.prefill_s, self.layers, self.overlap)
-        return first_of(self.env, [self.done, self.env.timeout(early)])  # any_of; nobody reads its value
+        env = self.env
+        # any_of; nobody reads its value (event_loop.timer: the same Timeout; env.timeout raises on < 0)
+        return first_of(env, [self.done, timer(env, early) if early >= 0 else env.timeout(early)])
 
     def prefill(self, prefill_s: float) -> Generator[simpy.Event, Any, None]:
         """The prefill, started now on the GPU: waits for the load where the layers need it.

@@ -48,8 +48,10 @@ def _check(load_s: float, prefill_s: float, layers: int, overlap: str) -> None:
 def prefill_done_s(load_s: float, prefill_s: float, layers: int, overlap: str = "layerwise",
                    start_s: float = 0.0) -> float:
     """Seconds from "load starts" to "prefill done" (see the module docstring)."""
-    _check(load_s, prefill_s, layers, overlap)
-    start_s = max(0.0, start_s)
+    # _check's tests, inlined (the load-or-recompute choice calls this per cut per request)
+    if load_s < 0 or prefill_s < 0 or layers < 1 or (overlap != "layerwise" and overlap != "none"):
+        _check(load_s, prefill_s, layers, overlap)
+    start_s = start_s if start_s > 0.0 else 0.0  # max(0.0, start_s) without the call (the same for -0.0, nan)
     if load_s == 0:
         return start_s + prefill_s
     if overlap == "none":

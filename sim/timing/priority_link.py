@@ -38,6 +38,7 @@ from typing import Literal
 
 import simpy
 
+from sim.timing.event_loop import succeed, timer
 from sim.timing.fluid import FluidShare
 
 Direction = Literal["read", "write", "prefetch"]
@@ -61,13 +62,21 @@ class PriorityLink:
         self.write = FluidShare(env, self._write_rate)
         self.prefetch = FluidShare(env, self._prefetch_rate, pausable=True)
 
+        # An idle class's retime changes nothing (its rate is 0, it has no timer, and its clock is reset
+        # by the next join's advance), so only a busy one is called: a change per transfer start and end.
+        read, write, prefetch = self.read, self.write, self.prefetch
+
         def read_changed() -> None:
-            self.write.retime()
-            self.prefetch.retime()
+            if write._heap:
+                write.retime()
+            if prefetch._heap:
+                prefetch.retime()
 
         def write_changed() -> None:
-            self.read.retime()
-            self.prefetch.retime()
+            if read._heap:
+                read.retime()
+            if prefetch._heap:
+                prefetch.retime()
 
         self.read.on_change = read_changed
         self.write.on_change = write_changed
@@ -94,8 +103,8 @@ class PriorityLink:
 
     def serve(self, nbytes: float, direction: Direction = "read") -> simpy.Event:
         """An event that fires when `nbytes` of this class have crossed the link."""
-        self.bytes[direction] += max(0.0, nbytes)
-        return self.cls(direction).serve(nbytes)
+        self.bytes[direction] += nbytes if nbytes > 0.0 else 0.0  # max(0.0, nbytes) without the call
+        return (self.read if direction == "read" else self.cls(direction)).serve(nbytes)
 
     def serve_quiet(self, nbytes: float, direction: Direction = "write") -> None:
         """``serve`` without a completion event (nobody waits for this transfer)."""
@@ -107,10 +116,10 @@ class PriorityLink:
         if not self.contention:
             return self.read_bytes_s if direction == "read" else self.write_bytes_s
         if direction == "read":
-            bw = self.read_bytes_s * (1.0 - self.share) if self.write.active else self.read_bytes_s
-            return bw / (self.read.active + 1)
-        bw = self.write_bytes_s * self.share if self.read.active else self.write_bytes_s
-        return bw / (self.write.active + 1)
+            bw = self.read_bytes_s * (1.0 - self.share) if self.write._heap else self.read_bytes_s
+            return bw / (len(self.read._heap) + 1)
+        bw = self.write_bytes_s * self.share if self.read._heap else self.write_bytes_s
+        return bw / (len(self.write._heap) + 1)
 
     @property
     def active(self) -> int:
@@ -134,14 +143,14 @@ def through(env: simpy.Environment, hops: Sequence[Hop], nbytes: float, latency_
         return done
 
     def finish(_e: simpy.Event) -> None:
-        done.succeed()
+        succeed(done)
 
     def start(_e: simpy.Event | None = None) -> None:
         evs = [link.serve(nbytes, d) for link, d in hops]
         (evs[0] if len(evs) == 1 else env.all_of(evs)).callbacks.append(finish)
 
     if latency_s > 0:
-        env.timeout(latency_s).callbacks.append(start)
+        timer(env, latency_s).callbacks.append(start)
     else:
         start()
     return done
@@ -161,7 +170,12 @@ def estimate_s(hops: Sequence[Hop], nbytes: float, latency_s: float = 0.0) -> fl
     latency + bytes / the smallest share it would get on any hop. 0 bytes -> 0."""
     if nbytes <= 0 or not hops:
         return 0.0
-    return latency_s + nbytes / min(link.rate_now(d) for link, d in hops)
+    rate = 0.0
+    for i, (link, d) in enumerate(hops):  # min(...) without the generator (once per request and tier)
+        r = link.rate_now(d)
+        if i == 0 or r < rate:
+            rate = r
+    return latency_s + nbytes / rate
 
 
 __all__ = ["Direction", "Hop", "PriorityLink", "estimate_s", "through", "through_quiet"]

@@ -292,7 +292,7 @@ class StepModel:
         lc = self._by_tokens.get(T)
         if lc is None:
             lc = self._linear_comm_one(T)
-            if decode_batch and T <= _MEMO_MAX_TOKENS:
+            if T <= _MEMO_MAX_TOKENS:
                 self._by_tokens[T] = lc
         return lc[0], attention, lc[1], self._overhead_s
 
@@ -304,8 +304,23 @@ class StepModel:
         return float(self._linear(B) + self._comm(B)) + self._overhead_s, self._kv_s
 
     def prefill_s(self, new_tokens: int, cached_tokens: int = 0) -> float:
-        """One request's prefill alone in one iteration; 0 new tokens -> 0."""
-        return self.iteration_s([(new_tokens, cached_tokens)])
+        """One request's prefill alone in one iteration; 0 new tokens -> 0.
+
+        ``iteration_s([(new_tokens, cached_tokens)])`` unrolled for its one chunk and no decode batch
+        (the timed modes price every request's load-or-recompute choice with it): the same operations
+        on the same values (``0.0 + x`` and ``x + 0.0`` are x for the non-negative x here)."""
+        n, c = new_tokens, cached_tokens
+        if n < 0 or c < 0:
+            raise ValueError(f"prefill chunk token counts must be >= 0 (got new={n}, cached={c})")
+        if n == 0:
+            return 0.0
+        attention = n * (c + n / 2.0) * self._attn_flop_s
+        lc = self._by_tokens.get(n)
+        if lc is None:
+            lc = self._linear_comm_one(n)
+            if n <= _MEMO_MAX_TOKENS:
+                self._by_tokens[n] = lc
+        return lc[0] + attention + lc[1] + self._overhead_s
 
     def prefill_s_array(self, new_tokens: np.ndarray, cached_tokens: np.ndarray) -> np.ndarray:
         """``prefill_s`` element-wise: each request's prefill alone in one iteration (0 new tokens -> 0)."""

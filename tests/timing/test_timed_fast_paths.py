@@ -105,3 +105,58 @@ def test_hbm_only_is_choose_prefix_with_empty_lower_parts(policy, overlap):
 def test_hbm_only_refuses_what_choose_prefix_refuses():
     with pytest.raises(ValueError, match="within the input"):
         hbm_only(200, 100, lambda n, c: 0.0, 3)
+
+
+def test_succeed_and_first_of_fire_schedule_as_event_succeed():
+    """event_loop.succeed / FirstOf.fire: the same fields and the same queue entry as Event.succeed."""
+    from sim.timing.event_loop import FirstOf, succeed
+
+    a, b = simpy.Environment(), simpy.Environment()
+    for env in (a, b):
+        env.timeout(0.5)  # an id taken before, so the entries' ids are not 0
+    ea, eb = simpy.Event(a), simpy.Event(b)
+    fa, fb = FirstOf(a), FirstOf(b)
+    ea.succeed()
+    succeed(eb)
+    fa.succeed()
+    fb.fire(eb)
+    fb.fire(eb)  # the second of two fired events: nothing more is scheduled
+    assert [e[:3] for e in a._queue] == [e[:3] for e in b._queue] and len(b._queue) == 3
+    for x, y in ((ea, eb), (fa, fb)):
+        assert (x._ok, x._value, x.triggered) == (y._ok, y._value, y.triggered)
+    with pytest.raises(RuntimeError):
+        succeed(eb)
+
+
+def test_prefill_s_is_iteration_s_of_one_chunk_bit_for_bit():
+    from sim.config import Config
+    from sim.timing.step_cost import StepModel
+
+    m = StepModel.from_config(Config())
+    fresh = StepModel.from_config(Config())  # no memo shared with m
+    for new, cached in [(1, 0), (7, 3), (16, 4096), (1000, 0), (8191, 12345), (70000, 5), (0, 9)]:
+        got = m.prefill_s(new, cached)
+        assert got == fresh.iteration_s([(new, cached)], 0, 0.0)
+        assert m.prefill_s(new, cached) == got  # the memoised terms give the same float
+    with pytest.raises(ValueError):
+        m.prefill_s(-1, 0)
+
+
+def test_histogram_list_counts_round_trip_and_merge():
+    import numpy as np
+
+    from sim.replica.histogram import IterationHistogram
+
+    a, b = IterationHistogram(), IterationHistogram()
+    a.add_progression(0.010, 0.0004, 500)  # crosses many bins
+    a.add(0.02)
+    b.add_progression(0.5e-3, 0.0, 7)
+    ca, cb = a.counts, b.counts
+    assert ca.dtype == np.int64 and ca.sum() == 501 and cb.sum() == 7
+    a.merge(b)
+    assert (a.counts == ca + cb).all() and a.total == 508
+    c = IterationHistogram()
+    c.counts += a.counts  # partition_merge adds saved counts this way
+    assert (c.counts == a.counts).all()
+    with pytest.raises(ValueError):
+        c.counts = np.zeros(3, dtype=np.int64)
