@@ -44,7 +44,8 @@ with Topology endpoint names; the simulator turns them into network time.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sim.cache.chain import TierChain
 from sim.cache.cluster_lower import count_move, demote, dram_spill
@@ -52,6 +53,10 @@ from sim.cache.layout import Layout, Moves, add_move
 from sim.cache.tier import Tier
 from sim.policies.base import Policy
 from sim.timing.topology import Endpoint
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 _EMPTY: dict = {}
 
@@ -235,6 +240,14 @@ class ClusterCache:
                 found.append(base + low.bit_length() - 1)
                 part ^= low
         return found
+
+    def route_lookup(self, blocks: list[int], k: int, off: int, scan: int,
+                     rack_load: Sequence[int] | npt.NDArray[np.int64]) -> tuple[list[int], list[int]]:
+        """(``hbm_candidates(blocks, k)``, ``eic_prefix_racks(blocks, off, scan)`` stably sorted by
+        `rack_load`): a cluster router's two lookups (one compiled call in the compiled twin)."""
+        found = self.eic_prefix_racks(blocks, off, scan)
+        found.sort(key=rack_load.__getitem__)
+        return self.hbm_candidates(blocks, k), found
 
     # ------------------------------------------------------------ moves
     def acquire(self, w: int, blocks: list[int], pos0: int) -> tuple[list[int], Moves, Moves]:

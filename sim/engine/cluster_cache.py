@@ -108,7 +108,13 @@ class CompiledClusterCache:
         self._mark = np.zeros(nr, np.int64)
         self._pw = np.zeros(16, np.int64)
         self._pc = np.zeros((16, 6), np.int64)
+        self._rout = np.zeros(16, np.int64)
         self._gpu_ep: dict[int, tuple] = {}
+        self._eps: dict[int, tuple] = {}  # endpoint by kind + 4 * index (see _ep)
+        self._pairs: dict[tuple, tuple] = {}  # (src kind, index, dst kind, index) -> (src, dst) endpoints
+        self._cr_rows = self._cr.shape[0]
+        self._x_cols = self._x.shape[1]
+        self._wpn = layout.workers_per_node
 
     # ------------------------------------------------------------ storage
     def _grow(self, need: int) -> None:
@@ -143,15 +149,18 @@ class CompiledClusterCache:
     def _reserve(self, n: int) -> None:
         # A block allocates at most a handful of slots per operation (HBM, DRAM, EIC, SSD).
         need = 16 * n + 64
-        G = self.G
-        if G[K.NFREE] < need:
+        item = self.G.item  # Python ints: twice per request, cheaper than numpy scalars
+        if item(K.NFREE) < need:
             self._grow(need)
-        if 2 * (G[K.NKEYS] + need) > G[K.MASK] + 1:  # load factor <= 0.5 (sim.engine.hashtab)
-            self._reindex(int(G[K.NKEYS]) + need)
-        if self._cr.shape[0] < n + self.layout.workers_per_node + 8:
+        if 2 * (item(K.NKEYS) + need) > item(K.MASK) + 1:  # load factor <= 0.5 (sim.engine.hashtab)
+            self._reindex(item(K.NKEYS) + need)
+        wpn = self._wpn
+        if self._cr_rows < n + wpn + 8:
             self._cr = np.zeros((2 * n + 64, 3), np.int64)
-        if self._x.shape[1] < max(n, self.layout.workers_per_node):
-            self._x = cluster_kernels.scratch(2 * max(n, self.layout.workers_per_node))
+            self._cr_rows = self._cr.shape[0]
+        if self._x_cols < max(n, wpn):
+            self._x = cluster_kernels.scratch(2 * max(n, wpn))
+            self._x_cols = self._x.shape[1]
 
     # ------------------------------------------------------------ endpoints
     def gpu_ep(self, w: int) -> tuple:
@@ -161,20 +170,36 @@ class CompiledClusterCache:
         return ep
 
     def _ep(self, kind: int, i: int) -> tuple:
-        if kind == K.EP_GPU:
-            return self.gpu_ep(i)
-        if kind == K.EP_DRAM:
-            return self.topo.dram(i)
-        if kind == K.EP_EIC:
-            return self.topo.eic(i)
-        return self.topo.ssd()
+        key = kind + 4 * i  # kinds are 0..3 (K.EP_*)
+        ep = self._eps.get(key)
+        if ep is None:
+            if kind == K.EP_GPU:
+                ep = self.gpu_ep(i)
+            elif kind == K.EP_DRAM:
+                ep = self.topo.dram(i)
+            elif kind == K.EP_EIC:
+                ep = self.topo.eic(i)
+            else:
+                ep = self.topo.ssd()
+            self._eps[key] = ep
+        return ep
+
+    def _pair(self, sk: int, si: int, dk: int, di: int) -> tuple:
+        ep = self._ep
+        p = self._pairs[sk, si, dk, di] = (ep(sk, si), ep(dk, di))
+        return p
 
     def _moves(self) -> Moves:
-        n = int(self.G[K.NMV])
+        n = self.G.item(K.NMV)
         if not n:
             return {}
-        ep = self._ep
-        return {(ep(sk, si), ep(dk, di)): nb for sk, si, dk, di, nb in self._mv[:n].tolist()}
+        # One (src, dst) key per move, built once per distinct move (a dict of 4 ints, not 2 endpoint lookups).
+        pairs = self._pairs
+        out: Moves = {}
+        for sk, si, dk, di, nb in self._mv[:n].tolist():
+            p = pairs.get((sk, si, dk, di))
+            out[p if p is not None else self._pair(sk, si, dk, di)] = nb
+        return out
 
     # ------------------------------------------------------------ operations
     def acquire(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
@@ -183,9 +208,16 @@ class CompiledClusterCache:
         self._reserve(len(blocks))
         cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr, self._mv,
                                 self._x)
-        me = self.gpu_ep(w)
-        ep = self._ep
-        crit = {(ep(sk, si), me): nb for sk, si, nb in self._cr[:int(self.G[K.NCR])].tolist()}
+        ncr = self.G.item(K.NCR)
+        if ncr:
+            me = self.gpu_ep(w)
+            eps = self._eps
+            crit = {}
+            for sk, si, nb in self._cr[:ncr].tolist():
+                src = eps.get(sk + 4 * si)
+                crit[(src if src is not None else self._ep(sk, si), me)] = nb
+        else:
+            crit = {}
         return self._cnt.tolist(), crit, self._moves()
 
     def prefetch(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
@@ -244,6 +276,18 @@ class CompiledClusterCache:
             self._out = np.zeros(k, np.int64)
         m = cluster_queries.hbm_candidates(self.S, self.G, self.B, blocks, k, self._out)
         return self._out[:m].tolist()
+
+    def route_lookup(self, blocks: np.ndarray, k: int, off: int, scan: int,
+                     rack_load: np.ndarray) -> tuple[list[int], list[int]]:
+        """(``hbm_candidates(blocks, k)``, ``eic_prefix_racks(blocks, off, scan)`` stably sorted by
+        `rack_load`) in one compiled call."""
+        if self._out.shape[0] < k:
+            self._out = np.zeros(k, np.int64)
+        if self._rout.shape[0] < scan:
+            self._rout = np.zeros(scan, np.int64)
+        m1, m2 = cluster_queries.route_lookup(self.S, self.G, self.B, blocks, k, off, scan, self._mark, rack_load,
+                                              self._out, self._rout)
+        return self._out[:m1].tolist(), self._rout[:m2].tolist()
 
     def eic_prefix_racks(self, blocks: np.ndarray, off: int, scan: int) -> list[int]:
         if self._out.shape[0] < scan:

@@ -179,6 +179,24 @@ def eic_prefix_racks(S, G, B, blocks, off, scan, mark, out):
 
 
 @njit(cache=True)
+def route_lookup(S, G, B, blocks, k, off, scan, mark, rack_load, hout, rout):
+    """``hbm_candidates`` -> hout and ``eic_prefix_racks`` -> rout in one call (a router's two lookups),
+    the racks then stably ordered by `rack_load` (as ``sorted(racks, key=rack_load.__getitem__)``);
+    returns (how many workers, how many racks)."""
+    m1 = hbm_candidates(S, G, B, blocks, k, hout)
+    m2 = eic_prefix_racks(S, G, B, blocks, off, scan, mark, rout)
+    for i in range(1, m2):  # insertion sort: stable, and m2 <= scan (a handful)
+        r = rout[i]
+        lv = rack_load[r]
+        j = i - 1
+        while j >= 0 and rack_load[rout[j]] > lv:
+            rout[j + 1] = rout[j]
+            j -= 1
+        rout[j + 1] = r
+    return m1, m2
+
+
+@njit(cache=True)
 def hbm_has(T, G, H, blocks, w, out):
     """out[j] = 1 if blocks[j] is in w's HBM (session prefetch's use/waste accounting)."""
     T, G, H = unowned(T), unowned(G), unowned(H)

@@ -59,7 +59,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
-from sim.timing.event_loop import run_to_end
+from sim.timing.event_loop import run_to_end, timer
 from sim.timing.network import Network
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
@@ -343,6 +343,8 @@ def _run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         for (src, dst), nb in moves.items():
             account(src, dst, nb * bb, lanes)
 
+    choose, acquire, store = router.choose, cache.acquire, cache.store
+    busy_s = res.busy_s
     for i in range(len(w)):
         t = float(arr_s[i])
         clock[0] = t
@@ -352,16 +354,16 @@ def _run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
             _, s, r, pw = heapq.heappop(prefetches)
             if pf is not None and pf.still_latest(s, r):
                 prefetched += prefetch_instant(cache, pw, rows(r), int(offs[r]), account_moves)
-        lo = int(offs[i])
+        lo = offs[i]
         blocks = rows(i)
-        wk = router.choose(i, blocks, int(sess[i]))
-        c, crit, bg = cache.acquire(wk, blocks, lo)
+        wk = choose(i, blocks, sess[i])
+        c, crit, bg = acquire(wk, blocks, lo)
         npre = sum(c)
-        bg2 = cache.store(wk, blocks, lo, npre)
+        bg2 = store(wk, blocks, lo, npre)
         for moves in (crit, bg, bg2):
             for (src, dst), nb in moves.items():
                 account(src, dst, nb * bb, lanes)
-        n_in = int(inp[i])
+        n_in = inp[i]
         tok = trim_tokens(c, bt, n_in)
         workers.append(wk)
         hb.append(c)
@@ -370,7 +372,7 @@ def _run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         start = max(t, prefill_free.get(wk, 0.0))
         prefill_free[wk] = start + prefill(n_in - cached, cached)
         svc = service[i]
-        res.busy_s[i] = svc
+        busy_s[i] = svc
         loads.inc(wk)
         heapq.heappush(departures, (t + svc, i, wk))
         s = int(sess[i])
@@ -414,53 +416,52 @@ def _run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, 
     io = ClusterIO(env, net, block_bytes=bb, lanes=lanes, layers=node.spec.n_layers, policy=cfg.cache.load_policy,
                    overlap=cfg.cache.load_overlap, prefill_s=prefill)
 
-    def background(moves) -> None:
-        # Links are full duplex and requests only ever wait for reads towards a GPU, so a
-        # write-back moving *towards* EIC/DRAM (GPU -> EIC, GPU -> DRAM, DRAM -> EIC) crosses
-        # only link directions no awaited transfer uses: it cannot delay anyone and its bytes
-        # are just counted. EIC -> SSD spills leave the pool through the same ToR port and rack
-        # uplink that EIC reads (local and cross-rack) use, so they load those links.
-        io.count_background(moves)
-        for (src, dst), nb in moves.items():
-            if src[0] == "eic":
-                net.send(env, src, dst, nb * bb, lanes)
-            else:
-                net.account(src, dst, nb * bb, lanes)
+    background = io.background
 
     pf = SessionPrefetcher(env, ClusterPrefetchHost(env, cache, net, lanes=lanes, background=background,
                                                     count_read=io.count_background), bb) \
         if REGISTRY[res.policy].prefetch else None
 
+    choose, acquire, inc, start_load = router.choose, cache.acquire, loads.inc, io.start_load
+    recomputed = res.recomputed_tokens
+    wpr = layout.workers_per_rack
+    blk_of: list = [None] * n  # request i's blocks from its arrival until its first token (rows once)
+
     def arrive(i: int) -> None:
         now = env.now
         clock[0] = now
         if i + 1 < n:
-            env.timeout(max(0.0, float(arr_s[i + 1]) - now)).callbacks.append(lambda _e: arrive(i + 1))
+            d = arr_s[i + 1] - now
+            timer(env, d if d > 0.0 else 0.0).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
-        lo = int(offs[i])
-        blocks = rows(i)
-        wk = router.choose(i, blocks, int(sess[i]))
-        loads.inc(wk)
+        lo = offs[i]
+        blk_of[i] = blocks = rows(i)
+        wk = choose(i, blocks, sess[i])
+        inc(wk)
         wk_of[i] = wk
         t_arrive[i] = now
         if pf is not None:  # before the lookup moves anything: which pending prefetched blocks are still in HBM
             c0 = cache.probe(wk, blocks)
-            pf.arrived(int(sess[i]), wk, blocks, c0[0], sum(c0))
-        cnt, crit, bg = cache.acquire(wk, blocks, lo)
-        tok = trim_tokens(cnt, bt, int(inp[i]))
+            pf.arrived(sess[i], wk, blocks, c0[0], sum(c0))
+        cnt, crit, bg = acquire(wk, blocks, lo)
+        n_in = inp[i]
+        tok = trim_tokens(cnt, bt, n_in)
         hb[i] = cnt
         ht[i] = tok
-        background(bg)
+        if bg:
+            background(bg)
         if not crit:
             cached_tok[i] = sum(tok)
             loaded(i)
             return
         # Load each lower part or recompute it (cache.load_policy); join the replica when the load is
         # in, or layer-wise as soon as the prefill would no longer stall on it (cache.load_overlap).
-        ld = io.start_load(layout.rack(wk), tok, crit, int(inp[i]))
-        cached_tok[i] = ld.choice.tokens_used
-        res.recomputed_tokens[i] = ld.choice.recomputed_tokens
+        ld = start_load(wk // wpr, tok, crit, n_in)
+        choice = ld.choice
+        cached_tok[i] = choice.tokens_used
+        if choice.recomputed_tokens:
+            recomputed[i] = choice.recomputed_tokens
         ready = ld.ready()
         if ready is None:
             loaded(i)
@@ -486,8 +487,11 @@ def _run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, 
         clock[0] = now
         wk = eng.idx
         lo = offs[i]
-        blocks = rows(i)
-        background(cache.store(wk, blocks, lo, sum(hb[i])))
+        blocks = blk_of[i]
+        blk_of[i] = None
+        bg = cache.store(wk, blocks, lo, sum(hb[i]))
+        if bg:
+            background(bg)
         if pf is not None:
             pf.turn_done(int(sess[i]), i, wk, blocks, lo)
         t_first[i] = now

@@ -85,12 +85,23 @@ class ClusterIO:
         env, net, bb, lanes = self.env, self.net, self.bb, self.lanes
         by_loc: dict[int, list[tuple[tuple, tuple, int]]] = {}
         for (src, dst), nb in crit.items():
-            by_loc.setdefault(location(src, rack), []).append((src, dst, nb))
+            k = location(src, rack)
+            got = by_loc.get(k)
+            if got is None:
+                by_loc[k] = [(src, dst, nb)]
+            else:
+                got.append((src, dst, nb))
         # Only locations that hold tokens are cut points; the own-HBM part always comes first.
         locs = [k for k in sorted(by_loc) if tokens[k] > 0]
         parts = [PrefixPart(tokens[0])]
+        estimate = net.estimate_s
         for k in locs:
-            est = max(net.estimate_s(env, src, dst, nb * bb, lanes) for src, dst, nb in by_loc[k])
+            est = None  # the slowest transfer of the part (max() of the estimates, first maximum kept)
+            for src, dst, nb in by_loc[k]:
+                e = estimate(env, src, dst, nb * bb, lanes)
+                if est is None or e > est:
+                    est = e
+            assert est is not None  # every location in by_loc has a transfer
             parts.append(PrefixPart(tokens[k], est))
         choice = choose_prefix(parts, input_tokens, self.prefill_s, layers=self.layers, overlap=self.overlap,
                                policy=self.policy)
@@ -103,6 +114,26 @@ class ClusterIO:
                 evs.append(net.transfer(env, src, dst, nb * bb, lanes))
                 self.read[_TIER_OF_KIND[src[0]]] += nb * bb
         return PrefixLoad(env, choice, all_done(env, evs), self.layers, self.overlap)
+
+    def background(self, moves: Moves) -> None:
+        """The background moves of a lookup or a store: counted per tier (``count_background``) and on
+        the network. Links are full duplex and requests only ever wait for reads towards a GPU, so a
+        write-back moving *towards* EIC/DRAM (GPU -> EIC, GPU -> DRAM, DRAM -> EIC) crosses only link
+        directions no awaited transfer uses: it cannot delay anyone and its bytes are just counted.
+        EIC -> SSD spills leave the pool through the same ToR port and rack uplink that EIC reads
+        (local and cross-rack) use, so they load those links (``Network.send``)."""
+        env, net, bb, lanes = self.env, self.net, self.bb, self.lanes
+        read, write = self.read, self.write
+        for (src, dst), nb in moves.items():
+            nbytes = nb * bb
+            if dst[0] == "gpu":
+                read[_TIER_OF_KIND[src[0]]] += nbytes
+            else:
+                write[_TIER_OF_KIND[dst[0]]] += nbytes
+            if src[0] == "eic":
+                net.send(env, src, dst, nbytes, lanes)
+            else:
+                net.account(src, dst, nbytes, lanes)
 
     def count_background(self, moves: Moves) -> None:
         """Bytes of background moves: into a lower tier = a write; towards a GPU = a read of the source."""

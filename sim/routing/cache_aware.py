@@ -31,12 +31,13 @@ class PrefixAware(Router[CacheView]):
         s = self.s
         load = s.load
         pen = self.penalty
+        tie_break = s.tie_break
         best = -1
         best_key: tuple[float, ...] | None = None
         cands = s.candidates(req, blocks, self.rack_candidates)
         for w, (near, hbm) in zip(cands, s.near_prefixes(cands, blocks), strict=True):
             lw = int(load[w])
-            key = (near - pen * lw, *s.tie_break(lw, hbm))
+            key = (near - pen * lw, *tie_break(lw, hbm))
             if best_key is None or key > best_key:
                 best, best_key = w, key
         return best

@@ -82,12 +82,14 @@ class ClusterLoad:
         self.total = 0
         self._global = LoadIndex(range(self.n))
         self._racks: dict[int, LoadIndex] = {}
+        self._wpr = layout.workers_per_rack
 
     def _change(self, w: int, d: int) -> None:
-        old = int(self.load[w])
+        load = self.load
+        old = load.item(w)
         new = old + d
-        self.load[w] = new
-        r = w // self.layout.workers_per_rack
+        load[w] = new
+        r = w // self._wpr
         self.rack_load[r] += d
         self.total += d
         self._global.move(w, old, new)
@@ -150,6 +152,7 @@ class ClusterRouteState:
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.seed, 0x726F7574])
+        self._n_racks = self.layout.topo.n_racks
 
     # ------------------------------------------------------------ RouteView
     @property
@@ -174,20 +177,17 @@ class ClusterRouteState:
 
     def candidates(self, req: int, blocks: Blocks, racks: int) -> list[int]:
         """HBM holders of the deepest blocks, the least-loaded worker of `racks` EIC holders, the least-loaded."""
-        cache = self.cache
-        out = cache.hbm_candidates(blocks, self.hbm_scored)
-        seen = set(out)
-        found = cache.eic_prefix_racks(blocks, req % self.layout.topo.n_racks, self.rack_scan)
+        loads = self.loads
+        # one lookup: the HBM holders, and the EIC holders ordered by rack load (a stable sort)
+        out, found = self.cache.route_lookup(blocks, self.hbm_scored, req % self._n_racks, self.rack_scan,
+                                             loads.rack_load)
         if found:
-            loads = self.loads
-            found.sort(key=lambda r: loads.rack_load[r])
             for r in found[:racks]:
                 w = loads.least_in_rack(r)
-                if w not in seen:
-                    seen.add(w)
+                if w not in out:  # out holds a handful of workers: a list scan beats a set
                     out.append(w)
-        w = self.loads.least()
-        if w not in seen:
+        w = loads.least()
+        if w not in out:
             out.append(w)
         return out
 

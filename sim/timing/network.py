@@ -90,13 +90,12 @@ class Network:
         self._jit_i = 0
         self._tail: np.ndarray = np.empty(0)
         self._tail_i = 0
-        self._routes: dict[tuple, tuple] = {}  # (src, dst, lanes) -> (path, latency_s, bottleneck, per-edge info)
+        # (src, dst, lanes) -> (path, latency_s, bottleneck, per-edge info, served edges, [transfers, bytes]):
+        # the counts are kept per route (two additions per transfer) and summed per link class when read
+        self._routes: dict[tuple, tuple] = {}
         self._env: simpy.Environment | None = None
         self._links: dict[tuple, FluidShare | PriorityLink] = {}
-        self.bytes_by_class: dict[str, int] = {c: 0 for c in LINK_CLASSES}
-        self.transfers_by_class: dict[str, int] = {c: 0 for c in LINK_CLASSES}
         self.tail_events = 0
-        self.transfers = 0
 
     @classmethod
     def from_config(cls, cfg, topo: Topology | None = None) -> Network:
@@ -154,7 +153,7 @@ class Network:
                         bridge = ("bridge", dram[1], "in" if u[0] == "dram" else "out")
                         served.append((bridge, _Bridge(self.host_bridge_bytes_s), 1.0))
                         bott = min(bott, self.host_bridge_bytes_s)
-            r = (path, lat, bott, tuple(edges), tuple(served))
+            r = (path, lat, bott, tuple(edges), tuple(served), [0, 0])
             self._routes[key] = r
         return r
 
@@ -184,12 +183,13 @@ class Network:
         accounted). The load-or-recompute choice uses it."""
         if nbytes <= 0 or src == dst:
             return 0.0
-        _p, lat, bott, _edges, served = self._route(src, dst, lanes)
+        _p, lat, bott, _edges, served, _c = self._route(src, dst, lanes)
         if not self.contention:
             return lat + nbytes / bott
         worst = 0.0
+        links = self._links if env is self._env else {}
         for e, a, share in served:
-            link = self._links.get(e) if env is self._env else None
+            link = links.get(e)
             if link is None:
                 rate = a.bytes_s
             elif isinstance(link, PriorityLink):
@@ -199,25 +199,51 @@ class Network:
             worst = max(worst, nbytes * share / rate)
         return lat + worst
 
-    def _account(self, edges, nbytes: float) -> None:
-        self.transfers += 1
-        nb = int(nbytes)
-        for _e, a, _s in edges:
-            self.bytes_by_class[a.cls] += nb
-            self.transfers_by_class[a.cls] += 1
+    @staticmethod
+    def _account(route: tuple, nbytes: float) -> None:
+        c = route[5]
+        c[0] += 1
+        c[1] += int(nbytes)
+
+    @property
+    def transfers(self) -> int:
+        return sum(r[5][0] for r in self._routes.values())
+
+    @property
+    def bytes_by_class(self) -> dict[str, int]:
+        """Bytes per link class: a transfer's bytes count once on each edge of its path."""
+        out = {c: 0 for c in LINK_CLASSES}
+        for r in self._routes.values():
+            nb = r[5][1]
+            for _e, a, _s in r[3]:
+                out[a.cls] += nb
+        return out
+
+    @property
+    def transfers_by_class(self) -> dict[str, int]:
+        out = {c: 0 for c in LINK_CLASSES}
+        for r in self._routes.values():
+            n = r[5][0]
+            for _e, a, _s in r[3]:
+                out[a.cls] += n
+        return out
 
     # ------------------------------------------------------------ transfers
     def account(self, src: Endpoint, dst: Endpoint, nbytes: float, lanes: int = 1) -> None:
         """Count the bytes on the path's link classes without modelling time (no random draw)."""
         if nbytes > 0 and src != dst:
-            self._account(self._route(src, dst, lanes)[3], nbytes)
+            r = self._routes.get((src, dst, lanes))
+            c = (r if r is not None else self._route(src, dst, lanes))[5]
+            c[0] += 1
+            c[1] += int(nbytes)
 
     def transfer_time(self, src: Endpoint, dst: Endpoint, nbytes: float, lanes: int = 1) -> float:
         """Seconds to move `nbytes` (jitter and tail drawn, no contention); accounts the bytes."""
         if nbytes <= 0 or src == dst:
             return 0.0
-        _p, lat, bott, edges, _served = self._route(src, dst, lanes)
-        self._account(edges, nbytes)
+        route = self._route(src, dst, lanes)
+        _p, lat, bott, edges, _served, _c = route
+        self._account(route, nbytes)
         lf, bf = self._factors()
         return lat * lf + nbytes / bott * bf
 
@@ -228,7 +254,7 @@ class Network:
         if nbytes <= 0 or src == dst:
             return
         route = self._route(src, dst, lanes)
-        self._account(route[3], nbytes)
+        self._account(route, nbytes)
         if not self.contention:
             return
         for e, a, share in route[4]:
@@ -239,8 +265,9 @@ class Network:
         """An event that fires when `nbytes` sent now from src have arrived at dst."""
         if nbytes <= 0 or src == dst:
             return env.timeout(0)
-        _p, lat, bott, edges, served = self._route(src, dst, lanes)
-        self._account(edges, nbytes)
+        route = self._route(src, dst, lanes)
+        _p, lat, bott, _edges, served, _c = route
+        self._account(route, nbytes)
         lf, bf = self._factors()
         if not self.contention:
             return env.timeout(lat * lf + nbytes / bott * bf)
@@ -268,7 +295,7 @@ class Network:
         """Seconds `nbytes` take on an otherwise idle path: latency + bytes / bottleneck (nothing drawn or counted)."""
         if nbytes <= 0 or src == dst:
             return 0.0
-        _p, lat, bott, _edges, _served = self._route(src, dst, lanes)
+        _p, lat, bott, _edges, _served, _c = self._route(src, dst, lanes)
         return lat + nbytes / bott
 
     def prefetch(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
@@ -279,8 +306,9 @@ class Network:
         contention, or with one-class links, it takes the uncontended time."""
         if nbytes <= 0 or src == dst:
             return env.timeout(0)
-        _p, lat, bott, edges, served = self._route(src, dst, lanes)
-        self._account(edges, nbytes)
+        route = self._route(src, dst, lanes)
+        _p, lat, bott, _edges, served, _c = route
+        self._account(route, nbytes)
         if not self.contention or self.writeback_share is None:
             return env.timeout(lat + nbytes / bott)
         done = env.event()

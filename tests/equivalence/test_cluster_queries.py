@@ -53,3 +53,42 @@ def test_node_copies_and_near_match_the_plain_walk(ops, write_through):
                 assert K.node_copies(c.G, c.H, node, b) == _brute_node_copies(c, node, b)
         probes = c.probe_many(ws, arr, in_rack=True)
         assert c.near_many(ws, arr) == [(p[0] + p[1] + p[2] + p[3], p[0]) for p in probes]
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=ops, write_through=st.booleans(), rack_load=st.lists(st.integers(0, 3), min_size=2, max_size=2),
+       off=st.integers(0, 1), k=st.integers(1, 5), scan=st.integers(1, 3))
+def test_route_lookup_matches_the_two_lookups(ops, write_through, rack_load, off, k, scan):
+    """The router's one-call lookup = hbm_candidates + eic_prefix_racks stably sorted by rack load."""
+    c = _cache(_cfg(), write_through)
+    load = np.array(rack_load, np.int64)
+    for is_store, w, blocks in ops:
+        arr = np.array(blocks, np.int64)
+        if is_store:
+            c.store(w, arr, 0, 0)
+        else:
+            c.acquire(w, arr, 0)
+        want = (c.hbm_candidates(arr, k), sorted(c.eic_prefix_racks(arr, off, scan), key=lambda r: load[r]))
+        assert c.route_lookup(arr, k, off, scan, load) == want
+
+
+def test_route_lookup_orders_tied_racks_as_a_stable_sort():
+    """Many operations, so both racks' pools often hold a request's longest prefix: ties in rack load
+    keep the scan order (from `off` round), as ``sorted`` does."""
+    rng = np.random.default_rng(1)
+    c = _cache(_cfg(), False)
+    two = 0
+    for _ in range(600):
+        w, arr = int(rng.integers(0, 32)), rng.integers(0, N_BLOCKS, int(rng.integers(1, 10))).astype(np.int64)
+        if rng.random() < 0.5:
+            c.store(w, arr, 0, 0)
+        else:
+            c.acquire(w, arr, 0)
+        for off in (0, 1):
+            found = c.eic_prefix_racks(arr, off, 3)
+            two += len(found) == 2
+            for load in ([0, 0], [1, 0], [0, 1]):
+                la = np.array(load, np.int64)
+                assert c.route_lookup(arr, 4, off, 3, la) == (c.hbm_candidates(arr, 4),
+                                                              sorted(found, key=lambda r: load[r]))
+    assert two > 10  # the ordering was exercised

@@ -222,3 +222,39 @@ def test_structural_edges_nodes_and_counts_match_the_graph(over):
                ("dram", "0"), ("spine", 0), ("x", 0), (), "gpu", ("gpu", 0, 1)]
     for x in outside + ([("eic", 0)] if not t.has_eic else []) + ([("ssd",)] if not t.has_remote_ssd else []):
         assert not t.has(x) and x not in g, x
+
+
+def test_link_class_counts_are_the_sum_over_each_transfers_path(topo):
+    """Counts are kept per route and summed per class when read: equal to adding every transfer's
+    bytes (and 1) to the class of each edge of its path, whichever call moved it."""
+    t = topo
+    rng = np.random.default_rng(7)
+    eps = [t.gpu(0), t.gpu(1), t.gpu(9), t.dram(0), t.dram(1), t.eic(0), t.eic(1), t.ssd()]
+    want_b = dict.fromkeys(net_classes := Network(t).bytes_by_class, 0)
+    want_n = dict.fromkeys(net_classes, 0)
+    env = simpy.Environment()
+    net = Network(t, contention=True, writeback_share=0.2, jitter_cv=0.1)
+    moved = 0
+    for _ in range(300):
+        src, dst = (eps[k] for k in rng.integers(0, len(eps), 2))
+        nb = int(rng.integers(0, 3)) * 1_000_003 + int(rng.integers(0, 2))  # 0 bytes counts nothing
+        lanes = int(rng.integers(1, 3))
+        call = int(rng.integers(0, 5))
+        if call == 0:
+            net.account(src, dst, nb, lanes)
+        elif call == 1:
+            net.send(env, src, dst, nb, lanes)
+        elif call == 2:
+            net.transfer(env, src, dst, nb, lanes)
+        elif call == 3:
+            net.transfer_time(src, dst, nb, lanes)
+        else:
+            net.prefetch(env, src, dst, nb, lanes)
+        if nb > 0 and src != dst:
+            moved += 1
+            for u, v in t.path(src, dst):
+                want_b[t.edge(u, v).cls] += nb
+                want_n[t.edge(u, v).cls] += 1
+    env.run()
+    assert net.bytes_by_class == want_b and net.transfers_by_class == want_n
+    assert net.transfers == moved == net.stats()["transfers"]
