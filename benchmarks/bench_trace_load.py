@@ -8,7 +8,8 @@ Without --jsonl it fits ../shared/traces/mooncake_conversation.jsonl and writes 
 fresh interpreter of the tree at --root (default this one; give a `git worktree add` of an older commit
 to measure "before"):
   1. load: `trace.source`'s path (load_trace, then Workload.compacted()): wall, peak RSS, the form it ends in;
-  2. convert: `python main.py trace convert --trace X.jsonl --out X.npz`: wall, peak RSS, file size.
+  2. run: `run --mode single --policy lru --hit-rate-only --trace X.jsonl` (--run only): wall, peak RSS;
+  3. convert: `python main.py trace convert --trace X.jsonl --out X.npz`: wall, peak RSS, file size.
 Peak RSS is ru_maxrss of the step's own process.
 """
 from __future__ import annotations
@@ -49,6 +50,14 @@ res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": 
         "compact": bool(w.compact), "resident_gib": w.nbytes() / 2**30, "notes": st.notes}}
 """
 
+_RUN = """
+from sim.cli import main
+rc = main(["run", "--mode", "single", "--policy", "lru", "--hit-rate-only", "--trace", {trace!r},
+           "--out", {out!r}, "--no-plot", "--quiet"])
+m = json.load(open({out!r} + "/report.json"))["policies"][0]["metrics"]
+res = {{"rc": rc, "hit_rate": m["hit_rate"], "block_hit_rate": m["block_hit_rate"]}}
+"""
+
 _CONVERT = """
 from sim.cli import main
 res = {{"rc": main(["trace", "convert", "--trace", {trace!r}, "--out", {out!r}])}}
@@ -71,6 +80,7 @@ def main() -> None:
     ap.add_argument("--jsonl", default=None, help="use this JSONL instead of writing one")
     ap.add_argument("--root", default=str(ROOT), help="the source tree whose loader is measured")
     ap.add_argument("--dir", default=None, help="folder for the files (default: a temporary one)")
+    ap.add_argument("--run", action="store_true", help="also replay the JSONL (hit-rate-only)")
     ap.add_argument("--keep", action="store_true", help="keep the written JSONL (prints its path)")
     a = ap.parse_args()
     root = Path(a.root).resolve()
@@ -95,6 +105,10 @@ def main() -> None:
           f"wall {ld['wall_s']:.1f} s = {r['requests'] / ld['wall_s']:,.0f} req/s, peak RSS {ld['rss_gib']:.3f} GiB")
     for note in r["notes"]:
         print(f"  note: {note}")
+    if a.run:
+        rr = step(_RUN.format(trace=str(jsonl), out=str(d / "run")), root)
+        print(f"run single lru hit-rate-only: rc {rr['result']['rc']}, hit rate {rr['result']['hit_rate']:.6f}, "
+              f"wall {rr['wall_s']:.1f} s, peak RSS {rr['rss_gib']:.3f} GiB")
     npz = d / "out.npz"
     cv = step(_CONVERT.format(trace=str(jsonl), out=str(npz)), root)
     print(f"trace convert -> npz: rc {cv['result']['rc']}, wall {cv['wall_s']:.1f} s, "

@@ -204,6 +204,7 @@ class Collector:
             turn=turn,
             synthetic_blocks=synthetic,
             prefix=pb,
+            parent_form_checked=synthetic_block_tokens is None,
         )
         return w, st
 

@@ -25,7 +25,10 @@ from numba import njit
 
 from trace.prefix import PrefixBlocks
 
-_FLAG = np.int64(1 << 62)  # an id table entry whose id was already counted as conflicting
+# An id table entry whose id was already counted as conflicting has this bit set. The table is int32
+# (4 bytes a slot) while own positions stay below 2**30, int64 beyond.
+_FLAG32 = 1 << 30
+_FLAG64 = 1 << 62
 _MAX_LOAD = 0.6
 
 
@@ -81,7 +84,8 @@ def _first_parent(parent, shared, own_off, own_ids, last_row, pos):
 
 
 @njit(cache=True)
-def _absorb(b_offs, b_ids, b_sess, n0, nown0, parent, shared, own_off, own_ids, skeys, svals, itab, buf, counts):
+def _absorb(b_offs, b_ids, b_sess, n0, nown0, parent, shared, own_off, own_ids, skeys, svals, itab, flag, buf,
+            counts):
     """Append a batch of rows to the parent form; counts = [sessions, distinct ids, conflicting ids].
     Returns (own blocks now, the scratch buffer)."""
     smask = len(svals) - 1
@@ -125,17 +129,17 @@ def _absorb(b_offs, b_ids, b_sess, n0, nown0, parent, shared, own_off, own_ids, 
             pv = b_ids[lo + k - 1] if has else np.int64(0)
             h = _mix(x) & imask
             while True:
-                v = itab[h]
+                v = np.int64(itab[h])
                 if v == -1:
                     itab[h] = nown
                     counts[1] += 1
                     break
-                pos = v & ~_FLAG
+                pos = v & ~flag
                 if own_ids[pos] == x:
-                    if (v & _FLAG) == 0:
+                    if (v & flag) == 0:
                         has0, pv0 = _first_parent(parent, shared, own_off, own_ids, i, pos)
                         if has0 != has or (has and pv0 != pv):
-                            itab[h] = v | _FLAG
+                            itab[h] = v | flag
                             counts[2] += 1
                     break
                 h = (h + 1) & imask
@@ -145,16 +149,17 @@ def _absorb(b_offs, b_ids, b_sess, n0, nown0, parent, shared, own_off, own_ids, 
 
 
 @njit(cache=True)
-def _rehash_ids(itab, own_ids, size):
-    out = np.full(size, -1, dtype=np.int64)
-    mask = size - 1
-    for v in itab:
+def _rehash_ids(itab, flag, own_ids, out, out_flag):
+    """Every entry of `itab` into the empty table `out` (flags moved from bit `flag` to `out_flag`)."""
+    mask = len(out) - 1
+    for j in range(len(itab)):
+        v = np.int64(itab[j])
         if v != -1:
-            h = _mix(own_ids[v & ~_FLAG]) & mask
+            pos = v & ~flag
+            h = _mix(own_ids[pos]) & mask
             while out[h] != -1:
                 h = (h + 1) & mask
-            out[h] = v
-    return out
+            out[h] = pos | out_flag if v & flag else pos
 
 
 @njit(cache=True)
@@ -247,7 +252,8 @@ class PrefixStream:
         self.own_ids = np.empty(4096, dtype=np.int64)
         self.skeys = np.zeros(1024, dtype=np.int64)
         self.svals = np.full(1024, -1, dtype=np.int64)
-        self.itab = np.full(1024, -1, dtype=np.int64)
+        self.itab: np.ndarray = np.full(1024, -1, dtype=np.int32)
+        self.flag = _FLAG32
         self.counts = np.zeros(3, dtype=np.int64)  # sessions, distinct ids, conflicting ids
         self.buf = np.empty(1024, dtype=np.int64)
 
@@ -265,12 +271,16 @@ class PrefixStream:
         self.own_ids = _grown(self.own_ids, self.n_own + total)
         if self.counts[0] + rows > len(self.svals) * _MAX_LOAD:
             self.skeys, self.svals = _rehash_sessions(self.skeys, self.svals, _pow2_for(self.counts[0] + rows))
-        if self.counts[1] + total > len(self.itab) * _MAX_LOAD:
-            self.itab = _rehash_ids(self.itab, self.own_ids, _pow2_for(self.counts[1] + total))
+        wide = self.n_own + total >= _FLAG32
+        if self.counts[1] + total > len(self.itab) * _MAX_LOAD or (wide and self.flag == _FLAG32):
+            flag = _FLAG64 if wide else _FLAG32
+            out = np.full(_pow2_for(self.counts[1] + total), -1, dtype=np.int64 if wide else np.int32)
+            _rehash_ids(self.itab, self.flag, self.own_ids, out, flag)
+            self.itab, self.flag = out, flag
         self.n_own, self.buf = _absorb(
             offs, np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(sess, dtype=np.int64),
             self.n, self.n_own, self.parent, self.shared, self.own_off, self.own_ids,
-            self.skeys, self.svals, self.itab, self.buf, self.counts)
+            self.skeys, self.svals, self.itab, self.flag, self.buf, self.counts)
         self.n = n1
         self.n_blocks += total
 

@@ -49,6 +49,7 @@ def load_old(path, monkeypatch, **kw):
     with monkeypatch.context() as m:
         m.setattr(mooncake_fmt, "Collector", _CsrCollector)
         w, stats = load_trace(path, "mooncake", **kw)
+    w.parent_form_checked = False  # the old path compacted the CSR after loading
     return w.compacted(), stats
 
 
@@ -234,3 +235,24 @@ def test_real_mooncake_equals_csr_path(monkeypatch):
     assert_same(new, old)
     pb = PrefixBlocks.from_csr(old.block_offsets, old.block_ids)
     assert np.array_equal(new.prefix_blocks().to_csr()[1], pb.to_csr()[1])
+
+
+def test_wide_id_table_keeps_flags(monkeypatch):
+    """Past 2**30 own blocks the id table turns int64; forced here at 16 so the switch and the carried
+    conflict flags are exercised (a conflicting id counted once, before and after the switch)."""
+    import trace.prefix_stream as ps_mod
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(1, 5, 120)
+    ids = rng.integers(0, 9, int(counts.sum()))
+    offsets = np.zeros(121, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    want, want_bad = ensure_prefix_ids(offsets, ids)
+    monkeypatch.setattr(ps_mod, "_FLAG32", 16)
+    ps = PrefixStream()
+    for lo in range(0, 120, 7):
+        c = counts[lo:lo + 7]
+        ps.absorb(c, ids[offsets[lo]:offsets[lo] + int(c.sum())], np.full(len(c), -1))
+    assert ps.itab.dtype == np.int64
+    pb, bad = ps.finish()
+    assert bad == want_bad > 0 and np.array_equal(pb.to_csr()[1], want)
