@@ -164,6 +164,8 @@ class Collector:
             err.load_stats = st  # type: ignore[attr-defined]
             raise err
         n = st.loaded
+        ids: np.ndarray | None
+        pb: PrefixBlocks | None = None
         arrival = _np(self.arrival, np.float64)
         inp = _np(self.inp, np.int64)
         out = _np(self.out, np.int64)
@@ -171,7 +173,6 @@ class Collector:
         turn = _np(self.turn, np.int64)
         if synthetic_block_tokens is not None:
             offsets, ids = synthetic_block_ids(inp, sess, synthetic_block_tokens)
-            pb = None
             bt = synthetic_block_tokens
             synthetic = True
             if (sess >= 0).any():

@@ -24,22 +24,13 @@ import numpy as np
 from numba import njit
 
 from trace.prefix import PrefixBlocks
+from trace.prefix import mix64 as _mix
 
 # An id table entry whose id was already counted as conflicting has this bit set. The table is int32
 # (4 bytes a slot) while own positions stay below 2**30, int64 beyond.
 _FLAG32 = 1 << 30
 _FLAG64 = 1 << 62
 _MAX_LOAD = 0.6
-
-
-@njit(cache=True, inline="always")
-def _mix(x):
-    """splitmix64's finaliser: trace hash ids are often small consecutive integers."""
-    z = np.uint64(x)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return np.int64(z >> np.uint64(1))
 
 
 @njit(cache=True)

@@ -256,3 +256,16 @@ def test_wide_id_table_keeps_flags(monkeypatch):
     assert ps.itab.dtype == np.int64
     pb, bad = ps.finish()
     assert bad == want_bad > 0 and np.array_equal(pb.to_csr()[1], want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-2**63, 2**63 - 1) | st.integers(0, 30), max_size=3000))
+def test_first_use_ids_equals_the_sort(values):
+    from trace.prefix import first_use_ids
+
+    ids = np.array(values, dtype=np.int64)
+    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(uniq.size, dtype=np.int64)
+    got, n = first_use_ids(ids)
+    assert n == uniq.size and np.array_equal(got, rank[inv.reshape(-1)])
