@@ -211,16 +211,14 @@ def _rekey(parent, shared, own_off, own_ids):
     return new
 
 
-def _grown(a: np.ndarray, need: int, fill: int | None = None) -> np.ndarray:
-    """`a` itself when it holds `need` values, else a copy with room for 1.25x that (np.empty: pages
-    never written cost no memory)."""
+def _grown(a: np.ndarray, need: int) -> np.ndarray:
+    """`a` itself when it holds `need` values, else grown in place to 1.25x that: ``ndarray.resize``
+    reallocs, which for large arrays remaps the pages instead of holding a copy beside the old ones
+    (the new tail is zeroed). No view of these private arrays outlives a call, so refcheck is off."""
     if len(a) >= need:
         return a
-    out = np.empty(max(need, len(a) + len(a) // 4), dtype=a.dtype)
-    out[:len(a)] = a
-    if fill is not None:
-        out[len(a):] = fill
-    return out
+    a.resize(max(need, len(a) + len(a) // 4), refcheck=False)
+    return a
 
 
 def _pow2_for(n: int) -> int:

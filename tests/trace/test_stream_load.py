@@ -269,3 +269,20 @@ def test_first_use_ids_equals_the_sort(values):
     rank[np.argsort(first, kind="stable")] = np.arange(uniq.size, dtype=np.int64)
     got, n = first_use_ids(ids)
     assert n == uniq.size and np.array_equal(got, rank[inv.reshape(-1)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=8), min_size=1, max_size=60))
+def test_first_seen_equals_the_sort(rows):
+    counts = np.array([len(r) for r in rows], dtype=np.int64)
+    ids = np.array([x for r in rows for x in r], dtype=np.int64)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    pb = PrefixBlocks.from_csr(offsets, ids)
+    n = len(rows)
+    owner = np.repeat(np.arange(n, dtype=np.int64), counts)
+    want = np.zeros(n, dtype=np.int64)
+    if len(ids):
+        _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+        want = np.bincount(owner, weights=owner[first[inv]] < owner, minlength=n).astype(np.int64)
+    assert np.array_equal(pb.first_seen(), want)
