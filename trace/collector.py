@@ -5,6 +5,13 @@ common to all formats (lengths, time order, hash-id counts), counts
 rejections by reason in :class:`LoadStats` (or raises :class:`InputError`
 under ``strict``) and honours ``limit``; :meth:`Collector.build` turns the
 arrays into a :class:`Workload` in one go.
+
+Hash ids are not kept per access: every ``_BATCH_IDS`` ids the rows go to a
+:class:`trace.prefix_stream.PrefixStream`, which keeps only each row's own
+blocks (past the common prefix with its session's previous row) and checks
+prefix identity on the fly, so loading follows the unique blocks. The
+Workload is the one the whole CSR gave (``ensure_prefix_ids`` then
+``Workload.compacted``): the same ids, parents and shared counts.
 """
 from __future__ import annotations
 
@@ -15,12 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import InputError
-from trace.blockids import ensure_prefix_ids, synthetic_block_ids
+from trace.blockids import synthetic_block_ids
+from trace.prefix import PrefixBlocks
+from trace.prefix_stream import PrefixStream
 from trace.workload import LoadStats, Workload
 
 # Latest accepted arrival (ms after the trace's time origin): ~317 years, above epoch-ms timestamps
 # (1.7e12) and low enough that float64 keeps sub-millisecond steps; 1e300 would make every TTFT 0.
 MAX_ARRIVAL_MS = 1e13
+# Hash ids held per access before a batch goes to the PrefixStream (8 MiB).
+_BATCH_IDS = 1 << 20
 
 
 class Collector:
@@ -50,7 +61,11 @@ class Collector:
         self.sess = array("q")
         self.turn = array("q")
         self.counts = array("q")
+        # The rows with hash ids not yet absorbed: their counts, ids and sessions.
         self.ids = array("q")
+        self.batch_counts = array("q")
+        self.batch_sess = array("q")
+        self.stream = PrefixStream()
         self.last_ms = -math.inf
         self.full = False
 
@@ -106,7 +121,11 @@ class Collector:
                 )
                 return False
             self.counts.append(len(hashes))
+            self.batch_counts.append(len(hashes))
+            self.batch_sess.append(session)
             self.ids.extend(hashes)
+            if len(self.ids) >= _BATCH_IDS:
+                self.flush()
         self.last_ms = arrival_ms
         self.arrival.append(arrival_ms)
         self.inp.append(inp)
@@ -117,6 +136,14 @@ class Collector:
         if self.limit is not None and self.stats.loaded >= self.limit:
             self.full = True
         return True
+
+    def flush(self) -> None:
+        """Hand the pending rows with hash ids to the PrefixStream."""
+        if self.batch_counts:
+            self.stream.absorb(_np(self.batch_counts, np.int64), _np(self.ids, np.int64),
+                               _np(self.batch_sess, np.int64))
+            # new arrays: the numpy views above hold buffer exports of the old ones
+            self.ids, self.batch_counts, self.batch_sess = array("q"), array("q"), array("q")
 
     # -- the result
 
@@ -137,6 +164,8 @@ class Collector:
             err.load_stats = st  # type: ignore[attr-defined]
             raise err
         n = st.loaded
+        ids: np.ndarray | None
+        pb: PrefixBlocks | None = None
         arrival = _np(self.arrival, np.float64)
         inp = _np(self.inp, np.int64)
         out = _np(self.out, np.int64)
@@ -158,18 +187,10 @@ class Collector:
                     "session ids, so every request gets unique blocks (no prefix sharing is invented)"
                 )
         else:
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(_np(self.counts, np.int64), out=offsets[1:])
-            ids = _np(self.ids, np.int64)
             assert self.block_tokens is not None, "rows without hash ids need synthetic_block_tokens"
             bt = self.block_tokens
             synthetic = synthetic_flag
-            ids, n_conflicts = ensure_prefix_ids(offsets, ids)
-            if n_conflicts:
-                st.notes.append(
-                    f"hash_ids are not prefix-identifying ({n_conflicts} ids follow different prefixes); "
-                    "re-keyed every block by its whole prefix"
-                )
+            offsets, ids, pb = self._blocks(n, sess)
         if self.full and self.limit is not None:
             st.notes.append(f"stopped after the first {self.limit} loaded requests (limit)")
         w = Workload(
@@ -179,12 +200,34 @@ class Collector:
             output_tokens=out,
             session_id=sess,
             block_offsets=offsets,
-            block_ids=ids,
+            block_ids=ids,  # type: ignore[arg-type]  # None: the parent form holds them
             block_tokens=int(bt),
             turn=turn,
             synthetic_blocks=synthetic,
+            prefix=pb,
+            parent_form_checked=synthetic_block_tokens is None,
         )
         return w, st
+
+    def _blocks(self, n: int, sess: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, PrefixBlocks | None]:
+        """(offsets, CSR ids, parent form) of the hash ids: the form ``Workload.compacted`` would pick."""
+        self.flush()
+        stream = self.stream
+        assert stream.n == n, "every loaded row of a hashed trace has hash ids"
+        pb, n_conflicts = stream.finish()
+        self.stream = PrefixStream()
+        if n_conflicts:
+            self.stats.notes.append(
+                f"hash_ids are not prefix-identifying ({n_conflicts} ids follow different prefixes); "
+                "re-keyed every block by its whole prefix"
+            )
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(_np(self.counts, np.int64), out=offsets[1:])
+        if not np.any(sess >= 0):  # no parents: the own ids are the CSR
+            return offsets, pb.ids_stored(), None
+        if 2 * pb.n_own() > int(offsets[-1]):  # compacting saves too little (Workload.compacted)
+            return offsets, pb.to_csr()[1], None
+        return offsets, None, pb
 
 
 def _np(a, dtype) -> np.ndarray:

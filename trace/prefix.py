@@ -85,16 +85,113 @@ def _compress_rows(offs, ids, prev_of, full):
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
+@njit(cache=True, inline="always")
+def mix64(x):
+    """splitmix64's finaliser, non-negative: a hash for open addressing (trace ids are often consecutive)."""
+    z = np.uint64(x)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.int64(z >> np.uint64(1))
+
+
+@njit(cache=True)
+def _first_use_ranks(ids, tab):
+    """Rank of each id in order of first appearance. `tab` (all -1, a power of two) holds first positions
+    (the key is ids[pos], the rank out[pos]); it doubles above 60 % full."""
+    out = np.empty(len(ids), dtype=np.int64)
+    mask = len(tab) - 1
+    cnt = 0
+    for j in range(len(ids)):
+        x = ids[j]
+        h = mix64(x) & mask
+        while True:
+            v = tab[h]
+            if v == -1:
+                break
+            if ids[v] == x:
+                break
+            h = (h + 1) & mask
+        if v != -1:
+            out[j] = out[v]
+            continue
+        if 10 * (cnt + 1) > 6 * len(tab):
+            big = np.full(2 * len(tab), -1, dtype=tab.dtype)
+            bmask = len(big) - 1
+            for e in tab:
+                if e != -1:
+                    g = mix64(ids[e]) & bmask
+                    while big[g] != -1:
+                        g = (g + 1) & bmask
+                    big[g] = e
+            tab = big
+            mask = bmask
+            h = mix64(x) & mask
+            while tab[h] != -1:
+                h = (h + 1) & mask
+        tab[h] = j
+        out[j] = cnt
+        cnt += 1
+    return out, cnt
+
+
+@njit(cache=True)
+def _seen_before(own_off, ids, tab):
+    """Per request, how many of its own ids occur in an earlier request's own slice (first positions in
+    `tab`, grown as in _first_use_ranks: an id first met before own_off[i] was an earlier request's)."""
+    n = len(own_off) - 1
+    seen = np.zeros(n, dtype=np.int64)
+    mask = len(tab) - 1
+    cnt = 0
+    for i in range(n):
+        lo = own_off[i]
+        for j in range(lo, own_off[i + 1]):
+            x = ids[j]
+            h = mix64(x) & mask
+            while True:
+                v = tab[h]
+                if v == -1 or ids[v] == x:
+                    break
+                h = (h + 1) & mask
+            if v != -1:
+                if v < lo:
+                    seen[i] += 1
+                continue
+            if 10 * (cnt + 1) > 6 * len(tab):
+                big = np.full(2 * len(tab), -1, dtype=tab.dtype)
+                bmask = len(big) - 1
+                for e in tab:
+                    if e != -1:
+                        g = mix64(ids[e]) & bmask
+                        while big[g] != -1:
+                            g = (g + 1) & bmask
+                        big[g] = e
+                tab = big
+                mask = bmask
+                h = mix64(x) & mask
+                while tab[h] != -1:
+                    h = (h + 1) & mask
+            tab[h] = j
+            cnt += 1
+    return seen
+
+
+def _position_table(n_ids: int) -> np.ndarray:
+    """An empty table of first positions (grown by the kernels): int32 slots below 2**31 ids."""
+    return np.full(1024, -1, dtype=np.int32 if n_ids < 2**31 else np.int64)
+
+
 def first_use_ids(ids: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense ids 0..U-1 numbered in order of first appearance, and U. A request's new blocks get
     consecutive ids, so an engine's per-block records and index entries for them are neighbours
-    in memory; any numbering gives the same results (ids are only compared for equality)."""
+    in memory; any numbering gives the same results (ids are only compared for equality).
+    One pass over a hash table of first positions (4 bytes a slot below 2**31 ids): a sort would hold
+    several arrays per id."""
     if ids.size and ids[0] == 0 and bool((np.diff(ids) == 1).all()):
         return ids, int(ids.size)  # already dense in first-use order
-    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
-    rank = np.empty(uniq.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(uniq.size, dtype=np.int64)
-    return rank[inv.reshape(-1)], int(uniq.size)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    out, n = _first_use_ranks(ids, _position_table(ids.size))
+    return out, int(n)
 
 
 @dataclass
@@ -210,13 +307,9 @@ class PrefixBlocks:
 
     def first_seen(self) -> np.ndarray:
         """Per request, how many of its blocks an earlier request already had."""
-        n = len(self)
-        own_len = np.diff(self.own_off)
         seen = self.shared.copy()
-        if self.n_own() and not self.distinct:
-            owner = np.repeat(np.arange(n, dtype=np.int64), own_len)
-            _, first, inv = np.unique(self.ids_stored(), return_index=True, return_inverse=True)
-            seen += np.bincount(owner, weights=owner[first[inv]] < owner, minlength=n).astype(np.int64)
+        if self.n_own() and not self.distinct:  # one pass over a table of first positions, no sort
+            seen += _seen_before(self.own_off, self.ids_stored(), _position_table(self.n_own()))
         return seen
 
     def n_unique(self) -> int:

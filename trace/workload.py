@@ -90,6 +90,9 @@ class Workload:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     # The block lists in parent form (trace.prefix): memory follows the unique blocks, not the accesses.
     prefix: PrefixBlocks | None = None
+    # True when the loader already found the parent form saves too little (compacted() then returns self
+    # at once instead of compressing the CSR again: a transient of several arrays per access).
+    parent_form_checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.arrival_ms = _as(self.arrival_ms, np.float64)
@@ -177,7 +180,7 @@ class Workload:
     def compacted(self) -> Workload:
         """The same workload in parent form (each request extends its session's previous one) when that
         holds fewer than half the block ids; else itself. Block lists are unchanged."""
-        if self.prefix is not None or not len(self) or not np.any(self.session_id >= 0):
+        if self.prefix is not None or self.parent_form_checked or not len(self) or not np.any(self.session_id >= 0):
             return self
         pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
         if 2 * pb.n_own() > len(self.block_ids):

@@ -1,0 +1,120 @@
+"""Loading a hashed JSONL trace, and `trace convert` of it to .npz: peak RSS and wall time.
+
+    python3 benchmarks/bench_trace_load.py [--requests 1000000] [--block-tokens 512] [--jsonl X.jsonl]
+                                           [--root TREE] [--dir DIR] [--keep]
+
+Without --jsonl it fits ../shared/traces/mooncake_conversation.jsonl and writes N requests with
+`trace synth` (Mooncake JSONL, 512-token blocks unless --block-tokens says otherwise). Then, each in a
+fresh interpreter of the tree at --root (default this one; give a `git worktree add` of an older commit
+to measure "before"):
+  1. load: `trace.source`'s path (load_trace, then Workload.compacted()): wall, peak RSS, the form it ends in;
+  2. run: `run --mode single --policy lru --hit-rate-only --trace X.jsonl` (--run only): wall, peak RSS;
+  3. convert: `python main.py trace convert --trace X.jsonl --out X.npz`: wall, peak RSS, file size.
+Peak RSS is ru_maxrss of the step's own process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_trace_files import make_fit  # noqa: E402
+
+_STEP = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+t = time.perf_counter()
+{body}
+print("STEP " + json.dumps({{"wall_s": time.perf_counter() - t,
+      "rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "result": res}}))
+"""
+
+_SYNTH = """
+from trace.fitmodel import load_fit
+from trace.synth import synthesize
+res = synthesize(load_fit({fit!r}), {out!r}, requests={n}, seed=0)
+"""
+
+_LOAD = """
+from trace.formats import load_trace
+w, st = load_trace({trace!r})
+w = w.compacted()
+pb = w.prefix_blocks()
+res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": pb.n_own(),
+        "compact": bool(w.compact), "resident_gib": w.nbytes() / 2**30, "notes": st.notes}}
+"""
+
+_RUN = """
+from sim.cli import main
+rc = main(["run", "--mode", "single", "--policy", "lru", "--hit-rate-only", "--trace", {trace!r},
+           "--out", {out!r}, "--no-plot", "--quiet"])
+m = json.load(open({out!r} + "/report.json"))["policies"][0]["metrics"]
+res = {{"rc": rc, "hit_rate": m["hit_rate"], "block_hit_rate": m["block_hit_rate"]}}
+"""
+
+_CONVERT = """
+from sim.cli import main
+res = {{"rc": main(["trace", "convert", "--trace", {trace!r}, "--out", {out!r}])}}
+"""
+
+
+def step(body: str, root: Path) -> dict:
+    code = _STEP.format(root=str(root), body=body)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("STEP ")), None)
+    if p.returncode or line is None:
+        sys.exit(f"step failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(line[5:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=1_000_000)
+    ap.add_argument("--block-tokens", type=int, default=None, help="re-express the fit (default: its 512)")
+    ap.add_argument("--jsonl", default=None, help="use this JSONL instead of writing one")
+    ap.add_argument("--root", default=str(ROOT), help="the source tree whose loader is measured")
+    ap.add_argument("--dir", default=None, help="folder for the files (default: a temporary one)")
+    ap.add_argument("--run", action="store_true", help="also replay the JSONL (hit-rate-only)")
+    ap.add_argument("--keep", action="store_true", help="keep the written JSONL (prints its path)")
+    a = ap.parse_args()
+    root = Path(a.root).resolve()
+    tmp = tempfile.mkdtemp(dir=a.dir) if a.keep else tempfile.TemporaryDirectory(dir=a.dir).name
+    d = Path(tmp)
+    d.mkdir(parents=True, exist_ok=True)
+    if a.jsonl is None:
+        fit = make_fit(None, a.block_tokens, d)
+        jsonl = d / "big.jsonl"
+        s = step(_SYNTH.format(fit=str(fit), out=str(jsonl), n=a.requests), ROOT)
+        print(f"trace synth -> JSONL: {s['result']['requests']:,} requests, {s['wall_s']:.1f} s, "
+              f"{jsonl.stat().st_size / 2**30:.2f} GiB file")
+        if a.keep:
+            print(f"kept {jsonl}")
+    else:
+        jsonl = Path(a.jsonl)
+    print(f"tree: {root}")
+    ld = step(_LOAD.format(trace=str(jsonl)), root)
+    r = ld["result"]
+    print(f"load (+compacted): {r['requests']:,} requests, {r['accesses']:,} block accesses, "
+          f"{r['own_blocks']:,} own blocks, compact={r['compact']}, arrays {r['resident_gib']:.3f} GiB; "
+          f"wall {ld['wall_s']:.1f} s = {r['requests'] / ld['wall_s']:,.0f} req/s, peak RSS {ld['rss_gib']:.3f} GiB")
+    for note in r["notes"]:
+        print(f"  note: {note}")
+    if a.run:
+        rr = step(_RUN.format(trace=str(jsonl), out=str(d / "run")), root)
+        print(f"run single lru hit-rate-only: rc {rr['result']['rc']}, hit rate {rr['result']['hit_rate']:.6f}, "
+              f"wall {rr['wall_s']:.1f} s, peak RSS {rr['rss_gib']:.3f} GiB")
+    npz = d / "out.npz"
+    cv = step(_CONVERT.format(trace=str(jsonl), out=str(npz)), root)
+    print(f"trace convert -> npz: rc {cv['result']['rc']}, wall {cv['wall_s']:.1f} s, "
+          f"file {npz.stat().st_size / 2**30:.3f} GiB, peak RSS {cv['rss_gib']:.3f} GiB")
+    npz.unlink()
+
+
+if __name__ == "__main__":
+    main()
