@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.errors import InputError
 from trace.blockids import synthetic_block_ids
-from trace.prefix import PrefixBlocks
+from trace.prefix import PrefixBlocks, worth_compacting
 from trace.prefix_stream import PrefixStream
 from trace.workload import LoadStats, Workload
 
@@ -225,7 +225,7 @@ class Collector:
         np.cumsum(_np(self.counts, np.int64), out=offsets[1:])
         if not np.any(sess >= 0):  # no parents: the own ids are the CSR
             return offsets, pb.ids_stored(), None
-        if 2 * pb.n_own() > int(offsets[-1]):  # compacting saves too little (Workload.compacted)
+        if not worth_compacting(pb.n_own(), n, int(offsets[-1])):  # as Workload.compacted decides
             return offsets, pb.to_csr()[1], None
         return offsets, None, pb
 

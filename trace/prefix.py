@@ -85,6 +85,12 @@ def _compress_rows(offs, ids, prev_of, full):
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
+def worth_compacting(n_own: int, n_requests: int, n_access: int) -> bool:
+    """Does the parent form hold fewer words than the CSR's ids? (its own ids plus a parent and a shared
+    count per request; the offsets are the same)"""
+    return n_own + 2 * n_requests < n_access
+
+
 @njit(cache=True, inline="always")
 def mix64(x):
     """splitmix64's finaliser, non-negative: a hash for open addressing (trace ids are often consecutive)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from trace.prefix import PrefixBlocks
+from trace.prefix import PrefixBlocks, worth_compacting
 
 
 @dataclass
@@ -179,11 +179,12 @@ class Workload:
 
     def compacted(self) -> Workload:
         """The same workload in parent form (each request extends its session's previous one) when that
-        holds fewer than half the block ids; else itself. Block lists are unchanged."""
+        holds fewer words than the CSR (trace.prefix.worth_compacting); else itself. Block lists are
+        unchanged."""
         if self.prefix is not None or self.parent_form_checked or not len(self) or not np.any(self.session_id >= 0):
             return self
         pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
-        if 2 * pb.n_own() > len(self.block_ids):
+        if not worth_compacting(pb.n_own(), len(self), len(self.block_ids)):
             return self
         return Workload(
             name=self.name, arrival_ms=self.arrival_ms, input_tokens=self.input_tokens,

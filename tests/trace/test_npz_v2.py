@@ -108,7 +108,8 @@ def test_limit_takes_the_head(fit, tmp_path: Path) -> None:
 
 
 def test_convert_writes_v2_when_compact_else_v1(tmp_path: Path) -> None:
-    sess = Workload.from_requests([[1, 2], [1, 2, 3], [1, 2, 3, 4], [9]], session_id=[0, 0, 0, 1])
+    # 7 own ids + 2 words for each of 4 requests < 16 ids: compacted (trace.prefix.worth_compacting)
+    sess = Workload.from_requests([[1, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6], [9]], session_id=[0, 0, 0, 1])
     flat = Workload.from_requests([[1, 2], [3], [1, 2, 5]])
     for w, version in ((sess, 2), (flat, 1)):
         p = write_workload(w, tmp_path / f"v{version}.npz")
@@ -118,8 +119,8 @@ def test_convert_writes_v2_when_compact_else_v1(tmp_path: Path) -> None:
         assert back.compact == (version == 2)
         assert np.array_equal(back.block_ids, w.block_ids) and np.array_equal(back.session_id, w.session_id)
     back, _ = load_trace(tmp_path / "v2.npz")
-    assert back.prefix.parent.tolist() == [-1, 0, 1, -1] and back.prefix.shared.tolist() == [0, 2, 3, 0]
-    assert back.prefix.ids_stored().tolist() == [1, 2, 3, 4, 9]
+    assert back.prefix.parent.tolist() == [-1, 0, 1, -1] and back.prefix.shared.tolist() == [0, 4, 5, 0]
+    assert back.prefix.ids_stored().tolist() == [1, 2, 3, 4, 5, 6, 9]
 
 
 def test_cli_convert_defaults_to_npz_for_npz_names(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_rekey_and_partial_blocks_by_hand(tmp_path, monkeypatch):
     # (prev, id) keys numbered in first-seen order: 1->0, 5|0->1, 6|1->2, 2->3, 5|3->4, 6|4->5, 9->6, 7->7, 8->8
     assert new.block_ids.tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2, 6, 3, 4, 7, 8]
     assert_same(new, old)
-    assert not new.compact  # 9 own ids of 14: compacting saves under half, the CSR is kept (as before)
+    assert not new.compact  # 9 own ids + 2 words for each of 4 requests > 14 ids: the CSR is kept
     ps = PrefixStream()
     ps.absorb(np.array([3, 3, 4, 4]), np.array([1, 5, 6, 2, 5, 6, 1, 5, 6, 9, 2, 5, 7, 8]), np.array([0, 1, 0, 1]))
     pb, bad = ps.finish()
