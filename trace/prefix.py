@@ -59,6 +59,13 @@ def _fill_range(parent, shared, own_off, own_ids, i0, i1, offs, out):
 
 
 @njit(cache=True)
+def _fill_rows(parent, shared, own_off, own_ids, idx, offs, out):
+    """CSR rows idx[0], idx[1], ... into out (offsets `offs`)."""
+    for k in range(len(idx)):
+        fill(parent, shared, own_off, own_ids, idx[k], out[offs[k]:])
+
+
+@njit(cache=True)
 def _compress_rows(offs, ids, prev_of, full):
     """Parent = previous request of the same session when it shares a prefix; shared = the common
     prefix capped at the parent's `full` blocks (a parent's last partial block never carries over)."""
@@ -304,6 +311,16 @@ class PrefixBlocks:
         out = np.empty(int(offs[-1]), dtype=np.int64)
         if i1 > i0:
             _fill_range(self.parent, self.shared, self.own_off, self.ids_stored(), i0, i1, offs, out)
+        return offs, out
+
+    def rows_csr(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, ids) of requests `idx` in that order: a selection expanded, not the whole trace."""
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        offs = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(self.counts()[idx], out=offs[1:])
+        out = np.empty(int(offs[-1]), dtype=np.int64)
+        if len(idx):
+            _fill_rows(self.parent, self.shared, self.own_off, self.ids_stored(), idx, offs, out)
         return offs, out
 
     def head(self, k: int) -> PrefixBlocks:

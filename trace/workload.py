@@ -243,7 +243,9 @@ class Workload:
         counts = self.n_blocks()[idx]
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        if len(idx):
+        if self.compact:  # expand the selected rows only (an audit's sample of a 10M-request trace)
+            ids = self.prefix.rows_csr(idx)[1]  # type: ignore[union-attr]
+        elif len(idx):
             starts = self.block_offsets[idx]
             # Gather each request's block slice without a Python loop.
             rel = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], counts)

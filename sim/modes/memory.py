@@ -122,12 +122,19 @@ def synthetic_estimate(scfg) -> Estimate:
     return e
 
 
-def oracle_estimate(w, compact: bool = False) -> Estimate:
+def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0) -> Estimate:
     """The oracle's bounds over workload `w`: per-access arrays (it follows accesses), or with `compact`
-    the Belady method on the parent form (sim.oracle.compact: per distinct block and per request)."""
+    the Belady method on the parent form (sim.oracle.compact: per distinct block and per request), or
+    with `sampled` per-access arrays of that many requests (audit's samples; `buckets` pools besides
+    the whole trace, whose rows are expanded)."""
     e = Estimate()
     e.add("workload", w.nbytes())
-    if compact:
+    if sampled is not None:
+        per_req = w.total_blocks / max(1, len(w))
+        e.add("per-access arrays", min(len(w), sampled) * (1 + buckets) * per_req * ORACLE_PER_ACCESS_B)
+        if buckets:
+            e.add("bucket rows", w.total_blocks * ID_B)
+    elif compact:
         pb = w.prefix_blocks()
         e.add("per-block arrays", pb.n_own() * (ORACLE_COMPACT_BLOCK_B + (0 if pb.dense else RENUMBER_B)))
         e.add("next-use steps", len(w) * NEXT_USE_PER_REQ_B)

@@ -105,9 +105,10 @@ def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployme
 
 
 def load_workload(cfg: Config, a: Any, compact: Callable[[Workload], bool] | None = None,
-                  ) -> tuple[Workload, Any]:
+                  sampled: tuple[int, int] | None = None) -> tuple[Workload, Any]:
     """The workload, refused up front when its bounds cannot fit in memory; `compact(w)`: the bounds read
-    the parent form (analysis.reads_parent_form), not per-access arrays."""
+    the parent form (analysis.reads_parent_form), not per-access arrays; `sampled` = (requests, buckets):
+    they read per-access arrays of samples only (audit)."""
     from trace.source import workload_from_config
 
     w, ls = workload_from_config(cfg)
@@ -127,7 +128,9 @@ def load_workload(cfg: Config, a: Any, compact: Callable[[Workload], bool] | Non
     if compact is not None and not parent_form and compact_ok(w):
         # this workload's bounds could read the parent form: say which flags allow it
         change = f"use --method belady --scope global --buckets none (bounds from the parent form), or {change}"
-    check(oracle_estimate(w, parent_form), what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
+    est = oracle_estimate(w, parent_form) if sampled is None else \
+        oracle_estimate(w, sampled=sampled[0], buckets=sampled[1])
+    check(est, what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
           change=change, where=cfg.trace.path or "synthetic.requests")
     return w, ls
 
@@ -434,7 +437,8 @@ def audit_command(cfg: Config, a: Any, progress=None) -> dict:
         check_number(a.block_tokens, "--block-tokens", lo=1, hi=1 << 20, integer=True)
     check_output_dir(a.output_dir, "--output-dir")
     buckets = parse_buckets(getattr(a, "buckets", None))
-    w, ls = load_workload(cfg, a)
+    # global scope: the bounds run on samples of each pool (session scope re-keys the whole trace first)
+    w, ls = load_workload(cfg, a, sampled=(a.sample, len(buckets)) if a.scope == "global" else None)
     caps = [int(v) for v in _floats(a.capacities, "--capacities", MAX_CAPACITY_BLOCKS)] or None
     rep = run_audit(w, buckets, scope=a.scope, sample=a.sample, capacities=caps, small=a.small,
                     seed=cfg.seed, progress=progress)

@@ -2,6 +2,8 @@
 runs too big for the memory bound refused up front."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -246,7 +248,7 @@ def test_workload_needs_ids_or_prefix():
                  block_offsets=[0, 1], block_ids=None, block_tokens=16)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("command", [["oracle", "--kv-budget-gb", "40"], ["audit"]])
+@pytest.mark.parametrize("command", [["oracle", "--kv-budget-gb", "40"], ["audit", "--scope", "session"]])
 def test_oracle_family_refused_up_front(monkeypatch, capsys, tmp_path, command):
     """The bounds follow block accesses (~160 bytes each): 5,000 requests of ~230 blocks need ~0.6 GiB
     over a 0.45 GiB limit, so the command stops after loading, before any bound, and writes nothing."""
@@ -282,3 +284,28 @@ def test_oracle_belady_reads_the_parent_form_under_a_limit_the_arrays_exceed(mon
     assert rc == 0
     rows = (tmp_path / "b" / "summary.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("all,")
+
+
+def test_audit_reads_samples_only(monkeypatch, tmp_path):
+    """Global scope: the audit's bounds run on samples of the pools, so the estimate counts the samples
+    and the selection expands the sampled rows only (Workload.select on the parent form)."""
+    import sim.cli as cli
+    from trace.workload import Workload
+
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "0.45")
+    monkeypatch.setattr(Workload, "expanded", lambda self: pytest.fail("whole trace expanded"))
+    real = Workload.__getattr__
+
+    def no_csr(self, name):
+        if name == "block_ids" and len(self) > 100:
+            pytest.fail("the whole trace's block ids were expanded")
+        return real(self, name)
+
+    monkeypatch.setattr(Workload, "__getattr__", no_csr)
+    out = tmp_path / "audit"
+    rc = cli.main(["audit", "--sample", "20", "--small", "2", "--buckets", "none", "--set", "synthetic.requests=5000",
+                   "--set", "synthetic.sessions=500", "--set", "synthetic.block_tokens=16", "--output-dir", str(out),
+                   "--quiet"])
+    assert rc == 0
+    rep = json.loads((out / "audit_report.json").read_text())
+    assert rep["ok"] and rep["sample"] == 20 and rep["checks"] > 0
