@@ -24,22 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_trace_files import make_fit  # noqa: E402
-
-_STEP = """
-import json, resource, sys, time
-sys.path.insert(0, {root!r})
-t = time.perf_counter()
-{body}
-print("STEP " + json.dumps({{"wall_s": time.perf_counter() - t,
-      "rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "result": res}}))
-"""
-
-_SYNTH = """
-from trace.fitmodel import load_fit
-from trace.synth import synthesize
-res = synthesize(load_fit({fit!r}), {out!r}, requests={n}, seed=0)
-"""
+from bench_trace_files import _STEP, _SYNTH, make_fit  # noqa: E402
 
 _LOAD = """
 from trace.formats import load_trace
@@ -90,7 +75,7 @@ def main() -> None:
     if a.jsonl is None:
         fit = make_fit(None, a.block_tokens, d)
         jsonl = d / "big.jsonl"
-        s = step(_SYNTH.format(fit=str(fit), out=str(jsonl), n=a.requests), ROOT)
+        s = step(_SYNTH.format(fit=str(fit), out=str(jsonl), n=a.requests, seed=0), ROOT)
         print(f"trace synth -> JSONL: {s['result']['requests']:,} requests, {s['wall_s']:.1f} s, "
               f"{jsonl.stat().st_size / 2**30:.2f} GiB file")
         if a.keep:

@@ -109,6 +109,20 @@ def mix64(x):
 
 
 @njit(cache=True)
+def _grown(tab, ids):
+    """A table of first positions (-1 empty, keyed by ids[position]) rehashed at twice the size."""
+    big = np.full(2 * len(tab), -1, dtype=tab.dtype)
+    bmask = len(big) - 1
+    for e in tab:
+        if e != -1:
+            g = mix64(ids[e]) & bmask
+            while big[g] != -1:
+                g = (g + 1) & bmask
+            big[g] = e
+    return big
+
+
+@njit(cache=True)
 def _first_use_ranks(ids, tab):
     """Rank of each id in order of first appearance. `tab` (all -1, a power of two) holds first positions
     (the key is ids[pos], the rank out[pos]); it doubles above 60 % full."""
@@ -129,16 +143,8 @@ def _first_use_ranks(ids, tab):
             out[j] = out[v]
             continue
         if 10 * (cnt + 1) > 6 * len(tab):
-            big = np.full(2 * len(tab), -1, dtype=tab.dtype)
-            bmask = len(big) - 1
-            for e in tab:
-                if e != -1:
-                    g = mix64(ids[e]) & bmask
-                    while big[g] != -1:
-                        g = (g + 1) & bmask
-                    big[g] = e
-            tab = big
-            mask = bmask
+            tab = _grown(tab, ids)
+            mask = len(tab) - 1
             h = mix64(x) & mask
             while tab[h] != -1:
                 h = (h + 1) & mask
@@ -171,16 +177,8 @@ def _seen_before(own_off, ids, tab):
                     seen[i] += 1
                 continue
             if 10 * (cnt + 1) > 6 * len(tab):
-                big = np.full(2 * len(tab), -1, dtype=tab.dtype)
-                bmask = len(big) - 1
-                for e in tab:
-                    if e != -1:
-                        g = mix64(ids[e]) & bmask
-                        while big[g] != -1:
-                            g = (g + 1) & bmask
-                        big[g] = e
-                tab = big
-                mask = bmask
+                tab = _grown(tab, ids)
+                mask = len(tab) - 1
                 h = mix64(x) & mask
                 while tab[h] != -1:
                     h = (h + 1) & mask

@@ -134,12 +134,24 @@ def _pf_pop(pt, ps, pr, pw, n):
 
 # ------------------------------------------------------------- the loop
 @njit(cache=True)
+def routed_lookup(M, R, wk, blocks, rec):
+    """lookup_from after the router chose wk: the leading blocks it found in wk's HBM (their slots in
+    R[4], sim.engine.routing) are recorded in `rec` first, so lookup starts after them."""
+    width = M[SCRATCH_N]
+    sb = R[4]
+    p0 = R[0][2]
+    row = R[0][3]
+    for j in range(p0):
+        rec[j] = sb[row, j]
+        rec[width + j] = wk
+    return lookup_from(M, wk, blocks, p0, rec)
+
+
+@njit(cache=True)
 def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
     M = unowned(M_owned)  # no atomic reference counts on the kernels' calls (sim.engine.unowned)
     arr_s, offs, inp, sess, svc = W
     parent, shared, own_off, own_ids, buf, pbuf, rec, distinct = P
-    width = M[SCRATCH_N]
-    sb = R[4]
     dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arr, last_req, gaps = Q
     worker, hit_blocks, hit_tok, occ_t, occ = out
     nw = M[NW]
@@ -159,12 +171,7 @@ def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
         blocks = buf[:fill(parent, shared, own_off, own_ids, i, buf)]
         s = sess[i]
         wk = route(M, R, load, i, blocks, s)
-        p0 = R[0][2]  # leading blocks the router found in wk's HBM, their slots in sb
-        row = R[0][3]
-        for j in range(p0):
-            rec[j] = sb[row, j]
-            rec[width + j] = wk
-        nh, n_dram, ns = lookup_from(M, wk, blocks, p0, rec)
+        nh, n_dram, ns = routed_lookup(M, R, wk, blocks, rec)
         npre = nh + n_dram + ns
         fetch_rec(M, wk, blocks, lo, npre, True, rec, distinct)
         store_fresh(M, wk, blocks, lo, npre, shared[i] if distinct else len(blocks))

@@ -23,9 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.engine.layout import SCRATCH_N
-from sim.engine.node_ops import fetch_rec, lookup_from, store_fresh
-from sim.engine.replay import hit_tokens
+from sim.engine.node_ops import fetch_rec, store_fresh
+from sim.engine.replay import hit_tokens, routed_lookup
 from sim.engine.routing import route
 from sim.engine.unowned import unowned
 from trace.prefix import fill
@@ -47,14 +46,7 @@ def arrive(M_owned, R, load, i, sess, P, pos0, out, bt, input_tokens):
     blocks = buf[:fill(parent, shared, own_off, own_ids, i, buf)]
     wk = route(M, R, load, i, blocks, sess)
     load[wk] += 1
-    width = M[SCRATCH_N]
-    sb = R[4]
-    p0 = R[0][2]  # leading blocks the router found in wk's HBM, their slots in sb
-    row = R[0][3]
-    for j in range(p0):
-        rec[j] = sb[row, j]
-        rec[width + j] = wk
-    nh, nd, ns = lookup_from(M, wk, blocks, p0, rec)
+    nh, nd, ns = routed_lookup(M, R, wk, blocks, rec)
     d2h, s2h, h2d, d2s = fetch_rec(M, wk, blocks, pos0, nh + nd + ns, True, rec, distinct)
     worker, hit_blocks, hit_tok = out
     worker[i] = wk
