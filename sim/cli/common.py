@@ -121,15 +121,16 @@ def progress_cb(enabled: bool):
     return cb, prog
 
 
-def compile_notice(enabled: bool) -> None:
-    """One stderr line before a run that will compile the cache engine first (a cold cache: ~20-40 s once)."""
+def compile_notice(enabled: bool, mode: str = "") -> None:
+    """One stderr line before a run that will compile the cache engine first (a cold cache, once)."""
     if not enabled:
         return
     from sim.engine import is_compiled
 
-    if not is_compiled():
+    cluster = mode == "cluster"
+    if not is_compiled("cluster_kernels" if cluster else "node_ops"):
         print("note: compiling the cache engine (first run on this machine or after an edit, "
-              "~20-40 s, once)", file=sys.stderr, flush=True)
+              f"~{'30-60' if cluster else '20-40'} s, once)", file=sys.stderr, flush=True)
 
 
 def add_wide_arg(p: argparse.ArgumentParser) -> None:

@@ -105,7 +105,7 @@ def _run_and_write(args: argparse.Namespace, cfg, console, workload, load_stats,
     compare_measured = getattr(args, "compare_measured", False)
     cb, prog = progress_cb(not args.quiet)
     if args.mode != "single":  # single mode compiles up front under its own progress label (modes.runner)
-        compile_notice(not args.quiet)
+        compile_notice(not args.quiet, args.mode)
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,

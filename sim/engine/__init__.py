@@ -43,7 +43,8 @@ import pathlib
 from sim.jit_cache import cache_dir
 
 
-def is_compiled() -> bool:
-    """Has this machine compiled the engine already? (The first replay compiles it, ~20 s.)"""
+def is_compiled(module: str = "node_ops") -> bool:
+    """Has this machine compiled the engine's `module` already (node_ops: the node engine,
+    cluster_kernels: the cluster's)? The first replay compiles it: ~20 s, the cluster's ~45 s."""
     folder = cache_dir() or pathlib.Path(__file__).resolve().parent / "__pycache__"
-    return folder.is_dir() and any(folder.rglob("node_ops.*.nbi"))
+    return folder.is_dir() and any(folder.rglob(f"{module}.*.nbi"))
