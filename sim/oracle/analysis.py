@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sim.oracle.access import accesses
+from sim.oracle.access import Accesses, accesses
 from sim.oracle.bounds import BOUND_LABELS, BOUND_NAMES, Bounds, compute_bounds, single_bound_tokens
 from sim.oracle.buckets import Bucket, apply_scope, bucket_index
 from sim.oracle.capacity import Deployment, Tier, tier_capacities
-from sim.oracle.compact import compact_accesses, compact_bound_tokens, compact_bounds, compact_ok
+from sim.oracle.compact import CompactAccesses, compact_accesses, compact_bound_tokens, compact_bounds, compact_ok
 from trace.workload import Workload
 
 ALL = "all"
@@ -60,37 +60,37 @@ def pools(w: Workload, buckets: list[Bucket]) -> list[tuple[str, Workload]]:
 
 
 def reads_parent_form(w: Workload, method: str, scope: str, buckets: list[Bucket]) -> bool:
-    """Are all of `w`'s pools bounded from the parent form (pool_bounds)? Global scope, the Belady method,
+    """Are all of `w`'s pools bounded from the parent form (pool_source)? Global scope, the Belady method,
     a distinct parent form, and every bucket empty or the whole trace."""
     return method == "belady" and scope == "global" and compact_ok(w) and all(
         len(bucket_index(w, b)) in (0, len(w)) for b in buckets)
 
 
-def pool_bounds(pw: Workload, method: str) -> tuple[Callable[[int], Bounds], bool]:
-    """(the bounds at a capacity, prefix-consistent?) of one pool: from the per-access arrays, or for the
-    Belady method on a distinct parent-form workload from the parent form (sim.oracle.compact)."""
-    if method == "belady" and compact_ok(pw):
-        c = compact_accesses(pw)
-        return (lambda cap: compact_bounds(c, cap)), c.prefix_consistent
-    acc = accesses(pw)
-    return (lambda cap: compute_bounds(acc, cap, method)), acc.prefix_consistent
+def pool_source(pw: Workload, method: str) -> Accesses | CompactAccesses:
+    """What one pool's bounds read: the per-access arrays, or for the Belady method on a distinct
+    parent-form workload the parent form (sim.oracle.compact). Built once per pool."""
+    return compact_accesses(pw) if method == "belady" and compact_ok(pw) else accesses(pw)
 
 
-def pool_bound_tokens(pw: Workload, method: str) -> tuple[Callable[[int, str], float], int]:
-    """(hit tokens of one bound at a capacity, the pool's input tokens), as pool_bounds chooses its source
-    (planning evaluates many capacities of one bound)."""
-    if method == "belady" and compact_ok(pw):
-        c = compact_accesses(pw)
-        return (lambda cap, bound: compact_bound_tokens(c, cap, bound)), c.total_tokens()
-    acc = accesses(pw)
-    return (lambda cap, bound: single_bound_tokens(acc, cap, bound, method)), acc.total_tokens()
+def bounds_at(src: Accesses | CompactAccesses, method: str) -> Callable[[int], Bounds]:
+    """All bounds of a pool at a capacity."""
+    if isinstance(src, CompactAccesses):
+        return lambda cap: compact_bounds(src, cap)
+    return lambda cap: compute_bounds(src, cap, method)
 
 
-def analyze_pool(bounds_at: Callable[[int], Bounds], block_tokens: int, dep: Deployment, tiers: list[Tier],
+def bound_tokens_at(src: Accesses | CompactAccesses, method: str) -> Callable[[int, str], float]:
+    """Hit tokens of one bound at a capacity (planning and calibration evaluate many capacities)."""
+    if isinstance(src, CompactAccesses):
+        return lambda cap, bound: compact_bound_tokens(src, cap, bound)
+    return lambda cap, bound: single_bound_tokens(src, cap, bound, method)
+
+
+def analyze_pool(bounds_of: Callable[[int], Bounds], block_tokens: int, dep: Deployment, tiers: list[Tier],
                  tol: float, progress=None, label: str = "") -> list[dict]:
     rows = []
     for cap in tier_capacities(dep, block_tokens, tiers):
-        b = bounds_at(cap.blocks)
+        b = bounds_of(cap.blocks)
         neck, cg, pg = bottleneck(b, tol)
         rows.append({"tier": cap.tier, "capacity": cap.to_dict(), "bounds": b.to_dict(),
                      "bottleneck": neck, "capacity_gap_share": cg, "policy_gap_share": pg})
@@ -111,9 +111,10 @@ def run_oracle(w: Workload, spec: OracleSpec, *, config_hash: str = "", seed: in
         entry: dict[str, Any] = {"bucket": label, "requests": len(pw), "input_tokens": int(pw.input_tokens.sum()),
                  "blocks": pw.total_blocks, "deployment": asdict(spec.deployment_for(label))}
         if len(pw):
-            bounds_at, entry["prefix_consistent"] = pool_bounds(pw, spec.method)
-            entry["tiers"] = analyze_pool(bounds_at, pw.block_tokens, spec.deployment_for(label), spec.tiers,
-                                          spec.tolerance, progress, label)
+            src = pool_source(pw, spec.method)
+            entry["prefix_consistent"] = src.prefix_consistent
+            entry["tiers"] = analyze_pool(bounds_at(src, spec.method), pw.block_tokens, spec.deployment_for(label),
+                                          spec.tiers, spec.tolerance, progress, label)
         else:
             entry["tiers"] = []
         out_pools.append(entry)

@@ -27,11 +27,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from sim.oracle.access import Accesses, accesses, leading_run
-from sim.oracle.analysis import pool_bound_tokens, pools
+from sim.oracle.access import Accesses, leading_run
+from sim.oracle.analysis import bound_tokens_at, pool_source, pools
 from sim.oracle.buckets import Bucket, apply_scope
 from sim.oracle.capacity import Deployment, hbm_capacity
-from sim.oracle.compact import compact_accesses, compact_ok, content_tokens, peak_reuse_load, popular_run_tokens
+from sim.oracle.compact import CompactAccesses, content_tokens, peak_reuse_load, popular_run_tokens
 from sim.oracle.estimator import HeuristicParams, hit_rates
 from sim.oracle.flow import interval_loads
 from trace.workload import Workload
@@ -71,7 +71,7 @@ def describe(n_req: int, total_tokens: int, content_tokens: int, popular_run_tok
 
 def oracle_curve(tokens_at: Callable[[int, str], float], total_tokens: int, capacities: list[int]) -> list[dict]:
     """The strict-prefix optimum and LRU hit rates at each capacity; `tokens_at(capacity, bound)` as
-    sim.oracle.analysis.pool_bound_tokens gives it."""
+    sim.oracle.analysis.bound_tokens_at gives it."""
     tot = max(1, total_tokens)
     return [{"capacity_blocks": int(k),
              "strict_prefix": tokens_at(k, "strict_prefix") / tot,
@@ -166,15 +166,13 @@ def fit(desc: dict, curve: list[dict], block_tokens: int, trials: list[dict] | N
     }
 
 
-def _peak_and_description(pw: Workload, method: str) -> tuple[int, dict]:
-    """The pool's peak reuse load and description, from the parent form where pool_bound_tokens reads it."""
-    if method == "belady" and compact_ok(pw):
-        c = compact_accesses(pw)
-        n = c.n_requests
-        desc = describe(n, c.total_tokens(), content_tokens(c), popular_run_tokens(c, popular_threshold(n)))
-        return max(1, peak_reuse_load(c)), desc
-    acc = accesses(pw)
-    return peak_load(acc), describe_trace(acc)
+def _peak_and_description(src: Accesses | CompactAccesses) -> tuple[int, dict]:
+    """The pool's peak reuse load and description, from what its bounds read (analysis.pool_source)."""
+    if isinstance(src, CompactAccesses):
+        n = src.n_requests
+        desc = describe(n, src.total_tokens(), content_tokens(src), popular_run_tokens(src, popular_threshold(n)))
+        return max(1, peak_reuse_load(src)), desc
+    return peak_load(src), describe_trace(src)
 
 
 def calibrate(w: Workload, dep: Deployment, buckets: list[Bucket], *, scope: str = "global",
@@ -186,9 +184,9 @@ def calibrate(w: Workload, dep: Deployment, buckets: list[Bucket], *, scope: str
     plist = [(label, pw) for label, pw in pools(ws, buckets) if len(pw)]
     for i, (label, pw) in enumerate(plist):
         cap = hbm_capacity((bucket_deployments or {}).get(label, dep), pw.block_tokens).blocks
-        peak, desc = _peak_and_description(pw, method)
-        tokens_at, total = pool_bound_tokens(pw, method)
-        curve = oracle_curve(tokens_at, total, curve_capacities(peak, cap, points))
+        src = pool_source(pw, method)  # built once: the description, the peak and the curve read it
+        peak, desc = _peak_and_description(src)
+        curve = oracle_curve(bound_tokens_at(src, method), src.total_tokens(), curve_capacities(peak, cap, points))
         trials: list[dict] = []
         res = fit(desc, curve, pw.block_tokens, trials)
         out["pools"][label] = {"requests": len(pw), "description": desc, "deployment_capacity_blocks": cap, **res}

@@ -158,11 +158,12 @@ def _pool_meta(label: str, dep: Deployment, bucket: Any, pool: Any = None) -> di
 def _plan_pool(pw: Workload, label: str, dep: Deployment, method: str, target: float, baseline: float,
                alpha: float) -> dict[str, dict]:
     """Minimum cards for `target` under the strict-prefix optimum and under LRU, on one pool."""
-    from sim.oracle.analysis import pool_bound_tokens
+    from sim.oracle.analysis import bound_tokens_at, pool_source
     from sim.oracle.planning import plan_cards
 
-    tokens_at, total = pool_bound_tokens(pw, method)
-    tot = max(1, total)
+    src = pool_source(pw, method)
+    tokens_at = bound_tokens_at(src, method)
+    tot = max(1, src.total_tokens())
     content = tokens_at(0, "content") / tot
     out = {}
     for bound in ("strict_prefix", "lru"):
