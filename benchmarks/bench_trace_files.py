@@ -59,9 +59,10 @@ res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": 
 """
 
 
-def step(body: str) -> dict:
-    code = _STEP.format(root=str(ROOT), body=body)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+def step(body: str, root: Path = ROOT) -> dict:
+    """Run `body` in a fresh interpreter of the tree at `root`; its {wall_s, rss_gib, result}."""
+    code = _STEP.format(root=str(root), body=body)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("STEP ")), None)
     if p.returncode or line is None:
         sys.exit(f"step failed (exit {p.returncode}):\n{p.stderr[-3000:]}")

@@ -15,8 +15,6 @@ Peak RSS is ru_maxrss of the step's own process.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_trace_files import _STEP, _SYNTH, make_fit  # noqa: E402
+from bench_trace_files import _SYNTH, make_fit, step  # noqa: E402
 
 _LOAD = """
 from trace.formats import load_trace
@@ -47,15 +45,6 @@ _CONVERT = """
 from sim.cli import main
 res = {{"rc": main(["trace", "convert", "--trace", {trace!r}, "--out", {out!r}])}}
 """
-
-
-def step(body: str, root: Path) -> dict:
-    code = _STEP.format(root=str(root), body=body)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("STEP ")), None)
-    if p.returncode or line is None:
-        sys.exit(f"step failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(line[5:])
 
 
 def main() -> None:

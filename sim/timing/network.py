@@ -212,20 +212,19 @@ class Network:
     @property
     def bytes_by_class(self) -> dict[str, int]:
         """Bytes per link class: a transfer's bytes count once on each edge of its path."""
-        out = {c: 0 for c in LINK_CLASSES}
-        for r in self._routes.values():
-            nb = r[5][1]
-            for _e, a, _s in r[3]:
-                out[a.cls] += nb
-        return out
+        return self._per_class(1)
 
     @property
     def transfers_by_class(self) -> dict[str, int]:
+        return self._per_class(0)
+
+    def _per_class(self, k: int) -> dict[str, int]:
+        """A route counter (0 transfers, 1 bytes) summed over each edge of its path, per link class."""
         out = {c: 0 for c in LINK_CLASSES}
         for r in self._routes.values():
-            n = r[5][0]
+            v = r[5][k]
             for _e, a, _s in r[3]:
-                out[a.cls] += n
+                out[a.cls] += v
         return out
 
     # ------------------------------------------------------------ transfers
