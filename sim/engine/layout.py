@@ -36,6 +36,7 @@ from numba import njit
 
 from sim.engine.hashtab import table_size
 from sim.engine.slots import N_HEADER, NEXT
+from sim.policies.base import NEVER  # not accessed again (the policies' own sentinel)
 
 # --- slot fields after the shared header (sim.engine.slots: KEY, POS, PREV, NEXT)
 LIST, FREQ, HIDX = range(N_HEADER, N_HEADER + 3)
@@ -58,8 +59,6 @@ DP_STARTS = 12
 NU_REQS = 13  # requests of the next-use steps (NextUseSteps.packed at NU_BASE), 0: per-access next_use
 NU_STEPS = 14
 N_NODE_FIELDS = 15
-
-NEVER = np.iinfo(np.int64).max  # sim.policies.base.NEVER: not accessed again
 
 # --- tier fields
 CAP = 0  # capacity in blocks
