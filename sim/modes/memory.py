@@ -122,6 +122,12 @@ def synthetic_estimate(scfg) -> Estimate:
     return e
 
 
+def _per_own_block(w, nbytes: int) -> int:
+    """`nbytes` per own block of `w`'s parent form, plus renumbering its ids when they are stored."""
+    pb = w.prefix_blocks()
+    return pb.n_own() * (nbytes + (0 if pb.dense else RENUMBER_B))
+
+
 def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0) -> Estimate:
     """The oracle's bounds over workload `w`: per-access arrays (it follows accesses), or with `compact`
     the Belady method on the parent form (sim.oracle.compact: per distinct block and per request), or
@@ -135,8 +141,7 @@ def oracle_estimate(w, compact: bool = False, sampled: int | None = None, bucket
         if buckets:
             e.add("bucket rows", w.total_blocks * ID_B)
     elif compact:
-        pb = w.prefix_blocks()
-        e.add("per-block arrays", pb.n_own() * (ORACLE_COMPACT_BLOCK_B + (0 if pb.dense else RENUMBER_B)))
+        e.add("per-block arrays", _per_own_block(w, ORACLE_COMPACT_BLOCK_B))
         e.add("next-use steps", len(w) * NEXT_USE_PER_REQ_B)
     else:
         e.add("per-access arrays", w.total_blocks * ORACLE_PER_ACCESS_B)
@@ -157,12 +162,9 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     elif per_access:
         e.add("per-access arrays", w.total_blocks * PER_ACCESS_B)
     if next_use_steps:
-        pb = w.prefix_blocks()
-        e.add("next-use steps", pb.n_own() * (NEXT_USE_BLOCK_B + (0 if pb.dense else RENUMBER_B))
-              + n * NEXT_USE_PER_REQ_B)
+        e.add("next-use steps", _per_own_block(w, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:
-        pb = w.prefix_blocks()
-        e.add("cluster block records", pb.n_own() * (CLUSTER_BLOCK_B + (0 if pb.dense else RENUMBER_B)))
+        e.add("cluster block records", _per_own_block(w, CLUSTER_BLOCK_B))
     per_slot = SLOT_B if mode != "cluster" else CLUSTER_COMPILED_SLOT_B if cluster_compiled else CLUSTER_SLOT_B
     e.add("cache slots", slots * per_slot)
     return e
