@@ -238,11 +238,21 @@ class Workload:
         return self.select(np.arange(limit))
 
     def select(self, idx: np.ndarray) -> Workload:
-        """A new Workload holding requests `idx` (in that order)."""
+        """A new Workload holding requests `idx` (in that order): in parent form when it is compact and the
+        selection holds every selected request's parent (``PrefixBlocks.subset``), else expanded."""
         idx = np.asarray(idx, dtype=np.int64)
         counts = self.n_blocks()[idx]
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
+        sub = self.prefix.subset(idx) if self.compact else None  # type: ignore[union-attr]
+        if sub is not None:  # the selection holds its requests' parents: it stays in parent form (pods)
+            return Workload(
+                name=self.name, arrival_ms=self.arrival_ms[idx], input_tokens=self.input_tokens[idx],
+                output_tokens=self.output_tokens[idx], session_id=self.session_id[idx], block_offsets=offsets,
+                block_ids=None, block_tokens=self.block_tokens, turn=self.turn[idx],  # type: ignore[arg-type]
+                synthetic_blocks=self.synthetic_blocks, extra={k: v[idx] for k, v in self.extra.items()},
+                prefix=sub,
+            )
         if self.compact:  # expand the selected rows only (an audit's sample of a 10M-request trace)
             ids = self.prefix.rows_csr(idx)[1]  # type: ignore[union-attr]
         elif len(idx):

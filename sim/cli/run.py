@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,8 @@ def _partition(args: argparse.Namespace) -> dict:
 
     runner = pod_runner(args.backend, args.workers, args.address)
     store = PodStore(Path(args.out) / "pods") if getattr(args, "out", None) else None
-    return {"partition": Partition(pods, args.partition_by), "pod_runner": runner, "pod_store": store}
+    at_once = args.workers or ((os.cpu_count() or 1) if args.backend == "ray" else 1)
+    return {"partition": Partition(pods, args.partition_by, at_once), "pod_runner": runner, "pod_store": store}
 
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: Any) -> int:

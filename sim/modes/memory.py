@@ -122,10 +122,27 @@ def synthetic_estimate(scfg) -> Estimate:
     return e
 
 
+@dataclass(frozen=True)
+class WorkloadSize:
+    """What an estimate reads of a workload, so that a part of one (a pod) is estimated before it exists."""
+
+    requests: int
+    nbytes: int
+    accesses: int  # block accesses (the CSR's length)
+    own_blocks: int  # blocks of the parent form's own slices (the CSR's length when not compact)
+    compact: bool
+    dense: bool
+
+    @classmethod
+    def of(cls, w) -> WorkloadSize:
+        pb = w.prefix_blocks()
+        return cls(len(w), w.nbytes(), w.total_blocks, pb.n_own(), w.compact, pb.dense)
+
+
 def _per_own_block(w, nbytes: int) -> int:
     """`nbytes` per own block of `w`'s parent form, plus renumbering its ids when they are stored."""
-    pb = w.prefix_blocks()
-    return pb.n_own() * (nbytes + (0 if pb.dense else RENUMBER_B))
+    s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
+    return s.own_blocks * (nbytes + (0 if s.dense else RENUMBER_B))
 
 
 def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0) -> Estimate:
@@ -152,19 +169,21 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
                  runs: int = 1, next_use_steps: bool = False) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
-    may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps."""
-    n = len(w)
+    may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps.
+    `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
+    s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
+    n = s.requests
     e = Estimate()
-    e.add("workload", w.nbytes())
+    e.add("workload", s.nbytes)
     e.add("per-request results", n * RUN_PER_REQ_B[mode + ("_timed" if timing else "")] * runs)
-    if per_access and w.compact:
-        e.add("per-access arrays", w.total_blocks * (PER_ACCESS_B + ID_B))
+    if per_access and s.compact:
+        e.add("per-access arrays", s.accesses * (PER_ACCESS_B + ID_B))
     elif per_access:
-        e.add("per-access arrays", w.total_blocks * PER_ACCESS_B)
+        e.add("per-access arrays", s.accesses * PER_ACCESS_B)
     if next_use_steps:
-        e.add("next-use steps", _per_own_block(w, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
+        e.add("next-use steps", _per_own_block(s, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:
-        e.add("cluster block records", _per_own_block(w, CLUSTER_BLOCK_B))
+        e.add("cluster block records", _per_own_block(s, CLUSTER_BLOCK_B))
     per_slot = SLOT_B if mode != "cluster" else CLUSTER_COMPILED_SLOT_B if cluster_compiled else CLUSTER_SLOT_B
     e.add("cache slots", slots * per_slot)
     return e

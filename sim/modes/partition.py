@@ -41,16 +41,14 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 def _prefix_root(w: Workload) -> np.ndarray:
     """The first block id of each request (its prefix root); the request index when it has no block."""
-    n = len(w)
-    has = np.diff(w.block_offsets) > 0
-    out = np.arange(n, dtype=np.int64)
-    out[has] = w.block_ids[w.block_offsets[:-1][has]]
-    return out
+    first = w.prefix_blocks().first_blocks()  # read from the parent form: nothing is expanded
+    return np.where(first >= 0, first, np.arange(len(w), dtype=np.int64))
 
 
 def _session(w: Workload) -> np.ndarray:
     """The session id; requests of unknown session (-1) fall back to their prefix root."""
-    return np.where(w.session_id >= 0, w.session_id, _prefix_root(w))
+    known = w.session_id >= 0
+    return w.session_id if known.all() else np.where(known, w.session_id, _prefix_root(w))
 
 
 # partition key name -> function(workload) -> one int64 key per request
@@ -61,6 +59,7 @@ PARTITION_KEYS: dict[str, Callable[[Workload], np.ndarray]] = {"session": _sessi
 class Partition:
     pods: int
     by: str = "session"
+    at_once: int = 1  # pods simulated at the same time on this machine (the memory estimate counts them)
 
     def describe(self, cfg: Config) -> dict:
         """The report's ``partition`` block."""
@@ -89,6 +88,22 @@ def assign_pods(w: Workload, part: Partition) -> np.ndarray:
     """The pod of each request: splitmix64(key) % pods."""
     keys = PARTITION_KEYS[part.by](w)
     return (_splitmix64(keys) % np.uint64(part.pods)).astype(np.int64)
+
+
+def pod_sizes(w: Workload, part: Partition) -> list:
+    """Each pod's share of `w` as the memory estimate reads it (sim.modes.memory.WorkloadSize), before any
+    pod is built: its requests, accesses and own blocks (a pod of a distinct workload may own a few
+    more: the shared prefixes it re-parents, trace.prefix.subset), and its share of the workload's bytes."""
+    from sim.modes.memory import WorkloadSize
+
+    pods = assign_pods(w, part)
+    pb = w.prefix_blocks()
+    reqs = np.bincount(pods, minlength=part.pods)
+    acc = np.bincount(pods, weights=w.n_blocks(), minlength=part.pods)
+    own = np.bincount(pods, weights=np.diff(pb.own_off), minlength=part.pods)
+    per_req = w.nbytes() / max(1, len(w))
+    return [WorkloadSize(int(reqs[k]), int(per_req * reqs[k]), int(acc[k]), int(own[k]), w.compact, pb.dense)
+            for k in range(part.pods)]
 
 
 def pod_config(cfg: Config, part: Partition, pod: int) -> Config:
@@ -137,5 +152,5 @@ def run_pod(task: PodTask, progress: Callable[[int], None] | None = None):
     return pod_result(task, res, time.perf_counter() - t0)
 
 
-__all__ = ["PARTITION_KEYS", "Partition", "PodTask", "assign_pods", "check_partition", "pod_config", "pod_tasks",
-           "run_pod"]
+__all__ = ["PARTITION_KEYS", "Partition", "PodTask", "assign_pods", "check_partition", "pod_config", "pod_sizes",
+           "pod_tasks", "run_pod"]

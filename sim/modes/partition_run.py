@@ -31,14 +31,16 @@ from trace.workload import Workload
 
 # runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
 PodRunner = Callable[[list[PodTask], Callable[[dict], None]], None]
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: the key hashes the block lists as held (parent form for compact pods)
 
 
-def run_pod_task(task: PodTask) -> dict:
-    """One pod, never raising: {"task_id", "status": "ok", "result": PodResult} or status "failed" + error."""
+def run_pod_task(task: PodTask, progress: Callable[[int], None] | None = None) -> dict:
+    """One pod, never raising: {"task_id", "status": "ok", "result": PodResult} or status "failed" + error.
+    `progress(i)`: the pod's requests done so far (in-process runs: a 10M-request run has pods of minutes)."""
     t0 = time.perf_counter()
     try:
-        return {"task_id": task.task_id, "status": "ok", "result": run_pod(task), "wall_s": time.perf_counter() - t0}
+        return {"task_id": task.task_id, "status": "ok", "result": run_pod(task, progress),
+                "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported by the driver, naming the pod
         return {"task_id": task.task_id, "status": "failed", "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
@@ -56,7 +58,9 @@ def pod_key(task: PodTask) -> str:
     h.update(json.dumps([STORE_VERSION, task.config, task.policy, task.router, task.timing, task.pod],
                         sort_keys=True).encode())
     w = task.workload
-    for a in (task.index, w.arrival_ms, w.input_tokens, w.output_tokens, w.session_id, w.block_offsets, w.block_ids):
+    pb = w.prefix_blocks()  # the block lists as held (a compact pod is never expanded for its key)
+    for a in (task.index, w.arrival_ms, w.input_tokens, w.output_tokens, w.session_id, w.block_offsets,
+              pb.parent, pb.shared, pb.own_off, pb.ids_stored()):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
 
@@ -147,7 +151,11 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
         if progress and done_requests[0] < len(w):  # the caller reports the end (one "done" line)
             progress(done_requests[0])
 
-    if todo:
+    if todo and runner in (None, in_process) and progress:
+        for t in todo:  # the reference runner, with progress inside each pod
+            base = done_requests[0]
+            on_result(run_pod_task(t, lambda i, _b=base: progress(_b + i) if _b + i < len(w) else None))
+    elif todo:
         (runner or in_process)(todo, on_result)
     if failed:
         raise InputError(_failure_message(failed, len(results), store), where="--pods")

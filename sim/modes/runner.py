@@ -72,7 +72,7 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool) -> None:
+                   timing: bool, partition=None) -> None:
     from sim.modes.cluster import ClusterSetup, queue_recency
     from sim.modes.memory import check, run_estimate
 
@@ -82,11 +82,34 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
     ssd_slots = 0 if compiled and setup.ssd_blocks >= ctx.key_bound else setup.ssd_blocks
     cap = (setup.layout.n_workers * setup.node.hbm_blocks + topo.n_nodes * setup.node.dram_blocks
            + cfg.cluster.racks * setup.eic_blocks + ssd_slots)
-    est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
-                       slots=min(cap, ctx.key_bound), cluster_compiled=compiled,
-                       runs=len(policies) + len(routers) - 1)
-    check(est, what=f"replaying {len(w):,} requests on {setup.layout.n_workers * setup.node.gpus_per_worker:,} GPUs",
-          change=_too_big(w), where="--mode cluster")
+    runs = len(policies) + len(routers) - 1
+    gpus = f"{setup.layout.n_workers * setup.node.gpus_per_worker:,} GPUs"
+    if partition is None:
+        est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
+                           slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs)
+        check(est, what=f"replaying {len(w):,} requests on {gpus}",
+              change=_too_big(w) + ", or split the cluster into pods (--pods K)", where="--mode cluster")
+        return
+    est = _partition_estimate(w, partition, cap, compiled, timing, runs)
+    check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
+          change=_too_big(w) + ", use more pods or fewer --workers", where="--pods")
+
+
+def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int):
+    """The driver (the workload, its pods' copies, the merged per-request results) plus the largest pod's
+    replay once per pod simulated at the same time (each a process of its own unless in this one)."""
+    from sim.modes.memory import BASE_B, RUN_PER_REQ_B, Estimate, run_estimate
+    from sim.modes.partition import pod_sizes
+
+    biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
+                                slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs)
+                   for s in pod_sizes(w, part)), key=lambda e: e.total)
+    at_once = min(part.at_once, part.pods)
+    est = Estimate()
+    est.add("workload and its pods", 2 * w.nbytes())
+    est.add("merged per-request results", len(w) * RUN_PER_REQ_B["cluster_timed" if timing else "cluster"] * runs)
+    est.add("pods at once", at_once * (biggest.total - (BASE_B if at_once == 1 else 0)))
+    return est
 
 
 def run_single_mode(
@@ -179,7 +202,7 @@ def run_cluster_mode(
     w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
     node = NodeSetup.from_config(cfg, w.block_tokens)
-    _check_cluster(cfg, w, ctx, topo, policies, routers, timing)
+    _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
 

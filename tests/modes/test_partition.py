@@ -10,7 +10,7 @@ from sim.config import load_config
 from sim.errors import InputError
 from sim.modes.cluster import run_cluster
 from sim.modes.common import prepare_workload
-from sim.modes.partition import Partition, assign_pods, pod_config
+from sim.modes.partition import Partition, assign_pods, pod_config, pod_sizes
 from sim.modes.partition_run import PodStore, in_process
 from sim.modes.runner import run_mode
 from tests.golden.harness import diff
@@ -76,6 +76,67 @@ def test_pods_are_independent_clusters_and_merge_by_sums():
     run_mode(cfg, "cluster", timing=False, partition=part, requests=tables)
     assert (tables[0].columns["worker"] == worker).all()
     assert (tables[0].columns["request_id"] == np.arange(len(w))).all()
+
+
+@pytest.mark.parametrize("engine,timing", [("python", False), ("auto", False), ("auto", True)])
+def test_a_pod_in_parent_form_replays_like_the_expanded_pod(engine, timing):
+    """A pod of a compact workload stays in parent form (re-parented, dense ids: trace.prefix.subset) and
+    replays exactly as its expanded rows with the original ids (the old path)."""
+    cfg = _cfg(f"cache.engine={engine}")
+    part = Partition(2, "session")
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+    assert w.compact
+    pods = assign_pods(w, part)
+    for k in range(2):
+        idx = np.flatnonzero(pods == k)
+        sub, ref = w.select(idx), w.expanded().select(idx)
+        assert sub.compact and not ref.compact
+        pc = pod_config(cfg, part, k)
+        a = run_cluster(pc, sub, "lru", "prefix_aware", timing=timing)
+        b = run_cluster(pc, ref, "lru", "prefix_aware", timing=timing)
+        assert (a.hit_tokens == b.hit_tokens).all() and (a.worker == b.worker).all()
+        assert a.cache_summary() == b.cache_summary()
+        if timing:
+            assert (a.ttft_s == b.ttft_s).all()
+
+
+def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys):
+    """The estimate of a partitioned run counts the largest pod once per pod at once (plus the driver's
+    copies), so a bound between the two estimates refuses the whole cluster and runs the pods."""
+    from sim.modes.memory import GiB, WorkloadSize, run_estimate
+    from sim.modes.runner import _partition_estimate
+    from sim.policies.base import AccessContext
+
+    cfg = _cfg("cache.engine=auto", "hardware.hbm.capacity_gib=4", "hardware.eic.capacity_gib=16")
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+    key_bound = AccessContext.from_workload(w).key_bound
+    cap = 10 * key_bound  # the whole trace stays resident, as at 102,400 GPUs
+    whole = run_estimate(w, mode="cluster", timing=False, per_access=False, slots=key_bound, cluster_compiled=True)
+    one = _partition_estimate(w, Partition(4), cap, True, False, 1)
+    two = _partition_estimate(w, Partition(4, at_once=2), cap, True, False, 1)
+    assert one.total < whole.total < two.total
+    # the largest pod's records and slots: about a quarter of the whole (sessions hash to pods unevenly)
+    sizes = [s.own_blocks for s in pod_sizes(w, Partition(4))]
+    assert sum(sizes) == w.prefix_blocks().n_own() and max(sizes) < 0.5 * sum(sizes)
+    assert isinstance(WorkloadSize.of(w), WorkloadSize) and WorkloadSize.of(w).requests == len(w)
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((one.total + whole.total) / 2 / GiB))
+    with pytest.raises(InputError, match=r"--pods K") as e:
+        run_mode(cfg, "cluster", timing=False)
+    assert e.value.where == "--mode cluster"
+    rep = run_mode(cfg, "cluster", timing=False, partition=Partition(4))
+    assert rep["partition"]["pods"] == 4
+    with pytest.raises(InputError, match=r"in 4 pods \(2 at once\).*use more pods or fewer --workers"):
+        run_mode(cfg, "cluster", timing=False, partition=Partition(4, at_once=2))
+
+
+def test_in_process_pods_report_progress_inside_each_pod():
+    cfg = _cfg()
+    calls: list[tuple[str, int, int]] = []
+    run_mode(cfg, "cluster", timing=False, partition=Partition(2), progress=lambda *a: calls.append(a))
+    done = [c[1] for c in calls]
+    assert done == sorted(done) and done[-1] == 300 and all(c[2] == 300 for c in calls)
+    sizes = np.bincount(assign_pods(prepare_workload(cfg, workload_from_config(cfg)[0])[0], Partition(2)))
+    assert len(set(done) - {0, int(sizes[0]), 300}) > 0  # counts from inside a pod, not only pod ends
 
 
 def test_pods_on_the_local_pool_equal_the_single_process_run():

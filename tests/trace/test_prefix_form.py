@@ -13,7 +13,8 @@ from sim.config import Config
 from sim.errors import InputError
 from sim.modes.memory import GiB, limit_bytes, run_estimate
 from sim.modes.runner import run_mode
-from trace.prefix import PrefixBlocks
+from trace.blockids import ensure_prefix_ids
+from trace.prefix import PrefixBlocks, first_use_ids
 from trace.synthetic import generate
 from trace.workload import Workload
 
@@ -61,6 +62,81 @@ def test_materialised_rows_equal_the_csr(case):
         seen.update(row)
     k = (len(offs) - 1) // 2
     assert np.array_equal(pb.head(k).to_csr()[1], ids[:offs[k]])
+
+
+def _rows(pb: PrefixBlocks) -> list[list[int]]:
+    return [pb.row(i).tolist() for i in range(len(pb))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(multi_turn_csr(), st.data())
+def test_subset_keeps_the_rows(case, data):
+    """PrefixBlocks.subset: the selected rows, unchanged. A stored-id form is kept when the selection holds
+    its requests' parents (else None: the caller expands); a distinct form always, re-parented and dense
+    (ids renamed one to one)."""
+    offs, ids, sess = case
+    offs, ids = offs, ensure_prefix_ids(offs, ids)[0]  # what loaded traces hold
+    pb = PrefixBlocks.compress(offs, ids, sess)
+    n = len(pb)
+    pick = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    idx = np.flatnonzero(pick)
+    sub = pb.subset(idx)
+    firsts = [ids[offs[i]] if offs[i + 1] > offs[i] else -1 for i in range(n)]
+    assert pb.first_blocks().tolist() == firsts
+    closed = all(pb.parent[i] < 0 or pick[pb.parent[i]] for i in idx)
+    if closed:
+        assert sub is not None and not sub.dense
+        assert _rows(sub) == [pb.row(i).tolist() for i in idx]
+    else:
+        assert sub is None
+    # distinct form: rows of the first-use renumbering (an id's first holder owns it, its prefix inherited)
+    rid, _ = first_use_ids(ids)
+    d = _distinct_form(offs, rid)
+    dsub = d.subset(idx)
+    assert dsub is not None and dsub.dense and dsub.distinct and len(dsub) == len(idx)
+    full = [d.row(i).tolist() for i in idx]
+    part = _rows(dsub)
+    assert [len(r) for r in part] == [len(r) for r in full]
+    pairs = {(a, b) for fr, pr in zip(full, part, strict=True) for a, b in zip(fr, pr, strict=True)}
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})  # a renaming
+    assert dsub.n_own() == len({a for a, _ in pairs})  # each selected block held once
+
+
+def _distinct_form(offs: np.ndarray, ids: np.ndarray) -> PrefixBlocks:
+    """A distinct parent form of prefix-identifying ids (by brute force: parent = the first earlier request
+    holding the deepest already-seen block)."""
+    first: dict[int, int] = {}
+    parent, shared, own = [], [], []
+    for i in range(len(offs) - 1):
+        row = ids[offs[i]:offs[i + 1]].tolist()
+        m = 0
+        while m < len(row) and row[m] in first:
+            m += 1
+        parent.append(first[row[m - 1]] if m else -1)
+        shared.append(m)
+        own.extend(row[m:])
+        for b in row[m:]:
+            first[b] = i
+    own_off = np.zeros(len(offs), dtype=np.int64)
+    own_off[1:] = np.cumsum([c - s for c, s in zip(np.diff(offs), shared, strict=True)])
+    pb = PrefixBlocks(np.array(parent, dtype=np.int64), np.array(shared, dtype=np.int64), own_off,
+                      np.array(own, dtype=np.int64), True)
+    assert [pb.row(i).tolist() for i in range(len(pb))] == [ids[offs[i]:offs[i + 1]].tolist()
+                                                             for i in range(len(offs) - 1)]
+    return pb
+
+
+def test_subset_of_the_synthetic_stays_compact():
+    """Sessions of the generator (first turns share a system prompt with other sessions' requests)."""
+    w = generate(_cfg(kind="multi_turn", requests=400, sessions=30).synthetic, 0)
+    assert w.compact and w.prefix.distinct
+    idx = np.flatnonzero(w.session_id % 3 == 1)
+    sub = w.select(idx)
+    assert sub.compact
+    ref = w.expanded().select(idx)
+    assert np.array_equal(sub.block_offsets, ref.block_offsets)
+    a, b = sub.prefix.to_csr()[1], ref.block_ids
+    assert len(set(zip(a.tolist(), b.tolist(), strict=True))) == len(np.unique(a)) == len(np.unique(b))
 
 
 def test_parent_must_be_earlier():
