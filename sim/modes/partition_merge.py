@@ -2,7 +2,7 @@
 
 A pod returns plain data (``PodResult``: numpy arrays and dicts of numbers,
 no cache or SimPy objects), so it can come from another process or machine
-or from a file. ``merge`` puts the per-request arrays back in request order
+or from a file. ``Merger`` puts the per-request arrays back in request order as each pod arrives
 (each request ran in exactly one pod), sums the counters (tier statistics,
 block moves, network bytes and busy seconds, I/O, prefetch counts; ``None``
 in any pod stays ``None``), merges the iteration histograms bin by bin, and
@@ -101,45 +101,55 @@ class MergedClusterResult:
         return self.network
 
 
-def merge(pods: list[PodResult], *, policy: str, router: str, timing: bool, setup, workload: Workload,
-          wall_s: float) -> MergedClusterResult:
-    """The whole deployment from its pods (each request in exactly one pod)."""
-    n = len(workload)
-    pods = sorted(pods, key=lambda p: p.pod)
-    seen = np.zeros(n, dtype=np.int64)
-    for p in pods:
-        seen[p.index] += 1
-    if n and not (seen == 1).all():
-        raise ValueError(f"pods do not cover the workload once: {int((seen != 1).sum())} request(s) in 0 or 2+ pods")
-    arrays: dict[str, np.ndarray] = {}
-    for k in ARRAYS:
-        first = pods[0].arrays[k]
-        out = np.zeros((n, *first.shape[1:]), dtype=first.dtype)
-        for p in pods:
+class Merger:
+    """The merge, one pod at a time: each pod's per-request arrays go into the whole run's arrays as it
+    arrives and are dropped, so the driver holds one copy of the per-request results (10M requests: ~1.7
+    GB), not the pods' and the merged ones at once. Counters and histograms are kept per pod (small)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.arrays: dict[str, np.ndarray] = {}
+        self.seen = np.zeros(n, dtype=np.int32)
+        self.pods: list[PodResult] = []  # the pods' summaries; their arrays are moved into self.arrays
+
+    def add(self, p: PodResult) -> None:
+        for k in ARRAYS:
             v = p.arrays[k]
-            out[p.index] = v + p.pod * p.scalars["workers_per_pod"] if k == "worker" else v
-        arrays[k] = out
-    cache, net, io, pf = pods[0].cache, pods[0].network, pods[0].io, pods[0].prefetch
-    for p in pods[1:]:
-        cache, net = add_numbers(cache, p.cache), add_numbers(net, p.network)
-        io, pf = add_numbers(io, p.io), add_numbers(pf, p.prefetch)
-    # per rack / per pool sizes are the same in every pod: not summed
-    cache = {**cache, "eic_blocks": pods[0].cache["eic_blocks"], "ssd_blocks": pods[0].cache["ssd_blocks"]}
-    iteration_ms = None
-    if timing:
-        h = IterationHistogram()
-        for p in pods:
-            if p.hist is not None:
-                h.counts += p.hist["counts"]
-                h.total += p.hist["total"]
-                h.sum_s += p.hist["sum_s"]
-        iteration_ms = h.summary_ms()
-    return MergedClusterResult(
-        policy=policy, router=router, timing=timing, setup=setup, workload=workload, **arrays,
-        cache=cache, network=net, sim_time_s=max(p.scalars["sim_time_s"] for p in pods), wall_s=wall_s,
-        iteration_ms=iteration_ms, preemptions=sum(p.scalars["preemptions"] for p in pods), io=io, prefetch=pf,
-        pod_wall_s=[p.scalars["wall_s"] for p in pods],
-    )
+            if k not in self.arrays:
+                self.arrays[k] = np.zeros((self.n, *v.shape[1:]), dtype=v.dtype)
+            self.arrays[k][p.index] = v + p.pod * p.scalars["workers_per_pod"] if k == "worker" else v
+        np.add.at(self.seen, p.index, 1)  # a request listed twice counts twice
+        self.pods.append(PodResult(p.pod, p.task_id, p.index, {}, p.cache, p.network, p.scalars, p.io,
+                                   p.prefetch, p.hist))
+
+    def result(self, *, policy: str, router: str, timing: bool, setup, workload: Workload,
+               wall_s: float) -> MergedClusterResult:
+        """The whole deployment from its pods (each request in exactly one pod)."""
+        if self.n and not (self.seen == 1).all():
+            bad = int((self.seen != 1).sum())
+            raise ValueError(f"pods do not cover the workload once: {bad} request(s) in 0 or 2+ pods")
+        pods = sorted(self.pods, key=lambda p: p.pod)
+        cache, net, io, pf = pods[0].cache, pods[0].network, pods[0].io, pods[0].prefetch
+        for p in pods[1:]:
+            cache, net = add_numbers(cache, p.cache), add_numbers(net, p.network)
+            io, pf = add_numbers(io, p.io), add_numbers(pf, p.prefetch)
+        # per rack / per pool sizes are the same in every pod: not summed
+        cache = {**cache, "eic_blocks": pods[0].cache["eic_blocks"], "ssd_blocks": pods[0].cache["ssd_blocks"]}
+        iteration_ms = None
+        if timing:
+            h = IterationHistogram()
+            for p in pods:
+                if p.hist is not None:
+                    h.counts += p.hist["counts"]
+                    h.total += p.hist["total"]
+                    h.sum_s += p.hist["sum_s"]
+            iteration_ms = h.summary_ms()
+        return MergedClusterResult(
+            policy=policy, router=router, timing=timing, setup=setup, workload=workload, **self.arrays,
+            cache=cache, network=net, sim_time_s=max(p.scalars["sim_time_s"] for p in pods), wall_s=wall_s,
+            iteration_ms=iteration_ms, preemptions=sum(p.scalars["preemptions"] for p in pods), io=io, prefetch=pf,
+            pod_wall_s=[p.scalars["wall_s"] for p in pods],
+        )
 
 
-__all__ = ["ARRAYS", "MergedClusterResult", "PodResult", "add_numbers", "merge", "pod_result"]
+__all__ = ["ARRAYS", "MergedClusterResult", "Merger", "PodResult", "add_numbers", "pod_result"]

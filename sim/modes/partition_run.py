@@ -26,7 +26,7 @@ from sim.config import Config
 from sim.errors import InputError
 from sim.io_safe import write_bytes_atomic
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
-from sim.modes.partition_merge import ARRAYS, MergedClusterResult, PodResult, merge
+from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult
 from trace.workload import Workload
 
 # runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
@@ -123,17 +123,17 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
     """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one)."""
     t0 = time.perf_counter()
     tasks = pod_tasks(cfg, w, part, policy, router, timing)
-    results: dict[int, PodResult] = {}
+    merged = Merger(len(w))  # each finished pod's arrays go straight into the whole run's
     todo = []
     for t in tasks:
         t.key = pod_key(t)
         r = store.load(t.key) if store is not None else None
         if r is not None:
-            results[t.pod] = r
+            merged.add(r)
         else:
             todo.append(t)
     by_id = {t.task_id: t for t in tasks}
-    done_requests = [sum(len(tasks[k].index) for k in results)]
+    done_requests = [sum(len(p.index) for p in merged.pods)]
     if progress:
         progress(done_requests[0])
     failed: list[tuple[PodTask, dict]] = []
@@ -146,7 +146,7 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
         r = res["result"]
         if store is not None:
             store.save(t.key, r)  # kept at once: a later failure or kill loses nothing finished
-        results[t.pod] = r
+        merged.add(r)
         done_requests[0] += len(t.index)
         if progress and done_requests[0] < len(w):  # the caller reports the end (one "done" line)
             progress(done_requests[0])
@@ -155,12 +155,13 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
         for t in todo:  # the reference runner, with progress inside each pod
             base = done_requests[0]
             on_result(run_pod_task(t, lambda i, _b=base: progress(_b + i) if _b + i < len(w) else None))
+            t.workload = t.workload.head(0)  # done here: its requests' copy is not needed any more
     elif todo:
         (runner or in_process)(todo, on_result)
     if failed:
-        raise InputError(_failure_message(failed, len(results), store), where="--pods")
-    return merge(list(results.values()), policy=policy, router=router, timing=timing, setup=setup, workload=w,
-                 wall_s=time.perf_counter() - t0)
+        raise InputError(_failure_message(failed, len(merged.pods), store), where="--pods")
+    return merged.result(policy=policy, router=router, timing=timing, setup=setup, workload=w,
+                         wall_s=time.perf_counter() - t0)
 
 
 __all__ = ["PodRunner", "PodStore", "in_process", "pod_key", "run_partitioned", "run_pod_task"]

@@ -129,6 +129,35 @@ def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys)
         run_mode(cfg, "cluster", timing=False, partition=Partition(4, at_once=2))
 
 
+def test_merger_takes_pods_in_any_order_and_refuses_a_bad_cover():
+    """Merger: the pods' rows land at their requests whatever order pods finish in; a request in no pod
+    or in two is refused, not reported."""
+    from sim.modes.partition_merge import ARRAYS, Merger, PodResult
+
+    def pod(k: int, index: list[int]) -> PodResult:
+        idx = np.array(index, dtype=np.int64)
+        arrays = {a: (idx * 10 + k).astype(float) for a in ARRAYS}
+        arrays["worker"] = np.full(len(idx), 1, dtype=np.int64)
+        summary = {"eic_blocks": 1, "ssd_blocks": 2, "hits": 1}
+        return PodResult(k, f"p{k}", idx, arrays, summary, {"b": 1.0}, {"sim_time_s": 1.0 + k, "wall_s": 0.0,
+                         "preemptions": 0, "workers_per_pod": 4}, {}, {})
+
+    m = Merger(5)
+    m.add(pod(1, [1, 4]))
+    m.add(pod(0, [0, 2, 3]))
+    r = m.result(policy="lru", router="r", timing=False, setup=None, workload=None, wall_s=0.0)
+    assert r.ttft_s.tolist() == [0.0, 11.0, 20.0, 30.0, 41.0]
+    assert r.worker.tolist() == [1, 5, 1, 1, 5]  # pod 1's workers numbered after pod 0's 4
+    assert r.cache == {"eic_blocks": 1, "ssd_blocks": 2, "hits": 2} and r.network == {"b": 2.0}
+    assert r.sim_time_s == 2.0 and not m.pods[0].arrays  # the pod's arrays were moved, not kept
+    for pods in ([[0, 1, 2], [3]], [[0, 1, 2, 3], [3, 4]]):
+        m = Merger(5)
+        for k, idx in enumerate(pods):
+            m.add(pod(k, idx))
+        with pytest.raises(ValueError, match="cover the workload once"):
+            m.result(policy="lru", router="r", timing=False, setup=None, workload=None, wall_s=0.0)
+
+
 def test_in_process_pods_report_progress_inside_each_pod():
     cfg = _cfg()
     calls: list[tuple[str, int, int]] = []
