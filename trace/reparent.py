@@ -1,0 +1,130 @@
+"""Re-parenting: the distinct parent form of a trace whose requests share prefixes across sessions.
+
+A loaded trace's session parent form (trace.prefix_stream, ``PrefixBlocks.compress``) is not distinct:
+a system prompt shared by many sessions is an own block of each session's first turn. Belady's next-use
+steps (trace.next_use) and the oracle on the parent form (sim.oracle.compact) need a distinct form, where
+every own block is new when its request arrives.
+
+With prefix-identifying ids (trace.blockids.ensure_prefix_ids: an id fixes its whole prefix) the blocks
+of request i that an earlier request held form a prefix L[:k] of its list L: the deepest of them, L[k-1],
+was first held by some request r at depth k-1, and r's list starts with L[:k]. So i can be re-parented to
+r with shared = k, and its own blocks are L[k:], all never seen before: the form is distinct.
+
+One pass over the requests in order, with one table from block id to where it was first kept (a position
+in the new own ids, 4 bytes a slot below 2**31 ids; the key is read back from the own ids). Memory follows
+the distinct blocks: the new own ids, the table, three words per request and two row buffers. Nothing is
+trusted: k is found by binary search over the table (sound only when seen blocks form a prefix), then
+r's first k blocks are compared with L[:k] and every block of L[k:] must be absent from the table (and
+from the rest of L[k:]). If any check fails the trace cannot be made distinct this way and the caller
+keeps the form it had. Block lists are unchanged, ids too (only which request holds which block as own).
+
+Partial last blocks need no rule here: the simulators compare ids only, and a child may inherit any
+prefix of its parent's list (``shared`` <= the parent's length), so a block is shared exactly when its
+id is.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from trace.prefix import PrefixBlocks, _grown, _position_table, fill, mix64
+
+
+@njit(cache=True)
+def _probe(tab, out, x):
+    """Position in `out` where id x was first kept, or -1."""
+    mask = len(tab) - 1
+    h = mix64(x) & mask
+    while True:
+        v = tab[h]
+        if v == -1 or out[v] == x:
+            return np.int64(v)
+        h = (h + 1) & mask
+
+
+@njit(cache=True)
+def _holder(own_off, last, pos):
+    """The request (<= last) whose own slice holds position `pos`: the largest r with own_off[r] <= pos
+    and a non-empty slice."""
+    lo, hi = 0, last
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if own_off[mid] <= pos:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@njit(cache=True)
+def _reparent(parent, shared, own_off, own_ids, width, tab, out, max_own):
+    """(ok, parent, shared, own_off) of the distinct form (module doc), its own ids written to `out` (which
+    holds at least the input's own blocks); ok False when the lists do not allow it or it would hold
+    more than `max_own` own blocks. `tab` grows here."""
+    n = len(parent)
+    npar = np.full(n, -1, dtype=np.int64)
+    nsh = np.zeros(n, dtype=np.int64)
+    noff = np.zeros(n + 1, dtype=np.int64)
+    buf = np.empty(max(1, width), dtype=np.int64)
+    head = np.empty(max(1, width), dtype=np.int64)
+    nown = 0
+    for i in range(n):
+        m = fill(parent, shared, own_off, own_ids, i, buf)
+        # k = the seen blocks, a prefix when ids are prefix-identifying: the first unseen by binary search
+        lo, hi = 0, m
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _probe(tab, out, buf[mid]) >= 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        k = lo
+        noff[i] = nown
+        if k > 0:
+            pos = _probe(tab, out, buf[k - 1])
+            r = _holder(noff, i - 1, pos)
+            if nsh[r] + pos - noff[r] != k - 1:  # first held at another depth
+                return False, npar, nsh, noff
+            fill(npar, nsh, noff, out, r, head)
+            for j in range(k):
+                if head[j] != buf[j]:
+                    return False, npar, nsh, noff
+            npar[i] = r
+            nsh[i] = k
+        for j in range(k, m):
+            x = buf[j]
+            if _probe(tab, out, x) >= 0 or nown >= max_own:  # seen before (not a prefix) or twice here
+                return False, npar, nsh, noff
+            if 10 * (nown + 1) > 6 * len(tab):
+                tab = _grown(tab, out)
+            mask = len(tab) - 1
+            h = mix64(x) & mask
+            while tab[h] != -1:
+                h = (h + 1) & mask
+            out[nown] = x
+            tab[h] = nown
+            nown += 1
+        noff[i + 1] = nown
+    return True, npar, nsh, noff
+
+
+def distinct_form(pb: PrefixBlocks, max_own: int | None = None) -> PrefixBlocks | None:
+    """The same block lists in distinct parent form (module doc), `pb` itself when it is already
+    distinct, or None when its ids do not allow it (an id seen before but not in a shared prefix) or
+    when it would hold more than `max_own` own blocks (trace.prefix.worth_compacting's bound: the pass
+    stops there, so a trace that shares little costs no table of all its ids)."""
+    if pb.distinct or len(pb) == 0:
+        return pb
+    n_own = pb.n_own()
+    max_own = n_own if max_own is None else max_own  # never more than the input's own blocks
+    width = int(pb.counts().max())
+    # Only the first U entries are written: the untouched pages of a large np.empty are never mapped
+    # in, and `resize` below gives them back (realloc shrinks in place).
+    out = np.empty(max(1, n_own), dtype=np.int64)
+    tab = _position_table(n_own)
+    ok, par, sh, off = _reparent(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), width, tab, out, max_own)
+    del tab
+    if not ok:
+        return None
+    out.resize(int(off[-1]), refcheck=False)
+    return PrefixBlocks(par, sh, off, out, distinct=True)
