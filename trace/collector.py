@@ -27,7 +27,7 @@ from sim.errors import InputError
 from trace.blockids import synthetic_block_ids
 from trace.prefix import PrefixBlocks, worth_compacting
 from trace.prefix_stream import PrefixStream
-from trace.reparent import distinct_form
+from trace.reparent import distinct_form, distinct_in_place
 from trace.workload import LoadStats, Workload
 
 # Latest accepted arrival (ms after the trace's time origin): ~317 years, above epoch-ms timestamps
@@ -229,6 +229,10 @@ class Collector:
         # Each request re-parented to the first holder of its seen prefix (trace.reparent), across sessions
         # too; the session form when the ids do not allow it.
         n_acc = int(offsets[-1])
+        if not n_conflicts and worth_compacting(int(stream.counts[1]), n, n_acc):
+            # prefix-identifying as read, and the distinct form (one own block per distinct id) is worth it:
+            # built over the stream's own ids, which it overwrites (no second array of them)
+            return offsets, None, distinct_in_place(pb, stream.own_ids)
         d = distinct_form(pb, max_own=n_acc - 2 * n - 1)  # no further than worth_compacting allows
         best = d if d is not None else pb
         if worth_compacting(best.n_own(), n, n_acc):  # as Workload.compacted decides

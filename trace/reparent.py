@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trace.prefix import PrefixBlocks, _grown, _position_table, fill, mix64
+from trace.prefix import PrefixBlocks, _grown, _position_table, mix64
+from trace.prefix_stream import _fill_head
 
 
 @njit(cache=True)
@@ -59,8 +60,8 @@ def _holder(own_off, last, pos):
 @njit(cache=True)
 def _reparent(parent, shared, own_off, own_ids, width, tab, out, max_own):
     """(ok, parent, shared, own_off) of the distinct form (module doc), its own ids written to `out` (which
-    holds at least the input's own blocks); ok False when the lists do not allow it or it would hold
-    more than `max_own` own blocks. `tab` grows here."""
+    holds at least the input's own blocks, or is `own_ids` itself); ok False when the lists do not allow
+    it or it would hold more than `max_own` own blocks. `tab` grows here. Not dense input."""
     n = len(parent)
     npar = np.full(n, -1, dtype=np.int64)
     nsh = np.zeros(n, dtype=np.int64)
@@ -69,7 +70,15 @@ def _reparent(parent, shared, own_off, own_ids, width, tab, out, max_own):
     head = np.empty(max(1, width), dtype=np.int64)
     nown = 0
     for i in range(n):
-        m = fill(parent, shared, own_off, own_ids, i, buf)
+        # request i's list: its input parent's (already in the new form) then its own input slice, which
+        # starts at or after `nown`, so `out` may be `own_ids` itself (in place: nothing is read back)
+        s = shared[i]
+        if s > 0:
+            _fill_head(npar, nsh, noff, out, parent[i], buf, s)
+        lo_i = own_off[i]
+        m = s + own_off[i + 1] - lo_i
+        for j in range(s, m):
+            buf[j] = own_ids[lo_i + j - s]
         # k = the seen blocks, a prefix when ids are prefix-identifying: the first unseen by binary search
         lo, hi = 0, m
         while lo < hi:
@@ -85,7 +94,7 @@ def _reparent(parent, shared, own_off, own_ids, width, tab, out, max_own):
             r = _holder(noff, i - 1, pos)
             if nsh[r] + pos - noff[r] != k - 1:  # first held at another depth
                 return False, npar, nsh, noff
-            fill(npar, nsh, noff, out, r, head)
+            _fill_head(npar, nsh, noff, out, r, head, k)
             for j in range(k):
                 if head[j] != buf[j]:
                     return False, npar, nsh, noff
@@ -115,16 +124,32 @@ def distinct_form(pb: PrefixBlocks, max_own: int | None = None) -> PrefixBlocks 
     stops there, so a trace that shares little costs no table of all its ids)."""
     if pb.distinct or len(pb) == 0:
         return pb
-    n_own = pb.n_own()
-    max_own = n_own if max_own is None else max_own  # never more than the input's own blocks
-    width = int(pb.counts().max())
     # Only the first U entries are written: the untouched pages of a large np.empty are never mapped
     # in, and `resize` below gives them back (realloc shrinks in place).
-    out = np.empty(max(1, n_own), dtype=np.int64)
-    tab = _position_table(n_own)
-    ok, par, sh, off = _reparent(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), width, tab, out, max_own)
-    del tab
-    if not ok:
+    out = np.empty(max(1, pb.n_own()), dtype=np.int64)
+    got = _run(pb, out, pb.n_own() if max_own is None else max_own)
+    if got is None:
         return None
-    out.resize(int(off[-1]), refcheck=False)
-    return PrefixBlocks(par, sh, off, out, distinct=True)
+    out.resize(int(got[2][-1]), refcheck=False)
+    return PrefixBlocks(*got, out, distinct=True)
+
+
+def distinct_in_place(pb: PrefixBlocks, own: np.ndarray) -> PrefixBlocks:
+    """The distinct form of `pb`, whose own ids are the first entries of `own` (an array the caller owns
+    and gives up: the new own ids overwrite it from the start, then it shrinks to them). For a form the
+    ids allow (prefix-identifying: trace.prefix_stream's output without conflicts) and worth building;
+    raises when the checks fail (`own` is then spoiled)."""
+    if len(pb) == 0:
+        return PrefixBlocks(pb.parent, pb.shared, pb.own_off, own[:0], distinct=True)
+    got = _run(pb, own, pb.n_own())
+    if got is None:
+        raise ValueError("distinct_in_place: the ids are not prefix-identifying")
+    own.resize(int(got[2][-1]), refcheck=False)
+    return PrefixBlocks(*got, own, distinct=True)
+
+
+def _run(pb: PrefixBlocks, out: np.ndarray, max_own: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The kernel's (parent, shared, own offsets) with the own ids written to `out`, or None."""
+    ok, par, sh, off = _reparent(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), int(pb.counts().max()),
+                                 _position_table(pb.n_own()), out, max_own)
+    return (par, sh, off) if ok else None
