@@ -232,7 +232,7 @@ class Collector:
         if not n_conflicts and worth_compacting(int(stream.counts[1]), n, n_acc):
             # prefix-identifying as read, and the distinct form (one own block per distinct id) is worth it:
             # built over the stream's own ids, which it overwrites (no second array of them)
-            return offsets, None, distinct_in_place(pb, stream.own_ids)
+            return offsets, None, distinct_in_place(pb, stream.own_ids, int(stream.counts[1]))
         d = distinct_form(pb, max_own=n_acc - 2 * n - 1)  # no further than worth_compacting allows
         best = d if d is not None else pb
         if worth_compacting(best.n_own(), n, n_acc):  # as Workload.compacted decides

@@ -134,22 +134,30 @@ def distinct_form(pb: PrefixBlocks, max_own: int | None = None) -> PrefixBlocks 
     return PrefixBlocks(*got, out, distinct=True)
 
 
-def distinct_in_place(pb: PrefixBlocks, own: np.ndarray) -> PrefixBlocks:
+def distinct_in_place(pb: PrefixBlocks, own: np.ndarray, n_ids: int = 0) -> PrefixBlocks:
     """The distinct form of `pb`, whose own ids are the first entries of `own` (an array the caller owns
     and gives up: the new own ids overwrite it from the start, then it shrinks to them). For a form the
     ids allow (prefix-identifying: trace.prefix_stream's output without conflicts) and worth building;
-    raises when the checks fail (`own` is then spoiled)."""
+    raises when the checks fail (`own` is then spoiled). `n_ids`: the distinct ids when known (the table
+    is then made at its final size instead of doubling up to it)."""
     if len(pb) == 0:
         return PrefixBlocks(pb.parent, pb.shared, pb.own_off, own[:0], distinct=True)
-    got = _run(pb, own, pb.n_own())
+    got = _run(pb, own, pb.n_own(), n_ids)
     if got is None:
         raise ValueError("distinct_in_place: the ids are not prefix-identifying")
     own.resize(int(got[2][-1]), refcheck=False)
     return PrefixBlocks(*got, own, distinct=True)
 
 
-def _run(pb: PrefixBlocks, out: np.ndarray, max_own: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _run(pb: PrefixBlocks, out: np.ndarray, max_own: int,
+         n_ids: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The kernel's (parent, shared, own offsets) with the own ids written to `out`, or None."""
+    tab = _position_table(pb.n_own())
+    size = len(tab)
+    while 6 * size < 10 * (n_ids + 1):  # the kernel's 60 % load bound
+        size *= 2
+    if size > len(tab):
+        tab = np.full(size, -1, dtype=tab.dtype)
     ok, par, sh, off = _reparent(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), int(pb.counts().max()),
-                                 _position_table(pb.n_own()), out, max_own)
+                                 tab, out, max_own)
     return (par, sh, off) if ok else None
