@@ -192,13 +192,27 @@ def _position_table(n_ids: int) -> np.ndarray:
     return np.full(1024, -1, dtype=np.int32 if n_ids < 2**31 else np.int64)
 
 
+@njit(cache=True)
+def _consecutive(ids):
+    for j in range(len(ids)):
+        if ids[j] != j:
+            return False
+    return True
+
+
+def numbered_in_order(ids: np.ndarray) -> bool:
+    """Are the ids 0, 1, 2, ... (dense in first-use order, so renumbering would change nothing)? A trace
+    numbering its hash ids as first met (Mooncake's) gives that in distinct form (trace.reparent)."""
+    return bool(ids.size) and _consecutive(np.ascontiguousarray(ids, dtype=np.int64))
+
+
 def first_use_ids(ids: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense ids 0..U-1 numbered in order of first appearance, and U. A request's new blocks get
     consecutive ids, so an engine's per-block records and index entries for them are neighbours
     in memory; any numbering gives the same results (ids are only compared for equality).
     One pass over a hash table of first positions (4 bytes a slot below 2**31 ids): a sort would hold
     several arrays per id."""
-    if ids.size and ids[0] == 0 and bool((np.diff(ids) == 1).all()):
+    if numbered_in_order(ids):
         return ids, int(ids.size)  # already dense in first-use order
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     out, n = _first_use_ranks(ids, _position_table(ids.size))

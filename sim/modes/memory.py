@@ -123,9 +123,13 @@ def synthetic_estimate(scfg) -> Estimate:
 
 
 def _per_own_block(w, nbytes: int) -> int:
-    """`nbytes` per own block of `w`'s parent form, plus renumbering its ids when they are stored."""
+    """`nbytes` per own block of `w`'s parent form, plus renumbering its ids when they are stored and not
+    already 0, 1, 2... (a loaded trace in distinct form usually is: trace.reparent)."""
+    from trace.prefix import numbered_in_order
+
     pb = w.prefix_blocks()
-    return pb.n_own() * (nbytes + (0 if pb.dense else RENUMBER_B))
+    renumber = not pb.dense and not numbered_in_order(pb.ids_stored())
+    return pb.n_own() * (nbytes + (RENUMBER_B if renumber else 0))
 
 
 def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0) -> Estimate:

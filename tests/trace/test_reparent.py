@@ -21,7 +21,7 @@ from tests.oracle.test_compact_bounds import _same as same_bounds
 from trace.blockids import ensure_prefix_ids
 from trace.formats import load_trace
 from trace.prefix import PrefixBlocks
-from trace.reparent import distinct_form
+from trace.reparent import distinct_form, distinct_in_place
 from trace.synthetic import generate
 from trace.workload import Workload
 
@@ -102,6 +102,25 @@ def test_any_ids_either_refused_or_made_distinct_and_prefix_ids_always_made_dist
     _really_distinct(d, prefixed)
 
 
+@settings(max_examples=100, deadline=None)
+@given(w=shared_prefix_traces(), sized=st.booleans())
+def test_in_place_over_the_session_forms_own_ids_equals_the_copying_pass(w, sized):
+    sess = PrefixBlocks.compress(w.block_offsets, w.block_ids, w.session_id)
+    want = distinct_form(sess)
+    own = np.concatenate([sess.own_ids, np.full(3, -7, dtype=np.int64)])  # owned, with spare room (the stream's)
+    pb = PrefixBlocks(sess.parent, sess.shared, sess.own_off, own[:sess.n_own()])
+    got = distinct_in_place(pb, own, len(np.unique(w.block_ids)) if sized else 0)
+    for k in ("parent", "shared", "own_off", "own_ids"):
+        assert np.array_equal(getattr(got, k), getattr(want, k)), k
+    assert len(own) == want.n_own() and (got.own_ids is own or not len(own))  # shrunk in place, no copy
+
+
+def test_in_place_refuses_ids_that_are_not_prefix_identifying():
+    own = np.array([1, 2, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match="prefix-identifying"):
+        distinct_in_place(PrefixBlocks.from_csr(np.array([0, 2, 3]), own), own)
+
+
 def test_hand_case_system_prompt_shared_by_two_sessions():
     # sessions 0 and 1 open with the same system prompt [1, 2]; session 0's second turn extends its first
     w = Workload.from_requests([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5], [1, 6]], session_id=[0, 1, 0, 2])
@@ -172,8 +191,15 @@ def _mooncake() -> Workload:
 
 
 def test_mooncake_loads_distinct_with_the_same_lists_and_results():
+    from sim.modes.memory import NEXT_USE_BLOCK_B, _per_own_block
+    from trace.prefix import numbered_in_order
+
     w = _mooncake()
     assert w.compact and w.prefix.distinct  # the shared system prompt no longer an own block of each first turn
+    # its hash ids are numbered as first met, so the distinct form's own ids need no renumbering (estimate)
+    assert numbered_in_order(w.prefix.ids_stored())
+    assert np.shares_memory(w.prefix.densified()[0].ids_stored(), w.prefix.ids_stored())  # not renumbered
+    assert _per_own_block(w, NEXT_USE_BLOCK_B) == w.prefix.n_own() * NEXT_USE_BLOCK_B
     full = w.expanded()
     ids, n_bad = ensure_prefix_ids(full.block_offsets, full.block_ids)
     assert n_bad == 0 and np.array_equal(ids, full.block_ids)
