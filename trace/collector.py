@@ -9,9 +9,11 @@ arrays into a :class:`Workload` in one go.
 Hash ids are not kept per access: every ``_BATCH_IDS`` ids the rows go to a
 :class:`trace.prefix_stream.PrefixStream`, which keeps only each row's own
 blocks (past the common prefix with its session's previous row) and checks
-prefix identity on the fly, so loading follows the unique blocks. The
-Workload is the one the whole CSR gave (``ensure_prefix_ids`` then
-``Workload.compacted``): the same ids, parents and shared counts.
+prefix identity on the fly, so loading follows the unique blocks. Then each
+request is re-parented to the first holder of its seen prefix (trace.reparent:
+the distinct form, whatever the sessions). The Workload is the one the whole
+CSR gave (``ensure_prefix_ids`` then ``Workload.compacted``): the same ids,
+parents and shared counts.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from sim.errors import InputError
 from trace.blockids import synthetic_block_ids
 from trace.prefix import PrefixBlocks, worth_compacting
 from trace.prefix_stream import PrefixStream
+from trace.reparent import distinct_form, distinct_in_place
 from trace.workload import LoadStats, Workload
 
 # Latest accepted arrival (ms after the trace's time origin): ~317 years, above epoch-ms timestamps
@@ -223,11 +226,20 @@ class Collector:
             )
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(_np(self.counts, np.int64), out=offsets[1:])
+        # Each request re-parented to the first holder of its seen prefix (trace.reparent), across sessions
+        # too; the session form when the ids do not allow it.
+        n_acc = int(offsets[-1])
+        if not n_conflicts and worth_compacting(int(stream.counts[1]), n, n_acc):
+            # prefix-identifying as read, and the distinct form (one own block per distinct id) is worth it:
+            # built over the stream's own ids, which it overwrites (no second array of them)
+            return offsets, None, distinct_in_place(pb, stream.own_ids, int(stream.counts[1]))
+        d = distinct_form(pb, max_own=n_acc - 2 * n - 1)  # no further than worth_compacting allows
+        best = d if d is not None else pb
+        if worth_compacting(best.n_own(), n, n_acc):  # as Workload.compacted decides
+            return offsets, None, best
         if not np.any(sess >= 0):  # no parents: the own ids are the CSR
             return offsets, pb.ids_stored(), None
-        if not worth_compacting(pb.n_own(), n, int(offsets[-1])):  # as Workload.compacted decides
-            return offsets, pb.to_csr()[1], None
-        return offsets, None, pb
+        return offsets, pb.to_csr()[1], None
 
 
 def _np(a, dtype) -> np.ndarray:

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from sim.engine import hashtab
-
 
 @njit(cache=True)
 def fill(parent, shared, own_off, own_ids, i, buf):
@@ -78,49 +76,6 @@ def _first_blocks(parent, shared, own_off, own_ids):
         elif own_off[i + 1] > own_off[i]:
             out[i] = own_off[i] if dense else own_ids[own_off[i]]
     return out
-
-
-@njit(cache=True)
-def _reparent_rows(parent, shared, own_off, own_ids, idx, buf, table):
-    """PrefixBlocks.subset of a distinct form: per selected request (new parent, shared, own length).
-
-    `table` (``sim.engine.hashtab`` layout, grown here by doubling) maps each block the selection holds so
-    far to its first selected holder. In a distinct form an id fixes its whole prefix, so the blocks of a
-    request already held form a prefix of its list (found by binary search), and the first holder of the
-    deepest of them holds that whole prefix at the same depths: it is the new parent."""
-    n = len(idx)
-    new_parent = np.full(n, -1, dtype=np.int64)
-    new_shared = np.zeros(n, dtype=np.int64)
-    own_len = np.zeros(n, dtype=np.int64)
-    mask = len(table) // 2 - 1
-    held = 0
-    for k in range(n):
-        m = fill(parent, shared, own_off, own_ids, idx[k], buf)
-        lo, hi = 0, m
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if hashtab.find(table, 0, mask, buf[mid]) >= 0:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo > 0:
-            new_parent[k] = hashtab.find(table, 0, mask, buf[lo - 1])
-            new_shared[k] = lo
-        own_len[k] = m - lo
-        if 2 * (held + m - lo) > mask + 1:  # keep the load <= 0.5: double the table
-            size = mask + 1
-            while 2 * (held + m - lo) > size:
-                size *= 2
-            grown = np.full(2 * size, -1, dtype=np.int64)
-            for e in range(mask + 1):
-                if table[2 * e + 1] >= 0:
-                    hashtab.insert(grown, 0, size - 1, table[2 * e], table[2 * e + 1])
-            table = grown
-            mask = size - 1
-        for d in range(lo, m):
-            hashtab.insert(table, 0, mask, buf[d], k)
-        held += m - lo
-    return new_parent, new_shared, own_len
 
 
 @njit(cache=True)
@@ -250,13 +205,27 @@ def _position_table(n_ids: int) -> np.ndarray:
     return np.full(1024, -1, dtype=np.int32 if n_ids < 2**31 else np.int64)
 
 
+@njit(cache=True)
+def _consecutive(ids):
+    for j in range(len(ids)):
+        if ids[j] != j:
+            return False
+    return True
+
+
+def numbered_in_order(ids: np.ndarray) -> bool:
+    """Are the ids 0, 1, 2, ... (dense in first-use order, so renumbering would change nothing)? A trace
+    numbering its hash ids as first met (Mooncake's) gives that in distinct form (trace.reparent)."""
+    return bool(ids.size) and _consecutive(np.ascontiguousarray(ids, dtype=np.int64))
+
+
 def first_use_ids(ids: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense ids 0..U-1 numbered in order of first appearance, and U. A request's new blocks get
     consecutive ids, so an engine's per-block records and index entries for them are neighbours
     in memory; any numbering gives the same results (ids are only compared for equality).
     One pass over a hash table of first positions (4 bytes a slot below 2**31 ids): a sort would hold
     several arrays per id."""
-    if ids.size and ids[0] == 0 and bool((np.diff(ids) == 1).all()):
+    if numbered_in_order(ids):
         return ids, int(ids.size)  # already dense in first-use order
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     out, n = _first_use_ranks(ids, _position_table(ids.size))
@@ -378,41 +347,6 @@ class PrefixBlocks:
         if len(idx):
             _fill_rows(self.parent, self.shared, self.own_off, self.ids_stored(), idx, offs, out)
         return offs, out
-
-    def subset(self, idx: np.ndarray) -> PrefixBlocks | None:
-        """Requests `idx` (increasing) in parent form, or None when it cannot be kept (the caller expands).
-
-        A distinct form always can: each selected request is re-parented to the first selected request
-        holding its deepest block already held by the selection (``_reparent_rows``), so a pod of sessions
-        whose first turns share a system prompt with another pod's request keeps it once, as own blocks of
-        its first holder; ids are renumbered dense (ids are only ever compared). Any other form is kept
-        when the selection holds every selected request's parent, with its stored ids."""
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        n = len(idx)
-        if n and np.any(np.diff(idx) <= 0):
-            return None
-        own_len = np.diff(self.own_off)[idx]
-        if self.distinct:
-            buf = np.empty(int(self.counts()[idx].max()) if n else 0, dtype=np.int64)
-            table = np.full(2 * hashtab.table_size(int(own_len.sum())), -1, dtype=np.int64)
-            parent, shared, own_len = _reparent_rows(self.parent, self.shared, self.own_off, self.ids_stored(),
-                                                     idx, buf, table)
-            own_off = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(own_len, out=own_off[1:])
-            return PrefixBlocks(parent, shared, own_off, None, True)
-        rank = np.full(len(self), -1, dtype=np.int64)
-        rank[idx] = np.arange(n, dtype=np.int64)
-        par = self.parent[idx]
-        has = par >= 0
-        new_parent = np.full(n, -1, dtype=np.int64)
-        new_parent[has] = rank[par[has]]
-        if np.any(new_parent[has] < 0):
-            return None
-        own_off = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(own_len, out=own_off[1:])
-        rel = np.arange(own_off[-1], dtype=np.int64) - np.repeat(own_off[:-1], own_len)
-        ids = self.ids_stored()[np.repeat(self.own_off[idx], own_len) + rel]
-        return PrefixBlocks(new_parent, self.shared[idx], own_off, ids, False)
 
     def first_blocks(self) -> np.ndarray:
         """Each request's first block id (-1 when it has none), without expanding any list."""

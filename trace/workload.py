@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from trace.prefix import PrefixBlocks, worth_compacting
+from trace.reparent import distinct_form, subset
 
 
 @dataclass
@@ -178,14 +179,26 @@ class Workload:
         return int(self.block_offsets[-1])
 
     def compacted(self) -> Workload:
-        """The same workload in parent form (each request extends its session's previous one) when that
-        holds fewer words than the CSR (trace.prefix.worth_compacting); else itself. Block lists are
-        unchanged."""
-        if self.prefix is not None or self.parent_form_checked or not len(self) or not np.any(self.session_id >= 0):
+        """The same workload in parent form when that holds fewer words than the CSR
+        (trace.prefix.worth_compacting); else itself. Block lists are unchanged. The form is distinct
+        when the ids allow it (trace.reparent: each request extends the first holder of its seen prefix,
+        whatever the sessions), else each request extends its session's previous one. A parent form that
+        is not distinct is re-parented the same way."""
+        if self.prefix is not None:
+            d = None if self.prefix.distinct else distinct_form(self.prefix)
+            return self if d is None or d is self.prefix else self._with_prefix(d)
+        if self.parent_form_checked or not len(self):
             return self
-        pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
-        if not worth_compacting(pb.n_own(), len(self), len(self.block_ids)):
+        n_acc = len(self.block_ids)  # worth compacting holds fewer own blocks than this bound
+        pb = distinct_form(PrefixBlocks.from_csr(self.block_offsets, self.block_ids),
+                           max_own=n_acc - 2 * len(self) - 1)
+        if pb is None and np.any(self.session_id >= 0):
+            pb = PrefixBlocks.compress(self.block_offsets, self.block_ids, self.session_id)
+        if pb is None or not worth_compacting(pb.n_own(), len(self), len(self.block_ids)):
             return self
+        return self._with_prefix(pb)
+
+    def _with_prefix(self, pb: PrefixBlocks) -> Workload:
         return Workload(
             name=self.name, arrival_ms=self.arrival_ms, input_tokens=self.input_tokens,
             output_tokens=self.output_tokens, session_id=self.session_id, block_offsets=self.block_offsets,
@@ -239,12 +252,12 @@ class Workload:
 
     def select(self, idx: np.ndarray) -> Workload:
         """A new Workload holding requests `idx` (in that order): in parent form when it is compact and the
-        selection holds every selected request's parent (``PrefixBlocks.subset``), else expanded."""
+        selection holds every selected request's parent (``trace.reparent.subset``), else expanded."""
         idx = np.asarray(idx, dtype=np.int64)
         counts = self.n_blocks()[idx]
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        sub = self.prefix.subset(idx) if self.compact else None  # type: ignore[union-attr]
+        sub = subset(self.prefix, idx) if self.compact else None  # type: ignore[arg-type]
         if sub is not None:  # the selection holds its requests' parents: it stays in parent form (pods)
             return Workload(
                 name=self.name, arrival_ms=self.arrival_ms[idx], input_tokens=self.input_tokens[idx],

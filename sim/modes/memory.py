@@ -131,18 +131,22 @@ class WorkloadSize:
     accesses: int  # block accesses (the CSR's length)
     own_blocks: int  # blocks of the parent form's own slices (the CSR's length when not compact)
     compact: bool
-    dense: bool
+    renumber: bool  # its stored ids need renumbering to 0, 1, 2... (not dense, not already in that order)
 
     @classmethod
     def of(cls, w) -> WorkloadSize:
+        from trace.prefix import numbered_in_order
+
         pb = w.prefix_blocks()
-        return cls(len(w), w.nbytes(), w.total_blocks, pb.n_own(), w.compact, pb.dense)
+        renumber = not pb.dense and not numbered_in_order(pb.ids_stored())
+        return cls(len(w), w.nbytes(), w.total_blocks, pb.n_own(), w.compact, renumber)
 
 
 def _per_own_block(w, nbytes: int) -> int:
-    """`nbytes` per own block of `w`'s parent form, plus renumbering its ids when they are stored."""
+    """`nbytes` per own block of `w`'s parent form, plus renumbering its ids when they are stored and not
+    already 0, 1, 2... (a loaded trace in distinct form usually is: trace.reparent)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
-    return s.own_blocks * (nbytes + (0 if s.dense else RENUMBER_B))
+    return s.own_blocks * (nbytes + (RENUMBER_B if s.renumber else 0))
 
 
 def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0) -> Estimate:

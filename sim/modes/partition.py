@@ -93,7 +93,7 @@ def assign_pods(w: Workload, part: Partition) -> np.ndarray:
 def pod_sizes(w: Workload, part: Partition) -> list:
     """Each pod's share of `w` as the memory estimate reads it (sim.modes.memory.WorkloadSize), before any
     pod is built: its requests, accesses and own blocks (a pod of a distinct workload may own a few
-    more: the shared prefixes it re-parents, trace.prefix.subset), and its share of the workload's bytes."""
+    more: the shared prefixes it re-parents, trace.reparent.subset), and its share of the workload's bytes."""
     from sim.modes.memory import WorkloadSize
 
     pods = assign_pods(w, part)
@@ -102,8 +102,9 @@ def pod_sizes(w: Workload, part: Partition) -> list:
     acc = np.bincount(pods, weights=w.n_blocks(), minlength=part.pods)
     own = np.bincount(pods, weights=np.diff(pb.own_off), minlength=part.pods)
     per_req = w.nbytes() / max(1, len(w))
-    return [WorkloadSize(int(reqs[k]), int(per_req * reqs[k]), int(acc[k]), int(own[k]), w.compact, pb.dense)
-            for k in range(part.pods)]
+    # a distinct form's pods are dense (nothing to renumber); any other keeps stored ids
+    return [WorkloadSize(int(reqs[k]), int(per_req * reqs[k]), int(acc[k]), int(own[k]), w.compact,
+                         not pb.distinct) for k in range(part.pods)]
 
 
 def pod_config(cfg: Config, part: Partition, pod: int) -> Config:

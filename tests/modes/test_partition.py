@@ -80,7 +80,7 @@ def test_pods_are_independent_clusters_and_merge_by_sums():
 
 @pytest.mark.parametrize("engine,timing", [("python", False), ("auto", False), ("auto", True)])
 def test_a_pod_in_parent_form_replays_like_the_expanded_pod(engine, timing):
-    """A pod of a compact workload stays in parent form (re-parented, dense ids: trace.prefix.subset) and
+    """A pod of a compact workload stays in parent form (re-parented, dense ids: trace.reparent.subset) and
     replays exactly as its expanded rows with the original ids (the old path)."""
     cfg = _cfg(f"cache.engine={engine}")
     part = Partition(2, "session")

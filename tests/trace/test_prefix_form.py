@@ -15,6 +15,7 @@ from sim.modes.memory import GiB, limit_bytes, run_estimate
 from sim.modes.runner import run_mode
 from trace.blockids import ensure_prefix_ids
 from trace.prefix import PrefixBlocks, first_use_ids
+from trace.reparent import subset
 from trace.synthetic import generate
 from trace.workload import Workload
 
@@ -71,7 +72,7 @@ def _rows(pb: PrefixBlocks) -> list[list[int]]:
 @settings(max_examples=80, deadline=None)
 @given(multi_turn_csr(), st.data())
 def test_subset_keeps_the_rows(case, data):
-    """PrefixBlocks.subset: the selected rows, unchanged. A stored-id form is kept when the selection holds
+    """trace.reparent.subset: the selected rows, unchanged. A stored-id form is kept when the selection holds
     its requests' parents (else None: the caller expands); a distinct form always, re-parented and dense
     (ids renamed one to one)."""
     offs, ids, sess = case
@@ -80,7 +81,7 @@ def test_subset_keeps_the_rows(case, data):
     n = len(pb)
     pick = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     idx = np.flatnonzero(pick)
-    sub = pb.subset(idx)
+    sub = subset(pb, idx)
     firsts = [ids[offs[i]] if offs[i + 1] > offs[i] else -1 for i in range(n)]
     assert pb.first_blocks().tolist() == firsts
     closed = all(pb.parent[i] < 0 or pick[pb.parent[i]] for i in idx)
@@ -92,7 +93,7 @@ def test_subset_keeps_the_rows(case, data):
     # distinct form: rows of the first-use renumbering (an id's first holder owns it, its prefix inherited)
     rid, _ = first_use_ids(ids)
     d = _distinct_form(offs, rid)
-    dsub = d.subset(idx)
+    dsub = subset(d, idx)
     assert dsub is not None and dsub.dense and dsub.distinct and len(dsub) == len(idx)
     full = [d.row(i).tolist() for i in idx]
     part = _rows(dsub)
