@@ -289,7 +289,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def first_token_fast(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
-        _, _, h2d, d2s = first_token_c(M, wk, i, P, int(offs[i]), npre_of[i], state)
+        _, _, h2d, d2s = first_token_c(M, wk, i, P, r.pos0, npre_of[i], state)
         wait = sync_backup and h2d > 0
         bg = io.write_back(wk, h2d, d2s, wait)
         if wait:

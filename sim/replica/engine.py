@@ -41,6 +41,7 @@ stretch as one arithmetic progression).
 from __future__ import annotations
 
 from collections import deque
+from operator import attrgetter
 from typing import Protocol
 
 import simpy
@@ -55,6 +56,7 @@ from sim.timing.event_loop import FirstOf, succeed, timer
 # ------------------------------------------------------------------ the replica
 
 _NO_BATCH: list = []  # an empty batch (never appended to: form_batch builds a new list)
+_left = attrgetter("left")  # a running request's tokens left (the min over a batch without a list)
 
 
 class Hooks(Protocol):
@@ -341,7 +343,7 @@ class BatchingReplica:
                     self._advance(1)
                 continue
             # decode-only stretch up to the next finish or memory limit, in one event
-            k = min(min([r.left for r in self.running]), 1 + mem.claimable() // B)
+            k = min(min(map(_left, self.running)), 1 + mem.claimable() // B)
             if k > 1:
                 mem.take((k - 1) * B)
             K = self.K

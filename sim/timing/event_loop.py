@@ -71,6 +71,27 @@ def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
     return ev
 
 
+class Wake:
+    """A queue entry's event for one fixed callback that nobody else waits on (a fluid link's wake-up,
+    ``wake_after``): the two fields the event loop reads, ``callbacks`` and ``_ok``."""
+
+    __slots__ = ("callbacks", "_ok")
+    callbacks: tuple | None
+    _ok: bool
+
+
+def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:
+    """Schedule `callbacks` (a tuple, shared by the caller's wake-ups) `delay` >= 0 from now at the
+    (time, priority, id) ``timer`` would give them, without a Timeout: the event loop
+    (``run_to_end``, and ``Environment.step``) only reads an entry's ``callbacks`` and ``_ok``.
+    Cancel by setting ``callbacks = ()``: the entry stays in the queue and calls nobody."""
+    ev = _new(Wake)
+    ev.callbacks = callbacks
+    ev._ok = True
+    heappush(env._queue, (env._now + delay, _NORMAL, next(env._eid), ev))  # type: ignore[misc]
+    return ev
+
+
 _new = object.__new__
 _Timeout = simpy.Timeout
 _NORMAL = simpy.events.NORMAL
@@ -111,6 +132,11 @@ if not _same_as_timeout():
     def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:  # noqa: F811
         return env.timeout(delay)
 
+    def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:  # type: ignore[misc]  # noqa: F811
+        ev = env.timeout(delay)
+        ev.callbacks.extend(callbacks)
+        return ev  # type: ignore[return-value]
+
 if not _same_as_succeed():
     def _fire(self: FirstOf, _event: simpy.Event) -> None:
         if not self.triggered:
@@ -150,4 +176,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "first_of", "run_to_end", "succeed", "timer"]
+__all__ = ["FirstOf", "Wake", "first_of", "run_to_end", "succeed", "timer", "wake_after"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.timing.event_loop import succeed, timer
+from sim.timing.event_loop import Wake, succeed, wake_after
 
 
 class FluidShare:
@@ -40,7 +40,8 @@ class FluidShare:
         self._heap: list[tuple[float, int, simpy.Event | None, float]] = []  # (finish V, seq, event, load)
         self._load = 0.0
         self._seq = itertools.count()
-        self._timer: simpy.Event | None = None  # the live wake-up timer (older ones are stale)
+        self._timer: Wake | None = None  # the live wake-up timer (older ones are stale)
+        self._wake_cbs = (self._wake,)  # every wake-up's callbacks (event_loop.wake_after)
         self._r = 0.0  # rate_fn at the current active set (cached: it changes only with the set)
         self.busy_time = 0.0  # seconds with at least one active job
         self.served = 0.0  # total size served
@@ -128,7 +129,7 @@ class FluidShare:
         if old is not None:
             # superseded: it stays in the queue (no removal from a heap) but calls nobody when it comes
             # up; the event order is unchanged (the wake-up it would call returns at once)
-            old.callbacks = []
+            old.callbacks = ()
         self._timer = None
         heap = self._heap
         if not heap:
@@ -139,11 +140,10 @@ class FluidShare:
                 return
             raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
         delay = (heap[0][0] - self._v) / rate
-        t = timer(self.env, delay if delay > 0.0 else 0.0)  # max(0.0, delay), without the call
-        t.callbacks.append(self._wake)
-        self._timer = t
+        # max(0.0, delay), without the call; a Timeout's queue entry without the Timeout
+        self._timer = wake_after(self.env, delay if delay > 0.0 else 0.0, self._wake_cbs)
 
-    def _wake(self, timer: simpy.Event) -> None:
+    def _wake(self, timer: Wake) -> None:
         if timer is not self._timer:
             return  # a newer arrival/departure rescheduled us
         heap = self._heap

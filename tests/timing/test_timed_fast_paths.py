@@ -1,9 +1,12 @@
 """The timed replay's shortcuts (issue #19 speed) against the general code they stand in for:
-``run_to_end`` vs ``env.run()``, ``serve_quiet`` vs ``serve``, ``hbm_only`` vs ``choose_prefix``."""
+``run_to_end`` vs ``env.run()``, ``serve_quiet`` vs ``serve``, ``hbm_only`` vs ``choose_prefix``, ``wake_after``
+vs ``timer``, ``NodeIO.write_back``'s inlined quiet path vs ``through_quiet``."""
 from __future__ import annotations
 
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.timing.event_loop import run_to_end
 from sim.timing.fluid import FluidShare
@@ -160,3 +163,64 @@ def test_histogram_list_counts_round_trip_and_merge():
     assert (c.counts == a.counts).all()
     with pytest.raises(ValueError):
         c.counts = np.zeros(3, dtype=np.int64)
+
+
+def test_wake_after_takes_timers_queue_entry_and_cancels_quietly():
+    """event_loop.wake_after: the (time, priority, id) ``timer`` would schedule, its callbacks called once
+    under run_to_end and env.run; a cancelled one (callbacks = ()) comes up and calls nobody."""
+    from sim.timing.event_loop import timer, wake_after
+
+    for run in (run_to_end, simpy.Environment.run):
+        a, b = simpy.Environment(), simpy.Environment()
+        log: list = []
+        for env in (a, b):
+            env.timeout(0.5)
+        ta = [timer(a, d) for d in (0.25, 0.0, 0.25)]
+        wb = [wake_after(b, d, (lambda e, k=k, env=b, log=log: log.append((k, env.now)),))
+              for k, d in enumerate((0.25, 0.0, 0.25))]
+        assert [e[:3] for e in a._queue] == [e[:3] for e in b._queue]
+        assert all(t._ok for t in ta) and all(w._ok for w in wb)
+        wb[2].callbacks = ()
+        run(b)
+        assert log == [(1, 0.0), (0, 0.25)] and b.now == 0.5 and not b._queue
+
+
+def _write_backs(inline: bool, ops: list[tuple[int, int, int, float]]):
+    """Two workers' quiet write-backs at the given times, through NodeIO.write_back (inline) or the
+    general calls it stands in for (through_quiet and serve_quiet); loads beside them."""
+    from sim.config import load_config
+    from sim.timing.node_io import NodeIO
+
+    env = simpy.Environment()
+    cfg = load_config(overrides=["hardware.host_bridge_gb_s=20"])
+    io = NodeIO(env, cfg, n_workers=2, gpus_per_worker=1, block_bytes=3_000_000, layers=8)
+    done: list = []
+    queue: list = []  # the queue's (time, priority, id) entries after each write-back: the event order
+
+    def proc():
+        for wk, h2d, d2s, dt in ops:
+            if dt > 0:
+                yield env.timeout(dt)
+            if inline:
+                assert io.write_back(wk, h2d, d2s, False) == []
+            else:
+                if h2d:
+                    through_quiet(env, io._dram_out(wk), h2d * io.bb)
+                if d2s:
+                    io.nvme.serve_quiet(d2s * io.bb, "write")
+            queue.append(sorted(e[:3] for e in env._queue))
+            for ev in io.load(wk, h2d % 3, d2s % 2):
+                ev.callbacks.append(lambda _e: done.append(env.now))
+
+    env.process(proc())
+    run_to_end(env)
+    links = [*io.pcie_in, *io.pcie_out, io.bridge_in, io.bridge_out, io.nvme]
+    state = [(dict(link.bytes), c.served, c.busy_time, c._v) for link in links for c in (link.read, link.write)]
+    return done, state, queue, env.now
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 9),
+                          st.sampled_from([0.0, 0.0, 1e-4, 3e-3, 0.02])), max_size=30))
+def test_node_io_quiet_write_back_is_through_quiet_bit_for_bit(ops):
+    assert _write_backs(True, ops) == _write_backs(False, ops)
