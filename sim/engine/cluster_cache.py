@@ -112,9 +112,9 @@ class CompiledClusterCache:
         self._gpu_ep: dict[int, tuple] = {}
         self._eps: dict[int, tuple] = {}  # endpoint by kind + 4 * index (see _ep)
         self._pairs: dict[tuple, tuple] = {}  # (src kind, index, dst kind, index) -> (src, dst) endpoints
-        self._cr_rows = self._cr.shape[0]
-        self._x_cols = self._x.shape[1]
         self._wpn = layout.workers_per_node
+        self._room = -1  # slots / index keys the operations may still take without a check (_reserve)
+        self._fits = 0  # the longest request the scratch buffers hold
 
     # ------------------------------------------------------------ storage
     def _grow(self, need: int) -> None:
@@ -147,20 +147,27 @@ class CompiledClusterCache:
         K.rehash(self.S, self.G, self.H)
 
     def _reserve(self, n: int) -> None:
-        # A block allocates at most a handful of slots per operation (HBM, DRAM, EIC, SSD).
+        # A block allocates at most a handful of slots (and index keys) per operation (HBM, DRAM, EIC, SSD).
         need = 16 * n + 64
-        item = self.G.item  # Python ints: twice per request, cheaper than numpy scalars
+        left = self._room - need
+        if left >= 0 and n <= self._fits:
+            # Every operation since the last check took at most its `need`, so there is room still:
+            # the pool and the index grow at the very operations the full check below would grow them.
+            self._room = left
+            return
+        item = self.G.item  # Python ints: cheaper than numpy scalars
         if item(K.NFREE) < need:
             self._grow(need)
         if 2 * (item(K.NKEYS) + need) > item(K.MASK) + 1:  # load factor <= 0.5 (sim.engine.hashtab)
             self._reindex(item(K.NKEYS) + need)
         wpn = self._wpn
-        if self._cr_rows < n + wpn + 8:
+        if self._cr.shape[0] < n + wpn + 8:
             self._cr = np.zeros((2 * n + 64, 3), np.int64)
-            self._cr_rows = self._cr.shape[0]
-        if self._x_cols < max(n, wpn):
+        if self._x.shape[1] < max(n, wpn):
             self._x = cluster_kernels.scratch(2 * max(n, wpn))
-            self._x_cols = self._x.shape[1]
+        # Room for the operations to come: free slots and index keys below the load-factor limit.
+        self._room = min(item(K.NFREE), (item(K.MASK) + 1) // 2 - item(K.NKEYS)) - need
+        self._fits = min(self._cr.shape[0] - wpn - 8, self._x.shape[1])
 
     # ------------------------------------------------------------ endpoints
     def gpu_ep(self, w: int) -> tuple:
@@ -189,8 +196,7 @@ class CompiledClusterCache:
         p = self._pairs[sk, si, dk, di] = (ep(sk, si), ep(dk, di))
         return p
 
-    def _moves(self) -> Moves:
-        n = self.G.item(K.NMV)
+    def _moves(self, n: int) -> Moves:
         if not n:
             return {}
         # One (src, dst) key per move, built once per distinct move (a dict of 4 ints, not 2 endpoint lookups).
@@ -206,9 +212,8 @@ class CompiledClusterCache:
         """Serve the cached prefix of `blocks` into w's HBM: (blocks per location, critical, background).
         `pos0` (the workload position of blocks[0]) is ``ClusterCache``'s signature; LRU/FIFO never read it."""
         self._reserve(len(blocks))
-        cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr, self._mv,
-                                self._x)
-        ncr = self.G.item(K.NCR)
+        ncr, nmv = cluster_kernels.acquire(self.S, self._t, self.G, self.H, self.B, blocks, w, self._cnt, self._cr,
+                                           self._mv, self._x)
         if ncr:
             me = self.gpu_ep(w)
             eps = self._eps
@@ -218,7 +223,7 @@ class CompiledClusterCache:
                 crit[(src if src is not None else self._ep(sk, si), me)] = nb
         else:
             crit = {}
-        return self._cnt.tolist(), crit, self._moves()
+        return self._cnt.tolist(), crit, self._moves(nmv)
 
     def prefetch(self, w: int, blocks: np.ndarray, pos0: int) -> tuple[list[int], Moves, Moves]:
         """``acquire`` without counting hits (a session prefetch, ``sim.modes.cluster_prefetch``): the
@@ -243,8 +248,8 @@ class CompiledClusterCache:
     def store(self, w: int, blocks: np.ndarray, pos0: int, start: int) -> Moves:
         """Write blocks[start:] (computed by prefill) into w's HBM; returns background transfers."""
         self._reserve(len(blocks))
-        cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, start, self._mv, self._x)
-        return self._moves()
+        return self._moves(cluster_kernels.store(self.S, self._t, self.G, self.H, self.B, blocks, w, start, self._mv,
+                                                 self._x))
 
     # ------------------------------------------------------------ read-only (routers)
     def probe(self, w: int, blocks: np.ndarray, in_rack: bool = False) -> list[int]:

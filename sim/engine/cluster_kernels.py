@@ -160,14 +160,16 @@ def scratch(n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X):
+def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X, rewritten):
+    """HBM victims ev[:nev] of w go down; `rewritten`: a victim may be back in w's HBM (a store that
+    wrote a block twice), never so for acquire's one victim (its block was just evicted for another)."""
     dram = ensure(T, G[DBASE] + node)
     eic = ensure(T, G[EBASE] + rack) if G[EVICT_TO_EIC] else -1
     gone, spill, rest = X[0], X[1], X[2]
     ng = nsp = nrest = to_eic = to_dram = 0
     for i in range(nev):
         b = ev[i]  # its HBM slot (and holder entry) left in put_new
-        s = find_in(G, H, w, b)
+        s = find_in(G, H, w, b) if rewritten else -1
         if s >= 0:
             # Evicted and written again by this very store (a block twice in a request): ClusterCache
             # drops its holder entry here although the block is back in HBM; so do we.
@@ -212,7 +214,7 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X):
 @njit(cache=True)
 def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
     """ClusterCache.acquire: counts per location -> cnt, critical rows -> CR, background rows -> MV;
-    X: ``scratch`` for at least len(blocks) and the node's workers."""
+    X: ``scratch`` for at least len(blocks) and the node's workers. Returns (critical rows, background rows)."""
     S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
     MV, CR, X = unowned(MV), unowned(CR), unowned(X)
     G[NCR] = 0
@@ -298,17 +300,18 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
         if v:
             # Demote at once: a victim that is a later block of this very prefix
             # is then still found in DRAM/EIC by this walk.
-            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1, X)
+            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1, X, False)
     T[hbm * T_COLS + HITS] += n0
     cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5] = n0, n1, n2, n3, n4, n5
     for k in range(6):
         G[HITS0 + k] += cnt[k]
+    return G[NCR], G[NMV]
 
 
 @njit(cache=True)
 def store(S, T, G, H, B, blocks, w, start, MV, X):
     """ClusterCache.store: write blocks[start:] into w's HBM; background rows -> MV; X: ``scratch`` for at
-    least len(blocks)."""
+    least len(blocks). Returns how many background rows."""
     S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
     MV, X = unowned(MV), unowned(X)
     G[NMV] = 0
@@ -348,4 +351,5 @@ def store(S, T, G, H, B, blocks, w, start, MV, X):
                     _dram_spill(S, T, G, H, B, MV, node, sp, 1, X)
             nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     if nev:  # the blocks just written are distinct, so victims can wait until the end
-        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X)
+        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X, True)
+    return G[NMV]

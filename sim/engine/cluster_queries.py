@@ -80,10 +80,29 @@ def near(S, T, G, H, B, blocks, ws, nw, out):
     The same walk as ``_probe1`` (it stops at the first block in none of them) with the one split the
     routers read, so it looks in the rack's pool (where most of a moved session lives) before the node."""
     S, T, G, H, B = unowned(S), unowned(T), unowned(G), unowned(H), unowned(B)  # sim.engine.unowned
+    wpn = G[WPN]
     for i in range(nw):
         w = ws[i]
         hbm = existing(T, w)
-        node = w // G[WPN]
+        node = w // wpn
+        # "near" is the same for every worker of a node: a block in w's HBM is one of the node's HBM
+        # copies (node_copies counts w too), and DRAM and the EIC pool are the node's and rack's. So a
+        # second candidate of a node only counts its own HBM hits in the prefix its node-mate found.
+        seen = -1
+        for q in range(i):
+            if ws[q] // wpn == node:
+                seen = q
+                break
+        if seen >= 0:
+            n = out[seen, 0]
+            n0 = 0
+            if hbm >= 0:
+                for j in range(n):
+                    if find_in(G, H, hbm, blocks[j]) >= 0:
+                        n0 += 1
+            out[i, 0] = n
+            out[i, 1] = n0
+            continue
         dram = existing(T, G[DBASE] + node)
         eic = existing(T, G[EBASE] + w // G[WPR])
         n0 = n = 0

@@ -33,7 +33,7 @@ class PodResult:
     task_id: str
     index: np.ndarray  # the pod's requests in the whole workload
     arrays: dict[str, np.ndarray]  # ARRAYS, one row per request of the pod; worker ids local to the pod
-    cache: dict  # sim.modes.cluster.cache_summary
+    cache: dict  # sim.modes.cluster_result.cache_summary
     network: dict  # Network.stats()
     scalars: dict  # sim_time_s, wall_s, preemptions, workers_per_pod
     io: dict

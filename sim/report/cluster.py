@@ -90,7 +90,7 @@ def cluster_sink(res, cfg: Config, n_requests: int | None = None) -> MetricsSink
 
 
 def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
-    """Metrics of one cluster replay (a sim.modes.cluster.ClusterResult)."""
+    """Metrics of one cluster replay (a sim.modes.cluster_result.ClusterResult)."""
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
     total_blocks = max(1, w.total_blocks)

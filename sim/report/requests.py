@@ -82,7 +82,7 @@ def single_requests(res, cfg: Config) -> RequestTable:
 
 
 def cluster_requests(res, cfg: Config) -> RequestTable:
-    """Rows of one cluster replay (sim.modes.cluster.ClusterResult): cached tokens per location."""
+    """Rows of one cluster replay (sim.modes.cluster_result.ClusterResult): cached tokens per location."""
     w = res.workload
     cols = _common(w, np.arange(len(w), dtype=np.int64))
     cols["worker"] = res.worker

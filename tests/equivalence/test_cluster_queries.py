@@ -53,6 +53,11 @@ def test_node_copies_and_near_match_the_plain_walk(ops, write_through):
                 assert K.node_copies(c.G, c.H, node, b) == _brute_node_copies(c, node, b)
         probes = c.probe_many(ws, arr, in_rack=True)
         assert c.near_many(ws, arr) == [(p[0] + p[1] + p[2] + p[3], p[0]) for p in probes]
+        # A router's few candidates, node-mates not first in node order: a later node-mate reuses the
+        # first one's walk (near is the node's) and counts only its own HBM hits.
+        few = [ws[(7 * k + w) % len(ws)] for k in range(6)]
+        assert c.near_many(few, arr) == [(p[0] + p[1] + p[2] + p[3], p[0])
+                                         for p in c.probe_many(few, arr, in_rack=True)]
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,0 +1,84 @@
+"""The hit-rate-only cluster replay (``timing=False``): no SimPy; requests in arrival order, router ->
+lookup -> store at once; load is tracked with estimated service times."""
+from __future__ import annotations
+
+import heapq
+
+from sim.modes.cluster_prefetch import prefetch_instant
+from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
+from sim.modes.common import service_times, trim_tokens
+from sim.policies.base import REGISTRY
+from sim.timing.prefetch import InstantPrefetch, prefetch_untimed
+from trace.workload import Workload
+
+
+def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+              progress) -> None:
+    # Python lists: per-request scalar reads from numpy arrays are slow in this loop.
+    arr_s = (w.arrival_ms / 1000.0).tolist()
+    offs = w.block_offsets.tolist()
+    inp, sess = w.input_tokens.tolist(), w.session_id.tolist()
+    service = service_times(cfg, setup.node, w).tolist()
+    bt, bb = setup.node.block_tokens, setup.node.block_bytes
+    lanes = setup.layout.gpus_per_worker
+    prefill = prefill_fn(cfg, setup)
+    workers: list[int] = []
+    hb: list[list[int]] = []
+    ht: list[list[int]] = []
+    departures: list[tuple[float, int, int]] = []  # (estimated finish, seq, worker): the load signal
+    every = progress_every(len(w))
+    account = net.account
+    pf = InstantPrefetch() if REGISTRY[res.policy].prefetch else None
+    prefetches: list[tuple[float, int, int, int]] = []  # (time, session, req, worker)
+    prefetched = 0
+
+    def account_moves(moves) -> None:
+        for (src, dst), nb in moves.items():
+            account(src, dst, nb * bb, lanes)
+
+    choose, acquire, store = router.choose, cache.acquire, cache.store
+    busy_s = res.busy_s
+    for i in range(len(w)):
+        t = float(arr_s[i])
+        clock[0] = t
+        while departures and departures[0][0] <= t:
+            loads.dec(heapq.heappop(departures)[2])
+        while prefetches and prefetches[0][0] <= t:
+            _, s, r, pw = heapq.heappop(prefetches)
+            if pf is not None and pf.still_latest(s, r):
+                prefetched += prefetch_instant(cache, pw, rows(r), int(offs[r]), account_moves)
+        lo = offs[i]
+        blocks = rows(i)
+        wk = choose(i, blocks, sess[i])
+        c, crit, bg = acquire(wk, blocks, lo)
+        npre = sum(c)
+        bg2 = store(wk, blocks, lo, npre)
+        for moves in (crit, bg, bg2):
+            for (src, dst), nb in moves.items():
+                account(src, dst, nb * bb, lanes)
+        n_in = inp[i]
+        tok = trim_tokens(c, bt, n_in)
+        workers.append(wk)
+        hb.append(c)
+        ht.append(tok)
+        cached = sum(tok)
+        start = max(t, prefill_free.get(wk, 0.0))
+        prefill_free[wk] = start + prefill(n_in - cached, cached)
+        svc = service[i]
+        busy_s[i] = svc
+        loads.inc(wk)
+        heapq.heappush(departures, (t + svc, i, wk))
+        s = int(sess[i])
+        if pf is not None and s >= 0:
+            when = pf.observe(s, i, t)
+            if when is not None:
+                heapq.heappush(prefetches, (when, s, i, wk))
+        if progress and i % every == 0:
+            progress(i)
+    if len(w):
+        res.worker[:] = workers
+        res.hit_blocks[:] = hb
+        res.hit_tokens[:] = ht
+    res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
+    res.prefetch = prefetch_untimed(prefetched, bb)
+

@@ -1,0 +1,155 @@
+"""The timed cluster replay (``timing=True``): SimPy, callback-driven (no process per request); see
+``sim.modes.cluster`` for a request's path."""
+from __future__ import annotations
+
+import simpy
+
+from sim.modes.cluster_io import ClusterIO
+from sim.modes.cluster_prefetch import ClusterPrefetchHost
+from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
+from sim.modes.common import trim_tokens, worker_replicas
+from sim.policies.base import REGISTRY
+from sim.replica.engine import BatchingReplica
+from sim.replica.request import Req
+from sim.timing.event_loop import run_to_end, timer
+from sim.timing.prefetch import SessionPrefetcher, prefetch_untimed
+from trace.workload import Workload
+
+
+def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
+               progress) -> None:
+    env = simpy.Environment()
+    node = setup.node
+    bt, bb = node.block_tokens, node.block_bytes
+    lanes = setup.layout.gpus_per_worker
+    arr_s = (w.arrival_ms / 1000.0).tolist()
+    offs = w.block_offsets.tolist()
+    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
+    every = progress_every(len(w))
+    n = len(w)
+    wk_of = [0] * n
+    hb: list = [None] * n
+    ht: list = [None] * n
+    prefill = prefill_fn(cfg, setup)
+    t_arrive = [0.0] * n
+    t_first = [0.0] * n
+    cached_tok = [0] * n
+    net_s, queue_s, prefill_s = res.net_s, res.queue_s, res.prefill_s
+    ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
+    no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
+
+    layout = setup.layout
+    io = ClusterIO(env, net, block_bytes=bb, lanes=lanes, layers=node.spec.n_layers, policy=cfg.cache.load_policy,
+                   overlap=cfg.cache.load_overlap, prefill_s=prefill)
+
+    background = io.background
+
+    pf = SessionPrefetcher(env, ClusterPrefetchHost(env, cache, net, lanes=lanes, background=background,
+                                                    count_read=io.count_background), bb) \
+        if REGISTRY[res.policy].prefetch else None
+
+    choose, acquire, inc, start_load = router.choose, cache.acquire, loads.inc, io.start_load
+    recomputed = res.recomputed_tokens
+    wpr = layout.workers_per_rack
+    blk_of: list = [None] * n  # request i's blocks from its arrival until its first token (rows once)
+
+    def arrive(i: int) -> None:
+        now = env.now
+        clock[0] = now
+        if i + 1 < n:
+            d = arr_s[i + 1] - now
+            timer(env, d if d > 0.0 else 0.0).callbacks.append(lambda _e: arrive(i + 1))
+        if progress and i % every == 0:
+            progress(i)
+        lo = offs[i]
+        blk_of[i] = blocks = rows(i)
+        wk = choose(i, blocks, sess[i])
+        inc(wk)
+        wk_of[i] = wk
+        t_arrive[i] = now
+        if pf is not None:  # before the lookup moves anything: which pending prefetched blocks are still in HBM
+            c0 = cache.probe(wk, blocks)
+            pf.arrived(sess[i], wk, blocks, c0[0], sum(c0))
+        cnt, crit, bg = acquire(wk, blocks, lo)
+        n_in = inp[i]
+        tok = trim_tokens(cnt, bt, n_in)
+        hb[i] = cnt
+        ht[i] = tok
+        if bg:
+            background(bg)
+        if not crit:
+            cached_tok[i] = sum(tok)
+            loaded(i)
+            return
+        # Load each lower part or recompute it (cache.load_policy); join the replica when the load is
+        # in, or layer-wise as soon as the prefill would no longer stall on it (cache.load_overlap).
+        ld = start_load(wk // wpr, tok, crit, n_in)
+        choice = ld.choice
+        cached_tok[i] = choice.tokens_used
+        if choice.recomputed_tokens:
+            recomputed[i] = choice.recomputed_tokens
+        ready = ld.ready()
+        if ready is None:
+            loaded(i)
+        else:
+            ready.callbacks.append(lambda _e: loaded(i))
+
+    def loaded(i: int) -> None:
+        now = env.now
+        wk = wk_of[i]
+        net_s[i] = now - t_arrive[i]
+        cached = cached_tok[i]
+        n_in = inp[i]
+        # The cost-aware router's queue estimate: when this worker's prefill queue would drain if
+        # prefills ran back to back (its signal only; the replica decides the real timeline).
+        prefill_free[wk] = max(now, prefill_free.get(wk, 0.0)) + prefill(n_in - cached, cached)
+        r = Req(i, n_in, out[i], no_blocks, offs[i], t_arrive[i], sess[i])
+        # At least one token is always computed: it yields the first output token's logits.
+        r.cached = max(0, min(cached, n_in - 1))
+        workers.submit(wk, r)
+
+    def first_token(eng: BatchingReplica, r: Req) -> None:
+        i, now = r.i, env.now
+        clock[0] = now
+        wk = eng.idx
+        lo = offs[i]
+        blocks = blk_of[i]
+        blk_of[i] = None
+        bg = cache.store(wk, blocks, lo, sum(hb[i]))
+        if bg:
+            background(bg)
+        if pf is not None:
+            pf.turn_done(int(sess[i]), i, wk, blocks, lo)
+        t_first[i] = now
+        queue_s[i] = r.t_pstart - r.t_ready
+        prefill_s[i] = now - r.t_pstart
+        ttft_s[i] = now - r.t_arr
+        workers.start_decode(eng, r)
+
+    def done(r: Req) -> None:
+        i, now = r.i, env.now
+        tpot_s[i] = (now - t_first[i]) / (r.out - 1) if r.out > 1 else 0.0
+        e2e_s[i] = now - r.t_arr
+        res.busy_s[i] = e2e_s[i]
+        loads.dec(wk_of[i])
+
+    workers = worker_replicas(cfg, node, env, w, first_token=first_token, done=done)
+
+    if n:
+        env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
+    run_to_end(env)
+    if n:
+        res.worker[:] = wk_of
+        res.hit_blocks[:] = hb
+        res.hit_tokens[:] = ht
+    res.sim_time_s = float(env.now)
+    res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
+    res.iteration_ms = workers.hist.summary_ms()
+    res.iteration_hist = workers.hist
+    res.preemptions = workers.preemptions()
+    res.io = io.summary()
+    if pf is not None:
+        pf.finish()
+        res.prefetch = pf.report()
+    else:
+        res.prefetch = prefetch_untimed(0, bb)
