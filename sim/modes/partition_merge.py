@@ -109,14 +109,19 @@ class Merger:
     def __init__(self, n: int) -> None:
         self.n = n
         self.arrays: dict[str, np.ndarray] = {}
+        self.kinds: dict[str, tuple] = {}  # each array's row shape and dtype
         self.seen = np.zeros(n, dtype=np.int32)
         self.pods: list[PodResult] = []  # the pods' summaries; their arrays are moved into self.arrays
 
     def add(self, p: PodResult) -> None:
         for k in ARRAYS:
             v = p.arrays[k]
+            self.kinds[k] = (v.shape[1:], v.dtype)
             if k not in self.arrays:
-                self.arrays[k] = np.zeros((self.n, *v.shape[1:]), dtype=v.dtype)
+                if v.dtype.kind == "f" and np.isnan(v).all():
+                    continue  # NaN so far (a hit-rate-only run's latencies): nothing held until a value comes
+                fill = np.nan if v.dtype.kind == "f" else 0  # the rows of the pods merged so far were NaN
+                self.arrays[k] = np.full((self.n, *v.shape[1:]), fill, dtype=v.dtype)
             self.arrays[k][p.index] = v + p.pod * p.scalars["workers_per_pod"] if k == "worker" else v
         np.add.at(self.seen, p.index, 1)  # a request listed twice counts twice
         self.pods.append(PodResult(p.pod, p.task_id, p.index, {}, p.cache, p.network, p.scalars, p.io,
@@ -144,8 +149,13 @@ class Merger:
                     h.total += p.hist["total"]
                     h.sum_s += p.hist["sum_s"]
             iteration_ms = h.summary_ms()
+        arrays = dict(self.arrays)
+        for k in ARRAYS:
+            if k not in arrays:  # NaN in every pod: one read-only view, no n-row array
+                shape, dtype = self.kinds.get(k, ((), np.dtype(float)))
+                arrays[k] = np.broadcast_to(np.array(np.nan, dtype=dtype), (self.n, *shape))
         return MergedClusterResult(
-            policy=policy, router=router, timing=timing, setup=setup, workload=workload, **self.arrays,
+            policy=policy, router=router, timing=timing, setup=setup, workload=workload, **arrays,
             cache=cache, network=net, sim_time_s=max(p.scalars["sim_time_s"] for p in pods), wall_s=wall_s,
             iteration_ms=iteration_ms, preemptions=sum(p.scalars["preemptions"] for p in pods), io=io, prefetch=pf,
             pod_wall_s=[p.scalars["wall_s"] for p in pods],

@@ -152,9 +152,14 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
             progress(done_requests[0])
 
     if todo and runner in (None, in_process) and progress:
+        report = progress
+
+        def inside(i: int) -> None:  # requests done: the finished pods' plus this pod's so far
+            if done_requests[0] + i < len(w):
+                report(done_requests[0] + i)
+
         for t in todo:  # the reference runner, with progress inside each pod
-            base = done_requests[0]
-            on_result(run_pod_task(t, lambda i, _b=base: progress(_b + i) if _b + i < len(w) else None))
+            on_result(run_pod_task(t, inside))
             t.workload = t.workload.head(0)  # done here: its requests' copy is not needed any more
     elif todo:
         (runner or in_process)(todo, on_result)

@@ -9,8 +9,9 @@ statistic, so the answer is within a of that order statistic's true value.
 Here the buckets form one dense int64 array over a fixed range, ``[MIN_VALUE, MAX_VALUE]`` (1e-6 to
 1e12 in the caller's unit, ms for the reports: 1 ns to 31 years), so memory does not depend on the
 number of values: 2 x 2,072 buckets (about 33 KB) at a = 1%. Values below MIN_VALUE in magnitude count
-as zero (absolute error < MIN_VALUE), values above MAX_VALUE go to the top bucket (the exact max is
-kept, and answers are clipped to [min, max]); NaN and infinities are skipped, as ``dist_ms`` skips them.
+as zero (absolute error < MIN_VALUE, also in a quantile interpolated from one of them), values above
+MAX_VALUE go to the top bucket (the exact max is kept, and answers are clipped to [min, max]); NaN and
+infinities are skipped, as ``dist_ms`` skips them.
 
 ``quantile(q)`` follows numpy's default ``percentile`` (linear interpolation between the order
 statistics at ranks floor and ceil of q (n - 1)): each of the two is estimated within a relative

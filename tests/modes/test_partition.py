@@ -150,6 +150,16 @@ def test_merger_takes_pods_in_any_order_and_refuses_a_bad_cover():
     assert r.worker.tolist() == [1, 5, 1, 1, 5]  # pod 1's workers numbered after pod 0's 4
     assert r.cache == {"eic_blocks": 1, "ssd_blocks": 2, "hits": 2} and r.network == {"b": 2.0}
     assert r.sim_time_s == 2.0 and not m.pods[0].arrays  # the pod's arrays were moved, not kept
+    # latencies NaN in every pod (hit-rate-only) are held as one view; NaN in one pod only stay NaN there
+    m = Merger(5)
+    a, b = pod(0, [0, 2, 3]), pod(1, [1, 4])
+    a.arrays["ttft_s"] = a.arrays["tpot_s"] = np.full(3, np.nan)
+    b.arrays["tpot_s"] = np.full(2, np.nan)
+    m.add(a)
+    m.add(b)
+    r = m.result(policy="lru", router="r", timing=False, setup=None, workload=None, wall_s=0.0)
+    assert np.isnan(r.tpot_s).all() and r.tpot_s.shape == (5,) and r.tpot_s.base is not None
+    assert np.array_equal(r.ttft_s, [np.nan, 11.0, np.nan, np.nan, 41.0], equal_nan=True)
     for pods in ([[0, 1, 2], [3]], [[0, 1, 2, 3], [3, 4]]):
         m = Merger(5)
         for k, idx in enumerate(pods):
