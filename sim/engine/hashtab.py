@@ -97,19 +97,19 @@ def _delete(H, base, mask, key, near):
     H[base + 2 * i + 1] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def find(H, base, mask, key):
     """The value stored for `key`, or -1."""
     return _find(H, base, mask, key, False)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def insert(H, base, mask, key, val):
     """Store `key` -> `val` (val >= 0; `key` must be absent)."""
     _insert(H, base, mask, key, val, False)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def delete(H, base, mask, key):
     """Remove `key` (it must be present)."""
     _delete(H, base, mask, key, False)

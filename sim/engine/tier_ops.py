@@ -21,7 +21,7 @@ from sim.engine.slots import POS
 from sim.engine.tier_slots import find
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def resident(M, t, key):
     """Slot of `key` if it is resident in tier t (not a ghost), else -1."""
     s = find(M, t, key)
@@ -30,7 +30,7 @@ def resident(M, t, key):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def tier_touch(M, t, s, pos):
     M[s + POS] = pos
     pol_touch(M, t, s, pos)

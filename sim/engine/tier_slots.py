@@ -13,14 +13,14 @@ from sim.engine.layout import FREE, HBASE, HEAD, HMASK, LEN, LIST, SIZE, tier_at
 from sim.engine.slots import KEY, POS, PREV
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def find(M, t, key):
     """Slot holding `key` in tier t (resident or ghost), or -1."""
     a = tier_at(t)
     return hashtab.find(M, M[a + HBASE], M[a + HMASK], key)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def new_slot(M, t, key, pos):
     """Take a free slot of tier t for `key` and index it."""
     a = tier_at(t)
@@ -32,7 +32,7 @@ def new_slot(M, t, key, pos):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def drop_slot(M, t, s):
     """Forget slot s (unindex it, return it to the free list); it must be on no list."""
     a = tier_at(t)
@@ -41,7 +41,7 @@ def drop_slot(M, t, s):
     slots.give_free(M, s, M, a + FREE)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def retire(M, t, s):
     """Resident slot s leaves tier t (a victim or a removal); returns its (key, pos)."""
     key, pos = M[s + KEY], M[s + POS]
@@ -50,7 +50,7 @@ def retire(M, t, s):
     return key, pos
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_back(M, t, lst, s):
     """Append s at the young end of list `lst`."""
     a = tier_at(t)
@@ -59,7 +59,7 @@ def push_back(M, t, lst, s):
     M[a + SIZE + lst] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def unlink(M, t, s):
     a = tier_at(t)
     lst = M[s + LIST]
@@ -68,7 +68,7 @@ def unlink(M, t, s):
     M[s + LIST] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pop_front(M, t, lst):
     """Unlink and return the oldest slot of list `lst` (it must be non-empty)."""
     s = M[tier_at(t) + HEAD + 2 * lst]
@@ -76,6 +76,6 @@ def pop_front(M, t, lst):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def move_to_back(M, t, s):
     slots.to_back(M, s, M, tier_at(t) + HEAD + 2 * M[s + LIST], PREV)
