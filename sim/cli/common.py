@@ -130,7 +130,7 @@ def compile_notice(enabled: bool, mode: str = "") -> None:
     cluster = mode == "cluster"
     if not is_compiled("cluster_kernels" if cluster else "node_ops"):
         print("note: compiling the cache engine (first run on this machine or after an edit, "
-              f"~{'30-60' if cluster else '20-40'} s, once)", file=sys.stderr, flush=True)
+              "~30-60 s, once)", file=sys.stderr, flush=True)
 
 
 def add_wide_arg(p: argparse.ArgumentParser) -> None:
