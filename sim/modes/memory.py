@@ -29,6 +29,9 @@ ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
 # single_timed measured at 10M requests: 2.95 GiB peak = 0.4 base + 0.67 workload + ~200 B a request
 RUN_PER_REQ_B = {"single": 220, "single_timed": 300, "cluster": 620, "cluster_timed": 900}
+# a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
+# tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
+MERGED_PER_REQ_B = (2 * 6 + 9) * 8
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
 # the oracle family (oracle, plan, calibrate, audit): the expanded ids, sim.oracle.access's six per-access
 # arrays, their sort and the bounds' passes (measured: 20k / 80k synthetic requests of ~238 blocks,

@@ -98,7 +98,7 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int):
     """The driver (the workload, its pods' copies, the merged per-request results) plus the largest pod's
     replay once per pod simulated at the same time (each a process of its own unless in this one)."""
-    from sim.modes.memory import BASE_B, RUN_PER_REQ_B, Estimate, run_estimate
+    from sim.modes.memory import BASE_B, MERGED_PER_REQ_B, Estimate, run_estimate
     from sim.modes.partition import pod_sizes
 
     biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
@@ -107,7 +107,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     at_once = min(part.at_once, part.pods)
     est = Estimate()
     est.add("workload and its pods", 2 * w.nbytes())
-    est.add("merged per-request results", len(w) * RUN_PER_REQ_B["cluster_timed" if timing else "cluster"] * runs)
+    est.add("merged per-request results", len(w) * MERGED_PER_REQ_B * runs)
     est.add("pods at once", at_once * (biggest.total - (BASE_B if at_once == 1 else 0)))
     return est
 

@@ -119,6 +119,12 @@ def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys)
     sizes = [s.own_blocks for s in pod_sizes(w, Partition(4))]
     assert sum(sizes) == w.prefix_blocks().n_own() and max(sizes) < 0.5 * sum(sizes)
     assert isinstance(WorkloadSize.of(w), WorkloadSize) and WorkloadSize.of(w).requests == len(w)
+    # the merged arrays' bytes per request, as the estimate counts them
+    from sim.modes.memory import MERGED_PER_REQ_B
+    from sim.modes.partition_merge import ARRAYS
+
+    res = run_cluster(cfg, w.head(10), "lru", "prefix_aware", timing=False)
+    assert MERGED_PER_REQ_B == sum(getattr(res, k).nbytes for k in ARRAYS) // 10
     monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((one.total + whole.total) / 2 / GiB))
     with pytest.raises(InputError, match=r"--pods K") as e:
         run_mode(cfg, "cluster", timing=False)
