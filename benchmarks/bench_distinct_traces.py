@@ -22,24 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_trace_files import _SYNTH, MOONCAKE, make_fit, step  # noqa: E402
-
-_LOAD = """
-from trace.formats import load_trace
-w, st = load_trace({trace!r})
-w = w.compacted()
-pb = w.prefix_blocks()
-res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": pb.n_own(),
-        "compact": bool(w.compact), "distinct": bool(pb.distinct)}}
-"""
-
-_BELADY = """
-from sim.cli import main
-rc = main(["run", "--mode", "single", "--policy", "belady", "--hit-rate-only", "--trace", {trace!r},
-           "--out", {out!r}, "--no-plot", "--quiet"])
-m = json.load(open({out!r} + "/report.json"))["policies"][0]["metrics"]
-res = {{"rc": rc, "hit_rate": m["hit_rate"], "sim_speed_req_s": m["sim_speed_req_s"]}}
-"""
+from bench_trace_files import _SYNTH, LOAD_STEP, MOONCAKE, REPLAY_STEP, make_fit, step  # noqa: E402
 
 _ORACLE = """
 from sim.cli import main
@@ -71,12 +54,12 @@ def main() -> None:
         traces.append(big)
     print(f"tree: {root}")
     for t in traces:
-        ld = step(_LOAD.format(trace=str(t)), root)
+        ld = step(LOAD_STEP.format(trace=str(t)), root)
         r = ld["result"]
         print(f"{t.name}: {r['requests']:,} requests, {r['accesses']:,} accesses, {r['own_blocks']:,} own blocks, "
               f"compact={r['compact']} distinct={r['distinct']}; load {ld['wall_s']:.1f} s, "
               f"peak RSS {ld['rss_gib']:.3f} GiB")
-        b = step(_BELADY.format(trace=str(t), out=str(d / "belady")), root)
+        b = step(REPLAY_STEP.format(policy="belady", trace=str(t), out=str(d / "belady")), root)
         print(f"  belady hit-rate-only: rc {b['result']['rc']}, hit rate {b['result']['hit_rate']:.6f}, "
               f"engine {b['result']['sim_speed_req_s']:,.0f} req/s, wall {b['wall_s']:.1f} s, "
               f"peak RSS {b['rss_gib']:.3f} GiB")

@@ -59,6 +59,28 @@ res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": 
 """
 
 
+# Step bodies shared by the trace benchmarks (bench_trace_load, bench_distinct_traces): load a trace as
+# the simulators hold it, and one hit-rate-only single-node replay of it.
+LOAD_STEP = """
+from trace.formats import load_trace
+w, st = load_trace({trace!r})
+w = w.compacted()
+pb = w.prefix_blocks()
+res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": pb.n_own(),
+        "compact": bool(w.compact), "distinct": bool(pb.distinct), "resident_gib": w.nbytes() / 2**30,
+        "notes": st.notes}}
+"""
+
+REPLAY_STEP = """
+from sim.cli import main
+rc = main(["run", "--mode", "single", "--policy", {policy!r}, "--hit-rate-only", "--trace", {trace!r},
+           "--out", {out!r}, "--no-plot", "--quiet"])
+m = json.load(open({out!r} + "/report.json"))["policies"][0]["metrics"]
+res = {{"rc": rc, "hit_rate": m["hit_rate"], "block_hit_rate": m["block_hit_rate"],
+        "sim_speed_req_s": m["sim_speed_req_s"]}}
+"""
+
+
 def step(body: str, root: Path = ROOT) -> dict:
     """Run `body` in a fresh interpreter of the tree at `root`; its {wall_s, rss_gib, result}."""
     code = _STEP.format(root=str(root), body=body)

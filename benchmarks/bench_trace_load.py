@@ -22,24 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_trace_files import _SYNTH, make_fit, step  # noqa: E402
-
-_LOAD = """
-from trace.formats import load_trace
-w, st = load_trace({trace!r})
-w = w.compacted()
-pb = w.prefix_blocks()
-res = {{"requests": len(w), "accesses": int(w.block_offsets[-1]), "own_blocks": pb.n_own(),
-        "compact": bool(w.compact), "resident_gib": w.nbytes() / 2**30, "notes": st.notes}}
-"""
-
-_RUN = """
-from sim.cli import main
-rc = main(["run", "--mode", "single", "--policy", "lru", "--hit-rate-only", "--trace", {trace!r},
-           "--out", {out!r}, "--no-plot", "--quiet"])
-m = json.load(open({out!r} + "/report.json"))["policies"][0]["metrics"]
-res = {{"rc": rc, "hit_rate": m["hit_rate"], "block_hit_rate": m["block_hit_rate"]}}
-"""
+from bench_trace_files import _SYNTH, LOAD_STEP, REPLAY_STEP, make_fit, step  # noqa: E402
 
 _CONVERT = """
 from sim.cli import main
@@ -72,7 +55,7 @@ def main() -> None:
     else:
         jsonl = Path(a.jsonl)
     print(f"tree: {root}")
-    ld = step(_LOAD.format(trace=str(jsonl)), root)
+    ld = step(LOAD_STEP.format(trace=str(jsonl)), root)
     r = ld["result"]
     print(f"load (+compacted): {r['requests']:,} requests, {r['accesses']:,} block accesses, "
           f"{r['own_blocks']:,} own blocks, compact={r['compact']}, arrays {r['resident_gib']:.3f} GiB; "
@@ -80,7 +63,7 @@ def main() -> None:
     for note in r["notes"]:
         print(f"  note: {note}")
     if a.run:
-        rr = step(_RUN.format(trace=str(jsonl), out=str(d / "run")), root)
+        rr = step(REPLAY_STEP.format(policy="lru", trace=str(jsonl), out=str(d / "run")), root)
         print(f"run single lru hit-rate-only: rc {rr['result']['rc']}, hit rate {rr['result']['hit_rate']:.6f}, "
               f"wall {rr['wall_s']:.1f} s, peak RSS {rr['rss_gib']:.3f} GiB")
     npz = d / "out.npz"

@@ -57,16 +57,23 @@ def _fill_head(parent, shared, own_off, own_ids, i, buf, need):
 
 
 @njit(cache=True)
-def _first_parent(parent, shared, own_off, own_ids, last_row, pos):
-    """(has a parent, parent id) of the block at own position `pos` (a row <= last_row owns it)."""
-    lo, hi = 0, last_row  # largest r with own_off[r] <= pos: that row's own slice holds pos
+def owner_row(own_off, last, pos):
+    """The request (<= last) whose own slice holds own position `pos`: the largest r with own_off[r] <= pos
+    (the empty slices before it share its offset and come first)."""
+    lo, hi = 0, last
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if own_off[mid] <= pos:
             lo = mid
         else:
             hi = mid - 1
-    r = lo
+    return lo
+
+
+@njit(cache=True)
+def _first_parent(parent, shared, own_off, own_ids, last_row, pos):
+    """(has a parent, parent id) of the block at own position `pos` (a row <= last_row owns it)."""
+    r = owner_row(own_off, last_row, pos)
     if pos > own_off[r]:
         return True, own_ids[pos - 1]
     if shared[r] > 0:

@@ -33,7 +33,7 @@ from numba import njit
 
 from sim.engine import hashtab
 from trace.prefix import PrefixBlocks, _grown, _position_table, fill, mix64
-from trace.prefix_stream import _fill_head
+from trace.prefix_stream import _fill_head, owner_row
 
 
 @njit(cache=True)
@@ -46,20 +46,6 @@ def _probe(tab, out, x):
         if v == -1 or out[v] == x:
             return np.int64(v)
         h = (h + 1) & mask
-
-
-@njit(cache=True)
-def _holder(own_off, last, pos):
-    """The request (<= last) whose own slice holds position `pos`: the largest r with own_off[r] <= pos
-    and a non-empty slice."""
-    lo, hi = 0, last
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if own_off[mid] <= pos:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 @njit(cache=True)
@@ -96,7 +82,7 @@ def _reparent(parent, shared, own_off, own_ids, width, tab, out, max_own):
         noff[i] = nown
         if k > 0:
             pos = _probe(tab, out, buf[k - 1])
-            r = _holder(noff, i - 1, pos)
+            r = owner_row(noff, i - 1, pos)
             if nsh[r] + pos - noff[r] != k - 1:  # first held at another depth
                 return False, npar, nsh, noff
             _fill_head(npar, nsh, noff, out, r, head, k)
