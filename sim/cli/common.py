@@ -130,7 +130,7 @@ def compile_notice(enabled: bool, mode: str = "") -> None:
     cluster = mode == "cluster"
     if not is_compiled("cluster_kernels" if cluster else "node_ops"):
         print("note: compiling the cache engine (first run on this machine or after an edit, "
-              "~30-60 s, once)", file=sys.stderr, flush=True)
+              "~20-60 s, once)", file=sys.stderr, flush=True)
 
 
 def add_wide_arg(p: argparse.ArgumentParser) -> None:

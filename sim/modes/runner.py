@@ -39,7 +39,7 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
     compiled = [p for p in policies if use_engine(cfg, p)]
     if not compiled or is_compiled():
         return
-    label = "compiling the cache engine (first run on this machine, ~20 s)"
+    label = "compiling the cache engine (first run on this machine, ~20-60 s)"
     if progress:
         progress(label, 0, 1)
     tiny, ctx = prepare_workload(cfg, w.head(8))
