@@ -19,7 +19,7 @@ def _params():
         yield pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", list(_params()))  # a list: pytest deprecates generators here
 def test_golden_report(name, tmp_path, monkeypatch):
     case = CASES[name]
     if case.get("needs_mooncake") and not MOONCAKE.exists():
