@@ -226,9 +226,9 @@ def subset(pb: PrefixBlocks, idx: np.ndarray) -> PrefixBlocks | None:
     n = len(idx)
     if n and np.any(np.diff(idx) <= 0):
         return None
-    own_len = np.diff(pb.own_off)[idx]
     if pb.distinct:
         return distinct_subset(pb, idx)
+    own_len = np.diff(pb.own_off)[idx]
     rank = np.full(len(pb), -1, dtype=np.int64)
     rank[idx] = np.arange(n, dtype=np.int64)
     par = pb.parent[idx]

@@ -241,13 +241,7 @@ class Workload:
         if self.compact:
             assert self.prefix is not None
             k = int(limit)
-            return Workload(
-                name=self.name, arrival_ms=self.arrival_ms[:k], input_tokens=self.input_tokens[:k],
-                output_tokens=self.output_tokens[:k], session_id=self.session_id[:k],
-                block_offsets=self.block_offsets[:k + 1], block_ids=None,  # type: ignore[arg-type]
-                block_tokens=self.block_tokens, turn=self.turn[:k], synthetic_blocks=self.synthetic_blocks,
-                extra={c: v[:k] for c, v in self.extra.items()}, prefix=self.prefix.head(k),
-            )
+            return self._rows(slice(0, k), self.block_offsets[:k + 1], None, self.prefix.head(k))
         return self.select(np.arange(limit))
 
     def select(self, idx: np.ndarray) -> Workload:
@@ -259,13 +253,7 @@ class Workload:
         np.cumsum(counts, out=offsets[1:])
         sub = subset(self.prefix, idx) if self.compact else None  # type: ignore[arg-type]
         if sub is not None:  # the selection holds its requests' parents: it stays in parent form (pods)
-            return Workload(
-                name=self.name, arrival_ms=self.arrival_ms[idx], input_tokens=self.input_tokens[idx],
-                output_tokens=self.output_tokens[idx], session_id=self.session_id[idx], block_offsets=offsets,
-                block_ids=None, block_tokens=self.block_tokens, turn=self.turn[idx],  # type: ignore[arg-type]
-                synthetic_blocks=self.synthetic_blocks, extra={k: v[idx] for k, v in self.extra.items()},
-                prefix=sub,
-            )
+            return self._rows(idx, offsets, None, sub)
         if self.compact:  # expand the selected rows only (an audit's sample of a 10M-request trace)
             ids = self.prefix.rows_csr(idx)[1]  # type: ignore[union-attr]
         elif len(idx):
@@ -275,18 +263,16 @@ class Workload:
             ids = self.block_ids[np.repeat(starts, counts) + rel]
         else:
             ids = np.zeros(0, dtype=np.int64)
+        return self._rows(idx, offsets, ids, None)
+
+    def _rows(self, sel, offsets: np.ndarray, ids: np.ndarray | None, prefix: PrefixBlocks | None) -> Workload:
+        """Requests `sel` (a slice or an index array) with their block lists as `ids` (CSR) or `prefix`."""
         return Workload(
-            name=self.name,
-            arrival_ms=self.arrival_ms[idx],
-            input_tokens=self.input_tokens[idx],
-            output_tokens=self.output_tokens[idx],
-            session_id=self.session_id[idx],
-            block_offsets=offsets,
-            block_ids=ids,
-            block_tokens=self.block_tokens,
-            turn=self.turn[idx],
-            synthetic_blocks=self.synthetic_blocks,
-            extra={k: v[idx] for k, v in self.extra.items()},
+            name=self.name, arrival_ms=self.arrival_ms[sel], input_tokens=self.input_tokens[sel],
+            output_tokens=self.output_tokens[sel], session_id=self.session_id[sel], block_offsets=offsets,
+            block_ids=ids,  # type: ignore[arg-type]  # None with a prefix form
+            block_tokens=self.block_tokens, turn=self.turn[sel], synthetic_blocks=self.synthetic_blocks,
+            extra={k: v[sel] for k, v in self.extra.items()}, prefix=prefix,
         )
 
     def reblock(self, page_tokens: int) -> Workload:
