@@ -30,7 +30,7 @@ import simpy
 from sim.timing.event_loop import first_of, timer
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
-from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through
+from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through, through_quiet
 
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
 _NAN = float("nan")
@@ -141,9 +141,6 @@ class NodeIO:
         self._in = [self._path(self.pcie_in[k], self.bridge_in, "read") for k in range(n_workers)]
         self._out = [self._path(self.pcie_out[k], self.bridge_out, "write") for k in range(n_workers)]
         self._ssd: tuple[Hop, ...] = ((self.nvme, "read"),)
-        # the quiet write-backs' (byte counts, write class) per hop of each worker's out path, and NVMe's
-        self._out_quiet = [[(link.bytes, link.write) for link, _d in path] for path in self._out]
-        self._nvme_quiet = (self.nvme.bytes, self.nvme.write)
 
     # ------------------------------------------------------------ paths
     @staticmethod
@@ -165,18 +162,10 @@ class NodeIO:
         unless the caller does (synchronous write-through). ``wait=False``: the caller will not
         wait, so no completion events are made (returns [])."""
         if not wait:
-            # through_quiet and PriorityLink.serve_quiet (twice per request), inlined: the same byte counts
-            # and the same joins in the same order (bytes > 0 here, so max(0.0, bytes) is bytes)
             if hbm_to_dram:
-                nb = hbm_to_dram * self.bb
-                for counts, cls in self._out_quiet[wk]:
-                    counts["write"] += nb
-                    cls._join(nb, 0.0, None)
+                through_quiet(self.env, self._dram_out(wk), hbm_to_dram * self.bb)
             if dram_to_ssd:
-                nb = dram_to_ssd * self.bb
-                counts, cls = self._nvme_quiet
-                counts["write"] += nb
-                cls._join(nb, 0.0, None)
+                self.nvme.serve_quiet(dram_to_ssd * self.bb, "write")
             return []
         evs = []
         if hbm_to_dram:

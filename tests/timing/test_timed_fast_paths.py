@@ -1,6 +1,6 @@
 """The timed replay's shortcuts (issue #19 speed) against the general code they stand in for:
 ``run_to_end`` vs ``env.run()``, ``serve_quiet`` vs ``serve``, ``hbm_only`` vs ``choose_prefix``, ``wake_after``
-vs ``timer``, ``NodeIO.write_back``'s inlined quiet path vs ``through_quiet``."""
+vs ``timer``, ``NodeIO.write_back``'s quiet path vs the ``through_quiet`` and ``serve_quiet`` calls it makes."""
 from __future__ import annotations
 
 import pytest
@@ -187,7 +187,7 @@ def test_wake_after_takes_timers_queue_entry_and_cancels_quietly():
 
 def _write_backs(inline: bool, ops: list[tuple[int, int, int, float]]):
     """Two workers' quiet write-backs at the given times, through NodeIO.write_back (inline) or the
-    general calls it stands in for (through_quiet and serve_quiet); loads beside them."""
+    calls it makes, written out (through_quiet and serve_quiet); loads beside them."""
     from sim.config import load_config
     from sim.timing.node_io import NodeIO
 
