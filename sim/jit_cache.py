@@ -7,8 +7,14 @@ machine code. kvsim therefore points ``NUMBA_CACHE_DIR`` at
 ``sim/`` and ``trace/`` that uses numba: any edit to compiled code starts a fresh cache
 (older folders are removed). It only sets the environment variable, so it
 costs a few milliseconds and imports nothing; numba reads it when first
-imported. A user's own NUMBA_CACHE_DIR wins; a read-only checkout leaves
-numba's default behaviour.
+imported. When numba was imported first (a notebook or script that does
+``import numba`` before ``import sim``), the variable comes too late, and
+numba's default cache beside the sources could hold machine code compiled
+against older kernels (seen: a timed replay looping forever): the setting is
+then also written into numba's already-read config, which every ``cache=True``
+function consults when it is decorated, i.e. when sim's modules import. A
+user's own NUMBA_CACHE_DIR wins; a read-only checkout leaves numba's default
+behaviour.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import sys
 
 SIM = pathlib.Path(__file__).resolve().parent
 ROOT = SIM / "__pycache__"
@@ -56,6 +63,9 @@ def configure() -> None:
     except OSError:
         return
     os.environ["NUMBA_CACHE_DIR"] = str(ROOT / name)
+    numba = sys.modules.get("numba")
+    if numba is not None:  # imported before sim: its config has read the environment already
+        numba.config.CACHE_DIR = str(ROOT / name)
 
 
 configure()
