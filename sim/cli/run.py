@@ -37,9 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--hit-rate-only", action="store_true", help="skip timing (fast replay: hit rates only)")
     p.add_argument("--pods", type=int, default=None, metavar="K",
                    help="cluster: the racks form K pods, each session (--partition-by) pinned to pod "
-                        "hash %% K, each pod simulated on its own and the reports merged exactly")
-    p.add_argument("--partition-by", choices=["session", "prefix_root"], default="session",
-                   help="with --pods: what pins a request to its pod (default session)")
+                        "hash %% K, each pod simulated on its own and the reports merged exactly "
+                        "(sets cluster.pods; 0 = one cluster)")
+    p.add_argument("--partition-by", choices=["session", "prefix_root"], default=None,
+                   help="with --pods: what pins a request to its pod (sets cluster.partition_by; default session)")
     p.add_argument("--workers", type=int, default=None,
                    help="with --pods: pods run at once (local processes, or the CPUs of a local Ray); default 1")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
@@ -67,7 +68,7 @@ def add_parser(sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from trace.source import workload_from_config
 
-    cfg = load_cfg(args)
+    cfg = _with_pod_flags(load_cfg(args), args)
     _check_output_flags(args)
     console = make_console(args.quiet, args.wide)
     policies = _policies(args, cfg)
@@ -110,7 +111,7 @@ def _run_and_write(args: argparse.Namespace, cfg, console, workload, load_stats,
     with prog:
         report = run_mode(cfg, args.mode, workload=workload, load_stats=load_stats, policies=policies,
                           routers=split_list(getattr(args, "router", None)) or None,
-                          timing=not args.hit_rate_only, progress=cb, requests=tables, **_partition(args))
+                          timing=not args.hit_rate_only, progress=cb, requests=tables, **_partition(args, cfg))
     if compare_measured and tables is not None:
         from sim.report.measured import add_measured_columns, measured_block
 
@@ -149,19 +150,36 @@ def cmd_default(args: argparse.Namespace) -> int:
     return cmd_run(ns)
 
 
-def _partition(args: argparse.Namespace) -> dict:
-    """run_mode's partition arguments from --pods/--partition-by/--workers/--backend/--address; with --out DIR
-    finished pods are kept in DIR/pods (a rerun reuses them)."""
+def _with_pod_flags(cfg, args: argparse.Namespace):
+    """`cfg` with --pods / --partition-by written into cluster.pods / cluster.partition_by (so the config
+    hash and the report record the partitioned deployment)."""
+    from sim.config import config_with
     from sim.errors import InputError
 
+    over = {}
     pods = getattr(args, "pods", None)
-    if pods is None:
+    if pods is not None:
+        if pods < 1:
+            raise InputError(f"must be >= 1, got {pods}", where="--pods")
+        over["cluster.pods"] = pods
+    if getattr(args, "partition_by", None) is not None:
+        over["cluster.partition_by"] = args.partition_by
+    return config_with(cfg, over) if over else cfg
+
+
+def _partition(args: argparse.Namespace, cfg) -> dict:
+    """run_mode's partition arguments from cluster.pods/partition_by and --workers/--backend/--address; with
+    --out DIR finished pods are kept in DIR/pods (a rerun reuses them)."""
+    from sim.errors import InputError
+
+    if not cfg.cluster.pods:
         for flag, default in (("workers", None), ("backend", "local"), ("address", None)):
             if getattr(args, flag, default) != default:
-                raise InputError("runs the pods of a partitioned cluster: add --pods K", where=f"--{flag}")
+                raise InputError("runs the pods of a partitioned cluster: add --pods K (or set cluster.pods)",
+                                 where=f"--{flag}")
+        if getattr(args, "partition_by", None) is not None:
+            raise InputError("pins requests to pods: add --pods K (or set cluster.pods)", where="--partition-by")
         return {}
-    if pods < 1:
-        raise InputError(f"must be >= 1, got {pods}", where="--pods")
     from experiments.pods import pod_runner
     from sim.modes.partition import Partition
     from sim.modes.partition_run import PodStore
@@ -169,7 +187,7 @@ def _partition(args: argparse.Namespace) -> dict:
     runner = pod_runner(args.backend, args.workers, args.address)
     store = PodStore(Path(args.out) / "pods") if getattr(args, "out", None) else None
     at_once = args.workers or ((os.cpu_count() or 1) if args.backend == "ray" else 1)
-    return {"partition": Partition(pods, args.partition_by, at_once), "pod_runner": runner, "pod_store": store}
+    return {"partition": Partition.of(cfg, at_once), "pod_runner": runner, "pod_store": store}
 
 
 def _pd_outputs(args: argparse.Namespace, cfg, console, report: dict, tables: Any) -> int:

@@ -187,6 +187,10 @@ class ClusterCfg(_Section):
     remote_ssd_capacity_gib: float = Field(1048576, ge=0)
     router: str = "prefix_aware"
     evict_to_eic: bool = True
+    # 0: one cluster. K: the racks form K pods, each request pinned to one by `partition_by`
+    # (sim.modes.partition); the results are those of that partitioned deployment.
+    pods: int = Field(0, ge=0, le=MAX_RACKS)
+    partition_by: str = "session"
 
 
 class NetworkCfg(_Section):

@@ -28,7 +28,7 @@ from sim.config import Config, config_with
 from sim.errors import InputError
 from trace.workload import Workload
 
-WHERE = "--pods"
+WHERE = "cluster.pods (--pods)"
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -61,6 +61,11 @@ class Partition:
     by: str = "session"
     at_once: int = 1  # pods simulated at the same time on this machine (the memory estimate counts them)
 
+    @classmethod
+    def of(cls, cfg: Config, at_once: int = 1) -> Partition | None:
+        """The partition `cfg` describes (``cluster.pods``, ``cluster.partition_by``); None for one cluster."""
+        return cls(cfg.cluster.pods, cfg.cluster.partition_by, at_once) if cfg.cluster.pods else None
+
     def describe(self, cfg: Config) -> dict:
         """The report's ``partition`` block."""
         return {"pods": self.pods, "by": self.by, "racks_per_pod": cfg.cluster.racks // self.pods}
@@ -73,7 +78,7 @@ def check_partition(cfg: Config, part: Partition, mode: str) -> None:
                          "prefill -> decode transfers and decode router span all its racks", where=WHERE)
     if part.by not in PARTITION_KEYS:
         raise InputError(f"unknown partition key {part.by!r} (known: {', '.join(PARTITION_KEYS)})",
-                         where="--partition-by")
+                         where="cluster.partition_by (--partition-by)")
     racks = cfg.cluster.racks
     if part.pods < 1 or part.pods > racks or racks % part.pods:
         raise InputError(f"{part.pods} pods cannot split cluster.racks = {racks} evenly: use a divisor of {racks}",
@@ -108,8 +113,10 @@ def pod_sizes(w: Workload, part: Partition) -> list:
 
 
 def pod_config(cfg: Config, part: Partition, pod: int) -> Config:
-    """One pod as a cluster of its own: racks / pods racks, its own seed (pod 0 keeps the run's)."""
-    return config_with(cfg, {"cluster.racks": cfg.cluster.racks // part.pods, "seed": cfg.seed + pod})
+    """One pod as a cluster of its own (not partitioned again): racks / pods racks, its own seed (pod 0
+    keeps the run's)."""
+    return config_with(cfg, {"cluster.racks": cfg.cluster.racks // part.pods, "seed": cfg.seed + pod,
+                             "cluster.pods": 0})
 
 
 @dataclass

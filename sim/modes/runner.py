@@ -88,7 +88,7 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
         est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs)
         check(est, what=f"replaying {len(w):,} requests on {gpus}",
-              change=_too_big(w) + ", or split the cluster into pods (--pods K)", where="--mode cluster")
+              change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)", where="--mode cluster")
         return
     est = _partition_estimate(w, partition, cap, compiled, timing, runs)
     check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
@@ -180,7 +180,7 @@ def run_cluster_mode(
     (first router). The first router x first policy is the headline; ``report["routers"]`` holds
     the router comparison, ``report["policies"]`` the policy comparison.
 
-    `partition` (a ``sim.modes.partition.Partition``): the deployment is pods of racks, each
+    `partition` (a ``sim.modes.partition.Partition``, from ``cluster.pods``): the deployment is pods of racks, each
     replayed on its own (by `pod_runner`, default one after another here; finished pods kept in
     `pod_store`) and merged exactly (``sim.modes.partition_run``)."""
     from sim.cache.layout import Layout
@@ -285,6 +285,10 @@ def run_mode(
     if runner is None:
         raise InputError(f"unknown or unavailable mode {mode!r} (available: {', '.join(MODES)})", where="--mode")
     extra: dict[str, Any] = {}
+    if partition is None and cfg.cluster.pods:  # the config's partition (a sweep point's, a config file's)
+        from sim.modes.partition import Partition
+
+        partition = Partition.of(cfg)
     if partition:  # cluster mode only: refused by name for the others
         from sim.modes.partition import check_partition
 

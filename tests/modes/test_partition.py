@@ -265,6 +265,35 @@ def test_cli_pods_keeps_pods_in_out_and_refuses_pod_flags_without_pods(tmp_path,
     assert "--workers: runs the pods of a partitioned cluster: add --pods K" in capsys.readouterr().err
 
 
+def test_pods_as_config_keys_equal_the_flags_and_are_recorded(tmp_path, capsys):
+    from sim.cli import main
+
+    sets = [a for s in SETS for a in ("--set", s)]
+    reps = []
+    for i, how in enumerate((["--pods", "2", "--partition-by", "prefix_root"],
+                             ["--set", "cluster.pods=2", "--set", "cluster.partition_by=prefix_root"])):
+        out = tmp_path / f"r{i}"
+        assert main(["run", "--mode", "cluster", *sets, "--hit-rate-only", *how, "--out", str(out), "--no-plot",
+                     "--quiet"]) == 0
+        reps.append(json.loads((out / "report.json").read_text()))
+    assert _same(reps[0], reps[1]) == []
+    assert reps[0]["partition"] == {"pods": 2, "by": "prefix_root", "racks_per_pod": 2}
+    assert reps[0]["config"]["cluster"]["pods"] == 2  # in the resolved config, so in its hash
+    unpartitioned = run_mode(_cfg(), "cluster", timing=False)
+    assert unpartitioned["config_hash"] != reps[0]["config_hash"]
+    # a sweep point or library call partitions from the config alone
+    lib = run_mode(_cfg("cluster.pods=2", "cluster.partition_by=prefix_root"), "cluster", timing=False)
+    assert _same(lib, reps[0]) == []
+    capsys.readouterr()
+    assert main(["run", "--mode", "single", *sets, "--set", "cluster.pods=2", "--quiet"]) == 2
+    assert "cluster.pods (--pods): pods split cluster mode only" in capsys.readouterr().err
+    assert main(["run", "--mode", "cluster", *sets, "--partition-by", "session", "--quiet"]) == 2
+    assert "--partition-by: pins requests to pods: add --pods K" in capsys.readouterr().err
+    assert main(["run", "--mode", "cluster", *sets, "--set", "cluster.pods=2",
+                 "--set", "cluster.partition_by=turn", "--quiet"]) == 2
+    assert "cluster.partition_by (--partition-by): unknown partition key 'turn'" in capsys.readouterr().err
+
+
 def _die(task):
     """A pod task whose worker process is killed (as by the kernel's OOM killer)."""
     os.kill(os.getpid(), signal.SIGKILL)
