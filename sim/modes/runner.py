@@ -88,7 +88,8 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
         est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs)
         check(est, what=f"replaying {len(w):,} requests on {gpus}",
-              change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)", where="--mode cluster")
+              change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
+              where="--mode cluster")
         return
     est = _partition_estimate(w, partition, cap, compiled, timing, runs)
     check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
