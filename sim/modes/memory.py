@@ -156,7 +156,8 @@ def oracle_estimate(w, compact: bool = False, sampled: int | None = None, bucket
     """The oracle's bounds over workload `w`: per-access arrays (it follows accesses), or with `compact`
     the Belady method on the parent form (sim.oracle.compact: per distinct block and per request), or
     with `sampled` per-access arrays of that many requests (audit's samples; `buckets` pools besides
-    the whole trace, whose rows are expanded)."""
+    the whole trace, whose rows are expanded). `buckets`: the pools that are neither empty nor the whole
+    trace."""
     e = Estimate()
     e.add("workload", w.nbytes())
     if sampled is not None:
@@ -167,6 +168,8 @@ def oracle_estimate(w, compact: bool = False, sampled: int | None = None, bucket
     elif compact:
         e.add("per-block arrays", _per_own_block(w, ORACLE_COMPACT_BLOCK_B))
         e.add("next-use steps", len(w) * NEXT_USE_PER_REQ_B)
+        if buckets:  # the buckets' pools (Workload.select: parent form), held together; bounded one at a time
+            e.add("bucket pools", w.nbytes())
     else:
         e.add("per-access arrays", w.total_blocks * ORACLE_PER_ACCESS_B)
     return e

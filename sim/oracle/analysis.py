@@ -59,11 +59,10 @@ def pools(w: Workload, buckets: list[Bucket]) -> list[tuple[str, Workload]]:
     return out
 
 
-def reads_parent_form(w: Workload, method: str, scope: str, buckets: list[Bucket]) -> bool:
-    """Are all of `w`'s pools bounded from the parent form (pool_source)? Global scope, the Belady method,
-    a distinct parent form, and every bucket empty or the whole trace."""
-    return method == "belady" and scope == "global" and compact_ok(w) and all(
-        len(bucket_index(w, b)) in (0, len(w)) for b in buckets)
+def reads_parent_form(w: Workload, method: str, scope: str) -> bool:
+    """Are all of `w`'s pools bounded from the parent form (pool_source)? Global scope, the Belady method and
+    a distinct parent form (a bucket's pool, ``Workload.select``, keeps it: trace.reparent.subset)."""
+    return method == "belady" and scope == "global" and compact_ok(w)
 
 
 def pool_source(pw: Workload, method: str) -> Accesses | CompactAccesses:

@@ -104,11 +104,12 @@ def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployme
     return with_value(sum(vals)), per
 
 
-def load_workload(cfg: Config, a: Any, compact: Callable[[Workload], bool] | None = None,
+def load_workload(cfg: Config, a: Any, buckets: list | None = None,
                   sampled: tuple[int, int] | None = None) -> tuple[Workload, Any]:
-    """The workload, refused up front when its bounds cannot fit in memory; `compact(w)`: the bounds read
-    the parent form (analysis.reads_parent_form), not per-access arrays; `sampled` = (requests, buckets):
-    they read per-access arrays of samples only (audit)."""
+    """The workload, refused up front when its bounds cannot fit in memory. With `buckets` (the length
+    buckets, parse_buckets) the bounds read the parent form when ``--method``/``--scope`` allow it
+    (analysis.reads_parent_form), else per-access arrays; `sampled` = (requests, buckets): they read
+    per-access arrays of samples only (audit)."""
     from trace.source import workload_from_config
 
     w, ls = workload_from_config(cfg)
@@ -121,15 +122,19 @@ def load_workload(cfg: Config, a: Any, compact: Callable[[Workload], bool] | Non
     if len(w) == 0:
         raise InputError("the workload has no requests", where=cfg.trace.path or "synthetic")
     from sim.modes.memory import check, oracle_estimate
+    from sim.oracle.buckets import bucket_index
     from sim.oracle.compact import compact_ok
 
-    parent_form = compact is not None and compact(w)
+    parent_form = buckets is not None and reads_parent_form(w, a.method, a.scope)
     change = "set --limit" if cfg.trace.path else "lower synthetic.requests"
-    if compact is not None and not parent_form and compact_ok(w):
+    if buckets is not None and not parent_form and compact_ok(w):
         # this workload's bounds could read the parent form: say which flags allow it
-        change = f"use --method belady --scope global --buckets none (bounds from the parent form), or {change}"
-    est = oracle_estimate(w, parent_form) if sampled is None else \
-        oracle_estimate(w, sampled=sampled[0], buckets=sampled[1])
+        change = f"use --method belady --scope global (bounds from the parent form), or {change}"
+    if sampled is not None:
+        est = oracle_estimate(w, sampled=sampled[0], buckets=sampled[1])
+    else:
+        partial = sum(len(bucket_index(w, b)) not in (0, len(w)) for b in buckets or [])
+        est = oracle_estimate(w, parent_form, buckets=partial)
     check(est, what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
           change=change, where=cfg.trace.path or "synthetic.requests")
     return w, ls
@@ -198,7 +203,7 @@ def _oracle(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
         tiers = parse_tiers(getattr(a, "tiers", None))
     spec = OracleSpec(deployment=dep, tiers=tiers, buckets=buckets,
                       scope=a.scope, method=a.method, tolerance=a.tolerance, bucket_deployments=per)
-    w, ls = load_workload(cfg, a, compact=lambda w: reads_parent_form(w, a.method, a.scope, buckets))
+    w, ls = load_workload(cfg, a, buckets=buckets)
     rep = run_oracle(w, spec, config_hash=cfg.hash(), seed=cfg.seed, load_stats=ls.to_dict() if ls else None,
                      inputs=_inputs(cfg, a, w), progress=progress)
     by_label = {p.label: p for p in acfg.pools} if acfg else {}
@@ -252,7 +257,7 @@ def _plan(cfg: Config, a: Any, acfg: Any, progress=None) -> dict:
         dep = base_deployment(cfg, a)
         _check_parallelism(dep)
         hbm_capacity(dep.with_cards(dep.tp * dep.pp), 16)  # the model must fit one replica
-    w, ls = load_workload(cfg, a, compact=lambda w: reads_parent_form(w, a.method, a.scope, buckets))
+    w, ls = load_workload(cfg, a, buckets=buckets)
     ws = apply_scope(w, a.scope)
     rows: dict[str, list[dict]] = {"strict_prefix": [], "lru": []}
     plist = [(lab, pw) for lab, pw in pools(ws, buckets) if len(pw)]
@@ -403,7 +408,7 @@ def calibrate_command(cfg: Config, a: Any, progress=None) -> dict:
     else:
         buckets = parse_buckets(getattr(a, "buckets", None))
         dep, per = deployments(cfg, a, [b.label for b in buckets])
-    w, ls = load_workload(cfg, a, compact=lambda w: reads_parent_form(w, a.method, a.scope, buckets))
+    w, ls = load_workload(cfg, a, buckets=buckets)
     res = with_model(acfg, lambda: calibrate(w, dep, buckets, scope=a.scope, method=a.method, points=a.points,
                                               progress=progress, bucket_deployments=per))
     trials = res.pop("trials", {})

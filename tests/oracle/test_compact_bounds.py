@@ -1,6 +1,7 @@
 """The Belady-method bounds of a distinct parent form (sim.oracle.compact) equal those of the expanded arrays."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,3 +95,37 @@ def test_calibrate_reads_the_parent_form_with_the_same_fit(monkeypatch, tmp_path
     assert cli.main([*args, "--output-dir", str(tmp_path / "arrays")]) == 0
     for name in ("recommended_heuristic_config.json", "calibration_residuals.csv", "calibration_trials.csv"):
         assert (tmp_path / "parent" / name).read_text() == (tmp_path / "arrays" / name).read_text(), name
+
+
+def test_partial_buckets_read_the_parent_form_with_the_same_files(monkeypatch, tmp_path):
+    """Length buckets that split the requests: each bucket's pool is a parent-form selection
+    (trace.reparent.subset), bounded without per-access arrays; every file equals the per-access run's."""
+    import json
+
+    import sim.cli as cli
+    import sim.oracle.analysis as analysis
+
+    args = ["oracle", "--method", "belady", "--buckets", "2K,8K", "--kv-budget-gb", "40", "--set",
+            "synthetic.requests=3000", "--set", "synthetic.sessions=300", "--set", "synthetic.block_tokens=16",
+            "--quiet"]
+    with monkeypatch.context() as m:
+        m.setattr(analysis, "accesses", lambda *a, **k: pytest.fail("per-access arrays built"))
+        assert cli.main([*args, "--output-dir", str(tmp_path / "parent")]) == 0
+    monkeypatch.setattr(analysis, "compact_ok", lambda w: False)  # the per-access path
+    assert cli.main([*args, "--output-dir", str(tmp_path / "arrays")]) == 0
+    pools = json.loads((tmp_path / "parent" / "details.json").read_text())["oracle"]["pools"]
+    assert [p["bucket"] for p in pools] == ["all", "0-2K", "2K-8K", "8K+"]
+    assert 0 < pools[1]["requests"] < 3000 and 0 < pools[2]["requests"] < 3000
+    for f in sorted((tmp_path / "parent").iterdir()):
+        got, want = f.read_text(), (tmp_path / "arrays" / f.name).read_text()
+        if f.name == "details.json":  # wall-clock fields aside
+            got, want = (_no_wall(json.loads(t)) for t in (got, want))
+        assert got == want, f.name
+
+
+def _no_wall(d):
+    if isinstance(d, dict):
+        return {k: _no_wall(v) for k, v in d.items() if k not in ("wall_s", "timings_s", "seconds")}
+    if isinstance(d, list):
+        return [_no_wall(v) for v in d]
+    return d

@@ -355,12 +355,17 @@ def test_oracle_belady_reads_the_parent_form_under_a_limit_the_arrays_exceed(mon
             "--set", "synthetic.block_tokens=16", "--quiet"]
     rc = cli.main([*base, "--output-dir", str(tmp_path / "a")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "use --method belady --scope global --buckets none" in err[0]
+    assert rc == 2 and len(err) == 1 and "use --method belady --scope global (bounds from the parent form)" in err[0]
     monkeypatch.setattr(analysis, "accesses", lambda *a, **k: pytest.fail("per-access arrays built"))
     rc = cli.main([*base, "--method", "belady", "--buckets", "none", "--output-dir", str(tmp_path / "b")])
     assert rc == 0
     rows = (tmp_path / "b" / "summary.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("all,")
+    # length buckets that split the requests: their pools are parent-form selections too
+    rc = cli.main([*base, "--method", "belady", "--buckets", "2K,8K", "--output-dir", str(tmp_path / "c")])
+    assert rc == 0
+    rows = (tmp_path / "c" / "summary.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["all", "0-2K", "2K-8K", "8K+"]
 
 
 def test_audit_reads_samples_only(monkeypatch, tmp_path):
