@@ -4,7 +4,6 @@ write the outputs, return a result dict for sim.cli to print."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
