@@ -20,7 +20,8 @@ keeps the form it had. Block lists are unchanged, ids too (only which request ho
 
 ``subset`` (``Workload.select``: a pod of ``run --pods``) keeps a selection of requests in parent form: a
 distinct form's selection is re-parented the same way within the selection (``distinct_subset``, dense
-ids), any other is kept when it holds its requests' parents.
+ids), any other is kept when it holds its requests' parents. ``scoped`` (the oracle's session scope)
+re-parents the same way with blocks keyed per session.
 
 Partial last blocks need no rule here: the simulators compare ids only, and a child may inherit any
 prefix of its parent's list (``shared`` <= the parent's length), so a block is shared exactly when its
@@ -156,13 +157,14 @@ def _run(pb: PrefixBlocks, out: np.ndarray, max_own: int,
 
 # ----------------------------------------------------------------- a selection of a distinct form (pods)
 @njit(cache=True)
-def _reparent_rows(parent, shared, own_off, own_ids, idx, buf, table):
+def _reparent_rows(parent, shared, own_off, own_ids, idx, buf, table, group, n_groups):
     """subset of a distinct form: per selected request (new parent, shared, own length).
 
     `table` (``sim.engine.hashtab`` layout, grown here by doubling) maps each block the selection holds so
     far to its first selected holder. In a distinct form an id fixes its whole prefix, so the blocks of a
     request already held form a prefix of its list (found by binary search), and the first holder of the
-    deepest of them holds that whole prefix at the same depths: it is the new parent."""
+    deepest of them holds that whole prefix at the same depths: it is the new parent. A block is keyed by
+    (id, the request's group): id * n_groups + group (`scoped`; one group 0 for a plain selection)."""
     n = len(idx)
     new_parent = np.full(n, -1, dtype=np.int64)
     new_shared = np.zeros(n, dtype=np.int64)
@@ -171,6 +173,9 @@ def _reparent_rows(parent, shared, own_off, own_ids, idx, buf, table):
     held = 0
     for k in range(n):
         m = fill(parent, shared, own_off, own_ids, idx[k], buf)
+        g = group[k]
+        for d in range(m):
+            buf[d] = buf[d] * n_groups + g
         lo, hi = 0, m
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -198,20 +203,40 @@ def _reparent_rows(parent, shared, own_off, own_ids, idx, buf, table):
     return new_parent, new_shared, own_len
 
 
-def distinct_subset(pb: PrefixBlocks, idx: np.ndarray) -> PrefixBlocks:
+def distinct_subset(pb: PrefixBlocks, idx: np.ndarray, group: np.ndarray | None = None,
+                    n_groups: int = 1) -> PrefixBlocks:
     """Requests `idx` (increasing) of the distinct form `pb` as a distinct form of their own, dense (ids
     renumbered in first-use order: ids are only ever compared). The same re-parenting as ``distinct_form``
     (the first selected holder of a request's deepest held block), trusted without checks because a
     distinct form's ids are prefix-identifying by construction; the lists come from `pb` itself (``fill``),
-    so a request whose parent is not selected needs nothing expanded."""
+    so a request whose parent is not selected needs nothing expanded. With `group` (per selected request,
+    0..n_groups-1; `pb`'s ids below 2**62 / n_groups) a block is held per group (``scoped``)."""
     n = len(idx)
     own_len = np.diff(pb.own_off)[idx]
     buf = np.empty(int(pb.counts()[idx].max()) if n else 0, dtype=np.int64)
     table = np.full(2 * hashtab.table_size(int(own_len.sum())), -1, dtype=np.int64)
-    parent, shared, own_len = _reparent_rows(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), idx, buf, table)
+    group = np.zeros(n, dtype=np.int64) if group is None else group
+    parent, shared, own_len = _reparent_rows(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), idx, buf, table,
+                                             group, n_groups)
     own_off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(own_len, out=own_off[1:])
     return PrefixBlocks(parent, shared, own_off, None, True)
+
+
+def scoped(pb: PrefixBlocks, group: np.ndarray) -> PrefixBlocks | None:
+    """The distinct form `pb` with every block id namespaced by its request's `group` (an int64 per
+    request; the oracle's ``--scope session``: the session, or the request itself when unknown): a block
+    is shared only within a group. Re-parented as ``distinct_subset`` with the block key (id, group), so a
+    first turn whose prompt another session holds gets it as own blocks, once per session. None when `pb`
+    is not distinct (the caller keys the expanded lists)."""
+    if not pb.distinct:
+        return None
+    dense, n_ids = pb.densified()
+    _, g = np.unique(group, return_inverse=True)
+    n_groups = int(g.max()) + 1 if len(g) else 1
+    if n_ids * n_groups >= 1 << 62:
+        return None
+    return distinct_subset(dense, np.arange(len(pb), dtype=np.int64), g.astype(np.int64).reshape(-1), n_groups)
 
 
 def subset(pb: PrefixBlocks, idx: np.ndarray) -> PrefixBlocks | None:

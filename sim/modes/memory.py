@@ -53,6 +53,11 @@ NEXT_USE_PER_REQ_B = 64
 # the oracle's Belady method on the parent form (sim.oracle.compact): per distinct block the heap index,
 # LRU's two links and flag, and the next-use build's latest request
 ORACLE_COMPACT_BLOCK_B = 8 + 17 + 4
+# ... with --scope session (trace.reparent.scoped), per distinct block of the global form: the key table
+# (16 bytes a slot at load <= 0.5, old and new table together while it doubles) over the session form's
+# blocks, which repeat prompts shared across sessions (1.36x as many on the multi-turn generator), and
+# the compact arrays over them. Measured +89 bytes per global block at 200k requests; 1.4x margin.
+ORACLE_SESSION_SCOPE_B = 128
 
 
 @dataclass
@@ -152,12 +157,13 @@ def _per_own_block(w, nbytes: int) -> int:
     return s.own_blocks * (nbytes + (RENUMBER_B if s.renumber else 0))
 
 
-def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0) -> Estimate:
+def oracle_estimate(w, compact: bool = False, sampled: int | None = None, buckets: int = 0,
+                    session_scope: bool = False) -> Estimate:
     """The oracle's bounds over workload `w`: per-access arrays (it follows accesses), or with `compact`
     the Belady method on the parent form (sim.oracle.compact: per distinct block and per request), or
     with `sampled` per-access arrays of that many requests (audit's samples; `buckets` pools besides
     the whole trace, whose rows are expanded). `buckets`: the pools that are neither empty nor the whole
-    trace."""
+    trace; `session_scope`: the parent form re-keyed per session (``--scope session``)."""
     e = Estimate()
     e.add("workload", w.nbytes())
     if sampled is not None:
@@ -170,6 +176,8 @@ def oracle_estimate(w, compact: bool = False, sampled: int | None = None, bucket
         e.add("next-use steps", len(w) * NEXT_USE_PER_REQ_B)
         if buckets:  # the buckets' pools (Workload.select: parent form), held together; bounded one at a time
             e.add("bucket pools", w.nbytes())
+        if session_scope:
+            e.add("session scope", _per_own_block(w, ORACLE_SESSION_SCOPE_B))
     else:
         e.add("per-access arrays", w.total_blocks * ORACLE_PER_ACCESS_B)
     return e

@@ -59,10 +59,11 @@ def pools(w: Workload, buckets: list[Bucket]) -> list[tuple[str, Workload]]:
     return out
 
 
-def reads_parent_form(w: Workload, method: str, scope: str) -> bool:
-    """Are all of `w`'s pools bounded from the parent form (pool_source)? Global scope, the Belady method and
-    a distinct parent form (a bucket's pool, ``Workload.select``, keeps it: trace.reparent.subset)."""
-    return method == "belady" and scope == "global" and compact_ok(w)
+def reads_parent_form(w: Workload, method: str) -> bool:
+    """Are all of `w`'s pools bounded from the parent form (pool_source)? The Belady method on a distinct
+    parent form: a bucket's pool (``Workload.select``, trace.reparent.subset) and the session scope
+    (``apply_scope``, trace.reparent.scoped) keep it."""
+    return method == "belady" and compact_ok(w)
 
 
 def pool_source(pw: Workload, method: str) -> Accesses | CompactAccesses:

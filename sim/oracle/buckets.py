@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.config.units import parse_tokens
 from sim.errors import InputError
+from trace.reparent import scoped
 from trace.workload import Workload
 
 DEFAULT_EDGES = (32 * 1024, 64 * 1024, 128 * 1024)
@@ -72,8 +73,15 @@ def apply_scope(w: Workload, scope: str) -> Workload:
         raise InputError(f"unknown prefix scope {scope!r} (known: {', '.join(SCOPES)})", where="--scope")
     if scope == "global" or not w.total_blocks:
         return w
-    counts = w.n_blocks()
     sess = np.where(w.session_id >= 0, w.session_id, -1 - np.arange(len(w), dtype=np.int64))
+    pb = scoped(w.prefix, sess) if w.prefix is not None else None
+    if pb is not None:  # a distinct parent form stays one (trace.reparent.scoped): nothing is expanded
+        return Workload(
+            name=w.name, arrival_ms=w.arrival_ms, input_tokens=w.input_tokens, output_tokens=w.output_tokens,
+            session_id=w.session_id, block_offsets=w.block_offsets, block_ids=None,  # type: ignore[arg-type]
+            block_tokens=w.block_tokens, turn=w.turn, synthetic_blocks=w.synthetic_blocks, prefix=pb,
+        )
+    counts = w.n_blocks()
     owner = np.repeat(sess, counts)
     pairs = np.stack([owner, w.block_ids], axis=1)
     _, new_ids = np.unique(pairs, axis=0, return_inverse=True)

@@ -106,7 +106,7 @@ def deployments(cfg: Config, a: Any, bucket_labels: list[str]) -> tuple[Deployme
 def load_workload(cfg: Config, a: Any, buckets: list | None = None,
                   sampled: tuple[int, int] | None = None) -> tuple[Workload, Any]:
     """The workload, refused up front when its bounds cannot fit in memory. With `buckets` (the length
-    buckets, parse_buckets) the bounds read the parent form when ``--method``/``--scope`` allow it
+    buckets, parse_buckets) the bounds read the parent form when ``--method`` allows it
     (analysis.reads_parent_form), else per-access arrays; `sampled` = (requests, buckets): they read
     per-access arrays of samples only (audit)."""
     from trace.source import workload_from_config
@@ -124,16 +124,16 @@ def load_workload(cfg: Config, a: Any, buckets: list | None = None,
     from sim.oracle.buckets import bucket_index
     from sim.oracle.compact import compact_ok
 
-    parent_form = buckets is not None and reads_parent_form(w, a.method, a.scope)
+    parent_form = buckets is not None and reads_parent_form(w, a.method)
     change = "set --limit" if cfg.trace.path else "lower synthetic.requests"
     if buckets is not None and not parent_form and compact_ok(w):
         # this workload's bounds could read the parent form: say which flags allow it
-        change = f"use --method belady --scope global (bounds from the parent form), or {change}"
+        change = f"use --method belady (bounds from the parent form), or {change}"
     if sampled is not None:
         est = oracle_estimate(w, sampled=sampled[0], buckets=sampled[1])
     else:
         partial = sum(len(bucket_index(w, b)) not in (0, len(w)) for b in buckets or [])
-        est = oracle_estimate(w, parent_form, buckets=partial)
+        est = oracle_estimate(w, parent_form, buckets=partial, session_scope=parent_form and a.scope == "session")
     check(est, what=f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
           change=change, where=cfg.trace.path or "synthetic.requests")
     return w, ls

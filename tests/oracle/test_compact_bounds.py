@@ -129,3 +129,62 @@ def _no_wall(d):
     if isinstance(d, list):
         return [_no_wall(v) for v in d]
     return d
+
+
+def _csr_scope(w):
+    """apply_scope's keying of the expanded lists (the per-access path)."""
+    from sim.oracle.buckets import apply_scope
+    from trace.workload import Workload
+
+    offs, ids = w.prefix_blocks().to_csr()
+    plain = Workload(name=w.name, arrival_ms=w.arrival_ms, input_tokens=w.input_tokens,
+                     output_tokens=w.output_tokens, session_id=w.session_id, block_offsets=offs, block_ids=ids,
+                     block_tokens=w.block_tokens)
+    return apply_scope(plain, "session")
+
+
+@settings(max_examples=150, deadline=None)
+@given(pb=distinct_parent_forms(), data=st.data())
+def test_session_scope_keeps_a_distinct_parent_form_with_the_same_lists_and_bounds(pb, data):
+    """--scope session on a distinct parent form (trace.reparent.scoped): the same lists as keying the
+    expanded lists by (session, id), up to a renaming one to one, distinct, and the same bounds."""
+    import numpy as np
+
+    from sim.oracle.buckets import apply_scope
+
+    n = len(pb)
+    w = prefix_workload(pb, data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    w.session_id = np.array(data.draw(st.lists(st.integers(-1, 3), min_size=n, max_size=n)), dtype=np.int64)
+    got, want = apply_scope(w, "session"), _csr_scope(w)
+    assert compact_ok(got)
+    g_offs, g_ids = got.prefix_blocks().to_csr()
+    assert np.array_equal(g_offs, want.block_offsets)
+    pairs = set(zip(g_ids.tolist(), want.block_ids.tolist(), strict=True))
+    assert len(pairs) == len(set(g_ids.tolist())) == len(set(want.block_ids.tolist()))  # a bijection
+    _same(got, [0, 1, 2, 5, 1000])
+    for cap in (1, 3, 1000):
+        assert compact_bounds(compact_accesses(got), cap).tokens == compute_bounds(accesses(want), cap,
+                                                                                    "belady").tokens
+
+
+def test_session_scope_oracle_reads_the_parent_form_with_the_same_files(monkeypatch, tmp_path):
+    import json
+
+    import sim.cli as cli
+    import sim.oracle.analysis as analysis
+    import sim.oracle.buckets as buckets
+
+    args = ["oracle", "--method", "belady", "--scope", "session", "--buckets", "2K,8K", "--kv-budget-gb", "40",
+            "--set", "synthetic.requests=3000", "--set", "synthetic.sessions=300", "--set",
+            "synthetic.block_tokens=16", "--quiet"]
+    with monkeypatch.context() as m:
+        m.setattr(analysis, "accesses", lambda *a, **k: pytest.fail("per-access arrays built"))
+        assert cli.main([*args, "--output-dir", str(tmp_path / "parent")]) == 0
+    monkeypatch.setattr(analysis, "compact_ok", lambda w: False)  # the per-access path
+    monkeypatch.setattr(buckets, "scoped", lambda pb, g: None)  # apply_scope keys the expanded lists
+    assert cli.main([*args, "--output-dir", str(tmp_path / "arrays")]) == 0
+    for f in sorted((tmp_path / "parent").iterdir()):
+        got, want = f.read_text(), (tmp_path / "arrays" / f.name).read_text()
+        if f.name == "details.json":
+            got, want = (_no_wall(json.loads(t)) for t in (got, want))
+        assert got == want, f.name

@@ -355,7 +355,7 @@ def test_oracle_belady_reads_the_parent_form_under_a_limit_the_arrays_exceed(mon
             "--set", "synthetic.block_tokens=16", "--quiet"]
     rc = cli.main([*base, "--output-dir", str(tmp_path / "a")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "use --method belady --scope global (bounds from the parent form)" in err[0]
+    assert rc == 2 and len(err) == 1 and "use --method belady (bounds from the parent form)" in err[0]
     monkeypatch.setattr(analysis, "accesses", lambda *a, **k: pytest.fail("per-access arrays built"))
     rc = cli.main([*base, "--method", "belady", "--buckets", "none", "--output-dir", str(tmp_path / "b")])
     assert rc == 0
