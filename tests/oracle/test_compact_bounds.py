@@ -116,9 +116,16 @@ def test_partial_buckets_read_the_parent_form_with_the_same_files(monkeypatch, t
     pools = json.loads((tmp_path / "parent" / "details.json").read_text())["oracle"]["pools"]
     assert [p["bucket"] for p in pools] == ["all", "0-2K", "2K-8K", "8K+"]
     assert 0 < pools[1]["requests"] < 3000 and 0 < pools[2]["requests"] < 3000
-    for f in sorted((tmp_path / "parent").iterdir()):
-        got, want = f.read_text(), (tmp_path / "arrays" / f.name).read_text()
-        if f.name == "details.json":  # wall-clock fields aside
+    _same_files(tmp_path / "parent", tmp_path / "arrays")
+
+
+def _same_files(a, b):
+    """Every output file of folder `a` equals b's (details.json: wall-clock fields aside)."""
+    import json
+
+    for f in sorted(a.iterdir()):
+        got, want = f.read_text(), (b / f.name).read_text()
+        if f.name == "details.json":
             got, want = (_no_wall(json.loads(t)) for t in (got, want))
         assert got == want, f.name
 
@@ -168,7 +175,6 @@ def test_session_scope_keeps_a_distinct_parent_form_with_the_same_lists_and_boun
 
 
 def test_session_scope_oracle_reads_the_parent_form_with_the_same_files(monkeypatch, tmp_path):
-    import json
 
     import sim.cli as cli
     import sim.oracle.analysis as analysis
@@ -183,8 +189,4 @@ def test_session_scope_oracle_reads_the_parent_form_with_the_same_files(monkeypa
     monkeypatch.setattr(analysis, "compact_ok", lambda w: False)  # the per-access path
     monkeypatch.setattr(buckets, "scoped", lambda pb, g: None)  # apply_scope keys the expanded lists
     assert cli.main([*args, "--output-dir", str(tmp_path / "arrays")]) == 0
-    for f in sorted((tmp_path / "parent").iterdir()):
-        got, want = f.read_text(), (tmp_path / "arrays" / f.name).read_text()
-        if f.name == "details.json":
-            got, want = (_no_wall(json.loads(t)) for t in (got, want))
-        assert got == want, f.name
+    _same_files(tmp_path / "parent", tmp_path / "arrays")
