@@ -40,3 +40,29 @@ def test_timer_builds_what_timeout_does():
         event_loop.timer(env, d).callbacks.append(lambda _e, d=d: seen.append((env.now, d)))
     env.run()
     assert seen == [(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)]
+
+
+def test_cycles_an_earlier_run_left_are_collected_not_frozen():
+    """A run's environment is a reference cycle (processes <-> environment); dropped by its caller, it
+    must not be frozen out of the collector's view by the next run (memory grew a pod at a time)."""
+    import weakref
+
+    def one_run():
+        env = simpy.Environment()
+
+        def proc():
+            yield env.timeout(1)
+
+        env.process(proc())
+        env.payload = env  # a cycle the reference counts alone cannot free
+        run_to_end(env)
+        return weakref.ref(env)
+
+    gc.disable()  # only run_to_end may collect here
+    try:
+        gone = one_run()
+        assert gone() is not None  # garbage, not collected yet
+        run_to_end(simpy.Environment())
+        assert gone() is None
+    finally:
+        gc.enable()
