@@ -357,8 +357,9 @@ class BatchingReplica:
             # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
             # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
             first = FirstOf(env)
-            timer(env, T).callbacks.append(first.fire)
-            wake.callbacks.append(first.fire)
+            # (each is the sole callback of its event: fire_last may resume this process at once)
+            timer(env, T).callbacks.append(first.fire_last)
+            wake.callbacks.append(first.fire_last)
             yield first
             self._wake = None
             self._stretch = None

@@ -35,14 +35,22 @@ class FirstOf(simpy.Event):
             env = self.env
             heappush(env._queue, (env._now, _NORMAL, next(env._eid), self))
 
+    def fire_last(self, event: simpy.Event) -> None:
+        """``fire`` for an event it is the last callback of: ``succeed_last`` (no queue entry when
+        nothing else is due at this instant)."""
+        if self._value is _PENDING:
+            succeed_last(self)
 
-def first_of(env: simpy.Environment, events: list[simpy.Event]) -> simpy.Event:
+
+def first_of(env: simpy.Environment, events: list[simpy.Event], last: bool = False) -> simpy.Event:
     """``env.any_of(events)`` without a Condition's bookkeeping, for pending events whose values
     nobody reads: the same events are scheduled in the same order (it fires one hop after the
-    first of them is processed), its value is None."""
+    first of them is processed), its value is None. ``last``: the caller adds no callback to
+    `events` after this one, so it fires through ``fire_last`` (the same order, a hop less)."""
     first = FirstOf(env)
+    fire = first.fire_last if last else first.fire
     for ev in events:
-        ev.callbacks.append(first.fire)
+        ev.callbacks.append(fire)
     return first
 
 
@@ -55,6 +63,28 @@ def succeed(ev: simpy.Event) -> None:
     ev._value = None
     env = ev.env
     heappush(env._queue, (env._now, _NORMAL, next(env._eid), ev))
+
+
+def succeed_last(ev: simpy.Event) -> None:
+    """``succeed(ev)`` from the last callback of the event being processed: when no other entry is due
+    at this instant, process `ev` at once (run its callbacks here) instead of through a queue entry.
+
+    Exact: its entry would have been (now, NORMAL, a new id), after every entry already due now and
+    before any pushed later, so with none due the loop would pop it next - nothing runs in between
+    (the caller is the last callback). A hop less per chained event (a decode stretch's end, a
+    transfer's completion)."""
+    env = ev.env
+    queue = env._queue
+    if queue and queue[0][0] <= env._now:
+        succeed(ev)
+        return
+    if ev._value is not _PENDING:
+        raise RuntimeError(f"{ev} has already been triggered")
+    ev._ok = True
+    ev._value = None
+    callbacks, ev.callbacks = ev.callbacks, None  # type: ignore[assignment]  # as the loop does
+    for callback in callbacks:
+        callback(ev)
 
 
 def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
@@ -147,6 +177,8 @@ if not _same_as_succeed():
     def succeed(ev: simpy.Event) -> None:  # noqa: F811
         ev.succeed()
 
+    succeed_last = succeed  # noqa: F811
+
 GC_GEN0 = 50_000
 
 
@@ -181,4 +213,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "Wake", "first_of", "run_to_end", "succeed", "timer", "wake_after"]
+__all__ = ["FirstOf", "Wake", "first_of", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]

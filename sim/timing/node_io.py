@@ -95,11 +95,14 @@ class PrefixLoad:
             return self.done
         early = ready_offset_s(self.choice.load_s, self.choice.prefill_s, self.layers, self.overlap)
         env = self.env
-        # any_of; nobody reads its value (event_loop.timer: the same Timeout; env.timeout raises on < 0)
-        return first_of(env, [self.done, timer(env, early) if early >= 0 else env.timeout(early)])
+        # any_of; nobody reads its value (event_loop.timer: the same Timeout; env.timeout raises on < 0).
+        # Its callback is the last on both: the timer is new, and nothing is added to `done` after it
+        # (``prefill`` waits on `done` only for a load nobody called ready on).
+        return first_of(env, [self.done, timer(env, early) if early >= 0 else env.timeout(early)], last=True)
 
     def prefill(self, prefill_s: float) -> Generator[simpy.Event, Any, None]:
-        """The prefill, started now on the GPU: waits for the load where the layers need it.
+        """The prefill, started now on the GPU: waits for the load where the layers need it (not
+        after ``ready``, whose callback must stay the last on `done`).
 
         With the load's real duration D and the compute starting at s (both from the load's
         start) it ends at ``prefill_done_s(D, prefill_s, layers, overlap, start_s=s)``.

@@ -38,7 +38,7 @@ from typing import Literal
 
 import simpy
 
-from sim.timing.event_loop import succeed, timer
+from sim.timing.event_loop import succeed_last, timer
 from sim.timing.fluid import FluidShare
 
 Direction = Literal["read", "write", "prefetch"]
@@ -143,7 +143,7 @@ def through(env: simpy.Environment, hops: Sequence[Hop], nbytes: float, latency_
         return done
 
     def finish(_e: simpy.Event) -> None:
-        succeed(done)
+        succeed_last(done)  # the only callback of a link's event, the last of an all_of's
 
     def start(_e: simpy.Event | None = None) -> None:
         evs = [link.serve(nbytes, d) for link, d in hops]
