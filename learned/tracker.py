@@ -1,0 +1,224 @@
+"""The per-block tracker behind the learned policy's features, carried from chunk to chunk.
+
+``learned.features`` defines the columns; this module computes them one chunk of consecutive requests
+at a time from a state whose size follows the blocks seen so far (and the distinct (block, session)
+and (block, next block) pairs, and the sessions), never the accesses: per block its access count,
+previous access (position and time), first access time, distinct sessions and distinct followers;
+per known session the arrival of its latest turn. A chunk's block lists are materialised from the
+workload's parent form (``trace.prefix``) for that chunk only.
+
+Block ids are only compared: dense ids (``PrefixBlocks.dense``, the synthetic generator's) index the
+per-block arrays directly; stored ids (hashes of a trace) go through a hash index first. Sets of
+pairs (block, session) and (block, follower) are the same hash index keyed by two words.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from trace.prefix import mix64
+
+# float64 columns the kernel writes (the others come from the request layout: learned.features)
+TRACKED = ("frequency", "recency_ms", "reuse_gap", "age_ms", "sessions", "fanout", "session_gap_ms",
+           "prefix_seen")
+_LOAD_NUM, _LOAD_DEN = 6, 10  # a table is grown above 60 % full
+
+
+@njit(cache=True, inline="always")
+def _slot_hash(a, b):
+    return mix64(mix64(a) + b)
+
+
+@njit(cache=True)
+def _find_or_add(table, ka, kb, cnt, a, b):
+    """Index of key (a, b) in insertion order, added when new; (index, was_new). The caller reserved
+    room (``PairIndex.reserve``), so nothing grows here."""
+    mask = len(table) - 1
+    h = _slot_hash(a, b) & mask
+    while True:
+        v = table[h]
+        if v == -1:
+            break
+        if ka[v] == a and kb[v] == b:
+            return v, False
+        h = (h + 1) & mask
+    v = cnt[0]
+    table[h] = v
+    ka[v] = a
+    kb[v] = b
+    cnt[0] = v + 1
+    return v, True
+
+
+@njit(cache=True)
+def _rehash(ka, kb, n, size):
+    table = np.full(size, -1, dtype=np.int64)
+    mask = size - 1
+    for v in range(n):
+        h = _slot_hash(ka[v], kb[v]) & mask
+        while table[h] != -1:
+            h = (h + 1) & mask
+        table[h] = v
+    return table
+
+
+def _grown(a: np.ndarray, n: int, fill) -> np.ndarray:
+    out = np.full(n, fill, dtype=a.dtype)
+    out[:len(a)] = a
+    return out
+
+
+class PairIndex:
+    """Keys (a, b) numbered 0, 1, 2... as first added: a set, or a map to arrays indexed by the number."""
+
+    def __init__(self) -> None:
+        self.table = np.full(16, -1, dtype=np.int64)
+        self.ka = np.zeros(8, dtype=np.int64)
+        self.kb = np.zeros(8, dtype=np.int64)
+        self.cnt = np.zeros(1, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.cnt[0])
+
+    def reserve(self, extra: int) -> int:
+        """Room for `extra` more keys; returns the key arrays' capacity (for arrays kept beside them)."""
+        need = len(self) + int(extra)
+        if need > len(self.ka):
+            cap = max(need, 2 * len(self.ka))
+            self.ka, self.kb = _grown(self.ka, cap, 0), _grown(self.kb, cap, 0)
+        size = len(self.table)
+        while _LOAD_DEN * need > _LOAD_NUM * size:
+            size *= 2
+        if size != len(self.table):
+            self.table = _rehash(self.ka, self.kb, len(self), size)
+        return len(self.ka)
+
+    def nbytes(self) -> int:
+        return self.table.nbytes + self.ka.nbytes + self.kb.nbytes
+
+
+@njit(cache=True)
+def _chunk(offs, ids, arr, sess, pos0, dense, bidx,
+           id_tab, id_a, id_b, id_cnt,
+           freq, prev_pos, prev_t, first_t, n_sess, n_fan,
+           sp_tab, sp_a, sp_b, sp_cnt,
+           fp_tab, fp_a, fp_b, fp_cnt,
+           st_tab, st_a, st_b, st_cnt, sess_t,
+           out):
+    """Tracked columns (``TRACKED``) of the chunk's accesses into `out`, updating the state."""
+    nan = np.nan
+    for j in range(len(ids)):  # block index of every access of the chunk
+        if dense:
+            bidx[j] = ids[j]
+        else:
+            bidx[j] = _find_or_add(id_tab, id_a, id_b, id_cnt, ids[j], 0)[0]
+    for r in range(len(offs) - 1):
+        lo, hi = offs[r], offs[r + 1]
+        if hi == lo:
+            continue  # a request without blocks has no accesses and is no turn of its session
+        t = arr[r]
+        s = sess[r]
+        start = pos0 + lo
+        ps = 0
+        deep_t = nan
+        for j in range(lo, hi):
+            b = bidx[j]
+            p = pos0 + j
+            pp = prev_pos[b]
+            seen = pp >= 0
+            if seen and pp < start:  # previous access in an earlier request: part of the seen prefix
+                ps = j - lo + 1
+                deep_t = prev_t[b]
+            freq[b] += 1
+            if not seen:
+                first_t[b] = t
+            if s >= 0:
+                new_s = _find_or_add(sp_tab, sp_a, sp_b, sp_cnt, b, s)[1]
+            else:  # an unknown session is its own request: new unless touched earlier in it
+                new_s = not (seen and pp >= start)
+            if new_s:
+                n_sess[b] += 1
+            if j + 1 < hi and _find_or_add(fp_tab, fp_a, fp_b, fp_cnt, b, bidx[j + 1])[1]:
+                n_fan[b] += 1
+            out[j, 0] = freq[b]
+            out[j, 1] = t - prev_t[b] if seen else nan
+            out[j, 2] = p - pp if seen else nan
+            out[j, 3] = t - first_t[b]
+            out[j, 4] = n_sess[b]
+            out[j, 5] = n_fan[b]
+            prev_pos[b] = p
+            prev_t[b] = t
+        if s >= 0:  # a known session's previous turn decides, not the prefix
+            k, new = _find_or_add(st_tab, st_a, st_b, st_cnt, s, 0)
+            prev_turn = nan if new else sess_t[k]
+            sess_t[k] = t
+        else:
+            prev_turn = deep_t if ps > 0 else nan
+        for j in range(lo, hi):
+            out[j, 6] = t - prev_turn
+            out[j, 7] = ps
+
+
+class Tracker:
+    """The carried state: feed it consecutive chunks of requests (``update``), get their tracked columns."""
+
+    def __init__(self, dense: bool) -> None:
+        self.dense = bool(dense)
+        self.ids = PairIndex()  # stored id -> block index (unused for dense ids)
+        self.sess_pairs = PairIndex()  # (block, known session) seen
+        self.fan_pairs = PairIndex()  # (block, the block after it in a request) seen
+        self.sessions = PairIndex()  # known session -> index into sess_t
+        self.sess_t = np.zeros(0)
+        self.freq = np.zeros(0, dtype=np.int64)
+        self.prev_pos = np.zeros(0, dtype=np.int64)
+        self.prev_t = np.zeros(0)
+        self.first_t = np.zeros(0)
+        self.n_sess = np.zeros(0, dtype=np.int64)
+        self.n_fan = np.zeros(0, dtype=np.int64)
+        self.pos = 0  # position of the next access
+
+    def _blocks(self, n: int) -> None:
+        """Per-block arrays for block indexes below n (grown by half at least)."""
+        if n <= len(self.freq):
+            return
+        n = max(n, len(self.freq) + len(self.freq) // 2, 1024)
+        self.freq = _grown(self.freq, n, 0)
+        self.prev_pos = _grown(self.prev_pos, n, -1)
+        self.prev_t = _grown(self.prev_t, n, 0.0)
+        self.first_t = _grown(self.first_t, n, 0.0)
+        self.n_sess = _grown(self.n_sess, n, 0)
+        self.n_fan = _grown(self.n_fan, n, 0)
+
+    def update(self, offs: np.ndarray, ids: np.ndarray, arrival_ms: np.ndarray,
+               session: np.ndarray) -> np.ndarray:
+        """float64 (accesses x len(TRACKED)) of the chunk's requests (CSR `offs`/`ids` from 0, their
+        arrivals and sessions), which follow the previous chunk's."""
+        n = len(ids)
+        out = np.empty((n, len(TRACKED)))
+        if n == 0:
+            return out
+        if self.dense:
+            self._blocks(int(ids.max()) + 1)
+        else:
+            self._blocks(self.ids.reserve(n))
+        self.sess_pairs.reserve(n)
+        self.fan_pairs.reserve(n)
+        cap = self.sessions.reserve(len(offs) - 1)
+        if cap > len(self.sess_t):
+            self.sess_t = _grown(self.sess_t, cap, 0.0)
+        i, sp, fp, st = self.ids, self.sess_pairs, self.fan_pairs, self.sessions
+        _chunk(np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(ids, dtype=np.int64),
+               np.ascontiguousarray(arrival_ms, dtype=np.float64), np.ascontiguousarray(session, dtype=np.int64),
+               self.pos, self.dense, np.empty(n, dtype=np.int64),
+               i.table, i.ka, i.kb, i.cnt,
+               self.freq, self.prev_pos, self.prev_t, self.first_t, self.n_sess, self.n_fan,
+               sp.table, sp.ka, sp.kb, sp.cnt, fp.table, fp.ka, fp.kb, fp.cnt,
+               st.table, st.ka, st.kb, st.cnt, self.sess_t, out)
+        self.pos += n
+        return out
+
+    def nbytes(self) -> int:
+        per_block = sum(a.nbytes for a in (self.freq, self.prev_pos, self.prev_t, self.first_t, self.n_sess,
+                                           self.n_fan))
+        return (per_block + self.sess_t.nbytes + self.ids.nbytes() + self.sess_pairs.nbytes()
+                + self.fan_pairs.nbytes() + self.sessions.nbytes())
