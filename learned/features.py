@@ -78,6 +78,7 @@ FEATURES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURES)
 _COL = {name: j for j, name in enumerate(FEATURES)}
+_GAP = TRACKED.index("reuse_gap")
 
 
 CHUNK_ACCESSES = 16384  # default rows per chunk (the policy scores a chunk per LightGBM call)
@@ -99,6 +100,7 @@ class FeatureStream:
         self.next_request = 0  # first request of the next chunk
         self.n_requests = len(w)
         self.n = int(self.offsets[-1]) if len(self.offsets) else 0
+        self._gaps = np.zeros(0)
 
     @property
     def pos(self) -> int:
@@ -132,14 +134,24 @@ class FeatureStream:
         X[:, _COL["req_len_bucket"]] = np.floor(np.log2(np.maximum(nblk, 1)))
         for j, name in enumerate(TRACKED):
             X[:, _COL[name]] = tracked[:, j]
+        self._gaps = tracked[:, _GAP]
         self.next_request = r1
         return X
 
+    def reuse_gaps(self) -> np.ndarray:
+        """float64 reuse distances of the last chunk's accesses (NaN: first access), exact where the
+        float32 column rounds: the labels are settled from them (``learned.train``)."""
+        return self._gaps
+
     def chunks(self, min_accesses: int = CHUNK_ACCESSES) -> Iterator[tuple[int, np.ndarray]]:
         """(first position, rows) of every remaining chunk."""
-        while self.next_request < self.n_requests:
+        return self.chunks_until(self.n_requests, min_accesses)
+
+    def chunks_until(self, r_end: int, min_accesses: int = CHUNK_ACCESSES) -> Iterator[tuple[int, np.ndarray]]:
+        """(first position, rows) of the chunks up to request `r_end` (the last one ends there)."""
+        while self.next_request < r_end:
             pos = self.pos
-            yield pos, self.take(self.chunk_end(min_accesses))
+            yield pos, self.take(min(r_end, self.chunk_end(min_accesses)))
 
 
 def context_stream(ctx: AccessContext) -> FeatureStream:

@@ -64,10 +64,14 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
 
     distinct = w.prefix_blocks().distinct
     steps = any(p in PER_ACCESS_UNLESS_DISTINCT for p in policies) and distinct
-    per_access = any(not use_engine(cfg, p) or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct) for p in policies)
+    # the learned policy runs on the Python engine, which reads each request's list from the parent form;
+    # what it holds itself is its own part of the estimate (a model file streams its features)
+    learned = ("model" if cfg.policies.learned_model else "online") if "learned" in policies else None
+    per_access = any((not use_engine(cfg, p) and p != "learned") or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct)
+                     for p in policies)
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
-                       next_use_steps=steps)
+                       next_use_steps=steps, learned=learned)
     check(est, what=f"replaying {len(w):,} requests on one node", change=_too_big(w), where="--mode single")
 
 

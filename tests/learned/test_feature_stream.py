@@ -203,3 +203,55 @@ def test_cli_model_run_report_identical_on_both_paths(model, tmp_path, monkeypat
         reports.append(rep)
     assert reports[0] == reports[1]
     assert reports[0]["policies"][0]["metrics"]["hit_rate"] > 0
+
+
+# ---------------------------------------------------------------- offline training streamed
+
+@settings(max_examples=200, deadline=None)
+@given(d=st.lists(st.integers(1, 2**40), min_size=1, max_size=50), q=st.floats(0.001, 1.0),
+       split=st.integers(1, 4))
+def test_gap_counts_quantile_is_numpys_to_the_bit(d, q, split):
+    from learned.labels import GapCounts
+
+    arr = np.array(d, dtype=np.int64)
+    a, b = GapCounts(), GapCounts()
+    parts = np.array_split(arr, split)
+    for p in parts[:-1]:
+        a.add(p.astype(np.float64))
+    b.add(parts[-1])
+    a.merge(b)
+    assert a.quantile(q) == float(np.quantile(arr, q)) and len(a) == len(arr)
+
+
+def _whole_trace_training(w, params, validation=0.2):
+    """`learned train` before streaming: the whole trace's matrix and next uses."""
+    from learned.labels import reuse_labels
+    from learned.train import auc, train_on_past
+
+    ctx = AccessContext.from_workload(w)
+    X, n, summary = reference_features(ctx), w.total_blocks, {}
+    cut_req = int(len(w) * (1 - validation))
+    cut = int(w.block_offsets[cut_req])
+    early = train_on_past(ctx, X, cut, params)
+    if early is not None:
+        hpos, hy = reuse_labels(ctx, early.horizon)
+        held = hpos >= cut
+        summary["validation_auc"] = auc(hy[held], early.predict(X[hpos[held]]))
+        summary["validation_rows"] = int(held.sum())
+    return train_on_past(ctx, X, n, params, trained_on=w.name, block_tokens=w.block_tokens), summary
+
+
+@pytest.mark.parametrize("seed,max_rows,horizon,chunk", [(3, 50_000, None, 1 << 18), (4, 700, None, 333),
+                                                         (5, 50_000, 40, 97)])
+def test_streamed_training_equals_the_whole_trace_training(seed, max_rows, horizon, chunk):
+    from learned.train import TrainParams, train_offline
+
+    w = multi_turn(seed, 1500, 0.5, 0.02)
+    params = TrainParams(max_rows=max_rows, horizon=horizon)
+    model, summary = train_offline(w, params, chunk=chunk)
+    ref, ref_summary = _whole_trace_training(w, params)
+    assert model.booster.model_to_string() == ref.booster.model_to_string()
+    assert (model.horizon, model.meta["rows"], model.meta["positive_rate"]) == \
+        (ref.horizon, ref.meta["rows"], ref.meta["positive_rate"])
+    assert summary["validation_auc"] == ref_summary["validation_auc"] is not None
+    assert summary["validation_rows"] == ref_summary["validation_rows"]
