@@ -96,7 +96,7 @@ class FeatureStream:
         self.pb = w.prefix_blocks()
         self.offsets = np.asarray(w.block_offsets, dtype=np.int64)
         self.depth = depth
-        self.tracker = Tracker(self.pb.dense)
+        self.tracker = Tracker(self.pb.dense, w.arrival_ms, w.session_id, self.pb.n_own())
         self.next_request = 0  # first request of the next chunk
         self.n_requests = len(w)
         self.n = int(self.offsets[-1]) if len(self.offsets) else 0
@@ -120,8 +120,7 @@ class FeatureStream:
         if r1 < r0 or r1 > self.n_requests:
             raise ValueError(f"features: chunk end {r1} outside {r0}..{self.n_requests}")
         offs, ids = self.pb.to_csr(r0, r1)
-        w = self.w
-        tracked = self.tracker.update(offs, ids, w.arrival_ms[r0:r1], w.session_id[r0:r1])
+        tracked = self.tracker.update(offs, ids)
         n = len(ids)
         X = np.zeros((n, N_FEATURES), dtype=np.float32)
         counts = np.diff(offs)

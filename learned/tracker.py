@@ -98,14 +98,16 @@ class PairIndex:
 
 
 @njit(cache=True)
-def _chunk(offs, ids, arr, sess, pos0, dense, bidx,
+def _chunk(offs, ids, r0, arr, sess, pos0, dense, bidx,
            id_tab, id_a, id_b, id_cnt,
-           freq, prev_pos, prev_t, first_t, n_sess, n_fan,
+           freq, prev_pos, prev_req, first_req, n_sess, n_fan, sess1, fol1,
            sp_tab, sp_a, sp_b, sp_cnt,
            fp_tab, fp_a, fp_b, fp_cnt,
-           st_tab, st_a, st_b, st_cnt, sess_t,
+           st_tab, st_a, st_b, st_cnt, st_req,
            out):
-    """Tracked columns (``TRACKED``) of the chunk's accesses into `out`, updating the state."""
+    """Tracked columns (``TRACKED``) of requests r0.. (CSR `offs`/`ids` from 0) into `out`, updating the
+    state. `arr`/`sess`: every request's arrival and session. A block's first session and first follower
+    are kept inline; only further ones go to the pair sets (most blocks have one of each)."""
     nan = np.nan
     for j in range(len(ids)):  # block index of every access of the chunk
         if dense:
@@ -116,11 +118,19 @@ def _chunk(offs, ids, arr, sess, pos0, dense, bidx,
         lo, hi = offs[r], offs[r + 1]
         if hi == lo:
             continue  # a request without blocks has no accesses and is no turn of its session
-        t = arr[r]
-        s = sess[r]
+        req = r0 + r
+        t = arr[req]
+        s = sess[req]
+        prev_turn = nan
+        k = -1
+        if s >= 0:  # a known session's previous turn decides, not the prefix
+            k, new = _find_or_add(st_tab, st_a, st_b, st_cnt, s, 0)
+            if not new:
+                prev_turn = arr[st_req[k]]
+            st_req[k] = req
         start = pos0 + lo
         ps = 0
-        deep_t = nan
+        deep = -1
         for j in range(lo, hi):
             b = bidx[j]
             p = pos0 + j
@@ -128,73 +138,87 @@ def _chunk(offs, ids, arr, sess, pos0, dense, bidx,
             seen = pp >= 0
             if seen and pp < start:  # previous access in an earlier request: part of the seen prefix
                 ps = j - lo + 1
-                deep_t = prev_t[b]
+                deep = prev_req[b]
             freq[b] += 1
             if not seen:
-                first_t[b] = t
-            if s >= 0:
-                new_s = _find_or_add(sp_tab, sp_a, sp_b, sp_cnt, b, s)[1]
-            else:  # an unknown session is its own request: new unless touched earlier in it
-                new_s = not (seen and pp >= start)
-            if new_s:
+                first_req[b] = req
+            if k >= 0:
+                if sess1[b] == -1:
+                    sess1[b] = k
+                    n_sess[b] += 1
+                elif sess1[b] != k and _find_or_add(sp_tab, sp_a, sp_b, sp_cnt, b, k)[1]:
+                    n_sess[b] += 1
+            elif not (seen and pp >= start):  # an unknown session is its own request
                 n_sess[b] += 1
-            if j + 1 < hi and _find_or_add(fp_tab, fp_a, fp_b, fp_cnt, b, bidx[j + 1])[1]:
-                n_fan[b] += 1
+            if j + 1 < hi:
+                f = bidx[j + 1]
+                if fol1[b] == -1:
+                    fol1[b] = f
+                    n_fan[b] += 1
+                elif fol1[b] != f and _find_or_add(fp_tab, fp_a, fp_b, fp_cnt, b, f)[1]:
+                    n_fan[b] += 1
             out[j, 0] = freq[b]
-            out[j, 1] = t - prev_t[b] if seen else nan
+            out[j, 1] = t - arr[prev_req[b]] if seen else nan
             out[j, 2] = p - pp if seen else nan
-            out[j, 3] = t - first_t[b]
+            out[j, 3] = t - arr[first_req[b]]
             out[j, 4] = n_sess[b]
             out[j, 5] = n_fan[b]
             prev_pos[b] = p
-            prev_t[b] = t
-        if s >= 0:  # a known session's previous turn decides, not the prefix
-            k, new = _find_or_add(st_tab, st_a, st_b, st_cnt, s, 0)
-            prev_turn = nan if new else sess_t[k]
-            sess_t[k] = t
-        else:
-            prev_turn = deep_t if ps > 0 else nan
+            prev_req[b] = req
+        if k < 0 and ps > 0:  # unknown session: the request that last touched the deepest seen block
+            prev_turn = arr[deep]
         for j in range(lo, hi):
             out[j, 6] = t - prev_turn
             out[j, 7] = ps
 
 
 class Tracker:
-    """The carried state: feed it consecutive chunks of requests (``update``), get their tracked columns."""
+    """The carried state: feed it consecutive chunks of requests (``update``), get their tracked columns.
 
-    def __init__(self, dense: bool) -> None:
+    Per block (36 bytes with int32 indexes): access count, previous access position and request, first request,
+    distinct sessions and followers, first session and first follower; plus the pair sets for blocks
+    with more than one session or follower, and the id index for stored ids. Request and block indexes
+    are int32 below 2**31 (`n_blocks` bounds the block indexes, `n_requests` the requests).
+    """
+
+    def __init__(self, dense: bool, arrival_ms: np.ndarray, session: np.ndarray, n_blocks: int) -> None:
         self.dense = bool(dense)
+        self.arr = np.ascontiguousarray(arrival_ms, dtype=np.float64)
+        self.sess = np.ascontiguousarray(session, dtype=np.int64)
+        small = max(n_blocks, len(self.arr)) < 2**31
+        self.idx_t = np.int32 if small else np.int64
         self.ids = PairIndex()  # stored id -> block index (unused for dense ids)
-        self.sess_pairs = PairIndex()  # (block, known session) seen
-        self.fan_pairs = PairIndex()  # (block, the block after it in a request) seen
-        self.sessions = PairIndex()  # known session -> index into sess_t
-        self.sess_t = np.zeros(0)
-        self.freq = np.zeros(0, dtype=np.int64)
+        self.sess_pairs = PairIndex()  # (block, session index) beyond the block's first session
+        self.fan_pairs = PairIndex()  # (block, next block in a request) beyond the block's first follower
+        self.sessions = PairIndex()  # known session -> index into sess_req
+        self.sess_req = np.zeros(0, dtype=self.idx_t)  # each known session's latest request
+        z = np.zeros(0, dtype=self.idx_t)
         self.prev_pos = np.zeros(0, dtype=np.int64)
-        self.prev_t = np.zeros(0)
-        self.first_t = np.zeros(0)
-        self.n_sess = np.zeros(0, dtype=np.int64)
-        self.n_fan = np.zeros(0, dtype=np.int64)
+        self.freq, self.n_sess, self.n_fan = z, z.copy(), z.copy()
+        self.prev_req, self.first_req, self.sess1, self.fol1 = z.copy(), z.copy(), z.copy(), z.copy()
         self.pos = 0  # position of the next access
+        self.request = 0  # the next request
+        if self.dense:  # the ids are 0..n_blocks-1: sized once, no growth slack
+            self._blocks(n_blocks)
+
+    _FILL = {"prev_pos": -1, "freq": 0, "n_sess": 0, "n_fan": 0, "prev_req": 0, "first_req": 0, "sess1": -1,
+             "fol1": -1}
 
     def _blocks(self, n: int) -> None:
         """Per-block arrays for block indexes below n (grown by half at least)."""
         if n <= len(self.freq):
             return
-        n = max(n, len(self.freq) + len(self.freq) // 2, 1024)
-        self.freq = _grown(self.freq, n, 0)
-        self.prev_pos = _grown(self.prev_pos, n, -1)
-        self.prev_t = _grown(self.prev_t, n, 0.0)
-        self.first_t = _grown(self.first_t, n, 0.0)
-        self.n_sess = _grown(self.n_sess, n, 0)
-        self.n_fan = _grown(self.n_fan, n, 0)
+        if len(self.freq):
+            n = max(n, len(self.freq) + len(self.freq) // 2)
+        for name, fill in self._FILL.items():
+            setattr(self, name, _grown(getattr(self, name), n, fill))
 
-    def update(self, offs: np.ndarray, ids: np.ndarray, arrival_ms: np.ndarray,
-               session: np.ndarray) -> np.ndarray:
-        """float64 (accesses x len(TRACKED)) of the chunk's requests (CSR `offs`/`ids` from 0, their
-        arrivals and sessions), which follow the previous chunk's."""
+    def update(self, offs: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """float64 (accesses x len(TRACKED)) of the next chunk's requests (CSR `offs`/`ids` from 0)."""
         n = len(ids)
         out = np.empty((n, len(TRACKED)))
+        r0 = self.request
+        self.request += len(offs) - 1
         if n == 0:
             return out
         if self.dense:
@@ -204,21 +228,19 @@ class Tracker:
         self.sess_pairs.reserve(n)
         self.fan_pairs.reserve(n)
         cap = self.sessions.reserve(len(offs) - 1)
-        if cap > len(self.sess_t):
-            self.sess_t = _grown(self.sess_t, cap, 0.0)
+        if cap > len(self.sess_req):
+            self.sess_req = _grown(self.sess_req, cap, 0)
         i, sp, fp, st = self.ids, self.sess_pairs, self.fan_pairs, self.sessions
-        _chunk(np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(ids, dtype=np.int64),
-               np.ascontiguousarray(arrival_ms, dtype=np.float64), np.ascontiguousarray(session, dtype=np.int64),
-               self.pos, self.dense, np.empty(n, dtype=np.int64),
+        _chunk(np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(ids, dtype=np.int64), r0,
+               self.arr, self.sess, self.pos, self.dense, np.empty(n, dtype=np.int64),
                i.table, i.ka, i.kb, i.cnt,
-               self.freq, self.prev_pos, self.prev_t, self.first_t, self.n_sess, self.n_fan,
-               sp.table, sp.ka, sp.kb, sp.cnt, fp.table, fp.ka, fp.kb, fp.cnt,
-               st.table, st.ka, st.kb, st.cnt, self.sess_t, out)
+               self.freq, self.prev_pos, self.prev_req, self.first_req, self.n_sess, self.n_fan, self.sess1,
+               self.fol1, sp.table, sp.ka, sp.kb, sp.cnt, fp.table, fp.ka, fp.kb, fp.cnt,
+               st.table, st.ka, st.kb, st.cnt, self.sess_req, out)
         self.pos += n
         return out
 
     def nbytes(self) -> int:
-        per_block = sum(a.nbytes for a in (self.freq, self.prev_pos, self.prev_t, self.first_t, self.n_sess,
-                                           self.n_fan))
-        return (per_block + self.sess_t.nbytes + self.ids.nbytes() + self.sess_pairs.nbytes()
-                + self.fan_pairs.nbytes() + self.sessions.nbytes())
+        per_block = sum(getattr(self, name).nbytes for name in self._FILL)
+        return (per_block + self.ids.nbytes() + self.sess_pairs.nbytes() + self.fan_pairs.nbytes()
+                + self.sessions.nbytes() + self.sess_req.nbytes)
