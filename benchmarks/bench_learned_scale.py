@@ -89,7 +89,7 @@ def main() -> None:
         node = NodeSetup.from_config(cfg, w.block_tokens)
         slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
         try:
-            est = run_estimate(w, mode="single", timing=False, per_access=True, slots=slots,
+            est = run_estimate(w, mode="single", timing=False, per_access=False, slots=slots,
                                learned="model" if model_path else "online")
         except TypeError:  # before the learned policy had its own estimate
             est = run_estimate(w, mode="single", timing=False, per_access=True, slots=slots)

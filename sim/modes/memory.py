@@ -55,9 +55,9 @@ NEXT_USE_PER_REQ_B = 64
 # grown by half or doubled; measured below) and one priority per scored access stays (8 bytes); online it
 # holds the context's per-access arrays, the whole feature matrix (11 float32) and the trainer's
 # labelling passes (measured below)
-LEARNED_BLOCK_B = 0
+LEARNED_BLOCK_B = 64
 LEARNED_MODEL_PER_ACCESS_B = 8
-LEARNED_ONLINE_PER_ACCESS_B = 0
+LEARNED_ONLINE_PER_ACCESS_B = 140
 # the oracle's Belady method on the parent form (sim.oracle.compact): per distinct block the heap index,
 # LRU's two links and flag, and the next-use build's latest request
 ORACLE_COMPACT_BLOCK_B = 8 + 17 + 4
