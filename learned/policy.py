@@ -25,13 +25,19 @@ score is a property of the access, not of the tier).
 Where the model comes from (params, from config ``policies.*``):
 
 * ``learned_model`` (``policies.learned_model``, ``run --model FILE``): a model
-  file from ``python main.py learned train``; scores use it throughout.
+  file from ``python main.py learned train``; scores use it throughout. The
+  features are streamed (``learned.features.FeatureStream``): each chunk of
+  whole requests is featurised from the carried per-block tracker, scored and
+  dropped, so nothing but the priorities (8 bytes an access) follows the
+  accesses, and no per-access array of the context is built.
 * otherwise online: the model is retrained every ``retrain_every`` requests
   (``policies.learned_retrain_every``) on the accesses whose labels are
   settled by then, skipping a retraining point when fewer than
   ``retrain_min_accesses`` (default 20,000) block accesses passed since the
   previous one; chunks never straddle a retraining point, so every score
-  comes from a model trained on the past of its access only.
+  comes from a model trained on the past of its access only. This mode keeps
+  the whole feature matrix and the context's next uses (the training window
+  reaches back a label horizon that grows with the trace).
 
 Other params: ``bonus`` (default 1.0), ``model`` (a ``LearnedModel`` object,
 for programmatic use), ``train_params`` (a ``TrainParams``). Without an

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sim.config import Config
 from sim.modes.memory import (
-    GiB,
     LEARNED_BLOCK_B,
     LEARNED_MODEL_PER_ACCESS_B,
     LEARNED_ONLINE_PER_ACCESS_B,
+    GiB,
     run_estimate,
 )
 from trace.synthetic import generate
