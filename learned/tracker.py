@@ -1,15 +1,17 @@
 """The per-block tracker behind the learned policy's features, carried from chunk to chunk.
 
 ``learned.features`` defines the columns; this module computes them one chunk of consecutive requests
-at a time from a state whose size follows the blocks seen so far (and the distinct (block, session)
-and (block, next block) pairs, and the sessions), never the accesses: per block its access count,
-previous access (position and time), first access time, distinct sessions and distinct followers;
-per known session the arrival of its latest turn. A chunk's block lists are materialised from the
-workload's parent form (``trace.prefix``) for that chunk only.
+at a time from a state whose size follows the blocks seen so far, never the accesses: per block its
+access count, previous access (position and request), first request, distinct sessions and distinct
+followers, and its first session and first follower; per known session its latest turn. Times are read
+from the workload's per-request arrivals by request index (the same float64 values the whole-trace
+computation subtracted). A chunk's block lists are materialised from the workload's parent form
+(``trace.prefix``) for that chunk only.
 
 Block ids are only compared: dense ids (``PrefixBlocks.dense``, the synthetic generator's) index the
-per-block arrays directly; stored ids (hashes of a trace) go through a hash index first. Sets of
-pairs (block, session) and (block, follower) are the same hash index keyed by two words.
+per-block arrays directly; stored ids (hashes of a trace) go through a hash index first. A block's
+second and later sessions and followers go to sets of pairs, the same hash index keyed by two words:
+in multi-turn traffic most blocks have one of each, so the sets hold the shared prefixes' exceptions.
 """
 from __future__ import annotations
 
