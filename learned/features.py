@@ -40,19 +40,29 @@ at 16k blocks for every k tried, while the fixed horizon gains at 1k, 4k and
 16k blocks (see the README section of the learned policy).
 
 How it is computed: the per-block counters (frequency, sessions, fanout, first
-and previous access) are what an online tracker updates in O(1) per access.
-The tracker's results for a whole workload are computed here at once with
-numpy, from the ``AccessContext`` (``next_use`` links each access of a block to
-the next one, so the previous access and the block's first access follow by
-inverting and pointer-jumping those links) - the same numbers, without a
-Python loop per access. The policy then reads a row by position: O(1) per
-block.
+and previous access) are what an online tracker updates in O(1) per access,
+and that is how they are computed: ``FeatureStream`` feeds consecutive chunks
+of requests to a ``learned.tracker.Tracker`` (compiled), whose state follows
+the blocks seen so far, not the accesses. A chunk's rows are all a caller
+holds: the policy scores a chunk and drops it (``learned.policy``), so the
+features of a 10M-request trace never exist at once. ``access_features`` is
+the whole matrix (small workloads, training); the numpy whole-trace
+computation it replaced is kept in the tests as the reference it equals bit
+for bit.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from sim.policies.base import NEVER, AccessContext
+from learned.tracker import TRACKED, Tracker
+from trace.prefix import _fill_range as fill_range  # the chunk expansion kernel of trace.prefix
+
+if TYPE_CHECKING:
+    from sim.policies.base import AccessContext
+    from trace.workload import Workload
 
 FEATURES: tuple[str, ...] = (
     "depth",
@@ -68,124 +78,105 @@ FEATURES: tuple[str, ...] = (
     "prefix_seen",
 )
 N_FEATURES = len(FEATURES)
+_COL = {name: j for j, name in enumerate(FEATURES)}
+_GAP = TRACKED.index("reuse_gap")
 
 
-def previous_use(next_use: np.ndarray) -> np.ndarray:
-    """Position of the previous access of the same block, -1 for a first access."""
-    n = len(next_use)
-    prev = np.full(n, -1, dtype=np.int64)
-    has = next_use != NEVER
-    prev[next_use[has]] = np.flatnonzero(has)
-    return prev
+CHUNK_ACCESSES = 16384  # default rows per chunk (the policy scores a chunk per LightGBM call)
 
 
-def first_use(prev: np.ndarray) -> np.ndarray:
-    """Position of the block's first access (pointer jumping along ``prev``).
+class FeatureStream:
+    """Feature rows of a workload's accesses, chunk by chunk of consecutive whole requests.
 
-    It names the block: two accesses share it iff they touch the same id.
+    `depth` replaces the depth column (a hand-made ``AccessContext``'s ``set_depth``); the other
+    columns index blocks by their place in the request.
     """
-    n = len(prev)
-    head = np.where(prev >= 0, prev, np.arange(n, dtype=np.int64))
-    while True:  # O(log longest chain) rounds
-        nxt = head[head]
-        if np.array_equal(nxt, head):
-            return head
-        head = nxt
+
+    def __init__(self, w: Workload, depth: np.ndarray | None = None) -> None:
+        self.w = w
+        self.pb = w.prefix_blocks()
+        self.offsets = np.asarray(w.block_offsets, dtype=np.int64)
+        self.depth = depth
+        self.tracker = Tracker(self.pb.dense, w.arrival_ms, w.session_id, self.pb.n_own())
+        self.next_request = 0  # first request of the next chunk
+        self.n_requests = len(w)
+        self.n = int(self.offsets[-1]) if len(self.offsets) else 0
+        self._gaps = np.zeros(0)
+
+    @property
+    def pos(self) -> int:
+        """Position of the next chunk's first access."""
+        return int(self.offsets[self.next_request])
+
+    def chunk_end(self, min_accesses: int) -> int:
+        """The request after the shortest run of whole requests from ``next_request`` holding at least
+        `min_accesses` accesses (or the last request)."""
+        r0 = self.next_request
+        want = self.offsets[r0] + max(1, int(min_accesses))
+        return min(self.n_requests, max(r0 + 1, int(np.searchsorted(self.offsets, want, side="left"))))
+
+    def take(self, r1: int) -> np.ndarray:
+        """float32 rows (columns ``FEATURES``) of the accesses of requests ``next_request .. r1-1``."""
+        r0 = self.next_request
+        if r1 < r0 or r1 > self.n_requests:
+            raise ValueError(f"features: chunk end {r1} outside {r0}..{self.n_requests}")
+        offs, ids = self._rows(r0, r1)
+        tracked = self.tracker.update(offs, ids)
+        n = len(ids)
+        X = np.zeros((n, N_FEATURES), dtype=np.float32)
+        counts = np.diff(offs)
+        req = np.repeat(np.arange(r1 - r0, dtype=np.int64), counts)
+        nblk = counts[req]
+        rank = np.arange(n, dtype=np.int64) - offs[:-1][req]
+        lo = int(self.offsets[r0])
+        X[:, _COL["depth"]] = rank if self.depth is None else self.depth[lo:lo + n]
+        X[:, _COL["to_end"]] = nblk - 1 - rank
+        X[:, _COL["req_len_bucket"]] = np.floor(np.log2(np.maximum(nblk, 1)))
+        for j, name in enumerate(TRACKED):
+            X[:, _COL[name]] = tracked[:, j]
+        self._gaps = tracked[:, _GAP]
+        self.next_request = r1
+        return X
+
+    def _rows(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets from 0, ids) of requests r0..r1-1, expanded from the parent form. Like
+        ``PrefixBlocks.to_csr``, but the offsets come from the workload's, so a chunk costs its own
+        accesses (``to_csr`` sums every request's count for each call)."""
+        pb = self.pb
+        offs = self.offsets[r0:r1 + 1] - self.offsets[r0]
+        ids = np.empty(int(offs[-1]), dtype=np.int64)
+        if r1 > r0:
+            fill_range(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), r0, r1, offs, ids)
+        return offs, ids
+
+    def reuse_gaps(self) -> np.ndarray:
+        """float64 reuse distances of the last chunk's accesses (NaN: first access), exact where the
+        float32 column rounds: the labels are settled from them (``learned.train``)."""
+        return self._gaps
+
+    def chunks(self, min_accesses: int = CHUNK_ACCESSES) -> Iterator[tuple[int, np.ndarray]]:
+        """(first position, rows) of every remaining chunk."""
+        return self.chunks_until(self.n_requests, min_accesses)
+
+    def chunks_until(self, r_end: int, min_accesses: int = CHUNK_ACCESSES) -> Iterator[tuple[int, np.ndarray]]:
+        """(first position, rows) of the chunks up to request `r_end` (the last one ends there)."""
+        while self.next_request < r_end:
+            pos = self.pos
+            yield pos, self.take(min(r_end, self.chunk_end(min_accesses)))
 
 
-def _chain_cumsum(block: np.ndarray, flag: np.ndarray) -> np.ndarray:
-    """For each access, the sum of ``flag`` over the accesses of its block up to it."""
-    n = len(block)
-    order = np.lexsort((np.arange(n), block))  # by block, then by position
-    cs = np.cumsum(flag[order])
-    b = block[order]
-    start = np.ones(n, dtype=bool)
-    start[1:] = b[1:] != b[:-1]
-    base = (cs - flag[order])[start]  # running sum before each group
-    grp = np.cumsum(start) - 1
-    out = np.empty(n, dtype=np.int64)
-    out[order] = cs - base[grp]
-    return out
-
-
-def _first_of_pair(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """1 at the earliest access of each distinct (a, b) pair among ``valid`` accesses."""
-    n = len(a)
-    flag = np.zeros(n, dtype=np.int64)
-    idx = np.flatnonzero(valid)
-    if len(idx) == 0:
-        return flag
-    order = idx[np.lexsort((idx, b[idx], a[idx]))]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (a[order[1:]] != a[order[:-1]]) | (b[order[1:]] != b[order[:-1]])
-    flag[order[new]] = 1
-    return flag
+def context_stream(ctx: AccessContext) -> FeatureStream:
+    """The stream of a context's workload (with its hand-set depths, if any)."""
+    if ctx._w is None:
+        raise ValueError("learned features need an AccessContext made from a workload")
+    return FeatureStream(ctx._w, ctx.depth if ctx._depth_given else None)
 
 
 def access_features(ctx: AccessContext) -> np.ndarray:
-    """float32 matrix (accesses x ``N_FEATURES``), one row per access, columns ``FEATURES``."""
-    n = len(ctx.next_use)
-    X = np.zeros((n, N_FEATURES), dtype=np.float32)
-    if n == 0:
-        return X
-    pos = np.arange(n, dtype=np.int64)
-    req, depth, t = ctx.request, ctx.depth, ctx.arrival_ms
-    n_req = int(req[-1]) + 1
-    counts = np.bincount(req, minlength=n_req)
-    starts = np.zeros(n_req + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    nblk = counts[req]
-    # index within the request, from the request layout itself (equals ctx.depth for contexts
-    # built by AccessContext.from_workload; tests may override depth, indexing must not break)
-    rank = pos - starts[req]
-
-    prev = previous_use(ctx.next_use)
-    head = first_use(prev)
-    seen = prev >= 0
-
-    # sessions: unknown session -> the request is its own session
-    skey = np.where(ctx.session >= 0, ctx.session, -(req + 2))
-    sessions = _chain_cumsum(head, _first_of_pair(head, skey, np.ones(n, dtype=bool)))
-    # fanout: the block that follows this one in the same request, named by its first access
-    follower = np.full(n, -1, dtype=np.int64)
-    same = np.zeros(n, dtype=bool)
-    same[:-1] = req[1:] == req[:-1]
-    follower[:-1][same[:-1]] = head[1:][same[:-1]]
-    fanout = _chain_cumsum(head, _first_of_pair(head, follower, follower >= 0))
-
-    # prefix seen before: deepest block of the request whose previous access is in an earlier request
-    old = seen & (req[np.maximum(prev, 0)] < req)
-    prefix_seen = np.zeros(n_req, dtype=np.int64)
-    np.maximum.at(prefix_seen, req[old], rank[old] + 1)
-    # previous turn: the session's previous request, else the request that last touched the
-    # deepest previously seen block (the conversation this request continues)
-    arr_req = t[starts[:-1]] if n_req else np.zeros(0)
-    prev_turn_ms = np.full(n_req, np.nan)
-    has_prefix = prefix_seen > 0
-    r_idx = np.flatnonzero(has_prefix)
-    deepest = starts[r_idx] + prefix_seen[r_idx] - 1
-    prev_turn_ms[r_idx] = t[prev[deepest]]
-    sess_req = ctx.session[starts[:-1]]
-    known = np.flatnonzero(sess_req >= 0)
-    if len(known):
-        o = known[np.lexsort((known, sess_req[known]))]
-        same_s = sess_req[o[1:]] == sess_req[o[:-1]]
-        prev_turn_ms[o] = np.nan  # a known session's turns decide, not the prefix
-        prev_turn_ms[o[1:][same_s]] = arr_req[o[:-1][same_s]]
-
-    Xd = {
-        "depth": depth,
-        "to_end": nblk - 1 - rank,
-        "req_len_bucket": np.floor(np.log2(np.maximum(nblk, 1))),
-        "frequency": _chain_cumsum(head, np.ones(n, dtype=np.int64)),
-        "recency_ms": np.where(seen, t - t[np.maximum(prev, 0)], np.nan),
-        "reuse_gap": np.where(seen, pos - prev, np.nan),
-        "age_ms": t - t[head],
-        "sessions": sessions,
-        "fanout": fanout,
-        "session_gap_ms": (arr_req - prev_turn_ms)[req],
-        "prefix_seen": prefix_seen[req],
-    }
-    for j, name in enumerate(FEATURES):
-        X[:, j] = Xd[name]
-    return X
+    """float32 matrix (accesses x ``N_FEATURES``), one row per access, columns ``FEATURES``: every chunk
+    of the context's workload, stacked (whole-trace memory: small workloads and tests)."""
+    fs = context_stream(ctx)
+    out = np.empty((fs.n, N_FEATURES), dtype=np.float32)  # filled chunk by chunk: 44 bytes an access
+    for pos, X in fs.chunks(1 << 18):
+        out[pos:pos + len(X)] = X
+    return out

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from learned.features import FEATURES, access_features
+from learned.features import FEATURES
 from learned.labels import horizon_from_past, reuse_labels
 from sim.errors import InputError
 from sim.policies.base import AccessContext
@@ -194,34 +194,111 @@ def auc(y: np.ndarray, score: np.ndarray) -> float | None:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def train_offline(workload, params: TrainParams | None = None, *, validation: float = 0.2) -> tuple[LearnedModel, dict]:
+class _Window:
+    """The rows a training reads - positions [lo, hi), the latest ``max_rows`` whose label is settled -
+    and their labels, filled while the stream passes: position p's label is 1 when the access q whose
+    previous access of the block is p comes within ``horizon`` (``reuse_labels``: next_use[p] = q)."""
+
+    def __init__(self, horizon: int, upto: int, max_rows: int) -> None:
+        self.horizon = horizon
+        self.hi = max(0, upto - horizon)
+        self.lo = max(0, self.hi - max_rows)
+        self.X = np.zeros((self.hi - self.lo, len(FEATURES)), dtype=np.float32)
+        self.y = np.zeros(self.hi - self.lo, dtype=np.float32)
+
+    def feed(self, pos: int, X: np.ndarray, gaps: np.ndarray) -> None:
+        """A chunk of rows from position `pos` with their reuse distances (NaN: first access)."""
+        a, b = max(self.lo, pos), min(self.hi, pos + len(X))
+        if a < b:
+            self.X[a - self.lo:b - self.lo] = X[a - pos:b - pos]
+        _label(self.y, self.lo, self.hi, pos, gaps, self.horizon)
+
+
+def _label(y: np.ndarray, lo: int, hi: int, pos: int, gaps: np.ndarray, horizon: int) -> None:
+    """Set y[p - lo] = 1 for the previous accesses p in [lo, hi) reused within `horizon` by this chunk."""
+    q = np.flatnonzero(gaps <= horizon)  # NaN compares False
+    prev = pos + q - gaps[q].astype(np.int64)
+    prev = prev[(prev >= lo) & (prev < hi)]
+    y[prev - lo] = 1.0
+
+
+def _fit_window(win: _Window | None, params: TrainParams, **meta) -> LearnedModel | None:
+    if win is None or len(win.y) < MIN_ROWS or win.y.min() == win.y.max():
+        return None
+    return fit(win.X, win.y, win.horizon, params, **meta)
+
+
+def train_offline(workload, params: TrainParams | None = None, *, validation: float = 0.2,
+                  chunk: int = 1 << 18) -> tuple[LearnedModel, dict]:
     """Train on the accesses of `workload` (a re-blocked trace.Workload) labelled within it.
 
     The last ``validation`` fraction of requests is held out first to report
     a time-split AUC (model trained on the earlier part only), then the
     saved model is trained on the whole workload. Returns (model, summary).
+
+    Two passes of streamed features (``learned.features.FeatureStream``), so memory follows the blocks
+    plus the training rows (``max_rows``) and, for the AUC, a score and a label per held-out access -
+    never the whole trace's rows: the first pass counts reuse distances (the horizons), the second keeps
+    the rows of each training window, labels them from the reuse distances of later accesses, trains the
+    validation model when the stream reaches the cut and scores the held-out accesses as they pass.
+    The same model, horizon and AUC as training on the whole trace's matrix (``train_on_past``).
     """
+    from learned.features import FeatureStream
+    from learned.labels import GapCounts, horizon_from_counts
+
     params = params or TrainParams()
     t0 = time.perf_counter()
-    ctx = AccessContext.from_workload(workload)
-    X = access_features(ctx)
+    n = int(workload.total_blocks)
+    n_req = len(workload)
+    validate = 0 < validation < 1 and n_req > 1
+    cut_req = int(n_req * (1 - validation)) if validate else n_req
+    cut = int(workload.block_offsets[cut_req])
+
+    def horizon(counts: GapCounts) -> int | None:
+        return params.horizon or horizon_from_counts(counts, quantile=params.horizon_quantile,
+                                                     factor=params.horizon_factor)
+
+    # pass 1: reuse distances completed before the cut and before the end
+    before_cut, after_cut = GapCounts(), GapCounts()
+    fs = FeatureStream(workload)
+    for _pos, _ in fs.chunks_until(cut_req, chunk):
+        before_cut.add(fs.reuse_gaps())
+    for _pos, _ in fs.chunks_until(n_req, chunk):
+        after_cut.add(fs.reuse_gaps())
+    h_cut = horizon(before_cut) if validate else None
+    after_cut.merge(before_cut)
+    h_all = horizon(after_cut)
     feat_s = time.perf_counter() - t0
-    n = len(ctx.next_use)
-    summary: dict = {"requests": len(workload), "accesses": n, "block_tokens": workload.block_tokens,
+
+    # pass 2: the training windows, the validation model at the cut, the held-out scores
+    final = _Window(h_all, n, params.max_rows) if h_all is not None else None
+    early = _Window(h_cut, cut, params.max_rows) if h_cut is not None else None
+    held_p = np.zeros(n - cut)
+    held_y = np.zeros(n - cut, dtype=np.float32)
+    early_model: LearnedModel | None = None
+    fs = FeatureStream(workload)
+    for pos, X in fs.chunks_until(cut_req, chunk):
+        gaps = fs.reuse_gaps()
+        for win in (final, early):
+            if win is not None:
+                win.feed(pos, X, gaps)
+    early_model = _fit_window(early, params)
+    for pos, X in fs.chunks_until(n_req, chunk):
+        gaps = fs.reuse_gaps()
+        if final is not None:
+            final.feed(pos, X, gaps)
+        if early_model is not None:
+            held_p[pos - cut:pos - cut + len(X)] = early_model.predict(X)
+            _label(held_y, cut, n, pos, gaps, early_model.horizon)
+    summary: dict = {"requests": n_req, "accesses": n, "block_tokens": workload.block_tokens,
                      "features_s": feat_s}
-    if 0 < validation < 1 and len(workload) > 1:
-        cut_req = int(len(workload) * (1 - validation))
-        cut = int(workload.block_offsets[cut_req])
-        # The validation model sees only accesses before the cut (labels settled by then).
-        early = train_on_past(ctx, X, cut, params)
-        if early is not None:
-            hpos, hy = reuse_labels(ctx, early.horizon)
-            held = hpos >= cut
-            summary["validation_auc"] = auc(hy[held], early.predict(X[hpos[held]]))
-            summary["validation_rows"] = int(held.sum())
-    # upto=n: only accesses whose horizon ends inside the trace are labelled (the last
-    # ones might be reused after the trace ends, so their "not reused" is not known).
-    model = train_on_past(ctx, X, n, params, trained_on=workload.name, block_tokens=workload.block_tokens)
+    if early_model is not None:
+        summary["validation_auc"] = auc(held_y, held_p)
+        summary["validation_rows"] = int(n - cut)
+    del held_p, held_y
+    # the final window ends `horizon` before the end: only accesses whose horizon ends inside the trace
+    # are labelled (the last ones might be reused after the trace ends, so their "not reused" is not known)
+    model = _fit_window(final, params, trained_on=workload.name, block_tokens=workload.block_tokens)
     if model is None:
         raise InputError(
             f"too little reuse to learn from: {n} block accesses, need at least {MIN_ROWS} labelled "

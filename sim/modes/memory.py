@@ -50,6 +50,15 @@ RENUMBER_B = 40  # renumbering stored ids to first-use order (transient; none fo
 # while they are built, then per request its start, its steps' range and ~3 steps of 2 words
 NEXT_USE_BLOCK_B = 4
 NEXT_USE_PER_REQ_B = 64
+# the learned policy (learned/): with a model file its features are streamed from a per-block tracker
+# (learned.tracker: 36 bytes per distinct block with int32 indexes, plus the pair sets of blocks with a
+# second session or follower: 56 bytes measured on multi_turn synthetic traffic; stored ids add their index,
+# counted by RENUMBER_B) and one priority per scored access stays (8 bytes); online it holds the whole
+# feature matrix (11 float32), the context's next uses and requests, the expanded ids and the priorities
+# (measured: 30k multi_turn requests, 7.0M accesses, 0.79 GiB peak with LightGBM loaded)
+LEARNED_BLOCK_B = 64
+LEARNED_MODEL_PER_ACCESS_B = 8
+LEARNED_ONLINE_PER_ACCESS_B = 80
 # the oracle's Belady method on the parent form (sim.oracle.compact): per distinct block the heap index,
 # LRU's two links and flag, and the next-use build's latest request
 ORACLE_COMPACT_BLOCK_B = 8 + 17 + 4
@@ -184,10 +193,11 @@ def oracle_estimate(w, compact: bool = False, sampled: int | None = None, bucket
 
 
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
-                 runs: int = 1, next_use_steps: bool = False) -> Estimate:
+                 runs: int = 1, next_use_steps: bool = False, learned: str | None = None) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
-    may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps.
+    may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps;
+    `learned`: "model" (a model file: streamed features) or "online" when the learned policy runs.
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
@@ -198,6 +208,11 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
         e.add("per-access arrays", s.accesses * (PER_ACCESS_B + ID_B))
     elif per_access:
         e.add("per-access arrays", s.accesses * PER_ACCESS_B)
+    if learned == "model":
+        e.add("learned tracker", _per_own_block(s, LEARNED_BLOCK_B))
+        e.add("learned priorities", s.accesses * LEARNED_MODEL_PER_ACCESS_B)
+    elif learned == "online":
+        e.add("learned features", s.accesses * LEARNED_ONLINE_PER_ACCESS_B)
     if next_use_steps:
         e.add("next-use steps", _per_own_block(s, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:

@@ -58,16 +58,27 @@ def _too_big(w: Workload) -> str:
     return "lower synthetic.requests" if not w.extra and w.name.startswith("synthetic") else "set trace.limit"
 
 
+def _learned_mode(cfg: Config, policies: list[str]) -> str | None:
+    """How the learned policy holds its features in this run (sim.modes.memory.run_estimate)."""
+    if "learned" not in policies:
+        return None
+    return "model" if cfg.policies.learned_model else "online"
+
+
 def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
     from sim.modes.memory import check, run_estimate
     from sim.modes.single import use_engine
 
     distinct = w.prefix_blocks().distinct
     steps = any(p in PER_ACCESS_UNLESS_DISTINCT for p in policies) and distinct
-    per_access = any(not use_engine(cfg, p) or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct) for p in policies)
+    # the learned policy runs on the Python engine, which reads each request's list from the parent form;
+    # what it holds itself is its own part of the estimate (a model file streams its features)
+    learned = _learned_mode(cfg, policies)
+    per_access = any((not use_engine(cfg, p) and p != "learned") or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct)
+                     for p in policies)
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
-                       next_use_steps=steps)
+                       next_use_steps=steps, learned=learned)
     check(est, what=f"replaying {len(w):,} requests on one node", change=_too_big(w), where="--mode single")
 
 
@@ -86,7 +97,8 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
     gpus = f"{setup.layout.n_workers * setup.node.gpus_per_worker:,} GPUs"
     if partition is None:
         est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
-                           slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs)
+                           slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
+                           learned=_learned_mode(cfg, policies))
         check(est, what=f"replaying {len(w):,} requests on {gpus}",
               change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
               where="--mode cluster")

@@ -132,6 +132,12 @@ class AccessContext:
             return self.n_unique
         return int(self._w.prefix_blocks().own_off[-1])
 
+    def n_accesses(self) -> int:
+        """Block accesses of the workload (positions 0..n-1), without building any per-access array."""
+        if self._w is None:
+            return len(self.next_use)
+        return int(self._w.total_blocks)
+
     def max_blocks(self) -> int:
         """The most blocks one request has (the engine's scratch width)."""
         assert self._w is not None

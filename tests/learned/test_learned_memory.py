@@ -1,0 +1,61 @@
+"""The memory estimate of a learned run follows its representation: a model file streams its features
+(per distinct block plus a priority per access), online mode holds the whole trace's rows; a run that
+does not fit is refused up front in one line naming the part."""
+from __future__ import annotations
+
+from sim.config import Config
+from sim.modes.memory import (
+    LEARNED_BLOCK_B,
+    LEARNED_MODEL_PER_ACCESS_B,
+    LEARNED_ONLINE_PER_ACCESS_B,
+    GiB,
+    run_estimate,
+)
+from trace.synthetic import generate
+
+
+def _workload(requests: int = 600):
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"requests": requests, "sessions": requests // 10,
+                                                     "kind": "multi_turn"})
+    return generate(cfg.synthetic, 0)
+
+
+def test_model_estimate_follows_blocks_and_online_follows_accesses():
+    w = _workload()
+    base = run_estimate(w, mode="single", timing=False, per_access=False, slots=0)
+    model = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model")
+    online = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="online")
+    assert model.parts["learned tracker"] == w.prefix.n_own() * LEARNED_BLOCK_B  # dense ids: no renumbering
+    assert model.parts["learned priorities"] == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
+    assert online.parts["learned features"] == w.total_blocks * LEARNED_ONLINE_PER_ACCESS_B
+    assert base.total < model.total < online.total
+    assert "learned tracker" not in base.parts
+
+
+def test_cli_refuses_online_learned_over_the_limit_and_lets_the_model_run_through(monkeypatch, capsys, tmp_path):
+    import sim.cli as cli
+    from learned.train import TrainParams, train_offline
+    from sim.modes.common import simulated_workload
+    from trace.source import workload_from_config
+
+    args = ["run", "--policy", "learned", "--hit-rate-only", "--quiet", "--no-plot",
+            "--set", "synthetic.requests=400", "--set", "synthetic.sessions=40", "--set", "synthetic.kind=multi_turn"]
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"requests": 400, "sessions": 40, "kind": "multi_turn"})
+    w = simulated_workload(cfg, workload_from_config(cfg)[0])  # what the run replays
+    model = tmp_path / "m.txt"
+    train_offline(w, TrainParams())[0].save(model)
+    # a limit over the model run with every cache slot filled and under the online run with none
+    slots = w.prefix_blocks().own_off[-1]
+    over = run_estimate(w, mode="single", timing=False, per_access=False, slots=slots, learned="model").total
+    under = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="online").total
+    assert over < under
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((over + under) / 2 / GiB))
+    capsys.readouterr()
+    rc = cli.main([*args, "--report-json", str(tmp_path / "online.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "learned features" in err[0] and "KVSIM_MEMORY_LIMIT_GIB" in err[0]
+    assert not (tmp_path / "online.json").exists()
+    assert cli.main([*args, "--model", str(model), "--report-json", str(tmp_path / "model.json")]) == 0
+    assert (tmp_path / "model.json").exists()
