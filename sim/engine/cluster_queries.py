@@ -30,7 +30,7 @@ from sim.engine.cluster_state import (
     existing,
     find_in,
     find_ssd,
-    node_copies,
+    node_holds,
 )
 from sim.engine.unowned import unowned
 
@@ -58,7 +58,7 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
             n0 += 1
             continue
         # w's HBM misses b, so every HBM copy on its node is a peer's (a holder is a created instance)
-        if node_copies(G, H, node, b) > 0:
+        if node_holds(S, T, G, H, B, node, b):
             n1 += 1
         elif dram >= 0 and find_in(G, H, dram, b) >= 0:
             n2 += 1
@@ -86,7 +86,7 @@ def near(S, T, G, H, B, blocks, ws, nw, out):
         hbm = existing(T, w)
         node = w // wpn
         # "near" is the same for every worker of a node: a block in w's HBM is one of the node's HBM
-        # copies (node_copies counts w too), and DRAM and the EIC pool are the node's and rack's. So a
+        # copies (node_holds counts w too), and DRAM and the EIC pool are the node's and rack's. So a
         # second candidate of a node only counts its own HBM hits in the prefix its node-mate found.
         seen = -1
         for q in range(i):
@@ -111,7 +111,7 @@ def near(S, T, G, H, B, blocks, ws, nw, out):
             if hbm >= 0 and find_in(G, H, hbm, b) >= 0:
                 n0 += 1
             elif not ((eic >= 0 and find_in(G, H, eic, b) >= 0) or (dram >= 0 and find_in(G, H, dram, b) >= 0)
-                      or node_copies(G, H, node, b) > 0):
+                      or node_holds(S, T, G, H, B, node, b)):
                 break
             n += 1
         out[i, 0] = n
