@@ -21,7 +21,8 @@ while every slot address fits, int64 beyond; T, G, H int64):
   with key = instance x U + block, for the HBM, DRAM and EIC slots: sized by
   what those tiers hold (their capacity at most), not by the run's blocks.
   The remote SSD pool's slots are found through their block's record.
-  "Which peer on w's node holds b" walks b's holder list (a block sits in
+  "Which peer on w's node holds b" (and, for the routers' walks, "does w's
+  HBM": ``own_slot``) walks b's holder list (a block sits in
   a few HBMs at most; none: one read of its record, which a request's
   consecutive block ids share), not a probe per peer; ``G[NUNL]`` counts
   the HBM copies a store took off that list while they stay resident, and
@@ -80,6 +81,20 @@ def rehash(S, G, H):
         t = S[s + INST]
         if t >= 0 and t != ssd:
             hashtab.insert_near(H, mask, t * u + S[s + KEY], s)
+
+
+@njit(cache=True, inline="always")
+def own_slot(S, T, G, H, B, w, b):
+    """b's slot in w's HBM, or -1: ``find_in`` read from b's holder list while that list is exact (most
+    blocks of a request sit in no HBM: then it is one read of the block's record, not a probe)."""
+    if G[NUNL] == 0:
+        s = B[b * B_COLS + HHEAD]
+        while s >= 0:
+            if S[s + INST] == w:
+                return s
+            s = S[s + BNEXT]
+        return -1
+    return find_in(G, H, w, b) if T[w * T_COLS + CREATED] else -1
 
 
 @njit(cache=True, inline="always")

@@ -1,8 +1,8 @@
 """Shortcuts of the compiled cluster cache's router queries against the plain walk.
 
-``peer_slot`` / ``node_holds`` (a walk of the block's holder list, or of the
-node's workers while a store's rewritten copy is off that list) replace a
-probe per peer in ``probe`` and ``acquire``; ``near`` (prefix_aware's
+``peer_slot`` / ``node_holds`` / ``own_slot`` (a walk of the block's holder
+list, or probes while a store's rewritten copy is off that list) replace a
+probe per peer in ``probe`` and ``acquire`` and the routers' HBM probes; ``near`` (prefix_aware's
 in-rack sums) looks in the rack's pool first. Random operations on a small
 cluster, then every worker's queries against a brute-force scan of the
 state and against ``probe``.
@@ -43,6 +43,9 @@ def _check_peers(c: CompiledClusterCache, blocks) -> None:
             for w in [-1, *range(node * wpn, (node + 1) * wpn)]:
                 assert K.peer_slot(c.S, c._t, c.G, c.H, c.B, node, b, w) == _brute_peer_slot(c, node, b, w)
             assert K.node_holds(c.S, c._t, c.G, c.H, c.B, node, b) == (_brute_peer_slot(c, node, b, -1) >= 0)
+            for w in range(node * wpn, (node + 1) * wpn):
+                want = K.find_in(c.G, c.H, w, b) if c.T[w, K.CREATED] else -1
+                assert K.own_slot(c.S, c._t, c.G, c.H, c.B, w, b) == want
 
 
 ops = st.lists(st.tuples(st.booleans(), st.integers(0, 31), st.lists(st.integers(0, N_BLOCKS - 1), min_size=1,
