@@ -21,6 +21,7 @@ from numba import njit
 from sim.engine.cluster_state import (
     B_COLS,
     BNEXT,
+    CREATED,
     CROSS,
     DBASE,
     DEM_IN,
@@ -58,8 +59,8 @@ from sim.engine.cluster_state import (
     existing,
     find_in,
     find_ssd,
-    holder_unlist,
-    peer_slot,
+    holder_drop,
+    node_copies,
     put_new,
     record_critical,
     record_move,
@@ -154,7 +155,7 @@ def scratch(n: int) -> np.ndarray:
     """Buffers of one operation on up to n blocks (and a node's workers), held by the caller across calls
     so the kernels allocate nothing and pass no reference-counted array (``sim.engine.unowned``): rows
     gone, spill, rest (victims of the demotion chain), two one-block rows for the chain below DRAM, the
-    HBM victims of the operation, then one DRAM victim (write-through store)."""
+    HBM victims of the operation, then its peers (acquire) or one DRAM victim (write-through store)."""
     return np.zeros((X_ROWS, max(1, n)), np.int64)
 
 
@@ -172,7 +173,7 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X, rewritten):
         if s >= 0:
             # Evicted and written again by this very store (a block twice in a request): ClusterCache
             # drops its holder entry here although the block is back in HBM; so do we.
-            holder_unlist(S, G, B, s)
+            holder_drop(S, G, B, s)
         kept = False
         if eic >= 0:  # evict_to_eic: publish the victim to the rack's pool
             if find_in(G, H, eic, b) >= 0:
@@ -220,7 +221,13 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
     G[NMV] = 0
     node, rack = w // G[WPN], w // G[WPR]
     hbm = ensure(T, w)
-    ev = X[5]
+    base = w - w % G[WPN]
+    npeer = 0
+    ev, peers = X[5], X[6]
+    for p in range(base, base + G[WPN]):
+        if p != w and T[p * T_COLS + CREATED]:
+            peers[npeer] = p
+            npeer += 1
     dram = existing(T, G[DBASE] + node)
     eic = existing(T, G[EBASE] + rack)
     ssd = G[SSD_T]
@@ -237,13 +244,16 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
             continue
         sk = -1
         si = 0
-        s = peer_slot(S, T, G, H, B, node, b, w)  # b is not in w's HBM: the lowest-numbered peer holding it
-        if s >= 0:
-            p = S[s + INST]
-            touch(S, T, p, s)
-            sk, si = EP_GPU, p
-            n1 += 1
-        else:
+        # b is not in w's HBM: any HBM copy on the node is a peer's; look for the first only if one exists
+        for q in range(npeer if node_copies(G, H, node, b) > 0 else 0):
+            p = peers[q]
+            s = find_in(G, H, p, b)
+            if s >= 0:
+                touch(S, T, p, s)
+                sk, si = EP_GPU, p
+                n1 += 1
+                break
+        if sk < 0:
             s = find_in(G, H, dram, b) if dram >= 0 else -1
             if s >= 0:
                 if wt:

@@ -30,8 +30,7 @@ from sim.engine.cluster_state import (
     existing,
     find_in,
     find_ssd,
-    node_holds,
-    own_slot,
+    node_copies,
 )
 from sim.engine.unowned import unowned
 
@@ -55,11 +54,11 @@ def _probe1(S, T, G, H, B, blocks, w, in_rack, cnt):
     n0 = n1 = n2 = n3 = n4 = n5 = 0
     for j in range(blocks.shape[0]):
         b = blocks[j]
-        if hbm >= 0 and own_slot(S, T, G, H, B, hbm, b) >= 0:
+        if hbm >= 0 and find_in(G, H, hbm, b) >= 0:
             n0 += 1
             continue
         # w's HBM misses b, so every HBM copy on its node is a peer's (a holder is a created instance)
-        if node_holds(S, T, G, H, B, node, b):
+        if node_copies(G, H, node, b) > 0:
             n1 += 1
         elif dram >= 0 and find_in(G, H, dram, b) >= 0:
             n2 += 1
@@ -87,7 +86,7 @@ def near(S, T, G, H, B, blocks, ws, nw, out):
         hbm = existing(T, w)
         node = w // wpn
         # "near" is the same for every worker of a node: a block in w's HBM is one of the node's HBM
-        # copies (node_holds counts w too), and DRAM and the EIC pool are the node's and rack's. So a
+        # copies (node_copies counts w too), and DRAM and the EIC pool are the node's and rack's. So a
         # second candidate of a node only counts its own HBM hits in the prefix its node-mate found.
         seen = -1
         for q in range(i):
@@ -99,7 +98,7 @@ def near(S, T, G, H, B, blocks, ws, nw, out):
             n0 = 0
             if hbm >= 0:
                 for j in range(n):
-                    if own_slot(S, T, G, H, B, hbm, blocks[j]) >= 0:
+                    if find_in(G, H, hbm, blocks[j]) >= 0:
                         n0 += 1
             out[i, 0] = n
             out[i, 1] = n0
@@ -109,10 +108,10 @@ def near(S, T, G, H, B, blocks, ws, nw, out):
         n0 = n = 0
         for j in range(blocks.shape[0]):
             b = blocks[j]
-            if hbm >= 0 and own_slot(S, T, G, H, B, hbm, b) >= 0:
+            if hbm >= 0 and find_in(G, H, hbm, b) >= 0:
                 n0 += 1
             elif not ((eic >= 0 and find_in(G, H, eic, b) >= 0) or (dram >= 0 and find_in(G, H, dram, b) >= 0)
-                      or node_holds(S, T, G, H, B, node, b)):
+                      or node_copies(G, H, node, b) > 0):
                 break
             n += 1
         out[i, 0] = n

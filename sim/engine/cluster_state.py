@@ -21,12 +21,9 @@ while every slot address fits, int64 beyond; T, G, H int64):
   with key = instance x U + block, for the HBM, DRAM and EIC slots: sized by
   what those tiers hold (their capacity at most), not by the run's blocks.
   The remote SSD pool's slots are found through their block's record.
-  "Which peer on w's node holds b" (and, for the routers' walks, "does w's
-  HBM": ``own_slot``) walks b's holder list (a block sits in
-  a few HBMs at most; none: one read of its record, which a request's
-  consecutive block ids share), not a probe per peer; ``G[NUNL]`` counts
-  the HBM copies a store took off that list while they stay resident, and
-  only while there is one are the node's workers probed instead.
+  The same table counts each node's HBM copies of a block (key = (instances
+  + node) x U + block, value = how many of the node's workers hold it), so
+  "does a peer on w's node hold b" is one probe, not one per peer.
 * ``B``: a record of ``B_COLS`` per block: the anchors of its holder list
   and of its EIC-copy list (the racks whose pool holds it: ``eic_racks``),
   and its slot in the remote SSD pool (just a flag when the pool can hold
@@ -60,7 +57,7 @@ HHEAD, HTAIL, EHEAD, ETAIL, SSDS = range(5)
 B_COLS = 5
 # G entries
 (U_, NW, NN, NR, WPN, WPR, NPR, DBASE, EBASE, SSD_T, NKEYS, EVICT_TO_EIC, CROSS, WT, EIC_CAP_POS,
- FREE, NFREE, MASK, NHOLD, NEIC, NCR, NMV, SSD_ALL, NUNL, HITS0) = range(25)
+ FREE, NFREE, MASK, NHOLD, NEIC, NCR, NMV, SSD_ALL, HITS0) = range(24)
 MOVED0 = HITS0 + 6
 G_LEN = MOVED0 + 7
 MOVE_NAMES = ("hbm_to_eic", "hbm_to_dram", "eic_to_ssd", "write_through_dram", "dram_to_eic", "dram_to_ssd",
@@ -81,56 +78,20 @@ def rehash(S, G, H):
         t = S[s + INST]
         if t >= 0 and t != ssd:
             hashtab.insert_near(H, mask, t * u + S[s + KEY], s)
+            if t < G[NW]:
+                hashtab.add_near(H, mask, node_key(G, t // G[WPN], S[s + KEY]), 1)
 
 
 @njit(cache=True, inline="always")
-def own_slot(S, T, G, H, B, w, b):
-    """b's slot in w's HBM, or -1: ``find_in`` read from b's holder list while that list is exact (most
-    blocks of a request sit in no HBM: then it is one read of the block's record, not a probe)."""
-    if G[NUNL] == 0:
-        s = B[b * B_COLS + HHEAD]
-        while s >= 0:
-            if S[s + INST] == w:
-                return s
-            s = S[s + BNEXT]
-        return -1
-    return find_in(G, H, w, b) if T[w * T_COLS + CREATED] else -1
+def node_key(G, node, b):
+    """Key of the count of node's HBM copies of block b: past every instance key."""
+    return (G[NW] + G[NN] + G[NR] + 1 + node) * G[U_] + b
 
 
 @njit(cache=True, inline="always")
-def peer_slot(S, T, G, H, B, node, b, w):
-    """b's slot in the HBM of the lowest-numbered worker of `node` other than w that holds it, or -1."""
-    lo = node * G[WPN]
-    hi = lo + G[WPN]
-    if G[NUNL] == 0:  # every resident HBM copy is on its block's holder list
-        best = -1
-        s = B[b * B_COLS + HHEAD]
-        while s >= 0:
-            t = S[s + INST]
-            if lo <= t < hi and t != w and (best < 0 or t < S[best + INST]):
-                best = s
-            s = S[s + BNEXT]
-        return best
-    for p in range(lo, hi):
-        if p != w and T[p * T_COLS + CREATED]:
-            s = find_in(G, H, p, b)
-            if s >= 0:
-                return s
-    return -1
-
-
-@njit(cache=True, inline="always")
-def node_holds(S, T, G, H, B, node, b):
-    """Whether any HBM of `node` holds block b."""
-    if G[NUNL] == 0:
-        lo = node * G[WPN]
-        s = B[b * B_COLS + HHEAD]
-        while s >= 0:
-            if lo <= S[s + INST] < lo + G[WPN]:
-                return True
-            s = S[s + BNEXT]
-        return False
-    return peer_slot(S, T, G, H, B, node, b, -1) >= 0
+def node_copies(G, H, node, b):
+    """How many HBM instances of `node` hold block b (0 when none)."""
+    return max(0, hashtab.find_near(H, G[MASK], node_key(G, node, b)))
 
 
 @njit(cache=True, inline="always")
@@ -157,6 +118,8 @@ def alloc(S, G, H, B, inst, b):
     else:
         hashtab.insert_near(H, G[MASK], inst * G[U_] + b, s)
         G[NKEYS] += 1
+        if inst < G[NW]:
+            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, inst // G[WPN], b), 1)
     return s
 
 
@@ -168,6 +131,8 @@ def release(S, G, H, B, s):
     else:
         hashtab.delete_near(H, G[MASK], t * G[U_] + S[s + KEY])
         G[NKEYS] -= 1
+        if t < G[NW]:
+            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, t // G[WPN], S[s + KEY]), -1)
     S[s + INST] = -1
     slots.give_free(S, s, G, FREE)
     G[NFREE] += 1
@@ -198,10 +163,7 @@ def remove(S, T, G, H, B, t, s):
     slots.unlink(S, s, T, a + HEAD, PREV)
     T[a + SIZE] -= 1
     if t < G[NW]:
-        if S[s + BNEXT] == UNLISTED:  # a resident copy a store took off the holder list (holder_unlist)
-            G[NUNL] -= 1
-        else:
-            holder_drop(S, G, B, s)
+        holder_drop(S, G, B, s)
     elif is_eic(G, t):
         slots.unlink(S, s, B, S[s + KEY] * B_COLS + EHEAD, BPREV)
         G[NEIC] -= 1
@@ -210,18 +172,11 @@ def remove(S, T, G, H, B, t, s):
 
 @njit(cache=True, inline="always")
 def holder_drop(S, G, B, s):
-    """HBM slot s (on its block's holder list) leaves the list."""
-    slots.unlink(S, s, B, S[s + KEY] * B_COLS + HHEAD, BPREV)
-    S[s + BPREV] = S[s + BNEXT] = UNLISTED
-    G[NHOLD] -= 1
-
-
-@njit(cache=True, inline="always")
-def holder_unlist(S, G, B, s):
-    """Resident HBM slot s leaves its block's holder list, if still on it (``G[NUNL]`` counts such slots)."""
+    """HBM slot s leaves its block's holder list (if still on it: UNLISTED marks one that left early)."""
     if S[s + BNEXT] != UNLISTED:
-        holder_drop(S, G, B, s)
-        G[NUNL] += 1
+        slots.unlink(S, s, B, S[s + KEY] * B_COLS + HHEAD, BPREV)
+        S[s + BPREV] = S[s + BNEXT] = UNLISTED
+        G[NHOLD] -= 1
 
 
 @njit(cache=True, inline="always")

@@ -115,7 +115,7 @@ def delete(H, base, mask, key):
     _delete(H, base, mask, key, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def find_near(H, mask, key):
     """``find`` on a table filled by ``insert_near`` (base 0)."""
     return _find(H, 0, mask, key, True)
