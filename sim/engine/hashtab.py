@@ -115,7 +115,7 @@ def delete(H, base, mask, key):
     _delete(H, base, mask, key, False)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def find_near(H, mask, key):
     """``find`` on a table filled by ``insert_near`` (base 0)."""
     return _find(H, 0, mask, key, True)
