@@ -58,7 +58,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from learned.tracker import TRACKED, Tracker
-from trace.prefix import _fill_range as fill_range  # the chunk expansion kernel of trace.prefix
 
 if TYPE_CHECKING:
     from sim.policies.base import AccessContext
@@ -120,7 +119,7 @@ class FeatureStream:
         r0 = self.next_request
         if r1 < r0 or r1 > self.n_requests:
             raise ValueError(f"features: chunk end {r1} outside {r0}..{self.n_requests}")
-        offs, ids = self._rows(r0, r1)
+        offs, ids = self.pb.to_csr(r0, r1)
         tracked = self.tracker.update(offs, ids)
         n = len(ids)
         X = np.zeros((n, N_FEATURES), dtype=np.float32)
@@ -137,17 +136,6 @@ class FeatureStream:
         self._gaps = tracked[:, _GAP]
         self.next_request = r1
         return X
-
-    def _rows(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """(offsets from 0, ids) of requests r0..r1-1, expanded from the parent form. Like
-        ``PrefixBlocks.to_csr``, but the offsets come from the workload's, so a chunk costs its own
-        accesses (``to_csr`` sums every request's count for each call)."""
-        pb = self.pb
-        offs = self.offsets[r0:r1 + 1] - self.offsets[r0]
-        ids = np.empty(int(offs[-1]), dtype=np.int64)
-        if r1 > r0:
-            fill_range(pb.parent, pb.shared, pb.own_off, pb.ids_stored(), r0, r1, offs, ids)
-        return offs, ids
 
     def reuse_gaps(self) -> np.ndarray:
         """float64 reuse distances of the last chunk's accesses (NaN: first access), exact where the

@@ -332,7 +332,8 @@ class PrefixBlocks:
         """(offsets, ids) of requests i0..i1-1: the expanded form (tests, small traces, chunks)."""
         i1 = len(self) if i1 is None else i1
         offs = np.zeros(i1 - i0 + 1, dtype=np.int64)
-        np.cumsum(self.counts()[i0:i1], out=offs[1:])
+        # the slice's counts only: a chunk costs its own requests, not the whole trace's
+        np.cumsum(self.shared[i0:i1] + np.diff(self.own_off[i0:i1 + 1]), out=offs[1:])
         out = np.empty(int(offs[-1]), dtype=np.int64)
         if i1 > i0:
             _fill_range(self.parent, self.shared, self.own_off, self.ids_stored(), i0, i1, offs, out)
