@@ -13,12 +13,14 @@ While it runs, Python's cycle collector is tuned for a long replay: what was bui
 caches, result arrays) is frozen out of its view (``gc.freeze``) and young collections run every
 ``GC_GEN0`` allocations instead of 700. The collector took 8-12 % of a timed cluster replay (perf);
 this gives ~10 % there. It frees the same objects, only cycles wait a little longer: results cannot
-change. Garbage an earlier run left is collected before the freeze (else frozen for good).
+change. Garbage earlier runs left is collected before the freeze (else frozen for good), once every
+``COLLECT_AFTER_S`` seconds of runs.
 """
 from __future__ import annotations
 
 import gc
 from heapq import heappop, heappush
+from time import perf_counter
 
 import simpy
 
@@ -180,21 +182,30 @@ if not _same_as_succeed():
     succeed_last = succeed  # noqa: F811
 
 GC_GEN0 = 50_000
+COLLECT_AFTER_S = 2.0  # seconds of runs after which the next run first collects what they left
+_RUN_S = [0.0]  # seconds of runs since that collection (this process)
 
 
 def run_to_end(env: simpy.Environment) -> None:
     """Process every scheduled event, as ``env.run()`` does (collector tuned: module doc)."""
     old = gc.get_threshold()
-    # Garbage first: freeze would hide the cycles an earlier run left (its environment, processes and
+    # Garbage first: freeze would hide the cycles earlier runs left (their environments, processes and
     # replicas, holding the engine's arrays) for good, since with GC_GEN0 full collections almost never
     # come. Measured: 8 timed pods in one process grew 56 MiB a pod (a 10M-request run in 32 pods was
-    # killed at 18.7 GB); with this collection they stay at 250 MiB.
-    gc.collect()
+    # killed at 18.7 GB); with this collection they stay at 250 MiB. A full collection costs ~20-100 ms,
+    # so it runs once COLLECT_AFTER_S of runs have passed since the last one (many small runs - a test
+    # suite, a sweep of small points - would otherwise pay it each time: the timed tests took twice as
+    # long); what short runs leave meanwhile is small.
+    if _RUN_S[0] >= COLLECT_AFTER_S:
+        gc.collect()
+        _RUN_S[0] = 0.0
     gc.freeze()
     gc.set_threshold(GC_GEN0, *old[1:])
+    t0 = perf_counter()
     try:
         _drain(env)
     finally:
+        _RUN_S[0] += perf_counter() - t0
         gc.set_threshold(*old)
         gc.unfreeze()
 

@@ -42,10 +42,13 @@ def test_timer_builds_what_timeout_does():
     assert seen == [(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)]
 
 
-def test_cycles_an_earlier_run_left_are_collected_not_frozen():
+def test_cycles_an_earlier_run_left_are_collected_not_frozen(monkeypatch):
     """A run's environment is a reference cycle (processes <-> environment); dropped by its caller, it
-    must not be frozen out of the collector's view by the next run (memory grew a pod at a time)."""
+    must not be frozen out of the collector's view for good by the next runs (memory grew a pod at a
+    time): once COLLECT_AFTER_S seconds of runs have passed, the next run collects first."""
     import weakref
+
+    from sim.timing import event_loop
 
     def one_run():
         env = simpy.Environment()
@@ -60,9 +63,14 @@ def test_cycles_an_earlier_run_left_are_collected_not_frozen():
 
     gc.disable()  # only run_to_end may collect here
     try:
-        gone = one_run()
-        assert gone() is not None  # garbage, not collected yet
+        monkeypatch.setattr(event_loop, "COLLECT_AFTER_S", 3600.0)
+        event_loop._RUN_S[0] = 0.0
+        kept = one_run()
         run_to_end(simpy.Environment())
-        assert gone() is None
+        assert kept() is not None  # short runs: not collected yet (a full collection each would cost)
+        monkeypatch.setattr(event_loop, "COLLECT_AFTER_S", 0.0)
+        gone = one_run()
+        run_to_end(simpy.Environment())
+        assert gone() is None and kept() is None
     finally:
         gc.enable()
