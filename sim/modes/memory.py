@@ -32,6 +32,8 @@ RUN_PER_REQ_B = {"single": 220, "single_timed": 300, "cluster": 620, "cluster_ti
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
+# ... merged into totals when no row is needed (partition_merge.Reduce): TTFT (8) and the cover count (4)
+REDUCED_PER_REQ_B = 8 + 4
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
 # the oracle family (oracle, plan, calibrate, audit): the expanded ids, sim.oracle.access's six per-access
 # arrays, their sort and the bounds' passes (measured: 20k / 80k synthetic requests of ~238 blocks,

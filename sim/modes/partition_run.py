@@ -26,7 +26,7 @@ from sim.config import Config
 from sim.errors import InputError
 from sim.io_safe import write_bytes_atomic
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
-from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult
+from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce
 from trace.workload import Workload
 
 # runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
@@ -119,11 +119,14 @@ def _failure_message(failed: list[tuple[PodTask, dict]], kept: int, store: PodSt
 
 def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Partition, *, timing: bool,
                     setup, runner: PodRunner | None = None, store: PodStore | None = None,
-                    progress: Callable[[int], None] | None = None) -> MergedClusterResult:
-    """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one)."""
+                    progress: Callable[[int], None] | None = None, rows: bool = True) -> MergedClusterResult:
+    """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one). `rows`:
+    merge the per-request rows (``partition_merge.needs_rows``); else only their totals and TTFT."""
     t0 = time.perf_counter()
     tasks = pod_tasks(cfg, w, part, policy, router, timing)
-    merged = Merger(len(w))  # each finished pod's arrays go straight into the whole run's
+    lay = setup.layout
+    reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack)
+    merged = Merger(len(w), reduce)  # each finished pod's arrays go straight into the whole run's
     todo = []
     for t in tasks:
         t.key = pod_key(t)

@@ -83,7 +83,7 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool, partition=None) -> None:
+                   timing: bool, partition=None, rows: bool = True) -> None:
     from sim.modes.cluster import ClusterSetup, queue_recency
     from sim.modes.memory import check, run_estimate
 
@@ -103,15 +103,16 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
               change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
               where="--mode cluster")
         return
-    est = _partition_estimate(w, partition, cap, compiled, timing, runs)
+    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows)
     check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
           change=_too_big(w) + ", use more pods or fewer --workers", where="--pods")
 
 
-def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int):
-    """The driver (the workload, its pods' copies, the merged per-request results) plus the largest pod's
-    replay once per pod simulated at the same time (each a process of its own unless in this one)."""
-    from sim.modes.memory import BASE_B, MERGED_PER_REQ_B, Estimate, run_estimate
+def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool):
+    """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
+    TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
+    own unless in this one)."""
+    from sim.modes.memory import BASE_B, MERGED_PER_REQ_B, REDUCED_PER_REQ_B, Estimate, run_estimate
     from sim.modes.partition import pod_sizes
 
     biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
@@ -120,7 +121,10 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     at_once = min(part.at_once, part.pods)
     est = Estimate()
     est.add("workload and its pods", 2 * w.nbytes())
-    est.add("merged per-request results", len(w) * MERGED_PER_REQ_B * runs)
+    if rows:
+        est.add("merged per-request results", len(w) * MERGED_PER_REQ_B * runs)
+    else:  # one run's at a time: its TTFT and cover counts, dropped after its report
+        est.add("merged totals and TTFT", len(w) * REDUCED_PER_REQ_B)
     est.add("pods at once", at_once * (biggest.total - (BASE_B if at_once == 1 else 0)))
     return est
 
@@ -199,6 +203,7 @@ def run_cluster_mode(
     from sim.cache.layout import Layout
     from sim.modes.cluster import run_cluster
     from sim.modes.common import NodeSetup, prepare_workload
+    from sim.modes.partition_merge import needs_rows
     from sim.report.cluster import cluster_metrics
     from sim.routing.registry import router_class
     from sim.timing.topology import Topology
@@ -215,7 +220,8 @@ def run_cluster_mode(
     w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
     node = NodeSetup.from_config(cfg, w.block_tokens)
-    _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition)
+    rows = needs_rows(cfg, len(w), requests is not None)
+    _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
 
@@ -229,7 +235,7 @@ def run_cluster_mode(
 
             res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
-                                  store=pod_store, progress=cb)
+                                  store=pod_store, progress=cb, rows=rows)
         else:
             res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
         if progress:

@@ -23,8 +23,9 @@ import numpy as np
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import Config
-from sim.report.schema import dist_ms, slo_ok
-from sim.report.sink import MetricsSink, latency_metrics, metrics_sink
+from sim.report.cluster_totals import ClusterTotals, totals_of
+from sim.report.schema import dist_ms
+from sim.report.sink import latency_metrics
 
 
 def _skew(values: np.ndarray) -> dict[str, float | int | None]:
@@ -58,18 +59,14 @@ def skew_warning(skew: dict[str, Any]) -> str | None:
     return None
 
 
-def skew_metrics(res) -> dict[str, Any]:
-    lay = res.setup.layout
-    nw, nr = lay.n_workers, lay.topo.n_racks
-    req_w = np.bincount(res.worker, minlength=nw).astype(float)
-    load_w = np.bincount(res.worker, weights=res.busy_s, minlength=nw)
-    racks = res.worker // lay.workers_per_rack
-    req_r = np.bincount(racks, minlength=nr).astype(float)
-    load_r = np.bincount(racks, weights=res.busy_s, minlength=nr)
+def skew_metrics(layout, t: ClusterTotals) -> dict[str, Any]:
+    """Requests and load per worker and per rack of `layout` (from the run's totals)."""
+    req_w, req_r = t.requests_per_worker.astype(float), t.requests_per_rack.astype(float)
     out: dict[str, Any] = {
-        "worker": {"requests": _skew(req_w), "load": _skew(load_w), "used": int((req_w > 0).sum()),
-                   "count": int(nw), "gpus_per_worker": int(lay.gpus_per_worker)},
-        "rack": {"requests": _skew(req_r), "load": _skew(load_r), "used": int((req_r > 0).sum()), "count": int(nr)},
+        "worker": {"requests": _skew(req_w), "load": _skew(t.busy_per_worker), "used": int((req_w > 0).sum()),
+                   "count": int(layout.n_workers), "gpus_per_worker": int(layout.gpus_per_worker)},
+        "rack": {"requests": _skew(req_r), "load": _skew(t.busy_per_rack), "used": int((req_r > 0).sum()),
+                 "count": int(layout.topo.n_racks)},
         "warn_max_mean": SKEW_WARN_MAX_MEAN,
     }
     out["warning"] = skew_warning(out)
@@ -79,25 +76,15 @@ def skew_metrics(res) -> dict[str, Any]:
 PARTS = ("load", "queue", "prefill")  # the TTFT parts of a cluster request (load = waiting for the network)
 
 
-def cluster_sink(res, cfg: Config, n_requests: int | None = None) -> MetricsSink:
-    """The run's per-request latencies (seconds) in a sink: exact or sketched by the run's size. Pods
-    simulated apart pass the whole run's `n_requests`, merge their sinks (``MetricsSink.merge``) and give
-    the result to ``latency_metrics(sink, PARTS)``."""
-    sink = metrics_sink(len(res.workload) if n_requests is None else n_requests, cfg)
-    sink.add({"ttft": res.ttft_s, "tpot": res.tpot_s, "e2e": res.e2e_s,
-              "load": res.net_s, "queue": res.queue_s, "prefill": res.prefill_s})
-    return sink
-
-
 def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     """Metrics of one cluster replay (a sim.modes.cluster_result.ClusterResult)."""
     w = res.workload
     total_in = max(1, int(w.input_tokens.sum()))
     total_blocks = max(1, w.total_blocks)
     cs = res.cache_summary()  # plain counters: one cache, or the pods' summed (sim.modes.partition)
+    tot = totals_of(res, cfg)  # what is read of the per-request arrays (pods: summed as they finished)
     bb = res.setup.node.block_bytes
-    by_loc_tok = res.hit_tokens.sum(axis=0)
-    by_loc_blk = res.hit_blocks.sum(axis=0)
+    by_loc_tok, by_loc_blk = tot.hit_tokens, tot.hit_blocks
     loc_rate = {name: float(by_loc_tok[k] / total_in) for k, name in enumerate(LOC_NAMES)}
     # tier view (the single-node keys): which tier kind served the tokens
     served = {"hbm": (0, 1), "dram": (2,), "eic": (3, 4), "ssd": (5,)}
@@ -119,8 +106,8 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     ns = res.network_stats()
     moved = int(sum(ns["bytes_by_class"].values()))
     m: dict[str, Any] = {
-        "hit_rate": float(res.hit_tokens.sum() / total_in),
-        "block_hit_rate": float(res.hit_blocks.sum() / total_blocks),
+        "hit_rate": float(tot.hit_tokens.sum() / total_in),
+        "block_hit_rate": float(tot.hit_blocks.sum() / total_blocks),
         "hit_rate_by_location": loc_rate,
         "tiers": tiers,
         "evictions": int(evictions),
@@ -138,7 +125,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
             "tail_events": ns["tail_events"],
             "ttft_network_share": None,
         },
-        "skew": skew_metrics(res),
+        "skew": skew_metrics(res.setup.layout, tot),
         "router": res.router,
         "policy": res.policy,
         "block_bytes": int(bb),
@@ -150,19 +137,17 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
                             "eic_per_rack": cs["eic_blocks"], "remote_ssd": cs["ssd_blocks"]},
     }
     if res.timing:
-        ttft, tpot = res.ttft_s, res.tpot_s
-        ok_ttft, ok_tpot = slo_ok(ttft, tpot, cfg.slo.ttft_ms, cfg.slo.tpot_ms)
-        ok = ok_ttft & ok_tpot
         sim_t = max(res.sim_time_s, 1e-9)
-        tt = float(np.nansum(ttft))
+        tt = float(np.nansum(res.ttft_s))
+        assert tot.sink is not None  # timed totals carry the latencies
         m.update(
-            **latency_metrics(cluster_sink(res, cfg), PARTS),
+            **latency_metrics(tot.sink, PARTS),
             throughput_tokens_s=float((w.input_tokens.sum() + w.output_tokens.sum()) / sim_t),
-            slo_attainment=float(ok.mean()) if len(ok) else None,
+            slo_attainment=tot.slo_met / tot.requests if tot.requests else None,
             iteration_ms=res.iteration_ms, preemptions=int(res.preemptions),
             **res.io,  # tier_io (bytes actually moved per tier), recomputed_prefixes, recomputed_tokens
         )
-        m["network"]["ttft_network_share"] = float(np.nansum(res.net_s) / tt) if tt > 0 else None
+        m["network"]["ttft_network_share"] = tot.net_sum_s / tt if tt > 0 else None
     else:
         for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
             m[key] = dist_ms(np.array([]))

@@ -112,8 +112,8 @@ def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys)
     key_bound = AccessContext.from_workload(w).key_bound
     cap = 10 * key_bound  # the whole trace stays resident, as at 102,400 GPUs
     whole = run_estimate(w, mode="cluster", timing=False, per_access=False, slots=key_bound, cluster_compiled=True)
-    one = _partition_estimate(w, Partition(4), cap, True, False, 1)
-    two = _partition_estimate(w, Partition(4, at_once=2), cap, True, False, 1)
+    one = _partition_estimate(w, Partition(4), cap, True, False, 1, True)
+    two = _partition_estimate(w, Partition(4, at_once=2), cap, True, False, 1, True)
     assert one.total < whole.total < two.total
     # the largest pod's records and slots: about a quarter of the whole (sessions hash to pods unevenly)
     sizes = [s.own_blocks for s in pod_sizes(w, Partition(4))]
@@ -125,6 +125,13 @@ def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys)
 
     res = run_cluster(cfg, w.head(10), "lru", "prefix_aware", timing=False)
     assert MERGED_PER_REQ_B == sum(getattr(res, k).nbytes for k in ARRAYS) // 10
+    # ... and a reduced merge's: TTFT and the cover count
+    from sim.modes.memory import REDUCED_PER_REQ_B
+    from sim.modes.partition_merge import KEPT_REDUCED, Merger
+
+    assert REDUCED_PER_REQ_B == sum(getattr(res, k).nbytes for k in KEPT_REDUCED) // 10 + Merger(10).seen.itemsize
+    reduced = _partition_estimate(w, Partition(4), cap, True, False, 1, False)
+    assert one.total - reduced.total == len(w) * (MERGED_PER_REQ_B - REDUCED_PER_REQ_B)
     monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((one.total + whole.total) / 2 / GiB))
     with pytest.raises(InputError, match=r"--pods K") as e:
         run_mode(cfg, "cluster", timing=False)
@@ -172,6 +179,77 @@ def test_merger_takes_pods_in_any_order_and_refuses_a_bad_cover():
             m.add(pod(k, idx))
         with pytest.raises(ValueError, match="cover the workload once"):
             m.result(policy="lru", router="r", timing=False, setup=None, workload=None, wall_s=0.0)
+
+
+def _close(a: dict, b: dict, rel: float) -> list[str]:
+    """Field-by-field differences beyond `rel` (floats) or any (everything else), wall-clock fields aside."""
+    a, b = json.loads(json.dumps(a, default=str)), json.loads(json.dumps(b, default=str))
+    out: list[str] = []
+
+    def walk(x, y, path):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in set(x) | set(y):
+                if not any(w == k for w in WALL):
+                    walk(x.get(k), y.get(k), f"{path}.{k}")
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, f"{path}[{i}]")
+        elif isinstance(x, float) and isinstance(y, float) and not isinstance(x, bool):
+            if x != pytest.approx(y, rel=rel, abs=0):
+                out.append(f"{path}: {x} != {y}")
+        elif x != y:
+            out.append(f"{path}: {x!r} != {y!r}")
+
+    walk(a, b, "")
+    return out
+
+
+@pytest.mark.parametrize("timing", [False, True])
+def test_a_reduced_merge_reports_what_the_merged_rows_report(timing):
+    """Past the exact-quantile threshold and without a per-request file, pods are merged into totals
+    (sim.report.cluster_totals) and TTFT only: the report equals the merged rows' one, up to float sums
+    taken pod by pod (the network share, the sketch's served means)."""
+    cfg = _cfg("report.exact_quantiles_max_requests=100")
+    part = Partition(4, "prefix_root")
+    reduced = run_mode(cfg, "cluster", timing=timing, partition=part)
+    tables: list = []
+    rows = run_mode(cfg, "cluster", timing=timing, partition=part, requests=tables)
+    assert _close(reduced, rows, rel=1e-12) == []
+    assert reduced["metrics"]["quantiles" if timing else "hit_rate"] is not None
+    if timing:
+        assert reduced["metrics"]["quantiles"].startswith("sketch")
+
+
+def test_the_reduced_merger_sums_pods_at_their_offsets():
+    """Two hand-made pods of 2 workers (1 rack each): per-worker and per-rack counts land at the pod's
+    offset, the SLO count and network sums add, only TTFT stays per request."""
+    from sim.modes.partition_merge import Merger, PodResult, Reduce
+
+    cfg = _cfg("slo.ttft_ms=1000", "slo.tpot_ms=100")
+
+    def pod(k: int, index: list[int], worker: list[int], ttft: list[float]) -> PodResult:
+        idx = np.array(index, dtype=np.int64)
+        n = len(idx)
+        hits = np.zeros((n, 6), dtype=np.int64)
+        hits[:, 0] = 16
+        arrays = {"hit_blocks": hits // 16, "hit_tokens": hits, "worker": np.array(worker, dtype=np.int64),
+                  "net_s": np.full(n, 0.25), "queue_s": np.zeros(n), "prefill_s": np.zeros(n),
+                  "ttft_s": np.array(ttft), "tpot_s": np.full(n, 0.05), "e2e_s": np.ones(n), "busy_s": np.full(n, 2.0),
+                  "recomputed_tokens": np.zeros(n, dtype=np.int64)}
+        return PodResult(k, f"p{k}", idx, arrays, {"eic_blocks": 1, "ssd_blocks": 0}, {}, {"sim_time_s": 1.0,
+                         "wall_s": 0.0, "preemptions": 0, "workers_per_pod": 2}, {}, {})
+
+    m = Merger(5, Reduce(cfg, True, pods=2, n_workers=4, n_racks=2, workers_per_rack=2))
+    m.add(pod(1, [1, 4], [0, 0], [0.5, 2.0]))  # 2.0 s misses the 1 s TTFT target
+    m.add(pod(0, [0, 2, 3], [1, 1, 0], [0.1, 0.2, 0.3]))
+    r = m.result(policy="lru", router="r", timing=True, setup=None, workload=None, wall_s=0.0)
+    t = r.totals
+    assert t.requests_per_worker.tolist() == [1, 2, 2, 0] and t.busy_per_worker.tolist() == [2.0, 4.0, 4.0, 0.0]
+    assert t.requests_per_rack.tolist() == [3, 2] and t.busy_per_rack.tolist() == [6.0, 4.0]
+    assert t.hit_tokens.tolist() == [80, 0, 0, 0, 0, 0] and t.hit_blocks[0] == 5
+    assert (t.requests, t.slo_met, t.net_sum_s) == (5, 4, 1.25)
+    assert r.ttft_s.tolist() == [0.1, 0.5, 0.2, 0.3, 2.0] and r.hit_tokens is None and r.worker is None
+    assert t.sink.dist_ms("ttft")["p50"] == pytest.approx(300.0, rel=0.01)
 
 
 def test_in_process_pods_report_progress_inside_each_pod():
