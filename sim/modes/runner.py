@@ -83,7 +83,7 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool, partition=None, rows: bool = True) -> None:
+                   timing: bool, partition=None, rows: bool = True, pods=None) -> None:
     from sim.modes.cluster import ClusterSetup, queue_recency
     from sim.modes.memory import check, run_estimate
 
@@ -103,12 +103,13 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
               change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
               where="--mode cluster")
         return
-    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows)
+    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods)
     check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
           change=_too_big(w) + ", use more pods or fewer --workers", where="--pods")
 
 
-def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool):
+def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool,
+                        pods=None):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one)."""
@@ -117,7 +118,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
 
     biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
                                 slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs)
-                   for s in pod_sizes(w, part)), key=lambda e: e.total)
+                   for s in pod_sizes(w, part, pods)), key=lambda e: e.total)
     at_once = min(part.at_once, part.pods)
     est = Estimate()
     est.add("workload and its pods", 2 * w.nbytes())
@@ -213,6 +214,7 @@ def run_cluster_mode(
         from sim.modes.partition import check_partition
 
         check_partition(cfg, partition, "cluster")
+    from sim.modes.partition import assign_pods
     routers = routers or [cfg.cluster.router]
     for r in routers:
         router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
@@ -221,7 +223,8 @@ def run_cluster_mode(
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
     node = NodeSetup.from_config(cfg, w.block_tokens)
     rows = needs_rows(cfg, len(w), requests is not None)
-    _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows)
+    assignment = assign_pods(w, partition) if partition else None  # once for the estimate and every run
+    _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
 
@@ -235,7 +238,7 @@ def run_cluster_mode(
 
             res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
-                                  store=pod_store, progress=cb, rows=rows)
+                                  store=pod_store, progress=cb, rows=rows, pods=assignment)
         else:
             res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
         if progress:
