@@ -123,6 +123,9 @@ def main() -> None:
             print(f"  tracker: {stream.tracker.nbytes() / 2**20:.0f} MiB, "
                   f"{stream.tracker.nbytes() / max(1, w.prefix_blocks().n_own()):.0f} B per distinct block "
                   f"({n_blocks:,} block slots)")
+            ids = stream.pb.ids_stored()
+            if ids.size and ids is not w.prefix_blocks().ids_stored():  # stored ids renumbered (densified)
+                print(f"  renumbered ids held by the stream: {ids.nbytes / 2**20:.0f} MiB")
     if est is not None:
         print(f"memory estimate: {est.total / 2**30:.2f} GiB ({est.summary()})")
     print(f"peak RSS: {rss_gib():.2f} GiB")
