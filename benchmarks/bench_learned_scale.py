@@ -9,6 +9,8 @@ engine, which the learned policy runs on). One run per process, so the peak RSS 
   when larger); features streamed chunk by chunk from the per-block tracker (learned.features).
 * ``--run online``: no model file, retrained every 2,000 requests (the whole-trace path: per-access
   context arrays and the whole feature matrix).
+* ``--hashed-ids``: the replayed workload keeps the generator's 64-bit content hashes as block ids
+  (``generate(..., hashed_ids=True)``: stored ids, as a loaded trace has) instead of dense ids.
 * ``--scores-only``: the policy's own work only (every access's features and score, as the replay
   would ask for them), without the Python engine's replay, which is the same on both paths and slow
   (about 1-3k requests/s on this workload).
@@ -55,6 +57,8 @@ def main() -> None:
     ap.add_argument("--train-requests", type=int, default=20_000)
     ap.add_argument("--scores-only", action="store_true",
                     help="compute every access's features and score without the replay (the policy's own cost)")
+    ap.add_argument("--hashed-ids", action="store_true",
+                    help="replay the generator's content-hash block ids (stored ids) instead of dense ids")
     args = ap.parse_args()
 
     import learned.policy as learned_policy
@@ -77,10 +81,11 @@ def main() -> None:
               f"{summ['total_s']:.1f} s; peak RSS so far {rss_gib():.2f} GiB")
     cfg = config(args.requests, model_path)
     t0 = time.perf_counter()
-    w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed, hashed_ids=args.hashed_ids))
     gen_s = time.perf_counter() - t0
+    ids = "dense ids" if w.prefix_blocks().dense else "stored (hashed) ids"
     print(f"workload: {len(w):,} multi_turn requests, {cfg.synthetic.sessions:,} sessions"
-          f", {w.total_blocks:,} accesses of 16-token blocks, {gen_s:.1f} s to generate")
+          f", {w.total_blocks:,} accesses of 16-token blocks, {ids}, {gen_s:.1f} s to generate")
     est = None
     try:
         from sim.modes.common import NodeSetup
@@ -118,6 +123,9 @@ def main() -> None:
             print(f"  tracker: {stream.tracker.nbytes() / 2**20:.0f} MiB, "
                   f"{stream.tracker.nbytes() / max(1, w.prefix_blocks().n_own()):.0f} B per distinct block "
                   f"({n_blocks:,} block slots)")
+            ids = stream.pb.ids_stored()
+            if ids.size and ids is not w.prefix_blocks().ids_stored():  # stored ids renumbered (densified)
+                print(f"  renumbered ids held by the stream: {ids.nbytes / 2**20:.0f} MiB")
     if est is not None:
         print(f"memory estimate: {est.total / 2**30:.2f} GiB ({est.summary()})")
     print(f"peak RSS: {rss_gib():.2f} GiB")

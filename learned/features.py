@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from learned.tracker import TRACKED, Tracker
+from trace.prefix import first_use_ids
 
 if TYPE_CHECKING:
     from sim.policies.base import AccessContext
@@ -84,6 +85,17 @@ _GAP = TRACKED.index("reuse_gap")
 CHUNK_ACCESSES = 16384  # default rows per chunk (the policy scores a chunk per LightGBM call)
 
 
+def dense_sessions(session_id: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per request the index of its session, 0..S-1 in order of first appearance (-1: unknown session),
+    and S (int32 below 2**31 sessions: 4 bytes a request)."""
+    sess = np.asarray(session_id, dtype=np.int64)
+    known = sess >= 0
+    ranks, n = first_use_ids(sess[known])
+    out = np.full(len(sess), -1, dtype=np.int32 if n < 2**31 else np.int64)
+    out[known] = ranks
+    return out, n
+
+
 class FeatureStream:
     """Feature rows of a workload's accesses, chunk by chunk of consecutive whole requests.
 
@@ -93,10 +105,13 @@ class FeatureStream:
 
     def __init__(self, w: Workload, depth: np.ndarray | None = None) -> None:
         self.w = w
-        self.pb = w.prefix_blocks()
+        # the tracker indexes its arrays by id: stored ids renumbered once, on the parent form (no copy when
+        # dense or already numbered in first-use order), and the known sessions likewise
+        self.pb, n_ids = w.prefix_blocks().densified()
+        sess, n_sess = dense_sessions(w.session_id)
         self.offsets = np.asarray(w.block_offsets, dtype=np.int64)
         self.depth = depth
-        self.tracker = Tracker(self.pb.dense, w.arrival_ms, w.session_id, self.pb.n_own())
+        self.tracker = Tracker(w.arrival_ms, sess, n_ids, n_sess)
         self.next_request = 0  # first request of the next chunk
         self.n_requests = len(w)
         self.n = int(self.offsets[-1]) if len(self.offsets) else 0

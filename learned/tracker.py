@@ -8,10 +8,12 @@ from the workload's per-request arrivals by request index (the same float64 valu
 computation subtracted). A chunk's block lists are materialised from the workload's parent form
 (``trace.prefix``) for that chunk only.
 
-Block ids are only compared: dense ids (``PrefixBlocks.dense``, the synthetic generator's) index the
-per-block arrays directly; stored ids (hashes of a trace) go through a hash index first. A block's
-second and later sessions and followers go to sets of pairs, the same hash index keyed by two words:
-in multi-turn traffic most blocks have one of each, so the sets hold the shared prefixes' exceptions.
+Block ids arrive dense, 0..n_blocks-1: they index the per-block arrays directly. A trace's stored ids
+(hashes) are renumbered once by the caller with the project's one id-to-index map
+(``PrefixBlocks.densified``: ``learned.features.FeatureStream``), so the tracker has no id index of
+its own. A block's second and later sessions and followers go to sets of pairs, a hash index keyed by
+two words: in multi-turn traffic most blocks have one of each, so the sets hold the shared prefixes'
+exceptions.
 """
 from __future__ import annotations
 
@@ -100,22 +102,16 @@ class PairIndex:
 
 
 @njit(cache=True)
-def _chunk(offs, ids, r0, arr, sess, pos0, dense, bidx,
-           id_tab, id_a, id_b, id_cnt,
+def _chunk(offs, ids, r0, arr, sess, pos0,
            freq, prev_pos, prev_req, first_req, n_sess, n_fan, sess1, fol1,
            sp_tab, sp_a, sp_b, sp_cnt,
            fp_tab, fp_a, fp_b, fp_cnt,
-           st_tab, st_a, st_b, st_cnt, st_req,
-           out):
-    """Tracked columns (``TRACKED``) of requests r0.. (CSR `offs`/`ids` from 0) into `out`, updating the
-    state. `arr`/`sess`: every request's arrival and session. A block's first session and first follower
-    are kept inline; only further ones go to the pair sets (most blocks have one of each)."""
+           st_req, out):
+    """Tracked columns (``TRACKED``) of requests r0.. (CSR `offs`/`ids` from 0, dense ids) into `out`,
+    updating the state. `arr`/`sess`: every request's arrival and session index (dense, -1 unknown);
+    `st_req`: each session's latest request with blocks (-1 none yet). A block's first session and
+    first follower are kept inline; only further ones go to the pair sets (most blocks have one of each)."""
     nan = np.nan
-    for j in range(len(ids)):  # block index of every access of the chunk
-        if dense:
-            bidx[j] = ids[j]
-        else:
-            bidx[j] = _find_or_add(id_tab, id_a, id_b, id_cnt, ids[j], 0)[0]
     for r in range(len(offs) - 1):
         lo, hi = offs[r], offs[r + 1]
         if hi == lo:
@@ -126,15 +122,15 @@ def _chunk(offs, ids, r0, arr, sess, pos0, dense, bidx,
         prev_turn = nan
         k = -1
         if s >= 0:  # a known session's previous turn decides, not the prefix
-            k, new = _find_or_add(st_tab, st_a, st_b, st_cnt, s, 0)
-            if not new:
+            k = s
+            if st_req[k] >= 0:
                 prev_turn = arr[st_req[k]]
             st_req[k] = req
         start = pos0 + lo
         ps = 0
         deep = -1
         for j in range(lo, hi):
-            b = bidx[j]
+            b = ids[j]
             p = pos0 + j
             pp = prev_pos[b]
             seen = pp >= 0
@@ -153,7 +149,7 @@ def _chunk(offs, ids, r0, arr, sess, pos0, dense, bidx,
             elif not (seen and pp >= start):  # an unknown session is its own request
                 n_sess[b] += 1
             if j + 1 < hi:
-                f = bidx[j + 1]
+                f = ids[j + 1]
                 if fol1[b] == -1:
                     fol1[b] = f
                     n_fan[b] += 1
@@ -179,41 +175,33 @@ class Tracker:
 
     Per block (36 bytes with int32 indexes): access count, previous access position and request, first request,
     distinct sessions and followers, first session and first follower; plus the pair sets for blocks
-    with more than one session or follower, and the id index for stored ids. Request and block indexes
-    are int32 below 2**31 (`n_blocks` bounds the block indexes, `n_requests` the requests).
+    with more than one session or follower; per session its latest request. Block ids are dense,
+    0..n_blocks-1, and so are the sessions' indexes, 0..n_sessions-1 per request (-1: unknown session),
+    both renumbered by the caller (module doc). Request and block indexes are int32 below 2**31.
     """
 
-    def __init__(self, dense: bool, arrival_ms: np.ndarray, session: np.ndarray, n_blocks: int) -> None:
-        self.dense = bool(dense)
+    def __init__(self, arrival_ms: np.ndarray, session: np.ndarray, n_blocks: int, n_sessions: int) -> None:
         self.arr = np.ascontiguousarray(arrival_ms, dtype=np.float64)
-        self.sess = np.ascontiguousarray(session, dtype=np.int64)
+        self.sess = np.ascontiguousarray(session)
+        if self.sess.dtype.kind != "i" or len(self.sess) != len(self.arr):
+            raise ValueError("tracker: one integer session index per request")
+        if len(self.sess) and (self.sess.min() < -1 or self.sess.max() >= n_sessions):
+            raise ValueError(f"tracker: session indexes must be dense, 0..{n_sessions - 1} (-1 unknown)")
         small = max(n_blocks, len(self.arr)) < 2**31
         self.idx_t = np.int32 if small else np.int64
-        self.ids = PairIndex()  # stored id -> block index (unused for dense ids)
         self.sess_pairs = PairIndex()  # (block, session index) beyond the block's first session
         self.fan_pairs = PairIndex()  # (block, next block in a request) beyond the block's first follower
-        self.sessions = PairIndex()  # known session -> index into sess_req
-        self.sess_req = np.zeros(0, dtype=self.idx_t)  # each known session's latest request
-        z = np.zeros(0, dtype=self.idx_t)
-        self.prev_pos = np.zeros(0, dtype=np.int64)
-        self.freq, self.n_sess, self.n_fan = z, z.copy(), z.copy()
-        self.prev_req, self.first_req, self.sess1, self.fol1 = z.copy(), z.copy(), z.copy(), z.copy()
+        self.sess_req = np.full(int(n_sessions), -1, dtype=self.idx_t)  # each session's latest request
         self.pos = 0  # position of the next access
         self.request = 0  # the next request
-        if self.dense:  # the ids are 0..n_blocks-1: sized once, no growth slack
-            self._blocks(n_blocks)
+        self.n_blocks = nb = int(n_blocks)  # the ids are 0..n_blocks-1: sized once, no growth slack
+        t = self.idx_t
+        self.prev_pos = np.full(nb, -1, dtype=np.int64)
+        self.freq, self.n_sess, self.n_fan = np.zeros(nb, t), np.zeros(nb, t), np.zeros(nb, t)
+        self.prev_req, self.first_req = np.zeros(nb, t), np.zeros(nb, t)
+        self.sess1, self.fol1 = np.full(nb, -1, t), np.full(nb, -1, t)
 
-    _FILL = {"prev_pos": -1, "freq": 0, "n_sess": 0, "n_fan": 0, "prev_req": 0, "first_req": 0, "sess1": -1,
-             "fol1": -1}
-
-    def _blocks(self, n: int) -> None:
-        """Per-block arrays for block indexes below n (grown by half at least)."""
-        if n <= len(self.freq):
-            return
-        if len(self.freq):
-            n = max(n, len(self.freq) + len(self.freq) // 2)
-        for name, fill in self._FILL.items():
-            setattr(self, name, _grown(getattr(self, name), n, fill))
+    _PER_BLOCK = ("prev_pos", "freq", "n_sess", "n_fan", "prev_req", "first_req", "sess1", "fol1")
 
     def update(self, offs: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """float64 (accesses x len(TRACKED)) of the next chunk's requests (CSR `offs`/`ids` from 0)."""
@@ -223,26 +211,20 @@ class Tracker:
         self.request += len(offs) - 1
         if n == 0:
             return out
-        if self.dense:
-            self._blocks(int(ids.max()) + 1)
-        else:
-            self._blocks(self.ids.reserve(n))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.min() < 0 or ids.max() >= self.n_blocks:  # the kernel indexes without bounds checks
+            raise ValueError(f"tracker: block ids must be dense, 0..{self.n_blocks - 1}")
         self.sess_pairs.reserve(n)
         self.fan_pairs.reserve(n)
-        cap = self.sessions.reserve(len(offs) - 1)
-        if cap > len(self.sess_req):
-            self.sess_req = _grown(self.sess_req, cap, 0)
-        i, sp, fp, st = self.ids, self.sess_pairs, self.fan_pairs, self.sessions
-        _chunk(np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(ids, dtype=np.int64), r0,
-               self.arr, self.sess, self.pos, self.dense, np.empty(n, dtype=np.int64),
-               i.table, i.ka, i.kb, i.cnt,
+        sp, fp = self.sess_pairs, self.fan_pairs
+        _chunk(np.ascontiguousarray(offs, dtype=np.int64), ids, r0, self.arr, self.sess, self.pos,
                self.freq, self.prev_pos, self.prev_req, self.first_req, self.n_sess, self.n_fan, self.sess1,
                self.fol1, sp.table, sp.ka, sp.kb, sp.cnt, fp.table, fp.ka, fp.kb, fp.cnt,
-               st.table, st.ka, st.kb, st.cnt, self.sess_req, out)
+               self.sess_req, out)
         self.pos += n
         return out
 
     def nbytes(self) -> int:
-        per_block = sum(getattr(self, name).nbytes for name in self._FILL)
-        return (per_block + self.ids.nbytes() + self.sess_pairs.nbytes() + self.fan_pairs.nbytes()
-                + self.sessions.nbytes() + self.sess_req.nbytes)
+        per_block = sum(getattr(self, name).nbytes for name in self._PER_BLOCK)
+        return (per_block + self.sess_pairs.nbytes() + self.fan_pairs.nbytes()
+                + self.sess_req.nbytes)

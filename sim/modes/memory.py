@@ -54,11 +54,16 @@ NEXT_USE_BLOCK_B = 4
 NEXT_USE_PER_REQ_B = 64
 # the learned policy (learned/): with a model file its features are streamed from a per-block tracker
 # (learned.tracker: 36 bytes per distinct block with int32 indexes, plus the pair sets of blocks with a
-# second session or follower: 56 bytes measured on multi_turn synthetic traffic; stored ids add their index,
-# counted by RENUMBER_B) and one priority per scored access stays (8 bytes); online it holds the whole
+# second session or follower). Measured with benchmarks/bench_learned_scale.py on multi_turn synthetic
+# traffic (sessions = requests / 10): 55.9-56.1 bytes per distinct block at 50k, 200k and 400k requests,
+# 52.0 at 1M, with dense and with hashed ids alike. Stored ids not already numbered 0, 1, 2... are
+# renumbered once (PrefixBlocks.densified) and the stream holds that copy (ID_B per own block; the
+# renumbering's table is freed before the tracker is allocated, so no RENUMBER_B); the known sessions'
+# indexes are 4 bytes a request. One priority per scored access stays (8 bytes). Online it holds the whole
 # feature matrix (11 float32), the context's next uses and requests, the expanded ids and the priorities
 # (measured: 30k multi_turn requests, 7.0M accesses, 0.79 GiB peak with LightGBM loaded)
-LEARNED_BLOCK_B = 64
+LEARNED_BLOCK_B = 56
+LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
 LEARNED_ONLINE_PER_ACCESS_B = 80
 # the oracle's Belady method on the parent form (sim.oracle.compact): per distinct block the heap index,
@@ -211,7 +216,8 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     elif per_access:
         e.add("per-access arrays", s.accesses * PER_ACCESS_B)
     if learned == "model":
-        e.add("learned tracker", _per_own_block(s, LEARNED_BLOCK_B))
+        e.add("learned tracker", s.own_blocks * (LEARNED_BLOCK_B + (ID_B if s.renumber else 0))
+              + n * LEARNED_PER_REQ_B)
         e.add("learned priorities", s.accesses * LEARNED_MODEL_PER_ACCESS_B)
     elif learned == "online":
         e.add("learned features", s.accesses * LEARNED_ONLINE_PER_ACCESS_B)

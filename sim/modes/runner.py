@@ -103,21 +103,25 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
               change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
               where="--mode cluster")
         return
-    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods)
+    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods,
+                              learned=_learned_mode(cfg, policies))
     check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
           change=_too_big(w) + ", use more pods or fewer --workers", where="--pods")
 
 
-def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool,
-                        pods=None):
+def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
+                        pods=None, learned: str | None = None):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
-    own unless in this one)."""
+    own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
+    each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
+    its part follows the pod's share."""
     from sim.modes.memory import BASE_B, MERGED_PER_REQ_B, REDUCED_PER_REQ_B, Estimate, run_estimate
     from sim.modes.partition import pod_sizes
 
     biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
-                                slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs)
+                                slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
+                                learned=learned)
                    for s in pod_sizes(w, part, pods)), key=lambda e: e.total)
     at_once = min(part.at_once, part.pods)
     est = Estimate()
@@ -126,7 +130,10 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
         est.add("merged per-request results", len(w) * MERGED_PER_REQ_B * runs)
     else:  # one run's at a time: its TTFT and cover counts, dropped after its report
         est.add("merged totals and TTFT", len(w) * REDUCED_PER_REQ_B)
-    est.add("pods at once", at_once * (biggest.total - (BASE_B if at_once == 1 else 0)))
+    for name, nbytes in biggest.parts.items():
+        est.add(f"pods at once: {name}", at_once * nbytes)
+    if at_once > 1:  # each pod a process of its own, with its own interpreter and engine
+        est.add("pods at once: base", at_once * BASE_B)
     return est
 
 

@@ -5,6 +5,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,20 +54,23 @@ def run_case(case: dict, out: Path) -> dict[str, Any]:
     return result
 
 
-def diff(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Every field where the two differ, as 'path: expected != actual' lines."""
+def diff(expected: Any, actual: Any, path: str = "", rel: float = 0.0) -> list[str]:
+    """Every field where the two differ, as 'path: expected != actual' lines; `rel` > 0: floats within that
+    relative tolerance count as equal."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         lines = [f"{path}/{k}: missing" for k in expected if k not in actual]
         lines += [f"{path}/{k}: unexpected" for k in actual if k not in expected]
         for k in expected:
             if k in actual:
-                lines += diff(expected[k], actual[k], f"{path}/{k}")
+                lines += diff(expected[k], actual[k], f"{path}/{k}", rel)
         return lines
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             return [f"{path}: length {len(expected)} != {len(actual)}"]
         return [line for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-                for line in diff(e, a, f"{path}[{i}]")]
+                for line in diff(e, a, f"{path}[{i}]", rel)]
+    if rel and type(expected) is float and type(actual) is float and math.isclose(expected, actual, rel_tol=rel):
+        return []
     if type(expected) is not type(actual) or expected != actual:
         return [f"{path}: {expected!r} != {actual!r}"]
     return []

@@ -87,6 +87,74 @@ def test_every_chunking_equals_the_whole_trace_computation(seed, n_req, p_known,
     np.testing.assert_array_equal(_bits(_streamed(c, sizes)), _bits(ref))
 
 
+def hashed(w: Workload, seed: int) -> Workload:
+    """`w` with its block ids and known session ids replaced one to one by large random int64 values
+    (stored ids as a loaded trace holds hashes: not dense, not in first-use order)."""
+    rng = np.random.default_rng(seed)
+    ids = w.block_ids
+    uniq, inv = np.unique(ids, return_inverse=True)
+    big = np.unique(rng.integers(2**40, 2**63 - 1, size=2 * len(uniq) + 8, dtype=np.int64))
+    big = rng.permutation(big)[:len(uniq)]
+    sess = w.session_id.copy()
+    su, sinv = np.unique(sess[sess >= 0], return_inverse=True)
+    sess[sess >= 0] = rng.permutation(np.arange(len(su), dtype=np.int64) * 7919 + 2**45)[sinv]
+    return Workload(name=w.name, arrival_ms=w.arrival_ms, input_tokens=w.input_tokens,
+                    output_tokens=w.output_tokens, session_id=sess, block_offsets=w.block_offsets,
+                    block_ids=big[inv.reshape(-1)], block_tokens=w.block_tokens)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 100_000), n_req=st.integers(1, 60), p_known=st.sampled_from([0.0, 0.5, 1.0]),
+       p_empty=st.sampled_from([0.0, 0.1]), sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4))
+def test_hashed_stored_ids_give_the_same_rows(seed, n_req, p_known, p_empty, sizes):
+    """Large random stored ids (and session ids) are renumbered once (PrefixBlocks.densified) before the
+    tracker: the rows equal the reference's, in CSR and parent form, for every chunking."""
+    w = multi_turn(seed, n_req, p_known, p_empty)
+    h = hashed(w, seed)
+    assert w.total_blocks == 0 or h.block_ids.min() >= 2**40
+    ref = reference_features(AccessContext.from_workload(w))
+    np.testing.assert_array_equal(_bits(reference_features(AccessContext.from_workload(h))), _bits(ref))
+    np.testing.assert_array_equal(_bits(_streamed(h, sizes)), _bits(ref))
+    c = h.compacted()
+    np.testing.assert_array_equal(_bits(_streamed(c, sizes)), _bits(ref))
+
+
+def test_synthetic_hashed_ids_equal_its_dense_ids_rows():
+    """The generator's content hashes (stored, not in first-use order) and its dense ids describe the same
+    lists: the same rows, which are the expanded reference's; the tracker is sized by the distinct ids."""
+    from trace.prefix import numbered_in_order
+    from trace.synthetic import generate
+
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"requests": 400, "sessions": 40, "kind": "multi_turn"})
+    wd, wh = generate(cfg.synthetic, 2), generate(cfg.synthetic, 2, hashed_ids=True)
+    assert wd.prefix.dense and not wh.prefix.dense and not numbered_in_order(wh.prefix.ids_stored())
+    fs = FeatureStream(wh)
+    got = np.concatenate([X for _, X in fs.chunks(3000)])
+    np.testing.assert_array_equal(_bits(got), _bits(np.concatenate([X for _, X in FeatureStream(wd).chunks(777)])))
+    np.testing.assert_array_equal(_bits(got), _bits(reference_features(AccessContext.from_workload(wh.expanded()))))
+    assert len(fs.tracker.freq) == wh.prefix.n_unique()
+
+
+def test_tracker_refuses_ids_that_are_not_dense():
+    from learned.tracker import Tracker
+
+    t = Tracker(np.zeros(2), np.array([0, -1]), 3, 1)
+    with pytest.raises(ValueError, match="dense"):
+        t.update(np.array([0, 1, 2]), np.array([0, 3]))
+    with pytest.raises(ValueError, match="session"):
+        Tracker(np.zeros(2), np.array([0, 5]), 3, 1)
+
+
+def test_dense_sessions_numbers_known_sessions_in_order_of_first_appearance():
+    from learned.features import dense_sessions
+
+    idx, n = dense_sessions(np.array([2**50, -1, 7, 2**50, -1, 3, 7], dtype=np.int64))
+    assert idx.tolist() == [0, -1, 1, 0, -1, 2, 1] and n == 3
+    idx, n = dense_sessions(np.full(3, -1, dtype=np.int64))
+    assert idx.tolist() == [-1, -1, -1] and n == 0
+
+
 def test_dense_synthetic_parent_form_equals_its_expanded_rows():
     from trace.synthetic import generate
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from sim.config import Config
 from sim.modes.memory import (
+    ID_B,
     LEARNED_BLOCK_B,
     LEARNED_MODEL_PER_ACCESS_B,
     LEARNED_ONLINE_PER_ACCESS_B,
+    LEARNED_PER_REQ_B,
     GiB,
     run_estimate,
 )
 from trace.synthetic import generate
 
 
-def _workload(requests: int = 600):
+def _workload(requests: int = 600, hashed_ids: bool = False):
     cfg = Config()
     cfg.synthetic = cfg.synthetic.model_copy(update={"requests": requests, "sessions": requests // 10,
                                                      "kind": "multi_turn"})
-    return generate(cfg.synthetic, 0)
+    return generate(cfg.synthetic, 0, hashed_ids=hashed_ids)
 
 
 def test_model_estimate_follows_blocks_and_online_follows_accesses():
@@ -26,11 +28,32 @@ def test_model_estimate_follows_blocks_and_online_follows_accesses():
     base = run_estimate(w, mode="single", timing=False, per_access=False, slots=0)
     model = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model")
     online = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="online")
-    assert model.parts["learned tracker"] == w.prefix.n_own() * LEARNED_BLOCK_B  # dense ids: no renumbering
+    # dense ids: no renumbering
+    assert model.parts["learned tracker"] == w.prefix.n_own() * LEARNED_BLOCK_B + len(w) * LEARNED_PER_REQ_B
     assert model.parts["learned priorities"] == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
     assert online.parts["learned features"] == w.total_blocks * LEARNED_ONLINE_PER_ACCESS_B
     assert base.total < model.total < online.total
     assert "learned tracker" not in base.parts
+
+
+def test_tracker_part_is_what_the_stream_holds_with_dense_and_hashed_ids():
+    """The tracker part counts the tracker (LEARNED_BLOCK_B a distinct block), the session indexes and,
+    for stored ids, the renumbered copy the stream holds; within 15 % of the stream's actual arrays."""
+    from learned.features import FeatureStream
+
+    for hashed in (False, True):
+        w = _workload(20_000, hashed)
+        est = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model")
+        extra = ID_B if hashed else 0
+        assert est.parts["learned tracker"] == (w.prefix.n_own() * (LEARNED_BLOCK_B + extra)
+                                                + len(w) * LEARNED_PER_REQ_B)
+        fs = FeatureStream(w)
+        for _ in fs.chunks():
+            pass
+        held = fs.tracker.nbytes() + fs.tracker.sess.nbytes
+        held += fs.pb.ids_stored().nbytes if hashed else 0  # the renumbered ids (dense ids: none stored)
+        assert hashed != (fs.pb.ids_stored() is w.prefix.ids_stored())
+        assert 0.85 < held / est.parts["learned tracker"] < 1.15
 
 
 def test_cli_refuses_online_learned_over_the_limit_and_lets_the_model_run_through(monkeypatch, capsys, tmp_path):
