@@ -1,16 +1,18 @@
 """The timed cluster replay's lean event paths (issue #19 speed) against the SimPy-API reference: the
 network's transfers and background sends as they were written with ``env.all_of``, ``done.succeed()``
-and a completion event per background job. Arrivals on a coarse grid put many events at equal times,
-where a hop more or less would reorder them; every per-request array, the I/O, network and cache
-counters and the iteration histogram must be equal."""
+and a completion event per background job, and the replica's wake-up on a new request always queued.
+Arrivals on a coarse grid put many events at equal times, where a hop more or less would reorder
+them; every per-request array, the I/O, network and cache counters and the iteration histogram must
+be equal."""
 from __future__ import annotations
 
 import numpy as np
 import simpy
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import sim.modes.cluster as cluster_mode
+import sim.replica.engine as replica_engine
 import sim.timing.node_io as node_io
 from sim.modes.cluster import run_cluster
 from sim.modes.common import prepare_workload
@@ -104,15 +106,16 @@ def test_timed_cluster_equals_the_simpy_reference(seed, grid_ms, overlap, router
 
 
 class _reference:
-    """The reference network and ``all_done`` with a queued completion, for the ``with`` block."""
+    """The reference network, ``all_done`` and the replica's wake-up with queued completions, for the
+    ``with`` block."""
 
     def __enter__(self) -> None:
-        self.saved = cluster_mode.Network, node_io.succeed_last
+        self.saved = cluster_mode.Network, node_io.succeed_last, replica_engine.succeed_last
         cluster_mode.Network = SimPyNetwork  # type: ignore[misc]
-        node_io.succeed_last = succeed  # type: ignore[assignment]
+        node_io.succeed_last = replica_engine.succeed_last = succeed  # type: ignore[assignment]
 
     def __exit__(self, *exc) -> None:
-        cluster_mode.Network, node_io.succeed_last = self.saved  # type: ignore[misc]
+        cluster_mode.Network, node_io.succeed_last, replica_engine.succeed_last = self.saved  # type: ignore[misc]
 
 
 @settings(max_examples=25, deadline=None)
@@ -129,5 +132,25 @@ def test_equal_loads_at_equal_times_equal_the_simpy_reference(plan, overlap):
     lean = _run(cfg, w, "round_robin")
     with _reference():
         ref = _run(cfg, w, "round_robin")
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(lean[0], ref[0], strict=True))
+    assert lean[1:] == ref[1:]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5), st.integers(0, 1)), min_size=2, max_size=40))
+@example(plan=[(0, 0, 0), (0, 1, 1), (0, 2, 0)])  # two requests reach idle worker 0 at 1 s: one prefill batch
+def test_same_instant_requests_on_one_worker_equal_the_simpy_reference(plan, fixed_router):
+    # requests routed (worker, prompt, gap) by plan, groups 1 s apart (the workers are idle again between
+    # groups): consecutive ones often reach the same idle worker at the same instant, where its wake-up run
+    # before the next arrival would start a prefill without that request
+    fixed_router.plan = [wk for wk, _, _ in plan]
+    reqs = [[100 * p + b for b in range(4)] + [10_000 + i] for i, (_, p, _) in enumerate(plan)]
+    arrivals = [float(sum(g for _, _, g in plan[:i + 1])) for i in range(len(plan))]
+    w = micro_workload(reqs, arrivals, outputs=[3] * len(reqs))
+    # HBM of 64 blocks: the replica's KV pool holds several requests, so same-instant ones batch together
+    cfg = _cfg(hbm_blocks=64, dram_blocks=8, eic_blocks=16, ssd_blocks=64, **{"cache.load_policy": "always"})
+    lean = _run(cfg, w, "fixed")
+    with _reference():
+        ref = _run(cfg, w, "fixed")
     assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(lean[0], ref[0], strict=True))
     assert lean[1:] == ref[1:]
