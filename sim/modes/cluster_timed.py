@@ -11,7 +11,7 @@ from sim.modes.common import trim_tokens, worker_replicas
 from sim.policies.base import REGISTRY
 from sim.replica.engine import BatchingReplica
 from sim.replica.request import Req
-from sim.timing.event_loop import run_to_end, wake_after
+from sim.timing.event_loop import run_to_end, timer
 from sim.timing.prefetch import SessionPrefetcher, prefetch_untimed
 from trace.workload import Workload
 
@@ -34,10 +34,8 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     t_arrive = [0.0] * n
     t_first = [0.0] * n
     cached_tok = [0] * n
-    # per-request results in lists (a float store, not a numpy item assignment), copied into res at the end
-    nan = [float("nan")] * n
-    net_s, queue_s, prefill_s, ttft_s, tpot_s, e2e_s = (nan.copy() for _ in range(6))
-    busy_s = [0.0] * n
+    net_s, queue_s, prefill_s = res.net_s, res.queue_s, res.prefill_s
+    ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
 
     layout = setup.layout
@@ -54,21 +52,13 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     recomputed = res.recomputed_tokens
     wpr = layout.workers_per_rack
     blk_of: list = [None] * n  # request i's blocks from its arrival until its first token (rows once)
-    nxt = [0]  # the next request to arrive
-
-    def arrive_next(_e) -> None:
-        i = nxt[0]
-        nxt[0] = i + 1
-        arrive(i)
-
-    arrival = (arrive_next,)  # every arrival's wake-up: the queue entry env.timeout would make, no Timeout
 
     def arrive(i: int) -> None:
-        now = env._now
+        now = env.now
         clock[0] = now
         if i + 1 < n:
             d = arr_s[i + 1] - now
-            wake_after(env, d if d > 0.0 else 0.0, arrival)
+            timer(env, d if d > 0.0 else 0.0).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
         lo = offs[i]
@@ -105,7 +95,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
             ready.callbacks.append(lambda _e: loaded(i))
 
     def loaded(i: int) -> None:
-        now = env._now
+        now = env.now
         wk = wk_of[i]
         net_s[i] = now - t_arrive[i]
         cached = cached_tok[i]
@@ -122,7 +112,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         workers.submit(wk, r, last=True)
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
-        i, now = r.i, env._now
+        i, now = r.i, env.now
         clock[0] = now
         wk = eng.idx
         lo = offs[i]
@@ -140,23 +130,21 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         workers.start_decode(eng, r)
 
     def done(r: Req) -> None:
-        i, now = r.i, env._now
+        i, now = r.i, env.now
         tpot_s[i] = (now - t_first[i]) / (r.out - 1) if r.out > 1 else 0.0
-        e2e_s[i] = busy_s[i] = now - r.t_arr
+        e2e_s[i] = now - r.t_arr
+        res.busy_s[i] = e2e_s[i]
         loads.dec(wk_of[i])
 
     workers = worker_replicas(cfg, node, env, w, first_token=first_token, done=done)
 
     if n:
-        env.timeout(float(arr_s[0])).callbacks.append(arrive_next)
+        env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
     run_to_end(env)
     if n:
         res.worker[:] = wk_of
         res.hit_blocks[:] = hb
         res.hit_tokens[:] = ht
-        res.net_s[:], res.queue_s[:], res.prefill_s[:] = net_s, queue_s, prefill_s
-        res.ttft_s[:], res.tpot_s[:], res.e2e_s[:] = ttft_s, tpot_s, e2e_s
-        res.busy_s[:] = busy_s
     res.sim_time_s = float(env.now)
     res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
     res.iteration_ms = workers.hist.summary_ms()
