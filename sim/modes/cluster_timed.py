@@ -106,7 +106,10 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         r = Req(i, n_in, out[i], no_blocks, offs[i], t_arrive[i], sess[i])
         # At least one token is always computed: it yields the first output token's logits.
         r.cached = max(0, min(cached, n_in - 1))
-        workers.submit(wk, r)
+        # the last thing the last callback of the event being processed does: an arrival's wake-up (the
+        # sole callback), a load's ready event (loaded's is its last callback), so the replica's wake-up
+        # may run at once (event_loop.succeed_last)
+        workers.submit(wk, r, last=True)
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, now = r.i, env.now

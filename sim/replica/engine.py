@@ -51,7 +51,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
-from sim.timing.event_loop import FirstOf, succeed, timer
+from sim.timing.event_loop import FirstOf, succeed, succeed_last, timer
 
 # ------------------------------------------------------------------ the replica
 
@@ -144,16 +144,18 @@ class BatchingReplica:
         return self.max_seqs - held
 
     # ---------------------------------------------------------- signals
-    def notify(self) -> None:
-        """New work arrived (a prefill request, a decode-ready request, freed memory)."""
+    def notify(self, last: bool = False) -> None:
+        """New work arrived (a prefill request, a decode-ready request, freed memory). ``last``: the caller
+        is the last callback of the event being processed and does nothing after this (the wake-up may
+        then run at once, ``succeed_last``)."""
         w = self._wake
         if w is None or w._value is not PENDING:  # w.triggered without the property
             return
         if not self.running:
-            succeed(w)  # idle
+            (succeed_last if last else succeed)(w)  # idle
         elif (self.sched is not None and self.sched.waiting and not self.resume_q and self._seq_room() > 0) or (
                 self.decode_q and len(self.running) < self.max_seqs):
-            succeed(w)  # cut the decode stretch at the iteration in flight
+            (succeed_last if last else succeed)(w)  # cut the decode stretch at the iteration in flight
 
     # ---------------------------------------------------------- memory grants from outside
     def _claimed_ahead(self) -> int:

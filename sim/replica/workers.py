@@ -61,13 +61,14 @@ class Workers:
             self.replicas[wk] = eng
         return eng
 
-    def submit(self, wk: int, r: Req) -> None:
-        """r (r.cached set) joins worker wk's prefill queue now."""
+    def submit(self, wk: int, r: Req, last: bool = False) -> None:
+        """r (r.cached set) joins worker wk's prefill queue now. ``last``: the caller is the last callback
+        of the event being processed and does nothing after this (``BatchingReplica.notify``)."""
         eng = self.get(wk)
         r.t_ready = self.env.now
         assert eng.sched is not None
         eng.sched.add(r)
-        eng.notify()
+        eng.notify(last)
 
     def start_decode(self, eng: BatchingReplica, r: Req) -> None:
         """r's first token is out: decode its remaining tokens in the same replica, or finish."""

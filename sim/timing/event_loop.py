@@ -89,6 +89,21 @@ def succeed_last(ev: simpy.Event) -> None:
         callback(ev)
 
 
+def hop_last(env: simpy.Environment, callbacks: tuple) -> None:
+    """From the last callback of the event being processed, run `callbacks` one hop later, as an
+    event succeeded now would (a Condition that just fired): at once when nothing else is due at
+    this instant (``succeed_last``'s argument), else through a (now, NORMAL, new id) queue entry."""
+    queue = env._queue
+    if queue and queue[0][0] <= env._now:
+        ev = _new(Wake)
+        ev.callbacks = callbacks
+        ev._ok = True
+        heappush(queue, (env._now, _NORMAL, next(env._eid), ev))  # type: ignore[misc]
+        return
+    for callback in callbacks:
+        callback(None)
+
+
 def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
     """``env.timeout(delay)`` for a delay the caller knows is >= 0: the same Timeout, scheduled at the
     same (time, priority, id), without the two Python calls of its constructor and ``schedule``
@@ -181,6 +196,10 @@ if not _same_as_succeed():
 
     succeed_last = succeed  # noqa: F811
 
+if not (_same_as_timeout() and _same_as_succeed()):
+    def hop_last(env: simpy.Environment, callbacks: tuple) -> None:  # noqa: F811
+        env.timeout(0).callbacks.extend(callbacks)  # always the queue entry
+
 GC_GEN0 = 50_000
 COLLECT_AFTER_S = 2.0  # seconds of runs after which the next run first collects what they left
 _RUN_S = [0.0]  # seconds of runs since that collection (this process)
@@ -224,4 +243,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "Wake", "first_of", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
+__all__ = ["FirstOf", "Wake", "first_of", "hop_last", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]

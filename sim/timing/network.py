@@ -53,6 +53,7 @@ import math
 import numpy as np
 import simpy
 
+from sim.timing.event_loop import hop_last, succeed_last, timer
 from sim.timing.fluid import FluidShare, link_share
 from sim.timing.priority_link import PriorityLink
 from sim.timing.topology import LINK_CLASSES, EdgeAttrs, Endpoint, Topology
@@ -256,8 +257,13 @@ class Network:
         self._account(route, nbytes)
         if not self.contention:
             return
+        # serve_quiet: no completion event (nobody waits; it would be a queue entry calling nobody)
         for e, a, share in route[4]:
-            self._serve(env, e, a.bytes_s, nbytes * share, True)
+            link = self._link(env, e, a.bytes_s)
+            if isinstance(link, PriorityLink):
+                link.serve_quiet(nbytes * share, "write")
+            else:
+                link.serve_quiet(nbytes * share)
 
     def transfer(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
                  lanes: int = 1) -> simpy.Event:
@@ -273,19 +279,30 @@ class Network:
         done = env.event()
         size = nbytes * bf
 
-        def finish(_e: simpy.Event) -> None:
-            done.succeed()
+        def finish(_e: simpy.Event | None) -> None:
+            succeed_last(done)  # the sole callback of a link's event, or the hop after the last of several
 
         def start(_ev: simpy.Event | None = None) -> None:
             evs = [self._serve(env, e, a.bytes_s, size * share, False) for e, a, share in served]
             if len(evs) == 1:
                 evs[0].callbacks.append(finish)
-            else:
-                env.all_of(evs).callbacks.append(finish)
+                return
+            # ``env.all_of(evs)`` without the Condition: the last link to deliver fires it one hop later
+            # (the Condition's own queue entry), which ``hop_last`` elides when nothing else is due now
+            left = [len(evs)]
+            then = (finish,)
+
+            def one(_e: simpy.Event) -> None:
+                left[0] -= 1
+                if not left[0]:
+                    hop_last(env, then)
+
+            for ev in evs:
+                ev.callbacks.append(one)
 
         d = lat * lf
         if d > 0:
-            env.timeout(d).callbacks.append(start)
+            timer(env, d).callbacks.append(start)
         else:
             start()
         return done

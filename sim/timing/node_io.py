@@ -27,7 +27,7 @@ from typing import Any
 
 import simpy
 
-from sim.timing.event_loop import first_of, timer
+from sim.timing.event_loop import first_of, succeed_last, timer
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
 from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through, through_quiet
@@ -50,7 +50,7 @@ def all_done(env: simpy.Environment, evs: list[simpy.Event]) -> simpy.Event | No
     def one(_e: simpy.Event) -> None:
         left[0] -= 1
         if left[0] == 0:
-            done.succeed()
+            succeed_last(done)  # `evs` are fresh events: this is the sole (so the last) callback of each
 
     for e in evs:
         e.callbacks.append(one)
