@@ -127,3 +127,51 @@ def test_timed_replay_with_hops_elided_is_the_queued_one(overlap, monkeypatch):
     assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a[0], b[0], strict=True))
     assert repr(a[1]) == repr(b[1])
     assert np.isfinite(a[0][4]).all()
+
+
+def _all_of_chains(env: simpy.Environment, plan: list[tuple[int, int, int]], counted: bool, log: list) -> None:
+    """Processes waiting for all of two timers on a 0.5 s grid, as ``env.all_of`` (a Condition: one more
+    hop after the last timer) or as a count whose last decrement chains the hop (``hop_last``), among
+    other timers due at the same instants."""
+    from sim.timing.event_loop import hop_last
+
+    def proc(k: int):
+        for da, db, dc in plan[k::3]:
+            done = env.event()
+            evs = [timer(env, 0.5 * da), timer(env, 0.5 * db)]
+            if counted:
+                left = [2]
+
+                def one(_e, left=left, done=done) -> None:
+                    left[0] -= 1
+                    if not left[0]:
+                        hop_last(env, (lambda _x, done=done: succeed_last(done),))
+
+                for ev in evs:
+                    ev.callbacks.append(one)
+            else:
+                env.all_of(evs).callbacks.append(lambda _e, done=done: done.succeed())
+            other = env.timeout(0.5 * dc)  # due at the same instants; its zero-delay follow-up lands after them
+            other.callbacks.append(lambda _e, k=k: log.append((env.now, k, "other")))
+            other.callbacks.append(lambda _e, k=k: env.timeout(0).callbacks.append(
+                lambda _f: log.append((env.now, k, "follow-up"))))
+            yield done
+            log.append((env.now, k, "all"))
+
+    for k in range(3):
+        env.process(proc(k))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=12))
+def test_hop_last_keeps_the_order_of_all_of(plan):
+    """A multi-link transfer's end (sim.timing.network: a count and ``hop_last`` instead of ``env.all_of``)
+    happens in the Condition's order, also when other events share its instant."""
+    logs = []
+    for counted in (False, True):
+        env = simpy.Environment()
+        log: list = []
+        _all_of_chains(env, plan, counted, log)
+        run_to_end(env)
+        logs.append((log, env.now))
+    assert logs[0] == logs[1]
