@@ -31,6 +31,7 @@ the trace twice (the first time for the reuse distances only); with a fixed hori
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -120,17 +121,24 @@ class OnlineStream:
     """A workload's feature chunks in replay order (``next_chunk``), the model retrained at each
     retraining point before the chunk that starts there (``model``: the latest, None before the first)."""
 
-    def __init__(self, fs: FeatureStream, first_pass: FeatureStream | None, retrain_every: int,
-                 retrain_min_accesses: int, params: TrainParams | None = None) -> None:
-        """`fs` and `first_pass`: two fresh streams of the same workload (the first pass reads the reuse
-        distances; unused with a fixed horizon)."""
+    def __init__(self, make_stream: Callable[[], FeatureStream], retrain_every: int, retrain_min_accesses: int,
+                 params: TrainParams | None = None) -> None:
+        """`make_stream`: a fresh stream of the workload, called once for the first pass (with a horizon
+        from the trace) and once for the replay, after the first pass's stream is dropped (one tracker
+        at a time)."""
         if retrain_every < 1:
             raise ValueError("retrain_every must be >= 1 request")
-        self.fs = fs
         self.every = int(retrain_every)
         self.params = params or TrainParams()
+        fs = make_stream()
         self.points = retrain_points(fs.offsets, self.every, int(retrain_min_accesses))
-        self.horizons = self._horizons(first_pass)
+        if self.params.horizon:
+            self.horizons: list[int | None] = [int(self.params.horizon)] * len(self.points)
+        else:
+            self.horizons = self._horizons(fs)
+            del fs
+            fs = make_stream()
+        self.fs = fs
         self.keep_from = self._keep_from()
         self.rows = _Rows()
         self.model: LearnedModel | None = None
@@ -139,11 +147,9 @@ class OnlineStream:
         self.log: list[dict] = []  # one entry per (re)training: request, rows, horizon, seconds
         self._k = 0  # the next retraining point
 
-    def _horizons(self, fs: FeatureStream | None) -> list[int | None]:
+    def _horizons(self, fs: FeatureStream) -> list[int | None]:
+        """Each retraining's horizon from the reuse distances completed before it (the first pass)."""
         p = self.params
-        if p.horizon:
-            return [int(p.horizon)] * len(self.points)
-        assert fs is not None, "a first-pass stream is needed when the horizon comes from the trace"
         counts, out = GapCounts(), []
         for _upto, req in self.points:
             for _ in fs.chunks_until(req, PASS1_CHUNK):

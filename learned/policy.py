@@ -91,13 +91,14 @@ class Scorer:
         # Features chunk by chunk from the carried tracker, each chunk dropped once scored (memory follows
         # the blocks, not the accesses; learned.features); online, the trainer keeps the rows a training
         # still reads (learned.online).
-        self.stream: FeatureStream = context_stream(ctx)
         self.trainer: OnlineStream | None = None
         if model is None:
             t0 = time.perf_counter()
-            first = None if params is not None and params.horizon else context_stream(ctx)
-            self.trainer = OnlineStream(self.stream, first, retrain_every, retrain_min_accesses, params)
+            self.trainer = OnlineStream(lambda: context_stream(ctx), retrain_every, retrain_min_accesses, params)
             self.features_s = time.perf_counter() - t0  # the first pass (reuse distances for the horizons)
+            self.stream: FeatureStream = self.trainer.fs
+        else:
+            self.stream = context_stream(ctx)
         self.n = self.stream.n
         self.prio = array("d")  # priority of each scored position (8 bytes each, not a float object)
         self.scored = 0  # positions [0, scored) have a priority

@@ -107,7 +107,7 @@ def test_rows_held_are_those_a_training_still_reads():
     ctx = AccessContext.from_workload(w)
     from learned.features import context_stream
 
-    tr = OnlineStream(context_stream(ctx), context_stream(ctx), 500, 0, params)
+    tr = OnlineStream(lambda: context_stream(ctx), 500, 0, params)
     peak = 0
     while tr.fs.pos < tr.fs.n:
         tr.next_chunk(256)
@@ -141,3 +141,8 @@ def test_mooncake_streamed_online_equals_the_whole_trace_path():
     w, _ = load_trace(MOONCAKE)
     sc = _check_equal(w, 2000, 20_000, TrainParams(rounds=8), 16384)
     assert sc.trainer.trainings >= 5
+
+
+def test_a_random_workload_retrains_several_times_and_equals_the_reference():
+    sc = _check_equal(multi_turn(0, 300, 0.5, 0.1), 30, 0, TrainParams(max_rows=700, **FAST), 97)
+    assert sc.trainer.trainings >= 4 and len(set(sc.trainer.horizons)) >= 3  # measured: 5 trainings
