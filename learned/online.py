@@ -172,6 +172,14 @@ class OnlineStream:
             lows.append(lo if hi > lo else self.fs.n)
         return np.minimum.accumulate(np.array(lows[::-1], dtype=np.int64))[::-1]
 
+    def window_rows(self) -> int:
+        """The most rows the replay will hold at once (known from the first pass): before retraining
+        point k, the rows from the lowest one a remaining training reads up to the point."""
+        if not self.points:
+            return 0
+        uptos = np.array([u for u, _ in self.points], dtype=np.int64)
+        return int(max(0, (uptos - self.keep_from).max()))
+
     def _retrain(self, k: int) -> None:
         upto, req = self.points[k]
         h = self.horizons[k]
