@@ -65,7 +65,8 @@ NEXT_USE_PER_REQ_B = 64
 # features and its next-access distance (52 bytes), in arrays grown by doubling (LEARNED_ROW_B counts the
 # slack). How many rows that is depends on the trace's label horizon (rows ~ horizon + max_rows + one
 # retraining interval), known only after the first pass: measured 256k rows at 20k multi_turn requests,
-# 261k at 50k (horizon ~210k accesses), 113k on the Mooncake conversation trace (horizon 62k); the
+# 261k at 50k, 260k at 200k (horizon ~210k accesses), 113k on the Mooncake conversation trace (horizon 62k):
+# at 200k requests (48.0M accesses) a replay peaked at 1.03 GiB (estimate 1.33; the whole-trace path 4.47). The
 # estimate assumes a horizon of LEARNED_HORIZON_ROWS accesses (~5x the measured ones), bounded by the accesses.
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
