@@ -7,8 +7,9 @@ engine, which the learned policy runs on). One run per process, so the peak RSS 
 * ``--run model``: a model file (trained first, in this process, on a separate `--train-requests`
   synthetic workload of another seed; its memory is freed before the replay but counts in the peak
   when larger); features streamed chunk by chunk from the per-block tracker (learned.features).
-* ``--run online``: no model file, retrained every 2,000 requests (the whole-trace path: per-access
-  context arrays and the whole feature matrix).
+* ``--run online``: no model file, retrained every 2,000 requests (learned.online: a first pass for the
+  horizons, then the replay's streamed features with the rows a training still reads; before it, the
+  whole-trace path: per-access context arrays and the whole feature matrix).
 * ``--hashed-ids``: the replayed workload keeps the generator's 64-bit content hashes as block ids
   (``generate(..., hashed_ids=True)``: stored ids, as a loaded trace has) instead of dense ids.
 * ``--scores-only``: the policy's own work only (every access's features and score, as the replay
@@ -126,6 +127,11 @@ def main() -> None:
             ids = stream.pb.ids_stored()
             if ids.size and ids is not w.prefix_blocks().ids_stored():  # stored ids renumbered (densified)
                 print(f"  renumbered ids held by the stream: {ids.nbytes / 2**20:.0f} MiB")
+        trainer = getattr(sc, "trainer", None)
+        if trainer is not None and hasattr(trainer, "window_rows"):  # the streamed online mode
+            hs = [h for h in trainer.horizons if h] or [0]
+            print(f"  training window: at most {trainer.window_rows():,} rows "
+                  f"(horizons {min(hs):,}..{max(hs):,} accesses)")
     if est is not None:
         print(f"memory estimate: {est.total / 2**30:.2f} GiB ({est.summary()})")
     print(f"peak RSS: {rss_gib():.2f} GiB")

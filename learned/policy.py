@@ -29,15 +29,18 @@ Where the model comes from (params, from config ``policies.*``):
   features are streamed (``learned.features.FeatureStream``): each chunk of
   whole requests is featurised from the carried per-block tracker, scored and
   dropped, so nothing but the priorities (8 bytes an access) follows the
-  accesses, and no per-access array of the context is built.
+  accesses, and no per-access array of the context is built (in either mode:
+  the victim choice reads the positions the caches pass in).
 * otherwise online: the model is retrained every ``retrain_every`` requests
   (``policies.learned_retrain_every``) on the accesses whose labels are
   settled by then, skipping a retraining point when fewer than
   ``retrain_min_accesses`` (default 20,000) block accesses passed since the
   previous one; chunks never straddle a retraining point, so every score
-  comes from a model trained on the past of its access only. This mode keeps
-  the whole feature matrix and the context's next uses (the training window
-  reaches back a label horizon that grows with the trace).
+  comes from a model trained on the past of its access only. The features
+  are streamed too (``learned.online``): a first pass counts reuse
+  distances for every retraining's horizon, so the replay keeps only the
+  rows a training still reads (about horizon + ``max_rows``) with their
+  next-access distances, never the whole trace's rows or next uses.
 
 Other params: ``bonus`` (default 1.0), ``model`` (a ``LearnedModel`` object,
 for programmatic use), ``train_params`` (a ``TrainParams``). Without an
@@ -53,8 +56,9 @@ from pathlib import Path
 
 import numpy as np
 
-from learned.features import FeatureStream, access_features, context_stream
-from learned.train import LearnedModel, OnlineTrainer, TrainParams
+from learned.features import FeatureStream, context_stream
+from learned.online import OnlineStream
+from learned.train import LearnedModel, TrainParams
 from sim.errors import InputError
 from sim.policies.base import AccessContext, Policy, register
 
@@ -84,84 +88,54 @@ class Scorer:
         self.chunk = int(chunk)
         self.model = model
         self.features_s = 0.0
-        self.retrain_min_accesses = int(retrain_min_accesses)
-        self._last_train = 0  # position of the previous (attempted) training
-        if model is not None:
-            # A fixed model: features chunk by chunk from the carried tracker, each chunk dropped once
-            # scored (memory follows the blocks, not the accesses; learned.features).
-            self.stream: FeatureStream | None = context_stream(ctx)
-            self.X = None
-            self.n = self.stream.n
-            self.trainer = None
-            self._starts = self.stream.offsets
-        else:
-            # Online: the trainer reads the past rows and labels of the whole trace (today's path).
+        # Features chunk by chunk from the carried tracker, each chunk dropped once scored (memory follows
+        # the blocks, not the accesses; learned.features); online, the trainer keeps the rows a training
+        # still reads (learned.online).
+        self.trainer: OnlineStream | None = None
+        if model is None:
             t0 = time.perf_counter()
-            self.stream = None
-            self.X = access_features(ctx)
-            self.features_s = time.perf_counter() - t0
-            self.n = len(ctx.next_use)
-            self.trainer = OnlineTrainer(ctx, self.X, retrain_every, params)
-            n_req = int(ctx.request[-1]) + 1 if self.n else 0
-            # first access position of each request (and n at the end)
-            self._starts = np.searchsorted(ctx.request, np.arange(n_req + 1))
-        self._next_retrain = self.n if self.trainer is None else self._pos_of_request(self.trainer.every)
+            self.trainer = OnlineStream(lambda: context_stream(ctx), retrain_every, retrain_min_accesses, params)
+            self.features_s = time.perf_counter() - t0  # the first pass (reuse distances for the horizons)
+            self.stream: FeatureStream = self.trainer.fs
+        else:
+            self.stream = context_stream(ctx)
+        self.n = self.stream.n
         self.prio = array("d")  # priority of each scored position (8 bytes each, not a float object)
         self.scored = 0  # positions [0, scored) have a priority
         self.predict_s = 0.0
         self.predict_calls = 0
-
-    def _pos_of_request(self, r: int) -> int:
-        return int(self._starts[r]) if r < len(self._starts) - 1 else self.n
 
     def ensure(self, pos: int) -> None:
         """Score every position up to `pos` (retraining first when a retraining point is passed)."""
         if pos >= self.n or pos < 0:
             raise ValueError(f"learned: access position {pos} outside the AccessContext (0..{self.n - 1})")
         while self.scored <= pos:
-            if self.stream is not None:
-                self._score_streamed()
-            else:
-                self._score_online()
+            self._score_chunk()
 
-    def _score_streamed(self) -> None:
-        """The next chunk of whole requests (at least ``chunk`` accesses) under the fixed model."""
-        assert self.stream is not None and self.model is not None
-        fs = self.stream
-        start = fs.pos
+    def _score_chunk(self) -> None:
+        """The next chunk of whole requests (at least ``chunk`` accesses; online, never past a retraining
+        point, so every score comes from a model trained on the past of its access only)."""
         t0 = time.perf_counter()
-        X = fs.take(fs.chunk_end(self.chunk))
+        if self.trainer is None:
+            fs = self.stream
+            start = fs.pos
+            X = fs.take(fs.chunk_end(self.chunk))
+            trained = 0.0
+        else:
+            train0 = self.trainer.train_s
+            start, X = self.trainer.next_chunk(self.chunk)
+            self.model = self.trainer.model
+            trained = self.trainer.train_s - train0
         t1 = time.perf_counter()
-        p = self.model.predict(X)
-        self.features_s += t1 - t0
-        self.predict_s += time.perf_counter() - t1
-        self.predict_calls += 1
-        pri = np.arange(start, start + len(X), dtype=np.float64) + (self.bonus * self.model.horizon) * p
+        self.features_s += t1 - t0 - trained
+        pri = np.arange(start, start + len(X), dtype=np.float64)
+        if self.model is not None:  # no model yet: LRU order
+            p = self.model.predict(X)
+            self.predict_s += time.perf_counter() - t1
+            self.predict_calls += 1
+            pri = pri + (self.bonus * self.model.horizon) * p
         self.prio.frombytes(np.ascontiguousarray(pri, dtype=np.float64).tobytes())
         self.scored = start + len(X)
-
-    def _score_online(self) -> None:
-        """The next chunk of positions, retraining first when a retraining point is passed."""
-        assert self.trainer is not None and self.X is not None
-        start = self.scored
-        if start >= self._next_retrain:
-            req = int(self.ctx.request[start])
-            if start - self._last_train >= self.retrain_min_accesses:
-                self.model = self.trainer.retrain(start, req)
-                self._last_train = start
-            self._next_retrain = self._pos_of_request(self.trainer.boundary(req))
-        hi = min(start + self.chunk, self._next_retrain if start < self._next_retrain else self.n, self.n)
-        pos_arr = np.arange(start, hi, dtype=np.float64)
-        if self.model is None:
-            pri = pos_arr  # no model yet: LRU order
-        else:
-            t0 = time.perf_counter()
-            p = self.model.predict(self.X[start:hi])
-            self.predict_s += time.perf_counter() - t0
-            self.predict_calls += 1
-            pri = pos_arr + (self.bonus * self.model.horizon) * p
-        self.prio.frombytes(np.ascontiguousarray(pri, dtype=np.float64).tobytes())
-        self.scored = hi
 
     def stats(self) -> dict:
         t = self.trainer

@@ -7,10 +7,11 @@ block accesses | features of this access) (see ``learned.labels`` and
 * Offline (``train_offline``, ``python main.py learned train``): every access
   of a training trace is labelled (the trace is the past of the runs the
   model will serve) and the model is saved as a LightGBM text model file.
-* Online (``OnlineTrainer``): during a replay, every ``retrain_every``
-  requests the model is retrained on the accesses whose label is settled
-  by then (``reuse_labels(ctx, H, upto=now)``), so it never sees the future
-  of the replay.
+* Online (``learned.online.OnlineStream``): during a replay, every
+  ``retrain_every`` requests the model is retrained on the accesses whose
+  label is settled by then (``train_on_past``: ``reuse_labels(ctx, H,
+  upto=now)``, here computed on the whole matrix; the replay streams it), so
+  it never sees the future of the replay.
 
 Model file: LightGBM's own text format (loadable by LightGBM as is) with one
 extra trailing line ``kvsim_learned={json}`` holding the horizon, the feature
@@ -170,9 +171,14 @@ def train_on_past(
         return None
     pos, y = reuse_labels(ctx, horizon, upto)
     pos, y = _recent(pos, y, params.max_rows)
+    return fit_settled(X[pos], y, horizon, params, **meta)
+
+
+def fit_settled(X: np.ndarray, y: np.ndarray, horizon: int, params: TrainParams, **meta) -> LearnedModel | None:
+    """``fit`` on settled rows, or None when they are too few or all of one class (no model is better)."""
     if len(y) < MIN_ROWS or y.min() == y.max():
         return None
-    return fit(X[pos], y, horizon, params, **meta)
+    return fit(X, y, horizon, params, **meta)
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -214,18 +220,24 @@ class _Window:
         _label(self.y, self.lo, self.hi, pos, gaps, self.horizon)
 
 
+def reused(lo: int, hi: int, pos: int, gaps: np.ndarray, horizon: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """The previous accesses p in [lo, hi) that the chunk at position `pos` reuses within `horizon`, and
+    their reuse distances: access q's previous access of its block is q - gaps[q] (NaN: a first access)."""
+    q = np.flatnonzero(gaps <= horizon)  # NaN compares False
+    g = gaps[q]
+    prev = pos + q - g.astype(np.int64)
+    keep = (prev >= lo) & (prev < hi)
+    return prev[keep], g[keep]
+
+
 def _label(y: np.ndarray, lo: int, hi: int, pos: int, gaps: np.ndarray, horizon: int) -> None:
     """Set y[p - lo] = 1 for the previous accesses p in [lo, hi) reused within `horizon` by this chunk."""
-    q = np.flatnonzero(gaps <= horizon)  # NaN compares False
-    prev = pos + q - gaps[q].astype(np.int64)
-    prev = prev[(prev >= lo) & (prev < hi)]
+    prev, _ = reused(lo, hi, pos, gaps, horizon)
     y[prev - lo] = 1.0
 
 
 def _fit_window(win: _Window | None, params: TrainParams, **meta) -> LearnedModel | None:
-    if win is None or len(win.y) < MIN_ROWS or win.y.min() == win.y.max():
-        return None
-    return fit(win.X, win.y, win.horizon, params, **meta)
+    return None if win is None else fit_settled(win.X, win.y, win.horizon, params, **meta)
 
 
 def train_offline(workload, params: TrainParams | None = None, *, validation: float = 0.2,
@@ -341,35 +353,3 @@ def train_from_config(cfg, out: str | Path, params: TrainParams | None = None, *
     if load_stats is not None:
         summary["load"] = load_stats.to_dict()
     return summary
-
-
-class OnlineTrainer:
-    """Retrain every ``retrain_every`` requests on what the replay has seen so far."""
-
-    def __init__(self, ctx: AccessContext, X: np.ndarray, retrain_every: int, params: TrainParams | None = None):
-        if retrain_every < 1:
-            raise ValueError("retrain_every must be >= 1 request")
-        self.ctx = ctx
-        self.X = X
-        self.every = int(retrain_every)
-        self.params = params or TrainParams()
-        self.model: LearnedModel | None = None
-        self.trainings = 0
-        self.train_s = 0.0
-        self.log: list[dict] = []  # one entry per (re)training: request, rows, horizon, seconds
-
-    def boundary(self, request: int) -> int:
-        """First request index at which the next retraining is due after `request`."""
-        return (request // self.every + 1) * self.every
-
-    def retrain(self, upto: int, request: int) -> LearnedModel | None:
-        """Retrain on accesses before position ``upto`` (the first access of request `request`)."""
-        t0 = time.perf_counter()
-        m = train_on_past(self.ctx, self.X, upto, self.params, trained_upto=int(upto))
-        dt = time.perf_counter() - t0
-        self.train_s += dt
-        if m is not None:
-            self.model = m
-            self.trainings += 1
-            self.log.append({"request": int(request), "rows": m.meta["rows"], "horizon": m.horizon, "s": dt})
-        return self.model

@@ -59,13 +59,24 @@ NEXT_USE_PER_REQ_B = 64
 # 52.0 at 1M, with dense and with hashed ids alike. Stored ids not already numbered 0, 1, 2... are
 # renumbered once (PrefixBlocks.densified) and the stream holds that copy (ID_B per own block; the
 # renumbering's table is freed before the tracker is allocated, so no RENUMBER_B); the known sessions'
-# indexes are 4 bytes a request. One priority per scored access stays (8 bytes). Online it holds the whole
-# feature matrix (11 float32), the context's next uses and requests, the expanded ids and the priorities
-# (measured: 30k multi_turn requests, 7.0M accesses, 0.79 GiB peak with LightGBM loaded)
+# indexes are 4 bytes a request. One priority per scored access stays (8 bytes). Online (no model file:
+# learned.online) the same tracker and priorities, one tracker at a time (the first pass's is dropped
+# before the replay's), plus the training window: the rows a retraining still reads, each its 11 float32
+# features and its next-access distance (52 bytes), in arrays grown by doubling (LEARNED_ROW_B counts the
+# slack). How many rows that is depends on the trace's label horizon (rows ~ horizon + max_rows + one
+# retraining interval), known only after the first pass: measured 256k rows at 20k multi_turn requests,
+# 261k at 50k, 260k at 200k (horizon ~210k accesses), 113k on the Mooncake conversation trace (horizon 62k):
+# at 200k requests (48.0M accesses) a replay peaked at 1.03 GiB (estimate 1.33; the whole-trace path 4.47). The
+# estimate assumes a horizon of LEARNED_HORIZON_ROWS accesses (~5x the measured ones), bounded by the accesses.
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
-LEARNED_ONLINE_PER_ACCESS_B = 80
+LEARNED_ROW_B = 104
+LEARNED_HORIZON_ROWS = 1 << 20
+# learned.train.TrainParams.max_rows and learned.policy.DEFAULT_RETRAIN_EVERY (requests), the defaults a run
+# uses (not imported: learned imports the modes; tests/learned/test_learned_memory.py checks they agree)
+LEARNED_MAX_ROWS = 50_000
+LEARNED_RETRAIN_EVERY = 2000
 # the oracle's Belady method on the parent form (sim.oracle.compact): per distinct block the heap index,
 # LRU's two links and flag, and the next-use build's latest request
 ORACLE_COMPACT_BLOCK_B = 8 + 17 + 4
@@ -199,12 +210,21 @@ def oracle_estimate(w, compact: bool = False, sampled: int | None = None, bucket
     return e
 
 
+def learned_window_rows(s: WorkloadSize) -> int:
+    """Rows the online learned policy's training window is assumed to hold (see LEARNED_HORIZON_ROWS):
+    the assumed horizon, ``max_rows`` and one retraining interval of accesses, at most every access."""
+    per_req = s.accesses / max(1, s.requests)
+    rows = LEARNED_HORIZON_ROWS + LEARNED_MAX_ROWS + int(LEARNED_RETRAIN_EVERY * per_req)
+    return min(s.accesses, rows)
+
+
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
                  runs: int = 1, next_use_steps: bool = False, learned: str | None = None) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
     may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps;
-    `learned`: "model" (a model file: streamed features) or "online" when the learned policy runs.
+    `learned`: "model" (a model file) or "online" when the learned policy runs (both stream their
+    features; online adds its training window).
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
@@ -215,12 +235,12 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
         e.add("per-access arrays", s.accesses * (PER_ACCESS_B + ID_B))
     elif per_access:
         e.add("per-access arrays", s.accesses * PER_ACCESS_B)
-    if learned == "model":
+    if learned in ("model", "online"):
         e.add("learned tracker", s.own_blocks * (LEARNED_BLOCK_B + (ID_B if s.renumber else 0))
               + n * LEARNED_PER_REQ_B)
         e.add("learned priorities", s.accesses * LEARNED_MODEL_PER_ACCESS_B)
-    elif learned == "online":
-        e.add("learned features", s.accesses * LEARNED_ONLINE_PER_ACCESS_B)
+    if learned == "online":
+        e.add("learned training window", learned_window_rows(s) * LEARNED_ROW_B)
     if next_use_steps:
         e.add("next-use steps", _per_own_block(s, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:

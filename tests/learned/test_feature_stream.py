@@ -240,7 +240,7 @@ def test_streamed_scores_equal_the_whole_trace_path_and_build_no_access_arrays(m
     assert sc.predict_calls > 3 and sc.stats()["mode"] == "model"
     # no per-access array of the context was built (next_use, request, depth, session, arrival_ms)
     assert not {"next_use", "request", "depth", "session", "arrival_ms"} & set(vars(ctx))
-    monkeypatch.setattr(Scorer, "_score_streamed", _old_model_scoring)
+    monkeypatch.setattr(Scorer, "_score_chunk", _old_model_scoring)
     old = Scorer(AccessContext.from_workload(w), model, chunk=50)
     old.ensure(old.n - 1)
     assert np.array_equal(np.frombuffer(sc.prio), np.frombuffer(old.prio))
@@ -262,7 +262,7 @@ def test_cli_model_run_report_identical_on_both_paths(model, tmp_path, monkeypat
     for old in (False, True):
         learned_policy._SCORERS.clear()
         if old:
-            monkeypatch.setattr(learned_policy.Scorer, "_score_streamed", _old_model_scoring)
+            monkeypatch.setattr(learned_policy.Scorer, "_score_chunk", _old_model_scoring)
         out = tmp_path / f"r{old}.json"
         assert main.main([*args, str(out)]) == 0
         rep = json.loads(out.read_text())

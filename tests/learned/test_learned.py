@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import learned.policy as learned_policy
 from learned.features import FEATURES, access_features
 from learned.labels import horizon_from_past, next_use_distance, reuse_labels
-from learned.train import LearnedModel, OnlineTrainer, TrainParams, auc, fit, train_offline
+from learned.train import LearnedModel, TrainParams, auc, fit, train_offline, train_on_past
 from sim.errors import InputError
 from sim.policies import NEVER, REGISTRY, AccessContext, make_policy
 from sim.policies.replay import context_for_keys, prefix_replay, replay_hits
@@ -213,8 +213,7 @@ def test_training_uses_only_the_past():
     models = []
     for w in (a, b):
         ctx = AccessContext.from_workload(w)
-        tr = OnlineTrainer(ctx, access_features(ctx), retrain_every=50)
-        models.append(tr.retrain(upto, k))
+        models.append(train_on_past(ctx, access_features(ctx), upto, TrainParams(), trained_upto=upto))
     Xa = access_features(AccessContext.from_workload(a))
     assert models[0] is not None and models[0].horizon == models[1].horizon
     np.testing.assert_array_equal(models[0].predict(Xa), models[1].predict(Xa))

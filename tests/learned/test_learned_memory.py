@@ -7,9 +7,10 @@ from sim.config import Config
 from sim.modes.memory import (
     ID_B,
     LEARNED_BLOCK_B,
+    LEARNED_HORIZON_ROWS,
     LEARNED_MODEL_PER_ACCESS_B,
-    LEARNED_ONLINE_PER_ACCESS_B,
     LEARNED_PER_REQ_B,
+    LEARNED_ROW_B,
     GiB,
     run_estimate,
 )
@@ -31,9 +32,28 @@ def test_model_estimate_follows_blocks_and_online_follows_accesses():
     # dense ids: no renumbering
     assert model.parts["learned tracker"] == w.prefix.n_own() * LEARNED_BLOCK_B + len(w) * LEARNED_PER_REQ_B
     assert model.parts["learned priorities"] == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
-    assert online.parts["learned features"] == w.total_blocks * LEARNED_ONLINE_PER_ACCESS_B
+    # online: the same tracker and priorities plus the training window, every access at most (600 requests)
+    assert online.parts["learned tracker"] == model.parts["learned tracker"]
+    assert online.parts["learned priorities"] == model.parts["learned priorities"]
+    assert online.parts["learned training window"] == w.total_blocks * LEARNED_ROW_B
     assert base.total < model.total < online.total
     assert "learned tracker" not in base.parts
+
+
+def test_online_window_follows_the_horizon_not_the_accesses():
+    from learned.policy import DEFAULT_RETRAIN_EVERY
+    from learned.train import TrainParams
+    from sim.modes.memory import LEARNED_MAX_ROWS, LEARNED_RETRAIN_EVERY, WorkloadSize
+
+    assert (LEARNED_MAX_ROWS, LEARNED_RETRAIN_EVERY) == (TrainParams().max_rows, DEFAULT_RETRAIN_EVERY)
+
+    s = WorkloadSize.of(_workload(600))
+    per_req = 240  # block accesses a request (the 200k-request multi_turn benchmark's)
+    big = WorkloadSize(requests=10**7, nbytes=s.nbytes, accesses=10**7 * per_req, own_blocks=s.own_blocks,
+                       compact=s.compact, renumber=False)
+    est = run_estimate(big, mode="single", timing=False, per_access=False, slots=0, learned="online")
+    rows = LEARNED_HORIZON_ROWS + TrainParams().max_rows + int(2000 * per_req)  # horizon + max_rows + interval
+    assert est.parts["learned training window"] == rows * LEARNED_ROW_B < big.accesses * 8
 
 
 def test_tracker_part_is_what_the_stream_holds_with_dense_and_hashed_ids():
@@ -78,7 +98,7 @@ def test_cli_refuses_online_learned_over_the_limit_and_lets_the_model_run_throug
     capsys.readouterr()
     rc = cli.main([*args, "--report-json", str(tmp_path / "online.json")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "learned features" in err[0] and "KVSIM_MEMORY_LIMIT_GIB" in err[0]
+    assert rc == 2 and len(err) == 1 and "learned training window" in err[0] and "KVSIM_MEMORY_LIMIT_GIB" in err[0]
     assert not (tmp_path / "online.json").exists()
     assert cli.main([*args, "--model", str(model), "--report-json", str(tmp_path / "model.json")]) == 0
     assert (tmp_path / "model.json").exists()

@@ -12,8 +12,8 @@ from sim.modes.memory import (
     ID_B,
     LEARNED_BLOCK_B,
     LEARNED_MODEL_PER_ACCESS_B,
-    LEARNED_ONLINE_PER_ACCESS_B,
     LEARNED_PER_REQ_B,
+    LEARNED_ROW_B,
 )
 from sim.modes.partition import Partition, assign_pods, pod_config
 from sim.modes.runner import run_mode
@@ -98,8 +98,10 @@ def test_partitioned_learned_estimate_counts_each_pods_share(form):
     assert not any(k.startswith("pods at once: learned") for k in plain.parts)
     assert est.total > plain.total
     online = _partition_estimate(w, part, cap, False, False, 1, learned="online")
-    assert online.parts["pods at once: learned features"] in [2 * acc * LEARNED_ONLINE_PER_ACCESS_B
-                                                                for _, acc, _ in _pod_counts(w, part)]
+    # online: the same tracker and priorities plus the pod's training window (every access of a small pod)
+    assert online.parts["pods at once: learned tracker"] == tracker
+    assert online.parts["pods at once: learned training window"] in [2 * acc * LEARNED_ROW_B
+                                                                       for _, acc, _ in _pod_counts(w, part)]
 
 
 def test_cli_runs_a_partitioned_learned_cluster(model_file, tmp_path, capsys):
