@@ -47,14 +47,16 @@ def _chains(env: simpy.Environment, plan: list[tuple[int, int, int]], last: bool
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=12))
 def test_fire_last_and_succeed_last_keep_the_queued_order(plan):
-    logs = []
-    for last in (False, True):
-        env = simpy.Environment()
-        log: list = []
-        _chains(env, plan, last, log)
-        run_to_end(env)
-        logs.append((log, env.now))
-    assert logs[0] == logs[1]
+    assert _log_of(_chains, plan, False) == _log_of(_chains, plan, True)
+
+
+def _log_of(model, plan: list, elided: bool) -> tuple[list, float]:
+    """What happened, and when the run ended, in `model` built with the hops queued or elided."""
+    env = simpy.Environment()
+    log: list = []
+    model(env, plan, elided, log)
+    run_to_end(env)
+    return log, env.now
 
 
 def test_succeed_last_queues_when_another_entry_is_due_now():
@@ -167,11 +169,4 @@ def _all_of_chains(env: simpy.Environment, plan: list[tuple[int, int, int]], cou
 def test_hop_last_keeps_the_order_of_all_of(plan):
     """A multi-link transfer's end (sim.timing.network: a count and ``hop_last`` instead of ``env.all_of``)
     happens in the Condition's order, also when other events share its instant."""
-    logs = []
-    for counted in (False, True):
-        env = simpy.Environment()
-        log: list = []
-        _all_of_chains(env, plan, counted, log)
-        run_to_end(env)
-        logs.append((log, env.now))
-    assert logs[0] == logs[1]
+    assert _log_of(_all_of_chains, plan, False) == _log_of(_all_of_chains, plan, True)
