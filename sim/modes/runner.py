@@ -211,6 +211,7 @@ def run_cluster_mode(
     from sim.cache.layout import Layout
     from sim.modes.cluster import run_cluster
     from sim.modes.common import NodeSetup, prepare_workload
+    from sim.modes.partition import assign_pods, check_partition
     from sim.modes.partition_merge import needs_rows
     from sim.report.cluster import cluster_metrics
     from sim.routing.registry import router_class
@@ -218,10 +219,7 @@ def run_cluster_mode(
 
     check_policies(policies)
     if partition:
-        from sim.modes.partition import check_partition
-
         check_partition(cfg, partition, "cluster")
-    from sim.modes.partition import assign_pods
     routers = routers or [cfg.cluster.router]
     for r in routers:
         router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
