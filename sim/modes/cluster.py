@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from sim.modes.cluster_setup import (
     queue_recency,
 )
 from sim.modes.cluster_timed import run_timed
+from sim.modes.common import nan_rows
 from sim.policies.base import AccessContext
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
@@ -120,12 +122,12 @@ def run_cluster(
         cache = build_cluster_cache(cfg, setup, policy, ctx, ctx.n_unique)
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)
-    nan = np.full(n, np.nan)
+    times = partial(nan_rows, n, written=timing)  # a latency per request: only the timed replay writes them
     res = ClusterResult(
         policy=policy, router=router, timing=timing, setup=setup, cache=cache, network=net, workload=workload,
         hit_blocks=np.zeros((n, NLOC), dtype=np.int64), hit_tokens=np.zeros((n, NLOC), dtype=np.int64),
-        worker=np.zeros(n, dtype=np.int64), net_s=nan.copy(), queue_s=nan.copy(), prefill_s=nan.copy(),
-        ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(), busy_s=np.zeros(n),
+        worker=np.zeros(n, dtype=np.int64), net_s=times(), queue_s=times(), prefill_s=times(),
+        ttft_s=times(), tpot_s=times(), e2e_s=times(), busy_s=np.zeros(n),
         recomputed_tokens=np.zeros(n, dtype=np.int64),
     )
     loads = ClusterLoad(setup.layout)

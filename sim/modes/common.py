@@ -126,6 +126,15 @@ def trim_tokens(counts: list[int], bt: int, input_tokens: int) -> list[int]:
     return tok
 
 
+def nan_rows(n: int, shape: tuple[int, ...] = (), dtype=float, *, written: bool = True) -> np.ndarray:
+    """`n` rows of NaN: an array a replay fills in (`written`), or, for a column no replay writes (a
+    hit-rate-only run's latencies), one read-only view of a single NaN, so it costs no memory per
+    request and a stray write fails loudly instead of going unnoticed."""
+    if written:
+        return np.full((n, *shape), np.nan, dtype=dtype)
+    return np.broadcast_to(np.array(np.nan, dtype=dtype), (n, *shape))
+
+
 def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
     """Uncontended service time per request: the load signal of the hit-rate-only replays."""
     return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)

@@ -27,8 +27,10 @@ BASE_B = 400 * 1024**2  # interpreter, numpy, numba, SimPy and the compiled engi
 WORKLOAD_PER_REQ_B = 80  # arrival, tokens, session, turn, offsets + parent, shared, own offsets
 ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
-# single_timed measured at 10M requests: 2.95 GiB peak = 0.4 base + 0.67 workload + ~200 B a request
-RUN_PER_REQ_B = {"single": 220, "single_timed": 300, "cluster": 620, "cluster_timed": 900}
+# single_timed measured at 10M requests: 2.95 GiB peak = 0.4 base + 0.67 workload + ~200 B a request.
+# Hit-rate-only runs hold no latency columns (sim.modes.common.nan_rows: 56 B a request less than a
+# timed run's; single hit-rate-only at 2M requests: 0.84 -> 0.66 GiB peak when they went)
+RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 564, "cluster_timed": 900}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import Config
+from sim.modes.common import nan_rows
 from sim.replica.histogram import IterationHistogram
 from sim.report.cluster_totals import ClusterTotals
 from trace.workload import Workload
@@ -194,7 +195,7 @@ class Merger:
         for k in self.keep:
             if k not in arrays:  # NaN in every pod: one read-only view, no n-row array
                 shape, dtype = self.kinds.get(k, ((), np.dtype(float)))
-                arrays[k] = np.broadcast_to(np.array(np.nan, dtype=dtype), (self.n, *shape))
+                arrays[k] = nan_rows(self.n, shape, dtype, written=False)
         return MergedClusterResult(
             policy=policy, router=router, timing=timing, setup=setup, workload=workload, **arrays,
             cache=cache, network=net, sim_time_s=max(p.scalars["sim_time_s"] for p in pods), wall_s=wall_s,

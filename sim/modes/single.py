@@ -29,6 +29,7 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ from sim.engine.layout import SCRATCH_N
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
-from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
+from sim.modes.common import NodeSetup, nan_rows, policy_params, service_times, trim_tokens, worker_replicas
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
@@ -157,12 +158,12 @@ def run_single(
     setup = NodeSetup.from_config(cfg, workload.block_tokens)
     cache = build_cache(cfg, setup, policy, ctx)
     n = len(workload)
-    nan = np.full(n, np.nan)
+    times = partial(nan_rows, n, written=timing)  # a latency per request: only the timed replay writes them
     res = RunResult(
         policy=policy, timing=timing, setup=setup, cache=cache, workload=workload,
         hit_blocks=np.zeros((n, 3), dtype=np.int64), hit_tokens=np.zeros((n, 3), dtype=np.int64),
-        worker=np.zeros(n, dtype=np.int64), queue_s=nan.copy(), load_s=nan.copy(),
-        prefill_s=nan.copy(), ttft_s=nan.copy(), tpot_s=nan.copy(), e2e_s=nan.copy(),
+        worker=np.zeros(n, dtype=np.int64), queue_s=times(), load_s=times(),
+        prefill_s=times(), ttft_s=times(), tpot_s=times(), e2e_s=times(),
         recomputed_tokens=np.zeros(n, dtype=np.int64),
     )
     load = np.zeros(setup.n_workers, dtype=np.int64)

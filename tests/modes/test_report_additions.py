@@ -73,3 +73,29 @@ def test_hit_rate_only_confidence_not_applicable():
     assert "ttft_breakdown_ms" not in rep["metrics"] and "iteration_ms" not in rep["metrics"]
     assert run_notes(rep) == ["Latency confidence: " + rep["confidence"]["summary"]]
     assert np.isfinite(rep["metrics"]["hit_rate"])
+
+
+@pytest.mark.parametrize("timing", [False, True])
+def test_latency_columns_cost_memory_only_when_the_replay_writes_them(timing):
+    """A hit-rate-only run's per-request latencies are one read-only NaN view (no 8 bytes a request
+    each: 0.45 GiB at 10M requests), and a write to one fails; a timed run's are filled arrays."""
+    from sim.modes.cluster import run_cluster
+    from sim.modes.single import run_single
+    from tests.conftest import micro_workload as _workload
+    from tests.modes.test_cluster import _cfg as cluster_cfg
+    from tests.modes.test_single_node import _cfg as single_cfg
+
+    w = _workload([[1, 2, 3], [1, 2, 4], [5, 6]], sessions=[0, 0, 1])
+    single = run_single(single_cfg(8), w, "lru", timing=timing)
+    cluster = run_cluster(cluster_cfg(), w, "lru", "round_robin", timing=timing)
+    cols = [(single, k) for k in ("load_s", "queue_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s")]
+    cols += [(cluster, k) for k in ("net_s", "queue_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s")]
+    for res, k in cols:
+        col = getattr(res, k)
+        assert col.shape == (3,)
+        if timing:
+            assert col.flags.writeable and np.isfinite(col).all(), k
+        else:
+            assert col.strides == (0,) and np.isnan(col).all(), k
+            with pytest.raises(ValueError, match="read-only"):
+                col[0] = 1.0
