@@ -83,7 +83,8 @@ class Scorer:
         params: TrainParams | None = None,
         chunk: int = CHUNK,
     ) -> None:
-        self.ctx = ctx
+        # no reference to ctx is kept: the shared scorers are keyed by their context and dropped with it
+        # (shared_scorer), which a strong reference from here would keep alive for the life of the process
         self.bonus = float(bonus)
         self.chunk = int(chunk)
         self.model = model

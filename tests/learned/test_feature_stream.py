@@ -215,7 +215,7 @@ def test_mooncake_trace_streamed_equals_the_whole_trace_computation():
 
 def _old_model_scoring(self):
     """Today's model path before streaming: the whole trace's features, then positions in fixed chunks."""
-    X = self.__dict__.setdefault("_ref_X", reference_features(self.ctx))
+    X = self.__dict__.setdefault("_ref_X", reference_features(AccessContext.from_workload(self.stream.w)))
     start = self.scored
     hi = min(start + self.chunk, self.n)
     p = self.model.predict(X[start:hi])

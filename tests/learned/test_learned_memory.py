@@ -205,3 +205,24 @@ def test_cli_rechecks_the_exact_window_before_the_replay(monkeypatch, capsys, tm
     assert cli.main([*args, "--report-json", str(tmp_path / "ran.json")]) == 0
     assert (tmp_path / "ran.json").exists()
     assert len(first_passes) == 1  # the re-check's first pass is the replay's (one shared scorer)
+
+
+def test_a_shared_scorer_lives_no_longer_than_its_context():
+    """The shared scorers are keyed by their context and dropped with it: a process that replays many
+    workloads (a sweep's worker, the web server) keeps no finished run's tracker, priorities or window."""
+    import gc
+    import weakref
+
+    import learned.policy as learned_policy
+    from sim.policies import make_policy
+    from sim.policies.base import AccessContext
+    from trace.workload import Workload
+
+    w = Workload.from_requests(_cyclic_requests(500), arrival_ms=[100.0 * r for r in range(500)], name="cyclic")
+    ctx = AccessContext.from_workload(w)
+    scorer = weakref.ref(make_policy("learned", 10, ctx, learned_retrain_every=200).scorer)  # type: ignore[attr-defined]
+    gc.collect()
+    assert scorer() is not None and any(s is scorer() for _, s in learned_policy._SCORERS.values())  # shared
+    del ctx
+    gc.collect()
+    assert scorer() is None
