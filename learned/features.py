@@ -45,10 +45,10 @@ and that is how they are computed: ``FeatureStream`` feeds consecutive chunks
 of requests to a ``learned.tracker.Tracker`` (compiled), whose state follows
 the blocks seen so far, not the accesses. A chunk's rows are all a caller
 holds: the policy scores a chunk and drops it (``learned.policy``), so the
-features of a 10M-request trace never exist at once. ``access_features`` is
-the whole matrix (small workloads, training); the numpy whole-trace
+features of a 10M-request trace never exist at once. The numpy whole-trace
 computation it replaced is kept in the tests as the reference it equals bit
-for bit.
+for bit (tests/learned/reference_features.py; the streamed chunks stacked
+into one matrix, ``access_features``, in tests/learned/reference_online.py).
 """
 from __future__ import annotations
 
@@ -174,12 +174,3 @@ def context_stream(ctx: AccessContext) -> FeatureStream:
         raise ValueError("learned features need an AccessContext made from a workload")
     return FeatureStream(ctx._w, ctx.depth if ctx._depth_given else None)
 
-
-def access_features(ctx: AccessContext) -> np.ndarray:
-    """float32 matrix (accesses x ``N_FEATURES``), one row per access, columns ``FEATURES``: every chunk
-    of the context's workload, stacked (whole-trace memory: small workloads and tests)."""
-    fs = context_stream(ctx)
-    out = np.empty((fs.n, N_FEATURES), dtype=np.float32)  # filled chunk by chunk: 44 bytes an access
-    for pos, X in fs.chunks(1 << 18):
-        out[pos:pos + len(X)] = X
-    return out

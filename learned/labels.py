@@ -13,70 +13,25 @@ looked at. Accesses whose window is still open are left out (keeping only
 those already reused would bias the labels towards reuse).
 
 The horizon itself comes from reuse distances observed before ``upto``
-(``horizon_from_past``): a high quantile of them, scaled, so the label asks
+(``horizon_from_counts``): a high quantile of them, scaled, so the label asks
 "reused within the span where most reuse of this trace happens".
+
+The trainers label from the reuse distances the feature stream yields
+(``learned.train.reused``), never from a per-access array; the whole-trace
+definitions on ``AccessContext.next_use`` (``reuse_labels``,
+``horizon_from_past``) are the tests' reference
+(tests/learned/reference_online.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sim.policies.base import NEVER, AccessContext
-
 MIN_HORIZON = 16  # block accesses; below this the label says little about caching
 
 
-def next_use_distance(ctx: AccessContext) -> np.ndarray:
-    """Block accesses until the next access of the same block (inf if none), float64."""
-    n = len(ctx.next_use)
-    d = (ctx.next_use - np.arange(n, dtype=np.int64)).astype(np.float64)
-    d[ctx.next_use == NEVER] = np.inf
-    return d
-
-
-def reuse_labels(ctx: AccessContext, horizon: int, upto: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, labels) settled before access ``upto`` (default: the whole workload).
-
-    positions: every ``pos`` with ``pos + horizon < upto``; labels: 1.0 if the
-    block was accessed again within ``horizon`` accesses, else 0.0 (float32).
-    With ``upto=None`` every access is labelled (offline training on a trace
-    that is wholly in the past of the run it will serve).
-    """
-    if horizon < 1:
-        raise ValueError("horizon must be >= 1")
-    n = len(ctx.next_use)
-    if upto is None:
-        last = n
-    else:
-        last = max(0, min(n, int(upto) - int(horizon)))
-    pos = np.arange(last, dtype=np.int64)
-    nu = ctx.next_use[:last]
-    y = (nu != NEVER) & (nu - pos <= horizon)
-    return pos, y.astype(np.float32)
-
-
-def horizon_from_past(
-    ctx: AccessContext, upto: int | None = None, *, quantile: float = 0.9, factor: float = 1.5
-) -> int | None:
-    """``factor`` x the ``quantile`` of reuse distances completed before ``upto``.
-
-    Only reuses whose second access is before ``upto`` count (they are
-    observed). None when none has been observed yet.
-    """
-    if not 0.0 < quantile <= 1.0 or factor <= 0:
-        raise ValueError("quantile must be in (0, 1] and factor > 0")
-    n = len(ctx.next_use)
-    upto = n if upto is None else min(n, int(upto))
-    nu = ctx.next_use[:upto]
-    done = nu < upto  # NEVER is larger than any position
-    if not done.any():
-        return None
-    d = nu[done] - np.flatnonzero(done)
-    return max(MIN_HORIZON, int(round(factor * float(np.quantile(d, quantile)))))
-
-
 class GapCounts:
-    """Reuse distances observed so far as (distinct value, count): what ``horizon_from_past`` takes a
-    quantile of, held per distinct distance instead of per reuse (``learned train`` streams)."""
+    """Reuse distances observed so far as (distinct value, count): what ``horizon_from_past`` (the tests'
+    reference) takes a quantile of, held per distinct distance instead of per reuse (the trainers stream)."""
 
     def __init__(self) -> None:
         self.values = np.zeros(0, dtype=np.int64)

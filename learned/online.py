@@ -1,10 +1,10 @@
 """The learned policy's online mode, streamed: retrained on the past without the whole trace's rows.
 
-What the online mode computes is defined by ``learned.train.train_on_past`` on the whole feature matrix
-(kept, and the tests' reference): at each retraining point ``upto`` (``retrain_points``) the label
-horizon H is the scaled quantile of the reuse distances completed before ``upto``
-(``learned.labels.horizon_from_past``), and the model is fitted on the latest ``max_rows`` accesses p
-with p + H < upto, labelled "reused within H accesses".
+What the online mode computes is defined by ``train_on_past`` on the whole feature matrix (the
+whole-trace form, kept as the tests' reference in tests/learned/reference_online.py): at each retraining
+point ``upto`` (``retrain_points``) the label horizon H is the scaled quantile of the reuse distances
+completed before ``upto`` (``horizon_from_past`` there), and the model is fitted on the latest
+``max_rows`` accesses p with p + H < upto, labelled "reused within H accesses".
 
 ``OnlineStream`` computes the same thing in two passes of ``learned.features.FeatureStream`` (as
 ``learned train`` does):

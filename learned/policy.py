@@ -83,7 +83,8 @@ class Scorer:
         params: TrainParams | None = None,
         chunk: int = CHUNK,
     ) -> None:
-        self.ctx = ctx
+        # no reference to ctx is kept: the shared scorers are keyed by their context and dropped with it
+        # (shared_scorer), which a strong reference from here would keep alive for the life of the process
         self.bonus = float(bonus)
         self.chunk = int(chunk)
         self.model = model
@@ -220,6 +221,13 @@ class Learned(Policy):
         self._heap: list[tuple[float, int, int]] = []  # (priority, pos, key), lazily invalidated
         self._clock = 0  # LRU order when there is no context
         self.evictions = 0
+
+    def training_window_rows(self) -> int:
+        """The most training rows the online trainer holds at once (exact, known after its first pass; 0
+        with a model file or without a context): what the run's memory estimate re-checks before the replay
+        (sim.modes.memory.HoldsTrainingWindow)."""
+        t = self.scorer.trainer if self.scorer is not None else None
+        return t.window_rows() if t is not None else 0
 
     def _set(self, key: int, pos: int) -> None:
         sc = self.scorer

@@ -9,9 +9,9 @@ block accesses | features of this access) (see ``learned.labels`` and
   model will serve) and the model is saved as a LightGBM text model file.
 * Online (``learned.online.OnlineStream``): during a replay, every
   ``retrain_every`` requests the model is retrained on the accesses whose
-  label is settled by then (``train_on_past``: ``reuse_labels(ctx, H,
-  upto=now)``, here computed on the whole matrix; the replay streams it), so
-  it never sees the future of the replay.
+  label is settled by then (as ``train_on_past`` on the whole matrix, the
+  tests' reference in tests/learned/reference_online.py, defines it; the
+  replay streams it), so it never sees the future of the replay.
 
 Model file: LightGBM's own text format (loadable by LightGBM as is) with one
 extra trailing line ``kvsim_learned={json}`` holding the horizon, the feature
@@ -28,9 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from learned.features import FEATURES
-from learned.labels import horizon_from_past, reuse_labels
 from sim.errors import InputError
-from sim.policies.base import AccessContext
 
 if TYPE_CHECKING:  # lightgbm is imported where a model is trained or loaded: it is slow to import
     import lightgbm as lgb
@@ -151,29 +149,6 @@ def fit(X: np.ndarray, y: np.ndarray, horizon: int, params: TrainParams, **meta)
     return LearnedModel(booster=booster, horizon=int(horizon), meta=info)
 
 
-def _recent(pos: np.ndarray, y: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    if len(pos) > max_rows:
-        return pos[-max_rows:], y[-max_rows:]
-    return pos, y
-
-
-def train_on_past(
-    ctx: AccessContext, X: np.ndarray, upto: int, params: TrainParams, **meta
-) -> LearnedModel | None:
-    """Train on the accesses before ``upto`` whose labels are settled; None if too few.
-
-    ``X`` is ``access_features(ctx)``.
-    """
-    horizon = params.horizon or horizon_from_past(
-        ctx, upto, quantile=params.horizon_quantile, factor=params.horizon_factor
-    )
-    if horizon is None:
-        return None
-    pos, y = reuse_labels(ctx, horizon, upto)
-    pos, y = _recent(pos, y, params.max_rows)
-    return fit_settled(X[pos], y, horizon, params, **meta)
-
-
 def fit_settled(X: np.ndarray, y: np.ndarray, horizon: int, params: TrainParams, **meta) -> LearnedModel | None:
     """``fit`` on settled rows, or None when they are too few or all of one class (no model is better)."""
     if len(y) < MIN_ROWS or y.min() == y.max():
@@ -203,7 +178,8 @@ def auc(y: np.ndarray, score: np.ndarray) -> float | None:
 class _Window:
     """The rows a training reads - positions [lo, hi), the latest ``max_rows`` whose label is settled -
     and their labels, filled while the stream passes: position p's label is 1 when the access q whose
-    previous access of the block is p comes within ``horizon`` (``reuse_labels``: next_use[p] = q)."""
+    previous access of the block is p comes within ``horizon`` (next_use[p] = q, as the tests' reference
+    ``reuse_labels`` has it)."""
 
     def __init__(self, horizon: int, upto: int, max_rows: int) -> None:
         self.horizon = horizon
@@ -253,7 +229,8 @@ def train_offline(workload, params: TrainParams | None = None, *, validation: fl
     never the whole trace's rows: the first pass counts reuse distances (the horizons), the second keeps
     the rows of each training window, labels them from the reuse distances of later accesses, trains the
     validation model when the stream reaches the cut and scores the held-out accesses as they pass.
-    The same model, horizon and AUC as training on the whole trace's matrix (``train_on_past``).
+    The same model, horizon and AUC as training on the whole trace's matrix (``train_on_past``, the tests'
+    reference in tests/learned/reference_online.py).
     """
     from learned.features import FeatureStream
     from learned.labels import GapCounts, horizon_from_counts

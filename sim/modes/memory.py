@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from sim.errors import InputError
 
@@ -69,7 +70,9 @@ NEXT_USE_PER_REQ_B = 64
 # retraining interval), known only after the first pass: measured 256k rows at 20k multi_turn requests,
 # 261k at 50k, 260k at 200k (horizon ~210k accesses), 113k on the Mooncake conversation trace (horizon 62k):
 # at 200k requests (48.0M accesses) a replay peaked at 1.03 GiB (estimate 1.33; the whole-trace path 4.47). The
-# estimate assumes a horizon of LEARNED_HORIZON_ROWS accesses (~5x the measured ones), bounded by the accesses.
+# estimate assumes a horizon of LEARNED_HORIZON_ROWS accesses (~5x the measured ones), bounded by the accesses;
+# a trace's horizon can be longer, so once the policy's first pass has run the run re-checks the estimate
+# with the exact window in its place (with_exact_window; sim.modes.runner) before the replay starts.
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
@@ -220,6 +223,28 @@ def learned_window_rows(s: WorkloadSize) -> int:
     return min(s.accesses, rows)
 
 
+LEARNED_WINDOW = "learned training window"  # the part the exact window replaces
+
+
+@runtime_checkable
+class HoldsTrainingWindow(Protocol):
+    """A policy that holds training rows, their most at once known once it is built (the online learned
+    policy, after its first pass: learned.policy.Learned)."""
+
+    def training_window_rows(self) -> int: ...
+
+
+def with_exact_window(est: Estimate, rows: int) -> Estimate:
+    """`est` with its assumed learned training window (``learned_window_rows``) replaced by the exact one:
+    `rows`, the most rows the online learned policy holds at once, at LEARNED_ROW_B a row. Every other
+    part is kept as the estimate counted it."""
+    if LEARNED_WINDOW not in est.parts:
+        raise ValueError("the estimate counts no learned training window")
+    parts = dict(est.parts)
+    parts[LEARNED_WINDOW] = float(rows * LEARNED_ROW_B)
+    return Estimate(parts)
+
+
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
                  runs: int = 1, next_use_steps: bool = False, learned: str | None = None) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
@@ -242,7 +267,7 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
               + n * LEARNED_PER_REQ_B)
         e.add("learned priorities", s.accesses * LEARNED_MODEL_PER_ACCESS_B)
     if learned == "online":
-        e.add("learned training window", learned_window_rows(s) * LEARNED_ROW_B)
+        e.add(LEARNED_WINDOW, learned_window_rows(s) * LEARNED_ROW_B)
     if next_use_steps:
         e.add("next-use steps", _per_own_block(s, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:

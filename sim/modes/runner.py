@@ -79,7 +79,33 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
                        next_use_steps=steps, learned=learned)
-    check(est, what=f"replaying {len(w):,} requests on one node", change=_too_big(w), where="--mode single")
+    what = f"replaying {len(w):,} requests on one node"
+    check(est, what=what, change=_too_big(w), where="--mode single")
+    _recheck_learned(cfg, w, ctx, est, what)
+
+
+def _recheck_learned(cfg: Config, w: Workload, ctx, est, what: str) -> None:
+    """The online learned policy's training window is known exactly once its first pass has run, and the
+    up-front estimate only assumed a horizon (sim.modes.memory.LEARNED_HORIZON_ROWS), which a trace's can
+    exceed: build the policy now (its scorer, first pass included, is the one the replay's tiers share:
+    learned.policy.shared_scorer) and check the estimate again with the exact window in the assumed one's
+    place, before anything is replayed."""
+    from sim.modes.common import policy_params
+    from sim.modes.memory import LEARNED_WINDOW, HoldsTrainingWindow, check, with_exact_window
+    from sim.policies import make_policy
+
+    if LEARNED_WINDOW not in est.parts:
+        return
+    pol = make_policy("learned", 1, ctx, **policy_params(cfg, w.block_tokens))
+    if not isinstance(pol, HoldsTrainingWindow):
+        raise TypeError(f"the learned policy ({type(pol).__name__}) does not state its training window")
+    rows = pol.training_window_rows()
+    check(with_exact_window(est, rows),
+          what=f"{what} with the online learned policy's training window of {rows:,} rows (exact after its "
+               "first pass)",
+          change=f"give the learned policy a model file (--model FILE, from `python main.py learned train`: "
+                 f"no training window), {_too_big(w)}",
+          where="--policy learned")
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
@@ -99,9 +125,10 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
         est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
                            learned=_learned_mode(cfg, policies))
-        check(est, what=f"replaying {len(w):,} requests on {gpus}",
-              change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
+        what = f"replaying {len(w):,} requests on {gpus}"
+        check(est, what=what, change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
               where="--mode cluster")
+        _recheck_learned(cfg, w, ctx, est, what)
         return
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods,
                               learned=_learned_mode(cfg, policies))

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learned.features import FeatureStream, access_features, context_stream
+from learned.features import FeatureStream, context_stream
 from learned.tracker import PairIndex
 from sim.config import Config
 from sim.policies.base import AccessContext
 from tests.conftest import ROOT
 from tests.learned.reference_features import reference_features
+from tests.learned.reference_online import access_features, reuse_labels, train_on_past
 from trace.workload import Workload
 
 MOONCAKE = ROOT.parent / "shared" / "traces" / "mooncake_conversation.jsonl"
@@ -214,7 +215,7 @@ def test_mooncake_trace_streamed_equals_the_whole_trace_computation():
 
 def _old_model_scoring(self):
     """Today's model path before streaming: the whole trace's features, then positions in fixed chunks."""
-    X = self.__dict__.setdefault("_ref_X", reference_features(self.ctx))
+    X = self.__dict__.setdefault("_ref_X", reference_features(AccessContext.from_workload(self.stream.w)))
     start = self.scored
     hi = min(start + self.chunk, self.n)
     p = self.model.predict(X[start:hi])
@@ -295,8 +296,7 @@ def test_gap_counts_quantile_is_numpys_to_the_bit(d, q, split):
 
 def _whole_trace_training(w, params, validation=0.2):
     """`learned train` before streaming: the whole trace's matrix and next uses."""
-    from learned.labels import reuse_labels
-    from learned.train import auc, train_on_past
+    from learned.train import auc
 
     ctx = AccessContext.from_workload(w)
     X, n, summary = reference_features(ctx), w.total_blocks, {}

@@ -12,13 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import learned.policy as learned_policy
-from learned.features import FEATURES, access_features
-from learned.labels import horizon_from_past, next_use_distance, reuse_labels
-from learned.train import LearnedModel, TrainParams, auc, fit, train_offline, train_on_past
+from learned.features import FEATURES
+from learned.train import LearnedModel, TrainParams, auc, fit, train_offline
 from sim.errors import InputError
 from sim.policies import NEVER, REGISTRY, AccessContext, make_policy
 from sim.policies.replay import context_for_keys, prefix_replay, replay_hits
 from tests.conftest import ROOT
+from tests.learned.reference_online import (
+    access_features,
+    horizon_from_past,
+    next_use_distance,
+    reuse_labels,
+    train_on_past,
+)
 from trace.workload import Workload
 
 FIXTURE = ROOT / "tests" / "data" / "mooncake_small.jsonl"

@@ -1,6 +1,6 @@
 """The memory estimate of a learned run follows its representation: a model file streams its features
-(per distinct block plus a priority per access), online mode holds the whole trace's rows; a run that
-does not fit is refused up front in one line naming the part."""
+(per distinct block plus a priority per access), online mode adds a training window (assumed up front,
+re-checked exactly after the first pass); a run that does not fit is refused in one line naming the part."""
 from __future__ import annotations
 
 from sim.config import Config
@@ -102,3 +102,127 @@ def test_cli_refuses_online_learned_over_the_limit_and_lets_the_model_run_throug
     assert not (tmp_path / "online.json").exists()
     assert cli.main([*args, "--model", str(model), "--report-json", str(tmp_path / "model.json")]) == 0
     assert (tmp_path / "model.json").exists()
+
+
+# ---------------------------------------------------------------- the exact window, re-checked
+
+def _cyclic_requests(n_req: int) -> list[list[int]]:
+    """Request r: the 40 blocks of set r % 40 (so each is reused exactly 40 requests = 2,000 accesses
+    later), then 10 blocks of its own (never reused): 50 accesses a request."""
+    return [[(r % 40) * 40 + j for j in range(40)] + [10_000 + 10 * r + j for j in range(10)] for r in range(n_req)]
+
+
+def test_exact_window_by_hand():
+    """1,400 requests (70,000 accesses), retraining every 400 requests with >= 20,000 accesses between:
+    points at accesses 20,000, 40,000, 60,000; every reuse distance is 2,000, so every horizon is
+    1.5 x 2,000 = 3,000. The windows are [0, 17,000), [0, 37,000) and [7,000, 57,000) (max_rows 50,000):
+    before the second point the rows from 0 are still read by it (40,000 held), before the third from
+    7,000 (53,000 held). The most held at once: 53,000 = horizon + max_rows."""
+    from learned.features import FeatureStream
+    from learned.online import OnlineStream
+    from sim.policies import make_policy
+    from sim.policies.base import AccessContext
+    from trace.workload import Workload
+
+    reqs = _cyclic_requests(1400)
+    w = Workload.from_requests(reqs, arrival_ms=[100.0 * r for r in range(1400)], name="cyclic")
+    st = OnlineStream(lambda: FeatureStream(w), 400, 20_000)
+    assert st.points == [(20_000, 400), (40_000, 800), (60_000, 1200)]
+    assert st.horizons == [3000, 3000, 3000]
+    assert st.keep_from.tolist() == [0, 0, 7000]
+    assert st.window_rows() == 53_000
+    pol = make_policy("learned", 10, AccessContext.from_workload(w), learned_retrain_every=400)
+    assert pol.training_window_rows() == 53_000  # type: ignore[attr-defined]
+    assert make_policy("learned", 10, None).training_window_rows() == 0  # type: ignore[attr-defined]
+
+
+def test_with_exact_window_replaces_the_assumed_part_only():
+    from sim.modes.memory import BASE_B, LEARNED_WINDOW, Estimate, with_exact_window
+
+    est = Estimate({"workload": 1000.0, LEARNED_WINDOW: 30_000 * LEARNED_ROW_B, "cache slots": 96.0})
+    exact = with_exact_window(est, 53_000)
+    assert exact.parts == {"workload": 1000.0, LEARNED_WINDOW: 53_000 * 104, "cache slots": 96.0}
+    assert exact.total == BASE_B + 1000 + 5_512_000 + 96
+    assert est.parts[LEARNED_WINDOW] == 3_120_000  # the estimate itself is not changed
+    import pytest
+
+    with pytest.raises(ValueError, match="no learned training window"):
+        with_exact_window(Estimate({"workload": 1.0}), 10)
+
+
+def test_cli_rechecks_the_exact_window_before_the_replay(monkeypatch, capsys, tmp_path):
+    """600 requests (30,000 accesses), retraining every 200 requests: one retraining point, at access
+    20,000 (the one at 10,000 comes before 20,000 accesses have passed), horizon 3,000, window [0, 17,000):
+    the replay holds rows 0..20,000, 20,000 rows = 2,080,000 bytes. With the up-front assumption made to
+    under-count (as for a trace whose horizon exceeds LEARNED_HORIZON_ROWS), a limit 0.5 MiB under the
+    estimate with that window is refused in one line after the first pass, one 0.5 MiB over it runs."""
+    import json
+
+    import sim.cli as cli
+    import sim.modes.memory as memory
+    from learned.online import OnlineStream
+
+    trace = tmp_path / "cyclic.jsonl"
+    trace.write_text("".join(json.dumps({"timestamp": 100 * r, "input_length": 50 * 512, "output_length": 10,
+                                         "hash_ids": ids}) + "\n" for r, ids in enumerate(_cyclic_requests(600))))
+    args = ["run", "--policy", "learned", "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace),
+            "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
+    seen: list = []
+    real_check = memory.check
+    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
+    first_passes: list = []
+    real_init = OnlineStream.__init__
+    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
+                                                                          real_init(self, *a, **k))[1])
+    # the up-front estimate alone (a limit nothing fits under: refused before any first pass)
+    monkeypatch.setenv(memory.ENV, "0.001")
+    assert cli.main([*args, "--report-json", str(tmp_path / "x.json")]) == 2
+    assert len(seen) == 1 and not first_passes
+    rest = seen[0].total - seen[0].parts[memory.LEARNED_WINDOW]
+    window_b = 20_000 * 104
+    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
+
+    seen.clear()
+    lim = rest + window_b - 2**19
+    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    capsys.readouterr()
+    assert cli.main([*args, "--report-json", str(tmp_path / "refused.json")]) == 2
+    out, err = capsys.readouterr()
+    exact = seen[-1]
+    assert len(seen) == 2 and exact.parts[memory.LEARNED_WINDOW] == window_b and exact.total == rest + window_b
+    assert {k: v for k, v in exact.parts.items() if k != memory.LEARNED_WINDOW} == \
+        {k: v for k, v in seen[0].parts.items() if k != memory.LEARNED_WINDOW}
+    assert out == "" and err.splitlines() == [
+        "error: --policy learned: replaying 600 requests on one node with the online learned policy's training "
+        f"window of 20,000 rows (exact after its first pass) needs an estimated {exact.total / GiB:.1f} GiB of "
+        f"memory (GiB: {exact.summary()}), over the {lim / GiB:.1f} GiB limit; give the learned policy a model "
+        "file (--model FILE, from `python main.py learned train`: no training window), set trace.limit, or raise "
+        "KVSIM_MEMORY_LIMIT_GIB"]
+    assert not (tmp_path / "refused.json").exists()
+
+    first_passes.clear()
+    monkeypatch.setenv(memory.ENV, repr((rest + window_b + 2**19) / GiB))
+    assert cli.main([*args, "--report-json", str(tmp_path / "ran.json")]) == 0
+    assert (tmp_path / "ran.json").exists()
+    assert len(first_passes) == 1  # the re-check's first pass is the replay's (one shared scorer)
+
+
+def test_a_shared_scorer_lives_no_longer_than_its_context():
+    """The shared scorers are keyed by their context and dropped with it: a process that replays many
+    workloads (a sweep's worker, the web server) keeps no finished run's tracker, priorities or window."""
+    import gc
+    import weakref
+
+    import learned.policy as learned_policy
+    from sim.policies import make_policy
+    from sim.policies.base import AccessContext
+    from trace.workload import Workload
+
+    w = Workload.from_requests(_cyclic_requests(500), arrival_ms=[100.0 * r for r in range(500)], name="cyclic")
+    ctx = AccessContext.from_workload(w)
+    scorer = weakref.ref(make_policy("learned", 10, ctx, learned_retrain_every=200).scorer)  # type: ignore[attr-defined]
+    gc.collect()
+    assert scorer() is not None and any(s is scorer() for _, s in learned_policy._SCORERS.values())  # shared
+    del ctx
+    gc.collect()
+    assert scorer() is None
