@@ -53,7 +53,7 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.event_loop import run_to_end, timer
+from sim.timing.event_loop import initialize, run_to_end, wake_after
 from sim.timing.node_io import NodeIO, PrefillCost, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
 from sim.timing.step_cost import StepModel
@@ -384,28 +384,40 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         r.cached = max(0, min(ld.choice.tokens_used, n_in - 1))
         workers.submit(wk, r)
 
-    def arrivals():
-        # Requests arriving at one instant are handled after arrivals' step, in order, before any
-        # other event of that instant - where their processes' (urgent) first steps ran before -
-        # and after the timeout to the next arrival is scheduled (the same event order).
-        due: list[int] = []
-        for i in range(len(w)):
-            dt = float(arr_s[i]) - env._now  # env.now without the property call
-            if dt > 0:
-                nxt = timer(env, dt)  # env.timeout's Timeout (dt > 0)
-                for j in due:
-                    request(j)
-                due.clear()
-                yield nxt
-            due.append(i)
+    # The arrivals as a chain of wake-ups, not a SimPy process (a generator resume per arrival instant):
+    # the same queue entries - the start at (0, URGENT) where the process's Initialize was, then one
+    # (arrival time, NORMAL) entry per later instant, scheduled where the process's timeout was - so
+    # every callback runs in the same order. Requests arriving at one instant are handled after the
+    # wake-up to the next instant is scheduled, in order, before any other event of that instant - where
+    # their processes' (urgent) first steps ran before.
+    n_req = len(w)
+    nxt_i = [0]
+    arrivals_cbs: tuple = ()
+
+    def arrivals(_e: object) -> None:
+        i = first = nxt_i[0]
+        now = env._now
+        while i < n_req:
+            dt = float(arr_s[i]) - now
+            if dt > 0 and i > first:  # request `first` is due now (its wake-up was scheduled for it)
+                wake_after(env, dt, arrivals_cbs)  # env.timeout's entry (dt > 0)
+                break
             if i % every == 0:
-                _sample(cache, env.now)
+                _sample(cache, now)
                 if progress:
                     progress(i)
-        for j in due:
+            i += 1
+        nxt_i[0] = i
+        for j in range(first, i):
             request(j)
 
-    env.process(arrivals())
+    arrivals_cbs = (arrivals,)
+    if n_req:
+        dt0 = float(arr_s[0])
+        if dt0 > 0:  # the process's first step at 0 scheduled the timeout to the first arrival
+            initialize(env, (lambda _e: wake_after(env, dt0, arrivals_cbs),))
+        else:
+            initialize(env, arrivals_cbs)
     run_to_end(env)
     res.sim_time_s = float(env.now)
     busy = [workers.busy(k) for k in range(nw)]

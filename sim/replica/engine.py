@@ -51,7 +51,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
-from sim.timing.event_loop import FirstOf, succeed, succeed_last, timer
+from sim.timing.event_loop import FirstOf, lean_process, succeed, succeed_last, timer
 
 # ------------------------------------------------------------------ the replica
 
@@ -126,7 +126,7 @@ class BatchingReplica:
         self._wake: simpy.Event | None = None
         self._stretch: tuple | None = None  # (t0, k, B, K) of the decode stretch in flight
         self.stats = ReplicaStats()
-        self.proc = env.process(self._run())
+        self.proc = lean_process(env, self._run())  # env.process without what nobody reads
 
     def line(self, batch: int) -> DecodeLine:
         """Decode-only iteration time of this batch size as a line in the KV tokens read (cached)."""

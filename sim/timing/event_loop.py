@@ -19,8 +19,10 @@ change. Garbage earlier runs left is collected before the freeze (else frozen fo
 from __future__ import annotations
 
 import gc
+from collections.abc import Generator
 from heapq import heappop, heappush
 from time import perf_counter
+from typing import Any
 
 import simpy
 
@@ -120,11 +122,13 @@ def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
 
 class Wake:
     """A queue entry's event for one fixed callback that nobody else waits on (a fluid link's wake-up,
-    ``wake_after``): the two fields the event loop reads, ``callbacks`` and ``_ok``."""
+    ``wake_after``): the two fields the event loop reads, ``callbacks`` and ``_ok`` (and ``_value``, set
+    only by ``initialize``: a process's first step reads it)."""
 
-    __slots__ = ("callbacks", "_ok")
+    __slots__ = ("callbacks", "_ok", "_value")
     callbacks: tuple | None
     _ok: bool
+    _value: None
 
 
 def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:
@@ -139,9 +143,65 @@ def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:
     return ev
 
 
+def initialize(env: simpy.Environment, callbacks: tuple) -> Wake:
+    """Schedule `callbacks` now at the (time, priority, id) a process started now would take its first
+    step (``env.process``'s Initialize event: URGENT), for a chain of wake-ups that stands in for a
+    process (``wake_after``)."""
+    ev = _new(Wake)
+    ev.callbacks = callbacks
+    ev._ok = True
+    ev._value = None
+    heappush(env._queue, (env._now, _URGENT, next(env._eid), ev))  # type: ignore[misc]
+    return ev
+
+
+class LeanProcess:
+    """``env.process(generator)`` for a generator that nobody waits on (a replica's loop): the same
+    queue entries - its first step at the Initialize event's (now, URGENT) entry, then a resume as the
+    last-added callback of each event it yields - run without SimPy's Process bookkeeping
+    (``active_process``, the target, the process's own completion event: nobody reads them). A
+    failed event is thrown into the generator as ``Process._resume`` does; an exception the
+    generator raises propagates out of the event loop (a crash either way)."""
+
+    __slots__ = ("_gen", "_send", "_cbs")
+
+    def __init__(self, env: simpy.Environment, generator: Generator) -> None:
+        self._gen = generator
+        self._send = generator.send
+        self._cbs = (self._resume,)
+        initialize(env, self._cbs)
+
+    def _resume(self, event: Any) -> None:
+        send = self._send
+        while True:
+            if event._ok:
+                try:
+                    event = send(event._value)
+                except StopIteration:
+                    return
+            else:
+                event._defused = True  # as Process._resume: a copy of the failure for this process
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                try:
+                    event = self._gen.throw(exc)
+                except StopIteration:
+                    return
+            callbacks = event.callbacks
+            if callbacks is not None:  # not processed yet: resume when it is
+                callbacks.append(self._resume)
+                return
+
+
+def lean_process(env: simpy.Environment, generator: Generator) -> object:
+    """``env.process(generator)`` for a process nobody waits on (``LeanProcess``)."""
+    return LeanProcess(env, generator)
+
+
 _new = object.__new__
 _Timeout = simpy.Timeout
 _NORMAL = simpy.events.NORMAL
+_URGENT = simpy.events.URGENT
 _PENDING = simpy.events.PENDING
 
 
@@ -184,6 +244,13 @@ if not _same_as_timeout():
         ev.callbacks.extend(callbacks)
         return ev  # type: ignore[return-value]
 
+    def initialize(env: simpy.Environment, callbacks: tuple) -> Wake:  # type: ignore[misc]  # noqa: F811
+        ev = simpy.Event(env)
+        ev._ok, ev._value = True, None  # as Initialize is built
+        ev.callbacks.extend(callbacks)
+        env.schedule(ev, _URGENT)
+        return ev  # type: ignore[return-value]
+
 if not _same_as_succeed():
     def _fire(self: FirstOf, _event: simpy.Event) -> None:
         if not self.triggered:
@@ -197,6 +264,9 @@ if not _same_as_succeed():
     succeed_last = succeed  # noqa: F811
 
 if not (_same_as_timeout() and _same_as_succeed()):
+    def lean_process(env: simpy.Environment, generator: Generator) -> object:  # noqa: F811
+        return env.process(generator)
+
     def hop_last(env: simpy.Environment, callbacks: tuple) -> None:  # noqa: F811
         env.timeout(0).callbacks.extend(callbacks)  # always the queue entry
 
@@ -243,4 +313,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "Wake", "first_of", "hop_last", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
+__all__ = ["FirstOf", "LeanProcess", "Wake", "first_of", "hop_last", "initialize", "lean_process", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
