@@ -53,7 +53,7 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.event_loop import initialize, run_to_end, wake_after
+from sim.timing.event_loop import arrival_chain, run_to_end
 from sim.timing.node_io import NodeIO, PrefillCost, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
 from sim.timing.step_cost import StepModel
@@ -290,12 +290,12 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def first_token_fast(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
         _, _, h2d, d2s = first_token_c(M, wk, i, P, r.pos0, npre_of[i], state)
-        wait = sync_backup and h2d > 0
-        bg = io.write_back(wk, h2d, d2s, wait)
-        if wait:
-            bg[0].callbacks.append(lambda _e: first_out(eng, r))
-        else:
-            first_out(eng, r)
+        if sync_backup and h2d > 0:
+            io.write_back(wk, h2d, d2s, True)[0].callbacks.append(lambda _e: first_out(eng, r))
+            return
+        if h2d or d2s:
+            io.write_back(wk, h2d, d2s, False)
+        first_out(eng, r)
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
@@ -312,7 +312,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             first_out(eng, r)
 
     def first_out(eng: BatchingReplica, r: Req) -> None:
-        i, now = r.i, env.now
+        i, now = r.i, env._now
         r.t_kv = now  # first token out: TPOT runs from here (colocated: the KV is where decode reads it)
         res.queue_s[i] = r.t_pstart - r.t_ready
         res.prefill_s[i] = now - r.t_pstart
@@ -320,7 +320,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         workers.start_decode(eng, r)
 
     def done(r: Req) -> None:
-        i, now = r.i, env.now
+        i, now = r.i, env._now
         n_out = r.out
         res.tpot_s[i] = (now - r.t_kv) / (n_out - 1) if n_out > 1 else 0.0
         res.e2e_s[i] = now - r.t_arr
@@ -340,7 +340,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
         A plain call from ``arrivals`` (not a SimPy process: two events and a generator fewer per
         request), made at the same point of the event order as the process's first step was."""
-        t0 = env.now
+        t0 = env._now  # env.now without the property call
         lo = int(offs[i])
         s = int(sess[i])
         n_in = inp[i]
@@ -368,56 +368,39 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
+        if td == 0 and ts == 0 and d2h == 0 and s2h == 0:
+            # Nothing to load: start_load's answer is then the HBM part, no event, no recompute and a
+            # ready() of None (NodeIO.start_load, load_policy.hbm_only), so join at once.
+            if h2d or d2s:
+                io.write_back(wk, h2d, d2s, False)
+            join(i, wk, th, t0, lo, s, n_in)
+            return
         ld = io.start_load(wk, (th, td, ts), (d2h, s2h), n_in, prefill_cost)
         res.recomputed_tokens[i] = ld.choice.recomputed_tokens
-        io.write_back(wk, h2d, d2s, False)
+        if h2d or d2s:
+            io.write_back(wk, h2d, d2s, False)
         ready = ld.ready()
+        used = ld.choice.tokens_used
         if ready is None:
-            join(i, wk, ld, t0, lo, s, n_in)
+            join(i, wk, used, t0, lo, s, n_in)
         else:
-            ready.callbacks.append(lambda _e: join(i, wk, ld, t0, lo, s, n_in))
+            ready.callbacks.append(lambda _e: join(i, wk, used, t0, lo, s, n_in))
 
-    def join(i: int, wk: int, ld, t0: float, lo: int, s: int, n_in: int) -> None:
-        res.load_s[i] = env.now - t0
+    def join(i: int, wk: int, used: int, t0: float, lo: int, s: int, n_in: int) -> None:
+        """Request i, whose chosen cached prefix holds `used` tokens, joins worker wk's queue now."""
+        res.load_s[i] = env._now - t0
         r = Req(i, n_in, out[i], no_blocks, lo, t0, s)
         # At least one token is always computed: it yields the first output token's logits.
-        r.cached = max(0, min(ld.choice.tokens_used, n_in - 1))
+        r.cached = max(0, min(used, n_in - 1))
         workers.submit(wk, r)
 
-    # The arrivals as a chain of wake-ups, not a SimPy process (a generator resume per arrival instant):
-    # the same queue entries - the start at (0, URGENT) where the process's Initialize was, then one
-    # (arrival time, NORMAL) entry per later instant, scheduled where the process's timeout was - so
-    # every callback runs in the same order. Requests arriving at one instant are handled after the
-    # wake-up to the next instant is scheduled, in order, before any other event of that instant - where
-    # their processes' (urgent) first steps ran before.
-    n_req = len(w)
-    nxt_i = [0]
-    arrivals_cbs: tuple = ()
+    def sample(i: int, now: float) -> None:
+        _sample(cache, now)
+        if progress:
+            progress(i)
 
-    def arrivals(_e: object) -> None:
-        i = first = nxt_i[0]
-        now = env._now
-        while i < n_req:
-            dt = float(arr_s[i]) - now
-            if dt > 0 and i > first:  # request `first` is due now (its wake-up was scheduled for it)
-                wake_after(env, dt, arrivals_cbs)  # env.timeout's entry (dt > 0)
-                break
-            if i % every == 0:
-                _sample(cache, now)
-                if progress:
-                    progress(i)
-            i += 1
-        nxt_i[0] = i
-        for j in range(first, i):
-            request(j)
-
-    arrivals_cbs = (arrivals,)
-    if n_req:
-        dt0 = float(arr_s[0])
-        if dt0 > 0:  # the process's first step at 0 scheduled the timeout to the first arrival
-            initialize(env, (lambda _e: wake_after(env, dt0, arrivals_cbs),))
-        else:
-            initialize(env, arrivals_cbs)
+    # requests arriving at one instant are handled, in order, before any other event of that instant
+    arrival_chain(env, arr_s, request, every, sample)
     run_to_end(env)
     res.sim_time_s = float(env.now)
     busy = [workers.busy(k) for k in range(nw)]

@@ -207,7 +207,7 @@ class BatchingReplica:
             self.incoming -= 1
             running.append(r)
             self.K += r.ctx
-            r.t_join = self.env.now
+            r.t_join = self.env._now  # env.now without the property call
             if r.kv_full is not None and not r.kv_full.triggered:
                 self._pending_kv.append(r)
         if len(running) > self.stats.max_batch_seen:

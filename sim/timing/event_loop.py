@@ -19,7 +19,7 @@ change. Garbage earlier runs left is collected before the freeze (else frozen fo
 from __future__ import annotations
 
 import gc
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from heapq import heappop, heappush
 from time import perf_counter
 from typing import Any
@@ -193,6 +193,63 @@ class LeanProcess:
                 return
 
 
+def arrival_chain(env: simpy.Environment, times: Sequence[float], handle: Callable[[int], None], every: int = 0,
+                  visit: Callable[[int, float], None] | None = None) -> None:
+    """Call ``handle(i)`` for every arrival i at ``times[i]`` (sorted) exactly where this process would::
+
+        def arrivals():
+            due = []
+            for i in range(len(times)):
+                dt = times[i] - env.now
+                if dt > 0:
+                    nxt = env.timeout(dt)
+                    for j in due:
+                        handle(j)
+                    due.clear()
+                    yield nxt
+                due.append(i)
+                if every and i % every == 0:
+                    visit(i, env.now)
+            for j in due:
+                handle(j)
+        env.process(arrivals())
+
+    but as a chain of wake-ups, without the generator and its resumes (one per arrival instant): the
+    same queue entries - the start at (now, URGENT) where the process's Initialize was, then one
+    (arrival time, NORMAL) entry per later instant, pushed where the process pushed its timeout - so
+    every callback runs in the same order. (The process's own end event, which nobody waits on, is not
+    made.) Handlers arriving at one instant run after the wake-up to the next instant is scheduled, in
+    order, before any other event of that instant."""
+    n = len(times)
+    if not n:
+        return
+    nxt = [0]
+    cbs: tuple = ()
+
+    def arrivals(_e: object) -> None:
+        i = first = nxt[0]
+        now = env._now
+        while i < n:
+            dt = float(times[i]) - now
+            if dt > 0 and i > first:  # arrival `first` is due now: its wake-up was scheduled for it
+                wake_after(env, dt, cbs)  # the timeout's entry (dt > 0)
+                break
+            if every and i % every == 0:
+                assert visit is not None
+                visit(i, now)
+            i += 1
+        nxt[0] = i
+        for j in range(first, i):
+            handle(j)
+
+    cbs = (arrivals,)
+    dt0 = float(times[0]) - env._now
+    if dt0 > 0:  # the process's first step only scheduled the timeout to the first arrival
+        initialize(env, (lambda _e: wake_after(env, dt0, cbs),))
+    else:
+        initialize(env, cbs)
+
+
 def lean_process(env: simpy.Environment, generator: Generator) -> object:
     """``env.process(generator)`` for a process nobody waits on (``LeanProcess``)."""
     return LeanProcess(env, generator)
@@ -313,4 +370,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "LeanProcess", "Wake", "first_of", "hop_last", "initialize", "lean_process", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
+__all__ = ["FirstOf", "LeanProcess", "Wake", "arrival_chain", "first_of", "hop_last", "initialize", "lean_process", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
