@@ -24,6 +24,7 @@ from heapq import heappop, heappush
 from time import perf_counter
 from typing import Any
 
+import numpy as np
 import simpy
 
 
@@ -193,7 +194,7 @@ class LeanProcess:
                 return
 
 
-def arrival_chain(env: simpy.Environment, times: Sequence[float], handle: Callable[[int], None], every: int = 0,
+def arrival_chain(env: simpy.Environment, times: Sequence[float] | np.ndarray, handle: Callable[[int], None], every: int = 0,
                   visit: Callable[[int, float], None] | None = None) -> None:
     """Call ``handle(i)`` for every arrival i at ``times[i]`` (sorted) exactly where this process would::
 
@@ -370,4 +371,5 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "LeanProcess", "Wake", "arrival_chain", "first_of", "hop_last", "initialize", "lean_process", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
+__all__ = ["FirstOf", "LeanProcess", "Wake", "arrival_chain", "first_of", "hop_last", "initialize", "lean_process",
+           "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
