@@ -194,8 +194,8 @@ class LeanProcess:
                 return
 
 
-def arrival_chain(env: simpy.Environment, times: Sequence[float] | np.ndarray, handle: Callable[[int], None], every: int = 0,
-                  visit: Callable[[int, float], None] | None = None) -> None:
+def arrival_chain(env: simpy.Environment, times: Sequence[float] | np.ndarray, handle: Callable[[int], None],
+                  every: int = 0, visit: Callable[[int, float], None] | None = None) -> None:
     """Call ``handle(i)`` for every arrival i at ``times[i]`` (sorted) exactly where this process would::
 
         def arrivals():
