@@ -51,7 +51,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
-from sim.timing.event_loop import FirstOf, lean_process, succeed, succeed_last, timer
+from sim.timing.event_loop import FirstOf, event, lean_process, succeed, succeed_last, timer
 
 # ------------------------------------------------------------------ the replica
 
@@ -307,7 +307,7 @@ class BatchingReplica:
                     st.busy_s += d
                     yield timer(env, d)
                     continue
-                self._wake = env.event()
+                self._wake = event(env)  # env.event(), without its calls
                 yield self._wake
                 self._wake = None
                 continue
@@ -354,11 +354,11 @@ class BatchingReplica:
                 ln = self.line(B)
             T = ln.span(k, B, K)
             t0 = env._now
-            self._wake = wake = env.event()
+            self._wake = wake = event(env)
             self._stretch = (t0, k, B, K)
             # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
             # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
-            first = FirstOf(env)
+            first = event(env, FirstOf)
             # (each is the sole callback of its event: fire_last may resume this process at once)
             timer(env, T).callbacks.append(first.fire_last)
             wake.callbacks.append(first.fire_last)

@@ -75,7 +75,10 @@ class IterationHistogram:
             c[self._bin(first)] += k
             return
         last = first + step * (k - 1)
-        b, b_last = self._bin(first), self._bin(last)
+        # self._bin(first), self._bin(last), inlined (a decode stretch per request or two)
+        log_lo, top = self._log_lo, self.n_bins - 1
+        b = 0 if first <= LO_S else min(int((math.log10(first) - log_lo) * PER_DECADE), top)
+        b_last = 0 if last <= LO_S else min(int((math.log10(last) - log_lo) * PER_DECADE), top)
         j = 0  # iterations counted so far (the first j of the progression)
         edges, ceil = self._edges, math.ceil
         while b < b_last:

@@ -47,12 +47,22 @@ class FirstOf(simpy.Event):
             succeed_last(self)
 
 
+def event(env: simpy.Environment, cls: type = simpy.Event) -> Any:
+    """``cls(env)`` for a plain pending event (``env.event()``, ``FirstOf(env)``): the same three fields
+    Event.__init__ sets, without its calls (a replica makes a few per request)."""
+    ev: Any = _new(cls)
+    ev.env = env
+    ev.callbacks = []
+    ev._value = _PENDING
+    return ev
+
+
 def first_of(env: simpy.Environment, events: list[simpy.Event], last: bool = False) -> simpy.Event:
     """``env.any_of(events)`` without a Condition's bookkeeping, for pending events whose values
     nobody reads: the same events are scheduled in the same order (it fires one hop after the
     first of them is processed), its value is None. ``last``: the caller adds no callback to
     `events` after this one, so it fires through ``fire_last`` (the same order, a hop less)."""
-    first = FirstOf(env)
+    first = event(env, FirstOf)
     fire = first.fire_last if last else first.fire
     for ev in events:
         ev.callbacks.append(fire)
@@ -293,6 +303,20 @@ def _same_as_succeed() -> bool:
         return False
 
 
+def _same_as_event() -> bool:
+    """Does ``event`` build exactly what ``simpy.Event(env)`` does?"""
+    try:
+        env = simpy.Environment()
+        a, b = simpy.Event(env), event(env)
+        return type(a) is type(b) and vars(a) == vars(b)
+    except Exception:  # noqa: BLE001  (any mismatch of internals: use the public call)
+        return False
+
+
+if not _same_as_event():
+    def event(env: simpy.Environment, cls: type = simpy.Event) -> Any:  # noqa: F811
+        return cls(env)
+
 if not _same_as_timeout():
     def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:  # noqa: F811
         return env.timeout(delay)
@@ -371,5 +395,5 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "LeanProcess", "Wake", "arrival_chain", "first_of", "hop_last", "initialize", "lean_process",
-           "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
+__all__ = ["FirstOf", "LeanProcess", "Wake", "arrival_chain", "event", "first_of", "hop_last", "initialize",
+           "lean_process", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]

@@ -1,12 +1,12 @@
-"""``LeanProcess`` and ``arrival_chain`` (sim.timing.event_loop) against the SimPy processes they stand in
-for: the same callbacks in the same order on tie-heavy models (many events at one instant)."""
+"""``LeanProcess``, ``arrival_chain`` and ``event`` (sim.timing.event_loop) against the SimPy code they stand
+in for: the same callbacks in the same order on tie-heavy models (many events at one instant)."""
 from __future__ import annotations
 
 import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.timing.event_loop import arrival_chain, lean_process, run_to_end
+from sim.timing.event_loop import FirstOf, arrival_chain, event, lean_process, run_to_end
 
 
 def _workers(env: simpy.Environment, log: list, lean: set[int]) -> None:
@@ -133,3 +133,13 @@ def test_arrival_chain_is_the_arrivals_process(raw: list[float], every: int):
     run_to_end(env)
     assert log == ref
     assert sum(1 for e in log if e[1] == "h") == len(times)
+
+
+def test_event_builds_what_the_constructor_builds():
+    env = simpy.Environment()
+    for cls in (simpy.Event, FirstOf):
+        a, b = cls(env), event(env, cls)
+        assert type(b) is cls and vars(b) == vars(a) and b.callbacks is not a.callbacks
+        b.succeed(None)  # a usable event: scheduled and processed as the constructor's
+    run_to_end(env)
+    assert env.now == 0.0
