@@ -48,12 +48,12 @@ class FirstOf(simpy.Event):
 
 
 def event(env: simpy.Environment, cls: type = simpy.Event) -> Any:
-    """``cls(env)`` for a plain pending event (``env.event()``, ``FirstOf(env)``): the same three fields
-    Event.__init__ sets, without its calls (a replica makes a few per request)."""
+    """``cls(env)`` for a plain pending event (``env.event()``, ``FirstOf(env)``): the fields Event.__init__
+    sets (env, callbacks; ``_value`` stays the class's PENDING), without its calls (a replica makes a few
+    per request). ``_same_as_event`` checks this SimPy builds the same."""
     ev: Any = _new(cls)
     ev.env = env
     ev.callbacks = []
-    ev._value = _PENDING
     return ev
 
 

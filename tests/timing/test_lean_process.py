@@ -143,3 +143,13 @@ def test_event_builds_what_the_constructor_builds():
         b.succeed(None)  # a usable event: scheduled and processed as the constructor's
     run_to_end(env)
     assert env.now == 0.0
+
+
+def test_event_skips_the_constructor_with_this_simpy(monkeypatch):
+    """The shortcut is in use here (its guard found this SimPy's Event built the same), not the fallback."""
+    def no_init(self, env):
+        raise AssertionError("Event.__init__ called")
+
+    monkeypatch.setattr(simpy.Event, "__init__", no_init)
+    ev = event(simpy.Environment())
+    assert ev.callbacks == [] and not ev.triggered
