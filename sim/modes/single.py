@@ -53,7 +53,7 @@ from sim.replica.request import Req
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
-from sim.timing.event_loop import arrival_chain, run_to_end
+from sim.timing.event_loop import run_to_end, timer
 from sim.timing.node_io import NodeIO, PrefillCost, all_done
 from sim.timing.prefetch import InstantPrefetch, SessionPrefetcher
 from sim.timing.step_cost import StepModel
@@ -290,12 +290,12 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def first_token_fast(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
         _, _, h2d, d2s = first_token_c(M, wk, i, P, r.pos0, npre_of[i], state)
-        if sync_backup and h2d > 0:
-            io.write_back(wk, h2d, d2s, True)[0].callbacks.append(lambda _e: first_out(eng, r))
-            return
-        if h2d or d2s:
-            io.write_back(wk, h2d, d2s, False)
-        first_out(eng, r)
+        wait = sync_backup and h2d > 0
+        bg = io.write_back(wk, h2d, d2s, wait)
+        if wait:
+            bg[0].callbacks.append(lambda _e: first_out(eng, r))
+        else:
+            first_out(eng, r)
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
@@ -312,7 +312,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             first_out(eng, r)
 
     def first_out(eng: BatchingReplica, r: Req) -> None:
-        i, now = r.i, env._now
+        i, now = r.i, env.now
         r.t_kv = now  # first token out: TPOT runs from here (colocated: the KV is where decode reads it)
         res.queue_s[i] = r.t_pstart - r.t_ready
         res.prefill_s[i] = now - r.t_pstart
@@ -320,7 +320,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         workers.start_decode(eng, r)
 
     def done(r: Req) -> None:
-        i, now = r.i, env._now
+        i, now = r.i, env.now
         n_out = r.out
         res.tpot_s[i] = (now - r.t_kv) / (n_out - 1) if n_out > 1 else 0.0
         res.e2e_s[i] = now - r.t_arr
@@ -340,7 +340,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
         A plain call from ``arrivals`` (not a SimPy process: two events and a generator fewer per
         request), made at the same point of the event order as the process's first step was."""
-        t0 = env._now  # env.now without the property call
+        t0 = env.now
         lo = int(offs[i])
         s = int(sess[i])
         n_in = inp[i]
@@ -368,39 +368,44 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
-        if td == 0 and ts == 0 and d2h == 0 and s2h == 0:
-            # Nothing to load: start_load's answer is then the HBM part, no event, no recompute and a
-            # ready() of None (NodeIO.start_load, load_policy.hbm_only), so join at once.
-            if h2d or d2s:
-                io.write_back(wk, h2d, d2s, False)
-            join(i, wk, th, t0, lo, s, n_in)
-            return
         ld = io.start_load(wk, (th, td, ts), (d2h, s2h), n_in, prefill_cost)
         res.recomputed_tokens[i] = ld.choice.recomputed_tokens
-        if h2d or d2s:
-            io.write_back(wk, h2d, d2s, False)
+        io.write_back(wk, h2d, d2s, False)
         ready = ld.ready()
-        used = ld.choice.tokens_used
         if ready is None:
-            join(i, wk, used, t0, lo, s, n_in)
+            join(i, wk, ld, t0, lo, s, n_in)
         else:
-            ready.callbacks.append(lambda _e: join(i, wk, used, t0, lo, s, n_in))
+            ready.callbacks.append(lambda _e: join(i, wk, ld, t0, lo, s, n_in))
 
-    def join(i: int, wk: int, used: int, t0: float, lo: int, s: int, n_in: int) -> None:
-        """Request i, whose chosen cached prefix holds `used` tokens, joins worker wk's queue now."""
-        res.load_s[i] = env._now - t0
+    def join(i: int, wk: int, ld, t0: float, lo: int, s: int, n_in: int) -> None:
+        res.load_s[i] = env.now - t0
         r = Req(i, n_in, out[i], no_blocks, lo, t0, s)
         # At least one token is always computed: it yields the first output token's logits.
-        r.cached = max(0, min(used, n_in - 1))
+        r.cached = max(0, min(ld.choice.tokens_used, n_in - 1))
         workers.submit(wk, r)
 
-    def sample(i: int, now: float) -> None:
-        _sample(cache, now)
-        if progress:
-            progress(i)
+    def arrivals():
+        # Requests arriving at one instant are handled after arrivals' step, in order, before any
+        # other event of that instant - where their processes' (urgent) first steps ran before -
+        # and after the timeout to the next arrival is scheduled (the same event order).
+        due: list[int] = []
+        for i in range(len(w)):
+            dt = float(arr_s[i]) - env._now  # env.now without the property call
+            if dt > 0:
+                nxt = timer(env, dt)  # env.timeout's Timeout (dt > 0)
+                for j in due:
+                    request(j)
+                due.clear()
+                yield nxt
+            due.append(i)
+            if i % every == 0:
+                _sample(cache, env.now)
+                if progress:
+                    progress(i)
+        for j in due:
+            request(j)
 
-    # requests arriving at one instant are handled, in order, before any other event of that instant
-    arrival_chain(env, arr_s, request, every, sample)
+    env.process(arrivals())
     run_to_end(env)
     res.sim_time_s = float(env.now)
     busy = [workers.busy(k) for k in range(nw)]

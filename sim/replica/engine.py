@@ -51,7 +51,7 @@ from sim.replica.histogram import IterationHistogram
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler
 from sim.replica.step import DecodeLine, StepCost
-from sim.timing.event_loop import FirstOf, event, lean_process, succeed, succeed_last, timer
+from sim.timing.event_loop import FirstOf, succeed, succeed_last, timer
 
 # ------------------------------------------------------------------ the replica
 
@@ -126,7 +126,7 @@ class BatchingReplica:
         self._wake: simpy.Event | None = None
         self._stretch: tuple | None = None  # (t0, k, B, K) of the decode stretch in flight
         self.stats = ReplicaStats()
-        self.proc = lean_process(env, self._run())  # env.process without what nobody reads
+        self.proc = env.process(self._run())
 
     def line(self, batch: int) -> DecodeLine:
         """Decode-only iteration time of this batch size as a line in the KV tokens read (cached)."""
@@ -207,7 +207,7 @@ class BatchingReplica:
             self.incoming -= 1
             running.append(r)
             self.K += r.ctx
-            r.t_join = self.env._now  # env.now without the property call
+            r.t_join = self.env.now
             if r.kv_full is not None and not r.kv_full.triggered:
                 self._pending_kv.append(r)
         if len(running) > self.stats.max_batch_seen:
@@ -307,7 +307,7 @@ class BatchingReplica:
                     st.busy_s += d
                     yield timer(env, d)
                     continue
-                self._wake = event(env)  # env.event(), without its calls
+                self._wake = env.event()
                 yield self._wake
                 self._wake = None
                 continue
@@ -354,11 +354,11 @@ class BatchingReplica:
                 ln = self.line(B)
             T = ln.span(k, B, K)
             t0 = env._now
-            self._wake = wake = event(env)
+            self._wake = wake = env.event()
             self._stretch = (t0, k, B, K)
             # the first of the stretch's end and a wake-up, as `timeout | wake` but without a Condition's
             # bookkeeping: the same events are scheduled in the same order (one hop after either fires)
-            first = event(env, FirstOf)
+            first = FirstOf(env)
             # (each is the sole callback of its event: fire_last may resume this process at once)
             timer(env, T).callbacks.append(first.fire_last)
             wake.callbacks.append(first.fire_last)

@@ -53,14 +53,7 @@ class IterationHistogram:
         return 10.0 ** (self._log_lo + b / PER_DECADE)
 
     def add(self, x: float) -> None:
-        # self._bin(x), inlined (an iteration or a decode stretch per request: the same arithmetic)
-        if x <= LO_S:
-            b = 0
-        else:
-            b = int((math.log10(x) - self._log_lo) * PER_DECADE)
-            if b >= self.n_bins:
-                b = self.n_bins - 1
-        self._c[b] += 1
+        self._c[self._bin(x)] += 1
         self.total += 1
         self.sum_s += x
 
@@ -75,10 +68,7 @@ class IterationHistogram:
             c[self._bin(first)] += k
             return
         last = first + step * (k - 1)
-        # self._bin(first), self._bin(last), inlined (a decode stretch per request or two)
-        log_lo, top = self._log_lo, self.n_bins - 1
-        b = 0 if first <= LO_S else min(int((math.log10(first) - log_lo) * PER_DECADE), top)
-        b_last = 0 if last <= LO_S else min(int((math.log10(last) - log_lo) * PER_DECADE), top)
+        b, b_last = self._bin(first), self._bin(last)
         j = 0  # iterations counted so far (the first j of the progression)
         edges, ceil = self._edges, math.ceil
         while b < b_last:

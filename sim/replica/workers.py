@@ -65,7 +65,7 @@ class Workers:
         """r (r.cached set) joins worker wk's prefill queue now. ``last``: the caller is the last callback
         of the event being processed and does nothing after this (``BatchingReplica.notify``)."""
         eng = self.get(wk)
-        r.t_ready = self.env._now  # env.now without the property call (per request, as below)
+        r.t_ready = self.env.now
         assert eng.sched is not None
         eng.sched.add(r)
         eng.notify(last)
@@ -75,7 +75,7 @@ class Workers:
         if r.out <= 1:
             eng.mem.give(r.mem)
             r.mem = 0
-            r.t_done = self.env._now
+            r.t_done = self.env.now
             self._done(r)
             eng.notify()
             return
@@ -92,11 +92,11 @@ class Workers:
                 r.t_pstart = t0
 
     def prefill_done(self, eng: BatchingReplica, r: Req) -> None:
-        r.t_pend = self.env._now
+        r.t_pend = self.env.now
         self._first_token(eng, r)
 
     def decode_done(self, eng: BatchingReplica, r: Req) -> None:
-        r.t_done = self.env._now
+        r.t_done = self.env.now
         self._done(r)
 
     def preempted(self, eng: BatchingReplica, r: Req) -> tuple[float, float]:

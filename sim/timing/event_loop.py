@@ -19,12 +19,9 @@ change. Garbage earlier runs left is collected before the freeze (else frozen fo
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Generator, Sequence
 from heapq import heappop, heappush
 from time import perf_counter
-from typing import Any
 
-import numpy as np
 import simpy
 
 
@@ -47,22 +44,12 @@ class FirstOf(simpy.Event):
             succeed_last(self)
 
 
-def event(env: simpy.Environment, cls: type = simpy.Event) -> Any:
-    """``cls(env)`` for a plain pending event (``env.event()``, ``FirstOf(env)``): the fields Event.__init__
-    sets (env, callbacks; ``_value`` stays the class's PENDING), without its calls (a replica makes a few
-    per request). ``_same_as_event`` checks this SimPy builds the same."""
-    ev: Any = _new(cls)
-    ev.env = env
-    ev.callbacks = []
-    return ev
-
-
 def first_of(env: simpy.Environment, events: list[simpy.Event], last: bool = False) -> simpy.Event:
     """``env.any_of(events)`` without a Condition's bookkeeping, for pending events whose values
     nobody reads: the same events are scheduled in the same order (it fires one hop after the
     first of them is processed), its value is None. ``last``: the caller adds no callback to
     `events` after this one, so it fires through ``fire_last`` (the same order, a hop less)."""
-    first = event(env, FirstOf)
+    first = FirstOf(env)
     fire = first.fire_last if last else first.fire
     for ev in events:
         ev.callbacks.append(fire)
@@ -133,13 +120,11 @@ def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:
 
 class Wake:
     """A queue entry's event for one fixed callback that nobody else waits on (a fluid link's wake-up,
-    ``wake_after``): the two fields the event loop reads, ``callbacks`` and ``_ok`` (and ``_value``, set
-    only by ``initialize``: a process's first step reads it)."""
+    ``wake_after``): the two fields the event loop reads, ``callbacks`` and ``_ok``."""
 
-    __slots__ = ("callbacks", "_ok", "_value")
+    __slots__ = ("callbacks", "_ok")
     callbacks: tuple | None
     _ok: bool
-    _value: None
 
 
 def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:
@@ -154,122 +139,9 @@ def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:
     return ev
 
 
-def initialize(env: simpy.Environment, callbacks: tuple) -> Wake:
-    """Schedule `callbacks` now at the (time, priority, id) a process started now would take its first
-    step (``env.process``'s Initialize event: URGENT), for a chain of wake-ups that stands in for a
-    process (``wake_after``)."""
-    ev = _new(Wake)
-    ev.callbacks = callbacks
-    ev._ok = True
-    ev._value = None
-    heappush(env._queue, (env._now, _URGENT, next(env._eid), ev))  # type: ignore[misc]
-    return ev
-
-
-class LeanProcess:
-    """``env.process(generator)`` for a generator that nobody waits on (a replica's loop): the same
-    queue entries - its first step at the Initialize event's (now, URGENT) entry, then a resume as the
-    last-added callback of each event it yields - run without SimPy's Process bookkeeping
-    (``active_process``, the target, the process's own completion event: nobody reads them). A
-    failed event is thrown into the generator as ``Process._resume`` does; an exception the
-    generator raises propagates out of the event loop (a crash either way)."""
-
-    __slots__ = ("_gen", "_send", "_cbs")
-
-    def __init__(self, env: simpy.Environment, generator: Generator) -> None:
-        self._gen = generator
-        self._send = generator.send
-        self._cbs = (self._resume,)
-        initialize(env, self._cbs)
-
-    def _resume(self, event: Any) -> None:
-        send = self._send
-        while True:
-            if event._ok:
-                try:
-                    event = send(event._value)
-                except StopIteration:
-                    return
-            else:
-                event._defused = True  # as Process._resume: a copy of the failure for this process
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                try:
-                    event = self._gen.throw(exc)
-                except StopIteration:
-                    return
-            callbacks = event.callbacks
-            if callbacks is not None:  # not processed yet: resume when it is
-                callbacks.append(self._resume)
-                return
-
-
-def arrival_chain(env: simpy.Environment, times: Sequence[float] | np.ndarray, handle: Callable[[int], None],
-                  every: int = 0, visit: Callable[[int, float], None] | None = None) -> None:
-    """Call ``handle(i)`` for every arrival i at ``times[i]`` (sorted) exactly where this process would::
-
-        def arrivals():
-            due = []
-            for i in range(len(times)):
-                dt = times[i] - env.now
-                if dt > 0:
-                    nxt = env.timeout(dt)
-                    for j in due:
-                        handle(j)
-                    due.clear()
-                    yield nxt
-                due.append(i)
-                if every and i % every == 0:
-                    visit(i, env.now)
-            for j in due:
-                handle(j)
-        env.process(arrivals())
-
-    but as a chain of wake-ups, without the generator and its resumes (one per arrival instant): the
-    same queue entries - the start at (now, URGENT) where the process's Initialize was, then one
-    (arrival time, NORMAL) entry per later instant, pushed where the process pushed its timeout - so
-    every callback runs in the same order. (The process's own end event, which nobody waits on, is not
-    made.) Handlers arriving at one instant run after the wake-up to the next instant is scheduled, in
-    order, before any other event of that instant."""
-    n = len(times)
-    if not n:
-        return
-    nxt = [0]
-    cbs: tuple = ()
-
-    def arrivals(_e: object) -> None:
-        i = first = nxt[0]
-        now = env._now
-        while i < n:
-            dt = float(times[i]) - now
-            if dt > 0 and i > first:  # arrival `first` is due now: its wake-up was scheduled for it
-                wake_after(env, dt, cbs)  # the timeout's entry (dt > 0)
-                break
-            if every and i % every == 0:
-                assert visit is not None
-                visit(i, now)
-            i += 1
-        nxt[0] = i
-        for j in range(first, i):
-            handle(j)
-
-    cbs = (arrivals,)
-    dt0 = float(times[0]) - env._now
-    if dt0 > 0:  # the process's first step only scheduled the timeout to the first arrival
-        initialize(env, (lambda _e: wake_after(env, dt0, cbs),))
-    else:
-        initialize(env, cbs)
-
-
-def lean_process(env: simpy.Environment, generator: Generator) -> object:
-    """``env.process(generator)`` for a process nobody waits on (``LeanProcess``)."""
-    return LeanProcess(env, generator)
-
-
 _new = object.__new__
 _Timeout = simpy.Timeout
 _NORMAL = simpy.events.NORMAL
-_URGENT = simpy.events.URGENT
 _PENDING = simpy.events.PENDING
 
 
@@ -303,20 +175,6 @@ def _same_as_succeed() -> bool:
         return False
 
 
-def _same_as_event() -> bool:
-    """Does ``event`` build exactly what ``simpy.Event(env)`` does?"""
-    try:
-        env = simpy.Environment()
-        a, b = simpy.Event(env), event(env)
-        return type(a) is type(b) and vars(a) == vars(b)
-    except Exception:  # noqa: BLE001  (any mismatch of internals: use the public call)
-        return False
-
-
-if not _same_as_event():
-    def event(env: simpy.Environment, cls: type = simpy.Event) -> Any:  # noqa: F811
-        return cls(env)
-
 if not _same_as_timeout():
     def timer(env: simpy.Environment, delay: float) -> simpy.Timeout:  # noqa: F811
         return env.timeout(delay)
@@ -324,13 +182,6 @@ if not _same_as_timeout():
     def wake_after(env: simpy.Environment, delay: float, callbacks: tuple) -> Wake:  # type: ignore[misc]  # noqa: F811
         ev = env.timeout(delay)
         ev.callbacks.extend(callbacks)
-        return ev  # type: ignore[return-value]
-
-    def initialize(env: simpy.Environment, callbacks: tuple) -> Wake:  # type: ignore[misc]  # noqa: F811
-        ev = simpy.Event(env)
-        ev._ok, ev._value = True, None  # as Initialize is built
-        ev.callbacks.extend(callbacks)
-        env.schedule(ev, _URGENT)
         return ev  # type: ignore[return-value]
 
 if not _same_as_succeed():
@@ -346,9 +197,6 @@ if not _same_as_succeed():
     succeed_last = succeed  # noqa: F811
 
 if not (_same_as_timeout() and _same_as_succeed()):
-    def lean_process(env: simpy.Environment, generator: Generator) -> object:  # noqa: F811
-        return env.process(generator)
-
     def hop_last(env: simpy.Environment, callbacks: tuple) -> None:  # noqa: F811
         env.timeout(0).callbacks.extend(callbacks)  # always the queue entry
 
@@ -395,5 +243,4 @@ def _drain(env: simpy.Environment) -> None:
             raise exc
 
 
-__all__ = ["FirstOf", "LeanProcess", "Wake", "arrival_chain", "event", "first_of", "hop_last", "initialize",
-           "lean_process", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]
+__all__ = ["FirstOf", "Wake", "first_of", "hop_last", "run_to_end", "succeed", "succeed_last", "timer", "wake_after"]

@@ -119,18 +119,8 @@ class FluidShare:
         self._t = now
         heapq.heappush(heap, (self._v + size, next(self._seq), done, load))
         self._load += load
-        self._r = rate = self.rate_fn(len(heap), self._load)  # _set_changed (the heap is not empty)
-        # self._reschedule(), inlined (the heap is not empty)
-        old = self._timer
-        if old is not None:
-            old.callbacks = ()
-        if rate <= 0:
-            self._timer = None
-            if not self.pausable:
-                raise RuntimeError("FluidShare rate_fn returned a non-positive rate")
-        else:
-            delay = (heap[0][0] - self._v) / rate
-            self._timer = wake_after(self.env, delay if delay > 0.0 else 0.0, self._wake_cbs)
+        self._r = self.rate_fn(len(heap), self._load)  # _set_changed (the heap is not empty)
+        self._reschedule()
         if self.on_change is not None:
             self.on_change()
 

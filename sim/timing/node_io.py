@@ -30,7 +30,7 @@ import simpy
 from sim.timing.event_loop import first_of, succeed_last, timer
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix, hbm_only
 from sim.timing.overlap import prefill_done_s, ready_offset_s
-from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through
+from sim.timing.priority_link import Direction, Hop, PriorityLink, estimate_s, through, through_quiet
 
 PrefillCost = Callable[[int, int], float]  # (new tokens, cached tokens) -> seconds
 _NAN = float("nan")
@@ -73,7 +73,7 @@ class PrefixLoad:
             done.callbacks.append(self._finished)
 
     def _finished(self, _e: simpy.Event) -> None:
-        self.t_done = self.env._now  # env.now without the property call
+        self.t_done = self.env.now
 
     @property
     def loading(self) -> bool:
@@ -165,10 +165,8 @@ class NodeIO:
         unless the caller does (synchronous write-through). ``wait=False``: the caller will not
         wait, so no completion events are made (returns [])."""
         if not wait:
-            if hbm_to_dram:  # through_quiet(self.env, self._dram_out(wk), ...) without the calls
-                nbytes = hbm_to_dram * self.bb
-                for link, d in self._out[wk]:
-                    link.serve_quiet(nbytes, d)
+            if hbm_to_dram:
+                through_quiet(self.env, self._dram_out(wk), hbm_to_dram * self.bb)
             if dram_to_ssd:
                 self.nvme.serve_quiet(dram_to_ssd * self.bb, "write")
             return []

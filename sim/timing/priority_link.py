@@ -108,9 +108,8 @@ class PriorityLink:
 
     def serve_quiet(self, nbytes: float, direction: Direction = "write") -> None:
         """``serve`` without a completion event (nobody waits for this transfer)."""
-        if nbytes > 0.0:  # else it adds 0.0 and serves nothing; FluidShare.serve_quiet, without the call
-            self.bytes[direction] += nbytes
-            (self.write if direction == "write" else self.cls(direction))._join(nbytes, 0.0, None)
+        self.bytes[direction] += nbytes if nbytes > 0.0 else 0.0  # max(0.0, nbytes) without the call
+        (self.write if direction == "write" else self.cls(direction)).serve_quiet(nbytes)
 
     def rate_now(self, direction: Direction = "read") -> float:
         """Bytes/s a transfer of this class starting now would get (the share it would have now)."""
