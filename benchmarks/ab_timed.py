@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def worker(root: str, n: int, python_only: bool) -> None:
         cpu = time.process_time() - c0
         if ref is not None and not np.array_equal(res.ttft_s, ref, equal_nan=True):
             raise SystemExit("the replay differs from the recorded one")
-        print(f"{cpu / n * 1e6:.3f}", flush=True)
+        rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
+        print(f"{cpu / n * 1e6:.3f} {rss_gib:.3f}", flush=True)
 
 
 def main() -> None:
@@ -102,6 +104,7 @@ def main() -> None:
         if p.stdout.readline().strip() != "ready":
             raise SystemExit(f"{k} worker failed")
     us: dict[str, list[float]] = {"base": [], "new": []}
+    rss: dict[str, float] = {}
     print(f"{args.requests:,} requests, {'Python side only' if args.python_only else 'whole replay'}, "
           f"load {os.getloadavg()[0]:.1f}")
     for j in range(args.pairs):
@@ -110,7 +113,9 @@ def main() -> None:
             assert p.stdin is not None and p.stdout is not None
             p.stdin.write("go\n")
             p.stdin.flush()
-            us[k].append(float(p.stdout.readline()))
+            cpu_us, peak = p.stdout.readline().split()
+            us[k].append(float(cpu_us))
+            rss[k] = float(peak)
         print(f"pair {j + 1}: base {us['base'][-1]:.1f}  new {us['new'][-1]:.1f} us/request CPU", flush=True)
     for p in procs.values():
         assert p.stdin is not None
@@ -118,8 +123,10 @@ def main() -> None:
         p.wait()
     d = [b - a for a, b in zip(us["base"], us["new"], strict=True)]
     mb, mn, md = statistics.median(us["base"]), statistics.median(us["new"]), statistics.median(d)
-    print(f"median base {mb:.1f}, new {mn:.1f} us/request; paired new - base {md:+.1f} us ({md / mb * 100:+.1f} %), "
+    print(f"median base {mb:.1f}, new {mn:.1f} us/request ({1e6 / mb:,.0f} -> {1e6 / mn:,.0f} CPU requests/s); "
+          f"paired new - base {md:+.1f} us ({md / mb * 100:+.1f} %), "
           f"pairs where new is faster: {sum(x < 0 for x in d)}/{len(d)}; load {os.getloadavg()[0]:.1f}")
+    print(f"peak RSS per worker: base {rss['base']:.2f} GiB, new {rss['new']:.2f} GiB")
 
 
 if __name__ == "__main__":
