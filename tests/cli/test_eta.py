@@ -94,3 +94,15 @@ def test_line_progress_after_a_compile():
         "progress: lru: 5,100/12,000 requests (42%), 88 s elapsed, ETA 7 s",  # 6,900 left at 1,000/s
         "progress: lru: 10,140/12,000 requests (84%), 93 s elapsed, ETA 2 s",  # 1,860 left at 1,000/s
     ]
+
+
+def test_sweep_eta_skips_the_first_point_and_reused_ones():
+    from experiments.engine import SweepProgress
+
+    st = SweepProgress(total=10, done=2, reused=2, started=0.0)  # 2 points reused from a previous run
+    assert st.eta_s() is None
+    for t in (60.0, 62.0, 64.0):  # the first point took the workers' start and compile; then 2 s a point
+        st.done += 1
+        st.tick(t)
+    # (5 - 3) points over 64 - 60 s; 5 left -> 10 s (the old pace since the start said 64 / 3 * 5 = 107 s)
+    assert st.eta_s() == pytest.approx(10.0)
