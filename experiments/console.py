@@ -9,6 +9,7 @@ from typing import Any
 from experiments.engine import SweepOutcome, SweepProgress
 from experiments.metrics import METRICS
 from experiments.spec import Sweep
+from sim.eta import eta_text
 
 
 def _fmt(name: str, v: Any) -> str:
@@ -48,8 +49,8 @@ def sweep_progress(sweep: Sweep, quiet: bool) -> tuple[Callable[[SweepProgress],
             r = st.last
             metric = sweep.spec.metrics[0]
             tail = r.get("error") if r["status"] != "ok" else f"{metric}={_fmt(metric, r.get(metric))}"
-            eta = st.eta_s()
-            pace = f" ({st.requests_done:,} requests simulated" + (f", ETA {eta:.0f} s)" if eta is not None else ")")
+            eta = eta_text(st.eta_s())
+            pace = f" ({st.requests_done:,} requests simulated" + (f", {eta})" if eta else ")")
             print(f"[{st.done}/{st.total}] {r['status']} {r['point_id']} {_point_text(sweep, r)}: {tail}{pace}",
                   file=sys.stderr)
 
@@ -62,21 +63,20 @@ def sweep_progress(sweep: Sweep, quiet: bool) -> tuple[Callable[[SweepProgress],
         TaskID,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
 
     prog = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("[red]{task.fields[failed]} failed"), TextColumn("elapsed"), TimeElapsedColumn(),
-        TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        TextColumn("{task.fields[eta]}"), console=Console(stderr=True), transient=False,
     )
     task: dict[str, TaskID] = {}
 
     def bar(st: SweepProgress) -> None:
         if "id" not in task:
             # reused points count as done but must not skew the ETA: the bar starts at them
-            task["id"] = prog.add_task(f"sweep {sweep.name}", total=st.total, completed=st.done, failed=0)
-        prog.update(task["id"], completed=st.done, failed=st.failed)
+            task["id"] = prog.add_task(f"sweep {sweep.name}", total=st.total, completed=st.done, failed=0, eta="")
+        prog.update(task["id"], completed=st.done, failed=st.failed, eta=eta_text(st.eta_s()))
 
     return bar, prog
 

@@ -38,6 +38,7 @@ from experiments.axes import DERIVED
 from experiments.spec import Sweep, apply_overrides
 from sim.config import Config
 from sim.errors import InputError
+from sim.eta import Eta
 from sim.io_safe import check_output_dir, write_bytes_atomic
 
 BACKENDS = ("local", "ray")
@@ -156,13 +157,19 @@ class SweepProgress:
     last: dict | None = None  # the row just written
     requests_done: int = 0  # requests simulated by the points run in this session
     started: float = field(default_factory=time.monotonic)
+    eta: Eta = field(default_factory=Eta, repr=False)
+
+    def __post_init__(self) -> None:
+        self.eta.tick(self.started, self.done)  # the start: reused points are not a pace
+
+    def tick(self, now: float | None = None) -> None:
+        """Note the points done so far (call after each finished point)."""
+        self.eta.tick(time.monotonic() if now is None else now, self.done)
 
     def eta_s(self) -> float | None:
-        """Seconds left at the pace of the points finished in this session (None before the first)."""
-        ran = self.done - self.reused
-        if ran <= 0:
-            return None
-        return (time.monotonic() - self.started) / ran * (self.total - self.done)
+        """Seconds left at the recent pace of the points finished in this session (``sim.eta``; None while
+        unknown: the first point's time, which holds the workers' start and first compile, is not a pace)."""
+        return self.eta.eta_s(self.total)
 
 
 @dataclass
@@ -341,6 +348,7 @@ def run_sweep(
         state.failed += res["status"] != "ok"
         state.requests_done += int(((res.get("report") or {}).get("workload") or {}).get("requests") or 0)
         state.last = row
+        state.tick()
         if progress:
             progress(state)
 

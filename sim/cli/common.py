@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from sim.eta import Eta, eta_text, secs_text
+
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -54,14 +56,10 @@ def make_console(quiet: bool = False, wide: bool = False):
 PROGRESS_INTERVAL_S = 5.0  # seconds between plain progress lines off a terminal
 
 
-def _secs(v: float) -> str:
-    v = max(0.0, v)
-    return f"{v:.0f} s" if v < 120 else f"{v / 60:.1f} min"
-
-
 class LineProgress:
     """Plain progress lines on a stream (stderr off a terminal, where a bar would be escape codes): a line
-    when a task starts, then at most one per `interval_s` with done/total, elapsed and ETA."""
+    when a task starts, then at most one per `interval_s` with done/total, elapsed and ETA (``sim.eta``:
+    the recent rate, none while unknown)."""
 
     def __init__(self, stream=None, interval_s: float = PROGRESS_INTERVAL_S, clock=None) -> None:
         import time
@@ -71,25 +69,29 @@ class LineProgress:
         self.clock = clock or time.monotonic
         self._start: dict[str, float] = {}
         self._last: dict[str, float] = {}
+        self._eta: dict[str, Eta] = {}
 
     def __call__(self, label: str, done: int, total: int) -> None:
         now = self.clock()
         if label not in self._start:
             self._start[label] = self._last[label] = now
+            self._eta[label] = Eta()
+            self._eta[label].tick(now, done)
             self._line(f"{label}: started" + (f", {total:,} requests" if total > 1 else ""))
             return
+        self._eta[label].tick(now, done)
         elapsed = now - self._start[label]
         if done >= total:
             if total == 1 or elapsed >= self.interval_s:  # quick tasks end without a line of their own
-                self._line(f"{label}: done in {_secs(elapsed)}")
+                self._line(f"{label}: done in {secs_text(elapsed)}")
             self._last[label] = now
             return
         if now - self._last[label] < self.interval_s:
             return
         self._last[label] = now
-        eta = f", ETA {_secs(elapsed * (total - done) / done)}" if done > 0 else ""
+        eta = eta_text(self._eta[label].eta_s(total))
         self._line(f"{label}: {done:,}/{total:,} requests ({100 * done / max(total, 1):.0f}%), "
-                   f"{_secs(elapsed)} elapsed{eta}")
+                   f"{secs_text(elapsed)} elapsed" + (f", {eta}" if eta else ""))
 
     def _line(self, text: str) -> None:
         print(f"progress: {text}", file=self.stream, flush=True)
@@ -104,19 +106,23 @@ def progress_cb(enabled: bool):
         return None, contextlib.nullcontext()
     if not sys.stderr.isatty():
         return LineProgress(), contextlib.nullcontext()
+    import time
+
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     prog = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[eta]}"),
         console=Console(stderr=True), transient=True,
     )
-    tasks: dict[str, TaskID] = {}
+    tasks: dict[str, tuple[TaskID, Eta]] = {}
 
     def cb(label: str, done: int, total: int) -> None:
         if label not in tasks:
-            tasks[label] = prog.add_task(label, total=total)
-        prog.update(tasks[label], completed=done)
+            tasks[label] = (prog.add_task(label, total=total, eta=""), Eta())
+        task, eta = tasks[label]
+        eta.tick(time.monotonic(), done)
+        prog.update(task, completed=done, eta=eta_text(eta.eta_s(total)))
 
     return cb, prog
 

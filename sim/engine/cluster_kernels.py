@@ -70,6 +70,11 @@ from sim.engine.cluster_state import (
 from sim.engine.unowned import unowned
 
 FROM_HBM, FROM_DRAM = 0, 1
+# Constants passed to a kernel that is not inlined go as I64(...) / np.bool_(...), and counters passed to one
+# start as I64(0): numba types a bare constant as a literal and compiles the callee once per literal value
+# (also for a counter's first, still-literal type during inference). Measured on a cold cache: _below_dram
+# compiled 5 times, _demote 3, record_move 13; the cluster engine's first compile took 94 -> 59 s CPU.
+I64 = np.int64
 
 
 # ----------------------------------------------------------------- demotion chain
@@ -77,7 +82,7 @@ FROM_HBM, FROM_DRAM = 0, 1
 def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X):
     """EIC victims: leave the rack index, go to the remote SSD (unless already there)."""
     ssd = G[SSD_T]
-    sent = dropped = lost = 0
+    sent = dropped = lost = I64(0)  # counts passed to a kernel start as int64, not literal 0 (I64)
     scratch = X[4]  # SSD victims are only counted
     for i in range(ng):
         v = gone[i]
@@ -93,7 +98,7 @@ def _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X):
     T[eic * T_COLS + DROPPED] += dropped
     if sent:
         T[ssd * T_COLS + DEM_IN] += sent
-        record_move(G, MV, EP_EIC, rack, EP_SSD, 0, sent)
+        record_move(G, MV, I64(EP_EIC), rack, I64(EP_SSD), I64(0), sent)
         G[MOVED0 + M_EIC_SSD] += sent
     if lost:
         T[ssd * T_COLS + DROPPED] += lost
@@ -106,7 +111,7 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm, X):
     rack = node // G[NPR]
     eic = ensure(T, G[EBASE] + rack)
     ssd = G[SSD_T]
-    placed = sent = 0
+    placed = sent = I64(0)
     g1 = X[3]
     for i in range(n):
         b = blocks[i]
@@ -115,7 +120,7 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm, X):
                 placed += 1
             else:
                 if put_new(S, T, G, H, B, eic, b, g1, 0):
-                    _eic_gone(S, T, G, H, B, MV, rack, eic, g1, 1, X)
+                    _eic_gone(S, T, G, H, B, MV, rack, eic, g1, I64(1), X)
                 placed += 1
                 sent += 1
         elif ssd >= 0:
@@ -129,10 +134,10 @@ def _below_dram(S, T, G, H, B, MV, node, blocks, n, sk, si, frm, X):
     if sent:
         if eic >= 0:
             T[eic * T_COLS + DEM_IN] += sent
-            record_move(G, MV, sk, si, EP_EIC, rack, sent)
+            record_move(G, MV, sk, si, I64(EP_EIC), rack, sent)
             G[MOVED0 + (M_HBM_EIC if frm == FROM_HBM else M_DRAM_EIC)] += sent
         else:
-            record_move(G, MV, sk, si, EP_SSD, 0, sent)
+            record_move(G, MV, sk, si, I64(EP_SSD), I64(0), sent)
             G[MOVED0 + (M_HBM_SSD if frm == FROM_HBM else M_DRAM_SSD)] += sent
     if frm == FROM_DRAM and placed < n:
         T[(G[DBASE] + node) * T_COLS + DROPPED] += n - placed
@@ -145,7 +150,7 @@ def _dram_spill(S, T, G, H, B, MV, node, spill, n, X):
     if G[EVICT_TO_EIC] and G[EIC_CAP_POS]:
         T[(G[DBASE] + node) * T_COLS + DROPPED] += n
     else:
-        _below_dram(S, T, G, H, B, MV, node, spill, n, EP_DRAM, node, FROM_DRAM, X)
+        _below_dram(S, T, G, H, B, MV, node, spill, n, I64(EP_DRAM), node, I64(FROM_DRAM), X)
 
 
 X_ROWS = 7
@@ -166,7 +171,7 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X, rewritten):
     dram = ensure(T, G[DBASE] + node)
     eic = ensure(T, G[EBASE] + rack) if G[EVICT_TO_EIC] else -1
     gone, spill, rest = X[0], X[1], X[2]
-    ng = nsp = nrest = to_eic = to_dram = 0
+    ng = nsp = nrest = to_eic = to_dram = I64(0)
     for i in range(nev):
         b = ev[i]  # its HBM slot (and holder entry) left in put_new
         s = find_in(G, H, w, b) if rewritten else -1
@@ -195,18 +200,18 @@ def _demote(S, T, G, H, B, MV, w, node, rack, ev, nev, X, rewritten):
             nrest += 1
     if to_eic:
         T[eic * T_COLS + DEM_IN] += to_eic
-        record_move(G, MV, EP_GPU, w, EP_EIC, rack, to_eic)
+        record_move(G, MV, I64(EP_GPU), w, I64(EP_EIC), rack, to_eic)
         G[MOVED0 + M_HBM_EIC] += to_eic
     if to_dram:
         T[dram * T_COLS + DEM_IN] += to_dram
-        record_move(G, MV, EP_GPU, w, EP_DRAM, node, to_dram)
+        record_move(G, MV, I64(EP_GPU), w, I64(EP_DRAM), node, to_dram)
         G[MOVED0 + M_HBM_DRAM] += to_dram
     if ng:
         _eic_gone(S, T, G, H, B, MV, rack, eic, gone, ng, X)
     if nsp:
         _dram_spill(S, T, G, H, B, MV, node, spill, nsp, X)
     if nrest:
-        placed = _below_dram(S, T, G, H, B, MV, node, rest, nrest, EP_GPU, w, FROM_HBM, X)
+        placed = _below_dram(S, T, G, H, B, MV, node, rest, nrest, I64(EP_GPU), w, I64(FROM_HBM), X)
         T[w * T_COLS + DROPPED] += nrest - placed
 
 
@@ -300,7 +305,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
         if v:
             # Demote at once: a victim that is a later block of this very prefix
             # is then still found in DRAM/EIC by this walk.
-            _demote(S, T, G, H, B, MV, w, node, rack, ev, 1, X, False)
+            _demote(S, T, G, H, B, MV, w, node, rack, ev, I64(1), X, np.bool_(False))
     T[hbm * T_COLS + HITS] += n0
     cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5] = n0, n1, n2, n3, n4, n5
     for k in range(6):
@@ -321,7 +326,7 @@ def store(S, T, G, H, B, blocks, w, start, MV, X):
     dram = ensure(T, G[DBASE] + node) if wt else existing(T, G[DBASE] + node)
     n = blocks.shape[0]
     ev = X[5]
-    nev = 0
+    nev = I64(0)
     if dram < 0 or not wt:
         for j in range(start, n):
             b = blocks[j]
@@ -345,11 +350,11 @@ def store(S, T, G, H, B, blocks, w, start, MV, X):
                 continue
             if find_in(G, H, dram, b) < 0:
                 v = put_new(S, T, G, H, B, dram, b, sp, 0)
-                record_move(G, MV, EP_GPU, w, EP_DRAM, node, 1)
+                record_move(G, MV, I64(EP_GPU), w, I64(EP_DRAM), node, I64(1))
                 G[MOVED0 + M_WT_DRAM] += 1
                 if v:
-                    _dram_spill(S, T, G, H, B, MV, node, sp, 1, X)
+                    _dram_spill(S, T, G, H, B, MV, node, sp, I64(1), X)
             nev += put_new(S, T, G, H, B, hbm, b, ev, nev)
     if nev:  # the blocks just written are distinct, so victims can wait until the end
-        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X, True)
+        _demote(S, T, G, H, B, MV, w, node, w // G[WPR], ev, nev, X, np.bool_(True))
     return G[NMV]

@@ -35,6 +35,7 @@ rows aggregated per (src, dst) in first-recorded order (dict order in Python).
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from sim.engine import hashtab, slots
@@ -79,7 +80,7 @@ def rehash(S, G, H):
         if t >= 0 and t != ssd:
             hashtab.insert_near(H, mask, t * u + S[s + KEY], s)
             if t < G[NW]:
-                hashtab.add_near(H, mask, node_key(G, t // G[WPN], S[s + KEY]), 1)
+                hashtab.add_near(H, mask, node_key(G, t // G[WPN], S[s + KEY]), np.int64(1))
 
 
 @njit(cache=True, inline="always")
@@ -118,8 +119,8 @@ def alloc(S, G, H, B, inst, b):
     else:
         hashtab.insert_near(H, G[MASK], inst * G[U_] + b, s)
         G[NKEYS] += 1
-        if inst < G[NW]:
-            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, inst // G[WPN], b), 1)
+        if inst < G[NW]:  # np.int64(1), not 1: one compile of add_near (cluster_kernels.I64)
+            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, inst // G[WPN], b), np.int64(1))
     return s
 
 
@@ -132,7 +133,7 @@ def release(S, G, H, B, s):
         hashtab.delete_near(H, G[MASK], t * G[U_] + S[s + KEY])
         G[NKEYS] -= 1
         if t < G[NW]:
-            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, t // G[WPN], S[s + KEY]), -1)
+            G[NKEYS] += hashtab.add_near(H, G[MASK], node_key(G, t // G[WPN], S[s + KEY]), np.int64(-1))
     S[s + INST] = -1
     slots.give_free(S, s, G, FREE)
     G[NFREE] += 1

@@ -95,7 +95,7 @@ def test_line_progress_paces_lines_with_a_clock():
     assert lines == [
         "progress: lru: started, 1,000 requests",
         "progress: lru: 500/1,000 requests (50%), 5 s elapsed, ETA 5 s",
-        "progress: lru: 900/1,000 requests (90%), 10 s elapsed, ETA 1 s",  # 10.5 * 100/900 = 1.2 s
+        "progress: lru: 900/1,000 requests (90%), 10 s elapsed, ETA 1 s",  # 100 left at 800/9.5 s: 1.2 s
         "progress: lru: done in 12 s",
     ]
 
