@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 
 from sim.modes.cluster_prefetch import prefetch_instant
+from sim.modes.cluster_result import RowWriter
 from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
 from sim.modes.common import service_times, trim_tokens
 from sim.policies.base import REGISTRY
@@ -22,9 +23,7 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
     bt, bb = setup.node.block_tokens, setup.node.block_bytes
     lanes = setup.layout.gpus_per_worker
     prefill = prefill_fn(cfg, setup)
-    workers: list[int] = []
-    hb: list[list[int]] = []
-    ht: list[list[int]] = []
+    out = RowWriter(res)
     departures: list[tuple[float, int, int]] = []  # (estimated finish, seq, worker): the load signal
     every = progress_every(len(w))
     account = net.account
@@ -58,9 +57,7 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
                 account(src, dst, nb * bb, lanes)
         n_in = inp[i]
         tok = trim_tokens(c, bt, n_in)
-        workers.append(wk)
-        hb.append(c)
-        ht.append(tok)
+        out.add(wk, c, tok)
         cached = sum(tok)
         start = max(t, prefill_free.get(wk, 0.0))
         prefill_free[wk] = start + prefill(n_in - cached, cached)
@@ -75,10 +72,7 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
                 heapq.heappush(prefetches, (when, s, i, wk))
         if progress and i % every == 0:
             progress(i)
-    if len(w):
-        res.worker[:] = workers
-        res.hit_blocks[:] = hb
-        res.hit_tokens[:] = ht
+    out.close()
     res.sim_time_s = float(arr_s[-1]) if len(w) else 0.0
     res.prefetch = prefetch_untimed(prefetched, bb)
 

@@ -6,6 +6,7 @@ import simpy
 
 from sim.modes.cluster_io import ClusterIO
 from sim.modes.cluster_prefetch import ClusterPrefetchHost
+from sim.modes.cluster_result import RowWriter
 from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
 from sim.modes.common import trim_tokens, worker_replicas
 from sim.policies.base import REGISTRY
@@ -24,16 +25,18 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     lanes = setup.layout.gpus_per_worker
     arr_s = (w.arrival_ms / 1000.0).tolist()
     offs = w.block_offsets.tolist()
-    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
+    inp, n_out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
     every = progress_every(len(w))
     n = len(w)
-    wk_of = [0] * n
-    hb: list = [None] * n
-    ht: list = [None] * n
+    out = RowWriter(res)
+    # A request's state from its arrival to its last use, popped there: the run holds the requests in
+    # flight, not n of each (issue #19's bounded memory).
+    wk_of: dict[int, int] = {}  # until done
+    npre_of: dict[int, int] = {}  # blocks found cached, until the store at the first token
     prefill = prefill_fn(cfg, setup)
-    t_arrive = [0.0] * n
-    t_first = [0.0] * n
-    cached_tok = [0] * n
+    t_arrive: dict[int, float] = {}  # until it joins its replica
+    t_first: dict[int, float] = {}  # until done
+    cached_tok: dict[int, int] = {}  # until it joins its replica
     net_s, queue_s, prefill_s = res.net_s, res.queue_s, res.prefill_s
     ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
@@ -51,7 +54,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     choose, acquire, inc, start_load = router.choose, cache.acquire, loads.inc, io.start_load
     recomputed = res.recomputed_tokens
     wpr = layout.workers_per_rack
-    blk_of: list = [None] * n  # request i's blocks from its arrival until its first token (rows once)
+    blk_of: dict = {}  # request i's blocks from its arrival until its first token (rows once)
 
     def arrive(i: int) -> None:
         now = env.now
@@ -73,8 +76,8 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         cnt, crit, bg = acquire(wk, blocks, lo)
         n_in = inp[i]
         tok = trim_tokens(cnt, bt, n_in)
-        hb[i] = cnt
-        ht[i] = tok
+        out.add(wk, cnt, tok)
+        npre_of[i] = sum(cnt)
         if bg:
             background(bg)
         if not crit:
@@ -97,13 +100,14 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     def loaded(i: int) -> None:
         now = env.now
         wk = wk_of[i]
-        net_s[i] = now - t_arrive[i]
-        cached = cached_tok[i]
+        t_arr = t_arrive.pop(i)
+        net_s[i] = now - t_arr
+        cached = cached_tok.pop(i)
         n_in = inp[i]
         # The cost-aware router's queue estimate: when this worker's prefill queue would drain if
         # prefills ran back to back (its signal only; the replica decides the real timeline).
         prefill_free[wk] = max(now, prefill_free.get(wk, 0.0)) + prefill(n_in - cached, cached)
-        r = Req(i, n_in, out[i], no_blocks, offs[i], t_arrive[i], sess[i])
+        r = Req(i, n_in, n_out[i], no_blocks, offs[i], t_arr, sess[i])
         # At least one token is always computed: it yields the first output token's logits.
         r.cached = max(0, min(cached, n_in - 1))
         # the last thing the last callback of the event being processed does: an arrival's wake-up (the
@@ -116,9 +120,8 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         clock[0] = now
         wk = eng.idx
         lo = offs[i]
-        blocks = blk_of[i]
-        blk_of[i] = None
-        bg = cache.store(wk, blocks, lo, sum(hb[i]))
+        blocks = blk_of.pop(i)
+        bg = cache.store(wk, blocks, lo, npre_of.pop(i))
         if bg:
             background(bg)
         if pf is not None:
@@ -131,20 +134,17 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
 
     def done(r: Req) -> None:
         i, now = r.i, env.now
-        tpot_s[i] = (now - t_first[i]) / (r.out - 1) if r.out > 1 else 0.0
+        tpot_s[i] = (now - t_first.pop(i)) / (r.out - 1) if r.out > 1 else 0.0
         e2e_s[i] = now - r.t_arr
         res.busy_s[i] = e2e_s[i]
-        loads.dec(wk_of[i])
+        loads.dec(wk_of.pop(i))
 
     workers = worker_replicas(cfg, node, env, w, first_token=first_token, done=done)
 
     if n:
         env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
     run_to_end(env)
-    if n:
-        res.worker[:] = wk_of
-        res.hit_blocks[:] = hb
-        res.hit_tokens[:] = ht
+    out.close()
     res.sim_time_s = float(env.now)
     res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
     res.iteration_ms = workers.hist.summary_ms()

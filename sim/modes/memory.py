@@ -31,7 +31,13 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # single_timed measured at 10M requests: 2.95 GiB peak = 0.4 base + 0.67 workload + ~200 B a request.
 # Hit-rate-only runs hold no latency columns (sim.modes.common.nan_rows: 56 B a request less than a
 # timed run's; single hit-rate-only at 2M requests: 0.84 -> 0.66 GiB peak when they went)
-RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 564, "cluster_timed": 900}
+# Cluster replays write their rows into the result's arrays a chunk at a time (RowWriter) and keep the
+# timed state of the requests in flight only: what is left a request is the result arrays (120 B, +48 of
+# latencies timed) and the replay's per-request Python lists of the workload (arrival, offsets, tokens,
+# session; ~170 B). Measured (bench_scale.py, 1,600 racks): hit-rate-only 1M, 1.49 GiB peak minus this
+# estimate's other parts (1.12 GiB) = 390 B a request (was 685 by the same count, 1.76 GiB); timed 200k,
+# 0.59 -> 0.51 GiB peak = 464 B a request less than the 900 counted before.
+RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 400, "cluster_timed": 460}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
