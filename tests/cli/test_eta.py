@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.cli.common import LineProgress
 from sim.eta import Eta, eta_text
+from tests.cli.test_output_fit import clocked_progress
 
 TOTAL = 12_000
 EVERY = 60  # progress_every(12,000): a tick every 60 requests
@@ -72,17 +72,7 @@ def test_eta_text():
 
 def test_line_progress_after_a_compile():
     """The in-pod lines of a 12,000-request run whose first 60 requests took the compile's 83 s."""
-    now = [0.0]
-    lines: list[str] = []
-
-    class Sink:
-        def write(self, s):
-            lines.extend(x for x in s.splitlines() if x)
-
-        def flush(self):
-            pass
-
-    p = LineProgress(stream=Sink(), interval_s=5.0, clock=lambda: now[0])
+    p, now, lines = clocked_progress()
     p("lru", 0, TOTAL)  # the start line
     p("lru", 0, TOTAL)  # the pod's first call, before its first compiled step
     for done in range(EVERY, TOTAL, EVERY):

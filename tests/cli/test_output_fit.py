@@ -76,7 +76,8 @@ def test_wide_shows_every_column(tmp_path, capsys, monkeypatch):
 
 # ---------------------------------------------------------------- progress off a terminal
 
-def test_line_progress_paces_lines_with_a_clock():
+def clocked_progress(interval_s: float = 5.0):
+    """(LineProgress on a hand-set clock, the clock [seconds], the lines it printed)."""
     now = [0.0]
     lines: list[str] = []
 
@@ -87,7 +88,11 @@ def test_line_progress_paces_lines_with_a_clock():
         def flush(self):
             pass
 
-    p = LineProgress(stream=Sink(), interval_s=5.0, clock=lambda: now[0])
+    return LineProgress(stream=Sink(), interval_s=interval_s, clock=lambda: now[0]), now, lines
+
+
+def test_line_progress_paces_lines_with_a_clock():
+    p, now, lines = clocked_progress()
     p("lru", 0, 1000)          # start line
     for t, done in ((1, 100), (4.9, 400), (5.0, 500), (6, 600), (10.5, 900), (12, 1000)):
         now[0] = t
