@@ -23,9 +23,9 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     node = setup.node
     bt, bb = node.block_tokens, node.block_bytes
     lanes = setup.layout.gpus_per_worker
-    arr_s = (w.arrival_ms / 1000.0).tolist()
-    offs = w.block_offsets.tolist()
-    inp, n_out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
+    # per-request scalars through ndarray.item, not .tolist() copies (sim.modes.cluster_fast: ~170 B a request)
+    arr_at = (w.arrival_ms / 1000.0).item
+    off_at, inp_at, out_at, sess_at = w.block_offsets.item, w.input_tokens.item, w.output_tokens.item, w.session_id.item
     every = progress_every(len(w))
     n = len(w)
     out = RowWriter(res)
@@ -60,21 +60,22 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         now = env.now
         clock[0] = now
         if i + 1 < n:
-            d = arr_s[i + 1] - now
+            d = arr_at(i + 1) - now
             timer(env, d if d > 0.0 else 0.0).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
-        lo = offs[i]
+        lo = off_at(i)
         blk_of[i] = blocks = rows(i)
-        wk = choose(i, blocks, sess[i])
+        s = sess_at(i)
+        wk = choose(i, blocks, s)
         inc(wk)
         wk_of[i] = wk
         t_arrive[i] = now
         if pf is not None:  # before the lookup moves anything: which pending prefetched blocks are still in HBM
             c0 = cache.probe(wk, blocks)
-            pf.arrived(sess[i], wk, blocks, c0[0], sum(c0))
+            pf.arrived(s, wk, blocks, c0[0], sum(c0))
         cnt, crit, bg = acquire(wk, blocks, lo)
-        n_in = inp[i]
+        n_in = inp_at(i)
         tok = trim_tokens(cnt, bt, n_in)
         out.add(wk, cnt, tok)
         npre_of[i] = sum(cnt)
@@ -103,11 +104,11 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         t_arr = t_arrive.pop(i)
         net_s[i] = now - t_arr
         cached = cached_tok.pop(i)
-        n_in = inp[i]
+        n_in = inp_at(i)
         # The cost-aware router's queue estimate: when this worker's prefill queue would drain if
         # prefills ran back to back (its signal only; the replica decides the real timeline).
         prefill_free[wk] = max(now, prefill_free.get(wk, 0.0)) + prefill(n_in - cached, cached)
-        r = Req(i, n_in, n_out[i], no_blocks, offs[i], t_arr, sess[i])
+        r = Req(i, n_in, out_at(i), no_blocks, off_at(i), t_arr, sess_at(i))
         # At least one token is always computed: it yields the first output token's logits.
         r.cached = max(0, min(cached, n_in - 1))
         # the last thing the last callback of the event being processed does: an arrival's wake-up (the
@@ -119,13 +120,13 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         i, now = r.i, env.now
         clock[0] = now
         wk = eng.idx
-        lo = offs[i]
+        lo = off_at(i)
         blocks = blk_of.pop(i)
         bg = cache.store(wk, blocks, lo, npre_of.pop(i))
         if bg:
             background(bg)
         if pf is not None:
-            pf.turn_done(int(sess[i]), i, wk, blocks, lo)
+            pf.turn_done(sess_at(i), i, wk, blocks, lo)
         t_first[i] = now
         queue_s[i] = r.t_pstart - r.t_ready
         prefill_s[i] = now - r.t_pstart
@@ -142,7 +143,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     workers = worker_replicas(cfg, node, env, w, first_token=first_token, done=done)
 
     if n:
-        env.timeout(float(arr_s[0])).callbacks.append(lambda _e: arrive(0))
+        env.timeout(arr_at(0)).callbacks.append(lambda _e: arrive(0))
     run_to_end(env)
     out.close()
     res.sim_time_s = float(env.now)

@@ -37,7 +37,10 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # session; ~170 B). Measured (bench_scale.py, 1,600 racks): hit-rate-only 1M, 1.49 GiB peak minus this
 # estimate's other parts (1.12 GiB) = 390 B a request (was 685 by the same count, 1.76 GiB); timed 200k,
 # 0.59 -> 0.51 GiB peak = 464 B a request less than the 900 counted before.
-RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 400, "cluster_timed": 460}
+# The cluster replays then read the workload's per-request scalars through ndarray.item instead of those
+# lists: hit-rate-only 1M 1.43 -> 1.16 GiB peak (CPU req/s 5,069 -> 5,695, one pair), timed 200k
+# 0.63 -> 0.47 GiB (3,223 -> 3,367): 160 B a request less counted (the lists' objects; peaks vary ~0.15 GiB).
+RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 240, "cluster_timed": 300}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
