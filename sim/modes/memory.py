@@ -28,18 +28,14 @@ BASE_B = 400 * 1024**2  # interpreter, numpy, numba, SimPy and the compiled engi
 WORKLOAD_PER_REQ_B = 80  # arrival, tokens, session, turn, offsets + parent, shared, own offsets
 ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
-# single_timed measured at 10M requests: 2.95 GiB peak = 0.4 base + 0.67 workload + ~200 B a request.
-# Hit-rate-only runs hold no latency columns (sim.modes.common.nan_rows: 56 B a request less than a
-# timed run's; single hit-rate-only at 2M requests: 0.84 -> 0.66 GiB peak when they went)
-# Cluster replays write their rows into the result's arrays a chunk at a time (RowWriter) and keep the
-# timed state of the requests in flight only: what is left a request is the result arrays (120 B, +48 of
-# latencies timed) and the replay's per-request Python lists of the workload (arrival, offsets, tokens,
-# session; ~170 B). Measured (bench_scale.py, 1,600 racks): hit-rate-only 1M, 1.49 GiB peak minus this
-# estimate's other parts (1.12 GiB) = 390 B a request (was 685 by the same count, 1.76 GiB); timed 200k,
-# 0.59 -> 0.51 GiB peak = 464 B a request less than the 900 counted before.
-# The cluster replays then read the workload's per-request scalars through ndarray.item instead of those
-# lists: hit-rate-only 1M 1.43 -> 1.16 GiB peak (CPU req/s 5,069 -> 5,695, one pair), timed 200k
-# 0.63 -> 0.47 GiB (3,223 -> 3,367): 160 B a request less counted (the lists' objects; peaks vary ~0.15 GiB).
+# Per-request results (bench_scale.py): single_timed at 10M requests peaked at 2.95 GiB = 0.4 base + 0.67
+# workload + ~200 B a request. Hit-rate-only runs hold no latency columns (sim.modes.common.nan_rows;
+# single at 2M requests: 0.84 -> 0.66 GiB peak when they went). The cluster replays hold the result arrays
+# (120 B a request, +48 of latencies timed) and the state of the requests in flight only: rows go into the
+# arrays a chunk at a time (RowWriter), the workload's scalars are read through ndarray.item. At 1,600
+# racks: hit-rate-only 1M 1.16 GiB peak (1.76 with a Python row and five Python lists per request; one
+# pair, 5,069 -> 5,695 CPU req/s for the last step), timed 200k 0.47 GiB (0.59); peaks vary ~0.15 GiB run
+# to run, so the figures below keep a margin over those drops.
 RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 240, "cluster_timed": 300}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
