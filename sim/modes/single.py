@@ -267,10 +267,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     sync_backup = cache.write_through and not cfg.cache.async_backup
     arr_s = w.arrival_ms / 1000.0
     offs, row = w.block_offsets, w.blocks  # row(i): request i's blocks (a view, or built from the prefix form)
-    inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id
+    # per-request scalars read as they are needed (ndarray.item), not held as Python lists for the run
+    inp_at, out_at, sess = w.input_tokens.item, w.output_tokens.item, w.session_id
     bt = setup.block_tokens
     every = _sample_every(len(w))
-    npre_of = [0] * len(w)
+    npre_of: dict[int, int] = {}  # cached blocks of the requests between arrival and first token
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
 
@@ -290,7 +291,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def first_token_fast(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
-        _, _, h2d, d2s = first_token_c(M, wk, i, P, r.pos0, npre_of[i], state)
+        _, _, h2d, d2s = first_token_c(M, wk, i, P, r.pos0, npre_of.pop(i), state)
         wait = sync_backup and h2d > 0
         bg = io.write_back(wk, h2d, d2s, wait)
         if wait:
@@ -302,7 +303,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         i, wk = r.i, eng.idx
         lo = int(offs[i])
         blocks = in_flight.pop(i)
-        st = cache.store(wk, blocks, lo, npre_of[i])
+        st = cache.store(wk, blocks, lo, npre_of.pop(i))
         wait = sync_backup and st.hbm_to_dram > 0
         bg = background(st, wk, wait)
         if pf is not None:
@@ -344,7 +345,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         t0 = env.now
         lo = int(offs[i])
         s = int(sess[i])
-        n_in = inp[i]
+        n_in = inp_at(i)
         if fast is not None:
             wk, npre, th, td, ts, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo, rows, bt, n_in)
         else:
@@ -380,7 +381,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
 
     def join(i: int, wk: int, ld, t0: float, lo: int, s: int, n_in: int) -> None:
         res.load_s[i] = env.now - t0
-        r = Req(i, n_in, out[i], no_blocks, lo, t0, s)
+        r = Req(i, n_in, out_at(i), no_blocks, lo, t0, s)
         # At least one token is always computed: it yields the first output token's logits.
         r.cached = max(0, min(ld.choice.tokens_used, n_in - 1))
         workers.submit(wk, r)
