@@ -18,7 +18,7 @@ from sim.modes.memory import (
 )
 from sim.modes.partition import Partition, assign_pods, pod_config
 from sim.modes.runner import run_mode
-from tests.modes.test_partition import SETS, _cfg
+from tests.modes.test_partition import SETS, _cfg, _same
 from trace.source import workload_from_config
 
 
@@ -203,8 +203,15 @@ def test_cli_rechecks_each_pods_exact_window_before_it_replays(monkeypatch, caps
     first_passes.clear()
     monkeypatch.setenv(memory.ENV, repr((rest + window_b + 2**19) / GiB))
     assert cli.main([*args, "--report-json", str(tmp_path / "ok.json")]) == 0
-    assert (tmp_path / "ok.json").exists()
     assert len(first_passes) == 2  # one a pod: the re-check's first pass is the replay's
+    import sim.modes.learned_window as learned_window
+
+    monkeypatch.setattr(learned_window, "recheck_learned", lambda *a, **kw: None)
+    checks = len(seen)
+    assert cli.main([*args, "--report-json", str(tmp_path / "off.json")]) == 0
+    assert len(seen) == checks + 1  # the driver's only: no pod re-checked
+    ok, off = (json.loads((tmp_path / f).read_text()) for f in ("ok.json", "off.json"))
+    assert ok["metrics"]["hit_rate"] > 0 and _same(ok, off) == []  # the re-check changes no result
 
 
 @pytest.mark.parametrize("policies,model,want", [(["learned", "lru"], False, True), (["learned"], True, False),
