@@ -77,7 +77,8 @@ NEXT_USE_PER_REQ_B = 64
 # at 200k requests (48.0M accesses) a replay peaked at 1.03 GiB (estimate 1.33; the whole-trace path 4.47). The
 # estimate assumes a horizon of LEARNED_HORIZON_ROWS accesses (~5x the measured ones), bounded by the accesses;
 # a trace's horizon can be longer, so once the policy's first pass has run the run re-checks the estimate
-# with the exact window in its place (with_exact_window; sim.modes.runner) before the replay starts.
+# with the exact window in its place (with_exact_window; sim.modes.learned_window) before the replay starts
+# (a partitioned run: in each pod, once its first pass has run there).
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
