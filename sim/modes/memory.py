@@ -77,7 +77,8 @@ NEXT_USE_PER_REQ_B = 64
 # at 200k requests (48.0M accesses) a replay peaked at 1.03 GiB (estimate 1.33; the whole-trace path 4.47). The
 # estimate assumes a horizon of LEARNED_HORIZON_ROWS accesses (~5x the measured ones), bounded by the accesses;
 # a trace's horizon can be longer, so once the policy's first pass has run the run re-checks the estimate
-# with the exact window in its place (with_exact_window; sim.modes.runner) before the replay starts.
+# with the exact window in its place (with_exact_window; sim.modes.learned_window) before the replay starts
+# (a partitioned run: in each pod, once its first pass has run there).
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
@@ -148,9 +149,10 @@ def limit_bytes() -> float:
     return DEFAULT_SHARE * m if m else float("inf")
 
 
-def check(est: Estimate, *, what: str, change: str, where: str) -> None:
-    """Refuse with one line when `est` exceeds the bound."""
-    lim = limit_bytes()
+def check(est: Estimate, *, what: str, change: str, where: str, limit: float | None = None) -> None:
+    """Refuse with one line when `est` exceeds the bound (`limit` bytes when given: a pod's worker checks
+    against the bound its driver read, sim.modes.learned_window; else ``limit_bytes()``)."""
+    lim = limit_bytes() if limit is None else limit
     if est.total > lim:
         raise InputError(
             f"{what} needs an estimated {est.total / GiB:.1f} GiB of memory (GiB: {est.summary()}), over the "
@@ -229,6 +231,7 @@ def learned_window_rows(s: WorkloadSize) -> int:
 
 
 LEARNED_WINDOW = "learned training window"  # the part the exact window replaces
+AT_ONCE = "pods at once: "  # a partitioned run's parts of its largest pod, once per pod at once
 
 
 @runtime_checkable
@@ -239,14 +242,16 @@ class HoldsTrainingWindow(Protocol):
     def training_window_rows(self) -> int: ...
 
 
-def with_exact_window(est: Estimate, rows: int) -> Estimate:
+def with_exact_window(est: Estimate, rows: int, *, part: str = LEARNED_WINDOW, copies: int = 1) -> Estimate:
     """`est` with its assumed learned training window (``learned_window_rows``) replaced by the exact one:
-    `rows`, the most rows the online learned policy holds at once, at LEARNED_ROW_B a row. Every other
-    part is kept as the estimate counted it."""
-    if LEARNED_WINDOW not in est.parts:
-        raise ValueError("the estimate counts no learned training window")
+    `rows`, the most rows the online learned policy holds at once, at LEARNED_ROW_B a row, `copies` times,
+    under `part` (a partitioned run counts its largest pod's window once per pod at once, under AT_ONCE +
+    LEARNED_WINDOW: a pod's exact window stands for each of them). Every other part is kept as the
+    estimate counted it."""
+    if part not in est.parts:
+        raise ValueError(f"the estimate counts no {part}")
     parts = dict(est.parts)
-    parts[LEARNED_WINDOW] = float(rows * LEARNED_ROW_B)
+    parts[part] = float(copies * rows * LEARNED_ROW_B)
     return Estimate(parts)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from sim.config import Config, config_with
 from sim.errors import InputError
+from sim.modes.learned_window import WindowCheck
 from trace.workload import Workload
 
 WHERE = "cluster.pods (--pods)"
@@ -132,33 +133,40 @@ class PodTask:
     index: np.ndarray  # the pod's requests (indices into the prepared workload, increasing)
     workload: Workload  # those requests, prepared (re-blocked)
     key: str = ""  # what the finished pod is stored under (sim.modes.partition_store)
+    # the run's learned window re-check, done in the pod once its first pass has run (online learned only)
+    window: WindowCheck | None = None
 
 
 def pod_tasks(cfg: Config, w: Workload, part: Partition, policy: str, router: str, timing: bool,
-              pods: np.ndarray | None = None) -> list[PodTask]:
+              pods: np.ndarray | None = None, window: WindowCheck | None = None) -> list[PodTask]:
     """One task per pod (pods with no request included: their report counts are zero). `pods`: the
-    assignment when the caller has it (``assign_pods``: a pass over the workload, ~0.5 s at 10M)."""
+    assignment when the caller has it (``assign_pods``: a pass over the workload, ~0.5 s at 10M). `window`:
+    the run's learned window re-check (sim.modes.runner), given to the learned policy's pods."""
+    window = window if policy == "learned" else None
     pods = assign_pods(w, part) if pods is None else pods
     tasks = []
     for k in range(part.pods):
         idx = np.flatnonzero(pods == k)
         pc = pod_config(cfg, part, k)
         tasks.append(PodTask(f"{router}/{policy}/pod{k}", k, pc.model_dump(mode="json"), policy, router, timing,
-                             idx, w.select(idx)))
+                             idx, w.select(idx), window=window))
     return tasks
 
 
 def run_pod(task: PodTask, progress: Callable[[int], None] | None = None):
-    """Simulate one pod; its plain-data result (``sim.modes.partition_merge.PodResult``)."""
+    """Simulate one pod; its plain-data result (``sim.modes.partition_merge.PodResult``). An online learned
+    pod whose exact training window does not fit (``task.window``) is refused (InputError) before it replays."""
     from sim.modes.cluster import run_cluster
+    from sim.modes.learned_window import recheck_learned
     from sim.modes.partition_merge import pod_result
     from sim.policies.base import AccessContext
 
     cfg = Config.model_validate(task.config)
     t0 = time.perf_counter()
     w = task.workload
-    res = run_cluster(cfg, w, task.policy, task.router, ctx=AccessContext.from_workload(w), timing=task.timing,
-                      progress=progress)
+    ctx = AccessContext.from_workload(w)
+    recheck_learned(task.window, cfg, w, ctx, whose=f"pod {task.pod}'s")  # its first pass, shared with the replay
+    res = run_cluster(cfg, w, task.policy, task.router, ctx=ctx, timing=task.timing, progress=progress)
     return pod_result(task, res, time.perf_counter() - t0)
 
 

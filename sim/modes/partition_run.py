@@ -25,6 +25,7 @@ import numpy as np
 from sim.config import Config
 from sim.errors import InputError
 from sim.io_safe import write_bytes_atomic
+from sim.modes.learned_window import WindowCheck
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
 from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce
 from trace.workload import Workload
@@ -35,12 +36,15 @@ STORE_VERSION = 2  # 2: the key hashes the block lists as held (parent form for 
 
 
 def run_pod_task(task: PodTask, progress: Callable[[int], None] | None = None) -> dict:
-    """One pod, never raising: {"task_id", "status": "ok", "result": PodResult} or status "failed" + error.
+    """One pod, never raising: {"task_id", "status": "ok", "result": PodResult}, status "refused" + error
+    (the pod refused its input, e.g. its learned window over the memory bound) or "failed" + error.
     `progress(i)`: the pod's requests done so far (in-process runs: a 10M-request run has pods of minutes)."""
     t0 = time.perf_counter()
     try:
         return {"task_id": task.task_id, "status": "ok", "result": run_pod(task, progress),
                 "wall_s": time.perf_counter() - t0}
+    except InputError as e:  # its one line, as the driver would have refused it
+        return {"task_id": task.task_id, "status": "refused", "error": str(e), "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported by the driver, naming the pod
         return {"task_id": task.task_id, "status": "failed", "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
@@ -114,18 +118,21 @@ def _failure_message(failed: list[tuple[PodTask, dict]], kept: int, store: PodSt
     more = f" ({len(failed) - 1} more pod(s) failed too)" if len(failed) > 1 else ""
     where = (f"; the {kept} finished pod(s) are kept in {store.folder} and a rerun with the same --out reuses them"
              if store is not None else "")
-    return f"pod {t.pod} ({t.task_id}, {len(t.index):,} requests) failed: {res.get('error')}{more}{where}"
+    verb = "refused" if res.get("status") == "refused" else "failed"
+    return f"pod {t.pod} ({t.task_id}, {len(t.index):,} requests) {verb}: {res.get('error')}{more}{where}"
 
 
 def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Partition, *, timing: bool,
                     setup, runner: PodRunner | None = None, store: PodStore | None = None,
                     progress: Callable[[int], None] | None = None, rows: bool = True,
-                    pods: np.ndarray | None = None) -> MergedClusterResult:
+                    pods: np.ndarray | None = None, window: WindowCheck | None = None) -> MergedClusterResult:
     """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one). `rows`:
     merge the per-request rows (``partition_merge.needs_rows``); else only their totals and TTFT. `pods`:
-    the request -> pod assignment when already computed."""
+    the request -> pod assignment when already computed. `window`: the learned window re-check each
+    learned pod makes after its first pass (``sim.modes.learned_window``); a refused pod stops the run as
+    a failed one does."""
     t0 = time.perf_counter()
-    tasks = pod_tasks(cfg, w, part, policy, router, timing, pods)
+    tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window)
     lay = setup.layout
     reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack)
     merged = Merger(len(w), reduce)  # each finished pod's arrays go straight into the whole run's

@@ -7,6 +7,7 @@ from typing import Any
 
 from sim.config import Config
 from sim.errors import InputError
+from sim.modes.learned_window import WindowCheck, recheck_learned
 from sim.modes.load import finish, node_pools, pre_run, saturation
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests, single_requests
@@ -81,37 +82,14 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
                        next_use_steps=steps, learned=learned)
     what = f"replaying {len(w):,} requests on one node"
     check(est, what=what, change=_too_big(w), where="--mode single")
-    _recheck_learned(cfg, w, ctx, est, what)
-
-
-def _recheck_learned(cfg: Config, w: Workload, ctx, est, what: str) -> None:
-    """The online learned policy's training window is known exactly once its first pass has run, and the
-    up-front estimate only assumed a horizon (sim.modes.memory.LEARNED_HORIZON_ROWS), which a trace's can
-    exceed: build the policy now (its scorer, first pass included, is the one the replay's tiers share:
-    learned.policy.shared_scorer) and check the estimate again with the exact window in the assumed one's
-    place, before anything is replayed."""
-    from sim.modes.common import policy_params
-    from sim.modes.memory import LEARNED_WINDOW, HoldsTrainingWindow, check, with_exact_window
-    from sim.policies import make_policy
-
-    if LEARNED_WINDOW not in est.parts:
-        return
-    pol = make_policy("learned", 1, ctx, **policy_params(cfg, w.block_tokens))
-    if not isinstance(pol, HoldsTrainingWindow):
-        raise TypeError(f"the learned policy ({type(pol).__name__}) does not state its training window")
-    rows = pol.training_window_rows()
-    check(with_exact_window(est, rows),
-          what=f"{what} with the online learned policy's training window of {rows:,} rows (exact after its "
-               "first pass)",
-          change=f"give the learned policy a model file (--model FILE, from `python main.py learned train`: "
-                 f"no training window), {_too_big(w)}",
-          where="--policy learned")
+    recheck_learned(WindowCheck.of(est, what, _too_big(w)), cfg, w, ctx)
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool, partition=None, rows: bool = True, pods=None) -> None:
+                   timing: bool, partition=None, rows: bool = True, pods=None) -> WindowCheck | None:
+    """Refuse a run that does not fit; a partitioned run's learned window re-check, for its pods."""
     from sim.modes.cluster import ClusterSetup, queue_recency
-    from sim.modes.memory import check, run_estimate
+    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, check, limit_bytes, run_estimate
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
     compiled = all(queue_recency(p) is not None for p in policies)
@@ -128,12 +106,17 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
         what = f"replaying {len(w):,} requests on {gpus}"
         check(est, what=what, change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
               where="--mode cluster")
-        _recheck_learned(cfg, w, ctx, est, what)
-        return
+        recheck_learned(WindowCheck.of(est, what, _too_big(w)), cfg, w, ctx)
+        return None
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods,
                               learned=_learned_mode(cfg, policies))
-    check(est, what=f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
-          change=_too_big(w) + ", use more pods or fewer --workers", where="--pods")
+    what = f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)"
+    change = _too_big(w) + ", use more pods or fewer --workers"
+    check(est, what=what, change=change, where="--pods")
+    # each pod's first pass runs inside the pod: the pod re-checks this estimate with its own exact
+    # window in place of the largest pod's assumed one, against the bound read here (sim.modes.partition)
+    return WindowCheck.of(est, what, change, part=AT_ONCE + LEARNED_WINDOW, copies=min(partition.at_once,
+                          partition.pods), limit=limit_bytes())
 
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
@@ -143,7 +126,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
     each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
     its part follows the pod's share."""
-    from sim.modes.memory import BASE_B, MERGED_PER_REQ_B, REDUCED_PER_REQ_B, Estimate, run_estimate
+    from sim.modes.memory import AT_ONCE, BASE_B, MERGED_PER_REQ_B, REDUCED_PER_REQ_B, Estimate, run_estimate
     from sim.modes.partition import pod_sizes
 
     biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
@@ -158,9 +141,9 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     else:  # one run's at a time: its TTFT and cover counts, dropped after its report
         est.add("merged totals and TTFT", len(w) * REDUCED_PER_REQ_B)
     for name, nbytes in biggest.parts.items():
-        est.add(f"pods at once: {name}", at_once * nbytes)
+        est.add(AT_ONCE + name, at_once * nbytes)
     if at_once > 1:  # each pod a process of its own, with its own interpreter and engine
-        est.add("pods at once: base", at_once * BASE_B)
+        est.add(AT_ONCE + "base", at_once * BASE_B)
     return est
 
 
@@ -256,7 +239,7 @@ def run_cluster_mode(
     node = NodeSetup.from_config(cfg, w.block_tokens)
     rows = needs_rows(cfg, len(w), requests is not None)
     assignment = assign_pods(w, partition) if partition else None  # once for the estimate and every run
-    _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
+    window = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
 
@@ -270,7 +253,7 @@ def run_cluster_mode(
 
             res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
-                                  store=pod_store, progress=cb, rows=rows, pods=assignment)
+                                  store=pod_store, progress=cb, rows=rows, pods=assignment, window=window)
         else:
             res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
         if progress:

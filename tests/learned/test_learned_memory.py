@@ -150,6 +150,17 @@ def test_with_exact_window_replaces_the_assumed_part_only():
         with_exact_window(Estimate({"workload": 1.0}), 10)
 
 
+def test_with_exact_window_of_a_pod_stands_for_each_pod_at_once():
+    """A partitioned run counts its largest pod's window once per pod at once (sim.modes.runner
+    ._partition_estimate); a pod's exact window of 53,000 rows, 3 pods at once: 3 x 53,000 x 104 bytes."""
+    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, Estimate, with_exact_window
+
+    part = AT_ONCE + LEARNED_WINDOW
+    est = Estimate({"workload and its pods": 1000.0, part: 3 * 30_000 * LEARNED_ROW_B, AT_ONCE + "base": 7.0})
+    assert with_exact_window(est, 53_000, part=part, copies=3).parts == {
+        "workload and its pods": 1000.0, part: 16_536_000, AT_ONCE + "base": 7.0}
+
+
 def test_cli_rechecks_the_exact_window_before_the_replay(monkeypatch, capsys, tmp_path):
     """600 requests (30,000 accesses), retraining every 200 requests: one retraining point, at access
     20,000 (the one at 10,000 comes before 20,000 accesses have passed), horizon 3,000, window [0, 17,000):

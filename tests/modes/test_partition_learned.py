@@ -14,10 +14,11 @@ from sim.modes.memory import (
     LEARNED_MODEL_PER_ACCESS_B,
     LEARNED_PER_REQ_B,
     LEARNED_ROW_B,
+    GiB,
 )
 from sim.modes.partition import Partition, assign_pods, pod_config
 from sim.modes.runner import run_mode
-from tests.modes.test_partition import SETS, _cfg
+from tests.modes.test_partition import SETS, _cfg, _same
 from trace.source import workload_from_config
 
 
@@ -117,3 +118,128 @@ def test_cli_runs_a_partitioned_learned_cluster(model_file, tmp_path, capsys):
     assert rep["partition"] == {"pods": 2, "by": "session", "racks_per_pod": 4}
     assert rep["config"]["policies"]["learned_model"] == str(model_file)
     assert 0 < rep["metrics"]["hit_rate"] < 1
+
+
+def _two_pod_trace(path) -> tuple[int, int]:
+    """A trace of two sessions that `--pods 2` (by session) sends one to each pod: pod 1 gets the 600 cyclic
+    requests of the single-node re-check test (tests/learned/test_learned_memory.py: window of 20,000
+    rows), pod 0 100 requests of other blocks (5,000 accesses: no retraining point, window 0), one after
+    every sixth of pod 1's. Returns (pod 1's session, requests of the trace)."""
+    from sim.modes.partition import _splitmix64
+    from tests.learned.test_learned_memory import _cyclic_requests
+    from trace.convert import write_workload
+    from trace.workload import Workload
+
+    pod = {s: int(_splitmix64(np.array([s]))[0] % np.uint64(2)) for s in range(16)}
+    small, big = (next(s for s in pod if pod[s] == k) for k in (0, 1))
+    reqs, sessions = [], []
+    for r, ids in enumerate(_cyclic_requests(600)):
+        reqs.append(ids)
+        sessions.append(big)
+        if r % 6 == 5:
+            reqs.append([100_000 + 50 * (r // 6) + j for j in range(50)])
+            sessions.append(small)
+    w = Workload.from_requests(reqs, arrival_ms=100.0 * np.arange(len(reqs)), session_id=np.array(sessions),
+                               block_tokens=512, output_tokens=np.full(len(reqs), 10, dtype=np.int64))
+    write_workload(w, path)
+    return big, len(reqs)
+
+
+def test_cli_rechecks_each_pods_exact_window_before_it_replays(monkeypatch, capsys, tmp_path):
+    """--pods 2, in this process (1 pod at once): pod 1's online learned window is 20,000 rows once its
+    first pass has run (2,080,000 bytes), pod 0's none. With the up-front assumption made to under-count,
+    the partition estimate with pod 1's exact window in place of the largest pod's assumed one is refused
+    0.5 MiB under it, in one line naming pod 1 (pod 0, which fits, ran and is kept in --out), and runs
+    0.5 MiB over it; each pod's first pass runs once."""
+    import sim.cli as cli
+    import sim.modes.memory as memory
+    from learned.online import OnlineStream
+
+    trace = tmp_path / "two.npz"
+    _, n = _two_pod_trace(trace)
+    part = memory.AT_ONCE + memory.LEARNED_WINDOW
+    sets = [x for s in SETS if not s.startswith(("cluster.racks", "synthetic", "hardware."))
+            for x in ("--set", s)]
+    args = ["run", "--mode", "cluster", *sets, "--set", "cluster.racks=2", "--pods", "2", "--policy", "learned",
+            "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace), "--set", "cache.block_tokens=512",
+            "--set", "policies.learned_retrain_every=200"]
+    seen: list = []
+    real_check = memory.check
+    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
+    first_passes: list = []
+    real_init = OnlineStream.__init__
+    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
+                                                                          real_init(self, *a, **k))[1])
+    monkeypatch.setenv(memory.ENV, "0.001")  # the up-front estimate alone: refused before any first pass
+    assert cli.main([*args, "--out", str(tmp_path / "x")]) == 2
+    assert len(seen) == 1 and not first_passes
+    rest = seen[0].total - seen[0].parts[part]
+    window_b = 20_000 * 104
+    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
+
+    seen.clear()
+    lim = rest + window_b - 2**19
+    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    capsys.readouterr()
+    out_dir = tmp_path / "refused"
+    assert cli.main([*args, "--out", str(out_dir)]) == 2
+    out, err = capsys.readouterr()
+    # the driver's check, pod 0's (its window 0: the estimate without one), pod 1's (its exact window)
+    assert len(seen) == 3 and [e.parts[part] for e in seen] == [0, 0, window_b]
+    assert seen[1].total == rest and seen[2].total == rest + window_b
+    assert all({k: v for k, v in e.parts.items() if k != part} == {k: v for k, v in seen[0].parts.items()
+                                                                    if k != part} for e in seen)
+    exact = seen[2]
+    assert out == "" and err.splitlines() == [
+        f"error: --pods: pod 1 (prefix_aware/learned/pod1, 600 requests) refused: --policy learned: replaying "
+        f"{n} requests on 32 GPUs in 2 pods (1 at once) with pod 1's online learned policy's training window of "
+        f"20,000 rows (exact after its first pass) needs an estimated {exact.total / GiB:.1f} GiB of memory "
+        f"(GiB: {exact.summary()}), over the {lim / GiB:.1f} GiB limit; give the learned policy a model file "
+        "(--model FILE, from `python main.py learned train`: no training window), set trace.limit, use more pods "
+        f"or fewer --workers, or raise KVSIM_MEMORY_LIMIT_GIB; the 1 finished pod(s) are kept in {out_dir / 'pods'} "
+        "and a rerun with the same --out reuses them"]
+    assert not (out_dir / "report.json").exists() and len(list((out_dir / "pods").glob("pod-*.npz"))) == 1
+
+    first_passes.clear()
+    monkeypatch.setenv(memory.ENV, repr((rest + window_b + 2**19) / GiB))
+    assert cli.main([*args, "--report-json", str(tmp_path / "ok.json")]) == 0
+    assert len(first_passes) == 2  # one a pod: the re-check's first pass is the replay's
+    import sim.modes.learned_window as learned_window
+
+    monkeypatch.setattr(learned_window, "recheck_learned", lambda *a, **kw: None)
+    checks = len(seen)
+    assert cli.main([*args, "--report-json", str(tmp_path / "off.json")]) == 0
+    assert len(seen) == checks + 1  # the driver's only: no pod re-checked
+    ok, off = (json.loads((tmp_path / f).read_text()) for f in ("ok.json", "off.json"))
+    assert ok["metrics"]["hit_rate"] > 0 and _same(ok, off) == []  # the re-check changes no result
+
+
+@pytest.mark.parametrize("policies,model,want", [(["learned", "lru"], False, True), (["learned"], True, False),
+                                                 (["lru"], False, False)])
+def test_partitioned_check_hands_the_pods_their_window_recheck(policies, model, want, model_file):
+    """The driver's check of a partitioned run gives its pods the estimate it checked, the window part
+    (the largest pod's, once per pod at once: 3 at once of 2 pods is 2), the bound it read; none without
+    an online learned policy. Only the learned policy's pod tasks carry it."""
+    from sim.modes.learned_window import WindowCheck
+    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes
+    from sim.modes.partition import pod_tasks
+    from sim.modes.runner import _check_cluster, _partition_estimate
+    from sim.policies.base import AccessContext
+    from sim.timing.topology import Topology
+
+    cfg = _cfg(*([f"policies.learned_model={model_file}"] if model else []))
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+    part = Partition(2, "session", at_once=3)
+    chk = _check_cluster(cfg, w, AccessContext.from_workload(w), Topology.from_config(cfg), policies,
+                         ["prefix_aware"], False, part)
+    if not want:
+        assert chk is None
+        return
+    assert isinstance(chk, WindowCheck) and (chk.part, chk.copies, chk.limit) == (AT_ONCE + LEARNED_WINDOW, 2,
+                                                                                  limit_bytes())
+    # the window part follows the pods' sizes only (not the cache capacity given here)
+    assert chk.est.parts[chk.part] == _partition_estimate(w, part, 1, False, False, 2, learned="online").parts[
+        chk.part] > 0
+    assert chk.what.startswith(f"replaying {len(w):,} requests on ") and "2 pods (3 at once)" in chk.what
+    assert [t.window for t in pod_tasks(cfg, w, part, "learned", "prefix_aware", False, window=chk)] == [chk] * 2
+    assert [t.window for t in pod_tasks(cfg, w, part, "lru", "prefix_aware", False, window=chk)] == [None] * 2
