@@ -148,13 +148,31 @@ def limit_bytes() -> float:
     return DEFAULT_SHARE * m if m else float("inf")
 
 
+def refusal(est: Estimate, *, what: str, change: str, lim: float) -> str:
+    """The one line a run over the bound is refused with: the estimate, its biggest parts, what to change."""
+    return (f"{what} needs an estimated {est.total / GiB:.1f} GiB of memory (GiB: {est.summary()}), over the "
+            f"{lim / GiB:.1f} GiB limit; {change}, or raise {ENV}")
+
+
 def check(est: Estimate, *, what: str, change: str, where: str) -> None:
     """Refuse with one line when `est` exceeds the bound."""
     lim = limit_bytes()
     if est.total > lim:
-        raise InputError(
-            f"{what} needs an estimated {est.total / GiB:.1f} GiB of memory (GiB: {est.summary()}), over the "
-            f"{lim / GiB:.1f} GiB limit; {change}, or raise {ENV}", where=where)
+        raise InputError(refusal(est, what=what, change=change, lim=lim), where=where)
+
+
+@dataclass(frozen=True)
+class Need:
+    """A run's estimate with what it is, the setting to change and where that setting lives: what `check`
+    refuses with (a sweep's driver checks its points' needs before any runs: experiments.memory_fit)."""
+
+    est: Estimate
+    what: str
+    change: str
+    where: str
+
+    def check(self) -> None:
+        check(self.est, what=self.what, change=self.change, where=self.where)
 
 
 def synthetic_estimate(scfg) -> Estimate:

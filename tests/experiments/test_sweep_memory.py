@@ -1,0 +1,112 @@
+"""A sweep's memory is checked by its driver before any point runs (experiments.memory_fit)."""
+import csv
+
+import pytest
+import yaml
+
+import main
+from experiments.engine import expand, run_sweep
+from experiments.memory_fit import fit_workers
+from experiments.metrics import WALL_CLOCK_COLUMNS
+from experiments.spec import load_spec
+from sim.errors import InputError
+from sim.modes.memory import BASE_B, SLOT_B, GiB
+from sim.modes.runner import run_mode
+from trace.source import workload_from_config
+
+# as tests/experiments/test_experiments_engine.py: one worker, HBM only
+BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 1,
+                "hardware.dram.capacity_gib": 0, "hardware.ssd.capacity_gib": 0}}
+TINY = {"synthetic": {"kind": "multi_turn", "requests": 150, "sessions": 15}}
+ENV = "KVSIM_MEMORY_LIMIT_GIB"
+
+
+def _spec(tmp_path, axes: dict, name: str = "mem"):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump({"name": name, "base": BASE, "workload": TINY, "timing": False,
+                                 "metrics": ["hit_rate"], "axes": axes}, sort_keys=False))
+    return p
+
+
+def _sim_rows(d) -> list[dict]:
+    with (d / "points.csv").open() as f:
+        return [{k: v for k, v in r.items() if k not in WALL_CLOCK_COLUMNS} for r in csv.DictReader(f)]
+
+
+def test_fit_workers_hand_computed():
+    g = GiB
+    assert fit_workers([3 * g, 2 * g, 2 * g, 1 * g], 4, 5 * g) == 2  # 3 + 2 = 5 fits, + 2 does not
+    assert fit_workers([3 * g, 2 * g, 2 * g, 1 * g], 4, 4.9 * g) == 1
+    assert fit_workers([1 * g, 2 * g, 1 * g], 8, 100 * g) == 3  # never more than the points
+    assert fit_workers([1 * g] * 6, 4, 3.5 * g) == 3
+
+
+def test_a_point_over_the_limit_refuses_the_sweep_before_generating(tmp_path, monkeypatch, capsys):
+    # 10M synthetic requests: generation 10M x 140 B + workload 10M x 80 B + 400 MiB, about 2.4 GiB
+    spec = _spec(tmp_path, {"synthetic.requests": [150, 10_000_000]})
+    big = expand(load_spec(spec))[1]
+    monkeypatch.setenv(ENV, "1.0")
+    out = tmp_path / "out"
+    assert main.main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"point {big.point_id} ({{\"synthetic.requests\": 10000000}}, seed 42)" in err[0]
+    assert "generating 10,000,000 synthetic requests needs an estimated 2.4 GiB" in err[0]
+    assert "over the 1.0 GiB limit; lower synthetic.requests, or raise KVSIM_MEMORY_LIMIT_GIB" in err[0]
+    assert f"{spec}:" in err[0] and "Traceback" not in err[0]
+    assert not out.exists()  # nothing written, not even the folder
+
+
+def test_a_replay_over_the_limit_is_named_and_an_existing_sweep_is_kept(tmp_path, monkeypatch, capsys):
+    # Both points generate the same 150 requests (33 kB); the replay's cache slots follow the HBM capacity
+    # (2,000 tokens: 125 slots x 96 B) or, at 800,000 tokens, the workload's distinct blocks (5,182): 0.5 MB.
+    spec = _spec(tmp_path, {"kv_capacity_tokens": [2000, 800_000]})
+    points = expand(load_spec(spec))
+    w, _ = workload_from_config(points[1].config)
+    assert w.prefix_blocks().n_unique() == 5182
+    out = tmp_path / "out"
+    monkeypatch.setenv(ENV, "100")
+    assert main.main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet", "--no-plot"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setenv(ENV, str((BASE_B + 256 * 1024) / GiB))  # 40 kB of replay fits, 0.5 MB does not
+    assert main.main(["sweep", str(spec), "--out", str(out), "--overwrite", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"point {points[1].point_id} ({{\"kv_capacity_tokens\": 800000}}, seed 42): replaying 150 requests " \
+           "on one node needs an estimated 0.4 GiB of memory (GiB: cache slots 0.0" in err[0]
+    assert "lower synthetic.requests, or raise KVSIM_MEMORY_LIMIT_GIB" in err[0]
+    assert 5182 * SLOT_B > 256 * 1024 > 125 * SLOT_B + 150 * (80 + 164)
+    # --overwrite did not clear the finished sweep: the refusal came first
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_too_many_points_at_once_run_fewer_with_the_same_results(tmp_path, monkeypatch, capsys):
+    # four points of ~400 MiB each (the interpreter and engine; the 150 requests add < 0.1 MiB): under a
+    # 1 GiB limit 2 fit at once (800 MiB), 3 do not (1,200 MiB)
+    spec = _spec(tmp_path, {"policies.eviction": ["lru", "fifo"], "kv_capacity_tokens": [2000, 8000]})
+    monkeypatch.setenv(ENV, "1.0")
+    out = tmp_path / "fit"
+    res = run_sweep(load_spec(spec), out_dir=out, workers=4)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("sweep: 4 points at once would need up to 1.56 GiB together (largest point 0.39 "
+                             "GiB), over the 1.00 GiB limit; running 2 at once (0.78 GiB at most)")
+    assert (res.ran, res.failed) == (4, 0)
+    assert 1 <= len(res.workload_loads) <= 2  # the worker processes that ran points
+    # the same numbers as with room for all four, and as each point run directly
+    monkeypatch.setenv(ENV, "1000")
+    run_sweep(load_spec(spec), out_dir=tmp_path / "wide", workers=4)
+    assert capsys.readouterr().err == ""
+    assert _sim_rows(out) == _sim_rows(tmp_path / "wide")
+    for p, row in zip(expand(load_spec(spec)), _sim_rows(out), strict=True):
+        w, _ = workload_from_config(p.config)
+        rep = run_mode(p.config, "single", workload=w, policies=[p.config.policies.eviction], timing=False)
+        assert rep["metrics"]["hit_rate"] == float(row["hit_rate"])
+
+
+def test_the_driver_check_names_the_spec_line(tmp_path, monkeypatch):
+    spec = _spec(tmp_path, {"synthetic.requests": [10_000_000]})
+    monkeypatch.setenv(ENV, "1.0")
+    with pytest.raises(InputError) as e:
+        run_sweep(load_spec(spec), out_dir=tmp_path / "o", workers=1)
+    assert e.value.where.startswith(f"{spec}:")
