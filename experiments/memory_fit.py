@@ -92,24 +92,31 @@ def fit_workers(peaks: Sequence[float], workers: int, lim: float) -> int:
     return k
 
 
-def fit_line(peaks: Sequence[float], wanted: int, k: int, lim: float) -> str:
+def fit_line(peaks: Sequence[float], wanted: int, k: int, lim: float, what: str = "sweep", unit: str = "points") -> str:
     """The one line saying that `k` points run at once instead of `wanted`, with the numbers."""
     big = sorted(peaks, reverse=True)
-    return (f"sweep: {wanted} points at once would need up to {sum(big[:wanted]) / GiB:.2f} GiB together (largest "
-            f"point {big[0] / GiB:.2f} GiB), over the {lim / GiB:.2f} GiB limit; running {k} at once "
+    return (f"{what}: {wanted} {unit} at once would need up to {sum(big[:wanted]) / GiB:.2f} GiB together (largest "
+            f"{big[0] / GiB:.2f} GiB), over the {lim / GiB:.2f} GiB limit; running {k} at once "
             f"({sum(big[:k]) / GiB:.2f} GiB at most); set --workers (experiments.workers) or {ENV} to choose")
 
 
-def fit_sweep(points: Sequence[Any], timing: bool, workers: int, where: str) -> int:
-    """The points' check and the parallelism that fits (see the module docstring); prints the line when
-    it lowers `workers`. With no known bound (a machine whose memory is unknown) nothing is built."""
-    lim = limit_bytes()
-    if not points or math.isinf(lim):
-        return workers
-    peaks = list(point_peaks(points, timing, where, lim).values())
+def at_once(peaks: Sequence[float], workers: int, what: str = "sweep", unit: str = "points",
+            lim: float | None = None) -> int:
+    """`workers`, or fewer when the largest `workers` of `peaks` exceed the bound together (printing the
+    line that says so)."""
+    lim = limit_bytes() if lim is None else lim
     wanted = max(1, min(workers, len(peaks)))
     k = fit_workers(peaks, workers, lim)
     if k >= wanted:
         return workers
-    print(fit_line(peaks, wanted, k, lim), file=sys.stderr)
+    print(fit_line(peaks, wanted, k, lim, what, unit), file=sys.stderr)
     return k
+
+
+def fit_sweep(points: Sequence[Any], timing: bool, workers: int, where: str) -> int:
+    """The points' check and the parallelism that fits (see the module docstring). With no known bound (a
+    machine whose memory is unknown) nothing is built."""
+    lim = limit_bytes()
+    if not points or math.isinf(lim):
+        return workers
+    return at_once(list(point_peaks(points, timing, where, lim).values()), workers, lim=lim)

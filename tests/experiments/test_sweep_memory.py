@@ -89,8 +89,8 @@ def test_too_many_points_at_once_run_fewer_with_the_same_results(tmp_path, monke
     res = run_sweep(load_spec(spec), out_dir=out, workers=4)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith("sweep: 4 points at once would need up to 1.56 GiB together (largest point 0.39 "
-                             "GiB), over the 1.00 GiB limit; running 2 at once (0.78 GiB at most)")
+    assert err[0].startswith("sweep: 4 points at once would need up to 1.56 GiB together (largest 0.39 GiB), over "
+                             "the 1.00 GiB limit; running 2 at once (0.78 GiB at most)")
     assert (res.ran, res.failed) == (4, 0)
     assert 1 <= len(res.workload_loads) <= 2  # the worker processes that ran points
     # the same numbers as with room for all four, and as each point run directly
@@ -110,3 +110,26 @@ def test_the_driver_check_names_the_spec_line(tmp_path, monkeypatch):
     with pytest.raises(InputError) as e:
         run_sweep(load_spec(spec), out_dir=tmp_path / "o", workers=1)
     assert e.value.where.startswith(f"{spec}:")
+
+
+def test_pd_ratio_runs_fewer_at_once_when_the_workload_copies_do_not_fit(monkeypatch, capsys):
+    from experiments.pd_ratio import run_pd_ratio
+    from sim.config import load_config
+    from tests.conftest import ROOT
+    from trace.formats import load_trace
+
+    cfg = load_config(overrides=["model.name=llama-3-8b", "model.tp=1", "pd.gpus_per_rack=8"])
+    w, _ = load_trace(ROOT / "tests" / "data" / "mooncake_small.jsonl")
+    monkeypatch.setenv(ENV, "0.5")  # a process and two copies of the small trace: ~0.39 GiB a run, one fits
+    one = BASE_B + 2 * w.nbytes()
+    assert one < 0.5 * GiB < 2 * one
+    a = run_pd_ratio(cfg, w, ratios=[(1, 1), (1, 2)], baseline=False, workers=2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"experiment pd-ratio: 2 runs at once would need up to {2 * one / GiB:.2f} GiB together (largest "
+                   f"{one / GiB:.2f} GiB), over the 0.50 GiB limit; running 1 at once ({one / GiB:.2f} GiB at most); "
+                   "set --workers (experiments.workers) or KVSIM_MEMORY_LIMIT_GIB to choose"]
+    monkeypatch.setenv(ENV, "100")
+    b = run_pd_ratio(cfg, w, ratios=[(1, 1), (1, 2)], baseline=False, workers=2)
+    assert capsys.readouterr().err == ""
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
+    assert strip(a["rows"]) == strip(b["rows"])
