@@ -65,8 +65,9 @@ def test_a_replay_over_the_limit_is_named_and_an_existing_sweep_is_kept(tmp_path
     w, _ = workload_from_config(points[1].config)
     assert w.prefix_blocks().n_unique() == 5182
     out = tmp_path / "out"
-    monkeypatch.setenv(ENV, "100")
-    assert main.main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet", "--no-plot"]) == 0
+    (out / "points").mkdir(parents=True)  # a finished sweep's files, which --overwrite would clear first
+    for name in ("points.csv", "sweep.json", "checksums.json", "points/abc.json"):
+        (out / name).write_text(name)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     monkeypatch.setenv(ENV, str((BASE_B + 256 * 1024) / GiB))  # 40 kB of replay fits, 0.5 MB does not
     assert main.main(["sweep", str(spec), "--out", str(out), "--overwrite", "--quiet"]) == 2
@@ -93,11 +94,7 @@ def test_too_many_points_at_once_run_fewer_with_the_same_results(tmp_path, monke
                              "the 1.00 GiB limit; running 2 at once (0.78 GiB at most)")
     assert (res.ran, res.failed) == (4, 0)
     assert 1 <= len(res.workload_loads) <= 2  # the worker processes that ran points
-    # the same numbers as with room for all four, and as each point run directly
-    monkeypatch.setenv(ENV, "1000")
-    run_sweep(load_spec(spec), out_dir=tmp_path / "wide", workers=4)
-    assert capsys.readouterr().err == ""
-    assert _sim_rows(out) == _sim_rows(tmp_path / "wide")
+    # the same numbers as each point run directly (as the sweep gave before: test_experiments_engine)
     for p, row in zip(expand(load_spec(spec)), _sim_rows(out), strict=True):
         w, _ = workload_from_config(p.config)
         rep = run_mode(p.config, "single", workload=w, policies=[p.config.policies.eviction], timing=False)
@@ -133,3 +130,35 @@ def test_pd_ratio_runs_fewer_at_once_when_the_workload_copies_do_not_fit(monkeyp
     assert capsys.readouterr().err == ""
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(a["rows"]) == strip(b["rows"])
+
+
+def _ray_in_process(seen: list):
+    """run_ray's stand-in: records the CPUs it was given and runs the points here (experiments.worker)."""
+    from experiments.worker import run_point
+
+    def run_ray(tasks, *, workers, address, on_result, ship_traces=False):
+        seen.append((workers, address))
+        for t in tasks:
+            on_result(run_point(t))
+
+    return run_ray
+
+
+def test_ray_local_instance_gets_fewer_cpus_and_a_cluster_is_left_to_its_workers(tmp_path, monkeypatch, capsys):
+    import experiments.ray_backend as rb
+
+    seen: list = []
+    monkeypatch.setattr(rb, "run_ray", _ray_in_process(seen))
+    monkeypatch.setenv(ENV, "1.0")
+    spec = _spec(tmp_path, {"kv_capacity_tokens": [2000, 4000, 8000]})
+    res = run_sweep(load_spec(spec), out_dir=tmp_path / "local", workers=3, backend="ray")
+    assert seen == [(2, None)] and res.failed == 0  # this machine: 2 of ~0.39 GiB fit under 1 GiB
+    assert capsys.readouterr().err.startswith("sweep: 3 points at once")
+    # joining a cluster: the driver cannot know the nodes' memory, each worker checks its own machine
+    big = _spec(tmp_path, {"kv_capacity_tokens": [2000, 800_000]}, "big")
+    monkeypatch.setenv(ENV, str((BASE_B + 256 * 1024) / GiB))
+    res = run_sweep(load_spec(big), out_dir=tmp_path / "remote", workers=2, backend="ray", address="auto")
+    assert seen[1] == (2, "auto") and (res.ran, res.failed) == (2, 1)
+    failed = [r for r in res.rows if r["status"] != "ok"]
+    assert str(failed[0]["kv_capacity_tokens"]) == "800000"
+    assert "replaying 150 requests on one node needs an estimated 0.4 GiB" in failed[0]["error"]
