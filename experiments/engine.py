@@ -14,6 +14,9 @@
   same config hash) and rebuilds points.csv from them; the rest run again.
 * A failing point is recorded with its error and the sweep goes on; a worker
   process that dies is replaced and its points retried once.
+* Before anything is written, every point to run is checked against the
+  memory bound and the points run at once are fitted to it
+  (``experiments.memory_fit``): a point that cannot fit refuses the sweep.
 
 Workers start from a fork server and die with the sweep (see ``experiments.pool``), so a script that
 calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard.
