@@ -162,3 +162,21 @@ def test_ray_local_instance_gets_fewer_cpus_and_a_cluster_is_left_to_its_workers
     failed = [r for r in res.rows if r["status"] != "ok"]
     assert str(failed[0]["kv_capacity_tokens"]) == "800000"
     assert "replaying 150 requests on one node needs an estimated 0.4 GiB" in failed[0]["error"]
+
+
+def test_a_pd_point_is_refused_on_its_workload_alone(tmp_path, monkeypatch, capsys):
+    from tests.conftest import ROOT
+    from trace.formats import load_trace
+
+    trace = ROOT / "tests" / "data" / "mooncake_small.jsonl"
+    p = tmp_path / "pd.yaml"
+    p.write_text(yaml.safe_dump({"name": "pd", "base": BASE, "workload": {"trace": str(trace)}, "mode": "pd",
+                                 "metrics": ["hit_rate"], "axes": {"pd.prefill_ratio": [1]}}))
+    w, _ = load_trace(trace)
+    nbytes = w.compacted().nbytes()
+    monkeypatch.setenv(ENV, str((BASE_B + nbytes / 2) / GiB))
+    out = tmp_path / "o"
+    assert main.main(["sweep", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"holding {len(w):,} requests (mode pd has no estimate of its own) needs an estimated" in err
+    assert "set trace.limit" in err and not out.exists()
