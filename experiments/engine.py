@@ -14,6 +14,9 @@
   same config hash) and rebuilds points.csv from them; the rest run again.
 * A failing point is recorded with its error and the sweep goes on; a worker
   process that dies is replaced and its points retried once.
+* Before anything is written, every point to run is checked against the
+  memory bound and the points run at once are fitted to it
+  (``experiments.memory_fit``): a point that cannot fit refuses the sweep.
 
 Workers start from a fork server and die with the sweep (see ``experiments.pool``), so a script that
 calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard.
@@ -292,16 +295,9 @@ def run_sweep(
     out = _out_dir(sweep, out_dir)
     csv_path = out / R.POINTS_CSV
     notes: list[str] = []
-    if csv_path.exists() and not resume:
-        if not overwrite:
-            raise InputError(f"{out} already holds a sweep: pass --resume to continue it or --overwrite to start over",
-                             where="--out")
-        _clear(out)
-    try:
-        (out / R.POINTS_DIR).mkdir(parents=True, exist_ok=True)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot create the sweep folder {out}: {getattr(e, 'strerror', None) or e}",
-                         where="--out") from None
+    if csv_path.exists() and not resume and not overwrite:
+        raise InputError(f"{out} already holds a sweep: pass --resume to continue it or --overwrite to start over",
+                         where="--out")
 
     rows: dict[str, dict] = {}
     checksums: dict[str, str] = {}
@@ -316,6 +312,20 @@ def run_sweep(
         rows, checksums, damaged = reuse.rows, reuse.checksums, len(reuse.damaged)
         notes += reuse.notes
     reused = len(rows)
+    todo = [p for p in points if p.point_id not in rows]
+    n_workers = workers or sweep.base_config().experiments.workers or os.cpu_count() or 1
+    at_once = n_workers
+    if backend == "local" or not address:  # this machine runs the points: fit them to its memory
+        from experiments.memory_fit import fit_sweep
+
+        at_once = fit_sweep(todo, sweep.spec.timing, n_workers, sweep.where("axes"))  # refuses before any write
+    if csv_path.exists() and not resume:
+        _clear(out)
+    try:
+        (out / R.POINTS_DIR).mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot create the sweep folder {out}: {getattr(e, 'strerror', None) or e}",
+                         where="--out") from None
     cols = axis_columns(sweep)
     meta = {**sweep.to_dict(), "backend": backend, "points": [p.describe() for p in points],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -323,7 +333,6 @@ def run_sweep(
     R.write_json(out / R.CHECKSUMS_JSON, {"points": checksums})
     R.write_points_csv(csv_path, list(rows.values()), cols)
 
-    todo = [p for p in points if p.point_id not in rows]
     state = SweepProgress(total=len(points), done=reused, reused=reused)
     loads: dict[int, int] = {}
     if progress:
@@ -352,16 +361,16 @@ def run_sweep(
         if progress:
             progress(state)
 
-    n_workers = workers or sweep.base_config().experiments.workers or os.cpu_count() or 1
     tasks = [p.task(sweep, os.getcwd()) for p in todo]
     restore = _sigterm_as_interrupt()
     try:
         if tasks and backend == "local":
-            run_local(tasks, n_workers, on_result)
+            run_local(tasks, at_once, on_result)
         elif tasks:
             from experiments.ray_backend import run_ray
 
-            run_ray(tasks, workers=workers, address=address, on_result=on_result, ship_traces=ship_traces)
+            run_ray(tasks, workers=workers if at_once == n_workers else at_once, address=address,
+                    on_result=on_result, ship_traces=ship_traces)
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     except BaseException:
         meta["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sim.config import Config
 from sim.errors import InputError
 from trace.workload import Workload
+
+if TYPE_CHECKING:
+    from sim.modes.memory import Need
 
 # (config, workload, timing, options) -> report dict (sim.report.schema schema)
 Evaluator = Callable[[Config, Workload, bool, BaseModel | None], dict]
@@ -68,6 +71,7 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
     opt = options if isinstance(options, OracleOptions) else OracleOptions()
     t0 = time.perf_counter()
     w = simulated_workload(cfg, workload)
+    _oracle_need(w).check()
     bt = w.block_tokens
     setup = NodeSetup.from_config(cfg, bt)
     cap = setup.hbm_blocks * setup.n_workers
@@ -87,6 +91,38 @@ def oracle_point(cfg: Config, workload: Workload, timing: bool, options: BaseMod
         extra={"oracle": {"method": b.method, "scope": opt.scope, "notes": b.notes, "timings_s": b.timings_s,
                           "certificate": b.certificate}},
     )
+
+
+def _oracle_need(w: Workload) -> Need:
+    """What oracle_point holds: its bounds read per-access arrays of the whole (re-blocked) workload."""
+    from sim.modes.memory import Need, oracle_estimate
+    from sim.modes.runner import workload_change
+
+    return Need(oracle_estimate(w), f"bounding {len(w):,} requests ({w.total_blocks:,} block accesses)",
+                workload_change(w), "mode oracle")
+
+
+def workload_need(w: Workload, mode: str) -> Need:
+    """A point of a mode without an estimate of its own (pd) holds at least its workload."""
+    from sim.modes.memory import Estimate, Need
+    from sim.modes.runner import workload_change
+
+    est = Estimate()
+    est.add("workload", w.nbytes())
+    return Need(est, f"holding {len(w):,} requests (mode {mode} has no estimate of its own)", workload_change(w),
+                f"mode {mode}")
+
+
+def point_need(cfg: Config, mode: str, workload: Workload, timing: bool) -> Need | None:
+    """The up-front memory estimate (sim.modes.memory.Need) the point's evaluator checks, computed without
+    evaluating it; None for a mode without one (pd: the driver counts its workload only)."""
+    if mode == "oracle":
+        from sim.modes.common import simulated_workload
+
+        return _oracle_need(simulated_workload(cfg, workload))
+    from sim.modes.runner import run_need
+
+    return run_need(cfg, mode, workload, [cfg.policies.eviction], timing)
 
 
 # mode name -> (evaluator, options model); sim.modes.runner.MODES are added at lookup time

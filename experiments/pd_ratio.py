@@ -134,6 +134,12 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
         jobs.append(("colocated", "colocated", cfg))
     n_workers = workers or cfg.experiments.workers or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, len(jobs)))
+    if n_workers > 1:  # each worker unpickles its own copy of the workload (2x while it does); the PD
+        # simulator has no estimate of its own, so the fit counts those and the process only
+        from experiments.memory_fit import at_once
+        from sim.modes.memory import BASE_B
+
+        n_workers = at_once([BASE_B + 2.0 * workload.nbytes()] * len(jobs), n_workers, "experiment pd-ratio", "runs")
     results: dict[str, tuple[dict, dict, dict, float]] = {}
     if n_workers == 1:
         for k, (label, kind, c) in enumerate(jobs):

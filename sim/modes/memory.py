@@ -150,14 +150,32 @@ def limit_bytes() -> float:
     return DEFAULT_SHARE * m if m else float("inf")
 
 
+def refusal(est: Estimate, *, what: str, change: str, lim: float) -> str:
+    """The one line a run over the bound is refused with: the estimate, its biggest parts, what to change."""
+    return (f"{what} needs an estimated {est.total / GiB:.1f} GiB of memory (GiB: {est.summary()}), over the "
+            f"{lim / GiB:.1f} GiB limit; {change}, or raise {ENV}")
+
+
 def check(est: Estimate, *, what: str, change: str, where: str, limit: float | None = None) -> None:
     """Refuse with one line when `est` exceeds the bound (`limit` bytes when given: a pod's worker checks
     against the bound its driver read, sim.modes.learned_window; else ``limit_bytes()``)."""
     lim = limit_bytes() if limit is None else limit
     if est.total > lim:
-        raise InputError(
-            f"{what} needs an estimated {est.total / GiB:.1f} GiB of memory (GiB: {est.summary()}), over the "
-            f"{lim / GiB:.1f} GiB limit; {change}, or raise {ENV}", where=where)
+        raise InputError(refusal(est, what=what, change=change, lim=lim), where=where)
+
+
+@dataclass(frozen=True)
+class Need:
+    """A run's estimate with what it is, the setting to change and where that setting lives: what `check`
+    refuses with (a sweep's driver checks its points' needs before any runs: experiments.memory_fit)."""
+
+    est: Estimate
+    what: str
+    change: str
+    where: str
+
+    def check(self) -> None:
+        check(self.est, what=self.what, change=self.change, where=self.where)
 
 
 def synthetic_estimate(scfg) -> Estimate:

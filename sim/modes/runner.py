@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.config import Config
 from sim.errors import InputError
@@ -15,6 +15,9 @@ from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
 from trace.workload import LoadStats, Workload
+
+if TYPE_CHECKING:
+    from sim.modes.memory import Need
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 # `requests`: a list (or a sim.report.request_stream.RequestStream) every runner appends one
@@ -55,7 +58,8 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
 PER_ACCESS_UNLESS_DISTINCT = {"belady"}
 
 
-def _too_big(w: Workload) -> str:
+def workload_change(w: Workload) -> str:
+    """The setting that makes `w` smaller, as a refusal names it."""
     return "lower synthetic.requests" if not w.extra and w.name.startswith("synthetic") else "set trace.limit"
 
 
@@ -66,8 +70,9 @@ def _learned_mode(cfg: Config, policies: list[str]) -> str | None:
     return "model" if cfg.policies.learned_model else "online"
 
 
-def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
-    from sim.modes.memory import check, run_estimate
+def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> Need:
+    """The replay's up-front estimate (a sim.modes.memory.Need)."""
+    from sim.modes.memory import Need, run_estimate
     from sim.modes.single import use_engine
 
     distinct = w.prefix_blocks().distinct
@@ -80,16 +85,21 @@ def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timi
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
                        next_use_steps=steps, learned=learned)
-    what = f"replaying {len(w):,} requests on one node"
-    check(est, what=what, change=_too_big(w), where="--mode single")
-    recheck_learned(WindowCheck.of(est, what, _too_big(w)), cfg, w, ctx)
+    return Need(est, f"replaying {len(w):,} requests on one node", workload_change(w), "--mode single")
 
 
-def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool, partition=None, rows: bool = True, pods=None) -> WindowCheck | None:
-    """Refuse a run that does not fit; a partitioned run's learned window re-check, for its pods."""
+def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
+    need = _single_need(cfg, w, ctx, node, policies, timing)
+    need.check()
+    recheck_learned(WindowCheck.of(need.est, need.what, workload_change(w)), cfg, w, ctx)
+
+
+def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
+                  timing: bool, partition=None, rows: bool = True, pods=None) -> Need:
+    """The replays' up-front estimate (a sim.modes.memory.Need): the whole cluster, or its driver and the
+    pods simulated at once."""
     from sim.modes.cluster import ClusterSetup, queue_recency
-    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, check, limit_bytes, run_estimate
+    from sim.modes.memory import Need, run_estimate
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
     compiled = all(queue_recency(p) is not None for p in policies)
@@ -103,20 +113,29 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
         est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
                            learned=_learned_mode(cfg, policies))
-        what = f"replaying {len(w):,} requests on {gpus}"
-        check(est, what=what, change=_too_big(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
-              where="--mode cluster")
-        recheck_learned(WindowCheck.of(est, what, _too_big(w)), cfg, w, ctx)
-        return None
+        return Need(est, f"replaying {len(w):,} requests on {gpus}",
+                    workload_change(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
+                    "--mode cluster")
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods,
                               learned=_learned_mode(cfg, policies))
-    what = f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)"
-    change = _too_big(w) + ", use more pods or fewer --workers"
-    check(est, what=what, change=change, where="--pods")
+    return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
+                workload_change(w) + ", use more pods or fewer --workers", "--pods")
+
+
+def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
+                   timing: bool, partition=None, rows: bool = True, pods=None) -> WindowCheck | None:
+    """Refuse a run that does not fit; a partitioned run's learned window re-check, for its pods."""
+    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes
+
+    need = _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, pods)
+    need.check()
+    if partition is None:
+        recheck_learned(WindowCheck.of(need.est, need.what, workload_change(w)), cfg, w, ctx)
+        return None
     # each pod's first pass runs inside the pod: the pod re-checks this estimate with its own exact
     # window in place of the largest pod's assumed one, against the bound read here (sim.modes.partition)
-    return WindowCheck.of(est, what, change, part=AT_ONCE + LEARNED_WINDOW, copies=min(partition.at_once,
-                          partition.pods), limit=limit_bytes())
+    return WindowCheck.of(need.est, need.what, need.change, part=AT_ONCE + LEARNED_WINDOW,
+                          copies=min(partition.at_once, partition.pods), limit=limit_bytes())
 
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
@@ -147,6 +166,17 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     return est
 
 
+def _single_setup(cfg: Config, workload: Workload, policies: list[str]):
+    """What a single-node run checks and builds before its estimate: (re-blocked workload, context, node)."""
+    from sim.modes.common import NodeSetup, prepare_workload
+    from sim.routing.registry import router_class
+
+    check_policies(policies)
+    router_class(cfg.cluster.router, "node", where="cluster.router")
+    w, ctx = prepare_workload(cfg, workload)
+    return w, ctx, NodeSetup.from_config(cfg, w.block_tokens)
+
+
 def run_single_mode(
     cfg: Config,
     workload: Workload,
@@ -158,15 +188,10 @@ def run_single_mode(
     requests: RequestSink | None = None,
 ) -> dict:
     """Replay `workload` once per policy on one node; the first policy is the headline."""
-    from sim.modes.common import NodeSetup, prepare_workload
     from sim.modes.single import run_single
-    from sim.routing.registry import router_class
 
-    check_policies(policies)
-    router_class(cfg.cluster.router, "node", where="cluster.router")
     t0 = time.perf_counter()
-    w, ctx = prepare_workload(cfg, workload)
-    node = NodeSetup.from_config(cfg, w.block_tokens)
+    w, ctx, node = _single_setup(cfg, workload, policies)
     _check_single(cfg, w, ctx, node, policies, timing)
     pools = node_pools(node.n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
@@ -197,6 +222,29 @@ def run_single_mode(
     )
 
 
+def _cluster_setup(cfg: Config, workload: Workload, policies: list[str], routers: list[str], partition,
+                   with_requests: bool):
+    """What a cluster run checks and builds before its estimate: (re-blocked workload, context, topology,
+    node, whether per-request rows are kept, the pod of each request or None)."""
+    from sim.modes.common import NodeSetup, prepare_workload
+    from sim.modes.partition import assign_pods, check_partition
+    from sim.modes.partition_merge import needs_rows
+    from sim.routing.registry import router_class
+    from sim.timing.topology import Topology
+
+    check_policies(policies)
+    if partition:
+        check_partition(cfg, partition, "cluster")
+    for r in routers:
+        router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
+    w, ctx = prepare_workload(cfg, workload)
+    topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    rows = needs_rows(cfg, len(w), with_requests)
+    assignment = assign_pods(w, partition) if partition else None  # once for the estimate and every run
+    return w, ctx, topo, node, rows, assignment
+
+
 def run_cluster_mode(
     cfg: Config,
     workload: Workload,
@@ -220,25 +268,12 @@ def run_cluster_mode(
     `pod_store`) and merged exactly (``sim.modes.partition_run``)."""
     from sim.cache.layout import Layout
     from sim.modes.cluster import run_cluster
-    from sim.modes.common import NodeSetup, prepare_workload
-    from sim.modes.partition import assign_pods, check_partition
-    from sim.modes.partition_merge import needs_rows
     from sim.report.cluster import cluster_metrics
-    from sim.routing.registry import router_class
-    from sim.timing.topology import Topology
 
-    check_policies(policies)
-    if partition:
-        check_partition(cfg, partition, "cluster")
-    routers = routers or [cfg.cluster.router]
-    for r in routers:
-        router_class(r, "cluster", where="--router" if len(routers) > 1 else "cluster.router")
     t0 = time.perf_counter()
-    w, ctx = prepare_workload(cfg, workload)
-    topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
-    node = NodeSetup.from_config(cfg, w.block_tokens)
-    rows = needs_rows(cfg, len(w), requests is not None)
-    assignment = assign_pods(w, partition) if partition else None  # once for the estimate and every run
+    routers = routers or [cfg.cluster.router]
+    w, ctx, topo, node, rows, assignment = _cluster_setup(cfg, workload, policies, routers, partition,
+                                                          requests is not None)
     window = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
@@ -357,3 +392,31 @@ def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> d
 
 
 MODES["pd"] = run_pd_mode
+
+
+def _single_need_of(cfg: Config, workload: Workload, policies: list[str], timing: bool) -> Need:
+    w, ctx, node = _single_setup(cfg, workload, policies)
+    return _single_need(cfg, w, ctx, node, policies, timing)
+
+
+def _cluster_need_of(cfg: Config, workload: Workload, policies: list[str], timing: bool) -> Need:
+    from sim.modes.partition import Partition
+
+    partition = Partition.of(cfg) if cfg.cluster.pods else None  # as run_mode takes the config's
+    routers = [cfg.cluster.router]
+    w, ctx, topo, _node, rows, assignment = _cluster_setup(cfg, workload, policies, routers, partition, False)
+    return _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
+
+
+# mode name -> function(cfg, workload, policies, timing) -> its up-front sim.modes.memory.Need; a mode not
+# here (pd) has no estimate of its own
+NEEDS: dict[str, Callable[..., Need]] = {"single": _single_need_of, "cluster": _cluster_need_of}
+
+
+def run_need(cfg: Config, mode: str, workload: Workload, policies: list[str], timing: bool) -> Need | None:
+    """The estimate ``run_mode(cfg, mode, workload=workload, policies=policies, timing=timing)`` checks before
+    it replays (the same setup and arithmetic, nothing replayed; the online learned policy's window as
+    assumed, not re-checked after its first pass), or None for a mode without one. A sweep's driver checks
+    its points with it (experiments.memory_fit)."""
+    fn = NEEDS.get(mode)
+    return None if fn is None or len(workload) == 0 else fn(cfg, workload, policies, timing)
