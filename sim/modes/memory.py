@@ -28,15 +28,15 @@ BASE_B = 400 * 1024**2  # interpreter, numpy, numba, SimPy and the compiled engi
 WORKLOAD_PER_REQ_B = 80  # arrival, tokens, session, turn, offsets + parent, shared, own offsets
 ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
-# Per-request results (bench_scale.py): single_timed at 10M requests peaked at 2.95 GiB = 0.4 base + 0.67
-# workload + ~200 B a request, ~65 of them Python lists of the tokens and cached blocks since read through
-# ndarray.item / held for the requests in flight only (1M: 0.47 -> 0.43 GiB peak). Hit-rate-only runs hold no latency columns (sim.modes.common.nan_rows;
-# single at 2M requests: 0.84 -> 0.66 GiB peak when they went). The cluster replays hold the result arrays
-# (120 B a request, +48 of latencies timed) and the state of the requests in flight only: rows go into the
-# arrays a chunk at a time (RowWriter), the workload's scalars are read through ndarray.item. At 1,600
-# racks: hit-rate-only 1M 1.16 GiB peak (1.76 with a Python row and five Python lists per request; one
-# pair, 5,069 -> 5,695 CPU req/s for the last step), timed 200k 0.47 GiB (0.59); peaks vary ~0.15 GiB run
-# to run, so the figures below keep a margin over those drops.
+# Per-request results (bench_scale.py): single_timed at 10M requests peaked at 2.95 GiB = 0.4 base + 0.67 workload +
+# ~200 B a request, ~65 of them Python lists of the tokens and cached blocks since read through ndarray.item / held
+# for the requests in flight only (1M: 0.47 -> 0.43 GiB peak). Hit-rate-only runs hold no latency columns
+# (sim.modes.common.nan_rows; single at 2M requests: 0.84 -> 0.66 GiB peak when they went). The cluster replays hold
+# the result arrays (120 B a request, +48 of latencies timed) and the state of the requests in flight only: rows go
+# into the arrays a chunk at a time (RowWriter), the workload's scalars are read through ndarray.item. At 1,600 racks:
+# hit-rate-only 1M 1.16 GiB peak (1.76 with a Python row and five Python lists per request; one pair, 5,069 -> 5,695
+# CPU req/s for the last step), timed 200k 0.47 GiB (0.59); peaks vary ~0.15 GiB run to run, so the figures below keep
+# a margin over those drops.
 RUN_PER_REQ_B = {"single": 164, "single_timed": 240, "cluster": 240, "cluster_timed": 300}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
