@@ -366,11 +366,52 @@ MODES["cluster"] = run_cluster_mode
 ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
 
 
+# policies whose Python caches read sim.policies.base.AccessContext's per-access arrays (next use, depth)
+PD_PER_ACCESS = {"belady", "selective_write"}
+
+
+def pd_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
+    """Requests a PD run holds at once (their block lists): what its replicas run at once
+    (``compute.max_num_seqs`` each) plus, when the offered load (sim.modes.load.pre_run) exceeds a pool's
+    capacity, the backlog that grows through the run: the share 1 - 1/load of the requests."""
+    loads = [p.get("offered_load_share") or 0.0 for p in offered.get("pools", {}).values()]
+    rho = max(loads, default=0.0)
+    backlog = n * (1.0 - 1.0 / rho) if rho > 1.0 else 0.0
+    return min(n, replicas * cfg.compute.max_num_seqs + int(backlog))
+
+
+def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool):
+    """`run --mode pd`'s estimate (sim.modes.memory.pd_estimate): (the deployment at the peak, Estimate).
+    `prep`: sim.modes.pd.setup.prepare's; `offered`: sim.modes.load.pre_run's block."""
+    from sim.modes.memory import pd_estimate
+
+    w, setup = prep.workload, prep.setup
+    kinds = ["pd", "colocated"] if baseline else ["pd"]
+    distinct = prep.ctx.key_bound
+    return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
+                       in_flight=pd_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
+                       per_access=policy in PD_PER_ACCESS, learned=_learned_mode(cfg, [policy]),
+                       input_nbytes=0 if w is workload else workload.nbytes())
+
+
+def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool) -> None:
+    """The PD estimate against the bound, before either deployment runs."""
+    from sim.modes.memory import check
+
+    kind, est = pd_run_estimate(cfg, workload, prep, offered, policy, baseline)
+    gpus = prep.setup.layout()["gpus"]
+    w = prep.workload
+    what = (f"replaying {len(w):,} requests on {gpus:,} GPUs as PD"
+            + (f" and colocated (one after the other; the {kind} one is larger)" if baseline else ""))
+    check(est, what=what, change=_too_big(workload), where="--mode pd")
+
+
 def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> dict:
-    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.modes.pd.simulator, sim.modes.pd.run)."""
+    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.modes.pd.simulator, sim.modes.pd.run),
+    checked against the memory bound once the workload is prepared (_check_pd)."""
     from sim.modes.pd.run import run_pd_mode as _run
 
-    return _run(cfg, workload, policies, **kw)
+    return _run(cfg, workload, policies, check=_check_pd, **kw)
 
 
 MODES["pd"] = run_pd_mode

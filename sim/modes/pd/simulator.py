@@ -48,7 +48,6 @@ import simpy
 from sim.cache.radix_tree import RadixTree
 from sim.cache.spill import LowerTiers
 from sim.config import Config
-from sim.config.kv_sizes import GIB
 from sim.modes.common import policy_params
 from sim.modes.pd.prefetch import PDPrefetchHost
 from sim.modes.pd.setup import PDSetup, Prepared
@@ -131,12 +130,12 @@ class _Deployment:
         self.kv_bytes_per_token = setup.kv_bytes_per_token
         self.lanes = setup.gpus_per_replica
         self.n_layers = setup.spec.kv_cache_layer_count
-        h, c = cfg.hardware, cfg.compute
-        bb = int(round(setup.block_tokens * setup.kv_bytes_per_token))
+        c = cfg.compute
+        bb, dram_blocks, eic_blocks = setup.tier_blocks()
         params = policy_params(cfg, setup.block_tokens)
         self.policy_params = params
-        self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gib * GIB // bb),
-                                eic_blocks=int(h.eic.capacity_gib * GIB // bb), block_bytes=bb, policy=policy,
+        self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=dram_blocks,
+                                eic_blocks=eic_blocks, block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
         self.step = StepModel.from_config(cfg)
         self.preempt_cost = PREEMPTION[c.preemption]
