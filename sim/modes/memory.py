@@ -8,8 +8,9 @@ machine, not of the simulation: it is not a config key and not in the config has
 The model counts what grows with the run (measured on this code, see README "Scale"):
 the workload (per request, per block it introduces in ``trace.prefix`` form, or per block access
 when something expands the CSR), the replay's per-request arrays, the engine's slots (per cache slot,
-bounded by the distinct blocks), the compiled cluster cache's record per distinct block, and the
-per-access arrays of the policies that read them (Belady, the Python engines).
+bounded by the distinct blocks), the compiled cluster cache's record per distinct block, the
+per-access arrays of the policies that read them (Belady, the Python engines), and for PD mode
+(pd_estimate) the larger deployment's Python cache blocks and the block lists of the requests in flight.
 It is an estimate (about +-30 %), meant to refuse runs that cannot fit, not to plan to the megabyte.
 """
 from __future__ import annotations
