@@ -37,9 +37,11 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # racks: hit-rate-only 1M 1.16 GiB peak (1.76 with a Python row and five Python lists per request; one
 # pair, 5,069 -> 5,695 CPU req/s for the last step), timed 200k 0.47 GiB (0.59); peaks vary ~0.15 GiB run
 # to run, so the figures below keep a margin over those drops.
-# PD (sim.modes.pd): each deployment keeps a sim.replica.request.Req per request (its slots and float times,
-# ~480 B measured with tracemalloc) until its metrics and per-request rows are out (sim.report.pd's arrays)
-RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 240, "cluster_timed": 300, "pd_timed": 700}
+# PD (sim.modes.pd): each deployment keeps a sim.replica.request.Req per request until its metrics and
+# per-request rows are out: the object, its numbers (floats and large ints, 24-28 B each) and its list entry
+# measured 768 B a request (PD; 674 colocated: sys.getsizeof over 2,000 finished requests), plus the
+# report's per-request arrays (sim.report.pd)
+RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 240, "cluster_timed": 300, "pd_timed": 900}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
