@@ -39,9 +39,10 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # to run, so the figures below keep a margin over those drops.
 # PD (sim.modes.pd): each deployment keeps a sim.replica.request.Req per request until its metrics and
 # per-request rows are out: the object, its numbers (floats and large ints, 24-28 B each) and its list entry
-# measured 768 B a request (PD; 674 colocated: sys.getsizeof over 2,000 finished requests), plus the
-# report's per-request arrays (sim.report.pd)
-RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 240, "cluster_timed": 300, "pd_timed": 900}
+# measured 768 B a request (PD; 674 colocated: sys.getsizeof over 2,000 finished requests; tracemalloc ~730),
+# plus the report's per-request arrays (sim.report.pd) and the allocator's slack: the peak RSS grew ~990 B a
+# request from 100k to 200k synthetic requests (bench_pd.py --requests), the caches long full
+RUN_PER_REQ_B = {"single": 164, "single_timed": 300, "cluster": 240, "cluster_timed": 300, "pd_timed": 1200}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
