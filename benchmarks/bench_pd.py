@@ -11,11 +11,17 @@ the replay (trace loading and preparation excluded, printed separately);
 CPU requests/s uses process CPU time instead (what the replay costs when the
 machine is shared). Peak RSS = the process's ru_maxrss after all runs.
 
+`--requests N` replays the built-in synthetic workload (multi-turn, N / 10 sessions) instead, and every run
+prints the memory estimate `run --mode pd` checks before it starts (sim.modes.runner.pd_run_estimate), to
+set against the peak.
+
     python benchmarks/bench_pd.py [--trace PATH] [--limit N] [--set pd.transfer=pull ...] [--kinds pd,colocated]
+    python benchmarks/bench_pd.py --requests 100000
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import sys
@@ -25,10 +31,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sim.config import load_config  # noqa: E402
+from sim.modes.load import pd_pools, pre_run  # noqa: E402
+from sim.modes.memory import BASE_B  # noqa: E402
 from sim.modes.pd.setup import prepare  # noqa: E402
 from sim.modes.pd.simulator import simulate  # noqa: E402
+from sim.modes.runner import pd_run_estimate  # noqa: E402
 from sim.report.pd import deployment_metrics  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
+from trace.source import workload_from_config  # noqa: E402
 
 DEFAULT_TRACE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation.jsonl")
 TARGET_REQ_S = 2000
@@ -45,12 +55,20 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--kinds", default="pd,colocated", help="deployments to time, comma-separated")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--requests", type=int, default=0,
+                    help="the built-in synthetic workload of N requests (N/10 sessions) instead of the trace")
     args = ap.parse_args()
-    if not os.path.exists(args.trace):
+    overrides = list(args.overrides)
+    if args.requests:
+        overrides += [f"synthetic.requests={args.requests}", f"synthetic.sessions={max(1, args.requests // 10)}"]
+    elif not os.path.exists(args.trace):
         sys.exit(f"trace not found: {args.trace}")
-    cfg = load_config(overrides=args.overrides)
+    cfg = load_config(overrides=overrides)
     t = time.perf_counter()
-    w, _stats = load_trace(args.trace, limit=args.limit)
+    if args.requests:
+        w, _stats = workload_from_config(cfg)
+    else:
+        w, _stats = load_trace(args.trace, limit=args.limit)
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     prep = prepare(cfg, w, cfg.policies.eviction)
@@ -64,10 +82,17 @@ def main() -> None:
           f"transfer {cfg.pd.transfer}{' layer-wise' if cfg.pd.layerwise else ''}, "
           f"KV {lay['kv_gib_per_gpu']:.1f} GiB/GPU")
     print(f"trace load {load_s:.2f} s, prepare {prep_s:.2f} s; RSS after load {rss_mb():.0f} MB")
+    kinds = args.kinds.split(",")
+    offered = pre_run(cfg, w, pd_pools(lay["prefill_replicas"], lay["decode_replicas"], lay["kv_tokens_per_replica"]))
+    at, est = pd_run_estimate(cfg, w, prep, offered, cfg.policies.eviction, baseline="colocated" in kinds)
+    print(f"memory estimate (sim.modes.memory.pd_estimate, {at} at the peak): {est.total / 2**20:.0f} MB "
+          f"({', '.join(f'{k} {v / 2**20:.0f}' for k, v in est.parts.items())}, base {BASE_B / 2**20:.0f})")
     print(f"{'deployment':<12}{'wall s':>8}{'req/s':>9}{'CPU s':>8}{'CPU req/s':>11}{'iterations':>12}"
           f"{'events':>9}{'TTFT p50':>10}{'TPOT p50':>10}{'SLO':>7}")
     worst = None
-    for kind in args.kinds.split(","):
+    for kind in kinds:
+        res = None
+        gc.collect()  # the previous deployment freed first, as run --mode pd does (sim.modes.pd.run)
         c0, t0 = time.process_time(), time.perf_counter()
         res = simulate(kind, cfg, prep, cfg.policies.eviction)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -42,7 +42,7 @@ def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | No
     """point_id -> the estimated peak bytes of its worker (the larger of generating its workload and running
     it); an InputError naming the first point whose estimate exceeds the bound. A point whose workload or
     setup cannot be built gets BASE_B: it fails in its worker with its own message, as it would have."""
-    from experiments.modes import point_need, workload_need
+    from experiments.modes import point_need
     from experiments.worker import workload_key
     from trace.source import workload_from_config
 
@@ -71,8 +71,9 @@ def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | No
             except Exception:  # noqa: BLE001 - a bad point fails in its worker, named there
                 peaks[p.point_id] = floor
                 continue
-            if need is None:  # no estimate of its own (pd): the workload its worker holds
-                need = workload_need(w, p.mode)
+            if need is None:  # an empty workload: nothing to replay
+                peaks[p.point_id] = floor
+                continue
             if need.est.total > lim:
                 raise _refuse(p, need.est, need.what, need.change, lim, where)
             peaks[p.point_id] = max(floor, need.est.total)

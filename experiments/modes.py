@@ -102,20 +102,9 @@ def _oracle_need(w: Workload) -> Need:
                 workload_change(w), "mode oracle")
 
 
-def workload_need(w: Workload, mode: str) -> Need:
-    """A point of a mode without an estimate of its own (pd) holds at least its workload."""
-    from sim.modes.memory import Estimate, Need
-    from sim.modes.runner import workload_change
-
-    est = Estimate()
-    est.add("workload", w.nbytes())
-    return Need(est, f"holding {len(w):,} requests (mode {mode} has no estimate of its own)", workload_change(w),
-                f"mode {mode}")
-
-
 def point_need(cfg: Config, mode: str, workload: Workload, timing: bool) -> Need | None:
     """The up-front memory estimate (sim.modes.memory.Need) the point's evaluator checks, computed without
-    evaluating it; None for a mode without one (pd: the driver counts its workload only)."""
+    evaluating it; None for a mode without one."""
     if mode == "oracle":
         from sim.modes.common import simulated_workload
 

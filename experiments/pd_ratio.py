@@ -134,12 +134,18 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
         jobs.append(("colocated", "colocated", cfg))
     n_workers = workers or cfg.experiments.workers or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, len(jobs)))
-    if n_workers > 1:  # each worker unpickles its own copy of the workload (2x while it does); the PD
-        # simulator has no estimate of its own, so the fit counts those and the process only
-        from experiments.memory_fit import at_once
-        from sim.modes.memory import BASE_B
+    # every run's memory estimate (`run --mode pd`'s, for its one deployment) before any runs
+    from sim.modes.runner import pd_need
 
-        n_workers = at_once([BASE_B + 2.0 * workload.nbytes()] * len(jobs), n_workers, "experiment pd-ratio", "runs")
+    needs = [pd_need(c, workload, policy, [kind]) for _l, kind, c in jobs]
+    for need in needs:
+        need.check()
+    if n_workers > 1:  # each run in a worker process of its own: the runs at once must fit together
+        from experiments.memory_fit import at_once
+
+        # each worker also unpickles its own copy of the workload
+        n_workers = at_once([n.est.total + workload.nbytes() for n in needs], n_workers, "experiment pd-ratio",
+                            "runs")
     results: dict[str, tuple[dict, dict, dict, float]] = {}
     if n_workers == 1:
         for k, (label, kind, c) in enumerate(jobs):

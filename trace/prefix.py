@@ -22,6 +22,7 @@ four words per request whatever the prompt lengths: 10M requests of 238 blocks i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -370,3 +371,17 @@ class PrefixBlocks:
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.parent, self.shared, self.own_off, self.ids_stored()))
+
+
+def row_reader(pb: PrefixBlocks) -> Callable[[int], np.ndarray]:
+    """``pb.row`` with the form's arrays bound once: a call per request on the replays' hot paths
+    (sim.modes.cluster, sim.modes.pd.simulator), each row a new array, nothing expanded ahead."""
+    parent, shared, own_off, own = pb.parent, pb.shared, pb.own_off, pb.ids_stored()
+    sh, off, empty = shared.item, own_off.item, np.empty
+
+    def row(i: int) -> np.ndarray:
+        out = empty(sh(i) + off(i + 1) - off(i), np.int64)
+        fill(parent, shared, own_off, own, i, out)
+        return out
+
+    return row

@@ -61,21 +61,8 @@ from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
 from sim.timing.network import Network
 from sim.timing.topology import Topology
-from trace.prefix import PrefixBlocks, fill
+from trace.prefix import row_reader
 from trace.workload import Workload
-
-
-def _row_reader(pb: PrefixBlocks) -> Callable[[int], np.ndarray]:
-    """``pb.row`` with the form's arrays bound once (a call per request on the hot path)."""
-    parent, shared, own_off, own = pb.parent, pb.shared, pb.own_off, pb.ids_stored()
-    sh, off, empty = shared.item, own_off.item, np.empty
-
-    def row(i: int) -> np.ndarray:
-        out = empty(sh(i) + off(i + 1) - off(i), np.int64)
-        fill(parent, shared, own_off, own, i, out)
-        return out
-
-    return row
 
 
 def run_cluster(
@@ -109,7 +96,7 @@ def run_cluster(
         # Dense block ids 0..U-1 index the compiled cache's per-block arrays; renumbering the prefix
         # form's own blocks renumbers every request's (trace.prefix), without expanding the trace.
         pb, n_unique = workload.prefix_blocks().densified()
-        rows = _row_reader(pb)
+        rows = row_reader(pb)
         cache = build_compiled_cache(cfg, setup, recency, n_unique)
     else:
         ids = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys

@@ -8,8 +8,9 @@ machine, not of the simulation: it is not a config key and not in the config has
 The model counts what grows with the run (measured on this code, see README "Scale"):
 the workload (per request, per block it introduces in ``trace.prefix`` form, or per block access
 when something expands the CSR), the replay's per-request arrays, the engine's slots (per cache slot,
-bounded by the distinct blocks), the compiled cluster cache's record per distinct block, and the
-per-access arrays of the policies that read them (Belady, the Python engines).
+bounded by the distinct blocks), the compiled cluster cache's record per distinct block, the
+per-access arrays of the policies that read them (Belady, the Python engines), and for PD mode
+(pd_estimate) the larger deployment's Python cache blocks and the block lists of the requests in flight.
 It is an estimate (about +-30 %), meant to refuse runs that cannot fit, not to plan to the megabyte.
 """
 from __future__ import annotations
@@ -37,7 +38,12 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # hit-rate-only 1M 1.16 GiB peak (1.76 with a Python row and five Python lists per request; one pair, 5,069 -> 5,695
 # CPU req/s for the last step), timed 200k 0.47 GiB (0.59); peaks vary ~0.15 GiB run to run, so the figures below keep
 # a margin over those drops.
-RUN_PER_REQ_B = {"single": 164, "single_timed": 240, "cluster": 240, "cluster_timed": 300}
+# PD (sim.modes.pd): each deployment keeps a sim.replica.request.Req per request until its metrics and
+# per-request rows are out: the object, its numbers (floats and large ints, 24-28 B each) and its list entry
+# measured 768 B a request (PD; 674 colocated: sys.getsizeof over 2,000 finished requests; tracemalloc ~730),
+# plus the report's per-request arrays (sim.report.pd) and the allocator's slack: the peak RSS grew ~990 B a
+# request from 100k to 200k synthetic requests (bench_pd.py --requests), the caches long full
+RUN_PER_REQ_B = {"single": 164, "single_timed": 240, "cluster": 240, "cluster_timed": 300, "pd_timed": 1200}
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
@@ -49,6 +55,13 @@ PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's
 # 0.93 / 2.89 GB peak: ~137 bytes per access)
 ORACLE_PER_ACCESS_B = 160
 SLOT_B = 96  # one single-node engine slot: its fields and hash-table entries
+# one resident block of PD's Python caches (sim.modes.pd): a radix-tree Node, its dict and leaf-heap entries,
+# its key's int; or a DRAM/EIC tier's policy entry and dict entry. tracemalloc at 5k requests: 260 B a slot on
+# average, dicts grown by doubling on top
+PD_SLOT_B = 400
+# one block id in a Python list: the pointer and its int object. PD holds each request's list (its radix
+# tree's keys) from its arrival until it finishes (sim.modes.pd.simulator)
+PY_BLOCK_B = 8 + 32
 # one resident block of the Python cluster cache (dict entries, holder lists); the compiled one keeps a
 # 6-word int32 slot (pool grown by half: up to 1.5x) and its index entries (load <= 0.5, doubling: 2-4x)
 CLUSTER_SLOT_B = 224
@@ -301,6 +314,31 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
         e.add("next-use steps", _per_own_block(s, NEXT_USE_BLOCK_B) + n * NEXT_USE_PER_REQ_B)
     if cluster_compiled:
         e.add("cluster block records", _per_own_block(s, CLUSTER_BLOCK_B))
-    per_slot = SLOT_B if mode != "cluster" else CLUSTER_COMPILED_SLOT_B if cluster_compiled else CLUSTER_SLOT_B
+    per_slot = ((CLUSTER_COMPILED_SLOT_B if cluster_compiled else CLUSTER_SLOT_B) if mode == "cluster"
+                else PD_SLOT_B if mode == "pd" else SLOT_B)
     e.add("cache slots", slots * per_slot)
     return e
+
+
+def pd_estimate(w, *, slots: dict[str, int], in_flight: int, per_access: bool, learned: str | None = None,
+                input_nbytes: int = 0) -> tuple[str, Estimate]:
+    """``run --mode pd`` of workload `w` (prepared: re-blocked, only the requests a replica holds): the
+    deployments in `slots` (kind -> the blocks its Python caches can hold, PDSetup.cache_slots) run one
+    after the other, each freed before the next starts, so the peak is the larger one's. Each holds a
+    Req per request, its caches, the block lists of `in_flight` requests (bounded by the caller) and,
+    when `per_access` (a policy reading sim.policies.base.AccessContext's per-access arrays: Belady, the
+    selective write), those arrays. `input_nbytes`: the workload as given when prepare made a copy.
+    Returns (the deployment at the peak, its estimate)."""
+    s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
+    per_req_blocks = s.accesses / max(1, s.requests)
+    best: tuple[str, Estimate] | None = None
+    for kind, n_slots in slots.items():
+        e = run_estimate(s, mode="pd", timing=True, per_access=per_access, slots=n_slots, learned=learned)
+        if input_nbytes:
+            e.add("workload", input_nbytes)
+        e.add("block lists in flight", min(in_flight, s.requests) * per_req_blocks * PY_BLOCK_B)
+        if best is None or e.total > best[1].total:
+            best = (kind, e)
+    if best is None:
+        raise ValueError("pd_estimate needs at least one deployment")
+    return best

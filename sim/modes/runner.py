@@ -384,11 +384,71 @@ MODES["cluster"] = run_cluster_mode
 ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
 
 
+# policies whose Python caches read sim.policies.base.AccessContext's per-access arrays (next use, depth)
+PD_PER_ACCESS = {"belady", "selective_write"}
+
+
+def pd_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
+    """Requests a PD run holds at once (their block lists): what its replicas run at once
+    (``compute.max_num_seqs`` each) plus, when the offered load (sim.modes.load.pre_run) exceeds a pool's
+    capacity, the backlog that grows through the run: the share 1 - 1/load of the requests."""
+    loads = [p.get("offered_load_share") or 0.0 for p in offered.get("pools", {}).values()]
+    rho = max(loads, default=0.0)
+    backlog = n * (1.0 - 1.0 / rho) if rho > 1.0 else 0.0
+    return min(n, replicas * cfg.compute.max_num_seqs + int(backlog))
+
+
+def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool,
+                    kinds: list[str] | None = None):
+    """`run --mode pd`'s estimate (sim.modes.memory.pd_estimate): (the deployment at the peak, Estimate).
+    `prep`: sim.modes.pd.setup.prepare's; `offered`: sim.modes.load.pre_run's block. `kinds`: the
+    deployments simulated (default PD, and colocated with `baseline`; `experiment pd-ratio` runs one)."""
+    from sim.modes.memory import pd_estimate
+
+    w, setup = prep.workload, prep.setup
+    kinds = kinds or (["pd", "colocated"] if baseline else ["pd"])
+    distinct = prep.ctx.key_bound
+    return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
+                       in_flight=pd_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
+                       per_access=policy in PD_PER_ACCESS, learned=_learned_mode(cfg, [policy]),
+                       input_nbytes=0 if w is workload else workload.nbytes())
+
+
+def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool,
+             kinds: list[str] | None = None) -> Need:
+    from sim.modes.memory import Need
+
+    kind, est = pd_run_estimate(cfg, workload, prep, offered, policy, baseline, kinds)
+    gpus = prep.setup.layout()["gpus"]
+    n = len(prep.workload)
+    if kinds is not None and len(kinds) == 1:
+        what = f"replaying {n:,} requests on {gpus:,} GPUs {'as PD' if kind == 'pd' else 'colocated'}"
+    else:
+        what = (f"replaying {n:,} requests on {gpus:,} GPUs as PD"
+                + (f" and colocated (one after the other; the {kind} one is larger)" if baseline else ""))
+    return Need(est, what, workload_change(workload), "--mode pd")
+
+
+def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool) -> None:
+    """The PD estimate against the bound, before either deployment runs."""
+    _pd_need(cfg, workload, prep, offered, policy, baseline).check()
+
+
+def pd_need(cfg: Config, workload: Workload, policy: str, kinds: list[str] | None = None) -> Need:
+    """The estimate a PD run of `workload` checks (all deployments, or `kinds`), derived as the run derives
+    it (sim.modes.pd.run.prepared_run), nothing simulated: a sweep's and `experiment pd-ratio`'s fit."""
+    from sim.modes.pd.run import prepared_run
+
+    prep, _lay, offered = prepared_run(cfg, workload, policy)
+    return _pd_need(cfg, workload, prep, offered, policy, True, kinds)
+
+
 def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> dict:
-    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.modes.pd.simulator, sim.modes.pd.run)."""
+    """Prefill/decode disaggregation vs colocated on the same GPUs (sim.modes.pd.simulator, sim.modes.pd.run),
+    checked against the memory bound once the workload is prepared (_check_pd)."""
     from sim.modes.pd.run import run_pd_mode as _run
 
-    return _run(cfg, workload, policies, **kw)
+    return _run(cfg, workload, policies, check=_check_pd, **kw)
 
 
 MODES["pd"] = run_pd_mode
@@ -408,9 +468,12 @@ def _cluster_need_of(cfg: Config, workload: Workload, policies: list[str], timin
     return _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
 
 
-# mode name -> function(cfg, workload, policies, timing) -> its up-front sim.modes.memory.Need; a mode not
-# here (pd) has no estimate of its own
-NEEDS: dict[str, Callable[..., Need]] = {"single": _single_need_of, "cluster": _cluster_need_of}
+def _pd_need_of(cfg: Config, workload: Workload, policies: list[str], timing: bool) -> Need:
+    return pd_need(cfg, workload, policies[0])  # a sweep's pd point: PD and its colocated baseline
+
+
+# mode name -> function(cfg, workload, policies, timing) -> its up-front sim.modes.memory.Need
+NEEDS: dict[str, Callable[..., Need]] = {"single": _single_need_of, "cluster": _cluster_need_of, "pd": _pd_need_of}
 
 
 def run_need(cfg: Config, mode: str, workload: Workload, policies: list[str], timing: bool) -> Need | None:

@@ -109,27 +109,35 @@ def test_the_driver_check_names_the_spec_line(tmp_path, monkeypatch):
     assert e.value.where.startswith(f"{spec}:")
 
 
-def test_pd_ratio_runs_fewer_at_once_when_the_workload_copies_do_not_fit(monkeypatch, capsys):
+def test_pd_ratio_checks_each_run_and_runs_fewer_at_once_when_they_do_not_fit(monkeypatch, capsys):
     from experiments.pd_ratio import run_pd_ratio
-    from sim.config import load_config
+    from sim.config import config_with, load_config
+    from sim.modes.runner import pd_need
     from tests.conftest import ROOT
     from trace.formats import load_trace
 
     cfg = load_config(overrides=["model.name=llama-3-8b", "model.tp=1", "pd.gpus_per_rack=8"])
     w, _ = load_trace(ROOT / "tests" / "data" / "mooncake_small.jsonl")
-    monkeypatch.setenv(ENV, "0.5")  # a process and two copies of the small trace: ~0.39 GiB a run, one fits
-    one = BASE_B + 2 * w.nbytes()
-    assert one < 0.5 * GiB < 2 * one
+    # each run: `run --mode pd`'s estimate of its one deployment, + the workload copy its worker unpickles
+    runs = [pd_need(config_with(cfg, {"pd.prefill_ratio": p, "pd.decode_ratio": d}), w, "lru", ["pd"]).est.total
+            + w.nbytes() for p, d in [(1, 1), (1, 2)]]
+    one, both = max(runs), sum(runs)
+    lim = (one + both) / 2  # one run fits, two do not
+    monkeypatch.setenv(ENV, str(lim / GiB))
     a = run_pd_ratio(cfg, w, ratios=[(1, 1), (1, 2)], baseline=False, workers=2)
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"experiment pd-ratio: 2 runs at once would need up to {2 * one / GiB:.2f} GiB together (largest "
-                   f"{one / GiB:.2f} GiB), over the 0.50 GiB limit; running 1 at once ({one / GiB:.2f} GiB at most); "
-                   "set --workers (experiments.workers) or KVSIM_MEMORY_LIMIT_GIB to choose"]
+    assert err == [f"experiment pd-ratio: 2 runs at once would need up to {both / GiB:.2f} GiB together (largest "
+                   f"{one / GiB:.2f} GiB), over the {lim / GiB:.2f} GiB limit; running 1 at once ({one / GiB:.2f} GiB "
+                   "at most); set --workers (experiments.workers) or KVSIM_MEMORY_LIMIT_GIB to choose"]
     monkeypatch.setenv(ENV, "100")
     b = run_pd_ratio(cfg, w, ratios=[(1, 1), (1, 2)], baseline=False, workers=2)
     assert capsys.readouterr().err == ""
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(a["rows"]) == strip(b["rows"])
+    # a run that cannot fit alone refuses the experiment before any runs
+    monkeypatch.setenv(ENV, str(min(runs) * 0.5 / GiB))
+    with pytest.raises(InputError, match="as PD needs an estimated"):
+        run_pd_ratio(cfg, w, ratios=[(1, 1), (1, 2)], baseline=False, workers=1)
 
 
 def _ray_in_process(seen: list):
@@ -164,19 +172,22 @@ def test_ray_local_instance_gets_fewer_cpus_and_a_cluster_is_left_to_its_workers
     assert "replaying 150 requests on one node needs an estimated 0.4 GiB" in failed[0]["error"]
 
 
-def test_a_pd_point_is_refused_on_its_workload_alone(tmp_path, monkeypatch, capsys):
+def test_a_pd_point_is_refused_on_run_mode_pds_own_estimate(tmp_path, monkeypatch, capsys):
+    from sim.modes.runner import pd_need
     from tests.conftest import ROOT
-    from trace.formats import load_trace
 
     trace = ROOT / "tests" / "data" / "mooncake_small.jsonl"
     p = tmp_path / "pd.yaml"
     p.write_text(yaml.safe_dump({"name": "pd", "base": BASE, "workload": {"trace": str(trace)}, "mode": "pd",
                                  "metrics": ["hit_rate"], "axes": {"pd.prefill_ratio": [1]}}))
-    w, _ = load_trace(trace)
-    nbytes = w.compacted().nbytes()
-    monkeypatch.setenv(ENV, str((BASE_B + nbytes / 2) / GiB))
+    (pt,) = expand(load_spec(p))
+    w, _ = workload_from_config(pt.config)
+    need = pd_need(pt.config, w, pt.config.policies.eviction)  # what `run --mode pd` checks (tests/modes)
+    assert "as PD and colocated" in need.what
+    monkeypatch.setenv(ENV, str(need.est.total * 0.999 / GiB))
     out = tmp_path / "o"
     assert main.main(["sweep", str(p), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert f"holding {len(w):,} requests (mode pd has no estimate of its own) needs an estimated" in err
-    assert "set trace.limit" in err and not out.exists()
+    assert f"{need.what} needs an estimated" in err and "set trace.limit" in err and not out.exists()
+    monkeypatch.setenv(ENV, str(need.est.total * 1.001 / GiB))
+    assert main.main(["sweep", str(p), "--out", str(out), "--quiet"]) == 0

@@ -104,6 +104,24 @@ class PDSetup:
     def racks(self) -> int:
         return self.topo_cfg.cluster.racks
 
+    def tier_blocks(self) -> tuple[int, int, int]:
+        """(block bytes, DRAM blocks per node, EIC blocks per rack) of the lower tiers (sim.cache.spill)."""
+        h = self.cfg.hardware
+        bb = int(round(self.block_tokens * self.kv_bytes_per_token))
+        return bb, int(h.dram.capacity_gib * GIB // bb), int(h.eic.capacity_gib * GIB // bb)
+
+    def cache_slots(self, kind: str, distinct: int) -> int:
+        """The blocks deployment `kind` ("pd", "colocated") can hold at once in its Python caches: a radix
+        tree per replica that prefills (the PD decode replicas keep token counts only), a DRAM tier per node,
+        an EIC tier per rack; each holds at most `distinct` blocks (the workload's distinct blocks)."""
+        from sim.timing.topology import Topology
+
+        topo = Topology.from_config(self.topo_cfg)
+        trees = self.prefill_per_rack * self.racks if kind == "pd" else len(self.replica_gpus)
+        _bb, dram, eic = self.tier_blocks()
+        return (trees * min(self.tree_blocks, distinct) + topo.n_nodes * min(dram, distinct)
+                + (topo.n_racks * min(eic, distinct) if topo.has_eic else 0))
+
     def layout(self) -> dict:
         c = self.cfg
         return {

@@ -48,7 +48,6 @@ import simpy
 from sim.cache.radix_tree import RadixTree
 from sim.cache.spill import LowerTiers
 from sim.config import Config
-from sim.config.kv_sizes import GIB
 from sim.modes.common import policy_params
 from sim.modes.pd.prefetch import PDPrefetchHost
 from sim.modes.pd.setup import PDSetup, Prepared
@@ -67,9 +66,23 @@ from sim.timing.node_io import PrefixLoad, all_done
 from sim.timing.prefetch import SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
+from trace.prefix import row_reader
 from trace.workload import Workload
 
 Progress = Callable[[str, int, int], None]
+
+
+NO_BLOCKS: list[int] = []  # a finished request's block list (never appended to)
+
+
+def _block_lists(w: Workload) -> Callable[[int], list[int]]:
+    """Request i's block ids as Python ints (the radix trees' and tiers' keys): a row of the parent form
+    (trace.prefix.row_reader) or a slice of the CSR when the workload holds one."""
+    if w.compact:
+        row = row_reader(w.prefix_blocks())
+        return lambda i: row(i).tolist()
+    ids, off_at = w.block_ids, w.block_offsets.item
+    return lambda i: ids[off_at(i):off_at(i + 1)].tolist()
 
 
 # ------------------------------------------------------------------ results
@@ -117,12 +130,12 @@ class _Deployment:
         self.kv_bytes_per_token = setup.kv_bytes_per_token
         self.lanes = setup.gpus_per_replica
         self.n_layers = setup.spec.kv_cache_layer_count
-        h, c = cfg.hardware, cfg.compute
-        bb = int(round(setup.block_tokens * setup.kv_bytes_per_token))
+        c = cfg.compute
+        bb, dram_blocks, eic_blocks = setup.tier_blocks()
         params = policy_params(cfg, setup.block_tokens)
         self.policy_params = params
-        self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=int(h.dram.capacity_gib * GIB // bb),
-                                eic_blocks=int(h.eic.capacity_gib * GIB // bb), block_bytes=bb, policy=policy,
+        self.lower = LowerTiers(env, self.net, self.topo, dram_blocks=dram_blocks,
+                                eic_blocks=eic_blocks, block_bytes=bb, policy=policy,
                                 ctx=ctx, evict_to_eic=cfg.cluster.evict_to_eic, policy_params=params)
         self.step = StepModel.from_config(cfg)
         self.preempt_cost = PREEMPTION[c.preemption]
@@ -172,18 +185,19 @@ class _Deployment:
     # ---------------------------------------------------------- arrivals
     def _arrivals(self, progress: Progress | None):
         w, env = self.w, self.env
-        arr = (w.arrival_ms / 1000.0).tolist()
-        inp, out, sess = w.input_tokens.tolist(), w.output_tokens.tolist(), w.session_id.tolist()
-        offs = w.block_offsets.tolist()
-        ids = w.block_ids
+        # per-request scalars through ndarray.item and each request's blocks read when it arrives (from the
+        # parent form, never expanded): nothing held per request or per access for the whole run
+        arr_at = (w.arrival_ms / 1000.0).item
+        inp_at, out_at, sess_at, off_at = (w.input_tokens.item, w.output_tokens.item, w.session_id.item,
+                                           w.block_offsets.item)
+        blocks = _block_lists(w)
         n = len(w)
         every = max(1, n // 200)
         for i in range(n):
-            dt = arr[i] - env.now
+            dt = arr_at(i) - env.now
             if dt > 0:
                 yield env.timeout(dt)
-            lo, hi = offs[i], offs[i + 1]
-            r = Req(i, inp[i], out[i], ids[lo:hi].tolist(), lo, env.now, sess[i])
+            r = Req(i, inp_at(i), out_at(i), blocks(i), off_at(i), env.now, sess_at(i))
             self.reqs.append(r)
             self._route(r)
             if progress is not None and i % every == 0:
@@ -248,6 +262,7 @@ class _Deployment:
 
     def _done(self, r: Req) -> None:
         r.t_done = self.env.now
+        r.blocks = NO_BLOCKS  # its tree references are released: only the requests in flight hold their lists
         self.finished += 1
 
     # ---------------------------------------------------------- run
@@ -347,6 +362,8 @@ class PDSim(_Deployment):
         eng.notify()
 
     def release_prefill(self, r: Req) -> None:
+        if r.blocks is NO_BLOCKS:  # _done dropped the list: the release must come first (it does today)
+            raise RuntimeError(f"pd: request {r.i} finished before its prefill replica released its blocks")
         self.trees[r.pre].unlock(r.blocks, r.locked)
         self.prefill_replicas[r.pre].notify()
 
