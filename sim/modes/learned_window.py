@@ -3,7 +3,7 @@
 The up-front memory estimate (sim.modes.memory.run_estimate) only assumes the window (a horizon of
 LEARNED_HORIZON_ROWS accesses), which a trace's can exceed. Once the policy's first pass has run the
 window is exact (learned.policy.Learned.training_window_rows), so the replay checks the estimate again
-with it in the assumed one's place before anything is replayed. A single-node or one-cluster run does
+with it in the assumed one's place before anything is replayed. A single-node, one-cluster or PD run does
 so in the driver (sim.modes.runner); a partitioned run in each pod, wherever it runs (in this process,
 a local pool or Ray: sim.modes.partition.run_pod), since a pod's first pass reads that pod's requests
 and runs where the pod runs. Building the policy here runs its first pass in the scorer the replay's

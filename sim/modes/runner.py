@@ -430,8 +430,11 @@ def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, 
 
 
 def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool) -> None:
-    """The PD estimate against the bound, before either deployment runs."""
-    _pd_need(cfg, workload, prep, offered, policy, baseline).check()
+    """The PD estimate against the bound, before either deployment runs; an online learned policy's again
+    with its exact window once its first pass has run (both deployments share its scorer: prep.ctx)."""
+    need = _pd_need(cfg, workload, prep, offered, policy, baseline)
+    need.check()
+    recheck_learned(WindowCheck.of(need.est, need.what, workload_change(workload)), cfg, prep.workload, prep.ctx)
 
 
 def pd_need(cfg: Config, workload: Workload, policy: str, kinds: list[str] | None = None) -> Need:

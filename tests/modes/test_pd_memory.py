@@ -130,3 +130,56 @@ def test_replay_reads_the_parent_form_and_drops_finished_lists():
         assert all(r.blocks is NO_BLOCKS for r in a.reqs)
         for f in ("t_kv", "t_done", "hit_hbm", "hit_low", "pre", "dec", "recomputed"):
             assert np.array_equal([getattr(r, f) for r in a.reqs], [getattr(r, f) for r in b.reqs]), f
+
+
+def test_pd_rechecks_the_online_learned_window_after_its_first_pass(monkeypatch, capsys, tmp_path):
+    """The single-node re-check's workload (tests/learned/test_learned_memory.py: 600 cyclic requests,
+    retraining every 200, exact window 20,000 rows = 2,080,000 bytes) as `run --mode pd`: with the
+    up-front assumption made to under-count, a limit 0.5 MiB under the estimate with the exact window is
+    refused in one line before either deployment, 0.5 MiB over it runs, and both deployments and the
+    re-check share one first pass."""
+    import json
+
+    import sim.cli as cli
+    import sim.modes.memory as memory
+    import sim.modes.pd.run as pd_run
+    from learned.online import OnlineStream
+    from tests.learned.test_learned_memory import _cyclic_requests
+
+    trace = tmp_path / "cyclic.jsonl"
+    trace.write_text("".join(json.dumps({"timestamp": 100 * r, "input_length": 50 * 512, "output_length": 10,
+                                         "hash_ids": ids}) + "\n" for r, ids in enumerate(_cyclic_requests(600))))
+    args = ["run", "--mode", "pd", "--policy", "learned", "--quiet", "--no-plot", "--trace", str(trace),
+            "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
+    seen: list = []
+    real_check = memory.check
+    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
+    first_passes: list = []
+    real_init = OnlineStream.__init__
+    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
+                                                                          real_init(self, *a, **k))[1])
+    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
+    monkeypatch.setenv(memory.ENV, "0.001")  # the up-front estimate alone: refused before any first pass
+    assert cli.main([*args, "--report-json", str(tmp_path / "x.json")]) == 2
+    assert len(seen) == 1 and not first_passes and seen[0].parts[memory.LEARNED_WINDOW] == 0
+    rest, window_b = seen[0].total, 20_000 * 104
+
+    seen.clear()
+    lim = rest + window_b - 2**19
+    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    simulated: list = []
+    real_sim = pd_run.simulate
+    monkeypatch.setattr(pd_run, "simulate", lambda *a, **k: (simulated.append(1), real_sim(*a, **k))[1])
+    capsys.readouterr()
+    assert cli.main([*args, "--report-json", str(tmp_path / "refused.json")]) == 2
+    out, err = capsys.readouterr()
+    assert len(seen) == 2 and seen[1].parts[memory.LEARNED_WINDOW] == window_b and seen[1].total == rest + window_b
+    assert not simulated and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("error: --policy learned: replaying ") and "as PD and colocated" in err
+    assert "training window of 20,000 rows (exact after its first pass)" in err
+    assert not (tmp_path / "refused.json").exists()
+
+    first_passes.clear()
+    monkeypatch.setenv(memory.ENV, repr((rest + window_b + 2**19) / GiB))
+    assert cli.main([*args, "--report-json", str(tmp_path / "ran.json")]) == 0
+    assert len(simulated) == 2 and len(first_passes) == 1  # PD and colocated share the re-check's first pass
