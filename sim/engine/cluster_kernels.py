@@ -299,7 +299,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
                     touch(S, T, ssd, s)
                     T[ssd * T_COLS + HITS] += 1
                     T[ssd * T_COLS + PROM_OUT] += 1
-                    sk, si = EP_SSD, 0
+                    sk, si = EP_SSD, I64(0)
                     n5 += 1
         record_critical(G, CR, sk, si)
         v = put_new(S, T, G, H, B, hbm, b, ev, 0)
