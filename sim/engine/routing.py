@@ -101,8 +101,8 @@ def route(M, R, load, i, blocks, sess):
     if code == PREFIX_AWARE:
         if len(blocks) == 0:
             return _argmin(load)
-        best = best_p = best_row = 0
-        row = I64(0)
+        best = best_p = 0
+        best_row = row = I64(0)
         best_score = 0.0
         for w in range(nw):
             p = hbm_prefix_rec(M, w, blocks, sb, row)
@@ -114,8 +114,8 @@ def route(M, R, load, i, blocks, sess):
         return best
     # CACHE_LOAD_BALANCED
     n = len(blocks)
-    best = best_p = best_row = 0
-    row = I64(0)
+    best = best_p = 0
+    best_row = row = I64(0)
     best_cost = 0.0
     for w in range(nw):
         p = hbm_prefix_rec(M, w, blocks, sb, row)
