@@ -13,12 +13,17 @@ load counted as they do), so the time is that of the Python around them - the pa
 the event code changes - without the memory-bound cache work that varies most with the machine's
 load. Each replay is checked against the recorded one (TTFT, bit for bit).
 
+``--hit-rate-only``: the same pairs for the compiled hit-rate-only replay (``sim.engine.replay``).
+Either way the two sides' per-request results (worker, hit blocks and tokens, TTFT when timed) must
+hash the same, or the driver stops.
+
     python benchmarks/ab_timed.py --base /path/to/old/checkout [--new .] [--requests 20000] [--pairs 10]
-        [--python-only]
+        [--python-only | --hit-rate-only]
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import statistics
@@ -29,7 +34,7 @@ import time
 HERE = os.path.abspath(__file__)
 
 
-def worker(root: str, n: int, python_only: bool) -> None:
+def worker(root: str, n: int, python_only: bool, timing: bool) -> None:
     sys.path.insert(0, root)
     import numpy as np
 
@@ -43,7 +48,7 @@ def worker(root: str, n: int, python_only: bool) -> None:
     cfg.synthetic = cfg.synthetic.model_copy(update={
         "kind": "multi_turn", "requests": n, "block_tokens": 16, "sessions": max(1, n // 10)})
     pw, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
-    single.run_single(cfg, pw.head(min(n, 2000)), "lru", timing=True)  # compile outside the timing
+    single.run_single(cfg, pw.head(min(n, 2000)), "lru", timing=timing)  # compile outside the timing
     ref = None
     if python_only:
         arrive, first_token = ops.arrive, ops.first_token
@@ -72,12 +77,15 @@ def worker(root: str, n: int, python_only: bool) -> None:
     print("ready", flush=True)
     for _ in sys.stdin:
         c0 = time.process_time()
-        res = single.run_single(cfg, pw, "lru", ctx=ctx, timing=True)
+        res = single.run_single(cfg, pw, "lru", ctx=ctx, timing=timing)
         cpu = time.process_time() - c0
         if ref is not None and not np.array_equal(res.ttft_s, ref, equal_nan=True):
             raise SystemExit("the replay differs from the recorded one")
         rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
-        print(f"{cpu / n * 1e6:.3f} {rss_gib:.3f}", flush=True)
+        h = hashlib.sha1()
+        for col in ("worker", "hit_blocks", "hit_tokens") + (("ttft_s",) if timing else ()):
+            h.update(np.ascontiguousarray(getattr(res, col)).tobytes())
+        print(f"{cpu / n * 1e6:.3f} {rss_gib:.3f} {h.hexdigest()[:16]}", flush=True)
 
 
 def main() -> None:
@@ -87,16 +95,20 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--python-only", action="store_true")
+    ap.add_argument("--hit-rate-only", action="store_true", help="A/B the compiled hit-rate-only replay instead")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.requests, args.python_only)
+        worker(args.worker, args.requests, args.python_only, not args.hit_rate_only)
         return
     if not args.base:
         ap.error("--base is required")
+    if args.python_only and args.hit_rate_only:
+        ap.error("--python-only replays the timed run's compiled calls; it cannot go with --hit-rate-only")
     sides = {"base": os.path.abspath(args.base), "new": os.path.abspath(args.new)}
     procs = {k: subprocess.Popen([sys.executable, HERE, "--worker", root, "--requests", str(args.requests)]
-                                 + (["--python-only"] if args.python_only else []),
+                                 + (["--python-only"] if args.python_only else [])
+                                 + (["--hit-rate-only"] if args.hit_rate_only else []),
                                  cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for k, root in sides.items()}
     for k, p in procs.items():
@@ -105,7 +117,9 @@ def main() -> None:
             raise SystemExit(f"{k} worker failed")
     us: dict[str, list[float]] = {"base": [], "new": []}
     rss: dict[str, float] = {}
-    print(f"{args.requests:,} requests, {'Python side only' if args.python_only else 'whole replay'}, "
+    what = "Python side only" if args.python_only else "hit-rate-only replay" if args.hit_rate_only else "whole replay"
+    digests = set()
+    print(f"{args.requests:,} requests, {what}, "
           f"load {os.getloadavg()[0]:.1f}")
     for j in range(args.pairs):
         for k in (("base", "new") if j % 2 == 0 else ("new", "base")):
@@ -113,7 +127,10 @@ def main() -> None:
             assert p.stdin is not None and p.stdout is not None
             p.stdin.write("go\n")
             p.stdin.flush()
-            cpu_us, peak = p.stdout.readline().split()
+            cpu_us, peak, digest = p.stdout.readline().split()
+            digests.add(digest)
+            if len(digests) > 1:
+                raise SystemExit(f"the two sides' per-request results differ (pair {j + 1})")
             us[k].append(float(cpu_us))
             rss[k] = float(peak)
         print(f"pair {j + 1}: base {us['base'][-1]:.1f}  new {us['new'][-1]:.1f} us/request CPU", flush=True)
@@ -126,7 +143,8 @@ def main() -> None:
     print(f"median base {mb:.1f}, new {mn:.1f} us/request ({1e6 / mb:,.0f} -> {1e6 / mn:,.0f} CPU requests/s); "
           f"paired new - base {md:+.1f} us ({md / mb * 100:+.1f} %), "
           f"pairs where new is faster: {sum(x < 0 for x in d)}/{len(d)}; load {os.getloadavg()[0]:.1f}")
-    print(f"peak RSS per worker: base {rss['base']:.2f} GiB, new {rss['new']:.2f} GiB")
+    print(f"peak RSS per worker: base {rss['base']:.2f} GiB, new {rss['new']:.2f} GiB; "
+          f"per-request results identical (sha1 {digests.pop()})")
 
 
 if __name__ == "__main__":

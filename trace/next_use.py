@@ -59,8 +59,9 @@ def _steps(parent, shared, own_off, own_ids, latest, width):
                     cap *= 2
                     sd2 = np.empty(cap, np.int64)
                     sk2 = np.empty(cap, np.int64)
-                    sd2[:m] = sd[:m]
-                    sk2[:m] = sk[:m]
+                    for q in range(m):  # not a slice copy: its shape check compiles numba's string formatting (~2 s)
+                        sd2[q] = sd[q]
+                        sk2[q] = sk[q]
                     sd, sk = sd2, sk2
                 sd[m] = d
                 sk[m] = k

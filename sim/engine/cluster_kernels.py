@@ -67,6 +67,7 @@ from sim.engine.cluster_state import (
     remove,
     touch,
 )
+from sim.engine.slots import I64
 from sim.engine.unowned import unowned
 
 FROM_HBM, FROM_DRAM = 0, 1
@@ -74,7 +75,7 @@ FROM_HBM, FROM_DRAM = 0, 1
 # start as I64(0): numba types a bare constant as a literal and compiles the callee once per literal value
 # (also for a counter's first, still-literal type during inference). Measured on a cold cache: _below_dram
 # compiled 5 times, _demote 3, record_move 13; the cluster engine's first compile took 94 -> 59 s CPU.
-I64 = np.int64
+# (I64: sim.engine.slots, shared with the node engine)
 
 
 # ----------------------------------------------------------------- demotion chain
@@ -248,7 +249,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
             n0 += 1
             continue
         sk = -1
-        si = 0
+        si = I64(0)
         # b is not in w's HBM: any HBM copy on the node is a peer's; look for the first only if one exists
         for q in range(npeer if node_copies(G, H, node, b) > 0 else 0):
             p = peers[q]
@@ -298,7 +299,7 @@ def acquire(S, T, G, H, B, blocks, w, cnt, CR, MV, X):
                     touch(S, T, ssd, s)
                     T[ssd * T_COLS + HITS] += 1
                     T[ssd * T_COLS + PROM_OUT] += 1
-                    sk, si = EP_SSD, 0
+                    sk, si = EP_SSD, I64(0)
                     n5 += 1
         record_critical(G, CR, sk, si)
         v = put_new(S, T, G, H, B, hbm, b, ev, 0)

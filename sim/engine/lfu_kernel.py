@@ -15,7 +15,7 @@ from numba import njit
 
 from sim.engine import slots
 from sim.engine.layout import FREQ, HEAD, HEAPBASE, HIDX, LEN, LIST, NSLOTS, tier_at
-from sim.engine.slots import PREV
+from sim.engine.slots import I64, PREV
 from sim.engine.tier_slots import new_slot, retire
 
 B_FREQ, B_HEAD, B_TAIL, B_PREV, B_NEXT = range(5)  # B_HEAD, B_TAIL: the bucket's slot list anchor
@@ -95,7 +95,7 @@ def lfu_insert(M, t, key, pos):
     M[s + FREQ] = 1
     b = M[a + LOW]
     if b < 0 or M[b + B_FREQ] != 1:
-        b = _bucket_new(M, t, 1, -1)
+        b = _bucket_new(M, t, I64(1), I64(-1))
     _join(M, b, s)
     M[a + LEN] += 1
 

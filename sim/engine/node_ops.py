@@ -27,7 +27,7 @@ from sim.engine.layout import (
     WRITE_THROUGH,
     tier_at,
 )
-from sim.engine.slots import KEY
+from sim.engine.slots import I64, KEY
 from sim.engine.tier_ops import resident, tier_admits, tier_put_absent, tier_take, tier_touch
 from sim.engine.unowned import unowned
 
@@ -44,7 +44,7 @@ from sim.engine.unowned import unowned
 def lookup(M, w, blocks, rec):
     """Longest cached prefix of `blocks` for worker w: (in HBM, in DRAM, in SSD). `rec` as lookup_from
     (the Python callers pass one empty array they keep, so no call allocates)."""
-    return lookup_from(unowned(M), w, blocks, 0, rec)
+    return lookup_from(unowned(M), w, blocks, I64(0), rec)
 
 
 @njit(cache=True)
@@ -82,7 +82,7 @@ def lookup_from(M, w, blocks, p0, rec):
 @njit(cache=True)
 def hbm_prefix(M, w, blocks, rec):
     """hbm_prefix_rec from Python (`rec`: a kept (1, 0) array, so no call allocates)."""
-    return hbm_prefix_rec(unowned(M), w, blocks, rec, 0)
+    return hbm_prefix_rec(unowned(M), w, blocks, rec, I64(0))
 
 
 @njit(cache=True)
@@ -119,7 +119,7 @@ def _levels(M):
 def _push_down(M, vbuf, nv, src, dst, obuf):
     """Move src's victims (at vbuf) into dst; returns (moved, dst's own victims put at obuf)."""
     width = M[SCRATCH_N]
-    nout = 0
+    nout = I64(0)
     moved = 0
     for i in range(nv):
         b, pos = M[vbuf + i], M[vbuf + width + i]
@@ -176,7 +176,7 @@ def _account(M, d2h, s2h, h2d, d2s):
 def fetch(M, w, blocks, pos0, n_prefix, count_hits, rec):
     """Bring the first n_prefix of `blocks` (accesses pos0, pos0+1, ...) into w's HBM (`rec`: an empty
     array the caller keeps: nothing recorded)."""
-    return fetch_rec(unowned(M), w, blocks, pos0, n_prefix, count_hits, rec, False)
+    return fetch_rec(unowned(M), w, blocks, pos0, n_prefix, count_hits, rec, np.bool_(False))
 
 
 @njit(cache=True)
@@ -190,8 +190,7 @@ def fetch_rec(M, w, blocks, pos0, n_prefix, count_hits, rec, unique):
     hbm_buf = M[SCRATCH]
     width = M[SCRATCH_N]
     keep = len(rec) > 0
-    nev = 0
-    d2h = s2h = 0
+    nev = d2h = s2h = I64(0)
     n_hbm = 0
     for j in range(n_prefix):
         b = blocks[j]
@@ -234,7 +233,7 @@ def fetch_rec(M, w, blocks, pos0, n_prefix, count_hits, rec, unique):
         nev = tier_put_absent(M, w, b, pos, hbm_buf, nev)
     if count_hits:
         M[tier_at(w) + ST_HITS] += n_hbm
-    h2d = d2s = 0
+    h2d = d2s = I64(0)
     if nev:
         h2d, d2s = _demote(M, w, nev)
     return _account(M, d2h, s2h, h2d, d2s)
@@ -255,15 +254,14 @@ def store_fresh(M, w, blocks, pos0, start, fresh):
     wt = M[WRITE_THROUGH] == 1
     _check_width(M, blocks)
     hbm_buf, dram_buf, _ = _levels(M)
-    nev = 0
-    h2d = d2s = 0
+    nev = h2d = d2s = I64(0)
     for j in range(start, len(blocks)):
         b = blocks[j]
         pos = pos0 + j
         if j >= fresh:
             nev = tier_put_absent(M, w, b, pos, hbm_buf, nev)
             if wt and tier_admits(M, dram, b, pos):
-                nsp = tier_put_absent(M, dram, b, pos, dram_buf, 0)
+                nsp = tier_put_absent(M, dram, b, pos, dram_buf, I64(0))
                 h2d += 1
                 if nsp:
                     d2s += _to_ssd(M, nsp)
@@ -283,7 +281,7 @@ def store_fresh(M, w, blocks, pos0, start, fresh):
                     tier_take(M, ssd, s)
         nev = tier_put_absent(M, w, b, pos, hbm_buf, nev)
         if wt and resident(M, dram, b) < 0 and tier_admits(M, dram, b, pos):
-            nsp = tier_put_absent(M, dram, b, pos, dram_buf, 0)
+            nsp = tier_put_absent(M, dram, b, pos, dram_buf, I64(0))
             h2d += 1
             if nsp:
                 d2s += _to_ssd(M, nsp)
@@ -291,7 +289,7 @@ def store_fresh(M, w, blocks, pos0, start, fresh):
         m, d = _demote(M, w, nev)
         h2d += m
         d2s += d
-    return _account(M, 0, 0, h2d, d2s)
+    return _account(M, I64(0), I64(0), h2d, d2s)
 
 
 @njit(cache=True)
@@ -299,9 +297,9 @@ def prefetch(M, w, blocks, pos0):
     """Promote the cached prefix of `blocks` into w's HBM ahead of use (no hits counted)."""
     M = unowned(M)
     none = np.empty(0, dtype=np.int64)
-    nh, nd_, ns = lookup_from(M, w, blocks, 0, none)
+    nh, nd_, ns = lookup_from(M, w, blocks, I64(0), none)
     if nd_ + ns == 0:
         return 0, 0, 0, 0
-    tr = fetch_rec(M, w, blocks, pos0, nh + nd_ + ns, False, none, False)
+    tr = fetch_rec(M, w, blocks, pos0, nh + nd_ + ns, np.bool_(False), none, np.bool_(False))
     M[PREFETCHED] += tr[0] + tr[1]
     return tr

@@ -25,6 +25,7 @@ from numba import njit
 from sim.engine.layout import LEN, NW, SCRATCH_N, tier_at
 from sim.engine.node_ops import fetch_rec, lookup_from, prefetch, store_fresh
 from sim.engine.routing import route
+from sim.engine.slots import I64
 from sim.engine.unowned import unowned
 from trace.prefix import fill
 
@@ -117,8 +118,8 @@ def _pf_push(pt, ps, pr, pw, n, t, s, r, w):
 def _pf_pop(pt, ps, pr, pw, n):
     """Move the root to index n - 1 and restore the heap on [0, n - 1); returns n - 1."""
     n -= 1
-    _pf_swap(pt, ps, pr, pw, 0, n)
-    i = 0
+    _pf_swap(pt, ps, pr, pw, I64(0), n)
+    i = I64(0)
     while True:
         c = 2 * i + 1
         if c >= n:
@@ -173,7 +174,7 @@ def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
         wk = route(M, R, load, i, blocks, s)
         nh, n_dram, ns = routed_lookup(M, R, wk, blocks, rec)
         npre = nh + n_dram + ns
-        fetch_rec(M, wk, blocks, lo, npre, True, rec, distinct)
+        fetch_rec(M, wk, blocks, lo, npre, np.bool_(True), rec, distinct)
         store_fresh(M, wk, blocks, lo, npre, shared[i] if distinct else len(blocks))
         worker[i] = wk
         hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, n_dram, ns

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from sim.engine.node_ops import hbm_prefix_rec
+from sim.engine.slots import I64
 from sim.engine.unowned import unowned
 from sim.routing.blind import LeastLoaded, RandomRouter, RoundRobin, SessionAffinity
 from sim.routing.cache_aware import CacheLoadBalanced, PrefixAware
@@ -100,7 +101,8 @@ def route(M, R, load, i, blocks, sess):
     if code == PREFIX_AWARE:
         if len(blocks) == 0:
             return _argmin(load)
-        best = best_p = best_row = row = 0
+        best = best_p = 0
+        best_row = row = I64(0)
         best_score = 0.0
         for w in range(nw):
             p = hbm_prefix_rec(M, w, blocks, sb, row)
@@ -112,7 +114,8 @@ def route(M, R, load, i, blocks, sess):
         return best
     # CACHE_LOAD_BALANCED
     n = len(blocks)
-    best = best_p = best_row = row = 0
+    best = best_p = 0
+    best_row = row = I64(0)
     best_cost = 0.0
     for w in range(nw):
         p = hbm_prefix_rec(M, w, blocks, sb, row)

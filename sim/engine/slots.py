@@ -14,10 +14,17 @@ node engine's single array and the cluster engine's separate ones.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 KEY, POS, PREV, NEXT = range(4)
 N_HEADER = 4
+
+# Both engines pass a constant to a kernel that is not inlined as I64(...) / np.bool_(...), and start a
+# counter passed to one as I64(0): numba types a bare constant (`0`, `True`, a module constant) as a
+# literal and compiles the callee once per literal value, also for a counter whose type is still its
+# first literal `0` while a loop is inferred (tests/engine/test_kernel_literals.py, docs/EXTENDING.md).
+I64 = np.int64
 
 
 @njit(cache=True, inline="always")

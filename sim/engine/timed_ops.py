@@ -47,7 +47,7 @@ def arrive(M_owned, R, load, i, sess, P, pos0, out, bt, input_tokens):
     wk = route(M, R, load, i, blocks, sess)
     load[wk] += 1
     nh, nd, ns = routed_lookup(M, R, wk, blocks, rec)
-    d2h, s2h, h2d, d2s = fetch_rec(M, wk, blocks, pos0, nh + nd + ns, True, rec, distinct)
+    d2h, s2h, h2d, d2s = fetch_rec(M, wk, blocks, pos0, nh + nd + ns, np.bool_(True), rec, distinct)
     worker, hit_blocks, hit_tok = out
     worker[i] = wk
     hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, nd, ns
