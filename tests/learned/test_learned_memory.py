@@ -112,6 +112,30 @@ def _cyclic_requests(n_req: int) -> list[list[int]]:
     return [[(r % 40) * 40 + j for j in range(40)] + [10_000 + 10 * r + j for j in range(10)] for r in range(n_req)]
 
 
+def cyclic_trace(path, n_req: int) -> None:
+    """_cyclic_requests as a Mooncake-style JSONL file of 512-token blocks, a request every 100 ms."""
+    import json
+
+    path.write_text("".join(json.dumps({"timestamp": 100 * r, "input_length": 50 * 512, "output_length": 10,
+                                        "hash_ids": ids}) + "\n" for r, ids in enumerate(_cyclic_requests(n_req))))
+
+
+def spy_checks_and_first_passes(monkeypatch) -> tuple[list, list]:
+    """(every estimate sim.modes.memory.check is given, one entry per online learned first pass): the
+    re-check tests count the checks and that the re-check's first pass is the replay's."""
+    import sim.modes.memory as memory
+    from learned.online import OnlineStream
+
+    seen: list = []
+    real_check = memory.check
+    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
+    first_passes: list = []
+    real_init = OnlineStream.__init__
+    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
+                                                                          real_init(self, *a, **k))[1])
+    return seen, first_passes
+
+
 def test_exact_window_by_hand():
     """1,400 requests (70,000 accesses), retraining every 400 requests with >= 20,000 accesses between:
     points at accesses 20,000, 40,000, 60,000; every reuse distance is 2,000, so every horizon is
@@ -167,24 +191,14 @@ def test_cli_rechecks_the_exact_window_before_the_replay(monkeypatch, capsys, tm
     the replay holds rows 0..20,000, 20,000 rows = 2,080,000 bytes. With the up-front assumption made to
     under-count (as for a trace whose horizon exceeds LEARNED_HORIZON_ROWS), a limit 0.5 MiB under the
     estimate with that window is refused in one line after the first pass, one 0.5 MiB over it runs."""
-    import json
-
     import sim.cli as cli
     import sim.modes.memory as memory
-    from learned.online import OnlineStream
 
     trace = tmp_path / "cyclic.jsonl"
-    trace.write_text("".join(json.dumps({"timestamp": 100 * r, "input_length": 50 * 512, "output_length": 10,
-                                         "hash_ids": ids}) + "\n" for r, ids in enumerate(_cyclic_requests(600))))
+    cyclic_trace(trace, 600)
     args = ["run", "--policy", "learned", "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace),
             "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
-    seen: list = []
-    real_check = memory.check
-    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
-    first_passes: list = []
-    real_init = OnlineStream.__init__
-    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
-                                                                          real_init(self, *a, **k))[1])
+    seen, first_passes = spy_checks_and_first_passes(monkeypatch)
     # the up-front estimate alone (a limit nothing fits under: refused before any first pass)
     monkeypatch.setenv(memory.ENV, "0.001")
     assert cli.main([*args, "--report-json", str(tmp_path / "x.json")]) == 2

@@ -153,7 +153,7 @@ def test_cli_rechecks_each_pods_exact_window_before_it_replays(monkeypatch, caps
     0.5 MiB over it; each pod's first pass runs once."""
     import sim.cli as cli
     import sim.modes.memory as memory
-    from learned.online import OnlineStream
+    from tests.learned.test_learned_memory import spy_checks_and_first_passes
 
     trace = tmp_path / "two.npz"
     _, n = _two_pod_trace(trace)
@@ -163,13 +163,7 @@ def test_cli_rechecks_each_pods_exact_window_before_it_replays(monkeypatch, caps
     args = ["run", "--mode", "cluster", *sets, "--set", "cluster.racks=2", "--pods", "2", "--policy", "learned",
             "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace), "--set", "cache.block_tokens=512",
             "--set", "policies.learned_retrain_every=200"]
-    seen: list = []
-    real_check = memory.check
-    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
-    first_passes: list = []
-    real_init = OnlineStream.__init__
-    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
-                                                                          real_init(self, *a, **k))[1])
+    seen, first_passes = spy_checks_and_first_passes(monkeypatch)
     monkeypatch.setenv(memory.ENV, "0.001")  # the up-front estimate alone: refused before any first pass
     assert cli.main([*args, "--out", str(tmp_path / "x")]) == 2
     assert len(seen) == 1 and not first_passes

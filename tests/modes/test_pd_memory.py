@@ -138,26 +138,17 @@ def test_pd_rechecks_the_online_learned_window_after_its_first_pass(monkeypatch,
     up-front assumption made to under-count, a limit 0.5 MiB under the estimate with the exact window is
     refused in one line before either deployment, 0.5 MiB over it runs, and both deployments and the
     re-check share one first pass."""
-    import json
 
     import sim.cli as cli
     import sim.modes.memory as memory
     import sim.modes.pd.run as pd_run
-    from learned.online import OnlineStream
-    from tests.learned.test_learned_memory import _cyclic_requests
+    from tests.learned.test_learned_memory import cyclic_trace, spy_checks_and_first_passes
 
     trace = tmp_path / "cyclic.jsonl"
-    trace.write_text("".join(json.dumps({"timestamp": 100 * r, "input_length": 50 * 512, "output_length": 10,
-                                         "hash_ids": ids}) + "\n" for r, ids in enumerate(_cyclic_requests(600))))
+    cyclic_trace(trace, 600)
     args = ["run", "--mode", "pd", "--policy", "learned", "--quiet", "--no-plot", "--trace", str(trace),
             "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
-    seen: list = []
-    real_check = memory.check
-    monkeypatch.setattr(memory, "check", lambda est, **kw: (seen.append(est), real_check(est, **kw)))
-    first_passes: list = []
-    real_init = OnlineStream.__init__
-    monkeypatch.setattr(OnlineStream, "__init__", lambda self, *a, **k: (first_passes.append(1),
-                                                                          real_init(self, *a, **k))[1])
+    seen, first_passes = spy_checks_and_first_passes(monkeypatch)
     monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
     monkeypatch.setenv(memory.ENV, "0.001")  # the up-front estimate alone: refused before any first pass
     assert cli.main([*args, "--report-json", str(tmp_path / "x.json")]) == 2
