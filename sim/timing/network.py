@@ -257,13 +257,10 @@ class Network:
         self._account(route, nbytes)
         if not self.contention:
             return
-        # serve_quiet: no completion event (nobody waits; it would be a queue entry calling nobody)
+        # serve_quiet: no completion event (nobody waits; it would be a queue entry calling nobody); a
+        # PriorityLink serves it in its write-back class (its default), a shared link as any other flow
         for e, a, share in route[4]:
-            link = self._link(env, e, a.bytes_s)
-            if isinstance(link, PriorityLink):
-                link.serve_quiet(nbytes * share, "write")
-            else:
-                link.serve_quiet(nbytes * share)
+            self._link(env, e, a.bytes_s).serve_quiet(nbytes * share)
 
     def transfer(self, env: simpy.Environment, src: Endpoint, dst: Endpoint, nbytes: float,
                  lanes: int = 1) -> simpy.Event:
