@@ -16,14 +16,21 @@ once and the workers read a local copy of it.
 
 The same runner executes the pods of a partitioned cluster replay
 (``run --pods K --backend ray``, ``sim.modes.partition_run``).
+
+Memory on a cluster (``memory``): the driver cannot know which node runs a task, so each task asks
+Ray for its estimated peak as Ray's ``memory`` resource. Ray then starts a task only on a node with
+that much of the resource unclaimed, and never runs tasks together beyond a node's resource. A task
+larger than every alive node's resource would wait forever (Ray calls it infeasible), so it is refused
+before any task is submitted, naming it.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sim.errors import InputError
+from sim.modes.memory import GiB
 
 REPO = Path(__file__).resolve().parent.parent
 # Not shipped to a remote cluster: outputs, VCS data, tests, the web UI.
@@ -71,14 +78,34 @@ def ship_trace_files(tasks: list[dict], ray) -> dict[str, object]:
     return refs
 
 
+def largest_node_b(ray) -> float:
+    """The largest `memory` resource (bytes) of the cluster's alive nodes: what one task may ask for."""
+    return max((float(n.get("Resources", {}).get("memory", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
+
+
+def refuse_unplaceable(memory: Mapping[str, float], node_b: float, what: str, change: str) -> None:
+    """One line for the largest task no alive node can hold (Ray would keep it pending forever)."""
+    over = {tid: b for tid, b in memory.items() if b > node_b}
+    if not over:
+        return
+    tid = max(sorted(over), key=lambda t: over[t])  # the largest, the first by id among equals
+    more = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
+    raise InputError(f"{what} {tid}{more} needs an estimated {over[tid] / GiB:.2f} GiB of memory, more than any "
+                     f"node of the Ray cluster has (largest: {node_b / GiB:.2f} GiB of Ray's `memory` resource), "
+                     f"so no node could run it; {change}, or add a node with more memory "
+                     "(its `ray start --memory` resource)", where="--address")
+
+
 def run_ray(tasks: list, *, workers: int | None, address: str | None, on_result: Callable[[dict], None],
             fn: Callable | None = None, id_key: str = "point_id", what: str = "point",
-            ship_traces: bool = False) -> None:
+            ship_traces: bool = False, memory: Mapping[str, float] | None = None, change: str = "") -> None:
     """Run `tasks` as Ray tasks; call on_result(result) in this thread as each finishes.
 
     `fn` (default: a sweep point) returns a dict with the task's id under `id_key`; a task Ray
     cannot finish (its worker or node died twice, out of memory) becomes a failed result naming
-    it. `ship_traces`: sweep points read their trace files from the object store."""
+    it. `ship_traces`: sweep points read their trace files from the object store. `memory`: task id
+    -> its estimated peak in bytes, asked of Ray as the task's `memory` resource; a task no alive
+    node can hold is refused first (`change`: the setting that makes it smaller)."""
     ray = _import_ray()
     from experiments.pool import task_id
     from experiments.worker import run_point, run_point_shipped
@@ -105,13 +132,18 @@ def run_ray(tasks: list, *, workers: int | None, address: str | None, on_result:
     pending: list = []
     try:
         # max_retries: a worker process that dies is retried once by Ray, as the local pool does.
+        if memory is not None:  # before anything is submitted: an infeasible task would wait forever
+            refuse_unplaceable({task_id(t, id_key): memory[task_id(t, id_key)] for t in tasks},
+                               largest_node_b(ray), what, change)
         blobs = ship_trace_files(tasks, ray) if ship_traces and fn is None else {}
         remote = ray.remote(num_cpus=1, max_retries=1)(run_point_shipped if blobs else (fn or run_point))
         refs = {}
         for t in tasks:
+            tid = task_id(t, id_key)
+            r = remote.options(memory=int(memory[tid])) if memory is not None else remote
             p = (t["config"].get("trace") or {}).get("path") if blobs else None
-            ref = remote.remote(t, blobs.get(p or "")) if blobs else remote.remote(t)
-            refs[ref] = task_id(t, id_key)
+            ref = r.remote(t, blobs.get(p or "")) if blobs else r.remote(t)
+            refs[ref] = tid
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
