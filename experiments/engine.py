@@ -295,6 +295,17 @@ def run_sweep(
     if ship_traces and backend != "ray":
         raise InputError("Ray's object store is there with --backend ray only (the local pool reads the files)",
                          where="--ship-traces")
+    if backend == "ray" and address:
+        from experiments.ray_backend import session
+
+        with session(workers, address):  # joined first: the nodes' memory is read before anything is written
+            return _run_sweep(sweep, out_dir, workers, backend, address, resume, overwrite, progress, ship_traces)
+    return _run_sweep(sweep, out_dir, workers, backend, address, resume, overwrite, progress, ship_traces)
+
+
+def _run_sweep(sweep: Sweep, out_dir: str | Path | None, workers: int | None, backend: str, address: str | None,
+               resume: bool, overwrite: bool, progress: Callable[[SweepProgress], None] | None,
+               ship_traces: bool) -> SweepOutcome:
     t0 = time.perf_counter()
     points = expand(sweep)
     by_id = {p.point_id: p for p in points}
@@ -328,8 +339,11 @@ def run_sweep(
         at_once = fit_sweep(todo, sweep.spec.timing, n_workers, sweep.where("axes"))  # refuses before any write
     elif todo:  # a cluster's nodes run them: each point asks Ray for its estimate (experiments.ray_backend)
         from experiments.memory_fit import point_peaks
+        from experiments.ray_backend import largest_node_b, refuse_unplaceable, session
 
         peaks = point_peaks(todo, sweep.spec.timing, sweep.where("axes"), lim=math.inf)
+        with session(workers, address) as ray:  # the sweep's own (run_sweep): a point no node holds refuses here
+            refuse_unplaceable(peaks, largest_node_b(ray), "point", POINT_CHANGE)
     if csv_path.exists() and not resume:
         _clear(out)
     try:

@@ -12,6 +12,7 @@ from experiments.spec import load_spec
 from sim.errors import InputError
 from sim.modes.memory import BASE_B, SLOT_B, GiB
 from sim.modes.runner import run_mode
+from tests.experiments.fake_ray import FakeRay
 from trace.source import workload_from_config
 
 # as tests/experiments/test_experiments_engine.py: one worker, HBM only
@@ -157,6 +158,7 @@ def test_ray_local_instance_gets_fewer_cpus_and_a_cluster_is_left_to_its_workers
 
     seen: list = []
     monkeypatch.setattr(rb, "run_ray", _ray_in_process(seen))
+    monkeypatch.setattr(rb, "_import_ray", lambda: FakeRay([64.0]))  # a connected cluster of one 64 GiB node
     monkeypatch.setenv(ENV, "1.0")
     spec = _spec(tmp_path, {"kv_capacity_tokens": [2000, 4000, 8000]})
     res = run_sweep(load_spec(spec), out_dir=tmp_path / "local", workers=3, backend="ray")
