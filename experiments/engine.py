@@ -17,6 +17,9 @@
 * Before anything is written, every point to run is checked against the
   memory bound and the points run at once are fitted to it
   (``experiments.memory_fit``): a point that cannot fit refuses the sweep.
+  On a Ray cluster (``--address``) each point's estimate is its task's Ray
+  ``memory`` resource instead, and a point no node can hold refuses the
+  sweep before any point is submitted (``experiments.ray_backend``).
 
 Workers start from a fork server and die with the sweep (see ``experiments.pool``), so a script that
 calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import shutil
 import time
@@ -45,6 +49,8 @@ from sim.eta import Eta
 from sim.io_safe import check_output_dir, write_bytes_atomic
 
 BACKENDS = ("local", "ray")
+# what makes a point smaller, for the refusal of a point no Ray node can hold
+POINT_CHANGE = "lower its workload (synthetic.requests, a shorter trace) or its cache sizes"
 
 
 @dataclass
@@ -289,6 +295,17 @@ def run_sweep(
     if ship_traces and backend != "ray":
         raise InputError("Ray's object store is there with --backend ray only (the local pool reads the files)",
                          where="--ship-traces")
+    if backend == "ray" and address:
+        from experiments.ray_backend import session
+
+        with session(workers, address):  # joined first: the nodes' memory is read before anything is written
+            return _run_sweep(sweep, out_dir, workers, backend, address, resume, overwrite, progress, ship_traces)
+    return _run_sweep(sweep, out_dir, workers, backend, address, resume, overwrite, progress, ship_traces)
+
+
+def _run_sweep(sweep: Sweep, out_dir: str | Path | None, workers: int | None, backend: str, address: str | None,
+               resume: bool, overwrite: bool, progress: Callable[[SweepProgress], None] | None,
+               ship_traces: bool) -> SweepOutcome:
     t0 = time.perf_counter()
     points = expand(sweep)
     by_id = {p.point_id: p for p in points}
@@ -315,10 +332,18 @@ def run_sweep(
     todo = [p for p in points if p.point_id not in rows]
     n_workers = workers or sweep.base_config().experiments.workers or os.cpu_count() or 1
     at_once = n_workers
+    peaks: dict[str, float] | None = None
     if backend == "local" or not address:  # this machine runs the points: fit them to its memory
         from experiments.memory_fit import fit_sweep
 
         at_once = fit_sweep(todo, sweep.spec.timing, n_workers, sweep.where("axes"))  # refuses before any write
+    elif todo:  # a cluster's nodes run them: each point asks Ray for its estimate (experiments.ray_backend)
+        from experiments.memory_fit import point_peaks
+        from experiments.ray_backend import largest_node_b, refuse_unplaceable, session
+
+        peaks = point_peaks(todo, sweep.spec.timing, sweep.where("axes"), lim=math.inf)
+        with session(workers, address) as ray:  # the sweep's own (run_sweep): a point no node holds refuses here
+            refuse_unplaceable(peaks, largest_node_b(ray), "point", POINT_CHANGE)
     if csv_path.exists() and not resume:
         _clear(out)
     try:
@@ -370,7 +395,7 @@ def run_sweep(
             from experiments.ray_backend import run_ray
 
             run_ray(tasks, workers=workers if at_once == n_workers else at_once, address=address,
-                    on_result=on_result, ship_traces=ship_traces)
+                    on_result=on_result, ship_traces=ship_traces, memory=peaks, change=POINT_CHANGE)
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     except BaseException:
         meta["interrupted"] = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -16,14 +16,22 @@ once and the workers read a local copy of it.
 
 The same runner executes the pods of a partitioned cluster replay
 (``run --pods K --backend ray``, ``sim.modes.partition_run``).
+
+Memory on a cluster (``memory``): the driver cannot know which node runs a task, so each task asks
+Ray for its estimated peak as Ray's ``memory`` resource. Ray then starts a task only on a node with
+that much of the resource unclaimed, and never runs tasks together beyond a node's resource. A task
+larger than every alive node's resource would wait forever (Ray calls it infeasible), so it is refused
+before any task is submitted, naming it.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from sim.errors import InputError
+from sim.modes.memory import GiB
 
 REPO = Path(__file__).resolve().parent.parent
 # Not shipped to a remote cluster: outputs, VCS data, tests, the web UI.
@@ -71,60 +79,94 @@ def ship_trace_files(tasks: list[dict], ray) -> dict[str, object]:
     return refs
 
 
+@contextmanager
+def session(workers: int | None, address: str | None) -> Iterator:
+    """`ray`, connected for the block: to the cluster at `address` (shipping this repository as the job's
+    working directory), else to a local instance of `workers` CPUs started here; shut down after the block
+    when connected here (a caller's open session is reused: run_ray inside a sweep's)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if address:
+        # Joining a cluster: ship the code (the `trace` package must shadow the stdlib there too).
+        ray.init(address=address, runtime_env={"working_dir": str(REPO), "excludes": EXCLUDES},
+                 log_to_driver=False)
+    else:
+        # The local instance's processes inherit this environment: the repository
+        # on PYTHONPATH is enough (a runtime_env would cost seconds of setup).
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([old] if old else []))
+        try:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        finally:
+            if old is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def largest_node_b(ray) -> float:
+    """The largest `memory` resource (bytes) of the cluster's alive nodes: what one task may ask for."""
+    return max((float(n.get("Resources", {}).get("memory", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
+
+
+def refuse_unplaceable(memory: Mapping[str, float], node_b: float, what: str, change: str) -> None:
+    """One line for the largest task no alive node can hold (Ray would keep it pending forever)."""
+    over = {tid: b for tid, b in memory.items() if b > node_b}
+    if not over:
+        return
+    tid = max(sorted(over), key=lambda t: over[t])  # the largest, the first by id among equals
+    more = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
+    raise InputError(f"{what} {tid}{more} needs an estimated {over[tid] / GiB:.2f} GiB of memory, more than any "
+                     f"node of the Ray cluster has (largest: {node_b / GiB:.2f} GiB of Ray's `memory` resource), "
+                     f"so no node could run it; {change}, or add a node with more memory "
+                     "(its `ray start --memory` resource)", where="--address")
+
+
 def run_ray(tasks: list, *, workers: int | None, address: str | None, on_result: Callable[[dict], None],
             fn: Callable | None = None, id_key: str = "point_id", what: str = "point",
-            ship_traces: bool = False) -> None:
+            ship_traces: bool = False, memory: Mapping[str, float] | None = None, change: str = "") -> None:
     """Run `tasks` as Ray tasks; call on_result(result) in this thread as each finishes.
 
     `fn` (default: a sweep point) returns a dict with the task's id under `id_key`; a task Ray
     cannot finish (its worker or node died twice, out of memory) becomes a failed result naming
-    it. `ship_traces`: sweep points read their trace files from the object store."""
-    ray = _import_ray()
+    it. `ship_traces`: sweep points read their trace files from the object store. `memory`: task id
+    -> its estimated peak in bytes, asked of Ray as the task's `memory` resource; a task no alive
+    node can hold is refused first (`change`: the setting that makes it smaller)."""
     from experiments.pool import task_id
     from experiments.worker import run_point, run_point_shipped
 
-    started_here = False
-    if not ray.is_initialized():
-        if address:
-            # Joining a cluster: ship the code (the `trace` package must shadow the stdlib there too).
-            ray.init(address=address, runtime_env={"working_dir": str(REPO), "excludes": EXCLUDES},
-                     log_to_driver=False)
-        else:
-            # The local instance's processes inherit this environment: the repository
-            # on PYTHONPATH is enough (a runtime_env would cost seconds of setup).
-            old = os.environ.get("PYTHONPATH")
-            os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([old] if old else []))
-            try:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-            finally:
-                if old is None:
-                    os.environ.pop("PYTHONPATH", None)
-                else:
-                    os.environ["PYTHONPATH"] = old
-        started_here = True
-    pending: list = []
-    try:
-        # max_retries: a worker process that dies is retried once by Ray, as the local pool does.
-        blobs = ship_trace_files(tasks, ray) if ship_traces and fn is None else {}
-        remote = ray.remote(num_cpus=1, max_retries=1)(run_point_shipped if blobs else (fn or run_point))
-        refs = {}
-        for t in tasks:
-            p = (t["config"].get("trace") or {}).get("path") if blobs else None
-            ref = remote.remote(t, blobs.get(p or "")) if blobs else remote.remote(t)
-            refs[ref] = task_id(t, id_key)
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                try:
-                    res = ray.get(ref)
-                except Exception as e:  # noqa: BLE001 - worker died twice, or the task could not run
-                    res = {id_key: refs[ref], "status": "failed", "error": _died(e, what, refs[ref])}
-                on_result(res)
-    except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        if started_here:
-            ray.shutdown()
+    with session(workers, address) as ray:
+        pending: list = []
+        try:
+            if memory is not None:  # before anything is submitted: an infeasible task would wait forever
+                refuse_unplaceable({task_id(t, id_key): memory[task_id(t, id_key)] for t in tasks},
+                                   largest_node_b(ray), what, change)
+            blobs = ship_trace_files(tasks, ray) if ship_traces and fn is None else {}
+            # max_retries: a worker process that dies is retried once by Ray, as the local pool does.
+            remote = ray.remote(num_cpus=1, max_retries=1)(run_point_shipped if blobs else (fn or run_point))
+            refs = {}
+            for t in tasks:
+                tid = task_id(t, id_key)
+                r = remote.options(memory=int(memory[tid])) if memory is not None else remote
+                p = (t["config"].get("trace") or {}).get("path") if blobs else None
+                ref = r.remote(t, blobs.get(p or "")) if blobs else r.remote(t)
+                refs[ref] = tid
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        res = ray.get(ref)
+                    except Exception as e:  # noqa: BLE001 - worker died twice, or the task could not run
+                        res = {id_key: refs[ref], "status": "failed", "error": _died(e, what, refs[ref])}
+                    on_result(res)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise

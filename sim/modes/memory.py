@@ -266,6 +266,13 @@ LEARNED_WINDOW = "learned training window"  # the part the exact window replaces
 AT_ONCE = "pods at once: "  # a partitioned run's parts of its largest pod, once per pod at once
 
 
+def one_pod_b(est: Estimate, at_once: int) -> float:
+    """One pod's worker in a partitioned run's estimate (sim.modes.runner._partition_estimate): the largest
+    pod's parts counted once, in a process of its own. A pod's task asks Ray for this much memory."""
+    pod = sum(b for k, b in est.parts.items() if k.startswith(AT_ONCE) and k != AT_ONCE + "base")
+    return pod / max(1, at_once) + BASE_B
+
+
 @runtime_checkable
 class HoldsTrainingWindow(Protocol):
     """A policy that holds training rows, their most at once known once it is built (the online learned

@@ -135,13 +135,17 @@ class PodTask:
     key: str = ""  # what the finished pod is stored under (sim.modes.partition_store)
     # the run's learned window re-check, done in the pod once its first pass has run (online learned only)
     window: WindowCheck | None = None
+    # its worker's estimated peak in bytes (the largest pod's, as the driver checked): its Ray memory resource
+    peak_b: float = 0.0
 
 
 def pod_tasks(cfg: Config, w: Workload, part: Partition, policy: str, router: str, timing: bool,
-              pods: np.ndarray | None = None, window: WindowCheck | None = None) -> list[PodTask]:
+              pods: np.ndarray | None = None, window: WindowCheck | None = None,
+              peak_b: float = 0.0) -> list[PodTask]:
     """One task per pod (pods with no request included: their report counts are zero). `pods`: the
     assignment when the caller has it (``assign_pods``: a pass over the workload, ~0.5 s at 10M). `window`:
-    the run's learned window re-check (sim.modes.runner), given to the learned policy's pods."""
+    the run's learned window re-check (sim.modes.runner), given to the learned policy's pods. `peak_b`: one
+    pod worker's estimated peak (sim.modes.memory.one_pod_b)."""
     window = window if policy == "learned" else None
     pods = assign_pods(w, part) if pods is None else pods
     tasks = []
@@ -149,7 +153,7 @@ def pod_tasks(cfg: Config, w: Workload, part: Partition, policy: str, router: st
         idx = np.flatnonzero(pods == k)
         pc = pod_config(cfg, part, k)
         tasks.append(PodTask(f"{router}/{policy}/pod{k}", k, pc.model_dump(mode="json"), policy, router, timing,
-                             idx, w.select(idx), window=window))
+                             idx, w.select(idx), window=window, peak_b=peak_b))
     return tasks
 
 

@@ -123,19 +123,22 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool, partition=None, rows: bool = True, pods=None) -> WindowCheck | None:
-    """Refuse a run that does not fit; a partitioned run's learned window re-check, for its pods."""
-    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes
+                   timing: bool, partition=None, rows: bool = True,
+                   pods=None) -> tuple[WindowCheck | None, float]:
+    """Refuse a run that does not fit. A partitioned run's: (the learned window re-check for its pods, the
+    estimated peak of one pod's worker: what its Ray task asks for); (None, 0) for one cluster."""
+    from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes, one_pod_b
 
     need = _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, pods)
     need.check()
     if partition is None:
         recheck_learned(WindowCheck.of(need.est, need.what, workload_change(w)), cfg, w, ctx)
-        return None
+        return None, 0.0
     # each pod's first pass runs inside the pod: the pod re-checks this estimate with its own exact
     # window in place of the largest pod's assumed one, against the bound read here (sim.modes.partition)
-    return WindowCheck.of(need.est, need.what, need.change, part=AT_ONCE + LEARNED_WINDOW,
-                          copies=min(partition.at_once, partition.pods), limit=limit_bytes())
+    at_once = min(partition.at_once, partition.pods)
+    return (WindowCheck.of(need.est, need.what, need.change, part=AT_ONCE + LEARNED_WINDOW, copies=at_once,
+                           limit=limit_bytes()), one_pod_b(need.est, at_once))
 
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
@@ -274,7 +277,7 @@ def run_cluster_mode(
     routers = routers or [cfg.cluster.router]
     w, ctx, topo, node, rows, assignment = _cluster_setup(cfg, workload, policies, routers, partition,
                                                           requests is not None)
-    window = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
+    window, pod_b = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
 
@@ -288,7 +291,8 @@ def run_cluster_mode(
 
             res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
-                                  store=pod_store, progress=cb, rows=rows, pods=assignment, window=window)
+                                  store=pod_store, progress=cb, rows=rows, pods=assignment, window=window,
+                                  pod_b=pod_b)
         else:
             res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
         if progress:

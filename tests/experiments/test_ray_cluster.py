@@ -1,7 +1,9 @@
 """Sweeps on a real multi-node Ray cluster: a head and a second raylet on this machine (`ray start --head`,
 `ray start --address ...`, each with its own --temp-dir) stand in for two hosts. Points give the local
 pool's results whether workers read the trace at its path or from Ray's object store, and a sweep whose
-second node is killed mid-way keeps its finished points and completes on --resume."""
+second node is killed mid-way keeps its finished points and completes on --resume. Each node offers
+NODE_MEMORY_B of Ray's `memory` resource, which every task asks its estimate of: a point larger is refused
+before anything runs."""
 import csv
 import json
 import os
@@ -21,6 +23,7 @@ import yaml
 from experiments.engine import run_sweep
 from experiments.metrics import WALL_CLOCK_COLUMNS
 from experiments.spec import load_spec
+from sim.modes.memory import BASE_B, GiB
 from tests.conftest import ROOT
 
 ray = pytest.importorskip("ray", reason="ray is an optional extra (pip install 'ray>=2.9')")
@@ -30,6 +33,10 @@ RAY = str(Path(sys.executable).with_name("ray"))
 # python engine: the shipped working directory has no numba cache, and compiling in every worker costs ~20 s
 BASE = {"set": {"model.name": "llama-3-8b", "model.tp": 1, "hardware.gpus_per_node": 2, "cache.engine": "python",
                 "hardware.dram.capacity_gib": 0.05, "hardware.ssd.capacity_gib": 0}}
+
+
+# each node's `memory` resource: a process and 256 MiB (the tests' points and pods ask for less than 30 MiB more)
+NODE_MEMORY_B = BASE_B + 256 * 1024**2
 
 
 def _free_port() -> int:
@@ -46,7 +53,7 @@ AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
 def _start(args: list[str], temp: str) -> subprocess.Popen:
     # --block keeps `ray start` in the foreground: its process group holds the node's processes,
     # so the test ends exactly the processes it started (os.killpg), never a `ray stop` of the machine.
-    return subprocess.Popen([RAY, "start", *args, "--num-cpus=1",
+    return subprocess.Popen([RAY, "start", *args, "--num-cpus=1", f"--memory={NODE_MEMORY_B}",
                              f"--temp-dir={temp}", "--disable-usage-stats", "--block"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, **AUTH})
@@ -159,6 +166,17 @@ def test_pods_of_one_cluster_run_on_the_two_nodes_and_merge_to_the_in_process_re
 
     assert [d for d in diff(a, b) if not any(w in d for w in ("wall_s", "sim_speed_req_s", "started_utc"))] == []
     assert len(list((tmp_path / "r" / "pods").glob("pod-*.npz"))) == 2
+
+
+def test_a_point_no_node_can_hold_is_refused_before_anything_is_written(cluster, tmp_path):
+    # 200,000 requests: an estimate of about 2.6 GiB, over every node's 0.64 GiB
+    spec = _spec(tmp_path, {"synthetic": {"kind": "multi_turn", "requests": 200_000, "sessions": 2000}}, [0.01])
+    r = _sweep(spec, tmp_path / "out", "--backend", "ray", "--address", cluster["address"])
+    assert r.returncode == 2, r.stderr[-2000:]
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: --address: point ") and " needs an estimated " in line
+    assert f"(largest: {NODE_MEMORY_B / GiB:.2f} GiB of Ray's `memory` resource)" in line
+    assert not (tmp_path / "out").exists()
 
 
 # last: it kills the second node

@@ -12,6 +12,7 @@ from experiments.spec import load_spec
 from sim.errors import InputError
 from sim.modes.memory import BASE_B, SLOT_B, GiB
 from sim.modes.runner import run_mode
+from tests.experiments.fake_ray import FakeRay
 from trace.source import workload_from_config
 
 # as tests/experiments/test_experiments_engine.py: one worker, HBM only
@@ -144,7 +145,7 @@ def _ray_in_process(seen: list):
     """run_ray's stand-in: records the CPUs it was given and runs the points here (experiments.worker)."""
     from experiments.worker import run_point
 
-    def run_ray(tasks, *, workers, address, on_result, ship_traces=False):
+    def run_ray(tasks, *, workers, address, on_result, ship_traces=False, memory=None, change=""):
         seen.append((workers, address))
         for t in tasks:
             on_result(run_point(t))
@@ -157,12 +158,14 @@ def test_ray_local_instance_gets_fewer_cpus_and_a_cluster_is_left_to_its_workers
 
     seen: list = []
     monkeypatch.setattr(rb, "run_ray", _ray_in_process(seen))
+    monkeypatch.setattr(rb, "_import_ray", lambda: FakeRay([64.0]))  # a connected cluster of one 64 GiB node
     monkeypatch.setenv(ENV, "1.0")
     spec = _spec(tmp_path, {"kv_capacity_tokens": [2000, 4000, 8000]})
     res = run_sweep(load_spec(spec), out_dir=tmp_path / "local", workers=3, backend="ray")
     assert seen == [(2, None)] and res.failed == 0  # this machine: 2 of ~0.39 GiB fit under 1 GiB
     assert capsys.readouterr().err.startswith("sweep: 3 points at once")
-    # joining a cluster: the driver cannot know the nodes' memory, each worker checks its own machine
+    # joining a cluster: the driver's bound is not the nodes' (each point asks Ray for its estimate:
+    # tests/experiments/test_ray_memory.py); each worker still checks its own machine
     big = _spec(tmp_path, {"kv_capacity_tokens": [2000, 800_000]}, "big")
     monkeypatch.setenv(ENV, str((BASE_B + 256 * 1024) / GiB))
     res = run_sweep(load_spec(big), out_dir=tmp_path / "remote", workers=2, backend="ray", address="auto")

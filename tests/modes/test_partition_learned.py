@@ -224,8 +224,8 @@ def test_partitioned_check_hands_the_pods_their_window_recheck(policies, model, 
     cfg = _cfg(*([f"policies.learned_model={model_file}"] if model else []))
     w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
     part = Partition(2, "session", at_once=3)
-    chk = _check_cluster(cfg, w, AccessContext.from_workload(w), Topology.from_config(cfg), policies,
-                         ["prefix_aware"], False, part)
+    chk, _ = _check_cluster(cfg, w, AccessContext.from_workload(w), Topology.from_config(cfg), policies,
+                            ["prefix_aware"], False, part)
     if not want:
         assert chk is None
         return
