@@ -149,3 +149,16 @@ def test_a_pod_no_node_can_hold_is_refused_naming_it(fake, capsys):
     assert msg.startswith("--address: pod task prefix_aware/lru/pod0 (and 1 more) needs an estimated ")
     assert "(largest: 0.30 GiB of Ray's `memory` resource)" in msg
     assert "use more pods (--pods K, or cluster.pods) or a smaller workload" in msg
+
+
+def test_the_driver_builds_no_workload_over_its_own_limit(tmp_path, fake, monkeypatch):
+    """A point whose generation exceeds the driver's limit is not generated there (trace.source refuses it
+    first); it asks Ray for the generation's estimate, a lower bound of its worker's peak."""
+    import trace.synthetic as synthetic
+    from sim.modes.memory import ENV, synthetic_estimate
+
+    points = expand(load_spec(_spec(tmp_path, [10_000_000])))
+    gen = synthetic_estimate(points[0].config.synthetic).total
+    monkeypatch.setenv(ENV, str(gen / 2 / GiB))
+    monkeypatch.setattr(synthetic, "generate", lambda *a, **k: pytest.fail("generated in the driver"))
+    assert point_peaks(points, False, "axes", lim=math.inf) == {points[0].point_id: gen}
