@@ -31,7 +31,8 @@ ID_B = 8  # one block id
 GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignment (transient; 10M: 2.29 GiB peak)
 # Per-request results (bench_scale.py): single_timed at 10M requests peaked at 2.95 GiB = 0.4 base + 0.67 workload +
 # ~200 B a request, ~65 of them Python lists of the tokens and cached blocks since read through ndarray.item / held
-# for the requests in flight only (1M: 0.47 -> 0.43 GiB peak). Hit-rate-only runs hold no latency columns
+# for the requests in flight only (1M: 0.47 -> 0.43 GiB peak,
+# 10M: 2.95 -> 2.33). Hit-rate-only runs hold no latency columns
 # (sim.modes.common.nan_rows; single at 2M requests: 0.84 -> 0.66 GiB peak when they went). The cluster replays hold
 # the result arrays (120 B a request, +48 of latencies timed) and the state of the requests in flight only: rows go
 # into the arrays a chunk at a time (RowWriter), the workload's scalars are read through ndarray.item. At 1,600 racks:
