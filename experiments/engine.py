@@ -338,12 +338,13 @@ def _run_sweep(sweep: Sweep, out_dir: str | Path | None, workers: int | None, ba
 
         at_once = fit_sweep(todo, sweep.spec.timing, n_workers, sweep.where("axes"))  # refuses before any write
     elif todo:  # a cluster's nodes run them: each point asks Ray for its estimate (experiments.ray_backend)
-        from experiments.memory_fit import point_peaks
+        from experiments.memory_fit import point_name, point_peaks
         from experiments.ray_backend import largest_node_b, refuse_unplaceable, session
 
         peaks = point_peaks(todo, sweep.spec.timing, sweep.where("axes"), lim=math.inf)
         with session(workers, address) as ray:  # the sweep's own (run_sweep): a point no node holds refuses here
-            refuse_unplaceable(peaks, largest_node_b(ray), "point", POINT_CHANGE)
+            refuse_unplaceable(peaks, largest_node_b(ray), "point", POINT_CHANGE,
+                               name=lambda pid: point_name(by_id[pid]))  # its axis values, as the local refusal
     if csv_path.exists() and not resume:
         _clear(out)
     try:

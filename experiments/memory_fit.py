@@ -29,13 +29,14 @@ from sim.errors import InputError
 from sim.modes.memory import BASE_B, ENV, Estimate, GiB, limit_bytes, refusal, synthetic_estimate
 
 
-def _name(p: Any) -> str:
+def point_name(p: Any) -> str:
+    """A point as a refusal names it: its id, axis values and seed."""
     return f"point {p.point_id} ({json.dumps(p.axes, default=str)}, seed {p.seed})"
 
 
 def _refuse(p: Any, est: Estimate, what: str, change: str, lim: float, where: str, others: int = 0) -> InputError:
     more = f" (and {others} more point(s) of its workload)" if others else ""
-    return InputError(f"{_name(p)}{more}: {refusal(est, what=what, change=change, lim=lim)}", where=where)
+    return InputError(f"{point_name(p)}{more}: {refusal(est, what=what, change=change, lim=lim)}", where=where)
 
 
 def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | None = None) -> dict[str, float]:

@@ -115,14 +115,17 @@ def largest_node_b(ray) -> float:
     return max((float(n.get("Resources", {}).get("memory", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
 
 
-def refuse_unplaceable(memory: Mapping[str, float], node_b: float, what: str, change: str) -> None:
-    """One line for the largest task no alive node can hold (Ray would keep it pending forever)."""
+def refuse_unplaceable(memory: Mapping[str, float], node_b: float, what: str, change: str,
+                       name: Callable[[str], str] | None = None) -> None:
+    """One line for the largest task no alive node can hold (Ray would keep it pending forever); `name`:
+    how the line names a task id (default: what + the id)."""
     over = {tid: b for tid, b in memory.items() if b > node_b}
     if not over:
         return
     tid = max(sorted(over), key=lambda t: over[t])  # the largest, the first by id among equals
     more = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
-    raise InputError(f"{what} {tid}{more} needs an estimated {over[tid] / GiB:.2f} GiB of memory, more than any "
+    who = name(tid) if name else f"{what} {tid}"
+    raise InputError(f"{who}{more} needs an estimated {over[tid] / GiB:.2f} GiB of memory, more than any "
                      f"node of the Ray cluster has (largest: {node_b / GiB:.2f} GiB of Ray's `memory` resource), "
                      f"so no node could run it; {change}, or add a node with more memory "
                      "(its `ray start --memory` resource)", where="--address")

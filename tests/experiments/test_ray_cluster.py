@@ -174,7 +174,8 @@ def test_a_point_no_node_can_hold_is_refused_before_anything_is_written(cluster,
     r = _sweep(spec, tmp_path / "out", "--backend", "ray", "--address", cluster["address"])
     assert r.returncode == 2, r.stderr[-2000:]
     line = r.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: --address: point ") and " needs an estimated " in line
+    assert line.startswith("error: --address: point ") and '({"hardware.hbm.capacity_gib": 0.01}, seed 1) needs an ' \
+        'estimated ' in line
     assert f"(largest: {NODE_MEMORY_B / GiB:.2f} GiB of Ray's `memory` resource)" in line
     assert not (tmp_path / "out").exists()
 

@@ -78,7 +78,8 @@ def test_a_point_no_node_can_hold_is_refused_before_any_is_submitted(tmp_path, f
                       "--quiet", "--no-plot"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0] == (f"error: --address: point {points[1].point_id} needs an estimated {big / GiB:.2f} GiB of "
+    assert err[0] == (f"error: --address: point {points[1].point_id} ({{\"synthetic.requests\": 3000}}, seed 42) "
+                      f"needs an estimated {big / GiB:.2f} GiB of "
                       f"memory, more than any node of the Ray cluster has (largest: {node:.2f} GiB of Ray's "
                       "`memory` resource), so no node could run it; lower its workload (synthetic.requests, a "
                       "shorter trace) or its cache sizes, or add a node with more memory (its `ray start "
