@@ -31,9 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sim.config import load_config  # noqa: E402
-from sim.modes.load import pd_pools, pre_run  # noqa: E402
 from sim.modes.memory import BASE_B  # noqa: E402
-from sim.modes.pd.setup import prepare  # noqa: E402
+from sim.modes.pd.run import prepared_run  # noqa: E402
 from sim.modes.pd.simulator import simulate  # noqa: E402
 from sim.modes.runner import pd_run_estimate  # noqa: E402
 from sim.report.pd import deployment_metrics  # noqa: E402
@@ -71,9 +70,8 @@ def main() -> None:
         w, _stats = load_trace(args.trace, limit=args.limit)
     load_s = time.perf_counter() - t
     t = time.perf_counter()
-    prep = prepare(cfg, w, cfg.policies.eviction)
+    prep, lay, offered = prepared_run(cfg, w, cfg.policies.eviction)  # as run --mode pd derives them
     prep_s = time.perf_counter() - t
-    lay = prep.setup.layout()
     n = len(prep.workload)
     print(f"workload: {w.name}, {len(w):,} requests ({n:,} simulated, {len(prep.rejected):,} rejected: larger than a "
           f"replica's KV), {lay['block_tokens']}-token blocks")
@@ -83,8 +81,7 @@ def main() -> None:
           f"KV {lay['kv_gib_per_gpu']:.1f} GiB/GPU")
     print(f"trace load {load_s:.2f} s, prepare {prep_s:.2f} s; RSS after load {rss_mb():.0f} MB")
     kinds = args.kinds.split(",")
-    offered = pre_run(cfg, w, pd_pools(lay["prefill_replicas"], lay["decode_replicas"], lay["kv_tokens_per_replica"]))
-    at, est = pd_run_estimate(cfg, w, prep, offered, cfg.policies.eviction, baseline="colocated" in kinds)
+    at, est = pd_run_estimate(cfg, w, prep, offered, cfg.policies.eviction, tuple(kinds))
     print(f"memory estimate (sim.modes.memory.pd_estimate, {at} at the peak): {est.total / 2**20:.0f} MB "
           f"({', '.join(f'{k} {v / 2**20:.0f}' for k, v in est.parts.items())}, base {BASE_B / 2**20:.0f})")
     print(f"{'deployment':<12}{'wall s':>8}{'req/s':>9}{'CPU s':>8}{'CPU req/s':>11}{'iterations':>12}"

@@ -137,7 +137,7 @@ def run_pd_ratio(cfg: Config, workload: Workload, *, ratios: list[tuple[int, int
     # every run's memory estimate (`run --mode pd`'s, for its one deployment) before any runs
     from sim.modes.runner import pd_need
 
-    needs = [pd_need(c, workload, policy, [kind]) for _l, kind, c in jobs]
+    needs = [pd_need(c, workload, policy, (kind,)) for _l, kind, c in jobs]
     for need in needs:
         need.check()
     if n_workers > 1:  # each run in a worker process of its own: the runs at once must fit together

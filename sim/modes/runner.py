@@ -88,10 +88,15 @@ def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timin
     return Need(est, f"replaying {len(w):,} requests on one node", workload_change(w), "--mode single")
 
 
-def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
-    need = _single_need(cfg, w, ctx, node, policies, timing)
+def _check(need: Need, cfg: Config, w: Workload, ctx) -> None:
+    """A replay's up-front check, then its online learned policy's with the exact window (first pass on
+    `ctx`, shared with the replay): every mode whose learned policy trains in the driver."""
     need.check()
     recheck_learned(WindowCheck.of(need.est, need.what, workload_change(w)), cfg, w, ctx)
+
+
+def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
+    _check(_single_need(cfg, w, ctx, node, policies, timing), cfg, w, ctx)
 
 
 def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
@@ -130,10 +135,10 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
     from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes, one_pod_b
 
     need = _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, pods)
-    need.check()
     if partition is None:
-        recheck_learned(WindowCheck.of(need.est, need.what, workload_change(w)), cfg, w, ctx)
+        _check(need, cfg, w, ctx)
         return None, 0.0
+    need.check()
     # each pod's first pass runs inside the pod: the pod re-checks this estimate with its own exact
     # window in place of the largest pod's assumed one, against the bound read here (sim.modes.partition)
     at_once = min(partition.at_once, partition.pods)
@@ -402,15 +407,17 @@ def pd_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
     return min(n, replicas * cfg.compute.max_num_seqs + int(backlog))
 
 
-def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool,
-                    kinds: list[str] | None = None):
+PD_BOTH = ("pd", "colocated")  # `run --mode pd`'s deployments with its colocated baseline
+
+
+def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy: str,
+                    kinds: tuple[str, ...] = PD_BOTH):
     """`run --mode pd`'s estimate (sim.modes.memory.pd_estimate): (the deployment at the peak, Estimate).
-    `prep`: sim.modes.pd.setup.prepare's; `offered`: sim.modes.load.pre_run's block. `kinds`: the
-    deployments simulated (default PD, and colocated with `baseline`; `experiment pd-ratio` runs one)."""
+    `prep`: sim.modes.pd.setup.prepare's; `offered`: sim.modes.load.pre_run's block; `kinds`: the
+    deployments simulated (PD alone without the baseline; `experiment pd-ratio` runs one a job)."""
     from sim.modes.memory import pd_estimate
 
     w, setup = prep.workload, prep.setup
-    kinds = kinds or (["pd", "colocated"] if baseline else ["pd"])
     distinct = prep.ctx.key_bound
     return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
                        in_flight=pd_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
@@ -418,36 +425,32 @@ def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy
                        input_nbytes=0 if w is workload else workload.nbytes())
 
 
-def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool,
-             kinds: list[str] | None = None) -> Need:
+def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, kinds: tuple[str, ...]) -> Need:
     from sim.modes.memory import Need
 
-    kind, est = pd_run_estimate(cfg, workload, prep, offered, policy, baseline, kinds)
-    gpus = prep.setup.layout()["gpus"]
-    n = len(prep.workload)
-    if kinds is not None and len(kinds) == 1:
-        what = f"replaying {n:,} requests on {gpus:,} GPUs {'as PD' if kind == 'pd' else 'colocated'}"
+    kind, est = pd_run_estimate(cfg, workload, prep, offered, policy, kinds)
+    on = f"replaying {len(prep.workload):,} requests on {prep.setup.layout()['gpus']:,} GPUs"
+    if len(kinds) == 1:
+        what = f"{on} {'as PD' if kind == 'pd' else 'colocated'}"
     else:
-        what = (f"replaying {n:,} requests on {gpus:,} GPUs as PD"
-                + (f" and colocated (one after the other; the {kind} one is larger)" if baseline else ""))
+        what = f"{on} as PD and colocated (one after the other; the {kind} one is larger)"
     return Need(est, what, workload_change(workload), "--mode pd")
 
 
 def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool) -> None:
     """The PD estimate against the bound, before either deployment runs; an online learned policy's again
     with its exact window once its first pass has run (both deployments share its scorer: prep.ctx)."""
-    need = _pd_need(cfg, workload, prep, offered, policy, baseline)
-    need.check()
-    recheck_learned(WindowCheck.of(need.est, need.what, workload_change(workload)), cfg, prep.workload, prep.ctx)
+    _check(_pd_need(cfg, workload, prep, offered, policy, PD_BOTH if baseline else ("pd",)), cfg, prep.workload,
+           prep.ctx)
 
 
-def pd_need(cfg: Config, workload: Workload, policy: str, kinds: list[str] | None = None) -> Need:
-    """The estimate a PD run of `workload` checks (all deployments, or `kinds`), derived as the run derives
+def pd_need(cfg: Config, workload: Workload, policy: str, kinds: tuple[str, ...] = PD_BOTH) -> Need:
+    """The estimate a PD run of `workload` checks for the deployments `kinds`, derived as the run derives
     it (sim.modes.pd.run.prepared_run), nothing simulated: a sweep's and `experiment pd-ratio`'s fit."""
     from sim.modes.pd.run import prepared_run
 
     prep, _lay, offered = prepared_run(cfg, workload, policy)
-    return _pd_need(cfg, workload, prep, offered, policy, True, kinds)
+    return _pd_need(cfg, workload, prep, offered, policy, kinds)
 
 
 def run_pd_mode(cfg: Config, workload: Workload, policies: list[str], **kw) -> dict:

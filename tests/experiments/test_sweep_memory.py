@@ -120,7 +120,7 @@ def test_pd_ratio_checks_each_run_and_runs_fewer_at_once_when_they_do_not_fit(mo
     cfg = load_config(overrides=["model.name=llama-3-8b", "model.tp=1", "pd.gpus_per_rack=8"])
     w, _ = load_trace(ROOT / "tests" / "data" / "mooncake_small.jsonl")
     # each run: `run --mode pd`'s estimate of its one deployment, + the workload copy its worker unpickles
-    runs = [pd_need(config_with(cfg, {"pd.prefill_ratio": p, "pd.decode_ratio": d}), w, "lru", ["pd"]).est.total
+    runs = [pd_need(config_with(cfg, {"pd.prefill_ratio": p, "pd.decode_ratio": d}), w, "lru", ("pd",)).est.total
             + w.nbytes() for p, d in [(1, 1), (1, 2)]]
     one, both = max(runs), sum(runs)
     lim = (one + both) / 2  # one run fits, two do not
