@@ -120,6 +120,27 @@ def cyclic_trace(path, n_req: int) -> None:
                                         "hash_ids": ids}) + "\n" for r, ids in enumerate(_cyclic_requests(n_req))))
 
 
+WINDOW_B = 20_000 * 104  # the cyclic 600-request trace's exact window at retrain_every=200: rows x LEARNED_ROW_B
+
+
+def limit_under_the_exact_window(monkeypatch, run, seen: list, first_passes: list, part: str) -> tuple[float, float]:
+    """The re-check tests' setting: `run()` once under a limit nothing fits (the up-front check alone, before
+    any first pass), then make the up-front assumption under-count (as for a trace whose horizon exceeds
+    LEARNED_HORIZON_ROWS) and set the limit 0.5 MiB under the estimate with the exact window. Returns (the
+    estimate without its window `part`, that limit); `seen` is cleared."""
+    import sim.modes.memory as memory
+
+    monkeypatch.setenv(memory.ENV, "0.001")
+    assert run() == 2
+    assert len(seen) == 1 and not first_passes
+    rest = seen[0].total - seen[0].parts[part]
+    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)
+    seen.clear()
+    lim = rest + WINDOW_B - 2**19
+    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    return rest, lim
+
+
 def spy_checks_and_first_passes(monkeypatch) -> tuple[list, list]:
     """(every estimate sim.modes.memory.check is given, one entry per online learned first pass): the
     re-check tests count the checks and that the re-check's first pass is the replay's."""
@@ -199,17 +220,10 @@ def test_cli_rechecks_the_exact_window_before_the_replay(monkeypatch, capsys, tm
     args = ["run", "--policy", "learned", "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace),
             "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
     seen, first_passes = spy_checks_and_first_passes(monkeypatch)
-    # the up-front estimate alone (a limit nothing fits under: refused before any first pass)
-    monkeypatch.setenv(memory.ENV, "0.001")
-    assert cli.main([*args, "--report-json", str(tmp_path / "x.json")]) == 2
-    assert len(seen) == 1 and not first_passes
-    rest = seen[0].total - seen[0].parts[memory.LEARNED_WINDOW]
-    window_b = 20_000 * 104
-    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
-
-    seen.clear()
-    lim = rest + window_b - 2**19
-    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    rest, lim = limit_under_the_exact_window(
+        monkeypatch, lambda: cli.main([*args, "--report-json", str(tmp_path / "x.json")]), seen, first_passes,
+        memory.LEARNED_WINDOW)
+    window_b = WINDOW_B
     capsys.readouterr()
     assert cli.main([*args, "--report-json", str(tmp_path / "refused.json")]) == 2
     out, err = capsys.readouterr()

@@ -153,7 +153,7 @@ def test_cli_rechecks_each_pods_exact_window_before_it_replays(monkeypatch, caps
     0.5 MiB over it; each pod's first pass runs once."""
     import sim.cli as cli
     import sim.modes.memory as memory
-    from tests.learned.test_learned_memory import spy_checks_and_first_passes
+    from tests.learned.test_learned_memory import WINDOW_B, limit_under_the_exact_window, spy_checks_and_first_passes
 
     trace = tmp_path / "two.npz"
     _, n = _two_pod_trace(trace)
@@ -164,16 +164,9 @@ def test_cli_rechecks_each_pods_exact_window_before_it_replays(monkeypatch, caps
             "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace), "--set", "cache.block_tokens=512",
             "--set", "policies.learned_retrain_every=200"]
     seen, first_passes = spy_checks_and_first_passes(monkeypatch)
-    monkeypatch.setenv(memory.ENV, "0.001")  # the up-front estimate alone: refused before any first pass
-    assert cli.main([*args, "--out", str(tmp_path / "x")]) == 2
-    assert len(seen) == 1 and not first_passes
-    rest = seen[0].total - seen[0].parts[part]
-    window_b = 20_000 * 104
-    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
-
-    seen.clear()
-    lim = rest + window_b - 2**19
-    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    rest, lim = limit_under_the_exact_window(monkeypatch, lambda: cli.main([*args, "--out", str(tmp_path / "x")]),
+                                             seen, first_passes, part)
+    window_b = WINDOW_B
     capsys.readouterr()
     out_dir = tmp_path / "refused"
     assert cli.main([*args, "--out", str(out_dir)]) == 2

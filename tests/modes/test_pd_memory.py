@@ -142,28 +142,29 @@ def test_pd_rechecks_the_online_learned_window_after_its_first_pass(monkeypatch,
     import sim.cli as cli
     import sim.modes.memory as memory
     import sim.modes.pd.run as pd_run
-    from tests.learned.test_learned_memory import cyclic_trace, spy_checks_and_first_passes
+    from tests.learned.test_learned_memory import (
+        WINDOW_B,
+        cyclic_trace,
+        limit_under_the_exact_window,
+        spy_checks_and_first_passes,
+    )
 
     trace = tmp_path / "cyclic.jsonl"
     cyclic_trace(trace, 600)
     args = ["run", "--mode", "pd", "--policy", "learned", "--quiet", "--no-plot", "--trace", str(trace),
             "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
     seen, first_passes = spy_checks_and_first_passes(monkeypatch)
-    monkeypatch.setattr(memory, "learned_window_rows", lambda s: 0)  # the assumption under-counts
-    monkeypatch.setenv(memory.ENV, "0.001")  # the up-front estimate alone: refused before any first pass
-    assert cli.main([*args, "--report-json", str(tmp_path / "x.json")]) == 2
-    assert len(seen) == 1 and not first_passes and seen[0].parts[memory.LEARNED_WINDOW] == 0
-    rest, window_b = seen[0].total, 20_000 * 104
-
-    seen.clear()
-    lim = rest + window_b - 2**19
-    monkeypatch.setenv(memory.ENV, repr(lim / GiB))
+    rest, lim = limit_under_the_exact_window(
+        monkeypatch, lambda: cli.main([*args, "--report-json", str(tmp_path / "x.json")]), seen, first_passes,
+        memory.LEARNED_WINDOW)
+    window_b = WINDOW_B
     simulated: list = []
     real_sim = pd_run.simulate
     monkeypatch.setattr(pd_run, "simulate", lambda *a, **k: (simulated.append(1), real_sim(*a, **k))[1])
     capsys.readouterr()
     assert cli.main([*args, "--report-json", str(tmp_path / "refused.json")]) == 2
     out, err = capsys.readouterr()
+    assert seen[0].parts[memory.LEARNED_WINDOW] == 0 and seen[0].total == rest  # the assumption under-counts
     assert len(seen) == 2 and seen[1].parts[memory.LEARNED_WINDOW] == window_b and seen[1].total == rest + window_b
     assert not simulated and out == "" and len(err.splitlines()) == 1
     assert err.startswith("error: --policy learned: replaying ") and "as PD and colocated" in err
