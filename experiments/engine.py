@@ -43,6 +43,7 @@ from typing import Any
 from experiments import results as R
 from experiments.axes import DERIVED
 from experiments.spec import Sweep, apply_overrides
+from experiments.worker import CACHE_B
 from sim.config import Config
 from sim.errors import InputError
 from sim.eta import Eta
@@ -333,15 +334,17 @@ def _run_sweep(sweep: Sweep, out_dir: str | Path | None, workers: int | None, ba
     n_workers = workers or sweep.base_config().experiments.workers or os.cpu_count() or 1
     at_once = n_workers
     peaks: dict[str, float] | None = None
+    cache_b = CACHE_B  # what a worker may keep of other points' workloads (experiments.worker)
     if backend == "local" or not address:  # this machine runs the points: fit them to its memory
         from experiments.memory_fit import fit_sweep
 
-        at_once = fit_sweep(todo, sweep.spec.timing, n_workers, sweep.where("axes"))  # refuses before any write
+        # refuses before any write
+        at_once, cache_b = fit_sweep(todo, sweep.spec.timing, n_workers, sweep.where("axes"))
     elif todo:  # a cluster's nodes run them: each point asks Ray for its estimate (experiments.ray_backend)
         from experiments.memory_fit import point_name, point_peaks
         from experiments.ray_backend import largest_node_b, refuse_unplaceable, session
 
-        peaks = point_peaks(todo, sweep.spec.timing, sweep.where("axes"), lim=math.inf)
+        peaks = point_peaks(todo, sweep.spec.timing, sweep.where("axes"), lim=math.inf).peaks
         with session(workers, address) as ray:  # the sweep's own (run_sweep): a point no node holds refuses here
             refuse_unplaceable(peaks, largest_node_b(ray), "point", POINT_CHANGE,
                                name=lambda pid: point_name(by_id[pid]))  # its axis values, as the local refusal
@@ -387,7 +390,7 @@ def _run_sweep(sweep: Sweep, out_dir: str | Path | None, workers: int | None, ba
         if progress:
             progress(state)
 
-    tasks = [p.task(sweep, os.getcwd()) for p in todo]
+    tasks = [{**p.task(sweep, os.getcwd()), "cache_b": cache_b} for p in todo]
     restore = _sigterm_as_interrupt()
     try:
         if tasks and backend == "local":

@@ -10,6 +10,9 @@ the driver therefore
   the runner's setup and arithmetic, nothing replayed) on the point's workload, which it builds here once
   per distinct workload (``experiments.worker.workload_key``, the workers' cache key) and drops before the
   next. A point over the bound refuses the whole sweep with one line naming it;
+* counts in each point's peak the other points' workloads its worker may still keep cached
+  (``experiments.worker``: at most ``cache_b`` bytes, the largest five of the sweep's other workloads at most),
+  ``cache_b`` lowered for the sweep so that the largest point plus that still fits the bound;
 * fits the points that run at once: when the largest `workers` peaks together exceed the bound, fewer
   run at once (the most whose largest peaks fit), said in one printed line.
 
@@ -23,6 +26,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import InputError
@@ -39,47 +43,84 @@ def _refuse(p: Any, est: Estimate, what: str, change: str, lim: float, where: st
     return InputError(f"{point_name(p)}{more}: {refusal(est, what=what, change=change, lim=lim)}", where=where)
 
 
-def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | None = None) -> dict[str, float]:
-    """point_id -> the estimated peak bytes of its worker (the larger of generating its workload and running
-    it); an InputError naming the first point whose estimate exceeds the bound. A point whose workload or
-    setup cannot be built gets BASE_B: it fails in its worker with its own message, as it would have."""
+@dataclass(frozen=True)
+class SweepPeaks:
+    """What the driver knows of its points' memory before any runs."""
+
+    peaks: dict[str, float]  # point_id -> its worker's estimated peak, with the workloads the worker keeps
+    cache_b: int  # bytes of other points' workloads each worker may keep (each task's ``cache_b``)
+
+
+def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | None = None) -> SweepPeaks:
+    """Each point's estimated worker peak: the larger of generating its workload and running it, plus the other
+    workloads its worker may keep cached (module doc); an InputError naming the first point whose own estimate
+    exceeds the bound. A point whose workload or setup cannot be built gets BASE_B: it fails in its worker with
+    its own message, as it would have."""
     from experiments.modes import point_need
     from experiments.worker import workload_key
-    from trace.source import workload_from_config
 
     lim = limit_bytes() if lim is None else lim
     groups: dict[str, list[Any]] = {}
     for p in points:
         groups.setdefault(workload_key(p.config), []).append(p)
+    own: dict[str, float] = {}
+    sizes: dict[str, float] = {}  # workload key -> its bytes
+    for key, group in groups.items():
+        own.update(_group_peaks(group, timing, where, lim, point_need, sizes, key))
+    return _with_cached(groups, own, sizes, lim)
+
+
+def _group_peaks(group: list[Any], timing: bool, where: str, lim: float, point_need: Any, sizes: dict[str, float],
+                 key: str) -> dict[str, float]:
+    """The own peaks of the points sharing one workload, built here once (its bytes go to `sizes`; inf when it
+    cannot be built here, so a worker keeping it is counted at the most it may keep)."""
+    from trace.source import workload_from_config
+
+    cfg = group[0].config
+    floor = float(BASE_B)
+    sizes[key] = math.inf
+    if not cfg.trace.path:  # generating it: checked before generating, as trace.source does
+        gen = synthetic_estimate(cfg.synthetic)
+        if gen.total > lim:
+            raise _refuse(group[0], gen, f"generating {cfg.synthetic.requests:,} synthetic requests",
+                          "lower synthetic.requests", lim, where, len(group) - 1)
+        floor = gen.total
+    try:
+        w, _ = workload_from_config(cfg)
+    except Exception:  # noqa: BLE001 - its points fail in their workers with this error, as before
+        return {p.point_id: floor for p in group}
+    sizes[key] = w.nbytes()
     peaks: dict[str, float] = {}
-    for group in groups.values():
-        cfg = group[0].config
-        floor = float(BASE_B)
-        if not cfg.trace.path:  # generating it: checked before generating, as trace.source does
-            gen = synthetic_estimate(cfg.synthetic)
-            if gen.total > lim:
-                raise _refuse(group[0], gen, f"generating {cfg.synthetic.requests:,} synthetic requests",
-                              "lower synthetic.requests", lim, where, len(group) - 1)
-            floor = gen.total
+    for p in group:
         try:
-            w, _ = workload_from_config(cfg)
-        except Exception:  # noqa: BLE001 - its points fail in their workers with this error, as before
-            peaks.update((p.point_id, floor) for p in group)
+            need = point_need(p.config, p.mode, w, timing)
+        except Exception:  # noqa: BLE001 - a bad point fails in its worker, named there
+            peaks[p.point_id] = floor
             continue
-        for p in group:
-            try:
-                need = point_need(p.config, p.mode, w, timing)
-            except Exception:  # noqa: BLE001 - a bad point fails in its worker, named there
-                peaks[p.point_id] = floor
-                continue
-            if need is None:  # an empty workload: nothing to replay
-                peaks[p.point_id] = floor
-                continue
-            if need.est.total > lim:
-                raise _refuse(p, need.est, need.what, need.change, lim, where)
-            peaks[p.point_id] = max(floor, need.est.total)
-        del w
+        if need is None:  # an empty workload: nothing to replay
+            peaks[p.point_id] = floor
+            continue
+        if need.est.total > lim:
+            raise _refuse(p, need.est, need.what, need.change, lim, where)
+        peaks[p.point_id] = max(floor, need.est.total)
     return peaks
+
+
+def _with_cached(groups: dict[str, list[Any]], own: dict[str, float], sizes: dict[str, float],
+                 lim: float) -> SweepPeaks:
+    """Each point's own peak plus what its worker may keep of the other workloads: the largest
+    MAX_CACHED_WORKLOADS - 1 of them, at most `cache_b` bytes together, ``experiments.worker.CACHE_B`` lowered
+    until the largest own peak plus it fits `lim`."""
+    from experiments.worker import CACHE_B, MAX_CACHED_WORKLOADS
+
+    top = max(own.values(), default=0.0)
+    cache_b = CACHE_B if math.isinf(lim) else max(0, min(CACHE_B, int(lim - top)))
+    peaks: dict[str, float] = {}
+    for key, group in groups.items():
+        others = sorted((b for k, b in sizes.items() if k != key), reverse=True)[:MAX_CACHED_WORKLOADS - 1]
+        held = min(cache_b, sum(others))
+        peaks.update((p.point_id, own[p.point_id] + held) for p in group)
+    return SweepPeaks(peaks, cache_b)
 
 
 def fit_workers(peaks: Sequence[float], workers: int, lim: float) -> int:
@@ -113,10 +154,13 @@ def at_once(peaks: Sequence[float], workers: int, what: str = "sweep", unit: str
     return k
 
 
-def fit_sweep(points: Sequence[Any], timing: bool, workers: int, where: str) -> int:
-    """The points' check and the parallelism that fits (see the module docstring). With no known bound (a
-    machine whose memory is unknown) nothing is built."""
+def fit_sweep(points: Sequence[Any], timing: bool, workers: int, where: str) -> tuple[int, int]:
+    """The points' check: (how many run at once, the bytes each worker may keep of other points' workloads);
+    see the module docstring. With no known bound (a machine whose memory is unknown) nothing is built."""
+    from experiments.worker import CACHE_B
+
     lim = limit_bytes()
     if not points or math.isinf(lim):
-        return workers
-    return at_once(list(point_peaks(points, timing, where, lim).values()), workers, lim=lim)
+        return workers, CACHE_B
+    sp = point_peaks(points, timing, where, lim)
+    return at_once(list(sp.peaks.values()), workers, lim=lim), sp.cache_b

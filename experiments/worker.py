@@ -19,6 +19,10 @@ from sim.errors import InputError
 from trace.workload import Workload
 
 MAX_CACHED_WORKLOADS = 6  # a sweep over a workload axis keeps a few; bounded so RSS stays flat
+# Bytes of other points' workloads a worker keeps besides the one its point uses: the driver counts them
+# in every point's peak (experiments.memory_fit), and lowers this per sweep (the task's ``cache_b``) so that
+# the largest point plus what its worker keeps still fits the bound.
+CACHE_B = 256 * 1024**2
 _WORKLOADS: OrderedDict[str, Workload] = OrderedDict()
 STATS = {"workload_loads": 0}  # per process: how many times a workload was actually built
 
@@ -48,14 +52,28 @@ def trace_copy(data: bytes, name: str) -> Path:
     return p
 
 
-def load_workload(cfg: Config, cwd: str | None = None, trace_file: str | None = None) -> Workload:
-    """The point's workload, from this process's cache when an earlier point built it."""
+def _keep_within(key: str | None, cache_b: int) -> None:
+    """Drop the least recently used workloads other than `key` until at most MAX_CACHED_WORKLOADS - 1 of
+    them, of at most `cache_b` bytes together, remain."""
+    others = [k for k in _WORKLOADS if k != key]  # oldest first
+    held = sum(_WORKLOADS[k].nbytes() for k in others)
+    while others and (len(others) >= MAX_CACHED_WORKLOADS or held > cache_b):
+        held -= _WORKLOADS.pop(others.pop(0)).nbytes()
+
+
+def load_workload(cfg: Config, cwd: str | None = None, trace_file: str | None = None,
+                  cache_b: int = CACHE_B) -> Workload:
+    """The point's workload, from this process's cache when an earlier point built it; the others this
+    process keeps stay within `cache_b` bytes (trimmed before a new one is built, so they never add to a
+    build's peak beyond that)."""
     from trace.source import workload_from_config
 
     key = workload_key(cfg)
     if key in _WORKLOADS:
         _WORKLOADS.move_to_end(key)
+        _keep_within(key, cache_b)
         return _WORKLOADS[key]
+    _keep_within(None, cache_b)
     load_cfg = cfg
     p = cfg.trace.path
     # A Ray worker may run elsewhere than the driver's directory: relative
@@ -67,8 +85,6 @@ def load_workload(cfg: Config, cwd: str | None = None, trace_file: str | None = 
     w, _ = workload_from_config(load_cfg)
     STATS["workload_loads"] += 1
     _WORKLOADS[key] = w
-    while len(_WORKLOADS) > MAX_CACHED_WORKLOADS:
-        _WORKLOADS.popitem(last=False)
     return w
 
 
@@ -81,7 +97,7 @@ def run_point(task: dict) -> dict:
     try:
         cfg = Config.model_validate(task["config"])
         mode = task["mode"]
-        w = load_workload(cfg, task.get("cwd"), task.get("trace_file"))
+        w = load_workload(cfg, task.get("cwd"), task.get("trace_file"), int(task.get("cache_b", CACHE_B)))
         opts = parse_options(mode, task.get("options"), where="options")
         out["report"] = evaluate(cfg, mode, w, bool(task.get("timing", True)), opts)
         out["status"] = "ok"

@@ -49,7 +49,7 @@ def _rows(d) -> list[dict]:
 def test_sweep_points_ask_ray_for_their_estimates_and_give_the_local_results(tmp_path, fake):
     spec = _spec(tmp_path, [150, 3000])
     sweep = load_spec(spec)
-    want = point_peaks(expand(sweep), False, "axes", lim=math.inf)
+    want = point_peaks(expand(sweep), False, "axes", lim=math.inf).peaks
     assert want[expand(sweep)[1].point_id] > want[expand(sweep)[0].point_id] > BASE_B  # per point, not one size
     f = fake([2.0, 8.0])
     ray = run_sweep(sweep, out_dir=tmp_path / "ray", backend="ray", address=ADDRESS)
@@ -69,7 +69,7 @@ def test_local_ray_asks_for_no_memory(tmp_path, fake):
 def test_a_point_no_node_can_hold_is_refused_before_any_is_submitted(tmp_path, fake, capsys):
     spec = _spec(tmp_path, [150, 3000])
     points = expand(load_spec(spec))
-    peaks = point_peaks(points, False, "axes", lim=math.inf)
+    peaks = point_peaks(points, False, "axes", lim=math.inf).peaks
     small, big = (peaks[p.point_id] for p in points)
     node = (small + big) / 2 / GiB  # the small point fits a node, the big one none
     f = fake([node / 2, node])
@@ -162,4 +162,4 @@ def test_the_driver_builds_no_workload_over_its_own_limit(tmp_path, fake, monkey
     gen = synthetic_estimate(points[0].config.synthetic).total
     monkeypatch.setenv(ENV, str(gen / 2 / GiB))
     monkeypatch.setattr(synthetic, "generate", lambda *a, **k: pytest.fail("generated in the driver"))
-    assert point_peaks(points, False, "axes", lim=math.inf) == {points[0].point_id: gen}
+    assert point_peaks(points, False, "axes", lim=math.inf).peaks == {points[0].point_id: gen}

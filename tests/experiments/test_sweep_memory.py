@@ -194,3 +194,67 @@ def test_a_pd_point_is_refused_on_run_mode_pds_own_estimate(tmp_path, monkeypatc
     assert f"{need.what} needs an estimated" in err and "set trace.limit" in err and not out.exists()
     monkeypatch.setenv(ENV, str(need.est.total * 1.001 / GiB))
     assert main.main(["sweep", str(p), "--out", str(out), "--quiet"]) == 0
+
+
+def test_a_worker_keeps_other_workloads_within_its_budget(monkeypatch):
+    """experiments.worker: the workloads of earlier points stay cached only within `cache_b` bytes (and five of
+    them), the one in use always; a budget of 0 rebuilds each workload its point does not share."""
+    from experiments import worker
+    from sim.config.schema import load_config
+
+    monkeypatch.setattr(worker, "_WORKLOADS", type(worker._WORKLOADS)())
+    monkeypatch.setitem(worker.STATS, "workload_loads", 0)
+    a, b = (load_config(overrides=[f"synthetic.requests={n}", "synthetic.sessions=15"]) for n in (150, 300))
+    wa = worker.load_workload(a, cache_b=0)
+    assert worker.load_workload(a, cache_b=0) is wa  # the one in use is kept whatever the budget
+    worker.load_workload(b, cache_b=0)  # a's workload is dropped before b's is built
+    assert list(worker._WORKLOADS.values())[0] is not wa and len(worker._WORKLOADS) == 1
+    assert worker.load_workload(a, cache_b=0) is not wa and worker.STATS["workload_loads"] == 3
+    wa = list(worker._WORKLOADS.values())[0]
+    size = wa.nbytes()
+    wb = worker.load_workload(b, cache_b=size)  # a (size bytes) fits the budget: kept
+    assert worker.load_workload(a, cache_b=size) is wa and worker.STATS["workload_loads"] == 4
+    assert wb.nbytes() > size  # b does not fit it: dropped when a is back in use
+    assert [id(v) for v in worker._WORKLOADS.values()] == [id(wa)]
+    monkeypatch.setattr(worker, "MAX_CACHED_WORKLOADS", 2)  # one other at most, whatever the bytes
+    worker.load_workload(b, cache_b=10**12)
+    c = load_config(overrides=["synthetic.requests=450", "synthetic.sessions=15"])
+    worker.load_workload(c, cache_b=10**12)
+    assert len(worker._WORKLOADS) == 2 and all(v is not wa for v in worker._WORKLOADS.values())
+
+
+def test_each_peak_counts_the_workloads_its_worker_may_keep(tmp_path, monkeypatch):
+    """experiments.memory_fit: a point's peak is its own estimate plus the other workloads its worker may keep,
+    at most cache_b, lowered so the largest own peak plus it fits the limit; one workload: nothing added."""
+    from experiments import worker
+    from experiments.memory_fit import point_peaks
+
+    points = expand(load_spec(_spec(tmp_path, {"synthetic.requests": [150, 300]})))
+    sizes = [workload_from_config(p.config)[0].nbytes() for p in points]
+    own = point_peaks(points[:1], False, "axes").peaks | point_peaks(points[1:], False, "axes").peaks
+    assert point_peaks(points[:1], False, "axes").cache_b == worker.CACHE_B  # far under the machine's limit
+    sp = point_peaks(points, False, "axes")
+    assert sp.cache_b == worker.CACHE_B
+    assert [sp.peaks[p.point_id] for p in points] == [own[points[0].point_id] + sizes[1],
+                                                      own[points[1].point_id] + sizes[0]]
+    top = max(own.values())
+    monkeypatch.setenv(ENV, str((top + sizes[0] // 2) / GiB))  # half of the smaller workload left over
+    sp = point_peaks(points, False, "axes")
+    assert sp.cache_b == int(float(str((top + sizes[0] // 2) / GiB)) * GiB - top)
+    assert [sp.peaks[p.point_id] for p in points] == [own[points[0].point_id] + sp.cache_b,
+                                                      own[points[1].point_id] + sp.cache_b]
+    assert max(sp.peaks.values()) <= top + sizes[0] // 2 + 1
+
+
+def test_a_sweep_tells_its_workers_what_they_may_keep(tmp_path, monkeypatch):
+    """The driver's cache_b reaches the workers: workloads alternating between points are built once each
+    with room to keep them, once per point without."""
+    from experiments import worker
+
+    spec = _spec(tmp_path, {"policies.eviction": ["lru", "fifo"], "synthetic.requests": [150, 300]})
+    res = run_sweep(load_spec(spec), out_dir=tmp_path / "keep", workers=1)
+    assert list(res.workload_loads.values()) == [2]
+    monkeypatch.setattr(worker, "CACHE_B", 0)
+    res = run_sweep(load_spec(spec), out_dir=tmp_path / "drop", workers=1)
+    assert list(res.workload_loads.values()) == [4]
+    assert _sim_rows(tmp_path / "keep") == _sim_rows(tmp_path / "drop")
