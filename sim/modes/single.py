@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.cache.node import NodeCache, Traffic
+from sim.cache.node import NodeCache
 from sim.cache.tier import Tier
 from sim.config import Config
 from sim.engine import timed_ops
@@ -275,10 +275,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
 
-    def background(traffic: Traffic, wk: int, wait: bool = False):
-        # no completion events unless a synchronous write-through waits for the write-back
-        return io.write_back(wk, traffic.hbm_to_dram, traffic.dram_to_ssd, wait)
-
     pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \
         if prefetcher is not None else None
 
@@ -290,24 +286,25 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         arrive_c, first_token_c = timed_ops.arrive, timed_ops.first_token
 
     def first_token_fast(eng: BatchingReplica, r: Req) -> None:
-        i, wk = r.i, eng.idx
-        _, _, h2d, d2s = first_token_c(M, wk, i, P, r.pos0, npre_of.pop(i), state)
-        wait = sync_backup and h2d > 0
-        bg = io.write_back(wk, h2d, d2s, wait)
-        if wait:
-            bg[0].callbacks.append(lambda _e: first_out(eng, r))
-        else:
-            first_out(eng, r)
+        i = r.i
+        _, _, h2d, d2s = first_token_c(M, eng.idx, i, P, r.pos0, npre_of.pop(i), state)
+        written(eng, r, h2d, d2s)
 
     def first_token(eng: BatchingReplica, r: Req) -> None:
         i, wk = r.i, eng.idx
         lo = int(offs[i])
         blocks = in_flight.pop(i)
         st = cache.store(wk, blocks, lo, npre_of.pop(i))
-        wait = sync_backup and st.hbm_to_dram > 0
-        bg = background(st, wk, wait)
-        if pf is not None:
-            pf.turn_done(int(sess[i]), i, wk, blocks, lo)
+        turn = partial(pf.turn_done, int(sess[i]), i, wk, blocks, lo) if pf is not None else None
+        written(eng, r, st.hbm_to_dram, st.dram_to_ssd, turn)
+
+    def written(eng: BatchingReplica, r: Req, h2d: int, d2s: int, turn: Callable[[], Any] | None = None) -> None:
+        """The store's victims go down in the background (then the session prefetcher hears of the turn); the
+        first token is out now, or once the write-back is when a synchronous write-through waits for it."""
+        wait = sync_backup and h2d > 0
+        bg = io.write_back(eng.idx, h2d, d2s, wait)
+        if turn is not None:
+            turn()
         if wait:
             bg[0].callbacks.append(lambda _e: first_out(eng, r))
         else:

@@ -173,6 +173,9 @@ def linear_params(spec: ModelSpec) -> tuple[float, float, float, float]:
     return active, total - E * expert, expert, float(E)
 
 
+_TABLE_MAX_TOKENS = 1 << 24  # _linear on arrays of whole token counts below this: a lookup table
+
+
 def distinct_experts(n_experts: float, top_k: float, tokens):
     """Expected distinct experts ``T`` tokens touch: E (1 - (1 - k/E)^T); element-wise on arrays."""
     return n_experts * (1.0 - (1.0 - top_k / n_experts) ** tokens)
@@ -237,9 +240,36 @@ class StepModel:
     # ------------------------------------------------------------ terms (element-wise on arrays)
 
     def _linear(self, T):
+        """The linear-layer time of iterations of T tokens, element-wise: each distinct T through
+        ``_linear_one``. numpy's power on arrays is built per machine (its AVX-512 kernels round some results
+        differently from libm's pow in the last place), so computing it on arrays made the same command's
+        prefill figures differ between machines; libm's pow is what the engine's per-iteration path uses."""
+        a = np.asarray(T, dtype=np.float64)
+        if a.ndim == 0:
+            return self._linear_one(float(a))
+        if not a.size:
+            return np.zeros(a.shape)
+        k = a.astype(np.int64)
+        if k.min() >= 0 and k.max() < _TABLE_MAX_TOKENS and np.array_equal(k, a):  # token counts: a table
+            table = np.zeros(int(k.max()) + 1)
+            for t in np.flatnonzero(np.bincount(k.ravel())).tolist():
+                table[t] = self._linear_one(float(t))
+            return table[k]
+        u, inv = np.unique(a, return_inverse=True)
+        return np.array([self._linear_one(t) for t in u.tolist()], dtype=np.float64)[inv].reshape(a.shape)
+
+    def _linear_one(self, T: float) -> float:
+        """soft_max(compute, weight read) + the per-layer fixed time of one iteration of T tokens (0: none)."""
+        if T <= 0:
+            return 0.0
         read = self._w_fixed_s + (self._w_expert_s * distinct_experts(self._E, self._k, T) if self._E else 0.0)
-        both = soft_max(self._flop_s * np.asarray(T, dtype=np.float64), read, self.params.ridge_softness)
-        return np.where(T > 0, both + self._layers_s, 0.0)
+        compute = self._flop_s * float(T)
+        hi, lo = (compute, read) if compute >= read else (read, compute)
+        s = self.params.ridge_softness
+        if s > 0:
+            ratio = lo / hi if hi > 0 else 0.0
+            hi = hi * (1.0 + ratio ** (1.0 / s)) ** s
+        return hi + self._layers_s
 
     def _comm(self, T):
         return np.where(T > 0, self._comm_fixed_s + self._comm_tok_s * T, 0.0)
@@ -248,14 +278,7 @@ class StepModel:
         """``_linear`` and ``_comm`` of one iteration of T > 0 tokens, in plain floats: the same operations
         in the same order as the array forms (the engine calls this per iteration, where numpy's per-call
         cost on a scalar was a tenth of a timed run)."""
-        read = self._w_fixed_s + (self._w_expert_s * distinct_experts(self._E, self._k, T) if self._E else 0.0)
-        compute = self._flop_s * float(T)
-        hi, lo = (compute, read) if compute >= read else (read, compute)
-        s = self.params.ridge_softness
-        if s > 0:
-            ratio = lo / hi if hi > 0 else 0.0
-            hi = hi * (1.0 + ratio ** (1.0 / s)) ** s
-        return hi + self._layers_s, self._comm_fixed_s + self._comm_tok_s * T
+        return self._linear_one(T), self._comm_fixed_s + self._comm_tok_s * T
 
     # ------------------------------------------------------------ API
 

@@ -220,3 +220,20 @@ def test_properties(n, c, extra, B, K):
     assert m.iteration_s([(n, c)], B + 1, K) >= b.total_s  # a larger batch
     if B:
         assert m.iteration_s([(n, c)], B, K + extra) >= b.total_s  # more KV read
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "mixtral-8x7b"])
+def test_array_forms_equal_the_per_iteration_floats_bit_for_bit(name):
+    """prefill_s_array / service_s price each request with the same floats as the engine's per-iteration path
+    (libm's pow, not numpy's array power, whose AVX-512 build rounds differently: the report's prefill
+    figures then differed between machines in the last place)."""
+    m = StepModel(model_spec(name), gpu_spec("h100-sxm"), step_params(), tp=2)
+    assert m.params.ridge_softness > 0  # the power is taken
+    rng = np.random.default_rng(1)
+    n = np.concatenate([[0, 1, 2, 16, 4096], rng.integers(0, 200_000, 2000)])
+    c = rng.integers(0, 100_000, len(n))
+    got = m.prefill_s_array(n, c)
+    assert [float(x) for x in got] == [m.prefill_s(int(a), int(b)) for a, b in zip(n, c, strict=True)]
+    half = n + 0.5  # not whole tokens: the per-distinct-value path, same floats
+    assert [float(x) for x in m._linear(half)] == [m._linear_one(float(t)) for t in half]
+    assert m._linear(np.array([], dtype=np.int64)).shape == (0,)
