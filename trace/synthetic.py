@@ -321,8 +321,9 @@ def generate(cfg: SyntheticCfg, seed: int, name: str | None = None, *, hashed_id
     # -- keep streams that got at least one request, renumber in first-arrival order
     n_streams_all = len(s_kind)
     s_sys_all = rng.integers(0, cfg.system_prompts, n_streams_all)
-    ranks = np.arange(1, cfg.documents + 1, dtype=np.float64)
-    pdoc = ranks ** -cfg.zipf_s
+    # rank^-s through libm's pow: numpy's array power is built per machine (AVX-512 rounds some results
+    # differently), and the same seed must give the same workload on every machine
+    pdoc = np.array([float(r) ** -cfg.zipf_s for r in range(1, cfg.documents + 1)], dtype=np.float64)
     s_doc_all = rng.choice(cfg.documents, size=n_streams_all, p=pdoc / pdoc.sum())
     nt_all = np.bincount(stream_of, minlength=n_streams_all)
     keep = nt_all > 0

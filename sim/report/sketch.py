@@ -105,7 +105,11 @@ class QuantileSketch:
     # ------------------------------------------------------------ queries
 
     def _value(self, k: np.ndarray, sign: float) -> np.ndarray:
-        return sign * MIN_VALUE * 2.0 * self._gamma ** k / (self._gamma + 1.0)
+        # gamma^k per element through libm's pow (a few ranks are asked): numpy's array power is built per
+        # machine (AVX-512 rounds some results differently), and a report must not differ between machines
+        g = self._gamma
+        pw = np.array([g ** kk for kk in np.asarray(k, dtype=np.int64).ravel().tolist()], dtype=np.float64)
+        return sign * MIN_VALUE * 2.0 * pw.reshape(np.shape(k)) / (g + 1.0)
 
     def order_stat(self, ranks: np.ndarray) -> np.ndarray:
         """Estimates of the values of 0-based order statistics `ranks` (exact min and max at the ends)."""

@@ -253,8 +253,8 @@ def test_a_sweep_tells_its_workers_what_they_may_keep(tmp_path, monkeypatch):
 
     spec = _spec(tmp_path, {"policies.eviction": ["lru", "fifo"], "synthetic.requests": [150, 300]})
     res = run_sweep(load_spec(spec), out_dir=tmp_path / "keep", workers=1)
-    assert list(res.workload_loads.values()) == [2]
+    assert (res.failed, list(res.workload_loads.values())) == (0, [2]), res.rows
     monkeypatch.setattr(worker, "CACHE_B", 0)
     res = run_sweep(load_spec(spec), out_dir=tmp_path / "drop", workers=1)
-    assert list(res.workload_loads.values()) == [4]
+    assert (res.failed, list(res.workload_loads.values())) == (0, [4]), res.rows
     assert _sim_rows(tmp_path / "keep") == _sim_rows(tmp_path / "drop")
