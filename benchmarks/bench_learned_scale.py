@@ -94,7 +94,11 @@ def main() -> None:
 
         node = NodeSetup.from_config(cfg, w.block_tokens)
         slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
-        try:
+        try:  # the estimate the run is checked against (sim.modes.runner)
+            from sim.modes.runner import _single_need
+
+            est = _single_need(cfg, w, ctx, node, ["learned"], timing=False).est
+        except ImportError:
             est = run_estimate(w, mode="single", timing=False, per_access=False, slots=slots,
                                learned="model" if model_path else "online")
         except TypeError:  # before the learned policy had its own estimate

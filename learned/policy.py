@@ -63,6 +63,7 @@ from sim.errors import InputError
 from sim.policies.base import AccessContext, Policy, register
 
 CHUNK = 16384  # access positions scored per LightGBM call
+RELEASE_STEP = 65536  # released positions dropped at once (Scorer.release)
 DEFAULT_RETRAIN_EVERY = 2000  # requests
 # ... and at least this many block accesses since the previous training, so that a stream
 # of one-block requests (a bare key sequence) is not retrained every few thousand accesses.
@@ -101,8 +102,13 @@ class Scorer:
         else:
             self.stream = context_stream(ctx)
         self.n = self.stream.n
-        self.prio = array("d")  # priority of each scored position (8 bytes each, not a float object)
+        self.prio = array("d")  # priority of each scored position from `base` on (8 bytes each, not a float object)
+        self.base = 0  # the first position `prio` holds: those below were released (accesses_done)
         self.scored = 0  # positions [0, scored) have a priority
+        # Priorities of released positions that victims carry to another tier: a victim's last position below
+        # `base` is put here as it leaves its tier and read as it arrives in the next (within one request's
+        # moves; cleared at the next release)
+        self.carry: dict[int, float] = {}
         self.predict_s = 0.0
         self.predict_calls = 0
 
@@ -137,6 +143,26 @@ class Scorer:
             pri = pri + (self.bonus * self.model.horizon) * p
         self.prio.frombytes(np.ascontiguousarray(pri, dtype=np.float64).tobytes())
         self.scored = start + len(X)
+
+    def value(self, pos: int) -> float:
+        """The priority of scored position `pos` (a released one only while a victim carries it)."""
+        i = pos - self.base
+        if i >= 0:
+            return self.prio[i]
+        p = self.carry.get(pos)
+        if p is None:
+            raise RuntimeError(f"learned: access position {pos} was released (accesses_done) and no victim carries "
+                               "it: a replay read a position it had declared done")
+        return p
+
+    def release(self, pos: int) -> None:
+        """accesses_done: drop the priorities below `pos` (in steps of at least RELEASE_STEP positions, so the
+        array's move is amortised) and the carried ones."""
+        self.carry.clear()
+        k = min(pos, self.scored) - self.base
+        if k >= RELEASE_STEP:
+            del self.prio[:k]
+            self.base += k
 
     def stats(self) -> dict:
         t = self.trainer
@@ -180,7 +206,7 @@ def shared_scorer(ctx: AccessContext, model: LearnedModel | None, retrain_every:
     """The Scorer of (ctx, model, settings), created once and shared by every tier using them."""
     key = (id(ctx), id(model), int(retrain_every), int(retrain_min_accesses), float(bonus), repr(params))
     hit = _SCORERS.get(key)
-    if hit is not None and hit[0]() is ctx:
+    if hit is not None and hit[0]() is ctx and hit[1].base == 0:  # one that released positions served its run
         return hit[1]
     sc = Scorer(ctx, model, retrain_every=retrain_every, retrain_min_accesses=retrain_min_accesses, bonus=bonus,
                 params=params)
@@ -213,7 +239,6 @@ class Learned(Policy):
         self.scorer: Scorer | None = None
         if ctx is not None and ctx.n_accesses():
             self.scorer = shared_scorer(ctx, model, int(every), bonus, params.get("train_params"), min_acc)
-        self._prio = self.scorer.prio if self.scorer is not None else None
         self._scored = 0  # this policy's view of scorer.scored (refreshed when it falls behind)
         # Residents never exceed the capacity, so a heap longer than this is mostly stale entries.
         self._heap_limit = 2 * capacity + 1024
@@ -239,7 +264,8 @@ class Learned(Policy):
             if pos >= self._scored:
                 sc.ensure(pos)
                 self._scored = sc.scored
-            prio = sc.prio[pos]
+            i = pos - sc.base
+            prio = sc.prio[i] if i >= 0 else sc.value(pos)
         self._pos[key] = pos
         heap = self._heap
         heappush(heap, (prio, pos, key))
@@ -261,20 +287,30 @@ class Learned(Policy):
         cur, heap = self._pos, self._heap
         if not cur:
             raise IndexError(f"{self.name}: victim() on an empty policy")
+        sc = self.scorer
         while True:
-            _, pos, key = heappop(heap)
+            prio, pos, key = heappop(heap)
             if cur.get(key) == pos:
                 del cur[key]
                 self.evictions += 1
+                if sc is not None and pos < sc.base:
+                    sc.carry[pos] = prio  # released: the victim carries it to its next tier
                 return key
 
     def remove(self, key: int) -> None:
         self._pos.pop(key, None)
 
+    def accesses_done(self, pos: int) -> None:
+        if self.scorer is not None:
+            self.scorer.release(pos)
+
     def priority(self, key: int) -> float:
-        """Current eviction priority of resident `key` (lower leaves first)."""
+        """Current eviction priority of resident `key` (lower leaves first; NaN without a context). A scan of
+        the heap: for inspection, not for the replay."""
         pos = self._pos[key]
-        return self._prio[pos] if self._prio is not None else float("nan")
+        if self.scorer is None:
+            return float("nan")
+        return next(p for p, q, k in self._heap if k == key and q == pos)
 
     def __contains__(self, key: int) -> bool:
         return key in self._pos

@@ -94,6 +94,11 @@ NEXT_USE_PER_REQ_B = 64
 # a trace's horizon can be longer, so once the policy's first pass has run the run re-checks the estimate
 # with the exact window in its place (with_exact_window; sim.modes.learned_window) before the replay starts
 # (a partitioned run: in each pod, once its first pass has run there).
+# The sequential hit-rate-only replay (single node, Python engine) tells the learned policy after each request
+# that its accesses are done (sim.policies.base.Policy.accesses_done): the priorities are then held for a
+# window of positions, not per access: at most learned.policy's RELEASE_STEP + CHUNK positions, plus a request
+# on either side (tests/learned/test_learned_release.py keeps this equal to those constants).
+LEARNED_RELEASED_POSITIONS = 65_536 + 16_384
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
@@ -296,12 +301,15 @@ def with_exact_window(est: Estimate, rows: int, *, part: str = LEARNED_WINDOW, c
 
 
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
-                 runs: int = 1, next_use_steps: bool = False, learned: str | None = None) -> Estimate:
+                 runs: int = 1, next_use_steps: bool = False, learned: str | None = None,
+                 learned_widest: int | None = None) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
     may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps;
     `learned`: "model" (a model file) or "online" when the learned policy runs (both stream their
-    features; online adds its training window).
+    features; online adds its training window); `learned_widest`: the most blocks of one request when the
+    replay releases the learned priorities after each request (LEARNED_RELEASED_POSITIONS; None: it keeps one
+    per access).
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
@@ -315,7 +323,8 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     if learned in ("model", "online"):
         e.add("learned tracker", s.own_blocks * (LEARNED_BLOCK_B + (ID_B if s.renumber else 0))
               + n * LEARNED_PER_REQ_B)
-        e.add("learned priorities", s.accesses * LEARNED_MODEL_PER_ACCESS_B)
+        held = s.accesses if learned_widest is None else LEARNED_RELEASED_POSITIONS + 2 * learned_widest
+        e.add("learned priorities", min(s.accesses, held) * LEARNED_MODEL_PER_ACCESS_B)
     if learned == "online":
         e.add(LEARNED_WINDOW, learned_window_rows(s) * LEARNED_ROW_B)
     if next_use_steps:

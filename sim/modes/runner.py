@@ -83,8 +83,10 @@ def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timin
     per_access = any((not use_engine(cfg, p) and p != "learned") or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct)
                      for p in policies)
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
+    # the hit-rate-only replay releases the learned priorities request by request (sim.modes.single._run_fast)
+    widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
-                       next_use_steps=steps, learned=learned)
+                       next_use_steps=steps, learned=learned, learned_widest=widest)
     return Need(est, f"replaying {len(w):,} requests on one node", workload_change(w), "--mode single")
 
 

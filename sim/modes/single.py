@@ -218,6 +218,9 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
     departures: list[tuple[float, int]] = []  # (estimated finish, worker) - the load signal
     prefetches: list[tuple[float, int, int, int]] = []  # (time, session, req, worker)
     every = _sample_every(len(w))
+    # requests run one after the other: once one is stored its accesses are done (Policy.accesses_done), unless
+    # a session prefetch may still read an earlier request's
+    done = cache.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
     for i in range(len(w)):
         t = float(arr_s[i])
         while departures and departures[0][0] <= t:
@@ -234,6 +237,8 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
         npre = nh + nd + ns
         cache.fetch(wk, blocks, lo, npre)
         cache.store(wk, blocks, lo, npre)
+        if done is not None:
+            done(lo + len(blocks))
         res.worker[i] = wk
         res.hit_blocks[i] = (nh, nd, ns)
         res.hit_tokens[i] = trim_tokens([nh, nd, ns], bt, int(inp[i]))

@@ -174,6 +174,12 @@ class Policy(ABC):
     def admit(self, key: int, pos: int) -> bool:
         return True
 
+    def accesses_done(self, pos: int) -> None:
+        """From now on no access position below `pos` is read, except a resident's own last one as a victim
+        moves to another tier (the sequential hit-rate-only replay says so after each request). A policy that
+        keeps something per access position may drop it; the others ignore this."""
+        return None
+
     @abstractmethod
     def __contains__(self, key: int) -> bool: ...
 

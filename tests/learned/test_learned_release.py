@@ -1,0 +1,102 @@
+"""The sequential hit-rate-only replay releases the learned priorities request by request
+(Policy.accesses_done): the same decisions, a window of priorities instead of one per access."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import learned.policy as lp
+from sim.cache.node import NodeCache
+from sim.config import Config
+from sim.modes.common import prepare_workload
+from sim.modes.memory import LEARNED_MODEL_PER_ACCESS_B, LEARNED_RELEASED_POSITIONS, run_estimate
+from sim.modes.single import run_single
+from sim.policies.base import AccessContext
+from trace.synthetic import generate
+
+STEP = 512  # a small release step, so that a small workload releases many times
+
+
+def _setup(requests: int = 500):
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"requests": requests, "sessions": requests // 10,
+                                                     "kind": "multi_turn", "block_tokens": 64})
+    # small tiers: HBM victims go to DRAM and DRAM's to SSD with old positions all the time
+    cfg.hardware = cfg.hardware.model_copy(update={
+        "hbm": cfg.hardware.hbm.model_copy(update={"capacity_gib": 0.2}),
+        "dram": cfg.hardware.dram.model_copy(update={"capacity_gib": 1}),
+        "ssd": cfg.hardware.ssd.model_copy(update={"capacity_gib": 4})})
+    w, _ = prepare_workload(cfg, generate(cfg.synthetic, 0))
+    return cfg, w
+
+
+def _run(cfg, w, release: bool, monkeypatch):
+    with monkeypatch.context() as m:
+        if not release:
+            m.setattr(NodeCache, "accesses_done", lambda self, pos: None)
+        return run_single(cfg, w, "learned", ctx=AccessContext.from_workload(w), timing=False)
+
+
+def test_the_window_constant_is_the_policys():
+    assert LEARNED_RELEASED_POSITIONS == lp.RELEASE_STEP + lp.CHUNK
+
+
+def test_released_priorities_give_the_same_replay_and_follow_a_window(monkeypatch):
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    cfg, w = _setup()
+    kept = _run(cfg, w, False, monkeypatch)
+    rel = _run(cfg, w, True, monkeypatch)
+    for col in ("worker", "hit_blocks", "hit_tokens"):
+        assert np.array_equal(getattr(kept, col), getattr(rel, col)), col
+    assert rel.cache.traffic == kept.cache.traffic
+    tiers = [*rel.cache.hbm, rel.cache.dram, rel.cache.ssd]
+    assert [t.stats for t in tiers] == [t.stats for t in [*kept.cache.hbm, kept.cache.dram, kept.cache.ssd]]
+    assert rel.cache.dram.stats.evictions > 0 and rel.cache.ssd.stats.inserts > 0  # victims moved down
+    sc, old = rel.cache.hbm[0].policy.scorer, kept.cache.hbm[0].policy.scorer
+    assert sc.scored == old.scored == w.total_blocks > 20 * STEP
+    widest = int(w.n_blocks().max())
+    assert sc.base > 0 and len(sc.prio) == sc.scored - sc.base <= STEP + lp.CHUNK + 2 * widest
+    assert len(old.prio) == old.scored  # one per access without the release
+    assert np.array_equal(np.frombuffer(sc.prio), np.frombuffer(old.prio)[sc.base:])
+
+
+def test_a_released_position_no_victim_carries_is_an_error(monkeypatch):
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    cfg, w = _setup(200)
+    res = _run(cfg, w, True, monkeypatch)
+    sc = res.cache.hbm[0].policy.scorer
+    assert sc.base >= STEP
+    with pytest.raises(RuntimeError, match="access position 0 was released"):
+        sc.value(0)
+    sc.carry[0] = 1.5
+    assert sc.value(0) == 1.5
+    assert sc.value(sc.base) == sc.prio[0]
+
+
+def test_the_estimate_counts_a_window_for_the_hit_rate_only_replay():
+    from sim.modes.common import NodeSetup
+    from sim.modes.runner import _single_need
+
+    cfg, w = _setup()
+    ctx = AccessContext.from_workload(w)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    widest = int(w.n_blocks().max())
+    hro = _single_need(cfg, w, ctx, node, ["learned"], timing=False).est.parts["learned priorities"]
+    timed = _single_need(cfg, w, ctx, node, ["learned"], timing=True).est.parts["learned priorities"]
+    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B  # the timed replay keeps one per access
+    assert hro == min(w.total_blocks, LEARNED_RELEASED_POSITIONS + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B
+    big = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model",
+                       learned_widest=widest)
+    assert big.parts["learned priorities"] == hro
+
+
+def test_a_second_replay_on_the_same_context_gets_a_scorer_of_its_own(monkeypatch):
+    """The scorer is shared by the tiers of one run; once a replay released positions, the next run on the
+    same context (a benchmark's repeat) must not reuse it."""
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    cfg, w = _setup(200)
+    ctx = AccessContext.from_workload(w)
+    a = run_single(cfg, w, "learned", ctx=ctx, timing=False)
+    b = run_single(cfg, w, "learned", ctx=ctx, timing=False)
+    assert a.cache.hbm[0].policy.scorer is not b.cache.hbm[0].policy.scorer
+    assert np.array_equal(a.hit_blocks, b.hit_blocks)
