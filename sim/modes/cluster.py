@@ -55,7 +55,7 @@ from sim.modes.cluster_setup import (
     queue_recency,
 )
 from sim.modes.cluster_timed import run_timed
-from sim.modes.common import nan_rows
+from sim.modes.common import block_lists, nan_rows
 from sim.policies.base import AccessContext
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
@@ -99,13 +99,7 @@ def run_cluster(
         rows = row_reader(pb)
         cache = build_compiled_cache(cfg, setup, recency, n_unique)
     else:
-        ids = workload.block_ids.tolist()  # Python ints: the dict-based cache's fastest keys
-        offs = workload.block_offsets.tolist()
-
-        def python_rows(i: int) -> list[int]:
-            return ids[offs[i]:offs[i + 1]]
-
-        rows = python_rows
+        rows = block_lists(workload)  # Python ints (the dict-based cache's fastest keys), built per request
         cache = build_cluster_cache(cfg, setup, policy, ctx, ctx.n_unique)
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)

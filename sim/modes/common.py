@@ -26,6 +26,7 @@ from sim.replica.engine import BatchingReplica
 from sim.replica.request import Req
 from sim.replica.workers import Workers
 from sim.timing.step_cost import StepModel
+from trace.prefix import row_reader
 from trace.workload import Workload
 
 GiB = 1024**3
@@ -98,6 +99,17 @@ def prepare_workload(cfg: Config, workload: Workload) -> tuple[Workload, AccessC
     """Re-block to the simulated page size and build the per-access arrays once."""
     w = simulated_workload(cfg, workload)
     return w, AccessContext.from_workload(w)
+
+
+def block_lists(w: Workload) -> Callable[[int], list[int]]:
+    """Request i's block ids as Python ints (the Python caches' keys), built when asked: a row of the parent
+    form (trace.prefix.row_reader) or a slice of the CSR when the workload holds one; nothing expanded or
+    held for the whole trace (a list of every access's int costs ~40 bytes an access)."""
+    if w.compact:
+        row = row_reader(w.prefix_blocks())
+        return lambda i: row(i).tolist()
+    ids, off_at = w.block_ids, w.block_offsets.item
+    return lambda i: ids[off_at(i):off_at(i + 1)].tolist()
 
 
 def policy_params(cfg: Config, block_tokens: int) -> dict:

@@ -337,6 +337,14 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     return e
 
 
+def lists_in_flight_b(w, in_flight: int) -> float:
+    """The Python block lists of `in_flight` requests of workload `w` (a WorkloadSize or Workload) at its mean
+    blocks a request: what a timed replay on the Python caches holds between a request's arrival and its
+    store (sim.modes.common.block_lists)."""
+    s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
+    return min(in_flight, s.requests) * (s.accesses / max(1, s.requests)) * PY_BLOCK_B
+
+
 def pd_estimate(w, *, slots: dict[str, int], in_flight: int, per_access: bool, learned: str | None = None,
                 input_nbytes: int = 0) -> tuple[str, Estimate]:
     """``run --mode pd`` of workload `w` (prepared: re-blocked, only the requests a replica holds): the
@@ -347,13 +355,12 @@ def pd_estimate(w, *, slots: dict[str, int], in_flight: int, per_access: bool, l
     selective write), those arrays. `input_nbytes`: the workload as given when prepare made a copy.
     Returns (the deployment at the peak, its estimate)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
-    per_req_blocks = s.accesses / max(1, s.requests)
     best: tuple[str, Estimate] | None = None
     for kind, n_slots in slots.items():
         e = run_estimate(s, mode="pd", timing=True, per_access=per_access, slots=n_slots, learned=learned)
         if input_nbytes:
             e.add("workload", input_nbytes)
-        e.add("block lists in flight", min(in_flight, s.requests) * per_req_blocks * PY_BLOCK_B)
+        e.add("block lists in flight", lists_in_flight_b(s, in_flight))
         if best is None or e.total > best[1].total:
             best = (kind, e)
     if best is None:

@@ -56,6 +56,8 @@ def _compile_engine_once(cfg: Config, w: Workload, policies: list[str], timing: 
 # distinct: then Belady reads next-use steps (trace.next_use); selective_write always reads depths from
 # the request starts (sim.engine.layout.depth_at)
 PER_ACCESS_UNLESS_DISTINCT = {"belady"}
+# the Python policies that read AccessContext's per-access arrays (Belady's next use, selective_write's depth)
+READS_PER_ACCESS = {"belady", "selective_write"}
 
 
 def workload_change(w: Workload) -> str:
@@ -106,7 +108,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     """The replays' up-front estimate (a sim.modes.memory.Need): the whole cluster, or its driver and the
     pods simulated at once."""
     from sim.modes.cluster import ClusterSetup, queue_recency
-    from sim.modes.memory import Need, run_estimate
+    from sim.modes.memory import Need, lists_in_flight_b, run_estimate
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
     compiled = all(queue_recency(p) is not None for p in policies)
@@ -116,15 +118,24 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
            + cfg.cluster.racks * setup.eic_blocks + ssd_slots)
     runs = len(policies) + len(routers) - 1
     gpus = f"{setup.layout.n_workers * setup.node.gpus_per_worker:,} GPUs"
+    # the Python caches take each request's list when it arrives (sim.modes.common.block_lists): per access
+    # only for a policy reading per-access arrays; timed, the lists of the requests in flight
+    per_access = not compiled and any(p in READS_PER_ACCESS for p in policies)
+    in_flight = 0
+    if timing and not compiled:
+        pools = node_pools(setup.layout.n_workers, setup.node.hbm_blocks * setup.node.block_tokens)
+        in_flight = requests_in_flight(cfg, len(w), setup.layout.n_workers, pre_run(cfg, w, pools))
     if partition is None:
-        est = run_estimate(w, mode="cluster", timing=timing, per_access=not compiled,
+        est = run_estimate(w, mode="cluster", timing=timing, per_access=per_access,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
                            learned=_learned_mode(cfg, policies))
+        if in_flight:
+            est.add("block lists in flight", lists_in_flight_b(w, in_flight))
         return Need(est, f"replaying {len(w):,} requests on {gpus}",
                     workload_change(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
                     "--mode cluster")
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods,
-                              learned=_learned_mode(cfg, policies))
+                              learned=_learned_mode(cfg, policies), per_access=per_access, in_flight=in_flight)
     return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
                 workload_change(w) + ", use more pods or fewer --workers", "--pods")
 
@@ -149,19 +160,33 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
 
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
-                        pods=None, learned: str | None = None):
+                        pods=None, learned: str | None = None, per_access: bool = False, in_flight: int = 0):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
     each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
-    its part follows the pod's share."""
-    from sim.modes.memory import AT_ONCE, BASE_B, MERGED_PER_REQ_B, REDUCED_PER_REQ_B, Estimate, run_estimate
+    its part follows the pod's share. `per_access`, `in_flight`: as _cluster_need counts them for the whole
+    cluster (a pod holds the lists of at most that many of its requests)."""
+    from sim.modes.memory import (
+        AT_ONCE,
+        BASE_B,
+        MERGED_PER_REQ_B,
+        REDUCED_PER_REQ_B,
+        Estimate,
+        lists_in_flight_b,
+        run_estimate,
+    )
     from sim.modes.partition import pod_sizes
 
-    biggest = max((run_estimate(s, mode="cluster", timing=timing, per_access=not compiled,
-                                slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
-                                learned=learned)
-                   for s in pod_sizes(w, part, pods)), key=lambda e: e.total)
+    def pod(s) -> Estimate:
+        e = run_estimate(s, mode="cluster", timing=timing, per_access=per_access,
+                         slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
+                         learned=learned)
+        if in_flight:
+            e.add("block lists in flight", lists_in_flight_b(s, in_flight))
+        return e
+
+    biggest = max((pod(s) for s in pod_sizes(w, part, pods)), key=lambda e: e.total)
     at_once = min(part.at_once, part.pods)
     est = Estimate()
     est.add("workload and its pods", 2 * w.nbytes())
@@ -396,11 +421,9 @@ ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
 
 
 # policies whose Python caches read sim.policies.base.AccessContext's per-access arrays (next use, depth)
-PD_PER_ACCESS = {"belady", "selective_write"}
-
-
-def pd_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
-    """Requests a PD run holds at once (their block lists): what its replicas run at once
+def requests_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
+    """Requests a timed run holds at once (their block lists; PD, the cluster on the Python caches): what its
+    replicas run at once
     (``compute.max_num_seqs`` each) plus, when the offered load (sim.modes.load.pre_run) exceeds a pool's
     capacity, the backlog that grows through the run: the share 1 - 1/load of the requests."""
     loads = [p.get("offered_load_share") or 0.0 for p in offered.get("pools", {}).values()]
@@ -422,8 +445,8 @@ def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy
     w, setup = prep.workload, prep.setup
     distinct = prep.ctx.key_bound
     return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
-                       in_flight=pd_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
-                       per_access=policy in PD_PER_ACCESS, learned=_learned_mode(cfg, [policy]),
+                       in_flight=requests_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
+                       per_access=policy in READS_PER_ACCESS, learned=_learned_mode(cfg, [policy]),
                        input_nbytes=0 if w is workload else workload.nbytes())
 
 

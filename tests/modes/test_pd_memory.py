@@ -18,7 +18,7 @@ from sim.modes.memory import (
 )
 from sim.modes.pd.setup import prepare
 from sim.modes.pd.simulator import NO_BLOCKS, simulate
-from sim.modes.runner import pd_in_flight, pd_need, run_mode
+from sim.modes.runner import pd_need, requests_in_flight, run_mode
 from trace.source import workload_from_config
 from trace.workload import Workload
 
@@ -72,11 +72,11 @@ def test_in_flight_bound():
     cfg = small_cfg()
     seqs = cfg.compute.max_num_seqs
     stable = {"pools": {"prefill": {"offered_load_share": 0.3}, "decode": {"offered_load_share": None}}}
-    assert pd_in_flight(cfg, 10**6, 64, stable) == 64 * seqs
-    assert pd_in_flight(cfg, 100, 64, stable) == 100  # never more than the requests
+    assert requests_in_flight(cfg, 10**6, 64, stable) == 64 * seqs
+    assert requests_in_flight(cfg, 100, 64, stable) == 100  # never more than the requests
     # offered load 2 on one pool: half the requests pile up over the run
     over = {"pools": {"prefill": {"offered_load_share": 2.0}, "decode": {"offered_load_share": 0.5}}}
-    assert pd_in_flight(cfg, 10**6, 64, over) == 64 * seqs + 500_000
+    assert requests_in_flight(cfg, 10**6, 64, over) == 64 * seqs + 500_000
 
 
 def _estimate(cfg, w):

@@ -48,7 +48,7 @@ import simpy
 from sim.cache.radix_tree import RadixTree
 from sim.cache.spill import LowerTiers
 from sim.config import Config
-from sim.modes.common import policy_params
+from sim.modes.common import block_lists, policy_params
 from sim.modes.pd.prefetch import PDPrefetchHost
 from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
@@ -66,23 +66,12 @@ from sim.timing.node_io import PrefixLoad, all_done
 from sim.timing.prefetch import SessionPrefetcher, prefetch_untimed
 from sim.timing.step_cost import StepModel
 from sim.timing.topology import Topology
-from trace.prefix import row_reader
 from trace.workload import Workload
 
 Progress = Callable[[str, int, int], None]
 
 
 NO_BLOCKS: list[int] = []  # a finished request's block list (never appended to)
-
-
-def _block_lists(w: Workload) -> Callable[[int], list[int]]:
-    """Request i's block ids as Python ints (the radix trees' and tiers' keys): a row of the parent form
-    (trace.prefix.row_reader) or a slice of the CSR when the workload holds one."""
-    if w.compact:
-        row = row_reader(w.prefix_blocks())
-        return lambda i: row(i).tolist()
-    ids, off_at = w.block_ids, w.block_offsets.item
-    return lambda i: ids[off_at(i):off_at(i + 1)].tolist()
 
 
 # ------------------------------------------------------------------ results
@@ -190,7 +179,7 @@ class _Deployment:
         arr_at = (w.arrival_ms / 1000.0).item
         inp_at, out_at, sess_at, off_at = (w.input_tokens.item, w.output_tokens.item, w.session_id.item,
                                            w.block_offsets.item)
-        blocks = _block_lists(w)
+        blocks = block_lists(w)
         n = len(w)
         every = max(1, n // 200)
         for i in range(n):
