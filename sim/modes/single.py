@@ -220,7 +220,7 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
     every = _sample_every(len(w))
     # requests run one after the other: once one is stored its accesses are done (Policy.accesses_done), unless
     # a session prefetch may still read an earlier request's
-    done = cache.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
+    release = cache.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
     for i in range(len(w)):
         t = float(arr_s[i])
         while departures and departures[0][0] <= t:
@@ -237,8 +237,8 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
         npre = nh + nd + ns
         cache.fetch(wk, blocks, lo, npre)
         cache.store(wk, blocks, lo, npre)
-        if done is not None:
-            done(lo + len(blocks))
+        if release is not None:
+            release(lo + len(blocks))
         res.worker[i] = wk
         res.hit_blocks[i] = (nh, nd, ns)
         res.hit_tokens[i] = trim_tokens([nh, nd, ns], bt, int(inp[i]))
@@ -279,6 +279,11 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     npre_of: dict[int, int] = {}  # cached blocks of the requests between arrival and first token
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
+    # The requests between arrival and first token read their own positions at their store: the oldest of
+    # them (npre_of keeps arrival order), or the next to arrive, bounds what a policy keeping something per
+    # position must keep (Policy.accesses_done), unless a session prefetch reads earlier requests' positions.
+    release = cache.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
+    arrived = [0]
 
     pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \
         if prefetcher is not None else None
@@ -300,6 +305,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         lo = int(offs[i])
         blocks = in_flight.pop(i)
         st = cache.store(wk, blocks, lo, npre_of.pop(i))
+        if release is not None:
+            release(int(offs[next(iter(npre_of))]) if npre_of else int(offs[arrived[0]]))
         turn = partial(pf.turn_done, int(sess[i]), i, wk, blocks, lo) if pf is not None else None
         written(eng, r, st.hbm_to_dram, st.dram_to_ssd, turn)
 
@@ -351,6 +358,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         if fast is not None:
             wk, npre, th, td, ts, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo, rows, bt, n_in)
         else:
+            arrived[0] = i + 1
             blocks = row(i)
             in_flight[i] = blocks  # first_token stores them: built once per request
             wk = router.choose(i, blocks, s)

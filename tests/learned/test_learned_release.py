@@ -100,3 +100,23 @@ def test_a_second_replay_on_the_same_context_gets_a_scorer_of_its_own(monkeypatc
     b = run_single(cfg, w, "learned", ctx=ctx, timing=False)
     assert a.cache.hbm[0].policy.scorer is not b.cache.hbm[0].policy.scorer
     assert np.array_equal(a.hit_blocks, b.hit_blocks)
+
+
+def test_the_timed_replay_releases_behind_its_oldest_request_in_flight(monkeypatch):
+    """Timed, a request stores at its first token, after later requests arrived: the release follows the
+    oldest request between arrival and first token. Same results as keeping every priority."""
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    cfg, w = _setup(300)
+
+    def run(release: bool):
+        with monkeypatch.context() as m:
+            if not release:
+                m.setattr(NodeCache, "accesses_done", lambda self, pos: None)
+            return run_single(cfg, w, "learned", ctx=AccessContext.from_workload(w), timing=True)
+
+    kept, rel = run(False), run(True)
+    for col in ("worker", "hit_blocks", "hit_tokens", "ttft_s", "tpot_s", "e2e_s"):
+        assert np.array_equal(getattr(kept, col), getattr(rel, col)), col
+    assert rel.cache.dram.stats.evictions > 0
+    sc = rel.cache.hbm[0].policy.scorer
+    assert sc.base > 0 and len(sc.prio) < sc.scored == w.total_blocks
