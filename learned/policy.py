@@ -102,6 +102,7 @@ class Scorer:
         else:
             self.stream = context_stream(ctx)
         self.n = self.stream.n
+        ctx.on_release(self.release)  # held weakly: the scorer still lives no longer than its context's entry
         self.prio = array("d")  # priority of each scored position from `base` on (8 bytes each, not a float object)
         self.base = 0  # the first position `prio` holds: those below were released (accesses_done)
         self.scored = 0  # positions [0, scored) have a priority
@@ -109,6 +110,7 @@ class Scorer:
         # `base` is put here as it leaves its tier and read as it arrives in the next (within one request's
         # moves; cleared at the next release)
         self.carry: dict[int, float] = {}
+        self.done = False  # a replay released every position (release)
         self.predict_s = 0.0
         self.predict_calls = 0
 
@@ -156,9 +158,10 @@ class Scorer:
         return p
 
     def release(self, pos: int) -> None:
-        """accesses_done: drop the priorities below `pos` (in steps of at least RELEASE_STEP positions, so the
-        array's move is amortised) and the carried ones."""
+        """AccessContext.accesses_done: drop the priorities below `pos` (in steps of at least RELEASE_STEP
+        positions, so the array's move is amortised) and the carried ones."""
         self.carry.clear()
+        self.done = pos >= self.n  # the replay's last request: a later run on this context needs a scorer of its own
         k = min(pos, self.scored) - self.base
         if k >= RELEASE_STEP:
             del self.prio[:k]
@@ -206,7 +209,9 @@ def shared_scorer(ctx: AccessContext, model: LearnedModel | None, retrain_every:
     """The Scorer of (ctx, model, settings), created once and shared by every tier using them."""
     key = (id(ctx), id(model), int(retrain_every), int(retrain_min_accesses), float(bonus), repr(params))
     hit = _SCORERS.get(key)
-    if hit is not None and hit[0]() is ctx and hit[1].base == 0:  # one that released positions served its run
+    # one whose replay released every position served its run (a tier created later in the same run, as the
+    # cluster's are, still gets the scorer its run shares)
+    if hit is not None and hit[0]() is ctx and not hit[1].done:
         return hit[1]
     sc = Scorer(ctx, model, retrain_every=retrain_every, retrain_min_accesses=retrain_min_accesses, bonus=bonus,
                 params=params)
@@ -299,10 +304,6 @@ class Learned(Policy):
 
     def remove(self, key: int) -> None:
         self._pos.pop(key, None)
-
-    def accesses_done(self, pos: int) -> None:
-        if self.scorer is not None:
-            self.scorer.release(pos)
 
     def priority(self, key: int) -> float:
         """Current eviction priority of resident `key` (lower leaves first; NaN without a context). A scan of

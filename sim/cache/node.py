@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.cache.tier import Tier
-from sim.policies.base import Policy
 
 HBM, DRAM, SSD, MISS = 0, 1, 2, 3
 TIER_NAMES = ("hbm", "dram", "ssd")
@@ -54,14 +53,6 @@ class NodeCache:
         self.prefetched_blocks = 0
         # (sim time s, resident blocks) per tier name, all workers' HBM summed
         self.occupancy: dict[str, list[tuple[float, int]]] = {"hbm": [], "dram": [], "ssd": []}
-        # the tiers' policies that keep something per access position (Policy.accesses_done overridden)
-        self._per_access = [t.policy for t in (*hbm, dram, ssd)
-                            if type(t.policy).accesses_done is not Policy.accesses_done]
-
-    def accesses_done(self, pos: int) -> None:
-        """Policy.accesses_done for every tier (a caller replaying requests one after the other)."""
-        for p in self._per_access:
-            p.accesses_done(pos)
 
     # ------------------------------------------------------------- lookup
     def lookup(self, w: int, blocks) -> tuple[int, int, int]:

@@ -56,6 +56,7 @@ from sim.modes.cluster_setup import (
 )
 from sim.modes.cluster_timed import run_timed
 from sim.modes.common import block_lists, nan_rows
+from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
@@ -117,8 +118,14 @@ def run_cluster(
     cost = CostEstimator(cfg, setup, prefill_free, lambda: clock[0])
     state = ClusterRouteState(setup.layout, cache, loads, workload.input_tokens, cost, seed=cfg.seed)
     rt = make_router(router, "cluster", state, where="cluster.router")
-    run = run_timed if timing else run_fast
-    run(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
+    if timing:
+        run_timed(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
+    else:
+        # the Python caches' replay tells the context when a request's accesses are done (the learned policy
+        # keeps its priorities for a window), unless a session prefetch reads earlier requests' positions
+        python = isinstance(cache, ClusterCache) and not POLICIES[policy].prefetch
+        run_fast(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, progress,
+                 release=ctx.accesses_done if python else None)
     res.wall_s = time.perf_counter() - t_wall
     return res
 

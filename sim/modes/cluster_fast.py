@@ -3,6 +3,7 @@ lookup -> store at once; load is tracked with estimated service times."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 from sim.modes.cluster_prefetch import prefetch_instant
 from sim.modes.cluster_result import RowWriter
@@ -14,7 +15,9 @@ from trace.workload import Workload
 
 
 def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
-              progress) -> None:
+              progress, release: Callable[[int], None] | None = None) -> None:
+    """`release`: called with the first position of the next request after each store
+    (sim.policies.base.AccessContext.accesses_done)."""
     # Per-request scalars through ndarray.item (a Python int/float, ~50 ns more a read than a list's) rather
     # than .tolist() copies: five lists of n Python objects would hold ~170 B a request for the whole run.
     arr_at = (w.arrival_ms / 1000.0).item
@@ -53,6 +56,8 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
         c, crit, bg = acquire(wk, blocks, lo)
         npre = sum(c)
         bg2 = store(wk, blocks, lo, npre)
+        if release is not None:
+            release(lo + len(blocks))
         for moves in (crit, bg, bg2):
             for (src, dst), nb in moves.items():
                 account(src, dst, nb * bb, lanes)

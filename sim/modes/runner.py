@@ -125,17 +125,20 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     if timing and not compiled:
         pools = node_pools(setup.layout.n_workers, setup.node.hbm_blocks * setup.node.block_tokens)
         in_flight = requests_in_flight(cfg, len(w), setup.layout.n_workers, pre_run(cfg, w, pools))
+    learned = _learned_mode(cfg, policies)
+    # the hit-rate-only replay releases the learned priorities request by request (sim.modes.cluster_fast)
+    widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
     if partition is None:
         est = run_estimate(w, mode="cluster", timing=timing, per_access=per_access,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
-                           learned=_learned_mode(cfg, policies))
+                           learned=learned, learned_widest=widest)
         if in_flight:
             est.add("block lists in flight", lists_in_flight_b(w, in_flight))
         return Need(est, f"replaying {len(w):,} requests on {gpus}",
                     workload_change(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
                     "--mode cluster")
-    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods,
-                              learned=_learned_mode(cfg, policies), per_access=per_access, in_flight=in_flight)
+    est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods, learned=learned,
+                              per_access=per_access, in_flight=in_flight, learned_widest=widest)
     return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
                 workload_change(w) + ", use more pods or fewer --workers", "--pods")
 
@@ -160,13 +163,14 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
 
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
-                        pods=None, learned: str | None = None, per_access: bool = False, in_flight: int = 0):
+                        pods=None, learned: str | None = None, per_access: bool = False, in_flight: int = 0,
+                        learned_widest: int | None = None):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
     each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
-    its part follows the pod's share. `per_access`, `in_flight`: as _cluster_need counts them for the whole
-    cluster (a pod holds the lists of at most that many of its requests)."""
+    its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`: as _cluster_need counts them
+    for the whole cluster (a pod holds the lists of at most that many of its requests)."""
     from sim.modes.memory import (
         AT_ONCE,
         BASE_B,
@@ -181,7 +185,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     def pod(s) -> Estimate:
         e = run_estimate(s, mode="cluster", timing=timing, per_access=per_access,
                          slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
-                         learned=learned)
+                         learned=learned, learned_widest=learned_widest)
         if in_flight:
             e.add("block lists in flight", lists_in_flight_b(s, in_flight))
         return e

@@ -184,17 +184,20 @@ def run_single(
         R = router_state(cfg.cluster.router, router, n, int(sess.max()) + 1 if n else 0,
                          width=int(workload.n_blocks().max()) if n and whole else 0)
         router = CompiledRouter(cache.M, R, load, sess)
+    # The Python replays tell the context when a request's accesses are done (AccessContext.accesses_done: the
+    # learned policy then keeps its priorities for a window), unless a session prefetch reads earlier requests'
+    release = ctx.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
     if timing:
         # compiled cache calls per request (sim.engine.timed_ops) unless a session prefetcher reads the
         # cache between lookup and fetch
         fast = (R, sess) if compiled and prefetcher is None else None
-        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress, fast)
+        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress, fast, release)
     elif compiled:
         out = run_fast_compiled(cache, R, workload, sess, service, load, _sample_every(n), do_prefetch, progress)
         res.worker, res.hit_blocks, res.hit_tokens = out["worker"], out["hit_blocks"], out["hit_tokens"]
         res.sim_time_s = float(workload.arrival_ms[-1] / 1000.0) if n else 0.0
     else:
-        _run_fast(workload, setup, cache, router, load, prefetcher, service, res, progress)
+        _run_fast(workload, setup, cache, router, load, prefetcher, service, res, progress, release)
     res.wall_s = time.perf_counter() - t_wall
     return res
 
@@ -210,7 +213,8 @@ def _sample(cache: NodeCache, t: float) -> None:
     occ["ssd"].append((t, len(cache.ssd)))
 
 
-def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress) -> None:
+def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress,
+              release: Callable[[int], None] | None = None) -> None:
     arr_s = w.arrival_ms / 1000.0
     offs, row = w.block_offsets, w.blocks
     inp, sess = w.input_tokens, w.session_id
@@ -218,9 +222,6 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
     departures: list[tuple[float, int]] = []  # (estimated finish, worker) - the load signal
     prefetches: list[tuple[float, int, int, int]] = []  # (time, session, req, worker)
     every = _sample_every(len(w))
-    # requests run one after the other: once one is stored its accesses are done (Policy.accesses_done), unless
-    # a session prefetch may still read an earlier request's
-    release = cache.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
     for i in range(len(w)):
         t = float(arr_s[i])
         while departures and departures[0][0] <= t:
@@ -264,7 +265,8 @@ def _timed_buffers(w: Workload, cache: CompiledNodeCache) -> tuple:
             bool(pb.distinct))
 
 
-def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress, fast=None) -> None:
+def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress, fast=None,
+               release: Callable[[int], None] | None = None) -> None:
     env = simpy.Environment()
     nw = setup.n_workers
     # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap
@@ -279,10 +281,9 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     npre_of: dict[int, int] = {}  # cached blocks of the requests between arrival and first token
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
-    # The requests between arrival and first token read their own positions at their store: the oldest of
-    # them (npre_of keeps arrival order), or the next to arrive, bounds what a policy keeping something per
-    # position must keep (Policy.accesses_done), unless a session prefetch reads earlier requests' positions.
-    release = cache.accesses_done if prefetcher is None and isinstance(cache, NodeCache) else None
+    # `release` (AccessContext.accesses_done): the requests between arrival and first token read their own
+    # positions at their store, so the oldest of them (npre_of keeps arrival order), or the next to arrive,
+    # bounds the positions still read
     arrived = [0]
 
     pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \

@@ -20,6 +20,7 @@ or O(log n) per call, never a scan of the cache.
 """
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import cached_property
@@ -51,8 +52,22 @@ class AccessContext:
         self._w = workload
         self._depth_given = "depth" in arrays
         self._next_use_given = "next_use" in arrays
+        self._on_release: list[weakref.WeakMethod[Callable[[int], None]]] = []
         for k, v in arrays.items():
             setattr(self, k, v)
+
+    def on_release(self, method: Callable[[int], None]) -> None:
+        """Call `method` (a bound method, held weakly) on each accesses_done: a policy's helper that keeps
+        something per access position (the learned policy's scorer)."""
+        self._on_release.append(weakref.WeakMethod(method))
+
+    def accesses_done(self, pos: int) -> None:
+        """A replay that runs requests one after the other says, after each: from now on no access position
+        below `pos` is read, except a resident's own last one as a victim moves to another tier."""
+        for ref in self._on_release:
+            fn = ref()
+            if fn is not None:
+                fn(pos)
 
     def set_depth(self, depth: np.ndarray) -> None:
         """Replace the depths the workload's layout gives (hand-made contexts)."""
@@ -173,12 +188,6 @@ class Policy(ABC):
 
     def admit(self, key: int, pos: int) -> bool:
         return True
-
-    def accesses_done(self, pos: int) -> None:
-        """From now on no access position below `pos` is read, except a resident's own last one as a victim
-        moves to another tier (the sequential hit-rate-only replay says so after each request). A policy that
-        keeps something per access position may drop it; the others ignore this."""
-        return None
 
     @abstractmethod
     def __contains__(self, key: int) -> bool: ...

@@ -1,12 +1,11 @@
 """The sequential hit-rate-only replay releases the learned priorities request by request
-(Policy.accesses_done): the same decisions, a window of priorities instead of one per access."""
+(AccessContext.accesses_done): the same decisions, a window of priorities instead of one per access."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import learned.policy as lp
-from sim.cache.node import NodeCache
 from sim.config import Config
 from sim.modes.common import prepare_workload
 from sim.modes.memory import LEARNED_MODEL_PER_ACCESS_B, LEARNED_RELEASED_POSITIONS, run_estimate
@@ -26,6 +25,7 @@ def _setup(requests: int = 500):
         "hbm": cfg.hardware.hbm.model_copy(update={"capacity_gib": 0.2}),
         "dram": cfg.hardware.dram.model_copy(update={"capacity_gib": 1}),
         "ssd": cfg.hardware.ssd.model_copy(update={"capacity_gib": 4})})
+    cfg.policies = cfg.policies.model_copy(update={"learned_retrain_every": 100})  # trained priorities
     w, _ = prepare_workload(cfg, generate(cfg.synthetic, 0))
     return cfg, w
 
@@ -33,7 +33,7 @@ def _setup(requests: int = 500):
 def _run(cfg, w, release: bool, monkeypatch):
     with monkeypatch.context() as m:
         if not release:
-            m.setattr(NodeCache, "accesses_done", lambda self, pos: None)
+            m.setattr(AccessContext, "accesses_done", lambda self, pos: None)
         return run_single(cfg, w, "learned", ctx=AccessContext.from_workload(w), timing=False)
 
 
@@ -43,7 +43,7 @@ def test_the_window_constant_is_the_policys():
 
 def test_released_priorities_give_the_same_replay_and_follow_a_window(monkeypatch):
     monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
-    cfg, w = _setup()
+    cfg, w = _setup(1000)  # 42,849 accesses: one training before the end (20,000 accesses apart at least)
     kept = _run(cfg, w, False, monkeypatch)
     rel = _run(cfg, w, True, monkeypatch)
     for col in ("worker", "hit_blocks", "hit_tokens"):
@@ -58,6 +58,7 @@ def test_released_priorities_give_the_same_replay_and_follow_a_window(monkeypatc
     assert sc.base > 0 and len(sc.prio) == sc.scored - sc.base <= STEP + lp.CHUNK + 2 * widest
     assert len(old.prio) == old.scored  # one per access without the release
     assert np.array_equal(np.frombuffer(sc.prio), np.frombuffer(old.prio)[sc.base:])
+    assert sc.stats()["trainings"] > 0  # model priorities, not LRU order
 
 
 def test_a_released_position_no_victim_carries_is_an_error(monkeypatch):
@@ -73,10 +74,12 @@ def test_a_released_position_no_victim_carries_is_an_error(monkeypatch):
     assert sc.value(sc.base) == sc.prio[0]
 
 
-def test_the_estimate_counts_a_window_for_the_hit_rate_only_replay():
+def test_the_estimate_counts_a_window_for_the_hit_rate_only_replay(monkeypatch):
+    import sim.modes.memory as memory
     from sim.modes.common import NodeSetup
     from sim.modes.runner import _single_need
 
+    monkeypatch.setattr(memory, "LEARNED_RELEASED_POSITIONS", 1000)  # a window smaller than this workload
     cfg, w = _setup()
     ctx = AccessContext.from_workload(w)
     node = NodeSetup.from_config(cfg, w.block_tokens)
@@ -84,7 +87,7 @@ def test_the_estimate_counts_a_window_for_the_hit_rate_only_replay():
     hro = _single_need(cfg, w, ctx, node, ["learned"], timing=False).est.parts["learned priorities"]
     timed = _single_need(cfg, w, ctx, node, ["learned"], timing=True).est.parts["learned priorities"]
     assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B  # the timed replay keeps one per access
-    assert hro == min(w.total_blocks, LEARNED_RELEASED_POSITIONS + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B
+    assert hro == (1000 + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B < timed
     big = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model",
                        learned_widest=widest)
     assert big.parts["learned priorities"] == hro
@@ -111,7 +114,7 @@ def test_the_timed_replay_releases_behind_its_oldest_request_in_flight(monkeypat
     def run(release: bool):
         with monkeypatch.context() as m:
             if not release:
-                m.setattr(NodeCache, "accesses_done", lambda self, pos: None)
+                m.setattr(AccessContext, "accesses_done", lambda self, pos: None)
             return run_single(cfg, w, "learned", ctx=AccessContext.from_workload(w), timing=True)
 
     kept, rel = run(False), run(True)
@@ -120,3 +123,52 @@ def test_the_timed_replay_releases_behind_its_oldest_request_in_flight(monkeypat
     assert rel.cache.dram.stats.evictions > 0
     sc = rel.cache.hbm[0].policy.scorer
     assert sc.base > 0 and len(sc.prio) < sc.scored == w.total_blocks
+
+
+def test_the_cluster_replay_on_the_python_caches_releases_too(monkeypatch):
+    """Hit-rate-only cluster mode (the Python caches: HBM per worker, DRAM per node, EIC per rack, remote
+    SSD): the same results with the priorities released request by request."""
+    from sim.config import load_config
+    from sim.modes.cluster import run_cluster
+    from trace.source import workload_from_config
+
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    cfg = load_config(overrides=[
+        "model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=4", "cluster.racks=2",
+        "cluster.gpus_per_rack=8", "synthetic.requests=300", "synthetic.sessions=30",
+        "hardware.hbm.capacity_gib=0.02", "hardware.dram.capacity_gib=0.05", "hardware.eic.capacity_gib=0.1",
+        "cluster.remote_ssd_capacity_gib=0.5",
+        "policies.learned_retrain_every=100"])
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+
+    def run(release: bool):
+        with monkeypatch.context() as m:
+            if not release:
+                m.setattr(AccessContext, "accesses_done", lambda self, pos: None)
+            return run_cluster(cfg, w, "learned", "prefix_aware", ctx=AccessContext.from_workload(w), timing=False)
+
+    kept, rel = run(False), run(True)
+    for col in ("worker", "hit_blocks", "hit_tokens"):
+        assert np.array_equal(getattr(kept, col), getattr(rel, col)), col
+    assert rel.cache_summary() == kept.cache_summary()
+    tiers = rel.cache_summary()["tiers"]
+    assert sum(t["evictions"] for t in tiers.values()) > 0
+    sc = next(t.policy.scorer for t in rel.cache.tier_groups()["hbm"])
+    assert sc.base > 0 and len(sc.prio) < sc.scored == w.total_blocks and sc.stats()["trainings"] > 0
+
+
+def test_the_cluster_estimate_counts_the_window_when_hit_rate_only(monkeypatch):
+    import sim.modes.memory as memory
+    from sim.config import load_config
+    from sim.modes.runner import _cluster_need, _cluster_setup
+    from trace.source import workload_from_config
+
+    cfg = load_config(overrides=["model.name=llama-3-8b", "model.tp=1", "hardware.gpus_per_node=4", "cluster.racks=2",
+                                 "cluster.gpus_per_rack=8", "synthetic.requests=300", "synthetic.sessions=30"])
+    w, ctx, topo, *_ = _cluster_setup(cfg, workload_from_config(cfg)[0], ["learned"], ["prefix_aware"], None, False)
+    widest = int(w.n_blocks().max())
+    monkeypatch.setattr(memory, "LEARNED_RELEASED_POSITIONS", 1000)  # a window smaller than this workload
+    hro = _cluster_need(cfg, w, ctx, topo, ["learned"], ["prefix_aware"], False).est.parts["learned priorities"]
+    timed = _cluster_need(cfg, w, ctx, topo, ["learned"], ["prefix_aware"], True).est.parts["learned priorities"]
+    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
+    assert hro == (1000 + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B < timed
