@@ -247,14 +247,30 @@ def test_each_peak_counts_the_workloads_its_worker_may_keep(tmp_path, monkeypatc
 
 
 def test_a_sweep_tells_its_workers_what_they_may_keep(tmp_path, monkeypatch):
-    """The driver's cache_b reaches the workers: workloads alternating between points are built once each
-    with room to keep them, once per point without."""
+    """The driver's cache_b reaches every task, and a worker honours it: workloads alternating between points
+    are built once each with room to keep them, once per point without. The tasks run in this process
+    (experiments.worker.run_point, a fresh cache), so the count depends on nothing but the order of points."""
+    import experiments.engine as eng
     from experiments import worker
 
     spec = _spec(tmp_path, {"policies.eviction": ["lru", "fifo"], "synthetic.requests": [150, 300]})
-    res = run_sweep(load_spec(spec), out_dir=tmp_path / "keep", workers=1)
+    sent: list[list[int]] = []
+
+    def in_process(tasks, workers, on_result, *a, **k):
+        sent.append([t["cache_b"] for t in tasks])
+        for t in tasks:
+            on_result(worker.run_point(t))
+
+    def sweep(name: str):
+        monkeypatch.setattr(worker, "_WORKLOADS", type(worker._WORKLOADS)())
+        monkeypatch.setitem(worker.STATS, "workload_loads", 0)
+        return run_sweep(load_spec(spec), out_dir=tmp_path / name, workers=1)
+
+    monkeypatch.setattr(eng, "run_local", in_process)
+    res = sweep("keep")
     assert (res.failed, list(res.workload_loads.values())) == (0, [2]), res.rows
-    monkeypatch.setattr(worker, "CACHE_B", 0)
-    res = run_sweep(load_spec(spec), out_dir=tmp_path / "drop", workers=1)
+    monkeypatch.setattr("experiments.worker.CACHE_B", 0)
+    res = sweep("drop")
     assert (res.failed, list(res.workload_loads.values())) == (0, [4]), res.rows
+    assert sent == [[256 * 1024**2] * 4, [0] * 4]
     assert _sim_rows(tmp_path / "keep") == _sim_rows(tmp_path / "drop")
