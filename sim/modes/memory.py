@@ -94,10 +94,10 @@ NEXT_USE_PER_REQ_B = 64
 # a trace's horizon can be longer, so once the policy's first pass has run the run re-checks the estimate
 # with the exact window in its place (with_exact_window; sim.modes.learned_window) before the replay starts
 # (a partitioned run: in each pod, once its first pass has run there).
-# The sequential hit-rate-only replay (single node, Python engine) tells the learned policy after each request
-# that its accesses are done (sim.policies.base.AccessContext.accesses_done): the priorities are held for a
-# window of positions, not per access: at most learned.policy's RELEASE_STEP + CHUNK positions, plus a request
-# on either side (tests/learned/test_learned_release.py keeps this equal to those constants).
+# The hit-rate-only replays on the Python caches (single node; cluster, pods included) say after each request
+# that its accesses are done (sim.policies.base.AccessContext.accesses_done), and the learned scorer then holds
+# its priorities for a window of positions, not per access: at most learned.policy's RELEASE_STEP + CHUNK
+# positions, plus a request on either side (tests/learned/test_learned_release.py keeps this equal to them).
 LEARNED_RELEASED_POSITIONS = 65_536 + 16_384
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4

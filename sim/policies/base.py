@@ -61,6 +61,10 @@ class AccessContext:
         something per access position (the learned policy's scorer)."""
         self._on_release.append(weakref.WeakMethod(method))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the listeners belong to this process (weak references cannot be pickled): a copy starts with none
+        return {**self.__dict__, "_on_release": []}
+
     def accesses_done(self, pos: int) -> None:
         """A replay that runs requests one after the other says, after each: from now on no access position
         below `pos` is read, except a resident's own last one as a victim moves to another tier."""

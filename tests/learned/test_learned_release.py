@@ -103,6 +103,9 @@ def test_a_second_replay_on_the_same_context_gets_a_scorer_of_its_own(monkeypatc
     b = run_single(cfg, w, "learned", ctx=ctx, timing=False)
     assert a.cache.hbm[0].policy.scorer is not b.cache.hbm[0].policy.scorer
     assert np.array_equal(a.hit_blocks, b.hit_blocks)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(ctx))._on_release == []  # the listeners stay in this process
 
 
 def test_the_timed_replay_releases_behind_its_oldest_request_in_flight(monkeypatch):
