@@ -371,8 +371,8 @@ def _run_sweep(sweep: Sweep, out_dir: str | Path | None, workers: int | None, ba
         p = by_id[res["point_id"]]
         row = make_row(sweep, p, res)
         rows[p.point_id] = row
-        if "pid" in res:
-            loads[res["pid"]] = res.get("workload_loads", 0)
+        if "pid" in res:  # a process's count only grows; results finishing together arrive in any order
+            loads[res["pid"]] = max(loads.get(res["pid"], 0), res.get("workload_loads", 0))
         doc = res.get("report") or {"status": res["status"], "error": res.get("error"),
                                     "traceback": res.get("traceback"), "config": p.config.model_dump(mode="json"),
                                     "config_hash": p.config_hash}

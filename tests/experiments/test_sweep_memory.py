@@ -274,3 +274,27 @@ def test_a_sweep_tells_its_workers_what_they_may_keep(tmp_path, monkeypatch):
     assert (res.failed, list(res.workload_loads.values())) == (0, [4]), res.rows
     assert sent == [[256 * 1024**2] * 4, [0] * 4]
     assert _sim_rows(tmp_path / "keep") == _sim_rows(tmp_path / "drop")
+
+
+def test_a_workers_build_count_is_its_highest_whatever_order_results_arrive_in(tmp_path, monkeypatch):
+    """Futures that finish together come back as a set (run_local): the count a process reports grows, so its
+    largest is what it built. Measured under load: a pool's last two results came back swapped and the sweep
+    reported 3 builds for 4."""
+    import experiments.engine as eng
+    from experiments import worker
+
+    spec = _spec(tmp_path, {"policies.eviction": ["lru", "fifo"], "synthetic.requests": [150, 300]})
+
+    def swapped(tasks, workers, on_result, *a, **k):
+        out = []
+        for t in tasks:
+            out.append(worker.run_point(t))
+        for r in out[:2] + out[:1:-1]:  # the last two in reverse
+            on_result(r)
+
+    monkeypatch.setattr(worker, "_WORKLOADS", type(worker._WORKLOADS)())
+    monkeypatch.setitem(worker.STATS, "workload_loads", 0)
+    monkeypatch.setattr("experiments.worker.CACHE_B", 0)
+    monkeypatch.setattr(eng, "run_local", swapped)
+    res = run_sweep(load_spec(spec), out_dir=tmp_path / "o", workers=1)
+    assert (res.failed, list(res.workload_loads.values())) == (0, [4])
