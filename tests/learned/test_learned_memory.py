@@ -141,6 +141,25 @@ def limit_under_the_exact_window(monkeypatch, run, seen: list, first_passes: lis
     return rest, lim
 
 
+def cyclic_learned_run(tmp_path, monkeypatch, mode_args: list[str]) -> tuple[list[str], list, list, float, float]:
+    """The single-node and PD re-check tests' setting: `run` with `mode_args` and the online learned policy
+    (retraining every 200 requests) on the cyclic 600-request trace, its checks spied, the up-front assumption
+    made to under-count and the limit 0.5 MiB under the exact window (limit_under_the_exact_window). Returns
+    (the run's arguments, the checks seen, the first passes, the estimate without its window, that limit)."""
+    import sim.cli as cli
+    import sim.modes.memory as memory
+
+    trace = tmp_path / "cyclic.jsonl"
+    cyclic_trace(trace, 600)
+    args = ["run", *mode_args, "--policy", "learned", "--quiet", "--no-plot", "--trace", str(trace),
+            "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
+    seen, first_passes = spy_checks_and_first_passes(monkeypatch)
+    rest, lim = limit_under_the_exact_window(
+        monkeypatch, lambda: cli.main([*args, "--report-json", str(tmp_path / "x.json")]), seen, first_passes,
+        memory.LEARNED_WINDOW)
+    return args, seen, first_passes, rest, lim
+
+
 def spy_checks_and_first_passes(monkeypatch) -> tuple[list, list]:
     """(every estimate sim.modes.memory.check is given, one entry per online learned first pass): the
     re-check tests count the checks and that the re-check's first pass is the replay's."""
@@ -215,14 +234,7 @@ def test_cli_rechecks_the_exact_window_before_the_replay(monkeypatch, capsys, tm
     import sim.cli as cli
     import sim.modes.memory as memory
 
-    trace = tmp_path / "cyclic.jsonl"
-    cyclic_trace(trace, 600)
-    args = ["run", "--policy", "learned", "--hit-rate-only", "--quiet", "--no-plot", "--trace", str(trace),
-            "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
-    seen, first_passes = spy_checks_and_first_passes(monkeypatch)
-    rest, lim = limit_under_the_exact_window(
-        monkeypatch, lambda: cli.main([*args, "--report-json", str(tmp_path / "x.json")]), seen, first_passes,
-        memory.LEARNED_WINDOW)
+    args, seen, first_passes, rest, lim = cyclic_learned_run(tmp_path, monkeypatch, ["--hit-rate-only"])
     window_b = WINDOW_B
     capsys.readouterr()
     assert cli.main([*args, "--report-json", str(tmp_path / "refused.json")]) == 2

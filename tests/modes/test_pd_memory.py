@@ -142,21 +142,9 @@ def test_pd_rechecks_the_online_learned_window_after_its_first_pass(monkeypatch,
     import sim.cli as cli
     import sim.modes.memory as memory
     import sim.modes.pd.run as pd_run
-    from tests.learned.test_learned_memory import (
-        WINDOW_B,
-        cyclic_trace,
-        limit_under_the_exact_window,
-        spy_checks_and_first_passes,
-    )
+    from tests.learned.test_learned_memory import WINDOW_B, cyclic_learned_run
 
-    trace = tmp_path / "cyclic.jsonl"
-    cyclic_trace(trace, 600)
-    args = ["run", "--mode", "pd", "--policy", "learned", "--quiet", "--no-plot", "--trace", str(trace),
-            "--set", "cache.block_tokens=512", "--set", "policies.learned_retrain_every=200"]
-    seen, first_passes = spy_checks_and_first_passes(monkeypatch)
-    rest, lim = limit_under_the_exact_window(
-        monkeypatch, lambda: cli.main([*args, "--report-json", str(tmp_path / "x.json")]), seen, first_passes,
-        memory.LEARNED_WINDOW)
+    args, seen, first_passes, rest, lim = cyclic_learned_run(tmp_path, monkeypatch, ["--mode", "pd"])
     window_b = WINDOW_B
     simulated: list = []
     real_sim = pd_run.simulate
