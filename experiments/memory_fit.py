@@ -56,7 +56,6 @@ def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | No
     workloads its worker may keep cached (module doc); an InputError naming the first point whose own estimate
     exceeds the bound. A point whose workload or setup cannot be built gets BASE_B: it fails in its worker with
     its own message, as it would have."""
-    from experiments.modes import point_need
     from experiments.worker import workload_key
 
     lim = limit_bytes() if lim is None else lim
@@ -66,19 +65,19 @@ def point_peaks(points: Sequence[Any], timing: bool, where: str, lim: float | No
     own: dict[str, float] = {}
     sizes: dict[str, float] = {}  # workload key -> its bytes
     for key, group in groups.items():
-        own.update(_group_peaks(group, timing, where, lim, point_need, sizes, key))
+        peaks, sizes[key] = _group_peaks(group, timing, where, lim)
+        own.update(peaks)
     return _with_cached(groups, own, sizes, lim)
 
 
-def _group_peaks(group: list[Any], timing: bool, where: str, lim: float, point_need: Any, sizes: dict[str, float],
-                 key: str) -> dict[str, float]:
-    """The own peaks of the points sharing one workload, built here once (its bytes go to `sizes`; inf when it
+def _group_peaks(group: list[Any], timing: bool, where: str, lim: float) -> tuple[dict[str, float], float]:
+    """(the own peaks of the points sharing one workload, built here once; the workload's bytes, inf when it
     cannot be built here, so a worker keeping it is counted at the most it may keep)."""
+    from experiments.modes import point_need
     from trace.source import workload_from_config
 
     cfg = group[0].config
     floor = float(BASE_B)
-    sizes[key] = math.inf
     if not cfg.trace.path:  # generating it: checked before generating, as trace.source does
         gen = synthetic_estimate(cfg.synthetic)
         if gen.total > lim:
@@ -88,8 +87,8 @@ def _group_peaks(group: list[Any], timing: bool, where: str, lim: float, point_n
     try:
         w, _ = workload_from_config(cfg)
     except Exception:  # noqa: BLE001 - its points fail in their workers with this error, as before
-        return {p.point_id: floor for p in group}
-    sizes[key] = w.nbytes()
+        return {p.point_id: floor for p in group}, math.inf
+    size = float(w.nbytes())
     peaks: dict[str, float] = {}
     for p in group:
         try:
@@ -103,7 +102,7 @@ def _group_peaks(group: list[Any], timing: bool, where: str, lim: float, point_n
         if need.est.total > lim:
             raise _refuse(p, need.est, need.what, need.change, lim, where)
         peaks[p.point_id] = max(floor, need.est.total)
-    return peaks
+    return peaks, size
 
 
 def _with_cached(groups: dict[str, list[Any]], own: dict[str, float], sizes: dict[str, float],
