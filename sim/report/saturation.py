@@ -41,64 +41,81 @@ WAIT_FLOOR_S = 1.0
 LOAD_CLASSES = ("stable", "backlogged", "overloaded")
 
 
-def _window_backlog(arr: np.ndarray, first: np.ndarray, t0: float, t1: float, k: int) -> np.ndarray:
-    """Time-averaged backlog (arrived, no first token yet) in each of k equal windows of [t0, t1]."""
-    times = np.concatenate([arr, first])
-    steps = np.concatenate([np.ones(len(arr)), -np.ones(len(first))])
-    order = np.argsort(times, kind="stable")
-    times, level = times[order], np.cumsum(steps[order])
-    edges = np.linspace(t0, t1, k + 1)
-    out = np.zeros(k)
-    for i in range(k):
-        a, b = edges[i], edges[i + 1]
-        # piecewise-constant level: value after each event holds until the next one
-        pts = np.concatenate([[a], times[(times > a) & (times < b)], [b]])
-        idx = np.searchsorted(times, pts[:-1], side="right") - 1
-        vals = np.where(idx >= 0, level[np.maximum(idx, 0)], 0.0)
-        out[i] = float(np.sum(vals * np.diff(pts)) / (b - a)) if b > a else 0.0
-    return out
+class SaturationStream:
+    """What ``classify`` reads of a run, fed a chunk of requests at a time (``add``, in any chunking and
+    order): each window's backlog integral, the first and last tenth's TTFTs, the served TTFTs' sum.
+    Memory: the two tenths' TTFTs, not a value per request (a run too large to hold its rows streams them
+    here chunk by chunk). ``arrival_s``: every request's arrival (read once, for the inject phase)."""
+
+    def __init__(self, arrival_s: np.ndarray, n: int | None = None) -> None:
+        arr = np.asarray(arrival_s, dtype=float)
+        self.n = len(arr) if n is None else n
+        self.trend = self.n >= MIN_REQUESTS and len(arr) > 0 and arr[-1] > arr[0]
+        self.t0, self.t1 = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 0.0)
+        self.edges = np.linspace(self.t0, self.t1, WINDOWS + 1)
+        self.wait_s = np.zeros(WINDOWS)  # per window: the seconds requests spent arrived and without a first token
+        self.early: list[np.ndarray] = []  # served TTFTs of the first tenth's arrivals
+        self.late: list[np.ndarray] = []  # TTFTs of the last tenth's arrivals (inf: never served)
+        self.served_sum = 0.0
+        self.served = 0
+
+    def add(self, arrival_s: np.ndarray, ttft_s: np.ndarray) -> None:
+        arr = np.asarray(arrival_s, dtype=float)
+        ttft = np.asarray(ttft_s, dtype=float)
+        ok = np.isfinite(ttft)
+        fin = ttft[ok]
+        self.served_sum += float(fin.sum())
+        self.served += len(fin)
+        if not self.trend:
+            return
+        # backlog(t) = #{arrived at or before t, first token after t}: its integral over a window is each
+        # request's wait clipped to the window (a request never served waits to the end)
+        first = np.where(ok, arr + np.where(ok, ttft, 0.0), np.inf)
+        e = self.edges
+        for k in range(WINDOWS):
+            self.wait_s[k] += float(np.clip(np.minimum(first, e[k + 1]) - np.maximum(arr, e[k]), 0.0, None).sum())
+        self.early.append(ttft[(arr <= e[1]) & ok])
+        late_mask = arr >= e[-2]
+        self.late.append(np.where(ok[late_mask], ttft[late_mask], np.inf))
+
+    def result(self, queue_share: float | None, workers: int = 1) -> dict[str, Any]:
+        """The ``saturation`` metrics (see the module doc) on ``workers`` replicas that prefill."""
+        q = float(queue_share) if queue_share is not None else 0.0
+        mean_wait = self.served_sum / self.served * q if self.served else 0.0
+        late_minus_early = 0.0
+        out: dict[str, Any] = {"load_class": "stable", "backlog_growth_ratio": None, "ttft_trend_ratio": None,
+                               "queue_share": queue_share, "backlog_mean_requests": None,
+                               "backlog_end_requests": None}
+        unserved_late = False
+        if self.trend:
+            bl = self.wait_s / ((self.t1 - self.t0) / WINDOWS)
+            mean_bl = float(bl.mean())
+            out["backlog_mean_requests"], out["backlog_end_requests"] = mean_bl, float(bl[-1])
+            out["backlog_growth_ratio"] = float(bl[-1] / mean_bl) if mean_bl > 0 else None
+            early, late = np.concatenate(self.early), np.concatenate(self.late)
+            e50 = float(np.median(early)) if len(early) else None
+            l50 = float(np.median(late)) if len(late) else None
+            if e50 and l50 is not None and e50 > 0:
+                out["ttft_trend_ratio"] = l50 / e50 if np.isfinite(l50) else None
+                unserved_late = not np.isfinite(l50)  # most late arrivals never got a first token
+                late_minus_early = l50 - e50
+        g, tr = out["backlog_growth_ratio"], out["ttft_trend_ratio"]
+        grew = g is not None and g >= GROWTH_RATIO and out["backlog_end_requests"] > workers
+        slower = (tr is not None and tr >= TTFT_TREND_RATIO and late_minus_early >= WAIT_FLOOR_S) or unserved_late
+        if grew and slower:
+            out["load_class"] = "overloaded"
+        elif mean_wait >= WAIT_FLOOR_S and (q >= QUEUE_DOMINATES or ((grew or slower) and q >= QUEUE_MATERIAL)):
+            out["load_class"] = "backlogged"
+        return out
 
 
 def classify(arrival_s: np.ndarray, ttft_s: np.ndarray, queue_share: float | None,
              workers: int = 1) -> dict[str, Any]:
     """The ``saturation`` metrics of one run (see the module doc) on ``workers`` replicas that prefill;
     requests without a first token (rejected, never served) count as still waiting."""
-    arr = np.asarray(arrival_s, dtype=float)
-    ttft = np.asarray(ttft_s, dtype=float)
-    q = float(queue_share) if queue_share is not None else 0.0
-    fin = ttft[np.isfinite(ttft)]
-    mean_wait = float(fin.mean()) * q if len(fin) else 0.0
-    late_minus_early = 0.0
-    out: dict[str, Any] = {"load_class": "stable", "backlog_growth_ratio": None, "ttft_trend_ratio": None,
-                           "queue_share": queue_share, "backlog_mean_requests": None,
-                           "backlog_end_requests": None}
-    ok = np.isfinite(ttft)
-    n = len(arr)
-    unserved_late = False
-    if n >= MIN_REQUESTS and arr[-1] > arr[0]:
-        t0, t1 = float(arr.min()), float(arr.max())
-        bl = _window_backlog(arr, arr[ok] + ttft[ok], t0, t1, WINDOWS)
-        mean_bl = float(bl.mean())
-        out["backlog_mean_requests"], out["backlog_end_requests"] = mean_bl, float(bl[-1])
-        out["backlog_growth_ratio"] = float(bl[-1] / mean_bl) if mean_bl > 0 else None
-        edges = np.linspace(t0, t1, WINDOWS + 1)
-        early = ttft[(arr <= edges[1]) & ok]
-        late_mask = arr >= edges[-2]
-        late = np.where(ok[late_mask], ttft[late_mask], np.inf)  # unserved late arrivals: waited forever
-        e50 = float(np.median(early)) if len(early) else None
-        l50 = float(np.median(late)) if len(late) else None
-        if e50 and l50 is not None and e50 > 0:
-            out["ttft_trend_ratio"] = l50 / e50 if np.isfinite(l50) else None
-            unserved_late = not np.isfinite(l50)  # most late arrivals never got a first token
-            late_minus_early = l50 - e50
-    g, tr = out["backlog_growth_ratio"], out["ttft_trend_ratio"]
-    grew = g is not None and g >= GROWTH_RATIO and out["backlog_end_requests"] > workers
-    slower = (tr is not None and tr >= TTFT_TREND_RATIO and late_minus_early >= WAIT_FLOOR_S) or unserved_late
-    if grew and slower:
-        out["load_class"] = "overloaded"
-    elif mean_wait >= WAIT_FLOOR_S and (q >= QUEUE_DOMINATES or ((grew or slower) and q >= QUEUE_MATERIAL)):
-        out["load_class"] = "backlogged"
-    return out
+    s = SaturationStream(arrival_s)
+    s.add(arrival_s, ttft_s)
+    return s.result(queue_share, workers)
 
 
-__all__ = ["LOAD_CLASSES", "classify"]
+__all__ = ["LOAD_CLASSES", "SaturationStream", "classify"]
