@@ -7,6 +7,7 @@ Workload: the built-in synthetic ``multi_turn`` generator, 16-token blocks, `--r
 
 * ``--run single``: single node, LRU, hit-rate-only (the compiled replay);
 * ``--run single_timed``: single node, LRU, timed (SimPy);
+  (single node: above ``--exact-max`` requests the per-request rows are streamed a block at a time);
 * ``--run cluster``: cluster mode at ``--racks`` racks (default 1,600 = 102,400 GPUs), prefix_aware
   router, LRU, timed unless ``--hit-rate-only``.
 
@@ -53,6 +54,8 @@ def config(args) -> Config:
         "kind": "multi_turn", "requests": args.requests, "block_tokens": 16,
         "sessions": args.sessions or min(1_000_000, max(1, args.requests // 10))})
     cfg.cluster = cfg.cluster.model_copy(update={"racks": args.racks, "router": "prefix_aware"})
+    if args.exact_max is not None:
+        cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": args.exact_max})
     return cfg
 
 
@@ -79,6 +82,9 @@ def main() -> None:
     ap.add_argument("--racks", type=int, default=1600)
     ap.add_argument("--hit-rate-only", action="store_true", help="cluster: the untimed replay")
     ap.add_argument("--quick", action="store_true", help="100,000 requests (a smoke run)")
+    ap.add_argument("--exact-max", type=int, default=None, metavar="N",
+                    help="report.exact_quantiles_max_requests (default 2,000,000): single-node runs above it stream "
+                         "their per-request rows a block at a time (sim.modes.result_rows); 0 streams every run")
     ap.add_argument("--identical", type=int, default=0, metavar="N",
                     help="also check the first N requests against the expanded in-memory path")
     args = ap.parse_args()
@@ -107,16 +113,25 @@ def main() -> None:
     print(f"run estimate (without cache slots): {est.total / 1024**3:.2f} GiB")
     replay(cfg, w.head(50), args.run, timing)  # compile outside the timing
     res, wall, cpu = replay(cfg, w, args.run, timing)
-    hit = float(res.hit_tokens.sum() / max(1, w.input_tokens.sum()))
+    served = res.totals.hit_tokens if args.run != "cluster" else res.hit_tokens  # single: rows may be streamed
+    hit = float(served.sum() / max(1, w.input_tokens.sum()))
     print(f"replay: {wall:.1f} s wall, {cpu:.1f} s CPU: {len(w) / wall:,.0f} requests/s wall, "
           f"{len(w) / cpu:,.0f} requests/s CPU; token hit rate {hit:.4f}")
     print(f"peak RSS: {rss_gib():.2f} GiB")
+    if args.run != "cluster":
+        from sim.modes.result_rows import ROW_BLOCK
+
+        held = "whole" if res.worker is not None else \
+            f"streamed, at most {res.most_blocks} of {-(-len(w) // ROW_BLOCK)} blocks of {ROW_BLOCK:,} held at once"
+        print(f"per-request rows: {held}")
     if args.identical:
         k = min(args.identical, len(w))
         head = w.head(k)
-        a, _, _ = replay(cfg, head, args.run, timing)
+        # every row kept, to compare them (a run above the exact-quantile limit streams them)
+        keep = cfg.model_copy(update={"report": cfg.report.model_copy(update={"exact_quantiles_max_requests": k})})
+        a, _, _ = replay(keep, head, args.run, timing)
         del res
-        b, _, _ = replay(cfg, head.expanded(), args.run, timing)
+        b, _, _ = replay(keep, head.expanded(), args.run, timing)
         cols = ["hit_blocks", "hit_tokens", "worker"] + (["ttft_s"] if timing else [])
         same = all(np.array_equal(getattr(a, c), getattr(b, c), equal_nan=c == "ttft_s") for c in cols)
         print(f"first {k:,} requests identical to the in-memory path ({', '.join(cols)}): {same}")

@@ -14,7 +14,8 @@ for a prefetched one);
 blocks are new when their request arrives, so store puts them without looking,
 ``Q = (dep_t, dep_w, pf_t, pf_s, pf_r, pf_w, last_arrival, last_req, gaps)``
 (the departure and prefetch heaps and the session-gap predictor; ``gaps`` =
-[sum, count]), ``out = (worker, hit_blocks, hit_tokens, occ_t, occ)``;
+[sum, count]), ``out = (worker, hit_blocks, hit_tokens, occ_t, occ)`` (the first three: the rows of
+requests [rb, ...), a block of sim.modes.result_rows);
 ``st`` = [departures, prefetches, occupancy samples] counts.
 """
 from __future__ import annotations
@@ -149,7 +150,7 @@ def routed_lookup(M, R, wk, blocks, rec):
 
 
 @njit(cache=True)
-def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
+def replay(M_owned, R, W, P, Q, out, rb, st, load, i0, i1, every, bt, do_prefetch):
     M = unowned(M_owned)  # no atomic reference counts on the kernels' calls (sim.engine.unowned)
     arr_s, offs, inp, sess, svc = W
     parent, shared, own_off, own_ids, buf, pbuf, rec, distinct = P
@@ -176,10 +177,11 @@ def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
         npre = nh + n_dram + ns
         fetch_rec(M, wk, blocks, lo, npre, np.bool_(True), rec, distinct)
         store_fresh(M, wk, blocks, lo, npre, shared[i] if distinct else len(blocks))
-        worker[i] = wk
-        hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, n_dram, ns
+        r = i - rb
+        worker[r] = wk
+        hit_blocks[r, 0], hit_blocks[r, 1], hit_blocks[r, 2] = nh, n_dram, ns
         th, td, ts = hit_tokens(nh, n_dram, ns, bt, inp[i])
-        hit_tok[i, 0], hit_tok[i, 1], hit_tok[i, 2] = th, td, ts
+        hit_tok[r, 0], hit_tok[r, 1], hit_tok[r, 2] = th, td, ts
         load[wk] += 1
         st[0] = _dep_push(dep_t, dep_w, st[0], t + svc[i], wk)
         if do_prefetch and s >= 0:
@@ -202,9 +204,37 @@ def replay(M_owned, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch):
             st[2] = k + 1
 
 
+def _chunks(n: int, chunk: int, rows):
+    """(first, end, row block) of each chunk of at most `chunk` requests; a chunk never straddles two blocks."""
+    i0 = 0
+    while i0 < n:
+        b = rows.at(i0)
+        i1 = min(n, i0 + chunk, b.lo + b.n)
+        yield i0, i1, b
+        i0 = i1
+
+
+def _heap_room(Q: tuple, st: np.ndarray, k: int) -> tuple:
+    """`Q` with room in both heaps for `k` more entries (a request pushes at most one on each): each array
+    doubled, its entries kept, when the heap could fill up."""
+    dep, pf = int(st[0]), int(st[1])
+    if dep + k <= len(Q[0]) and pf + k <= len(Q[2]):
+        return Q
+
+    def grown(a: np.ndarray, used: int) -> np.ndarray:
+        if used + k <= len(a):
+            return a
+        b = np.zeros(max(2 * len(a), used + k), dtype=a.dtype)
+        b[:used] = a[:used]
+        return b
+
+    return (grown(Q[0], dep), grown(Q[1], dep), *(grown(a, pf) for a in Q[2:6]), *Q[6:])
+
+
 def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarray, load: np.ndarray,
-             every: int, do_prefetch: bool, progress=None, chunk: int = 4096) -> dict:
-    """Drive ``replay`` over the whole workload `w`; returns the per-request arrays.
+             every: int, do_prefetch: bool, rows, progress=None, chunk: int = 4096) -> None:
+    """Drive ``replay`` over the whole workload `w`, writing the per-request rows into `rows` (a
+    sim.modes.result_rows.ResultRows: each chunk within one block, done once replayed).
 
     `cache` is a CompiledNodeCache (its occupancy lists are filled here).
     """
@@ -216,24 +246,26 @@ def run_fast(cache, R: tuple, w, session_index: np.ndarray, service_s: np.ndarra
     P = (pb.parent, pb.shared, pb.own_off, pb.ids_stored(), np.empty(width, dtype=np.int64),
          np.empty(width, dtype=np.int64), np.empty(2 * max(1, int(cache.M[SCRATCH_N])), dtype=np.int64),
          bool(pb.distinct))
+    # the departure and prefetch heaps grow between chunks (_heap_room): they hold the requests in flight by
+    # the load signal and the sessions awaiting a prefetch, not a slot per request
     Q = (
-        np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64),
-        np.zeros(max(1, n)), np.zeros(max(1, n), dtype=np.int64), np.zeros(max(1, n), dtype=np.int64),
-        np.zeros(max(1, n), dtype=np.int64),
+        np.zeros(chunk), np.zeros(chunk, dtype=np.int64),
+        np.zeros(chunk), np.zeros(chunk, dtype=np.int64), np.zeros(chunk, dtype=np.int64),
+        np.zeros(chunk, dtype=np.int64),
         np.full(max(1, n_sess), np.nan), np.full(max(1, n_sess), -1, dtype=np.int64), np.zeros(2),
     )
     m = n // every + 2
-    out = (np.zeros(n, dtype=np.int64), np.zeros((n, 3), dtype=np.int64), np.zeros((n, 3), dtype=np.int64),
-         np.zeros(m), np.zeros((m, 3), dtype=np.int64))
+    occ_arrays = (np.zeros(m), np.zeros((m, 3), dtype=np.int64))
     st = np.zeros(3, dtype=np.int64)
     bt = w.block_tokens
-    for i0 in range(0, n, chunk):
-        i1 = min(n, i0 + chunk)
-        replay(cache.M, R, W, P, Q, out, st, load, i0, i1, every, bt, do_prefetch)
+    for i0, i1, b in _chunks(n, chunk, rows):
+        out = (b.worker, b.hit_blocks, b.hit_tokens, *occ_arrays)
+        Q = _heap_room(Q, st, i1 - i0)
+        replay(cache.M, R, W, P, Q, out, b.lo, st, load, i0, i1, every, bt, do_prefetch)
+        rows.done(i0, i1 - i0)
         if progress:
             progress(i1 - 1)
     k = int(st[2])
-    occ_t, occ = out[3][:k].tolist(), out[4][:k].tolist()
+    occ_t, occ = occ_arrays[0][:k].tolist(), occ_arrays[1][:k].tolist()
     for name, col in (("hbm", 0), ("dram", 1), ("ssd", 2)):
         cache.occupancy[name] = [(t, row[col]) for t, row in zip(occ_t, occ, strict=True)]
-    return {"worker": out[0], "hit_blocks": out[1], "hit_tokens": out[2]}

@@ -34,10 +34,11 @@ TAINTED = 2
 
 
 @njit(cache=True)
-def arrive(M_owned, R, load, i, sess, P, pos0, out, bt, input_tokens):
+def arrive(M_owned, R, load, i, sess, P, pos0, out, row, bt, input_tokens):
     """Request i arrives: route it, count it on its worker's load, look up and fetch its cached prefix.
 
-    Writes ``out = (worker, hit_blocks, hit_tokens)`` at row i (hit tokens trimmed to the
+    Writes ``out = (worker, hit_blocks, hit_tokens)`` at `row` (request i's row in its block of result rows,
+    sim.modes.result_rows; hit tokens trimmed to the
     `input_tokens`, sim.engine.replay.hit_tokens) and returns (worker, cached blocks, tokens in HBM, in DRAM,
     in SSD, dram_to_hbm, ssd_to_hbm, hbm_to_dram, dram_to_ssd). ``P`` as sim.engine.replay (``pbuf``
     unused)."""
@@ -49,10 +50,10 @@ def arrive(M_owned, R, load, i, sess, P, pos0, out, bt, input_tokens):
     nh, nd, ns = routed_lookup(M, R, wk, blocks, rec)
     d2h, s2h, h2d, d2s = fetch_rec(M, wk, blocks, pos0, nh + nd + ns, np.bool_(True), rec, distinct)
     worker, hit_blocks, hit_tok = out
-    worker[i] = wk
-    hit_blocks[i, 0], hit_blocks[i, 1], hit_blocks[i, 2] = nh, nd, ns
+    worker[row] = wk
+    hit_blocks[row, 0], hit_blocks[row, 1], hit_blocks[row, 2] = nh, nd, ns
     th, td, ts = hit_tokens(nh, nd, ns, bt, input_tokens)
-    hit_tok[i, 0], hit_tok[i, 1], hit_tok[i, 2] = th, td, ts
+    hit_tok[row, 0], hit_tok[row, 1], hit_tok[row, 2] = th, td, ts
     return wk, nh + nd + ns, th, td, ts, d2h, s2h, h2d, d2s
 
 

@@ -45,6 +45,12 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # plus the report's per-request arrays (sim.report.pd) and the allocator's slack: the peak RSS grew ~990 B a
 # request from 100k to 200k synthetic requests (bench_pd.py --requests), the caches long full
 RUN_PER_REQ_B = {"single": 164, "single_timed": 240, "cluster": 240, "cluster_timed": 300, "pd_timed": 1200}
+# A single-node run above report.exact_quantiles_max_requests streams its per-request rows a block of
+# sim.modes.result_rows.ROW_BLOCK requests at a time. The hit-rate-only replay then holds one block instead of a
+# row a request (7 words: the worker, blocks and tokens served per tier); measured at 1M requests
+# (bench_scale.py --run single --exact-max 0): 0.40 -> 0.36 GiB peak. The timed replay holds the blocks its
+# requests in flight span, which only running tells, so its estimate still counts a row a request.
+SINGLE_ROW_B = 7 * 8
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
@@ -302,20 +308,26 @@ def with_exact_window(est: Estimate, rows: int, *, part: str = LEARNED_WINDOW, c
 
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
                  runs: int = 1, next_use_steps: bool = False, learned: str | None = None,
-                 learned_widest: int | None = None) -> Estimate:
+                 learned_widest: int | None = None, streamed_rows: bool = False) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
     may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps;
     `learned`: "model" (a model file) or "online" when the learned policy runs (both stream their
     features; online adds its training window); `learned_widest`: the most blocks of one request when the
     replay releases the learned priorities after each request (LEARNED_RELEASED_POSITIONS; None: it keeps one
-    per access).
+    per access); `streamed_rows`: a single-node run that streams its per-request rows (SINGLE_ROW_B).
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
     e = Estimate()
     e.add("workload", s.nbytes)
-    e.add("per-request results", n * RUN_PER_REQ_B[mode + ("_timed" if timing else "")] * runs)
+    per_req = RUN_PER_REQ_B[mode + ("_timed" if timing else "")]
+    if streamed_rows and mode == "single" and not timing:  # one block of rows, each run freed before the next
+        from sim.modes.result_rows import ROW_BLOCK
+
+        e.add("per-request results", n * (per_req - SINGLE_ROW_B) + min(n, ROW_BLOCK) * SINGLE_ROW_B)
+    else:
+        e.add("per-request results", n * per_req * runs)
     if per_access and s.compact:
         e.add("per-access arrays", s.accesses * (PER_ACCESS_B + ID_B))
     elif per_access:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sim.config import Config
 from sim.errors import InputError
 from sim.modes.learned_window import WindowCheck, recheck_learned
-from sim.modes.load import finish, node_pools, pre_run, saturation
+from sim.modes.load import finish, node_pools, pre_run, saturation, saturation_of
 from sim.report.request_stream import RequestSink
-from sim.report.requests import cluster_requests, single_requests
+from sim.report.requests import cluster_requests
 from sim.report.schema import build_report
 from sim.report.single import single_metrics
 from sim.timing.confidence import for_run
@@ -87,8 +87,11 @@ def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timin
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
     # the hit-rate-only replay releases the learned priorities request by request (sim.modes.single._run_fast)
     widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
+    # above the exact-quantile limit the rows are streamed (sim.modes.single.run_single; a list of them is kept
+    # whole only for --compare-measured, a timed run, whose estimate counts every row anyway)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
-                       next_use_steps=steps, learned=learned, learned_widest=widest)
+                       next_use_steps=steps, learned=learned, learned_widest=widest,
+                       streamed_rows=len(w) > cfg.report.exact_quantiles_max_requests)
     return Need(est, f"replaying {len(w):,} requests on one node", workload_change(w), "--mode single")
 
 
@@ -237,21 +240,18 @@ def run_single_mode(
     _compile_engine_once(cfg, w, policies, timing, progress)
     runs = []
     sim_time = 0.0
-    per_policy = {}
     for name in policies:
         cb = (lambda i, _n=name: progress(_n, i, len(w))) if progress else None
-        res = run_single(cfg, w, name, ctx=ctx, timing=timing, progress=cb)
+        res = run_single(cfg, w, name, ctx=ctx, timing=timing, progress=cb, requests=requests)
         if progress:
             progress(name, len(w), len(w))
         m = single_metrics(res, cfg)
-        if res.timing:
-            m["saturation"] = saturation(w.arrival_ms / 1000.0, res.ttft_s, m, node.n_workers)
-        if requests is not None:
-            requests.append(single_requests(res, cfg))
+        if res.totals.saturation is not None:
+            m["saturation"] = saturation_of(res.totals.saturation, m, node.n_workers)
         m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         runs.append((name, m))
-        per_policy[name] = res
         sim_time = max(sim_time, res.sim_time_s)
+        del res  # its cache and rows go before the next policy's replay builds its own
     return build_report(
         "single", cfg, w, runs,
         wall_s=time.perf_counter() - t0, sim_time_s=sim_time,

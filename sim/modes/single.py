@@ -45,12 +45,15 @@ from sim.engine.layout import SCRATCH_N
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
-from sim.modes.common import NodeSetup, nan_rows, policy_params, service_times, trim_tokens, worker_replicas
+from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
+from sim.modes.result_rows import ResultRows, RowBlock, block_size
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
 from sim.replica.engine import BatchingReplica
 from sim.replica.request import Req
+from sim.report.request_stream import RequestSink
+from sim.report.single import SingleTotals
 from sim.routing.base import Router
 from sim.routing.node import RouteState
 from sim.routing.registry import make as make_router
@@ -94,16 +97,20 @@ class RunResult:
     setup: NodeSetup
     cache: NodeCache | CompiledNodeCache
     workload: Workload
-    hit_blocks: np.ndarray  # (n, 3) blocks served from hbm, dram, ssd
-    hit_tokens: np.ndarray  # (n, 3) tokens served from hbm, dram, ssd
-    worker: np.ndarray
-    queue_s: np.ndarray
-    load_s: np.ndarray
-    prefill_s: np.ndarray
-    ttft_s: np.ndarray
-    tpot_s: np.ndarray
-    e2e_s: np.ndarray
-    recomputed_tokens: np.ndarray  # cached tokens recomputed rather than loaded (cache.load_policy; timed)
+    totals: SingleTotals  # what the report reads of the per-request rows (sim.report.single)
+    # The per-request rows (sim.modes.result_rows.RowBlock's columns) when the run keeps them whole; None
+    # when it streamed them a block at a time (above report.exact_quantiles_max_requests)
+    hit_blocks: np.ndarray | None = None  # (n, 3) blocks served from hbm, dram, ssd
+    hit_tokens: np.ndarray | None = None  # (n, 3) tokens served from hbm, dram, ssd
+    worker: np.ndarray | None = None
+    queue_s: np.ndarray | None = None
+    load_s: np.ndarray | None = None
+    prefill_s: np.ndarray | None = None
+    ttft_s: np.ndarray | None = None
+    tpot_s: np.ndarray | None = None
+    e2e_s: np.ndarray | None = None
+    recomputed_tokens: np.ndarray | None = None  # cached tokens recomputed rather than loaded (cache.load_policy)
+    most_blocks: int = 1  # the most row blocks held at once (sim.modes.result_rows)
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     prefetch: dict | None = None  # SessionPrefetcher.report() (timed runs with a prefetching policy)
@@ -150,22 +157,24 @@ def run_single(
     ctx: AccessContext | None = None,
     timing: bool = True,
     progress: Callable[[int], None] | None = None,
+    requests: RequestSink | None = None,
 ) -> RunResult:
-    """Replay `workload` (already re-blocked, see prepare_workload) with `policy` in every tier."""
+    """Replay `workload` (already re-blocked, see prepare_workload) with `policy` in every tier. `requests`:
+    where the per-request rows go (a list, or a RequestStream written as the run goes), or None."""
     t_wall = time.perf_counter()
     if ctx is None:
         ctx = AccessContext.from_workload(workload)
     setup = NodeSetup.from_config(cfg, workload.block_tokens)
     cache = build_cache(cfg, setup, policy, ctx)
     n = len(workload)
-    times = partial(nan_rows, n, written=timing)  # a latency per request: only the timed replay writes them
-    res = RunResult(
-        policy=policy, timing=timing, setup=setup, cache=cache, workload=workload,
-        hit_blocks=np.zeros((n, 3), dtype=np.int64), hit_tokens=np.zeros((n, 3), dtype=np.int64),
-        worker=np.zeros(n, dtype=np.int64), queue_s=times(), load_s=times(),
-        prefill_s=times(), ttft_s=times(), tpot_s=times(), e2e_s=times(),
-        recomputed_tokens=np.zeros(n, dtype=np.int64),
-    )
+    totals = SingleTotals(cfg, workload, policy, timing, requests)
+    # rows whole up to the exact-quantile limit, or when a list collects them (--compare-measured reads them
+    # all); streamed a block at a time above it (sim.modes.result_rows)
+    streamed = n > cfg.report.exact_quantiles_max_requests and not isinstance(requests, list)
+    kept: list[RowBlock] = []
+    rows = ResultRows(n, timing, block_size(n, streamed), totals.add if streamed else
+                      (lambda b: (kept.append(b), totals.add(b))))
+    res = RunResult(policy=policy, timing=timing, setup=setup, cache=cache, workload=workload, totals=totals)
     load = np.zeros(setup.n_workers, dtype=np.int64)
     # blocks: a list (Python cache) or an int64 array (compiled cache)
     hbm_prefix: Callable[[int, Any], int] = cache.hbm_prefix
@@ -191,13 +200,19 @@ def run_single(
         # compiled cache calls per request (sim.engine.timed_ops) unless a session prefetcher reads the
         # cache between lookup and fetch
         fast = (R, sess) if compiled and prefetcher is None else None
-        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, progress, fast, release)
+        _run_timed(cfg, workload, setup, cache, router, load, prefetcher, res, rows, progress, fast, release)
     elif compiled:
-        out = run_fast_compiled(cache, R, workload, sess, service, load, _sample_every(n), do_prefetch, progress)
-        res.worker, res.hit_blocks, res.hit_tokens = out["worker"], out["hit_blocks"], out["hit_tokens"]
+        run_fast_compiled(cache, R, workload, sess, service, load, _sample_every(n), do_prefetch, rows, progress)
         res.sim_time_s = float(workload.arrival_ms[-1] / 1000.0) if n else 0.0
     else:
-        _run_fast(workload, setup, cache, router, load, prefetcher, service, res, progress, release)
+        _run_fast(workload, setup, cache, router, load, prefetcher, service, res, rows, progress, release)
+    rows.close()
+    res.most_blocks = rows.most_open
+    if kept:
+        b = kept[0]
+        res.hit_blocks, res.hit_tokens, res.worker = b.hit_blocks, b.hit_tokens, b.worker
+        res.queue_s, res.load_s, res.prefill_s, res.ttft_s = b.queue_s, b.load_s, b.prefill_s, b.ttft_s
+        res.tpot_s, res.e2e_s, res.recomputed_tokens = b.tpot_s, b.e2e_s, b.recomputed_tokens
     res.wall_s = time.perf_counter() - t_wall
     return res
 
@@ -213,8 +228,8 @@ def _sample(cache: NodeCache, t: float) -> None:
     occ["ssd"].append((t, len(cache.ssd)))
 
 
-def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, progress,
-              release: Callable[[int], None] | None = None) -> None:
+def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.ndarray, res, rows: ResultRows,
+              progress, release: Callable[[int], None] | None = None) -> None:
     arr_s = w.arrival_ms / 1000.0
     offs, row = w.block_offsets, w.blocks
     inp, sess = w.input_tokens, w.session_id
@@ -240,9 +255,12 @@ def _run_fast(w: Workload, setup, cache, router, load, prefetcher, service: np.n
         cache.store(wk, blocks, lo, npre)
         if release is not None:
             release(lo + len(blocks))
-        res.worker[i] = wk
-        res.hit_blocks[i] = (nh, nd, ns)
-        res.hit_tokens[i] = trim_tokens([nh, nd, ns], bt, int(inp[i]))
+        b = rows.at(i)
+        r = i - b.lo
+        b.worker[r] = wk
+        b.hit_blocks[r] = (nh, nd, ns)
+        b.hit_tokens[r] = trim_tokens([nh, nd, ns], bt, int(inp[i]))
+        rows.done(i)
         load[wk] += 1
         heapq.heappush(departures, (t + float(service[i]), wk))
         if prefetcher is not None and s >= 0:
@@ -265,8 +283,8 @@ def _timed_buffers(w: Workload, cache: CompiledNodeCache) -> tuple:
             bool(pb.distinct))
 
 
-def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, progress, fast=None,
-               release: Callable[[int], None] | None = None) -> None:
+def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, rows: ResultRows, progress,
+               fast=None, release: Callable[[int], None] | None = None) -> None:
     env = simpy.Environment()
     nw = setup.n_workers
     # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap
@@ -292,7 +310,6 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     if fast is not None:
         M, (R, sess_idx) = cache.M, fast
         P = _timed_buffers(w, cache)
-        rows = (res.worker, res.hit_blocks, res.hit_tokens)
         state = timed_ops.request_state(len(w))
         arrive_c, first_token_c = timed_ops.arrive, timed_ops.first_token
 
@@ -326,17 +343,22 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
     def first_out(eng: BatchingReplica, r: Req) -> None:
         i, now = r.i, env.now
         r.t_kv = now  # first token out: TPOT runs from here (colocated: the KV is where decode reads it)
-        res.queue_s[i] = r.t_pstart - r.t_ready
-        res.prefill_s[i] = now - r.t_pstart
-        res.ttft_s[i] = now - r.t_arr
+        b = rows.at(i)
+        k = i - b.lo
+        b.queue_s[k] = r.t_pstart - r.t_ready
+        b.prefill_s[k] = now - r.t_pstart
+        b.ttft_s[k] = now - r.t_arr
         workers.start_decode(eng, r)
 
     def done(r: Req) -> None:
         i, now = r.i, env.now
         n_out = r.out
-        res.tpot_s[i] = (now - r.t_kv) / (n_out - 1) if n_out > 1 else 0.0
-        res.e2e_s[i] = now - r.t_arr
-        load[res.worker[i]] -= 1
+        b = rows.at(i)
+        k = i - b.lo
+        b.tpot_s[k] = (now - r.t_kv) / (n_out - 1) if n_out > 1 else 0.0
+        b.e2e_s[k] = now - r.t_arr
+        load[b.worker[k]] -= 1
+        rows.done(i)
 
     workers = worker_replicas(cfg, setup, env, w, first_token=first_token if fast is None else first_token_fast,
                               done=done)
@@ -356,33 +378,36 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
         lo = int(offs[i])
         s = int(sess[i])
         n_in = inp_at(i)
+        b = rows.at(i)
+        k = i - b.lo
         if fast is not None:
-            wk, npre, th, td, ts, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo, rows, bt, n_in)
+            wk, npre, th, td, ts, d2h, s2h, h2d, d2s = arrive_c(M, R, load, i, sess_idx[i], P, lo,
+                                                                (b.worker, b.hit_blocks, b.hit_tokens), k, bt, n_in)
         else:
             arrived[0] = i + 1
             blocks = row(i)
             in_flight[i] = blocks  # first_token stores them: built once per request
             wk = router.choose(i, blocks, s)
             load[wk] += 1
-            res.worker[i] = wk
+            b.worker[k] = wk
             nh, nd, ns = cache.lookup(wk, blocks)
             if pf is not None:
                 pf.arrived(s, wk, blocks, nh, nh + nd + ns)
             tr = cache.fetch(wk, blocks, lo, nh + nd + ns)
             d2h, s2h, h2d, d2s = tr.dram_to_hbm, tr.ssd_to_hbm, tr.hbm_to_dram, tr.dram_to_ssd
             npre = nh + nd + ns
-            res.hit_blocks[i] = (nh, nd, ns)
+            b.hit_blocks[k] = (nh, nd, ns)
             if npre * bt <= n_in:  # no partial last block to trim (trim_tokens' answer, without the list)
                 th, td, ts = nh * bt, nd * bt, ns * bt
             else:
                 th, td, ts = trim_tokens([nh, nd, ns], bt, n_in)
-            res.hit_tokens[i] = (th, td, ts)
+            b.hit_tokens[k] = (th, td, ts)
         npre_of[i] = npre
         # Load the cached DRAM/SSD part or recompute it (cache.load_policy); join the replica when the
         # load is in, or layer-wise as soon as its prefill would no longer stall on it (estimated now;
         # a load slower than estimated does not hold the chunked prefill back).
         ld = io.start_load(wk, (th, td, ts), (d2h, s2h), n_in, prefill_cost)
-        res.recomputed_tokens[i] = ld.choice.recomputed_tokens
+        b.recomputed_tokens[k] = ld.choice.recomputed_tokens
         io.write_back(wk, h2d, d2s, False)
         ready = ld.ready()
         if ready is None:
@@ -391,7 +416,8 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, pr
             ready.callbacks.append(lambda _e: join(i, wk, ld, t0, lo, s, n_in))
 
     def join(i: int, wk: int, ld, t0: float, lo: int, s: int, n_in: int) -> None:
-        res.load_s[i] = env.now - t0
+        b = rows.at(i)
+        b.load_s[i - b.lo] = env.now - t0
         r = Req(i, n_in, out_at(i), no_blocks, lo, t0, s)
         # At least one token is always computed: it yields the first output token's logits.
         r.cached = max(0, min(ld.choice.tokens_used, n_in - 1))

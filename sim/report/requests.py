@@ -42,14 +42,16 @@ class RequestTable:
         return [*self.labels, *self.columns]
 
 
-def _common(w, request_id: np.ndarray) -> dict[str, np.ndarray]:
+def _common(w, request_id: np.ndarray, lo: int = 0) -> dict[str, np.ndarray]:
+    """The workload's columns of the requests `request_id` (consecutive from `lo`: views, no copies)."""
+    hi = lo + len(request_id)
     return {
         "request_id": request_id,
-        "session_id": w.session_id,
-        "turn": w.turn,
-        "arrival_s": w.arrival_ms / 1000.0,
-        "input_tokens": w.input_tokens,
-        "output_tokens": w.output_tokens,
+        "session_id": w.session_id[lo:hi],
+        "turn": w.turn[lo:hi],
+        "arrival_s": w.arrival_ms[lo:hi] / 1000.0,
+        "input_tokens": w.input_tokens[lo:hi],
+        "output_tokens": w.output_tokens[lo:hi],
     }
 
 
@@ -68,17 +70,17 @@ def _timed(cfg: Config, parts: dict[str, np.ndarray], ttft: np.ndarray, tpot: np
     return cols
 
 
-def single_requests(res, cfg: Config) -> RequestTable:
-    """Rows of one single-node replay (sim.modes.single.RunResult); without timing only the cache columns."""
-    w = res.workload
-    cols = _common(w, np.arange(len(w), dtype=np.int64))
-    cols["worker"] = res.worker
+def single_requests(cfg: Config, w, policy: str, timing: bool, b) -> RequestTable:
+    """Rows of one block of a single-node replay (a sim.modes.result_rows.RowBlock: the whole run, or a block
+    of a run that streams its rows); without timing only the cache columns."""
+    cols = _common(w, np.arange(b.lo, b.lo + b.n, dtype=np.int64), b.lo)
+    cols["worker"] = b.worker
     for k, tier in enumerate(("hbm", "dram", "ssd")):
-        cols[f"cached_{tier}_tokens"] = res.hit_tokens[:, k]
-    if res.timing:
-        parts = {"load": res.load_s, "queue": res.queue_s, "prefill": res.prefill_s}
-        cols.update(_timed(cfg, parts, res.ttft_s, res.tpot_s, res.e2e_s, res.recomputed_tokens))
-    return RequestTable({"policy": res.policy}, cols)
+        cols[f"cached_{tier}_tokens"] = b.hit_tokens[:, k]
+    if timing:
+        parts = {"load": b.load_s, "queue": b.queue_s, "prefill": b.prefill_s}
+        cols.update(_timed(cfg, parts, b.ttft_s, b.tpot_s, b.e2e_s, b.recomputed_tokens))
+    return RequestTable({"policy": policy}, cols)
 
 
 def cluster_requests(res, cfg: Config) -> RequestTable:

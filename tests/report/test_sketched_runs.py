@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import main
-import sim.modes.runner as runner
 import sim.report.request_stream as request_stream
 import sim.report.requests as requests_mod
+import sim.report.single as report_single
 from sim.report.sink import EXACT, SKETCH, ExactSink, SketchSink, latency_metrics
 from tests.conftest import ROOT
 
@@ -91,15 +91,15 @@ def test_streamed_parquet_has_the_batch_content(tmp_path, monkeypatch):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_failure_mid_run_leaves_no_file(suffix, tmp_path, monkeypatch):
     calls = []
-    real = runner.single_requests
+    real = report_single.single_requests
 
-    def second_run_fails(res, cfg):  # the first policy's rows are already streamed when the second fails
+    def second_run_fails(*args):  # the first policy's rows are already streamed when the second fails
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("boom")
-        return real(res, cfg)
+        return real(*args)
 
-    monkeypatch.setattr(runner, "single_requests", second_run_fails)
+    monkeypatch.setattr(report_single, "single_requests", second_run_fails)
     out = tmp_path / "sub" / f"req{suffix}"
     with pytest.raises(RuntimeError, match="boom"):
         main.main(["run", "--trace", str(SMALL), "--policy", "lru,fifo", "--no-plot", "--quiet",

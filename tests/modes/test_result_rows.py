@@ -1,0 +1,148 @@
+"""Per-request rows held a block at a time (sim.modes.result_rows): a run above the exact-quantile limit
+hands each block to its report as soon as it is complete, so it holds the blocks its requests in flight
+span, and reports what the run holding every row reports."""
+import json
+
+import numpy as np
+import pytest
+
+import main
+import sim.modes.result_rows as result_rows
+import sim.report.requests as requests_mod
+from sim.modes.result_rows import ResultRows
+from sim.modes.single import run_single
+from tests.conftest import ROOT
+from tests.report.test_sketched_runs import TINY, _close
+
+SMALL = ROOT / "tests" / "data" / "mooncake_small.jsonl"
+
+
+def test_blocks_go_over_in_order_once_complete():
+    got = []
+    rows = ResultRows(10, True, 4, lambda b: got.append((b.lo, b.n)))
+    for i in (4, 5, 6, 7):  # the second block completes first: held until the first is
+        rows.at(i)
+        rows.done(i)
+    assert got == [] and rows.most_open == 1
+    for i in (0, 1, 2):
+        rows.at(i)
+        rows.done(i)
+    rows.at(8)
+    assert got == [] and rows.most_open == 3
+    rows.done(3)
+    assert got == [(0, 4), (4, 4)] and set(rows.open) == {2}
+    rows.done(8)
+    rows.done(9)
+    rows.close()
+    assert got == [(0, 4), (4, 4), (8, 2)]
+
+
+def test_a_row_never_completed_is_an_error():
+    rows = ResultRows(5, False, 2, lambda b: None)
+    for i in range(4):
+        rows.done(i)
+    rows.at(4)
+    with pytest.raises(RuntimeError, match="1 requests never completed"):
+        rows.close()
+    with pytest.raises(IndexError):
+        ResultRows(5, False, 2, lambda b: None).at(5)
+
+
+def test_an_empty_run_hands_over_one_empty_block():
+    got = []
+    ResultRows(0, True, 1, got.append).close()
+    assert len(got) == 1 and got[0].n == 0 and got[0].ttft_s.shape == (0,)
+
+
+CASES = {
+    "timed compiled": ["--policy", "lru"],
+    "timed python": ["--policy", "lru", "--set", "cache.engine=python"],
+    "hit-rate-only compiled": ["--policy", "lru,fifo", "--hit-rate-only"],
+    "hit-rate-only python": ["--policy", "arc", "--hit-rate-only", "--set", "cache.engine=python"],
+}
+
+
+def _run(tmp_path, name: str, args, extra=()) -> tuple[dict, bytes]:
+    out, rj = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
+    assert main.main(["run", "--trace", str(SMALL), *args, "--no-plot", "--quiet", "--report-json", str(rj),
+                      "--requests-out", str(out), *extra]) == 0
+    return json.loads(rj.read_text()), out.read_bytes()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_streamed_rows_report_the_whole_rows(case, tmp_path, monkeypatch):
+    monkeypatch.setattr(requests_mod, "CSV_CHUNK_ROWS", 5)
+    whole, f_whole = _run(tmp_path, "whole", CASES[case])
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 7)  # many blocks, several open at once when timed
+    streamed, f_streamed = _run(tmp_path, "streamed", CASES[case], TINY)
+    _close(whole["policies"], streamed["policies"])  # the sums, counts and classes equal; the dists within 1%
+    assert f_streamed == f_whole  # the per-request file, byte for byte
+
+
+def test_a_streamed_timed_run_holds_the_blocks_in_flight(monkeypatch):
+    from sim.config import Config
+    from sim.modes.common import prepare_workload
+    from trace.synthetic import generate
+
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 3000, "sessions": 300})
+    cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": 0})
+    w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
+    res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
+    assert res.ttft_s is None and res.totals.rows == 3000  # no whole arrays kept
+    assert 2 <= res.most_blocks <= 15  # of 60 blocks: the span of the requests in flight (9 today)
+    ref = run_single(cfg.model_copy(update={"report": Config().report}), w, "lru", ctx=ctx, timing=True)
+    assert ref.most_blocks == 1 and ref.totals.slo_met == res.totals.slo_met
+    assert np.array_equal(ref.totals.hit_tokens, res.totals.hit_tokens)
+    assert res.totals.hit_tokens.sum() == ref.hit_tokens.sum()
+
+
+def test_the_estimate_counts_one_block_of_a_streamed_hit_rate_only_run():
+    from sim.modes.memory import RUN_PER_REQ_B, SINGLE_ROW_B, WorkloadSize, run_estimate
+
+    s = WorkloadSize(requests=1_000_000, nbytes=0, accesses=0, own_blocks=0, compact=False, renumber=False)
+
+    def rows(**kw) -> float:
+        return run_estimate(s, mode="single", per_access=False, slots=0, runs=2, **kw).parts["per-request results"]
+
+    assert rows(timing=False) == 2 * 1_000_000 * RUN_PER_REQ_B["single"]  # every row, each policy's run
+    assert rows(timing=False, streamed_rows=True) == \
+        1_000_000 * (RUN_PER_REQ_B["single"] - SINGLE_ROW_B) + result_rows.ROW_BLOCK * SINGLE_ROW_B
+    # timed: the blocks the requests in flight span are known only by running, so every row is counted
+    assert rows(timing=True, streamed_rows=True) == rows(timing=True) == 2 * 1_000_000 * RUN_PER_REQ_B["single_timed"]
+
+
+@pytest.mark.parametrize("policy", ["lru", "session_prefetch"])
+def test_heaps_grown_between_small_chunks_give_the_same_replay(policy, monkeypatch):
+    """The hit-rate-only replay's departure and prefetch heaps start at one chunk and double as they fill
+    (sim.engine.replay._heap_room): chunks of 3 requests grow them many times, with the same results."""
+    import functools
+
+    import sim.engine.replay as replay
+    import sim.modes.single as single
+    from sim.config import Config
+    from sim.modes.common import prepare_workload
+    from trace.synthetic import generate
+
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 1500, "sessions": 100})
+    w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    ref = run_single(cfg, w, policy, ctx=ctx, timing=False)
+    sizes = []
+    real_room = replay._heap_room
+
+    def room(Q, st, k):
+        Q = real_room(Q, st, k)
+        sizes.append((len(Q[0]), len(Q[2])))
+        return Q
+
+    monkeypatch.setattr(replay, "_heap_room", room)
+    monkeypatch.setattr(single, "run_fast_compiled", functools.partial(replay.run_fast, chunk=3))
+    got = run_single(cfg, w, policy, ctx=ctx, timing=False)
+    assert sizes[0] == (3, 3) and sizes[-1][0] >= 48  # grown from one chunk
+    if policy == "session_prefetch":
+        assert sizes[-1][1] >= 24
+    for col in ("worker", "hit_blocks", "hit_tokens"):
+        assert np.array_equal(getattr(got, col), getattr(ref, col)), col
+    assert got.cache.occupancy == ref.cache.occupancy
