@@ -172,8 +172,12 @@ def run_single(
     # all); streamed a block at a time above it (sim.modes.result_rows)
     streamed = n > cfg.report.exact_quantiles_max_requests and not isinstance(requests, list)
     kept: list[RowBlock] = []
-    rows = ResultRows(n, timing, block_size(n, streamed), totals.add if streamed else
-                      (lambda b: (kept.append(b), totals.add(b))))
+
+    def keep(b: RowBlock) -> None:  # the one whole block: RunResult's arrays
+        kept.append(b)
+        totals.add(b)
+
+    rows = ResultRows(n, timing, block_size(n, streamed), totals.add if streamed else keep)
     res = RunResult(policy=policy, timing=timing, setup=setup, cache=cache, workload=workload, totals=totals)
     load = np.zeros(setup.n_workers, dtype=np.int64)
     # blocks: a list (Python cache) or an int64 array (compiled cache)
