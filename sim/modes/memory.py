@@ -39,17 +39,19 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 # hit-rate-only 1M 1.16 GiB peak (1.76 with a Python row and five Python lists per request; one pair, 5,069 -> 5,695
 # CPU req/s for the last step), timed 200k 0.47 GiB (0.59); peaks vary ~0.15 GiB run to run, so the figures below keep
 # a margin over those drops.
-# PD (sim.modes.pd): each deployment keeps a sim.replica.request.Req per request until its metrics and
-# per-request rows are out: the object, its numbers (floats and large ints, 24-28 B each) and its list entry
-# measured 768 B a request (PD; 674 colocated: sys.getsizeof over 2,000 finished requests; tracemalloc ~730),
-# plus the report's per-request arrays (sim.report.pd) and the allocator's slack: the peak RSS grew ~990 B a
-# request from 100k to 200k synthetic requests (bench_pd.py --requests), the caches long full
-RUN_PER_REQ_B = {"single": 164, "single_timed": 240, "cluster": 240, "cluster_timed": 300, "pd_timed": 1200}
+# PD (sim.modes.pd): a request's sim.replica.request.Req lives while it is in flight; when it finishes, the
+# fields the report reads go into a row of columns (sim.modes.pd.finished: 21 fields, 168 B) and the Req is
+# dropped. Then the report's per-request arrays (sim.report.pd) and the allocator's slack: the peak RSS grew
+# ~360 B a request from 50k to 100k synthetic requests (bench_pd.py --requests; 1,100 B when every Req was kept,
+# 768 B of them the object and its numbers), the caches long full; counted with a margin.
+RUN_PER_REQ_B = {"single": 116, "single_timed": 240, "cluster": 240, "cluster_timed": 300, "pd_timed": 500}
+# The hit-rate-only single-node replay's departure and prefetch heaps grow as they fill instead of a slot per
+# request (48 B a request less: "single" was 164; 3M requests 0.92 -> 0.74 GiB peak, bench_scale.py).
 # A single-node run above report.exact_quantiles_max_requests streams its per-request rows a block of
 # sim.modes.result_rows.ROW_BLOCK requests at a time. The hit-rate-only replay then holds one block instead of a
-# row a request (7 words: the worker, blocks and tokens served per tier); measured at 1M requests
-# (bench_scale.py --run single --exact-max 0): 0.40 -> 0.36 GiB peak. The timed replay holds the blocks its
-# requests in flight span, which only running tells, so its estimate still counts a row a request.
+# row a request (7 words: the worker, blocks and tokens served per tier; at 3M synthetic requests the peak stays
+# the generator's, 0.74 GiB either way). The timed replay holds the blocks its requests in flight span (300k:
+# 0.27 -> 0.23 GiB peak), which only running tells, so its estimate still counts a row a request.
 SINGLE_ROW_B = 7 * 8
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed

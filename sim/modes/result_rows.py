@@ -22,11 +22,15 @@ from sim.modes.common import nan_rows
 ROW_BLOCK = 1 << 16  # requests a block of a streamed run (10 timed columns: ~7 MB)
 
 
-class RowBlock:
-    """The result columns of requests [lo, lo + n): the fields of sim.modes.single.RunResult's arrays."""
+# the per-request columns: sim.modes.single.RunResult's arrays of the same names when a run keeps them whole
+COLUMNS = ("worker", "hit_blocks", "hit_tokens", "queue_s", "load_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s",
+           "recomputed_tokens")
 
-    __slots__ = ("lo", "n", "left", "worker", "hit_blocks", "hit_tokens", "queue_s", "load_s", "prefill_s",
-                 "ttft_s", "tpot_s", "e2e_s", "recomputed_tokens")
+
+class RowBlock:
+    """The result columns (COLUMNS) of requests [lo, lo + n)."""
+
+    __slots__ = ("lo", "n", "left", *COLUMNS)
 
     def __init__(self, lo: int, n: int, timing: bool) -> None:
         self.lo, self.n, self.left = lo, n, n  # left: requests whose row is not complete yet
@@ -101,4 +105,4 @@ def block_size(n: int, streamed: bool) -> int:
     return ROW_BLOCK if streamed and n > ROW_BLOCK else max(1, n)
 
 
-__all__ = ["ROW_BLOCK", "ResultRows", "RowBlock", "block_size"]
+__all__ = ["COLUMNS", "ROW_BLOCK", "ResultRows", "RowBlock", "block_size"]

@@ -46,7 +46,7 @@ from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
-from sim.modes.result_rows import ResultRows, RowBlock, block_size
+from sim.modes.result_rows import COLUMNS, ResultRows, RowBlock, block_size
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
@@ -98,8 +98,8 @@ class RunResult:
     cache: NodeCache | CompiledNodeCache
     workload: Workload
     totals: SingleTotals  # what the report reads of the per-request rows (sim.report.single)
-    # The per-request rows (sim.modes.result_rows.RowBlock's columns) when the run keeps them whole; None
-    # when it streamed them a block at a time (above report.exact_quantiles_max_requests)
+    # The per-request rows (sim.modes.result_rows.COLUMNS) when the run keeps them whole; None when it
+    # streamed them a block at a time (above report.exact_quantiles_max_requests)
     hit_blocks: np.ndarray | None = None  # (n, 3) blocks served from hbm, dram, ssd
     hit_tokens: np.ndarray | None = None  # (n, 3) tokens served from hbm, dram, ssd
     worker: np.ndarray | None = None
@@ -212,11 +212,8 @@ def run_single(
         _run_fast(workload, setup, cache, router, load, prefetcher, service, res, rows, progress, release)
     rows.close()
     res.most_blocks = rows.most_open
-    if kept:
-        b = kept[0]
-        res.hit_blocks, res.hit_tokens, res.worker = b.hit_blocks, b.hit_tokens, b.worker
-        res.queue_s, res.load_s, res.prefill_s, res.ttft_s = b.queue_s, b.load_s, b.prefill_s, b.ttft_s
-        res.tpot_s, res.e2e_s, res.recomputed_tokens = b.tpot_s, b.e2e_s, b.recomputed_tokens
+    for col in COLUMNS if kept else ():
+        setattr(res, col, getattr(kept[0], col))
     res.wall_s = time.perf_counter() - t_wall
     return res
 

@@ -33,7 +33,8 @@ from sim.report.sink import latency_metrics, metrics_sink
 
 
 def _arr(reqs, name: str, dtype=float) -> np.ndarray:
-    return np.fromiter((getattr(r, name) for r in reqs), dtype=dtype, count=len(reqs))
+    """A copy of field `name` of every request (reqs: sim.modes.pd.finished.FinishedRequests)."""
+    return np.array(reqs.col(name), dtype=dtype)
 
 
 def per_request(res, cfg: Config) -> dict[str, np.ndarray]:

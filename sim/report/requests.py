@@ -110,10 +110,10 @@ def pd_requests(res, cfg: Config, workload, rejected: np.ndarray, policy: str) -
         out[served] = v
         return out
 
-    reqs = res.reqs
-    pre = np.fromiter((r.pre for r in reqs), dtype=np.int64, count=len(reqs))
-    dec = pre if res.kind == "colocated" else np.fromiter((r.dec for r in reqs), dtype=np.int64, count=len(reqs))
-    recomputed = np.fromiter((r.recomputed for r in reqs), dtype=np.int64, count=len(reqs))
+    reqs = res.reqs  # sim.modes.pd.finished.FinishedRequests
+    pre = reqs.col("pre")
+    dec = pre if res.kind == "colocated" else reqs.col("dec")
+    recomputed = reqs.col("recomputed")
     cols = _common(workload, np.arange(n, dtype=np.int64))
     cols["prefill_replica"] = spread(pre, -1)
     cols["decode_replica"] = spread(dec, -1)

@@ -79,7 +79,6 @@ def _deployment(kind: str, cfg: Config, prep, policy: str, workers: int, progres
 
 def _saturation(res, metrics: dict, workers: int) -> dict:
     """The run's load class from its served requests' arrivals and first-token times (sim.report.pd's TTFT)."""
-    t_arr = np.fromiter((r.t_arr for r in res.reqs), dtype=float, count=len(res.reqs))
-    t_kv = np.fromiter((r.t_kv for r in res.reqs), dtype=float, count=len(res.reqs))
+    t_arr, t_kv = res.reqs.col("t_arr"), res.reqs.col("t_kv")
     order = np.argsort(t_arr, kind="stable")
     return saturation(t_arr[order], (t_kv - t_arr)[order], metrics, workers)

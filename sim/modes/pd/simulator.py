@@ -49,6 +49,7 @@ from sim.cache.radix_tree import RadixTree
 from sim.cache.spill import LowerTiers
 from sim.config import Config
 from sim.modes.common import block_lists, policy_params
+from sim.modes.pd.finished import FinishedRequests
 from sim.modes.pd.prefetch import PDPrefetchHost
 from sim.modes.pd.setup import PDSetup, Prepared
 from sim.modes.pd.transfer import KVTransfer, make_transfer
@@ -83,7 +84,7 @@ class DeploymentResult:
 
     kind: str  # "pd" | "colocated"
     workload: Workload
-    reqs: list[Req]
+    reqs: FinishedRequests  # the requests' fields, a row each (arrival order)
     sim_time_s: float
     wall_s: float
     pools: dict[str, list[BatchingReplica]]  # pool name -> replicas
@@ -130,7 +131,7 @@ class _Deployment:
         self.preempt_cost = PREEMPTION[c.preemption]
         self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
-        self.reqs: list[Req] = []
+        self.reqs = FinishedRequests(len(w))  # a row per request once it finishes; the Req is dropped then
         self.finished = 0
         self.layers = setup.spec.n_layers  # the prefill computes layer by layer (load overlap)
         self.recomputed_prefixes = 0
@@ -187,7 +188,6 @@ class _Deployment:
             if dt > 0:
                 yield env.timeout(dt)
             r = Req(i, inp_at(i), out_at(i), blocks(i), off_at(i), env.now, sess_at(i))
-            self.reqs.append(r)
             self._route(r)
             if progress is not None and i % every == 0:
                 progress(self.kind, i, n)
@@ -252,6 +252,7 @@ class _Deployment:
     def _done(self, r: Req) -> None:
         r.t_done = self.env.now
         r.blocks = NO_BLOCKS  # its tree references are released: only the requests in flight hold their lists
+        self.reqs.add(r)  # what the report reads of it: a row of columns, not the Req (sim.modes.pd.finished)
         self.finished += 1
 
     # ---------------------------------------------------------- run
@@ -262,7 +263,7 @@ class _Deployment:
         if progress is not None:
             progress(self.kind, len(self.w), len(self.w))
         if self.finished != len(self.w):
-            stuck = [r.i for r in self.reqs if r.t_done != r.t_done][:5]
+            stuck = self.reqs.unfinished()
             raise RuntimeError(f"{self.kind}: {len(self.w) - self.finished} requests never finished "
                                f"(first: {stuck}); the simulation deadlocked")
         return self._result(time.perf_counter() - t0)
