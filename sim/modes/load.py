@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import Config
-from sim.report.saturation import SaturationStream
+from sim.report.saturation import SaturationStream, classify
 from sim.timing.offered_load import Pool, headline, offered_load
 from sim.timing.step_cost import StepModel
 from trace.workload import Workload
@@ -37,14 +37,16 @@ def pre_run(cfg: Config, w: Workload, pools: list[Pool]) -> dict[str, Any]:
 def saturation(arrival_s: np.ndarray, ttft_s: np.ndarray, metrics: dict[str, Any], workers: int) -> dict[str, Any]:
     """A run's ``saturation`` metrics from its per-request arrival and TTFT seconds on ``workers`` replicas
     that prefill."""
-    s = SaturationStream(arrival_s)
-    s.add(arrival_s, ttft_s)
-    return saturation_of(s, metrics, workers)
+    return classify(arrival_s, ttft_s, _queue_share(metrics), workers)
 
 
 def saturation_of(stream: SaturationStream, metrics: dict[str, Any], workers: int) -> dict[str, Any]:
     """``saturation`` of a run whose requests were fed to `stream` (a run that streams its rows)."""
-    return stream.result((metrics.get("ttft_breakdown_ms") or {}).get("queue_share"), workers)
+    return stream.result(_queue_share(metrics), workers)
+
+
+def _queue_share(metrics: dict[str, Any]) -> float | None:
+    return (metrics.get("ttft_breakdown_ms") or {}).get("queue_share")
 
 
 def finish(block: dict[str, Any], metrics: dict[str, Any] | None, pool_names: list[str]) -> dict[str, Any]:

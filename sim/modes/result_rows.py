@@ -58,10 +58,6 @@ class ResultRows:
         self.next = 0  # the next block to hand over
         self.most_open = 0  # the most blocks held at once (tests, benchmarks)
 
-    @property
-    def whole(self) -> bool:
-        return self.size >= self.n
-
     def at(self, i: int) -> RowBlock:
         """The block holding request i's row (made when first asked for)."""
         k = i // self.size

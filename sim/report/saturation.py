@@ -47,10 +47,9 @@ class SaturationStream:
     Memory: the two tenths' TTFTs, not a value per request (a run too large to hold its rows streams them
     here chunk by chunk). ``arrival_s``: every request's arrival (read once, for the inject phase)."""
 
-    def __init__(self, arrival_s: np.ndarray, n: int | None = None) -> None:
+    def __init__(self, arrival_s: np.ndarray) -> None:
         arr = np.asarray(arrival_s, dtype=float)
-        self.n = len(arr) if n is None else n
-        self.trend = self.n >= MIN_REQUESTS and len(arr) > 0 and arr[-1] > arr[0]
+        self.trend = len(arr) >= MIN_REQUESTS and arr[-1] > arr[0]
         self.t0, self.t1 = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 0.0)
         self.edges = np.linspace(self.t0, self.t1, WINDOWS + 1)
         self.wait_s = np.zeros(WINDOWS)  # per window: the seconds requests spent arrived and without a first token

@@ -71,7 +71,7 @@ class FinishedRequests:
     def __getitem__(self, i: int) -> FinishedRow:
         if not -self.n <= i < self.n:
             raise IndexError(i)
-        return FinishedRow(self, i % self.n if self.n else i)
+        return FinishedRow(self, i % self.n)
 
     def __iter__(self) -> Iterator[FinishedRow]:
         return (FinishedRow(self, i) for i in range(self.n))

@@ -132,7 +132,6 @@ class _Deployment:
         self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
         self.reqs = FinishedRequests(len(w))  # a row per request once it finishes; the Req is dropped then
-        self.finished = 0
         self.layers = setup.spec.n_layers  # the prefill computes layer by layer (load overlap)
         self.recomputed_prefixes = 0
         self.recomputed_tokens = 0
@@ -253,7 +252,6 @@ class _Deployment:
         r.t_done = self.env.now
         r.blocks = NO_BLOCKS  # its tree references are released: only the requests in flight hold their lists
         self.reqs.add(r)  # what the report reads of it: a row of columns, not the Req (sim.modes.pd.finished)
-        self.finished += 1
 
     # ---------------------------------------------------------- run
     def run(self, progress: Progress | None = None) -> DeploymentResult:
@@ -262,9 +260,9 @@ class _Deployment:
         self.env.run()
         if progress is not None:
             progress(self.kind, len(self.w), len(self.w))
-        if self.finished != len(self.w):
+        if self.reqs.finished != len(self.w):
             stuck = self.reqs.unfinished()
-            raise RuntimeError(f"{self.kind}: {len(self.w) - self.finished} requests never finished "
+            raise RuntimeError(f"{self.kind}: {len(self.w) - self.reqs.finished} requests never finished "
                                f"(first: {stuck}); the simulation deadlocked")
         return self._result(time.perf_counter() - t0)
 
