@@ -125,6 +125,23 @@ def page(server):
         assert not errors, errors
 
 
+# Every test starts from this form, whatever ran before it: pytest-xdist hands a module's tests to either
+# worker process, so no test may rely on what an earlier one typed into the shared page.
+BASE_FORM = {"f-model": "llama-3-70b", "f-gpus": "8", "f-arrival_rate": "2", "f-turns": "6", "f-interval_s": "45",
+             "f-prompt_tokens": "600", "f-response_tokens": "300", "f-system_prompt_tokens": "1000",
+             "f-target_hit_rate": ""}
+
+
+@pytest.fixture(autouse=True)
+def base_form(page, server):
+    page.goto(server + "/")  # a new document: no field, tab or stale mark left from the test before
+    page.wait_for_function("document.body.dataset.state === 'ok'")
+    for sel, v in BASE_FORM.items():
+        page.fill("#" + sel, v)
+    page.select_option("#f-kv_dtype", "fp8")
+    _settle(page)
+
+
 def _shot_dir(tmp_path: Path) -> Path:
     d = Path(os.environ.get("KVSIM_SCREENSHOT_DIR") or tmp_path)
     d.mkdir(parents=True, exist_ok=True)
