@@ -7,9 +7,10 @@ Workload: the built-in synthetic ``multi_turn`` generator, 16-token blocks, `--r
 
 * ``--run single``: single node, LRU, hit-rate-only (the compiled replay);
 * ``--run single_timed``: single node, LRU, timed (SimPy);
-  (single node: above ``--exact-max`` requests the per-request rows are streamed a block at a time);
 * ``--run cluster``: cluster mode at ``--racks`` racks (default 1,600 = 102,400 GPUs), prefix_aware
   router, LRU, timed unless ``--hit-rate-only``.
+
+Above ``--exact-max`` requests the per-request rows are streamed a block at a time (sim.modes.result_rows).
 
 Prints the generation time, the replay's requests/s (wall and CPU), and the peak RSS
 (resource.getrusage ru_maxrss) of the whole process and, on Linux, of the replay alone (VmHWM reset
@@ -85,7 +86,7 @@ def replay(cfg: Config, w, run: str, timing: bool):
     pw, ctx = prepare_workload(cfg, w)
     w0, c0 = time.perf_counter(), time.process_time()
     if run == "cluster":
-        res = run_cluster(cfg, pw, "lru", "prefix_aware", ctx=ctx, timing=timing)
+        res = run_cluster(cfg, pw, "lru", "prefix_aware", ctx=ctx, timing=timing, stream_rows=True)
     else:
         res = run_single(cfg, pw, "lru", ctx=ctx, timing=timing)
     return res, time.perf_counter() - w0, time.process_time() - c0
@@ -100,8 +101,8 @@ def main() -> None:
     ap.add_argument("--hit-rate-only", action="store_true", help="cluster: the untimed replay")
     ap.add_argument("--quick", action="store_true", help="100,000 requests (a smoke run)")
     ap.add_argument("--exact-max", type=int, default=None, metavar="N",
-                    help="report.exact_quantiles_max_requests (default 2,000,000): single-node runs above it stream "
-                         "their per-request rows a block at a time (sim.modes.result_rows); 0 streams every run")
+                    help="report.exact_quantiles_max_requests (default 2,000,000): runs above it stream their "
+                         "per-request rows a block at a time (sim.modes.result_rows); 0 streams every run")
     ap.add_argument("--identical", type=int, default=0, metavar="N",
                     help="also check the first N requests against the expanded in-memory path")
     args = ap.parse_args()
@@ -126,26 +127,25 @@ def main() -> None:
           f"workload {w.nbytes() / 1024**3:.2f} GiB "
           f"(the CSR would hold {w.total_blocks * 8 / 1024**3:.2f} GiB of ids); peak RSS so far {rss_gib():.2f} GiB")
     est = run_estimate(w, mode="cluster" if args.run == "cluster" else "single", timing=timing, per_access=False,
-                       slots=0, cluster_compiled=args.run == "cluster")
+                       slots=0, cluster_compiled=args.run == "cluster",
+                       streamed_rows=len(w) > cfg.report.exact_quantiles_max_requests)
     print(f"run estimate (without cache slots): {est.total / 1024**3:.2f} GiB")
     replay(cfg, w.head(50), args.run, timing)  # compile outside the timing
     hwm = reset_hwm()  # the replay's own peak, apart from the generation's transient one
     start = hwm_gib() if hwm else None  # what the process holds as the replay starts (freed pages it keeps too)
     res, wall, cpu = replay(cfg, w, args.run, timing)
     replay_peak = hwm_gib() if hwm else None
-    served = res.totals.hit_tokens if args.run != "cluster" else res.hit_tokens  # single: rows may be streamed
-    hit = float(served.sum() / max(1, w.input_tokens.sum()))
+    hit = float(res.totals.hit_tokens.sum() / max(1, w.input_tokens.sum()))  # the rows may be streamed
     print(f"replay: {wall:.1f} s wall, {cpu:.1f} s CPU: {len(w) / wall:,.0f} requests/s wall, "
           f"{len(w) / cpu:,.0f} requests/s CPU; token hit rate {hit:.4f}")
     print(f"peak RSS: {rss_gib():.2f} GiB"
           + (f"; during the replay {replay_peak:.2f} GiB (VmHWM reset after generating, at {start:.2f} GiB)"
              if replay_peak else ""))
-    if args.run != "cluster":
-        from sim.modes.result_rows import ROW_BLOCK
+    from sim.modes.result_rows import ROW_BLOCK
 
-        held = "whole" if res.worker is not None else \
-            f"streamed, at most {res.most_blocks} of {-(-len(w) // ROW_BLOCK)} blocks of {ROW_BLOCK:,} held at once"
-        print(f"per-request rows: {held}")
+    held = "whole" if res.worker is not None else \
+        f"streamed, at most {res.most_blocks} of {-(-len(w) // ROW_BLOCK)} blocks of {ROW_BLOCK:,} held at once"
+    print(f"per-request rows: {held}")
     if args.identical:
         k = min(args.identical, len(w))
         head = w.head(k)

@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
-
-import numpy as np
 
 from sim.cache.cluster import ClusterCache
 from sim.config import Config
@@ -47,7 +44,6 @@ from sim.engine.cluster_cache import CompiledClusterCache
 from sim.modes.cluster_fast import run_fast
 from sim.modes.cluster_result import ClusterResult, cache_summary
 from sim.modes.cluster_setup import (
-    NLOC,
     ClusterSetup,
     CostEstimator,
     build_cluster_cache,
@@ -55,9 +51,13 @@ from sim.modes.cluster_setup import (
     queue_recency,
 )
 from sim.modes.cluster_timed import run_timed
-from sim.modes.common import block_lists, nan_rows
+from sim.modes.common import block_lists
+from sim.modes.result_rows import CLUSTER_COLUMNS, ResultRows, RowBlock, block_size, streams
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
+from sim.report.cluster_totals import ClusterTotals
+from sim.report.request_stream import RequestSink
+from sim.report.requests import cluster_requests
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
 from sim.timing.network import Network
@@ -77,12 +77,17 @@ def run_cluster(
     topo: Topology | None = None,
     progress: Callable[[int], None] | None = None,
     engine: str | None = None,
+    requests: RequestSink | None = None,
+    stream_rows: bool = False,
 ) -> ClusterResult:
     """Replay `workload` (already re-blocked, see sim.modes.common.prepare_workload) on the cluster.
 
     `engine` (default ``cache.engine``): "python" runs the reference ``ClusterCache``;
     "compiled" the numba twin (``sim.engine.cluster_cache``; queue-ordered policies only);
-    "auto" the compiled one when it can. Both give identical results."""
+    "auto" the compiled one when it can. Both give identical results. `requests`: where the per-request
+    rows go (a list, or a RequestStream written as the run goes), or None. `stream_rows`: above
+    ``report.exact_quantiles_max_requests`` hand the rows to the report a block at a time and keep none
+    (sim.modes.result_rows); a pod keeps them whole, for its merge."""
     t_wall = time.perf_counter()
     router = router or cfg.cluster.router
     recency = queue_recency(policy)
@@ -104,14 +109,23 @@ def run_cluster(
         cache = build_cluster_cache(cfg, setup, policy, ctx, ctx.n_unique)
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)
-    times = partial(nan_rows, n, written=timing)  # a latency per request: only the timed replay writes them
-    res = ClusterResult(
-        policy=policy, router=router, timing=timing, setup=setup, cache=cache, network=net, workload=workload,
-        hit_blocks=np.zeros((n, NLOC), dtype=np.int64), hit_tokens=np.zeros((n, NLOC), dtype=np.int64),
-        worker=np.zeros(n, dtype=np.int64), net_s=times(), queue_s=times(), prefill_s=times(),
-        ttft_s=times(), tpot_s=times(), e2e_s=times(), busy_s=np.zeros(n),
-        recomputed_tokens=np.zeros(n, dtype=np.int64),
-    )
+    lay, arr_ms = setup.layout, workload.arrival_ms
+    totals = ClusterTotals(cfg, timing=timing, n_workers=lay.n_workers, workers_per_rack=lay.workers_per_rack,
+                           n_racks=lay.topo.n_racks, arrival_s=arr_ms / 1000.0)
+    labels = {"router": router, "policy": policy}
+    streamed = stream_rows and streams(cfg, n, requests)
+    kept: list[RowBlock] = []
+
+    def consume(b: RowBlock) -> None:  # a block of complete rows, in request order
+        totals.add(vars(b), arr_ms[b.lo:b.lo + b.n] / 1000.0)
+        if requests is not None:
+            requests.append(cluster_requests(cfg, workload, b, labels, timing, lay.workers_per_rack))
+        if not streamed:
+            kept.append(b)
+
+    result_rows = ResultRows(n, timing, block_size(n, streamed), consume, CLUSTER_COLUMNS)
+    res = ClusterResult(policy=policy, router=router, timing=timing, setup=setup, cache=cache, network=net,
+                        workload=workload, totals=totals)
     loads = ClusterLoad(setup.layout)
     prefill_free: dict[int, float] = {}
     clock = [0.0]
@@ -119,13 +133,17 @@ def run_cluster(
     state = ClusterRouteState(setup.layout, cache, loads, workload.input_tokens, cost, seed=cfg.seed)
     rt = make_router(router, "cluster", state, where="cluster.router")
     if timing:
-        run_timed(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, progress)
+        run_timed(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, result_rows, progress)
     else:
         # the Python caches' replay tells the context when a request's accesses are done (the learned policy
         # keeps its priorities for a window), unless a session prefetch reads earlier requests' positions
         python = isinstance(cache, ClusterCache) and not POLICIES[policy].prefetch
-        run_fast(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, progress,
+        run_fast(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, result_rows, progress,
                  release=ctx.accesses_done if python else None)
+    result_rows.close()
+    res.most_blocks = result_rows.most_open
+    for c in CLUSTER_COLUMNS if kept else ():
+        setattr(res, c.name, getattr(kept[0], c.name))
     res.wall_s = time.perf_counter() - t_wall
     return res
 

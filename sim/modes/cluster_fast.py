@@ -9,15 +9,16 @@ from sim.modes.cluster_prefetch import prefetch_instant
 from sim.modes.cluster_result import RowWriter
 from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
 from sim.modes.common import service_times, trim_tokens
+from sim.modes.result_rows import ResultRows
 from sim.policies.base import REGISTRY
 from sim.timing.prefetch import InstantPrefetch, prefetch_untimed
 from trace.workload import Workload
 
 
 def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
-              progress, release: Callable[[int], None] | None = None) -> None:
-    """`release`: called with the first position of the next request after each store
-    (sim.policies.base.AccessContext.accesses_done)."""
+             result_rows: ResultRows, progress, release: Callable[[int], None] | None = None) -> None:
+    """`rows`: request i's blocks; `result_rows`: where each request's result row goes; `release`: called with
+    the first position of the next request after each store (sim.policies.base.AccessContext.accesses_done)."""
     # Per-request scalars through ndarray.item (a Python int/float, ~50 ns more a read than a list's) rather
     # than .tolist() copies: five lists of n Python objects would hold ~170 B a request for the whole run.
     arr_at = (w.arrival_ms / 1000.0).item
@@ -26,7 +27,7 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
     bt, bb = setup.node.block_tokens, setup.node.block_bytes
     lanes = setup.layout.gpus_per_worker
     prefill = prefill_fn(cfg, setup)
-    out = RowWriter(res)
+    out = RowWriter(result_rows)
     departures: list[tuple[float, int, int]] = []  # (estimated finish, seq, worker): the load signal
     every = progress_every(len(w))
     account = net.account
@@ -39,7 +40,6 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
             account(src, dst, nb * bb, lanes)
 
     choose, acquire, store = router.choose, cache.acquire, cache.store
-    busy_s = res.busy_s
     for i in range(len(w)):
         t = arr_at(i)
         clock[0] = t
@@ -63,12 +63,11 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
                 account(src, dst, nb * bb, lanes)
         n_in = inp_at(i)
         tok = trim_tokens(c, bt, n_in)
-        out.add(wk, c, tok)
+        svc = service_at(i)
+        out.add(wk, c, tok, svc)
         cached = sum(tok)
         start = max(t, prefill_free.get(wk, 0.0))
         prefill_free[wk] = start + prefill(n_in - cached, cached)
-        svc = service_at(i)
-        busy_s[i] = svc
         loads.inc(wk)
         heapq.heappush(departures, (t + svc, i, wk))
         if pf is not None and s >= 0:
@@ -77,7 +76,7 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
                 heapq.heappush(prefetches, (when, s, i, wk))
         if progress and i % every == 0:
             progress(i)
-    out.close()
+    out.flush()
     res.sim_time_s = arr_at(len(w) - 1) if len(w) else 0.0
     res.prefetch = prefetch_untimed(prefetched, bb)
 

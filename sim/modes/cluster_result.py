@@ -9,7 +9,9 @@ import numpy as np
 from sim.cache.cluster import ClusterCache
 from sim.engine.cluster_cache import CompiledClusterCache
 from sim.modes.cluster_setup import ClusterSetup
+from sim.modes.result_rows import ResultRows
 from sim.replica.histogram import IterationHistogram
+from sim.report.cluster_totals import ClusterTotals
 from sim.timing.network import Network
 from trace.workload import Workload
 
@@ -25,17 +27,21 @@ class ClusterResult:
     cache: ClusterCache | CompiledClusterCache
     network: Network
     workload: Workload
-    hit_blocks: np.ndarray  # (n, 6) blocks per location (LOC_NAMES)
-    hit_tokens: np.ndarray  # (n, 6) tokens per location
-    worker: np.ndarray
-    net_s: np.ndarray  # waiting for the cached prefix to arrive
-    queue_s: np.ndarray  # prefill queue
-    prefill_s: np.ndarray
-    ttft_s: np.ndarray
-    tpot_s: np.ndarray
-    e2e_s: np.ndarray
-    busy_s: np.ndarray  # per request: time it occupied its worker (e2e, or the estimate without timing)
-    recomputed_tokens: np.ndarray  # cached tokens recomputed rather than loaded (cache.load_policy; timed)
+    totals: ClusterTotals  # what the report reads of the per-request rows (sim.report.cluster_totals)
+    # The per-request rows (sim.modes.result_rows.CLUSTER_COLUMNS) when the run keeps them whole; None when it
+    # streamed them a block at a time (above report.exact_quantiles_max_requests)
+    hit_blocks: np.ndarray | None = None  # (n, 6) blocks per location (LOC_NAMES)
+    hit_tokens: np.ndarray | None = None  # (n, 6) tokens per location
+    worker: np.ndarray | None = None
+    net_s: np.ndarray | None = None  # waiting for the cached prefix to arrive
+    queue_s: np.ndarray | None = None  # prefill queue
+    prefill_s: np.ndarray | None = None
+    ttft_s: np.ndarray | None = None
+    tpot_s: np.ndarray | None = None
+    e2e_s: np.ndarray | None = None
+    busy_s: np.ndarray | None = None  # per request: time it occupied its worker (e2e, or the estimate untimed)
+    recomputed_tokens: np.ndarray | None = None  # cached tokens recomputed rather than loaded (cache.load_policy)
+    most_blocks: int = 1  # the most row blocks held at once (sim.modes.result_rows)
     sim_time_s: float = 0.0
     wall_s: float = 0.0
     decode_busy_s: dict = field(default_factory=dict)  # worker -> seconds with a non-empty batch
@@ -53,49 +59,48 @@ class ClusterResult:
         return self.network.stats()
 
 
-ROWS_CHUNK = 4096  # rows a replay buffers as Python lists between flushes into the result's arrays
+ROWS_CHUNK = 4096  # rows the hit-rate-only replay buffers as Python lists between flushes into its blocks
 
 
 class RowWriter:
-    """A replay's per-request worker and hits per location (blocks, tokens), in arrival order, into the
-    result's int64 arrays. Rows are buffered as Python lists (an append is what the replay loop can
-    afford; a numpy row write costs ~1 us) and flushed every `chunk` rows, so a run holds `chunk` rows
-    of Python objects instead of all of them until the end (~400 B a request; issue #19)."""
+    """The hit-rate-only replay's per-request worker, hits per location (blocks, tokens) and estimated busy
+    seconds, in arrival order, into the run's row blocks (``sim.modes.result_rows.ResultRows``; each row is
+    complete when written). Rows are buffered as Python lists (an append is what the replay loop can afford;
+    a numpy row write costs ~1 us) and flushed every `chunk` rows."""
 
-    __slots__ = ("res", "chunk", "i0", "wk", "hb", "ht")
+    __slots__ = ("rows", "chunk", "i0", "wk", "hb", "ht", "busy")
 
-    def __init__(self, res: ClusterResult, chunk: int | None = None) -> None:
-        self.res, self.chunk, self.i0 = res, chunk or ROWS_CHUNK, 0
+    def __init__(self, rows: ResultRows, chunk: int | None = None) -> None:
+        self.rows, self.chunk, self.i0 = rows, chunk or ROWS_CHUNK, 0
         self.wk: list[int] = []
         self.hb: list = []
         self.ht: list = []
+        self.busy: list[float] = []
 
-    def add(self, wk: int, hb, ht) -> None:
-        """The next request's row: its worker, blocks and tokens per location (6 ints each)."""
+    def add(self, wk: int, hb, ht, busy: float) -> None:
+        """The next request's row: its worker, blocks and tokens per location (6 ints each), busy seconds."""
         self.wk.append(wk)
         self.hb.append(hb)
         self.ht.append(ht)
+        self.busy.append(busy)
         if len(self.wk) >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
-        k = len(self.wk)
-        if not k:
-            return
-        i0, i1, res = self.i0, self.i0 + k, self.res
-        res.worker[i0:i1] = self.wk
-        res.hit_blocks[i0:i1] = self.hb
-        res.hit_tokens[i0:i1] = self.ht
-        self.wk.clear()
-        self.hb.clear()
-        self.ht.clear()
-        self.i0 = i1
-
-    def close(self) -> None:
-        """The last rows in; every request must have had its row (a replay that lost one fails here)."""
-        self.flush()
-        if self.i0 != len(self.res.worker):
-            raise RuntimeError(f"replay wrote {self.i0} of {len(self.res.worker)} request rows")
+        i, end, rows = self.i0, self.i0 + len(self.wk), self.rows
+        while i < end:  # the buffered rows block by block
+            b = rows.at(i)
+            j, k = i - b.lo, min(end, b.lo + b.n) - i
+            src = slice(i - self.i0, i - self.i0 + k)
+            b.worker[j:j + k] = self.wk[src]
+            b.hit_blocks[j:j + k] = self.hb[src]
+            b.hit_tokens[j:j + k] = self.ht[src]
+            b.busy_s[j:j + k] = self.busy[src]
+            rows.done(i, k)
+            i += k
+        for buf in (self.wk, self.hb, self.ht, self.busy):
+            buf.clear()
+        self.i0 = end
 
 
 _TIER_COUNTERS = ("hits", "inserts", "demotions_in", "promotions_out", "taken", "evictions", "dropped", "rejected")

@@ -6,9 +6,9 @@ import simpy
 
 from sim.modes.cluster_io import ClusterIO
 from sim.modes.cluster_prefetch import ClusterPrefetchHost
-from sim.modes.cluster_result import RowWriter
 from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
 from sim.modes.common import trim_tokens, worker_replicas
+from sim.modes.result_rows import ResultRows
 from sim.policies.base import REGISTRY
 from sim.replica.engine import BatchingReplica
 from sim.replica.request import Req
@@ -18,7 +18,8 @@ from trace.workload import Workload
 
 
 def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
-               progress) -> None:
+              result_rows: ResultRows, progress) -> None:
+    """`rows`: request i's blocks; `result_rows`: where each request's result row goes, complete when it is done."""
     env = simpy.Environment()
     node = setup.node
     bt, bb = node.block_tokens, node.block_bytes
@@ -28,7 +29,6 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     off_at, inp_at, out_at, sess_at = w.block_offsets.item, w.input_tokens.item, w.output_tokens.item, w.session_id.item
     every = progress_every(len(w))
     n = len(w)
-    out = RowWriter(res)
     # A request's state from its arrival to its last use, popped there: the run holds the requests in
     # flight, not n of each (issue #19's bounded memory).
     wk_of: dict[int, int] = {}  # until done
@@ -37,8 +37,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     t_arrive: dict[int, float] = {}  # until it joins its replica
     t_first: dict[int, float] = {}  # until done
     cached_tok: dict[int, int] = {}  # until it joins its replica
-    net_s, queue_s, prefill_s = res.net_s, res.queue_s, res.prefill_s
-    ttft_s, tpot_s, e2e_s = res.ttft_s, res.tpot_s, res.e2e_s
+    row_at = result_rows.at  # request i's row block (its row: i - block.lo)
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
 
     layout = setup.layout
@@ -52,7 +51,6 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         if REGISTRY[res.policy].prefetch else None
 
     choose, acquire, inc, start_load = router.choose, cache.acquire, loads.inc, io.start_load
-    recomputed = res.recomputed_tokens
     wpr = layout.workers_per_rack
     blk_of: dict = {}  # request i's blocks from its arrival until its first token (rows once)
 
@@ -77,7 +75,11 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         cnt, crit, bg = acquire(wk, blocks, lo)
         n_in = inp_at(i)
         tok = trim_tokens(cnt, bt, n_in)
-        out.add(wk, cnt, tok)
+        b = row_at(i)
+        j = i - b.lo
+        b.worker[j] = wk
+        b.hit_blocks[j] = cnt
+        b.hit_tokens[j] = tok
         npre_of[i] = sum(cnt)
         if bg:
             background(bg)
@@ -91,7 +93,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         choice = ld.choice
         cached_tok[i] = choice.tokens_used
         if choice.recomputed_tokens:
-            recomputed[i] = choice.recomputed_tokens
+            b.recomputed_tokens[j] = choice.recomputed_tokens
         ready = ld.ready()
         if ready is None:
             loaded(i)
@@ -102,7 +104,8 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         now = env.now
         wk = wk_of[i]
         t_arr = t_arrive.pop(i)
-        net_s[i] = now - t_arr
+        b = row_at(i)
+        b.net_s[i - b.lo] = now - t_arr
         cached = cached_tok.pop(i)
         n_in = inp_at(i)
         # The cost-aware router's queue estimate: when this worker's prefill queue would drain if
@@ -128,24 +131,27 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         if pf is not None:
             pf.turn_done(sess_at(i), i, wk, blocks, lo)
         t_first[i] = now
-        queue_s[i] = r.t_pstart - r.t_ready
-        prefill_s[i] = now - r.t_pstart
-        ttft_s[i] = now - r.t_arr
+        b = row_at(i)
+        j = i - b.lo
+        b.queue_s[j] = r.t_pstart - r.t_ready
+        b.prefill_s[j] = now - r.t_pstart
+        b.ttft_s[j] = now - r.t_arr
         workers.start_decode(eng, r)
 
     def done(r: Req) -> None:
         i, now = r.i, env.now
-        tpot_s[i] = (now - t_first.pop(i)) / (r.out - 1) if r.out > 1 else 0.0
-        e2e_s[i] = now - r.t_arr
-        res.busy_s[i] = e2e_s[i]
+        b = row_at(i)
+        j = i - b.lo
+        b.tpot_s[j] = (now - t_first.pop(i)) / (r.out - 1) if r.out > 1 else 0.0
+        b.e2e_s[j] = b.busy_s[j] = now - r.t_arr
         loads.dec(wk_of.pop(i))
+        result_rows.done(i)
 
     workers = worker_replicas(cfg, node, env, w, first_token=first_token, done=done)
 
     if n:
         env.timeout(arr_at(0)).callbacks.append(lambda _e: arrive(0))
     run_to_end(env)
-    out.close()
     res.sim_time_s = float(env.now)
     res.decode_busy_s = {wk: workers.busy(wk)[2] for wk in workers.replicas}
     res.iteration_ms = workers.hist.summary_ms()

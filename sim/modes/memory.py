@@ -47,17 +47,19 @@ GEN_PER_REQ_B = 140  # synthetic generation: per-arrival draws, session assignme
 RUN_PER_REQ_B = {"single": 116, "single_timed": 240, "cluster": 240, "cluster_timed": 300, "pd_timed": 500}
 # The hit-rate-only single-node replay's departure and prefetch heaps grow as they fill instead of a slot per
 # request (48 B a request less: "single" was 164; 3M requests 0.92 -> 0.74 GiB peak, bench_scale.py).
-# A single-node run above report.exact_quantiles_max_requests streams its per-request rows a block of
+# A single-node or cluster run above report.exact_quantiles_max_requests streams its per-request rows a block of
 # sim.modes.result_rows.ROW_BLOCK requests at a time. The hit-rate-only replay then holds one block instead of a
-# row a request (7 words: the worker, blocks and tokens served per tier; at 3M synthetic requests the peak stays
-# the generator's, 0.74 GiB either way). The timed replay holds the blocks its requests in flight span (300k:
-# 0.27 -> 0.23 GiB peak), which only running tells, so its estimate still counts a row a request.
-SINGLE_ROW_B = 7 * 8
+# row a request (result_rows.row_bytes: single-node 64 B, the worker, blocks and tokens served per tier and the
+# recomputed count; cluster 120 B, six locations and the busy seconds; at 3M synthetic single-node requests the
+# peak stays the generator's, 0.74 GiB either way). The timed replay holds the blocks its requests in flight
+# span (single-node 300k: 0.27 -> 0.23 GiB peak), which only running tells, so its estimate still counts a row
+# a request.
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
-# ... merged into totals when no row is needed (partition_merge.Reduce): TTFT (8) and the cover count (4)
-REDUCED_PER_REQ_B = 8 + 4
+# ... merged into totals when no row is needed (partition_merge.Reduce): the cover count (4; TTFT went into the
+# saturation check's stream, sim.report.saturation.SaturationStream, pod by pod: 12 -> 4)
+REDUCED_PER_REQ_B = 4
 PER_ACCESS_B = 40  # expanded ids + next_use/depth + their sort and the engine's copy
 # the oracle family (oracle, plan, calibrate, audit): the expanded ids, sim.oracle.access's six per-access
 # arrays, their sort and the bounds' passes (measured: 20k / 80k synthetic requests of ~238 blocks,
@@ -317,17 +319,19 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     `learned`: "model" (a model file) or "online" when the learned policy runs (both stream their
     features; online adds its training window); `learned_widest`: the most blocks of one request when the
     replay releases the learned priorities after each request (LEARNED_RELEASED_POSITIONS; None: it keeps one
-    per access); `streamed_rows`: a single-node run that streams its per-request rows (SINGLE_ROW_B).
+    per access); `streamed_rows`: the run streams its per-request rows (sim.modes.result_rows; counted for a
+    hit-rate-only run: one block).
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
     e = Estimate()
     e.add("workload", s.nbytes)
     per_req = RUN_PER_REQ_B[mode + ("_timed" if timing else "")]
-    if streamed_rows and mode == "single" and not timing:  # one block of rows, each run freed before the next
-        from sim.modes.result_rows import ROW_BLOCK
+    if streamed_rows and not timing:  # one block of rows (a single-node run's freed before the next run's)
+        from sim.modes.result_rows import CLUSTER_COLUMNS, COLUMNS, ROW_BLOCK, row_bytes
 
-        e.add("per-request results", n * (per_req - SINGLE_ROW_B) + min(n, ROW_BLOCK) * SINGLE_ROW_B)
+        row = row_bytes(COLUMNS if mode == "single" else CLUSTER_COLUMNS)
+        e.add("per-request results", n * (per_req - row) * (1 if mode == "single" else runs) + min(n, ROW_BLOCK) * row)
     else:
         e.add("per-request results", n * per_req * runs)
     if per_access and s.compact:

@@ -14,9 +14,9 @@ approximated.
 
 A run that needs neither (its quantiles are sketched: more requests than
 ``report.exact_quantiles_max_requests``, and no per-request file) merges with
-``Reduce``: each pod's arrays are summed into ``sim.report.cluster_totals.ClusterTotals``
-as it arrives and dropped; only TTFT stays per request (the saturation check reads it).
-The driver then holds ~12 bytes a request instead of ~168 (10M requests: 0.11 GB, not 1.6).
+``Reduce``: each pod's arrays are added into ``sim.report.cluster_totals.ClusterTotals``
+(sums, sketches, the saturation check's inputs) as it arrives and dropped. The driver then holds
+the 4-byte cover count a request instead of ~168 bytes of rows (10M requests: 0.04 GB, not 1.6).
 """
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ import numpy as np
 
 from sim.config import Config
 from sim.modes.common import nan_rows
+from sim.modes.result_rows import CLUSTER_COLUMNS
 from sim.replica.histogram import IterationHistogram
 from sim.report.cluster_totals import ClusterTotals
 from trace.workload import Workload
 
-ARRAYS = ("hit_blocks", "hit_tokens", "worker", "net_s", "queue_s", "prefill_s", "ttft_s", "tpot_s", "e2e_s",
-          "busy_s", "recomputed_tokens")
-KEPT_REDUCED = ("ttft_s",)  # what a reduced merge keeps per request (sim.report.saturation pairs it with arrivals)
+ARRAYS = tuple(c.name for c in CLUSTER_COLUMNS)  # a pod's per-request rows
 
 
 @dataclass
@@ -82,7 +81,6 @@ class MergedClusterResult:
     timing: bool
     setup: Any  # ClusterSetup of the whole deployment (all racks)
     workload: Workload
-    ttft_s: np.ndarray
     cache: dict
     network: dict
     sim_time_s: float = 0.0
@@ -100,6 +98,7 @@ class MergedClusterResult:
     queue_s: np.ndarray | None = None
     prefill_s: np.ndarray | None = None
     tpot_s: np.ndarray | None = None
+    ttft_s: np.ndarray | None = None
     e2e_s: np.ndarray | None = None
     busy_s: np.ndarray | None = None
     recomputed_tokens: np.ndarray | None = None
@@ -120,7 +119,8 @@ def needs_rows(cfg: Config, n_requests: int, request_file: bool) -> bool:
 
 @dataclass(frozen=True)
 class Reduce:
-    """Merge pods into totals, not rows (module docstring): the whole deployment's sizes and the config."""
+    """Merge pods into totals, not rows (module docstring): the whole deployment's sizes, the config and every
+    request's arrival (the saturation check's)."""
 
     cfg: Config
     timing: bool
@@ -128,22 +128,24 @@ class Reduce:
     n_workers: int
     n_racks: int
     workers_per_rack: int
+    arrival_ms: np.ndarray = field(compare=False, repr=False)  # the workload's own (no copy)
 
 
 class Merger:
     """The merge, one pod at a time: each pod's per-request arrays go into the whole run's arrays as it
     arrives and are dropped, so the driver holds one copy of the per-request results (10M requests: ~1.7
-    GB), not the pods' and the merged ones at once; with `reduce`, only their totals and TTFT.
+    GB), not the pods' and the merged ones at once; with `reduce`, only their totals.
     Counters and histograms are kept per pod (small)."""
 
     def __init__(self, n: int, reduce: Reduce | None = None) -> None:
         self.n = n
         self.reduce = reduce
-        self.keep = ARRAYS if reduce is None else KEPT_REDUCED
+        self.keep = ARRAYS if reduce is None else ()
         self.totals: ClusterTotals | None = None
         if reduce is not None:
-            self.totals = ClusterTotals.empty(cfg=reduce.cfg, timing=reduce.timing, n_workers=reduce.n_workers,
-                                              n_racks=reduce.n_racks, n_requests=n)
+            self.totals = ClusterTotals(reduce.cfg, timing=reduce.timing, n_workers=reduce.n_workers,
+                                        workers_per_rack=reduce.workers_per_rack, n_racks=reduce.n_racks,
+                                        arrival_s=reduce.arrival_ms / 1000.0)
         self.arrays: dict[str, np.ndarray] = {}
         self.kinds: dict[str, tuple] = {}  # each array's row shape and dtype
         self.seen = np.zeros(n, dtype=np.int32)
@@ -152,10 +154,8 @@ class Merger:
     def add(self, p: PodResult) -> None:
         r = self.reduce
         if r is not None and self.totals is not None:
-            wpp, rpp = p.scalars["workers_per_pod"], r.n_racks // r.pods
-            pod = ClusterTotals.of(p.arrays, cfg=r.cfg, timing=r.timing, n_workers=wpp,
-                                   workers_per_rack=r.workers_per_rack, n_racks=rpp, n_requests=self.n)
-            self.totals.add(pod, worker_offset=p.pod * wpp, rack_offset=p.pod * rpp)
+            wpp = p.scalars["workers_per_pod"]
+            self.totals.add(p.arrays, r.arrival_ms[p.index] / 1000.0, worker_offset=p.pod * wpp)
         for k in self.keep:
             v = p.arrays[k]
             self.kinds[k] = (v.shape[1:], v.dtype)
@@ -204,5 +204,5 @@ class Merger:
         )
 
 
-__all__ = ["ARRAYS", "KEPT_REDUCED", "MergedClusterResult", "Merger", "PodResult", "Reduce", "add_numbers",
+__all__ = ["ARRAYS", "MergedClusterResult", "Merger", "PodResult", "Reduce", "add_numbers",
            "needs_rows", "pod_result"]

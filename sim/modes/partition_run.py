@@ -128,14 +128,15 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
                     pods: np.ndarray | None = None, window: WindowCheck | None = None,
                     pod_b: float = 0.0) -> MergedClusterResult:
     """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one). `rows`:
-    merge the per-request rows (``partition_merge.needs_rows``); else only their totals and TTFT. `pods`:
+    merge the per-request rows (``partition_merge.needs_rows``); else only their totals. `pods`:
     the request -> pod assignment when already computed. `window`: the learned window re-check each
     learned pod makes after its first pass (``sim.modes.learned_window``); a refused pod stops the run as
     a failed one does. `pod_b`: the estimated peak of one pod's worker (each task's Ray memory resource)."""
     t0 = time.perf_counter()
     tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b)
     lay = setup.layout
-    reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack)
+    reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack,
+                                      w.arrival_ms)
     merged = Merger(len(w), reduce)  # each finished pod's arrays go straight into the whole run's
     todo = []
     for t in tasks:

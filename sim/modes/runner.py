@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sim.config import Config
 from sim.errors import InputError
 from sim.modes.learned_window import WindowCheck, recheck_learned
-from sim.modes.load import finish, node_pools, pre_run, saturation, saturation_of
+from sim.modes.load import finish, node_pools, pre_run, saturation_of
+from sim.modes.result_rows import CLUSTER_COLUMNS, RowBlock
+from sim.report.cluster_totals import totals_of
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests
 from sim.report.schema import build_report
@@ -132,9 +134,11 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     # the hit-rate-only replay releases the learned priorities request by request (sim.modes.cluster_fast)
     widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
     if partition is None:
+        # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows)
         est = run_estimate(w, mode="cluster", timing=timing, per_access=per_access,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
-                           learned=learned, learned_widest=widest)
+                           learned=learned, learned_widest=widest,
+                           streamed_rows=len(w) > cfg.report.exact_quantiles_max_requests)
         if in_flight:
             est.add("block lists in flight", lists_in_flight_b(w, in_flight))
         return Need(est, f"replaying {len(w):,} requests on {gpus}",
@@ -199,8 +203,8 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     est.add("workload and its pods", 2 * w.nbytes())
     if rows:
         est.add("merged per-request results", len(w) * MERGED_PER_REQ_B * runs)
-    else:  # one run's at a time: its TTFT and cover counts, dropped after its report
-        est.add("merged totals and TTFT", len(w) * REDUCED_PER_REQ_B)
+    else:  # one run's at a time: its cover counts, dropped after its report
+        est.add("merged totals and cover counts", len(w) * REDUCED_PER_REQ_B)
     for name, nbytes in biggest.parts.items():
         est.add(AT_ONCE + name, at_once * nbytes)
     if at_once > 1:  # each pod a process of its own, with its own interpreter and engine
@@ -329,15 +333,19 @@ def run_cluster_mode(
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
                                   store=pod_store, progress=cb, rows=rows, pods=assignment, window=window,
                                   pod_b=pod_b)
-        else:
-            res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb)
+        else:  # its rows go to `requests` as the run goes
+            res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb,
+                              requests=requests, stream_rows=True)
         if progress:
             progress(label, len(w), len(w))
         m = cluster_metrics(res, cfg)
-        if res.timing:
-            m["saturation"] = saturation(w.arrival_ms / 1000.0, res.ttft_s, m, pools[0].workers)
-        if requests is not None:
-            requests.append(cluster_requests(res, cfg))
+        tot = totals_of(res, cfg)
+        if tot.saturation is not None:
+            m["saturation"] = saturation_of(tot.saturation, m, pools[0].workers)
+        if requests is not None and partition:  # the pods' rows, merged
+            rows_of = RowBlock.of({c.name: getattr(res, c.name) for c in CLUSTER_COLUMNS})
+            requests.append(cluster_requests(cfg, w, rows_of, {"router": router, "policy": policy}, timing,
+                                             res.setup.layout.workers_per_rack))
         m["sim_speed_req_s"] = len(w) / res.wall_s if res.wall_s > 0 else None
         return m, res.sim_time_s
 

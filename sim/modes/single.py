@@ -46,7 +46,7 @@ from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
-from sim.modes.result_rows import COLUMNS, ResultRows, RowBlock, block_size
+from sim.modes.result_rows import COLUMNS, ResultRows, RowBlock, block_size, streams
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
@@ -168,9 +168,7 @@ def run_single(
     cache = build_cache(cfg, setup, policy, ctx)
     n = len(workload)
     totals = SingleTotals(cfg, workload, policy, timing, requests)
-    # rows whole up to the exact-quantile limit, or when a list collects them (--compare-measured reads them
-    # all); streamed a block at a time above it (sim.modes.result_rows)
-    streamed = n > cfg.report.exact_quantiles_max_requests and not isinstance(requests, list)
+    streamed = streams(cfg, n, requests)  # else the rows are kept whole (sim.modes.result_rows)
     kept: list[RowBlock] = []
 
     def keep(b: RowBlock) -> None:  # the one whole block: RunResult's arrays
@@ -212,8 +210,8 @@ def run_single(
         _run_fast(workload, setup, cache, router, load, prefetcher, service, res, rows, progress, release)
     rows.close()
     res.most_blocks = rows.most_open
-    for col in COLUMNS if kept else ():
-        setattr(res, col, getattr(kept[0], col))
+    for c in COLUMNS if kept else ():
+        setattr(res, c.name, getattr(kept[0], c.name))
     res.wall_s = time.perf_counter() - t_wall
     return res
 

@@ -82,7 +82,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     total_in = max(1, int(w.input_tokens.sum()))
     total_blocks = max(1, w.total_blocks)
     cs = res.cache_summary()  # plain counters: one cache, or the pods' summed (sim.modes.partition)
-    tot = totals_of(res, cfg)  # what is read of the per-request arrays (pods: summed as they finished)
+    tot = totals_of(res, cfg)  # what is read of the per-request rows (summed a block or a pod at a time)
     bb = res.setup.node.block_bytes
     by_loc_tok, by_loc_blk = tot.hit_tokens, tot.hit_blocks
     loc_rate = {name: float(by_loc_tok[k] / total_in) for k, name in enumerate(LOC_NAMES)}
@@ -138,7 +138,7 @@ def cluster_metrics(res, cfg: Config) -> dict[str, Any]:
     }
     if res.timing:
         sim_t = max(res.sim_time_s, 1e-9)
-        tt = float(np.nansum(res.ttft_s))
+        tt = tot.ttft_sum_s
         assert tot.sink is not None  # timed totals carry the latencies
         m.update(
             **latency_metrics(tot.sink, PARTS),

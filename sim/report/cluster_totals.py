@@ -1,29 +1,29 @@
-"""What the cluster report reads of a replay's per-request arrays, as totals that pods add up.
+"""What the cluster report reads of a replay's per-request rows, as totals taken a block or a pod at a time.
 
 ``sim.report.cluster.cluster_metrics`` needs of the n-row arrays only: the tokens and blocks served
 per location, the requests and busy seconds per worker and per rack (the skew block), the requests
-meeting both SLO targets, the network wait summed, and the latencies' distributions (a
-``MetricsSink``). Besides these it reads TTFT per request (the TTFT sum and the saturation check, which
-pairs it with the arrivals); that array stays whole.
+meeting both SLO targets, the network wait and TTFT summed, the latencies' distributions (a
+``MetricsSink``) and the saturation check's inputs (a ``SaturationStream``).
 
-``ClusterTotals.of`` computes them from one replay's arrays; ``add`` puts a pod's into the whole run's,
-its workers and racks offset to the pod's place. A partitioned run that needs neither exact quantiles
-nor a per-request file keeps only these (``sim.modes.partition_merge.Merger``): about 12 bytes a
-request (TTFT and the cover check) instead of the 168 of the merged arrays. What it reports equals
-the merged arrays' report except float sums taken pod by pod (the network wait; the sketch's served
-means), which may differ in the last bits; the counts, per-worker and per-rack figures are exact
-(a worker's requests all sit in one pod, summed in request order either way).
+``ClusterTotals.add`` takes rows (a block of an unpartitioned run, ``sim.modes.result_rows``; a pod's arrays,
+its workers offset to the pod's place). A run that keeps its rows whole adds them once, and every figure is
+the whole arrays' to the last bit. A run above ``report.exact_quantiles_max_requests`` adds a block at a time
+and drops it; a partitioned run that needs neither exact quantiles nor a per-request file adds each pod's
+arrays as the pod arrives (``sim.modes.partition_merge.Merger``) and keeps no value a request. Then float sums
+are taken block by block or pod by pod (the network wait, TTFT, busy seconds, the sketch's served means, the
+backlog integrals) and may differ from the whole arrays' in the last bits; the counts and the per-worker and
+per-rack request counts are exact.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import Config
+from sim.report.saturation import SaturationStream
 from sim.report.schema import slo_ok
 from sim.report.sink import MetricsSink, metrics_sink
 
@@ -31,70 +31,58 @@ LATENCIES = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s", "load": "net_s"
              "prefill": "prefill_s"}  # sink metric -> array (load = waiting for the network)
 
 
-@dataclass
 class ClusterTotals:
-    hit_tokens: np.ndarray  # per location (LOC_NAMES), summed over requests
-    hit_blocks: np.ndarray
-    requests_per_worker: np.ndarray  # int64, one per worker
-    busy_per_worker: np.ndarray  # seconds
-    requests_per_rack: np.ndarray
-    busy_per_rack: np.ndarray
-    requests: int
-    slo_met: int  # requests meeting the TTFT and TPOT targets (timed)
-    net_sum_s: float  # NaN-skipping sum of the network wait (timed)
-    sink: MetricsSink | None  # the latencies (timed)
+    """Sized for the whole deployment (`n_workers` in racks of `workers_per_rack`) and run (`arrival_s`: every
+    request's arrival, the saturation check's inject phase); rows ``add`` into it."""
 
-    @classmethod
-    def of(cls, a: Mapping[str, np.ndarray], *, cfg: Config, timing: bool, n_workers: int, workers_per_rack: int,
-           n_racks: int, n_requests: int | None = None) -> ClusterTotals:
-        """The totals of one replay's arrays (``sim.modes.partition_merge.ARRAYS``); `n_requests`: the
-        whole run's size, which picks the sink's kind (a pod passes the whole run's)."""
-        worker, busy = np.asarray(a["worker"]), np.asarray(a["busy_s"])
-        racks = worker // workers_per_rack
-        sink, met, net = None, 0, 0.0
-        if timing:
-            sink = metrics_sink(len(worker) if n_requests is None else n_requests, cfg)
-            sink.add({k: a[v] for k, v in LATENCIES.items()})
-            ok_ttft, ok_tpot = slo_ok(a["ttft_s"], a["tpot_s"], cfg.slo.ttft_ms, cfg.slo.tpot_ms)
-            met, net = int((ok_ttft & ok_tpot).sum()), float(np.nansum(a["net_s"]))
-        return cls(
-            hit_tokens=np.asarray(a["hit_tokens"]).sum(axis=0), hit_blocks=np.asarray(a["hit_blocks"]).sum(axis=0),
-            requests_per_worker=np.bincount(worker, minlength=n_workers),
-            busy_per_worker=np.bincount(worker, weights=busy, minlength=n_workers),
-            requests_per_rack=np.bincount(racks, minlength=n_racks),
-            busy_per_rack=np.bincount(racks, weights=busy, minlength=n_racks),
-            requests=len(worker), slo_met=met, net_sum_s=net, sink=sink)
-
-    @classmethod
-    def empty(cls, *, cfg: Config, timing: bool, n_workers: int, n_racks: int, n_requests: int) -> ClusterTotals:
-        """Nothing yet, sized for the whole deployment; pods ``add`` into it."""
+    def __init__(self, cfg: Config, *, timing: bool, n_workers: int, workers_per_rack: int, n_racks: int,
+                 arrival_s: np.ndarray) -> None:
+        self.cfg, self.timing, self.workers_per_rack = cfg, timing, workers_per_rack
         locs = len(LOC_NAMES)
-        return cls(np.zeros(locs, np.int64), np.zeros(locs, np.int64), np.zeros(n_workers, np.int64),
-                   np.zeros(n_workers), np.zeros(n_racks, np.int64), np.zeros(n_racks), 0, 0, 0.0,
-                   metrics_sink(n_requests, cfg) if timing else None)
+        self.hit_tokens = np.zeros(locs, np.int64)  # per location (LOC_NAMES), summed over requests
+        self.hit_blocks = np.zeros(locs, np.int64)
+        self.requests_per_worker = np.zeros(n_workers, np.int64)
+        self.busy_per_worker = np.zeros(n_workers)  # seconds
+        self.requests_per_rack = np.zeros(n_racks, np.int64)
+        self.busy_per_rack = np.zeros(n_racks)
+        self.requests = 0
+        self.slo_met = 0  # requests meeting the TTFT and TPOT targets (timed)
+        self.net_sum_s = 0.0  # NaN-skipping sums of the network wait and of TTFT (timed)
+        self.ttft_sum_s = 0.0
+        self.sink: MetricsSink | None = metrics_sink(len(arrival_s), cfg) if timing else None
+        self.saturation = SaturationStream(arrival_s) if timing else None
 
-    def add(self, pod: ClusterTotals, *, worker_offset: int, rack_offset: int) -> None:
-        """A pod's totals (its own worker and rack numbering) into the whole run's."""
-        self.hit_tokens += pod.hit_tokens
-        self.hit_blocks += pod.hit_blocks
-        for whole, part, off in ((self.requests_per_worker, pod.requests_per_worker, worker_offset),
-                                 (self.busy_per_worker, pod.busy_per_worker, worker_offset),
-                                 (self.requests_per_rack, pod.requests_per_rack, rack_offset),
-                                 (self.busy_per_rack, pod.busy_per_rack, rack_offset)):
-            whole[off:off + len(part)] += part
-        self.requests += pod.requests
-        self.slo_met += pod.slo_met
-        self.net_sum_s += pod.net_sum_s
-        if self.sink is not None and pod.sink is not None:
-            self.sink.merge(pod.sink)
+    def add(self, a: Mapping[str, np.ndarray], arrival_s: np.ndarray, *, worker_offset: int = 0) -> None:
+        """Rows of some requests (``sim.modes.result_rows.CLUSTER_COLUMNS`` by name), `arrival_s` theirs; their
+        worker ids counted from `worker_offset` (a pod's first worker in the whole deployment)."""
+        worker, busy = np.asarray(a["worker"]) + worker_offset, np.asarray(a["busy_s"])
+        racks = worker // self.workers_per_rack
+        self.hit_tokens += np.asarray(a["hit_tokens"]).sum(axis=0)
+        self.hit_blocks += np.asarray(a["hit_blocks"]).sum(axis=0)
+        for whole, got in ((self.requests_per_worker, np.bincount(worker, minlength=len(self.requests_per_worker))),
+                           (self.busy_per_worker, np.bincount(worker, busy, len(self.busy_per_worker))),
+                           (self.requests_per_rack, np.bincount(racks, minlength=len(self.requests_per_rack))),
+                           (self.busy_per_rack, np.bincount(racks, busy, len(self.busy_per_rack)))):
+            whole += got
+        self.requests += len(worker)
+        if self.timing:
+            assert self.sink is not None and self.saturation is not None  # made when timed
+            self.sink.add({k: a[v] for k, v in LATENCIES.items()})
+            ok_ttft, ok_tpot = slo_ok(a["ttft_s"], a["tpot_s"], self.cfg.slo.ttft_ms, self.cfg.slo.tpot_ms)
+            self.slo_met += int((ok_ttft & ok_tpot).sum())
+            self.net_sum_s += float(np.nansum(a["net_s"]))
+            self.ttft_sum_s += float(np.nansum(a["ttft_s"]))
+            self.saturation.add(arrival_s, a["ttft_s"])
 
 
 def totals_of(res: Any, cfg: Config) -> ClusterTotals:
-    """The totals of a cluster replay's result (its arrays, or a partitioned run's summed totals)."""
-    if getattr(res, "totals", None) is not None:
-        return res.totals
-    lay = res.setup.layout
-    arrays = {k: getattr(res, k) for k in ("hit_tokens", "hit_blocks", "worker", "busy_s", *LATENCIES.values())}
-    return ClusterTotals.of(arrays, cfg=cfg, timing=res.timing, n_workers=lay.n_workers,
-                            workers_per_rack=lay.workers_per_rack, n_racks=lay.topo.n_racks,
-                            n_requests=len(res.workload))
+    """The totals of a cluster replay's result: its own (a run that fed its rows to them; a reduced partitioned
+    run's), else taken once from its whole arrays (a partitioned run that merged its pods' rows)."""
+    if getattr(res, "totals", None) is None:
+        lay, arrival_s = res.setup.layout, res.workload.arrival_ms / 1000.0
+        res.totals = ClusterTotals(cfg, timing=res.timing, n_workers=lay.n_workers,
+                                   workers_per_rack=lay.workers_per_rack, n_racks=lay.topo.n_racks,
+                                   arrival_s=arrival_s)
+        res.totals.add({k: getattr(res, k) for k in ("hit_tokens", "hit_blocks", "worker", "busy_s",
+                                                     *LATENCIES.values())}, arrival_s)
+    return res.totals

@@ -83,18 +83,19 @@ def single_requests(cfg: Config, w, policy: str, timing: bool, b) -> RequestTabl
     return RequestTable({"policy": policy}, cols)
 
 
-def cluster_requests(res, cfg: Config) -> RequestTable:
-    """Rows of one cluster replay (sim.modes.cluster_result.ClusterResult): cached tokens per location."""
-    w = res.workload
-    cols = _common(w, np.arange(len(w), dtype=np.int64))
-    cols["worker"] = res.worker
-    cols["rack"] = res.worker // res.setup.layout.workers_per_rack
+def cluster_requests(cfg: Config, w, b, labels: dict[str, str], timing: bool, workers_per_rack: int) -> RequestTable:
+    """Rows of one block of a cluster replay (a sim.modes.result_rows.RowBlock of CLUSTER_COLUMNS: the whole run,
+    a block of a run that streams its rows, or a partitioned run's merged rows): cached tokens per location.
+    `labels`: its router and policy."""
+    cols = _common(w, np.arange(b.lo, b.lo + b.n, dtype=np.int64), b.lo)
+    cols["worker"] = b.worker
+    cols["rack"] = b.worker // workers_per_rack
     for k, loc in enumerate(LOC_NAMES):
-        cols[f"cached_{loc}_tokens"] = res.hit_tokens[:, k]
-    if res.timing:
-        parts = {"load": res.net_s, "queue": res.queue_s, "prefill": res.prefill_s}
-        cols.update(_timed(cfg, parts, res.ttft_s, res.tpot_s, res.e2e_s, res.recomputed_tokens))
-    return RequestTable({"router": res.router, "policy": res.policy}, cols)
+        cols[f"cached_{loc}_tokens"] = b.hit_tokens[:, k]
+    if timing:
+        parts = {"load": b.net_s, "queue": b.queue_s, "prefill": b.prefill_s}
+        cols.update(_timed(cfg, parts, b.ttft_s, b.tpot_s, b.e2e_s, b.recomputed_tokens))
+    return RequestTable(dict(labels), cols)
 
 
 def pd_requests(res, cfg: Config, workload, rejected: np.ndarray, policy: str) -> RequestTable:

@@ -125,11 +125,11 @@ def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys)
 
     res = run_cluster(cfg, w.head(10), "lru", "prefix_aware", timing=False)
     assert MERGED_PER_REQ_B == sum(getattr(res, k).nbytes for k in ARRAYS) // 10
-    # ... and a reduced merge's: TTFT and the cover count
+    # ... and a reduced merge's: the cover count (TTFT goes into the totals' saturation stream)
     from sim.modes.memory import REDUCED_PER_REQ_B
-    from sim.modes.partition_merge import KEPT_REDUCED, Merger
+    from sim.modes.partition_merge import Merger
 
-    assert REDUCED_PER_REQ_B == sum(getattr(res, k).nbytes for k in KEPT_REDUCED) // 10 + Merger(10).seen.itemsize
+    assert REDUCED_PER_REQ_B == Merger(10).seen.itemsize
     reduced = _partition_estimate(w, Partition(4), cap, True, False, 1, False)
     assert one.total - reduced.total == len(w) * (MERGED_PER_REQ_B - REDUCED_PER_REQ_B)
     monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((one.total + whole.total) / 2 / GiB))
@@ -199,7 +199,7 @@ def test_a_reduced_merge_reports_what_the_merged_rows_report(timing):
 
 def test_the_reduced_merger_sums_pods_at_their_offsets():
     """Two hand-made pods of 2 workers (1 rack each): per-worker and per-rack counts land at the pod's
-    offset, the SLO count and network sums add, only TTFT stays per request."""
+    offset, the SLO count, network and TTFT sums add, the saturation check is fed, and no value a request stays."""
     from sim.modes.partition_merge import Merger, PodResult, Reduce
 
     cfg = _cfg("slo.ttft_ms=1000", "slo.tpot_ms=100")
@@ -216,7 +216,8 @@ def test_the_reduced_merger_sums_pods_at_their_offsets():
         return PodResult(k, f"p{k}", idx, arrays, {"eic_blocks": 1, "ssd_blocks": 0}, {}, {"sim_time_s": 1.0,
                          "wall_s": 0.0, "preemptions": 0, "workers_per_pod": 2}, {}, {})
 
-    m = Merger(5, Reduce(cfg, True, pods=2, n_workers=4, n_racks=2, workers_per_rack=2))
+    m = Merger(5, Reduce(cfg, True, pods=2, n_workers=4, n_racks=2, workers_per_rack=2,
+                         arrival_ms=np.array([0.0, 100.0, 200.0, 300.0, 400.0])))
     m.add(pod(1, [1, 4], [0, 0], [0.5, 2.0]))  # 2.0 s misses the 1 s TTFT target
     m.add(pod(0, [0, 2, 3], [1, 1, 0], [0.1, 0.2, 0.3]))
     r = m.result(policy="lru", router="r", timing=True, setup=None, workload=None, wall_s=0.0)
@@ -225,7 +226,8 @@ def test_the_reduced_merger_sums_pods_at_their_offsets():
     assert t.requests_per_rack.tolist() == [3, 2] and t.busy_per_rack.tolist() == [6.0, 4.0]
     assert t.hit_tokens.tolist() == [80, 0, 0, 0, 0, 0] and t.hit_blocks[0] == 5
     assert (t.requests, t.slo_met, t.net_sum_s) == (5, 4, 1.25)
-    assert r.ttft_s.tolist() == [0.1, 0.5, 0.2, 0.3, 2.0] and r.hit_tokens is None and r.worker is None
+    assert t.ttft_sum_s == pytest.approx(3.1) and (t.saturation.served, t.saturation.served_sum) == (5, t.ttft_sum_s)
+    assert r.ttft_s is None and r.hit_tokens is None and r.worker is None
     assert t.sink.dist_ms("ttft")["p50"] == pytest.approx(300.0, rel=0.01)
 
 

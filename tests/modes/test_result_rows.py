@@ -79,6 +79,67 @@ def test_streamed_rows_report_the_whole_rows(case, tmp_path, monkeypatch):
     assert f_streamed == f_whole  # the per-request file, byte for byte
 
 
+CLUSTER = ["--mode", "cluster", "--preset", "smoke"]
+CLUSTER_CASES = {
+    "timed compiled": [*CLUSTER, "--policy", "lru"],
+    "timed python": [*CLUSTER, "--policy", "lru", "--set", "cache.engine=python"],
+    "hit-rate-only compiled": [*CLUSTER, "--policy", "lru,fifo", "--hit-rate-only"],
+    "hit-rate-only python, two routers": [*CLUSTER, "--policy", "arc", "--router", "prefix_aware,round_robin",
+                                          "--hit-rate-only", "--set", "cache.engine=python"],
+}
+
+
+@pytest.mark.parametrize("case", list(CLUSTER_CASES))
+def test_streamed_cluster_rows_report_the_whole_rows(case, tmp_path, monkeypatch):
+    """The cluster replays' rows (sim.modes.result_rows.CLUSTER_COLUMNS) in blocks of 7, the hit-rate-only
+    replay's buffer flushed every 5 rows (so flushes cross blocks): the report and the per-request file are
+    the whole rows' ones."""
+    import sim.modes.cluster_result as cluster_result
+
+    monkeypatch.setattr(requests_mod, "CSV_CHUNK_ROWS", 5)
+    whole, f_whole = _run(tmp_path, "whole", CLUSTER_CASES[case])
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 7)
+    monkeypatch.setattr(cluster_result, "ROWS_CHUNK", 5)
+    streamed, f_streamed = _run(tmp_path, "streamed", CLUSTER_CASES[case], TINY)
+    for a, b in zip(whole["policies"] + whole["routers"], streamed["policies"] + streamed["routers"], strict=True):
+        for scope in ("worker", "rack"):  # busy seconds are summed block by block: equal to the last bits
+            wl, sl = a["metrics"]["skew"][scope]["load"], b["metrics"]["skew"][scope]["load"]
+            assert sl == pytest.approx(wl, rel=1e-12), scope
+            b["metrics"]["skew"][scope]["load"] = wl
+    _close(whole["policies"], streamed["policies"])
+    _close(whole["routers"], streamed["routers"])
+    assert f_streamed == f_whole
+
+
+def test_a_streamed_cluster_run_keeps_no_row_and_holds_the_blocks_in_flight(monkeypatch):
+    from sim.config import load_config
+    from sim.modes.cluster import run_cluster
+    from sim.modes.common import prepare_workload
+    from sim.report.cluster import cluster_metrics
+    from trace.synthetic import generate
+
+    cfg = load_config(preset="smoke")
+    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 2000, "sessions": 200})
+    w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    sketched = cfg.model_copy(update={"report": cfg.report.model_copy(update={"exact_quantiles_max_requests": 0})})
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
+    res = run_cluster(sketched, w, "lru", ctx=ctx, timing=True, stream_rows=True)
+    assert res.ttft_s is None and res.worker is None and res.totals.requests == 2000
+    assert 2 <= res.most_blocks <= 20  # of 40 blocks: the span of the requests in flight
+    ref = run_cluster(cfg, w, "lru", ctx=ctx, timing=True, stream_rows=True)  # under the limit: kept whole
+    assert ref.most_blocks == 1 and ref.ttft_s is not None
+    t, r = res.totals, ref.totals
+    assert (t.slo_met, t.requests) == (r.slo_met, r.requests)
+    for k in ("hit_tokens", "hit_blocks", "requests_per_worker", "requests_per_rack"):
+        assert np.array_equal(getattr(t, k), getattr(r, k)), k
+    assert np.allclose(t.busy_per_worker, r.busy_per_worker, rtol=1e-12)
+    assert t.ttft_sum_s == pytest.approx(float(np.nansum(ref.ttft_s)), rel=1e-12)
+    assert cluster_metrics(res, sketched)["hit_rate"] == cluster_metrics(ref, cfg)["hit_rate"]
+    # a pod keeps its rows whatever the limit (its merge reads them)
+    pod = run_cluster(sketched, w, "lru", ctx=ctx, timing=False)
+    assert pod.worker is not None and pod.most_blocks == 1
+
+
 def test_a_streamed_timed_run_holds_the_blocks_in_flight(monkeypatch):
     from sim.config import Config
     from sim.modes.common import prepare_workload
@@ -99,18 +160,25 @@ def test_a_streamed_timed_run_holds_the_blocks_in_flight(monkeypatch):
 
 
 def test_the_estimate_counts_one_block_of_a_streamed_hit_rate_only_run():
-    from sim.modes.memory import RUN_PER_REQ_B, SINGLE_ROW_B, WorkloadSize, run_estimate
+    from sim.modes.memory import RUN_PER_REQ_B, WorkloadSize, run_estimate
 
     s = WorkloadSize(requests=1_000_000, nbytes=0, accesses=0, own_blocks=0, compact=False, renumber=False)
 
-    def rows(**kw) -> float:
-        return run_estimate(s, mode="single", per_access=False, slots=0, runs=2, **kw).parts["per-request results"]
+    def rows(mode="single", **kw) -> float:
+        return run_estimate(s, mode=mode, per_access=False, slots=0, runs=2, **kw).parts["per-request results"]
 
+    # a hit-rate-only row: worker, 3 tiers' blocks and tokens, recomputed; the cluster's 6 locations and busy_s
+    assert result_rows.row_bytes(result_rows.COLUMNS) == 8 * 8
+    assert result_rows.row_bytes(result_rows.CLUSTER_COLUMNS) == 15 * 8
     assert rows(timing=False) == 2 * 1_000_000 * RUN_PER_REQ_B["single"]  # every row, each policy's run
     assert rows(timing=False, streamed_rows=True) == \
-        1_000_000 * (RUN_PER_REQ_B["single"] - SINGLE_ROW_B) + result_rows.ROW_BLOCK * SINGLE_ROW_B
+        1_000_000 * (RUN_PER_REQ_B["single"] - 64) + result_rows.ROW_BLOCK * 64
+    # a cluster run's other per-request parts are counted per run (a run's result may outlive the next's start)
+    assert rows("cluster", timing=False, streamed_rows=True) == \
+        2 * 1_000_000 * (RUN_PER_REQ_B["cluster"] - 120) + result_rows.ROW_BLOCK * 120
     # timed: the blocks the requests in flight span are known only by running, so every row is counted
     assert rows(timing=True, streamed_rows=True) == rows(timing=True) == 2 * 1_000_000 * RUN_PER_REQ_B["single_timed"]
+    assert rows("cluster", timing=True, streamed_rows=True) == 2 * 1_000_000 * RUN_PER_REQ_B["cluster_timed"]
 
 
 @pytest.mark.parametrize("policy", ["lru", "session_prefetch"])
