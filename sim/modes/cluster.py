@@ -132,14 +132,15 @@ def run_cluster(
     cost = CostEstimator(cfg, setup, prefill_free, lambda: clock[0])
     state = ClusterRouteState(setup.layout, cache, loads, workload.input_tokens, cost, seed=cfg.seed)
     rt = make_router(router, "cluster", state, where="cluster.router")
+    # the Python caches' replays tell the context when a request's accesses are done (the learned policy keeps
+    # its priorities for a window), unless a session prefetch reads earlier requests' positions
+    release = ctx.accesses_done if isinstance(cache, ClusterCache) and not POLICIES[policy].prefetch else None
     if timing:
-        run_timed(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, result_rows, progress)
+        run_timed(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, result_rows, progress,
+                  release)
     else:
-        # the Python caches' replay tells the context when a request's accesses are done (the learned policy
-        # keeps its priorities for a window), unless a session prefetch reads earlier requests' positions
-        python = isinstance(cache, ClusterCache) and not POLICIES[policy].prefetch
         run_fast(cfg, workload, rows, setup, cache, net, rt, loads, prefill_free, clock, res, result_rows, progress,
-                 release=ctx.accesses_done if python else None)
+                 release)
     result_rows.close()
     res.most_blocks = result_rows.most_open
     for c in CLUSTER_COLUMNS if kept else ():

@@ -2,6 +2,8 @@
 ``sim.modes.cluster`` for a request's path."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import simpy
 
 from sim.modes.cluster_io import ClusterIO
@@ -18,8 +20,10 @@ from trace.workload import Workload
 
 
 def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, loads, prefill_free, clock, res,
-              result_rows: ResultRows, progress) -> None:
-    """`rows`: request i's blocks; `result_rows`: where each request's result row goes, complete when it is done."""
+              result_rows: ResultRows, progress, release: Callable[[int], None] | None = None) -> None:
+    """`rows`: request i's blocks; `result_rows`: where each request's result row goes, complete when it is done;
+    `release`: called after each store with the first access position a request still reads
+    (sim.policies.base.AccessContext.accesses_done)."""
     env = simpy.Environment()
     node = setup.node
     bt, bb = node.block_tokens, node.block_bytes
@@ -33,6 +37,9 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     # flight, not n of each (issue #19's bounded memory).
     wk_of: dict[int, int] = {}  # until done
     npre_of: dict[int, int] = {}  # blocks found cached, until the store at the first token
+    # `release`: the requests between arrival and first token read their own positions at their store, so the
+    # oldest of them (npre_of keeps arrival order), or the next to arrive, bounds the positions still read
+    arrived = [0]
     prefill = prefill_fn(cfg, setup)
     t_arrive: dict[int, float] = {}  # until it joins its replica
     t_first: dict[int, float] = {}  # until done
@@ -62,6 +69,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
             timer(env, d if d > 0.0 else 0.0).callbacks.append(lambda _e: arrive(i + 1))
         if progress and i % every == 0:
             progress(i)
+        arrived[0] = i + 1
         lo = off_at(i)
         blk_of[i] = blocks = rows(i)
         s = sess_at(i)
@@ -126,6 +134,8 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         lo = off_at(i)
         blocks = blk_of.pop(i)
         bg = cache.store(wk, blocks, lo, npre_of.pop(i))
+        if release is not None:
+            release(off_at(next(iter(npre_of))) if npre_of else off_at(arrived[0]))
         if bg:
             background(bg)
         if pf is not None:

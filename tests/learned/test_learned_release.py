@@ -128,9 +128,11 @@ def test_the_timed_replay_releases_behind_its_oldest_request_in_flight(monkeypat
     assert sc.base > 0 and len(sc.prio) < sc.scored == w.total_blocks
 
 
-def test_the_cluster_replay_on_the_python_caches_releases_too(monkeypatch):
-    """Hit-rate-only cluster mode (the Python caches: HBM per worker, DRAM per node, EIC per rack, remote
-    SSD): the same results with the priorities released request by request."""
+@pytest.mark.parametrize("timing", [False, True])
+def test_the_cluster_replay_on_the_python_caches_releases_too(monkeypatch, timing):
+    """Cluster mode (the Python caches: HBM per worker, DRAM per node, EIC per rack, remote SSD): the same
+    results with the priorities released request by request (timed: behind the oldest request between arrival
+    and first token)."""
     from sim.config import load_config
     from sim.modes.cluster import run_cluster
     from trace.source import workload_from_config
@@ -148,11 +150,11 @@ def test_the_cluster_replay_on_the_python_caches_releases_too(monkeypatch):
         with monkeypatch.context() as m:
             if not release:
                 m.setattr(AccessContext, "accesses_done", lambda self, pos: None)
-            return run_cluster(cfg, w, "learned", "prefix_aware", ctx=AccessContext.from_workload(w), timing=False)
+            return run_cluster(cfg, w, "learned", "prefix_aware", ctx=AccessContext.from_workload(w), timing=timing)
 
     kept, rel = run(False), run(True)
-    for col in ("worker", "hit_blocks", "hit_tokens"):
-        assert np.array_equal(getattr(kept, col), getattr(rel, col)), col
+    for col in ("worker", "hit_blocks", "hit_tokens", "ttft_s", "tpot_s", "e2e_s", "net_s"):
+        assert np.array_equal(getattr(kept, col), getattr(rel, col), equal_nan=True), col
     assert rel.cache_summary() == kept.cache_summary()
     tiers = rel.cache_summary()["tiers"]
     assert sum(t["evictions"] for t in tiers.values()) > 0
