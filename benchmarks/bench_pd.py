@@ -13,7 +13,9 @@ machine is shared). Peak RSS = the process's ru_maxrss after all runs.
 
 `--requests N` replays the built-in synthetic workload (multi-turn, N / 10 sessions) instead, and every run
 prints the memory estimate `run --mode pd` checks before it starts (sim.modes.runner.pd_run_estimate), to
-set against the peak.
+set against the peak. Above ``report.exact_quantiles_max_requests`` (``--set
+report.exact_quantiles_max_requests=0`` for any size) the finished requests' rows are streamed to the report a
+block at a time (sim.modes.pd.finished), as `run --mode pd` does.
 
     python benchmarks/bench_pd.py [--trace PATH] [--limit N] [--set pd.transfer=pull ...] [--kinds pd,colocated]
     python benchmarks/bench_pd.py --requests 100000
@@ -34,8 +36,9 @@ from sim.config import load_config  # noqa: E402
 from sim.modes.memory import BASE_B  # noqa: E402
 from sim.modes.pd.run import prepared_run  # noqa: E402
 from sim.modes.pd.simulator import simulate  # noqa: E402
+from sim.modes.result_rows import streams  # noqa: E402
 from sim.modes.runner import pd_run_estimate  # noqa: E402
-from sim.report.pd import deployment_metrics  # noqa: E402
+from sim.report.pd import PDTotals, deployment_metrics  # noqa: E402
 from trace.formats import load_trace  # noqa: E402
 from trace.source import workload_from_config  # noqa: E402
 
@@ -91,7 +94,8 @@ def main() -> None:
         res = None
         gc.collect()  # the previous deployment freed first, as run --mode pd does (sim.modes.pd.run)
         c0, t0 = time.process_time(), time.perf_counter()
-        res = simulate(kind, cfg, prep, cfg.policies.eviction)
+        totals = PDTotals(cfg, prep.workload, prep.setup.block_tokens, kind, streamed=streams(cfg, n, None))
+        res = simulate(kind, cfg, prep, cfg.policies.eviction, totals=totals)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         m = deployment_metrics(res, cfg, len(prep.rejected))
         it = sum(p["iterations"] for p in m["pools"].values())
@@ -102,6 +106,7 @@ def main() -> None:
               f"{m['ttft_ms']['p50']:>10,.0f}{m['tpot_ms']['p50']:>10,.1f}{100 * m['slo_attainment']:>6.1f}%",
               flush=True)
     peak = rss_mb()
+    print(f"finished requests' rows: {'streamed' if streams(cfg, n, None) else 'whole'}")
     print(f"peak RSS: {peak:.0f} MB (target < {TARGET_RSS_MB}); slowest deployment {worst:,.0f} simulated requests "
           f"per wall second (target >= {TARGET_REQ_S:,})")
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from sim.config import Config
-from sim.report.saturation import SaturationStream, classify
+from sim.report.saturation import SaturationStream
 from sim.timing.offered_load import Pool, headline, offered_load
 from sim.timing.step_cost import StepModel
 from trace.workload import Workload
@@ -34,14 +32,9 @@ def pre_run(cfg: Config, w: Workload, pools: list[Pool]) -> dict[str, Any]:
     return offered_load(StepModel.from_config(cfg), w, pools, cfg.compute.max_num_seqs)
 
 
-def saturation(arrival_s: np.ndarray, ttft_s: np.ndarray, metrics: dict[str, Any], workers: int) -> dict[str, Any]:
-    """A run's ``saturation`` metrics from its per-request arrival and TTFT seconds on ``workers`` replicas
-    that prefill."""
-    return classify(arrival_s, ttft_s, _queue_share(metrics), workers)
-
-
 def saturation_of(stream: SaturationStream, metrics: dict[str, Any], workers: int) -> dict[str, Any]:
-    """``saturation`` of a run whose requests were fed to `stream` (a run that streams its rows)."""
+    """A run's ``saturation`` metrics from the stream its requests' arrivals and TTFTs were fed to (every mode's
+    totals keep one: sim.report.single, cluster_totals, pd), on ``workers`` replicas that prefill."""
     return stream.result(_queue_share(metrics), workers)
 
 
@@ -83,4 +76,4 @@ def warning_line(report: dict[str, Any]) -> str | None:
             + (f"; {', '.join(trend)}" if trend else "") + " - latencies measure the queue, not the system")
 
 
-__all__ = ["finish", "node_pools", "pd_pools", "pre_run", "saturation", "saturation_of", "warning_line"]
+__all__ = ["finish", "node_pools", "pd_pools", "pre_run", "saturation_of", "warning_line"]

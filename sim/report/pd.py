@@ -28,35 +28,35 @@ import numpy as np
 
 from sim.config import Config
 from sim.replica.histogram import merged_summary_ms
+from sim.report.saturation import SaturationStream
 from sim.report.schema import slo_ok
 from sim.report.sink import latency_metrics, metrics_sink
 
 
-def _arr(reqs, name: str, dtype=float) -> np.ndarray:
-    """A copy of field `name` of every request (reqs: sim.modes.pd.finished.FinishedRequests)."""
-    return np.array(reqs.col(name), dtype=dtype)
+def _arr(b, name: str, dtype=float) -> np.ndarray:
+    """A copy of field `name` of a block of finished requests (sim.modes.pd.finished.PD_COLUMNS)."""
+    return np.array(getattr(b, name), dtype=dtype)
 
 
-def per_request(res, cfg: Config) -> dict[str, np.ndarray]:
-    """Per served request (in arrival order, ``res.reqs``): the arrays the metrics and the per-request file
-    share. Times in seconds; TTFT parts load/queue/prefill/decode_wait/transfer add up to ``ttft``."""
-    reqs = res.reqs
-    bt = res.setup.block_tokens
-    n = len(reqs)
-    inp = _arr(reqs, "inp", np.int64)
-    out = _arr(reqs, "out", np.int64)
-    t_arr, t_ready, t_pstart = _arr(reqs, "t_arr"), _arr(reqs, "t_ready"), _arr(reqs, "t_pstart")
-    t_pend, t_grant = _arr(reqs, "t_pend"), _arr(reqs, "t_grant")
-    t_kv, t_done = _arr(reqs, "t_kv"), _arr(reqs, "t_done")
+def per_request(b, cfg: Config, bt: int) -> dict[str, np.ndarray]:
+    """Per served request of block `b` (a sim.modes.result_rows.RowBlock of PD_COLUMNS, arrival order; `bt`: tokens
+    a block): the arrays the metrics and the per-request file share. Times in seconds; TTFT parts
+    load/queue/prefill/decode_wait/transfer add up to ``ttft``."""
+    n = b.n
+    inp = _arr(b, "inp", np.int64)
+    out = _arr(b, "out", np.int64)
+    t_arr, t_ready, t_pstart = _arr(b, "t_arr"), _arr(b, "t_ready"), _arr(b, "t_pstart")
+    t_pend, t_grant = _arr(b, "t_pend"), _arr(b, "t_grant")
+    t_kv, t_done = _arr(b, "t_kv"), _arr(b, "t_done")
     ttft = t_kv - t_arr
     dec = out > 1
     tpot = np.full(n, np.nan)
     tpot[dec] = (t_done[dec] - t_kv[dec]) / (out[dec] - 1)
     after = t_kv - t_pend  # prefill end -> KV at decode
     decode_wait = np.where(np.isfinite(t_grant), np.minimum(after, np.maximum(0.0, t_grant - t_pend)), 0.0)
-    hit_hbm = _arr(reqs, "hit_hbm", np.int64)
-    hit_low = _arr(reqs, "hit_low", np.int64)
-    hit_dram = np.minimum(hit_low, _arr(reqs, "n_dram", np.int64) * bt)
+    hit_hbm = _arr(b, "hit_hbm", np.int64)
+    hit_low = _arr(b, "hit_low", np.int64)
+    hit_dram = np.minimum(hit_low, _arr(b, "n_dram", np.int64) * bt)
     ok_ttft, ok_tpot = slo_ok(ttft, tpot, cfg.slo.ttft_ms, cfg.slo.tpot_ms)
     return {
         "inp": inp, "out": out, "dec": dec, "t_arr": t_arr, "t_done": t_done,
@@ -69,48 +69,119 @@ def per_request(res, cfg: Config) -> dict[str, np.ndarray]:
     }
 
 
+PARTS = ("load", "queue", "prefill", "decode_wait", "transfer")  # the TTFT parts of a PD request
+
+
+class PDTotals:
+    """What the report reads of a deployment's finished requests (``sim.modes.pd.finished``), taken a block at a
+    time: counts and sums, the first arrival and last finish, the latencies' sink, the KV transfers' times
+    (`kv`: a PD deployment), the saturation check's stream, and each block's rows for the per-request file
+    (`requests`, with the input `workload` and the `rejected` requests interleaved in its order). A deployment
+    that keeps its rows hands over one block, and every figure is the whole arrays' to the last bit; above
+    ``report.exact_quantiles_max_requests`` (`streamed`) sums are taken block by block (last bits)."""
+
+    def __init__(self, cfg: Config, w, bt: int, kind: str, *, streamed: bool = False, requests=None,
+                 workload=None, rejected: np.ndarray | None = None, policy: str = "") -> None:
+        self.cfg, self.w, self.bt, self.kind, self.streamed = cfg, w, bt, kind, streamed
+        self.n = 0
+        self.inp = self.out = 0
+        self.t_arr_min, self.t_arr_max, self.t_done_max = np.inf, -np.inf, -np.inf
+        self.ok_ttft = self.ok_tpot = self.ok = 0
+        self.hit = dict.fromkeys(("hit_hbm", "hit_low", "hit_dram", "hit_eic"), 0)
+        self.cached_blocks = self.blocks = 0
+        self.preempted = 0
+        self.flow_s = self.exposed_s = 0.0  # the moved requests' KV transfer time, and its part TTFT waited for
+        self.sink = metrics_sink(len(w), cfg)
+        # streamed: the inject phase from the workload's arrivals; whole: from the served requests' own (below)
+        self.saturation: SaturationStream | None = SaturationStream(w.arrival_ms / 1000.0) if streamed else None
+        self.requests, self.workload, self.policy = requests, workload, policy
+        self.rejected = np.sort(np.asarray(rejected if rejected is not None else [], dtype=np.int64))
+        # served row j is input request j + #(rejected before it): #{k: rejected[k] - k <= j}
+        self._gaps = self.rejected - np.arange(len(self.rejected))
+        self._file_at = 0  # the next input request the per-request file writes
+
+    def add(self, b) -> None:
+        """A block (sim.modes.result_rows.RowBlock of PD_COLUMNS) of finished requests, in arrival order."""
+        a = per_request(b, self.cfg, self.bt)
+        self.n += b.n
+        self.inp += int(a["inp"].sum())
+        self.out += int(a["out"].sum())
+        if b.n:
+            self.t_arr_min = min(self.t_arr_min, a["t_arr"].min())
+            self.t_arr_max = max(self.t_arr_max, a["t_arr"].max())
+            self.t_done_max = max(self.t_done_max, a["t_done"].max())
+        self.sink.add({"ttft": a["ttft"], "tpot": a["tpot"], "e2e": a["e2e"], **{k: a[k] for k in PARTS}})
+        ok_ttft, ok_tpot = a["ok_ttft"], a["ok_tpot"]
+        self.ok_ttft += int(ok_ttft.sum())
+        self.ok_tpot += int(ok_tpot.sum())
+        self.ok += int((ok_ttft & ok_tpot).sum())
+        for k in self.hit:
+            self.hit[k] += int(a[k].sum())
+        nblocks = np.diff(self.w.block_offsets[b.lo:b.lo + b.n + 1])
+        self.cached_blocks += int(np.minimum(-(-(a["hit_hbm"] + a["hit_low"]) // self.bt), nblocks).sum())
+        self.blocks += int(nblocks.sum())
+        self.preempted += int((_arr(b, "preempted", np.int64) > 0).sum())
+        if self.kind == "pd":  # the KV moved to a decode replica: its transfer time and the exposed part
+            xs = _arr(b, "xfer_s")
+            moved = a["dec"] & (xs > 0)
+            self.flow_s += xs[moved].sum()
+            self.exposed_s += a["transfer"][moved].sum()
+            self.sink.add({"kv_time": np.where(moved, xs, np.nan),
+                           "kv_exposed": np.where(moved, a["transfer"], np.nan)})
+        if self.streamed:
+            assert self.saturation is not None
+            self.saturation.add(a["t_arr"], a["ttft"])
+        else:  # the whole deployment: its requests by arrival (a stable sort, as they finished in any order)
+            order = np.argsort(a["t_arr"], kind="stable")
+            self.saturation = SaturationStream(a["t_arr"][order])
+            self.saturation.add(a["t_arr"][order], a["ttft"][order])
+        if self.requests is not None:
+            self._write(b, a)
+
+    def _write(self, b, a: dict[str, np.ndarray]) -> None:
+        """The input requests up to this block's last served one (or to the end): served rows from the block,
+        rejected ones between them (sim.report.requests.pd_requests)."""
+        from sim.report.requests import pd_requests
+
+        hi = b.lo + b.n
+        last = hi == len(self.w)
+        end = len(self.workload) if last else hi - 1 + int(np.searchsorted(self._gaps, hi - 1, side="right")) + 1
+        self.requests.append(pd_requests(self.cfg, self.workload, self.rejected, b, a, self.kind, self.policy,
+                                         self._file_at, end))
+        self._file_at = end
+
+
 def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
-    """Report metrics of one deployment run (a sim.modes.pd.simulator.DeploymentResult).
+    """Report metrics of one deployment run (a sim.modes.pd.simulator.DeploymentResult, its rows taken into
+    ``res.totals``, a PDTotals).
 
     ``rejected`` requests (no replica could hold them) count as SLO misses:
     they are in the denominators of the attainments, not in the latencies.
     """
-    reqs = res.reqs
+    t: PDTotals = res.totals
     setup = res.setup
     bt = setup.block_tokens
     bb = int(round(bt * setup.kv_bytes_per_token))
-    n = len(reqs)
+    n = t.n
     n_all = max(1, n + rejected)
-    a = per_request(res, cfg)
-    inp, out, dec, t_arr, t_done = a["inp"], a["out"], a["dec"], a["t_arr"], a["t_done"]
-    ttft, tpot, e2e = a["ttft"], a["tpot"], a["e2e"]
     slo = cfg.slo
-    ok_ttft, ok_tpot = a["ok_ttft"], a["ok_tpot"]
-    ok = ok_ttft & ok_tpot
-    span = float(t_done.max() - t_arr.min()) if n else 0.0
+    span = float(t.t_done_max - t.t_arr_min) if n else 0.0
     span_d = max(span, 1e-9)
-    window = float(t_arr.max() - t_arr.min()) if n else 0.0
+    window = float(t.t_arr_max - t.t_arr_min) if n else 0.0
     window_d = window if window > 0 else span_d
+    sink = t.sink
+    lat = latency_metrics(sink, PARTS, part_keys=False)
 
-    exposed = a["transfer"]
-    parts = ("load", "queue", "prefill", "decode_wait", "transfer")
-    sink = metrics_sink(n, cfg)
-    sink.add({"ttft": ttft, "tpot": tpot, "e2e": e2e, **{k: a[k] for k in parts}})
-    lat = latency_metrics(sink, parts, part_keys=False)
-
-    hit_hbm, hit_low, hit_dram, hit_eic = a["hit_hbm"], a["hit_low"], a["hit_dram"], a["hit_eic"]
-    total_in = max(1, int(inp.sum()))
-    nblocks = res.workload.n_blocks()
-    cached_blocks = np.minimum(-(-(hit_hbm + hit_low) // bt), nblocks)
+    total_in = max(1, t.inp)
     low = res.lower.summary()
     trees = res.trees
     sizes = ("used_bytes", "capacity_bytes")
     tiers = {
-        "hbm": {"hit_rate": float(hit_hbm.sum() / total_in),
-                "used_bytes": int(sum(len(t) for t in trees) * bb),
-                "capacity_bytes": int(sum(t.capacity for t in trees) * bb)},
-        "dram": {"hit_rate": float(hit_dram.sum() / total_in), **{k: low["dram"][k] for k in sizes}},
-        "eic": {"hit_rate": float(hit_eic.sum() / total_in), **{k: low["eic"][k] for k in sizes}},
+        "hbm": {"hit_rate": float(t.hit["hit_hbm"] / total_in),
+                "used_bytes": int(sum(len(tr) for tr in trees) * bb),
+                "capacity_bytes": int(sum(tr.capacity for tr in trees) * bb)},
+        "dram": {"hit_rate": float(t.hit["hit_dram"] / total_in), **{k: low["dram"][k] for k in sizes}},
+        "eic": {"hit_rate": float(t.hit["hit_eic"] / total_in), **{k: low["eic"][k] for k in sizes}},
     }
 
     pools = {}
@@ -132,33 +203,32 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
             "decode_kv_peak_tokens": int(max((getattr(e.mem, "peak", 0) for e in replicas), default=0)),
             "iteration_ms": merged_summary_ms(e.hist for e in replicas),
         }
-    preempted = _arr(reqs, "preempted", np.int64)
     m: dict[str, Any] = {
-        "hit_rate": float((hit_hbm.sum() + hit_low.sum()) / total_in),
-        "block_hit_rate": float(cached_blocks.sum() / max(1, int(nblocks.sum()))),
+        "hit_rate": float((t.hit["hit_hbm"] + t.hit["hit_low"]) / total_in),
+        "block_hit_rate": float(t.cached_blocks / max(1, t.blocks)),
         "tiers": tiers,
         **lat,
         "iteration_ms": merged_summary_ms(e.hist for e in all_replicas),
-        "throughput_tokens_s": float((inp.sum() + out.sum()) / span_d),
+        "throughput_tokens_s": float((t.inp + t.out) / span_d),
         "throughput_req_s": float(n / span_d),
-        "slo_attainment": float(ok.sum() / n_all),
+        "slo_attainment": float(t.ok / n_all),
         "slo": {"ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms,
-                "ttft_attainment": float(ok_ttft.sum() / n_all),
-                "tpot_attainment": float(ok_tpot.sum() / n_all),
-                "attainment": float(ok.sum() / n_all)},
+                "ttft_attainment": float(t.ok_ttft / n_all),
+                "tpot_attainment": float(t.ok_tpot / n_all),
+                "attainment": float(t.ok / n_all)},
         "requests_served": n,
         "requests_rejected": int(rejected),
-        "goodput_req_s": float(ok.sum() / window_d),
+        "goodput_req_s": float(t.ok / window_d),
         "arrival_window_s": window,
         "gpu_utilization_share": {k: v["utilization_share"] for k, v in pools.items()},
         "pools": pools,
-        "evictions": int(sum(t.evictions for t in trees)),
+        "evictions": int(sum(tr.evictions for tr in trees)),
         "preemptions": {"mode": cfg.compute.preemption, "count": int(sum(e.stats.preemptions for e in all_replicas)),
-                        "requests": int((preempted > 0).sum()),
+                        "requests": t.preempted,
                         "recompute_tokens": int(sum(e.stats.recompute_tokens for e in all_replicas)),
                         "swap_bytes": int(sum(e.stats.swap_bytes for e in all_replicas))},
         "lower_tiers": low,
-        "tier_io": {t: dict(v) for t, v in res.lower.io.items()},
+        "tier_io": {k: dict(v) for k, v in res.lower.io.items()},
         "recomputed_prefixes": int(res.recomputed[0]),
         "recomputed_tokens": int(res.recomputed[1]),
         "prefetch": res.prefetch,
@@ -169,18 +239,14 @@ def deployment_metrics(res, cfg: Config, rejected: int = 0) -> dict[str, Any]:
     }
     tr = res.transfer
     if tr is not None:
-        xs = _arr(reqs, "xfer_s")
-        moved = dec & (xs > 0)
-        flow_s = float(xs[moved].sum())
-        # over the requests whose KV moved (NaN elsewhere: dists skip non-finite values)
-        sink.add({"kv_time": np.where(moved, xs, np.nan), "kv_exposed": np.where(moved, exposed, np.nan)})
+        flow_s = float(t.flow_s)
         st = tr.stats.to_dict()
         m["kv_transfer"] = {
             "strategy": tr.name, "layerwise": bool(tr.layerwise and tr.name == "push"),
             **st,
             "time_ms": sink.dist_ms("kv_time"),
             "exposed_ms": sink.dist_ms("kv_exposed"),
-            "hidden_share": float(max(0.0, 1.0 - exposed[moved].sum() / flow_s)) if flow_s > 0 else None,
+            "hidden_share": float(max(0.0, 1.0 - t.exposed_s / flow_s)) if flow_s > 0 else None,
         }
         m["transfers"] = {"bytes": st["bytes"], "count": st["requests"], "flows": st["flows"]}
     else:

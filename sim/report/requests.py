@@ -21,7 +21,6 @@ from sim.cache.layout import LOC_NAMES
 from sim.config import Config
 from sim.errors import InputError
 from sim.io_safe import check_output_path
-from sim.report.pd import per_request
 from sim.report.schema import slo_ok
 
 WHERE = "--requests-out"
@@ -98,24 +97,26 @@ def cluster_requests(cfg: Config, w, b, labels: dict[str, str], timing: bool, wo
     return RequestTable(dict(labels), cols)
 
 
-def pd_requests(res, cfg: Config, workload, rejected: np.ndarray, policy: str) -> RequestTable:
-    """Rows of one PD or colocated deployment (sim.modes.pd.simulator.DeploymentResult) over the whole
-    `workload`: requests no replica could hold (`rejected` indexes) get replica -1, no times, slo_met False."""
-    n = len(workload)
-    served = np.ones(n, dtype=bool)
-    served[rejected] = False
-    a = per_request(res, cfg)
+def pd_requests(cfg: Config, workload, rejected: np.ndarray, b, a: dict[str, np.ndarray], kind: str, policy: str,
+                start: int, end: int) -> RequestTable:
+    """Rows of input requests [start, end) of `workload` for one PD or colocated deployment: the served ones are
+    block `b` of its finished requests (sim.modes.pd.finished.PD_COLUMNS; `a`: sim.report.pd.per_request of it),
+    in order; requests no replica could hold (`rejected` indexes, sorted) get replica -1, no times, slo_met
+    False. A deployment that keeps its rows writes one table, [0, len(workload))."""
+    m = end - start
+    served = np.ones(m, dtype=bool)
+    served[rejected[(rejected >= start) & (rejected < end)] - start] = False
+    if int(served.sum()) != b.n:
+        raise RuntimeError(f"per-request file: {b.n} served rows for {int(served.sum())} requests in [{start}, {end})")
 
     def spread(v: np.ndarray, fill: float | int) -> np.ndarray:
-        out = np.full(n, fill, dtype=float if isinstance(fill, float) else np.int64)
+        out = np.full(m, fill, dtype=float if isinstance(fill, float) else np.int64)
         out[served] = v
         return out
 
-    reqs = res.reqs  # sim.modes.pd.finished.FinishedRequests
-    pre = reqs.col("pre")
-    dec = pre if res.kind == "colocated" else reqs.col("dec")
-    recomputed = reqs.col("recomputed")
-    cols = _common(workload, np.arange(n, dtype=np.int64))
+    pre = b.pre
+    dec = pre if kind == "colocated" else b.dec
+    cols = _common(workload, np.arange(start, end, dtype=np.int64), start)
     cols["prefill_replica"] = spread(pre, -1)
     cols["decode_replica"] = spread(dec, -1)
     cols["cached_hbm_tokens"] = spread(a["hit_hbm"], 0)
@@ -123,8 +124,8 @@ def pd_requests(res, cfg: Config, workload, rejected: np.ndarray, policy: str) -
     cols["cached_eic_tokens"] = spread(a["hit_eic"], 0)
     parts = {k: spread(a[k], np.nan) for k in ("load", "queue", "prefill", "decode_wait", "transfer")}
     cols.update(_timed(cfg, parts, spread(a["ttft"], np.nan), spread(a["tpot"], np.nan), spread(a["e2e"], np.nan),
-                       spread(recomputed, 0)))
-    return RequestTable({"deployment": res.kind, "policy": policy}, cols)
+                       spread(b.recomputed, 0)))
+    return RequestTable({"deployment": kind, "policy": policy}, cols)
 
 
 # ---------------------------------------------------------------- writing

@@ -111,6 +111,47 @@ def test_streamed_cluster_rows_report_the_whole_rows(case, tmp_path, monkeypatch
     assert f_streamed == f_whole
 
 
+PD = ["--mode", "pd", "--set", "model.name=llama-3-8b", "--set", "model.tp=1", "--set", "pd.gpus_per_rack=8"]
+PD_CASES = {
+    "push": PD,
+    "pull, some requests rejected": [*PD, "--set", "pd.transfer=pull", "--set", "pd.kv_capacity_gib=2.5"],
+}
+
+
+@pytest.mark.parametrize("case", list(PD_CASES))
+def test_streamed_pd_rows_report_the_whole_rows(case, tmp_path, monkeypatch):
+    """PD and colocated deployments' finished requests (sim.modes.pd.finished) in blocks of 7: the report and the
+    per-request file (rejected requests interleaved in input order) are the whole rows' ones."""
+    monkeypatch.setattr(requests_mod, "CSV_CHUNK_ROWS", 5)
+    whole, f_whole = _run(tmp_path, "whole", PD_CASES[case])
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 7)
+    streamed, f_streamed = _run(tmp_path, "streamed", PD_CASES[case], TINY)
+    if "rejected" in case:
+        assert 0 < whole["rejected"]["count"] < 10 and whole["rejected"]["first"][0] < 50  # not all at the end
+    _close(whole["policies"], streamed["policies"])
+    assert f_streamed == f_whole
+
+
+def test_a_streamed_pd_deployment_keeps_no_column(monkeypatch):
+    from sim.config import load_config
+    from sim.modes.pd.setup import prepare
+    from sim.modes.pd.simulator import simulate
+    from sim.report.pd import PDTotals, deployment_metrics
+    from trace.formats import load_trace
+
+    cfg = load_config(overrides=[s for s in PD if "=" in s])
+    prep = prepare(cfg, load_trace(SMALL)[0], "lru")
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 5)
+    totals = PDTotals(cfg, prep.workload, prep.setup.block_tokens, "pd", streamed=True)
+    res = simulate("pd", cfg, prep, "lru", totals=totals)
+    with pytest.raises(RuntimeError, match="keeps no whole column"):
+        res.reqs.col("t_arr")
+    ref = simulate("pd", cfg, prep, "lru")
+    assert ref.reqs.col("t_done").shape == (len(prep.workload),) and res.totals.n == ref.totals.n
+    m, r = deployment_metrics(res, cfg), deployment_metrics(ref, cfg)
+    assert (m["hit_rate"], m["slo_attainment"], m["span_s"]) == (r["hit_rate"], r["slo_attainment"], r["span_s"])
+
+
 def test_a_streamed_cluster_run_keeps_no_row_and_holds_the_blocks_in_flight(monkeypatch):
     from sim.config import load_config
     from sim.modes.cluster import run_cluster

@@ -8,21 +8,20 @@ import gc
 import time
 from typing import Any
 
-import numpy as np
-
 from sim.config import Config
 from sim.errors import InputError
-from sim.modes.load import finish, pd_pools, pre_run, saturation
+from sim.modes.load import finish, pd_pools, pre_run, saturation_of
 from sim.modes.pd.setup import prepare
 from sim.modes.pd.simulator import simulate
-from sim.report.pd import comparison, deployment_metrics
-from sim.report.requests import pd_requests
+from sim.modes.result_rows import streams
+from sim.report.pd import PDTotals, comparison, deployment_metrics
+from sim.report.request_stream import RequestSink
 from sim.report.schema import build_report
 from sim.timing.confidence import confidence
 
 
 def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = True, load_stats=None,
-                progress=None, baseline: bool = True, requests: list | None = None, check=None) -> dict:
+                progress=None, baseline: bool = True, requests: RequestSink | None = None, check=None) -> dict:
     """`run --mode pd`: the PD deployment and (by default) the colocated one on the same GPUs and trace.
     `check(cfg, workload, prep, offered, policy, baseline)` runs once the workload is prepared, before either
     deployment (sim.modes.runner._check_pd: the memory bound)."""
@@ -66,19 +65,15 @@ def prepared_run(cfg: Config, workload, policy: str) -> tuple[Any, dict, dict]:
     return prep, lay, offered
 
 
-def _deployment(kind: str, cfg: Config, prep, policy: str, workers: int, progress, requests: list | None,
+def _deployment(kind: str, cfg: Config, prep, policy: str, workers: int, progress, requests: RequestSink | None,
                 workload) -> tuple[dict, float]:
-    """Simulate one deployment: (its metrics, simulated seconds); its per-request rows go to `requests`."""
-    res = simulate(kind, cfg, prep, policy, progress=progress)
+    """Simulate one deployment: (its metrics, simulated seconds); its per-request rows go to `requests` as
+    its blocks complete (the whole deployment at once up to report.exact_quantiles_max_requests)."""
+    n = len(prep.workload)
+    totals = PDTotals(cfg, prep.workload, prep.setup.block_tokens, kind, streamed=streams(cfg, n, requests),
+                      requests=requests, workload=workload, rejected=prep.rejected, policy=policy)
+    res = simulate(kind, cfg, prep, policy, progress=progress, totals=totals)
     m = deployment_metrics(res, cfg, len(prep.rejected))
-    m["saturation"] = _saturation(res, m, workers)
-    if requests is not None:
-        requests.append(pd_requests(res, cfg, workload, prep.rejected, policy))
+    assert totals.saturation is not None  # fed by the first block (every run has one)
+    m["saturation"] = saturation_of(totals.saturation, m, workers)
     return m, res.sim_time_s
-
-
-def _saturation(res, metrics: dict, workers: int) -> dict:
-    """The run's load class from its served requests' arrivals and first-token times (sim.report.pd's TTFT)."""
-    t_arr, t_kv = res.reqs.col("t_arr"), res.reqs.col("t_kv")
-    order = np.argsort(t_arr, kind="stable")
-    return saturation(t_arr[order], (t_kv - t_arr)[order], metrics, workers)

@@ -60,6 +60,7 @@ from sim.replica.pools import TokenPool, TreePool
 from sim.replica.preemption import PREEMPTION
 from sim.replica.request import Req
 from sim.replica.scheduler import PrefillScheduler, TreeAdmission
+from sim.report.pd import PDTotals
 from sim.routing.pd import DecodeView, PrefillView, ReplicaRouter, make_replica_router
 from sim.timing.load_policy import LoadChoice, PrefixPart, choose_prefix
 from sim.timing.network import Network
@@ -84,7 +85,8 @@ class DeploymentResult:
 
     kind: str  # "pd" | "colocated"
     workload: Workload
-    reqs: FinishedRequests  # the requests' fields, a row each (arrival order)
+    reqs: FinishedRequests  # the requests' fields, a row each (arrival order; whole unless streamed)
+    totals: PDTotals  # what the report reads of them, taken a block at a time (sim.report.pd)
     sim_time_s: float
     wall_s: float
     pools: dict[str, list[BatchingReplica]]  # pool name -> replicas
@@ -108,7 +110,8 @@ class _Deployment:
     prefill_gpu: list[int]
     prefill_replicas: list[BatchingReplica]
 
-    def __init__(self, cfg: Config, setup: PDSetup, w: Workload, policy: str, ctx: AccessContext | None) -> None:
+    def __init__(self, cfg: Config, setup: PDSetup, w: Workload, policy: str, ctx: AccessContext | None,
+                 totals: PDTotals | None = None) -> None:
         self.cfg = cfg
         self.setup = setup
         self.w = w
@@ -131,7 +134,9 @@ class _Deployment:
         self.preempt_cost = PREEMPTION[c.preemption]
         self.replica_gpu: dict[BatchingReplica, int] = {}
         self.trees: list[RadixTree] = []
-        self.reqs = FinishedRequests(len(w))  # a row per request once it finishes; the Req is dropped then
+        # a row per request once it finishes (the Req is dropped then), its blocks to the report's totals
+        self.totals = totals if totals is not None else PDTotals(cfg, w, setup.block_tokens, self.kind)
+        self.reqs = FinishedRequests(len(w), self.totals.add, streamed=self.totals.streamed)
         self.layers = setup.spec.n_layers  # the prefill computes layer by layer (load overlap)
         self.recomputed_prefixes = 0
         self.recomputed_tokens = 0
@@ -264,6 +269,7 @@ class _Deployment:
             stuck = self.reqs.unfinished()
             raise RuntimeError(f"{self.kind}: {len(self.w) - self.reqs.finished} requests never finished "
                                f"(first: {stuck}); the simulation deadlocked")
+        self.reqs.close()
         return self._result(time.perf_counter() - t0)
 
     def _result(self, wall: float) -> DeploymentResult:  # pragma: no cover - overridden
@@ -276,8 +282,8 @@ class PDSim(_Deployment):
     kind = "pd"
 
     def __init__(self, cfg: Config, setup: PDSetup, w: Workload, policy: str,
-                 ctx: AccessContext | None = None) -> None:
-        super().__init__(cfg, setup, w, policy, ctx)
+                 ctx: AccessContext | None = None, totals: PDTotals | None = None) -> None:
+        super().__init__(cfg, setup, w, policy, ctx, totals)
         pd, c = cfg.pd, cfg.compute
         env, topo = self.env, self.topo
         rpr = setup.replicas_per_rack
@@ -361,7 +367,7 @@ class PDSim(_Deployment):
         self._done(r)
 
     def _result(self, wall: float) -> DeploymentResult:
-        return DeploymentResult("pd", self.w, self.reqs, self.env.now, wall,
+        return DeploymentResult("pd", self.w, self.reqs, self.totals, self.env.now, wall,
                                 {"prefill": self.prefill_replicas, "decode": self.decode}, self.trees, self.lower,
                                 self.net, self.setup, transfer=self.transfer,
                                 recomputed=(self.recomputed_prefixes, self.recomputed_tokens),
@@ -396,8 +402,8 @@ class ColocatedSim(_Deployment):
     kind = "colocated"
 
     def __init__(self, cfg: Config, setup: PDSetup, w: Workload, policy: str,
-                 ctx: AccessContext | None = None) -> None:
-        super().__init__(cfg, setup, w, policy, ctx)
+                 ctx: AccessContext | None = None, totals: PDTotals | None = None) -> None:
+        super().__init__(cfg, setup, w, policy, ctx, totals)
         pd, c = cfg.pd, cfg.compute
         self.prefill_gpu = list(setup.replica_gpus)
         budget = c.max_num_batched_tokens
@@ -441,7 +447,7 @@ class ColocatedSim(_Deployment):
         return self.preempt_cost(self, eng, r)
 
     def _result(self, wall: float) -> DeploymentResult:
-        return DeploymentResult("colocated", self.w, self.reqs, self.env.now, wall,
+        return DeploymentResult("colocated", self.w, self.reqs, self.totals, self.env.now, wall,
                                 {"colocated": self.prefill_replicas}, self.trees, self.lower, self.net, self.setup,
                                 recomputed=(self.recomputed_prefixes, self.recomputed_tokens),
                                 prefetch=self._prefetch_report())
@@ -450,10 +456,11 @@ class ColocatedSim(_Deployment):
 DEPLOYMENTS: dict[str, type[_Deployment]] = {"pd": PDSim, "colocated": ColocatedSim}
 
 
-def simulate(kind: str, cfg: Config, prep: Prepared, policy: str, *,
-             progress: Progress | None = None) -> DeploymentResult:
-    """Run one deployment ("pd" or "colocated") on a prepared workload."""
-    return DEPLOYMENTS[kind](cfg, prep.setup, prep.workload, policy, prep.ctx).run(progress)
+def simulate(kind: str, cfg: Config, prep: Prepared, policy: str, *, progress: Progress | None = None,
+             totals: PDTotals | None = None) -> DeploymentResult:
+    """Run one deployment ("pd" or "colocated") on a prepared workload. `totals`: what takes its finished requests'
+    rows (sim.report.pd.PDTotals: a streamed one, one writing the per-request file); default: the whole rows'."""
+    return DEPLOYMENTS[kind](cfg, prep.setup, prep.workload, policy, prep.ctx, totals).run(progress)
 
 
 __all__ = ["DEPLOYMENTS", "ColocatedSim", "DeploymentResult", "PDSim", "simulate"]
