@@ -28,14 +28,10 @@ import numpy as np
 
 from sim.config import Config
 from sim.replica.histogram import merged_summary_ms
+from sim.report.requests import pd_requests
 from sim.report.saturation import SaturationStream
 from sim.report.schema import slo_ok
 from sim.report.sink import latency_metrics, metrics_sink
-
-
-def _arr(b, name: str, dtype=float) -> np.ndarray:
-    """A copy of field `name` of a block of finished requests (sim.modes.pd.finished.PD_COLUMNS)."""
-    return np.array(getattr(b, name), dtype=dtype)
 
 
 def per_request(b, cfg: Config, bt: int) -> dict[str, np.ndarray]:
@@ -43,20 +39,17 @@ def per_request(b, cfg: Config, bt: int) -> dict[str, np.ndarray]:
     a block): the arrays the metrics and the per-request file share. Times in seconds; TTFT parts
     load/queue/prefill/decode_wait/transfer add up to ``ttft``."""
     n = b.n
-    inp = _arr(b, "inp", np.int64)
-    out = _arr(b, "out", np.int64)
-    t_arr, t_ready, t_pstart = _arr(b, "t_arr"), _arr(b, "t_ready"), _arr(b, "t_pstart")
-    t_pend, t_grant = _arr(b, "t_pend"), _arr(b, "t_grant")
-    t_kv, t_done = _arr(b, "t_kv"), _arr(b, "t_done")
+    inp, out = b.inp, b.out  # the block's own columns (int64 / float: PD_COLUMNS), read, never written
+    t_arr, t_ready, t_pstart, t_pend, t_grant = b.t_arr, b.t_ready, b.t_pstart, b.t_pend, b.t_grant
+    t_kv, t_done = b.t_kv, b.t_done
     ttft = t_kv - t_arr
     dec = out > 1
     tpot = np.full(n, np.nan)
     tpot[dec] = (t_done[dec] - t_kv[dec]) / (out[dec] - 1)
     after = t_kv - t_pend  # prefill end -> KV at decode
     decode_wait = np.where(np.isfinite(t_grant), np.minimum(after, np.maximum(0.0, t_grant - t_pend)), 0.0)
-    hit_hbm = _arr(b, "hit_hbm", np.int64)
-    hit_low = _arr(b, "hit_low", np.int64)
-    hit_dram = np.minimum(hit_low, _arr(b, "n_dram", np.int64) * bt)
+    hit_hbm, hit_low = b.hit_hbm, b.hit_low
+    hit_dram = np.minimum(hit_low, b.n_dram * bt)
     ok_ttft, ok_tpot = slo_ok(ttft, tpot, cfg.slo.ttft_ms, cfg.slo.tpot_ms)
     return {
         "inp": inp, "out": out, "dec": dec, "t_arr": t_arr, "t_done": t_done,
@@ -75,7 +68,7 @@ PARTS = ("load", "queue", "prefill", "decode_wait", "transfer")  # the TTFT part
 class PDTotals:
     """What the report reads of a deployment's finished requests (``sim.modes.pd.finished``), taken a block at a
     time: counts and sums, the first arrival and last finish, the latencies' sink, the KV transfers' times
-    (`kv`: a PD deployment), the saturation check's stream, and each block's rows for the per-request file
+    (`kind` "pd"), the saturation check's stream, and each block's rows for the per-request file
     (`requests`, with the input `workload` and the `rejected` requests interleaved in its order). A deployment
     that keeps its rows hands over one block, and every figure is the whole arrays' to the last bit; above
     ``report.exact_quantiles_max_requests`` (`streamed`) sums are taken block by block (last bits)."""
@@ -120,29 +113,24 @@ class PDTotals:
         nblocks = np.diff(self.w.block_offsets[b.lo:b.lo + b.n + 1])
         self.cached_blocks += int(np.minimum(-(-(a["hit_hbm"] + a["hit_low"]) // self.bt), nblocks).sum())
         self.blocks += int(nblocks.sum())
-        self.preempted += int((_arr(b, "preempted", np.int64) > 0).sum())
+        self.preempted += int((b.preempted > 0).sum())
         if self.kind == "pd":  # the KV moved to a decode replica: its transfer time and the exposed part
-            xs = _arr(b, "xfer_s")
+            xs = b.xfer_s
             moved = a["dec"] & (xs > 0)
             self.flow_s += xs[moved].sum()
             self.exposed_s += a["transfer"][moved].sum()
             self.sink.add({"kv_time": np.where(moved, xs, np.nan),
                            "kv_exposed": np.where(moved, a["transfer"], np.nan)})
-        if self.streamed:
-            assert self.saturation is not None
-            self.saturation.add(a["t_arr"], a["ttft"])
-        else:  # the whole deployment: its requests by arrival (a stable sort, as they finished in any order)
-            order = np.argsort(a["t_arr"], kind="stable")
-            self.saturation = SaturationStream(a["t_arr"][order])
-            self.saturation.add(a["t_arr"][order], a["ttft"][order])
+        if not self.streamed:  # the whole deployment: the inject phase from its own arrivals (rows in arrival order)
+            self.saturation = SaturationStream(a["t_arr"])
+        assert self.saturation is not None
+        self.saturation.add(a["t_arr"], a["ttft"])
         if self.requests is not None:
             self._write(b, a)
 
     def _write(self, b, a: dict[str, np.ndarray]) -> None:
         """The input requests up to this block's last served one (or to the end): served rows from the block,
         rejected ones between them (sim.report.requests.pd_requests)."""
-        from sim.report.requests import pd_requests
-
         hi = b.lo + b.n
         last = hi == len(self.w)
         end = len(self.workload) if last else hi - 1 + int(np.searchsorted(self._gaps, hi - 1, side="right")) + 1

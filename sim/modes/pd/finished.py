@@ -81,8 +81,9 @@ class FinishedRequests:
         """A field of every request (NaN / 0 for a request that has not finished); a streamed run keeps none."""
         if self.streamed:
             raise RuntimeError("a deployment that streams its rows keeps no whole column (sim.modes.pd.finished)")
-        b = self._whole if self._whole is not None else self._rows.at(0) if self.n else RowBlock(0, 0, True, PD_COLUMNS)
-        return getattr(b, name)
+        if self._whole is not None:
+            return getattr(self._whole, name)
+        return getattr(self._rows.at(0), name)  # the run's one block, before its last request finished
 
     def unfinished(self, k: int = 5) -> list[int]:
         """The first `k` requests that never finished."""
