@@ -114,16 +114,13 @@ def run_cluster(
                            n_racks=lay.topo.n_racks, arrival_s=arr_ms / 1000.0)
     labels = {"router": router, "policy": policy}
     streamed = stream_rows and streams(cfg, n, requests)
-    kept: list[RowBlock] = []
 
     def consume(b: RowBlock) -> None:  # a block of complete rows, in request order
         totals.add(vars(b), arr_ms[b.lo:b.lo + b.n] / 1000.0)
         if requests is not None:
             requests.append(cluster_requests(cfg, workload, b, labels, timing, lay.workers_per_rack))
-        if not streamed:
-            kept.append(b)
 
-    result_rows = ResultRows(n, timing, block_size(n, streamed), consume, CLUSTER_COLUMNS)
+    result_rows = ResultRows(n, timing, block_size(n, streamed), consume, CLUSTER_COLUMNS, keep=not streamed)
     res = ClusterResult(policy=policy, router=router, timing=timing, setup=setup, cache=cache, network=net,
                         workload=workload, totals=totals)
     loads = ClusterLoad(setup.layout)
@@ -143,8 +140,8 @@ def run_cluster(
                  release)
     result_rows.close()
     res.most_blocks = result_rows.most_open
-    for c in CLUSTER_COLUMNS if kept else ():
-        setattr(res, c.name, getattr(kept[0], c.name))
+    for c in CLUSTER_COLUMNS if result_rows.whole is not None else ():  # the one whole block: the result's arrays
+        setattr(res, c.name, getattr(result_rows.whole, c.name))
     res.wall_s = time.perf_counter() - t_wall
     return res
 

@@ -78,13 +78,16 @@ class RowBlock:
 
 
 class ResultRows:
-    """The blocks of one run of `n` requests, `size` requests each (``size >= n``: one block)."""
+    """The blocks of one run of `n` requests, `size` requests each (``size >= n``: one block). `keep`: a run
+    that keeps its rows whole (one block) holds that block as ``whole`` once it is handed over."""
 
     def __init__(self, n: int, timing: bool, size: int, consume: Callable[[RowBlock], None],
-                 columns: tuple[Column, ...] = COLUMNS) -> None:
+                 columns: tuple[Column, ...] = COLUMNS, keep: bool = False) -> None:
         if size < 1:
             raise ValueError("a row block holds at least one request")
         self.n, self.timing, self.size, self.consume, self.columns = n, timing, size, consume, columns
+        self.keep = keep
+        self.whole: RowBlock | None = None
         self.open: dict[int, RowBlock] = {}
         self.next = 0  # the next block to hand over
         self.most_open = 0  # the most blocks held at once (tests, benchmarks)
@@ -112,13 +115,18 @@ class ResultRows:
         while (b := self.open.get(self.next)) is not None and b.left == 0:
             del self.open[self.next]
             self.next += 1
-            self.consume(b)
+            self._consume(b)
+
+    def _consume(self, b: RowBlock) -> None:
+        self.consume(b)
+        if self.keep:
+            self.whole = b
 
     def close(self) -> None:
         """End of the run: every row is complete and handed over (an empty run hands over one empty block,
         so the consumer's report is the empty arrays')."""
         if self.n == 0:
-            self.consume(RowBlock(0, 0, self.timing, self.columns))
+            self._consume(RowBlock(0, 0, self.timing, self.columns))
             return
         self._hand_over()
         if self.open or self.next * self.size < self.n:

@@ -46,7 +46,7 @@ from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
 from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
-from sim.modes.result_rows import COLUMNS, ResultRows, RowBlock, block_size, streams
+from sim.modes.result_rows import COLUMNS, ResultRows, block_size, streams
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
 from sim.policies.base import AccessContext
@@ -169,13 +169,7 @@ def run_single(
     n = len(workload)
     totals = SingleTotals(cfg, workload, policy, timing, requests)
     streamed = streams(cfg, n, requests)  # else the rows are kept whole (sim.modes.result_rows)
-    kept: list[RowBlock] = []
-
-    def keep(b: RowBlock) -> None:  # the one whole block: RunResult's arrays
-        kept.append(b)
-        totals.add(b)
-
-    rows = ResultRows(n, timing, block_size(n, streamed), totals.add if streamed else keep)
+    rows = ResultRows(n, timing, block_size(n, streamed), totals.add, keep=not streamed)
     res = RunResult(policy=policy, timing=timing, setup=setup, cache=cache, workload=workload, totals=totals)
     load = np.zeros(setup.n_workers, dtype=np.int64)
     # blocks: a list (Python cache) or an int64 array (compiled cache)
@@ -210,8 +204,8 @@ def run_single(
         _run_fast(workload, setup, cache, router, load, prefetcher, service, res, rows, progress, release)
     rows.close()
     res.most_blocks = rows.most_open
-    for c in COLUMNS if kept else ():
-        setattr(res, c.name, getattr(kept[0], c.name))
+    for c in COLUMNS if rows.whole is not None else ():  # the one whole block: RunResult's arrays
+        setattr(res, c.name, getattr(rows.whole, c.name))
     res.wall_s = time.perf_counter() - t_wall
     return res
 

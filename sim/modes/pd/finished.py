@@ -52,16 +52,10 @@ class FinishedRequests:
     consumed (a run above ``report.exact_quantiles_max_requests``); else one block of all, kept for ``col``."""
 
     def __init__(self, n: int, consume: Callable[[RowBlock], None] | None = None, streamed: bool = False) -> None:
-        self.n, self.streamed, self.consume = n, streamed, consume
+        self.n, self.streamed = n, streamed
         self.finished = 0
-        self._whole: RowBlock | None = None
-        self._rows = ResultRows(n, True, block_size(n, streamed), self._hand_over, PD_COLUMNS)
-
-    def _hand_over(self, b: RowBlock) -> None:
-        if self.consume is not None:
-            self.consume(b)
-        if not self.streamed:
-            self._whole = b
+        self._rows = ResultRows(n, True, block_size(n, streamed), consume or (lambda b: None), PD_COLUMNS,
+                                keep=not streamed)
 
     def add(self, r: Req) -> None:
         """Request r finished: its fields go into row r.i (the Req may then be dropped)."""
@@ -81,9 +75,8 @@ class FinishedRequests:
         """A field of every request (NaN / 0 for a request that has not finished); a streamed run keeps none."""
         if self.streamed:
             raise RuntimeError("a deployment that streams its rows keeps no whole column (sim.modes.pd.finished)")
-        if self._whole is not None:
-            return getattr(self._whole, name)
-        return getattr(self._rows.at(0), name)  # the run's one block, before its last request finished
+        b = self._rows.whole  # None until the last request finished: then the run's one block, still open
+        return getattr(b if b is not None else self._rows.at(0), name)
 
     def unfinished(self, k: int = 5) -> list[int]:
         """The first `k` requests that never finished."""
