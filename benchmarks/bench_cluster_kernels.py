@@ -33,7 +33,7 @@ def record(args) -> tuple:
     from sim.modes.common import prepare_workload
     from trace.synthetic import generate
 
-    cfg = config(args)
+    cfg = config(args.requests)
     pw, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
     log: list = []
     init: list = []
@@ -93,7 +93,6 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=30_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    args.sessions, args.racks = 0, 1600
     print(f"machine: {machine()}")
     init, log = record(args)
     replay(init, log[:2000])  # compile outside the timing

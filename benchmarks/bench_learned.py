@@ -55,7 +55,8 @@ def single_tier_cfg(cap_blocks: int, block_tokens: int, model_path: str = "", re
     # llama-3-8b fp16: 128 KiB of KV per token
     block_bytes = block_tokens * 131072
     return load_config(overrides=[
-        "model.name=llama-3-8b", "hardware.gpus_per_node=1", "cluster.router=round_robin",
+        "model.name=llama-3-8b", "model.kv_dtype=fp16", "model.tp=1", "model.pp=1",
+        "hardware.gpus_per_node=1", "cluster.router=round_robin",
         f"hardware.hbm.capacity_gib={cap_blocks * block_bytes / GiB!r}",
         "hardware.dram.capacity_gib=0", "hardware.ssd.capacity_gib=0",
         f"policies.learned_model={model_path}", f"policies.learned_retrain_every={retrain_every}",
@@ -69,7 +70,7 @@ def replay(cfg, w, ctx, policy: str) -> dict:
     tier = res.cache.hbm[0]
     out = {"res": res, "hit_tok": hit_tok, "wall_s": res.wall_s, "evictions": tier.stats.evictions,
            "capacity": tier.capacity}
-    sc = getattr(tier.policy, "scorer", None)
+    sc = getattr(getattr(tier, "policy", None), "scorer", None)  # the learned policy (Python caches)
     if sc is not None:
         out["scorer"] = sc.stats()
     return out

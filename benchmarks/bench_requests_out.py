@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -54,6 +55,7 @@ def main_() -> None:
     if a.limit:
         base += ["--limit", str(a.limit)]
     run_s(base)  # warm-up: JIT cache, trace parser
+    w0, _ = load_trace(a.trace, limit=a.limit)  # its request count, for the rates
     suffixes = [None, ".csv"] + ([".parquet"] if _has_pyarrow() else [])
     with tempfile.TemporaryDirectory() as d:
         best: dict = {}
@@ -67,7 +69,7 @@ def main_() -> None:
         for s in suffixes:
             size = f", {os.path.getsize(os.path.join(d, 'req' + s)) / 1e6:.2f} MB" if s else ""
             over = f" (+{best[s] - plain:.2f} s, {100 * (best[s] / plain - 1):+.1f}%){size}" if s else ""
-            print(f"  {s or 'no file':>9}: {best[s]:.2f} s{over}")
+            print(f"  {s or 'no file':>9}: {best[s]:.2f} s{over}, {len(w0) / best[s]:,.0f} requests/s")
         if not _has_pyarrow():
             print("  .parquet: skipped (pyarrow not installed)")
         cfg = load_config(overrides=a.overrides)
@@ -80,7 +82,9 @@ def main_() -> None:
             t0 = time.perf_counter()
             for _ in range(a.repeat):
                 write_requests(tables, path)
-            print(f"  writer alone {s}: {(time.perf_counter() - t0) / a.repeat:.3f} s for {rows:,} rows")
+            dt = (time.perf_counter() - t0) / a.repeat
+            print(f"  writer alone {s}: {dt:.3f} s for {rows:,} rows ({rows / max(dt, 1e-9):,.0f} rows/s)")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (the whole process)")
 
 
 if __name__ == "__main__":

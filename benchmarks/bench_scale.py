@@ -2,8 +2,10 @@
 
 Workload: the built-in synthetic ``multi_turn`` generator, 16-token blocks, `--requests` requests
 (default 10,000,000) and `--sessions` concurrent sessions (default requests / 10, as the issue's
-1M-request / 100k-session case; capped at 1,000,000); the default config otherwise (Llama-3-70B TP 2,
-8 x H100 per node). One run per process, so the peak RSS is this run's:
+1M-request / 100k-session case; capped at 1,000,000); otherwise the schema's built-in defaults
+(``sim.config.Config()``, not config.yaml's scenario): Llama-3-8B fp16 at TP 1 on 8 x H100 per node, so
+8 workers, each with 0.5 GiB of KV in HBM (256 blocks of 16 tokens), and per node 8 GiB of DRAM (4,096
+blocks) and 64 GiB of SSD (32,768). One run per process, so the peak RSS is this run's:
 
 * ``--run single``: single node, LRU, hit-rate-only (the compiled replay);
 * ``--run single_timed``: single node, LRU, timed (SimPy);
@@ -66,14 +68,16 @@ def machine() -> str:
            f"load {os.getloadavg()[0]:.1f}"
 
 
-def config(args) -> Config:
+def config(requests: int, *, sessions: int = 0, racks: int = 1600, exact_max: int | None = None) -> Config:
+    """The benchmark's config (module doc); `sessions` 0 = requests / 10, capped at 1,000,000. Keyword
+    arguments, not the argparse namespace: bench_cluster_kernels.py builds the same workload."""
     cfg = Config()
     cfg.synthetic = cfg.synthetic.model_copy(update={
-        "kind": "multi_turn", "requests": args.requests, "block_tokens": 16,
-        "sessions": args.sessions or min(1_000_000, max(1, args.requests // 10))})
-    cfg.cluster = cfg.cluster.model_copy(update={"racks": args.racks, "router": "prefix_aware"})
-    if args.exact_max is not None:
-        cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": args.exact_max})
+        "kind": "multi_turn", "requests": requests, "block_tokens": 16,
+        "sessions": sessions or min(1_000_000, max(1, requests // 10))})
+    cfg.cluster = cfg.cluster.model_copy(update={"racks": racks, "router": "prefix_aware"})
+    if exact_max is not None:
+        cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": exact_max})
     return cfg
 
 
@@ -108,10 +112,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.requests = 100_000
-    from sim.modes.memory import limit_bytes, run_estimate, synthetic_estimate
+    from sim.modes.memory import limit_bytes, synthetic_estimate
     from trace.synthetic import generate
 
-    cfg = config(args)
+    cfg = config(args.requests, sessions=args.sessions, racks=args.racks, exact_max=args.exact_max)
     timing = args.run == "single_timed" or (args.run == "cluster" and not args.hit_rate_only)
     print(f"machine: {machine()}")
     print(f"workload: synthetic multi_turn, {args.requests:,} requests, {cfg.synthetic.sessions:,} sessions; "
@@ -126,10 +130,11 @@ def main() -> None:
           f"({'dense ids, none stored' if w.prefix_blocks().dense else 'ids stored'}), "
           f"workload {w.nbytes() / 1024**3:.2f} GiB "
           f"(the CSR would hold {w.total_blocks * 8 / 1024**3:.2f} GiB of ids); peak RSS so far {rss_gib():.2f} GiB")
-    est = run_estimate(w, mode="cluster" if args.run == "cluster" else "single", timing=timing, per_access=False,
-                       slots=0, cluster_compiled=args.run == "cluster",
-                       streamed_rows=len(w) > cfg.report.exact_quantiles_max_requests)
-    print(f"run estimate (without cache slots): {est.total / 1024**3:.2f} GiB")
+    from sim.modes.runner import NEEDS
+
+    est = NEEDS["cluster" if args.run == "cluster" else "single"](cfg, w, ["lru"], timing).est  # as `run` checks
+    print(f"run estimate: {est.total / 1024**3:.2f} GiB ("
+          + ", ".join(f"{k} {v / 1024**3:.2f}" for k, v in est.parts.items()) + ")")
     replay(cfg, w.head(50), args.run, timing)  # compile outside the timing
     hwm = reset_hwm()  # the replay's own peak, apart from the generation's transient one
     start = hwm_gib() if hwm else None  # what the process holds as the replay starts (freed pages it keeps too)

@@ -127,6 +127,8 @@ def main() -> None:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-run", action="store_true", help="only write and load the big file")
     a = ap.parse_args()
+    if a.dir:
+        Path(a.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.dir) as tmp:
         d = Path(tmp)
         fit = make_fit(a.fit, a.block_tokens, d)

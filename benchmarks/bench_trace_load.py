@@ -15,6 +15,7 @@ Peak RSS is ru_maxrss of the step's own process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -40,10 +41,16 @@ def main() -> None:
     ap.add_argument("--run", action="store_true", help="also replay the JSONL (hit-rate-only)")
     ap.add_argument("--keep", action="store_true", help="keep the written JSONL (prints its path)")
     a = ap.parse_args()
+    if a.dir:
+        Path(a.dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        # the temporary folder (a multi-GiB JSONL at 1M requests) is removed however the run ends
+        tmp = tempfile.mkdtemp(dir=a.dir) if a.keep else stack.enter_context(tempfile.TemporaryDirectory(dir=a.dir))
+        measure(a, Path(tmp))
+
+
+def measure(a: argparse.Namespace, d: Path) -> None:
     root = Path(a.root).resolve()
-    tmp = tempfile.mkdtemp(dir=a.dir) if a.keep else tempfile.TemporaryDirectory(dir=a.dir).name
-    d = Path(tmp)
-    d.mkdir(parents=True, exist_ok=True)
     if a.jsonl is None:
         fit = make_fit(None, a.block_tokens, d)
         jsonl = d / "big.jsonl"
