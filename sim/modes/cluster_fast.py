@@ -23,7 +23,7 @@ def run_fast(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, lo
     # than .tolist() copies: five lists of n Python objects would hold ~170 B a request for the whole run.
     arr_at = (w.arrival_ms / 1000.0).item
     off_at, inp_at, sess_at = w.block_offsets.item, w.input_tokens.item, w.session_id.item
-    service_at = service_times(cfg, setup.node, w).item
+    service_at = service_times(cfg, w).item
     bt, bb = setup.node.block_tokens, setup.node.block_bytes
     lanes = setup.layout.gpus_per_worker
     prefill = prefill_fn(cfg, setup)

@@ -147,7 +147,7 @@ def nan_rows(n: int, shape: tuple[int, ...] = (), dtype=float, *, written: bool 
     return np.broadcast_to(np.array(np.nan, dtype=dtype), (n, *shape))
 
 
-def service_times(cfg: Config, setup: NodeSetup, w: Workload) -> np.ndarray:
+def service_times(cfg: Config, w: Workload) -> np.ndarray:
     """Uncontended service time per request: the load signal of the hit-rate-only replays."""
     return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)
 

@@ -54,6 +54,14 @@ RUN_PER_REQ_B = {"single": 116, "single_timed": 240, "cluster": 240, "cluster_ti
 # peak stays the generator's, 0.74 GiB either way). The timed replay holds the blocks its requests in flight
 # span (single-node 300k: 0.27 -> 0.23 GiB peak), which only running tells, so its estimate still counts a row
 # a request.
+# ... A timed run holds the blocks between its oldest request in flight and its newest arrival. The estimate
+# takes that span (runner._timed_rows_span, result_rows.rows_in_flight) as the most arrivals within one request's
+# time in system, TIME_IN_SYSTEM_MARGIN x its uncontended service time (sim.modes.common.service_times: a full
+# decode batch iterates slower than one request alone, and a stable run queues little), plus the backlog an
+# overloaded run builds (requests_backlog), and the partial blocks at both ends. Measured (bench_scale.py
+# --exact-max 0, synthetic multi_turn): single-node timed 100k and 400k requests held at most 2 blocks, peak RSS
+# 0.21 and 0.24 GiB; cluster (16 racks) timed 100k, 2 blocks.
+TIME_IN_SYSTEM_MARGIN = 4.0
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
@@ -312,7 +320,8 @@ def with_exact_window(est: Estimate, rows: int, *, part: str = LEARNED_WINDOW, c
 
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
                  runs: int = 1, next_use_steps: bool = False, learned: str | None = None,
-                 learned_widest: int | None = None, streamed_rows: bool = False) -> Estimate:
+                 learned_widest: int | None = None, streamed_rows: bool = False,
+                 rows_span: int | None = None) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
     may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps;
@@ -320,18 +329,23 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     features; online adds its training window); `learned_widest`: the most blocks of one request when the
     replay releases the learned priorities after each request (LEARNED_RELEASED_POSITIONS; None: it keeps one
     per access); `streamed_rows`: the run streams its per-request rows (sim.modes.result_rows; counted for a
-    hit-rate-only run: one block).
+    hit-rate-only run as one block, for a timed one as the blocks `rows_span` requests cover, TIME_IN_SYSTEM_MARGIN;
+    without a span, every row).
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
     e = Estimate()
     e.add("workload", s.nbytes)
     per_req = RUN_PER_REQ_B[mode + ("_timed" if timing else "")]
-    if streamed_rows and not timing:  # one block of rows (a single-node run's freed before the next run's)
+    if streamed_rows and (not timing or rows_span is not None):
+        from sim.modes.pd.finished import PD_COLUMNS
         from sim.modes.result_rows import CLUSTER_COLUMNS, COLUMNS, ROW_BLOCK, row_bytes
 
-        row = row_bytes(COLUMNS if mode == "single" else CLUSTER_COLUMNS)
-        e.add("per-request results", n * (per_req - row) * (1 if mode == "single" else runs) + min(n, ROW_BLOCK) * row)
+        row = row_bytes({"single": COLUMNS, "cluster": CLUSTER_COLUMNS, "pd": PD_COLUMNS}[mode], timing)
+        # hit-rate-only: one block; timed: the blocks its requests in flight span, partial blocks at both ends
+        held = min(n, ROW_BLOCK if rows_span is None or not timing else rows_span + 2 * ROW_BLOCK)
+        # a single-node run's rows are freed before the next policy's run
+        e.add("per-request results", n * (per_req - row) * (1 if mode == "single" else runs) + held * row)
     else:
         e.add("per-request results", n * per_req * runs)
     if per_access and s.compact:
@@ -364,18 +378,20 @@ def lists_in_flight_b(w, in_flight: int) -> float:
 
 
 def pd_estimate(w, *, slots: dict[str, int], in_flight: int, per_access: bool, learned: str | None = None,
-                input_nbytes: int = 0) -> tuple[str, Estimate]:
+                input_nbytes: int = 0, rows_span: int | None = None) -> tuple[str, Estimate]:
     """``run --mode pd`` of workload `w` (prepared: re-blocked, only the requests a replica holds): the
     deployments in `slots` (kind -> the blocks its Python caches can hold, PDSetup.cache_slots) run one
     after the other, each freed before the next starts, so the peak is the larger one's. Each holds a
     Req per request, its caches, the block lists of `in_flight` requests (bounded by the caller) and,
     when `per_access` (a policy reading sim.policies.base.AccessContext's per-access arrays: Belady, the
-    selective write), those arrays. `input_nbytes`: the workload as given when prepare made a copy.
-    Returns (the deployment at the peak, its estimate)."""
+    selective write), those arrays. `input_nbytes`: the workload as given when prepare made a copy. `rows_span`:
+    a deployment that streams its rows holds the blocks that many requests span (run_estimate; None: it keeps
+    every row). Returns (the deployment at the peak, its estimate)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     best: tuple[str, Estimate] | None = None
     for kind, n_slots in slots.items():
-        e = run_estimate(s, mode="pd", timing=True, per_access=per_access, slots=n_slots, learned=learned)
+        e = run_estimate(s, mode="pd", timing=True, per_access=per_access, slots=n_slots, learned=learned,
+                         streamed_rows=rows_span is not None, rows_span=rows_span)
         if input_nbytes:
             e.add("workload", input_nbytes)
         e.add("block lists in flight", lists_in_flight_b(s, in_flight))

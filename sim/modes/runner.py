@@ -9,7 +9,7 @@ from sim.config import Config
 from sim.errors import InputError
 from sim.modes.learned_window import WindowCheck, recheck_learned
 from sim.modes.load import finish, node_pools, pre_run, saturation_of
-from sim.modes.result_rows import CLUSTER_COLUMNS, RowBlock
+from sim.modes.result_rows import CLUSTER_COLUMNS, RowBlock, rows_in_flight, streams
 from sim.report.cluster_totals import totals_of
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests
@@ -74,8 +74,10 @@ def _learned_mode(cfg: Config, policies: list[str]) -> str | None:
     return "model" if cfg.policies.learned_model else "online"
 
 
-def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> Need:
-    """The replay's up-front estimate (a sim.modes.memory.Need)."""
+def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool,
+                 requests: RequestSink | None = None, offered: dict | None = None) -> Need:
+    """The replay's up-front estimate (a sim.modes.memory.Need). `requests`: where the run's rows go (a list
+    keeps them all); `offered`: the offered-load block, when the caller has it."""
     from sim.modes.memory import Need, run_estimate
     from sim.modes.single import use_engine
 
@@ -89,11 +91,15 @@ def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timin
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
     # the hit-rate-only replay releases the learned priorities request by request (sim.modes.single._run_fast)
     widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
-    # above the exact-quantile limit the rows are streamed (sim.modes.single.run_single; a list of them is kept
-    # whole only for --compare-measured, a timed run, whose estimate counts every row anyway)
+    # above the exact-quantile limit the rows are streamed (sim.modes.single.run_single), unless a list keeps
+    # them (--compare-measured); timed, the estimate counts the blocks its requests in flight span
+    streamed = streams(cfg, len(w), requests)
+    if timing and streamed and offered is None:
+        offered = pre_run(cfg, w, node_pools(node.n_workers, node.hbm_blocks * node.block_tokens))
+    span = _timed_rows_span(cfg, w, offered) if timing and streamed and offered is not None else None
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
                        next_use_steps=steps, learned=learned, learned_widest=widest,
-                       streamed_rows=len(w) > cfg.report.exact_quantiles_max_requests)
+                       streamed_rows=streamed, rows_span=span)
     return Need(est, f"replaying {len(w):,} requests on one node", workload_change(w), "--mode single")
 
 
@@ -104,14 +110,16 @@ def _check(need: Need, cfg: Config, w: Workload, ctx) -> None:
     recheck_learned(WindowCheck.of(need.est, need.what, workload_change(w)), cfg, w, ctx)
 
 
-def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool) -> None:
-    _check(_single_need(cfg, w, ctx, node, policies, timing), cfg, w, ctx)
+def _check_single(cfg: Config, w: Workload, ctx, node, policies: list[str], timing: bool,
+                  requests: RequestSink | None, offered: dict) -> None:
+    _check(_single_need(cfg, w, ctx, node, policies, timing, requests, offered), cfg, w, ctx)
 
 
 def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                  timing: bool, partition=None, rows: bool = True, pods=None) -> Need:
+                  timing: bool, partition=None, rows: bool = True, pods=None, requests: RequestSink | None = None,
+                  offered: dict | None = None) -> Need:
     """The replays' up-front estimate (a sim.modes.memory.Need): the whole cluster, or its driver and the
-    pods simulated at once."""
+    pods simulated at once. `requests`, `offered`: as _single_need."""
     from sim.modes.cluster import ClusterSetup, queue_recency
     from sim.modes.memory import Need, lists_in_flight_b, run_estimate
 
@@ -127,18 +135,22 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     # only for a policy reading per-access arrays; timed, the lists of the requests in flight
     per_access = not compiled and any(p in READS_PER_ACCESS for p in policies)
     in_flight = 0
+    streamed = partition is None and streams(cfg, len(w), requests)
+    if timing and (streamed or not compiled) and offered is None:
+        offered = pre_run(cfg, w, node_pools(setup.layout.n_workers, setup.node.hbm_blocks * setup.node.block_tokens))
     if timing and not compiled:
-        pools = node_pools(setup.layout.n_workers, setup.node.hbm_blocks * setup.node.block_tokens)
-        in_flight = requests_in_flight(cfg, len(w), setup.layout.n_workers, pre_run(cfg, w, pools))
+        assert offered is not None  # set just above
+        in_flight = requests_in_flight(cfg, len(w), setup.layout.n_workers, offered)
     learned = _learned_mode(cfg, policies)
     # the hit-rate-only replay releases the learned priorities request by request (sim.modes.cluster_fast)
     widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
     if partition is None:
-        # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows)
+        # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows), unless
+        # a list keeps them; timed, the estimate counts the blocks its requests in flight span
+        span = _timed_rows_span(cfg, w, offered) if timing and streamed and offered is not None else None
         est = run_estimate(w, mode="cluster", timing=timing, per_access=per_access,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
-                           learned=learned, learned_widest=widest,
-                           streamed_rows=len(w) > cfg.report.exact_quantiles_max_requests)
+                           learned=learned, learned_widest=widest, streamed_rows=streamed, rows_span=span)
         if in_flight:
             est.add("block lists in flight", lists_in_flight_b(w, in_flight))
         return Need(est, f"replaying {len(w):,} requests on {gpus}",
@@ -151,13 +163,13 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],
-                   timing: bool, partition=None, rows: bool = True,
-                   pods=None) -> tuple[WindowCheck | None, float]:
+                   timing: bool, partition=None, rows: bool = True, pods=None, requests: RequestSink | None = None,
+                   offered: dict | None = None) -> tuple[WindowCheck | None, float]:
     """Refuse a run that does not fit. A partitioned run's: (the learned window re-check for its pods, the
     estimated peak of one pod's worker: what its Ray task asks for); (None, 0) for one cluster."""
     from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes, one_pod_b
 
-    need = _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, pods)
+    need = _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, pods, requests, offered)
     if partition is None:
         _check(need, cfg, w, ctx)
         return None, 0.0
@@ -238,9 +250,9 @@ def run_single_mode(
 
     t0 = time.perf_counter()
     w, ctx, node = _single_setup(cfg, workload, policies)
-    _check_single(cfg, w, ctx, node, policies, timing)
     pools = node_pools(node.n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
+    _check_single(cfg, w, ctx, node, policies, timing, requests, offered)
     _compile_engine_once(cfg, w, policies, timing, progress)
     runs = []
     sim_time = 0.0
@@ -317,9 +329,10 @@ def run_cluster_mode(
     routers = routers or [cfg.cluster.router]
     w, ctx, topo, node, rows, assignment = _cluster_setup(cfg, workload, policies, routers, partition,
                                                           requests is not None)
-    window, pod_b = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment)
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
     offered = pre_run(cfg, w, pools)
+    window, pod_b = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment,
+                                   requests=requests, offered=offered)
 
     def one(policy: str, router: str) -> tuple[dict, float]:
         label = f"{router}/{policy}" + (f" ({partition.pods} pods)" if partition else "")
@@ -435,37 +448,55 @@ ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
 # policies whose Python caches read sim.policies.base.AccessContext's per-access arrays (next use, depth)
 def requests_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
     """Requests a timed run holds at once (their block lists; PD, the cluster on the Python caches): what its
-    replicas run at once
-    (``compute.max_num_seqs`` each) plus, when the offered load (sim.modes.load.pre_run) exceeds a pool's
-    capacity, the backlog that grows through the run: the share 1 - 1/load of the requests."""
+    replicas run at once (``compute.max_num_seqs`` each) plus the backlog (requests_backlog)."""
+    return min(n, replicas * cfg.compute.max_num_seqs + requests_backlog(n, offered))
+
+
+def requests_backlog(n: int, offered: dict) -> int:
+    """When the offered load (sim.modes.load.pre_run) exceeds a pool's capacity, the backlog that grows through a
+    timed run of `n` requests: the share 1 - 1/load of them (0 when every pool keeps up)."""
     loads = [p.get("offered_load_share") or 0.0 for p in offered.get("pools", {}).values()]
     rho = max(loads, default=0.0)
-    backlog = n * (1.0 - 1.0 / rho) if rho > 1.0 else 0.0
-    return min(n, replicas * cfg.compute.max_num_seqs + int(backlog))
+    return int(n * (1.0 - 1.0 / rho)) if rho > 1.0 else 0
+
+
+def _timed_rows_span(cfg: Config, w: Workload, offered: dict) -> int:
+    """The requests whose rows a timed run that streams them holds at once (sim.modes.memory.run_estimate's
+    `rows_span`): the most arrivals within one request's time in system (TIME_IN_SYSTEM_MARGIN x its uncontended
+    service time) plus the backlog (`offered`: pre_run's block)."""
+    from sim.modes.common import service_times
+    from sim.modes.memory import TIME_IN_SYSTEM_MARGIN
+
+    span = rows_in_flight(w.arrival_ms / 1000.0, TIME_IN_SYSTEM_MARGIN * service_times(cfg, w))
+    return min(len(w), span + requests_backlog(len(w), offered))
 
 
 PD_BOTH = ("pd", "colocated")  # `run --mode pd`'s deployments with its colocated baseline
 
 
 def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy: str,
-                    kinds: tuple[str, ...] = PD_BOTH):
+                    kinds: tuple[str, ...] = PD_BOTH, requests: RequestSink | None = None):
     """`run --mode pd`'s estimate (sim.modes.memory.pd_estimate): (the deployment at the peak, Estimate).
     `prep`: sim.modes.pd.setup.prepare's; `offered`: sim.modes.load.pre_run's block; `kinds`: the
-    deployments simulated (PD alone without the baseline; `experiment pd-ratio` runs one a job)."""
+    deployments simulated (PD alone without the baseline; `experiment pd-ratio` runs one a job); `requests`:
+    where the rows go (above the exact-quantile limit they are streamed unless a list keeps them)."""
     from sim.modes.memory import pd_estimate
 
     w, setup = prep.workload, prep.setup
     distinct = prep.ctx.key_bound
+    streamed = streams(cfg, len(w), requests)
     return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
                        in_flight=requests_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
                        per_access=policy in READS_PER_ACCESS, learned=_learned_mode(cfg, [policy]),
-                       input_nbytes=0 if w is workload else workload.nbytes())
+                       input_nbytes=0 if w is workload else workload.nbytes(),
+                       rows_span=_timed_rows_span(cfg, w, offered) if streamed else None)
 
 
-def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, kinds: tuple[str, ...]) -> Need:
+def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, kinds: tuple[str, ...],
+             requests: RequestSink | None = None) -> Need:
     from sim.modes.memory import Need
 
-    kind, est = pd_run_estimate(cfg, workload, prep, offered, policy, kinds)
+    kind, est = pd_run_estimate(cfg, workload, prep, offered, policy, kinds, requests)
     on = f"replaying {len(prep.workload):,} requests on {prep.setup.layout()['gpus']:,} GPUs"
     if len(kinds) == 1:
         what = f"{on} {'as PD' if kind == 'pd' else 'colocated'}"
@@ -474,11 +505,12 @@ def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, 
     return Need(est, what, workload_change(workload), "--mode pd")
 
 
-def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool) -> None:
+def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool,
+              requests: RequestSink | None = None) -> None:
     """The PD estimate against the bound, before either deployment runs; an online learned policy's again
     with its exact window once its first pass has run (both deployments share its scorer: prep.ctx)."""
-    _check(_pd_need(cfg, workload, prep, offered, policy, PD_BOTH if baseline else ("pd",)), cfg, prep.workload,
-           prep.ctx)
+    _check(_pd_need(cfg, workload, prep, offered, policy, PD_BOTH if baseline else ("pd",), requests), cfg,
+           prep.workload, prep.ctx)
 
 
 def pd_need(cfg: Config, workload: Workload, policy: str, kinds: tuple[str, ...] = PD_BOTH) -> Need:

@@ -179,7 +179,7 @@ def run_single(
     )
     do_prefetch = POLICIES[policy].prefetch
     prefetcher = InstantPrefetch() if do_prefetch else None
-    service = service_times(cfg, setup, workload)
+    service = service_times(cfg, workload)
     compiled = isinstance(cache, CompiledNodeCache) and cfg.cluster.router in ROUTER_KERNELS
     if compiled:
         assert isinstance(cache, CompiledNodeCache)  # part of `compiled`

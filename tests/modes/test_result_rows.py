@@ -200,6 +200,38 @@ def test_a_streamed_timed_run_holds_the_blocks_in_flight(monkeypatch):
     assert res.totals.hit_tokens.sum() == ref.hit_tokens.sum()
 
 
+def _offered(cfg, w, node, workers: int) -> dict:
+    """The offered-load block `run` computes for `workers` workers of NodeSetup `node`."""
+    from sim.modes.load import node_pools, pre_run
+
+    return pre_run(cfg, w, node_pools(workers, node.hbm_blocks * node.block_tokens))
+
+
+@pytest.mark.parametrize("rate", [2.0, 10.0])  # offered load 0.46 (stable) and 2.3 (overloaded: a backlog)
+def test_the_estimated_span_covers_the_blocks_a_timed_run_held(rate, monkeypatch):
+    """The runner's estimate of the rows a streamed timed run holds (the arrivals within 4x a request's uncontended
+    service time, plus the backlog) covers what the run held, without counting every row of a stable run."""
+    from sim.config import Config
+    from sim.modes.common import NodeSetup, prepare_workload
+    from sim.modes.runner import _timed_rows_span
+    from trace.synthetic import generate
+
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 3000, "sessions": 300,
+                                                     "rate_per_s": rate})
+    cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": 0})
+    w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
+    res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    span = _timed_rows_span(cfg, w, _offered(cfg, w, node, node.n_workers))
+    assert res.most_blocks * 50 <= span + 2 * 50  # the estimate's held rows (run_estimate)
+    if rate == 2.0:
+        assert span < len(w) // 5  # 301 today, held 100
+    else:
+        assert span > len(w) // 2  # the backlog: 1 - 1/2.27 of the requests
+
+
 def test_the_estimate_counts_one_block_of_a_streamed_hit_rate_only_run():
     from sim.modes.memory import RUN_PER_REQ_B, WorkloadSize, run_estimate
 
@@ -217,9 +249,35 @@ def test_the_estimate_counts_one_block_of_a_streamed_hit_rate_only_run():
     # a cluster run's other per-request parts are counted per run (a run's result may outlive the next's start)
     assert rows("cluster", timing=False, streamed_rows=True) == \
         2 * 1_000_000 * (RUN_PER_REQ_B["cluster"] - 120) + result_rows.ROW_BLOCK * 120
-    # timed: the blocks the requests in flight span are known only by running, so every row is counted
+    # timed: the blocks the requests in flight span (rows_span, estimated by the runner: below) and the partial
+    # blocks at both ends, with the latency columns; without a span, every row
+    assert result_rows.row_bytes(result_rows.COLUMNS, timing=True) == 14 * 8
+    assert result_rows.row_bytes(result_rows.CLUSTER_COLUMNS, timing=True) == 21 * 8
     assert rows(timing=True, streamed_rows=True) == rows(timing=True) == 2 * 1_000_000 * RUN_PER_REQ_B["single_timed"]
-    assert rows("cluster", timing=True, streamed_rows=True) == 2 * 1_000_000 * RUN_PER_REQ_B["cluster_timed"]
+    assert rows(timing=True, streamed_rows=True, rows_span=100_000) == \
+        1_000_000 * (RUN_PER_REQ_B["single_timed"] - 112) + (100_000 + 2 * result_rows.ROW_BLOCK) * 112
+    assert rows("cluster", timing=True, streamed_rows=True, rows_span=0) == \
+        2 * 1_000_000 * (RUN_PER_REQ_B["cluster_timed"] - 168) + 2 * result_rows.ROW_BLOCK * 168
+    # at most every row, of one run at a time (as hit-rate-only: a streamed run's blocks are gone when it ends)
+    assert rows("cluster", timing=True, streamed_rows=True, rows_span=999_999) == \
+        2 * 1_000_000 * (RUN_PER_REQ_B["cluster_timed"] - 168) + 1_000_000 * 168
+    assert rows("cluster", timing=True, streamed_rows=False, rows_span=0) == rows("cluster", timing=True)
+
+
+def test_rows_in_flight_counts_the_arrivals_within_a_time_in_system():
+    arr = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
+    # request 0 stays 2.5 s: requests 0, 1, 2 arrive meanwhile; request 3 stays 7 s: 3 and 4
+    assert result_rows.rows_in_flight(arr, np.array([2.5, 0.0, 0.0, 7.0, 0.0])) == 3
+    assert result_rows.rows_in_flight(arr, np.array([2.5, 0.0, 0.0, 7.0, 0.0]), chunk=2) == 3
+    assert result_rows.rows_in_flight(arr, np.zeros(5)) == 1
+    assert result_rows.rows_in_flight(arr, np.full(5, 100.0)) == 5
+    assert result_rows.rows_in_flight(np.zeros(0), np.zeros(0)) == 0
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = np.sort(rng.exponential(1.0, 300).cumsum() * rng.choice([0.01, 1.0]))
+        stay = rng.exponential(5.0, 300)
+        brute = max(int(np.sum((a >= a[i]) & (a <= a[i] + stay[i]) & (np.arange(300) >= i))) for i in range(300))
+        assert result_rows.rows_in_flight(a, stay, chunk=int(rng.integers(1, 400))) == brute
 
 
 @pytest.mark.parametrize("policy", ["lru", "session_prefetch"])
@@ -255,3 +313,39 @@ def test_heaps_grown_between_small_chunks_give_the_same_replay(policy, monkeypat
     for col in ("worker", "hit_blocks", "hit_tokens"):
         assert np.array_equal(getattr(got, col), getattr(ref, col)), col
     assert got.cache.occupancy == ref.cache.occupancy
+
+
+def test_the_runner_estimates_a_streamed_timed_run_by_its_span(monkeypatch):
+    """`run`'s up-front check of a timed run above the exact-quantile limit counts the blocks its requests in flight
+    span; one whose rows a list keeps (--compare-measured) or that stays under the limit counts every row."""
+    from sim.config import Config
+    from sim.modes.memory import RUN_PER_REQ_B
+    from sim.modes.pd.finished import PD_COLUMNS
+    from sim.modes.runner import _cluster_need, _cluster_setup, _single_need, _single_setup, _timed_rows_span, pd_need
+    from trace.synthetic import generate
+
+    cfg = Config()
+    cfg.synthetic = cfg.synthetic.model_copy(update={"kind": "multi_turn", "requests": 3000, "sessions": 300,
+                                                     "rate_per_s": 2.0})
+    w0 = generate(cfg.synthetic, cfg.seed)
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
+    streamed = cfg.model_copy(update={"report": cfg.report.model_copy(update={"exact_quantiles_max_requests": 0})})
+    w, ctx, node = _single_setup(streamed, w0, ["lru"])
+
+    def part(c, **kw) -> float:
+        return _single_need(c, w, ctx, node, ["lru"], True, **kw).est.parts["per-request results"]
+
+    span = _timed_rows_span(streamed, w, _offered(streamed, w, node, node.n_workers))
+    assert part(streamed) == 3000 * (RUN_PER_REQ_B["single_timed"] - 112) + (span + 100) * 112
+    assert part(streamed, requests=[]) == part(cfg) == 3000 * RUN_PER_REQ_B["single_timed"]
+    # the cluster (one rack): its 168-byte timed rows, the span over its workers
+    cw, cctx, topo, cnode, crows, pods = _cluster_setup(streamed, w0, ["lru"], ["prefix_aware"], None, False)
+    cspan = _timed_rows_span(streamed, cw, _offered(streamed, cw, cnode, topo.n_nodes * cnode.n_workers))
+    got = _cluster_need(streamed, cw, cctx, topo, ["lru"], ["prefix_aware"], True, None, crows, pods)
+    assert got.est.parts["per-request results"] == 3000 * (RUN_PER_REQ_B["cluster_timed"] - 168) + (cspan + 100) * 168
+    assert cspan < 3000 // 5
+    # PD: its 21-field rows; the deployment that streams them counts the blocks in flight, not every row
+    assert result_rows.row_bytes(PD_COLUMNS, timing=True) == 21 * 8
+    whole = pd_need(cfg, w0, "lru").est.parts["per-request results"]
+    assert whole == 3000 * RUN_PER_REQ_B["pd_timed"]
+    assert pd_need(streamed, w0, "lru").est.parts["per-request results"] < whole - 3000 * 100

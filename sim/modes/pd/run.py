@@ -23,8 +23,8 @@ from sim.timing.confidence import confidence
 def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = True, load_stats=None,
                 progress=None, baseline: bool = True, requests: RequestSink | None = None, check=None) -> dict:
     """`run --mode pd`: the PD deployment and (by default) the colocated one on the same GPUs and trace.
-    `check(cfg, workload, prep, offered, policy, baseline)` runs once the workload is prepared, before either
-    deployment (sim.modes.runner._check_pd: the memory bound)."""
+    `check(cfg, workload, prep, offered, policy, baseline, requests)` runs once the workload is prepared, before
+    either deployment (sim.modes.runner._check_pd: the memory bound)."""
     if not timing:
         raise InputError("--hit-rate-only does not apply to --mode pd: it is a timing simulation "
                          "(use --mode single for hit rates only)", where="--hit-rate-only")
@@ -36,7 +36,7 @@ def run_pd_mode(cfg: Config, workload, policies: list[str], *, timing: bool = Tr
     t0 = time.perf_counter()
     prep, lay, offered = prepared_run(cfg, workload, policy)
     if check is not None:
-        check(cfg, workload, prep, offered, policy, baseline)
+        check(cfg, workload, prep, offered, policy, baseline, requests)
     # one deployment at a time: each result (its requests, trees and tiers) is dropped once its metrics and
     # per-request rows are out, so the run's peak is the larger deployment's, not both (sim.modes.memory)
     m_pd, sim_time = _deployment("pd", cfg, prep, policy, lay["prefill_replicas"], progress, requests, workload)
