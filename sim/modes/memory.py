@@ -52,16 +52,33 @@ RUN_PER_REQ_B = {"single": 116, "single_timed": 240, "cluster": 240, "cluster_ti
 # row a request (result_rows.row_bytes: single-node 64 B, the worker, blocks and tokens served per tier and the
 # recomputed count; cluster 120 B, six locations and the busy seconds; at 3M synthetic single-node requests the
 # peak stays the generator's, 0.74 GiB either way). The timed replay holds the blocks its requests in flight
-# span (single-node 300k: 0.27 -> 0.23 GiB peak), which only running tells, so its estimate still counts a row
-# a request.
-# ... A timed run holds the blocks between its oldest request in flight and its newest arrival. The estimate
-# takes that span (runner._timed_rows_span, result_rows.rows_in_flight) as the most arrivals within one request's
-# time in system, TIME_IN_SYSTEM_MARGIN x its uncontended service time (sim.modes.common.service_times: a full
-# decode batch iterates slower than one request alone, and a stable run queues little), plus the backlog an
-# overloaded run builds (requests_backlog), and the partial blocks at both ends. Measured (bench_scale.py
+# span (single-node 300k: 0.27 -> 0.23 GiB peak): the blocks between its oldest request in flight and its newest
+# arrival. The estimate takes that span (runner._in_flight_span, span_in_flight below) as the most arrivals
+# within one request's time in system, TIME_IN_SYSTEM_MARGIN x its uncontended service time
+# (sim.modes.common.service_times: a full decode batch iterates slower than one request alone, and a stable run
+# queues little), plus the backlog an overloaded run builds (requests_backlog), and the partial blocks at both
+# ends. A timed replay releasing the learned priorities holds them from the same request on. Measured (bench_scale.py
 # --exact-max 0, synthetic multi_turn): single-node timed 100k and 400k requests held at most 2 blocks, peak RSS
 # 0.21 and 0.24 GiB; cluster (16 racks) timed 100k, 2 blocks.
 TIME_IN_SYSTEM_MARGIN = 4.0
+
+
+def span_in_flight(arrival_s, time_in_system_s, block_offsets) -> tuple[int, int]:
+    """The most arrivals within one request's time in system, and the most block accesses they have: max over
+    i of #{j >= i: arrival_j <= arrival_i + time_in_system_i} and of those requests' accesses (`arrival_s`
+    ascending, `block_offsets` the workload's, n + 1 of them). A timed run holds its row blocks (and, releasing
+    them, its learned priorities) from its oldest request in flight on, so this bounds what it holds. Computed
+    a million requests at a time (no array a request)."""
+    import numpy as np
+
+    n = len(arrival_s)
+    most = (0, 0)
+    for lo in range(0, n, 1 << 20):
+        hi = min(n, lo + (1 << 20))
+        end = np.searchsorted(arrival_s, arrival_s[lo:hi] + time_in_system_s[lo:hi], side="right")
+        most = (max(most[0], int((end - np.arange(lo, hi)).max())),
+                max(most[1], int((block_offsets[end] - block_offsets[lo:hi]).max())))
+    return most
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
@@ -321,16 +338,18 @@ def with_exact_window(est: Estimate, rows: int, *, part: str = LEARNED_WINDOW, c
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,
                  runs: int = 1, next_use_steps: bool = False, learned: str | None = None,
                  learned_widest: int | None = None, streamed_rows: bool = False,
-                 rows_span: int | None = None) -> Estimate:
+                 rows_span: int | None = None, learned_span: int = 0) -> Estimate:
     """A replay of workload `w` (a trace.Workload, already re-blocked): `per_access` when the policy or
     engine reads per-access arrays (or the CSR gets expanded); `slots`: the cache slots the engine
     may fill (capacity, bounded by the distinct blocks); `next_use_steps`: Belady reads its steps;
     `learned`: "model" (a model file) or "online" when the learned policy runs (both stream their
     features; online adds its training window); `learned_widest`: the most blocks of one request when the
-    replay releases the learned priorities after each request (LEARNED_RELEASED_POSITIONS; None: it keeps one
-    per access); `streamed_rows`: the run streams its per-request rows (sim.modes.result_rows; counted for a
-    hit-rate-only run as one block, for a timed one as the blocks `rows_span` requests cover, TIME_IN_SYSTEM_MARGIN;
-    without a span, every row).
+    replay releases the learned priorities behind its requests (LEARNED_RELEASED_POSITIONS; None: it keeps one
+    per access), `learned_span`: the accesses of the requests in flight it holds them for (a timed replay
+    releases behind the oldest between arrival and first token: span_in_flight; 0 hit-rate-only);
+    `streamed_rows`: the run streams its per-request rows (sim.modes.result_rows; counted for a hit-rate-only run
+    as one block, for a timed one as the blocks `rows_span` requests cover, TIME_IN_SYSTEM_MARGIN; without a span,
+    every row).
     `w` may be a WorkloadSize (a pod's share, sim.modes.partition.pod_sizes)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     n = s.requests
@@ -355,7 +374,8 @@ def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cl
     if learned in ("model", "online"):
         e.add("learned tracker", s.own_blocks * (LEARNED_BLOCK_B + (ID_B if s.renumber else 0))
               + n * LEARNED_PER_REQ_B)
-        held = s.accesses if learned_widest is None else LEARNED_RELEASED_POSITIONS + 2 * learned_widest
+        held = s.accesses if learned_widest is None else \
+            LEARNED_RELEASED_POSITIONS + learned_span + 2 * learned_widest
         e.add("learned priorities", min(s.accesses, held) * LEARNED_MODEL_PER_ACCESS_B)
     if learned == "online":
         e.add(LEARNED_WINDOW, learned_window_rows(s) * LEARNED_ROW_B)

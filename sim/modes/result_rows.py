@@ -140,20 +140,6 @@ def row_bytes(columns: tuple[Column, ...], timing: bool = False) -> int:
     return sum(8 * max(c.width, 1) for c in columns if timing or c.kind != "latency")
 
 
-def rows_in_flight(arrival_s: np.ndarray, time_in_system_s: np.ndarray, chunk: int = 1 << 20) -> int:
-    """The most arrivals within one request's time in system: max over i of #{j >= i: arrival_j <= arrival_i +
-    time_in_system_i} (`arrival_s` ascending). A timed run that streams its rows holds the blocks from its
-    oldest request in flight to its newest arrival (ResultRows hands blocks over in order), so this, in
-    requests, is the span those blocks cover. Computed `chunk` requests at a time (no array a request)."""
-    n = len(arrival_s)
-    most = 0
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        end = np.searchsorted(arrival_s, arrival_s[lo:hi] + time_in_system_s[lo:hi], side="right")
-        most = max(most, int((end - np.arange(lo, hi)).max()))
-    return most
-
-
 def streams(cfg, n: int, requests) -> bool:
     """Whether a run of `n` requests streams its rows: above ``report.exact_quantiles_max_requests``, unless a
     list collects every row (`requests`: ``--compare-measured`` reads them all)."""
@@ -166,4 +152,4 @@ def block_size(n: int, streamed: bool) -> int:
 
 
 __all__ = ["CLUSTER_COLUMNS", "COLUMNS", "ROW_BLOCK", "Column", "ResultRows", "RowBlock", "block_size", "row_bytes",
-           "rows_in_flight", "streams"]
+           "streams"]

@@ -9,7 +9,7 @@ from sim.config import Config
 from sim.errors import InputError
 from sim.modes.learned_window import WindowCheck, recheck_learned
 from sim.modes.load import finish, node_pools, pre_run, saturation_of
-from sim.modes.result_rows import CLUSTER_COLUMNS, RowBlock, rows_in_flight, streams
+from sim.modes.result_rows import CLUSTER_COLUMNS, RowBlock, streams
 from sim.report.cluster_totals import totals_of
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests
@@ -89,17 +89,20 @@ def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timin
     per_access = any((not use_engine(cfg, p) and p != "learned") or (p in PER_ACCESS_UNLESS_DISTINCT and not distinct)
                      for p in policies)
     slots = min(node.n_workers * node.hbm_blocks + node.dram_blocks + node.ssd_blocks, ctx.key_bound)
-    # the hit-rate-only replay releases the learned priorities request by request (sim.modes.single._run_fast)
-    widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
+    # the replays release the learned priorities behind their requests (sim.modes.single: hit-rate-only after
+    # each request, timed behind the oldest between arrival and first token)
+    widest = int(w.n_blocks().max()) if learned and len(w) else None
     # above the exact-quantile limit the rows are streamed (sim.modes.single.run_single), unless a list keeps
     # them (--compare-measured); timed, the estimate counts the blocks its requests in flight span
     streamed = streams(cfg, len(w), requests)
-    if timing and streamed and offered is None:
-        offered = pre_run(cfg, w, node_pools(node.n_workers, node.hbm_blocks * node.block_tokens))
-    span = _timed_rows_span(cfg, w, offered) if timing and streamed and offered is not None else None
+    span = (0, 0)
+    if timing and (streamed or learned):
+        if offered is None:
+            offered = pre_run(cfg, w, node_pools(node.n_workers, node.hbm_blocks * node.block_tokens))
+        span = _in_flight_span(cfg, w, offered)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
-                       next_use_steps=steps, learned=learned, learned_widest=widest,
-                       streamed_rows=streamed, rows_span=span)
+                       next_use_steps=steps, learned=learned, learned_widest=widest, learned_span=span[1],
+                       streamed_rows=streamed, rows_span=span[0] if timing and streamed else None)
     return Need(est, f"replaying {len(w):,} requests on one node", workload_change(w), "--mode single")
 
 
@@ -136,28 +139,32 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     per_access = not compiled and any(p in READS_PER_ACCESS for p in policies)
     in_flight = 0
     streamed = partition is None and streams(cfg, len(w), requests)
-    if timing and (streamed or not compiled) and offered is None:
+    learned = _learned_mode(cfg, policies)
+    if timing and (streamed or learned or not compiled) and offered is None:
         offered = pre_run(cfg, w, node_pools(setup.layout.n_workers, setup.node.hbm_blocks * setup.node.block_tokens))
     if timing and not compiled:
         assert offered is not None  # set just above
         in_flight = requests_in_flight(cfg, len(w), setup.layout.n_workers, offered)
-    learned = _learned_mode(cfg, policies)
-    # the hit-rate-only replay releases the learned priorities request by request (sim.modes.cluster_fast)
-    widest = int(w.n_blocks().max()) if learned and not timing and len(w) else None
+    # the replays release the learned priorities behind their requests (sim.modes.cluster_fast after each one,
+    # sim.modes.cluster_timed behind the oldest between arrival and first token); a pod's span is within the
+    # whole workload's
+    widest = int(w.n_blocks().max()) if learned and len(w) else None
+    span = _in_flight_span(cfg, w, offered) if timing and (streamed or learned) and offered is not None else (0, 0)
     if partition is None:
         # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows), unless
         # a list keeps them; timed, the estimate counts the blocks its requests in flight span
-        span = _timed_rows_span(cfg, w, offered) if timing and streamed and offered is not None else None
         est = run_estimate(w, mode="cluster", timing=timing, per_access=per_access,
                            slots=min(cap, ctx.key_bound), cluster_compiled=compiled, runs=runs,
-                           learned=learned, learned_widest=widest, streamed_rows=streamed, rows_span=span)
+                           learned=learned, learned_widest=widest, learned_span=span[1], streamed_rows=streamed,
+                           rows_span=span[0] if timing and streamed else None)
         if in_flight:
             est.add("block lists in flight", lists_in_flight_b(w, in_flight))
         return Need(est, f"replaying {len(w):,} requests on {gpus}",
                     workload_change(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
                     "--mode cluster")
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods, learned=learned,
-                              per_access=per_access, in_flight=in_flight, learned_widest=widest)
+                              per_access=per_access, in_flight=in_flight, learned_widest=widest,
+                              learned_span=span[1])
     return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
                 workload_change(w) + ", use more pods or fewer --workers", "--pods")
 
@@ -183,12 +190,13 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
                         pods=None, learned: str | None = None, per_access: bool = False, in_flight: int = 0,
-                        learned_widest: int | None = None):
+                        learned_widest: int | None = None, learned_span: int = 0):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
     each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
-    its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`: as _cluster_need counts them
+    its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`, `learned_span`: as _cluster_need
+    counts them
     for the whole cluster (a pod holds the lists of at most that many of its requests)."""
     from sim.modes.memory import (
         AT_ONCE,
@@ -204,7 +212,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     def pod(s) -> Estimate:
         e = run_estimate(s, mode="cluster", timing=timing, per_access=per_access,
                          slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
-                         learned=learned, learned_widest=learned_widest)
+                         learned=learned, learned_widest=learned_widest, learned_span=learned_span)
         if in_flight:
             e.add("block lists in flight", lists_in_flight_b(s, in_flight))
         return e
@@ -460,15 +468,20 @@ def requests_backlog(n: int, offered: dict) -> int:
     return int(n * (1.0 - 1.0 / rho)) if rho > 1.0 else 0
 
 
-def _timed_rows_span(cfg: Config, w: Workload, offered: dict) -> int:
-    """The requests whose rows a timed run that streams them holds at once (sim.modes.memory.run_estimate's
-    `rows_span`): the most arrivals within one request's time in system (TIME_IN_SYSTEM_MARGIN x its uncontended
-    service time) plus the backlog (`offered`: pre_run's block)."""
+def _in_flight_span(cfg: Config, w: Workload, offered: dict) -> tuple[int, int]:
+    """(requests, block accesses) a timed run holds from its oldest request in flight on: the rows it streams
+    and the learned priorities it releases behind them (sim.modes.memory.run_estimate's `rows_span` and
+    `learned_span`). The most arrivals within one request's time in system (TIME_IN_SYSTEM_MARGIN x its
+    uncontended service time, span_in_flight) plus the backlog (`offered`: pre_run's block) at the mean
+    blocks a request."""
     from sim.modes.common import service_times
-    from sim.modes.memory import TIME_IN_SYSTEM_MARGIN
+    from sim.modes.memory import TIME_IN_SYSTEM_MARGIN, span_in_flight
 
-    span = rows_in_flight(w.arrival_ms / 1000.0, TIME_IN_SYSTEM_MARGIN * service_times(cfg, w))
-    return min(len(w), span + requests_backlog(len(w), offered))
+    n = len(w)
+    reqs, accesses = span_in_flight(w.arrival_ms / 1000.0, TIME_IN_SYSTEM_MARGIN * service_times(cfg, w),
+                                    w.block_offsets)
+    backlog = requests_backlog(n, offered)
+    return min(n, reqs + backlog), min(w.total_blocks, accesses + backlog * w.total_blocks // max(1, n))
 
 
 PD_BOTH = ("pd", "colocated")  # `run --mode pd`'s deployments with its colocated baseline
@@ -489,7 +502,7 @@ def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy
                        in_flight=requests_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
                        per_access=policy in READS_PER_ACCESS, learned=_learned_mode(cfg, [policy]),
                        input_nbytes=0 if w is workload else workload.nbytes(),
-                       rows_span=_timed_rows_span(cfg, w, offered) if streamed else None)
+                       rows_span=_in_flight_span(cfg, w, offered)[0] if streamed else None)
 
 
 def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, kinds: tuple[str, ...],

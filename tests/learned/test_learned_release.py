@@ -16,10 +16,11 @@ from trace.synthetic import generate
 STEP = 512  # a small release step, so that a small workload releases many times
 
 
-def _setup(requests: int = 500):
+def _setup(requests: int = 500, rate: float | None = None):
     cfg = Config()
     cfg.synthetic = cfg.synthetic.model_copy(update={"requests": requests, "sessions": requests // 10,
-                                                     "kind": "multi_turn", "block_tokens": 64})
+                                                     "kind": "multi_turn", "block_tokens": 64,
+                                                     "rate_per_s": rate or cfg.synthetic.rate_per_s})
     # small tiers: HBM victims go to DRAM and DRAM's to SSD with old positions all the time
     cfg.hardware = cfg.hardware.model_copy(update={
         "hbm": cfg.hardware.hbm.model_copy(update={"capacity_gib": 0.2}),
@@ -86,11 +87,46 @@ def test_the_estimate_counts_a_window_for_the_hit_rate_only_replay(monkeypatch):
     widest = int(w.n_blocks().max())
     hro = _single_need(cfg, w, ctx, node, ["learned"], timing=False).est.parts["learned priorities"]
     timed = _single_need(cfg, w, ctx, node, ["learned"], timing=True).est.parts["learned priorities"]
-    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B  # the timed replay keeps one per access
+    # this workload is overloaded (offered load 2.0: its backlog spans it): the timed replay may hold every one
+    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
     assert hro == (1000 + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B < timed
     big = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model",
                        learned_widest=widest)
     assert big.parts["learned priorities"] == hro
+
+
+def test_the_timed_estimate_counts_the_accesses_in_flight_and_covers_a_run(monkeypatch):
+    """A timed replay releases the learned priorities behind its oldest request between arrival and first token
+    (sim.modes.single): the estimate counts the accesses of the requests in flight (runner._in_flight_span) on
+    top of the window, and the run holds no more than that."""
+    import sim.modes.memory as memory
+    from sim.modes.common import NodeSetup
+    from sim.modes.load import node_pools, pre_run
+    from sim.modes.runner import _in_flight_span, _single_need
+
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    monkeypatch.setattr(memory, "LEARNED_RELEASED_POSITIONS", STEP + lp.CHUNK)  # as the policy's (first test)
+    cfg, w = _setup(1000, rate=1.0)  # a stable load
+    ctx = AccessContext.from_workload(w)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    offered = pre_run(cfg, w, node_pools(node.n_workers, node.hbm_blocks * node.block_tokens))
+    _, accesses = _in_flight_span(cfg, w, offered)
+    widest = int(w.n_blocks().max())
+    est = _single_need(cfg, w, ctx, node, ["learned"], timing=True).est.parts["learned priorities"]
+    assert est == (STEP + lp.CHUNK + accesses + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B
+    assert est < w.total_blocks * LEARNED_MODEL_PER_ACCESS_B / 2
+    held = []
+    release = lp.Scorer.release
+
+    def watched(self, pos):
+        held.append(self.scored - self.base)  # what it holds when the replay releases
+        release(self, pos)
+
+    monkeypatch.setattr(lp.Scorer, "release", watched)
+    res = run_single(cfg, w, "learned", ctx=ctx, timing=True)
+    sc = res.cache.hbm[0].policy.scorer
+    assert sc.base > 0 and len(held) >= len(w) // 2
+    assert max(max(held), sc.scored - sc.base) * LEARNED_MODEL_PER_ACCESS_B <= est
 
 
 def test_a_second_replay_on_the_same_context_gets_a_scorer_of_its_own(monkeypatch):
@@ -175,5 +211,5 @@ def test_the_cluster_estimate_counts_the_window_when_hit_rate_only(monkeypatch):
     monkeypatch.setattr(memory, "LEARNED_RELEASED_POSITIONS", 1000)  # a window smaller than this workload
     hro = _cluster_need(cfg, w, ctx, topo, ["learned"], ["prefix_aware"], False).est.parts["learned priorities"]
     timed = _cluster_need(cfg, w, ctx, topo, ["learned"], ["prefix_aware"], True).est.parts["learned priorities"]
-    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
+    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B  # its requests in flight span this small workload
     assert hro == (1000 + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B < timed

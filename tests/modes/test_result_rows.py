@@ -213,7 +213,7 @@ def test_the_estimated_span_covers_the_blocks_a_timed_run_held(rate, monkeypatch
     service time, plus the backlog) covers what the run held, without counting every row of a stable run."""
     from sim.config import Config
     from sim.modes.common import NodeSetup, prepare_workload
-    from sim.modes.runner import _timed_rows_span
+    from sim.modes.runner import _in_flight_span
     from trace.synthetic import generate
 
     cfg = Config()
@@ -224,7 +224,7 @@ def test_the_estimated_span_covers_the_blocks_a_timed_run_held(rate, monkeypatch
     monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
     res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
     node = NodeSetup.from_config(cfg, w.block_tokens)
-    span = _timed_rows_span(cfg, w, _offered(cfg, w, node, node.n_workers))
+    span = _in_flight_span(cfg, w, _offered(cfg, w, node, node.n_workers))[0]
     assert res.most_blocks * 50 <= span + 2 * 50  # the estimate's held rows (run_estimate)
     if rate == 2.0:
         assert span < len(w) // 5  # 301 today, held 100
@@ -264,20 +264,24 @@ def test_the_estimate_counts_one_block_of_a_streamed_hit_rate_only_run():
     assert rows("cluster", timing=True, streamed_rows=False, rows_span=0) == rows("cluster", timing=True)
 
 
-def test_rows_in_flight_counts_the_arrivals_within_a_time_in_system():
+def test_span_in_flight_counts_the_arrivals_within_a_time_in_system():
+    from sim.modes.memory import span_in_flight
+
     arr = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
-    # request 0 stays 2.5 s: requests 0, 1, 2 arrive meanwhile; request 3 stays 7 s: 3 and 4
-    assert result_rows.rows_in_flight(arr, np.array([2.5, 0.0, 0.0, 7.0, 0.0])) == 3
-    assert result_rows.rows_in_flight(arr, np.array([2.5, 0.0, 0.0, 7.0, 0.0]), chunk=2) == 3
-    assert result_rows.rows_in_flight(arr, np.zeros(5)) == 1
-    assert result_rows.rows_in_flight(arr, np.full(5, 100.0)) == 5
-    assert result_rows.rows_in_flight(np.zeros(0), np.zeros(0)) == 0
+    offs = np.array([0, 4, 5, 6, 26, 27])  # request 3 has 20 blocks
+    # request 0 stays 2.5 s: requests 0, 1, 2 arrive meanwhile (6 accesses); request 3 stays 7 s: 3 and 4 (21)
+    assert span_in_flight(arr, np.array([2.5, 0.0, 0.0, 7.0, 0.0]), offs) == (3, 21)
+    assert span_in_flight(arr, np.zeros(5), offs) == (1, 20)
+    assert span_in_flight(arr, np.full(5, 100.0), offs) == (5, 27)
+    assert span_in_flight(np.zeros(0), np.zeros(0), np.zeros(1, dtype=np.int64)) == (0, 0)
     rng = np.random.default_rng(3)
     for _ in range(20):
         a = np.sort(rng.exponential(1.0, 300).cumsum() * rng.choice([0.01, 1.0]))
         stay = rng.exponential(5.0, 300)
-        brute = max(int(np.sum((a >= a[i]) & (a <= a[i] + stay[i]) & (np.arange(300) >= i))) for i in range(300))
-        assert result_rows.rows_in_flight(a, stay, chunk=int(rng.integers(1, 400))) == brute
+        offs = np.concatenate([[0], rng.integers(0, 50, 300).cumsum()])
+        within = [np.flatnonzero((a >= a[i]) & (a <= a[i] + stay[i]) & (np.arange(300) >= i)) for i in range(300)]
+        assert span_in_flight(a, stay, offs) == (max(len(j) for j in within),
+                                                 max(int(offs[j[-1] + 1] - offs[i]) for i, j in enumerate(within)))
 
 
 @pytest.mark.parametrize("policy", ["lru", "session_prefetch"])
@@ -321,7 +325,7 @@ def test_the_runner_estimates_a_streamed_timed_run_by_its_span(monkeypatch):
     from sim.config import Config
     from sim.modes.memory import RUN_PER_REQ_B
     from sim.modes.pd.finished import PD_COLUMNS
-    from sim.modes.runner import _cluster_need, _cluster_setup, _single_need, _single_setup, _timed_rows_span, pd_need
+    from sim.modes.runner import _cluster_need, _cluster_setup, _in_flight_span, _single_need, _single_setup, pd_need
     from trace.synthetic import generate
 
     cfg = Config()
@@ -335,12 +339,12 @@ def test_the_runner_estimates_a_streamed_timed_run_by_its_span(monkeypatch):
     def part(c, **kw) -> float:
         return _single_need(c, w, ctx, node, ["lru"], True, **kw).est.parts["per-request results"]
 
-    span = _timed_rows_span(streamed, w, _offered(streamed, w, node, node.n_workers))
+    span = _in_flight_span(streamed, w, _offered(streamed, w, node, node.n_workers))[0]
     assert part(streamed) == 3000 * (RUN_PER_REQ_B["single_timed"] - 112) + (span + 100) * 112
     assert part(streamed, requests=[]) == part(cfg) == 3000 * RUN_PER_REQ_B["single_timed"]
     # the cluster (one rack): its 168-byte timed rows, the span over its workers
     cw, cctx, topo, cnode, crows, pods = _cluster_setup(streamed, w0, ["lru"], ["prefix_aware"], None, False)
-    cspan = _timed_rows_span(streamed, cw, _offered(streamed, cw, cnode, topo.n_nodes * cnode.n_workers))
+    cspan = _in_flight_span(streamed, cw, _offered(streamed, cw, cnode, topo.n_nodes * cnode.n_workers))[0]
     got = _cluster_need(streamed, cw, cctx, topo, ["lru"], ["prefix_aware"], True, None, crows, pods)
     assert got.est.parts["per-request results"] == 3000 * (RUN_PER_REQ_B["cluster_timed"] - 168) + (cspan + 100) * 168
     assert cspan < 3000 // 5
