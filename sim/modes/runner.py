@@ -124,7 +124,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     """The replays' up-front estimate (a sim.modes.memory.Need): the whole cluster, or its driver and the
     pods simulated at once. `requests`, `offered`: as _single_need."""
     from sim.modes.cluster import ClusterSetup, queue_recency
-    from sim.modes.memory import Need, lists_in_flight_b, run_estimate
+    from sim.modes.memory import Need, limit_bytes, lists_in_flight_b, run_estimate
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
     compiled = all(queue_recency(p) is not None for p in policies)
@@ -159,14 +159,47 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
                            rows_span=span[0] if timing and streamed else None)
         if in_flight:
             est.add("block lists in flight", lists_in_flight_b(w, in_flight))
-        return Need(est, f"replaying {len(w):,} requests on {gpus}",
-                    workload_change(w) + ", or split the cluster into pods (--pods K, or cluster.pods)",
-                    "--mode cluster")
+        change = workload_change(w) + ", or split the cluster into pods (--pods K, or cluster.pods)"
+        if est.total > limit_bytes():  # name the fewest pods that fit (pods share no remote SSD pool)
+            fit = _pods_that_fit(cfg, lambda part, assignment: _partition_estimate(
+                w, part, cap - ssd_slots, compiled, timing, runs, rows, assignment, learned=learned,
+                per_access=per_access, in_flight=in_flight, learned_widest=widest, learned_span=span[1]), w)
+            if fit is not None:
+                ssd = "" if cfg.cluster.remote_ssd_capacity_gib == 0 else " --set cluster.remote_ssd_capacity_gib=0"
+                change = (f"{workload_change(w)}, or split the cluster into pods: --pods {fit[0]}{ssd} fits "
+                          f"({fit[1] / 1024**3:.1f} GiB estimated, one pod at a time)")
+        return Need(est, f"replaying {len(w):,} requests on {gpus}", change, "--mode cluster")
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods, learned=learned,
                               per_access=per_access, in_flight=in_flight, learned_widest=widest,
                               learned_span=span[1])
     return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
                 workload_change(w) + ", use more pods or fewer --workers", "--pods")
+
+
+def _pods_that_fit(cfg: Config, estimate: Callable[..., Any], w: Workload) -> tuple[int, float] | None:
+    """(the fewest pods that fit the memory bound simulated one at a time, their estimate in bytes), or None when
+    no split of cluster.racks does. `estimate(partition, assignment)`: _partition_estimate for those pods. Pods
+    are divisors of the racks; more pods never make the largest pod bigger, so a binary search finds it."""
+    from sim.modes.memory import limit_bytes
+    from sim.modes.partition import Partition, assign_pods
+
+    racks = cfg.cluster.racks
+    ks = [k for k in range(2, racks + 1) if racks % k == 0]
+    lim = limit_bytes()
+
+    def total(k: int) -> float:
+        part = Partition(k, cfg.cluster.partition_by, 1)
+        return estimate(part, assign_pods(w, part)).total
+
+    lo, hi, best = 0, len(ks) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        t = total(ks[mid])
+        if t <= lim:
+            best, hi = (ks[mid], t), mid - 1
+        else:
+            lo = mid + 1
+    return best
 
 
 def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], routers: list[str],

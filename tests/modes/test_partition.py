@@ -1,6 +1,7 @@
 """Cluster mode split into pods (--pods K): partition, independent pods, exact merge, kept pods, refusals."""
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -133,13 +134,50 @@ def test_pods_fit_a_memory_bound_the_whole_cluster_does_not(monkeypatch, capsys)
     reduced = _partition_estimate(w, Partition(4), cap, True, False, 1, False)
     assert one.total - reduced.total == len(w) * (MERGED_PER_REQ_B - REDUCED_PER_REQ_B)
     monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((one.total + whole.total) / 2 / GiB))
-    with pytest.raises(InputError, match=r"--pods K") as e:
+    # the refusal names the fewest pods that fit, one at a time (cluster.remote_ssd_capacity_gib is 0 already)
+    with pytest.raises(InputError, match=r"split the cluster into pods: --pods (\d+) fits \((\d+\.\d) GiB") as e:
         run_mode(cfg, "cluster", timing=False)
     assert e.value.where == "--mode cluster"
+    k = int(re.search(r"--pods (\d+) fits", str(e.value)).group(1))
+    assert k in (2, 4)
+    rep = run_mode(cfg, "cluster", timing=False, partition=Partition(k))
+    assert rep["partition"]["pods"] == k
+    if k == 4:  # fewer pods do not fit
+        with pytest.raises(InputError, match="in 2 pods"):
+            run_mode(cfg, "cluster", timing=False, partition=Partition(2))
     rep = run_mode(cfg, "cluster", timing=False, partition=Partition(4))
     assert rep["partition"]["pods"] == 4
+    # with a remote SSD pool the pods cannot share, the refusal says to drop it; with no split that fits, no K
+    with pytest.raises(InputError, match=r"--pods \d+ --set cluster.remote_ssd_capacity_gib=0 fits"):
+        run_mode(_cfg("cache.engine=auto", "hardware.hbm.capacity_gib=4", "hardware.eic.capacity_gib=16",
+                      "cluster.remote_ssd_capacity_gib=1"), "cluster", timing=False)
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", repr((one.total + whole.total) / 2 / GiB))
     with pytest.raises(InputError, match=r"in 4 pods \(2 at once\).*use more pods or fewer --workers"):
         run_mode(cfg, "cluster", timing=False, partition=Partition(4, at_once=2))
+
+
+def test_the_fewest_pods_that_fit_are_found_among_the_divisors_of_the_racks(monkeypatch):
+    from sim.modes.memory import BASE_B, Estimate, GiB
+    from sim.modes.runner import _pods_that_fit
+
+    cfg = _cfg("cluster.racks=12", "cluster.gpus_per_rack=8")
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+    asked = []
+
+    def estimate(part, assignment) -> Estimate:  # 12 GiB over the pods: 6, 4, 3, 2 and 1 GiB
+        assert len(assignment) == len(w) and assignment.max() < part.pods and part.at_once == 1
+        asked.append(part.pods)
+        e = Estimate()
+        e.add("pods", 12 * GiB / part.pods)
+        return e
+
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "3.5")  # every estimate also counts the interpreter's BASE_B
+    assert _pods_that_fit(cfg, estimate, w) == (4, 3 * GiB + BASE_B)
+    assert len(asked) <= 3  # a binary search over 2, 3, 4, 6, 12
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "6.5")
+    assert _pods_that_fit(cfg, estimate, w) == (2, 6 * GiB + BASE_B)
+    monkeypatch.setenv("KVSIM_MEMORY_LIMIT_GIB", "0.5")
+    assert _pods_that_fit(cfg, estimate, w) is None
 
 
 def test_merger_takes_pods_in_any_order_and_refuses_a_bad_cover():
