@@ -62,23 +62,6 @@ RUN_PER_REQ_B = {"single": 116, "single_timed": 240, "cluster": 240, "cluster_ti
 # 0.21 and 0.24 GiB; cluster (16 racks) timed 100k, 2 blocks.
 TIME_IN_SYSTEM_MARGIN = 4.0
 
-
-def span_in_flight(arrival_s, time_in_system_s, block_offsets) -> tuple[int, int]:
-    """The most arrivals within one request's time in system, and the most block accesses they have: max over
-    i of #{j >= i: arrival_j <= arrival_i + time_in_system_i} and of those requests' accesses (`arrival_s`
-    ascending, `block_offsets` the workload's, n + 1 of them). A timed run holds its row blocks (and, releasing
-    them, its learned priorities) from its oldest request in flight on, so this bounds what it holds. Computed
-    a million requests at a time (no array a request)."""
-    import numpy as np
-
-    n = len(arrival_s)
-    most = (0, 0)
-    for lo in range(0, n, 1 << 20):
-        hi = min(n, lo + (1 << 20))
-        end = np.searchsorted(arrival_s, arrival_s[lo:hi] + time_in_system_s[lo:hi], side="right")
-        most = (max(most[0], int((end - np.arange(lo, hi)).max())),
-                max(most[1], int((block_offsets[end] - block_offsets[lo:hi]).max())))
-    return most
 # a partitioned run's merged per-request arrays (sim.modes.partition_merge.ARRAYS): hits in blocks and
 # tokens per location (6 each), worker, 7 latencies (one shared view when NaN in every pod), recomputed
 MERGED_PER_REQ_B = (2 * 6 + 9) * 8
@@ -333,6 +316,24 @@ def with_exact_window(est: Estimate, rows: int, *, part: str = LEARNED_WINDOW, c
     parts = dict(est.parts)
     parts[part] = float(copies * rows * LEARNED_ROW_B)
     return Estimate(parts)
+
+
+def span_in_flight(arrival_s, time_in_system_s, block_offsets) -> tuple[int, int]:
+    """The most arrivals within one request's time in system, and the most block accesses they have: max over
+    i of #{j >= i: arrival_j <= arrival_i + time_in_system_i} and of those requests' accesses (`arrival_s`
+    ascending, `block_offsets` the workload's, n + 1 of them). A timed run holds its row blocks (and, releasing
+    them, its learned priorities) from its oldest request in flight on, so this bounds what it holds. Computed
+    a million requests at a time (no array a request)."""
+    import numpy as np
+
+    n = len(arrival_s)
+    most = (0, 0)
+    for lo in range(0, n, 1 << 20):
+        hi = min(n, lo + (1 << 20))
+        end = np.searchsorted(arrival_s, arrival_s[lo:hi] + time_in_system_s[lo:hi], side="right")
+        most = (max(most[0], int((end - np.arange(lo, hi)).max())),
+                max(most[1], int((block_offsets[end] - block_offsets[lo:hi]).max())))
+    return most
 
 
 def run_estimate(w, *, mode: str, timing: bool, per_access: bool, slots: int, cluster_compiled: bool = False,

@@ -228,9 +228,9 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
     each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
-    its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`, `learned_span`: as _cluster_need
-    counts them
-    for the whole cluster (a pod holds the lists of at most that many of its requests)."""
+    its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`, `learned_span`: as
+    _cluster_need counts them for the whole cluster (a pod holds the lists of at most that many of its
+    requests)."""
     from sim.modes.memory import (
         AT_ONCE,
         BASE_B,

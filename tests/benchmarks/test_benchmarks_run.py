@@ -1,6 +1,6 @@
 """Every benchmark still runs: each script with a tiny workload, as a user would start it.
 
-The benchmarks are not timed here (the brief: speed is measured in ``benchmarks/``, never in tests);
+The benchmarks are not timed here (speed is measured by running ``benchmarks/``, never in tests);
 this only catches a script that no longer runs against the code it measures (a helper's signature
 changed under it, a default it relied on moved), and checks each prints a rate and its peak RSS, as
 every benchmark must. The scripts that need the real trace skip without ``../shared``.
