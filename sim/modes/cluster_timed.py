@@ -9,7 +9,7 @@ import simpy
 from sim.modes.cluster_io import ClusterIO
 from sim.modes.cluster_prefetch import ClusterPrefetchHost
 from sim.modes.cluster_setup import ClusterSetup, prefill_fn, progress_every
-from sim.modes.common import trim_tokens, worker_replicas
+from sim.modes.common import positions_still_read, trim_tokens, worker_replicas
 from sim.modes.result_rows import ResultRows
 from sim.policies.base import REGISTRY
 from sim.replica.engine import BatchingReplica
@@ -37,9 +37,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
     # flight, not n of each (issue #19's bounded memory).
     wk_of: dict[int, int] = {}  # until done
     npre_of: dict[int, int] = {}  # blocks found cached, until the store at the first token
-    # `release`: the requests between arrival and first token read their own positions at their store, so the
-    # oldest of them (npre_of keeps arrival order), or the next to arrive, bounds the positions still read
-    arrived = [0]
+    arrived = [0]  # the next request to arrive (`release`: common.positions_still_read)
     prefill = prefill_fn(cfg, setup)
     t_arrive: dict[int, float] = {}  # until it joins its replica
     t_first: dict[int, float] = {}  # until done
@@ -135,7 +133,7 @@ def run_timed(cfg, w: Workload, rows, setup: ClusterSetup, cache, net, router, l
         blocks = blk_of.pop(i)
         bg = cache.store(wk, blocks, lo, npre_of.pop(i))
         if release is not None:
-            release(off_at(next(iter(npre_of))) if npre_of else off_at(arrived[0]))
+            release(positions_still_read(npre_of, arrived[0], off_at))
         if bg:
             background(bg)
         if pf is not None:

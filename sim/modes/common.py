@@ -147,6 +147,15 @@ def nan_rows(n: int, shape: tuple[int, ...] = (), dtype=float, *, written: bool 
     return np.broadcast_to(np.array(np.nan, dtype=dtype), (n, *shape))
 
 
+def positions_still_read(waiting: dict, next_arrival: int, first_position: Callable[[int], int]) -> int:
+    """The first access position a timed replay's requests may still read (what it tells
+    ``AccessContext.accesses_done`` after a store): the requests between arrival and first token read their own
+    positions at their store, so the oldest of them (`waiting`, keyed by request in arrival order) bounds them,
+    or, with none waiting, the next request to arrive. `first_position(i)`: request i's first access position
+    (``block_offsets``, n + 1 of them)."""
+    return first_position(next(iter(waiting)) if waiting else next_arrival)
+
+
 def service_times(cfg: Config, w: Workload) -> np.ndarray:
     """Uncontended service time per request: the load signal of the hit-rate-only replays."""
     return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)

@@ -15,9 +15,10 @@ from sim.timing.step_cost import StepModel
 from trace.workload import Workload
 
 
-def node_pools(n_workers: int, kv_tokens: int) -> list[Pool]:
-    """Single-node and cluster modes: one pool of colocated workers."""
-    return [Pool("workers", n_workers, prefill=True, decode=True, kv_tokens=kv_tokens)]
+def node_pools(n_workers: int, node) -> list[Pool]:
+    """Single-node and cluster modes: one pool of `n_workers` colocated workers, each holding the KV tokens of a
+    worker of `node` (a sim.modes.common.NodeSetup)."""
+    return [Pool("workers", n_workers, prefill=True, decode=True, kv_tokens=node.hbm_blocks * node.block_tokens)]
 
 
 def pd_pools(prefill: int, decode: int, kv_tokens: int) -> list[Pool]:

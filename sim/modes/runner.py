@@ -98,7 +98,7 @@ def _single_need(cfg: Config, w: Workload, ctx, node, policies: list[str], timin
     span = (0, 0)
     if timing and (streamed or learned):
         if offered is None:
-            offered = pre_run(cfg, w, node_pools(node.n_workers, node.hbm_blocks * node.block_tokens))
+            offered = pre_run(cfg, w, node_pools(node.n_workers, node))
         span = _in_flight_span(cfg, w, offered)
     est = run_estimate(w, mode="single", timing=timing, per_access=per_access, slots=slots, runs=len(policies),
                        next_use_steps=steps, learned=learned, learned_widest=widest, learned_span=span[1],
@@ -141,7 +141,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     streamed = partition is None and streams(cfg, len(w), requests)
     learned = _learned_mode(cfg, policies)
     if timing and (streamed or learned or not compiled) and offered is None:
-        offered = pre_run(cfg, w, node_pools(setup.layout.n_workers, setup.node.hbm_blocks * setup.node.block_tokens))
+        offered = pre_run(cfg, w, node_pools(setup.layout.n_workers, setup.node))
     if timing and not compiled:
         assert offered is not None  # set just above
         in_flight = requests_in_flight(cfg, len(w), setup.layout.n_workers, offered)
@@ -291,7 +291,7 @@ def run_single_mode(
 
     t0 = time.perf_counter()
     w, ctx, node = _single_setup(cfg, workload, policies)
-    pools = node_pools(node.n_workers, node.hbm_blocks * node.block_tokens)
+    pools = node_pools(node.n_workers, node)
     offered = pre_run(cfg, w, pools)
     _check_single(cfg, w, ctx, node, policies, timing, requests, offered)
     _compile_engine_once(cfg, w, policies, timing, progress)
@@ -370,7 +370,7 @@ def run_cluster_mode(
     routers = routers or [cfg.cluster.router]
     w, ctx, topo, node, rows, assignment = _cluster_setup(cfg, workload, policies, routers, partition,
                                                           requests is not None)
-    pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node.hbm_blocks * node.block_tokens)
+    pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node)
     offered = pre_run(cfg, w, pools)
     window, pod_b = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment,
                                    requests=requests, offered=offered)

@@ -45,7 +45,14 @@ from sim.engine.layout import SCRATCH_N
 from sim.engine.node_cache import CompiledNodeCache
 from sim.engine.replay import run_fast as run_fast_compiled
 from sim.engine.routing import ROUTER_KERNELS, CompiledRouter, router_state, session_index
-from sim.modes.common import NodeSetup, policy_params, service_times, trim_tokens, worker_replicas
+from sim.modes.common import (
+    NodeSetup,
+    policy_params,
+    positions_still_read,
+    service_times,
+    trim_tokens,
+    worker_replicas,
+)
 from sim.modes.result_rows import COLUMNS, ResultRows, block_size, streams
 from sim.policies import make_policy
 from sim.policies.base import REGISTRY as POLICIES
@@ -292,10 +299,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, ro
     npre_of: dict[int, int] = {}  # cached blocks of the requests between arrival and first token
     no_blocks: list[int] = []  # the replica's scheduler does not read blocks here (PoolAdmission)
     in_flight: dict[int, Any] = {}  # block lists of the requests between arrival and first token
-    # `release` (AccessContext.accesses_done): the requests between arrival and first token read their own
-    # positions at their store, so the oldest of them (npre_of keeps arrival order), or the next to arrive,
-    # bounds the positions still read
-    arrived = [0]
+    arrived = [0]  # the next request to arrive (`release`: common.positions_still_read)
 
     pf = SessionPrefetcher(env, NodePrefetchHost(cache, io, setup.hbm_blocks), setup.block_bytes) \
         if prefetcher is not None else None
@@ -317,7 +321,7 @@ def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, ro
         blocks = in_flight.pop(i)
         st = cache.store(wk, blocks, lo, npre_of.pop(i))
         if release is not None:
-            release(int(offs[next(iter(npre_of))]) if npre_of else int(offs[arrived[0]]))
+            release(positions_still_read(npre_of, arrived[0], offs.item))
         turn = partial(pf.turn_done, int(sess[i]), i, wk, blocks, lo) if pf is not None else None
         written(eng, r, st.hbm_to_dram, st.dram_to_ssd, turn)
 

@@ -109,7 +109,7 @@ def test_the_timed_estimate_counts_the_accesses_in_flight_and_covers_a_run(monke
     cfg, w = _setup(1000, rate=1.0)  # a stable load
     ctx = AccessContext.from_workload(w)
     node = NodeSetup.from_config(cfg, w.block_tokens)
-    offered = pre_run(cfg, w, node_pools(node.n_workers, node.hbm_blocks * node.block_tokens))
+    offered = pre_run(cfg, w, node_pools(node.n_workers, node))
     _, accesses = _in_flight_span(cfg, w, offered)
     widest = int(w.n_blocks().max())
     est = _single_need(cfg, w, ctx, node, ["learned"], timing=True).est.parts["learned priorities"]

@@ -48,7 +48,7 @@ def test_estimate_counts_per_access_only_where_read_and_the_lists_in_flight():
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
     assert setup.layout.n_workers == workers
-    offered = pre_run(cfg, w, node_pools(workers, setup.node.hbm_blocks * setup.node.block_tokens))
+    offered = pre_run(cfg, w, node_pools(workers, setup.node))
     held = requests_in_flight(cfg, len(w), workers, offered)
     assert held == min(len(w), workers * cfg.compute.max_num_seqs)  # this load is below 1: no backlog
     assert held == len(w)  # 16 workers run every one of the 200 requests at once

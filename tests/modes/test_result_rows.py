@@ -204,7 +204,7 @@ def _offered(cfg, w, node, workers: int) -> dict:
     """The offered-load block `run` computes for `workers` workers of NodeSetup `node`."""
     from sim.modes.load import node_pools, pre_run
 
-    return pre_run(cfg, w, node_pools(workers, node.hbm_blocks * node.block_tokens))
+    return pre_run(cfg, w, node_pools(workers, node))
 
 
 @pytest.mark.parametrize("rate", [2.0, 10.0])  # offered load 0.46 (stable) and 2.3 (overloaded: a backlog)
