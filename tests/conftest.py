@@ -78,3 +78,13 @@ def prefix_workload(pb: PrefixBlocks, short: Sequence[int] | None = None) -> Wor
     return Workload(name="t", arrival_ms=np.arange(n, dtype=np.float64), input_tokens=inp,
                     output_tokens=np.ones(n, dtype=np.int64), session_id=np.full(n, -1, dtype=np.int64),
                     block_offsets=offs, block_ids=None, block_tokens=4, prefix=pb)  # type: ignore[arg-type]
+
+
+def pytest_sessionstart(session) -> None:
+    """On a cold numba cache, compile the kernels once, in parallel, before the xdist workers start
+    (tests.compile_warmup)."""
+    from tests import compile_warmup
+
+    if compile_warmup.wanted(session.config):
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        compile_warmup.run_parts(tr.write_line if tr is not None else print)
