@@ -486,7 +486,6 @@ MODES["cluster"] = run_cluster_mode
 ROUTER_MODES = {"cluster"}  # modes whose runner takes routers=[...]
 
 
-# policies whose Python caches read sim.policies.base.AccessContext's per-access arrays (next use, depth)
 def requests_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int:
     """Requests a timed run holds at once (their block lists; PD, the cluster on the Python caches): what its
     replicas run at once (``compute.max_num_seqs`` each) plus the backlog (requests_backlog)."""
@@ -495,26 +494,36 @@ def requests_in_flight(cfg: Config, n: int, replicas: int, offered: dict) -> int
 
 def requests_backlog(n: int, offered: dict) -> int:
     """When the offered load (sim.modes.load.pre_run) exceeds a pool's capacity, the backlog that grows through a
-    timed run of `n` requests: the share 1 - 1/load of them (0 when every pool keeps up)."""
-    loads = [p.get("offered_load_share") or 0.0 for p in offered.get("pools", {}).values()]
-    rho = max(loads, default=0.0)
+    timed run of `n` requests: the share 1 - 1/load of them (0 when every pool keeps up), at the load without
+    cache hits (busiest_cold_load)."""
+    rho = busiest_cold_load(offered)
     return int(n * (1.0 - 1.0 / rho)) if rho > 1.0 else 0
+
+
+def busiest_cold_load(offered: dict) -> float:
+    """The highest offered load of `offered`'s pools (pre_run's block) without cache hits: a small cache hits far
+    less than the unbounded one the offered load with hits assumes, so the memory estimates take this one."""
+    pools = offered.get("pools", {}).values()
+    return max((p.get("offered_load_cold_share") or p.get("offered_load_share") or 0.0 for p in pools), default=0.0)
 
 
 def _in_flight_span(cfg: Config, w: Workload, offered: dict) -> tuple[int, int]:
     """(requests, block accesses) a timed run holds from its oldest request in flight on: the rows it streams
     and the learned priorities it releases behind them (sim.modes.memory.run_estimate's `rows_span` and
-    `learned_span`). The most arrivals within one request's time in system (TIME_IN_SYSTEM_MARGIN x its
-    uncontended service time, span_in_flight) plus the backlog (`offered`: pre_run's block) at the mean
-    blocks a request."""
+    `learned_span`). The most arrivals within one request's time in system (span_in_flight): TIME_IN_SYSTEM_MARGIN
+    x its uncontended service time plus its wait in a fluid queue at busiest_cold_load (`offered`: pre_run's
+    block), each request's work its service time scaled so the work adds up to that load."""
     from sim.modes.common import service_times
-    from sim.modes.memory import TIME_IN_SYSTEM_MARGIN, span_in_flight
+    from sim.modes.memory import TIME_IN_SYSTEM_MARGIN, fluid_wait_s, span_in_flight
 
-    n = len(w)
-    reqs, accesses = span_in_flight(w.arrival_ms / 1000.0, TIME_IN_SYSTEM_MARGIN * service_times(cfg, w),
-                                    w.block_offsets)
-    backlog = requests_backlog(n, offered)
-    return min(n, reqs + backlog), min(w.total_blocks, accesses + backlog * w.total_blocks // max(1, n))
+    arr = w.arrival_ms / 1000.0
+    service = service_times(cfg, w)
+    stay = TIME_IN_SYSTEM_MARGIN * service
+    rho = busiest_cold_load(offered)
+    total = float(service.sum())
+    if rho > 0 and total > 0 and len(w) > 1:
+        stay += fluid_wait_s(arr, service * (rho * float(arr[-1] - arr[0]) / total))
+    return span_in_flight(arr, stay, w.block_offsets)
 
 
 PD_BOTH = ("pd", "colocated")  # `run --mode pd`'s deployments with its colocated baseline

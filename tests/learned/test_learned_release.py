@@ -87,8 +87,8 @@ def test_the_estimate_counts_a_window_for_the_hit_rate_only_replay(monkeypatch):
     widest = int(w.n_blocks().max())
     hro = _single_need(cfg, w, ctx, node, ["learned"], timing=False).est.parts["learned priorities"]
     timed = _single_need(cfg, w, ctx, node, ["learned"], timing=True).est.parts["learned priorities"]
-    # this workload is overloaded (offered load 2.0: its backlog spans it): the timed replay may hold every one
-    assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
+    # this workload is overloaded (offered load 2.0): its backlog spans at least the share 1 - 1/2 of it, at most all
+    assert w.total_blocks // 2 * LEARNED_MODEL_PER_ACCESS_B <= timed <= w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
     assert hro == (1000 + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B < timed
     big = run_estimate(w, mode="single", timing=False, per_access=False, slots=0, learned="model",
                        learned_widest=widest)
