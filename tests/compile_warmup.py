@@ -99,9 +99,9 @@ def oracle() -> None:
 PARTS: dict[str, Callable[[], None]] = {"cluster": cluster, "cluster_wide": cluster_wide, "node": node,
                                         "oracle": oracle}
 # one list a process, the lists at once. Measured cold on this 2-core VM, each part alone: cluster 80 s, node
-# 81 s, cluster_wide 66 s, oracle 18 s; as these two lists 142-146 s, as three processes 185 s (three compiles
-# on two cores slow each other more than they gain), and the suite then ran 281 s: 469 -> ~425 s in all, against
-# 548 s when the workers compiled as their tests came (both often the same family at once)
+# 81 s, cluster_wide 66 s, oracle 18 s; as these two lists 136-146 s, as three processes 185 s (three compiles
+# on two cores slow each other more than they gain). In a simulated CI run the suite then took 289 s: 425 s in
+# all, against 521-548 s when the workers compiled as their tests came (both often the same family at once)
 SPLIT = (("cluster", "cluster_wide"), ("node", "oracle"))
 
 

@@ -60,11 +60,11 @@ RUN_PER_REQ_B = {"single": 116, "single_timed": 240, "cluster": 240, "cluster_ti
 # the queue of a trace's bursts, and the backlog an overloaded run builds), and the partial blocks at both ends.
 # The whole run's backlog share 1 - 1/load at the load with an unbounded cache's hits, in place of the fluid wait,
 # fell 45% short on the Mooncake trace compressed 2x (2,286 rows estimated, 4,150 held): its bursts queue more than
-# its mean load says, and a small cache hits far less than an unbounded one. Now up to 4% short when overloaded
-# (cold load 1.4-5.6) and covered below (tests/modes/test_result_rows.py). A timed replay releasing the learned
-# priorities holds them from the same request on. Measured (bench_scale.py --exact-max 0, synthetic multi_turn):
-# single-node timed 100k and 400k requests held at most 2 blocks, peak RSS 0.21 and 0.24 GiB; cluster (16 racks)
-# timed 100k, 2 blocks.
+# its mean load says, and a small cache hits far less than an unbounded one. Now covered at cold loads up to 1.13
+# and up to 4% short when overloaded (cold load 1.4-5.6; tests/modes/test_result_rows.py). A timed replay
+# releasing the learned priorities holds them from the same request on. Measured (bench_scale.py --exact-max 0,
+# synthetic multi_turn): single-node timed 100k and 400k requests held at most 2 blocks, peak RSS 0.21 and 0.24
+# GiB; cluster (16 racks) timed 100k, 2 blocks.
 TIME_IN_SYSTEM_MARGIN = 4.0
 ESTIMATE_CHUNK = 1 << 20  # requests a step of span_in_flight and fluid_wait_s (their temporaries stay ~10 MB)
 
