@@ -61,11 +61,13 @@ def hwm_gib() -> float:
 
 
 def machine() -> str:
+    from machine_ref import yardstick  # beside this script
+
     from sim.modes.memory import machine_bytes
 
     arch = platform.processor() or platform.machine()
     return f"{os.cpu_count()} cores, {machine_bytes() / 1024**3:.0f} GiB, {arch}, " \
-           f"load {os.getloadavg()[0]:.1f}"
+           f"load {os.getloadavg()[0]:.1f}\n{yardstick()}"
 
 
 def config(requests: int, *, sessions: int = 0, racks: int = 1600, exact_max: int | None = None) -> Config:

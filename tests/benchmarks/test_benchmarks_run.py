@@ -34,6 +34,7 @@ RUNS = [
     ("bench_single_node.py", ["--limit", "300", "--repeat", "1"], True),
     ("bench_requests_out.py", ["--limit", "300", "--repeat", "1"], True),
     ("bench_oracle.py", ["--points", "2"], True),
+    ("machine_ref.py", [], False),
 ]
 
 
