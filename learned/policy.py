@@ -225,6 +225,7 @@ def shared_scorer(ctx: AccessContext, model: LearnedModel | None, retrain_every:
 @register
 class Learned(Policy):
     name = "learned"
+    keeps_positions = True
 
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
         super().__init__(capacity, ctx, **params)
@@ -249,6 +250,9 @@ class Learned(Policy):
         self._heap_limit = 2 * capacity + 1024
         self._pos: dict[int, int] = {}  # resident key -> position of its latest access
         self._heap: list[tuple[float, int, int]] = []  # (priority, pos, key), lazily invalidated
+        # key -> (position, priority) a radix tree set for a node it may insert long after (keep_position); dropped
+        # when the key leaves (victim), one per tree node at most
+        self._kept: dict[int, tuple[int, float]] = {}
         self._clock = 0  # LRU order when there is no context
         self.evictions = 0
 
@@ -270,7 +274,11 @@ class Learned(Policy):
                 sc.ensure(pos)
                 self._scored = sc.scored
             i = pos - sc.base
-            prio = sc.prio[i] if i >= 0 else sc.value(pos)
+            if i >= 0:
+                prio = sc.prio[i]
+            else:  # released: what a tree kept for this node's position, else a victim's carry (Scorer.value)
+                kept = self._kept.get(key)
+                prio = kept[1] if kept is not None and kept[0] == pos else sc.value(pos)
         self._pos[key] = pos
         heap = self._heap
         heappush(heap, (prio, pos, key))
@@ -279,6 +287,15 @@ class Learned(Policy):
 
     touch = _set
     insert = _set
+
+    def keep_position(self, key: int, pos: int) -> None:
+        sc = self.scorer
+        if sc is None or pos < 0:
+            return
+        if pos >= self._scored:
+            sc.ensure(pos)
+            self._scored = sc.scored
+        self._kept[key] = (pos, sc.value(pos))
 
     def _compact(self) -> None:
         live = {}
@@ -297,6 +314,7 @@ class Learned(Policy):
             prio, pos, key = heappop(heap)
             if cur.get(key) == pos:
                 del cur[key]
+                self._kept.pop(key, None)
                 self.evictions += 1
                 if sc is not None and pos < sc.base:
                     sc.carry[pos] = prio  # released: the victim carries it to its next tier

@@ -67,6 +67,9 @@ class LeafOrder(ABC):
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
         self.capacity = capacity
         self.ctx = ctx
+        # called with each node whose position the tree sets (lock, insert) when the order reads positions
+        # lazily: a node pushed long after, an inner one its children left, may carry a released one
+        self.positioned: Callable[[Node], None] | None = None
 
     @abstractmethod
     def push(self, node: Node) -> None:
@@ -197,6 +200,9 @@ class PolicyOrder(LeafOrder):
         super().__init__(capacity, ctx)
         self.policy = make_policy(policy, max(1, capacity), ctx, **params)
         self.nodes: dict[int, Node] = {}
+        if self.policy.keeps_positions:
+            keep = self.policy.keep_position
+            self.positioned = lambda node: keep(node.key, node.pos)
 
     def push(self, node: Node) -> None:
         self.nodes[node.key] = node
@@ -242,6 +248,7 @@ class RadixTree:
         self.protected = 0  # nodes with ref > 0
         self.clock = 0  # access clock (one tick per lock/insert call)
         self.on_evict = on_evict
+        self._positioned = self.order.positioned
         self.evictions = 0
         self.inserted = 0
         self.hit_blocks = 0
@@ -291,7 +298,7 @@ class RadixTree:
             return
         self.clock += 1
         tick = self.clock
-        nodes, order = self.nodes, self.order
+        nodes, order, positioned = self.nodes, self.order, self._positioned
         for k in range(n):
             node = nodes[blocks[k]]
             if node.ref == 0:
@@ -302,6 +309,8 @@ class RadixTree:
             node.tick = tick
             if pos0 >= 0:
                 node.pos = pos0 + k
+                if positioned is not None:
+                    positioned(node)
             if hit:
                 node.hits += 1
         if hit:
@@ -398,6 +407,8 @@ class RadixTree:
             if node is None:
                 node = Node(b, parent, k, tick, pos0 + k if pos0 >= 0 else -1)
                 nodes[b] = node
+                if pos0 >= 0 and self._positioned is not None:
+                    self._positioned(node)
                 if parent is not None:
                     parent.children += 1  # parent is referenced by the caller: not in the order
                 created += 1

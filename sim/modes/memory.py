@@ -123,6 +123,10 @@ NEXT_USE_PER_REQ_B = 64
 # its priorities for a window of positions, not per access: at most learned.policy's RELEASE_STEP + CHUNK
 # positions, plus a request on either side (tests/learned/test_learned_release.py keeps this equal to them).
 LEARNED_RELEASED_POSITIONS = 65_536 + 16_384
+# The PD deployments release them too (behind their oldest request not done); a radix tree keeps the priority of
+# the position it set on a node it may insert into the policy long after (Policy.keep_position): a dict entry of
+# (position, priority) a tree node, measured 198 bytes each (tracemalloc, 200k fresh entries)
+LEARNED_KEPT_B = 200
 LEARNED_BLOCK_B = 56
 LEARNED_PER_REQ_B = 4
 LEARNED_MODEL_PER_ACCESS_B = 8
@@ -432,7 +436,8 @@ def lists_in_flight_b(w, in_flight: int) -> float:
 
 
 def pd_estimate(w, *, slots: dict[str, int], in_flight: int, per_access: bool, learned: str | None = None,
-                input_nbytes: int = 0, rows_span: int | None = None) -> tuple[str, Estimate]:
+                input_nbytes: int = 0, rows_span: int | None = None, learned_widest: int | None = None,
+                learned_span: int = 0, tree_slots: dict[str, int] | None = None) -> tuple[str, Estimate]:
     """``run --mode pd`` of workload `w` (prepared: re-blocked, only the requests a replica holds): the
     deployments in `slots` (kind -> the blocks its Python caches can hold, PDSetup.cache_slots) run one
     after the other, each freed before the next starts, so the peak is the larger one's. Each holds a
@@ -440,12 +445,17 @@ def pd_estimate(w, *, slots: dict[str, int], in_flight: int, per_access: bool, l
     when `per_access` (a policy reading sim.policies.base.AccessContext's per-access arrays: Belady, the
     selective write), those arrays. `input_nbytes`: the workload as given when prepare made a copy. `rows_span`:
     a deployment that streams its rows holds the blocks that many requests span (run_estimate; None: it keeps
-    every row). Returns (the deployment at the peak, its estimate)."""
+    every row). `learned_widest`, `learned_span`: as run_estimate (the deployments release the learned priorities
+    behind their oldest request not done); then each radix tree slot (`tree_slots`, by kind) may keep a
+    position's priority (LEARNED_KEPT_B). Returns (the deployment at the peak, its estimate)."""
     s = w if isinstance(w, WorkloadSize) else WorkloadSize.of(w)
     best: tuple[str, Estimate] | None = None
     for kind, n_slots in slots.items():
         e = run_estimate(s, mode="pd", timing=True, per_access=per_access, slots=n_slots, learned=learned,
-                         streamed_rows=rows_span is not None, rows_span=rows_span)
+                         streamed_rows=rows_span is not None, rows_span=rows_span, learned_widest=learned_widest,
+                         learned_span=learned_span)
+        if learned and learned_widest is not None and tree_slots:
+            e.add("learned kept positions", tree_slots[kind] * LEARNED_KEPT_B)
         if input_nbytes:
             e.add("workload", input_nbytes)
         e.add("block lists in flight", lists_in_flight_b(s, in_flight))

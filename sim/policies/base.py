@@ -171,6 +171,9 @@ class Policy(ABC):
     prefetch: ClassVar[bool] = False
     # True when victim() needs admit(key) first to know the incoming key (ARC).
     wants_incoming: ClassVar[bool] = False
+    # True when the policy reads a key's position lazily, so a caller that may insert a key with a position long
+    # after it was set (a radix tree's inner node becoming a leaf) says so at once (keep_position: learned)
+    keeps_positions: ClassVar[bool] = False
 
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params: Any) -> None:
         if capacity < 0:
@@ -192,6 +195,11 @@ class Policy(ABC):
 
     def admit(self, key: int, pos: int) -> bool:
         return True
+
+    def keep_position(self, key: int, pos: int) -> None:
+        """`key` may be inserted later at `pos`, after the replay released that position
+        (AccessContext.accesses_done): keep what the insert will read (only if keeps_positions)."""
+        return None  # a policy that reads a position only as it is given keeps nothing
 
     @abstractmethod
     def __contains__(self, key: int) -> bool: ...

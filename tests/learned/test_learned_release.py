@@ -213,3 +213,77 @@ def test_the_cluster_estimate_counts_the_window_when_hit_rate_only(monkeypatch):
     timed = _cluster_need(cfg, w, ctx, topo, ["learned"], ["prefix_aware"], True).est.parts["learned priorities"]
     assert timed == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B  # its requests in flight span this small workload
     assert hro == (1000 + 2 * widest) * LEARNED_MODEL_PER_ACCESS_B < timed
+
+
+def _pd_runs(release: bool, monkeypatch) -> dict:
+    """PD and colocated with the learned policy on small radix trees (2,457 blocks: thousands of evictions, inner
+    nodes pushed as their children leave); per kind: (per-request fields, the scorer's most priorities held)."""
+    from sim.config import load_config
+    from sim.modes.pd.setup import prepare
+    from sim.modes.pd.simulator import simulate
+    from trace.source import workload_from_config
+
+    cfg = load_config(overrides=["synthetic.requests=600", "synthetic.sessions=60", "pd.kv_capacity_gib=3",
+                                 "policies.learned_retrain_every=100"])
+    w = workload_from_config(cfg)[0]
+    most = [0]
+    release_of = lp.Scorer.release
+
+    def track(sc, pos):
+        release_of(sc, pos)
+        most[0] = max(most[0], len(sc.prio))
+
+    out = {}
+    with monkeypatch.context() as m:
+        if not release:
+            m.setattr(AccessContext, "accesses_done", lambda self, pos: None)
+        m.setattr(lp.Scorer, "release", track)
+        prep = prepare(cfg, w, "learned")
+        for kind in ("pd", "colocated"):
+            most[0] = 0
+            a = simulate(kind, cfg, prep, "learned")
+            fields = {f: [getattr(r, f) for r in a.reqs] for f in ("t_kv", "t_done", "hit_hbm", "hit_low", "pre")}
+            out[kind] = (fields, most[0], prep)
+    return out
+
+
+def test_pd_deployments_release_the_priorities_with_the_same_results(monkeypatch):
+    """The PD and colocated deployments release the learned priorities behind their oldest request not done
+    (sim.modes.pd.simulator): the same per-request results as keeping one per access, a window held."""
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    kept, rel = _pd_runs(False, monkeypatch), _pd_runs(True, monkeypatch)
+    from sim.modes.pd.run import prepared_run
+    from sim.modes.runner import _in_flight_span
+
+    for kind in ("pd", "colocated"):
+        assert rel[kind][0] == kept[kind][0], kind
+        prep = rel[kind][2]
+        w = prep.workload
+        assert kept[kind][1] == 0  # never released: no release call
+        # what the estimate allows (the window, the accesses of the requests in flight, two requests), and fewer
+        # than one per access (96,692 here; the most held was 76,590 in each today)
+        _p, _lay, offered = prepared_run(prep.setup.cfg, w, "learned")
+        bound = STEP + lp.CHUNK + _in_flight_span(prep.setup.cfg, w, offered)[1] + 2 * int(w.n_blocks().max())
+        assert 0 < rel[kind][1] <= min(bound, w.total_blocks - STEP), (kind, rel[kind][1], bound)
+
+
+def test_pd_needs_the_positions_its_trees_keep(monkeypatch):
+    """Without Policy.keep_position a tree's inner node, pushed once its children left, reads a released
+    position: the check in Scorer.value stops the run (so the kept positions above are exercised)."""
+    monkeypatch.setattr(lp, "RELEASE_STEP", STEP)
+    monkeypatch.setattr(lp.Learned, "keeps_positions", False)
+    with pytest.raises(RuntimeError, match="was released"):
+        _pd_runs(True, monkeypatch)
+
+
+def test_pd_estimate_counts_a_window_and_the_kept_positions():
+    from sim.modes.memory import LEARNED_KEPT_B, WorkloadSize, pd_estimate
+
+    s = WorkloadSize(requests=1_000, nbytes=0, accesses=10_000_000, own_blocks=0, compact=False, renumber=False)
+    whole = pd_estimate(s, slots={"pd": 5_000}, in_flight=10, per_access=False, learned="model")[1].parts
+    rel = pd_estimate(s, slots={"pd": 5_000}, in_flight=10, per_access=False, learned="model", learned_widest=700,
+                      learned_span=30_000, tree_slots={"pd": 2_000})[1].parts
+    assert whole["learned priorities"] == 10_000_000 * LEARNED_MODEL_PER_ACCESS_B
+    assert "learned kept positions" not in whole
+    assert rel["learned priorities"] == (LEARNED_RELEASED_POSITIONS + 30_000 + 2 * 700) * LEARNED_MODEL_PER_ACCESS_B
+    assert rel["learned kept positions"] == 2_000 * LEARNED_KEPT_B

@@ -136,7 +136,8 @@ def test_replay_reads_the_parent_form_and_drops_finished_lists():
         assert isinstance(a.reqs, FinishedRequests) and a.reqs.finished == len(prep.workload)
         gc.collect()
         replicas = sum(len(p) for p in a.pools.values())
-        assert len([o for o in gc.get_objects() if isinstance(o, Req)]) <= min(replicas + 1, len(prep.workload) // 2)
+        # type(), not isinstance: a dead weakref.proxy another test left among gc's objects raises on isinstance
+        assert len([o for o in gc.get_objects() if type(o) is Req]) <= min(replicas + 1, len(prep.workload) // 2)
         for f in ("t_kv", "t_done", "hit_hbm", "hit_low", "pre", "dec", "recomputed"):
             assert np.array_equal([getattr(r, f) for r in a.reqs], [getattr(r, f) for r in b.reqs]), f
 
@@ -171,4 +172,6 @@ def test_pd_rechecks_the_online_learned_window_after_its_first_pass(monkeypatch,
     first_passes.clear()
     monkeypatch.setenv(memory.ENV, repr((rest + window_b + 2**19) / GiB))
     assert cli.main([*args, "--report-json", str(tmp_path / "ran.json")]) == 0
-    assert len(simulated) == 2 and len(first_passes) == 1  # PD and colocated share the re-check's first pass
+    # PD reuses the re-check's first pass; the colocated baseline makes its own: the PD run released the
+    # learned priorities behind its requests, so its scorer serves no later run (learned.policy.shared_scorer)
+    assert len(simulated) == 2 and len(first_passes) == 2

@@ -117,10 +117,14 @@ class PDSetup:
         from sim.timing.topology import Topology
 
         topo = Topology.from_config(self.topo_cfg)
-        trees = self.prefill_per_rack * self.racks if kind == "pd" else len(self.replica_gpus)
         _bb, dram, eic = self.tier_blocks()
-        return (trees * min(self.tree_blocks, distinct) + topo.n_nodes * min(dram, distinct)
+        return (self.tree_slots(kind, distinct) + topo.n_nodes * min(dram, distinct)
                 + (topo.n_racks * min(eic, distinct) if topo.has_eic else 0))
+
+    def tree_slots(self, kind: str, distinct: int) -> int:
+        """The blocks the radix trees of deployment `kind` hold at once (cache_slots' first part)."""
+        trees = self.prefill_per_rack * self.racks if kind == "pd" else len(self.replica_gpus)
+        return trees * min(self.tree_blocks, distinct)
 
     def layout(self) -> dict:
         c = self.cfg

@@ -48,7 +48,7 @@ import simpy
 from sim.cache.radix_tree import RadixTree
 from sim.cache.spill import LowerTiers
 from sim.config import Config
-from sim.modes.common import block_lists, policy_params
+from sim.modes.common import block_lists, policy_params, positions_still_read
 from sim.modes.pd.finished import FinishedRequests
 from sim.modes.pd.prefetch import PDPrefetchHost
 from sim.modes.pd.setup import PDSetup, Prepared
@@ -142,6 +142,14 @@ class _Deployment:
         self.recomputed_tokens = 0
         # session prefetch onto the prefill replicas (sim.modes.pd.prefetch); the subclass sets them up
         self.pf = SessionPrefetcher(env, PDPrefetchHost(self), bb) if POLICIES[policy].prefetch else None
+        # After each request finishes the context hears the first access position still read
+        # (AccessContext.accesses_done: the learned policy then keeps its priorities for a window): the oldest
+        # request between arrival and done reads its own positions until its last unlock; a position a tree
+        # sets on a node it may push much later is kept by the policy then (Policy.keep_position), a victim's
+        # carried down its tier chain. Not with a session prefetch, which reads earlier requests' positions.
+        self._accesses_done = ctx.accesses_done if ctx is not None and self.pf is None else None
+        self._in_flight: dict[int, None] = {}  # requests between arrival and done, in arrival order
+        self._arrived = 0  # the next request to arrive
 
     def _turn_done(self, r: Req) -> None:
         """r's prefill is done and its blocks are in its replica's tree: schedule its session's prefetch."""
@@ -192,6 +200,8 @@ class _Deployment:
             if dt > 0:
                 yield env.timeout(dt)
             r = Req(i, inp_at(i), out_at(i), blocks(i), off_at(i), env.now, sess_at(i))
+            self._in_flight[i] = None
+            self._arrived = i + 1
             self._route(r)
             if progress is not None and i % every == 0:
                 progress(self.kind, i, n)
@@ -257,6 +267,9 @@ class _Deployment:
         r.t_done = self.env.now
         r.blocks = NO_BLOCKS  # its tree references are released: only the requests in flight hold their lists
         self.reqs.add(r)  # what the report reads of it: a row of columns, not the Req (sim.modes.pd.finished)
+        del self._in_flight[r.i]
+        if self._accesses_done is not None:
+            self._accesses_done(positions_still_read(self._in_flight, self._arrived, self.w.block_offsets.item))
 
     # ---------------------------------------------------------- run
     def run(self, progress: Progress | None = None) -> DeploymentResult:
