@@ -290,12 +290,13 @@ class Learned(Policy):
 
     def keep_position(self, key: int, pos: int) -> None:
         sc = self.scorer
-        if sc is None or pos < 0:
+        if sc is None:
             return
         if pos >= self._scored:
             sc.ensure(pos)
             self._scored = sc.scored
-        self._kept[key] = (pos, sc.value(pos))
+        i = pos - sc.base  # a request in flight sets it: not released yet (else Scorer.value says so)
+        self._kept[key] = (pos, sc.prio[i] if i >= 0 else sc.value(pos))
 
     def _compact(self) -> None:
         live = {}

@@ -67,9 +67,9 @@ class LeafOrder(ABC):
     def __init__(self, capacity: int, ctx: AccessContext | None = None, **params) -> None:
         self.capacity = capacity
         self.ctx = ctx
-        # called with each node whose position the tree sets (lock, insert) when the order reads positions
-        # lazily: a node pushed long after, an inner one its children left, may carry a released one
-        self.positioned: Callable[[Node], None] | None = None
+        # called with (key, position) of each node whose position the tree sets (lock, insert) when the order
+        # reads positions lazily: a node pushed long after, an inner one its children left, may carry a released one
+        self.positioned: Callable[[int, int], None] | None = None
 
     @abstractmethod
     def push(self, node: Node) -> None:
@@ -201,8 +201,7 @@ class PolicyOrder(LeafOrder):
         self.policy = make_policy(policy, max(1, capacity), ctx, **params)
         self.nodes: dict[int, Node] = {}
         if self.policy.keeps_positions:
-            keep = self.policy.keep_position
-            self.positioned = lambda node: keep(node.key, node.pos)
+            self.positioned = self.policy.keep_position
 
     def push(self, node: Node) -> None:
         self.nodes[node.key] = node
@@ -238,7 +237,10 @@ class RadixTree:
     """Cached KV blocks of one replica; see the module docstring."""
 
     def __init__(self, capacity: int, order: str | LeafOrder = "lru", ctx: AccessContext | None = None,
-                 on_evict: Callable[[list[tuple[int, int]]], None] | None = None, **params) -> None:
+                 on_evict: Callable[[list[tuple[int, int]]], None] | None = None, released: bool = False,
+                 **params) -> None:
+        """`released`: the replay releases access positions (AccessContext.accesses_done), so the order hears
+        of each position the tree sets (LeafOrder.positioned)."""
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = int(capacity)
@@ -248,7 +250,7 @@ class RadixTree:
         self.protected = 0  # nodes with ref > 0
         self.clock = 0  # access clock (one tick per lock/insert call)
         self.on_evict = on_evict
-        self._positioned = self.order.positioned
+        self._positioned = self.order.positioned if released else None
         self.evictions = 0
         self.inserted = 0
         self.hit_blocks = 0
@@ -310,7 +312,7 @@ class RadixTree:
             if pos0 >= 0:
                 node.pos = pos0 + k
                 if positioned is not None:
-                    positioned(node)
+                    positioned(node.key, pos0 + k)
             if hit:
                 node.hits += 1
         if hit:
@@ -408,7 +410,7 @@ class RadixTree:
                 node = Node(b, parent, k, tick, pos0 + k if pos0 >= 0 else -1)
                 nodes[b] = node
                 if pos0 >= 0 and self._positioned is not None:
-                    self._positioned(node)
+                    self._positioned(b, pos0 + k)
                 if parent is not None:
                     parent.children += 1  # parent is referenced by the caller: not in the order
                 created += 1

@@ -540,15 +540,19 @@ def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy
     w, setup = prep.workload, prep.setup
     distinct = prep.ctx.key_bound
     streamed = streams(cfg, len(w), requests)
+    from sim.modes.pd.simulator import RELEASE_MIN_ACCESSES
+
     learned = _learned_mode(cfg, [policy])
-    # the deployments release the learned priorities behind their oldest request not done (sim.modes.pd.simulator)
-    span = _in_flight_span(cfg, w, offered) if streamed or learned else (0, 0)
+    # a large enough deployment releases the learned priorities behind its oldest request not done
+    # (sim.modes.pd.simulator)
+    released = learned is not None and w.total_blocks >= RELEASE_MIN_ACCESSES
+    span = _in_flight_span(cfg, w, offered) if streamed or released else (0, 0)
     return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
                        in_flight=requests_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
                        per_access=policy in READS_PER_ACCESS, learned=learned,
                        input_nbytes=0 if w is workload else workload.nbytes(),
                        rows_span=span[0] if streamed else None,
-                       learned_widest=int(w.n_blocks().max()) if learned and len(w) else None,
+                       learned_widest=int(w.n_blocks().max()) if released and len(w) else None,
                        learned_span=span[1], tree_slots={k: setup.tree_slots(k, distinct) for k in kinds})
 
 

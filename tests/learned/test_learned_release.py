@@ -238,6 +238,7 @@ def _pd_runs(release: bool, monkeypatch) -> dict:
         if not release:
             m.setattr(AccessContext, "accesses_done", lambda self, pos: None)
         m.setattr(lp.Scorer, "release", track)
+        m.setattr("sim.modes.pd.simulator.RELEASE_MIN_ACCESSES", 0)  # this small workload releases too
         prep = prepare(cfg, w, "learned")
         for kind in ("pd", "colocated"):
             most[0] = 0
@@ -274,6 +275,31 @@ def test_pd_needs_the_positions_its_trees_keep(monkeypatch):
     monkeypatch.setattr(lp.Learned, "keeps_positions", False)
     with pytest.raises(RuntimeError, match="was released"):
         _pd_runs(True, monkeypatch)
+
+
+def test_a_small_pd_deployment_keeps_every_priority_and_its_estimate_says_so(monkeypatch):
+    """Below RELEASE_MIN_ACCESSES a deployment releases nothing (no per-lock bookkeeping; the colocated baseline
+    reuses the PD run's scorer), and the estimate counts one priority an access; above it, the window."""
+    from sim.config import load_config
+    from sim.modes.runner import pd_need
+    from trace.source import workload_from_config
+
+    cfg = load_config(overrides=["synthetic.requests=300", "synthetic.sessions=30"])
+    w = workload_from_config(cfg)[0]
+    calls = []
+    monkeypatch.setattr(lp.Scorer, "release", lambda sc, pos: calls.append(pos))
+    small = pd_need(cfg, w, "learned").est.parts
+    assert small["learned priorities"] == w.total_blocks * LEARNED_MODEL_PER_ACCESS_B
+    assert "learned kept positions" not in small
+    from sim.modes.pd.setup import prepare
+    from sim.modes.pd.simulator import simulate
+
+    prep = prepare(cfg, w, "learned")
+    simulate("pd", cfg, prep, "learned")
+    assert calls == []  # nothing released
+    monkeypatch.setattr("sim.modes.pd.simulator.RELEASE_MIN_ACCESSES", 0)
+    big = pd_need(cfg, w, "learned").est.parts
+    assert big["learned kept positions"] > 0
 
 
 def test_pd_estimate_counts_a_window_and_the_kept_positions():
