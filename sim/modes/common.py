@@ -149,9 +149,10 @@ def nan_rows(n: int, shape: tuple[int, ...] = (), dtype=float, *, written: bool 
 
 def positions_still_read(waiting: dict, next_arrival: int, first_position: Callable[[int], int]) -> int:
     """The first access position a timed replay's requests may still read (what it tells
-    ``AccessContext.accesses_done`` after a store): the requests between arrival and first token read their own
-    positions at their store, so the oldest of them (`waiting`, keyed by request in arrival order) bounds them,
-    or, with none waiting, the next request to arrive. `first_position(i)`: request i's first access position
+    ``AccessContext.accesses_done``): a request reads its own positions until a point of its life (its store at
+    the first token in the single-node and cluster replays; its last tree unlock, so when done, in PD), so the
+    oldest request not past it (`waiting`, keyed by request in arrival order) bounds them, or, with none
+    waiting, the next request to arrive. `first_position(i)`: request i's first access position
     (``block_offsets``, n + 1 of them)."""
     return first_position(next(iter(waiting)) if waiting else next_arrival)
 

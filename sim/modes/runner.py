@@ -536,16 +536,14 @@ def pd_run_estimate(cfg: Config, workload: Workload, prep, offered: dict, policy
     deployments simulated (PD alone without the baseline; `experiment pd-ratio` runs one a job); `requests`:
     where the rows go (above the exact-quantile limit they are streamed unless a list keeps them)."""
     from sim.modes.memory import pd_estimate
+    from sim.modes.pd.simulator import releases_positions
 
     w, setup = prep.workload, prep.setup
     distinct = prep.ctx.key_bound
     streamed = streams(cfg, len(w), requests)
-    from sim.modes.pd.simulator import RELEASE_MIN_ACCESSES
-
     learned = _learned_mode(cfg, [policy])
     # a large enough deployment releases the learned priorities behind its oldest request not done
-    # (sim.modes.pd.simulator)
-    released = learned is not None and w.total_blocks >= RELEASE_MIN_ACCESSES
+    released = learned is not None and releases_positions(w.total_blocks)
     span = _in_flight_span(cfg, w, offered) if streamed or released else (0, 0)
     return pd_estimate(w, slots={k: setup.cache_slots(k, distinct) for k in kinds},
                        in_flight=requests_in_flight(cfg, len(w), len(setup.replica_gpus), offered),
@@ -572,7 +570,8 @@ def _pd_need(cfg: Config, workload: Workload, prep, offered: dict, policy: str, 
 def _check_pd(cfg: Config, workload: Workload, prep, offered: dict, policy: str, baseline: bool,
               requests: RequestSink | None = None) -> None:
     """The PD estimate against the bound, before either deployment runs; an online learned policy's again
-    with its exact window once its first pass has run (both deployments share its scorer: prep.ctx)."""
+    with its exact window once its first pass has run (prep.ctx's scorer: the PD deployment's, and the
+    colocated one's too unless the PD run released its positions, sim.modes.pd.simulator.releases_positions)."""
     _check(_pd_need(cfg, workload, prep, offered, policy, PD_BOTH if baseline else ("pd",), requests), cfg,
            prep.workload, prep.ctx)
 

@@ -209,13 +209,24 @@ def _offered(cfg, w, node, workers: int) -> dict:
     return pre_run(cfg, w, node_pools(workers, node))
 
 
+def _held_and_span(cfg, w, ctx, monkeypatch) -> tuple[int, int]:
+    """(the rows a streamed timed single-node run held, in 50-request blocks; the runner's estimate of them)."""
+    from sim.modes.common import NodeSetup
+    from sim.modes.runner import _in_flight_span
+
+    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
+    res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
+    node = NodeSetup.from_config(cfg, w.block_tokens)
+    return res.most_blocks * 50, _in_flight_span(cfg, w, _offered(cfg, w, node, node.n_workers))[0]
+
+
 @pytest.mark.parametrize("rate", [2.0, 10.0])  # offered load 0.46 (stable) and 2.3 (overloaded: a backlog)
 def test_the_estimated_span_covers_the_blocks_a_timed_run_held(rate, monkeypatch):
     """The runner's estimate of the rows a streamed timed run holds (the arrivals within 4x a request's uncontended
-    service time, plus the backlog) covers what the run held, without counting every row of a stable run."""
+    service time plus its wait in a fluid queue) covers what the run held, without counting every row of a stable
+    run."""
     from sim.config import Config
-    from sim.modes.common import NodeSetup, prepare_workload
-    from sim.modes.runner import _in_flight_span
+    from sim.modes.common import prepare_workload
     from trace.synthetic import generate
 
     cfg = Config()
@@ -223,15 +234,12 @@ def test_the_estimated_span_covers_the_blocks_a_timed_run_held(rate, monkeypatch
                                                      "rate_per_s": rate})
     cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": 0})
     w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
-    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
-    res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
-    node = NodeSetup.from_config(cfg, w.block_tokens)
-    span = _in_flight_span(cfg, w, _offered(cfg, w, node, node.n_workers))[0]
-    assert res.most_blocks * 50 <= span + 2 * 50  # the estimate's held rows (run_estimate)
+    held, span = _held_and_span(cfg, w, ctx, monkeypatch)
+    assert held <= span + 2 * 50  # the estimate's held rows (run_estimate)
     if rate == 2.0:
         assert span < len(w) // 5  # 301 today, held 100
     else:
-        assert span > len(w) // 2  # the backlog: 1 - 1/2.27 of the requests
+        assert span > len(w) // 2  # the fluid queue of an overloaded run: 1,974 today, held 450
 
 
 def test_the_estimate_counts_one_block_of_a_streamed_hit_rate_only_run():
@@ -398,19 +406,14 @@ def test_the_span_on_the_mooncake_trace_at_three_loads(compress, monkeypatch):
     queue slightly, and the estimate is within 5% of what it held). The whole run's backlog share, 1 - 1/load,
     that the estimate took before fell 45% short at compression 0.5 (2,286 rows against 4,150 held)."""
     from sim.config import load_config
-    from sim.modes.common import NodeSetup, prepare_workload
-    from sim.modes.runner import _in_flight_span
+    from sim.modes.common import prepare_workload
     from trace.formats import load_trace
 
     cfg = load_config(overrides=["report.exact_quantiles_max_requests=0"])
     w, _ = load_trace(str(MOONCAKE))
     w.arrival_ms = w.arrival_ms / compress
     w, ctx = prepare_workload(cfg, w)
-    monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
-    res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
-    node = NodeSetup.from_config(cfg, w.block_tokens)
-    span = _in_flight_span(cfg, w, _offered(cfg, w, node, node.n_workers))[0]
-    held = res.most_blocks * 50
+    held, span = _held_and_span(cfg, w, ctx, monkeypatch)
     if compress < 1:
         assert held <= span + 2 * 50
         assert span < len(w) // 5  # not every row: 445 and 1,857 of 12,031 today (held 300 and 1,900)

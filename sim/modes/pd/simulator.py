@@ -74,6 +74,12 @@ from trace.workload import Workload
 # 2**24 accesses (~70k requests of config.yaml's multi-turn workload) hold 128 MiB of learned priorities
 RELEASE_MIN_ACCESSES = 1 << 24
 
+
+def releases_positions(n_accesses: int) -> bool:
+    """Does a deployment of `n_accesses` block accesses release them behind its requests (and its memory estimate
+    count a window of learned priorities)?"""
+    return n_accesses >= RELEASE_MIN_ACCESSES
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -153,7 +159,7 @@ class _Deployment:
         # carried down its tier chain. Not with a session prefetch, which reads earlier requests' positions.
         # Below RELEASE_MIN_ACCESSES the priorities are few (8 bytes an access) and kept: the trees then skip the
         # per-lock bookkeeping (+15-25 % CPU) and the colocated baseline reuses the PD run's scores.
-        released = ctx is not None and self.pf is None and ctx.n_accesses() >= RELEASE_MIN_ACCESSES
+        released = ctx is not None and self.pf is None and releases_positions(ctx.n_accesses())
         self._accesses_done = ctx.accesses_done if ctx is not None and released else None
         self._in_flight: dict[int, None] = {}  # requests between arrival and done, in arrival order
         self._arrived = 0  # the next request to arrive
