@@ -55,7 +55,7 @@ def main_() -> None:
     if a.limit:
         base += ["--limit", str(a.limit)]
     run_s(base)  # warm-up: JIT cache, trace parser
-    w0, _ = load_trace(a.trace, limit=a.limit)  # its request count, for the rates
+    w, _ = load_trace(a.trace, limit=a.limit)  # its request count for the rates, and the writer's rows below
     suffixes = [None, ".csv"] + ([".parquet"] if _has_pyarrow() else [])
     with tempfile.TemporaryDirectory() as d:
         best: dict = {}
@@ -69,11 +69,10 @@ def main_() -> None:
         for s in suffixes:
             size = f", {os.path.getsize(os.path.join(d, 'req' + s)) / 1e6:.2f} MB" if s else ""
             over = f" (+{best[s] - plain:.2f} s, {100 * (best[s] / plain - 1):+.1f}%){size}" if s else ""
-            print(f"  {s or 'no file':>9}: {best[s]:.2f} s{over}, {len(w0) / best[s]:,.0f} requests/s")
+            print(f"  {s or 'no file':>9}: {best[s]:.2f} s{over}, {len(w) / best[s]:,.0f} requests/s")
         if not _has_pyarrow():
             print("  .parquet: skipped (pyarrow not installed)")
         cfg = load_config(overrides=a.overrides)
-        w, _ = load_trace(a.trace, limit=a.limit)
         tables: list = []
         run_mode(cfg, a.mode, workload=w, requests=tables)
         rows = sum(len(t) for t in tables)
