@@ -58,6 +58,7 @@ from sim.policies.base import AccessContext
 from sim.report.cluster_totals import ClusterTotals
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests
+from sim.report.saturation import ArrivalSpan
 from sim.routing.cluster import ClusterLoad, ClusterRouteState
 from sim.routing.registry import make as make_router
 from sim.timing.network import Network
@@ -79,6 +80,7 @@ def run_cluster(
     engine: str | None = None,
     requests: RequestSink | None = None,
     stream_rows: bool = False,
+    whole_span: ArrivalSpan | None = None,
 ) -> ClusterResult:
     """Replay `workload` (already re-blocked, see sim.modes.common.prepare_workload) on the cluster.
 
@@ -87,7 +89,9 @@ def run_cluster(
     "auto" the compiled one when it can. Both give identical results. `requests`: where the per-request
     rows go (a list, or a RequestStream written as the run goes), or None. `stream_rows`: above
     ``report.exact_quantiles_max_requests`` hand the rows to the report a block at a time and keep none
-    (sim.modes.result_rows); a pod keeps them whole, for its merge."""
+    (sim.modes.result_rows); a pod keeps them whole, for its merge - unless `whole_span` (the whole run's
+    arrivals) is given: a pod of a run that merges totals, not rows (``sim.modes.partition.run_pod``) puts every
+    row into its totals a block at a time on the whole run's span and keeps none."""
     t_wall = time.perf_counter()
     router = router or cfg.cluster.router
     recency = queue_recency(policy)
@@ -110,10 +114,10 @@ def run_cluster(
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)
     lay, arr_ms = setup.layout, workload.arrival_ms
+    streamed = (stream_rows and streams(cfg, n, requests)) or (whole_span is not None and requests is None)
     totals = ClusterTotals(cfg, timing=timing, n_workers=lay.n_workers, workers_per_rack=lay.workers_per_rack,
-                           n_racks=lay.topo.n_racks, arrival_s=arr_ms / 1000.0)
+                           n_racks=lay.topo.n_racks, arrival_s=arr_ms / 1000.0 if whole_span is None else whole_span)
     labels = {"router": router, "policy": policy}
-    streamed = stream_rows and streams(cfg, n, requests)
 
     def consume(b: RowBlock) -> None:  # a block of complete rows, in request order
         totals.add(vars(b), arr_ms[b.lo:b.lo + b.n] / 1000.0)

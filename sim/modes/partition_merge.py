@@ -14,9 +14,12 @@ approximated.
 
 A run that needs neither (its quantiles are sketched: more requests than
 ``report.exact_quantiles_max_requests``, and no per-request file) merges with
-``Reduce``: each pod's arrays are added into ``sim.report.cluster_totals.ClusterTotals``
-(sums, sketches, the saturation check's inputs) as it arrives and dropped. The driver then holds
-the 4-byte cover count a request instead of ~168 bytes of rows (10M requests: 0.04 GB, not 1.6).
+``Reduce``: each pod puts its own rows into ``sim.report.cluster_totals.ClusterTotals`` (sums, sketches,
+the saturation check's inputs, on the whole run's arrival span) a block at a time as it runs and keeps
+none (``sim.modes.partition.PodTask.reduce_span``); it returns those totals, which the driver adds at the
+pod's worker and rack offsets. Neither the pods nor the driver then hold a row a request: the driver keeps
+the 4-byte cover count a request instead of ~168 bytes of rows (10M requests: 0.04 GB, not 1.6), a pod a
+block of rows instead of its share.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from sim.modes.common import nan_rows
 from sim.modes.result_rows import CLUSTER_COLUMNS
 from sim.replica.histogram import IterationHistogram
 from sim.report.cluster_totals import ClusterTotals
+from sim.report.saturation import ArrivalSpan
 from trace.workload import Workload
 
 ARRAYS = tuple(c.name for c in CLUSTER_COLUMNS)  # a pod's per-request rows
@@ -47,18 +51,22 @@ class PodResult:
     io: dict
     prefetch: dict
     hist: dict | None = None  # counts, total, sum_s of the iteration histogram (timed)
+    # a pod of a run that merges totals (PodTask.reduce_span): ClusterTotals.state() of its rows, `arrays` empty
+    totals: tuple[dict[str, np.ndarray], dict] | None = None
 
 
 def pod_result(task, res, wall_s: float) -> PodResult:
     h = res.iteration_hist
+    reduced = task.reduce_span is not None  # its rows went into res.totals, none kept
     return PodResult(
         pod=task.pod, task_id=task.task_id, index=np.asarray(task.index, dtype=np.int64),
-        arrays={k: np.asarray(getattr(res, k)) for k in ARRAYS},
+        arrays={} if reduced else {k: np.asarray(getattr(res, k)) for k in ARRAYS},
         cache=res.cache_summary(), network=res.network_stats(),
         scalars={"sim_time_s": float(res.sim_time_s), "wall_s": float(wall_s), "preemptions": int(res.preemptions),
                  "workers_per_pod": int(res.setup.layout.n_workers)},
         io=res.io, prefetch=res.prefetch,
         hist=None if h is None else {"counts": h.counts.copy(), "total": int(h.total), "sum_s": float(h.sum_s)},
+        totals=res.totals.state() if reduced else None,
     )
 
 
@@ -119,8 +127,8 @@ def needs_rows(cfg: Config, n_requests: int, request_file: bool) -> bool:
 
 @dataclass(frozen=True)
 class Reduce:
-    """Merge pods into totals, not rows (module docstring): the whole deployment's sizes, the config and every
-    request's arrival (the saturation check's)."""
+    """Merge pods into totals, not rows (module docstring): the whole deployment's sizes, the config and the
+    whole run's arrival span (the saturation check's inject phase)."""
 
     cfg: Config
     timing: bool
@@ -128,13 +136,13 @@ class Reduce:
     n_workers: int
     n_racks: int
     workers_per_rack: int
-    arrival_ms: np.ndarray = field(compare=False, repr=False)  # the workload's own (no copy)
+    span: ArrivalSpan  # the whole run's arrivals (each pod's totals are on it too)
 
 
 class Merger:
     """The merge, one pod at a time: each pod's per-request arrays go into the whole run's arrays as it
     arrives and are dropped, so the driver holds one copy of the per-request results (10M requests: ~1.7
-    GB), not the pods' and the merged ones at once; with `reduce`, only their totals.
+    GB), not the pods' and the merged ones at once; with `reduce`, each pod brings its totals instead.
     Counters and histograms are kept per pod (small)."""
 
     def __init__(self, n: int, reduce: Reduce | None = None) -> None:
@@ -145,17 +153,18 @@ class Merger:
         if reduce is not None:
             self.totals = ClusterTotals(reduce.cfg, timing=reduce.timing, n_workers=reduce.n_workers,
                                         workers_per_rack=reduce.workers_per_rack, n_racks=reduce.n_racks,
-                                        arrival_s=reduce.arrival_ms / 1000.0)
+                                        arrival_s=reduce.span)
         self.arrays: dict[str, np.ndarray] = {}
         self.kinds: dict[str, tuple] = {}  # each array's row shape and dtype
         self.seen = np.zeros(n, dtype=np.int32)
         self.pods: list[PodResult] = []  # the pods' summaries; their arrays are moved into self.arrays
 
     def add(self, p: PodResult) -> None:
-        r = self.reduce
-        if r is not None and self.totals is not None:
-            wpp = p.scalars["workers_per_pod"]
-            self.totals.add(p.arrays, r.arrival_ms[p.index] / 1000.0, worker_offset=p.pod * wpp)
+        if (self.totals is not None) != (p.totals is not None):
+            raise ValueError(f"pod {p.pod} brought {'totals' if p.totals is not None else 'rows'}, not the "
+                             f"{'totals' if self.totals is not None else 'rows'} this merge needs")
+        if self.totals is not None and p.totals is not None:  # the pod reduced its own rows (PodTask.reduce_span)
+            self.totals.merge_state(*p.totals, worker_offset=p.pod * p.scalars["workers_per_pod"])
         for k in self.keep:
             v = p.arrays[k]
             self.kinds[k] = (v.shape[1:], v.dtype)

@@ -28,11 +28,14 @@ from sim.io_safe import write_bytes_atomic
 from sim.modes.learned_window import WindowCheck
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
 from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce
+from sim.report.saturation import ArrivalSpan
 from trace.workload import Workload
 
 # runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
 PodRunner = Callable[[list[PodTask], Callable[[dict], None]], None]
-STORE_VERSION = 2  # 2: the key hashes the block lists as held (parent form for compact pods)
+# 2: the key hashes the block lists as held (parent form for compact pods); 3: a pod of a run that merges totals
+# stores its totals, not its rows (PodTask.reduce_span, in the key)
+STORE_VERSION = 3
 
 
 def run_pod_task(task: PodTask, progress: Callable[[int], None] | None = None) -> dict:
@@ -59,7 +62,9 @@ def in_process(tasks: list[PodTask], on_result: Callable[[dict], None]) -> None:
 def pod_key(task: PodTask) -> str:
     """Everything that defines the pod's result (the workload by content), as a short hash."""
     h = hashlib.sha256()
-    h.update(json.dumps([STORE_VERSION, task.config, task.policy, task.router, task.timing, task.pod],
+    span = task.reduce_span
+    h.update(json.dumps([STORE_VERSION, task.config, task.policy, task.router, task.timing, task.pod,
+                         None if span is None else [span.first_s, span.last_s, span.requests]],
                         sort_keys=True).encode())
     w = task.workload
     pb = w.prefix_blocks()  # the block lists as held (a compact pod is never expanded for its key)
@@ -83,6 +88,9 @@ class PodStore:
                 "scalars": r.scalars, "io": r.io, "prefetch": r.prefetch,
                 "hist": None if r.hist is None else {"total": r.hist["total"], "sum_s": r.hist["sum_s"]}}
         arrays = {f"a_{k}": v for k, v in r.arrays.items()}
+        if r.totals is not None:
+            t_arrays, meta["totals"] = r.totals
+            arrays.update({f"t_{k}": v for k, v in t_arrays.items()})
         arrays["index"] = r.index
         arrays["meta"] = np.array(json.dumps(meta))
         if r.hist is not None:
@@ -102,13 +110,16 @@ class PodStore:
                 meta = json.loads(str(z["meta"]))
                 if meta.get("key") != key:
                     return None
-                arrays = {k: z[f"a_{k}"] for k in ARRAYS}
+                totals = None
+                if "totals" in meta:
+                    totals = ({k[2:]: z[k] for k in z.files if k.startswith("t_")}, meta["totals"])
+                arrays = {} if totals is not None else {k: z[f"a_{k}"] for k in ARRAYS}
                 hist = None
                 if meta["hist"] is not None:
                     hist = {"counts": z["hist_counts"], **meta["hist"]}
                 return PodResult(pod=meta["pod"], task_id=meta["task_id"], index=z["index"], arrays=arrays,
                                  cache=meta["cache"], network=meta["network"], scalars=meta["scalars"], io=meta["io"],
-                                 prefetch=meta["prefetch"], hist=hist)
+                                 prefetch=meta["prefetch"], hist=hist, totals=totals)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -133,10 +144,11 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
     learned pod makes after its first pass (``sim.modes.learned_window``); a refused pod stops the run as
     a failed one does. `pod_b`: the estimated peak of one pod's worker (each task's Ray memory resource)."""
     t0 = time.perf_counter()
-    tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b)
     lay = setup.layout
     reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack,
-                                      w.arrival_ms)
+                                      ArrivalSpan.of(w.arrival_ms / 1000.0))
+    tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b,
+                      reduce_span=None if reduce is None else reduce.span)
     merged = Merger(len(w), reduce)  # each finished pod's arrays go straight into the whole run's
     todo = []
     for t in tasks:

@@ -243,9 +243,12 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     from sim.modes.partition import pod_sizes
 
     def pod(s) -> Estimate:
+        # a pod of a run merging totals streams its rows into them (PodTask.reduce_span): a hit-rate-only one
+        # holds a block of them; a timed one is counted a row a request (its span is not estimated per pod)
         e = run_estimate(s, mode="cluster", timing=timing, per_access=per_access,
                          slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
-                         learned=learned, learned_widest=learned_widest, learned_span=learned_span)
+                         learned=learned, learned_widest=learned_widest, learned_span=learned_span,
+                         streamed_rows=not rows)
         if in_flight:
             e.add("block lists in flight", lists_in_flight_b(s, in_flight))
         return e

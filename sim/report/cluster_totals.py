@@ -23,9 +23,9 @@ import numpy as np
 
 from sim.cache.layout import LOC_NAMES
 from sim.config import Config
-from sim.report.saturation import SaturationStream
+from sim.report.saturation import ArrivalSpan, SaturationStream
 from sim.report.schema import slo_ok
-from sim.report.sink import MetricsSink, metrics_sink
+from sim.report.sink import MetricsSink, SketchSink, metrics_sink
 
 LATENCIES = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s", "load": "net_s", "queue": "queue_s",
              "prefill": "prefill_s"}  # sink metric -> array (load = waiting for the network)
@@ -36,7 +36,7 @@ class ClusterTotals:
     request's arrival, the saturation check's inject phase); rows ``add`` into it."""
 
     def __init__(self, cfg: Config, *, timing: bool, n_workers: int, workers_per_rack: int, n_racks: int,
-                 arrival_s: np.ndarray) -> None:
+                 arrival_s: np.ndarray | ArrivalSpan) -> None:
         self.cfg, self.timing, self.workers_per_rack = cfg, timing, workers_per_rack
         locs = len(LOC_NAMES)
         self.hit_tokens = np.zeros(locs, np.int64)  # per location (LOC_NAMES), summed over requests
@@ -49,7 +49,9 @@ class ClusterTotals:
         self.slo_met = 0  # requests meeting the TTFT and TPOT targets (timed)
         self.net_sum_s = 0.0  # NaN-skipping sums of the network wait and of TTFT (timed)
         self.ttft_sum_s = 0.0
-        self.sink: MetricsSink | None = metrics_sink(len(arrival_s), cfg) if timing else None
+        # a pod's totals (`arrival_s` the whole run's ArrivalSpan) take the whole run's sink kind and windows
+        n = arrival_s.requests if isinstance(arrival_s, ArrivalSpan) else len(arrival_s)
+        self.sink: MetricsSink | None = metrics_sink(n, cfg) if timing else None
         self.saturation = SaturationStream(arrival_s) if timing else None
 
     def add(self, a: Mapping[str, np.ndarray], arrival_s: np.ndarray, *, worker_offset: int = 0) -> None:
@@ -73,6 +75,43 @@ class ClusterTotals:
             self.net_sum_s += float(np.nansum(a["net_s"]))
             self.ttft_sum_s += float(np.nansum(a["ttft_s"]))
             self.saturation.add(arrival_s, a["ttft_s"])
+
+    # ------------------------------------------------------------ a pod's totals into the whole run's
+    _COUNTS = ("hit_tokens", "hit_blocks", "requests_per_worker", "busy_per_worker", "requests_per_rack",
+               "busy_per_rack")
+    _SUMS = ("requests", "slo_met", "net_sum_s", "ttft_sum_s")
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, JSON-able values): a pod's totals as plain data (``merge_state`` adds them to the whole
+        run's; a PodStore keeps them). Its sink must be a sketch sink (a pod of a run past the exact limit)."""
+        arrays = {k: getattr(self, k) for k in self._COUNTS}
+        meta: dict[str, Any] = {k: getattr(self, k) for k in self._SUMS}
+        if self.timing:
+            assert isinstance(self.sink, SketchSink) and self.saturation is not None  # made when timed
+            sat_arrays, meta["saturation"] = self.saturation.state()
+            arrays.update({f"saturation_{k}": v for k, v in sat_arrays.items()})
+            meta["sink"] = self.sink.to_dict()
+        return arrays, meta
+
+    def merge_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *, worker_offset: int) -> None:
+        """Add a pod's ``state()``: its workers counted from `worker_offset` (its racks from the rack that holds
+        that worker: pods are whole racks)."""
+        rack_offset = worker_offset // self.workers_per_rack
+        self.hit_tokens += arrays["hit_tokens"]
+        self.hit_blocks += arrays["hit_blocks"]
+        for k, off in (("requests_per_worker", worker_offset), ("busy_per_worker", worker_offset),
+                       ("requests_per_rack", rack_offset), ("busy_per_rack", rack_offset)):
+            got = np.asarray(arrays[k])
+            getattr(self, k)[off:off + len(got)] += got
+        self.requests += int(meta["requests"])
+        self.slo_met += int(meta["slo_met"])
+        self.net_sum_s += float(meta["net_sum_s"])
+        self.ttft_sum_s += float(meta["ttft_sum_s"])
+        if self.timing:
+            assert self.sink is not None and self.saturation is not None  # made when timed
+            self.sink.merge(SketchSink.from_dict(meta["sink"]))
+            sat = {k[len("saturation_"):]: v for k, v in arrays.items() if k.startswith("saturation_")}
+            self.saturation.merge(SaturationStream.from_state(sat, meta["saturation"]))
 
 
 def totals_of(res: Any, cfg: Config) -> ClusterTotals:

@@ -25,6 +25,7 @@ unsaturated, > 1.5 for saturated; its later SI critical values 1 and 2).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,16 +42,33 @@ WAIT_FLOOR_S = 1.0
 LOAD_CLASSES = ("stable", "backlogged", "overloaded")
 
 
+@dataclass(frozen=True)
+class ArrivalSpan:
+    """What the inject phase needs of a run's arrivals: the first and last (seconds) and their count. A part of
+    a run (a pod) is judged on the whole run's span, so its stream merges into the whole's."""
+
+    first_s: float
+    last_s: float
+    requests: int
+
+    @classmethod
+    def of(cls, arrival_s: np.ndarray) -> ArrivalSpan:
+        arr = np.asarray(arrival_s, dtype=float)
+        return cls(float(arr.min()), float(arr.max()), len(arr)) if len(arr) else cls(0.0, 0.0, 0)
+
+
 class SaturationStream:
     """What ``classify`` reads of a run, fed a chunk of requests at a time (``add``, in any chunking and
     order): each window's backlog integral, the first and last tenth's TTFTs, the served TTFTs' sum.
     Memory: the two tenths' TTFTs, not a value per request (a run too large to hold its rows streams them
-    here chunk by chunk). ``arrival_s``: every request's arrival (read once, for the inject phase)."""
+    here chunk by chunk). ``arrival_s``: every request's arrival (read once, for the inject phase), or the
+    whole run's ``ArrivalSpan`` for a stream of part of it (``merge`` then adds the parts)."""
 
-    def __init__(self, arrival_s: np.ndarray) -> None:
-        arr = np.asarray(arrival_s, dtype=float)
-        self.trend = len(arr) >= MIN_REQUESTS and arr[-1] > arr[0]
-        self.t0, self.t1 = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 0.0)
+    def __init__(self, arrival_s: np.ndarray | ArrivalSpan) -> None:
+        span = arrival_s if isinstance(arrival_s, ArrivalSpan) else ArrivalSpan.of(arrival_s)
+        self.span = span
+        self.trend = span.requests >= MIN_REQUESTS and span.last_s > span.first_s
+        self.t0, self.t1 = span.first_s, span.last_s
         self.edges = np.linspace(self.t0, self.t1, WINDOWS + 1)
         self.wait_s = np.zeros(WINDOWS)  # per window: the seconds requests spent arrived and without a first token
         self.early: list[np.ndarray] = []  # served TTFTs of the first tenth's arrivals
@@ -76,6 +94,31 @@ class SaturationStream:
         self.early.append(ttft[(arr <= e[1]) & ok])
         late_mask = arr >= e[-2]
         self.late.append(np.where(ok[late_mask], ttft[late_mask], np.inf))
+
+    def merge(self, other: SaturationStream) -> None:
+        """Add the requests `other` was fed (a stream over the same whole run's span)."""
+        if other.span != self.span:
+            raise ValueError(f"cannot merge saturation streams of different runs ({other.span} into {self.span})")
+        self.wait_s += other.wait_s
+        self.early.extend(other.early)
+        self.late.extend(other.late)
+        self.served_sum += other.served_sum
+        self.served += other.served
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, JSON-able numbers): what ``from_state`` rebuilds the stream from (a stored pod)."""
+        arrays = {"wait_s": self.wait_s, "early": _joined(self.early), "late": _joined(self.late)}
+        return arrays, {"span": [self.t0, self.t1, self.span.requests], "served_sum": self.served_sum,
+                        "served": self.served}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> SaturationStream:
+        t0, t1, n = meta["span"]
+        s = cls(ArrivalSpan(float(t0), float(t1), int(n)))
+        s.wait_s = np.asarray(arrays["wait_s"], dtype=float).copy()
+        s.early, s.late = [np.asarray(arrays["early"], dtype=float)], [np.asarray(arrays["late"], dtype=float)]
+        s.served_sum, s.served = float(meta["served_sum"]), int(meta["served"])
+        return s
 
     def result(self, queue_share: float | None, workers: int = 1) -> dict[str, Any]:
         """The ``saturation`` metrics (see the module doc) on ``workers`` replicas that prefill."""
@@ -117,4 +160,8 @@ def classify(arrival_s: np.ndarray, ttft_s: np.ndarray, queue_share: float | Non
     return s.result(queue_share, workers)
 
 
-__all__ = ["LOAD_CLASSES", "SaturationStream", "classify"]
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+__all__ = ["LOAD_CLASSES", "ArrivalSpan", "SaturationStream", "classify"]

@@ -235,11 +235,16 @@ def test_a_reduced_merge_reports_what_the_merged_rows_report(timing):
 
 
 def test_the_reduced_merger_sums_pods_at_their_offsets():
-    """Two hand-made pods of 2 workers (1 rack each): per-worker and per-rack counts land at the pod's
-    offset, the SLO count, network and TTFT sums add, the saturation check is fed, and no value a request stays."""
+    """Two hand-made pods of 2 workers (1 rack each), each reducing its rows into totals of its own: per-worker
+    and per-rack counts land at the pod's offset, the SLO count, network and TTFT sums add, the saturation
+    check is fed, and no value a request stays."""
     from sim.modes.partition_merge import Merger, PodResult, Reduce
+    from sim.report.cluster_totals import ClusterTotals
+    from sim.report.saturation import ArrivalSpan
 
-    cfg = _cfg("slo.ttft_ms=1000", "slo.tpot_ms=100")
+    cfg = _cfg("slo.ttft_ms=1000", "slo.tpot_ms=100", "report.exact_quantiles_max_requests=1")
+    arrival_s = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    span = ArrivalSpan.of(arrival_s)
 
     def pod(k: int, index: list[int], worker: list[int], ttft: list[float]) -> PodResult:
         idx = np.array(index, dtype=np.int64)
@@ -250,11 +255,12 @@ def test_the_reduced_merger_sums_pods_at_their_offsets():
                   "net_s": np.full(n, 0.25), "queue_s": np.zeros(n), "prefill_s": np.zeros(n),
                   "ttft_s": np.array(ttft), "tpot_s": np.full(n, 0.05), "e2e_s": np.ones(n), "busy_s": np.full(n, 2.0),
                   "recomputed_tokens": np.zeros(n, dtype=np.int64)}
-        return PodResult(k, f"p{k}", idx, arrays, {"eic_blocks": 1, "ssd_blocks": 0}, {}, {"sim_time_s": 1.0,
-                         "wall_s": 0.0, "preemptions": 0, "workers_per_pod": 2}, {}, {})
+        own = ClusterTotals(cfg, timing=True, n_workers=2, workers_per_rack=2, n_racks=1, arrival_s=span)
+        own.add(arrays, arrival_s[idx])
+        return PodResult(k, f"p{k}", idx, {}, {"eic_blocks": 1, "ssd_blocks": 0}, {}, {"sim_time_s": 1.0,
+                         "wall_s": 0.0, "preemptions": 0, "workers_per_pod": 2}, {}, {}, totals=own.state())
 
-    m = Merger(5, Reduce(cfg, True, pods=2, n_workers=4, n_racks=2, workers_per_rack=2,
-                         arrival_ms=np.array([0.0, 100.0, 200.0, 300.0, 400.0])))
+    m = Merger(5, Reduce(cfg, True, pods=2, n_workers=4, n_racks=2, workers_per_rack=2, span=span))
     m.add(pod(1, [1, 4], [0, 0], [0.5, 2.0]))  # 2.0 s misses the 1 s TTFT target
     m.add(pod(0, [0, 2, 3], [1, 1, 0], [0.1, 0.2, 0.3]))
     r = m.result(policy="lru", router="r", timing=True, setup=None, workload=None, wall_s=0.0)
@@ -266,6 +272,12 @@ def test_the_reduced_merger_sums_pods_at_their_offsets():
     assert t.ttft_sum_s == pytest.approx(3.1) and (t.saturation.served, t.saturation.served_sum) == (5, t.ttft_sum_s)
     assert r.ttft_s is None and r.hit_tokens is None and r.worker is None
     assert t.sink.dist_ms("ttft")["p50"] == pytest.approx(300.0, rel=0.01)
+    # a pod of rows does not go into a merge of totals, nor a pod of totals into one of rows
+    with pytest.raises(ValueError, match="brought rows"):
+        m.add(PodResult(2, "p2", np.zeros(0, np.int64), {"worker": np.zeros(0, np.int64)}, {}, {},
+                        {"workers_per_pod": 2}, {}, {}))
+    with pytest.raises(ValueError, match="brought totals"):
+        Merger(5).add(pod(0, [0], [0], [0.1]))
 
 
 def test_in_process_pods_report_progress_inside_each_pod():

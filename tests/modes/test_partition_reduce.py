@@ -1,0 +1,152 @@
+"""A partitioned run that merges totals, not rows: each pod reduces its own rows (PodTask.reduce_span)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.modes.cluster import run_cluster
+from sim.modes.common import prepare_workload
+from sim.modes.partition import Partition, pod_tasks, run_pod
+from sim.modes.partition_merge import Merger, Reduce
+from sim.modes.partition_run import PodStore
+from sim.report.cluster_totals import ClusterTotals
+from sim.report.saturation import ArrivalSpan, SaturationStream
+from tests.modes.test_partition import _cfg
+from trace.source import workload_from_config
+
+PART = Partition(4, "prefix_root")
+
+
+def _setup(timing: bool):
+    cfg = _cfg("report.exact_quantiles_max_requests=100")  # 300 requests: past it, so the run merges totals
+    w, _ = prepare_workload(cfg, workload_from_config(cfg)[0])
+    return cfg, w
+
+
+def _totals_equal(a: ClusterTotals, b: ClusterTotals) -> None:
+    sa, sb = a.state(), b.state()
+    assert sa[0].keys() == sb[0].keys() and sa[1] == sb[1]
+    for k in sa[0]:
+        assert np.array_equal(sa[0][k], sb[0][k]), k
+
+
+@pytest.mark.parametrize("timing", [False, True])
+def test_reducing_pods_return_the_totals_of_their_rows(timing):
+    """Each pod's totals equal the totals of the rows it returns otherwise (a pod below a row block: one block,
+    the same sums to the bit), it returns no row, and the merged totals are the row merge's, field by field."""
+    cfg, w = _setup(timing)
+    lay_cfg = run_cluster(cfg, w.head(1), "lru", "prefix_aware", timing=False).setup.layout
+    span = ArrivalSpan.of(w.arrival_ms / 1000.0)
+    reduce = Reduce(cfg, timing, PART.pods, lay_cfg.n_workers, lay_cfg.topo.n_racks, lay_cfg.workers_per_rack, span)
+    by_pods = Merger(len(w), reduce)
+    by_rows = ClusterTotals(cfg, timing=timing, n_workers=lay_cfg.n_workers, workers_per_rack=lay_cfg.workers_per_rack,
+                            n_racks=lay_cfg.topo.n_racks, arrival_s=w.arrival_ms / 1000.0)  # the rows' totals
+    rows_tasks = pod_tasks(cfg, w, PART, "lru", "prefix_aware", timing)
+    reduce_tasks = pod_tasks(cfg, w, PART, "lru", "prefix_aware", timing, reduce_span=span)
+    for rt, pt in zip(rows_tasks, reduce_tasks, strict=True):
+        assert rt.reduce_span is None and pt.reduce_span == span
+        r, p = run_pod(rt), run_pod(pt)
+        assert p.arrays == {} and p.totals is not None
+        assert r.totals is None and r.arrays["worker"].shape == (len(rt.index),)
+        # the pod's own totals, from its rows
+        own = ClusterTotals(cfg, timing=timing, n_workers=p.scalars["workers_per_pod"],
+                            workers_per_rack=lay_cfg.workers_per_rack, n_racks=len(p.totals[0]["busy_per_rack"]),
+                            arrival_s=span)
+        own.add(r.arrays, w.arrival_ms[r.index] / 1000.0)
+        mine = ClusterTotals(cfg, timing=timing, n_workers=own.requests_per_worker.size,
+                             workers_per_rack=lay_cfg.workers_per_rack, n_racks=own.requests_per_rack.size,
+                             arrival_s=span)
+        mine.merge_state(*p.totals, worker_offset=0)
+        _totals_equal(own, mine)
+        by_rows.add(r.arrays, w.arrival_ms[r.index] / 1000.0, worker_offset=r.pod * r.scalars["workers_per_pod"])
+        by_pods.add(p)
+    merged = by_pods.totals
+    assert merged is not None
+    _totals_equal(by_rows, merged)  # pod by pod both ways: the same sums in the same order
+    assert merged.requests == len(w) and merged.requests_per_rack.sum() == len(w)
+    assert (merged.requests_per_worker > 0).sum() > PART.pods  # the pods' workers at their offsets
+    if timing:
+        assert merged.sink.dist_ms("ttft") == by_rows.sink.dist_ms("ttft")
+        assert merged.saturation.result(0.1, 4) == by_rows.saturation.result(0.1, 4)
+
+
+def test_a_pod_of_a_run_merging_totals_holds_a_block_of_rows(monkeypatch):
+    """With 50-request row blocks a reducing pod holds at most its open blocks, not a row a request."""
+    import sim.modes.result_rows as rr
+
+    monkeypatch.setattr(rr, "ROW_BLOCK", 50)
+    cfg, w = _setup(False)
+    span = ArrivalSpan.of(w.arrival_ms / 1000.0)
+    res = run_cluster(cfg, w, "lru", "prefix_aware", timing=False, whole_span=span)
+    assert res.worker is None and res.most_blocks == 1 and res.totals.requests == len(w)
+    timed = run_cluster(cfg, w, "lru", "prefix_aware", timing=True, whole_span=span)
+    assert timed.ttft_s is None and 1 <= timed.most_blocks < len(w) // 50 and timed.totals.requests == len(w)
+    assert timed.totals.saturation.span == span
+
+
+def test_a_stored_reducing_pod_loads_as_it_was_saved(tmp_path):
+    cfg, w = _setup(True)
+    task = pod_tasks(cfg, w, PART, "lru", "prefix_aware", True, reduce_span=ArrivalSpan.of(w.arrival_ms / 1000.0))[0]
+    r = run_pod(task)
+    store = PodStore(tmp_path)
+    store.save("k1", r)
+    back = store.load("k1")
+    assert back is not None and back.arrays == {} and back.totals is not None
+    assert back.totals[1] == r.totals[1] and back.totals[0].keys() == r.totals[0].keys()
+    for k, v in r.totals[0].items():
+        assert np.array_equal(back.totals[0][k], v), k
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 100.0), st.one_of(st.floats(0.0, 50.0), st.just(np.inf)),
+                          st.integers(0, 3)), min_size=1, max_size=80))
+def test_saturation_streams_of_parts_merge_into_the_whole(rows):
+    """Requests split among parts, each part's stream on the whole run's span: the merged stream reads as the
+    whole one (sums up to their order)."""
+    arr = np.sort(np.array([r[0] for r in rows]))
+    ttft = np.array([r[1] for r in rows])
+    part = np.array([r[2] for r in rows])
+    whole = SaturationStream(arr)
+    whole.add(arr, ttft)
+    span = ArrivalSpan.of(arr)
+    merged = SaturationStream(span)
+    for k in range(4):
+        s = SaturationStream(span)
+        s.add(arr[part == k], ttft[part == k])
+        merged.merge(SaturationStream.from_state(*s.state()))
+    assert merged.served == whole.served and merged.served_sum == pytest.approx(whole.served_sum)
+    assert merged.wait_s == pytest.approx(whole.wait_s)
+    if whole.trend:
+        for a, b in ((merged.early, whole.early), (merged.late, whole.late)):
+            assert np.array_equal(np.sort(np.concatenate(a)), np.sort(np.concatenate(b)))
+    a, b = merged.result(0.3, 2), whole.result(0.3, 2)
+    assert a.keys() == b.keys() and a["load_class"] == b["load_class"]
+    for k in a:
+        assert a[k] == pytest.approx(b[k]), k
+
+
+def test_saturation_streams_of_different_runs_do_not_merge():
+    a = SaturationStream(ArrivalSpan(0.0, 10.0, 100))
+    with pytest.raises(ValueError, match="different runs"):
+        a.merge(SaturationStream(ArrivalSpan(0.0, 11.0, 100)))
+
+
+def test_the_estimate_of_a_run_merging_totals_counts_a_block_of_rows_a_pod(monkeypatch):
+    """Hit-rate-only, a reducing pod holds one block of rows (50 here), so its part of the estimate drops by the
+    rest of its rows; timed pods are still counted a row a request (no span is estimated per pod)."""
+    import sim.modes.result_rows as rr
+    from sim.modes.memory import AT_ONCE
+    from sim.modes.partition import pod_sizes
+    from sim.modes.result_rows import CLUSTER_COLUMNS, row_bytes
+    from sim.modes.runner import _partition_estimate
+
+    monkeypatch.setattr(rr, "ROW_BLOCK", 50)
+    cfg, w = _setup(False)
+    cap = 10 ** 6
+    biggest = max(s.requests for s in pod_sizes(w, PART))
+    part = AT_ONCE + "per-request results"
+    rows = _partition_estimate(w, PART, cap, True, False, 1, True).parts[part]
+    reduced = _partition_estimate(w, PART, cap, True, False, 1, False).parts[part]
+    assert biggest > 50 and rows - reduced == (biggest - 50) * row_bytes(CLUSTER_COLUMNS, False)
+    timed = [_partition_estimate(w, PART, cap, True, True, 1, r).parts[part] for r in (True, False)]
+    assert timed[0] == timed[1]
