@@ -5,13 +5,14 @@ per location, the requests and busy seconds per worker and per rack (the skew bl
 meeting both SLO targets, the network wait and TTFT summed, the latencies' distributions (a
 ``MetricsSink``) and the saturation check's inputs (a ``SaturationStream``).
 
-``ClusterTotals.add`` takes rows (a block of an unpartitioned run, ``sim.modes.result_rows``; a pod's arrays,
-its workers offset to the pod's place). A run that keeps its rows whole adds them once, and every figure is
-the whole arrays' to the last bit. A run above ``report.exact_quantiles_max_requests`` adds a block at a time
-and drops it; a partitioned run that needs neither exact quantiles nor a per-request file adds each pod's
-arrays as the pod arrives (``sim.modes.partition_merge.Merger``) and keeps no value a request. Then float sums
-are taken block by block or pod by pod (the network wait, TTFT, busy seconds, the sketch's served means, the
-backlog integrals) and may differ from the whole arrays' in the last bits; the counts and the per-worker and
+``ClusterTotals.add`` takes rows (a block of a run, ``sim.modes.result_rows``). A run that keeps its rows whole
+adds them once, and every figure is the whole arrays' to the last bit. A run above
+``report.exact_quantiles_max_requests`` adds a block at a time and drops it. A partitioned run that needs neither
+exact quantiles nor a per-request file has each pod do that into totals of its own (sized for the pod, on the
+whole run's ``ArrivalSpan``) and return their ``state()``, which the driver's totals ``merge_state`` at the pod's
+worker and rack offsets (``sim.modes.partition_merge.Merger``): no value a request is kept anywhere. Then float
+sums are taken block by block and pod by pod (the network wait, TTFT, busy seconds, the sketch's served means,
+the backlog integrals) and may differ from the whole arrays' in the last bits; the counts and the per-worker and
 per-rack request counts are exact.
 """
 from __future__ import annotations
@@ -32,8 +33,9 @@ LATENCIES = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s", "load": "net_s"
 
 
 class ClusterTotals:
-    """Sized for the whole deployment (`n_workers` in racks of `workers_per_rack`) and run (`arrival_s`: every
-    request's arrival, the saturation check's inject phase); rows ``add`` into it."""
+    """Sized for the deployment (`n_workers` in racks of `workers_per_rack`) and run (`arrival_s`: every request's
+    arrival, or a pod's totals the whole run's ``ArrivalSpan``: the saturation check's inject phase and the sink's
+    kind); rows ``add`` into it."""
 
     def __init__(self, cfg: Config, *, timing: bool, n_workers: int, workers_per_rack: int, n_racks: int,
                  arrival_s: np.ndarray | ArrivalSpan) -> None:
@@ -54,10 +56,9 @@ class ClusterTotals:
         self.sink: MetricsSink | None = metrics_sink(n, cfg) if timing else None
         self.saturation = SaturationStream(arrival_s) if timing else None
 
-    def add(self, a: Mapping[str, np.ndarray], arrival_s: np.ndarray, *, worker_offset: int = 0) -> None:
-        """Rows of some requests (``sim.modes.result_rows.CLUSTER_COLUMNS`` by name), `arrival_s` theirs; their
-        worker ids counted from `worker_offset` (a pod's first worker in the whole deployment)."""
-        worker, busy = np.asarray(a["worker"]) + worker_offset, np.asarray(a["busy_s"])
+    def add(self, a: Mapping[str, np.ndarray], arrival_s: np.ndarray) -> None:
+        """Rows of some requests (``sim.modes.result_rows.CLUSTER_COLUMNS`` by name), `arrival_s` theirs."""
+        worker, busy = np.asarray(a["worker"]), np.asarray(a["busy_s"])
         racks = worker // self.workers_per_rack
         self.hit_tokens += np.asarray(a["hit_tokens"]).sum(axis=0)
         self.hit_blocks += np.asarray(a["hit_blocks"]).sum(axis=0)

@@ -58,7 +58,8 @@ def test_reducing_pods_return_the_totals_of_their_rows(timing):
                              arrival_s=span)
         mine.merge_state(*p.totals, worker_offset=0)
         _totals_equal(own, mine)
-        by_rows.add(r.arrays, w.arrival_ms[r.index] / 1000.0, worker_offset=r.pod * r.scalars["workers_per_pod"])
+        offset = r.pod * r.scalars["workers_per_pod"]  # the pod's workers in the whole deployment
+        by_rows.add({**r.arrays, "worker": r.arrays["worker"] + offset}, w.arrival_ms[r.index] / 1000.0)
         by_pods.add(p)
     merged = by_pods.totals
     assert merged is not None
