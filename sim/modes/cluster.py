@@ -89,9 +89,10 @@ def run_cluster(
     "auto" the compiled one when it can. Both give identical results. `requests`: where the per-request
     rows go (a list, or a RequestStream written as the run goes), or None. `stream_rows`: above
     ``report.exact_quantiles_max_requests`` hand the rows to the report a block at a time and keep none
-    (sim.modes.result_rows); a pod keeps them whole, for its merge - unless `whole_span` (the whole run's
-    arrivals) is given: a pod of a run that merges totals, not rows (``sim.modes.partition.run_pod``) puts every
-    row into its totals a block at a time on the whole run's span and keeps none."""
+    (sim.modes.result_rows). `whole_span` (the whole run's arrivals): a pod of a run that merges totals, not
+    rows (``sim.modes.partition.run_pod``): its totals are on the whole run's span; with `stream_rows` every row
+    goes into them a block at a time and none is kept, without it the pod keeps its rows too (for a per-request
+    file)."""
     t_wall = time.perf_counter()
     router = router or cfg.cluster.router
     recency = queue_recency(policy)
@@ -114,7 +115,7 @@ def run_cluster(
     net = Network.from_config(cfg, setup.topo)
     n = len(workload)
     lay, arr_ms = setup.layout, workload.arrival_ms
-    streamed = (stream_rows and streams(cfg, n, requests)) or (whole_span is not None and requests is None)
+    streamed = stream_rows and (whole_span is not None or streams(cfg, n, requests))
     totals = ClusterTotals(cfg, timing=timing, n_workers=lay.n_workers, workers_per_rack=lay.workers_per_rack,
                            n_racks=lay.topo.n_racks, arrival_s=arr_ms / 1000.0 if whole_span is None else whole_span)
     labels = {"router": router, "policy": policy}

@@ -141,16 +141,20 @@ class PodTask:
     # the whole run's arrivals when it merges totals, not rows (partition_merge.Reduce): the pod then puts its
     # rows into totals of its own as it goes and returns those (no value a request, in the pod or the driver)
     reduce_span: ArrivalSpan | None = None
+    # with reduce_span: the run writes a per-request file, so the pod returns its rows as well
+    keep_rows: bool = False
 
 
 def pod_tasks(cfg: Config, w: Workload, part: Partition, policy: str, router: str, timing: bool,
               pods: np.ndarray | None = None, window: WindowCheck | None = None,
-              peak_b: float = 0.0, reduce_span: ArrivalSpan | None = None) -> list[PodTask]:
+              peak_b: float = 0.0, reduce_span: ArrivalSpan | None = None,
+              keep_rows: bool = False) -> list[PodTask]:
     """One task per pod (pods with no request included: their report counts are zero). `pods`: the
     assignment when the caller has it (``assign_pods``: a pass over the workload, ~0.5 s at 10M). `window`:
     the run's learned window re-check (sim.modes.runner), given to the learned policy's pods. `peak_b`: one
     pod worker's estimated peak (sim.modes.memory.one_pod_b). `reduce_span`: the whole run's arrivals when it
-    merges totals, not rows (each pod then reduces its own rows, ``PodTask.reduce_span``)."""
+    merges totals, not rows (each pod then reduces its own rows, ``PodTask.reduce_span``); `keep_rows`: the pods
+    return their rows too (``PodTask.keep_rows``)."""
     window = window if policy == "learned" else None
     pods = assign_pods(w, part) if pods is None else pods
     tasks = []
@@ -158,7 +162,8 @@ def pod_tasks(cfg: Config, w: Workload, part: Partition, policy: str, router: st
         idx = np.flatnonzero(pods == k)
         pc = pod_config(cfg, part, k)
         tasks.append(PodTask(f"{router}/{policy}/pod{k}", k, pc.model_dump(mode="json"), policy, router, timing,
-                             idx, w.select(idx), window=window, peak_b=peak_b, reduce_span=reduce_span))
+                             idx, w.select(idx), window=window, peak_b=peak_b, reduce_span=reduce_span,
+                             keep_rows=keep_rows))
     return tasks
 
 
@@ -176,7 +181,8 @@ def run_pod(task: PodTask, progress: Callable[[int], None] | None = None):
     ctx = AccessContext.from_workload(w)
     recheck_learned(task.window, cfg, w, ctx, whose=f"pod {task.pod}'s")  # its first pass, shared with the replay
     res = run_cluster(cfg, w, task.policy, task.router, ctx=ctx, timing=task.timing, progress=progress,
-                      whole_span=task.reduce_span)
+                      whole_span=task.reduce_span,
+                      stream_rows=task.reduce_span is not None and not task.keep_rows)
     return pod_result(task, res, time.perf_counter() - t0)
 
 

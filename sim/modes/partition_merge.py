@@ -23,14 +23,16 @@ block of rows instead of its share.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sim.config import Config
 from sim.modes.common import nan_rows
-from sim.modes.result_rows import CLUSTER_COLUMNS
+from sim.modes.result_rows import CLUSTER_COLUMNS, RowBlock
 from sim.replica.histogram import IterationHistogram
 from sim.report.cluster_totals import ClusterTotals
 from sim.report.saturation import ArrivalSpan
@@ -51,16 +53,17 @@ class PodResult:
     io: dict
     prefetch: dict
     hist: dict | None = None  # counts, total, sum_s of the iteration histogram (timed)
-    # a pod of a run that merges totals (PodTask.reduce_span): ClusterTotals.state() of its rows, `arrays` empty
+    # a pod of a run that merges totals (PodTask.reduce_span): ClusterTotals.state() of its rows; `arrays` then
+    # empty unless the run writes a per-request file (PodTask.keep_rows)
     totals: tuple[dict[str, np.ndarray], dict] | None = None
 
 
 def pod_result(task, res, wall_s: float) -> PodResult:
     h = res.iteration_hist
-    reduced = task.reduce_span is not None  # its rows went into res.totals, none kept
+    reduced = task.reduce_span is not None  # its rows went into res.totals (and none was kept unless keep_rows)
     return PodResult(
         pod=task.pod, task_id=task.task_id, index=np.asarray(task.index, dtype=np.int64),
-        arrays={} if reduced else {k: np.asarray(getattr(res, k)) for k in ARRAYS},
+        arrays={k: np.asarray(getattr(res, k)) for k in ARRAYS} if task.keep_rows or not reduced else {},
         cache=res.cache_summary(), network=res.network_stats(),
         scalars={"sim_time_s": float(res.sim_time_s), "wall_s": float(wall_s), "preemptions": int(res.preemptions),
                  "workers_per_pod": int(res.setup.layout.n_workers)},
@@ -119,10 +122,12 @@ class MergedClusterResult:
         return self.network
 
 
-def needs_rows(cfg: Config, n_requests: int, request_file: bool) -> bool:
-    """Whether a partitioned run must merge the pods' per-request rows: for a per-request file, or for
-    exact quantiles (up to ``report.exact_quantiles_max_requests`` requests: ``sim.report.sink``)."""
-    return request_file or n_requests <= cfg.report.exact_quantiles_max_requests
+def needs_rows(cfg: Config, n_requests: int, requests_listed: bool) -> bool:
+    """Whether a partitioned run must merge the pods' per-request rows in memory: for exact quantiles (up to
+    ``report.exact_quantiles_max_requests`` requests: ``sim.report.sink``), or when a list collects every row
+    (`requests_listed`: ``--compare-measured`` reads them all). A per-request file past the limit is written
+    from the pods' rows spilled to disk (``sim.modes.partition_run.run_partitioned``)."""
+    return requests_listed or n_requests <= cfg.report.exact_quantiles_max_requests
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,15 @@ class Merger:
     """The merge, one pod at a time: each pod's per-request arrays go into the whole run's arrays as it
     arrives and are dropped, so the driver holds one copy of the per-request results (10M requests: ~1.7
     GB), not the pods' and the merged ones at once; with `reduce`, each pod brings its totals instead.
+    With `spill` (a folder; a reduced run that writes a per-request file) each pod's rows are written there as
+    it arrives, one ``.npy`` a column, and ``row_blocks`` reads them back in request order a block at a time.
     Counters and histograms are kept per pod (small)."""
 
-    def __init__(self, n: int, reduce: Reduce | None = None) -> None:
+    def __init__(self, n: int, reduce: Reduce | None = None, spill: Path | None = None) -> None:
         self.n = n
         self.reduce = reduce
+        self.spill = spill
+        self.spilled: list[int] = []  # the pods whose rows are in `spill`
         self.keep = ARRAYS if reduce is None else ()
         self.totals: ClusterTotals | None = None
         if reduce is not None:
@@ -165,6 +174,10 @@ class Merger:
                              f"{'totals' if self.totals is not None else 'rows'} this merge needs")
         if self.totals is not None and p.totals is not None:  # the pod reduced its own rows (PodTask.reduce_span)
             self.totals.merge_state(*p.totals, worker_offset=p.pod * p.scalars["workers_per_pod"])
+        if self.spill is not None:
+            if not p.arrays:
+                raise ValueError(f"pod {p.pod} brought no rows for the per-request file")
+            self._spill(p)
         for k in self.keep:
             v = p.arrays[k]
             self.kinds[k] = (v.shape[1:], v.dtype)
@@ -177,6 +190,33 @@ class Merger:
         np.add.at(self.seen, p.index, 1)  # a request listed twice counts twice
         self.pods.append(PodResult(p.pod, p.task_id, p.index, {}, p.cache, p.network, p.scalars, p.io,
                                    p.prefetch, p.hist))
+
+    def _spill(self, p: PodResult) -> None:
+        assert self.spill is not None
+        offset = p.pod * p.scalars["workers_per_pod"]
+        np.save(self.spill / f"pod{p.pod}-index.npy", np.asarray(p.index, dtype=np.int64))
+        for k in ARRAYS:
+            v = p.arrays[k]
+            np.save(self.spill / f"pod{p.pod}-{k}.npy", v + offset if k == "worker" else v)
+        self.spilled.append(p.pod)
+
+    def row_blocks(self, size: int) -> Iterator[RowBlock]:
+        """The spilled rows in request order, `size` requests a block (each request in exactly one pod: call
+        after ``result``, which checks it). The pods' columns are memory-mapped, so a block's rows are read."""
+        assert self.spill is not None
+        pods = [(np.load(self.spill / f"pod{k}-index.npy", mmap_mode="r"),
+                 {c: np.load(self.spill / f"pod{k}-{c}.npy", mmap_mode="r") for c in ARRAYS}) for k in self.spilled]
+        for lo in range(0, self.n, size):
+            hi = min(self.n, lo + size)
+            out: dict[str, np.ndarray] = {}
+            for idx, cols in pods:
+                a, b = np.searchsorted(idx, lo), np.searchsorted(idx, hi)
+                at = idx[a:b] - lo
+                for c, v in cols.items():
+                    if c not in out:
+                        out[c] = np.empty((hi - lo, *v.shape[1:]), dtype=v.dtype)
+                    out[c][at] = v[a:b]
+            yield RowBlock.of(out, lo)
 
     def result(self, *, policy: str, router: str, timing: bool, setup, workload: Workload,
                wall_s: float) -> MergedClusterResult:

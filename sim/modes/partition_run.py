@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +30,16 @@ from sim.io_safe import write_bytes_atomic
 from sim.modes.learned_window import WindowCheck
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
 from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce
+from sim.modes.result_rows import ROW_BLOCK
+from sim.report.request_stream import RequestSink
+from sim.report.requests import cluster_requests
 from sim.report.saturation import ArrivalSpan
 from trace.workload import Workload
 
 # runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
 PodRunner = Callable[[list[PodTask], Callable[[dict], None]], None]
 # 2: the key hashes the block lists as held (parent form for compact pods); 3: a pod of a run that merges totals
-# stores its totals, not its rows (PodTask.reduce_span, in the key)
+# stores its totals, and its rows only for a per-request file (PodTask.reduce_span and keep_rows, in the key)
 STORE_VERSION = 3
 
 
@@ -64,7 +69,7 @@ def pod_key(task: PodTask) -> str:
     h = hashlib.sha256()
     span = task.reduce_span
     h.update(json.dumps([STORE_VERSION, task.config, task.policy, task.router, task.timing, task.pod,
-                         None if span is None else [span.first_s, span.last_s, span.requests]],
+                         None if span is None else [span.first_s, span.last_s, span.requests], task.keep_rows],
                         sort_keys=True).encode())
     w = task.workload
     pb = w.prefix_blocks()  # the block lists as held (a compact pod is never expanded for its key)
@@ -113,7 +118,7 @@ class PodStore:
                 totals = None
                 if "totals" in meta:
                     totals = ({k[2:]: z[k] for k in z.files if k.startswith("t_")}, meta["totals"])
-                arrays = {} if totals is not None else {k: z[f"a_{k}"] for k in ARRAYS}
+                arrays = {k: z[f"a_{k}"] for k in ARRAYS} if f"a_{ARRAYS[0]}" in z.files else {}
                 hist = None
                 if meta["hist"] is not None:
                     hist = {"counts": z["hist_counts"], **meta["hist"]}
@@ -137,19 +142,40 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
                     setup, runner: PodRunner | None = None, store: PodStore | None = None,
                     progress: Callable[[int], None] | None = None, rows: bool = True,
                     pods: np.ndarray | None = None, window: WindowCheck | None = None,
-                    pod_b: float = 0.0) -> MergedClusterResult:
+                    pod_b: float = 0.0, requests: RequestSink | None = None) -> MergedClusterResult:
     """Replay the prepared workload `w` on the partitioned deployment (`setup`: the whole one). `rows`:
     merge the per-request rows (``partition_merge.needs_rows``); else only their totals. `pods`:
     the request -> pod assignment when already computed. `window`: the learned window re-check each
     learned pod makes after its first pass (``sim.modes.learned_window``); a refused pod stops the run as
-    a failed one does. `pod_b`: the estimated peak of one pod's worker (each task's Ray memory resource)."""
+    a failed one does. `pod_b`: the estimated peak of one pod's worker (each task's Ray memory resource).
+    `requests`: with `rows` False, the per-request file (a RequestStream): the pods return their rows as well
+    as their totals, the driver spills each pod's to a scratch folder as it arrives and writes the file from
+    there in request order, a block at a time, then removes the folder."""
     t0 = time.perf_counter()
     lay = setup.layout
     reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack,
                                       ArrivalSpan.of(w.arrival_ms / 1000.0))
-    tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b,
-                      reduce_span=None if reduce is None else reduce.span)
-    merged = Merger(len(w), reduce)  # each finished pod's arrays go straight into the whole run's
+    spill = requests is not None and reduce is not None
+    with tempfile.TemporaryDirectory(prefix="kvsim-pod-rows-") if spill else nullcontext() as folder:
+        tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b,
+                          reduce_span=None if reduce is None else reduce.span, keep_rows=spill)
+        # each finished pod's arrays go straight into the whole run's (or its totals, its rows to `folder`)
+        merged = Merger(len(w), reduce, Path(folder) if folder else None)
+        _run_pods(tasks, merged, w, runner, store, progress)
+        res = merged.result(policy=policy, router=router, timing=timing, setup=setup, workload=w,
+                            wall_s=time.perf_counter() - t0)
+        if spill:
+            assert requests is not None  # spill says so
+            labels = {"router": router, "policy": policy}
+            for b in merged.row_blocks(ROW_BLOCK):
+                requests.append(cluster_requests(cfg, w, b, labels, timing, lay.workers_per_rack))
+    return res
+
+
+def _run_pods(tasks: list[PodTask], merged: Merger, w: Workload, runner: PodRunner | None, store: PodStore | None,
+              progress: Callable[[int], None] | None) -> None:
+    """Merge the stored pods, run the others (by `runner`, in this process by default) and merge them as they
+    finish; a failed or refused pod raises, naming it, once the others are kept."""
     todo = []
     for t in tasks:
         t.key = pod_key(t)
@@ -191,8 +217,6 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
         (runner or in_process)(todo, on_result)
     if failed:
         raise InputError(_failure_message(failed, len(merged.pods), store), where="--pods")
-    return merged.result(policy=policy, router=router, timing=timing, setup=setup, workload=w,
-                         wall_s=time.perf_counter() - t0)
 
 
 __all__ = ["PodRunner", "PodStore", "in_process", "pod_key", "run_partitioned", "run_pod_task"]

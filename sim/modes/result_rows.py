@@ -65,9 +65,10 @@ class RowBlock:
             setattr(self, c.name, c.make(n, timing))
 
     @classmethod
-    def of(cls, arrays: dict[str, np.ndarray]) -> RowBlock:
-        """Whole arrays already made (a run that kept its rows, a merged partitioned run) as one block."""
-        b = cls(0, len(next(iter(arrays.values()))) if arrays else 0, False, ())
+    def of(cls, arrays: dict[str, np.ndarray], lo: int = 0) -> RowBlock:
+        """Arrays already made (a run that kept its rows, a merged partitioned run) as the block of requests
+        from `lo`."""
+        b = cls(lo, len(next(iter(arrays.values()))) if arrays else 0, False, ())
         b.left = 0
         for k, v in arrays.items():
             setattr(b, k, v)

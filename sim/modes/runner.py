@@ -150,6 +150,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     # whole workload's
     widest = int(w.n_blocks().max()) if learned and len(w) else None
     span = _in_flight_span(cfg, w, offered) if timing and (streamed or learned) and offered is not None else (0, 0)
+    spills = not rows and requests is not None  # pods keep their rows for the per-request file (run_partitioned)
     if partition is None:
         # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows), unless
         # a list keeps them; timed, the estimate counts the blocks its requests in flight span
@@ -163,7 +164,8 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
         if est.total > limit_bytes():  # name the fewest pods that fit (pods share no remote SSD pool)
             fit = _pods_that_fit(cfg, lambda part, assignment: _partition_estimate(
                 w, part, cap - ssd_slots, compiled, timing, runs, rows, assignment, learned=learned,
-                per_access=per_access, in_flight=in_flight, learned_widest=widest, learned_span=span[1]), w)
+                per_access=per_access, in_flight=in_flight, learned_widest=widest, learned_span=span[1],
+                pod_rows=spills), w)
             if fit is not None:
                 ssd = "" if cfg.cluster.remote_ssd_capacity_gib == 0 else " --set cluster.remote_ssd_capacity_gib=0"
                 change = (f"{workload_change(w)}, or split the cluster into pods: --pods {fit[0]}{ssd} fits "
@@ -171,7 +173,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
         return Need(est, f"replaying {len(w):,} requests on {gpus}", change, "--mode cluster")
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods, learned=learned,
                               per_access=per_access, in_flight=in_flight, learned_widest=widest,
-                              learned_span=span[1])
+                              learned_span=span[1], pod_rows=spills)
     return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
                 workload_change(w) + ", use more pods or fewer --workers", "--pods")
 
@@ -223,14 +225,15 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
                         pods=None, learned: str | None = None, per_access: bool = False, in_flight: int = 0,
-                        learned_widest: int | None = None, learned_span: int = 0):
+                        learned_widest: int | None = None, learned_span: int = 0, pod_rows: bool = False):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
     each pod's learned policy keeps the features of its own requests (a pod is a cluster of its own), so
     its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`, `learned_span`: as
     _cluster_need counts them for the whole cluster (a pod holds the lists of at most that many of its
-    requests)."""
+    requests). `pod_rows`: with `rows` False, the pods keep their rows anyway, for a per-request file the driver
+    writes a block at a time from their spilled copies."""
     from sim.modes.memory import (
         AT_ONCE,
         BASE_B,
@@ -241,6 +244,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
         run_estimate,
     )
     from sim.modes.partition import pod_sizes
+    from sim.modes.result_rows import ROW_BLOCK
 
     def pod(s) -> Estimate:
         # a pod of a run merging totals streams its rows into them (PodTask.reduce_span): a hit-rate-only one
@@ -248,7 +252,7 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
         e = run_estimate(s, mode="cluster", timing=timing, per_access=per_access,
                          slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
                          learned=learned, learned_widest=learned_widest, learned_span=learned_span,
-                         streamed_rows=not rows)
+                         streamed_rows=not rows and not pod_rows)
         if in_flight:
             e.add("block lists in flight", lists_in_flight_b(s, in_flight))
         return e
@@ -261,6 +265,8 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
         est.add("merged per-request results", len(w) * MERGED_PER_REQ_B * runs)
     else:  # one run's at a time: its cover counts, dropped after its report
         est.add("merged totals and cover counts", len(w) * REDUCED_PER_REQ_B)
+        if pod_rows:  # a block of rows read back from the spill, and its table for the file
+            est.add("per-request file block", 2 * min(len(w), ROW_BLOCK) * MERGED_PER_REQ_B)
     for name, nbytes in biggest.parts.items():
         est.add(AT_ONCE + name, at_once * nbytes)
     if at_once > 1:  # each pod a process of its own, with its own interpreter and engine
@@ -322,7 +328,7 @@ def run_single_mode(
 
 
 def _cluster_setup(cfg: Config, workload: Workload, policies: list[str], routers: list[str], partition,
-                   with_requests: bool):
+                   requests_listed: bool):
     """What a cluster run checks and builds before its estimate: (re-blocked workload, context, topology,
     node, whether per-request rows are kept, the pod of each request or None)."""
     from sim.modes.common import NodeSetup, prepare_workload
@@ -339,7 +345,7 @@ def _cluster_setup(cfg: Config, workload: Workload, policies: list[str], routers
     w, ctx = prepare_workload(cfg, workload)
     topo = Topology.from_config(cfg)  # built once, shared by every run (it holds no run state)
     node = NodeSetup.from_config(cfg, w.block_tokens)
-    rows = needs_rows(cfg, len(w), with_requests)
+    rows = needs_rows(cfg, len(w), requests_listed)
     assignment = assign_pods(w, partition) if partition else None  # once for the estimate and every run
     return w, ctx, topo, node, rows, assignment
 
@@ -372,7 +378,7 @@ def run_cluster_mode(
     t0 = time.perf_counter()
     routers = routers or [cfg.cluster.router]
     w, ctx, topo, node, rows, assignment = _cluster_setup(cfg, workload, policies, routers, partition,
-                                                          requests is not None)
+                                                          isinstance(requests, list))
     pools = node_pools(Layout(topo, node.gpus_per_worker).n_workers, node)
     offered = pre_run(cfg, w, pools)
     window, pod_b = _check_cluster(cfg, w, ctx, topo, policies, routers, timing, partition, rows, assignment,
@@ -389,7 +395,7 @@ def run_cluster_mode(
             res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
                                   store=pod_store, progress=cb, rows=rows, pods=assignment, window=window,
-                                  pod_b=pod_b)
+                                  pod_b=pod_b, requests=None if rows else requests)
         else:  # its rows go to `requests` as the run goes
             res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb,
                               requests=requests, stream_rows=True)
@@ -399,7 +405,7 @@ def run_cluster_mode(
         tot = totals_of(res, cfg)
         if tot.saturation is not None:
             m["saturation"] = saturation_of(tot.saturation, m, pools[0].workers)
-        if requests is not None and partition:  # the pods' rows, merged
+        if requests is not None and partition and rows:  # the pods' rows, merged (else written by the pods' merge)
             rows_of = RowBlock.of({c.name: getattr(res, c.name) for c in CLUSTER_COLUMNS})
             requests.append(cluster_requests(cfg, w, rows_of, {"router": router, "policy": policy}, timing,
                                              res.setup.layout.workers_per_rack))

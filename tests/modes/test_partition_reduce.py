@@ -78,9 +78,11 @@ def test_a_pod_of_a_run_merging_totals_holds_a_block_of_rows(monkeypatch):
     monkeypatch.setattr(rr, "ROW_BLOCK", 50)
     cfg, w = _setup(False)
     span = ArrivalSpan.of(w.arrival_ms / 1000.0)
-    res = run_cluster(cfg, w, "lru", "prefix_aware", timing=False, whole_span=span)
+    res = run_cluster(cfg, w, "lru", "prefix_aware", timing=False, whole_span=span, stream_rows=True)
     assert res.worker is None and res.most_blocks == 1 and res.totals.requests == len(w)
-    timed = run_cluster(cfg, w, "lru", "prefix_aware", timing=True, whole_span=span)
+    timed = run_cluster(cfg, w, "lru", "prefix_aware", timing=True, whole_span=span, stream_rows=True)
+    kept = run_cluster(cfg, w, "lru", "prefix_aware", timing=True, whole_span=span)  # rows for a per-request file
+    assert kept.ttft_s is not None and kept.totals.requests == len(w) and kept.totals.saturation.span == span
     assert timed.ttft_s is None and 1 <= timed.most_blocks < len(w) // 50 and timed.totals.requests == len(w)
     assert timed.totals.saturation.span == span
 
@@ -136,7 +138,7 @@ def test_the_estimate_of_a_run_merging_totals_counts_a_block_of_rows_a_pod(monke
     """Hit-rate-only, a reducing pod holds one block of rows (50 here), so its part of the estimate drops by the
     rest of its rows; timed pods are still counted a row a request (no span is estimated per pod)."""
     import sim.modes.result_rows as rr
-    from sim.modes.memory import AT_ONCE
+    from sim.modes.memory import AT_ONCE, MERGED_PER_REQ_B
     from sim.modes.partition import pod_sizes
     from sim.modes.result_rows import CLUSTER_COLUMNS, row_bytes
     from sim.modes.runner import _partition_estimate
@@ -151,3 +153,56 @@ def test_the_estimate_of_a_run_merging_totals_counts_a_block_of_rows_a_pod(monke
     assert biggest > 50 and rows - reduced == (biggest - 50) * row_bytes(CLUSTER_COLUMNS, False)
     timed = [_partition_estimate(w, PART, cap, True, True, 1, r).parts[part] for r in (True, False)]
     assert timed[0] == timed[1]
+    # a per-request file past the limit: the pods keep their rows, the driver reads back a block and its table
+    spilled = _partition_estimate(w, PART, cap, True, False, 1, False, pod_rows=True)
+    assert spilled.parts[part] == rows and "merged per-request results" not in spilled.parts
+    assert spilled.parts["per-request file block"] == 2 * 50 * MERGED_PER_REQ_B
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_per_request_file_of_pods_past_the_limit_is_written_from_their_spilled_rows(suffix, tmp_path, monkeypatch):
+    """Past the exact-quantile limit the pods' rows are not merged in memory: each pod's go to a scratch folder
+    as it finishes and the file is written from there a block (7 requests here) at a time, in request order -
+    the same file as the in-memory merge writes; the scratch folder is removed."""
+    import json
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    import main
+    import sim.modes.partition_run as partition_run
+    import sim.report.requests as requests_mod
+    from tests.report.test_sketched_runs import SMALL
+
+    monkeypatch.setattr(partition_run, "ROW_BLOCK", 7)
+    blocks: list[int] = []
+    read_back = Merger.row_blocks
+
+    def spy(self, size):
+        for b in read_back(self, size):
+            blocks.append(b.n)
+            yield b
+
+    monkeypatch.setattr(Merger, "row_blocks", spy)
+    monkeypatch.setattr(requests_mod, "CSV_CHUNK_ROWS", 5)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = {}
+    for name, extra in (("rows", []), ("spilled", ["--set", "report.exact_quantiles_max_requests=1"])):
+        f, rj = tmp_path / f"{name}{suffix}", tmp_path / f"{name}.json"
+        code = main.main(["run", "--mode", "cluster", "--trace", str(SMALL), "--preset", "smoke", "--pods", "2",
+                          "--set", "cluster.remote_ssd_capacity_gib=0",
+                          "--no-plot", "--quiet", "--report-json", str(rj), "--requests-out", str(f), *extra])
+        assert code == 0
+        out[name] = (f, json.loads(rj.read_text()))
+    (f_rows, r_rows), (f_sp, r_sp) = out["rows"], out["spilled"]
+    assert r_sp["metrics"]["quantiles"].startswith("sketch") and not r_rows["metrics"]["quantiles"].startswith("sketch")
+    if suffix == ".csv":
+        assert f_sp.read_bytes() == f_rows.read_bytes()
+    else:
+        assert pq.read_table(f_sp).equals(pq.read_table(f_rows))
+    n = pq.read_table(f_sp).num_rows if suffix == ".parquet" else len(f_sp.read_text().splitlines()) - 1
+    assert n > 2 * 7 and sum(blocks) == n and max(blocks) == 7  # the spilled run wrote it, a block at a time
+    assert list(scratch.iterdir()) == []  # the spilled rows are gone
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
