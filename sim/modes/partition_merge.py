@@ -12,14 +12,16 @@ holds racks k x racks/K ... (k+1) x racks/K - 1). The result has every field
 report's quantiles come from the full per-request arrays: exact, not
 approximated.
 
-A run that needs neither (its quantiles are sketched: more requests than
-``report.exact_quantiles_max_requests``, and no per-request file) merges with
-``Reduce``: each pod puts its own rows into ``sim.report.cluster_totals.ClusterTotals`` (sums, sketches,
-the saturation check's inputs, on the whole run's arrival span) a block at a time as it runs and keeps
-none (``sim.modes.partition.PodTask.reduce_span``); it returns those totals, which the driver adds at the
-pod's worker and rack offsets. Neither the pods nor the driver then hold a row a request: the driver keeps
-the 4-byte cover count a request instead of ~168 bytes of rows (10M requests: 0.04 GB, not 1.6), a pod a
-block of rows instead of its share.
+A run that needs no row in memory (its quantiles are sketched: more requests than
+``report.exact_quantiles_max_requests``; no ``--compare-measured`` list) merges with ``Reduce``: each pod
+puts its own rows into ``sim.report.cluster_totals.ClusterTotals`` (sums, sketches, the saturation check's
+inputs, on the whole run's arrival span) a block at a time as it runs and keeps none
+(``sim.modes.partition.PodTask.reduce_span``); it returns those totals, which the driver adds at the pod's
+worker and rack offsets. Neither the pods nor the driver then hold a row a request: the driver keeps the
+4-byte cover count a request instead of ~168 bytes of rows (10M requests: 0.04 GB, not 1.6), a pod a block
+of rows instead of its share. For a per-request file the pods return their rows too (``PodTask.keep_rows``)
+and the merger spills them to disk as they come, to be read back in request order a block at a time
+(``Merger.row_blocks``).
 """
 from __future__ import annotations
 
@@ -194,7 +196,7 @@ class Merger:
     def _spill(self, p: PodResult) -> None:
         assert self.spill is not None
         offset = p.pod * p.scalars["workers_per_pod"]
-        np.save(self.spill / f"pod{p.pod}-index.npy", np.asarray(p.index, dtype=np.int64))
+        np.save(self.spill / f"pod{p.pod}-index.npy", np.asarray(p.index, dtype=np.int64))  # increasing
         for k in ARRAYS:
             v = p.arrays[k]
             np.save(self.spill / f"pod{p.pod}-{k}.npy", v + offset if k == "worker" else v)
@@ -202,21 +204,31 @@ class Merger:
 
     def row_blocks(self, size: int) -> Iterator[RowBlock]:
         """The spilled rows in request order, `size` requests a block (each request in exactly one pod: call
-        after ``result``, which checks it). The pods' columns are memory-mapped, so a block's rows are read."""
+        after ``result``, which checks it). Each block maps the pods' columns afresh and reads its slices
+        only, so the process never holds the spilled rows (a mapping kept open would count every page it
+        read in the resident set)."""
         assert self.spill is not None
-        pods = [(np.load(self.spill / f"pod{k}-index.npy", mmap_mode="r"),
-                 {c: np.load(self.spill / f"pod{k}-{c}.npy", mmap_mode="r") for c in ARRAYS}) for k in self.spilled]
         for lo in range(0, self.n, size):
             hi = min(self.n, lo + size)
             out: dict[str, np.ndarray] = {}
-            for idx, cols in pods:
-                a, b = np.searchsorted(idx, lo), np.searchsorted(idx, hi)
-                at = idx[a:b] - lo
-                for c, v in cols.items():
+            for k in self.spilled:
+                idx = self._column(k, "index")
+                a, b = int(np.searchsorted(idx, lo)), int(np.searchsorted(idx, hi))
+                at = np.asarray(idx[a:b]) - lo
+                del idx
+                if b == a:
+                    continue
+                for c in ARRAYS:
+                    v = self._column(k, c)
                     if c not in out:
                         out[c] = np.empty((hi - lo, *v.shape[1:]), dtype=v.dtype)
                     out[c][at] = v[a:b]
+                    del v
             yield RowBlock.of(out, lo)
+
+    def _column(self, pod: int, name: str) -> np.ndarray:
+        assert self.spill is not None
+        return np.load(self.spill / f"pod{pod}-{name}.npy", mmap_mode="r")
 
     def result(self, *, policy: str, router: str, timing: bool, setup, workload: Workload,
                wall_s: float) -> MergedClusterResult:
