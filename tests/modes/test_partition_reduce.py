@@ -122,9 +122,10 @@ def test_saturation_streams_of_parts_merge_into_the_whole(rows):
     if whole.trend:
         for a, b in ((merged.early, whole.early), (merged.late, whole.late)):
             assert np.array_equal(np.sort(np.concatenate(a)), np.sort(np.concatenate(b)))
+    # the figures the class is read from (the class itself could flip on a threshold met within rounding)
     a, b = merged.result(0.3, 2), whole.result(0.3, 2)
-    assert a.keys() == b.keys() and a["load_class"] == b["load_class"]
-    for k in a:
+    assert a.keys() == b.keys()
+    for k in a.keys() - {"load_class"}:
         assert a[k] == pytest.approx(b[k]), k
 
 
