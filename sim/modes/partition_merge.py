@@ -132,6 +132,12 @@ def needs_rows(cfg: Config, n_requests: int, requests_listed: bool) -> bool:
     return requests_listed or n_requests <= cfg.report.exact_quantiles_max_requests
 
 
+def spills_rows(rows: bool, requests: object | None) -> bool:
+    """Whether the pods return their rows beside their totals, for the driver to spill to disk: a run that
+    merges totals (`rows` False, ``needs_rows``) and writes a per-request file (`requests`: its sink)."""
+    return not rows and requests is not None
+
+
 @dataclass(frozen=True)
 class Reduce:
     """Merge pods into totals, not rows (module docstring): the whole deployment's sizes, the config and the
@@ -139,7 +145,6 @@ class Reduce:
 
     cfg: Config
     timing: bool
-    pods: int
     n_workers: int
     n_racks: int
     workers_per_rack: int
@@ -156,7 +161,6 @@ class Merger:
 
     def __init__(self, n: int, reduce: Reduce | None = None, spill: Path | None = None) -> None:
         self.n = n
-        self.reduce = reduce
         self.spill = spill
         self.spilled: list[int] = []  # the pods whose rows are in `spill`
         self.keep = ARRAYS if reduce is None else ()
@@ -266,4 +270,4 @@ class Merger:
 
 
 __all__ = ["ARRAYS", "MergedClusterResult", "Merger", "PodResult", "Reduce", "add_numbers",
-           "needs_rows", "pod_result"]
+           "needs_rows", "pod_result", "spills_rows"]

@@ -29,7 +29,7 @@ from sim.errors import InputError
 from sim.io_safe import write_bytes_atomic
 from sim.modes.learned_window import WindowCheck
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
-from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce
+from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce, spills_rows
 from sim.modes.result_rows import ROW_BLOCK
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests
@@ -153,9 +153,9 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
     there in request order, a block at a time, then removes the folder."""
     t0 = time.perf_counter()
     lay = setup.layout
-    reduce = None if rows else Reduce(cfg, timing, part.pods, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack,
+    reduce = None if rows else Reduce(cfg, timing, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack,
                                       ArrivalSpan.of(w.arrival_ms / 1000.0))
-    spill = requests is not None and reduce is not None
+    spill = spills_rows(rows, requests)
     with tempfile.TemporaryDirectory(prefix="kvsim-pod-rows-") if spill else nullcontext() as folder:
         tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b,
                           reduce_span=None if reduce is None else reduce.span, keep_rows=spill)
@@ -165,7 +165,7 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
         res = merged.result(policy=policy, router=router, timing=timing, setup=setup, workload=w,
                             wall_s=time.perf_counter() - t0)
         if spill:
-            assert requests is not None  # spill says so
+            assert requests is not None  # spills_rows says so
             labels = {"router": router, "policy": policy}
             for b in merged.row_blocks(ROW_BLOCK):
                 requests.append(cluster_requests(cfg, w, b, labels, timing, lay.workers_per_rack))

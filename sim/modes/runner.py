@@ -125,6 +125,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     pods simulated at once. `requests`, `offered`: as _single_need."""
     from sim.modes.cluster import ClusterSetup, queue_recency
     from sim.modes.memory import Need, limit_bytes, lists_in_flight_b, run_estimate
+    from sim.modes.partition_merge import spills_rows
 
     setup = ClusterSetup.from_config(cfg, w.block_tokens, topo)
     compiled = all(queue_recency(p) is not None for p in policies)
@@ -150,7 +151,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     # whole workload's
     widest = int(w.n_blocks().max()) if learned and len(w) else None
     span = _in_flight_span(cfg, w, offered) if timing and (streamed or learned) and offered is not None else (0, 0)
-    spills = not rows and requests is not None  # pods keep their rows for the per-request file (run_partitioned)
+    spills = spills_rows(rows, requests)  # pods keep their rows for the per-request file (run_partitioned)
     if partition is None:
         # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows), unless
         # a list keeps them; timed, the estimate counts the blocks its requests in flight span
@@ -395,7 +396,7 @@ def run_cluster_mode(
             res = run_partitioned(cfg, w, policy, router, partition, timing=timing,
                                   setup=ClusterSetup.from_config(cfg, w.block_tokens, topo), runner=pod_runner,
                                   store=pod_store, progress=cb, rows=rows, pods=assignment, window=window,
-                                  pod_b=pod_b, requests=None if rows else requests)
+                                  pod_b=pod_b, requests=requests)
         else:  # its rows go to `requests` as the run goes
             res = run_cluster(cfg, w, policy, router, ctx=ctx, timing=timing, topo=topo, progress=cb,
                               requests=requests, stream_rows=True)

@@ -260,7 +260,7 @@ def test_the_reduced_merger_sums_pods_at_their_offsets():
         return PodResult(k, f"p{k}", idx, {}, {"eic_blocks": 1, "ssd_blocks": 0}, {}, {"sim_time_s": 1.0,
                          "wall_s": 0.0, "preemptions": 0, "workers_per_pod": 2}, {}, {}, totals=own.state())
 
-    m = Merger(5, Reduce(cfg, True, pods=2, n_workers=4, n_racks=2, workers_per_rack=2, span=span))
+    m = Merger(5, Reduce(cfg, True, n_workers=4, n_racks=2, workers_per_rack=2, span=span))
     m.add(pod(1, [1, 4], [0, 0], [0.5, 2.0]))  # 2.0 s misses the 1 s TTFT target
     m.add(pod(0, [0, 2, 3], [1, 1, 0], [0.1, 0.2, 0.3]))
     r = m.result(policy="lru", router="r", timing=True, setup=None, workload=None, wall_s=0.0)

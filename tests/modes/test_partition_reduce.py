@@ -37,7 +37,7 @@ def test_reducing_pods_return_the_totals_of_their_rows(timing):
     cfg, w = _setup(timing)
     lay_cfg = run_cluster(cfg, w.head(1), "lru", "prefix_aware", timing=False).setup.layout
     span = ArrivalSpan.of(w.arrival_ms / 1000.0)
-    reduce = Reduce(cfg, timing, PART.pods, lay_cfg.n_workers, lay_cfg.topo.n_racks, lay_cfg.workers_per_rack, span)
+    reduce = Reduce(cfg, timing, lay_cfg.n_workers, lay_cfg.topo.n_racks, lay_cfg.workers_per_rack, span)
     by_pods = Merger(len(w), reduce)
     by_rows = ClusterTotals(cfg, timing=timing, n_workers=lay_cfg.n_workers, workers_per_rack=lay_cfg.workers_per_rack,
                             n_racks=lay_cfg.topo.n_racks, arrival_s=w.arrival_ms / 1000.0)  # the rows' totals
