@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tempfile
 import time
 import traceback
@@ -30,12 +31,13 @@ from sim.io_safe import write_bytes_atomic
 from sim.modes.learned_window import WindowCheck
 from sim.modes.partition import Partition, PodTask, pod_tasks, run_pod
 from sim.modes.partition_merge import ARRAYS, MergedClusterResult, Merger, PodResult, Reduce, spills_rows
-from sim.modes.result_rows import ROW_BLOCK
+from sim.modes.result_rows import CLUSTER_COLUMNS, ROW_BLOCK, row_bytes
 from sim.report.request_stream import RequestSink
 from sim.report.requests import cluster_requests
 from sim.report.saturation import ArrivalSpan
 from trace.workload import Workload
 
+SCRATCH_PREFIX = "kvsim-pod-rows-"  # the spilled rows' folder, in the system temporary folder (TMPDIR)
 # runner(tasks, on_result): runs run_pod_task on each task anywhere, calls on_result(result dict) here
 PodRunner = Callable[[list[PodTask], Callable[[dict], None]], None]
 # 2: the key hashes the block lists as held (parent form for compact pods); 3: a pod of a run that merges totals
@@ -129,6 +131,23 @@ class PodStore:
             return None
 
 
+def spill_bytes(n_requests: int) -> int:
+    """The disk the pods' spilled rows take (``Merger(spill=)``): every column as saved (a hit-rate-only run's
+    NaN latencies are written out too) and the request index, headers aside."""
+    return n_requests * (row_bytes(CLUSTER_COLUMNS, timing=True) + 8)
+
+
+def check_scratch(n_requests: int) -> None:
+    """Refuse up front a per-request file of a pods run whose spilled rows do not fit the scratch folder's free
+    space (the folder ``run_partitioned`` spills to), rather than fail at the end with the pods' work done."""
+    folder = tempfile.gettempdir()
+    need, free = spill_bytes(n_requests), shutil.disk_usage(folder).free
+    if need > free:
+        raise InputError(f"the per-request file of {n_requests:,} requests is written from the pods' rows spilled to "
+                         f"{folder}: {need / 2**30:.2f} GiB needed, {free / 2**30:.2f} GiB free there; set TMPDIR "
+                         "to a folder with room", where="--requests-out")
+
+
 def _failure_message(failed: list[tuple[PodTask, dict]], kept: int, store: PodStore | None) -> str:
     t, res = min(failed, key=lambda f: f[0].pod)  # the lowest pod: the same line whichever failed first
     more = f" ({len(failed) - 1} more pod(s) failed too)" if len(failed) > 1 else ""
@@ -156,7 +175,7 @@ def run_partitioned(cfg: Config, w: Workload, policy: str, router: str, part: Pa
     reduce = None if rows else Reduce(cfg, timing, lay.n_workers, lay.topo.n_racks, lay.workers_per_rack,
                                       ArrivalSpan.of(w.arrival_ms / 1000.0))
     spill = spills_rows(rows, requests)
-    with tempfile.TemporaryDirectory(prefix="kvsim-pod-rows-") if spill else nullcontext() as folder:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) if spill else nullcontext() as folder:
         tasks = pod_tasks(cfg, w, part, policy, router, timing, pods, window, pod_b,
                           reduce_span=None if reduce is None else reduce.span, keep_rows=spill)
         # each finished pod's arrays go straight into the whole run's (or its totals, its rows to `folder`)

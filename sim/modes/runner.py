@@ -140,8 +140,12 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     per_access = not compiled and any(p in READS_PER_ACCESS for p in policies)
     in_flight = 0
     streamed = partition is None and streams(cfg, len(w), requests)
+    spills = spills_rows(rows, requests)  # pods keep their rows for the per-request file (run_partitioned)
+    # pods merging totals stream their rows into them (PodTask.reduce_span); timed, each holds the blocks its
+    # requests in flight span, counted as the whole run's span (a pod's arrivals are a subset of the whole's)
+    reduces = not rows and not spills
     learned = _learned_mode(cfg, policies)
-    if timing and (streamed or learned or not compiled) and offered is None:
+    if timing and (streamed or reduces or learned or not compiled) and offered is None:
         offered = pre_run(cfg, w, node_pools(setup.layout.n_workers, setup.node))
     if timing and not compiled:
         assert offered is not None  # set just above
@@ -150,8 +154,9 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
     # sim.modes.cluster_timed behind the oldest between arrival and first token); a pod's span is within the
     # whole workload's
     widest = int(w.n_blocks().max()) if learned and len(w) else None
-    span = _in_flight_span(cfg, w, offered) if timing and (streamed or learned) and offered is not None else (0, 0)
-    spills = spills_rows(rows, requests)  # pods keep their rows for the per-request file (run_partitioned)
+    span = _in_flight_span(cfg, w, offered) if timing and (streamed or reduces or learned) and offered is not None \
+        else (0, 0)
+    pod_span = span[0] if timing and reduces else None
     if partition is None:
         # above the exact-quantile limit the rows are streamed (sim.modes.cluster.run_cluster, stream_rows), unless
         # a list keeps them; timed, the estimate counts the blocks its requests in flight span
@@ -166,7 +171,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
             fit = _pods_that_fit(cfg, lambda part, assignment: _partition_estimate(
                 w, part, cap - ssd_slots, compiled, timing, runs, rows, assignment, learned=learned,
                 per_access=per_access, in_flight=in_flight, learned_widest=widest, learned_span=span[1],
-                pod_rows=spills), w)
+                pod_rows=spills, rows_span=pod_span), w)
             if fit is not None:
                 ssd = "" if cfg.cluster.remote_ssd_capacity_gib == 0 else " --set cluster.remote_ssd_capacity_gib=0"
                 change = (f"{workload_change(w)}, or split the cluster into pods: --pods {fit[0]}{ssd} fits "
@@ -174,7 +179,7 @@ def _cluster_need(cfg: Config, w: Workload, ctx, topo, policies: list[str], rout
         return Need(est, f"replaying {len(w):,} requests on {gpus}", change, "--mode cluster")
     est = _partition_estimate(w, partition, cap, compiled, timing, runs, rows, pods, learned=learned,
                               per_access=per_access, in_flight=in_flight, learned_widest=widest,
-                              learned_span=span[1], pod_rows=spills)
+                              learned_span=span[1], pod_rows=spills, rows_span=pod_span)
     return Need(est, f"replaying {len(w):,} requests on {gpus} in {partition.pods} pods ({partition.at_once} at once)",
                 workload_change(w) + ", use more pods or fewer --workers", "--pods")
 
@@ -211,8 +216,12 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
     """Refuse a run that does not fit. A partitioned run's: (the learned window re-check for its pods, the
     estimated peak of one pod's worker: what its Ray task asks for); (None, 0) for one cluster."""
     from sim.modes.memory import AT_ONCE, LEARNED_WINDOW, limit_bytes, one_pod_b
+    from sim.modes.partition_merge import spills_rows
+    from sim.modes.partition_run import check_scratch
 
     need = _cluster_need(cfg, w, ctx, topo, policies, routers, timing, partition, rows, pods, requests, offered)
+    if partition is not None and spills_rows(rows, requests):
+        check_scratch(len(w))  # one run's spill at a time: each is removed once its rows are written
     if partition is None:
         _check(need, cfg, w, ctx)
         return None, 0.0
@@ -226,7 +235,8 @@ def _check_cluster(cfg: Config, w: Workload, ctx, topo, policies: list[str], rou
 
 def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: bool, runs: int, rows: bool = True,
                         pods=None, learned: str | None = None, per_access: bool = False, in_flight: int = 0,
-                        learned_widest: int | None = None, learned_span: int = 0, pod_rows: bool = False):
+                        learned_widest: int | None = None, learned_span: int = 0, pod_rows: bool = False,
+                        rows_span: int | None = None):
     """The driver (the workload, its pods' copies, the merged per-request results: rows, or totals and
     TTFT) plus the largest pod's replay once per pod simulated at the same time (each a process of its
     own unless in this one), its parts listed as "pods at once: <part>". `learned`: as in run_estimate;
@@ -234,7 +244,8 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
     its part follows the pod's share. `per_access`, `in_flight`, `learned_widest`, `learned_span`: as
     _cluster_need counts them for the whole cluster (a pod holds the lists of at most that many of its
     requests). `pod_rows`: with `rows` False, the pods keep their rows anyway, for a per-request file the driver
-    writes a block at a time from their spilled copies."""
+    writes a block at a time from their spilled copies. `rows_span`: the requests a timed run holds from its oldest in
+    flight on (_in_flight_span), the rows a timed pod merging totals holds (None: it is counted a row a request)."""
     from sim.modes.memory import (
         AT_ONCE,
         BASE_B,
@@ -249,11 +260,11 @@ def _partition_estimate(w: Workload, part, cap: int, compiled: bool, timing: boo
 
     def pod(s) -> Estimate:
         # a pod of a run merging totals streams its rows into them (PodTask.reduce_span): a hit-rate-only one
-        # holds a block of them; a timed one is counted a row a request (its span is not estimated per pod)
+        # holds a block of them, a timed one the blocks `rows_span` requests cover
         e = run_estimate(s, mode="cluster", timing=timing, per_access=per_access,
                          slots=min(cap // part.pods, s.own_blocks), cluster_compiled=compiled, runs=runs,
                          learned=learned, learned_widest=learned_widest, learned_span=learned_span,
-                         streamed_rows=not rows and not pod_rows)
+                         streamed_rows=not rows and not pod_rows, rows_span=rows_span)
         if in_flight:
             e.add("block lists in flight", lists_in_flight_b(s, in_flight))
         return e

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.errors import InputError
 from sim.modes.cluster import run_cluster
 from sim.modes.common import prepare_workload
 from sim.modes.partition import Partition, pod_tasks, run_pod
@@ -137,7 +138,7 @@ def test_saturation_streams_of_different_runs_do_not_merge():
 
 def test_the_estimate_of_a_run_merging_totals_counts_a_block_of_rows_a_pod(monkeypatch):
     """Hit-rate-only, a reducing pod holds one block of rows (50 here), so its part of the estimate drops by the
-    rest of its rows; timed pods are still counted a row a request (no span is estimated per pod)."""
+    rest of its rows; timed, the blocks the run's in-flight span covers (a row a request without a span)."""
     import sim.modes.result_rows as rr
     from sim.modes.memory import AT_ONCE, MERGED_PER_REQ_B
     from sim.modes.partition import pod_sizes
@@ -154,10 +155,45 @@ def test_the_estimate_of_a_run_merging_totals_counts_a_block_of_rows_a_pod(monke
     assert biggest > 50 and rows - reduced == (biggest - 50) * row_bytes(CLUSTER_COLUMNS, False)
     timed = [_partition_estimate(w, PART, cap, True, True, 1, r).parts[part] for r in (True, False)]
     assert timed[0] == timed[1]
+    spanned = _partition_estimate(w, PART, cap, True, True, 1, False, rows_span=20).parts[part]
+    assert biggest > 20 + 2 * 50 and timed[0] - spanned == (biggest - 120) * row_bytes(CLUSTER_COLUMNS, True)
+    # a pod merging rows keeps them all, span or not
+    assert _partition_estimate(w, PART, cap, True, True, 1, True, rows_span=20).parts[part] == timed[0]
     # a per-request file past the limit: the pods keep their rows, the driver reads back a block and its table
     spilled = _partition_estimate(w, PART, cap, True, False, 1, False, pod_rows=True)
     assert spilled.parts[part] == rows and "merged per-request results" not in spilled.parts
     assert spilled.parts["per-request file block"] == 2 * 50 * MERGED_PER_REQ_B
+
+
+def test_a_timed_reducing_pod_holds_no_more_rows_than_the_runs_span_covers(monkeypatch):
+    """The estimate counts a timed pod merging totals as holding the blocks the whole run's in-flight span covers
+    (its requests are a subset of the run's, so fewer arrive within a request's stay): each pod, replayed as
+    run_pod replays it with 10-request blocks, holds no more; and the run's check passes that span on."""
+    import sim.modes.result_rows as rr
+    from sim.config import Config
+    from sim.modes.load import node_pools, pre_run
+    from sim.modes.memory import AT_ONCE
+    from sim.modes.runner import _cluster_need, _in_flight_span, _partition_estimate
+    from sim.timing.topology import Topology
+
+    monkeypatch.setattr(rr, "ROW_BLOCK", 10)
+    cfg = _cfg("report.exact_quantiles_max_requests=100", "synthetic.rate_per_s=0.2")  # a light load: a short span
+    w, ctx = prepare_workload(cfg, workload_from_config(cfg)[0])
+    lay = run_cluster(cfg, w.head(1), "lru", "prefix_aware", timing=False).setup
+    rows_span = _in_flight_span(cfg, w, pre_run(cfg, w, node_pools(lay.layout.n_workers, lay.node)))[0]
+    assert 0 < rows_span + 2 * 10 < max(len(t.index) for t in pod_tasks(cfg, w, PART, "lru", "prefix_aware", True))
+    span = ArrivalSpan.of(w.arrival_ms / 1000.0)
+    for t in pod_tasks(cfg, w, PART, "lru", "prefix_aware", True, reduce_span=span):
+        res = run_cluster(Config.model_validate(t.config), t.workload, "lru", "prefix_aware", timing=True,
+                          whole_span=span, stream_rows=True)
+        assert res.ttft_s is None and res.totals.requests == len(t.index)
+        assert res.most_blocks * 10 <= rows_span + 2 * 10, t.pod
+    # the run's check counts that span for its timed pods merging totals
+    need = _cluster_need(cfg, w, ctx, Topology.from_config(cfg), ["lru"], ["prefix_aware"], True, PART, rows=False)
+    part = AT_ONCE + "per-request results"
+    got = need.est.parts[part]
+    assert got == _partition_estimate(w, PART, 10 ** 9, False, True, 1, False, rows_span=rows_span).parts[part]
+    assert got < _partition_estimate(w, PART, 10 ** 9, False, True, 1, False).parts[part]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -207,3 +243,34 @@ def test_a_per_request_file_of_pods_past_the_limit_is_written_from_their_spilled
     assert n > 2 * 7 and sum(blocks) == n and max(blocks) == 7  # the spilled run wrote it, a block at a time
     assert list(scratch.iterdir()) == []  # the spilled rows are gone
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_spilled_per_request_file_without_scratch_room_is_refused_up_front(tmp_path, monkeypatch, capsys):
+    """The spilled rows must fit the scratch folder: else one line naming the flag, the space and TMPDIR, exit 2,
+    before any pod runs, and no file or report left."""
+    import collections
+
+    import main
+    import sim.modes.partition as partition
+    import sim.modes.partition_run as partition_run
+    from tests.report.test_sketched_runs import SMALL
+
+    assert partition_run.spill_bytes(1000) == 1000 * (168 + 8)  # 21 columns of 8 bytes (latencies too), the index
+    usage = collections.namedtuple("usage", "total used free")
+    free = [1000]
+    monkeypatch.setattr(partition_run.shutil, "disk_usage", lambda _p: usage(10 ** 9, 10 ** 9, free[0]))
+    for m in (partition, partition_run):
+        monkeypatch.setattr(m, "run_pod", lambda *_a, **_k: pytest.fail("a pod ran"))
+    f, rj = tmp_path / "r.csv", tmp_path / "r.json"
+    code = main.main(["run", "--mode", "cluster", "--trace", str(SMALL), "--preset", "smoke", "--pods", "2",
+                      "--set", "cluster.remote_ssd_capacity_gib=0", "--set", "report.exact_quantiles_max_requests=1",
+                      "--no-plot", "--quiet", "--report-json", str(rj), "--requests-out", str(f)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --requests-out: ") and "TMPDIR" in err[0] and "GiB free" in err[0]
+    assert not f.exists() and not rj.exists()
+    free[0] = partition_run.spill_bytes(10 ** 6)  # just enough room
+    partition_run.check_scratch(10 ** 6)
+    free[0] -= 1
+    with pytest.raises(InputError, match="TMPDIR"):
+        partition_run.check_scratch(10 ** 6)
