@@ -7,7 +7,8 @@ the workload once (``bench_scale``'s: synthetic ``multi_turn``, 16-token blocks,
 same load, and reports the CPU time (``time.process_time``) per request of every pair, the medians and
 the median of the paired differences.
 
-``--python-only``: the compiled cache calls of the timed replay (``sim.engine.timed_ops.arrive`` and
+``--python-only``: SimPy's event model (``sim.modes.single.COMPILED_EVENTS`` off where the checkout has the
+compiled one); the compiled cache calls of the timed replay (``sim.engine.timed_ops.arrive`` and
 ``first_token``) are answered from a recording of a first replay (their rows written and the worker
 load counted as they do), so the time is that of the Python around them - the part that moves when
 the event code changes - without the memory-bound cache work that varies most with the machine's
@@ -51,6 +52,8 @@ def worker(root: str, n: int, python_only: bool, timing: bool) -> None:
     single.run_single(cfg, pw.head(min(n, 2000)), "lru", timing=timing)  # compile outside the timing
     ref = None
     if python_only:
+        # the SimPy event model (a checkout with the compiled one, sim.engine.timed_node, runs that by default)
+        single.COMPILED_EVENTS = False
         arrive, first_token = ops.arrive, ops.first_token
         got_a: dict = {}
         got_f: dict = {}

@@ -38,7 +38,7 @@ import simpy
 from sim.cache.node import NodeCache
 from sim.cache.tier import Tier
 from sim.config import Config
-from sim.engine import timed_ops
+from sim.engine import timed_ops, timed_run
 from sim.engine.choice import resolve_engine
 from sim.engine.dispatch import KERNELS
 from sim.engine.layout import SCRATCH_N
@@ -217,6 +217,11 @@ def run_single(
     return res
 
 
+# The compiled cache's timed replays run the compiled event model (sim.engine.timed_run) where it covers the
+# settings; False: always SimPy's (the tests compare the two)
+COMPILED_EVENTS = True
+
+
 def _sample_every(n: int) -> int:
     return max(1, n // OCCUPANCY_SAMPLES)
 
@@ -285,6 +290,11 @@ def _timed_buffers(w: Workload, cache: CompiledNodeCache) -> tuple:
 
 def _run_timed(cfg, w: Workload, setup, cache, router, load, prefetcher, res, rows: ResultRows, progress,
                fast=None, release: Callable[[int], None] | None = None) -> None:
+    if fast is not None and COMPILED_EVENTS and timed_run.refusal(cfg) is None:
+        # the same event model compiled, the same numbers (sim.engine.timed_node)
+        timed_run.run(cfg, w, setup, cache, fast[0], fast[1], load, _timed_buffers(w, cache), res, rows, progress,
+                      _sample_every(len(w)))
+        return
     env = simpy.Environment()
     nw = setup.n_workers
     # PCIe in/out per worker, the node's host bridge and NVMe; loads vs recompute; layer-wise overlap

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import main
 import sim.modes.result_rows as result_rows
+import sim.modes.single as single
 import sim.report.requests as requests_mod
 from sim.modes.result_rows import ResultRows
 from sim.modes.single import run_single
@@ -193,6 +194,7 @@ def test_a_streamed_timed_run_holds_the_blocks_in_flight(monkeypatch):
     cfg.report = cfg.report.model_copy(update={"exact_quantiles_max_requests": 0})
     w, ctx = prepare_workload(cfg, generate(cfg.synthetic, cfg.seed))
     monkeypatch.setattr(result_rows, "ROW_BLOCK", 50)
+    monkeypatch.setattr(single, "COMPILED_EVENTS", False)  # SimPy's replay fills each row where it is
     res = run_single(cfg, w, "lru", ctx=ctx, timing=True)
     assert res.ttft_s is None and res.totals.rows == 3000  # no whole arrays kept
     assert 2 <= res.most_blocks <= 15  # of 60 blocks: the span of the requests in flight (9 today)
@@ -200,6 +202,11 @@ def test_a_streamed_timed_run_holds_the_blocks_in_flight(monkeypatch):
     assert ref.most_blocks == 1 and ref.totals.slo_met == res.totals.slo_met
     assert np.array_equal(ref.totals.hit_tokens, res.totals.hit_tokens)
     assert res.totals.hit_tokens.sum() == ref.hit_tokens.sum()
+    # the compiled replay keeps the rows in flight in a ring of its own and hands over complete blocks only
+    monkeypatch.setattr(single, "COMPILED_EVENTS", True)
+    fast = run_single(cfg, w, "lru", ctx=ctx, timing=True)
+    assert fast.ttft_s is None and fast.most_blocks == 1 and fast.totals.slo_met == res.totals.slo_met
+    assert np.array_equal(fast.totals.hit_tokens, res.totals.hit_tokens)
 
 
 def _offered(cfg, w, node, workers: int) -> dict:
