@@ -116,13 +116,6 @@ def pending(E, h):
 
 
 @njit(cache=True)
-def live(E, h):
-    """Whether the event of handle `h` is not processed yet (pending or triggered)."""
-    s = h & _SLOT
-    return E[EV_GEN][s] == h >> 32 and E[EV_STATE][s] != FREE
-
-
-@njit(cache=True)
 def add_cb(E, h, kind, a, b):
     s = h & _SLOT
     n = E[EV_NCB][s]
@@ -141,6 +134,24 @@ def clear_cbs(E, h):
         E[EV_NCB][s] = 0
 
 
+@njit(cache=True, inline="always")
+def _before(t1, p1, e1, t2, p2, e2):
+    """Entry (t1, p1, e1) comes off the queue before (t2, p2, e2): SimPy's (time, priority, id) order."""
+    return t1 < t2 or (t1 == t2 and (p1 < p2 or (p1 == p2 and e1 < e2)))
+
+
+@njit(cache=True, inline="always")
+def _move(qt, qk, dst, src):
+    qt[dst] = qt[src]
+    qk[dst, 0], qk[dst, 1], qk[dst, 2] = qk[src, 0], qk[src, 1], qk[src, 2]
+
+
+@njit(cache=True, inline="always")
+def _put(qt, qk, j, t, prio, eid, h):
+    qt[j] = t
+    qk[j, 0], qk[j, 1], qk[j, 2] = prio, eid, h
+
+
 @njit(cache=True)
 def schedule(E, h, t, prio):
     """Trigger event `h` at time t: a heap entry with the next id."""
@@ -154,13 +165,11 @@ def schedule(E, h, t, prio):
     gi[QN] = j + 1
     while j > 0:  # sift up
         p = (j - 1) >> 1
-        if qt[p] < t or (qt[p] == t and (qk[p, 0] < prio or (qk[p, 0] == prio and qk[p, 1] < eid))):
+        if _before(qt[p], qk[p, 0], qk[p, 1], t, prio, eid):
             break
-        qt[j] = qt[p]
-        qk[j, 0], qk[j, 1], qk[j, 2] = qk[p, 0], qk[p, 1], qk[p, 2]
+        _move(qt, qk, j, p)
         j = p
-    qt[j] = t
-    qk[j, 0], qk[j, 1], qk[j, 2] = prio, eid, h
+    _put(qt, qk, j, t, prio, eid, h)
 
 
 @njit(cache=True)
@@ -195,16 +204,13 @@ def pop(E):
             c = 2 * j + 1
             if c >= n:
                 break
-            if c + 1 < n and (qt[c + 1] < qt[c] or (qt[c + 1] == qt[c] and (
-                    qk[c + 1, 0] < qk[c, 0] or (qk[c + 1, 0] == qk[c, 0] and qk[c + 1, 1] < qk[c, 1])))):
+            if c + 1 < n and _before(qt[c + 1], qk[c + 1, 0], qk[c + 1, 1], qt[c], qk[c, 0], qk[c, 1]):
                 c += 1
-            if t < qt[c] or (t == qt[c] and (p0 < qk[c, 0] or (p0 == qk[c, 0] and e0 < qk[c, 1]))):
+            if _before(t, p0, e0, qt[c], qk[c, 0], qk[c, 1]):
                 break
-            qt[j] = qt[c]
-            qk[j, 0], qk[j, 1], qk[j, 2] = qk[c, 0], qk[c, 1], qk[c, 2]
+            _move(qt, qk, j, c)
             j = c
-        qt[j] = t
-        qk[j, 0], qk[j, 1], qk[j, 2] = p0, e0, h0
+        _put(qt, qk, j, t, p0, e0, h0)
     return h
 
 

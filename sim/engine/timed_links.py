@@ -130,6 +130,18 @@ def _pop(L, c):
     return h
 
 
+@njit(cache=True, inline="always")
+def _advance(lf, c, n, now):
+    """``FluidShare._advance``: class c (n jobs) served at its rate up to now."""
+    dt = now - lf[c, T]
+    if dt > 0 and n and lf[c, R] > 0:
+        r = lf[c, R]
+        lf[c, V] += r * dt
+        lf[c, SERVED] += r * dt * n
+        lf[c, BUSY] += dt
+    lf[c, T] = now
+
+
 @njit(cache=True)
 def _reschedule(E, L, c):
     lf, li = L[LF], L[LI]
@@ -162,13 +174,7 @@ def retime(E, L, c):
         lf[c, R] = 0.0
         li[c, TIMER] = -1
         return
-    dt = now - lf[c, T]
-    r = lf[c, R]
-    if dt > 0 and r > 0:
-        lf[c, V] += r * dt
-        lf[c, SERVED] += r * dt * n
-        lf[c, BUSY] += dt
-    lf[c, T] = now
+    _advance(lf, c, n, now)
     lf[c, R] = rate(L, c)
     _reschedule(E, L, c)
 
@@ -197,13 +203,7 @@ def join(E, L, c, size, h):
     lf, li = L[LF], L[LI]
     now = E[G_F][0]
     n = li[c, N]
-    dt = now - lf[c, T]
-    if dt > 0 and n and lf[c, R] > 0:
-        r = lf[c, R]
-        lf[c, V] += r * dt
-        lf[c, SERVED] += r * dt * n
-        lf[c, BUSY] += dt
-    lf[c, T] = now
+    _advance(lf, c, n, now)
     seq = li[c, SEQ]
     li[c, SEQ] = seq + 1
     _push(L, c, lf[c, V] + size, seq, h)
@@ -239,13 +239,7 @@ def wake(E, L, c, h):
         return  # a newer arrival or departure rescheduled it
     now = E[G_F][0]
     n = li[c, N]
-    dt = now - lf[c, T]
-    if dt > 0 and n and lf[c, R] > 0:
-        r = lf[c, R]
-        lf[c, V] += r * dt
-        lf[c, SERVED] += r * dt * n
-        lf[c, BUSY] += dt
-    lf[c, T] = now
+    _advance(lf, c, n, now)
     v = abs(lf[c, V])
     eps = 1e-9 * (v if v > 1.0 else 1.0)
     if n:

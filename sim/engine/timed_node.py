@@ -8,7 +8,7 @@ result, busy time, byte count and histogram bin equal to the Python replay's (te
 The Python path's chained hops (``succeed_last``, ``fire_last``) are plain queued events here: the order is the
 same (sim.timing.event_loop).
 
-What it covers (sim.engine.timed_run.compiled_timed says when it runs): no host bridge, no session
+What it covers (sim.engine.timed_run.refusal names what it does not): no host bridge, no session
 prefetcher, no synchronous write-through, coalesced decode stretches, either preemption, load policy and
 overlap.
 
@@ -77,12 +77,16 @@ F_DRAM_LAT, F_SSD_LAT, F_BB, F_KVB, F_SWAP_BS = range(5)
 F_SIZE = 5
 # X: counters and driver state
 (X_AI, X_D0, X_ARR_DONE, X_STOP, X_FLUSHED, X_REC_PREFIXES, X_REC_TOKENS, X_OCC_K, X_NRQ_FREE, X_GROW,
- X_DONE, X_ARR_WAITS, X_OCC_AT_START) = range(13)
-X_SIZE = 13
+ X_ARR_WAITS, X_OCC_AT_START) = range(12)
+X_SIZE = 12
 # run's answers
 DONE, PAUSE, GROW = 0, 1, 2
 GROW_EVENTS, GROW_JOBS, GROW_REQUESTS, GROW_ROWS = 1, 2, 4, 8
-PER_REQUEST_EVENTS = 12  # the most events and heap entries one request's arrival makes (and a margin below)
+# The most events one request makes in one callback: at arrival two load parts (their events and latency timers),
+# an all-of, the first-of and its timer, two write-backs' wake-ups and the re-timed classes', its replica's start
+# and wake-up (15); at its first token two write-backs and a wake-up (7). One callback handles at most a group of
+# arrivals or a batch of first tokens (max_num_seqs), so `short` keeps that much room free before each event.
+PER_REQUEST_EVENTS = 16
 MARGIN = 64
 
 # RQ = (RI int64[slots, RI_SIZE], RF float64[slots, RF_SIZE], free stack int64[slots])
@@ -94,11 +98,11 @@ RF_SIZE = 5
 
 # WK = (WI int64[workers, WI_SIZE], WF float64[workers, WF_SIZE], WB int64[workers, max_seqs + 1, 3],
 #       LINES float64[max_seqs + 1, 3]: decode lines by batch (a, b, known))
-(W_PC, W_WAKE, W_K, W_INCOMING, W_PROMPT_KV, W_USED, W_PEAK, W_STARTED, W_LOAD_TOKENS, W_OUTSTANDING, W_BLEN,
- W_SB, W_SK, W_SKK, W_ITERS, W_STRETCHES, W_DEC_TOK, W_PRE_TOK, W_PREEMPTS, W_RECOMP_TOK, W_MAX_BATCH) = range(21)
+(W_PC, W_WAKE, W_K, W_INCOMING, W_USED, W_PEAK, W_STARTED, W_LOAD_TOKENS, W_OUTSTANDING, W_BLEN, W_SB, W_SK,
+ W_SKK, W_ITERS, W_STRETCHES, W_DEC_TOK, W_PRE_TOK, W_PREEMPTS, W_RECOMP_TOK, W_MAX_BATCH) = range(20)
 # the replica's lists of request slots: (head, tail, length) from these columns
-W_WAIT, W_ACT, W_DQ, W_RQ, W_RUN = 21, 24, 27, 30, 33
-WI_SIZE = 36
+W_WAIT, W_ACT, W_DQ, W_RQ, W_RUN = 20, 23, 26, 29, 32
+WI_SIZE = 35
 WF_EXTRA, WF_DEBT, WF_T0, WF_T, WF_A, WF_B, WF_TOOK, WF_BUSY, WF_PBUSY, WF_DBUSY, WF_SWAP = range(11)
 WF_SIZE = 11
 PC_START, PC_DEBT, PC_IDLE, PC_ITER, PC_STRETCH, PC_TAIL = range(6)
@@ -195,7 +199,6 @@ def _finish(ST, s):
     X = ST.X
     free[X[X_NRQ_FREE]] = s
     X[X_NRQ_FREE] += 1
-    X[X_DONE] += 1
 
 
 @njit(cache=True)
@@ -842,11 +845,12 @@ def short(ST):
     """What must grow before the next event (GROW_* bits; 0: room for anything the next one does)."""
     E, L, X, C = ST.E, ST.L, ST.X, ST.C
     g = C[C_GROUP]
+    most = g + C[C_MAX_SEQS]  # requests one callback can touch
     need = 0
-    per = PER_REQUEST_EVENTS * g + MARGIN
+    per = PER_REQUEST_EVENTS * most + MARGIN
     if not room(E, per, per):
         need |= GROW_EVENTS
-    if most_jobs(L) + 3 * g + 8 > L[2].shape[1]:
+    if most_jobs(L) + 2 * most + 8 > L[2].shape[1]:  # a write-back a request on a class (and a load)
         need |= GROW_JOBS
     if X[X_NRQ_FREE] < g + 1:
         need |= GROW_REQUESTS
