@@ -58,9 +58,9 @@ def worker(root: str, n: int, python_only: bool, timing: bool) -> None:
         got_a: dict = {}
         got_f: dict = {}
 
-        def rec_arrive(M, R, load, i, sess, P, pos0, out, bt, n_in):
-            r = arrive(M, R, load, i, sess, P, pos0, out, bt, n_in)
-            got_a[i] = (r, out[1][i].copy(), out[2][i].copy())
+        def rec_arrive(M, R, load, i, sess, P, pos0, out, row, bt, n_in):
+            r = arrive(M, R, load, i, sess, P, pos0, out, row, bt, n_in)
+            got_a[i] = (r, out[1][row].copy(), out[2][row].copy())
             return r
 
         def rec_first_token(M, wk, i, P, pos0, start, state):
@@ -70,10 +70,10 @@ def worker(root: str, n: int, python_only: bool, timing: bool) -> None:
         ops.arrive, ops.first_token = rec_arrive, rec_first_token
         ref = single.run_single(cfg, pw, "lru", ctx=ctx, timing=True).ttft_s
 
-        def play_arrive(M, R, load, i, sess, P, pos0, out, bt, n_in):
+        def play_arrive(M, R, load, i, sess, P, pos0, out, row, bt, n_in):
             r, hb, ht = got_a[i]
             load[r[0]] += 1
-            out[0][i], out[1][i], out[2][i] = r[0], hb, ht
+            out[0][row], out[1][row], out[2][row] = r[0], hb, ht
             return r
 
         ops.arrive, ops.first_token = play_arrive, lambda M, wk, i, P, pos0, start, state: got_f[i]
