@@ -20,7 +20,7 @@ from sim.engine.slots import I64
 URGENT = 0  # a process's start (SimPy's Initialize)
 NORMAL = 1
 MAX_CB = 3
-_SLOT = (1 << 32) - 1
+SLOT = (1 << 32) - 1  # a handle's slot bits
 
 # callback kinds (what sim.engine.timed_node.dispatch runs; a, b their arguments)
 K_RESUME = 0  # a replica's process resumes: a = worker
@@ -111,13 +111,13 @@ def new_event(E):
 @njit(cache=True)
 def pending(E, h):
     """Whether the event of handle `h` is pending (not triggered, not processed)."""
-    s = h & _SLOT
+    s = h & SLOT
     return E[EV_GEN][s] == h >> 32 and E[EV_STATE][s] == PENDING
 
 
 @njit(cache=True)
 def add_cb(E, h, kind, a, b):
-    s = h & _SLOT
+    s = h & SLOT
     n = E[EV_NCB][s]
     if n >= MAX_CB:
         raise RuntimeError("timed_events: too many callbacks on one event")
@@ -129,7 +129,7 @@ def add_cb(E, h, kind, a, b):
 @njit(cache=True)
 def clear_cbs(E, h):
     """A scheduled event that will call nobody (a superseded wake-up: it stays in the queue)."""
-    s = h & _SLOT
+    s = h & SLOT
     if E[EV_GEN][s] == h >> 32:
         E[EV_NCB][s] = 0
 
@@ -156,7 +156,7 @@ def _put(qt, qk, j, t, prio, eid, h):
 def schedule(E, h, t, prio):
     """Trigger event `h` at time t: a heap entry with the next id."""
     gi, qt, qk = E[G_I], E[Q_T], E[Q_K]
-    E[EV_STATE][h & _SLOT] = TRIGGERED
+    E[EV_STATE][h & SLOT] = TRIGGERED
     eid = gi[EID]
     gi[EID] = eid + 1
     j = gi[QN]
@@ -217,7 +217,7 @@ def pop(E):
 @njit(cache=True)
 def release(E, h):
     """Event `h` is processed: its slot is free for a new event (old handles read it as processed)."""
-    s = h & _SLOT
+    s = h & SLOT
     E[EV_STATE][s] = FREE
     gi = E[G_I]
     E[FREE_STACK][gi[NFREE]] = s

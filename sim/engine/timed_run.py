@@ -13,6 +13,7 @@ import numpy as np
 import simpy
 
 from sim.engine import timed_events, timed_links
+from sim.engine import timed_layout as lay
 from sim.engine import timed_node as tn
 from sim.engine.timed_ops import request_state
 from sim.engine.timed_state import TimedState, make_state
@@ -69,31 +70,31 @@ class _State:
         biggest = int((w.input_tokens + w.output_tokens).max()) if n else 1
         self.max_seqs = c.max_num_seqs
         self.every = every
-        C = np.zeros(tn.C_SIZE, dtype=np.int64)
-        C[tn.C_NW], C[tn.C_MAX_SEQS], C[tn.C_BUDGET] = nw, c.max_num_seqs, c.max_num_batched_tokens
-        C[tn.C_POOL] = max(setup.hbm_blocks * setup.block_tokens, biggest)
-        C[tn.C_OVERLAP_NONE] = io.overlap == "none"
-        C[tn.C_FASTER] = io.policy == "faster"
-        C[tn.C_SWAP] = c.preemption == "swap"
-        C[tn.C_LAYERS], C[tn.C_BT], C[tn.C_N], C[tn.C_EVERY] = io.layers, setup.block_tokens, n, self.every
+        C = np.zeros(lay.C_SIZE, dtype=np.int64)
+        C[lay.C_NW], C[lay.C_MAX_SEQS], C[lay.C_BUDGET] = nw, c.max_num_seqs, c.max_num_batched_tokens
+        C[lay.C_POOL] = max(setup.hbm_blocks * setup.block_tokens, biggest)
+        C[lay.C_OVERLAP_NONE] = io.overlap == "none"
+        C[lay.C_FASTER] = io.policy == "faster"
+        C[lay.C_SWAP] = c.preemption == "swap"
+        C[lay.C_LAYERS], C[lay.C_BT], C[lay.C_N], C[lay.C_EVERY] = io.layers, setup.block_tokens, n, self.every
         arr_s = w.arrival_ms / 1000.0
-        C[tn.C_GROUP] = _group(arr_s)
-        CF = np.zeros(tn.F_SIZE)
-        CF[tn.F_DRAM_LAT], CF[tn.F_SSD_LAT], CF[tn.F_BB] = io.dram_lat, io.ssd_lat, setup.block_bytes
-        CF[tn.F_KVB] = setup.kv_bytes_per_token
-        CF[tn.F_SWAP_BS] = cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker
+        C[lay.C_GROUP] = _group(arr_s)
+        CF = np.zeros(lay.F_SIZE)
+        CF[lay.F_DRAM_LAT], CF[lay.F_SSD_LAT], CF[lay.F_BB] = io.dram_lat, io.ssd_lat, setup.block_bytes
+        CF[lay.F_KVB] = setup.kv_bytes_per_token
+        CF[lay.F_SWAP_BS] = cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker
         self.E = timed_events.events(FIRST_EVENTS, FIRST_EVENTS)
         self.L = timed_links.links(_links(io), FIRST_JOBS)
-        WI = np.zeros((nw, tn.WI_SIZE), dtype=np.int64)
-        WI[:, tn.W_WAKE] = -1
-        for lst in (tn.W_WAIT, tn.W_ACT, tn.W_DQ, tn.W_RQ, tn.W_RUN):
+        WI = np.zeros((nw, lay.WI_SIZE), dtype=np.int64)
+        WI[:, lay.W_WAKE] = -1
+        for lst in (lay.W_WAIT, lay.W_ACT, lay.W_DQ, lay.W_RQ, lay.W_RUN):
             WI[:, lst] = WI[:, lst + 1] = -1
-        self.WK = (WI, np.zeros((nw, tn.WF_SIZE)), np.zeros((nw, c.max_num_seqs + 1, 3), dtype=np.int64),
+        self.WK = (WI, np.zeros((nw, lay.WF_SIZE)), np.zeros((nw, c.max_num_seqs + 1, 3), dtype=np.int64),
                    np.zeros((c.max_num_seqs + 1, 3)))
-        self.X = np.zeros(tn.X_SIZE, dtype=np.int64)
+        self.X = np.zeros(lay.X_SIZE, dtype=np.int64)
         self.RQ = self._requests(FIRST_REQUESTS)
-        self.X[tn.X_NRQ_FREE] = FIRST_REQUESTS
-        self.ROWS = self._rows(max(FIRST_ROWS, 2 * int(C[tn.C_GROUP]) + 2))
+        self.X[lay.X_NRQ_FREE] = FIRST_REQUESTS
+        self.ROWS = self._rows(max(FIRST_ROWS, 2 * int(C[lay.C_GROUP]) + 2))
         m = n // self.every + 2
         self.hist = hist_arrays(IterationHistogram())
         self.occ = (np.zeros(m), np.zeros((m, 3), dtype=np.int64))
@@ -106,7 +107,7 @@ class _State:
 
     @staticmethod
     def _requests(k: int) -> tuple:
-        return (np.zeros((k, tn.RI_SIZE), dtype=np.int64), np.zeros((k, tn.RF_SIZE)),
+        return (np.zeros((k, lay.RI_SIZE), dtype=np.int64), np.zeros((k, lay.RF_SIZE)),
                 np.arange(k - 1, -1, -1, dtype=np.int64))
 
     @staticmethod
@@ -120,30 +121,30 @@ class _State:
 
     def grow(self, need: int) -> None:
         X = self.X
-        if need & tn.GROW_EVENTS:
+        if need & lay.GROW_EVENTS:
             self.E = timed_events.grown(self.E, 2 * len(self.E[timed_events.Q_T]),
                                         2 * len(self.E[timed_events.EV_GEN]))
-        if need & tn.GROW_JOBS:
+        if need & lay.GROW_JOBS:
             self.L = timed_links.grown(self.L, 2 * self.L[timed_links.HV].shape[1])
-        if need & tn.GROW_REQUESTS:
+        if need & lay.GROW_REQUESTS:
             RI, RF, free = self.RQ
             old, k = len(RI), 2 * len(RI)
             nri, nrf, nfree = self._requests(k)
             nri[:old], nrf[:old] = RI, RF
-            f = int(X[tn.X_NRQ_FREE])
+            f = int(X[lay.X_NRQ_FREE])
             nfree[:f] = free[:f]
             nfree[f:f + k - old] = np.arange(k - 1, old - 1, -1)
-            X[tn.X_NRQ_FREE] = f + k - old
+            X[lay.X_NRQ_FREE] = f + k - old
             self.RQ = (nri, nrf, nfree)
-        if need & tn.GROW_ROWS:
+        if need & lay.GROW_ROWS:
             # to what the requests in flight and the next pause span, in whole FIRST_ROWS steps (not doubled:
             # the run's estimate counts the rows its requests in flight span, sim.modes.memory.run_estimate)
             ring = self.ROWS
             cap = len(ring[0])
-            want = int(X[tn.X_AI]) + int(self.C[tn.C_GROUP]) + 1 + PAUSE_EVERY - int(X[tn.X_FLUSHED])
+            want = int(X[lay.X_AI]) + int(self.C[lay.C_GROUP]) + 1 + PAUSE_EVERY - int(X[lay.X_FLUSHED])
             k = max(cap + FIRST_ROWS, -(-want // FIRST_ROWS) * FIRST_ROWS)
             new = self._rows(k)
-            i = np.arange(int(X[tn.X_FLUSHED]), int(X[tn.X_D0]))
+            i = np.arange(int(X[lay.X_FLUSHED]), int(X[lay.X_D0]))
             for a, b in zip(ring, new, strict=True):
                 b[i % k] = a[i % cap]
             self.ROWS = new
@@ -153,7 +154,7 @@ class _State:
         X = self.X
         rw, rhb, rht, lat, rrec, rdone = self.ROWS
         cap = len(rw)
-        lo, hi = int(X[tn.X_FLUSHED]), int(X[tn.X_D0])
+        lo, hi = int(X[lay.X_FLUSHED]), int(X[lay.X_D0])
         if hi <= lo:
             return
         pos = np.arange(lo, hi) % cap
@@ -174,7 +175,7 @@ class _State:
             rdone[p] = 0
             rows.done(i, cnt)
             i += cnt
-        X[tn.X_FLUSHED] = end
+        X[lay.X_FLUSHED] = end
 
 
 def run(cfg, w, setup, cache, R, sess_idx: np.ndarray, load: np.ndarray, P: tuple, res, rows: ResultRows,
@@ -185,24 +186,24 @@ def run(cfg, w, setup, cache, R, sess_idx: np.ndarray, load: np.ndarray, P: tupl
     n = len(w)
     s = _State(cfg, w, setup, cache, R, sess_idx, load, P, every)
     X = s.X
-    X[tn.X_STOP] = PAUSE_EVERY if PAUSE_EVERY < n else n + 1
+    X[lay.X_STOP] = PAUSE_EVERY if PAUSE_EVERY < n else n + 1
     st = s.st()
     tn.start(st)
     while True:
         status = tn.run(st)
         s.hand_over(rows)
-        if status == tn.GROW:
+        if status == lay.GROW:
             s.grow(int(tn.short(st)))  # what handing the rows over did not free
             st = s.st()
-        if status == tn.DONE:
+        if status == lay.DONE:
             break
-        if status == tn.PAUSE:
-            ai = int(X[tn.X_AI])
-            X[tn.X_STOP] = ai + PAUSE_EVERY if ai + PAUSE_EVERY < n else n + 1
+        if status == lay.PAUSE:
+            ai = int(X[lay.X_AI])
+            X[lay.X_STOP] = ai + PAUSE_EVERY if ai + PAUSE_EVERY < n else n + 1
             if progress:
                 progress(ai - 1)
-    if int(X[tn.X_FLUSHED]) != n:
-        raise RuntimeError(f"compiled timed replay: {n - int(X[tn.X_FLUSHED])} requests never finished")
+    if int(X[lay.X_FLUSHED]) != n:
+        raise RuntimeError(f"compiled timed replay: {n - int(X[lay.X_FLUSHED])} requests never finished")
     _results(s, setup.n_workers, res, cache)
 
 
@@ -211,8 +212,8 @@ def _results(s: _State, nw: int, res, cache) -> None:
     WI, WF = s.WK[0], s.WK[1]
     res.sim_time_s = float(E[timed_events.G_F][0])
     res.busy_s = {
-        "decode": [float(x) for x in WF[:, tn.WF_DBUSY]],
-        "prefill": [float(x) for x in WF[:, tn.WF_PBUSY]],
+        "decode": [float(x) for x in WF[:, lay.WF_DBUSY]],
+        "prefill": [float(x) for x in WF[:, lay.WF_PBUSY]],
         "pcie_in": [timed_links.busy_time(L, k) for k in range(nw)],
         "pcie_out": [timed_links.busy_time(L, nw + k) for k in range(nw)],
         "nvme": timed_links.busy_time(L, 2 * nw),
@@ -230,17 +231,17 @@ def _results(s: _State, nw: int, res, cache) -> None:
             "ssd": {"read_bytes": int(float(by[nv, timed_links.READ]) + float(by[nv, timed_links.PREFETCH])),
                     "write_bytes": int(by[nv, timed_links.WRITE])},
         },
-        "recomputed_prefixes": int(s.X[tn.X_REC_PREFIXES]),
-        "recomputed_tokens": int(s.X[tn.X_REC_TOKENS]),
+        "recomputed_prefixes": int(s.X[lay.X_REC_PREFIXES]),
+        "recomputed_tokens": int(s.X[lay.X_REC_TOKENS]),
     }
     h = IterationHistogram()
     counts, tot, acc, _edges, _log_lo = s.hist
     hist_into(h, counts, int(tot[0]), float(acc[0]))
     res.iteration_ms = h.summary_ms()
-    res.preemptions = int(WI[:, tn.W_PREEMPTS].sum())
-    k = int(s.X[tn.X_OCC_K])
+    res.preemptions = int(WI[:, lay.W_PREEMPTS].sum())
+    k = int(s.X[lay.X_OCC_K])
     occ_t, occ = s.occ[0][:k].tolist(), s.occ[1][:k].tolist()
     # samples taken before the arrivals first waited: SimPy's env.now is then its initial int 0 (in the report)
-    occ_t[:int(s.X[tn.X_OCC_AT_START])] = [0] * int(s.X[tn.X_OCC_AT_START])
+    occ_t[:int(s.X[lay.X_OCC_AT_START])] = [0] * int(s.X[lay.X_OCC_AT_START])
     for name, col in (("hbm", 0), ("dram", 1), ("ssd", 2)):
         cache.occupancy[name] = [(t, row[col]) for t, row in zip(occ_t, occ, strict=True)]
