@@ -273,8 +273,3 @@ def estimate_s(L, link, nbytes, latency_s):
         return 0.0
     return latency_s + nbytes / rate_now(L, link, I64(READ))
 
-
-def busy_time(L: tuple, link: int) -> float:
-    """``PriorityLink.busy_time``: the larger of its read and write classes' busy seconds."""
-    lf = L[LF]
-    return max(float(lf[3 * link + READ, BUSY]), float(lf[3 * link + WRITE, BUSY]))

@@ -50,10 +50,14 @@ def _group(arr_s: np.ndarray) -> int:
     return int(np.diff(edges).max())
 
 
-def _links(io: NodeIO) -> np.ndarray:
-    """Each link's (read bytes/s, write bytes/s, write-back share, contention): PCIe in, PCIe out, NVMe."""
-    links = [*io.pcie_in, *io.pcie_out, io.nvme]
-    return np.array([(p.read_bytes_s, p.write_bytes_s, p.share, 1.0 if p.contention else 0.0) for p in links])
+def _links(io: NodeIO) -> list:
+    """The node's links in the compiled replay's order (sim.engine.timed_node): PCIe in, PCIe out, NVMe."""
+    return [*io.pcie_in, *io.pcie_out, io.nvme]
+
+
+def _link_params(io: NodeIO) -> np.ndarray:
+    """Each link's (read bytes/s, write bytes/s, write-back share, contention)."""
+    return np.array([(p.read_bytes_s, p.write_bytes_s, p.share, 1.0 if p.contention else 0.0) for p in _links(io)])
 
 
 class _State:
@@ -84,7 +88,7 @@ class _State:
         CF[lay.F_KVB] = setup.kv_bytes_per_token
         CF[lay.F_SWAP_BS] = cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker
         self.E = timed_events.events(FIRST_EVENTS, FIRST_EVENTS)
-        self.L = timed_links.links(_links(io), FIRST_JOBS)
+        self.L = timed_links.links(_link_params(io), FIRST_JOBS)
         WI = np.zeros((nw, lay.WI_SIZE), dtype=np.int64)
         WI[:, lay.W_WAKE] = -1
         for lst in (lay.W_WAIT, lay.W_ACT, lay.W_DQ, lay.W_RQ, lay.W_RUN):
@@ -204,36 +208,27 @@ def run(cfg, w, setup, cache, R, sess_idx: np.ndarray, load: np.ndarray, P: tupl
                 progress(ai - 1)
     if int(X[lay.X_FLUSHED]) != n:
         raise RuntimeError(f"compiled timed replay: {n - int(X[lay.X_FLUSHED])} requests never finished")
-    _results(s, setup.n_workers, res, cache)
+    _results(s, res, cache)
 
 
-def _results(s: _State, nw: int, res, cache) -> None:
+def _results(s: _State, res, cache) -> None:
     E, L = s.E, s.L
     WI, WF = s.WK[0], s.WK[1]
     res.sim_time_s = float(E[timed_events.G_F][0])
+    # the replay's byte counts, busy seconds and recomputes into the Python links, whose NodeIO reports them
+    io, lf, by = s.io, L[timed_links.LF], L[timed_links.LB]
+    for k, p in enumerate(_links(io)):
+        for d, col in (("read", timed_links.READ), ("write", timed_links.WRITE), ("prefetch", timed_links.PREFETCH)):
+            p.bytes[d] = float(by[k, col])
+        p.read.busy_time = float(lf[3 * k + timed_links.READ, timed_links.BUSY])
+        p.write.busy_time = float(lf[3 * k + timed_links.WRITE, timed_links.BUSY])
+    io.recomputed_prefixes, io.recomputed_tokens = int(s.X[lay.X_REC_PREFIXES]), int(s.X[lay.X_REC_TOKENS])
     res.busy_s = {
         "decode": [float(x) for x in WF[:, lay.WF_DBUSY]],
         "prefill": [float(x) for x in WF[:, lay.WF_PBUSY]],
-        "pcie_in": [timed_links.busy_time(L, k) for k in range(nw)],
-        "pcie_out": [timed_links.busy_time(L, nw + k) for k in range(nw)],
-        "nvme": timed_links.busy_time(L, 2 * nw),
+        **io.busy_s(),
     }
-    by = s.L[timed_links.LB]
-    dram_r: float = 0
-    dram_w: float = 0
-    for k in range(nw):  # the order NodeIO.summary sums them in
-        dram_r += float(by[k, timed_links.READ]) + float(by[k, timed_links.PREFETCH])
-        dram_w += float(by[nw + k, timed_links.WRITE])
-    nv = 2 * nw
-    res.io = {
-        "tier_io": {
-            "dram": {"read_bytes": int(dram_r), "write_bytes": int(dram_w)},
-            "ssd": {"read_bytes": int(float(by[nv, timed_links.READ]) + float(by[nv, timed_links.PREFETCH])),
-                    "write_bytes": int(by[nv, timed_links.WRITE])},
-        },
-        "recomputed_prefixes": int(s.X[lay.X_REC_PREFIXES]),
-        "recomputed_tokens": int(s.X[lay.X_REC_TOKENS]),
-    }
+    res.io = io.summary()
     h = IterationHistogram()
     counts, tot, acc, _edges, _log_lo = s.hist
     hist_into(h, counts, int(tot[0]), float(acc[0]))
