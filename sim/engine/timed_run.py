@@ -18,6 +18,7 @@ from sim.engine import timed_node as tn
 from sim.engine.timed_ops import request_state
 from sim.engine.timed_state import TimedState, make_state
 from sim.engine.timed_step import hist_arrays, hist_into, step_array
+from sim.modes.common import WorkerParams
 from sim.modes.result_rows import ResultRows
 from sim.replica.histogram import IterationHistogram
 from sim.timing.node_io import NodeIO
@@ -67,34 +68,31 @@ class _State:
                  every: int) -> None:
         n = len(w)
         nw = setup.n_workers
-        c = cfg.compute
+        wp = WorkerParams.of(cfg, setup, w)  # what sim.modes.common.worker_replicas builds its Workers with
         self.io = io = NodeIO(simpy.Environment(), cfg, nw, setup.gpus_per_worker, setup.block_bytes,
                               setup.spec.n_layers)
         step = StepModel.from_config(cfg)
-        biggest = int((w.input_tokens + w.output_tokens).max()) if n else 1
-        self.max_seqs = c.max_num_seqs
         self.every = every
         C = np.zeros(lay.C_SIZE, dtype=np.int64)
-        C[lay.C_NW], C[lay.C_MAX_SEQS], C[lay.C_BUDGET] = nw, c.max_num_seqs, c.max_num_batched_tokens
-        C[lay.C_POOL] = max(setup.hbm_blocks * setup.block_tokens, biggest)
+        C[lay.C_NW], C[lay.C_MAX_SEQS], C[lay.C_BUDGET] = nw, wp.max_seqs, wp.token_budget
+        C[lay.C_POOL] = wp.pool_tokens
         C[lay.C_OVERLAP_NONE] = io.overlap == "none"
         C[lay.C_FASTER] = io.policy == "faster"
-        C[lay.C_SWAP] = c.preemption == "swap"
+        C[lay.C_SWAP] = wp.preemption == "swap"
         C[lay.C_LAYERS], C[lay.C_BT], C[lay.C_N], C[lay.C_EVERY] = io.layers, setup.block_tokens, n, self.every
         arr_s = w.arrival_ms / 1000.0
         C[lay.C_GROUP] = _group(arr_s)
         CF = np.zeros(lay.F_SIZE)
         CF[lay.F_DRAM_LAT], CF[lay.F_SSD_LAT], CF[lay.F_BB] = io.dram_lat, io.ssd_lat, setup.block_bytes
-        CF[lay.F_KVB] = setup.kv_bytes_per_token
-        CF[lay.F_SWAP_BS] = cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker
+        CF[lay.F_KVB], CF[lay.F_SWAP_BS] = wp.kv_bytes_per_token, wp.swap_bytes_s
         self.E = timed_events.events(FIRST_EVENTS, FIRST_EVENTS)
         self.L = timed_links.links(_link_params(io), FIRST_JOBS)
         WI = np.zeros((nw, lay.WI_SIZE), dtype=np.int64)
         WI[:, lay.W_WAKE] = -1
         for lst in (lay.W_WAIT, lay.W_ACT, lay.W_DQ, lay.W_RQ, lay.W_RUN):
             WI[:, lst] = WI[:, lst + 1] = -1
-        self.WK = (WI, np.zeros((nw, lay.WF_SIZE)), np.zeros((nw, c.max_num_seqs + 1, 3), dtype=np.int64),
-                   np.zeros((c.max_num_seqs + 1, 3)))
+        self.WK = (WI, np.zeros((nw, lay.WF_SIZE)), np.zeros((nw, wp.max_seqs + 1, 3), dtype=np.int64),
+                   np.zeros((wp.max_seqs + 1, 3)))
         self.X = np.zeros(lay.X_SIZE, dtype=np.int64)
         self.RQ = self._requests(FIRST_REQUESTS)
         self.X[lay.X_NRQ_FREE] = FIRST_REQUESTS

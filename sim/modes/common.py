@@ -162,19 +162,33 @@ def service_times(cfg: Config, w: Workload) -> np.ndarray:
     return StepModel.from_config(cfg).service_s(w.input_tokens, w.output_tokens)
 
 
-def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
-                    first_token: Callable[[BatchingReplica, Req], None], done: Callable[[Req], None]) -> Workers:
-    """The single-node / cluster workers as replicas (``sim.replica.workers``).
+@dataclass(frozen=True)
+class WorkerParams:
+    """A single-node / cluster worker replica's settings (``sim.replica.workers.Workers``'s keywords; the
+    compiled timed replay, sim.engine.timed_run, reads the same). Running requests' KV: a token pool of the
+    worker's HBM KV budget, at least the largest request (prompt + output); preemptions swap over the worker's
+    GPUs' PCIe links to host DRAM."""
 
-    Running requests' KV: a token pool of the worker's HBM KV budget, at least the largest request
-    (prompt + output); preemptions swap over the worker's GPUs' PCIe links to host DRAM.
-    ``pd.coalesce_decode`` applies here too (it switches every mode's replica engine).
-    """
-    c = cfg.compute
-    biggest = int((w.input_tokens + w.output_tokens).max()) if len(w) else 1
-    return Workers(env, StepModel.from_config(cfg),
-                   pool_tokens=max(setup.hbm_blocks * setup.block_tokens, biggest), max_seqs=c.max_num_seqs,
+    pool_tokens: int
+    max_seqs: int
+    token_budget: int
+    preemption: str
+    kv_bytes_per_token: float
+    swap_bytes_s: float
+
+    @classmethod
+    def of(cls, cfg: Config, setup: NodeSetup, w: Workload) -> WorkerParams:
+        c = cfg.compute
+        biggest = int((w.input_tokens + w.output_tokens).max()) if len(w) else 1
+        return cls(pool_tokens=max(setup.hbm_blocks * setup.block_tokens, biggest), max_seqs=c.max_num_seqs,
                    token_budget=c.max_num_batched_tokens, preemption=c.preemption,
                    kv_bytes_per_token=setup.kv_bytes_per_token,
-                   swap_bytes_s=cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker,
+                   swap_bytes_s=cfg.hardware.dram.bandwidth_gb_s * 1e9 * setup.gpus_per_worker)
+
+
+def worker_replicas(cfg: Config, setup: NodeSetup, env, w: Workload, *,
+                    first_token: Callable[[BatchingReplica, Req], None], done: Callable[[Req], None]) -> Workers:
+    """The single-node / cluster workers as replicas (``sim.replica.workers``), with ``WorkerParams``.
+    ``pd.coalesce_decode`` applies here too (it switches every mode's replica engine)."""
+    return Workers(env, StepModel.from_config(cfg), **vars(WorkerParams.of(cfg, setup, w)),
                    first_token=first_token, done=done, coalesce=cfg.pd.coalesce_decode)
